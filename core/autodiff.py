@@ -1,0 +1,41 @@
+"""Reverse-mode autodiff over a recorded list of op applications.
+
+The same routine serves ``GradientTape`` (eager: the list is the tape) and
+traced functions (the list is built while tracing, so the gradient lands in the
+same graph as the forward pass). Gradients are computed by calling ops, so they
+are themselves recorded by any outer tape: that is how higher-order gradients work.
+Source: the classic adjoint method, e.g. Griewank & Walther, *Evaluating
+Derivatives* (2008), ch. 3; structured as in micrograd's ``backward``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(eq=False)
+class Record:
+    """One op application: ``out = op(*inputs, **attrs)`` (inputs and out are tensors)."""
+    op: Any
+    inputs: tuple
+    attrs: dict
+    out: Any
+
+
+def backward(records: list[Record], target, seed, sources: list) -> list:
+    """Vector-Jacobian product of ``target`` (seeded with ``seed``) with respect to ``sources``.
+
+    Returns one gradient per source (``None`` where the source does not influence the target).
+    """
+    grads: dict[int, Any] = {id(target): seed}
+    for r in reversed(records):
+        g = grads.get(id(r.out))
+        if g is None or r.op.grad is None:
+            continue
+        in_grads = r.op.grad(g, r.out, *r.inputs, **r.attrs)
+        for x, gx in zip(r.inputs, in_grads):
+            if gx is None or not getattr(x, "dtype", None) or not x.dtype.is_floating:
+                continue
+            prev = grads.get(id(x))
+            grads[id(x)] = gx if prev is None else prev + gx
+    return [grads.get(id(s)) for s in sources]

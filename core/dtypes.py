@@ -1,0 +1,79 @@
+"""The dtype table. Every dtype fact lives in one row here.
+
+Backends read the columns they need (``wasm``/``wgsl`` storage types); adding
+float16 compute is a row, not a fork in the code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str       # webtensor / numpy name
+    kind: str       # 'f' float, 'i' signed int, 'b' bool
+    itemsize: int   # bytes in numpy and in the safetensors layout
+    rank: int       # promotion rank: bool < int32 < float16 < float32
+    wasm: str       # WebAssembly scalar type used to compute and store it
+    wgsl: str       # WGSL scalar type used to compute it
+    safetensors: str
+
+    @property
+    def is_floating(self) -> bool:
+        return self.kind == "f"
+
+    def __repr__(self) -> str:
+        return f"webtensor.{self.name}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+bool_ = DType("bool", "b", 1, 0, "i32", "bool", "BOOL")
+int32 = DType("int32", "i", 4, 1, "i32", "i32", "I32")
+float16 = DType("float16", "f", 2, 2, "f32", "f16", "F16")
+float32 = DType("float32", "f", 4, 3, "f32", "f32", "F32")
+
+DTYPES = {d.name: d for d in (bool_, int32, float16, float32)}
+_ALIASES = {"bool_": bool_, "float": float32, "int": int32, "f32": float32, "i32": int32, "f16": float16,
+            "float64": float32, "int64": int32}  # numpy defaults land on our 32-bit types
+
+
+def as_dtype(x) -> DType:
+    """Turn a DType, a name (``'float32'``), a numpy dtype or a Python type into a DType.
+
+    Raises:
+        TypeError: for anything that is not a supported dtype.
+    """
+    if isinstance(x, DType):
+        return x
+    if x is bool:
+        return bool_
+    if x is int:
+        return int32
+    if x is float:
+        return float32
+    name = getattr(x, "name", None) or (x if isinstance(x, str) else None)
+    if name is None and hasattr(x, "dtype"):
+        name = x.dtype.name
+    if isinstance(name, str):
+        d = DTYPES.get(name) or _ALIASES.get(name)
+        if d is not None:
+            return d
+    raise TypeError(f"unsupported dtype {x!r}; webtensor supports {sorted(DTYPES)}")
+
+
+def result_type(*dtypes: DType) -> DType:
+    """Promotion of tensor dtypes: the highest rank wins (bool < int32 < float16 < float32)."""
+    return max(dtypes, key=lambda d: d.rank)
+
+
+def dtype_of_scalar(v) -> DType:
+    """The weak dtype of a Python scalar operand."""
+    if isinstance(v, bool):
+        return bool_
+    if isinstance(v, int):
+        return int32
+    if isinstance(v, float):
+        return float32
+    raise TypeError(f"expected a Python scalar, got {type(v).__name__}")

@@ -1,0 +1,37 @@
+"""The op set (the public functional API: ``webtensor.exp``, ``webtensor.matmul``, ...). Each op is defined once, in the module named for its family:
+
+- ``elementwise``: unary and binary math, comparisons, ``where``, ``cast``;
+- ``reduction``: ``sum prod max min mean argmax argmin``;
+- ``movement``: ``reshape transpose broadcast_to slice pad concat gather one_hot`` and compositions;
+- ``linalg``: ``matmul``;
+- ``nn``: patches (im2col), ``conv2d``, pooling, the softmax family, losses.
+
+``OPS`` (in ``webtensor.core.op``) maps every primitive's name to its ``Op``.
+"""
+from .elementwise import (neg, abs_ as abs, sign, square, exp, log, sqrt, rsqrt, reciprocal, sin, cos, tanh, erf,
+                          sigmoid, relu, gelu_tanh, gelu_erf, floor, ceil, round_ as round, logical_not,
+                          stop_gradient, add, sub, mul, div, pow_ as pow, maximum, minimum, equal, not_equal,
+                          less, less_equal, greater, greater_equal, logical_and, logical_or, where, cast as cast_op)
+from .reduction import sum, prod, max, min, mean, argmax, argmin
+from .movement import (reshape, transpose, broadcast_to, slice, pad, concat, gather, one_hot, expand_dims,
+                       squeeze, stack, flatten, take_along_axis)
+from .linalg import matmul
+from .nn import (conv2d, max_pool2d, avg_pool2d, softmax, log_softmax, logsumexp, softmax_cross_entropy,
+                 sparse_softmax_cross_entropy, mse, extract_patches, extract_patches_grad)
+
+
+def gelu(x, approximate: bool = False):
+    """GELU (Hendrycks & Gimpel 2016): exact erf form, or the tanh form with ``approximate=True``."""
+    return gelu_tanh(x) if approximate else gelu_erf(x)
+
+
+def cast(x, dtype):
+    """``x`` as ``dtype`` (a DType or name). float -> int truncates toward zero; nonzero -> True."""
+    from ..dtypes import as_dtype
+    from ..op import as_tensor
+    x, dtype = as_tensor(x), as_dtype(dtype)
+    return x if x.dtype == dtype else cast_op(x, dtype=dtype)
+
+
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",
+                                                                   "linalg", "nn", "cast_op")]

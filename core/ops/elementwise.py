@@ -1,0 +1,278 @@
+"""Elementwise ops: each is a scalar expression in the kernel IR, so chains of them fuse.
+
+One line each: name, scalar expression, numpy reference, gradient, dtype rule.
+Dtype rules: ``float`` promotes bool/int inputs to float32 (like TF's math ops on
+floats); ``arith`` keeps int32 and float, turning bool into int32; ``same`` keeps
+the input dtype; ``bool`` is a logical op or comparison (bool result).
+"""
+from __future__ import annotations
+
+import math
+
+from .. import kernel_ir as K
+from ..dtypes import DType, bool_, float32, int32, result_type
+from ..op import Aval, Op
+from ..shapes import broadcast_shapes
+
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_C = 0.044715  # Hendrycks & Gimpel 2016, "Gaussian Error Linear Units", eq. for the tanh form
+
+
+def _out_dtype(rule: str, dtypes: list[DType], op: str) -> DType:
+    t = result_type(*dtypes)
+    if rule == "float":
+        return t if t.is_floating else float32
+    if rule == "arith":
+        if t == bool_:
+            return int32
+        return t
+    if rule == "same":
+        return t
+    if rule in ("bool", "compare"):
+        return bool_
+    raise AssertionError(rule)
+
+
+def _compute_dtype(rule, dtypes, out):
+    # Comparisons compute in the promoted input type; logical ops in bool.
+    return result_type(*dtypes) if rule == "compare" else out
+
+
+def elementwise(name: str, arity: int, scalar, reference, grad=None, rule: str = "float", doc: str = ""):
+    """Define an elementwise op from its scalar expression (``scalar(*exprs) -> Expr``)."""
+
+    def infer(*xs: Aval) -> Aval:
+        shape = broadcast_shapes(*(x.shape for x in xs), op=name)
+        if rule in ("same", "arith") and name == "neg" and xs[0].dtype == bool_:
+            raise TypeError(f"{name}: not defined for bool tensors; use logical_not")
+        return Aval(shape, _out_dtype(rule, [x.dtype for x in xs], name))
+
+    def ref(*arrays):
+        import numpy as np
+        from ..numpy_util import np_dtype
+        from ..dtypes import as_dtype
+        out = _out_dtype(rule, [as_dtype(a.dtype) for a in arrays], name)
+        cdt = np_dtype(_compute_dtype(rule, [as_dtype(a.dtype) for a in arrays], out))
+        with np.errstate(all="ignore"):
+            r = reference(*(np.asarray(a).astype(cdt) for a in arrays))
+        return np.asarray(r).astype(np_dtype(out))
+
+    def kernel(ins: list[Aval], out: Aval) -> K.Kernel:
+        cdt = _compute_dtype(rule, [x.dtype for x in ins], out.dtype)
+        dims = [K.idx(d) for d in range(len(out.shape))]
+        args = [K.cast(K.load(k, K.broadcast_index(x.shape, dims), x.dtype), cdt) for k, x in enumerate(ins)]
+        return K.map_kernel([K.Buffer(x.shape, x.dtype) for x in ins], K.Buffer(out.shape, out.dtype),
+                            scalar(*args))
+
+    return Op(name, infer=infer, reference=ref, grad=grad, kernel=kernel, doc=doc)
+
+
+def unbroadcast(g, shape):
+    """Sum ``g`` over the axes that broadcasting added, giving a tensor of ``shape``."""
+    from .reduction import reduce_sum
+    from .movement import reshape
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
+        return g
+    lead = len(g.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    return reshape(reduce_sum(g, axes=axes, keepdims=False), shape=shape) if axes else reshape(g, shape=shape)
+
+
+def _is_float(t) -> bool:
+    return t.dtype.is_floating
+
+
+def _fgrad(fn):
+    """A unary gradient rule; no gradient flows into integer inputs."""
+    return lambda g, y, x: (fn(g, y, x) if _is_float(x) else None,)
+
+
+def _sign(x):
+    return K.where(x > 0, 1, K.where(x < 0, -1, 0))
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + K.tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)))
+
+
+# ---- unary --------------------------------------------------------------------------------
+
+def _np(name):
+    def f(*a):
+        import numpy as np
+        return getattr(np, name)(*a)
+    return f
+
+
+def _ref_gelu_tanh(x):
+    import numpy as np
+    return 0.5 * x * (1 + np.tanh(SQRT_2_OVER_PI * (x + GELU_C * x ** 3)))
+
+
+def _ref_gelu_erf(x):
+    from ..numpy_util import erf
+    return 0.5 * x * (1 + erf(x / math.sqrt(2.0)))
+
+
+def _ref_erf(x):
+    from ..numpy_util import erf
+    return erf(x)
+
+
+def _ref_sigmoid(x):
+    import numpy as np
+    return 1 / (1 + np.exp(-x))
+
+
+neg = elementwise("neg", 1, lambda x: -x, _np("negative"), lambda g, y, x: (neg(g),), "arith")
+abs_ = elementwise("abs", 1, lambda x: K.unary("abs", x), _np("abs"),
+                   _fgrad(lambda g, y, x: g * sign(x)), "arith")
+sign = elementwise("sign", 1, _sign, _np("sign"), None, "arith")
+square = elementwise("square", 1, lambda x: x * x, _np("square"), _fgrad(lambda g, y, x: g * x * 2.0), "arith")
+exp = elementwise("exp", 1, K.exp, _np("exp"), lambda g, y, x: (g * y,))
+log = elementwise("log", 1, K.log, _np("log"), lambda g, y, x: (g / x,))
+sqrt = elementwise("sqrt", 1, K.sqrt, _np("sqrt"), lambda g, y, x: (g * 0.5 / y,))
+rsqrt = elementwise("rsqrt", 1, lambda x: 1.0 / K.sqrt(x), lambda x: 1 / _np("sqrt")(x),
+                    lambda g, y, x: (g * -0.5 * y * y * y,))
+reciprocal = elementwise("reciprocal", 1, lambda x: 1.0 / x, lambda x: 1 / x, lambda g, y, x: (-(g * y * y),))
+sin = elementwise("sin", 1, lambda x: K.unary("sin", x), _np("sin"), lambda g, y, x: (g * cos(x),))
+cos = elementwise("cos", 1, lambda x: K.unary("cos", x), _np("cos"), lambda g, y, x: (-(g * sin(x)),))
+tanh = elementwise("tanh", 1, K.tanh, _np("tanh"), lambda g, y, x: (g * (1.0 - y * y),))
+erf = elementwise("erf", 1, K.erf, _ref_erf,
+                  lambda g, y, x: (g * (2.0 / math.sqrt(math.pi)) * exp(-(x * x)),))
+# 1 / (1 + e^-x): for x -> -inf, e^-x -> inf and the quotient -> 0, so no overflow trouble.
+sigmoid = elementwise("sigmoid", 1, lambda x: 1.0 / (1.0 + K.exp(-x)), _ref_sigmoid,
+                      lambda g, y, x: (g * y * (1.0 - y),))
+relu = elementwise("relu", 1, lambda x: K.maximum(x, 0), lambda x: x * (x > 0),
+                   _fgrad(lambda g, y, x: g * cast(greater(x, 0), dtype=g.dtype)), "arith")
+gelu_tanh = elementwise(
+    "gelu_tanh", 1, _gelu_tanh, _ref_gelu_tanh,
+    lambda g, y, x: (g * _gelu_tanh_grad(x),),
+    doc="GELU, tanh approximation (Hendrycks & Gimpel 2016): 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))).")
+gelu_erf = elementwise(
+    "gelu_erf", 1, lambda x: 0.5 * x * (1 + K.erf(x * (1 / math.sqrt(2.0)))), _ref_gelu_erf,
+    lambda g, y, x: (g * (0.5 * (1.0 + erf(x * (1 / math.sqrt(2.0))))
+                          + x * exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))),),
+    doc="GELU, exact form x * Phi(x) = 0.5x(1 + erf(x / sqrt 2)) (Hendrycks & Gimpel 2016).")
+floor = elementwise("floor", 1, lambda x: K.unary("floor", x), _np("floor"), None, "same")
+ceil = elementwise("ceil", 1, lambda x: K.unary("ceil", x), _np("ceil"), None, "same")
+round_ = elementwise("round", 1, lambda x: K.unary("round", x), _np("rint"), None, "same",
+                     doc="Round half to even (numpy.rint, IEEE 754 roundTiesToEven).")
+logical_not = elementwise("logical_not", 1, lambda x: K.unary("not", K.cast(x, bool_)), _np("logical_not"),
+                          None, "bool")
+stop_gradient = elementwise("stop_gradient", 1, lambda x: x, lambda x: x, None, "same",
+                            doc="Identity whose gradient is zero.")
+
+
+def _gelu_tanh_grad(x):
+    inner = SQRT_2_OVER_PI * (x + GELU_C * x * x * x)
+    t = tanh(inner)
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3 * GELU_C * x * x)
+
+
+# ---- binary -------------------------------------------------------------------------------
+
+def _bgrad(fa, fb):
+    """A binary gradient rule with broadcasting undone; integer inputs get no gradient."""
+    def grad(g, y, a, b):
+        ga = unbroadcast(fa(g, y, a, b), a.shape) if _is_float(a) else None
+        gb = unbroadcast(fb(g, y, a, b), b.shape) if _is_float(b) else None
+        return ga, gb
+    return grad
+
+
+def _mask(t, like):
+    return cast(t, dtype=like.dtype)
+
+
+def _ref_pow(a, b):
+    import numpy as np
+    return np.power(a, b)
+
+
+add = elementwise("add", 2, lambda a, b: a + b, _np("add"), _bgrad(lambda g, y, a, b: g, lambda g, y, a, b: g), "arith")
+sub = elementwise("sub", 2, lambda a, b: a - b, _np("subtract"),
+                  _bgrad(lambda g, y, a, b: g, lambda g, y, a, b: neg(g)), "arith")
+mul = elementwise("mul", 2, lambda a, b: a * b, _np("multiply"),
+                  _bgrad(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a), "arith")
+div = elementwise("div", 2, lambda a, b: a / b, _np("divide"),
+                  _bgrad(lambda g, y, a, b: g / b, lambda g, y, a, b: neg(g * y / b)), "float",
+                  doc="True division (numpy semantics: integer inputs give float32).")
+pow_ = elementwise(
+    "pow", 2, lambda a, b: K.binary("pow", a, b), _ref_pow,
+    _bgrad(lambda g, y, a, b: g * b * pow_(a, b - 1.0),
+           lambda g, y, a, b: g * y * log(where(greater(a, 0), a, 1.0))), "arith")
+maximum = elementwise("maximum", 2, lambda a, b: K.maximum(a, b), _np("maximum"),
+                      _bgrad(lambda g, y, a, b: g * _mask(greater_equal(a, b), g),
+                             lambda g, y, a, b: g * _mask(less(a, b), g)), "arith")
+minimum = elementwise("minimum", 2, lambda a, b: K.minimum(a, b), _np("minimum"),
+                      _bgrad(lambda g, y, a, b: g * _mask(less_equal(a, b), g),
+                             lambda g, y, a, b: g * _mask(greater(a, b), g)), "arith")
+equal = elementwise("equal", 2, lambda a, b: K.binary("eq", a, b), _np("equal"), None, "compare")
+not_equal = elementwise("not_equal", 2, lambda a, b: K.binary("ne", a, b), _np("not_equal"), None, "compare")
+less = elementwise("less", 2, lambda a, b: a < b, _np("less"), None, "compare")
+less_equal = elementwise("less_equal", 2, lambda a, b: a <= b, _np("less_equal"), None, "compare")
+greater = elementwise("greater", 2, lambda a, b: a > b, _np("greater"), None, "compare")
+greater_equal = elementwise("greater_equal", 2, lambda a, b: a >= b, _np("greater_equal"), None, "compare")
+logical_and = elementwise("logical_and", 2, lambda a, b: K.binary("and", a, b), _np("logical_and"), None, "bool")
+logical_or = elementwise("logical_or", 2, lambda a, b: K.binary("or", a, b), _np("logical_or"), None, "bool")
+
+
+# ---- where and cast -----------------------------------------------------------------------
+
+def _where_infer(c: Aval, a: Aval, b: Aval) -> Aval:
+    if c.dtype != bool_:
+        raise TypeError(f"where: condition must be bool, got {c.dtype}")
+    return Aval(broadcast_shapes(c.shape, a.shape, b.shape, op="where"), result_type(a.dtype, b.dtype))
+
+
+def _where_ref(c, a, b):
+    import numpy as np
+    from ..numpy_util import np_dtype
+    from ..dtypes import as_dtype
+    return np.where(c, a, b).astype(np_dtype(result_type(as_dtype(a.dtype), as_dtype(b.dtype))))
+
+
+def _where_kernel(ins, out):
+    dims = [K.idx(d) for d in range(len(out.shape))]
+    c, a, b = (K.load(k, K.broadcast_index(x.shape, dims), x.dtype) for k, x in enumerate(ins))
+    return K.map_kernel([K.Buffer(x.shape, x.dtype) for x in ins], K.Buffer(out.shape, out.dtype),
+                        K.where(c, K.cast(a, out.dtype), K.cast(b, out.dtype)))
+
+
+def _where_grad(g, y, c, a, b):
+    zero = 0.0
+    return (None,
+            unbroadcast(where(c, g, zero), a.shape) if _is_float(a) else None,
+            unbroadcast(where(c, zero, g), b.shape) if _is_float(b) else None)
+
+
+where = Op("where", infer=_where_infer, reference=_where_ref, grad=_where_grad, kernel=_where_kernel,
+           doc="where(condition, x, y): x where condition is true, else y (broadcasting).")
+
+
+def _cast_infer(x: Aval, *, dtype: DType) -> Aval:
+    return Aval(x.shape, dtype)
+
+
+def _cast_ref(x, *, dtype):
+    import numpy as np
+    from ..numpy_util import np_dtype
+    x = np.asarray(x)
+    if dtype.kind == "i" and x.dtype.kind == "f":
+        with np.errstate(all="ignore"):
+            x = np.trunc(x)  # C semantics: truncate toward zero
+    return x.astype(np_dtype(dtype))
+
+
+def _cast_kernel(ins, out, *, dtype):
+    dims = [K.idx(d) for d in range(len(out.shape))]
+    x = K.load(0, tuple(dims), ins[0].dtype)
+    e = K.binary("ne", x, K.const(0, x.dtype)) if dtype == bool_ else K.cast(x, dtype)
+    return K.map_kernel([K.Buffer(ins[0].shape, ins[0].dtype)], K.Buffer(out.shape, out.dtype), e)
+
+
+cast = Op("cast", infer=_cast_infer, reference=_cast_ref, kernel=_cast_kernel,
+          grad=lambda g, y, x, *, dtype: (cast(g, dtype=x.dtype) if _is_float(x) and dtype.is_floating else None,),
+          doc="cast(x, dtype): float to int truncates toward zero; nonzero to bool is True.")

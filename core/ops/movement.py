@@ -1,0 +1,442 @@
+"""Ops that move data: each is a ``map`` kernel whose loads use index expressions.
+
+Primitives: ``reshape transpose broadcast_to slice slice_grad pad concat gather one_hot``.
+Compositions: ``expand_dims squeeze stack take_along_axis flatten``.
+"""
+from __future__ import annotations
+
+from math import prod
+
+from .. import kernel_ir as K
+from ..dtypes import DType, float32, int32
+from ..op import Aval, Op, as_tensor
+from ..shapes import broadcast_shapes, normalize_axis, normalize_axes
+
+
+_py_slice = slice  # the builtin, before this module's ``slice`` op shadows it
+
+
+def _np_slices(spec):
+    """numpy slices for normalised (start, stop, step) triples (stop -1 with a negative step means
+    'through index 0', which a numpy slice spells None)."""
+    return tuple(_py_slice(a, None if b < 0 else b, c) for a, b, c in spec)
+
+
+def _buf(a: Aval) -> K.Buffer:
+    return K.Buffer(tuple(a.shape), a.dtype)
+
+
+def _dims(n):
+    return [K.idx(d) for d in range(n)]
+
+
+def _mapk(ins, out, expr):
+    return K.map_kernel([_buf(a) for a in ins], _buf(out), expr)
+
+
+# ---- reshape --------------------------------------------------------------------------------
+
+def _reshape_infer(x: Aval, *, shape) -> Aval:
+    if prod(shape) != prod(x.shape) or any(d < 0 for d in shape):
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
+                         f"({prod(x.shape)} elements) into shape {shape}")
+    return Aval(tuple(shape), x.dtype)
+
+
+def _reshape_kernel(ins, out, *, shape):
+    (x,) = ins
+    lin = K.linear_index(_dims(len(shape)), shape)
+    return _mapk(ins, out, K.load(0, K.unravel(lin, x.shape), x.dtype))
+
+
+reshape_op = Op("reshape", infer=_reshape_infer, reference=lambda x, *, shape: x.reshape(shape),
+                grad=lambda g, y, x, *, shape: (reshape_op(g, shape=tuple(x.shape)),), kernel=_reshape_kernel)
+
+
+def reshape(x, shape):
+    """Same data, new shape; one entry may be -1 (inferred). Raises ValueError on a size mismatch."""
+    x = as_tensor(x)
+    shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    if shape.count(-1) > 1:
+        raise ValueError(f"reshape: only one -1 allowed in {shape}")
+    if -1 in shape:
+        known = prod(d for d in shape if d != -1)
+        if known == 0 or prod(x.shape) % known:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(x.shape)} into shape {shape}")
+        shape = tuple(prod(x.shape) // known if d == -1 else d for d in shape)
+    if shape == tuple(x.shape):
+        return x
+    return reshape_op(x, shape=shape)
+
+
+# ---- transpose ------------------------------------------------------------------------------
+
+def _transpose_infer(x: Aval, *, perm) -> Aval:
+    if sorted(perm) != list(range(len(x.shape))):
+        raise ValueError(f"transpose: perm {perm} is not a permutation of the axes of shape {x.shape}")
+    return Aval(tuple(x.shape[p] for p in perm), x.dtype)
+
+
+def _transpose_kernel(ins, out, *, perm):
+    inv = [0] * len(perm)
+    for o, p in enumerate(perm):
+        inv[p] = o
+    return _mapk(ins, out, K.load(0, tuple(K.idx(inv[d]) for d in range(len(perm))), ins[0].dtype))
+
+
+def _inverse(perm):
+    inv = [0] * len(perm)
+    for o, p in enumerate(perm):
+        inv[p] = o
+    return tuple(inv)
+
+
+transpose_op = Op("transpose", infer=_transpose_infer,
+                  reference=lambda x, *, perm: x.transpose(perm).copy(),
+                  grad=lambda g, y, x, *, perm: (transpose_op(g, perm=_inverse(perm)),),
+                  kernel=_transpose_kernel)
+
+
+def transpose(x, perm=None):
+    """Permute axes (default: reverse them), numpy.transpose semantics."""
+    x = as_tensor(x)
+    n = len(x.shape)
+    perm = tuple(range(n))[::-1] if perm is None else tuple(normalize_axis(p, n, "transpose") for p in perm)
+    if perm == tuple(range(n)):
+        return x
+    return transpose_op(x, perm=perm)
+
+
+# ---- broadcast_to ---------------------------------------------------------------------------
+
+def _bcast_infer(x: Aval, *, shape) -> Aval:
+    if broadcast_shapes(x.shape, shape, op="broadcast_to") != tuple(shape):
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
+    return Aval(tuple(shape), x.dtype)
+
+
+def _bcast_kernel(ins, out, *, shape):
+    return _mapk(ins, out, K.load(0, K.broadcast_index(ins[0].shape, _dims(len(shape))), ins[0].dtype))
+
+
+def _bcast_ref(x, *, shape):
+    import numpy as np
+    return np.broadcast_to(x, shape).copy()
+
+
+def _bcast_grad(g, y, x, *, shape):
+    from .elementwise import unbroadcast
+    return (unbroadcast(g, x.shape),)
+
+
+broadcast_to_op = Op("broadcast_to", infer=_bcast_infer, reference=_bcast_ref, grad=_bcast_grad,
+                     kernel=_bcast_kernel)
+
+
+def broadcast_to(x, shape):
+    """Broadcast to ``shape`` by numpy rules. Raises ValueError if incompatible."""
+    x = as_tensor(x)
+    shape = tuple(shape)
+    return x if tuple(x.shape) == shape else broadcast_to_op(x, shape=shape)
+
+
+# ---- slice (basic indexing) and its transpose -----------------------------------------------
+
+def _slice_infer(x: Aval, *, spec) -> Aval:
+    if len(spec) != len(x.shape):
+        raise ValueError(f"slice: {len(spec)} ranges for a tensor of rank {len(x.shape)}")
+    return Aval(tuple(len(range(*s)) for s in spec), x.dtype)
+
+
+def _slice_kernel(ins, out, *, spec):
+    ix = tuple(K.const(start, int32) + K.idx(d) * step for d, (start, stop, step) in enumerate(spec))
+    return _mapk(ins, out, K.load(0, ix, ins[0].dtype))
+
+
+def _slice_ref(x, *, spec):
+    return x[_np_slices(spec)].copy()
+
+
+def _unslice_infer(g: Aval, *, spec, shape) -> Aval:
+    return Aval(tuple(shape), g.dtype)
+
+
+def _unslice_kernel(ins, out, *, spec, shape):
+    # out[i] = g[(i - start) / step] where that lands on a sliced element, else 0.
+    ok, ix = None, []
+    for d, (start, stop, step) in enumerate(spec):
+        n = len(range(start, stop, step))
+        off = K.idx(d) - start
+        j = off // step
+        valid = (K.binary("eq", off % step, K.const(0, int32)) if step != 1 else K.const(True))
+        valid = K.binary("and", valid, K.binary("and", j >= 0, j < n))
+        ok = valid if ok is None else K.binary("and", ok, valid)
+        ix.append(K.clamp(j, 0, max(n - 1, 0)))
+    val = K.load(0, tuple(ix), ins[0].dtype)
+    return _mapk(ins, out, K.where(ok, val, K.const(0, ins[0].dtype)) if ok is not None else val)
+
+
+def _unslice_ref(g, *, spec, shape):
+    import numpy as np
+    out = np.zeros(shape, g.dtype)
+    out[_np_slices(spec)] = g
+    return out
+
+
+slice_op = Op("slice", infer=_slice_infer, reference=_slice_ref, kernel=_slice_kernel,
+              grad=lambda g, y, x, *, spec: (slice_grad(g, spec=spec, shape=tuple(x.shape)),),
+              doc="Strided slice: spec is one (start, stop, step) per axis, already normalised.")
+slice_grad = Op("slice_grad", infer=_unslice_infer, reference=_unslice_ref, kernel=_unslice_kernel,
+                grad=lambda g, y, x, *, spec, shape: (slice_op(g, spec=spec),),
+                doc="Transpose of slice: scatters g into zeros of ``shape``.")
+
+
+def slice(x, begin, size=None, *, end=None, strides=None):
+    """``tf.slice``-style slice: ``begin`` and ``size`` (-1: to the end) per axis, or ``end``/``strides``.
+    Python indexing (``x[1:3, ::2]``) on tensors lowers to this op."""
+    x = as_tensor(x)
+    n = len(x.shape)
+    spec = []
+    for d in range(n):
+        b = begin[d] if d < len(begin) else 0
+        if end is not None:
+            e = end[d]
+        elif size is not None and size[d] != -1:
+            e = b + size[d]
+        else:
+            e = None
+        st = strides[d] if strides is not None else 1
+        spec.append(_py_slice(b, e, st).indices(x.shape[d]))
+    return slice_op(x, spec=tuple(spec))
+
+
+# ---- pad ------------------------------------------------------------------------------------
+
+def _pad_infer(x: Aval, *, paddings, constant_value) -> Aval:
+    if len(paddings) != len(x.shape) or any(lo < 0 or hi < 0 for lo, hi in paddings):
+        raise ValueError(f"pad: paddings {paddings} must be one non-negative (before, after) pair per axis "
+                         f"of shape {x.shape}")
+    return Aval(tuple(d + lo + hi for d, (lo, hi) in zip(x.shape, paddings)), x.dtype)
+
+
+def _pad_kernel(ins, out, *, paddings, constant_value):
+    x = ins[0]
+    ok, ix = None, []
+    for d, ((lo, hi), n) in enumerate(zip(paddings, x.shape)):
+        j = K.idx(d) - lo
+        if lo or hi:
+            v = K.binary("and", j >= 0, j < n)
+            ok = v if ok is None else K.binary("and", ok, v)
+            j = K.clamp(j, 0, max(n - 1, 0))
+        ix.append(j)
+    val = K.load(0, tuple(ix), x.dtype)
+    return _mapk(ins, out, val if ok is None else K.where(ok, val, K.const(constant_value, x.dtype)))
+
+
+def _pad_ref(x, *, paddings, constant_value):
+    import numpy as np
+    return np.pad(x, paddings, constant_values=constant_value)
+
+
+pad_op = Op("pad", infer=_pad_infer, reference=_pad_ref, kernel=_pad_kernel,
+            grad=lambda g, y, x, *, paddings, constant_value: (
+                slice_op(g, spec=tuple((lo, lo + n, 1) for (lo, _), n in zip(paddings, x.shape))),))
+
+
+def pad(x, paddings, constant_values=0):
+    """Pad with a constant: ``paddings`` is one ``(before, after)`` pair per axis (numpy.pad)."""
+    x = as_tensor(x)
+    paddings = tuple((int(a), int(b)) for a, b in paddings)
+    return pad_op(x, paddings=paddings, constant_value=constant_values)
+
+
+# ---- concat ---------------------------------------------------------------------------------
+
+def _concat_infer(*xs: Aval, axis) -> Aval:
+    base = xs[0]
+    for x in xs[1:]:
+        if len(x.shape) != len(base.shape) or any(a != b for i, (a, b) in enumerate(zip(x.shape, base.shape))
+                                                  if i != axis):
+            raise ValueError(f"concat: shapes {[tuple(t.shape) for t in xs]} differ outside axis {axis}")
+        if x.dtype != base.dtype:
+            raise TypeError(f"concat: dtypes differ: {[t.dtype.name for t in xs]}")
+    return Aval(tuple(sum(x.shape[axis] for x in xs) if i == axis else d for i, d in enumerate(base.shape)),
+                base.dtype)
+
+
+def _concat_kernel(ins, out, *, axis):
+    dims = _dims(len(out.shape))
+    offsets, o = [], 0
+    for x in ins:
+        offsets.append(o)
+        o += x.shape[axis]
+    expr = None
+    for k in reversed(range(len(ins))):
+        n = ins[k].shape[axis]
+        if n == 0:
+            continue
+        ix = list(dims)
+        ix[axis] = K.clamp(dims[axis] - offsets[k], 0, n - 1)
+        val = K.load(k, tuple(ix), ins[k].dtype)
+        expr = val if expr is None else K.where(dims[axis] < offsets[k] + n, val, expr)
+    return _mapk(ins, out, expr if expr is not None else K.const(0, out.dtype))
+
+
+def _concat_ref(*xs, axis):
+    import numpy as np
+    return np.concatenate(xs, axis=axis)
+
+
+def _concat_grad(g, y, *xs, axis):
+    grads, o = [], 0
+    for x in xs:
+        spec = tuple((o, o + x.shape[axis], 1) if i == axis else (0, d, 1) for i, d in enumerate(g.shape))
+        grads.append(slice_op(g, spec=spec) if x.dtype.is_floating else None)
+        o += x.shape[axis]
+    return tuple(grads)
+
+
+concat_op = Op("concat", infer=_concat_infer, reference=_concat_ref, grad=_concat_grad, kernel=_concat_kernel)
+
+
+def concat(values, axis=0):
+    """Join tensors along an existing axis. Raises ValueError for mismatched shapes."""
+    values = [as_tensor(v) for v in values]
+    if not values:
+        raise ValueError("concat: needs at least one tensor")
+    axis = normalize_axis(axis, len(values[0].shape), "concat")
+    return values[0] if len(values) == 1 else concat_op(*values, axis=axis)
+
+
+# ---- gather and one_hot -----------------------------------------------------------------------
+
+def _gather_infer(params: Aval, indices: Aval, *, axis) -> Aval:
+    if indices.dtype != int32:
+        raise TypeError(f"gather: indices must be int32, got {indices.dtype}")
+    return Aval(params.shape[:axis] + indices.shape + params.shape[axis + 1:], params.dtype)
+
+
+def _gather_kernel(ins, out, *, axis):
+    p, i = ins
+    dims = _dims(len(out.shape))
+    ni = len(i.shape)
+    sel = K.load(1, tuple(dims[axis:axis + ni]), int32)
+    # Out-of-range indices are clamped (WebGPU's robustness rule); ops never read out of bounds.
+    ix = tuple(dims[:axis]) + (K.clamp(sel, 0, max(p.shape[axis] - 1, 0)),) + tuple(dims[axis + ni:])
+    return _mapk(ins, out, K.load(0, ix, p.dtype))
+
+
+def _gather_ref(p, i, *, axis):
+    import numpy as np
+    return np.take(p, np.clip(i, 0, p.shape[axis] - 1), axis=axis)
+
+
+def _gather_grad(g, y, p, i, *, axis):
+    # d params = one_hot(indices)^T @ g, with g's index axes flattened: a matmul, so it is fast.
+    from .linalg import matmul
+    pre, post = p.shape[:axis], p.shape[axis + 1:]
+    n, j = p.shape[axis], prod(i.shape)
+    oh = reshape(one_hot(i, n, dtype=g.dtype), (j, n))
+    g2 = reshape(transpose(reshape(g, (prod(pre), j, prod(post))), (1, 0, 2)), (j, prod(pre) * prod(post)))
+    d = matmul(oh, g2, transpose_a=True)  # (n, pre*post)
+    d = transpose(reshape(d, (n, prod(pre), prod(post))), (1, 0, 2))
+    return reshape(d, p.shape), None
+
+
+gather_op = Op("gather", infer=_gather_infer, reference=_gather_ref, grad=_gather_grad, kernel=_gather_kernel)
+
+
+def gather(params, indices, axis=0):
+    """``tf.gather``: slices of ``params`` along ``axis`` at int32 ``indices``; output shape
+    ``params.shape[:axis] + indices.shape + params.shape[axis+1:]``. Out-of-range indices clamp."""
+    from .elementwise import cast
+    params, indices = as_tensor(params), as_tensor(indices)
+    if indices.dtype != int32 and not indices.dtype.is_floating:
+        indices = cast(indices, dtype=int32)
+    return gather_op(params, indices, axis=normalize_axis(axis, len(params.shape), "gather"))
+
+
+def _one_hot_infer(i: Aval, *, depth, axis, dtype) -> Aval:
+    if i.dtype != int32:
+        raise TypeError(f"one_hot: indices must be int32, got {i.dtype}")
+    s = list(i.shape)
+    s.insert(axis, depth)
+    return Aval(tuple(s), dtype)
+
+
+def _one_hot_kernel(ins, out, *, depth, axis, dtype):
+    dims = _dims(len(out.shape))
+    sel = K.load(0, tuple(dims[:axis] + dims[axis + 1:]), int32)
+    return _mapk(ins, out, K.cast(K.binary("eq", sel, dims[axis]), dtype))
+
+
+def _one_hot_ref(i, *, depth, axis, dtype):
+    import numpy as np
+    from ..numpy_util import np_dtype
+    r = (np.expand_dims(i, axis) == np.arange(depth).reshape([-1 if d == axis else 1
+                                                               for d in range(i.ndim + 1)]))
+    return r.astype(np_dtype(dtype))
+
+
+one_hot_op = Op("one_hot", infer=_one_hot_infer, reference=_one_hot_ref, kernel=_one_hot_kernel)
+
+
+def one_hot(indices, depth, axis=-1, dtype: DType = float32):
+    """One-hot encode int32 ``indices`` with ``depth`` classes along a new ``axis``; out-of-range rows are 0."""
+    indices = as_tensor(indices)
+    axis = normalize_axis(axis, len(indices.shape) + 1, "one_hot")
+    from ..dtypes import as_dtype
+    return one_hot_op(indices, depth=int(depth), axis=axis, dtype=as_dtype(dtype))
+
+
+# ---- compositions ---------------------------------------------------------------------------
+
+def expand_dims(x, axis):
+    x = as_tensor(x)
+    axis = normalize_axis(axis, len(x.shape) + 1, "expand_dims")
+    s = list(x.shape)
+    s.insert(axis, 1)
+    return reshape(x, s)
+
+
+def squeeze(x, axis=None):
+    """Remove size-1 axes (all of them, or ``axis``). Raises ValueError for an axis whose size is not 1."""
+    x = as_tensor(x)
+    axes = tuple(i for i, d in enumerate(x.shape) if d == 1) if axis is None else \
+        normalize_axes(axis, len(x.shape), "squeeze")
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: axis {a} of shape {tuple(x.shape)} has size {x.shape[a]}, not 1")
+    return reshape(x, [d for i, d in enumerate(x.shape) if i not in axes])
+
+
+def stack(values, axis=0):
+    """Join tensors of equal shape along a new axis."""
+    values = [as_tensor(v) for v in values]
+    if not values:
+        raise ValueError("stack: needs at least one tensor")
+    shapes = {tuple(v.shape) for v in values}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all shapes must be equal, got {sorted(shapes)}")
+    axis = normalize_axis(axis, len(values[0].shape) + 1, "stack")
+    return concat([expand_dims(v, axis) for v in values], axis)
+
+
+def flatten(x, start_axis=1):
+    x = as_tensor(x)
+    return reshape(x, tuple(x.shape[:start_axis]) + (-1,))
+
+
+def take_along_axis(arr, indices, axis):
+    """numpy.take_along_axis: ``out[..., j, ...] = arr[..., indices[..., j, ...], ...]`` along ``axis``.
+
+    Composed as ``sum(one_hot(indices) * arr)``, so it fuses and differentiates with no kernel of its own.
+    """
+    from .elementwise import mul
+    from .reduction import reduce_sum
+    arr, indices = as_tensor(arr), as_tensor(indices)
+    if len(indices.shape) != len(arr.shape):
+        raise ValueError(f"take_along_axis: indices of rank {len(indices.shape)} for arr of rank {len(arr.shape)}")
+    axis = normalize_axis(axis, len(arr.shape), "take_along_axis")
+    oh = one_hot(indices, arr.shape[axis], axis=axis + 1, dtype=arr.dtype)   # indices[:axis+1] + (n,) + rest
+    return reduce_sum(mul(oh, expand_dims(arr, axis)), axes=(axis + 1,), keepdims=False)

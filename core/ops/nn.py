@@ -1,0 +1,264 @@
+"""Neural-network ops: convolution and pooling (built on ``extract_patches``), the
+numerically stable softmax family, and losses. Only ``extract_patches`` and its
+transpose are primitives; everything else here is a composition, so it reaches
+every backend and differentiates with no rule of its own.
+"""
+from __future__ import annotations
+
+from math import prod
+
+from .. import kernel_ir as K
+from ..dtypes import float32, int32
+from ..op import Aval, Op, as_tensor
+from ..shapes import normalize_axis
+from .elementwise import cast, exp, log, stop_gradient, sub, mul, neg
+from .linalg import matmul
+from .movement import reshape, transpose, one_hot
+from .reduction import reduce_max, reduce_sum, mean
+
+
+# ---- patches (im2col) -------------------------------------------------------------------------
+
+def _out_size(n, k, stride, dilation, lo, hi):
+    return (n + lo + hi - (k - 1) * dilation - 1) // stride + 1
+
+
+def _patches_infer(x: Aval, *, ksize, strides, dilations, pads, pad_value) -> Aval:
+    if len(x.shape) != 4:
+        raise ValueError(f"extract_patches: input must be NHWC (rank 4), got shape {x.shape}")
+    n, h, w, c = x.shape
+    oh = _out_size(h, ksize[0], strides[0], dilations[0], *pads[0])
+    ow = _out_size(w, ksize[1], strides[1], dilations[1], *pads[1])
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"extract_patches: window {ksize} (dilation {dilations}) is larger than the padded "
+                         f"input {h}x{w}")
+    return Aval((n, oh, ow, ksize[0], ksize[1], c), x.dtype)
+
+
+def _patches_kernel(ins, out, *, ksize, strides, dilations, pads, pad_value):
+    x = ins[0]
+    n, oh, ow, kh, kw, c = (K.idx(d) for d in range(6))
+    h = oh * strides[0] + kh * dilations[0] - pads[0][0]
+    w = ow * strides[1] + kw * dilations[1] - pads[1][0]
+    ok = K.binary("and", K.binary("and", h >= 0, h < x.shape[1]), K.binary("and", w >= 0, w < x.shape[2]))
+    val = K.load(0, (n, K.clamp(h, 0, x.shape[1] - 1), K.clamp(w, 0, x.shape[2] - 1), c), x.dtype)
+    return K.map_kernel([K.Buffer(x.shape, x.dtype)], K.Buffer(out.shape, out.dtype),
+                        K.where(ok, val, K.const(pad_value, x.dtype)))
+
+
+def _patches_ref(x, *, ksize, strides, dilations, pads, pad_value):
+    import numpy as np
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=pad_value)
+    n, _, _, c = x.shape
+    oh = _out_size(x.shape[1], ksize[0], strides[0], dilations[0], *pads[0])
+    ow = _out_size(x.shape[2], ksize[1], strides[1], dilations[1], *pads[1])
+    out = np.empty((n, oh, ow, ksize[0], ksize[1], c), x.dtype)
+    for i in range(ksize[0]):
+        for j in range(ksize[1]):
+            hs, ws = i * dilations[0], j * dilations[1]
+            out[:, :, :, i, j, :] = xp[:, hs:hs + (oh - 1) * strides[0] + 1:strides[0],
+                                       ws:ws + (ow - 1) * strides[1] + 1:strides[1], :]
+    return out
+
+
+def _patches_grad_infer(g: Aval, *, shape, ksize, strides, dilations, pads) -> Aval:
+    return Aval(tuple(shape), g.dtype)
+
+
+def _patches_grad_kernel(ins, out, *, shape, ksize, strides, dilations, pads):
+    # dx[n,h,w,c] = sum over (kh, kw) of g[n, oh, ow, kh, kw, c] where h = oh*s + kh*d - pad.
+    g = ins[0]
+    _, goh, gow = g.shape[:3]
+    n, h, w, c, kh, kw = (K.idx(d) for d in range(6))
+    th = h + pads[0][0] - kh * dilations[0]
+    tw = w + pads[1][0] - kw * dilations[1]
+    oh, ow = th // strides[0], tw // strides[1]
+    ok = K.binary("and", th >= 0, tw >= 0)
+    if strides[0] > 1:
+        ok = K.binary("and", ok, K.binary("eq", th % strides[0], K.const(0, int32)))
+    if strides[1] > 1:
+        ok = K.binary("and", ok, K.binary("eq", tw % strides[1], K.const(0, int32)))
+    ok = K.binary("and", ok, K.binary("and", oh < goh, ow < gow))
+    val = K.load(0, (n, K.clamp(oh, 0, goh - 1), K.clamp(ow, 0, gow - 1), kh, kw, c), g.dtype)
+    return K.reduce_kernel([K.Buffer(g.shape, g.dtype)], K.Buffer(out.shape, out.dtype), tuple(ksize),
+                           K.where(ok, val, K.const(0, g.dtype)), "sum")
+
+
+def _patches_grad_ref(g, *, shape, ksize, strides, dilations, pads):
+    import numpy as np
+    n, h, w, c = shape
+    xp = np.zeros((n, h + sum(pads[0]), w + sum(pads[1]), c), g.dtype)
+    oh, ow = g.shape[1:3]
+    for i in range(ksize[0]):
+        for j in range(ksize[1]):
+            hs, ws = i * dilations[0], j * dilations[1]
+            xp[:, hs:hs + (oh - 1) * strides[0] + 1:strides[0], ws:ws + (ow - 1) * strides[1] + 1:strides[1], :] \
+                += g[:, :, :, i, j, :]
+    return xp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w, :].copy()
+
+
+extract_patches = Op(
+    "extract_patches", infer=_patches_infer, reference=_patches_ref, kernel=_patches_kernel,
+    grad=lambda g, y, x, *, ksize, strides, dilations, pads, pad_value: (
+        extract_patches_grad(g, shape=tuple(x.shape), ksize=ksize, strides=strides, dilations=dilations,
+                             pads=pads),),
+    doc="im2col: NHWC (N,H,W,C) -> (N,OH,OW,KH,KW,C) windows; padding reads ``pad_value``.")
+extract_patches_grad = Op(
+    "extract_patches_grad", infer=_patches_grad_infer, reference=_patches_grad_ref, kernel=_patches_grad_kernel,
+    grad=lambda g, y, x, *, shape, ksize, strides, dilations, pads: (
+        extract_patches(g, ksize=ksize, strides=strides, dilations=dilations, pads=pads, pad_value=0.0),),
+    doc="col2im, the transpose of extract_patches: sums each window back into the NHWC input.")
+
+
+def _pair(v, name):
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(a) for a in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+def _pads(padding, size, ksize, strides, dilations, op):
+    """TF padding rules: 'valid' = none; 'same' = output ceil(in/stride), extra pad at the end."""
+    if isinstance(padding, str):
+        p = padding.lower()
+        if p == "valid":
+            return ((0, 0), (0, 0))
+        if p == "same":
+            out = []
+            for n, k, s, d in zip(size, ksize, strides, dilations):
+                total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+                out.append((total // 2, total - total // 2))
+            return tuple(out)
+        raise ValueError(f"{op}: padding must be 'valid', 'same' or explicit pairs, got {padding!r}")
+    pads = tuple((int(a), int(b)) for a, b in padding)
+    if len(pads) != 2:
+        raise ValueError(f"{op}: explicit padding needs ((top, bottom), (left, right)), got {padding!r}")
+    return pads
+
+
+def _to_nhwc(x, data_format, op):
+    if data_format not in ("NHWC", "NCHW"):
+        raise ValueError(f"{op}: data_format must be 'NHWC' or 'NCHW', got {data_format!r}")
+    if len(x.shape) != 4:
+        raise ValueError(f"{op}: input must have rank 4 ({data_format}), got shape {tuple(x.shape)}")
+    return transpose(x, (0, 2, 3, 1)) if data_format == "NCHW" else x
+
+
+def _from_nhwc(y, data_format):
+    return transpose(y, (0, 3, 1, 2)) if data_format == "NCHW" else y
+
+
+def _patches(x, ksize, strides, padding, dilations, pad_value, op):
+    ksize, strides, dilations = _pair(ksize, "ksize"), _pair(strides, "strides"), _pair(dilations, "dilations")
+    pads = _pads(padding, x.shape[1:3], ksize, strides, dilations, op)
+    return extract_patches(x, ksize=ksize, strides=strides, dilations=dilations, pads=pads,
+                           pad_value=pad_value)
+
+
+def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=1):
+    """2-D convolution (cross-correlation, as tf.nn.conv2d).
+
+    Shapes: x ``(N,H,W,C)`` (NHWC) or ``(N,C,H,W)`` (NCHW); filters ``(KH,KW,C,O)`` (TF's HWIO);
+    result ``(N,OH,OW,O)`` or ``(N,O,OH,OW)``. ``padding``: 'valid', 'same' (TF rule) or
+    ``((top, bottom), (left, right))``. Computed as im2col + matmul.
+
+    Raises:
+        ValueError: wrong ranks, channel mismatch, unknown padding or data_format.
+    """
+    x, filters = as_tensor(x), as_tensor(filters)
+    x = _to_nhwc(x, data_format, "conv2d")
+    if len(filters.shape) != 4 or filters.shape[2] != x.shape[3]:
+        raise ValueError(f"conv2d: filters must be (KH, KW, C_in={x.shape[3]}, C_out), got {tuple(filters.shape)}")
+    kh, kw, c, o = filters.shape
+    p = _patches(x, (kh, kw), strides, padding, dilations, 0.0, "conv2d")
+    n, oh, ow = p.shape[:3]
+    y = matmul(reshape(p, (n * oh * ow, kh * kw * c)), reshape(filters, (kh * kw * c, o)))
+    return _from_nhwc(reshape(y, (n, oh, ow, o)), data_format)
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"):
+    """Max pooling over windows; 'same' padding never wins the max (pads with -inf)."""
+    x = _to_nhwc(as_tensor(x), data_format, "max_pool2d")
+    pool_size = _pair(pool_size, "pool_size")
+    p = _patches(x, pool_size, pool_size if strides is None else strides, padding, 1, float("-inf"), "max_pool2d")
+    return _from_nhwc(reduce_max(p, axes=(3, 4), keepdims=False), data_format)
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"):
+    """Average pooling; with 'same' padding the average counts only real elements (as TF)."""
+    x = _to_nhwc(as_tensor(x), data_format, "avg_pool2d")
+    pool_size = _pair(pool_size, "pool_size")
+    strides = pool_size if strides is None else strides
+    p = _patches(x, pool_size, strides, padding, 1, 0.0, "avg_pool2d")
+    total = reduce_sum(p, axes=(3, 4), keepdims=False)
+    ones = _patches(as_tensor([[[[1.0]] * x.shape[2]] * x.shape[1]]), pool_size, strides, padding, 1, 0.0,
+                    "avg_pool2d")
+    count = reduce_sum(ones, axes=(3, 4), keepdims=False)  # (1, OH, OW, 1); constant-folds
+    return _from_nhwc(total / count, data_format)
+
+
+# ---- softmax family (max-subtracted: no overflow for large logits) -----------------------------
+
+def logsumexp(x, axis=-1, keepdims=False):
+    """log(sum(exp(x))) along ``axis``, computed as m + log(sum(exp(x - m))) with m = max(x)."""
+    x = as_tensor(x)
+    axes = (normalize_axis(axis, len(x.shape), "logsumexp"),) if isinstance(axis, int) else \
+        tuple(normalize_axis(a, len(x.shape), "logsumexp") for a in axis)
+    m = stop_gradient(reduce_max(x, axes=axes, keepdims=True))
+    r = log(reduce_sum(exp(x - m), axes=axes, keepdims=True)) + m
+    return r if keepdims else reshape(r, [d for i, d in enumerate(r.shape) if i not in axes])
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along ``axis`` (stable)."""
+    x = as_tensor(x)
+    return x - logsumexp(x, axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) along ``axis`` (stable)."""
+    x = as_tensor(x)
+    axes = (normalize_axis(axis, len(x.shape), "softmax"),)
+    e = exp(x - stop_gradient(reduce_max(x, axes=axes, keepdims=True)))
+    return e / reduce_sum(e, axes=axes, keepdims=True)
+
+
+# ---- losses (per example; reduce with mean as Keras does) --------------------------------------
+
+def softmax_cross_entropy(labels, logits, axis=-1, from_logits=True):
+    """Cross-entropy between probability ``labels`` and ``logits`` (or probabilities when
+    ``from_logits=False``), per example: ``-sum(labels * log_softmax(logits))``. Shapes: both
+    ``(..., C)``; result ``(...)``."""
+    labels, logits = as_tensor(labels), as_tensor(logits)
+    if tuple(labels.shape) != tuple(logits.shape):
+        raise ValueError(f"softmax_cross_entropy: labels shape {tuple(labels.shape)} != logits shape "
+                         f"{tuple(logits.shape)}")
+    logp = log_softmax(logits, axis) if from_logits else log(_clip_probs(logits))
+    return neg(reduce_sum(mul(labels, logp), axes=(normalize_axis(axis, len(logits.shape)),), keepdims=False))
+
+
+def sparse_softmax_cross_entropy(labels, logits, from_logits=True):
+    """Cross-entropy with integer class ``labels`` of shape ``(...)`` and ``logits`` ``(..., C)``;
+    result ``(...)``. Labels out of [0, C) raise ValueError when their values are known."""
+    labels, logits = as_tensor(labels), as_tensor(logits)
+    if tuple(labels.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"sparse_softmax_cross_entropy: labels shape {tuple(labels.shape)} must equal logits "
+                         f"shape without its last axis {tuple(logits.shape[:-1])}")
+    if labels.dtype != int32:
+        labels = cast(labels, dtype=int32)
+    oh = one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    return softmax_cross_entropy(oh, logits, from_logits=from_logits)
+
+
+def _clip_probs(p, eps=1e-7):
+    from .elementwise import maximum, minimum
+    return minimum(maximum(p, eps), 1.0 - eps)
+
+
+def mse(y_true, y_pred):
+    """Mean squared error over the last axis: ``mean((y_true - y_pred)**2, axis=-1)``."""
+    y_true, y_pred = as_tensor(y_true), as_tensor(y_pred)
+    d = sub(y_pred, y_true)
+    return mean(d * d, axis=-1)

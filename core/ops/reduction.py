@@ -1,0 +1,166 @@
+"""Reductions: ``sum prod max min`` over any axes, ``argmax argmin`` over one axis.
+
+Each is one ``reduce`` kernel; ``mean`` and friends are compositions.
+"""
+from __future__ import annotations
+
+from .. import kernel_ir as K
+from ..dtypes import bool_, float32, int32
+from ..op import Aval, Op, as_tensor
+from ..shapes import normalize_axes, normalize_axis
+
+
+def _out_shape(shape, axes, keepdims):
+    return tuple(1 if i in axes else d for i, d in enumerate(shape) if keepdims or i not in axes)
+
+
+def _reduce_index(shape, axes, keepdims, n_out):
+    """Input index of a reduce kernel whose space is out dims then reduced dims."""
+    ix, o, r = [], 0, 0
+    for i in range(len(shape)):
+        if i in axes:
+            ix.append(K.idx(n_out + r))
+            r += 1
+            o += keepdims
+        else:
+            ix.append(K.idx(o))
+            o += 1
+    return tuple(ix)
+
+
+def _reducer(name: str, combiner: str, np_name: str, grad):
+    def infer(x: Aval, *, axes, keepdims) -> Aval:
+        for a in axes:
+            if not 0 <= a < len(x.shape):
+                raise ValueError(f"{name}: axis {a} is out of range for shape {x.shape}")
+        if combiner in ("max", "min") and any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{name}: cannot reduce an empty axis of shape {x.shape} (no identity for {combiner})")
+        dt = int32 if x.dtype == bool_ else x.dtype
+        return Aval(_out_shape(x.shape, axes, keepdims), dt)
+
+    def ref(x, *, axes, keepdims):
+        import numpy as np
+        r = getattr(np, np_name)(x, axis=axes, keepdims=keepdims)
+        return np.asarray(r).astype(np.int32 if x.dtype == np.bool_ else x.dtype)
+
+    def kernel(ins, out, *, axes, keepdims):
+        (x,) = ins
+        e = K.load(0, _reduce_index(x.shape, axes, keepdims, len(out.shape)), x.dtype)
+        return K.reduce_kernel([K.Buffer(x.shape, x.dtype)], K.Buffer(out.shape, out.dtype),
+                               tuple(x.shape[a] for a in axes), K.cast(e, out.dtype), combiner)
+
+    return Op(name, infer=infer, reference=ref, grad=grad, kernel=kernel)
+
+
+def _keep(g, x, axes, keepdims):
+    """g reshaped to the keepdims shape, then broadcast to x's shape."""
+    from .movement import reshape, broadcast_to
+    if not keepdims:
+        g = reshape(g, shape=_out_shape(x.shape, axes, True))
+    return broadcast_to(g, shape=tuple(x.shape))
+
+
+def _sum_grad(g, y, x, *, axes, keepdims):
+    return (_keep(g, x, axes, keepdims) if x.dtype.is_floating else None,)
+
+
+def _prod_grad(g, y, x, *, axes, keepdims):
+    # d prod / d x_i = prod / x_i: undefined where x_i == 0 (documented limitation).
+    return (_keep(g, x, axes, keepdims) * _keep(y, x, axes, keepdims) / x,)
+
+
+def _extremum_grad(g, y, x, *, axes, keepdims):
+    # Ties share the gradient equally (as TF's reduce_max does).
+    from .elementwise import cast, equal
+    mask = cast(equal(x, _keep(y, x, axes, keepdims)), dtype=x.dtype)
+    count = reduce_sum(mask, axes=axes, keepdims=keepdims)
+    return (_keep(g / count, x, axes, keepdims) * mask,)
+
+
+reduce_sum = _reducer("reduce_sum", "sum", "sum", _sum_grad)
+reduce_prod = _reducer("reduce_prod", "prod", "prod", _prod_grad)
+reduce_max = _reducer("reduce_max", "max", "max", _extremum_grad)
+reduce_min = _reducer("reduce_min", "min", "min", _extremum_grad)
+
+
+def _arg_reducer(name, combiner):
+    def infer(x: Aval, *, axis) -> Aval:
+        if x.shape[axis] == 0:
+            raise ValueError(f"{name}: axis {axis} of shape {x.shape} is empty")
+        return Aval(tuple(d for i, d in enumerate(x.shape) if i != axis), int32)
+
+    def ref(x, *, axis):
+        import numpy as np
+        return getattr(np, combiner)(x, axis=axis).astype(np.int32)
+
+    def kernel(ins, out, *, axis):
+        (x,) = ins
+        e = K.load(0, _reduce_index(x.shape, (axis,), False, len(out.shape)), x.dtype)
+        return K.reduce_kernel([K.Buffer(x.shape, x.dtype)], K.Buffer(out.shape, int32),
+                               (x.shape[axis],), e, combiner)
+
+    return Op(name, infer=infer, reference=ref, kernel=kernel,
+              doc=f"Index of the {combiner[3:]}imum along one axis (int32; first index on ties).")
+
+
+argmax_op = _arg_reducer("argmax", "argmax")
+argmin_op = _arg_reducer("argmin", "argmin")
+
+
+# ---- public front doors ---------------------------------------------------------------------
+
+def _axes(x, axis, name):
+    return normalize_axes(axis, len(x.shape), name)
+
+
+def sum(x, axis=None, keepdims=False):
+    """Sum over ``axis`` (None: all axes; int or tuple; negative counts from the end).
+    bool sums to int32. Raises ValueError for an axis out of range."""
+    x = as_tensor(x)
+    return reduce_sum(x, axes=_axes(x, axis, "sum"), keepdims=keepdims)
+
+
+def prod(x, axis=None, keepdims=False):
+    x = as_tensor(x)
+    return reduce_prod(x, axes=_axes(x, axis, "prod"), keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):
+    """Maximum over ``axis``. Raises ValueError when a reduced axis is empty."""
+    x = as_tensor(x)
+    return reduce_max(x, axes=_axes(x, axis, "max"), keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    x = as_tensor(x)
+    return reduce_min(x, axes=_axes(x, axis, "min"), keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Arithmetic mean over ``axis``; integer and bool inputs give float32."""
+    from .elementwise import cast
+    x = as_tensor(x)
+    axes = _axes(x, axis, "mean")
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    if not x.dtype.is_floating:
+        x = cast(x, dtype=float32)
+    return reduce_sum(x, axes=axes, keepdims=keepdims) * (1.0 / n if n else float("nan"))
+
+
+def _arg(op, x, axis, name):
+    x = as_tensor(x)
+    if axis is None:
+        from .movement import reshape
+        x, axis = reshape(x, shape=(-1,)), 0
+    return op(x, axis=normalize_axis(axis, len(x.shape), name))
+
+
+def argmax(x, axis=None):
+    """Index of the maximum along ``axis`` (None: of the flattened tensor), int32."""
+    return _arg(argmax_op, x, axis, "argmax")
+
+
+def argmin(x, axis=None):
+    return _arg(argmin_op, x, axis, "argmin")

@@ -1,0 +1,47 @@
+"""webtensor: a tensor runtime for the web platform.
+
+One Python core (op set, graph, autodiff, compiler) compiled to WebAssembly for CPUs
+and WGSL for GPUs. Eager by default; ``webtensor.function`` traces graphs;
+``GradientTape`` differentiates; ``webtensor.nn`` has Keras-style layers and ``fit``.
+"""
+from __future__ import annotations
+
+import types as _types
+
+from .core.dtypes import DType, bool_, float16, float32, int32, as_dtype
+from .core.op import OPS
+from .core.ops import *  # noqa: F401,F403  (the functional op set)
+from .core.ops import abs, max, min, pow, round, sum, slice  # noqa: F401  (shadow builtins deliberately)
+from .tensor import Tensor, Variable, tensor, init_scope
+from .creation import (full, zeros, ones, zeros_like, ones_like, arange, linspace, eye, uniform, normal,
+                       truncated_normal, set_seed)
+from .device import device, get_device, register_device, Device
+from .function import function, grad, value_and_grad, Function
+from .tape import GradientTape
+
+random = _types.SimpleNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
+bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
+
+__version__ = "0.1.0"
+
+
+def reduce_sum(x, axis=None, keepdims=False):
+    """TF name for :func:`sum`."""
+    return sum(x, axis, keepdims)
+
+
+def reduce_mean(x, axis=None, keepdims=False):
+    """TF name for :func:`mean`."""
+    return mean(x, axis, keepdims)  # noqa: F405
+
+
+def reduce_max(x, axis=None, keepdims=False):
+    return max(x, axis, keepdims)
+
+
+def reduce_min(x, axis=None, keepdims=False):
+    return min(x, axis, keepdims)
+
+
+def convert_to_tensor(x, dtype=None):
+    return tensor(x, dtype=dtype)

@@ -1,0 +1,237 @@
+"""``webtensor.function``: trace Python into a graph, optimise it, compile it, cache it.
+
+Like ``tf.function``: the first call with a new input signature (tensor shapes, dtypes,
+device; values of non-tensor arguments) runs the Python function on symbolic tensors,
+recording every op into a :class:`~webtensor.core.graph.Graph`. Python control flow is
+unrolled at trace time. Variables are read by reference, so later calls see their current
+values; assignments inside the function become in-place updates after each run.
+"""
+from __future__ import annotations
+
+import functools
+
+from . import _state
+from .core import passes
+from .core.graph import Graph, Value
+from .device import get_device
+from .tensor import Tensor, Variable, tensor
+
+
+class Trace:
+    """The graph under construction and the mapping from tensors to its values."""
+
+    def __init__(self, device):
+        self.device = device
+        self.graph = Graph()
+        self._consts: dict[int, tuple[Tensor, Value]] = {}
+        self.captures: dict[Variable, Value] = {}
+        self.current: dict[Variable, Value] = {}
+
+    def symbolic(self, value: Value) -> Tensor:
+        return Tensor(None, value.aval, self.device, sym=(self, value))
+
+    def value_of(self, t: Tensor) -> Value:
+        if t._sym is not None:
+            tr, v = t._sym
+            if tr is not self:
+                raise RuntimeError("a symbolic tensor from another webtensor.function trace was used here; "
+                                   "return it from its function instead")
+            return v
+        if isinstance(t, Variable):
+            return self._var_value(t)
+        hit = self._consts.get(id(t))
+        if hit is None:
+            v = Value(t._aval)
+            data = t._data if t.device is self.device else t.to(self.device)._data
+            self.graph.consts[v] = data
+            hit = self._consts[id(t)] = (t, v)  # the tensor is kept alive so its id stays unique
+        return hit[1]
+
+    def _var_value(self, var: Variable) -> Value:
+        if var in self.current:
+            return self.current[var]
+        if var.device is not self.device:
+            raise ValueError(f"Variable {var.name!r} is on {var.device.name} but the function runs on "
+                             f"{self.device.name}")
+        v = self.captures[var] = self.current[var] = Value(var._aval)
+        return v
+
+    def apply(self, op, ts, attrs, aval) -> Tensor:
+        return self.symbolic(self.graph.add(op, [self.value_of(t) for t in ts], attrs, aval))
+
+    def read(self, var: Variable) -> Tensor:
+        return self.symbolic(self._var_value(var))
+
+    def assign(self, var: Variable, value: Tensor) -> None:
+        self._var_value(var)
+        self.current[var] = self.value_of(value)
+
+    def finish(self, outputs: list[Tensor]) -> Graph:
+        g = self.graph
+        g.outputs = [self.value_of(t) for t in outputs]
+        g.captures = [(v, var) for var, v in self.captures.items()]
+        g.updates = [(var, v) for var, v in self.current.items() if v is not self.captures[var]]
+        return g
+
+
+def _flatten(tree, leaves):
+    """Flatten nested tuples/lists/dicts; returns a hashable structure description."""
+    if isinstance(tree, (list, tuple)):
+        return (type(tree).__name__, tuple(_flatten(t, leaves) for t in tree))
+    if isinstance(tree, dict):
+        keys = sorted(tree)
+        return ("dict", tuple(keys), tuple(_flatten(tree[k], leaves) for k in keys))
+    leaves.append(tree)
+    return None
+
+
+def _unflatten(struct, it):
+    if struct is None:
+        return next(it)
+    if struct[0] == "dict":
+        return {k: _unflatten(s, it) for k, s in zip(struct[1], struct[2])}
+    items = [_unflatten(s, it) for s in struct[1]]
+    return tuple(items) if struct[0] == "tuple" else items
+
+
+def _is_array(x):
+    return hasattr(x, "__array__") and hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+class _Concrete:
+    def __init__(self, raw: Graph, graph: Graph, exe, out_struct, out_static, n_outputs):
+        self.raw_graph, self.graph, self.exe = raw, graph, exe
+        self.out_struct, self.out_static, self.n_outputs = out_struct, out_static, n_outputs
+
+
+class Function:
+    """A Python function traced per input signature; call it like the original."""
+
+    def __init__(self, fn, name: str | None = None):
+        self.python_function = fn
+        self.name = name or getattr(fn, "__name__", "function")
+        self._cache: dict = {}
+        self.trace_count = 0
+        functools.update_wrapper(self, fn)
+
+    def __get__(self, obj, objtype=None):  # decorate methods too
+        if obj is None:
+            return self
+        bound = self.__dict__.setdefault("_bound", {})
+        if id(obj) not in bound:
+            bound[id(obj)] = Function(self.python_function.__get__(obj, objtype), self.name)
+        return bound[id(obj)]
+
+    def _signature(self, args, kwargs):
+        leaves: list = []
+        struct = _flatten((args, kwargs), leaves)
+        key, tensors = [], []
+        for x in leaves:
+            if isinstance(x, Tensor) and not isinstance(x, Variable):
+                tensors.append(x)
+                key.append(("T", x.shape, x.dtype.name, x.device.name))
+            elif _is_array(x):
+                t = tensor(x)
+                tensors.append(t)
+                key.append(("T", t.shape, t.dtype.name, t.device.name))
+            elif isinstance(x, Variable):
+                key.append(("V", id(x)))
+            else:
+                try:
+                    hash(x)
+                except TypeError:
+                    raise TypeError(f"{self.name}: argument {x!r} is neither a tensor nor hashable") from None
+                key.append(("S", type(x).__name__, x))
+        return struct, leaves, tuple(key), tensors
+
+    def _trace(self, struct, leaves, tensors):
+        dev = tensors[0].device if tensors else get_device()
+        for t in tensors:
+            if t.device is not dev:
+                raise ValueError(f"{self.name}: arguments are on different devices ({dev.name}, {t.device.name})")
+        tr = Trace(dev)
+        it = iter(tensors)
+        sym_leaves = []
+        for x in leaves:
+            if (isinstance(x, Tensor) and not isinstance(x, Variable)) or _is_array(x):
+                t = next(it)
+                v = Value(t._aval)
+                tr.graph.inputs.append(v)
+                sym_leaves.append(tr.symbolic(v))
+            else:
+                sym_leaves.append(x)
+        args, kwargs = _unflatten(struct, iter(sym_leaves))
+        _state.traces.append(tr)
+        try:
+            out = self.python_function(*args, **kwargs)
+        finally:
+            _state.traces.pop()
+        out_leaves: list = []
+        out_struct = _flatten(out, out_leaves)
+        outputs = [t for t in out_leaves if isinstance(t, Tensor)]
+        static = [None if isinstance(t, Tensor) else t for t in out_leaves]
+        raw = tr.finish(outputs)
+        graph = passes.optimize(raw, _evaluator(dev))
+        self.trace_count += 1
+        return _Concrete(raw, graph, dev.compile(graph), out_struct, static, len(outputs))
+
+    def get_concrete(self, *args, **kwargs) -> _Concrete:
+        """The traced and compiled form for these arguments (tracing if needed); ``.graph`` is the
+        optimised graph, ``.raw_graph`` the graph as traced."""
+        struct, leaves, key, tensors = self._signature(args, kwargs)
+        c = self._cache.get(key)
+        if c is None:
+            c = self._cache[key] = self._trace(struct, leaves, tensors)
+        return c
+
+    def __call__(self, *args, **kwargs):
+        if _state.current_trace() is not None or _state.tapes:
+            # Inside another trace: inline. Under an eager tape: run eagerly so the tape sees every op.
+            return self.python_function(*args, **kwargs)
+        struct, leaves, key, tensors = self._signature(args, kwargs)
+        c = self._cache.get(key)
+        if c is None:
+            c = self._cache[key] = self._trace(struct, leaves, tensors)
+        g = c.graph
+        outs, updates = c.exe.run([t._data for t in tensors], [var._data for _, var in g.captures])
+        for (var, v), data in zip(g.updates, updates):
+            var._data = data
+        dev = c.exe.device if hasattr(c.exe, "device") else get_device()
+        it = iter(Tensor(d, v.aval, dev) for d, v in zip(outs, g.outputs))
+        return _unflatten(c.out_struct, iter([next(it) if s is None else s for s in c.out_static]))
+
+
+def _evaluator(dev):
+    return lambda op, datas, attrs, in_avals, out_aval: dev.execute(op, datas, attrs, in_avals, out_aval)
+
+
+def function(fn=None, *, name: str | None = None):
+    """Decorator: ``@webtensor.function`` traces ``fn`` into an optimised, compiled graph per input
+    signature. Works on functions and methods. See the module docstring for the semantics."""
+    if fn is None:
+        return lambda f: Function(f, name)
+    return fn if isinstance(fn, Function) else Function(fn, name)
+
+
+def value_and_grad(fn, argnums=0):
+    """``f(*args) -> (value, grads)``: value of the scalar ``fn`` and its gradient with respect
+    to the positional arguments ``argnums`` (an int or a tuple). Traced: one graph holds the
+    forward and backward passes. Variables used by ``fn`` are differentiated with a tape instead."""
+    from .tape import GradientTape
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+
+    def vg(*args):
+        with GradientTape() as tape:
+            for i in nums:
+                tape.watch(args[i])
+            y = fn(*args)
+        grads = tape.gradient(y, [args[i] for i in nums], unconnected_gradients="zero")
+        return y, grads[0] if isinstance(argnums, int) else tuple(grads)
+
+    return function(vg, name=f"value_and_grad({getattr(fn, '__name__', 'f')})")
+
+
+def grad(fn, argnums=0):
+    """``f(*args) -> grads``: the gradient of the scalar ``fn`` (see :func:`value_and_grad`)."""
+    vg = value_and_grad(fn, argnums)
+    return function(lambda *args: vg.python_function(*args)[1], name=f"grad({getattr(fn, '__name__', 'f')})")

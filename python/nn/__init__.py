@@ -1,0 +1,1 @@
+"""Keras-style layers, models, losses, metrics, optimizers and callbacks."""

@@ -1,0 +1,107 @@
+"""``GradientTape``: records ops on watched tensors and differentiates them (reverse mode).
+
+Semantics follow ``tf.GradientTape``: trainable variables are watched automatically
+(``watch_accessed_variables``), other tensors with ``watch``; a non-persistent tape
+can compute one gradient; tapes nest, and the outer tape records the inner tape's
+gradient computation, giving higher-order derivatives.
+"""
+from __future__ import annotations
+
+from . import _state
+from .core.autodiff import Record, backward
+from .tensor import Tensor, Variable
+
+
+class GradientTape:
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
+        self.persistent = persistent
+        self.watch_accessed_variables = watch_accessed_variables
+        self._records: list[Record] = []
+        self._tracked: dict[int, object] = {}  # id -> tensor (kept alive so ids stay unique)
+        self._used = False
+
+    def __enter__(self):
+        _state.tapes.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _state.tapes.remove(self)
+
+    def watch(self, tensors) -> None:
+        """Watch a tensor (or a list/tuple/dict of them) so gradients can be taken with respect to it."""
+        for t in _leaves(tensors):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradientTape.watch: expected tensors, got {type(t).__name__}")
+            self._tracked[id(t)] = t
+
+    def watched_variables(self) -> list[Variable]:
+        return [t for t in self._tracked.values() if isinstance(t, Variable)]
+
+    def _record(self, rec: Record) -> None:
+        hit = False
+        for x in rec.inputs:
+            if id(x) in self._tracked:
+                hit = True
+            elif self.watch_accessed_variables and isinstance(x, Variable) and x.trainable:
+                self._tracked[id(x)] = x
+                hit = True
+        if hit:
+            self._records.append(rec)
+            self._tracked[id(rec.out)] = rec.out
+
+    def gradient(self, target, sources, output_gradients=None, unconnected_gradients: str = "none"):
+        """d target / d sources, shaped like ``sources`` (a tensor, or a list/tuple/dict of them).
+
+        ``target`` may be a list of tensors (their gradients add). ``output_gradients`` seeds the
+        backward pass (default: ones). Unconnected sources give ``None`` (or zeros with
+        ``unconnected_gradients='zero'``).
+
+        Raises:
+            RuntimeError: a non-persistent tape used twice.
+            TypeError: a non-float target.
+        """
+        from .core import ops as F
+        if self._used and not self.persistent:
+            raise RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape; "
+                               "use GradientTape(persistent=True)")
+        self._used = True
+        targets = list(_leaves(target))
+        seeds = list(_leaves(output_gradients)) if output_gradients is not None else [None] * len(targets)
+        src = list(_leaves(sources))
+        records = list(self._records)
+        total = [None] * len(src)
+        for t, seed in zip(targets, seeds):
+            if not t.dtype.is_floating:
+                raise TypeError(f"GradientTape.gradient: target must be floating point, got {t.dtype}")
+            seed = F.broadcast_to(F.cast(1.0, t.dtype), t.shape) if seed is None else seed
+            for i, g in enumerate(backward(records, t, seed, src)):
+                if g is not None:
+                    total[i] = g if total[i] is None else total[i] + g
+        if unconnected_gradients == "zero":
+            total = [F.broadcast_to(F.cast(0.0, s.dtype), s.shape) if g is None else g for g, s in zip(total, src)]
+        elif unconnected_gradients != "none":
+            raise ValueError("unconnected_gradients must be 'none' or 'zero'")
+        return _restructure(sources, total)
+
+
+def _leaves(x):
+    if isinstance(x, dict):
+        for k in sorted(x):
+            yield from _leaves(x[k])
+    elif isinstance(x, (list, tuple)):
+        for t in x:
+            yield from _leaves(t)
+    else:
+        yield x
+
+
+def _restructure(like, flat):
+    it = iter(flat)
+
+    def go(x):
+        if isinstance(x, dict):
+            return {k: go(x[k]) for k in sorted(x)}
+        if isinstance(x, (list, tuple)):
+            return type(x)(go(t) for t in x)
+        return next(it)
+    return go(like)

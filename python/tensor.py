@@ -1,0 +1,373 @@
+"""``Tensor``, ``Variable``, and the one dispatch point every op call goes through."""
+from __future__ import annotations
+
+import numbers
+from math import prod
+
+from . import _state
+from .core import ops as F
+from .core.dtypes import DType, as_dtype, bool_, dtype_of_scalar, float32, int32, result_type
+from .core.op import Aval, set_dispatcher
+from .core.autodiff import Record
+from .device import Device, get_device
+
+
+class Tensor:
+    """An n-dimensional array on a device; immutable. Shapes are tuples, dtypes ``webtensor.float32``
+    and friends. Inside ``webtensor.function`` tensors are symbolic (no data until the graph runs)."""
+    __slots__ = ("_data", "_aval", "_device", "_sym", "__weakref__")
+    __array_priority__ = 100  # numpy defers to our operators: ndarray + Tensor -> Tensor
+
+    def __init__(self, data, aval: Aval, device: Device, sym=None):
+        self._data, self._aval, self._device, self._sym = data, aval, device, sym
+
+    # ---- facts ----
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._aval.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self._aval.dtype
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    @property
+    def ndim(self) -> int:
+        return len(self._aval.shape)
+
+    @property
+    def size(self) -> int:
+        return prod(self._aval.shape)
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    # ---- to the host ----
+    def numpy(self):
+        """The value as a numpy array (a copy on GPU devices). Raises inside ``function`` tracing."""
+        if self._data is None:
+            raise RuntimeError("a symbolic tensor (inside webtensor.function tracing) has no value yet; "
+                               "return it from the function to get its value")
+        return self._device.to_host(self._data, self._aval)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a.astype(dtype) if dtype is not None else a
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype != int32:
+            raise TypeError("only int32 scalar tensors can be used as an index")
+        return int(self.item())
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.size} elements is ambiguous; "
+                             "use webtensor.reduce_any/all or .numpy()")
+        return bool(self.item())
+
+    def __repr__(self):
+        if self._data is None:
+            return f"<Tensor symbolic shape={self.shape} dtype={self.dtype.name}>"
+        return f"<Tensor shape={self.shape} dtype={self.dtype.name} device={self.device.name}\n{self.numpy()!r}>"
+
+    def to(self, device) -> "Tensor":
+        """A copy on ``device`` (a name or Device)."""
+        dev = get_device(device)
+        if dev is self._device:
+            return self
+        return Tensor(dev.from_host(self.numpy(), self._aval), self._aval, dev)
+
+    # ---- operators (numpy semantics; == is elementwise, hashing is by identity) ----
+    __hash__ = object.__hash__
+
+    def __add__(self, o): return F.add(self, o)
+    def __radd__(self, o): return F.add(o, self)
+    def __sub__(self, o): return F.sub(self, o)
+    def __rsub__(self, o): return F.sub(o, self)
+    def __mul__(self, o): return F.mul(self, o)
+    def __rmul__(self, o): return F.mul(o, self)
+    def __truediv__(self, o): return F.div(self, o)
+    def __rtruediv__(self, o): return F.div(o, self)
+    def __pow__(self, o): return F.pow(self, o)
+    def __rpow__(self, o): return F.pow(o, self)
+    def __matmul__(self, o): return F.matmul(self, o)
+    def __rmatmul__(self, o): return F.matmul(o, self)
+    def __neg__(self): return F.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return F.abs(self)
+    def __eq__(self, o): return F.equal(self, o)
+    def __ne__(self, o): return F.not_equal(self, o)
+    def __lt__(self, o): return F.less(self, o)
+    def __le__(self, o): return F.less_equal(self, o)
+    def __gt__(self, o): return F.greater(self, o)
+    def __ge__(self, o): return F.greater_equal(self, o)
+    def __and__(self, o): return F.logical_and(self, o)
+    def __or__(self, o): return F.logical_or(self, o)
+    def __invert__(self): return F.logical_not(self)
+
+    def __floordiv__(self, o): return F.floor(F.div(self, o)) if self.dtype.is_floating else F.cast(F.floor(F.div(self, o)), self.dtype)
+
+    # ---- methods mirroring the functional API ----
+    def reshape(self, *shape):
+        return F.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+
+    def transpose(self, *perm):
+        return F.transpose(self, (perm[0] if len(perm) == 1 and not isinstance(perm[0], int) else perm) or None)
+
+    @property
+    def T(self):
+        return F.transpose(self)
+
+    def astype(self, dtype): return F.cast(self, dtype)
+    def cast(self, dtype): return F.cast(self, dtype)
+    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
+    def prod(self, axis=None, keepdims=False): return F.prod(self, axis, keepdims)
+    def argmax(self, axis=None): return F.argmax(self, axis)
+    def argmin(self, axis=None): return F.argmin(self, axis)
+    def exp(self): return F.exp(self)
+    def log(self): return F.log(self)
+    def sqrt(self): return F.sqrt(self)
+    def abs(self): return F.abs(self)
+    def flatten(self): return F.reshape(self, (-1,))
+    def squeeze(self, axis=None): return F.squeeze(self, axis)
+    def expand_dims(self, axis): return F.expand_dims(self, axis)
+
+    def __getitem__(self, key):
+        return _getitem(self, key)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+
+class Variable(Tensor):
+    """Mutable trainable state (``tf.Variable``): ``assign``, ``assign_add``, ``assign_sub``.
+
+    Variables are watched by ``GradientTape`` automatically when ``trainable``. Inside a
+    traced function they are read by reference, and assignments become in-place updates.
+    """
+    __slots__ = ("name", "trainable")
+
+    def __init__(self, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None):
+        with init_scope():
+            t = tensor(initial_value, dtype=dtype, device=device) if not isinstance(initial_value, Tensor) \
+                else initial_value
+            if dtype is not None and t.dtype != as_dtype(dtype):
+                t = F.cast(t, dtype)
+            if device is not None:
+                t = t.to(device)
+        if t._data is None:
+            raise ValueError("Variable: the initial value must be concrete (create variables outside "
+                             "webtensor.function, or lazily on the first call)")
+        super().__init__(t._data, t._aval, t._device)
+        self.name, self.trainable = name or "Variable", trainable
+
+    def assign(self, value) -> "Variable":
+        """Replace the value (same shape and dtype). Raises ValueError/TypeError otherwise."""
+        value = _convert(value, like=self)
+        if tuple(value.shape) != tuple(self.shape):
+            raise ValueError(f"Variable {self.name!r}: cannot assign shape {value.shape} to shape {self.shape}")
+        if value.dtype != self.dtype:
+            raise TypeError(f"Variable {self.name!r}: cannot assign {value.dtype} to {self.dtype}")
+        tr = _state.current_trace()
+        if tr is not None:
+            tr.assign(self, value)
+        else:
+            if value.device is not self._device:
+                value = value.to(self._device)
+            self._data = value._data
+        return self
+
+    def assign_add(self, delta) -> "Variable":
+        return self.assign(self.read_value() + delta)
+
+    def assign_sub(self, delta) -> "Variable":
+        return self.assign(self.read_value() - delta)
+
+    def read_value(self) -> Tensor:
+        """The current value as a plain tensor (symbolic inside a trace)."""
+        tr = _state.current_trace()
+        if tr is not None:
+            return tr.read(self)
+        return Tensor(self._data, self._aval, self._device)
+
+    def numpy(self):
+        tr = _state.current_trace()
+        if tr is not None:
+            raise RuntimeError(f"Variable {self.name!r}: .numpy() inside webtensor.function tracing")
+        return super().numpy()
+
+    def __repr__(self):
+        return f"<Variable {self.name!r} shape={self.shape} dtype={self.dtype.name} device={self.device.name}>"
+
+
+# ---- construction --------------------------------------------------------------------------
+
+def _infer_host_dtype(a, np):
+    if a.dtype == np.bool_:
+        return bool_
+    if a.dtype.kind in "iu":
+        return int32
+    if a.dtype.kind == "f":
+        return float32 if a.dtype != np.float16 else as_dtype("float16")
+    raise TypeError(f"cannot make a tensor from data of dtype {a.dtype}")
+
+
+def tensor(data, dtype=None, device=None) -> Tensor:
+    """A tensor from a Python scalar, (nested) list, numpy array or tensor.
+
+    Python floats become float32, ints int32, bools bool, unless ``dtype`` says otherwise.
+    Raises TypeError for unsupported data or dtypes, ValueError for ragged lists.
+    """
+    from .util import require_numpy
+    np = require_numpy("creating tensors from host data")
+    if isinstance(data, Tensor):
+        t = data if dtype is None else F.cast(data, dtype)
+        return t.to(device) if device is not None else t
+    try:
+        a = np.asarray(data)
+    except ValueError as e:
+        raise ValueError(f"tensor: data is ragged or malformed ({e})") from None
+    if a.dtype == object:
+        raise TypeError(f"tensor: cannot convert data of type {type(data).__name__} (ragged list or objects?)")
+    dt = as_dtype(dtype) if dtype is not None else _infer_host_dtype(a, np)
+    from .core.numpy_util import np_dtype
+    a = a.astype(np_dtype(dt), order="C", copy=False)
+    dev = get_device(device)
+    aval = Aval(tuple(int(d) for d in a.shape), dt)
+    return Tensor(dev.from_host(a, aval), aval, dev)
+
+
+def _convert(x, like: Tensor | None = None, dtype: DType | None = None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    return tensor(x, dtype=dtype, device=like.device if like is not None else None)
+
+
+def _weak_dtype(x, tensor_dtypes) -> DType:
+    own = dtype_of_scalar(x if isinstance(x, (bool, int, float)) else float(x))
+    if not tensor_dtypes:
+        return own
+    t = result_type(*tensor_dtypes)
+    return t if own.rank <= t.rank else own
+
+
+def _convert_inputs(inputs) -> list[Tensor]:
+    tds = [t.dtype for t in inputs if isinstance(t, Tensor)]
+    like = next((t for t in inputs if isinstance(t, Tensor)), None)
+    out = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            out.append(x)
+        elif isinstance(x, (bool, int, float)) or (isinstance(x, numbers.Number) and not hasattr(x, "shape")):
+            out.append(_scalar(x, _weak_dtype(x, tds), like))
+        else:
+            out.append(_convert(x, like))
+    return out
+
+
+def _scalar(x, dtype, like):
+    dev = like.device if like is not None else None
+    return tensor(x, dtype=dtype, device=dev)
+
+
+class init_scope:
+    """Run the block eagerly even inside ``webtensor.function`` tracing (variable creation)."""
+
+    def __enter__(self):
+        _state.traces.append(None)
+        self._tapes, _state.tapes[:] = list(_state.tapes), []
+
+    def __exit__(self, *exc):
+        _state.traces.pop()
+        _state.tapes[:] = self._tapes
+
+
+def _dispatch(op, inputs, attrs):
+    ts = _convert_inputs(inputs)
+    out_aval = op.infer(*(t._aval for t in ts), **attrs)
+    tr = _state.current_trace()
+    if tr is not None:
+        out = tr.apply(op, ts, attrs, out_aval)
+    else:
+        dev = ts[0].device if ts else get_device()
+        for t in ts:
+            if t._data is None:
+                raise RuntimeError(f"{op.name}: a symbolic tensor escaped its webtensor.function trace")
+            if t.device is not dev:
+                raise ValueError(f"{op.name}: tensors are on different devices ({dev.name} and {t.device.name}); "
+                                 f"move one with .to('{dev.name}')")
+        out = Tensor(dev.execute(op, [t._data for t in ts], attrs, [t._aval for t in ts], out_aval), out_aval, dev)
+    for tape in _state.tapes:
+        tape._record(Record(op, tuple(ts), attrs, out))
+    return out
+
+
+set_dispatcher(_dispatch, _convert)
+
+
+# ---- indexing ---------------------------------------------------------------------------------
+
+def _getitem(x: Tensor, key) -> Tensor:
+    """Basic indexing (ints, slices, None, Ellipsis) lowers to slice + reshape; one integer
+    tensor/list index lowers to gather. Boolean masks are not supported (data-dependent shapes)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    adv = [i for i, k in enumerate(key) if isinstance(k, (Tensor, list)) or hasattr(k, "__array__")]
+    if adv:
+        if len(adv) > 1 or len(key) > 1:
+            raise IndexError("only one integer-array index, alone, is supported (x[idx]); use gather")
+        idx = key[0] if isinstance(key[0], Tensor) else tensor(key[0])
+        if idx.dtype == bool_:
+            raise IndexError("boolean mask indexing is not supported (data-dependent shape); use where")
+        return F.gather(x, idx, axis=0)
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > x.ndim:
+        raise IndexError(f"too many indices ({n_real}) for a tensor of rank {x.ndim}")
+    if Ellipsis in key:
+        e = key.index(Ellipsis)
+        key = key[:e] + (slice(None),) * (x.ndim - n_real) + key[e + 1:]
+    key = key + (slice(None),) * (x.ndim - sum(1 for k in key if k is not None))
+    spec, out_shape, d = [], [], 0
+    for k in key:
+        if k is None:
+            out_shape.append(1)
+            continue
+        n = x.shape[d]
+        if isinstance(k, slice):
+            s = k.indices(n)
+            spec.append(s)
+            out_shape.append(len(range(*s)))
+        else:
+            i = int(k)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {d} with size {n}")
+            i %= n
+            spec.append((i, i + 1, 1))
+        d += 1
+    y = x
+    if any(s != (0, n, 1) for s, n in zip(spec, x.shape)):
+        y = F.movement.slice_op(x, spec=tuple(spec))
+    return F.reshape(y, tuple(out_shape))

@@ -1,0 +1,20 @@
+"""Small helpers: lazy imports of optional dependencies with errors that name the extra."""
+from __future__ import annotations
+
+import importlib
+
+_EXTRAS = {"numpy": "numpy", "wasmtime": "wasm", "wgpu": "webgpu"}
+
+
+def require(module: str, feature: str):
+    """Import an optional dependency or raise ImportError naming the pip extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        extra = _EXTRAS.get(module, module)
+        raise ImportError(f"{feature} needs the optional dependency '{module}': "
+                          f"pip install 'webtensor[{extra}]'") from e
+
+
+def require_numpy(feature: str):
+    return require("numpy", feature)
