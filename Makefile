@@ -1,0 +1,31 @@
+# The two commands (each does all set-up on a fresh Debian machine):
+#   make digits   - train the MLP and CNN on the digits data and report test accuracy
+#   make test     - run the whole test suite
+PY ?= python3
+DEVICE ?= reference
+APT_PKGS = mesa-vulkan-drivers libvulkan1
+export XDG_RUNTIME_DIR ?= /tmp/webtensor-xdg
+
+.PHONY: setup setup-system setup-python digits test bench
+
+setup: setup-system setup-python
+
+setup-system:
+	@mkdir -p $(XDG_RUNTIME_DIR)
+	@if ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
+	  echo "installing Debian packages: $(APT_PKGS)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS)) >/dev/null; \
+	fi
+
+setup-python:
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+
+digits: setup
+	$(PY) -m webtensor --device $(DEVICE)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/bench_wasm.py
+	$(PY) bench/bench_webgpu.py
