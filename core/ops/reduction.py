@@ -113,27 +113,27 @@ def _axes(x, axis, name):
     return normalize_axes(axis, len(x.shape), name)
 
 
-def sum(x, axis=None, keepdims=False):
-    """Sum over ``axis`` (None: all axes; int or tuple; negative counts from the end).
-    bool sums to int32. Raises ValueError for an axis out of range."""
-    x = as_tensor(x)
-    return reduce_sum(x, axes=_axes(x, axis, "sum"), keepdims=keepdims)
+def _front_door(op: Op, name: str, doc: str):
+    def reduce(x, axis=None, keepdims=False):
+        x = as_tensor(x)
+        return op(x, axes=_axes(x, axis, name), keepdims=keepdims)
+    reduce.__name__ = reduce.__qualname__ = name
+    reduce.__doc__ = doc + """
+
+    Args:
+        x: tensor of any shape.
+        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
+        keepdims: keep reduced axes with size 1.
+    Raises:
+        ValueError: an axis out of range or repeated (or, for max/min, an empty reduced axis).
+    """
+    return reduce
 
 
-def prod(x, axis=None, keepdims=False):
-    x = as_tensor(x)
-    return reduce_prod(x, axes=_axes(x, axis, "prod"), keepdims=keepdims)
-
-
-def max(x, axis=None, keepdims=False):
-    """Maximum over ``axis``. Raises ValueError when a reduced axis is empty."""
-    x = as_tensor(x)
-    return reduce_max(x, axes=_axes(x, axis, "max"), keepdims=keepdims)
-
-
-def min(x, axis=None, keepdims=False):
-    x = as_tensor(x)
-    return reduce_min(x, axes=_axes(x, axis, "min"), keepdims=keepdims)
+sum = _front_door(reduce_sum, "sum", "Sum over ``axis``; bool sums to int32.")
+prod = _front_door(reduce_prod, "prod", "Product over ``axis``.")
+max = _front_door(reduce_max, "max", "Maximum over ``axis``.")
+min = _front_door(reduce_min, "min", "Minimum over ``axis``.")
 
 
 def mean(x, axis=None, keepdims=False):
