@@ -1,0 +1,633 @@
+"""Every op of the op set against numpy on the "reference" device.
+
+The oracles here are written independently of ``core/ops`` (plain numpy formulas and
+direct loops), so a wrong reference implementation fails as surely as a wrong kernel.
+Inputs are random, with broadcasting and edge cases: empty dims, size-1 dims, 0-d
+tensors, negative axes, keepdims.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+import webtensor as wt
+from webtensor.core.op import OPS
+
+
+@pytest.fixture(autouse=True)
+def _reference_device():
+    with wt.device("reference"):
+        yield
+
+
+@pytest.fixture
+def rng(request):
+    return np.random.default_rng(zlib.crc32(request.node.name.encode()))  # reproducible per test
+
+
+def check(t, expected, dtype=None, rtol=1e-5, atol=1e-6):
+    """``t`` is a Tensor equal to ``expected`` in shape, (optionally) dtype and values."""
+    assert isinstance(t, wt.Tensor), type(t)
+    expected = np.asarray(expected)
+    got = t.numpy()
+    assert got.shape == expected.shape, (got.shape, expected.shape)
+    if dtype is not None:
+        assert t.dtype == dtype, (t.dtype, dtype)
+    if expected.dtype == np.bool_ or expected.dtype.kind in "iu":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got.astype(np.float64), expected, rtol=rtol, atol=atol)
+
+
+# ---- input domains ---------------------------------------------------------------------------
+
+def sample(rng, shape, domain="any"):
+    """Random inputs of ``shape`` from a named domain (float32 unless the domain says otherwise)."""
+    if domain == "any":
+        return rng.uniform(-3, 3, shape).astype(np.float32)
+    if domain == "pos":
+        return rng.uniform(0.1, 3, shape).astype(np.float32)
+    if domain == "nonzero":
+        return (rng.choice([-1, 1], shape) * rng.uniform(0.2, 3, shape)).astype(np.float32)
+    if domain == "halves":  # exact .5 ties and negatives for floor/ceil/round
+        return (rng.integers(-8, 9, shape) / 2).astype(np.float32)
+    if domain == "small_int":  # few distinct values so comparisons see ties
+        return rng.integers(-2, 3, shape).astype(np.float32)
+    if domain == "int":
+        return rng.integers(-5, 6, shape).astype(np.int32)
+    if domain == "bool":
+        return rng.random(shape) < 0.5
+    raise AssertionError(domain)
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def np_gelu_erf(x):
+    # Hendrycks & Gimpel 2016: x * Phi(x).
+    return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+
+
+def np_gelu_tanh(x):
+    # Hendrycks & Gimpel 2016, tanh approximation.
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+# ---- unary ops -------------------------------------------------------------------------------
+
+UNARY = [  # (op name, numpy function, input domain)
+    ("neg", np.negative, "any"),
+    ("abs", np.abs, "any"),
+    ("sign", np.sign, "small_int"),
+    ("square", np.square, "any"),
+    ("exp", np.exp, "any"),
+    ("log", np.log, "pos"),
+    ("sqrt", np.sqrt, "pos"),
+    ("rsqrt", lambda x: 1 / np.sqrt(x), "pos"),
+    ("reciprocal", lambda x: 1 / x, "nonzero"),
+    ("sin", np.sin, "any"),
+    ("cos", np.cos, "any"),
+    ("tanh", np.tanh, "any"),
+    ("erf", _erf, "any"),
+    ("sigmoid", lambda x: 1 / (1 + np.exp(-x)), "any"),
+    ("relu", lambda x: np.maximum(x, 0), "any"),
+    ("gelu_erf", np_gelu_erf, "any"),
+    ("gelu_tanh", np_gelu_tanh, "any"),
+    ("floor", np.floor, "halves"),
+    ("ceil", np.ceil, "halves"),
+    ("round", np.round, "halves"),  # numpy rounds half to even, as the op promises
+    ("stop_gradient", lambda x: x, "any"),
+    ("logical_not", np.logical_not, "bool"),
+]
+SHAPES = [(), (0,), (1,), (5,), (3, 4), (2, 1, 3), (2, 0, 3)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("name,fn,domain", UNARY, ids=[u[0] for u in UNARY])
+def test_unary(name, fn, domain, shape, rng):
+    x = sample(rng, shape, domain)
+    expected = fn(x.astype(np.float64)) if domain != "bool" else fn(x)
+    check(getattr(wt, name)(wt.tensor(x)), expected, wt.bool if domain == "bool" else wt.float32)
+
+
+UNARY_INT = [  # int32 inputs: (op, numpy function, result dtype)
+    ("neg", np.negative, "int32"), ("abs", np.abs, "int32"), ("sign", np.sign, "int32"),
+    ("square", np.square, "int32"), ("relu", lambda x: np.maximum(x, 0), "int32"),
+    ("exp", np.exp, "float32"), ("sqrt", lambda x: np.sqrt(np.abs(x)), "float32"),
+    ("floor", np.floor, "int32"), ("logical_not", np.logical_not, "bool"),
+]
+
+
+@pytest.mark.parametrize("name,fn,dtype", UNARY_INT, ids=[u[0] for u in UNARY_INT])
+def test_unary_int_inputs(name, fn, dtype, rng):
+    x = sample(rng, (3, 4), "int")
+    if name == "sqrt":
+        x = np.abs(x)
+    check(getattr(wt, name)(wt.tensor(x)), fn(x), wt.as_dtype(dtype))
+
+
+def test_unary_extremes_stay_finite():
+    x = wt.tensor([-100.0, -30.0, 0.0, 30.0, 100.0])
+    check(wt.sigmoid(x), 1 / (1 + np.exp(-np.array([-100.0, -30, 0, 30, 100]))), atol=1e-7)
+    check(wt.tanh(x), np.tanh([-100.0, -30, 0, 30, 100]))
+    check(wt.gelu(x, approximate=True), [0.0, 0.0, 0.0, 30.0, 100.0], atol=1e-6)
+    check(wt.gelu(x), [0.0, 0.0, 0.0, 30.0, 100.0], atol=1e-6)
+
+
+def test_round_is_half_to_even():
+    check(wt.round(wt.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5])), [-2.0, -2, -0, 0, 2, 2, 4])
+
+
+# ---- binary ops ------------------------------------------------------------------------------
+
+BINARY = [  # (op name, numpy function, lhs domain, rhs domain)
+    ("add", np.add, "any", "any"),
+    ("sub", np.subtract, "any", "any"),
+    ("mul", np.multiply, "any", "any"),
+    ("div", np.divide, "any", "nonzero"),
+    ("pow", np.power, "pos", "any"),
+    ("maximum", np.maximum, "small_int", "small_int"),
+    ("minimum", np.minimum, "small_int", "small_int"),
+    ("equal", np.equal, "small_int", "small_int"),
+    ("not_equal", np.not_equal, "small_int", "small_int"),
+    ("less", np.less, "small_int", "small_int"),
+    ("less_equal", np.less_equal, "small_int", "small_int"),
+    ("greater", np.greater, "small_int", "small_int"),
+    ("greater_equal", np.greater_equal, "small_int", "small_int"),
+    ("logical_and", np.logical_and, "bool", "bool"),
+    ("logical_or", np.logical_or, "bool", "bool"),
+]
+PAIRS = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((), (2, 3)), ((2, 3), ()), ((2, 1, 3), (4, 1)),
+         ((4,), (2, 3, 4)), ((0, 3), (1, 3)), ((2, 0, 1), (1, 5)), ((1,), (1,))]
+
+
+def _result_dtype(expected):
+    return wt.bool if expected.dtype == np.bool_ else wt.float32
+
+
+@pytest.mark.parametrize("shapes", PAIRS, ids=str)
+@pytest.mark.parametrize("name,fn,da,db", BINARY, ids=[b[0] for b in BINARY])
+def test_binary(name, fn, da, db, shapes, rng):
+    a, b = sample(rng, shapes[0], da), sample(rng, shapes[1], db)
+    expected = fn(a.astype(np.float64), b.astype(np.float64)) if da != "bool" else fn(a, b)
+    check(getattr(wt, name)(wt.tensor(a), wt.tensor(b)), expected, _result_dtype(np.asarray(expected)))
+
+
+BINARY_INT = [  # int32 x int32: (op, numpy function, result dtype)
+    ("add", np.add, "int32"), ("sub", np.subtract, "int32"), ("mul", np.multiply, "int32"),
+    ("maximum", np.maximum, "int32"), ("minimum", np.minimum, "int32"),
+    ("div", lambda a, b: a / b, "float32"), ("less", np.less, "bool"), ("equal", np.equal, "bool"),
+]
+
+
+@pytest.mark.parametrize("name,fn,dtype", BINARY_INT, ids=[b[0] for b in BINARY_INT])
+def test_binary_int(name, fn, dtype, rng):
+    a = sample(rng, (3, 1, 4), "int")
+    b = sample(rng, (5, 4), "int")
+    b[b == 0] = 3  # no division by zero
+    check(getattr(wt, name)(wt.tensor(a), wt.tensor(b)), fn(a, b), wt.as_dtype(dtype))
+
+
+def test_pow_int():
+    a = np.array([[-3, -1, 0, 2, 5]], np.int32)
+    b = np.array([[0], [1], [2], [3]], np.int32)
+    check(wt.pow(wt.tensor(a), wt.tensor(b)), np.power(a, b), wt.int32)
+
+
+def test_mixed_dtype_promotion(rng):
+    i, f, m = sample(rng, (2, 3), "int"), sample(rng, (3,), "any"), sample(rng, (2, 3), "bool")
+    check(wt.add(wt.tensor(i), wt.tensor(f)), i + f.astype(np.float64), wt.float32)
+    check(wt.mul(wt.tensor(m), wt.tensor(i)), m * i, wt.int32)          # bool promotes to int32
+    check(wt.greater(wt.tensor(i), wt.tensor(f)), i > f, wt.bool)
+
+
+def test_python_scalars_are_weakly_typed(rng):
+    x, i = sample(rng, (2, 3), "any"), sample(rng, (2, 3), "int")
+    tx, ti = wt.tensor(x), wt.tensor(i)
+    check(tx + 2, x + 2.0, wt.float32)
+    check(2 - tx, 2.0 - x, wt.float32)
+    check(ti * 3, i * 3, wt.int32)
+    check(ti + 2.5, i + 2.5, wt.float32)
+    check(1 / tx, 1.0 / x.astype(np.float64), wt.float32, rtol=1e-5)
+    check(tx ** 2, x.astype(np.float64) ** 2, wt.float32)
+    check(ti // 2, i // 2, wt.int32)
+    check(tx // 0.5, np.floor(x.astype(np.float64) / 0.5), wt.float32)
+    check(x + tx, 2 * x, wt.float32)  # ndarray + Tensor defers to the Tensor
+    check(-tx, -x)
+    check(abs(tx), np.abs(x))
+    check(tx >= 0.5, x >= 0.5, wt.bool)
+    check(~(tx > 0), ~(x > 0), wt.bool)
+    check((tx > 0) & (tx < 1), (x > 0) & (x < 1), wt.bool)
+    check((tx > 0) | (tx < -1), (x > 0) | (x < -1), wt.bool)
+
+
+@pytest.mark.parametrize("shapes", [((2, 3), (2, 3), (2, 3)), ((3, 1), (1, 4), ()), ((4,), (2, 1), (1, 4)),
+                                    ((0, 2), (1, 2), (2,))], ids=str)
+def test_where(shapes, rng):
+    c, a, b = sample(rng, shapes[0], "bool"), sample(rng, shapes[1], "any"), sample(rng, shapes[2], "int")
+    check(wt.where(wt.tensor(c), wt.tensor(a), wt.tensor(b)), np.where(c, a, b.astype(np.float64)), wt.float32)
+
+
+CASTS = [  # (input data, target dtype, expected)
+    ([-1.7, -0.5, 0.0, 0.5, 2.9], "int32", [-1, 0, 0, 0, 2]),   # truncation toward zero
+    ([-1.7, 0.0, 0.25, np.nan], "bool", [True, False, True, True]),
+    ([True, False], "float32", [1.0, 0.0]),
+    ([-3, 0, 7], "float32", [-3.0, 0.0, 7.0]),
+    ([-3, 0, 7], "bool", [True, False, True]),
+    ([True, False], "int32", [1, 0]),
+]
+
+
+@pytest.mark.parametrize("data,dtype,expected", CASTS, ids=[f"{c[1]}{i}" for i, c in enumerate(CASTS)])
+def test_cast(data, dtype, expected):
+    dt = wt.as_dtype(dtype)
+    t = wt.tensor(np.array(data, np.float32) if isinstance(data[0], float) else data)
+    check(wt.cast(t, dt), np.array(expected), dt)
+    check(t.astype(dt), np.array(expected), dt)
+
+
+# ---- reductions ------------------------------------------------------------------------------
+
+REDUCTIONS = [("sum", np.sum), ("prod", np.prod), ("max", np.max), ("min", np.min), ("mean", np.mean)]
+AXES = [((2, 3, 4), None), ((2, 3, 4), 0), ((2, 3, 4), -1), ((2, 3, 4), (0, 2)), ((2, 3, 4), (-1, 0)),
+        ((1, 3, 1), 1), ((1, 3, 1), (0, 2)), ((5,), 0), ((), None)]
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("shape,axis", AXES, ids=str)
+@pytest.mark.parametrize("name,fn", REDUCTIONS, ids=[r[0] for r in REDUCTIONS])
+def test_reduction(name, fn, shape, axis, keepdims, rng):
+    x = sample(rng, shape, "any")
+    expected = fn(x.astype(np.float64), axis=axis, keepdims=keepdims)
+    check(getattr(wt, name)(wt.tensor(x), axis=axis, keepdims=keepdims), expected, wt.float32, rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")
+@pytest.mark.parametrize("name,fn", [("sum", np.sum), ("prod", np.prod), ("mean", np.mean)])
+@pytest.mark.parametrize("shape,axis", [((0, 3), 0), ((0, 3), 1), ((2, 0), None), ((2, 0, 3), -2)], ids=str)
+def test_reduction_of_empty(name, fn, shape, axis):
+    x = np.zeros(shape, np.float32)
+    with np.errstate(all="ignore"):
+        expected = fn(x.astype(np.float64), axis=axis)
+    check(getattr(wt, name)(wt.tensor(x), axis=axis), expected, wt.float32)
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_extremum_of_empty_axis_raises(name):
+    with pytest.raises(ValueError, match=name):
+        getattr(wt, name)(wt.zeros((2, 0)), axis=1)
+
+
+def test_reduction_dtypes(rng):
+    m, i = sample(rng, (3, 4), "bool"), sample(rng, (3, 4), "int")
+    check(wt.sum(wt.tensor(m), axis=1), m.sum(axis=1), wt.int32)  # counts
+    check(wt.sum(wt.tensor(i), axis=0), i.sum(axis=0), wt.int32)
+    check(wt.max(wt.tensor(i)), i.max(), wt.int32)
+    check(wt.mean(wt.tensor(i), axis=-1), i.mean(axis=-1), wt.float32)
+    check(wt.reduce_mean(wt.tensor(i)), i.mean(), wt.float32)
+    check(wt.tensor(i).sum(axis=(0, 1), keepdims=True), i.sum(axis=(0, 1), keepdims=True), wt.int32)
+
+
+@pytest.mark.parametrize("shape,axis", [((7,), None), ((3, 4), 0), ((3, 4), -1), ((2, 3, 4), 1), ((2, 3, 4), None),
+                                        ((1, 5), 0)], ids=str)
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+def test_arg_reductions(name, shape, axis, rng):
+    x = sample(rng, shape, "small_int")  # ties: numpy and webtensor both take the first index
+    check(getattr(wt, name)(wt.tensor(x), axis=axis), getattr(np, name)(x, axis=axis), wt.int32)
+
+
+# ---- matmul ----------------------------------------------------------------------------------
+
+MATMUL = [  # (a shape, b shape, transpose_a, transpose_b)
+    ((3, 4), (4, 5), False, False), ((4, 3), (4, 5), True, False), ((3, 4), (5, 4), False, True),
+    ((4, 3), (5, 4), True, True), ((2, 3, 4), (4, 5), False, False), ((2, 1, 3, 4), (5, 4, 2), False, False),
+    ((1, 4, 3), (6, 5, 4), True, True), ((4,), (4, 5), False, False), ((3, 4), (4,), False, False),
+    ((4,), (4,), False, False), ((2, 3, 4), (4,), False, False), ((4,), (2, 4, 5), False, False),
+    ((0, 4), (4, 5), False, False), ((3, 0), (0, 5), False, False), ((1, 1), (1, 1), False, False),
+]
+
+
+def _np_matmul(a, b, ta, tb):
+    if ta and a.ndim > 1:
+        a = np.swapaxes(a, -1, -2)
+    if tb and b.ndim > 1:
+        b = np.swapaxes(b, -1, -2)
+    return np.matmul(a, b)
+
+
+@pytest.mark.parametrize("sa,sb,ta,tb", MATMUL, ids=[f"{m[0]}@{m[1]}{'T' * m[2]}{'t' * m[3]}" for m in MATMUL])
+def test_matmul(sa, sb, ta, tb, rng):
+    a, b = sample(rng, sa), sample(rng, sb)
+    expected = _np_matmul(a.astype(np.float64), b.astype(np.float64), ta, tb)
+    check(wt.matmul(wt.tensor(a), wt.tensor(b), transpose_a=ta, transpose_b=tb), expected, wt.float32,
+          rtol=1e-5, atol=1e-5)
+    if not (ta or tb):
+        check(wt.tensor(a) @ wt.tensor(b), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_int(rng):
+    a, b = sample(rng, (2, 3, 4), "int"), sample(rng, (4, 2), "int")
+    check(wt.matmul(wt.tensor(a), wt.tensor(b)), a @ b, wt.int32)
+
+
+# ---- movement --------------------------------------------------------------------------------
+
+MOVEMENT = [  # (id, input shape, webtensor function, numpy function)
+    ("reshape", (2, 3, 4), lambda x: wt.reshape(x, (6, 4)), lambda x: x.reshape(6, 4)),
+    ("reshape-1", (2, 3, 4), lambda x: wt.reshape(x, (4, -1, 2)), lambda x: x.reshape(4, -1, 2)),
+    ("reshape_flat", (2, 3, 4), lambda x: x.reshape(-1), lambda x: x.reshape(-1)),
+    ("reshape_scalar", (), lambda x: wt.reshape(x, (1, 1)), lambda x: x.reshape(1, 1)),
+    ("reshape_empty", (0, 3), lambda x: wt.reshape(x, (3, 0, 5)), lambda x: x.reshape(3, 0, 5)),
+    ("transpose", (2, 3, 4), lambda x: wt.transpose(x), lambda x: x.transpose()),
+    ("transpose_perm", (2, 3, 4), lambda x: wt.transpose(x, (1, 0, 2)), lambda x: x.transpose(1, 0, 2)),
+    ("transpose_neg", (2, 3, 4), lambda x: wt.transpose(x, (-1, 0, 1)), lambda x: x.transpose(2, 0, 1)),
+    ("transpose_T", (3, 5), lambda x: x.T, lambda x: x.T),
+    ("transpose_empty", (2, 0, 3), lambda x: x.transpose(2, 1, 0), lambda x: x.transpose(2, 1, 0)),
+    ("expand_dims0", (2, 3), lambda x: wt.expand_dims(x, 0), lambda x: np.expand_dims(x, 0)),
+    ("expand_dims-1", (2, 3), lambda x: wt.expand_dims(x, -1), lambda x: np.expand_dims(x, -1)),
+    ("expand_dims1", (2, 3), lambda x: x.expand_dims(1), lambda x: np.expand_dims(x, 1)),
+    ("squeeze", (1, 3, 1, 2), lambda x: wt.squeeze(x), lambda x: np.squeeze(x)),
+    ("squeeze-2", (1, 3, 1, 2), lambda x: wt.squeeze(x, -2), lambda x: np.squeeze(x, -2)),
+    ("squeeze_pair", (1, 3, 1, 2), lambda x: wt.squeeze(x, (0, 2)), lambda x: np.squeeze(x, (0, 2))),
+    ("broadcast_to", (3, 1), lambda x: wt.broadcast_to(x, (2, 3, 4)), lambda x: np.broadcast_to(x, (2, 3, 4))),
+    ("broadcast_scalar", (), lambda x: wt.broadcast_to(x, (2, 2)), lambda x: np.broadcast_to(x, (2, 2))),
+    ("broadcast_empty", (1,), lambda x: wt.broadcast_to(x, (3, 0)), lambda x: np.broadcast_to(x, (3, 0))),
+    ("flatten", (2, 3, 4), lambda x: wt.flatten(x), lambda x: x.reshape(2, -1)),
+    ("flatten0", (2, 3, 4), lambda x: wt.flatten(x, 0), lambda x: x.reshape(-1)),
+    ("slice_size", (4, 5), lambda x: wt.slice(x, [1, 2], [2, -1]), lambda x: x[1:3, 2:]),
+    ("slice_end", (4, 5), lambda x: wt.slice(x, [0, 1], end=[4, 5], strides=[2, 3]), lambda x: x[0:4:2, 1:5:3]),
+    ("slice_neg_stride", (4, 5), lambda x: wt.slice(x, [3, 4], end=[-5, 0], strides=[-1, -2]),
+     lambda x: x[3::-1, 4:0:-2]),
+    ("pad", (2, 3), lambda x: wt.pad(x, [(1, 0), (2, 3)]), lambda x: np.pad(x, [(1, 0), (2, 3)])),
+    ("pad_value", (2, 3, 1), lambda x: wt.pad(x, [(0, 0), (1, 1), (0, 2)], constant_values=-1.5),
+     lambda x: np.pad(x, [(0, 0), (1, 1), (0, 2)], constant_values=-1.5)),
+    ("pad_nothing", (2, 3), lambda x: wt.pad(x, [(0, 0), (0, 0)]), lambda x: x),
+    ("pad_empty", (0, 3), lambda x: wt.pad(x, [(1, 1), (0, 1)], 2.0),
+     lambda x: np.pad(x, [(1, 1), (0, 1)], constant_values=2.0)),
+]
+
+
+@pytest.mark.parametrize("shape,fn,np_fn", [m[1:] for m in MOVEMENT], ids=[m[0] for m in MOVEMENT])
+def test_movement(shape, fn, np_fn, rng):
+    x = sample(rng, shape)
+    check(fn(wt.tensor(x)), np_fn(x), wt.float32, rtol=0, atol=0)
+
+
+def test_movement_keeps_int_and_bool(rng):
+    i, m = sample(rng, (2, 3), "int"), sample(rng, (2, 3), "bool")
+    check(wt.transpose(wt.tensor(i)), i.T, wt.int32)
+    check(wt.pad(wt.tensor(m), [(1, 1), (0, 0)]), np.pad(m, [(1, 1), (0, 0)]), wt.bool)
+    check(wt.broadcast_to(wt.tensor(i), (4, 2, 3)), np.broadcast_to(i, (4, 2, 3)), wt.int32)
+
+
+INDEXING = [  # numpy index expressions applied to a (4, 5, 6) tensor
+    np.s_[1:, ::-1, None, ...], np.s_[..., 0], np.s_[-1], np.s_[::2, 1:4], np.s_[::-2], np.s_[None],
+    np.s_[1:1], np.s_[:, -3:-1], np.s_[3:0:-2, :, 5], np.s_[2, -1, 1:6:2], np.s_[..., None, ::-3],
+    np.s_[:, :, :], np.s_[-100:100, 5:], np.s_[0, 0, 0],
+]
+
+
+@pytest.mark.parametrize("key", INDEXING, ids=[str(k) for k in INDEXING])
+def test_indexing(key, rng):
+    x = sample(rng, (4, 5, 6))
+    check(wt.tensor(x)[key], x[key], wt.float32, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("idx", [[0, 3, 3, 1], np.array([[2, 0], [1, 1]]), [-0]], ids=str)
+def test_integer_array_indexing(idx, rng):
+    x = sample(rng, (4, 3))
+    check(wt.tensor(x)[idx], x[np.asarray(idx)], wt.float32)
+    check(wt.tensor(x)[wt.tensor(idx)], x[np.asarray(idx)], wt.float32)
+
+
+CONCAT = [  # (shapes, axis)
+    ([(2, 3), (4, 3)], 0), ([(2, 3), (2, 1), (2, 2)], 1), ([(2, 3, 1), (2, 3, 4)], -1),
+    ([(0, 3), (2, 3)], 0), ([(2, 3)], 0), ([(1,), (1,), (1,)], -1), ([(2, 0), (2, 3), (2, 0)], 1),
+]
+
+
+@pytest.mark.parametrize("shapes,axis", CONCAT, ids=str)
+def test_concat(shapes, axis, rng):
+    xs = [sample(rng, s) for s in shapes]
+    check(wt.concat([wt.tensor(x) for x in xs], axis=axis), np.concatenate(xs, axis=axis), wt.float32)
+
+
+@pytest.mark.parametrize("shape,n,axis", [((2, 3), 3, 0), ((2, 3), 2, -1), ((2, 3), 4, 1), ((), 3, 0),
+                                          ((0, 2), 2, 1)], ids=str)
+def test_stack(shape, n, axis, rng):
+    xs = [sample(rng, shape) for _ in range(n)]
+    check(wt.stack([wt.tensor(x) for x in xs], axis=axis), np.stack(xs, axis=axis), wt.float32)
+
+
+GATHER = [  # (params shape, indices, axis)
+    ((5, 3), [4, 0, 0, 2], 0), ((5, 3), [[2, 1], [0, 2]], 1), ((2, 4, 3), [[3], [0], [1]], -2),
+    ((2, 4, 3), 1, 1), ((6,), np.zeros((0,), np.int32), 0), ((3, 2), [0, 7, -4], 0),  # out of range: clamped
+]
+
+
+@pytest.mark.parametrize("shape,indices,axis", GATHER, ids=str)
+def test_gather(shape, indices, axis, rng):
+    p, i = sample(rng, shape), np.asarray(indices, np.int32)
+    expected = np.take(p, i, axis=axis, mode="clip")
+    check(wt.gather(wt.tensor(p), wt.tensor(i), axis=axis), expected, wt.float32)
+
+
+ONE_HOT = [  # (indices, depth, axis)
+    ([0, 2, 1, 2], 3, -1), ([[1, 0], [3, 2]], 4, 0), ([[1, 0], [3, 2]], 4, 1), ([1, 5, -1], 3, -1), (2, 4, -1),
+]
+
+
+@pytest.mark.parametrize("indices,depth,axis", ONE_HOT, ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_one_hot(indices, depth, axis, dtype):
+    i = np.asarray(indices)
+    expected = np.moveaxis((i[..., None] == np.arange(depth)), -1, axis).astype(dtype)  # out-of-range rows are 0
+    check(wt.one_hot(wt.tensor(i), depth, axis=axis, dtype=dtype), expected, wt.as_dtype(dtype))
+
+
+TAKE_ALONG = [  # (arr shape, indices shape, axis)
+    ((3, 4), (3, 2), 1), ((3, 4), (5, 4), 0), ((2, 3, 4), (2, 3, 1), -1), ((3, 4, 5), (1, 2, 5), 1),
+    ((3, 4), (3, 0), 1), ((6,), (6,), 0),
+]
+
+
+@pytest.mark.parametrize("sa,si,axis", TAKE_ALONG, ids=str)
+def test_take_along_axis(sa, si, axis, rng):
+    a = sample(rng, sa)
+    i = rng.integers(0, sa[axis], si).astype(np.int32)
+    check(wt.take_along_axis(wt.tensor(a), wt.tensor(i), axis), np.take_along_axis(a, i, axis), wt.float32)
+
+
+# ---- composites: softmax family ---------------------------------------------------------------
+
+def np_logsumexp(x, axis, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    r = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return r if keepdims else np.squeeze(r, axis=axis)
+
+
+SOFTMAX_CASES = [((4, 5), -1), ((4, 5), 0), ((2, 3, 4), 1), ((6,), 0), ((3, 1), -1)]
+
+
+@pytest.mark.parametrize("shape,axis", SOFTMAX_CASES, ids=str)
+def test_softmax_family(shape, axis, rng):
+    x = sample(rng, shape).astype(np.float64) * 3
+    lse = np_logsumexp(x, axis, keepdims=True)
+    tx = wt.tensor(x.astype(np.float32))
+    check(wt.softmax(tx, axis=axis), np.exp(x - lse), wt.float32, rtol=1e-5, atol=1e-6)
+    check(wt.log_softmax(tx, axis=axis), x - lse, wt.float32, rtol=1e-5, atol=1e-5)
+    check(wt.logsumexp(tx, axis=axis), np_logsumexp(x, axis), wt.float32, rtol=1e-5)
+    check(wt.logsumexp(tx, axis=axis, keepdims=True), lse, wt.float32, rtol=1e-5)
+
+
+def test_softmax_family_large_logits_stay_finite():
+    x = np.array([[1000.0, -1000.0, 999.0], [-1000.0, -1000.0, -1001.0]])
+    tx = wt.tensor(x.astype(np.float32))
+    for t in (wt.softmax(tx), wt.log_softmax(tx), wt.logsumexp(tx)):
+        assert np.all(np.isfinite(t.numpy())), t
+    lse = np_logsumexp(x, -1, keepdims=True)
+    check(wt.softmax(tx), np.exp(x - lse), atol=1e-6)
+    check(wt.log_softmax(tx), x - lse, rtol=1e-6, atol=1e-4)
+    check(wt.logsumexp(tx, axis=-1), lse[:, 0], rtol=1e-6)
+    check(wt.logsumexp(tx, axis=(0, 1)), np_logsumexp(x.reshape(-1), 0), rtol=1e-6)
+
+
+# ---- composites: convolution and pooling -------------------------------------------------------
+
+def np_same_pads(size, k, stride, dilation):
+    """TF 'SAME' padding: output ceil(in / stride); the odd pixel of padding goes at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def np_window_op(x, kh, kw, strides, pads, dilations, reduce_window, pad_value):
+    """A direct loop over output positions: ``reduce_window(window (N, KH, KW, C), valid mask)``."""
+    n, h, w, c = x.shape
+    (pt, pb), (pl, pr) = pads
+    xp = np.full((n, h + pt + pb, w + pl + pr, c), pad_value, dtype=np.float64)
+    xp[:, pt:pt + h, pl:pl + w] = x
+    mask = np.zeros((h + pt + pb, w + pl + pr), bool)
+    mask[pt:pt + h, pl:pl + w] = True
+    oh = (h + pt + pb - (kh - 1) * dilations[0] - 1) // strides[0] + 1
+    ow = (w + pl + pr - (kw - 1) * dilations[1] - 1) // strides[1] + 1
+    rows = []
+    for i in range(oh):
+        row = []
+        for j in range(ow):
+            hs = [i * strides[0] + a * dilations[0] for a in range(kh)]
+            ws = [j * strides[1] + b * dilations[1] for b in range(kw)]
+            row.append(reduce_window(xp[:, hs][:, :, ws], mask[hs][:, ws]))
+        rows.append(np.stack(row, axis=1))
+    return np.stack(rows, axis=1)
+
+
+def np_conv2d(x, w, strides, padding, dilations):
+    """Direct-loop cross-correlation, NHWC x HWIO -> NHWC (tf.nn.conv2d semantics)."""
+    kh, kw = w.shape[:2]
+    if padding == "valid":
+        pads = ((0, 0), (0, 0))
+    elif padding == "same":
+        pads = (np_same_pads(x.shape[1], kh, strides[0], dilations[0]),
+                np_same_pads(x.shape[2], kw, strides[1], dilations[1]))
+    else:
+        pads = padding
+    return np_window_op(x, kh, kw, strides, pads, dilations,
+                        lambda win, mask: np.einsum("nabc,abco->no", win, w), 0.0)
+
+
+CONV = [  # (x shape NHWC, kernel (KH, KW, O), strides, padding, dilations)
+    ((2, 7, 6, 3), (3, 3, 4), (1, 1), "valid", (1, 1)),
+    ((1, 7, 6, 2), (3, 2, 3), (2, 2), "valid", (1, 1)),
+    ((2, 7, 6, 3), (3, 3, 2), (1, 1), "same", (1, 1)),
+    ((1, 8, 7, 2), (3, 3, 2), (2, 3), "same", (1, 1)),
+    ((1, 9, 8, 2), (3, 2, 2), (1, 1), "valid", (2, 3)),
+    ((2, 9, 8, 2), (3, 3, 3), (2, 2), "same", (2, 2)),
+    ((1, 5, 6, 3), (2, 3, 2), (1, 2), ((1, 2), (0, 3)), (1, 1)),
+    ((1, 4, 4, 1), (4, 4, 1), (1, 1), "valid", (1, 1)),
+    ((3, 5, 5, 2), (1, 1, 4), (1, 1), "valid", (1, 1)),
+]
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("xs,ks,strides,padding,dilations", CONV, ids=[str(i) for i in range(len(CONV))])
+def test_conv2d(xs, ks, strides, padding, dilations, data_format, rng):
+    x = sample(rng, xs)
+    w = sample(rng, (ks[0], ks[1], xs[3], ks[2]))
+    expected = np_conv2d(x.astype(np.float64), w.astype(np.float64), strides, padding, dilations)
+    tx = wt.tensor(x if data_format == "NHWC" else x.transpose(0, 3, 1, 2))
+    y = wt.conv2d(tx, wt.tensor(w), strides=strides, padding=padding, data_format=data_format,
+                  dilations=dilations)
+    if data_format == "NCHW":
+        expected = expected.transpose(0, 3, 1, 2)
+    check(y, expected, wt.float32, rtol=1e-5, atol=1e-5)
+
+
+POOL = [  # (x shape NHWC, pool size, strides, padding)
+    ((2, 6, 6, 3), 2, None, "valid"), ((1, 7, 5, 2), 3, 2, "valid"), ((1, 7, 5, 2), 3, 2, "same"),
+    ((2, 5, 6, 1), (2, 3), (1, 2), "same"), ((1, 4, 4, 2), (3, 3), 1, "same"), ((1, 3, 3, 1), 3, None, "valid"),
+]
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("xs,size,strides,padding", POOL, ids=str)
+def test_pooling(xs, size, strides, padding, data_format, rng):
+    x = sample(rng, xs)
+    size2 = (size, size) if isinstance(size, int) else size
+    st = size2 if strides is None else (strides, strides) if isinstance(strides, int) else strides
+    pads = ((0, 0), (0, 0)) if padding == "valid" else \
+        (np_same_pads(xs[1], size2[0], st[0], 1), np_same_pads(xs[2], size2[1], st[1], 1))
+    x64 = x.astype(np.float64)
+    ex_max = np_window_op(x64, *size2, st, pads, (1, 1), lambda win, m: win.max(axis=(1, 2)), -np.inf)
+    # TF's avg_pool with 'same': the divisor counts only real (unpadded) elements.
+    ex_avg = np_window_op(x64, *size2, st, pads, (1, 1), lambda win, m: win.sum(axis=(1, 2)) / m.sum(), 0.0)
+    tx = wt.tensor(x if data_format == "NHWC" else x.transpose(0, 3, 1, 2))
+    to_fmt = (lambda a: a) if data_format == "NHWC" else (lambda a: a.transpose(0, 3, 1, 2))
+    kw = dict(pool_size=size, strides=strides, padding=padding, data_format=data_format)
+    check(wt.max_pool2d(tx, **kw), to_fmt(ex_max), wt.float32)
+    check(wt.avg_pool2d(tx, **kw), to_fmt(ex_avg), wt.float32, rtol=1e-5, atol=1e-6)
+
+
+# ---- composites: losses ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 6), (7,)], ids=str)
+def test_losses(shape, rng):
+    logits = sample(rng, shape).astype(np.float64) * 2
+    labels = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]) if len(shape) > 1 else \
+        rng.dirichlet(np.ones(shape[-1]))
+    classes = rng.integers(0, shape[-1], shape[:-1]).astype(np.int32)
+    logp = logits - np_logsumexp(logits, -1, keepdims=True)
+    tl, tz = wt.tensor(labels.astype(np.float32)), wt.tensor(logits.astype(np.float32))
+    check(wt.softmax_cross_entropy(tl, tz), -(labels * logp).sum(-1), wt.float32, rtol=1e-5, atol=1e-5)
+    probs = np.exp(logp)
+    check(wt.softmax_cross_entropy(tl, wt.tensor(probs.astype(np.float32)), from_logits=False),
+          -(labels * np.log(np.clip(probs, 1e-7, 1 - 1e-7))).sum(-1), wt.float32, rtol=1e-5, atol=1e-5)
+    sparse = -np.take_along_axis(logp, classes[..., None], -1)[..., 0]
+    check(wt.sparse_softmax_cross_entropy(wt.tensor(classes), tz), sparse, wt.float32, rtol=1e-5, atol=1e-5)
+    target = sample(rng, shape).astype(np.float64)
+    check(wt.mse(wt.tensor(target.astype(np.float32)), tz), ((target - logits) ** 2).mean(-1), wt.float32,
+          rtol=1e-5, atol=1e-5)
+
+
+def test_cross_entropy_with_large_logits_is_finite():
+    logits = wt.tensor([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 999.0]])
+    ce = wt.sparse_softmax_cross_entropy(wt.tensor([0, 2]), logits)
+    check(ce, [0.0, 1.0 + np.log1p(np.exp(-1.0))], rtol=1e-5, atol=1e-4)
+
+
+# ---- the table covers the op set -----------------------------------------------------------
+
+COVERED_ELSEWHERE = {"extract_patches": "conv2d/pooling", "extract_patches_grad": "conv2d gradient",
+                     "slice_grad": "slice gradient", "reduce_sum": "sum", "reduce_prod": "prod",
+                     "reduce_max": "max", "reduce_min": "min", "reshape": "reshape", "transpose": "transpose",
+                     "broadcast_to": "broadcast_to", "slice": "indexing", "pad": "pad", "concat": "concat",
+                     "gather": "gather", "one_hot": "one_hot", "matmul": "matmul", "where": "where",
+                     "cast": "cast", "argmax": "argmax", "argmin": "argmin"}
+
+
+def test_every_primitive_is_tested_here():
+    tested = {u[0] for u in UNARY} | {b[0] for b in BINARY} | set(COVERED_ELSEWHERE)
+    assert set(OPS) <= tested, sorted(set(OPS) - tested)
