@@ -14,7 +14,7 @@ from . import _state
 from .core import passes
 from .core.graph import Graph, Value
 from .device import get_device
-from .tensor import Tensor, Variable, tensor
+from .tensor import Tensor, Variable, init_scope, tensor
 
 
 class Trace:
@@ -26,6 +26,7 @@ class Trace:
         self._consts: dict[int, tuple[Tensor, Value]] = {}
         self.captures: dict[Variable, Value] = {}
         self.current: dict[Variable, Value] = {}
+        self._scalars: dict = {}
 
     def symbolic(self, value: Value) -> Tensor:
         return Tensor(None, value.aval, self.device, sym=(self, value))
@@ -46,6 +47,15 @@ class Trace:
             self.graph.consts[v] = data
             hit = self._consts[id(t)] = (t, v)  # the tensor is kept alive so its id stays unique
         return hit[1]
+
+    def scalar(self, x, dtype) -> Tensor:
+        """A Python scalar operand: one constant per distinct (value, dtype) in the graph."""
+        key = (dtype.name, repr(x))
+        t = self._scalars.get(key)
+        if t is None:
+            with init_scope():
+                t = self._scalars[key] = tensor(x, dtype=dtype, device=self.device)
+        return t
 
     def _var_value(self, var: Variable) -> Value:
         if var in self.current:

@@ -288,9 +288,21 @@ def _convert_inputs(inputs) -> list[Tensor]:
     return out
 
 
+_SCALARS: dict = {}  # (device, dtype, repr(value)) -> Tensor: Python scalars are uploaded once
+
+
 def _scalar(x, dtype, like):
-    dev = like.device if like is not None else None
-    return tensor(x, dtype=dtype, device=dev)
+    dev = like.device if like is not None else get_device()
+    tr = _state.current_trace()
+    if tr is not None:
+        return tr.scalar(x, dtype)
+    key = (dev.name, dtype.name, repr(x))
+    t = _SCALARS.get(key)
+    if t is None:
+        if len(_SCALARS) > 4096:
+            _SCALARS.clear()
+        t = _SCALARS[key] = tensor(x, dtype=dtype, device=dev)
+    return t
 
 
 class init_scope:
