@@ -127,10 +127,12 @@ class Function:
     def __get__(self, obj, objtype=None):  # decorate methods too
         if obj is None:
             return self
-        bound = self.__dict__.setdefault("_bound", {})
-        if id(obj) not in bound:
-            bound[id(obj)] = Function(self.python_function.__get__(obj, objtype), self.name)
-        return bound[id(obj)]
+        # One traced function per instance, stored on the instance (no global cache to leak).
+        key = f"_webtensor_function_{id(self)}"
+        fn = obj.__dict__.get(key)
+        if fn is None:
+            fn = obj.__dict__[key] = Function(self.python_function.__get__(obj, objtype), self.name)
+        return fn
 
     def _signature(self, args, kwargs):
         leaves: list = []
