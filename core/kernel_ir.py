@@ -284,7 +284,7 @@ def evaluate(kernel: Kernel, arrays: list) -> Any:
 
     val = np.broadcast_to(ev(kernel.expr), space)
     if kernel.kind == "map":
-        return np.ascontiguousarray(val).astype(np_dtype(kernel.out.dtype))
+        return np.array(val, dtype=np_dtype(kernel.out.dtype), order="C")  # ascontiguousarray makes 0-d 1-d
     k = kernel.n_reduce
     axes = tuple(range(nd - k, nd))
     if kernel.combiner in ("argmax", "argmin"):

@@ -163,6 +163,8 @@ def _unslice_infer(g: Aval, *, spec, shape) -> Aval:
 
 def _unslice_kernel(ins, out, *, spec, shape):
     # out[i] = g[(i - start) / step] where that lands on a sliced element, else 0.
+    if 0 in ins[0].shape:  # nothing to scatter; an empty buffer must not be loaded from
+        return _mapk(ins, out, K.const(0, ins[0].dtype))
     ok, ix = None, []
     for d, (start, stop, step) in enumerate(spec):
         n = len(range(start, stop, step))
@@ -221,6 +223,8 @@ def _pad_infer(x: Aval, *, paddings, constant_value) -> Aval:
 
 def _pad_kernel(ins, out, *, paddings, constant_value):
     x = ins[0]
+    if 0 in x.shape:  # all padding; an empty buffer must not be loaded from
+        return _mapk(ins, out, K.const(constant_value, x.dtype))
     ok, ix = None, []
     for d, ((lo, hi), n) in enumerate(zip(paddings, x.shape)):
         j = K.idx(d) - lo
