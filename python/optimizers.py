@@ -1,0 +1,307 @@
+"""Optimizers (``webtensor.optimizers``): ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` with Keras 3's
+names, defaults and update formulas (``keras/src/optimizers/*.py``).
+
+``opt.apply_gradients(zip(grads, variables))`` updates each :class:`~webtensor.Variable` in place.
+It works eagerly and inside ``webtensor.function``: all state is ``Variable``s (the step counter
+``iterations``, the learning rate when it is a number, and per-variable slots such as Adam's
+moments) updated with ``assign``, and all arithmetic is tensor ops, so a traced training step
+updates parameters and optimizer state in place and stays correct on later calls without
+retracing. State is created lazily on first use, inside ``webtensor.init_scope()`` (so it is
+concrete even when the first use is during tracing), on each variable's device;
+``opt.build(variables)`` creates it eagerly.
+
+One update, as Keras' ``BaseOptimizer.apply``: read the learning rate (a schedule is evaluated at
+``iterations``, the number of updates already done), apply decoupled weight decay
+``w -= w * weight_decay * lr`` when ``weight_decay`` is set, run each optimizer's update rule,
+then add 1 to ``iterations``.
+"""
+from __future__ import annotations
+
+from . import schedules
+from .core import ops as F
+from .core.dtypes import float32, int32
+from .creation import zeros
+from .tensor import Tensor, Variable, init_scope
+from .schedules import LearningRateSchedule
+
+
+class Optimizer:
+    """Base class. Subclasses list their per-variable state in ``_slot_names()`` and implement
+    ``update_step(gradient, variable, learning_rate)`` with tensor ops and ``assign``.
+
+    Args:
+        learning_rate: a float, or a schedule (a callable ``schedule(step) -> scalar Tensor``,
+            such as those in ``webtensor.optimizers.schedules``).
+        weight_decay: ``None`` or a float; decoupled decay ``w -= w * weight_decay * lr`` before
+            each update (Loshchilov & Hutter 2019, as Keras' ``_apply_weight_decay``).
+    """
+
+    def __init__(self, learning_rate, weight_decay: float | None = None, name: str = "optimizer"):
+        self.name, self.weight_decay = name, weight_decay
+        self._learning_rate = learning_rate if callable(learning_rate) else float(learning_rate)
+        self._lr_var: Variable | None = None      # the learning rate as state, when it is a number
+        self._iterations: Variable | None = None
+        self._slots: dict[int, dict[str, Variable]] = {}   # id(variable) -> slot name -> Variable
+        self._slot_owners: list[Variable] = []    # keeps the ids above unique; creation order
+        self._exclude_ids: set[int] = set()
+        self._exclude_names: tuple[str, ...] = ()
+
+    def _slot_names(self) -> tuple[str, ...]:
+        return ()
+
+    def update_step(self, gradient: Tensor, variable: Variable, learning_rate: Tensor) -> None:
+        raise NotImplementedError
+
+    # ---- state ----
+    def _state(self, attr: str, name: str, value, dtype, device) -> Variable:
+        """The scalar state variable ``attr`` (``_iterations`` / ``_lr_var``) on ``device``. A counter
+        created earlier on another device (read before the first update) is moved there."""
+        v = getattr(self, attr)
+        if v is None or v.device is not device:
+            with init_scope():
+                value = value if v is None else v.numpy()
+                v = Variable(value, name=f"{self.name}/{name}", trainable=False, dtype=dtype, device=device)
+            setattr(self, attr, v)
+        return v
+
+    def _ensure_state(self, device) -> None:
+        self._state("_iterations", "iterations", 0, int32, device)
+        if not callable(self._learning_rate):
+            self._state("_lr_var", "learning_rate", self._learning_rate, float32, device)
+
+    def _slots_for(self, variable: Variable) -> dict[str, Variable]:
+        slots = self._slots.get(id(variable))
+        if slots is None:
+            if not isinstance(variable, Variable):
+                raise TypeError(f"{type(self).__name__}: expected webtensor.Variable, got {type(variable).__name__}")
+            with init_scope():
+                slots = {s: Variable(zeros(variable.shape, variable.dtype, device=variable.device),
+                                     name=f"{variable.name}_{s}", trainable=False)
+                         for s in self._slot_names()}
+            self._slots[id(variable)] = slots
+            self._slot_owners.append(variable)
+        return slots
+
+    def build(self, variables) -> None:
+        """Create the optimizer state for ``variables`` now (it is otherwise created on first use)."""
+        variables = list(variables)
+        if variables:
+            self._ensure_state(variables[0].device)
+        for v in variables:
+            self._slots_for(v)
+
+    @property
+    def iterations(self) -> Variable:
+        """The number of updates applied: an int32 scalar ``Variable``."""
+        if self._iterations is None:
+            from .device import get_device
+            self._state("_iterations", "iterations", 0, int32, get_device())
+        return self._iterations
+
+    @property
+    def variables(self) -> list[Variable]:
+        """The optimizer state (for saving): ``iterations``, the learning rate when it is a number,
+        then each variable's slots in creation order. Empty before the first update or ``build``."""
+        out = [v for v in (self._iterations, self._lr_var) if v is not None]
+        for owner in self._slot_owners:
+            out.extend(self._slots[id(owner)].values())
+        return out
+
+    @property
+    def learning_rate(self) -> float:
+        """The current learning rate as a Python float (eager only). A schedule is evaluated at
+        ``iterations``. Assign a float to change it (a traced step sees the change: it reads the
+        rate from a Variable); assigning over a schedule raises TypeError, as in Keras."""
+        if callable(self._learning_rate):
+            return float(self._learning_rate(self.iterations.read_value()))
+        return float(self._lr_var) if self._lr_var is not None else self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        if callable(value):
+            self._learning_rate = value
+            return
+        if callable(self._learning_rate):
+            raise TypeError("This optimizer was created with a learning-rate schedule, hence its learning "
+                            "rate is not settable; create it with a float learning_rate instead.")
+        self._learning_rate = float(value)
+        if self._lr_var is not None:
+            self._lr_var.assign(float(value))
+
+    def _current_lr(self) -> Tensor:
+        if callable(self._learning_rate):
+            return F.cast(self._learning_rate(self._iterations.read_value()), float32)
+        return self._lr_var.read_value()
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
+        """Skip weight decay for the variables in ``var_list`` and for those whose name contains
+        one of the strings in ``var_names`` (e.g. ``['bias']``)."""
+        self._exclude_ids = {id(v) for v in (var_list or [])}
+        self._exclude_names = tuple(var_names or ())
+
+    def _use_weight_decay(self, variable: Variable) -> bool:
+        return (self.weight_decay is not None and id(variable) not in self._exclude_ids
+                and not any(n in variable.name for n in self._exclude_names))
+
+    # ---- the update ----
+    def apply_gradients(self, grads_and_vars) -> Variable | None:
+        """Apply one update from ``(gradient, variable)`` pairs; ``None`` gradients are skipped.
+
+        Returns ``iterations`` (``None`` when ``grads_and_vars`` is empty: nothing happens).
+
+        Raises:
+            ValueError: every gradient is ``None``.
+            TypeError: a variable that is not a ``webtensor.Variable``.
+        """
+        pairs = list(grads_and_vars)
+        if not pairs:
+            return None
+        pairs = [(g, v) for g, v in pairs if g is not None]
+        if not pairs:
+            raise ValueError(f"{type(self).__name__}: no gradients provided for any variable")
+        for _, v in pairs:
+            self._slots_for(v)
+        self._ensure_state(pairs[0][1].device)
+        lr = self._current_lr()
+        for _, v in pairs:
+            if self._use_weight_decay(v):
+                v.assign(v - v * float(self.weight_decay) * F.cast(lr, v.dtype))
+        for g, v in pairs:
+            self.update_step(F.cast(g, v.dtype), v, F.cast(lr, v.dtype))
+        self._iterations.assign_add(1)
+        return self._iterations
+
+    def apply(self, grads, variables) -> Variable | None:
+        """Keras 3 spelling: ``apply_gradients(zip(grads, variables))``."""
+        return self.apply_gradients(zip(grads, variables))
+
+    def _step_count(self, dtype) -> Tensor:
+        """``iterations + 1`` (the 1-based index of the update being applied) as ``dtype``."""
+        return F.cast(self._iterations.read_value() + 1, dtype)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional momentum (Keras 3 ``SGD``).
+
+    Without momentum ``w -= lr * g``. With ``momentum > 0``: ``v = momentum * v - lr * g`` then
+    ``w += v``, or with ``nesterov=True`` ``w += momentum * v - lr * g`` (Sutskever et al. 2013,
+    "On the importance of initialization and momentum in deep learning", in Keras' form).
+    Slot: ``momentum`` (only when ``momentum > 0``).
+
+    Raises:
+        ValueError: ``momentum`` outside [0, 1].
+    """
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float | None = None, name: str = "SGD"):
+        super().__init__(learning_rate, weight_decay, name)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"`momentum` must be a float between [0, 1]. Received: momentum={momentum}")
+        self.momentum, self.nesterov = float(momentum), nesterov
+
+    def _slot_names(self):
+        return ("momentum",) if self.momentum != 0 else ()
+
+    def update_step(self, gradient, variable, learning_rate):
+        step = gradient * learning_rate
+        if self.momentum == 0:
+            variable.assign(variable - step)
+            return
+        m = self._slots_for(variable)["momentum"]
+        m.assign(m * self.momentum - step)
+        variable.assign(variable + (m * self.momentum - step if self.nesterov else m))
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization", arXiv:1412.6980), in
+    Keras 3's form: with ``t = iterations + 1``,
+
+    ``m += (g - m) * (1 - beta_1)``; ``v += (g^2 - v) * (1 - beta_2)``;
+    ``w -= lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)``.
+
+    ``epsilon`` is the paper's "epsilon hat" (the formula just before its Section 2.1), not the
+    epsilon of Algorithm 1. ``amsgrad=True`` uses ``v_hat = max(v_hat, v)`` in place of ``v``
+    (Reddi et al. 2018, "On the Convergence of Adam and Beyond").
+    Slots: ``momentum``, ``velocity`` (and ``velocity_hat`` with amsgrad).
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, weight_decay: float | None = None, name: str = "adam"):
+        super().__init__(learning_rate, weight_decay, name)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+
+    def _slot_names(self):
+        return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
+
+    def update_step(self, gradient, variable, learning_rate):
+        slots = self._slots_for(variable)
+        m, v = slots["momentum"], slots["velocity"]
+        t = self._step_count(variable.dtype)
+        alpha = learning_rate * F.sqrt(1.0 - F.pow(float(self.beta_2), t)) / (1.0 - F.pow(float(self.beta_1), t))
+        m.assign(m + (gradient - m) * (1.0 - self.beta_1))
+        v.assign(v + (F.square(gradient) - v) * (1.0 - self.beta_2))
+        if self.amsgrad:
+            v_hat = slots["velocity_hat"]
+            v = v_hat.assign(F.maximum(v_hat, v))
+        variable.assign(variable - (m * alpha) / (F.sqrt(v) + self.epsilon))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019, "Decoupled Weight Decay
+    Regularization", arXiv:1711.05101), as Keras 3's ``AdamW``: before each Adam update
+    ``w -= w * weight_decay * lr``.
+
+    Raises:
+        ValueError: ``weight_decay`` is ``None``.
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay: float = 0.004, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, name: str = "adamw"):
+        if weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, name)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, Srivastava & Swersky, "Neural Networks for Machine Learning", lecture 6e,
+    2012), in Keras 3's form:
+
+    ``v = rho * v + (1 - rho) * g^2``; with ``centered``: ``a = rho * a + (1 - rho) * g`` and
+    ``denominator = v - a^2 + epsilon``, else ``denominator = v + epsilon``;
+    ``increment = lr * g / sqrt(denominator)``; with ``momentum > 0``:
+    ``mom = momentum * mom + increment`` and ``w -= mom``, else ``w -= increment``.
+    Slots: ``velocity`` (and ``momentum``, ``average_gradient`` when used).
+    """
+
+    def __init__(self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
+                 centered: bool = False, weight_decay: float | None = None, name: str = "rmsprop"):
+        super().__init__(learning_rate, weight_decay, name)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+
+    def _slot_names(self):
+        return ("velocity",) + (("momentum",) if self.momentum > 0 else ()) + \
+            (("average_gradient",) if self.centered else ())
+
+    def update_step(self, gradient, variable, learning_rate):
+        slots = self._slots_for(variable)
+        vel, rho = slots["velocity"], self.rho
+        vel.assign(vel * rho + F.square(gradient) * (1.0 - rho))
+        if self.centered:
+            avg = slots["average_gradient"]
+            avg.assign(avg * rho + gradient * (1.0 - rho))
+            denominator = vel - F.square(avg) + self.epsilon
+        else:
+            denominator = vel + self.epsilon
+        increment = learning_rate * gradient / F.sqrt(denominator)
+        if self.momentum > 0:
+            mom = slots["momentum"]
+            mom.assign(mom * self.momentum + increment)
+            variable.assign(variable - mom)
+        else:
+            variable.assign(variable - increment)
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "schedules", "LearningRateSchedule"]
