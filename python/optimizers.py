@@ -150,7 +150,7 @@ class Optimizer:
         Returns ``iterations`` (``None`` when ``grads_and_vars`` is empty: nothing happens).
 
         Raises:
-            ValueError: every gradient is ``None``.
+            ValueError: every gradient is ``None``, or a gradient's shape differs from its variable's.
             TypeError: a variable that is not a ``webtensor.Variable``.
         """
         pairs = list(grads_and_vars)
@@ -159,7 +159,10 @@ class Optimizer:
         pairs = [(g, v) for g, v in pairs if g is not None]
         if not pairs:
             raise ValueError(f"{type(self).__name__}: no gradients provided for any variable")
-        for _, v in pairs:
+        for g, v in pairs:
+            if isinstance(v, Variable) and tuple(g.shape) != tuple(v.shape):
+                raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(g.shape)} for variable "
+                                 f"{v.name!r} of shape {tuple(v.shape)}")
             self._slots_for(v)
         self._ensure_state(pairs[0][1].device)
         lr = self._current_lr()
@@ -304,4 +307,21 @@ class RMSprop(Optimizer):
             variable.assign(variable - increment)
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "schedules", "LearningRateSchedule"]
+def get(identifier) -> Optimizer:
+    """An optimizer from a name (``'sgd'``, ``'adam'``, ``'adamw'``, ``'rmsprop'``; Keras defaults)
+    or an ``Optimizer`` (returned as is), as ``keras.optimizers.get``.
+
+    Raises:
+        ValueError: an unknown name. TypeError: anything else.
+    """
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        classes = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+        if identifier.lower() not in classes:
+            raise ValueError(f"unknown optimizer {identifier!r}; known: {sorted(classes)}")
+        return classes[identifier.lower()]()
+    raise TypeError(f"cannot interpret {identifier!r} as an optimizer")
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get", "schedules", "LearningRateSchedule"]

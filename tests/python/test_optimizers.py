@@ -258,7 +258,13 @@ def test_errors():
         opt.apply_gradients([(None, w)])
     with pytest.raises(TypeError, match="Variable"):
         opt.apply_gradients([(wt.ones(2), wt.ones(2))])
+    with pytest.raises(ValueError, match="shape"):
+        opt.apply_gradients([(wt.ones(3), w)])
     assert opt.apply_gradients([]) is None and int(opt.iterations) == 0
+    assert opt.variables == [opt.iterations]  # nothing created for the refused updates
+    assert isinstance(optimizers.get("adam"), optimizers.Adam) and optimizers.get(opt) is opt
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        optimizers.get("adagradx")
     sched = optimizers.Adam(learning_rate=schedules.InverseTimeDecay(0.1, 1, 0.5))
     with pytest.raises(TypeError, match="schedule"):
         sched.learning_rate = 0.1
