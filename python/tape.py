@@ -77,6 +77,8 @@ class GradientTape:
             for i, g in enumerate(backward(records, t, seed, src)):
                 if g is not None:
                     total[i] = g if total[i] is None else total[i] + g
+        # Only watched tensors (and results of recorded ops) are sources, as in TF.
+        total = [g if id(s) in self._tracked else None for g, s in zip(total, src)]
         if unconnected_gradients == "zero":
             total = [F.broadcast_to(F.cast(0.0, s.dtype), s.shape) if g is None else g for g, s in zip(total, src)]
         elif unconnected_gradients != "none":
