@@ -109,10 +109,17 @@ def default_device_name() -> str:
     return "reference"
 
 
-@contextlib.contextmanager
 def device(name: str):
-    """``with webtensor.device('wasm'):`` — new tensors and ops default to that device."""
-    get_device(name)  # fail early, with the clear error, if it is unknown or unavailable
+    """``with webtensor.device('wasm'):`` — new tensors and ops default to that device.
+
+    Raises ValueError (unknown name; the message lists the known devices) or RuntimeError
+    (unavailable) at the call itself, not only when the ``with`` block is entered."""
+    get_device(name)
+    return _device_scope(name)
+
+
+@contextlib.contextmanager
+def _device_scope(name):
     _state.device_stack.append(name)
     try:
         yield get_device(name)

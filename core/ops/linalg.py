@@ -27,7 +27,7 @@ def _matmul_infer(a: Aval, b: Aval, *, transpose_a, transpose_b) -> Aval:
     if k != k2:
         raise ValueError(f"matmul: inner dimensions differ: shapes {a.shape} and {b.shape} "
                          f"(transpose_a={transpose_a}, transpose_b={transpose_b}) give K={k} and K={k2}")
-    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], op="matmul")
+    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], op=f"matmul (batch dims of {a.shape} and {b.shape})")
     return Aval(batch + (m, n), a.dtype)
 
 
