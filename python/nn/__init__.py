@@ -1,1 +1,32 @@
-"""Keras-style layers, models, losses, metrics, optimizers and callbacks."""
+"""Keras-style neural networks: layers, ``Sequential`` and subclassable ``Model`` with
+``compile``/``fit``/``evaluate``/``predict``, losses, metrics, initializers, activations and
+callbacks. Optimizers live in :mod:`webtensor.optimizers`, input pipelines in
+:mod:`webtensor.data`.
+
+    model = webtensor.nn.Sequential([
+        webtensor.nn.Input((64,)),
+        webtensor.nn.Dense(128, activation="relu"),
+        webtensor.nn.Dense(10),
+    ])
+    model.compile("adam", webtensor.nn.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=10, validation_split=0.1)
+
+Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``model`` (``Model``,
+``Sequential``, the training loop), ``losses``, ``metrics``, ``initializers``, ``activations``,
+``callbacks``, ``saving`` (weights in the safetensors layout).
+"""
+from . import activations, callbacks, initializers, losses, metrics, saving
+from . import layers
+from .layer import InputSpec, Layer, reset_names
+from .layers import (Activation, AveragePooling2D, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout,
+                     Embedding, Flatten, GlobalAveragePooling2D, Input, InputLayer, LayerNormalization,
+                     MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax)
+from .model import Model, Sequential
+from .callbacks import Callback, EarlyStopping, History, LambdaCallback
+
+__all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Input", "InputLayer", "Dense", "Conv2D",
+           "MaxPool2D", "AvgPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
+           "Reshape", "Dropout", "Activation", "ReLU", "Softmax", "Embedding", "LayerNormalization",
+           "BatchNormalization", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
+           "callbacks", "initializers", "layers", "losses", "metrics", "saving"]

@@ -1,0 +1,80 @@
+"""Activation functions by Keras name: ``get('relu')(x)``. Each is a composition of core ops,
+so it runs (and fuses) on every device and differentiates with no rule of its own."""
+from __future__ import annotations
+
+from ..core import ops as F
+
+
+def linear(x):
+    return x
+
+
+def relu(x):
+    return F.relu(x)
+
+
+def relu6(x):
+    return F.minimum(F.relu(x), 6.0)
+
+
+def leaky_relu(x, negative_slope=0.2):
+    return F.where(F.greater_equal(x, 0.0), x, x * negative_slope)
+
+
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise (Clevert et al. 2015)."""
+    return F.where(F.greater(x, 0.0), x, (F.exp(F.minimum(x, 0.0)) - 1.0) * alpha)
+
+
+def gelu(x, approximate=False):
+    """GELU (Hendrycks & Gimpel 2016); Keras' default is the exact erf form."""
+    return F.gelu(x, approximate=approximate)
+
+
+def sigmoid(x):
+    return F.sigmoid(x)
+
+
+def tanh(x):
+    return F.tanh(x)
+
+
+def softplus(x):
+    """log(1 + exp(x)), computed as max(x, 0) + log(1 + exp(-|x|)) (no overflow)."""
+    return F.relu(x) + F.log(F.exp(-F.abs(x)) + 1.0)
+
+
+def silu(x):
+    """x * sigmoid(x) (Ramachandran et al. 2017, "swish")."""
+    return x * F.sigmoid(x)
+
+
+def softmax(x, axis=-1):
+    return F.softmax(x, axis)
+
+
+def log_softmax(x, axis=-1):
+    return F.log_softmax(x, axis)
+
+
+_BY_NAME = {f.__name__: f for f in (linear, relu, relu6, leaky_relu, elu, gelu, sigmoid, tanh, softplus, silu,
+                                    softmax, log_softmax)}
+_BY_NAME["swish"] = silu
+
+
+def get(identifier):
+    """The activation for a Keras name (``'relu'``, ``'gelu'``, ``'softmax'``, ...), ``None``
+    (linear) or a callable (returned as is).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if identifier is None:
+        return linear
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(f"unknown activation {identifier!r}; known: {sorted(_BY_NAME)}")
+        return _BY_NAME[identifier]
+    if callable(identifier):
+        return identifier
+    raise TypeError(f"an activation must be a name or a callable, got {identifier!r}")

@@ -1,0 +1,267 @@
+"""``Layer``: the Keras base class. State (Variables), lazy building, tracking, input checks.
+
+A layer builds on its first call: ``build(input_shape)`` runs inside
+:class:`webtensor.init_scope`, so the Variables it creates are concrete even when the first
+call happens inside ``webtensor.function`` tracing. Layers and Variables assigned to
+attributes (also inside lists and tuples) are tracked, in assignment order, as in Keras;
+``variables``/``trainable_variables`` collect them recursively.
+
+Seeds: every layer draws a seed from the global generator when it is constructed
+(:func:`webtensor.set_seed` makes a model's weights reproducible), and each weight gets a
+seed derived from the layer's seed and the weight's name.
+"""
+from __future__ import annotations
+
+import inspect
+import zlib
+
+from .. import creation
+from ..core.dtypes import as_dtype, float32
+from ..tensor import Tensor, Variable, init_scope, tensor
+from . import initializers as initializers_mod
+
+_NAME_COUNTS: dict[str, int] = {}
+
+
+def snake_case(name: str) -> str:
+    """``'Conv2D'`` -> ``'conv2d'``, ``'LayerNormalization'`` -> ``'layer_normalization'``."""
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower()
+                                                            and name[i - 1].isupper())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def unique_name(base: str) -> str:
+    """Keras-style process-wide names: ``dense``, ``dense_1``, ``dense_2``, ..."""
+    n = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def reset_names() -> None:
+    """Restart automatic layer names (``dense``, ``dense_1``, ...) from the beginning."""
+    _NAME_COUNTS.clear()
+
+
+class InputSpec:
+    """What a built layer accepts: rank (``ndim`` exactly or at least ``min_ndim``) and fixed
+    sizes of some axes (``axes={-1: 64}``)."""
+
+    def __init__(self, ndim: int | None = None, min_ndim: int | None = None, axes: dict | None = None):
+        self.ndim, self.min_ndim, self.axes = ndim, min_ndim, dict(axes or {})
+
+    def problem(self, shape) -> str | None:
+        """A description of why ``shape`` does not fit, or None."""
+        if self.ndim is not None and len(shape) != self.ndim:
+            return f"expected ndim={self.ndim}, found ndim={len(shape)}"
+        if self.min_ndim is not None and len(shape) < self.min_ndim:
+            return f"expected min_ndim={self.min_ndim}, found ndim={len(shape)}"
+        for axis, size in self.axes.items():
+            if not -len(shape) <= axis < len(shape) or shape[axis] != size:
+                return f"expected axis {axis} of the input shape to have value {size}"
+        return None
+
+
+class Layer:
+    """Base class of layers and models.
+
+    Subclasses override ``build(input_shape)`` (create weights with :meth:`add_weight`) and
+    ``call(inputs, training=False)``. Call a layer as ``layer(x, training=False)``; ``x`` may
+    be a Tensor or anything :func:`webtensor.tensor` accepts (numpy arrays, lists).
+
+    Raises (on call):
+        ValueError: the input does not match the shape the layer was built for (the message
+            names the layer).
+    """
+
+    def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
+        d = self.__dict__
+        d["_children"] = {}      # attribute name -> Layer or list/tuple of layers
+        d["_weights"] = {}       # weight key -> Variable, in creation order
+        d["_given_name"] = name
+        d["name"] = name or unique_name(snake_case(type(self).__name__))
+        d["trainable"] = trainable
+        d["dtype"] = as_dtype(dtype) if dtype is not None else float32
+        d["built"] = False
+        d["input_spec"] = None
+        d["_seed"] = creation._global.getrandbits(31)
+        d["_build_shape"] = None
+        d["_output_shape"] = None
+
+    # ---- tracking ----
+    def __setattr__(self, name, value):
+        if "_children" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        if isinstance(value, Variable):
+            if all(v is not value for v in self._weights.values()):
+                self._weights[name] = value
+        elif isinstance(value, Layer) or (isinstance(value, (list, tuple)) and any(isinstance(v, Layer)
+                                                                                   for v in value)):
+            self._children[name] = value
+        else:
+            self._children.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def _sublayers(self) -> list["Layer"]:
+        out, seen = [], set()
+        for v in self._children.values():
+            for layer in (v if isinstance(v, (list, tuple)) else (v,)):
+                if isinstance(layer, Layer) and id(layer) not in seen:
+                    seen.add(id(layer))
+                    out.append(layer)
+        return out
+
+    @property
+    def layers(self) -> list["Layer"]:
+        """The directly tracked sublayers, in assignment order."""
+        return self._sublayers()
+
+    # ---- weights ----
+    def add_weight(self, name: str, shape, initializer="glorot_uniform", dtype=None, trainable: bool = True) \
+            -> Variable:
+        """Create, track and return a Variable named ``'{layer}/{name}'``.
+
+        ``initializer`` is a name or callable (see :mod:`webtensor.nn.initializers`); a random
+        one gets a seed derived from the layer's seed and ``name`` unless it has its own.
+        Raises ValueError if the layer already has a weight called ``name``.
+        """
+        if name in self._weights:
+            raise ValueError(f"layer {self.name!r} already has a weight named {name!r}")
+        init = initializers_mod.get(initializer)
+        dtype = as_dtype(dtype) if dtype is not None else self.dtype
+        seed = (self._seed * 1000003 + zlib.crc32(name.encode())) % (1 << 31)
+        with init_scope():
+            value = init(tuple(shape), dtype=dtype, seed=seed) if isinstance(init, initializers_mod.Initializer) \
+                else init(tuple(shape), dtype=dtype)
+            var = Variable(value, name=f"{self.name}/{name}", trainable=trainable, dtype=dtype)
+        if tuple(var.shape) != tuple(shape):
+            raise ValueError(f"layer {self.name!r}: initializer for {name!r} returned shape {var.shape}, "
+                             f"expected {tuple(shape)}")
+        self._weights[name] = var
+        return var
+
+    @property
+    def variables(self) -> list[Variable]:
+        """All Variables: this layer's own (creation order), then its sublayers' (recursively)."""
+        out, seen = [], set()
+        for _, v in self._weight_items():
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+        return out
+
+    weights = variables
+
+    @property
+    def trainable_variables(self) -> list[Variable]:
+        if not self.trainable:
+            return []
+        out, seen = [v for v in self._weights.values() if v.trainable], set()
+        seen.update(id(v) for v in out)
+        for layer in self._sublayers():
+            for v in layer.trainable_variables:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
+
+    trainable_weights = trainable_variables
+
+    @property
+    def non_trainable_variables(self) -> list[Variable]:
+        train = {id(v) for v in self.trainable_variables}
+        return [v for v in self.variables if id(v) not in train]
+
+    non_trainable_weights = non_trainable_variables
+
+    def _weight_items(self, prefix: str = ""):
+        """``(path, Variable)`` pairs naming every weight by its place in the layer tree:
+        ``kernel``, ``dense/kernel``, ``dense_1/bias``. A sublayer's path part is its
+        user-given name, else its class name in snake case made unique among its siblings
+        (Keras' ``saving_lib`` scheme), so paths do not depend on how many layers the process
+        created before."""
+        for key, v in self._weights.items():
+            yield prefix + key, v
+        used: set[str] = set(self._weights)
+        for layer in self._sublayers():
+            base = layer._given_name or snake_case(type(layer).__name__)
+            key, k = base, 0
+            while key in used:
+                k += 1
+                key = f"{base}_{k}"
+            used.add(key)
+            yield from layer._weight_items(f"{prefix}{key}/")
+
+    def get_weights(self) -> list:
+        """The values of :attr:`variables` as numpy arrays."""
+        return [v.numpy() for v in self.variables]
+
+    def set_weights(self, weights) -> None:
+        """Assign values (arrays or tensors) to :attr:`variables`, in order; checks all shapes first.
+
+        Raises:
+            ValueError: a wrong count or shape (nothing is assigned then).
+        """
+        variables, weights = self.variables, list(weights)
+        if len(weights) != len(variables):
+            raise ValueError(f"layer {self.name!r}: set_weights got {len(weights)} arrays for "
+                             f"{len(variables)} variables")
+        values = [w if isinstance(w, Tensor) else tensor(w, dtype=v.dtype) for w, v in zip(weights, variables)]
+        for var, val in zip(variables, values):
+            if tuple(val.shape) != tuple(var.shape):
+                raise ValueError(f"layer {self.name!r}: set_weights: {var.name} has shape {var.shape}, "
+                                 f"got {tuple(val.shape)}")
+        for var, val in zip(variables, values):
+            var.assign(val if val.dtype == var.dtype else val.astype(var.dtype))
+
+    def count_params(self) -> int:
+        return sum(v.size for v in self.variables)
+
+    # ---- calling ----
+    def build(self, input_shape) -> None:
+        """Create weights for inputs of ``input_shape`` (a tuple; batch dimension included)."""
+
+    def _build_for_call(self, input_shape) -> None:
+        with init_scope():
+            self.build(input_shape)
+
+    def call(self, inputs, training=False):
+        raise NotImplementedError(f"{type(self).__name__} must implement call()")
+
+    def __call__(self, inputs, *args, training=False, **kwargs):
+        if not isinstance(inputs, (Tensor, list, tuple, dict)):
+            inputs = tensor(inputs)
+        shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else None
+        if not self.built:
+            self._build_for_call(shape)
+            self.built = True
+            self._build_shape = shape
+        elif self.input_spec is not None and shape is not None:
+            problem = self.input_spec.problem(shape)
+            if problem:
+                raise ValueError(f"Input 0 of layer {self.name!r} ({type(self).__name__}) is incompatible with "
+                                 f"the layer: {problem}, but received input with shape {shape}")
+        if _accepts_training(type(self)):
+            kwargs["training"] = training
+        out = self.call(inputs, *args, **kwargs)
+        if isinstance(out, Tensor):
+            self._output_shape = tuple(out.shape)
+        return out
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+_TRAINING_ARG: dict[type, bool] = {}
+
+
+def _accepts_training(cls) -> bool:
+    if cls not in _TRAINING_ARG:
+        params = inspect.signature(cls.call).parameters
+        _TRAINING_ARG[cls] = "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return _TRAINING_ARG[cls]

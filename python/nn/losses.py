@@ -1,0 +1,200 @@
+"""Losses (Keras names). A ``Loss`` object maps ``(y_true, y_pred)`` to a scalar: the per-example
+loss reduced with ``reduction`` ('sum_over_batch_size' = mean, the default; 'sum'; 'none').
+The functions (``sparse_categorical_crossentropy`` ...) give the per-example loss.
+
+Built on the core ops ``softmax_cross_entropy``, ``sparse_softmax_cross_entropy`` and ``mse``
+(``webtensor.core.ops.nn``): log-softmax is max-subtracted, probabilities are clipped to
+``[1e-7, 1 - 1e-7]`` when ``from_logits=False`` (as Keras).
+"""
+from __future__ import annotations
+
+from ..core import ops as F
+from ..core.dtypes import int32
+from ..tensor import Tensor, tensor
+
+_EPS = 1e-7
+
+
+def _as_tensors(y_true, y_pred):
+    y_pred = y_pred if isinstance(y_pred, Tensor) else tensor(y_pred)
+    y_true = y_true if isinstance(y_true, Tensor) else tensor(y_true)
+    return y_true, y_pred
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1):
+    """Integer labels ``(N, ...)`` (or ``(N, ..., 1)``) and scores ``(N, ..., C)`` -> ``(N, ...)``."""
+    y_true, y_pred = _as_tensors(y_true, y_pred)
+    if axis not in (-1, y_pred.ndim - 1):
+        raise ValueError("sparse_categorical_crossentropy: only axis=-1 is supported")
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+        y_true = F.squeeze(y_true, -1)
+    if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
+        raise ValueError(f"sparse_categorical_crossentropy: labels of shape {tuple(y_true.shape)} do not match "
+                         f"predictions of shape {tuple(y_pred.shape)} (expected labels {tuple(y_pred.shape[:-1])})")
+    return F.sparse_softmax_cross_entropy(F.cast(y_true, int32), y_pred, from_logits=from_logits)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """One-hot (or probability) labels and scores, both ``(N, ..., C)`` -> ``(N, ...)``.
+    ``label_smoothing`` s mixes the labels with the uniform distribution: ``y (1 - s) + s / C``."""
+    y_true, y_pred = _as_tensors(y_true, y_pred)
+    y_true = F.cast(y_true, y_pred.dtype)
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_pred.shape[axis]
+    return F.softmax_cross_entropy(y_true, y_pred, axis=axis, from_logits=from_logits)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    """Labels in {0, 1} (or probabilities) and scores, same shape ``(N, ..., K)`` -> ``(N, ...)``
+    (mean over the last axis). With logits: ``max(x, 0) - x z + log(1 + exp(-|x|))``, which
+    cannot overflow (the form of ``tf.nn.sigmoid_cross_entropy_with_logits``)."""
+    y_true, y_pred = _as_tensors(y_true, y_pred)
+    z = F.cast(y_true, y_pred.dtype)
+    if label_smoothing:
+        z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        x = y_pred
+        per = F.relu(x) - x * z + F.log(F.exp(-F.abs(x)) + 1.0)
+    else:
+        p = F.minimum(F.maximum(y_pred, _EPS), 1.0 - _EPS)
+        per = -(z * F.log(p) + (1.0 - z) * F.log(1.0 - p))
+    return F.mean(per, axis=-1)
+
+
+def mean_squared_error(y_true, y_pred):
+    """``mean((y_pred - y_true)**2, axis=-1)``: ``(N, ..., K)`` -> ``(N, ...)``."""
+    y_true, y_pred = _as_tensors(y_true, y_pred)
+    return F.mse(F.cast(y_true, y_pred.dtype), y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """``mean(|y_pred - y_true|, axis=-1)``."""
+    y_true, y_pred = _as_tensors(y_true, y_pred)
+    return F.mean(F.abs(y_pred - F.cast(y_true, y_pred.dtype)), axis=-1)
+
+
+_REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)
+
+
+class Loss:
+    """Base class: subclasses implement ``call(y_true, y_pred)`` (per-example losses).
+
+    Raises:
+        ValueError: an unknown ``reduction``.
+    """
+
+    def __init__(self, name: str | None = None, reduction="sum_over_batch_size"):
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        self.name, self.reduction = name or _snake(type(self).__name__), reduction
+
+    def call(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        per = self.call(y_true, y_pred)
+        n = per.size
+        if sample_weight is not None:
+            per = per * sample_weight
+        if self.reduction in ("none", None):
+            return per
+        total = F.sum(per)
+        return total if self.reduction == "sum" else total * (1.0 / max(n, 1))
+
+
+class _FnLoss(Loss):
+    _fn = None
+
+    def __init__(self, name=None, reduction="sum_over_batch_size", **options):
+        super().__init__(name, reduction)
+        self.options = options
+
+    def call(self, y_true, y_pred):
+        return type(self)._fn(y_true, y_pred, **self.options)
+
+
+class SparseCategoricalCrossentropy(_FnLoss):
+    """Cross-entropy with integer labels. ``from_logits=True`` if ``y_pred`` is unnormalised."""
+    _fn = staticmethod(sparse_categorical_crossentropy)
+
+    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name=None):
+        super().__init__(name, reduction, from_logits=from_logits)
+        self.from_logits = from_logits
+
+
+class CategoricalCrossentropy(_FnLoss):
+    """Cross-entropy with one-hot labels."""
+    _fn = staticmethod(categorical_crossentropy)
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size", name=None):
+        super().__init__(name, reduction, from_logits=from_logits, label_smoothing=label_smoothing)
+        self.from_logits = from_logits
+
+
+class BinaryCrossentropy(_FnLoss):
+    """Binary cross-entropy, averaged over the last axis per example."""
+    _fn = staticmethod(binary_crossentropy)
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size", name=None):
+        super().__init__(name, reduction, from_logits=from_logits, label_smoothing=label_smoothing)
+        self.from_logits = from_logits
+
+
+class MeanSquaredError(_FnLoss):
+    _fn = staticmethod(mean_squared_error)
+
+    def __init__(self, reduction="sum_over_batch_size", name=None):
+        super().__init__(name, reduction)
+
+
+class MeanAbsoluteError(_FnLoss):
+    _fn = staticmethod(mean_absolute_error)
+
+    def __init__(self, reduction="sum_over_batch_size", name=None):
+        super().__init__(name, reduction)
+
+
+class _Wrapped(Loss):
+    """A plain function ``fn(y_true, y_pred)`` (per-example or scalar) used as a loss."""
+
+    def __init__(self, fn):
+        super().__init__(getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+_BY_NAME = {
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+}
+
+
+def get(identifier) -> Loss:
+    """A ``Loss`` from a Keras name (``'sparse_categorical_crossentropy'``, ``'mse'``, ...), a
+    ``Loss`` instance or class, or a function ``(y_true, y_pred) -> losses``.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if isinstance(identifier, str):
+        key = identifier if identifier in _BY_NAME else _snake(identifier)
+        if key not in _BY_NAME:
+            raise ValueError(f"unknown loss {identifier!r}; known: {sorted(_BY_NAME)}")
+        return _BY_NAME[key]()
+    if callable(identifier):
+        return _Wrapped(identifier)
+    raise TypeError(f"a loss must be a name, a Loss or a callable, got {identifier!r}")
+
+
+def _snake(name: str) -> str:
+    from .layer import snake_case
+    return snake_case(name)

@@ -1,0 +1,194 @@
+"""Metrics (Keras names) with state in Variables: ``update_state``, ``result``, ``reset_state``.
+
+State lives in non-trainable scalar Variables updated with ``assign_add``, so ``update_state``
+works inside a traced step (the update is part of the compiled step) as well as eagerly.
+Variables are created on the default device when the metric is made.
+"""
+from __future__ import annotations
+
+from ..core import ops as F
+from ..core.dtypes import float32, int32
+from ..tensor import Tensor, Variable, tensor
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else tensor(x)
+
+
+class Metric:
+    """Base class: subclasses create state with :meth:`add_variable` and implement
+    ``update_state(...)`` and ``result()``."""
+
+    def __init__(self, name: str | None = None, dtype=None):
+        from .layer import snake_case
+        self.name = name or snake_case(type(self).__name__)
+        self._variables: list[Variable] = []
+
+    def add_variable(self, name: str, shape=(), dtype=float32) -> Variable:
+        from ..creation import zeros
+        from ..tensor import init_scope
+        with init_scope():
+            v = Variable(zeros(shape, dtype=dtype), name=f"{self.name}/{name}", trainable=False)
+        self._variables.append(v)
+        return v
+
+    @property
+    def variables(self) -> list[Variable]:
+        return list(self._variables)
+
+    def reset_state(self) -> None:
+        from ..creation import zeros
+        for v in self._variables:
+            v.assign(zeros(v.shape, dtype=v.dtype))
+
+    def update_state(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def result(self) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs) -> Tensor:
+        """Update with this batch and return the running result (as Keras)."""
+        self.update_state(*args, **kwargs)
+        return self.result()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class Mean(Metric):
+    """Running (weighted) mean of all values seen: ``sum(w * v) / sum(w)``; 0 before any update."""
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name, dtype)
+        self.total = self.add_variable("total")
+        self.count = self.add_variable("count")
+
+    def update_state(self, values, sample_weight=None):
+        values = F.cast(_t(values), float32)
+        if sample_weight is None:
+            self.total.assign_add(F.sum(values))
+            self.count.assign_add(float(values.size))
+        else:
+            w = F.broadcast_to(F.cast(_t(sample_weight), float32), tuple(values.shape))
+            self.total.assign_add(F.sum(values * w))
+            self.count.assign_add(F.sum(w))
+
+    def result(self) -> Tensor:
+        return self.total / F.maximum(self.count, 1e-12)
+
+
+class MeanMetricWrapper(Mean):
+    """The running mean of ``fn(y_true, y_pred)`` (per-example values)."""
+
+    def __init__(self, fn, name=None, dtype=None, **options):
+        super().__init__(name or getattr(fn, "__name__", "metric"), dtype)
+        self._fn, self._options = fn, options
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        super().update_state(self._fn(_t(y_true), _t(y_pred), **self._options), sample_weight)
+
+
+def _labels(y_true, like_ndim):
+    """Integer labels, dropping a trailing size-1 axis (``(N, 1)`` -> ``(N,)``)."""
+    if y_true.ndim == like_ndim and y_true.ndim > 0 and y_true.shape[-1] == 1:
+        y_true = F.squeeze(y_true, -1)
+    return F.cast(y_true, int32)
+
+
+def accuracy(y_true, y_pred):
+    """1.0 where ``y_pred == y_true`` exactly, else 0.0 (per element)."""
+    return F.cast(F.equal(y_true, F.cast(y_pred, y_true.dtype)), float32)
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    """1.0 where ``argmax(y_pred, -1)`` equals the integer label."""
+    return F.cast(F.equal(F.argmax(y_pred, -1), _labels(y_true, y_pred.ndim)), float32)
+
+
+def categorical_accuracy(y_true, y_pred):
+    """1.0 where ``argmax(y_pred, -1) == argmax(y_true, -1)``."""
+    return F.cast(F.equal(F.argmax(y_pred, -1), F.argmax(y_true, -1)), float32)
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    """1.0 where ``y_pred > threshold`` agrees with ``y_true > 0.5`` (per element)."""
+    return F.cast(F.equal(F.greater(y_pred, threshold), F.greater(F.cast(y_true, float32), 0.5)), float32)
+
+
+def _auto_accuracy(y_true, y_pred):
+    # Keras' rule for the string 'accuracy': binary when y_pred has one score per example,
+    # categorical when the labels are one-hot, sparse otherwise.
+    if y_pred.ndim == 0 or y_pred.shape[-1] == 1:
+        return binary_accuracy(y_true, y_pred)
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == y_pred.shape[-1]:
+        return categorical_accuracy(y_true, y_pred)
+    return sparse_categorical_accuracy(y_true, y_pred)
+
+
+class Accuracy(MeanMetricWrapper):
+    """How often predictions equal labels exactly."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(accuracy, name, dtype)
+
+
+class SparseCategoricalAccuracy(MeanMetricWrapper):
+    """How often the arg-max of the scores ``(N, C)`` equals the integer label ``(N,)``."""
+
+    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+        super().__init__(sparse_categorical_accuracy, name, dtype)
+
+
+class CategoricalAccuracy(MeanMetricWrapper):
+    """How often the arg-max of the scores equals the arg-max of the one-hot labels."""
+
+    def __init__(self, name="categorical_accuracy", dtype=None):
+        super().__init__(categorical_accuracy, name, dtype)
+
+
+class BinaryAccuracy(MeanMetricWrapper):
+    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+        super().__init__(binary_accuracy, name, dtype, threshold=threshold)
+
+
+class MeanSquaredError(MeanMetricWrapper):
+    def __init__(self, name="mean_squared_error", dtype=None):
+        from .losses import mean_squared_error
+        super().__init__(mean_squared_error, name, dtype)
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    def __init__(self, name="mean_absolute_error", dtype=None):
+        from .losses import mean_absolute_error
+        super().__init__(mean_absolute_error, name, dtype)
+
+
+_BY_NAME = {
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy, "categorical_accuracy": CategoricalAccuracy,
+    "binary_accuracy": BinaryAccuracy, "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+}
+
+
+def get(identifier) -> Metric:
+    """A ``Metric`` from a Keras name, an instance, a class, or a function ``(y_true, y_pred)``.
+    ``'accuracy'``/``'acc'`` picks binary, categorical or sparse accuracy from the shapes, as
+    Keras does, and keeps the name you gave.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if isinstance(identifier, str):
+        if identifier in ("accuracy", "acc"):
+            return MeanMetricWrapper(_auto_accuracy, identifier)
+        if identifier not in _BY_NAME:
+            raise ValueError(f"unknown metric {identifier!r}; known: {sorted(_BY_NAME) + ['accuracy']}")
+        return _BY_NAME[identifier](name=identifier)
+    if callable(identifier):
+        return MeanMetricWrapper(identifier)
+    raise TypeError(f"a metric must be a name, a Metric or a callable, got {identifier!r}")

@@ -1,0 +1,433 @@
+"""``Model`` (subclassable, Keras style) and ``Sequential``, with ``compile``/``fit``/``evaluate``/
+``predict``/``summary`` and weights I/O.
+
+Each training step is ONE ``webtensor.function``: forward pass, loss, ``GradientTape`` backward
+pass, optimizer update and metric updates are traced into a single graph (one compiled
+executable on the compiling devices), retraced only for a new batch shape (usually just the
+last, smaller batch). ``model.train_function.trace_count`` counts the traces; evaluation and
+prediction steps are traced the same way. The model, the optimizer state and the metric state
+are all Variables, so the traced steps update them in place.
+
+Inputs: Tensors, numpy arrays (anything :func:`webtensor.tensor` accepts) or a batched
+:class:`webtensor.data.Dataset` of ``(x, y)`` tuples.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import optimizers as optimizers_mod
+from ..creation import zeros
+from ..core import ops as F
+from ..data import Dataset
+from ..function import function
+from ..progress import Progress
+from ..tape import GradientTape
+from ..tensor import Tensor, init_scope, tensor
+from . import callbacks as callbacks_mod
+from . import losses as losses_mod
+from . import metrics as metrics_mod
+from . import saving
+from .layer import Layer
+from .layers import InputLayer
+
+
+def _as_tensor(x):
+    return x if isinstance(x, Tensor) or x is None else tensor(x)
+
+
+def _unpack(element):
+    """A dataset element as ``(x, y, sample_weight)``."""
+    if isinstance(element, (tuple, list)):
+        if not 1 <= len(element) <= 3:
+            raise ValueError(f"dataset elements must be x, (x,), (x, y) or (x, y, sample_weight); got a tuple "
+                             f"of {len(element)}")
+        return tuple(element) + (None,) * (3 - len(element))
+    return element, None, None
+
+
+def _verbose(verbose):
+    return 1 if verbose == "auto" else int(verbose)
+
+
+class Model(Layer):
+    """A layer with training: subclass it, create layers in ``__init__`` (they are tracked when
+    assigned to attributes) and define ``call(self, x, training=False)``.
+
+    ``Model(inputs, outputs)`` (Keras' functional API) is not supported: subclass ``Model`` or
+    use ``Sequential``.
+    """
+
+    def __init__(self, *args, name=None, trainable=True, dtype=None, **kwargs):
+        if args or "inputs" in kwargs or "outputs" in kwargs:
+            raise NotImplementedError("the functional API (Model(inputs, outputs)) is not supported; "
+                                      "subclass webtensor.nn.Model or use Sequential")
+        super().__init__(name=name, trainable=trainable, dtype=dtype, **kwargs)
+        d = self.__dict__
+        d.update(optimizer=None, loss=None, compiled_metrics=[], stop_training=False, run_eagerly=False,
+                 history=None, train_function=None, test_function=None, predict_function=None,
+                 _loss_tracker=None)
+
+    # ---- building ----
+    def _build_for_call(self, input_shape):
+        # Sublayers build themselves on the first call; only a user-defined build() runs here.
+        if type(self).build is not Model.build:
+            super()._build_for_call(input_shape)
+
+    def build(self, input_shape) -> None:
+        """Create the weights by calling the model once, eagerly, on zeros of ``input_shape``
+        (``None`` dimensions count as 1)."""
+        if self.built:
+            return
+        with init_scope():
+            self(zeros(tuple(1 if d is None else int(d) for d in input_shape)), training=False)
+
+    def _ensure_built(self, x) -> None:
+        if not self.built:
+            with init_scope():
+                self(x, training=False)
+
+    # ---- compile ----
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, run_eagerly: bool = False,
+                jit_compile=None, steps_per_execution: int = 1) -> None:
+        """Configure training. ``optimizer``: a name ('adam', 'sgd', 'adamw', 'rmsprop') or an
+        optimizer; ``loss``: a name ('sparse_categorical_crossentropy', 'mse', ...), a ``Loss`` or
+        a function; ``metrics``: names ('accuracy', ...) or ``Metric`` objects.
+        ``run_eagerly=True`` runs steps without tracing (for debugging). ``jit_compile`` and
+        ``steps_per_execution`` are accepted for Keras compatibility (steps are always traced;
+        one step per execution).
+
+        Raises:
+            ValueError/TypeError: an unknown name or a wrong type.
+        """
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss) if loss is not None else None
+        if isinstance(metrics, (str, metrics_mod.Metric)) or callable(metrics):
+            metrics = [metrics]
+        self.compiled_metrics = [metrics_mod.get(m) for m in (metrics or [])]
+        self._loss_tracker = metrics_mod.Mean("loss")
+        self.run_eagerly = run_eagerly
+        self.train_function = self.test_function = self.predict_function = None
+
+    def _assert_compiled(self, what):
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(f"{what}: the model must be compiled with a loss first: "
+                               "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')")
+
+    @property
+    def metrics(self) -> list:
+        """The loss tracker (``'loss'``) then the compiled metrics."""
+        return ([self._loss_tracker] if self._loss_tracker is not None else []) + list(self.compiled_metrics)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self) -> None:
+        for m in self.metrics:
+            m.reset_state()
+
+    def get_metrics_result(self) -> dict[str, float]:
+        """``{name: value}`` of every metric, read from the device."""
+        return {m.name: float(m.result()) for m in self.metrics}
+
+    # ---- steps (override these to customise training, as in Keras) ----
+    def compute_loss(self, x, y, y_pred, sample_weight=None):
+        return self.loss(y, y_pred, sample_weight)
+
+    def _update_metrics(self, loss, x, y, y_pred, sample_weight):
+        self._loss_tracker.update_state(loss, sample_weight=float(x.shape[0]))
+        for m in self.compiled_metrics:
+            m.update_state(y, y_pred, sample_weight)
+
+    def train_step(self, x, y, sample_weight=None):
+        """One step: forward, loss, gradients, optimizer update, metric updates. Returns the loss."""
+        with GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
+        variables = self.trainable_variables
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self._update_metrics(loss, x, y, y_pred, sample_weight)
+        return loss
+
+    def test_step(self, x, y, sample_weight=None):
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x, y, y_pred, sample_weight)
+        self._update_metrics(loss, x, y, y_pred, sample_weight)
+        return loss
+
+    def predict_step(self, x):
+        return self(x, training=False)
+
+    def _step_function(self, kind):
+        attr = f"{kind}_function"
+        fn = getattr(self, attr)
+        if fn is None:
+            step = getattr(self, f"{kind}_step")
+            fn = step if self.run_eagerly else function(step, name=f"{self.name}_{kind}_step")
+            self.__dict__[attr] = fn
+        return fn
+
+    # ---- data ----
+    def _batches(self, x, y, batch_size, shuffle, seed, what):
+        if isinstance(x, Dataset):
+            if y is not None:
+                raise ValueError(f"{what}: y must be None when x is a Dataset (it yields (x, y) batches)")
+            return x
+        if x is None:
+            raise ValueError(f"{what}: no input data (x is None)")
+        x, y = _as_tensor(x), _as_tensor(y)
+        if y is not None and x.shape[0] != y.shape[0]:
+            raise ValueError(f"{what}: x and y have different numbers of samples ({x.shape[0]} and {y.shape[0]})")
+        ds = Dataset.from_tensor_slices((x, y) if y is not None else (x,))
+        if shuffle:
+            ds = ds.shuffle(x.shape[0], seed=seed)
+        return ds.batch(int(batch_size))
+
+    @staticmethod
+    def _steps(ds, steps):
+        if steps is not None:
+            return int(steps)
+        n = ds.cardinality()
+        return n if n >= 0 else None
+
+    # ---- fit / evaluate / predict ----
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, initial_epoch=0, steps_per_epoch=None, validation_batch_size=None,
+            seed=None):
+        """Train for ``epochs`` epochs; returns a :class:`~webtensor.nn.callbacks.History`.
+
+        ``x``/``y``: Tensors or arrays (shuffled each epoch when ``shuffle``, with ``seed``; batched by
+        ``batch_size``), or ``x`` a batched Dataset of ``(x, y)`` and ``y=None``.
+        ``validation_split``: the fraction of ``x``/``y`` held out from the end (before shuffling)
+        for validation. ``validation_data``: ``(x_val, y_val)`` or a Dataset. ``verbose``: 0 silent,
+        1 a progress bar per epoch (tqdm when installed), 2 one line per epoch.
+        ``steps_per_epoch``: steps per epoch, drawn from one iterator that runs across epochs (for
+        repeated datasets).
+
+        Raises:
+            RuntimeError: not compiled. ValueError: inconsistent data or arguments.
+        """
+        self._assert_compiled("fit")
+        verbose = _verbose(verbose)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        if validation_split:
+            if isinstance(x, Dataset):
+                raise ValueError("fit: validation_split is not supported for Dataset inputs; pass validation_data")
+            if validation_data is not None:
+                raise ValueError("fit: pass validation_split or validation_data, not both")
+            x, y = _as_tensor(x), _as_tensor(y)
+            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
+            if split == 0 or split == x.shape[0]:
+                raise ValueError(f"fit: validation_split={validation_split} leaves an empty part of "
+                                 f"{x.shape[0]} samples")
+            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+        train = self._batches(x, y, batch_size, shuffle, seed, "fit")
+        val = None
+        if validation_data is not None:
+            if isinstance(validation_data, Dataset):
+                val = validation_data
+            else:
+                vx, vy = validation_data[0], validation_data[1]
+                val = self._batches(vx, vy, validation_batch_size or batch_size, False, None, "fit (validation)")
+
+        first = next(iter(train), None)
+        if first is None:
+            raise ValueError("fit: the training data is empty")
+        self._ensure_built(_unpack(first)[0])
+        self.optimizer.build(self.trainable_variables)
+        step_fn = self._step_function("train")
+
+        steps = self._steps(train, steps_per_epoch)
+        self.history = callbacks_mod.History()
+        cbs = callbacks_mod.CallbackList(list(callbacks or []) + [self.history], self,
+                                         {"epochs": epochs, "steps": steps, "verbose": verbose})
+        self.stop_training = False
+        shared_iter = iter(train) if steps_per_epoch is not None else None
+        cbs.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            bar = Progress(steps, f"Epoch {epoch + 1}/{epochs}", verbose=verbose)
+            every = max(1, (steps or 20) // 20)
+            it = shared_iter if shared_iter is not None else iter(train)
+            step = 0
+            while steps_per_epoch is None or step < steps:
+                element = next(it, None)
+                if element is None:
+                    break
+                bx, by, bw = _unpack(element)
+                cbs.on_train_batch_begin(step)
+                step_fn(bx, by, bw) if bw is not None else step_fn(bx, by)
+                step += 1
+                logs = self.get_metrics_result() if cbs.wants_batch_logs else None
+                if verbose == 1 and (step % every == 0 or step == steps):
+                    bar.update(1, **(logs or self.get_metrics_result()))
+                else:
+                    bar.update(1)
+                cbs.on_train_batch_end(step - 1, logs)
+                if self.stop_training:
+                    break
+            logs = self.get_metrics_result()
+            if val is not None:
+                cbs.on_test_begin()
+                val_logs = self._run_evaluation(val, None, verbose=0)
+                cbs.on_test_end(val_logs)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            bar.close(**logs)
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs if epochs > initial_epoch else None)
+        return self.history
+
+    def _run_evaluation(self, ds, steps, verbose) -> dict[str, float]:
+        self._assert_compiled("evaluate")
+        first = next(iter(ds), None)
+        if first is None:
+            raise ValueError("evaluate: the data is empty")
+        self._ensure_built(_unpack(first)[0])
+        step_fn = self._step_function("test")
+        self.reset_metrics()
+        bar = Progress(self._steps(ds, steps), "Evaluate", verbose=verbose)
+        for i, element in enumerate(ds):
+            if steps is not None and i >= steps:
+                break
+            bx, by, bw = _unpack(element)
+            step_fn(bx, by, bw) if bw is not None else step_fn(bx, by)
+            bar.update(1)
+        logs = self.get_metrics_result()
+        bar.close(**logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", steps=None, callbacks=None,
+                 return_dict=False):
+        """Loss and metrics on ``x``/``y`` (arrays/Tensors, or a Dataset of ``(x, y)`` batches).
+
+        Returns the loss (a float) when there are no metrics, else ``[loss, *metrics]``, or a
+        ``{name: value}`` dict with ``return_dict=True``.
+        """
+        ds = self._batches(x, y, batch_size, False, None, "evaluate")
+        cbs = callbacks_mod.CallbackList(list(callbacks or []), self, {"steps": self._steps(ds, steps)})
+        cbs.on_test_begin()
+        logs = self._run_evaluation(ds, steps, _verbose(verbose))
+        cbs.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=32, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs for ``x`` (arrays/Tensors, or a Dataset whose elements are ``x`` or
+        ``(x, ...)``), batch by batch, concatenated into one Tensor ``(N, ...)`` (a tuple of
+        Tensors for a model with several outputs)."""
+        ds = self._batches(x, None, batch_size, False, None, "predict")
+        outs, bar = [], Progress(self._steps(ds, steps), "Predict", verbose=_verbose(verbose))
+        cbs = callbacks_mod.CallbackList(list(callbacks or []), self, {"steps": self._steps(ds, steps)})
+        cbs.on_predict_begin()
+        step_fn = None
+        for i, element in enumerate(ds):
+            if steps is not None and i >= steps:
+                break
+            bx = _unpack(element)[0]
+            if step_fn is None:
+                self._ensure_built(bx)
+                step_fn = self._step_function("predict")
+            outs.append(step_fn(bx))
+            bar.update(1)
+            cbs.on_predict_batch_end(i, {"outputs": outs[-1]})
+        bar.close()
+        cbs.on_predict_end()
+        if not outs:
+            raise ValueError("predict: the data is empty")
+        if isinstance(outs[0], (tuple, list)):
+            return tuple(F.concat([o[k] for o in outs], axis=0) for k in range(len(outs[0])))
+        return F.concat(outs, axis=0) if len(outs) > 1 else outs[0]
+
+    def predict_on_batch(self, x) -> Tensor:
+        self._ensure_built(_as_tensor(x))
+        return self._step_function("predict")(_as_tensor(x))
+
+    # ---- weights I/O ----
+    def save_weights(self, filepath) -> None:
+        """Write the weights to ``filepath`` in the safetensors layout; see :mod:`webtensor.nn.saving`."""
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath) -> None:
+        """Load weights written by :meth:`save_weights` (matched by path, all checked before any is
+        assigned). Raises ValueError on missing/extra names or shape/dtype mismatch."""
+        saving.load_weights(self, filepath)
+
+    # ---- summary ----
+    def summary(self, line_length: int = 78, print_fn=None) -> None:
+        """Print a table of the layers, their output shapes and parameter counts.
+
+        Raises:
+            ValueError: the model is not built yet.
+        """
+        if not self.built:
+            raise ValueError(f"model {self.name!r} has not been built yet: call it on a batch, call "
+                             "model.build(input_shape), or start a Sequential model with Input(shape)")
+        print_fn = print_fn or print
+        cols = (int(line_length * 0.45), int(line_length * 0.33), line_length - int(line_length * 0.78))
+
+        def row(*cells):
+            return "".join(str(c)[:w - 1].ljust(w) for c, w in zip(cells, cols)).rstrip()
+
+        def shape(layer):
+            s = layer._output_shape
+            return "?" if s is None else str((None,) + tuple(s[1:])) if s else "()"
+
+        lines = [f'Model: "{self.name}"', "_" * line_length, row("Layer (type)", "Output Shape", "Param #"),
+                 "=" * line_length]
+        for layer in self.layers:
+            lines.append(row(f"{layer.name} ({type(layer).__name__})", shape(layer), f"{layer.count_params():,}"))
+        own = sum(v.size for v in self._weights.values())
+        if own:
+            lines.append(row(f"(weights of {self.name})", "", f"{own:,}"))
+        total = self.count_params()
+        trainable = sum(v.size for v in self.trainable_variables)
+        nbytes = sum(v.size * v.dtype.itemsize for v in self.variables)
+        lines += ["=" * line_length, f"Total params: {total:,} ({nbytes / 1024:.2f} KB)",
+                  f"Trainable params: {trainable:,}", f"Non-trainable params: {total - trainable:,}",
+                  "_" * line_length]
+        for line in lines:
+            print_fn(line)
+
+
+class Sequential(Model):
+    """A stack of layers, each feeding the next: ``Sequential([Dense(128, activation='relu'),
+    Dense(10)])``. Starting with ``Input(shape)`` builds the model at once (so ``summary()``
+    works before training) and checks input shapes."""
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self.__dict__["_stack"] = []
+        for layer in layers or []:
+            self.add(layer)
+
+    def _sublayers(self):
+        return [layer for layer in self._stack if not isinstance(layer, InputLayer)]
+
+    def add(self, layer: Layer) -> None:
+        """Append ``layer``. Raises TypeError for a non-layer, ValueError for a misplaced Input."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
+        if isinstance(layer, InputLayer) and self._stack:
+            raise ValueError("Sequential.add: Input(...) can only be the first layer")
+        self._stack.append(layer)
+        if isinstance(self._stack[0], InputLayer) and not isinstance(layer, InputLayer):
+            self.built = False
+            self.build(self._stack[0].shape)
+
+    def pop(self) -> Layer:
+        """Remove and return the last layer."""
+        if not self._sublayers():
+            raise ValueError("Sequential.pop: the model has no layers")
+        return self._stack.pop()
+
+    def call(self, x, training=False):
+        for layer in self._stack:
+            x = layer(x, training=training)
+        return x

@@ -1,0 +1,90 @@
+"""``save_weights`` / ``load_weights``: a model's Variables in the safetensors layout.
+
+Each weight is stored under its path in the layer tree (``Layer._weight_items``): ``dense/kernel``,
+``dense_1/bias``, ``conv2d/kernel``, ``batch_normalization/moving_mean``. Paths come from the
+model's structure, not from process-wide layer names, so a file saved by one process loads into
+the same architecture built by another. The file is plain safetensors
+(https://github.com/huggingface/safetensors), written by :mod:`webtensor.safetensors_io`
+without the ``safetensors`` package, and readable by it.
+"""
+from __future__ import annotations
+
+import os
+
+from .. import safetensors_io
+from ..tensor import Variable, tensor
+
+FORMAT = "webtensor.weights"
+VERSION = "1"
+_FILE_DTYPE = {"float32": "<f4", "int32": "<i4", "float16": "<f2", "bool": "|b1"}  # safetensors: little-endian
+
+
+def weight_paths(layer) -> dict[str, Variable]:
+    """``{path: Variable}`` for every distinct Variable of ``layer`` (a shared one keeps its first path)."""
+    out, seen = {}, set()
+    for path, v in layer._weight_items():
+        if id(v) not in seen:
+            seen.add(id(v))
+            out[path] = v
+    return out
+
+
+def save_weights(layer, path) -> None:
+    """Write ``layer``'s weights to ``path`` (safetensors; float32 little-endian, C order).
+
+    Raises:
+        ValueError: the layer has no weights (not built yet).
+    """
+    from ..util import require_numpy
+    np = require_numpy("save_weights")
+    weights = weight_paths(layer)
+    if not weights:
+        raise ValueError(f"save_weights: {layer.name!r} has no weights yet; build it first "
+                         "(call it on a batch, or model.build(input_shape))")
+    tensors = {}
+    for name, v in weights.items():
+        data = np.ascontiguousarray(v.numpy(), dtype=_FILE_DTYPE[v.dtype.name]).tobytes()
+        tensors[name] = (v.dtype.name, tuple(v.shape), data)
+    safetensors_io.save_file(path, tensors, {"format": FORMAT, "version": VERSION})
+
+
+def load_weights(layer, path) -> None:
+    """Assign the weights stored in ``path`` to ``layer``'s Variables, matched by path.
+
+    Everything is checked before anything is assigned, so on error the layer is unchanged.
+
+    Raises:
+        ValueError: the layer is not built; or the file lacks weights the layer has, holds
+            weights the layer lacks, or has a shape or dtype that differs (all listed); or the
+            file is not valid safetensors.
+    """
+    from ..util import require_numpy
+    np = require_numpy("load_weights")
+    weights = weight_paths(layer)
+    if not weights:
+        raise ValueError(f"load_weights: {layer.name!r} has no weights yet; build it first "
+                         "(call it on a batch, or model.build(input_shape)) so its weights can be matched")
+    stored, _ = safetensors_io.load_file(path)
+    problems = []
+    missing = [k for k in weights if k not in stored]
+    extra = [k for k in stored if k not in weights]
+    if missing:
+        problems.append(f"missing from the file: {missing}")
+    if extra:
+        problems.append(f"in the file but not in the model: {extra}")
+    for k, v in weights.items():
+        if k in stored:
+            dtype, shape, _ = stored[k]
+            if tuple(shape) != tuple(v.shape):
+                problems.append(f"{k!r}: file has shape {tuple(shape)}, model has {tuple(v.shape)}")
+            elif dtype != v.dtype.name:
+                problems.append(f"{k!r}: file has dtype {dtype}, model has {v.dtype.name}")
+    if problems:
+        raise ValueError(f"load_weights: {os.fspath(path)} does not match {layer.name!r}: " + "; ".join(problems))
+    values = []
+    for k, v in weights.items():
+        _, shape, view = stored[k]
+        a = np.frombuffer(view, dtype=_FILE_DTYPE[v.dtype.name]).reshape(shape)
+        values.append(tensor(a, dtype=v.dtype, device=v.device))
+    for v, t in zip(weights.values(), values):
+        v.assign(t)
