@@ -19,6 +19,7 @@ from .device import device, get_device, register_device, Device
 from .function import function, grad, value_and_grad, Function
 from .tape import GradientTape
 from . import optimizers, data
+from . import nn, datasets
 
 random = _types.SimpleNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
