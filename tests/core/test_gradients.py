@@ -330,3 +330,13 @@ def test_second_order(fn, specs, request):
     xs = [sample(rng, s, d) for s, d in specs]
     # d/dw of dL/dx for conv exercises the gradient rule of extract_patches_grad (col2im)
     check_grad(_grad_of(fn, request.node.name), xs, request.node.name + "/outer", rtol=1e-6, atol=1e-7)
+
+
+def test_float64_mode_computes_python_scalars_in_float64():
+    # 0.1 is not a float32: a scalar first uploaded in float32 mode must not be reused here.
+    from webtensor.core import numpy_util
+    with pytest.MonkeyPatch.context() as mp:      # briefly back to float32 storage
+        mp.setitem(numpy_util._NP, "float32", np.float32)
+        assert (wt.tensor([1.0]) * 0.1).numpy().dtype == np.float32
+    y = (wt.tensor([1.0]) * 0.1).numpy()
+    assert y.dtype == np.float64 and y[0] == 0.1
