@@ -1,0 +1,148 @@
+// WebAssembly backend: one module, one imported memory, one driver export per
+// signature; variables, inputs and outputs live at fixed byte addresses
+// (docs/artifact.md, "WebAssembly section").
+
+import { storageBytes } from '../artifact.js';
+import { toStorage } from '../tensor.js';
+
+const PAGE = 65536;
+
+/**
+ * Check the signatures' "wasm" sections, compile and instantiate module.wasm
+ * with one `WebAssembly.Memory` of `max(memory_bytes)`, and copy every
+ * variable's initial value to its address. Throws an Error naming the
+ * signature/variable/file that is wrong.
+ */
+export async function createWasmBackend({ manifest, files, weights }, fail) {
+  const { variables, signatures } = manifest;
+  let memoryBytes = 0;
+  const address = new Map(); // variable index -> byte address
+  for (const [name, sig] of Object.entries(signatures)) {
+    const w = sig.wasm;
+    const what = `signature '${name}' wasm`;
+    if (w === null || typeof w !== 'object') fail(`manifest.json: ${what}: section is missing (this artifact has no WebAssembly code for it)`);
+    if (typeof w.driver !== 'string') fail(`manifest.json: ${what}: "driver" must be the exported function's name`);
+    if (!Number.isInteger(w.memory_bytes) || w.memory_bytes < 0 || w.memory_bytes > 65536 * PAGE) {
+      fail(`manifest.json: ${what}: "memory_bytes" must be an integer in [0, 4 GiB], got ${JSON.stringify(w.memory_bytes)}`);
+    }
+    memoryBytes = Math.max(memoryBytes, w.memory_bytes);
+    for (const key of ['inputs', 'outputs']) {
+      if (!Array.isArray(w[key]) || w[key].length !== sig[key].length || !w[key].every((a) => Number.isInteger(a) && a >= 0)) {
+        fail(`manifest.json: ${what}: "${key}" must hold one byte address per ${key.slice(0, -1)} (${sig[key].length})`);
+      }
+    }
+    const vars = w.variables ?? {};
+    for (const i of new Set([...(sig.reads ?? []), ...(sig.writes ?? [])])) {
+      if (!(String(i) in vars)) fail(`manifest.json: ${what}: no address for variable ${i} ('${variables[i].name}'), which the signature uses`);
+    }
+    for (const [key, addr] of Object.entries(vars)) {
+      const i = Number(key);
+      if (!Number.isInteger(i) || !variables[i] || !Number.isInteger(addr) || addr < 0) {
+        fail(`manifest.json: ${what}: variables {${JSON.stringify(key)}: ${JSON.stringify(addr)}} is not {variable index: byte address}`);
+      }
+      if (address.has(i) && address.get(i) !== addr) {
+        fail(`manifest.json: ${what}: variable '${variables[i].name}' is at ${addr}, another signature has it at ${address.get(i)} (variables must have one address)`);
+      }
+      address.set(i, addr);
+    }
+  }
+  // every region inside the memory; variables must not overlap each other
+  const regions = [...address].map(([i, addr]) => ({ addr, end: addr + storageBytes(variables[i]), what: `variable '${variables[i].name}'` }));
+  regions.sort((a, b) => a.addr - b.addr);
+  regions.forEach((r, k) => {
+    if (k > 0 && r.addr < regions[k - 1].end) fail(`manifest.json: wasm: ${r.what} [${r.addr}, ${r.end}) overlaps ${regions[k - 1].what}`);
+  });
+  for (const [name, sig] of Object.entries(signatures)) {
+    for (const key of ['inputs', 'outputs']) {
+      sig.wasm[key].forEach((addr, k) => regions.push({ addr, end: addr + storageBytes(sig[key][k]), what: `signature '${name}' ${key.slice(0, -1)} '${sig[key][k].name}'` }));
+    }
+  }
+  for (const r of regions) {
+    if (r.end > memoryBytes) fail(`manifest.json: wasm: ${r.what} [${r.addr}, ${r.end}) lies outside the ${memoryBytes}-byte memory`);
+  }
+
+  const bytes = files.get('module.wasm');
+  let module;
+  try {
+    if (!WebAssembly.validate(bytes)) await WebAssembly.compile(bytes); // throws the engine's reason
+    module = await WebAssembly.compile(bytes);
+  } catch (e) {
+    fail(`module.wasm is not a valid WebAssembly module (${e.message})`);
+  }
+  for (const imp of WebAssembly.Module.imports(module)) {
+    if (imp.module !== 'env' || imp.name !== 'memory' || imp.kind !== 'memory') {
+      fail(`module.wasm imports ${imp.module}.${imp.name} (${imp.kind}); the runtime provides only env.memory`);
+    }
+  }
+  const exported = new Set(WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name));
+  for (const [name, sig] of Object.entries(signatures)) {
+    if (!exported.has(sig.wasm.driver)) fail(`module.wasm does not export the driver function '${sig.wasm.driver}' of signature '${name}'`);
+  }
+
+  const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(memoryBytes / PAGE)) });
+  let instance;
+  try {
+    instance = await WebAssembly.instantiate(module, { env: { memory } });
+  } catch (e) {
+    fail(`module.wasm cannot be instantiated (${e.message})`);
+  }
+  // Variables that no signature maps stay on the host.
+  const host = new Map();
+  variables.forEach((v, i) => {
+    const t = weights.get(v.name);
+    const data = toStorage(t.bytes, v.dtype);
+    if (address.has(i)) new Uint8Array(memory.buffer).set(data, address.get(i));
+    else host.set(i, data.slice());
+  });
+  return new WasmBackend(memory, instance.exports, signatures, variables, address, host);
+}
+
+class WasmBackend {
+  constructor(memory, exports, signatures, variables, address, host) {
+    this.kind = 'wasm';
+    this.memory = memory;
+    this.variables = variables;
+    this.address = address;
+    this.host = host;
+    this.signatures = new Map(Object.entries(signatures).map(([name, sig]) => [name, {
+      driver: exports[sig.wasm.driver],
+      inputs: sig.wasm.inputs,
+      outputs: sig.wasm.outputs.map((addr, k) => [addr, storageBytes(sig.outputs[k])]),
+    }]));
+  }
+
+  /** Write the inputs' storage bytes, call the driver, return copies of the outputs' bytes. */
+  run(name, inputs) {
+    const sig = this.signatures.get(name);
+    let mem = new Uint8Array(this.memory.buffer);
+    inputs.forEach((data, k) => mem.set(data, sig.inputs[k]));
+    try {
+      sig.driver();
+    } catch (e) {
+      throw new Error(`webtensor: signature '${name}': the WebAssembly driver failed (${e.message})`);
+    }
+    mem = new Uint8Array(this.memory.buffer); // a driver that grew the memory detached the old buffer
+    return sig.outputs.map(([addr, n]) => mem.slice(addr, addr + n));
+  }
+
+  readVariables(indices) {
+    return indices.map((i) => {
+      if (this.host.has(i)) return this.host.get(i).slice();
+      const addr = this.address.get(i);
+      return new Uint8Array(this.memory.buffer).slice(addr, addr + storageBytes(this.variables[i]));
+    });
+  }
+
+  writeVariable(i, data) {
+    if (this.host.has(i)) this.host.set(i, data.slice());
+    else new Uint8Array(this.memory.buffer).set(data, this.address.get(i));
+  }
+
+  stats() {
+    return { wasmMemoryBytes: this.memory.buffer.byteLength };
+  }
+
+  dispose() {
+    this.memory = this.signatures = this.host = null;
+  }
+}

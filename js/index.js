@@ -1,0 +1,26 @@
+// webtensor: run artifacts exported by the Python package (inference and
+// training steps) on WebAssembly or WebGPU. Browser-safe entry point: no Node
+// imports; artifacts are fetched by URL or passed as bytes.
+//
+//   import * as webtensor from 'webtensor';
+//   const model = await webtensor.load('models/mlp/', { backend: 'auto' });
+//   const y = await model.predict(webtensor.tensor(x, [32, 64]));
+//   const loss = await model.trainStep(x, labels);
+
+import { urlReader } from './artifact.js';
+import { loadModel } from './model.js';
+
+export { Model, VERSION } from './model.js';
+export { Tensor, tensor } from './tensor.js';
+export { parseSafetensors, writeSafetensors } from './safetensors.js';
+export { FORMAT, FORMAT_VERSION } from './artifact.js';
+
+/**
+ * Load an artifact: `source` is the URL of its directory (relative URLs
+ * resolve against the page) or an object {'manifest.json': Uint8Array, ...};
+ * `options`: {backend: 'auto' | 'webgpu' | 'wasm', gpu, device}. Resolves to
+ * a Model; rejects with an Error naming the damaged file or missing backend.
+ */
+export function load(source, options) {
+  return loadModel(source, options, urlReader);
+}

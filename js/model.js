@@ -1,0 +1,240 @@
+// A loaded artifact on one backend: run its signatures, read, write and save
+// its variables. Every call that touches the backend is queued, so calls run
+// one at a time in the order they were made.
+
+import { objectReader, readArtifact } from './artifact.js';
+import { createWasmBackend } from './backends/wasm.js';
+import { createWebGPUBackend, webgpuShortfall } from './backends/webgpu.js';
+import { writeSafetensors } from './safetensors.js';
+import { ARRAY_TYPES, Tensor, dtypeOfArray, fromStorage, sizeOf, toStorage } from './tensor.js';
+
+// Safety net for models that are never disposed: free their GPU buffers and
+// device (or wasm memory) once the Model object is garbage-collected.
+/** The runtime's version (package.json "version"). */
+export const VERSION = '0.1.0';
+
+const registry = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((backend) => backend.dispose()) : null;
+
+const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
+const fmt = (shape, dtype) => `[${shape}] ${dtype}`;
+
+/** The storage bytes of one input or variable value, checked against `spec` ({name, dtype, shape}). */
+function checkValue(value, spec, what) {
+  if (value instanceof Tensor) {
+    if (value.isDisposed) throw new Error(`webtensor: ${what}: the tensor was disposed`);
+    if (value.dtype !== spec.dtype || !sameShape(value.shape, spec.shape)) {
+      throw new Error(`webtensor: ${what}: expected ${fmt(spec.shape, spec.dtype)}, got ${fmt(value.shape, value.dtype)}`);
+    }
+    return toStorage(value.dataSync(), spec.dtype);
+  }
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    const dtype = dtypeOfArray(value);
+    if (dtype !== spec.dtype) {
+      throw new Error(`webtensor: ${what}: expected ${spec.dtype} data (${ARRAY_TYPES[spec.dtype].name}), got ${value.constructor.name}`);
+    }
+    if (value.length !== sizeOf(spec.shape)) {
+      throw new Error(`webtensor: ${what}: expected ${sizeOf(spec.shape)} values for ${fmt(spec.shape, spec.dtype)}, got ${value.length}`);
+    }
+    return toStorage(value, spec.dtype);
+  }
+  throw new Error(`webtensor: ${what}: expected a webtensor.tensor or a typed array, got ${Object.prototype.toString.call(value)}`);
+}
+
+export class Model {
+  constructor(manifest, backend, adapterInfo) {
+    this._manifest = manifest;
+    this._backend = backend;
+    this._queue = Promise.resolve();
+    this._runs = 0;
+    /** 'wasm' or 'webgpu': the backend this model runs on. */
+    this.backend = backend.kind;
+    /** The WebGPU adapter's {vendor, architecture, device, description}, or null on wasm. */
+    this.adapterInfo = adapterInfo;
+    registry?.register(this, backend, this);
+  }
+
+  /** {name: {inputs: [{name, dtype, shape}], outputs: [...]}} of every signature. */
+  get signatures() {
+    const copy = (specs) => specs.map(({ name, dtype, shape }) => ({ name, dtype, shape: shape.slice() }));
+    return Object.fromEntries(Object.entries(this._manifest.signatures).map(
+      ([name, s]) => [name, { inputs: copy(s.inputs), outputs: copy(s.outputs) }]));
+  }
+
+  /** [{name, dtype, shape, trainable}] of the variables (parameters and optimizer state). */
+  get variables() {
+    return this._manifest.variables.map(({ name, dtype, shape, trainable }) => ({ name, dtype, shape: shape.slice(), trainable: !!trainable }));
+  }
+
+  get isDisposed() { return this._backend === null; }
+
+  _serial(what, fn) {
+    if (this._backend === null) return Promise.reject(new Error(`webtensor: ${what}: the model was disposed`));
+    const result = this._queue.then(() => {
+      if (this._backend === null) throw new Error(`webtensor: ${what}: the model was disposed`);
+      return fn(this._backend);
+    });
+    this._queue = result.catch(() => {});
+    return result;
+  }
+
+  /**
+   * Run signature `name`. `inputs`: an array in the signature's input order,
+   * an object {inputName: value}, or a single value for a one-input
+   * signature; each value a Tensor or a typed array of the input's dtype and
+   * size. Resolves to {outputName: Tensor}. Throws (rejects) an Error naming
+   * the signature and input when a shape, dtype or name is wrong.
+   */
+  async run(name, inputs) {
+    const sig = this._manifest.signatures[name];
+    if (!sig || !Object.hasOwn(this._manifest.signatures, name)) {
+      throw new Error(`webtensor: no signature '${name}' (this model has: ${Object.keys(this._manifest.signatures).join(', ')})`);
+    }
+    const specs = sig.inputs;
+    const names = specs.map((s) => `'${s.name}'`).join(', ');
+    let list;
+    if (inputs instanceof Tensor || ArrayBuffer.isView(inputs)) list = [inputs];
+    else if (Array.isArray(inputs)) list = inputs;
+    else if (inputs !== null && typeof inputs === 'object') {
+      for (const key of Object.keys(inputs)) {
+        if (!specs.some((s) => s.name === key)) throw new Error(`webtensor: signature '${name}' has no input '${key}' (inputs: ${names})`);
+      }
+      list = specs.map((s) => {
+        if (!Object.hasOwn(inputs, s.name)) throw new Error(`webtensor: signature '${name}': input '${s.name}' is missing`);
+        return inputs[s.name];
+      });
+    } else if (inputs === undefined && specs.length === 0) list = [];
+    else throw new Error(`webtensor: signature '${name}': inputs must be an array, an object {name: tensor} or a tensor`);
+    if (list.length !== specs.length) {
+      throw new Error(`webtensor: signature '${name}' takes ${specs.length} input(s) (${names}), got ${list.length}`);
+    }
+    const data = specs.map((spec, k) => checkValue(list[k], spec, `signature '${name}', input '${spec.name}'`));
+    return this._serial(`signature '${name}'`, async (backend) => {
+      const outputs = await backend.run(name, data);
+      this._runs++;
+      return Object.fromEntries(sig.outputs.map((spec, k) => [spec.name, new Tensor(fromStorage(outputs[k], spec.dtype), spec.shape.slice(), spec.dtype)]));
+    });
+  }
+
+  /** run('predict', inputs); resolves to its output Tensor (an array of Tensors if it has several). */
+  async predict(inputs) {
+    const out = Object.values(await this.run('predict', inputs));
+    return out.length === 1 ? out[0] : out;
+  }
+
+  /** run('train_step', [inputs, targets]): one optimizer step; resolves to the loss Tensor (its first output). */
+  async trainStep(inputs, targets) {
+    return Object.values(await this.run('train_step', [inputs, targets]))[0];
+  }
+
+  /** Resolves to {variableName: Tensor} with copies of every variable's current value. */
+  async getWeights() {
+    const vars = this._manifest.variables;
+    return this._serial('getWeights', async (backend) => {
+      const bytes = await backend.readVariables(vars.map((_, i) => i));
+      return Object.fromEntries(vars.map((v, i) => [v.name, new Tensor(fromStorage(bytes[i], v.dtype), v.shape.slice(), v.dtype)]));
+    });
+  }
+
+  /**
+   * Overwrite variables: `weights` is {name: Tensor | typed array} (or a
+   * Map) naming any subset of the variables. Checks every name, dtype and
+   * shape before writing any.
+   */
+  async setWeights(weights) {
+    const vars = this._manifest.variables;
+    const entries = weights instanceof Map ? [...weights] : Object.entries(weights ?? {});
+    const writes = entries.map(([name, value]) => {
+      const i = vars.findIndex((v) => v.name === name);
+      if (i < 0) throw new Error(`webtensor: setWeights: no variable '${name}' (variables: ${vars.map((v) => `'${v.name}'`).join(', ')})`);
+      return [i, checkValue(value, vars[i], `setWeights: variable '${name}'`).slice()];
+    });
+    return this._serial('setWeights', (backend) => {
+      for (const [i, data] of writes) backend.writeVariable(i, data);
+    });
+  }
+
+  /** Resolves to safetensors bytes (Uint8Array) of every variable, as python/safetensors_io.save writes them. */
+  async saveWeights() {
+    const weights = await this.getWeights();
+    const tensors = {};
+    for (const v of this._manifest.variables) {
+      const data = weights[v.name].dataSync();
+      tensors[v.name] = { dtype: v.dtype, shape: v.shape, bytes: data };
+    }
+    return writeSafetensors(tensors, { format: 'webtensor-weights', format_version: '1', webtensor_version: VERSION });
+  }
+
+  /**
+   * Counters for tests and leak checks: {backend, runs, wasmMemoryBytes}
+   * (wasm) or {backend, runs, gpuBuffers, gpuBufferBytes} (webgpu).
+   */
+  stats() {
+    return { backend: this.backend, runs: this._runs, ...(this._backend ? this._backend.stats() : {}) };
+  }
+
+  /** Free the backend's memory now (GPU buffers and, if created by `load`, the device). Idempotent. */
+  dispose() {
+    if (this._backend === null) return;
+    registry?.unregister(this);
+    this._backend.dispose();
+    this._backend = null;
+  }
+}
+
+function adapterInfoOf(adapter, device) {
+  const info = adapter?.info ?? device?.adapterInfo;
+  if (!info) return null;
+  const { vendor = '', architecture = '', device: name = '', description = '' } = info;
+  return { vendor, architecture, device: name, description };
+}
+
+/**
+ * Load an artifact and create a Model on the requested backend. `source`:
+ * a location string handed to `readerFor` (URL in browsers, path or URL in
+ * Node), or {'manifest.json': Uint8Array, ...}. `options.backend`: 'auto'
+ * (default: WebGPU when an adapter exists and meets the artifact's needs,
+ * else WebAssembly), 'webgpu' or 'wasm'; `options.gpu`: a GPU object
+ * (default navigator.gpu); `options.device`: a GPUDevice to use instead of
+ * requesting one (not destroyed by dispose()).
+ */
+export async function loadModel(source, options = {}, readerFor) {
+  const backend = options.backend ?? 'auto';
+  if (!['auto', 'wasm', 'webgpu'].includes(backend)) {
+    throw new Error(`webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(backend)}`);
+  }
+  let read, where;
+  if (typeof source === 'string' || source instanceof URL) {
+    read = readerFor(String(source));
+    where = `'${source}'`;
+  } else if (source !== null && typeof source === 'object' && !ArrayBuffer.isView(source)) {
+    read = objectReader(source);
+    where = '(in memory)';
+  } else {
+    throw new Error(`webtensor.load: source must be a URL or path string or an object {'manifest.json': bytes, ...}, got ${Object.prototype.toString.call(source)}`);
+  }
+  const artifact = await readArtifact(read, where);
+  const fail = (msg) => { throw new Error(`webtensor: artifact ${where}: ${msg}`); };
+
+  let adapter = null;
+  const device = options.device ?? null;
+  if (backend !== 'wasm' && !device) {
+    const gpu = options.gpu ?? globalThis.navigator?.gpu;
+    if (gpu) {
+      try {
+        adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+      } catch (e) {
+        if (backend === 'webgpu') throw new Error(`webtensor.load: requesting a WebGPU adapter failed (${e.message})`);
+      }
+    }
+    if (!adapter && backend === 'webgpu') {
+      throw new Error(gpu ? 'webtensor.load: backend \'webgpu\' was requested, but no WebGPU adapter is available (requestAdapter() returned null)'
+        : "webtensor.load: backend 'webgpu' was requested, but WebGPU is not available (no navigator.gpu and no `gpu` option; in Node pass {gpu: create([])} from the npm 'webgpu' package)");
+    }
+  }
+  const gpuTarget = device ?? adapter;
+  const useGPU = gpuTarget && (backend === 'webgpu' || !webgpuShortfall(artifact, gpuTarget.limits, gpuTarget.features));
+  const created = useGPU
+    ? await createWebGPUBackend(artifact, fail, { adapter, device })
+    : await createWasmBackend(artifact, fail);
+  return new Model(artifact.manifest, created, useGPU ? adapterInfoOf(adapter, device) : null);
+}
