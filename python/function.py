@@ -108,6 +108,9 @@ def _is_array(x):
     return hasattr(x, "__array__") and hasattr(x, "shape") and hasattr(x, "dtype")
 
 
+_TENSOR = object()  # marks the tensor leaves of an output structure (None is a valid static output)
+
+
 class _Concrete:
     def __init__(self, raw: Graph, graph: Graph, exe, out_struct, out_static, n_outputs):
         self.raw_graph, self.graph, self.exe = raw, graph, exe
@@ -181,7 +184,7 @@ class Function:
         out_leaves: list = []
         out_struct = _flatten(out, out_leaves)
         outputs = [t for t in out_leaves if isinstance(t, Tensor)]
-        static = [None if isinstance(t, Tensor) else t for t in out_leaves]
+        static = [_TENSOR if isinstance(t, Tensor) else t for t in out_leaves]
         raw = tr.finish(outputs)
         graph = passes.optimize(raw, _evaluator(dev))
         self.trace_count += 1
@@ -210,7 +213,7 @@ class Function:
             var._data = data
         dev = c.exe.device if hasattr(c.exe, "device") else get_device()
         it = iter(Tensor(d, v.aval, dev) for d, v in zip(outs, g.outputs))
-        return _unflatten(c.out_struct, iter([next(it) if s is None else s for s in c.out_static]))
+        return _unflatten(c.out_struct, iter([next(it) if s is _TENSOR else s for s in c.out_static]))
 
 
 def _evaluator(dev):
