@@ -181,6 +181,22 @@ def test_nested_outputs_keep_their_structure():
     assert isinstance(first, wt.Tensor) and first.device.name == "reference"
 
 
+def test_none_and_other_static_outputs():
+    f = wt.function(lambda x: (x * 2.0, None, 3, {"nothing": None}))
+    y, none, three, d = f(t(2))
+    assert none is None and three == 3 and d == {"nothing": None}
+    assert isinstance(y, wt.Tensor)
+    assert wt.function(lambda x: None)(t(2)) is None
+
+
+def test_no_tensor_arguments_and_repeated_arguments():
+    v = wt.Variable(np.float32([1.0, 2.0]))
+    f = wt.function(lambda: v * 2.0)
+    np.testing.assert_allclose(f().numpy(), [2, 4])
+    x = t(3)
+    np.testing.assert_allclose(wt.function(lambda a, b: a - b * 2.0)(x, x).numpy(), -x.numpy())
+
+
 def test_nested_inputs():
     @wt.function
     def f(params, x):
