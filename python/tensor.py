@@ -357,6 +357,12 @@ def _getitem(x: Tensor, key) -> Tensor:
         idx = key[0] if isinstance(key[0], Tensor) else tensor(key[0])
         if idx.dtype == bool_:
             raise IndexError("boolean mask indexing is not supported (data-dependent shape); use where")
+        n = x.shape[0] if x.ndim else 0
+        host = None if isinstance(key[0], Tensor) or not idx.size else idx.numpy()
+        if host is not None and (host.min() < -n or host.max() >= n):  # known now: checked as numpy does
+            raise IndexError(f"index {key[0]} is out of bounds for axis 0 with size {n}")
+        if idx.dtype == int32:  # negative indices count from the end, as in numpy
+            idx = F.where(F.less(idx, 0), F.add(idx, n), idx)
         return F.gather(x, idx, axis=0)
     n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
     if n_real > x.ndim:
