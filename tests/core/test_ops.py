@@ -396,7 +396,7 @@ def test_indexing(key, rng):
     check(wt.tensor(x)[key], x[key], wt.float32, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("idx", [[0, 3, 3, 1], np.array([[2, 0], [1, 1]]), [-0]], ids=str)
+@pytest.mark.parametrize("idx", [[0, 3, 3, 1], np.array([[2, 0], [1, 1]]), [-1, 0, -4], np.array(-2)], ids=str)
 def test_integer_array_indexing(idx, rng):
     x = sample(rng, (4, 3))
     check(wt.tensor(x)[idx], x[np.asarray(idx)], wt.float32)

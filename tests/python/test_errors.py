@@ -82,6 +82,8 @@ ERRORS = [  # (id, thunk, exception type, fragments the message must contain)
     ("one_hot_float", lambda: wt.one_hot(wt.tensor([0.0, 1.0]), 3), TypeError, ["one_hot", "int32", "float32"]),
     ("concat_dtypes", lambda: wt.concat([ones(2), ones(2, dtype=wt.int32)]), TypeError, ["concat", "int32"]),
     ("unknown_dtype", lambda: wt.cast(ones(2), "float128"), TypeError, ["float128", "float32"]),
+    ("index_array_out_of_bounds", lambda: ones(3, 2)[[0, 3]], IndexError, ["[0, 3]", "axis 0", "size 3"]),
+    ("index_array_negative_out_of_bounds", lambda: ones(3)[[-4]], IndexError, ["[-4]", "size 3"]),
     ("float_index", lambda: ones(3)[wt.tensor(1.0)], TypeError, ["int32", "float32"]),
     # construction
     ("ragged", lambda: wt.tensor([[1.0, 2.0], [3.0]]), ValueError, ["ragged"]),
