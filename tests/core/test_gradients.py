@@ -269,6 +269,7 @@ NN = [
     ("conv_dilation2_same", _conv(1, "same", 2), [((1, 6, 7, 2), "any"), ((3, 2, 2, 2), "any")]),
     ("conv_stride2_dilation2_explicit", _conv((2, 1), ((1, 2), (0, 1)), (2, 2)),
      [((1, 7, 6, 1), "any"), ((2, 3, 1, 2), "any")]),
+    ("conv_stride2_same_dilation2", _conv(2, "same", 2), [((1, 7, 8, 2), "any"), ((3, 3, 2, 2), "any")]),
     ("conv_nchw_same_stride2", _conv(2, "same", 1, "NCHW"), [((1, 2, 5, 6), "any"), ((3, 3, 2, 2), "any")]),
     ("max_pool", lambda x: wt.max_pool2d(x, 2), [((1, 4, 6, 2), "distinct")]),
     ("max_pool_same", lambda x: wt.max_pool2d(x, 3, strides=2, padding="same"), [((1, 5, 4, 2), "distinct")]),

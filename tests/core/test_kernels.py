@@ -168,6 +168,48 @@ def _aval(a):
     return Aval(tuple(a.shape), as_dtype(a.dtype))
 
 
+def check_ir(kernel: K.Kernel) -> None:
+    """The kernel uses only the IR's vocabulary, with consistent dtypes (what backends rely on)."""
+    space, nout = kernel.space, len(kernel.out.shape)
+    if kernel.kind == "map":
+        assert space == kernel.out.shape and kernel.combiner is None
+    else:
+        assert kernel.kind == "reduce" and kernel.combiner in K.COMBINERS and space[:nout] == kernel.out.shape
+    if kernel.combiner not in ("argmax", "argmin"):
+        assert kernel.expr.dtype == kernel.out.dtype, (kernel.expr.dtype, kernel.out.dtype)
+    seen, stack = set(), [kernel.expr]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        stack.extend(e.args)
+        dts = [a.dtype for a in e.args]
+        if e.op == "const":
+            assert not e.args and isinstance(e.arg, (bool, int, float))
+        elif e.op == "idx":
+            assert e.dtype == wt.int32 and 0 <= e.arg < len(space)
+        elif e.op == "load":
+            buf = kernel.inputs[e.arg]
+            assert e.dtype == buf.dtype and len(e.args) == len(buf.shape), (e, buf)
+            assert all(d == wt.int32 for d in dts)
+        elif e.op == "cast":
+            assert len(e.args) == 1
+        elif e.op == "where":
+            assert dts[0] == wt.bool and dts[1] == dts[2] == e.dtype
+        elif e.op in K.UNARY:
+            assert len(e.args) == 1 and e.dtype == (wt.bool if e.op == "not" else dts[0])
+            assert e.op != "not" or dts[0] == wt.bool
+        elif e.op in K.BINARY:
+            assert len(e.args) == 2 and dts[0] == dts[1], e
+            logical = e.op in K.COMPARISONS or e.op in ("and", "or")
+            assert e.dtype == (wt.bool if logical else dts[0])
+            assert e.op not in ("and", "or") or dts[0] == wt.bool
+            assert e.op not in ("idiv", "mod") or dts[0] == wt.int32
+        else:
+            raise AssertionError(f"{e.op!r} is not in the kernel IR's vocabulary")
+
+
 @pytest.mark.parametrize("name,k", ALL, ids=[f"{n}-{k}" for n, k in ALL])
 def test_kernel_matches_reference(name, k):
     op = OPS[name]
@@ -178,6 +220,10 @@ def test_kernel_matches_reference(name, k):
     assert isinstance(kernel, K.Kernel)
     assert [tuple(b.shape) for b in kernel.inputs] == [a.shape for a in avals]
     assert kernel.out.shape == tuple(out.shape) and kernel.out.dtype == out.dtype
+    check_ir(kernel)
+    if name == "matmul":  # the heavy op carries its template hint (backends pick a tuned lowering)
+        assert kernel.kind == "reduce" and kernel.template == "matmul"
+        assert kernel.param("transpose_a") == attrs["transpose_a"]
     got = K.evaluate(kernel, inputs)
     want = np.asarray(op.reference(*inputs, **attrs))
     assert got.shape == want.shape == tuple(out.shape)
@@ -210,6 +256,8 @@ def _flat(x):
 
 
 def _assert_arena_is_safe(prog):
+    for step in prog.steps:
+        check_ir(step.kernel)  # fused kernels stay within the IR too
     offsets, size = plan_arena(prog)
     temps = [b for b in prog.bufs if b.role == "temp"]
     assert set(offsets) == {b.id for b in temps}
