@@ -1,6 +1,8 @@
 """``webtensor.function``: tracing, caching per signature, variables, outputs, grad transforms, errors."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,23 @@ def test_traces_once_per_signature():
     f(wt.tensor([[7, 8, 9]]), wt.tensor([[1, 1, 1]]))
     assert f.trace_count == 4 and len(calls) == 4
     np.testing.assert_array_equal(f(wt.tensor([[7, 8, 9]]), wt.tensor([[1, 1, 1]])).numpy(), [[8, 9, 10]])
+
+
+def test_retraces_on_new_device(monkeypatch):
+    device_module = importlib.import_module("webtensor.device")
+
+    class Other(device_module.ReferenceDevice):
+        name = "other"
+    monkeypatch.setitem(device_module._FACTORIES, "other", Other)
+    monkeypatch.setitem(device_module._INSTANCES, "other", Other())
+    f = wt.function(lambda x: wt.exp(x) + 1.0)
+    x = t(3)
+    f(x)
+    y = f(x.to("other"))
+    assert f.trace_count == 2 and y.device.name == "other"
+    np.testing.assert_allclose(y.numpy(), np.exp(x.numpy()) + 1, rtol=1e-6)
+    f(t(3, seed=1).to("other"))
+    assert f.trace_count == 2
 
 
 def test_numpy_arguments_are_tensors_in_the_signature():
