@@ -339,7 +339,9 @@ def _gather_grad(g, y, p, i, *, axis):
     # d params = one_hot(indices)^T @ g, with g's index axes flattened: a matmul, so it is fast.
     from .linalg import matmul
     pre, post = p.shape[:axis], p.shape[axis + 1:]
+    from .elementwise import maximum, minimum
     n, j = p.shape[axis], prod(i.shape)
+    i = minimum(maximum(i, 0), max(n - 1, 0))  # the forward pass clamps out-of-range indices; so must this
     oh = reshape(one_hot(i, n, dtype=g.dtype), (j, n))
     g2 = reshape(transpose(reshape(g, (prod(pre), j, prod(post))), (1, 0, 2)), (j, prod(pre) * prod(post)))
     d = matmul(oh, g2, transpose_a=True)  # (n, pre*post)
