@@ -272,7 +272,7 @@ class WebGPUBackend {
             compute: { module: modules.get(kernel.wgsl), entryPoint: kernel.entry_point },
           });
         } catch (e) {
-          fail(`signature '${name}' webgpu kernels[${k}] (${kernel.wgsl}): cannot create the pipeline (${e.message})`);
+          fail(`signature '${name}' webgpu kernels[${k}] (${kernel.wgsl}): cannot create the pipeline (${e.message.trim()})`);
         }
         const bindGroup = device.createBindGroup({
           layout,

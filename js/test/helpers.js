@@ -1,0 +1,94 @@
+// Shared test helpers: fixture artifacts (built by fixtures/make_fixtures.py),
+// damaging them, Python interop, and a Dawn (npm `webgpu`) GPU on SwiftShader.
+
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+let fixtures = null;
+
+/** Build the fixtures once per test process: {dir (the 'linear' artifact), expected, cleanup()}. */
+export function buildFixtures() {
+  if (fixtures) return fixtures;
+  const out = mkdtempSync(join(tmpdir(), 'webtensor-js-'));
+  execFileSync('python3', [join(here, 'fixtures', 'make_fixtures.py'), out], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const e = JSON.parse(readFileSync(join(out, 'expected.json'), 'utf8'));
+  fixtures = {
+    out,
+    dir: join(out, 'linear'),
+    expected: e,
+    x: new Float32Array(e.x),
+    t: new Float32Array(e.t),
+    labels: new Int32Array(e.labels),
+    cleanup: () => rmSync(out, { recursive: true, force: true }),
+  };
+  return fixtures;
+}
+
+/** Every file of an artifact directory as {relative name: Uint8Array}. */
+export function readDir(dir) {
+  const files = {};
+  const walk = (d) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else files[relative(dir, p).split('\\').join('/')] = new Uint8Array(readFileSync(p));
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+/** Apply `edit(manifest)` to the manifest and re-list every file's size and SHA-256 (a consistent, re-signed artifact). */
+export function resign(files, edit = () => {}) {
+  const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
+  edit(manifest);
+  for (const name of Object.keys(manifest.files)) {
+    if (!files[name]) continue;
+    manifest.files[name] = { bytes: files[name].length, sha256: createHash('sha256').update(files[name]).digest('hex') };
+  }
+  return { ...files, 'manifest.json': new TextEncoder().encode(JSON.stringify(manifest)) };
+}
+
+/** Run Python code with `input` on stdin; return its stdout parsed as JSON. */
+export function python(code, input) {
+  return JSON.parse(execFileSync('python3', ['-c', code], { input, maxBuffer: 1 << 26 }).toString());
+}
+
+let gpuPromise = null;
+
+/**
+ * A GPU object from the npm `webgpu` package (Dawn) whose adapter exists, or
+ * null with a reason (then WebGPU tests are skipped). Without a GPU, Dawn
+ * needs SwiftShader's Vulkan driver, which Debian's chromium package ships.
+ */
+export function getGPU() {
+  gpuPromise ??= (async () => {
+    if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+    process.env.XDG_RUNTIME_DIR ??= tmpdir();
+    let webgpu;
+    try {
+      webgpu = await import('webgpu');
+    } catch (e) {
+      return { gpu: null, reason: `npm 'webgpu' is not installed (${e.message})` };
+    }
+    const gpu = webgpu.create([]);
+    const adapter = await gpu.requestAdapter();
+    return adapter ? { gpu, reason: null } : { gpu: null, reason: 'no WebGPU adapter (Dawn found no Vulkan driver)' };
+  })();
+  return gpuPromise;
+}
+
+/** Largest |a[i] - b[i]|. */
+export function maxAbsDiff(a, b) {
+  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
