@@ -82,7 +82,12 @@ class GraphInterpreter:
         return [env[v] for v in g.outputs], [env[v] for _, v in g.updates]
 
 
-_FACTORIES: dict[str, Callable[[], Device]] = {"reference": ReferenceDevice}
+def _webgpu() -> Device:
+    from .webgpu.runtime import WebGPUDevice   # lazy: needs the optional 'wgpu'
+    return WebGPUDevice()
+
+
+_FACTORIES: dict[str, Callable[[], Device]] = {"reference": ReferenceDevice, "webgpu": _webgpu}
 _INSTANCES: dict[str, Device] = {}
 
 

@@ -1,0 +1,423 @@
+"""The ``"webgpu"`` device: WGSL from :mod:`webtensor.webgpu.wgsl`, run natively through ``wgpu``
+(wgpu-py: Vulkan, Metal, D3D12; Mesa's lavapipe on machines without a GPU).
+
+- Device selection: ``wgpu.gpu.request_adapter_sync(power_preference=...)``; the device is created
+  with the adapter's limits (``required_limits``) and ``shader-f16`` where offered, and the
+  compiler respects those limits (:class:`~webtensor.webgpu.wgsl.Limits`).
+- Memory: every tensor's data is a :class:`GPUData` holding a pooled ``GPUBuffer``; when the data
+  is garbage collected (``weakref.finalize``) the buffer returns to the :class:`BufferPool`, so
+  repeated work allocates nothing new.
+- Eager ops: ``execute`` lowers the op's kernel (cached by kernel) and submits one dispatch.
+- Graphs: ``compile`` fuses with ``core.compile.compile_graph``, lowers each kernel, plans the
+  temporaries once (buffers reused across steps whose lifetimes do not overlap, allocated once per
+  executable), and each ``run`` encodes every kernel into ONE command encoder and submits it.
+- Readback is explicit: ``to_host`` copies into a mappable staging buffer and maps it.
+- Device loss: errors from a lost device become a RuntimeError that says so;
+  :func:`reset_device` drops the instance so ``get_device('webgpu')`` creates a fresh one.
+"""
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import defaultdict
+
+from ..core import compile as C
+from ..core.dtypes import DType
+from ..device import Device
+from ..util import require
+from . import wgsl
+
+NO_ADAPTER = ("webtensor: no WebGPU adapter found (wgpu.gpu.request_adapter_sync returned none). "
+              "Install a Vulkan driver: on Debian/Ubuntu `apt-get install mesa-vulkan-drivers libvulkan1` "
+              "gives a CPU adapter (lavapipe) and GPU drivers; on macOS Metal is built in. "
+              "Or use device 'wasm' (CPU) or 'reference' (numpy).")
+
+# Limits the runtime asks the device for (the adapter's values), as wgpu-py names them.
+REQUESTED_LIMITS = ("max-storage-buffers-per-shader-stage", "max-storage-buffer-binding-size", "max-buffer-size",
+                    "max-compute-workgroups-per-dimension", "max-compute-invocations-per-workgroup",
+                    "max-compute-workgroup-size-x", "max-compute-workgroup-size-y",
+                    "max-compute-workgroup-size-z", "max-compute-workgroup-storage-size")
+
+
+class GPUData:
+    """A tensor's bytes on the device: a pooled buffer (returned to the pool when this is collected)."""
+    __slots__ = ("buffer", "nbytes", "device", "__weakref__")
+
+    def __init__(self, device: "WebGPUDevice", buffer, nbytes: int):
+        self.buffer, self.nbytes, self.device = buffer, nbytes, device
+        weakref.finalize(self, device.pool.release, buffer)
+
+
+class BufferPool:
+    """Storage buffers by size class (sizes rounded up to 1, 1.25, 1.5 or 1.75 times a power of two,
+    at least 256 bytes): ``acquire`` reuses a free buffer of the class before creating one.
+
+    ``stats``: ``created`` (buffers ever created), ``bytes`` (their total size), ``reused``
+    (acquisitions served from the free lists), ``in_use``."""
+
+    def __init__(self, gpu_device, usage, max_size: int):
+        self.device, self.usage, self.max_size = gpu_device, usage, max_size
+        self.free: dict[int, list] = defaultdict(list)
+        self.stats = {"created": 0, "bytes": 0, "reused": 0, "in_use": 0}
+
+    def size_class(self, nbytes: int) -> int:
+        n = max(int(nbytes), 256)
+        top = 1 << (n - 1).bit_length()
+        step = top // 8
+        size = -(-n // step) * step if step >= 4 else top
+        return min(size, max(self.max_size, -(-n // 4) * 4))
+
+    def acquire(self, nbytes: int):
+        size = self.size_class(nbytes)
+        self.stats["in_use"] += 1
+        free = self.free.get(size)
+        if free:
+            self.stats["reused"] += 1
+            return free.pop()
+        self.stats["created"] += 1
+        self.stats["bytes"] += size
+        return self.device.create_buffer(size=size, usage=self.usage)
+
+    def release(self, buffer) -> None:
+        self.stats["in_use"] -= 1
+        self.free[buffer.size].append(buffer)
+
+    def clear(self) -> None:
+        """Destroy the free buffers (their memory goes back to the driver)."""
+        for bufs in self.free.values():
+            for b in bufs:
+                b.destroy()
+        self.free.clear()
+
+
+class _Compiled:
+    """A lowered kernel with a pipeline per pass."""
+    __slots__ = ("lowered", "pipelines")
+
+    def __init__(self, lowered, pipelines):
+        self.lowered, self.pipelines = lowered, pipelines
+
+
+class WebGPUDevice(Device):
+    """The ``"webgpu"`` device (see the module docstring).
+
+    Args:
+        power_preference: ``'high-performance'`` or ``'low-power'`` adapter.
+        limits: overrides of the compiler's view of the device limits (``wgsl.Limits`` field names),
+            e.g. ``{'max_storage_buffers_per_shader_stage': 4}`` to exercise input packing.
+    Raises:
+        ImportError: ``wgpu`` is not installed (names the ``webgpu`` extra).
+        RuntimeError: no adapter exists (says what to install or which device to use instead).
+    """
+    name = "webgpu"
+
+    def __init__(self, power_preference: str = "high-performance", limits: dict | None = None):
+        self.wgpu = wgpu = require("wgpu", "the 'webgpu' device")
+        self.np = require("numpy", "the 'webgpu' device")
+        try:
+            adapter = wgpu.gpu.request_adapter_sync(power_preference=power_preference)
+        except RuntimeError as e:   # some wgpu versions raise instead of returning None
+            raise RuntimeError(f"{NO_ADAPTER} ({e})") from None
+        if adapter is None:
+            raise RuntimeError(NO_ADAPTER)
+        self.adapter = adapter
+        alim = adapter.limits
+        features = [f for f in ("shader-f16",) if f in adapter.features]
+        self.gpu = adapter.request_device_sync(required_features=features,
+                                               required_limits={k: alim[k] for k in REQUESTED_LIMITS if k in alim})
+        self.limits = wgsl.Limits.from_mapping(self.gpu.limits, self.gpu.features, **(limits or {}))
+        self.lost: str | None = None
+        self._watch_loss()
+        U = wgpu.BufferUsage
+        self.pool = BufferPool(self.gpu, U.STORAGE | U.COPY_SRC | U.COPY_DST, self.limits.max_buffer_size)
+        self.staging = BufferPool(self.gpu, U.MAP_READ | U.COPY_DST, self.limits.max_buffer_size)
+        self.pipelines: dict[str, tuple] = {}     # WGSL source -> (pipeline, bind group layout)
+        self.kernels: dict = {}                   # Kernel -> _Compiled
+        self.stats = {"pipeline_hits": 0, "pipeline_misses": 0, "kernel_hits": 0, "kernel_misses": 0,
+                      "submits": 0}
+
+    def __repr__(self):
+        info = getattr(self.adapter, "info", {}) or {}
+        return f"Device('webgpu', adapter={info.get('device', '?')!r}, type={info.get('adapter_type', '?')})"
+
+    # ---- device loss --------------------------------------------------------------------------
+    def _watch_loss(self):
+        try:
+            self.gpu.lost.then(lambda info: self._mark_lost(getattr(info, "message", str(info))))
+            return
+        except (NotImplementedError, AttributeError):
+            pass
+        # wgpu-py 0.32 has no `lost` promise yet; it logs the loss on the 'wgpu' logger.
+        dev = weakref.ref(self)
+
+        class _Watch(logging.Handler):
+            def emit(self, record):
+                d = dev()
+                if d is not None and "device was lost" in record.getMessage().lower():
+                    d._mark_lost(record.getMessage())
+
+        logging.getLogger("wgpu").addHandler(_Watch(logging.ERROR))
+
+    def _mark_lost(self, reason: str):
+        self.lost = reason or "unknown reason"
+
+    def _check(self, exc: Exception | None = None):
+        msg = str(exc).lower() if exc is not None else ""
+        if exc is not None and "lost" in msg and self.lost is None:
+            self.lost = str(exc).strip().splitlines()[-1]
+        if self.lost is not None:
+            raise RuntimeError(f"the WebGPU device was lost ({self.lost}); its tensors are gone. Call "
+                               "webtensor.webgpu.reset_device() and get_device('webgpu') again to "
+                               "recreate it") from exc
+
+    def _submit(self, encoder):
+        self._check()
+        try:
+            self.gpu.queue.submit([encoder.finish()])
+        except self.wgpu.GPUError as e:
+            self._check(e)
+            raise
+        self.stats["submits"] += 1
+
+    # ---- host <-> device ------------------------------------------------------------------------
+    def _host_dtype(self, dt: DType):
+        return {"f32": "float32", "i32": "int32", "f16": "float16"}[wgsl.storage_type(dt, self.limits)]
+
+    def alloc(self, shape, dt: DType, what: str = "tensor") -> GPUData:
+        """Device memory for a tensor of ``shape``/``dt``. Raises BufferTooLarge past ``maxBufferSize``."""
+        nbytes = wgsl.storage_nbytes(shape, dt, self.limits)
+        if nbytes > self.limits.max_buffer_size:
+            raise wgsl.BufferTooLarge(f"webgpu: {what} {dt.name}{list(shape)} needs {nbytes} bytes, above this "
+                                      f"device's maxBufferSize of {self.limits.max_buffer_size} bytes")
+        self._check()
+        return GPUData(self, self.pool.acquire(max(nbytes, 4)), nbytes)
+
+    def from_host(self, array, aval):
+        np = self.np
+        a = np.ascontiguousarray(np.asarray(array).astype(self._host_dtype(aval.dtype), copy=False))
+        data = self.alloc(aval.shape, aval.dtype)
+        if a.nbytes:
+            if a.nbytes % 4:
+                a = np.concatenate([a.reshape(-1).view(np.uint8), np.zeros(4 - a.nbytes % 4, np.uint8)])
+            self.gpu.queue.write_buffer(data.buffer, 0, a)
+        return data
+
+    def to_host(self, data: GPUData, aval):
+        np = self.np
+        host = self._host_dtype(aval.dtype)
+        if data.device is not self:
+            raise RuntimeError("this tensor's data belongs to another (older) webgpu device")
+        size = -(-data.nbytes // 4) * 4
+        if size == 0:
+            return np.zeros(aval.shape, self._numpy_dtype(aval.dtype))
+        staging = self.staging.acquire(size)
+        try:
+            enc = self.gpu.create_command_encoder()
+            enc.copy_buffer_to_buffer(data.buffer, 0, staging, 0, size)
+            self._submit(enc)
+            try:
+                staging.map_sync(self.wgpu.MapMode.READ, 0, size)
+            except self.wgpu.GPUError as e:
+                self._check(e)
+                raise
+            out = np.frombuffer(staging.read_mapped(0, size), np.uint8)[:data.nbytes].view(host).copy()
+            staging.unmap()
+        finally:
+            self.staging.release(staging)
+        out = out.reshape(aval.shape)
+        return out != 0 if aval.dtype.kind == "b" else out.astype(self._numpy_dtype(aval.dtype), copy=False)
+
+    def _numpy_dtype(self, dt: DType):
+        from ..core.numpy_util import np_dtype
+        return np_dtype(dt)
+
+    # ---- kernels ----------------------------------------------------------------------------------
+    def compiled(self, kernel, what: str = "kernel") -> _Compiled:
+        """The kernel lowered to WGSL with its pipelines (cached by kernel; pipelines by source).
+        Raises BufferTooLarge naming ``what`` when a buffer exceeds the device's limits."""
+        c = self.kernels.get(kernel)
+        if c is not None:
+            self.stats["kernel_hits"] += 1
+            return c
+        self.stats["kernel_misses"] += 1
+        try:
+            low = wgsl.lower(kernel, self.limits)
+        except wgsl.BufferTooLarge as e:
+            raise wgsl.BufferTooLarge(f"webgpu: {what}: {e}") from None
+        c = self.kernels[kernel] = _Compiled(low, [self.pipeline(p) for p in low.passes])
+        return c
+
+    def pipeline(self, p: wgsl.Pass):
+        """(compute pipeline, bind group layout) for a pass, cached by WGSL source."""
+        hit = self.pipelines.get(p.source)
+        if hit is not None:
+            self.stats["pipeline_hits"] += 1
+            return hit
+        self.stats["pipeline_misses"] += 1
+        self._check()
+        wgpu = self.wgpu
+        layout = self.gpu.create_bind_group_layout(entries=[
+            {"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
+             "buffer": {"type": "storage" if w else "read-only-storage"}} for i, (_, w) in enumerate(p.bindings)])
+        module = self.gpu.create_shader_module(code=p.source)
+        pipe = self.gpu.create_compute_pipeline(layout=self.gpu.create_pipeline_layout(bind_group_layouts=[layout]),
+                                                compute={"module": module, "entry_point": "main"})
+        hit = self.pipelines[p.source] = (pipe, layout)
+        return hit
+
+    def bind_group(self, layout, buffers):
+        return self.gpu.create_bind_group(layout=layout, entries=[
+            {"binding": i, "resource": {"buffer": b, "offset": 0, "size": size}}
+            for i, (b, size) in enumerate(buffers)])
+
+    def encode(self, enc, c: _Compiled, resolve, bind_groups=None):
+        """Encode a compiled kernel's copies and dispatches. ``resolve(name) -> (buffer, bytes)`` maps
+        the passes' binding names to buffers; ``bind_groups`` caches bind groups across runs."""
+        low = c.lowered
+        if low.packed:
+            packed = resolve("packed")[0]
+            for k, word in low.packed:
+                buf, size = resolve(f"in{k}")
+                if size:
+                    enc.copy_buffer_to_buffer(buf, 0, packed, word * 4, -(-size // 4) * 4)
+        cp = enc.begin_compute_pass()
+        for i, (p, (pipe, layout)) in enumerate(zip(low.passes, c.pipelines)):
+            bufs = [resolve(name) for name, _ in p.bindings]
+            bufs = [(b, max(-(-size // 4) * 4, 4)) for b, size in bufs]
+            if bind_groups is not None:
+                key = (i,) + tuple(id(b) for b, _ in bufs)
+                bg = bind_groups.get(key)
+                if bg is None:
+                    if len(bind_groups) > 256:
+                        bind_groups.clear()
+                    bg = bind_groups[key] = (self.bind_group(layout, bufs), [b for b, _ in bufs])
+                bg = bg[0]
+            else:
+                bg = self.bind_group(layout, bufs)
+            cp.set_pipeline(pipe)
+            cp.set_bind_group(0, bg)
+            cp.dispatch_workgroups(*p.workgroups)
+        cp.end()
+
+    def execute(self, op, datas, attrs, in_avals, out_aval):
+        kernel = op.kernel(in_avals, out_aval, **attrs)
+        c = self.compiled(kernel, f"op {op.name} with inputs {', '.join(map(str, in_avals))} -> {out_aval}")
+        out = self.alloc(out_aval.shape, out_aval.dtype, f"the output of {op.name}")
+        if not c.lowered.passes:
+            return out
+        scratch = {name: self.pool.acquire(size) for name, size in c.lowered.scratch}
+        names = {f"in{k}": (d.buffer, d.nbytes) for k, d in enumerate(datas)}
+        names["result"] = (out.buffer, out.nbytes)
+        names.update({n: (b, size) for (n, size), b in zip(c.lowered.scratch, scratch.values())})
+        enc = self.gpu.create_command_encoder()
+        self.encode(enc, c, names.__getitem__)
+        self._submit(enc)
+        for b in scratch.values():   # queue order makes reuse by later submissions safe
+            self.pool.release(b)
+        return out
+
+    def compile(self, graph):
+        return Executable(self, graph)
+
+    def sync(self):
+        """Wait until the device has finished all submitted work."""
+        self._check()
+        self.gpu.queue.on_submitted_work_done_sync()
+
+
+class Executable:
+    """A compiled graph: fused kernels, their pipelines, and a static buffer plan.
+
+    Temporaries get buffers once (at compile time), shared between temporaries whose lifetimes do
+    not overlap; outputs and variable updates get fresh pooled buffers each run (they outlive it).
+    ``run`` encodes all kernels into one command encoder and submits once.
+    """
+
+    def __init__(self, device: WebGPUDevice, graph):
+        self.device = device
+        self.program = prog = C.compile_graph(graph)
+        self.steps = []
+        for i, s in enumerate(prog.steps):
+            names = [_describe(prog, b) for b in s.inputs]
+            what = f"kernel {i} ({s.kernel.kind}, inputs {', '.join(names)}; output {_describe(prog, s.output)})"
+            self.steps.append((device.compiled(s.kernel, what), s))
+        self.consts = {b: d if isinstance(d, GPUData) else device.from_host(d, _aval(prog.bufs[b]))
+                       for b, d in prog.consts.items()}
+        keep = set(prog.outputs) | set(prog.updates)
+        self.fresh = [b for b in dict.fromkeys(prog.outputs + prog.updates) if prog.bufs[b].role == "temp"]
+        # Static plan: temporaries and per-step scratch buffers as (key, bytes, first, last).
+        items = [(("buf", b.id), wgsl.storage_nbytes(b.shape, b.dtype, device.limits), b.first, b.last)
+                 for b in prog.bufs if b.role == "temp" and b.id not in keep]
+        for i, (c, _) in enumerate(self.steps):
+            items += [(("scratch", i, name), size, i, i) for name, size in c.lowered.scratch]
+        self.slots, self.slot_of = _plan(items)
+        self.buffers = [device.pool.acquire(max(size, 4)) for size in self.slots]
+        for b in self.buffers:
+            weakref.finalize(self, device.pool.release, b)
+        self.sizes = {key: size for key, size, _, _ in items}
+        self.bind_groups = [dict() for _ in self.steps]
+
+    def run(self, inputs, captures):
+        dev, prog = self.device, self.program
+        data: dict[int, GPUData | tuple] = dict(self.consts)
+        data.update(zip(prog.inputs, inputs))
+        data.update(zip(prog.captures, captures))
+        for b in self.fresh:
+            buf = prog.bufs[b]
+            data[b] = dev.alloc(buf.shape, buf.dtype, f"program output b{b}")
+
+        def where(b):
+            d = data.get(b)
+            if d is not None:
+                return d.buffer, d.nbytes
+            return self.buffers[self.slot_of[("buf", b)]], self.sizes[("buf", b)]
+
+        enc = dev.gpu.create_command_encoder()
+        for i, (c, s) in enumerate(self.steps):
+            if not c.lowered.passes:
+                continue
+            names = {f"in{k}": b for k, b in enumerate(s.inputs)}
+
+            def resolve(name, names=names, s=s, i=i):
+                if name == "result":
+                    return where(s.output)
+                if name in names:
+                    return where(names[name])
+                key = ("scratch", i, name)
+                return self.buffers[self.slot_of[key]], self.sizes[key]
+
+            dev.encode(enc, c, resolve, self.bind_groups[i])
+        dev._submit(enc)
+        return [data[b] for b in prog.outputs], [data[b] for b in prog.updates]
+
+
+def _aval(buf):
+    from ..core.op import Aval
+    return Aval(tuple(buf.shape), buf.dtype)
+
+
+def _describe(prog, b: int) -> str:
+    buf = prog.bufs[b]
+    kind = {"input": f"argument {prog.inputs.index(b)}" if b in prog.inputs else "argument",
+            "capture": "variable", "const": "constant", "temp": "intermediate"}[buf.role]
+    if b in prog.outputs:
+        kind = f"output {prog.outputs.index(b)}"
+    return f"{kind} {buf.dtype.name}{list(buf.shape)}"
+
+
+def _plan(items):
+    """Assign items ``(key, bytes, first, last)`` to buffers: an item reuses a buffer whose items all
+    ended before it starts (best fit; a buffer grows to its largest item). Returns (sizes, slot_of)."""
+    slots: list[list] = []     # [size, last step in use]
+    slot_of = {}
+    for key, size, first, last in sorted(items, key=lambda it: (it[2], -it[1])):
+        free = [i for i, (_, end) in enumerate(slots) if end < first]
+        fit = [i for i in free if slots[i][0] >= size]
+        i = min(fit, key=lambda i: slots[i][0]) if fit else (max(free, key=lambda i: slots[i][0]) if free else None)
+        if i is None:
+            slots.append([size, last])
+            i = len(slots) - 1
+        slots[i] = [max(slots[i][0], size), last]
+        slot_of[key] = i
+    return [s for s, _ in slots], slot_of
+
