@@ -193,8 +193,8 @@ def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"
     strides = pool_size if strides is None else strides
     p = _patches(x, pool_size, strides, padding, 1, 0.0, "avg_pool2d")
     total = reduce_sum(p, axes=(3, 4), keepdims=False)
-    ones = _patches(as_tensor([[[[1.0]] * x.shape[2]] * x.shape[1]]), pool_size, strides, padding, 1, 0.0,
-                    "avg_pool2d")
+    ones = _patches(as_tensor([[[[1.0]] * x.shape[2]] * x.shape[1]]).to(x.device), pool_size, strides, padding, 1,
+                    0.0, "avg_pool2d")
     count = reduce_sum(ones, axes=(3, 4), keepdims=False)  # (1, OH, OW, 1); constant-folds
     return _from_nhwc(total / count, data_format)
 
