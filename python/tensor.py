@@ -208,6 +208,8 @@ class Variable(Tensor):
 
     def read_value(self) -> Tensor:
         """The current value as a plain tensor (symbolic inside a trace)."""
+        if _state.tapes:  # a recorded read, so tapes see the variable (TF's ReadVariableOp)
+            return F.identity(self)
         tr = _state.current_trace()
         if tr is not None:
             return tr.read(self)

@@ -10,7 +10,7 @@
 """
 from .elementwise import (neg, abs_ as abs, sign, square, exp, log, sqrt, rsqrt, reciprocal, sin, cos, tanh, erf,
                           sigmoid, relu, gelu_tanh, gelu_erf, floor, ceil, round_ as round, logical_not,
-                          stop_gradient, add, sub, mul, div, pow_ as pow, maximum, minimum, equal, not_equal,
+                          stop_gradient, identity, add, sub, mul, div, pow_ as pow, maximum, minimum, equal, not_equal,
                           less, less_equal, greater, greater_equal, logical_and, logical_or, where, cast as cast_op)
 from .reduction import sum, prod, max, min, mean, argmax, argmin
 from .movement import (reshape, transpose, broadcast_to, slice, pad, concat, gather, one_hot, expand_dims,

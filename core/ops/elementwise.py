@@ -161,6 +161,8 @@ round_ = elementwise("round", 1, lambda x: K.unary("round", x), _np("rint"), Non
                      doc="Round half to even (numpy.rint, IEEE 754 roundTiesToEven).")
 logical_not = elementwise("logical_not", 1, lambda x: K.unary("not", K.cast(x, bool_)), _np("logical_not"),
                           None, "bool")
+identity = elementwise("identity", 1, lambda x: x, lambda x: x, lambda g, y, x: (g,), "same",
+                      doc="A copy of x (how a variable read is recorded on tapes).")
 stop_gradient = elementwise("stop_gradient", 1, lambda x: x, lambda x: x, None, "same",
                             doc="Identity whose gradient is zero.")
 

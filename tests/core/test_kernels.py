@@ -59,7 +59,7 @@ UNARY_DOMAINS = {  # op -> input generator (default: floats in [-3, 3])
 }
 UNARY_OPS = ["neg", "abs", "sign", "square", "exp", "log", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tanh",
              "erf", "sigmoid", "relu", "gelu_tanh", "gelu_erf", "floor", "ceil", "round", "logical_not",
-             "stop_gradient"]
+             "stop_gradient", "identity"]
 INT_UNARY = ["neg", "abs", "sign", "square", "relu", "exp", "logical_not", "floor"]  # int32 inputs too
 BINARY_OPS = {  # op -> (lhs generator, rhs generator)
     "add": (_f, _f), "sub": (_f, _f), "mul": (_f, _f), "div": (_f, lambda r, s: _f(r, s, 0.5, 3)),

@@ -100,6 +100,7 @@ UNARY = [  # (op name, numpy function, input domain)
     ("ceil", np.ceil, "halves"),
     ("round", np.round, "halves"),  # numpy rounds half to even, as the op promises
     ("stop_gradient", lambda x: x, "any"),
+    ("identity", lambda x: x, "any"),
     ("logical_not", np.logical_not, "bool"),
 ]
 SHAPES = [(), (0,), (1,), (5,), (3, 4), (2, 1, 3), (2, 0, 3)]

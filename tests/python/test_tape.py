@@ -207,9 +207,6 @@ def test_integer_source_gets_no_gradient():
     close(gx, [1, 2, 3])
 
 
-@pytest.mark.xfail(strict=True, reason="Variable.read_value() returns a fresh Tensor that no tape records as a read "
-                                       "of the variable (TF records ReadVariableOp); needs an identity op or a tape "
-                                       "hook in Variable.read_value")
 def test_read_value_is_differentiable():
     v = wt.Variable(X)
     with wt.GradientTape() as tape:
