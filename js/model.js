@@ -203,9 +203,10 @@ export async function loadModel(source, options = {}, readerFor) {
     throw new Error(`webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(backend)}`);
   }
   let read, where;
-  if (typeof source === 'string' || source instanceof URL) {
-    read = readerFor(String(source));
-    where = `'${source}'`;
+  if (typeof source === 'string' || typeof source?.href === 'string') { // a string, URL or Location
+    const location = typeof source === 'string' ? source : source.href;
+    read = readerFor(location);
+    where = `'${location}'`;
   } else if (source !== null && typeof source === 'object' && !ArrayBuffer.isView(source)) {
     read = objectReader(source);
     where = '(in memory)';

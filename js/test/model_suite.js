@@ -37,7 +37,10 @@ export function modelSuite(backend, { options, tol }) {
       fx = buildFixtures();
       opts = await options();
     });
-    after(() => model?.dispose());
+    after(() => {
+      model?.dispose();
+      fx.cleanup();
+    });
 
     const loadModel = async (extra = {}) => webtensor.load(fx.dir, { ...opts, ...extra });
     const skip = () => (opts ? false : 'no WebGPU adapter');

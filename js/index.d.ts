@@ -1,0 +1,158 @@
+// Type declarations of the npm package `webtensor` (both entry points).
+
+/** Tensor dtypes of the runtime; bool data is one byte (0/1) per element. */
+export type DType = 'float32' | 'int32' | 'bool';
+
+/** The typed array holding a tensor of each dtype. */
+export interface DataTypeMap {
+  float32: Float32Array;
+  int32: Int32Array;
+  bool: Uint8Array;
+}
+
+export type TypedArray = Float32Array | Int32Array | Uint8Array;
+
+/** A host tensor: a typed array with a shape and a dtype. */
+export declare class Tensor<D extends DType = DType> {
+  readonly shape: number[];
+  readonly dtype: D;
+  readonly size: number;
+  readonly rank: number;
+  readonly isDisposed: boolean;
+  /** The values (the backing array, not a copy). */
+  data(): Promise<DataTypeMap[D]>;
+  /** The values, synchronously (the backing array, not a copy). */
+  dataSync(): DataTypeMap[D];
+  /** The values as nested arrays (a number for a scalar). */
+  arraySync(): number | unknown[];
+  /** Drop the data; later reads throw. */
+  dispose(): void;
+}
+
+type NestedArray = number | boolean | NestedArray[];
+
+/**
+ * Make a tensor from a typed array (used without copying when its type
+ * matches `dtype`) or (nested) numbers. `shape` defaults to the nesting or
+ * `[data.length]`, `dtype` to the typed array's or 'float32'.
+ * @throws Error when the size does not match the shape, or for an unknown dtype.
+ */
+export declare function tensor<D extends DType = 'float32'>(
+  data: TypedArray | ArrayLike<number> | NestedArray,
+  shape?: number[],
+  dtype?: D,
+): Tensor<D>;
+
+/** A model input or variable value: a tensor, or a typed array of the right dtype and length. */
+export type TensorLike = Tensor | TypedArray;
+
+export interface TensorSpec {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+export interface VariableSpec extends TensorSpec {
+  trainable: boolean;
+}
+
+/** What the model's counters say (tests read them to check that memory stays flat). */
+export interface ModelStats {
+  backend: 'wasm' | 'webgpu';
+  /** Signature runs completed. */
+  runs: number;
+  /** wasm: size of the WebAssembly memory. */
+  wasmMemoryBytes?: number;
+  /** webgpu: live GPU buffers this model created, and their bytes. */
+  gpuBuffers?: number;
+  gpuBufferBytes?: number;
+}
+
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+/** Calls are queued: each runs after the previous call on the same model has finished. */
+export declare class Model {
+  /** The backend this model runs on. */
+  readonly backend: 'wasm' | 'webgpu';
+  /** The WebGPU adapter's description, or null on wasm. */
+  readonly adapterInfo: AdapterInfo | null;
+  readonly signatures: Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[] }>;
+  readonly variables: VariableSpec[];
+  readonly isDisposed: boolean;
+  /**
+   * Run a signature. `inputs`: in input order, by name, or one value for a
+   * one-input signature. Resolves to the outputs by name.
+   * @throws Error naming the signature and input for a wrong name, shape or dtype.
+   */
+  run(signature: string, inputs: TensorLike | TensorLike[] | Record<string, TensorLike>): Promise<Record<string, Tensor>>;
+  /** run('predict'): its output (an array if it has several). */
+  predict(inputs: TensorLike | TensorLike[] | Record<string, TensorLike>): Promise<Tensor | Tensor[]>;
+  /** run('train_step', [inputs, targets]): one optimizer step, updating the variables; resolves to the loss. */
+  trainStep(inputs: TensorLike, targets: TensorLike): Promise<Tensor>;
+  /** Copies of every variable, by name. */
+  getWeights(): Promise<Record<string, Tensor>>;
+  /**
+   * Overwrite any subset of the variables.
+   * @throws Error for an unknown name, a wrong dtype or shape (nothing is written then).
+   */
+  setWeights(weights: Record<string, TensorLike> | Map<string, TensorLike>): Promise<void>;
+  /** Every variable as safetensors bytes (readable by Python's webtensor.safetensors_io and `safetensors`). */
+  saveWeights(): Promise<Uint8Array>;
+  stats(): ModelStats;
+  /** Free GPU buffers / memory now (and the device, if `load` created it). Idempotent. */
+  dispose(): void;
+}
+
+/** The part of WebGPU's GPU object that `load` uses (navigator.gpu, or `create([])` from npm 'webgpu'). */
+export interface GPULike {
+  requestAdapter(options?: object): Promise<unknown | null>;
+}
+
+export interface LoadOptions {
+  /** 'auto' (default): WebGPU when an adapter exists and meets the artifact's limits, else WebAssembly. */
+  backend?: 'auto' | 'webgpu' | 'wasm';
+  /** The GPU to use instead of navigator.gpu. */
+  gpu?: GPULike;
+  /** A GPUDevice to use instead of requesting one; dispose() leaves it alive. */
+  device?: unknown;
+}
+
+/** An artifact given as its files' bytes: {'manifest.json': ..., 'module.wasm': ..., ...}. */
+export type ArtifactFiles = Record<string, Uint8Array | ArrayBuffer> | Map<string, Uint8Array | ArrayBuffer>;
+
+/**
+ * Load an artifact (docs/artifact.md): a directory URL as a string or URL
+ * object (browser entry; Node entry: also a path or file: URL) or its files' bytes.
+ * @throws Error naming the damaged file/variable, a missing backend, or an unmet limit.
+ */
+export declare function load(source: string | { readonly href: string } | ArtifactFiles, options?: LoadOptions): Promise<Model>;
+
+export interface SafetensorsTensor {
+  dtype: string;
+  shape: number[];
+  /** Raw little-endian bytes. */
+  bytes: Uint8Array;
+}
+
+/** Parse safetensors bytes. @throws Error prefixed with `what` for a damaged file. */
+export declare function parseSafetensors(bytes: Uint8Array, what?: string): {
+  tensors: Map<string, SafetensorsTensor>;
+  metadata: Record<string, string>;
+};
+
+/** Serialize tensors (raw bytes or typed arrays) to safetensors bytes, byte-identical to Python's writer. */
+export declare function writeSafetensors(
+  tensors: Record<string, { dtype: string; shape: number[]; bytes: Uint8Array | TypedArray }> | Map<string, { dtype: string; shape: number[]; bytes: Uint8Array | TypedArray }>,
+  metadata?: Record<string, string>,
+): Uint8Array;
+
+/** The runtime's version. */
+export declare const VERSION: string;
+/** The artifact format this runtime reads: "webtensor-artifact", version 1. */
+export declare const FORMAT: string;
+export declare const FORMAT_VERSION: number;
