@@ -118,7 +118,10 @@ function checkManifest(manifest, fail) {
     if (!isObject(sig)) fail(`manifest.json: ${what} must be an object`);
     for (const key of ['inputs', 'outputs']) {
       if (!Array.isArray(sig[key])) fail(`manifest.json: ${what}: "${key}" must be an array`);
-      sig[key].forEach((s, i) => checkTensorSpec(s, `${what} ${key}[${i}]`, fail));
+      sig[key].forEach((s, i) => {
+        checkTensorSpec(s, `${what} ${key}[${i}]`, fail);
+        if (sig[key].findIndex((o) => o.name === s.name) !== i) fail(`manifest.json: ${what}: two ${key} are named '${s.name}'`);
+      });
     }
     for (const key of ['reads', 'writes']) {
       const list = sig[key] ?? [];

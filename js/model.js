@@ -8,11 +8,11 @@ import { createWebGPUBackend, webgpuShortfall } from './backends/webgpu.js';
 import { writeSafetensors } from './safetensors.js';
 import { ARRAY_TYPES, Tensor, dtypeOfArray, fromStorage, sizeOf, toStorage } from './tensor.js';
 
-// Safety net for models that are never disposed: free their GPU buffers and
-// device (or wasm memory) once the Model object is garbage-collected.
 /** The runtime's version (package.json "version"). */
 export const VERSION = '0.1.0';
 
+// Safety net for models that are never disposed: free their GPU buffers and
+// device (or wasm memory) once the Model object is garbage-collected.
 const registry = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((backend) => backend.dispose()) : null;
 
 const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
@@ -82,7 +82,9 @@ export class Model {
    * an object {inputName: value}, or a single value for a one-input
    * signature; each value a Tensor or a typed array of the input's dtype and
    * size. Resolves to {outputName: Tensor}. Throws (rejects) an Error naming
-   * the signature and input when a shape, dtype or name is wrong.
+   * the signature and input when a shape, dtype or name is wrong. Typed
+   * arrays are read (not copied) when the queued call runs: do not change
+   * them before the promise settles.
    */
   async run(name, inputs) {
     const sig = this._manifest.signatures[name];
@@ -117,13 +119,15 @@ export class Model {
 
   /** run('predict', inputs); resolves to its output Tensor (an array of Tensors if it has several). */
   async predict(inputs) {
-    const out = Object.values(await this.run('predict', inputs));
-    return out.length === 1 ? out[0] : out;
+    const out = await this.run('predict', inputs);
+    const tensors = this._manifest.signatures.predict.outputs.map((spec) => out[spec.name]);
+    return tensors.length === 1 ? tensors[0] : tensors;
   }
 
   /** run('train_step', [inputs, targets]): one optimizer step; resolves to the loss Tensor (its first output). */
   async trainStep(inputs, targets) {
-    return Object.values(await this.run('train_step', [inputs, targets]))[0];
+    const out = await this.run('train_step', [inputs, targets]);
+    return out[this._manifest.signatures.train_step.outputs[0].name];
   }
 
   /** Resolves to {variableName: Tensor} with copies of every variable's current value. */

@@ -109,9 +109,10 @@ export function toStorage(data, dtype) {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** A new typed array of `dtype` holding a copy of the storage bytes `bytes` (a Uint8Array). */
+/** A typed array of `dtype` with the values of the storage bytes `bytes` (a Uint8Array; taken over if it spans its whole buffer, else copied). */
 export function fromStorage(bytes, dtype) {
-  const copy = bytes.slice().buffer;
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  const copy = whole ? bytes.buffer : bytes.slice().buffer;
   if (dtype === 'bool') return Uint8Array.from(new Int32Array(copy), (v) => (v !== 0 ? 1 : 0));
   return new ARRAY_TYPES[dtype](copy);
 }

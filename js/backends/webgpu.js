@@ -177,11 +177,15 @@ export async function createWebGPUBackend(artifact, fail, { adapter, device: giv
   const { features, bindingsOf } = checkWebGPU(artifact, fail, target.limits, target.features);
   const backend = new WebGPUBackend(manifest);
   try {
-    backend.device = given ?? await adapter.requestDevice({
-      label: 'webtensor',
-      requiredLimits: copyLimits(adapter.limits),
-      requiredFeatures: features,
-    });
+    try {
+      backend.device = given ?? await adapter.requestDevice({
+        label: 'webtensor',
+        requiredLimits: copyLimits(adapter.limits),
+        requiredFeatures: features,
+      });
+    } catch (e) {
+      fail(`requesting a WebGPU device with the adapter's limits failed (${e.message})`);
+    }
     backend.owned = !given;
     const { device } = backend;
     device.pushErrorScope('out-of-memory');
@@ -258,28 +262,25 @@ class WebGPUBackend {
         }
         return buf;
       });
-      const kernels = await Promise.all(sig.webgpu.kernels.map(async (kernel, k) => {
-        const declared = bindingsOf.get(kernel.wgsl);
-        const layout = device.createBindGroupLayout({
-          label: `${name} kernels[${k}]`,
-          entries: kernel.bindings.map((_, b) => ({ binding: b, visibility: COMPUTE, buffer: { type: declared.get(b).type } })),
-        });
-        let pipeline;
-        try {
-          pipeline = await device.createComputePipelineAsync({
-            label: `${name} kernels[${k}] ${kernel.wgsl}`,
-            layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-            compute: { module: modules.get(kernel.wgsl), entryPoint: kernel.entry_point },
-          });
-        } catch (e) {
-          fail(`signature '${name}' webgpu kernels[${k}] (${kernel.wgsl}): cannot create the pipeline (${e.message.trim()})`);
-        }
+      // explicit layouts: layout 'auto' would drop bindings a shader declares but does not use
+      const layouts = sig.webgpu.kernels.map((kernel, k) => device.createBindGroupLayout({
+        label: `${name} kernels[${k}]`,
+        entries: kernel.bindings.map((_, b) => ({ binding: b, visibility: COMPUTE, buffer: { type: bindingsOf.get(kernel.wgsl).get(b).type } })),
+      }));
+      const pipelines = await Promise.allSettled(sig.webgpu.kernels.map((kernel, k) => device.createComputePipelineAsync({
+        label: `${name} kernels[${k}] ${kernel.wgsl}`,
+        layout: device.createPipelineLayout({ bindGroupLayouts: [layouts[k]] }),
+        compute: { module: modules.get(kernel.wgsl), entryPoint: kernel.entry_point },
+      })));
+      const kernels = sig.webgpu.kernels.map((kernel, k) => {
+        const { status, value, reason } = pipelines[k];
+        if (status === 'rejected') fail(`signature '${name}' webgpu kernels[${k}] (${kernel.wgsl}): cannot create the pipeline (${String(reason?.message ?? reason).trim()})`);
         const bindGroup = device.createBindGroup({
-          layout,
+          layout: layouts[k],
           entries: kernel.bindings.map((i, b) => ({ binding: b, resource: { buffer: buffers[i] } })),
         });
-        return { pipeline, bindGroup, dispatch: kernel.dispatch };
-      }));
+        return { pipeline: value, bindGroup, dispatch: kernel.dispatch };
+      });
       const io = (role) => sig[`${role}s`].map((spec, k) => buffers[sig.webgpu.buffers.findIndex((b) => b.role === role && b.index === k)]);
       const outputBytes = sig.outputs.map(storageBytes);
       const offsets = outputBytes.map((_, k) => outputBytes.slice(0, k).reduce((a, n) => a + align4(n), 0));
@@ -297,7 +298,10 @@ class WebGPUBackend {
     if (this.lost) throw new Error(`webtensor: ${what}: the WebGPU device was lost (${this.lost})`);
   }
 
-  /** Submit `encode(encoder)`'s commands, then map `staging` and return a copy of its bytes. */
+  /**
+   * Call `encode(encoder)` (which may also queue writeBuffer calls), submit
+   * its commands, then map `staging` and resolve to a copy of its bytes.
+   */
   async submit(what, encode, staging) {
     this.check(what);
     const { device } = this;
@@ -321,9 +325,8 @@ class WebGPUBackend {
 
   async run(name, inputs) {
     const sig = this.signatures.get(name);
-    this.check(`signature '${name}'`);
-    inputs.forEach((data, k) => this.device.queue.writeBuffer(sig.inputs[k], 0, data));
     const bytes = await this.submit(`signature '${name}'`, (encoder) => {
+      inputs.forEach((data, k) => this.device.queue.writeBuffer(sig.inputs[k], 0, data));
       const pass = encoder.beginComputePass();
       for (const k of sig.kernels) {
         pass.setPipeline(k.pipeline);
