@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from collections import defaultdict
@@ -162,21 +163,26 @@ class WebGPUDevice(Device):
         self.lost = reason or "unknown reason"
 
     def _check(self, exc: Exception | None = None):
-        msg = str(exc).lower() if exc is not None else ""
-        if exc is not None and "lost" in msg and self.lost is None:
-            self.lost = str(exc).strip().splitlines()[-1]
+        if exc is not None and "lost" in str(exc).lower() and self.lost is None:
+            self.lost = str(exc).strip().splitlines()[-1].strip()
         if self.lost is not None:
             raise RuntimeError(f"the WebGPU device was lost ({self.lost}); its tensors are gone. Call "
                                "webtensor.webgpu.reset_device() and get_device('webgpu') again to "
                                "recreate it") from exc
 
-    def _submit(self, encoder):
+    @contextlib.contextmanager
+    def _guard(self):
+        """Turn errors of a lost device into the RuntimeError that says so."""
         self._check()
         try:
-            self.gpu.queue.submit([encoder.finish()])
+            yield
         except self.wgpu.GPUError as e:
             self._check(e)
             raise
+
+    def _submit(self, encoder):
+        with self._guard():
+            self.gpu.queue.submit([encoder.finish()])
         self.stats["submits"] += 1
 
     # ---- host <-> device ------------------------------------------------------------------------
@@ -189,8 +195,8 @@ class WebGPUDevice(Device):
         if nbytes > self.limits.max_buffer_size:
             raise wgsl.BufferTooLarge(f"webgpu: {what} {dt.name}{list(shape)} needs {nbytes} bytes, above this "
                                       f"device's maxBufferSize of {self.limits.max_buffer_size} bytes")
-        self._check()
-        return GPUData(self, self.pool.acquire(max(nbytes, 4)), nbytes)
+        with self._guard():
+            return GPUData(self, self.pool.acquire(max(nbytes, 4)), nbytes)
 
     def from_host(self, array, aval):
         np = self.np
@@ -199,7 +205,8 @@ class WebGPUDevice(Device):
         if a.nbytes:
             if a.nbytes % 4:
                 a = np.concatenate([a.reshape(-1).view(np.uint8), np.zeros(4 - a.nbytes % 4, np.uint8)])
-            self.gpu.queue.write_buffer(data.buffer, 0, a)
+            with self._guard():
+                self.gpu.queue.write_buffer(data.buffer, 0, a)
         return data
 
     def to_host(self, data: GPUData, aval):
@@ -215,13 +222,10 @@ class WebGPUDevice(Device):
             enc = self.gpu.create_command_encoder()
             enc.copy_buffer_to_buffer(data.buffer, 0, staging, 0, size)
             self._submit(enc)
-            try:
+            with self._guard():
                 staging.map_sync(self.wgpu.MapMode.READ, 0, size)
-            except self.wgpu.GPUError as e:
-                self._check(e)
-                raise
-            out = np.frombuffer(staging.read_mapped(0, size), np.uint8)[:data.nbytes].view(host).copy()
-            staging.unmap()
+                out = np.frombuffer(staging.read_mapped(0, size), np.uint8)[:data.nbytes].view(host).copy()
+                staging.unmap()
         finally:
             self.staging.release(staging)
         out = out.reshape(aval.shape)
@@ -254,21 +258,23 @@ class WebGPUDevice(Device):
             self.stats["pipeline_hits"] += 1
             return hit
         self.stats["pipeline_misses"] += 1
-        self._check()
         wgpu = self.wgpu
-        layout = self.gpu.create_bind_group_layout(entries=[
-            {"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
-             "buffer": {"type": "storage" if w else "read-only-storage"}} for i, (_, w) in enumerate(p.bindings)])
-        module = self.gpu.create_shader_module(code=p.source)
-        pipe = self.gpu.create_compute_pipeline(layout=self.gpu.create_pipeline_layout(bind_group_layouts=[layout]),
-                                                compute={"module": module, "entry_point": "main"})
+        with self._guard():
+            layout = self.gpu.create_bind_group_layout(entries=[
+                {"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
+                 "buffer": {"type": "storage" if w else "read-only-storage"}} for i, (_, w) in enumerate(p.bindings)])
+            module = self.gpu.create_shader_module(code=p.source)
+            pipe = self.gpu.create_compute_pipeline(
+                layout=self.gpu.create_pipeline_layout(bind_group_layouts=[layout]),
+                compute={"module": module, "entry_point": "main"})
         hit = self.pipelines[p.source] = (pipe, layout)
         return hit
 
     def bind_group(self, layout, buffers):
-        return self.gpu.create_bind_group(layout=layout, entries=[
-            {"binding": i, "resource": {"buffer": b, "offset": 0, "size": size}}
-            for i, (b, size) in enumerate(buffers)])
+        with self._guard():
+            return self.gpu.create_bind_group(layout=layout, entries=[
+                {"binding": i, "resource": {"buffer": b, "offset": 0, "size": size}}
+                for i, (b, size) in enumerate(buffers)])
 
     def encode(self, enc, c: _Compiled, resolve, bind_groups=None):
         """Encode a compiled kernel's copies and dispatches. ``resolve(name) -> (buffer, bytes)`` maps
@@ -301,8 +307,13 @@ class WebGPUDevice(Device):
 
     def execute(self, op, datas, attrs, in_avals, out_aval):
         kernel = op.kernel(in_avals, out_aval, **attrs)
-        c = self.compiled(kernel, f"op {op.name} with inputs {', '.join(map(str, in_avals))} -> {out_aval}")
-        out = self.alloc(out_aval.shape, out_aval.dtype, f"the output of {op.name}")
+        return self.run_kernel(kernel, datas, f"op {op.name} with inputs {', '.join(map(str, in_avals))} -> "
+                                              f"{out_aval}")
+
+    def run_kernel(self, kernel, datas: list[GPUData], what: str = "kernel") -> GPUData:
+        """Run one kernel on device data (one submission); returns the output's data."""
+        c = self.compiled(kernel, what)
+        out = self.alloc(kernel.out.shape, kernel.out.dtype, f"the output of {what}")
         if not c.lowered.passes:
             return out
         scratch = {name: self.pool.acquire(size) for name, size in c.lowered.scratch}
@@ -321,8 +332,9 @@ class WebGPUDevice(Device):
 
     def sync(self):
         """Wait until the device has finished all submitted work."""
-        self._check()
-        self.gpu.queue.on_submitted_work_done_sync()
+        from ..core.dtypes import int32
+        from ..core.op import Aval
+        self.to_host(self.alloc((1,), int32), Aval((1,), int32))   # a readback waits for the queue
 
 
 class Executable:

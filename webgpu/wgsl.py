@@ -772,15 +772,16 @@ def _better(combiner: str, t: str) -> str:
     """``wt_better(a, ia, b, ib)``: is candidate (a, ia) preferred to (b, ib) for argmax/argmin?
     Index -1 means empty; NaN beats numbers (numpy); ties go to the smaller index."""
     cmp = ">" if combiner == "argmax" else "<"
+    # NaN is tested on the bits: shader compilers may fold x != x to false (lavapipe does).
     nan = "" if t == "i32" else """
-  let an = a != a;
-  let bn = b != b;
-  if (an != bn) { return an; }"""
+  let an = (bitcast<u32>(f32(a)) & 0x7fffffffu) > 0x7f800000u;
+  let bn = (bitcast<u32>(f32(b)) & 0x7fffffffu) > 0x7f800000u;
+  if (an || bn) { return an && (!bn || ia < ib); }"""
     return f"""fn wt_better(a: {t}, ia: i32, b: {t}, ib: i32) -> bool {{
   if (ia < 0) {{ return false; }}
   if (ib < 0) {{ return true; }}
-  if (a {cmp} b) {{ return true; }}
-  if (a != b) {{ return false; }}{nan}
+  if (a {cmp} b) {{ return true; }}{nan}
+  if (a != b) {{ return false; }}
   return ia < ib;
 }}"""
 
