@@ -298,7 +298,7 @@ def _scalar(x, dtype, like):
     tr = _state.current_trace()
     if tr is not None:
         return tr.scalar(x, dtype)
-    key = (dev.name, dtype.name, repr(x))
+    key = (dev, dtype.name, repr(x))   # the device itself: a recreated device has the same name
     if dev.name == "reference":  # float64_reference() changes how float32 is stored there
         from .core.numpy_util import np_dtype
         key += (np_dtype(dtype),)
