@@ -87,7 +87,12 @@ def _webgpu() -> Device:
     return WebGPUDevice()
 
 
-_FACTORIES: dict[str, Callable[[], Device]] = {"reference": ReferenceDevice, "webgpu": _webgpu}
+def _wasm() -> Device:
+    from .wasm.runtime import WasmDevice       # lazy: needs the optional 'wasmtime'
+    return WasmDevice()
+
+
+_FACTORIES: dict[str, Callable[[], Device]] = {"reference": ReferenceDevice, "webgpu": _webgpu, "wasm": _wasm}
 _INSTANCES: dict[str, Device] = {}
 
 
