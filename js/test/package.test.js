@@ -25,6 +25,7 @@ test('package.json: name, version, ESM, entries, no runtime dependencies, webgpu
   assert.equal(pkg.type, 'module');
   assert.equal(pkg.exports['.'].node, './js/node.js');
   assert.equal(pkg.exports['.'].default, './js/index.js');
+  assert.equal(pkg.exports['.'].browser, './js/index.js');
   assert.equal(pkg.exports['.'].types, './js/index.d.ts');
   assert.equal(pkg.dependencies, undefined);
   assert.equal(pkg.peerDependenciesMeta.webgpu.optional, true);
