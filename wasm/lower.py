@@ -584,12 +584,11 @@ class _Gen:
                 get(ex)
                 f.i32_sub()
                 f.local_set(ex)
-            f.else_()
-            f.i32_const(0)
-            f.local_set(r)
-            f.i32_const(0)
-            f.local_set(ex)
-            f.end()
+                f.else_()
+                f.i32_const(0)
+                f.local_set(r)
+                f.i32_const(0)
+                f.local_set(ex)
         with f.block():
             with f.loop():
                 get(ex)
