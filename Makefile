@@ -3,12 +3,12 @@
 #   make test     - run the whole test suite
 PY ?= python3
 DEVICE ?= reference
-APT_PKGS = mesa-vulkan-drivers libvulkan1
+APT_PKGS = mesa-vulkan-drivers libvulkan1 chromium
 export XDG_RUNTIME_DIR ?= /tmp/webtensor-xdg
 
-.PHONY: setup setup-system setup-python digits test bench
+.PHONY: setup setup-system setup-python setup-js digits test test-py test-js bench
 
-setup: setup-system setup-python
+setup: setup-system setup-python setup-js
 
 setup-system:
 	@mkdir -p $(XDG_RUNTIME_DIR)
@@ -20,11 +20,21 @@ setup-system:
 setup-python:
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 
-digits: setup
+setup-js:
+	@npm ci --silent --no-audit --no-fund
+
+digits: setup-system setup-python
 	$(PY) -m webtensor --device $(DEVICE)
 
 test: setup
 	$(PY) -m pytest -q
+	npm run --silent test:js
+
+test-py: setup-system setup-python
+	$(PY) -m pytest -q
+
+test-js: setup
+	npm run --silent test:js
 
 bench: setup
 	$(PY) bench/bench_wasm.py
