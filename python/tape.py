@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import _state
 from .core.autodiff import Record, backward
-from .tensor import Tensor, Variable
+from .tensor import Tensor, Variable, tensor
 
 
 class GradientTape:
@@ -73,14 +73,15 @@ class GradientTape:
         for t, seed in zip(targets, seeds):
             if not t.dtype.is_floating:
                 raise TypeError(f"GradientTape.gradient: target must be floating point, got {t.dtype}")
-            seed = F.broadcast_to(F.cast(1.0, t.dtype), t.shape) if seed is None else seed
+            seed = F.broadcast_to(tensor(1.0, t.dtype, t.device), t.shape) if seed is None else seed
             for i, g in enumerate(backward(records, t, seed, src)):
                 if g is not None:
                     total[i] = g if total[i] is None else total[i] + g
         # Only watched tensors (and results of recorded ops) are sources, as in TF.
         total = [g if id(s) in self._tracked else None for g, s in zip(total, src)]
         if unconnected_gradients == "zero":
-            total = [F.broadcast_to(F.cast(0.0, s.dtype), s.shape) if g is None else g for g, s in zip(total, src)]
+            total = [F.broadcast_to(tensor(0.0, s.dtype, s.device), s.shape) if g is None else g
+                     for g, s in zip(total, src)]
         elif unconnected_gradients != "none":
             raise ValueError("unconnected_gradients must be 'none' or 'zero'")
         return _restructure(sources, total)

@@ -12,3 +12,154 @@ def test_parity(case, mode):
     if mode == "grad" and not case.grad:
         pytest.skip("no gradient for this case")
     assert_parity(case, "wasm", mode)
+
+
+# ---- runtime: memory, caches, executables ----------------------------------------------------
+
+import gc
+import sys
+
+import numpy as np
+import wasmtime
+
+import webtensor as wt
+from webtensor.wasm.runtime import ALIGN, PAGE, Allocator, WasmDevice
+
+
+@pytest.fixture
+def dev():
+    return wt.get_device("wasm")
+
+
+def test_allocator_reuses_coalesces_and_grows():
+    grown = []
+    a = Allocator(2 * PAGE, lambda pages: grown.append(pages) or True)
+    x, y, z = a.alloc(100), a.alloc(ALIGN), a.alloc(1000)
+    assert x % ALIGN == y % ALIGN == z % ALIGN == 0 and len({x, y, z}) == 3
+    a.release(y)
+    assert a.alloc(10) == y                      # first fit reuses the hole
+    a.release(x), a.release(y), a.release(z)
+    assert a.stats()["in_use"] == 0 and a.stats()["free_blocks"] == 1   # coalesced back into one block
+    big = a.alloc(5 * PAGE)                      # needs growth
+    assert grown and a.size >= 5 * PAGE + ALIGN and big >= ALIGN
+    a.release(big)
+    assert a.stats()["free_blocks"] == 1
+
+
+def test_memory_error_names_the_tensor(dev):
+    x = wt.ones((1, 2048), device="wasm")
+    with pytest.raises(MemoryError, match=r"shape \(1048576, 2048\).*4 GiB"):
+        wt.broadcast_to(x, (1 << 20, 2048))      # 8 GiB: past the wasm32 limit
+    with pytest.raises(MemoryError, match="4 GiB"):
+        dev.buffer(5 << 30, "a test buffer")
+    y = (x + 1.0).numpy()                        # the device still works
+    assert (y == 2).all()
+
+
+def test_eager_loop_does_not_leak(dev):
+    x = wt.tensor(np.random.default_rng(0).standard_normal((32, 48)).astype(np.float32), device="wasm")
+    w = wt.Variable(np.ones((48, 16), np.float32), device="wasm")
+
+    def step():
+        with wt.GradientTape() as tape:
+            y = wt.sum(wt.tanh(x @ w) * 2.0 + 1.0)
+        g = tape.gradient(y, w)
+        w.assign_sub(g * 1e-3)
+        return y
+
+    for _ in range(3):
+        step()
+    gc.collect()
+    before = dev.stats()
+    for _ in range(200):
+        step()
+    gc.collect()
+    after = dev.stats()
+    assert after["in_use"] == before["in_use"] and after["blocks"] == before["blocks"]
+    assert after["memory"] == before["memory"]
+    assert after["kernel_misses"] == before["kernel_misses"]       # every op came from the cache
+    assert after["kernel_hits"] > before["kernel_hits"] + 1000
+
+
+def test_kernel_cache_hits(dev):
+    a = wt.tensor(np.arange(12, dtype=np.float32).reshape(3, 4), device="wasm")
+    (a * 3.0 - 1.0).numpy()
+    s = dev.stats()
+    b = wt.tensor(np.ones((3, 4), np.float32), device="wasm")
+    np.testing.assert_allclose((b * 3.0 - 1.0).numpy(), np.full((3, 4), 2.0))
+    s2 = dev.stats()
+    assert s2["kernel_misses"] == s["kernel_misses"] and s2["kernel_hits"] >= s["kernel_hits"] + 2
+
+
+def test_reshape_aliases_without_a_kernel(dev):
+    x = wt.tensor(np.arange(24, dtype=np.float32), device="wasm")
+    y = wt.reshape(x, (4, 6))
+    assert y._data is x._data
+    np.testing.assert_array_equal(y.numpy(), np.arange(24).reshape(4, 6))
+
+
+def test_executable_runs_in_one_call_and_reuses_its_arena(dev):
+    rng = np.random.default_rng(1)
+    w1 = wt.Variable(rng.standard_normal((20, 32)).astype(np.float32) * 0.1, device="wasm")
+    w2 = wt.Variable(rng.standard_normal((32, 5)).astype(np.float32) * 0.1, device="wasm")
+    x = wt.tensor(rng.standard_normal((16, 20)).astype(np.float32), device="wasm")
+    y = wt.tensor(rng.integers(0, 5, 16).astype(np.int32), device="wasm")
+
+    @wt.function
+    def train_step(x, y):
+        with wt.GradientTape() as tape:
+            loss = wt.mean(wt.sparse_softmax_cross_entropy(y, wt.relu(x @ w1) @ w2))
+        g1, g2 = tape.gradient(loss, [w1, w2])
+        w1.assign_sub(g1 * 0.1)
+        w2.assign_sub(g2 * 0.1)
+        return loss
+
+    ref = [wt.Variable(w.numpy(), device="reference") for w in (w1, w2)]
+    xr, yr = wt.tensor(x.numpy(), device="reference"), wt.tensor(y.numpy(), device="reference")
+
+    def ref_step():
+        with wt.GradientTape() as tape:
+            loss = wt.mean(wt.sparse_softmax_cross_entropy(yr, wt.relu(xr @ ref[0]) @ ref[1]))
+        g1, g2 = tape.gradient(loss, ref)
+        ref[0].assign_sub(g1 * 0.1)
+        ref[1].assign_sub(g2 * 0.1)
+        return loss
+
+    losses = [float(train_step(x, y)) for _ in range(3)]
+    gc.collect()
+    before = dev.stats()
+    for _ in range(50):
+        losses.append(float(train_step(x, y)))
+    gc.collect()
+    after = dev.stats()
+    assert (after["in_use"], after["blocks"], after["memory"]) == (before["in_use"], before["blocks"], before["memory"])
+    want = [float(ref_step()) for _ in range(53)]
+    np.testing.assert_allclose(losses, want, rtol=2e-4, atol=1e-5)
+    np.testing.assert_allclose(w1.numpy(), ref[0].numpy(), rtol=2e-3, atol=1e-5)
+    c = train_step.get_concrete(x, y)
+    wasmtime.Module.validate(dev.engine, c.exe.module.emit())
+    assert len(c.exe.program.steps) > 5 and c.exe.module.functions[-1].name == "run"
+
+
+def test_executable_passthrough_and_repeated_outputs(dev):
+    f = wt.function(lambda a, b: (a, a * 2.0, a * 2.0, b))
+    a = wt.tensor(np.arange(5, dtype=np.float32), device="wasm")
+    b = wt.tensor(np.ones(3, np.int32), device="wasm")
+    r = f(a, b)
+    np.testing.assert_array_equal(r[0].numpy(), np.arange(5))
+    np.testing.assert_array_equal(r[2].numpy(), 2 * np.arange(5))
+    assert r[3].dtype == wt.int32 and (r[3].numpy() == 1).all()
+
+
+def test_float16_and_bool_round_trip(dev):
+    h = np.array([1.5, -2.25, 65504], np.float16)
+    t = wt.tensor(h, device="wasm")
+    assert t.numpy().dtype == np.float16 and (t.numpy() == h).all()
+    m = np.array([[True, False], [False, True]])
+    assert (wt.tensor(m, device="wasm").numpy() == m).all()
+
+
+def test_missing_wasmtime_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "wasmtime", None)
+    with pytest.raises(ImportError, match=r"pip install 'webtensor\[wasm\]'"):
+        WasmDevice()
