@@ -143,26 +143,38 @@ class WebGPUDevice(Device):
 
     # ---- device loss --------------------------------------------------------------------------
     def _watch_loss(self):
+        self._suspect: str | None = None
         try:
             self.gpu.lost.then(lambda info: self._mark_lost(getattr(info, "message", str(info))))
             return
         except (NotImplementedError, AttributeError):
             pass
-        # wgpu-py 0.32 has no `lost` promise yet; it logs the loss on the 'wgpu' logger.
+        # wgpu-py 0.32 has no `lost` promise yet: it logs a loss on the 'wgpu' logger, without saying
+        # which device. The log makes every device suspect; _check confirms with a probe.
         dev = weakref.ref(self)
 
         class _Watch(logging.Handler):
             def emit(self, record):
                 d = dev()
                 if d is not None and "device was lost" in record.getMessage().lower():
-                    d._mark_lost(record.getMessage())
+                    d._suspect = record.getMessage()
 
-        logging.getLogger("wgpu").addHandler(_Watch(logging.ERROR))
+        handler, logger = _Watch(logging.ERROR), logging.getLogger("wgpu")
+        logger.addHandler(handler)
+        weakref.finalize(self, logger.removeHandler, handler)
 
     def _mark_lost(self, reason: str):
         self.lost = reason or "unknown reason"
 
     def _check(self, exc: Exception | None = None):
+        """Raise the 'device lost' RuntimeError if this device is lost (``exc``: a wgpu error just seen)."""
+        if self._suspect is not None and self.lost is None:
+            reason, self._suspect = self._suspect, None
+            try:
+                self.gpu.create_buffer(size=4, usage=self.wgpu.BufferUsage.COPY_DST)
+            except self.wgpu.GPUError as e:
+                if "lost" in str(e).lower():
+                    self.lost = reason.strip().splitlines()[-1].strip()
         if exc is not None and "lost" in str(exc).lower() and self.lost is None:
             self.lost = str(exc).strip().splitlines()[-1].strip()
         if self.lost is not None:

@@ -766,6 +766,7 @@ _INT_IDENTITY = {"sum": 0, "prod": 1, "max": -2 ** 31, "min": 2 ** 31 - 1}
 _COMBINE = {"sum": "{0} + {1}", "prod": "{0} * {1}", "max": "max({0}, {1})", "min": "min({0}, {1})"}
 SPLIT_MIN_LENGTH = 1 << 14   # reductions this long over few rows use two passes
 SPLIT_CHUNK = 4096           # elements per workgroup in the first of two passes
+MATMUL_TK = 16               # k-depth of the matmul template's shared-memory tiles
 
 
 def _better(combiner: str, t: str) -> str:
@@ -978,7 +979,7 @@ def _lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
                    limits.max_compute_workgroup_size_y) >= 256 else 8
     rr = 4
     tm = tn = ts * rr
-    tk = 16
+    tk = MATMUL_TK
     while 2 * tk * tm * 4 > limits.max_compute_workgroup_storage_size and tk > 1:
         tk //= 2
     batch = math.prod(space[:nb])

@@ -307,12 +307,16 @@ def test_missing_wgpu_names_the_extra(monkeypatch):
         runtime.WebGPUDevice()
 
 
-def test_lost_device_reports_and_can_be_recreated(monkeypatch):
+def test_lost_device_reports_and_can_be_recreated(dev, monkeypatch):
     d = small_device()
     x = wt.tensor(np.ones(4, np.float32), device=d)
     d.gpu.destroy()
     with pytest.raises(RuntimeError, match="device was lost.*reset_device"):
         (x + 1.0).numpy()
+    d._suspect = "The WGPU device was lost (destroyed)"   # what wgpu logs, naming no device
+    dev._suspect = d._suspect
+    np.testing.assert_array_equal((wt.tensor([1.0], device=dev) + 1.0).numpy(), [2.0])   # others go on
+    assert dev.lost is None
     monkeypatch.setitem(sys.modules["webtensor.device"]._INSTANCES, "webgpu", d)   # as if d were the default
     import webtensor.webgpu
     webtensor.webgpu.reset_device()
