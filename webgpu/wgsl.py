@@ -767,6 +767,9 @@ _COMBINE = {"sum": "{0} + {1}", "prod": "{0} * {1}", "max": "max({0}, {1})", "mi
 SPLIT_MIN_LENGTH = 1 << 14   # reductions this long over few rows use two passes
 SPLIT_CHUNK = 4096           # elements per workgroup in the first of two passes
 MATMUL_TK = 16               # k-depth of the matmul template's shared-memory tiles
+MATMUL_MIN_WORKGROUPS = 16   # matmuls with fewer output tiles split K ...
+MATMUL_SPLIT_K_MIN = 256     # ... into chunks of at least this many
+MATMUL_MIN_USE = 0.2         # below this share of useful tile work, the generic reduction is faster
 
 
 def _better(combiner: str, t: str) -> str:
@@ -938,8 +941,9 @@ def _operand(e: K.Expr):
 
 
 def _lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
-    """The tiled matmul, or None when the kernel is not ``sum_k A[.., m, k] * B[.., k, n]`` with
-    affine operand indices (then the generic reduction lowers it)."""
+    """The tiled matmul, or None (the generic reduction lowers it) when the kernel is not
+    ``sum_k A[.., m, k] * B[.., k, n]`` with affine operand indices, or when M x N fills too little
+    of the output tiles."""
     e = kernel.expr.args[0] if kernel.expr.op == "cast" else kernel.expr
     if kernel.combiner != "sum" or kernel.n_reduce != 1 or e.op != "mul" or len(kernel.space) < 3:
         return None
@@ -964,15 +968,11 @@ def _lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
             for d, c in a[1].items():
                 coefs[d] = coefs.get(d, 0) + c * st
         info.append((load, cast_to, c0, {d: c for d, c in coefs.items() if space[d] > 1}))
-    uses_n = [nb + 1 in co for *_, co in info]
-    uses_m = [nb in co for *_, co in info]
-    order = [0, 1] if not uses_n[0] else [1, 0]
-    a, b = info[order[0]], info[order[1]]
+    a, b = (info[0], info[1]) if nb + 1 not in info[0][3] else (info[1], info[0])
     if nb + 1 in a[3] or nb in b[3]:
         return None
     if storage_type(a[0].dtype, limits) == "f16" or storage_type(b[0].dtype, limits) == "f16":
         return None   # keep f16 on the generic path until the template has an f16 variant
-    del uses_m
     ins = _Inputs(kernel, limits, 1)
     t = compute_type(kernel.out.dtype, limits)
     ts = 16 if min(limits.max_compute_invocations_per_workgroup, limits.max_compute_workgroup_size_x,
@@ -984,7 +984,19 @@ def _lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
         tk //= 2
     batch = math.prod(space[:nb])
     tiles_n, tiles_m = -(-N // tn), -(-M // tm)
-    total = batch * tiles_m * tiles_n
+    tiles = batch * tiles_m * tiles_n
+    if M * N < MATMUL_MIN_USE * tiles_m * tiles_n * tm * tn:
+        return None
+    # split-K: few output tiles over a long K leave the device idle; chunks of K (multiples of tk)
+    # write partial tiles, a second pass sums them.
+    ksplit = 1
+    if tiles < MATMUL_MIN_WORKGROUPS and Kd >= 2 * MATMUL_SPLIT_K_MIN:
+        ksplit = min(-(-MATMUL_MIN_WORKGROUPS // tiles), Kd // MATMUL_SPLIT_K_MIN)
+        while ksplit > 1 and batch * ksplit * M * N * 4 > limits.max_storage_buffer_binding_size:
+            ksplit //= 2
+    kchunk = -(-(-(-Kd // ksplit)) // tk) * tk
+    ksplit = -(-Kd // kchunk)
+    total = tiles * ksplit
     grid, wg_line = _grid(total, limits)
     sp = _Space(space, [range(nb)])
     simp = _Simplifier({0: batch})
@@ -1027,32 +1039,32 @@ def _lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     inner = [f"let a{i} = tile_a[kk * {tm} + ty + {ts * i}];" for i in range(rr)]
     inner += [f"let b{j} = tile_b[kk * {tn} + tx + {ts * j}];" for j in range(rr)]
     inner += [f"acc{i}{j} = acc{i}{j} + a{i} * b{j};" for i in range(rr) for j in range(rr)]
-    stores = []
     out_t = storage_type(kernel.out.dtype, limits)
-    for i in range(rr):
-        for j in range(rr):
-            stores.append(f"if (m0 + ty + {ts * i} < {M} && n0 + tx + {ts * j} < {N}) {{ "
-                          f"result[obase + (m0 + ty + {ts * i}) * {N} + n0 + tx + {ts * j}] = "
-                          f"{_store_code(f'acc{i}{j}', t)}; }}")
+    dest, obase = ("result", f"z * {M * N}") if ksplit == 1 else ("partials", f"(z * {ksplit} + ks) * {M * N}")
+    stores = [f"if (m0 + ty + {ts * i} < {M} && n0 + tx + {ts * j} < {N}) {{ "
+              f"{dest}[obase + (m0 + ty + {ts * i}) * {N} + n0 + tx + {ts * j}] = acc{i}{j}; }}"
+              for i in range(rr) for j in range(rr)]
     pre = "\n  ".join(em.lines[1])
     shared = f"var<workgroup> tile_a: array<{t}, {tk * tm}>;\nvar<workgroup> tile_b: array<{t}, {tk * tn}>;"
-    src = _header(ins.decls() + [("result", out_t, True)], limits, em.helpers, shared) + f"""
+    src = _header(ins.decls() + [(dest, out_t if ksplit == 1 else t, True)], limits, em.helpers, shared) + f"""
 @compute @workgroup_size({ts}, {ts})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>,
         @builtin(local_invocation_index) lidx: u32) {{
   {wg_line}
   if (wg >= {total}) {{ return; }}
-  let z = wg / {tiles_m * tiles_n};
+  let zk = wg / {tiles_m * tiles_n};
+  let z = zk / {ksplit};
+  let ks = zk % {ksplit};
   let tile = wg % {tiles_m * tiles_n};
   let m0 = (tile / {tiles_n}) * {tm};
   let n0 = (tile % {tiles_n}) * {tn};
   let tx = i32(lid3.x);
   let ty = i32(lid3.y);
   let li = i32(lidx);
-  let obase = z * {M * N};
+  let obase = {obase};
   {pre}
   {"; ".join(f"var {x} = {zero}" for x in accs)};
-  for (var k0 = 0; k0 < {Kd}; k0 = k0 + {tk}) {{
+  for (var k0 = ks * {kchunk}; k0 < min(ks * {kchunk} + {kchunk}, {Kd}); k0 = k0 + {tk}) {{
 {tile_load("tile_a", a, "m", M, am, ak, tm, a_base)}
 {tile_load("tile_b", b, "n", N, bn, bk, tn, b_base)}
     workgroupBarrier();
@@ -1064,5 +1076,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   {(chr(10) + "  ").join(stores)}
 }}
 """
-    binds = tuple((name, w) for name, _, w in ins.decls()) + (("result", True),)
-    return ins.lowered([Pass(src, binds, grid)])
+    binds = tuple((name, w) for name, _, w in ins.decls()) + ((dest, True),)
+    if ksplit == 1:
+        return ins.lowered([Pass(src, binds, grid)])
+    # second pass: result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e]
+    n_out, wgs = batch * M * N, limits.workgroup_size
+    grid2, wg_line2 = _grid(-(-n_out // wgs), limits)
+    src2 = _header([("partials", t, False), ("result", out_t, True)], limits) + f"""
+@compute @workgroup_size({wgs})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
+  {wg_line2}
+  let gid = wg * {wgs} + i32(lid);
+  if (gid >= {n_out}) {{ return; }}
+  let first = (gid / {M * N}) * {ksplit * M * N} + gid % {M * N};
+  var acc = {zero};
+  for (var s = 0; s < {ksplit}; s = s + 1) {{ acc = acc + partials[first + s * {M * N}]; }}
+  result[gid] = acc;
+}}
+"""
+    p2 = Pass(src2, (("partials", False), ("result", True)), grid2)
+    return ins.lowered([Pass(src, binds, grid), p2], scratch=[("partials", batch * ksplit * M * N * 4)])
