@@ -1,5 +1,634 @@
-"""The ``matmul`` template (stub until the micro-kernel lands)."""
+"""The ``matmul`` template: a register-tiled SIMD128 micro-kernel with packing and cache blocking.
+
+Covers ``template == 'matmul'`` kernels whose generic form is ``sum_k A[.., m, k] * B[.., k, n]``
+over float operands with affine offsets (any strides: transposed operands, broadcast batch
+dims are just other coefficients, read in place by the packing loops; nothing is
+transposed in memory beforehand). Anything else falls back to the generic lowering.
+
+Method (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication", ACM TOMS
+34(3), 2008; the 4x8 f32x4 tile as in XNNPACK's wasmsimd GEMM micro-kernels):
+
+1. pack A's rows ``[start, end)`` into panels of 4 rows, k-major (16 bytes per k), and B
+   into panels of 8 columns, k-major (32 bytes per k), both zero-padded, in ``scratch``;
+   the contiguous layouts (row-major A, either B) pack with 4x4 lane transposes;
+2. loop over k blocks of ``KC``, column blocks of ``NC`` (a B block stays in L2), row
+   panels (the A panel stays in L1) and column panels: the micro-kernel keeps a 4x8 tile
+   of C in eight f32x4 accumulators, broadcasting A lanes with ``i8x16.shuffle``;
+3. the first k block stores the tile into C, later ones add to it; partial tiles at the
+   edges go through a small tile buffer.
+
+Batch dims loop outside; B is packed once when it does not vary with the batch.
+Function signature as in ``lower.py``: ``(out, in..., start, end, scratch)``, rows = M.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from ..core import kernel_ir as K
+from .analysis import Simplifier
+from .binary import F32, I32, V128, Function, Module
+
+MR, NR = 4, 8          # register tile: 4 rows x 8 columns (two f32x4 per row)
+KC, NC = 256, 256      # cache blocks: k depth, columns per B block
+TILE = 128             # bytes of the edge-tile buffer at the start of scratch
+UNROLL = 1             # k steps per micro-kernel loop iteration
+FMA = False            # relaxed-SIMD f32x4.relaxed_madd instead of mul + add
 
 
-def supports(kernel) -> bool:
-    return False
+@dataclass
+class Operand:
+    input: int         # kernel input read by this operand
+    row: int           # element stride along m (A) or n (B)
+    k: int             # element stride along k
+    batch: tuple       # element stride per batch dim
+    const: int
+
+
+@dataclass
+class Plan:
+    batch: tuple       # extents of the batch dims
+    M: int
+    N: int
+    K: int
+    a: Operand
+    b: Operand
+
+    def scratch(self, rows: int | None = None) -> int:
+        rows = self.M if rows is None else rows
+        return TILE + 4 * self.K * (-(-rows // MR) * MR + -(-self.N // NR) * NR)
+
+
+def plan(kernel: K.Kernel) -> Plan | None:
+    """The template's view of a kernel, or None when it does not apply."""
+    if kernel.kind != "reduce" or kernel.combiner != "sum" or kernel.n_reduce != 1 or \
+            kernel.out.dtype.kind != "f" or len(kernel.out.shape) < 2:
+        return None
+    nb = len(kernel.out.shape) - 2
+    space = kernel.space
+    M, N, Kd = space[nb], space[nb + 1], space[nb + 2]
+    if M * N * Kd == 0:
+        return None
+    s = Simplifier(space)
+    e = s.simp(kernel.expr)
+    if e.op != "mul" or any(x.op != "load" or x.dtype.kind != "f" for x in e.args):
+        return None
+    ops = []
+    for x in e.args:
+        lda = s.load_offset(x, kernel.inputs[x.arg].shape)
+        if lda.args:            # non-affine index: not for this template
+            return None
+        c = dict(lda.arg[1])
+        ops.append((lda.arg[0], c, lda.arg[3]))
+    m, n, k = nb, nb + 1, nb + 2
+    for (ia, ca, ka), (ib, cb, kb) in (ops, ops[::-1]):
+        if n not in ca and m not in cb:
+            bt = tuple(range(nb))
+            return Plan(tuple(space[:nb]), M, N, Kd,
+                        Operand(ia, ca.get(m, 0), ca.get(k, 0), tuple(ca.get(d, 0) for d in bt), ka),
+                        Operand(ib, cb.get(n, 0), cb.get(k, 0), tuple(cb.get(d, 0) for d in bt), kb))
+    return None
+
+
+def supports(kernel: K.Kernel) -> bool:
+    return plan(kernel) is not None
+
+
+def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False):
+    from .lower import Lowered, params
+    p = plan(kernel)
+    n_in = len(kernel.inputs)
+    f = module.function(name, params=params(n_in), export=export)
+    _Gen(f, p, n_in).run()
+    f.finish()
+    return Lowered(name, n_in, p.M, p.scratch(), False)
+
+
+def _bytes_of_lanes(idx):
+    """i8x16.shuffle lane bytes for i32 lanes ``idx`` (0-3 first operand, 4-7 second)."""
+    return [4 * i + b for i in idx for b in range(4)]
+
+
+class _Gen:
+    def __init__(self, f: Function, p: Plan, n_in: int):
+        self.f, self.p = f, p
+        self.out, self.start, self.end, self.scratch = 0, n_in + 1, n_in + 2, n_in + 3
+        self.loc = lambda t=I32: f.local(t)
+
+    # ---- small builders ----
+    def loop(self, i, lo, hi, step, body):
+        """for (i = lo; i < hi; i += step) body(); lo/hi are callables that push an i32."""
+        f = self.f
+        lo()
+        f.local_set(i)
+        with f.block():
+            with f.loop():
+                f.local_get(i)
+                hi()
+                f.i32_ge_s()
+                f.br_if(1)
+                body()
+                f.local_get(i)
+                f.i32_const(step)
+                f.i32_add()
+                f.local_set(i)
+                f.br(0)
+
+    def get(self, *xs):
+        for x in xs:
+            self.f.local_get(x)
+
+    def addr(self, base, *terms, const=0):
+        """push base + sum(local * c) + const (bytes)."""
+        f = self.f
+        f.local_get(base)
+        for loc, c in terms:
+            f.local_get(loc)
+            if c != 1:
+                f.i32_const(c)
+                f.i32_mul()
+            f.i32_add()
+        if const:
+            f.i32_const(const)
+            f.i32_add()
+
+    def set_(self, loc):
+        self.f.local_set(loc)
+        return loc
+
+    # ---- the function ----
+    def run(self):
+        f, p = self.f, self.p
+        nbt = len(p.batch)
+        self.ap, self.bp = self.loc(), self.loc()          # packed A, packed B
+        self.a_base, self.b_base, self.c_base = self.loc(), self.loc(), self.loc()
+        # scratch layout: [tile][A panels for rows start..end][B panels]
+        self.get(self.scratch)
+        f.i32_const(TILE)
+        f.i32_add()
+        self.set_(self.ap)
+        kbytes = 4 * p.K
+        # B panels start after ceil((end - start) / 4) * 4 rows of K floats
+        self.get(self.ap, self.end, self.start)
+        f.i32_sub()
+        f.i32_const(MR - 1)
+        f.i32_add()
+        f.i32_const(-MR)
+        f.i32_and()
+        f.i32_const(kbytes)
+        f.i32_mul()
+        f.i32_add()
+        self.set_(self.bp)
+        b_varies = any(p.b.batch[d] and p.batch[d] > 1 for d in range(nbt))
+        bi = [self.loc() for _ in range(nbt)]
+        if not b_varies:
+            self._set_bases(bi, only_b=True, zero=True)
+            self.pack_b()
+
+        def level(d):
+            if d == nbt:
+                self._set_bases(bi)
+                if b_varies:
+                    self.pack_b()
+                self.pack_a()
+                self.compute()
+                return
+            self.loop(bi[d], lambda: f.i32_const(0), lambda: f.i32_const(p.batch[d]), 1, lambda: level(d + 1))
+        level(0)
+
+    def _set_bases(self, bi, only_b=False, zero=False):
+        """Byte addresses of this batch's A, B (at row/col 0, k 0) and C."""
+        f, p = self.f, self.p
+        nbt = len(p.batch)
+        for op, loc in ((p.a, self.a_base), (p.b, self.b_base)):
+            if only_b and op is p.a:
+                continue
+            f.local_get(1 + op.input)
+            f.i32_const(4 * op.const)
+            f.i32_add()
+            if not zero:
+                for d in range(nbt):
+                    if op.batch[d]:
+                        f.local_get(bi[d])
+                        f.i32_const(4 * op.batch[d])
+                        f.i32_mul()
+                        f.i32_add()
+            f.local_set(loc)
+        if only_b:
+            return
+        f.local_get(self.out)
+        for d in range(nbt):
+            f.local_get(bi[d])
+            f.i32_const(4 * p.M * p.N * prod(p.batch[d + 1:]))
+            f.i32_mul()
+            f.i32_add()
+        f.local_set(self.c_base)
+
+    # ---- packing ----
+    def pack_a(self):
+        """Ap[panel][k][r] = A[start + 4 panel + r, k] (0 beyond ``end``)."""
+        f, p = self.f, self.p
+        a = p.a
+        i, k, dst, src = self.loc(), self.loc(), self.loc(), self.loc()
+        self.get(self.ap)
+        self.set_(dst)
+
+        def panel():
+            full = self.loc()
+            self.get(i)
+            f.i32_const(MR)
+            f.i32_add()
+            self.get(self.end)
+            f.i32_le_s()
+            self.set_(full)
+            # src = A + 4 (am i)
+            self.addr(self.a_base, (i, 4 * a.row))
+            self.set_(src)
+            kk = self.loc()
+            if a.k == 1 and p.K >= 4:          # row-major: 4 rows x 4 k, transposed in registers
+                self.get(full)
+                with f.if_():
+                    self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K - 3), 4, lambda: self._pack_a_4x4(src, kk, dst))
+                    self._pack_scalar_a(src, kk, dst, i, p.K)
+                    f.else_()
+                    self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
+            elif a.row == 1:                    # transposed A: the 4 rows are contiguous at each k
+                self.get(full)
+                with f.if_():
+                    def vec_k():
+                        self.get(dst)
+                        self.addr(src, (kk, 4 * a.k))
+                        f.v128_load(0, 0)
+                        f.v128_store(0, 0)
+                        self._bump(dst, 16)
+                    self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, vec_k)
+                    f.else_()
+                    self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
+            else:
+                self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
+
+        self.loop(i, lambda: self.get(self.start), lambda: self.get(self.end), MR, panel)
+
+    def _bump(self, loc, n):
+        f = self.f
+        f.local_get(loc)
+        f.i32_const(n)
+        f.i32_add()
+        f.local_set(loc)
+
+    def _pack_scalar_a(self, src, kk, dst, i, K, from_zero=False):
+        """k from kk (or 0) to K of a panel, element by element; rows past ``end`` are zeros
+        and are not read (they may lie outside memory)."""
+        f, a = self.f, self.p.a
+        rows_left = self.loc()
+        self.get(self.end, i)
+        f.i32_sub()
+        self.set_(rows_left)
+
+        def one_k():
+            for r in range(MR):
+                self.get(dst)
+                self.get(rows_left)
+                f.i32_const(r)
+                f.i32_gt_s()
+                with f.if_(F32):
+                    self.addr(src, (kk, 4 * a.k), const=4 * a.row * r)
+                    f.f32_load(0, 0)
+                    f.else_()
+                    f.f32_const(0.0)
+                f.f32_store(4 * r, 0)
+            self._bump(dst, 16)
+        lo = (lambda: f.i32_const(0)) if from_zero else (lambda: self.get(kk))
+        self.loop(kk, lo, lambda: f.i32_const(K), 1, one_k)
+
+    def _pack_a_4x4(self, src, kk, dst):
+        """Rows i..i+3, k..k+3 of a row-major A -> four k-major vectors of 4 rows."""
+        f, a = self.f, self.p.a
+        rows = []
+        for r in range(MR):
+            self.addr(src, (kk, 4), const=4 * a.row * r)
+            f.v128_load(0, 0)
+            rows.append(self.set_(self.loc(V128)))
+        for c, v in enumerate(self._transpose(rows)):
+            self.get(dst, v)
+            f.v128_store(16 * c, 0)
+        self._bump(dst, 64)
+
+    def _transpose(self, rows):
+        """4x4 transpose of i32 lanes (two shuffle rounds)."""
+        f = self.f
+        r0, r1, r2, r3 = rows
+        t = []
+        for x, y, lanes in ((r0, r1, (0, 4, 1, 5)), (r0, r1, (2, 6, 3, 7)), (r2, r3, (0, 4, 1, 5)),
+                            (r2, r3, (2, 6, 3, 7))):
+            self.get(x, y)
+            f.i8x16_shuffle(_bytes_of_lanes(lanes))
+            t.append(self.set_(self.loc(V128)))
+        out = []
+        for x, y, lanes in ((t[0], t[2], (0, 1, 4, 5)), (t[0], t[2], (2, 3, 6, 7)), (t[1], t[3], (0, 1, 4, 5)),
+                            (t[1], t[3], (2, 3, 6, 7))):
+            self.get(x, y)
+            f.i8x16_shuffle(_bytes_of_lanes(lanes))
+            out.append(self.set_(self.loc(V128)))
+        return out
+
+    def pack_b(self):
+        """Bp[panel][k][c] = B[k, 8 panel + c] (0 beyond N)."""
+        f, p = self.f, self.p
+        b = p.b
+        j, kk, dst, src = self.loc(), self.loc(), self.loc(), self.loc()
+        self.get(self.bp)
+        self.set_(dst)
+        full_panels = p.N // NR
+
+        def panel():
+            self.addr(self.b_base, (j, 4 * b.row))
+            self.set_(src)
+            if b.row == 1:                     # row-major B: 8 contiguous floats per k
+                def vec_k():
+                    for h in range(2):
+                        self.get(dst)
+                        self.addr(src, (kk, 4 * b.k), const=16 * h)
+                        f.v128_load(0, 0)
+                        f.v128_store(16 * h, 0)
+                    self._bump(dst, 32)
+                self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, vec_k)
+            elif b.k == 1 and p.K >= 4:        # B stored transposed (N x K): 4x4 transposes
+                def vec_4k():
+                    for h in range(2):
+                        rows = []
+                        for c in range(4):
+                            self.addr(src, (kk, 4), const=4 * b.row * (4 * h + c))
+                            f.v128_load(0, 0)
+                            rows.append(self.set_(self.loc(V128)))
+                        for q, v in enumerate(self._transpose(rows)):
+                            self.get(dst, v)
+                            f.v128_store(32 * q + 16 * h, 0)
+                    self._bump(dst, 128)
+                self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K - 3), 4, vec_4k)
+                self._pack_b_scalar(src, kk, dst, NR, from_zero=False)
+            else:
+                self._pack_b_scalar(src, kk, dst, NR, from_zero=True)
+
+        if full_panels:
+            self.loop(j, lambda: f.i32_const(0), lambda: f.i32_const(full_panels * NR), NR, panel)
+        rem = p.N - full_panels * NR
+        if rem:
+            f.i32_const(full_panels * NR)
+            f.local_set(j)
+            self.addr(self.b_base, (j, 4 * b.row))
+            self.set_(src)
+            self._pack_b_scalar(src, kk, dst, rem, from_zero=True)
+
+    def _pack_b_scalar(self, src, kk, dst, cols, from_zero):
+        f, b = self.f, self.p.b
+
+        def one_k():
+            for c in range(NR):
+                self.get(dst)
+                if c < cols:
+                    self.addr(src, (kk, 4 * b.k), const=4 * b.row * c)
+                    f.f32_load(0, 0)
+                else:
+                    f.f32_const(0.0)
+                f.f32_store(4 * c, 0)
+            self._bump(dst, 32)
+        lo = (lambda: f.i32_const(0)) if from_zero else (lambda: self.get(kk))
+        self.loop(kk, lo, lambda: f.i32_const(self.p.K), 1, one_k)
+
+    # ---- blocked loops and the micro-kernel ----
+    def compute(self):
+        f, p = self.f, self.p
+        pc, jc, i, jp = self.loc(), self.loc(), self.loc(), self.loc()
+        kc = self.loc()
+        self.acc = [[self.loc(V128) for _ in range(2)] for _ in range(MR)]
+
+        def k_block():
+            # kc = min(KC, K - pc)
+            f.i32_const(p.K)
+            self.get(pc)
+            f.i32_sub()
+            f.i32_const(KC)
+            f.i32_const(p.K)
+            self.get(pc)
+            f.i32_sub()
+            f.i32_const(KC)
+            f.i32_lt_s()
+            f.select()
+            self.set_(kc)
+            self.loop(jc, lambda: f.i32_const(0), lambda: f.i32_const(p.N), NC, col_block)
+
+        def col_block():
+            self.loop(i, lambda: self.get(self.start), lambda: self.get(self.end), MR, row_panel)
+
+        def row_panel():
+            jend = self.loc()
+            # jend = min(jc + NC, N)
+            self.get(jc)
+            f.i32_const(NC)
+            f.i32_add()
+            f.i32_const(p.N)
+            self.get(jc)
+            f.i32_const(NC)
+            f.i32_add()
+            f.i32_const(p.N)
+            f.i32_lt_s()
+            f.select()
+            self.set_(jend)
+            self.loop(jp, lambda: self.get(jc), lambda: self.get(jend), NR, lambda: self.tile(pc, kc, i, jp))
+
+        self.loop(pc, lambda: f.i32_const(0), lambda: f.i32_const(p.K), KC, k_block)
+
+    def tile(self, pc, kc, i, j):
+        f, p = self.f, self.p
+        pa, pb, kk = self.loc(), self.loc(), self.loc()
+        acc = self.acc
+        # pa = Ap + ((i - start) / 4 * K + pc) * 16 ;  pb = Bp + (j / 8 * K + pc) * 32
+        self.get(i, self.start)
+        f.i32_sub()
+        f.i32_const(4 * p.K)      # (i - start) / 4 panels * 16 K bytes
+        f.i32_mul()
+        self.get(self.ap)
+        f.i32_add()
+        self.get(pc)
+        f.i32_const(16)
+        f.i32_mul()
+        f.i32_add()
+        self.set_(pa)
+        self.get(j)
+        f.i32_const(4 * p.K)      # j / 8 panels * 32 K bytes
+        f.i32_mul()
+        self.get(self.bp)
+        f.i32_add()
+        self.get(pc)
+        f.i32_const(32)
+        f.i32_mul()
+        f.i32_add()
+        self.set_(pb)
+        for row in acc:
+            for v in row:
+                f.v128_const(bytes(16))
+                f.local_set(v)
+        a, b0, b1, s = self.loc(V128), self.loc(V128), self.loc(V128), self.loc(V128)
+        self.get(kc)
+        self.set_(kk)
+        if UNROLL > 1:      # kc >= UNROLL steps first, UNROLL at a time (kc is a multiple except at the end)
+            with f.block():
+                with f.loop():
+                    self.get(kk)
+                    f.i32_const(UNROLL)
+                    f.i32_lt_s()
+                    f.br_if(1)
+                    for u in range(UNROLL):
+                        self._k_step(pa, pb, a, b0, b1, s, 16 * u, 32 * u)
+                    self._bump(pa, 16 * UNROLL)
+                    self._bump(pb, 32 * UNROLL)
+                    self.get(kk)
+                    f.i32_const(UNROLL)
+                    f.i32_sub()
+                    f.local_set(kk)
+                    f.br(0)
+        with f.block():
+            with f.loop():
+                self.get(kk)
+                f.i32_eqz()
+                f.br_if(1)
+                self._k_step(pa, pb, a, b0, b1, s, 0, 0)
+                self._bump(pa, 16)
+                self._bump(pb, 32)
+                self.get(kk)
+                f.i32_const(1)
+                f.i32_sub()
+                f.local_set(kk)
+                f.br(0)
+        self.store_tile(pc, i, j)
+
+    def _k_step(self, pa, pb, a, b0, b1, s, oa, ob):
+        """acc[r][h] += A[r, k] * B[k, 4h:4h+4] for one k (A lanes broadcast by shuffles)."""
+        f, acc = self.f, self.acc
+        self.get(pb)
+        f.v128_load(ob, 0)
+        f.local_set(b0)
+        self.get(pb)
+        f.v128_load(ob + 16, 0)
+        f.local_set(b1)
+        self.get(pa)
+        f.v128_load(oa, 0)
+        f.local_set(a)
+        for r in range(MR):
+            self.get(a, a)
+            f.i8x16_shuffle(_bytes_of_lanes([r] * 4))
+            f.local_set(s)
+            for h, bv in enumerate((b0, b1)):
+                if FMA:
+                    self.get(s, bv, acc[r][h])
+                    f.f32x4_relaxed_madd()
+                else:
+                    self.get(acc[r][h], s, bv)
+                    f.f32x4_mul()
+                    f.f32x4_add()
+                f.local_set(acc[r][h])
+
+    def store_tile(self, pc, i, j):
+        """C[i:i+4, j:j+8] (+)= acc; partial tiles through the tile buffer in scratch."""
+        f, p = self.f, self.p
+        c = self.loc()
+        # c = C + (i N + j) * 4
+        self.get(i)
+        f.i32_const(4 * p.N)
+        f.i32_mul()
+        self.get(self.c_base)
+        f.i32_add()
+        self.get(j)
+        f.i32_const(4)
+        f.i32_mul()
+        f.i32_add()
+        self.set_(c)
+        # full tile?
+        self.get(i)
+        f.i32_const(MR)
+        f.i32_add()
+        self.get(self.end)
+        f.i32_le_s()
+        self.get(j)
+        f.i32_const(NR)
+        f.i32_add()
+        f.i32_const(p.N)
+        f.i32_le_s()
+        f.i32_and()
+        with f.if_():
+            self.get(pc)
+            f.i32_eqz()
+            with f.if_():
+                self._store_rows(c, add=False)
+                f.else_()
+                self._store_rows(c, add=True)
+            f.else_()
+            self._store_partial(pc, c, i, j)
+
+    def _store_rows(self, c, add):
+        f, p = self.f, self.p
+        for r in range(MR):
+            for h in range(2):
+                off = 4 * (r * p.N + 4 * h)
+                self.get(c)
+                if add:
+                    self.get(c)
+                    f.v128_load(off, 0)
+                    self.get(self.acc[r][h])
+                    f.f32x4_add()
+                else:
+                    self.get(self.acc[r][h])
+                f.v128_store(off, 0)
+
+    def _store_partial(self, pc, c, i, j):
+        f, p = self.f, self.p
+        for r in range(MR):
+            for h in range(2):
+                self.get(self.scratch, self.acc[r][h])
+                f.v128_store(32 * r + 16 * h, 0)
+        rows, cols, r, q = self.loc(), self.loc(), self.loc(), self.loc()
+        # rows = min(4, end - i), cols = min(8, N - j)
+        for dst, lim_push, n in ((rows, lambda: (self.get(self.end, i), f.i32_sub()), MR),
+                                 (cols, lambda: (f.i32_const(p.N), self.get(j), f.i32_sub()), NR)):
+            f.i32_const(n)
+            lim_push()
+            f.i32_const(n)
+            lim_push()
+            f.i32_lt_s()
+            f.select()                  # min(n, limit)
+            f.local_set(dst)
+
+        def one_row():
+            def one_col():
+                # addr = c + (r N + q) 4
+                self.get(r)
+                f.i32_const(4 * p.N)
+                f.i32_mul()
+                self.get(c)
+                f.i32_add()
+                self.get(q)
+                f.i32_const(4)
+                f.i32_mul()
+                f.i32_add()
+                t = self.loc()
+                f.local_tee(t)
+                self.get(self.scratch, r)
+                f.i32_const(32)
+                f.i32_mul()
+                f.i32_add()
+                self.get(q)
+                f.i32_const(4)
+                f.i32_mul()
+                f.i32_add()
+                f.f32_load(0, 0)
+                self.get(pc)
+                with f.if_(F32):
+                    self.get(t)
+                    f.f32_load(0, 0)
+                    f.else_()
+                    f.f32_const(0.0)
+                f.f32_add()
+                f.f32_store(0, 0)
+            self.loop(q, lambda: f.i32_const(0), lambda: self.get(cols), 1, one_col)
+        self.loop(r, lambda: f.i32_const(0), lambda: self.get(rows), 1, one_row)
