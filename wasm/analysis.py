@@ -154,13 +154,31 @@ class Simplifier:
         return r
 
     # ---- floor division and modulo by a positive constant ----
+    def _factor(self, a: Aff, c: int):
+        """A common factor g of c and the large terms with the rest in [0, g): a = g*big + small.
+        Returns (g, big, small) for the largest such g > 1, or None."""
+        for g in sorted({gcd(c, k) for k in a.terms.values()} - {1}, reverse=True):
+            q, r = divmod(a.c, g)
+            big = Aff({t: k // g for t, k in a.terms.items() if k % g == 0}, q)
+            small = Aff({t: k for t, k in a.terms.items() if k % g}, r)
+            lo, hi = self.arange(small)
+            if lo >= 0 and hi < g:
+                return g, big, small
+        return None
+
     def _div(self, a: Aff, c: int) -> Aff:
+        if c == 1:
+            return a
         q = {t: k // c for t, k in a.terms.items() if k % c == 0}
         r = Aff({t: k for t, k in a.terms.items() if k % c}, a.c % c)
         q0 = a.c // c
         lo, hi = self.arange(r)
         if lo // c == hi // c:
             return Aff(q, q0 + lo // c)
+        fac = self._factor(a, c)
+        if fac is not None:                 # (g big + small) // (g c') = big // c'  when 0 <= small < g
+            g, big, _ = fac
+            return self._div(big, c // g)
         g = gcd(c, r.c, *r.terms.values())
         if g > 1:
             r, c = Aff({t: k // g for t, k in r.terms.items()}, r.c // g), c // g
@@ -172,10 +190,16 @@ class Simplifier:
         return Aff(q, q0) + Aff({atom: 1})
 
     def _mod(self, a: Aff, c: int) -> Aff:
+        if c == 1:
+            return Aff({}, 0)
         r = Aff({t: k for t, k in a.terms.items() if k % c}, a.c % c)
         lo, hi = self.arange(r)
         if lo // c == hi // c:
             return r + Aff({}, -c * (lo // c))
+        fac = self._factor(r, c)
+        if fac is not None:                 # (g big + small) % (g c') = g (big % c') + small
+            g, big, small = fac
+            return self._mod(big, c // g).scale(g) + small
         g = gcd(c, r.c, *r.terms.values())
         if g > 1:   # (g r') % (g c') = g (r' % c')
             return self._mod(Aff({t: k // g for t, k in r.terms.items()}, r.c // g), c // g).scale(g)
@@ -365,16 +389,27 @@ class Analysis:
 
 
 def analyze(kernel: K.Kernel) -> Analysis:
-    """Simplify, turn loads into offset forms and collapse the loop dimensions (module docstring)."""
+    """Simplify, split and merge loop dimensions, and turn loads into offset forms (module docstring)."""
     space = tuple(kernel.space)
     n_out = len(kernel.out.shape)
     if prod(kernel.out.shape) == 0:
         return Analysis(kernel, [], 0, kernel.expr, empty=True)
     if prod(space) == 0:
         return Analysis(kernel, [1], 1, kernel.expr, fill=True)
-    s = Simplifier(space)
+    expr = kernel.expr
+    for _ in range(16):                     # split dims that index math divides (im2col after a reshape)
+        s = Simplifier(space)
+        simp = s.simp(expr)
+        split = _split_candidate(simp, space)
+        if split is None:
+            break
+        d, c = split
+        expr = substitute(expr, lambda e: (K.idx(d) * c + K.idx(d + 1) if e.arg == d else K.idx(e.arg + 1))
+                          if e.op == "idx" and e.arg >= d else None, {})
+        space = space[:d] + (space[d] // c, c) + space[d + 1:]
+        n_out += d < n_out
     shapes = [b.shape for b in kernel.inputs]
-    root = substitute(s.simp(kernel.expr), lambda e: s.load_offset(e, shapes[e.arg]) if e.op == "load" else None, {})
+    root = substitute(simp, lambda e: s.load_offset(e, shapes[e.arg]) if e.op == "load" else None, {})
     all_nodes = nodes(root)
     ldas = [e for e in all_nodes if e.op == "lda"]
     pinned = {e.arg for e in all_nodes if e.op == "idx"}
@@ -411,6 +446,25 @@ def analyze(kernel: K.Kernel) -> Analysis:
 
     root = substitute(root, renumber, {})
     return Analysis(kernel, ext, kept_out, root)
+
+
+def _split_candidate(expr: K.Expr, space):
+    """(dim, factor): a dim whose index is floor-divided or reduced modulo a proper factor of its
+    extent (``i // c``, ``i % c``, ``(i // c) % m``): splitting it into (n / c, c) turns that
+    arithmetic into plain loop indices. The smallest such factor of the innermost such dim."""
+    best = None
+    for e in nodes(expr):
+        if e.op not in ("idiv", "mod") or e.args[1].op != "const":
+            continue
+        x, c = e.args[0], e.args[1].arg
+        if x.op == "idiv" and x.args[1].op == "const" and x.args[0].op == "idx":
+            x, c = x.args[0], x.args[1].arg         # (i // c) % m: split by c first
+        if x.op != "idx" or not 1 < c < space[x.arg] or space[x.arg] % c:
+            continue
+        cand = (x.arg, c)
+        if best is None or cand[0] > best[0] or (cand[0] == best[0] and c < best[1]):
+            best = cand
+    return best
 
 
 def _mergeable(d0: int, d1: int, space, pinned, ldas) -> bool:

@@ -40,6 +40,7 @@ from .analysis import Analysis, analyze, deps as lda_deps, is_copy, nodes
 from .binary import F32, I32, V128, Function, Module
 
 I32MIN = -(1 << 31)
+UNROLL, UNROLL_PRODUCT = 4, 16      # loops of at most 4 steps are unrolled, at most 16 copies deep
 IOTA = struct.pack("<4i", 0, 1, 2, 3)
 
 
@@ -107,6 +108,7 @@ class _Gen:
         self.memo: dict = {}
         self.scopes: list[list] = [[]]
         self.vec = False            # inside the vector loop of dim self.v
+        self.unrolled = 1           # product of the extents of the enclosing unrolled loops
         self.i = [f.local(I32) for _ in self.ext]
 
     # ---- planning ----
@@ -447,6 +449,13 @@ class _Gen:
         if op in ("and", "or"):
             get(a[0], a[1])
             return f.op(("v128." if vec else "i32.") + op)
+        if fl and vec and op in ("max", "min"):
+            # f32x4.pmax(x, c) = x < c ? c : x is numpy's maximum when c is a constant (a nan x stays
+            # nan) and one instruction, where f32x4.max costs ~8 on x86: relu, clamps
+            for var, c in ((0, 1), (1, 0)):
+                if e.args[c].op == "const" and e.args[c].arg == e.args[c].arg:
+                    get(a[var], a[c])
+                    return f.op(pre + ("pmax" if op == "max" else "pmin"))
         if fl and op in _FBIN:
             get(a[0], a[1])
             return f.op(pre + _FBIN[op])
@@ -677,6 +686,18 @@ class _Gen:
 
     def _dim(self, d):
         lo = 0                      # start at `start` (dim 0) or 0
+        n = self.ext[d]
+        if d != self.v and d != 0 and n <= UNROLL and self.unrolled * n <= UNROLL_PRODUCT:
+            self.unrolled *= n      # short loops (pooling windows, 3x3 patches): unrolled
+            for value in range(n):
+                self.f.i32_const(value)
+                self.f.local_set(self.i[d])
+                self._push()
+                self._emit_level(d)
+                self._loops(d + 1)
+                self._pop()
+            self.unrolled //= n
+            return
         if d != self.v:
             return self._for(d, lo, 1, lambda: self._loops(d + 1))
         self._push()
@@ -720,6 +741,19 @@ class _Gen:
             sel()
             f.local_set(ai)
             return
+        if isinstance(acc, tuple):      # vector float max/min: pmax plus a sticky nan mask
+            av, nan = acc
+            f.local_get(av)
+            f.local_get(x)
+            f.op("f32x4.pmax" if self.comb == "max" else "f32x4.pmin")
+            f.local_set(av)
+            f.local_get(nan)
+            f.local_get(x)
+            f.local_get(x)
+            f.f32x4_ne()
+            f.v128_or()
+            f.local_set(nan)
+            return
         self._combine(acc, x, vec, self.root.dtype)
         f.local_set(acc)
 
@@ -760,6 +794,8 @@ class _Gen:
         if self.comb in ("argmax", "argmin"):
             dt = int32 if dt == bool_ else dt
             mk = lambda vec: (self._identity(dt, vec), self._zero(vec))
+        elif self.comb in ("max", "min") and _fl(dt):
+            mk = lambda vec: (self._identity(dt, vec), self._zero(vec)) if vec else self._identity(dt, vec)
         else:
             mk = lambda vec: self._identity(dt, vec)
         self.acc = {}
@@ -775,6 +811,15 @@ class _Gen:
     def _finish_acc(self):
         f = self.f
         out_dt = self.k.out.dtype
+        for key, acc in list(self.acc.items()):
+            if key and isinstance(acc, tuple) and self.comb in ("max", "min"):   # apply the nan mask
+                av, nan = acc
+                f.v128_const(struct.pack("<f", float("nan")) * 4)
+                f.local_get(av)
+                f.local_get(nan)
+                f.v128_bitselect()
+                f.local_set(av)
+                self.acc[key] = av
         if self.strategy != "B":
             acc = self.acc[self.vec]
             if self.comb in ("argmax", "argmin"):

@@ -156,6 +156,7 @@ class WasmDevice(Device):
         self.wasmtime = wasmtime
         cfg = wasmtime.Config()
         cfg.wasm_simd = True
+        cfg.wasm_relaxed_simd = True
         self.engine = wasmtime.Engine(cfg)
         self.store = wasmtime.Store(self.engine)
         self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, MAX_PAGES)))

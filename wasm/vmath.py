@@ -148,17 +148,40 @@ class Lanes:
         self.f("pmin" if self.vec else "min")   # pmin(t, hi) = hi < t ? hi : t keeps nan
 
     def poly(self, x: int, coeffs):
-        """Horner: ((c0 x + c1) x + c2) ... on the stack."""
-        self.fconst(coeffs[0])
-        for c in coeffs[1:]:
-            self.get(x)
-            self.f("mul")
-            self.fconst(c)
-            self.f("add")
+        """c0 x^n + c1 x^(n-1) + ... + cn on the stack, by Estrin's scheme: pairs
+        (a_2i + a_2i+1 x) combined with x^2, x^4, ... halve the dependency chain of Horner's
+        rule (the loop bodies are latency-bound), at the same number of multiply-adds."""
+        terms = list(reversed(coeffs))          # ascending powers
+        p = x
+        while len(terms) > 1:
+            nxt = []
+            for k in range(0, len(terms), 2):
+                lo = terms[k]
+                if k + 1 == len(terms):
+                    nxt.append(lo)
+                    continue
+                hi = terms[k + 1]
+                self._push(hi)
+                self.get(p)
+                self.f("mul")
+                self._push(lo)
+                self.f("add")
+                nxt.append(self.new())
+            terms = nxt
+            if len(terms) > 1:
+                self.get(p, p)
+                self.f("mul")
+                p = self.new()
+        self._push(terms[0])
+
+    def _push(self, t):
+        """A coefficient (float) or a local (int) onto the stack."""
+        self.fconst(t) if isinstance(t, float) else self.get(t)
 
 
 # ---- exp -------------------------------------------------------------------------------------
 
+_MAGIC = 12582912.0     # 1.5 * 2^23
 _EXP_P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
           5.0000001201e-1)   # Cephes expf.c
 
@@ -168,10 +191,16 @@ def exp(o: Lanes, x: int) -> int:
     xc = o.tmp()
     o.clamp(x, -104.0, 89.0)               # keeps 2^n within two normal factors
     o.set(xc)
+    # n = round(x log2 e) by the "magic bias": adding 1.5 * 2^23 leaves n in the low mantissa bits
     o.get(xc)
     o.fconst(LOG2E)
     o.f("mul")
-    o.f("nearest")
+    o.fconst(_MAGIC)
+    o.f("add")
+    t = o.new()
+    o.get(t)
+    o.fconst(_MAGIC)
+    o.f("sub")
     fn = o.new()
     # r = x - n ln2 in two parts (Cephes C1 = 0.693359375, C2 = -2.12194440e-4)
     o.get(xc, fn)
@@ -193,8 +222,10 @@ def exp(o: Lanes, x: int) -> int:
     o.f("add")
     p = o.new()
     # 2^n as 2^(n >> 1) * 2^(n - (n >> 1)): both factors are normal for n in [-150, 128]
-    o.get(fn)
-    o.to_int()
+    o.get(t)
+    o.bits()
+    o.iconst(_f32bits(_MAGIC))
+    o.i("sub")
     n = o.new(True)
     o.get(n)
     o.shift("shr_s", 1)

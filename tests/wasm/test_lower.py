@@ -253,3 +253,14 @@ def test_text_dump_of_a_lowered_kernel():
     s = text.dump(m)
     assert '(import "env" "memory"' in s and "f32x4.mul" in s and "v128.load" in s and "(func $kernel" in s
     assert lw.rows == 64 and lw.n_inputs == 1
+
+
+@pytest.mark.parametrize("axes", [(0,), (1,)])
+@pytest.mark.parametrize("name,op", RED[2:], ids=["max", "min"])
+def test_max_min_propagate_nan_like_numpy(name, op, axes):
+    x = f32(9, 37)
+    x[2, 5] = x[7, 30] = np.nan
+    got, _ = check(op_kernel(op, [x], axes=axes, keepdims=False), [x])
+    assert np.isnan(got).sum() == (2 if axes == (0,) else 2)
+    r = K.maximum(K.load(0, (K.idx(0), K.idx(1)), float32), 0.0)      # relu keeps nan
+    check(K.map_kernel([K.Buffer(x.shape, float32)], K.Buffer(x.shape, float32), r), [x])
