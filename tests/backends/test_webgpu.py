@@ -205,6 +205,19 @@ def test_float16_stays_a_dtype_table_concern():
     assert "f16" not in src and "array<f32>" in src
 
 
+def test_float16_runs_where_the_device_has_shader_f16(dev):
+    if not dev.limits.shader_f16:
+        pytest.skip("this adapter has no shader-f16 (float16 then computes in f32 storage)")
+    x = np.linspace(-3, 3, 24).astype(np.float16)
+    t = wt.tensor(x, device="webgpu")
+    m = wt.reshape(t, (4, 6))
+    got = [(t * 2.0 + 1.0).numpy(), wt.exp(t).numpy(), wt.matmul(m, wt.transpose(m)).numpy()]
+    want = [x.astype(np.float32) * 2 + 1, np.exp(x), x.reshape(4, 6) @ x.reshape(4, 6).T]
+    assert got[1].dtype == np.float16 and got[2].dtype == np.float16
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.astype(np.float32), w.astype(np.float32), rtol=2e-3, atol=2e-2)
+
+
 # ---- device limits ------------------------------------------------------------------------------
 
 def test_more_inputs_than_bindings(tiny):
