@@ -18,7 +18,9 @@ use. Like every backend it knows the IR's vocabulary, never op names:
   and, like numpy, treat NaN as the extreme value;
 - ``template == 'matmul'``: a workgroup-tiled kernel with shared-memory tiles and 4x4 outputs per
   invocation, batched; operand layouts (transposes, broadcast batch dims) come from the loads'
-  index expressions, so nothing is materialised.
+  index expressions, so nothing is materialised. Few output tiles over a long K split K (partial
+  tiles, then a summing pass); an output that fills under a fifth of its tiles (e.g. 9x16) and
+  operands that are not affine loads use the generic reduction instead.
 
 Device limits (:class:`Limits`, read from the adapter by the runtime) shape the result: at most
 ``maxStorageBuffersPerShaderStage`` bindings per pass (further inputs are packed into one binding
@@ -30,7 +32,9 @@ Numerics (what the tests hold the backend to): ``idiv``/``mod`` use floor semant
 WGSL's half-to-even ``round``, float->int casts truncate toward zero, bool is stored as i32 0/1,
 ``pow`` follows numpy for negative bases with integral exponents, ``erf`` and ``tanh`` are
 rational approximations (Eigen's float ones; drivers' ``tanh`` loses all relative accuracy near 0,
-e.g. Mesa's lavapipe), inf/nan constants are written as ``bitcast`` of their bit patterns.
+e.g. Mesa's lavapipe), inf/nan constants are written as ``bitcast`` of their bit patterns, NaN
+is detected on the bits (compilers may fold ``x != x`` to false; lavapipe does). Float max/min
+and comparisons follow the driver for NaN operands (WGSL leaves them unspecified).
 """
 from __future__ import annotations
 
@@ -330,7 +334,6 @@ class _Space:
             for d in reversed(dims):
                 self.stride[d], self.group_of[d] = s, g
                 s *= self.space[d]
-        self.extent = [math.prod(self.space[d] for d in dims) for dims in self.groups]
 
     def idx(self, d: int) -> K.Expr:
         """idx(d) in terms of its group's linear id."""
@@ -370,40 +373,40 @@ def _sum(terms: list[K.Expr]) -> K.Expr:
     return out if out is not None else _c(0)
 
 
-def _flatten(kernel: K.Kernel, sp: _Space, expr: K.Expr | None = None) -> K.Expr:
+def _flatten(kernel: K.Kernel, sp: _Space) -> K.Expr:
     """Loads -> ``ld`` at flat offsets, idx -> linear ids (the expression the shader computes)."""
     memo_aff: dict = {}
     new: dict = {}
-    for e in _topo(kernel.expr if expr is None else expr):
+    for e in _topo(kernel.expr):
         if e.op == "idx":
             new[e] = sp.idx(e.arg)
         elif e.op == "load":
-            new[e] = _ld(e, kernel.inputs[e.arg].shape, sp, memo_aff, new)
+            c0, coefs, rest = _load_offset(e, kernel.inputs[e.arg].shape, memo_aff)
+            rest = [K.binary("mul", new[ix], _c(st)) for ix, st in rest]
+            new[e] = K.Expr("ld", e.dtype, (_sum([_c(c0)] + sp.runs(coefs) + rest),), e.arg)
         elif e.args:
             args = tuple(new[a] for a in e.args)
             new[e] = e if args == e.args else K.Expr(e.op, e.dtype, args, e.arg)
         else:
             new[e] = e
-    return new[kernel.expr if expr is None else expr]
+    return new[kernel.expr]
 
 
-def _offset(load: K.Expr, shape, sp: _Space, memo_aff: dict, new: dict) -> K.Expr:
+def _load_offset(load: K.Expr, shape, memo_aff: dict):
+    """A load's flat row-major offset as ``(c0, {dim: coef}, [(index expr, stride), ...])``: the
+    affine part c0 + sum(coef * idx(dim)) plus the non-affine index components times their strides."""
     c0, coefs, rest = 0, {}, []
     for ix, n, st in zip(load.args, shape, _row_major(shape)):
         if n == 1:
             continue                       # in bounds by construction: the index is 0
         a = _affine(ix, memo_aff)
         if a is None:
-            rest.append(K.binary("mul", new[ix], _c(st)))
+            rest.append((ix, st))
             continue
         c0 += a[0] * st
         for d, c in a[1].items():
             coefs[d] = coefs.get(d, 0) + c * st
-    return _sum([_c(c0)] + sp.runs(coefs) + rest)
-
-
-def _ld(load: K.Expr, shape, sp, memo_aff, new) -> K.Expr:
-    return K.Expr("ld", load.dtype, (_offset(load, shape, sp, memo_aff, new),), load.arg)
+    return c0, coefs, rest
 
 
 # ---- simplification with integer ranges ---------------------------------------------------------
@@ -783,8 +786,8 @@ def _better(combiner: str, t: str) -> str:
   if (an || bn) { return an && (!bn || ia < ib); }"""
     return f"""fn wt_better(a: {t}, ia: i32, b: {t}, ib: i32) -> bool {{
   if (ia < 0) {{ return false; }}
-  if (ib < 0) {{ return true; }}
-  if (a {cmp} b) {{ return true; }}{nan}
+  if (ib < 0) {{ return true; }}{nan}
+  if (a {cmp} b) {{ return true; }}
   if (a != b) {{ return false; }}
   return ia < ib;
 }}"""
@@ -956,18 +959,10 @@ def _lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     memo: dict = {}
     info = []
     for load, cast_to in ops:
-        shape = kernel.inputs[load.arg].shape
-        c0, coefs = 0, {}
-        for ix, n, st in zip(load.args, shape, _row_major(shape)):
-            if n == 1:
-                continue
-            a = _affine(ix, memo)
-            if a is None:
-                return None
-            c0 += a[0] * st
-            for d, c in a[1].items():
-                coefs[d] = coefs.get(d, 0) + c * st
-        info.append((load, cast_to, c0, {d: c for d, c in coefs.items() if space[d] > 1}))
+        c0, coefs, rest = _load_offset(load, kernel.inputs[load.arg].shape, memo)
+        if rest:
+            return None
+        info.append((load, cast_to, c0, {d: c for d, c in coefs.items() if space[d] > 1 and c}))
     a, b = (info[0], info[1]) if nb + 1 not in info[0][3] else (info[1], info[0])
     if nb + 1 in a[3] or nb in b[3]:
         return None
