@@ -234,7 +234,7 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} must implement call()")
 
     def __call__(self, inputs, *args, training=False, **kwargs):
-        if not isinstance(inputs, (Tensor, list, tuple, dict)):
+        if not isinstance(inputs, Tensor) and not _is_structure(inputs):
             inputs = tensor(inputs)
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else None
         if not self.built:
@@ -246,7 +246,7 @@ class Layer:
             if problem:
                 raise ValueError(f"Input 0 of layer {self.name!r} ({type(self).__name__}) is incompatible with "
                                  f"the layer: {problem}, but received input with shape {shape}")
-        if _accepts_training(type(self)):
+        if _accepts_training(type(self)) and not args:
             kwargs["training"] = training
         out = self.call(inputs, *args, **kwargs)
         if isinstance(out, Tensor):
@@ -258,6 +258,13 @@ class Layer:
 
 
 _TRAINING_ARG: dict[type, bool] = {}
+
+
+def _is_structure(x) -> bool:
+    """Several inputs (a dict, or a list/tuple holding tensors or arrays) rather than one array-like."""
+    if isinstance(x, dict):
+        return True
+    return isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) or hasattr(v, "__array__") for v in x)
 
 
 def _accepts_training(cls) -> bool:

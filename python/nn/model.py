@@ -18,7 +18,7 @@ import math
 from .. import optimizers as optimizers_mod
 from ..creation import zeros
 from ..core import ops as F
-from ..data import Dataset
+from ..data import INFINITE_CARDINALITY, Dataset
 from ..function import function
 from ..progress import Progress
 from ..tape import GradientTape
@@ -86,6 +86,14 @@ class Model(Layer):
             with init_scope():
                 self(x, training=False)
 
+    def _build_from(self, ds, what) -> None:
+        # Variables must exist before a step is traced: build eagerly on the first batch.
+        if not self.built:
+            first = next(iter(ds), None)
+            if first is None:
+                raise ValueError(f"{what}: the data is empty")
+            self._ensure_built(_unpack(first)[0])
+
     # ---- compile ----
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, run_eagerly: bool = False,
                 jit_compile=None, steps_per_execution: int = 1) -> None:
@@ -94,7 +102,8 @@ class Model(Layer):
         a function; ``metrics``: names ('accuracy', ...) or ``Metric`` objects.
         ``run_eagerly=True`` runs steps without tracing (for debugging). ``jit_compile`` and
         ``steps_per_execution`` are accepted for Keras compatibility (steps are always traced;
-        one step per execution).
+        one step per execution). Compile (again) after changing ``trainable`` flags, as in Keras,
+        and inside the ``webtensor.device(...)`` block you train in: metric state is created here.
 
         Raises:
             ValueError/TypeError: an unknown name or a wrong type.
@@ -232,10 +241,9 @@ class Model(Layer):
                 vx, vy = validation_data[0], validation_data[1]
                 val = self._batches(vx, vy, validation_batch_size or batch_size, False, None, "fit (validation)")
 
-        first = next(iter(train), None)
-        if first is None:
-            raise ValueError("fit: the training data is empty")
-        self._ensure_built(_unpack(first)[0])
+        if steps_per_epoch is None and train.cardinality() == INFINITE_CARDINALITY:
+            raise ValueError("fit: the training dataset is infinite (repeat()); pass steps_per_epoch")
+        self._build_from(train, "fit")
         self.optimizer.build(self.trainable_variables)
         step_fn = self._step_function("train")
 
@@ -284,10 +292,7 @@ class Model(Layer):
 
     def _run_evaluation(self, ds, steps, verbose) -> dict[str, float]:
         self._assert_compiled("evaluate")
-        first = next(iter(ds), None)
-        if first is None:
-            raise ValueError("evaluate: the data is empty")
-        self._ensure_built(_unpack(first)[0])
+        self._build_from(ds, "evaluate")
         step_fn = self._step_function("test")
         self.reset_metrics()
         bar = Progress(self._steps(ds, steps), "Evaluate", verbose=verbose)
@@ -417,6 +422,7 @@ class Sequential(Model):
         if isinstance(layer, InputLayer) and self._stack:
             raise ValueError("Sequential.add: Input(...) can only be the first layer")
         self._stack.append(layer)
+        self.train_function = self.test_function = self.predict_function = None  # traced for the old stack
         if isinstance(self._stack[0], InputLayer) and not isinstance(layer, InputLayer):
             self.built = False
             self.build(self._stack[0].shape)
@@ -425,6 +431,7 @@ class Sequential(Model):
         """Remove and return the last layer."""
         if not self._sublayers():
             raise ValueError("Sequential.pop: the model has no layers")
+        self.train_function = self.test_function = self.predict_function = None
         return self._stack.pop()
 
     def call(self, x, training=False):

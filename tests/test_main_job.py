@@ -1,0 +1,53 @@
+"""The main job (``python -m webtensor``): trains an MLP and a CNN on digits and meets the targets."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+import webtensor.__main__ as main_job
+
+
+@pytest.mark.slow
+def test_main_job_reaches_targets():
+    """The README command, as CI runs it: default epochs, seed 0, reference device (~20-40 s)."""
+    r = subprocess.run([sys.executable, "-m", "webtensor", "--verbose", "2"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for kind, target in (("MLP", 95.0), ("CNN", 97.0)):
+        m = re.search(rf"^{kind} test accuracy: ([\d.]+) % \(target {target:.0f} %\) OK", r.stdout, re.M)
+        assert m, r.stdout
+        assert float(m.group(1)) >= target
+    epochs = [line for line in r.stdout.splitlines() if line.startswith("Epoch ")]
+    assert len(epochs) == main_job.EPOCHS["mlp"] + main_job.EPOCHS["cnn"]
+    assert all("val_accuracy" in line for line in epochs)
+
+
+def test_missed_target_exits_nonzero(monkeypatch, capsys):
+    monkeypatch.setitem(main_job.TARGETS, "mlp", 1.01)  # unreachable
+    assert main_job.main(["--model", "mlp", "--epochs", "1", "--verbose", "0"]) == 1
+    captured = capsys.readouterr()
+    assert "MLP test accuracy" in captured.out and "MISSED" in captured.out
+    assert "mlp missed the accuracy target" in captured.err
+
+
+def test_unavailable_device_exits_2(monkeypatch, capsys):
+    import importlib
+    devices = importlib.import_module("webtensor.device")
+
+    def no_adapter():
+        raise RuntimeError("no WebGPU adapter")
+    monkeypatch.setitem(devices._FACTORIES, "webgpu", no_adapter)
+    monkeypatch.delitem(devices._INSTANCES, "webgpu", raising=False)
+    assert main_job.main(["--device", "webgpu", "--verbose", "0"]) == 2
+    assert "no WebGPU adapter" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main_job.main(["--device", "tpu"])
+    assert e.value.code == 2
+
+
+def test_models_have_the_documented_shapes():
+    mlp, cnn = main_job.build_model("mlp"), main_job.build_model("cnn")
+    assert [tuple(v.shape) for v in mlp.variables] == [(64, 128), (128,), (128, 64), (64,), (64, 10), (10,)]
+    assert [tuple(v.shape) for v in cnn.variables] == [(3, 3, 1, 16), (16,), (3, 3, 16, 32), (32,), (128, 64),
+                                                       (64,), (64, 10), (10,)]
