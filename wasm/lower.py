@@ -60,26 +60,31 @@ def params(n_inputs: int):
     return [I32] * (n_inputs + 4)
 
 
-def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False) -> Lowered:
-    """Add ``kernel``'s function to ``module`` (see the module docstring for its signature)."""
+def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False) -> Lowered:
+    """Add ``kernel``'s function to ``module`` (see the module docstring for its signature).
+
+    ``fma``: use relaxed-SIMD ``f32x4.relaxed_madd`` (fused multiply-add where the hardware has
+    it) in polynomials and the matmul micro-kernel; the module then needs an engine with the
+    relaxed-SIMD feature, and results may differ from the unfused form in the last bit.
+    """
     if kernel.template == "matmul":
         from . import matmul
         if matmul.supports(kernel):
-            return matmul.lower(module, kernel, name, export)
+            return matmul.lower(module, kernel, name, export, fma)
     a = analyze(kernel)
     n = len(kernel.inputs)
     f = module.function(name, params=params(n), export=export)
     if not a.empty:
-        _Gen(f, a).run()
+        _Gen(f, a, fma).run()
     f.finish()
     return Lowered(name, n, max(a.rows, 1) if not a.empty else 0, 0, is_copy(a))
 
 
-def kernel_module(kernel: K.Kernel, name: str = "kernel") -> tuple[Module, Lowered]:
+def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False) -> tuple[Module, Lowered]:
     """A module that imports ``env.memory`` and exports ``kernel`` as ``name`` (eager execution)."""
     m = Module()
     m.import_memory("env", "memory", 1)
-    return m, lower(m, kernel, name, export=True)
+    return m, lower(m, kernel, name, export=True, fma=fma)
 
 
 # ---- code generation -------------------------------------------------------------------------
@@ -99,8 +104,8 @@ _COMBINE = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
 class _Gen:
     """Emits one generic kernel (module docstring). Values live in locals keyed by (node, vector?)."""
 
-    def __init__(self, f: Function, a: Analysis):
-        self.f, self.a, self.k = f, a, a.kernel
+    def __init__(self, f: Function, a: Analysis, fma: bool = False):
+        self.f, self.a, self.k, self.fma = f, a, a.kernel, fma
         self.n_in = len(self.k.inputs)
         self.start, self.end, self.scratch = self.n_in + 1, self.n_in + 2, self.n_in + 3
         self.ext, self.n_out = a.ext, a.n_out
@@ -415,10 +420,10 @@ class _Gen:
             get(a[1], a[2], a[0])
             return f.v128_bitselect() if vec else f.select()
         if op in vmath.FUNCTIONS:
-            f.local_get(vmath.FUNCTIONS[op](vmath.Lanes(f, 4 if vec else 1), a[0]))
+            f.local_get(vmath.FUNCTIONS[op](vmath.Lanes(f, 4 if vec else 1, self.fma), a[0]))
             return
         if op == "pow" and fl:
-            f.local_get(vmath.pow(vmath.Lanes(f, 4 if vec else 1), a[0], a[1]))
+            f.local_get(vmath.pow(vmath.Lanes(f, 4 if vec else 1, self.fma), a[0], a[1]))
             return
         if op in ("sqrt", "floor", "ceil", "round", "abs", "neg") and fl:
             get(a[0])

@@ -150,13 +150,14 @@ class WasmDevice(Device):
     """The ``"wasm"`` device (see the module docstring)."""
     name = "wasm"
 
-    def __init__(self, initial_pages: int = 256):
+    def __init__(self, initial_pages: int = 256, fma: bool = True):
         wasmtime = require("wasmtime", "the 'wasm' device")
         self.np = require_numpy("the 'wasm' device")
         self.wasmtime = wasmtime
         cfg = wasmtime.Config()
         cfg.wasm_simd = True
-        cfg.wasm_relaxed_simd = True
+        cfg.wasm_relaxed_simd = fma
+        self.fma = fma
         self.engine = wasmtime.Engine(cfg)
         self.store = wasmtime.Store(self.engine)
         self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, MAX_PAGES)))
@@ -217,7 +218,7 @@ class WasmDevice(Device):
         ent = self._kernels.get(kernel)
         if ent is None:
             self.kernel_stats["misses"] += 1
-            m, lw = kernel_module(kernel)
+            m, lw = kernel_module(kernel, fma=self.fma)
             ent = self._kernels[kernel] = (lw, self._instantiate(m, "kernel", lw.n_inputs + 4))
         else:
             self.kernel_stats["hits"] += 1
@@ -268,7 +269,7 @@ class WasmExecutable:
         lowered, fns = {}, []
         for s in prog.steps:
             if s.kernel not in lowered:
-                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}")
+                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=device.fma)
             fns.append(lowered[s.kernel])
         scratch = max((lw.scratch for lw in lowered.values()), default=0)
         slots = prog.inputs + prog.captures + results

@@ -3,7 +3,9 @@ each in a scalar (``f32``) and a 4-lane (``f32x4``) form from one definition.
 
 Every function takes the local holding ``x`` (and ``y`` for ``pow``) and returns a new local
 holding the result. Both forms run the same operations lane for lane, so scalar tails agree
-with vector bodies bit for bit. Measured maximum errors against numpy (float64 reference,
+with vector bodies bit for bit; with ``Lanes(..., fma=True)`` the vector form evaluates the
+polynomials with relaxed-SIMD ``f32x4.relaxed_madd`` (fused on FMA hardware), which may
+change the last bit. Polynomials use Estrin's scheme (shorter dependency chains). Measured maximum errors against numpy (float64 reference,
 rounded to float32), as ``tests/wasm/test_vmath.py`` checks them:
 
 ==========  ==============================================  ============================
@@ -15,9 +17,11 @@ function    method (source)                                  max error (domain)
 ``log``     Cephes ``logf``: x = m 2^e, m in [sqrt(1/2),      1 ulp on (0, inf) incl.
             sqrt 2), degree-9 polynomial in m - 1             denormals; log 0 = -inf,
                                                               log x<0 = nan, log inf = inf
-``tanh``    Eigen ``generic_fast_tanh_float``: 13/6-degree    7 ulp, 5e-7 absolute
-            rational, clamped to +-7.9053 (without FMA the    (worst near |x| = 5.8);
-            2 ulp Eigen quotes for FMA builds grows)          exactly +-1 beyond 7.9053
+``tanh``    Eigen ``generic_fast_tanh_float``: 13/6-degree    6 ulp, 4e-7 absolute;
+            rational, clamped to +-7.9053 (without FMA the    exactly +-1 beyond 7.9053
+            2 ulp Eigen quotes for FMA builds grows; its x
+            for |x| < 4e-4 is dropped: 3 ulp there anyway;
+            denormal x: 2e-43 absolute)
 ``erf``     Eigen ``generic_fast_erf_float`` (9/12-degree     6 ulp, 5e-7 absolute;
             rational, clamped at erfinv(1 - 2^-23))           +-1 beyond +-3.8325
 ``sin``     Cephes ``sinf``/``cosf``: octant reduction with   1e-7 absolute on
@@ -55,9 +59,10 @@ class Lanes:
     (vector); ``select`` takes (a, b, condition) like WebAssembly's ``select``.
     """
 
-    def __init__(self, f: Function, width: int):
+    def __init__(self, f: Function, width: int, fma: bool = False):
         assert width in (1, 4)
         self.fn, self.vec = f, width == 4
+        self.fma = fma and self.vec     # relaxed-SIMD f32x4.relaxed_madd in polynomials
 
     def tmp(self, integer: bool = False) -> int:
         return self.fn.local(V128 if self.vec else (I32 if integer else F32))
@@ -147,10 +152,22 @@ class Lanes:
         self.fconst(hi)
         self.f("pmin" if self.vec else "min")   # pmin(t, hi) = hi < t ? hi : t keeps nan
 
-    def poly(self, x: int, coeffs):
+    def poly(self, x: int, coeffs, estrin: bool = True):
         """c0 x^n + c1 x^(n-1) + ... + cn on the stack, by Estrin's scheme: pairs
         (a_2i + a_2i+1 x) combined with x^2, x^4, ... halve the dependency chain of Horner's
-        rule (the loop bodies are latency-bound), at the same number of multiply-adds."""
+        rule, at the same number of multiply-adds (``estrin=False``: Horner)."""
+        if not estrin:
+            self.fconst(coeffs[0])
+            for c in coeffs[1:]:
+                self.get(x)
+                if self.fma:
+                    self.fconst(c)
+                    self.fn.f32x4_relaxed_madd()
+                else:
+                    self.f("mul")
+                    self.fconst(c)
+                    self.f("add")
+            return
         terms = list(reversed(coeffs))          # ascending powers
         p = x
         while len(terms) > 1:
@@ -163,9 +180,13 @@ class Lanes:
                 hi = terms[k + 1]
                 self._push(hi)
                 self.get(p)
-                self.f("mul")
-                self._push(lo)
-                self.f("add")
+                if self.fma:
+                    self._push(lo)
+                    self.fn.f32x4_relaxed_madd()
+                else:
+                    self.f("mul")
+                    self._push(lo)
+                    self.f("add")
                 nxt.append(self.new())
             terms = nxt
             if len(terms) > 1:
@@ -351,28 +372,34 @@ def log(o: Lanes, x: int) -> int:
 
 # ---- tanh and erf: rational approximations (Eigen) ---------------------------------------------
 
+_TANH_CLAMP = 7.90531110763549805
 _TANH_NUM = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
              1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)
 _TANH_DEN = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
 
 
 def tanh(o: Lanes, x: int) -> int:
-    """tanh (Eigen generic_fast_tanh_float): x P(x^2) / Q(x^2) on [-7.9053, 7.9053], x for |x| < 4e-4."""
-    o.clamp(x, -7.90531110763549805, 7.90531110763549805)
+    """tanh (Eigen generic_fast_tanh_float): x P(x^2) / Q(x^2) on [-7.9053, 7.9053], +-1 beyond."""
+    o.clamp(x, -_TANH_CLAMP, _TANH_CLAMP)
     xc = o.new()
     o.get(xc, xc)
     o.f("mul")
     x2 = o.new()
+    o.get(xc)                       # +-1 with the sign of x, where x was clamped
+    o.bits()
+    o.iconst(-0x80000000)
+    o.bitand()
+    o.iconst(_f32bits(1.0))
+    o.bitor()
+    o.float_bits()
     o.poly(x2, _TANH_NUM)
     o.get(xc)
     o.f("mul")
     o.poly(x2, _TANH_DEN)
     o.f("div")
-    pq = o.new()
-    o.get(x, pq, x)                 # tiny |x|: x itself
-    o.f("abs")
-    o.fconst(0.0004)
-    o.f("lt")
+    o.get(x2)
+    o.fconst(_TANH_CLAMP * _TANH_CLAMP)
+    o.f("ge")
     o.select()
     return o.new()
 

@@ -17,16 +17,23 @@ from webtensor.wasm.analysis import analyze, is_copy
 from webtensor.wasm.lower import kernel_module
 
 ENGINE = wasmtime.Engine(wasmtime.Config())
+_cfg = wasmtime.Config()
+_cfg.wasm_relaxed_simd = True
+ENGINE_FMA = wasmtime.Engine(_cfg)
 
 
-def run_kernel(k, arrays, splits=None):
-    """Run kernel ``k`` on numpy ``arrays``; ``splits(rows)`` gives row-range bounds for several calls."""
-    m, lw = kernel_module(k)
+def run_kernel(k, arrays, splits=None, fma=False):
+    """Run kernel ``k`` on numpy ``arrays``; ``splits(rows)`` gives row-range bounds for several calls;
+    ``fma`` lowers with relaxed-SIMD multiply-adds (run on an engine with that feature)."""
+    m, lw = kernel_module(k, fma=fma)
     data = m.emit()
-    wasmtime.Module.validate(ENGINE, data)
-    store = wasmtime.Store(ENGINE)
+    engine = ENGINE_FMA if fma else ENGINE
+    wasmtime.Module.validate(engine, data)
+    relaxed = any("relaxed" in mn for g in m.functions for mn, _, _ in g.instrs)
+    assert relaxed <= fma, "relaxed SIMD emitted without fma=True"
+    store = wasmtime.Store(engine)
     mem = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(64, None)))
-    fn = wasmtime.Instance(store, wasmtime.Module(ENGINE, data), [mem]).exports(store)["kernel"]
+    fn = wasmtime.Instance(store, wasmtime.Module(engine, data), [mem]).exports(store)["kernel"]
     view = np.ctypeslib.as_array(mem.data_ptr(store), shape=(mem.data_len(store),))
     off, addrs = 64, []
     for a in arrays:
@@ -45,8 +52,8 @@ def run_kernel(k, arrays, splits=None):
     return (r != 0) if k.out.dtype == bool_ else r.copy(), lw
 
 
-def check(k, arrays, rtol=1e-6, atol=1e-6, splits=None):
-    got, lw = run_kernel(k, arrays, splits)
+def check(k, arrays, rtol=1e-6, atol=1e-6, splits=None, fma=False):
+    got, lw = run_kernel(k, arrays, splits, fma)
     want = K.evaluate(k, [np.asarray(a) for a in arrays])
     assert got.dtype == want.dtype or (got.dtype == np.int32 and want.dtype == np.int32)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
@@ -82,6 +89,16 @@ def test_broadcast_chain_collapses_and_vectorises():
     k = op_kernel(F.elementwise.add, [a, f32(4, 9)])
     assert analyze(k).ext == [5, 36]
     check(k, [a, f32(4, 9)])
+
+
+@pytest.mark.parametrize("fma", [False, True])
+def test_transcendental_chain_with_and_without_fma(fma):
+    x, a = f32(3, 1031) * 3, f32(1031)
+    k = op_kernel(F.elementwise.mul, [x, a])
+    e = k.expr
+    chain = K.exp(K.tanh(e) * 2.0) + K.erf(e) * K.log(K.unary("abs", e) + 1.0) + K.unary("sin", e)
+    k = K.map_kernel(k.inputs, k.out, chain)
+    check(k, [x, a], rtol=3e-6, atol=3e-6, fma=fma)
 
 
 def test_rows_split_matches_one_call():

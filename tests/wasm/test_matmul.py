@@ -21,10 +21,10 @@ def mm_kernel(a_shape, b_shape, ta=False, tb=False, dtype=float32):
     return F.linalg.matmul_op.kernel(avals, out, transpose_a=ta, transpose_b=tb)
 
 
-def check(a, b, ta=False, tb=False, splits=None):
+def check(a, b, ta=False, tb=False, splits=None, fma=False):
     k = mm_kernel(a.shape, b.shape, ta, tb)
     assert matmul.supports(k)
-    got, lw = run_kernel(k, [a, b], splits)
+    got, lw = run_kernel(k, [a, b], splits, fma)
     want = np.matmul(np.swapaxes(a, -1, -2) if ta else a, np.swapaxes(b, -1, -2) if tb else b)
     tol = 1e-5 * max(1, a.shape[-1 if not ta else -2]) ** 0.5
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
@@ -57,6 +57,11 @@ def test_batched_and_broadcast(a_shape, b_shape):
 def test_row_ranges_compose():
     a, b = rng.standard_normal((37, 20)).astype(np.float32), rng.standard_normal((20, 13)).astype(np.float32)
     check(a, b, splits=lambda rows: [0, 8, 9, 30, rows])
+
+
+def test_fused_multiply_add_micro_kernel():
+    check(rng.standard_normal((67, 300)).astype(np.float32), rng.standard_normal((300, 45)).astype(np.float32),
+          fma=True)
 
 
 def test_k_blocks_accumulate():
