@@ -50,23 +50,22 @@ class GPUData:
 
 
 class BufferPool:
-    """Storage buffers by size class (sizes rounded up to 1, 1.25, 1.5 or 1.75 times a power of two,
-    at least 256 bytes): ``acquire`` reuses a free buffer of the class before creating one.
+    """Storage buffers by size class (sizes rounded up to 1, 1.125, ..., 1.875 times a power of two,
+    at least 256 bytes): ``acquire`` reuses a free buffer of the class before creating one; at most
+    ``max_idle_bytes`` are kept idle (past that, released buffers are dropped and wgpu frees them).
 
     ``stats``: ``created`` (buffers ever created), ``bytes`` (their total size), ``reused``
-    (acquisitions served from the free lists), ``in_use``."""
+    (acquisitions served from the free lists), ``in_use``, ``idle_bytes``."""
 
-    def __init__(self, gpu_device, usage, max_size: int):
-        self.device, self.usage, self.max_size = gpu_device, usage, max_size
+    def __init__(self, gpu_device, usage, max_size: int, max_idle_bytes: int = 1 << 30):
+        self.device, self.usage, self.max_size, self.max_idle_bytes = gpu_device, usage, max_size, max_idle_bytes
         self.free: dict[int, list] = defaultdict(list)
-        self.stats = {"created": 0, "bytes": 0, "reused": 0, "in_use": 0}
+        self.stats = {"created": 0, "bytes": 0, "reused": 0, "in_use": 0, "idle_bytes": 0}
 
     def size_class(self, nbytes: int) -> int:
         n = max(int(nbytes), 256)
-        top = 1 << (n - 1).bit_length()
-        step = top // 8
-        size = -(-n // step) * step if step >= 4 else top
-        return min(size, max(self.max_size, -(-n // 4) * 4))
+        step = (1 << (n - 1).bit_length()) // 16
+        return min(-(-n // step) * step, max(self.max_size, -(-n // 4) * 4))
 
     def acquire(self, nbytes: int):
         size = self.size_class(nbytes)
@@ -74,6 +73,7 @@ class BufferPool:
         free = self.free.get(size)
         if free:
             self.stats["reused"] += 1
+            self.stats["idle_bytes"] -= size
             return free.pop()
         self.stats["created"] += 1
         self.stats["bytes"] += size
@@ -81,14 +81,14 @@ class BufferPool:
 
     def release(self, buffer) -> None:
         self.stats["in_use"] -= 1
-        self.free[buffer.size].append(buffer)
+        if self.stats["idle_bytes"] + buffer.size <= self.max_idle_bytes:
+            self.stats["idle_bytes"] += buffer.size
+            self.free[buffer.size].append(buffer)
 
     def clear(self) -> None:
-        """Destroy the free buffers (their memory goes back to the driver)."""
-        for bufs in self.free.values():
-            for b in bufs:
-                b.destroy()
+        """Drop the idle buffers (wgpu frees them once no submitted work uses them)."""
         self.free.clear()
+        self.stats["idle_bytes"] = 0
 
 
 class _Compiled:

@@ -311,6 +311,21 @@ def test_training_step_reuses_buffers(dev):
     assert losses[-1] < losses[0] * 0.7
 
 
+def test_buffer_pool_size_classes_and_idle_cap():
+    class FakeGPU:
+        def create_buffer(self, size, usage):
+            return type("Buf", (), {"size": size})()
+    pool = runtime.BufferPool(FakeGPU(), 0, 1 << 30, max_idle_bytes=4096)
+    a, b = pool.acquire(1000), pool.acquire(3000)
+    assert (a.size, b.size) == (1024, 3072)            # within 1/16 of a power of two
+    pool.release(a)
+    pool.release(b)                                      # 1024 + 3072 idle: at the cap
+    assert pool.acquire(1020) is a and pool.stats["reused"] == 1
+    c = pool.acquire(4000)
+    pool.release(c)                                      # 3072 + 4096 > cap: dropped, not kept
+    assert pool.stats["idle_bytes"] == 3072 and pool.acquire(4000) is not c
+
+
 def test_no_adapter_message(monkeypatch):
     import wgpu
     monkeypatch.setattr(wgpu.gpu, "request_adapter_sync", lambda **kw: None)
