@@ -13,7 +13,10 @@
   executable), and each ``run`` encodes every kernel into ONE command encoder and submits it.
 - Readback is explicit: ``to_host`` copies into a mappable staging buffer and maps it.
 - Device loss: errors from a lost device become a RuntimeError that says so;
-  :func:`reset_device` drops the instance so ``get_device('webgpu')`` creates a fresh one.
+  ``webtensor.webgpu.reset_device()`` drops the instance so ``get_device('webgpu')`` creates a
+  fresh one.
+- float16 is a dtype-table concern: stored and computed as f16 where the device has
+  ``shader-f16``, as f32 otherwise (``wgsl.storage_type``).
 """
 from __future__ import annotations
 
