@@ -113,6 +113,7 @@ class _Gen:
         self.memo: dict = {}
         self.scopes: list[list] = [[]]
         self.vec = False            # inside the vector loop of dim self.v
+        self.fused: set = set()
         self.unrolled = 1           # product of the extents of the enclosing unrolled loops
         self.i = [f.local(I32) for _ in self.ext]
 
@@ -143,9 +144,23 @@ class _Gen:
         for e in allnodes:
             self._deps(e)
         self.level = {e: max(self.dep[e], default=-1) for e in allnodes}
+        # with fma, a vector float multiply feeding only one add (or the subtrahend of one sub)
+        # is fused into it: computed there as relaxed_madd / relaxed_nmadd, not on its own
+        self.fused = set()
+        if self.fma and self.v is not None:
+            uses: dict = {}
+            for e in allnodes:
+                for x in e.args:
+                    uses[x] = uses.get(x, 0) + 1
+            for e in allnodes:
+                if e.op in ("add", "sub") and _fl(e.dtype) and self.v in self.dep[e]:
+                    for x in (e.args if e.op == "add" else e.args[1:]):
+                        if x.op == "mul" and uses[x] == 1 and self.v in self.dep[x] and x not in self.fused:
+                            self.fused.add(x)
+                            break
         self.by_level: dict[int, list] = {}
         for e in allnodes:
-            if e.op != "const":
+            if e.op != "const" and e not in self.fused:
                 self.by_level.setdefault(self.level[e], []).append(e)
         # scalar nodes outside the vector loop that vector code consumes: splat once per entry
         self.splats = []
@@ -318,6 +333,14 @@ class _Gen:
                 self._mad(self.val(x), 4 * c)
         elif op == "ld":
             self._load(e, vec)
+        elif vec and op in ("add", "sub") and any(x in self.fused for x in e.args):
+            m = next(x for x in (e.args if op == "add" else e.args[1:]) if x in self.fused)
+            other = e.args[1] if e.args[0] is m else e.args[0]
+            p, q, c = (self.val(y, True) for y in (m.args[0], m.args[1], other))
+            f.local_get(p)
+            f.local_get(q)
+            f.local_get(c)
+            f.f32x4_relaxed_madd() if op == "add" else f.f32x4_relaxed_nmadd()
         else:
             args = [self.val(x, vec) for x in e.args]
             self._op(e, vec, args)

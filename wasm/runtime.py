@@ -291,17 +291,8 @@ class WasmExecutable:
             addr[b] = ("slot", self.table + 4 * i)
         f = m.function("run", export=True)
         for s, lw in zip(prog.steps, fns):
-            if not lw.rows:
-                continue
-            for b in [s.output] + s.inputs:
-                kind, a = addr[b]
-                f.i32_const(a)
-                if kind == "slot":
-                    f.i32_load()
-            f.i32_const(0)
-            f.i32_const(lw.rows)
-            f.i32_const(scratch_at)
-            f.call(lw.name)
+            emit_call(f, lw, [a if kind == "const" else _load_slot(a) for kind, a in
+                              (addr[b] for b in [s.output] + s.inputs)], scratch_at)
         f.finish()
         self.module = m
         self._run = device._instantiate(m, "run", 0)
@@ -319,6 +310,29 @@ class WasmExecutable:
         dev.view.view(dev.np.int32)[t:t + len(self._slots)] = [data[b].offset for b in self._slots]
         self._run()
         return [data[b] for b in prog.outputs], [data[b] for b in prog.updates]
+
+
+def emit_call(f, lw, addresses, scratch: int) -> None:
+    """Emit into function ``f`` a call of the lowered kernel ``lw`` over all its rows (the calling
+    convention of :mod:`.lower`: ``(out, in..., start=0, end=rows, scratch)``); nothing for an empty
+    kernel. ``addresses``: the output's then each input's byte address, each an int or a callable
+    ``push(f)`` that leaves it on the stack. Used by :class:`WasmExecutable` and by export's drivers."""
+    if not lw.rows:
+        return
+    for a in addresses:
+        if callable(a):
+            a(f)
+        else:
+            f.i32_const(a)
+    f.i32_const(0)
+    f.i32_const(lw.rows)
+    f.i32_const(scratch)
+    f.call(lw.name)
+
+
+def _load_slot(at: int):
+    """An address pusher: the i32 stored at byte ``at`` (an executable's address table)."""
+    return lambda f: f.i32_const(at).i32_load()
 
 
 class _Aval:

@@ -199,6 +199,32 @@ class Lanes:
         """A coefficient (float) or a local (int) onto the stack."""
         self.fconst(t) if isinstance(t, float) else self.get(t)
 
+    def madd(self, a, b, c):
+        """a * b + c on the stack (fused with ``fma``); operands are floats or locals."""
+        self._push(a)
+        self._push(b)
+        if self.fma:
+            self._push(c)
+            self.fn.f32x4_relaxed_madd()
+        else:
+            self.f("mul")
+            self._push(c)
+            self.f("add")
+
+    def nmadd(self, a, b, c):
+        """c - a * b on the stack (fused with ``fma``)."""
+        if self.fma:
+            self._push(a)
+            self._push(b)
+            self._push(c)
+            self.fn.f32x4_relaxed_nmadd()
+        else:
+            self._push(c)
+            self._push(a)
+            self._push(b)
+            self.f("mul")
+            self.f("sub")
+
 
 # ---- exp -------------------------------------------------------------------------------------
 
@@ -213,26 +239,17 @@ def exp(o: Lanes, x: int) -> int:
     o.clamp(x, -104.0, 89.0)               # keeps 2^n within two normal factors
     o.set(xc)
     # n = round(x log2 e) by the "magic bias": adding 1.5 * 2^23 leaves n in the low mantissa bits
-    o.get(xc)
-    o.fconst(LOG2E)
-    o.f("mul")
-    o.fconst(_MAGIC)
-    o.f("add")
+    o.madd(xc, LOG2E, _MAGIC)
     t = o.new()
     o.get(t)
     o.fconst(_MAGIC)
     o.f("sub")
     fn = o.new()
-    # r = x - n ln2 in two parts (Cephes C1 = 0.693359375, C2 = -2.12194440e-4)
-    o.get(xc, fn)
-    o.fconst(0.693359375)
-    o.f("mul")
-    o.f("sub")
-    o.get(fn)
-    o.fconst(-2.12194440e-4)
-    o.f("mul")
-    o.f("sub")
+    # r = x - n ln2 in two parts (Cephes C1 = 0.693359375, C2 = -2.12194440e-4); n C1 is exact
+    o.nmadd(fn, 0.693359375, xc)
     r = o.new()
+    o.nmadd(fn, -2.12194440e-4, r)
+    o.set(r)
     o.poly(r, _EXP_P)
     o.get(r, r)
     o.f("mul")
