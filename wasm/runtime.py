@@ -163,7 +163,8 @@ class WasmDevice(Device):
         self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, MAX_PAGES)))
         self.alloc = Allocator(initial_pages * PAGE, self._grow)
         self._view = None
-        self._kernels: dict = {}
+        self._kernels: dict = {}        # Kernel -> (Lowered, caller): one module per distinct kernel
+        self._ops: dict = {}            # (op, input avals, output aval, attrs) -> the same, skipping op.kernel
         self.kernel_stats = {"hits": 0, "misses": 0}
         self._scratch = None
 
@@ -233,8 +234,18 @@ class WasmDevice(Device):
     def execute(self, op, datas, attrs, in_avals, out_aval):
         if op.kernel is None:
             raise NotImplementedError(f"op {op.name!r} has no kernel; it cannot run on the wasm device")
-        kernel = op.kernel(list(in_avals), out_aval, **attrs)
-        lw, call = self._kernel(kernel)
+        key = (op, tuple(in_avals), out_aval, tuple(sorted(attrs.items())))
+        try:
+            ent = self._ops.get(key)
+        except TypeError:               # an unhashable attribute: build the kernel every time
+            key, ent = None, None
+        if ent is None:
+            ent = self._kernel(op.kernel(list(in_avals), out_aval, **attrs))
+            if key is not None:
+                self._ops[key] = ent
+        else:
+            self.kernel_stats["hits"] += 1
+        lw, call = ent
         if lw.copy:
             return datas[0]             # same bytes (buffers are immutable): alias, no copy
         _, n = _storage(out_aval)

@@ -163,3 +163,16 @@ def test_missing_wasmtime_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "wasmtime", None)
     with pytest.raises(ImportError, match=r"pip install 'webtensor\[wasm\]'"):
         WasmDevice()
+
+
+def test_memory_grows_and_keeps_tensors(dev):
+    rng = np.random.default_rng(5)
+    keep = [rng.standard_normal((512, 1024)).astype(np.float32) for _ in range(3)]     # 2 MiB each
+    ts = [wt.tensor(a, device="wasm") for a in keep]
+    size = dev.stats()["memory"]
+    big = wt.zeros((size // 4 + 1024,), device="wasm") + 1.0                          # forces growth
+    assert dev.stats()["memory"] > size
+    for a, t in zip(keep, ts):
+        np.testing.assert_array_equal(t.numpy(), a)
+    assert float(wt.sum(big[:10])) == 10.0
+    np.testing.assert_allclose((ts[0] * 2.0).numpy(), keep[0] * 2)
