@@ -1,5 +1,15 @@
-"""webtensor.wasm: WebAssembly emitted by pure Python.
+"""webtensor.wasm: WebAssembly emitted by pure Python, and the ``"wasm"`` device.
 
-``binary`` writes the WebAssembly binary format (Core Spec 2.0 §5) with
-SIMD128; ``text`` dumps what the builder recorded, for debugging.
+Compilation (no numpy; runs in Pyodide):
+
+- ``binary``: the WebAssembly binary format (Core Spec 2.0 §5) with SIMD128;
+  ``text`` dumps what the builder recorded, for debugging;
+- ``analysis``: kernel IR index simplification, affine load offsets, loop-dim split/merge;
+- ``lower``: kernel IR -> WebAssembly functions (vectorised maps and reductions);
+- ``vmath``: polynomial exp/log/tanh/erf/sin/cos/pow, scalar and f32x4;
+- ``matmul``: the register-tiled SIMD128 matmul template.
+
+Execution (needs ``wasmtime`` and numpy: ``pip install 'webtensor[wasm]'``):
+
+- ``runtime``: ``WasmDevice`` (one linear memory, allocator, kernel cache, one-call executables).
 """

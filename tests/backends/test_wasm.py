@@ -176,3 +176,14 @@ def test_memory_grows_and_keeps_tensors(dev):
         np.testing.assert_array_equal(t.numpy(), a)
     assert float(wt.sum(big[:10])) == 10.0
     np.testing.assert_allclose((ts[0] * 2.0).numpy(), keep[0] * 2)
+
+
+def test_checked_call_path_matches_the_raw_call(dev, monkeypatch):
+    a = np.arange(40, dtype=np.float32).reshape(5, 8)
+    x = wt.tensor(a, device="wasm")
+    fast = (x * 3.0 + 1.0).numpy()
+    from webtensor.wasm import runtime
+    monkeypatch.setattr(runtime._Caller, "__call__", lambda self, *v: self.func(self.store, *v))
+    slow = (x * 3.0 + 1.0).numpy()
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(slow, a * 3 + 1)
