@@ -19,6 +19,8 @@ from .device import device, get_device, register_device, Device
 from .function import function, grad, value_and_grad, Function
 from .tape import GradientTape
 from . import optimizers, data
+from .export import export
+from .artifact import load
 from . import nn, datasets
 
 random = _types.SimpleNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)

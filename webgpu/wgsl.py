@@ -735,6 +735,24 @@ def lower(kernel: K.Kernel, limits: Limits = Limits()) -> Lowered:
     return _lower_reduce(kernel, limits)
 
 
+def copy_pass(words: int, dst_offset: int = 0, limits: Limits = Limits()) -> Pass:
+    """A dispatch copying ``words`` 32-bit words from binding 0 (``src``, from its word 0) to binding 1
+    (``dst``, from word ``dst_offset``), bit for bit. For runtimes that run only dispatches (exported
+    artifacts): they fill a kernel's ``packed`` binding (``Lowered.packed``) and route in-place
+    updates through a temporary with it, where the native runtime uses ``copy_buffer_to_buffer``."""
+    wgs = limits.workgroup_size
+    grid, wg_line = _grid(max(1, -(-words // wgs)), limits)
+    src = _header([("src", "u32", False), ("dst", "u32", True)], limits) + f"""
+@compute @workgroup_size({wgs})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
+  {wg_line}
+  let gid = wg * {wgs} + i32(lid);
+  if (gid >= {words}) {{ return; }}
+  dst[{dst_offset} + gid] = src[gid];
+}}
+"""
+    return Pass(src, (("src", False), ("dst", True)), grid)
+
 # ---- map ----------------------------------------------------------------------------------------
 
 def _lower_map(kernel: K.Kernel, limits: Limits) -> Lowered:

@@ -364,6 +364,12 @@ class Model(Layer):
         assigned). Raises ValueError on missing/extra names or shape/dtype mismatch."""
         saving.load_weights(self, filepath)
 
+    def export(self, path, batch_size: int | None = None, signatures=None, **kwargs) -> dict:
+        """Write an artifact for the JS runtime and ``webtensor.load``: ``predict`` and, when compiled,
+        ``train_step`` for batches of ``batch_size``. See :func:`webtensor.export` (``kwargs`` go there)."""
+        from ..export import export
+        return export(self, kwargs.pop("example_inputs", None), path, signatures, batch_size=batch_size, **kwargs)
+
     # ---- summary ----
     def summary(self, line_length: int = 78, print_fn=None) -> None:
         """Print a table of the layers, their output shapes and parameter counts.

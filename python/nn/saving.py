@@ -16,6 +16,9 @@ from ..tensor import Variable, tensor
 
 FORMAT = "webtensor.weights"
 VERSION = "1"
+# Entries that are not layer weights: optimizer and other state that exported artifacts carry
+# (``webtensor.export``); weights saved by the JS runtime hold them, and ``load_weights`` skips them.
+STATE_PREFIXES = ("optimizer/", "state/")
 _FILE_DTYPE = {"float32": "<f4", "int32": "<i4", "float16": "<f2", "bool": "|b1"}  # safetensors: little-endian
 
 
@@ -52,6 +55,7 @@ def load_weights(layer, path) -> None:
     """Assign the weights stored in ``path`` to ``layer``'s Variables, matched by path.
 
     Everything is checked before anything is assigned, so on error the layer is unchanged.
+    Entries under ``optimizer/`` and ``state/`` (artifact state, see :data:`STATE_PREFIXES`) are skipped.
 
     Raises:
         ValueError: the layer is not built; or the file lacks weights the layer has, holds
@@ -67,7 +71,7 @@ def load_weights(layer, path) -> None:
     stored, _ = safetensors_io.load_file(path)
     problems = []
     missing = [k for k in weights if k not in stored]
-    extra = [k for k in stored if k not in weights]
+    extra = [k for k in stored if k not in weights and not k.startswith(STATE_PREFIXES)]
     if missing:
         problems.append(f"missing from the file: {missing}")
     if extra:

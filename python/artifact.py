@@ -1,0 +1,678 @@
+"""``webtensor.load``: read, check and run an exported artifact (``docs/artifact.md``) in Python.
+
+The same checks as the JS runtime (``js/artifact.js``), before anything is created: the manifest's
+format and version, every listed file's presence, size and SHA-256, the manifest's structure, the
+weights (every variable present with its dtype and shape), then the chosen backend's section.
+Any failure raises :class:`ArtifactError` naming the file or variable and what is wrong, and
+nothing is left half-loaded.
+
+Backends: ``'wasm'`` instantiates ``module.wasm`` in ``wasmtime`` with one memory of the
+signatures' largest ``memory_bytes``, copies the variables to their addresses once, and each
+run writes the inputs, calls the signature's driver and copies the outputs out. ``'webgpu'`` (on
+``webtensor.get_device('webgpu')``'s wgpu device) creates the variable buffers once, each
+signature's buffers, pipelines and bind groups once, and each run writes the inputs, encodes
+every dispatch in one compute pass of one command encoder, copies the outputs to a staging
+buffer, submits once and maps it. Requires numpy, and wasmtime or wgpu for the backend used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from math import prod
+
+FORMAT = "webtensor-artifact"
+FORMAT_VERSION = 1
+DTYPES = ("float32", "int32", "bool")
+PAGE = 65536
+_NP = {"float32": "<f4", "int32": "<i4", "bool": "bool"}
+
+
+class ArtifactError(ValueError):
+    """A damaged, malformed or unsupported artifact; the message names the file or variable."""
+
+
+def _nbytes(spec) -> int:
+    return 4 * prod(spec["shape"])
+
+
+def _is_obj(v) -> bool:
+    return isinstance(v, dict)
+
+
+def _is_index(v, n) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def read_artifact(path):
+    """Read and check the artifact directory ``path``. Returns ``(manifest, files, weights)``: ``files``
+    maps each listed name to its bytes, ``weights`` each tensor of ``weights.safetensors`` to
+    ``(dtype, shape, bytes)``. Raises :class:`ArtifactError` (see the module docstring)."""
+    from . import safetensors_io
+    where = os.fspath(path)
+
+    def fail(msg):
+        raise ArtifactError(f"webtensor: artifact '{where}': {msg}")
+
+    def get(name) -> bytes:
+        full = os.path.join(where, *name.split("/"))
+        if not os.path.isfile(full):
+            fail(f"{name} is missing")
+        try:
+            with open(full, "rb") as f:
+                return f.read()
+        except OSError as e:
+            fail(f"{name}: cannot be read ({e})")
+
+    try:
+        manifest = json.loads(get("manifest.json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        fail(f"manifest.json is not valid JSON ({e})")
+    if not _is_obj(manifest):
+        fail("manifest.json is not a JSON object")
+    if manifest.get("format") != FORMAT:
+        fail(f"manifest.json: format is {json.dumps(manifest.get('format'))}, expected \"{FORMAT}\"")
+    m = re.match(r"\s*(\d+)", str(manifest.get("format_version")))
+    if not m or int(m.group(1)) != FORMAT_VERSION:
+        fail(f"manifest.json: format_version {json.dumps(manifest.get('format_version'))} is not supported "
+             f"(this runtime reads version {FORMAT_VERSION})")
+    if not _is_obj(manifest.get("files")):
+        fail('manifest.json: "files" must be an object {name: {bytes, sha256}}')
+    files = {}
+    for name, info in manifest["files"].items():
+        if not _is_obj(info) or not _is_int(info.get("bytes")) or not isinstance(info.get("sha256"), str):
+            fail(f'manifest.json: files["{name}"] must be {{bytes: integer, sha256: hex string}}')
+        if name.startswith("/") or ".." in name.split("/"):
+            fail(f"manifest.json: files[\"{name}\"] is not a path inside the artifact")
+        data = get(name)
+        if len(data) != info["bytes"]:
+            fail(f"{name}: size is {len(data)} bytes, the manifest lists {info['bytes']} (truncated or replaced file?)")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != info["sha256"].lower():
+            fail(f"{name}: SHA-256 is {digest}, the manifest lists {info['sha256']} (damaged file?)")
+        files[name] = data
+    _check_manifest(manifest, fail)
+    try:
+        stored, _ = safetensors_io.load(files["weights.safetensors"])
+    except ValueError as e:
+        fail(f"weights.safetensors: {e}")
+    weights = {k: (d, tuple(s), bytes(v)) for k, (d, s, v) in stored.items()}
+    for v in manifest["variables"]:
+        t = weights.get(v["name"])
+        if t is None:
+            fail(f"weights.safetensors: variable '{v['name']}' is missing")
+        if t[0] != v["dtype"] or list(t[1]) != list(v["shape"]):
+            fail(f"weights.safetensors: variable '{v['name']}' is {t[0]} {list(t[1])}, the manifest lists "
+                 f"{v['dtype']} {v['shape']}")
+    return manifest, files, weights
+
+
+def _check_spec(spec, what, fail):
+    if not _is_obj(spec) or not isinstance(spec.get("name"), str):
+        fail(f"manifest.json: {what} must be {{name, dtype, shape}}")
+    if spec.get("dtype") not in DTYPES:
+        fail(f"manifest.json: {what} '{spec['name']}': unsupported dtype {json.dumps(spec.get('dtype'))} "
+             f"(supported: {', '.join(DTYPES)})")
+    shape = spec.get("shape")
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        fail(f"manifest.json: {what} '{spec['name']}': shape must be non-negative integers, got {json.dumps(shape)}")
+
+
+def _check_manifest(manifest, fail):
+    variables, signatures = manifest.get("variables"), manifest.get("signatures")
+    if not isinstance(variables, list):
+        fail('manifest.json: "variables" must be an array')
+    names = set()
+    for i, v in enumerate(variables):
+        _check_spec(v, f"variables[{i}]", fail)
+        if v["name"] in names:
+            fail(f"manifest.json: variable '{v['name']}' is listed twice")
+        names.add(v["name"])
+    if not _is_obj(signatures) or not signatures:
+        fail('manifest.json: "signatures" must be a non-empty object')
+
+    def listed(file, what):
+        if file not in manifest["files"]:
+            fail(f"manifest.json: {what} names {json.dumps(file)}, which \"files\" does not list")
+    for name, sig in signatures.items():
+        what = f"signature '{name}'"
+        if not _is_obj(sig):
+            fail(f"manifest.json: {what} must be an object")
+        for key in ("inputs", "outputs"):
+            if not isinstance(sig.get(key), list):
+                fail(f'manifest.json: {what}: "{key}" must be an array')
+            seen = set()
+            for i, s in enumerate(sig[key]):
+                _check_spec(s, f"{what} {key}[{i}]", fail)
+                if s["name"] in seen:
+                    fail(f"manifest.json: {what}: two {key} are named '{s['name']}'")
+                seen.add(s["name"])
+        for key in ("reads", "writes"):
+            lst = sig.get(key, [])
+            if not isinstance(lst, list) or not all(_is_index(i, len(variables)) for i in lst):
+                fail(f'manifest.json: {what}: "{key}" must be indices into "variables" (0..{len(variables) - 1}), '
+                     f"got {json.dumps(sig.get(key))}")
+        if "wasm" in sig:
+            listed("module.wasm", f"{what} wasm")
+        if "webgpu" in sig:
+            w = sig["webgpu"]
+            if not _is_obj(w) or not isinstance(w.get("kernels"), list):
+                fail(f"manifest.json: {what}: webgpu.kernels must be an array")
+            for i, k in enumerate(w["kernels"]):
+                if not _is_obj(k) or not isinstance(k.get("wgsl"), str):
+                    fail(f"manifest.json: {what}: webgpu.kernels[{i}].wgsl must be a file name")
+                listed(k["wgsl"], f"{what} webgpu.kernels[{i}]")
+    listed("weights.safetensors", "the artifact")
+
+
+def _storage(data: bytes, dtype: str) -> bytes:
+    """safetensors bytes of a tensor -> backend storage (bool: one byte -> a 4-byte 0/1 integer)."""
+    import numpy as np
+    if dtype == "bool":
+        return (np.frombuffer(data, np.uint8) != 0).astype("<i4").tobytes()
+    return bytes(data)
+
+
+def _from_storage(data, spec):
+    import numpy as np
+    if spec["dtype"] == "bool":
+        return (np.frombuffer(data, "<i4") != 0).reshape(spec["shape"])
+    return np.frombuffer(data, _NP[spec["dtype"]]).reshape(spec["shape"]).copy()
+
+
+# ---- WebAssembly ------------------------------------------------------------------------------------
+
+class _WasmBackend:
+    kind = "wasm"
+
+    def __init__(self, manifest, files, weights, fail):
+        from .util import require, require_numpy
+        np = require_numpy("webtensor.load")
+        wasmtime = require("wasmtime", "webtensor.load(backend='wasm')")
+        variables, sigs = manifest["variables"], manifest["signatures"]
+        memory_bytes, address = 0, {}
+        for name, sig in sigs.items():
+            w, what = sig.get("wasm"), f"signature '{name}' wasm"
+            if not _is_obj(w):
+                fail(f"manifest.json: {what}: section is missing (this artifact has no WebAssembly code for it)")
+            if not isinstance(w.get("driver"), str):
+                fail(f'manifest.json: {what}: "driver" must be the exported function\'s name')
+            mb = w.get("memory_bytes")
+            if not _is_int(mb) or not 0 <= mb <= 65536 * PAGE:
+                fail(f'manifest.json: {what}: "memory_bytes" must be an integer in [0, 4 GiB], got {json.dumps(mb)}')
+            memory_bytes = max(memory_bytes, mb)
+            for key in ("inputs", "outputs"):
+                a = w.get(key)
+                if not isinstance(a, list) or len(a) != len(sig[key]) or not all(_is_int(x) and x >= 0 for x in a):
+                    fail(f'manifest.json: {what}: "{key}" must hold one byte address per {key[:-1]} ({len(sig[key])})')
+            vars_ = w.get("variables", {})
+            if not _is_obj(vars_):
+                fail(f'manifest.json: {what}: "variables" must be an object {{variable index: byte address}}')
+            for i in set(sig.get("reads", [])) | set(sig.get("writes", [])):
+                if str(i) not in vars_:
+                    fail(f"manifest.json: {what}: no address for variable {i} ('{variables[i]['name']}'), which the "
+                         "signature uses")
+            for key, addr in vars_.items():
+                i = int(key) if key.isdigit() else -1
+                if not _is_index(i, len(variables)) or not _is_int(addr) or addr < 0:
+                    fail(f"manifest.json: {what}: variables {{{json.dumps(key)}: {json.dumps(addr)}}} is not "
+                         "{variable index: byte address}")
+                if address.get(i, addr) != addr:
+                    fail(f"manifest.json: {what}: variable '{variables[i]['name']}' is at {addr}, another signature "
+                         f"has it at {address[i]} (variables must have one address)")
+                address[i] = addr
+        regions = sorted((a, a + _nbytes(variables[i]), f"variable '{variables[i]['name']}'") for i, a in address.items())
+        for (a0, e0, w0), (a1, e1, w1) in zip(regions, regions[1:]):
+            if a1 < e0:
+                fail(f"manifest.json: wasm: {w1} [{a1}, {e1}) overlaps {w0}")
+        for name, sig in sigs.items():
+            for key in ("inputs", "outputs"):
+                for a, spec in zip(sig["wasm"][key], sig[key]):
+                    regions.append((a, a + _nbytes(spec), f"signature '{name}' {key[:-1]} '{spec['name']}'"))
+        for a, e, w in regions:
+            if e > memory_bytes:
+                fail(f"manifest.json: wasm: {w} [{a}, {e}) lies outside the {memory_bytes}-byte memory")
+        cfg = wasmtime.Config()
+        cfg.wasm_simd = True
+        cfg.wasm_relaxed_simd = True
+        engine = wasmtime.Engine(cfg)
+        try:
+            module = wasmtime.Module(engine, files["module.wasm"])
+        except Exception as e:
+            fail(f"module.wasm is not a valid WebAssembly module ({str(e).strip().splitlines()[0]})")
+        for imp in module.imports:
+            if (imp.module, imp.name) != ("env", "memory") or not isinstance(imp.type, wasmtime.MemoryType):
+                fail(f"module.wasm imports {imp.module}.{imp.name}; the runtime provides only env.memory")
+        exported = {e.name for e in module.exports if isinstance(e.type, wasmtime.FuncType)}
+        for name, sig in sigs.items():
+            if sig["wasm"]["driver"] not in exported:
+                fail(f"module.wasm does not export the driver function '{sig['wasm']['driver']}' of signature '{name}'")
+        self.store = wasmtime.Store(engine)
+        pages = max(1, -(-memory_bytes // PAGE))
+        self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(pages, None)))
+        try:
+            inst = wasmtime.Instance(self.store, module, [self.memory])
+        except Exception as e:
+            fail(f"module.wasm cannot be instantiated ({str(e).strip().splitlines()[0]})")
+        self.np, self.variables, self.address = np, variables, address
+        self.drivers = {name: inst.exports(self.store)[sig["wasm"]["driver"]] for name, sig in sigs.items()}
+        self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
+                   for name, sig in sigs.items()}
+        self.host = {}
+        for i, v in enumerate(variables):
+            data = _storage(weights[v["name"]][2], v["dtype"])
+            if i in address:
+                self.view[address[i]:address[i] + len(data)] = np.frombuffer(data, np.uint8)
+            else:
+                self.host[i] = data
+
+    @property
+    def view(self):
+        n = self.memory.data_len(self.store)
+        return self.np.ctypeslib.as_array(self.memory.data_ptr(self.store), shape=(n,))
+
+    def run(self, name, inputs: list[bytes]) -> list[bytes]:
+        ins, outs = self.io[name]
+        view = self.view
+        for a, data in zip(ins, inputs):
+            view[a:a + len(data)] = self.np.frombuffer(data, self.np.uint8)
+        self.drivers[name](self.store)
+        view = self.view                      # a driver that grew the memory moved it
+        return [view[a:a + n].tobytes() for a, n in outs]
+
+    def read_variables(self, indices) -> list[bytes]:
+        view = self.view
+        return [self.host[i] if i in self.host else
+                view[self.address[i]:self.address[i] + _nbytes(self.variables[i])].tobytes() for i in indices]
+
+    def write_variable(self, i, data: bytes):
+        if i in self.host:
+            self.host[i] = data
+        else:
+            self.view[self.address[i]:self.address[i] + len(data)] = self.np.frombuffer(data, self.np.uint8)
+
+    def stats(self) -> dict:
+        return {"wasm_memory_bytes": self.memory.data_len(self.store)}
+
+    def dispose(self):
+        self.drivers = self.memory = self.store = None
+
+
+# ---- WebGPU -----------------------------------------------------------------------------------------
+
+_BINDING = re.compile(r"@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>")
+
+
+def wgsl_bindings(source: str) -> dict[int, tuple[int, str, str]]:
+    """``{binding: (group, address space, access)}`` of a WGSL source's resource declarations."""
+    code = re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", "", source, flags=re.S))
+    return {int(b): (int(g), space, access or "read") for g, b, space, access in _BINDING.findall(code)}
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"[A-Z]", lambda m: "-" + m.group(0).lower(), name)
+
+
+def webgpu_shortfall(manifest, files, limits: dict, features) -> str | None:
+    """Why the artifact cannot run on a device with ``limits`` (wgpu-py's kebab-case names) and
+    ``features``: a signature without WebGPU code, a limit or WGSL feature it lacks; else None."""
+    for name, sig in manifest["signatures"].items():
+        w = sig.get("webgpu")
+        if not _is_obj(w):
+            return f"signature '{name}' has no WebGPU code"
+        for key, need in (w.get("required_limits") or {}).items():
+            have = limits.get(_kebab(key))
+            if have is None:
+                return f"signature '{name}' requires {key} (unknown limit on this device)"
+            if (have > need) if key.startswith("min") else (have < need):
+                return f"signature '{name}' requires {key} {need} (the device offers {have})"
+        for k in w["kernels"]:
+            for f in re.findall(r"^\s*enable\s+([\w\s,]+);", files[k["wgsl"]].decode(), re.M):
+                for feat in (x.strip() for x in f.split(",")):
+                    feat = {"f16": "shader-f16"}.get(feat, feat)
+                    if feat and feat not in features:
+                        return f"{k['wgsl']} needs the WebGPU feature '{feat}'"
+    return None
+
+
+class _WebGPUBackend:
+    kind = "webgpu"
+
+    def __init__(self, manifest, files, weights, fail):
+        from .device import get_device
+        from .util import require_numpy
+        np = require_numpy("webtensor.load")
+        dev = get_device("webgpu")
+        self.np, self.dev, self.wgpu, gpu = np, dev, dev.wgpu, dev.gpu
+        variables, sigs = manifest["variables"], manifest["signatures"]
+        short = webgpu_shortfall(manifest, files, dict(gpu.limits), set(gpu.features))
+        if short:
+            fail(f"cannot run on this WebGPU device: {short}")
+        roles = ("input", "output", "variable", "temp", "const")
+        layouts = {}
+        for name, sig in sigs.items():
+            w, what = sig["webgpu"], f"signature '{name}' webgpu"
+            if not isinstance(w.get("buffers"), list):
+                fail(f'manifest.json: {what}: "buffers" must be an array')
+            seen = {"input": set(), "output": set()}
+            for k, b in enumerate(w["buffers"]):
+                at = f"manifest.json: {what} buffers[{k}]"
+                if not _is_obj(b) or b.get("role") not in roles:
+                    fail(f"{at}: role must be one of {', '.join(roles)}")
+                if not _is_int(b.get("bytes")) or b["bytes"] < 0:
+                    fail(f'{at}: "bytes" must be a non-negative integer')
+                spec = None
+                if b["role"] in ("input", "output"):
+                    lst = sig[b["role"] + "s"]
+                    if not _is_index(b.get("index"), len(lst)):
+                        fail(f"{at}: no {b['role']} {json.dumps(b.get('index'))}")
+                    if b["index"] in seen[b["role"]]:
+                        fail(f"{at}: {b['role']} {b['index']} has two buffers")
+                    seen[b["role"]].add(b["index"])
+                    spec = lst[b["index"]]
+                elif b["role"] == "variable":
+                    if not _is_index(b.get("index"), len(variables)):
+                        fail(f"{at}: no variable {json.dumps(b.get('index'))}")
+                    spec = variables[b["index"]]
+                elif b["role"] == "const":
+                    if b.get("data") not in weights:
+                        fail(f"weights.safetensors: constant {json.dumps(b.get('data'))} ({what} buffers[{k}]) is missing")
+                    spec = {"shape": weights[b["data"]][1]}
+                if spec is not None and b["bytes"] < _nbytes(spec):
+                    fail(f"{at}: {b['bytes']} bytes cannot hold {list(spec['shape'])} ({_nbytes(spec)} bytes)")
+            for role in ("input", "output"):
+                for k, spec in enumerate(sig[role + "s"]):
+                    if k not in seen[role]:
+                        fail(f"manifest.json: {what}: no buffer for {role} {k} ('{spec['name']}')")
+            for k, kernel in enumerate(w["kernels"]):
+                at = f"{what} kernels[{k}] ({kernel['wgsl']})"
+                binds, disp = kernel.get("bindings"), kernel.get("dispatch")
+                if not isinstance(kernel.get("entry_point"), str):
+                    fail(f'manifest.json: {at}: "entry_point" must be a string')
+                if not isinstance(binds, list) or not all(_is_index(i, len(w["buffers"])) for i in binds):
+                    fail(f'manifest.json: {at}: "bindings" must be indices into buffers')
+                if not isinstance(disp, list) or not 1 <= len(disp) <= 3 or not all(_is_int(n) and n >= 0 for n in disp):
+                    fail(f'manifest.json: {at}: "dispatch" must be 1 to 3 non-negative integers')
+                if kernel["wgsl"] not in layouts:
+                    layouts[kernel["wgsl"]] = wgsl_bindings(files[kernel["wgsl"]].decode())
+                declared = layouts[kernel["wgsl"]]
+                for b, (group, space, _) in declared.items():
+                    if group != 0 or space != "storage":
+                        fail(f"{kernel['wgsl']}: @group({group}) @binding({b}) var<{space}> is not a @group(0) storage binding")
+                    if b >= len(binds):
+                        fail(f"{at}: the shader declares @binding({b}), but the kernel lists {len(binds)} bindings")
+                for b, i in enumerate(binds):
+                    if b not in declared:
+                        fail(f"{at}: the kernel lists binding {b}, but the shader declares no @group(0) @binding({b})")
+                    if declared[b][2] == "read_write" and binds.count(i) > 1:
+                        fail(f"{at}: buffers[{i}] is bound twice and written (WebGPU forbids writable aliasing)")
+        self.created = []
+        try:
+            self._build(manifest, files, weights, layouts, fail)
+        except BaseException:
+            self.dispose()
+            raise
+
+    def _buffer(self, size, usage):
+        b = self.dev.gpu.create_buffer(size=max(4, -(-size // 4) * 4), usage=usage)
+        self.created.append(b)
+        return b
+
+    def _build(self, manifest, files, weights, layouts, fail):
+        U, gpu, np = self.wgpu.BufferUsage, self.dev.gpu, self.np
+        variables, sigs = manifest["variables"], manifest["signatures"]
+        self.variables = variables
+        var_bytes = [max([_nbytes(v)] + [b["bytes"] for s in sigs.values() for b in s["webgpu"]["buffers"]
+                                         if b["role"] == "variable" and b["index"] == i])
+                     for i, v in enumerate(variables)]
+        self.var_buffers = []
+        for v, n in zip(variables, var_bytes):
+            b = self._buffer(n, U.STORAGE | U.COPY_SRC | U.COPY_DST)
+            data = _storage(weights[v["name"]][2], v["dtype"])
+            if data:
+                gpu.queue.write_buffer(b, 0, data)
+            self.var_buffers.append(b)
+        offs = np.cumsum([0] + [-(-max(_nbytes(v), 4) // 4) * 4 for v in variables]).tolist()
+        self.var_offsets = offs[:-1]
+        self.var_staging = self._buffer(offs[-1], U.MAP_READ | U.COPY_DST)
+        pipelines = {}
+        self.sigs = {}
+        for name, sig in sigs.items():
+            w = sig["webgpu"]
+            bufs = []
+            for b in w["buffers"]:
+                if b["role"] == "variable":
+                    bufs.append(self.var_buffers[b["index"]])
+                    continue
+                usage = {"input": U.STORAGE | U.COPY_DST, "output": U.STORAGE | U.COPY_SRC,
+                         "const": U.STORAGE | U.COPY_DST, "temp": U.STORAGE}[b["role"]]
+                buf = self._buffer(b["bytes"], usage)
+                if b["role"] == "const":
+                    dt, _, data = weights[b["data"]]
+                    data = _storage(data, dt)
+                    if data:
+                        gpu.queue.write_buffer(buf, 0, data)
+                bufs.append(buf)
+            steps = []
+            for k, kernel in enumerate(w["kernels"]):
+                key = (kernel["wgsl"], kernel["entry_point"])
+                if key not in pipelines:
+                    decl = layouts[kernel["wgsl"]]
+                    layout = gpu.create_bind_group_layout(entries=[
+                        {"binding": b, "visibility": self.wgpu.ShaderStage.COMPUTE,
+                         "buffer": {"type": "storage" if decl[b][2] == "read_write" else "read-only-storage"}}
+                        for b in range(len(kernel["bindings"]))])
+                    try:
+                        module = gpu.create_shader_module(code=files[kernel["wgsl"]].decode())
+                        pipe = gpu.create_compute_pipeline(
+                            layout=gpu.create_pipeline_layout(bind_group_layouts=[layout]),
+                            compute={"module": module, "entry_point": kernel["entry_point"]})
+                    except Exception as e:
+                        fail(f"signature '{name}' webgpu kernels[{k}] ({kernel['wgsl']}): cannot create the "
+                             f"pipeline ({str(e).strip().splitlines()[0] if str(e).strip() else e})")
+                    pipelines[key] = (pipe, layout)
+                pipe, layout = pipelines[key]
+                group = gpu.create_bind_group(layout=layout, entries=[
+                    {"binding": b, "resource": {"buffer": bufs[i], "offset": 0, "size": bufs[i].size}}
+                    for b, i in enumerate(kernel["bindings"])])
+                steps.append((pipe, group, list(kernel["dispatch"]) + [1] * (3 - len(kernel["dispatch"]))))
+            index = lambda role, k: next(i for i, b in enumerate(w["buffers"]) if b["role"] == role and b["index"] == k)
+            out_bytes = [_nbytes(s) for s in sig["outputs"]]
+            out_offs = np.cumsum([0] + [-(-max(n, 4) // 4) * 4 for n in out_bytes]).tolist()
+            self.sigs[name] = {
+                "steps": steps,
+                "inputs": [bufs[index("input", k)] for k in range(len(sig["inputs"]))],
+                "outputs": [(bufs[index("output", k)], off, n) for k, (off, n) in enumerate(zip(out_offs, out_bytes))],
+                "staging": self._buffer(out_offs[-1], U.MAP_READ | U.COPY_DST) if out_bytes else None,
+            }
+
+    def _readback(self, staging, copies) -> bytes:
+        gpu = self.dev.gpu
+        enc = gpu.create_command_encoder()
+        copies(enc)
+        gpu.queue.submit([enc.finish()])
+        staging.map_sync(self.wgpu.MapMode.READ)
+        data = bytes(staging.read_mapped())
+        staging.unmap()
+        return data
+
+    def run(self, name, inputs: list[bytes]) -> list[bytes]:
+        sig, gpu = self.sigs[name], self.dev.gpu
+        for buf, data in zip(sig["inputs"], inputs):
+            if data:
+                gpu.queue.write_buffer(buf, 0, data)
+
+        def encode(enc):
+            cp = enc.begin_compute_pass()
+            for pipe, group, disp in sig["steps"]:
+                cp.set_pipeline(pipe)
+                cp.set_bind_group(0, group)
+                cp.dispatch_workgroups(*disp)
+            cp.end()
+            for buf, off, n in sig["outputs"]:
+                enc.copy_buffer_to_buffer(buf, 0, sig["staging"], off, -(-max(n, 4) // 4) * 4)
+        if sig["staging"] is None:
+            enc = gpu.create_command_encoder()
+            encode(enc)
+            gpu.queue.submit([enc.finish()])
+            return []
+        data = self._readback(sig["staging"], encode)
+        return [data[off:off + n] for _, off, n in sig["outputs"]]
+
+    def read_variables(self, indices) -> list[bytes]:
+        def copies(enc):
+            for i in indices:
+                enc.copy_buffer_to_buffer(self.var_buffers[i], 0, self.var_staging, self.var_offsets[i],
+                                          -(-max(_nbytes(self.variables[i]), 4) // 4) * 4)
+        data = self._readback(self.var_staging, copies)
+        return [data[self.var_offsets[i]:self.var_offsets[i] + _nbytes(self.variables[i])] for i in indices]
+
+    def write_variable(self, i, data: bytes):
+        if data:
+            self.dev.gpu.queue.write_buffer(self.var_buffers[i], 0, data)
+
+    def stats(self) -> dict:
+        return {"gpu_buffers": len(self.created), "gpu_buffer_bytes": sum(b.size for b in self.created)}
+
+    def dispose(self):
+        for b in self.created:
+            b.destroy()
+        self.created = []
+
+
+# ---- the loaded model ---------------------------------------------------------------------------
+
+class LoadedModel:
+    """An artifact loaded on one backend (``backend``: ``'wasm'`` or ``'webgpu'``).
+
+    ``signatures``: ``{name: {'inputs': [spec], 'outputs': [spec]}}`` (spec: ``{name, dtype, shape}``);
+    ``variables``: ``[{name, dtype, shape, trainable}]``. Values are numpy arrays in and out.
+    """
+
+    def __init__(self, manifest, backend):
+        self._manifest, self._backend = manifest, backend
+        self.backend = backend.kind
+        self.runs = 0
+
+    @property
+    def signatures(self) -> dict:
+        return {n: {"inputs": s["inputs"], "outputs": s["outputs"]} for n, s in self._manifest["signatures"].items()}
+
+    @property
+    def variables(self) -> list[dict]:
+        return [dict(v) for v in self._manifest["variables"]]
+
+    def _value(self, value, spec, what) -> bytes:
+        import numpy as np
+        from .tensor import Tensor
+        if isinstance(value, Tensor):
+            value = value.numpy()
+        a = np.asarray(value)
+        if tuple(a.shape) != tuple(spec["shape"]):
+            raise ValueError(f"webtensor: {what}: expected shape {list(spec['shape'])} {spec['dtype']}, got "
+                             f"{list(a.shape)} {a.dtype}")
+        want = np.dtype(_NP[spec["dtype"]])
+        if not (np.can_cast(a.dtype, want, "same_kind") and (a.dtype.kind != "f" or want.kind == "f")):
+            raise ValueError(f"webtensor: {what}: expected {spec['dtype']} data, got {a.dtype}")
+        a = a.astype(want)
+        return (a.astype("<i4") if spec["dtype"] == "bool" else a).tobytes()
+
+    def run(self, name: str, *inputs) -> dict:
+        """Run signature ``name`` on ``inputs`` (in its input order; arrays, Tensors or lists of the
+        input's shape and a dtype that casts to it safely). Returns ``{output name: numpy array}``.
+
+        Raises:
+            KeyError: no such signature. ValueError: a wrong number, shape or dtype of inputs.
+        """
+        sigs = self._manifest["signatures"]
+        if name not in sigs:
+            raise KeyError(f"webtensor: no signature '{name}' (this model has: {', '.join(sigs)})")
+        sig = sigs[name]
+        if len(inputs) != len(sig["inputs"]):
+            raise ValueError(f"webtensor: signature '{name}' takes {len(sig['inputs'])} input(s) "
+                             f"({', '.join(s['name'] for s in sig['inputs'])}), got {len(inputs)}")
+        data = [self._value(x, s, f"signature '{name}', input '{s['name']}'") for x, s in zip(inputs, sig["inputs"])]
+        outs = self._backend.run(name, data)
+        self.runs += 1
+        return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], outs)}
+
+    def predict(self, x):
+        """``run('predict', x)``: its output array (a list of arrays if it has several)."""
+        out = list(self.run("predict", x).values())
+        return out[0] if len(out) == 1 else out
+
+    def train_step(self, x, y):
+        """``run('train_step', x, y)``: one optimizer step; returns the loss (its first output)."""
+        return next(iter(self.run("train_step", x, y).values()))
+
+    def get_weights(self) -> dict:
+        """``{variable name: numpy array}``: copies of every variable's current value."""
+        vs = self._manifest["variables"]
+        return {v["name"]: _from_storage(d, v) for v, d in zip(vs, self._backend.read_variables(range(len(vs))))}
+
+    def set_weights(self, weights: dict) -> None:
+        """Overwrite the variables named in ``weights`` (checked first: names, shapes, dtypes)."""
+        vs = {v["name"]: (i, v) for i, v in enumerate(self._manifest["variables"])}
+        writes = []
+        for name, value in weights.items():
+            if name not in vs:
+                raise ValueError(f"webtensor: set_weights: no variable '{name}' (variables: {', '.join(vs)})")
+            i, spec = vs[name]
+            writes.append((i, self._value(value, spec, f"set_weights: variable '{name}'")))
+        for i, data in writes:
+            self._backend.write_variable(i, data)
+
+    def save_weights(self, path) -> None:
+        """Every variable in the safetensors layout, as the JS runtime's ``saveWeights()`` writes it."""
+        import numpy as np
+        from . import __version__, safetensors_io
+        tensors = {}
+        for name, a in self.get_weights().items():
+            a = np.ascontiguousarray(a, dtype="|b1" if a.dtype == bool else a.dtype.newbyteorder("<"))
+            tensors[name] = (str(a.dtype) if a.dtype != bool else "bool", tuple(a.shape), a.tobytes())
+        safetensors_io.save_file(path, tensors, {"format": "webtensor-weights", "format_version": "1",
+                                                 "webtensor_version": __version__})
+
+    def stats(self) -> dict:
+        return {"backend": self.backend, "runs": self.runs, **self._backend.stats()}
+
+    def dispose(self) -> None:
+        self._backend.dispose()
+
+    def __repr__(self):
+        return f"<webtensor.LoadedModel backend={self.backend!r} signatures={list(self._manifest['signatures'])}>"
+
+
+def load(path, backend: str = "auto") -> LoadedModel:
+    """Load the artifact directory ``path`` (written by :func:`webtensor.export`) to run it here.
+
+    ``backend``: ``'wasm'`` (wasmtime), ``'webgpu'`` (wgpu) or ``'auto'`` (WebGPU when a device exists
+    and meets every signature's needs, else WebAssembly; ``model.backend`` says which).
+
+    Raises:
+        ArtifactError: a damaged, malformed or wrong-version artifact, or one without code or with
+            needs beyond this device for the backend asked for (the message names what is wrong).
+        ValueError: an unknown backend. ImportError/RuntimeError: the backend is not available.
+    """
+    if backend not in ("auto", "wasm", "webgpu"):
+        raise ValueError(f"webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got {backend!r}")
+    manifest, files, weights = read_artifact(path)
+
+    def fail(msg):
+        raise ArtifactError(f"webtensor: artifact '{os.fspath(path)}': {msg}")
+    if backend == "auto":
+        backend = "wasm"
+        try:
+            from .device import get_device
+            gpu = get_device("webgpu").gpu
+            if webgpu_shortfall(manifest, files, dict(gpu.limits), set(gpu.features)) is None:
+                backend = "webgpu"
+        except (ImportError, RuntimeError):
+            pass
+    impl = _WebGPUBackend if backend == "webgpu" else _WasmBackend
+    return LoadedModel(manifest, impl(manifest, files, weights, fail))
