@@ -397,11 +397,11 @@ def analyze(kernel: K.Kernel) -> Analysis:
     if prod(space) == 0:
         return Analysis(kernel, [1], 1, kernel.expr, fill=True)
     expr = kernel.expr
-    for _ in range(16):                     # split dims that index math divides (im2col after a reshape)
+    for tries in range(17):                 # split dims that index math divides (im2col after a reshape)
         s = Simplifier(space)
         simp = s.simp(expr)
         split = _split_candidate(simp, space)
-        if split is None:
+        if split is None or tries == 16:
             break
         d, c = split
         expr = substitute(expr, lambda e: (K.idx(d) * c + K.idx(d + 1) if e.arg == d else K.idx(e.arg + 1))
