@@ -11,9 +11,10 @@ a kernel can be split over rows (threads later; one call with ``(0, rows)`` toda
 
 Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the kernel):
 
-- a loop nest over the collapsed dimensions; each expression node is computed once per
-  iteration of the loop it depends on (hoisted, memoised into locals), loads address
-  memory through partial sums of their affine offsets kept per loop level;
+- a loop nest over the collapsed dimensions (loops of at most 4 steps unrolled); each
+  expression node is computed once per iteration of the loop it depends on (hoisted,
+  memoised into locals), loads address memory through partial sums of their affine
+  offsets kept per loop level;
 - 4-wide SIMD128 over one dimension (the innermost; for reductions the innermost output
   dim or the innermost reduced dim, whichever every operand walks contiguously), with a
   scalar tail. Contiguous loads are ``v128.load``, invariant ones splats, others per-lane
@@ -23,7 +24,10 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   keep the first index on ties (strict comparison; nan is never selected);
 - semantics of the IR: ``idiv``/``mod`` floor (integer x // 0 = x % 0 = 0, as numpy),
   ``round`` half to even (``nearest``), float -> int casts truncate (saturating), bools are
-  i32 0/1 in memory and lane masks (-1/0) inside vector code.
+  i32 0/1 in memory and lane masks (-1/0) inside vector code; ``max``/``min`` propagate nan
+  (a constant operand uses the one-instruction ``pmax``/``pmin``, reductions a nan mask);
+- with ``fma``, polynomials and single-use vector multiplies feeding an add/sub become
+  relaxed-SIMD multiply-adds.
 
 ``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them.
 """
