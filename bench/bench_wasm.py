@@ -13,9 +13,10 @@
 Each figure is the best of repeated timed runs (``--seconds`` per figure) on the wall clock. The
 "wasm cpu" column divides by the process CPU time instead: on a machine shared with other work it
 shows what the single WebAssembly thread does when it runs (numpy uses several threads, so only
-its wall-clock figure is meaningful).
+its wall-clock figure is meaningful). On a busy machine OpenBLAS threads fight for the cores; for
+a single-thread numpy baseline set ``OPENBLAS_NUM_THREADS=1``.
 
-Usage: ``python bench/bench_wasm.py [--seconds 1.0]``
+Usage: ``[OPENBLAS_NUM_THREADS=1] python bench/bench_wasm.py [--seconds 1.0]``
 """
 from __future__ import annotations
 
