@@ -32,7 +32,6 @@ from .binary import F32, I32, V128, Function, Module
 MR, NR = 4, 8          # register tile: 4 rows x 8 columns (two f32x4 per row)
 KC, NC = 256, 256      # cache blocks: k depth, columns per B block
 TILE = 128             # bytes of the edge-tile buffer at the start of scratch
-UNROLL = 1             # k steps per micro-kernel loop iteration (more measured slower here)
 
 
 @dataclass
@@ -473,22 +472,6 @@ class _Gen:
         a, b0, b1, s = self.loc(V128), self.loc(V128), self.loc(V128), self.loc(V128)
         self.get(kc)
         self.set_(kk)
-        if UNROLL > 1:      # kc >= UNROLL steps first, UNROLL at a time (kc is a multiple except at the end)
-            with f.block():
-                with f.loop():
-                    self.get(kk)
-                    f.i32_const(UNROLL)
-                    f.i32_lt_s()
-                    f.br_if(1)
-                    for u in range(UNROLL):
-                        self._k_step(pa, pb, a, b0, b1, s, 16 * u, 32 * u)
-                    self._bump(pa, 16 * UNROLL)
-                    self._bump(pb, 32 * UNROLL)
-                    self.get(kk)
-                    f.i32_const(UNROLL)
-                    f.i32_sub()
-                    f.local_set(kk)
-                    f.br(0)
         with f.block():
             with f.loop():
                 self.get(kk)

@@ -30,7 +30,7 @@ from math import prod
 from ..core import compile as C
 from ..device import Device
 from ..util import require, require_numpy
-from .binary import I32, Module
+from .binary import Module
 from .lower import kernel_module, lower
 
 PAGE = 65536
