@@ -472,19 +472,15 @@ class _Gen:
         a, b0, b1, s = self.loc(V128), self.loc(V128), self.loc(V128), self.loc(V128)
         self.get(kc)
         self.set_(kk)
-        with f.block():
-            with f.loop():
-                self.get(kk)
-                f.i32_eqz()
-                f.br_if(1)
-                self._k_step(pa, pb, a, b0, b1, s, 0, 0)
-                self._bump(pa, 16)
-                self._bump(pb, 32)
-                self.get(kk)
-                f.i32_const(1)
-                f.i32_sub()
-                f.local_set(kk)
-                f.br(0)
+        with f.loop():                  # kc >= 1
+            self._k_step(pa, pb, a, b0, b1, s, 0, 0)
+            self._bump(pa, 16)
+            self._bump(pb, 32)
+            self.get(kk)
+            f.i32_const(1)
+            f.i32_sub()
+            f.local_tee(kk)
+            f.br_if(0)
         self.store_tile(pc, i, j)
 
     def _k_step(self, pa, pb, a, b0, b1, s, oa, ob):
