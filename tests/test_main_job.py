@@ -51,3 +51,19 @@ def test_models_have_the_documented_shapes():
     assert [tuple(v.shape) for v in mlp.variables] == [(64, 128), (128,), (128, 64), (64,), (64, 10), (10,)]
     assert [tuple(v.shape) for v in cnn.variables] == [(3, 3, 1, 16), (16,), (3, 3, 16, 32), (32,), (128, 64),
                                                        (64,), (64, 10), (10,)]
+
+
+def test_digits_tensors_match_the_raw_arrays():
+    import numpy as np
+    import webtensor as wt
+    from webtensor.datasets import digits_arrays
+    (x_train, y_train), (x_test, y_test) = wt.datasets.digits()
+    assert x_train.shape == (1438, 8, 8, 1) and x_test.shape == (359, 8, 8, 1)
+    assert x_train.dtype == wt.float32 and y_train.dtype == wt.int32 and y_test.shape == (359,)
+    ((ax, ay), (bx, by)), _ = digits_arrays()
+    np.testing.assert_array_equal(x_train.numpy().reshape(-1), np.frombuffer(ax, np.float32))
+    np.testing.assert_array_equal(y_test.numpy(), np.frombuffer(by, np.int32))
+    assert float(x_train.numpy().min()) == 0.0 and float(x_train.numpy().max()) == 1.0
+    (x2, _), (x3, _) = wt.datasets.digits(test_fraction=0.5, seed=1)
+    assert x2.shape[0] + x3.shape[0] == 1797 and x3.shape[0] == 898
+    assert not np.array_equal(x2.numpy()[:5], x_train.numpy()[:5])

@@ -3,7 +3,8 @@
 A layer builds on its first call: ``build(input_shape)`` runs inside
 :class:`webtensor.init_scope`, so the Variables it creates are concrete even when the first
 call happens inside ``webtensor.function`` tracing. Layers and Variables assigned to
-attributes (also inside lists and tuples) are tracked, in assignment order, as in Keras;
+attributes (also inside lists and tuples) are tracked, in assignment order, as in Keras
+(a list of Variables assigned to ``ws`` gives weights ``ws/0``, ``ws/1``, ...);
 ``variables``/``trainable_variables`` collect them recursively.
 
 Seeds: every layer draws a seed from the global generator when it is constructed
@@ -100,6 +101,10 @@ class Layer:
         if isinstance(value, Variable):
             if all(v is not value for v in self._weights.values()):
                 self._weights[name] = value
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Variable) for v in value):
+            for i, var in enumerate(value):
+                if all(v is not var for v in self._weights.values()):
+                    self._weights[f"{name}/{i}"] = var
         elif isinstance(value, Layer) or (isinstance(value, (list, tuple)) and any(isinstance(v, Layer)
                                                                                    for v in value)):
             self._children[name] = value

@@ -316,3 +316,20 @@ def test_setattr_before_super_init_is_a_clear_error():
             super().__init__()
     with pytest.raises(RuntimeError, match="super"):
         Bad()
+
+
+def test_list_of_variables_is_tracked():
+    class Poly(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.coefs = [wt.Variable(1.0), wt.Variable(2.0)]
+
+        def call(self, x):
+            return self.coefs[0] + self.coefs[1] * x
+
+    p = Poly()
+    assert [k for k, _ in p._weight_items()] == ["coefs/0", "coefs/1"]
+    with wt.GradientTape() as tape:
+        y = wt.sum(p(np.array([1.0, 2.0], np.float32)))
+    g = tape.gradient(y, p.trainable_variables)
+    assert [float(t) for t in g] == [2.0, 3.0]
