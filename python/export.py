@@ -467,7 +467,8 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         kernels.append({"wgsl": path, "entry_point": "main", "bindings": bindings,
                         "dispatch": list(p.workgroups)})
 
-    def copy(src: int, dst: int, nbytes: int, dst_word: int = 0):
+    def copy(src: int, dst: int, nbytes: int, dst_word: int | None = None):
+        """``dst_word=None``: all of ``dst``, a buffer of exactly ``nbytes`` (one shader for every size)."""
         if nbytes:
             dispatch(wgsl.copy_pass(nbytes // 4, dst_word, limits), {"src": src, "dst": dst}.__getitem__, "copy")
     for src, dst, n in plan.pre:

@@ -32,7 +32,9 @@ Numerics (what the tests hold the backend to): ``idiv``/``mod`` use floor semant
 WGSL's half-to-even ``round``, float->int casts truncate toward zero, bool is stored as i32 0/1,
 ``pow`` follows numpy for negative bases with integral exponents, ``erf`` and ``tanh`` are
 rational approximations (Eigen's float ones; drivers' ``tanh`` loses all relative accuracy near 0,
-e.g. Mesa's lavapipe), inf/nan constants are written as ``bitcast`` of their bit patterns, NaN
+e.g. Mesa's lavapipe), inf/nan constants are ``wt_bits_f32`` of their bit patterns (a function call, as
+WGSL makes a non-finite const-expression a shader-creation error: Tint/Dawn reject
+``bitcast<f32>(0x7f800000u)``, naga accepts it), NaN
 is detected on the bits (compilers may fold ``x != x`` to false; lavapipe does). Float max/min
 and comparisons follow the driver for NaN operands (WGSL leaves them unspecified).
 """
@@ -112,7 +114,7 @@ _BITS = {"f32": {"inf": "0x7f800000u", "-inf": "0xff800000u", "nan": "0x7fc00000
 
 def literal(value, wtype: str) -> str:
     """A WGSL literal of ``wtype`` (f32 f16 i32 u32 bool). WGSL has no inf/nan literals: those are
-    ``bitcast<f32>`` of their bit patterns."""
+    ``wt_bits_f32`` (every shader's bitcast helper, see :func:`_header`) of their bit patterns."""
     if wtype == "bool":
         return "true" if value else "false"
     if wtype == "u32":
@@ -131,7 +133,7 @@ def literal(value, wtype: str) -> str:
                     return _float_text(v32, "f")
             except OverflowError:
                 pass
-        bits = f"bitcast<f32>({_BITS['f32'][text]})"
+        bits = f"wt_bits_f32({_BITS['f32'][text]})"
         return bits if wtype == "f32" else f"{wtype}({bits})"
     return _float_text(v, "f" if wtype == "f32" else "h")
 
@@ -178,6 +180,8 @@ _CODE_INT = {"floor": "{0}", "ceil": "{0}", "round": "{0}", "div": "wt_floordiv_
 _CODE_NONNEG = {"div": "({0} / {1})", "idiv": "({0} / {1})", "mod": "({0} % {1})"}  # both operands >= 0
 
 _HELPERS = {
+    # inf/nan values (``literal``): a call is not a const-expression, so a non-finite result is legal
+    "bits": "fn wt_bits_{T}(b: u32) -> {T} { return bitcast<{T}>(b); }",
     "floordiv": """fn wt_floordiv_{T}(a: {T}, b: {T}) -> {T} {
   if (b == 0) { return 0; }
   let q = a / b;
@@ -199,9 +203,9 @@ _HELPERS = {
   if (b == 0.0 || a == 1.0) { return 1.0; }
   let m = abs(a);
   var r = {T}(0.0);
-  if (m == 0.0) { if (b < 0.0) { r = {T}(bitcast<f32>(0x7f800000u)); } } else { r = pow(m, b); }
+  if (m == 0.0) { if (b < 0.0) { r = {T}(wt_bits_f32(0x7f800000u)); } } else { r = pow(m, b); }
   if (a < 0.0) {
-    if (floor(b) != b) { return {T}(bitcast<f32>(0x7fc00000u)); }
+    if (floor(b) != b) { return {T}(wt_bits_f32(0x7fc00000u)); }
     if (abs(b) < 16777216.0 && fract(b * 0.5) != 0.0) { return -r; }
   }
   return r;
@@ -652,7 +656,7 @@ def _header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=(), shar
     for i, (name, t, writable) in enumerate(decls):
         lines.append(f"@group(0) @binding({i}) var<storage, {'read_write' if writable else 'read'}> "
                      f"{name}: array<{t}>;")
-    lines += [_helper_source(h) for h in sorted(helpers)]
+    lines += [_helper_source(h) for h in sorted(set(helpers) | {"wt_bits_f32"})]   # inf/nan (literal)
     if shared:
         lines.append(shared)
     return "\n".join(lines) + "\n"
@@ -735,23 +739,27 @@ def lower(kernel: K.Kernel, limits: Limits = Limits()) -> Lowered:
     return _lower_reduce(kernel, limits)
 
 
-def copy_pass(words: int, dst_offset: int = 0, limits: Limits = Limits()) -> Pass:
-    """A dispatch copying ``words`` 32-bit words from binding 0 (``src``, from its word 0) to binding 1
-    (``dst``, from word ``dst_offset``), bit for bit. For runtimes that run only dispatches (exported
+def copy_pass(words: int, dst_offset: int | None = None, limits: Limits = Limits()) -> Pass:
+    """A dispatch copying 32-bit words from binding 0 (``src``, from its word 0) to binding 1 (``dst``)
+    bit for bit: ``words`` words to ``dst`` from word ``dst_offset``, or with ``dst_offset=None``
+    all of ``dst`` (``arrayLength``: bind a ``dst`` of exactly ``words`` words and a ``src`` at least
+    as long; one shader then serves every size). For runtimes that run only dispatches (exported
     artifacts): they fill a kernel's ``packed`` binding (``Lowered.packed``) and route in-place
     updates through a temporary with it, where the native runtime uses ``copy_buffer_to_buffer``."""
     wgs = limits.workgroup_size
     grid, wg_line = _grid(max(1, -(-words // wgs)), limits)
+    n, at = ("i32(arrayLength(&dst))", "gid") if dst_offset is None else (words, f"{dst_offset} + gid")
     src = _header([("src", "u32", False), ("dst", "u32", True)], limits) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}
   let gid = wg * {wgs} + i32(lid);
-  if (gid >= {words}) {{ return; }}
-  dst[{dst_offset} + gid] = src[gid];
+  if (gid >= {n}) {{ return; }}
+  dst[{at}] = src[gid];
 }}
 """
     return Pass(src, (("src", False), ("dst", True)), grid)
+
 
 # ---- map ----------------------------------------------------------------------------------------
 
