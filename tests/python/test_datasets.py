@@ -2,12 +2,15 @@
 
 import array
 import gzip
+import importlib
 from collections import Counter
 
 import pytest
 
-from webtensor.datasets import digits as digits_mod
 from webtensor.datasets import digits_arrays, load_digits_raw, split_indices
+
+# The module; the attribute webtensor.datasets.digits is the digits() function.
+digits_mod = importlib.import_module("webtensor.datasets.digits")
 
 
 def test_raw_shape_and_values():
