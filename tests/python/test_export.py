@@ -1,0 +1,348 @@
+"""``webtensor.export`` and ``webtensor.load``: artifacts written from models and functions and run
+back in Python on both backends, compared with the same computation run by the Python devices.
+
+WebAssembly round trips are bitwise: the model lives on a wasm device without relaxed-SIMD FMA
+(what export emits by default), so the exported module holds the very kernels that device runs.
+WebGPU round trips (wgpu; lavapipe without a GPU) are compared within float32 tolerances.
+Damaged artifacts must fail with errors that name the file or variable.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+import webtensor as wt  # noqa: E402
+from webtensor.artifact import ArtifactError  # noqa: E402
+from webtensor.tape import GradientTape  # noqa: E402
+
+pytest.importorskip("wasmtime")
+BATCH = 16
+
+
+@pytest.fixture(scope="module")
+def exact():
+    """A wasm device without FMA, under its own name (Function caches key devices by name)."""
+    from webtensor.wasm.runtime import WasmDevice
+    wt.register_device("wasm_exact", lambda: WasmDevice(fma=False))
+    dev = wt.get_device("wasm_exact")
+    dev.name = "wasm_exact"
+    return dev
+
+
+def webgpu_or_skip():
+    try:
+        return wt.get_device("webgpu")
+    except (ImportError, RuntimeError) as e:
+        pytest.skip(f"no WebGPU device: {e}")
+
+
+def digits_model(kind: str, seed: int = 0):
+    """The digits MLP (64 -> 32 -> 10) or CNN (conv 8 -> pool -> dropout -> dense 10), Adam."""
+    nn = wt.nn
+    wt.set_seed(seed)
+    if kind == "mlp":
+        layers = [nn.Flatten(), nn.Dense(32, activation="relu"), nn.Dense(10)]
+    else:
+        layers = [nn.Conv2D(8, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
+                  nn.Dropout(0.25), nn.Dense(10)]
+    model = nn.Sequential([nn.Input((8, 8, 1))] + layers, name=kind)
+    model.compile(wt.optimizers.Adam(1e-2), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def python_step(model):
+    """One training step written with the public API (what the exported train_step computes)."""
+    @wt.function
+    def step(x, y):
+        with GradientTape() as tape:
+            loss = model.compute_loss(x, y, model(x, training=True))
+        vs = model.trainable_variables
+        model.optimizer.apply_gradients(zip(tape.gradient(loss, vs), vs))
+        return loss
+    return step
+
+
+@pytest.fixture(scope="module")
+def data():
+    (x, y), _ = wt.datasets.digits(device="reference")
+    return x.numpy()[:BATCH * 4], y.numpy()[:BATCH * 4]
+
+
+def batches(data, n):
+    x, y = data
+    for i in range(n):
+        j = (i % 4) * BATCH
+        yield x[j:j + BATCH], y[j:j + BATCH]
+
+
+@pytest.fixture(scope="module", params=["mlp", "cnn"])
+def exported(request, exact, data, tmp_path_factory):
+    """(kind, artifact dir, the Python model on the exact wasm device, its initial weights)."""
+    with wt.device(exact.name):
+        model = digits_model(request.param)
+        path = tmp_path_factory.mktemp(request.param)
+        model.export(path, batch_size=BATCH)
+    return request.param, path, model
+
+
+def test_manifest_describes_model(exported):
+    kind, path, model = exported
+    man = json.loads((path / "manifest.json").read_text())
+    assert man["format"] == "webtensor-artifact" and man["format_version"] == 1
+    assert set(man["signatures"]) == {"predict", "train_step"}
+    names = [v["name"] for v in man["variables"]]
+    first = "dense/kernel" if kind == "mlp" else "conv2d/kernel"
+    assert names[0] == first and "optimizer/iterations" in names and "optimizer/learning_rate" in names
+    assert f"optimizer/momentum/{first}" in names and f"optimizer/velocity/{first}" in names
+    assert names[:len(model.weights)] == list(wt.nn.saving.weight_paths(model))
+    if kind == "cnn":   # the Dropout step counter is state, not a weight
+        assert any(n.startswith("state/") and n.endswith("/counter") for n in names)
+    pred, train = man["signatures"]["predict"], man["signatures"]["train_step"]
+    assert pred["inputs"] == [{"name": "x", "dtype": "float32", "shape": [BATCH, 8, 8, 1]}]
+    assert pred["outputs"] == [{"name": "output_0", "dtype": "float32", "shape": [BATCH, 10]}]
+    assert train["inputs"][1] == {"name": "y", "dtype": "int32", "shape": [BATCH]}
+    assert train["outputs"] == [{"name": "loss", "dtype": "float32", "shape": []}]
+    assert pred["writes"] == [] and set(train["writes"]) >= set(range(len(model.weights)))
+    # variables share one address across signatures; WGSL files all listed and hashed
+    for i in pred["reads"]:
+        assert pred["wasm"]["variables"][str(i)] == train["wasm"]["variables"][str(i)]
+    for name, info in man["files"].items():
+        data = (path / name).read_bytes()
+        assert len(data) == info["bytes"] and hashlib.sha256(data).hexdigest() == info["sha256"]
+    # WebGPU code compiled for the spec's default limits (any adapter), no writable aliasing
+    for sig in man["signatures"].values():
+        lim = sig["webgpu"]["required_limits"]
+        assert lim["maxStorageBuffersPerShaderStage"] <= 8 and lim["maxComputeInvocationsPerWorkgroup"] <= 256
+        assert lim["maxComputeWorkgroupStorageSize"] <= 16384
+        for k in sig["webgpu"]["kernels"]:
+            src = (path / k["wgsl"]).read_text()
+            for b, i in enumerate(k["bindings"]):
+                if f"@binding({b}) var<storage, read_write>" in src:
+                    assert k["bindings"].count(i) == 1
+
+
+def test_wasm_round_trip_is_bitwise(exported, exact, data):
+    kind, path, model = exported
+    with wt.device(exact.name):
+        fresh = digits_model(kind)        # same seed: the weights the artifact was exported with
+        step = python_step(fresh)
+        loaded = wt.load(path, backend="wasm")
+        assert loaded.backend == "wasm"
+        x0 = data[0][:BATCH]
+        np.testing.assert_array_equal(loaded.predict(x0), fresh.predict_on_batch(x0).numpy())
+        losses = []
+        for x, y in batches(data, 6):
+            want = float(step(wt.tensor(x), wt.tensor(y)))
+            got = loaded.train_step(x, y)
+            assert got.shape == () and got.dtype == np.float32
+            assert float(got) == want
+            losses.append(want)
+        got = loaded.get_weights()
+        for name, v in wt.nn.saving.weight_paths(fresh).items():
+            np.testing.assert_array_equal(got[name], v.numpy(), err_msg=name)
+        assert int(got["optimizer/iterations"]) == 6
+        np.testing.assert_array_equal(loaded.predict(x0), fresh.predict_on_batch(x0).numpy())
+
+
+def test_webgpu_round_trip_within_tolerance(exported, exact, data):
+    webgpu_or_skip()
+    kind, path, _ = exported
+    with wt.device(exact.name):
+        fresh = digits_model(kind)
+        step = python_step(fresh)
+        x0 = data[0][:BATCH]
+        want = fresh.predict_on_batch(x0).numpy()
+        loaded = wt.load(path, backend="webgpu")
+        assert loaded.backend == "webgpu"
+        np.testing.assert_allclose(loaded.predict(x0), want, rtol=1e-4, atol=1e-5)
+        for x, y in batches(data, 3):
+            np.testing.assert_allclose(loaded.train_step(x, y), float(step(wt.tensor(x), wt.tensor(y))), rtol=1e-4)
+        got = loaded.get_weights()
+        for name, v in wt.nn.saving.weight_paths(fresh).items():
+            np.testing.assert_allclose(got[name], v.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_saved_weights_load_into_the_model(exported, exact, data, tmp_path):
+    kind, path, _ = exported
+    with wt.device(exact.name):
+        loaded = wt.load(path, backend="wasm")
+        for x, y in batches(data, 2):
+            loaded.train_step(x, y)
+        loaded.save_weights(tmp_path / "w.safetensors")
+        model = digits_model(kind, seed=5)   # other initial weights
+        model.load_weights(tmp_path / "w.safetensors")   # skips the optimizer/ and state/ entries
+        x0 = data[0][:BATCH]
+        np.testing.assert_array_equal(model.predict_on_batch(x0).numpy(), loaded.predict(x0))
+
+
+def test_function_signatures_with_copies_and_aliases(tmp_path, exact):
+    """Updates that cannot happen in place (the old value is read later, a swap of two variables,
+    a value from an input), outputs that are inputs, old variable values or the same tensor twice,
+    int and bool outputs: each backend against the function run by the Python device."""
+    with wt.device(exact.name):
+        a = wt.Variable(np.arange(6, dtype=np.float32).reshape(2, 3), name="a")
+        b = wt.Variable(np.ones((2, 3), np.float32), name="b")
+        n = wt.Variable(np.int32(3), name="n")
+        keep = wt.Variable(np.zeros(3, np.float32), name="keep")
+
+        def fn(x, k):
+            old_a = a.read_value()
+            s = wt.sum(a * x)                      # reads the old a
+            a.assign(b.read_value())               # swap a and b (staged copies)
+            b.assign(old_a)
+            n.assign_add(k)
+            keep.assign(x[0])                      # from an input
+            y = old_a * 2.0 + s
+            return y, y, x, old_a, n.read_value(), wt.greater(y, 5.0), wt.argmax(y, axis=1)
+
+        args = (np.array([[1, 2, 3], [4, 5, 6]], np.float32), np.int32(2))
+        man = wt.export(None, path=tmp_path, signatures={"step": (fn, args)})
+        assert [s["name"] for s in man["signatures"]["step"]["inputs"]] == ["x", "k"]
+        assert [v["name"] for v in man["variables"]] == ["state/a", "state/b", "state/n", "state/keep"]
+        runs = {be: wt.load(tmp_path, backend=be) for be in ("wasm", "webgpu") if be == "wasm" or _has_gpu()}
+        ref = wt.function(fn)
+        for _ in range(2):
+            want = [np.asarray(t.numpy()) for t in ref(wt.tensor(args[0]), wt.tensor(args[1]))]
+            state = {f"state/{v.name}": v.numpy() for v in (a, b, n, keep)}
+            for be, m in runs.items():
+                got = list(m.run("step", *args).values())
+                assert len(got) == len(want)
+                for g, w in zip(got, want):
+                    assert g.dtype == w.dtype and g.shape == w.shape, be
+                    np.testing.assert_array_equal(g, w, err_msg=be)
+                for name, value in m.get_weights().items():
+                    np.testing.assert_array_equal(value, state[name], err_msg=f"{be} {name}")
+
+
+def _has_gpu():
+    try:
+        wt.get_device("webgpu")
+        return True
+    except (ImportError, RuntimeError):
+        return False
+
+
+def test_webgpu_packed_inputs(tmp_path, exact):
+    """A kernel with more inputs than the default 8 storage bindings: packed by copy dispatches."""
+    webgpu_or_skip()
+    with wt.device(exact.name):
+        vs = [wt.Variable(np.full((5,), i + 1, np.float32), name=f"v{i}") for i in range(10)]
+
+        def fn(x):
+            y = x
+            for v in vs:
+                y = y * v + 1.0
+            return y
+        x = np.linspace(-1, 1, 5).astype(np.float32)
+        man = wt.export(None, path=tmp_path, signatures={"predict": (fn, (x,))})
+        kernels = man["signatures"]["predict"]["webgpu"]["kernels"]
+        assert len(kernels) > 1      # copies into the packed binding, then the kernel
+        want = wt.function(fn)(wt.tensor(x)).numpy()
+        np.testing.assert_allclose(wt.load(tmp_path, backend="webgpu").predict(x), want, rtol=1e-6)
+        np.testing.assert_array_equal(wt.load(tmp_path, backend="wasm").predict(x), want)
+
+
+def test_in_place_updates_need_no_copies(tmp_path, exact):
+    """An update whose old value nobody reads later is written in place (no copy in the driver)."""
+    with wt.device(exact.name):
+        v = wt.Variable(np.zeros(4, np.float32), name="v")
+
+        def fn(x):
+            v.assign(x * 2.0)
+            return wt.sum(x)
+        man = wt.export(None, path=tmp_path, signatures={"f": (fn, (np.ones(4, np.float32),))})
+        assert len(man["signatures"]["f"]["webgpu"]["kernels"]) == 2      # no copy dispatch
+        m = wt.load(tmp_path, backend="wasm")
+        assert float(m.run("f", np.arange(4, dtype=np.float32))["output_0"]) == 6.0
+        np.testing.assert_array_equal(m.get_weights()["state/v"], [0, 2, 4, 6])
+
+
+def test_inputs_are_checked(exported):
+    _, path, _ = exported
+    m = wt.load(path, backend="wasm")
+    with pytest.raises(ValueError, match=r"input 'x': expected shape \[16, 8, 8, 1\]"):
+        m.predict(np.zeros((3, 8, 8, 1), np.float32))
+    with pytest.raises(ValueError, match="input 'y': expected int32 data, got float32"):
+        m.train_step(np.zeros((BATCH, 8, 8, 1), np.float32), np.zeros(BATCH, np.float32))
+    with pytest.raises(ValueError, match="takes 2 input"):
+        m.run("train_step", np.zeros((BATCH, 8, 8, 1), np.float32))
+    with pytest.raises(KeyError, match="no signature 'nope'"):
+        m.run("nope")
+    with pytest.raises(ValueError, match="no variable 'nope'"):
+        m.set_weights({"nope": np.zeros(1)})
+
+
+# ---- damaged artifacts ----------------------------------------------------------------------------
+
+@pytest.fixture()
+def copy(exported, tmp_path):
+    _, path, _ = exported
+    dst = tmp_path / "art"
+    shutil.copytree(path, dst)
+    return dst
+
+
+def _resign(path, edit):
+    man = json.loads((path / "manifest.json").read_text())
+    edit(man)
+    for name in man["files"]:
+        if (path / name).exists():
+            data = (path / name).read_bytes()
+            man["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (path / "manifest.json").write_text(json.dumps(man))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: (p / "module.wasm").unlink(), r"module\.wasm is missing"),
+    (lambda p: (p / "manifest.json").unlink(), r"manifest\.json is missing"),
+    (lambda p: (p / "manifest.json").write_text("{"), r"manifest\.json is not valid JSON"),
+    (lambda p: (p / "weights.safetensors").write_bytes((p / "weights.safetensors").read_bytes()[:-8]),
+     r"weights\.safetensors: size is \d+ bytes, the manifest lists \d+"),
+    (lambda p: (p / "module.wasm").write_bytes((p / "module.wasm").read_bytes()[:-1] + b"?"),
+     r"module\.wasm: SHA-256 is [0-9a-f]{64}, the manifest lists"),
+    (lambda p: _resign(p, lambda m: m.update(format_version=2)), r"format_version 2 is not supported"),
+    (lambda p: _resign(p, lambda m: m.update(format="other")), r'format is "other"'),
+    (lambda p: (p / "weights.safetensors").write_bytes(b"\xff" * 8) or _resign(p, lambda m: None),
+     r"weights\.safetensors: "),
+    (lambda p: _resign(p, lambda m: m["variables"][0].update(shape=[1, 2])),
+     r"variable '[\w/]+' is float32 \[\d+, \d+(, \d+, \d+)?\], the manifest lists float32 \[1, 2\]"),
+    (lambda p: _resign(p, lambda m: m["variables"][0].update(name="ghost")),
+     r"weights\.safetensors: variable 'ghost' is missing"),
+    (lambda p: _resign(p, lambda m: m["signatures"]["predict"].update(reads=[999])),
+     r"\"reads\" must be indices into \"variables\""),
+    (lambda p: _resign(p, lambda m: [s["wasm"].update(memory_bytes=64) for s in m["signatures"].values()]),
+     r"lies outside the 64-byte memory"),
+])
+def test_damaged_artifact_fails_clearly(copy, damage, message):
+    damage(copy)
+    with pytest.raises(ArtifactError, match=message) as info:
+        wt.load(copy, backend="wasm")
+    assert str(copy) in str(info.value)
+
+
+def test_missing_backend_section(copy):
+    _resign(copy, lambda m: [s.pop("webgpu") for s in m["signatures"].values()])
+    if _has_gpu():
+        with pytest.raises(ArtifactError, match="signature 'predict' has no WebGPU code"):
+            wt.load(copy, backend="webgpu")
+    assert wt.load(copy).backend == "wasm"       # 'auto' falls back to WebAssembly
+    _resign(copy, lambda m: [s.pop("wasm") for s in m["signatures"].values()])
+    with pytest.raises(ArtifactError, match=r"signature '\w+' wasm: section is missing"):
+        wt.load(copy, backend="wasm")
+
+
+def test_export_errors(tmp_path):
+    with pytest.raises(ValueError, match="float16"):
+        wt.export(lambda x: x * 2, (np.ones(2, np.float16),), tmp_path)
+    model = digits_model("mlp")
+    with pytest.raises(ValueError, match="unknown model signature 'nope'"):
+        model.export(tmp_path, signatures=["nope"])
+    model.compile(loss=None)
+    with pytest.raises(ValueError, match="train_step needs a compiled model"):
+        model.export(tmp_path, signatures=["train_step"])
