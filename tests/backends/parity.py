@@ -159,3 +159,8 @@ def assert_parity(case: Case, device: str, mode: str):
         assert g.dtype == w.dtype, f"{case.name}/{mode}: dtype {g.dtype} != {w.dtype}"
         np.testing.assert_allclose(g, w, rtol=case.rtol * scale, atol=case.atol * scale,
                                    err_msg=f"{case.name} on {device} ({mode})")
+
+
+# (case, mode) pairs every backend runs: gradients only where the case has one (no skips).
+PARAMS = [(c, m) for c in CASES for m in ("eager", "function", "grad") if m != "grad" or c.grad]
+PARAM_IDS = [f"{c.name}-{m}" for c, m in PARAMS]

@@ -1,16 +1,11 @@
 """The "wasm" device: every parity case (eager, inside function, gradients) plus runtime checks."""
 import pytest
 
-from parity import CASES, assert_parity
-
-pytest.importorskip("wasmtime")
+from parity import PARAMS, PARAM_IDS, assert_parity
 
 
-@pytest.mark.parametrize("mode", ["eager", "function", "grad"])
-@pytest.mark.parametrize("case", CASES, ids=repr)
+@pytest.mark.parametrize("case,mode", PARAMS, ids=PARAM_IDS)
 def test_parity(case, mode):
-    if mode == "grad" and not case.grad:
-        pytest.skip("no gradient for this case")
     assert_parity(case, "wasm", mode)
 
 

@@ -20,9 +20,9 @@ from webtensor.core import kernel_ir as K  # noqa: E402
 from webtensor.core.dtypes import bool_, float32, int32  # noqa: E402
 from webtensor.webgpu import wgsl  # noqa: E402
 
-from parity import CASES, assert_parity  # noqa: E402
+from parity import PARAMS, PARAM_IDS, CASES, assert_parity  # noqa: E402
 
-runtime = pytest.importorskip("webtensor.webgpu.runtime")
+import webtensor.webgpu.runtime as runtime  # noqa: E402  (a missing wgpu fails, never skips)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,7 @@ def tiny():
 
 # ---- every op, eager / traced / gradients ---------------------------------------------------------
 
-@pytest.mark.parametrize("case,mode", [(c, m) for c in CASES for m in ("eager", "function", "grad")
-                                       if m != "grad" or c.grad], ids=lambda v: repr(v) if not isinstance(v, str) else v)
+@pytest.mark.parametrize("case,mode", PARAMS, ids=PARAM_IDS)
 def test_parity(case, mode):
     assert_parity(case, "webgpu", mode)
 
