@@ -272,3 +272,33 @@ def test_adding_a_layer_drops_the_stale_traced_step():
     assert m.train_function is None
     m.fit(x, y, epochs=1, verbose=0)
     assert len(m.trainable_variables) == 4 and m.predict(x, verbose=0).shape == (16, 3)
+
+
+@pytest.mark.parametrize("device", ["wasm", "webgpu"])
+def test_training_on_compiled_devices_matches_reference(device, monkeypatch):
+    """The whole traced step (conv, batch norm, in-graph dropout masks, layer norm, Adam, metrics)
+    compiled for a backend trains exactly like the numpy reference."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/tmp")
+    try:
+        wt.get_device(device)
+    except (RuntimeError, ImportError) as e:
+        pytest.skip(f"{device} unavailable: {e}")
+
+    def run(dev):
+        with wt.device(dev):
+            r = np.random.RandomState(0)
+            x, y = r.rand(48, 8, 8, 1).astype(np.float32), r.randint(0, 10, 48).astype(np.int32)
+            wt.set_seed(0)
+            m = nn.Sequential([nn.Input((8, 8, 1)), nn.Conv2D(4, 3, padding="same", activation="relu"),
+                               nn.BatchNormalization(), nn.MaxPool2D(), nn.Flatten(), nn.Dropout(0.3),
+                               nn.Dense(16, activation="gelu"), nn.LayerNormalization(), nn.Dense(10)])
+            m.compile("adam", nn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+            h = m.fit(x, y, batch_size=16, epochs=2, verbose=0, seed=0)
+            return h.history, m.predict(x, verbose=0).numpy(), m.get_weights()
+
+    ref, got = run("reference"), run(device)
+    np.testing.assert_allclose(got[0]["loss"], ref[0]["loss"], rtol=1e-5)
+    assert got[0]["accuracy"] == ref[0]["accuracy"]
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-4, atol=1e-4)
+    for u, v in zip(got[2], ref[2]):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
