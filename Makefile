@@ -2,7 +2,7 @@
 #   make digits   - train the MLP and CNN on the digits data and report test accuracy
 #   make test     - run the whole test suite
 PY ?= python3
-DEVICE ?= reference
+DEVICE ?=
 APT_PKGS = mesa-vulkan-drivers libvulkan1 chromium
 export XDG_RUNTIME_DIR ?= /tmp/webtensor-xdg
 
@@ -24,7 +24,7 @@ setup-js:
 	@npm ci --silent --no-audit --no-fund
 
 digits: setup-system setup-python
-	$(PY) -m webtensor --device $(DEVICE)
+	$(PY) -m webtensor $(if $(DEVICE),--device $(DEVICE))
 
 test: setup
 	$(PY) -m pytest -q

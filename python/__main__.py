@@ -56,8 +56,9 @@ def train(kind: str, data, epochs: int, seed: int, verbose) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webtensor", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=["reference", "wasm", "webgpu"], default="reference",
-                        help="where to run (default: reference, the numpy oracle)")
+    parser.add_argument("--device", choices=["reference", "wasm", "webgpu"], default=None,
+                        help="where to run (default: webgpu on a hardware GPU, else wasm; "
+                             "$WEBTENSOR_DEVICE overrides; reference is the numpy oracle)")
     parser.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs per model (default: mlp {EPOCHS['mlp']}, cnn {EPOCHS['cnn']})")

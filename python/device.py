@@ -8,6 +8,8 @@ sets the default inside a ``with`` block, and ops refuse tensors on different de
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from typing import Callable
 
 from . import _state
@@ -115,8 +117,35 @@ def get_device(name=None) -> Device:
     return _INSTANCES[name]
 
 
+_default: str | None = None
+
+
 def default_device_name() -> str:
-    return "reference"
+    """The device used when none is named (DESIGN.md, "Devices"), decided once per process:
+    ``$WEBTENSOR_DEVICE`` if set; else ``"webgpu"`` when a hardware GPU adapter exists; else
+    ``"wasm"`` when its runtime is installed; else ``"reference"``. A software adapter (llvmpipe,
+    SwiftShader) does not count: WebAssembly is faster on the same CPU."""
+    global _default
+    if _default is None:
+        _default = os.environ.get("WEBTENSOR_DEVICE") or _probe_default()
+    return _default
+
+
+def _probe_default() -> str:
+    try:
+        # Vulkan loaders complain on stderr when XDG_RUNTIME_DIR is unset (headless machines, CI).
+        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        import wgpu
+        adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
+        if adapter is not None and adapter.info.get("adapter_type") not in ("CPU", "Unknown", None):
+            return "webgpu"
+    except Exception:  # no wgpu, no Vulkan/Metal/D3D12 loader, no adapter: fall through
+        pass
+    try:
+        import wasmtime  # noqa: F401
+        return "wasm"
+    except ImportError:
+        return "reference"
 
 
 def device(name: str):
