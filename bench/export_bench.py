@@ -1,0 +1,40 @@
+"""Artifacts for ``bench/bench_node.mjs`` (which runs this script itself):
+
+    python3 bench/export_bench.py OUTDIR
+
+- ``OUTDIR/mlp``: MLP 784 -> 256 -> 256 -> 10 (ReLU), softmax cross-entropy on logits
+  (``SparseCategoricalCrossentropy(from_logits=True)``), SGD(0.01); signatures ``train_step``
+  (batch 128) and ``predict``;
+- ``OUTDIR/cnn``: conv3x3(16, same, ReLU) -> maxpool 2 -> conv3x3(32, same, ReLU) -> maxpool 2 ->
+  dense 10 on 28x28x1 images; signature ``predict`` (batch 32).
+
+Weights are seeded; the JS benchmark gives TF.js the same initial weights (read from the
+artifacts' ``weights.safetensors``) so both run the same workload from the same state.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import webtensor as wt
+
+MLP_BATCH, CNN_BATCH = 128, 32
+
+
+def main(out: str) -> None:
+    nn = wt.nn
+    wt.set_seed(0)
+    mlp = nn.Sequential([nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"),
+                         nn.Dense(10)], name="mlp")
+    mlp.compile(wt.optimizers.SGD(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    mlp.export(os.path.join(out, "mlp"), batch_size=MLP_BATCH)
+    cnn = nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(16, 3, padding="same", activation="relu"), nn.MaxPool2D(),
+                         nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
+                         nn.Dense(10)], name="cnn")
+    cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
