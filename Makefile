@@ -39,3 +39,4 @@ test-js: setup
 bench: setup
 	$(PY) bench/bench_wasm.py
 	$(PY) bench/bench_webgpu.py
+	node bench/bench_node.mjs
