@@ -48,13 +48,8 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase`` the
-    exponent is ``floor(step / decay_steps)``.
-
-    Raises:
-        ValueError: ``decay_steps <= 0``.
-    """
+class _StepDecay(LearningRateSchedule):
+    """Shared by the decays of ``p = step / decay_steps`` (``floor``-ed with ``staircase``)."""
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False):
         _positive("decay_steps", decay_steps)
@@ -65,11 +60,23 @@ class ExponentialDecay(LearningRateSchedule):
         p = _step(step) / float(self.decay_steps)
         if self.staircase:
             p = F.floor(p)
-        return F.pow(float(self.decay_rate), p) * float(self.initial_learning_rate)
+        return self._decay(p)
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "decay_rate": self.decay_rate, "staircase": self.staircase}
+
+
+class ExponentialDecay(_StepDecay):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase`` the
+    exponent is ``floor(step / decay_steps)``.
+
+    Raises:
+        ValueError: ``decay_steps <= 0``.
+    """
+
+    def _decay(self, p) -> Tensor:
+        return F.pow(float(self.decay_rate), p) * float(self.initial_learning_rate)
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -141,7 +148,7 @@ class CosineDecay(LearningRateSchedule):
                 "alpha": self.alpha, "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StepDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``; with ``staircase`` the
     quotient is ``floor(step / decay_steps)``.
 
@@ -149,20 +156,8 @@ class InverseTimeDecay(LearningRateSchedule):
         ValueError: ``decay_steps <= 0``.
     """
 
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False):
-        _positive("decay_steps", decay_steps)
-        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
-        self.decay_rate, self.staircase = decay_rate, staircase
-
-    def __call__(self, step) -> Tensor:
-        p = _step(step) / float(self.decay_steps)
-        if self.staircase:
-            p = F.floor(p)
+    def _decay(self, p) -> Tensor:
         return float(self.initial_learning_rate) / (p * float(self.decay_rate) + 1.0)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase}
 
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "CosineDecay", "InverseTimeDecay"]
