@@ -15,7 +15,7 @@ from .core.ops import abs, max, min, pow, round, sum, slice  # noqa: F401  (shad
 from .tensor import Tensor, Variable, tensor, init_scope
 from .creation import (full, zeros, ones, zeros_like, ones_like, arange, linspace, eye, uniform, normal,
                        truncated_normal, set_seed)
-from .device import device, get_device, register_device, Device
+from .device import device, get_device, init_async, register_device, Device
 from .function import function, grad, value_and_grad, Function
 from .tape import GradientTape
 from . import optimizers, data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from typing import Callable
 
@@ -16,16 +17,39 @@ from . import _state
 
 
 class Device:
-    """A runtime: holds buffers, executes single ops (eager) and compiled graphs."""
+    """A runtime: holds buffers, executes single ops (eager) and compiled graphs.
+
+    Host data crosses in the host layout (:mod:`webtensor.hostdata`: row-major, little-endian,
+    bool one byte). A device implements ``from_host`` and at least one of ``to_host`` (numpy)
+    and ``to_host_bytes`` (no numpy); each has a default in terms of the other. Devices whose
+    readback is asynchronous (WebGPU in the browser) also implement ``to_host_bytes_async``.
+    """
     name = "?"
 
-    def from_host(self, array, aval):
-        """numpy array (already of ``aval``'s dtype and shape) -> device data."""
+    def from_host(self, buffer, aval):
+        """Host data -> device data. ``buffer``: a C-contiguous buffer-protocol object (numpy array,
+        ``array.array``, ``memoryview``, ``bytes``) holding ``aval``'s elements in the host layout;
+        numpy arrays of another dtype are converted."""
         raise NotImplementedError
 
     def to_host(self, data, aval):
-        """device data -> numpy array."""
-        raise NotImplementedError
+        """Device data -> a numpy array of ``aval``'s shape and dtype (a copy the caller may modify).
+
+        Raises:
+            ImportError: numpy is not installed (names the extra).
+        """
+        from .hostdata import to_numpy
+        return to_numpy(self.to_host_bytes(data, aval), aval.shape, aval.dtype)
+
+    def to_host_bytes(self, data, aval):
+        """Device data -> ``bytes``/``bytearray``/``memoryview`` in the host layout (no numpy needed)."""
+        from .hostdata import NUMPY
+        a = self.to_host(data, aval)
+        return memoryview(a.astype(NUMPY[aval.dtype.name], order="C", copy=False)).cast("B") if a.size else b""
+
+    async def to_host_bytes_async(self, data, aval):
+        """``to_host_bytes`` as a coroutine: devices with asynchronous readback override it."""
+        return self.to_host_bytes(data, aval)
 
     def execute(self, op, datas, attrs, in_avals, out_aval):
         """Run one op eagerly."""
@@ -50,8 +74,13 @@ class ReferenceDevice(Device):
         from .util import require_numpy
         self.np = require_numpy("the 'reference' device")
 
-    def from_host(self, array, aval):
-        return array
+    def from_host(self, buffer, aval):
+        np = self.np
+        if isinstance(buffer, np.ndarray):
+            return buffer
+        from .core.numpy_util import np_dtype
+        from .hostdata import NUMPY, byte_view
+        return np.frombuffer(byte_view(buffer), NUMPY[aval.dtype.name]).reshape(aval.shape).astype(np_dtype(aval.dtype))
 
     def to_host(self, data, aval):
         return data
@@ -85,6 +114,9 @@ class GraphInterpreter:
 
 
 def _webgpu() -> Device:
+    if sys.platform == "emscripten":            # Pyodide: the browser's navigator.gpu, not wgpu-py
+        from .webgpu.browser import request_device_sync
+        return request_device_sync()
     from .webgpu.runtime import WebGPUDevice   # lazy: needs the optional 'wgpu'
     return WebGPUDevice()
 
@@ -124,8 +156,12 @@ def default_device_name() -> str:
     """The device used when none is named (DESIGN.md, "Devices"), decided once per process:
     ``$WEBTENSOR_DEVICE`` if set; else ``"webgpu"`` when a hardware GPU adapter exists; else
     ``"wasm"`` when its runtime is installed; else ``"reference"``. A software adapter (llvmpipe,
-    SwiftShader) does not count: WebAssembly is faster on the same CPU."""
+    SwiftShader) does not count: WebAssembly is faster on the same CPU. In Pyodide (where the
+    browser creates GPU devices asynchronously): ``"webgpu"`` once :func:`init_async` has created
+    it, else ``"wasm"``."""
     global _default
+    if sys.platform == "emscripten":  # Pyodide: WebGPU once init_async() created it, else WebAssembly
+        return os.environ.get("WEBTENSOR_DEVICE") or ("webgpu" if "webgpu" in _INSTANCES else "wasm")
     if _default is None:
         _default = os.environ.get("WEBTENSOR_DEVICE") or _probe_default()
     return _default
@@ -146,6 +182,32 @@ def _probe_default() -> str:
         return "wasm"
     except ImportError:
         return "reference"
+
+
+async def init_async(name: str | None = None) -> Device:
+    """Create the device ``name`` (awaiting what the platform does asynchronously) and return it.
+
+    In Pyodide the browser creates WebGPU devices asynchronously, so run
+    ``await webtensor.init_async('webgpu')`` before the first use of ``"webgpu"``; with no name,
+    ``await webtensor.init_async()`` creates ``"webgpu"`` where an adapter exists, else ``"wasm"``,
+    and that device becomes the default. Natively this is :func:`get_device`. Readback from a
+    browser GPU is asynchronous too: see ``Tensor.numpy_async``/``tolist_async`` and
+    ``Model.fit_async``.
+
+    Raises:
+        RuntimeError: ``"webgpu"`` named and no adapter/device could be created (the message says why).
+        ValueError: an unknown name.
+    """
+    if sys.platform == "emscripten":
+        if name is None:
+            try:
+                return await init_async("webgpu")
+            except RuntimeError:
+                return get_device("wasm")
+        if name == "webgpu" and name not in _INSTANCES and _FACTORIES.get(name) is _webgpu:
+            from .webgpu.browser import request_device
+            _INSTANCES[name] = await request_device()
+    return get_device(name)
 
 
 def device(name: str):

@@ -59,7 +59,7 @@ class Optimizer:
         v = getattr(self, attr)
         if v is None or v.device is not device:
             with init_scope():
-                value = value if v is None else v.numpy()
+                value = value if v is None else v.read_value()   # moved by Variable (no numpy needed)
                 v = Variable(value, name=f"{self.name}/{name}", trainable=False, dtype=dtype, device=device)
             setattr(self, attr, v)
         return v

@@ -1,10 +1,11 @@
 """``Tensor``, ``Variable``, and the one dispatch point every op call goes through."""
 from __future__ import annotations
 
+import array
 import numbers
 from math import prod
 
-from . import _state
+from . import _state, hostdata
 from .core import ops as F
 from .core.dtypes import DType, as_dtype, bool_, dtype_of_scalar, float32, int32, result_type
 from .core.op import Aval, set_dispatcher
@@ -48,24 +49,52 @@ class Tensor:
         return self.shape[0]
 
     # ---- to the host ----
-    def numpy(self):
-        """The value as a numpy array (a copy on GPU devices). Raises inside ``function`` tracing."""
+    # Readback is synchronous except from a GPU in the browser (Pyodide), where the ``*_async``
+    # methods must be awaited instead: ``await t.numpy_async()``, ``await t.tolist_async()``.
+    def _concrete(self):
         if self._data is None:
             raise RuntimeError("a symbolic tensor (inside webtensor.function tracing) has no value yet; "
                                "return it from the function to get its value")
-        return self._device.to_host(self._data, self._aval)
+        return self._data
+
+    def numpy(self):
+        """The value as a numpy array (a copy on GPU devices). Raises RuntimeError inside ``function``
+        tracing, ImportError without numpy (use :meth:`tolist`), RuntimeError for a browser GPU
+        (use ``await t.numpy_async()``)."""
+        return self._device.to_host(self._concrete(), self._aval)
 
     def __array__(self, dtype=None, copy=None):
         a = self.numpy()
         return a.astype(dtype) if dtype is not None else a
 
     def tolist(self):
-        return self.numpy().tolist()
+        """The value as nested Python lists (a number for a 0-d tensor), as ``numpy.ndarray.tolist``;
+        needs no numpy. Raises as :meth:`numpy` does for symbolic tensors and browser GPUs."""
+        return hostdata.to_list(self._device.to_host_bytes(self._concrete(), self._aval), self.shape, self.dtype)
 
     def item(self):
+        """The value of a one-element tensor as a Python number. Raises ValueError for other sizes."""
         if self.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.numpy().reshape(()).item()
+        return hostdata.to_list(self._device.to_host_bytes(self._concrete(), self._aval), (), self.dtype)
+
+    async def _host_bytes_async(self):
+        return await self._device.to_host_bytes_async(self._concrete(), self._aval)
+
+    async def numpy_async(self):
+        """``await t.numpy_async()``: :meth:`numpy` for every device, including WebGPU in the browser,
+        whose readback (``GPUBuffer.mapAsync``) is asynchronous."""
+        return hostdata.to_numpy(await self._host_bytes_async(), self.shape, self.dtype)
+
+    async def tolist_async(self):
+        """``await t.tolist_async()``: :meth:`tolist` for every device (no numpy needed)."""
+        return hostdata.to_list(await self._host_bytes_async(), self.shape, self.dtype)
+
+    async def item_async(self):
+        """``await t.item_async()``: :meth:`item` for every device."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return hostdata.to_list(await self._host_bytes_async(), (), self.dtype)
 
     def __float__(self):
         return float(self.item())
@@ -87,14 +116,20 @@ class Tensor:
     def __repr__(self):
         if self._data is None:
             return f"<Tensor symbolic shape={self.shape} dtype={self.dtype.name}>"
-        return f"<Tensor shape={self.shape} dtype={self.dtype.name} device={self.device.name}\n{self.numpy()!r}>"
+        try:
+            value = repr(self.numpy())
+        except ImportError:
+            value = repr(self.tolist())
+        except RuntimeError as e:   # a browser GPU: readback must be awaited
+            value = f"(value not read: {e})"
+        return f"<Tensor shape={self.shape} dtype={self.dtype.name} device={self.device.name}\n{value}>"
 
     def to(self, device) -> "Tensor":
         """A copy on ``device`` (a name or Device)."""
         dev = get_device(device)
         if dev is self._device:
             return self
-        return Tensor(dev.from_host(self.numpy(), self._aval), self._aval, dev)
+        return Tensor(dev.from_host(self._device.to_host_bytes(self._concrete(), self._aval), self._aval), self._aval, dev)
 
     # ---- operators (numpy semantics; == is elementwise, hashing is by identity) ----
     __hash__ = object.__hash__
@@ -237,17 +272,32 @@ def _infer_host_dtype(a, np):
     raise TypeError(f"cannot make a tensor from data of dtype {a.dtype}")
 
 
-def tensor(data, dtype=None, device=None) -> Tensor:
-    """A tensor from a Python scalar, (nested) list, numpy array or tensor.
+def _numpy():
+    try:
+        import numpy
+        return numpy
+    except ImportError:
+        return None
 
-    Python floats become float32, ints int32, bools bool, unless ``dtype`` says otherwise.
+
+def tensor(data, dtype=None, device=None) -> Tensor:
+    """A tensor from a Python scalar, (nested) list or tuple, ``array.array``, ``memoryview`` (their
+    format and shape are used), numpy array or tensor.
+
+    Python floats become float32, ints int32, bools bool, unless ``dtype`` says otherwise (numpy
+    data: floats float32 (float16 stays), ints int32). numpy is optional: without it the data is
+    packed with the standard library (:func:`webtensor.hostdata.from_python`), as in Pyodide.
     Raises TypeError for unsupported data or dtypes, ValueError for ragged lists.
     """
-    from .util import require_numpy
-    np = require_numpy("creating tensors from host data")
     if isinstance(data, Tensor):
         t = data if dtype is None else F.cast(data, dtype)
         return t.to(device) if device is not None else t
+    np = _numpy()
+    if np is None or isinstance(data, (array.array, memoryview)):
+        buf, shape, dt = hostdata.from_python(data, dtype)
+        dev = get_device(device)
+        aval = Aval(shape, dt)
+        return Tensor(dev.from_host(buf, aval), aval, dev)
     try:
         a = np.asarray(data)
     except ValueError as e:
@@ -360,8 +410,9 @@ def _getitem(x: Tensor, key) -> Tensor:
         if idx.dtype == bool_:
             raise IndexError("boolean mask indexing is not supported (data-dependent shape); use where")
         n = x.shape[0] if x.ndim else 0
-        host = None if isinstance(key[0], Tensor) or not idx.size else idx.numpy()
-        if host is not None and (host.min() < -n or host.max() >= n):  # known now: checked as numpy does
+        host = None if isinstance(key[0], Tensor) or not idx.size else \
+            hostdata.from_python(key[0].tolist() if hasattr(key[0], "tolist") else key[0])[0]
+        if host is not None and (min(host) < -n or max(host) >= n):  # known now: checked as numpy does
             raise IndexError(f"index {key[0]} is out of bounds for axis 0 with size {n}")
         if idx.dtype == int32:  # negative indices count from the end, as in numpy
             idx = F.where(F.less(idx, 0), F.add(idx, n), idx)

@@ -1,7 +1,9 @@
-"""The ``"wasm"`` device: WebAssembly kernels run in ``wasmtime`` over one linear memory.
+"""The ``"wasm"`` device: WebAssembly kernels over one linear memory, run by an engine
+(:mod:`.engines`): ``wasmtime`` natively, the page's ``WebAssembly`` in Pyodide. Only the engine
+differs; allocator, kernels and executables are the same.
 
-- One ``wasmtime`` store and one linear memory per device; every module imports it
-  (``env.memory``), so tensors never move between kernels.
+- One linear memory per device; every module imports it (``env.memory``), so tensors never
+  move between kernels.
 - :class:`Allocator`: a first-fit free list with coalescing over that memory (64-byte
   blocks); it grows the memory on demand and raises ``MemoryError`` naming the tensor
   beyond the 4 GiB wasm32 limit.
@@ -16,25 +18,24 @@
   inputs, captures and results are passed through an address table in memory; outputs and
   variable updates are written straight into fresh buffers.
 
-Calls go through ``wasmtime_func_call_unchecked`` with a preallocated argument array (a few
-microseconds) when the installed wasmtime exposes it, else ``Func.__call__`` (~50 us).
-Requires the optional extra: ``pip install 'webtensor[wasm]'``.
+Host data crosses in one bulk copy each way (``engine.write``/``engine.read``); no numpy is
+needed. Natively this requires the optional extra ``pip install 'webtensor[wasm]'`` (wasmtime);
+in Pyodide nothing.
 """
 from __future__ import annotations
 
+import array
 import bisect
-import ctypes
 import weakref
 from math import prod
 
 from ..core import compile as C
 from ..device import Device
-from ..util import require, require_numpy
+from ..hostdata import as_host, from_storage, to_storage
 from .binary import Module
+from .engines import MAX_PAGES, PAGE, _Caller, default_engine  # noqa: F401  (_Caller: tests patch it)
 from .lower import kernel_module, lower
 
-PAGE = 65536
-MAX_PAGES = 65536           # wasm32: 4 GiB
 ALIGN = 64
 
 
@@ -112,79 +113,31 @@ class WasmBuffer:
 
 
 def _storage(aval) -> tuple[str, int]:
-    """(numpy storage dtype name, bytes) of a tensor on the wasm device (bool as i32, f16 as f32)."""
-    t = "float32" if aval.dtype.wasm == "f32" else "int32"
-    return t, 4 * prod(aval.shape)
-
-
-class _Caller:
-    """Call an exported function with i32 arguments, the fast way when possible."""
-
-    def __init__(self, store, func, nargs: int):
-        self.store, self.func, self.nargs = store, func, nargs
-        self.fast = None
-        try:
-            from wasmtime import _ffi as ffi
-            self._ffi = ffi
-            self._ctx = store._context()
-            self._fn = ctypes.byref(func._func)
-            self._args = (ffi.wasmtime_val_raw * max(nargs, 1))()
-            self._trap = ctypes.POINTER(ffi.wasm_trap_t)()
-            self.fast = ffi.wasmtime_func_call_unchecked
-        except Exception:   # an older or newer wasmtime-py without the raw call: use the public API
-            self.fast = None
-
-    def __call__(self, *vals):
-        if self.fast is None:
-            return self.func(self.store, *vals)
-        args = self._args
-        for i, v in enumerate(vals):
-            args[i].i32 = v
-        err = self.fast(self._ctx, self._fn, args, self.nargs, ctypes.byref(self._trap))
-        if err or self._trap:
-            self._trap = ctypes.POINTER(self._ffi.wasm_trap_t)()
-            return self.func(self.store, *vals)   # re-run through the checked API to raise properly
+    """(storage type ``'f32'``/``'i32'``, bytes) of a tensor on the wasm device (bool as i32, f16 as f32)."""
+    return aval.dtype.wasm, 4 * prod(aval.shape)
 
 
 class WasmDevice(Device):
     """The ``"wasm"`` device (see the module docstring)."""
     name = "wasm"
 
-    def __init__(self, initial_pages: int = 256, fma: bool = True):
-        wasmtime = require("wasmtime", "the 'wasm' device")
-        self.np = require_numpy("the 'wasm' device")
-        self.wasmtime = wasmtime
-        cfg = wasmtime.Config()
-        cfg.wasm_simd = True
-        cfg.wasm_relaxed_simd = fma
-        self.fma = fma
-        self.engine = wasmtime.Engine(cfg)
-        self.store = wasmtime.Store(self.engine)
-        self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, MAX_PAGES)))
-        self.alloc = Allocator(initial_pages * PAGE, self._grow)
-        self._view = None
+    def __init__(self, initial_pages: int = 256, fma: bool | None = None, engine=None):
+        """``fma``: use relaxed-SIMD fused multiply-adds (None: where the engine has them; results
+        then differ from ``fma=False`` in the last bits). ``engine``: an engine from
+        :mod:`.engines` (default: :func:`~.engines.default_engine`, which gets ``initial_pages``).
+
+        Raises:
+            ImportError: natively, ``wasmtime`` is not installed (names the ``wasm`` extra).
+        """
+        self.engine = engine if engine is not None else default_engine(initial_pages, fma)
+        self.fma = self.engine.fma
+        self.alloc = Allocator(self.engine.size, self.engine.grow)
         self._kernels: dict = {}        # Kernel -> (Lowered, caller): one module per distinct kernel
         self._ops: dict = {}            # (op, input avals, output aval, attrs) -> the same, skipping op.kernel
         self.kernel_stats = {"hits": 0, "misses": 0}
         self._scratch = None
 
     # ---- memory ----
-    def _grow(self, pages: int) -> bool:
-        try:
-            self.memory.grow(self.store, pages)
-        except Exception:
-            return False
-        self._view = None        # the old view may point at freed memory now
-        return True
-
-    @property
-    def view(self):
-        """uint8 numpy view of the whole linear memory (re-made after every growth)."""
-        if self._view is None:
-            n = self.memory.data_len(self.store)
-            self._view = self.np.ctypeslib.as_array(self.memory.data_ptr(self.store), shape=(n,))
-        return self._view
-
     def buffer(self, nbytes: int, what: str = "buffer") -> WasmBuffer:
         return WasmBuffer(self.alloc, nbytes, what)
 
@@ -196,24 +149,19 @@ class WasmDevice(Device):
         return self._scratch.offset
 
     # ---- Device interface ----
-    def from_host(self, array, aval):
-        np = self.np
+    def from_host(self, buffer, aval):
         t, n = _storage(aval)
+        src = to_storage(as_host(buffer, aval.dtype), aval.dtype, t)
+        if src.nbytes != n:
+            raise ValueError(f"wasm device: host data of {src.nbytes} bytes for a {aval.dtype.name} tensor of shape "
+                             f"{tuple(aval.shape)} (expected {n} bytes as {t})")
         buf = self.buffer(n, f"a {aval.dtype.name} tensor of shape {tuple(aval.shape)}")
-        if n:
-            a = np.ascontiguousarray(array, dtype=t)
-            self.view[buf.offset:buf.offset + n] = a.reshape(-1).view(np.uint8)
+        self.engine.write(buf.offset, src)
         return buf
 
-    def to_host(self, data, aval):
-        np = self.np
+    def to_host_bytes(self, data, aval):
         t, n = _storage(aval)
-        a = self.view[data.offset:data.offset + n].view(t).reshape(aval.shape).copy()
-        if aval.dtype.name == "bool":
-            return a != 0
-        if aval.dtype.name == "float16":
-            return a.astype(np.float16)
-        return a
+        return from_storage(self.engine.read(data.offset, n), aval.dtype, t)
 
     def _kernel(self, kernel):
         ent = self._kernels.get(kernel)
@@ -225,11 +173,8 @@ class WasmDevice(Device):
             self.kernel_stats["hits"] += 1
         return ent
 
-    def _instantiate(self, module: Module, export: str, nargs: int) -> _Caller:
-        wasmtime = self.wasmtime
-        mod = wasmtime.Module(self.engine, module.emit())
-        inst = wasmtime.Instance(self.store, mod, [self.memory])
-        return _Caller(self.store, inst.exports(self.store)[export], nargs)
+    def _instantiate(self, module: Module, export: str, nargs: int):
+        return self.engine.instantiate(module.emit(), export, nargs)
 
     def execute(self, op, datas, attrs, in_avals, out_aval):
         if op.kernel is None:
@@ -317,8 +262,7 @@ class WasmExecutable:
         data.update(zip(prog.captures, captures))
         for b, n in self.results:
             data[b] = dev.buffer(n, f"a result of shape {prog.bufs[b].shape}")
-        t = self.table // 4
-        dev.view.view(dev.np.int32)[t:t + len(self._slots)] = [data[b].offset for b in self._slots]
+        dev.engine.write(self.table, array.array("i", [data[b].offset for b in self._slots]))
         self._run()
         return [data[b] for b in prog.outputs], [data[b] for b in prog.updates]
 

@@ -1,5 +1,7 @@
 """The ``"webgpu"`` device: WGSL from :mod:`webtensor.webgpu.wgsl`, run natively through ``wgpu``
-(wgpu-py: Vulkan, Metal, D3D12; Mesa's lavapipe on machines without a GPU).
+(wgpu-py: Vulkan, Metal, D3D12; Mesa's lavapipe on machines without a GPU), and in Pyodide through
+the browser's ``navigator.gpu`` (:mod:`.browser` wraps it in the same snake_case API, so this
+runtime is the same on both).
 
 - Device selection: ``wgpu.gpu.request_adapter_sync(power_preference=...)``; the device is created
   with the adapter's limits (``required_limits``) and ``shader-f16`` where offered, and the
@@ -11,7 +13,8 @@
 - Graphs: ``compile`` fuses with ``core.compile.compile_graph``, lowers each kernel, plans the
   temporaries once (buffers reused across steps whose lifetimes do not overlap, allocated once per
   executable), and each ``run`` encodes every kernel into ONE command encoder and submits it.
-- Readback is explicit: ``to_host`` copies into a mappable staging buffer and maps it.
+- Readback is explicit: ``to_host_bytes`` copies into a mappable staging buffer and maps it. In
+  the browser mapping is asynchronous: ``to_host_bytes_async`` awaits it (``Tensor.numpy_async``).
 - Device loss: errors from a lost device become a RuntimeError that says so;
   ``webtensor.webgpu.reset_device()`` drops the instance so ``get_device('webgpu')`` creates a
   fresh one.
@@ -26,8 +29,8 @@ import weakref
 from collections import defaultdict
 
 from ..core import compile as C
-from ..core.dtypes import DType
 from ..device import Device
+from ..hostdata import as_host, from_storage, to_storage
 from ..util import require
 from . import wgsl
 
@@ -109,26 +112,31 @@ class WebGPUDevice(Device):
         power_preference: ``'high-performance'`` or ``'low-power'`` adapter.
         limits: overrides of the compiler's view of the device limits (``wgsl.Limits`` field names),
             e.g. ``{'max_storage_buffers_per_shader_stage': 4}`` to exercise input packing.
+        wgpu, adapter, gpu: an adapter and device created elsewhere, and the module with their API
+            (wgpu-py, or :mod:`.browser` in Pyodide, whose ``request_device`` passes them); by
+            default they are created here with wgpu-py.
     Raises:
         ImportError: ``wgpu`` is not installed (names the ``webgpu`` extra).
         RuntimeError: no adapter exists (says what to install or which device to use instead).
     """
     name = "webgpu"
 
-    def __init__(self, power_preference: str = "high-performance", limits: dict | None = None):
-        self.wgpu = wgpu = require("wgpu", "the 'webgpu' device")
-        self.np = require("numpy", "the 'webgpu' device")
-        try:
-            adapter = wgpu.gpu.request_adapter_sync(power_preference=power_preference)
-        except RuntimeError as e:   # some wgpu versions raise instead of returning None
-            raise RuntimeError(f"{NO_ADAPTER} ({e})") from None
-        if adapter is None:
-            raise RuntimeError(NO_ADAPTER)
-        self.adapter = adapter
-        alim = adapter.limits
-        features = [f for f in ("shader-f16",) if f in adapter.features]
-        self.gpu = adapter.request_device_sync(required_features=features,
-                                               required_limits={k: alim[k] for k in REQUESTED_LIMITS if k in alim})
+    def __init__(self, power_preference: str = "high-performance", limits: dict | None = None, *,
+                 wgpu=None, adapter=None, gpu=None):
+        if gpu is None:
+            wgpu = require("wgpu", "the 'webgpu' device")
+            try:
+                adapter = wgpu.gpu.request_adapter_sync(power_preference=power_preference)
+            except RuntimeError as e:   # some wgpu versions raise instead of returning None
+                raise RuntimeError(f"{NO_ADAPTER} ({e})") from None
+            if adapter is None:
+                raise RuntimeError(NO_ADAPTER)
+            alim = adapter.limits
+            features = [f for f in ("shader-f16",) if f in adapter.features]
+            gpu = adapter.request_device_sync(required_features=features,
+                                              required_limits={k: alim[k] for k in REQUESTED_LIMITS if k in alim})
+        self.wgpu, self.adapter, self.gpu = wgpu, adapter, gpu
+        self.async_readback = getattr(wgpu, "ASYNC_READBACK", False)   # the browser maps buffers asynchronously
         self.limits = wgsl.Limits.from_mapping(self.gpu.limits, self.gpu.features, **(limits or {}))
         self.lost: str | None = None
         self._watch_loss()
@@ -201,10 +209,7 @@ class WebGPUDevice(Device):
         self.stats["submits"] += 1
 
     # ---- host <-> device ------------------------------------------------------------------------
-    def _host_dtype(self, dt: DType):
-        return {"f32": "float32", "i32": "int32", "f16": "float16"}[wgsl.storage_type(dt, self.limits)]
-
-    def alloc(self, shape, dt: DType, what: str = "tensor") -> GPUData:
+    def alloc(self, shape, dt, what: str = "tensor") -> GPUData:
         """Device memory for a tensor of ``shape``/``dt``. Raises BufferTooLarge past ``maxBufferSize``."""
         nbytes = wgsl.storage_nbytes(shape, dt, self.limits)
         if nbytes > self.limits.max_buffer_size:
@@ -213,42 +218,72 @@ class WebGPUDevice(Device):
         with self._guard():
             return GPUData(self, self.pool.acquire(max(nbytes, 4)), nbytes)
 
-    def from_host(self, array, aval):
-        np = self.np
-        a = np.ascontiguousarray(np.asarray(array).astype(self._host_dtype(aval.dtype), copy=False))
+    def from_host(self, buffer, aval):
+        st = wgsl.storage_type(aval.dtype, self.limits)
+        src = to_storage(as_host(buffer, aval.dtype), aval.dtype, st)
         data = self.alloc(aval.shape, aval.dtype)
-        if a.nbytes:
-            if a.nbytes % 4:
-                a = np.concatenate([a.reshape(-1).view(np.uint8), np.zeros(4 - a.nbytes % 4, np.uint8)])
+        if src.nbytes != data.nbytes:
+            raise ValueError(f"webgpu: host data of {src.nbytes} bytes for a {aval.dtype.name} tensor of shape "
+                             f"{tuple(aval.shape)} (expected {data.nbytes} bytes as {st})")
+        if src.nbytes:
+            if src.nbytes % 4:      # writeBuffer sizes are multiples of 4
+                src = bytes(src) + bytes(4 - src.nbytes % 4)
             with self._guard():
-                self.gpu.queue.write_buffer(data.buffer, 0, a)
+                self.gpu.queue.write_buffer(data.buffer, 0, src)
         return data
 
-    def to_host(self, data: GPUData, aval):
-        np = self.np
-        host = self._host_dtype(aval.dtype)
+    def _stage(self, data: GPUData):
+        """Copy ``data`` into a staging buffer (one submission); returns (staging, bytes to map)."""
         if data.device is not self:
             raise RuntimeError("this tensor's data belongs to another (older) webgpu device")
         size = -(-data.nbytes // 4) * 4
-        if size == 0:
-            return np.zeros(aval.shape, self._numpy_dtype(aval.dtype))
         staging = self.staging.acquire(size)
         try:
             enc = self.gpu.create_command_encoder()
             enc.copy_buffer_to_buffer(data.buffer, 0, staging, 0, size)
             self._submit(enc)
+        except BaseException:
+            self.staging.release(staging)
+            raise
+        return staging, size
+
+    def _unstage(self, staging, size: int, data: GPUData, aval):
+        """Read a mapped staging buffer into host bytes, unmap it and return it to the pool."""
+        try:
             with self._guard():
-                staging.map_sync(self.wgpu.MapMode.READ, 0, size)
-                out = np.frombuffer(staging.read_mapped(0, size), np.uint8)[:data.nbytes].view(host).copy()
+                raw = staging.read_mapped(0, size)
+                out = bytearray(memoryview(raw)[:data.nbytes])
                 staging.unmap()
         finally:
             self.staging.release(staging)
-        out = out.reshape(aval.shape)
-        return out != 0 if aval.dtype.kind == "b" else out.astype(self._numpy_dtype(aval.dtype), copy=False)
+        return from_storage(out, aval.dtype, wgsl.storage_type(aval.dtype, self.limits))
 
-    def _numpy_dtype(self, dt: DType):
-        from ..core.numpy_util import np_dtype
-        return np_dtype(dt)
+    def to_host_bytes(self, data: GPUData, aval):
+        """Device data -> host bytes, waiting for the queue. In the browser this works only where Pyodide
+        can block on a Promise (JSPI); otherwise it raises RuntimeError naming the ``*_async`` calls."""
+        if data.nbytes == 0:
+            return b""
+        staging, size = self._stage(data)
+        try:
+            with self._guard():
+                staging.map_sync(self.wgpu.MapMode.READ, 0, size)
+        except BaseException:
+            self.staging.release(staging)
+            raise
+        return self._unstage(staging, size, data, aval)
+
+    async def to_host_bytes_async(self, data: GPUData, aval):
+        """Device data -> host bytes, awaiting ``GPUBuffer.mapAsync`` in the browser (natively the same
+        as :meth:`to_host_bytes`)."""
+        if not self.async_readback or data.nbytes == 0:
+            return self.to_host_bytes(data, aval)
+        staging, size = self._stage(data)
+        try:
+            await staging.map_async(self.wgpu.MapMode.READ, 0, size)
+        except BaseException:
+            self.staging.release(staging)
+            raise
+        return self._unstage(staging, size, data, aval)
 
     # ---- kernels ----------------------------------------------------------------------------------
     def compiled(self, kernel, what: str = "kernel") -> _Compiled:
@@ -349,7 +384,7 @@ class WebGPUDevice(Device):
         """Wait until the device has finished all submitted work."""
         from ..core.dtypes import int32
         from ..core.op import Aval
-        self.to_host(self.alloc((1,), int32), Aval((1,), int32))   # a readback waits for the queue
+        self.to_host_bytes(self.alloc((1,), int32), Aval((1,), int32))   # a readback waits for the queue
 
 
 class Executable:

@@ -10,6 +10,13 @@ are all Variables, so the traced steps update them in place.
 
 Inputs: Tensors, numpy arrays (anything :func:`webtensor.tensor` accepts) or a batched
 :class:`webtensor.data.Dataset` of ``(x, y)`` tuples.
+
+Asynchronous readback (WebGPU in the browser, under Pyodide): ``fit`` and ``evaluate`` read the
+metrics back from the device; there, use ``await model.fit_async(...)`` and
+``await model.evaluate_async(...)``, which run the same loops and await each readback.
+``predict`` reads nothing back and works as it is (read its result with ``await
+t.numpy_async()``). Both variants share one loop, written as a generator that yields where it
+needs the metric values (:meth:`Model._drive` / :meth:`Model._drive_async` answer it).
 """
 from __future__ import annotations
 
@@ -139,6 +146,32 @@ class Model(Layer):
         """``{name: value}`` of every metric, read from the device."""
         return {m.name: float(m.result()) for m in self.metrics}
 
+    async def get_metrics_result_async(self) -> dict[str, float]:
+        """:meth:`get_metrics_result` with one awaited readback for all metrics (browser WebGPU)."""
+        results = [m.result() for m in self.metrics]
+        if not results:
+            return {}
+        packed = F.concat([F.reshape(F.cast(r, "float32"), (1,)) for r in results], axis=0)
+        return {m.name: float(v) for m, v in zip(self.metrics, await packed.tolist_async())}
+
+    def _drive(self, loop):
+        """Run a training/evaluation loop generator, answering each ``yield`` with the metric values."""
+        try:
+            loop.send(None)
+            while True:
+                loop.send(self.get_metrics_result())
+        except StopIteration as stop:
+            return stop.value
+
+    async def _drive_async(self, loop):
+        """:meth:`_drive`, awaiting each readback."""
+        try:
+            loop.send(None)
+            while True:
+                loop.send(await self.get_metrics_result_async())
+        except StopIteration as stop:
+            return stop.value
+
     # ---- steps (override these to customise training, as in Keras) ----
     def compute_loss(self, x, y, y_pred, sample_weight=None):
         return self.loss(y, y_pred, sample_weight)
@@ -217,6 +250,23 @@ class Model(Layer):
         Raises:
             RuntimeError: not compiled. ValueError: inconsistent data or arguments.
         """
+        return self._drive(self._fit_loop(x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                          validation_data, shuffle, initial_epoch, steps_per_epoch,
+                                          validation_batch_size, seed))
+
+    async def fit_async(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+                        validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+                        steps_per_epoch=None, validation_batch_size=None, seed=None):
+        """``await model.fit_async(...)``: :meth:`fit` awaiting each metric readback, for devices whose
+        readback is asynchronous (WebGPU in the browser). Same arguments, result and errors as
+        :meth:`fit`; callbacks must not read tensors synchronously (their ``logs`` are floats)."""
+        return await self._drive_async(self._fit_loop(x, y, batch_size, epochs, verbose, callbacks,
+                                                      validation_split, validation_data, shuffle, initial_epoch,
+                                                      steps_per_epoch, validation_batch_size, seed))
+
+    def _fit_loop(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+                  initial_epoch, steps_per_epoch, validation_batch_size, seed):
+        """:meth:`fit` as a generator: ``logs = yield`` wherever the metric values are needed."""
         self._assert_compiled("fit")
         verbose = _verbose(verbose)
         if not 0.0 <= validation_split < 1.0:
@@ -269,18 +319,18 @@ class Model(Layer):
                 cbs.on_train_batch_begin(step)
                 step_fn(bx, by, bw) if bw is not None else step_fn(bx, by)
                 step += 1
-                logs = self.get_metrics_result() if cbs.wants_batch_logs else None
+                logs = (yield) if cbs.wants_batch_logs else None
                 if verbose == 1 and (step % every == 0 or step == steps):
-                    bar.update(1, **(logs or self.get_metrics_result()))
+                    bar.update(1, **(logs or (yield)))
                 else:
                     bar.update(1)
                 cbs.on_train_batch_end(step - 1, logs)
                 if self.stop_training:
                     break
-            logs = self.get_metrics_result()
+            logs = yield
             if val is not None:
                 cbs.on_test_begin()
-                val_logs = self._run_evaluation(val, None, verbose=0)
+                val_logs = yield from self._evaluation_loop(val, None, verbose=0)
                 cbs.on_test_end(val_logs)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             bar.close(**logs)
@@ -290,7 +340,8 @@ class Model(Layer):
         cbs.on_train_end(logs if epochs > initial_epoch else None)
         return self.history
 
-    def _run_evaluation(self, ds, steps, verbose) -> dict[str, float]:
+    def _evaluation_loop(self, ds, steps, verbose):
+        """Evaluation as a generator (see :meth:`_fit_loop`); returns the logs."""
         self._assert_compiled("evaluate")
         self._build_from(ds, "evaluate")
         step_fn = self._step_function("test")
@@ -302,7 +353,7 @@ class Model(Layer):
             bx, by, bw = _unpack(element)
             step_fn(bx, by, bw) if bw is not None else step_fn(bx, by)
             bar.update(1)
-        logs = self.get_metrics_result()
+        logs = yield
         bar.close(**logs)
         return logs
 
@@ -313,10 +364,19 @@ class Model(Layer):
         Returns the loss (a float) when there are no metrics, else ``[loss, *metrics]``, or a
         ``{name: value}`` dict with ``return_dict=True``.
         """
+        return self._drive(self._evaluate_loop(x, y, batch_size, verbose, steps, callbacks, return_dict))
+
+    async def evaluate_async(self, x=None, y=None, batch_size=32, verbose="auto", steps=None, callbacks=None,
+                             return_dict=False):
+        """``await model.evaluate_async(...)``: :meth:`evaluate` awaiting the metric readback (WebGPU in
+        the browser); same arguments and result."""
+        return await self._drive_async(self._evaluate_loop(x, y, batch_size, verbose, steps, callbacks, return_dict))
+
+    def _evaluate_loop(self, x, y, batch_size, verbose, steps, callbacks, return_dict):
         ds = self._batches(x, y, batch_size, False, None, "evaluate")
         cbs = callbacks_mod.CallbackList(list(callbacks or []), self, {"steps": self._steps(ds, steps)})
         cbs.on_test_begin()
-        logs = self._run_evaluation(ds, steps, _verbose(verbose))
+        logs = yield from self._evaluation_loop(ds, steps, _verbose(verbose))
         cbs.on_test_end(logs)
         if return_dict:
             return logs

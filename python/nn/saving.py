@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from .. import safetensors_io
-from ..tensor import Variable, tensor
+from ..tensor import Tensor, Variable
 
 FORMAT = "webtensor.weights"
 VERSION = "1"
@@ -38,15 +38,13 @@ def save_weights(layer, path) -> None:
     Raises:
         ValueError: the layer has no weights (not built yet).
     """
-    from ..util import require_numpy
-    np = require_numpy("save_weights")
     weights = weight_paths(layer)
     if not weights:
         raise ValueError(f"save_weights: {layer.name!r} has no weights yet; build it first "
                          "(call it on a batch, or model.build(input_shape))")
     tensors = {}
     for name, v in weights.items():
-        data = np.ascontiguousarray(v.numpy(), dtype=_FILE_DTYPE[v.dtype.name]).tobytes()
+        data = bytes(v.device.to_host_bytes(v._concrete(), v._aval))   # the host layout is the file layout
         tensors[name] = (v.dtype.name, tuple(v.shape), data)
     safetensors_io.save_file(path, tensors, {"format": FORMAT, "version": VERSION})
 
@@ -62,8 +60,6 @@ def load_weights(layer, path) -> None:
             weights the layer lacks, or has a shape or dtype that differs (all listed); or the
             file is not valid safetensors.
     """
-    from ..util import require_numpy
-    np = require_numpy("load_weights")
     weights = weight_paths(layer)
     if not weights:
         raise ValueError(f"load_weights: {layer.name!r} has no weights yet; build it first "
@@ -88,7 +84,6 @@ def load_weights(layer, path) -> None:
     values = []
     for k, v in weights.items():
         _, shape, view = stored[k]
-        a = np.frombuffer(view, dtype=_FILE_DTYPE[v.dtype.name]).reshape(shape)
-        values.append(tensor(a, dtype=v.dtype, device=v.device))
+        values.append(Tensor(v.device.from_host(view, v._aval), v._aval, v.device))
     for v, t in zip(weights.values(), values):
         v.assign(t)

@@ -132,7 +132,7 @@ def test_executable_runs_in_one_call_and_reuses_its_arena(dev):
     np.testing.assert_allclose(losses, want, rtol=2e-4, atol=1e-5)
     np.testing.assert_allclose(w1.numpy(), ref[0].numpy(), rtol=2e-3, atol=1e-5)
     c = train_step.get_concrete(x, y)
-    wasmtime.Module.validate(dev.engine, c.exe.module.emit())
+    dev.engine.validate(c.exe.module.emit())
     assert len(c.exe.program.steps) > 5 and c.exe.module.functions[-1].name == "run"
 
 

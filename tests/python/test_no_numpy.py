@@ -42,3 +42,102 @@ def test_reference_device_names_the_extra_without_numpy():
     """)
     assert r.returncode == 0, r.stderr
     assert "pip install 'webtensor[numpy]'" in r.stdout
+
+
+# ---- devices without numpy (the paths Pyodide takes), checked natively --------------------------
+
+SCENARIO_DIR = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "pyodide")
+RUN_SCENARIO = f"""
+    import asyncio, json, sys
+    sys.path.insert(0, {SCENARIO_DIR!r})
+    import scenario, webtensor as wt
+    from webtensor.wasm.runtime import WasmDevice
+    wt.register_device("wasm_portable", lambda: WasmDevice(fma=False))
+    out = asyncio.run(scenario.run(sys.argv[1], sync=sys.argv[2] == "sync"))
+    assert "numpy" not in sys.modules
+    print(json.dumps(out))
+"""
+
+
+def _scenario(device: str, mode: str, block: bool) -> dict:
+    import json
+    code = (BLOCK_NUMPY if block else "") + textwrap.dedent(RUN_SCENARIO).replace(
+        'assert "numpy" not in sys.modules', 'assert "numpy" not in sys.modules' if block else "pass")
+    r = subprocess.run([sys.executable, "-c", code, device, mode], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_wasm_training_without_numpy_matches_with_numpy_bitwise():
+    without = _scenario("wasm_portable", "sync", block=True)
+    with_np = _scenario("wasm_portable", "sync", block=False)
+    assert without == with_np
+    assert without["loss"][-1] < without["loss"][0] and without["accuracy"][-1] > 0.5
+
+
+def test_webgpu_async_api_without_numpy_matches_wasm():
+    import math
+    gpu = _scenario("webgpu", "async", block=True)
+    cpu = _scenario("wasm_portable", "sync", block=False)
+    assert gpu["int_ops"] == cpu["int_ops"] and gpu["compare"] == cpu["compare"]
+    for key in ("matmul", "exp_sum", "softmax", "function", "gradient", "loss", "evaluate"):
+        flat = lambda v: [y for x in v for y in flat(x)] if isinstance(v, list) else [v]   # noqa: E731
+        for a, b in zip(flat(gpu[key]), flat(cpu[key])):
+            assert math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-4), (key, a, b)
+
+
+def test_host_data_on_devices_without_numpy(tmp_path):
+    r = run_without_numpy(f"""
+        import array, struct
+        import webtensor as wt
+        for dev in ("wasm", "webgpu"):
+            with wt.device(dev):
+                x = wt.tensor([[1.5, -2.0], [3.0, 4.25]])
+                assert x.dtype == wt.float32 and x.shape == (2, 2) and x.device.name == dev
+                assert x.tolist() == [[1.5, -2.0], [3.0, 4.25]]
+                assert (x * 2 + 1).tolist() == [[4.0, -3.0], [7.0, 9.5]]
+                assert float(x.sum()) == 6.75 and int(wt.tensor(7)) == 7 and bool(wt.tensor(True))
+                assert x[1].tolist() == [3.0, 4.25] and x[[1, 0]].tolist() == [[3.0, 4.25], [1.5, -2.0]]
+                assert wt.tensor([[True, False]]).tolist() == [[True, False]]
+                assert wt.tensor([1, 2**31 + 5]).tolist() == [1, -2**31 + 5]       # wraps like numpy
+                assert wt.tensor([1.9, -1.9], dtype="int32").tolist() == [1, -1]     # truncates like numpy
+                h = wt.tensor([1.5, -2.0, 70000.0], dtype="float16")
+                assert h.dtype == wt.float16 and h.tolist() == [1.5, -2.0, float("inf")]
+                a = wt.tensor(array.array("i", range(6))).reshape((2, 3))
+                assert a.dtype == wt.int32 and a.tolist() == [[0, 1, 2], [3, 4, 5]]
+                m = wt.tensor(memoryview(struct.pack("<4f", 1, 2, 3, 4)).cast("f", (2, 2)))
+                assert m.shape == (2, 2) and (m @ m).tolist() == [[7.0, 10.0], [15.0, 22.0]]
+                assert wt.zeros((2, 0)).tolist() == [[], []] and wt.tensor(2.5).item() == 2.5
+                assert "device=" + dev in repr(x) and "[[1.5, -2.0], [3.0, 4.25]]" in repr(x)
+                for bad in ([[1, 2], [3]], [1, [2]]):
+                    try:
+                        wt.tensor(bad)
+                        raise AssertionError("ragged data accepted")
+                    except ValueError as e:
+                        assert "ragged" in str(e)
+                try:
+                    wt.tensor(["a"])
+                    raise AssertionError("strings accepted")
+                except TypeError as e:
+                    assert "str" in str(e)
+                try:
+                    x.numpy()
+                    raise AssertionError("numpy() without numpy")
+                except ImportError as e:
+                    assert "pip install 'webtensor[numpy]'" in str(e)
+        assert wt.tensor([1.0, 2.0], device="wasm").to("webgpu").to("wasm").tolist() == [1.0, 2.0]
+
+        wt.set_seed(1)
+        with wt.device("wasm"):
+            m1 = wt.nn.Sequential([wt.nn.Input((3,)), wt.nn.Dense(4)])
+            m1.save_weights({str(tmp_path / 'w.safetensors')!r})
+            wt.set_seed(2)
+            m2 = wt.nn.Sequential([wt.nn.Input((3,)), wt.nn.Dense(4)])
+            assert m2.layers[0].kernel.tolist() != m1.layers[0].kernel.tolist()
+            m2.load_weights({str(tmp_path / 'w.safetensors')!r})
+            assert m2.layers[0].kernel.tolist() == m1.layers[0].kernel.tolist()
+        assert "numpy" not in sys.modules
+        print("ok")
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().endswith("ok")

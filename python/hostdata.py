@@ -1,0 +1,252 @@
+"""Host data without numpy: Python lists and buffers <-> bytes in the host layout.
+
+The **host layout** of a tensor is its elements in row-major (C) order, little-endian, one
+element per ``dtype.itemsize`` bytes: float32 and int32 as 4 bytes, float16 as IEEE binary16
+(2 bytes), bool as one byte 0 or 1 — exactly a C-contiguous numpy array of that dtype, so
+numpy arrays are host buffers as they are. ``Device.from_host`` takes host buffers and
+``Device.to_host_bytes`` returns them; devices convert to their storage types (bool as i32,
+float16 as f32 where there is no f16) with :func:`to_storage` / :func:`from_storage`.
+
+Everything here uses the standard library only (``array``, ``struct``, ``memoryview``), so it
+runs in Pyodide; conversions run in C (``array``/``struct``/``bytes``), never a Python loop per
+element, except the per-leaf checks of nested lists. Little-endian hosts are assumed (x86, ARM
+and WebAssembly all are).
+"""
+from __future__ import annotations
+
+import array
+import math
+import struct
+import sys
+from math import prod
+
+from .core.dtypes import DType, as_dtype, bool_, float16, float32, int32
+
+# struct / memoryview format of each dtype's host layout
+FORMAT = {"float32": "f", "int32": "i", "bool": "?", "float16": "e"}
+# numpy dtype strings of the same layout (for numpy arrays handed in or out)
+NUMPY = {"float32": "<f4", "int32": "<i4", "bool": "|b1", "float16": "<f2"}
+# memoryview/array format character -> the dtype it becomes (numpy's defaults land on 32 bits)
+_FROM_FORMAT = {"f": float32, "d": float32, "e": float16, "?": bool_,
+                **{c: int32 for c in "bBhHiIlLqQnN"}}
+
+
+def nbytes(shape, dtype: DType) -> int:
+    """Bytes of a tensor of ``shape``/``dtype`` in the host layout."""
+    return prod(shape) * dtype.itemsize
+
+
+def _numpy_array(x):
+    """``x`` if it is a numpy array (numpy is not imported for the test: no numpy, no arrays)."""
+    np = sys.modules.get("numpy")
+    return x if np is not None and isinstance(x, np.ndarray) else None
+
+
+def as_host(buffer, dtype: DType):
+    """A buffer of ``dtype``'s host layout: numpy arrays are converted (dtype, C order) when they
+    are not already; other buffer-protocol objects are returned as they are (the caller checks
+    the size)."""
+    a = _numpy_array(buffer)
+    if a is not None:
+        np = sys.modules["numpy"]
+        return np.ascontiguousarray(a, dtype=NUMPY[dtype.name])
+    return buffer
+
+
+def byte_view(buffer) -> memoryview:
+    """A flat unsigned-byte view of a C-contiguous buffer (no copy).
+
+    Raises:
+        ValueError: the buffer is not C-contiguous.
+    """
+    mv = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+    if mv.nbytes == 0:
+        return memoryview(b"")
+    if not mv.c_contiguous:
+        raise ValueError("host data must be a C-contiguous buffer")
+    return mv.cast("B") if (mv.format, mv.ndim) != ("B", 1) else mv
+
+
+# ---- Python data -> host bytes --------------------------------------------------------------------
+
+def _flatten(data) -> tuple[list, tuple[int, ...]]:
+    """Nested lists/tuples -> (flat list of leaves, shape). Raises ValueError when ragged."""
+    if not isinstance(data, (list, tuple)):
+        return [data], ()
+    shape, x = [], data
+    while isinstance(x, (list, tuple)):
+        shape.append(len(x))
+        if not x:
+            break
+        x = x[0]
+    level = [data]
+    for depth, n in enumerate(shape):
+        nxt: list = []
+        for item in level:
+            if not isinstance(item, (list, tuple)) or len(item) != n:
+                raise ValueError(f"tensor: the data is ragged: at depth {depth} expected sequences of length {n} "
+                                 f"(shape from the first elements: {tuple(shape)}), found "
+                                 f"{'a ' + type(item).__name__ + ' of length ' + str(len(item)) if isinstance(item, (list, tuple)) else repr(item)}")
+            nxt.extend(item)
+        level = nxt
+    if any(isinstance(v, (list, tuple)) for v in level):
+        raise ValueError(f"tensor: the data is ragged: elements at depth {len(shape)} mix numbers and sequences")
+    return level, tuple(shape)
+
+
+def _infer(flat: list) -> DType:
+    kinds = set(map(type, flat))
+    if not kinds:
+        return float32                                      # numpy: an empty list is float64
+    dt = bool_
+    for k in kinds:
+        if issubclass(k, bool):
+            continue
+        if issubclass(k, int):
+            dt = int32 if dt is bool_ else dt
+        elif issubclass(k, float) or hasattr(k, "__float__") and not issubclass(k, complex):
+            dt = float32
+        else:
+            raise TypeError(f"tensor: cannot convert data of type {k.__name__} (expected numbers, nested "
+                            "lists/tuples of numbers, array.array, memoryview or numpy arrays)")
+    return dt
+
+
+def _wrap_int32(v: int) -> int:
+    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)      # two's complement wrap, as numpy's astype
+
+
+def _to_float(v) -> float:
+    return float(v)
+
+
+def pack(flat, dtype: DType) -> bytes | array.array:
+    """A flat sequence of Python numbers -> ``dtype``'s host layout. Floats become int32 by truncation
+    toward zero and out-of-range ints wrap (numpy's ``astype``); bool is ``x != 0``; floats beyond the
+    float16/float32 range become infinities.
+
+    Raises:
+        ValueError: NaN or infinity converted to int32.
+    """
+    name = dtype.name
+    if name == "float32":
+        try:
+            return array.array("f", flat)
+        except TypeError:
+            return array.array("f", map(_to_float, flat))
+    if name == "int32":
+        try:
+            return array.array("i", flat)
+        except (OverflowError, TypeError):     # floats truncate toward zero; big ints wrap
+            pass
+        try:
+            return array.array("i", [_wrap_int32(int(v)) for v in flat])
+        except (ValueError, OverflowError):
+            raise ValueError("tensor: cannot convert NaN or infinity to int32") from None
+    if name == "bool":
+        return bytes(map(bool, flat))
+    if name == "float16":
+        return _pack_f16(list(map(_to_float, flat)))
+    raise TypeError(f"unsupported dtype {dtype!r}")
+
+
+def _pack_f16(values: list) -> bytes:
+    try:
+        return struct.pack(f"<{len(values)}e", *values)
+    except OverflowError:   # struct refuses values that round past 65504; numpy gives infinity
+        return struct.pack(f"<{len(values)}e", *[v if abs(v) < 65520.0 or v != v else math.copysign(math.inf, v)
+                                                  for v in values])
+
+
+def from_python(data, dtype: DType | None = None) -> tuple[object, tuple[int, ...], DType]:
+    """Python data -> ``(host buffer, shape, dtype)``.
+
+    ``data``: a Python scalar, (nested) lists/tuples of numbers, an ``array.array`` or a
+    ``memoryview`` (its format and shape are used). Without ``dtype``: floats give float32, ints
+    int32, bools bool (a mix takes the widest), as :func:`webtensor.tensor` documents.
+
+    Raises:
+        ValueError: ragged nested lists; NaN/infinity to int32.
+        TypeError: leaves that are not numbers; an unsupported buffer format.
+    """
+    dtype = as_dtype(dtype) if dtype is not None else None
+    if isinstance(data, (array.array, memoryview)):
+        mv = memoryview(data)
+        src = _FROM_FORMAT.get(mv.format.lstrip("@=<"))
+        if src is None:
+            raise TypeError(f"tensor: unsupported buffer format {mv.format!r}")
+        dt = dtype or src
+        shape = tuple(mv.shape)
+        if mv.format.lstrip("@=<") == FORMAT[dt.name] and mv.c_contiguous:
+            return byte_view(mv), shape, dt
+        flat = (list(struct.unpack(f"<{mv.nbytes // 2}e", byte_view(mv))) if mv.format.lstrip("@=<") == "e"
+                else byte_view(mv).cast(mv.format.lstrip("@=<")).tolist() if mv.nbytes else [])
+        return pack(flat, dt), shape, dt
+    flat, shape = _flatten(data)
+    dt = dtype or _infer(flat)
+    try:
+        return pack(flat, dt), shape, dt
+    except TypeError:
+        _infer(flat)            # names the offending type
+        raise
+
+
+# ---- host bytes -> Python data --------------------------------------------------------------------
+
+def _nest(flat: list, shape: tuple[int, ...]):
+    if not shape:
+        return flat[0]
+    for n in reversed(shape[1:]):
+        flat = [flat[i:i + n] for i in range(0, len(flat), n)] if n else [[] for _ in range(len(flat))]
+    if not flat and shape[0]:
+        flat = [_nest([], shape[1:]) for _ in range(shape[0])]
+    return flat
+
+
+def to_list(buffer, shape: tuple[int, ...], dtype: DType):
+    """Host-layout bytes -> nested lists of Python numbers (a number for shape ``()``), as
+    ``numpy.ndarray.tolist``."""
+    mv = byte_view(buffer)
+    if dtype.name == "float16":
+        return _nest(list(struct.unpack(f"<{mv.nbytes // 2}e", mv)), tuple(shape))
+    if 0 in shape:
+        return _nest([], tuple(shape))
+    return mv.cast(FORMAT[dtype.name], tuple(shape)).tolist()
+
+
+# ---- host layout <-> device storage ---------------------------------------------------------------
+
+def to_storage(buffer, dtype: DType, storage: str):
+    """Host-layout buffer -> a byte ``memoryview`` of ``storage`` (``'f32'``, ``'i32'`` or ``'f16'``):
+    the same bytes when the layouts agree (no copy), bool bytes -> i32 0/1, float16 -> f32."""
+    mv = byte_view(buffer)
+    host = FORMAT[dtype.name]
+    if (host, storage) in (("f", "f32"), ("i", "i32"), ("e", "f16")):
+        return mv
+    if host == "?" and storage == "i32":
+        return byte_view(array.array("i", mv))
+    if host == "e" and storage == "f32":
+        return byte_view(array.array("f", struct.unpack(f"<{mv.nbytes // 2}e", mv)))
+    raise TypeError(f"cannot store {dtype.name} as {storage}")
+
+
+def from_storage(buffer, dtype: DType, storage: str):
+    """Bytes of ``storage`` -> ``dtype``'s host layout (inverse of :func:`to_storage`; f32 -> float16
+    rounds to nearest even, out of range gives infinity, as numpy)."""
+    mv = byte_view(buffer)
+    host = FORMAT[dtype.name]
+    if (host, storage) in (("f", "f32"), ("i", "i32"), ("e", "f16")):
+        return mv
+    if host == "?" and storage == "i32":
+        return bytes(map(bool, mv.cast("i"))) if mv.nbytes else b""
+    if host == "e" and storage == "f32":
+        return _pack_f16(mv.cast("f").tolist() if mv.nbytes else [])
+    raise TypeError(f"cannot read {dtype.name} stored as {storage}")
+
+
+def to_numpy(buffer, shape: tuple[int, ...], dtype: DType):
+    """Host-layout bytes -> a writable numpy array. Raises ImportError (naming the extra) without numpy."""
+    from .util import require_numpy
+    np = require_numpy("Tensor.numpy() (without numpy, use .tolist() or .item())")
+    a = np.frombuffer(buffer, NUMPY[dtype.name]).reshape(shape)
+    return a if a.flags.writeable else a.copy()

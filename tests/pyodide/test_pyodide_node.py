@@ -1,0 +1,115 @@
+"""The Python package inside Pyodide, in Node (npm ``pyodide``, a devDependency; ``npm ci`` installs it).
+
+The wheel is built from the sources and unpacked into Pyodide's site-packages; ``in_pyodide.py``
+runs :mod:`scenario` there on the ``"wasm"`` device (the page's ``WebAssembly`` through ``js``) and
+on ``"webgpu"`` (``navigator.gpu`` from the npm ``webgpu`` package: Dawn on SwiftShader). The same
+scenario runs here natively; WebAssembly results must match bitwise (both sides with ``fma=False``:
+Node 20's V8 has no relaxed SIMD), WebGPU results within float32 tolerance.
+"""
+import asyncio
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json"
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "python", "core", "wasm", "webgpu")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The py3-none-any wheel built from a clean copy of the sources."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in WHEEL_SOURCES:
+        p = ROOT / name
+        if p.is_dir():
+            shutil.copytree(p, tmp / "src" / name, ignore=ignore)
+        else:
+            (tmp / "src").mkdir(exist_ok=True)
+            shutil.copy2(p, tmp / "src" / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "--disable-pip-version-check", "-w", str(tmp / "dist"), str(tmp / "src")],
+                   check=True, capture_output=True)
+    (whl,) = (tmp / "dist").glob("webtensor-*-py3-none-any.whl")
+    return whl
+
+
+@pytest.fixture(scope="module")
+def pyodide(wheel) -> dict:
+    """What ``in_pyodide.py`` reports (one Node process for all tests here)."""
+    node = shutil.which("node")
+    assert node, "node is not installed (make setup installs the test requirements)"
+    assert (ROOT / "node_modules" / "pyodide").is_dir(), "npm package 'pyodide' missing: run `npm ci`"
+    env = dict(os.environ, VK_ICD_FILENAMES=SWIFTSHADER)
+    r = subprocess.run([node, str(HERE / "run_pyodide.mjs"), "--webgpu", str(wheel), str(HERE / "scenario.py"),
+                        str(HERE / "in_pyodide.py")], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert r.returncode == 0 and lines, f"Pyodide run failed (rc {r.returncode}):\n{r.stderr[-4000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def native() -> dict:
+    """The scenario on the native wasm device with the portable setting (no relaxed-SIMD FMA)."""
+    sys.path.insert(0, str(HERE))
+    try:
+        import scenario
+        import webtensor as wt
+        from webtensor.wasm.runtime import WasmDevice
+        wt.register_device("wasm_portable", lambda: WasmDevice(fma=False))
+        return asyncio.run(scenario.run("wasm_portable", sync=True))
+    finally:
+        sys.path.remove(str(HERE))
+
+
+def _close(a, b, rtol, atol, path="") -> None:
+    if isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), f"{path}: {a} vs {b}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, rtol, atol, f"{path}[{i}]")
+    elif isinstance(a, (bool, int)) and not isinstance(b, float):
+        assert a == b, f"{path}: {a} != {b}"
+    else:
+        assert math.isclose(a, b, rel_tol=rtol, abs_tol=atol), f"{path}: {a} vs {b}"
+
+
+def test_pyodide_imports_without_numpy_and_runs_wasm_in_the_js_engine(pyodide):
+    assert pyodide["platform"] == "emscripten" and pyodide["numpy"] is False
+    assert pyodide["default"] == "wasm"                       # before init_async: WebAssembly
+    assert pyodide["engine"] == "BrowserEngine"
+    assert pyodide["fma_default"] is False                    # Node 20: no relaxed SIMD
+    assert "pip install 'webtensor[numpy]'" in pyodide["numpy_error"] and ".tolist()" in pyodide["numpy_error"]
+
+
+def test_wasm_in_pyodide_matches_native_bitwise(pyodide, native):
+    assert pyodide["wasm"].keys() == native.keys()
+    for key in native:
+        assert pyodide["wasm"][key] == native[key], key
+    assert native["loss"][-1] < native["loss"][0]             # it trained
+
+
+def test_webgpu_in_pyodide_matches_native_within_tolerance(pyodide, native):
+    got = pyodide["webgpu"]
+    for key in ("matmul", "exp_sum", "softmax", "function"):          # one op or one fused kernel
+        _close(got[key], native[key], 1e-5, 1e-6, key)
+    for key in ("gradient", "loss", "evaluate", "predict"):            # rounding differences accumulate
+        _close(got[key], native[key], 1e-3, 1e-4, key)
+    assert got["compare"] == native["compare"] and got["int_ops"] == native["int_ops"]
+    assert got["accuracy"] == native["accuracy"]
+
+
+def test_webgpu_in_pyodide_is_async_and_says_what_to_await(pyodide):
+    assert "await webtensor.init_async('webgpu')" in pyodide["sync_device_error"]
+    assert pyodide["init_async"] == "webgpu" and pyodide["default_after_init"] == "webgpu"
+    msg = pyodide["sync_readback_error"]
+    assert "await t.tolist_async()" in msg and "await model.fit_async(" in msg
+    assert pyodide["to_wasm"] == [3.0, 5.0]

@@ -1,0 +1,198 @@
+"""Engines: where the ``"wasm"`` device's WebAssembly runs.
+
+An engine owns ONE linear memory, instantiates modules that import it as ``env.memory`` and
+calls their exports; :class:`~webtensor.wasm.runtime.WasmDevice` (allocator, kernel cache,
+one-call executables) is the same on every engine. The interface:
+
+- ``fma``: relaxed SIMD (``f32x4.relaxed_madd``) is available and used;
+- ``size``: bytes of linear memory; ``grow(pages) -> bool`` (False when the engine refuses);
+- ``write(offset, buffer)``: copy a C-contiguous buffer into memory; ``read(offset, nbytes)``:
+  a ``bytearray`` copy out of it;
+- ``instantiate(module_bytes, export, nargs)``: a callable taking ``nargs`` i32 arguments;
+- ``validate(module_bytes)``: raise ValueError for an invalid module.
+
+Engines:
+
+- :class:`WasmtimeEngine` (native CPython, ``wasmtime``): memory is a zero-copy ``memoryview``
+  of the linear memory (``Memory.get_buffer_ptr``), re-made after growth; no numpy needed.
+- :class:`BrowserEngine` (Pyodide): the page's ``WebAssembly`` through Pyodide's ``js`` module
+  (``WebAssembly.Module``/``Instance``/``Memory``); bytes cross with one bulk copy each way
+  (``Uint8Array.assign``/``assign_to``; ``memory.buffer`` is re-read every time, since growth
+  detaches the old ``ArrayBuffer``), as measured in ``shared/PLATFORM.md``.
+"""
+from __future__ import annotations
+
+import ctypes
+
+from ..hostdata import byte_view
+from ..util import require
+from .binary import V128, Module
+
+PAGE = 65536
+MAX_PAGES = 65536           # wasm32: 4 GiB
+
+
+def relaxed_simd_probe() -> bytes:
+    """A module using ``f32x4.relaxed_madd``: valid only where the engine has relaxed SIMD."""
+    m = Module()
+    f = m.function("probe", results=[V128], export=True)
+    for v in (1.0, 2.0, 3.0):
+        f.f32_const(v)
+        f.f32x4_splat()
+    f.f32x4_relaxed_madd()
+    f.finish()
+    return m.emit()
+
+
+class _Caller:
+    """Call a wasmtime export with i32 arguments, the fast way when possible: a raw
+    ``wasmtime_func_call_unchecked`` with a preallocated argument array (~3 us) instead of
+    ``Func.__call__`` (~50 us)."""
+
+    def __init__(self, store, func, nargs: int):
+        self.store, self.func, self.nargs = store, func, nargs
+        self.fast = None
+        try:
+            from wasmtime import _ffi as ffi
+            self._ffi = ffi
+            self._ctx = store._context()
+            self._fn = ctypes.byref(func._func)
+            self._args = (ffi.wasmtime_val_raw * max(nargs, 1))()
+            self._trap = ctypes.POINTER(ffi.wasm_trap_t)()
+            self.fast = ffi.wasmtime_func_call_unchecked
+        except Exception:   # an older or newer wasmtime-py without the raw call: use the public API
+            self.fast = None
+
+    def __call__(self, *vals):
+        if self.fast is None:
+            return self.func(self.store, *vals)
+        args = self._args
+        for i, v in enumerate(vals):
+            args[i].i32 = v
+        err = self.fast(self._ctx, self._fn, args, self.nargs, ctypes.byref(self._trap))
+        if err or self._trap:
+            self._trap = ctypes.POINTER(self._ffi.wasm_trap_t)()
+            return self.func(self.store, *vals)   # re-run through the checked API to raise properly
+
+
+class WasmtimeEngine:
+    """``wasmtime``: one store, one memory (see the module docstring).
+
+    Raises:
+        ImportError: ``wasmtime`` is not installed (names the ``wasm`` extra).
+    """
+    name = "wasmtime"
+
+    def __init__(self, initial_pages: int, fma: bool | None = None):
+        self.wasmtime = wasmtime = require("wasmtime", "the 'wasm' device")
+        self.fma = True if fma is None else bool(fma)
+        cfg = wasmtime.Config()
+        cfg.wasm_simd = True
+        cfg.wasm_relaxed_simd = self.fma
+        self.engine = wasmtime.Engine(cfg)
+        self.store = wasmtime.Store(self.engine)
+        self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, MAX_PAGES)))
+        self._view = None
+
+    @property
+    def size(self) -> int:
+        return self.memory.data_len(self.store)
+
+    @property
+    def view(self) -> memoryview:
+        """Unsigned-byte view of the whole linear memory, no copy (re-made after every growth)."""
+        if self._view is None:
+            self._view = memoryview(self.memory.get_buffer_ptr(self.store)).cast("B")
+        return self._view
+
+    def grow(self, pages: int) -> bool:
+        try:
+            self.memory.grow(self.store, pages)
+        except Exception:
+            return False
+        self._view = None        # the old view may point at freed memory now
+        return True
+
+    def write(self, offset: int, buffer) -> None:
+        mv = byte_view(buffer)
+        self.view[offset:offset + mv.nbytes] = mv
+
+    def read(self, offset: int, nbytes: int) -> bytearray:
+        return bytearray(self.view[offset:offset + nbytes])
+
+    def instantiate(self, module_bytes: bytes, export: str, nargs: int):
+        wasmtime = self.wasmtime
+        inst = wasmtime.Instance(self.store, wasmtime.Module(self.engine, module_bytes), [self.memory])
+        return _Caller(self.store, inst.exports(self.store)[export], nargs)
+
+    def validate(self, module_bytes: bytes) -> None:
+        try:
+            self.wasmtime.Module.validate(self.engine, module_bytes)
+        except Exception as e:
+            raise ValueError(f"invalid WebAssembly module: {e}") from None
+
+
+class BrowserEngine:
+    """The JavaScript host's ``WebAssembly`` from Pyodide (see the module docstring).
+
+    ``fma=None`` uses relaxed SIMD where the engine validates it (Chromium; Node 20's V8 does not).
+
+    Raises:
+        RuntimeError: ``fma=True`` on an engine without relaxed SIMD.
+    """
+    name = "WebAssembly (JS)"
+
+    def __init__(self, initial_pages: int, fma: bool | None = None):
+        import js
+        from pyodide.ffi import to_js
+        self.js, self._to_js = js, to_js
+        self.memory = js.WebAssembly.Memory.new(self._object({"initial": initial_pages, "maximum": MAX_PAGES}))
+        relaxed = bool(js.WebAssembly.validate(to_js(relaxed_simd_probe())))
+        if fma and not relaxed:
+            raise RuntimeError("wasm device: fma=True needs relaxed SIMD, which this JavaScript engine lacks; "
+                               "use fma=False or fma=None")
+        self.fma = relaxed if fma is None else bool(fma)
+
+    def _object(self, d: dict):
+        return self._to_js(d, dict_converter=self.js.Object.fromEntries)
+
+    @property
+    def size(self) -> int:
+        return int(self.memory.buffer.byteLength)
+
+    def grow(self, pages: int) -> bool:
+        try:
+            self.memory.grow(pages)
+        except Exception:       # RangeError: past the maximum or out of memory
+            return False
+        return True
+
+    def write(self, offset: int, buffer) -> None:
+        mv = byte_view(buffer)
+        if mv.nbytes:
+            self.js.Uint8Array.new(self.memory.buffer, offset, mv.nbytes).assign(mv)
+
+    def read(self, offset: int, nbytes: int) -> bytearray:
+        out = bytearray(nbytes)
+        if nbytes:
+            self.js.Uint8Array.new(self.memory.buffer, offset, nbytes).assign_to(out)
+        return out
+
+    def instantiate(self, module_bytes: bytes, export: str, nargs: int):
+        wa = self.js.WebAssembly
+        inst = wa.Instance.new(wa.Module.new(self._to_js(module_bytes)), self._object({"env": {"memory": self.memory}}))
+        return getattr(inst.exports, export)
+
+    def validate(self, module_bytes: bytes) -> None:
+        if not self.js.WebAssembly.validate(self._to_js(module_bytes)):
+            try:
+                self.js.WebAssembly.Module.new(self._to_js(module_bytes))
+            except Exception as e:    # CompileError names the problem
+                raise ValueError(f"invalid WebAssembly module: {e}") from None
+            raise ValueError("invalid WebAssembly module")
+
+
+def default_engine(initial_pages: int, fma: bool | None = None):
+    """:class:`BrowserEngine` in Pyodide, else :class:`WasmtimeEngine`."""
+    import sys
+    return (BrowserEngine if sys.platform == "emscripten" else WasmtimeEngine)(initial_pages, fma)
