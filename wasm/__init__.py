@@ -9,7 +9,9 @@ Compilation (no numpy; runs in Pyodide):
 - ``vmath``: polynomial exp/log/tanh/erf/sin/cos/pow, scalar and f32x4;
 - ``matmul``: the register-tiled SIMD128 matmul template.
 
-Execution (needs ``wasmtime`` and numpy: ``pip install 'webtensor[wasm]'``):
+Execution (no numpy needed):
 
-- ``runtime``: ``WasmDevice`` (one linear memory, allocator, kernel cache, one-call executables).
+- ``runtime``: ``WasmDevice`` (one linear memory, allocator, kernel cache, one-call executables);
+- ``engines``: what runs the modules: ``wasmtime`` natively (``pip install 'webtensor[wasm]'``),
+  the page's ``WebAssembly`` in Pyodide.
 """

@@ -1,5 +1,6 @@
-"""The ``"webgpu"`` backend: kernel IR -> WGSL (:mod:`.wgsl`, pure Python) and the native
-``wgpu`` runtime (:mod:`.runtime`, imported lazily: it needs the optional ``wgpu``)."""
+"""The ``"webgpu"`` backend: kernel IR -> WGSL (:mod:`.wgsl`, pure Python) and the runtime
+(:mod:`.runtime`, imported lazily), on the optional ``wgpu`` natively or, in Pyodide, on the
+browser's ``navigator.gpu`` through :mod:`.browser` (created with ``await webtensor.init_async()``)."""
 
 
 def reset_device() -> None:
