@@ -69,13 +69,18 @@ class Tensor:
 
     def tolist(self):
         """The value as nested Python lists (a number for a 0-d tensor), as ``numpy.ndarray.tolist``;
-        needs no numpy. Raises as :meth:`numpy` does for symbolic tensors and browser GPUs."""
+        without numpy it is read as host bytes (:meth:`Device.to_host_bytes`). Raises as :meth:`numpy`
+        does for symbolic tensors and browser GPUs."""
+        if _numpy() is not None:   # the device's numpy value (float64 inside float64_reference())
+            return self.numpy().tolist()
         return hostdata.to_list(self._device.to_host_bytes(self._concrete(), self._aval), self.shape, self.dtype)
 
     def item(self):
         """The value of a one-element tensor as a Python number. Raises ValueError for other sizes."""
         if self.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        if _numpy() is not None:
+            return self.numpy().reshape(()).item()
         return hostdata.to_list(self._device.to_host_bytes(self._concrete(), self._aval), (), self.dtype)
 
     async def _host_bytes_async(self):
