@@ -33,4 +33,10 @@ if hasattr(js, "navigator"):
     except RuntimeError as e:
         out["sync_readback_error"] = str(e)
     out["to_wasm"] = await t.tolist_async()
+    dev.gpu.create_buffer(size=4, usage=0)          # a validation error, reported asynchronously
+    try:
+        await t.tolist_async()
+    except RuntimeError as e:
+        out["async_error"] = str(e)
+    out["after_error"] = await t.tolist_async()
 json.dumps(out)

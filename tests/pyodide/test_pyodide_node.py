@@ -113,3 +113,5 @@ def test_webgpu_in_pyodide_is_async_and_says_what_to_await(pyodide):
     msg = pyodide["sync_readback_error"]
     assert "await t.tolist_async()" in msg and "await model.fit_async(" in msg
     assert pyodide["to_wasm"] == [3.0, 5.0]
+    assert "WebGPU reported an error" in pyodide["async_error"]      # validation errors surface at readback
+    assert pyodide["after_error"] == [3.0, 5.0]
