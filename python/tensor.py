@@ -277,12 +277,17 @@ def _infer_host_dtype(a, np):
     raise TypeError(f"cannot make a tensor from data of dtype {a.dtype}")
 
 
+_NUMPY: list = []   # [numpy or None], looked up once: a failed import searches sys.path every time
+
+
 def _numpy():
-    try:
-        import numpy
-        return numpy
-    except ImportError:
-        return None
+    if not _NUMPY:
+        try:
+            import numpy
+        except ImportError:
+            numpy = None
+        _NUMPY.append(numpy)
+    return _NUMPY[0]
 
 
 def tensor(data, dtype=None, device=None) -> Tensor:
