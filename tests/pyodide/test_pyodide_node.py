@@ -6,40 +6,14 @@ on ``"webgpu"`` (``navigator.gpu`` from the npm ``webgpu`` package: Dawn on Swif
 scenario runs here natively; WebAssembly results must match bitwise (both sides with ``fma=False``:
 Node 20's V8 has no relaxed SIMD), WebGPU results within float32 tolerance.
 """
-import asyncio
 import json
-import math
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json"
-WHEEL_SOURCES = ("pyproject.toml", "README.md", "python", "core", "wasm", "webgpu")
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """The py3-none-any wheel built from a clean copy of the sources."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in WHEEL_SOURCES:
-        p = ROOT / name
-        if p.is_dir():
-            shutil.copytree(p, tmp / "src" / name, ignore=ignore)
-        else:
-            (tmp / "src").mkdir(exist_ok=True)
-            shutil.copy2(p, tmp / "src" / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "--disable-pip-version-check", "-w", str(tmp / "dist"), str(tmp / "src")],
-                   check=True, capture_output=True)
-    (whl,) = (tmp / "dist").glob("webtensor-*-py3-none-any.whl")
-    return whl
+from pyodide_util import HERE, ROOT, SWIFTSHADER, assert_close
 
 
 @pytest.fixture(scope="module")
@@ -55,31 +29,6 @@ def pyodide(wheel) -> dict:
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     assert r.returncode == 0 and lines, f"Pyodide run failed (rc {r.returncode}):\n{r.stderr[-4000:]}"
     return json.loads(lines[-1][len("RESULT "):])
-
-
-@pytest.fixture(scope="module")
-def native() -> dict:
-    """The scenario on the native wasm device with the portable setting (no relaxed-SIMD FMA)."""
-    sys.path.insert(0, str(HERE))
-    try:
-        import scenario
-        import webtensor as wt
-        from webtensor.wasm.runtime import WasmDevice
-        wt.register_device("wasm_portable", lambda: WasmDevice(fma=False))
-        return asyncio.run(scenario.run("wasm_portable", sync=True))
-    finally:
-        sys.path.remove(str(HERE))
-
-
-def _close(a, b, rtol, atol, path="") -> None:
-    if isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{path}: {a} vs {b}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, rtol, atol, f"{path}[{i}]")
-    elif isinstance(a, (bool, int)) and not isinstance(b, float):
-        assert a == b, f"{path}: {a} != {b}"
-    else:
-        assert math.isclose(a, b, rel_tol=rtol, abs_tol=atol), f"{path}: {a} vs {b}"
 
 
 def test_pyodide_imports_without_numpy_and_runs_wasm_in_the_js_engine(pyodide):
@@ -100,9 +49,9 @@ def test_wasm_in_pyodide_matches_native_bitwise(pyodide, native):
 def test_webgpu_in_pyodide_matches_native_within_tolerance(pyodide, native):
     got = pyodide["webgpu"]
     for key in ("matmul", "exp_sum", "softmax", "function"):          # one op or one fused kernel
-        _close(got[key], native[key], 1e-5, 1e-6, key)
+        assert_close(got[key], native[key], 1e-5, 1e-6, key)
     for key in ("gradient", "loss", "evaluate", "predict"):            # rounding differences accumulate
-        _close(got[key], native[key], 1e-3, 1e-4, key)
+        assert_close(got[key], native[key], 1e-3, 1e-4, key)
     assert got["compare"] == native["compare"] and got["int_ops"] == native["int_ops"]
     assert got["accuracy"] == native["accuracy"]
 
