@@ -27,6 +27,7 @@ and raised (RuntimeError) at the next buffer mapping, i.e. the next readback.
 """
 from __future__ import annotations
 
+import functools
 import sys
 
 import js
@@ -69,6 +70,7 @@ class ShaderStage:
 
 # ---- Python <-> JS descriptors ------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
 def _camel(name: str) -> str:
     """``entry_point`` / ``max-buffer-size`` -> ``entryPoint`` / ``maxBufferSize``."""
     parts = name.replace("-", "_").split("_")
