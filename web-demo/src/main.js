@@ -22,7 +22,7 @@ const state = {
 const chart = new Chart($('chart'));
 let build, data, model = null, trainer = null, loading = null;
 
-window.demo = { state, webtensor, get model() { return model; }, get pad() { return pad; } };
+window.demo = { state, webtensor, get model() { return model; }, get pad() { return pad; }, get data() { return data; } };
 
 function setStatus(text, error = false) {
   $('status').textContent = text;

@@ -1,0 +1,56 @@
+"""Fixtures for the headless-browser tests of the web demo (pytest-playwright).
+
+Chromium is Debian's ``/usr/bin/chromium`` (never a downloaded browser) with the WebGPU flags of
+``shared/PLATFORM.md`` (WebGPU on SwiftShader). The site is built once per session by
+``web-demo/build.py`` into a temporary folder (npm pack, wheel, Pyodide files, data, artifacts)
+and served from ``127.0.0.1`` on a free port (a secure context, so ``navigator.gpu`` exists).
+Screenshots go to ``test-output/browser/`` at the repository root (gitignored).
+"""
+import functools
+import http.server
+import importlib.util
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from browser_util import CHROMIUM, FLAGS, OUTPUT, ROOT
+
+
+def _load_build_module():
+    spec = importlib.util.spec_from_file_location("web_demo_build", ROOT / "web-demo" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright's launch arguments: Debian's Chromium with WebGPU on SwiftShader."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": FLAGS}
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory):
+    """The built site (``web-demo/build.py``) served on 127.0.0.1: ``.url`` (ends with '/'),
+    ``.path`` (the folder), ``.build`` (its build.json)."""
+    out = tmp_path_factory.mktemp("web-demo")
+    info = _load_build_module().build(out)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(out)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}/", path=out, build=info)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    return OUTPUT
