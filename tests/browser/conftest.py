@@ -30,6 +30,33 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+# pytest-playwright's Playwright and browser fixtures, per module instead of per session: a running
+# sync Playwright keeps its asyncio loop set on the main thread, which breaks asyncio.run() and
+# sync_playwright() in every later test of the session (tests/pyodide, fit_async tests).
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name or "chromium")
+
+
+@pytest.fixture(scope="module")
+def launch_browser(browser_type_launch_args, browser_type):
+    return lambda **kwargs: browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser):
+    browser = launch_browser()
+    yield browser
+    browser.close()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """pytest-playwright's launch arguments: Debian's Chromium with WebGPU on SwiftShader."""
