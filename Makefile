@@ -6,7 +6,7 @@ DEVICE ?=
 APT_PKGS = mesa-vulkan-drivers libvulkan1 chromium
 export XDG_RUNTIME_DIR ?= /tmp/webtensor-xdg
 
-.PHONY: setup setup-system setup-python setup-js digits test test-py test-js bench
+.PHONY: setup setup-system setup-python setup-js digits test test-py test-js bench demo
 
 setup: setup-system setup-python setup-js
 
@@ -40,3 +40,7 @@ bench: setup
 	$(PY) bench/bench_wasm.py
 	$(PY) bench/bench_webgpu.py
 	node bench/bench_node.mjs
+
+demo: setup-python setup-js
+	$(PY) web-demo/build.py
+	$(PY) -m http.server -d web-demo 8000 --bind 127.0.0.1
