@@ -45,6 +45,16 @@ def normalize_axes(axis, ndim: int, op: str = "op") -> tuple[int, ...]:
     return axes
 
 
+def normalize_pair(v, name: str) -> tuple[int, int]:
+    """An int or a pair of ints (kernel size, strides, dilations) as a pair; ``ValueError`` otherwise."""
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(a) for a in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
+    return v
+
+
 def strides_of(shape: Shape) -> Shape:
     """Row-major element strides of a contiguous tensor."""
     out, acc = [], 1

@@ -24,6 +24,7 @@ import random as _random
 from .core import ops as F
 from .core.dtypes import int32
 from .tensor import Tensor, Variable, tensor
+from .tree import flatten, unflatten
 
 AUTOTUNE = -1                # accepted wherever tf.data accepts tf.data.AUTOTUNE
 INFINITE_CARDINALITY = -1    # tf.data.INFINITE_CARDINALITY
@@ -31,26 +32,6 @@ UNKNOWN_CARDINALITY = -2     # tf.data.UNKNOWN_CARDINALITY
 
 
 # ---- element structures: a tensor, or nested tuples/dicts of them ---------------------------------
-
-def _flatten(x, leaves: list, lists_are_leaves: bool):
-    """Append ``x``'s leaves to ``leaves``; return its structure (``None`` marks a leaf)."""
-    if isinstance(x, dict):
-        return ("dict", tuple(x), tuple(_flatten(x[k], leaves, lists_are_leaves) for k in x))
-    if isinstance(x, tuple) or (isinstance(x, list) and not lists_are_leaves):
-        kind = type(x) if hasattr(x, "_fields") else tuple  # namedtuples keep their type
-        return ("tuple", kind, tuple(_flatten(v, leaves, lists_are_leaves) for v in x))
-    leaves.append(x)
-    return None
-
-
-def _unflatten(struct, it):
-    if struct is None:
-        return next(it)
-    if struct[0] == "dict":
-        return {k: _unflatten(s, it) for k, s in zip(struct[1], struct[2])}
-    items = [_unflatten(s, it) for s in struct[2]]
-    return struct[1](*items) if struct[1] is not tuple else tuple(items)
-
 
 def _as_tensor(x) -> Tensor:
     if isinstance(x, Variable):
@@ -95,8 +76,8 @@ class Dataset:
         """Iterate with numpy arrays in place of Tensors (same structures)."""
         for el in self:
             leaves: list = []
-            struct = _flatten(el, leaves, lists_are_leaves=True)
-            yield _unflatten(struct, iter([t.numpy() for t in leaves]))
+            struct = flatten(el, leaves, lists_are_leaves=True)
+            yield unflatten(struct, iter([t.numpy() for t in leaves]))
 
     # ---- constructors ----
     @staticmethod
@@ -111,7 +92,7 @@ class Dataset:
             ValueError: a rank-0 component, differing first dimensions, or no components.
         """
         leaves: list = []
-        struct = _flatten(tensors, leaves, lists_are_leaves=True)
+        struct = flatten(tensors, leaves, lists_are_leaves=True)
         leaves = [_as_tensor(x) for x in leaves]
         if not leaves:
             raise ValueError("from_tensor_slices: needs at least one tensor")
@@ -185,7 +166,7 @@ class _Slices(Dataset):
         return self._n
 
     def _row(self, i: int):
-        return _unflatten(self._struct, iter([t[i] for t in self._leaves]))
+        return unflatten(self._struct, iter([t[i] for t in self._leaves]))
 
     def _rows(self, idx: list[int]):
         """Rows ``idx`` stacked: one slice when they are consecutive, else one gather per component."""
@@ -197,7 +178,7 @@ class _Slices(Dataset):
                 if t.device not in index:
                     index[t.device] = tensor(idx, dtype=int32, device=t.device)
             parts = [F.gather(t, index[t.device]) for t in self._leaves]
-        return _unflatten(self._struct, iter(parts))
+        return unflatten(self._struct, iter(parts))
 
 
 class _Unary(Dataset):
@@ -307,9 +288,11 @@ class _Map(_Unary):
         for item in self._input._items():
             el = src._row(item) if src is not None else item
             out = self._fn(*el) if isinstance(el, tuple) else self._fn(el)
+            if isinstance(out, list):   # a returned list is a tuple element, as in tf.data
+                out = tuple(out)
             leaves: list = []
-            struct = _flatten(out, leaves, lists_are_leaves=False)
-            yield _unflatten(struct, iter([_as_tensor(t) for t in leaves]))
+            struct = flatten(out, leaves, lists_are_leaves=False)
+            yield unflatten(struct, iter([_as_tensor(t) for t in leaves]))
 
     def cardinality(self):
         return self._input.cardinality()
@@ -340,15 +323,15 @@ class _Batch(_Unary):
 def _stack(elements):
     """Stack a list of same-structure elements componentwise along a new first axis."""
     leaves0: list = []
-    struct = _flatten(elements[0], leaves0, lists_are_leaves=True)
+    struct = flatten(elements[0], leaves0, lists_are_leaves=True)
     columns = [[t] for t in leaves0]
     for el in elements[1:]:
         leaves: list = []
-        if _flatten(el, leaves, lists_are_leaves=True) != struct:
+        if flatten(el, leaves, lists_are_leaves=True) != struct:
             raise ValueError("batch: elements have different structures")
         for col, t in zip(columns, leaves):
             col.append(t)
-    return _unflatten(struct, iter([F.stack(col) for col in columns]))
+    return unflatten(struct, iter([F.stack(col) for col in columns]))
 
 
 __all__ = ["Dataset", "AUTOTUNE", "INFINITE_CARDINALITY", "UNKNOWN_CARDINALITY"]

@@ -15,6 +15,7 @@ from .core import passes
 from .core.graph import Graph, Value
 from .device import get_device
 from .tensor import Tensor, Variable, init_scope, tensor
+from .tree import flatten, unflatten
 
 
 class Trace:
@@ -84,26 +85,6 @@ class Trace:
         return g
 
 
-def _flatten(tree, leaves):
-    """Flatten nested tuples/lists/dicts; returns a hashable structure description."""
-    if isinstance(tree, (list, tuple)):
-        return (type(tree).__name__, tuple(_flatten(t, leaves) for t in tree))
-    if isinstance(tree, dict):
-        keys = sorted(tree)
-        return ("dict", tuple(keys), tuple(_flatten(tree[k], leaves) for k in keys))
-    leaves.append(tree)
-    return None
-
-
-def _unflatten(struct, it):
-    if struct is None:
-        return next(it)
-    if struct[0] == "dict":
-        return {k: _unflatten(s, it) for k, s in zip(struct[1], struct[2])}
-    items = [_unflatten(s, it) for s in struct[1]]
-    return tuple(items) if struct[0] == "tuple" else items
-
-
 def _is_array(x):
     return hasattr(x, "__array__") and hasattr(x, "shape") and hasattr(x, "dtype")
 
@@ -139,7 +120,7 @@ class Function:
 
     def _signature(self, args, kwargs):
         leaves: list = []
-        struct = _flatten((args, kwargs), leaves)
+        struct = flatten((args, kwargs), leaves)
         key, tensors = [], []
         for x in leaves:
             if isinstance(x, Tensor) and not isinstance(x, Variable):
@@ -175,14 +156,14 @@ class Function:
                 sym_leaves.append(tr.symbolic(v))
             else:
                 sym_leaves.append(x)
-        args, kwargs = _unflatten(struct, iter(sym_leaves))
+        args, kwargs = unflatten(struct, iter(sym_leaves))
         _state.traces.append(tr)
         try:
             out = self.python_function(*args, **kwargs)
         finally:
             _state.traces.pop()
         out_leaves: list = []
-        out_struct = _flatten(out, out_leaves)
+        out_struct = flatten(out, out_leaves)
         outputs = [t for t in out_leaves if isinstance(t, Tensor)]
         static = [_TENSOR if isinstance(t, Tensor) else t for t in out_leaves]
         raw = tr.finish(outputs)
@@ -213,7 +194,7 @@ class Function:
             var._data = data
         dev = c.exe.device if hasattr(c.exe, "device") else get_device()
         it = iter(Tensor(d, v.aval, dev) for d, v in zip(outs, g.outputs))
-        return _unflatten(c.out_struct, iter([next(it) if s is _TENSOR else s for s in c.out_static]))
+        return unflatten(c.out_struct, iter([next(it) if s is _TENSOR else s for s in c.out_static]))
 
 
 def _evaluator(dev):

@@ -395,6 +395,27 @@ _TANH_NUM = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
 _TANH_DEN = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
 
 
+def _sign_bit(o: Lanes, x: int):
+    """Push the bits of ``x`` and'ed with 0x80000000 (its sign bit), as integers."""
+    o.get(x)
+    o.bits()
+    o.iconst(-0x80000000)
+    o.bitand()
+
+
+def _sign_and_odd_rational(o: Lanes, x: int, x2: int, num, den):
+    """Push copysign(1, x), then x P(x2) / Q(x2): the two arms of the select that ends tanh and erf."""
+    _sign_bit(o, x)
+    o.iconst(_f32bits(1.0))
+    o.bitor()
+    o.float_bits()
+    o.poly(x2, num)
+    o.get(x)
+    o.f("mul")
+    o.poly(x2, den)
+    o.f("div")
+
+
 def tanh(o: Lanes, x: int) -> int:
     """tanh (Eigen generic_fast_tanh_float): x P(x^2) / Q(x^2) on [-7.9053, 7.9053], +-1 beyond."""
     o.clamp(x, -_TANH_CLAMP, _TANH_CLAMP)
@@ -402,18 +423,7 @@ def tanh(o: Lanes, x: int) -> int:
     o.get(xc, xc)
     o.f("mul")
     x2 = o.new()
-    o.get(xc)                       # +-1 with the sign of x, where x was clamped
-    o.bits()
-    o.iconst(-0x80000000)
-    o.bitand()
-    o.iconst(_f32bits(1.0))
-    o.bitor()
-    o.float_bits()
-    o.poly(x2, _TANH_NUM)
-    o.get(xc)
-    o.f("mul")
-    o.poly(x2, _TANH_DEN)
-    o.f("div")
+    _sign_and_odd_rational(o, xc, x2, _TANH_NUM, _TANH_DEN)   # +-1 where x was clamped
     o.get(x2)
     o.fconst(_TANH_CLAMP * _TANH_CLAMP)
     o.f("ge")
@@ -433,19 +443,7 @@ def erf(o: Lanes, x: int) -> int:
     o.get(x, x)
     o.f("mul")
     x2 = o.new()
-    # copysign(1, x) via bits: the sign of x or'ed into 1.0
-    o.get(x)
-    o.bits()
-    o.iconst(-0x80000000)
-    o.bitand()
-    o.iconst(_f32bits(1.0))
-    o.bitor()
-    o.float_bits()
-    o.poly(x2, _ERF_NUM)
-    o.get(x)
-    o.f("mul")
-    o.poly(x2, _ERF_DEN)
-    o.f("div")
+    _sign_and_odd_rational(o, x, x2, _ERF_NUM, _ERF_DEN)
     o.get(x)
     o.f("abs")
     o.fconst(_ERF_CLAMP)
@@ -525,10 +523,7 @@ def _sincos(o: Lanes, x: int, cos: bool) -> int:
     o.bitand()
     o.shift("shl", 29)                      # 0x80000000 where the octant negates
     if not cos:
-        o.get(x)
-        o.bits()
-        o.iconst(-0x80000000)
-        o.bitand()
+        _sign_bit(o, x)
         o.bitxor()                  # sin is odd: the sign of x flips it too
     o.bitxor()
     o.float_bits()

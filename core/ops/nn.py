@@ -10,7 +10,7 @@ from math import prod
 from .. import kernel_ir as K
 from ..dtypes import float32, int32
 from ..op import Aval, Op, as_tensor
-from ..shapes import normalize_axis
+from ..shapes import normalize_axis, normalize_pair
 from .elementwise import cast, exp, log, stop_gradient, sub, mul, neg
 from .linalg import matmul
 from .movement import reshape, transpose, one_hot
@@ -110,15 +110,6 @@ extract_patches_grad = Op(
     doc="col2im, the transpose of extract_patches: sums each window back into the NHWC input.")
 
 
-def _pair(v, name):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(a) for a in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v}")
-    return v
-
-
 def _pads(padding, size, ksize, strides, dilations, op):
     """TF padding rules: 'valid' = none; 'same' = output ceil(in/stride), extra pad at the end."""
     if isinstance(padding, str):
@@ -151,7 +142,7 @@ def _from_nhwc(y, data_format):
 
 
 def _patches(x, ksize, strides, padding, dilations, pad_value, op):
-    ksize, strides, dilations = _pair(ksize, "ksize"), _pair(strides, "strides"), _pair(dilations, "dilations")
+    ksize, strides, dilations = normalize_pair(ksize, "ksize"), normalize_pair(strides, "strides"), normalize_pair(dilations, "dilations")
     pads = _pads(padding, x.shape[1:3], ksize, strides, dilations, op)
     return extract_patches(x, ksize=ksize, strides=strides, dilations=dilations, pads=pads,
                            pad_value=pad_value)
@@ -181,7 +172,7 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
 def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"):
     """Max pooling over windows; 'same' padding never wins the max (pads with -inf)."""
     x = _to_nhwc(as_tensor(x), data_format, "max_pool2d")
-    pool_size = _pair(pool_size, "pool_size")
+    pool_size = normalize_pair(pool_size, "pool_size")
     p = _patches(x, pool_size, pool_size if strides is None else strides, padding, 1, float("-inf"), "max_pool2d")
     return _from_nhwc(reduce_max(p, axes=(3, 4), keepdims=False), data_format)
 
@@ -189,7 +180,7 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"):
     """Average pooling; with 'same' padding the average counts only real elements (as TF)."""
     x = _to_nhwc(as_tensor(x), data_format, "avg_pool2d")
-    pool_size = _pair(pool_size, "pool_size")
+    pool_size = normalize_pair(pool_size, "pool_size")
     strides = pool_size if strides is None else strides
     p = _patches(x, pool_size, strides, padding, 1, 0.0, "avg_pool2d")
     total = reduce_sum(p, axes=(3, 4), keepdims=False)

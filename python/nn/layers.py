@@ -9,19 +9,11 @@ from __future__ import annotations
 
 from ..core import ops as F
 from ..core.dtypes import int32
+from ..core.shapes import normalize_pair
 from ..tensor import Variable
 from . import _random
 from . import activations as activations_mod
 from .layer import InputSpec, Layer
-
-
-def _pair(v, what):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(a) for a in v)
-    if len(v) != 2:
-        raise ValueError(f"{what} must be an int or a pair of ints, got {v}")
-    return v
 
 
 def _padding(padding, layer):
@@ -98,8 +90,8 @@ class Conv2D(Layer):
                  dilation_rate=1, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.filters, self.kernel_size = int(filters), _pair(kernel_size, "Conv2D kernel_size")
-        self.strides, self.dilation_rate = _pair(strides, "Conv2D strides"), _pair(dilation_rate, "dilation_rate")
+        self.filters, self.kernel_size = int(filters), normalize_pair(kernel_size, "Conv2D kernel_size")
+        self.strides, self.dilation_rate = normalize_pair(strides, "Conv2D strides"), normalize_pair(dilation_rate, "dilation_rate")
         self.padding = _padding(padding, "Conv2D")
         self.data_format = data_format
         self._nhwc = _data_format(data_format, "Conv2D")
@@ -128,8 +120,8 @@ class _Pool2D(Layer):
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _pair(pool_size, f"{type(self).__name__} pool_size")
-        self.strides = self.pool_size if strides is None else _pair(strides, f"{type(self).__name__} strides")
+        self.pool_size = normalize_pair(pool_size, f"{type(self).__name__} pool_size")
+        self.strides = self.pool_size if strides is None else normalize_pair(strides, f"{type(self).__name__} strides")
         self.padding = _padding(padding, type(self).__name__)
         self.data_format = data_format
         self._nhwc = _data_format(data_format, type(self).__name__)
