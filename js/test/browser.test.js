@@ -69,7 +69,7 @@ test('the browser entry runs the artifact in headless Chromium (WebGPU and wasm)
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const profile = mkdtempSync(join(tmpdir(), 'webtensor-chromium-'));
-  const chromium = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, `http://127.0.0.1:${server.address().port}/`], { stdio: 'ignore' });
+  const chromium = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, `http://127.0.0.1:${server.address().port}/`], { stdio: 'ignore', detached: true });
   const exited = new Promise((resolve) => chromium.on('exit', (code) => resolve({ error: `chromium exited (${code}) before the page reported` })));
   let timer;
   const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve({ error: 'no result from the page in 90 s' }), 90_000); });
@@ -91,9 +91,15 @@ test('the browser entry runs the artifact in headless Chromium (WebGPU and wasm)
     assert.ok(auto.saved > 0);
   } finally {
     clearTimeout(timer);
-    chromium.kill();
+    // Chromium's GPU and renderer processes outlive the browser process for a moment and
+    // keep writing the profile: end the whole process group, then remove it with retries.
+    try { process.kill(-chromium.pid, 'SIGKILL'); } catch { /* already gone */ }
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
     server.close();
-    rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    } catch (err) {
+      t.diagnostic(`could not remove the Chromium profile ${profile}: ${err.message}`);
+    }
   }
 });
