@@ -3,7 +3,9 @@
 //   - MLP train step: 784 -> 256 -> 256 -> 10 (ReLU), batch 128, softmax cross-entropy on
 //     logits, SGD(0.01): forward, backward and update (steps/s);
 //   - CNN forward: 32 x 28 x 28 x 1 -> conv3x3 16 (same, ReLU) -> maxpool 2 -> conv3x3 32
-//     (same, ReLU) -> maxpool 2 -> dense 10 (images/s).
+//     (same, ReLU) -> maxpool 2 -> dense 10 (images/s);
+//   - the fused chain gelu_tanh(x * a + b) * sigmoid(x) on 2^20 float32 elements (ms; webtensor
+//     compiles it to one kernel, TF.js runs its ops one by one).
 //
 // webtensor runs artifacts exported by bench/export_bench.py (run here with python3) on its
 // WebAssembly and WebGPU backends; TF.js (@tensorflow/tfjs 4, dev dependencies only) runs the
@@ -47,6 +49,9 @@ function lcg(seed) {
 const rand = lcg(1);
 const MLP = { batch: 128, x: Float32Array.from({ length: 128 * 784 }, () => rand()), y: Int32Array.from({ length: 128 }, () => Math.floor(rand() * 10)) };
 const CNN = { batch: 32, x: Float32Array.from({ length: 32 * 28 * 28 }, () => rand()) };
+const CHAIN = { n: 1 << 20, b: Float32Array.of(0.25) };
+CHAIN.x = Float32Array.from({ length: CHAIN.n }, () => 6 * rand() - 3);
+CHAIN.a = Float32Array.from({ length: CHAIN.n }, () => 2 * rand() - 1);
 const weightsOf = (kind) => webtensor.parseSafetensors(readFileSync(join(out, kind, 'weights.safetensors'))).tensors;
 
 // ---- timing ----------------------------------------------------------------------------------
@@ -146,14 +151,26 @@ async function benchTfjs(backend) {
     out.dispose();
     return v;
   };
+  const [cx, ca, cb] = [tf.tensor(CHAIN.x), tf.tensor(CHAIN.a), tf.tensor(CHAIN.b)];
+  const chain = async () => {
+    const out = tf.tidy(() => {
+      const z = cx.mul(ca).add(cb);
+      const inner = z.add(z.mul(z).mul(z).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+      return z.mul(0.5).mul(tf.tanh(inner).add(1)).mul(tf.sigmoid(cx));
+    });
+    const v = await out.data();
+    out.dispose();
+    return v;
+  };
   const logits = await forward();
+  const chainOut = await chain();
   const firstLoss = await step();
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
-  const result = { stepS: await timeit(step), forwardS: await timeit(forward), logits, firstLoss, fifthLoss };
+  const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss };
   if (backend === 'wasm') result.threads = tfWasm.getThreadsCount();
   tf.disposeVariables();
-  tf.dispose([x, y, xc]);
+  tf.dispose([x, y, xc, cx, ca, cb]);
   return result;
 }
 
@@ -164,18 +181,22 @@ async function benchWebtensor(backend) {
   const t0 = performance.now();
   const mlp = await webtensor.load(join(out, 'mlp'), options);
   const cnn = await webtensor.load(join(out, 'cnn'), options);
+  const chainModel = await webtensor.load(join(out, 'chain'), options);
   const loadS = (performance.now() - t0) / 1000;
   const x = webtensor.tensor(MLP.x, [MLP.batch, 784]);
   const xc = webtensor.tensor(CNN.x, [CNN.batch, 28, 28, 1]);
   const step = async () => (await mlp.trainStep(x, MLP.y)).dataSync()[0];
   const forward = async () => (await cnn.predict(xc)).dataSync();
+  const chain = async () => (await chainModel.predict([CHAIN.x, CHAIN.a, CHAIN.b])).dataSync();
   const logits = await forward();
+  const chainOut = await chain();
   const firstLoss = await step();
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
-  const result = { stepS: await timeit(step), forwardS: await timeit(forward), logits, firstLoss, fifthLoss, loadS };
+  const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss, loadS };
   mlp.dispose();
   cnn.dispose();
+  chainModel.dispose();
   return result;
 }
 
@@ -196,12 +217,14 @@ for (const backend of BACKENDS) {
     const ratio = (mine, ref) => (who === 'webtensor' && !theirs.error ? `${(ref / mine).toFixed(2)}x` : '');
     console.log(`${'MLP train step (b=128)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${fmt(1 / r.stepS)} steps/s`.padEnd(20)}${ratio(r.stepS, theirs.stepS)}${note}`);
     console.log(`${'CNN forward (b=32, 28x28)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${fmt(CNN.batch / r.forwardS)} images/s`.padEnd(20)}${ratio(r.forwardS, theirs.forwardS)}`);
+    console.log(`${'fused chain (2^20 elements)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${(r.chainS * 1e3).toFixed(2)} ms`.padEnd(20)}${ratio(r.chainS, theirs.chainS)}`);
     rows.push({ who, backend, ...r });
   }
   if (!ours.error && !theirs.error) {
     console.log(`  check (${backend}): CNN logits max |webtensor - TF.js| = ${maxAbs(ours.logits, theirs.logits).toExponential(2)}, ` +
       `MLP loss at steps 1 and 5: ${ours.firstLoss.toFixed(6)}, ${ours.fifthLoss.toFixed(6)} vs ` +
-      `${theirs.firstLoss.toFixed(6)}, ${theirs.fifthLoss.toFixed(6)}`);
+      `${theirs.firstLoss.toFixed(6)}, ${theirs.fifthLoss.toFixed(6)}; fused chain max |difference| = ` +
+      `${maxAbs(ours.chainOut, theirs.chainOut).toExponential(2)}`);
   }
 }
 if (tfWebgpuError) console.log(`TF.js WebGPU backend could not be imported in Node: ${tfWebgpuError}`);

@@ -6,7 +6,9 @@
   (``SparseCategoricalCrossentropy(from_logits=True)``), SGD(0.01); signatures ``train_step``
   (batch 128) and ``predict``;
 - ``OUTDIR/cnn``: conv3x3(16, same, ReLU) -> maxpool 2 -> conv3x3(32, same, ReLU) -> maxpool 2 ->
-  dense 10 on 28x28x1 images; signature ``predict`` (batch 32).
+  dense 10 on 28x28x1 images; signature ``predict`` (batch 32);
+- ``OUTDIR/chain``: the fused chain ``gelu_tanh(x * a + b) * sigmoid(x)`` on 2^20 float32
+  elements (``x``, ``a``: (2^20,), ``b``: (1,)); signature ``predict`` (one kernel).
 
 Weights are seeded; the JS benchmark gives TF.js the same initial weights (read from the
 artifacts' ``weights.safetensors``) so both run the same workload from the same state.
@@ -18,7 +20,11 @@ import sys
 
 import webtensor as wt
 
-MLP_BATCH, CNN_BATCH = 128, 32
+MLP_BATCH, CNN_BATCH, CHAIN_SIZE = 128, 32, 1 << 20
+
+
+def chain(x, a, b):
+    return wt.gelu_tanh(x * a + b) * wt.sigmoid(x)
 
 
 def main(out: str) -> None:
@@ -32,6 +38,8 @@ def main(out: str) -> None:
                          nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
                          nn.Dense(10)], name="cnn")
     cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"])
+    v = wt.zeros((CHAIN_SIZE,))
+    wt.export(None, path=os.path.join(out, "chain"), signatures={"predict": (chain, (v, v, wt.zeros((1,))))})
 
 
 if __name__ == "__main__":
