@@ -21,7 +21,7 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   ``v128.load32_lane``; integer division, modulo and power fall back to per-lane code;
 - reductions accumulate in registers: per output lane (vector over outputs) or in a lane
   vector reduced horizontally at the end (vector over the reduced axis); argmax/argmin
-  keep the first index on ties (strict comparison; nan is never selected);
+  keep the first index on ties and, like numpy, pick the first nan when there is one;
 - semantics of the IR: ``idiv``/``mod`` floor (integer x // 0 = x % 0 = 0, as numpy),
   ``round`` half to even (``nearest``), float -> int casts truncate (saturating), bools are
   i32 0/1 in memory and lane masks (-1/0) inside vector code; ``max``/``min`` propagate nan
@@ -759,7 +759,19 @@ class _Gen:
             f.local_get(x)
             f.local_get(av)
             cmp = "gt" if self.comb == "argmax" else "lt"
-            f.op(("f32x4." if vec else "f32.") + cmp if _fl(dt) else ("i32x4." if vec else "i32.") + cmp + "_s")
+            if _fl(dt):     # x wins when it compares better, or is the first nan (numpy)
+                p = "f32x4." if vec else "f32."
+                f.op(p + cmp)
+                f.local_get(x)
+                f.local_get(x)
+                f.op(p + "ne")
+                f.local_get(av)
+                f.local_get(av)
+                f.op(p + "eq")
+                f.op("v128.and" if vec else "i32.and")
+                f.op("v128.or" if vec else "i32.or")
+            else:
+                f.op(("i32x4." if vec else "i32.") + cmp + "_s")
             m = self._new(vec, int32)
             sel = (lambda: f.v128_bitselect()) if vec else (lambda: f.select())
             f.local_get(x)
@@ -872,7 +884,8 @@ class _Gen:
                 f.local_get(vi)
                 f.i32x4_extract_lane(lane)
                 f.local_set(li)
-                # better = lv beats sv, or ties it with a smaller index
+                # better = lv beats sv, or ties it with a smaller index, or (floats) lv is nan
+                # and sv is not nan or has a larger index: the first nan wins, as in numpy
                 f.local_get(lv)
                 f.local_get(sv)
                 f.op(cmp)
@@ -884,6 +897,19 @@ class _Gen:
                 f.i32_lt_s()
                 f.i32_and()
                 f.i32_or()
+                if fl:
+                    f.local_get(lv)
+                    f.local_get(lv)
+                    f.f32_ne()
+                    f.local_get(sv)
+                    f.local_get(sv)
+                    f.f32_eq()
+                    f.local_get(li)
+                    f.local_get(si)
+                    f.i32_lt_s()
+                    f.i32_or()
+                    f.i32_and()
+                    f.i32_or()
                 m = f.local(I32)
                 f.local_set(m)
                 for src, dst in ((lv, sv), (li, si)):

@@ -182,3 +182,15 @@ def test_checked_call_path_matches_the_raw_call(dev, monkeypatch):
     slow = (x * 3.0 + 1.0).numpy()
     np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(slow, a * 3 + 1)
+
+
+def test_argmax_argmin_with_nan_match_numpy_eagerly_and_traced():
+    x = np.array([[1, 3, 3, 0, 3, 1, 2, 0, 9], [0, np.nan, 5, np.nan, -1, 0, 0, 0, 0],
+                  [-np.inf] * 9, [2, 2, 2, 2, 2, 2, 2, 2, np.nan]], np.float32)
+    t = wt.tensor(x, device="wasm")
+    for name in ("argmax", "argmin"):
+        for axis in (0, 1):
+            want = getattr(np, name)(x, axis=axis)
+            fn = getattr(wt, name)
+            np.testing.assert_array_equal(fn(t, axis=axis).numpy(), want)
+            np.testing.assert_array_equal(wt.function(lambda a: fn(a, axis=axis))(t).numpy(), want)

@@ -228,6 +228,19 @@ def test_argmax_argmin_first_index_on_ties(shape, axis, opname):
     check(op_kernel(op, [xi], axis=axis), [xi])
 
 
+@pytest.mark.parametrize("shape,axis", [((7, 33), 0), ((7, 33), 1), ((3, 2, 5), 2), ((41,), 0), ((9, 3), 1)])
+@pytest.mark.parametrize("opname", ["argmax", "argmin"])
+def test_argmax_argmin_pick_the_first_nan_like_numpy(shape, axis, opname):
+    op = F.reduction.argmax_op if opname == "argmax" else F.reduction.argmin_op
+    x = rng.integers(-2, 3, shape).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, max(2, flat.size // 5), replace=False)] = np.nan   # some rows: several nans
+    flat[rng.choice(flat.size, 2, replace=False)] = -np.inf if opname == "argmax" else np.inf
+    want = (np.argmax if opname == "argmax" else np.argmin)(x, axis=axis)
+    assert np.isnan(np.take_along_axis(x, np.expand_dims(want, axis), axis)).any()   # nan matters here
+    check(op_kernel(op, [x], axis=axis), [x])
+
+
 def test_argmax_over_two_reduced_axes_flattens():
     x = rng.integers(0, 3, (4, 5, 6)).astype(np.float32)
     e = K.load(0, (K.idx(0), K.idx(1), K.idx(2)), float32)
