@@ -521,8 +521,11 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     Raises:
         ValueError: a dtype an artifact cannot carry (float16), an unknown signature, a model that is
             not built or compiled for what is asked. TypeError: malformed ``signatures``.
+        ImportError: numpy is not installed (export packs constants and weights with it).
     """
     from . import __version__, safetensors_io
+    from .util import require_numpy
+    require_numpy("webtensor.export")
     if path is None:
         raise TypeError("export: path (the artifact directory) is required")
     model = fn_or_model if fn_or_model is not None and _is_model(fn_or_model) else None

@@ -36,7 +36,7 @@ def test_pyodide_imports_without_numpy_and_runs_wasm_in_the_js_engine(pyodide):
     assert pyodide["default"] == "wasm"                       # before init_async: WebAssembly
     assert pyodide["engine"] == "BrowserEngine"
     assert pyodide["fma_default"] is False                    # Node 20: no relaxed SIMD
-    assert "pip install 'webtensor[numpy]'" in pyodide["numpy_error"] and ".tolist()" in pyodide["numpy_error"]
+    assert "await micropip.install('numpy')" in pyodide["numpy_error"] and ".tolist()" in pyodide["numpy_error"]
 
 
 def test_wasm_in_pyodide_matches_native_bitwise(pyodide, native):

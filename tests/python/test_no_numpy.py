@@ -44,6 +44,22 @@ def test_reference_device_names_the_extra_without_numpy():
     assert "pip install 'webtensor[numpy]'" in r.stdout
 
 
+def test_export_names_the_extra_without_numpy_and_writes_nothing(tmp_path):
+    out = tmp_path / "artifact"
+    r = run_without_numpy(f"""
+        import webtensor as wt
+        x = wt.tensor([1.0, 2.0], device="wasm")
+        try:
+            wt.export(lambda a: a * 2.0, (x,), {str(out)!r})
+        except ImportError as e:
+            print(e)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ("webtensor.export needs the optional dependency 'numpy': "
+                                "pip install 'webtensor[numpy]'")
+    assert not out.exists()
+
+
 # ---- devices without numpy (the paths Pyodide takes), checked natively --------------------------
 
 SCENARIO_DIR = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "pyodide")
