@@ -47,6 +47,10 @@ def as_dtype(x) -> DType:
     """
     if isinstance(x, DType):
         return x
+    try:
+        return _SEEN[x]             # numpy dtypes are hashable, and their .name is slow
+    except (KeyError, TypeError):
+        pass
     if x is bool:
         return bool_
     if x is int:
@@ -59,8 +63,16 @@ def as_dtype(x) -> DType:
     if isinstance(name, str):
         d = DTYPES.get(name) or _ALIASES.get(name)
         if d is not None:
+            if not hasattr(x, "shape") and len(_SEEN) < 256:    # dtype-likes, not arrays
+                try:
+                    _SEEN[x] = d
+                except TypeError:
+                    pass
             return d
     raise TypeError(f"unsupported dtype {x!r}; webtensor supports {sorted(DTYPES)}")
+
+
+_SEEN: dict = {}    # dtype-like -> DType, filled by as_dtype
 
 
 def result_type(*dtypes: DType) -> DType:

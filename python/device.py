@@ -77,13 +77,13 @@ class ReferenceDevice(Device):
     def from_host(self, buffer, aval):
         np = self.np
         if isinstance(buffer, np.ndarray):
-            return buffer
+            return buffer.copy()        # tensors are immutable: never share the caller's array
         from .core.numpy_util import np_dtype
         from .hostdata import NUMPY, byte_view
         return np.frombuffer(byte_view(buffer), NUMPY[aval.dtype.name]).reshape(aval.shape).astype(np_dtype(aval.dtype))
 
     def to_host(self, data, aval):
-        return data
+        return data.copy()              # the caller may modify it (Device.to_host)
 
     def execute(self, op, datas, attrs, in_avals, out_aval):
         out = op.reference(*datas, **attrs)

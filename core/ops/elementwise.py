@@ -51,11 +51,12 @@ def elementwise(name: str, arity: int, scalar, reference, grad=None, rule: str =
         import numpy as np
         from ..numpy_util import np_dtype
         from ..dtypes import as_dtype
-        out = _out_dtype(rule, [as_dtype(a.dtype) for a in arrays], name)
-        cdt = np_dtype(_compute_dtype(rule, [as_dtype(a.dtype) for a in arrays], out))
+        dts = [as_dtype(a.dtype) for a in arrays]
+        out = _out_dtype(rule, dts, name)
+        cdt = np_dtype(_compute_dtype(rule, dts, out))
         with np.errstate(all="ignore"):
-            r = reference(*(np.asarray(a).astype(cdt) for a in arrays))
-        return np.asarray(r).astype(np_dtype(out))
+            r = reference(*(np.asarray(a).astype(cdt, copy=False) for a in arrays))
+        return np.asarray(r).astype(np_dtype(out), copy=False)
 
     def kernel(ins: list[Aval], out: Aval) -> K.Kernel:
         cdt = _compute_dtype(rule, [x.dtype for x in ins], out.dtype)

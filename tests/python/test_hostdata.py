@@ -118,3 +118,17 @@ def test_fit_async_and_evaluate_async_match_fit():
     hist, ev = train(True)
     assert set(hist) == {"loss", "accuracy", "val_loss", "val_accuracy"} and len(hist["loss"]) == 2
     assert set(ev) == {"loss", "accuracy"}
+
+
+@pytest.mark.parametrize("device", ["reference", "wasm", "webgpu"])
+def test_tensors_own_their_data(device):
+    """Like tf.constant / torch.tensor: the tensor copies the caller's array, and .numpy() is the
+    caller's copy: changing either afterwards leaves the tensor as it was."""
+    a = np.arange(6, dtype=np.float32)
+    t = wt.tensor(a, device=device)
+    a[0] = 100.0
+    got = t.numpy()
+    np.testing.assert_array_equal(got, np.arange(6, dtype=np.float32))
+    got[1] = -5.0
+    np.testing.assert_array_equal(t.numpy(), np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal((t * 2.0).numpy(), 2 * np.arange(6, dtype=np.float32))
