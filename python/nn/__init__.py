@@ -14,19 +14,21 @@ callbacks. Optimizers live in :mod:`webtensor.optimizers`, input pipelines in
 
 Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``model`` (``Model``,
 ``Sequential``, the training loop), ``losses``, ``metrics``, ``initializers``, ``activations``,
-``callbacks``, ``saving`` (weights in the safetensors layout).
+``callbacks``, ``saving`` (weights in the safetensors layout), ``functional`` (``Input`` as a
+KerasTensor and ``Model(inputs, outputs)``).
 """
 from . import activations, callbacks, initializers, losses, metrics, saving
 from . import layers
 from .layer import InputSpec, Layer, reset_names
 from .layers import (Activation, AveragePooling2D, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout,
-                     Embedding, Flatten, GlobalAveragePooling2D, Input, InputLayer, LayerNormalization,
+                     Embedding, Flatten, GlobalAveragePooling2D, Input, InputLayer, Lambda, LayerNormalization,
                      MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax)
-from .model import Model, Sequential
+from .functional import KerasTensor
+from .model import Functional, Model, Sequential
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 
-__all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Input", "InputLayer", "Dense", "Conv2D",
+__all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Functional", "KerasTensor", "Input", "InputLayer", "Dense", "Conv2D",
            "MaxPool2D", "AvgPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
-           "Reshape", "Dropout", "Activation", "ReLU", "Softmax", "Embedding", "LayerNormalization",
+           "Reshape", "Lambda", "Dropout", "Activation", "ReLU", "Softmax", "Embedding", "LayerNormalization",
            "BatchNormalization", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
            "callbacks", "initializers", "layers", "losses", "metrics", "saving"]

@@ -71,7 +71,8 @@ class Layer:
 
     Subclasses override ``build(input_shape)`` (create weights with :meth:`add_weight`) and
     ``call(inputs, training=False)``. Call a layer as ``layer(x, training=False)``; ``x`` may
-    be a Tensor or anything :func:`webtensor.tensor` accepts (numpy arrays, lists).
+    be a Tensor or anything :func:`webtensor.tensor` accepts (numpy arrays, lists), or a
+    KerasTensor of the functional API (:mod:`webtensor.nn.functional`), which records the call.
 
     Raises (on call):
         ValueError: the input does not match the shape the layer was built for (the message
@@ -238,9 +239,16 @@ class Layer:
     def call(self, inputs, training=False):
         raise NotImplementedError(f"{type(self).__name__} must implement call()")
 
-    def __call__(self, inputs, *args, training=False, **kwargs):
-        if not isinstance(inputs, Tensor) and not _is_structure(inputs):
-            inputs = tensor(inputs)
+    def __call__(self, inputs, *args, training=None, **kwargs):
+        if not isinstance(inputs, Tensor):
+            from . import functional
+            if functional.is_symbolic(inputs):      # Keras' functional API: record the call
+                if training is not None:
+                    kwargs["training"] = training
+                return functional.apply(self, inputs, *args, **kwargs)
+            if not _is_structure(inputs):
+                inputs = tensor(inputs)
+        training = bool(training)
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else None
         if not self.built:
             self._build_for_call(shape)

@@ -45,10 +45,29 @@ class InputLayer(Layer):
         return inputs
 
 
-def Input(shape, batch_size=None, dtype=None, name=None) -> InputLayer:
-    """``Input(shape=(64,))``: the input of a ``Sequential`` model (shape without the batch
-    dimension). Keras' functional API (``Model(inputs, outputs)``) is not supported."""
-    return InputLayer(shape, batch_size=batch_size, dtype=dtype, name=name)
+def Input(shape, batch_size=None, dtype=None, name=None):
+    """``Input(shape=(64,))``: a model's input (``shape`` without the batch dimension), as a
+    symbolic :class:`~webtensor.nn.functional.KerasTensor`: start a ``Sequential`` with it, or call
+    layers on it and build ``Model(inputs, outputs)`` (Keras' functional API)."""
+    from .functional import symbolic_input
+    layer = InputLayer(shape, batch_size=batch_size, dtype=dtype, name=name)
+    return symbolic_input(tuple(shape), batch_size=batch_size, dtype=layer.dtype, name=layer.name,
+                          input_layer=layer)
+
+
+class Lambda(Layer):
+    """``Lambda(fn)``: a layer that computes ``fn(inputs)`` (no weights), as in Keras. Use it to
+    apply any webtensor function inside a functional-API model:
+    ``nn.Lambda(lambda t: webtensor.concat(t, axis=-1))([a, b])``."""
+
+    def __init__(self, function, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda: function must be callable, got {type(function).__name__}")
+        self.function = function
+
+    def call(self, inputs):
+        return self.function(inputs)
 
 
 class Dense(Layer):

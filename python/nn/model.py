@@ -34,6 +34,8 @@ from . import callbacks as callbacks_mod
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import saving
+from ..tree import flatten, unflatten
+from .functional import KerasTensor
 from .layer import Layer
 from .layers import InputLayer
 
@@ -60,14 +62,17 @@ class Model(Layer):
     """A layer with training: subclass it, create layers in ``__init__`` (they are tracked when
     assigned to attributes) and define ``call(self, x, training=False)``.
 
-    ``Model(inputs, outputs)`` (Keras' functional API) is not supported: subclass ``Model`` or
-    use ``Sequential``.
+    ``Model(inputs, outputs)`` builds a model from KerasTensors instead (Keras' functional API,
+    :mod:`webtensor.nn.functional`): ``inputs`` are ``Input(...)`` results (one, a list or a dict),
+    ``outputs`` KerasTensors computed from them (one or a list).
     """
 
-    def __init__(self, *args, name=None, trainable=True, dtype=None, **kwargs):
-        if args or "inputs" in kwargs or "outputs" in kwargs:
-            raise NotImplementedError("the functional API (Model(inputs, outputs)) is not supported; "
-                                      "subclass webtensor.nn.Model or use Sequential")
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            cls = Functional
+        return super().__new__(cls)
+
+    def __init__(self, *, name=None, trainable=True, dtype=None, **kwargs):
         super().__init__(name=name, trainable=trainable, dtype=dtype, **kwargs)
         d = self.__dict__
         d.update(optimizer=None, loss=None, compiled_metrics=[], stop_training=False, run_eagerly=False,
@@ -483,6 +488,8 @@ class Sequential(Model):
 
     def add(self, layer: Layer) -> None:
         """Append ``layer``. Raises TypeError for a non-layer, ValueError for a misplaced Input."""
+        if isinstance(layer, KerasTensor) and layer._input_layer is not None:
+            layer = layer._input_layer          # Sequential([Input(shape), ...])
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
         if isinstance(layer, InputLayer) and self._stack:
@@ -504,3 +511,77 @@ class Sequential(Model):
         for layer in self._stack:
             x = layer(x, training=training)
         return x
+
+
+class Functional(Model):
+    """A model built by ``Model(inputs, outputs)`` from KerasTensors (Keras' functional API; see
+    :mod:`webtensor.nn.functional`). Its layers are built already; calling it runs the recorded
+    layer calls in order on the given inputs (a tensor, a list, or a dict, like ``inputs``).
+
+    Raises:
+        TypeError: ``inputs`` are not ``Input(...)`` KerasTensors, or ``outputs`` not KerasTensors.
+        ValueError: an output depends on an ``Input`` missing from ``inputs`` (a disconnected graph).
+    """
+
+    def __init__(self, inputs, outputs, *, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        in_leaves: list = []
+        in_struct = flatten(inputs, in_leaves)
+        out_leaves: list = []
+        out_struct = flatten(outputs, out_leaves)
+        for what, leaves in (("inputs", in_leaves), ("outputs", out_leaves)):
+            bad = [v for v in leaves if not isinstance(v, KerasTensor)]
+            if bad or not leaves:
+                raise TypeError(f"Model({what}=...): expected KerasTensors (from nn.Input and layers called on "
+                                f"them), got {bad[0]!r}" if bad else f"Model: no {what}")
+        not_inputs = [v for v in in_leaves if v._node is not None]
+        if not_inputs:
+            raise TypeError(f"Model(inputs=...): {not_inputs[0]!r} is not an Input(...)")
+        # the recorded calls that the outputs need, in an order where each follows its inputs
+        order, seen, given = [], set(), {id(v) for v in in_leaves}
+
+        def visit(kt):
+            node = kt._node
+            if node is None:
+                if id(kt) not in given:
+                    raise ValueError(f"Model: the outputs depend on {kt.name!r} ({kt!r}), which is not among "
+                                     f"the model's inputs (a disconnected graph)")
+                return
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            for v in node.leaves:
+                if isinstance(v, KerasTensor):
+                    visit(v)
+            order.append(node)
+
+        for v in out_leaves:
+            visit(v)
+        d = self.__dict__
+        d.update(_inputs=in_leaves, _in_struct=in_struct, _outputs=out_leaves, _out_struct=out_struct,
+                 _nodes=order)
+        layers = []
+        for node in order:
+            if isinstance(node.fn, Layer) and all(node.fn is not x for x in layers):
+                layers.append(node.fn)
+        self.functional_layers = layers          # tracked: variables, weights' paths, summary
+        self.built = True
+        self._build_shape = in_leaves[0].shape if len(in_leaves) == 1 else None
+
+    def call(self, inputs, training=False):
+        leaves: list = []
+        struct = flatten(inputs, leaves)
+        if len(leaves) != len(self._inputs) or (len(leaves) > 1 and struct != self._in_struct):
+            raise ValueError(f"model {self.name!r} takes {len(self._inputs)} input(s) structured like its "
+                             f"Model(inputs=...), got {len(leaves)}")
+        values = {}
+        for kt, x in zip(self._inputs, leaves):
+            x = x if isinstance(x, Tensor) else tensor(x, dtype=kt.dtype)
+            want = kt.shape
+            if len(x.shape) != len(want) or any(w is not None and w != g for w, g in zip(want, x.shape)):
+                raise ValueError(f"model {self.name!r}: input {kt.name!r} expects shape {want}, got "
+                                 f"{tuple(x.shape)}")
+            values[id(kt)] = x
+        for node in self._nodes:
+            node.run(values, training)
+        return unflatten(self._out_struct, iter(values[id(v)] for v in self._outputs))

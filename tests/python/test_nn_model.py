@@ -171,7 +171,7 @@ def test_errors():
         m.fit(x, y[:5], verbose=0)
     with pytest.raises(ValueError, match="validation_split"):
         m.fit(x, y, validation_split=1.5, verbose=0)
-    with pytest.raises(NotImplementedError, match="functional"):
+    with pytest.raises(TypeError, match="expected KerasTensors"):
         nn.Model(inputs=1, outputs=2)
     with pytest.raises(ValueError, match="Input"):
         nn.Sequential([nn.Dense(2), nn.Input((3,))])
