@@ -94,7 +94,11 @@ def _sign(x):
 
 
 def _gelu_tanh(x):
-    return 0.5 * x * (1 + K.tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)))
+    # 0.5 x (1 + tanh(u)) = x sigmoid(2u) = x / (1 + e^(-2u)): the same function, computed without
+    # the cancellation in 1 + tanh(u) for negative u, and with exp alone (a kernel that also
+    # needs exp, like the benchmark's gelu_tanh(..) * sigmoid(..), shares its constants).
+    x2 = x * x
+    return x / (1.0 + K.exp(x * (-2 * SQRT_2_OVER_PI - 2 * SQRT_2_OVER_PI * GELU_C * x2)))
 
 
 # ---- unary --------------------------------------------------------------------------------
@@ -150,7 +154,8 @@ relu = elementwise("relu", 1, lambda x: K.maximum(x, 0), lambda x: x * (x > 0),
 gelu_tanh = elementwise(
     "gelu_tanh", 1, _gelu_tanh, _ref_gelu_tanh,
     lambda g, y, x: (g * _gelu_tanh_grad(x),),
-    doc="GELU, tanh approximation (Hendrycks & Gimpel 2016): 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))).")
+    doc="GELU, tanh approximation (Hendrycks & Gimpel 2016): 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))), "
+        "computed as x sigmoid(2 sqrt(2/pi)(x + 0.044715x^3)) (the same function).")
 gelu_erf = elementwise(
     "gelu_erf", 1, lambda x: 0.5 * x * (1 + K.erf(x * (1 / math.sqrt(2.0)))), _ref_gelu_erf,
     lambda g, y, x: (g * (0.5 * (1.0 + erf(x * (1 / math.sqrt(2.0))))
@@ -169,9 +174,10 @@ stop_gradient = elementwise("stop_gradient", 1, lambda x: x, lambda x: x, None, 
 
 
 def _gelu_tanh_grad(x):
-    inner = SQRT_2_OVER_PI * (x + GELU_C * x * x * x)
-    t = tanh(inner)
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3 * GELU_C * x * x)
+    # d/dx [x s] with s = sigmoid(2u), u = sqrt(2/pi)(x + c x^3): s + x s (1 - s) 2u'
+    x2 = x * x
+    s = sigmoid(x * (2 * SQRT_2_OVER_PI + 2 * SQRT_2_OVER_PI * GELU_C * x2))
+    return s + x * s * (1.0 - s) * (2 * SQRT_2_OVER_PI + 6 * SQRT_2_OVER_PI * GELU_C * x2)
 
 
 # ---- binary -------------------------------------------------------------------------------
