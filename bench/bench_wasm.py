@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 import webtensor as wt
+from common import gelu_chain_np, init_mlp, mlp_step_np, row
 
 
 def timeit(fn, seconds=1.0, min_reps=3):
@@ -42,11 +43,6 @@ def timeit(fn, seconds=1.0, min_reps=3):
     return wall, cpu
 
 
-def row(name, figures, unit):
-    cells = "  ".join(f"{k} {v:10.2f}" for k, v in figures.items())
-    print(f"{name:<40} {cells}   {unit}", flush=True)
-
-
 def bench_matmul(seconds):
     rng = np.random.default_rng(0)
     for n in (256, 512, 1024):
@@ -58,12 +54,6 @@ def bench_matmul(seconds):
         nw, _ = timeit(lambda: a @ b, seconds)
         row(f"matmul {n}^3 (max rel err {err:.0e})",
             {"wasm": flop / w / 1e9, "wasm cpu": flop / c / 1e9, "numpy": flop / nw / 1e9}, "GFLOP/s")
-
-
-def gelu_chain_np(x, a, b):
-    z = x * a + b
-    g = 0.5 * z * (1 + np.tanh(np.float32(np.sqrt(2 / np.pi)) * (z + np.float32(0.044715) * z ** 3)))
-    return g * (1 / (1 + np.exp(-x)))
 
 
 def bench_chain(seconds):
@@ -85,40 +75,7 @@ def bench_chain(seconds):
 
 # ---- MLP training step ---------------------------------------------------------------------------
 
-SIZES = (784, 256, 256, 10)
 LR = 0.05
-
-
-def init_mlp(rng):
-    ws = []
-    for i, o in zip(SIZES[:-1], SIZES[1:]):
-        ws.append(rng.standard_normal((i, o)).astype(np.float32) * np.float32(np.sqrt(2 / i)))
-        ws.append(np.zeros(o, np.float32))
-    return ws
-
-
-def mlp_step_np(params, x, y):
-    """One SGD step in numpy (forward, backward by hand, update); returns the loss."""
-    w1, b1, w2, b2, w3, b3 = params
-    h1 = np.maximum(x @ w1 + b1, 0)
-    h2 = np.maximum(h1 @ w2 + b2, 0)
-    z = h2 @ w3 + b3
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    p = e / e.sum(1, keepdims=True)
-    n = x.shape[0]
-    loss = -np.log(p[np.arange(n), y]).mean()
-    g = p
-    g[np.arange(n), y] -= 1
-    g /= n
-    gw3, gb3 = h2.T @ g, g.sum(0)
-    g = (g @ w3.T) * (h2 > 0)
-    gw2, gb2 = h1.T @ g, g.sum(0)
-    g = (g @ w2.T) * (h1 > 0)
-    gw1, gb1 = x.T @ g, g.sum(0)
-    for p_, g_ in zip(params, (gw1, gb1, gw2, gb2, gw3, gb3)):
-        p_ -= LR * g_
-    return loss
 
 
 def bench_mlp(seconds):
@@ -141,10 +98,10 @@ def bench_mlp(seconds):
         return loss
 
     ref = [p.copy() for p in init]
-    l_wasm, l_np = float(train_step(tx, ty)), float(mlp_step_np(ref, x, y))
+    l_wasm, l_np = float(train_step(tx, ty)), float(mlp_step_np(ref, x, y, LR))
     assert abs(l_wasm - l_np) < 1e-3 * max(1.0, abs(l_np)), (l_wasm, l_np)
     w, c = timeit(lambda: train_step(tx, ty), seconds)
-    nw, _ = timeit(lambda: mlp_step_np(ref, x, y), seconds)
+    nw, _ = timeit(lambda: mlp_step_np(ref, x, y, LR), seconds)
     n_kernels = len(train_step.get_concrete(tx, ty).exe.program.steps)
     row(f"MLP SGD step ({n_kernels} kernels, 1 call)", {"wasm": 1 / w, "wasm cpu": 1 / c, "numpy": 1 / nw},
         "steps/s")

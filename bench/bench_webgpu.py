@@ -21,6 +21,8 @@ import numpy as np
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 import webtensor as wt  # noqa: E402
+from common import gelu_chain_np, init_mlp, mlp_step_np  # noqa: E402
+from common import row as _row  # noqa: E402
 
 try:
     import torch
@@ -42,8 +44,7 @@ def timeit(fn, sync=lambda: None, seconds=1.0, min_reps=3, max_reps=200) -> floa
 
 
 def row(name, figures, unit):
-    cells = "  ".join(f"{k} {v:9.2f}" for k, v in figures.items())
-    print(f"{name:<34} {cells}   {unit}")
+    _row(name, figures, unit, width=34)
 
 
 def bench_matmul(dev, sizes, seconds):
@@ -71,12 +72,6 @@ def _torch_matmul(a, b, flop, seconds):
     return out
 
 
-def gelu_chain_np(x, a, b):
-    z = x * a + b
-    g = 0.5 * z * (1 + np.tanh(np.float32(np.sqrt(2 / np.pi)) * (z + np.float32(0.044715) * z ** 3)))
-    return g * (1 / (1 + np.exp(-x)))
-
-
 def bench_chain(dev, seconds):
     n = 1 << 20
     rng = np.random.default_rng(1)
@@ -95,35 +90,9 @@ def bench_chain(dev, seconds):
     row(f"fused chain 2^20 ({kernels} kernel, err {err:.1e})", fig, "ms")
 
 
-def mlp_np_step(params, x, y, lr):
-    """The same training step in numpy (forward, backward, SGD), float32."""
-    w1, b1, w2, b2, w3, b3 = params
-    h1 = np.maximum(x @ w1 + b1, 0)
-    h2 = np.maximum(h1 @ w2 + b2, 0)
-    z = h2 @ w3 + b3
-    z = z - z.max(1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(1, keepdims=True)
-    loss = -np.log(p[np.arange(len(y)), y]).mean()
-    g = p
-    g[np.arange(len(y)), y] -= 1
-    g /= len(y)
-    gw3, gb3 = h2.T @ g, g.sum(0)
-    g = (g @ w3.T) * (h2 > 0)
-    gw2, gb2 = h1.T @ g, g.sum(0)
-    g = (g @ w2.T) * (h1 > 0)
-    gw1, gb1 = x.T @ g, g.sum(0)
-    for w, gw in zip(params, (gw1, gb1, gw2, gb2, gw3, gb3)):
-        w -= lr * gw
-    return loss
-
-
 def bench_mlp(dev, seconds):
     rng = np.random.default_rng(2)
-    sizes = [784, 256, 256, 10]
-    init = []
-    for i, o in zip(sizes[:-1], sizes[1:]):
-        init += [(rng.standard_normal((i, o)) * np.sqrt(2 / i)).astype(np.float32), np.zeros(o, np.float32)]
+    init = init_mlp(rng)
     x = rng.standard_normal((128, 784)).astype(np.float32)
     y = rng.integers(0, 10, 128).astype(np.int32)
     lr = 0.05
@@ -142,10 +111,10 @@ def bench_mlp(dev, seconds):
 
     tx, ty = wt.tensor(x, device="webgpu"), wt.tensor(y, device="webgpu")
     params = [v.copy() for v in init]
-    first = (float(step(tx, ty)), mlp_np_step(params, x, y, lr))
+    first = (float(step(tx, ty)), mlp_step_np(params, x, y, lr))
     kernels = len(step.get_concrete(tx, ty).exe.steps)
     fig = {"webgpu": timeit(lambda: step(tx, ty), dev.sync, seconds) * 1e3,
-           "numpy": timeit(lambda: mlp_np_step(params, x, y, lr), seconds=seconds) * 1e3}
+           "numpy": timeit(lambda: mlp_step_np(params, x, y, lr), seconds=seconds) * 1e3}
     if torch is not None:
         fig["torch-cpu"] = _torch_mlp(init, x, y, lr, seconds) * 1e3
     row(f"MLP train step ({kernels} kernels)", fig, "ms")
