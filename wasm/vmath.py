@@ -152,22 +152,10 @@ class Lanes:
         self.fconst(hi)
         self.f("pmin" if self.vec else "min")   # pmin(t, hi) = hi < t ? hi : t keeps nan
 
-    def poly(self, x: int, coeffs, estrin: bool = True):
+    def poly(self, x: int, coeffs):
         """c0 x^n + c1 x^(n-1) + ... + cn on the stack, by Estrin's scheme: pairs
         (a_2i + a_2i+1 x) combined with x^2, x^4, ... halve the dependency chain of Horner's
-        rule, at the same number of multiply-adds (``estrin=False``: Horner)."""
-        if not estrin:
-            self.fconst(coeffs[0])
-            for c in coeffs[1:]:
-                self.get(x)
-                if self.fma:
-                    self.fconst(c)
-                    self.fn.f32x4_relaxed_madd()
-                else:
-                    self.f("mul")
-                    self.fconst(c)
-                    self.f("add")
-            return
+        rule, at the same number of multiply-adds (Horner measured no faster here)."""
         terms = list(reversed(coeffs))          # ascending powers
         p = x
         while len(terms) > 1:
@@ -177,16 +165,7 @@ class Lanes:
                 if k + 1 == len(terms):
                     nxt.append(lo)
                     continue
-                hi = terms[k + 1]
-                self._push(hi)
-                self.get(p)
-                if self.fma:
-                    self._push(lo)
-                    self.fn.f32x4_relaxed_madd()
-                else:
-                    self.f("mul")
-                    self._push(lo)
-                    self.f("add")
+                self.madd(terms[k + 1], p, lo)
                 nxt.append(self.new())
             terms = nxt
             if len(terms) > 1:
