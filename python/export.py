@@ -39,6 +39,7 @@ import os
 from dataclasses import dataclass, field
 from math import prod
 
+from . import hostdata
 from .core import compile as C
 from .function import Function, function
 from .tensor import Tensor, Variable, tensor
@@ -296,12 +297,6 @@ def _plan(prog: C.Program, var_of: dict[int, int], update_vars: list[int]) -> _P
 
 # ---- constants --------------------------------------------------------------------------------
 
-def _storage(a, dtype) -> bytes:
-    """Storage bytes of host array ``a`` (float dtypes as little-endian f32, int and bool as i32)."""
-    import numpy as np
-    return np.ascontiguousarray(a, dtype="<f4" if dtype.wasm == "f32" else "<i4").tobytes()
-
-
 def _const_bytes(t: _Traced) -> dict[int, bytes]:
     """Storage bytes of each constant the signature's kernels or copies read."""
     from .core.op import Aval
@@ -310,7 +305,8 @@ def _const_bytes(t: _Traced) -> dict[int, bytes]:
     for b, data in t.prog.consts.items():
         if b in used:
             buf = t.prog.bufs[b]
-            out[b] = _storage(t.device.to_host(data, Aval(tuple(buf.shape), buf.dtype)), buf.dtype)
+            host = t.device.to_host_bytes(data, Aval(tuple(buf.shape), buf.dtype))
+            out[b] = bytes(hostdata.to_storage(host, buf.dtype, buf.dtype.wasm))   # f32, or i32 for int/bool
     return out
 
 
@@ -555,7 +551,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     files: dict[str, bytes] = {}
     weights: dict = {}
     for spec, v in zip(variables, order):
-        weights[spec["name"]] = (spec["dtype"], tuple(spec["shape"]), _host_bytes(v))
+        weights[spec["name"]] = (spec["dtype"], tuple(spec["shape"]), bytes(v._host_bytes()))   # the host layout is safetensors' layout
     sigs = {t.name: {"inputs": t.inputs, "outputs": t.outputs, "reads": t.plan.reads, "writes": t.plan.writes}
             for t in traced}
     if "wasm" in backends:
@@ -592,9 +588,3 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         json.dump(manifest, f, indent=1)
     return manifest
 
-
-def _host_bytes(v: Variable) -> bytes:
-    """A variable's value in the safetensors layout of its dtype (bool as one byte)."""
-    import numpy as np
-    a = v.numpy()
-    return np.ascontiguousarray(a, dtype={"float32": "<f4", "int32": "<i4", "bool": "|b1"}[v.dtype.name]).tobytes()

@@ -73,7 +73,7 @@ class Tensor:
         does for symbolic tensors and browser GPUs."""
         if _numpy() is not None:   # the device's numpy value (float64 inside float64_reference())
             return self.numpy().tolist()
-        return hostdata.to_list(self._device.to_host_bytes(self._concrete(), self._aval), self.shape, self.dtype)
+        return hostdata.to_list(self._host_bytes(), self.shape, self.dtype)
 
     def item(self):
         """The value of a one-element tensor as a Python number. Raises ValueError for other sizes."""
@@ -81,7 +81,10 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         if _numpy() is not None:
             return self.numpy().reshape(()).item()
-        return hostdata.to_list(self._device.to_host_bytes(self._concrete(), self._aval), (), self.dtype)
+        return hostdata.to_list(self._host_bytes(), (), self.dtype)
+
+    def _host_bytes(self):
+        return self._device.to_host_bytes(self._concrete(), self._aval)
 
     async def _host_bytes_async(self):
         return await self._device.to_host_bytes_async(self._concrete(), self._aval)
@@ -134,7 +137,7 @@ class Tensor:
         dev = get_device(device)
         if dev is self._device:
             return self
-        return Tensor(dev.from_host(self._device.to_host_bytes(self._concrete(), self._aval), self._aval), self._aval, dev)
+        return Tensor(dev.from_host(self._host_bytes(), self._aval), self._aval, dev)
 
     # ---- operators (numpy semantics; == is elementwise, hashing is by identity) ----
     __hash__ = object.__hash__

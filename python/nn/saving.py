@@ -44,7 +44,7 @@ def save_weights(layer, path) -> None:
                          "(call it on a batch, or model.build(input_shape))")
     tensors = {}
     for name, v in weights.items():
-        data = bytes(v.device.to_host_bytes(v._concrete(), v._aval))   # the host layout is the file layout
+        data = bytes(v._host_bytes())   # the host layout is the file layout
         tensors[name] = (v.dtype.name, tuple(v.shape), data)
     safetensors_io.save_file(path, tensors, {"format": FORMAT, "version": VERSION})
 
