@@ -63,7 +63,13 @@ class Aff:
 
 
 def _key(e: K.Expr):
-    return (0, e.arg) if e.op == "idx" else (1, hash(e))
+    """Sort key of an atom: loop indices by dimension, then other atoms by their structure (not
+    ``hash``, which varies between processes with PYTHONHASHSEED: the emitted bytes would too)."""
+    return (0, e.arg, ()) if e.op == "idx" else (1, 0, _structure(e))
+
+
+def _structure(e: K.Expr) -> tuple:
+    return (e.op, e.dtype.name, repr(e.arg), tuple(_structure(a) for a in e.args))
 
 
 class Simplifier:

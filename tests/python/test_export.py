@@ -346,3 +346,24 @@ def test_export_errors(tmp_path):
     model.compile(loss=None)
     with pytest.raises(ValueError, match="train_step needs a compiled model"):
         model.export(tmp_path, signatures=["train_step"])
+
+
+def test_artifacts_are_byte_reproducible_across_processes(tmp_path):
+    """The same model exported by two processes with different string hash seeds gives the same
+    files (kernel index expressions are ordered by structure, not by ``hash``)."""
+    import subprocess
+    import sys
+    script = (
+        "import sys, webtensor as wt\n"
+        "nn = wt.nn\n"
+        "wt.set_seed(0)\n"
+        "m = nn.Sequential([nn.Input((4,)), nn.Dense(8, activation='relu'), nn.Dense(3)])\n"
+        "m.compile(wt.optimizers.Adam(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
+        "m.export(sys.argv[1], batch_size=4)\n")
+    digests = []
+    for seed in ("0", "1", "2"):
+        out = tmp_path / f"seed{seed}"
+        env = dict(os.environ, PYTHONHASHSEED=seed, WEBTENSOR_DEVICE="reference")
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, timeout=300)
+        digests.append(hashlib.sha256((out / "module.wasm").read_bytes()).hexdigest())
+    assert len(set(digests)) == 1, digests
