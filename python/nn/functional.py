@@ -22,6 +22,7 @@ import operator
 from ..creation import zeros
 from ..tensor import Tensor, init_scope
 from ..tree import flatten, unflatten
+from .layer import Layer, _accepts_training
 
 
 class KerasTensor:
@@ -124,7 +125,6 @@ class _Node:
         """Compute this call from ``values`` (``id(KerasTensor) -> Tensor``) and add its outputs there."""
         args, kwargs = unflatten(self.struct, iter([values[id(v)] if isinstance(v, KerasTensor) else v
                                                     for v in self.leaves]))
-        from .layer import Layer, _accepts_training
         if isinstance(self.fn, Layer) and "training" not in kwargs and _accepts_training(type(self.fn)):
             kwargs["training"] = training
         outs: list = []

@@ -530,10 +530,12 @@ class Functional(Model):
         out_leaves: list = []
         out_struct = flatten(outputs, out_leaves)
         for what, leaves in (("inputs", in_leaves), ("outputs", out_leaves)):
+            if not leaves:
+                raise TypeError(f"Model: no {what}")
             bad = [v for v in leaves if not isinstance(v, KerasTensor)]
-            if bad or not leaves:
+            if bad:
                 raise TypeError(f"Model({what}=...): expected KerasTensors (from nn.Input and layers called on "
-                                f"them), got {bad[0]!r}" if bad else f"Model: no {what}")
+                                f"them), got {bad[0]!r}")
         not_inputs = [v for v in in_leaves if v._node is not None]
         if not_inputs:
             raise TypeError(f"Model(inputs=...): {not_inputs[0]!r} is not an Input(...)")
@@ -577,9 +579,8 @@ class Functional(Model):
         values = {}
         for kt, x in zip(self._inputs, leaves):
             x = x if isinstance(x, Tensor) else tensor(x, dtype=kt.dtype)
-            want = kt.shape
-            if len(x.shape) != len(want) or any(w is not None and w != g for w, g in zip(want, x.shape)):
-                raise ValueError(f"model {self.name!r}: input {kt.name!r} expects shape {want}, got "
+            if kt._input_layer.input_spec.problem(tuple(x.shape)):
+                raise ValueError(f"model {self.name!r}: input {kt.name!r} expects shape {kt.shape}, got "
                                  f"{tuple(x.shape)}")
             values[id(kt)] = x
         for node in self._nodes:

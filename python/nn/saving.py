@@ -19,7 +19,6 @@ VERSION = "1"
 # Entries that are not layer weights: optimizer and other state that exported artifacts carry
 # (``webtensor.export``); weights saved by the JS runtime hold them, and ``load_weights`` skips them.
 STATE_PREFIXES = ("optimizer/", "state/")
-_FILE_DTYPE = {"float32": "<f4", "int32": "<i4", "float16": "<f2", "bool": "|b1"}  # safetensors: little-endian
 
 
 def weight_paths(layer) -> dict[str, Variable]:
