@@ -32,10 +32,10 @@ class KerasTensor:
     ``dtype`` is a webtensor dtype. It holds no data: ``numpy()`` and conversions raise TypeError.
     """
 
-    def __init__(self, example: Tensor, node: "_Node | None" = None, index: int = 0, *, batch_size=None,
-                 name=None, input_layer=None):
+    def __init__(self, example: Tensor, node: "_Node | None" = None, *, batch_size=None, name=None,
+                 input_layer=None):
         self.example, self.name = example, name
-        self._node, self._index = node, index      # the index-th output of node; None: an Input
+        self._node = node                          # the call that computes it; None: an Input
         self._batch_size = batch_size
         self._input_layer = input_layer            # an Input's InputLayer (a Sequential starts with it)
 
@@ -109,7 +109,7 @@ def apply(fn, *args, **kwargs) -> KerasTensor:
         raise TypeError(f"{getattr(fn, 'name', fn)}: a functional-API call must return tensors, got {out!r}")
     b = batch[0] if batch and all(x == batch[0] for x in batch) else None
     node = _Node(fn, struct, leaves)
-    node.outputs = [KerasTensor(o, node, k, batch_size=b) for k, o in enumerate(outs)]
+    node.outputs = [KerasTensor(o, node, batch_size=b) for o in outs]
     return unflatten(out_struct, iter(node.outputs))
 
 
