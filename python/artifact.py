@@ -22,11 +22,13 @@ import os
 import re
 from math import prod
 
+from . import hostdata
+from .core.dtypes import as_dtype
+
 FORMAT = "webtensor-artifact"
 FORMAT_VERSION = 1
 DTYPES = ("float32", "int32", "bool")
 PAGE = 65536
-_NP = {"float32": "<f4", "int32": "<i4", "bool": "bool"}
 
 
 class ArtifactError(ValueError):
@@ -179,10 +181,9 @@ def _storage(data: bytes, dtype: str) -> bytes:
 
 
 def _from_storage(data, spec):
-    import numpy as np
-    if spec["dtype"] == "bool":
-        return (np.frombuffer(data, "<i4") != 0).reshape(spec["shape"])
-    return np.frombuffer(data, _NP[spec["dtype"]]).reshape(spec["shape"]).copy()
+    """Backend storage bytes -> a numpy array of ``spec``'s shape and dtype (a copy)."""
+    dt = as_dtype(spec["dtype"])
+    return hostdata.to_numpy(hostdata.from_storage(data, dt, dt.wasm), tuple(spec["shape"]), dt)
 
 
 # ---- WebAssembly ------------------------------------------------------------------------------------
@@ -576,7 +577,7 @@ class LoadedModel:
         if tuple(a.shape) != tuple(spec["shape"]):
             raise ValueError(f"webtensor: {what}: expected shape {list(spec['shape'])} {spec['dtype']}, got "
                              f"{list(a.shape)} {a.dtype}")
-        want = np.dtype(_NP[spec["dtype"]])
+        want = np.dtype(hostdata.NUMPY[spec["dtype"]])
         if not (np.can_cast(a.dtype, want, "same_kind") and (a.dtype.kind != "f" or want.kind == "f")):
             raise ValueError(f"webtensor: {what}: expected {spec['dtype']} data, got {a.dtype}")
         a = a.astype(want)
