@@ -192,8 +192,8 @@ class _WasmBackend:
     kind = "wasm"
 
     def __init__(self, manifest, files, weights, fail):
-        from .util import require, require_numpy
-        np = require_numpy("webtensor.load")
+        from .util import require
+        from .wasm.engines import WasmtimeEngine, _Caller
         wasmtime = require("wasmtime", "webtensor.load(backend='wasm')")
         variables, sigs = manifest["variables"], manifest["signatures"]
         memory_bytes, address = 0, {}
@@ -238,12 +238,9 @@ class _WasmBackend:
         for a, e, w in regions:
             if e > memory_bytes:
                 fail(f"manifest.json: wasm: {w} [{a}, {e}) lies outside the {memory_bytes}-byte memory")
-        cfg = wasmtime.Config()
-        cfg.wasm_simd = True
-        cfg.wasm_relaxed_simd = True
-        engine = wasmtime.Engine(cfg)
+        self.engine = eng = WasmtimeEngine(max(1, -(-memory_bytes // PAGE)), fma=True)
         try:
-            module = wasmtime.Module(engine, files["module.wasm"])
+            module = wasmtime.Module(eng.engine, files["module.wasm"])
         except Exception as e:
             fail(f"module.wasm is not a valid WebAssembly module ({str(e).strip().splitlines()[0]})")
         for imp in module.imports:
@@ -253,55 +250,45 @@ class _WasmBackend:
         for name, sig in sigs.items():
             if sig["wasm"]["driver"] not in exported:
                 fail(f"module.wasm does not export the driver function '{sig['wasm']['driver']}' of signature '{name}'")
-        self.store = wasmtime.Store(engine)
-        pages = max(1, -(-memory_bytes // PAGE))
-        self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(pages, None)))
         try:
-            inst = wasmtime.Instance(self.store, module, [self.memory])
+            inst = wasmtime.Instance(eng.store, module, [eng.memory])
         except Exception as e:
             fail(f"module.wasm cannot be instantiated ({str(e).strip().splitlines()[0]})")
-        self.np, self.variables, self.address = np, variables, address
-        self.drivers = {name: inst.exports(self.store)[sig["wasm"]["driver"]] for name, sig in sigs.items()}
+        self.variables, self.address = variables, address
+        self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
+                        for name, sig in sigs.items()}
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
         self.host = {}
         for i, v in enumerate(variables):
             data = _storage(weights[v["name"]][2], v["dtype"])
             if i in address:
-                self.view[address[i]:address[i] + len(data)] = np.frombuffer(data, np.uint8)
+                eng.write(address[i], data)
             else:
                 self.host[i] = data
 
-    @property
-    def view(self):
-        n = self.memory.data_len(self.store)
-        return self.np.ctypeslib.as_array(self.memory.data_ptr(self.store), shape=(n,))
-
     def run(self, name, inputs: list[bytes]) -> list[bytes]:
         ins, outs = self.io[name]
-        view = self.view
         for a, data in zip(ins, inputs):
-            view[a:a + len(data)] = self.np.frombuffer(data, self.np.uint8)
-        self.drivers[name](self.store)
-        view = self.view                      # a driver that grew the memory moved it
-        return [view[a:a + n].tobytes() for a, n in outs]
+            self.engine.write(a, data)
+        self.drivers[name]()
+        return [bytes(self.engine.read(a, n)) for a, n in outs]
 
     def read_variables(self, indices) -> list[bytes]:
-        view = self.view
         return [self.host[i] if i in self.host else
-                view[self.address[i]:self.address[i] + _nbytes(self.variables[i])].tobytes() for i in indices]
+                bytes(self.engine.read(self.address[i], _nbytes(self.variables[i]))) for i in indices]
 
     def write_variable(self, i, data: bytes):
         if i in self.host:
             self.host[i] = data
         else:
-            self.view[self.address[i]:self.address[i] + len(data)] = self.np.frombuffer(data, self.np.uint8)
+            self.engine.write(self.address[i], data)
 
     def stats(self) -> dict:
-        return {"wasm_memory_bytes": self.memory.data_len(self.store)}
+        return {"wasm_memory_bytes": self.engine.size}
 
     def dispose(self):
-        self.drivers = self.memory = self.store = None
+        self.drivers = self.engine = None
 
 
 # ---- WebGPU -----------------------------------------------------------------------------------------

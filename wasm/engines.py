@@ -100,8 +100,9 @@ class WasmtimeEngine:
 
     @property
     def view(self) -> memoryview:
-        """Unsigned-byte view of the whole linear memory, no copy (re-made after every growth)."""
-        if self._view is None:
+        """Unsigned-byte view of the whole linear memory, no copy (re-made after every growth,
+        also growth by a module's own ``memory.grow``)."""
+        if self._view is None or self._view.nbytes != self.size:
             self._view = memoryview(self.memory.get_buffer_ptr(self.store)).cast("B")
         return self._view
 
