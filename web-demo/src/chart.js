@@ -1,12 +1,15 @@
 // A hand-drawn <canvas> chart: training loss per step (raw and smoothed, left axis)
 // and test accuracy after each epoch (right axis, 0..100 %), against the step number.
 
+import { oncePerFrame } from './frame.js';
+
 const COLORS = { raw: 'rgba(37, 99, 235, 0.22)', loss: '#2563eb', acc: '#ea580c', grid: '#e5e7eb', text: '#667085' };
 const PAD = { left: 46, right: 46, top: 14, bottom: 30 };
 
 export class Chart {
   constructor(canvas) {
     this.canvas = canvas;
+    this._schedule = oncePerFrame(() => this.draw());
     this.clear();
   }
 
@@ -29,12 +32,6 @@ export class Chart {
   addAccuracy(step, accuracy) {
     this.accuracies.push([step, accuracy]);
     this._schedule();
-  }
-
-  _schedule() {
-    if (this._pending) return;
-    this._pending = true;
-    requestAnimationFrame(() => { this._pending = false; this.draw(); });
   }
 
   draw() {

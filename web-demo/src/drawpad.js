@@ -7,6 +7,8 @@
 // does the same: it crops the ink's bounding box, scales it so that its longer side spans
 // 32 pixels (centred), thresholds it to a bitmap, and counts each 4x4 block.
 
+import { oncePerFrame } from './frame.js';
+
 export class DrawPad {
   /** `canvas`: the pad; `onChange()` is called (at most once per frame) when the drawing changes. */
   constructor(canvas, onChange) {
@@ -15,7 +17,7 @@ export class DrawPad {
     this.ctx = canvas.getContext('2d', { willReadFrequently: true });
     this.lineWidth = canvas.width / 8;   // thick: UCI strokes are 3-5 pixels of 32
     this.last = null;
-    this.pending = false;
+    this._changed = oncePerFrame(() => this.onChange());
     canvas.addEventListener('pointerdown', (e) => {
       canvas.setPointerCapture(e.pointerId);
       this.last = this._point(e);
@@ -51,12 +53,6 @@ export class DrawPad {
     g.lineTo(x1 + 0.01, y1);
     g.stroke();
     this._changed();
-  }
-
-  _changed() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => { this.pending = false; this.onChange(); });
   }
 
   clear() {
