@@ -152,10 +152,11 @@ class Lanes:
         self.fconst(hi)
         self.f("pmin" if self.vec else "min")   # pmin(t, hi) = hi < t ? hi : t keeps nan
 
-    def poly(self, x: int, coeffs):
+    def poly(self, x: int, coeffs, square: int | None = None):
         """c0 x^n + c1 x^(n-1) + ... + cn on the stack, by Estrin's scheme: pairs
         (a_2i + a_2i+1 x) combined with x^2, x^4, ... halve the dependency chain of Horner's
-        rule, at the same number of multiply-adds (Horner measured no faster here)."""
+        rule, at the same number of multiply-adds (Horner measured no faster here).
+        ``square``: a local already holding x^2 (saves one multiply)."""
         terms = list(reversed(coeffs))          # ascending powers
         p = x
         while len(terms) > 1:
@@ -169,6 +170,9 @@ class Lanes:
                 nxt.append(self.new())
             terms = nxt
             if len(terms) > 1:
+                if p == x and square is not None:
+                    p = square
+                    continue
                 self.get(p, p)
                 self.f("mul")
                 p = self.new()
@@ -217,11 +221,12 @@ def exp(o: Lanes, x: int) -> int:
     xc = o.tmp()
     o.clamp(x, -104.0, 89.0)               # keeps 2^n within two normal factors
     o.set(xc)
-    # n = round(x log2 e) by the "magic bias": adding 1.5 * 2^23 leaves n in the low mantissa bits
-    o.madd(xc, LOG2E, _MAGIC)
+    # n = round(x log2 e) by the "magic bias": adding 1.5 * 2^23 + 254 leaves m = n + 254 in the
+    # low mantissa bits (9 of them: m is in [104, 382])
+    o.madd(xc, LOG2E, _MAGIC + 254)
     t = o.new()
     o.get(t)
-    o.fconst(_MAGIC)
+    o.fconst(_MAGIC + 254)
     o.f("sub")
     fn = o.new()
     # r = x - n ln2 in two parts (Cephes C1 = 0.693359375, C2 = -2.12194440e-4); n C1 is exact
@@ -229,34 +234,29 @@ def exp(o: Lanes, x: int) -> int:
     r = o.new()
     o.nmadd(fn, -2.12194440e-4, r)
     o.set(r)
-    o.poly(r, _EXP_P)
     o.get(r, r)
     o.f("mul")
-    o.f("mul")
-    o.get(r)
-    o.f("add")
+    r2 = o.new()
+    o.poly(r, _EXP_P, square=r2)
+    p = o.new()
+    o.madd(p, r2, r)                        # 1 + r + r^2 P(r)
     o.fconst(1.0)
     o.f("add")
-    p = o.new()
-    # 2^n as 2^(n >> 1) * 2^(n - (n >> 1)): both factors are normal for n in [-150, 128]
+    o.set(p)
+    # 2^n = 2^((m >> 1) - 127) 2^(m - (m >> 1) - 127), both factors normal: shifting t's bits
+    # left by 23 keeps just the low 9 bits as a float's exponent field (the rest shifts out)
     o.get(t)
     o.bits()
-    o.iconst(_f32bits(_MAGIC))
-    o.i("sub")
-    n = o.new(True)
-    o.get(n)
-    o.shift("shr_s", 1)
+    o.shift("shr_u", 1)
     h = o.new(True)
     o.get(p, h)
-    o.iconst(127)
-    o.i("add")
     o.shift("shl", 23)
     o.float_bits()
     o.f("mul")
-    o.get(n, h)
+    o.get(t)
+    o.bits()
+    o.get(h)
     o.i("sub")
-    o.iconst(127)
-    o.i("add")
     o.shift("shl", 23)
     o.float_bits()
     o.f("mul")
