@@ -105,6 +105,21 @@ _SWAP = {"lt": "gt_s", "le": "ge_s", "gt": "lt_s", "ge": "le_s"}   # order of bo
 _COMBINE = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
 
 
+def _only_in_reciprocals(e, uses) -> bool:
+    """Whether every use of ``e`` is ``c + e`` with |c| >= 2^-100, itself used only as a divisor.
+    There, e below 2e-38 is invisible (under half an ulp of c) and e = inf in place of a huge
+    finite value changes a quotient by at most |numerator| * 4.2e-39."""
+    for u in uses[e]:
+        if u is None or u.op != "add" or u.args[0] is u.args[1]:
+            return False
+        c = u.args[1] if u.args[0] is e else u.args[0]
+        if c.op != "const" or not abs(c.arg) >= 2.0 ** -100:
+            return False
+        if not all(d is not None and d.op == "div" and d.args[1] is u and d.args[0] is not u for d in uses[u]):
+            return False
+    return bool(uses[e])
+
+
 class _Gen:
     """Emits one generic kernel (module docstring). Values live in locals keyed by (node, vector?)."""
 
@@ -148,23 +163,28 @@ class _Gen:
         for e in allnodes:
             self._deps(e)
         self.level = {e: max(self.dep[e], default=-1) for e in allnodes}
+        uses: dict = {e: [] for e in allnodes}     # node -> the nodes using it (None: the output)
+        for e in allnodes:
+            for x in e.args:
+                uses[x].append(e)
+        uses[root].append(None)
         # with fma, a vector float multiply feeding only one add (or the subtrahend of one sub)
         # is fused into it: computed there as relaxed_madd / relaxed_nmadd, not on its own
         self.fused = set()
         if self.fma and self.v is not None:
-            uses: dict = {}
-            for e in allnodes:
-                for x in e.args:
-                    uses[x] = uses.get(x, 0) + 1
             for e in allnodes:
                 if e.op in ("add", "sub") and _fl(e.dtype) and self.v in self.dep[e]:
                     for x in (e.args if e.op == "add" else e.args[1:]):
-                        if x.op == "mul" and uses[x] == 1 and self.v in self.dep[x] and x not in self.fused:
+                        if x.op == "mul" and len(uses[x]) == 1 and self.v in self.dep[x] and x not in self.fused:
                             self.fused.add(x)
                             break
+        # exp(-y) takes the negation into exp's constants; an exp seen only through 1 / (c + e^y)
+        # (sigmoid, gelu) skips the second scale factor that only the extreme ranges need
+        self.negated = {e for e in allnodes if e.op == "neg" and all(u is not None and u.op == "exp" for u in uses[e])}
+        self.saturating = {e for e in allnodes if e.op == "exp" and _only_in_reciprocals(e, uses)}
         self.by_level: dict[int, list] = {}
         for e in allnodes:
-            if e.op != "const" and e not in self.fused:
+            if e.op != "const" and e not in self.fused and e not in self.negated:
                 self.by_level.setdefault(self.level[e], []).append(e)
         # scalar nodes outside the vector loop that vector code consumes: splat once per entry
         self.splats = []
@@ -337,6 +357,12 @@ class _Gen:
                 self._mad(self.val(x), 4 * c)
         elif op == "ld":
             self._load(e, vec)
+        elif op == "exp" and _fl(e.dtype):
+            y = e.args[0]
+            neg = y in self.negated
+            x = self.val(y.args[0] if neg else y, vec)
+            f.local_get(vmath.exp(vmath.Lanes(f, 4 if vec else 1, self.fma), x, negate=neg,
+                                  full_range=e not in self.saturating))
         elif vec and op in ("add", "sub") and any(x in self.fused for x in e.args):
             m = next(x for x in (e.args if op == "add" else e.args[1:]) if x in self.fused)
             other = e.args[1] if e.args[0] is m else e.args[0]

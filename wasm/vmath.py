@@ -11,9 +11,12 @@ rounded to float32), as ``tests/wasm/test_vmath.py`` checks them:
 ==========  ==============================================  ============================
 function    method (source)                                  max error (domain)
 ==========  ==============================================  ============================
-``exp``     Cephes ``expf``: x = n ln2 + r, degree-6          1 ulp on [-87.3, 88.7];
-            polynomial; 2^n applied as two factors so         overflow to inf above
-            gradual underflow and overflow are exact          88.73, denormals below
+``exp``     Cephes ``expf``'s reduction x = n ln2 + r; e^r =  1 ulp on [-87.3, 88.7];
+            1 + r + r^2 P(r), P of degree 4 fitted for        overflow to inf above
+            minimax relative error (Lawson's iteration,       88.73, denormals below
+            3.9e-9; test_vmath re-derives it); 2^n as two     (short form: 1 ulp on
+            factors so gradual underflow and overflow are     [-87, 88.376], see exp)
+            exact
 ``log``     Cephes ``logf``: x = m 2^e, m in [sqrt(1/2),      1 ulp on (0, inf) incl.
             sqrt 2), degree-9 polynomial in m - 1             denormals; log 0 = -inf,
                                                               log x<0 = nan, log inf = inf
@@ -33,6 +36,7 @@ function    method (source)                                  max error (domain)
 ==========  ==============================================  ============================
 
 Sources: S. L. Moshier, Cephes Math Library (1984-1992), ``expf.c``, ``logf.c``, ``sinf.c``;
+C. L. Lawson (1961), iteratively reweighted least squares toward the minimax fit;
 Eigen 3.4, ``MathFunctionsImpl.h`` (tanh) and ``SpecialFunctionsImpl.h`` (erf).
 Compilation needs only the standard library (this module runs in Pyodide).
 """
@@ -212,39 +216,62 @@ class Lanes:
 # ---- exp -------------------------------------------------------------------------------------
 
 _MAGIC = 12582912.0     # 1.5 * 2^23
-_EXP_P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
-          5.0000001201e-1)   # Cephes expf.c
+_EXP_P = (1.381461275741458e-3, 8.368710055947304e-3, 4.166838899254799e-2, 1.666652113199234e-1,
+          4.999999403953552e-1)   # P, highest power first: fitted (module docstring, test_vmath)
 
 
-def exp(o: Lanes, x: int) -> int:
-    """e^x (Cephes expf). Out of range: inf above ~88.72, gradual underflow to 0 below."""
+def exp(o: Lanes, x: int, negate: bool = False, full_range: bool = True) -> int:
+    """e^x (Cephes expf). Out of range: inf above ~88.72, gradual underflow to 0 below.
+
+    ``negate``: e^-x, bit for bit as exp of a negated local, the sign folded into the constants.
+    ``full_range=False``: for a value seen only through 1 / (c + e^x) (sigmoid, gelu): 2^n as
+    one factor, so e^x keeps its 1 ulp only on [-87, 88.376]; below, e^-87 (invisible next to
+    c); above, inf (1 / (1 + inf) = 0 where the exact value is below 4.2e-39)."""
+    lo, hi = (-104.0, 89.0) if full_range else (-87.0, 89.0)
+    bias = 254 if full_range else 127
+    magic = _MAGIC + bias
     xc = o.tmp()
-    o.clamp(x, -104.0, 89.0)               # keeps 2^n within two normal factors
+    o.clamp(x, -hi, -lo) if negate else o.clamp(x, lo, hi)
     o.set(xc)
-    # n = round(x log2 e) by the "magic bias": adding 1.5 * 2^23 + 254 leaves m = n + 254 in the
-    # low mantissa bits (9 of them: m is in [104, 382])
-    o.madd(xc, LOG2E, _MAGIC + 254)
+    # n = round(x log2 e) by the "magic bias": adding 1.5 * 2^23 + bias leaves m = n + bias in
+    # the low mantissa bits (9 of them: m is in [1, 382])
+    (o.nmadd if negate else o.madd)(xc, LOG2E, magic)
     t = o.new()
     o.get(t)
-    o.fconst(_MAGIC + 254)
+    o.fconst(magic)
     o.f("sub")
     fn = o.new()
-    # r = x - n ln2 in two parts (Cephes C1 = 0.693359375, C2 = -2.12194440e-4); n C1 is exact
-    o.nmadd(fn, 0.693359375, xc)
+    # r = x - n ln2 in two parts (Cephes C1 = 0.693359375, C2 = -2.12194440e-4); n C1 is exact.
+    # Negated: q = -r = x + n ln2, and P's odd powers change sign
+    step = o.madd if negate else o.nmadd
+    step(fn, 0.693359375, xc)
     r = o.new()
-    o.nmadd(fn, -2.12194440e-4, r)
+    step(fn, -2.12194440e-4, r)
     o.set(r)
     o.get(r, r)
     o.f("mul")
     r2 = o.new()
-    o.poly(r, _EXP_P, square=r2)
+    coeffs = [-c if negate and (len(_EXP_P) - 1 - k) % 2 else c for k, c in enumerate(_EXP_P)]
+    o.poly(r, coeffs, square=r2)
     p = o.new()
-    o.madd(p, r2, r)                        # 1 + r + r^2 P(r)
-    o.fconst(1.0)
-    o.f("add")
+    if negate:                              # 1 - (q - q^2 P(-q))
+        o.fconst(1.0)
+        o.nmadd(p, r2, r)
+        o.f("sub")
+    else:                                   # 1 + (r + r^2 P(r))
+        o.madd(p, r2, r)
+        o.fconst(1.0)
+        o.f("add")
     o.set(p)
-    # 2^n = 2^((m >> 1) - 127) 2^(m - (m >> 1) - 127), both factors normal: shifting t's bits
-    # left by 23 keeps just the low 9 bits as a float's exponent field (the rest shifts out)
+    # shifting t's bits left by 23 keeps just the low 9 bits, as a float's exponent field
+    if not full_range:                      # 2^n = 2^(m - 127), m in [1, 255]
+        o.get(p, t)
+        o.bits()
+        o.shift("shl", 23)
+        o.float_bits()
+        o.f("mul")
+        return o.new()
+    # 2^n = 2^((m >> 1) - 127) 2^(m - (m >> 1) - 127), both factors normal for n in [-150, 128]
     o.get(t)
     o.bits()
     o.shift("shr_u", 1)

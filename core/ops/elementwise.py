@@ -96,9 +96,9 @@ def _sign(x):
 def _gelu_tanh(x):
     # 0.5 x (1 + tanh(u)) = x sigmoid(2u) = x / (1 + e^(-2u)): the same function, computed without
     # the cancellation in 1 + tanh(u) for negative u, and with exp alone (a kernel that also
-    # needs exp, like the benchmark's gelu_tanh(..) * sigmoid(..), shares its constants).
+    # needs exp(-y), like the benchmark's gelu_tanh(..) * sigmoid(..), shares its constants).
     x2 = x * x
-    return x / (1.0 + K.exp(x * (-2 * SQRT_2_OVER_PI - 2 * SQRT_2_OVER_PI * GELU_C * x2)))
+    return x / (1.0 + K.exp(-(x * (2 * SQRT_2_OVER_PI + 2 * SQRT_2_OVER_PI * GELU_C * x2))))
 
 
 # ---- unary --------------------------------------------------------------------------------

@@ -207,3 +207,23 @@ def test_gelu_tanh_is_accurate_for_negative_inputs_too():
     # 1e-5: e^w for w near 90 inherits the float32 rounding of w (ulp 7.6e-6); the tanh form in
     # float32 is off by 1,300 % there (1 + tanh(u) rounds to a few ulps of 1)
     assert np.max(np.abs(got - want)[keep] / np.abs(want[keep])) < 1e-5
+
+
+def test_exp_takes_its_short_form_only_where_1_over_c_plus_exp_hides_it():
+    """Lowering uses vmath.exp's one-factor form (inf from 88.376, e^-87 below -87) only when
+    every use is ``c + e^y`` feeding only divisors; any other use keeps the full range."""
+    x = np.array([-100, -88, -87.5, -1, 0, 2, 88.0, 88.5, 88.7, 100], np.float32)
+    t = wt.tensor(x, device="wasm")
+    with np.errstate(over="ignore", invalid="ignore"):          # references in float32 too
+        cases = [
+            (lambda a: 1 / (1 + wt.exp(a)), 1 / (1 + np.exp(x)), 4.2e-39),         # short form
+            (lambda a: wt.sigmoid(a), 1 / (1 + np.exp(-x)), 4.2e-39),             # exp(-a): short
+            (lambda a: wt.exp(a) / (1 + wt.exp(a)), np.exp(x) / (1 + np.exp(x)), 0),   # shared exp
+            (lambda a: wt.log(1 + wt.exp(a)), np.log(1 + np.exp(x)), 0),          # not a divisor
+            (lambda a: wt.exp(a) * 1e-30, np.exp(x) * np.float32(1e-30), 0),      # plain exp
+        ]
+        for fn, want, atol in cases:
+            got = wt.function(fn)(t).numpy()
+            ok = (np.abs(got - want) <= np.maximum(4 * np.spacing(np.abs(want)), atol)) | (got == want)
+            ok |= np.isnan(got) & np.isnan(want)
+            assert ok.all(), (x[~ok], got[~ok], want[~ok])

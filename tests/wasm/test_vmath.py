@@ -17,6 +17,13 @@ _cfg.wasm_relaxed_simd = True
 ENGINE = wasmtime.Engine(_cfg)
 
 
+VARIANTS = {   # vmath.exp's other forms, under test names
+    "exp_neg": lambda o, x: vmath.exp(o, x, negate=True),
+    "exp_sat": lambda o, x: vmath.exp(o, x, full_range=False),
+    "exp_neg_sat": lambda o, x: vmath.exp(o, x, negate=True, full_range=False),
+}
+
+
 def build(name, fma=False):
     """Module with ``s(in, out, n)`` (scalar loop) and ``v(in, out, n)`` (4 lanes per step)."""
     m = Module()
@@ -35,7 +42,7 @@ def build(name, fma=False):
                     f.local_get(p), f.local_get(i), f.i32_const(4), f.i32_mul(), f.i32_add()
                     getattr(f, load)()
                     xs.append(o.new())
-                r = getattr(vmath, name)(o, *xs)
+                r = (VARIANTS.get(name) or getattr(vmath, name))(o, *xs)
                 f.local_get(2), f.local_get(i), f.i32_const(4), f.i32_mul(), f.i32_add(), f.local_get(r)
                 getattr(f, store)()
                 f.local_get(i), f.i32_const(width), f.i32_add(), f.local_set(i)
@@ -106,6 +113,55 @@ def test_exp():
     tiny = dense(-103.9, -87.4, 10_001)
     s, _ = run("exp", tiny)
     assert np.abs(s - np.exp(tiny.astype(np.float64))).max() < 2e-45
+
+
+EXP_CASES = np.concatenate([dense(-120, 120), SPECIAL, [88.37, 88.38, 88.72, 88.73, 89, -87, -87.1, -104.5]])
+
+
+@pytest.mark.parametrize("fma", [False, True])
+def test_exp_negate_is_exp_of_the_negation_bit_for_bit(fma):
+    for full in ("", "_sat"):
+        want = run("exp" + full, -EXP_CASES, fma=fma)
+        got = run("exp_neg" + full, EXP_CASES, fma=fma)
+        for g, w in zip(got, want):       # (a nan's sign bit may differ)
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+            np.testing.assert_array_equal(g[~np.isnan(g)].view(np.int32), w[~np.isnan(w)].view(np.int32))
+
+
+def test_exp_saturating_form():
+    """full_range=False: 1 ulp on [-87, 88.37]; e^-87 below; inf from 88.377 (see vmath.exp)."""
+    with np.errstate(over="ignore"):
+        check("exp_sat", dense(-87, 88.37), np.exp, max_ulp=1)
+        s = check("exp_sat", EXP_CASES[(EXP_CASES <= 88.37) | (EXP_CASES >= 88.73) | np.isnan(EXP_CASES)],
+                  lambda x: np.exp(np.maximum(x, -87)))
+    s, _ = run("exp_sat", [88.38, 88.72, 89, 200, -87.1, -150, -np.inf])
+    assert np.all(np.isinf(s[:4])) and np.all((s[4:] > 1.6e-38) & (s[4:] < 1.7e-38))
+    # where it is meant to be used, 1 / (1 + e^x) matches the full form to 1 ulp or 4.2e-39
+    x = EXP_CASES[~np.isnan(EXP_CASES)]
+    sat, full = (1 / (1 + run(name, x)[1]) for name in ("exp_sat", "exp"))
+    assert np.all(np.abs(sat - full) <= np.maximum(np.spacing(full), 4.2e-39))
+
+
+def test_exp_coefficients_are_a_minimax_fit():
+    """_EXP_P: degree-4 P in e^r = 1 + r + r^2 P(r) on [-ln2/2, ln2/2] (Cody-Waite range), the
+    minimax relative error fit found by Lawson's iteration (reweighted least squares); Cephes'
+    degree-5 P is within 1.1e-9, this one within 3.9e-9 after rounding to float32."""
+    h = math.log(2) / 2
+    r = h * np.cos(np.pi * (np.arange(4000) + 0.5) / 4000)            # Chebyshev nodes
+    w = r ** 2 / np.exp(r)                                              # relative error weight
+    a, b = np.vander(r, 5) * w[:, None], (np.expm1(r) - r) / r ** 2 * w
+    lw = np.full(r.size, 1 / r.size)
+    for _ in range(200):
+        c = np.linalg.lstsq(a * np.sqrt(lw)[:, None], b * np.sqrt(lw), rcond=None)[0]
+        lw = lw * np.abs(a @ c - b)
+        lw /= lw.sum()
+    rr = np.linspace(-h, h, 400_001)
+
+    def rel(coeffs):
+        return np.abs((1 + rr + rr ** 2 * np.polyval(coeffs, rr)) / np.exp(rr) - 1).max()
+    ours = np.array(vmath._EXP_P, np.float32).astype(np.float64)
+    assert rel(ours) < 3.9e-9 and rel(ours) < 1.3 * rel(c)
+    np.testing.assert_allclose(ours, c, rtol=1e-6)
 
 
 def test_log():
