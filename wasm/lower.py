@@ -182,9 +182,12 @@ class _Gen:
         # (sigmoid, gelu) skips the second scale factor that only the extreme ranges need
         self.negated = {e for e in allnodes if e.op == "neg" and all(u is not None and u.op == "exp" for u in uses[e])}
         self.saturating = {e for e in allnodes if e.op == "exp" and _only_in_reciprocals(e, uses)}
+        # ... and when that c + e^y is its one use, the scaling multiply also adds c
+        self.into_add = {e for e in self.saturating if len(uses[e]) == 1}
+        skip = self.fused | self.negated | self.into_add
         self.by_level: dict[int, list] = {}
         for e in allnodes:
-            if e.op != "const" and e not in self.fused and e not in self.negated:
+            if e.op != "const" and e not in skip:
                 self.by_level.setdefault(self.level[e], []).append(e)
         # scalar nodes outside the vector loop that vector code consumes: splat once per entry
         self.splats = []
@@ -357,12 +360,15 @@ class _Gen:
                 self._mad(self.val(x), 4 * c)
         elif op == "ld":
             self._load(e, vec)
-        elif op == "exp" and _fl(e.dtype):
+        elif op == "exp" and _fl(e.dtype) or op == "add" and any(x in self.into_add for x in e.args):
+            c = None
+            if op == "add":                 # c + e^y, computed by exp
+                c, e = (e.args[1], e.args[0]) if e.args[0] in self.into_add else e.args
             y = e.args[0]
             neg = y in self.negated
             x = self.val(y.args[0] if neg else y, vec)
             f.local_get(vmath.exp(vmath.Lanes(f, 4 if vec else 1, self.fma), x, negate=neg,
-                                  full_range=e not in self.saturating))
+                                  full_range=e not in self.saturating, plus=c and c.arg))
         elif vec and op in ("add", "sub") and any(x in self.fused for x in e.args):
             m = next(x for x in (e.args if op == "add" else e.args[1:]) if x in self.fused)
             other = e.args[1] if e.args[0] is m else e.args[0]

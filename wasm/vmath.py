@@ -220,13 +220,16 @@ _EXP_P = (1.381461275741458e-3, 8.368710055947304e-3, 4.166838899254799e-2, 1.66
           4.999999403953552e-1)   # P, highest power first: fitted (module docstring, test_vmath)
 
 
-def exp(o: Lanes, x: int, negate: bool = False, full_range: bool = True) -> int:
+def exp(o: Lanes, x: int, negate: bool = False, full_range: bool = True,
+        plus: float | None = None) -> int:
     """e^x (Cephes expf). Out of range: inf above ~88.72, gradual underflow to 0 below.
 
     ``negate``: e^-x, bit for bit as exp of a negated local, the sign folded into the constants.
     ``full_range=False``: for a value seen only through 1 / (c + e^x) (sigmoid, gelu): 2^n as
     one factor, so e^x keeps its 1 ulp only on [-87, 88.376]; below, e^-87 (invisible next to
-    c); above, inf (1 / (1 + inf) = 0 where the exact value is below 4.2e-39)."""
+    c); above, inf (1 / (1 + inf) = 0 where the exact value is below 4.2e-39).
+    ``plus`` (short form only): c + e^x, the addition fused into the scaling multiply."""
+    assert plus is None or not full_range
     lo, hi = (-104.0, 89.0) if full_range else (-87.0, 89.0)
     bias = 254 if full_range else 127
     magic = _MAGIC + bias
@@ -265,11 +268,16 @@ def exp(o: Lanes, x: int, negate: bool = False, full_range: bool = True) -> int:
     o.set(p)
     # shifting t's bits left by 23 keeps just the low 9 bits, as a float's exponent field
     if not full_range:                      # 2^n = 2^(m - 127), m in [1, 255]
-        o.get(p, t)
+        o.get(t)
         o.bits()
         o.shift("shl", 23)
         o.float_bits()
-        o.f("mul")
+        s = o.new()
+        if plus is None:
+            o.get(p, s)
+            o.f("mul")
+        else:
+            o.madd(p, s, float(plus))
         return o.new()
     # 2^n = 2^((m >> 1) - 127) 2^(m - (m >> 1) - 127), both factors normal for n in [-150, 128]
     o.get(t)

@@ -21,6 +21,7 @@ VARIANTS = {   # vmath.exp's other forms, under test names
     "exp_neg": lambda o, x: vmath.exp(o, x, negate=True),
     "exp_sat": lambda o, x: vmath.exp(o, x, full_range=False),
     "exp_neg_sat": lambda o, x: vmath.exp(o, x, negate=True, full_range=False),
+    "one_plus_exp_sat": lambda o, x: vmath.exp(o, x, full_range=False, plus=1.0),
 }
 
 
@@ -140,6 +141,12 @@ def test_exp_saturating_form():
     x = EXP_CASES[~np.isnan(EXP_CASES)]
     sat, full = (1 / (1 + run(name, x)[1]) for name in ("exp_sat", "exp"))
     assert np.all(np.abs(sat - full) <= np.maximum(np.spacing(full), 4.2e-39))
+    # plus=1: 1 + e^x with the addition in the scaling multiply (fused only with fma)
+    for fma in (False, True):
+        got, want = run("one_plus_exp_sat", x, fma=fma)[1], 1 + run("exp_sat", x, fma=fma)[1]
+        finite = np.isfinite(want)
+        assert np.all(got[~finite] == want[~finite])
+        assert np.all(ulps(got[finite], want[finite].astype(np.float64)) <= fma)
 
 
 def test_exp_coefficients_are_a_minimax_fit():
