@@ -70,9 +70,10 @@ class _Caller:
         for i, v in enumerate(vals):
             args[i].i32 = v
         err = self.fast(self._ctx, self._fn, args, self.nargs, ctypes.byref(self._trap))
-        if err or self._trap:
-            self._trap = ctypes.POINTER(self._ffi.wasm_trap_t)()
-            return self.func(self.store, *vals)   # re-run through the checked API to raise properly
+        if err or self._trap:       # raise what Func.__call__ would, without running it again
+            trap, self._trap = self._trap, ctypes.POINTER(self._ffi.wasm_trap_t)()
+            import wasmtime
+            raise wasmtime.WasmtimeError._from_ptr(err) if err else wasmtime.Trap._from_ptr(trap)
 
 
 class WasmtimeEngine:

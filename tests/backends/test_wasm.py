@@ -227,3 +227,26 @@ def test_exp_takes_its_short_form_only_where_1_over_c_plus_exp_hides_it():
             ok = (np.abs(got - want) <= np.maximum(4 * np.spacing(np.abs(want)), atol)) | (got == want)
             ok |= np.isnan(got) & np.isnan(want)
             assert ok.all(), (x[~ok], got[~ok], want[~ok])
+
+
+def test_a_trapping_call_raises_once_without_running_again():
+    """The raw call path turns a trap into wasmtime.Trap itself: the export ran exactly once."""
+    from webtensor.wasm.binary import I32, Module
+    from webtensor.wasm.engines import WasmtimeEngine
+    eng = WasmtimeEngine(1)
+    m = Module()
+    m.import_memory("env", "memory", 1)
+    f = m.function("bump_then_trap", params=[I32], export=True)
+    f.i32_const(0), f.i32_const(0), f.i32_load(), f.i32_const(1), f.i32_add(), f.i32_store()
+    with f.block():
+        f.local_get(0)
+        f.br_if(0)              # argument 0: trap after the increment; else return normally
+        f.unreachable()
+    f.finish()
+    call = eng.instantiate(m.emit(), "bump_then_trap", 1)
+    call(1)
+    with pytest.raises(wasmtime.Trap, match="unreachable"):
+        call(0)
+    assert int.from_bytes(eng.read(0, 4), "little") == 2
+    call(1)                     # the caller is still usable after a trap
+    assert int.from_bytes(eng.read(0, 4), "little") == 3
