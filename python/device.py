@@ -47,6 +47,11 @@ class Device:
         a = self.to_host(data, aval)
         return memoryview(a.astype(NUMPY[aval.dtype.name], order="C", copy=False)).cast("B") if a.size else b""
 
+    def to_host_view(self, data, aval):
+        """Device data -> a read-only numpy array sharing the device's memory (no copy), kept
+        valid while it exists; None where the device cannot (then callers copy)."""
+        return None
+
     async def to_host_bytes_async(self, data, aval):
         """``to_host_bytes`` as a coroutine: devices with asynchronous readback override it."""
         return self.to_host_bytes(data, aval)
@@ -84,6 +89,11 @@ class ReferenceDevice(Device):
 
     def to_host(self, data, aval):
         return data.copy()              # the caller may modify it (Device.to_host)
+
+    def to_host_view(self, data, aval):
+        view = data.view()
+        view.flags.writeable = False
+        return view
 
     def execute(self, op, datas, attrs, in_avals, out_aval):
         out = op.reference(*datas, **attrs)

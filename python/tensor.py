@@ -58,14 +58,31 @@ class Tensor:
         return self._data
 
     def numpy(self):
-        """The value as a numpy array (a copy on GPU devices). Raises RuntimeError inside ``function``
+        """The value as a numpy array of the tensor's shape and dtype: a copy the caller may modify
+        (tensors are immutable; as TensorFlow's ``numpy()``). ``np.asarray(t)`` avoids the copy
+        where the device allows (see :meth:`__array__`). Raises RuntimeError inside ``function``
         tracing, ImportError without numpy (use :meth:`tolist`), RuntimeError for a browser GPU
         (use ``await t.numpy_async()``)."""
         return self._device.to_host(self._concrete(), self._aval)
 
     def __array__(self, dtype=None, copy=None):
+        """numpy's conversion protocol. ``np.asarray(t)`` (``copy=None``) is a read-only view of
+        the tensor's memory where the device can share it, no copy: float32/int32 on "wasm"
+        (a view on linear memory, which keeps the buffer allocated while it lives) and on
+        "reference"; otherwise, and for ``np.array(t)`` (``copy=True``), a copy.
+
+        Raises:
+            ValueError: ``copy=False`` where the value cannot be shared.
+        """
+        if not copy:
+            view = self._device.to_host_view(self._concrete(), self._aval)
+            if view is not None and (dtype is None or view.dtype == dtype):
+                return view
+            if copy is False:
+                raise ValueError(f"a {self.dtype.name} tensor on {self._device.name!r} cannot be viewed "
+                                 "by numpy without a copy; use np.asarray(t) or t.numpy()")
         a = self.numpy()
-        return a.astype(dtype) if dtype is not None else a
+        return a.astype(dtype, copy=False) if dtype is not None else a
 
     def tolist(self):
         """The value as nested Python lists (a number for a 0-d tensor), as ``numpy.ndarray.tolist``;

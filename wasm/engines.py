@@ -7,7 +7,8 @@ one-call executables) is the same on every engine. The interface:
 - ``fma``: relaxed SIMD (``f32x4.relaxed_madd``) is available and used;
 - ``size``: bytes of linear memory; ``grow(pages) -> bool`` (False when the engine refuses);
 - ``write(offset, buffer)``: copy a C-contiguous buffer into memory; ``read(offset, nbytes)``:
-  a ``bytearray`` copy out of it;
+  a ``bytearray`` copy out of it; ``address(offset)``: a host address for zero-copy numpy views
+  (None where the memory may move or is not addressable, as in the browser);
 - ``instantiate(module_bytes, export, nargs)``: a callable taking ``nargs`` i32 arguments;
 - ``validate(module_bytes)``: raise ValueError for an invalid module.
 
@@ -90,6 +91,12 @@ class WasmtimeEngine:
         cfg = wasmtime.Config()
         cfg.wasm_simd = True
         cfg.wasm_relaxed_simd = self.fma
+        # reserve all 4 GiB up front and never move the memory on growth, so numpy views of
+        # it stay valid (``address``); wasmtime-py without these options: no views, copies
+        self.fixed_base = all(hasattr(wasmtime.Config, o) for o in ("memory_may_move", "memory_reservation"))
+        if self.fixed_base:
+            cfg.memory_reservation = MAX_PAGES * PAGE
+            cfg.memory_may_move = False
         self.engine = wasmtime.Engine(cfg)
         self.store = wasmtime.Store(self.engine)
         self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, MAX_PAGES)))
@@ -121,6 +128,13 @@ class WasmtimeEngine:
 
     def read(self, offset: int, nbytes: int) -> bytearray:
         return bytearray(self.view[offset:offset + nbytes])
+
+    def address(self, offset: int) -> int | None:
+        """The host address of linear-memory byte ``offset``, stable for the engine's life (the
+        memory never moves), or None where that is not guaranteed."""
+        if not self.fixed_base:
+            return None
+        return ctypes.addressof(self.memory.data_ptr(self.store).contents) + offset
 
     def instantiate(self, module_bytes: bytes, export: str, nargs: int):
         wasmtime = self.wasmtime
@@ -179,6 +193,9 @@ class BrowserEngine:
         if nbytes:
             self.js.Uint8Array.new(self.memory.buffer, offset, nbytes).assign_to(out)
         return out
+
+    def address(self, offset: int) -> None:
+        return None                     # JavaScript memory: no host pointers (and it moves on growth)
 
     def instantiate(self, module_bytes: bytes, export: str, nargs: int):
         wa = self.js.WebAssembly

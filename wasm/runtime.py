@@ -31,7 +31,7 @@ from math import prod
 
 from ..core import compile as C
 from ..device import Device
-from ..hostdata import as_host, from_storage, to_storage
+from ..hostdata import NUMPY, as_host, from_storage, to_storage
 from .binary import Module
 from .engines import MAX_PAGES, PAGE, _Caller, default_engine  # noqa: F401  (_Caller: tests patch it)
 from .lower import kernel_module, lower
@@ -112,6 +112,16 @@ class WasmBuffer:
         return f"WasmBuffer(offset={self.offset}, nbytes={self.nbytes})"
 
 
+class _Pinned:
+    """Exposes a WasmBuffer's bytes to numpy (``__array_interface__``, read-only); numpy keeps this
+    object as the array's base, so the buffer is not freed while a view exists."""
+    __slots__ = ("buffer", "__array_interface__")
+
+    def __init__(self, buffer: WasmBuffer, address: int, shape: tuple, typestr: str):
+        self.buffer = buffer
+        self.__array_interface__ = {"data": (address, True), "shape": shape, "typestr": typestr, "version": 3}
+
+
 def _storage(aval) -> tuple[str, int]:
     """(storage type ``'f32'``/``'i32'``, bytes) of a tensor on the wasm device (bool as i32, f16 as f32)."""
     return aval.dtype.wasm, 4 * prod(aval.shape)
@@ -162,6 +172,15 @@ class WasmDevice(Device):
     def to_host_bytes(self, data, aval):
         t, n = _storage(aval)
         return from_storage(self.engine.read(data.offset, n), aval.dtype, t)
+
+    def to_host_view(self, data, aval):
+        """A read-only numpy view of the tensor in linear memory (float32 and int32, whose storage
+        is their host layout); it keeps the buffer allocated while it lives."""
+        address = getattr(self.engine, "address", lambda offset: None)(data.offset)
+        if address is None or aval.dtype.name not in ("float32", "int32") or not data.nbytes:
+            return None
+        import numpy as np
+        return np.asarray(_Pinned(data, address, tuple(aval.shape), NUMPY[aval.dtype.name]))
 
     def _kernel(self, kernel):
         ent = self._kernels.get(kernel)

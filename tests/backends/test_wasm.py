@@ -250,3 +250,39 @@ def test_a_trapping_call_raises_once_without_running_again():
     assert int.from_bytes(eng.read(0, 4), "little") == 2
     call(1)                     # the caller is still usable after a trap
     assert int.from_bytes(eng.read(0, 4), "little") == 3
+
+
+def test_numpy_views_linear_memory_without_a_copy(dev):
+    """np.asarray(t) is a read-only view on linear memory that keeps its buffer allocated (even
+    across memory growth); t.numpy() and np.array(t) are copies; bool needs a copy."""
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = wt.tensor(a, device="wasm")
+    v = np.asarray(t)
+    assert v.__array_interface__["data"][0] == dev.engine.address(t._concrete().offset)
+    assert np.asarray(t).__array_interface__["data"][0] == v.__array_interface__["data"][0]
+    assert not v.flags.writeable and v.dtype == np.float32 and v.shape == (3, 4)
+    with pytest.raises(ValueError, match="read-only"):
+        v[0, 0] = 1
+    c, d = t.numpy(), np.array(t)
+    c[0, 0] = d[0, 0] = -1                       # copies: the tensor is unchanged
+    np.testing.assert_array_equal(t.numpy(), a)
+    del t
+    gc.collect()
+    others = [wt.tensor(np.full(12, 9.0, np.float32), device="wasm") for _ in range(8)]
+    size = dev.engine.size
+    big = wt.zeros(((size - dev.alloc.stats()["in_use"]) // 4 + PAGE,), device="wasm")   # no room: grows
+    assert dev.engine.size > size
+    np.testing.assert_array_equal(v, a)          # not reused, not moved
+    assert int(wt.sum(big)) == 0 and len(others) == 8
+    b = wt.tensor(np.array([True, False]), device="wasm")           # stored as i32: copied
+    np.testing.assert_array_equal(np.asarray(b), [True, False])
+    with pytest.raises(ValueError, match="without a copy"):
+        np.asarray(b, copy=False)
+    assert np.asarray(wt.tensor(a, device="wasm"), copy=False).base is not None
+
+
+def test_reference_device_numpy_view_is_read_only():
+    t = wt.tensor(np.ones(3, np.float32), device="reference")
+    v = np.asarray(t)
+    assert not v.flags.writeable
+    np.testing.assert_array_equal(v, 1)
