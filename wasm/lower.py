@@ -27,7 +27,10 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   i32 0/1 in memory and lane masks (-1/0) inside vector code; ``max``/``min`` propagate nan
   (a constant operand uses the one-instruction ``pmax``/``pmin``, reductions a nan mask);
 - with ``fma``, polynomials and single-use vector multiplies feeding an add/sub become
-  relaxed-SIMD multiply-adds.
+  relaxed-SIMD multiply-adds;
+- ``exp(-y)`` folds the negation into exp's constants, and an exp that is only ever seen
+  through ``1 / (c + e^y)`` (sigmoid, gelu) uses :func:`.vmath.exp`'s short form, with
+  ``c +`` folded into its last multiply-add where it is the exp's one use.
 
 ``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them.
 """
@@ -361,14 +364,14 @@ class _Gen:
         elif op == "ld":
             self._load(e, vec)
         elif op == "exp" and _fl(e.dtype) or op == "add" and any(x in self.into_add for x in e.args):
-            c = None
+            ex, c = e, None
             if op == "add":                 # c + e^y, computed by exp
-                c, e = (e.args[1], e.args[0]) if e.args[0] in self.into_add else e.args
-            y = e.args[0]
+                ex, c = (e.args[0], e.args[1]) if e.args[0] in self.into_add else (e.args[1], e.args[0])
+            y = ex.args[0]
             neg = y in self.negated
             x = self.val(y.args[0] if neg else y, vec)
             f.local_get(vmath.exp(vmath.Lanes(f, 4 if vec else 1, self.fma), x, negate=neg,
-                                  full_range=e not in self.saturating, plus=c and c.arg))
+                                  full_range=ex not in self.saturating, plus=None if c is None else c.arg))
         elif vec and op in ("add", "sub") and any(x in self.fused for x in e.args):
             m = next(x for x in (e.args if op == "add" else e.args[1:]) if x in self.fused)
             other = e.args[1] if e.args[0] is m else e.args[0]
