@@ -12,6 +12,12 @@ def broadcast_shapes(*shapes: Shape, op: str = "op") -> Shape:
     Raises:
         ValueError: naming the op and the shapes when they do not broadcast.
     """
+    if len(shapes) == 2:                # fast paths for what nearly every binary op sees
+        a, b = shapes
+        if a == b or not b:
+            return tuple(a)
+        if not a:
+            return tuple(b)
     ndim = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(ndim):
