@@ -114,8 +114,7 @@ def _model_specs(model, example_inputs, signatures, batch_size):
     """``{name: (fn, args, input names, output names)}`` for a Keras-style model."""
     from .creation import zeros
     dev = model.variables[0].device if model.built and model.variables else None
-    put = (lambda t: t if isinstance(t, Tensor) and (dev is None or t.device is dev) else
-           tensor(t.numpy() if isinstance(t, Tensor) else t, device=dev))
+    put = (lambda t: (t if dev is None else t.to(dev)) if isinstance(t, Tensor) else tensor(t, device=dev))
     if example_inputs is None:
         shape = model._build_shape
         if shape is None:
@@ -517,11 +516,11 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     Raises:
         ValueError: a dtype an artifact cannot carry (float16), an unknown signature, a model that is
             not built or compiled for what is asked. TypeError: malformed ``signatures``.
-        ImportError: numpy is not installed (export packs constants and weights with it).
+
+    Needs no numpy (runs in Pyodide as is); compiling the WGSL of a model on a GPU device still
+    needs that device.
     """
     from . import __version__, safetensors_io
-    from .util import require_numpy
-    require_numpy("webtensor.export")
     if path is None:
         raise TypeError("export: path (the artifact directory) is required")
     model = fn_or_model if fn_or_model is not None and _is_model(fn_or_model) else None

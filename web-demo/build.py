@@ -19,7 +19,7 @@ Writes, under DIR (all gitignored in web-demo/):
 
 With ``--out`` elsewhere, the pages' own files (``index.html``, ``pyodide.html``, ``style.css``,
 ``src/``, ``examples/``) are copied there too, so the folder is a complete site (the tests build
-into a temporary folder this way). Needs numpy (export), pip and setuptools (wheel), npm (pack).
+into a temporary folder this way). Needs numpy (the digits data), pip and setuptools (wheel), npm (pack).
 """
 from __future__ import annotations
 
