@@ -174,10 +174,8 @@ def _check_manifest(manifest, fail):
 
 def _storage(data: bytes, dtype: str) -> bytes:
     """safetensors bytes of a tensor -> backend storage (bool: one byte -> a 4-byte 0/1 integer)."""
-    import numpy as np
-    if dtype == "bool":
-        return (np.frombuffer(data, np.uint8) != 0).astype("<i4").tobytes()
-    return bytes(data)
+    dt = as_dtype(dtype)
+    return bytes(hostdata.to_storage(data, dt, dt.wasm))
 
 
 def _from_storage(data, spec):

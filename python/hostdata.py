@@ -223,8 +223,8 @@ def to_storage(buffer, dtype: DType, storage: str):
     host = FORMAT[dtype.name]
     if (host, storage) in (("f", "f32"), ("i", "i32"), ("e", "f16")):
         return mv
-    if host == "?" and storage == "i32":
-        return byte_view(array.array("i", mv))
+    if host == "?" and storage == "i32":     # any nonzero byte is true, as numpy's bool
+        return byte_view(array.array("i", map(bool, mv)))
     if host == "e" and storage == "f32":
         return byte_view(array.array("f", struct.unpack(f"<{mv.nbytes // 2}e", mv)))
     raise TypeError(f"cannot store {dtype.name} as {storage}")

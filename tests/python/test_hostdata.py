@@ -70,6 +70,9 @@ def test_storage_round_trips():
         assert bytes(s) == a.astype("<i4" if st == "i32" else "<f4").tobytes()
         assert bytes(H.from_storage(s, dt, st)) == a.tobytes()
     assert H.from_storage(np.array([1e6], np.float32), float16, "f32") == np.float16(np.inf).tobytes()
+    # bool bytes other than 0/1 (a numpy view of uint8 data) are stored as 1, as the artifact loader does
+    raw = np.array([0, 2, 1, 255], np.uint8)
+    assert bytes(H.to_storage(raw.view(bool), bool_, "i32")) == np.array([0, 1, 1, 1], "<i4").tobytes()
 
 
 @pytest.mark.parametrize("device", ["reference", "wasm", "webgpu"])
