@@ -386,18 +386,11 @@ def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, d
 
 # ---- WebGPU -----------------------------------------------------------------------------------
 
-def _required_limits(buffers, kernels, sources: dict[str, str], limits) -> dict:
-    import re
-    inv, size, shared = 1, [1, 1, 1], 0
-    for src in sources.values():
-        for m in re.finditer(r"@workgroup_size\(([^)]*)\)", src):
-            dims = [int(d) for d in m.group(1).split(",")] + [1, 1]
-            inv = max(inv, dims[0] * dims[1] * dims[2])
-            size = [max(a, b) for a, b in zip(size, dims)]
-        words = {"f32": 4, "i32": 4, "u32": 4, "f16": 2}
-        total = sum(words.get(t, 4) * int(n) for t, n in
-                    re.findall(r"var<workgroup>\s*\w+\s*:\s*array<(\w+),\s*(\d+)>", src))
-        shared = max(shared, total)
+def _required_limits(buffers, kernels, passes, limits) -> dict:
+    """The WebGPU limits (spec names) the signature's dispatches need, for the manifest."""
+    inv = max([p.workgroup_size[0] * p.workgroup_size[1] * p.workgroup_size[2] for p in passes] or [1])
+    size = [max([p.workgroup_size[d] for p in passes] or [1]) for d in range(3)]
+    shared = max([p.workgroup_storage for p in passes] or [0])
     bound = [buffers[i]["bytes"] for k in kernels for i in k["bindings"]]
     biggest = max([max(-(-n // 4) * 4, 4) for n in bound] or [4])
     return {"maxStorageBuffersPerShaderStage": max([len(k["bindings"]) for k in kernels] or [1]),
@@ -448,13 +441,13 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     slots = [buf(("slot", j), {"bytes": size, "role": "temp"}) for j, size in enumerate(sizes)]
     where = lambda loc: slots[slot_of[loc]] if loc[0] in ("temp", "scratch") else index[loc]
 
-    kernels, sources = [], {}       # sources: path -> WGSL of the files this signature uses
+    kernels, passes = [], []
 
     def dispatch(p, resolve, what):
         if p.source not in files:
-            files[p.source] = f"kernels/{t.name}_{len(sources)}.wgsl"
+            files[p.source] = f"kernels/{t.name}_{len(set(q.source for q in passes))}.wgsl"
         path = files[p.source]
-        sources[path] = p.source
+        passes.append(p)
         bindings = [resolve(name) for name, _ in p.bindings]
         for (name, writable), i in zip(p.bindings, bindings):
             if writable and bindings.count(i) > 1:
@@ -484,7 +477,7 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     for src, dst, n in plan.post:
         copy(where(src), where(dst), n)
     return {"buffers": buffers, "kernels": kernels,
-            "required_limits": _required_limits(buffers, kernels, sources, limits)}
+            "required_limits": _required_limits(buffers, kernels, passes, limits)}
 
 
 # ---- export -----------------------------------------------------------------------------------

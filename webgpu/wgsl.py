@@ -613,14 +613,20 @@ class _Emitter:
 
 # ---- shader assembly ----------------------------------------------------------------------------
 
+_BYTES = {"f16": 2, "f32": 4, "i32": 4, "u32": 4}     # WGSL scalar sizes (workgroup memory)
+
+
 @dataclass(frozen=True)
 class Pass:
     """One compute dispatch: its WGSL ``source``, the buffers bound (``(name, writable)`` in binding
-    order; names are ``in<k>`` for kernel input k, ``packed``, ``partials``, ``result``) and the
-    workgroup counts to dispatch."""
+    order; names are ``in<k>`` for kernel input k, ``packed``, ``partials``, ``result``), the
+    workgroup counts to dispatch, the shader's ``@workgroup_size`` and its ``var<workgroup>`` bytes
+    (what an artifact lists as required limits)."""
     source: str
     bindings: tuple[tuple[str, bool], ...]
     workgroups: tuple[int, int, int]
+    workgroup_size: tuple[int, int, int]
+    workgroup_storage: int = 0
 
 
 @dataclass(frozen=True)
@@ -758,7 +764,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   dst[{at}] = src[gid];
 }}
 """
-    return Pass(src, (("src", False), ("dst", True)), grid)
+    return Pass(src, (("src", False), ("dst", True)), grid, (wgs, 1, 1))
 
 
 # ---- map ----------------------------------------------------------------------------------------
@@ -785,7 +791,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }}
 """
     binds = tuple((name, w) for name, _, w in ins.decls()) + (("result", True),)
-    return ins.lowered([Pass(src, binds, grid)])
+    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1))])
 
 
 # ---- reduce -------------------------------------------------------------------------------------
@@ -878,11 +884,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }}
   }}
 """
-    shared = ""
+    shared, need = "", 0
     if tpr > 1:
         shared = f"var<workgroup> red_v: array<{t}, {wgs}>;" + (f"\nvar<workgroup> red_i: array<i32, {wgs}>;"
                                                                   if arg else "")
-        need = wgs * (8 if arg else 4)
+        need = wgs * (_BYTES.get(t, 4) + (4 if arg else 0))
         if need > limits.max_compute_workgroup_storage_size:
             raise ValueError(f"a reduction needs {need} bytes of workgroup memory, above this device's "
                              f"maxComputeWorkgroupStorageSize of {limits.max_compute_workgroup_storage_size}")
@@ -899,7 +905,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if arg:
         helpers = set(helpers)
         prelude += _better(combiner, t) + "\n"
-    return _header(decls, limits, helpers, shared) + prelude + src, grid
+    return _header(decls, limits, helpers, shared) + prelude + src, grid, need
 
 
 def _lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
@@ -927,10 +933,10 @@ def _lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
     common = dict(limits=limits, helpers=em.helpers, combiner=combiner, t=t, length=length,
                   pre=em.lines[1], body=em.lines[2], value=value, index="j")
     if split is None:
-        src, grid = _reduce_source(decls=decls + [("result", storage_type(kernel.out.dtype, limits), True)],
-                                   rows=rows, store=_final_store(arg, out_t), **common)
+        src, grid, shared = _reduce_source(decls=decls + [("result", storage_type(kernel.out.dtype, limits), True)],
+                                           rows=rows, store=_final_store(arg, out_t), **common)
         binds = tuple((n, w) for n, _, w in decls) + (("result", True),)
-        return ins.lowered([Pass(src, binds, grid)])
+        return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), shared)])
     s, chunk = split
     carrier = "i32" if t == "i32" else "f32"
     total = rows * s
@@ -939,16 +945,16 @@ def _lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
         line = f"partials[row] = bitcast<u32>({carrier}({acc}));"
         return line + (f"\n    partials[{total} + row] = bitcast<u32>({acc_i});" if arg else "")
 
-    src1, grid1 = _reduce_source(decls=decls + [("partials", "u32", True)], rows=total, store=store_partial,
+    src1, grid1, shared1 = _reduce_source(decls=decls + [("partials", "u32", True)], rows=total, store=store_partial,
                                  row_split=split, **common)
     val2 = f"{t}(bitcast<{carrier}>(partials[r * {s} + j]))"
     idx2 = f"bitcast<i32>(partials[{total} + r * {s} + j])"
-    src2, grid2 = _reduce_source(limits=limits, decls=[("partials", "u32", False),
+    src2, grid2, shared2 = _reduce_source(limits=limits, decls=[("partials", "u32", False),
                                                        ("result", storage_type(kernel.out.dtype, limits), True)],
                                  helpers=(), combiner=combiner, t=t, rows=rows, length=s, pre=[], body=[],
                                  value=val2, index=idx2 if arg else "j", store=_final_store(arg, out_t))
-    p1 = Pass(src1, tuple((n, w) for n, _, w in decls) + (("partials", True),), grid1)
-    p2 = Pass(src2, (("partials", False), ("result", True)), grid2)
+    p1 = Pass(src1, tuple((n, w) for n, _, w in decls) + (("partials", True),), grid1, (wgs, 1, 1), shared1)
+    p2 = Pass(src2, (("partials", False), ("result", True)), grid2, (wgs, 1, 1), shared2)
     return ins.lowered([p1, p2], scratch=[("partials", total * (8 if arg else 4))])
 
 
@@ -1098,8 +1104,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }}
 """
     binds = tuple((name, w) for name, _, w in ins.decls()) + ((dest, True),)
+    tiled = Pass(src, binds, grid, (ts, ts, 1), _BYTES.get(t, 4) * tk * (tm + tn))
     if ksplit == 1:
-        return ins.lowered([Pass(src, binds, grid)])
+        return ins.lowered([tiled])
     # second pass: result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e]
     n_out, wgs = batch * M * N, limits.workgroup_size
     grid2, wg_line2 = _grid(-(-n_out // wgs), limits)
@@ -1115,5 +1122,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   result[gid] = acc;
 }}
 """
-    p2 = Pass(src2, (("partials", False), ("result", True)), grid2)
-    return ins.lowered([Pass(src, binds, grid), p2], scratch=[("partials", batch * ksplit * M * N * 4)])
+    p2 = Pass(src2, (("partials", False), ("result", True)), grid2, (wgs, 1, 1))
+    return ins.lowered([tiled, p2], scratch=[("partials", batch * ksplit * M * N * 4)])
