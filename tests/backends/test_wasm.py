@@ -286,3 +286,16 @@ def test_reference_device_numpy_view_is_read_only():
     v = np.asarray(t)
     assert not v.flags.writeable
     np.testing.assert_array_equal(v, 1)
+
+
+def test_sigmoid_is_within_3_ulp_over_the_float_range():
+    """sigmoid (exp's short form, the negation folded in): <= 3 ulp where the result is a normal
+    float, and within 4.2e-39 of it below (measured: 2.2 ulp), eagerly and traced (fma)."""
+    x = np.linspace(-100, 100, 400_001, dtype=np.float32)
+    want = 1 / (1 + np.exp(-x.astype(np.float64)))
+    normal = want >= np.finfo(np.float32).tiny
+    ulp = np.spacing(want.astype(np.float32)).astype(np.float64)
+    t = wt.tensor(x, device="wasm")
+    for got in (wt.sigmoid(t).numpy(), wt.function(wt.sigmoid)(t).numpy()):
+        err = np.abs(got.astype(np.float64) - want)
+        assert (err / ulp)[normal].max() <= 3 and err[~normal].max() <= 4.2e-39
