@@ -120,6 +120,26 @@ export interface LoadOptions {
   gpu?: GPULike;
   /** A GPUDevice to use instead of requesting one; dispose() leaves it alive. */
   device?: unknown;
+  /**
+   * Run the model's WebAssembly in a Worker (browsers: a module Web Worker
+   * running js/worker.js; Node: a worker_threads Worker), so that it never
+   * blocks the calling thread. The artifact is checked on the calling thread
+   * first. WebAssembly only: with backend 'auto' the model runs on wasm;
+   * backend 'webgpu' is rejected (not supported in a worker yet).
+   * `stats()` reports what the worker sent after its last call.
+   */
+  worker?: boolean;
+  /**
+   * Needs `worker: true` (WebAssembly on the calling thread cannot be
+   * interrupted, so `timeout` alone is rejected). A limit in milliseconds, in
+   * (0, 2^31 - 1], on loading in the worker (compiling and instantiating
+   * module.wasm) and on each later call's request (a signature run, reading
+   * or writing variables). A request over it terminates the worker and
+   * rejects with an Error named 'TimeoutError' ("webtensor: signature
+   * 'predict' did not finish within 100 ms; the model's worker was
+   * terminated"); the model's later calls reject, dispose() still works.
+   */
+  timeout?: number;
 }
 
 /** An artifact given as its files' bytes: {'manifest.json': ..., 'module.wasm': ..., ...}. */
@@ -128,7 +148,9 @@ export type ArtifactFiles = Record<string, Uint8Array | ArrayBuffer> | Map<strin
 /**
  * Load an artifact (docs/artifact.md): a directory URL as a string or URL
  * object (browser entry; Node entry: also a path or file: URL) or its files' bytes.
- * @throws Error naming the damaged file/variable, a missing backend, or an unmet limit.
+ * @throws Error naming the damaged file/variable, a missing backend, or an unmet limit;
+ * with `worker: true`, errors thrown in the worker keep their name and message,
+ * and a `timeout` overrun rejects with an Error named 'TimeoutError'.
  */
 export declare function load(source: string | { readonly href: string } | ArtifactFiles, options?: LoadOptions): Promise<Model>;
 
