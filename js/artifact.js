@@ -1,21 +1,85 @@
 // Read an artifact (docs/artifact.md, format version 1) and check it before
-// anything is created: manifest JSON, format and version, every listed file's
-// presence, size and SHA-256, the manifest's structure, and the weights.
+// anything is created: the manifest against docs/artifact.schema.json, every
+// listed file's presence, size and SHA-256 (before parsing), the manifest's
+// cross-references, and the weights. Every byte is hostile until checked.
 
+import SCHEMA from './artifact_schema.js';
+import { SchemaError, validate } from './schema.js';
 import { parseSafetensors } from './safetensors.js';
-import { ARRAY_TYPES, sizeOf } from './tensor.js';
+import { sizeOf } from './tensor.js';
 
 export const FORMAT = 'webtensor-artifact';
 export const FORMAT_VERSION = 1;
+const MAX_FILE_BYTES = 2 ** 32; // docs/artifact.schema.json's limit on any listed file
 
-/** A reader for an artifact directory at a URL (browser entry): name -> Uint8Array, or null if missing. */
+/** Limits on what a loader reads (docs/artifact.md, "Loading untrusted artifacts"). */
+export const MAX_MANIFEST_BYTES = 16 * 2 ** 20;
+
+/**
+ * A damaged, malformed, hostile or unsupported artifact (the same class name
+ * as the Python runtime's). The message names the file or variable, and never
+ * quotes the size, hash or contents of a file that failed a check.
+ */
+export class ArtifactError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ArtifactError';
+  }
+}
+
+/**
+ * Read a Response body of at most `maxBytes` bytes: a longer one (by its
+ * Content-Length or as it streams) is cancelled after maxBytes + 1 bytes.
+ * Returns the bytes (maxBytes + 1 of them when the body is longer).
+ */
+async function boundedBody(response, maxBytes) {
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  if (declared > maxBytes || !response.body) {
+    await response.body?.cancel();
+    return new Uint8Array(declared > maxBytes ? maxBytes + 1 : 0);
+  }
+  const out = new Uint8Array(maxBytes + 1);
+  let n = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const take = Math.min(value.length, out.length - n);
+    out.set(value.subarray(0, take), n);
+    n += take;
+    if (n > maxBytes) {
+      await reader.cancel();
+      break;
+    }
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * A reader for an artifact directory at a URL (browser entry, and http(s) in
+ * Node): `read(name, maxBytes)` resolves to the file's bytes (at most
+ * maxBytes + 1), or null if missing. Every name resolves against the
+ * directory's URL and must stay under it (same origin, same path prefix);
+ * redirects are refused, so a manifest can never make the loader contact
+ * another host or port.
+ */
 export function urlReader(url) {
   const base = new URL(String(url).replace(/\/*$/, '/'), globalThis.location?.href);
-  return async (name) => {
-    const response = await fetch(new URL(name, base));
-    if (response.status === 404 || response.status === 410) return null;
-    if (!response.ok) throw new Error(`${name}: HTTP ${response.status} ${response.statusText} from ${response.url}`);
-    return new Uint8Array(await response.arrayBuffer());
+  return async (name, maxBytes) => {
+    const target = new URL(name, base);
+    if (target.origin !== base.origin || !target.href.startsWith(base.href)) {
+      throw new ArtifactError(`${name} does not resolve inside the artifact's URL`);
+    }
+    const response = await fetch(target, { redirect: 'error', credentials: 'same-origin' });
+    if (response.status === 404 || response.status === 410) {
+      await response.body?.cancel();
+      return null;
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`HTTP ${response.status} ${response.statusText}`);
+    }
+    return boundedBody(response, maxBytes);
   };
 }
 
@@ -27,7 +91,7 @@ export function objectReader(files) {
     if (data instanceof ArrayBuffer) return new Uint8Array(data);
     if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     if (typeof data === 'string') return new TextEncoder().encode(data);
-    throw new Error(`${name}: expected a Uint8Array or ArrayBuffer, got ${Object.prototype.toString.call(data)}`);
+    throw new Error(`expected a Uint8Array or ArrayBuffer, got ${Object.prototype.toString.call(data)}`);
   };
 }
 
@@ -37,54 +101,55 @@ async function sha256Hex(bytes) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
-const isIndex = (v, n) => Number.isInteger(v) && v >= 0 && v < n;
-const isShape = (s) => Array.isArray(s) && s.every((d) => Number.isInteger(d) && d >= 0);
-
 /**
- * Read and check an artifact. `read(name)` resolves to the file's bytes or
- * null when it is missing; `where` names the artifact in errors.
+ * Read and check an artifact. `read(name, maxBytes)` resolves to the file's
+ * bytes (a reader may stop after maxBytes + 1) or null when it is missing;
+ * `where` names the artifact in errors. Order of checks: manifest.json (at
+ * most 16 MiB, UTF-8 JSON) against docs/artifact.schema.json; each listed
+ * file's size and SHA-256; the references between sections; the weights.
  * Resolves to `{manifest, files: Map name -> Uint8Array, weights: Map name ->
- * {dtype, shape, bytes}}`. Throws an Error `webtensor: artifact <where>:
- * <file or variable>: <what is wrong>` for any damage.
+ * {dtype, shape, bytes}}`. Throws an ArtifactError `webtensor: artifact
+ * <where>: <file or variable>: <what is wrong>` for any damage.
  */
 export async function readArtifact(read, where) {
-  const fail = (msg) => { throw new Error(`webtensor: artifact ${where}: ${msg}`); };
-  const get = async (name) => {
+  const fail = (msg) => { throw new ArtifactError(`webtensor: artifact ${where}: ${msg}`); };
+  const get = async (name, maxBytes) => {
     let data;
     try {
-      data = await read(name);
+      data = await read(name, maxBytes);
     } catch (e) {
-      fail(`${name}: cannot be read (${e.message})`);
+      if (e instanceof ArtifactError) fail(e.message);
+      fail(`${name} cannot be read (${String(e?.message ?? e).slice(0, 200)})`);
     }
     if (data === null) fail(`${name} is missing`);
     return data;
   };
 
+  const text = await get('manifest.json', MAX_MANIFEST_BYTES);
+  if (text.length > MAX_MANIFEST_BYTES) fail(`manifest.json: is larger than the ${MAX_MANIFEST_BYTES}-byte limit`);
   let manifest;
   try {
-    manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await get('manifest.json')));
+    // ignoreBOM keeps a byte order mark, which JSON.parse then refuses (as Python's json does)
+    manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(text));
   } catch (e) {
-    if (e.message.startsWith('webtensor:')) throw e;
-    fail(`manifest.json is not valid JSON (${e.message})`);
+    fail(`manifest.json is not valid JSON (${String(e.message).slice(0, 200)})`);
   }
-  if (!isObject(manifest)) fail('manifest.json is not a JSON object');
-  if (manifest.format !== FORMAT) fail(`manifest.json: format is ${JSON.stringify(manifest.format)}, expected "${FORMAT}"`);
-  const major = Number.parseInt(String(manifest.format_version), 10);
-  if (major !== FORMAT_VERSION) {
-    fail(`manifest.json: format_version ${JSON.stringify(manifest.format_version)} is not supported (this runtime reads version ${FORMAT_VERSION})`);
+  if (manifest === null || typeof manifest !== 'object' || Array.isArray(manifest)) fail('manifest.json is not a JSON object');
+  if (Object.hasOwn(manifest, 'format_version') && manifest.format === FORMAT && manifest.format_version !== FORMAT_VERSION) {
+    fail(`manifest.json: format_version ${String(JSON.stringify(manifest.format_version)).slice(0, 40)} is not supported (this runtime reads version ${FORMAT_VERSION})`);
   }
-  if (!isObject(manifest.files)) fail('manifest.json: "files" must be an object {name: {bytes, sha256}}');
+  try {
+    validate(manifest, SCHEMA);
+  } catch (e) {
+    if (!(e instanceof SchemaError)) throw e;
+    fail(`manifest.json: ${e.message}`);
+  }
 
   const files = new Map();
   await Promise.all(Object.entries(manifest.files).map(async ([name, info]) => {
-    if (!isObject(info) || !Number.isInteger(info.bytes) || typeof info.sha256 !== 'string') {
-      fail(`manifest.json: files["${name}"] must be {bytes: integer, sha256: hex string}`);
-    }
-    const data = await get(name);
-    if (data.length !== info.bytes) fail(`${name}: size is ${data.length} bytes, the manifest lists ${info.bytes} (truncated or replaced file?)`);
-    const hash = await sha256Hex(data);
-    if (hash !== info.sha256.toLowerCase()) fail(`${name}: SHA-256 is ${hash}, the manifest lists ${info.sha256} (damaged file?)`);
+    const data = await get(name, info.bytes);
+    if (data.length !== info.bytes) fail(`${name}: its size is not the ${info.bytes} bytes the manifest lists (truncated or replaced file?)`);
+    if (await sha256Hex(data) !== info.sha256) fail(`${name}: its SHA-256 is not the one the manifest lists (damaged file?)`);
     files.set(name, data);
   }));
 
@@ -93,52 +158,39 @@ export async function readArtifact(read, where) {
   return { manifest, files, weights };
 }
 
-function checkTensorSpec(spec, what, fail) {
-  if (!isObject(spec) || typeof spec.name !== 'string') fail(`manifest.json: ${what} must be {name, dtype, shape}`);
-  if (!(spec.dtype in ARRAY_TYPES)) fail(`manifest.json: ${what} '${spec.name}': unsupported dtype ${JSON.stringify(spec.dtype)} (supported: ${Object.keys(ARRAY_TYPES).join(', ')})`);
-  if (!isShape(spec.shape)) fail(`manifest.json: ${what} '${spec.name}': shape must be non-negative integers, got ${JSON.stringify(spec.shape)}`);
-}
-
-/** Structure checks that every backend relies on (backend sections are checked by the backends). */
+/** What the schema cannot say: unique names, indices in range, files listed, sizes that fit. */
 function checkManifest(manifest, fail) {
   const { variables, signatures } = manifest;
-  if (!Array.isArray(variables)) fail('manifest.json: "variables" must be an array');
+  const sized = (spec, what) => {
+    if (storageBytes(spec) > MAX_FILE_BYTES) fail(`manifest.json: ${what} '${spec.name}': shape [${spec.shape}] needs more than 4 GiB`);
+  };
   const names = new Set();
   variables.forEach((v, i) => {
-    checkTensorSpec(v, `variables[${i}]`, fail);
+    sized(v, `variables[${i}]`);
     if (names.has(v.name)) fail(`manifest.json: variable '${v.name}' is listed twice`);
     names.add(v.name);
   });
-  if (!isObject(signatures) || Object.keys(signatures).length === 0) fail('manifest.json: "signatures" must be a non-empty object');
   const listed = (file, what) => {
-    if (!(file in manifest.files)) fail(`manifest.json: ${what} names ${JSON.stringify(file)}, which "files" does not list`);
+    if (!Object.hasOwn(manifest.files, file)) fail(`manifest.json: ${what} names ${JSON.stringify(file)}, which "files" does not list`);
   };
   for (const [name, sig] of Object.entries(signatures)) {
     const what = `signature '${name}'`;
-    if (!isObject(sig)) fail(`manifest.json: ${what} must be an object`);
     for (const key of ['inputs', 'outputs']) {
-      if (!Array.isArray(sig[key])) fail(`manifest.json: ${what}: "${key}" must be an array`);
+      const seen = new Set();
       sig[key].forEach((s, i) => {
-        checkTensorSpec(s, `${what} ${key}[${i}]`, fail);
-        if (sig[key].findIndex((o) => o.name === s.name) !== i) fail(`manifest.json: ${what}: two ${key} are named '${s.name}'`);
+        sized(s, `${what} ${key}[${i}]`);
+        if (seen.has(s.name)) fail(`manifest.json: ${what}: two ${key} are named '${s.name}'`);
+        seen.add(s.name);
       });
     }
     for (const key of ['reads', 'writes']) {
-      const list = sig[key] ?? [];
-      if (!Array.isArray(list) || !list.every((i) => isIndex(i, variables.length))) {
-        fail(`manifest.json: ${what}: "${key}" must be indices into "variables" (0..${variables.length - 1}), got ${JSON.stringify(sig[key])}`);
+      if (!(sig[key] ?? []).every((i) => i < variables.length)) {
+        fail(`manifest.json: ${what}: "${key}" must be indices into "variables" (0..${variables.length - 1}), got ${JSON.stringify(sig[key]).slice(0, 80)}`);
       }
     }
     if (sig.wasm !== undefined) listed('module.wasm', `${what} wasm`);
-    if (sig.webgpu !== undefined) {
-      if (!isObject(sig.webgpu) || !Array.isArray(sig.webgpu.kernels)) fail(`manifest.json: ${what}: webgpu.kernels must be an array`);
-      sig.webgpu.kernels.forEach((k, i) => {
-        if (!isObject(k) || typeof k.wgsl !== 'string') fail(`manifest.json: ${what}: webgpu.kernels[${i}].wgsl must be a file name`);
-        listed(k.wgsl, `${what} webgpu.kernels[${i}]`);
-      });
-    }
+    (sig.webgpu?.kernels ?? []).forEach((k, i) => listed(k.wgsl, `${what} webgpu.kernels[${i}]`));
   }
-  listed('weights.safetensors', 'the artifact');
 }
 
 /** Parse weights.safetensors; check every variable is there with its dtype and shape. */

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from math import prod
 
 from . import hostdata
@@ -32,7 +33,12 @@ PAGE = 65536
 
 
 class ArtifactError(ValueError):
-    """A damaged, malformed or unsupported artifact; the message names the file or variable."""
+    """A damaged, malformed, hostile or unsupported artifact; the message names the file or variable
+    (and never quotes the size, hash or contents of a file that failed a check)."""
+
+
+MAX_MANIFEST_BYTES = 16 << 20          # manifest.json is read before anything says how large it is
+MAX_FILE_BYTES = 4 << 30               # docs/artifact.schema.json's limit on any listed file
 
 
 def _nbytes(spec) -> int:
@@ -47,56 +53,72 @@ def _is_index(v, n) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _read_file(root: str, name: str, nbytes: int | None, fail) -> bytes:
+    """The bytes of ``name`` (a schema-checked relative name) in the directory ``root`` (a real path):
+    its real path must stay inside ``root`` and be a regular file of exactly ``nbytes`` bytes (at most
+    :data:`MAX_MANIFEST_BYTES` when None). Opened without following a final symlink and without
+    blocking (a FIFO cannot hang the loader); never reads more than the expected size."""
+    real = os.path.realpath(os.path.join(root, *name.split("/")))
+    if os.path.commonpath([root, real]) != root:
+        fail(f"{name} resolves outside the artifact directory")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(real, flags)
+    except FileNotFoundError:
+        fail(f"{name} is missing")
+    except OSError as e:
+        fail(f"{name} cannot be opened ({e.strerror})")
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            fail(f"{name} is not a regular file")
+        limit = MAX_MANIFEST_BYTES if nbytes is None else nbytes
+        if st.st_size > limit if nbytes is None else st.st_size != nbytes:
+            fail(f"{name}: is larger than the {limit}-byte limit" if nbytes is None else
+                 f"{name}: its size is not the {nbytes} bytes the manifest lists (truncated or replaced file?)")
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            fail(f"{name} cannot be read ({e.strerror})")
+    if nbytes is not None and len(data) != nbytes:
+        fail(f"{name}: its size is not the {nbytes} bytes the manifest lists (truncated or replaced file?)")
+    return data
 
 
 def read_artifact(path):
     """Read and check the artifact directory ``path``. Returns ``(manifest, files, weights)``: ``files``
     maps each listed name to its bytes, ``weights`` each tensor of ``weights.safetensors`` to
-    ``(dtype, shape, bytes)``. Raises :class:`ArtifactError` (see the module docstring)."""
+    ``(dtype, shape, bytes)``. Order of checks: manifest.json (at most 16 MiB, UTF-8 JSON) against
+    ``docs/artifact.schema.json``; each listed file's path, type, size and SHA-256; the references
+    between sections; the weights. Raises :class:`ArtifactError` (see the module docstring)."""
     from . import safetensors_io
+    from .schema import SchemaError, artifact_schema, loads, validate
     where = os.fspath(path)
 
     def fail(msg):
         raise ArtifactError(f"webtensor: artifact '{where}': {msg}")
-
-    def get(name) -> bytes:
-        full = os.path.join(where, *name.split("/"))
-        if not os.path.isfile(full):
-            fail(f"{name} is missing")
-        try:
-            with open(full, "rb") as f:
-                return f.read()
-        except OSError as e:
-            fail(f"{name}: cannot be read ({e})")
-
+    if not os.path.isdir(where):
+        fail("is not a directory")
+    root = os.path.realpath(where)
+    text = _read_file(root, "manifest.json", None, fail)
     try:
-        manifest = json.loads(get("manifest.json").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        fail(f"manifest.json is not valid JSON ({e})")
+        manifest = loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        fail(f"manifest.json is not valid JSON ({str(e)[:200]})")
     if not _is_obj(manifest):
         fail("manifest.json is not a JSON object")
-    if manifest.get("format") != FORMAT:
-        fail(f"manifest.json: format is {json.dumps(manifest.get('format'))}, expected \"{FORMAT}\"")
-    m = re.match(r"\s*(\d+)", str(manifest.get("format_version")))
-    if not m or int(m.group(1)) != FORMAT_VERSION:
-        fail(f"manifest.json: format_version {json.dumps(manifest.get('format_version'))} is not supported "
+    if "format_version" in manifest and manifest.get("format") == FORMAT and manifest["format_version"] != FORMAT_VERSION:
+        fail(f"manifest.json: format_version {json.dumps(manifest['format_version'])[:40]} is not supported "
              f"(this runtime reads version {FORMAT_VERSION})")
-    if not _is_obj(manifest.get("files")):
-        fail('manifest.json: "files" must be an object {name: {bytes, sha256}}')
+    try:
+        validate(manifest, artifact_schema())
+    except SchemaError as e:
+        fail(f"manifest.json: {e}")
     files = {}
     for name, info in manifest["files"].items():
-        if not _is_obj(info) or not _is_int(info.get("bytes")) or not isinstance(info.get("sha256"), str):
-            fail(f'manifest.json: files["{name}"] must be {{bytes: integer, sha256: hex string}}')
-        if name.startswith("/") or ".." in name.split("/"):
-            fail(f"manifest.json: files[\"{name}\"] is not a path inside the artifact")
-        data = get(name)
-        if len(data) != info["bytes"]:
-            fail(f"{name}: size is {len(data)} bytes, the manifest lists {info['bytes']} (truncated or replaced file?)")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != info["sha256"].lower():
-            fail(f"{name}: SHA-256 is {digest}, the manifest lists {info['sha256']} (damaged file?)")
+        data = _read_file(root, name, info["bytes"], fail)
+        if hashlib.sha256(data).hexdigest() != info["sha256"]:
+            fail(f"{name}: its SHA-256 is not the one the manifest lists (damaged file?)")
         files[name] = data
     _check_manifest(manifest, fail)
     try:
@@ -114,62 +136,40 @@ def read_artifact(path):
     return manifest, files, weights
 
 
-def _check_spec(spec, what, fail):
-    if not _is_obj(spec) or not isinstance(spec.get("name"), str):
-        fail(f"manifest.json: {what} must be {{name, dtype, shape}}")
-    if spec.get("dtype") not in DTYPES:
-        fail(f"manifest.json: {what} '{spec['name']}': unsupported dtype {json.dumps(spec.get('dtype'))} "
-             f"(supported: {', '.join(DTYPES)})")
-    shape = spec.get("shape")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        fail(f"manifest.json: {what} '{spec['name']}': shape must be non-negative integers, got {json.dumps(shape)}")
-
-
 def _check_manifest(manifest, fail):
-    variables, signatures = manifest.get("variables"), manifest.get("signatures")
-    if not isinstance(variables, list):
-        fail('manifest.json: "variables" must be an array')
+    """What the schema cannot say: unique names, indices in range, files listed, sizes that fit."""
+    variables, signatures = manifest["variables"], manifest["signatures"]
+
+    def sized(spec, what):
+        if _nbytes(spec) > MAX_FILE_BYTES:
+            fail(f"manifest.json: {what} '{spec['name']}': shape {spec['shape']} needs more than 4 GiB")
     names = set()
     for i, v in enumerate(variables):
-        _check_spec(v, f"variables[{i}]", fail)
+        sized(v, f"variables[{i}]")
         if v["name"] in names:
             fail(f"manifest.json: variable '{v['name']}' is listed twice")
         names.add(v["name"])
-    if not _is_obj(signatures) or not signatures:
-        fail('manifest.json: "signatures" must be a non-empty object')
 
     def listed(file, what):
         if file not in manifest["files"]:
             fail(f"manifest.json: {what} names {json.dumps(file)}, which \"files\" does not list")
     for name, sig in signatures.items():
         what = f"signature '{name}'"
-        if not _is_obj(sig):
-            fail(f"manifest.json: {what} must be an object")
         for key in ("inputs", "outputs"):
-            if not isinstance(sig.get(key), list):
-                fail(f'manifest.json: {what}: "{key}" must be an array')
             seen = set()
             for i, s in enumerate(sig[key]):
-                _check_spec(s, f"{what} {key}[{i}]", fail)
+                sized(s, f"{what} {key}[{i}]")
                 if s["name"] in seen:
                     fail(f"manifest.json: {what}: two {key} are named '{s['name']}'")
                 seen.add(s["name"])
         for key in ("reads", "writes"):
-            lst = sig.get(key, [])
-            if not isinstance(lst, list) or not all(_is_index(i, len(variables)) for i in lst):
+            if not all(i < len(variables) for i in sig.get(key, [])):
                 fail(f'manifest.json: {what}: "{key}" must be indices into "variables" (0..{len(variables) - 1}), '
-                     f"got {json.dumps(sig.get(key))}")
+                     f"got {json.dumps(sig[key])[:80]}")
         if "wasm" in sig:
             listed("module.wasm", f"{what} wasm")
-        if "webgpu" in sig:
-            w = sig["webgpu"]
-            if not _is_obj(w) or not isinstance(w.get("kernels"), list):
-                fail(f"manifest.json: {what}: webgpu.kernels must be an array")
-            for i, k in enumerate(w["kernels"]):
-                if not _is_obj(k) or not isinstance(k.get("wgsl"), str):
-                    fail(f"manifest.json: {what}: webgpu.kernels[{i}].wgsl must be a file name")
-                listed(k["wgsl"], f"{what} webgpu.kernels[{i}]")
-    listed("weights.safetensors", "the artifact")
+        for i, k in enumerate(sig.get("webgpu", {}).get("kernels", [])):
+            listed(k["wgsl"], f"{what} webgpu.kernels[{i}]")
 
 
 def _storage(data: bytes, dtype: str) -> bytes:
@@ -189,38 +189,30 @@ def _from_storage(data, spec):
 class _WasmBackend:
     kind = "wasm"
 
-    def __init__(self, manifest, files, weights, fail):
+    def __init__(self, manifest, files, weights, fail, timeout=None, memory_limit=None):
         from .util import require
         from .wasm.engines import WasmtimeEngine, _Caller
+        from .wasm.module_check import check_module
         wasmtime = require("wasmtime", "webtensor.load(backend='wasm')")
         variables, sigs = manifest["variables"], manifest["signatures"]
         memory_bytes, address = 0, {}
         for name, sig in sigs.items():
             w, what = sig.get("wasm"), f"signature '{name}' wasm"
-            if not _is_obj(w):
+            if w is None:
                 fail(f"manifest.json: {what}: section is missing (this artifact has no WebAssembly code for it)")
-            if not isinstance(w.get("driver"), str):
-                fail(f'manifest.json: {what}: "driver" must be the exported function\'s name')
-            mb = w.get("memory_bytes")
-            if not _is_int(mb) or not 0 <= mb <= 65536 * PAGE:
-                fail(f'manifest.json: {what}: "memory_bytes" must be an integer in [0, 4 GiB], got {json.dumps(mb)}')
-            memory_bytes = max(memory_bytes, mb)
+            memory_bytes = max(memory_bytes, w["memory_bytes"])
             for key in ("inputs", "outputs"):
-                a = w.get(key)
-                if not isinstance(a, list) or len(a) != len(sig[key]) or not all(_is_int(x) and x >= 0 for x in a):
+                if len(w[key]) != len(sig[key]):
                     fail(f'manifest.json: {what}: "{key}" must hold one byte address per {key[:-1]} ({len(sig[key])})')
             vars_ = w.get("variables", {})
-            if not _is_obj(vars_):
-                fail(f'manifest.json: {what}: "variables" must be an object {{variable index: byte address}}')
             for i in set(sig.get("reads", [])) | set(sig.get("writes", [])):
                 if str(i) not in vars_:
                     fail(f"manifest.json: {what}: no address for variable {i} ('{variables[i]['name']}'), which the "
                          "signature uses")
             for key, addr in vars_.items():
-                i = int(key) if key.isdigit() else -1
-                if not _is_index(i, len(variables)) or not _is_int(addr) or addr < 0:
-                    fail(f"manifest.json: {what}: variables {{{json.dumps(key)}: {json.dumps(addr)}}} is not "
-                         "{variable index: byte address}")
+                i = int(key)                              # the schema allows only canonical decimal indices
+                if i >= len(variables):
+                    fail(f"manifest.json: {what}: variables {{\"{key}\": {addr}}}: there is no variable {i}")
                 if address.get(i, addr) != addr:
                     fail(f"manifest.json: {what}: variable '{variables[i]['name']}' is at {addr}, another signature "
                          f"has it at {address[i]} (variables must have one address)")
@@ -236,23 +228,26 @@ class _WasmBackend:
         for a, e, w in regions:
             if e > memory_bytes:
                 fail(f"manifest.json: wasm: {w} [{a}, {e}) lies outside the {memory_bytes}-byte memory")
-        self.engine = eng = WasmtimeEngine(max(1, -(-memory_bytes // PAGE)), fma=True)
+        pages = max(1, -(-memory_bytes // PAGE))
+        if memory_limit is not None and pages * PAGE > memory_limit:
+            raise MemoryError(f"webtensor.load: the artifact's WebAssembly memory is {pages * PAGE} bytes, over "
+                              f"memory_limit={memory_limit}")
+        try:
+            check_module(files["module.wasm"], [sig["wasm"]["driver"] for sig in sigs.values()], pages)
+        except ValueError as e:
+            fail(str(e))
+        # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1
+        self.engine = eng = WasmtimeEngine(pages, fma=True, maximum_pages=pages, interruptible=timeout is not None)
         try:
             module = wasmtime.Module(eng.engine, files["module.wasm"])
         except Exception as e:
-            fail(f"module.wasm is not a valid WebAssembly module ({str(e).strip().splitlines()[0]})")
-        for imp in module.imports:
-            if (imp.module, imp.name) != ("env", "memory") or not isinstance(imp.type, wasmtime.MemoryType):
-                fail(f"module.wasm imports {imp.module}.{imp.name}; the runtime provides only env.memory")
-        exported = {e.name for e in module.exports if isinstance(e.type, wasmtime.FuncType)}
-        for name, sig in sigs.items():
-            if sig["wasm"]["driver"] not in exported:
-                fail(f"module.wasm does not export the driver function '{sig['wasm']['driver']}' of signature '{name}'")
+            fail(f"module.wasm is not a valid WebAssembly module ({str(e).strip().splitlines()[0][:200]})")
         try:
             inst = wasmtime.Instance(eng.store, module, [eng.memory])
         except Exception as e:
-            fail(f"module.wasm cannot be instantiated ({str(e).strip().splitlines()[0]})")
-        self.variables, self.address = variables, address
+            fail(f"module.wasm cannot be instantiated ({str(e).strip().splitlines()[0][:200]})")
+        self.variables, self.address, self.timeout = variables, address, timeout
+        # check_module proved every driver is () -> (): the unchecked fast call is safe
         self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
                         for name, sig in sigs.items()}
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
@@ -265,11 +260,26 @@ class _WasmBackend:
             else:
                 self.host[i] = data
 
+    def _call(self, name):
+        wasmtime = self.engine.wasmtime
+        timer = self.engine.deadline(self.timeout) if self.timeout is not None else None
+        try:
+            self.drivers[name]()
+        except wasmtime.Trap as e:
+            if e.trap_code == wasmtime.TrapCode.INTERRUPT:
+                raise TimeoutError(f"webtensor: signature '{name}' did not finish within {self.timeout} s (the "
+                                   "variables it writes may be partly updated)") from None
+            raise ArtifactError(f"webtensor: signature '{name}': the WebAssembly driver trapped "
+                                f"({str(e).strip().splitlines()[0][:200]})") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
     def run(self, name, inputs: list[bytes]) -> list[bytes]:
         ins, outs = self.io[name]
         for a, data in zip(ins, inputs):
             self.engine.write(a, data)
-        self.drivers[name]()
+        self._call(name)
         return [bytes(self.engine.read(a, n)) for a, n in outs]
 
     def read_variables(self, indices) -> list[bytes]:
@@ -290,6 +300,12 @@ class _WasmBackend:
 
 
 # ---- WebGPU -----------------------------------------------------------------------------------------
+
+def _text(files, name, fail) -> str:
+    try:
+        return files[name].decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{name} is not UTF-8 text")
 
 _BINDING = re.compile(r"@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>")
 
@@ -318,7 +334,7 @@ def webgpu_shortfall(manifest, files, limits: dict, features) -> str | None:
             if (have > need) if key.startswith("min") else (have < need):
                 return f"signature '{name}' requires {key} {need} (the device offers {have})"
         for k in w["kernels"]:
-            for f in re.findall(r"^\s*enable\s+([\w\s,]+);", files[k["wgsl"]].decode(), re.M):
+            for f in re.findall(r"^[ \t]*enable[ \t]+([\w \t,]+);", files[k["wgsl"]].decode("utf-8", "replace"), re.M):
                 for feat in (x.strip() for x in f.split(",")):
                     feat = {"f16": "shader-f16"}.get(feat, feat)
                     if feat and feat not in features:
@@ -329,7 +345,7 @@ def webgpu_shortfall(manifest, files, limits: dict, features) -> str | None:
 class _WebGPUBackend:
     kind = "webgpu"
 
-    def __init__(self, manifest, files, weights, fail):
+    def __init__(self, manifest, files, weights, fail, timeout=None, memory_limit=None):
         from .device import get_device
         from .util import require_numpy
         np = require_numpy("webtensor.load")
@@ -343,15 +359,9 @@ class _WebGPUBackend:
         layouts = {}
         for name, sig in sigs.items():
             w, what = sig["webgpu"], f"signature '{name}' webgpu"
-            if not isinstance(w.get("buffers"), list):
-                fail(f'manifest.json: {what}: "buffers" must be an array')
             seen = {"input": set(), "output": set()}
             for k, b in enumerate(w["buffers"]):
                 at = f"manifest.json: {what} buffers[{k}]"
-                if not _is_obj(b) or b.get("role") not in roles:
-                    fail(f"{at}: role must be one of {', '.join(roles)}")
-                if not _is_int(b.get("bytes")) or b["bytes"] < 0:
-                    fail(f'{at}: "bytes" must be a non-negative integer')
                 spec = None
                 if b["role"] in ("input", "output"):
                     lst = sig[b["role"] + "s"]
@@ -378,14 +388,12 @@ class _WebGPUBackend:
             for k, kernel in enumerate(w["kernels"]):
                 at = f"{what} kernels[{k}] ({kernel['wgsl']})"
                 binds, disp = kernel.get("bindings"), kernel.get("dispatch")
-                if not isinstance(kernel.get("entry_point"), str):
-                    fail(f'manifest.json: {at}: "entry_point" must be a string')
-                if not isinstance(binds, list) or not all(_is_index(i, len(w["buffers"])) for i in binds):
+                if not all(i < len(w["buffers"]) for i in binds):
                     fail(f'manifest.json: {at}: "bindings" must be indices into buffers')
-                if not isinstance(disp, list) or not 1 <= len(disp) <= 3 or not all(_is_int(n) and n >= 0 for n in disp):
-                    fail(f'manifest.json: {at}: "dispatch" must be 1 to 3 non-negative integers')
+                if any(n > gpu.limits.get("max-compute-workgroups-per-dimension", 65535) for n in disp):
+                    fail(f"manifest.json: {at}: dispatch {disp} is over this device's maxComputeWorkgroupsPerDimension")
                 if kernel["wgsl"] not in layouts:
-                    layouts[kernel["wgsl"]] = wgsl_bindings(files[kernel["wgsl"]].decode())
+                    layouts[kernel["wgsl"]] = wgsl_bindings(_text(files, kernel["wgsl"], fail))
                 declared = layouts[kernel["wgsl"]]
                 for b, (group, space, _) in declared.items():
                     if group != 0 or space != "storage":
@@ -397,6 +405,10 @@ class _WebGPUBackend:
                         fail(f"{at}: the kernel lists binding {b}, but the shader declares no @group(0) @binding({b})")
                     if declared[b][2] == "read_write" and binds.count(i) > 1:
                         fail(f"{at}: buffers[{i}] is bound twice and written (WebGPU forbids writable aliasing)")
+        total = sum(-(-max(b["bytes"], 4) // 4) * 4 for sig in sigs.values() for b in sig["webgpu"]["buffers"])
+        if memory_limit is not None and total > memory_limit:
+            raise MemoryError(f"webtensor.load: the artifact's WebGPU buffers take {total} bytes, over "
+                              f"memory_limit={memory_limit}")
         self.created = []
         try:
             self._build(manifest, files, weights, layouts, fail)
@@ -454,7 +466,7 @@ class _WebGPUBackend:
                          "buffer": {"type": "storage" if decl[b][2] == "read_write" else "read-only-storage"}}
                         for b in range(len(kernel["bindings"]))])
                     try:
-                        module = gpu.create_shader_module(code=files[kernel["wgsl"]].decode())
+                        module = gpu.create_shader_module(code=_text(files, kernel["wgsl"], fail))
                         pipe = gpu.create_compute_pipeline(
                             layout=gpu.create_pipeline_layout(bind_group_layouts=[layout]),
                             compute={"module": module, "entry_point": kernel["entry_point"]})
@@ -634,19 +646,45 @@ class LoadedModel:
         return f"<webtensor.LoadedModel backend={self.backend!r} signatures={list(self._manifest['signatures'])}>"
 
 
-def load(path, backend: str = "auto") -> LoadedModel:
+def load(path, backend: str = "auto", *, timeout: float | None = None,
+         memory_limit: int | None = None) -> LoadedModel:
     """Load the artifact directory ``path`` (written by :func:`webtensor.export`) to run it here.
 
-    ``backend``: ``'wasm'`` (wasmtime), ``'webgpu'`` (wgpu) or ``'auto'`` (WebGPU when a device exists
-    and meets every signature's needs, else WebAssembly; ``model.backend`` says which).
+    Every byte of the artifact is treated as hostile until checked (``docs/artifact.md``, "Loading
+    untrusted artifacts"): the manifest against ``docs/artifact.schema.json``, file names (inside
+    ``path``, regular files), sizes and SHA-256 before parsing, ``module.wasm``'s imports, exports
+    and types before it is compiled, then the backend's section.
+
+    Args:
+        backend: ``'wasm'`` (wasmtime), ``'webgpu'`` (wgpu) or ``'auto'`` (WebGPU when a device exists
+            and meets every signature's needs, else WebAssembly; ``model.backend`` says which).
+        timeout: seconds a signature may run on ``'wasm'`` (wasmtime epoch interruption) before it is
+            stopped with ``TimeoutError``; ``'auto'`` with a timeout picks ``'wasm'``. None: no limit.
+        memory_limit: bytes the artifact may ask for (WebAssembly memory, or the sum of its WebGPU
+            buffers); more raises ``MemoryError`` before anything is allocated. None: the format's
+            own limit (4 GiB of WebAssembly memory).
 
     Raises:
-        ArtifactError: a damaged, malformed or wrong-version artifact, or one without code or with
-            needs beyond this device for the backend asked for (the message names what is wrong).
-        ValueError: an unknown backend. ImportError/RuntimeError: the backend is not available.
+        ArtifactError: a damaged, malformed, hostile or wrong-version artifact, or one without code or
+            with needs beyond this device for the backend asked for (the message names what is wrong);
+            also a driver that traps when run.
+        MemoryError: over ``memory_limit``. TimeoutError: (when run) a signature over ``timeout``.
+        ValueError: an unknown backend, a bad ``timeout``/``memory_limit``, or ``timeout`` with
+            ``'webgpu'`` (GPU work cannot be interrupted). ImportError/RuntimeError: the backend is
+            not available.
     """
     if backend not in ("auto", "wasm", "webgpu"):
         raise ValueError(f"webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got {backend!r}")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 1e9:
+            raise ValueError(f"webtensor.load: timeout must be a positive number of seconds, got {timeout!r}")
+        if backend == "webgpu":
+            raise ValueError("webtensor.load: timeout works on backend 'wasm' only (WebGPU work cannot be "
+                             "interrupted); use backend='wasm' or 'auto'")
+        backend = "wasm"
+    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
+                                     or memory_limit < 0):
+        raise ValueError(f"webtensor.load: memory_limit must be a number of bytes, got {memory_limit!r}")
     manifest, files, weights = read_artifact(path)
 
     def fail(msg):
@@ -661,4 +699,4 @@ def load(path, backend: str = "auto") -> LoadedModel:
         except (ImportError, RuntimeError):
             pass
     impl = _WebGPUBackend if backend == "webgpu" else _WasmBackend
-    return LoadedModel(manifest, impl(manifest, files, weights, fail))
+    return LoadedModel(manifest, impl(manifest, files, weights, fail, timeout=timeout, memory_limit=memory_limit))

@@ -9,7 +9,8 @@ one-call executables) is the same on every engine. The interface:
 - ``write(offset, buffer)``: copy a C-contiguous buffer into memory; ``read(offset, nbytes)``:
   a ``bytearray`` copy out of it; ``address(offset)``: a host address for zero-copy numpy views
   (None where the memory may move or is not addressable, as in the browser);
-- ``instantiate(module_bytes, export, nargs)``: a callable taking ``nargs`` i32 arguments;
+- ``instantiate(module_bytes, export, nargs)``: a callable taking ``nargs`` i32 arguments
+  (``WasmtimeEngine(..., interruptible=True)``: ``deadline(seconds)`` interrupts a call);
 - ``validate(module_bytes)``: raise ValueError for an invalid module.
 
 Engines:
@@ -85,12 +86,16 @@ class WasmtimeEngine:
     """
     name = "wasmtime"
 
-    def __init__(self, initial_pages: int, fma: bool | None = None):
+    def __init__(self, initial_pages: int, fma: bool | None = None, maximum_pages: int = MAX_PAGES,
+                 interruptible: bool = False):
         self.wasmtime = wasmtime = require("wasmtime", "the 'wasm' device")
         self.fma = True if fma is None else bool(fma)
         cfg = wasmtime.Config()
         cfg.wasm_simd = True
         cfg.wasm_relaxed_simd = self.fma
+        # epoch interruption: a call can be stopped from another thread (``interrupt``), at the cost of
+        # a counter check on every loop back-edge, so only engines that need it pay
+        cfg.epoch_interruption = self.interruptible = interruptible
         # reserve all 4 GiB up front and never move the memory on growth, so numpy views of
         # it stay valid (``address``); wasmtime-py without these options: no views, copies
         self.fixed_base = all(hasattr(wasmtime.Config, o) for o in ("memory_may_move", "memory_reservation"))
@@ -99,8 +104,21 @@ class WasmtimeEngine:
             cfg.memory_may_move = False
         self.engine = wasmtime.Engine(cfg)
         self.store = wasmtime.Store(self.engine)
-        self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, MAX_PAGES)))
+        if interruptible:
+            self.store.set_epoch_deadline(1 << 62)
+        self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, maximum_pages)))
         self._view = None
+
+    def deadline(self, seconds: float):
+        """Arm an interruption of the next calls after ``seconds`` (an interruptible engine): returns the
+        started ``threading.Timer``; ``cancel()`` it when the call returns. An interrupted call raises
+        ``wasmtime.Trap`` with ``trap_code == TrapCode.INTERRUPT``."""
+        import threading
+        self.store.set_epoch_deadline(1)
+        timer = threading.Timer(seconds, self.engine.increment_epoch)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     @property
     def size(self) -> int:

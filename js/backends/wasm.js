@@ -2,7 +2,8 @@
 // signature; variables, inputs and outputs live at fixed byte addresses
 // (docs/artifact.md, "WebAssembly section").
 
-import { storageBytes } from '../artifact.js';
+import { ArtifactError, storageBytes } from '../artifact.js';
+import { checkModule } from './wasm_module.js';
 import { toStorage } from '../tensor.js';
 
 const PAGE = 65536;
@@ -20,26 +21,20 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
   for (const [name, sig] of Object.entries(signatures)) {
     const w = sig.wasm;
     const what = `signature '${name}' wasm`;
-    if (w === null || typeof w !== 'object') fail(`manifest.json: ${what}: section is missing (this artifact has no WebAssembly code for it)`);
-    if (typeof w.driver !== 'string') fail(`manifest.json: ${what}: "driver" must be the exported function's name`);
-    if (!Number.isInteger(w.memory_bytes) || w.memory_bytes < 0 || w.memory_bytes > 65536 * PAGE) {
-      fail(`manifest.json: ${what}: "memory_bytes" must be an integer in [0, 4 GiB], got ${JSON.stringify(w.memory_bytes)}`);
-    }
+    if (w === undefined) fail(`manifest.json: ${what}: section is missing (this artifact has no WebAssembly code for it)`);
     memoryBytes = Math.max(memoryBytes, w.memory_bytes);
     for (const key of ['inputs', 'outputs']) {
-      if (!Array.isArray(w[key]) || w[key].length !== sig[key].length || !w[key].every((a) => Number.isInteger(a) && a >= 0)) {
+      if (w[key].length !== sig[key].length) {
         fail(`manifest.json: ${what}: "${key}" must hold one byte address per ${key.slice(0, -1)} (${sig[key].length})`);
       }
     }
     const vars = w.variables ?? {};
     for (const i of new Set([...(sig.reads ?? []), ...(sig.writes ?? [])])) {
-      if (!(String(i) in vars)) fail(`manifest.json: ${what}: no address for variable ${i} ('${variables[i].name}'), which the signature uses`);
+      if (!Object.hasOwn(vars, String(i))) fail(`manifest.json: ${what}: no address for variable ${i} ('${variables[i].name}'), which the signature uses`);
     }
     for (const [key, addr] of Object.entries(vars)) {
-      const i = Number(key);
-      if (!Number.isInteger(i) || !variables[i] || !Number.isInteger(addr) || addr < 0) {
-        fail(`manifest.json: ${what}: variables {${JSON.stringify(key)}: ${JSON.stringify(addr)}} is not {variable index: byte address}`);
-      }
+      const i = Number(key); // the schema allows only canonical decimal indices
+      if (i >= variables.length) fail(`manifest.json: ${what}: variables {"${key}": ${addr}}: there is no variable ${i}`);
       if (address.has(i) && address.get(i) !== addr) {
         fail(`manifest.json: ${what}: variable '${variables[i].name}' is at ${addr}, another signature has it at ${address.get(i)} (variables must have one address)`);
       }
@@ -62,29 +57,25 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
   }
 
   const bytes = files.get('module.wasm');
+  const pages = Math.max(1, Math.ceil(memoryBytes / PAGE));
+  try {
+    checkModule(bytes, Object.values(signatures).map((sig) => sig.wasm.driver), pages);
+  } catch (e) {
+    fail(e.message);
+  }
   let module;
   try {
-    if (!WebAssembly.validate(bytes)) await WebAssembly.compile(bytes); // throws the engine's reason
     module = await WebAssembly.compile(bytes);
   } catch (e) {
-    fail(`module.wasm is not a valid WebAssembly module (${e.message})`);
+    fail(`module.wasm is not a valid WebAssembly module (${String(e.message).slice(0, 200)})`);
   }
-  for (const imp of WebAssembly.Module.imports(module)) {
-    if (imp.module !== 'env' || imp.name !== 'memory' || imp.kind !== 'memory') {
-      fail(`module.wasm imports ${imp.module}.${imp.name} (${imp.kind}); the runtime provides only env.memory`);
-    }
-  }
-  const exported = new Set(WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name));
-  for (const [name, sig] of Object.entries(signatures)) {
-    if (!exported.has(sig.wasm.driver)) fail(`module.wasm does not export the driver function '${sig.wasm.driver}' of signature '${name}'`);
-  }
-
-  const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(memoryBytes / PAGE)) });
+  // The memory cannot grow past what the manifest declares: a driver's memory.grow returns -1.
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   let instance;
   try {
     instance = await WebAssembly.instantiate(module, { env: { memory } });
   } catch (e) {
-    fail(`module.wasm cannot be instantiated (${e.message})`);
+    fail(`module.wasm cannot be instantiated (${String(e.message).slice(0, 200)})`);
   }
   // Variables that no signature maps stay on the host.
   const host = new Map();
@@ -119,7 +110,7 @@ class WasmBackend {
     try {
       sig.driver();
     } catch (e) {
-      throw new Error(`webtensor: signature '${name}': the WebAssembly driver failed (${e.message})`);
+      throw new ArtifactError(`webtensor: signature '${name}': the WebAssembly driver trapped (${String(e.message).slice(0, 200)})`);
     }
     mem = new Uint8Array(this.memory.buffer); // a driver that grew the memory detached the old buffer
     return sig.outputs.map(([addr, n]) => mem.slice(addr, addr + n));

@@ -1,0 +1,342 @@
+// docs/artifact.schema.json as a module (browsers cannot import JSON everywhere yet).
+// Generated: python3 -m webtensor.schema --js > js/artifact_schema.js; a test checks it is current.
+export default {
+ "$schema": "https://json-schema.org/draft/2020-12/schema",
+ "$id": "https://webtensor.dev/schemas/artifact-manifest-1.json",
+ "title": "webtensor artifact manifest, format version 1",
+ "description": "manifest.json of a webtensor artifact (docs/artifact.md). Both loaders (python/artifact.py, js/artifact.js) check a manifest against this file before using any field; they implement the keywords used here and no others (python/schema.py, js/schema.js). Patterns use ASCII classes only and are anchored with ^ and $.",
+ "type": "object",
+ "required": [
+  "format",
+  "format_version",
+  "files",
+  "variables",
+  "signatures"
+ ],
+ "additionalProperties": false,
+ "properties": {
+  "format": {
+   "const": "webtensor-artifact"
+  },
+  "format_version": {
+   "const": 1
+  },
+  "webtensor_version": {
+   "type": "string",
+   "pattern": "^[0-9A-Za-z.+-]{1,64}$"
+  },
+  "files": {
+   "description": "Every file except manifest.json: a plain relative path ('/'-separated; each segment starts with a letter, digit, '_' or '-', so no '.', '..', absolute path, scheme, '%' or backslash) -> its size and SHA-256.",
+   "type": "object",
+   "required": [
+    "weights.safetensors"
+   ],
+   "maxProperties": 10000,
+   "propertyNames": {
+    "$ref": "#/$defs/file_name"
+   },
+   "additionalProperties": {
+    "type": "object",
+    "required": [
+     "bytes",
+     "sha256"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "bytes": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 4294967296
+     },
+     "sha256": {
+      "type": "string",
+      "pattern": "^[0-9a-f]{64}$"
+     }
+    }
+   }
+  },
+  "variables": {
+   "type": "array",
+   "maxItems": 100000,
+   "items": {
+    "type": "object",
+    "required": [
+     "name",
+     "dtype",
+     "shape"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "name": {
+      "$ref": "#/$defs/name"
+     },
+     "dtype": {
+      "$ref": "#/$defs/dtype"
+     },
+     "shape": {
+      "$ref": "#/$defs/shape"
+     },
+     "trainable": {
+      "type": "boolean"
+     }
+    }
+   }
+  },
+  "signatures": {
+   "type": "object",
+   "minProperties": 1,
+   "maxProperties": 256,
+   "propertyNames": {
+    "$ref": "#/$defs/name"
+   },
+   "additionalProperties": {
+    "$ref": "#/$defs/signature"
+   }
+  }
+ },
+ "$defs": {
+  "file_name": {
+   "type": "string",
+   "maxLength": 255,
+   "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
+  },
+  "name": {
+   "description": "A variable, signature, input or output name: printable ASCII, no leading '__' (no JavaScript prototype keys).",
+   "type": "string",
+   "maxLength": 256,
+   "pattern": "^(?!__)[ -~]+$"
+  },
+  "dtype": {
+   "enum": [
+    "float32",
+    "int32",
+    "bool"
+   ]
+  },
+  "shape": {
+   "type": "array",
+   "maxItems": 32,
+   "items": {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": 2147483647
+   }
+  },
+  "address": {
+   "type": "integer",
+   "minimum": 0,
+   "maximum": 4294967296
+  },
+  "index": {
+   "type": "integer",
+   "minimum": 0,
+   "maximum": 99999
+  },
+  "tensor_spec": {
+   "type": "object",
+   "required": [
+    "name",
+    "dtype",
+    "shape"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "name": {
+     "$ref": "#/$defs/name"
+    },
+    "dtype": {
+     "$ref": "#/$defs/dtype"
+    },
+    "shape": {
+     "$ref": "#/$defs/shape"
+    }
+   }
+  },
+  "signature": {
+   "type": "object",
+   "required": [
+    "inputs",
+    "outputs"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "inputs": {
+     "type": "array",
+     "maxItems": 1024,
+     "items": {
+      "$ref": "#/$defs/tensor_spec"
+     }
+    },
+    "outputs": {
+     "type": "array",
+     "maxItems": 1024,
+     "items": {
+      "$ref": "#/$defs/tensor_spec"
+     }
+    },
+    "reads": {
+     "type": "array",
+     "maxItems": 100000,
+     "items": {
+      "$ref": "#/$defs/index"
+     }
+    },
+    "writes": {
+     "type": "array",
+     "maxItems": 100000,
+     "items": {
+      "$ref": "#/$defs/index"
+     }
+    },
+    "wasm": {
+     "$ref": "#/$defs/wasm"
+    },
+    "webgpu": {
+     "$ref": "#/$defs/webgpu"
+    }
+   }
+  },
+  "wasm": {
+   "type": "object",
+   "required": [
+    "driver",
+    "memory_bytes",
+    "inputs",
+    "outputs"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "driver": {
+     "type": "string",
+     "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+    },
+    "memory_bytes": {
+     "type": "integer",
+     "minimum": 0,
+     "maximum": 4294967296
+    },
+    "inputs": {
+     "type": "array",
+     "maxItems": 1024,
+     "items": {
+      "$ref": "#/$defs/address"
+     }
+    },
+    "outputs": {
+     "type": "array",
+     "maxItems": 1024,
+     "items": {
+      "$ref": "#/$defs/address"
+     }
+    },
+    "variables": {
+     "description": "variable index (a decimal string without leading zeros) -> byte address",
+     "type": "object",
+     "maxProperties": 100000,
+     "propertyNames": {
+      "pattern": "^(0|[1-9][0-9]{0,4})$"
+     },
+     "additionalProperties": {
+      "$ref": "#/$defs/address"
+     }
+    }
+   }
+  },
+  "webgpu": {
+   "type": "object",
+   "required": [
+    "buffers",
+    "kernels"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "buffers": {
+     "type": "array",
+     "maxItems": 100000,
+     "items": {
+      "type": "object",
+      "required": [
+       "bytes",
+       "role"
+      ],
+      "additionalProperties": false,
+      "properties": {
+       "bytes": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 4294967296
+       },
+       "role": {
+        "enum": [
+         "input",
+         "output",
+         "variable",
+         "temp",
+         "const"
+        ]
+       },
+       "index": {
+        "$ref": "#/$defs/index"
+       },
+       "data": {
+        "$ref": "#/$defs/name"
+       }
+      }
+     }
+    },
+    "kernels": {
+     "type": "array",
+     "maxItems": 100000,
+     "items": {
+      "type": "object",
+      "required": [
+       "wgsl",
+       "entry_point",
+       "bindings",
+       "dispatch"
+      ],
+      "additionalProperties": false,
+      "properties": {
+       "wgsl": {
+        "$ref": "#/$defs/file_name"
+       },
+       "entry_point": {
+        "type": "string",
+        "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+       },
+       "bindings": {
+        "type": "array",
+        "maxItems": 64,
+        "items": {
+         "$ref": "#/$defs/index"
+        }
+       },
+       "dispatch": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 3,
+        "items": {
+         "type": "integer",
+         "minimum": 0,
+         "maximum": 65535
+        }
+       }
+      }
+     }
+    },
+    "required_limits": {
+     "type": "object",
+     "maxProperties": 64,
+     "propertyNames": {
+      "pattern": "^[a-z][A-Za-z0-9]{0,63}$"
+     },
+     "additionalProperties": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 9007199254740991
+     }
+    }
+   }
+  }
+ }
+};
