@@ -176,5 +176,14 @@ export declare function writeSafetensors(
 /** The runtime's version. */
 export declare const VERSION: string;
 /** The artifact format this runtime reads: "webtensor-artifact", version 1. */
+/**
+ * A damaged, malformed, hostile or unsupported artifact (`name` is
+ * 'ArtifactError', as the Python runtime's class): what `load` rejects with,
+ * and what a run rejects with when the WebAssembly driver traps.
+ */
+export declare class ArtifactError extends Error {
+  readonly name: 'ArtifactError';
+}
+
 export declare const FORMAT: string;
 export declare const FORMAT_VERSION: number;

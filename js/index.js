@@ -13,14 +13,24 @@ import { loadModel } from './model.js';
 export { Model, VERSION } from './model.js';
 export { Tensor, tensor } from './tensor.js';
 export { parseSafetensors, writeSafetensors } from './safetensors.js';
-export { FORMAT, FORMAT_VERSION } from './artifact.js';
+export { ArtifactError, FORMAT, FORMAT_VERSION } from './artifact.js';
 
 /**
  * Load an artifact: `source` is the URL of its directory (relative URLs
  * resolve against the page) or an object {'manifest.json': Uint8Array, ...};
- * `options`: {backend: 'auto' | 'webgpu' | 'wasm', gpu, device}. Resolves to
+ * `options`: {backend: 'auto' | 'webgpu' | 'wasm', gpu, device, worker,
+ * timeout} (`worker: true` runs the WebAssembly in a module Web Worker;
+ * `timeout` ms then bounds each call: see loadModel in model.js). Resolves to
  * a Model; rejects with an Error naming the damaged file or missing backend.
  */
 export function load(source, options) {
-  return loadModel(source, options, urlReader);
+  return loadModel(source, options, urlReader, spawnWorker);
+}
+
+/** The Worker of `load(source, {worker: true})`: a module Web Worker running js/worker.js. */
+function spawnWorker() {
+  if (typeof Worker !== 'function') {
+    throw new Error("webtensor.load: `worker: true` needs Web Workers, which this environment lacks (no global Worker; in Node use the package's Node entry, 'webtensor')");
+  }
+  return new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 }

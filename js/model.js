@@ -2,8 +2,9 @@
 // its variables. Every call that touches the backend is queued, so calls run
 // one at a time in the order they were made.
 
-import { objectReader, readArtifact } from './artifact.js';
+import { ArtifactError, objectReader, readArtifact } from './artifact.js';
 import { createWasmBackend } from './backends/wasm.js';
+import { MAX_TIMEOUT_MS, createWorkerBackend } from './backends/worker.js';
 import { createWebGPUBackend, webgpuShortfall } from './backends/webgpu.js';
 import { writeSafetensors } from './safetensors.js';
 import { ARRAY_TYPES, Tensor, dtypeOfArray, fromStorage, sizeOf, toStorage } from './tensor.js';
@@ -152,18 +153,18 @@ export class Model {
       if (i < 0) throw new Error(`webtensor: setWeights: no variable '${name}' (variables: ${vars.map((v) => `'${v.name}'`).join(', ')})`);
       return [i, checkValue(value, vars[i], `setWeights: variable '${name}'`).slice()];
     });
-    return this._serial('setWeights', (backend) => {
-      for (const [i, data] of writes) backend.writeVariable(i, data);
+    return this._serial('setWeights', async (backend) => {
+      for (const [i, data] of writes) await backend.writeVariable(i, data); // a worker backend's writes are requests
     });
   }
 
   /** Resolves to safetensors bytes (Uint8Array) of every variable, as python/safetensors_io.save writes them. */
   async saveWeights() {
     const weights = await this.getWeights();
-    const tensors = {};
+    const tensors = new Map();
     for (const v of this._manifest.variables) {
       const data = weights[v.name].dataSync();
-      tensors[v.name] = { dtype: v.dtype, shape: v.shape, bytes: data };
+      tensors.set(v.name, { dtype: v.dtype, shape: v.shape, bytes: data });
     }
     return writeSafetensors(tensors, { format: 'webtensor-weights', format_version: '1', webtensor_version: VERSION });
   }
@@ -200,12 +201,38 @@ function adapterInfoOf(adapter, device) {
  * else WebAssembly), 'webgpu' or 'wasm'; `options.gpu`: a GPU object
  * (default navigator.gpu); `options.device`: a GPUDevice to use instead of
  * requesting one (not destroyed by dispose()).
+ * `options.worker`: true runs the model's WebAssembly in a Worker (a module
+ * Web Worker in browsers, worker_threads in Node; `spawnWorker()` from the
+ * entry point creates it): the artifact is checked here, then its module and
+ * weights go to the worker, and every call becomes a message (backend 'wasm',
+ * or 'auto', which then means wasm; 'webgpu' in a worker is not supported
+ * yet). `options.timeout`: with `worker: true`, a limit in ms for loading
+ * (compiling and instantiating module.wasm, once the worker has started) and
+ * for each later request (a signature run, reading or writing variables); a
+ * request over it terminates the worker and rejects with an Error named
+ * 'TimeoutError', and the model's later calls reject (dispose() still works).
+ * A timeout needs `worker: true`: WebAssembly on the main thread cannot be
+ * interrupted.
  */
-export async function loadModel(source, options = {}, readerFor) {
+export async function loadModel(source, options = {}, readerFor, spawnWorker) {
   const backend = options.backend ?? 'auto';
   if (!['auto', 'wasm', 'webgpu'].includes(backend)) {
     throw new Error(`webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(backend)}`);
   }
+  const { worker = false, timeout } = options;
+  if (typeof worker !== 'boolean') throw new Error(`webtensor.load: worker must be true or false, got ${JSON.stringify(worker)}`);
+  if (timeout !== undefined) {
+    if (!worker) {
+      throw new Error('webtensor.load: `timeout` needs `worker: true`: WebAssembly running on the main thread cannot be interrupted, so the model must run in a Worker that can be terminated');
+    }
+    if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_TIMEOUT_MS)) {
+      throw new Error(`webtensor.load: timeout must be a number of milliseconds in (0, ${MAX_TIMEOUT_MS}], got ${typeof timeout === 'number' ? timeout : JSON.stringify(timeout)}`);
+    }
+  }
+  if (worker && backend === 'webgpu') {
+    throw new Error("webtensor.load: `worker: true` runs WebAssembly only; backend 'webgpu' in a worker is not supported yet (use backend 'wasm' or 'auto' with worker: true, or drop worker)");
+  }
+  if (worker && typeof spawnWorker !== 'function') throw new Error('webtensor.load: `worker: true` needs an entry point that can create workers');
   let read, where;
   if (typeof source === 'string' || typeof source?.href === 'string') { // a string, URL or Location
     const location = typeof source === 'string' ? source : source.href;
@@ -218,7 +245,8 @@ export async function loadModel(source, options = {}, readerFor) {
     throw new Error(`webtensor.load: source must be a URL or path string or an object {'manifest.json': bytes, ...}, got ${Object.prototype.toString.call(source)}`);
   }
   const artifact = await readArtifact(read, where);
-  const fail = (msg) => { throw new Error(`webtensor: artifact ${where}: ${msg}`); };
+  const fail = (msg) => { throw new ArtifactError(`webtensor: artifact ${where}: ${msg}`); };
+  if (worker) return new Model(artifact.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout }), null);
 
   let adapter = null;
   const device = options.device ?? null;

@@ -2,23 +2,59 @@
 // file system. `load(source)` reads a path (or a file: URL) with `fs`, and
 // fetches http(s): URLs like the browser entry.
 
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { urlReader } from './artifact.js';
+import { ArtifactError, urlReader } from './artifact.js';
 import { loadModel } from './model.js';
 
 export * from './index.js';
 
-/** A reader for an artifact directory on disk: name -> Uint8Array, or null if missing. */
+/**
+ * A reader for an artifact directory on disk: `read(name, maxBytes)` resolves
+ * to the file's bytes (at most maxBytes + 1), or null if missing. The file's
+ * real path (symlinks resolved) must stay inside the directory's, and be a
+ * regular file: it is opened without following a final symlink and without
+ * blocking (a FIFO cannot hang the loader), and never read past maxBytes + 1.
+ */
 function fileReader(dir) {
-  return async (name) => {
+  let root = null;
+  return async (name, maxBytes) => {
+    root ??= await realpath(dir).catch((e) => {
+      throw new ArtifactError(e.code === 'ENOENT' ? 'the artifact directory does not exist' : `the artifact directory cannot be read (${e.code})`);
+    });
+    let real;
     try {
-      return new Uint8Array(await readFile(join(dir, name)));
+      real = await realpath(join(root, ...name.split('/')));
     } catch (e) {
       if (e.code === 'ENOENT') return null;
-      throw e;
+      throw new ArtifactError(`${name} cannot be opened (${e.code})`);
+    }
+    if (real !== root && !real.startsWith(root.endsWith(sep) ? root : root + sep)) {
+      throw new ArtifactError(`${name} resolves outside the artifact directory`);
+    }
+    let file;
+    try {
+      file = await open(real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    } catch (e) {
+      if (e.code === 'ENOENT') return null;
+      throw new ArtifactError(`${name} cannot be opened (${e.code})`);
+    }
+    try {
+      const info = await file.stat();
+      if (!info.isFile()) throw new ArtifactError(`${name} is not a regular file`);
+      const out = new Uint8Array(Math.min(info.size, maxBytes + 1));
+      let n = 0;
+      while (n < out.length) {
+        const { bytesRead } = await file.read(out, n, out.length - n, n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+      }
+      return out.subarray(0, n);
+    } finally {
+      await file.close();
     }
   };
 }
@@ -26,11 +62,18 @@ function fileReader(dir) {
 /**
  * Load an artifact from a directory path, a file: or http(s): URL, or an
  * object {'manifest.json': Uint8Array, ...}; options as in the browser entry
- * (in Node pass `gpu: create([])` from the npm 'webgpu' package for WebGPU).
+ * (in Node pass `gpu: create([])` from the npm 'webgpu' package for WebGPU;
+ * `worker: true` runs the WebAssembly in a worker_threads Worker, which
+ * `timeout` ms can stop).
  */
 export function load(source, options) {
   return loadModel(source, options, (location) => {
     if (/^https?:/i.test(location)) return urlReader(location);
     return fileReader(location.startsWith('file:') ? fileURLToPath(location) : location);
-  });
+  }, spawnWorker);
+}
+
+/** The Worker of `load(source, {worker: true})`: a worker_threads Worker running js/worker.js. */
+async function spawnWorker() {
+  return new (await import('node:worker_threads')).Worker(new URL('./worker.js', import.meta.url));
 }
