@@ -1,21 +1,27 @@
 """``webtensor.load``: read, check and run an exported artifact (``docs/artifact.md``) in Python.
 
-The same checks as the JS runtime (``js/artifact.js``), before anything is created: the manifest's
-format and version, every listed file's presence, size and SHA-256, the manifest's structure, the
-weights (every variable present with its dtype and shape), then the chosen backend's section.
-Any failure raises :class:`ArtifactError` naming the file or variable and what is wrong, and
-nothing is left half-loaded.
+An artifact is code and data from somewhere else, so every byte is hostile until checked, with the
+same checks as the JS runtime (``js/artifact.js``) and before anything is created: manifest.json
+(at most 16 MiB of UTF-8 JSON) against ``docs/artifact.schema.json`` (``schema.py``); each listed
+file's path (its real path inside the artifact directory, a regular file), size (before reading)
+and SHA-256 (before parsing); the references between sections; the weights; then the chosen
+backend's section, and for ``'wasm'`` the module's imports, exports and function types
+(``wasm/module_check.py``) before it is compiled. Any failure raises :class:`ArtifactError` naming
+the file or variable and what is wrong (never the size, hash or contents of a file that failed a
+check), and nothing is left half-loaded.
 
 Backends: ``'wasm'`` instantiates ``module.wasm`` in ``wasmtime`` with one memory of the
-signatures' largest ``memory_bytes``, copies the variables to their addresses once, and each
-run writes the inputs, calls the signature's driver and copies the outputs out. ``'webgpu'`` (on
-``webtensor.get_device('webgpu')``'s wgpu device) creates the variable buffers once, each
-signature's buffers, pipelines and bind groups once, and each run writes the inputs, encodes
-every dispatch in one compute pass of one command encoder, copies the outputs to a staging
-buffer, submits once and maps it. Requires numpy, and wasmtime or wgpu for the backend used.
+signatures' largest ``memory_bytes`` (also its maximum: a driver cannot grow it), copies the
+variables to their addresses once, and each run writes the inputs, calls the signature's driver
+(optionally under a deadline: wasmtime epoch interruption) and copies the outputs out. ``'webgpu'``
+(on ``webtensor.get_device('webgpu')``'s wgpu device) creates the variable buffers once, each
+signature's buffers, pipelines and bind groups once, and each run writes the inputs, encodes every
+dispatch in one compute pass of one command encoder, copies the outputs to a staging buffer,
+submits once and maps it. Requires numpy, and wasmtime or wgpu for the backend used.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -53,21 +59,43 @@ def _is_index(v, n) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n
 
 
-def _read_file(root: str, name: str, nbytes: int | None, fail) -> bytes:
+def _reason(e: Exception) -> str:
+    """An engine error's cause in one line (wasmtime puts it last, after a backtrace)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(e).__name__
+
+
+def _read_file(root: str, name: str, nbytes: int | None, fail, dirs: dict) -> bytes:
     """The bytes of ``name`` (a schema-checked relative name) in the directory ``root`` (a real path):
     its real path must stay inside ``root`` and be a regular file of exactly ``nbytes`` bytes (at most
-    :data:`MAX_MANIFEST_BYTES` when None). Opened without following a final symlink and without
-    blocking (a FIFO cannot hang the loader); never reads more than the expected size."""
-    real = os.path.realpath(os.path.join(root, *name.split("/")))
-    if os.path.commonpath([root, real]) != root:
-        fail(f"{name} resolves outside the artifact directory")
+    :data:`MAX_MANIFEST_BYTES` when None). Opened without following a final symlink (one is resolved
+    and checked first) and without blocking (a FIFO cannot hang the loader); never reads more than
+    the expected size. ``dirs`` caches the real paths of folders."""
+    def inside(real):
+        return real == root or real.startswith(root + os.sep)
+    parent, _, leaf = name.rpartition("/")
+    if parent not in dirs:
+        dirs[parent] = os.path.realpath(os.path.join(root, *parent.split("/"))) if parent else root
+    path = os.path.join(dirs[parent], leaf)
+    if not hasattr(os, "O_NOFOLLOW"):
+        path = os.path.realpath(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(real, flags)
-    except FileNotFoundError:
-        fail(f"{name} is missing")
-    except OSError as e:
-        fail(f"{name} cannot be opened ({e.strerror})")
+
+    def opened(path):
+        if not inside(path):
+            fail(f"{name} resolves outside the artifact directory")
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            fail(f"{name} is missing")
+        except OSError as e:
+            if e.errno == errno.ELOOP and path == plain:
+                return None
+            fail(f"{name} cannot be opened ({e.strerror})")
+    plain = path
+    fd = opened(path)
+    if fd is None:                              # the name is a symlink: follow it, then check again
+        fd = opened(os.path.realpath(path))
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -100,7 +128,8 @@ def read_artifact(path):
     if not os.path.isdir(where):
         fail("is not a directory")
     root = os.path.realpath(where)
-    text = _read_file(root, "manifest.json", None, fail)
+    dirs: dict[str, str] = {}
+    text = _read_file(root, "manifest.json", None, fail, dirs)
     try:
         manifest = loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
@@ -116,7 +145,7 @@ def read_artifact(path):
         fail(f"manifest.json: {e}")
     files = {}
     for name, info in manifest["files"].items():
-        data = _read_file(root, name, info["bytes"], fail)
+        data = _read_file(root, name, info["bytes"], fail, dirs)
         if hashlib.sha256(data).hexdigest() != info["sha256"]:
             fail(f"{name}: its SHA-256 is not the one the manifest lists (damaged file?)")
         files[name] = data
@@ -241,11 +270,11 @@ class _WasmBackend:
         try:
             module = wasmtime.Module(eng.engine, files["module.wasm"])
         except Exception as e:
-            fail(f"module.wasm is not a valid WebAssembly module ({str(e).strip().splitlines()[0][:200]})")
+            fail(f"module.wasm is not a valid WebAssembly module ({_reason(e)})")
         try:
             inst = wasmtime.Instance(eng.store, module, [eng.memory])
         except Exception as e:
-            fail(f"module.wasm cannot be instantiated ({str(e).strip().splitlines()[0][:200]})")
+            fail(f"module.wasm cannot be instantiated ({_reason(e)})")
         self.variables, self.address, self.timeout = variables, address, timeout
         # check_module proved every driver is () -> (): the unchecked fast call is safe
         self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
@@ -270,7 +299,7 @@ class _WasmBackend:
                 raise TimeoutError(f"webtensor: signature '{name}' did not finish within {self.timeout} s (the "
                                    "variables it writes may be partly updated)") from None
             raise ArtifactError(f"webtensor: signature '{name}': the WebAssembly driver trapped "
-                                f"({str(e).strip().splitlines()[0][:200]})") from None
+                                f"({_reason(e)})") from None
         finally:
             if timer is not None:
                 timer.cancel()
@@ -472,7 +501,7 @@ class _WebGPUBackend:
                             compute={"module": module, "entry_point": kernel["entry_point"]})
                     except Exception as e:
                         fail(f"signature '{name}' webgpu kernels[{k}] ({kernel['wgsl']}): cannot create the "
-                             f"pipeline ({str(e).strip().splitlines()[0] if str(e).strip() else e})")
+                             f"pipeline ({_reason(e)})")
                     pipelines[key] = (pipe, layout)
                 pipe, layout = pipelines[key]
                 group = gpu.create_bind_group(layout=layout, entries=[
