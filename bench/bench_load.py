@@ -2,18 +2,20 @@
 
     python3 bench/bench_load.py [--baseline REV] [--repeat N]
 
-Exports the digits MLP (784-wide input made of 8x8 digits flattened is small; we use a wider MLP so
-the weights dominate: 64-512-512-10, about 1.1 MB of weights plus Adam slots) and a small CNN, then
+Exports an MLP 64-512-512-10 (3.7 MB with its Adam slots: weights dominate) and a small CNN (many
+kernels: the manifest dominates), then
 times ``webtensor.load(path, backend='wasm')`` (read, hash, check, compile, instantiate) with this
 tree's loader and with ``python/artifact.py`` as of ``REV`` (default: the commit before issue 11's
-work), both in this process on the same files, alternating, best of N. Prints both and the ratio.
-Also prints the cost of the checks alone (schema, module check) for scale.
+work), both in this process on the same files, alternating, best of N. Prints both and the ratio,
+the cost of the checks alone (schema, module check) for scale, and the same comparison for the
+npm runtime in Node (``bench/bench_load.mjs``; the baseline's ``js/`` from ``git archive``).
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,13 +26,14 @@ from common import row
 import webtensor as wt
 
 BASELINE = "497b9db"
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 
 
 def baseline_loader(rev: str):
     """``python/artifact.py`` at ``rev`` as the module ``webtensor._artifact_baseline`` (its relative
     imports resolve inside the installed package)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    src = subprocess.run(["git", "-C", root, "show", f"{rev}:python/artifact.py"], check=True,
+    src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:python/artifact.py"], check=True,
                          capture_output=True, text=True).stdout
     spec = importlib.util.spec_from_loader("webtensor._artifact_baseline", loader=None)
     mod = importlib.util.module_from_spec(spec)
@@ -70,6 +73,13 @@ def main():
     from webtensor.schema import artifact_schema, loads, validate
     from webtensor.wasm.module_check import check_module
     with tempfile.TemporaryDirectory() as tmp:
+        node_base = None
+        if shutil.which("node"):     # the npm runtime at the baseline, beside this tree's
+            node_base = os.path.join(tmp, "baseline")
+            os.makedirs(node_base)
+            archive = subprocess.run(["git", "-C", ROOT, "archive", args.baseline, "js", "package.json"],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", node_base], input=archive, check=True)
         for name, model in models().items():
             path = os.path.join(tmp, name.split()[0])
             with wt.device("reference"):
@@ -87,6 +97,9 @@ def main():
             schema = best(lambda: validate(loads(text), artifact_schema()), args.repeat)
             module = best(lambda: check_module(wasm, drivers, 1 << 14), args.repeat)
             row("  of which: schema check, module check", {"schema": schema * 1e3, "module": module * 1e3}, "ms")
+            if node_base:
+                subprocess.run(["node", os.path.join(HERE, "bench_load.mjs"), path, node_base, name, str(args.repeat)],
+                               check=True)
 
 
 if __name__ == "__main__":

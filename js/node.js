@@ -21,27 +21,48 @@ export * from './index.js';
  */
 function fileReader(dir) {
   let root = null;
+  const dirs = new Map(); // folder name -> its real path
+  const inside = (real) => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+  const opened = async (name, path, plain) => {
+    if (!inside(path)) throw new ArtifactError(`${name} resolves outside the artifact directory`);
+    try {
+      return await open(path, flags);
+    } catch (e) {
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null;
+      if (e.code === 'ELOOP' && plain) return undefined; // a symlink: resolved and checked by the caller
+      throw new ArtifactError(`${name} cannot be opened (${e.code})`);
+    }
+  };
   return async (name, maxBytes) => {
     root ??= await realpath(dir).catch((e) => {
       throw new ArtifactError(e.code === 'ENOENT' ? 'the artifact directory does not exist' : `the artifact directory cannot be read (${e.code})`);
     });
-    let real;
+    const cut = name.lastIndexOf('/');
+    const folder = cut < 0 ? '' : name.slice(0, cut);
+    if (!dirs.has(folder)) {
+      dirs.set(folder, folder ? realpath(join(root, ...folder.split('/'))).catch((e) => (e.code === 'ENOENT' ? null : Promise.reject(e))) : Promise.resolve(root));
+    }
+    let parent;
     try {
-      real = await realpath(join(root, ...name.split('/')));
+      parent = await dirs.get(folder);
     } catch (e) {
-      if (e.code === 'ENOENT') return null;
       throw new ArtifactError(`${name} cannot be opened (${e.code})`);
     }
-    if (real !== root && !real.startsWith(root.endsWith(sep) ? root : root + sep)) {
-      throw new ArtifactError(`${name} resolves outside the artifact directory`);
+    if (parent === null) return null;
+    const path = join(parent, name.slice(cut + 1));
+    let file = await opened(name, path, true);
+    if (file === undefined) {
+      let real;
+      try {
+        real = await realpath(path);
+      } catch (e) {
+        if (e.code === 'ENOENT') return null;
+        throw new ArtifactError(`${name} cannot be opened (${e.code})`);
+      }
+      file = await opened(name, real, false);
     }
-    let file;
-    try {
-      file = await open(real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
-    } catch (e) {
-      if (e.code === 'ENOENT') return null;
-      throw new ArtifactError(`${name} cannot be opened (${e.code})`);
-    }
+    if (file === null) return null;
     try {
       const info = await file.stat();
       if (!info.isFile()) throw new ArtifactError(`${name} is not a regular file`);

@@ -44,53 +44,111 @@ function regex(pattern) {
   return patterns.get(pattern);
 }
 
-/**
- * Check `value` against `schema` (`root` resolves `$ref`). Throws a
- * SchemaError at the first mismatch (depth-first, object keys in order).
- */
-export function validate(value, schema, root = schema, path = '') {
+const plans = new WeakMap(); // schema node -> its keywords, read and checked once
+
+// A mismatch inside `check`: each enclosing array or object adds its path segment (built only on failure).
+class Mismatch extends Error {
+  constructor(problem) {
+    super(problem);
+    this.segments = [];
+  }
+}
+const keyOf = (key) => (PLAIN.test(key) ? key : show(key));
+const get = (o, k) => (own(o, k) ? o[k] : undefined);
+
+function planOf(schema, root) {
+  let plan = plans.get(schema);
+  if (plan) return plan;
   for (const k of Object.keys(schema)) if (!KEYWORDS.has(k)) throw new Error(`schema keyword ${k} is not supported`);
-  if (own(schema, '$ref')) {
-    const ref = schema.$ref;
-    if (!ref.startsWith('#/$defs/')) throw new Error(`schema: unsupported $ref ${ref}`);
-    validate(value, root.$defs[ref.slice('#/$defs/'.length)], root, path);
-  }
+  const ref = get(schema, '$ref');
+  if (ref !== undefined && !ref.startsWith('#/$defs/')) throw new Error(`schema: unsupported $ref ${ref}`);
+  const extra = get(schema, 'additionalProperties');
+  plan = {
+    ref: ref === undefined ? null : root.$defs[ref.slice('#/$defs/'.length)],
+    type: get(schema, 'type'), hasConst: own(schema, 'const'), const: schema.const, enum: get(schema, 'enum'),
+    minimum: get(schema, 'minimum'), maximum: get(schema, 'maximum'), maxLength: get(schema, 'maxLength'),
+    pattern: get(schema, 'pattern'), regex: own(schema, 'pattern') ? regex(schema.pattern) : null,
+    minItems: get(schema, 'minItems'), maxItems: get(schema, 'maxItems'), items: get(schema, 'items'),
+    minProperties: get(schema, 'minProperties'), maxProperties: get(schema, 'maxProperties'),
+    required: get(schema, 'required') ?? [], props: new Map(Object.entries(get(schema, 'properties') ?? {})),
+    extra: extra !== null && typeof extra === 'object' ? extra : extra === false ? false : null,
+    names: get(schema, 'propertyNames'),
+  };
+  plans.set(schema, plan);
+  return plan;
+}
+
+function check(value, schema, root) {
+  const p = planOf(schema, root);
+  if (p.ref) check(value, p.ref, root);
   const kind = typeOf(value);
-  const fail = (problem) => { throw new SchemaError(path, problem); };
-  if (own(schema, 'type')) {
-    const want = schema.type;
-    if (!(kind === want || (want === 'number' && kind === 'integer'))) {
-      fail(`must be ${'aeiou'.includes(want[0]) ? 'an' : 'a'} ${want}, got ${show(value)}`);
-    }
+  const fail = (problem) => { throw new Mismatch(problem); };
+  if (p.type !== undefined && !(kind === p.type || (p.type === 'number' && kind === 'integer'))) {
+    fail(`must be ${'aeiou'.includes(p.type[0]) ? 'an' : 'a'} ${p.type}, got ${show(value)}`);
   }
-  if (own(schema, 'const') && !same(value, schema.const)) fail(`must be ${show(schema.const)}, got ${show(value)}`);
-  if (own(schema, 'enum') && !schema.enum.some((e) => same(value, e))) {
-    fail(`must be one of ${schema.enum.map(show).join(', ')}, got ${show(value)}`);
-  }
+  if (p.hasConst && !same(value, p.const)) fail(`must be ${show(p.const)}, got ${show(value)}`);
+  if (p.enum !== undefined && !p.enum.some((e) => same(value, e))) fail(`must be one of ${p.enum.map(show).join(', ')}, got ${show(value)}`);
   if (kind === 'integer' || kind === 'number') {
-    if (own(schema, 'minimum') && value < schema.minimum) fail(`must be at least ${schema.minimum}, got ${show(value)}`);
-    if (own(schema, 'maximum') && value > schema.maximum) fail(`must be at most ${schema.maximum}, got ${show(value)}`);
+    if (p.minimum !== undefined && value < p.minimum) fail(`must be at least ${p.minimum}, got ${show(value)}`);
+    if (p.maximum !== undefined && value > p.maximum) fail(`must be at most ${p.maximum}, got ${show(value)}`);
   } else if (kind === 'string') {
-    if (own(schema, 'maxLength') && [...value].length > schema.maxLength) fail(`must be at most ${schema.maxLength} characters long`);
-    if (own(schema, 'pattern') && !regex(schema.pattern).test(value)) fail(`${show(value)} does not match ${schema.pattern}`);
+    // code points, as JSON Schema (and Python's len) count them
+    if (p.maxLength !== undefined && value.length > p.maxLength && [...value].length > p.maxLength) fail(`must be at most ${p.maxLength} characters long`);
+    if (p.regex && !p.regex.test(value)) fail(`${show(value)} does not match ${p.pattern}`);
   } else if (kind === 'array') {
-    if (own(schema, 'minItems') && value.length < schema.minItems) fail(`must have at least ${schema.minItems} items, got ${value.length}`);
-    if (own(schema, 'maxItems') && value.length > schema.maxItems) fail(`must have at most ${schema.maxItems} items, got ${value.length}`);
-    if (own(schema, 'items')) value.forEach((item, i) => validate(item, schema.items, root, `${path}[${i}]`));
+    if (p.minItems !== undefined && value.length < p.minItems) fail(`must have at least ${p.minItems} items, got ${value.length}`);
+    if (p.maxItems !== undefined && value.length > p.maxItems) fail(`must have at most ${p.maxItems} items, got ${value.length}`);
+    if (p.items !== undefined) {
+      for (let i = 0; i < value.length; i++) {
+        try {
+          check(value[i], p.items, root);
+        } catch (e) {
+          if (e instanceof Mismatch) e.segments.push(`[${i}]`);
+          throw e;
+        }
+      }
+    }
   } else if (kind === 'object') {
     const keys = Object.keys(value);
-    if (own(schema, 'minProperties') && keys.length < schema.minProperties) fail(`must have at least ${schema.minProperties} entries, got ${keys.length}`);
-    if (own(schema, 'maxProperties') && keys.length > schema.maxProperties) fail(`must have at most ${schema.maxProperties} entries, got ${keys.length}`);
-    for (const key of schema.required ?? []) if (!own(value, key)) fail(`${JSON.stringify(key)} is missing`);
-    const props = schema.properties ?? {};
-    const extra = schema.additionalProperties;
+    if (p.minProperties !== undefined && keys.length < p.minProperties) fail(`must have at least ${p.minProperties} entries, got ${keys.length}`);
+    if (p.maxProperties !== undefined && keys.length > p.maxProperties) fail(`must have at most ${p.maxProperties} entries, got ${keys.length}`);
+    for (const key of p.required) if (!own(value, key)) fail(`${JSON.stringify(key)} is missing`);
     for (const key of keys) {
-      const seg = PLAIN.test(key) ? key : show(key);
-      const at = path ? `${path}.${seg}` : seg;
-      if (own(schema, 'propertyNames')) validate(key, schema.propertyNames, root, `${at} (name)`);
-      if (own(props, key)) validate(value[key], props[key], root, at);
-      else if (extra === false) fail(`unknown entry ${show(key)}`);
-      else if (extra !== null && typeof extra === 'object') validate(value[key], extra, root, at);
+      if (p.names !== undefined) {
+        try {
+          check(key, p.names, root);
+        } catch (e) {
+          if (e instanceof Mismatch) e.segments.push(' (name)', `.${keyOf(key)}`);
+          throw e;
+        }
+      }
+      let sub = p.props.get(key) ?? null;
+      if (sub === null) {
+        if (p.extra === false) fail(`unknown entry ${show(key)}`);
+        sub = p.extra;
+      }
+      if (sub !== null) {
+        try {
+          check(value[key], sub, root);
+        } catch (e) {
+          if (e instanceof Mismatch) e.segments.push(`.${keyOf(key)}`);
+          throw e;
+        }
+      }
     }
+  }
+}
+
+/**
+ * Check `value` against `schema`. Throws a SchemaError at the first mismatch
+ * (depth-first, object keys in order), and an Error for a schema keyword this
+ * checker does not implement.
+ */
+export function validate(value, schema) {
+  try {
+    check(value, schema, schema);
+  } catch (e) {
+    if (!(e instanceof Mismatch)) throw e;
+    throw new SchemaError(e.segments.reverse().join('').replace(/^\./, ''), e.message);
   }
 }
