@@ -154,6 +154,14 @@ export async function readArtifact(read, where) {
   }));
 
   checkManifest(manifest, fail);
+  for (const [name, data] of files) { // WGSL sources: strict UTF-8 (a byte order mark is kept, and refused by WGSL)
+    if (name === 'module.wasm' || name === 'weights.safetensors') continue;
+    try {
+      new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(data);
+    } catch {
+      fail(`${name} is not UTF-8 text`);
+    }
+  }
   const weights = checkWeights(manifest, files, fail);
   return { manifest, files, weights };
 }

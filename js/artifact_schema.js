@@ -35,24 +35,16 @@ export default {
    "propertyNames": {
     "$ref": "#/$defs/file_name"
    },
-   "additionalProperties": {
-    "type": "object",
-    "required": [
-     "bytes",
-     "sha256"
-    ],
-    "additionalProperties": false,
-    "properties": {
-     "bytes": {
-      "type": "integer",
-      "minimum": 0,
-      "maximum": 4294967296
-     },
-     "sha256": {
-      "type": "string",
-      "pattern": "^[0-9a-f]{64}$"
-     }
+   "properties": {
+    "weights.safetensors": {
+     "$ref": "#/$defs/file_entry"
+    },
+    "module.wasm": {
+     "$ref": "#/$defs/module_entry"
     }
+   },
+   "additionalProperties": {
+    "$ref": "#/$defs/wgsl_entry"
    }
   },
   "variables": {
@@ -95,6 +87,44 @@ export default {
   }
  },
  "$defs": {
+  "file_entry": {
+   "description": "A listed file: its size in bytes (weights at most 4 GiB, the WebAssembly memory's size) and SHA-256 (lowercase hex).",
+   "type": "object",
+   "required": [
+    "bytes",
+    "sha256"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "bytes": {
+     "type": "integer",
+     "minimum": 0,
+     "maximum": 4294967296
+    },
+    "sha256": {
+     "type": "string",
+     "pattern": "^[0-9a-f]{64}$"
+    }
+   }
+  },
+  "module_entry": {
+   "description": "module.wasm: at most 1 GiB (V8's limit on a module).",
+   "$ref": "#/$defs/file_entry",
+   "properties": {
+    "bytes": {
+     "maximum": 1073741824
+    }
+   }
+  },
+  "wgsl_entry": {
+   "description": "Any other file (WGSL source): at most 64 MiB.",
+   "$ref": "#/$defs/file_entry",
+   "properties": {
+    "bytes": {
+     "maximum": 67108864
+    }
+   }
+  },
   "file_name": {
    "type": "string",
    "maxLength": 255,

@@ -69,7 +69,8 @@ function fileReader(dir) {
       const out = new Uint8Array(Math.min(info.size, maxBytes + 1));
       let n = 0;
       while (n < out.length) {
-        const { bytesRead } = await file.read(out, n, out.length - n, n);
+        // in chunks: one read of 2 GiB or more aborts Node (its length must be an int32)
+        const { bytesRead } = await file.read(out, n, Math.min(out.length - n, 2 ** 30), n);
         if (bytesRead === 0) break;
         n += bytesRead;
       }

@@ -20,6 +20,32 @@ const isShape = (s) => Array.isArray(s) && s.every((d) => Number.isInteger(d) &&
 const count = (shape) => shape.reduce((a, b) => a * b, 1);
 
 /**
+ * The first key that a JSON object's text (already parsed, so well-formed)
+ * repeats at its top level, or null. JSON.parse keeps the last of duplicates
+ * silently; a header naming a tensor twice is refused instead (as Python's
+ * reader does), so the two runtimes never read different tensors.
+ */
+function duplicateKey(text) {
+  const seen = new Set();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && /^\s*:/.test(text.slice(j + 1, j + 64))) {
+        const key = JSON.parse(text.slice(i, j + 1));
+        if (seen.has(key)) return key;
+        seen.add(key);
+      }
+      i = j;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return null;
+}
+
+/**
  * Parse safetensors bytes (a Uint8Array). Returns `{tensors, metadata}`:
  * `tensors` is a Map name -> {dtype (webtensor name), shape, bytes (a
  * Uint8Array view into `bytes`)}. Throws an Error starting with `what` for a
@@ -33,13 +59,17 @@ export function parseSafetensors(bytes, what = 'safetensors') {
   const n = Number(view.getBigUint64(0, true));
   if (n > MAX_HEADER) fail(`header length ${n} is over the ${MAX_HEADER}-byte limit (damaged file?)`);
   if (8 + n > bytes.length) fail(`header length ${n} runs past the end of the data (${bytes.length} bytes; truncated file?)`);
-  let header;
+  let header, text;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    // ignoreBOM keeps a byte order mark, which JSON.parse then refuses (as Python's json does)
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + n));
+    header = JSON.parse(text);
   } catch (e) {
     fail(`header is not valid UTF-8 JSON (${e.message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
+  const twice = duplicateKey(text);
+  if (twice !== null) fail(`duplicate key ${JSON.stringify(twice)} in safetensors header`);
   const metadata = header.__metadata__ ?? {};
   delete header.__metadata__;
   if (typeof metadata !== 'object' || Array.isArray(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) {

@@ -35,7 +35,12 @@ function typeOf(v) {
 const same = (a, b) => typeOf(a) === typeOf(b) && a === b;
 
 function show(v) {
-  const text = JSON.stringify(v) ?? String(v);
+  let text;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch { // nested too deeply to print (JSON.parse reads what JSON.stringify cannot write)
+    text = Array.isArray(v) ? '[...]' : '{...}';
+  }
   return text.length <= 40 ? text : `${text.slice(0, 37)}...`;
 }
 

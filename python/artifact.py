@@ -89,17 +89,19 @@ def _read_file(root: str, name: str, nbytes: int | None, fail, dirs: dict) -> by
         except FileNotFoundError:
             fail(f"{name} is missing")
         except OSError as e:
-            if e.errno == errno.ELOOP and path == plain:
+            if e.errno == errno.ELOOP and follow:
                 return None
             fail(f"{name} cannot be opened ({e.strerror})")
-    plain = path
+    follow = True
     fd = opened(path)
     if fd is None:                              # the name is a symlink: follow it, then check again
+        follow = False
         fd = opened(os.path.realpath(path))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        fail(f"{name} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            fail(f"{name} is not a regular file")
         limit = MAX_MANIFEST_BYTES if nbytes is None else nbytes
         if st.st_size > limit if nbytes is None else st.st_size != nbytes:
             fail(f"{name}: is larger than the {limit}-byte limit" if nbytes is None else
@@ -111,6 +113,16 @@ def _read_file(root: str, name: str, nbytes: int | None, fail, dirs: dict) -> by
     if nbytes is not None and len(data) != nbytes:
         fail(f"{name}: its size is not the {nbytes} bytes the manifest lists (truncated or replaced file?)")
     return data
+
+
+def _text(files, name, fail) -> str:
+    """A listed WGSL file as text: strict UTF-8 (a byte order mark is kept, and refused by WGSL)."""
+    try:
+        return files[name].decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{name} is not UTF-8 text")
+
+_BINDING = re.compile(r"@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>")
 
 
 def read_artifact(path):
@@ -150,6 +162,8 @@ def read_artifact(path):
             fail(f"{name}: its SHA-256 is not the one the manifest lists (damaged file?)")
         files[name] = data
     _check_manifest(manifest, fail)
+    for name in files.keys() - {"module.wasm", "weights.safetensors"}:     # WGSL sources
+        _text(files, name, fail)
     try:
         stored, _ = safetensors_io.load(files["weights.safetensors"])
     except ValueError as e:
@@ -329,15 +343,6 @@ class _WasmBackend:
 
 
 # ---- WebGPU -----------------------------------------------------------------------------------------
-
-def _text(files, name, fail) -> str:
-    try:
-        return files[name].decode("utf-8")
-    except UnicodeDecodeError:
-        fail(f"{name} is not UTF-8 text")
-
-_BINDING = re.compile(r"@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>")
-
 
 def wgsl_bindings(source: str) -> dict[int, tuple[int, str, str]]:
     """``{binding: (group, address space, access)}`` of a WGSL source's resource declarations."""

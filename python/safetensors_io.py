@@ -29,6 +29,8 @@ import json
 import os
 import struct
 
+from .schema import loads
+
 __all__ = ["DTYPES", "ITEMSIZE", "save", "load", "save_file", "load_file"]
 
 # webtensor dtype name -> safetensors dtype name
@@ -213,10 +215,10 @@ def load(data: bytes) -> tuple[dict[str, tuple[str, tuple, memoryview]], dict]:
         text = bytes(mv[8:8 + n]).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"safetensors: header is not valid UTF-8 ({exc})") from None
-    try:
-        header = json.loads(text, object_pairs_hook=_no_duplicates)
+    try:   # numbers as JavaScript reads them (16.0 is 16), as the JS runtime's parser does
+        header = loads(text, object_pairs_hook=_no_duplicates)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        raise ValueError(f"safetensors: header is not valid JSON ({exc})") from None
+        raise ValueError(f"safetensors: header is not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(header, dict):
         raise ValueError("safetensors: header is not a JSON object")
 

@@ -38,13 +38,13 @@ def _number(text: str):
     return int(f) if f.is_integer() else f
 
 
-def loads(text: str):
+def loads(text: str, object_pairs_hook=None):
     """``json.loads`` with :func:`_number` for every non-integer literal; NaN/Infinity literals refused.
     Raises ValueError (also for nesting too deep to parse)."""
     def constant(name):
         raise ValueError(f"{name} is not JSON")
     try:
-        return json.loads(text, parse_float=_number, parse_constant=constant)
+        return json.loads(text, parse_float=_number, parse_constant=constant, object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise ValueError("nested too deeply") from None
 
