@@ -1,10 +1,24 @@
-"""Thread-unaware global execution state: the trace being built, active tapes, default device."""
+"""Per-thread execution state: the trace being built, active tapes, the ``webtensor.device`` scopes.
+
+As in TensorFlow, these belong to the thread that opened them: an op run by another thread is
+neither traced into this thread's ``webtensor.function`` nor recorded by its ``GradientTape``, and
+a new thread starts on the default device. Read them through ``local`` (a ``threading.local``).
+"""
 from __future__ import annotations
 
-traces: list = []        # innermost last; ``None`` entries are init scopes (eager inside a trace)
-tapes: list = []         # active GradientTapes
-device_stack: list = []  # from ``webtensor.device(...)`` contexts
+import threading
+
+
+class _Local(threading.local):
+    def __init__(self):
+        self.traces: list = []        # innermost last; ``None`` entries are init scopes (eager inside a trace)
+        self.tapes: list = []         # active GradientTapes
+        self.device_stack: list = []  # from ``webtensor.device(...)`` contexts
+
+
+local = _Local()
 
 
 def current_trace():
+    traces = local.traces
     return traces[-1] if traces else None

@@ -18,6 +18,11 @@ variables to their addresses once, and each run writes the inputs, calls the sig
 signature's buffers, pipelines and bind groups once, and each run writes the inputs, encodes every
 dispatch in one compute pass of one command encoder, copies the outputs to a staging buffer,
 submits once and maps it. Requires numpy, and wasmtime or wgpu for the backend used.
+
+Threads: a loaded model may be used from many threads. Each run (inputs written, driver or
+dispatches, outputs read back), weight read and write holds the backend's lock: one per model on
+``'wasm'`` (its store and memory are its own), the device's lock on ``'webgpu'`` (its queue is the
+device's).
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import json
 import os
 import re
 import stat
+import threading
 from math import prod
 
 from . import hostdata
@@ -233,6 +239,7 @@ class _WasmBackend:
     kind = "wasm"
 
     def __init__(self, manifest, files, weights, fail, timeout=None, memory_limit=None):
+        self.lock = threading.RLock()       # the model's own store and memory
         from .util import require
         from .wasm.engines import WasmtimeEngine, _Caller
         from .wasm.module_check import check_module
@@ -385,6 +392,7 @@ class _WebGPUBackend:
         np = require_numpy("webtensor.load")
         dev = get_device("webgpu")
         self.np, self.dev, self.wgpu, gpu = np, dev, dev.wgpu, dev.gpu
+        self.lock = dev.lock                # the device's queue is shared with its eager work
         variables, sigs = manifest["variables"], manifest["signatures"]
         short = webgpu_shortfall(manifest, files, dict(gpu.limits), set(gpu.features))
         if short:
@@ -584,6 +592,7 @@ class LoadedModel:
 
     ``signatures``: ``{name: {'inputs': [spec], 'outputs': [spec]}}`` (spec: ``{name, dtype, shape}``);
     ``variables``: ``[{name, dtype, shape, trainable}]``. Values are numpy arrays in and out.
+    Safe to use from many threads: each call runs alone on the model (module docstring).
     """
 
     def __init__(self, manifest, backend):
@@ -629,8 +638,9 @@ class LoadedModel:
             raise ValueError(f"webtensor: signature '{name}' takes {len(sig['inputs'])} input(s) "
                              f"({', '.join(s['name'] for s in sig['inputs'])}), got {len(inputs)}")
         data = [self._value(x, s, f"signature '{name}', input '{s['name']}'") for x, s in zip(inputs, sig["inputs"])]
-        outs = self._backend.run(name, data)
-        self.runs += 1
+        with self._backend.lock:
+            outs = self._backend.run(name, data)
+            self.runs += 1
         return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], outs)}
 
     def predict(self, x):
@@ -645,7 +655,9 @@ class LoadedModel:
     def get_weights(self) -> dict:
         """``{variable name: numpy array}``: copies of every variable's current value."""
         vs = self._manifest["variables"]
-        return {v["name"]: _from_storage(d, v) for v, d in zip(vs, self._backend.read_variables(range(len(vs))))}
+        with self._backend.lock:
+            datas = self._backend.read_variables(range(len(vs)))
+        return {v["name"]: _from_storage(d, v) for v, d in zip(vs, datas)}
 
     def set_weights(self, weights: dict) -> None:
         """Overwrite the variables named in ``weights`` (checked first: names, shapes, dtypes)."""
@@ -656,8 +668,9 @@ class LoadedModel:
                 raise ValueError(f"webtensor: set_weights: no variable '{name}' (variables: {', '.join(vs)})")
             i, spec = vs[name]
             writes.append((i, self._value(value, spec, f"set_weights: variable '{name}'")))
-        for i, data in writes:
-            self._backend.write_variable(i, data)
+        with self._backend.lock:      # all or nothing for other threads' runs
+            for i, data in writes:
+                self._backend.write_variable(i, data)
 
     def save_weights(self, path) -> None:
         """Every variable in the safetensors layout, as the JS runtime's ``saveWeights()`` writes it."""
@@ -671,10 +684,12 @@ class LoadedModel:
                                                  "webtensor_version": __version__})
 
     def stats(self) -> dict:
-        return {"backend": self.backend, "runs": self.runs, **self._backend.stats()}
+        with self._backend.lock:
+            return {"backend": self.backend, "runs": self.runs, **self._backend.stats()}
 
     def dispose(self) -> None:
-        self._backend.dispose()
+        with self._backend.lock:
+            self._backend.dispose()
 
     def __repr__(self):
         return f"<webtensor.LoadedModel backend={self.backend!r} signatures={list(self._manifest['signatures'])}>"

@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from typing import Callable
 
 from . import _state
@@ -23,8 +24,19 @@ class Device:
     bool one byte). A device implements ``from_host`` and at least one of ``to_host`` (numpy)
     and ``to_host_bytes`` (no numpy); each has a default in terms of the other. Devices whose
     readback is asynchronous (WebGPU in the browser) also implement ``to_host_bytes_async``.
+
+    Threads: a device may be used from many threads at once. ``lock`` (a ``threading.RLock``, one
+    per device; ``Device.__init__`` makes it) serialises what touches its shared state: devices with
+    such state ("wasm", "webgpu") take it inside ``from_host``, ``to_host*``, ``execute``, ``compile``
+    and their executables' ``run``, and ``webtensor.function`` holds it across a call so that a
+    step's variable reads and updates are not interleaved with another thread's. A subclass that does
+    not call ``Device.__init__`` shares one process-wide lock (correct, only coarser).
     """
     name = "?"
+    lock = threading.RLock()        # replaced per instance by __init__
+
+    def __init__(self):
+        self.lock = threading.RLock()
 
     def from_host(self, buffer, aval):
         """Host data -> device data. ``buffer``: a C-contiguous buffer-protocol object (numpy array,
@@ -76,6 +88,7 @@ class ReferenceDevice(Device):
     name = "reference"
 
     def __init__(self):
+        super().__init__()
         from .util import require_numpy
         self.np = require_numpy("the 'reference' device")
 
@@ -138,6 +151,7 @@ def _wasm() -> Device:
 
 _FACTORIES: dict[str, Callable[[], Device]] = {"reference": ReferenceDevice, "webgpu": _webgpu, "wasm": _wasm}
 _INSTANCES: dict[str, Device] = {}
+_CREATING = threading.RLock()   # one instance per name even when threads ask for it together
 
 
 def register_device(name: str, factory: Callable[[], Device]) -> None:
@@ -151,12 +165,16 @@ def get_device(name=None) -> Device:
     if isinstance(name, Device):
         return name
     if name is None:
-        name = _state.device_stack[-1] if _state.device_stack else default_device_name()
-    if name not in _INSTANCES:
-        if name not in _FACTORIES:
-            raise ValueError(f"unknown device {name!r}; known devices: {sorted(_FACTORIES)}")
-        _INSTANCES[name] = _FACTORIES[name]()
-    return _INSTANCES[name]
+        name = _state.local.device_stack[-1] if _state.local.device_stack else default_device_name()
+    dev = _INSTANCES.get(name)
+    if dev is None:
+        with _CREATING:
+            dev = _INSTANCES.get(name)
+            if dev is None:
+                if name not in _FACTORIES:
+                    raise ValueError(f"unknown device {name!r}; known devices: {sorted(_FACTORIES)}")
+                dev = _INSTANCES[name] = _FACTORIES[name]()
+    return dev
 
 
 _default: str | None = None
@@ -231,8 +249,8 @@ def device(name: str):
 
 @contextlib.contextmanager
 def _device_scope(name):
-    _state.device_stack.append(name)
+    _state.local.device_stack.append(name)
     try:
         yield get_device(name)
     finally:
-        _state.device_stack.pop()
+        _state.local.device_stack.pop()

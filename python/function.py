@@ -5,12 +5,25 @@ device; values of non-tensor arguments) runs the Python function on symbolic ten
 recording every op into a :class:`~webtensor.core.graph.Graph`. Python control flow is
 unrolled at trace time. Variables are read by reference, so later calls see their current
 values; assignments inside the function become in-place updates after each run.
+
+The traces belong to the function object: at most ``webtensor.config.get_cache_limits()['traces']``
+signatures are kept (least recently used dropped first), and ``del f`` releases them with their
+compiled executables. Tracing often (5 traces within 10 calls, TensorFlow's rule) warns once per
+function with a :class:`~webtensor.config.RetracingWarning`.
+
+Threads: a function may be called from many threads. Looking up and tracing a signature holds the
+function's lock (so each signature is traced once; other callers wait, as in ``tf.function``);
+running holds the device's lock, so a call's variable reads, run and updates are not interleaved
+with another thread's on that device. Traces record only their own thread's ops.
 """
 from __future__ import annotations
 
 import functools
+import threading
+import warnings
 
 from . import _state
+from .config import LRUCache, RetracingWarning
 from .core import passes
 from .core.graph import Graph, Value
 from .device import get_device
@@ -98,14 +111,27 @@ class _Concrete:
         self.out_struct, self.out_static, self.n_outputs = out_struct, out_static, n_outputs
 
 
+# TensorFlow's rule for its retracing warning: this many traces ...
+RETRACE_WARNING_THRESHOLD = 5
+# ... within the latest this-many calls
+RETRACE_WARNING_CALLS = 10
+
+
 class Function:
-    """A Python function traced per input signature; call it like the original."""
+    """A Python function traced per input signature; call it like the original.
+
+    ``trace_count``: traces so far. The traced signatures (``_cache``, an LRU bounded by the
+    ``traces`` cache limit) and their executables are owned by this object."""
 
     def __init__(self, fn, name: str | None = None):
         self.python_function = fn
         self.name = name or getattr(fn, "__name__", "function")
-        self._cache: dict = {}
+        self._cache = LRUCache("traces")
+        self._lock = threading.RLock()
         self.trace_count = 0
+        self._calls_per_trace: list[int] = []   # calls since each recent trace, oldest first
+        self._recent_calls = 0                  # calls counted in _calls_per_trace
+        self._warned = False
         functools.update_wrapper(self, fn)
 
     def __get__(self, obj, objtype=None):  # decorate methods too
@@ -114,8 +140,8 @@ class Function:
         # One traced function per instance, stored on the instance (no global cache to leak).
         key = f"_webtensor_function_{id(self)}"
         fn = obj.__dict__.get(key)
-        if fn is None:
-            fn = obj.__dict__[key] = Function(self.python_function.__get__(obj, objtype), self.name)
+        if fn is None:      # setdefault: threads racing here all get the same one
+            fn = obj.__dict__.setdefault(key, Function(self.python_function.__get__(obj, objtype), self.name))
         return fn
 
     def _signature(self, args, kwargs):
@@ -157,11 +183,11 @@ class Function:
             else:
                 sym_leaves.append(x)
         args, kwargs = unflatten(struct, iter(sym_leaves))
-        _state.traces.append(tr)
+        _state.local.traces.append(tr)
         try:
             out = self.python_function(*args, **kwargs)
         finally:
-            _state.traces.pop()
+            _state.local.traces.pop()
         out_leaves: list = []
         out_struct = flatten(out, out_leaves)
         outputs = [t for t in out_leaves if isinstance(t, Tensor)]
@@ -171,28 +197,60 @@ class Function:
         self.trace_count += 1
         return _Concrete(raw, graph, dev.compile(graph), out_struct, static, len(outputs))
 
+    def _concrete(self, struct, leaves, key, tensors, count: bool) -> _Concrete:
+        """The cached trace for ``key``, else a new one (under the lock: one trace per signature);
+        ``count``: a call (counted for the retracing warning)."""
+        with self._lock:
+            c = self._cache.get(key)
+            traced = c is None
+            if traced:
+                c = self._trace(struct, leaves, tensors)
+                self._cache.put(key, c)
+            if count:
+                self._count_call(traced)
+        return c
+
+    def _count_call(self, traced: bool) -> None:
+        """TensorFlow's frequent-tracing rule: warn (once) when RETRACE_WARNING_THRESHOLD of the
+        latest calls, within RETRACE_WARNING_CALLS, traced."""
+        per = self._calls_per_trace
+        self._recent_calls += 1
+        if not traced:
+            if per:
+                per[-1] += 1
+            return
+        per.append(1)
+        while per and self._recent_calls - per[0] >= RETRACE_WARNING_CALLS:
+            self._recent_calls -= per.pop(0)
+        if len(per) >= RETRACE_WARNING_THRESHOLD and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{len(per)} out of the last {self._recent_calls} calls to {self.python_function!r} triggered "
+                "webtensor.function retracing. Tracing is expensive (each trace is optimised and compiled, and "
+                "kept until the 'traces' cache limit drops it) and the excessive number of tracings could be "
+                "due to (1) creating @webtensor.function repeatedly in a loop, (2) passing tensors with "
+                "different shapes, (3) passing Python objects instead of tensors. For (1), define the function "
+                "outside the loop; for (2), use fewer distinct shapes (pad or bucket the inputs); for (3), pass "
+                "values that change as tensors (Python values are part of the signature).",
+                RetracingWarning, stacklevel=4)
+
     def get_concrete(self, *args, **kwargs) -> _Concrete:
         """The traced and compiled form for these arguments (tracing if needed); ``.graph`` is the
         optimised graph, ``.raw_graph`` the graph as traced."""
-        struct, leaves, key, tensors = self._signature(args, kwargs)
-        c = self._cache.get(key)
-        if c is None:
-            c = self._cache[key] = self._trace(struct, leaves, tensors)
-        return c
+        return self._concrete(*self._signature(args, kwargs), count=False)
 
     def __call__(self, *args, **kwargs):
-        if _state.current_trace() is not None or _state.tapes:
+        if _state.current_trace() is not None or _state.local.tapes:
             # Inside another trace: inline. Under an eager tape: run eagerly so the tape sees every op.
             return self.python_function(*args, **kwargs)
         struct, leaves, key, tensors = self._signature(args, kwargs)
-        c = self._cache.get(key)
-        if c is None:
-            c = self._cache[key] = self._trace(struct, leaves, tensors)
+        c = self._concrete(struct, leaves, key, tensors, count=True)
         g = c.graph
-        outs, updates = c.exe.run([t._data for t in tensors], [var._data for _, var in g.captures])
-        for (var, v), data in zip(g.updates, updates):
-            var._data = data
         dev = c.exe.device if hasattr(c.exe, "device") else get_device()
+        with dev.lock:      # this call's variable reads, run and updates, not interleaved with another's
+            outs, updates = c.exe.run([t._data for t in tensors], [var._data for _, var in g.captures])
+            for (var, v), data in zip(g.updates, updates):
+                var._data = data
         it = iter(Tensor(d, v.aval, dev) for d, v in zip(outs, g.outputs))
         return unflatten(c.out_struct, iter([next(it) if s is _TENSOR else s for s in c.out_static]))
 

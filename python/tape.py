@@ -21,11 +21,11 @@ class GradientTape:
         self._used = False
 
     def __enter__(self):
-        _state.tapes.append(self)
+        _state.local.tapes.append(self)
         return self
 
     def __exit__(self, *exc):
-        _state.tapes.remove(self)
+        _state.local.tapes.remove(self)
 
     def watch(self, tensors) -> None:
         """Watch a tensor (or a list/tuple/dict of them) so gradients can be taken with respect to it."""

@@ -268,7 +268,7 @@ class Variable(Tensor):
 
     def read_value(self) -> Tensor:
         """The current value as a plain tensor (symbolic inside a trace)."""
-        if _state.tapes:  # a recorded read, so tapes see the variable (TF's ReadVariableOp)
+        if _state.local.tapes:  # a recorded read, so tapes see the variable (TF's ReadVariableOp)
             return F.identity(self)
         tr = _state.current_trace()
         if tr is not None:
@@ -394,12 +394,12 @@ class init_scope:
     """Run the block eagerly even inside ``webtensor.function`` tracing (variable creation)."""
 
     def __enter__(self):
-        _state.traces.append(None)
-        self._tapes, _state.tapes[:] = list(_state.tapes), []
+        _state.local.traces.append(None)
+        self._tapes, _state.local.tapes[:] = list(_state.local.tapes), []
 
     def __exit__(self, *exc):
-        _state.traces.pop()
-        _state.tapes[:] = self._tapes
+        _state.local.traces.pop()
+        _state.local.tapes[:] = self._tapes
 
 
 def _dispatch(op, inputs, attrs):
@@ -417,7 +417,7 @@ def _dispatch(op, inputs, attrs):
                 raise ValueError(f"{op.name}: tensors are on different devices ({dev.name} and {t.device.name}); "
                                  f"move one with .to('{dev.name}')")
         out = Tensor(dev.execute(op, [t._data for t in ts], attrs, [t._aval for t in ts], out_aval), out_aval, dev)
-    for tape in _state.tapes:
+    for tape in _state.local.tapes:
         tape._record(Record(op, tuple(ts), attrs, out))
     return out
 

@@ -11,20 +11,30 @@ one-call executables) is the same on every engine. The interface:
   (None where the memory may move or is not addressable, as in the browser);
 - ``instantiate(module_bytes, export, nargs)``: a callable taking ``nargs`` i32 arguments
   (``WasmtimeEngine(..., interruptible=True)``: ``deadline(seconds)`` interrupts a call);
-- ``validate(module_bytes)``: raise ValueError for an invalid module.
+- ``validate(module_bytes)``: raise ValueError for an invalid module;
+- ``memory_import``: keyword arguments of ``Module.import_memory`` the modules it instantiates need
+  (``{}``: an ordinary memory; ``{"max_pages": ..., "shared": True}``: a shared one).
 
 Engines:
 
 - :class:`WasmtimeEngine` (native CPython, ``wasmtime``): memory is a zero-copy ``memoryview``
   of the linear memory (``Memory.get_buffer_ptr``), re-made after growth; no numpy needed.
+  wasmtime keeps every instance (and its module's machine code) until its ``Store`` is dropped, so
+  the ``"wasm"`` device's engine is ``shared=True``: its memory is a ``SharedMemory`` (the threads
+  proposal's shared memory, which lives outside any store), modules import it as shared
+  (``memory_import``), and once dropped modules outnumber live ones the engine moves the live
+  instances to a fresh store and drops the old one (``recycle``), freeing the rest.
 - :class:`BrowserEngine` (Pyodide): the page's ``WebAssembly`` through Pyodide's ``js`` module
   (``WebAssembly.Module``/``Instance``/``Memory``); bytes cross with one bulk copy each way
   (``Uint8Array.assign``/``assign_to``; ``memory.buffer`` is re-read every time, since growth
   detaches the old ``ArrayBuffer``), as measured in ``shared/PLATFORM.md``.
+
+Engines are not locked: their owner (the device, a loaded model) serialises calls with its lock.
 """
 from __future__ import annotations
 
 import ctypes
+import weakref
 
 from ..hostdata import byte_view
 from ..util import require
@@ -49,21 +59,27 @@ def relaxed_simd_probe() -> bytes:
 class _Caller:
     """Call a wasmtime export with i32 arguments, the fast way when possible: a raw
     ``wasmtime_func_call_unchecked`` with a preallocated argument array (~3 us) instead of
-    ``Func.__call__`` (~50 us)."""
+    ``Func.__call__`` (~50 us). ``bind`` points it at the same export in another store (a shared
+    engine's ``recycle``); ``module``/``export`` are kept for that."""
 
-    def __init__(self, store, func, nargs: int):
-        self.store, self.func, self.nargs = store, func, nargs
+    def __init__(self, store, func, nargs: int, module=None, export: str | None = None):
+        self.nargs, self.module, self.export = nargs, module, export
         self.fast = None
         try:
             from wasmtime import _ffi as ffi
             self._ffi = ffi
-            self._ctx = store._context()
-            self._fn = ctypes.byref(func._func)
             self._args = (ffi.wasmtime_val_raw * max(nargs, 1))()
             self._trap = ctypes.POINTER(ffi.wasm_trap_t)()
             self.fast = ffi.wasmtime_func_call_unchecked
         except Exception:   # an older or newer wasmtime-py without the raw call: use the public API
             self.fast = None
+        self.bind(store, func)
+
+    def bind(self, store, func) -> None:
+        self.store, self.func = store, func
+        if self.fast is not None:
+            self._ctx = store._context()
+            self._fn = ctypes.byref(func._func)
 
     def __call__(self, *vals):
         if self.fast is None:
@@ -78,21 +94,44 @@ class _Caller:
             raise wasmtime.WasmtimeError._from_ptr(err) if err else wasmtime.Trap._from_ptr(trap)
 
 
+def _shared_memory_class(wasmtime):
+    """``wasmtime.SharedMemory`` with an ``_as_extern`` that passes its pointer once (wasmtime-py 50
+    wraps it twice, and ``Instance`` then fails with a TypeError)."""
+    from wasmtime import _ffi as ffi
+
+    class SharedMemory(wasmtime.SharedMemory):
+        def _as_extern(self):
+            return ffi.wasmtime_extern_t(ffi.WASMTIME_EXTERN_SHAREDMEMORY,
+                                         ffi.wasmtime_extern_union(sharedmemory=self.ptr()))
+    return SharedMemory
+
+
 class WasmtimeEngine:
     """``wasmtime``: one store, one memory (see the module docstring).
+
+    ``shared=True`` (the ``"wasm"`` device's engine): the memory is a ``SharedMemory`` whose maximum is
+    ``maximum_pages``, modules must import it as ``memory_import`` says, and dropped instances are
+    freed by :meth:`recycle` (automatically, from :meth:`instantiate`). Falls back to an ordinary
+    memory (``shared`` False) where wasmtime-py has no shared memories.
 
     Raises:
         ImportError: ``wasmtime`` is not installed (names the ``wasm`` extra).
     """
     name = "wasmtime"
+    RECYCLE_MIN = 64        # instances in a store before dropped ones are worth a recycle
 
     def __init__(self, initial_pages: int, fma: bool | None = None, maximum_pages: int = MAX_PAGES,
-                 interruptible: bool = False):
+                 interruptible: bool = False, shared: bool = False):
         self.wasmtime = wasmtime = require("wasmtime", "the 'wasm' device")
         self.fma = True if fma is None else bool(fma)
+        self.shared = bool(shared) and hasattr(wasmtime, "SharedMemory") and hasattr(wasmtime.Config, "wasm_threads")
         cfg = wasmtime.Config()
         cfg.wasm_simd = True
         cfg.wasm_relaxed_simd = self.fma
+        if self.shared:
+            cfg.wasm_threads = True
+            if hasattr(wasmtime.Config, "shared_memory"):
+                cfg.shared_memory = True
         # epoch interruption: a call can be stopped from another thread (``interrupt``), at the cost of
         # a counter check on every loop back-edge, so only engines that need it pay
         cfg.epoch_interruption = self.interruptible = interruptible
@@ -103,11 +142,25 @@ class WasmtimeEngine:
             cfg.memory_reservation = MAX_PAGES * PAGE
             cfg.memory_may_move = False
         self.engine = wasmtime.Engine(cfg)
-        self.store = wasmtime.Store(self.engine)
-        if interruptible:
-            self.store.set_epoch_deadline(1 << 62)
-        self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(initial_pages, maximum_pages)))
+        self.store = self._new_store()
+        limits = wasmtime.Limits(initial_pages, maximum_pages)
+        if self.shared:
+            self.memory = _shared_memory_class(wasmtime)(self.engine, wasmtime.MemoryType(limits, shared=True))
+            self.fixed_base = True      # a shared memory never moves
+            self.memory_import = {"max_pages": maximum_pages, "shared": True}
+        else:
+            self.memory = wasmtime.Memory(self.store, wasmtime.MemoryType(limits))
+            self.memory_import = {}
         self._view = None
+        self._live = weakref.WeakSet()  # callers (shared engine) whose instances are in self.store
+        self._in_store = 0              # instances made in self.store, live or dropped
+        self.stats = {"instances": 0, "recycles": 0}
+
+    def _new_store(self):
+        store = self.wasmtime.Store(self.engine)
+        if self.interruptible:
+            store.set_epoch_deadline(1 << 62)
+        return store
 
     def deadline(self, seconds: float):
         """Arm an interruption of the next calls after ``seconds`` (an interruptible engine): returns the
@@ -122,19 +175,27 @@ class WasmtimeEngine:
 
     @property
     def size(self) -> int:
-        return self.memory.data_len(self.store)
+        return self.memory.data_len() if self.shared else self.memory.data_len(self.store)
 
     @property
     def view(self) -> memoryview:
         """Unsigned-byte view of the whole linear memory, no copy (re-made after every growth,
         also growth by a module's own ``memory.grow``)."""
-        if self._view is None or self._view.nbytes != self.size:
-            self._view = memoryview(self.memory.get_buffer_ptr(self.store)).cast("B")
+        size = self.size
+        if self._view is None or self._view.nbytes != size:
+            if self.shared:
+                raw = (ctypes.c_ubyte * size).from_address(ctypes.addressof(self.memory.data_ptr().contents))
+                self._view = memoryview(raw).cast("B")
+            else:
+                self._view = memoryview(self.memory.get_buffer_ptr(self.store)).cast("B")
         return self._view
 
     def grow(self, pages: int) -> bool:
         try:
-            self.memory.grow(self.store, pages)
+            if self.shared:
+                self.memory.grow(pages)
+            else:
+                self.memory.grow(self.store, pages)
         except Exception:
             return False
         self._view = None        # the old view may point at freed memory now
@@ -152,12 +213,42 @@ class WasmtimeEngine:
         memory never moves), or None where that is not guaranteed."""
         if not self.fixed_base:
             return None
-        return ctypes.addressof(self.memory.data_ptr(self.store).contents) + offset
+        ptr = self.memory.data_ptr() if self.shared else self.memory.data_ptr(self.store)
+        return ctypes.addressof(ptr.contents) + offset
 
     def instantiate(self, module_bytes: bytes, export: str, nargs: int):
+        """A callable running export ``export`` of the module (``nargs`` i32 arguments). On a shared
+        engine the instance lives while the callable does (freed by a later :meth:`recycle`)."""
         wasmtime = self.wasmtime
-        inst = wasmtime.Instance(self.store, wasmtime.Module(self.engine, module_bytes), [self.memory])
-        return _Caller(self.store, inst.exports(self.store)[export], nargs)
+        module = wasmtime.Module(self.engine, module_bytes)
+        if self.shared and self._in_store >= max(self.RECYCLE_MIN, 2 * len(self._live)):
+            self.recycle()
+        inst = wasmtime.Instance(self.store, module, [self.memory])
+        self._in_store += 1
+        self.stats["instances"] += 1
+        if not self.shared:
+            return _Caller(self.store, inst.exports(self.store)[export], nargs)
+        caller = _Caller(self.store, inst.exports(self.store)[export], nargs, module, export)
+        self._live.add(caller)
+        return caller
+
+    def recycle(self) -> None:
+        """(Shared engine.) Re-instantiate the live callers' modules in a fresh store and drop the old
+        one, and with it the instances and machine code of every module no longer referenced. Each
+        re-instantiation is cheap (the module is compiled already); :meth:`instantiate` calls this
+        once dropped instances outnumber live ones (and there are at least ``RECYCLE_MIN``)."""
+        if not self.shared:
+            raise RuntimeError("recycle() needs a shared engine (WasmtimeEngine(..., shared=True))")
+        wasmtime = self.wasmtime
+        store, callers = self._new_store(), list(self._live)
+        for c in callers:
+            c.bind(store, wasmtime.Instance(store, c.module, [self.memory]).exports(store)[c.export])
+        self.store, self._in_store = store, len(callers)
+        self.stats["recycles"] += 1
+
+    def live_instances(self) -> int:
+        """(Shared engine.) Instances whose caller is alive; -1 where not tracked."""
+        return len(self._live) if self.shared else -1
 
     def validate(self, module_bytes: bytes) -> None:
         try:
@@ -215,6 +306,8 @@ class BrowserEngine:
     def address(self, offset: int) -> None:
         return None                     # JavaScript memory: no host pointers (and it moves on growth)
 
+    memory_import: dict = {}            # modules import an ordinary memory; JS frees dropped instances
+
     def instantiate(self, module_bytes: bytes, export: str, nargs: int):
         wa = self.js.WebAssembly
         inst = wa.Instance.new(wa.Module.new(self._to_js(module_bytes)), self._object({"env": {"memory": self.memory}}))
@@ -230,6 +323,8 @@ class BrowserEngine:
 
 
 def default_engine(initial_pages: int, fma: bool | None = None):
-    """:class:`BrowserEngine` in Pyodide, else :class:`WasmtimeEngine`."""
+    """:class:`BrowserEngine` in Pyodide, else a shared :class:`WasmtimeEngine` (dropped modules freed)."""
     import sys
-    return (BrowserEngine if sys.platform == "emscripten" else WasmtimeEngine)(initial_pages, fma)
+    if sys.platform == "emscripten":
+        return BrowserEngine(initial_pages, fma)
+    return WasmtimeEngine(initial_pages, fma, shared=True)

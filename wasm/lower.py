@@ -87,10 +87,12 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     return Lowered(name, n, max(a.rows, 1) if not a.empty else 0, 0, is_copy(a))
 
 
-def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False) -> tuple[Module, Lowered]:
-    """A module that imports ``env.memory`` and exports ``kernel`` as ``name`` (eager execution)."""
+def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False,
+                  memory: dict | None = None) -> tuple[Module, Lowered]:
+    """A module that imports ``env.memory`` and exports ``kernel`` as ``name`` (eager execution).
+    ``memory``: further ``import_memory`` arguments (an engine's ``memory_import``, e.g. shared)."""
     m = Module()
-    m.import_memory("env", "memory", 1)
+    m.import_memory("env", "memory", 1, **(memory or {}))
     return m, lower(m, kernel, name, export=True, fma=fma)
 
 

@@ -9,9 +9,11 @@ differs; allocator, kernels and executables are the same.
   beyond the 4 GiB wasm32 limit.
 - Device data is a :class:`WasmBuffer` (offset, nbytes). Buffers are immutable once
   written; ``WasmBuffer.__del__`` frees the bytes when the last tensor holding one is gone.
-- Eager ops: ``op.kernel(...)`` -> one module per distinct kernel, cached by the kernel
-  itself (kernels hash structurally), one call per op. Kernels that only copy their input
-  (reshape) alias it instead.
+- Eager ops: ``op.kernel(...)`` -> one module per distinct kernel, one call per op. Kernels that
+  only copy their input (reshape) alias it instead. The cache is keyed by (op, input avals, output
+  aval, attributes) and bounded (``webtensor.config.set_cache_limits(kernels=...)``, least recently
+  used first); keys whose kernels are structurally equal share one module while any of them is cached.
+  Dropped modules are freed by the engine (``WasmtimeEngine.recycle``).
 - ``compile(graph)``: fused kernels (``core.compile.compile_graph``) in ONE module with a
   generated ``run`` function that calls them in order, so a whole step is one host call.
   Temporaries live in a static arena (``plan_arena``) allocated once per executable;
@@ -19,15 +21,25 @@ differs; allocator, kernels and executables are the same.
   variable updates are written straight into fresh buffers.
 
 Host data crosses in one bulk copy each way (``engine.write``/``engine.read``); no numpy is
-needed. Natively this requires the optional extra ``pip install 'webtensor[wasm]'`` (wasmtime);
+needed.
+
+Threads: the engine's store is not thread-safe, and kernels, executables (their address table and
+arena) and the eager workspace are shared, so every use of the engine happens under the device's
+``lock`` (an RLock): ``from_host``, ``to_host_bytes``, ``execute``, ``compile`` and
+``WasmExecutable.run``. The allocator has its own lock, and ``WasmBuffer.__del__`` (which runs in
+whichever thread drops the last reference, or inside the garbage collector in the middle of an
+allocation) never waits: it queues the block, which the next allocation returns. Natively this requires the optional extra ``pip install 'webtensor[wasm]'`` (wasmtime);
 in Pyodide nothing.
 """
 from __future__ import annotations
 
 import array
 import bisect
+import threading
+import weakref
 from math import prod
 
+from ..config import LRUCache
 from ..core import compile as C
 from ..device import Device
 from ..hostdata import NUMPY, as_host, from_storage, to_storage
@@ -43,6 +55,11 @@ class Allocator:
 
     ``grow(pages) -> bool`` enlarges the memory. ``stats()`` reports bytes in use, live
     blocks, the peak and the memory size, so tests can check that loops do not leak.
+
+    Thread-safe: ``alloc``, ``release`` and ``stats`` take the allocator's lock. ``release`` never
+    blocks: when the lock is taken (by another thread, or by this one when the garbage collector runs
+    a ``WasmBuffer.__del__`` in the middle of ``alloc``) it queues the block, and whoever holds the
+    lock returns it before the next allocation.
     """
 
     def __init__(self, size: int, grow):
@@ -50,15 +67,25 @@ class Allocator:
         self.free: list[list[int]] = [[ALIGN, size - ALIGN]] if size > ALIGN else []   # sorted [offset, size]
         self.used: dict[int, int] = {}
         self.in_use = self.peak = 0
+        self._lock = threading.Lock()   # not re-entrant on purpose: release() must see it taken
+        self._pending: list[int] = []   # offsets released while the lock was taken
 
     def alloc(self, nbytes: int, what: str = "buffer") -> int:
+        """Offset of a new block of at least ``nbytes`` (ALIGN-aligned). Raises MemoryError naming
+        ``what`` past the 4 GiB wasm32 limit."""
+        with self._lock:
+            if self._pending:
+                self._drain()
+            return self._alloc(nbytes, what)
+
+    def _alloc(self, nbytes: int, what: str) -> int:
         size = max(-(-nbytes // ALIGN) * ALIGN, ALIGN)
         for i, (off, n) in enumerate(self.free):
             if n >= size:
                 break
         else:
             self._expand(size, nbytes, what)
-            return self.alloc(nbytes, what)
+            return self._alloc(nbytes, what)
         if n == size:
             del self.free[i]
         else:
@@ -84,6 +111,20 @@ class Allocator:
             self.free.append([start, grow * PAGE])
 
     def release(self, off: int):
+        """Free the block at ``off`` (from any thread, also from ``__del__``; never blocks)."""
+        self._pending.append(off)           # atomic; returned now or by the lock's holder
+        if self._lock.acquire(False):
+            try:
+                self._drain()
+            finally:
+                self._lock.release()
+
+    def _drain(self):
+        pending = self._pending
+        while pending:
+            self._release(pending.pop())
+
+    def _release(self, off: int):
         size = self.used.pop(off)
         self.in_use -= size
         i = bisect.bisect(self.free, [off, 0])
@@ -94,8 +135,10 @@ class Allocator:
             self.free[i - 1][1] += self.free.pop(i)[1]
 
     def stats(self) -> dict:
-        return {"in_use": self.in_use, "blocks": len(self.used), "peak": self.peak, "memory": self.size,
-                "free_blocks": len(self.free)}
+        with self._lock:
+            self._drain()
+            return {"in_use": self.in_use, "blocks": len(self.used), "peak": self.peak, "memory": self.size,
+                    "free_blocks": len(self.free)}
 
 
 class WasmBuffer:
@@ -144,11 +187,13 @@ class WasmDevice(Device):
         Raises:
             ImportError: natively, ``wasmtime`` is not installed (names the ``wasm`` extra).
         """
+        super().__init__()
         self.engine = engine if engine is not None else default_engine(initial_pages, fma)
         self.fma = self.engine.fma
         self.alloc = Allocator(self.engine.size, self.engine.grow)
-        self._kernels: dict = {}        # Kernel -> (Lowered, caller): one module per distinct kernel
-        self._ops: dict = {}            # (op, input avals, output aval, attrs) -> the same, skipping op.kernel
+        self._ops = LRUCache("kernels")     # (op, input avals, output aval, attrs) -> _Kernel
+        self._kernels = weakref.WeakValueDictionary()   # Kernel -> _Kernel, while some key caches it
+        self._executables = weakref.WeakSet()           # live WasmExecutables (stats)
         self.kernel_stats = {"hits": 0, "misses": 0}
         self._scratch = None
 
@@ -157,7 +202,8 @@ class WasmDevice(Device):
         return WasmBuffer(self.alloc, nbytes, what)
 
     def scratch(self, nbytes: int) -> int:
-        """Address of a device-wide workspace of at least ``nbytes`` (eager templates)."""
+        """Address of a device-wide workspace of at least ``nbytes`` (eager templates; hold ``lock``
+        while it is in use)."""
         if self._scratch is None or self._scratch.nbytes < nbytes:
             self._scratch = None
             self._scratch = self.buffer(nbytes, "kernel workspace")
@@ -171,12 +217,15 @@ class WasmDevice(Device):
             raise ValueError(f"wasm device: host data of {src.nbytes} bytes for a {aval.dtype.name} tensor of shape "
                              f"{tuple(aval.shape)} (expected {n} bytes as {t})")
         buf = self.buffer(n, f"a {aval.dtype.name} tensor of shape {tuple(aval.shape)}")
-        self.engine.write(buf.offset, src)
+        with self.lock:
+            self.engine.write(buf.offset, src)
         return buf
 
     def to_host_bytes(self, data, aval):
         t, n = _storage(aval)
-        return from_storage(self.engine.read(data.offset, n), aval.dtype, t)
+        with self.lock:
+            raw = self.engine.read(data.offset, n)
+        return from_storage(raw, aval.dtype, t)
 
     def to_host_view(self, data, aval):
         """A read-only numpy view of the tensor in linear memory (float32 and int32, whose storage
@@ -188,11 +237,12 @@ class WasmDevice(Device):
         return np.asarray(_Pinned(data, address, tuple(aval.shape), NUMPY[aval.dtype.name]))
 
     def _kernel(self, kernel):
+        """The compiled kernel (shared with other cache keys that hold it); call under ``lock``."""
         ent = self._kernels.get(kernel)
         if ent is None:
             self.kernel_stats["misses"] += 1
-            m, lw = kernel_module(kernel, fma=self.fma)
-            ent = self._kernels[kernel] = (lw, self._instantiate(m, "kernel", lw.n_inputs + 4))
+            m, lw = kernel_module(kernel, fma=self.fma, memory=self.engine.memory_import)
+            ent = self._kernels[kernel] = _Kernel(lw, self._instantiate(m, "kernel", lw.n_inputs + 4))
         else:
             self.kernel_stats["hits"] += 1
         return ent
@@ -204,37 +254,60 @@ class WasmDevice(Device):
         if op.kernel is None:
             raise NotImplementedError(f"op {op.name!r} has no kernel; it cannot run on the wasm device")
         key = (op, tuple(in_avals), out_aval, tuple(sorted(attrs.items())) if attrs else ())
-        try:
-            ent = self._ops.get(key)
-        except TypeError:               # an unhashable attribute: build the kernel every time
-            key, ent = None, None
-        if ent is None:
-            ent = self._kernel(op.kernel(list(in_avals), out_aval, **attrs))
-            if key is not None:
-                self._ops[key] = ent
-        else:
-            self.kernel_stats["hits"] += 1
-        lw, call = ent
-        if lw.copy:
-            return datas[0]             # same bytes (buffers are immutable): alias, no copy
-        _, n = _storage(out_aval)
-        out = self.buffer(n, f"the {out_aval.dtype.name} result of shape {tuple(out_aval.shape)} of {op.name}")
-        if lw.rows:
-            scratch = self.scratch(lw.scratch) if lw.scratch else 0
-            call(out.offset, *(d.offset for d in datas), 0, lw.rows, scratch)
-        return out
+        with self.lock:
+            try:
+                ent = self._ops.get(key)
+            except TypeError:               # an unhashable attribute: key the cache by the kernel
+                key, ent = None, None
+            if ent is None:
+                kernel = op.kernel(list(in_avals), out_aval, **attrs)
+                ent = self._kernel(kernel)
+                self._ops.put(key if key is not None else kernel, ent)
+            else:
+                self.kernel_stats["hits"] += 1
+            lw = ent.lowered
+            if lw.copy:
+                return datas[0]             # same bytes (buffers are immutable): alias, no copy
+            _, n = _storage(out_aval)
+            out = self.buffer(n, f"the {out_aval.dtype.name} result of shape {tuple(out_aval.shape)} of {op.name}")
+            if lw.rows:
+                scratch = self.scratch(lw.scratch) if lw.scratch else 0
+                ent.call(out.offset, *(d.offset for d in datas), 0, lw.rows, scratch)
+            return out
 
     def compile(self, graph):
-        return WasmExecutable(self, graph)
+        with self.lock:
+            exe = WasmExecutable(self, graph)
+            self._executables.add(exe)
+        return exe
 
     def stats(self) -> dict:
-        """Allocator statistics plus the eager kernel cache's hits and misses."""
-        return {**self.alloc.stats(), **{f"kernel_{k}": v for k, v in self.kernel_stats.items()},
-                "kernels": len(self._kernels)}
+        """Allocator statistics (bytes ``in_use``, ``blocks``, ``peak``, ``memory``, ``free_blocks``)
+        plus compiled code: ``kernels`` (eager kernel modules alive), ``kernel_cache`` (cached keys,
+        at most the ``kernels`` limit), ``kernel_hits``/``kernel_misses``/``kernel_evictions``,
+        ``executables`` (compiled graphs alive), ``instances`` (WebAssembly instances alive; -1 where
+        the engine does not track them) and ``store_recycles``."""
+        with self.lock:
+            eng = self.engine
+            live = eng.live_instances() if hasattr(eng, "live_instances") else -1
+            return {**self.alloc.stats(), **{f"kernel_{k}": v for k, v in self.kernel_stats.items()},
+                    "kernel_evictions": self._ops.evictions, "kernel_cache": len(self._ops),
+                    "kernels": len(self._kernels), "executables": len(self._executables),
+                    "instances": live, "store_recycles": getattr(eng, "stats", {}).get("recycles", 0)}
+
+
+class _Kernel:
+    """A compiled eager kernel: its ``Lowered`` facts and the engine callable."""
+    __slots__ = ("lowered", "call", "__weakref__")
+
+    def __init__(self, lowered, call):
+        self.lowered, self.call = lowered, call
 
 
 class WasmExecutable:
-    """A compiled graph: one module, one ``run`` call per execution (module docstring)."""
+    """A compiled graph: one module, one ``run`` call per execution (module docstring). Built and
+    run under the device's ``lock`` (its address table and arena are shared by every run); its
+    module, arena and constants are freed with it."""
 
     def __init__(self, device: WasmDevice, graph):
         self.device = device
@@ -245,7 +318,7 @@ class WasmExecutable:
             prog.bufs[b].role = "result"
         offsets, arena = C.plan_arena(prog)
         m = Module()
-        m.import_memory("env", "memory", 1)
+        m.import_memory("env", "memory", 1, **device.engine.memory_import)
         lowered, fns = {}, []
         for s in prog.steps:
             if s.kernel not in lowered:
@@ -286,8 +359,10 @@ class WasmExecutable:
         data.update(zip(prog.captures, captures))
         for b, n in self.results:
             data[b] = dev.buffer(n, f"a result of shape {prog.bufs[b].shape}")
-        dev.engine.write(self.table, array.array("i", [data[b].offset for b in self._slots]))
-        self._run()
+        table = array.array("i", [data[b].offset for b in self._slots])
+        with dev.lock:
+            dev.engine.write(self.table, table)
+            self._run()
         return [data[b] for b in prog.outputs], [data[b] for b in prog.updates]
 
 

@@ -18,6 +18,13 @@ runtime is the same on both).
 - Device loss: errors from a lost device become a RuntimeError that says so;
   ``webtensor.webgpu.reset_device()`` drops the instance so ``get_device('webgpu')`` creates a
   fresh one.
+- Caches: eager kernels by kernel, least recently used first past
+  ``webtensor.config.set_cache_limits(kernels=...)``; executables hold their kernels themselves,
+  and identical kernels/WGSL are shared (without a copy) while anything holds them.
+- Threads: the queue, encoders, pools, caches, bind groups and executables' buffers are shared, so
+  ``from_host``, readback, ``execute``, ``compile`` and ``Executable.run`` hold the device's ``lock``;
+  the buffer pools have their own lock (``GPUData`` returns its buffer from any thread, also from
+  inside the garbage collector).
 - float16 is a dtype-table concern: stored and computed as f16 where the device has
   ``shader-f16``, as f32 otherwise (``wgsl.storage_type``).
 """
@@ -25,9 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import weakref
 from collections import defaultdict
 
+from ..config import LRUCache
 from ..core import compile as C
 from ..device import Device
 from ..hostdata import as_host, from_storage, to_storage
@@ -61,12 +70,24 @@ class BufferPool:
     ``max_idle_bytes`` are kept idle (past that, released buffers are dropped and wgpu frees them).
 
     ``stats``: ``created`` (buffers ever created), ``bytes`` (their total size), ``reused``
-    (acquisitions served from the free lists), ``in_use``, ``idle_bytes``."""
+    (acquisitions served from the free lists), ``in_use``, ``idle_bytes``.
+
+    Thread-safe: ``acquire`` takes the pool's lock; ``release`` never blocks (when the lock is taken,
+    by another thread or by this one when the garbage collector runs a finalizer in the middle of
+    ``acquire``, it queues the buffer, and the next ``acquire`` takes it back)."""
 
     def __init__(self, gpu_device, usage, max_size: int, max_idle_bytes: int = 1 << 30):
         self.device, self.usage, self.max_size, self.max_idle_bytes = gpu_device, usage, max_size, max_idle_bytes
         self.free: dict[int, list] = defaultdict(list)
-        self.stats = {"created": 0, "bytes": 0, "reused": 0, "in_use": 0, "idle_bytes": 0}
+        self._stats = {"created": 0, "bytes": 0, "reused": 0, "in_use": 0, "idle_bytes": 0}
+        self._lock = threading.Lock()       # not re-entrant on purpose: release() must see it taken
+        self._pending: list = []            # buffers released while the lock was taken
+
+    @property
+    def stats(self) -> dict:
+        with self._lock:
+            self._drain()
+            return self._stats
 
     def size_class(self, nbytes: int) -> int:
         n = max(int(nbytes), 256)
@@ -75,34 +96,61 @@ class BufferPool:
 
     def acquire(self, nbytes: int):
         size = self.size_class(nbytes)
-        self.stats["in_use"] += 1
-        free = self.free.get(size)
-        if free:
-            self.stats["reused"] += 1
-            self.stats["idle_bytes"] -= size
-            return free.pop()
-        self.stats["created"] += 1
-        self.stats["bytes"] += size
+        with self._lock:
+            self._drain()
+            stats = self._stats
+            stats["in_use"] += 1
+            free = self.free.get(size)
+            if free:
+                stats["reused"] += 1
+                stats["idle_bytes"] -= size
+                return free.pop()
+            stats["created"] += 1
+            stats["bytes"] += size
         return self.device.create_buffer(size=size, usage=self.usage)
 
     def release(self, buffer) -> None:
-        self.stats["in_use"] -= 1
-        if self.stats["idle_bytes"] + buffer.size <= self.max_idle_bytes:
-            self.stats["idle_bytes"] += buffer.size
-            self.free[buffer.size].append(buffer)
+        self._pending.append(buffer)        # atomic; returned now or by the lock's holder
+        if self._lock.acquire(False):
+            try:
+                self._drain()
+            finally:
+                self._lock.release()
+
+    def _drain(self):
+        pending, stats = self._pending, self._stats
+        while pending:
+            buffer = pending.pop()
+            stats["in_use"] -= 1
+            if stats["idle_bytes"] + buffer.size <= self.max_idle_bytes:
+                stats["idle_bytes"] += buffer.size
+                self.free[buffer.size].append(buffer)
 
     def clear(self) -> None:
         """Drop the idle buffers (wgpu frees them once no submitted work uses them)."""
-        self.free.clear()
-        self.stats["idle_bytes"] = 0
+        with self._lock:
+            self._drain()
+            self.free.clear()
+            self._stats["idle_bytes"] = 0
 
 
 class _Compiled:
     """A lowered kernel with a pipeline per pass."""
-    __slots__ = ("lowered", "pipelines")
+    __slots__ = ("lowered", "pipelines", "__weakref__")
 
     def __init__(self, lowered, pipelines):
         self.lowered, self.pipelines = lowered, pipelines
+
+
+class _Pipeline:
+    """A compute pipeline and its bind group layout; unpacks as ``(pipeline, layout)``."""
+    __slots__ = ("pipeline", "layout", "__weakref__")
+
+    def __init__(self, pipeline, layout):
+        self.pipeline, self.layout = pipeline, layout
+
+    def __iter__(self):
+        return iter((self.pipeline, self.layout))
 
 
 class WebGPUDevice(Device):
@@ -135,6 +183,7 @@ class WebGPUDevice(Device):
             features = [f for f in ("shader-f16",) if f in adapter.features]
             gpu = adapter.request_device_sync(required_features=features,
                                               required_limits={k: alim[k] for k in REQUESTED_LIMITS if k in alim})
+        super().__init__()
         self.wgpu, self.adapter, self.gpu = wgpu, adapter, gpu
         self.async_readback = getattr(wgpu, "ASYNC_READBACK", False)   # the browser maps buffers asynchronously
         self.limits = wgsl.Limits.from_mapping(self.gpu.limits, self.gpu.features, **(limits or {}))
@@ -143,8 +192,10 @@ class WebGPUDevice(Device):
         U = wgpu.BufferUsage
         self.pool = BufferPool(self.gpu, U.STORAGE | U.COPY_SRC | U.COPY_DST, self.limits.max_buffer_size)
         self.staging = BufferPool(self.gpu, U.MAP_READ | U.COPY_DST, self.limits.max_buffer_size)
-        self.pipelines: dict[str, tuple] = {}     # WGSL source -> (pipeline, bind group layout)
-        self.kernels: dict = {}                   # Kernel -> _Compiled
+        self.pipelines = weakref.WeakValueDictionary()   # WGSL source -> _Pipeline, while a kernel holds it
+        self.kernels = LRUCache("kernels")               # Kernel -> _Compiled: the eager cache
+        self._compiled = weakref.WeakValueDictionary()   # Kernel -> _Compiled, while anything holds it
+        self._executables = weakref.WeakSet()
         self.stats = {"pipeline_hits": 0, "pipeline_misses": 0, "kernel_hits": 0, "kernel_misses": 0,
                       "submits": 0}
 
@@ -215,7 +266,7 @@ class WebGPUDevice(Device):
         if nbytes > self.limits.max_buffer_size:
             raise wgsl.BufferTooLarge(f"webgpu: {what} {dt.name}{list(shape)} needs {nbytes} bytes, above this "
                                       f"device's maxBufferSize of {self.limits.max_buffer_size} bytes")
-        with self._guard():
+        with self.lock, self._guard():
             return GPUData(self, self.pool.acquire(max(nbytes, 4)), nbytes)
 
     def from_host(self, buffer, aval):
@@ -228,7 +279,7 @@ class WebGPUDevice(Device):
         if src.nbytes:
             if src.nbytes % 4:      # writeBuffer sizes are multiples of 4
                 src = bytes(src) + bytes(4 - src.nbytes % 4)
-            with self._guard():
+            with self.lock, self._guard():
                 self.gpu.queue.write_buffer(data.buffer, 0, src)
         return data
 
@@ -239,9 +290,10 @@ class WebGPUDevice(Device):
         size = -(-data.nbytes // 4) * 4
         staging = self.staging.acquire(size)
         try:
-            enc = self.gpu.create_command_encoder()
-            enc.copy_buffer_to_buffer(data.buffer, 0, staging, 0, size)
-            self._submit(enc)
+            with self.lock:
+                enc = self.gpu.create_command_encoder()
+                enc.copy_buffer_to_buffer(data.buffer, 0, staging, 0, size)
+                self._submit(enc)
         except BaseException:
             self.staging.release(staging)
             raise
@@ -250,7 +302,7 @@ class WebGPUDevice(Device):
     def _unstage(self, staging, size: int, data: GPUData, aval):
         """Read a mapped staging buffer into host bytes, unmap it and return it to the pool."""
         try:
-            with self._guard():
+            with self.lock, self._guard():
                 raw = staging.read_mapped(0, size)
                 out = bytearray(memoryview(raw)[:data.nbytes])
                 staging.unmap()
@@ -263,14 +315,15 @@ class WebGPUDevice(Device):
         can block on a Promise (JSPI); otherwise it raises RuntimeError naming the ``*_async`` calls."""
         if data.nbytes == 0:
             return b""
-        staging, size = self._stage(data)
-        try:
-            with self._guard():
-                staging.map_sync(self.wgpu.MapMode.READ, 0, size)
-        except BaseException:
-            self.staging.release(staging)
-            raise
-        return self._unstage(staging, size, data, aval)
+        with self.lock:         # one thread at a time maps and polls the device
+            staging, size = self._stage(data)
+            try:
+                with self._guard():
+                    staging.map_sync(self.wgpu.MapMode.READ, 0, size)
+            except BaseException:
+                self.staging.release(staging)
+                raise
+            return self._unstage(staging, size, data, aval)
 
     async def to_host_bytes_async(self, data: GPUData, aval):
         """Device data -> host bytes, awaiting ``GPUBuffer.mapAsync`` in the browser (natively the same
@@ -286,39 +339,48 @@ class WebGPUDevice(Device):
         return self._unstage(staging, size, data, aval)
 
     # ---- kernels ----------------------------------------------------------------------------------
-    def compiled(self, kernel, what: str = "kernel") -> _Compiled:
-        """The kernel lowered to WGSL with its pipelines (cached by kernel; pipelines by source).
+    def compiled(self, kernel, what: str = "kernel", cache: bool = True) -> _Compiled:
+        """The kernel lowered to WGSL with its pipelines: from the eager cache (``cache``: look there
+        and insert there; executables pass False and hold their kernels themselves), else shared
+        with whoever holds the same kernel, else lowered now (pipelines shared by WGSL source).
         Raises BufferTooLarge naming ``what`` when a buffer exceeds the device's limits."""
-        c = self.kernels.get(kernel)
-        if c is not None:
-            self.stats["kernel_hits"] += 1
+        with self.lock:
+            c = self.kernels.get(kernel) if cache else None
+            if c is None:
+                c = self._compiled.get(kernel)
+            if c is not None:
+                self.stats["kernel_hits"] += 1
+            else:
+                self.stats["kernel_misses"] += 1
+                try:
+                    low = wgsl.lower(kernel, self.limits)
+                except wgsl.BufferTooLarge as e:
+                    raise wgsl.BufferTooLarge(f"webgpu: {what}: {e}") from None
+                c = self._compiled[kernel] = _Compiled(low, [self.pipeline(p) for p in low.passes])
+            if cache:
+                self.kernels.put(kernel, c)
             return c
-        self.stats["kernel_misses"] += 1
-        try:
-            low = wgsl.lower(kernel, self.limits)
-        except wgsl.BufferTooLarge as e:
-            raise wgsl.BufferTooLarge(f"webgpu: {what}: {e}") from None
-        c = self.kernels[kernel] = _Compiled(low, [self.pipeline(p) for p in low.passes])
-        return c
 
-    def pipeline(self, p: wgsl.Pass):
-        """(compute pipeline, bind group layout) for a pass, cached by WGSL source."""
-        hit = self.pipelines.get(p.source)
-        if hit is not None:
-            self.stats["pipeline_hits"] += 1
+    def pipeline(self, p: wgsl.Pass) -> _Pipeline:
+        """(compute pipeline, bind group layout) for a pass, shared by WGSL source while any kernel
+        holds it."""
+        with self.lock:
+            hit = self.pipelines.get(p.source)
+            if hit is not None:
+                self.stats["pipeline_hits"] += 1
+                return hit
+            self.stats["pipeline_misses"] += 1
+            wgpu = self.wgpu
+            with self._guard():
+                layout = self.gpu.create_bind_group_layout(entries=[
+                    {"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
+                     "buffer": {"type": "storage" if w else "read-only-storage"}} for i, (_, w) in enumerate(p.bindings)])
+                module = self.gpu.create_shader_module(code=p.source)
+                pipe = self.gpu.create_compute_pipeline(
+                    layout=self.gpu.create_pipeline_layout(bind_group_layouts=[layout]),
+                    compute={"module": module, "entry_point": "main"})
+            hit = self.pipelines[p.source] = _Pipeline(pipe, layout)
             return hit
-        self.stats["pipeline_misses"] += 1
-        wgpu = self.wgpu
-        with self._guard():
-            layout = self.gpu.create_bind_group_layout(entries=[
-                {"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
-                 "buffer": {"type": "storage" if w else "read-only-storage"}} for i, (_, w) in enumerate(p.bindings)])
-            module = self.gpu.create_shader_module(code=p.source)
-            pipe = self.gpu.create_compute_pipeline(
-                layout=self.gpu.create_pipeline_layout(bind_group_layouts=[layout]),
-                compute={"module": module, "entry_point": "main"})
-        hit = self.pipelines[p.source] = (pipe, layout)
-        return hit
 
     def bind_group(self, layout, buffers):
         with self._guard():
@@ -362,23 +424,36 @@ class WebGPUDevice(Device):
 
     def run_kernel(self, kernel, datas: list[GPUData], what: str = "kernel") -> GPUData:
         """Run one kernel on device data (one submission); returns the output's data."""
-        c = self.compiled(kernel, what)
-        out = self.alloc(kernel.out.shape, kernel.out.dtype, f"the output of {what}")
-        if not c.lowered.passes:
+        with self.lock:
+            c = self.compiled(kernel, what)
+            out = self.alloc(kernel.out.shape, kernel.out.dtype, f"the output of {what}")
+            if not c.lowered.passes:
+                return out
+            scratch = {name: self.pool.acquire(size) for name, size in c.lowered.scratch}
+            names = {f"in{k}": (d.buffer, d.nbytes) for k, d in enumerate(datas)}
+            names["result"] = (out.buffer, out.nbytes)
+            names.update({n: (b, size) for (n, size), b in zip(c.lowered.scratch, scratch.values())})
+            enc = self.gpu.create_command_encoder()
+            self.encode(enc, c, names.__getitem__)
+            self._submit(enc)
+            for b in scratch.values():   # queue order makes reuse by later submissions safe
+                self.pool.release(b)
             return out
-        scratch = {name: self.pool.acquire(size) for name, size in c.lowered.scratch}
-        names = {f"in{k}": (d.buffer, d.nbytes) for k, d in enumerate(datas)}
-        names["result"] = (out.buffer, out.nbytes)
-        names.update({n: (b, size) for (n, size), b in zip(c.lowered.scratch, scratch.values())})
-        enc = self.gpu.create_command_encoder()
-        self.encode(enc, c, names.__getitem__)
-        self._submit(enc)
-        for b in scratch.values():   # queue order makes reuse by later submissions safe
-            self.pool.release(b)
-        return out
 
     def compile(self, graph):
-        return Executable(self, graph)
+        with self.lock:
+            exe = Executable(self, graph)
+            self._executables.add(exe)
+        return exe
+
+    def cache_stats(self) -> dict:
+        """Compiled code: ``kernels`` (lowered kernels alive: eager cache and executables),
+        ``kernel_cache`` (eager cache entries, at most the ``kernels`` limit), ``kernel_evictions``,
+        ``pipelines`` (compute pipelines alive) and ``executables`` (compiled graphs alive)."""
+        with self.lock:
+            return {"kernels": len(self._compiled), "kernel_cache": len(self.kernels),
+                    "kernel_evictions": self.kernels.evictions, "pipelines": len(self.pipelines),
+                    "executables": len(self._executables)}
 
     def sync(self):
         """Wait until the device has finished all submitted work."""
@@ -392,7 +467,9 @@ class Executable:
 
     Temporaries get buffers once (at compile time), shared between temporaries whose lifetimes do
     not overlap; outputs and variable updates get fresh pooled buffers each run (they outlive it).
-    ``run`` encodes all kernels into one command encoder and submits once.
+    ``run`` encodes all kernels into one command encoder and submits once, under the device's
+    ``lock`` (queue order then keeps runs from different threads apart on the shared temporaries).
+    Its kernels are its own (shared with the eager cache only while that holds them too).
     """
 
     def __init__(self, device: WebGPUDevice, graph):
@@ -402,7 +479,7 @@ class Executable:
         for i, s in enumerate(prog.steps):
             names = [_describe(prog, b) for b in s.inputs]
             what = f"kernel {i} ({s.kernel.kind}, inputs {', '.join(names)}; output {_describe(prog, s.output)})"
-            self.steps.append((device.compiled(s.kernel, what), s))
+            self.steps.append((device.compiled(s.kernel, what, cache=False), s))
         self.consts = {b: d if isinstance(d, GPUData) else device.from_host(d, _aval(prog.bufs[b]))
                        for b, d in prog.consts.items()}
         keep = set(prog.outputs) | set(prog.updates)
@@ -420,6 +497,10 @@ class Executable:
         self.bind_groups = [dict() for _ in self.steps]
 
     def run(self, inputs, captures):
+        with self.device.lock:
+            return self._run(inputs, captures)
+
+    def _run(self, inputs, captures):
         dev, prog = self.device, self.program
         data: dict[int, GPUData | tuple] = dict(self.consts)
         data.update(zip(prog.inputs, inputs))
