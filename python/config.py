@@ -17,7 +17,7 @@ engine frees the machine code of dropped modules once enough have accumulated). 
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
 
 _LIMITS = {"kernels": 512, "traces": 32}
 
@@ -53,12 +53,19 @@ class RetracingWarning(UserWarning):
     function created anew in a loop); see :class:`webtensor.function.Function`."""
 
 
-class LRUCache(OrderedDict):
-    """An ``OrderedDict`` bounded to the ``config`` limit named ``limit`` (a key of
-    :func:`get_cache_limits`): :meth:`get` marks an entry as the most recently used, :meth:`put`
-    inserts one and drops the least recently used entries past the limit (``evictions`` counts them).
-    Plain indexing and iteration do not change the order. Not locked: its owner (a device, a
-    function) holds its own lock around it."""
+TICK = itertools.count(1)    # use stamps: next(TICK) is later than every stamp before it
+
+
+class LRUCache(dict):
+    """A dict bounded to the ``config`` limit named ``limit`` (a key of :func:`get_cache_limits`).
+
+    Values are objects with a writable ``used`` attribute: a use stamp from :data:`TICK`. :meth:`get`
+    stamps the value it finds (hot paths may look up with ``dict.get`` and stamp it themselves:
+    ``value.used = next(TICK)``); :meth:`put` stamps and inserts, and past the limit drops the least
+    recently used entries, a quarter of the limit at once (so a full cache sorts its stamps once per
+    ``limit // 4`` insertions; ``evictions`` counts them). Entries stamped alike (one value under
+    several keys) count as one use. Not locked: its owner (a device, a function) holds its own lock
+    around it."""
 
     def __init__(self, limit: str):
         if limit not in _LIMITS:
@@ -67,25 +74,24 @@ class LRUCache(OrderedDict):
         self.limit, self.evictions = limit, 0
 
     def get(self, key, default=None):
-        """The value for ``key`` (now the most recently used), or ``default``. Raises TypeError for
-        an unhashable key."""
-        value = OrderedDict.get(self, key, _MISSING)
-        if value is _MISSING:
+        """The value for ``key`` (stamped as used now), or ``default``. Raises TypeError for an
+        unhashable key."""
+        value = dict.get(self, key)
+        if value is None:
             return default
-        self.move_to_end(key)
+        value.used = next(TICK)
         return value
 
     def put(self, key, value) -> None:
         """Insert or replace ``key`` as the most recently used entry, then evict past the limit."""
+        value.used = next(TICK)
         self[key] = value
-        self.move_to_end(key)
         limit = _LIMITS[self.limit]
-        while len(self) > limit:
-            self.popitem(last=False)
-            self.evictions += 1
+        if len(self) > limit:
+            oldest = sorted(self.items(), key=lambda kv: kv[1].used)[:len(self) - (limit - limit // 4)]
+            for k, _ in oldest:
+                del self[k]
+            self.evictions += len(oldest)
 
     def __repr__(self):
         return f"LRUCache({self.limit}: {len(self)}/{_LIMITS[self.limit]})"
-
-
-_MISSING = object()

@@ -23,7 +23,7 @@ import threading
 import warnings
 
 from . import _state
-from .config import LRUCache, RetracingWarning
+from .config import TICK, LRUCache, RetracingWarning
 from .core import passes
 from .core.graph import Graph, Value
 from .device import get_device
@@ -107,6 +107,7 @@ _TENSOR = object()  # marks the tensor leaves of an output structure (None is a 
 
 class _Concrete:
     def __init__(self, raw: Graph, graph: Graph, exe, out_struct, out_static, n_outputs):
+        self.used = 0   # use stamp (LRUCache)
         self.raw_graph, self.graph, self.exe = raw, graph, exe
         self.out_struct, self.out_static, self.n_outputs = out_struct, out_static, n_outputs
 
@@ -200,6 +201,14 @@ class Function:
     def _concrete(self, struct, leaves, key, tensors, count: bool) -> _Concrete:
         """The cached trace for ``key``, else a new one (under the lock: one trace per signature);
         ``count``: a call (counted for the retracing warning)."""
+        c = dict.get(self._cache, key)      # a hit needs no lock (dict reads are atomic)
+        if c is not None:
+            c.used = next(TICK)
+            if count:
+                self._recent_calls += 1     # _count_call(False), inlined; approximate across threads
+                if self._calls_per_trace:
+                    self._calls_per_trace[-1] += 1
+            return c
         with self._lock:
             c = self._cache.get(key)
             traced = c is None

@@ -405,7 +405,8 @@ class init_scope:
 def _dispatch(op, inputs, attrs):
     ts = _convert_inputs(inputs)
     out_aval = op.infer(*(t._aval for t in ts), **attrs)
-    tr = _state.current_trace()
+    state = _state.local      # this thread's traces and tapes
+    tr = state.traces[-1] if state.traces else None
     if tr is not None:
         out = tr.apply(op, ts, attrs, out_aval)
     else:
@@ -417,7 +418,7 @@ def _dispatch(op, inputs, attrs):
                 raise ValueError(f"{op.name}: tensors are on different devices ({dev.name} and {t.device.name}); "
                                  f"move one with .to('{dev.name}')")
         out = Tensor(dev.execute(op, [t._data for t in ts], attrs, [t._aval for t in ts], out_aval), out_aval, dev)
-    for tape in _state.local.tapes:
+    for tape in state.tapes:
         tape._record(Record(op, tuple(ts), attrs, out))
     return out
 

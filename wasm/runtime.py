@@ -39,7 +39,7 @@ import threading
 import weakref
 from math import prod
 
-from ..config import LRUCache
+from ..config import TICK, LRUCache
 from ..core import compile as C
 from ..device import Device
 from ..hostdata import NUMPY, as_host, from_storage, to_storage
@@ -73,27 +73,27 @@ class Allocator:
     def alloc(self, nbytes: int, what: str = "buffer") -> int:
         """Offset of a new block of at least ``nbytes`` (ALIGN-aligned). Raises MemoryError naming
         ``what`` past the 4 GiB wasm32 limit."""
+        size = max(-(-nbytes // ALIGN) * ALIGN, ALIGN)
         with self._lock:
             if self._pending:
                 self._drain()
-            return self._alloc(nbytes, what)
-
-    def _alloc(self, nbytes: int, what: str) -> int:
-        size = max(-(-nbytes // ALIGN) * ALIGN, ALIGN)
-        for i, (off, n) in enumerate(self.free):
-            if n >= size:
+            while True:
+                for i, (off, n) in enumerate(self.free):
+                    if n >= size:
+                        break
+                else:
+                    self._expand(size, nbytes, what)
+                    continue
                 break
-        else:
-            self._expand(size, nbytes, what)
-            return self._alloc(nbytes, what)
-        if n == size:
-            del self.free[i]
-        else:
-            self.free[i] = [off + size, n - size]
-        self.used[off] = size
-        self.in_use += size
-        self.peak = max(self.peak, self.in_use)
-        return off
+            if n == size:
+                del self.free[i]
+            else:
+                self.free[i] = [off + size, n - size]
+            self.used[off] = size
+            self.in_use += size
+            if self.in_use > self.peak:
+                self.peak = self.in_use
+            return off
 
     def _expand(self, size: int, nbytes: int, what: str):
         tail = self.free[-1][1] if self.free and sum(self.free[-1]) == self.size else 0
@@ -112,12 +112,15 @@ class Allocator:
 
     def release(self, off: int):
         """Free the block at ``off`` (from any thread, also from ``__del__``; never blocks)."""
-        self._pending.append(off)           # atomic; returned now or by the lock's holder
         if self._lock.acquire(False):
             try:
-                self._drain()
+                self._release(off)
+                if self._pending:
+                    self._drain()
             finally:
                 self._lock.release()
+        else:
+            self._pending.append(off)       # atomic; returned by the lock's holder before its next alloc
 
     def _drain(self):
         pending = self._pending
@@ -256,7 +259,7 @@ class WasmDevice(Device):
         key = (op, tuple(in_avals), out_aval, tuple(sorted(attrs.items())) if attrs else ())
         with self.lock:
             try:
-                ent = self._ops.get(key)
+                ent = dict.get(self._ops, key)      # LRUCache.get, inlined: the eager hot path
             except TypeError:               # an unhashable attribute: key the cache by the kernel
                 key, ent = None, None
             if ent is None:
@@ -264,6 +267,7 @@ class WasmDevice(Device):
                 ent = self._kernel(kernel)
                 self._ops.put(key if key is not None else kernel, ent)
             else:
+                ent.used = next(TICK)
                 self.kernel_stats["hits"] += 1
             lw = ent.lowered
             if lw.copy:
@@ -297,11 +301,11 @@ class WasmDevice(Device):
 
 
 class _Kernel:
-    """A compiled eager kernel: its ``Lowered`` facts and the engine callable."""
-    __slots__ = ("lowered", "call", "__weakref__")
+    """A compiled eager kernel: its ``Lowered`` facts, the engine callable, a use stamp (LRUCache)."""
+    __slots__ = ("lowered", "call", "used", "__weakref__")
 
     def __init__(self, lowered, call):
-        self.lowered, self.call = lowered, call
+        self.lowered, self.call, self.used = lowered, call, 0
 
 
 class WasmExecutable:

@@ -135,11 +135,11 @@ class BufferPool:
 
 
 class _Compiled:
-    """A lowered kernel with a pipeline per pass."""
-    __slots__ = ("lowered", "pipelines", "__weakref__")
+    """A lowered kernel with a pipeline per pass, and a use stamp (LRUCache)."""
+    __slots__ = ("lowered", "pipelines", "used", "__weakref__")
 
     def __init__(self, lowered, pipelines):
-        self.lowered, self.pipelines = lowered, pipelines
+        self.lowered, self.pipelines, self.used = lowered, pipelines, 0
 
 
 class _Pipeline:
