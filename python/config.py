@@ -62,8 +62,8 @@ class LRUCache(dict):
     Values are objects with a writable ``used`` attribute: a use stamp from :data:`TICK`. :meth:`get`
     stamps the value it finds (hot paths may look up with ``dict.get`` and stamp it themselves:
     ``value.used = next(TICK)``); :meth:`put` stamps and inserts, and past the limit drops the least
-    recently used entries, a quarter of the limit at once (so a full cache sorts its stamps once per
-    ``limit // 4`` insertions; ``evictions`` counts them). Entries stamped alike (one value under
+    recently used entries down to three quarters of the limit (so a full cache sorts its stamps once
+    per ``limit // 4 + 1`` insertions; ``evictions`` counts the entries dropped). Entries stamped alike (one value under
     several keys) count as one use. Not locked: its owner (a device, a function) holds its own lock
     around it."""
 

@@ -56,10 +56,10 @@ class Allocator:
     ``grow(pages) -> bool`` enlarges the memory. ``stats()`` reports bytes in use, live
     blocks, the peak and the memory size, so tests can check that loops do not leak.
 
-    Thread-safe: ``alloc``, ``release`` and ``stats`` take the allocator's lock. ``release`` never
-    blocks: when the lock is taken (by another thread, or by this one when the garbage collector runs
-    a ``WasmBuffer.__del__`` in the middle of ``alloc``) it queues the block, and whoever holds the
-    lock returns it before the next allocation.
+    Thread-safe: ``release`` only queues the block (one atomic ``list.append``: it never blocks, and
+    is safe from any thread and from a ``WasmBuffer.__del__`` that the garbage collector runs in the
+    middle of ``alloc``); ``alloc`` and ``stats`` take the allocator's lock and return the queued
+    blocks to the free list first, so a freed block is reused by the next allocation as before.
     """
 
     def __init__(self, size: int, grow):
@@ -67,16 +67,17 @@ class Allocator:
         self.free: list[list[int]] = [[ALIGN, size - ALIGN]] if size > ALIGN else []   # sorted [offset, size]
         self.used: dict[int, int] = {}
         self.in_use = self.peak = 0
-        self._lock = threading.Lock()   # not re-entrant on purpose: release() must see it taken
-        self._pending: list[int] = []   # offsets released while the lock was taken
+        self._lock = threading.Lock()
+        self._pending: list[int] = []   # offsets released since the last alloc/stats
 
     def alloc(self, nbytes: int, what: str = "buffer") -> int:
         """Offset of a new block of at least ``nbytes`` (ALIGN-aligned). Raises MemoryError naming
         ``what`` past the 4 GiB wasm32 limit."""
         size = max(-(-nbytes // ALIGN) * ALIGN, ALIGN)
         with self._lock:
-            if self._pending:
-                self._drain()
+            pending = self._pending
+            while pending:
+                self._release(pending.pop())
             while True:
                 for i, (off, n) in enumerate(self.free):
                     if n >= size:
@@ -111,16 +112,9 @@ class Allocator:
             self.free.append([start, grow * PAGE])
 
     def release(self, off: int):
-        """Free the block at ``off`` (from any thread, also from ``__del__``; never blocks)."""
-        if self._lock.acquire(False):
-            try:
-                self._release(off)
-                if self._pending:
-                    self._drain()
-            finally:
-                self._lock.release()
-        else:
-            self._pending.append(off)       # atomic; returned by the lock's holder before its next alloc
+        """Free the block at ``off``: queued, returned by the next ``alloc``/``stats`` (any thread, also
+        ``__del__``; never blocks)."""
+        self._pending.append(off)
 
     def _drain(self):
         pending = self._pending
@@ -157,7 +151,7 @@ class WasmBuffer:
         # the last reference goes; ~8x cheaper than weakref.finalize, paid on every eager op
         alloc = getattr(self, "_alloc", None)       # unset when alloc() raised MemoryError
         if alloc is not None:
-            alloc.release(self.offset)
+            alloc._pending.append(self.offset)      # = alloc.release(offset), a call cheaper
 
     def __repr__(self):
         return f"WasmBuffer(offset={self.offset}, nbytes={self.nbytes})"
