@@ -18,7 +18,7 @@ from .creation import (full, zeros, ones, zeros_like, ones_like, arange, linspac
 from .device import device, get_device, init_async, register_device, Device
 from .function import function, grad, value_and_grad, Function
 from .tape import GradientTape
-from . import optimizers, data
+from . import config, optimizers, data
 from .export import export
 from .artifact import load
 from . import nn, datasets

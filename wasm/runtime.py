@@ -187,6 +187,7 @@ class WasmDevice(Device):
         super().__init__()
         self.engine = engine if engine is not None else default_engine(initial_pages, fma)
         self.fma = self.engine.fma
+        self.memory_import = getattr(self.engine, "memory_import", {})   # how modules import the memory
         self.alloc = Allocator(self.engine.size, self.engine.grow)
         self._ops = LRUCache("kernels")     # (op, input avals, output aval, attrs) -> _Kernel
         self._kernels = weakref.WeakValueDictionary()   # Kernel -> _Kernel, while some key caches it
@@ -238,7 +239,7 @@ class WasmDevice(Device):
         ent = self._kernels.get(kernel)
         if ent is None:
             self.kernel_stats["misses"] += 1
-            m, lw = kernel_module(kernel, fma=self.fma, memory=self.engine.memory_import)
+            m, lw = kernel_module(kernel, fma=self.fma, memory=self.memory_import)
             ent = self._kernels[kernel] = _Kernel(lw, self._instantiate(m, "kernel", lw.n_inputs + 4))
         else:
             self.kernel_stats["hits"] += 1
@@ -316,7 +317,7 @@ class WasmExecutable:
             prog.bufs[b].role = "result"
         offsets, arena = C.plan_arena(prog)
         m = Module()
-        m.import_memory("env", "memory", 1, **device.engine.memory_import)
+        m.import_memory("env", "memory", 1, **device.memory_import)
         lowered, fns = {}, []
         for s in prog.steps:
             if s.kernel not in lowered:
