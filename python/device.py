@@ -163,7 +163,7 @@ _default: str | None = None
 
 
 def default_device_name() -> str:
-    """The device used when none is named (DESIGN.md, "Devices"), decided once per process:
+    """The device used when none is named (docs/architecture.md), decided once per process:
     ``$WEBTENSOR_DEVICE`` if set; else ``"webgpu"`` when a hardware GPU adapter exists; else
     ``"wasm"`` when its runtime is installed; else ``"reference"``. A software adapter (llvmpipe,
     SwiftShader) does not count: WebAssembly is faster on the same CPU. In Pyodide (where the
