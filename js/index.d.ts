@@ -122,7 +122,10 @@ export interface LoadOptions {
   backend?: 'auto' | 'webgpu' | 'wasm';
   /** The GPU to use instead of navigator.gpu (the model keeps a reference until dispose()). */
   gpu?: GPULike;
-  /** A GPUDevice to use instead of requesting one; dispose() leaves it alive. */
+  /**
+   * A GPUDevice to use instead of requesting one; dispose() leaves it alive. The caller keeps the
+   * GPU object it came from alive (in Node, Dawn tears the device down when that is collected).
+   */
   device?: unknown;
   /**
    * Run the model's WebAssembly in a Worker (browsers: a module Web Worker

@@ -202,7 +202,8 @@ function adapterInfoOf(adapter, device) {
  * SwiftShader or llvmpipe: see isSoftwareAdapter), 'webgpu' (any adapter) or
  * 'wasm'; `options.gpu`: a GPU object (default navigator.gpu; the model keeps
  * it alive until dispose()); `options.device`: a GPUDevice to use instead of
- * requesting one (not destroyed by dispose()).
+ * requesting one (not destroyed by dispose(); the caller keeps the GPU object
+ * it came from alive).
  * `options.worker`: true runs the model's WebAssembly in a Worker (a module
  * Web Worker in browsers, worker_threads in Node; `spawnWorker()` from the
  * entry point creates it): the artifact is checked here, then its module and
