@@ -1,7 +1,8 @@
 // The browser entry in headless Chromium (Debian's /usr/bin/chromium, WebGPU on
 // SwiftShader): a page served from 127.0.0.1 loads the fixture artifact by URL
-// with backend 'auto' (WebGPU) and 'wasm', predicts and trains, and posts its
-// results back. Skipped when Chromium is not installed.
+// with backend 'webgpu', 'auto' (wasm on SwiftShader, a software adapter) and
+// 'wasm', predicts and trains, and posts its results back. Skipped when
+// Chromium is not installed.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -16,7 +17,9 @@ const report = (body) => fetch('/result', { method: 'POST', body: JSON.stringify
 try {
   const e = await (await fetch('/fixtures/expected.json')).json();
   const results = {};
-  for (const backend of ['auto', 'wasm']) {
+  const hasGPU = 'gpu' in navigator;
+  const software = hasGPU && webtensor.isSoftwareAdapter((await navigator.gpu.requestAdapter())?.info);
+  for (const backend of hasGPU ? ['webgpu', 'auto', 'wasm'] : ['auto', 'wasm']) {
     const model = await webtensor.load('/fixtures/linear', { backend });
     const y = await model.predict(webtensor.tensor(new Float32Array(e.x), [8, 4]));
     const losses = [];
@@ -26,7 +29,7 @@ try {
       kernel: Array.from(w['dense/kernel'].dataSync()), saved: (await model.saveWeights()).length };
     model.dispose();
   }
-  await report({ results, hasGPU: 'gpu' in navigator });
+  await report({ results, hasGPU, software });
 } catch (err) {
   await report({ error: String(err && err.stack || err) });
 }
@@ -46,11 +49,16 @@ test('the browser entry runs the artifact in headless Chromium (WebGPU and wasm)
   assert.deepEqual(r.results.wasm.losses, expected.train.losses);
   assert.deepEqual(r.results.wasm.kernel, expected.train['dense/kernel']);
   if (r.hasGPU) {
-    assert.equal(r.results.auto.backend, 'webgpu');
-    assert.equal(typeof r.results.auto.adapterInfo.vendor, 'string');
+    assert.equal(r.results.webgpu.backend, 'webgpu');
+    assert.equal(r.results.webgpu.adapterInfo.architecture, 'swiftshader'); // FLAGS choose SwiftShader
+    assert.equal(r.software, true);
+    assert.equal(r.results.auto.backend, 'wasm'); // 'auto' does not pick a software adapter
+  } else {
+    assert.equal(r.results.auto.backend, 'wasm');
   }
-  const auto = r.results.auto;
-  auto.y.forEach((v, i) => assert.ok(Math.abs(v - expected.predict.y[i]) <= 1e-5, `y[${i}]`));
-  auto.losses.forEach((v, i) => assert.ok(Math.abs(v - expected.train.losses[i]) <= 1e-4, `loss ${i}`));
-  assert.ok(auto.saved > 0);
+  for (const run of [r.results.webgpu, r.results.auto].filter(Boolean)) {
+    run.y.forEach((v, i) => assert.ok(Math.abs(v - expected.predict.y[i]) <= 1e-5, `${run.backend} y[${i}]`));
+    run.losses.forEach((v, i) => assert.ok(Math.abs(v - expected.train.losses[i]) <= 1e-4, `${run.backend} loss ${i}`));
+    assert.ok(run.saved > 0);
+  }
 });
