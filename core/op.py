@@ -65,15 +65,11 @@ def first_out_of_range(t, lo: int, hi: int):
     v = _values(t) if _values is not None else None
     if v is None or not len(v):
         return None
-    if hasattr(v, "dtype"):          # numpy: vectorised
-        bad = ~((v > lo - 1) & (v < hi))
-        if not bad.any():
-            return None
-        k = int(bad.argmax())
-        return k, v[k].item()
+    if lo - 1 < v.min() and v.max() < hi if hasattr(v, "dtype") else all(lo - 1 < a < hi for a in v):
+        return None                  # the common case; NaN fails every comparison
     for k, a in enumerate(v):
         if not (lo - 1 < a < hi):
-            return k, a
+            return k, a.item() if hasattr(a, "item") else a
     return None
 
 
@@ -98,7 +94,7 @@ class Op:
     def __call__(self, *inputs, **attrs):
         sig = self.signature
         if len(inputs) != sig.arity or attrs.keys() != sig.attr_names:
-            sig.check_op_call(inputs, attrs)
+            inputs, attrs = sig.check_op_call(inputs, attrs)
         if sig.checked:
             attrs = sig.check_attrs(attrs)
         if _dispatch is None:

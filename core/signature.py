@@ -69,8 +69,20 @@ class Signature:
         return TypeError(f"{self.name}() takes {n} tensor argument{'s' if n != 1 else ''} "
                          f"({', '.join(self.tensors)}), got {got}")
 
-    def check_op_call(self, inputs, attrs) -> None:
-        """A primitive's call: ``len(inputs)`` tensors and exactly the declared attributes."""
+    def check_op_call(self, inputs, attrs):
+        """A primitive's call -> ``(inputs, attrs)``: the tensors (positional, or by name as in
+        ``add(x=a, y=b)``) and exactly the declared attributes."""
+        named = [k for k in attrs if k in self.tensors and not self.variadic]
+        if named:
+            attrs = dict(attrs)
+            given = dict(zip(self.tensors, inputs))
+            for k in named:
+                if k in given:
+                    raise TypeError(f"{self.name}() got multiple values for argument {k!r}")
+                given[k] = attrs.pop(k)
+            if len(inputs) > len(self.tensors):
+                raise self._arity_error(len(inputs) + len(named))
+            inputs = tuple(given[k] for k in self.tensors if k in given)
         for k in attrs:
             if k not in self.attr_names:
                 raise TypeError(f"{self.name}() got an unexpected keyword argument {k!r}")
@@ -79,6 +91,7 @@ class Signature:
         for k in sorted(self.attr_names):
             if k not in attrs:
                 raise TypeError(f"{self.name}() missing attribute {k!r}")
+        return inputs, attrs
 
     def bind(self, args, kwargs) -> dict:
         """``{parameter: value}`` for a call of a public op function.
@@ -113,7 +126,7 @@ class Signature:
 
     def check(self, bound: dict) -> dict:
         """Tensor arguments converted to tensors, then each given attribute checked by its kind."""
-        from .op import as_tensor
+        as_tensor = _as_tensor()
         for k in self.tensors:
             v = bound[k]
             bound[k] = _tensor_list(v, Check(self.name, k, bound)) if self.attrs.get(k) is TENSORS else as_tensor(v)
@@ -128,6 +141,13 @@ class Signature:
             if kind is not None:
                 attrs[k] = kind(attrs[k], Check(self.name, k, attrs))
         return attrs
+
+
+def _as_tensor():
+    from .op import as_tensor     # op.py imports this module: bound on first use
+    global _as_tensor
+    _as_tensor = lambda: as_tensor   # noqa: E731
+    return as_tensor
 
 
 class Check:
@@ -220,7 +240,9 @@ def _function_signature(name, fn, kinds) -> Signature:
 
 def _int(v):
     """``v`` as an int if it is an integer (Python, numpy or a 0-d int tensor), else None."""
-    if _is_bool(v):
+    if type(v) is int:
+        return v
+    if isinstance(v, (bool, float, str, bytes, tuple, list)) or v is None or _is_bool(v):
         return None
     try:
         return operator.index(v)
@@ -234,7 +256,9 @@ def _is_bool(v) -> bool:
 
 
 def _seq(v):
-    """A list/tuple (or other sequence, not a string) as a tuple, else None."""
+    """A list/tuple (or other sequence, not a string or tensor) as a tuple, else None."""
+    if type(v) is tuple:
+        return v
     if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__") or hasattr(v, "_aval"):
         return None
     return tuple(v)
@@ -242,6 +266,8 @@ def _seq(v):
 
 def _ints(v):
     """A sequence of integers as a tuple of ints, else None."""
+    if type(v) in (tuple, list) and all(type(a) is int for a in v):
+        return tuple(v)
     s = _seq(v)
     if s is None:
         return None
@@ -251,6 +277,8 @@ def _ints(v):
 
 def BOOL(v, c: Check):
     """True or False (numpy bools too)."""
+    if v is True or v is False:
+        return v
     if not _is_bool(v):
         raise c.type_error("a bool", v)
     return bool(v)
@@ -459,7 +487,7 @@ def TENSORS(v, c: Check):
 
 
 def _tensor_list(v, c: Check):
-    from .op import as_tensor
+    as_tensor = _as_tensor()
     if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
         raise c.type_error("a sequence of tensors", v)
     out = [as_tensor(t) for t in v]

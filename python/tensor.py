@@ -428,7 +428,7 @@ def _known_values(t: Tensor):
     if t._data is None:
         return None
     try:
-        np = _numpy()
+        np = _numpy() if t.size > 256 else None       # small ones (index lists, label batches): lists are faster
         if np is not None:
             return np.asarray(t).reshape(-1)
         return hostdata.to_list(t._host_bytes(), (t.size,), t.dtype)

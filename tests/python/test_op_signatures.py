@@ -241,3 +241,15 @@ def test_primitive_ops_check_arity_and_attribute_names_too():
     with pytest.raises(TypeError, match=r"^concat\(\) takes at least 1 tensor argument"):
         OPS["concat"](axis=0)
     assert all(isinstance(op, Op) for op in OPS.values())
+
+
+def test_tensor_arguments_by_name():
+    a, b = np.array([1.0, 2.0], np.float32), np.array([3.0, 5.0], np.float32)
+    np.testing.assert_array_equal(wt.sub(x=a, y=b).numpy(), a - b)
+    np.testing.assert_array_equal(wt.sub(a, y=b).numpy(), a - b)
+    np.testing.assert_array_equal(wt.where(wt.tensor([True, False]), y=b, x=a).numpy(), [1.0, 5.0])
+    np.testing.assert_array_equal(wt.gather(indices=[1, -2], params=a).numpy(), a[[1, -2]])
+    with pytest.raises(TypeError, match=r"^sub\(\) got multiple values for argument 'x'$"):
+        wt.sub(a, x=b)
+    with pytest.raises(TypeError, match=r"^sub\(\) takes 2 tensor arguments \(x, y\), got 1$"):
+        wt.sub(y=b)
