@@ -20,7 +20,7 @@ from ..dtypes import DType, float32, int32
 from ..op import Aval, Op, as_tensor, first_out_of_range
 from ..shapes import broadcast_shapes, normalize_axis, normalize_axes
 from ..signature import (DTYPE, NEW_SHAPE, NUMBER, POSITIVE_INT, SHAPE, TENSORS, axes_of, axis_of,
-                         ints_per_axis_of, op_signature, optional, paddings_of, perm_of)
+                         ints_per_axis_of, op_signature, paddings_of, perm_of)
 
 
 _py_slice = slice  # the builtin, before this module's ``slice`` op shadows it
