@@ -249,11 +249,19 @@ class Function:
         return self._concrete(*self._signature(args, kwargs), count=False)
 
     def __call__(self, *args, **kwargs):
-        if _state.current_trace() is not None or _state.local.tapes:
+        state = _state.local
+        if (state.traces and state.traces[-1] is not None) or state.tapes:
             # Inside another trace: inline. Under an eager tape: run eagerly so the tape sees every op.
             return self.python_function(*args, **kwargs)
         struct, leaves, key, tensors = self._signature(args, kwargs)
-        c = self._concrete(struct, leaves, key, tensors, count=True)
+        c = dict.get(self._cache, key)
+        if c is not None:       # _concrete's lock-free hit, inlined (the per-step path)
+            c.used = next(TICK)
+            self._recent_calls += 1
+            if self._calls_per_trace:
+                self._calls_per_trace[-1] += 1
+        else:
+            c = self._concrete(struct, leaves, key, tensors, count=True)
         g = c.graph
         dev = c.exe.device if hasattr(c.exe, "device") else get_device()
         with dev.lock:      # this call's variable reads, run and updates, not interleaved with another's

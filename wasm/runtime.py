@@ -58,43 +58,47 @@ class Allocator:
 
     Thread-safe: ``release`` only queues the block (one atomic ``list.append``: it never blocks, and
     is safe from any thread and from a ``WasmBuffer.__del__`` that the garbage collector runs in the
-    middle of ``alloc``); ``alloc`` and ``stats`` take the allocator's lock and return the queued
-    blocks to the free list first, so a freed block is reused by the next allocation as before.
+    middle of ``alloc``); ``alloc`` and ``stats`` take ``lock`` (the allocator's own, or its owner's:
+    the device passes its RLock, and then calls ``alloc_locked`` where it holds it already) and
+    return the queued blocks to the free list first, so a freed block is reused by the next
+    allocation as before.
     """
 
-    def __init__(self, size: int, grow):
+    def __init__(self, size: int, grow, lock=None):
         self.size, self._grow = size, grow
         self.free: list[list[int]] = [[ALIGN, size - ALIGN]] if size > ALIGN else []   # sorted [offset, size]
         self.used: dict[int, int] = {}
         self.in_use = self.peak = 0
-        self._lock = threading.Lock()
+        self.lock = lock if lock is not None else threading.Lock()
         self._pending: list[int] = []   # offsets released since the last alloc/stats
 
     def alloc(self, nbytes: int, what: str = "buffer") -> int:
         """Offset of a new block of at least ``nbytes`` (ALIGN-aligned). Raises MemoryError naming
         ``what`` past the 4 GiB wasm32 limit."""
+        with self.lock:
+            return self.alloc_locked(nbytes, what)
+
+    def alloc_locked(self, nbytes: int, what: str = "buffer") -> int:
+        """:meth:`alloc` for a caller that holds ``lock``."""
         size = max(-(-nbytes // ALIGN) * ALIGN, ALIGN)
-        with self._lock:
-            pending = self._pending
-            while pending:
-                self._release(pending.pop())
-            while True:
-                for i, (off, n) in enumerate(self.free):
-                    if n >= size:
-                        break
-                else:
-                    self._expand(size, nbytes, what)
-                    continue
+        pending = self._pending
+        while pending:
+            self._release(pending.pop())
+        for i, (off, n) in enumerate(self.free):
+            if n >= size:
                 break
-            if n == size:
-                del self.free[i]
-            else:
-                self.free[i] = [off + size, n - size]
-            self.used[off] = size
-            self.in_use += size
-            if self.in_use > self.peak:
-                self.peak = self.in_use
-            return off
+        else:
+            self._expand(size, nbytes, what)
+            return self.alloc_locked(nbytes, what)
+        if n == size:
+            del self.free[i]
+        else:
+            self.free[i] = [off + size, n - size]
+        self.used[off] = size
+        self.in_use += size
+        if self.in_use > self.peak:
+            self.peak = self.in_use
+        return off
 
     def _expand(self, size: int, nbytes: int, what: str):
         tail = self.free[-1][1] if self.free and sum(self.free[-1]) == self.size else 0
@@ -132,18 +136,19 @@ class Allocator:
             self.free[i - 1][1] += self.free.pop(i)[1]
 
     def stats(self) -> dict:
-        with self._lock:
+        with self.lock:
             self._drain()
             return {"in_use": self.in_use, "blocks": len(self.used), "peak": self.peak, "memory": self.size,
                     "free_blocks": len(self.free)}
 
 
 class WasmBuffer:
-    """A tensor's bytes in the device's linear memory; freed when garbage collected."""
+    """A tensor's bytes in the device's linear memory; freed when garbage collected.
+    ``held``: the caller holds ``alloc.lock``."""
     __slots__ = ("offset", "nbytes", "_alloc", "__weakref__")
 
-    def __init__(self, alloc: Allocator, nbytes: int, what: str = "buffer"):
-        self.offset = alloc.alloc(nbytes, what)
+    def __init__(self, alloc: Allocator, nbytes: int, what: str = "buffer", held: bool = False):
+        self.offset = alloc.alloc_locked(nbytes, what) if held else alloc.alloc(nbytes, what)
         self.nbytes, self._alloc = nbytes, alloc
 
     def __del__(self):
@@ -188,7 +193,7 @@ class WasmDevice(Device):
         self.engine = engine if engine is not None else default_engine(initial_pages, fma)
         self.fma = self.engine.fma
         self.memory_import = getattr(self.engine, "memory_import", {})   # how modules import the memory
-        self.alloc = Allocator(self.engine.size, self.engine.grow)
+        self.alloc = Allocator(self.engine.size, self.engine.grow, self.lock)   # guarded by the device lock
         self._ops = LRUCache("kernels")     # (op, input avals, output aval, attrs) -> _Kernel
         self._kernels = weakref.WeakValueDictionary()   # Kernel -> _Kernel, while some key caches it
         self._executables = weakref.WeakSet()           # live WasmExecutables (stats)
@@ -268,7 +273,8 @@ class WasmDevice(Device):
             if lw.copy:
                 return datas[0]             # same bytes (buffers are immutable): alias, no copy
             _, n = _storage(out_aval)
-            out = self.buffer(n, f"the {out_aval.dtype.name} result of shape {tuple(out_aval.shape)} of {op.name}")
+            out = WasmBuffer(self.alloc, n, f"the {out_aval.dtype.name} result of shape {tuple(out_aval.shape)} of "
+                                            f"{op.name}", held=True)
             if lw.rows:
                 scratch = self.scratch(lw.scratch) if lw.scratch else 0
                 ent.call(out.offset, *(d.offset for d in datas), 0, lw.rows, scratch)
@@ -356,11 +362,10 @@ class WasmExecutable:
         data = dict(self.consts)
         data.update(zip(prog.inputs, inputs))
         data.update(zip(prog.captures, captures))
-        for b, n in self.results:
-            data[b] = dev.buffer(n, f"a result of shape {prog.bufs[b].shape}")
-        table = array.array("i", [data[b].offset for b in self._slots])
         with dev.lock:
-            dev.engine.write(self.table, table)
+            for b, n in self.results:
+                data[b] = WasmBuffer(dev.alloc, n, f"a result of shape {prog.bufs[b].shape}", held=True)
+            dev.engine.write(self.table, array.array("i", [data[b].offset for b in self._slots]))
             self._run()
         return [data[b] for b in prog.outputs], [data[b] for b in prog.updates]
 
