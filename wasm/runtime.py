@@ -233,7 +233,8 @@ class WasmDevice(Device):
     def to_host_view(self, data, aval):
         """A read-only numpy view of the tensor in linear memory (float32 and int32, whose storage
         is their host layout); it keeps the buffer allocated while it lives."""
-        address = getattr(self.engine, "address", lambda offset: None)(data.offset)
+        with self.lock:
+            address = getattr(self.engine, "address", lambda offset: None)(data.offset)
         if address is None or aval.dtype.name not in ("float32", "int32") or not data.nbytes:
             return None
         import numpy as np
