@@ -229,7 +229,7 @@ class Function:
                 per[-1] += 1
             return
         per.append(1)
-        while per and self._recent_calls - per[0] >= RETRACE_WARNING_CALLS:
+        while len(per) > 1 and self._recent_calls - per[0] >= RETRACE_WARNING_CALLS:   # never empties it
             self._recent_calls -= per.pop(0)
         if len(per) >= RETRACE_WARNING_THRESHOLD and not self._warned:
             self._warned = True
