@@ -72,16 +72,17 @@ class BufferPool:
     ``stats``: ``created`` (buffers ever created), ``bytes`` (their total size), ``reused``
     (acquisitions served from the free lists), ``in_use``, ``idle_bytes``.
 
-    Thread-safe: ``acquire`` takes the pool's lock; ``release`` never blocks (when the lock is taken,
-    by another thread or by this one when the garbage collector runs a finalizer in the middle of
-    ``acquire``, it queues the buffer, and the next ``acquire`` takes it back)."""
+    Thread-safe: ``release`` only queues the buffer (one atomic ``list.append``: it never blocks, and is
+    safe from any thread and from a ``GPUData`` finalizer that the garbage collector runs in the middle
+    of ``acquire``); ``acquire``, ``stats`` and ``clear`` take the pool's lock and take the queued
+    buffers back first."""
 
     def __init__(self, gpu_device, usage, max_size: int, max_idle_bytes: int = 1 << 30):
         self.device, self.usage, self.max_size, self.max_idle_bytes = gpu_device, usage, max_size, max_idle_bytes
         self.free: dict[int, list] = defaultdict(list)
         self._stats = {"created": 0, "bytes": 0, "reused": 0, "in_use": 0, "idle_bytes": 0}
-        self._lock = threading.Lock()       # not re-entrant on purpose: release() must see it taken
-        self._pending: list = []            # buffers released while the lock was taken
+        self._lock = threading.Lock()
+        self._pending: list = []            # buffers released since the last acquire/stats/clear
 
     @property
     def stats(self) -> dict:
@@ -110,12 +111,7 @@ class BufferPool:
         return self.device.create_buffer(size=size, usage=self.usage)
 
     def release(self, buffer) -> None:
-        self._pending.append(buffer)        # atomic; returned now or by the lock's holder
-        if self._lock.acquire(False):
-            try:
-                self._drain()
-            finally:
-                self._lock.release()
+        self._pending.append(buffer)
 
     def _drain(self):
         pending, stats = self._pending, self._stats

@@ -235,6 +235,49 @@ def test_allocator_from_many_threads():
     assert len(a.free) == 1                                            # and coalesced back to one block
 
 
+def test_webgpu_buffer_pool_from_many_threads():
+    """The WebGPU buffer pool alone (a stand-in GPU device): 8 threads acquire and release buffers with
+    a tiny switch interval; no buffer is handed to two holders at once and the counts add up."""
+    import sys
+    pytest.importorskip("wgpu")
+    from webtensor.webgpu.runtime import BufferPool
+
+    class Buffer:
+        def __init__(self, size):
+            self.size = size
+
+    class FakeGPU:
+        def create_buffer(self, size, usage):
+            return Buffer(size)
+
+    pool = BufferPool(FakeGPU(), 0, 1 << 20)
+    held: dict = {}
+
+    def work(i):
+        rng = np.random.default_rng(500 + i)
+        mine = []
+        for k in range(3000):
+            b = pool.acquire(int(rng.integers(1, 600)))
+            assert held.setdefault(id(b), i) == i, "a buffer was handed out twice"
+            mine.append(b)
+            if len(mine) > 4:
+                b = mine.pop(int(rng.integers(len(mine))))
+                del held[id(b)]
+                pool.release(b)
+        for b in mine:
+            del held[id(b)]
+            pool.release(b)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        run_threads(work)
+    finally:
+        sys.setswitchinterval(old)
+    st = pool.stats
+    assert st["in_use"] == 0 and st["created"] == sum(len(v) for v in pool.free.values())
+    assert st["idle_bytes"] == sum(b.size for v in pool.free.values() for b in v)
+
+
 def test_device_scope_tape_and_trace_are_per_thread():
     """``with webtensor.device(...)``, tapes and traces belong to the thread that opened them (as in
     TensorFlow): another thread's eager ops neither land in this thread's trace or tape nor run on
