@@ -112,6 +112,25 @@ def test_wasm_eager_kernels_stay_within_the_limit_over_300_shapes(limits):
     np.testing.assert_allclose((x * 2.0 + 1.0).numpy(), first * 2 + 1, rtol=1e-6, atol=1e-6)
 
 
+def test_live_kernels_and_executables_survive_a_store_recycle():
+    """recycle() moves every live instance to a fresh store: cached kernels and executables built
+    before it run right after it, without compiling again."""
+    dev = wasm()
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    x = wt.tensor(a, device=dev)
+    f = wt.function(lambda t: wt.reduce_sum(wt.sqrt(t + 1.0), axis=1))
+    np.testing.assert_allclose((x * 0.5 - 2.0).numpy(), a * 0.5 - 2, rtol=1e-6)
+    np.testing.assert_allclose(f(x).numpy(), np.sqrt(a + 1).sum(1), rtol=1e-5)
+    old = weakref.ref(dev.engine.store)
+    misses, traces = dev.stats()["kernel_misses"], f.trace_count
+    dev.engine.recycle()
+    gc.collect()
+    assert old() is None
+    np.testing.assert_allclose((x * 0.5 - 2.0).numpy(), a * 0.5 - 2, rtol=1e-6)
+    np.testing.assert_allclose(f(x).numpy(), np.sqrt(a + 1).sum(1), rtol=1e-5)
+    assert dev.stats()["kernel_misses"] == misses and f.trace_count == traces
+
+
 def test_webgpu_eager_kernels_stay_within_the_limit(limits):
     dev = webgpu()
     limits(kernels=8)
