@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .dtypes import DType
+from .dtypes import DType, INT32_MAX, INT32_MIN
 
 import contextlib
 
@@ -29,6 +29,21 @@ def float64_reference():
         yield
     finally:
         _NP["float32"] = old
+
+
+def float_to_int32(x):
+    """The float -> int32 cast rule (``webtensor.cast``): truncate toward zero, saturate to
+    [INT32_MIN, INT32_MAX], NaN -> 0 — WebAssembly's ``i32.trunc_sat_f32_s``, the same on every
+    device (numpy's own ``astype`` is platform-defined: INT_MIN for all of these on x86).
+
+    Args:
+        x: a float array (any float dtype; computed in float64, where every int32 is exact).
+    Returns:
+        An int32 array of the same shape.
+    """
+    with np.errstate(invalid="ignore"):
+        r = np.clip(np.trunc(np.asarray(x, dtype=np.float64)), INT32_MIN, INT32_MAX)
+    return np.where(np.isnan(r), 0, r).astype(np.int32)
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])

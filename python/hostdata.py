@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import array
 import math
+import operator
 import struct
 import sys
 from math import prod
 
-from .core.dtypes import DType, as_dtype, bool_, float16, float32, int32
+from .core.dtypes import INT32_MAX, INT32_MIN, DType, as_dtype, bool_, float16, float32, int32
 
 # struct / memoryview format of each dtype's host layout
 FORMAT = {"float32": "f", "int32": "i", "bool": "?", "float16": "e"}
@@ -112,8 +113,28 @@ def _infer(flat: list) -> DType:
     return dt
 
 
-def _wrap_int32(v: int) -> int:
-    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)      # two's complement wrap, as numpy's astype
+def int32_overflow(value, what: str = "tensor") -> OverflowError:
+    """The error for an integer outside int32's range (``what``: the call that converts it)."""
+    return OverflowError(f"{what}: the integer {value} is out of range for int32 "
+                         f"[{INT32_MIN}, {INT32_MAX}]; webtensor has no int64 (use float32, or split the value)")
+
+
+def float_to_int32(v: float) -> int:
+    """The float -> int32 cast rule (``webtensor.cast``'s docstring), for one Python float: truncate
+    toward zero, saturate to [INT32_MIN, INT32_MAX], NaN -> 0 (WebAssembly's ``i32.trunc_sat_f32_s``)."""
+    if v != v:
+        return 0
+    return INT32_MIN if v <= INT32_MIN else INT32_MAX if v >= INT32_MAX else int(v)
+
+
+def _to_int32(v) -> int:
+    try:
+        i = operator.index(v)               # int, bool, numpy integers: exact, so range-checked
+    except TypeError:
+        return float_to_int32(float(v))     # floats follow the cast rule
+    if not INT32_MIN <= i <= INT32_MAX:
+        raise int32_overflow(i)
+    return i
 
 
 def _to_float(v) -> float:
@@ -121,12 +142,12 @@ def _to_float(v) -> float:
 
 
 def pack(flat, dtype: DType) -> bytes | array.array:
-    """A flat sequence of Python numbers -> ``dtype``'s host layout. Floats become int32 by truncation
-    toward zero and out-of-range ints wrap (numpy's ``astype``); bool is ``x != 0``; floats beyond the
-    float16/float32 range become infinities.
+    """A flat sequence of Python numbers -> ``dtype``'s host layout. To int32, integers outside its
+    range raise OverflowError and floats follow the cast rule (:func:`float_to_int32`: truncate,
+    saturate, NaN -> 0); bool is ``x != 0``; floats beyond the float16/float32 range become infinities.
 
     Raises:
-        ValueError: NaN or infinity converted to int32.
+        OverflowError: an integer outside int32's range converted to int32 (the message names it).
     """
     name = dtype.name
     if name == "float32":
@@ -137,12 +158,8 @@ def pack(flat, dtype: DType) -> bytes | array.array:
     if name == "int32":
         try:
             return array.array("i", flat)
-        except (OverflowError, TypeError):     # floats truncate toward zero; big ints wrap
-            pass
-        try:
-            return array.array("i", [_wrap_int32(int(v)) for v in flat])
-        except (ValueError, OverflowError):
-            raise ValueError("tensor: cannot convert NaN or infinity to int32") from None
+        except (OverflowError, TypeError):     # an int out of range (named below), or floats
+            return array.array("i", map(_to_int32, flat))
     if name == "bool":
         return bytes(map(bool, flat))
     if name == "float16":
@@ -166,7 +183,8 @@ def from_python(data, dtype: DType | None = None) -> tuple[object, tuple[int, ..
     int32, bools bool (a mix takes the widest), as :func:`webtensor.tensor` documents.
 
     Raises:
-        ValueError: ragged nested lists; NaN/infinity to int32.
+        ValueError: ragged nested lists.
+        OverflowError: an integer outside int32's range where the result is int32.
         TypeError: leaves that are not numbers; an unsupported buffer format.
     """
     dtype = as_dtype(dtype) if dtype is not None else None

@@ -149,7 +149,7 @@ erf = elementwise("erf", 1, K.erf, _ref_erf,
 # 1 / (1 + e^-x): for x -> -inf, e^-x -> inf and the quotient -> 0, so no overflow trouble.
 sigmoid = elementwise("sigmoid", 1, lambda x: 1.0 / (1.0 + K.exp(-x)), _ref_sigmoid,
                       lambda g, y, x: (g * y * (1.0 - y),))
-relu = elementwise("relu", 1, lambda x: K.maximum(x, 0), lambda x: x * (x > 0),
+relu = elementwise("relu", 1, lambda x: K.maximum(x, 0), lambda x: _np("maximum")(x, 0),
                    _fgrad(lambda g, y, x: g * cast(greater(x, 0), dtype=g.dtype)), "arith")
 gelu_tanh = elementwise(
     "gelu_tanh", 1, _gelu_tanh, _ref_gelu_tanh,
@@ -267,11 +267,10 @@ def _cast_infer(x: Aval, *, dtype: DType) -> Aval:
 
 def _cast_ref(x, *, dtype):
     import numpy as np
-    from ..numpy_util import np_dtype
+    from ..numpy_util import float_to_int32, np_dtype
     x = np.asarray(x)
     if dtype.kind == "i" and x.dtype.kind == "f":
-        with np.errstate(all="ignore"):
-            x = np.trunc(x)  # C semantics: truncate toward zero
+        return float_to_int32(x)
     return x.astype(np_dtype(dtype))
 
 
@@ -284,4 +283,12 @@ def _cast_kernel(ins, out, *, dtype):
 
 cast = Op("cast", infer=_cast_infer, reference=_cast_ref, kernel=_cast_kernel,
           grad=lambda g, y, x, *, dtype: (cast(g, dtype=x.dtype) if _is_float(x) and dtype.is_floating else None,),
-          doc="cast(x, dtype): float to int truncates toward zero; nonzero to bool is True.")
+          doc="""cast(x, dtype): ``x`` (any shape and dtype) converted elementwise to ``dtype``; same shape.
+
+    float -> int32 (the rule on every device, eager and traced): truncate toward zero, then
+    saturate to [-2**31, 2**31 - 1] (3e9 -> 2147483647, -inf -> -2147483648), and NaN -> 0.
+    This is WebAssembly's ``i32.trunc_sat_f32_s`` (and numpy's ``astype`` on ARM); numpy on x86
+    gives INT_MIN for every out-of-range value and NaN, and WGSL clamps to 2**31 - 128 with NaN
+    undefined, so the reference device and the WGSL lowering implement the rule explicitly.
+    int32 -> float rounds to nearest even; any dtype -> bool is ``x != 0`` (NaN is True);
+    bool -> number is 0/1. The gradient flows between float dtypes only.""")
