@@ -228,15 +228,19 @@ _HELPERS = {
     "mod": """fn wt_mod_{T}(a: {T}, b: {T}) -> {T} {
   return a - b * floor(a / b);
 }""",
-    # numpy: x**0 == 1**y == 1; 0**y is 0 (y > 0) or inf (y < 0); a negative base has a real power
-    # only for an integral exponent, negative for an odd one; otherwise nan.
+    # numpy (C99 powf, Annex F.9.4.4): x**0 == 1**y == (-1)**(+-inf) == 1 (even for NaN); otherwise a
+    # NaN operand gives NaN; 0**y is 0 (y > 0) or inf (y < 0); a base with its sign bit set (x < 0,
+    # -0, -inf) gives a negative result for an odd integral exponent; a finite negative base with a
+    # non-integral exponent gives nan.
     "pow": """fn wt_pow_{T}(a: {T}, b: {T}) -> {T} {
-  if (b == 0.0 || a == 1.0) { return 1.0; }
   let m = abs(a);
+  let inf = wt_bits_f32(0x7f800000u);
+  if (b == 0.0 || a == 1.0 || (m == 1.0 && f32(abs(b)) == inf)) { return 1.0; }
+  if (wt_isnan_{T}(a) || wt_isnan_{T}(b)) { return {T}(wt_bits_f32(0x7fc00000u)); }
   var r = {T}(0.0);
-  if (m == 0.0) { if (b < 0.0) { r = {T}(wt_bits_f32(0x7f800000u)); } } else { r = pow(m, b); }
-  if (a < 0.0) {
-    if (floor(b) != b) { return {T}(wt_bits_f32(0x7fc00000u)); }
+  if (m == 0.0) { if (b < 0.0) { r = {T}(inf); } } else { r = pow(m, b); }
+  if ((bitcast<u32>(f32(a)) & 0x80000000u) != 0u) {
+    if (!(floor(b) == b)) { return select(r, {T}(wt_bits_f32(0x7fc00000u)), a < 0.0 && f32(m) < inf); }
     if (abs(b) < 16777216.0 && fract(b * 0.5) != 0.0) { return -r; }
   }
   return r;
@@ -255,6 +259,7 @@ _HELPERS = {
     # Eigen's float erf (SpecialFunctionsImpl.h, generic_fast_erf_float; also XLA's f32 erf):
     # x * P(x^2) / Q(x^2) on x clamped to [-4, 4], where erf is +-1 in float32.
     "erf": """fn wt_erf_{T}(a: {T}) -> {T} {
+  if (wt_isnan_{T}(a)) { return a; }      // clamp leaves NaN unspecified (lavapipe: -4)
   let x = clamp(a, -4.0, 4.0);
   let x2 = x * x;
   var p = x2 * -2.72614225801306e-10 + 2.77068142495902e-08;
@@ -272,7 +277,7 @@ _HELPERS = {
     # Eigen's float tanh (MathFunctionsImpl.h, ptanh_float; also XLA's EmitFastTanh): x for
     # |x| < 0.0004, else x * P(x^2) / Q(x^2) on x clamped to +-7.90531, where tanh is +-1 in float32.
     "tanh": """fn wt_tanh_{T}(a: {T}) -> {T} {
-  if (abs(a) < 0.0004) { return a; }
+  if (abs(a) < 0.0004 || wt_isnan_{T}(a)) { return a; }   // clamp leaves NaN unspecified
   let x = clamp(a, -7.90531110763549805, 7.90531110763549805);
   let x2 = x * x;
   var p = x2 * -2.76076847742355e-16 + 2.00018790482477e-13;

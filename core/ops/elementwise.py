@@ -90,7 +90,8 @@ def _fgrad(fn):
 
 
 def _sign(x):
-    return K.where(x > 0, 1, K.where(x < 0, -1, 0))
+    # numpy's rule: 1, -1, 0 for zeros, and x itself otherwise (NaN stays NaN)
+    return K.where(x > 0, 1, K.where(x < 0, -1, K.where(K.binary("eq", x, K.const(0, x.dtype)), 0, x)))
 
 
 def _gelu_tanh(x):
