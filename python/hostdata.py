@@ -142,7 +142,7 @@ def _to_float(v) -> float:
 
 
 def pack(flat, dtype: DType) -> bytes | array.array:
-    """A flat sequence of Python numbers -> ``dtype``'s host layout. To int32, integers outside its
+    """A flat sequence (or an iterator, read once) of Python numbers -> ``dtype``'s host layout. To int32, integers outside its
     range raise OverflowError and floats follow the cast rule (:func:`float_to_int32`: truncate,
     saturate, NaN -> 0); bool is ``x != 0``; floats beyond the float16/float32 range become infinities.
 
@@ -150,14 +150,15 @@ def pack(flat, dtype: DType) -> bytes | array.array:
         OverflowError: an integer outside int32's range converted to int32 (the message names it).
     """
     name = dtype.name
+    seq = isinstance(flat, (list, tuple, range))     # iterators are read once: converted element by element
     if name == "float32":
         try:
-            return array.array("f", flat)
+            return array.array("f", flat) if seq else array.array("f", map(_to_float, flat))
         except TypeError:
             return array.array("f", map(_to_float, flat))
     if name == "int32":
         try:
-            return array.array("i", flat)
+            return array.array("i", flat) if seq else array.array("i", map(_to_int32, flat))
         except (OverflowError, TypeError):     # an int out of range (named below), or floats
             return array.array("i", map(_to_int32, flat))
     if name == "bool":

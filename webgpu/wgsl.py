@@ -89,8 +89,9 @@ class Limits:
         return max(1, min(256, self.max_compute_invocations_per_workgroup, self.max_compute_workgroup_size_x))
 
 
-class BufferTooLarge(ValueError):
-    """A kernel's buffer exceeds ``maxStorageBufferBindingSize`` or ``maxBufferSize``."""
+class BufferTooLarge(ValueError, MemoryError):
+    """A buffer exceeds ``maxStorageBufferBindingSize`` or ``maxBufferSize``: the device cannot hold it
+    (a MemoryError, as the other devices raise; a ValueError for code written before)."""
 
 
 # ---- dtypes: the dtype table's ``wgsl`` column, plus how each type is stored ---------------------

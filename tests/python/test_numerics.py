@@ -101,3 +101,85 @@ def test_nan_propagates_through_max_and_min(device, mode):
     long = np.zeros(40000, np.float32)
     long[30001] = nan                                   # a long row: the two-pass reductions
     np.testing.assert_array_equal(run(lambda a: wt.max(a), wt.tensor(long, device=device)).numpy(), nan)
+
+
+# ---- 3. creation functions check the size before building anything ---------------------------------
+
+HUGE = 10 ** 12
+CREATORS = {
+    "zeros": lambda d: wt.zeros((HUGE,), device=d),
+    "ones": lambda d: wt.ones((HUGE,), device=d),
+    "full": lambda d: wt.full((HUGE,), 7.0, device=d),
+    "arange": lambda d: wt.arange(0, HUGE, device=d),
+    "arange_float": lambda d: wt.arange(0.0, HUGE / 2, 0.5, device=d),
+    "linspace": lambda d: wt.linspace(0.0, 1.0, HUGE, device=d),
+    "eye": lambda d: wt.eye(10 ** 6, device=d),
+    "uniform": lambda d: wt.uniform((HUGE,), seed=0, device=d),
+    "normal": lambda d: wt.normal((10 ** 6, 10 ** 6), seed=0, device=d),
+    "truncated_normal": lambda d: wt.truncated_normal((HUGE,), seed=0, device=d),
+}
+
+
+@pytest.mark.parametrize("name", CREATORS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_creation_checks_the_size_first(device, name):
+    wt.get_device(device)                       # device start-up is not what is timed
+    op = name.split("_float")[0]
+    t0 = time.perf_counter()
+    with pytest.raises(MemoryError) as e:
+        CREATORS[name](device)
+    took = time.perf_counter() - t0
+    msg = str(e.value)
+    assert took < 2.0, f"{name} on {device} took {took:.1f} s to refuse"
+    assert f" {op}" in msg and ("1000000000000" in msg or "1000000, 1000000" in msg), msg
+    assert "4,000,000,000,000" in msg or "4000000000000" in msg, msg           # the bytes
+
+
+def test_creation_of_ordinary_sizes_is_unchanged():
+    np.testing.assert_array_equal(wt.arange(2, 11, 3).numpy(), np.arange(2, 11, 3, dtype=np.int32))
+    np.testing.assert_array_equal(wt.arange(0.0, 1.0, 0.1).numpy(), np.arange(0.0, 1.0, 0.1).astype(np.float32))
+    np.testing.assert_array_equal(wt.arange(5, 0, -2).numpy(), [5, 3, 1])
+    np.testing.assert_array_equal(wt.linspace(-1, 2, 7).numpy(), np.linspace(-1, 2, 7).astype(np.float32))
+    np.testing.assert_array_equal(wt.linspace(0, 1, 4, endpoint=False).numpy(), np.float32([0, 0.25, 0.5, 0.75]))
+    np.testing.assert_array_equal(wt.eye(2, 3).numpy(), np.eye(2, 3, dtype=np.float32))
+    assert wt.arange(0).shape == (0,) and wt.zeros((2, 0)).shape == (2, 0)
+    import random
+    r = random.Random(3)
+    np.testing.assert_array_equal(wt.uniform((2, 3), 1.0, 2.0, seed=3).numpy(),
+                                  np.float32([1.0 + r.random() for _ in range(6)]).reshape(2, 3))
+    r = random.Random(4)
+    np.testing.assert_array_equal(wt.normal((4,), 1.0, 2.0, seed=4).numpy(), np.float32([r.gauss(1.0, 2.0) for _ in range(4)]))
+    r, want = random.Random(5), []
+    while len(want) < 50:
+        v = r.gauss(0.0, 1.0)
+        if -2.0 <= v <= 2.0:
+            want.append(3.0 + 0.5 * v)
+    np.testing.assert_array_equal(wt.truncated_normal((50,), 3.0, 0.5, seed=5).numpy(), np.float32(want))
+
+
+# ---- 4. the reference device's erf ------------------------------------------------------------------
+
+def test_reference_erf_matches_math_erf():
+    from webtensor.core.numpy_util import erf
+    edges = [0.46875, 4.0, 26.543, 5.9, 27.0]                      # Cody's region boundaries and beyond
+    x = np.concatenate([np.linspace(-7, 7, 1_400_001), np.logspace(-40, 1.5, 30001), -np.logspace(-40, 1.5, 30001),
+                        np.nextafter(edges, 0), edges, np.nextafter(edges, 100), np.negative(edges),
+                        [0.0, -0.0, 5e-324, 1e300, -1e300]])
+    want = np.vectorize(math.erf, otypes=[np.float64])(x)
+    got = erf(x)
+    assert got.dtype == np.float64 and got.shape == x.shape
+    rel = np.abs(got - want) / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
+    assert rel.max() < 6e-16, (rel.max(), x[rel.argmax()])           # measured: 4.5e-16 (2 double ulps)
+    assert np.array_equal(np.signbit(got), np.signbit(want))         # erf(-0.0) = -0.0
+    # float32: every value is math.erf rounded to float32 (measured: 0 ulp apart everywhere)
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)                                   # +-1e300 -> +-inf
+    want32 = np.vectorize(math.erf, otypes=[np.float64])(x32.astype(np.float64)).astype(np.float32)
+    got32 = erf(x32)
+    assert got32.dtype == np.float32
+    np.testing.assert_array_max_ulp(got32, want32, maxulp=0)
+    special = erf(np.array([np.nan, np.inf, -np.inf], np.float32))
+    assert np.isnan(special[0]) and special[1] == 1.0 and special[2] == -1.0
+    assert erf(np.zeros((0, 3), np.float32)).shape == (0, 3)
+    np.testing.assert_array_equal(erf(np.float16([0.5, -3.0, np.inf])),
+                                  np.float16([math.erf(0.5), math.erf(-3.0), 1.0]))
