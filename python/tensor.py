@@ -197,7 +197,10 @@ class Tensor:
     def T(self):
         return F.transpose(self)
 
-    def astype(self, dtype): return F.cast(self, dtype)
+    def astype(self, dtype):
+        """:func:`webtensor.cast` (float -> int32 truncates toward zero, saturates, NaN -> 0)."""
+        return F.cast(self, dtype)
+
     def cast(self, dtype): return F.cast(self, dtype)
     def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)

@@ -134,7 +134,7 @@ def _ref_sigmoid(x):
 neg = elementwise("neg", 1, lambda x: -x, _np("negative"), lambda g, y, x: (neg(g),), "arith")
 abs_ = elementwise("abs", 1, lambda x: K.unary("abs", x), _np("abs"),
                    _fgrad(lambda g, y, x: g * sign(x)), "arith")
-sign = elementwise("sign", 1, _sign, _np("sign"), None, "arith")
+sign = elementwise("sign", 1, _sign, _np("sign"), None, "arith", doc="1, -1 or 0 by the sign of x; NaN stays NaN (numpy).")
 square = elementwise("square", 1, lambda x: x * x, _np("square"), _fgrad(lambda g, y, x: g * x * 2.0), "arith")
 exp = elementwise("exp", 1, K.exp, _np("exp"), lambda g, y, x: (g * y,))
 log = elementwise("log", 1, K.log, _np("log"), lambda g, y, x: (g / x,))
@@ -151,7 +151,8 @@ erf = elementwise("erf", 1, K.erf, _ref_erf,
 sigmoid = elementwise("sigmoid", 1, lambda x: 1.0 / (1.0 + K.exp(-x)), _ref_sigmoid,
                       lambda g, y, x: (g * y * (1.0 - y),))
 relu = elementwise("relu", 1, lambda x: K.maximum(x, 0), lambda x: _np("maximum")(x, 0),
-                   _fgrad(lambda g, y, x: g * cast(greater(x, 0), dtype=g.dtype)), "arith")
+                   _fgrad(lambda g, y, x: g * cast(greater(x, 0), dtype=g.dtype)), "arith",
+                   doc="max(x, 0), as numpy's maximum: NaN stays NaN, relu(-inf) = 0.")
 gelu_tanh = elementwise(
     "gelu_tanh", 1, _gelu_tanh, _ref_gelu_tanh,
     lambda g, y, x: (g * _gelu_tanh_grad(x),),
@@ -215,10 +216,12 @@ pow_ = elementwise(
            lambda g, y, a, b: g * y * log(where(greater(a, 0), a, 1.0))), "arith")
 maximum = elementwise("maximum", 2, lambda a, b: K.maximum(a, b), _np("maximum"),
                       _bgrad(lambda g, y, a, b: g * _mask(greater_equal(a, b), g),
-                             lambda g, y, a, b: g * _mask(less(a, b), g)), "arith")
+                             lambda g, y, a, b: g * _mask(less(a, b), g)), "arith",
+                      doc="Elementwise max (numpy's maximum: NaN where either operand is NaN).")
 minimum = elementwise("minimum", 2, lambda a, b: K.minimum(a, b), _np("minimum"),
                       _bgrad(lambda g, y, a, b: g * _mask(less_equal(a, b), g),
-                             lambda g, y, a, b: g * _mask(greater(a, b), g)), "arith")
+                             lambda g, y, a, b: g * _mask(greater(a, b), g)), "arith",
+                      doc="Elementwise min (numpy's minimum: NaN where either operand is NaN).")
 equal = elementwise("equal", 2, lambda a, b: K.binary("eq", a, b), _np("equal"), None, "compare")
 not_equal = elementwise("not_equal", 2, lambda a, b: K.binary("ne", a, b), _np("not_equal"), None, "compare")
 less = elementwise("less", 2, lambda a, b: a < b, _np("less"), None, "compare")
