@@ -360,11 +360,10 @@ def tensor(data, dtype=None, device=None) -> Tensor:
 
 def _check_int32_range(a, np, what: str = "tensor") -> None:
     """Raise OverflowError naming the first element of integer array ``a`` outside int32's range."""
-    if a.dtype.itemsize < 4 or a.dtype == np.int32 or not a.size:
+    if a.dtype.itemsize < 4 or a.dtype == np.int32 or not a.size or INT32_MIN <= a.min() and a.max() <= INT32_MAX:
         return
     bad = a > INT32_MAX if a.dtype.kind == "u" else (a < INT32_MIN) | (a > INT32_MAX)
-    if bad.any():
-        raise hostdata.int32_overflow(int(a.reshape(-1)[np.argmax(bad.reshape(-1))]), what)
+    raise hostdata.int32_overflow(int(a.reshape(-1)[np.argmax(bad.reshape(-1))]), what)
 
 
 def _convert(x, like: Tensor | None = None, dtype: DType | None = None) -> Tensor:
