@@ -21,6 +21,7 @@ import numpy as np
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 import webtensor as wt  # noqa: E402
+from webtensor.device import is_software_adapter  # noqa: E402
 from common import gelu_chain_np, init_mlp, mlp_step_np  # noqa: E402
 from common import row as _row  # noqa: E402
 
@@ -147,11 +148,11 @@ def main():
         print(f"webgpu unavailable: {e}")
         return
     info = dev.adapter.info
-    software = info.get("adapter_type", "").lower() == "cpu"
+    software = is_software_adapter(info)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else \
         ([256, 512, 1024] if software else [1024, 2048, 4096])
     print(f"webgpu adapter: {info.get('device')} ({info.get('adapter_type')}, {info.get('backend_type')})"
-          + ("  -- a CPU software adapter: figures are for correctness tracking, not GPU speed" if software else ""))
+          + ("  -- a software adapter: figures are for correctness tracking, not GPU speed" if software else ""))
     print(f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch is not None else ", torch not installed"))
     bench_matmul(dev, sizes, args.seconds)
     bench_chain(dev, args.seconds)

@@ -21,7 +21,7 @@ Loads are in bounds by construction (ops clamp computed indices).
 Heavy kernels carry an optional ``template`` hint (``'matmul'``) with parameters;
 a backend that has a tuned template for it uses that, any other backend lowers the
 generic form, which is always present and always correct. Backends know this
-vocabulary, never op names (DESIGN.md, "Kernel IR").
+vocabulary, never op names (docs/architecture.md).
 """
 from __future__ import annotations
 

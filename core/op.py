@@ -7,18 +7,22 @@ An op carries
   (``None`` for an input with no gradient);
 - ``kernel(in_avals, out_aval, **attrs) -> Kernel``: its kernel in the kernel IR.
 
-Calling an op (``mul(x, y)``) goes through the one dispatch point that the Python
+Calling an op (``mul(x, y)``) first checks the call against the op's signature
+(:mod:`webtensor.core.signature`: the tensor inputs are ``infer``'s positional parameters, the
+attributes its keyword-only ones), then goes through the one dispatch point that the Python
 API installs (:func:`set_dispatcher`): eager execution on a device, or a node in the
 graph being traced, and a record on any active ``GradientTape``.
 Attributes are hashable keyword arguments; they key kernel caches and CSE.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
 from .dtypes import DType
 from .kernel_ir import Kernel
+from .signature import Signature
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,16 @@ _dispatch: Callable | None = None
 
 
 _convert: Callable | None = None
+_values: Callable | None = None
 
 
-def set_dispatcher(fn: Callable, convert: Callable) -> None:
+def set_dispatcher(fn: Callable, convert: Callable, values: Callable | None = None) -> None:
     """Install ``fn(op, inputs, attrs) -> tensor``, the one place ops are executed or traced,
-    and ``convert(x) -> tensor`` for Python scalars, lists and arrays."""
-    global _dispatch, _convert
-    _dispatch, _convert = fn, convert
+    ``convert(x) -> tensor`` for Python scalars, lists and arrays, and ``values(t)``: a tensor's
+    elements, flat (a numpy array, or a list without numpy), or None when they are not known now
+    (a symbolic tensor being traced; a GPU whose readback must be awaited)."""
+    global _dispatch, _convert, _values
+    _dispatch, _convert, _values = fn, convert, values
 
 
 def as_tensor(x):
@@ -50,18 +57,69 @@ def as_tensor(x):
     return _convert(x)
 
 
+def first_out_of_range(t, lo: int, hi: int):
+    """``(flat position, value)`` of the first element of tensor ``t`` outside ``[lo, hi)`` when
+    ``t``'s values are known now (eager), else None. Elements are compared as the int32 they cast
+    to (float values truncate toward zero; NaN is out of range). How ops with index or label
+    arguments raise eagerly, where compiled code cannot (``gather``, sparse labels)."""
+    v = _values(t) if _values is not None else None
+    if v is None or not len(v):
+        return None
+    if lo - 1 < v.min() and v.max() < hi if hasattr(v, "dtype") else all(lo - 1 < a < hi for a in v):
+        return None                  # the common case; NaN fails every comparison
+    for k, a in enumerate(v):
+        if not (lo - 1 < a < hi):
+            return k, a.item() if hasattr(a, "item") else a
+    return None
+
+
 class Op:
-    def __init__(self, name: str, *, infer, reference, grad=None, kernel=None, doc: str = ""):
+    """A primitive op. ``inputs`` names the tensor inputs where ``infer`` takes ``*xs``;
+    ``attrs`` maps attribute names to a kind (:mod:`webtensor.core.signature`) for attributes
+    checked on every call (those of primitives that users call directly)."""
+
+    def __init__(self, name: str, *, infer, reference, grad=None, kernel=None, doc: str = "", inputs=None,
+                 attrs=None):
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
         self.name, self.infer, self.reference, self.grad, self.kernel = name, infer, reference, grad, kernel
         self.__doc__ = doc
+        self.signature = _signature_of(name, infer, inputs, attrs or {})
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter(n, inspect.Parameter.VAR_POSITIONAL if self.signature.variadic
+                               else inspect.Parameter.POSITIONAL_ONLY) for n in self.signature.tensors] +
+            [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in self.signature.attrs])
         OPS[name] = self
 
     def __call__(self, *inputs, **attrs):
+        sig = self.signature
+        if len(inputs) != sig.arity or attrs.keys() != sig.attr_names:
+            inputs, attrs = sig.check_op_call(inputs, attrs)
+        if sig.checked:
+            attrs = sig.check_attrs(attrs)
         if _dispatch is None:
             raise RuntimeError("no dispatcher installed: import webtensor")
         return _dispatch(self, inputs, attrs)
 
     def __repr__(self):
         return f"<op {self.name}>"
+
+
+def _signature_of(name, infer, inputs, kinds) -> Signature:
+    """An op's signature from its ``infer`` rule: positional parameters are the tensor inputs
+    (``*xs``: any number, at least one), keyword-only parameters the attributes."""
+    tensors, attrs, variadic = [], {}, False
+    for p in inspect.signature(infer).parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            tensors.append(p.name)
+        elif p.kind is p.VAR_POSITIONAL:
+            tensors.append(p.name)
+            variadic = True
+        elif p.kind is p.KEYWORD_ONLY:
+            attrs[p.name] = kinds.get(p.name)
+    if inputs is not None:
+        tensors, variadic = list(inputs), False
+    unknown = set(kinds) - set(attrs)
+    if unknown:
+        raise TypeError(f"{name}: kinds declared for unknown attributes {sorted(unknown)}")
+    return Signature(name, tensors, attrs, variadic=variadic)

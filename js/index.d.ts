@@ -114,11 +114,18 @@ export interface GPULike {
 }
 
 export interface LoadOptions {
-  /** 'auto' (default): WebGPU when an adapter exists and meets the artifact's limits, else WebAssembly. */
+  /**
+   * 'auto' (default): WebGPU when a hardware adapter exists and meets the
+   * artifact's limits, else WebAssembly (also on a software adapter such as
+   * SwiftShader or llvmpipe: see isSoftwareAdapter). 'webgpu': any adapter.
+   */
   backend?: 'auto' | 'webgpu' | 'wasm';
-  /** The GPU to use instead of navigator.gpu. */
+  /** The GPU to use instead of navigator.gpu (the model keeps a reference until dispose()). */
   gpu?: GPULike;
-  /** A GPUDevice to use instead of requesting one; dispose() leaves it alive. */
+  /**
+   * A GPUDevice to use instead of requesting one; dispose() leaves it alive. The caller keeps the
+   * GPU object it came from alive (in Node, Dawn tears the device down when that is collected).
+   */
   device?: unknown;
   /**
    * Run the model's WebAssembly in a Worker (browsers: a module Web Worker
@@ -153,6 +160,16 @@ export type ArtifactFiles = Record<string, Uint8Array | ArrayBuffer> | Map<strin
  * and a `timeout` overrun rejects with an Error named 'TimeoutError'.
  */
 export declare function load(source: string | { readonly href: string } | ArtifactFiles, options?: LoadOptions): Promise<Model>;
+
+/**
+ * Whether a GPUAdapterInfo (adapter.info, device.adapterInfo) describes a
+ * software adapter rendering on the CPU: `isFallbackAdapter`, or SwiftShader,
+ * llvmpipe, lavapipe or WARP by name. `load` with backend 'auto' uses
+ * WebAssembly there.
+ */
+export declare function isSoftwareAdapter(info: {
+  vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean;
+} | null | undefined): boolean;
 
 export interface SafetensorsTensor {
   dtype: string;

@@ -14,6 +14,7 @@ export { Model, VERSION } from './model.js';
 export { Tensor, tensor } from './tensor.js';
 export { parseSafetensors, writeSafetensors } from './safetensors.js';
 export { ArtifactError, FORMAT, FORMAT_VERSION } from './artifact.js';
+export { isSoftwareAdapter } from './backends/webgpu.js';
 
 /**
  * Load an artifact: `source` is the URL of its directory (relative URLs

@@ -5,7 +5,7 @@
 import { ArtifactError, objectReader, readArtifact } from './artifact.js';
 import { createWasmBackend } from './backends/wasm.js';
 import { MAX_TIMEOUT_MS, createWorkerBackend } from './backends/worker.js';
-import { createWebGPUBackend, webgpuShortfall } from './backends/webgpu.js';
+import { createWebGPUBackend, isSoftwareAdapter, webgpuShortfall } from './backends/webgpu.js';
 import { writeSafetensors } from './safetensors.js';
 import { ARRAY_TYPES, Tensor, dtypeOfArray, fromStorage, sizeOf, toStorage } from './tensor.js';
 
@@ -197,10 +197,13 @@ function adapterInfoOf(adapter, device) {
  * Load an artifact and create a Model on the requested backend. `source`:
  * a location string handed to `readerFor` (URL in browsers, path or URL in
  * Node), or {'manifest.json': Uint8Array, ...}. `options.backend`: 'auto'
- * (default: WebGPU when an adapter exists and meets the artifact's needs,
- * else WebAssembly), 'webgpu' or 'wasm'; `options.gpu`: a GPU object
- * (default navigator.gpu); `options.device`: a GPUDevice to use instead of
- * requesting one (not destroyed by dispose()).
+ * (default: WebGPU when a hardware adapter exists and meets the artifact's
+ * needs, else WebAssembly, which is faster than a software adapter such as
+ * SwiftShader or llvmpipe: see isSoftwareAdapter), 'webgpu' (any adapter) or
+ * 'wasm'; `options.gpu`: a GPU object (default navigator.gpu; the model keeps
+ * it alive until dispose()); `options.device`: a GPUDevice to use instead of
+ * requesting one (not destroyed by dispose(); the caller keeps the GPU object
+ * it came from alive).
  * `options.worker`: true runs the model's WebAssembly in a Worker (a module
  * Web Worker in browsers, worker_threads in Node; `spawnWorker()` from the
  * entry point creates it): the artifact is checked here, then its module and
@@ -248,10 +251,10 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker) {
   const fail = (msg) => { throw new ArtifactError(`webtensor: artifact ${where}: ${msg}`); };
   if (worker) return new Model(artifact.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout }), null);
 
-  let adapter = null;
+  let adapter = null, gpu = null;
   const device = options.device ?? null;
   if (backend !== 'wasm' && !device) {
-    const gpu = options.gpu ?? globalThis.navigator?.gpu;
+    gpu = options.gpu ?? globalThis.navigator?.gpu ?? null;
     if (gpu) {
       try {
         adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -265,9 +268,10 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker) {
     }
   }
   const gpuTarget = device ?? adapter;
-  const useGPU = gpuTarget && (backend === 'webgpu' || !webgpuShortfall(artifact, gpuTarget.limits, gpuTarget.features));
+  const useGPU = gpuTarget && (backend === 'webgpu' || (!isSoftwareAdapter(adapter?.info ?? device?.adapterInfo)
+    && !webgpuShortfall(artifact, gpuTarget.limits, gpuTarget.features)));
   const created = useGPU
-    ? await createWebGPUBackend(artifact, fail, { adapter, device })
+    ? await createWebGPUBackend(artifact, fail, { gpu, adapter, device })
     : await createWasmBackend(artifact, fail);
   return new Model(artifact.manifest, created, useGPU ? adapterInfoOf(adapter, device) : null);
 }

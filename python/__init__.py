@@ -29,22 +29,12 @@ bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
 __version__ = "0.1.0"
 
 
-def reduce_sum(x, axis=None, keepdims=False):
-    """TF name for :func:`sum`."""
-    return sum(x, axis, keepdims)
+from .core.signature import alias as _alias
 
-
-def reduce_mean(x, axis=None, keepdims=False):
-    """TF name for :func:`mean`."""
-    return mean(x, axis, keepdims)  # noqa: F405
-
-
-def reduce_max(x, axis=None, keepdims=False):
-    return max(x, axis, keepdims)
-
-
-def reduce_min(x, axis=None, keepdims=False):
-    return min(x, axis, keepdims)
+reduce_sum = _alias(sum, "reduce_sum")      # TF names: the same ops, named so in their errors
+reduce_mean = _alias(mean, "reduce_mean")  # noqa: F405
+reduce_max = _alias(max, "reduce_max")
+reduce_min = _alias(min, "reduce_min")
 
 
 def convert_to_tensor(x, dtype=None):

@@ -533,7 +533,13 @@ class _WebGPUBackend:
         staging.unmap()
         return data
 
+    # Calls run under the device's guard: errors of a lost device become the RuntimeError eager
+    # code raises ("the WebGPU device was lost ...").
     def run(self, name, inputs: list[bytes]) -> list[bytes]:
+        with self.dev._guard():
+            return self._run(name, inputs)
+
+    def _run(self, name, inputs: list[bytes]) -> list[bytes]:
         sig, gpu = self.sigs[name], self.dev.gpu
         for buf, data in zip(sig["inputs"], inputs):
             if data:
@@ -561,12 +567,14 @@ class _WebGPUBackend:
             for i in indices:
                 enc.copy_buffer_to_buffer(self.var_buffers[i], 0, self.var_staging, self.var_offsets[i],
                                           -(-max(_nbytes(self.variables[i]), 4) // 4) * 4)
-        data = self._readback(self.var_staging, copies)
+        with self.dev._guard():
+            data = self._readback(self.var_staging, copies)
         return [data[self.var_offsets[i]:self.var_offsets[i] + _nbytes(self.variables[i])] for i in indices]
 
     def write_variable(self, i, data: bytes):
-        if data:
-            self.dev.gpu.queue.write_buffer(self.var_buffers[i], 0, data)
+        with self.dev._guard():
+            if data:
+                self.dev.gpu.queue.write_buffer(self.var_buffers[i], 0, data)
 
     def stats(self) -> dict:
         return {"gpu_buffers": len(self.created), "gpu_buffer_bytes": sum(b.size for b in self.created)}
@@ -690,8 +698,10 @@ def load(path, backend: str = "auto", *, timeout: float | None = None,
     and types before it is compiled, then the backend's section.
 
     Args:
-        backend: ``'wasm'`` (wasmtime), ``'webgpu'`` (wgpu) or ``'auto'`` (WebGPU when a device exists
-            and meets every signature's needs, else WebAssembly; ``model.backend`` says which).
+        backend: ``'wasm'`` (wasmtime), ``'webgpu'`` (wgpu) or ``'auto'`` (WebGPU when a hardware
+            adapter exists and meets every signature's needs, else WebAssembly, which is faster than a
+            software adapter such as llvmpipe: ``is_software_adapter`` in ``device.py``;
+            ``model.backend`` says which).
         timeout: seconds a signature may run on ``'wasm'`` (wasmtime epoch interruption) before it is
             stopped with ``TimeoutError``; ``'auto'`` with a timeout picks ``'wasm'``. None: no limit.
         memory_limit: bytes the artifact may ask for (WebAssembly memory, or the sum of its WebGPU
@@ -705,7 +715,8 @@ def load(path, backend: str = "auto", *, timeout: float | None = None,
         MemoryError: over ``memory_limit``. TimeoutError: (when run) a signature over ``timeout``.
         ValueError: an unknown backend, a bad ``timeout``/``memory_limit``, or ``timeout`` with
             ``'webgpu'`` (GPU work cannot be interrupted). ImportError/RuntimeError: the backend is
-            not available.
+            not available. RuntimeError: (when run) the WebGPU device was lost (the message eager
+            code raises: ``webtensor.webgpu.reset_device()``, then load again).
     """
     if backend not in ("auto", "wasm", "webgpu"):
         raise ValueError(f"webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got {backend!r}")
@@ -726,9 +737,10 @@ def load(path, backend: str = "auto", *, timeout: float | None = None,
     if backend == "auto":
         backend = "wasm"
         try:
-            from .device import get_device
-            gpu = get_device("webgpu").gpu
-            if webgpu_shortfall(manifest, files, dict(gpu.limits), set(gpu.features)) is None:
+            from .device import get_device, is_software_adapter
+            dev = get_device("webgpu")
+            if (not is_software_adapter(dev.adapter.info)
+                    and webgpu_shortfall(manifest, files, dict(dev.gpu.limits), set(dev.gpu.features)) is None):
                 backend = "webgpu"
         except (ImportError, RuntimeError):
             pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from typing import Callable
@@ -188,7 +189,7 @@ _default: str | None = None
 
 
 def default_device_name() -> str:
-    """The device used when none is named (DESIGN.md, "Devices"), decided once per process:
+    """The device used when none is named (docs/architecture.md), decided once per process:
     ``$WEBTENSOR_DEVICE`` if set; else ``"webgpu"`` when a hardware GPU adapter exists; else
     ``"wasm"`` when its runtime is installed; else ``"reference"``. A software adapter (llvmpipe,
     SwiftShader) does not count: WebAssembly is faster on the same CPU. In Pyodide (where the
@@ -202,13 +203,39 @@ def default_device_name() -> str:
     return _default
 
 
+def is_software_adapter(info) -> bool:
+    """Whether a WebGPU adapter's ``info`` (wgpu-py's ``adapter.info``) describes a software adapter
+    that renders on the CPU (llvmpipe, lavapipe, SwiftShader, WARP: ``adapter_type`` ``"CPU"``) or
+    one of unknown type. WebAssembly is faster on the same CPU, so neither the default device nor
+    ``webtensor.load(backend='auto')`` picks WebGPU there (``"webgpu"`` named explicitly still runs)."""
+    return info.get("adapter_type") in ("CPU", "Unknown", None)
+
+
+def set_runtime_dir() -> None:
+    """Give the process a private ``XDG_RUNTIME_DIR`` (``<tempdir>/webtensor-runtime-<uid>``, mode
+    0700) if it has none: requesting a wgpu adapter probes Wayland (wgpu-native's OpenGL backend),
+    and libwayland prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." to
+    stderr, twice, where it is unset or not an absolute path (headless machines, containers, CI)."""
+    if os.name != "posix" or os.environ.get("XDG_RUNTIME_DIR", "").startswith("/"):
+        return
+    path = os.path.join(tempfile.gettempdir(), f"webtensor-runtime-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            path = tempfile.mkdtemp(prefix="webtensor-runtime-")   # not ours, or not private
+    except OSError:
+        path = tempfile.mkdtemp(prefix="webtensor-runtime-")
+    os.environ["XDG_RUNTIME_DIR"] = path
+
+
 def _probe_default() -> str:
     try:
-        # Vulkan loaders complain on stderr when XDG_RUNTIME_DIR is unset (headless machines, CI).
-        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        set_runtime_dir()
         import wgpu
         adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
-        if adapter is not None and adapter.info.get("adapter_type") not in ("CPU", "Unknown", None):
+        if adapter is not None and not is_software_adapter(adapter.info):
             return "webgpu"
     except Exception:  # no wgpu, no Vulkan/Metal/D3D12 loader, no adapter: fall through
         pass

@@ -446,7 +446,21 @@ def _dispatch(op, inputs, attrs):
     return out
 
 
-set_dispatcher(_dispatch, _convert)
+def _known_values(t: Tensor):
+    """``t``'s elements, flat (a numpy array, or a list without numpy), when they can be read now;
+    None for a symbolic tensor or a browser GPU (whose readback must be awaited)."""
+    if t._data is None:
+        return None
+    try:
+        np = _numpy() if t.size > 256 else None       # small ones (index lists, label batches): lists are faster
+        if np is not None:
+            return np.asarray(t).reshape(-1)
+        return hostdata.to_list(t._host_bytes(), (t.size,), t.dtype)
+    except RuntimeError:
+        return None
+
+
+set_dispatcher(_dispatch, _convert, _known_values)
 
 
 # ---- indexing ---------------------------------------------------------------------------------
@@ -468,9 +482,7 @@ def _getitem(x: Tensor, key) -> Tensor:
             hostdata.from_python(key[0].tolist() if hasattr(key[0], "tolist") else key[0])[0]
         if host is not None and (min(host) < -n or max(host) >= n):  # known now: checked as numpy does
             raise IndexError(f"index {key[0]} is out of bounds for axis 0 with size {n}")
-        if idx.dtype == int32:  # negative indices count from the end, as in numpy
-            idx = F.where(F.less(idx, 0), F.add(idx, n), idx)
-        return F.gather(x, idx, axis=0)
+        return F.gather(x, idx, axis=0)   # negative indices count from the end (gather's index rule)
     n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
     if n_real > x.ndim:
         raise IndexError(f"too many indices ({n_real}) for a tensor of rank {x.ndim}")

@@ -30,7 +30,7 @@ from collections import defaultdict
 
 from ..core import compile as C
 from ..core.op import Aval
-from ..device import Device
+from ..device import Device, set_runtime_dir
 from ..hostdata import as_host, from_storage, to_storage
 from ..util import require
 from . import wgsl
@@ -126,6 +126,7 @@ class WebGPUDevice(Device):
                  wgpu=None, adapter=None, gpu=None):
         if gpu is None:
             wgpu = require("wgpu", "the 'webgpu' device")
+            set_runtime_dir()   # else libwayland complains on stderr while the adapter is requested
             try:
                 adapter = wgpu.gpu.request_adapter_sync(power_preference=power_preference)
             except RuntimeError as e:   # some wgpu versions raise instead of returning None

@@ -20,13 +20,19 @@ from .nn import (conv2d, max_pool2d, avg_pool2d, softmax, log_softmax, logsumexp
                  sparse_softmax_cross_entropy, mse, extract_patches, extract_patches_grad)
 
 
+from ..signature import BOOL, DTYPE, op_signature
+
+
+@op_signature(approximate=BOOL)
 def gelu(x, approximate: bool = False):
     """GELU (Hendrycks & Gimpel 2016): exact erf form, or the tanh form with ``approximate=True``."""
     return gelu_tanh(x) if approximate else gelu_erf(x)
 
 
+@op_signature(dtype=DTYPE)
 def cast(x, dtype):
-    """``x`` as ``dtype`` (a DType or name). float -> int truncates toward zero; nonzero -> True."""
+    """``x`` as ``dtype`` (a DType or name). float -> int truncates toward zero; nonzero -> True.
+    Raises TypeError for an unknown dtype."""
     from ..dtypes import as_dtype
     from ..op import as_tensor
     x, dtype = as_tensor(x), as_dtype(dtype)
@@ -34,4 +40,5 @@ def cast(x, dtype):
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",
-                                                                   "linalg", "nn", "cast_op")]
+                                                                   "linalg", "nn", "cast_op", "BOOL", "DTYPE",
+                                                                   "op_signature")]

@@ -65,7 +65,8 @@ def elementwise(name: str, arity: int, scalar, reference, grad=None, rule: str =
         return K.map_kernel([K.Buffer(x.shape, x.dtype) for x in ins], K.Buffer(out.shape, out.dtype),
                             scalar(*args))
 
-    return Op(name, infer=infer, reference=ref, grad=grad, kernel=kernel, doc=doc)
+    return Op(name, infer=infer, reference=ref, grad=grad, kernel=kernel, doc=doc,
+              inputs=("x",) if arity == 1 else ("x", "y"))
 
 
 def unbroadcast(g, shape):
@@ -262,7 +263,7 @@ def _where_grad(g, y, c, a, b):
 
 
 where = Op("where", infer=_where_infer, reference=_where_ref, grad=_where_grad, kernel=_where_kernel,
-           doc="where(condition, x, y): x where condition is true, else y (broadcasting).")
+           inputs=("condition", "x", "y"), doc="where(condition, x, y): x where condition is true, else y (broadcasting).")
 
 
 def _cast_infer(x: Aval, *, dtype: DType) -> Aval:

@@ -10,6 +10,7 @@ from .. import kernel_ir as K
 from ..dtypes import bool_
 from ..op import Aval, Op, as_tensor
 from ..shapes import broadcast_shapes
+from ..signature import BOOL, op_signature
 
 
 def _mk(shape, transpose):
@@ -72,13 +73,14 @@ def _matmul_grad(g, y, a, b, *, transpose_a, transpose_b):
 matmul_op = Op("matmul", infer=_matmul_infer, reference=_matmul_ref, grad=_matmul_grad, kernel=_matmul_kernel)
 
 
+@op_signature(transpose_a=BOOL, transpose_b=BOOL)
 def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
     """Matrix product with numpy.matmul semantics (1-D operands are promoted and the
     added axis removed; batch dims broadcast). Shapes: ``(..., M, K) @ (..., K, N) -> (..., M, N)``.
 
     Raises:
         ValueError: inner dimensions differ or batch dims do not broadcast.
-        TypeError: dtypes differ or are bool.
+        TypeError: dtypes differ or are bool; ``transpose_a``/``transpose_b`` not bools.
     """
     from .movement import reshape
     a, b = as_tensor(a), as_tensor(b)

@@ -2,6 +2,14 @@
 
 Primitives: ``reshape transpose broadcast_to slice slice_grad pad concat gather one_hot``.
 Compositions: ``expand_dims squeeze stack take_along_axis flatten``.
+
+Index rule (``gather``, ``take_along_axis`` and ``x[int_tensor]``), numpy's where numpy has one:
+an index ``i`` into an axis of size ``n`` may be negative, ``-n <= i < n``, and counts from the
+end. An index outside that range raises IndexError naming the op when its value is known (an
+eager tensor, a list); where it is not known (inside ``webtensor.function``), the kernel reads
+zeros for it (as TensorFlow's GPU kernels do) and no gradient flows to it: compiled code never
+reads out of bounds. ``one_hot`` keeps TensorFlow's rule instead: any index outside
+``[0, depth)``, negative ones included, gives an all-zero row, never an error.
 """
 from __future__ import annotations
 
@@ -9,8 +17,10 @@ from math import prod
 
 from .. import kernel_ir as K
 from ..dtypes import DType, float32, int32
-from ..op import Aval, Op, as_tensor
+from ..op import Aval, Op, as_tensor, first_out_of_range
 from ..shapes import broadcast_shapes, normalize_axis, normalize_axes
+from ..signature import (DTYPE, NEW_SHAPE, NUMBER, POSITIVE_INT, SHAPE, TENSORS, axes_of, axis_of,
+                         ints_per_axis_of, op_signature, paddings_of, perm_of)
 
 
 _py_slice = slice  # the builtin, before this module's ``slice`` op shadows it
@@ -53,12 +63,15 @@ reshape_op = Op("reshape", infer=_reshape_infer, reference=lambda x, *, shape: x
                 grad=lambda g, y, x, *, shape: (reshape_op(g, shape=tuple(x.shape)),), kernel=_reshape_kernel)
 
 
+@op_signature(shape=NEW_SHAPE)
 def reshape(x, shape):
-    """Same data, new shape; one entry may be -1 (inferred). Raises ValueError on a size mismatch."""
+    """Same data, new ``shape`` (an int or a sequence of ints; one entry may be -1, inferred).
+
+    Raises:
+        TypeError: ``shape`` is not ints. ValueError: sizes below -1, two -1s, or a size mismatch.
+    """
     x = as_tensor(x)
     shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
-    if shape.count(-1) > 1:
-        raise ValueError(f"reshape: only one -1 allowed in {shape}")
     if -1 in shape:
         known = prod(d for d in shape if d != -1)
         if known == 0 or prod(x.shape) % known:
@@ -97,8 +110,11 @@ transpose_op = Op("transpose", infer=_transpose_infer,
                   kernel=_transpose_kernel)
 
 
+@op_signature(perm=perm_of("x"))
 def transpose(x, perm=None):
-    """Permute axes (default: reverse them), numpy.transpose semantics."""
+    """Permute axes (default: reverse them), numpy.transpose semantics: ``perm`` is a permutation
+    of ``range(x.ndim)`` (negative entries count from the end). Raises TypeError/ValueError for
+    anything else."""
     x = as_tensor(x)
     n = len(x.shape)
     perm = tuple(range(n))[::-1] if perm is None else tuple(normalize_axis(p, n, "transpose") for p in perm)
@@ -133,10 +149,11 @@ broadcast_to_op = Op("broadcast_to", infer=_bcast_infer, reference=_bcast_ref, g
                      kernel=_bcast_kernel)
 
 
+@op_signature(shape=SHAPE)
 def broadcast_to(x, shape):
-    """Broadcast to ``shape`` by numpy rules. Raises ValueError if incompatible."""
+    """Broadcast to ``shape`` (non-negative ints) by numpy rules. Raises ValueError if incompatible."""
     x = as_tensor(x)
-    shape = tuple(shape)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     return x if tuple(x.shape) == shape else broadcast_to_op(x, shape=shape)
 
 
@@ -193,21 +210,28 @@ slice_grad = Op("slice_grad", infer=_unslice_infer, reference=_unslice_ref, kern
                 doc="Transpose of slice: scatters g into zeros of ``shape``.")
 
 
+@op_signature(begin=ints_per_axis_of("x"), size=ints_per_axis_of("x", minimum=-1), end=ints_per_axis_of("x"),
+              strides=ints_per_axis_of("x", nonzero=True))
 def slice(x, begin, size=None, *, end=None, strides=None):
-    """``tf.slice``-style slice: ``begin`` and ``size`` (-1: to the end) per axis, or ``end``/``strides``.
-    Python indexing (``x[1:3, ::2]``) on tensors lowers to this op."""
+    """``tf.slice``-style slice: ``begin`` and ``size`` (-1: to the end) per axis, or ``end``/``strides``
+    (Python slice bounds: negative counts from the end; axes past the given entries are whole).
+    Python indexing (``x[1:3, ::2]``) on tensors lowers to this op.
+
+    Raises:
+        TypeError: non-int entries. ValueError: more entries than axes, a zero stride, a size below -1.
+    """
     x = as_tensor(x)
     n = len(x.shape)
     spec = []
     for d in range(n):
         b = begin[d] if d < len(begin) else 0
         if end is not None:
-            e = end[d]
-        elif size is not None and size[d] != -1:
+            e = end[d] if d < len(end) else None
+        elif size is not None and d < len(size) and size[d] != -1:
             e = b + size[d]
         else:
             e = None
-        st = strides[d] if strides is not None else 1
+        st = strides[d] if strides is not None and d < len(strides) else 1
         spec.append(_py_slice(b, e, st).indices(x.shape[d]))
     return slice_op(x, spec=tuple(spec))
 
@@ -247,8 +271,10 @@ pad_op = Op("pad", infer=_pad_infer, reference=_pad_ref, kernel=_pad_kernel,
                 slice_op(g, spec=tuple((lo, lo + n, 1) for (lo, _), n in zip(paddings, x.shape))),))
 
 
+@op_signature(paddings=paddings_of("x"), constant_values=NUMBER)
 def pad(x, paddings, constant_values=0):
-    """Pad with a constant: ``paddings`` is one ``(before, after)`` pair per axis (numpy.pad)."""
+    """Pad with a constant: ``paddings`` is one non-negative ``(before, after)`` pair of ints per
+    axis (numpy.pad). Raises TypeError/ValueError for anything else."""
     x = as_tensor(x)
     paddings = tuple((int(a), int(b)) for a, b in paddings)
     return pad_op(x, paddings=paddings, constant_value=constant_values)
@@ -303,11 +329,13 @@ def _concat_grad(g, y, *xs, axis):
 concat_op = Op("concat", infer=_concat_infer, reference=_concat_ref, grad=_concat_grad, kernel=_concat_kernel)
 
 
+@op_signature(values=TENSORS, axis=axis_of("values"))
 def concat(values, axis=0):
-    """Join tensors along an existing axis. Raises ValueError for mismatched shapes."""
+    """Join a non-empty sequence of tensors along an existing axis. Raises ValueError for
+    mismatched shapes or no tensors, TypeError for mismatched dtypes."""
     values = [as_tensor(v) for v in values]
     if not values:
-        raise ValueError("concat: needs at least one tensor")
+        raise ValueError("concat: values must be a non-empty sequence of tensors, got []")
     axis = normalize_axis(axis, len(values[0].shape), "concat")
     return values[0] if len(values) == 1 else concat_op(*values, axis=axis)
 
@@ -322,27 +350,42 @@ def _gather_infer(params: Aval, indices: Aval, *, axis) -> Aval:
 
 def _gather_kernel(ins, out, *, axis):
     p, i = ins
+    n = p.shape[axis]
+    if 0 in p.shape:  # every index is out of range; an empty buffer must not be loaded from
+        return _mapk(ins, out, K.const(0, p.dtype))
     dims = _dims(len(out.shape))
     ni = len(i.shape)
     sel = K.load(1, tuple(dims[axis:axis + ni]), int32)
-    # Out-of-range indices are clamped (WebGPU's robustness rule); ops never read out of bounds.
-    ix = tuple(dims[:axis]) + (K.clamp(sel, 0, max(p.shape[axis] - 1, 0)),) + tuple(dims[axis + ni:])
-    return _mapk(ins, out, K.load(0, ix, p.dtype))
+    j = K.where(sel < 0, sel + n, sel)                       # negative indices count from the end
+    ok = K.binary("and", j >= 0, j < n)
+    ix = tuple(dims[:axis]) + (K.clamp(j, 0, n - 1),) + tuple(dims[axis + ni:])   # never out of bounds
+    return _mapk(ins, out, K.where(ok, K.load(0, ix, p.dtype), K.const(0, p.dtype)))
 
 
 def _gather_ref(p, i, *, axis):
     import numpy as np
-    return np.take(p, np.clip(i, 0, p.shape[axis] - 1), axis=axis)
+    n = p.shape[axis]
+    j = np.where(i < 0, i + n, i)
+    ok = (j >= 0) & (j < n)
+    out_shape = p.shape[:axis] + i.shape + p.shape[axis + 1:]
+    if n == 0:
+        return np.zeros(out_shape, p.dtype)
+    taken = np.take(p, np.where(ok, j, 0), axis=axis)
+    mask = ok.reshape((1,) * axis + i.shape + (1,) * (p.ndim - axis - 1))
+    return np.where(mask, taken, np.zeros((), p.dtype)).astype(p.dtype)
 
 
 def _gather_grad(g, y, p, i, *, axis):
     # d params = one_hot(indices)^T @ g, with g's index axes flattened: a matmul, so it is fast.
+    # one_hot's row for an index outside [0, n) is zero: what the forward pass read (zeros) gets no gradient.
     from .linalg import matmul
+    from .elementwise import add, less, where
     pre, post = p.shape[:axis], p.shape[axis + 1:]
-    from .elementwise import maximum, minimum
     n, j = p.shape[axis], prod(i.shape)
-    i = minimum(maximum(i, 0), max(n - 1, 0))  # the forward pass clamps out-of-range indices; so must this
-    oh = reshape(one_hot(i, n, dtype=g.dtype), (j, n))
+    i = where(less(i, 0), add(i, n), i)        # negative indices count from the end
+    oh = reshape(one_hot(i, n, dtype=g.dtype), (j, n)) if n else None
+    if oh is None:
+        return None, None
     g2 = reshape(transpose(reshape(g, (prod(pre), j, prod(post))), (1, 0, 2)), (j, prod(pre) * prod(post)))
     d = matmul(oh, g2, transpose_a=True)  # (n, pre*post)
     d = transpose(reshape(d, (n, prod(pre), prod(post))), (1, 0, 2))
@@ -352,14 +395,32 @@ def _gather_grad(g, y, p, i, *, axis):
 gather_op = Op("gather", infer=_gather_infer, reference=_gather_ref, grad=_gather_grad, kernel=_gather_kernel)
 
 
+def check_indices(op: str, indices, n: int, axis: int) -> None:
+    """The eager half of the index rule (module docstring): IndexError for a known index
+    outside ``[-n, n)``. Nothing happens when the values are not known (tracing)."""
+    if indices.dtype == int32:
+        bad = first_out_of_range(indices, -n, n)
+        if bad is not None:
+            raise IndexError(f"{op}: index {bad[1]} is out of bounds for axis {axis} with size {n}")
+
+
+@op_signature(axis=axis_of("params"))
 def gather(params, indices, axis=0):
-    """``tf.gather``: slices of ``params`` along ``axis`` at int32 ``indices``; output shape
-    ``params.shape[:axis] + indices.shape + params.shape[axis+1:]``. Out-of-range indices clamp."""
+    """``tf.gather``: slices of ``params`` along ``axis`` at integer ``indices``; output shape
+    ``params.shape[:axis] + indices.shape + params.shape[axis+1:]``, dtype of ``params``.
+    Negative indices count from the end (numpy); out-of-range ones follow the module's index rule.
+
+    Raises:
+        IndexError: an index outside ``[-n, n)`` whose value is known (eager).
+        TypeError: float indices; ``axis`` not an int. ValueError: ``axis`` out of range.
+    """
     from .elementwise import cast
     params, indices = as_tensor(params), as_tensor(indices)
     if indices.dtype != int32 and not indices.dtype.is_floating:
         indices = cast(indices, dtype=int32)
-    return gather_op(params, indices, axis=normalize_axis(axis, len(params.shape), "gather"))
+    axis = normalize_axis(axis, len(params.shape), "gather")
+    check_indices("gather", indices, params.shape[axis], axis)
+    return gather_op(params, indices, axis=axis)
 
 
 def _one_hot_infer(i: Aval, *, depth, axis, dtype) -> Aval:
@@ -384,11 +445,20 @@ def _one_hot_ref(i, *, depth, axis, dtype):
     return r.astype(np_dtype(dtype))
 
 
-one_hot_op = Op("one_hot", infer=_one_hot_infer, reference=_one_hot_ref, kernel=_one_hot_kernel)
+one_hot_op = Op("one_hot", infer=_one_hot_infer, reference=_one_hot_ref, kernel=_one_hot_kernel,
+                inputs=("indices",))
 
 
+@op_signature(depth=POSITIVE_INT, axis=axis_of("indices", new=1), dtype=DTYPE)
 def one_hot(indices, depth, axis=-1, dtype: DType = float32):
-    """One-hot encode int32 ``indices`` with ``depth`` classes along a new ``axis``; out-of-range rows are 0."""
+    """One-hot encode int32 ``indices`` with ``depth`` (a positive int) classes along a new ``axis``
+    of the result; ``dtype`` of the result. As ``tf.one_hot``, an index outside ``[0, depth)``
+    (negative ones included) gives an all-zero row, never an error.
+
+    Raises:
+        TypeError: non-int32 indices; ``depth``/``axis`` not ints; an unknown dtype.
+        ValueError: ``depth`` not positive; ``axis`` out of range.
+    """
     indices = as_tensor(indices)
     axis = normalize_axis(axis, len(indices.shape) + 1, "one_hot")
     from ..dtypes import as_dtype
@@ -397,7 +467,9 @@ def one_hot(indices, depth, axis=-1, dtype: DType = float32):
 
 # ---- compositions ---------------------------------------------------------------------------
 
+@op_signature(axis=axis_of("x", new=1))
 def expand_dims(x, axis):
+    """Insert a size-1 axis at ``axis`` of the result (in ``[-(ndim+1), ndim]``)."""
     x = as_tensor(x)
     axis = normalize_axis(axis, len(x.shape) + 1, "expand_dims")
     s = list(x.shape)
@@ -405,8 +477,10 @@ def expand_dims(x, axis):
     return reshape(x, s)
 
 
+@op_signature(axis=axes_of("x"))
 def squeeze(x, axis=None):
-    """Remove size-1 axes (all of them, or ``axis``). Raises ValueError for an axis whose size is not 1."""
+    """Remove size-1 axes (all of them, or ``axis``: an int or a tuple of ints). Raises
+    ValueError for an axis whose size is not 1."""
     x = as_tensor(x)
     axes = tuple(i for i, d in enumerate(x.shape) if d == 1) if axis is None else \
         normalize_axes(axis, len(x.shape), "squeeze")
@@ -416,11 +490,12 @@ def squeeze(x, axis=None):
     return reshape(x, [d for i, d in enumerate(x.shape) if i not in axes])
 
 
+@op_signature(values=TENSORS, axis=axis_of("values", new=1))
 def stack(values, axis=0):
-    """Join tensors of equal shape along a new axis."""
+    """Join a non-empty sequence of tensors of equal shape along a new ``axis``."""
     values = [as_tensor(v) for v in values]
     if not values:
-        raise ValueError("stack: needs at least one tensor")
+        raise ValueError("stack: values must be a non-empty sequence of tensors, got []")
     shapes = {tuple(v.shape) for v in values}
     if len(shapes) > 1:
         raise ValueError(f"stack: all shapes must be equal, got {sorted(shapes)}")
@@ -428,21 +503,31 @@ def stack(values, axis=0):
     return concat([expand_dims(v, axis) for v in values], axis)
 
 
+@op_signature(start_axis=axis_of("x", new=1))
 def flatten(x, start_axis=1):
+    """Merge the axes from ``start_axis`` on into one (``start_axis == ndim`` appends a size-1 axis)."""
     x = as_tensor(x)
+    start_axis = normalize_axis(start_axis, len(x.shape) + 1, "flatten")
     return reshape(x, tuple(x.shape[:start_axis]) + (-1,))
 
 
+@op_signature(axis=axis_of("arr"))
 def take_along_axis(arr, indices, axis):
-    """numpy.take_along_axis: ``out[..., j, ...] = arr[..., indices[..., j, ...], ...]`` along ``axis``.
+    """numpy.take_along_axis: ``out[..., j, ...] = arr[..., indices[..., j, ...], ...]`` along ``axis``
+    (an int; ``indices`` int32 of ``arr``'s rank). Indices follow the module's index rule: negative
+    ones count from the end; out-of-range ones raise IndexError when known, else read zeros.
 
     Composed as ``sum(one_hot(indices) * arr)``, so it fuses and differentiates with no kernel of its own.
     """
-    from .elementwise import mul
+    from .elementwise import add, less, mul, where
     from .reduction import reduce_sum
     arr, indices = as_tensor(arr), as_tensor(indices)
     if len(indices.shape) != len(arr.shape):
         raise ValueError(f"take_along_axis: indices of rank {len(indices.shape)} for arr of rank {len(arr.shape)}")
     axis = normalize_axis(axis, len(arr.shape), "take_along_axis")
-    oh = one_hot(indices, arr.shape[axis], axis=axis + 1, dtype=arr.dtype)   # indices[:axis+1] + (n,) + rest
+    n = arr.shape[axis]
+    check_indices("take_along_axis", indices, n, axis)
+    if indices.dtype == int32:
+        indices = where(less(indices, 0), add(indices, n), indices)
+    oh = one_hot(indices, n, axis=axis + 1, dtype=arr.dtype)   # indices[:axis+1] + (n,) + rest
     return reduce_sum(mul(oh, expand_dims(arr, axis)), axes=(axis + 1,), keepdims=False)

@@ -9,11 +9,14 @@ from math import prod
 
 from .. import kernel_ir as K
 from ..dtypes import float32, int32
-from ..op import Aval, Op, as_tensor
+from ..op import Aval, Op, as_tensor, first_out_of_range
 from ..shapes import normalize_axis, normalize_pair
-from .elementwise import cast, exp, log, stop_gradient, sub, mul, neg
+from ..signature import (BOOL, NUMBER, PADDING, PADS, POSITIVE_PAIR, SHAPE, axes_of, axis_of, one_of,
+                         op_signature, optional)
+from .elementwise import (cast, exp, greater_equal, less, log, logical_and, stop_gradient, sub, mul, neg,
+                          where)
 from .linalg import matmul
-from .movement import reshape, transpose, one_hot
+from .movement import expand_dims, reshape, transpose, one_hot
 from .reduction import reduce_max, reduce_sum, mean
 
 
@@ -97,41 +100,40 @@ def _patches_grad_ref(g, *, shape, ksize, strides, dilations, pads):
     return xp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w, :].copy()
 
 
+_WINDOW = dict(ksize=POSITIVE_PAIR, strides=POSITIVE_PAIR, dilations=POSITIVE_PAIR, pads=PADS)
 extract_patches = Op(
     "extract_patches", infer=_patches_infer, reference=_patches_ref, kernel=_patches_kernel,
+    attrs=dict(_WINDOW, pad_value=NUMBER),
     grad=lambda g, y, x, *, ksize, strides, dilations, pads, pad_value: (
         extract_patches_grad(g, shape=tuple(x.shape), ksize=ksize, strides=strides, dilations=dilations,
                              pads=pads),),
     doc="im2col: NHWC (N,H,W,C) -> (N,OH,OW,KH,KW,C) windows; padding reads ``pad_value``.")
 extract_patches_grad = Op(
     "extract_patches_grad", infer=_patches_grad_infer, reference=_patches_grad_ref, kernel=_patches_grad_kernel,
+    attrs=dict(_WINDOW, shape=SHAPE),
     grad=lambda g, y, x, *, shape, ksize, strides, dilations, pads: (
         extract_patches(g, ksize=ksize, strides=strides, dilations=dilations, pads=pads, pad_value=0.0),),
     doc="col2im, the transpose of extract_patches: sums each window back into the NHWC input.")
 
 
-def _pads(padding, size, ksize, strides, dilations, op):
-    """TF padding rules: 'valid' = none; 'same' = output ceil(in/stride), extra pad at the end."""
-    if isinstance(padding, str):
-        p = padding.lower()
-        if p == "valid":
-            return ((0, 0), (0, 0))
-        if p == "same":
-            out = []
-            for n, k, s, d in zip(size, ksize, strides, dilations):
-                total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-                out.append((total // 2, total - total // 2))
-            return tuple(out)
-        raise ValueError(f"{op}: padding must be 'valid', 'same' or explicit pairs, got {padding!r}")
-    pads = tuple((int(a), int(b)) for a, b in padding)
-    if len(pads) != 2:
-        raise ValueError(f"{op}: explicit padding needs ((top, bottom), (left, right)), got {padding!r}")
-    return pads
+def _pads(padding, size, ksize, strides, dilations):
+    """TF padding rules: 'valid' = none; 'same' = output ceil(in/stride), extra pad at the end;
+    explicit pairs as given (``padding`` as the PADDING kind normalised it)."""
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if padding == "same":
+        out = []
+        for n, k, s, d in zip(size, ksize, strides, dilations):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            out.append((total // 2, total - total // 2))
+        return tuple(out)
+    return padding
+
+
+_FORMAT = one_of("NHWC", "NCHW")
 
 
 def _to_nhwc(x, data_format, op):
-    if data_format not in ("NHWC", "NCHW"):
-        raise ValueError(f"{op}: data_format must be 'NHWC' or 'NCHW', got {data_format!r}")
     if len(x.shape) != 4:
         raise ValueError(f"{op}: input must have rank 4 ({data_format}), got shape {tuple(x.shape)}")
     return transpose(x, (0, 2, 3, 1)) if data_format == "NCHW" else x
@@ -143,20 +145,23 @@ def _from_nhwc(y, data_format):
 
 def _patches(x, ksize, strides, padding, dilations, pad_value, op):
     ksize, strides, dilations = normalize_pair(ksize, "ksize"), normalize_pair(strides, "strides"), normalize_pair(dilations, "dilations")
-    pads = _pads(padding, x.shape[1:3], ksize, strides, dilations, op)
+    pads = _pads(padding, x.shape[1:3], ksize, strides, dilations)
     return extract_patches(x, ksize=ksize, strides=strides, dilations=dilations, pads=pads,
                            pad_value=pad_value)
 
 
+@op_signature(strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT, dilations=POSITIVE_PAIR)
 def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=1):
     """2-D convolution (cross-correlation, as tf.nn.conv2d).
 
     Shapes: x ``(N,H,W,C)`` (NHWC) or ``(N,C,H,W)`` (NCHW); filters ``(KH,KW,C,O)`` (TF's HWIO);
-    result ``(N,OH,OW,O)`` or ``(N,O,OH,OW)``. ``padding``: 'valid', 'same' (TF rule) or
-    ``((top, bottom), (left, right))``. Computed as im2col + matmul.
+    result ``(N,OH,OW,O)`` or ``(N,O,OH,OW)``. ``strides``, ``dilations``: a positive int or a pair.
+    ``padding``: 'valid', 'same' (TF rule; any case) or ``((top, bottom), (left, right))``.
+    Computed as im2col + matmul.
 
     Raises:
-        ValueError: wrong ranks, channel mismatch, unknown padding or data_format.
+        ValueError: wrong ranks, channel mismatch, non-positive strides or dilations, unknown
+            padding or data_format. TypeError: strides or dilations not ints.
     """
     x, filters = as_tensor(x), as_tensor(filters)
     x = _to_nhwc(x, data_format, "conv2d")
@@ -169,16 +174,23 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
     return _from_nhwc(reshape(y, (n, oh, ow, o)), data_format)
 
 
+_POOL = dict(pool_size=POSITIVE_PAIR, strides=optional(POSITIVE_PAIR), padding=PADDING, data_format=_FORMAT)
+
+
+@op_signature(**_POOL)
 def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"):
-    """Max pooling over windows; 'same' padding never wins the max (pads with -inf)."""
+    """Max pooling over windows (``pool_size``, ``strides``: a positive int or pair; strides default
+    to the window); 'same' padding never wins the max (pads with -inf). Raises as :func:`conv2d`."""
     x = _to_nhwc(as_tensor(x), data_format, "max_pool2d")
     pool_size = normalize_pair(pool_size, "pool_size")
     p = _patches(x, pool_size, pool_size if strides is None else strides, padding, 1, float("-inf"), "max_pool2d")
     return _from_nhwc(reduce_max(p, axes=(3, 4), keepdims=False), data_format)
 
 
+@op_signature(**_POOL)
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"):
-    """Average pooling; with 'same' padding the average counts only real elements (as TF)."""
+    """Average pooling; with 'same' padding the average counts only real elements (as TF).
+    Arguments and errors as :func:`max_pool2d`."""
     x = _to_nhwc(as_tensor(x), data_format, "avg_pool2d")
     pool_size = normalize_pair(pool_size, "pool_size")
     strides = pool_size if strides is None else strides
@@ -192,24 +204,29 @@ def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"
 
 # ---- softmax family (max-subtracted: no overflow for large logits) -----------------------------
 
+@op_signature(axis=axes_of("x"), keepdims=BOOL)
 def logsumexp(x, axis=-1, keepdims=False):
-    """log(sum(exp(x))) along ``axis``, computed as m + log(sum(exp(x - m))) with m = max(x)."""
+    """log(sum(exp(x))) along ``axis`` (an int, a tuple of ints, or None: all axes), computed as
+    m + log(sum(exp(x - m))) with m = max(x)."""
     x = as_tensor(x)
-    axes = (normalize_axis(axis, len(x.shape), "logsumexp"),) if isinstance(axis, int) else \
+    axes = tuple(range(len(x.shape))) if axis is None else \
+        (normalize_axis(axis, len(x.shape), "logsumexp"),) if isinstance(axis, int) else \
         tuple(normalize_axis(a, len(x.shape), "logsumexp") for a in axis)
     m = stop_gradient(reduce_max(x, axes=axes, keepdims=True))
     r = log(reduce_sum(exp(x - m), axes=axes, keepdims=True)) + m
     return r if keepdims else reshape(r, [d for i, d in enumerate(r.shape) if i not in axes])
 
 
+@op_signature(axis=axis_of("x"))
 def log_softmax(x, axis=-1):
-    """x - logsumexp(x) along ``axis`` (stable)."""
+    """x - logsumexp(x) along ``axis`` (an int) (stable)."""
     x = as_tensor(x)
     return x - logsumexp(x, axis, keepdims=True)
 
 
+@op_signature(axis=axis_of("x"))
 def softmax(x, axis=-1):
-    """exp(x - max) / sum(exp(x - max)) along ``axis`` (stable)."""
+    """exp(x - max) / sum(exp(x - max)) along ``axis`` (an int) (stable)."""
     x = as_tensor(x)
     axes = (normalize_axis(axis, len(x.shape), "softmax"),)
     e = exp(x - stop_gradient(reduce_max(x, axes=axes, keepdims=True)))
@@ -218,6 +235,7 @@ def softmax(x, axis=-1):
 
 # ---- losses (per example; reduce with mean as Keras does) --------------------------------------
 
+@op_signature(axis=axis_of("logits"), from_logits=BOOL)
 def softmax_cross_entropy(labels, logits, axis=-1, from_logits=True):
     """Cross-entropy between probability ``labels`` and ``logits`` (or probabilities when
     ``from_logits=False``), per example: ``-sum(labels * log_softmax(logits))``. Shapes: both
@@ -227,19 +245,38 @@ def softmax_cross_entropy(labels, logits, axis=-1, from_logits=True):
         raise ValueError(f"softmax_cross_entropy: labels shape {tuple(labels.shape)} != logits shape "
                          f"{tuple(logits.shape)}")
     logp = log_softmax(logits, axis) if from_logits else log(_clip_probs(logits))
-    return neg(reduce_sum(mul(labels, logp), axes=(normalize_axis(axis, len(logits.shape)),), keepdims=False))
+    return neg(reduce_sum(mul(labels, logp), axes=(normalize_axis(axis, len(logits.shape), "softmax_cross_entropy"),),
+                          keepdims=False))
 
 
+@op_signature(from_logits=BOOL)
 def sparse_softmax_cross_entropy(labels, logits, from_logits=True):
-    """Cross-entropy with integer class ``labels`` of shape ``(...)`` and ``logits`` ``(..., C)``;
-    result ``(...)``. Labels out of [0, C) raise ValueError when their values are known."""
+    """Cross-entropy with integer class ``labels`` of shape ``(...)`` (int32; others are cast,
+    floats truncating) and float ``logits`` ``(..., C)`` (probabilities with ``from_logits=False``);
+    result ``(...)``, the dtype of ``logits``.
+
+    A label outside ``[0, C)`` raises ValueError when its value is known (eager). Inside
+    ``webtensor.function`` it is not known: that row's loss and its gradient are NaN (as
+    TensorFlow's GPU kernels give), so the training run shows it instead of looking healthy.
+
+    Raises:
+        ValueError: labels shape is not logits shape without its last axis; a known label out of range.
+    """
     labels, logits = as_tensor(labels), as_tensor(logits)
     if tuple(labels.shape) != tuple(logits.shape[:-1]):
         raise ValueError(f"sparse_softmax_cross_entropy: labels shape {tuple(labels.shape)} must equal logits "
                          f"shape without its last axis {tuple(logits.shape[:-1])}")
     if labels.dtype != int32:
         labels = cast(labels, dtype=int32)
-    oh = one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    c = logits.shape[-1]
+    bad = first_out_of_range(labels, 0, c)
+    if bad is not None:
+        raise ValueError(f"sparse_softmax_cross_entropy: label {bad[1]} is out of range for {c} classes "
+                         f"(labels must be in [0, {c}))")
+    # A row whose label is out of range gets a one-hot row of NaN: its loss -sum(row * log p) and
+    # the gradient (which multiplies by the row) are NaN through arithmetic alone, on every device.
+    valid = expand_dims(logical_and(greater_equal(labels, 0), less(labels, c)), -1)
+    oh = where(valid, one_hot(labels, c, dtype=logits.dtype), float("nan"))
     return softmax_cross_entropy(oh, logits, from_logits=from_logits)
 
 
@@ -248,6 +285,7 @@ def _clip_probs(p, eps=1e-7):
     return minimum(maximum(p, eps), 1.0 - eps)
 
 
+@op_signature()
 def mse(y_true, y_pred):
     """Mean squared error over the last axis: ``mean((y_true - y_pred)**2, axis=-1)``."""
     y_true, y_pred = as_tensor(y_true), as_tensor(y_pred)

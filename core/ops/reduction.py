@@ -9,6 +9,7 @@ from .. import kernel_ir as K
 from ..dtypes import bool_, float32, int32
 from ..op import Aval, Op, as_tensor
 from ..shapes import normalize_axes, normalize_axis
+from ..signature import BOOL, axes_of, axis_of, op_signature, optional
 
 
 def _out_shape(shape, axes, keepdims):
@@ -126,9 +127,10 @@ def _front_door(op: Op, name: str, doc: str):
         axis: None (all axes), an int or a tuple of ints; negative counts from the end.
         keepdims: keep reduced axes with size 1.
     Raises:
+        TypeError: ``axis`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
         ValueError: an axis out of range or repeated (or, for max/min, an empty reduced axis).
     """
-    return reduce
+    return op_signature(axis=axes_of("x"), keepdims=BOOL)(reduce)
 
 
 sum = _front_door(reduce_sum, "sum", "Sum over ``axis``; bool sums to int32.")
@@ -137,8 +139,10 @@ max = _front_door(reduce_max, "max", "Maximum over ``axis``.")
 min = _front_door(reduce_min, "min", "Minimum over ``axis``.")
 
 
+@op_signature(axis=axes_of("x"), keepdims=BOOL)
 def mean(x, axis=None, keepdims=False):
-    """Arithmetic mean over ``axis``; integer and bool inputs give float32."""
+    """Arithmetic mean over ``axis`` (None, an int or a tuple of ints); integer and bool inputs
+    give float32. Raises as :func:`sum` does."""
     from .elementwise import cast
     x = as_tensor(x)
     axes = _axes(x, axis, "mean")
@@ -158,10 +162,14 @@ def _arg(op, x, axis, name):
     return op(x, axis=normalize_axis(axis, len(x.shape), name))
 
 
+@op_signature(axis=optional(axis_of("x")))
 def argmax(x, axis=None):
-    """Index of the maximum along ``axis`` (None: of the flattened tensor), int32."""
+    """Index of the maximum along ``axis`` (an int; None: of the flattened tensor), int32.
+    Raises TypeError for a non-int axis, ValueError for one out of range or an empty axis."""
     return _arg(argmax_op, x, axis, "argmax")
 
 
+@op_signature(axis=optional(axis_of("x")))
 def argmin(x, axis=None):
+    """Index of the minimum along ``axis``, as :func:`argmax`."""
     return _arg(argmin_op, x, axis, "argmin")

@@ -79,6 +79,22 @@ export function webgpuShortfall({ manifest, files }, limits, features) {
   return null;
 }
 
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|\bwarp\b|microsoft basic render/i;
+
+/**
+ * Whether a GPUAdapterInfo (adapter.info, device.adapterInfo) describes a
+ * software adapter that renders on the CPU: a fallback adapter
+ * (`isFallbackAdapter`), or SwiftShader, llvmpipe, lavapipe or WARP
+ * ("Microsoft Basic Render Driver") by vendor, architecture, device or
+ * description. `load` with backend 'auto' runs on WebAssembly there: it is
+ * faster on the same CPU.
+ */
+export function isSoftwareAdapter(info) {
+  if (!info) return false;
+  if (info.isFallbackAdapter === true) return true;
+  return ['vendor', 'architecture', 'device', 'description'].some((k) => typeof info[k] === 'string' && SOFTWARE_ADAPTER.test(info[k]));
+}
+
 /**
  * Check every signature's "webgpu" section against `limits` and `features`
  * (a GPUSupportedLimits/-Features of the adapter or device) without creating
@@ -170,12 +186,17 @@ export function checkWebGPU({ manifest, files, weights }, fail, limits, features
  * Create the WebGPU backend on `device` (or a new device from `adapter`
  * with the adapter's limits). On any failure everything created so far is
  * destroyed (the device too, if created here) and an Error names the cause.
+ * The backend holds `gpu` (the GPU object `adapter` came from) and `adapter`
+ * until dispose(): Dawn in Node (npm `webgpu`) tears its instance down when
+ * the GPU object is garbage-collected, under a live device.
  */
-export async function createWebGPUBackend(artifact, fail, { adapter, device: given }) {
+export async function createWebGPUBackend(artifact, fail, { gpu = null, adapter, device: given }) {
   const { manifest, files, weights } = artifact;
   const target = given ?? adapter;
   const { features, bindingsOf } = checkWebGPU(artifact, fail, target.limits, target.features);
   const backend = new WebGPUBackend(manifest);
+  backend.gpu = gpu;
+  backend.adapter = adapter;
   try {
     try {
       backend.device = given ?? await adapter.requestDevice({
@@ -211,6 +232,8 @@ class WebGPUBackend {
   constructor(manifest) {
     this.kind = 'webgpu';
     this.manifest = manifest;
+    this.gpu = null; // kept alive with the device: see createWebGPUBackend
+    this.adapter = null;
     this.device = null;
     this.owned = false;
     this.live = new Set(); // every buffer this backend created and has not destroyed
@@ -365,6 +388,8 @@ class WebGPUBackend {
     this.live.clear();
     if (this.owned && this.device) this.device.destroy();
     this.device = null;
+    this.adapter = null;
+    this.gpu = null;
     this.lost = this.lost ?? 'the model was disposed';
   }
 }

@@ -1,11 +1,12 @@
 // Shared test helpers: fixture artifacts (built by fixtures/make_fixtures.py),
 // damaging them, Python interop, and a Dawn (npm `webgpu`) GPU on SwiftShader.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFile, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, extname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -91,4 +92,62 @@ export function maxAbsDiff(a, b) {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/** Debian's Chromium, for the browser tests (skipped where it is not installed). */
+export const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_FLAGS = ['--headless=new', '--no-sandbox', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/**
+ * Serve `page` (an HTML string) at / of a 127.0.0.1 server that also serves
+ * js/ at /js/ and `fixturesDir` at /fixtures/, open it in headless Chromium
+ * (with `flags` added), and resolve to the JSON the page POSTs to /result
+ * ({error} when Chromium exits first or after 90 s). Cleans up the browser's
+ * process group, the server and the profile.
+ */
+export async function runPage(t, page, fixturesDir, flags = []) {
+  const jsDir = join(here, '..');
+  const types = { '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
+  let resolveResult;
+  const result = new Promise((resolve) => { resolveResult = resolve; });
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (req.method === 'POST') {
+      let body = '';
+      req.on('data', (chunk) => { body += chunk; });
+      req.on('end', () => { res.end(); resolveResult(JSON.parse(body)); });
+      return;
+    }
+    if (path === '/') { res.writeHead(200, { 'content-type': 'text/html' }).end(page); return; }
+    const file = path.startsWith('/js/') ? join(jsDir, normalize(path.slice(4)))
+      : path.startsWith('/fixtures/') ? join(fixturesDir, normalize(path.slice(10))) : null;
+    if (!file || file.includes('..')) { res.writeHead(404).end(); return; }
+    readFile(file, (err, data) => {
+      if (err) res.writeHead(404).end();
+      else res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(data);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const profile = mkdtempSync(join(tmpdir(), 'webtensor-chromium-'));
+  const chromium = spawn(CHROMIUM, [...CHROMIUM_FLAGS, ...flags, `--user-data-dir=${profile}`, `http://127.0.0.1:${server.address().port}/`],
+    { stdio: 'ignore', detached: true });
+  const exited = new Promise((resolve) => chromium.on('exit', (code) => resolve({ error: `chromium exited (${code}) before the page reported` })));
+  let timer;
+  const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve({ error: 'no result from the page in 90 s' }), 90_000); });
+  try {
+    return await Promise.race([result, exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+    // Chromium's GPU and renderer processes outlive the browser process for a moment and
+    // keep writing the profile: end the whole process group, then remove it with retries.
+    try { process.kill(-chromium.pid, 'SIGKILL'); } catch { /* already gone */ }
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    server.close();
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    } catch (err) {
+      t.diagnostic(`could not remove the Chromium profile ${profile}: ${err.message}`);
+    }
+  }
 }

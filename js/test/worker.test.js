@@ -4,17 +4,15 @@
 // errors inside the worker keep their name and message, and no worker outlives
 // dispose() (or keeps an idle process alive).
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFile, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize } from 'node:path';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import * as browser from '../index.js';
 import * as webtensor from '../node.js';
-import { buildFixtures, readDir, resign } from './helpers.js';
+import { CHROMIUM, buildFixtures, readDir, resign, runPage } from './helpers.js';
 import { modelSuite } from './model_suite.js';
 
 const nodeEntry = fileURLToPath(new URL('../node.js', import.meta.url));
@@ -343,7 +341,6 @@ describe('no worker outlives its model', () => {
 });
 
 // The browser entry: a module Web Worker (index.js's spawnWorker, worker.js's `self` channel) in headless Chromium.
-const CHROMIUM = '/usr/bin/chromium';
 const PAGE = `<!doctype html><script type="module">
 import * as webtensor from '/js/index.js';
 const report = (body) => fetch('/result', { method: 'POST', body: JSON.stringify(body) });
@@ -384,58 +381,17 @@ test('browser entry: the model runs in a module Web Worker in headless Chromium,
       writeFileSync(join(fx.out, name, file), bytes);
     }
   }
-  const jsDir = fileURLToPath(new URL('..', import.meta.url));
-  const types = { '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
-  let resolveResult;
-  const result = new Promise((resolve) => { resolveResult = resolve; });
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    if (req.method === 'POST') {
-      let body = '';
-      req.on('data', (chunk) => { body += chunk; });
-      req.on('end', () => { res.end(); resolveResult(JSON.parse(body)); });
-      return;
-    }
-    if (path === '/') { res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE); return; }
-    const file = path.startsWith('/js/') ? join(jsDir, normalize(path.slice(4)))
-      : path.startsWith('/fixtures/') ? join(fx.out, normalize(path.slice(10))) : null;
-    if (!file || file.includes('..')) { res.writeHead(404).end(); return; }
-    readFile(file, (err, data) => {
-      if (err) res.writeHead(404).end();
-      else res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(data);
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const profile = mkdtempSync(join(tmpdir(), 'webtensor-chromium-'));
-  const flags = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`];
-  const chromium = spawn(CHROMIUM, [...flags, `http://127.0.0.1:${server.address().port}/`], { stdio: 'ignore', detached: true });
-  const exited = new Promise((resolve) => chromium.on('exit', (code) => resolve({ error: `chromium exited (${code}) before the page reported` })));
-  let timer;
-  const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve({ error: 'no result from the page in 90 s' }), 90_000); });
-  try {
-    const r = await Promise.race([result, exited, timeout]);
-    assert.equal(r.error, undefined, r.error);
-    assert.deepEqual(r.y, fx.expected.predict.y);
-    assert.deepEqual(r.losses, fx.expected.train.losses.slice(0, 5));
-    assert.equal(r.stats.backend, 'wasm');
-    assert.equal(r.stats.wasmMemoryBytes, 65536);
-    assert.deepEqual(r.timedOut, { name: 'TimeoutError', message: "webtensor: signature 'predict' did not finish within 200 ms; the model's worker was terminated" });
-    assert.ok(r.ms < 1200, `timed out after ${r.ms} ms`);
-    assert.match(r.after.message, /the model's worker was terminated after a timeout/);
-    assert.match(r.trap.message, /^webtensor: signature 'predict': the WebAssembly driver \w+ \(unreachable\)$/);
-    assert.deepEqual(r.trap, r.trapInThread);
-  } finally {
-    clearTimeout(timer);
-    try { process.kill(-chromium.pid, 'SIGKILL'); } catch { /* already gone */ }
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    server.close();
-    try {
-      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
-    } catch (err) {
-      t.diagnostic(`could not remove the Chromium profile ${profile}: ${err.message}`);
-    }
-  }
+  const r = await runPage(t, PAGE, fx.out, ['--disable-gpu']);
+  assert.equal(r.error, undefined, r.error);
+  assert.deepEqual(r.y, fx.expected.predict.y);
+  assert.deepEqual(r.losses, fx.expected.train.losses.slice(0, 5));
+  assert.equal(r.stats.backend, 'wasm');
+  assert.equal(r.stats.wasmMemoryBytes, 65536);
+  assert.deepEqual(r.timedOut, { name: 'TimeoutError', message: "webtensor: signature 'predict' did not finish within 200 ms; the model's worker was terminated" });
+  assert.ok(r.ms < 1200, `timed out after ${r.ms} ms`);
+  assert.match(r.after.message, /the model's worker was terminated after a timeout/);
+  assert.match(r.trap.message, /^webtensor: signature 'predict': the WebAssembly driver \w+ \(unreachable\)$/);
+  assert.deepEqual(r.trap, r.trapInThread);
 });
 
 // Every backend test, with the model in a worker (and a timeout that a correct model never reaches).

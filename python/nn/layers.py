@@ -273,7 +273,9 @@ class Softmax(Layer):
 
 class Embedding(Layer):
     """Integer indices ``(N, ...)`` -> rows of ``embeddings`` ``(input_dim, output_dim)``:
-    ``(N, ..., output_dim)``. Indices must lie in ``[0, input_dim)``."""
+    ``(N, ..., output_dim)``. Indices follow :func:`webtensor.gather`'s rule: in ``[-input_dim,
+    input_dim)``, negative ones counting from the end; others raise IndexError eagerly and read
+    zeros inside traced steps."""
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", **kwargs):
         super().__init__(**kwargs)

@@ -5,6 +5,10 @@ The functions (``sparse_categorical_crossentropy`` ...) give the per-example los
 Built on the core ops ``softmax_cross_entropy``, ``sparse_softmax_cross_entropy`` and ``mse``
 (``webtensor.core.ops.nn``): log-softmax is max-subtracted, probabilities are clipped to
 ``[1e-7, 1 - 1e-7]`` when ``from_logits=False`` (as Keras).
+
+Sparse labels outside ``[0, C)``: a ValueError when their values are known (eager), NaN losses
+and gradients for those examples inside traced steps; ``Model.fit``/``evaluate`` check in-memory
+labels once, up front (:func:`check_sparse_labels`).
 """
 from __future__ import annotations
 
@@ -22,7 +26,12 @@ def _as_tensors(y_true, y_pred):
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1):
-    """Integer labels ``(N, ...)`` (or ``(N, ..., 1)``) and scores ``(N, ..., C)`` -> ``(N, ...)``."""
+    """Integer labels ``(N, ...)`` (or ``(N, ..., 1)``) and scores ``(N, ..., C)`` -> ``(N, ...)``.
+
+    Raises:
+        ValueError: shapes that do not match; a label outside ``[0, C)`` whose value is known
+            (eager; in a traced step that example's loss is NaN instead).
+    """
     y_true, y_pred = _as_tensors(y_true, y_pred)
     if axis not in (-1, y_pred.ndim - 1):
         raise ValueError("sparse_categorical_crossentropy: only axis=-1 is supported")
@@ -32,6 +41,24 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1):
         raise ValueError(f"sparse_categorical_crossentropy: labels of shape {tuple(y_true.shape)} do not match "
                          f"predictions of shape {tuple(y_pred.shape)} (expected labels {tuple(y_pred.shape[:-1])})")
     return F.sparse_softmax_cross_entropy(F.cast(y_true, int32), y_pred, from_logits=from_logits)
+
+
+def check_sparse_labels(y_true, num_classes: int, what: str) -> None:
+    """Check integer labels for ``num_classes`` classes once, before they reach a traced step (where
+    an out-of-range label can only turn into NaN). Labels count as the int32 they cast to.
+
+    Raises:
+        ValueError: naming the first label outside ``[0, num_classes)``, its sample and ``what``
+            (``"fit"``). Nothing is checked where the values cannot be read now (a browser GPU).
+    """
+    from ..core.op import first_out_of_range
+    y = y_true if isinstance(y_true, Tensor) else tensor(y_true)
+    bad = first_out_of_range(y, 0, num_classes)
+    if bad is not None:
+        k, v = bad
+        per_sample = y.size // y.shape[0] if y.ndim and y.shape[0] else 1
+        raise ValueError(f"{what}: label {v} (sample {k // per_sample}) is out of range for {num_classes} classes; "
+                         f"sparse labels must be in [0, {num_classes})")
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):

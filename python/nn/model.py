@@ -226,10 +226,25 @@ class Model(Layer):
         x, y = _as_tensor(x), _as_tensor(y)
         if y is not None and x.shape[0] != y.shape[0]:
             raise ValueError(f"{what}: x and y have different numbers of samples ({x.shape[0]} and {y.shape[0]})")
+        if y is not None:
+            self._check_sparse_labels(x, y, what)
         ds = Dataset.from_tensor_slices((x, y) if y is not None else (x,))
         if shuffle:
             ds = ds.shuffle(x.shape[0], seed=seed)
         return ds.batch(int(batch_size))
+
+    def _check_sparse_labels(self, x, y, what) -> None:
+        """In-memory labels for a sparse cross-entropy loss are checked once, before any step: in
+        the traced steps a label outside ``[0, C)`` can only make the loss NaN."""
+        sparse = isinstance(self.loss, losses_mod.SparseCategoricalCrossentropy) or \
+            getattr(self.loss, "fn", None) is losses_mod.sparse_categorical_crossentropy
+        if not sparse or not isinstance(x, Tensor) or not x.shape or not x.shape[0]:
+            return
+        if self._output_shape is None:           # the number of classes: the model's last output axis
+            with init_scope():
+                self(x[:1], training=False)
+        if self._output_shape:
+            losses_mod.check_sparse_labels(y, self._output_shape[-1], what)
 
     @staticmethod
     def _steps(ds, steps):

@@ -45,6 +45,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
+from webtensor.wasm import binary as wb   # LEB128, vectors and names for the hand-made hostile modules
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(REPO, "js", "test", "fixtures", "make_fixtures.py")
@@ -67,40 +69,9 @@ DEEP = 100_000                   # nesting depth of the deep-JSON cases
 I32, I64, F32, F64, V128, FUNCREF, EXTERNREF = 0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F
 
 
-def uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def sleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        done = (n == 0 and not b & 0x40) or (n == -1 and b & 0x40)
-        out.append(b | (0 if done else 0x80))
-        if done:
-            return bytes(out)
-
-
-def _vec(items) -> bytes:
-    items = list(items)
-    return uleb(len(items)) + b"".join(items)
-
-
-def _name(s: str) -> bytes:
-    b = s.encode()
-    return uleb(len(b)) + b
-
-
 def limits(lo: int, hi: int | None = None, shared: bool = False, i64: bool = False) -> bytes:
     flag = (1 if hi is not None else 0) | (2 if shared else 0) | (4 if i64 else 0)
-    return bytes([flag]) + uleb(lo) + (uleb(hi) if hi is not None else b"")
+    return bytes([flag]) + wb.uleb(lo) + (wb.uleb(hi) if hi is not None else b"")
 
 
 class Wasm:
@@ -113,31 +84,31 @@ class Wasm:
         self.imported_funcs = 0
 
     def type(self, params=(), results=()) -> int:
-        t = b"\x60" + _vec(bytes([p]) for p in params) + _vec(bytes([r]) for r in results)
+        t = b"\x60" + wb.vec(bytes([p]) for p in params) + wb.vec(bytes([r]) for r in results)
         if t not in self.types:
             self.types.append(t)
         return self.types.index(t)
 
     def import_memory(self, lim: bytes, module="env", name="memory"):
-        self.imports.append(_name(module) + _name(name) + b"\x02" + lim)
+        self.imports.append(wb.name(module) + wb.name(name) + b"\x02" + lim)
         return self
 
     def import_raw(self, module, name, desc: bytes):
-        self.imports.append(_name(module) + _name(name) + desc)
+        self.imports.append(wb.name(module) + wb.name(name) + desc)
         return self
 
     def import_func(self, module, name, params=(), results=()):
-        self.imports.append(_name(module) + _name(name) + b"\x00" + uleb(self.type(params, results)))
+        self.imports.append(wb.name(module) + wb.name(name) + b"\x00" + wb.uleb(self.type(params, results)))
         self.imported_funcs += 1
         return self
 
     def func(self, body: bytes = b"", params=(), results=(), export: str | None = None, locals_: bytes = b"\x00") -> int:
         idx = self.imported_funcs + len(self.funcs)
-        self.funcs.append(uleb(self.type(params, results)))
+        self.funcs.append(wb.uleb(self.type(params, results)))
         code = locals_ + body + b"\x0b"
-        self.codes.append(uleb(len(code)) + code)
+        self.codes.append(wb.uleb(len(code)) + code)
         if export is not None:
-            self.exports.append(_name(export) + b"\x00" + uleb(idx))
+            self.exports.append(wb.name(export) + b"\x00" + wb.uleb(idx))
         return idx
 
     def drivers(self, bodies: dict | None = None, skip=()):
@@ -150,14 +121,14 @@ class Wasm:
 
     def emit(self) -> bytes:
         def sec(i, items):
-            return bytes([i]) + uleb(len(_vec(items))) + _vec(items) if items else b""
+            return bytes([i]) + wb.uleb(len(wb.vec(items))) + wb.vec(items) if items else b""
         out = b"\x00asm\x01\x00\x00\x00"
         out += sec(1, self.types) + sec(2, self.imports) + sec(3, self.funcs) + sec(4, self.tables)
         out += sec(5, self.mems) + sec(6, self.globals) + sec(7, self.exports)
         if self.start is not None:
-            out += b"\x08" + uleb(len(uleb(self.start))) + uleb(self.start)
+            out += b"\x08" + wb.uleb(len(wb.uleb(self.start))) + wb.uleb(self.start)
         if self.datas:
-            out += b"\x0c" + uleb(len(uleb(len(self.datas)))) + uleb(len(self.datas))
+            out += b"\x0c" + wb.uleb(len(wb.uleb(len(self.datas)))) + wb.uleb(len(self.datas))
         out += sec(10, self.codes) + sec(11, self.datas)
         return out
 
@@ -168,10 +139,10 @@ def env_memory() -> Wasm:
 
 LOOP = b"\x03\x40\x0c\x00\x0b"                               # loop br 0 end
 UNREACHABLE = b"\x00"
-OOB_LOAD = b"\x41" + sleb(-16) + b"\x28\x02\x00\x1a"          # i32.load (-16) ; drop
+OOB_LOAD = b"\x41" + wb.sleb(-16) + b"\x28\x02\x00\x1a"          # i32.load (-16) ; drop
 GROW_PAGES = 40_000                                            # 2.6 GB
-GROW_AND_FILL = (b"\x41" + sleb(GROW_PAGES) + b"\x40\x00\x1a"  # memory.grow 40000 ; drop
-                 + b"\x41\x00\x41" + sleb(0xAB) + b"\x41" + sleb(GROW_PAGES * 65536 - (1 << 32))
+GROW_AND_FILL = (b"\x41" + wb.sleb(GROW_PAGES) + b"\x40\x00\x1a"  # memory.grow 40000 ; drop
+                 + b"\x41\x00\x41" + wb.sleb(0xAB) + b"\x41" + wb.sleb(GROW_PAGES * 65536 - (1 << 32))
                  + b"\xfc\x0b\x00")                            # memory.fill 0 0xAB 2.6e9
 
 
@@ -456,7 +427,7 @@ add("wasm-module", "start-grow-and-fill", module(_w(_start(GROW_AND_FILL))),
 add("wasm-module", "start-nop", module(_w(_start(b""))), desc="a start function that does nothing (start sections are refused)")
 add("wasm-module", "no-imports", module(Wasm().drivers()), desc="no env.memory import at all")
 add("wasm-module", "own-memory",
-    module((lambda w: (w.mems.append(limits(1)), w.drivers(), w.exports.append(_name("memory") + b"\x02\x00"), w)[-1])(Wasm())),
+    module((lambda w: (w.mems.append(limits(1)), w.drivers(), w.exports.append(wb.name("memory") + b"\x02\x00"), w)[-1])(Wasm())),
     desc="defines and exports its own memory instead of importing env.memory")
 add("wasm-module", "import-and-own-memory",
     module((lambda w: (w.mems.append(limits(1)), w.drivers(), w)[-1])(env_memory())),
@@ -483,15 +454,15 @@ add("wasm-module", "table-min-max-u32", module((lambda w: (w.tables.append(b"\x7
     desc="a table of 2^32 - 1 funcrefs")
 add("wasm-module", "driver-is-a-global",
     module((lambda w: (w.globals.append(b"\x7f\x00\x41\x00\x0b"), w.drivers(skip=["predict"]),
-                       w.exports.append(_name("predict") + b"\x03\x00"), w)[-1])(env_memory())),
+                       w.exports.append(wb.name("predict") + b"\x03\x00"), w)[-1])(env_memory())),
     desc="predict is exported as a global, not a function")
 add("wasm-module", "data-segment-out-of-bounds",
-    module((lambda w: (w.drivers(), w.datas.append(b"\x00\x41" + sleb(-16) + b"\x0b" + _vec([b"\x01"] * 32)), w)[-1])(env_memory())),
+    module((lambda w: (w.drivers(), w.datas.append(b"\x00\x41" + wb.sleb(-16) + b"\x0b" + wb.vec([b"\x01"] * 32)), w)[-1])(env_memory())),
     desc="an active data segment at 0xFFFFFFF0 (past the memory)")
 add("wasm-module", "data-segment-over-variables",
-    module((lambda w: (w.drivers(), w.datas.append(b"\x00\x41" + sleb(1024) + b"\x0b" + _vec([b"\x7f"] * 64)), w)[-1])(env_memory())),
+    module((lambda w: (w.drivers(), w.datas.append(b"\x00\x41" + wb.sleb(1024) + b"\x0b" + wb.vec([b"\x7f"] * 64)), w)[-1])(env_memory())),
     MAYBE, desc="a data segment over the variables' bytes (the loader copies the weights after instantiation)")
-add("wasm-module", "too-many-locals", module(_w(lambda w: (w.func(b"", export="predict", locals_=b"\x01" + uleb(0xFFFFFFFF) + b"\x7f"),
+add("wasm-module", "too-many-locals", module(_w(lambda w: (w.func(b"", export="predict", locals_=b"\x01" + wb.uleb(0xFFFFFFFF) + b"\x7f"),
                                                           w.drivers(skip=["predict"])))),
     desc="a driver declaring 2^32 - 1 locals")
 add("wasm-module", "duplicate-exports", module(_w(lambda w: (w.drivers(), w.func(b"", export="predict")))),
@@ -504,7 +475,7 @@ add("wasm-module", "component-version", lambda c: c.set_file("module.wasm", b"\x
     desc="a component-model header")
 add("wasm-module", "header-only", lambda c: c.set_file("module.wasm", b"\x00asm\x01\x00\x00\x00"), desc="an empty module")
 add("wasm-module", "section-length-lies", lambda c: c.set_file(
-    "module.wasm", b"\x00asm\x01\x00\x00\x00\x01" + uleb(0xFFFFFFF0) + b"\x01\x60\x00\x00"),
+    "module.wasm", b"\x00asm\x01\x00\x00\x00\x01" + wb.uleb(0xFFFFFFF0) + b"\x01\x60\x00\x00"),
     desc="a type section claiming 4 GB")
 add("wasm-module", "overlong-leb", lambda c: c.set_file(
     "module.wasm", b"\x00asm\x01\x00\x00\x00\x01\x84\x80\x80\x80\x80\x80\x80\x80\x00\x01\x60\x00\x00"),

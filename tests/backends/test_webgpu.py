@@ -325,6 +325,43 @@ def test_buffer_pool_size_classes_and_idle_cap():
     assert pool.stats["idle_bytes"] == 3072 and pool.acquire(4000) is not c
 
 
+QUIET_CHILD = """
+import json, os, sys
+import webtensor as wt
+from webtensor.device import default_device_name
+out = {"webgpu": repr(wt.get_device("webgpu"))} if sys.argv[1] == "webgpu" else {"default": default_device_name()}
+print(json.dumps({**out, "runtime_dir": os.environ.get("XDG_RUNTIME_DIR")}))
+"""
+
+
+def test_no_stderr_noise_without_xdg_runtime_dir(tmp_path):
+    """libwayland (probed by wgpu-native while the adapter is requested) printed "error: XDG_RUNTIME_DIR
+    is invalid or not set in the environment." twice; webtensor gives the process a private one."""
+    import json
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "WEBTENSOR_DEVICE")}
+    env["TMPDIR"] = str(tmp_path)                    # tempfile.gettempdir(): where the directory goes
+    mine = tmp_path / f"webtensor-runtime-{os.getuid()}"
+
+    def child(what="webgpu"):     # get_device('webgpu'), or the default device's probe
+        r = subprocess.run([sys.executable, "-c", QUIET_CHILD, what], env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == ""
+        out = json.loads(r.stdout)
+        assert out["webgpu"].startswith("Device('webgpu'") if what == "webgpu" else out["default"] in ("webgpu", "wasm")
+        d = os.lstat(out["runtime_dir"])
+        assert os.path.dirname(out["runtime_dir"]) == str(tmp_path) and d.st_uid == os.getuid()
+        assert d.st_mode & 0o777 == 0o700
+        return out["runtime_dir"]
+
+    assert child() == str(mine)
+    assert child("default") == str(mine)             # reused by the next process
+    mine.chmod(0o755)                                # not private (or not ours): another, private one
+    other = child()
+    assert other != str(mine) and os.path.basename(other).startswith("webtensor-runtime-")
+
+
 def test_no_adapter_message(monkeypatch):
     import wgpu
     monkeypatch.setattr(wgpu.gpu, "request_adapter_sync", lambda **kw: None)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -326,7 +327,73 @@ def test_damaged_artifact_fails_clearly(copy, damage, message):
     assert str(copy) in str(info.value)
 
 
-def test_missing_backend_section(copy):
+def _counter_artifact(path, exact):
+    """An artifact with one signature 'f' that adds its input to a variable and returns twice it."""
+    with wt.device(exact.name):
+        v = wt.Variable(np.zeros(4, np.float32), name="v")
+
+        def fn(x):
+            v.assign_add(x)
+            return v.read_value() * 2.0
+        wt.export(None, path=path, signatures={"f": (fn, (np.ones(4, np.float32),))})
+
+
+def _as_hardware(monkeypatch):
+    """Make load('auto') see the WebGPU adapter as a hardware one."""
+    monkeypatch.setattr(sys.modules["webtensor.device"], "is_software_adapter", lambda info: False)
+
+
+def test_auto_picks_wasm_on_a_software_adapter(tmp_path, exact, monkeypatch):
+    from webtensor.device import is_software_adapter
+    _counter_artifact(tmp_path, exact)
+    info = wt.get_device("webgpu").adapter.info            # no adapter here is a failure, not a skip
+    auto = wt.load(tmp_path)
+    assert auto.backend == ("wasm" if is_software_adapter(info) else "webgpu"), dict(info)   # llvmpipe here: wasm
+    explicit = wt.load(tmp_path, backend="webgpu")           # named explicitly, a software adapter still runs
+    assert explicit.backend == "webgpu"
+    for m in (auto, explicit):
+        np.testing.assert_array_equal(m.run("f", np.arange(4, dtype=np.float32))["output_0"], [0, 2, 4, 6])
+    _as_hardware(monkeypatch)
+    assert wt.load(tmp_path).backend == "webgpu"
+
+
+@pytest.mark.parametrize("info,software", [
+    ({"adapter_type": "CPU", "device": "llvmpipe (LLVM 15.0.6, 256 bits)", "backend_type": "Vulkan"}, True),
+    ({"adapter_type": "CPU", "device": "SwiftShader Device (Subzero)", "backend_type": "Vulkan"}, True),
+    ({"adapter_type": "CPU", "device": "Microsoft Basic Render Driver", "backend_type": "D3D12"}, True),
+    ({"adapter_type": "Unknown", "device": "?"}, True),
+    ({}, True),
+    ({"adapter_type": "DiscreteGPU", "device": "NVIDIA GeForce RTX 3080", "backend_type": "Vulkan"}, False),
+    ({"adapter_type": "IntegratedGPU", "device": "Apple M2", "backend_type": "Metal"}, False),
+    ({"adapter_type": "VirtualGPU", "device": "virtio-gpu", "backend_type": "Vulkan"}, False),
+    ({"adapter_type": "browser", "device": "google swiftshader"}, False),   # Pyodide: the browser decides
+])
+def test_is_software_adapter(info, software):
+    from webtensor.device import is_software_adapter
+    assert is_software_adapter(info) is software
+
+
+def test_loaded_model_on_a_lost_device_raises_what_eager_code_raises(tmp_path, exact, monkeypatch):
+    from webtensor.webgpu.runtime import WebGPUDevice
+    _counter_artifact(tmp_path, exact)
+    dev = WebGPUDevice()
+    monkeypatch.setitem(sys.modules["webtensor.device"]._INSTANCES, "webgpu", dev)   # as if it were the default
+    m = wt.load(tmp_path, backend="webgpu")
+    np.testing.assert_array_equal(m.run("f", np.ones(4, np.float32))["output_0"], [2, 2, 2, 2])
+    dev.gpu.destroy()
+    lost = r"^the WebGPU device was lost \(.+\); its tensors are gone\. Call webtensor\.webgpu\.reset_device\(\)"
+    with pytest.raises(RuntimeError, match=lost):
+        m.run("f", np.ones(4, np.float32))
+    with pytest.raises(RuntimeError, match=lost):
+        m.get_weights()
+    with pytest.raises(RuntimeError, match=lost):
+        m.set_weights({"state/v": np.zeros(4, np.float32)})
+    with pytest.raises(RuntimeError, match=lost):   # eager code on the device says the same
+        (wt.tensor(np.ones(4, np.float32), device=dev) + 1.0).numpy()
+
+
+def test_missing_backend_section(copy, monkeypatch):
+    _as_hardware(monkeypatch)       # 'auto' falls back for the missing sections, not for llvmpipe
     _resign(copy, lambda m: [s.pop("webgpu") for s in m["signatures"].values()])
     if _has_gpu():
         with pytest.raises(ArtifactError, match="signature 'predict' has no WebGPU code"):

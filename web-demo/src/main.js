@@ -2,7 +2,7 @@
 // the page on WebGPU or WebAssembly, and classify digits drawn on the pad.
 //
 // window.demo.state mirrors what the page shows (tests read it): phase ('loading' | 'ready' |
-// 'training' | 'done' | 'error'), backend, adapter, webgpu {available, reason, adapter},
+// 'training' | 'done' | 'error'), backend, adapter, webgpu {available, reason, adapter, software},
 // notice, losses [[step, loss]], accuracies [[step, accuracy]], stepsPerSecond (per epoch),
 // epoch, step, prediction, probabilities (of predictedDigit, the 8x8 counts last classified),
 // digit (the counts now on the pad), error.
@@ -59,7 +59,7 @@ async function probeWebGPU() {
   try {
     const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) return { available: false, reason: 'navigator.gpu.requestAdapter() found no adapter' };
-    return { available: true, adapter: describeAdapter(adapter.info) };
+    return { available: true, adapter: describeAdapter(adapter.info), software: webtensor.isSoftwareAdapter(adapter.info) };
   } catch (e) {
     return { available: false, reason: `requestAdapter() failed: ${e.message}` };
   }
@@ -88,9 +88,9 @@ async function loadModel() {
   }
   if (!model) model = await webtensor.load(url, { backend: 'wasm' });
   if (!why && wanted === 'auto' && model.backend === 'wasm') {
-    why = state.webgpu.available
-      ? 'This WebGPU adapter does not meet the model\'s limits: training runs on WebAssembly.'
-      : `WebGPU is not available (${state.webgpu.reason}): training runs on WebAssembly.`;
+    why = !state.webgpu.available ? `WebGPU is not available (${state.webgpu.reason}): training runs on WebAssembly.`
+      : state.webgpu.software ? 'This WebGPU adapter renders on the CPU (software): training runs on WebAssembly, which is faster here.'
+        : 'This WebGPU adapter does not meet the model\'s limits: training runs on WebAssembly.';
   }
   notice(why);
   state.model = kind;
