@@ -51,3 +51,14 @@ test("the README's JS snippet runs as written beside the artifact the README's P
   assert.deepEqual(r.lossShape, []);
   assert.ok(Number.isFinite(r.loss) && r.loss > 0, `loss ${r.loss}`);
 });
+
+test("the README's npm package size is what `npm pack --dry-run` reports (within 15 %)", () => {
+  const m = readme.match(/`npm pack --dry-run`[^\n]*?: ([\d.]+) kB packed, ([\d.]+) kB unpacked/);
+  assert.ok(m, 'the README quotes `npm pack --dry-run`: N kB packed, M kB unpacked');
+  const [info] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'],
+    { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+  for (const [quoted, bytes, what] of [[Number(m[1]), info.size, 'packed'], [Number(m[2]), info.unpackedSize, 'unpacked']]) {
+    const kB = bytes / 1000;
+    assert.ok(Math.abs(kB - quoted) <= 0.15 * quoted, `${what}: npm pack says ${kB.toFixed(1)} kB, the README ${quoted} kB`);
+  }
+});
