@@ -495,10 +495,14 @@ class Model(Layer):
         """Write the weights to ``filepath`` in the safetensors layout; see :mod:`webtensor.nn.saving`."""
         saving.save_weights(self, filepath)
 
-    def load_weights(self, filepath) -> None:
-        """Load weights written by :meth:`save_weights` (matched by path, all checked before any is
-        assigned). Raises ValueError on missing/extra names or shape/dtype mismatch."""
-        saving.load_weights(self, filepath)
+    def load_weights(self, filepath, *, by_name: bool = False, name_map=None, skip_mismatch: bool = False) -> None:
+        """Load weights written by :meth:`save_weights`, or by other frameworks (``name_map``: a dict or
+        callable renaming the file's tensors to weight paths, optionally with a transform such as a
+        transpose), matched by path, all checked before any is assigned. ``by_name``/``skip_mismatch``:
+        Keras' (load what matches / skip shape mismatches, with warnings). See
+        :func:`webtensor.nn.saving.load_weights`. Raises ValueError on missing/extra names or
+        shape/dtype mismatch (all listed)."""
+        saving.load_weights(self, filepath, by_name=by_name, name_map=name_map, skip_mismatch=skip_mismatch)
 
     def export(self, path, batch_size: int | None = None, signatures=None, **kwargs) -> dict:
         """Write an artifact for the JS runtime and ``webtensor.load``: ``predict`` and, when compiled,
