@@ -12,7 +12,7 @@ check), and nothing is left half-loaded.
 
 Backends: ``'wasm'`` instantiates ``module.wasm`` in ``wasmtime`` with one memory of the
 signatures' largest ``memory_bytes`` (also its maximum: a driver cannot grow it), copies the
-variables to their addresses once, and each run writes the inputs, calls the signature's driver
+variables and the large constants (the sections' ``"constants"``) to their addresses once, and each run writes the inputs, calls the signature's driver
 (optionally under a deadline: wasmtime epoch interruption) and copies the outputs out. ``'webgpu'``
 (on ``webtensor.get_device('webgpu')``'s wgpu device) creates the variable buffers once, each
 signature's buffers, pipelines and bind groups once, and each run writes the inputs, encodes every
@@ -238,7 +238,7 @@ class _WasmBackend:
         from .wasm.module_check import check_module
         wasmtime = require("wasmtime", "webtensor.load(backend='wasm')")
         variables, sigs = manifest["variables"], manifest["signatures"]
-        memory_bytes, address = 0, {}
+        memory_bytes, address, constants = 0, {}, {}
         for name, sig in sigs.items():
             w, what = sig.get("wasm"), f"signature '{name}' wasm"
             if w is None:
@@ -260,7 +260,19 @@ class _WasmBackend:
                     fail(f"manifest.json: {what}: variable '{variables[i]['name']}' is at {addr}, another signature "
                          f"has it at {address[i]} (variables must have one address)")
                 address[i] = addr
-        regions = sorted((a, a + _nbytes(variables[i]), f"variable '{variables[i]['name']}'") for i, a in address.items())
+            for key, tname in w.get("constants", {}).items():
+                addr = int(key)                           # the schema allows only canonical decimal addresses
+                if tname not in weights:
+                    fail(f"weights.safetensors: constant '{tname}' ({what} constants) is missing")
+                if weights[tname][0] not in DTYPES:
+                    fail(f"weights.safetensors: constant '{tname}' is {weights[tname][0]}; constants are float32, "
+                         "int32 or bool")
+                if constants.get(addr, tname) != tname:
+                    fail(f"manifest.json: {what}: constants at {addr} names '{tname}', another signature has "
+                         f"'{constants[addr]}' there")
+                constants[addr] = tname
+        regions = sorted([(a, a + _nbytes(variables[i]), f"variable '{variables[i]['name']}'") for i, a in address.items()]
+                         + [(a, a + _nbytes({"shape": weights[n][1]}), f"constant '{n}'") for a, n in constants.items()])
         for (a0, e0, w0), (a1, e1, w1) in zip(regions, regions[1:]):
             if a1 < e0:
                 fail(f"manifest.json: wasm: {w1} [{a1}, {e1}) overlaps {w0}")
@@ -295,6 +307,9 @@ class _WasmBackend:
                         for name, sig in sigs.items()}
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
+        for addr, tname in constants.items():           # large constants: stored once, in the weights
+            dt, _, data = weights[tname]
+            eng.write(addr, _storage(data, dt))
         self.host = {}
         for i, v in enumerate(variables):
             data = _storage(weights[v["name"]][2], v["dtype"])

@@ -10,9 +10,11 @@ exactly what ``predict`` reads). Then both backends are emitted from the same pl
 
 - WebAssembly: ONE module. Each distinct kernel is lowered once (``wasm.lower.lower``); one
   exported driver per signature calls the kernels in order with fixed byte addresses
-  (``wasm.runtime.emit_call``): variables, then constants (active data segments), then each
-  signature's region (inputs, outputs, staging, temporaries packed by ``plan_arena``, scratch;
-  signatures run one at a time, so their regions overlap).
+  (``wasm.runtime.emit_call``): variables, then constants (active data segments; those of at
+  least :data:`LARGE_CONSTANT_BYTES` are stored once, in weights.safetensors, and the section's
+  ``"constants"`` tells the loader where to copy them), then each signature's region (inputs,
+  outputs, staging, temporaries packed by ``plan_arena``, scratch; signatures run one at a time,
+  so their regions overlap).
 - WebGPU: per signature, each kernel's WGSL (``webgpu.wgsl.lower``, compiled for the WebGPU
   spec's default limits, so artifacts run on any adapter), buffers
   (temporaries shared by liveness as in the native runtime), bindings and dispatch sizes.
@@ -48,6 +50,7 @@ FORMAT = "webtensor-artifact"
 FORMAT_VERSION = 1
 DTYPES = ("float32", "int32", "bool")   # what artifacts carry across their boundary
 ALIGN = 64                              # bytes: WebAssembly addresses (SIMD loads want 16)
+LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
 
 
 def _gpu_limits():
@@ -373,8 +376,29 @@ def _const_bytes(t: _Traced) -> dict[int, bytes]:
 
 # ---- WebAssembly ------------------------------------------------------------------------------
 
-def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, dict[int, bytes]], fma: bool):
-    """One module for every signature; returns (module bytes, {signature: its "wasm" section})."""
+def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]], weights: dict) -> dict[bytes, str]:
+    """Large constants (at least :data:`LARGE_CONSTANT_BYTES`) go into ``weights`` once, under the
+    name WebGPU's ``const`` buffer of the first signature using them gets (``const/<signature>/<n>``);
+    returns ``{storage bytes: weights name}``. WebAssembly then copies them into memory at load
+    (the wasm section's ``"constants"``) instead of carrying them as data segments, and WebGPU reads
+    them from that one tensor (a traced function that captures large tensors no longer writes them
+    twice). Smaller constants stay data segments and per-signature tensors, as before."""
+    names: dict[bytes, str] = {}
+    for t in traced:
+        for j, (b, data) in enumerate(sorted(consts[t.name].items())):
+            if len(data) >= LARGE_CONSTANT_BYTES and data not in names:
+                names[data] = name = f"const/{t.name}/{j}"
+                dt = t.prog.bufs[b].dtype
+                weights[name] = ("float32" if dt.wasm == "f32" else "int32", tuple(t.prog.bufs[b].shape), data)
+    return names
+
+
+def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, dict[int, bytes]], fma: bool,
+               stored: dict[bytes, str] | None = None):
+    """One module for every signature; returns (module bytes, {signature: its "wasm" section}).
+    Constants named in ``stored`` are not data segments: each section's ``"constants"`` maps their
+    addresses to their tensors in weights.safetensors, which the loader copies there."""
+    stored = stored or {}
     from dataclasses import replace
 
     from .wasm.binary import Module
@@ -398,7 +422,7 @@ def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, d
         for b, data in consts[t.name].items():
             if data not in by_bytes:
                 by_bytes[data] = top
-                if data:
+                if data and data not in stored:
                     m.data(top, data)
                 top = _align(top + max(len(data), 1))
             const_addr[(t.name, b)] = by_bytes[data]
@@ -441,6 +465,9 @@ def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, d
         f.finish()
         sections[t.name] = {"driver": t.name, "memory_bytes": at, "inputs": inputs, "outputs": outputs,
                             "variables": {str(v): var_addr[v] for v in sorted(set(plan.reads + plan.writes))}}
+        copied = {str(by_bytes[data]): stored[data] for data in consts[t.name].values() if data in stored}
+        if copied:
+            sections[t.name]["constants"] = dict(sorted(copied.items(), key=lambda kv: int(kv[0])))
     pages = max(1, -(-max(s["memory_bytes"] for s in sections.values()) // 65536))
     m.import_memory("env", "memory", pages)
     return m.emit(), sections
@@ -464,9 +491,11 @@ def _required_limits(buffers, kernels, passes, limits) -> dict:
 
 
 def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[str, str], weights: dict,
-                 lowered: dict, limits) -> dict:
+                 lowered: dict, limits, stored: dict[bytes, str] | None = None) -> dict:
     """The signature's "webgpu" section; adds WGSL sources to ``files`` (source -> path) and constants
-    to ``weights``. Raises BufferTooLarge/ValueError where the limits are too small."""
+    to ``weights`` (those in ``stored`` are there already, under its name). Raises
+    BufferTooLarge/ValueError where the limits are too small."""
+    stored = stored or {}
     from .webgpu import wgsl
     from .webgpu.runtime import _plan as share_by_liveness
 
@@ -487,9 +516,11 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     for v in sorted(set(plan.reads + plan.writes)):
         buf(("var", v), {"bytes": _nbytes(variables[v]["shape"]), "role": "variable", "index": v})
     for j, (b, data) in enumerate(sorted(consts.items())):
-        name = f"const/{t.name}/{j}"
-        dt = prog.bufs[b].dtype
-        weights[name] = ("float32" if dt.wasm == "f32" else "int32", tuple(prog.bufs[b].shape), data)
+        name = stored.get(data)
+        if name is None:
+            name = f"const/{t.name}/{j}"
+            dt = prog.bufs[b].dtype
+            weights[name] = ("float32" if dt.wasm == "f32" else "int32", tuple(prog.bufs[b].shape), data)
         buf(("const", b), {"bytes": len(data), "role": "const", "data": name})
     for k, spec in enumerate(t.outputs):
         buf(("output", k), {"bytes": _nbytes(spec["shape"]), "role": "output", "index": k})
@@ -612,8 +643,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         weights[spec["name"]] = (spec["dtype"], tuple(spec["shape"]), bytes(v._host_bytes()))   # the host layout is safetensors' layout
     sigs = {t.name: {"inputs": t.inputs, "outputs": t.outputs, "reads": t.plan.reads, "writes": t.plan.writes}
             for t in traced}
+    stored = _stored_constants(traced, consts, weights)
     if "wasm" in backends:
-        files["module.wasm"], sections = _emit_wasm(traced, variables, consts, wasm_fma)
+        files["module.wasm"], sections = _emit_wasm(traced, variables, consts, wasm_fma, stored)
         for name, sec in sections.items():
             sigs[name]["wasm"] = sec
     if "webgpu" in backends:
@@ -624,7 +656,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         for t in traced:
             try:
                 sigs[t.name]["webgpu"] = _emit_webgpu(t, variables, consts[t.name], wgsl_files, weights, lowered,
-                                                      _gpu_limits())
+                                                      _gpu_limits(), stored)
             except (wgsl.BufferTooLarge, ValueError) as e:
                 warnings.warn(f"export: signature '{t.name}' has no WebGPU code: {e}")
         files.update({p: src.encode() for src, p in wgsl_files.items()})

@@ -95,3 +95,43 @@ describe('a functional model with three inputs', () => {
     }
   });
 });
+
+describe('a function capturing a 1 MiB constant tensor', () => {
+  const dir = () => join(out, 'const');
+  const x = () => webtensor.tensor(new Float32Array(expected.const.x), [2, 512]);
+
+  test('the artifact stores the constant once (weights.safetensors), not in module.wasm too', () => {
+    const files = readDir(dir());
+    const total = Object.values(files).reduce((n, f) => n + f.length, 0);
+    const bytes = expected.const.const_bytes;
+    assert.ok(total >= bytes && total < 1.1 * bytes, `artifact: ${total} bytes for a ${bytes}-byte constant`);
+    assert.ok(statSync(join(dir(), 'module.wasm')).size < 65536);
+    const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
+    assert.deepEqual(Object.values(manifest.signatures.predict.wasm.constants), ['const/predict/0']);
+  });
+
+  for (const worker of [false, true]) {
+    test(`wasm${worker ? ' (worker)' : ''}: the output equals the Python function's bit for bit`, async () => {
+      const model = await webtensor.load(dir(), { backend: 'wasm', worker });
+      try {
+        const y = await model.predict(x());
+        assert.deepEqual(y.shape, [2, 512]);
+        assert.deepEqual(Array.from(y.dataSync()), f32(expected.const.out));
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
+  test('webgpu: the output matches the Python function within tolerance', async (t) => {
+    const { gpu, reason } = await getGPU();
+    if (!gpu) return t.skip(reason);
+    const model = await webtensor.load(dir(), { backend: 'webgpu', gpu });
+    try {
+      const d = maxAbsDiff((await model.predict(x())).dataSync(), Float32Array.from(expected.const.out));
+      assert.ok(d < 1e-4, `max |difference| ${d}`);
+    } finally {
+      model.dispose();
+    }
+  });
+});
