@@ -57,12 +57,13 @@ def _holds_arrays(x) -> bool:
 def _as_tensors(x, n_inputs: int | None = None):
     """Data in Keras 3's forms as Tensors: one array-like -> a Tensor; a dict -> a dict of Tensors; a
     list/tuple holding arrays (or of ``n_inputs`` items, for a model with that many inputs) -> a tuple
-    (tf.data reads lists as one array, so a structure must be a tuple)."""
+    (tf.data reads lists as one array, so a structure must be a tuple). For a model with one input
+    (``n_inputs == 1``) a list or tuple is that input's data, as before several inputs existed."""
     if x is None or isinstance(x, Tensor):
         return x
     if isinstance(x, dict):
         return {k: _as_tensors(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)) and (_holds_arrays(x) or (n_inputs and n_inputs > 1 and len(x) == n_inputs)):
+    if isinstance(x, (list, tuple)) and n_inputs != 1 and (_holds_arrays(x) or (n_inputs and len(x) == n_inputs)):
         return tuple(_as_tensors(v) for v in x)
     return tensor(x)
 
@@ -280,8 +281,10 @@ class Model(Layer):
 
     # ---- data ----
     def _n_inputs(self) -> int | None:
-        """How many inputs the model declares (a functional model), else None."""
-        return len(self._inputs) if "_inputs" in self.__dict__ else None
+        """How many inputs the model declares (a functional model; a Sequential takes one), else None."""
+        if "_inputs" in self.__dict__:
+            return len(self._inputs)
+        return 1 if isinstance(self, Sequential) else None
 
     def _batches(self, x, y, batch_size, shuffle, seed, what):
         if isinstance(x, Dataset):

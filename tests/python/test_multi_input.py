@@ -193,3 +193,30 @@ def test_single_input_models_keep_their_signature_names(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-6)
     # a dict keyed by the Input's name works for the model itself (Keras)
     np.testing.assert_allclose(m.predict({"features": x}, verbose=0).numpy(), want, rtol=1e-6)
+
+
+def test_a_dict_of_inputs_is_matched_by_key_everywhere(tmp_path):
+    """Model({'img': ..., 'meta': ...}, out): keys are the input names (in sorted order, as tf.nest)."""
+    wt.set_seed(1)
+    img, meta = nn.Input((3,), name="pixels"), nn.Input((2,), name="extra")
+    m = nn.Model({"meta": meta, "img": img}, nn.Dense(2, name="d")(nn.Lambda(lambda t: wt.concat(t, -1))([img, meta])))
+    assert m.input_names == ["img", "meta"]
+    m.compile(wt.optimizers.SGD(0.1), "mse")
+    w = {k: v.numpy() for k, v in nn.saving.weight_paths(m).items()}
+    want = np.concatenate([XA, XC], -1) @ w["d/kernel"] + w["d/bias"]
+    for x in ({"meta": XC, "img": XA}, [XA, XC]):
+        np.testing.assert_allclose(m.predict(x, verbose=0).numpy(), want, rtol=1e-5, atol=1e-5)
+    m.fit({"img": XA, "meta": XC}, Y, batch_size=8, epochs=1, verbose=0)
+    pytest.importorskip("wasmtime")
+    man = m.export(str(tmp_path / "d"), batch_size=2)
+    assert [s["name"] for s in man["signatures"]["predict"]["inputs"]] == ["img", "meta"]
+    art = wt.load(str(tmp_path / "d"), backend="wasm")
+    np.testing.assert_allclose(art.predict({"img": XA[:2], "meta": XC[:2]}),
+                               m.predict_on_batch({"img": XA[:2], "meta": XC[:2]}).numpy(), rtol=1e-6)
+
+
+def test_one_input_models_still_read_lists_as_data():
+    wt.set_seed(0)
+    m = nn.Sequential([nn.Input((3,)), nn.Dense(2)])
+    rows = [XA[0], XA[1], XA[2]]                 # a list of samples, stacked as before
+    np.testing.assert_allclose(m.predict(rows, verbose=0).numpy(), m.predict(XA[:3], verbose=0).numpy(), rtol=1e-6)
