@@ -220,7 +220,6 @@ def from_buffer(data, dtype: DType | None = None) -> tuple[object, tuple[int, ..
         TypeError: a format other than those above (complex, char, struct or pointer formats),
             or raw bytes without ``dtype``; the message names the format.
     """
-    import mmap
     mv = memoryview(data)
     fmt = mv.format
     order, code = (fmt[0], fmt[1:]) if fmt[:1] in "@=<>!" else ("@", fmt)
@@ -228,7 +227,8 @@ def from_buffer(data, dtype: DType | None = None) -> tuple[object, tuple[int, ..
     if code not in _FROM_FORMAT or std is None:
         raise TypeError(f"tensor: unsupported buffer format {fmt!r} (itemsize {mv.itemsize}); supported formats: "
                         f"{_SUPPORTED}, optionally with a byte order prefix")
-    if dtype is None and code == "B" and isinstance(mv.obj, (bytes, bytearray, mmap.mmap)):
+    raw = (bytes, bytearray) + ((sys.modules["mmap"].mmap,) if "mmap" in sys.modules else ())   # an mmap needs it
+    if dtype is None and code == "B" and isinstance(mv.obj, raw):
         raise TypeError(f"tensor: a buffer of raw bytes (format 'B') from a {type(mv.obj).__name__} object has no "
                         "element type; cast it to the type its bytes hold (memoryview(b).cast('f') for float32, "
                         "cast('i') for int32), or pass dtype= to read each byte as one number")
