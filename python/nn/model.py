@@ -594,7 +594,10 @@ class Sequential(Model):
 class Functional(Model):
     """A model built by ``Model(inputs, outputs)`` from KerasTensors (Keras' functional API; see
     :mod:`webtensor.nn.functional`). Its layers are built already; calling it runs the recorded
-    layer calls in order on the given inputs (a tensor, a list, or a dict, like ``inputs``).
+    layer calls in order on the given inputs: one tensor per ``Input``, as a list or tuple in the
+    order of :attr:`inputs` or a dict keyed by :attr:`input_names` (extra keys are ignored), as
+    Keras 3's functional models take them; each is converted to its Input's dtype and its shape
+    checked (ValueError naming the input).
 
     Raises:
         TypeError: ``inputs`` are not ``Input(...)`` KerasTensors, or ``outputs`` not KerasTensors.
@@ -671,8 +674,9 @@ class Functional(Model):
             ValueError: a missing input name, or a number of values other than the number of inputs.
         """
         names = self.input_names
-        is_dict_struct = self._in_struct is not None and self._in_struct[0] == "dict"
-        if isinstance(inputs, dict) and (not is_dict_struct or set(names) <= set(inputs)):
+        s = self._in_struct
+        nested_dict = s is not None and s[0] == "dict" and not all(c is None for c in s[2])
+        if isinstance(inputs, dict) and not nested_dict:       # by name (a nested dict: by structure)
             missing = [k for k in names if k not in inputs]
             if missing:
                 raise ValueError(f"model {self.name!r}: input(s) {missing} missing from the dict (keys: "
