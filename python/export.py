@@ -150,6 +150,7 @@ def _model_specs(model, example_inputs, signatures, batch_size):
     functional model with several takes one signature input per Input, named by
     ``model.input_names`` and ordered as ``model.inputs``."""
     from .creation import zeros
+    from .nn.model import _holds_arrays
     from .tree import flatten, unflatten
     dev = model.variables[0].device if model.built and model.variables else None
     put = (lambda t: (t if dev is None else t.to(dev)) if isinstance(t, Tensor) else tensor(t, device=dev))
@@ -183,6 +184,14 @@ def _model_specs(model, example_inputs, signatures, batch_size):
         leaves = [put(v if isinstance(v, Tensor) else tensor(v, dtype=kt.dtype))
                   for v, kt in zip(model._flat_inputs(x), ins)]
         x, in_names = unflatten(model._in_struct, iter(leaves)), list(model.input_names)
+        x0 = leaves[0]
+    elif model._n_inputs() is None and (isinstance(x, dict) or (isinstance(x, (list, tuple)) and _holds_arrays(x))):
+        # a subclassed model called on several tensors (Keras: a tuple or a dict): one input per leaf
+        x = put_nest(x if isinstance(x, dict) else tuple(x))
+        leaves: list = []
+        struct = flatten(x, leaves)
+        keys = struct[1] if struct[0] == "dict" and all(c is None for c in struct[2]) else None
+        in_names = [str(k) for k in keys] if keys else [f"x_{i}" for i in range(len(leaves))]
         x0 = leaves[0]
     else:
         x, in_names = put(x), ["x"]

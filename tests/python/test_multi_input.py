@@ -220,3 +220,32 @@ def test_one_input_models_still_read_lists_as_data():
     m = nn.Sequential([nn.Input((3,)), nn.Dense(2)])
     rows = [XA[0], XA[1], XA[2]]                 # a list of samples, stacked as before
     np.testing.assert_allclose(m.predict(rows, verbose=0).numpy(), m.predict(XA[:3], verbose=0).numpy(), rtol=1e-6)
+
+
+def test_a_subclassed_model_with_a_tuple_or_dict_of_inputs(tmp_path):
+    """Keras: a subclassed model's call(inputs) gets the tuple or dict as given; export names its inputs
+    x_0, x_1 (a tuple) or by key (a dict)."""
+    pytest.importorskip("wasmtime")
+
+    class Two(nn.Model):
+        def __init__(self):
+            super().__init__(name="two")
+            self.da, self.db = nn.Dense(2), nn.Dense(2)
+
+        def call(self, inputs, training=False):
+            if isinstance(inputs, dict):
+                inputs = (inputs["p"], inputs["q"])
+            return self.da(inputs[0]) + self.db(inputs[1])
+    wt.set_seed(0)
+    m = Two()
+    m.compile(wt.optimizers.SGD(0.1), "mse")
+    m.fit((XA, XB), Y, batch_size=8, epochs=1, verbose=0)
+    want = m.predict_on_batch((XA[:3], XB[:3])).numpy()
+    np.testing.assert_allclose(m.predict([XA[:3], XB[:3]], verbose=0).numpy(), want, rtol=1e-6)
+    man = m.export(str(tmp_path / "t"), example_inputs=((XA[:3], XB[:3]), Y[:3]))
+    assert [s["name"] for s in man["signatures"]["train_step"]["inputs"]] == ["x_0", "x_1", "y"]
+    np.testing.assert_allclose(wt.load(str(tmp_path / "t"), backend="wasm").predict(XA[:3], XB[:3]), want, rtol=1e-5)
+    man = m.export(str(tmp_path / "d"), example_inputs={"q": XB[:3], "p": XA[:3]})
+    assert [s["name"] for s in man["signatures"]["predict"]["inputs"]] == ["p", "q"]
+    np.testing.assert_allclose(wt.load(str(tmp_path / "d"), backend="wasm").predict({"p": XA[:3], "q": XB[:3]}),
+                               want, rtol=1e-5)
