@@ -49,9 +49,10 @@ def _as_tensor(x):
 
 
 def _holds_arrays(x) -> bool:
-    """Is the list/tuple ``x`` several arrays (a structure) rather than one array written as lists?"""
-    return any(isinstance(v, (Tensor, dict)) or hasattr(v, "__array__") or
-               (isinstance(v, (list, tuple)) and _holds_arrays(v)) for v in x)
+    """Is the list/tuple ``x`` several arrays (a structure) rather than one array written as lists (of
+    numbers, or of 0-d arrays such as numpy scalars)?"""
+    return any(isinstance(v, dict) or ((isinstance(v, Tensor) or hasattr(v, "__array__")) and getattr(v, "ndim", 1))
+               or (isinstance(v, (list, tuple)) and _holds_arrays(v)) for v in x)
 
 
 def _as_tensors(x, n_inputs: int | None = None):
@@ -286,6 +287,12 @@ class Model(Layer):
             return len(self._inputs)
         return 1 if isinstance(self, Sequential) else None
 
+    def _n_outputs(self) -> int | None:
+        """How many outputs the model declares (a functional model; a Sequential has one), else None."""
+        if "_outputs" in self.__dict__:
+            return len(self._outputs)
+        return 1 if isinstance(self, Sequential) else None
+
     def _batches(self, x, y, batch_size, shuffle, seed, what):
         if isinstance(x, Dataset):
             if y is not None:
@@ -293,7 +300,7 @@ class Model(Layer):
             return x
         if x is None:
             raise ValueError(f"{what}: no input data (x is None)")
-        x, y = _as_tensors(x, self._n_inputs()), _as_tensors(y)
+        x, y = _as_tensors(x, self._n_inputs()), _as_tensors(y, self._n_outputs())
         n = _num_samples(what, x=x, y=y)
         ds = Dataset.from_tensor_slices((x, y) if y is not None else (x,))
         if shuffle:
@@ -352,7 +359,7 @@ class Model(Layer):
                 raise ValueError("fit: validation_split is not supported for Dataset inputs; pass validation_data")
             if validation_data is not None:
                 raise ValueError("fit: pass validation_split or validation_data, not both")
-            x, y = _as_tensors(x, self._n_inputs()), _as_tensors(y)
+            x, y = _as_tensors(x, self._n_inputs()), _as_tensors(y, self._n_outputs())
             n = _num_samples("fit", x=x, y=y)
             split = int(math.floor(n * (1.0 - validation_split)))
             if split == 0 or split == n:
@@ -462,8 +469,8 @@ class Model(Layer):
 
     def predict(self, x, batch_size=32, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for ``x`` (arrays/Tensors, a list/tuple/dict of them for several inputs,
-        or a Dataset whose elements are ``x`` or ``(x, ...)``), batch by batch, concatenated into one Tensor ``(N, ...)`` (a tuple of
-        Tensors for a model with several outputs)."""
+        or a Dataset whose elements are ``x`` or ``(x, ...)``), batch by batch, concatenated into one
+        Tensor ``(N, ...)`` (a tuple of Tensors for a model with several outputs)."""
         ds = self._batches(x, None, batch_size, False, None, "predict")
         outs, bar = [], Progress(self._steps(ds, steps), "Predict", verbose=_verbose(verbose))
         cbs = callbacks_mod.CallbackList(list(callbacks or []), self, {"steps": self._steps(ds, steps)})

@@ -249,3 +249,15 @@ def test_a_subclassed_model_with_a_tuple_or_dict_of_inputs(tmp_path):
     assert [s["name"] for s in man["signatures"]["predict"]["inputs"]] == ["p", "q"]
     np.testing.assert_allclose(wt.load(str(tmp_path / "d"), backend="wasm").predict({"p": XA[:3], "q": XB[:3]}),
                                want, rtol=1e-5)
+
+
+def test_lists_of_rows_and_of_numpy_scalars_are_data():
+    """A model with one output reads a list of target rows as one array; 0-d arrays (numpy scalars)
+    collected in a list are numbers, never a structure."""
+    m1, m2 = compiled(), compiled()
+    m1.fit([XA, XB, XC], Y, batch_size=8, shuffle=False, verbose=0)
+    m2.fit([XA, XB, XC], [row for row in Y], batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    scalars = [np.float32(v) for v in Y[:, 0]]
+    np.testing.assert_array_equal(nn.model._as_tensors(scalars).numpy(), Y[:, 0])
