@@ -1,7 +1,6 @@
 """``Tensor``, ``Variable``, and the one dispatch point every op call goes through."""
 from __future__ import annotations
 
-import array
 import numbers
 from math import prod
 
@@ -314,25 +313,30 @@ def _numpy():
 
 
 def tensor(data, dtype=None, device=None) -> Tensor:
-    """A tensor from a Python scalar, (nested) list or tuple, ``array.array``, ``memoryview`` (their
-    format and shape are used), numpy array or tensor.
+    """A tensor from a Python scalar, (nested) list or tuple, a buffer (``array.array``,
+    ``memoryview``, ctypes arrays, ...: its format and shape are used, as numpy reads it), numpy
+    array or tensor.
 
     Python floats become float32, ints int32, bools bool, unless ``dtype`` says otherwise (numpy
-    data: floats float32 (float16 stays), ints int32). Floats converted to int32 follow
-    :func:`webtensor.cast`'s rule (truncate toward zero, saturate to int32's range, NaN -> 0).
-    numpy is optional: without it the data is packed with the standard library
+    data and buffers: floats float32 (float16 stays), ints int32, big-endian ones converted). Raw
+    bytes (``bytes``, ``bytearray``, a memoryview of them: format ``'B'``) have no element type and
+    need ``dtype`` (each byte one value) or a cast (``memoryview(b).cast('f')``). Floats converted to
+    int32 follow :func:`webtensor.cast`'s rule (truncate toward zero, saturate to int32's range,
+    NaN -> 0). numpy is optional: without it the data is packed with the standard library
     (:func:`webtensor.hostdata.from_python`), as in Pyodide.
 
     Raises:
         OverflowError: an integer outside int32's range [-2**31, 2**31 - 1] becomes int32 (the message
             names it; webtensor has no int64, and wrapping would change the value silently).
-        TypeError: unsupported data or dtypes. ValueError: ragged lists.
+        TypeError: unsupported data, dtypes or buffer formats (the message names the format),
+            raw bytes without ``dtype``.
+        ValueError: ragged lists.
     """
     if isinstance(data, Tensor):
         t = data if dtype is None else F.cast(data, dtype)
         return t.to(device) if device is not None else t
     np = _numpy()
-    if np is None or isinstance(data, (array.array, memoryview)):
+    if np is None or hostdata.is_buffer(data):
         buf, shape, dt = hostdata.from_python(data, dtype)
         dev = get_device(device)
         aval = Aval(shape, dt)
