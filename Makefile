@@ -1,10 +1,17 @@
 # The two commands (each does all set-up on a fresh Debian machine):
 #   make digits   - train the MLP and CNN on the digits data and report test accuracy
 #   make test     - run the whole test suite
+#
+# Python runs in the project's virtual environment .venv, made with $(PY) (Debian's own python3 is
+# "externally managed", PEP 668: pip refuses to install into it). Every recipe runs with .venv/bin
+# first on PATH, so `python3`/`python` there (the JS tests' child processes too) is the venv's.
 PY ?= python3
 DEVICE ?=
-APT_PKGS = mesa-vulkan-drivers libvulkan1 chromium
+VENV = .venv
+VPY = $(VENV)/bin/python
+APT_PKGS = mesa-vulkan-drivers libvulkan1 chromium python3-venv
 export XDG_RUNTIME_DIR ?= /tmp/webtensor-xdg
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup setup-system setup-python setup-js digits test test-py test-js bench demo
 
@@ -17,30 +24,39 @@ setup-system:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS)) >/dev/null; \
 	fi
 
-setup-python:
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+# .venv: made once with $(PY) (remade when its python no longer runs; `rm -rf .venv` to switch PY);
+# the package and its test extras are installed again whenever pyproject.toml is newer than that.
+setup-python: setup-system
+	@if ! $(VPY) -c '' 2>/dev/null; then \
+	  rm -rf $(VENV); echo "creating $(VENV) with $(PY) ($$($(PY) -c 'import sys; print(sys.executable, sys.version.split()[0])'))"; \
+	  $(PY) -m venv $(VENV) || { rm -rf $(VENV); echo "$(PY) -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }; \
+	fi
+	@if [ ! -f $(VENV)/.installed ] || [ pyproject.toml -nt $(VENV)/.installed ]; then \
+	  echo "installing webtensor[test] into $(VENV)"; \
+	  $(VPY) -m pip install -q --disable-pip-version-check -e '.[test]' && touch $(VENV)/.installed; \
+	fi
 
 setup-js:
 	@npm ci --silent --no-audit --no-fund
 
-digits: setup-system setup-python
-	$(PY) -m webtensor $(if $(DEVICE),--device $(DEVICE))
+digits: setup-python
+	$(VPY) -m webtensor $(if $(DEVICE),--device $(DEVICE))
 
 test: setup
-	$(PY) -m pytest -q
+	$(VPY) -m pytest -q
 	npm run --silent test:js
 
-test-py: setup-system setup-python
-	$(PY) -m pytest -q
+test-py: setup-python
+	$(VPY) -m pytest -q
 
 test-js: setup
 	npm run --silent test:js
 
 bench: setup
-	$(PY) bench/bench_wasm.py
-	$(PY) bench/bench_webgpu.py
+	$(VPY) bench/bench_wasm.py
+	$(VPY) bench/bench_webgpu.py
 	node bench/bench_node.mjs
 
 demo: setup-python setup-js
-	$(PY) web-demo/build.py
-	$(PY) -m http.server -d web-demo 8000 --bind 127.0.0.1
+	$(VPY) web-demo/build.py
+	$(VPY) -m http.server -d web-demo 8000 --bind 127.0.0.1

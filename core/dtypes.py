@@ -34,6 +34,8 @@ int32 = DType("int32", "i", 4, 1, "i32", "i32", "I32")
 float16 = DType("float16", "f", 2, 2, "f32", "f16", "F16")
 float32 = DType("float32", "f", 4, 3, "f32", "f32", "F32")
 
+INT32_MIN, INT32_MAX = -2 ** 31, 2 ** 31 - 1   # int32's range (host conversion checks it; casts saturate to it)
+
 DTYPES = {d.name: d for d in (bool_, int32, float16, float32)}
 _ALIASES = {"bool_": bool_, "float": float32, "int": int32, "f32": float32, "i32": int32, "f16": float16,
             "float64": float32, "int64": int32}  # numpy defaults land on our 32-bit types

@@ -8,6 +8,10 @@ scalar expression per point and storing it to one contiguous row-major output:
 
 The expression is a DAG of :class:`Expr` nodes over a small vocabulary
 (:data:`UNARY`, :data:`BINARY`, ``where``, ``cast``, ``const``, ``idx``, ``load``).
+Semantics every backend implements (this module's :func:`evaluate` is their oracle): ``cast``
+float -> int truncates toward zero, saturates to int32's range and maps NaN to 0; ``max``/``min``
+(binary and as combiners) propagate NaN, as numpy's ``maximum``/``max``; argmax/argmin pick the
+first NaN; comparisons with NaN are false except ``ne``.
 A ``load`` reads input buffer *k* at a multi-dimensional index whose entries are
 integer expressions of the loop indices (``idx(d)``) — so broadcasting, transposes,
 slicing, padding, gathers and im2col are all plain ``map`` kernels, and a chain of
@@ -233,7 +237,7 @@ def evaluate(kernel: Kernel, arrays: list) -> Any:
         A numpy array of ``kernel.out.shape`` and dtype.
     """
     import numpy as np
-    from .numpy_util import np_dtype, erf as np_erf
+    from .numpy_util import np_dtype, erf as np_erf, float_to_int32
 
     space = kernel.space
     nd = len(space)
@@ -260,7 +264,8 @@ def evaluate(kernel: Kernel, arrays: list) -> Any:
             else:
                 r = src.reshape(())
         elif e.op == "cast":
-            r = ev(e.args[0]).astype(np_dtype(e.dtype))
+            r = ev(e.args[0])
+            r = float_to_int32(r) if e.dtype.kind == "i" and r.dtype.kind == "f" else r.astype(np_dtype(e.dtype))
         elif e.op == "where":
             c, a, b = (ev(x) for x in e.args)
             r = np.where(c, a, b).astype(np_dtype(e.dtype))

@@ -1,11 +1,9 @@
 """numpy helpers for reference implementations (imported only when numpy is used)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .dtypes import DType
+from .dtypes import DType, INT32_MAX, INT32_MIN
 
 import contextlib
 
@@ -31,10 +29,103 @@ def float64_reference():
         _NP["float32"] = old
 
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+def float_to_int32(x):
+    """The float -> int32 cast rule (``webtensor.cast``): truncate toward zero, saturate to
+    [INT32_MIN, INT32_MAX], NaN -> 0 — WebAssembly's ``i32.trunc_sat_f32_s``, the same on every
+    device (numpy's own ``astype`` is platform-defined: INT_MIN for all of these on x86).
+
+    Args:
+        x: a float array (any float dtype; computed in float64, where every int32 is exact).
+    Returns:
+        An int32 array of the same shape.
+    """
+    with np.errstate(invalid="ignore"):
+        r = np.clip(np.trunc(np.asarray(x, dtype=np.float64)), INT32_MIN, INT32_MAX)
+    return np.where(np.isnan(r), 0, r).astype(np.int32)
+
+
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Mathematics of
+# Computation 23 (1969), 631-637: the coefficients of his Fortran routine CALERF (netlib SPECFUN,
+# https://www.netlib.org/specfun/erf), designed for relative errors below 6e-19 (erf on
+# [0, 0.46875]), 7e-19 and 3e-20 (erfc on [0.46875, 4] and beyond).
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03,
+          1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03, 2.84423683343917062e03)
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01, 2.98635138197400131e02,
+          8.81952221241769090e02, 1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03,
+          2.15311535474403846e-8)
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02, 1.62138957456669019e03,
+          3.29079923573345963e03, 4.36261909014324716e03, 3.43936767414372164e03, 1.23033935480374942e03)
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2,
+          6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1, 6.05183413124413191e-2,
+          2.33520497626869185e-3)
+_1_SQRT_PI = 5.6418958354775628695e-1
+_ERF_CHUNK = 32768          # elements per block: the ~40 passes over a block stay in the CPU's cache
 
 
 def erf(x):
-    """Elementwise erf (numpy has none; math.erf is correctly rounded double)."""
+    """Elementwise erf (numpy has none), vectorised: W. J. Cody's rational Chebyshev approximations
+    (Math. Comp. 23 (1969) 631-637; the CALERF coefficients above), evaluated in float64:
+    ``x P(x^2) / Q(x^2)`` for ``|x| <= 0.46875``; ``1 - exp(-x^2) P(|x|) / Q(|x|)`` for ``|x| <= 4``;
+    ``1 - exp(-x^2) (1/sqrt(pi) - x^-2 P(x^-2) / Q(x^-2)) / |x|`` beyond (exactly 1 once exp(-x^2)
+    underflows). Cody splits exp(-x^2) for erfc's relative accuracy; erf = 1 - erfc does not need it.
+    Measured against ``math.erf`` (the C library's double erf) on 1.5 million points of [-7, 7], both
+    tails and the region edges: 4.6e-16 relative at most (2 double ulps), and float32 results equal
+    ``math.erf`` rounded to float32 (tests/python/test_numerics.py checks both).
+
+    Args:
+        x: array-like of any float dtype (or int), any shape.
+    Returns:
+        An array of ``x``'s shape and dtype (float64 for ints; float64 inside ``float64_reference()``);
+        NaN stays NaN, erf(+-inf) = +-1, erf(-0.0) = -0.0.
+    """
     x = np.asarray(x)
-    return _erf(x).astype(x.dtype) if x.size else x.copy()
+    flat = x.reshape(-1)
+    out = np.empty(flat.shape, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(0, flat.size, _ERF_CHUNK):
+            _erf_block(np.abs(flat[i:i + _ERF_CHUNK], dtype=np.float64), out[i:i + _ERF_CHUNK])
+    np.copysign(out, flat, out=out)
+    return out.reshape(x.shape).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
+
+
+def _erf_block(y, out):
+    """erf(y) for y = |x| >= 0 (or NaN) into ``out``: the middle interval's formula on all of ``y``
+    (clipped into it), then the two others where they apply."""
+    m = np.clip(y, 0.46875, 4.0)
+    num, den = m * _ERF_C[8], m.copy()
+    for c, d in zip(_ERF_C[:7], _ERF_D[:7]):
+        num += c
+        num *= m
+        den += d
+        den *= m
+    num += _ERF_C[7]
+    den += _ERF_D[7]
+    num /= den
+    e = np.multiply(m, m)
+    np.negative(e, out=e)
+    num *= np.exp(e, out=e)
+    np.subtract(1.0, num, out=out)
+    small = y <= 0.46875
+    if small.any():
+        s = y[small]
+        s2 = s * s
+        num, den = _ERF_A[4] * s2, s2.copy()
+        for a, b in zip(_ERF_A[:3], _ERF_B[:3]):
+            num += a
+            num *= s2
+            den += b
+            den *= s2
+        out[small] = s * (num + _ERF_A[3]) / (den + _ERF_B[3])
+    tail = y > 4.0
+    if tail.any():
+        t = y[tail]
+        z = 1.0 / (t * t)
+        num, den = _ERF_P[5] * z, z.copy()
+        for p, q in zip(_ERF_P[:4], _ERF_Q[:4]):
+            num += p
+            num *= z
+            den += q
+            den *= z
+        out[tail] = 1.0 - np.exp(-t * t) * ((_1_SQRT_PI - z * (num + _ERF_P[4]) / (den + _ERF_Q[4])) / t)

@@ -269,6 +269,17 @@ export default {
      "additionalProperties": {
       "$ref": "#/$defs/address"
      }
+    },
+    "constants": {
+     "description": "Optional (large constants, stored once): byte address (a decimal string without leading zeros) -> the weights.safetensors tensor (float32, int32 or bool) whose storage bytes the loader copies there before any driver runs.",
+     "type": "object",
+     "maxProperties": 100000,
+     "propertyNames": {
+      "pattern": "^(0|[1-9][0-9]{0,9})$"
+     },
+     "additionalProperties": {
+      "$ref": "#/$defs/name"
+     }
     }
    }
   },

@@ -90,10 +90,17 @@ export declare class Model {
    * @throws Error naming the signature and input for a wrong name, shape or dtype.
    */
   run(signature: string, inputs: TensorLike | TensorLike[] | Record<string, TensorLike>): Promise<Record<string, Tensor>>;
-  /** run('predict'): its output (an array if it has several). */
+  /**
+   * run('predict'): its output (an array if it has several). Several inputs: predict([a, b, c]),
+   * predict({a, b, c}) (keys: the signature's input names, the model's Input names) or predict(a, b, c).
+   */
   predict(inputs: TensorLike | TensorLike[] | Record<string, TensorLike>): Promise<Tensor | Tensor[]>;
-  /** run('train_step', [inputs, targets]): one optimizer step, updating the variables; resolves to the loss. */
-  trainStep(inputs: TensorLike, targets: TensorLike): Promise<Tensor>;
+  predict(...inputs: TensorLike[]): Promise<Tensor | Tensor[]>;
+  /**
+   * run('train_step', [inputs, targets]): one optimizer step, updating the variables; resolves to the loss.
+   * Several inputs: trainStep([a, b, c], targets) or trainStep({a, b, c}, targets).
+   */
+  trainStep(inputs: TensorLike | TensorLike[] | Record<string, TensorLike>, targets: TensorLike): Promise<Tensor>;
   /** Copies of every variable, by name. */
   getWeights(): Promise<Record<string, Tensor>>;
   /**

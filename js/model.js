@@ -118,16 +118,29 @@ export class Model {
     });
   }
 
-  /** run('predict', inputs); resolves to its output Tensor (an array of Tensors if it has several). */
-  async predict(inputs) {
-    const out = await this.run('predict', inputs);
+  /**
+   * run('predict', inputs); resolves to its output Tensor (an array of Tensors if it has several).
+   * A model with several inputs takes them as run() does (an array in input order, or an object
+   * keyed by input name: the Keras model's Input names) or as arguments: predict(a, b, c).
+   */
+  async predict(...inputs) {
+    const out = await this.run('predict', inputs.length === 1 ? inputs[0] : inputs);
     const tensors = this._manifest.signatures.predict.outputs.map((spec) => out[spec.name]);
     return tensors.length === 1 ? tensors[0] : tensors;
   }
 
-  /** run('train_step', [inputs, targets]): one optimizer step; resolves to the loss Tensor (its first output). */
+  /**
+   * run('train_step', [inputs, targets]): one optimizer step; resolves to the loss Tensor (its first
+   * output). A model with several inputs takes `inputs` as an array in input order or an object keyed
+   * by input name (the targets are the signature's last input).
+   */
   async trainStep(inputs, targets) {
-    const out = await this.run('train_step', [inputs, targets]);
+    const specs = Object.hasOwn(this._manifest.signatures, 'train_step') ? this._manifest.signatures.train_step.inputs : [];
+    let args = [inputs, targets];
+    if (Array.isArray(inputs) && specs.length > 2 && inputs.length === specs.length - 1) args = [...inputs, targets];
+    else if (inputs !== null && typeof inputs === 'object' && !Array.isArray(inputs) && !(inputs instanceof Tensor)
+      && !ArrayBuffer.isView(inputs) && specs.length > 0) args = { ...inputs, [specs[specs.length - 1].name]: targets };
+    const out = await this.run('train_step', args);
     return out[this._manifest.signatures.train_step.outputs[0].name];
   }
 

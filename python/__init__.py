@@ -21,6 +21,7 @@ from .tape import GradientTape
 from . import config, optimizers, data
 from .export import export
 from .artifact import load
+from .safetensors_io import load_safetensors, save_safetensors
 from . import nn, datasets
 
 random = _types.SimpleNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)

@@ -12,7 +12,7 @@ check), and nothing is left half-loaded.
 
 Backends: ``'wasm'`` instantiates ``module.wasm`` in ``wasmtime`` with one memory of the
 signatures' largest ``memory_bytes`` (also its maximum: a driver cannot grow it), copies the
-variables to their addresses once, and each run writes the inputs, calls the signature's driver
+variables and the large constants (the sections' ``"constants"``) to their addresses once, and each run writes the inputs, calls the signature's driver
 (optionally under a deadline: wasmtime epoch interruption) and copies the outputs out. ``'webgpu'``
 (on ``webtensor.get_device('webgpu')``'s wgpu device) creates the variable buffers once, each
 signature's buffers, pipelines and bind groups once, and each run writes the inputs, encodes every
@@ -245,7 +245,7 @@ class _WasmBackend:
         from .wasm.module_check import check_module
         wasmtime = require("wasmtime", "webtensor.load(backend='wasm')")
         variables, sigs = manifest["variables"], manifest["signatures"]
-        memory_bytes, address = 0, {}
+        memory_bytes, address, constants = 0, {}, {}
         for name, sig in sigs.items():
             w, what = sig.get("wasm"), f"signature '{name}' wasm"
             if w is None:
@@ -267,7 +267,19 @@ class _WasmBackend:
                     fail(f"manifest.json: {what}: variable '{variables[i]['name']}' is at {addr}, another signature "
                          f"has it at {address[i]} (variables must have one address)")
                 address[i] = addr
-        regions = sorted((a, a + _nbytes(variables[i]), f"variable '{variables[i]['name']}'") for i, a in address.items())
+            for key, tname in w.get("constants", {}).items():
+                addr = int(key)                           # the schema allows only canonical decimal addresses
+                if tname not in weights:
+                    fail(f"weights.safetensors: constant '{tname}' ({what} constants) is missing")
+                if weights[tname][0] not in DTYPES:
+                    fail(f"weights.safetensors: constant '{tname}' is {weights[tname][0]}; constants are float32, "
+                         "int32 or bool")
+                if constants.get(addr, tname) != tname:
+                    fail(f"manifest.json: {what}: constants at {addr} names '{tname}', another signature has "
+                         f"'{constants[addr]}' there")
+                constants[addr] = tname
+        regions = sorted([(a, a + _nbytes(variables[i]), f"variable '{variables[i]['name']}'") for i, a in address.items()]
+                         + [(a, a + _nbytes({"shape": weights[n][1]}), f"constant '{n}'") for a, n in constants.items()])
         for (a0, e0, w0), (a1, e1, w1) in zip(regions, regions[1:]):
             if a1 < e0:
                 fail(f"manifest.json: wasm: {w1} [{a1}, {e1}) overlaps {w0}")
@@ -302,6 +314,9 @@ class _WasmBackend:
                         for name, sig in sigs.items()}
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
+        for addr, tname in constants.items():           # large constants: stored once, in the weights
+            dt, _, data = weights[tname]
+            eng.write(addr, _storage(data, dt))
         self.host = {}
         for i, v in enumerate(variables):
             data = _storage(weights[v["name"]][2], v["dtype"])
@@ -631,17 +646,47 @@ class LoadedModel:
         a = a.astype(want)
         return (a.astype("<i4") if spec["dtype"] == "bool" else a).tobytes()
 
+    @staticmethod
+    def _one_array(v, spec) -> bool:
+        """Is ``v`` an array (numpy, Tensor) of ``spec``'s shape, rather than a list wrapping inputs?"""
+        return hasattr(v, "shape") and tuple(v.shape) == tuple(spec["shape"])
+
+    def _arrange(self, name: str, inputs: tuple) -> list:
+        """``inputs`` (Keras 3's forms: values in input order, one list/tuple of them, or one dict keyed
+        by input name) as one value per input of signature ``name``, in its order."""
+        specs = self._manifest["signatures"][name]["inputs"]
+        names = [s["name"] for s in specs]
+        if len(inputs) == 1 and isinstance(inputs[0], dict):
+            given = inputs[0]
+            for key in given:
+                if key not in names:
+                    raise ValueError(f"webtensor: signature '{name}' has no input '{key}' (inputs: {', '.join(names)})")
+            for n in names:
+                if n not in given:
+                    raise ValueError(f"webtensor: signature '{name}': input '{n}' is missing")
+            return [given[n] for n in names]
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            seq = inputs[0]
+            if len(specs) > 1 and len(seq) == len(specs):
+                return list(seq)
+            if len(specs) == 1 and len(seq) == 1 and self._one_array(seq[0], specs[0]):
+                return [seq[0]]             # [x]: a list of the one input (a list of numbers is data)
+        return list(inputs)
+
     def run(self, name: str, *inputs) -> dict:
-        """Run signature ``name`` on ``inputs`` (in its input order; arrays, Tensors or lists of the
-        input's shape and a dtype that casts to it safely). Returns ``{output name: numpy array}``.
+        """Run signature ``name`` on ``inputs``: its inputs in order (``run('predict', a, b, c)``), one
+        list/tuple of them (``run('predict', [a, b, c])``) or one dict keyed by input name; each value an
+        array, Tensor or list of the input's shape and a dtype that casts to it safely. Returns
+        ``{output name: numpy array}``.
 
         Raises:
-            KeyError: no such signature. ValueError: a wrong number, shape or dtype of inputs.
+            KeyError: no such signature. ValueError: a wrong number, name, shape or dtype of inputs.
         """
         sigs = self._manifest["signatures"]
         if name not in sigs:
             raise KeyError(f"webtensor: no signature '{name}' (this model has: {', '.join(sigs)})")
         sig = sigs[name]
+        inputs = self._arrange(name, inputs)
         if len(inputs) != len(sig["inputs"]):
             raise ValueError(f"webtensor: signature '{name}' takes {len(sig['inputs'])} input(s) "
                              f"({', '.join(s['name'] for s in sig['inputs'])}), got {len(inputs)}")
@@ -651,13 +696,21 @@ class LoadedModel:
             self.runs += 1
         return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], outs)}
 
-    def predict(self, x):
-        """``run('predict', x)``: its output array (a list of arrays if it has several)."""
-        out = list(self.run("predict", x).values())
+    def predict(self, *x):
+        """``run('predict', ...)``: its output array (a list of arrays if it has several). ``x``: the
+        input (``predict(a)``), or for several inputs ``predict(a, b, c)``, ``predict([a, b, c])`` or
+        ``predict({'a': a, 'b': b, 'c': c})`` (keys: the signature's input names, Keras' input names)."""
+        out = list(self.run("predict", *x).values())
         return out[0] if len(out) == 1 else out
 
     def train_step(self, x, y):
-        """``run('train_step', x, y)``: one optimizer step; returns the loss (its first output)."""
+        """``run('train_step', x, y)``: one optimizer step; returns the loss (its first output). ``x`` is
+        the input, or for several inputs a list/tuple in input order or a dict keyed by input name."""
+        specs = self._manifest["signatures"].get("train_step", {}).get("inputs", [])
+        if isinstance(x, dict) and specs:
+            return next(iter(self.run("train_step", {**x, specs[-1]["name"]: y}).values()))
+        if isinstance(x, (list, tuple)) and len(specs) > 2 and len(x) == len(specs) - 1:
+            return next(iter(self.run("train_step", *x, y).values()))
         return next(iter(self.run("train_step", x, y).values()))
 
     def get_weights(self) -> dict:

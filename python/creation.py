@@ -3,6 +3,12 @@
 Random numbers come from Python's ``random.Random`` (Mersenne Twister, seeded
 explicitly), so a seed gives the same tensor on every device and in Pyodide,
 with or without numpy.
+
+Every function here first asks the device whether it can hold the result
+(:meth:`webtensor.Device.check_alloc`: the check the device's own allocator runs), so a size
+the device cannot hold raises MemoryError, naming the function, the shape and the bytes, before
+anything is built; values are then generated straight into the host buffer (4 bytes an element
+for float32/int32), never into a Python list.
 """
 from __future__ import annotations
 
@@ -10,8 +16,11 @@ import math
 import random as _random
 from math import prod
 
+from . import hostdata
 from .core import ops as F
-from .core.dtypes import as_dtype, float32, int32
+from .core.dtypes import INT32_MAX, INT32_MIN, as_dtype, float32, int32
+from .core.op import Aval
+from .device import get_device
 from .tensor import Tensor, tensor
 
 
@@ -19,51 +28,102 @@ def _shape(shape):
     return (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
 
 
+def _checked(op: str, shape, dtype, device):
+    """(device, aval) for ``op``'s result, after the device's size check (MemoryError if too large)."""
+    dev, aval = get_device(device), Aval(tuple(shape), dtype)
+    dev.check_alloc(aval, f"the {dtype.name} result of shape {aval.shape} of {op}")
+    return dev, aval
+
+
+def _host(values, dev, aval) -> Tensor:
+    """A tensor of ``aval`` on ``dev`` from an iterable of Python numbers (consumed once, in order)."""
+    buf = hostdata.pack(values, aval.dtype)
+    return Tensor(dev.from_host(buf, aval), aval, dev)
+
+
+def _full(op, shape, fill_value, dtype, device) -> Tensor:
+    shape = _shape(shape)
+    value = tensor(fill_value, dtype=dtype, device=device)
+    _checked(op, shape, value.dtype, value.device)
+    return F.broadcast_to(value, shape)
+
+
 def full(shape, fill_value, dtype=None, device=None) -> Tensor:
-    """A tensor of ``shape`` filled with ``fill_value`` (dtype from the value unless given)."""
-    return F.broadcast_to(tensor(fill_value, dtype=dtype, device=device), _shape(shape))
+    """A tensor of ``shape`` filled with ``fill_value`` (dtype from the value unless given).
+
+    Raises:
+        MemoryError: the device cannot hold the result (checked first; so for all the functions below).
+    """
+    return _full("full", shape, fill_value, dtype, device)
 
 
 def zeros(shape, dtype=float32, device=None) -> Tensor:
-    return full(shape, 0, dtype=dtype, device=device)
+    return _full("zeros", shape, 0, dtype, device)
 
 
 def ones(shape, dtype=float32, device=None) -> Tensor:
-    return full(shape, 1, dtype=dtype, device=device)
+    return _full("ones", shape, 1, dtype, device)
 
 
 def zeros_like(x, dtype=None) -> Tensor:
-    return full(x.shape, 0, dtype=dtype or x.dtype, device=x.device)
+    return _full("zeros_like", x.shape, 0, dtype or x.dtype, x.device)
 
 
 def ones_like(x, dtype=None) -> Tensor:
-    return full(x.shape, 1, dtype=dtype or x.dtype, device=x.device)
+    return _full("ones_like", x.shape, 1, dtype or x.dtype, x.device)
+
+
+def _first_outside_int32(start: int, step: int, n: int):
+    """The first of ``start + i * step`` (i < n) outside int32's range, or None."""
+    last = start + (n - 1) * step
+    if n == 0 or INT32_MIN <= min(start, last) and max(start, last) <= INT32_MAX:
+        return None
+    if not INT32_MIN <= start <= INT32_MAX:
+        return start
+    bound = INT32_MAX + 1 if step > 0 else INT32_MIN - 1
+    return start + -((start - bound) // step) * step    # ceil((bound - start) / step) steps on
 
 
 def arange(start, stop=None, step=1, dtype=None, device=None) -> Tensor:
-    """numpy.arange: ints give int32, any float gives float32."""
+    """numpy.arange: ``ceil((stop - start) / step)`` values ``start + i * step`` (computed in Python's
+    float64 for floats, then rounded); ints give int32, any float gives float32. Shape ``(n,)``.
+
+    Raises:
+        MemoryError: the device cannot hold the result (checked before anything is built).
+        OverflowError: an int32 result would hold a value outside int32's range (named).
+    """
     if stop is None:
         start, stop = 0, start
     isint = all(isinstance(v, int) for v in (start, stop, step))
     dt = as_dtype(dtype) if dtype is not None else (int32 if isint else float32)
     n = max(0, math.ceil((stop - start) / step))
-    return tensor([start + i * step for i in range(n)], dtype=dt, device=device).reshape((n,))
+    dev, aval = _checked("arange", (n,), dt, device)
+    if isint:
+        bad = _first_outside_int32(start, step, n) if dt == int32 else None
+        if bad is not None:
+            raise hostdata.int32_overflow(bad, "arange")
+        return _host(range(start, start + n * step, step), dev, aval)
+    return _host((start + i * step for i in range(n)), dev, aval)
 
 
 def linspace(start, stop, num=50, endpoint=True, dtype=float32, device=None) -> Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop`` (inclusive when ``endpoint``)."""
+    """``num`` evenly spaced values from ``start`` to ``stop`` (inclusive when ``endpoint``); shape ``(num,)``.
+
+    Raises:
+        MemoryError: the device cannot hold the result (checked before anything is built).
+    """
     div = (num - 1) if endpoint else num
     step = (stop - start) / div if div > 0 else 0.0
-    vals = [start + i * step for i in range(num)]
-    if endpoint and num > 1:
-        vals[-1] = stop
-    return tensor(vals, dtype=dtype, device=device).reshape((num,))
+    dev, aval = _checked("linspace", (num,), as_dtype(dtype), device)
+    last = num - 1 if endpoint and num > 1 else -1
+    return _host((stop if i == last else start + i * step for i in range(num)), dev, aval)
 
 
 def eye(n, m=None, dtype=float32, device=None) -> Tensor:
+    """The ``(n, m)`` identity matrix (ones on the diagonal). Raises MemoryError as :func:`zeros`."""
     m = n if m is None else m
-    return tensor([[1 if i == j else 0 for j in range(m)] for i in range(n)], dtype=dtype, device=device) \
-        .reshape((n, m))
+    dev, aval = _checked("eye", (n, m), as_dtype(dtype), device)
+    return _host((1 if i == j else 0 for i in range(n) for j in range(m)), dev, aval)
 
 
 _global = _random.Random(0)
@@ -79,25 +139,44 @@ def _rng(seed):
 
 
 def uniform(shape, minval=0.0, maxval=1.0, dtype=float32, seed=None, device=None) -> Tensor:
-    """Uniform samples in ``[minval, maxval)``; the same ``seed`` gives the same values everywhere."""
-    r, shape = _rng(seed), _shape(shape)
-    span = maxval - minval
-    return tensor([minval + span * r.random() for _ in range(prod(shape))], dtype=dtype, device=device) \
-        .reshape(shape)
+    """Uniform samples in ``[minval, maxval)``; the same ``seed`` gives the same values everywhere.
+
+    Raises:
+        MemoryError: the device cannot hold the result (checked before any number is drawn).
+    """
+    shape = _shape(shape)
+    dev, aval = _checked("uniform", shape, as_dtype(dtype), device)
+    r, span = _rng(seed), maxval - minval
+    return _host((minval + span * r.random() for _ in range(prod(shape))), dev, aval)
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, device=None) -> Tensor:
-    """Normal samples N(mean, stddev^2) (``random.gauss``: the Kinderman–Monahan ratio method)."""
-    r, shape = _rng(seed), _shape(shape)
-    return tensor([r.gauss(mean, stddev) for _ in range(prod(shape))], dtype=dtype, device=device).reshape(shape)
+    """Normal samples N(mean, stddev^2) (``random.gauss``: the Kinderman–Monahan ratio method).
+
+    Raises:
+        MemoryError: the device cannot hold the result (checked before any number is drawn).
+    """
+    shape = _shape(shape)
+    dev, aval = _checked("normal", shape, as_dtype(dtype), device)
+    r = _rng(seed)
+    return _host((r.gauss(mean, stddev) for _ in range(prod(shape))), dev, aval)
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, device=None) -> Tensor:
-    """Normal samples redrawn until within two standard deviations (as tf.random.truncated_normal)."""
-    r, shape = _rng(seed), _shape(shape)
-    out = []
-    while len(out) < prod(shape):
-        v = r.gauss(0.0, 1.0)
-        if -2.0 <= v <= 2.0:
-            out.append(mean + stddev * v)
-    return tensor(out, dtype=dtype, device=device).reshape(shape)
+    """Normal samples redrawn until within two standard deviations (as tf.random.truncated_normal).
+
+    Raises:
+        MemoryError: the device cannot hold the result (checked before any number is drawn).
+    """
+    shape = _shape(shape)
+    dev, aval = _checked("truncated_normal", shape, as_dtype(dtype), device)
+    r = _rng(seed)
+
+    def draws():
+        for _ in range(prod(shape)):
+            v = r.gauss(0.0, 1.0)
+            while not -2.0 <= v <= 2.0:
+                v = r.gauss(0.0, 1.0)
+            yield mean + stddev * v
+
+    return _host(draws(), dev, aval)

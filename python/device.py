@@ -69,6 +69,11 @@ class Device:
         """``to_host_bytes`` as a coroutine: devices with asynchronous readback override it."""
         return self.to_host_bytes(data, aval)
 
+    def check_alloc(self, aval, what: str = "a tensor") -> None:
+        """Raise MemoryError, naming ``what`` and the bytes, when this device cannot hold a tensor of
+        ``aval``. Creation functions (``zeros``, ``arange``, ``normal``, ...) call it before they build
+        anything; devices run the same check where they allocate. The default knows no limit."""
+
     def execute(self, op, datas, attrs, in_avals, out_aval):
         """Run one op eagerly."""
         raise NotImplementedError
@@ -104,13 +109,25 @@ class ReferenceDevice(Device):
     def to_host(self, data, aval):
         return data.copy()              # the caller may modify it (Device.to_host)
 
+    def check_alloc(self, aval, what: str = "a tensor") -> None:
+        """Raise MemoryError when a tensor of ``aval`` takes more bytes than this machine's physical
+        memory (numpy would fail to allocate it, or the system would kill the process filling it)."""
+        from math import prod
+        from .core.numpy_util import np_dtype
+        nbytes = prod(aval.shape) * self.np.dtype(np_dtype(aval.dtype)).itemsize
+        limit = physical_memory()
+        if limit is not None and nbytes > limit:
+            raise MemoryError(f"reference device: cannot allocate {what} ({nbytes:,} bytes): more than this "
+                              f"machine's {limit:,} bytes of memory")
+
     def to_host_view(self, data, aval):
         view = data.view()
         view.flags.writeable = False
         return view
 
     def execute(self, op, datas, attrs, in_avals, out_aval):
-        out = op.reference(*datas, **attrs)
+        with self.np.errstate(all="ignore"):    # NaN and inf are values here, as on every device
+            out = op.reference(*datas, **attrs)
         out = self.np.asarray(out)
         if out.shape != tuple(out_aval.shape):
             raise AssertionError(f"{op.name}: reference returned shape {out.shape}, inference said {out_aval.shape}")
@@ -118,6 +135,14 @@ class ReferenceDevice(Device):
 
     def compile(self, graph):
         return GraphInterpreter(self, graph)
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (POSIX ``sysconf``), or None where unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 class GraphInterpreter:

@@ -10,9 +10,11 @@ exactly what ``predict`` reads). Then both backends are emitted from the same pl
 
 - WebAssembly: ONE module. Each distinct kernel is lowered once (``wasm.lower.lower``); one
   exported driver per signature calls the kernels in order with fixed byte addresses
-  (``wasm.runtime.emit_call``): variables, then constants (active data segments), then each
-  signature's region (inputs, outputs, staging, temporaries packed by ``plan_arena``, scratch;
-  signatures run one at a time, so their regions overlap).
+  (``wasm.runtime.emit_call``): variables, then constants (active data segments; those of at
+  least :data:`LARGE_CONSTANT_BYTES` are stored once, in weights.safetensors, and the section's
+  ``"constants"`` tells the loader where to copy them), then each signature's region (inputs,
+  outputs, staging, temporaries packed by ``plan_arena``, scratch; signatures run one at a time,
+  so their regions overlap).
 - WebGPU: per signature, each kernel's WGSL (``webgpu.wgsl.lower``, compiled for the WebGPU
   spec's default limits, so artifacts run on any adapter), buffers
   (temporaries shared by liveness as in the native runtime), bindings and dispatch sizes.
@@ -48,6 +50,7 @@ FORMAT = "webtensor-artifact"
 FORMAT_VERSION = 1
 DTYPES = ("float32", "int32", "bool")   # what artifacts carry across their boundary
 ALIGN = 64                              # bytes: WebAssembly addresses (SIMD loads want 16)
+LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
 
 
 def _gpu_limits():
@@ -110,31 +113,97 @@ def _train_step_function(model):
     return train_step
 
 
+def _split_example(model, example_inputs, n: int):
+    """A several-input model's ``example_inputs`` as ``(x, y)``: ``x`` is a list of ``n`` arrays in input
+    order or a dict keyed by input name, or ``(x,)`` / ``(x, y)`` with such an ``x``."""
+    from .nn.model import _holds_arrays
+    ex = example_inputs
+    if isinstance(ex, dict):
+        return ex, None
+    if isinstance(ex, (tuple, list)):
+        if len(ex) == n and not any(isinstance(v, dict) or (isinstance(v, (list, tuple)) and _holds_arrays(v))
+                                    for v in ex):
+            return list(ex), None
+        if 1 <= len(ex) <= 2 and isinstance(ex[0], (tuple, list, dict)):
+            return ex[0], (ex[1] if len(ex) > 1 else None)
+    raise ValueError(f"export: model {model.name!r} takes {n} inputs {tuple(model.input_names)}: its example_inputs "
+                     f"are x (a list of {n} arrays in that order, or a dict keyed by those names) or (x, y)")
+
+
+def _check_names(names, what):
+    """Signature input names must be schema names (docs/artifact.schema.json) and distinct."""
+    import re
+    for n in names:
+        if not isinstance(n, str) or not 0 < len(n) <= 256 or n.startswith("__") or not re.fullmatch(r"[ -~]+", n):
+            raise ValueError(f"export: {what} name {n!r} cannot name an artifact input (printable ASCII, at most 256 "
+                             "characters, not starting with '__'); rename the Input")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"export: {what} names {dup} twice; inputs of a signature need distinct names "
+                         "(rename the Inputs)")
+
+
 def _model_specs(model, example_inputs, signatures, batch_size):
-    """``{name: (fn, args, input names, output names)}`` for a Keras-style model."""
+    """``{name: (fn, args, input names, output names)}`` for a Keras-style model.
+
+    A model with one input takes ``x`` (signature inputs ``x``, and ``y`` for ``train_step``); a
+    functional model with several takes one signature input per Input, named by
+    ``model.input_names`` and ordered as ``model.inputs``."""
     from .creation import zeros
+    from .nn.model import _holds_arrays
+    from .tree import flatten, unflatten
     dev = model.variables[0].device if model.built and model.variables else None
     put = (lambda t: (t if dev is None else t.to(dev)) if isinstance(t, Tensor) else tensor(t, device=dev))
+
+    def put_nest(v):
+        leaves: list = []
+        struct = flatten(v, leaves)
+        return unflatten(struct, iter([put(t) for t in leaves]))
+    ins = model.__dict__.get("_inputs")          # a functional model's Inputs
+    multi = ins is not None and len(ins) > 1
     if example_inputs is None:
-        shape = model._build_shape
-        if shape is None:
-            raise ValueError(f"export: model {model.name!r} is not built; build it (call it on a batch or start "
-                             "a Sequential with Input(shape)) or pass example_inputs")
-        x, y = zeros((int(batch_size or shape[0] or 1),) + tuple(shape[1:]), device=dev), None
+        if multi:
+            x = [zeros((int(batch_size or kt._batch_size or 1),) + tuple(kt.shape[1:]), kt.dtype, device=dev)
+                 for kt in ins]
+            y = None
+        else:
+            shape = model._build_shape
+            if shape is None:
+                raise ValueError(f"export: model {model.name!r} is not built; build it (call it on a batch or start "
+                                 "a Sequential with Input(shape)) or pass example_inputs")
+            x, y = zeros((int(batch_size or shape[0] or 1),) + tuple(shape[1:]), device=dev), None
+    elif multi:
+        x, y = _split_example(model, example_inputs, len(ins))
     elif isinstance(example_inputs, (tuple, list)):
         if not 1 <= len(example_inputs) <= 2:
             raise ValueError("export: a model's example_inputs are x or (x, y)")
         x, y = example_inputs[0], (example_inputs[1] if len(example_inputs) > 1 else None)
     else:
         x, y = example_inputs, None
-    x = put(x)
+    if multi:
+        leaves = [put(v if isinstance(v, Tensor) else tensor(v, dtype=kt.dtype))
+                  for v, kt in zip(model._flat_inputs(x), ins)]
+        x, in_names = unflatten(model._in_struct, iter(leaves)), list(model.input_names)
+        x0 = leaves[0]
+    elif model._n_inputs() is None and (isinstance(x, dict) or (isinstance(x, (list, tuple)) and _holds_arrays(x))):
+        # a subclassed model called on several tensors (Keras: a tuple or a dict): one input per leaf
+        x = put_nest(x if isinstance(x, dict) else tuple(x))
+        leaves: list = []
+        struct = flatten(x, leaves)
+        keys = struct[1] if struct[0] == "dict" and all(c is None for c in struct[2]) else None
+        in_names = [str(k) for k in keys] if keys else [f"x_{i}" for i in range(len(leaves))]
+        x0 = leaves[0]
+    else:
+        x, in_names = put(x), ["x"]
+        x0 = x
     model._ensure_built(x)
     compiled = model.optimizer is not None and model.loss is not None
     names = list(signatures) if signatures is not None else ["predict"] + (["train_step"] if compiled else [])
     specs = {}
     for name in names:
         if name == "predict":
-            specs[name] = (function(model.predict_step, name=f"{model.name}_predict"), (x,), ["x"], None)
+            _check_names(in_names, f"model {model.name!r} input")
+            specs[name] = (function(model.predict_step, name=f"{model.name}_predict"), (x,), in_names, None)
         elif name == "train_step":
             if not compiled:
                 raise ValueError("export: train_step needs a compiled model (model.compile(optimizer, loss))")
@@ -142,9 +211,14 @@ def _model_specs(model, example_inputs, signatures, batch_size):
             if y is None:
                 out = function(model.predict_step).get_concrete(x).graph.outputs[0].aval
                 sparse = "sparse" in (getattr(model.loss, "name", "") or type(model.loss).__name__).lower()
-                y = zeros((x.shape[0],), "int32", device=dev) if sparse else zeros(out.shape, out.dtype, device=dev)
-            specs[name] = (function(_train_step_function(model), name=f"{model.name}_train_step"), (x, put(y)),
-                           ["x", "y"], ["loss"])
+                y = zeros((x0.shape[0],), "int32", device=dev) if sparse else zeros(out.shape, out.dtype, device=dev)
+            y = put_nest(y)
+            y_leaves: list = []
+            flatten(y, y_leaves)
+            y_names = ["y"] if len(y_leaves) == 1 else [f"y_{i}" for i in range(len(y_leaves))]
+            _check_names(in_names + y_names, f"model {model.name!r} train_step input")
+            specs[name] = (function(_train_step_function(model), name=f"{model.name}_train_step"), (x, y),
+                           in_names + y_names, ["loss"])
         else:
             raise ValueError(f"export: unknown model signature {name!r}; models export 'predict' and 'train_step' "
                              "(pass signatures={'name': (fn, example_inputs)} for others)")
@@ -311,8 +385,29 @@ def _const_bytes(t: _Traced) -> dict[int, bytes]:
 
 # ---- WebAssembly ------------------------------------------------------------------------------
 
-def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, dict[int, bytes]], fma: bool):
-    """One module for every signature; returns (module bytes, {signature: its "wasm" section})."""
+def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]], weights: dict) -> dict[bytes, str]:
+    """Large constants (at least :data:`LARGE_CONSTANT_BYTES`) go into ``weights`` once, under the
+    name WebGPU's ``const`` buffer of the first signature using them gets (``const/<signature>/<n>``);
+    returns ``{storage bytes: weights name}``. WebAssembly then copies them into memory at load
+    (the wasm section's ``"constants"``) instead of carrying them as data segments, and WebGPU reads
+    them from that one tensor (a traced function that captures large tensors no longer writes them
+    twice). Smaller constants stay data segments and per-signature tensors, as before."""
+    names: dict[bytes, str] = {}
+    for t in traced:
+        for j, (b, data) in enumerate(sorted(consts[t.name].items())):
+            if len(data) >= LARGE_CONSTANT_BYTES and data not in names:
+                names[data] = name = f"const/{t.name}/{j}"
+                dt = t.prog.bufs[b].dtype
+                weights[name] = ("float32" if dt.wasm == "f32" else "int32", tuple(t.prog.bufs[b].shape), data)
+    return names
+
+
+def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, dict[int, bytes]], fma: bool,
+               stored: dict[bytes, str] | None = None):
+    """One module for every signature; returns (module bytes, {signature: its "wasm" section}).
+    Constants named in ``stored`` are not data segments: each section's ``"constants"`` maps their
+    addresses to their tensors in weights.safetensors, which the loader copies there."""
+    stored = stored or {}
     from dataclasses import replace
 
     from .wasm.binary import Module
@@ -336,7 +431,7 @@ def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, d
         for b, data in consts[t.name].items():
             if data not in by_bytes:
                 by_bytes[data] = top
-                if data:
+                if data and data not in stored:
                     m.data(top, data)
                 top = _align(top + max(len(data), 1))
             const_addr[(t.name, b)] = by_bytes[data]
@@ -379,6 +474,9 @@ def _emit_wasm(traced: list[_Traced], variables: list[dict], consts: dict[str, d
         f.finish()
         sections[t.name] = {"driver": t.name, "memory_bytes": at, "inputs": inputs, "outputs": outputs,
                             "variables": {str(v): var_addr[v] for v in sorted(set(plan.reads + plan.writes))}}
+        copied = {str(by_bytes[data]): stored[data] for data in consts[t.name].values() if data in stored}
+        if copied:
+            sections[t.name]["constants"] = dict(sorted(copied.items(), key=lambda kv: int(kv[0])))
     pages = max(1, -(-max(s["memory_bytes"] for s in sections.values()) // 65536))
     m.import_memory("env", "memory", pages)
     return m.emit(), sections
@@ -402,9 +500,11 @@ def _required_limits(buffers, kernels, passes, limits) -> dict:
 
 
 def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[str, str], weights: dict,
-                 lowered: dict, limits) -> dict:
+                 lowered: dict, limits, stored: dict[bytes, str] | None = None) -> dict:
     """The signature's "webgpu" section; adds WGSL sources to ``files`` (source -> path) and constants
-    to ``weights``. Raises BufferTooLarge/ValueError where the limits are too small."""
+    to ``weights`` (those in ``stored`` are there already, under its name). Raises
+    BufferTooLarge/ValueError where the limits are too small."""
+    stored = stored or {}
     from .webgpu import wgsl
     from .webgpu.runtime import _plan as share_by_liveness
 
@@ -425,9 +525,11 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     for v in sorted(set(plan.reads + plan.writes)):
         buf(("var", v), {"bytes": _nbytes(variables[v]["shape"]), "role": "variable", "index": v})
     for j, (b, data) in enumerate(sorted(consts.items())):
-        name = f"const/{t.name}/{j}"
-        dt = prog.bufs[b].dtype
-        weights[name] = ("float32" if dt.wasm == "f32" else "int32", tuple(prog.bufs[b].shape), data)
+        name = stored.get(data)
+        if name is None:
+            name = f"const/{t.name}/{j}"
+            dt = prog.bufs[b].dtype
+            weights[name] = ("float32" if dt.wasm == "f32" else "int32", tuple(prog.bufs[b].shape), data)
         buf(("const", b), {"bytes": len(data), "role": "const", "data": name})
     for k, spec in enumerate(t.outputs):
         buf(("output", k), {"bytes": _nbytes(spec["shape"]), "role": "output", "index": k})
@@ -491,24 +593,28 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             when ``signatures`` gives every signature as ``(fn, example_inputs)``.
         example_inputs: a model's ``x`` or ``(x, y)`` (arrays or Tensors; ``y`` defaults to zeros of
             the loss's target: int32 ``(batch,)`` for a sparse loss, else like the output); for a
-            function, its arguments (a tuple; Tensors are inputs, other values are baked in).
+            functional model with several inputs ``x`` is a list of arrays in input order or a dict
+            keyed by input name (Keras 3), so ``[a, b, c]``, ``{'a': a, ...}`` or ``([a, b, c], y)``;
+            for a function, its arguments (a tuple; Tensors are inputs, other values are baked in).
         path: the artifact directory (created; files in it are overwritten).
         signatures: for a model, the names to export (default ``['predict', 'train_step']``,
             ``train_step`` only when compiled); for any ``{name: (fn, example_inputs)}``.
         batch_size: for a model without ``example_inputs``: the batch size of the signatures
-            (default: the one it was built with).
+            (default: the one it was built with); the other dimensions come from its ``Input`` shapes.
         backends: which code to carry (``'wasm'``, ``'webgpu'``).
         wasm_fma: emit relaxed-SIMD fused multiply-adds (``wasm.lower``'s ``fma``). Off by default:
             relaxed SIMD needs a flag in Node 20 and is missing in some browsers, and its results
             may differ between engines in the last bit.
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
-    ``output_<k>`` for models, the parameter names for functions. Variables: see the module
+    ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
+    by ``model.input_names``, then ``y``), the parameter names for functions. Variables: see the module
     docstring. Shapes are fixed: the batch size is part of each signature.
 
     Raises:
         ValueError: a dtype an artifact cannot carry (float16), an unknown signature, a model that is
-            not built or compiled for what is asked. TypeError: malformed ``signatures``.
+            not built or compiled for what is asked, example inputs that do not fit the model's inputs,
+            input names an artifact cannot carry (non-ASCII, or two alike). TypeError: malformed ``signatures``.
 
     Needs no numpy (runs in Pyodide as is); compiling the WGSL of a model on a GPU device still
     needs that device.
@@ -546,8 +652,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         weights[spec["name"]] = (spec["dtype"], tuple(spec["shape"]), bytes(v._host_bytes()))   # the host layout is safetensors' layout
     sigs = {t.name: {"inputs": t.inputs, "outputs": t.outputs, "reads": t.plan.reads, "writes": t.plan.writes}
             for t in traced}
+    stored = _stored_constants(traced, consts, weights)
     if "wasm" in backends:
-        files["module.wasm"], sections = _emit_wasm(traced, variables, consts, wasm_fma)
+        files["module.wasm"], sections = _emit_wasm(traced, variables, consts, wasm_fma, stored)
         for name, sec in sections.items():
             sigs[name]["wasm"] = sec
     if "webgpu" in backends:
@@ -558,7 +665,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         for t in traced:
             try:
                 sigs[t.name]["webgpu"] = _emit_webgpu(t, variables, consts[t.name], wgsl_files, weights, lowered,
-                                                      _gpu_limits())
+                                                      _gpu_limits(), stored)
             except (wgsl.BufferTooLarge, ValueError) as e:
                 warnings.warn(f"export: signature '{t.name}' has no WebGPU code: {e}")
         files.update({p: src.encode() for src, p in wgsl_files.items()})

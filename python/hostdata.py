@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import array
 import math
+import operator
 import struct
 import sys
 from math import prod
 
-from .core.dtypes import DType, as_dtype, bool_, float16, float32, int32
+from .core.dtypes import INT32_MAX, INT32_MIN, DType, as_dtype, bool_, float16, float32, int32
 
 # struct / memoryview format of each dtype's host layout
 FORMAT = {"float32": "f", "int32": "i", "bool": "?", "float16": "e"}
@@ -29,6 +30,12 @@ NUMPY = {"float32": "<f4", "int32": "<i4", "bool": "|b1", "float16": "<f2"}
 # memoryview/array format character -> the dtype it becomes (numpy's defaults land on 32 bits)
 _FROM_FORMAT = {"f": float32, "d": float32, "e": float16, "?": bool_,
                 **{c: int32 for c in "bBhHiIlLqQnN"}}
+# (kind, itemsize) -> the struct code of that layout in standard sizes ('i' signed, 'u' unsigned)
+_STD_CODE = {("f", 2): "e", ("f", 4): "f", ("f", 8): "d", ("?", 1): "?",
+             ("i", 1): "b", ("i", 2): "h", ("i", 4): "i", ("i", 8): "q",
+             ("u", 1): "B", ("u", 2): "H", ("u", 4): "I", ("u", 8): "Q"}
+_KIND = {"f": "f", "d": "f", "e": "f", "?": "?", **{c: "i" for c in "bhilqn"}, **{c: "u" for c in "BHILQN"}}
+_SUPPORTED = "'f', 'd', 'e', '?', 'b', 'B', 'h', 'H', 'i', 'I', 'l', 'L', 'q', 'Q', 'n', 'N'"
 
 
 def nbytes(shape, dtype: DType) -> int:
@@ -112,8 +119,28 @@ def _infer(flat: list) -> DType:
     return dt
 
 
-def _wrap_int32(v: int) -> int:
-    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)      # two's complement wrap, as numpy's astype
+def int32_overflow(value, what: str = "tensor") -> OverflowError:
+    """The error for an integer outside int32's range (``what``: the call that converts it)."""
+    return OverflowError(f"{what}: the integer {value} is out of range for int32 "
+                         f"[{INT32_MIN}, {INT32_MAX}]; webtensor has no int64 (use float32, or split the value)")
+
+
+def float_to_int32(v: float) -> int:
+    """The float -> int32 cast rule (``webtensor.cast``'s docstring), for one Python float: truncate
+    toward zero, saturate to [INT32_MIN, INT32_MAX], NaN -> 0 (WebAssembly's ``i32.trunc_sat_f32_s``)."""
+    if v != v:
+        return 0
+    return INT32_MIN if v <= INT32_MIN else INT32_MAX if v >= INT32_MAX else int(v)
+
+
+def _to_int32(v) -> int:
+    try:
+        i = operator.index(v)               # int, bool, numpy integers: exact, so range-checked
+    except TypeError:
+        return float_to_int32(float(v))     # floats follow the cast rule
+    if not INT32_MIN <= i <= INT32_MAX:
+        raise int32_overflow(i)
+    return i
 
 
 def _to_float(v) -> float:
@@ -121,28 +148,25 @@ def _to_float(v) -> float:
 
 
 def pack(flat, dtype: DType) -> bytes | array.array:
-    """A flat sequence of Python numbers -> ``dtype``'s host layout. Floats become int32 by truncation
-    toward zero and out-of-range ints wrap (numpy's ``astype``); bool is ``x != 0``; floats beyond the
-    float16/float32 range become infinities.
+    """A flat sequence (or an iterator, read once) of Python numbers -> ``dtype``'s host layout. To int32, integers outside its
+    range raise OverflowError and floats follow the cast rule (:func:`float_to_int32`: truncate,
+    saturate, NaN -> 0); bool is ``x != 0``; floats beyond the float16/float32 range become infinities.
 
     Raises:
-        ValueError: NaN or infinity converted to int32.
+        OverflowError: an integer outside int32's range converted to int32 (the message names it).
     """
     name = dtype.name
+    seq = isinstance(flat, (list, tuple, range))     # iterators are read once: converted element by element
     if name == "float32":
         try:
-            return array.array("f", flat)
+            return array.array("f", flat) if seq else array.array("f", map(_to_float, flat))
         except TypeError:
             return array.array("f", map(_to_float, flat))
     if name == "int32":
         try:
-            return array.array("i", flat)
-        except (OverflowError, TypeError):     # floats truncate toward zero; big ints wrap
-            pass
-        try:
-            return array.array("i", [_wrap_int32(int(v)) for v in flat])
-        except (ValueError, OverflowError):
-            raise ValueError("tensor: cannot convert NaN or infinity to int32") from None
+            return array.array("i", flat) if seq else array.array("i", map(_to_int32, flat))
+        except (OverflowError, TypeError):     # an int out of range (named below), or floats
+            return array.array("i", map(_to_int32, flat))
     if name == "bool":
         return bytes(map(bool, flat))
     if name == "float16":
@@ -161,27 +185,18 @@ def _pack_f16(values: list) -> bytes:
 def from_python(data, dtype: DType | None = None) -> tuple[object, tuple[int, ...], DType]:
     """Python data -> ``(host buffer, shape, dtype)``.
 
-    ``data``: a Python scalar, (nested) lists/tuples of numbers, an ``array.array`` or a
-    ``memoryview`` (its format and shape are used). Without ``dtype``: floats give float32, ints
+    ``data``: a Python scalar, (nested) lists/tuples of numbers, or a buffer (``array.array``,
+    ``memoryview``, ...: see :func:`from_buffer`). Without ``dtype``: floats give float32, ints
     int32, bools bool (a mix takes the widest), as :func:`webtensor.tensor` documents.
 
     Raises:
-        ValueError: ragged nested lists; NaN/infinity to int32.
+        ValueError: ragged nested lists.
+        OverflowError: an integer outside int32's range where the result is int32.
         TypeError: leaves that are not numbers; an unsupported buffer format.
     """
     dtype = as_dtype(dtype) if dtype is not None else None
-    if isinstance(data, (array.array, memoryview)):
-        mv = memoryview(data)
-        src = _FROM_FORMAT.get(mv.format.lstrip("@=<"))
-        if src is None:
-            raise TypeError(f"tensor: unsupported buffer format {mv.format!r}")
-        dt = dtype or src
-        shape = tuple(mv.shape)
-        if mv.format.lstrip("@=<") == FORMAT[dt.name] and mv.c_contiguous:
-            return byte_view(mv), shape, dt
-        flat = (list(struct.unpack(f"<{mv.nbytes // 2}e", byte_view(mv))) if mv.format.lstrip("@=<") == "e"
-                else byte_view(mv).cast(mv.format.lstrip("@=<")).tolist() if mv.nbytes else [])
-        return pack(flat, dt), shape, dt
+    if is_buffer(data):
+        return from_buffer(data, dtype)
     flat, shape = _flatten(data)
     dt = dtype or _infer(flat)
     try:
@@ -189,6 +204,62 @@ def from_python(data, dtype: DType | None = None) -> tuple[object, tuple[int, ..
     except TypeError:
         _infer(flat)            # names the offending type
         raise
+
+
+def is_buffer(data) -> bool:
+    """Does ``data`` support the buffer protocol (and is not Python numbers, lists or text, nor a
+    numpy array or scalar, which have their own path)?"""
+    if isinstance(data, (array.array, memoryview, bytes, bytearray)):
+        return True
+    if data is None or isinstance(data, (list, tuple, str, int, float, bool, complex)) or _numpy_array(data) is not None:
+        return False
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(data, np.generic):
+        return False
+    try:
+        memoryview(data)
+    except TypeError:
+        return False
+    return True
+
+
+def from_buffer(data, dtype: DType | None = None) -> tuple[object, tuple[int, ...], DType]:
+    """A buffer-protocol object (``memoryview``, ``array.array``, ``bytes``, ctypes arrays, ...) ->
+    ``(host buffer, shape, dtype)``, reading its elements as its ``format`` says and keeping its
+    ``shape``, as numpy reads the same buffer: ``'f'``/``'d'`` give float32, ``'e'`` float16, ``'?'``
+    bool, the integer codes int32 (wrapping as numpy's ``astype``); byte order prefixes (``'<'``,
+    ``'>'``, ``'!'``, ``'='``, ``'@'``) are honoured. ``dtype`` converts the values. Zero-copy when
+    the buffer is C-contiguous and already in ``dtype``'s host layout.
+
+    Raw bytes have no element type: a ``bytes``/``bytearray``/``mmap`` buffer of format ``'B'`` (and
+    any memoryview of one) is refused unless ``dtype`` is given (then each byte is one value);
+    cast it first (``memoryview(b).cast('f')``) to read the values its bytes encode.
+
+    Raises:
+        TypeError: a format other than those above (complex, char, struct or pointer formats),
+            or raw bytes without ``dtype``; the message names the format.
+    """
+    mv = memoryview(data)
+    fmt = mv.format
+    order, code = (fmt[0], fmt[1:]) if fmt[:1] in "@=<>!" else ("@", fmt)
+    std = _STD_CODE.get((_KIND.get(code), mv.itemsize))
+    if code not in _FROM_FORMAT or std is None:
+        raise TypeError(f"tensor: unsupported buffer format {fmt!r} (itemsize {mv.itemsize}); supported formats: "
+                        f"{_SUPPORTED}, optionally with a byte order prefix")
+    raw = (bytes, bytearray) + ((sys.modules["mmap"].mmap,) if "mmap" in sys.modules else ())   # an mmap needs it
+    if dtype is None and code == "B" and isinstance(mv.obj, raw):
+        raise TypeError(f"tensor: a buffer of raw bytes (format 'B') from a {type(mv.obj).__name__} object has no "
+                        "element type; cast it to the type its bytes hold (memoryview(b).cast('f') for float32, "
+                        "cast('i') for int32), or pass dtype= to read each byte as one number")
+    dt = dtype or _FROM_FORMAT[code]
+    shape = tuple(mv.shape)
+    little = order == "<" or (order in "@=" and sys.byteorder == "little")
+    if little and std == FORMAT[dt.name] and mv.c_contiguous:
+        return byte_view(mv), shape, dt
+    raw = byte_view(mv) if mv.c_contiguous else memoryview(mv.tobytes())
+    n = raw.nbytes // mv.itemsize
+    flat = list(struct.unpack(f"{'<' if little else '>'}{n}{std}", raw)) if n else []
+    return pack(flat, dt), shape, dt
 
 
 # ---- host bytes -> Python data --------------------------------------------------------------------

@@ -31,7 +31,7 @@ import struct
 
 from .schema import loads
 
-__all__ = ["DTYPES", "ITEMSIZE", "save", "load", "save_file", "load_file"]
+__all__ = ["DTYPES", "ITEMSIZE", "save", "load", "save_file", "load_file", "load_safetensors", "save_safetensors"]
 
 # webtensor dtype name -> safetensors dtype name
 DTYPES: dict[str, str] = {
@@ -323,3 +323,68 @@ def load_file(
         return load(data)
     except ValueError as exc:
         raise ValueError(f"{os.fspath(path)}: {exc}") from None
+
+
+# ---- Tensors in and out (webtensor.load_safetensors / save_safetensors) -----------------------------
+
+# safetensors dtype (webtensor name) -> numpy dtype string / struct format of its little-endian layout
+_NUMPY_OF = {"bool": "|b1", "uint8": "|u1", "int8": "|i1", "int16": "<i2", "uint16": "<u2", "float16": "<f2",
+             "int32": "<i4", "uint32": "<u4", "float32": "<f4", "float64": "<f8", "int64": "<i8", "uint64": "<u8"}
+_FORMAT_OF = {"bool": "?", "uint8": "B", "int8": "b", "int16": "h", "uint16": "H", "float16": "e", "int32": "i",
+              "uint32": "I", "float32": "f", "float64": "d", "int64": "q", "uint64": "Q"}
+
+
+def _stored_tensor(dtype: str, shape: tuple, view, device=None):
+    """One stored tensor (``load``'s ``(dtype, shape, view)``) as a Tensor with :func:`webtensor.tensor`'s
+    conventions for numpy data: float64 -> float32, float16 stays, integers -> int32 (wrapping),
+    bool; bfloat16 -> float32 (exactly: its bits are a float32's upper half)."""
+    from .tensor import _numpy, tensor
+    if dtype == "bfloat16":            # no numpy or struct type: widen to float32 bytes, low half zero
+        wide = bytearray(2 * len(view))
+        wide[2::4], wide[3::4] = view[0::2], view[1::2]
+        dtype, view = "float32", memoryview(bytes(wide))
+    np = _numpy()
+    if np is not None:
+        return tensor(np.frombuffer(view, _NUMPY_OF[dtype]).reshape(shape), device=device)
+    target = {"bool": "bool", "float16": "float16", "float32": "float32", "float64": "float32"}.get(dtype, "int32")
+    return tensor(memoryview(view).cast(_FORMAT_OF[dtype]), dtype=target, device=device).reshape(tuple(shape))
+
+
+def load_safetensors(source, device=None) -> dict:
+    """Read a safetensors file (a path, or its bytes) written by anything (PyTorch, Keras, the
+    ``safetensors`` package, :func:`save_safetensors`) as ``{name: Tensor}`` in file order.
+
+    Dtypes follow :func:`webtensor.tensor` for numpy arrays: F32 and F64 give float32, F16 float16,
+    BF16 float32 (exact), every integer type int32 (wrapping, as numpy's ``astype``), BOOL bool.
+    ``device``: where the tensors go (default: the current device).
+
+    Raises:
+        ValueError: a damaged file (the message names the file and what is wrong).
+        OSError: the path cannot be read.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        stored, _ = load(source)
+    else:
+        stored, _ = load_file(source)
+    return {name: _stored_tensor(dtype, shape, view, device) for name, (dtype, shape, view) in stored.items()}
+
+
+def save_safetensors(path, tensors: dict, metadata: dict | None = None):
+    """Write ``{name: Tensor or array}`` as a safetensors file at ``path`` (each value's dtype and shape;
+    arrays are converted as :func:`webtensor.tensor` converts them); ``metadata``: an optional
+    ``{str: str}`` stored as ``__metadata__``. With ``path=None`` returns the bytes instead.
+    The file loads with the ``safetensors`` package and :func:`load_safetensors`.
+
+    Raises:
+        TypeError: a name that is not a str, or a value that cannot be a tensor.
+        ValueError: the name ``'__metadata__'``, or a dtype safetensors cannot hold.
+    """
+    from .tensor import Tensor, tensor
+    entries = {}
+    for name, value in tensors.items():
+        t = value if isinstance(value, Tensor) else tensor(value)
+        entries[name] = (t.dtype.name, tuple(t.shape), bytes(t._host_bytes()))
+    if path is None:
+        return save(entries, metadata)
+    save_file(path, entries, metadata)
+    return None

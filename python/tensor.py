@@ -1,13 +1,12 @@
 """``Tensor``, ``Variable``, and the one dispatch point every op call goes through."""
 from __future__ import annotations
 
-import array
 import numbers
 from math import prod
 
 from . import _state, hostdata
 from .core import ops as F
-from .core.dtypes import DType, as_dtype, bool_, dtype_of_scalar, float32, int32, result_type
+from .core.dtypes import INT32_MAX, INT32_MIN, DType, as_dtype, bool_, dtype_of_scalar, float32, int32, result_type
 from .core.op import Aval, set_dispatcher
 from .core.autodiff import Record
 from .device import Device, get_device
@@ -197,7 +196,10 @@ class Tensor:
     def T(self):
         return F.transpose(self)
 
-    def astype(self, dtype): return F.cast(self, dtype)
+    def astype(self, dtype):
+        """:func:`webtensor.cast` (float -> int32 truncates toward zero, saturates, NaN -> 0)."""
+        return F.cast(self, dtype)
+
     def cast(self, dtype): return F.cast(self, dtype)
     def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
@@ -311,19 +313,30 @@ def _numpy():
 
 
 def tensor(data, dtype=None, device=None) -> Tensor:
-    """A tensor from a Python scalar, (nested) list or tuple, ``array.array``, ``memoryview`` (their
-    format and shape are used), numpy array or tensor.
+    """A tensor from a Python scalar, (nested) list or tuple, a buffer (``array.array``,
+    ``memoryview``, ctypes arrays, ...: its format and shape are used, as numpy reads it), numpy
+    array or tensor.
 
     Python floats become float32, ints int32, bools bool, unless ``dtype`` says otherwise (numpy
-    data: floats float32 (float16 stays), ints int32). numpy is optional: without it the data is
-    packed with the standard library (:func:`webtensor.hostdata.from_python`), as in Pyodide.
-    Raises TypeError for unsupported data or dtypes, ValueError for ragged lists.
+    data and buffers: floats float32 (float16 stays), ints int32, big-endian ones converted). Raw
+    bytes (``bytes``, ``bytearray``, a memoryview of them: format ``'B'``) have no element type and
+    need ``dtype`` (each byte one value) or a cast (``memoryview(b).cast('f')``). Floats converted to
+    int32 follow :func:`webtensor.cast`'s rule (truncate toward zero, saturate to int32's range,
+    NaN -> 0). numpy is optional: without it the data is packed with the standard library
+    (:func:`webtensor.hostdata.from_python`), as in Pyodide.
+
+    Raises:
+        OverflowError: an integer outside int32's range [-2**31, 2**31 - 1] becomes int32 (the message
+            names it; webtensor has no int64, and wrapping would change the value silently).
+        TypeError: unsupported data, dtypes or buffer formats (the message names the format),
+            raw bytes without ``dtype``.
+        ValueError: ragged lists.
     """
     if isinstance(data, Tensor):
         t = data if dtype is None else F.cast(data, dtype)
         return t.to(device) if device is not None else t
     np = _numpy()
-    if np is None or isinstance(data, (array.array, memoryview)):
+    if np is None or hostdata.is_buffer(data):
         buf, shape, dt = hostdata.from_python(data, dtype)
         dev = get_device(device)
         aval = Aval(shape, dt)
@@ -332,14 +345,29 @@ def tensor(data, dtype=None, device=None) -> Tensor:
         a = np.asarray(data)
     except ValueError as e:
         raise ValueError(f"tensor: data is ragged or malformed ({e})") from None
-    if a.dtype == object:
-        raise TypeError(f"tensor: cannot convert data of type {type(data).__name__} (ragged list or objects?)")
+    if a.dtype == object:       # e.g. ints beyond int64: the standard library path names what is wrong
+        buf, shape, dt = hostdata.from_python(data, dtype)
+        dev = get_device(device)
+        aval = Aval(shape, dt)
+        return Tensor(dev.from_host(buf, aval), aval, dev)
     dt = as_dtype(dtype) if dtype is not None else _infer_host_dtype(a, np)
-    from .core.numpy_util import np_dtype
+    from .core.numpy_util import float_to_int32, np_dtype
+    if dt == int32 and a.dtype.kind == "f":
+        a = float_to_int32(a)                       # the cast rule: truncate, saturate, NaN -> 0
+    elif dt == int32 and a.dtype.kind in "iu":
+        _check_int32_range(a, np)
     a = a.astype(np_dtype(dt), order="C", copy=False)
     dev = get_device(device)
     aval = Aval(tuple(int(d) for d in a.shape), dt)
     return Tensor(dev.from_host(a, aval), aval, dev)
+
+
+def _check_int32_range(a, np, what: str = "tensor") -> None:
+    """Raise OverflowError naming the first element of integer array ``a`` outside int32's range."""
+    if a.dtype.itemsize < 4 or a.dtype == np.int32 or not a.size or INT32_MIN <= a.min() and a.max() <= INT32_MAX:
+        return
+    bad = a > INT32_MAX if a.dtype.kind == "u" else (a < INT32_MIN) | (a > INT32_MAX)
+    raise hostdata.int32_overflow(int(a.reshape(-1)[np.argmax(bad.reshape(-1))]), what)
 
 
 def _convert(x, like: Tensor | None = None, dtype: DType | None = None) -> Tensor:

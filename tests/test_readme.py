@@ -1,15 +1,25 @@
-"""The README's Python tour runs as written (the README stays true)."""
+"""The README's Python tour runs as written (the README stays true), with what its install line
+installs."""
+import importlib.metadata
+import json
 import pathlib
 import re
+import subprocess
+import sys
+import tomllib
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
-def python_blocks(section: str) -> list[str]:
+def section_text(section: str) -> str:
     text = README.read_text()
     start = text.index(section)
     end = text.find("\n## ", start + 1)
-    return re.findall(r"```python\n(.*?)```", text[start:end if end != -1 else None], re.S)
+    return text[start:end if end != -1 else None]
+
+
+def python_blocks(section: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", section_text(section), re.S)
 
 
 def test_python_tour_runs(tmp_path, monkeypatch):
@@ -35,3 +45,78 @@ def test_export_snippet_runs_after_the_tour(tmp_path, monkeypatch):
     m, x = env["m"], env["x_test"][:32]
     import numpy as np
     np.testing.assert_allclose(np.asarray(m.predict(x)), env["model"].predict(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+# ---- the tour's install line: what it installs is what the tour imports -------------------------
+
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.match(r"\s*([A-Za-z0-9._-]+)", requirement).group(1)).lower()
+
+
+def distributions_installed_by(spec: str) -> set[str]:
+    """The distributions ``pip install 'SPEC'`` installs (``webtensor[a,b]``): this repository's
+    extras from pyproject.toml, then their requirements' requirements as installed here."""
+    name, extras = re.fullmatch(r"([\w-]+)(?:\[([\w,]+)\])?", spec).groups()
+    assert name == "webtensor", spec
+    project = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]
+    todo = list(project["dependencies"])
+    for extra in filter(None, (extras or "").split(",")):
+        todo += project["optional-dependencies"][extra]          # KeyError: the README names no such extra
+    seen = {"webtensor"}
+    while todo:
+        dist = _name(todo.pop())
+        if dist in seen:
+            continue
+        seen.add(dist)
+        try:
+            requires = importlib.metadata.requires(dist) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo += [r for r in requires if "extra" not in r.partition(";")[2]]
+    return seen
+
+
+# Runs README blocks in a process that can import only the standard library and the modules of the
+# given distributions: every other installed distribution looks uninstalled (ModuleNotFoundError).
+ONLY_THESE = """
+import importlib.metadata, json, re, sys
+allowed = set(json.loads(sys.argv[1]))
+owners = importlib.metadata.packages_distributions()
+class OnlyThese:
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        dists = {re.sub(r"[-_.]+", "-", d).lower() for d in owners.get(top, ())}
+        if dists and not dists & allowed:
+            raise ModuleNotFoundError(f"No module named {top!r} (not installed by the README's line)", name=top)
+sys.meta_path.insert(0, OnlyThese())
+for i, block in enumerate(json.loads(sys.argv[2])):
+    exec(compile(block, f"README block {i}", "exec"), globals())
+print("README blocks ran")
+"""
+
+
+def run_with_only(dists: set[str], blocks: list[str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", ONLY_THESE, json.dumps(sorted(dists)), json.dumps(blocks)],
+                          cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def tour_install_spec() -> str:
+    lines = re.findall(r"^pip install '([^']+)'", section_text("## A short tour (Python)"), re.M)
+    assert len(lines) == 1, f"the tour names one install line, not {lines}"
+    return lines[0]
+
+
+def test_tour_install_line_provides_every_import_the_tour_needs(tmp_path):
+    """The tour and the export snippet run with exactly what the README's install line installs."""
+    spec = tour_install_spec()
+    blocks = python_blocks("## A short tour (Python)") + python_blocks("## Export")
+    r = run_with_only(distributions_installed_by(spec), blocks, tmp_path)
+    assert r.returncode == 0 and "README blocks ran" in r.stdout, f"with pip install '{spec}':\n{r.stderr[-3000:]}"
+
+
+def test_plain_install_is_not_enough_for_the_tour_and_says_which_extra(tmp_path):
+    """What the README says of a plain ``pip install webtensor``: an ImportError naming the extra."""
+    (tour,) = python_blocks("## A short tour (Python)")
+    r = run_with_only(distributions_installed_by("webtensor"), [tour], tmp_path)
+    assert r.returncode != 0
+    assert re.search(r"ImportError: .*pip install 'webtensor\[\w+\]'", r.stderr), r.stderr[-3000:]

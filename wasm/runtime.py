@@ -72,6 +72,18 @@ class Allocator:
         self.lock = lock if lock is not None else threading.Lock()
         self._pending: list[int] = []   # offsets released since the last alloc/stats
 
+    def check(self, nbytes: int, what: str = "buffer") -> None:
+        """Raise MemoryError (naming ``what`` and ``nbytes``) unless ``nbytes`` fit in a free block or
+        in the memory grown within the 4 GiB wasm32 limit. :meth:`alloc` runs it before growing, and
+        the device before anything is built (``WasmDevice.check_alloc``)."""
+        size = max(-(-nbytes // ALIGN) * ALIGN, ALIGN)
+        if any(n >= size for _, n in self.free):
+            return
+        if self._pages_needed(size) > MAX_PAGES - self.size // PAGE:
+            raise MemoryError(
+                f"wasm device: cannot allocate {what} ({nbytes:,} bytes): the linear memory would exceed the "
+                f"4 GiB wasm32 limit ({self.in_use:,} bytes in use of {self.size:,})")
+
     def alloc(self, nbytes: int, what: str = "buffer") -> int:
         """Offset of a new block of at least ``nbytes`` (ALIGN-aligned). Raises MemoryError naming
         ``what`` past the 4 GiB wasm32 limit."""
@@ -100,15 +112,21 @@ class Allocator:
             self.peak = self.in_use
         return off
 
+    def _tail(self) -> int:
+        """Bytes of the free block at the end of the memory (0 if the last block is in use)."""
+        return self.free[-1][1] if self.free and sum(self.free[-1]) == self.size else 0
+
+    def _pages_needed(self, size: int) -> int:
+        return -(-(size - self._tail()) // PAGE)
+
     def _expand(self, size: int, nbytes: int, what: str):
-        tail = self.free[-1][1] if self.free and sum(self.free[-1]) == self.size else 0
-        need = -(-(size - tail) // PAGE)
-        pages = self.size // PAGE
+        self.check(nbytes, what)
+        tail, need, pages = self._tail(), self._pages_needed(size), self.size // PAGE
         grow = min(max(need, pages // 2), MAX_PAGES - pages)    # grow by half again, at least what is needed
-        if need > MAX_PAGES - pages or not self._grow(grow):
-            raise MemoryError(
-                f"wasm device: cannot allocate {what} ({nbytes:,} bytes): the linear memory would exceed the "
-                f"4 GiB wasm32 limit ({self.in_use:,} bytes in use of {self.size:,})")
+        if not self._grow(grow):
+            raise MemoryError(f"wasm device: cannot allocate {what} ({nbytes:,} bytes): the engine refused to grow "
+                              f"the linear memory by {grow * PAGE:,} bytes ({self.in_use:,} bytes in use of "
+                              f"{self.size:,})")
         start, self.size = self.size, self.size + grow * PAGE
         if tail:
             self.free[-1][1] += grow * PAGE
@@ -213,6 +231,10 @@ class WasmDevice(Device):
         return self._scratch.offset
 
     # ---- Device interface ----
+    def check_alloc(self, aval, what: str = "a tensor") -> None:
+        """Raise MemoryError unless a tensor of ``aval`` fits in the linear memory (:meth:`Allocator.check`)."""
+        self.alloc.check(_storage(aval)[1], what)
+
     def from_host(self, buffer, aval):
         t, n = _storage(aval)
         src = to_storage(as_host(buffer, aval.dtype), aval.dtype, t)

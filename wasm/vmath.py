@@ -30,9 +30,11 @@ function    method (source)                                  max error (domain)
 ``sin``     Cephes ``sinf``/``cosf``: octant reduction with   1e-7 absolute on
 ``cos``     three-part pi/4 (Cody-Waite), degree-3/4          |x| <= 8192 (Cephes' bound)
             polynomials on [-pi/4, pi/4]
-``pow``     exp(y log|x|) with numpy's special cases: y = 0   |y log x| * 1.2e-7 relative
-            or x = 1 -> 1; x < 0 and non-integer y -> nan;    (from exp's argument)
-            x < 0 and odd integer y -> negative
+``pow``     exp(y log|x|) with C99's (numpy's) special        |y log x| * 1.2e-7 relative
+            cases: y = 0, x = 1, or x = -1 and y = +-inf      (from exp's argument)
+            -> 1; finite x < 0 and non-integer y -> nan;
+            x with its sign bit set (incl. -0, -inf) and
+            odd integer y -> negative
 ==========  ==============================================  ============================
 
 Sources: S. L. Moshier, Cephes Math Library (1984-1992), ``expf.c``, ``logf.c``, ``sinf.c``;
@@ -555,7 +557,7 @@ def cos(o: Lanes, x: int) -> int:
 # ---- pow ----------------------------------------------------------------------------------------
 
 def pow(o: Lanes, x: int, y: int) -> int:   # noqa: A001 (the numpy name)
-    """x ** y with numpy's (C99 powf) special cases, via exp(y log|x|)."""
+    """x ** y with numpy's (C99 powf, Annex F.9.4.4) special cases, via exp(y log|x|)."""
     o.get(x)
     o.f("abs")
     ax = o.new()
@@ -582,20 +584,31 @@ def pow(o: Lanes, x: int, y: int) -> int:   # noqa: A001 (the numpy name)
     o.get(isint)
     o.bitand()
     odd = o.new(True)
-    # x < 0: odd integer y -> -r; non-integer y -> nan
+    # the sign bit of x set (x < 0, -0, -inf) and y an odd integer -> -r (r >= 0 or nan here)
     o.get(r)
-    o.f("neg")
-    o.get(r, odd)
+    o.bits()
+    _sign_bit(o, x)
+    o.iconst(0)
+    o.get(odd)
     o.select()
+    o.bitxor()
+    o.float_bits()
+    o.set(r)
+    # finite x < 0 and y not an integer (nor infinite) -> nan; (-inf) ** 2.5 is inf, as in C
+    o.get(r)
     o.fconst(NAN)
     o.get(isint)
     o.select()
     o.get(r, x)
     o.fconst(0.0)
     o.f("lt")
+    o.get(x)
+    o.fconst(-INF)
+    o.f("gt")
+    o.bitand()
     o.select()
     o.set(r)
-    # y == 0 or x == 1 -> 1 (even for nan)
+    # y == 0, x == 1 (even for nan y) or x == -1 with y infinite -> 1
     o.fconst(1.0)
     o.get(r, y)
     o.fconst(0.0)
@@ -603,6 +616,15 @@ def pow(o: Lanes, x: int, y: int) -> int:   # noqa: A001 (the numpy name)
     o.get(x)
     o.fconst(1.0)
     o.f("eq")
+    o.bitor()
+    o.get(ax)
+    o.fconst(1.0)
+    o.f("eq")
+    o.get(y)
+    o.f("abs")
+    o.fconst(INF)
+    o.f("eq")
+    o.bitand()
     o.bitor()
     o.select()
     return o.set(r)

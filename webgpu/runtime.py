@@ -38,6 +38,7 @@ from collections import defaultdict
 
 from ..config import LRUCache
 from ..core import compile as C
+from ..core.op import Aval
 from ..device import Device, set_runtime_dir
 from ..hostdata import as_host, from_storage, to_storage
 from ..util import require
@@ -257,12 +258,18 @@ class WebGPUDevice(Device):
         self.stats["submits"] += 1
 
     # ---- host <-> device ------------------------------------------------------------------------
+    def check_alloc(self, aval, what: str = "a tensor") -> None:
+        """Raise BufferTooLarge (a MemoryError) naming ``what`` and the bytes when a tensor of ``aval``
+        exceeds ``maxBufferSize``; :meth:`alloc` runs it, creation functions before building anything."""
+        nbytes = wgsl.storage_nbytes(aval.shape, aval.dtype, self.limits)
+        if nbytes > self.limits.max_buffer_size:
+            raise wgsl.BufferTooLarge(f"webgpu: {what} needs {nbytes} bytes, above this "
+                                      f"device's maxBufferSize of {self.limits.max_buffer_size} bytes")
+
     def alloc(self, shape, dt, what: str = "tensor") -> GPUData:
         """Device memory for a tensor of ``shape``/``dt``. Raises BufferTooLarge past ``maxBufferSize``."""
+        self.check_alloc(Aval(tuple(shape), dt), f"{what} {dt.name}{list(shape)}")
         nbytes = wgsl.storage_nbytes(shape, dt, self.limits)
-        if nbytes > self.limits.max_buffer_size:
-            raise wgsl.BufferTooLarge(f"webgpu: {what} {dt.name}{list(shape)} needs {nbytes} bytes, above this "
-                                      f"device's maxBufferSize of {self.limits.max_buffer_size} bytes")
         with self.lock, self._guard():
             return GPUData(self, self.pool.acquire(max(nbytes, 4)), nbytes)
 

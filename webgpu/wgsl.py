@@ -29,14 +29,17 @@ and ``maxBufferSize`` (:class:`BufferTooLarge` otherwise), workgroup size and wo
 within their limits.
 
 Numerics (what the tests hold the backend to): ``idiv``/``mod`` use floor semantics, ``round`` is
-WGSL's half-to-even ``round``, float->int casts truncate toward zero, bool is stored as i32 0/1,
+WGSL's half-to-even ``round``, float->int casts truncate toward zero and saturate, bool is stored as i32 0/1,
 ``pow`` follows numpy for negative bases with integral exponents, ``erf`` and ``tanh`` are
 rational approximations (Eigen's float ones; drivers' ``tanh`` loses all relative accuracy near 0,
 e.g. Mesa's lavapipe), inf/nan constants are ``wt_bits_f32`` of their bit patterns (a function call, as
 WGSL makes a non-finite const-expression a shader-creation error: Tint/Dawn reject
 ``bitcast<f32>(0x7f800000u)``, naga accepts it), NaN
-is detected on the bits (compilers may fold ``x != x`` to false; lavapipe does). Float max/min
-and comparisons follow the driver for NaN operands (WGSL leaves them unspecified).
+is detected on the bits (compilers may fold ``x != x`` to false; lavapipe does). WGSL leaves NaN
+unspecified in ``max``/``min``, ``clamp`` and float->int conversion: the lowering makes them follow
+the IR (NaN propagates through max/min, elementwise and in reductions, float->int saturates with
+NaN -> 0); ``!=`` on floats is written ``!(a == b)`` (lavapipe compiles ``!=`` as an ordered
+comparison, false for NaN).
 """
 from __future__ import annotations
 
@@ -86,8 +89,9 @@ class Limits:
         return max(1, min(256, self.max_compute_invocations_per_workgroup, self.max_compute_workgroup_size_x))
 
 
-class BufferTooLarge(ValueError):
-    """A kernel's buffer exceeds ``maxStorageBufferBindingSize`` or ``maxBufferSize``."""
+class BufferTooLarge(ValueError, MemoryError):
+    """A buffer exceeds ``maxStorageBufferBindingSize`` or ``maxBufferSize``: the device cannot hold it
+    (a MemoryError, as the other devices raise; a ValueError for code written before)."""
 
 
 # ---- dtypes: the dtype table's ``wgsl`` column, plus how each type is stored ---------------------
@@ -152,13 +156,16 @@ def _float_text(v: float, suffix: str) -> str:
 
 def _cast_code(x: str, src: str, dst: str) -> str:
     """WGSL conversion of value ``x`` from type ``src`` to ``dst`` (IR cast semantics: float->int
-    truncates toward zero, x->bool is x != 0, bool->number is 0/1)."""
+    truncates toward zero, saturates and maps NaN to 0 (``wt_f2i``: WGSL's own conversion clamps to
+    2**31 - 128 and leaves NaN undefined), x->bool is x != 0 (NaN is true), bool->number is 0/1)."""
     if src == dst:
         return x
     if dst == "bool":
-        return f"({x} != {literal(0, src)})"
+        return f"(!({x} == {literal(0, src)}))"   # not `!=`: lavapipe compiles it ordered (NaN != 0 false)
     if src == "bool":
         return f"select({literal(0, dst)}, {literal(1, dst)}, {x})"
+    if dst == "i32" and src in ("f32", "f16"):
+        return f"wt_f2i_{src}({x})"
     return f"{dst}({x})"
 
 
@@ -171,17 +178,42 @@ _CODE = {
     "sin": "sin({0})", "cos": "cos({0})", "tanh": "wt_tanh_{t}({0})", "erf": "wt_erf_{t}({0})",
     "floor": "floor({0})", "ceil": "ceil({0})", "round": "round({0})", "not": "(!{0})",
     "add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})", "div": "({0} / {1})",
-    "idiv": "floor({0} / {1})", "mod": "wt_mod_{t}({0}, {1})", "max": "max({0}, {1})", "min": "min({0}, {1})",
-    "pow": "wt_pow_{t}({0}, {1})", "lt": "({0} < {1})", "le": "({0} <= {1})", "eq": "({0} == {1})",
-    "ne": "({0} != {1})", "gt": "({0} > {1})", "ge": "({0} >= {1})", "and": "({0} & {1})", "or": "({0} | {1})",
+    "idiv": "floor({0} / {1})", "mod": "wt_mod_{t}({0}, {1})", "max": "wt_max_{t}({0}, {1})",
+    "min": "wt_min_{t}({0}, {1})", "pow": "wt_pow_{t}({0}, {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
+    "eq": "({0} == {1})", "ne": "(!({0} == {1}))", "gt": "({0} > {1})", "ge": "({0} >= {1})",
+    "and": "({0} & {1})", "or": "({0} | {1})",
 }
 _CODE_INT = {"floor": "{0}", "ceil": "{0}", "round": "{0}", "div": "wt_floordiv_{t}({0}, {1})",
-             "idiv": "wt_floordiv_{t}({0}, {1})", "mod": "wt_floormod_{t}({0}, {1})", "pow": "wt_ipow_{t}({0}, {1})"}
+             "idiv": "wt_floordiv_{t}({0}, {1})", "mod": "wt_floormod_{t}({0}, {1})", "pow": "wt_ipow_{t}({0}, {1})",
+             "max": "max({0}, {1})", "min": "min({0}, {1})", "ne": "({0} != {1})"}
 _CODE_NONNEG = {"div": "({0} / {1})", "idiv": "({0} / {1})", "mod": "({0} % {1})"}  # both operands >= 0
 
 _HELPERS = {
     # inf/nan values (``literal``): a call is not a const-expression, so a non-finite result is legal
     "bits": "fn wt_bits_{T}(b: u32) -> {T} { return bitcast<{T}>(b); }",
+    # NaN on the bits: shader compilers may fold x != x to false (lavapipe does)
+    "isnan": "fn wt_isnan_{T}(x: {T}) -> bool { return (bitcast<u32>(f32(x)) & 0x7fffffffu) > 0x7f800000u; }",
+    # WGSL leaves max/min of a NaN unspecified (lavapipe returns the other operand): NaN wins, as in
+    # numpy's maximum/minimum and max/min reductions
+    "max": """fn wt_max_{T}(a: {T}, b: {T}) -> {T} {
+  if (wt_isnan_{T}(a)) { return a; }
+  if (wt_isnan_{T}(b)) { return b; }
+  return max(a, b);
+}""",
+    "min": """fn wt_min_{T}(a: {T}, b: {T}) -> {T} {
+  if (wt_isnan_{T}(a)) { return a; }
+  if (wt_isnan_{T}(b)) { return b; }
+  return min(a, b);
+}""",
+    # the IR's float -> int cast: truncate, saturate to int32's range, NaN -> 0 (WGSL's i32(x) clamps
+    # to 2**31 - 128, the largest f32 below 2**31, f16 to its own finite range (lavapipe: -inf ->
+    # -65504), and leaves NaN undefined)
+    "f2i": """fn wt_f2i_{T}(x: {T}) -> i32 {
+  if (wt_isnan_{T}(x)) { return 0i; }
+  if (f32(x) >= 2147483648.0) { return 2147483647i; }
+  if (f32(x) <= -2147483648.0) { return i32(-2147483647 - 1); }
+  return i32(x);
+}""",
     "floordiv": """fn wt_floordiv_{T}(a: {T}, b: {T}) -> {T} {
   if (b == 0) { return 0; }
   let q = a / b;
@@ -197,15 +229,19 @@ _HELPERS = {
     "mod": """fn wt_mod_{T}(a: {T}, b: {T}) -> {T} {
   return a - b * floor(a / b);
 }""",
-    # numpy: x**0 == 1**y == 1; 0**y is 0 (y > 0) or inf (y < 0); a negative base has a real power
-    # only for an integral exponent, negative for an odd one; otherwise nan.
+    # numpy (C99 powf, Annex F.9.4.4): x**0 == 1**y == (-1)**(+-inf) == 1 (even for NaN); otherwise a
+    # NaN operand gives NaN; 0**y is 0 (y > 0) or inf (y < 0); a base with its sign bit set (x < 0,
+    # -0, -inf) gives a negative result for an odd integral exponent; a finite negative base with a
+    # non-integral exponent gives nan.
     "pow": """fn wt_pow_{T}(a: {T}, b: {T}) -> {T} {
-  if (b == 0.0 || a == 1.0) { return 1.0; }
   let m = abs(a);
+  let inf = wt_bits_f32(0x7f800000u);
+  if (b == 0.0 || a == 1.0 || (m == 1.0 && f32(abs(b)) == inf)) { return 1.0; }
+  if (wt_isnan_{T}(a) || wt_isnan_{T}(b)) { return {T}(wt_bits_f32(0x7fc00000u)); }
   var r = {T}(0.0);
-  if (m == 0.0) { if (b < 0.0) { r = {T}(wt_bits_f32(0x7f800000u)); } } else { r = pow(m, b); }
-  if (a < 0.0) {
-    if (floor(b) != b) { return {T}(wt_bits_f32(0x7fc00000u)); }
+  if (m == 0.0) { if (b < 0.0) { r = {T}(inf); } } else { r = pow(m, b); }
+  if ((bitcast<u32>(f32(a)) & 0x80000000u) != 0u) {
+    if (!(floor(b) == b)) { return select(r, {T}(wt_bits_f32(0x7fc00000u)), a < 0.0 && f32(m) < inf); }
     if (abs(b) < 16777216.0 && fract(b * 0.5) != 0.0) { return -r; }
   }
   return r;
@@ -224,6 +260,7 @@ _HELPERS = {
     # Eigen's float erf (SpecialFunctionsImpl.h, generic_fast_erf_float; also XLA's f32 erf):
     # x * P(x^2) / Q(x^2) on x clamped to [-4, 4], where erf is +-1 in float32.
     "erf": """fn wt_erf_{T}(a: {T}) -> {T} {
+  if (wt_isnan_{T}(a)) { return a; }      // clamp leaves NaN unspecified (lavapipe: -4)
   let x = clamp(a, -4.0, 4.0);
   let x2 = x * x;
   var p = x2 * -2.72614225801306e-10 + 2.77068142495902e-08;
@@ -241,7 +278,7 @@ _HELPERS = {
     # Eigen's float tanh (MathFunctionsImpl.h, ptanh_float; also XLA's EmitFastTanh): x for
     # |x| < 0.0004, else x * P(x^2) / Q(x^2) on x clamped to +-7.90531, where tanh is +-1 in float32.
     "tanh": """fn wt_tanh_{T}(a: {T}) -> {T} {
-  if (abs(a) < 0.0004) { return a; }
+  if (abs(a) < 0.0004 || wt_isnan_{T}(a)) { return a; }   // clamp leaves NaN unspecified
   let x = clamp(a, -7.90531110763549805, 7.90531110763549805);
   let x2 = x * x;
   var p = x2 * -2.76076847742355e-16 + 2.00018790482477e-13;
@@ -261,6 +298,22 @@ _HELPERS = {
 def _helper_source(name: str) -> str:
     base, t = name[3:].rsplit("_", 1)
     return _HELPERS[base].replace("{T}", t)
+
+
+def _with_deps(helpers) -> list[str]:
+    """``helpers`` plus the helpers they call (and ``wt_bits_f32``, every shader's inf/nan), sorted so
+    that a helper comes after those it calls (WGSL allows any order; this reads better)."""
+    out, todo = set(), list(set(helpers) | {"wt_bits_f32"})
+    while todo:
+        h = todo.pop()
+        if h not in out:
+            out.add(h)
+            todo += re.findall(r"\b(wt_\w+)\(", _helper_source(h))
+    deps = {h: set(re.findall(r"\b(wt_\w+)\(", _helper_source(h))) - {h} for h in out}
+    order: list[str] = []
+    while len(order) < len(out):
+        order += sorted(h for h in out if h not in order and deps[h] <= set(order))
+    return order
 
 
 # ---- the kernel IR, prepared for WGSL -----------------------------------------------------------
@@ -662,7 +715,7 @@ def _header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=(), shar
     for i, (name, t, writable) in enumerate(decls):
         lines.append(f"@group(0) @binding({i}) var<storage, {'read_write' if writable else 'read'}> "
                      f"{name}: array<{t}>;")
-    lines += [_helper_source(h) for h in sorted(set(helpers) | {"wt_bits_f32"})]   # inf/nan (literal)
+    lines += [_helper_source(h) for h in _with_deps(helpers)]
     if shared:
         lines.append(shared)
     return "\n".join(lines) + "\n"
@@ -798,7 +851,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 _IDENTITY = {"sum": 0, "prod": 1, "max": -math.inf, "min": math.inf}
 _INT_IDENTITY = {"sum": 0, "prod": 1, "max": -2 ** 31, "min": 2 ** 31 - 1}
-_COMBINE = {"sum": "{0} + {1}", "prod": "{0} * {1}", "max": "max({0}, {1})", "min": "min({0}, {1})"}
+_COMBINE = {"sum": "{0} + {1}", "prod": "{0} * {1}", "max": "wt_max_{t}({0}, {1})", "min": "wt_min_{t}({0}, {1})"}
+_COMBINE_INT = {**_COMBINE, "max": "max({0}, {1})", "min": "min({0}, {1})"}
 SPLIT_MIN_LENGTH = 1 << 14   # reductions this long over few rows use two passes
 SPLIT_CHUNK = 4096           # elements per workgroup in the first of two passes
 MATMUL_TK = 16               # k-depth of the matmul template's shared-memory tiles
@@ -862,9 +916,11 @@ def _reduce_source(*, limits, decls, helpers, combiner, t, rows, length, pre, bo
                  "{{ red_v[lid] = red_v[lid + {s}]; red_i[lid] = red_i[lid + {s}]; }}")
         acc_decl = f"var acc = {ident};\n  var acc_i = -1;"
     else:
-        update = f"acc = {_COMBINE[combiner].format('acc', value)};"
-        merge = "red_v[lid] = " + _COMBINE[combiner].format("red_v[lid]", "red_v[lid + {s}]") + ";"
+        comb = (_COMBINE_INT if t == "i32" else _COMBINE)[combiner]
+        update = f"acc = {comb.format('acc', value, t=t)};"
+        merge = "red_v[lid] = " + comb.format("red_v[lid]", "red_v[lid + {s}]", t=t) + ";"
         acc_decl = f"var acc = {ident};"
+        helpers = set(helpers) | set(re.findall(r"\b(wt_\w+)\(", update))
     pre_s = "\n    ".join(pre)
     body_s = "\n      ".join(body + [update])
     lane = f"i32(lid) % {tpr}" if tpr < wgs else "i32(lid)"

@@ -91,7 +91,8 @@ def _fgrad(fn):
 
 
 def _sign(x):
-    return K.where(x > 0, 1, K.where(x < 0, -1, 0))
+    # numpy's rule: 1, -1, 0 for zeros, and x itself otherwise (NaN stays NaN)
+    return K.where(x > 0, 1, K.where(x < 0, -1, K.where(K.binary("eq", x, K.const(0, x.dtype)), 0, x)))
 
 
 def _gelu_tanh(x):
@@ -134,7 +135,7 @@ def _ref_sigmoid(x):
 neg = elementwise("neg", 1, lambda x: -x, _np("negative"), lambda g, y, x: (neg(g),), "arith")
 abs_ = elementwise("abs", 1, lambda x: K.unary("abs", x), _np("abs"),
                    _fgrad(lambda g, y, x: g * sign(x)), "arith")
-sign = elementwise("sign", 1, _sign, _np("sign"), None, "arith")
+sign = elementwise("sign", 1, _sign, _np("sign"), None, "arith", doc="1, -1 or 0 by the sign of x; NaN stays NaN (numpy).")
 square = elementwise("square", 1, lambda x: x * x, _np("square"), _fgrad(lambda g, y, x: g * x * 2.0), "arith")
 exp = elementwise("exp", 1, K.exp, _np("exp"), lambda g, y, x: (g * y,))
 log = elementwise("log", 1, K.log, _np("log"), lambda g, y, x: (g / x,))
@@ -150,8 +151,9 @@ erf = elementwise("erf", 1, K.erf, _ref_erf,
 # 1 / (1 + e^-x): for x -> -inf, e^-x -> inf and the quotient -> 0, so no overflow trouble.
 sigmoid = elementwise("sigmoid", 1, lambda x: 1.0 / (1.0 + K.exp(-x)), _ref_sigmoid,
                       lambda g, y, x: (g * y * (1.0 - y),))
-relu = elementwise("relu", 1, lambda x: K.maximum(x, 0), lambda x: x * (x > 0),
-                   _fgrad(lambda g, y, x: g * cast(greater(x, 0), dtype=g.dtype)), "arith")
+relu = elementwise("relu", 1, lambda x: K.maximum(x, 0), lambda x: _np("maximum")(x, 0),
+                   _fgrad(lambda g, y, x: g * cast(greater(x, 0), dtype=g.dtype)), "arith",
+                   doc="max(x, 0), as numpy's maximum: NaN stays NaN, relu(-inf) = 0.")
 gelu_tanh = elementwise(
     "gelu_tanh", 1, _gelu_tanh, _ref_gelu_tanh,
     lambda g, y, x: (g * _gelu_tanh_grad(x),),
@@ -215,10 +217,12 @@ pow_ = elementwise(
            lambda g, y, a, b: g * y * log(where(greater(a, 0), a, 1.0))), "arith")
 maximum = elementwise("maximum", 2, lambda a, b: K.maximum(a, b), _np("maximum"),
                       _bgrad(lambda g, y, a, b: g * _mask(greater_equal(a, b), g),
-                             lambda g, y, a, b: g * _mask(less(a, b), g)), "arith")
+                             lambda g, y, a, b: g * _mask(less(a, b), g)), "arith",
+                      doc="Elementwise max (numpy's maximum: NaN where either operand is NaN).")
 minimum = elementwise("minimum", 2, lambda a, b: K.minimum(a, b), _np("minimum"),
                       _bgrad(lambda g, y, a, b: g * _mask(less_equal(a, b), g),
-                             lambda g, y, a, b: g * _mask(greater(a, b), g)), "arith")
+                             lambda g, y, a, b: g * _mask(greater(a, b), g)), "arith",
+                      doc="Elementwise min (numpy's minimum: NaN where either operand is NaN).")
 equal = elementwise("equal", 2, lambda a, b: K.binary("eq", a, b), _np("equal"), None, "compare")
 not_equal = elementwise("not_equal", 2, lambda a, b: K.binary("ne", a, b), _np("not_equal"), None, "compare")
 less = elementwise("less", 2, lambda a, b: a < b, _np("less"), None, "compare")
@@ -268,11 +272,10 @@ def _cast_infer(x: Aval, *, dtype: DType) -> Aval:
 
 def _cast_ref(x, *, dtype):
     import numpy as np
-    from ..numpy_util import np_dtype
+    from ..numpy_util import float_to_int32, np_dtype
     x = np.asarray(x)
     if dtype.kind == "i" and x.dtype.kind == "f":
-        with np.errstate(all="ignore"):
-            x = np.trunc(x)  # C semantics: truncate toward zero
+        return float_to_int32(x)
     return x.astype(np_dtype(dtype))
 
 
@@ -285,4 +288,12 @@ def _cast_kernel(ins, out, *, dtype):
 
 cast = Op("cast", infer=_cast_infer, reference=_cast_ref, kernel=_cast_kernel,
           grad=lambda g, y, x, *, dtype: (cast(g, dtype=x.dtype) if _is_float(x) and dtype.is_floating else None,),
-          doc="cast(x, dtype): float to int truncates toward zero; nonzero to bool is True.")
+          doc="""cast(x, dtype): ``x`` (any shape and dtype) converted elementwise to ``dtype``; same shape.
+
+    float -> int32 (the rule on every device, eager and traced): truncate toward zero, then
+    saturate to [-2**31, 2**31 - 1] (3e9 -> 2147483647, -inf -> -2147483648), and NaN -> 0.
+    This is WebAssembly's ``i32.trunc_sat_f32_s`` (and numpy's ``astype`` on ARM); numpy on x86
+    gives INT_MIN for every out-of-range value and NaN, and WGSL clamps to 2**31 - 128 with NaN
+    undefined, so the reference device and the WGSL lowering implement the rule explicitly.
+    int32 -> float rounds to nearest even; any dtype -> bool is ``x != 0`` (NaN is True);
+    bool -> number is 0/1. The gradient flows between float dtypes only.""")

@@ -1,6 +1,7 @@
 """Reductions: ``sum prod max min`` over any axes, ``argmax argmin`` over one axis.
 
-Each is one ``reduce`` kernel; ``mean`` and friends are compositions.
+Each is one ``reduce`` kernel; ``mean`` and friends are compositions. NaN as in numpy on every
+device: ``max``/``min`` of a slice holding NaN is NaN, ``argmax``/``argmin`` give the first NaN.
 """
 from __future__ import annotations
 

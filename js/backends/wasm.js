@@ -11,13 +11,15 @@ const PAGE = 65536;
 /**
  * Check the signatures' "wasm" sections, compile and instantiate module.wasm
  * with one `WebAssembly.Memory` of `max(memory_bytes)`, and copy every
- * variable's initial value to its address. Throws an Error naming the
+ * variable's initial value, and every large constant of a section's
+ * "constants" (a weights tensor), to its address. Throws an Error naming the
  * signature/variable/file that is wrong.
  */
 export async function createWasmBackend({ manifest, files, weights }, fail) {
   const { variables, signatures } = manifest;
   let memoryBytes = 0;
   const address = new Map(); // variable index -> byte address
+  const constants = new Map(); // byte address -> weights tensor name (large constants, stored once)
   for (const [name, sig] of Object.entries(signatures)) {
     const w = sig.wasm;
     const what = `signature '${name}' wasm`;
@@ -40,10 +42,22 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
       }
       address.set(i, addr);
     }
+    for (const [key, name] of Object.entries(w.constants ?? {})) {
+      const addr = Number(key); // the schema allows only canonical decimal addresses
+      const t = weights.get(name);
+      if (t === undefined) fail(`weights.safetensors: constant '${name}' (${what} constants) is missing`);
+      if (!['float32', 'int32', 'bool'].includes(t.dtype)) fail(`weights.safetensors: constant '${name}' is ${t.dtype}; constants are float32, int32 or bool`);
+      if (constants.has(addr) && constants.get(addr) !== name) {
+        fail(`manifest.json: ${what}: constants at ${addr} names '${name}', another signature has '${constants.get(addr)}' there`);
+      }
+      constants.set(addr, name);
+    }
   }
-  // every region inside the memory; variables must not overlap each other
+  // every region inside the memory; variables and constants must not overlap each other
   const regions = [...address].map(([i, addr]) => ({ addr, end: addr + storageBytes(variables[i]), what: `variable '${variables[i].name}'` }));
-  regions.sort((a, b) => a.addr - b.addr);
+  for (const [addr, name] of constants) regions.push({ addr, end: addr + storageBytes(weights.get(name)), what: `constant '${name}'` });
+  // ordered as Python orders (start, end, what) tuples, so both loaders name the same pair
+  regions.sort((a, b) => a.addr - b.addr || a.end - b.end || (a.what < b.what ? -1 : a.what > b.what ? 1 : 0));
   regions.forEach((r, k) => {
     if (k > 0 && r.addr < regions[k - 1].end) fail(`manifest.json: wasm: ${r.what} [${r.addr}, ${r.end}) overlaps ${regions[k - 1].what}`);
   });
@@ -76,6 +90,11 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
     instance = await WebAssembly.instantiate(module, { env: { memory } });
   } catch (e) {
     fail(`module.wasm cannot be instantiated (${String(e.message).slice(0, 200)})`);
+  }
+  // Large constants are stored once, in the weights: copy them to their addresses.
+  for (const [addr, name] of constants) {
+    const t = weights.get(name);
+    new Uint8Array(memory.buffer).set(toStorage(t.bytes, t.dtype), addr);
   }
   // Variables that no signature maps stay on the host.
   const host = new Map();

@@ -69,7 +69,7 @@ function timeoutError(message) {
 /**
  * Start a worker with `spawn()` (a Worker, or a promise of one), send it the
  * checked artifact ({manifest, files, weights} from readArtifact: only
- * module.wasm and the variables' bytes travel), and resolve to the proxy once
+ * module.wasm and the bytes of the variables and large constants travel), and resolve to the proxy once
  * createWasmBackend has succeeded there. `fail(msg)` is the loader's artifact
  * error: createWasmBackend's complaints in the worker are rethrown through it,
  * so they read exactly as on the main thread. `timeout` (ms, or undefined
@@ -81,9 +81,14 @@ export async function createWorkerBackend({ manifest, files, weights }, fail, { 
   try {
     await backend._ready;
     const module = files.get('module.wasm').slice(); // copies, so that transferring them detaches nothing of the caller's
-    const vars = manifest.variables.map((v) => {
-      const t = weights.get(v.name);
-      return [v.name, { dtype: t.dtype, shape: t.shape.slice(), bytes: t.bytes.slice() }];
+    // the variables' tensors and the large constants' (the wasm sections' "constants")
+    const names = new Set(manifest.variables.map((v) => v.name));
+    for (const sig of Object.values(manifest.signatures)) {
+      for (const name of Object.values(sig.wasm?.constants ?? {})) if (weights.has(name)) names.add(name);
+    }
+    const vars = [...names].map((name) => {
+      const t = weights.get(name);
+      return [name, { dtype: t.dtype, shape: t.shape.slice(), bytes: t.bytes.slice() }];
     });
     await backend._request('init', [{ manifest, module, weights: vars }],
       [module.buffer, ...vars.map(([, t]) => t.bytes.buffer)], 'loading the model (compiling and instantiating module.wasm)', fail);

@@ -8,8 +8,12 @@ last, smaller batch). ``model.train_function.trace_count`` counts the traces; ev
 prediction steps are traced the same way. The model, the optimizer state and the metric state
 are all Variables, so the traced steps update them in place.
 
-Inputs: Tensors, numpy arrays (anything :func:`webtensor.tensor` accepts) or a batched
-:class:`webtensor.data.Dataset` of ``(x, y)`` tuples.
+Inputs follow Keras 3: ``x`` is a Tensor or array (anything :func:`webtensor.tensor` accepts),
+or, for a model with several inputs, a list/tuple of them in the model's input order or a dict
+keyed by input name (:attr:`Functional.input_names`); ``y`` likewise. Or ``x`` is a batched
+:class:`webtensor.data.Dataset` whose elements are ``x``, ``(x,)``, ``(x, y)`` or
+``(x, y, sample_weight)``, where ``x`` itself may be a tuple or dict
+(``Dataset.from_tensor_slices(((a, b, c), y))``; tf.data reads a Python list as one array).
 
 Asynchronous readback (WebGPU in the browser, under Pyodide): ``fit`` and ``evaluate`` read the
 metrics back from the device; there, use ``await model.fit_async(...)`` and
@@ -42,6 +46,56 @@ from .layers import InputLayer
 
 def _as_tensor(x):
     return x if isinstance(x, Tensor) or x is None else tensor(x)
+
+
+def _holds_arrays(x) -> bool:
+    """Is the list/tuple ``x`` several arrays (a structure) rather than one array written as lists (of
+    numbers, or of 0-d arrays such as numpy scalars)?"""
+    return any(isinstance(v, dict) or ((isinstance(v, Tensor) or hasattr(v, "__array__")) and getattr(v, "ndim", 1))
+               or (isinstance(v, (list, tuple)) and _holds_arrays(v)) for v in x)
+
+
+def _as_tensors(x, n_inputs: int | None = None):
+    """Data in Keras 3's forms as Tensors: one array-like -> a Tensor; a dict -> a dict of Tensors; a
+    list/tuple holding arrays (or of ``n_inputs`` items, for a model with that many inputs) -> a tuple
+    (tf.data reads lists as one array, so a structure must be a tuple). For a model with one input
+    (``n_inputs == 1``) a list or tuple is that input's data, as before several inputs existed."""
+    if x is None or isinstance(x, Tensor):
+        return x
+    if isinstance(x, dict):
+        return {k: _as_tensors(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)) and n_inputs != 1 and (_holds_arrays(x) or (n_inputs and len(x) == n_inputs)):
+        return tuple(_as_tensors(v) for v in x)
+    return tensor(x)
+
+
+def _leaves(x) -> list:
+    out: list = []
+    flatten(x, out)
+    return [v for v in out if v is not None]
+
+
+def _num_samples(what, **parts) -> int:
+    """The common first dimension of every array of ``parts`` (``x=..., y=...``).
+
+    Raises:
+        ValueError: arrays of different first dimensions (Keras: "data cardinality is ambiguous").
+    """
+    sizes = {k: [int(t.shape[0]) if t.ndim else None for t in _leaves(v)] for k, v in parts.items() if v is not None}
+    flat = {n for v in sizes.values() for n in v}
+    if None in flat:
+        raise ValueError(f"{what}: every array needs a batch dimension; got a scalar")
+    if len(flat) > 1:
+        detail = "; ".join(f"{k} sizes: {', '.join(map(str, v))}" for k, v in sizes.items())
+        raise ValueError(f"{what}: the arrays have different numbers of samples (data cardinality is ambiguous; "
+                         f"{detail})")
+    return flat.pop() if flat else 0
+
+
+def _slice(x, start, stop):
+    leaves: list = []
+    struct = flatten(x, leaves)
+    return unflatten(struct, iter([v if v is None else v[start:stop] for v in leaves]))
 
 
 def _unpack(element):
@@ -87,11 +141,22 @@ class Model(Layer):
 
     def build(self, input_shape) -> None:
         """Create the weights by calling the model once, eagerly, on zeros of ``input_shape``
-        (``None`` dimensions count as 1)."""
+        (``None`` dimensions count as 1): one shape, or a list/tuple/dict of shapes for a model that
+        takes several inputs."""
         if self.built:
             return
+
+        def is_shape(s):
+            return isinstance(s, (list, tuple)) and all(d is None or isinstance(d, int) for d in s)
+
+        def zeros_for(s):
+            if is_shape(s):
+                return zeros(tuple(1 if d is None else int(d) for d in s))
+            if isinstance(s, dict):
+                return {k: zeros_for(v) for k, v in s.items()}
+            return tuple(zeros_for(v) for v in s)
         with init_scope():
-            self(zeros(tuple(1 if d is None else int(d) for d in input_shape)), training=False)
+            self(zeros_for(input_shape), training=False)
 
     def _ensure_built(self, x) -> None:
         if not self.built:
@@ -182,7 +247,7 @@ class Model(Layer):
         return self.loss(y, y_pred, sample_weight)
 
     def _update_metrics(self, loss, x, y, y_pred, sample_weight):
-        self._loss_tracker.update_state(loss, sample_weight=float(x.shape[0]))
+        self._loss_tracker.update_state(loss, sample_weight=float(_leaves(x)[0].shape[0]))
         for m in self.compiled_metrics:
             m.update_state(y, y_pred, sample_weight)
 
@@ -216,6 +281,18 @@ class Model(Layer):
         return fn
 
     # ---- data ----
+    def _n_inputs(self) -> int | None:
+        """How many inputs the model declares (a functional model; a Sequential takes one), else None."""
+        if "_inputs" in self.__dict__:
+            return len(self._inputs)
+        return 1 if isinstance(self, Sequential) else None
+
+    def _n_outputs(self) -> int | None:
+        """How many outputs the model declares (a functional model; a Sequential has one), else None."""
+        if "_outputs" in self.__dict__:
+            return len(self._outputs)
+        return 1 if isinstance(self, Sequential) else None
+
     def _batches(self, x, y, batch_size, shuffle, seed, what):
         if isinstance(x, Dataset):
             if y is not None:
@@ -223,14 +300,13 @@ class Model(Layer):
             return x
         if x is None:
             raise ValueError(f"{what}: no input data (x is None)")
-        x, y = _as_tensor(x), _as_tensor(y)
-        if y is not None and x.shape[0] != y.shape[0]:
-            raise ValueError(f"{what}: x and y have different numbers of samples ({x.shape[0]} and {y.shape[0]})")
+        x, y = _as_tensors(x, self._n_inputs()), _as_tensors(y, self._n_outputs())
+        n = _num_samples(what, x=x, y=y)
         if y is not None:
             self._check_sparse_labels(x, y, what)
         ds = Dataset.from_tensor_slices((x, y) if y is not None else (x,))
         if shuffle:
-            ds = ds.shuffle(x.shape[0], seed=seed)
+            ds = ds.shuffle(n, seed=seed)
         return ds.batch(int(batch_size))
 
     def _check_sparse_labels(self, x, y, what) -> None:
@@ -238,8 +314,8 @@ class Model(Layer):
         the traced steps a label outside ``[0, C)`` can only make the loss NaN."""
         sparse = isinstance(self.loss, losses_mod.SparseCategoricalCrossentropy) or \
             getattr(self.loss, "fn", None) is losses_mod.sparse_categorical_crossentropy
-        if not sparse or not isinstance(x, Tensor) or not x.shape or not x.shape[0]:
-            return
+        if not sparse or not isinstance(x, Tensor) or not isinstance(y, Tensor) or not x.shape or not x.shape[0]:
+            return                  # (several inputs or outputs: the traced loss still turns NaN)
         if self._output_shape is None:           # the number of classes: the model's last output axis
             with init_scope():
                 self(x[:1], training=False)
@@ -260,7 +336,9 @@ class Model(Layer):
         """Train for ``epochs`` epochs; returns a :class:`~webtensor.nn.callbacks.History`.
 
         ``x``/``y``: Tensors or arrays (shuffled each epoch when ``shuffle``, with ``seed``; batched by
-        ``batch_size``), or ``x`` a batched Dataset of ``(x, y)`` and ``y=None``.
+        ``batch_size``); for several inputs ``x`` is a list/tuple of them in input order or a dict keyed
+        by input name (Keras 3). Or ``x`` a batched Dataset of ``(x, y)`` or ``(x, y, sample_weight)``
+        (``x`` a tuple or dict for several inputs) and ``y=None``.
         ``validation_split``: the fraction of ``x``/``y`` held out from the end (before shuffling)
         for validation. ``validation_data``: ``(x_val, y_val)`` or a Dataset. ``verbose``: 0 silent,
         1 a progress bar per epoch (tqdm when installed), 2 one line per epoch.
@@ -296,12 +374,12 @@ class Model(Layer):
                 raise ValueError("fit: validation_split is not supported for Dataset inputs; pass validation_data")
             if validation_data is not None:
                 raise ValueError("fit: pass validation_split or validation_data, not both")
-            x, y = _as_tensor(x), _as_tensor(y)
-            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
-            if split == 0 or split == x.shape[0]:
-                raise ValueError(f"fit: validation_split={validation_split} leaves an empty part of "
-                                 f"{x.shape[0]} samples")
-            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+            x, y = _as_tensors(x, self._n_inputs()), _as_tensors(y, self._n_outputs())
+            n = _num_samples("fit", x=x, y=y)
+            split = int(math.floor(n * (1.0 - validation_split)))
+            if split == 0 or split == n:
+                raise ValueError(f"fit: validation_split={validation_split} leaves an empty part of {n} samples")
+            x, y, validation_data = _slice(x, 0, split), _slice(y, 0, split), (_slice(x, split, n), _slice(y, split, n))
         train = self._batches(x, y, batch_size, shuffle, seed, "fit")
         val = None
         if validation_data is not None:
@@ -379,7 +457,8 @@ class Model(Layer):
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", steps=None, callbacks=None,
                  return_dict=False):
-        """Loss and metrics on ``x``/``y`` (arrays/Tensors, or a Dataset of ``(x, y)`` batches).
+        """Loss and metrics on ``x``/``y`` (arrays/Tensors, a list/tuple/dict of them for several inputs,
+        or a Dataset of ``(x, y)`` batches; see :meth:`fit`).
 
         Returns the loss (a float) when there are no metrics, else ``[loss, *metrics]``, or a
         ``{name: value}`` dict with ``return_dict=True``.
@@ -404,9 +483,9 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=32, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for ``x`` (arrays/Tensors, or a Dataset whose elements are ``x`` or
-        ``(x, ...)``), batch by batch, concatenated into one Tensor ``(N, ...)`` (a tuple of
-        Tensors for a model with several outputs)."""
+        """The model's outputs for ``x`` (arrays/Tensors, a list/tuple/dict of them for several inputs,
+        or a Dataset whose elements are ``x`` or ``(x, ...)``), batch by batch, concatenated into one
+        Tensor ``(N, ...)`` (a tuple of Tensors for a model with several outputs)."""
         ds = self._batches(x, None, batch_size, False, None, "predict")
         outs, bar = [], Progress(self._steps(ds, steps), "Predict", verbose=_verbose(verbose))
         cbs = callbacks_mod.CallbackList(list(callbacks or []), self, {"steps": self._steps(ds, steps)})
@@ -431,18 +510,24 @@ class Model(Layer):
         return F.concat(outs, axis=0) if len(outs) > 1 else outs[0]
 
     def predict_on_batch(self, x) -> Tensor:
-        self._ensure_built(_as_tensor(x))
-        return self._step_function("predict")(_as_tensor(x))
+        """The outputs for one batch ``x`` (an array, or a list/tuple/dict of them for several inputs)."""
+        x = _as_tensors(x, self._n_inputs())
+        self._ensure_built(x)
+        return self._step_function("predict")(x)
 
     # ---- weights I/O ----
     def save_weights(self, filepath) -> None:
         """Write the weights to ``filepath`` in the safetensors layout; see :mod:`webtensor.nn.saving`."""
         saving.save_weights(self, filepath)
 
-    def load_weights(self, filepath) -> None:
-        """Load weights written by :meth:`save_weights` (matched by path, all checked before any is
-        assigned). Raises ValueError on missing/extra names or shape/dtype mismatch."""
-        saving.load_weights(self, filepath)
+    def load_weights(self, filepath, *, by_name: bool = False, name_map=None, skip_mismatch: bool = False) -> None:
+        """Load weights written by :meth:`save_weights`, or by other frameworks (``name_map``: a dict or
+        callable renaming the file's tensors to weight paths, optionally with a transform such as a
+        transpose), matched by path, all checked before any is assigned. ``by_name``/``skip_mismatch``:
+        Keras' (load what matches / skip shape mismatches, with warnings). See
+        :func:`webtensor.nn.saving.load_weights`. Raises ValueError on missing/extra names or
+        shape/dtype mismatch (all listed)."""
+        saving.load_weights(self, filepath, by_name=by_name, name_map=name_map, skip_mismatch=skip_mismatch)
 
     def export(self, path, batch_size: int | None = None, signatures=None, **kwargs) -> dict:
         """Write an artifact for the JS runtime and ``webtensor.load``: ``predict`` and, when compiled,
@@ -531,7 +616,10 @@ class Sequential(Model):
 class Functional(Model):
     """A model built by ``Model(inputs, outputs)`` from KerasTensors (Keras' functional API; see
     :mod:`webtensor.nn.functional`). Its layers are built already; calling it runs the recorded
-    layer calls in order on the given inputs (a tensor, a list, or a dict, like ``inputs``).
+    layer calls in order on the given inputs: one tensor per ``Input``, as a list or tuple in the
+    order of :attr:`inputs` or a dict keyed by :attr:`input_names` (extra keys are ignored), as
+    Keras 3's functional models take them; each is converted to its Input's dtype and its shape
+    checked (ValueError naming the input).
 
     Raises:
         TypeError: ``inputs`` are not ``Input(...)`` KerasTensors, or ``outputs`` not KerasTensors.
@@ -585,14 +673,48 @@ class Functional(Model):
         self.built = True
         self._build_shape = in_leaves[0].shape if len(in_leaves) == 1 else None
 
-    def call(self, inputs, training=False):
+    @property
+    def inputs(self) -> list:
+        """The model's ``Input`` KerasTensors, flat, in the order positional inputs take."""
+        return list(self._inputs)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The name of each input, in the order of :attr:`inputs`: the keys when ``Model(inputs=...)``
+        was a dict of Inputs, else each Input's ``name``. Dicts passed as ``x`` are matched by these."""
+        s = self._in_struct
+        if s is not None and s[0] == "dict" and all(c is None for c in s[2]):
+            return [str(k) for k in s[1]]
+        return [kt.name for kt in self._inputs]
+
+    def _flat_inputs(self, inputs) -> list:
+        """``inputs`` (one value, a list/tuple in input order, a dict keyed by input name, or the
+        structure of ``Model(inputs=...)``) as one value per input, in :attr:`inputs` order (Keras 3's
+        ``Functional._standardize_inputs``: lists and tuples are alike; a dict may hold extra keys).
+
+        Raises:
+            ValueError: a missing input name, or a number of values other than the number of inputs.
+        """
+        names = self.input_names
+        s = self._in_struct
+        nested_dict = s is not None and s[0] == "dict" and not all(c is None for c in s[2])
+        if isinstance(inputs, dict) and not nested_dict:       # by name (a nested dict: by structure)
+            missing = [k for k in names if k not in inputs]
+            if missing:
+                raise ValueError(f"model {self.name!r}: input(s) {missing} missing from the dict (keys: "
+                                 f"{list(inputs)}); its inputs are {tuple(names)}")
+            return [inputs[k] for k in names]
         leaves: list = []
-        struct = flatten(inputs, leaves)
-        if len(leaves) != len(self._inputs) or (len(leaves) > 1 and struct != self._in_struct):
-            raise ValueError(f"model {self.name!r} takes {len(self._inputs)} input(s) structured like its "
-                             f"Model(inputs=...), got {len(leaves)}")
+        flatten(inputs, leaves)
+        if len(leaves) != len(self._inputs):
+            raise ValueError(f"model {self.name!r} takes {len(self._inputs)} inputs {tuple(names)}, got "
+                             f"{len(leaves)}: pass one array per input, as a list in this order or a dict keyed "
+                             "by these names")
+        return leaves
+
+    def call(self, inputs, training=False):
         values = {}
-        for kt, x in zip(self._inputs, leaves):
+        for kt, x in zip(self._inputs, self._flat_inputs(inputs)):
             x = x if isinstance(x, Tensor) else tensor(x, dtype=kt.dtype)
             if kt._input_layer.input_spec.problem(tuple(x.shape)):
                 raise ValueError(f"model {self.name!r}: input {kt.name!r} expects shape {kt.shape}, got "

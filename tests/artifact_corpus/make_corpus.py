@@ -941,6 +941,51 @@ for w in ["kernels/classify_0.wgsl", "kernels/classify_0.wgsl", "kernels/train_s
         desc=f"one random bit of {w} flipped, re-signed, on WebGPU")
 
 
+# wasm "constants" (large constants stored once in weights.safetensors, copied in at load): appended
+# last so that the cases above keep their numbers (and seeds)
+def _consts(**by_sig):
+    def build(c):
+        for sig, value in by_sig.items():
+            c.sig(sig)["wasm"]["constants"] = value
+    return build
+
+
+def _const_tensor(dtype, shape, data):
+    def build(c):
+        from webtensor import safetensors_io
+        tensors, meta = safetensors_io.load(c.files["weights.safetensors"])
+        tensors = {k: (d, s, bytes(v)) for k, (d, s, v) in tensors.items()}
+        tensors["extra/const"] = (dtype, shape, data)
+        c.set_file("weights.safetensors", safetensors_io.save(tensors, meta))
+        c.sig()["wasm"]["constants"] = {"8192": "extra/const"}
+    return build
+
+
+add("manifest", "wasm-constant-ok", _consts(predict={"8192": "const/train_step/0"}), OK,
+    desc="predict.wasm.constants copies a weights tensor to unused memory (valid)")
+add("manifest", "wasm-constant-missing-tensor", _consts(predict={"8192": "no/such/tensor"}),
+    desc="a constant naming a tensor weights.safetensors lacks")
+add("manifest", "wasm-constant-outside-memory", _consts(predict={"65532": "dense/kernel"}),
+    desc="a 48-byte constant at 65532 in a 65536-byte memory")
+add("manifest", "wasm-constant-2-32", _consts(predict={"4294967296": "dense/kernel"}), desc="a constant at 2^32")
+add("manifest", "wasm-constant-11-digits", _consts(predict={"10000000000": "dense/kernel"}), desc="a constant at 10^10")
+add("manifest", "wasm-constant-overlaps-variable", _consts(predict={"1040": "dense/kernel"}),
+    desc="a constant over variable 0 (dense/kernel at 1024)")
+add("manifest", "wasm-constants-overlap", _consts(predict={"8192": "dense/kernel", "8200": "dense/bias"}),
+    desc="two constants overlapping each other")
+add("manifest", "wasm-constant-two-names", _consts(predict={"8192": "dense/kernel"}, train_step={"8192": "dense/bias"}),
+    desc="one address holding different constants in two signatures")
+add("manifest", "wasm-constant-key-leading-zero", _consts(predict={"08192": "dense/kernel"}), desc='a constants key "08192"')
+add("manifest", "wasm-constant-key-negative", _consts(predict={"-64": "dense/kernel"}), desc='a constants key "-64"')
+add("manifest", "wasm-constant-proto", _consts(predict={"8192": "__proto__"}), desc='a constant named "__proto__"')
+add("manifest", "wasm-constant-number", _consts(predict={"8192": 3}), desc="a constant named by a number")
+add("manifest", "wasm-constants-array", _consts(predict=["dense/kernel"]), desc="wasm.constants as an array")
+add("manifest", "wasm-constant-float64", _const_tensor("float64", (2,), bytes(16)),
+    desc="a constant naming a float64 tensor (constants are float32, int32 or bool)")
+add("manifest", "wasm-constant-huge-shape", _const_tensor("uint8", (1 << 20,), bytes(1 << 20)),
+    desc="a constant naming a 1 MiB uint8 tensor (not a storage dtype)")
+
+
 # ---------------------------------------------------------------- writing
 
 def case_list() -> list[dict]:

@@ -1,8 +1,10 @@
 """Device parity cases: every op of the op set, run on a device and on "reference".
 
 Each backend's test module (``test_wasm.py``, ``test_webgpu.py``) runs ``CASES``
-eagerly, inside ``webtensor.function``, and (where ``grad``) through
-``webtensor.value_and_grad``, comparing with the reference device.
+eagerly, inside ``webtensor.function``, (where ``grad``) through ``webtensor.value_and_grad``,
+and all three again on inputs holding NaN, +inf and -inf (``special*``), comparing with the
+reference device: NaN where it has NaN, infinities of the same sign. ``grid/*`` cases run each
+binary elementwise op on every pair of NaN, +-inf, +-0, +-1, +-2.5.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ class Case:
     fn: Callable
     make: Callable          # rng -> list of numpy arrays
     grad: bool = True       # differentiate w.r.t. the first input (must be float)
+    specials: bool = True   # also run on inputs holding NaN/inf (where a float input exists)
+    special_grad: bool = True   # ... and differentiate there (where ``grad``)
     rtol: float = 1e-4
     atol: float = 1e-5
 
@@ -82,6 +86,7 @@ CASES += [
     Case("cast/f2i", lambda x: wt.cast(x, wt.int32), ins(f32(3, 4, lo=-9, hi=9)), grad=False),
     Case("cast/i2f", lambda x: wt.cast(x, wt.float32) * 0.5, ins(i32(3, 4, lo=-9, hi=9)), grad=False),
     Case("cast/f2b", lambda x: wt.cast(wt.cast(x, wt.bool), wt.int32), ins(i32(3, 4, lo=-2, hi=2)), grad=False),
+    Case("cast/float2b", lambda x: wt.cast(x, wt.bool), ins(f32(3, 4)), grad=False),
     Case("sum/all", lambda x: wt.sum(x), ins(f32(7, 33))),
     Case("sum/axis0", lambda x: wt.sum(x, axis=0), ins(f32(7, 33))),
     Case("sum/axis-1_keep", lambda x: wt.sum(x, axis=-1, keepdims=True), ins(f32(3, 7, 33))),
@@ -113,7 +118,10 @@ CASES += [
     Case("take_along_axis", lambda a, i: wt.take_along_axis(a, i, axis=1), ins(f32(3, 6), i32(3, 2, lo=0, hi=6))),
     Case("one_hot", lambda i: wt.one_hot(i, 5), ins(i32(3, 4, lo=0, hi=6)), grad=False),
     Case("softmax", lambda x: wt.softmax(x * 50.0), ins(f32(4, 10))),
-    Case("log_softmax", lambda x: wt.log_softmax(x * 50.0), ins(f32(4, 10))),
+    # special_grad: x * 50 puts some exp(x - max) among float32's subnormals, which WGSL lets
+    # implementations flush to zero (lavapipe does): with an infinite upstream gradient, numpy's
+    # subnormal * inf is inf where the GPU's 0 * inf is NaN
+    Case("log_softmax", lambda x: wt.log_softmax(x * 50.0), ins(f32(4, 10)), special_grad=False),
     Case("logsumexp", lambda x: wt.logsumexp(x * 500.0, axis=0), ins(f32(4, 10)), rtol=1e-4, atol=1e-3),
     Case("conv2d/same", lambda x, w: wt.conv2d(x, w, padding="same"), ins(f32(2, 8, 8, 3), f32(3, 3, 3, 4)),
          rtol=1e-3, atol=1e-4),
@@ -132,17 +140,55 @@ CASES += [
 ]
 
 
+SPECIALS = (np.nan, np.inf, -np.inf)
+
+
+def with_specials(arrays, rng):
+    """``arrays`` with about one float element in six (at least three) replaced by NaN, +inf, -inf in
+    turn, at random positions: rows of a reduction get NaN, only infinities, or neither."""
+    out = []
+    for a in arrays:
+        if a.dtype.kind == "f" and a.size:
+            a = a.copy()
+            flat = a.reshape(-1)
+            at = rng.choice(a.size, size=min(a.size, max(3, a.size // 6)), replace=False)
+            flat[at] = np.resize(np.array(SPECIALS, a.dtype), len(at))
+        out.append(a)
+    return out
+
+
+def has_float_input(case: Case) -> bool:
+    return case.specials and any(a.dtype.kind == "f" and a.size for a in case.make(np.random.default_rng(0)))
+
+# Every pair of special and ordinary values through each binary elementwise op (9 x 9, broadcast).
+GRID = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 2.5, -2.5], np.float32)
+
+
+def grid(rng):
+    return [GRID.reshape(-1, 1), GRID.copy()]
+
+
+for name, fn in {**BINARY, "pow": wt.pow, **COMPARE}.items():
+    CASES.append(Case(f"grid/{name}", fn, grid, grad=False, specials=False))
+CASES.append(Case("grid/where", lambda a, b: wt.where(wt.greater(a, b), a, b), grid, grad=False, specials=False))
+
+
 def run_case(case: Case, device: str, mode: str, rng_seed: int = 0):
-    """(device result, reference result) as numpy lists for ``mode`` in eager|function|grad."""
-    arrays = case.make(np.random.default_rng(rng_seed))
+    """(device result, reference result) as numpy lists for ``mode`` in eager|function|grad, or
+    special|special_function|special_grad: the same on inputs holding NaN and infinities
+    (:func:`with_specials`)."""
+    rng = np.random.default_rng(rng_seed)
+    arrays = case.make(rng)
+    if mode.startswith("special"):
+        arrays = with_specials(arrays, rng)
 
     def go(dev):
         xs = [wt.tensor(a, device=dev) for a in arrays]
-        if mode == "eager":
+        if mode in ("eager", "special"):
             out = case.fn(*xs)
-        elif mode == "function":
+        elif mode in ("function", "special_function"):
             out = wt.function(case.fn)(*xs)
-        else:
+        else:   # grad, special_grad
             out = wt.value_and_grad(lambda *a: wt.sum(case.fn(*a) * case.fn(*a)))(*xs)
         leaves = out if isinstance(out, (tuple, list)) else [out]
         flat = []
@@ -160,10 +206,14 @@ def assert_parity(case: Case, device: str, mode: str):
     for g, w in zip(got, want):
         assert g.shape == w.shape, f"{case.name}/{mode}: shape {g.shape} != {w.shape}"
         assert g.dtype == w.dtype, f"{case.name}/{mode}: dtype {g.dtype} != {w.dtype}"
-        np.testing.assert_allclose(g, w, rtol=case.rtol * scale, atol=case.atol * scale,
-                                   err_msg=f"{case.name} on {device} ({mode})")
+        np.testing.assert_allclose(g, w, rtol=case.rtol * scale, atol=case.atol * scale, equal_nan=True,
+                                   err_msg=f"{case.name} on {device} ({mode})")   # NaN where numpy has NaN
 
 
-# (case, mode) pairs every backend runs: gradients only where the case has one (no skips).
-PARAMS = [(c, m) for c in CASES for m in ("eager", "function", "grad") if m != "grad" or c.grad]
+# (case, mode) pairs every backend runs: gradients only where the case has one, NaN/inf inputs where
+# it has a float input (no skips).
+MODES = ("eager", "function", "grad", "special", "special_function", "special_grad")
+PARAMS = [(c, m) for c in CASES for m in MODES
+          if (not m.endswith("grad") or c.grad) and (not m.startswith("special") or has_float_input(c))
+          and (m != "special_grad" or c.special_grad)]
 PARAM_IDS = [f"{c.name}-{m}" for c, m in PARAMS]

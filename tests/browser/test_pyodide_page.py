@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from browser_util import watch_errors
+from browser_util import ROOT, watch_errors
 
 pytestmark = pytest.mark.browser
 
@@ -27,6 +27,17 @@ def notebook(browser, demo_site):
     yield page
     assert not errors
     page.close()
+
+
+def test_boot_line_names_pyodide_and_python_versions(notebook):
+    """The first output line labels Pyodide's version as Pyodide's and Python's as Python's."""
+    pyodide_version = json.loads((ROOT / "node_modules" / "pyodide" / "package.json").read_text())["version"]
+    boot = notebook.evaluate("notebook.state.boot ?? document.querySelector('#output .sys').textContent")
+    m = re.match(r"Pyodide (\S+) \(Python (3\.\d+\.\d+)\), webtensor ", boot or "")
+    assert m, boot
+    assert m.group(1) == pyodide_version
+    assert m.group(2) == notebook.evaluate("notebook.pyodide.runPython('import platform; platform.python_version()')")
+    assert boot in notebook.inner_text("#output") or notebook.evaluate("notebook.state.runs") > 0
 
 
 def run_example(page, name, timeout_s):

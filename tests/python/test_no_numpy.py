@@ -129,14 +129,36 @@ def test_host_data_on_devices_without_numpy(tmp_path):
                 assert float(x.sum()) == 6.75 and int(wt.tensor(7)) == 7 and bool(wt.tensor(True))
                 assert x[1].tolist() == [3.0, 4.25] and x[[1, 0]].tolist() == [[3.0, 4.25], [1.5, -2.0]]
                 assert wt.tensor([[True, False]]).tolist() == [[True, False]]
-                assert wt.tensor([1, 2**31 + 5]).tolist() == [1, -2**31 + 5]       # wraps like numpy
-                assert wt.tensor([1.9, -1.9], dtype="int32").tolist() == [1, -1]     # truncates like numpy
+                try:
+                    wt.tensor([1, 2**31 + 5])
+                    raise AssertionError("an int out of int32's range was accepted")
+                except OverflowError as e:
+                    assert "2147483653 is out of range for int32" in str(e)
+                assert wt.tensor([1.9, -1.9, 3e9, float("nan")], dtype="int32").tolist() == [1, -1, 2**31 - 1, 0]
                 h = wt.tensor([1.5, -2.0, 70000.0], dtype="float16")
                 assert h.dtype == wt.float16 and h.tolist() == [1.5, -2.0, float("inf")]
                 a = wt.tensor(array.array("i", range(6))).reshape((2, 3))
                 assert a.dtype == wt.int32 and a.tolist() == [[0, 1, 2], [3, 4, 5]]
                 m = wt.tensor(memoryview(struct.pack("<4f", 1, 2, 3, 4)).cast("f", (2, 2)))
                 assert m.shape == (2, 2) and (m @ m).tolist() == [[7.0, 10.0], [15.0, 22.0]]
+                raw = struct.pack("<2f", 1.5, -2)                  # raw bytes: a format, or a TypeError
+                try:
+                    wt.tensor(memoryview(raw))
+                    raise AssertionError("raw bytes accepted")
+                except TypeError as e:
+                    assert "raw bytes (format 'B')" in str(e)
+                assert wt.tensor(memoryview(raw), dtype="int32").tolist() == list(raw)
+                import ctypes
+                be = (ctypes.c_float.__ctype_be__ * 2)(1.5, -2)     # big-endian '>f'
+                assert wt.tensor(be).tolist() == [1.5, -2.0] and wt.tensor(array.array("d", [0.5])).dtype == wt.float32
+                from webtensor import safetensors_io as S                # foreign dtypes, as with numpy
+                st = S.save(dict(d=("float64", (2,), struct.pack("<2d", 0.5, -3)), q=("int64", (1, 2), struct.pack("<2q", 7, -1)),
+                                 b=("bfloat16", (), struct.pack("<H", 0x3FC0)), u=("uint8", (2,), bytes([0, 255]))))
+                got = wt.load_safetensors(st)
+                assert got["d"].dtype == wt.float32 and got["d"].tolist() == [0.5, -3.0]
+                assert got["q"].dtype == wt.int32 and got["q"].tolist() == [[7, -1]]
+                assert got["b"].dtype == wt.float32 and got["b"].shape == () and got["b"].item() == 1.5
+                assert got["u"].tolist() == [0, 255]
                 assert wt.zeros((2, 0)).tolist() == [[], []] and wt.tensor(2.5).item() == 2.5
                 assert "device=" + dev in repr(x) and "[[1.5, -2.0], [3.0, 4.25]]" in repr(x)
                 for bad in ([[1, 2], [3]], [1, [2]]):

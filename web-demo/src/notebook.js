@@ -3,10 +3,10 @@
 //
 // window.notebook.state (tests read it): phase ('booting' | 'ready' | 'running' | 'error'),
 // runs (completed runs), ok (whether the last run raised nothing), output (text of the last
-// run), error (the last exception's text), webtensorVersion, bootSeconds.
+// run), error (the last exception's text), webtensorVersion, bootSeconds, boot (the boot line).
 
 const $ = (id) => document.getElementById(id);
-const state = { phase: 'booting', runs: 0, ok: null, output: '', error: null, webtensorVersion: null, bootSeconds: null };
+const state = { phase: 'booting', runs: 0, ok: null, output: '', error: null, webtensorVersion: null, bootSeconds: null, boot: null };
 let pyodide = null;
 
 function write(text, cls) {
@@ -66,7 +66,9 @@ async function boot() {
   pyodide.unpackArchive(await wheel.arrayBuffer(), 'wheel', { extractDir: site });
   state.webtensorVersion = pyodide.runPython('import webtensor; webtensor.__version__');
   state.bootSeconds = (performance.now() - start) / 1000;
-  write(`Python ${pyodide.version} (Pyodide), webtensor ${state.webtensorVersion} from ${build.wheel.split('/').pop()}; ready in ${state.bootSeconds.toFixed(1)} s`, 'sys');
+  const python = pyodide.runPython('import platform; platform.python_version()');
+  state.boot = `Pyodide ${pyodide.version} (Python ${python}), webtensor ${state.webtensorVersion} from ${build.wheel.split('/').pop()}; ready in ${state.bootSeconds.toFixed(1)} s`;
+  write(state.boot, 'sys');
   state.phase = 'ready';
   $('run').disabled = false;
   setStatus('Ready.');
