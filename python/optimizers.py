@@ -314,14 +314,9 @@ def get(identifier) -> Optimizer:
     Raises:
         ValueError: an unknown name. TypeError: anything else.
     """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        classes = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
-        if identifier.lower() not in classes:
-            raise ValueError(f"unknown optimizer {identifier!r}; known: {sorted(classes)}")
-        return classes[identifier.lower()]()
-    raise TypeError(f"cannot interpret {identifier!r} as an optimizer")
+    from .nn._registry import Registry
+    return Registry("optimizer", {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop},
+                    base=Optimizer, wrap=False, lower=True).get(identifier)
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get", "schedules", "LearningRateSchedule"]

@@ -3,6 +3,7 @@ so it runs (and fuses) on every device and differentiates with no rule of its ow
 from __future__ import annotations
 
 from ..core import ops as F
+from ._registry import Registry
 
 
 def linear(x):
@@ -62,19 +63,16 @@ _BY_NAME = {f.__name__: f for f in (linear, relu, relu6, leaky_relu, elu, gelu, 
 _BY_NAME["swish"] = silu
 
 
+_REGISTRY = Registry("activation", _BY_NAME, make=lambda fn, name: fn)
+
+
 def get(identifier):
     """The activation for a Keras name (``'relu'``, ``'gelu'``, ``'softmax'``, ...), ``None``
     (linear) or a callable (returned as is).
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name (the message lists the known ones). TypeError: anything else.
     """
     if identifier is None:
         return linear
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"unknown activation {identifier!r}; known: {sorted(_BY_NAME)}")
-        return _BY_NAME[identifier]
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"an activation must be a name or a callable, got {identifier!r}")
+    return _REGISTRY.get(identifier)

@@ -17,6 +17,7 @@ import math
 
 from .. import creation
 from ..core.dtypes import as_dtype, float32
+from ._registry import Registry
 
 # Standard deviation of a unit normal truncated to [-2, 2]; VarianceScaling divides by it so
 # the truncated samples keep the intended variance (Keras, initializers/random_initializers.py).
@@ -171,27 +172,15 @@ _BY_NAME = {
 }
 
 
+_REGISTRY = Registry("initializer", _BY_NAME, base=Initializer, snake=True)
+
+
 def get(identifier) -> Initializer:
     """An initializer from a Keras name (``'glorot_uniform'``, ``'he_normal'``, ``'zeros'``, ...,
-    or the class name), an instance, or any callable ``(shape, dtype) -> Tensor``.
+    or the class name), an ``Initializer`` instance or class, or any callable
+    ``(shape, dtype) -> Tensor``.
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name (the message lists the known ones). TypeError: anything else.
     """
-    if isinstance(identifier, str):
-        key = identifier if identifier in _BY_NAME else _snake(identifier)
-        if key not in _BY_NAME:
-            raise ValueError(f"unknown initializer {identifier!r}; known: {sorted(_BY_NAME)}")
-        return _BY_NAME[key]()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"an initializer must be a name or a callable, got {identifier!r}")
-
-
-def _snake(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
+    return _REGISTRY.get(identifier)

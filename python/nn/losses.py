@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..core import ops as F
 from ..core.dtypes import int32
 from ..tensor import Tensor, tensor
+from ._registry import Registry
 
 _EPS = 1e-7
 
@@ -201,25 +202,18 @@ _BY_NAME = {
 }
 
 
+_REGISTRY = Registry("loss", _BY_NAME, base=Loss, wrap=lambda fn: _Wrapped(fn), snake=True)
+
+
 def get(identifier) -> Loss:
-    """A ``Loss`` from a Keras name (``'sparse_categorical_crossentropy'``, ``'mse'``, ...), a
-    ``Loss`` instance or class, or a function ``(y_true, y_pred) -> losses``.
+    """A ``Loss`` from a Keras name (``'sparse_categorical_crossentropy'``, ``'mse'``, or the class
+    name ``'MeanSquaredError'``), a ``Loss`` instance or class, or a function
+    ``(y_true, y_pred) -> losses``.
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name (the message lists the known ones). TypeError: anything else.
     """
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
-    if isinstance(identifier, str):
-        key = identifier if identifier in _BY_NAME else _snake(identifier)
-        if key not in _BY_NAME:
-            raise ValueError(f"unknown loss {identifier!r}; known: {sorted(_BY_NAME)}")
-        return _BY_NAME[key]()
-    if callable(identifier):
-        return _Wrapped(identifier)
-    raise TypeError(f"a loss must be a name, a Loss or a callable, got {identifier!r}")
+    return _REGISTRY.get(identifier)
 
 
 def _snake(name: str) -> str:

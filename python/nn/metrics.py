@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..core import ops as F
 from ..core.dtypes import float32, int32
 from ..tensor import Tensor, Variable, tensor
+from ._registry import Registry
 
 
 def _t(x):
@@ -171,24 +172,18 @@ _BY_NAME = {
 }
 
 
+_REGISTRY = Registry("metric", _BY_NAME, base=Metric, make=lambda cls, name: cls(name=name),
+                     wrap=lambda fn: MeanMetricWrapper(fn), extra_names=("accuracy", "acc"))
+
+
 def get(identifier) -> Metric:
     """A ``Metric`` from a Keras name, an instance, a class, or a function ``(y_true, y_pred)``.
     ``'accuracy'``/``'acc'`` picks binary, categorical or sparse accuracy from the shapes, as
     Keras does, and keeps the name you gave.
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name (the message lists the known ones). TypeError: anything else.
     """
-    if isinstance(identifier, Metric):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Metric):
-        return identifier()
-    if isinstance(identifier, str):
-        if identifier in ("accuracy", "acc"):
-            return MeanMetricWrapper(_auto_accuracy, identifier)
-        if identifier not in _BY_NAME:
-            raise ValueError(f"unknown metric {identifier!r}; known: {sorted(_BY_NAME) + ['accuracy']}")
-        return _BY_NAME[identifier](name=identifier)
-    if callable(identifier):
-        return MeanMetricWrapper(identifier)
-    raise TypeError(f"a metric must be a name, a Metric or a callable, got {identifier!r}")
+    if isinstance(identifier, str) and identifier in ("accuracy", "acc"):
+        return MeanMetricWrapper(_auto_accuracy, identifier)
+    return _REGISTRY.get(identifier)
