@@ -9,7 +9,6 @@ from __future__ import annotations
 import types as _types
 
 from .core.dtypes import DType, bool_, float16, float32, int32, as_dtype
-from .core.op import OPS
 from .core.ops import *  # noqa: F401,F403  (the functional op set)
 from .core.ops import abs, max, min, pow, round, sum, slice  # noqa: F401  (shadow builtins deliberately)
 from .tensor import Tensor, Variable, tensor, init_scope
@@ -24,7 +23,14 @@ from .artifact import load
 from .safetensors_io import load_safetensors, save_safetensors
 from . import nn, datasets
 
-random = _types.SimpleNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
+
+
+class _RandomNamespace(_types.SimpleNamespace):
+    """Random tensors, as ``tf.random``: ``normal``, ``uniform``, ``truncated_normal`` and
+    ``set_seed`` (the global seed)."""
+
+
+random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
 
 __version__ = "0.1.0"
@@ -39,4 +45,31 @@ reduce_min = _alias(min, "reduce_min")
 
 
 def convert_to_tensor(x, dtype=None):
+    """``x`` as a Tensor (a Tensor is returned as is when ``dtype`` is None or its own), as
+    ``tf.convert_to_tensor``; otherwise as :func:`tensor`."""
     return tensor(x, dtype=dtype)
+
+
+from .core import ops as _ops
+
+# The public API. Everything else (the submodules ``artifact``, ``core``, ``creation``,
+# ``hostdata``, ``tape``, ``tree``, ``schema``, ``safetensors_io`` ..., and the gradient-only op
+# ``extract_patches_grad``) stays importable as ``webtensor.<name>`` for tests and tools, but is not
+# part of the API: ``dir(webtensor)`` lists only ``__all__``, as numpy does.
+_INTERNAL_OPS = {"extract_patches_grad"}
+__all__ = sorted(
+    [n for n in _ops.__all__ if n not in _INTERNAL_OPS] +
+    ["DType", "bool", "bool_", "float16", "float32", "int32", "as_dtype",
+     "Tensor", "Variable", "tensor", "convert_to_tensor", "init_scope",
+     "full", "zeros", "ones", "zeros_like", "ones_like", "arange", "linspace", "eye",
+     "uniform", "normal", "truncated_normal", "set_seed", "random",
+     "device", "get_device", "init_async", "register_device", "Device",
+     "function", "grad", "value_and_grad", "Function", "GradientTape",
+     "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
+     "export", "load", "load_safetensors", "save_safetensors",
+     "config", "optimizers", "data", "nn", "datasets"])
+del annotations, _INTERNAL_OPS
+
+
+def __dir__():
+    return __all__ + ["__version__"]

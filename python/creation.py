@@ -58,18 +58,22 @@ def full(shape, fill_value, dtype=None, device=None) -> Tensor:
 
 
 def zeros(shape, dtype=float32, device=None) -> Tensor:
+    """A tensor of ``shape`` filled with 0 (``float32`` unless ``dtype``), as ``numpy.zeros``."""
     return _full("zeros", shape, 0, dtype, device)
 
 
 def ones(shape, dtype=float32, device=None) -> Tensor:
+    """A tensor of ``shape`` filled with 1 (``float32`` unless ``dtype``), as ``numpy.ones``."""
     return _full("ones", shape, 1, dtype, device)
 
 
 def zeros_like(x, dtype=None) -> Tensor:
+    """Zeros with ``x``'s shape, on ``x``'s device, in ``x``'s dtype unless ``dtype``."""
     return _full("zeros_like", x.shape, 0, dtype or x.dtype, x.device)
 
 
 def ones_like(x, dtype=None) -> Tensor:
+    """Ones with ``x``'s shape, on ``x``'s device, in ``x``'s dtype unless ``dtype``."""
     return _full("ones_like", x.shape, 1, dtype or x.dtype, x.device)
 
 

@@ -13,6 +13,11 @@ from .tensor import Tensor, Variable, tensor
 
 
 class GradientTape:
+    """Records the ops run inside ``with GradientTape() as tape:`` on watched tensors (trainable
+    Variables, and what ``tape.watch`` names) so ``tape.gradient(target, sources)`` can
+    differentiate them, as ``tf.GradientTape``. ``persistent=True`` allows more than one
+    ``gradient`` call."""
+
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
         self.persistent = persistent
         self.watch_accessed_variables = watch_accessed_variables

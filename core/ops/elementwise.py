@@ -40,6 +40,8 @@ def _compute_dtype(rule, dtypes, out):
 
 def elementwise(name: str, arity: int, scalar, reference, grad=None, rule: str = "float", doc: str = ""):
     """Define an elementwise op from its scalar expression (``scalar(*exprs) -> Expr``)."""
+    doc = doc or (f"Elementwise ``{name}`` of ``x``, as numpy." if arity == 1 else
+                  f"Elementwise ``{name}`` of ``a`` and ``b`` (broadcast together), as numpy.")
 
     def infer(*xs: Aval) -> Aval:
         shape = broadcast_shapes(*(x.shape for x in xs), op=name)

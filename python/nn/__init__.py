@@ -32,3 +32,7 @@ __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Function
            "Reshape", "Lambda", "Dropout", "Activation", "ReLU", "Softmax", "Embedding", "LayerNormalization",
            "BatchNormalization", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
            "callbacks", "initializers", "layers", "losses", "metrics", "saving"]
+
+
+def __dir__():
+    return list(__all__)

@@ -83,3 +83,15 @@ class Registry:
 
 def _a(word: str) -> str:
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+def exports(namespace: dict) -> tuple[list[str], Callable[[], list[str]]]:
+    """``(__all__, __dir__)`` for a module: the public names it defines itself (not those it
+    imports), so ``dir(webtensor.nn.losses)`` shows the API and not ``F``, ``Tensor``, ``annotations``.
+
+        __all__, __dir__ = exports(globals())
+    """
+    mod = namespace["__name__"]
+    names = sorted(n for n, v in namespace.items()
+                   if not n.startswith("_") and getattr(v, "__module__", None) == mod)
+    return names, lambda: list(names)

@@ -3,7 +3,7 @@ so it runs (and fuses) on every device and differentiates with no rule of its ow
 from __future__ import annotations
 
 from ..core import ops as F
-from ._registry import Registry
+from ._registry import Registry, exports
 
 
 def linear(x):
@@ -76,3 +76,6 @@ def get(identifier):
     if identifier is None:
         return linear
     return _REGISTRY.get(identifier)
+
+
+__all__, __dir__ = exports(globals())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import sys
 
+from ._registry import exports
+
 
 class Callback:
     """Base class; override the hooks you need. ``self.model`` and ``self.params`` (``epochs``,
@@ -155,3 +157,6 @@ class LambdaCallback(Callback):
             if not hasattr(Callback, name) or not name.startswith("on_"):
                 raise ValueError(f"LambdaCallback: unknown hook {name!r}")
             setattr(self, name, fn)
+
+
+__all__, __dir__ = exports(globals())

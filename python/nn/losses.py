@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..core import ops as F
 from ..core.dtypes import int32
 from ..tensor import Tensor, tensor
-from ._registry import Registry
+from ._registry import Registry, exports
 
 _EPS = 1e-7
 
@@ -219,3 +219,6 @@ def get(identifier) -> Loss:
 def _snake(name: str) -> str:
     from .layer import snake_case
     return snake_case(name)
+
+
+__all__, __dir__ = exports(globals())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..core import ops as F
 from ..core.dtypes import float32, int32
 from ..tensor import Tensor, Variable, tensor
-from ._registry import Registry
+from ._registry import Registry, exports
 
 
 def _t(x):
@@ -187,3 +187,6 @@ def get(identifier) -> Metric:
     if isinstance(identifier, str) and identifier in ("accuracy", "acc"):
         return MeanMetricWrapper(_auto_accuracy, identifier)
     return _REGISTRY.get(identifier)
+
+
+__all__, __dir__ = exports(globals())
