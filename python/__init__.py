@@ -45,7 +45,7 @@ reduce_min = _alias(min, "reduce_min")
 
 
 def convert_to_tensor(x, dtype=None):
-    """``x`` as a Tensor (a Tensor is returned as is when ``dtype`` is None or its own), as
+    """``x`` as a Tensor (a Tensor or Variable is returned as is when ``dtype`` is None or its own), as
     ``tf.convert_to_tensor``; otherwise as :func:`tensor`."""
     return tensor(x, dtype=dtype)
 

@@ -28,6 +28,15 @@ def _shape(shape):
     return (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
 
 
+def _count(op: str, what: str, value) -> int:
+    """A size argument as an int >= 0 (TypeError for a non-integer, as numpy; ValueError below 0)."""
+    import operator
+    n = operator.index(value)
+    if n < 0:
+        raise ValueError(f"{op}: {what} must be non-negative, got {n}")
+    return n
+
+
 def _checked(op: str, shape, dtype, device):
     """(device, aval) for ``op``'s result, after the device's size check (MemoryError if too large)."""
     dev, aval = get_device(device), Aval(tuple(shape), dtype)
@@ -114,8 +123,10 @@ def linspace(start, stop, num=50, endpoint=True, dtype=float32, device=None) -> 
     """``num`` evenly spaced values from ``start`` to ``stop`` (inclusive when ``endpoint``); shape ``(num,)``.
 
     Raises:
+        ValueError: a negative ``num``. TypeError: a ``num`` that is not an integer.
         MemoryError: the device cannot hold the result (checked before anything is built).
     """
+    num = _count("linspace", "num", num)
     div = (num - 1) if endpoint else num
     step = (stop - start) / div if div > 0 else 0.0
     dev, aval = _checked("linspace", (num,), as_dtype(dtype), device)
@@ -124,8 +135,10 @@ def linspace(start, stop, num=50, endpoint=True, dtype=float32, device=None) -> 
 
 
 def eye(n, m=None, dtype=float32, device=None) -> Tensor:
-    """The ``(n, m)`` identity matrix (ones on the diagonal). Raises MemoryError as :func:`zeros`."""
-    m = n if m is None else m
+    """The ``(n, m)`` identity matrix (ones on the diagonal). Raises MemoryError as :func:`zeros`,
+    ValueError for a negative size."""
+    n = _count("eye", "n", n)
+    m = n if m is None else _count("eye", "m", m)
     dev, aval = _checked("eye", (n, m), as_dtype(dtype), device)
     return _host((1 if i == j else 0 for i in range(n) for j in range(m)), dev, aval)
 
