@@ -204,7 +204,7 @@ const [entryUrl, helpersUrl] = JSON.parse(process.env.WEBTENSOR_CORPUS_CHILD);
     stray = [];
     let gpu = null;
     if (entry.backend === 'webgpu') {
-      gpuInfo ??= await (await import(helpersUrl)).getGPU();
+      gpuInfo ??= await (await import(helpersUrl)).getGPU().catch((e) => ({ gpu: null, reason: e.message }));
       gpu = gpuInfo.gpu;
     }
     const r = gpu || entry.backend !== 'webgpu'

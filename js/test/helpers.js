@@ -64,12 +64,25 @@ export function python(code, input) {
 
 let gpuPromise = null;
 
+/** Whether these tests run in CI (CI=true there): a missing WebGPU adapter is then a failure. */
+export const IN_CI = !['', '0', 'false'].includes(String(process.env.CI ?? '').toLowerCase());
+
 /**
  * A GPU object from the npm `webgpu` package (Dawn) whose adapter exists, or
- * null with a reason (then WebGPU tests are skipped). Without a GPU, Dawn
- * needs SwiftShader's Vulkan driver, which Debian's chromium package ships.
+ * null with a reason (then WebGPU tests are skipped, with that reason). In CI
+ * (`process.env.CI` set) there is no skipping: a missing adapter rejects, and
+ * the tests that asked for it fail. Without a GPU, Dawn needs SwiftShader's
+ * Vulkan driver, which Debian's chromium package ships.
  */
 export function getGPU() {
+  return findGPU().then((r) => {
+    if (r.gpu) return r;
+    if (IN_CI) throw new Error(`${r.reason}: in CI (CI=${process.env.CI}) a missing WebGPU adapter is a failure, not a skip`);
+    return { gpu: null, reason: `${r.reason}; skipped (CI is not set; in CI this is a failure)` };
+  });
+}
+
+function findGPU() {
   gpuPromise ??= (async () => {
     if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
     process.env.XDG_RUNTIME_DIR ??= tmpdir();

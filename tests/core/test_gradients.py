@@ -17,6 +17,7 @@ import pytest
 
 import webtensor as wt
 from webtensor.core.numpy_util import float64_reference
+from webtensor.core.ops.elementwise import identity as _identity
 
 FULL = 24        # inputs up to this size get a finite difference per coordinate
 DIRECTIONS = 3   # larger ones: this many random directions
@@ -118,6 +119,7 @@ UNARY = [  # (id, fn, [(shape, domain), ...])
     ("gelu_tanh", lambda x: wt.gelu(x, approximate=True), [((3, 4), "any")]),
     ("gelu_erf", wt.gelu, [((3, 4), "any")]),
     ("cast_float", lambda x: wt.cast(x, wt.float32) * 2.0, [((5,), "any")]),
+    ("identity", lambda x: _identity(x) * x, [((3, 4), "any")]),   # a Variable's read on a tape
     ("scalar_0d", lambda x: wt.exp(x) * x, [((), "any")]),
     ("chain", lambda x: wt.tanh(wt.sigmoid(x) * wt.exp(-wt.square(x))), [((2, 5), "any")]),
 ]

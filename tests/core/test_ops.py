@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import webtensor as wt
-from webtensor.core.op import OPS
 
 
 @pytest.fixture(autouse=True)
@@ -619,16 +618,45 @@ def test_cross_entropy_with_large_logits_is_finite():
     check(ce, [0.0, 1.0 + np.log1p(np.exp(-1.0))], rtol=1e-5, atol=1e-4)
 
 
-# ---- the table covers the op set -----------------------------------------------------------
+# ---- the transposes that gradients use (primitives of their own) ---------------------------
+# Which primitives are checked against numpy is derived from the tests that ran (test_coverage.py).
 
-COVERED_ELSEWHERE = {"extract_patches": "conv2d/pooling", "extract_patches_grad": "conv2d gradient",
-                     "slice_grad": "slice gradient", "reduce_sum": "sum", "reduce_prod": "prod",
-                     "reduce_max": "max", "reduce_min": "min", "reshape": "reshape", "transpose": "transpose",
-                     "broadcast_to": "broadcast_to", "slice": "indexing", "pad": "pad", "concat": "concat",
-                     "gather": "gather", "one_hot": "one_hot", "matmul": "matmul", "where": "where",
-                     "cast": "cast", "argmax": "argmax", "argmin": "argmin"}
+SLICE_GRAD = [  # (input shape, spec: one normalised (start, stop, step) per axis)
+    ((5, 7), ((1, 5, 1), (6, -1, -2))),
+    ((4, 3, 6), ((0, 4, 3), (2, 3, 1), (1, 6, 2))),
+    ((3, 4), ((2, 2, 1), (0, 4, 1))),          # an empty slice scatters nothing
+]
 
 
-def test_every_primitive_is_tested_here():
-    tested = {u[0] for u in UNARY} | {b[0] for b in BINARY} | set(COVERED_ELSEWHERE)
-    assert set(OPS) <= tested, sorted(set(OPS) - tested)
+@pytest.mark.parametrize("shape,spec", SLICE_GRAD, ids=str)
+def test_slice_grad(shape, spec, rng):
+    from webtensor.core.ops.movement import slice_grad
+    gshape = tuple(len(range(*s)) for s in spec)
+    g = sample(rng, gshape)
+    expected = np.zeros(shape, np.float64)
+    for pos in np.ndindex(*gshape):            # g[pos] lands at start + pos * step on every axis
+        expected[tuple(st + p * sp for p, (st, _, sp) in zip(pos, spec))] += g[pos]
+    check(slice_grad(wt.tensor(g), spec=spec, shape=shape), expected, wt.float32)
+
+
+PATCHES_GRAD = [  # (x shape NHWC, ksize, strides, dilations, pads)
+    ((1, 5, 5, 2), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),
+    ((2, 7, 6, 1), (2, 3), (2, 1), (1, 2), ((0, 1), (2, 0))),
+    ((1, 6, 6, 3), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0))),
+]
+
+
+@pytest.mark.parametrize("xs,ksize,strides,dilations,pads", PATCHES_GRAD, ids=str)
+def test_extract_patches_grad(xs, ksize, strides, dilations, pads, rng):
+    from webtensor.core.ops.nn import extract_patches_grad
+    n, h, w, c = xs
+    oh = (h + sum(pads[0]) - (ksize[0] - 1) * dilations[0] - 1) // strides[0] + 1
+    ow = (w + sum(pads[1]) - (ksize[1] - 1) * dilations[1] - 1) // strides[1] + 1
+    g = sample(rng, (n, oh, ow, ksize[0], ksize[1], c))
+    expected = np.zeros(xs, np.float64)
+    for b, i, j, ki, kj, ch in np.ndindex(*g.shape):   # each window element adds back where it was read
+        y, x = i * strides[0] + ki * dilations[0] - pads[0][0], j * strides[1] + kj * dilations[1] - pads[1][0]
+        if 0 <= y < h and 0 <= x < w:
+            expected[b, y, x, ch] += g[b, i, j, ki, kj, ch]
+    check(extract_patches_grad(wt.tensor(g), shape=xs, ksize=ksize, strides=strides, dilations=dilations,
+                               pads=pads), expected, wt.float32, rtol=1e-5, atol=1e-5)
