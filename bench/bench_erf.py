@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 
-from common import row
+from common import best, row
 
 import webtensor as wt
 from webtensor.core import numpy_util
@@ -29,15 +28,6 @@ def old_erf(x):
     return _old(x).astype(x.dtype) if x.size else x.copy()
 
 
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1e3
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1 << 20)
@@ -45,16 +35,16 @@ def main():
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(args.n) * 2).astype(np.float32)
-    new_ms = best(lambda: numpy_util.erf(x), args.repeat)
-    old_ms = best(lambda: old_erf(x), args.repeat)
+    new_ms = best(lambda: numpy_util.erf(x), args.repeat) * 1e3
+    old_ms = best(lambda: old_erf(x), args.repeat) * 1e3
     assert np.array_equal(numpy_util.erf(x), old_erf(x)), "the two erfs disagree in float32"
     row(f"erf, {args.n} float32", {"cody": new_ms, "vectorize": old_ms, "ratio": old_ms / new_ms}, "ms")
 
     act = wt.tensor((rng.standard_normal((8, 128, 3072)) * 2).astype(np.float32), device="reference")
-    new_ms = best(lambda: wt.gelu_erf(act), args.repeat)
+    new_ms = best(lambda: wt.gelu_erf(act), args.repeat) * 1e3
     numpy_util.erf, cody = old_erf, numpy_util.erf
     try:
-        old_ms = best(lambda: wt.gelu_erf(act), args.repeat)
+        old_ms = best(lambda: wt.gelu_erf(act), args.repeat) * 1e3
     finally:
         numpy_util.erf = cody
     row("gelu_erf 8x128x3072 (reference device)", {"cody": new_ms, "vectorize": old_ms, "ratio": old_ms / new_ms},

@@ -19,9 +19,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-from common import row
+from common import best, row
 
 import webtensor as wt
 
@@ -52,15 +51,6 @@ def models():
     for m in (mlp, cnn):
         m.compile(wt.optimizers.Adam(1e-3), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
     return {"MLP 64-512-512-10": mlp, "CNN 2 conv + dense": cnn}
-
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main():

@@ -3,9 +3,21 @@ row printer. ``bench_wasm.py`` and ``bench_webgpu.py`` import it (run them from 
 script's own folder is on ``sys.path``)."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 MLP_SIZES = (784, 256, 256, 10)
+
+
+def best(fn, repeat) -> float:
+    """The shortest of ``repeat`` timed calls of ``fn()``, in seconds."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
 
 
 def row(name, figures, unit, width=40):

@@ -64,6 +64,19 @@ _1_SQRT_PI = 5.6418958354775628695e-1
 _ERF_CHUNK = 32768          # elements per block: the ~40 passes over a block stay in the CPU's cache
 
 
+def _rational(z, p, q):
+    """Cody's numerator and denominator at ``z``: ``p[-1] z^k + p[0] z^(k-1) + ... + p[k-1]`` over
+    ``z^k + q[0] z^(k-1) + ... + q[k-1]`` (k = len(q)), by Horner's rule, as in his routine."""
+    k = len(q)
+    num, den = p[k] * z, z.copy()
+    for a, b in zip(p[:k - 1], q[:k - 1]):
+        num += a
+        num *= z
+        den += b
+        den *= z
+    return num + p[k - 1], den + q[k - 1]
+
+
 def erf(x):
     """Elementwise erf (numpy has none), vectorised: W. J. Cody's rational Chebyshev approximations
     (Math. Comp. 23 (1969) 631-637; the CALERF coefficients above), evaluated in float64:
@@ -94,14 +107,7 @@ def _erf_block(y, out):
     """erf(y) for y = |x| >= 0 (or NaN) into ``out``: the middle interval's formula on all of ``y``
     (clipped into it), then the two others where they apply."""
     m = np.clip(y, 0.46875, 4.0)
-    num, den = m * _ERF_C[8], m.copy()
-    for c, d in zip(_ERF_C[:7], _ERF_D[:7]):
-        num += c
-        num *= m
-        den += d
-        den *= m
-    num += _ERF_C[7]
-    den += _ERF_D[7]
+    num, den = _rational(m, _ERF_C, _ERF_D)
     num /= den
     e = np.multiply(m, m)
     np.negative(e, out=e)
@@ -110,22 +116,11 @@ def _erf_block(y, out):
     small = y <= 0.46875
     if small.any():
         s = y[small]
-        s2 = s * s
-        num, den = _ERF_A[4] * s2, s2.copy()
-        for a, b in zip(_ERF_A[:3], _ERF_B[:3]):
-            num += a
-            num *= s2
-            den += b
-            den *= s2
-        out[small] = s * (num + _ERF_A[3]) / (den + _ERF_B[3])
+        num, den = _rational(s * s, _ERF_A, _ERF_B)
+        out[small] = s * num / den
     tail = y > 4.0
     if tail.any():
         t = y[tail]
         z = 1.0 / (t * t)
-        num, den = _ERF_P[5] * z, z.copy()
-        for p, q in zip(_ERF_P[:4], _ERF_Q[:4]):
-            num += p
-            num *= z
-            den += q
-            den *= z
-        out[tail] = 1.0 - np.exp(-t * t) * ((_1_SQRT_PI - z * (num + _ERF_P[4]) / (den + _ERF_Q[4])) / t)
+        num, den = _rational(z, _ERF_P, _ERF_Q)
+        out[tail] = 1.0 - np.exp(-t * t) * ((_1_SQRT_PI - z * num / den) / t)

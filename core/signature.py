@@ -397,26 +397,24 @@ def perm_of(of: str):
     return check
 
 
-def SHAPE(v, c: Check):
-    """A shape: an int or a sequence of non-negative ints -> a tuple."""
+def _shape(v, c: Check, inferred: bool):
     i = _int(v)
     s = (i,) if i is not None else _ints(v)
     if s is None:
         raise c.type_error("an int or a sequence of ints", v)
-    if any(d < 0 for d in s):
-        raise c.value_error("must hold non-negative sizes", s)
+    if any(d < -int(inferred) for d in s) or s.count(-1) > 1:
+        raise c.value_error("must hold non-negative sizes" + (" and at most one -1" if inferred else ""), s)
     return s
+
+
+def SHAPE(v, c: Check):
+    """A shape: an int or a sequence of non-negative ints -> a tuple."""
+    return _shape(v, c, False)
 
 
 def NEW_SHAPE(v, c: Check):
     """A reshape target: an int or a sequence of ints, non-negative but for at most one -1."""
-    i = _int(v)
-    s = (i,) if i is not None else _ints(v)
-    if s is None:
-        raise c.type_error("an int or a sequence of ints", v)
-    if any(d < -1 for d in s) or s.count(-1) > 1:
-        raise c.value_error("must hold non-negative sizes and at most one -1", s)
-    return s
+    return _shape(v, c, True)
 
 
 def ints_per_axis_of(of: str, nonzero: bool = False, minimum: int | None = None):
