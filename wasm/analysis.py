@@ -23,8 +23,8 @@ from math import gcd, prod
 
 from ..core import kernel_ir as K
 from ..core.dtypes import bool_, int32
+from ..core.simplify import I32MAX, I32MIN, compare_ranges, nodes, substitute  # noqa: F401 (re-exported)
 
-I32MIN, I32MAX = -(1 << 31), (1 << 31) - 1
 FULL = (I32MIN, I32MAX)
 
 
@@ -258,7 +258,7 @@ class Simplifier:
             if b <= c:
                 return args[1] if op == "max" else args[0]
         if op in K.COMPARISONS and args[0].dtype in (int32, bool_):
-            v = self._compare(op, *(self.rng(x) for x in args))
+            v = compare_ranges(op, *(self.rng(x) for x in args))
             if v is not None:
                 return _c(v, bool_)
         if op in ("and", "or"):
@@ -314,23 +314,6 @@ class Simplifier:
             return self._div(a.scale(-1), -c) if op == "idiv" else self._mod(a.scale(-1), -c).scale(-1)
         return self._div(a, c) if op == "idiv" else self._mod(a, c)
 
-    @staticmethod
-    def _compare(op, ra, rb):
-        (a, b), (c, d) = ra, rb
-        if op == "lt":
-            return True if b < c else False if a >= d else None
-        if op == "le":
-            return True if b <= c else False if a > d else None
-        if op == "gt":
-            return True if a > d else False if b <= c else None
-        if op == "ge":
-            return True if a >= d else False if b < c else None
-        if op == "eq":
-            return True if a == b == c == d else False if b < c or d < a else None
-        if op == "ne":
-            return False if a == b == c == d else True if b < c or d < a else None
-        return None
-
     def load_offset(self, e: K.Expr, shape) -> K.Expr:
         """``lda`` node for a simplified ``load``: arg = (input, ((dim, coeff)...), (atom coeffs), const),
         args = the opaque atoms. Offsets are in elements."""
@@ -342,34 +325,6 @@ class Simplifier:
         dims = tuple(sorted((t.arg, k) for t, k in a.terms.items() if t.op == "idx"))
         atoms = sorted(((t, k) for t, k in a.terms.items() if t.op != "idx"), key=lambda t: _key(t[0]))
         return K.Expr("lda", e.dtype, tuple(t for t, _ in atoms), (e.arg, dims, tuple(k for _, k in atoms), a.c))
-
-
-def substitute(e: K.Expr, fn, memo) -> K.Expr:
-    """Rebuild bottom-up; ``fn(node_with_new_args)`` may return a replacement (None keeps it)."""
-    r = memo.get(e)
-    if r is None:
-        args = tuple(substitute(a, fn, memo) for a in e.args)
-        new = e if args == e.args else K.Expr(e.op, e.dtype, args, e.arg)
-        r = fn(new)
-        r = new if r is None else r
-        memo[e] = r
-    return r
-
-
-def nodes(root: K.Expr) -> list[K.Expr]:
-    """Distinct nodes in topological order (arguments before users); iterative, no recursion limit."""
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:
-        e, done = stack.pop()
-        if done:
-            order.append(e)
-            continue
-        if e in seen:
-            continue
-        seen.add(e)
-        stack.append((e, True))
-        stack.extend((a, False) for a in reversed(e.args) if a not in seen)
-    return order
 
 
 @dataclass

@@ -43,7 +43,8 @@ from math import prod
 from ..core import kernel_ir as K
 from ..core.dtypes import bool_, int32
 from . import vmath
-from .analysis import Analysis, analyze, deps as lda_deps, is_copy, nodes
+from ..core.simplify import nodes
+from .analysis import Analysis, analyze, deps as lda_deps, is_copy
 from .binary import F32, I32, V128, Function, Module
 
 I32MIN = -(1 << 31)
@@ -237,7 +238,7 @@ class _Gen:
             chain, cv, vatoms = self._chain(k, list(dims), list(zip(e.args, acoef)), c)
             return K.Expr("ld", e.dtype, (chain,) + tuple(x for x, _ in vatoms),
                           (cv, tuple(kk for _, kk in vatoms)))
-        from .analysis import substitute
+        from ..core.simplify import substitute
         return substitute(root, fn, {})
 
     def _chain(self, k, dims, atoms, const):

@@ -51,6 +51,7 @@ from typing import Callable, Mapping
 
 from ..core import kernel_ir as K
 from ..core.dtypes import DType, int32
+from ..core.simplify import compare_ranges, nodes
 
 # ---- device limits -----------------------------------------------------------------------------
 
@@ -329,17 +330,9 @@ def _c(v: int) -> K.Expr:
 
 
 def _topo(root: K.Expr) -> list[K.Expr]:
-    """The DAG's distinct nodes, operands before users (iterative: fused graphs can be deep)."""
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:
-        e, done = stack.pop()
-        if done:
-            order.append(e)
-        elif e not in seen:
-            seen.add(e)
-            stack.append((e, True))
-            stack.extend((a, False) for a in e.args if a not in seen)
-    return order
+    """The DAG's distinct nodes, operands before users, last operand's subtree first (the order
+    of the shader's ``let`` bindings)."""
+    return nodes(root, operand_order="last")
 
 
 def _row_major(shape) -> list[int]:
@@ -543,7 +536,7 @@ class _Simplifier:
         rx, ry = self.ranges.get(x), self.ranges.get(y)
         if op in K.COMPARISONS:
             if rx and ry:
-                known = _compare_ranges(op, rx, ry)
+                known = compare_ranges(op, rx, ry)
                 if known is not None:
                     return K.const(known)
             return e
@@ -569,23 +562,6 @@ class _Simplifier:
                 return x if rx[0] >= ry[1] else y if ry[0] >= rx[1] else e
             return x if rx[1] <= ry[0] else y if ry[1] <= rx[0] else e
         return e
-
-
-def _compare_ranges(op, a, b):
-    """The comparison's value for every x in range a and y in range b, or None if it varies."""
-    if op == "lt":
-        return True if a[1] < b[0] else False if a[0] >= b[1] else None
-    if op == "le":
-        return True if a[1] <= b[0] else False if a[0] > b[1] else None
-    if op == "gt":
-        return True if a[0] > b[1] else False if a[1] <= b[0] else None
-    if op == "ge":
-        return True if a[0] >= b[1] else False if a[1] < b[0] else None
-    if a[0] == a[1] == b[0] == b[1]:
-        return op == "eq"
-    if a[1] < b[0] or b[1] < a[0]:
-        return op == "ne"
-    return None
 
 
 def _fold_int(op, a, b):
