@@ -3,6 +3,8 @@ backends (``wasm/analysis.py``, ``webgpu/wgsl.py``):
 
 * :func:`nodes` -- the one topological traversal of an expression DAG (iterative);
 * :func:`substitute` -- bottom-up rebuild with a per-node replacement hook;
+* :func:`interval` -- interval arithmetic of one integer op (add, sub, mul, max, min, where,
+  floor div and mod by a positive constant), the core of both value-range analyses;
 * :func:`compare_ranges` -- the value of an integer comparison decided by operand value ranges
   (how padding and bounds checks disappear).
 
@@ -69,4 +71,27 @@ def compare_ranges(op: str, a, b):
         return op == "eq"
     if a[1] < b[0] or b[1] < a[0]:
         return op == "ne"
+    return None
+
+
+def interval(op: str, a, b):
+    """Inclusive value range of ``x op y`` for x in range a and y in range b (integer arithmetic),
+    or None where this rule does not know it. ``idiv``/``mod`` need b a single positive value;
+    ``where`` takes a and b as the ranges of its two branches (their hull)."""
+    (a0, a1), (b0, b1) = a, b
+    if op == "add":
+        return (a0 + b0, a1 + b1)
+    if op == "sub":
+        return (a0 - b1, a1 - b0)
+    if op == "mul":
+        p = (a0 * b0, a0 * b1, a1 * b0, a1 * b1)
+        return (min(p), max(p))
+    if op == "max":
+        return (max(a0, b0), max(a1, b1))
+    if op == "min":
+        return (min(a0, b0), min(a1, b1))
+    if op == "where":
+        return (min(a0, b0), max(a1, b1))
+    if op in ("idiv", "mod") and b0 == b1 and b0 > 0:
+        return (a0 // b0, a1 // b0) if op == "idiv" else (0, b0 - 1)
     return None

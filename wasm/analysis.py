@@ -23,7 +23,7 @@ from math import gcd, prod
 
 from ..core import kernel_ir as K
 from ..core.dtypes import bool_, int32
-from ..core.simplify import I32MAX, I32MIN, compare_ranges, nodes, substitute  # noqa: F401 (re-exported)
+from ..core.simplify import I32MAX, I32MIN, compare_ranges, interval, nodes, substitute  # noqa: F401 (re-exported)
 
 FULL = (I32MIN, I32MAX)
 
@@ -139,18 +139,11 @@ class Simplifier:
             r = self.arange(self.lin(e))
         elif op in ("idiv", "mod") and e.args[1].op == "const" and e.args[1].arg > 0:
             c = e.args[1].arg
-            lo, hi = self.rng(e.args[0])
-            r = (lo // c, hi // c) if op == "idiv" else (0, c - 1)
-        elif op == "mul":
-            (a, b), (c, d) = self.rng(e.args[0]), self.rng(e.args[1])
-            ps = (a * c, a * d, b * c, b * d)
-            r = (min(ps), max(ps))
-        elif op in ("max", "min"):
-            (a, b), (c, d) = self.rng(e.args[0]), self.rng(e.args[1])
-            r = (max(a, c), max(b, d)) if op == "max" else (min(a, c), min(b, d))
+            r = interval(op, self.rng(e.args[0]), (c, c))
+        elif op in ("mul", "max", "min"):
+            r = interval(op, self.rng(e.args[0]), self.rng(e.args[1]))
         elif op == "where":
-            (a, b), (c, d) = self.rng(e.args[1]), self.rng(e.args[2])
-            r = (min(a, c), max(b, d))
+            r = interval(op, self.rng(e.args[1]), self.rng(e.args[2]))
         elif op == "cast" and e.args[0].dtype == bool_:
             r = (0, 1)
         else:

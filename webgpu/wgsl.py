@@ -51,7 +51,7 @@ from typing import Callable, Mapping
 
 from ..core import kernel_ir as K
 from ..core.dtypes import DType, int32
-from ..core.simplify import compare_ranges, nodes
+from ..core.simplify import compare_ranges, interval, nodes
 
 # ---- device limits -----------------------------------------------------------------------------
 
@@ -496,27 +496,12 @@ class _Simplifier:
             return (0, self.lin_extents[e.arg] - 1)
         rs = [self.ranges.get(a) for a in e.args]
         if op == "where":
-            a, b = rs[1], rs[2]
-            return (min(a[0], b[0]), max(a[1], b[1])) if a and b else None
-        if op == "neg" and rs[0]:
+            rs = rs[1:]
+        elif op == "neg" and rs[0]:
             return (-rs[0][1], -rs[0][0])
         if len(rs) != 2 or rs[0] is None or rs[1] is None:
             return None
-        (a0, a1), (b0, b1) = rs
-        if op == "add":
-            return (a0 + b0, a1 + b1)
-        if op == "sub":
-            return (a0 - b1, a1 - b0)
-        if op == "mul":
-            p = (a0 * b0, a0 * b1, a1 * b0, a1 * b1)
-            return (min(p), max(p))
-        if op == "max":
-            return (max(a0, b0), max(a1, b1))
-        if op == "min":
-            return (min(a0, b0), min(a1, b1))
-        if op in ("idiv", "mod") and b0 == b1 and b0 > 0:
-            return (a0 // b0, a1 // b0) if op == "idiv" else (0, b0 - 1)
-        return None
+        return interval(op, rs[0], rs[1])
 
     def _rule(self, e: K.Expr) -> K.Expr:
         op, args = e.op, e.args
