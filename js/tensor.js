@@ -69,12 +69,32 @@ export class Tensor {
   }
 }
 
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+/** A number as int32 by webtensor's cast rule (the same on every device): truncate toward zero, saturate, NaN -> 0. */
+function castInt32(v) {
+  return Number.isNaN(v) ? 0 : Math.min(INT32_MAX, Math.max(INT32_MIN, Math.trunc(v)));
+}
+
+/** A plain value as int32: an integer outside int32's range is an error (as Python's OverflowError), not a wrap. */
+function checkedInt32(v) {
+  const n = Number(v);
+  if (Number.isInteger(n) && (n < INT32_MIN || n > INT32_MAX)) {
+    throw new RangeError(`webtensor.tensor: ${v} is outside int32's range [${INT32_MIN}, ${INT32_MAX}]`);
+  }
+  return castInt32(n);
+}
+
 /**
  * Make a tensor. `data`: a typed array (used as is when its type matches
  * `dtype`, converted otherwise) or a (nested) array of numbers/booleans;
  * `shape`: defaults to the nested array's shape or `[data.length]`;
  * `dtype`: 'float32' | 'int32' | 'bool', defaults to the typed array's dtype
- * or 'float32'. Throws an Error when the size does not match the shape.
+ * or 'float32'. Values becoming int32 follow webtensor's rules: an integer
+ * outside [-2**31, 2**31 - 1] throws a RangeError (no silent wrap); other
+ * numbers (and float typed arrays) truncate toward zero and saturate, NaN -> 0.
+ * Throws an Error when the size does not match the shape.
  */
 export function tensor(data, shape, dtype) {
   let inferred = null;
@@ -94,7 +114,11 @@ export function tensor(data, shape, dtype) {
   const Type = ARRAY_TYPES[dtype];
   if (!Type) throw new Error(`webtensor.tensor: unsupported dtype '${dtype}' (supported: ${Object.keys(ARRAY_TYPES).join(', ')})`);
   shape = checkShape(shape ?? inferred ?? [data.length]);
-  if (!(data instanceof Type)) data = Type.from(data, (v) => (dtype === 'bool' ? (v ? 1 : 0) : Number(v)));
+  if (!(data instanceof Type)) {
+    const convert = dtype === 'bool' ? (v) => (v ? 1 : 0)
+      : dtype === 'int32' ? (ArrayBuffer.isView(data) ? castInt32 : checkedInt32) : Number;
+    data = Type.from(data, convert);
+  }
   if (data.length !== sizeOf(shape)) {
     throw new Error(`webtensor.tensor: ${data.length} values do not fit shape [${shape}] (${sizeOf(shape)} elements)`);
   }

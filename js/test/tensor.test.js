@@ -43,3 +43,16 @@ test('tensor() errors', () => {
   assert.throws(() => tensor([1, 2], [2.5]), /shape must be an array of non-negative integers/);
   assert.throws(() => tensor('abc'), /data must be a typed array or an array of numbers/);
 });
+
+test('int32: integers out of range throw (no wrap); other numbers follow the cast rule of every device', () => {
+  for (const v of [2 ** 40, -(2 ** 35), 2 ** 31, -(2 ** 31) - 1, 3e9]) {
+    assert.throws(() => tensor([v, 5], [2], 'int32'), (e) => e instanceof RangeError && e.message.includes(String(v)) && /int32/.test(e.message));
+  }
+  assert.deepEqual(Array.from(tensor([2 ** 31 - 1, -(2 ** 31), 5], [3], 'int32').dataSync()), [2 ** 31 - 1, -(2 ** 31), 5]);
+  // non-integers: truncate toward zero, saturate, NaN -> 0 (webtensor.cast's rule, as WebAssembly's trunc_sat)
+  assert.deepEqual(Array.from(tensor([1.9, -1.9, NaN, Infinity, -Infinity], [5], 'int32').dataSync()),
+    [1, -1, 0, 2 ** 31 - 1, -(2 ** 31)]);
+  // float typed arrays are data already rounded to float32: they saturate like a cast
+  assert.deepEqual(Array.from(tensor(new Float32Array([3e9, -3e9, NaN, 2.5]), [4], 'int32').dataSync()),
+    [2 ** 31 - 1, -(2 ** 31), 0, 2]);
+});
