@@ -8,8 +8,9 @@ import { SchemaError, validate } from './schema.js';
 import { parseSafetensors } from './safetensors.js';
 import { sizeOf } from './tensor.js';
 
-export const FORMAT = 'webtensor-artifact';
-export const FORMAT_VERSION = 1;
+// the format's name and version, as docs/artifact.schema.json (the one contract) states them
+export const FORMAT = SCHEMA.properties.format.const;
+export const FORMAT_VERSION = SCHEMA.properties.format_version.const;
 const MAX_FILE_BYTES = 2 ** 32; // docs/artifact.schema.json's limit on any listed file
 
 /** Limits on what a loader reads (docs/artifact.md, "Loading untrusted artifacts"). */

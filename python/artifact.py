@@ -37,10 +37,12 @@ from math import prod
 
 from . import hostdata
 from .core.dtypes import as_dtype
+from .schema import artifact_schema
 
-FORMAT = "webtensor-artifact"
-FORMAT_VERSION = 1
-DTYPES = ("float32", "int32", "bool")
+# the format's name, version and dtypes, as docs/artifact.schema.json (the one contract) states them
+FORMAT = artifact_schema()["properties"]["format"]["const"]
+FORMAT_VERSION = artifact_schema()["properties"]["format_version"]["const"]
+DTYPES = tuple(artifact_schema()["$defs"]["dtype"]["enum"])
 PAGE = 65536
 
 

@@ -42,13 +42,11 @@ from dataclasses import dataclass, field
 from math import prod
 
 from . import hostdata
+from .artifact import DTYPES, FORMAT, FORMAT_VERSION   # what artifacts carry: docs/artifact.schema.json
 from .core import compile as C
 from .function import Function, function
 from .tensor import Tensor, Variable, tensor
 
-FORMAT = "webtensor-artifact"
-FORMAT_VERSION = 1
-DTYPES = ("float32", "int32", "bool")   # what artifacts carry across their boundary
 ALIGN = 64                              # bytes: WebAssembly addresses (SIMD loads want 16)
 LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
 
