@@ -414,7 +414,6 @@ class _WebGPUBackend:
         short = webgpu_shortfall(manifest, files, dict(gpu.limits), set(gpu.features))
         if short:
             fail(f"cannot run on this WebGPU device: {short}")
-        roles = ("input", "output", "variable", "temp", "const")
         layouts = {}
         for name, sig in sigs.items():
             w, what = sig["webgpu"], f"signature '{name}' webgpu"

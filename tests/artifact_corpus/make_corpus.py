@@ -40,7 +40,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable

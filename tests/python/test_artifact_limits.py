@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import webtensor as wt
+from artifact_helpers import resign
 from webtensor.artifact import ArtifactError
 from webtensor.wasm.binary import I32, I64, Module
 
@@ -34,16 +35,6 @@ def art(base, tmp_path):
     dst = tmp_path / "art"
     shutil.copytree(base, dst)
     return dst
-
-
-def resign(path, edit=lambda m: None):
-    man = json.loads((path / "manifest.json").read_text())
-    edit(man)
-    for name in man["files"]:
-        if (path / name).is_file():
-            data = (path / name).read_bytes()
-            man["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (path / "manifest.json").write_text(json.dumps(man))
 
 
 def module(body=None, pages=1, **overrides) -> bytes:

@@ -19,6 +19,7 @@ import pytest
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 import webtensor as wt  # noqa: E402
+from artifact_helpers import resign  # noqa: E402
 from webtensor.artifact import ArtifactError  # noqa: E402
 from webtensor.tape import GradientTape  # noqa: E402
 
@@ -289,16 +290,6 @@ def copy(exported, tmp_path):
     return dst
 
 
-def _resign(path, edit):
-    man = json.loads((path / "manifest.json").read_text())
-    edit(man)
-    for name in man["files"]:
-        if (path / name).exists():
-            data = (path / name).read_bytes()
-            man["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (path / "manifest.json").write_text(json.dumps(man))
-
-
 @pytest.mark.parametrize("damage, message", [
     (lambda p: (p / "module.wasm").unlink(), r"module\.wasm is missing"),
     (lambda p: (p / "manifest.json").unlink(), r"manifest\.json is missing"),
@@ -307,17 +298,17 @@ def _resign(path, edit):
      r"weights\.safetensors: its size is not the \d+ bytes the manifest lists"),
     (lambda p: (p / "module.wasm").write_bytes((p / "module.wasm").read_bytes()[:-1] + b"?"),
      r"module\.wasm: its SHA-256 is not the one the manifest lists"),
-    (lambda p: _resign(p, lambda m: m.update(format_version=2)), r"format_version 2 is not supported"),
-    (lambda p: _resign(p, lambda m: m.update(format="other")), r'format: must be "webtensor-artifact", got "other"'),
-    (lambda p: (p / "weights.safetensors").write_bytes(b"\xff" * 8) or _resign(p, lambda m: None),
+    (lambda p: resign(p, lambda m: m.update(format_version=2)), r"format_version 2 is not supported"),
+    (lambda p: resign(p, lambda m: m.update(format="other")), r'format: must be "webtensor-artifact", got "other"'),
+    (lambda p: (p / "weights.safetensors").write_bytes(b"\xff" * 8) or resign(p, lambda m: None),
      r"weights\.safetensors: "),
-    (lambda p: _resign(p, lambda m: m["variables"][0].update(shape=[1, 2])),
+    (lambda p: resign(p, lambda m: m["variables"][0].update(shape=[1, 2])),
      r"variable '[\w/]+' is float32 \[\d+, \d+(, \d+, \d+)?\], the manifest lists float32 \[1, 2\]"),
-    (lambda p: _resign(p, lambda m: m["variables"][0].update(name="ghost")),
+    (lambda p: resign(p, lambda m: m["variables"][0].update(name="ghost")),
      r"weights\.safetensors: variable 'ghost' is missing"),
-    (lambda p: _resign(p, lambda m: m["signatures"]["predict"].update(reads=[999])),
+    (lambda p: resign(p, lambda m: m["signatures"]["predict"].update(reads=[999])),
      r"\"reads\" must be indices into \"variables\""),
-    (lambda p: _resign(p, lambda m: [s["wasm"].update(memory_bytes=64) for s in m["signatures"].values()]),
+    (lambda p: resign(p, lambda m: [s["wasm"].update(memory_bytes=64) for s in m["signatures"].values()]),
      r"lies outside the 64-byte memory"),
 ])
 def test_damaged_artifact_fails_clearly(copy, damage, message):
@@ -394,12 +385,12 @@ def test_loaded_model_on_a_lost_device_raises_what_eager_code_raises(tmp_path, e
 
 def test_missing_backend_section(copy, monkeypatch):
     _as_hardware(monkeypatch)       # 'auto' falls back for the missing sections, not for llvmpipe
-    _resign(copy, lambda m: [s.pop("webgpu") for s in m["signatures"].values()])
+    resign(copy, lambda m: [s.pop("webgpu") for s in m["signatures"].values()])
     if _has_gpu():
         with pytest.raises(ArtifactError, match="signature 'predict' has no WebGPU code"):
             wt.load(copy, backend="webgpu")
     assert wt.load(copy).backend == "wasm"       # 'auto' falls back to WebAssembly
-    _resign(copy, lambda m: [s.pop("wasm") for s in m["signatures"].values()])
+    resign(copy, lambda m: [s.pop("wasm") for s in m["signatures"].values()])
     with pytest.raises(ArtifactError, match=r"signature '\w+' wasm: section is missing"):
         wt.load(copy, backend="wasm")
 

@@ -7,7 +7,6 @@ is checked as strictly as the rest (the JS loader's side: ``js/test/exported_mor
 hostile corpus)."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 
 import webtensor as wt
 from webtensor.export import ALIGN
+from artifact_helpers import resign
 from webtensor.artifact import ArtifactError
 
 pytest.importorskip("wasmtime")
@@ -107,16 +107,10 @@ def art(tmp_path_factory, exact):
 
 
 def damaged(art, tmp_path, edit):
-    import hashlib
     import shutil
     dst = tmp_path / "damaged"
     shutil.copytree(art, dst)
-    man = json.loads((dst / "manifest.json").read_text())
-    edit(man, dst)
-    for name in man["files"]:
-        data = (dst / name).read_bytes()
-        man["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (dst / "manifest.json").write_text(json.dumps(man))
+    resign(dst, lambda man: edit(man, dst))
     return str(dst)
 
 
