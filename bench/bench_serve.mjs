@@ -4,9 +4,11 @@
 // request. Reference, measured in the same run: the same model's predict called in-process (one
 // 32-row batch per call), so the ratio says how much of the engine's throughput reaches clients.
 //
+// The Python server (`python -m webtensor serve`, webtensor.serving) is loaded the same way.
+//
 // Usage: node bench/bench_serve.mjs [--seconds 5] [--wait-ms 0]
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,22 +50,41 @@ while (performance.now() - t0 < SECONDS * 1000) {
 const directRows = (calls * BATCH) / ((performance.now() - t0) / 1000);
 model.dispose();
 
-const srv = await serve([{ basePath: join(out, 'digits') }], { port: 0, maxBatchWaitMs: WAIT_MS });
+async function load(server, port) {
+  for (const connections of [1, 64]) {
+    const r = await autocannon({
+      url: `http://127.0.0.1:${port}/v1/models/digits:predict`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      connections,
+      duration: SECONDS,
+    });
+    console.log(`${server.padEnd(6)} | ${String(connections).padStart(11)} | ${r.requests.average.toFixed(0).padStart(10)} | ${String(r.latency.p50).padStart(6)} | ${String(r.latency.p99).padStart(6)} | ${String(r.errors + r.timeouts).padStart(6)} | ${String(r.non2xx).padStart(7)} | ${(r.requests.average / directRows).toFixed(3)}`);
+  }
+}
+
 const image = Array.from({ length: 8 }, (_, i) => Array.from({ length: 8 }, (_, j) => [((i * 8 + j) % 17) / 16]));
 const body = JSON.stringify({ instances: [image] });
 console.log(`digits MLP (batch ${BATCH} artifact, wasm), one image per request, ${SECONDS} s per run, batch wait ${WAIT_MS} ms`);
-console.log(`in-process predict: ${directRows.toFixed(0)} rows/s (reference)`);
-console.log('connections | requests/s | p50 ms | p99 ms | errors | non-2xx | requests/s / in-process rows/s');
-for (const connections of [1, 64]) {
-  const r = await autocannon({
-    url: `http://127.0.0.1:${srv.port}/v1/models/digits:predict`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-    connections,
-    duration: SECONDS,
-  });
-  console.log(`${String(connections).padStart(11)} | ${r.requests.average.toFixed(0).padStart(10)} | ${String(r.latency.p50).padStart(6)} | ${String(r.latency.p99).padStart(6)} | ${String(r.errors + r.timeouts).padStart(6)} | ${String(r.non2xx).padStart(7)} | ${(r.requests.average / directRows).toFixed(3)}`);
-}
+console.log(`in-process predict (Node): ${directRows.toFixed(0)} rows/s (reference)`);
+console.log('server | connections | requests/s | p50 ms | p99 ms | errors | non-2xx | requests/s / in-process rows/s');
+
+const srv = await serve([{ basePath: join(out, 'digits') }], { port: 0, maxBatchWaitMs: WAIT_MS });
+await load('node', srv.port);
 await srv.close();
+
+const py = spawn('python3', ['-m', 'webtensor', 'serve', join(out, 'digits'), '--port', '0', '--max_batch_wait_ms', String(WAIT_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+const pyPort = await new Promise((resolve, reject) => {
+  let text = '';
+  py.stdout.on('data', (d) => {
+    text += d;
+    const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(text);
+    if (m) resolve(Number(m[1]));
+  });
+  py.on('exit', (code) => reject(new Error(`python server exited ${code}: ${text}`)));
+});
+await load('python', pyPort);
+py.kill('SIGTERM');
+await new Promise((resolve) => py.on('exit', resolve));
 rmSync(out, { recursive: true, force: true });
