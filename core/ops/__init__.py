@@ -16,7 +16,8 @@ from .reduction import sum, prod, max, min, mean, argmax, argmin
 from .movement import (reshape, transpose, broadcast_to, slice, pad, concat, gather, one_hot, expand_dims,
                        squeeze, stack, flatten, take_along_axis)
 from .linalg import matmul
-from .nn import (conv2d, conv1d, conv2d_transpose, depthwise_conv2d, max_pool2d, avg_pool2d, softmax, log_softmax, logsumexp, softmax_cross_entropy,
+from .nn import (conv2d, conv1d, conv2d_transpose, depthwise_conv2d, max_pool2d, avg_pool2d, softmax, log_softmax,
+                 logsumexp, softmax_cross_entropy,
                  sparse_softmax_cross_entropy, mse, extract_patches, extract_patches_grad)
 
 

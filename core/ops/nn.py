@@ -153,6 +153,12 @@ def _patches(x, ksize, strides, padding, dilations, pad_value, op):
 _DILATIONS = optional(POSITIVE_PAIR)
 
 
+def _grouped(c, c_per_group, c_out):
+    """Do filters of ``c_per_group`` input and ``c_out`` output channels split ``c`` input
+    channels into groups (``c / c_per_group`` of them, dividing ``c_out`` too)?"""
+    return c_per_group > 0 and c % c_per_group == 0 and c_out % (c // c_per_group) == 0
+
+
 @op_signature(strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT, dilations=_DILATIONS)
 def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=None):
     """2-D convolution (cross-correlation, as tf.nn.conv2d), grouped when ``filters`` has fewer
@@ -172,7 +178,7 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
     x, filters = as_tensor(x), as_tensor(filters)
     x = _to_nhwc(x, data_format, "conv2d")
     c = x.shape[3]
-    if len(filters.shape) != 4 or filters.shape[2] <= 0 or c % filters.shape[2] or filters.shape[3] % (c // filters.shape[2]):
+    if len(filters.shape) != 4 or not _grouped(c, *filters.shape[2:]):
         raise ValueError(f"conv2d: filters must be (KH, KW, C_in/groups, C_out) with C_in={c} and C_out divisible "
                          f"by groups, got {tuple(filters.shape)}")
     kh, kw, cg, o = filters.shape
@@ -228,7 +234,7 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     if data_format == "NCW":
         x = transpose(x, (0, 2, 1))
     c = x.shape[2]
-    if len(filters.shape) != 3 or filters.shape[1] <= 0 or c % filters.shape[1] or filters.shape[2] % (c // filters.shape[1]):
+    if len(filters.shape) != 3 or not _grouped(c, *filters.shape[1:]):
         raise ValueError(f"conv1d: filters must be (K, C_in/groups, C_out) with C_in={c} and C_out divisible by "
                          f"groups, got {tuple(filters.shape)}")
     y = conv2d(expand_dims(x, 1), expand_dims(filters, 0), strides=(1, stride), padding=padding,

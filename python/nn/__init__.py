@@ -12,7 +12,8 @@ callbacks. Optimizers live in :mod:`webtensor.optimizers`, input pipelines in
                   metrics=["accuracy"])
     model.fit(x, y, epochs=10, validation_split=0.1)
 
-Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``attention`` (``MultiHeadAttention``, ``Attention``), ``model`` (``Model``,
+Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``attention``
+(``MultiHeadAttention``, ``Attention``), ``model`` (``Model``,
 ``Sequential``, the training loop), ``losses``, ``metrics``, ``initializers``, ``activations``,
 ``callbacks``, ``saving`` (weights in the safetensors layout), ``functional`` (``Input`` as a
 KerasTensor and ``Model(inputs, outputs)``).

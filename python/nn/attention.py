@@ -62,7 +62,8 @@ class _Projection(Layer):
     def call(self, x):
         k_in, k_out = self.kernel_shape[:self.n_in], self.kernel_shape[self.n_in:]
         lead = tuple(x.shape[:len(x.shape) - self.n_in])
-        y = F.matmul(F.reshape(x, lead + (math.prod(k_in),)), F.reshape(self.kernel, (math.prod(k_in), math.prod(k_out))))
+        n_in, n_out = math.prod(k_in), math.prod(k_out)
+        y = F.matmul(F.reshape(x, lead + (n_in,)), F.reshape(self.kernel, (n_in, n_out)))
         y = F.reshape(y, lead + k_out)
         return y + self.bias if self.bias is not None else y
 

@@ -1,5 +1,10 @@
-"""Keras layers: ``Dense``, ``Conv2D``, pooling, ``Flatten``, ``Dropout``, activations,
-``Embedding``, ``LayerNormalization``, ``BatchNormalization``, ``InputLayer``.
+"""Keras layers: ``Dense``, convolutions (``Conv1D``, ``Conv2D``, ``DepthwiseConv2D``,
+``SeparableConv2D``, ``Conv2DTranspose``), pooling, reshaping (``Flatten``, ``Reshape``,
+``UpSampling2D``, ``ZeroPadding2D``), merging (``Add``, ``Multiply``, ``Average``,
+``Concatenate``), ``Dropout``, activations (``ReLU``, ``LeakyReLU``, ``PReLU``, ...),
+``Embedding``, normalization and preprocessing (``LayerNormalization``, ``BatchNormalization``,
+``Normalization``, ``Rescaling``), ``InputLayer``. The attention layers are in
+:mod:`webtensor.nn.attention`.
 
 Names, arguments and defaults follow Keras 3 (https://keras.io/api/layers/). Every layer is a
 composition of core ops (``webtensor.core.ops``), so it traces, differentiates and runs on any
@@ -101,14 +106,18 @@ class Dense(Layer):
 
 class Conv2D(Layer):
     """2-D convolution (cross-correlation, as Keras). Input ``(N, H, W, C)`` (channels_last) or
-    ``(N, C, H, W)``; ``kernel`` ``(KH, KW, C, filters)``; output ``(N, OH, OW, filters)`` with
+    ``(N, C, H, W)``; ``kernel`` ``(KH, KW, C/groups, filters)``; output ``(N, OH, OW, filters)`` with
     ``OH = ceil(H / stride)`` for 'same' and ``floor((H - (KH-1)*dilation - 1) / stride) + 1``
-    for 'valid'."""
+    for 'valid'. ``groups``: split the channels into groups convolved separately (filters
+    ``[g*filters/groups, (g+1)*filters/groups)`` see input channels of group ``g``)."""
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format="channels_last",
-                 dilation_rate=1, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 dilation_rate=1, groups=1, activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
+        self.groups = int(groups)
+        if self.groups <= 0 or int(filters) % self.groups:
+            raise ValueError(f"Conv2D: groups must be a positive divisor of filters={filters}, got {groups!r}")
         self.filters, self.kernel_size = int(filters), normalize_pair(kernel_size, "Conv2D kernel_size")
         self.strides, self.dilation_rate = normalize_pair(strides, "Conv2D strides"), normalize_pair(dilation_rate, "dilation_rate")
         self.padding = _padding(padding, "Conv2D")
@@ -122,7 +131,10 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D {self.name!r}: input must have rank 4, got shape {input_shape}")
         axis = -1 if self._nhwc == "NHWC" else 1
         c = input_shape[axis]
-        self.kernel = self.add_weight("kernel", self.kernel_size + (c, self.filters), self.kernel_initializer)
+        if c % self.groups:
+            raise ValueError(f"Conv2D {self.name!r}: input channels {c} are not divisible by groups={self.groups}")
+        self.kernel = self.add_weight("kernel", self.kernel_size + (c // self.groups, self.filters),
+                                      self.kernel_initializer)
         self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
         self.input_spec = InputSpec(ndim=4, axes={axis: c})
 
@@ -404,7 +416,8 @@ class Conv1D(Layer):
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.filters, self.kernel_size = int(filters), _single(kernel_size, "Conv1D kernel_size")
-        self.strides, self.dilation_rate = _single(strides, "Conv1D strides"), _single(dilation_rate, "Conv1D dilation_rate")
+        self.strides = _single(strides, "Conv1D strides")
+        self.dilation_rate = _single(dilation_rate, "Conv1D dilation_rate")
         self.padding = str(padding).lower()
         if self.padding not in ("valid", "same", "causal"):
             raise ValueError(f"Conv1D: padding must be 'valid', 'same' or 'causal', got {padding!r}")

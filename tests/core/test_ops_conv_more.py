@@ -175,7 +175,8 @@ TRANSPOSE = [  # (x NHWC, (KH, KW, O), output (H, W), strides, padding, dilation
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
-@pytest.mark.parametrize("xs,fs,out_hw,strides,padding,dilations", TRANSPOSE, ids=[str(i) for i in range(len(TRANSPOSE))])
+@pytest.mark.parametrize("xs,fs,out_hw,strides,padding,dilations", TRANSPOSE,
+                         ids=[str(i) for i in range(len(TRANSPOSE))])
 def test_conv2d_transpose(xs, fs, out_hw, strides, padding, dilations, data_format, rng):
     x, f = f32(rng, xs), f32(rng, (fs[0], fs[1], fs[2], xs[3]))
     want = np_conv_transpose(x.astype(np.float64), f.astype(np.float64), out_hw, strides, padding, dilations)

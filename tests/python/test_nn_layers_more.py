@@ -509,3 +509,14 @@ def test_exported_attention_model_loads_on_wasm(tmp_path):
         loaded = wt.load(tmp_path, backend="wasm")
         got = loaded.predict(x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_conv2d_groups(rng):
+    x = f32(rng, 2, 5, 6, 4)
+    layer = nn.Conv2D(6, 3, padding="same", groups=2)
+    layer(x)
+    kernel, bias = randomize(layer, rng)
+    assert kernel.shape == (3, 3, 2, 6)
+    close(layer(x), np_conv(x.astype(np.float64), kernel, (1, 1), (same(5, 3, 1), same(6, 3, 1)), groups=2) + bias)
+    with pytest.raises(ValueError, match="groups"):
+        nn.Conv2D(5, 3, groups=2)
