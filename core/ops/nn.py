@@ -197,8 +197,9 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
 
 def _width(v, c):
     """conv1d's stride or dilation: a positive int or a sequence of one."""
-    from ..signature import _ints
-    s = _ints(v) if not isinstance(v, int) else (v,)
+    from ..signature import _int, _ints
+    i = _int(v)
+    s = (i,) if i is not None else _ints(v)
     if s is None or len(s) != 1:
         raise c.type_error("an int or a sequence of one int", v)
     if s[0] <= 0:

@@ -268,7 +268,20 @@ class Layer:
 
     def get_config(self) -> dict:
         """The constructor arguments that rebuild this layer (Keras' ``get_config``): the base
-        ``name``, ``trainable`` and ``dtype`` (a name); subclasses add their own."""
+        ``name``, ``trainable`` and ``dtype`` (a name); subclasses with arguments of their own
+        override it and add them.
+
+        Raises:
+            NotImplementedError: the layer's ``__init__`` takes other arguments and its class does
+                not override ``get_config`` (as Keras, rather than a config that cannot rebuild it).
+        """
+        cls = type(self)
+        if cls.get_config is Layer.get_config:
+            own = [p for p in inspect.signature(cls.__init__).parameters.values()
+                   if p.name not in ("self", "name", "trainable", "dtype") and p.kind is not p.VAR_KEYWORD]
+            if own:
+                raise NotImplementedError(f"layer {cls.__name__} has arguments in __init__ "
+                                          f"({', '.join(p.name for p in own)}) and must override get_config()")
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
 
     @classmethod

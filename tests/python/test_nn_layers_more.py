@@ -520,3 +520,9 @@ def test_conv2d_groups(rng):
     close(layer(x), np_conv(x.astype(np.float64), kernel, (1, 1), (same(5, 3, 1), same(6, 3, 1)), groups=2) + bias)
     with pytest.raises(ValueError, match="groups"):
         nn.Conv2D(5, 3, groups=2)
+
+
+def test_base_get_config_refuses_a_layer_it_cannot_rebuild():
+    assert nn.Add(name="a").get_config() == {"name": "a", "trainable": True, "dtype": "float32"}
+    with pytest.raises(NotImplementedError, match="units"):
+        nn.Dense(3).get_config()
