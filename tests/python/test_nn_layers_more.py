@@ -526,3 +526,17 @@ def test_base_get_config_refuses_a_layer_it_cannot_rebuild():
     assert nn.Add(name="a").get_config() == {"name": "a", "trainable": True, "dtype": "float32"}
     with pytest.raises(NotImplementedError, match="units"):
         nn.Dense(3).get_config()
+
+
+def test_new_layers_in_a_sequential_model(rng):
+    layers = [nn.Conv1D(4, 3, padding="causal"), nn.PReLU(alpha_initializer="ones"), nn.LeakyReLU(),
+              nn.Rescaling(2.0), nn.Reshape((8, 4, 1)), nn.DepthwiseConv2D(3, padding="same"),
+              nn.UpSampling2D((1, 2)), nn.ZeroPadding2D(1), nn.Conv2DTranspose(2, 3, strides=2),
+              nn.GlobalMaxPooling2D(), nn.Dense(1)]
+    model = nn.Sequential([nn.Input((8, 3))] + layers)
+    x = f32(rng, 2, 8, 3)
+    h = wt.tensor(x)
+    for layer in layers:
+        h = layer(h)
+    close(model(x), h.numpy())
+    assert model(x).shape == (2, 1)
