@@ -259,7 +259,7 @@ class Layer:
             if problem:
                 raise ValueError(f"Input 0 of layer {self.name!r} ({type(self).__name__}) is incompatible with "
                                  f"the layer: {problem}, but received input with shape {shape}")
-        if "training" not in kwargs and len(args) <= _training_position(type(self)):
+        if len(args) <= _training_position(type(self)):
             kwargs["training"] = training
         out = self.call(inputs, *args, **kwargs)
         if isinstance(out, Tensor):
