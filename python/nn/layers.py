@@ -392,10 +392,16 @@ class BatchNormalization(Layer):
 
 def _single(v, what):
     """An int or a 1-sequence of ints (Keras' Conv1D arguments) -> the int."""
-    t = (v,) if isinstance(v, int) else tuple(v)
-    if len(t) != 1 or not isinstance(t[0], int) or t[0] <= 0:
+    t = (v,) if isinstance(v, int) else tuple(v) if isinstance(v, (list, tuple)) else ()
+    if len(t) != 1 or not isinstance(t[0], int) or isinstance(t[0], bool) or t[0] <= 0:
         raise ValueError(f"{what} must be a positive int or a 1-tuple, got {v!r}")
     return t[0]
+
+
+def _positive(v, what):
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {v!r}")
+    return v
 
 
 def _bias_activation(layer, y, channels_first):
@@ -415,7 +421,8 @@ class Conv1D(Layer):
                  groups=1, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.filters, self.kernel_size = int(filters), _single(kernel_size, "Conv1D kernel_size")
+        self.filters = _positive(filters, "Conv1D filters")
+        self.kernel_size = _single(kernel_size, "Conv1D kernel_size")
         self.strides = _single(strides, "Conv1D strides")
         self.dilation_rate = _single(dilation_rate, "Conv1D dilation_rate")
         self.padding = str(padding).lower()
@@ -423,8 +430,8 @@ class Conv1D(Layer):
             raise ValueError(f"Conv1D: padding must be 'valid', 'same' or 'causal', got {padding!r}")
         self.data_format = data_format or "channels_last"
         self._channels_first = _data_format(self.data_format, "Conv1D") == "NCHW"
-        self.groups = int(groups)
-        if self.groups <= 0 or self.filters % self.groups:
+        self.groups = _positive(groups, "Conv1D groups")
+        if self.filters % self.groups:
             raise ValueError(f"Conv1D: groups must be a positive divisor of filters={filters}, got {groups!r}")
         self.activation, self.use_bias = activations_mod.get(activation), use_bias
         self._activation_arg = activation
@@ -500,7 +507,8 @@ class DepthwiseConv2D(_Conv2DBase):
                  bias_initializer="zeros", **kwargs):
         super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          bias_initializer, **kwargs)
-        self.depth_multiplier, self.depthwise_initializer = int(depth_multiplier), depthwise_initializer
+        self.depth_multiplier = _positive(depth_multiplier, "DepthwiseConv2D depth_multiplier")
+        self.depthwise_initializer = depthwise_initializer
 
     def get_config(self):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
@@ -529,7 +537,8 @@ class SeparableConv2D(_Conv2DBase):
                  bias_initializer="zeros", **kwargs):
         super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          bias_initializer, **kwargs)
-        self.filters, self.depth_multiplier = int(filters), int(depth_multiplier)
+        self.filters = _positive(filters, "SeparableConv2D filters")
+        self.depth_multiplier = _positive(depth_multiplier, "SeparableConv2D depth_multiplier")
         self.depthwise_initializer, self.pointwise_initializer = depthwise_initializer, pointwise_initializer
 
     def get_config(self):
@@ -572,7 +581,7 @@ class Conv2DTranspose(_Conv2DBase):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          bias_initializer, **kwargs)
-        self.filters, self.kernel_initializer = int(filters), kernel_initializer
+        self.filters, self.kernel_initializer = _positive(filters, "Conv2DTranspose filters"), kernel_initializer
         self.output_padding = None if output_padding is None else \
             tuple(int(p) for p in ((output_padding,) * 2 if isinstance(output_padding, int) else output_padding))
         if self.output_padding is not None and (len(self.output_padding) != 2 or any(

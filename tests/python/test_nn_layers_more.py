@@ -540,3 +540,16 @@ def test_new_layers_in_a_sequential_model(rng):
         h = layer(h)
     close(model(x), h.numpy())
     assert model(x).shape == (2, 1)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: nn.Conv1D(0, 3), "filters"), (lambda: nn.Conv1D(4, (2, 2)), "kernel_size"),
+    (lambda: nn.Conv1D(4, 3, padding="full"), "padding"), (lambda: nn.Conv1D(4, 3, groups=3), "groups"),
+    (lambda: nn.DepthwiseConv2D(3, depth_multiplier=0), "depth_multiplier"),
+    (lambda: nn.SeparableConv2D(2.5, 3), "filters"),
+    (lambda: nn.Conv2DTranspose(2, 3, strides=2, output_padding=2), "output_padding"),
+    (lambda: nn.Conv2DTranspose(2, 3, padding="causal"), "padding"),
+])
+def test_layer_argument_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
