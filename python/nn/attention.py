@@ -1,7 +1,7 @@
 """Attention layers, as Keras 3: ``MultiHeadAttention`` (Vaswani et al. 2017, "Attention Is All
 You Need", section 3.2) and ``Attention`` (Luong et al. 2015 dot-product attention; Bahdanau-style
 ``concat`` scores). Every formula is a composition of core ops, in one function each
-(:func:`attend`, ``Attention._scores``), so it traces, differentiates, exports and runs on any
+(:func:`_attend`, ``Attention._scores``), so it traces, differentiates, exports and runs on any
 device.
 
 Masks follow Keras: True (or 1) means "may attend". A masked score gets ``-1e9`` added before the
@@ -21,7 +21,7 @@ from .layers import Dropout
 _LARGE_NEGATIVE = -1e9     # keras.layers.Softmax's mask bias for float32
 
 
-def masked_softmax(scores, mask):
+def _masked_softmax(scores, mask):
     """softmax(scores + (1 - mask) * -1e9) * mask along the last axis; ``mask`` (bool, broadcast
     to ``scores``) or None."""
     if mask is None:
@@ -30,7 +30,7 @@ def masked_softmax(scores, mask):
     return F.softmax(scores + (1.0 - m) * _LARGE_NEGATIVE, -1) * m
 
 
-def causal_mask(t: int, s: int):
+def _causal_mask(t: int, s: int):
     """(1, T, S) bool: query ``i`` may attend to key ``j`` when ``i >= j`` (Keras' lower triangle)."""
     from ..creation import arange
     return F.reshape(F.greater_equal(F.reshape(arange(t), (t, 1)), F.reshape(arange(s), (1, s))), (1, t, s))
@@ -68,7 +68,7 @@ class _Projection(Layer):
         return y + self.bias if self.bias is not None else y
 
 
-def attend(q, k, v, mask, dropout):
+def _attend(q, k, v, mask, dropout):
     """Scaled dot-product attention over heads (Vaswani et al. 2017, eq. 1), Keras' layout.
 
     q ``(B, T, H, Dk)`` (already scaled by ``1/sqrt(Dk)``), k ``(B, S, H, Dk)``, v ``(B, S, H, Dv)``,
@@ -76,7 +76,7 @@ def attend(q, k, v, mask, dropout):
     Returns ``(out (B, T, H, Dv), probabilities (B, H, T, S))``: out = softmax(q k^T + mask) v.
     """
     qh, kh, vh = (F.transpose(t, (0, 2, 1, 3)) for t in (q, k, v))
-    probs = masked_softmax(F.matmul(qh, kh, transpose_b=True), mask)
+    probs = _masked_softmax(F.matmul(qh, kh, transpose_b=True), mask)
     return F.transpose(F.matmul(dropout(probs), vh), (0, 2, 1, 3)), probs
 
 
@@ -168,7 +168,7 @@ class MultiHeadAttention(Layer):
                              f"{self._shapes}, got {shapes}")
         mask = self._mask(query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
         q = self.query_dense(query) * (1.0 / math.sqrt(self.key_dim))
-        out, probs = attend(q, self.key_dense(key), self.value_dense(value), mask,
+        out, probs = _attend(q, self.key_dense(key), self.value_dense(value), mask,
                             lambda p: self._dropout_layer(p, training=training))
         out = self.output_dense(out)
         return (out, probs) if return_attention_scores else out
@@ -182,7 +182,7 @@ class MultiHeadAttention(Layer):
             if vm is not None:
                 m = _and(m, F.expand_dims(_bool(vm), -2))    # (B, 1, S)
         if use_causal_mask:
-            m = _and(m, causal_mask(query.shape[1], value.shape[1]))
+            m = _and(m, _causal_mask(query.shape[1], value.shape[1]))
         if attention_mask is not None:
             m = _and(_bool(attention_mask), m)
         if m is None:
@@ -249,7 +249,7 @@ class Attention(Layer):
         q_mask, v_mask = mask if mask is not None else (None, None)
         m = None if v_mask is None else F.expand_dims(_bool(v_mask), -2)     # (B, 1, S)
         if use_causal_mask:
-            m = _and(m, causal_mask(q.shape[1], v.shape[1]))
+            m = _and(m, _causal_mask(q.shape[1], v.shape[1]))
         probs = self._apply_mask(self._scores(q, k), m)
         out = F.matmul(self._dropout_layer(probs, training=training), v)
         if q_mask is not None:

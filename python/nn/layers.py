@@ -560,7 +560,7 @@ class SeparableConv2D(_Conv2DBase):
         return self._finish(F.conv2d(y, self.pointwise_kernel, data_format=self._format))
 
 
-def deconv_output_length(n, k, padding, output_padding, stride, dilation):
+def _deconv_output_length(n, k, padding, output_padding, stride, dilation):
     """Keras' ``deconv_output_length``: the output size of a transposed convolution."""
     k = k + (k - 1) * (dilation - 1)
     if output_padding is None:
@@ -600,7 +600,7 @@ class Conv2DTranspose(_Conv2DBase):
     def call(self, x):
         hw = x.shape[2:4] if self._format == "NCHW" else x.shape[1:3]
         op = self.output_padding or (None, None)
-        oh, ow = (deconv_output_length(n, k, self.padding, p, s, d) for n, k, p, s, d in
+        oh, ow = (_deconv_output_length(n, k, self.padding, p, s, d) for n, k, p, s, d in
                   zip(hw, self.kernel_size, op, self.strides, self.dilation_rate))
         out = (x.shape[0], self.filters, oh, ow) if self._format == "NCHW" else (x.shape[0], oh, ow, self.filters)
         y = F.conv2d_transpose(x, self.kernel, out, self.strides, padding=self.padding, data_format=self._format,
@@ -624,7 +624,7 @@ def _interpolation_matrix(n_in: int, n_out: int):
     return rows
 
 
-def upsample_2d(x, size, channels_first, interpolation):
+def _upsample_2d(x, size, channels_first, interpolation):
     """Repeat rows and columns ``size`` times ('nearest'), or bilinear resizing (two constant matmuls)."""
     if channels_first:
         x = F.transpose(x, (0, 2, 3, 1))
@@ -661,7 +661,7 @@ class UpSampling2D(Layer):
                 "interpolation": self.interpolation}
 
     def call(self, x):
-        return upsample_2d(x, self.size, self._channels_first, self.interpolation)
+        return _upsample_2d(x, self.size, self._channels_first, self.interpolation)
 
 
 class ZeroPadding2D(Layer):
@@ -767,7 +767,7 @@ class Concatenate(_Merge):
 
 # ---- activations with state or arguments -------------------------------------------------------
 
-def leaky_relu(x, negative_slope):
+def _leaky_relu(x, negative_slope):
     """``x`` where ``x >= 0``, ``negative_slope * x`` below (Maas et al. 2013)."""
     return F.where(F.greater_equal(x, 0.0), x, x * negative_slope)
 
@@ -785,7 +785,7 @@ class LeakyReLU(Layer):
         return {**super().get_config(), "negative_slope": self.negative_slope}
 
     def call(self, x):
-        return leaky_relu(x, self.negative_slope)
+        return _leaky_relu(x, self.negative_slope)
 
 
 class PReLU(Layer):
