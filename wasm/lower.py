@@ -42,30 +42,15 @@ from math import prod
 
 from ..core import kernel_ir as K
 from ..core.dtypes import bool_, int32
-from . import vmath
-from ..core.simplify import nodes
+from ..core.simplify import nodes, substitute
+from . import matmul, vmath
 from .analysis import Analysis, analyze, deps as lda_deps, is_copy
 from .binary import F32, I32, V128, Function, Module
+from .ir import Lowered, Node, params
 
 I32MIN = -(1 << 31)
 UNROLL, UNROLL_PRODUCT = 4, 16      # loops of at most 4 steps are unrolled, at most 16 copies deep
 IOTA = struct.pack("<4i", 0, 1, 2, 3)
-
-
-@dataclass
-class Lowered:
-    """A kernel's function in a module: ``name``, its number of inputs, ``rows`` (extent of the
-    ``[start, end)`` loop), ``scratch`` bytes of workspace, and ``copy`` (the output equals
-    input 0 byte for byte, so a runtime may alias instead of calling)."""
-    name: str
-    n_inputs: int
-    rows: int
-    scratch: int = 0
-    copy: bool = False
-
-
-def params(n_inputs: int):
-    return [I32] * (n_inputs + 4)
 
 
 def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False) -> Lowered:
@@ -76,7 +61,6 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     relaxed-SIMD feature, and results may differ from the unfused form in the last bit.
     """
     if kernel.template == "matmul":
-        from . import matmul
         if matmul.supports(kernel):
             return matmul.lower(module, kernel, name, export, fma)
     a = analyze(kernel)
@@ -236,9 +220,8 @@ class _Gen:
                 return None
             k, dims, acoef, c = e.arg
             chain, cv, vatoms = self._chain(k, list(dims), list(zip(e.args, acoef)), c)
-            return K.Expr("ld", e.dtype, (chain,) + tuple(x for x, _ in vatoms),
-                          (cv, tuple(kk for _, kk in vatoms)))
-        from ..core.simplify import substitute
+            return Node("ld", e.dtype, (chain,) + tuple(x for x, _ in vatoms),
+                        (cv, tuple(kk for _, kk in vatoms)))
         return substitute(root, fn, {})
 
     def _chain(self, k, dims, atoms, const):
@@ -256,10 +239,10 @@ class _Gen:
                 vatoms.append((x, c))
             else:
                 by.setdefault(max(dx, default=-1), ([], []))[1].append((x, c))
-        node = K.Expr("base", int32, (), (k, const))
+        node = Node("base", int32, (), (k, const))
         for lev in sorted(by):
             ds, ats = by[lev]
-            node = K.Expr("addr", int32, (node,) + tuple(x for x, _ in ats), (tuple(ds), tuple(c for _, c in ats)))
+            node = Node("addr", int32, (node,) + tuple(x for x, _ in ats), (tuple(ds), tuple(c for _, c in ats)))
         return node, cv, vatoms
 
     def _deps(self, x):

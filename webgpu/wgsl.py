@@ -51,7 +51,7 @@ from typing import Callable, Mapping
 
 from ..core import kernel_ir as K
 from ..core.dtypes import DType, int32
-from ..core.simplify import compare_ranges, interval, nodes
+from ..core.simplify import Simplifier, nodes
 
 # ---- device limits -----------------------------------------------------------------------------
 
@@ -318,11 +318,18 @@ def _with_deps(helpers) -> list[str]:
 
 
 # ---- the kernel IR, prepared for WGSL -----------------------------------------------------------
-# Two node kinds exist only here: ``lin`` (arg g: linear id of dimension group g, an int32 variable
-# of the shader) and ``ld`` (arg k: input k at the flat offset args[0]).
+# The shader computes a rewritten expression in core kinds only: ``idx(g)`` is the linear id of
+# dimension group g (an int32 variable of the shader; the groups' extents are the space the
+# simplifier ranges over) and a load has one index, its flat row-major offset.
 
 def _lin(group: int) -> K.Expr:
-    return K.Expr("lin", int32, (), group)
+    return K.idx(group)
+
+
+def _simplifier(lin_extents) -> Simplifier:
+    """The shared simplifier over the linear ids, keeping the expression's shape (the shader text
+    follows it)."""
+    return Simplifier(lin_extents, normalize=False)
 
 
 def _c(v: int) -> K.Expr:
@@ -424,7 +431,7 @@ def _sum(terms: list[K.Expr]) -> K.Expr:
 
 
 def _flatten(kernel: K.Kernel, sp: _Space) -> K.Expr:
-    """Loads -> ``ld`` at flat offsets, idx -> linear ids (the expression the shader computes)."""
+    """Loads -> loads at flat offsets, idx -> expressions of linear ids (what the shader computes)."""
     memo_aff: dict = {}
     new: dict = {}
     for e in _topo(kernel.expr):
@@ -433,7 +440,7 @@ def _flatten(kernel: K.Kernel, sp: _Space) -> K.Expr:
         elif e.op == "load":
             c0, coefs, rest = _load_offset(e, kernel.inputs[e.arg].shape, memo_aff)
             rest = [K.binary("mul", new[ix], _c(st)) for ix, st in rest]
-            new[e] = K.Expr("ld", e.dtype, (_sum([_c(c0)] + sp.runs(coefs) + rest),), e.arg)
+            new[e] = K.Expr("load", e.dtype, (_sum([_c(c0)] + sp.runs(coefs) + rest),), e.arg)
         elif e.args:
             args = tuple(new[a] for a in e.args)
             new[e] = e if args == e.args else K.Expr(e.op, e.dtype, args, e.arg)
@@ -459,112 +466,6 @@ def _load_offset(load: K.Expr, shape, memo_aff: dict):
     return c0, coefs, rest
 
 
-# ---- simplification with integer ranges ---------------------------------------------------------
-
-class _Simplifier:
-    """Bottom-up rewrite of integer index arithmetic using value ranges: x // c and x % c vanish
-    when 0 <= x < c, clamps vanish when already in range, comparisons decided by ranges fold (so
-    padding and bounds tests disappear where the index provably stays inside)."""
-
-    def __init__(self, lin_extents: dict[int, int]):
-        self.lin_extents = lin_extents
-        self.ranges: dict = {}
-        self.memo: dict = {}
-
-    def range(self, e: K.Expr):
-        return self.ranges.get(e)
-
-    def __call__(self, root: K.Expr) -> K.Expr:
-        for e in _topo(root):
-            if e in self.memo:
-                continue
-            args = tuple(self.memo[a] for a in e.args)
-            n = e if args == e.args else K.Expr(e.op, e.dtype, args, e.arg)
-            n = self._rule(n)
-            self.memo[e] = n
-            if n not in self.ranges:
-                self.ranges[n] = self._range(n)
-        return self.memo[root]
-
-    def _range(self, e):
-        if e.dtype.kind != "i":
-            return None
-        op = e.op
-        if op == "const":
-            return (e.arg, e.arg)
-        if op == "lin":
-            return (0, self.lin_extents[e.arg] - 1)
-        rs = [self.ranges.get(a) for a in e.args]
-        if op == "where":
-            rs = rs[1:]
-        elif op == "neg" and rs[0]:
-            return (-rs[0][1], -rs[0][0])
-        if len(rs) != 2 or rs[0] is None or rs[1] is None:
-            return None
-        return interval(op, rs[0], rs[1])
-
-    def _rule(self, e: K.Expr) -> K.Expr:
-        op, args = e.op, e.args
-        cv = [a.arg if a.op == "const" else None for a in args]
-        if op == "where" and cv[0] is not None:
-            return args[1] if cv[0] else args[2]
-        if op == "and" and (cv[0] is not None or cv[1] is not None):
-            c, other = (cv[0], args[1]) if cv[0] is not None else (cv[1], args[0])
-            return other if c else K.const(False)
-        if op == "or" and (cv[0] is not None or cv[1] is not None):
-            c, other = (cv[0], args[1]) if cv[0] is not None else (cv[1], args[0])
-            return K.const(True) if c else other
-        if len(args) != 2 or args[0].dtype.kind != "i":
-            return e
-        x, y = args
-        cx, cy = cv
-        rx, ry = self.ranges.get(x), self.ranges.get(y)
-        if op in K.COMPARISONS:
-            if rx and ry:
-                known = compare_ranges(op, rx, ry)
-                if known is not None:
-                    return K.const(known)
-            return e
-        if cx is not None and cy is not None:
-            v = _fold_int(op, cx, cy)
-            return _c(v) if v is not None else e
-        if op == "add":
-            return y if cx == 0 else x if cy == 0 else e
-        if op == "sub":
-            return x if cy == 0 else e
-        if op == "mul":
-            if cx == 0 or cy == 0:
-                return _c(0)
-            return y if cx == 1 else x if cy == 1 else e
-        if op in ("idiv", "mod") and cy is not None and cy > 0:
-            if cy == 1:
-                return x if op == "idiv" else _c(0)
-            if rx and 0 <= rx[0] and rx[1] < cy:
-                return _c(0) if op == "idiv" else x
-            return e
-        if op in ("max", "min") and rx and ry:
-            if op == "max":
-                return x if rx[0] >= ry[1] else y if ry[0] >= rx[1] else e
-            return x if rx[1] <= ry[0] else y if ry[1] <= rx[0] else e
-        return e
-
-
-def _fold_int(op, a, b):
-    if op == "add":
-        return a + b
-    if op == "sub":
-        return a - b
-    if op == "mul":
-        return a * b
-    if op == "max":
-        return max(a, b)
-    if op == "min":
-        return min(a, b)
-    if op in ("idiv", "div", "mod") and b != 0:
-        return a // b if op != "mod" else a % b
-    return None
-
-
 # ---- emitting let bindings ----------------------------------------------------------------------
 
 class _Emitter:
@@ -572,7 +473,7 @@ class _Emitter:
     a linear id of level 2 (the reduction index) goes to ``lines[2]`` (the loop body); all others to
     ``lines[1]`` (before the loop)."""
 
-    def __init__(self, limits: Limits, simplifier: _Simplifier, lin_names: dict, lin_levels: dict,
+    def __init__(self, limits: Limits, simplifier: Simplifier, lin_names: dict, lin_levels: dict,
                  load: Callable[[int, str, DType], str]):
         self.limits, self.simp, self.load = limits, simplifier, load
         self.lin_names, self.lin_levels = lin_names, lin_levels
@@ -595,7 +496,7 @@ class _Emitter:
         if e.op == "const":
             self.level[e] = 0
             return literal(e.arg, self.t(e.dtype))
-        if e.op == "lin":
+        if e.op == "idx":
             self.level[e] = self.lin_levels[e.arg]
             return self.lin_names[e.arg]
         a = [self.names[x] for x in e.args]
@@ -608,7 +509,7 @@ class _Emitter:
 
     def _render(self, e: K.Expr, a: list[str]) -> str:
         op = e.op
-        if op == "ld":
+        if op == "load":
             return self.load(e.arg, a[0], e.dtype)
         if op == "cast":
             return _cast_code(a[0], self.t(e.args[0].dtype), self.t(e.dtype))
@@ -619,8 +520,7 @@ class _Emitter:
         if e.args[0].dtype.kind == "i":
             fmt = _CODE_INT.get(op, fmt)
             if op in _CODE_NONNEG:
-                rx, ry = self.simp.range(e.args[0]), self.simp.range(e.args[1])
-                if rx and ry and rx[0] >= 0 and ry[0] > 0:
+                if self.simp.rng(e.args[0])[0] >= 0 and self.simp.rng(e.args[1])[0] > 0:
                     fmt = _CODE_NONNEG[op]
         return fmt.format(*a, t=t)
 
@@ -788,7 +688,7 @@ def _lower_map(kernel: K.Kernel, limits: Limits) -> Lowered:
     n = math.prod(kernel.space)
     wgs = limits.workgroup_size
     sp = _Space(kernel.space, [range(len(kernel.space))])
-    simp = _Simplifier({0: n})
+    simp = _simplifier((n,))
     em = _Emitter(limits, simp, {0: "gid"}, {0: 1}, ins.load)
     v = em.value(simp(_flatten(kernel, sp)))
     grid, wg_line = _grid(-(-n // wgs), limits)
@@ -938,7 +838,7 @@ def _lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
         split = (s, -(-length // s))
     ins = _Inputs(kernel, limits, 1)
     sp = _Space(kernel.space, [range(n_out), range(n_out, len(kernel.space))])
-    simp = _Simplifier({0: rows, 1: length})
+    simp = _simplifier((rows, length))
     em = _Emitter(limits, simp, {0: "r", 1: "j"}, {0: 1, 1: 2}, ins.load)
     value = em.value(simp(_flatten(kernel, sp)))
     vdt = kernel.expr.dtype
@@ -1043,7 +943,7 @@ def _lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     total = tiles * ksplit
     grid, wg_line = _grid(total, limits)
     sp = _Space(space, [range(nb)])
-    simp = _Simplifier({0: batch})
+    simp = _simplifier((batch,))
     em = _Emitter(limits, simp, {0: "z"}, {0: 1}, ins.load)
 
     def base(op_info):
