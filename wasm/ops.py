@@ -55,24 +55,19 @@ def emit_op(f: Function, e, vec: bool, a: list, fma: bool = False):
         return f.op(pre + {"round": "nearest"}.get(op, op))
     if op in ("floor", "ceil", "round"):
         return get(a[0])                        # integers are already integral
-    if op == "neg":
+    if op in ("neg", "abs"):
         if vec:
             get(a[0])
-            return f.i32x4_neg()
-        f.i32_const(0)
-        get(a[0])
-        return f.i32_sub()
-    if op == "abs":
-        if vec:
-            get(a[0])
-            return f.i32x4_abs()
+            return f.op("i32x4." + op)
         f.i32_const(0)
         get(a[0])
         f.i32_sub()
-        get(a[0], a[0])
-        f.i32_const(0)
-        f.i32_lt_s()
-        return f.select()
+        if op == "abs":                         # a < 0 ? -a : a
+            get(a[0], a[0])
+            f.i32_const(0)
+            f.i32_lt_s()
+            f.select()
+        return
     if op == "not":
         get(a[0])
         return f.v128_not() if vec else f.i32_eqz()
