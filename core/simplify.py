@@ -132,8 +132,6 @@ class Aff:
     def __eq__(self, o) -> bool:
         return isinstance(o, Aff) and self.c == o.c and self.terms == o.terms
 
-    __hash__ = None
-
     def scale(self, k: int) -> "Aff":
         return Aff({a: v * k for a, v in self.terms.items()}, self.c * k)
 

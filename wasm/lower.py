@@ -118,7 +118,7 @@ class _Gen(Reductions):
 
     # ---- planning ----
     def run(self):
-        a, f = self.a, self.f
+        a = self.a
         if a.fill:
             return self._fill()
         self.comb = self.k.combiner

@@ -17,9 +17,10 @@ _COMBINE = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
 
 
 class Reductions:
-    """Map points and reductions of ``lower._Gen`` (mixed into it): uses its function ``f``, kernel
-    ``k``, combiner ``comb``, ``strategy``, ``root``/``ridx`` nodes, loop locals ``i``, ``val``,
-    ``_new`` and ``_store``."""
+    """What ``lower._Gen`` (which mixes this in) does at each point of the loop nest: store a map's
+    value, or fold it into the accumulators (``acc``) that ``_init_acc``/``_finish_acc`` set up and
+    store around the reduced loops. Uses the generator's state (``f``, ``k``, ``reduce``, ``comb``,
+    ``strategy``, ``vec``, ``root``, ``ridx``, loop locals ``i``) and its ``val``, ``_new``, ``_store``."""
 
     def _point(self):
         vec = self.vec
