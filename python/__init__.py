@@ -15,6 +15,7 @@ from .tensor import Tensor, Variable, tensor, init_scope
 from .creation import (full, zeros, ones, zeros_like, ones_like, arange, linspace, eye, uniform, normal,
                        truncated_normal, set_seed)
 from .device import device, get_device, init_async, register_device, Device
+from . import wasm, webgpu  # noqa: F401  (the backends: importing them registers their devices)
 from .function import function, grad, value_and_grad, Function
 from .tape import GradientTape
 from . import config, optimizers, data

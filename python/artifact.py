@@ -35,7 +35,7 @@ import stat
 import threading
 from math import prod
 
-from . import hostdata
+from .core.runtime import hostdata
 from .core.dtypes import as_dtype
 from .schema import artifact_schema
 
@@ -806,7 +806,8 @@ def load(path, backend: str = "auto", *, timeout: float | None = None,
     if backend == "auto":
         backend = "wasm"
         try:
-            from .device import get_device, is_software_adapter
+            from .device import get_device
+            from .webgpu.runtime import is_software_adapter
             dev = get_device("webgpu")
             if (not is_software_adapter(dev.adapter.info)
                     and webgpu_shortfall(manifest, files, dict(dev.gpu.limits), set(dev.gpu.features)) is None):

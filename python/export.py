@@ -41,7 +41,7 @@ import os
 from dataclasses import dataclass, field
 from math import prod
 
-from . import hostdata
+from .core.runtime import hostdata
 from .artifact import DTYPES, FORMAT, FORMAT_VERSION   # what artifacts carry: docs/artifact.schema.json
 from .core import compile as C
 from .function import Function, function

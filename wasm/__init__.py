@@ -15,3 +15,19 @@ Execution (no numpy needed):
 - ``engines``: what runs the modules: ``wasmtime`` natively (``pip install 'webtensor[wasm]'``),
   the page's ``WebAssembly`` in Pyodide.
 """
+import sys
+
+from ..core.runtime.device import register_device
+from .runtime import WasmDevice
+
+
+def _probe() -> bool:
+    """The default device where no hardware GPU is: natively when wasmtime is installed; always in
+    Pyodide (the page's WebAssembly)."""
+    if sys.platform == "emscripten":
+        return True
+    import wasmtime  # noqa: F401  (optional: ImportError says no)
+    return True
+
+
+register_device("wasm", WasmDevice, probe=_probe, rank=1)

@@ -34,7 +34,7 @@ import js
 from pyodide.code import run_js
 from pyodide.ffi import JsException, can_run_sync, create_once_callable, create_proxy, run_sync, to_js
 
-from ..hostdata import byte_view
+from ..core.runtime.hostdata import byte_view
 
 ASYNC_READBACK = True            # the runtime awaits map_async in to_host_bytes_async
 GPUError = JsException           # what failing WebGPU calls raise here

@@ -331,11 +331,11 @@ def _counter_artifact(path, exact):
 
 def _as_hardware(monkeypatch):
     """Make load('auto') see the WebGPU adapter as a hardware one."""
-    monkeypatch.setattr(sys.modules["webtensor.device"], "is_software_adapter", lambda info: False)
+    monkeypatch.setattr(sys.modules["webtensor.webgpu.runtime"], "is_software_adapter", lambda info: False)
 
 
 def test_auto_picks_wasm_on_a_software_adapter(tmp_path, exact, monkeypatch):
-    from webtensor.device import is_software_adapter
+    from webtensor.webgpu.runtime import is_software_adapter
     _counter_artifact(tmp_path, exact)
     info = wt.get_device("webgpu").adapter.info            # no adapter here is a failure, not a skip
     auto = wt.load(tmp_path)
@@ -360,7 +360,7 @@ def test_auto_picks_wasm_on_a_software_adapter(tmp_path, exact, monkeypatch):
     ({"adapter_type": "browser", "device": "google swiftshader"}, False),   # Pyodide: the browser decides
 ])
 def test_is_software_adapter(info, software):
-    from webtensor.device import is_software_adapter
+    from webtensor.webgpu.runtime import is_software_adapter
     assert is_software_adapter(info) is software
 
 
@@ -368,7 +368,7 @@ def test_loaded_model_on_a_lost_device_raises_what_eager_code_raises(tmp_path, e
     from webtensor.webgpu.runtime import WebGPUDevice
     _counter_artifact(tmp_path, exact)
     dev = WebGPUDevice()
-    monkeypatch.setitem(sys.modules["webtensor.device"]._INSTANCES, "webgpu", dev)   # as if it were the default
+    monkeypatch.setitem(sys.modules["webtensor.core.runtime.device"]._INSTANCES, "webgpu", dev)   # as if it were the default
     m = wt.load(tmp_path, backend="webgpu")
     np.testing.assert_array_equal(m.run("f", np.ones(4, np.float32))["output_0"], [2, 2, 2, 2])
     dev.gpu.destroy()
