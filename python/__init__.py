@@ -15,13 +15,16 @@ from .tensor import Tensor, Variable, tensor, init_scope
 from .creation import (full, zeros, ones, zeros_like, ones_like, arange, linspace, eye, uniform, normal,
                        truncated_normal, set_seed)
 from .device import device, get_device, init_async, register_device, Device
-from . import wasm, webgpu  # noqa: F401  (the backends: importing them registers their devices)
 from .function import function, grad, value_and_grad, Function
 from .tape import GradientTape
 from . import config, optimizers, data
 from .export import export
 from .artifact import load
 from .safetensors_io import load_safetensors, save_safetensors
+# The backends: importing them registers their devices, exporters and artifact loaders (the only
+# place the API layer names them; docs/architecture.md).
+from .wasm import artifact as _wasm_artifact, export as _wasm_export  # noqa: F401
+from .webgpu import artifact as _webgpu_artifact, export as _webgpu_export  # noqa: F401
 from . import nn, datasets
 
 

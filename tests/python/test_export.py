@@ -331,7 +331,7 @@ def _counter_artifact(path, exact):
 
 def _as_hardware(monkeypatch):
     """Make load('auto') see the WebGPU adapter as a hardware one."""
-    monkeypatch.setattr(sys.modules["webtensor.webgpu.runtime"], "is_software_adapter", lambda info: False)
+    monkeypatch.setattr(sys.modules["webtensor.webgpu.artifact"], "is_software_adapter", lambda info: False)
 
 
 def test_auto_picks_wasm_on_a_software_adapter(tmp_path, exact, monkeypatch):
