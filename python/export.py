@@ -31,6 +31,7 @@ import inspect
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from .artifact import DTYPES, FORMAT, FORMAT_VERSION   # what artifacts carry: docs/artifact.schema.json
 from .core import compile as C
@@ -51,6 +52,19 @@ def _spec(name: str, aval, what: str) -> dict:
 
 # ---- signatures ---------------------------------------------------------------------------------
 
+@runtime_checkable
+class ExportableModel(Protocol):
+    """What :func:`export` needs of a model (``webtensor.nn.Model`` implements it), so that this
+    module imports nothing of ``nn``: ``_export_signatures(example_inputs, signatures, batch_size)``
+    gives ``{name: (function, args, input names, output names)}`` (names may be None: generated),
+    ``_export_weight_paths()`` ``{weight path: Variable}`` in the order the artifact lists them, and
+    ``optimizer`` (or None) whose state is exported too."""
+
+    def _export_signatures(self, example_inputs, signatures, batch_size) -> dict: ...
+
+    def _export_weight_paths(self) -> dict: ...
+
+
 @dataclass
 class _Traced:
     name: str
@@ -61,46 +75,6 @@ class _Traced:
     prog: C.Program = None
     var_of: dict[int, int] = field(default_factory=dict)   # capture buffer id -> variable index
     plan: Plan = None
-
-
-def _is_model(x) -> bool:
-    from .nn.model import Model
-    return isinstance(x, Model)
-
-
-def _train_step_function(model):
-    """The model's own ``train_step`` when a subclass overrides it; else forward, ``compute_loss``,
-    ``GradientTape`` backward and ``optimizer.apply_gradients`` (Model.train_step without metrics)."""
-    from .nn.model import Model
-    from .tape import GradientTape
-    if type(model).train_step is not Model.train_step:
-        return model.train_step
-
-    def train_step(x, y):
-        with GradientTape() as tape:
-            y_pred = model(x, training=True)
-            loss = model.compute_loss(x, y, y_pred)
-        variables = model.trainable_variables
-        model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
-    return train_step
-
-
-def _split_example(model, example_inputs, n: int):
-    """A several-input model's ``example_inputs`` as ``(x, y)``: ``x`` is a list of ``n`` arrays in input
-    order or a dict keyed by input name, or ``(x,)`` / ``(x, y)`` with such an ``x``."""
-    from .nn.model import _holds_arrays
-    ex = example_inputs
-    if isinstance(ex, dict):
-        return ex, None
-    if isinstance(ex, (tuple, list)):
-        if len(ex) == n and not any(isinstance(v, dict) or (isinstance(v, (list, tuple)) and _holds_arrays(v))
-                                    for v in ex):
-            return list(ex), None
-        if 1 <= len(ex) <= 2 and isinstance(ex[0], (tuple, list, dict)):
-            return ex[0], (ex[1] if len(ex) > 1 else None)
-    raise ValueError(f"export: model {model.name!r} takes {n} inputs {tuple(model.input_names)}: its example_inputs "
-                     f"are x (a list of {n} arrays in that order, or a dict keyed by those names) or (x, y)")
 
 
 def _check_names(names, what):
@@ -114,88 +88,6 @@ def _check_names(names, what):
     if dup:
         raise ValueError(f"export: {what} names {dup} twice; inputs of a signature need distinct names "
                          "(rename the Inputs)")
-
-
-def _model_specs(model, example_inputs, signatures, batch_size):
-    """``{name: (fn, args, input names, output names)}`` for a Keras-style model.
-
-    A model with one input takes ``x`` (signature inputs ``x``, and ``y`` for ``train_step``); a
-    functional model with several takes one signature input per Input, named by
-    ``model.input_names`` and ordered as ``model.inputs``."""
-    from .creation import zeros
-    from .nn.model import _holds_arrays
-    from .tree import flatten, unflatten
-    dev = model.variables[0].device if model.built and model.variables else None
-    put = (lambda t: (t if dev is None else t.to(dev)) if isinstance(t, Tensor) else tensor(t, device=dev))
-
-    def put_nest(v):
-        leaves: list = []
-        struct = flatten(v, leaves)
-        return unflatten(struct, iter([put(t) for t in leaves]))
-    ins = model.__dict__.get("_inputs")          # a functional model's Inputs
-    multi = ins is not None and len(ins) > 1
-    if example_inputs is None:
-        if multi:
-            x = [zeros((int(batch_size or kt._batch_size or 1),) + tuple(kt.shape[1:]), kt.dtype, device=dev)
-                 for kt in ins]
-            y = None
-        else:
-            shape = model._build_shape
-            if shape is None:
-                raise ValueError(f"export: model {model.name!r} is not built; build it (call it on a batch or start "
-                                 "a Sequential with Input(shape)) or pass example_inputs")
-            x, y = zeros((int(batch_size or shape[0] or 1),) + tuple(shape[1:]), device=dev), None
-    elif multi:
-        x, y = _split_example(model, example_inputs, len(ins))
-    elif isinstance(example_inputs, (tuple, list)):
-        if not 1 <= len(example_inputs) <= 2:
-            raise ValueError("export: a model's example_inputs are x or (x, y)")
-        x, y = example_inputs[0], (example_inputs[1] if len(example_inputs) > 1 else None)
-    else:
-        x, y = example_inputs, None
-    if multi:
-        leaves = [put(v if isinstance(v, Tensor) else tensor(v, dtype=kt.dtype))
-                  for v, kt in zip(model._flat_inputs(x), ins)]
-        x, in_names = unflatten(model._in_struct, iter(leaves)), list(model.input_names)
-        x0 = leaves[0]
-    elif model._n_inputs() is None and (isinstance(x, dict) or (isinstance(x, (list, tuple)) and _holds_arrays(x))):
-        # a subclassed model called on several tensors (Keras: a tuple or a dict): one input per leaf
-        x = put_nest(x if isinstance(x, dict) else tuple(x))
-        leaves: list = []
-        struct = flatten(x, leaves)
-        keys = struct[1] if struct[0] == "dict" and all(c is None for c in struct[2]) else None
-        in_names = [str(k) for k in keys] if keys else [f"x_{i}" for i in range(len(leaves))]
-        x0 = leaves[0]
-    else:
-        x, in_names = put(x), ["x"]
-        x0 = x
-    model._ensure_built(x)
-    compiled = model.optimizer is not None and model.loss is not None
-    names = list(signatures) if signatures is not None else ["predict"] + (["train_step"] if compiled else [])
-    specs = {}
-    for name in names:
-        if name == "predict":
-            _check_names(in_names, f"model {model.name!r} input")
-            specs[name] = (function(model.predict_step, name=f"{model.name}_predict"), (x,), in_names, None)
-        elif name == "train_step":
-            if not compiled:
-                raise ValueError("export: train_step needs a compiled model (model.compile(optimizer, loss))")
-            model.optimizer.build(model.trainable_variables)
-            if y is None:
-                out = function(model.predict_step).get_concrete(x).graph.outputs[0].aval
-                sparse = "sparse" in (getattr(model.loss, "name", "") or type(model.loss).__name__).lower()
-                y = zeros((x0.shape[0],), "int32", device=dev) if sparse else zeros(out.shape, out.dtype, device=dev)
-            y = put_nest(y)
-            y_leaves: list = []
-            flatten(y, y_leaves)
-            y_names = ["y"] if len(y_leaves) == 1 else [f"y_{i}" for i in range(len(y_leaves))]
-            _check_names(in_names + y_names, f"model {model.name!r} train_step input")
-            specs[name] = (function(_train_step_function(model), name=f"{model.name}_train_step"), (x, y),
-                           in_names + y_names, ["loss"])
-        else:
-            raise ValueError(f"export: unknown model signature {name!r}; models export 'predict' and 'train_step' "
-                             "(pass signatures={'name': (fn, example_inputs)} for others)")
-    return specs
 
 
 def _fn_specs(signatures):
@@ -236,8 +128,7 @@ def _variable_names(model, optimizer) -> dict[int, str]:
     """``{id(variable): name}`` for the model's weights and its optimizer's state (module docstring)."""
     names: dict[int, str] = {}
     if model is not None:
-        from .nn.saving import weight_paths
-        for path, v in weight_paths(model).items():
+        for path, v in model._export_weight_paths().items():
             names[id(v)] = path
     if optimizer is not None:
         for attr, n in (("_iterations", "iterations"), ("_lr_var", "learning_rate")):
@@ -262,8 +153,7 @@ def _collect_variables(traced: list[_Traced], model, optimizer):
             seen.add(id(v))
             order.append(v)
     if model is not None:
-        from .nn.saving import weight_paths
-        for v in weight_paths(model).values():
+        for v in model._export_weight_paths().values():
             add(v)
     for t in traced:
         for _, v in t.graph.captures:
@@ -351,12 +241,12 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     from . import __version__, safetensors_io
     if path is None:
         raise TypeError("export: path (the artifact directory) is required")
-    model = fn_or_model if fn_or_model is not None and _is_model(fn_or_model) else None
+    model = fn_or_model if isinstance(fn_or_model, ExportableModel) else None
     if model is not None:
         if isinstance(signatures, dict) and all(isinstance(v, tuple) for v in signatures.values()):
             specs = _fn_specs(signatures)
         else:
-            specs = _model_specs(model, example_inputs, signatures, batch_size)
+            specs = model._export_signatures(example_inputs, signatures, batch_size)
     elif isinstance(signatures, dict):
         specs = _fn_specs(signatures)
     elif fn_or_model is not None:

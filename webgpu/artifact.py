@@ -10,7 +10,7 @@ from ..core.runtime.device import get_device
 from ..core.runtime.util import require_numpy
 from .runtime import is_software_adapter
 
-_BINDING = re.compile(r"@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>")
+_LEGACY_BINDING = re.compile(r"@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>")
 
 
 def _nbytes(spec) -> int:
@@ -29,10 +29,24 @@ def _text(files, name, fail) -> str:
         fail(f"{name} is not UTF-8 text")
 
 
-def wgsl_bindings(source: str) -> dict[int, tuple[int, str, str]]:
-    """``{binding: (group, address space, access)}`` of a WGSL source's resource declarations."""
+def declared_bindings(kernel, files, fail) -> dict[int, tuple[int, str, str]]:
+    """``{binding: (group, address space, access)}`` of a kernel entry: from its ``"access"`` (one
+    entry per binding, ``@group(0) @binding(b) var<storage, access>``), checked against its
+    ``"bindings"``. WebGPU then checks the layout built from it against the shader when the pipeline
+    is created (a shader that declares another binding or access fails there)."""
+    access = kernel.get("access")
+    if access is None:
+        return legacy_wgsl_bindings(_text(files, kernel["wgsl"], fail))
+    if len(access) != len(kernel["bindings"]):
+        fail(f'manifest.json: {kernel["wgsl"]}: "access" lists {len(access)} bindings, "bindings" {len(kernel["bindings"])}')
+    return {b: (0, "storage", a) for b, a in enumerate(access)}
+
+
+def legacy_wgsl_bindings(source: str) -> dict[int, tuple[int, str, str]]:
+    """LEGACY (artifacts exported before kernels carried ``"access"``): ``{binding: (group, address
+    space, access)}`` read from a WGSL source's resource declarations."""
     code = re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", "", source, flags=re.S))
-    return {int(b): (int(g), space, access or "read") for g, b, space, access in _BINDING.findall(code)}
+    return {int(b): (int(g), space, access or "read") for g, b, space, access in _LEGACY_BINDING.findall(code)}
 
 
 def _kebab(name: str) -> str:
@@ -128,9 +142,8 @@ class WebGPUArtifact:
                     fail(f'manifest.json: {at}: "bindings" must be indices into buffers')
                 if any(n > gpu.limits.get("max-compute-workgroups-per-dimension", 65535) for n in disp):
                     fail(f"manifest.json: {at}: dispatch {disp} is over this device's maxComputeWorkgroupsPerDimension")
-                if kernel["wgsl"] not in layouts:
-                    layouts[kernel["wgsl"]] = wgsl_bindings(_text(files, kernel["wgsl"], fail))
-                declared = layouts[kernel["wgsl"]]
+                declared = declared_bindings(kernel, files, fail)
+                layouts[id(kernel)] = declared
                 for b, (group, space, _) in declared.items():
                     if group != 0 or space != "storage":
                         fail(f"{kernel['wgsl']}: @group({group}) @binding({b}) var<{space}> is not a @group(0) storage binding")
@@ -194,9 +207,9 @@ class WebGPUArtifact:
                 bufs.append(buf)
             steps = []
             for k, kernel in enumerate(w["kernels"]):
-                key = (kernel["wgsl"], kernel["entry_point"])
+                decl = layouts[id(kernel)]
+                key = (kernel["wgsl"], kernel["entry_point"], tuple(decl[b][2] for b in range(len(kernel["bindings"]))))
                 if key not in pipelines:
-                    decl = layouts[kernel["wgsl"]]
                     layout = gpu.create_bind_group_layout(entries=[
                         {"binding": b, "visibility": self.wgpu.ShaderStage.COMPUTE,
                          "buffer": {"type": "storage" if decl[b][2] == "read_write" else "read-only-storage"}}

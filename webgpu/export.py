@@ -88,6 +88,7 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
             if writable and bindings.count(i) > 1:
                 raise AssertionError(f"export: {what} binds buffer {i} writable twice")
         kernels.append({"wgsl": path, "entry_point": "main", "bindings": bindings,
+                        "access": ["read_write" if writable else "read" for _, writable in p.bindings],
                         "dispatch": list(p.workgroups)})
 
     def copy(src: int, dst: int, nbytes: int, dst_word: int | None = None):
