@@ -29,10 +29,12 @@ import os
 import stat
 from math import prod
 
+from . import __version__, safetensors_io
 from .core.dtypes import as_dtype
 from .core.runtime import hostdata
-from .core.runtime.artifacts import Artifact, ArtifactError, loader, loader_names  # noqa: F401  (ArtifactError: API)
-from .schema import artifact_schema
+from .core.runtime.artifacts import Artifact, ArtifactError, loader, loader_names
+from .schema import SchemaError, artifact_schema, loads, validate
+from .tensor import Tensor
 
 # the format's name, version and dtypes, as docs/artifact.schema.json (the one contract) states them
 FORMAT = artifact_schema()["properties"]["format"]["const"]
@@ -116,8 +118,6 @@ def read_artifact(path):
     ``(dtype, shape, bytes)``. Order of checks: manifest.json (at most 16 MiB, UTF-8 JSON) against
     ``docs/artifact.schema.json``; each listed file's path, type, size and SHA-256; the references
     between sections; the weights. Raises :class:`ArtifactError` (see the module docstring)."""
-    from . import safetensors_io
-    from .schema import SchemaError, artifact_schema, loads, validate
     where = os.fspath(path)
 
     def fail(msg):
@@ -231,7 +231,6 @@ class LoadedModel:
 
     def _value(self, value, spec, what) -> bytes:
         import numpy as np
-        from .tensor import Tensor
         if isinstance(value, Tensor):
             value = value.numpy()
         a = np.asarray(value)
@@ -334,7 +333,6 @@ class LoadedModel:
     def save_weights(self, path) -> None:
         """Every variable in the safetensors layout, as the JS runtime's ``saveWeights()`` writes it."""
         import numpy as np
-        from . import __version__, safetensors_io
         tensors = {}
         for name, a in self.get_weights().items():
             a = np.ascontiguousarray(a, dtype="|b1" if a.dtype == bool else a.dtype.newbyteorder("<"))

@@ -33,13 +33,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from . import __version__, safetensors_io
 from .artifact import DTYPES, FORMAT, FORMAT_VERSION   # what artifacts carry: docs/artifact.schema.json
 from .core import compile as C
 from .core.op import Aval
 from .core.runtime import hostdata
-from .core.runtime.artifacts import Plan, exporter, plan_signature, storage_nbytes as _nbytes  # noqa: F401
+from .core.runtime.artifacts import Plan, exporter, plan_signature
 from .function import Function, function
-from .tensor import Tensor, Variable, tensor
+from .tensor import Variable
 
 LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
 
@@ -238,7 +239,6 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     Needs no numpy (runs in Pyodide as is); compiling the WGSL of a model on a GPU device still
     needs that device.
     """
-    from . import __version__, safetensors_io
     if path is None:
         raise TypeError("export: path (the artifact directory) is required")
     model = fn_or_model if isinstance(fn_or_model, ExportableModel) else None

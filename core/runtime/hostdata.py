@@ -22,6 +22,7 @@ import sys
 from math import prod
 
 from ..dtypes import INT32_MAX, INT32_MIN, DType, as_dtype, bool_, float16, float32, int32
+from .util import require_numpy
 
 # struct / memoryview format of each dtype's host layout
 FORMAT = {"float32": "f", "int32": "i", "bool": "?", "float16": "e"}
@@ -317,7 +318,6 @@ def from_storage(buffer, dtype: DType, storage: str):
 
 def to_numpy(buffer, shape: tuple[int, ...], dtype: DType):
     """Host-layout bytes -> a writable numpy array. Raises ImportError (naming the extra) without numpy."""
-    from .util import require_numpy
     np = require_numpy("Tensor.numpy() (without numpy, use .tolist() or .item())")
     a = np.frombuffer(buffer, NUMPY[dtype.name]).reshape(shape)
     return a if a.flags.writeable else a.copy()

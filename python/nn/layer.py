@@ -17,23 +17,13 @@ import inspect
 import zlib
 
 from .. import creation
+from .._registry import snake_case
 from ..core.dtypes import as_dtype, float32
 from ..tensor import Tensor, Variable, init_scope, tensor
 from . import functional
 from . import initializers as initializers_mod
 
 _NAME_COUNTS: dict[str, int] = {}
-
-
-def snake_case(name: str) -> str:
-    """``'Conv2D'`` -> ``'conv2d'``, ``'LayerNormalization'`` -> ``'layer_normalization'``."""
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and (name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower()
-                                                            and name[i - 1].isupper())):
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
 
 
 def unique_name(base: str) -> str:
