@@ -30,6 +30,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -80,7 +81,6 @@ class _Traced:
 
 def _check_names(names, what):
     """Signature input names must be schema names (docs/artifact.schema.json) and distinct."""
-    import re
     for n in names:
         if not isinstance(n, str) or not 0 < len(n) <= 256 or n.startswith("__") or not re.fullmatch(r"[ -~]+", n):
             raise ValueError(f"export: {what} name {n!r} cannot name an artifact input (printable ASCII, at most 256 "

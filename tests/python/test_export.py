@@ -21,6 +21,7 @@ os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 import webtensor as wt  # noqa: E402
 from artifact_helpers import resign  # noqa: E402
 from webtensor.artifact import ArtifactError  # noqa: E402
+from webtensor.webgpu.artifact import legacy_wgsl_bindings  # noqa: E402
 from webtensor.tape import GradientTape  # noqa: E402
 
 pytest.importorskip("wasmtime")
@@ -127,6 +128,29 @@ def test_manifest_describes_model(exported):
             for b, i in enumerate(k["bindings"]):
                 if f"@binding({b}) var<storage, read_write>" in src:
                     assert k["bindings"].count(i) == 1
+            # "access" states what the shader declares, binding by binding (the loaders' layouts)
+            declared = legacy_wgsl_bindings(src)
+            assert sorted(declared) == list(range(len(k["bindings"]))), k
+            assert k["access"] == [declared[b][2] for b in range(len(k["bindings"]))], k
+
+
+def test_artifacts_without_access_still_load(copy, exact):
+    """Artifacts exported before kernels carried "access" load through the loaders' legacy path."""
+    before = wt.load(copy, backend="webgpu").run("predict", np.ones((BATCH, 8, 8, 1), np.float32))
+    resign(copy, lambda m: [k.pop("access") for s in m["signatures"].values() for k in s["webgpu"]["kernels"]])
+    assert "access" not in (copy / "manifest.json").read_text()
+    after = wt.load(copy, backend="webgpu").run("predict", np.ones((BATCH, 8, 8, 1), np.float32))
+    np.testing.assert_array_equal(after["output_0"], before["output_0"])
+
+
+def test_access_is_checked_against_the_shader(copy):
+    """A manifest whose "access" disagrees with the shader fails when the pipeline is created."""
+    def read_only(m):
+        for k in m["signatures"]["predict"]["webgpu"]["kernels"]:
+            k["access"] = ["read"] * len(k["access"])
+    resign(copy, read_only)
+    with pytest.raises(ArtifactError, match=r"cannot create the pipeline"):
+        wt.load(copy, backend="webgpu")
 
 
 def test_wasm_round_trip_is_bitwise(exported, exact, data):
