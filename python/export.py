@@ -221,7 +221,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             ``train_step`` only when compiled); for any ``{name: (fn, example_inputs)}``.
         batch_size: for a model without ``example_inputs``: the batch size of the signatures
             (default: the one it was built with); the other dimensions come from its ``Input`` shapes.
-        backends: which code to carry (``'wasm'``, ``'webgpu'``).
+        backends: which code to carry (``'wasm'``, ``'webgpu'``: the registered exporters).
         wasm_fma: emit relaxed-SIMD fused multiply-adds (``wasm.lower``'s ``fma``). Off by default:
             relaxed SIMD needs a flag in Node 20 and is missing in some browsers, and its results
             may differ between engines in the last bit.
@@ -234,7 +234,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     Raises:
         ValueError: a dtype an artifact cannot carry (float16), an unknown signature, a model that is
             not built or compiled for what is asked, example inputs that do not fit the model's inputs,
-            input names an artifact cannot carry (non-ASCII, or two alike). TypeError: malformed ``signatures``.
+            input names an artifact cannot carry (non-ASCII, or two alike), an unknown backend. TypeError: malformed ``signatures``.
 
     Needs no numpy (runs in Pyodide as is); compiling the WGSL of a model on a GPU device still
     needs that device.

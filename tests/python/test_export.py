@@ -422,6 +422,8 @@ def test_missing_backend_section(copy, monkeypatch):
 def test_export_errors(tmp_path):
     with pytest.raises(ValueError, match="float16"):
         wt.export(lambda x: x * 2, (np.ones(2, np.float16),), tmp_path)
+    with pytest.raises(ValueError, match=r"unknown backend 'cuda'; known backends: \['wasm', 'webgpu'\]"):
+        wt.export(lambda x: x * 2, (np.ones(2, np.float32),), tmp_path, backends=("wasm", "cuda"))
     model = digits_model("mlp")
     with pytest.raises(ValueError, match="unknown model signature 'nope'"):
         model.export(tmp_path, signatures=["nope"])
