@@ -14,6 +14,11 @@ Execution (no numpy needed):
 - ``runtime``: ``WasmDevice`` (one linear memory, allocator, kernel cache, one-call executables);
 - ``engines``: what runs the modules: ``wasmtime`` natively (``pip install 'webtensor[wasm]'``),
   the page's ``WebAssembly`` in Pyodide.
+
+Artifacts: ``export`` (the "wasm" exporter: one module for every signature) and ``artifact`` (the
+"wasm" artifact loader), registered in ``core.runtime.artifacts`` when imported.
+
+Importing this package registers the ``"wasm"`` device (``core.runtime.device.register_device``).
 """
 import sys
 

@@ -2,7 +2,10 @@
 (:mod:`.runtime`), on the optional ``wgpu`` natively or, in Pyodide, on the browser's
 ``navigator.gpu`` through :mod:`.browser` (created with ``await webtensor.init_async()``).
 
-Importing it registers the ``"webgpu"`` device (``core.runtime.device.register_device``).
+Artifacts: ``export`` (the "webgpu" exporter) and ``artifact`` (the "webgpu" artifact loader),
+registered in ``core.runtime.artifacts`` when imported.
+
+Importing this package registers the ``"webgpu"`` device (``core.runtime.device.register_device``).
 """
 import sys
 
