@@ -21,7 +21,7 @@ import numpy as np
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 import webtensor as wt  # noqa: E402
-from webtensor.device import is_software_adapter  # noqa: E402
+from webtensor.webgpu.runtime import is_software_adapter  # noqa: E402
 from common import gelu_chain_np, init_mlp, mlp_step_np  # noqa: E402
 from common import row as _row  # noqa: E402
 

@@ -352,6 +352,16 @@ export default {
          "$ref": "#/$defs/index"
         }
        },
+       "access": {
+        "type": "array",
+        "maxItems": 64,
+        "items": {
+         "enum": [
+          "read",
+          "read_write"
+         ]
+        }
+       },
        "dispatch": {
         "type": "array",
         "minItems": 1,

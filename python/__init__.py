@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import types as _types
 
+__version__ = "0.1.0"     # first: modules imported below read it
+
 from .core.dtypes import DType, bool_, float16, float32, int32, as_dtype
 from .core.ops import *  # noqa: F401,F403  (the functional op set)
 from .core.ops import abs, max, min, pow, round, sum, slice  # noqa: F401  (shadow builtins deliberately)
@@ -21,6 +23,10 @@ from . import config, optimizers, data
 from .export import export
 from .artifact import load
 from .safetensors_io import load_safetensors, save_safetensors
+# The backends: importing them registers their devices, exporters and artifact loaders (the only
+# place the API layer names them; docs/architecture.md).
+from .wasm import artifact as _wasm_artifact, export as _wasm_export  # noqa: F401
+from .webgpu import artifact as _webgpu_artifact, export as _webgpu_export  # noqa: F401
 from . import nn, datasets
 
 
@@ -33,7 +39,6 @@ class _RandomNamespace(_types.SimpleNamespace):
 random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
 
-__version__ = "0.1.0"
 
 
 from .core.signature import alias as _alias

@@ -14,6 +14,10 @@ import argparse
 import sys
 import time
 
+import webtensor as wt
+
+from . import nn
+
 TARGETS = {"mlp": 0.95, "cnn": 0.97}
 EPOCHS = {"mlp": 20, "cnn": 30}
 LEARNING_RATE = 3e-3  # Adam, cosine-decayed to 0 over the run
@@ -27,7 +31,6 @@ def build_model(kind: str):
     """``'mlp'``: 64 -> 128 -> 64 -> 10 (ReLU); ``'cnn'``: conv3x3(16, same) -> maxpool ->
     conv3x3(32, same) -> maxpool -> dense 64 -> dense 10 (ReLU), with dropout 0.25 before each
     dense layer (8x8 images overfit quickly). Inputs ``(N, 8, 8, 1)``; outputs logits."""
-    from . import nn
     if kind == "mlp":
         layers = [nn.Flatten(), nn.Dense(128, activation="relu"), nn.Dense(64, activation="relu"), nn.Dense(10)]
     elif kind == "cnn":
@@ -41,7 +44,6 @@ def build_model(kind: str):
 
 def train(kind: str, data, epochs: int, seed: int, verbose) -> float:
     """Train model ``kind`` on ``data`` (from ``webtensor.datasets.digits``); returns test accuracy."""
-    import webtensor as wt
     (x_train, y_train), (x_test, y_test) = data
     wt.set_seed(seed)
     model = build_model(kind)
@@ -113,7 +115,6 @@ def main(argv=None) -> int:
         parser.error("--epochs must be >= 1")
     verbose = args.verbose if args.verbose is not None else (1 if sys.stderr.isatty() else 2)
 
-    import webtensor as wt
     try:
         dev = wt.get_device(args.device)
     except (ValueError, RuntimeError, ImportError) as e:

@@ -10,14 +10,10 @@ backend's section, and for ``'wasm'`` the module's imports, exports and function
 the file or variable and what is wrong (never the size, hash or contents of a file that failed a
 check), and nothing is left half-loaded.
 
-Backends: ``'wasm'`` instantiates ``module.wasm`` in ``wasmtime`` with one memory of the
-signatures' largest ``memory_bytes`` (also its maximum: a driver cannot grow it), copies the
-variables and the large constants (the sections' ``"constants"``) to their addresses once, and each run writes the inputs, calls the signature's driver
-(optionally under a deadline: wasmtime epoch interruption) and copies the outputs out. ``'webgpu'``
-(on ``webtensor.get_device('webgpu')``'s wgpu device) creates the variable buffers once, each
-signature's buffers, pipelines and bind groups once, and each run writes the inputs, encodes every
-dispatch in one compute pass of one command encoder, copies the outputs to a staging buffer,
-submits once and maps it. Requires numpy, and wasmtime or wgpu for the backend used.
+Backends: each runs its sections through the artifact loader it registers
+(``core.runtime.artifacts.register_loader``): ``wasm/artifact.py`` (``module.wasm`` in wasmtime) and
+``webgpu/artifact.py`` (wgpu); this module knows neither's format. Requires numpy, and wasmtime or
+wgpu for the backend used.
 
 Threads: a loaded model may be used from many threads. Each run (inputs written, driver or
 dispatches, outputs read back), weight read and write holds the backend's lock: one per model on
@@ -30,26 +26,20 @@ import errno
 import hashlib
 import json
 import os
-import re
 import stat
-import threading
 from math import prod
 
-from . import hostdata
+from . import __version__, safetensors_io
 from .core.dtypes import as_dtype
-from .schema import artifact_schema
+from .core.runtime import hostdata
+from .core.runtime.artifacts import Artifact, ArtifactError, loader, loader_names
+from .schema import SchemaError, artifact_schema, loads, validate
+from .tensor import Tensor
 
 # the format's name, version and dtypes, as docs/artifact.schema.json (the one contract) states them
 FORMAT = artifact_schema()["properties"]["format"]["const"]
 FORMAT_VERSION = artifact_schema()["properties"]["format_version"]["const"]
 DTYPES = tuple(artifact_schema()["$defs"]["dtype"]["enum"])
-PAGE = 65536
-
-
-class ArtifactError(ValueError):
-    """A damaged, malformed, hostile or unsupported artifact; the message names the file or variable
-    (and never quotes the size, hash or contents of a file that failed a check)."""
-
 
 MAX_MANIFEST_BYTES = 16 << 20          # manifest.json is read before anything says how large it is
 MAX_FILE_BYTES = 4 << 30               # docs/artifact.schema.json's limit on any listed file
@@ -63,14 +53,6 @@ def _is_obj(v) -> bool:
     return isinstance(v, dict)
 
 
-def _is_index(v, n) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n
-
-
-def _reason(e: Exception) -> str:
-    """An engine error's cause in one line (wasmtime puts it last, after a backtrace)."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else type(e).__name__
 
 
 def _read_file(root: str, name: str, nbytes: int | None, fail, dirs: dict) -> bytes:
@@ -130,17 +112,12 @@ def _text(files, name, fail) -> str:
     except UnicodeDecodeError:
         fail(f"{name} is not UTF-8 text")
 
-_BINDING = re.compile(r"@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>")
-
-
 def read_artifact(path):
     """Read and check the artifact directory ``path``. Returns ``(manifest, files, weights)``: ``files``
     maps each listed name to its bytes, ``weights`` each tensor of ``weights.safetensors`` to
     ``(dtype, shape, bytes)``. Order of checks: manifest.json (at most 16 MiB, UTF-8 JSON) against
     ``docs/artifact.schema.json``; each listed file's path, type, size and SHA-256; the references
     between sections; the weights. Raises :class:`ArtifactError` (see the module docstring)."""
-    from . import safetensors_io
-    from .schema import SchemaError, artifact_schema, loads, validate
     where = os.fspath(path)
 
     def fail(msg):
@@ -223,390 +200,10 @@ def _check_manifest(manifest, fail):
             listed(k["wgsl"], f"{what} webgpu.kernels[{i}]")
 
 
-def _storage(data: bytes, dtype: str) -> bytes:
-    """safetensors bytes of a tensor -> backend storage (bool: one byte -> a 4-byte 0/1 integer)."""
-    dt = as_dtype(dtype)
-    return bytes(hostdata.to_storage(data, dt, dt.wasm))
-
-
 def _from_storage(data, spec):
     """Backend storage bytes -> a numpy array of ``spec``'s shape and dtype (a copy)."""
     dt = as_dtype(spec["dtype"])
     return hostdata.to_numpy(hostdata.from_storage(data, dt, dt.wasm), tuple(spec["shape"]), dt)
-
-
-# ---- WebAssembly ------------------------------------------------------------------------------------
-
-class _WasmBackend:
-    kind = "wasm"
-
-    def __init__(self, manifest, files, weights, fail, timeout=None, memory_limit=None):
-        self.lock = threading.RLock()       # the model's own store and memory
-        from .util import require
-        from .wasm.engines import WasmtimeEngine, _Caller
-        from .wasm.module_check import check_module
-        wasmtime = require("wasmtime", "webtensor.load(backend='wasm')")
-        variables, sigs = manifest["variables"], manifest["signatures"]
-        memory_bytes, address, constants = 0, {}, {}
-        for name, sig in sigs.items():
-            w, what = sig.get("wasm"), f"signature '{name}' wasm"
-            if w is None:
-                fail(f"manifest.json: {what}: section is missing (this artifact has no WebAssembly code for it)")
-            memory_bytes = max(memory_bytes, w["memory_bytes"])
-            for key in ("inputs", "outputs"):
-                if len(w[key]) != len(sig[key]):
-                    fail(f'manifest.json: {what}: "{key}" must hold one byte address per {key[:-1]} ({len(sig[key])})')
-            vars_ = w.get("variables", {})
-            for i in set(sig.get("reads", [])) | set(sig.get("writes", [])):
-                if str(i) not in vars_:
-                    fail(f"manifest.json: {what}: no address for variable {i} ('{variables[i]['name']}'), which the "
-                         "signature uses")
-            for key, addr in vars_.items():
-                i = int(key)                              # the schema allows only canonical decimal indices
-                if i >= len(variables):
-                    fail(f"manifest.json: {what}: variables {{\"{key}\": {addr}}}: there is no variable {i}")
-                if address.get(i, addr) != addr:
-                    fail(f"manifest.json: {what}: variable '{variables[i]['name']}' is at {addr}, another signature "
-                         f"has it at {address[i]} (variables must have one address)")
-                address[i] = addr
-            for key, tname in w.get("constants", {}).items():
-                addr = int(key)                           # the schema allows only canonical decimal addresses
-                if tname not in weights:
-                    fail(f"weights.safetensors: constant '{tname}' ({what} constants) is missing")
-                if weights[tname][0] not in DTYPES:
-                    fail(f"weights.safetensors: constant '{tname}' is {weights[tname][0]}; constants are float32, "
-                         "int32 or bool")
-                if constants.get(addr, tname) != tname:
-                    fail(f"manifest.json: {what}: constants at {addr} names '{tname}', another signature has "
-                         f"'{constants[addr]}' there")
-                constants[addr] = tname
-        regions = sorted([(a, a + _nbytes(variables[i]), f"variable '{variables[i]['name']}'") for i, a in address.items()]
-                         + [(a, a + _nbytes({"shape": weights[n][1]}), f"constant '{n}'") for a, n in constants.items()])
-        for (a0, e0, w0), (a1, e1, w1) in zip(regions, regions[1:]):
-            if a1 < e0:
-                fail(f"manifest.json: wasm: {w1} [{a1}, {e1}) overlaps {w0}")
-        for name, sig in sigs.items():
-            for key in ("inputs", "outputs"):
-                for a, spec in zip(sig["wasm"][key], sig[key]):
-                    regions.append((a, a + _nbytes(spec), f"signature '{name}' {key[:-1]} '{spec['name']}'"))
-        for a, e, w in regions:
-            if e > memory_bytes:
-                fail(f"manifest.json: wasm: {w} [{a}, {e}) lies outside the {memory_bytes}-byte memory")
-        pages = max(1, -(-memory_bytes // PAGE))
-        if memory_limit is not None and pages * PAGE > memory_limit:
-            raise MemoryError(f"webtensor.load: the artifact's WebAssembly memory is {pages * PAGE} bytes, over "
-                              f"memory_limit={memory_limit}")
-        try:
-            check_module(files["module.wasm"], [sig["wasm"]["driver"] for sig in sigs.values()], pages)
-        except ValueError as e:
-            fail(str(e))
-        # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1
-        self.engine = eng = WasmtimeEngine(pages, fma=True, maximum_pages=pages, interruptible=timeout is not None)
-        try:
-            module = wasmtime.Module(eng.engine, files["module.wasm"])
-        except Exception as e:
-            fail(f"module.wasm is not a valid WebAssembly module ({_reason(e)})")
-        try:
-            inst = wasmtime.Instance(eng.store, module, [eng.memory])
-        except Exception as e:
-            fail(f"module.wasm cannot be instantiated ({_reason(e)})")
-        self.variables, self.address, self.timeout = variables, address, timeout
-        # check_module proved every driver is () -> (): the unchecked fast call is safe
-        self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
-                        for name, sig in sigs.items()}
-        self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
-                   for name, sig in sigs.items()}
-        for addr, tname in constants.items():           # large constants: stored once, in the weights
-            dt, _, data = weights[tname]
-            eng.write(addr, _storage(data, dt))
-        self.host = {}
-        for i, v in enumerate(variables):
-            data = _storage(weights[v["name"]][2], v["dtype"])
-            if i in address:
-                eng.write(address[i], data)
-            else:
-                self.host[i] = data
-
-    def _call(self, name):
-        wasmtime = self.engine.wasmtime
-        timer = self.engine.deadline(self.timeout) if self.timeout is not None else None
-        try:
-            self.drivers[name]()
-        except wasmtime.Trap as e:
-            if e.trap_code == wasmtime.TrapCode.INTERRUPT:
-                raise TimeoutError(f"webtensor: signature '{name}' did not finish within {self.timeout} s (the "
-                                   "variables it writes may be partly updated)") from None
-            raise ArtifactError(f"webtensor: signature '{name}': the WebAssembly driver trapped "
-                                f"({_reason(e)})") from None
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def run(self, name, inputs: list[bytes]) -> list[bytes]:
-        ins, outs = self.io[name]
-        for a, data in zip(ins, inputs):
-            self.engine.write(a, data)
-        self._call(name)
-        return [bytes(self.engine.read(a, n)) for a, n in outs]
-
-    def read_variables(self, indices) -> list[bytes]:
-        return [self.host[i] if i in self.host else
-                bytes(self.engine.read(self.address[i], _nbytes(self.variables[i]))) for i in indices]
-
-    def write_variable(self, i, data: bytes):
-        if i in self.host:
-            self.host[i] = data
-        else:
-            self.engine.write(self.address[i], data)
-
-    def stats(self) -> dict:
-        return {"wasm_memory_bytes": self.engine.size}
-
-    def dispose(self):
-        self.drivers = self.engine = None
-
-
-# ---- WebGPU -----------------------------------------------------------------------------------------
-
-def wgsl_bindings(source: str) -> dict[int, tuple[int, str, str]]:
-    """``{binding: (group, address space, access)}`` of a WGSL source's resource declarations."""
-    code = re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", "", source, flags=re.S))
-    return {int(b): (int(g), space, access or "read") for g, b, space, access in _BINDING.findall(code)}
-
-
-def _kebab(name: str) -> str:
-    return re.sub(r"[A-Z]", lambda m: "-" + m.group(0).lower(), name)
-
-
-def webgpu_shortfall(manifest, files, limits: dict, features) -> str | None:
-    """Why the artifact cannot run on a device with ``limits`` (wgpu-py's kebab-case names) and
-    ``features``: a signature without WebGPU code, a limit or WGSL feature it lacks; else None."""
-    for name, sig in manifest["signatures"].items():
-        w = sig.get("webgpu")
-        if not _is_obj(w):
-            return f"signature '{name}' has no WebGPU code"
-        for key, need in (w.get("required_limits") or {}).items():
-            have = limits.get(_kebab(key))
-            if have is None:
-                return f"signature '{name}' requires {key} (unknown limit on this device)"
-            if (have > need) if key.startswith("min") else (have < need):
-                return f"signature '{name}' requires {key} {need} (the device offers {have})"
-        for k in w["kernels"]:
-            for f in re.findall(r"^[ \t]*enable[ \t]+([\w \t,]+);", files[k["wgsl"]].decode("utf-8", "replace"), re.M):
-                for feat in (x.strip() for x in f.split(",")):
-                    feat = {"f16": "shader-f16"}.get(feat, feat)
-                    if feat and feat not in features:
-                        return f"{k['wgsl']} needs the WebGPU feature '{feat}'"
-    return None
-
-
-class _WebGPUBackend:
-    kind = "webgpu"
-
-    def __init__(self, manifest, files, weights, fail, timeout=None, memory_limit=None):
-        from .device import get_device
-        from .util import require_numpy
-        np = require_numpy("webtensor.load")
-        dev = get_device("webgpu")
-        self.np, self.dev, self.wgpu, gpu = np, dev, dev.wgpu, dev.gpu
-        self.lock = dev.lock                # the device's queue is shared with its eager work
-        variables, sigs = manifest["variables"], manifest["signatures"]
-        short = webgpu_shortfall(manifest, files, dict(gpu.limits), set(gpu.features))
-        if short:
-            fail(f"cannot run on this WebGPU device: {short}")
-        layouts = {}
-        for name, sig in sigs.items():
-            w, what = sig["webgpu"], f"signature '{name}' webgpu"
-            seen = {"input": set(), "output": set()}
-            for k, b in enumerate(w["buffers"]):
-                at = f"manifest.json: {what} buffers[{k}]"
-                spec = None
-                if b["role"] in ("input", "output"):
-                    lst = sig[b["role"] + "s"]
-                    if not _is_index(b.get("index"), len(lst)):
-                        fail(f"{at}: no {b['role']} {json.dumps(b.get('index'))}")
-                    if b["index"] in seen[b["role"]]:
-                        fail(f"{at}: {b['role']} {b['index']} has two buffers")
-                    seen[b["role"]].add(b["index"])
-                    spec = lst[b["index"]]
-                elif b["role"] == "variable":
-                    if not _is_index(b.get("index"), len(variables)):
-                        fail(f"{at}: no variable {json.dumps(b.get('index'))}")
-                    spec = variables[b["index"]]
-                elif b["role"] == "const":
-                    if b.get("data") not in weights:
-                        fail(f"weights.safetensors: constant {json.dumps(b.get('data'))} ({what} buffers[{k}]) is missing")
-                    spec = {"shape": weights[b["data"]][1]}
-                if spec is not None and b["bytes"] < _nbytes(spec):
-                    fail(f"{at}: {b['bytes']} bytes cannot hold {list(spec['shape'])} ({_nbytes(spec)} bytes)")
-            for role in ("input", "output"):
-                for k, spec in enumerate(sig[role + "s"]):
-                    if k not in seen[role]:
-                        fail(f"manifest.json: {what}: no buffer for {role} {k} ('{spec['name']}')")
-            for k, kernel in enumerate(w["kernels"]):
-                at = f"{what} kernels[{k}] ({kernel['wgsl']})"
-                binds, disp = kernel.get("bindings"), kernel.get("dispatch")
-                if not all(i < len(w["buffers"]) for i in binds):
-                    fail(f'manifest.json: {at}: "bindings" must be indices into buffers')
-                if any(n > gpu.limits.get("max-compute-workgroups-per-dimension", 65535) for n in disp):
-                    fail(f"manifest.json: {at}: dispatch {disp} is over this device's maxComputeWorkgroupsPerDimension")
-                if kernel["wgsl"] not in layouts:
-                    layouts[kernel["wgsl"]] = wgsl_bindings(_text(files, kernel["wgsl"], fail))
-                declared = layouts[kernel["wgsl"]]
-                for b, (group, space, _) in declared.items():
-                    if group != 0 or space != "storage":
-                        fail(f"{kernel['wgsl']}: @group({group}) @binding({b}) var<{space}> is not a @group(0) storage binding")
-                    if b >= len(binds):
-                        fail(f"{at}: the shader declares @binding({b}), but the kernel lists {len(binds)} bindings")
-                for b, i in enumerate(binds):
-                    if b not in declared:
-                        fail(f"{at}: the kernel lists binding {b}, but the shader declares no @group(0) @binding({b})")
-                    if declared[b][2] == "read_write" and binds.count(i) > 1:
-                        fail(f"{at}: buffers[{i}] is bound twice and written (WebGPU forbids writable aliasing)")
-        total = sum(-(-max(b["bytes"], 4) // 4) * 4 for sig in sigs.values() for b in sig["webgpu"]["buffers"])
-        if memory_limit is not None and total > memory_limit:
-            raise MemoryError(f"webtensor.load: the artifact's WebGPU buffers take {total} bytes, over "
-                              f"memory_limit={memory_limit}")
-        self.created = []
-        try:
-            self._build(manifest, files, weights, layouts, fail)
-        except BaseException:
-            self.dispose()
-            raise
-
-    def _buffer(self, size, usage):
-        b = self.dev.gpu.create_buffer(size=max(4, -(-size // 4) * 4), usage=usage)
-        self.created.append(b)
-        return b
-
-    def _build(self, manifest, files, weights, layouts, fail):
-        U, gpu, np = self.wgpu.BufferUsage, self.dev.gpu, self.np
-        variables, sigs = manifest["variables"], manifest["signatures"]
-        self.variables = variables
-        var_bytes = [max([_nbytes(v)] + [b["bytes"] for s in sigs.values() for b in s["webgpu"]["buffers"]
-                                         if b["role"] == "variable" and b["index"] == i])
-                     for i, v in enumerate(variables)]
-        self.var_buffers = []
-        for v, n in zip(variables, var_bytes):
-            b = self._buffer(n, U.STORAGE | U.COPY_SRC | U.COPY_DST)
-            data = _storage(weights[v["name"]][2], v["dtype"])
-            if data:
-                gpu.queue.write_buffer(b, 0, data)
-            self.var_buffers.append(b)
-        offs = np.cumsum([0] + [-(-max(_nbytes(v), 4) // 4) * 4 for v in variables]).tolist()
-        self.var_offsets = offs[:-1]
-        self.var_staging = self._buffer(offs[-1], U.MAP_READ | U.COPY_DST)
-        pipelines = {}
-        self.sigs = {}
-        for name, sig in sigs.items():
-            w = sig["webgpu"]
-            bufs = []
-            for b in w["buffers"]:
-                if b["role"] == "variable":
-                    bufs.append(self.var_buffers[b["index"]])
-                    continue
-                usage = {"input": U.STORAGE | U.COPY_DST, "output": U.STORAGE | U.COPY_SRC,
-                         "const": U.STORAGE | U.COPY_DST, "temp": U.STORAGE}[b["role"]]
-                buf = self._buffer(b["bytes"], usage)
-                if b["role"] == "const":
-                    dt, _, data = weights[b["data"]]
-                    data = _storage(data, dt)
-                    if data:
-                        gpu.queue.write_buffer(buf, 0, data)
-                bufs.append(buf)
-            steps = []
-            for k, kernel in enumerate(w["kernels"]):
-                key = (kernel["wgsl"], kernel["entry_point"])
-                if key not in pipelines:
-                    decl = layouts[kernel["wgsl"]]
-                    layout = gpu.create_bind_group_layout(entries=[
-                        {"binding": b, "visibility": self.wgpu.ShaderStage.COMPUTE,
-                         "buffer": {"type": "storage" if decl[b][2] == "read_write" else "read-only-storage"}}
-                        for b in range(len(kernel["bindings"]))])
-                    try:
-                        module = gpu.create_shader_module(code=_text(files, kernel["wgsl"], fail))
-                        pipe = gpu.create_compute_pipeline(
-                            layout=gpu.create_pipeline_layout(bind_group_layouts=[layout]),
-                            compute={"module": module, "entry_point": kernel["entry_point"]})
-                    except Exception as e:
-                        fail(f"signature '{name}' webgpu kernels[{k}] ({kernel['wgsl']}): cannot create the "
-                             f"pipeline ({_reason(e)})")
-                    pipelines[key] = (pipe, layout)
-                pipe, layout = pipelines[key]
-                group = gpu.create_bind_group(layout=layout, entries=[
-                    {"binding": b, "resource": {"buffer": bufs[i], "offset": 0, "size": bufs[i].size}}
-                    for b, i in enumerate(kernel["bindings"])])
-                steps.append((pipe, group, list(kernel["dispatch"]) + [1] * (3 - len(kernel["dispatch"]))))
-            index = lambda role, k: next(i for i, b in enumerate(w["buffers"]) if b["role"] == role and b["index"] == k)
-            out_bytes = [_nbytes(s) for s in sig["outputs"]]
-            out_offs = np.cumsum([0] + [-(-max(n, 4) // 4) * 4 for n in out_bytes]).tolist()
-            self.sigs[name] = {
-                "steps": steps,
-                "inputs": [bufs[index("input", k)] for k in range(len(sig["inputs"]))],
-                "outputs": [(bufs[index("output", k)], off, n) for k, (off, n) in enumerate(zip(out_offs, out_bytes))],
-                "staging": self._buffer(out_offs[-1], U.MAP_READ | U.COPY_DST) if out_bytes else None,
-            }
-
-    def _readback(self, staging, copies) -> bytes:
-        gpu = self.dev.gpu
-        enc = gpu.create_command_encoder()
-        copies(enc)
-        gpu.queue.submit([enc.finish()])
-        staging.map_sync(self.wgpu.MapMode.READ)
-        data = bytes(staging.read_mapped())
-        staging.unmap()
-        return data
-
-    # Calls run under the device's guard: errors of a lost device become the RuntimeError eager
-    # code raises ("the WebGPU device was lost ...").
-    def run(self, name, inputs: list[bytes]) -> list[bytes]:
-        with self.dev._guard():
-            return self._run(name, inputs)
-
-    def _run(self, name, inputs: list[bytes]) -> list[bytes]:
-        sig, gpu = self.sigs[name], self.dev.gpu
-        for buf, data in zip(sig["inputs"], inputs):
-            if data:
-                gpu.queue.write_buffer(buf, 0, data)
-
-        def encode(enc):
-            cp = enc.begin_compute_pass()
-            for pipe, group, disp in sig["steps"]:
-                cp.set_pipeline(pipe)
-                cp.set_bind_group(0, group)
-                cp.dispatch_workgroups(*disp)
-            cp.end()
-            for buf, off, n in sig["outputs"]:
-                enc.copy_buffer_to_buffer(buf, 0, sig["staging"], off, -(-max(n, 4) // 4) * 4)
-        if sig["staging"] is None:
-            enc = gpu.create_command_encoder()
-            encode(enc)
-            gpu.queue.submit([enc.finish()])
-            return []
-        data = self._readback(sig["staging"], encode)
-        return [data[off:off + n] for _, off, n in sig["outputs"]]
-
-    def read_variables(self, indices) -> list[bytes]:
-        def copies(enc):
-            for i in indices:
-                enc.copy_buffer_to_buffer(self.var_buffers[i], 0, self.var_staging, self.var_offsets[i],
-                                          -(-max(_nbytes(self.variables[i]), 4) // 4) * 4)
-        with self.dev._guard():
-            data = self._readback(self.var_staging, copies)
-        return [data[self.var_offsets[i]:self.var_offsets[i] + _nbytes(self.variables[i])] for i in indices]
-
-    def write_variable(self, i, data: bytes):
-        with self.dev._guard():
-            if data:
-                self.dev.gpu.queue.write_buffer(self.var_buffers[i], 0, data)
-
-    def stats(self) -> dict:
-        return {"gpu_buffers": len(self.created), "gpu_buffer_bytes": sum(b.size for b in self.created)}
-
-    def dispose(self):
-        for b in self.created:
-            b.destroy()
-        self.created = []
 
 
 # ---- the loaded model ---------------------------------------------------------------------------
@@ -634,7 +231,6 @@ class LoadedModel:
 
     def _value(self, value, spec, what) -> bytes:
         import numpy as np
-        from .tensor import Tensor
         if isinstance(value, Tensor):
             value = value.numpy()
         a = np.asarray(value)
@@ -737,7 +333,6 @@ class LoadedModel:
     def save_weights(self, path) -> None:
         """Every variable in the safetensors layout, as the JS runtime's ``saveWeights()`` writes it."""
         import numpy as np
-        from . import __version__, safetensors_io
         tensors = {}
         for name, a in self.get_weights().items():
             a = np.ascontiguousarray(a, dtype="|b1" if a.dtype == bool else a.dtype.newbyteorder("<"))
@@ -769,7 +364,7 @@ def load(path, backend: str = "auto", *, timeout: float | None = None,
     Args:
         backend: ``'wasm'`` (wasmtime), ``'webgpu'`` (wgpu) or ``'auto'`` (WebGPU when a hardware
             adapter exists and meets every signature's needs, else WebAssembly, which is faster than a
-            software adapter such as llvmpipe: ``is_software_adapter`` in ``device.py``;
+            software adapter such as llvmpipe: ``is_software_adapter`` in ``webgpu/runtime.py``;
             ``model.backend`` says which).
         timeout: seconds a signature may run on ``'wasm'`` (wasmtime epoch interruption) before it is
             stopped with ``TimeoutError``; ``'auto'`` with a timeout picks ``'wasm'``. None: no limit.
@@ -787,31 +382,31 @@ def load(path, backend: str = "auto", *, timeout: float | None = None,
             not available. RuntimeError: (when run) the WebGPU device was lost (the message eager
             code raises: ``webtensor.webgpu.reset_device()``, then load again).
     """
-    if backend not in ("auto", "wasm", "webgpu"):
-        raise ValueError(f"webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got {backend!r}")
+    names = loader_names()                      # in the order 'auto' asks them ('webgpu', 'wasm')
+    if backend != "auto" and backend not in names:
+        raise ValueError(f"webtensor.load: backend must be {_either(['auto'] + names)}, got {backend!r}")
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 1e9:
             raise ValueError(f"webtensor.load: timeout must be a positive number of seconds, got {timeout!r}")
-        if backend == "webgpu":
-            raise ValueError("webtensor.load: timeout works on backend 'wasm' only (WebGPU work cannot be "
-                             "interrupted); use backend='wasm' or 'auto'")
-        backend = "wasm"
+        interruptible = [n for n in names if loader(n).interruptible]
+        if backend != "auto" and backend not in interruptible:
+            raise ValueError(f"webtensor.load: timeout works on backend {_either(interruptible)} only "
+                             f"({backend!r} work cannot be interrupted); use backend={_either(interruptible + ['auto'])}")
+        names = interruptible
     if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
                                      or memory_limit < 0):
         raise ValueError(f"webtensor.load: memory_limit must be a number of bytes, got {memory_limit!r}")
     manifest, files, weights = read_artifact(path)
+    artifact = Artifact(manifest, files, weights, DTYPES)
 
     def fail(msg):
         raise ArtifactError(f"webtensor: artifact '{os.fspath(path)}': {msg}")
     if backend == "auto":
-        backend = "wasm"
-        try:
-            from .device import get_device, is_software_adapter
-            dev = get_device("webgpu")
-            if (not is_software_adapter(dev.adapter.info)
-                    and webgpu_shortfall(manifest, files, dict(dev.gpu.limits), set(dev.gpu.features)) is None):
-                backend = "webgpu"
-        except (ImportError, RuntimeError):
-            pass
-    impl = _WebGPUBackend if backend == "webgpu" else _WasmBackend
-    return LoadedModel(manifest, impl(manifest, files, weights, fail, timeout=timeout, memory_limit=memory_limit))
+        backend = next((n for n in names if loader(n).auto(artifact)), names[-1])
+    return LoadedModel(manifest, loader(backend)(artifact, fail, timeout=timeout, memory_limit=memory_limit))
+
+
+def _either(names) -> str:
+    """``'a', 'b' or 'c'``."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]

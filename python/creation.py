@@ -16,7 +16,7 @@ import math
 import random as _random
 from math import prod
 
-from . import hostdata
+from .core.runtime import hostdata
 from .core import ops as F
 from .core.dtypes import INT32_MAX, INT32_MIN, as_dtype, float32, int32
 from .core.op import Aval

@@ -23,6 +23,7 @@ import random as _random
 
 from .core import ops as F
 from .core.dtypes import int32
+from .creation import _global
 from .tensor import Tensor, Variable, tensor
 from .tree import flatten, unflatten
 
@@ -208,7 +209,6 @@ class _Shuffle(_Passthrough):
             raise ValueError(f"shuffle: buffer_size must be >= 1, got {buffer_size}")
         super().__init__(input_dataset, buffer_size)
         if seed is None:
-            from .creation import _global
             seed = _global.getrandbits(64)
         self._buffer_size, self._seed, self._reshuffle = int(buffer_size), seed, reshuffle_each_iteration
         self._epoch_seeds = _random.Random(seed)  # one new seed per iteration when reshuffling

@@ -27,6 +27,7 @@ from .config import TICK, LRUCache, RetracingWarning
 from .core import passes
 from .core.graph import Graph, Value
 from .device import get_device
+from .tape import GradientTape
 from .tensor import Tensor, Variable, init_scope, tensor
 from .tree import flatten, unflatten
 
@@ -288,7 +289,6 @@ def value_and_grad(fn, argnums=0):
     """``f(*args) -> (value, grads)``: value of the scalar ``fn`` and its gradient with respect
     to the positional arguments ``argnums`` (an int or a tuple). Traced: one graph holds the
     forward and backward passes. Variables used by ``fn`` are differentiated with a tape instead."""
-    from .tape import GradientTape
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
     def vg(*args):

@@ -18,11 +18,13 @@ then add 1 to ``iterations``.
 from __future__ import annotations
 
 from . import schedules
+from ._registry import Registry
 from .core import ops as F
 from .core.dtypes import float32, int32
 from .creation import zeros
-from .tensor import Tensor, Variable, init_scope
+from .device import get_device
 from .schedules import LearningRateSchedule
+from .tensor import Tensor, Variable, init_scope
 
 
 class Optimizer:
@@ -94,7 +96,6 @@ class Optimizer:
     def iterations(self) -> Variable:
         """The number of updates applied: an int32 scalar ``Variable``."""
         if self._iterations is None:
-            from .device import get_device
             self._state("_iterations", "iterations", 0, int32, get_device())
         return self._iterations
 
@@ -314,7 +315,6 @@ def get(identifier) -> Optimizer:
     Raises:
         ValueError: an unknown name. TypeError: anything else.
     """
-    from .nn._registry import Registry
     return Registry("optimizer", {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop},
                     base=Optimizer, wrap=False, lower=True).get(identifier)
 

@@ -30,6 +30,7 @@ import os
 import struct
 
 from .schema import loads
+from .tensor import Tensor, _numpy, tensor
 
 __all__ = ["DTYPES", "ITEMSIZE", "save", "load", "save_file", "load_file", "load_safetensors", "save_safetensors"]
 
@@ -338,7 +339,6 @@ def _stored_tensor(dtype: str, shape: tuple, view, device=None):
     """One stored tensor (``load``'s ``(dtype, shape, view)``) as a Tensor with :func:`webtensor.tensor`'s
     conventions for numpy data: float64 -> float32, float16 stays, integers -> int32 (wrapping),
     bool; bfloat16 -> float32 (exactly: its bits are a float32's upper half)."""
-    from .tensor import _numpy, tensor
     if dtype == "bfloat16":            # no numpy or struct type: widen to float32 bytes, low half zero
         wide = bytearray(2 * len(view))
         wide[2::4], wide[3::4] = view[0::2], view[1::2]
@@ -379,7 +379,6 @@ def save_safetensors(path, tensors: dict, metadata: dict | None = None):
         TypeError: a name that is not a str, or a value that cannot be a tensor.
         ValueError: the name ``'__metadata__'``, or a dtype safetensors cannot hold.
     """
-    from .tensor import Tensor, tensor
     entries = {}
     for name, value in tensors.items():
         t = value if isinstance(value, Tensor) else tensor(value)

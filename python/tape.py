@@ -8,6 +8,7 @@ gradient computation, giving higher-order derivatives.
 from __future__ import annotations
 
 from . import _state
+from .core import ops as F
 from .core.autodiff import Record, backward
 from .tensor import Tensor, Variable, tensor
 
@@ -65,7 +66,6 @@ class GradientTape:
             RuntimeError: a non-persistent tape used twice.
             TypeError: a non-float target.
         """
-        from .core import ops as F
         if self._used and not self.persistent:
             raise RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape; "
                                "use GradientTape(persistent=True)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numbers
 from math import prod
 
-from . import _state, hostdata
+from . import _state
+from .core.runtime import hostdata
 from .core import ops as F
 from .core.dtypes import INT32_MAX, INT32_MIN, DType, as_dtype, bool_, dtype_of_scalar, float32, int32, result_type
 from .core.op import Aval, set_dispatcher

@@ -77,7 +77,7 @@ def test_missed_target_exits_nonzero(monkeypatch, capsys):
 
 def test_unavailable_device_exits_2(monkeypatch, capsys):
     import importlib
-    devices = importlib.import_module("webtensor.device")
+    devices = importlib.import_module("webtensor.core.runtime.device")
 
     def no_adapter():
         raise RuntimeError("no WebGPU adapter")

@@ -36,8 +36,8 @@ from __future__ import annotations
 import ctypes
 import weakref
 
-from ..hostdata import byte_view
-from ..util import require
+from ..core.runtime.hostdata import byte_view
+from ..core.runtime.util import require
 from .binary import V128, Module
 
 PAGE = 65536

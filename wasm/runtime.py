@@ -39,10 +39,10 @@ import threading
 import weakref
 from math import prod
 
-from ..config import TICK, LRUCache
 from ..core import compile as C
-from ..device import Device
-from ..hostdata import NUMPY, as_host, from_storage, to_storage
+from ..core.runtime.cache import TICK, LRUCache
+from ..core.runtime.device import Device
+from ..core.runtime.hostdata import NUMPY, as_host, from_storage, to_storage
 from .binary import Module
 from .engines import MAX_PAGES, PAGE, _Caller, default_engine  # noqa: F401  (_Caller: tests patch it)
 from .lower import kernel_module, lower

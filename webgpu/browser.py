@@ -34,7 +34,8 @@ import js
 from pyodide.code import run_js
 from pyodide.ffi import JsException, can_run_sync, create_once_callable, create_proxy, run_sync, to_js
 
-from ..hostdata import byte_view
+from ..core.runtime.hostdata import byte_view
+from .runtime import REQUESTED_LIMITS, WebGPUDevice
 
 ASYNC_READBACK = True            # the runtime awaits map_async in to_host_bytes_async
 GPUError = JsException           # what failing WebGPU calls raise here
@@ -316,7 +317,6 @@ async def request_device(power_preference: str = "high-performance", limits: dic
     Raises:
         RuntimeError: no ``navigator.gpu`` or no adapter (the message says what to do).
     """
-    from .runtime import REQUESTED_LIMITS, WebGPUDevice
     adapter = await request_adapter_async(power_preference)
     if adapter is None:
         raise RuntimeError(NO_ADAPTER)

@@ -32,16 +32,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import stat
+import tempfile
 import threading
 import weakref
 from collections import defaultdict
 
-from ..config import LRUCache
 from ..core import compile as C
+from ..core.dtypes import int32
 from ..core.op import Aval
-from ..device import Device, set_runtime_dir
-from ..hostdata import as_host, from_storage, to_storage
-from ..util import require
+from ..core.runtime.cache import LRUCache
+from ..core.runtime.device import Device
+from ..core.runtime.hostdata import as_host, from_storage, to_storage
+from ..core.runtime.util import require
 from . import wgsl
 
 NO_ADAPTER = ("webtensor: no WebGPU adapter found (wgpu.gpu.request_adapter_sync returned none). "
@@ -461,8 +465,6 @@ class WebGPUDevice(Device):
 
     def sync(self):
         """Wait until the device has finished all submitted work."""
-        from ..core.dtypes import int32
-        from ..core.op import Aval
         self.to_host_bytes(self.alloc((1,), int32), Aval((1,), int32))   # a readback waits for the queue
 
 
@@ -539,7 +541,6 @@ class Executable:
 
 
 def _aval(buf):
-    from ..core.op import Aval
     return Aval(tuple(buf.shape), buf.dtype)
 
 
@@ -568,3 +569,41 @@ def _plan(items):
         slot_of[key] = i
     return [s for s, _ in slots], slot_of
 
+
+
+# ---- the adapter: software or not, and the default device -------------------------------------------
+
+def is_software_adapter(info) -> bool:
+    """Whether a WebGPU adapter's ``info`` (wgpu-py's ``adapter.info``) describes a software adapter
+    that renders on the CPU (llvmpipe, lavapipe, SwiftShader, WARP: ``adapter_type`` ``"CPU"``) or
+    one of unknown type. WebAssembly is faster on the same CPU, so neither the default device nor
+    ``webtensor.load(backend='auto')`` picks WebGPU there (``"webgpu"`` named explicitly still runs)."""
+    return info.get("adapter_type") in ("CPU", "Unknown", None)
+
+
+def has_hardware_adapter() -> bool:
+    """Whether wgpu finds a hardware adapter here (the default device's probe). Raises ImportError
+    without wgpu."""
+    set_runtime_dir()
+    import wgpu
+    adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
+    return adapter is not None and not is_software_adapter(adapter.info)
+
+
+def set_runtime_dir() -> None:
+    """Give the process a private ``XDG_RUNTIME_DIR`` (``<tempdir>/webtensor-runtime-<uid>``, mode
+    0700) if it has none: requesting a wgpu adapter probes Wayland (wgpu-native's OpenGL backend),
+    and libwayland prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." to
+    stderr, twice, where it is unset or not an absolute path (headless machines, containers, CI)."""
+    if os.name != "posix" or os.environ.get("XDG_RUNTIME_DIR", "").startswith("/"):
+        return
+    path = os.path.join(tempfile.gettempdir(), f"webtensor-runtime-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            path = tempfile.mkdtemp(prefix="webtensor-runtime-")   # not ours, or not private
+    except OSError:
+        path = tempfile.mkdtemp(prefix="webtensor-runtime-")
+    os.environ["XDG_RUNTIME_DIR"] = path

@@ -17,11 +17,29 @@ const FEATURE_OF_ENABLE = { f16: 'shader-f16' }; // WGSL `enable` name -> featur
 const align4 = (n) => Math.max(4, Math.ceil(n / 4) * 4);
 
 /**
- * The bindings a WGSL source declares, from its `@group(g) @binding(b)
- * var<space, access>` lines: Map binding -> {group, type}, type being the
- * bind group layout's buffer type ('storage' | 'read-only-storage' | 'uniform').
+ * The bindings of a kernel entry: Map binding -> {group, type, space}, type
+ * being the bind group layout's buffer type ('storage' | 'read-only-storage').
+ * From its "access" (one entry per binding: @group(0) @binding(b)
+ * var<storage, access>), checked against its "bindings"; WebGPU then checks
+ * the layout against the shader when the pipeline is created. Artifacts
+ * exported before "access" existed fall back to legacyWgslBindings.
  */
-export function wgslBindings(source) {
+export function declaredBindings(kernel, source, fail) {
+  if (kernel.access === undefined) return legacyWgslBindings(source);
+  const { access, bindings } = kernel;
+  if (!Array.isArray(access) || !access.every((a) => a === 'read' || a === 'read_write')) {
+    fail(`manifest.json: ${kernel.wgsl}: "access" must be an array of 'read' | 'read_write'`);
+  }
+  if (access.length !== bindings.length) fail(`manifest.json: ${kernel.wgsl}: "access" lists ${access.length} bindings, "bindings" ${bindings.length}`);
+  return new Map(access.map((a, b) => [b, { group: 0, type: a === 'read_write' ? 'storage' : 'read-only-storage', space: 'storage' }]));
+}
+
+/**
+ * LEGACY (artifacts exported before kernels carried "access"): the bindings a
+ * WGSL source declares, from its `@group(g) @binding(b) var<space, access>`
+ * lines, as declaredBindings returns them.
+ */
+export function legacyWgslBindings(source) {
   const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/[^\n]*/g, '');
   const out = new Map();
   for (const m of code.matchAll(/((?:@\s*\w+\s*(?:\([^)]*\))?\s*)+)var\s*<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>/g)) {
@@ -98,13 +116,15 @@ export function isSoftwareAdapter(info) {
 /**
  * Check every signature's "webgpu" section against `limits` and `features`
  * (a GPUSupportedLimits/-Features of the adapter or device) without creating
- * anything. Returns {features: [needed feature names], bindings: Map wgsl file
- * -> wgslBindings}. Throws via `fail` naming the signature, kernel and problem.
+ * anything. Returns {features: [needed feature names], bindingsOf: Map wgsl
+ * file -> source, layoutOf: Map kernel entry -> declaredBindings}. Throws via
+ * `fail` naming the signature, kernel and problem.
  */
 export function checkWebGPU({ manifest, files, weights }, fail, limits, features) {
   const { variables, signatures } = manifest;
   const decoder = new TextDecoder();
-  const bindingsOf = new Map();
+  const bindingsOf = new Map(); // wgsl file -> source
+  const layoutOf = new Map(); // kernel entry -> declaredBindings
   const needed = new Set();
   const maxBuffer = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize ?? Infinity);
   for (const [name, sig] of Object.entries(signatures)) {
@@ -161,10 +181,11 @@ export function checkWebGPU({ manifest, files, weights }, fail, limits, features
       }
       if (!bindingsOf.has(kernel.wgsl)) {
         const source = decoder.decode(files.get(kernel.wgsl));
-        bindingsOf.set(kernel.wgsl, wgslBindings(source));
+        bindingsOf.set(kernel.wgsl, source);
         for (const f of wgslFeatures(source)) needed.add(f);
       }
-      const declared = bindingsOf.get(kernel.wgsl);
+      const declared = declaredBindings(kernel, bindingsOf.get(kernel.wgsl), fail);
+      layoutOf.set(kernel, declared);
       for (const [b, d] of declared) {
         if (d.group !== 0) fail(`${kernel.wgsl}: @group(${d.group}) is not supported (all bindings are in @group(0))`);
         if (d.space !== 'storage') fail(`${kernel.wgsl}: @binding(${b}) is var<${d.space}>; kernels bind storage buffers only`);
@@ -179,7 +200,7 @@ export function checkWebGPU({ manifest, files, weights }, fail, limits, features
     });
   }
   for (const f of needed) if (!features.has(f)) fail(`the WGSL kernels need the WebGPU feature '${f}', which this adapter/device lacks`);
-  return { features: [...needed], bindingsOf };
+  return { features: [...needed], bindingsOf, layoutOf };
 }
 
 /**
@@ -193,7 +214,7 @@ export function checkWebGPU({ manifest, files, weights }, fail, limits, features
 export async function createWebGPUBackend(artifact, fail, { gpu = null, adapter, device: given }) {
   const { manifest, files, weights } = artifact;
   const target = given ?? adapter;
-  const { features, bindingsOf } = checkWebGPU(artifact, fail, target.limits, target.features);
+  const { features, bindingsOf, layoutOf } = checkWebGPU(artifact, fail, target.limits, target.features);
   const backend = new WebGPUBackend(manifest);
   backend.gpu = gpu;
   backend.adapter = adapter;
@@ -213,7 +234,7 @@ export async function createWebGPUBackend(artifact, fail, { gpu = null, adapter,
     device.pushErrorScope('validation');
     let failure = null;
     try {
-      await backend.build(files, weights, bindingsOf, fail);
+      await backend.build(files, weights, bindingsOf, layoutOf, fail);
     } catch (e) {
       failure = e;
     }
@@ -246,7 +267,7 @@ class WebGPUBackend {
     return b;
   }
 
-  async build(files, weights, bindingsOf, fail) {
+  async build(files, weights, bindingsOf, layoutOf, fail) {
     const { device } = this;
     const { variables, signatures } = this.manifest;
     device.lost.then((info) => { this.lost = info.message || info.reason || 'unknown reason'; });
@@ -288,7 +309,7 @@ class WebGPUBackend {
       // explicit layouts: layout 'auto' would drop bindings a shader declares but does not use
       const layouts = sig.webgpu.kernels.map((kernel, k) => device.createBindGroupLayout({
         label: `${name} kernels[${k}]`,
-        entries: kernel.bindings.map((_, b) => ({ binding: b, visibility: COMPUTE, buffer: { type: bindingsOf.get(kernel.wgsl).get(b).type } })),
+        entries: kernel.bindings.map((_, b) => ({ binding: b, visibility: COMPUTE, buffer: { type: layoutOf.get(kernel).get(b).type } })),
       }));
       const pipelines = await Promise.allSettled(sig.webgpu.kernels.map((kernel, k) => device.createComputePipelineAsync({
         label: `${name} kernels[${k}] ${kernel.wgsl}`,

@@ -6,6 +6,8 @@ data (pure Python, no numpy needed). See :mod:`webtensor.datasets.digits` for
 the layout, source and licence.
 """
 
+from ..core.dtypes import float32, int32
+from ..tensor import tensor
 from .digits import IMAGE_SHAPE, digits_arrays, load_digits_raw, split_indices
 
 __all__ = ["digits", "digits_arrays", "load_digits_raw", "split_indices"]
@@ -29,8 +31,6 @@ def digits(test_fraction: float = 0.2, seed: int = 0, device=None):
     Raises:
         ValueError: ``test_fraction`` outside [0, 1], or a damaged data file.
     """
-    from ..core.dtypes import float32, int32
-    from ..tensor import tensor
 
     ((x_train, y_train), (x_test, y_test)), _ = digits_arrays(test_fraction, seed)
 

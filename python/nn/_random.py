@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from ..core import ops as F
 from ..core.dtypes import float32, int32
+from ..creation import arange
 
 # Odd 32-bit constants (MurmurHash3 finaliser and the golden ratio) as signed int32.
 _GOLDEN = -1640531535   # 0x9E3779B1
@@ -34,7 +35,6 @@ def _shr(h, k: int):
 
 def element_index(shape):
     """int32 tensor of ``shape`` holding each element's row-major linear index."""
-    from ..creation import arange
     idx, stride = None, 1
     for axis in range(len(shape) - 1, -1, -1):
         a = F.reshape(arange(shape[axis], dtype=int32) * stride, [shape[axis]] + [1] * (len(shape) - 1 - axis))

@@ -3,7 +3,7 @@ so it runs (and fuses) on every device and differentiates with no rule of its ow
 from __future__ import annotations
 
 from ..core import ops as F
-from ._registry import Registry, exports
+from .._registry import Registry, exports
 
 
 def linear(x):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 
-from ._registry import exports
+from .._registry import exports
 
 
 class Callback:

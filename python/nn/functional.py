@@ -22,7 +22,6 @@ import operator
 from ..creation import zeros
 from ..tensor import Tensor, init_scope
 from ..tree import flatten, unflatten
-from .layer import Layer
 
 
 class KerasTensor:
@@ -125,8 +124,8 @@ class _Node:
         """Compute this call from ``values`` (``id(KerasTensor) -> Tensor``) and add its outputs there."""
         args, kwargs = unflatten(self.struct, iter([values[id(v)] if isinstance(v, KerasTensor) else v
                                                     for v in self.leaves]))
-        if isinstance(self.fn, Layer) and "training" not in kwargs:
-            kwargs["training"] = training   # Layer.__call__ passes it on where call() takes it
+        if getattr(self.fn, "_functional_training", False) and "training" not in kwargs:
+            kwargs["training"] = training   # a Layer: its __call__ passes it on where call() takes it
         outs: list = []
         flatten(self.fn(*args, **kwargs), outs)
         for kt, o in zip(self.outputs, outs):

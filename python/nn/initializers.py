@@ -17,7 +17,7 @@ import math
 
 from .. import creation
 from ..core.dtypes import as_dtype, float32
-from ._registry import Registry, exports
+from .._registry import Registry, exports
 
 # Standard deviation of a unit normal truncated to [-2, 2]; VarianceScaling divides by it so
 # the truncated samples keep the intended variance (Keras, initializers/random_initializers.py).

@@ -17,22 +17,13 @@ import inspect
 import zlib
 
 from .. import creation
+from .._registry import snake_case
 from ..core.dtypes import as_dtype, float32
 from ..tensor import Tensor, Variable, init_scope, tensor
+from . import functional
 from . import initializers as initializers_mod
 
 _NAME_COUNTS: dict[str, int] = {}
-
-
-def snake_case(name: str) -> str:
-    """``'Conv2D'`` -> ``'conv2d'``, ``'LayerNormalization'`` -> ``'layer_normalization'``."""
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and (name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower()
-                                                            and name[i - 1].isupper())):
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
 
 
 def unique_name(base: str) -> str:
@@ -78,6 +69,7 @@ class Layer:
         ValueError: the input does not match the shape the layer was built for (the message
             names the layer).
     """
+    _functional_training = True     # the functional API passes ``training=`` on to layers (functional._Node)
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, **kwargs):
         if kwargs:
@@ -241,7 +233,6 @@ class Layer:
 
     def __call__(self, inputs, *args, training=None, **kwargs):
         if not isinstance(inputs, Tensor):
-            from . import functional
             if functional.is_symbolic(inputs):      # Keras' functional API: record the call
                 if training is not None:
                     kwargs["training"] = training

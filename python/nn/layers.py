@@ -18,6 +18,7 @@ from ..core.shapes import normalize_pair
 from ..tensor import Variable
 from . import _random
 from . import activations as activations_mod
+from .functional import symbolic_input
 from .layer import InputSpec, Layer
 
 
@@ -54,7 +55,6 @@ def Input(shape, batch_size=None, dtype=None, name=None):
     """``Input(shape=(64,))``: a model's input (``shape`` without the batch dimension), as a
     symbolic :class:`~webtensor.nn.functional.KerasTensor`: start a ``Sequential`` with it, or call
     layers on it and build ``Model(inputs, outputs)`` (Keras' functional API)."""
-    from .functional import symbolic_input
     layer = InputLayer(shape, batch_size=batch_size, dtype=dtype, name=name)
     return symbolic_input(tuple(shape), batch_size=batch_size, dtype=layer.dtype, name=layer.name,
                           input_layer=layer)

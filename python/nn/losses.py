@@ -12,10 +12,11 @@ labels once, up front (:func:`check_sparse_labels`).
 """
 from __future__ import annotations
 
+from .._registry import Registry, exports, snake_case
 from ..core import ops as F
 from ..core.dtypes import int32
+from ..core.op import first_out_of_range
 from ..tensor import Tensor, tensor
-from ._registry import Registry, exports
 
 _EPS = 1e-7
 
@@ -52,7 +53,6 @@ def check_sparse_labels(y_true, num_classes: int, what: str) -> None:
         ValueError: naming the first label outside ``[0, num_classes)``, its sample and ``what``
             (``"fit"``). Nothing is checked where the values cannot be read now (a browser GPU).
     """
-    from ..core.op import first_out_of_range
     y = y_true if isinstance(y_true, Tensor) else tensor(y_true)
     bad = first_out_of_range(y, 0, num_classes)
     if bad is not None:
@@ -217,7 +217,6 @@ def get(identifier) -> Loss:
 
 
 def _snake(name: str) -> str:
-    from .layer import snake_case
     return snake_case(name)
 
 

@@ -6,10 +6,12 @@ Variables are created on the default device when the metric is made.
 """
 from __future__ import annotations
 
+from .._registry import Registry, exports, snake_case
 from ..core import ops as F
 from ..core.dtypes import float32, int32
-from ..tensor import Tensor, Variable, tensor
-from ._registry import Registry, exports
+from ..creation import zeros
+from ..tensor import Tensor, Variable, init_scope, tensor
+from .losses import mean_absolute_error, mean_squared_error
 
 
 def _t(x):
@@ -21,13 +23,10 @@ class Metric:
     ``update_state(...)`` and ``result()``."""
 
     def __init__(self, name: str | None = None, dtype=None):
-        from .layer import snake_case
         self.name = name or snake_case(type(self).__name__)
         self._variables: list[Variable] = []
 
     def add_variable(self, name: str, shape=(), dtype=float32) -> Variable:
-        from ..creation import zeros
-        from ..tensor import init_scope
         with init_scope():
             v = Variable(zeros(shape, dtype=dtype), name=f"{self.name}/{name}", trainable=False)
         self._variables.append(v)
@@ -38,7 +37,6 @@ class Metric:
         return list(self._variables)
 
     def reset_state(self) -> None:
-        from ..creation import zeros
         for v in self._variables:
             v.assign(zeros(v.shape, dtype=v.dtype))
 
@@ -155,13 +153,11 @@ class BinaryAccuracy(MeanMetricWrapper):
 
 class MeanSquaredError(MeanMetricWrapper):
     def __init__(self, name="mean_squared_error", dtype=None):
-        from .losses import mean_squared_error
         super().__init__(mean_squared_error, name, dtype)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
     def __init__(self, name="mean_absolute_error", dtype=None):
-        from .losses import mean_absolute_error
         super().__init__(mean_absolute_error, name, dtype)
 
 

@@ -38,7 +38,9 @@ from . import callbacks as callbacks_mod
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import saving
+from ..export import export as export_artifact
 from ..tree import flatten, unflatten
+from ._export import holds_arrays as _holds_arrays, model_specs
 from .functional import KerasTensor
 from .layer import Layer
 from .layers import InputLayer
@@ -46,13 +48,6 @@ from .layers import InputLayer
 
 def _as_tensor(x):
     return x if isinstance(x, Tensor) or x is None else tensor(x)
-
-
-def _holds_arrays(x) -> bool:
-    """Is the list/tuple ``x`` several arrays (a structure) rather than one array written as lists (of
-    numbers, or of 0-d arrays such as numpy scalars)?"""
-    return any(isinstance(v, dict) or ((isinstance(v, Tensor) or hasattr(v, "__array__")) and getattr(v, "ndim", 1))
-               or (isinstance(v, (list, tuple)) and _holds_arrays(v)) for v in x)
 
 
 def _as_tensors(x, n_inputs: int | None = None):
@@ -532,8 +527,16 @@ class Model(Layer):
     def export(self, path, batch_size: int | None = None, signatures=None, **kwargs) -> dict:
         """Write an artifact for the JS runtime and ``webtensor.load``: ``predict`` and, when compiled,
         ``train_step`` for batches of ``batch_size``. See :func:`webtensor.export` (``kwargs`` go there)."""
-        from ..export import export
-        return export(self, kwargs.pop("example_inputs", None), path, signatures, batch_size=batch_size, **kwargs)
+        return export_artifact(self, kwargs.pop("example_inputs", None), path, signatures, batch_size=batch_size,
+                               **kwargs)
+
+    # the export protocol (webtensor.export.ExportableModel)
+    def _export_signatures(self, example_inputs, signatures, batch_size) -> dict:
+        return model_specs(self, example_inputs, signatures, batch_size,
+                           custom_train_step=type(self).train_step is not Model.train_step)
+
+    def _export_weight_paths(self) -> dict:
+        return saving.weight_paths(self)
 
     # ---- summary ----
     def summary(self, line_length: int = 78, print_fn=None) -> None:

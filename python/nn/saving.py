@@ -13,7 +13,8 @@ import os
 from collections.abc import Mapping
 
 from .. import safetensors_io
-from ..tensor import Tensor, Variable
+from ..safetensors_io import _stored_tensor
+from ..tensor import Tensor, Variable, tensor
 
 FORMAT = "webtensor.weights"
 VERSION = "1"
@@ -106,8 +107,6 @@ def load_weights(layer, path, *, by_name: bool = False, name_map=None, skip_mism
             path, ``(path, transform)`` or None.
     """
     import warnings
-    from ..safetensors_io import _stored_tensor
-    from ..tensor import tensor
     if name_map is not None and not isinstance(name_map, Mapping) and not callable(name_map):
         raise TypeError(f"load_weights: name_map must be a dict, a callable or None, got {type(name_map).__name__}")
     weights = weight_paths(layer)

@@ -841,6 +841,53 @@ gpu("wgsl-uniform-binding", _wgsl_edit("kernels/train_step_5.wgsl", lambda s: s.
     desc="a binding declared var<uniform>")
 
 
+
+# ---- webgpu: the kernels' "access" (binding access modes, written by export) ---------------------
+# The base fixture predates "access" (the loaders' legacy path reads the WGSL); these cases add it to
+# every kernel, as export writes it, then damage it. The runtimes check it against "bindings" and
+# WebGPU checks the layout built from it against the shader when the pipeline is created.
+
+def _wgsl_access(source: bytes) -> list[str]:
+    """The access of each @binding of a fixture kernel, in binding order (read off its declarations)."""
+    import re
+    found = re.findall(rb"@binding\((\d+)\) var<storage, (\w+)>", source)
+    return [acc.decode() for _, acc in sorted(found, key=lambda m: int(m[0]))]
+
+
+def _with_access(then=None):
+    def build(c):
+        for sig in c.manifest["signatures"].values():
+            for k in sig.get("webgpu", {}).get("kernels", []):
+                k["access"] = _wgsl_access(c.files[k["wgsl"]])
+        if then is not None:
+            then(c)
+    return build
+
+
+def _written(c, sig="predict", k=0) -> int:
+    return _kernel(sig, k)(c)["access"].index("read_write")
+
+
+gpu("access-control", _with_access(), expect=OK, desc="every kernel lists its bindings' access (as export writes it)")
+gpu("access-short", _with_access(lambda c: _kernel()(c)["access"].pop()), desc='"access" one entry short of "bindings"')
+gpu("access-long", _with_access(lambda c: _kernel()(c)["access"].append("read")), desc='"access" one entry longer than "bindings"')
+gpu("access-empty", _with_access(lambda c: _kernel()(c).__setitem__("access", [])), desc='"access" []')
+gpu("access-65", _with_access(lambda c: _kernel()(c).__setitem__("access", ["read"] * 65)), desc='65 "access" entries')
+gpu("access-write", _with_access(lambda c: _kernel()(c)["access"].__setitem__(0, "write")), desc='an access "write" (not WGSL)')
+gpu("access-number", _with_access(lambda c: _kernel()(c)["access"].__setitem__(0, 1)), desc="an access 1 (a number)")
+gpu("access-string", _with_access(lambda c: _kernel()(c).__setitem__("access", "read")), desc='"access" "read" (not an array)')
+gpu("access-null", _with_access(lambda c: _kernel()(c).__setitem__("access", None)), desc='"access" null')
+gpu("access-read-for-written", _with_access(lambda c: _kernel()(c)["access"].__setitem__(_written(c), "read")),
+    desc="a binding the shader writes listed as read (the layout does not match the shader)")
+gpu("access-written-aliased", _with_access(lambda c: (_kernel()(c)["access"].__setitem__(0, "read_write"),
+                                                      _kernel()(c)["bindings"].__setitem__(0, _kernel()(c)["bindings"][1]))),
+    desc="a buffer bound twice, once listed read_write (writable aliasing)")
+gpu("access-binding-beyond", _with_access(_wgsl_edit("kernels/predict_0.wgsl", lambda s: s.replace(
+    b"\n@compute", b"@group(0) @binding(7) var<storage, read> extra: array<f32>;\n\n@compute").replace(
+    b"{\n", b"{\n  _ = extra[0];\n", 1))),
+    desc="the shader uses @binding(7), beyond the kernel's 4 listed bindings")
+
+
 # ---- damage: truncations and bit flips of every file -----------------------------------------------
 
 def _truncate(name, length_of, sign):

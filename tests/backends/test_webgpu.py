@@ -385,7 +385,7 @@ def test_lost_device_reports_and_can_be_recreated(dev, monkeypatch):
     dev._suspect = d._suspect
     np.testing.assert_array_equal((wt.tensor([1.0], device=dev) + 1.0).numpy(), [2.0])   # others go on
     assert dev.lost is None
-    monkeypatch.setitem(sys.modules["webtensor.device"]._INSTANCES, "webgpu", d)   # as if d were the default
+    monkeypatch.setitem(sys.modules["webtensor.core.runtime.device"]._INSTANCES, "webgpu", d)   # as if d were the default
     import webtensor.webgpu
     webtensor.webgpu.reset_device()
     fresh = wt.get_device("webgpu")

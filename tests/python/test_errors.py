@@ -10,7 +10,7 @@ import pytest
 
 import webtensor as wt
 
-device_module = importlib.import_module("webtensor.device")  # the module (``wt.device`` is the function)
+device_module = importlib.import_module("webtensor.core.runtime.device")  # the module (``wt.device`` is the function)
 
 
 @pytest.fixture(autouse=True)

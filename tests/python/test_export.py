@@ -21,6 +21,7 @@ os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 import webtensor as wt  # noqa: E402
 from artifact_helpers import resign  # noqa: E402
 from webtensor.artifact import ArtifactError  # noqa: E402
+from webtensor.webgpu.artifact import legacy_wgsl_bindings  # noqa: E402
 from webtensor.tape import GradientTape  # noqa: E402
 
 pytest.importorskip("wasmtime")
@@ -127,6 +128,29 @@ def test_manifest_describes_model(exported):
             for b, i in enumerate(k["bindings"]):
                 if f"@binding({b}) var<storage, read_write>" in src:
                     assert k["bindings"].count(i) == 1
+            # "access" states what the shader declares, binding by binding (the loaders' layouts)
+            declared = legacy_wgsl_bindings(src)
+            assert sorted(declared) == list(range(len(k["bindings"]))), k
+            assert k["access"] == [declared[b][2] for b in range(len(k["bindings"]))], k
+
+
+def test_artifacts_without_access_still_load(copy, exact):
+    """Artifacts exported before kernels carried "access" load through the loaders' legacy path."""
+    before = wt.load(copy, backend="webgpu").run("predict", np.ones((BATCH, 8, 8, 1), np.float32))
+    resign(copy, lambda m: [k.pop("access") for s in m["signatures"].values() for k in s["webgpu"]["kernels"]])
+    assert "access" not in (copy / "manifest.json").read_text()
+    after = wt.load(copy, backend="webgpu").run("predict", np.ones((BATCH, 8, 8, 1), np.float32))
+    np.testing.assert_array_equal(after["output_0"], before["output_0"])
+
+
+def test_access_is_checked_against_the_shader(copy):
+    """A manifest whose "access" disagrees with the shader fails when the pipeline is created."""
+    def read_only(m):
+        for k in m["signatures"]["predict"]["webgpu"]["kernels"]:
+            k["access"] = ["read"] * len(k["access"])
+    resign(copy, read_only)
+    with pytest.raises(ArtifactError, match=r"cannot create the pipeline"):
+        wt.load(copy, backend="webgpu")
 
 
 def test_wasm_round_trip_is_bitwise(exported, exact, data):
@@ -331,11 +355,11 @@ def _counter_artifact(path, exact):
 
 def _as_hardware(monkeypatch):
     """Make load('auto') see the WebGPU adapter as a hardware one."""
-    monkeypatch.setattr(sys.modules["webtensor.device"], "is_software_adapter", lambda info: False)
+    monkeypatch.setattr(sys.modules["webtensor.webgpu.artifact"], "is_software_adapter", lambda info: False)
 
 
 def test_auto_picks_wasm_on_a_software_adapter(tmp_path, exact, monkeypatch):
-    from webtensor.device import is_software_adapter
+    from webtensor.webgpu.runtime import is_software_adapter
     _counter_artifact(tmp_path, exact)
     info = wt.get_device("webgpu").adapter.info            # no adapter here is a failure, not a skip
     auto = wt.load(tmp_path)
@@ -360,7 +384,7 @@ def test_auto_picks_wasm_on_a_software_adapter(tmp_path, exact, monkeypatch):
     ({"adapter_type": "browser", "device": "google swiftshader"}, False),   # Pyodide: the browser decides
 ])
 def test_is_software_adapter(info, software):
-    from webtensor.device import is_software_adapter
+    from webtensor.webgpu.runtime import is_software_adapter
     assert is_software_adapter(info) is software
 
 
@@ -368,7 +392,7 @@ def test_loaded_model_on_a_lost_device_raises_what_eager_code_raises(tmp_path, e
     from webtensor.webgpu.runtime import WebGPUDevice
     _counter_artifact(tmp_path, exact)
     dev = WebGPUDevice()
-    monkeypatch.setitem(sys.modules["webtensor.device"]._INSTANCES, "webgpu", dev)   # as if it were the default
+    monkeypatch.setitem(sys.modules["webtensor.core.runtime.device"]._INSTANCES, "webgpu", dev)   # as if it were the default
     m = wt.load(tmp_path, backend="webgpu")
     np.testing.assert_array_equal(m.run("f", np.ones(4, np.float32))["output_0"], [2, 2, 2, 2])
     dev.gpu.destroy()
@@ -398,6 +422,8 @@ def test_missing_backend_section(copy, monkeypatch):
 def test_export_errors(tmp_path):
     with pytest.raises(ValueError, match="float16"):
         wt.export(lambda x: x * 2, (np.ones(2, np.float16),), tmp_path)
+    with pytest.raises(ValueError, match=r"unknown backend 'cuda'; known backends: \['wasm', 'webgpu'\]"):
+        wt.export(lambda x: x * 2, (np.ones(2, np.float32),), tmp_path, backends=("wasm", "cuda"))
     model = digits_model("mlp")
     with pytest.raises(ValueError, match="unknown model signature 'nope'"):
         model.export(tmp_path, signatures=["nope"])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import webtensor as wt
-from webtensor.export import ALIGN
+from webtensor.wasm.export import ALIGN
 from artifact_helpers import resign
 from webtensor.artifact import ArtifactError
 

@@ -52,7 +52,7 @@ def test_traces_once_per_signature():
 
 
 def test_retraces_on_new_device(monkeypatch):
-    device_module = importlib.import_module("webtensor.device")
+    device_module = importlib.import_module("webtensor.core.runtime.device")
 
     class Other(device_module.ReferenceDevice):
         name = "other"

@@ -4,7 +4,8 @@ Exports three models (an MLP trained with Adam, a CNN with conv2d + pooling, a f
 reshape/transpose/slice/pad/gather/concat) and compares the sha256 of every exported file with the
 values recorded on main before the simplifier was moved into core/. Export is deterministic across
 processes and PYTHONHASHSEED (see tests/python/test_export.py), so the stored digests hold on any
-machine. Regenerate them (only for an intended change of the emitted code) with
+machine. The manifests' digests changed once since, when WebGPU kernels gained "access" (the
+manifests without it hash as before; no code or weights changed). Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -83,12 +84,12 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '481551c6b974e621c38b519cd1b250ec1333ffb4351d588a1d1c30ec7b620ece',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': '0fae6b9c5a3b4b67cb58bbdff92c9c2133158191b26b76e234ffddcb8ae99e1c',
+    'cnn/manifest.json': '30b0c660e05dbf7d6b3ba87824aff99e1e70f67e317f63368a6fa02608d4664a',
     'cnn/module.wasm': 'f82583cf22c9fe2d9d05165761fe57c681ee43b520f1ad2761b8757e8bcf28bc',
     'cnn/weights.safetensors': '3ed89222bc3e72ea2e5a1f83549595045346d6fbb661a39ed2a31a5941ec3a85',
     'fn/kernels/predict_0.wgsl': 'abe1f0b3f19e50f47f4bad8cc201c351804c498800b73129d9094e4f8f75b10e',
     'fn/kernels/predict_1.wgsl': 'cb67c8edcdfa2cb65e09b2a073e08c6b40e1982b262f58391dc12fcfca737f9a',
-    'fn/manifest.json': '342f1127d14869749116324708301c81103c131d15d221828be249c811f13278',
+    'fn/manifest.json': '0c9201dac77855e53d2b0ffb8941d99df25581a64ff8520bbb9957d1549c3df4',
     'fn/module.wasm': '2e90068ca880e2d6e6ede280bb06182440a86c1c1e60bf0e72210c50ccdc3786',
     'fn/weights.safetensors': '507f0fdd933733ae0953cab28bbf638a2d13650d463b2341324215447e758dc6',
     'mlp/kernels/predict_0.wgsl': 'd3f1f5c2e35d784d352fdafb86b6b59f0540d94aef5f36081e3c5063af6bb530',
@@ -128,7 +129,7 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_8.wgsl': '72a99f11bee28747af87e82194d5556b11f960879ca866731ee9fabec724fdb8',
     'mlp/kernels/train_step_9.wgsl': '4f5e226e8b36eac7d1d16928e1191c3f249a2f5ec0fe165d4c0b07db024fb2ce',
-    'mlp/manifest.json': '0c14ddff0d0630ace559e16961122a02e3ea1c5922d19f6d92a74c3fe5e4e820',
+    'mlp/manifest.json': 'a2d61b1cce0ae1ce1776924ed18a1da5bb701de5e25f58be6980a9ee32309d57',
     'mlp/module.wasm': '4465b1389b6b21d16e7c51cb724c0c92d2aa2775c65b885b8936c661bace54af',
     'mlp/weights.safetensors': 'efde01b008819b2100a85d86bc00bcbb630dd4d72fc154b66a43dad9f7aeb20b',
 }

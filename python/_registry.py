@@ -17,6 +17,17 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
+def snake_case(name: str) -> str:
+    """``'Conv2D'`` -> ``'conv2d'``, ``'LayerNormalization'`` -> ``'layer_normalization'``."""
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower()
+                                                            and name[i - 1].isupper())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
 class Registry:
     """A name -> entry table for one kind of object (``'loss'``, ``'metric'`` ...).
 
@@ -51,7 +62,6 @@ class Registry:
         if self.lower and name.lower() in self.table:
             return name.lower()
         if self.snake:
-            from .layer import snake_case
             if snake_case(name) in self.table:
                 return snake_case(name)
         return None

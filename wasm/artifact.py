@@ -1,0 +1,158 @@
+"""Loading an artifact's "wasm" sections (``docs/artifact.md``): the ``"wasm"`` artifact loader."""
+from __future__ import annotations
+
+import threading
+
+from ..core.runtime.artifacts import (ArtifactError, engine_reason as _reason, register_loader,
+                                      storage_nbytes, to_storage as _storage)
+from ..core.runtime.util import require
+from .engines import WasmtimeEngine, _Caller
+from .module_check import check_module
+
+PAGE = 65536
+
+
+def _nbytes(spec) -> int:
+    return storage_nbytes(spec["shape"])
+
+
+class WasmArtifact:
+    kind = "wasm"
+
+    """Runs an artifact's "wasm" sections: ``module.wasm`` in wasmtime with one memory of the
+    signatures' largest ``memory_bytes`` (also its maximum: a driver cannot grow it); variables and
+    the large constants (the sections' ``"constants"``) are copied to their addresses once; each run
+    writes the inputs, calls the signature's driver (optionally under a deadline: wasmtime epoch
+    interruption) and copies the outputs out. The module's imports, exports and function types are
+    checked (``module_check``) before it is compiled."""
+    interruptible = True
+
+    @classmethod
+    def auto(cls, artifact) -> bool:
+        return True                         # runs wherever wasmtime is installed
+
+    def __init__(self, artifact, fail, *, timeout=None, memory_limit=None):
+        manifest, files, weights, DTYPES = artifact.manifest, artifact.files, artifact.weights, artifact.dtypes
+        self.lock = threading.RLock()       # the model's own store and memory
+        wasmtime = require("wasmtime", "webtensor.load(backend='wasm')")
+        variables, sigs = manifest["variables"], manifest["signatures"]
+        memory_bytes, address, constants = 0, {}, {}
+        for name, sig in sigs.items():
+            w, what = sig.get("wasm"), f"signature '{name}' wasm"
+            if w is None:
+                fail(f"manifest.json: {what}: section is missing (this artifact has no WebAssembly code for it)")
+            memory_bytes = max(memory_bytes, w["memory_bytes"])
+            for key in ("inputs", "outputs"):
+                if len(w[key]) != len(sig[key]):
+                    fail(f'manifest.json: {what}: "{key}" must hold one byte address per {key[:-1]} ({len(sig[key])})')
+            vars_ = w.get("variables", {})
+            for i in set(sig.get("reads", [])) | set(sig.get("writes", [])):
+                if str(i) not in vars_:
+                    fail(f"manifest.json: {what}: no address for variable {i} ('{variables[i]['name']}'), which the "
+                         "signature uses")
+            for key, addr in vars_.items():
+                i = int(key)                              # the schema allows only canonical decimal indices
+                if i >= len(variables):
+                    fail(f"manifest.json: {what}: variables {{\"{key}\": {addr}}}: there is no variable {i}")
+                if address.get(i, addr) != addr:
+                    fail(f"manifest.json: {what}: variable '{variables[i]['name']}' is at {addr}, another signature "
+                         f"has it at {address[i]} (variables must have one address)")
+                address[i] = addr
+            for key, tname in w.get("constants", {}).items():
+                addr = int(key)                           # the schema allows only canonical decimal addresses
+                if tname not in weights:
+                    fail(f"weights.safetensors: constant '{tname}' ({what} constants) is missing")
+                if weights[tname][0] not in DTYPES:
+                    fail(f"weights.safetensors: constant '{tname}' is {weights[tname][0]}; constants are float32, "
+                         "int32 or bool")
+                if constants.get(addr, tname) != tname:
+                    fail(f"manifest.json: {what}: constants at {addr} names '{tname}', another signature has "
+                         f"'{constants[addr]}' there")
+                constants[addr] = tname
+        regions = sorted([(a, a + _nbytes(variables[i]), f"variable '{variables[i]['name']}'") for i, a in address.items()]
+                         + [(a, a + _nbytes({"shape": weights[n][1]}), f"constant '{n}'") for a, n in constants.items()])
+        for (a0, e0, w0), (a1, e1, w1) in zip(regions, regions[1:]):
+            if a1 < e0:
+                fail(f"manifest.json: wasm: {w1} [{a1}, {e1}) overlaps {w0}")
+        for name, sig in sigs.items():
+            for key in ("inputs", "outputs"):
+                for a, spec in zip(sig["wasm"][key], sig[key]):
+                    regions.append((a, a + _nbytes(spec), f"signature '{name}' {key[:-1]} '{spec['name']}'"))
+        for a, e, w in regions:
+            if e > memory_bytes:
+                fail(f"manifest.json: wasm: {w} [{a}, {e}) lies outside the {memory_bytes}-byte memory")
+        pages = max(1, -(-memory_bytes // PAGE))
+        if memory_limit is not None and pages * PAGE > memory_limit:
+            raise MemoryError(f"webtensor.load: the artifact's WebAssembly memory is {pages * PAGE} bytes, over "
+                              f"memory_limit={memory_limit}")
+        try:
+            check_module(files["module.wasm"], [sig["wasm"]["driver"] for sig in sigs.values()], pages)
+        except ValueError as e:
+            fail(str(e))
+        # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1
+        self.engine = eng = WasmtimeEngine(pages, fma=True, maximum_pages=pages, interruptible=timeout is not None)
+        try:
+            module = wasmtime.Module(eng.engine, files["module.wasm"])
+        except Exception as e:
+            fail(f"module.wasm is not a valid WebAssembly module ({_reason(e)})")
+        try:
+            inst = wasmtime.Instance(eng.store, module, [eng.memory])
+        except Exception as e:
+            fail(f"module.wasm cannot be instantiated ({_reason(e)})")
+        self.variables, self.address, self.timeout = variables, address, timeout
+        # check_module proved every driver is () -> (): the unchecked fast call is safe
+        self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
+                        for name, sig in sigs.items()}
+        self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
+                   for name, sig in sigs.items()}
+        for addr, tname in constants.items():           # large constants: stored once, in the weights
+            dt, _, data = weights[tname]
+            eng.write(addr, _storage(data, dt))
+        self.host = {}
+        for i, v in enumerate(variables):
+            data = _storage(weights[v["name"]][2], v["dtype"])
+            if i in address:
+                eng.write(address[i], data)
+            else:
+                self.host[i] = data
+
+    def _call(self, name):
+        wasmtime = self.engine.wasmtime
+        timer = self.engine.deadline(self.timeout) if self.timeout is not None else None
+        try:
+            self.drivers[name]()
+        except wasmtime.Trap as e:
+            if e.trap_code == wasmtime.TrapCode.INTERRUPT:
+                raise TimeoutError(f"webtensor: signature '{name}' did not finish within {self.timeout} s (the "
+                                   "variables it writes may be partly updated)") from None
+            raise ArtifactError(f"webtensor: signature '{name}': the WebAssembly driver trapped "
+                                f"({_reason(e)})") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def run(self, name, inputs: list[bytes]) -> list[bytes]:
+        ins, outs = self.io[name]
+        for a, data in zip(ins, inputs):
+            self.engine.write(a, data)
+        self._call(name)
+        return [bytes(self.engine.read(a, n)) for a, n in outs]
+
+    def read_variables(self, indices) -> list[bytes]:
+        return [self.host[i] if i in self.host else
+                bytes(self.engine.read(self.address[i], _nbytes(self.variables[i]))) for i in indices]
+
+    def write_variable(self, i, data: bytes):
+        if i in self.host:
+            self.host[i] = data
+        else:
+            self.engine.write(self.address[i], data)
+
+    def stats(self) -> dict:
+        return {"wasm_memory_bytes": self.engine.size}
+
+    def dispose(self):
+        self.drivers = self.engine = None
+
+
+register_loader("wasm", WasmArtifact, rank=1)

@@ -1,0 +1,102 @@
+"""The ``"wasm"`` section of an artifact (``docs/artifact.md``): ONE WebAssembly module for every
+signature. Each distinct kernel is lowered once (``lower.lower``); one exported driver per signature
+calls the kernels in order with fixed byte addresses (``runtime.emit_call``): variables, then
+constants (active data segments; the large ones, stored once in weights.safetensors, are listed in
+the section's ``"constants"`` for the loader to copy), then each signature's region (inputs,
+outputs, staging, temporaries packed by ``core.compile.plan_arena``, scratch; signatures run one at
+a time, so their regions overlap). In-place updates and copies follow the signature's plan
+(``core.runtime.artifacts.plan_signature``); copies are ``memory.copy``.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..core import compile as C
+from ..core.runtime.artifacts import register_exporter, storage_nbytes as _nbytes
+from .binary import Module
+from .lower import lower
+from .runtime import emit_call
+
+ALIGN = 64                              # bytes: WebAssembly addresses (SIMD loads want 16)
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return -(-n // a) * a
+
+
+def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,
+                stored: dict[bytes, str], options: dict):
+    """One module for every signature; returns ``({"module.wasm": bytes}, {signature: its "wasm"
+    section})``. Constants named in ``stored`` are not data segments: each section's
+    ``"constants"`` maps their addresses to their tensors in weights.safetensors, which the loader
+    copies there. ``options["wasm_fma"]``: relaxed-SIMD fused multiply-adds (``lower.lower``'s ``fma``)."""
+    fma = bool(options.get("wasm_fma"))
+    m = Module()
+    lowered: dict = {}
+    for t in traced:
+        for s in t.prog.steps:
+            if s.kernel not in lowered:
+                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=fma)
+    top = ALIGN                                  # address 0 stays unused
+    var_addr: dict[int, int] = {}
+    for v in sorted({v for t in traced for v in t.plan.reads + t.plan.writes}):
+        var_addr[v] = top
+        top = _align(top + max(_nbytes(variables[v]["shape"]), 1))
+    const_addr: dict[tuple[str, int], int] = {}
+    by_bytes: dict[bytes, int] = {}
+    for t in traced:
+        for b, data in consts[t.name].items():
+            if data not in by_bytes:
+                by_bytes[data] = top
+                if data and data not in stored:
+                    m.data(top, data)
+                top = _align(top + max(len(data), 1))
+            const_addr[(t.name, b)] = by_bytes[data]
+    base = top
+    sections = {}
+    for n_sig, t in enumerate(traced):
+        prog, plan = t.prog, t.plan
+        at = base
+
+        def take(nbytes):
+            nonlocal at
+            a, at = at, _align(at + max(nbytes, 1))
+            return a
+        inputs = [take(_nbytes(s["shape"])) for s in t.inputs]
+        outputs = [take(_nbytes(s["shape"])) for s in t.outputs]
+        stage = {v: take(_nbytes(variables[v]["shape"])) for v in plan.stage}
+        in_arena = C.Program(bufs=[b if plan.locs.get(b.id, ("temp",))[0] == "temp" or b.role != "temp"
+                                   else replace(b, role="placed") for b in prog.bufs], steps=prog.steps)
+        offsets, arena = C.plan_arena(in_arena, ALIGN)
+        arena_at = take(arena)
+        scratch_at = take(max((lowered[s.kernel].scratch for s in prog.steps), default=0))
+
+        def addr(loc):
+            kind, key = loc
+            return {"input": lambda: inputs[key], "output": lambda: outputs[key], "var": lambda: var_addr[key],
+                    "const": lambda: const_addr[(t.name, key)], "stage": lambda: stage[key],
+                    "temp": lambda: arena_at + offsets[key]}[kind]()
+
+        f = m.function(f"driver{n_sig}", export=t.name)
+
+        def copy(src, dst, n):
+            if n:
+                f.i32_const(addr(dst)).i32_const(addr(src)).i32_const(n).memory_copy()
+        for c in plan.pre:
+            copy(*c)
+        for s in prog.steps:
+            emit_call(f, lowered[s.kernel], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at)
+        for c in plan.post:
+            copy(*c)
+        f.finish()
+        sections[t.name] = {"driver": t.name, "memory_bytes": at, "inputs": inputs, "outputs": outputs,
+                            "variables": {str(v): var_addr[v] for v in sorted(set(plan.reads + plan.writes))}}
+        copied = {str(by_bytes[data]): stored[data] for data in consts[t.name].values() if data in stored}
+        if copied:
+            sections[t.name]["constants"] = dict(sorted(copied.items(), key=lambda kv: int(kv[0])))
+    pages = max(1, -(-max(s["memory_bytes"] for s in sections.values()) // 65536))
+    m.import_memory("env", "memory", pages)
+    return {"module.wasm": m.emit()}, sections
+
+
+register_exporter("wasm", export_wasm)

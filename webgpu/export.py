@@ -1,0 +1,135 @@
+"""The ``"webgpu"`` section of an artifact (``docs/artifact.md``): per signature, each kernel's WGSL
+(``wgsl.lower``, compiled for the WebGPU spec's default limits, so artifacts run on any adapter),
+buffers (temporaries shared by liveness as in the native runtime), bindings and dispatch sizes.
+Copies (the plan's, ``core.runtime.artifacts.plan_signature``) are copy dispatches
+(``wgsl.copy_pass``): a kernel may not bind one buffer both read-only and writable.
+"""
+from __future__ import annotations
+
+import warnings
+
+from ..core.runtime.artifacts import register_exporter, storage_nbytes as _nbytes
+from . import wgsl
+from .runtime import _plan as share_by_liveness
+
+
+def _gpu_limits():
+    """What WGSL is compiled for: the WebGPU spec's default limits (8 storage buffers per stage, 256
+    invocations per workgroup, 16 KiB workgroup storage, 128 MiB bindings), which every adapter
+    offers (browsers, Dawn, SwiftShader), not the limits of the exporting machine."""
+    return wgsl.Limits()
+
+
+def _required_limits(buffers, kernels, passes, limits) -> dict:
+    """The WebGPU limits (spec names) the signature's dispatches need, for the manifest."""
+    inv = max([p.workgroup_size[0] * p.workgroup_size[1] * p.workgroup_size[2] for p in passes] or [1])
+    size = [max([p.workgroup_size[d] for p in passes] or [1]) for d in range(3)]
+    shared = max([p.workgroup_storage for p in passes] or [0])
+    bound = [buffers[i]["bytes"] for k in kernels for i in k["bindings"]]
+    biggest = max([max(-(-n // 4) * 4, 4) for n in bound] or [4])
+    return {"maxStorageBuffersPerShaderStage": max([len(k["bindings"]) for k in kernels] or [1]),
+            "maxStorageBufferBindingSize": biggest, "maxBufferSize": biggest,
+            "maxComputeWorkgroupsPerDimension": max([max(k["dispatch"]) for k in kernels] or [1]),
+            "maxComputeInvocationsPerWorkgroup": inv, "maxComputeWorkgroupSizeX": size[0],
+            "maxComputeWorkgroupSizeY": size[1], "maxComputeWorkgroupSizeZ": size[2],
+            "maxComputeWorkgroupStorageSize": shared}
+
+
+def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[str, str], weights: dict,
+                 lowered: dict, limits, stored: dict[bytes, str] | None = None) -> dict:
+    """The signature's "webgpu" section; adds WGSL sources to ``files`` (source -> path) and constants
+    to ``weights`` (those in ``stored`` are there already, under its name). Raises
+    BufferTooLarge/ValueError where the limits are too small."""
+
+    prog, plan = t.prog, t.plan
+    for s in prog.steps:
+        if s.kernel not in lowered:
+            lowered[s.kernel] = wgsl.lower(s.kernel, limits)
+    buffers: list[dict] = []
+    index: dict = {}
+
+    def buf(key, entry) -> int:
+        if key not in index:
+            index[key] = len(buffers)
+            buffers.append(entry)
+        return index[key]
+    for i, spec in enumerate(t.inputs):
+        buf(("input", i), {"bytes": _nbytes(spec["shape"]), "role": "input", "index": i})
+    for v in sorted(set(plan.reads + plan.writes)):
+        buf(("var", v), {"bytes": _nbytes(variables[v]["shape"]), "role": "variable", "index": v})
+    for j, (b, data) in enumerate(sorted(consts.items())):
+        name = stored.get(data)
+        if name is None:
+            name = f"const/{t.name}/{j}"
+            dt = prog.bufs[b].dtype
+            weights[name] = ("float32" if dt.wasm == "f32" else "int32", tuple(prog.bufs[b].shape), data)
+        buf(("const", b), {"bytes": len(data), "role": "const", "data": name})
+    for k, spec in enumerate(t.outputs):
+        buf(("output", k), {"bytes": _nbytes(spec["shape"]), "role": "output", "index": k})
+    for v in plan.stage:
+        buf(("stage", v), {"bytes": _nbytes(variables[v]["shape"]), "role": "temp"})
+    items = [(("temp", b.id), _nbytes(b.shape), b.first, b.last) for b in prog.bufs
+             if plan.locs.get(b.id) == ("temp", b.id)]
+    for i, s in enumerate(prog.steps):
+        items += [(("scratch", i, name), size, i, i) for name, size in lowered[s.kernel].scratch]
+    sizes, slot_of = share_by_liveness(items)
+    slots = [buf(("slot", j), {"bytes": size, "role": "temp"}) for j, size in enumerate(sizes)]
+    where = lambda loc: slots[slot_of[loc]] if loc[0] in ("temp", "scratch") else index[loc]
+
+    kernels, passes = [], []
+
+    def dispatch(p, resolve, what):
+        if p.source not in files:
+            files[p.source] = f"kernels/{t.name}_{len(set(q.source for q in passes))}.wgsl"
+        path = files[p.source]
+        passes.append(p)
+        bindings = [resolve(name) for name, _ in p.bindings]
+        for (name, writable), i in zip(p.bindings, bindings):
+            if writable and bindings.count(i) > 1:
+                raise AssertionError(f"export: {what} binds buffer {i} writable twice")
+        kernels.append({"wgsl": path, "entry_point": "main", "bindings": bindings,
+                        "access": ["read_write" if writable else "read" for _, writable in p.bindings],
+                        "dispatch": list(p.workgroups)})
+
+    def copy(src: int, dst: int, nbytes: int, dst_word: int | None = None):
+        """``dst_word=None``: all of ``dst``, a buffer of exactly ``nbytes`` (one shader for every size)."""
+        if nbytes:
+            dispatch(wgsl.copy_pass(nbytes // 4, dst_word, limits), {"src": src, "dst": dst}.__getitem__, "copy")
+    for src, dst, n in plan.pre:
+        copy(where(src), where(dst), n)
+    for i, s in enumerate(prog.steps):
+        low = lowered[s.kernel]
+
+        def resolve(name, s=s, i=i):
+            if name == "result":
+                return where(plan.locs[s.output])
+            if name.startswith("in"):
+                return where(plan.locs[s.inputs[int(name[2:])]])
+            return where(("scratch", i, name))
+        for k, word in low.packed:
+            copy(resolve(f"in{k}"), resolve("packed"), _nbytes(s.kernel.inputs[k].shape), word)
+        for p in low.passes:
+            dispatch(p, resolve, f"kernel {i}")
+    for src, dst, n in plan.post:
+        copy(where(src), where(dst), n)
+    return {"buffers": buffers, "kernels": kernels,
+            "required_limits": _required_limits(buffers, kernels, passes, limits)}
+
+
+def export_webgpu(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,
+                  stored: dict[bytes, str], options: dict):
+    """Every signature's "webgpu" section and the WGSL files; a signature whose kernels do not fit
+    the default limits gets no section (a warning says why)."""
+    wgsl_files: dict[str, str] = {}
+    lowered: dict = {}
+    sections = {}
+    for t in traced:
+        try:
+            sections[t.name] = _emit_webgpu(t, variables, consts[t.name], wgsl_files, weights, lowered,
+                                            _gpu_limits(), stored)
+        except (wgsl.BufferTooLarge, ValueError) as e:
+            warnings.warn(f"export: signature '{t.name}' has no WebGPU code: {e}")
+    return {p: src.encode() for src, p in wgsl_files.items()}, sections
+
+
+register_exporter("webgpu", export_webgpu)
