@@ -11,12 +11,15 @@ CNN >= 97 %), so CI catches regressions, and 2 if the device is unknown or unava
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 
 import webtensor as wt
 
 from . import nn
+from .serving import serve
 
 TARGETS = {"mlp": 0.95, "cnn": 0.97}
 EPOCHS = {"mlp": 20, "cnn": 30}
@@ -75,9 +78,6 @@ def serve_main(argv) -> int:
     args = parser.parse_args(argv)
     if args.model_name and len(args.paths) > 1:
         parser.error("--model_name needs exactly one MODEL_BASE_PATH")
-    import signal
-    import threading
-    from webtensor.serving import serve
     try:
         server = serve([(p, args.model_name) for p in args.paths], port=args.port, host=args.host, backend=args.backend,
                        max_batch_wait=args.max_batch_wait_ms / 1000, max_body_bytes=args.max_body_bytes,

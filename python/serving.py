@@ -32,6 +32,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+from .artifact import load
+from .core.runtime.hostdata import NUMPY
+
 __all__ = ["ServingError", "ModelServer", "serve", "find_versions"]
 
 TF_DTYPES = {"float32": "DT_FLOAT", "int32": "DT_INT32", "bool": "DT_BOOL"}
@@ -101,7 +104,6 @@ class _Servable:
 
     def _batcher(self):
         import numpy as np
-        from .hostdata import NUMPY
         B = self.batch_size
         waiting = []                               # [request, rows taken]
         while True:
@@ -234,7 +236,6 @@ def _named_values(value, specs, where: str) -> list:
 def parse_predict(body, servable: _Servable):
     """A predict request's rows: ``(rows: [numpy array per input], n, columnar)``."""
     import numpy as np
-    from .hostdata import NUMPY
     if not isinstance(body, dict):
         raise ServingError(400, 'the request body must be a JSON object with "instances" or "inputs"')
     if ("instances" in body) == ("inputs" in body):
@@ -424,7 +425,6 @@ def serve(models, *, port: int = 8501, host: str = "127.0.0.1", backend: str = "
         FileNotFoundError: a base path without version folders. ValueError: two models of one name, or
         a model without a ``predict`` signature. ``webtensor.load``'s errors for a damaged artifact.
     """
-    from .artifact import load
     servables: dict = {}
     try:
         for base_path, name in models:

@@ -7,6 +7,7 @@ adds the per-thread ``with webtensor.device(...)`` scopes on top of :func:`get_d
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -162,6 +163,9 @@ _FACTORIES: dict[str, Callable[[], Device]] = {"reference": ReferenceDevice}
 _ASYNC_FACTORIES: dict[str, Callable[[], Awaitable[Device]]] = {}
 _PROBES: list[tuple[int, str, Callable[[], bool]]] = []     # (rank, name, probe), for the default device
 _INSTANCES: dict[str, Device] = {}
+# Drop the devices before the interpreter tears modules down: an engine freed later finds its
+# library's bindings (wasmtime's ffi module) already cleared and prints errors at exit.
+atexit.register(_INSTANCES.clear)
 _CREATING = threading.RLock()   # one instance per name even when threads ask for it together
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from ..core import ops as F
+from ..creation import arange
 from ..core.dtypes import bool_
 from ..tensor import init_scope
 from .layer import Layer
@@ -32,7 +33,6 @@ def _masked_softmax(scores, mask):
 
 def _causal_mask(t: int, s: int):
     """(1, T, S) bool: query ``i`` may attend to key ``j`` when ``i >= j`` (Keras' lower triangle)."""
-    from ..creation import arange
     return F.reshape(F.greater_equal(F.reshape(arange(t), (t, 1)), F.reshape(arange(s), (1, s))), (1, t, s))
 
 

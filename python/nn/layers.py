@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..core import ops as F
 from ..core.dtypes import int32
 from ..core.shapes import normalize_pair
-from ..tensor import Variable
+from ..tensor import Tensor, Variable, tensor
 from . import _random
 from . import activations as activations_mod
 from .functional import symbolic_input
@@ -633,7 +633,6 @@ def _upsample_2d(x, size, channels_first, interpolation):
     if interpolation == "nearest":
         y = F.reshape(F.broadcast_to(F.reshape(x, (n, h, 1, w, 1, c)), (n, h, sh, w, sw, c)), (n, h * sh, w * sw, c))
     else:
-        from ..tensor import tensor
         ah = tensor(_interpolation_matrix(h, h * sh), dtype=x.dtype).to(x.device)
         aw = tensor(_interpolation_matrix(w, w * sw), dtype=x.dtype).to(x.device)
         t = F.matmul(ah, F.reshape(x, (n, h, w * c)))                                  # (N, OH, W*C)
@@ -895,7 +894,6 @@ class Normalization(Layer):
         Raises:
             ValueError: the layer was given ``mean``/``variance``; no data; batches of other shapes.
         """
-        from ..tensor import Tensor, tensor
         if self.input_mean is not None:
             raise ValueError(f"Normalization {self.name!r}: adapt() needs a layer made without mean and variance")
         batches = [data] if isinstance(data, Tensor) or hasattr(data, "__array__") or (
