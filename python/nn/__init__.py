@@ -14,7 +14,7 @@ callbacks. Optimizers live in :mod:`webtensor.optimizers`, input pipelines in
 
 Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``model`` (``Model``,
 ``Sequential``, the training loop), ``losses``, ``metrics``, ``initializers``, ``activations``,
-``callbacks``, ``saving`` (weights in the safetensors layout), ``functional`` (``Input`` as a
+``callbacks``, ``saving`` (weights in the safetensors layout; whole models in ``.keras`` files: ``Model.save``, ``load_model``), ``functional`` (``Input`` as a
 KerasTensor and ``Model(inputs, outputs)``).
 """
 from . import activations, callbacks, initializers, losses, metrics, saving
@@ -26,12 +26,14 @@ from .layers import (Activation, AveragePooling2D, AvgPool2D, BatchNormalization
 from .functional import KerasTensor
 from .model import Functional, Model, Sequential
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
+from .saving import load_model, register_keras_serializable
 
 __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Functional", "KerasTensor", "Input", "InputLayer", "Dense", "Conv2D",
            "MaxPool2D", "AvgPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
            "Reshape", "Lambda", "Dropout", "Activation", "ReLU", "Softmax", "Embedding", "LayerNormalization",
            "BatchNormalization", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
-           "callbacks", "initializers", "layers", "losses", "metrics", "saving"]
+           "callbacks", "initializers", "layers", "losses", "metrics", "saving", "load_model",
+           "register_keras_serializable"]
 
 
 def __dir__():

@@ -79,6 +79,26 @@ class Layer:
             names the layer).
     """
 
+    def __new__(cls, *args, **kwargs):
+        # Keras 3's auto-config: the constructor's arguments are the default get_config().
+        self = super().__new__(cls)
+        from .saving import record_init_args
+        record_init_args(self, args, kwargs)
+        return self
+
+    def get_config(self) -> dict:
+        """The arguments that rebuild this layer (``type(layer).from_config(config)``), as Keras 3: by
+        default those its constructor was called with, plus ``trainable`` and ``dtype``. Override
+        it (with :meth:`from_config`) for a layer built from arguments that are not JSON values,
+        layers, initializers or names. Raises NotImplementedError when they cannot be known."""
+        from .saving import default_config
+        return default_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A new layer from :meth:`get_config`'s ``config`` (``cls(**config)``)."""
+        return cls(**config)
+
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
