@@ -656,7 +656,10 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     model = deserialize_keras_object(config, custom_objects)
     if not isinstance(model, Model):
         raise ValueError(f"load_model: {path!r} holds a {type(model).__name__}, not a model")
-    stored, _ = safetensors_io.load(members[WEIGHTS_FILENAME])
+    try:
+        stored, _ = safetensors_io.load(members[WEIGHTS_FILENAME])
+    except ValueError as e:
+        raise ValueError(f"load_model: {path!r}: {WEIGHTS_FILENAME}: {e}") from None
     if compile and compile_config is not None:
         if not isinstance(compile_config, dict) or not _is_object(compile_config.get("optimizer")):
             raise ValueError(f"load_model: {path!r}: malformed compile_config")
