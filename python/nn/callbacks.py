@@ -226,17 +226,26 @@ class ModelCheckpoint(Callback):
         if self.save_freq == "epoch":
             self._save(epoch, None, logs)
 
+    def _path(self, epoch, batch, logs) -> str:
+        # Keras 3: epoch and batch are 1-based
+        try:
+            return self.filepath.format(epoch=epoch + 1, **({} if batch is None else {"batch": batch + 1}), **logs)
+        except (KeyError, IndexError, ValueError) as e:
+            raise KeyError(f"ModelCheckpoint: failed to format the filepath {self.filepath!r} (logs: {sorted(logs)}): "
+                           f"{type(e).__name__}: {e}") from None
+
     def _save(self, epoch, batch, logs):
         import os
         logs = dict(logs or {})
-        path = self.filepath.format(epoch=epoch + 1, batch=batch, **logs)
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None or (isinstance(current, float) and math.isnan(current)):
                 _warn(f"ModelCheckpoint: can save best model only with {self.monitor} available, skipping "
                       f"(available: {sorted(logs)})")
                 return
-            if not self.monitor_op(current, self.best):
+            better = self.monitor_op(current, self.best)
+            path = self._path(epoch, batch, logs)
+            if not better:
                 if self.verbose:
                     print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
                 return
@@ -244,8 +253,10 @@ class ModelCheckpoint(Callback):
                 print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
                       f"saving model to {path}")
             self.best = current
-        elif self.verbose:
-            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        else:
+            path = self._path(epoch, batch, logs)
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: saving model to {path}")
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
         if self.save_weights_only:

@@ -420,7 +420,10 @@ class Model(Layer):
         self._initial_epoch = None
         cbs.on_train_begin()
         # a callback (BackupAndRestore) may resume from a later epoch, as Keras' ``model._initial_epoch``
-        initial_epoch = self._initial_epoch if self._initial_epoch is not None else initial_epoch
+        if self._initial_epoch is not None:
+            initial_epoch = self._initial_epoch
+            if shared_iter is None:         # the resumed epochs see the data orders they would have seen
+                train._skip_epochs(initial_epoch)
         logs = None
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
