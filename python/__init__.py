@@ -21,7 +21,7 @@ from . import config, optimizers, data
 from .export import export
 from .artifact import load
 from .safetensors_io import load_safetensors, save_safetensors
-from . import nn, datasets, train
+from . import nn, datasets, train, summary
 
 
 
@@ -67,7 +67,7 @@ __all__ = sorted(
      "function", "grad", "value_and_grad", "Function", "GradientTape",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
-     "config", "optimizers", "data", "nn", "datasets", "train"])
+     "config", "optimizers", "data", "nn", "datasets", "train", "summary"])
 del annotations, _INTERNAL_OPS
 
 

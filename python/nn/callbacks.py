@@ -461,4 +461,86 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
+class TensorBoard(Callback):
+    """Write TensorBoard logs during training, as ``keras.callbacks.TensorBoard``: under ``log_dir``, a
+    ``train`` run gets ``epoch_<metric>`` scalars (loss, metrics, ``learning_rate``) at each epoch and a
+    ``validation`` run the ``val_`` values under the same names; ``update_freq="batch"`` (or an int N:
+    every N batches) adds ``batch_<metric>`` scalars at the global batch index (reading the logs back
+    every batch). ``histogram_freq=N`` writes each weight's histogram (``<weight path>/histogram``, e.g.
+    ``dense/kernel/histogram``) every N epochs. ``write_graph=True`` writes the model's config (JSON)
+    as the text summary ``keras`` at step 0 (TensorBoard's graph view needs a TensorFlow graph, which
+    webtensor models do not have). Events go through :mod:`webtensor.summary` (tensorboardX).
+
+    Raises:
+        ValueError: a bad ``update_freq`` or ``histogram_freq``.
+        ImportError: tensorboardX is missing (``pip install 'webtensor[tensorboard]'``), at ``fit``.
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, update_freq="epoch"):
+        super().__init__()
+        import os
+        if update_freq not in ("epoch", "batch") and not (isinstance(update_freq, int) and update_freq > 0):
+            raise ValueError(f"TensorBoard: update_freq must be 'epoch', 'batch' or a positive int, got {update_freq!r}")
+        if not isinstance(histogram_freq, int) or histogram_freq < 0:
+            raise ValueError(f"TensorBoard: histogram_freq must be an int >= 0, got {histogram_freq!r}")
+        self.log_dir, self.histogram_freq, self.write_graph = os.fspath(log_dir), histogram_freq, write_graph
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self._writers: dict = {}
+        self._train_step = 0
+        if self.update_freq != "epoch":
+            self.on_train_batch_end = self._on_train_batch_end
+
+    def _writer(self, run: str):
+        import os
+        from .. import summary
+        if run not in self._writers:
+            self._writers[run] = summary.create_file_writer(os.path.join(self.log_dir, run))
+        return self._writers[run]
+
+    def on_train_begin(self, logs=None):
+        self._train_step = int(self.model.optimizer.iterations) if self.model.optimizer is not None else 0
+        if self.write_graph:
+            import json
+            from .. import summary
+            from .saving import serialize_keras_object
+            try:
+                config = json.dumps(serialize_keras_object(self.model), indent=2)
+            except (TypeError, NotImplementedError) as e:      # a model without a config: note why
+                config = f"(no config: {e})"
+            with self._writer("train").as_default(step=0):
+                summary.text("keras", "```\n" + config + "\n```")
+
+    def _on_train_batch_end(self, batch, logs=None):
+        from .. import summary
+        self._train_step += 1
+        if self._train_step % self.update_freq == 0:
+            with self._writer("train").as_default(step=self._train_step):
+                for k, v in (logs or {}).items():
+                    summary.scalar("batch_" + k, v)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .. import summary
+        logs = dict(logs or {})
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        if "learning_rate" not in train and self.model.optimizer is not None:
+            train["learning_rate"] = float(self.model.optimizer.learning_rate)
+        with self._writer("train").as_default(step=epoch):
+            for k, v in train.items():
+                summary.scalar("epoch_" + k, v)
+            if self.histogram_freq and epoch % self.histogram_freq == 0:
+                from .saving import weight_paths
+                for path, w in weight_paths(self.model).items():
+                    summary.histogram(path + "/histogram", w)
+        if val:
+            with self._writer("validation").as_default(step=epoch):
+                for k, v in val.items():
+                    summary.scalar("epoch_" + k, v)
+
+    def on_train_end(self, logs=None):
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}
+
+
 __all__, __dir__ = exports(globals())
