@@ -160,6 +160,8 @@ class Layer:
             raise ValueError(f"layer {self.name!r} already has a weight named {name!r}")
         init = initializers_mod.get(initializer)
         dtype = as_dtype(dtype) if dtype is not None else self.dtype
+        from .saving import charge_weight
+        charge_weight(self.name, name, shape, dtype)      # a model being loaded stays within its file's size
         seed = (self._seed * 1000003 + zlib.crc32(name.encode())) % (1 << 31)
         with init_scope():
             value = init(tuple(shape), dtype=dtype, seed=seed) if isinstance(init, initializers_mod.Initializer) \

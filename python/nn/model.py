@@ -747,8 +747,8 @@ class Functional(Model):
             layers = config["layers"]
             if not all(isinstance(x, Layer) for x in layers):
                 raise ValueError("'layers' must hold layers")
-            tensors = [Input(tuple(i["shape"]), batch_size=i["batch_size"], dtype=i["dtype"], name=i["name"])
-                       for i in config["inputs"]]
+            tensors = [Input(saving.check_input_shape(i["shape"], f"Functional input {i['name']!r}"),
+                             batch_size=i["batch_size"], dtype=i["dtype"], name=i["name"]) for i in config["inputs"]]
             for node in config["nodes"]:
                 fn = layers[_index(node["layer"], len(layers))] if "layer" in node else _OPS[node["op"]]
                 leaves = [tensors[_index(v["tensor"], len(tensors))] if "tensor" in v else _decode_leaf(v)

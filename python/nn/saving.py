@@ -10,6 +10,7 @@ without the ``safetensors`` package, and readable by it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 
 from .. import safetensors_io
@@ -197,6 +198,48 @@ def load_weights(layer, path, *, by_name: bool = False, name_map=None, skip_mism
 
 _CUSTOM_OBJECTS: dict[str, object] = {}
 _MAX_DEPTH = 64            # nesting of a config (JSON or objects) that deserialization accepts
+# Elements of an input that a loaded config may declare (the model is built on zeros of that shape).
+MAX_INPUT_ELEMENTS = 1 << 26
+
+
+class _Loading(threading.local):
+    """While :func:`load_model` rebuilds a model: the bytes of weights it may still create. Every weight
+    must be in the file, so a config asking for more than the file holds is refused before allocating."""
+    weight_bytes: int | None = None
+
+
+_loading = _Loading()
+
+
+def charge_weight(layer_name: str, name: str, shape, dtype) -> None:
+    """Called by ``Layer.add_weight`` before creating a weight; outside :func:`load_model` it does nothing.
+
+    Raises:
+        ValueError: the weight would take the model being loaded past its weights file's size.
+    """
+    if _loading.weight_bytes is None:
+        return
+    n = dtype.itemsize
+    for d in shape:
+        n *= int(d)
+    if n > _loading.weight_bytes:
+        raise ValueError(f"load_model: the config asks for a weight {layer_name}/{name} of shape {tuple(shape)}, "
+                         f"more than the weights file holds")
+    _loading.weight_bytes -= n
+
+
+def check_input_shape(shape, what: str) -> tuple:
+    """A shape from a loaded config: ints >= 0 or None, at most :data:`MAX_INPUT_ELEMENTS` elements with
+    None counted as 1. Raises ValueError otherwise."""
+    if not isinstance(shape, (list, tuple)) or len(shape) > 32 or \
+            not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in shape):
+        raise ValueError(f"{what}: malformed shape {str(shape)[:100]}")
+    n = 1
+    for d in shape:
+        n *= 1 if d is None else d
+    if n > MAX_INPUT_ELEMENTS:
+        raise ValueError(f"{what}: shape {tuple(shape)} has more than {MAX_INPUT_ELEMENTS} elements")
+    return tuple(shape)
 
 
 def register_keras_serializable(package: str = "Custom", name: str | None = None):
@@ -222,8 +265,8 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 
 def get_registered_name(obj) -> str:
     """The name ``obj`` (a class or function) is stored under: its registered name, else its own."""
-    return obj.__dict__.get("_registered_name") or obj.__name__ if isinstance(obj, type) else \
-        getattr(obj, "_registered_name", None) or obj.__name__
+    own = obj.__dict__.get("_registered_name") if isinstance(obj, type) else getattr(obj, "_registered_name", None)
+    return own or obj.__name__
 
 
 def record_init_args(instance, args, kwargs) -> None:
@@ -336,10 +379,18 @@ def serialize_keras_object(obj):
         return obj.name
     if hasattr(obj, "__array__") and getattr(obj, "ndim", None) == 0:      # numpy scalars
         return obj.item()
+    if isinstance(obj, type):
+        raise TypeError(f"cannot save the class {obj.__name__} as a value; pass an instance")
     cls = type(obj)
-    if not hasattr(obj, "get_config") and (callable(obj) and not isinstance(obj, _serializable_bases())):
+    if hasattr(obj, "get_config"):
+        config = obj.get_config()
+    elif isinstance(obj, _serializable_bases()):
+        config = attribute_config(obj)
+    elif callable(obj):
         return _function_name(obj)
-    config = obj.get_config() if hasattr(obj, "get_config") else attribute_config(obj)
+    else:
+        raise TypeError(f"cannot save a {cls.__name__} ({str(obj)[:80]}): only JSON values, dtypes, named functions "
+                        "and objects with get_config() can be saved")
     out = {"module": cls.__module__, "class_name": cls.__name__, "config": serialize_keras_object(config),
            "registered_name": get_registered_name(cls)}
     build_shape = obj._build_shape if _is_model(obj) else None
@@ -411,6 +462,10 @@ def deserialize_keras_object(config, custom_objects=None, _depth: int = 0):
     # Nested objects are rebuilt first (deserializing an object again returns it as it is, so a
     # from_config that calls deserialize_keras_object itself, as Keras' guides do, still works).
     inner = {k: deserialize_keras_object(v, custom_objects, _depth + 1) for k, v in inner.items()}
+    if target.__name__ == "InputLayer" and target.__module__ == __package__ + ".layers":
+        shape = inner.get("shape")
+        check_input_shape([inner.get("batch_size")] + shape if isinstance(shape, list) else shape,
+                          "load_model: InputLayer")
     try:
         obj = target.from_config(inner) if hasattr(target, "from_config") else target(**inner)
     except (TypeError, ValueError, KeyError) as e:
@@ -419,9 +474,7 @@ def deserialize_keras_object(config, custom_objects=None, _depth: int = 0):
     build = config.get("build_config")
     if build is not None and _is_model(obj) and not obj.built:
         shape = build.get("input_shape") if isinstance(build, dict) else None
-        if not (isinstance(shape, list) and all(d is None or (isinstance(d, int) and 0 <= d < 2**31) for d in shape)):
-            raise ValueError(f"load_model: malformed build_config {str(build)[:200]}")
-        obj.build(tuple(shape))
+        obj.build(check_input_shape(shape, "load_model: build_config"))
     return obj
 
 
@@ -653,13 +706,17 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     if custom_objects is not None and not isinstance(custom_objects, Mapping):
         raise TypeError(f"load_model: custom_objects must be a dict, got {type(custom_objects).__name__}")
     compile_config = config.pop("compile_config", None)
-    model = deserialize_keras_object(config, custom_objects)
-    if not isinstance(model, Model):
-        raise ValueError(f"load_model: {path!r} holds a {type(model).__name__}, not a model")
     try:
         stored, _ = safetensors_io.load(members[WEIGHTS_FILENAME])
     except ValueError as e:
         raise ValueError(f"load_model: {path!r}: {WEIGHTS_FILENAME}: {e}") from None
+    _loading.weight_bytes = len(members[WEIGHTS_FILENAME])
+    try:
+        model = deserialize_keras_object(config, custom_objects)
+    finally:
+        _loading.weight_bytes = None
+    if not isinstance(model, Model):
+        raise ValueError(f"load_model: {path!r} holds a {type(model).__name__}, not a model")
     if compile and compile_config is not None:
         if not isinstance(compile_config, dict) or not _is_object(compile_config.get("optimizer")):
             raise ValueError(f"load_model: {path!r}: malformed compile_config")

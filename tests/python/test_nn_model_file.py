@@ -218,6 +218,17 @@ def edit_config(fn):
     (edit_config(lambda c: c["config"]["layers"].pop(2)), ValueError, "do(es)? not"),
     (edit_config(lambda c: c.update(class_name="Dense", module="webtensor.nn.layers", config={"units": 2})),
      ValueError, "not a model"),
+    # sizes a config asks for are bounded before anything is allocated
+    (edit_config(lambda c: c["config"]["layers"][1]["config"].update(units=10**12)), ValueError,
+     "more than the weights file holds"),
+    (edit_config(lambda c: c["config"]["layers"][0]["config"].update(shape=[10**6, 10**6])), ValueError,
+     "more than"),
+    (edit_config(lambda c: c["config"]["layers"][0]["config"].update(shape="x")), ValueError, "malformed shape"),
+    (edit_config(lambda c: c["config"]["layers"].pop(0) and c.update(build_config={"input_shape": [1, -5]})),
+     ValueError, "malformed shape"),
+    (edit_config(lambda c: c["config"]["layers"][1]["config"].update(kernel_initializer={
+        "module": "builtins", "class_name": "eval", "config": {}, "registered_name": "eval"})), TypeError,
+     "Could not locate"),
 ])
 def test_hostile_files_raise_typed_errors(saved, tmp_path, edit, error, match):
     bad = rewrite(saved, tmp_path / "bad.keras", edit)
@@ -252,3 +263,20 @@ def test_a_zip_that_lies_about_sizes_is_read_only_to_the_limit(saved, tmp_path, 
     monkeypatch.setitem(saving.LIMITS, "config.json", 1000)
     with pytest.raises(ValueError, match="limit|cannot read"):
         nn.load_model(tmp_path / "bomb.keras")
+
+
+def test_functional_input_shapes_are_bounded(tmp_path):
+    x = nn.Input((6,), name="x")
+    nn.Model(x, nn.Dense(2)(x)).save(tmp_path / "f.keras")
+    bad = rewrite(tmp_path / "f.keras", tmp_path / "bad.keras",
+                  edit_config(lambda c: c["config"]["inputs"][0].update(shape=[1 << 20, 1 << 20])))
+    with pytest.raises(ValueError, match="more than"):
+        nn.load_model(bad)
+    bad = rewrite(tmp_path / "f.keras", tmp_path / "bad2.keras",
+                  edit_config(lambda c: c["config"]["nodes"][0].update(layer=5)))
+    with pytest.raises(ValueError, match="malformed graph"):
+        nn.load_model(bad)
+    bad = rewrite(tmp_path / "f.keras", tmp_path / "bad3.keras",
+                  edit_config(lambda c: (c["config"]["nodes"][0].pop("layer"), c["config"]["nodes"][0].update(op="system"))))
+    with pytest.raises(ValueError, match="malformed graph"):
+        nn.load_model(bad)
