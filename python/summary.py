@@ -11,7 +11,8 @@ As in TensorFlow, a summary call without a default writer records nothing and re
 ``step=None`` takes the step given to ``as_default(step)`` or :func:`set_step`, and with neither
 it is a ValueError. Scalars are written as TensorBoard's ``simple_value`` scalars, histograms as
 ``HistogramProto`` (``buckets`` equal-width bins, 30 by default as in ``tf.summary.histogram``),
-images as PNG, text under TensorBoard's text plugin (tag ``<name>/text_summary``).
+images as PNG, text under TensorBoard's text plugin (tag ``<name>/text_summary``). The
+``description`` arguments are accepted for ``tf.summary``'s signatures and not written.
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""``save_weights`` / ``load_weights``: a model's Variables in the safetensors layout.
+"""Saving models: weights (``save_weights`` / ``load_weights``, safetensors), configs
+(``serialize_keras_object`` / ``deserialize_keras_object``, ``register_keras_serializable``) and whole
+models in Keras 3's ``.keras`` zip (``save_model`` / ``load_model``; ``Model.save``).
 
 Each weight is stored under its path in the layer tree (``Layer._weight_items``): ``dense/kernel``,
 ``dense_1/bias``, ``conv2d/kernel``, ``batch_normalization/moving_mean``. Paths come from the

@@ -130,3 +130,34 @@ def test_state_file_is_untrusted(tmp_path):
         wt.train.latest_checkpoint(tmp_path)
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "gone"\n')
     assert wt.train.latest_checkpoint(tmp_path) is None
+
+
+def test_saving_and_checkpoints_need_no_numpy(tmp_path):
+    """Pyodide pages have no numpy: .keras files and checkpoints are written and read without it."""
+    from test_no_numpy import run_without_numpy
+    r = run_without_numpy(f"""
+        import sys
+        import webtensor as wt
+        with wt.device("wasm"):
+            x = wt.reshape(wt.arange(32, dtype="float32") / 32.0, (8, 4))
+            m = wt.nn.Sequential([wt.nn.Input((4,)), wt.nn.Dense(3, activation="relu"), wt.nn.Dense(2)])
+            m.compile("adam", "mse")
+            m.fit(x, wt.zeros((8, 2)), epochs=2, batch_size=4, verbose=0)
+            m.save({str(tmp_path / "m.keras")!r})
+            m2 = wt.nn.load_model({str(tmp_path / "m.keras")!r})
+            ckpt = wt.train.Checkpoint(model=m2, optimizer=m2.optimizer)
+            path = wt.train.CheckpointManager(ckpt, {str(tmp_path / "ck")!r}).save()
+            ckpt.restore(path).assert_consumed()
+            assert m2.predict(x, verbose=0).tolist() == m.predict(x, verbose=0).tolist()
+            assert int(m2.optimizer.iterations) == 4
+        assert "numpy" not in sys.modules
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def test_train_and_summary_namespaces_are_their_all():
+    for mod in (wt.train, wt.summary):
+        assert dir(mod) == sorted(mod.__all__)
+        for name in mod.__all__:
+            assert (getattr(mod, name).__doc__ or "").strip(), f"{mod.__name__}.{name} has no docstring"
