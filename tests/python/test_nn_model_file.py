@@ -280,3 +280,34 @@ def test_functional_input_shapes_are_bounded(tmp_path):
                   edit_config(lambda c: (c["config"]["nodes"][0].pop("layer"), c["config"]["nodes"][0].update(op="system"))))
     with pytest.raises(ValueError, match="malformed graph"):
         nn.load_model(bad)
+
+
+class Wrapper(nn.Model):
+    """Keras' guide pattern: a subclass whose get_config holds a nested layer's config and whose
+    from_config deserializes it (here it arrives rebuilt already; deserializing again is a no-op)."""
+
+    def __init__(self, head, scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.head, self.scale = head, scale
+
+    def call(self, x, training=False):
+        return self.head(x) * self.scale
+
+    def get_config(self):
+        return {"head": nn.saving.serialize_keras_object(self.head), "scale": self.scale}
+
+    @classmethod
+    def from_config(cls, config):
+        head = nn.saving.deserialize_keras_object(config.pop("head"))
+        return cls(head, **config)
+
+
+def test_subclassed_model_with_explicit_config_and_nested_layer(tmp_path):
+    wt.set_seed(4)
+    m = Wrapper(nn.Dense(2, activation="sigmoid", trainable=False), scale=3.0)
+    m.build((None, 6))
+    m.save(tmp_path / "w.keras")
+    m2 = nn.load_model(tmp_path / "w.keras", custom_objects={"Wrapper": Wrapper})
+    assert isinstance(m2.head, nn.Dense) and m2.scale == 3.0 and m2.head.trainable is False
+    assert m2.trainable_variables == [] and same_weights(m, m2)
+    np.testing.assert_array_equal(m.predict(X, verbose=0).numpy(), m2.predict(X, verbose=0).numpy())
