@@ -26,7 +26,7 @@ vocabulary, never op names (docs/architecture.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .dtypes import DType, bool_, float32, int32, result_type, dtype_of_scalar
 
@@ -35,19 +35,27 @@ BINARY = ("add", "sub", "mul", "div", "idiv", "mod", "max", "min", "pow",
           "lt", "le", "eq", "ne", "gt", "ge", "and", "or")
 COMPARISONS = ("lt", "le", "eq", "ne", "gt", "ge")
 COMBINERS = ("sum", "prod", "max", "min", "argmax", "argmin")
+KINDS = frozenset(UNARY + BINARY + ("where", "cast", "const", "idx", "load"))
 
 
 @dataclass(frozen=True)
 class Expr:
-    """One node of a scalar expression. ``arg`` holds the constant value (const),
-    the loop dimension (idx), the input number (load) — never anything else."""
+    """One node of a scalar expression, of one of the :data:`KINDS`. ``arg`` holds the constant
+    value (const), the loop dimension (idx), the input number (load) — never anything else.
+
+    A backend that needs node kinds of its own while lowering (an address computation, a load at
+    a flat offset) defines them in a subclass that sets ``KINDS`` (``wasm/ir.py``): they share
+    this class's hashing and traversals (``core/simplify.py``) but are never core ``Expr`` nodes."""
     op: str
     dtype: DType
     args: tuple["Expr", ...] = ()
     arg: Any = None
     _hash: int = field(default=0, compare=False, repr=False)
+    KINDS: ClassVar[frozenset] = KINDS
 
     def __post_init__(self):
+        if self.op not in self.KINDS:
+            raise ValueError(f"{type(self).__name__} has no node kind {self.op!r}")
         object.__setattr__(self, "_hash", hash((self.op, self.dtype.name, self.args, self.arg)))
 
     def __hash__(self):

@@ -2,6 +2,8 @@
 
     python -m webtensor [--device reference|wasm|webgpu] [--model mlp|cnn|both] [--epochs N] [--seed S]
 
+    python -m webtensor serve MODEL_BASE_PATH [...] [--port 8501] [--model_name NAME]   (a model server)
+
 (also installed as the ``webtensor-digits`` command). Prints per-epoch progress and each
 model's test accuracy; exits with status 1 if a model misses its target (MLP >= 95 %,
 CNN >= 97 %), so CI catches regressions, and 2 if the device is unknown or unavailable.
@@ -54,7 +56,48 @@ def train(kind: str, data, epochs: int, seed: int, verbose) -> float:
     return accuracy
 
 
+def serve_main(argv) -> int:
+    """``python -m webtensor serve``: TensorFlow Serving's REST API over exported artifacts (``webtensor.serving``)."""
+    parser = argparse.ArgumentParser(prog="python -m webtensor serve",
+                                     description="Serve exported webtensor artifacts with TensorFlow Serving's REST API. "
+                                     "Each MODEL_BASE_PATH holds numbered version folders (1/, 2/, ...), each an "
+                                     "artifact from Model.export; the highest is served.")
+    parser.add_argument("paths", nargs="+", metavar="MODEL_BASE_PATH")
+    parser.add_argument("--port", type=int, default=8501, help="port (default 8501; 0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--model_name", default=None, help="the model's name (one base path only; default: the folder's)")
+    parser.add_argument("--backend", choices=["wasm", "webgpu", "auto"], default="wasm")
+    parser.add_argument("--max_batch_wait_ms", type=float, default=0.0,
+                        help="how long a partial batch waits for more requests (default 0: only those waiting)")
+    parser.add_argument("--max_body_bytes", type=int, default=16 << 20, help="largest request body accepted")
+    args = parser.parse_args(argv)
+    if args.model_name and len(args.paths) > 1:
+        parser.error("--model_name needs exactly one MODEL_BASE_PATH")
+    import signal
+    import threading
+    from webtensor.serving import serve
+    try:
+        server = serve([(p, args.model_name) for p in args.paths], port=args.port, host=args.host, backend=args.backend,
+                       max_batch_wait=args.max_batch_wait_ms / 1000, max_body_bytes=args.max_body_bytes,
+                       log=lambda line: print(line, flush=True))
+    except (OSError, ValueError) as e:
+        print(f"webtensor: {e}", file=sys.stderr)
+        return 1
+    print(f"listening on http://{args.host}:{server.port}", flush=True)
+
+    def stop(signum, frame):
+        print(f"{signal.Signals(signum).name}: finishing in-flight requests", flush=True)
+        threading.Thread(target=server.shutdown).start()     # shutdown() waits for serve_forever()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever()
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        return serve_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m webtensor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["reference", "wasm", "webgpu"], default=None,
                         help="where to run (default: webgpu on a hardware GPU, else wasm; "

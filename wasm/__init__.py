@@ -4,8 +4,11 @@ Compilation (no numpy; runs in Pyodide):
 
 - ``binary``: the WebAssembly binary format (Core Spec 2.0 §5) with SIMD128;
   ``text`` dumps what the builder recorded, for debugging;
-- ``analysis``: kernel IR index simplification, affine load offsets, loop-dim split/merge;
-- ``lower``: kernel IR -> WebAssembly functions (vectorised maps and reductions);
+- ``ir``: the lowering's own node kinds and the kernel function's signature (``Lowered``);
+- ``analysis``: index simplification (core's ``Simplifier``), affine load offsets, loop-dim
+  split/merge;
+- ``lower``: kernel IR -> WebAssembly functions (vectorised maps and reductions), with
+  ``ops`` (one IR op's instructions) and ``reduce`` (accumulators);
 - ``vmath``: polynomial exp/log/tanh/erf/sin/cos/pow, scalar and f32x4;
 - ``matmul``: the register-tiled SIMD128 matmul template.
 

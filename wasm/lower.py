@@ -1,13 +1,8 @@
 """Kernel IR -> WebAssembly functions (pure Python; runs in Pyodide).
 
-Every kernel becomes one function with the signature
-
-    (out, in_0, ..., in_{n-1}, start, end, scratch: i32) -> ()
-
-``out``/``in_k`` are byte addresses of contiguous row-major buffers in the imported linear
-memory; ``[start, end)`` is the range of the outermost loop (``Lowered.rows`` in total), so
-a kernel can be split over rows (threads later; one call with ``(0, rows)`` today);
-``scratch`` is workspace for templates that need it (``Lowered.scratch`` bytes).
+Every kernel becomes one function with the signature ``(out, in_0, ..., in_{n-1}, start, end,
+scratch: i32) -> ()`` (``ir.py``: byte addresses of row-major buffers, the row range
+``[start, end)`` of ``Lowered.rows``, workspace for templates).
 
 Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the kernel):
 
@@ -33,39 +28,29 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   ``c +`` folded into its last multiply-add where it is the exp's one use.
 
 ``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them.
+
+Where each part lives: ``analysis.py`` (simplification, offset forms, loop collapse), this
+module (planning, values, loads and stores, loops), ``ops.py`` (one IR op's instructions),
+``reduce.py`` (accumulators), ``vmath.py`` (transcendentals), ``ir.py`` (the lowering's node
+kinds, :class:`~.ir.Lowered`).
 """
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from math import prod
 
 from ..core import kernel_ir as K
 from ..core.dtypes import bool_, int32
-from . import vmath
-from ..core.simplify import nodes
+from ..core.simplify import nodes, substitute
+from . import matmul, vmath
 from .analysis import Analysis, analyze, deps as lda_deps, is_copy
-from .binary import F32, I32, V128, Function, Module
+from .binary import I32, V128, Function, Module
+from .ir import Lowered, Node, params
+from .ops import emit_op, is_float, new_local
+from .reduce import Reductions
 
-I32MIN = -(1 << 31)
 UNROLL, UNROLL_PRODUCT = 4, 16      # loops of at most 4 steps are unrolled, at most 16 copies deep
 IOTA = struct.pack("<4i", 0, 1, 2, 3)
-
-
-@dataclass
-class Lowered:
-    """A kernel's function in a module: ``name``, its number of inputs, ``rows`` (extent of the
-    ``[start, end)`` loop), ``scratch`` bytes of workspace, and ``copy`` (the output equals
-    input 0 byte for byte, so a runtime may alias instead of calling)."""
-    name: str
-    n_inputs: int
-    rows: int
-    scratch: int = 0
-    copy: bool = False
-
-
-def params(n_inputs: int):
-    return [I32] * (n_inputs + 4)
 
 
 def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False) -> Lowered:
@@ -76,7 +61,6 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     relaxed-SIMD feature, and results may differ from the unfused form in the last bit.
     """
     if kernel.template == "matmul":
-        from . import matmul
         if matmul.supports(kernel):
             return matmul.lower(module, kernel, name, export, fma)
     a = analyze(kernel)
@@ -99,16 +83,6 @@ def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False,
 
 # ---- code generation -------------------------------------------------------------------------
 
-def _fl(dt) -> bool:
-    return dt.kind == "f"
-
-
-_FBIN = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "max": "max", "min": "min",
-         "lt": "lt", "le": "le", "gt": "gt", "ge": "ge", "eq": "eq", "ne": "ne"}
-_IBIN = {"add": "add", "sub": "sub", "mul": "mul", "lt": "lt_s", "le": "le_s", "gt": "gt_s", "ge": "ge_s",
-         "eq": "eq", "ne": "ne"}
-_SWAP = {"lt": "gt_s", "le": "ge_s", "gt": "lt_s", "ge": "le_s"}   # order of bool masks is reversed
-_COMBINE = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
 
 
 def _only_in_reciprocals(e, uses) -> bool:
@@ -126,7 +100,7 @@ def _only_in_reciprocals(e, uses) -> bool:
     return bool(uses[e])
 
 
-class _Gen:
+class _Gen(Reductions):
     """Emits one generic kernel (module docstring). Values live in locals keyed by (node, vector?)."""
 
     def __init__(self, f: Function, a: Analysis, fma: bool = False):
@@ -144,7 +118,7 @@ class _Gen:
 
     # ---- planning ----
     def run(self):
-        a, f = self.a, self.f
+        a = self.a
         if a.fill:
             return self._fill()
         self.comb = self.k.combiner
@@ -179,7 +153,7 @@ class _Gen:
         self.fused = set()
         if self.fma and self.v is not None:
             for e in allnodes:
-                if e.op in ("add", "sub") and _fl(e.dtype) and self.v in self.dep[e]:
+                if e.op in ("add", "sub") and is_float(e.dtype) and self.v in self.dep[e]:
                     for x in (e.args if e.op == "add" else e.args[1:]):
                         if x.op == "mul" and len(uses[x]) == 1 and self.v in self.dep[x] and x not in self.fused:
                             self.fused.add(x)
@@ -236,9 +210,8 @@ class _Gen:
                 return None
             k, dims, acoef, c = e.arg
             chain, cv, vatoms = self._chain(k, list(dims), list(zip(e.args, acoef)), c)
-            return K.Expr("ld", e.dtype, (chain,) + tuple(x for x, _ in vatoms),
-                          (cv, tuple(kk for _, kk in vatoms)))
-        from ..core.simplify import substitute
+            return Node("ld", e.dtype, (chain,) + tuple(x for x, _ in vatoms),
+                        (cv, tuple(kk for _, kk in vatoms)))
         return substitute(root, fn, {})
 
     def _chain(self, k, dims, atoms, const):
@@ -256,10 +229,10 @@ class _Gen:
                 vatoms.append((x, c))
             else:
                 by.setdefault(max(dx, default=-1), ([], []))[1].append((x, c))
-        node = K.Expr("base", int32, (), (k, const))
+        node = Node("base", int32, (), (k, const))
         for lev in sorted(by):
             ds, ats = by[lev]
-            node = K.Expr("addr", int32, (node,) + tuple(x for x, _ in ats), (tuple(ds), tuple(c for _, c in ats)))
+            node = Node("addr", int32, (node,) + tuple(x for x, _ in ats), (tuple(ds), tuple(c for _, c in ats)))
         return node, cv, vatoms
 
     def _deps(self, x):
@@ -316,9 +289,7 @@ class _Gen:
         return loc
 
     def _new(self, vec: bool, dt) -> int:
-        loc = self.f.local(V128 if vec else (F32 if _fl(dt) else I32))
-        self.f.local_set(loc)
-        return loc
+        return new_local(self.f, vec, dt)
 
     def _splat(self, e, loc):
         f = self.f
@@ -326,7 +297,7 @@ class _Gen:
             self._const(e, True)
         else:
             f.local_get(loc)
-            if _fl(e.dtype):
+            if is_float(e.dtype):
                 f.f32x4_splat()
             else:
                 f.i32x4_splat()
@@ -336,7 +307,7 @@ class _Gen:
 
     def _const(self, e, vec):
         f, v, dt = self.f, e.arg, e.dtype
-        if _fl(dt):
+        if is_float(dt):
             f.v128_const(struct.pack("<f", v) * 4) if vec else f.f32_const(v)
         else:
             iv = (-1 if v else 0) if (dt == bool_ and vec) else int(v)
@@ -366,7 +337,7 @@ class _Gen:
                 self._mad(self.val(x), 4 * c)
         elif op == "ld":
             self._load(e, vec)
-        elif op == "exp" and _fl(e.dtype) or op == "add" and any(x in self.into_add for x in e.args):
+        elif op == "exp" and is_float(e.dtype) or op == "add" and any(x in self.into_add for x in e.args):
             ex, c = e, None
             if op == "add":                 # c + e^y, computed by exp
                 ex, c = (e.args[0], e.args[1]) if e.args[0] in self.into_add else (e.args[1], e.args[0])
@@ -385,7 +356,7 @@ class _Gen:
             f.f32x4_relaxed_madd() if op == "add" else f.f32x4_relaxed_nmadd()
         else:
             args = [self.val(x, vec) for x in e.args]
-            self._op(e, vec, args)
+            emit_op(f, e, vec, args, self.fma)
         return self._new(vec, e.dtype)
 
     def _mad(self, loc, c):
@@ -414,7 +385,7 @@ class _Gen:
                 self._mad(self.i[self.v], 4 * cv)
             for x, c in zip(atoms, acoef):
                 self._mad(self.val(x), 4 * c)
-            f.f32_load() if _fl(dt) else f.i32_load()
+            f.f32_load() if is_float(dt) else f.i32_load()
             return
         iv = self.i[self.v]
         if cv == 1 and not atoms:
@@ -470,245 +441,7 @@ class _Gen:
                 f.i32x4_neg()
             f.v128_store(0, 0)
         else:
-            f.f32_store() if _fl(dt) else f.i32_store()
-
-    # ---- operations ----
-    def _op(self, e, vec, a):
-        f, op, dt = self.f, e.op, e.dtype
-        adt = e.args[0].dtype if e.args else dt
-        fl = _fl(adt)
-        pre = ("f32x4." if vec else "f32.") if fl else ("i32x4." if vec else "i32.")
-        get = lambda *xs: [f.local_get(x) for x in xs]
-        if op == "cast":
-            return self._cast(adt, dt, vec, a[0])
-        if op == "where":
-            get(a[1], a[2], a[0])
-            return f.v128_bitselect() if vec else f.select()
-        if op in vmath.FUNCTIONS:
-            f.local_get(vmath.FUNCTIONS[op](vmath.Lanes(f, 4 if vec else 1, self.fma), a[0]))
-            return
-        if op == "pow" and fl:
-            f.local_get(vmath.pow(vmath.Lanes(f, 4 if vec else 1, self.fma), a[0], a[1]))
-            return
-        if op in ("sqrt", "floor", "ceil", "round", "abs", "neg") and fl:
-            get(a[0])
-            return f.op(pre + {"round": "nearest"}.get(op, op))
-        if op in ("floor", "ceil", "round"):
-            return get(a[0])                        # integers are already integral
-        if op == "neg":
-            if vec:
-                get(a[0])
-                return f.i32x4_neg()
-            f.i32_const(0)
-            get(a[0])
-            return f.i32_sub()
-        if op == "abs":
-            if vec:
-                get(a[0])
-                return f.i32x4_abs()
-            f.i32_const(0)
-            get(a[0])
-            f.i32_sub()
-            get(a[0], a[0])
-            f.i32_const(0)
-            f.i32_lt_s()
-            return f.select()
-        if op == "not":
-            get(a[0])
-            return f.v128_not() if vec else f.i32_eqz()
-        if op in ("and", "or"):
-            get(a[0], a[1])
-            return f.op(("v128." if vec else "i32.") + op)
-        if fl and vec and op in ("max", "min"):
-            # f32x4.pmax(x, c) = x < c ? c : x is numpy's maximum when c is a constant (a nan x stays
-            # nan) and one instruction, where f32x4.max costs ~8 on x86: relu, clamps
-            for var, c in ((0, 1), (1, 0)):
-                if e.args[c].op == "const" and e.args[c].arg == e.args[c].arg:
-                    get(a[var], a[c])
-                    return f.op(pre + ("pmax" if op == "max" else "pmin"))
-        if fl and op in _FBIN:
-            get(a[0], a[1])
-            return f.op(pre + _FBIN[op])
-        if fl and op in ("idiv", "mod"):
-            get(a[0], a[1])
-            f.op(pre + "div")
-            f.op(pre + "floor")
-            if op == "mod":                         # a - floor(a / b) * b
-                t = self._new(vec, adt)
-                get(a[0], t, a[1])
-                f.op(pre + "mul")
-                f.op(pre + "sub")
-            return
-        if op in ("max", "min"):
-            get(a[0], a[1])
-            if vec:
-                return f.op(f"i32x4.{op}_s")
-            get(a[0], a[1])
-            f.op("i32.gt_s" if op == "max" else "i32.lt_s")
-            return f.select()
-        if op in _IBIN:
-            get(a[0], a[1])
-            if vec and adt == bool_ and op in _SWAP:
-                return f.op("i32x4." + _SWAP[op])
-            return f.op(pre + _IBIN[op])
-        if op in ("idiv", "mod", "div", "pow"):
-            if not vec:
-                return self._int_scalar(op, a[0], a[1])
-            return self._per_lane(op, a)
-        raise NotImplementedError(f"wasm lowering: op {op!r} on {adt}")
-
-    def _cast(self, src, dst, vec, x):
-        f = self.f
-        f.local_get(x)
-        if src == dst or (_fl(src) and _fl(dst)):
-            return
-        if _fl(src) and dst == int32:
-            return f.i32x4_trunc_sat_f32x4_s() if vec else f.i32_trunc_sat_f32_s()
-        if src == int32 and _fl(dst):
-            return f.f32x4_convert_i32x4_s() if vec else f.f32_convert_i32_s()
-        if src == bool_ and _fl(dst):
-            if vec:
-                f.v128_const(struct.pack("<f", 1.0) * 4)
-                return f.v128_and()
-            return f.f32_convert_i32_u()
-        if src == bool_ and dst == int32:
-            return f.i32x4_neg() if vec else None
-        if dst == bool_:
-            if _fl(src):
-                f.v128_const(bytes(16)) if vec else f.f32_const(0.0)
-                return f.f32x4_ne() if vec else f.f32_ne()
-            f.v128_const(bytes(16)) if vec else f.i32_const(0)
-            return f.i32x4_ne() if vec else f.i32_ne()
-        raise NotImplementedError(f"wasm lowering: cast {src} -> {dst}")
-
-    def _int_scalar(self, op, a, b):
-        """Integer floor division / modulo (x // 0 = x % 0 = 0, INT_MIN // -1 wraps) and power."""
-        f = self.f
-        get = lambda *xs: [f.local_get(x) for x in xs]
-        if op == "pow":
-            return self._int_pow(a, b)
-        bb, q, r = f.local(I32), f.local(I32), f.local(I32)
-        f.i32_const(1)
-        get(b, b)
-        f.i32_eqz()
-        get(a)
-        f.i32_const(I32MIN)
-        f.i32_eq()
-        get(b)
-        f.i32_const(-1)
-        f.i32_eq()
-        f.i32_and()
-        f.i32_or()
-        f.select()
-        f.local_set(bb)
-        get(a, bb)
-        f.i32_rem_s()
-        f.local_set(r)
-        # adjust when the remainder is nonzero and its sign differs from the divisor's
-        adj = f.local(I32)
-        get(r)
-        f.i32_const(0)
-        f.i32_ne()
-        get(r, bb)
-        f.i32_xor()
-        f.i32_const(0)
-        f.i32_lt_s()
-        f.i32_and()
-        f.local_set(adj)
-        if op == "mod":
-            get(r, bb)
-            f.i32_const(0)
-            get(adj)
-            f.select()
-            return f.i32_add()
-        get(a, bb)
-        f.i32_div_s()
-        get(adj)
-        f.i32_sub()
-        f.local_set(q)
-        get(q)
-        f.i32_const(0)
-        get(b)
-        f.i32_const(0)
-        f.i32_ne()
-        return f.select()
-
-    def _int_pow(self, a, b):
-        """Square-and-multiply; negative exponents give 1 for base 1, +-1 for base -1, else 0."""
-        f = self.f
-        r, base, ex = f.local(I32), f.local(I32), f.local(I32)
-        get = lambda *xs: [f.local_get(x) for x in xs]
-        f.i32_const(1)
-        f.local_set(r)
-        get(a)
-        f.local_set(base)
-        get(b)
-        f.local_set(ex)
-        get(b)
-        f.i32_const(0)
-        f.i32_lt_s()
-        with f.if_():
-            # 1 ** -n = 1; (-1) ** -n = +-1; others truncate to 0
-            get(a)
-            f.i32_const(1)
-            f.i32_eq()
-            get(a)
-            f.i32_const(-1)
-            f.i32_eq()
-            f.i32_or()
-            with f.if_():
-                get(a)
-                f.local_set(base)
-                f.i32_const(0)
-                get(ex)
-                f.i32_sub()
-                f.local_set(ex)
-                f.else_()
-                f.i32_const(0)
-                f.local_set(r)
-                f.i32_const(0)
-                f.local_set(ex)
-        with f.block():
-            with f.loop():
-                get(ex)
-                f.i32_eqz()
-                f.br_if(1)
-                get(ex)
-                f.i32_const(1)
-                f.i32_and()
-                with f.if_():
-                    get(r, base)
-                    f.i32_mul()
-                    f.local_set(r)
-                get(base, base)
-                f.i32_mul()
-                f.local_set(base)
-                get(ex)
-                f.i32_const(1)
-                f.i32_shr_u()
-                f.local_set(ex)
-                f.br(0)
-        get(r)
-
-    def _per_lane(self, op, a):
-        f = self.f
-        res = f.local(V128)
-        f.v128_const(bytes(16))
-        f.local_set(res)
-        lanes = [f.local(I32) for _ in a]
-        for lane in range(4):
-            for src, dst in zip(a, lanes):
-                f.local_get(src)
-                f.i32x4_extract_lane(lane)
-                f.local_set(dst)
-            self._int_scalar(op, *lanes)
-            t = f.local(I32)
-            f.local_set(t)
-            f.local_get(res)
-            f.local_get(t)
-            f.i32x4_replace_lane(lane)
-            f.local_set(res)
-        f.local_get(res)
+            f.f32_store() if is_float(dt) else f.i32_store()
 
     # ---- loops ----
     def _for(self, d, lo, step, body):
@@ -779,220 +512,3 @@ class _Gen:
         self._pop()
         self._for(d, None, 1, lambda: self._loops(d + 1))
 
-    # ---- map points and reductions ----
-    def _point(self):
-        vec = self.vec
-        if not self.reduce:
-            return self._store(self.val(self.root, vec), vec, self.k.out.dtype)
-        acc = self.acc[vec]
-        x = self.val(self.root, vec)
-        f = self.f
-        if self.comb in ("argmax", "argmin"):
-            av, ai = acc
-            dt = self.root.dtype
-            if vec and dt == bool_:
-                f.local_get(x)
-                f.i32x4_neg()
-                x = self._new(True, int32)
-            f.local_get(x)
-            f.local_get(av)
-            cmp = "gt" if self.comb == "argmax" else "lt"
-            if _fl(dt):     # x wins when it compares better, or is the first nan (numpy)
-                p = "f32x4." if vec else "f32."
-                f.op(p + cmp)
-                f.local_get(x)
-                f.local_get(x)
-                f.op(p + "ne")
-                f.local_get(av)
-                f.local_get(av)
-                f.op(p + "eq")
-                f.op("v128.and" if vec else "i32.and")
-                f.op("v128.or" if vec else "i32.or")
-            else:
-                f.op(("i32x4." if vec else "i32.") + cmp + "_s")
-            m = self._new(vec, int32)
-            sel = (lambda: f.v128_bitselect()) if vec else (lambda: f.select())
-            f.local_get(x)
-            f.local_get(av)
-            f.local_get(m)
-            sel()
-            f.local_set(av)
-            f.local_get(self.val(self.ridx, vec))
-            f.local_get(ai)
-            f.local_get(m)
-            sel()
-            f.local_set(ai)
-            return
-        if isinstance(acc, tuple):      # vector float max/min: pmax plus a sticky nan mask
-            av, nan = acc
-            f.local_get(av)
-            f.local_get(x)
-            f.op("f32x4.pmax" if self.comb == "max" else "f32x4.pmin")
-            f.local_set(av)
-            f.local_get(nan)
-            f.local_get(x)
-            f.local_get(x)
-            f.f32x4_ne()
-            f.v128_or()
-            f.local_set(nan)
-            return
-        self._combine(acc, x, vec, self.root.dtype)
-        f.local_set(acc)
-
-    def _combine(self, acc, x, vec, dt):
-        """stack <- acc (combiner) x."""
-        f = self.f
-        op = _COMBINE[self.comb]
-        f.local_get(acc)
-        f.local_get(x)
-        if _fl(dt):
-            return f.op(("f32x4." if vec else "f32.") + op)
-        if op in ("max", "min"):
-            if vec:
-                return f.op(f"i32x4.{op}_s")
-            f.local_get(acc)
-            f.local_get(x)
-            f.op("i32.gt_s" if op == "max" else "i32.lt_s")
-            return f.select()
-        f.op(("i32x4." if vec else "i32.") + op)
-
-    def _identity(self, dt, vec):
-        f = self.f
-        c = self.comb
-        if c in ("argmax", "max"):
-            v = float("-inf") if _fl(dt) else I32MIN
-        elif c in ("argmin", "min"):
-            v = float("inf") if _fl(dt) else -I32MIN - 1
-        else:
-            v = 1 if c == "prod" else 0
-        if _fl(dt):
-            f.v128_const(struct.pack("<f", v) * 4) if vec else f.f32_const(v)
-        else:
-            f.v128_const(struct.pack("<i", int(v)) * 4) if vec else f.i32_const(int(v))
-        return self._new(vec, dt)
-
-    def _init_acc(self):
-        dt = self.root.dtype
-        if self.comb in ("argmax", "argmin"):
-            dt = int32 if dt == bool_ else dt
-            mk = lambda vec: (self._identity(dt, vec), self._zero(vec))
-        elif self.comb in ("max", "min") and _fl(dt):
-            mk = lambda vec: (self._identity(dt, vec), self._zero(vec)) if vec else self._identity(dt, vec)
-        else:
-            mk = lambda vec: self._identity(dt, vec)
-        self.acc = {}
-        if self.strategy == "B":
-            self.acc = {True: mk(True), False: mk(False)}
-        else:
-            self.acc = {self.vec: mk(self.vec)}
-
-    def _zero(self, vec):
-        self.f.v128_const(bytes(16)) if vec else self.f.i32_const(0)
-        return self._new(vec, int32)
-
-    def _finish_acc(self):
-        f = self.f
-        out_dt = self.k.out.dtype
-        for key, acc in list(self.acc.items()):
-            if key and isinstance(acc, tuple) and self.comb in ("max", "min"):   # apply the nan mask
-                av, nan = acc
-                f.v128_const(struct.pack("<f", float("nan")) * 4)
-                f.local_get(av)
-                f.local_get(nan)
-                f.v128_bitselect()
-                f.local_set(av)
-                self.acc[key] = av
-        if self.strategy != "B":
-            acc = self.acc[self.vec]
-            if self.comb in ("argmax", "argmin"):
-                acc = acc[1]
-            return self._store(acc, self.vec, out_dt)
-        vacc, sacc = self.acc[True], self.acc[False]
-        dt = self.root.dtype
-        if self.comb in ("argmax", "argmin"):
-            (vv, vi), (sv, si) = vacc, sacc
-            dt = int32 if dt == bool_ else dt
-            fl = _fl(dt)
-            lv, li = f.local(F32 if fl else I32), f.local(I32)
-            cmp = ("f32." if fl else "i32.") + ("gt" if self.comb == "argmax" else "lt") + ("" if fl else "_s")
-            for lane in range(4):
-                f.local_get(vv)
-                f.f32x4_extract_lane(lane) if fl else f.i32x4_extract_lane(lane)
-                f.local_set(lv)
-                f.local_get(vi)
-                f.i32x4_extract_lane(lane)
-                f.local_set(li)
-                # better = lv beats sv, or ties it with a smaller index, or (floats) lv is nan
-                # and sv is not nan or has a larger index: the first nan wins, as in numpy
-                f.local_get(lv)
-                f.local_get(sv)
-                f.op(cmp)
-                f.local_get(lv)
-                f.local_get(sv)
-                f.op("f32.eq" if fl else "i32.eq")
-                f.local_get(li)
-                f.local_get(si)
-                f.i32_lt_s()
-                f.i32_and()
-                f.i32_or()
-                if fl:
-                    f.local_get(lv)
-                    f.local_get(lv)
-                    f.f32_ne()
-                    f.local_get(sv)
-                    f.local_get(sv)
-                    f.f32_eq()
-                    f.local_get(li)
-                    f.local_get(si)
-                    f.i32_lt_s()
-                    f.i32_or()
-                    f.i32_and()
-                    f.i32_or()
-                m = f.local(I32)
-                f.local_set(m)
-                for src, dst in ((lv, sv), (li, si)):
-                    f.local_get(src)
-                    f.local_get(dst)
-                    f.local_get(m)
-                    f.select()
-                    f.local_set(dst)
-            return self._store(si, False, out_dt)
-        fl = _fl(dt)
-        lane_v = f.local(F32 if fl else I32)
-        for lane in range(4):
-            f.local_get(vacc)
-            f.f32x4_extract_lane(lane) if fl else f.i32x4_extract_lane(lane)
-            f.local_set(lane_v)
-            self._combine(sacc, lane_v, False, dt)
-            f.local_set(sacc)
-        self._store(sacc, False, out_dt)
-
-    def _fill(self):
-        """A reduction over an empty extent: the combiner's identity everywhere."""
-        f, k = self.f, self.k
-        self.comb = k.combiner
-        n = prod(k.out.shape)
-        if k.combiner in ("argmax", "argmin"):
-            f.i32_const(0)
-            val = self._new(False, int32)
-        else:
-            val = self._identity(k.out.dtype, False)
-        i = self.i[0]
-        with f.block():
-            with f.loop():
-                f.local_get(i)
-                f.i32_const(n)
-                f.i32_ge_s()
-                f.br_if(1)
-                f.local_get(0)
-                f.local_get(i)
-                f.i32_const(2)
-                f.i32_shl()
-                f.i32_add()
-                f.local_get(val)
-                f.f32_store() if _fl(k.out.dtype) and k.combiner not in ("argmax", "argmin") else f.i32_store()
-                f.local_get(i)
-                f.i32_const(1)
-                f.i32_add()
-                f.local_set(i)
-                f.br(0)

@@ -18,7 +18,7 @@ Method (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication"
    edges go through a small tile buffer.
 
 Batch dims loop outside; B is packed once when it does not vary with the batch.
-Function signature as in ``lower.py``: ``(out, in..., start, end, scratch)``, rows = M.
+Function signature as in ``ir.py``: ``(out, in..., start, end, scratch)``, rows = M.
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from math import prod
 
 from ..core import kernel_ir as K
-from .analysis import Simplifier
+from .analysis import load_offset, simplifier
 from .binary import F32, I32, V128, Function, Module
+from .ir import Lowered, params
 
 MR, NR = 4, 8          # register tile: 4 rows x 8 columns (two f32x4 per row)
 KC, NC = 256, 256      # cache blocks: k depth, columns per B block
@@ -67,13 +68,13 @@ def plan(kernel: K.Kernel) -> Plan | None:
     M, N, Kd = space[nb], space[nb + 1], space[nb + 2]
     if M * N * Kd == 0:
         return None
-    s = Simplifier(space)
+    s = simplifier(space)
     e = s.simp(kernel.expr)
     if e.op != "mul" or any(x.op != "load" or x.dtype.kind != "f" for x in e.args):
         return None
     ops = []
     for x in e.args:
-        lda = s.load_offset(x, kernel.inputs[x.arg].shape)
+        lda = load_offset(s, x, kernel.inputs[x.arg].shape)
         if lda.args:            # non-affine index: not for this template
             return None
         c = dict(lda.arg[1])
@@ -95,7 +96,6 @@ def supports(kernel: K.Kernel) -> bool:
 def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False):
     """Add the template's function for ``kernel`` (``supports(kernel)`` must hold); ``fma`` uses
     relaxed-SIMD ``f32x4.relaxed_madd`` in the micro-kernel."""
-    from .lower import Lowered, params
     p = plan(kernel)
     n_in = len(kernel.inputs)
     f = module.function(name, params=params(n_in), export=export)

@@ -4,7 +4,7 @@
 - ``reduction``: ``sum prod max min mean argmax argmin``;
 - ``movement``: ``reshape transpose broadcast_to slice pad concat gather one_hot`` and compositions;
 - ``linalg``: ``matmul``;
-- ``nn``: patches (im2col), ``conv2d``, pooling, the softmax family, losses.
+- ``nn``: patches (im2col), ``conv1d conv2d conv2d_transpose depthwise_conv2d``, pooling, the softmax family, losses.
 
 ``OPS`` (in ``webtensor.core.op``) maps every primitive's name to its ``Op``.
 """
@@ -16,7 +16,8 @@ from .reduction import sum, prod, max, min, mean, argmax, argmin
 from .movement import (reshape, transpose, broadcast_to, slice, pad, concat, gather, one_hot, expand_dims,
                        squeeze, stack, flatten, take_along_axis)
 from .linalg import matmul
-from .nn import (conv2d, max_pool2d, avg_pool2d, softmax, log_softmax, logsumexp, softmax_cross_entropy,
+from .nn import (conv2d, conv1d, conv2d_transpose, depthwise_conv2d, max_pool2d, avg_pool2d, softmax, log_softmax,
+                 logsumexp, softmax_cross_entropy,
                  sparse_softmax_cross_entropy, mse, extract_patches, extract_patches_grad)
 
 

@@ -150,28 +150,163 @@ def _patches(x, ksize, strides, padding, dilations, pad_value, op):
                            pad_value=pad_value)
 
 
-@op_signature(strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT, dilations=POSITIVE_PAIR)
-def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=1):
-    """2-D convolution (cross-correlation, as tf.nn.conv2d).
+_DILATIONS = optional(POSITIVE_PAIR)
 
-    Shapes: x ``(N,H,W,C)`` (NHWC) or ``(N,C,H,W)`` (NCHW); filters ``(KH,KW,C,O)`` (TF's HWIO);
-    result ``(N,OH,OW,O)`` or ``(N,O,OH,OW)``. ``strides``, ``dilations``: a positive int or a pair.
+
+def _grouped(c, c_per_group, c_out):
+    """Do filters of ``c_per_group`` input and ``c_out`` output channels split ``c`` input
+    channels into groups (``c / c_per_group`` of them, dividing ``c_out`` too)?"""
+    return c_per_group > 0 and c % c_per_group == 0 and c_out % (c // c_per_group) == 0
+
+
+@op_signature(strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT, dilations=_DILATIONS)
+def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=None):
+    """2-D convolution (cross-correlation, as tf.nn.conv2d), grouped when ``filters`` has fewer
+    input channels than ``x``.
+
+    Shapes: x ``(N,H,W,C)`` (NHWC) or ``(N,C,H,W)`` (NCHW); filters ``(KH,KW,C/G,O)`` (TF's HWIO;
+    ``G`` groups: ``G = C / filters.shape[2]``, output channels ``[g*O/G, (g+1)*O/G)`` see input
+    channels ``[g*C/G, (g+1)*C/G)``, as TF's grouped convolution); result ``(N,OH,OW,O)`` or
+    ``(N,O,OH,OW)``. ``strides``, ``dilations``: a positive int or a pair (None: 1).
     ``padding``: 'valid', 'same' (TF rule; any case) or ``((top, bottom), (left, right))``.
-    Computed as im2col + matmul.
+    Computed as im2col + matmul (one batched matmul over the groups).
 
     Raises:
-        ValueError: wrong ranks, channel mismatch, non-positive strides or dilations, unknown
-            padding or data_format. TypeError: strides or dilations not ints.
+        ValueError: wrong ranks, channels not divisible into groups, non-positive strides or
+            dilations, unknown padding or data_format. TypeError: strides or dilations not ints.
     """
     x, filters = as_tensor(x), as_tensor(filters)
     x = _to_nhwc(x, data_format, "conv2d")
-    if len(filters.shape) != 4 or filters.shape[2] != x.shape[3]:
-        raise ValueError(f"conv2d: filters must be (KH, KW, C_in={x.shape[3]}, C_out), got {tuple(filters.shape)}")
-    kh, kw, c, o = filters.shape
-    p = _patches(x, (kh, kw), strides, padding, dilations, 0.0, "conv2d")
+    c = x.shape[3]
+    if len(filters.shape) != 4 or not _grouped(c, *filters.shape[2:]):
+        raise ValueError(f"conv2d: filters must be (KH, KW, C_in/groups, C_out) with C_in={c} and C_out divisible "
+                         f"by groups, got {tuple(filters.shape)}")
+    kh, kw, cg, o = filters.shape
+    g = c // cg
+    p = _patches(x, (kh, kw), strides, padding, dilations or 1, 0.0, "conv2d")
     n, oh, ow = p.shape[:3]
-    y = matmul(reshape(p, (n * oh * ow, kh * kw * c)), reshape(filters, (kh * kw * c, o)))
+    m = n * oh * ow
+    if g == 1:
+        y = matmul(reshape(p, (m, kh * kw * c)), reshape(filters, (kh * kw * c, o)))
+    else:   # (G, M, KH*KW*C/G) @ (G, KH*KW*C/G, O/G) -> (G, M, O/G)
+        pg = reshape(transpose(reshape(p, (m, kh * kw, g, cg)), (2, 0, 1, 3)), (g, m, kh * kw * cg))
+        fg = reshape(transpose(reshape(filters, (kh, kw, cg, g, o // g)), (3, 0, 1, 2, 4)), (g, kh * kw * cg, o // g))
+        y = reshape(transpose(matmul(pg, fg), (1, 0, 2)), (m, o))
     return _from_nhwc(reshape(y, (n, oh, ow, o)), data_format)
+
+
+def _width(v, c):
+    """conv1d's stride or dilation: a positive int or a sequence of one."""
+    from ..signature import _int, _ints
+    i = _int(v)
+    s = (i,) if i is not None else _ints(v)
+    if s is None or len(s) != 1:
+        raise c.type_error("an int or a sequence of one int", v)
+    if s[0] <= 0:
+        raise c.value_error("must be a positive integer", v)
+    return s[0]
+
+
+def _padding_1d(v, c):
+    """'valid', 'same' (any case) or explicit ``(left, right)`` -> the 2-D form conv2d takes."""
+    if isinstance(v, str):
+        if v.lower() not in ("valid", "same"):
+            raise c.value_error("must be 'valid', 'same' or (left, right)", v)
+        return v.lower()
+    return PADS(((0, 0), v), c)
+
+
+@op_signature(stride=_width, padding=_padding_1d, data_format=one_of("NWC", "NCW"), dilations=optional(_width))
+def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
+    """1-D convolution (cross-correlation, as tf.nn.conv1d), grouped as :func:`conv2d`.
+
+    Shapes: input ``(N,W,C)`` (NWC) or ``(N,C,W)`` (NCW); filters ``(K,C/G,O)``; result
+    ``(N,OW,O)`` or ``(N,O,OW)``. ``stride``, ``dilations``: a positive int (or a sequence of one;
+    dilations None: 1). ``padding``: 'valid', 'same' (TF rule) or explicit ``(left, right)``.
+    Computed as :func:`conv2d` on a height-1 image.
+
+    Raises:
+        ValueError: wrong ranks or channels, non-positive stride or dilations, unknown padding or
+            data_format. TypeError: stride or dilations not ints.
+    """
+    x, filters = as_tensor(input), as_tensor(filters)
+    if len(x.shape) != 3:
+        raise ValueError(f"conv1d: input must have rank 3 ({data_format}), got shape {tuple(x.shape)}")
+    if data_format == "NCW":
+        x = transpose(x, (0, 2, 1))
+    c = x.shape[2]
+    if len(filters.shape) != 3 or not _grouped(c, *filters.shape[1:]):
+        raise ValueError(f"conv1d: filters must be (K, C_in/groups, C_out) with C_in={c} and C_out divisible by "
+                         f"groups, got {tuple(filters.shape)}")
+    y = conv2d(expand_dims(x, 1), expand_dims(filters, 0), strides=(1, stride), padding=padding,
+               dilations=(1, dilations or 1))
+    y = reshape(y, (y.shape[0], y.shape[2], y.shape[3]))
+    return transpose(y, (0, 2, 1)) if data_format == "NCW" else y
+
+
+@op_signature(output_shape=SHAPE, strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT,
+              dilations=_DILATIONS)
+def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NHWC", dilations=None):
+    """The transpose (gradient with respect to its input) of :func:`conv2d`, as
+    tf.nn.conv2d_transpose: each input pixel scatters ``filters`` into the output.
+
+    Shapes: input ``(N,H,W,C_in)`` (NHWC) or ``(N,C_in,H,W)`` (NCHW); filters
+    ``(KH,KW,C_out,C_in)`` (TF's layout: output channels before input channels); ``output_shape``
+    the result's 4 sizes in ``data_format`` order. The conv2d of an ``output_shape`` tensor with
+    the same ``strides``, ``padding``, ``dilations`` must give the input's height and width
+    (``padding``: 'valid', 'same' or explicit, which is that conv2d's padding). Computed as a
+    matmul followed by col2im (``extract_patches_grad``).
+
+    Raises:
+        ValueError: wrong ranks, channels or batch that do not match, an ``output_shape`` whose
+            conv2d does not give the input's size; bad strides, dilations, padding, data_format.
+    """
+    x, filters = as_tensor(input), as_tensor(filters)
+    x = _to_nhwc(x, data_format, "conv2d_transpose")
+    n, h, w, cin = x.shape
+    if len(filters.shape) != 4 or filters.shape[3] != cin:
+        raise ValueError(f"conv2d_transpose: filters must be (KH, KW, C_out, C_in={cin}), got {tuple(filters.shape)}")
+    kh, kw, o, _ = filters.shape
+    if len(output_shape) != 4:
+        raise ValueError(f"conv2d_transpose: output_shape must have 4 entries ({data_format}), got {output_shape}")
+    on, oh, ow, oc = (output_shape[0], output_shape[2], output_shape[3], output_shape[1]) \
+        if data_format == "NCHW" else output_shape
+    dilations = dilations or (1, 1)
+    padding = padding.lower() if isinstance(padding, str) else padding   # the default 'SAME' skips the check
+    pads = _pads(padding, (oh, ow), (kh, kw), strides, dilations)
+    got = (_out_size(oh, kh, strides[0], dilations[0], *pads[0]), _out_size(ow, kw, strides[1], dilations[1], *pads[1]))
+    if on != n or oc != o or got != (h, w):
+        raise ValueError(f"conv2d_transpose: output_shape {tuple(output_shape)} does not fit: its batch and channels "
+                         f"must be ({n}, {o}) and its conv2d ({padding!r} padding, strides {strides}) must give the "
+                         f"input's {h}x{w}, but gives {got[0]}x{got[1]}")
+    cols = matmul(reshape(x, (n * h * w, cin)), reshape(filters, (kh * kw * o, cin)), transpose_b=True)
+    y = extract_patches_grad(reshape(cols, (n, h, w, kh, kw, o)), shape=(n, oh, ow, o), ksize=(kh, kw),
+                             strides=strides, dilations=dilations, pads=pads)
+    return _from_nhwc(y, data_format)
+
+
+@op_signature(strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT, dilations=_DILATIONS)
+def depthwise_conv2d(input, filter, strides, padding, data_format="NHWC", dilations=None):
+    """Depthwise 2-D convolution, as tf.nn.depthwise_conv2d: input channel ``c`` is convolved with
+    ``filter[:, :, c, :]`` alone, giving output channels ``c*M .. c*M + M - 1``.
+
+    Shapes: input ``(N,H,W,C)`` (NHWC) or ``(N,C,H,W)``; filter ``(KH,KW,C,M)`` (M: the channel
+    multiplier); result ``(N,OH,OW,C*M)`` or ``(N,C*M,OH,OW)``. Arguments as :func:`conv2d`.
+    Computed as im2col, a broadcast product and a sum over the window.
+
+    Raises:
+        ValueError: wrong ranks or channels, bad strides, dilations, padding or data_format.
+    """
+    x, filt = as_tensor(input), as_tensor(filter)
+    x = _to_nhwc(x, data_format, "depthwise_conv2d")
+    c = x.shape[3]
+    if len(filt.shape) != 4 or filt.shape[2] != c:
+        raise ValueError(f"depthwise_conv2d: filter must be (KH, KW, C={c}, M), got {tuple(filt.shape)}")
+    kh, kw, _, mult = filt.shape
+    p = _patches(x, (kh, kw), strides, padding, dilations or 1, 0.0, "depthwise_conv2d")
+    y = reduce_sum(expand_dims(p, -1) * filt, axes=(3, 4), keepdims=False)     # (N, OH, OW, C, M)
+    n, oh, ow = p.shape[:3]
+    return _from_nhwc(reshape(y, (n, oh, ow, c * mult)), data_format)
 
 
 _POOL = dict(pool_size=POSITIVE_PAIR, strides=optional(POSITIVE_PAIR), padding=PADDING, data_format=_FORMAT)

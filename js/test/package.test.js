@@ -31,6 +31,8 @@ test('package.json: name, version, ESM, entries, no runtime dependencies, webgpu
   assert.equal(pkg.peerDependenciesMeta.webgpu.optional, true);
   assert.ok(pkg.devDependencies.webgpu);
   assert.match(pkg.engines.node, />=\s*20/);
+  assert.equal(pkg.bin.webtensor, 'js/bin/webtensor.js');
+  assert.equal(pkg.exports['./serve'].node, './js/serve.js');
 });
 
 test('the browser entry imports nothing from Node', () => {
@@ -65,6 +67,6 @@ test('npm pack publishes only the runtime', () => {
   const files = info.files.map((f) => f.path).sort();
   const runtime = [...importGraph(join(root, 'js', 'node.js')).keys()].map((f) => f.slice(root.length + 1).split('\\').join('/'));
   for (const f of runtime) assert.ok(files.includes(f), `${f} is not published`);
-  for (const f of files) assert.match(f, /^(package\.json|README\.md|LICENSE|js\/[a-z_]+\.js|js\/backends\/[a-z_]+\.js|js\/index\.d\.ts)$/, `${f} is published`);
+  for (const f of files) assert.match(f, /^(package\.json|README\.md|LICENSE|js\/[a-z_]+\.js|js\/backends\/[a-z_]+\.js|js\/bin\/[a-z_]+\.js|js\/index\.d\.ts)$/, `${f} is published`);
   assert.ok(info.size < 100_000, `packed size ${info.size}`);
 });

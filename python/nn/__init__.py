@@ -12,7 +12,8 @@ callbacks. Optimizers live in :mod:`webtensor.optimizers`, input pipelines in
                   metrics=["accuracy"])
     model.fit(x, y, epochs=10, validation_split=0.1)
 
-Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``model`` (``Model``,
+Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``attention``
+(``MultiHeadAttention``, ``Attention``), ``model`` (``Model``,
 ``Sequential``, the training loop), ``losses``, ``metrics``, ``initializers``, ``activations``,
 ``callbacks``, ``saving`` (weights in the safetensors layout; whole models in ``.keras`` files: ``Model.save``, ``load_model``), ``functional`` (``Input`` as a
 KerasTensor and ``Model(inputs, outputs)``).
@@ -23,6 +24,11 @@ from .layer import InputSpec, Layer, reset_names
 from .layers import (Activation, AveragePooling2D, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout,
                      Embedding, Flatten, GlobalAveragePooling2D, Input, InputLayer, Lambda, LayerNormalization,
                      MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax)
+from .layers import (Add, Average, Concatenate, Conv1D, Conv2DTranspose, DepthwiseConv2D, GlobalMaxPooling2D,
+                     LeakyReLU, Multiply, Normalization, PReLU, Rescaling, SeparableConv2D, UpSampling2D,
+                     ZeroPadding2D)
+from . import attention
+from .attention import Attention, MultiHeadAttention
 from .functional import KerasTensor
 from .model import Functional, Model, Sequential
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
@@ -31,7 +37,9 @@ from .saving import load_model, register_keras_serializable
 __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Functional", "KerasTensor", "Input", "InputLayer", "Dense", "Conv2D",
            "MaxPool2D", "AvgPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
            "Reshape", "Lambda", "Dropout", "Activation", "ReLU", "Softmax", "Embedding", "LayerNormalization",
-           "BatchNormalization", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
+           "BatchNormalization", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "UpSampling2D",
+           "ZeroPadding2D", "GlobalMaxPooling2D", "Add", "Multiply", "Average", "Concatenate", "LeakyReLU", "PReLU",
+           "Rescaling", "Normalization", "MultiHeadAttention", "Attention", "attention", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
            "callbacks", "initializers", "layers", "losses", "metrics", "saving", "load_model",
            "register_keras_serializable"]
 

@@ -86,19 +86,6 @@ class Layer:
         record_init_args(self, args, kwargs)
         return self
 
-    def get_config(self) -> dict:
-        """The arguments that rebuild this layer (``type(layer).from_config(config)``), as Keras 3: by
-        default those its constructor was called with, plus ``trainable`` and ``dtype``. Override
-        it (with :meth:`from_config`) for a layer built from arguments that are not JSON values,
-        layers, initializers or names. Raises NotImplementedError when they cannot be known."""
-        from .saving import default_config
-        return default_config(self)
-
-    @classmethod
-    def from_config(cls, config: dict):
-        """A new layer from :meth:`get_config`'s ``config`` (``cls(**config)``)."""
-        return cls(**config)
-
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
@@ -281,18 +268,40 @@ class Layer:
             if problem:
                 raise ValueError(f"Input 0 of layer {self.name!r} ({type(self).__name__}) is incompatible with "
                                  f"the layer: {problem}, but received input with shape {shape}")
-        if _accepts_training(type(self)) and not args:
+        if len(args) <= _training_position(type(self)):
             kwargs["training"] = training
         out = self.call(inputs, *args, **kwargs)
         if isinstance(out, Tensor):
             self._output_shape = tuple(out.shape)
         return out
 
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this layer (Keras' ``get_config``): the base
+        ``name``, ``trainable`` and ``dtype`` (a name); subclasses with arguments of their own
+        override it and add them. A class that does not override it gets, as in Keras 3, the
+        arguments its constructor was called with (auto-config; ``Layer.__new__`` records them).
+
+        Raises:
+            NotImplementedError: the layer's ``__init__`` takes other arguments, its class does not
+                override ``get_config`` and the arguments were not recorded (positional ``*args``),
+                as Keras, rather than a config that cannot rebuild it.
+        """
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if type(self).get_config is Layer.get_config:
+            from .saving import auto_config
+            config = auto_config(self, config)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A new layer from :meth:`get_config`'s dict (new weights)."""
+        return cls(**config)
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 
 
-_TRAINING_ARG: dict[type, bool] = {}
+_TRAINING_ARG: dict[type, float] = {}
 
 
 def _is_structure(x) -> bool:
@@ -302,8 +311,18 @@ def _is_structure(x) -> bool:
     return isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) or hasattr(v, "__array__") for v in x)
 
 
-def _accepts_training(cls) -> bool:
+def _training_position(cls) -> float:
+    """The index of ``training`` among ``call``'s parameters after ``inputs``: a call given at most
+    that many more positional arguments gets ``training`` by keyword. ``call(self, x,
+    training=False)`` -> 0; keyword-only (``call(self, q, v, *, training=False)``) or ``**kwargs``
+    -> inf; -1 when ``call`` takes no ``training``."""
     if cls not in _TRAINING_ARG:
-        params = inspect.signature(cls.call).parameters
-        _TRAINING_ARG[cls] = "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        params = list(inspect.signature(cls.call).parameters.values())[2:]   # after self, inputs
+        pos = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+        if "training" in pos:
+            _TRAINING_ARG[cls] = pos.index("training")
+        elif any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in params):
+            _TRAINING_ARG[cls] = float("inf")
+        else:
+            _TRAINING_ARG[cls] = -1
     return _TRAINING_ARG[cls]

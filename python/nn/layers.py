@@ -1,5 +1,10 @@
-"""Keras layers: ``Dense``, ``Conv2D``, pooling, ``Flatten``, ``Dropout``, activations,
-``Embedding``, ``LayerNormalization``, ``BatchNormalization``, ``InputLayer``.
+"""Keras layers: ``Dense``, convolutions (``Conv1D``, ``Conv2D``, ``DepthwiseConv2D``,
+``SeparableConv2D``, ``Conv2DTranspose``), pooling, reshaping (``Flatten``, ``Reshape``,
+``UpSampling2D``, ``ZeroPadding2D``), merging (``Add``, ``Multiply``, ``Average``,
+``Concatenate``), ``Dropout``, activations (``ReLU``, ``LeakyReLU``, ``PReLU``, ...),
+``Embedding``, normalization and preprocessing (``LayerNormalization``, ``BatchNormalization``,
+``Normalization``, ``Rescaling``), ``InputLayer``. The attention layers are in
+:mod:`webtensor.nn.attention`.
 
 Names, arguments and defaults follow Keras 3 (https://keras.io/api/layers/). Every layer is a
 composition of core ops (``webtensor.core.ops``), so it traces, differentiates and runs on any
@@ -101,14 +106,18 @@ class Dense(Layer):
 
 class Conv2D(Layer):
     """2-D convolution (cross-correlation, as Keras). Input ``(N, H, W, C)`` (channels_last) or
-    ``(N, C, H, W)``; ``kernel`` ``(KH, KW, C, filters)``; output ``(N, OH, OW, filters)`` with
+    ``(N, C, H, W)``; ``kernel`` ``(KH, KW, C/groups, filters)``; output ``(N, OH, OW, filters)`` with
     ``OH = ceil(H / stride)`` for 'same' and ``floor((H - (KH-1)*dilation - 1) / stride) + 1``
-    for 'valid'."""
+    for 'valid'. ``groups``: split the channels into groups convolved separately (filters
+    ``[g*filters/groups, (g+1)*filters/groups)`` see input channels of group ``g``)."""
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format="channels_last",
-                 dilation_rate=1, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 dilation_rate=1, groups=1, activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
+        self.groups = int(groups)
+        if self.groups <= 0 or int(filters) % self.groups:
+            raise ValueError(f"Conv2D: groups must be a positive divisor of filters={filters}, got {groups!r}")
         self.filters, self.kernel_size = int(filters), normalize_pair(kernel_size, "Conv2D kernel_size")
         self.strides, self.dilation_rate = normalize_pair(strides, "Conv2D strides"), normalize_pair(dilation_rate, "dilation_rate")
         self.padding = _padding(padding, "Conv2D")
@@ -122,7 +131,10 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D {self.name!r}: input must have rank 4, got shape {input_shape}")
         axis = -1 if self._nhwc == "NHWC" else 1
         c = input_shape[axis]
-        self.kernel = self.add_weight("kernel", self.kernel_size + (c, self.filters), self.kernel_initializer)
+        if c % self.groups:
+            raise ValueError(f"Conv2D {self.name!r}: input channels {c} are not divisible by groups={self.groups}")
+        self.kernel = self.add_weight("kernel", self.kernel_size + (c // self.groups, self.filters),
+                                      self.kernel_initializer)
         self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
         self.input_spec = InputSpec(ndim=4, axes={axis: c})
 
@@ -376,6 +388,551 @@ class BatchNormalization(Layer):
         return y
 
 
+# ---- more convolutions (Keras 3 names, defaults and weights) ---------------------------------------
+
+def _single(v, what):
+    """An int or a 1-sequence of ints (Keras' Conv1D arguments) -> the int."""
+    t = (v,) if isinstance(v, int) else tuple(v) if isinstance(v, (list, tuple)) else ()
+    if len(t) != 1 or not isinstance(t[0], int) or isinstance(t[0], bool) or t[0] <= 0:
+        raise ValueError(f"{what} must be a positive int or a 1-tuple, got {v!r}")
+    return t[0]
+
+
+def _positive(v, what):
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {v!r}")
+    return v
+
+
+def _bias_activation(layer, y, channels_first):
+    """``activation(y + bias)`` with the bias on the channel axis (last, or 1 when channels-first)."""
+    if layer.bias is not None:
+        y = y + (F.reshape(layer.bias, (-1,) + (1,) * (y.ndim - 2)) if channels_first else layer.bias)
+    return layer.activation(y)
+
+
+class Conv1D(Layer):
+    """1-D convolution (Keras ``Conv1D``). Input ``(N, W, C)`` (channels_last) or ``(N, C, W)``;
+    ``kernel`` ``(K, C/groups, filters)``, ``bias`` ``(filters,)``; output ``(N, OW, filters)``.
+    ``padding``: 'valid', 'same' or 'causal' (left padding ``(K-1)*dilation``: output ``t`` sees
+    inputs ``<= t``, WaveNet, van den Oord et al. 2016)."""
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = _positive(filters, "Conv1D filters")
+        self.kernel_size = _single(kernel_size, "Conv1D kernel_size")
+        self.strides = _single(strides, "Conv1D strides")
+        self.dilation_rate = _single(dilation_rate, "Conv1D dilation_rate")
+        self.padding = str(padding).lower()
+        if self.padding not in ("valid", "same", "causal"):
+            raise ValueError(f"Conv1D: padding must be 'valid', 'same' or 'causal', got {padding!r}")
+        self.data_format = data_format or "channels_last"
+        self._channels_first = _data_format(self.data_format, "Conv1D") == "NCHW"
+        self.groups = _positive(groups, "Conv1D groups")
+        if self.filters % self.groups:
+            raise ValueError(f"Conv1D: groups must be a positive divisor of filters={filters}, got {groups!r}")
+        self.activation, self.use_bias = activations_mod.get(activation), use_bias
+        self._activation_arg = activation
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": (self.kernel_size,),
+                "strides": (self.strides,), "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": (self.dilation_rate,), "groups": self.groups, "activation": self._activation_arg,
+                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer}
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"Conv1D {self.name!r}: input must have rank 3, got shape {input_shape}")
+        axis = 1 if self._channels_first else -1
+        c = input_shape[axis]
+        if c % self.groups:
+            raise ValueError(f"Conv1D {self.name!r}: input channels {c} are not divisible by groups={self.groups}")
+        self.kernel = self.add_weight("kernel", (self.kernel_size, c // self.groups, self.filters),
+                                      self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+        self.input_spec = InputSpec(ndim=3, axes={axis: c})
+
+    def call(self, x):
+        padding = ((self.kernel_size - 1) * self.dilation_rate, 0) if self.padding == "causal" else self.padding
+        y = F.conv1d(x, self.kernel, self.strides, padding, data_format="NCW" if self._channels_first else "NWC",
+                     dilations=self.dilation_rate)
+        return _bias_activation(self, y, self._channels_first)
+
+
+class _Conv2DBase(Layer):
+    """The arguments Keras' 2-D convolutions share: ``kernel_size``, ``strides``, ``padding``,
+    ``data_format``, ``dilation_rate``, ``activation``, ``use_bias``, ``bias_initializer``."""
+
+    def __init__(self, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1, activation=None,
+                 use_bias: bool = True, bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        what = type(self).__name__
+        self.kernel_size = normalize_pair(kernel_size, f"{what} kernel_size")
+        self.strides = normalize_pair(strides, f"{what} strides")
+        self.dilation_rate = normalize_pair(dilation_rate, f"{what} dilation_rate")
+        self.padding = _padding(padding, what)
+        self.data_format = data_format or "channels_last"
+        self._format = _data_format(self.data_format, what)
+        self.activation, self._activation_arg, self.use_bias = activations_mod.get(activation), activation, use_bias
+        self.bias_initializer = bias_initializer
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding, "data_format": self.data_format, "dilation_rate": self.dilation_rate,
+                "activation": self._activation_arg, "use_bias": self.use_bias,
+                "bias_initializer": self.bias_initializer}
+
+    def _channels(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: input must have rank 4, got shape {input_shape}")
+        axis = 1 if self._format == "NCHW" else -1
+        self.input_spec = InputSpec(ndim=4, axes={axis: input_shape[axis]})
+        return input_shape[axis]
+
+    def _finish(self, y):
+        return _bias_activation(self, y, self._format == "NCHW")
+
+
+class DepthwiseConv2D(_Conv2DBase):
+    """Depthwise 2-D convolution (Keras ``DepthwiseConv2D``): each input channel convolved with its
+    own ``depth_multiplier`` filters. ``kernel`` ``(KH, KW, C, depth_multiplier)``, ``bias``
+    ``(C * depth_multiplier,)``; output channels ``c * depth_multiplier + m``."""
+
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias: bool = True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         bias_initializer, **kwargs)
+        self.depth_multiplier = _positive(depth_multiplier, "DepthwiseConv2D depth_multiplier")
+        self.depthwise_initializer = depthwise_initializer
+
+    def get_config(self):
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
+                "depthwise_initializer": self.depthwise_initializer}
+
+    def build(self, input_shape):
+        c = self._channels(input_shape)
+        self.kernel = self.add_weight("kernel", self.kernel_size + (c, self.depth_multiplier),
+                                      self.depthwise_initializer)
+        self.bias = self.add_weight("bias", (c * self.depth_multiplier,), self.bias_initializer) \
+            if self.use_bias else None
+
+    def call(self, x):
+        return self._finish(F.depthwise_conv2d(x, self.kernel, self.strides, self.padding, data_format=self._format,
+                                               dilations=self.dilation_rate))
+
+
+class SeparableConv2D(_Conv2DBase):
+    """Depthwise separable 2-D convolution (Keras ``SeparableConv2D``; Chollet 2017): a depthwise
+    convolution (``depthwise_kernel`` ``(KH, KW, C, depth_multiplier)``) then a 1x1 convolution
+    (``pointwise_kernel`` ``(1, 1, C * depth_multiplier, filters)``), then ``bias`` ``(filters,)``."""
+
+    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias: bool = True,
+                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         bias_initializer, **kwargs)
+        self.filters = _positive(filters, "SeparableConv2D filters")
+        self.depth_multiplier = _positive(depth_multiplier, "SeparableConv2D depth_multiplier")
+        self.depthwise_initializer, self.pointwise_initializer = depthwise_initializer, pointwise_initializer
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "depth_multiplier": self.depth_multiplier,
+                "depthwise_initializer": self.depthwise_initializer,
+                "pointwise_initializer": self.pointwise_initializer}
+
+    def build(self, input_shape):
+        c = self._channels(input_shape)
+        self.depthwise_kernel = self.add_weight("depthwise_kernel", self.kernel_size + (c, self.depth_multiplier),
+                                                self.depthwise_initializer)
+        self.pointwise_kernel = self.add_weight("pointwise_kernel", (1, 1, c * self.depth_multiplier, self.filters),
+                                                self.pointwise_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+
+    def call(self, x):
+        y = F.depthwise_conv2d(x, self.depthwise_kernel, self.strides, self.padding, data_format=self._format,
+                               dilations=self.dilation_rate)
+        return self._finish(F.conv2d(y, self.pointwise_kernel, data_format=self._format))
+
+
+def _deconv_output_length(n, k, padding, output_padding, stride, dilation):
+    """Keras' ``deconv_output_length``: the output size of a transposed convolution."""
+    k = k + (k - 1) * (dilation - 1)
+    if output_padding is None:
+        return n * stride + max(k - stride, 0) if padding == "valid" else n * stride
+    pad = k // 2 if padding == "same" else 0
+    return (n - 1) * stride + k - 2 * pad + output_padding
+
+
+class Conv2DTranspose(_Conv2DBase):
+    """Transposed 2-D convolution (Keras ``Conv2DTranspose``; the gradient of Conv2D with respect
+    to its input). ``kernel`` ``(KH, KW, filters, C)`` (output channels first, as Keras), ``bias``
+    ``(filters,)``. Output height ``H * stride`` ('same') or ``H * stride + max(KH' - stride, 0)``
+    ('valid', ``KH' = (KH - 1) * dilation + 1``); with ``output_padding`` ``(H - 1) * stride + KH'
+    - 2 * pad + output_padding`` (``pad = KH' // 2`` for 'same'), as Keras' ``deconv_output_length``."""
+
+    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         bias_initializer, **kwargs)
+        self.filters, self.kernel_initializer = _positive(filters, "Conv2DTranspose filters"), kernel_initializer
+        self.output_padding = None if output_padding is None else \
+            tuple(int(p) for p in ((output_padding,) * 2 if isinstance(output_padding, int) else output_padding))
+        if self.output_padding is not None and (len(self.output_padding) != 2 or any(
+                not 0 <= p < s for p, s in zip(self.output_padding, self.strides))):
+            raise ValueError(f"Conv2DTranspose: output_padding must be two ints in [0, stride), got {output_padding!r}")
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "output_padding": self.output_padding,
+                "kernel_initializer": self.kernel_initializer}
+
+    def build(self, input_shape):
+        c = self._channels(input_shape)
+        self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters, c), self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+
+    def call(self, x):
+        hw = x.shape[2:4] if self._format == "NCHW" else x.shape[1:3]
+        op = self.output_padding or (None, None)
+        oh, ow = (_deconv_output_length(n, k, self.padding, p, s, d) for n, k, p, s, d in
+                  zip(hw, self.kernel_size, op, self.strides, self.dilation_rate))
+        out = (x.shape[0], self.filters, oh, ow) if self._format == "NCHW" else (x.shape[0], oh, ow, self.filters)
+        y = F.conv2d_transpose(x, self.kernel, out, self.strides, padding=self.padding, data_format=self._format,
+                               dilations=self.dilation_rate)
+        return self._finish(y)
+
+
+# ---- reshaping --------------------------------------------------------------------------------
+
+def _interpolation_matrix(n_in: int, n_out: int):
+    """(n_out, n_in) rows of bilinear weights, half-pixel centres (tf.image.resize / jax.image.resize):
+    source ``(o + 0.5) * n_in / n_out - 0.5``, clamped to the edge pixels."""
+    rows = []
+    for o in range(n_out):
+        f = min(max((o + 0.5) * n_in / n_out - 0.5, 0.0), n_in - 1.0)
+        lo = int(f)
+        row = [0.0] * n_in
+        row[lo] += 1.0 - (f - lo)
+        row[min(lo + 1, n_in - 1)] += f - lo
+        rows.append(row)
+    return rows
+
+
+def _upsample_2d(x, size, channels_first, interpolation):
+    """Repeat rows and columns ``size`` times ('nearest'), or bilinear resizing (two constant matmuls)."""
+    if channels_first:
+        x = F.transpose(x, (0, 2, 3, 1))
+    n, h, w, c = x.shape
+    sh, sw = size
+    if interpolation == "nearest":
+        y = F.reshape(F.broadcast_to(F.reshape(x, (n, h, 1, w, 1, c)), (n, h, sh, w, sw, c)), (n, h * sh, w * sw, c))
+    else:
+        from ..tensor import tensor
+        ah = tensor(_interpolation_matrix(h, h * sh), dtype=x.dtype).to(x.device)
+        aw = tensor(_interpolation_matrix(w, w * sw), dtype=x.dtype).to(x.device)
+        t = F.matmul(ah, F.reshape(x, (n, h, w * c)))                                  # (N, OH, W*C)
+        t = F.transpose(F.reshape(t, (n, h * sh, w, c)), (0, 1, 3, 2))                  # (N, OH, C, W)
+        y = F.transpose(F.matmul(t, aw, transpose_b=True), (0, 1, 3, 2))               # (N, OH, OW, C)
+    return F.transpose(y, (0, 3, 1, 2)) if channels_first else y
+
+
+class UpSampling2D(Layer):
+    """Keras ``UpSampling2D``: ``(N, H, W, C)`` -> ``(N, H*sh, W*sw, C)``; 'nearest' repeats each
+    pixel, 'bilinear' interpolates with half-pixel centres (as Keras' ``ops.image.resize``)."""
+
+    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        self.size = normalize_pair(size, "UpSampling2D size")
+        self.data_format = data_format or "channels_last"
+        self._channels_first = _data_format(self.data_format, "UpSampling2D") == "NCHW"
+        if interpolation not in ("nearest", "bilinear"):
+            raise ValueError(f"UpSampling2D: interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
+        self.interpolation = interpolation
+        self.input_spec = InputSpec(ndim=4)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "data_format": self.data_format,
+                "interpolation": self.interpolation}
+
+    def call(self, x):
+        return _upsample_2d(x, self.size, self._channels_first, self.interpolation)
+
+
+class ZeroPadding2D(Layer):
+    """Keras ``ZeroPadding2D``: zeros around the spatial axes. ``padding``: an int (all sides), a
+    pair ``(rows, cols)`` (symmetric) or ``((top, bottom), (left, right))``."""
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, int):
+            pads = ((padding, padding), (padding, padding))
+        elif len(padding) == 2 and all(isinstance(p, int) for p in padding):
+            pads = ((padding[0], padding[0]), (padding[1], padding[1]))
+        else:
+            pads = tuple(tuple(p) for p in padding)
+        if len(pads) != 2 or any(len(p) != 2 or not all(isinstance(a, int) and a >= 0 for a in p) for p in pads):
+            raise ValueError(f"ZeroPadding2D: padding must be an int, (rows, cols) or ((top, bottom), (left, right)) "
+                             f"of non-negative ints, got {padding!r}")
+        self.padding = pads
+        self.data_format = data_format or "channels_last"
+        self._channels_first = _data_format(self.data_format, "ZeroPadding2D") == "NCHW"
+        self.input_spec = InputSpec(ndim=4)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}
+
+    def call(self, x):
+        p = ((0, 0), (0, 0)) + self.padding if self._channels_first else ((0, 0),) + self.padding + ((0, 0),)
+        return F.pad(x, p)
+
+
+class GlobalMaxPooling2D(Layer):
+    """Max over the spatial axes: ``(N, H, W, C)`` -> ``(N, C)`` (``(N, 1, 1, C)`` with keepdims)."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format, self.keepdims = data_format or "channels_last", bool(keepdims)
+        self._axes = (1, 2) if _data_format(self.data_format, "GlobalMaxPooling2D") == "NHWC" else (2, 3)
+        self.input_spec = InputSpec(ndim=4)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+    def call(self, x):
+        return F.max(x, axis=self._axes, keepdims=self.keepdims)
+
+
+# ---- merging (called on a list of tensors) -----------------------------------------------------
+
+class _Merge(Layer):
+    """Merge layers take a list of at least one tensor (in the functional API, a list of
+    KerasTensors) and combine them elementwise (broadcasting)."""
+
+    def _inputs(self, inputs):
+        if not isinstance(inputs, (list, tuple)) or not inputs:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: a merge layer must be called on a non-empty list "
+                             f"of tensors, got {type(inputs).__name__}")
+        return list(inputs)
+
+
+class Add(_Merge):
+    """Keras ``Add``: the elementwise sum of the inputs."""
+
+    def call(self, inputs):
+        xs = self._inputs(inputs)
+        y = xs[0]
+        for x in xs[1:]:
+            y = F.add(y, x)
+        return y
+
+
+class Multiply(_Merge):
+    """Keras ``Multiply``: the elementwise product of the inputs."""
+
+    def call(self, inputs):
+        xs = self._inputs(inputs)
+        y = xs[0]
+        for x in xs[1:]:
+            y = F.mul(y, x)
+        return y
+
+
+class Average(_Merge):
+    """Keras ``Average``: the elementwise mean of the inputs."""
+
+    def call(self, inputs):
+        xs = self._inputs(inputs)
+        return Add.call(self, xs) * (1.0 / len(xs))
+
+
+class Concatenate(_Merge):
+    """Keras ``Concatenate``: the inputs joined along ``axis`` (default: the last)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+    def call(self, inputs):
+        return F.concat(self._inputs(inputs), axis=self.axis)
+
+
+# ---- activations with state or arguments -------------------------------------------------------
+
+def _leaky_relu(x, negative_slope):
+    """``x`` where ``x >= 0``, ``negative_slope * x`` below (Maas et al. 2013)."""
+    return F.where(F.greater_equal(x, 0.0), x, x * negative_slope)
+
+
+class LeakyReLU(Layer):
+    """Keras 3 ``LeakyReLU``: ``x`` for ``x >= 0``, ``negative_slope * x`` otherwise (default 0.3)."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__(**kwargs)
+        if negative_slope is None or float(negative_slope) < 0:
+            raise ValueError(f"LeakyReLU: negative_slope must be a number >= 0, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+    def call(self, x):
+        return _leaky_relu(x, self.negative_slope)
+
+
+class PReLU(Layer):
+    """Keras ``PReLU`` (He et al. 2015): ``relu(x) - alpha * relu(-x)`` with a learned ``alpha`` of the
+    input's shape without the batch axis; ``shared_axes`` (1-based, batch excluded as in Keras)
+    share one alpha along those axes."""
+
+    def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha_initializer = alpha_initializer
+        self.shared_axes = None if shared_axes is None else \
+            tuple(int(a) for a in (shared_axes if isinstance(shared_axes, (list, tuple)) else (shared_axes,)))
+
+    def get_config(self):
+        return {**super().get_config(), "alpha_initializer": self.alpha_initializer,
+                "shared_axes": self.shared_axes}
+
+    def build(self, input_shape):
+        shape = list(input_shape[1:])
+        for a in self.shared_axes or ():
+            if not 1 <= a <= len(shape):
+                raise ValueError(f"PReLU {self.name!r}: shared axis {a} is out of range for inputs of shape "
+                                 f"{input_shape}")
+            shape[a - 1] = 1
+        self.alpha = self.add_weight("alpha", tuple(shape), self.alpha_initializer)
+        self.input_spec = InputSpec(ndim=len(input_shape), axes={i + 1: d for i, d in enumerate(shape) if d != 1})
+
+    def call(self, x):
+        return F.relu(x) - self.alpha * F.relu(-x)
+
+
+# ---- preprocessing ------------------------------------------------------------------------------
+
+class Rescaling(Layer):
+    """Keras ``Rescaling``: ``x * scale + offset`` (``scale``/``offset``: numbers or per-channel
+    sequences, broadcast against the input)."""
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.offset = scale, offset
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+    def call(self, x):
+        x = F.cast(x, self.dtype)
+        scale = self.scale if isinstance(self.scale, (int, float)) else F.cast(self.scale, self.dtype)
+        offset = self.offset if isinstance(self.offset, (int, float)) else F.cast(self.offset, self.dtype)
+        return x * scale + offset
+
+
+class Normalization(Layer):
+    """Keras ``Normalization``: ``(x - mean) / max(sqrt(variance), 1e-7)`` per index of ``axis``
+    (``invert=True``: ``mean + x * max(sqrt(variance), 1e-7)``).
+
+    ``mean``/``variance`` given: constants. Otherwise non-trainable weights ``mean`` (zeros) and
+    ``variance`` (ones) of shape ``input_shape[axis]`` that :meth:`adapt` sets from data (the
+    biased variance over every axis but ``axis``; ``axis=None``: one scalar statistic).
+    """
+
+    _EPSILON = 1e-7   # keras.config.epsilon()
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis if axis is None or isinstance(axis, int) else tuple(axis)
+        if (mean is None) != (variance is None):
+            raise ValueError("Normalization: pass both mean and variance, or neither (then call adapt())")
+        self.input_mean, self.input_variance, self.invert = mean, variance, bool(invert)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "mean": self.input_mean,
+                "variance": self.input_variance, "invert": self.invert}
+
+    def _keep(self, ndim):
+        if self.axis is None:
+            return ()
+        return _norm_axes(self.axis, ndim, f"Normalization {self.name!r}")
+
+    def build(self, input_shape):
+        keep = self._keep(len(input_shape))
+        self._bshape = tuple(input_shape[i] if i in keep else 1 for i in range(len(input_shape)))
+        self._reduce = tuple(i for i in range(len(input_shape)) if i not in keep)
+        shape = tuple(input_shape[i] for i in keep)
+        if self.input_mean is None:
+            self.mean = self.add_weight("mean", shape, "zeros", trainable=False)
+            self.variance = self.add_weight("variance", shape, "ones", trainable=False)
+        self.input_spec = InputSpec(ndim=len(input_shape), axes={i: input_shape[i] for i in keep})
+
+    def _stats(self, x):
+        """(mean, variance) shaped to broadcast against ``x``."""
+        if self.input_mean is None:
+            return F.reshape(self.mean, self._bshape), F.reshape(self.variance, self._bshape)
+        keep_shape = tuple(d for i, d in enumerate(self._bshape) if i not in self._reduce)
+        return tuple(F.reshape(F.broadcast_to(F.cast(v, x.dtype), keep_shape), self._bshape)
+                     for v in (self.input_mean, self.input_variance))
+
+    def call(self, x):
+        x = F.cast(x, self.dtype)
+        mean, var = self._stats(x)
+        std = F.maximum(F.sqrt(var), self._EPSILON)
+        return mean + x * std if self.invert else (x - mean) / std
+
+    def adapt(self, data):
+        """Set ``mean`` and ``variance`` from ``data``: an array-like or Tensor ``(N, ...)``, or an
+        iterable of such batches (combined exactly, Chan et al. 1979's pairwise update).
+
+        Raises:
+            ValueError: the layer was given ``mean``/``variance``; no data; batches of other shapes.
+        """
+        from ..tensor import Tensor, tensor
+        if self.input_mean is not None:
+            raise ValueError(f"Normalization {self.name!r}: adapt() needs a layer made without mean and variance")
+        batches = [data] if isinstance(data, Tensor) or hasattr(data, "__array__") or (
+            isinstance(data, (list, tuple)) and data and not hasattr(data[0], "__array__")
+            and not isinstance(data[0], Tensor)) else data
+        count = mean = m2 = None
+        for b in batches:
+            b = F.cast(b if isinstance(b, Tensor) else tensor(b), self.dtype)
+            if not self.built:
+                self._build_for_call(tuple(b.shape))
+                self.built, self._build_shape = True, tuple(b.shape)
+            problem = self.input_spec.problem(tuple(b.shape))
+            if problem:
+                raise ValueError(f"Normalization {self.name!r}: adapt() batch of shape {tuple(b.shape)}: {problem}")
+            n = 1
+            for i in self._reduce:
+                n *= b.shape[i]
+            if n == 0:
+                continue
+            bm = F.mean(b, axis=self._reduce, keepdims=True)
+            bm2 = F.sum(F.square(b - bm), axis=self._reduce, keepdims=True)
+            if count is None:
+                count, mean, m2 = n, bm, bm2
+            else:
+                d, total = bm - mean, count + n
+                mean = mean + d * (n / total)
+                m2 = m2 + bm2 + F.square(d) * (count * n / total)
+                count = total
+        if count is None:
+            raise ValueError(f"Normalization {self.name!r}: adapt() got no data")
+        shape = tuple(self.mean.shape)
+        self.mean.assign(F.reshape(mean, shape))
+        self.variance.assign(F.reshape(m2 * (1.0 / count), shape))
+
+
 __all__ = ["InputLayer", "Input", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "MaxPooling2D", "AveragePooling2D",
            "GlobalAveragePooling2D", "Flatten", "Reshape", "Dropout", "Activation", "ReLU", "Softmax", "Embedding",
-           "LayerNormalization", "BatchNormalization", "Layer", "InputSpec"]
+           "LayerNormalization", "BatchNormalization", "Layer", "InputSpec", "Conv1D", "DepthwiseConv2D",
+           "SeparableConv2D", "Conv2DTranspose", "UpSampling2D", "ZeroPadding2D", "GlobalMaxPooling2D", "Add",
+           "Multiply", "Average", "Concatenate", "LeakyReLU", "PReLU", "Rescaling", "Normalization"]

@@ -631,10 +631,7 @@ class Sequential(Model):
 
     def get_config(self) -> dict:
         """``{"name", "trainable", "layers"}``: the layers (an ``Input`` first, if any) with their configs."""
-        config = {"trainable": self.trainable, "layers": list(self._stack)}
-        if self._given_name is not None:
-            config["name"] = self._given_name
-        return config
+        return {"name": self.name, "trainable": self.trainable, "layers": list(self._stack)}
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""
@@ -730,12 +727,9 @@ class Functional(Model):
                 index[id(kt)] = len(index)
         inputs = [{"shape": list(kt.shape[1:]), "batch_size": kt.shape[0], "dtype": kt.dtype.name,
                    "name": kt._input_layer.name} for kt in self._inputs]
-        config = {"trainable": self.trainable, "inputs": inputs, "input_structure": _encode_struct(self._in_struct),
-                  "layers": layers, "nodes": nodes, "outputs": [index[id(kt)] for kt in self._outputs],
-                  "output_structure": _encode_struct(self._out_struct)}
-        if self._given_name is not None:
-            config["name"] = self._given_name
-        return config
+        return {"name": self.name, "trainable": self.trainable, "inputs": inputs,
+                "input_structure": _encode_struct(self._in_struct), "layers": layers, "nodes": nodes,
+                "outputs": [index[id(kt)] for kt in self._outputs], "output_structure": _encode_struct(self._out_struct)}
 
     @classmethod
     def from_config(cls, config: dict):

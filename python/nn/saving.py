@@ -295,22 +295,30 @@ def record_init_args(instance, args, kwargs) -> None:
     instance.__dict__["_init_config"] = config
 
 
-def default_config(layer) -> dict:
-    """``Layer.get_config``'s default: the recorded constructor arguments, with ``trainable`` and
-    ``dtype`` (and ``name`` when one was given) where the constructor takes them."""
+def auto_config(layer, base: dict) -> dict:
+    """``Layer.get_config`` for a class that does not override it (Keras 3's auto-config): the recorded
+    constructor arguments, with the ``base`` entries (``name``, ``trainable``, ``dtype``, current
+    values) that the constructor takes; a ``seed`` argument left None becomes the seed the layer
+    draws with (Dropout), so that the rebuilt layer draws the same numbers.
+
+    Raises:
+        NotImplementedError: the constructor takes arguments of its own that were not recorded.
+    """
     import inspect
-    config = layer.__dict__.get("_init_config")
-    if config is None:
-        raise NotImplementedError(f"{type(layer).__name__}: its constructor arguments are unknown (positional "
-                                  "*args); define get_config() and from_config() to save it")
     params = inspect.signature(type(layer).__init__).parameters
+    recorded = layer.__dict__.get("_init_config")
+    if recorded is None:
+        own = [p for p in params.values() if p.name not in ("self", "name", "trainable", "dtype")
+               and p.kind is not p.VAR_KEYWORD]
+        if own:
+            raise NotImplementedError(f"layer {type(layer).__name__} has arguments in __init__ "
+                                      f"({', '.join(p.name for p in own)}) that were not recorded (positional *args) "
+                                      "and must override get_config()")
+        recorded = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    config = dict(config)
-    for key, value in (("name", layer._given_name), ("trainable", layer.trainable), ("dtype", layer.dtype.name)):
-        if (key in params or takes_any) and (key != "name" or value is not None):
-            config[key] = value
+    config = {**recorded, **{k: v for k, v in base.items() if k in params or takes_any}}
     if "seed" in params and config.get("seed") is None:
-        config["seed"] = layer._seed    # the seed it draws with (Dropout), so a reloaded layer draws the same
+        config["seed"] = layer._seed
     return config
 
 
@@ -336,9 +344,9 @@ def attribute_config(obj) -> dict:
 
 def _builtin_modules() -> dict:
     """webtensor's modules whose public classes and functions a config may name: module name -> module."""
-    from . import activations, initializers, layers, losses, metrics, model
+    from . import activations, attention, initializers, layers, losses, metrics, model
     from .. import optimizers, schedules
-    return {m.__name__: m for m in (layers, model, losses, metrics, initializers, activations, optimizers,
+    return {m.__name__: m for m in (layers, attention, model, losses, metrics, initializers, activations, optimizers,
                                     schedules)}
 
 
@@ -487,25 +495,10 @@ def _is_model(obj) -> bool:
 
 # ---- state beyond the weights: layer state, optimizer state -----------------------------------------
 
-def state_paths(layer, prefix: str = "") -> dict[str, Variable]:
+def state_paths(layer) -> dict[str, Variable]:
     """``{path: Variable}`` for layer state that is not a weight (a Dropout layer's step counter),
     under the weight paths' scheme (``Layer._weight_items``): ``dropout/counter``."""
-    from .layer import snake_case
-    out: dict[str, Variable] = {}
-    weights = {id(v) for v in layer._weights.values()}
-    for attr, v in vars(layer).items():
-        if isinstance(v, Variable) and id(v) not in weights:
-            out[prefix + attr.lstrip("_")] = v
-    used: set[str] = set(layer._weights)
-    for sub in layer._sublayers():
-        base = sub._given_name or snake_case(type(sub).__name__)
-        key, k = base, 0
-        while key in used:
-            k += 1
-            key = f"{base}_{k}"
-        used.add(key)
-        out.update(state_paths(sub, f"{prefix}{key}/"))
-    return out
+    return _walk(layer, by_class=False)[1]
 
 
 def optimizer_paths(optimizer, variables: dict[str, Variable], wanted=None) -> dict[str, Variable]:
@@ -565,12 +558,44 @@ def _tensor_entries(variables: dict[str, Variable]) -> dict:
     return {name: (v.dtype.name, tuple(v.shape), bytes(v._host_bytes())) for name, v in variables.items()}
 
 
+def _walk(layer, by_class: bool, prefix: str = "") -> tuple[dict[str, Variable], dict[str, Variable]]:
+    """``({path: weight}, {path: other state})``. Each sublayer's path part is its class name in snake
+    case made unique among its siblings (``dense``, ``dense_1``); without ``by_class`` a user-given
+    name takes its place (``Layer._weight_items``' scheme, of ``save_weights`` and checkpoints). With
+    ``by_class`` it is Keras 3's ``saving_lib`` scheme, used in ``.keras`` files: never by name, so the
+    paths of a model rebuilt from its config (which restores every name) match the saved model's."""
+    from .layer import snake_case
+    weights: dict[str, Variable] = {}
+    state: dict[str, Variable] = {}
+    for key, v in layer._weights.items():
+        weights[prefix + key] = v
+    known = {id(v) for v in layer._weights.values()}
+    for attr, v in vars(layer).items():
+        if isinstance(v, Variable) and id(v) not in known:
+            state[prefix + attr.lstrip("_")] = v
+    used: set[str] = set(layer._weights)
+    for sub in layer._sublayers():
+        base = snake_case(type(sub).__name__) if by_class else sub._given_name or snake_case(type(sub).__name__)
+        key, k = base, 0
+        while key in used:
+            k += 1
+            key = f"{base}_{k}"
+        used.add(key)
+        w, s = _walk(sub, by_class, f"{prefix}{key}/")
+        weights.update(w)
+        state.update(s)
+    return weights, state
+
+
 def _model_state(model, stored=None) -> dict[str, Variable]:
-    """Everything a ``.keras`` file stores as tensors: the weights (by path), ``state/<path>`` and, when
-    compiled, ``optimizer/<path>``. ``stored`` (a file's names): create the optimizer state it holds."""
-    weights = weight_paths(model)
+    """Everything a ``.keras`` file stores as tensors: the weights (by :func:`_walk`'s class paths),
+    ``state/<path>`` and, when compiled, ``optimizer/<path>``. ``stored`` (a file's names): create the
+    optimizer state it holds."""
+    weights, state = _walk(model, by_class=True)
+    seen: set[int] = set()
+    weights = {k: v for k, v in weights.items() if id(v) not in seen and not seen.add(id(v))}   # shared: first path
     out = dict(weights)
-    out.update({f"state/{k}": v for k, v in state_paths(model).items()})
+    out.update({f"state/{k}": v for k, v in state.items()})
     if model.optimizer is not None:
         wanted = None if stored is None else [k[len("optimizer/"):] for k in stored if k.startswith("optimizer/")]
         out.update({f"optimizer/{k}": v for k, v in optimizer_paths(model.optimizer, weights, wanted).items()})

@@ -139,6 +139,7 @@ CASES += [
          ins(f32(1031), f32(1031), f32(1))),
     Case("empty", lambda x: wt.exp(x) + 1.0, ins(f32(0, 3)), grad=False),
 ]
+import parity_more_conv  # noqa: E402,F401  (appends its cases to CASES)
 
 
 SPECIALS = (np.nan, np.inf, -np.inf)

@@ -308,6 +308,34 @@ TOLERANCES = {  # case: {mode group: {device: (rtol, atol)}}
     'empty': {
         'value': {'wasm': (1e-06, 1e-30), 'webgpu': (1e-06, 1e-30)},
     },
+    'conv1d/same_stride2': {
+        'value': {'wasm': (1e-06, 6.1e-06), 'webgpu': (3e-06, 6.1e-06)},
+        'grad': {'wasm': (1e-06, 0.00034), 'webgpu': (2.4e-06, 0.00034)},
+    },
+    'conv1d/causal_dilated_ncw': {
+        'value': {'wasm': (1e-06, 6.9e-06), 'webgpu': (1.4e-06, 6.9e-06)},
+        'grad': {'wasm': (1e-06, 0.00031), 'webgpu': (1.6e-06, 0.00031)},
+    },
+    'conv2d/grouped': {
+        'value': {'wasm': (1e-06, 1.5e-05), 'webgpu': (5.4e-06, 1.5e-05)},
+        'grad': {'wasm': (2.7e-06, 0.0056), 'webgpu': (5e-06, 0.0056)},
+    },
+    'depthwise_conv2d/same_stride2': {
+        'value': {'wasm': (1e-06, 9.5e-06), 'webgpu': (3.9e-06, 9.5e-06)},
+        'grad': {'wasm': (1e-06, 0.0023), 'webgpu': (3.3e-06, 0.0023)},
+    },
+    'depthwise_conv2d/dilated_nchw': {
+        'value': {'wasm': (1e-06, 5.1e-06), 'webgpu': (1e-06, 5.1e-06)},
+        'grad': {'wasm': (1e-06, 0.00028), 'webgpu': (1e-06, 0.00028)},
+    },
+    'conv2d_transpose/same_stride2': {
+        'value': {'wasm': (1e-06, 1.1e-05), 'webgpu': (2.8e-06, 1.1e-05)},
+        'grad': {'wasm': (1e-06, 0.0032), 'webgpu': (2.2e-06, 0.0032)},
+    },
+    'conv2d_transpose/valid_nchw': {
+        'value': {'wasm': (1e-06, 1.1e-05), 'webgpu': (1.7e-06, 1.1e-05)},
+        'grad': {'wasm': (1e-06, 0.0015), 'webgpu': (3.5e-06, 0.0015)},
+    },
     'grid/add': {
         'value': {'wasm': (1e-06, 5e-06), 'webgpu': (1e-06, 5e-06)},
     },

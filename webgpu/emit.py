@@ -1,0 +1,176 @@
+"""From a flattened expression to shader source: ``let`` bindings (:class:`Emitter`), input
+bindings (:class:`Inputs`), the shader header, workgroup grids, and the result types
+(:class:`Pass`, :class:`Lowered`)."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from ..core import kernel_ir as K
+from ..core.dtypes import DType
+from ..core.simplify import Simplifier
+from .flatten import topo
+from .helpers import helper_source, with_deps
+from .limits import BufferTooLarge, Limits, compute_type, storage_type
+from .ops import CODE, CODE_INT, CODE_NONNEG, cast_code, literal
+
+
+class Emitter:
+    """Writes an expression DAG as ``let`` bindings, one per distinct node. A node that depends on
+    a linear id of level 2 (the reduction index) goes to ``lines[2]`` (the loop body); all others to
+    ``lines[1]`` (before the loop)."""
+
+    def __init__(self, limits: Limits, simplifier: Simplifier, lin_names: dict, lin_levels: dict,
+                 load: Callable[[int, str, DType], str]):
+        self.limits, self.simp, self.load = limits, simplifier, load
+        self.lin_names, self.lin_levels = lin_names, lin_levels
+        self.lines: dict[int, list[str]] = {1: [], 2: []}
+        self.names: dict = {}
+        self.level: dict = {}
+        self.helpers: set[str] = set()
+
+    def t(self, dt: DType) -> str:
+        return compute_type(dt, self.limits)
+
+    def value(self, root: K.Expr) -> str:
+        """The WGSL value of ``root`` (a name or a literal); its bindings are appended to ``lines``."""
+        for e in topo(root):
+            if e not in self.names:
+                self.names[e] = self._node(e)
+        return self.names[root]
+
+    def _node(self, e: K.Expr) -> str:
+        if e.op == "const":
+            self.level[e] = 0
+            return literal(e.arg, self.t(e.dtype))
+        if e.op == "idx":
+            self.level[e] = self.lin_levels[e.arg]
+            return self.lin_names[e.arg]
+        a = [self.names[x] for x in e.args]
+        level = self.level[e] = max(self.level[x] for x in e.args)
+        code = self._render(e, a)
+        self.helpers.update(re.findall(r"\b(wt_\w+)\(", code))
+        name = f"v{len(self.names)}"
+        self.lines[2 if level >= 2 else 1].append(f"let {name} = {code};")
+        return name
+
+    def _render(self, e: K.Expr, a: list[str]) -> str:
+        op = e.op
+        if op == "load":
+            return self.load(e.arg, a[0], e.dtype)
+        if op == "cast":
+            return cast_code(a[0], self.t(e.args[0].dtype), self.t(e.dtype))
+        if op == "where":
+            return f"select({a[2]}, {a[1]}, {a[0]})"
+        t = self.t(e.args[0].dtype)
+        fmt = CODE[op]
+        if e.args[0].dtype.kind == "i":
+            fmt = CODE_INT.get(op, fmt)
+            if op in CODE_NONNEG:
+                if self.simp.rng(e.args[0])[0] >= 0 and self.simp.rng(e.args[1])[0] > 0:
+                    fmt = CODE_NONNEG[op]
+        return fmt.format(*a, t=t)
+
+
+BYTES = {"f16": 2, "f32": 4, "i32": 4, "u32": 4}     # WGSL scalar sizes (workgroup memory)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One compute dispatch: its WGSL ``source``, the buffers bound (``(name, writable)`` in binding
+    order; names are ``in<k>`` for kernel input k, ``packed``, ``partials``, ``result``), the
+    workgroup counts to dispatch, the shader's ``@workgroup_size`` and its ``var<workgroup>`` bytes
+    (what an artifact lists as required limits)."""
+    source: str
+    bindings: tuple[tuple[str, bool], ...]
+    workgroups: tuple[int, int, int]
+    workgroup_size: tuple[int, int, int]
+    workgroup_storage: int = 0
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A kernel as WGSL passes. ``packed``: ``(input k, u32 word offset)`` for inputs the runtime copies
+    into the ``packed`` buffer before the passes (more inputs than bindings); ``scratch``: ``(name,
+    bytes)`` of the buffers the passes share (``packed``, ``partials``). No passes: nothing to compute."""
+    passes: tuple[Pass, ...]
+    packed: tuple[tuple[int, int], ...] = ()
+    scratch: tuple[tuple[str, int], ...] = ()
+
+
+def workgroup_grid(total: int, limits: Limits) -> tuple[tuple[int, int, int], str]:
+    """Workgroup counts for ``total`` workgroups, folded into 2-D/3-D past the per-dimension limit,
+    and the WGSL line computing the linear workgroup id ``wg``."""
+    m = limits.max_compute_workgroups_per_dimension
+    x = max(1, min(total, m))
+    rest = -(-total // x)
+    y = max(1, min(rest, m))
+    z = max(1, -(-rest // y))
+    if z > m:
+        raise ValueError(f"a dispatch of {total} workgroups exceeds {m}^3 (maxComputeWorkgroupsPerDimension)")
+    code = "wid.x"
+    if y > 1 or z > 1:
+        code += f" + wid.y * {x}u"
+    if z > 1:
+        code += f" + wid.z * {x * y}u"
+    return (x, y, z), f"let wg = i32({code});"
+
+
+def shader_header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=(), shared: str = "") -> str:
+    lines = ["enable f16;"] if limits.shader_f16 and any("f16" in d[1] for d in decls) else []
+    for i, (name, t, writable) in enumerate(decls):
+        lines.append(f"@group(0) @binding({i}) var<storage, {'read_write' if writable else 'read'}> "
+                     f"{name}: array<{t}>;")
+    lines += [helper_source(h) for h in with_deps(helpers)]
+    if shared:
+        lines.append(shared)
+    return "\n".join(lines) + "\n"
+
+
+def store_code(v: str, t: str) -> str:
+    return f"select(0i, 1i, {v})" if t == "bool" else v
+
+
+class Inputs:
+    """How the shader reads kernel inputs: its own binding each, or (past the binding budget) one
+    ``packed`` u32 binding the runtime fills with copies."""
+
+    def __init__(self, kernel: K.Kernel, limits: Limits, outputs: int):
+        loaded = sorted({e.arg for e in topo(kernel.expr) if e.op == "load"})
+        budget = limits.max_storage_buffers_per_shader_stage - outputs
+        if budget < 1 or (len(loaded) > budget and budget < 2):
+            raise ValueError(f"the device allows {limits.max_storage_buffers_per_shader_stage} storage buffers "
+                             f"per shader stage; webgpu kernels need at least {outputs + 2}")
+        self.limits, self.kernel = limits, kernel
+        self.direct = loaded if len(loaded) <= budget else loaded[:budget - 1]
+        self.packed: dict[int, int] = {}
+        words = 0
+        for k in loaded[len(self.direct):]:
+            b = kernel.inputs[k]
+            if storage_type(b.dtype, limits) == "f16":
+                raise ValueError("a kernel with more float16 inputs than storage bindings is not supported")
+            self.packed[k] = words
+            words += max(math.prod(b.shape), 1)
+        self.words = words
+        if words * 4 > limits.max_storage_buffer_binding_size:
+            raise BufferTooLarge(f"the packed inputs of a kernel need {words * 4} bytes, above this device's "
+                                 f"maxStorageBufferBindingSize of {limits.max_storage_buffer_binding_size} bytes")
+
+    def decls(self) -> list[tuple[str, str, bool]]:
+        d = [(f"in{k}", storage_type(self.kernel.inputs[k].dtype, self.limits), False) for k in self.direct]
+        return d + ([("packed", "u32", False)] if self.packed else [])
+
+    def load(self, k: int, off: str, dt: DType) -> str:
+        t = compute_type(dt, self.limits)
+        if k in self.packed:
+            word = f"packed[{self.packed[k]} + {off}]" if self.packed[k] else f"packed[{off}]"
+            return f"({word} != 0u)" if t == "bool" else f"bitcast<{'i32' if t == 'i32' else 'f32'}>({word})"
+        v = f"in{k}[{off}]"
+        return f"({v} != 0i)" if t == "bool" else v
+
+    def lowered(self, passes, scratch=()) -> Lowered:
+        packed = tuple(sorted(self.packed.items()))
+        scratch = tuple(scratch) + ((("packed", self.words * 4),) if self.packed else ())
+        return Lowered(tuple(passes), packed, scratch)
