@@ -616,8 +616,10 @@ LIMITS = {METADATA_FILENAME: 1 << 20, CONFIG_FILENAME: 64 << 20, WEIGHTS_FILENAM
 def save_model(model, filepath, overwrite: bool = True) -> None:
     """Write ``model`` to ``filepath`` (which must end in ``.keras``): a zip of ``config.json`` (Keras
     3's serialized model: class, config, ``build_config``, ``compile_config``), ``metadata.json``
-    and ``model.weights.safetensors`` (weights by path as :func:`save_weights` writes them, layer state
-    under ``state/``, optimizer state under ``optimizer/``). Written to a temporary file, then renamed.
+    and ``model.weights.safetensors`` (weights under Keras 3's class-name paths, ``dense_1/kernel``,
+    which :func:`save_weights` also uses for layers without a given name; layer state under ``state/``;
+    optimizer state under ``optimizer/<slot>/<path>`` as in artifacts). Written to a temporary file,
+    then renamed.
 
     Raises:
         ValueError: another extension, or the model is not built. FileExistsError: ``overwrite=False``
