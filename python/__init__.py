@@ -27,7 +27,7 @@ from .safetensors_io import load_safetensors, save_safetensors
 # place the API layer names them; docs/architecture.md).
 from .wasm import artifact as _wasm_artifact, export as _wasm_export  # noqa: F401
 from .webgpu import artifact as _webgpu_artifact, export as _webgpu_export  # noqa: F401
-from . import nn, datasets
+from . import nn, datasets, train, summary
 
 
 
@@ -72,7 +72,7 @@ __all__ = sorted(
      "function", "grad", "value_and_grad", "Function", "GradientTape",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
-     "config", "optimizers", "data", "nn", "datasets"])
+     "config", "optimizers", "data", "nn", "datasets", "train", "summary"])
 del annotations, _INTERNAL_OPS
 
 

@@ -60,6 +60,14 @@ class Dataset:
         """The number of elements; ``INFINITE_CARDINALITY`` (-1) after ``repeat()``."""
         raise NotImplementedError
 
+    def _skip_epochs(self, n: int) -> None:
+        """Advance per-iteration randomness (``shuffle``'s epoch orders) as if ``n`` full iterations had
+        run, so that ``fit`` resuming at epoch ``n`` (BackupAndRestore) sees the orders an uninterrupted
+        run would."""
+        inp = getattr(self, "_input", None)
+        if inp is not None:
+            inp._skip_epochs(n)
+
     def __iter__(self):
         src = self._source
         for item in self._items():
@@ -212,6 +220,12 @@ class _Shuffle(_Passthrough):
             seed = _global.getrandbits(64)
         self._buffer_size, self._seed, self._reshuffle = int(buffer_size), seed, reshuffle_each_iteration
         self._epoch_seeds = _random.Random(seed)  # one new seed per iteration when reshuffling
+
+    def _skip_epochs(self, n: int) -> None:
+        if self._reshuffle:
+            for _ in range(n):
+                self._epoch_seeds.getrandbits(64)
+        super()._skip_epochs(n)
 
     def _items(self):
         rng = _random.Random(self._epoch_seeds.getrandbits(64) if self._reshuffle else self._seed)

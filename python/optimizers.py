@@ -183,6 +183,33 @@ class Optimizer:
         """``iterations + 1`` (the 1-based index of the update being applied) as ``dtype``."""
         return F.cast(self._iterations.read_value() + 1, dtype)
 
+    def get_config(self) -> dict:
+        """The constructor arguments (Keras 3's ``Optimizer.get_config``): each parameter of ``__init__``
+        read back from the attribute of that name; ``learning_rate`` is the current rate, or the
+        schedule (serialized by :func:`webtensor.nn.saving.serialize_keras_object`).
+
+        Raises:
+            NotImplementedError: a subclass parameter with no attribute of its name (define get_config).
+        """
+        import inspect
+        config = {}
+        for pname, p in list(inspect.signature(type(self).__init__).parameters.items())[1:]:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if pname == "learning_rate":
+                config[pname] = self._learning_rate if callable(self._learning_rate) else self.learning_rate
+            elif pname in vars(self):
+                config[pname] = vars(self)[pname]
+            elif p.default is p.empty:
+                raise NotImplementedError(f"{type(self).__name__}.get_config: no attribute {pname!r}; define "
+                                          "get_config() to save this optimizer")
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """An optimizer from :meth:`get_config`'s result (a schedule already deserialized)."""
+        return cls(**config)
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-_EXTRAS = {"numpy": "numpy", "wasmtime": "wasm", "wgpu": "webgpu"}
+_EXTRAS = {"numpy": "numpy", "wasmtime": "wasm", "wgpu": "webgpu", "tensorboardX": "tensorboard"}
 
 
 def require(module: str, feature: str):

@@ -15,7 +15,7 @@ callbacks. Optimizers live in :mod:`webtensor.optimizers`, input pipelines in
 Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``attention``
 (``MultiHeadAttention``, ``Attention``), ``model`` (``Model``,
 ``Sequential``, the training loop), ``losses``, ``metrics``, ``initializers``, ``activations``,
-``callbacks``, ``saving`` (weights in the safetensors layout), ``functional`` (``Input`` as a
+``callbacks``, ``saving`` (weights in the safetensors layout; whole models in ``.keras`` files: ``Model.save``, ``load_model``), ``functional`` (``Input`` as a
 KerasTensor and ``Model(inputs, outputs)``).
 """
 from . import activations, callbacks, initializers, losses, metrics, saving
@@ -32,6 +32,7 @@ from .attention import Attention, MultiHeadAttention
 from .functional import KerasTensor
 from .model import Functional, Model, Sequential
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
+from .saving import load_model, register_keras_serializable
 
 __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Functional", "KerasTensor", "Input", "InputLayer", "Dense", "Conv2D",
            "MaxPool2D", "AvgPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
@@ -39,7 +40,8 @@ __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Function
            "BatchNormalization", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "UpSampling2D",
            "ZeroPadding2D", "GlobalMaxPooling2D", "Add", "Multiply", "Average", "Concatenate", "LeakyReLU", "PReLU",
            "Rescaling", "Normalization", "MultiHeadAttention", "Attention", "attention", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
-           "callbacks", "initializers", "layers", "losses", "metrics", "saving"]
+           "callbacks", "initializers", "layers", "losses", "metrics", "saving", "load_model",
+           "register_keras_serializable"]
 
 
 def __dir__():

@@ -1,4 +1,6 @@
-"""Training callbacks (Keras hooks): ``Callback``, ``History``, ``EarlyStopping``, ``LambdaCallback``.
+"""Training callbacks (Keras hooks): ``Callback``, ``History``, ``EarlyStopping``, ``LambdaCallback``,
+``ModelCheckpoint``, ``BackupAndRestore``, ``LearningRateScheduler``, ``ReduceLROnPlateau``,
+``CSVLogger``, ``TerminateOnNaN`` and ``TensorBoard``, with Keras 3's arguments and defaults.
 
 ``Model.fit`` calls, in order: ``on_train_begin``; per epoch ``on_epoch_begin``, per batch
 ``on_train_batch_begin``/``on_train_batch_end``, then (with validation data)
@@ -157,6 +159,388 @@ class LambdaCallback(Callback):
             if not hasattr(Callback, name) or not name.startswith("on_"):
                 raise ValueError(f"LambdaCallback: unknown hook {name!r}")
             setattr(self, name, fn)
+
+
+def _monitor_op(mode: str, monitor: str, who: str, min_delta: float = 0.0):
+    """``(better(current, best), initial best)`` for ``mode`` ('auto': 'max' when ``monitor`` names an
+    accuracy, as Keras 3 decides), improvements needing more than ``min_delta``."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{who}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "max" or (mode == "auto" and ("acc" in monitor or monitor.startswith("fmeasure"))):
+        return (lambda a, b: a > b + min_delta), -math.inf
+    return (lambda a, b: a < b - min_delta), math.inf
+
+
+def _warn(message: str) -> None:
+    import warnings
+    warnings.warn(message, stacklevel=3)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or its weights) during training, as ``keras.callbacks.ModelCheckpoint``.
+
+    ``filepath`` may hold ``str.format`` fields filled from ``epoch`` (1-based) and the logs:
+    ``"ckpt/{epoch:02d}-{val_loss:.2f}.keras"``. A whole model needs a ``.keras`` name
+    (:meth:`Model.save <webtensor.nn.Model.save>`); with ``save_weights_only=True`` the weights are
+    written by ``save_weights`` (safetensors; name it ``*.weights.safetensors``).
+
+    ``save_best_only=True`` saves only when ``monitor`` improves on the best value so far (``mode``
+    'min', 'max', or 'auto': 'max' for accuracies, else 'min'; ``initial_value_threshold``: the
+    value to beat first); a missing monitor is a warning and no save. ``save_freq``: ``"epoch"``, or
+    an int: every that many batches (reads the logs back every batch).
+
+    Raises:
+        ValueError: a bad ``mode`` or ``save_freq``, or a whole-model ``filepath`` not ending in ``.keras``.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__()
+        import os
+        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only, self.save_freq = save_best_only, save_weights_only, save_freq
+        self.monitor_op, best = _monitor_op(mode, monitor, "ModelCheckpoint")
+        self.best = best if initial_value_threshold is None else float(initial_value_threshold)
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and not isinstance(save_freq, bool)
+                                         and save_freq > 0):
+            raise ValueError(f"ModelCheckpoint: unrecognized save_freq {save_freq!r}; expected 'epoch' or a "
+                             "positive integer")
+        if not save_weights_only and not self.filepath.endswith(".keras"):
+            raise ValueError("ModelCheckpoint: the filepath provided must end in `.keras` (Keras model format); "
+                             f"received filepath={self.filepath!r}")
+        self._batches_since_save = 0
+        self._epoch = 0
+        if isinstance(save_freq, int):
+            self.on_train_batch_end = self._on_train_batch_end   # only then does fit read per-batch logs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _on_train_batch_end(self, batch, logs=None):
+        self._batches_since_save += 1
+        if self._batches_since_save >= self.save_freq:
+            self._batches_since_save = 0
+            self._save(self._epoch, batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs)
+
+    def _path(self, epoch, batch, logs) -> str:
+        # Keras 3: epoch and batch are 1-based
+        try:
+            return self.filepath.format(epoch=epoch + 1, **({} if batch is None else {"batch": batch + 1}), **logs)
+        except (KeyError, IndexError, ValueError) as e:
+            raise KeyError(f"ModelCheckpoint: failed to format the filepath {self.filepath!r} (logs: {sorted(logs)}): "
+                           f"{type(e).__name__}: {e}") from None
+
+    def _save(self, epoch, batch, logs):
+        import os
+        logs = dict(logs or {})
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None or (isinstance(current, float) and math.isnan(current)):
+                _warn(f"ModelCheckpoint: can save best model only with {self.monitor} available, skipping "
+                      f"(available: {sorted(logs)})")
+                return
+            better = self.monitor_op(current, self.best)
+            path = self._path(epoch, batch, logs)
+            if not better:
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                return
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
+                      f"saving model to {path}")
+            self.best = current
+        else:
+            path = self._path(epoch, batch, logs)
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path, overwrite=True)
+
+
+class BackupAndRestore(Callback):
+    """Back up training at the end of every epoch and resume an interrupted ``fit`` where it stopped,
+    as ``keras.callbacks.BackupAndRestore``: the model's weights and state, the optimizer's state
+    (slots, ``iterations``, learning rate) and the epoch go into a :class:`webtensor.train.Checkpoint`
+    in ``backup_dir``; a ``fit`` that finds one restores it and starts at the next epoch, so the run
+    ends as an uninterrupted one would (bit-identical, when the data order does not depend on the
+    process: ``shuffle=False``, or a Dataset with a fixed seed). A ``fit`` that finishes deletes the
+    backup (``delete_checkpoint=True``).
+
+    Raises:
+        ValueError: an empty ``backup_dir``, or ``save_freq`` other than ``"epoch"`` or False
+            (saving every N batches, and resuming mid-epoch, is not supported).
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        import os
+        if not backup_dir:
+            raise ValueError("BackupAndRestore: empty `backup_dir` argument passed")
+        if save_freq not in ("epoch", False):
+            raise ValueError(f"BackupAndRestore: save_freq must be 'epoch' or False, got {save_freq!r} (backups "
+                             "every N batches are not supported)")
+        self.backup_dir, self.save_freq, self.delete_checkpoint = os.fspath(backup_dir), save_freq, delete_checkpoint
+        self._manager = None
+
+    def on_train_begin(self, logs=None):
+        from ..core.dtypes import int32
+        from ..tensor import Variable, init_scope
+        from ..train import Checkpoint, CheckpointManager
+        with init_scope():
+            self._epoch = Variable(-1, name="epoch", trainable=False, dtype=int32)
+        ckpt = Checkpoint(model=self.model, optimizer=self.model.optimizer, epoch=self._epoch)
+        self._manager = CheckpointManager(ckpt, self.backup_dir, max_to_keep=1, checkpoint_name="backup")
+        if self._manager.latest_checkpoint is not None:
+            ckpt.restore(self._manager.latest_checkpoint).assert_consumed()
+            self.model._initial_epoch = int(self._epoch) + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._epoch.assign(epoch)
+            self._manager.save()
+
+    def on_train_end(self, logs=None):
+        import os
+        if self.delete_checkpoint and self._manager is not None:
+            for path in self._manager.checkpoints:
+                os.remove(path + ".safetensors")
+            state = os.path.join(self.backup_dir, "checkpoint")
+            if os.path.exists(state):
+                os.remove(state)
+            if os.path.isdir(self.backup_dir) and not os.listdir(self.backup_dir):
+                os.rmdir(self.backup_dir)
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of each epoch to ``schedule(epoch, lr)`` (or
+    ``schedule(epoch)`` for a one-argument function), as ``keras.callbacks.LearningRateScheduler``;
+    the epoch logs get ``learning_rate``.
+
+    Raises (during fit):
+        ValueError: ``schedule`` returned something other than a number.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = float(self.model.optimizer.learning_rate)
+        try:
+            lr = self.schedule(epoch, lr)
+        except TypeError:       # a schedule that takes only the epoch
+            lr = self.schedule(epoch)
+        if not (isinstance(lr, float) or getattr(getattr(lr, "dtype", None), "kind", "") == "f"
+                and getattr(lr, "ndim", 0) == 0 and hasattr(lr, "item")):     # a float, or a numpy float (Keras)
+            raise ValueError(f"LearningRateScheduler: the output of the `schedule` function should be a float, "
+                             f"got {lr!r}")
+        self.model.optimizer.learning_rate = float(lr)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(lr)}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved by more than
+    ``min_delta`` for ``patience`` epochs, then wait ``cooldown`` epochs before counting again; never
+    below ``min_lr``. Keras 3's ``keras.callbacks.ReduceLROnPlateau`` (same arguments, defaults and
+    order of checks); the epoch logs get ``learning_rate``.
+
+    Raises:
+        ValueError: ``factor >= 1``.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        super().__init__()
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
+        if mode not in ("auto", "min", "max"):
+            _warn(f"ReduceLROnPlateau: mode {mode!r} is unknown, fallback to auto mode")
+            mode = "auto"
+        self.monitor, self.factor, self.patience, self.verbose = monitor, float(factor), patience, verbose
+        self.mode, self.min_delta, self.cooldown, self.min_lr = mode, min_delta, cooldown, float(min_lr)
+        self._reset()
+
+    def _reset(self):
+        # Keras 3: 'auto' is 'max' only when the monitor names an accuracy
+        if self.mode == "min" or (self.mode == "auto" and "acc" not in self.monitor):
+            self.monitor_op, self.best = (lambda a, b: a < b - self.min_delta), math.inf
+        else:
+            self.monitor_op, self.best = (lambda a, b: a > b + self.min_delta), -math.inf
+        self.cooldown_counter, self.wait = 0, 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+        current = logs.get(self.monitor)
+        if current is None:
+            _warn(f"ReduceLROnPlateau: learning rate reduction is conditioned on metric `{self.monitor}` which is "
+                  f"not available. Available metrics are: {','.join(logs)}")
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.monitor_op(current, self.best):
+            self.best, self.wait = current, 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience:
+                old_lr = float(self.model.optimizer.learning_rate)
+                if old_lr > self.min_lr:
+                    new_lr = max(old_lr * self.factor, self.min_lr)
+                    self.model.optimizer.learning_rate = new_lr
+                    if self.verbose > 0:
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs as a CSV row (``keras.callbacks.CSVLogger``): the header is ``epoch``
+    then the log keys sorted; ``append=True`` appends (without a header when the file has content).
+    Numbers are written as Python writes them (``str``)."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        import os
+        self.filename, self.sep, self.append = os.fspath(filename), separator, append
+        self.keys, self.writer, self.csv_file = None, None, None
+
+    def on_train_begin(self, logs=None):
+        import os
+        self.append_header = not (self.append and os.path.exists(self.filename)
+                                  and os.path.getsize(self.filename) > 0)
+        self.csv_file = open(self.filename, "a" if self.append else "w", newline="")
+        self.writer, self.keys = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+        if self.model is not None and self.model.stop_training:
+            logs = {k: logs.get(k, "NA") for k in self.keys}      # an early stop may lack some values
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + self.keys, delimiter=self.sep)
+            if self.append_header:
+                self.writer.writeheader()
+        self.writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self.keys}})
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None:
+            self.csv_file.close()
+            self.csv_file, self.writer = None, None
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch's loss is NaN or infinite (``keras.callbacks.TerminateOnNaN``;
+    reads the loss back every batch)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and (math.isnan(loss) or math.isinf(loss)):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class TensorBoard(Callback):
+    """Write TensorBoard logs during training, as ``keras.callbacks.TensorBoard``: under ``log_dir``, a
+    ``train`` run gets ``epoch_<metric>`` scalars (loss, metrics, ``learning_rate``) at each epoch and a
+    ``validation`` run the ``val_`` values under the same names; ``update_freq="batch"`` (or an int N:
+    every N batches) adds ``batch_<metric>`` scalars at the global batch index (reading the logs back
+    every batch). ``histogram_freq=N`` writes each weight's histogram (``<weight path>/histogram``, e.g.
+    ``dense/kernel/histogram``) every N epochs. ``write_graph=True`` writes the model's config (JSON)
+    as the text summary ``keras`` at step 0 (TensorBoard's graph view needs a TensorFlow graph, which
+    webtensor models do not have). Events go through :mod:`webtensor.summary` (tensorboardX).
+
+    Raises:
+        ValueError: a bad ``update_freq`` or ``histogram_freq``.
+        ImportError: tensorboardX is missing (``pip install 'webtensor[tensorboard]'``), at ``fit``.
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, update_freq="epoch"):
+        super().__init__()
+        import os
+        if update_freq not in ("epoch", "batch") and not (isinstance(update_freq, int) and update_freq > 0):
+            raise ValueError(f"TensorBoard: update_freq must be 'epoch', 'batch' or a positive int, got {update_freq!r}")
+        if not isinstance(histogram_freq, int) or histogram_freq < 0:
+            raise ValueError(f"TensorBoard: histogram_freq must be an int >= 0, got {histogram_freq!r}")
+        self.log_dir, self.histogram_freq, self.write_graph = os.fspath(log_dir), histogram_freq, write_graph
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self._writers: dict = {}
+        self._train_step = 0
+        if self.update_freq != "epoch":
+            self.on_train_batch_end = self._on_train_batch_end
+
+    def _writer(self, run: str):
+        import os
+        from .. import summary
+        if run not in self._writers:
+            self._writers[run] = summary.create_file_writer(os.path.join(self.log_dir, run))
+        return self._writers[run]
+
+    def on_train_begin(self, logs=None):
+        self._train_step = int(self.model.optimizer.iterations) if self.model.optimizer is not None else 0
+        if self.write_graph:
+            import json
+            from .. import summary
+            from .saving import serialize_keras_object
+            try:
+                config = json.dumps(serialize_keras_object(self.model), indent=2)
+            except (TypeError, NotImplementedError) as e:      # a model without a config: note why
+                config = f"(no config: {e})"
+            with self._writer("train").as_default(step=0):
+                summary.text("keras", "```\n" + config + "\n```")
+
+    def _on_train_batch_end(self, batch, logs=None):
+        from .. import summary
+        self._train_step += 1
+        if self._train_step % self.update_freq == 0:
+            with self._writer("train").as_default(step=self._train_step):
+                for k, v in (logs or {}).items():
+                    summary.scalar("batch_" + k, v)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .. import summary
+        logs = dict(logs or {})
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        if "learning_rate" not in train and self.model.optimizer is not None:
+            train["learning_rate"] = float(self.model.optimizer.learning_rate)
+        with self._writer("train").as_default(step=epoch):
+            for k, v in train.items():
+                summary.scalar("epoch_" + k, v)
+            if self.histogram_freq and epoch % self.histogram_freq == 0:
+                from .saving import weight_paths
+                for path, w in weight_paths(self.model).items():
+                    summary.histogram(path + "/histogram", w)
+        if val:
+            with self._writer("validation").as_default(step=epoch):
+                for k, v in val.items():
+                    summary.scalar("epoch_" + k, v)
+
+    def on_train_end(self, logs=None):
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}
 
 
 __all__, __dir__ = exports(globals())

@@ -126,6 +126,8 @@ class VarianceScaling(Initializer):
         return creation.normal(shape, 0.0, math.sqrt(var), dtype=dtype, seed=seed)
 
     def get_config(self):
+        if type(self) is not VarianceScaling:     # GlorotUniform(seed), HeNormal(seed), ...: as Keras 3
+            return {"seed": self.seed}
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
 
 

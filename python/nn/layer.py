@@ -71,6 +71,13 @@ class Layer:
     """
     _functional_training = True     # the functional API passes ``training=`` on to layers (functional._Node)
 
+    def __new__(cls, *args, **kwargs):
+        # Keras 3's auto-config: the constructor's arguments are the default get_config().
+        self = super().__new__(cls)
+        from .saving import record_init_args
+        record_init_args(self, args, kwargs)
+        return self
+
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
@@ -132,6 +139,8 @@ class Layer:
             raise ValueError(f"layer {self.name!r} already has a weight named {name!r}")
         init = initializers_mod.get(initializer)
         dtype = as_dtype(dtype) if dtype is not None else self.dtype
+        from .saving import charge_weight
+        charge_weight(self.name, name, shape, dtype)      # a model being loaded stays within its file's size
         seed = (self._seed * 1000003 + zlib.crc32(name.encode())) % (1 << 31)
         with init_scope():
             value = init(tuple(shape), dtype=dtype, seed=seed) if isinstance(init, initializers_mod.Initializer) \
@@ -260,20 +269,19 @@ class Layer:
     def get_config(self) -> dict:
         """The constructor arguments that rebuild this layer (Keras' ``get_config``): the base
         ``name``, ``trainable`` and ``dtype`` (a name); subclasses with arguments of their own
-        override it and add them.
+        override it and add them. A class that does not override it gets, as in Keras 3, the
+        arguments its constructor was called with (auto-config; ``Layer.__new__`` records them).
 
         Raises:
-            NotImplementedError: the layer's ``__init__`` takes other arguments and its class does
-                not override ``get_config`` (as Keras, rather than a config that cannot rebuild it).
+            NotImplementedError: the layer's ``__init__`` takes other arguments, its class does not
+                override ``get_config`` and the arguments were not recorded (positional ``*args``),
+                as Keras, rather than a config that cannot rebuild it.
         """
-        cls = type(self)
-        if cls.get_config is Layer.get_config:
-            own = [p for p in inspect.signature(cls.__init__).parameters.values()
-                   if p.name not in ("self", "name", "trainable", "dtype") and p.kind is not p.VAR_KEYWORD]
-            if own:
-                raise NotImplementedError(f"layer {cls.__name__} has arguments in __init__ "
-                                          f"({', '.join(p.name for p in own)}) and must override get_config()")
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if type(self).get_config is Layer.get_config:
+            from .saving import auto_config
+            config = auto_config(self, config)
+        return config
 
     @classmethod
     def from_config(cls, config: dict):

@@ -119,14 +119,14 @@ class Model(Layer):
     def __new__(cls, *args, **kwargs):
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             cls = Functional
-        return super().__new__(cls)
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *, name=None, trainable=True, dtype=None, **kwargs):
         super().__init__(name=name, trainable=trainable, dtype=dtype, **kwargs)
         d = self.__dict__
         d.update(optimizer=None, loss=None, compiled_metrics=[], stop_training=False, run_eagerly=False,
                  history=None, train_function=None, test_function=None, predict_function=None,
-                 _loss_tracker=None)
+                 _loss_tracker=None, _compile_args=None, _initial_epoch=None)
 
     # ---- building ----
     def _build_for_call(self, input_shape):
@@ -181,6 +181,7 @@ class Model(Layer):
             ValueError/TypeError: an unknown name or a wrong type.
         """
         self.optimizer = optimizers_mod.get(optimizer)
+        self.__dict__["_compile_args"] = {"loss": loss, "metrics": metrics}    # as given, for get_compile_config
         self.loss = losses_mod.get(loss) if loss is not None else None
         if isinstance(metrics, (str, metrics_mod.Metric)) or callable(metrics):
             metrics = [metrics]
@@ -188,6 +189,21 @@ class Model(Layer):
         self._loss_tracker = metrics_mod.Mean("loss")
         self.run_eagerly = run_eagerly
         self.train_function = self.test_function = self.predict_function = None
+
+    def get_compile_config(self) -> dict | None:
+        """The ``compile`` arguments as JSON-ready values (Keras 3): the optimizer with its config, the
+        loss and metrics as given (names stay names); None when not compiled. ``save`` stores it."""
+        if self.optimizer is None:
+            return None
+        args = self._compile_args
+        return {"optimizer": saving.serialize_keras_object(self.optimizer),
+                "loss": saving.serialize_keras_object(args["loss"]),
+                "metrics": saving.serialize_keras_object(args["metrics"]), "run_eagerly": self.run_eagerly}
+
+    def compile_from_config(self, config: dict) -> None:
+        """``compile`` from :meth:`get_compile_config`'s result (already deserialized)."""
+        self.compile(optimizer=config["optimizer"], loss=config.get("loss"), metrics=config.get("metrics"),
+                     run_eagerly=bool(config.get("run_eagerly", False)))
 
     def _assert_compiled(self, what):
         if self.optimizer is None or self.loss is None:
@@ -396,7 +412,14 @@ class Model(Layer):
                                          {"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
         shared_iter = iter(train) if steps_per_epoch is not None else None
+        self._initial_epoch = None
         cbs.on_train_begin()
+        # a callback (BackupAndRestore) may resume from a later epoch, as Keras' ``model._initial_epoch``
+        if self._initial_epoch is not None:
+            initial_epoch = self._initial_epoch
+            if shared_iter is None:         # the resumed epochs see the data orders they would have seen
+                train._skip_epochs(initial_epoch)
+        logs = None
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
@@ -430,7 +453,7 @@ class Model(Layer):
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        cbs.on_train_end(logs if epochs > initial_epoch else None)
+        cbs.on_train_end(logs)
         return self.history
 
     def _evaluation_loop(self, ds, steps, verbose):
@@ -524,6 +547,12 @@ class Model(Layer):
         shape/dtype mismatch (all listed)."""
         saving.load_weights(self, filepath, by_name=by_name, name_map=name_map, skip_mismatch=skip_mismatch)
 
+    def save(self, filepath, overwrite: bool = True) -> None:
+        """Save the whole model to a ``.keras`` file: its config, weights, compile settings and optimizer
+        state (Keras 3's zip layout); :func:`webtensor.nn.load_model` reads it back. See
+        :func:`webtensor.nn.saving.save_model`."""
+        saving.save_model(self, filepath, overwrite=overwrite)
+
     def export(self, path, batch_size: int | None = None, signatures=None, **kwargs) -> dict:
         """Write an artifact for the JS runtime and ``webtensor.load``: ``predict`` and, when compiled,
         ``train_step`` for batches of ``batch_size``. See :func:`webtensor.export` (``kwargs`` go there)."""
@@ -603,6 +632,10 @@ class Sequential(Model):
             self.built = False
             self.build(self._stack[0].shape)
 
+    def get_config(self) -> dict:
+        """``{"name", "trainable", "layers"}``: the layers (an ``Input`` first, if any) with their configs."""
+        return {"name": self.name, "trainable": self.trainable, "layers": list(self._stack)}
+
     def pop(self) -> Layer:
         """Remove and return the last layer."""
         if not self._sublayers():
@@ -676,6 +709,60 @@ class Functional(Model):
         self.built = True
         self._build_shape = in_leaves[0].shape if len(in_leaves) == 1 else None
 
+    def get_config(self) -> dict:
+        """The graph of layer calls as JSON-ready values: ``inputs`` (each ``Input``'s shape, dtype and
+        name), ``layers`` (each distinct layer's config), ``nodes`` (in order: the layer or operator
+        called and its arguments, where ``{"tensor": i}`` is the i-th KerasTensor, inputs first, then
+        each node's outputs) and the input/output structures. :meth:`from_config` replays the calls."""
+        index = {id(kt): i for i, kt in enumerate(self._inputs)}
+        layers: list = []
+        nodes = []
+        for node in self._nodes:
+            if isinstance(node.fn, Layer):
+                if all(node.fn is not x for x in layers):
+                    layers.append(node.fn)
+                fn = {"layer": next(i for i, x in enumerate(layers) if x is node.fn)}
+            else:
+                fn = {"op": _op_name(node.fn)}
+            nodes.append({**fn, "args": _encode_struct(node.struct),
+                          "leaves": [_encode_leaf(v, index) for v in node.leaves]})
+            for kt in node.outputs:
+                index[id(kt)] = len(index)
+        inputs = [{"shape": list(kt.shape[1:]), "batch_size": kt.shape[0], "dtype": kt.dtype.name,
+                   "name": kt._input_layer.name} for kt in self._inputs]
+        return {"name": self.name, "trainable": self.trainable, "inputs": inputs,
+                "input_structure": _encode_struct(self._in_struct), "layers": layers, "nodes": nodes,
+                "outputs": [index[id(kt)] for kt in self._outputs], "output_structure": _encode_struct(self._out_struct)}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A model from :meth:`get_config`'s result (its layers already rebuilt). Raises ValueError for a
+        malformed graph."""
+        from .functional import apply
+        from .layers import Input
+        try:
+            layers = config["layers"]
+            if not all(isinstance(x, Layer) for x in layers):
+                raise ValueError("'layers' must hold layers")
+            tensors = [Input(saving.check_input_shape(i["shape"], f"Functional input {i['name']!r}"),
+                             batch_size=i["batch_size"], dtype=i["dtype"], name=i["name"]) for i in config["inputs"]]
+            for node in config["nodes"]:
+                fn = layers[_index(node["layer"], len(layers))] if "layer" in node else _OPS[node["op"]]
+                leaves = [tensors[_index(v["tensor"], len(tensors))] if "tensor" in v else _decode_leaf(v)
+                          for v in node["leaves"]]
+                args, kwargs = unflatten(_decode_struct(node["args"]), iter(leaves))
+                outs: list = []
+                flatten(apply(fn, *args, **kwargs), outs)
+                tensors.extend(outs)
+            inputs = unflatten(_decode_struct(config["input_structure"]), iter(tensors[:len(config["inputs"])]))
+            outputs = unflatten(_decode_struct(config["output_structure"]),
+                                iter([tensors[_index(i, len(tensors))] for i in config["outputs"]]))
+        except (KeyError, TypeError, IndexError, StopIteration) as e:
+            raise ValueError(f"Functional.from_config: malformed graph ({type(e).__name__}: {e})") from e
+        model = cls(inputs, outputs, name=config.get("name"))
+        model.trainable = bool(config.get("trainable", True))
+        return model
+
     @property
     def inputs(self) -> list:
         """The model's ``Input`` KerasTensors, flat, in the order positional inputs take."""
@@ -726,3 +813,73 @@ class Functional(Model):
         for node in self._nodes:
             node.run(values, training)
         return unflatten(self._out_struct, iter(values[id(v)] for v in self._outputs))
+
+
+# ---- the functional graph as JSON (Functional.get_config / from_config) ----
+import operator as _operator
+
+_OPS = {name: getattr(_operator, name) for name in ("add", "sub", "mul", "truediv", "matmul", "pow", "neg", "getitem")}
+
+
+def _op_name(fn) -> str:
+    for name, op in _OPS.items():
+        if op is fn:
+            return name
+    raise TypeError(f"cannot save a functional model that calls {fn!r}; wrap it in a layer")
+
+
+def _index(i, n: int) -> int:
+    if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n:
+        raise IndexError(f"index {i!r} out of range (0..{n - 1})")
+    return i
+
+
+def _encode_struct(struct):
+    if struct is None:
+        return None
+    kind, meta, children = struct
+    items = [_encode_struct(c) for c in children]
+    if kind == "dict":
+        if not all(isinstance(k, str) for k in meta):
+            raise TypeError(f"cannot save a functional model with non-string dict keys {meta}")
+        return {"dict": list(meta), "items": items}
+    if hasattr(meta, "_fields"):
+        raise TypeError("cannot save a functional model whose inputs or outputs are namedtuples")
+    return {"seq": "list" if issubclass(meta, list) else "tuple", "items": items}
+
+
+def _decode_struct(enc):
+    if enc is None:
+        return None
+    children = tuple(_decode_struct(c) for c in enc["items"])
+    if "dict" in enc:
+        keys = tuple(enc["dict"])
+        if len(keys) != len(children) or not all(isinstance(k, str) for k in keys):
+            raise TypeError("dict keys do not match their items")
+        return ("dict", keys, children)
+    return ("seq", {"list": list, "tuple": tuple}[enc["seq"]], children)
+
+
+def _encode_leaf(v, index: dict):
+    if isinstance(v, KerasTensor):
+        return {"tensor": index[id(v)]}
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return {"value": v}
+    if isinstance(v, slice):
+        return {"slice": [_encode_leaf(x, index)["value"] for x in (v.start, v.stop, v.step)]}
+    if v is Ellipsis:
+        return {"ellipsis": True}
+    raise TypeError(f"cannot save a functional model with the constant argument {v!r} (numbers, strings, "
+                    "None, slices and ... only)")
+
+
+def _decode_leaf(enc):
+    if "value" in enc:
+        v = enc["value"]
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+    elif "slice" in enc and len(enc["slice"]) == 3 and all(x is None or isinstance(x, int) for x in enc["slice"]):
+        return slice(*enc["slice"])
+    elif enc.get("ellipsis") is True:
+        return Ellipsis
+    raise TypeError(f"unknown argument {str(enc)[:100]}")

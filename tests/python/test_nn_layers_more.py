@@ -524,8 +524,16 @@ def test_conv2d_groups(rng):
 
 def test_base_get_config_refuses_a_layer_it_cannot_rebuild():
     assert nn.Add(name="a").get_config() == {"name": "a", "trainable": True, "dtype": "float32"}
-    with pytest.raises(NotImplementedError, match="units"):
-        nn.Dense(3).get_config()
+    # a class that does not override get_config gets its recorded arguments (Keras 3's auto-config) ...
+    assert nn.Dense(3, name="d").get_config() == {"units": 3, "name": "d", "trainable": True, "dtype": "float32"}
+
+    class Sizes(nn.Layer):
+        def __init__(self, *sizes):
+            super().__init__()
+            self.sizes = sizes
+    # ... unless they cannot be named (positional *args)
+    with pytest.raises(NotImplementedError, match="sizes"):
+        Sizes(1, 2).get_config()
 
 
 def test_new_layers_in_a_sequential_model(rng):
