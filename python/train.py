@@ -23,6 +23,9 @@ import re
 
 from . import safetensors_io
 from .core.dtypes import int32
+from .nn.layer import Layer
+from .nn.saving import check_and_assign, optimizer_paths, state_paths, weight_paths
+from .optimizers import Optimizer
 from .tensor import Variable, init_scope
 
 SUFFIX = ".safetensors"
@@ -78,8 +81,6 @@ class Checkpoint:
     """
 
     def __init__(self, **kwargs):
-        from .nn.layer import Layer
-        from .optimizers import Optimizer
         for name, obj in kwargs.items():
             if not name or "/" in name or name == "save_counter":
                 raise ValueError(f"Checkpoint: bad name {name!r} (no '/', not 'save_counter')")
@@ -100,8 +101,6 @@ class Checkpoint:
     def _variables(self, wanted=None, prefix: str = "") -> dict[str, Variable]:
         """``{name: Variable}`` of everything saved; ``wanted`` (a file's names) creates optimizer state
         the file holds but the optimizer has not made yet."""
-        from .nn.layer import Layer
-        from .nn.saving import optimizer_paths, state_paths, weight_paths
         out = {prefix + "save_counter": self.save_counter}
         optimizers = []
         for name, obj in self._objects.items():
@@ -167,7 +166,6 @@ class Checkpoint:
             FileNotFoundError: no such checkpoint. ValueError: not a valid safetensors file, a dtype
             or shape differs, or a layer that the file has values for is not built.
         """
-        from .nn.saving import check_and_assign
         if save_path is None:
             return CheckpointLoadStatus([], [])
         path = _file(save_path)
@@ -178,7 +176,6 @@ class Checkpoint:
         return CheckpointLoadStatus(unused, [k for k in targets if k not in stored])
 
     def _check_built(self, stored, prefix: str = "") -> None:
-        from .nn.layer import Layer
         for name, obj in self._objects.items():
             p = f"{prefix}{name}/"
             if isinstance(obj, Layer) and not obj.built and any(k.startswith(p) for k in stored):

@@ -30,9 +30,14 @@ from .layers import (Add, Average, Concatenate, Conv1D, Conv2DTranspose, Depthwi
 from . import attention
 from .attention import Attention, MultiHeadAttention
 from .functional import KerasTensor
+from . import model
 from .model import Functional, Model, Sequential
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .saving import load_model, register_keras_serializable
+from .. import optimizers, schedules
+
+saving.register_builtins((layers, attention, model, losses, metrics, initializers, activations, optimizers, schedules),
+                         (activations._REGISTRY, losses._REGISTRY, metrics._REGISTRY))
 
 __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Functional", "KerasTensor", "Input", "InputLayer", "Dense", "Conv2D",
            "MaxPool2D", "AvgPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",

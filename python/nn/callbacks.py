@@ -10,10 +10,17 @@ training by setting ``self.model.stop_training = True``.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 
+from .. import summary
 from .._registry import exports
+from ..core.dtypes import int32
+from ..tensor import Variable, init_scope
+from ..train import Checkpoint, CheckpointManager
+from .saving import serialize_keras_object, weight_paths
 
 
 class Callback:
@@ -291,9 +298,6 @@ class BackupAndRestore(Callback):
         self._manager = None
 
     def on_train_begin(self, logs=None):
-        from ..core.dtypes import int32
-        from ..tensor import Variable, init_scope
-        from ..train import Checkpoint, CheckpointManager
         with init_scope():
             self._epoch = Variable(-1, name="epoch", trainable=False, dtype=int32)
         ckpt = Checkpoint(model=self.model, optimizer=self.model.optimizer, epoch=self._epoch)
@@ -491,8 +495,6 @@ class TensorBoard(Callback):
             self.on_train_batch_end = self._on_train_batch_end
 
     def _writer(self, run: str):
-        import os
-        from .. import summary
         if run not in self._writers:
             self._writers[run] = summary.create_file_writer(os.path.join(self.log_dir, run))
         return self._writers[run]
@@ -500,9 +502,7 @@ class TensorBoard(Callback):
     def on_train_begin(self, logs=None):
         self._train_step = int(self.model.optimizer.iterations) if self.model.optimizer is not None else 0
         if self.write_graph:
-            import json
-            from .. import summary
-            from .saving import serialize_keras_object
+
             try:
                 config = json.dumps(serialize_keras_object(self.model), indent=2)
             except (TypeError, NotImplementedError) as e:      # a model without a config: note why
@@ -511,7 +511,6 @@ class TensorBoard(Callback):
                 summary.text("keras", "```\n" + config + "\n```")
 
     def _on_train_batch_end(self, batch, logs=None):
-        from .. import summary
         self._train_step += 1
         if self._train_step % self.update_freq == 0:
             with self._writer("train").as_default(step=self._train_step):
@@ -519,7 +518,6 @@ class TensorBoard(Callback):
                     summary.scalar("batch_" + k, v)
 
     def on_epoch_end(self, epoch, logs=None):
-        from .. import summary
         logs = dict(logs or {})
         train = {k: v for k, v in logs.items() if not k.startswith("val_")}
         val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
@@ -529,7 +527,6 @@ class TensorBoard(Callback):
             for k, v in train.items():
                 summary.scalar("epoch_" + k, v)
             if self.histogram_freq and epoch % self.histogram_freq == 0:
-                from .saving import weight_paths
                 for path, w in weight_paths(self.model).items():
                     summary.histogram(path + "/histogram", w)
         if val:

@@ -21,6 +21,7 @@ from .._registry import snake_case
 from ..core.dtypes import as_dtype, float32
 from ..tensor import Tensor, Variable, init_scope, tensor
 from . import functional
+from .saving import auto_config, charge_weight, record_init_args
 from . import initializers as initializers_mod
 
 _NAME_COUNTS: dict[str, int] = {}
@@ -74,7 +75,6 @@ class Layer:
     def __new__(cls, *args, **kwargs):
         # Keras 3's auto-config: the constructor's arguments are the default get_config().
         self = super().__new__(cls)
-        from .saving import record_init_args
         record_init_args(self, args, kwargs)
         return self
 
@@ -139,7 +139,6 @@ class Layer:
             raise ValueError(f"layer {self.name!r} already has a weight named {name!r}")
         init = initializers_mod.get(initializer)
         dtype = as_dtype(dtype) if dtype is not None else self.dtype
-        from .saving import charge_weight
         charge_weight(self.name, name, shape, dtype)      # a model being loaded stays within its file's size
         seed = (self._seed * 1000003 + zlib.crc32(name.encode())) % (1 << 31)
         with init_scope():
@@ -279,7 +278,6 @@ class Layer:
         """
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if type(self).get_config is Layer.get_config:
-            from .saving import auto_config
             config = auto_config(self, config)
         return config
 

@@ -41,9 +41,9 @@ from . import saving
 from ..export import export as export_artifact
 from ..tree import flatten, unflatten
 from ._export import holds_arrays as _holds_arrays, model_specs
-from .functional import KerasTensor
+from .functional import KerasTensor, apply
 from .layer import Layer
-from .layers import InputLayer
+from .layers import Input, InputLayer
 
 
 def _as_tensor(x):
@@ -738,8 +738,6 @@ class Functional(Model):
     def from_config(cls, config: dict):
         """A model from :meth:`get_config`'s result (its layers already rebuilt). Raises ValueError for a
         malformed graph."""
-        from .functional import apply
-        from .layers import Input
         try:
             layers = config["layers"]
             if not all(isinstance(x, Layer) for x in layers):

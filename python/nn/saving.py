@@ -15,9 +15,14 @@ import os
 import threading
 from collections.abc import Mapping
 
-from .. import safetensors_io
+from .. import __version__, safetensors_io
+from .._registry import snake_case
+from ..core.dtypes import DType
+from ..device import get_device
 from ..safetensors_io import _stored_tensor
 from ..tensor import Tensor, Variable, tensor
+from .losses import Loss
+from .metrics import Metric
 
 FORMAT = "webtensor.weights"
 VERSION = "1"
@@ -341,19 +346,27 @@ def attribute_config(obj) -> dict:
     return config
 
 
+# What a config may name, filled by ``webtensor.nn``'s ``__init__`` (which imports every module) through
+# register_builtins: this module sits below the layers (they import it), so it cannot import them.
+_BUILTIN_MODULES: dict = {}      # module name -> module whose public classes and functions a config may name
+_FUNCTION_TABLES: list = []      # the name -> function tables of activations, losses, metrics
+
+
+def register_builtins(modules, function_tables) -> None:
+    """Make ``modules``' public classes and functions loadable, and ``function_tables``' (``Registry``
+    objects) functions savable by name."""
+    _BUILTIN_MODULES.update({m.__name__: m for m in modules})
+    _FUNCTION_TABLES.extend(function_tables)
+
+
 def _builtin_modules() -> dict:
-    """webtensor's modules whose public classes and functions a config may name: module name -> module."""
-    from . import activations, attention, initializers, layers, losses, metrics, model
-    from .. import optimizers, schedules
-    return {m.__name__: m for m in (layers, attention, model, losses, metrics, initializers, activations, optimizers,
-                                    schedules)}
+    return _BUILTIN_MODULES
 
 
 def _function_name(fn):
     """A function's stored form: its name in webtensor's activation/loss/metric tables, or a registered
     custom function. Raises TypeError for any other function (a lambda, a closure)."""
-    from . import activations, losses, metrics
-    for reg in (activations._REGISTRY, losses._REGISTRY, metrics._REGISTRY):
+    for reg in _FUNCTION_TABLES:
         for key, entry in reg.table.items():
             if entry is fn:
                 return key
@@ -374,7 +387,6 @@ def serialize_keras_object(obj):
     Raises:
         TypeError: something else (a lambda, an object without a config), naming it.
     """
-    from ..core.dtypes import DType
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, (list, tuple)):
@@ -409,8 +421,6 @@ def serialize_keras_object(obj):
 
 
 def _serializable_bases() -> tuple:
-    from .losses import Loss
-    from .metrics import Metric
     return Loss, Metric
 
 
@@ -487,9 +497,12 @@ def deserialize_keras_object(config, custom_objects=None, _depth: int = 0):
     return obj
 
 
+def _model_class():
+    return _BUILTIN_MODULES["webtensor.nn.model"].Model    # registered by webtensor.nn (above this module)
+
+
 def _is_model(obj) -> bool:
-    from .model import Model
-    return isinstance(obj, Model)
+    return isinstance(obj, _model_class())
 
 
 # ---- state beyond the weights: layer state, optimizer state -----------------------------------------
@@ -511,7 +524,6 @@ def optimizer_paths(optimizer, variables: dict[str, Variable], wanted=None) -> d
         wanted = set(wanted)
         if {"iterations", "learning_rate"} & wanted:
             first = next(iter(variables.values()), None)
-            from ..device import get_device
             optimizer._ensure_state(first.device if first is not None else get_device())
         for path, v in variables.items():
             if any(f"{slot}/{path}" in wanted for slot in optimizer._slot_names()):
@@ -563,7 +575,6 @@ def _walk(layer, by_class: bool, prefix: str = "") -> tuple[dict[str, Variable],
     name takes its place (``Layer._weight_items``' scheme, of ``save_weights`` and checkpoints). With
     ``by_class`` it is Keras 3's ``saving_lib`` scheme, used in ``.keras`` files: never by name, so the
     paths of a model rebuilt from its config (which restores every name) match the saved model's."""
-    from .layer import snake_case
     weights: dict[str, Variable] = {}
     state: dict[str, Variable] = {}
     for key, v in layer._weights.items():
@@ -640,7 +651,6 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
     compile_config = model.get_compile_config()
     if compile_config is not None:
         config["compile_config"] = compile_config
-    from .. import __version__
     metadata = {"format": "webtensor.keras", "format_version": "1", "webtensor_version": __version__,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     weights = safetensors_io.save(_tensor_entries(_model_state(model)), {"format": FORMAT, "version": VERSION})
@@ -725,7 +735,7 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
             weights that do not match the model (all listed). TypeError: a class that is not known
             (pass it in ``custom_objects`` or register it).
     """
-    from .model import Model
+    Model = _model_class()
     path = os.fspath(filepath)
     members = _read_members(path)
     if METADATA_FILENAME in members:
