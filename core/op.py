@@ -86,8 +86,9 @@ class Op:
         self.__doc__ = doc
         self.signature = _signature_of(name, infer, inputs, attrs or {})
         self.__signature__ = inspect.Signature(
+            # tensors by position or by name (``add(x=a, y=b)``), as check_op_call accepts them
             [inspect.Parameter(n, inspect.Parameter.VAR_POSITIONAL if self.signature.variadic
-                               else inspect.Parameter.POSITIONAL_ONLY) for n in self.signature.tensors] +
+                               else inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in self.signature.tensors] +
             [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in self.signature.attrs])
         OPS[name] = self
 

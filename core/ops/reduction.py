@@ -141,8 +141,20 @@ min = _front_door(reduce_min, "min", "Minimum over ``axis``.")
 
 @op_signature(axis=axes_of("x"), keepdims=BOOL)
 def mean(x, axis=None, keepdims=False):
-    """Arithmetic mean over ``axis`` (None, an int or a tuple of ints); integer and bool inputs
-    give float32. Raises as :func:`sum` does."""
+    """Arithmetic mean over ``axis`` (numpy.mean, tf.reduce_mean): the sum times ``1 / n``, n the
+    number of reduced elements (NaN for an empty reduction).
+
+    Args:
+        x: tensor of any shape and dtype.
+        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
+        keepdims: keep reduced axes with size 1.
+    Returns:
+        The reduced tensor (the reduced axes removed, or kept with size 1); float32 for int32 and
+        bool inputs, else ``x``'s dtype.
+    Raises:
+        TypeError: ``axis`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
+        ValueError: an axis out of range or repeated.
+    """
     from .elementwise import cast
     x = as_tensor(x)
     axes = _axes(x, axis, "mean")
@@ -164,12 +176,33 @@ def _arg(op, x, axis, name):
 
 @op_signature(axis=optional(axis_of("x")))
 def argmax(x, axis=None):
-    """Index of the maximum along ``axis`` (an int; None: of the flattened tensor), int32.
-    Raises TypeError for a non-int axis, ValueError for one out of range or an empty axis."""
+    """Index of the maximum along ``axis`` (numpy.argmax): the first index on ties, and the first
+    NaN if the slice holds one.
+
+    Args:
+        x: tensor of any shape and dtype.
+        axis: an int (negative counts from the end), or None: the index into the flattened tensor.
+    Returns:
+        An int32 tensor of ``x``'s shape without ``axis`` (a scalar for ``axis=None``).
+    Raises:
+        TypeError: ``axis`` not an int or None.
+        ValueError: ``axis`` out of range, or an empty axis.
+    """
     return _arg(argmax_op, x, axis, "argmax")
 
 
 @op_signature(axis=optional(axis_of("x")))
 def argmin(x, axis=None):
-    """Index of the minimum along ``axis``, as :func:`argmax`."""
+    """Index of the minimum along ``axis`` (numpy.argmin): the first index on ties, and the first
+    NaN if the slice holds one.
+
+    Args:
+        x: tensor of any shape and dtype.
+        axis: an int (negative counts from the end), or None: the index into the flattened tensor.
+    Returns:
+        An int32 tensor of ``x``'s shape without ``axis`` (a scalar for ``axis=None``).
+    Raises:
+        TypeError: ``axis`` not an int or None.
+        ValueError: ``axis`` out of range, or an empty axis.
+    """
     return _arg(argmin_op, x, axis, "argmin")
