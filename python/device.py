@@ -181,13 +181,29 @@ _CREATING = threading.RLock()   # one instance per name even when threads ask fo
 
 
 def register_device(name: str, factory: Callable[[], Device]) -> None:
-    """Make ``name`` a device; ``factory()`` is called on first use and may raise RuntimeError."""
+    """Make ``name`` a device (how a backend registers itself).
+
+    Args:
+        name: the device name used by :func:`device` and :func:`get_device` (replaces any factory
+            of that name not yet created).
+        factory: ``() -> Device``, called once on first use; it may raise RuntimeError (device
+            unavailable), which :func:`get_device` passes on.
+    """
     _FACTORIES[name] = factory
 
 
 def get_device(name=None) -> Device:
-    """The device called ``name`` (default: the innermost ``webtensor.device`` context, else
-    the default device). Raises ValueError for an unknown name, RuntimeError if unavailable."""
+    """The device called ``name``, created on first use (one instance per name).
+
+    Args:
+        name: a device name (``'reference'``, ``'wasm'``, ``'webgpu'``), a Device (returned as is),
+            or None: the innermost ``webtensor.device`` context, else the default device.
+    Returns:
+        The Device.
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+        RuntimeError: the device is unavailable (its factory says why).
+    """
     if isinstance(name, Device):
         return name
     if name is None:
@@ -274,6 +290,10 @@ async def init_async(name: str | None = None) -> Device:
     browser GPU is asynchronous too: see ``Tensor.numpy_async``/``tolist_async`` and
     ``Model.fit_async``.
 
+    Args:
+        name: the device name, or None: ``"webgpu"`` where an adapter exists, else ``"wasm"``.
+    Returns:
+        The Device (awaitable in Pyodide).
     Raises:
         RuntimeError: ``"webgpu"`` named and no adapter/device could be created (the message says why).
         ValueError: an unknown name.
@@ -291,10 +311,17 @@ async def init_async(name: str | None = None) -> Device:
 
 
 def device(name: str):
-    """``with webtensor.device('wasm'):`` — new tensors and ops default to that device.
+    """``with webtensor.device('wasm'):`` — new tensors and ops default to that device (per thread).
 
-    Raises ValueError (unknown name; the message lists the known devices) or RuntimeError
-    (unavailable) at the call itself, not only when the ``with`` block is entered."""
+    Args:
+        name: a device name (``'reference'``, ``'wasm'``, ``'webgpu'`` or a registered one).
+    Returns:
+        A context manager.
+    Raises:
+        ValueError: an unknown name (the message lists the known devices).
+        RuntimeError: the device is unavailable. Both at the call itself, not only when the
+            ``with`` block is entered.
+    """
     get_device(name)
     return _device_scope(name)
 

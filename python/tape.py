@@ -15,8 +15,13 @@ from .tensor import Tensor, Variable, tensor
 class GradientTape:
     """Records the ops run inside ``with GradientTape() as tape:`` on watched tensors (trainable
     Variables, and what ``tape.watch`` names) so ``tape.gradient(target, sources)`` can
-    differentiate them, as ``tf.GradientTape``. ``persistent=True`` allows more than one
-    ``gradient`` call."""
+    differentiate them, as ``tf.GradientTape``. Tapes nest: an outer tape records an inner
+    tape's gradient computation (higher derivatives).
+
+    Args:
+        persistent: allow more than one ``gradient`` call (else the second raises RuntimeError).
+        watch_accessed_variables: watch every trainable Variable the block reads.
+    """
 
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
         self.persistent = persistent
@@ -40,6 +45,7 @@ class GradientTape:
             self._tracked[id(t)] = t
 
     def watched_variables(self) -> list[Variable]:
+        """The Variables this tape watches (read in its block, or named by ``watch``)."""
         return [t for t in self._tracked.values() if isinstance(t, Variable)]
 
     def _record(self, rec: Record) -> None:
