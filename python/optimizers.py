@@ -34,6 +34,9 @@ class Optimizer:
             such as those in ``webtensor.optimizers.schedules``).
         weight_decay: ``None`` or a float; decoupled decay ``w -= w * weight_decay * lr`` before
             each update (Loshchilov & Hutter 2019, as Keras' ``_apply_weight_decay``).
+        name: the prefix of the state variables' names.
+    Raises:
+        ValueError: a learning rate that is neither callable nor a number (``float()`` raises).
     """
 
     def __init__(self, learning_rate, weight_decay: float | None = None, name: str = "optimizer"):
@@ -50,6 +53,13 @@ class Optimizer:
         return ()
 
     def update_step(self, gradient: Tensor, variable: Variable, learning_rate: Tensor) -> None:
+        """Update ``variable`` (and its slots) in place with ``assign``; subclasses implement it.
+
+        Args:
+            gradient: the gradient, of ``variable``'s shape and dtype.
+            variable: the Variable to update.
+            learning_rate: the current learning rate, a scalar tensor of ``variable``'s dtype.
+        """
         raise NotImplementedError
 
     # ---- state ----
@@ -194,6 +204,12 @@ class SGD(Optimizer):
     "On the importance of initialization and momentum in deep learning", in Keras' form).
     Slot: ``momentum`` (only when ``momentum > 0``).
 
+    Args:
+        learning_rate: a float or a schedule (see :class:`Optimizer`).
+        momentum: in [0, 1]; 0 is plain gradient descent.
+        nesterov: use Nesterov momentum.
+        weight_decay: ``None`` or a float (decoupled, see :class:`Optimizer`).
+        name: the prefix of the state variables' names.
     Raises:
         ValueError: ``momentum`` outside [0, 1].
     """
@@ -229,6 +245,15 @@ class Adam(Optimizer):
     epsilon of Algorithm 1. ``amsgrad=True`` uses ``v_hat = max(v_hat, v)`` in place of ``v``
     (Reddi et al. 2018, "On the Convergence of Adam and Beyond").
     Slots: ``momentum``, ``velocity`` (and ``velocity_hat`` with amsgrad).
+
+    Args:
+        learning_rate: a float or a schedule (see :class:`Optimizer`).
+        beta_1: decay rate of the first-moment estimate.
+        beta_2: decay rate of the second-moment estimate.
+        epsilon: the paper's "epsilon hat", added to ``sqrt(v)``.
+        amsgrad: use the AMSGrad variant.
+        weight_decay: ``None`` or a float (decoupled, see :class:`Optimizer`).
+        name: the prefix of the state variables' names.
     """
 
     def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
@@ -257,6 +282,14 @@ class AdamW(Adam):
     Regularization", arXiv:1711.05101), as Keras 3's ``AdamW``: before each Adam update
     ``w -= w * weight_decay * lr``.
 
+    Args:
+        learning_rate: a float or a schedule (see :class:`Optimizer`).
+        weight_decay: the decay rate (a float; required).
+        beta_1: decay rate of the first-moment estimate.
+        beta_2: decay rate of the second-moment estimate.
+        epsilon: added to ``sqrt(v)`` (as :class:`Adam`).
+        amsgrad: use the AMSGrad variant.
+        name: the prefix of the state variables' names.
     Raises:
         ValueError: ``weight_decay`` is ``None``.
     """
@@ -277,6 +310,15 @@ class RMSprop(Optimizer):
     ``increment = lr * g / sqrt(denominator)``; with ``momentum > 0``:
     ``mom = momentum * mom + increment`` and ``w -= mom``, else ``w -= increment``.
     Slots: ``velocity`` (and ``momentum``, ``average_gradient`` when used).
+
+    Args:
+        learning_rate: a float or a schedule (see :class:`Optimizer`).
+        rho: decay rate of the squared-gradient average.
+        momentum: momentum of the increments (0: none).
+        epsilon: added to the denominator before the square root.
+        centered: divide by the estimated variance (``v - a^2``) instead of ``v``.
+        weight_decay: ``None`` or a float (decoupled, see :class:`Optimizer`).
+        name: the prefix of the state variables' names.
     """
 
     def __init__(self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
@@ -311,6 +353,11 @@ def get(identifier) -> Optimizer:
     """An optimizer from a name (``'sgd'``, ``'adam'``, ``'adamw'``, ``'rmsprop'``; Keras defaults)
     or an ``Optimizer`` (returned as is), as ``keras.optimizers.get``.
 
+    Args:
+        identifier: a name (any case), an ``Optimizer`` instance, or an ``Optimizer`` subclass
+            (instantiated with its defaults).
+    Returns:
+        An ``Optimizer``.
     Raises:
         ValueError: an unknown name. TypeError: anything else.
     """
