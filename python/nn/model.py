@@ -119,10 +119,21 @@ class Model(Layer):
     ``Model(inputs, outputs)`` builds a model from KerasTensors instead (Keras' functional API,
     :mod:`webtensor.nn.functional`): ``inputs`` are ``Input(...)`` results (one, a list or a dict),
     ``outputs`` KerasTensors computed from them (one or a list).
+
+    Args:
+        inputs: (functional API) the ``Input(...)`` KerasTensors: one, a list or a dict.
+        outputs: (functional API) the KerasTensors computed from them: one or a list.
+        *args: a subclass' own positional arguments (they go to its ``__init__``).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (as :class:`~webtensor.nn.Layer`), and a
+            subclass' own keyword arguments.
+    Raises:
+        TypeError: (functional API) ``inputs``/``outputs`` that are not KerasTensors (see
+            :class:`Functional`); unknown keyword arguments.
     """
 
-    def __new__(cls, *args, **kwargs):
-        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+    def __new__(cls, inputs=None, outputs=None, *args, **kwargs):
+        # ``inputs``/``outputs`` are named so that ``inspect.signature(Model)`` shows the functional form.
+        if cls is Model and (inputs is not None or outputs is not None):
             cls = Functional
         return super().__new__(cls)
 
@@ -209,6 +220,7 @@ class Model(Layer):
         return [m.name for m in self.metrics]
 
     def reset_metrics(self) -> None:
+        """Reset the loss tracker and every compiled metric (``fit`` does it each epoch)."""
         for m in self.metrics:
             m.reset_state()
 
@@ -244,6 +256,17 @@ class Model(Layer):
 
     # ---- steps (override these to customise training, as in Keras) ----
     def compute_loss(self, x, y, y_pred, sample_weight=None):
+        """The loss of a batch: the compiled ``loss(y, y_pred, sample_weight)``. Override it for a
+        custom loss (as Keras' ``Model.compute_loss``).
+
+        Args:
+            x: the batch's inputs.
+            y: the batch's targets.
+            y_pred: the model's outputs for ``x``.
+            sample_weight: per-example weights, or None.
+        Returns:
+            A scalar tensor.
+        """
         return self.loss(y, y_pred, sample_weight)
 
     def _update_metrics(self, loss, x, y, y_pred, sample_weight):
@@ -263,12 +286,24 @@ class Model(Layer):
         return loss
 
     def test_step(self, x, y, sample_weight=None):
+        """One evaluation step: forward (``training=False``), loss, metric updates. Returns the loss.
+
+        Args:
+            x: the batch's inputs.
+            y: the batch's targets.
+            sample_weight: per-example weights, or None.
+        """
         y_pred = self(x, training=False)
         loss = self.compute_loss(x, y, y_pred, sample_weight)
         self._update_metrics(loss, x, y, y_pred, sample_weight)
         return loss
 
     def predict_step(self, x):
+        """One prediction step: ``self(x, training=False)``.
+
+        Args:
+            x: the batch's inputs.
+        """
         return self(x, training=False)
 
     def _step_function(self, kind):
@@ -575,7 +610,15 @@ class Model(Layer):
 class Sequential(Model):
     """A stack of layers, each feeding the next: ``Sequential([Dense(128, activation='relu'),
     Dense(10)])``. Starting with ``Input(shape)`` builds the model at once (so ``summary()``
-    works before training) and checks input shapes."""
+    works before training) and checks input shapes (``keras.Sequential``).
+
+    Args:
+        layers: the layers, in order (a list; may start with ``Input(shape)``).
+        name: the model's name.
+        trainable: whether its weights are trained.
+    Raises:
+        TypeError: an element that is not a layer. ValueError: an ``Input`` that is not first.
+    """
 
     def __init__(self, layers=None, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
@@ -608,6 +651,12 @@ class Sequential(Model):
         return self._stack.pop()
 
     def call(self, x, training=False):
+        """Each layer in turn on the previous one's output.
+
+        Args:
+            x: the input.
+            training: passed to every layer.
+        """
         for layer in self._stack:
             x = layer(x, training=training)
         return x
@@ -621,6 +670,11 @@ class Functional(Model):
     Keras 3's functional models take them; each is converted to its Input's dtype and its shape
     checked (ValueError naming the input).
 
+    Args:
+        inputs: the ``Input(...)`` KerasTensors: one, a list or a dict.
+        outputs: the KerasTensors computed from them: one or a list.
+        name: the model's name.
+        trainable: whether its weights are trained.
     Raises:
         TypeError: ``inputs`` are not ``Input(...)`` KerasTensors, or ``outputs`` not KerasTensors.
         ValueError: an output depends on an ``Input`` missing from ``inputs`` (a disconnected graph).
@@ -713,6 +767,15 @@ class Functional(Model):
         return leaves
 
     def call(self, inputs, training=False):
+        """The recorded layer calls, in order, on ``inputs``.
+
+        Args:
+            inputs: one tensor per ``Input``: a list/tuple in the order of :attr:`inputs`, a dict
+                keyed by :attr:`input_names`, or one tensor for a single input.
+            training: passed to every layer call.
+        Raises:
+            ValueError: a wrong number of inputs, a missing key, or an input of the wrong shape.
+        """
         values = {}
         for kt, x in zip(self._inputs, self._flat_inputs(inputs)):
             x = x if isinstance(x, Tensor) else tensor(x, dtype=kt.dtype)
