@@ -25,7 +25,10 @@ an int made a pair) or raises. Errors name the op and the argument:
   positive integers, got 0``; ``softmax: axis 2 is out of range for a tensor of rank 2``).
 
 A call that passes exactly the tensor arguments and nothing else skips the attribute checks (the
-defaults are valid), so the common call costs one comparison.
+defaults are valid), so the common call costs one comparison; the op's body converts its tensor
+arguments itself (``as_tensor``) and resolves defaults that depend on them (``axis=-1``). An op
+with a required attribute or a sequence-of-tensors argument (``concat``'s ``values``) is checked
+on every call, so its body receives only checked, normalised values and checks nothing again.
 """
 from __future__ import annotations
 
@@ -42,20 +45,22 @@ from .dtypes import DTYPES, as_dtype
 class Signature:
     """The declared arguments of one op: ``tensors`` (names, in order), whether the last one is
     variadic (``*xs``), and ``attrs`` (name -> kind, or None for an attribute checked only for
-    presence). ``positional``: the names a call may pass positionally."""
+    presence). ``positional``: the names a call may pass positionally; ``defaults``: the default
+    of each optional attribute (a checked call normalises it like a given value)."""
 
     def __init__(self, name: str, tensors, attrs: dict, *, variadic: bool = False, positional=None,
-                 required=()):
+                 required=(), defaults=None):
         self.name, self.tensors, self.attrs, self.variadic = name, tuple(tensors), dict(attrs), variadic
         self.positional = tuple(positional) if positional is not None else self.tensors
         self.required = frozenset(required)        # attributes with no default
+        self.defaults = dict(defaults or {})
         self.arity = -1 if variadic else len(self.tensors)
         self.attr_names = frozenset(self.attrs)
         self.checked = any(k is not None for k in self.attrs.values())   # a primitive with attribute kinds
 
     def renamed(self, name: str) -> "Signature":
         return Signature(name, self.tensors, self.attrs, variadic=self.variadic, positional=self.positional,
-                         required=self.required)
+                         required=self.required, defaults=self.defaults)
 
     def __repr__(self):
         args = list(self.tensors) + [f"{a}=" for a in self.attrs if a not in self.tensors]
@@ -125,14 +130,15 @@ class Signature:
         return bound
 
     def check(self, bound: dict) -> dict:
-        """Tensor arguments converted to tensors, then each given attribute checked by its kind."""
+        """Tensor arguments converted to tensors, then each attribute (given, else its default)
+        checked and normalised by its kind, so the op's body gets every argument in one form."""
         as_tensor = _as_tensor()
         for k in self.tensors:
             v = bound[k]
             bound[k] = _tensor_list(v, Check(self.name, k, bound)) if self.attrs.get(k) is TENSORS else as_tensor(v)
         for k, kind in self.attrs.items():
-            if kind is not None and kind is not TENSORS and k in bound:
-                bound[k] = kind(bound[k], Check(self.name, k, bound))
+            if kind is not None and kind is not TENSORS and (k in bound or k in self.defaults):
+                bound[k] = kind(bound[k] if k in bound else self.defaults[k], Check(self.name, k, bound))
         return bound
 
     def check_attrs(self, attrs: dict) -> dict:
@@ -177,7 +183,7 @@ def op_signature(name: str | None = None, **kinds):
 
     def wrap(fn):
         sig = _function_signature(name or fn.__name__, fn, kinds)
-        n = len(sig.tensors) if not sig.required else -1
+        n = _fast_arity(sig)
 
         @functools.wraps(fn)
         def op(*args, **kwargs):
@@ -198,7 +204,7 @@ def alias(fn, name: str):
     (``reduce_sum`` for ``sum``)."""
     sig = fn.signature.renamed(name)
     inner = fn.__wrapped__
-    n = len(sig.tensors) if not sig.required else -1
+    n = _fast_arity(sig)
 
     @functools.wraps(inner)
     def op(*args, **kwargs):
@@ -212,9 +218,17 @@ def alias(fn, name: str):
     return op
 
 
+def _fast_arity(sig: Signature) -> int:
+    """How many positional arguments a call that skips the checks passes (just the tensors), or -1
+    when every call must be checked: a required attribute, or a sequence of tensors to check."""
+    if sig.required or any(sig.attrs.get(k) is TENSORS for k in sig.tensors):
+        return -1
+    return len(sig.tensors)
+
+
 def _function_signature(name, fn, kinds) -> Signature:
     params = inspect.signature(fn).parameters.values()
-    positional, tensors, required = [], [], []
+    positional, tensors, required, defaults = [], [], [], {}
     for p in params:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise TypeError(f"{name}: op functions take named arguments only")
@@ -223,6 +237,8 @@ def _function_signature(name, fn, kinds) -> Signature:
         if p.name in kinds and kinds[p.name] is not TENSORS:
             if p.default is p.empty:
                 required.append(p.name)
+            else:
+                defaults[p.name] = p.default
         else:
             if p.default is not p.empty or p.kind is p.KEYWORD_ONLY:
                 raise TypeError(f"{name}: parameter {p.name!r} has a default but no declared kind")
@@ -232,7 +248,7 @@ def _function_signature(name, fn, kinds) -> Signature:
         raise TypeError(f"{name}: kinds declared for unknown parameters {sorted(unknown)}")
     if positional[:len(tensors)] != tensors:
         raise TypeError(f"{name}: tensor arguments must come first")
-    return Signature(name, tensors, kinds, positional=positional, required=required)
+    return Signature(name, tensors, kinds, positional=positional, required=required, defaults=defaults)
 
 
 # ---- kinds ----------------------------------------------------------------------------------------

@@ -54,10 +54,7 @@ def cast(x, dtype):
     Raises:
         TypeError: an unknown dtype.
     """
-    from ..dtypes import as_dtype
-    from ..op import as_tensor
-    x, dtype = as_tensor(x), as_dtype(dtype)
-    return x if x.dtype == dtype else cast_op(x, dtype=dtype)
+    return x if x.dtype == dtype else cast_op(x, dtype=dtype)   # ``dtype`` is required: x and dtype were checked
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",

@@ -76,9 +76,7 @@ def reshape(x, shape):
         TypeError: ``shape`` is not ints.
         ValueError: sizes below -1, two -1s, or a size that differs from ``x``'s.
     """
-    x = as_tensor(x)
-    shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
-    if -1 in shape:
+    if -1 in shape:                 # ``shape`` is required: checked (NEW_SHAPE: a tuple of ints)
         known = prod(d for d in shape if d != -1)
         if known == 0 or prod(x.shape) % known:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(x.shape)} into shape {shape}")
@@ -132,7 +130,7 @@ def transpose(x, perm=None):
     """
     x = as_tensor(x)
     n = len(x.shape)
-    perm = tuple(range(n))[::-1] if perm is None else tuple(normalize_axis(p, n, "transpose") for p in perm)
+    perm = tuple(range(n))[::-1] if perm is None else perm     # a given perm was checked (perm_of)
     if perm == tuple(range(n)):
         return x
     return transpose_op(x, perm=perm)
@@ -177,9 +175,7 @@ def broadcast_to(x, shape):
         TypeError: ``shape`` is not ints.
         ValueError: negative sizes, or ``x``'s shape does not broadcast to ``shape``.
     """
-    x = as_tensor(x)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return x if tuple(x.shape) == shape else broadcast_to_op(x, shape=shape)
+    return x if tuple(x.shape) == shape else broadcast_to_op(x, shape=shape)   # checked: SHAPE gives a tuple
 
 
 # ---- slice (basic indexing) and its transpose -----------------------------------------------
@@ -319,9 +315,7 @@ def pad(x, paddings, constant_values=0):
         TypeError: pairs that are not ints; a non-number ``constant_values``.
         ValueError: not one pair per axis, or a negative entry.
     """
-    x = as_tensor(x)
-    paddings = tuple((int(a), int(b)) for a, b in paddings)
-    return pad_op(x, paddings=paddings, constant_value=constant_values)
+    return pad_op(x, paddings=paddings, constant_value=constant_values)     # checked: paddings_of gives int pairs
 
 
 # ---- concat ---------------------------------------------------------------------------------
@@ -386,10 +380,7 @@ def concat(values, axis=0):
         TypeError: ``values`` not a sequence; mismatched dtypes; ``axis`` not an int.
         ValueError: no tensors; shapes that differ outside ``axis``; ``axis`` out of range.
     """
-    values = [as_tensor(v) for v in values]
-    if not values:
-        raise ValueError("concat: values must be a non-empty sequence of tensors, got []")
-    axis = normalize_axis(axis, len(values[0].shape), "concat")
+    # always checked (``values`` is a sequence of tensors): a non-empty list of tensors, axis >= 0
     return values[0] if len(values) == 1 else concat_op(*values, axis=axis)
 
 
@@ -523,10 +514,8 @@ def one_hot(indices, depth, axis=-1, dtype: DType = float32):
         TypeError: non-int32 indices; ``depth``/``axis`` not ints; an unknown dtype.
         ValueError: ``depth`` not positive; ``axis`` out of range.
     """
-    indices = as_tensor(indices)
-    axis = normalize_axis(axis, len(indices.shape) + 1, "one_hot")
-    from ..dtypes import as_dtype
-    return one_hot_op(indices, depth=int(depth), axis=axis, dtype=as_dtype(dtype))
+    # ``depth`` is required: every argument was checked and normalised (axis >= 0, dtype a DType)
+    return one_hot_op(indices, depth=depth, axis=axis, dtype=dtype)
 
 
 # ---- compositions ---------------------------------------------------------------------------
@@ -543,9 +532,7 @@ def expand_dims(x, axis):
     Raises:
         TypeError: ``axis`` not an int. ValueError: ``axis`` out of range.
     """
-    x = as_tensor(x)
-    axis = normalize_axis(axis, len(x.shape) + 1, "expand_dims")
-    s = list(x.shape)
+    s = list(x.shape)             # ``axis`` is required: checked and made non-negative
     s.insert(axis, 1)
     return reshape(x, s)
 
@@ -564,8 +551,7 @@ def squeeze(x, axis=None):
         ValueError: an axis out of range, repeated, or whose size is not 1.
     """
     x = as_tensor(x)
-    axes = tuple(i for i, d in enumerate(x.shape) if d == 1) if axis is None else \
-        normalize_axes(axis, len(x.shape), "squeeze")
+    axes = tuple(i for i, d in enumerate(x.shape) if d == 1) if axis is None else axis   # given: checked
     for a in axes:
         if x.shape[a] != 1:
             raise ValueError(f"squeeze: axis {a} of shape {tuple(x.shape)} has size {x.shape[a]}, not 1")
@@ -585,13 +571,9 @@ def stack(values, axis=0):
         TypeError: ``values`` not a sequence; mismatched dtypes; ``axis`` not an int.
         ValueError: no tensors; unequal shapes; ``axis`` out of range.
     """
-    values = [as_tensor(v) for v in values]
-    if not values:
-        raise ValueError("stack: values must be a non-empty sequence of tensors, got []")
-    shapes = {tuple(v.shape) for v in values}
+    shapes = {tuple(v.shape) for v in values}     # always checked: a non-empty list of tensors, axis >= 0
     if len(shapes) > 1:
         raise ValueError(f"stack: all shapes must be equal, got {sorted(shapes)}")
-    axis = normalize_axis(axis, len(values[0].shape) + 1, "stack")
     return concat([expand_dims(v, axis) for v in values], axis)
 
 
@@ -631,10 +613,8 @@ def take_along_axis(arr, indices, axis):
     """
     from .elementwise import add, less, mul, where
     from .reduction import reduce_sum
-    arr, indices = as_tensor(arr), as_tensor(indices)
-    if len(indices.shape) != len(arr.shape):
+    if len(indices.shape) != len(arr.shape):      # ``axis`` is required: every argument was checked
         raise ValueError(f"take_along_axis: indices of rank {len(indices.shape)} for arr of rank {len(arr.shape)}")
-    axis = normalize_axis(axis, len(arr.shape), "take_along_axis")
     n = arr.shape[axis]
     check_indices("take_along_axis", indices, n, axis)
     if indices.dtype == int32:
