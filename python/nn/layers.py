@@ -152,7 +152,7 @@ class Conv2D(Layer):
         bias_initializer: the bias' initializer.
         **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
     Raises:
-        ValueError: an unknown padding or data_format, non-positive sizes; (on build) an input
+        ValueError: an unknown padding or data_format; (on call) non-positive sizes, or an input
             whose rank is not 4.
         TypeError: sizes that are not ints.
     """
@@ -213,7 +213,8 @@ class MaxPool2D(_Pool2D):
         data_format: 'channels_last' ``(N, H, W, C)`` or 'channels_first' ``(N, C, H, W)``.
         **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
     Raises:
-        ValueError: an unknown padding or data_format; non-positive sizes.
+        ValueError: an unknown padding or data_format; (on call) non-positive sizes, or an input
+            whose rank is not 4.
         TypeError: sizes that are not ints.
     """
     _fn = staticmethod(F.max_pool2d)
@@ -230,7 +231,8 @@ class AvgPool2D(_Pool2D):
         data_format: 'channels_last' ``(N, H, W, C)`` or 'channels_first' ``(N, C, H, W)``.
         **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
     Raises:
-        ValueError: an unknown padding or data_format; non-positive sizes.
+        ValueError: an unknown padding or data_format; (on call) non-positive sizes, or an input
+            whose rank is not 4.
         TypeError: sizes that are not ints.
     """
     _fn = staticmethod(F.avg_pool2d)
