@@ -93,7 +93,11 @@ class Optimizer:
         return slots
 
     def build(self, variables) -> None:
-        """Create the optimizer state for ``variables`` now (it is otherwise created on first use)."""
+        """Create the optimizer state for ``variables`` now (it is otherwise created on first use).
+
+        Args:
+            variables: the Variables to be trained (an iterable).
+        """
         variables = list(variables)
         if variables:
             self._ensure_state(variables[0].device)
@@ -144,8 +148,12 @@ class Optimizer:
         return self._lr_var.read_value()
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
-        """Skip weight decay for the variables in ``var_list`` and for those whose name contains
-        one of the strings in ``var_names`` (e.g. ``['bias']``)."""
+        """Skip weight decay for some variables (Keras' ``exclude_from_weight_decay``).
+
+        Args:
+            var_list: Variables to exclude.
+            var_names: strings: a variable whose name contains one is excluded (e.g. ``['bias']``).
+        """
         self._exclude_ids = {id(v) for v in (var_list or [])}
         self._exclude_names = tuple(var_names or ())
 
@@ -155,10 +163,12 @@ class Optimizer:
 
     # ---- the update ----
     def apply_gradients(self, grads_and_vars) -> Variable | None:
-        """Apply one update from ``(gradient, variable)`` pairs; ``None`` gradients are skipped.
+        """Apply one update (``keras.optimizers.Optimizer.apply_gradients``).
 
-        Returns ``iterations`` (``None`` when ``grads_and_vars`` is empty: nothing happens).
-
+        Args:
+            grads_and_vars: ``(gradient, variable)`` pairs; ``None`` gradients are skipped.
+        Returns:
+            ``iterations`` (``None`` when ``grads_and_vars`` is empty: nothing happens).
         Raises:
             ValueError: every gradient is ``None``, or a gradient's shape differs from its variable's.
             TypeError: a variable that is not a ``webtensor.Variable``.
@@ -185,7 +195,12 @@ class Optimizer:
         return self._iterations
 
     def apply(self, grads, variables) -> Variable | None:
-        """Keras 3 spelling: ``apply_gradients(zip(grads, variables))``."""
+        """Keras 3 spelling: ``apply_gradients(zip(grads, variables))``.
+
+        Args:
+            grads: the gradients (``None`` entries are skipped).
+            variables: the Variables, in the same order.
+        """
         return self.apply_gradients(zip(grads, variables))
 
     def _step_count(self, dtype) -> Tensor:

@@ -23,54 +23,127 @@ class Callback:
         self.params: dict = {}
 
     def set_model(self, model) -> None:
-        """Give the callback the model being trained (``fit`` calls it before training)."""
+        """Give the callback the model being trained (``fit`` calls it before training).
+
+        Args:
+            model: the Model.
+        """
         self.model = model
 
     def set_params(self, params: dict) -> None:
-        """Give the callback the run's parameters: ``epochs``, ``steps``, ``verbose``."""
+        """Give the callback the run's parameters.
+
+        Args:
+            params: a dict: ``epochs``, ``steps`` (None when unknown) and ``verbose`` from ``fit``;
+                ``steps`` from ``evaluate`` and ``predict``.
+        """
         self.params = params
 
     def on_train_begin(self, logs=None):
-        """Called once when ``fit`` starts."""
+        """Called once when ``fit`` starts.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_train_end(self, logs=None):
-        """Called once when ``fit`` ends (also after an early stop)."""
+        """Called once when ``fit`` ends (also after an early stop).
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_epoch_begin(self, epoch, logs=None):
-        """Called at the start of epoch ``epoch`` (0-based) of ``fit``."""
+        """Called at the start of epoch ``epoch`` (0-based) of ``fit``.
+
+        Args:
+            epoch: the epoch's index (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_epoch_end(self, epoch, logs=None):
-        """Called at the end of epoch ``epoch``; ``logs`` holds ``loss``, the metrics and their ``val_`` versions (floats)."""
+        """Called at the end of epoch ``epoch``; ``logs`` holds ``loss``, the metrics and their ``val_`` versions (floats).
+
+        Args:
+            epoch: the epoch's index (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_train_batch_begin(self, batch, logs=None):
-        """Called before training batch ``batch`` (0-based within the epoch)."""
+        """Called before training batch ``batch`` (0-based within the epoch).
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_train_batch_end(self, batch, logs=None):
-        """Called after training batch ``batch``; ``logs`` holds the running loss and metrics (overriding it makes ``fit`` read them every batch)."""
+        """Called after training batch ``batch``; ``logs`` holds the running loss and metrics (overriding it makes ``fit`` read them every batch).
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_test_begin(self, logs=None):
-        """Called when ``evaluate`` (or ``fit``'s validation) starts."""
+        """Called when ``evaluate`` (or ``fit``'s validation) starts.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_test_end(self, logs=None):
-        """Called when ``evaluate`` (or ``fit``'s validation) ends."""
+        """Called when ``evaluate`` (or ``fit``'s validation) ends.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_test_batch_begin(self, batch, logs=None):
-        """Called before evaluation batch ``batch``."""
+        """Called before evaluation batch ``batch``.
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_test_batch_end(self, batch, logs=None):
-        """Called after evaluation batch ``batch``."""
+        """Called after evaluation batch ``batch``.
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_predict_begin(self, logs=None):
-        """Called when ``predict`` starts."""
+        """Called when ``predict`` starts.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_predict_end(self, logs=None):
-        """Called when ``predict`` ends."""
+        """Called when ``predict`` ends.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_predict_batch_begin(self, batch, logs=None):
-        """Called before prediction batch ``batch``."""
+        """Called before prediction batch ``batch``.
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
     def on_predict_batch_end(self, batch, logs=None):
-        """Called after prediction batch ``batch``."""
+        """Called after prediction batch ``batch``.
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
 
 
 

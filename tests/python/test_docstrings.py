@@ -153,15 +153,32 @@ def test_public_callable_is_documented(qual, obj):
         assert not documented, f"{qual} takes no arguments but documents {documented}"
 
 
+# Methods whose own docstring must have an Args: section when they take arguments: the Keras and
+# tf.data API (webtensor.nn, optimizers, schedules, data) and GradientTape. Tensor's methods delegate
+# to the functions of the same name, Device's are the backend interface (docs/architecture.md).
+STRICT = ("webtensor.nn.", "webtensor.data.", "webtensor.optimizers.", "webtensor.schedules.", "webtensor.tape.")
+SAME_AS = re.compile(r"[Ss]ame arguments.*?:meth:`(\w+)`", re.S)
+
+
 @pytest.mark.parametrize("qual,fn", METHODS, ids=[q for q, _ in METHODS])
 def test_public_method_is_documented(qual, fn):
     # An override may keep the docstring of the method it overrides (as Keras documents Layer.call
     # once); its own docstring's Args must match its own parameters.
     assert inspect.getdoc(fn), f"{qual} has no docstring (nor does the method it overrides)"
-    documented = documented_args(_doc(fn)) if fn.__doc__ else None
+    if not fn.__doc__:
+        return
+    doc, params = _doc(fn), signature_args(fn)
+    documented = documented_args(doc)
     if documented is not None:
-        assert documented == signature_args(fn), \
-            f"{qual}: Args: documents {documented}, the signature takes {signature_args(fn)}"
+        assert documented == params, f"{qual}: Args: documents {documented}, the signature takes {params}"
+        return
+    same = SAME_AS.search(doc)
+    if same:                                 # "same arguments as :meth:`fit`": then they must be the same
+        cls = vars(inspect.getmodule(fn))[fn.__qualname__.split(".")[0]]
+        assert params == signature_args(getattr(cls, same.group(1))), qual
+        return
+    if qual.startswith(STRICT) and any(not p.startswith("*") for p in params):
+        pytest.fail(f"{qual}{inspect.signature(fn)}: no Args: section")
 
 
 def test_op_signatures_show_what_is_checked():
