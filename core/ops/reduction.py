@@ -8,7 +8,6 @@ from __future__ import annotations
 from .. import kernel_ir as K
 from ..dtypes import bool_, float32, int32
 from ..op import Aval, Op, as_tensor
-from ..shapes import normalize_axes, normalize_axis
 from ..signature import BOOL, axes_of, axis_of, op_signature, optional
 
 
@@ -111,14 +110,15 @@ argmin_op = _arg_reducer("argmin", "argmin")
 
 # ---- public front doors ---------------------------------------------------------------------
 
-def _axes(x, axis, name):
-    return normalize_axes(axis, len(x.shape), name)
+def _axes(x, axis):
+    # a given axis was checked and normalised by the signature (axes_of: a sorted tuple); None is all
+    return tuple(range(len(x.shape))) if axis is None else axis
 
 
 def _front_door(op: Op, name: str, doc: str):
     def reduce(x, axis=None, keepdims=False):
         x = as_tensor(x)
-        return op(x, axes=_axes(x, axis, name), keepdims=keepdims)
+        return op(x, axes=_axes(x, axis), keepdims=keepdims)
     reduce.__name__ = reduce.__qualname__ = name
     reduce.__doc__ = doc + """
 
@@ -157,7 +157,7 @@ def mean(x, axis=None, keepdims=False):
     """
     from .elementwise import cast
     x = as_tensor(x)
-    axes = _axes(x, axis, "mean")
+    axes = _axes(x, axis)
     n = 1
     for a in axes:
         n *= x.shape[a]
@@ -166,12 +166,12 @@ def mean(x, axis=None, keepdims=False):
     return reduce_sum(x, axes=axes, keepdims=keepdims) * (1.0 / n if n else float("nan"))
 
 
-def _arg(op, x, axis, name):
+def _arg(op, x, axis):
     x = as_tensor(x)
     if axis is None:
         from .movement import reshape
         x, axis = reshape(x, shape=(-1,)), 0
-    return op(x, axis=normalize_axis(axis, len(x.shape), name))
+    return op(x, axis=axis)          # a given axis was checked and made non-negative (axis_of)
 
 
 @op_signature(axis=optional(axis_of("x")))
@@ -188,7 +188,7 @@ def argmax(x, axis=None):
         TypeError: ``axis`` not an int or None.
         ValueError: ``axis`` out of range, or an empty axis.
     """
-    return _arg(argmax_op, x, axis, "argmax")
+    return _arg(argmax_op, x, axis)
 
 
 @op_signature(axis=optional(axis_of("x")))
@@ -205,4 +205,4 @@ def argmin(x, axis=None):
         TypeError: ``axis`` not an int or None.
         ValueError: ``axis`` out of range, or an empty axis.
     """
-    return _arg(argmin_op, x, axis, "argmin")
+    return _arg(argmin_op, x, axis)
