@@ -24,6 +24,10 @@ an int made a pair) or raises. Errors name the op and the argument:
 - ``ValueError`` for a value of the right type out of its range (``conv2d: strides must be
   positive integers, got 0``; ``softmax: axis 2 is out of range for a tensor of rank 2``).
 
+Every op also takes TensorFlow's keyword-only ``name=None`` (a str or None, the op's name in TF's
+graphs). webtensor's graphs do not name ops, so it is checked and then dropped: code written for
+TensorFlow runs unchanged.
+
 A call that passes exactly the tensor arguments and nothing else skips the attribute checks (the
 defaults are valid), so the common call costs one comparison; the op's body converts its tensor
 arguments itself (``as_tensor``) and resolves defaults that depend on them (``axis=-1``). An op
@@ -41,6 +45,22 @@ from .dtypes import DTYPES, as_dtype
 
 
 # ---- the check ------------------------------------------------------------------------------------
+
+NAME = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)   # TF's op name, dropped
+
+
+def _drop_name(op: str, kwargs: dict) -> dict:
+    """``kwargs`` without TF's ``name`` (checked: a str or None)."""
+    name = kwargs.pop("name")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"{op}: name must be a str or None, got {name!r}")
+    return kwargs
+
+
+def with_name(sig: inspect.Signature) -> inspect.Signature:
+    """``sig`` with TF's keyword-only ``name=None`` appended (what an op shows ``inspect.signature``)."""
+    return sig.replace(parameters=[*sig.parameters.values(), NAME])
+
 
 class Signature:
     """The declared arguments of one op: ``tensors`` (names, in order), whether the last one is
@@ -77,6 +97,8 @@ class Signature:
     def check_op_call(self, inputs, attrs):
         """A primitive's call -> ``(inputs, attrs)``: the tensors (positional, or by name as in
         ``add(x=a, y=b)``) and exactly the declared attributes."""
+        if "name" in attrs and "name" not in self.attr_names:
+            attrs = _drop_name(self.name, dict(attrs))
         named = [k for k in attrs if k in self.tensors and not self.variadic]
         if named:
             attrs = dict(attrs)
@@ -113,6 +135,8 @@ class Signature:
                             f"{len(self.positional)} positional arguments ({', '.join(self.positional)}), "
                             f"got {len(args)}")
         bound = dict(zip(self.positional, args))
+        if "name" in kwargs and "name" not in self.attrs:
+            kwargs = _drop_name(self.name, dict(kwargs))
         for k, v in kwargs.items():
             if k not in self.attrs and k not in self.tensors:
                 names = self.tensors + tuple(a for a in self.attrs if a not in self.tensors)
@@ -192,6 +216,7 @@ def op_signature(name: str | None = None, **kinds):
             return fn(**sig.check(sig.bind(args, kwargs)))
 
         op.signature = sig
+        op.__signature__ = with_name(inspect.signature(fn))
         if name:
             op.__name__ = op.__qualname__ = name
         return op
@@ -213,6 +238,7 @@ def alias(fn, name: str):
         return inner(**sig.check(sig.bind(args, kwargs)))
 
     op.signature = sig
+    op.__signature__ = with_name(inspect.signature(inner))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"TensorFlow's name for :func:`{fn.__name__}`.\n\n{fn.__doc__ or ''}"
     return op

@@ -32,6 +32,7 @@ def gelu(x, approximate: bool = False):
     Args:
         x: tensor of any shape (int and bool inputs are promoted to float32).
         approximate: use the tanh form (tf.nn.gelu's argument of the same name).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of ``x``'s shape; float32 for int and bool inputs, else ``x``'s dtype.
     Raises:
@@ -49,6 +50,7 @@ def cast(x, dtype):
     Args:
         x: tensor of any shape and dtype (or a Python number, list or numpy array).
         dtype: the target dtype: a DType, its name (``'float32'``), a numpy dtype or a Python type.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of ``x``'s shape, of ``dtype`` (``x`` itself when it already has it).
     Raises:

@@ -60,6 +60,7 @@ def _elementwise_doc(arity: int, rule: str, doc: str) -> str:
                 "        takes the other operand's dtype unless its own kind is higher (``int32 + 0.5`` is\n"
                 "        float32).")
         shape, raises = "the broadcast shape of ``x`` and ``y``", "\n    ValueError: shapes that do not broadcast."
+    args += "\n    name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops."
     return (f"{doc}\n\nArgs:\n{args}\nReturns:\n    A tensor of {shape}; dtype: {_RESULT_DTYPE[rule]}.\n"
             f"Raises:\n    TypeError: a wrong number of tensor arguments or an unexpected keyword argument."
             f"{raises}")
@@ -341,6 +342,7 @@ where = Op("where", infer=_where_infer, reference=_where_ref, grad=_where_grad, 
         condition: a bool tensor.
         x: a tensor (or Python number) taken where ``condition`` is true.
         y: a tensor (or Python number) taken where it is false.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of the broadcast shape of the three arguments, of ``x``'s and ``y``'s promoted dtype.
     Raises:

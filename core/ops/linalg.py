@@ -83,6 +83,7 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
         b: ``(..., K, N)`` (``(..., N, K)`` with ``transpose_b``), or ``(K,)``; ``a``'s dtype.
         transpose_a: use the transpose of ``a``'s last two axes (read in place, never copied).
         transpose_b: use the transpose of ``b``'s last two axes.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``(..., M, N)`` (batch dims broadcast), ``a``'s dtype.
     Raises:

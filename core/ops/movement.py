@@ -70,6 +70,7 @@ def reshape(x, shape):
     Args:
         x: tensor of any shape and dtype.
         shape: an int or a sequence of ints; one entry may be -1 (inferred from the size).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of ``shape``, ``x``'s dtype (``x`` itself when the shape is unchanged).
     Raises:
@@ -122,6 +123,7 @@ def transpose(x, perm=None):
         x: tensor of any shape and dtype.
         perm: a permutation of ``range(x.ndim)`` (negative entries count from the end); None
             reverses the axes.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of shape ``[x.shape[p] for p in perm]``, ``x``'s dtype.
     Raises:
@@ -169,6 +171,7 @@ def broadcast_to(x, shape):
     Args:
         x: tensor of any shape and dtype.
         shape: an int or a sequence of non-negative ints.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of ``shape``, ``x``'s dtype.
     Raises:
@@ -244,6 +247,7 @@ def slice(x, begin, size=None, *, end=None, strides=None):
         size: number of elements per axis (-1: to the end); ignored when ``end`` is given.
         end: stop index per axis (exclusive; negative counts from the end).
         strides: step per axis (nonzero; negative steps walk backwards).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         The slice, ``x``'s dtype.
     Raises:
@@ -309,6 +313,7 @@ def pad(x, paddings, constant_values=0):
         x: tensor of any shape and dtype.
         paddings: one non-negative ``(before, after)`` pair of ints per axis of ``x``.
         constant_values: the number written into the padding (cast to ``x``'s dtype).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of shape ``x.shape[i] + before_i + after_i`` per axis, ``x``'s dtype.
     Raises:
@@ -374,6 +379,7 @@ def concat(values, axis=0):
     Args:
         values: a non-empty sequence of tensors of one dtype and rank, equal in shape but along ``axis``.
         axis: the axis to join along (negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor whose ``axis`` is the sum of the inputs' sizes there, their dtype.
     Raises:
@@ -457,6 +463,7 @@ def gather(params, indices, axis=0):
         params: tensor of any shape and dtype.
         indices: integer tensor of any shape (int32; bool is cast; float raises).
         axis: the axis of ``params`` to gather along (negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of shape ``params.shape[:axis] + indices.shape + params.shape[axis+1:]``, ``params``' dtype.
     Raises:
@@ -508,6 +515,7 @@ def one_hot(indices, depth, axis=-1, dtype: DType = float32):
         depth: the number of classes, a positive int.
         axis: where the new axis goes in the result, in ``[-(ndim + 1), ndim]``.
         dtype: the result's dtype (a DType or its name).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of ``indices``' shape with ``depth`` inserted at ``axis``, of ``dtype``.
     Raises:
@@ -527,6 +535,7 @@ def expand_dims(x, axis):
     Args:
         x: tensor of any shape and dtype.
         axis: the position of the new axis in the result, in ``[-(ndim + 1), ndim]``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``x`` reshaped with the new axis, same dtype.
     Raises:
@@ -544,6 +553,7 @@ def squeeze(x, axis=None):
     Args:
         x: tensor of any shape and dtype.
         axis: None (every size-1 axis), an int or a tuple of ints.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``x`` reshaped without those axes, same dtype.
     Raises:
@@ -565,6 +575,7 @@ def stack(values, axis=0):
     Args:
         values: a non-empty sequence of tensors of one shape and dtype.
         axis: the position of the new axis in the result, in ``[-(ndim + 1), ndim]``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of the common shape with ``len(values)`` inserted at ``axis``.
     Raises:
@@ -584,6 +595,7 @@ def flatten(x, start_axis=1):
     Args:
         x: tensor of any shape and dtype.
         start_axis: the first merged axis, in ``[-(ndim + 1), ndim]`` (``ndim`` appends a size-1 axis).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of shape ``x.shape[:start_axis] + (prod(x.shape[start_axis:]),)``, same dtype.
     Raises:
@@ -605,6 +617,7 @@ def take_along_axis(arr, indices, axis):
         arr: tensor of any shape and dtype.
         indices: int32 tensor of ``arr``'s rank (other axes broadcast against ``arr``'s).
         axis: the axis to index along (negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of ``indices``' shape along ``axis`` (the others broadcast), ``arr``'s dtype.
     Raises:

@@ -117,6 +117,7 @@ extract_patches = Op(
         dilations: spacing of a window's taps, a positive int or pair.
         pads: explicit padding ``((top, bottom), (left, right))``, non-negative ints.
         pad_value: the number padding positions read.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``(N, OH, OW, KH, KW, C)``, ``x``'s dtype.
     Raises:
@@ -178,6 +179,7 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
             ``((top, bottom), (left, right))``.
         data_format: 'NHWC' or 'NCHW'.
         dilations: a positive int or a pair.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``(N, OH, OW, O)`` (NHWC) or ``(N, O, OH, OW)`` (NCHW), ``x``'s dtype.
     Raises:
@@ -209,6 +211,7 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"
         strides: window step, a positive int or pair; None: ``pool_size``.
         padding: 'valid', 'same' or explicit ``((top, bottom), (left, right))``.
         data_format: 'NHWC' or 'NCHW'.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``(N, OH, OW, C)`` (or NCHW), ``x``'s dtype; sizes as :func:`conv2d` gives them.
     Raises:
@@ -232,6 +235,7 @@ def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"
         strides: window step, a positive int or pair; None: ``pool_size``.
         padding: 'valid', 'same' or explicit ``((top, bottom), (left, right))``.
         data_format: 'NHWC' or 'NCHW'.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``(N, OH, OW, C)`` (or NCHW), ``x``'s dtype.
     Raises:
@@ -260,6 +264,7 @@ def logsumexp(x, axis=-1, keepdims=False):
         x: float tensor of any shape.
         axis: an int, a tuple of ints, or None (all axes).
         keepdims: keep reduced axes with size 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         The reduced tensor, ``x``'s dtype.
     Raises:
@@ -282,6 +287,7 @@ def log_softmax(x, axis=-1):
     Args:
         x: float tensor of any shape.
         axis: the axis to normalise (an int; negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of ``x``'s shape and dtype.
     Raises:
@@ -298,6 +304,7 @@ def softmax(x, axis=-1):
     Args:
         x: float tensor of any shape.
         axis: the axis to normalise (an int; negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         A tensor of ``x``'s shape and dtype whose slices along ``axis`` sum to 1.
     Raises:
@@ -322,6 +329,7 @@ def softmax_cross_entropy(labels, logits, axis=-1, from_logits=True):
         logits: scores of ``labels``' shape and dtype.
         axis: the class axis.
         from_logits: whether ``logits`` are unnormalised scores (True) or probabilities.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``logits``' shape without ``axis``, ``logits``' dtype.
     Raises:
@@ -350,6 +358,7 @@ def sparse_softmax_cross_entropy(labels, logits, from_logits=True):
         labels: class indices ``(...)``, int32 (others are cast, floats truncating).
         logits: float scores ``(..., C)`` (probabilities with ``from_logits=False``).
         from_logits: whether ``logits`` are unnormalised scores (True) or probabilities.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         ``(...)``, ``logits``' dtype.
     Raises:
@@ -386,6 +395,7 @@ def mse(y_true, y_pred):
     Args:
         y_true: targets ``(..., K)``.
         y_pred: predictions whose shape broadcasts with ``y_true``'s.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         The broadcast shape without its last axis; float32 for int inputs, else the promoted dtype.
     Raises:

@@ -126,6 +126,7 @@ def _front_door(op: Op, name: str, doc: str):
         x: tensor of any shape.
         axis: None (all axes), an int or a tuple of ints; negative counts from the end.
         keepdims: keep reduced axes with size 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Raises:
         TypeError: ``axis`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
         ValueError: an axis out of range or repeated (or, for max/min, an empty reduced axis).
@@ -148,6 +149,7 @@ def mean(x, axis=None, keepdims=False):
         x: tensor of any shape and dtype.
         axis: None (all axes), an int or a tuple of ints; negative counts from the end.
         keepdims: keep reduced axes with size 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         The reduced tensor (the reduced axes removed, or kept with size 1); float32 for int32 and
         bool inputs, else ``x``'s dtype.
@@ -182,6 +184,7 @@ def argmax(x, axis=None):
     Args:
         x: tensor of any shape and dtype.
         axis: an int (negative counts from the end), or None: the index into the flattened tensor.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         An int32 tensor of ``x``'s shape without ``axis`` (a scalar for ``axis=None``).
     Raises:
@@ -199,6 +202,7 @@ def argmin(x, axis=None):
     Args:
         x: tensor of any shape and dtype.
         axis: an int (negative counts from the end), or None: the index into the flattened tensor.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
         An int32 tensor of ``x``'s shape without ``axis`` (a scalar for ``axis=None``).
     Raises:

@@ -185,15 +185,33 @@ def test_op_signatures_show_what_is_checked():
     """An op's visible signature is the one its checks enforce: tensor arguments by position or by
     name, attributes by keyword (raw ops) or position (front doors)."""
     sig = inspect.signature(wt.add)
-    assert list(sig.parameters) == ["x", "y"]
-    assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in sig.parameters.values())
+    assert list(sig.parameters) == ["x", "y", "name"]
+    assert [p.kind for p in sig.parameters.values()] == [inspect.Parameter.POSITIONAL_OR_KEYWORD] * 2 + \
+        [inspect.Parameter.KEYWORD_ONLY]
     with wt.device("reference"):
         assert float(wt.add(x=1.0, y=2.0)) == 3.0
         assert float(wt.where(condition=True, x=1.0, y=2.0)) == 1.0
+    n = 0
     for qual, obj in PUBLIC:
         check = getattr(obj, "signature", None)
         if check is None:
             continue
-        shown = [p for p in signature_args(obj)]
-        assert [p.lstrip("*") for p in shown[:len(check.tensors)]] == list(check.tensors), qual
-        assert set(p.lstrip("*") for p in shown) == set(check.tensors) | set(check.attrs), qual
+        n += 1
+        shown = inspect.signature(obj).parameters
+        assert [p.lstrip("*") for p in list(shown)[:len(check.tensors)]] == list(check.tensors), qual
+        # every op also takes TensorFlow's keyword-only name=None, checked and dropped
+        assert set(shown) == set(check.tensors) | set(check.attrs) | {"name"}, qual
+        assert shown["name"].kind is inspect.Parameter.KEYWORD_ONLY and shown["name"].default is None, qual
+    assert n > 60
+
+
+@pytest.mark.parametrize("call", [lambda n: wt.exp(1.0, name=n), lambda n: wt.reduce_sum([1.0, 2.0], 0, name=n),
+                                  lambda n: wt.concat([[1.0], [2.0]], name=n), lambda n: wt.cast(1, wt.float32, name=n),
+                                  lambda n: wt.extract_patches(wt.ones((1, 2, 2, 1)), ksize=1, strides=1, dilations=1,
+                                                               pads=((0, 0), (0, 0)), pad_value=0.0, name=n)])
+def test_ops_take_tensorflows_name(call):
+    with wt.device("reference"):
+        a, b = call(None), call("my_op")
+        assert a.shape == b.shape and (a.numpy() == b.numpy()).all()
+        with pytest.raises(TypeError, match=r": name must be a str or None, got 3$"):
+            call(3)
