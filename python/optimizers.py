@@ -36,7 +36,8 @@ class Optimizer:
             each update (Loshchilov & Hutter 2019, as Keras' ``_apply_weight_decay``).
         name: the prefix of the state variables' names.
     Raises:
-        ValueError: a learning rate that is neither callable nor a number (``float()`` raises).
+        TypeError, ValueError: a learning rate that is neither callable nor a number (as ``float()``
+            raises them).
     """
 
     def __init__(self, learning_rate, weight_decay: float | None = None, name: str = "optimizer"):

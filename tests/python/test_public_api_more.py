@@ -270,6 +270,8 @@ def test_count_params_and_input_spec():
     (lambda: nn.losses.Loss(reduction="avg"), ValueError, "reduction must be one of"),
     (lambda: optimizers.SGD(momentum=2), ValueError, "momentum"),
     (lambda: optimizers.AdamW(weight_decay=None), ValueError, "weight_decay"),
+    (lambda: optimizers.SGD(None), TypeError, "float"),
+    (lambda: optimizers.Adam("fast"), ValueError, "could not convert"),
 ])
 def test_constructor_errors(make, exc, match):
     with pytest.raises(exc, match=match):
