@@ -10,6 +10,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DType:
+    """A tensor element type: one row of the dtype table (``webtensor.float32``, ``int32``,
+    ``float16``, ``bool``). Not made by users: use the module's instances or :func:`as_dtype`.
+
+    Args:
+        name: the webtensor and numpy name (``'float32'``).
+        kind: ``'f'`` float, ``'i'`` signed int, ``'b'`` bool.
+        itemsize: bytes per element in numpy and in the safetensors layout.
+        rank: promotion rank: bool < int32 < float16 < float32 (the highest wins).
+        wasm: the WebAssembly scalar type used to compute and store it.
+        wgsl: the WGSL scalar type used to compute it.
+        safetensors: the safetensors dtype string (``'F32'``).
+    """
     name: str       # webtensor / numpy name
     kind: str       # 'f' float, 'i' signed int, 'b' bool
     itemsize: int   # bytes in numpy and in the safetensors layout
@@ -44,6 +56,11 @@ _ALIASES = {"bool_": bool_, "float": float32, "int": int32, "f32": float32, "i32
 def as_dtype(x) -> DType:
     """Turn a DType, a name (``'float32'``), a numpy dtype or a Python type into a DType.
 
+    Args:
+        x: a DType; a name or alias (``'float32'``, ``'f32'``, ``'float'``, ``'int'``, ``'bool_'``);
+            a numpy dtype or scalar type; ``bool``, ``int`` or ``float``.
+    Returns:
+        The DType.
     Raises:
         TypeError: for anything that is not a supported dtype.
     """

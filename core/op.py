@@ -22,7 +22,7 @@ from typing import Callable
 
 from .dtypes import DType
 from .kernel_ir import Kernel
-from .signature import Signature
+from .signature import NAME, Signature
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,10 @@ class Op:
         self.__doc__ = doc
         self.signature = _signature_of(name, infer, inputs, attrs or {})
         self.__signature__ = inspect.Signature(
+            # tensors by position or by name (``add(x=a, y=b)``), as check_op_call accepts them
             [inspect.Parameter(n, inspect.Parameter.VAR_POSITIONAL if self.signature.variadic
-                               else inspect.Parameter.POSITIONAL_ONLY) for n in self.signature.tensors] +
-            [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in self.signature.attrs])
+                               else inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in self.signature.tensors] +
+            [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in self.signature.attrs] + [NAME])
         OPS[name] = self
 
     def __call__(self, *inputs, **attrs):

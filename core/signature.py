@@ -24,8 +24,15 @@ an int made a pair) or raises. Errors name the op and the argument:
 - ``ValueError`` for a value of the right type out of its range (``conv2d: strides must be
   positive integers, got 0``; ``softmax: axis 2 is out of range for a tensor of rank 2``).
 
+Every op also takes TensorFlow's keyword-only ``name=None`` (a str or None, the op's name in TF's
+graphs). webtensor's graphs do not name ops, so it is checked and then dropped: code written for
+TensorFlow runs unchanged.
+
 A call that passes exactly the tensor arguments and nothing else skips the attribute checks (the
-defaults are valid), so the common call costs one comparison.
+defaults are valid), so the common call costs one comparison; the op's body converts its tensor
+arguments itself (``as_tensor``) and resolves defaults that depend on them (``axis=-1``). An op
+with a required attribute or a sequence-of-tensors argument (``concat``'s ``values``) is checked
+on every call, so its body receives only checked, normalised values and checks nothing again.
 """
 from __future__ import annotations
 
@@ -39,23 +46,41 @@ from .dtypes import DTYPES, as_dtype
 
 # ---- the check ------------------------------------------------------------------------------------
 
+NAME = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)   # TF's op name, dropped
+
+
+def _drop_name(op: str, kwargs: dict) -> dict:
+    """``kwargs`` without TF's ``name`` (checked: a str or None)."""
+    name = kwargs.pop("name")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"{op}: name must be a str or None, got {name!r}")
+    return kwargs
+
+
+def with_name(sig: inspect.Signature) -> inspect.Signature:
+    """``sig`` with TF's keyword-only ``name=None`` appended (what an op shows ``inspect.signature``)."""
+    return sig.replace(parameters=[*sig.parameters.values(), NAME])
+
+
 class Signature:
     """The declared arguments of one op: ``tensors`` (names, in order), whether the last one is
     variadic (``*xs``), and ``attrs`` (name -> kind, or None for an attribute checked only for
-    presence). ``positional``: the names a call may pass positionally."""
+    presence). ``positional``: the names a call may pass positionally; ``defaults``: the default
+    of each optional attribute (a checked call normalises it like a given value)."""
 
     def __init__(self, name: str, tensors, attrs: dict, *, variadic: bool = False, positional=None,
-                 required=()):
+                 required=(), defaults=None):
         self.name, self.tensors, self.attrs, self.variadic = name, tuple(tensors), dict(attrs), variadic
         self.positional = tuple(positional) if positional is not None else self.tensors
         self.required = frozenset(required)        # attributes with no default
+        self.defaults = dict(defaults or {})
         self.arity = -1 if variadic else len(self.tensors)
         self.attr_names = frozenset(self.attrs)
         self.checked = any(k is not None for k in self.attrs.values())   # a primitive with attribute kinds
 
     def renamed(self, name: str) -> "Signature":
         return Signature(name, self.tensors, self.attrs, variadic=self.variadic, positional=self.positional,
-                         required=self.required)
+                         required=self.required, defaults=self.defaults)
 
     def __repr__(self):
         args = list(self.tensors) + [f"{a}=" for a in self.attrs if a not in self.tensors]
@@ -72,6 +97,8 @@ class Signature:
     def check_op_call(self, inputs, attrs):
         """A primitive's call -> ``(inputs, attrs)``: the tensors (positional, or by name as in
         ``add(x=a, y=b)``) and exactly the declared attributes."""
+        if "name" in attrs and "name" not in self.attr_names:
+            attrs = _drop_name(self.name, dict(attrs))
         named = [k for k in attrs if k in self.tensors and not self.variadic]
         if named:
             attrs = dict(attrs)
@@ -108,6 +135,8 @@ class Signature:
                             f"{len(self.positional)} positional arguments ({', '.join(self.positional)}), "
                             f"got {len(args)}")
         bound = dict(zip(self.positional, args))
+        if "name" in kwargs and "name" not in self.attrs:
+            kwargs = _drop_name(self.name, dict(kwargs))
         for k, v in kwargs.items():
             if k not in self.attrs and k not in self.tensors:
                 names = self.tensors + tuple(a for a in self.attrs if a not in self.tensors)
@@ -125,14 +154,15 @@ class Signature:
         return bound
 
     def check(self, bound: dict) -> dict:
-        """Tensor arguments converted to tensors, then each given attribute checked by its kind."""
+        """Tensor arguments converted to tensors, then each attribute (given, else its default)
+        checked and normalised by its kind, so the op's body gets every argument in one form."""
         as_tensor = _as_tensor()
         for k in self.tensors:
             v = bound[k]
             bound[k] = _tensor_list(v, Check(self.name, k, bound)) if self.attrs.get(k) is TENSORS else as_tensor(v)
         for k, kind in self.attrs.items():
-            if kind is not None and kind is not TENSORS and k in bound:
-                bound[k] = kind(bound[k], Check(self.name, k, bound))
+            if kind is not None and kind is not TENSORS and (k in bound or k in self.defaults):
+                bound[k] = kind(bound[k] if k in bound else self.defaults[k], Check(self.name, k, bound))
         return bound
 
     def check_attrs(self, attrs: dict) -> dict:
@@ -177,7 +207,7 @@ def op_signature(name: str | None = None, **kinds):
 
     def wrap(fn):
         sig = _function_signature(name or fn.__name__, fn, kinds)
-        n = len(sig.tensors) if not sig.required else -1
+        n = _fast_arity(sig)
 
         @functools.wraps(fn)
         def op(*args, **kwargs):
@@ -186,6 +216,7 @@ def op_signature(name: str | None = None, **kinds):
             return fn(**sig.check(sig.bind(args, kwargs)))
 
         op.signature = sig
+        op.__signature__ = with_name(inspect.signature(fn))
         if name:
             op.__name__ = op.__qualname__ = name
         return op
@@ -198,7 +229,7 @@ def alias(fn, name: str):
     (``reduce_sum`` for ``sum``)."""
     sig = fn.signature.renamed(name)
     inner = fn.__wrapped__
-    n = len(sig.tensors) if not sig.required else -1
+    n = _fast_arity(sig)
 
     @functools.wraps(inner)
     def op(*args, **kwargs):
@@ -207,14 +238,23 @@ def alias(fn, name: str):
         return inner(**sig.check(sig.bind(args, kwargs)))
 
     op.signature = sig
+    op.__signature__ = with_name(inspect.signature(inner))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"TensorFlow's name for :func:`{fn.__name__}`.\n\n{fn.__doc__ or ''}"
     return op
 
 
+def _fast_arity(sig: Signature) -> int:
+    """How many positional arguments a call that skips the checks passes (just the tensors), or -1
+    when every call must be checked: a required attribute, or a sequence of tensors to check."""
+    if sig.required or any(sig.attrs.get(k) is TENSORS for k in sig.tensors):
+        return -1
+    return len(sig.tensors)
+
+
 def _function_signature(name, fn, kinds) -> Signature:
     params = inspect.signature(fn).parameters.values()
-    positional, tensors, required = [], [], []
+    positional, tensors, required, defaults = [], [], [], {}
     for p in params:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise TypeError(f"{name}: op functions take named arguments only")
@@ -223,6 +263,8 @@ def _function_signature(name, fn, kinds) -> Signature:
         if p.name in kinds and kinds[p.name] is not TENSORS:
             if p.default is p.empty:
                 required.append(p.name)
+            else:
+                defaults[p.name] = p.default
         else:
             if p.default is not p.empty or p.kind is p.KEYWORD_ONLY:
                 raise TypeError(f"{name}: parameter {p.name!r} has a default but no declared kind")
@@ -232,7 +274,7 @@ def _function_signature(name, fn, kinds) -> Signature:
         raise TypeError(f"{name}: kinds declared for unknown parameters {sorted(unknown)}")
     if positional[:len(tensors)] != tensors:
         raise TypeError(f"{name}: tensor arguments must come first")
-    return Signature(name, tensors, kinds, positional=positional, required=required)
+    return Signature(name, tensors, kinds, positional=positional, required=required, defaults=defaults)
 
 
 # ---- kinds ----------------------------------------------------------------------------------------

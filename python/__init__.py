@@ -50,8 +50,18 @@ reduce_min = _alias(min, "reduce_min")
 
 
 def convert_to_tensor(x, dtype=None):
-    """``x`` as a Tensor (a Tensor or Variable is returned as is when ``dtype`` is None or its own), as
-    ``tf.convert_to_tensor``; otherwise as :func:`tensor`."""
+    """``x`` as a Tensor, as ``tf.convert_to_tensor``: a Tensor or Variable is returned as is when
+    ``dtype`` is None or its own dtype; anything else goes through :func:`tensor`.
+
+    Args:
+        x: a Tensor, Python scalar, (nested) list, buffer or numpy array.
+        dtype: the dtype wanted (a DType or its name); None keeps or infers it.
+    Returns:
+        A Tensor on the current device (a tensor's own device when it is returned as is).
+    Raises:
+        TypeError: unsupported data or dtype. ValueError: ragged lists. OverflowError: an integer
+            outside int32's range. (As :func:`tensor`.)
+    """
     return tensor(x, dtype=dtype)
 
 

@@ -362,6 +362,7 @@ def load(path, backend: str = "auto", *, timeout: float | None = None,
     and types before it is compiled, then the backend's section.
 
     Args:
+        path: the artifact directory (a str or path-like).
         backend: ``'wasm'`` (wasmtime), ``'webgpu'`` (wgpu) or ``'auto'`` (WebGPU when a hardware
             adapter exists and meets every signature's needs, else WebAssembly, which is faster than a
             software adapter such as llvmpipe: ``is_software_adapter`` in ``webgpu/runtime.py``;

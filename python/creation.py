@@ -58,31 +58,79 @@ def _full(op, shape, fill_value, dtype, device) -> Tensor:
 
 
 def full(shape, fill_value, dtype=None, device=None) -> Tensor:
-    """A tensor of ``shape`` filled with ``fill_value`` (dtype from the value unless given).
+    """A tensor of ``shape`` filled with ``fill_value`` (tf.fill, numpy.full).
 
+    Args:
+        shape: an int or a sequence of ints.
+        fill_value: a Python number or bool (or a scalar tensor).
+        dtype: the dtype (default: inferred from ``fill_value`` as :func:`webtensor.tensor` does).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of ``shape`` and that dtype.
     Raises:
         MemoryError: the device cannot hold the result (checked first; so for all the functions below).
+        ValueError: a negative size.
     """
     return _full("full", shape, fill_value, dtype, device)
 
 
 def zeros(shape, dtype=float32, device=None) -> Tensor:
-    """A tensor of ``shape`` filled with 0 (``float32`` unless ``dtype``), as ``numpy.zeros``."""
+    """A tensor of ``shape`` filled with 0, as ``numpy.zeros``/``tf.zeros``.
+
+    Args:
+        shape: an int or a sequence of ints.
+        dtype: the dtype (float32 by default).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of ``shape`` and ``dtype``.
+    Raises:
+        MemoryError: the device cannot hold the result. ValueError: a negative size.
+        TypeError: an unknown dtype.
+    """
     return _full("zeros", shape, 0, dtype, device)
 
 
 def ones(shape, dtype=float32, device=None) -> Tensor:
-    """A tensor of ``shape`` filled with 1 (``float32`` unless ``dtype``), as ``numpy.ones``."""
+    """A tensor of ``shape`` filled with 1, as ``numpy.ones``/``tf.ones``.
+
+    Args:
+        shape: an int or a sequence of ints.
+        dtype: the dtype (float32 by default).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of ``shape`` and ``dtype``.
+    Raises:
+        MemoryError: the device cannot hold the result. ValueError: a negative size.
+        TypeError: an unknown dtype.
+    """
     return _full("ones", shape, 1, dtype, device)
 
 
 def zeros_like(x, dtype=None) -> Tensor:
-    """Zeros with ``x``'s shape, on ``x``'s device, in ``x``'s dtype unless ``dtype``."""
+    """Zeros with ``x``'s shape, on ``x``'s device (tf.zeros_like, numpy.zeros_like).
+
+    Args:
+        x: a tensor.
+        dtype: the result's dtype (default: ``x``'s).
+    Returns:
+        A tensor of ``x``'s shape.
+    Raises:
+        MemoryError: the device cannot hold the result. TypeError: an unknown dtype.
+    """
     return _full("zeros_like", x.shape, 0, dtype or x.dtype, x.device)
 
 
 def ones_like(x, dtype=None) -> Tensor:
-    """Ones with ``x``'s shape, on ``x``'s device, in ``x``'s dtype unless ``dtype``."""
+    """Ones with ``x``'s shape, on ``x``'s device (tf.ones_like, numpy.ones_like).
+
+    Args:
+        x: a tensor.
+        dtype: the result's dtype (default: ``x``'s).
+    Returns:
+        A tensor of ``x``'s shape.
+    Raises:
+        MemoryError: the device cannot hold the result. TypeError: an unknown dtype.
+    """
     return _full("ones_like", x.shape, 1, dtype or x.dtype, x.device)
 
 
@@ -99,9 +147,18 @@ def _first_outside_int32(start: int, step: int, n: int):
 
 def arange(start, stop=None, step=1, dtype=None, device=None) -> Tensor:
     """numpy.arange: ``ceil((stop - start) / step)`` values ``start + i * step`` (computed in Python's
-    float64 for floats, then rounded); ints give int32, any float gives float32. Shape ``(n,)``.
+    float64 for floats, then rounded); ints give int32, any float gives float32.
 
+    Args:
+        start: the first value; with ``stop`` None, the stop (and the start is 0).
+        stop: the end (exclusive).
+        step: the spacing (nonzero).
+        dtype: the dtype (default: int32 for int arguments, else float32).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of shape ``(n,)``.
     Raises:
+        ZeroDivisionError: ``step`` 0.
         MemoryError: the device cannot hold the result (checked before anything is built).
         OverflowError: an int32 result would hold a value outside int32's range (named).
     """
@@ -120,8 +177,19 @@ def arange(start, stop=None, step=1, dtype=None, device=None) -> Tensor:
 
 
 def linspace(start, stop, num=50, endpoint=True, dtype=float32, device=None) -> Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop`` (inclusive when ``endpoint``); shape ``(num,)``.
+    """``num`` evenly spaced values from ``start`` to ``stop`` (numpy.linspace): ``start + i * step``
+    with ``step = (stop - start) / (num - 1)`` (``/ num`` without the endpoint); the last value is
+    ``stop`` exactly when ``endpoint``.
 
+    Args:
+        start: the first value.
+        stop: the last value (or the end, excluded, with ``endpoint=False``).
+        num: the number of values, a non-negative int.
+        endpoint: whether ``stop`` is included.
+        dtype: the dtype (float32 by default).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of shape ``(num,)``.
     Raises:
         ValueError: a negative ``num``. TypeError: a ``num`` that is not an integer.
         MemoryError: the device cannot hold the result (checked before anything is built).
@@ -135,8 +203,19 @@ def linspace(start, stop, num=50, endpoint=True, dtype=float32, device=None) -> 
 
 
 def eye(n, m=None, dtype=float32, device=None) -> Tensor:
-    """The ``(n, m)`` identity matrix (ones on the diagonal). Raises MemoryError as :func:`zeros`,
-    ValueError for a negative size."""
+    """The ``(n, m)`` identity matrix: ones on the main diagonal (numpy.eye, tf.eye).
+
+    Args:
+        n: the number of rows, a non-negative int.
+        m: the number of columns (default ``n``).
+        dtype: the dtype (float32 by default).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of shape ``(n, m)``.
+    Raises:
+        MemoryError: the device cannot hold the result. ValueError: a negative size.
+        TypeError: a size that is not an integer.
+    """
     n = _count("eye", "n", n)
     m = n if m is None else _count("eye", "m", m)
     dev, aval = _checked("eye", (n, m), as_dtype(dtype), device)
@@ -147,7 +226,12 @@ _global = _random.Random(0)
 
 
 def set_seed(seed: int) -> None:
-    """Seed the generator used by random ops called without an explicit ``seed``."""
+    """Seed the global generator used by random functions called without ``seed`` (tf.random.set_seed),
+    and by layers to draw their own seeds (so a model's initial weights are reproducible).
+
+    Args:
+        seed: an int.
+    """
     _global.seed(seed)
 
 
@@ -156,8 +240,18 @@ def _rng(seed):
 
 
 def uniform(shape, minval=0.0, maxval=1.0, dtype=float32, seed=None, device=None) -> Tensor:
-    """Uniform samples in ``[minval, maxval)``; the same ``seed`` gives the same values everywhere.
+    """Uniform samples in ``[minval, maxval)`` (tf.random.uniform); the same ``seed`` gives the same
+    values on every device (Python's Mersenne Twister).
 
+    Args:
+        shape: an int or a sequence of ints.
+        minval: the lower bound (included).
+        maxval: the upper bound (excluded).
+        dtype: the dtype (float32 by default).
+        seed: an int; None draws one from the global generator (:func:`set_seed`).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of ``shape``.
     Raises:
         MemoryError: the device cannot hold the result (checked before any number is drawn).
     """
@@ -168,8 +262,18 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=float32, seed=None, device=None
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, device=None) -> Tensor:
-    """Normal samples N(mean, stddev^2) (``random.gauss``: the Kinderman–Monahan ratio method).
+    """Normal samples N(mean, stddev^2) (tf.random.normal), drawn with Python's ``random.gauss``
+    (the Kinderman–Monahan ratio method); the same ``seed`` gives the same values everywhere.
 
+    Args:
+        shape: an int or a sequence of ints.
+        mean: the mean.
+        stddev: the standard deviation.
+        dtype: the dtype (float32 by default).
+        seed: an int; None draws one from the global generator (:func:`set_seed`).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of ``shape``.
     Raises:
         MemoryError: the device cannot hold the result (checked before any number is drawn).
     """
@@ -180,8 +284,18 @@ def normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, device=None) -
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, device=None) -> Tensor:
-    """Normal samples redrawn until within two standard deviations (as tf.random.truncated_normal).
+    """Normal samples redrawn until within two standard deviations of the mean (as
+    tf.random.truncated_normal); their standard deviation is about ``0.88 * stddev``.
 
+    Args:
+        shape: an int or a sequence of ints.
+        mean: the mean.
+        stddev: the standard deviation before truncation.
+        dtype: the dtype (float32 by default).
+        seed: an int; None draws one from the global generator (:func:`set_seed`).
+        device: a device name or Device (default: the current device).
+    Returns:
+        A tensor of ``shape``.
     Raises:
         MemoryError: the device cannot hold the result (checked before any number is drawn).
     """

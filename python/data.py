@@ -97,6 +97,8 @@ class Dataset:
         those; lists are data, not structure, as in tf.data. Every component must have rank
         >= 1 and the same first dimension.
 
+        Args:
+            tensors: the data (see above).
         Raises:
             ValueError: a rank-0 component, differing first dimensions, or no components.
         """
@@ -125,6 +127,10 @@ class Dataset:
         the same every run (each iteration draws a new order unless ``reshuffle_each_iteration``
         is False); without one the seed comes from ``webtensor.random.set_seed``'s generator.
 
+        Args:
+            buffer_size: the number of elements held (>= 1).
+            seed: an int, or None.
+            reshuffle_each_iteration: draw a new order on every iteration.
         Raises:
             ValueError: ``buffer_size < 1``.
         """
@@ -134,6 +140,9 @@ class Dataset:
         """Stack ``batch_size`` consecutive elements (each component gets a new leading axis).
         The last batch is smaller unless ``drop_remainder``, which drops it.
 
+        Args:
+            batch_size: elements per batch (>= 1).
+            drop_remainder: drop a last, smaller batch.
         Raises:
             ValueError: ``batch_size < 1``; at iteration, elements of differing shapes.
         """
@@ -144,22 +153,39 @@ class Dataset:
         anything else (a Tensor, a dict) as one argument, as in tf.data. The function runs eagerly;
         non-Tensor leaves of its result are converted to Tensors and lists become tuples.
         ``num_parallel_calls``/``deterministic`` are accepted for compatibility and ignored (one
-        thread; elements stay in order)."""
+        thread; elements stay in order).
+
+        Args:
+            map_func: the function.
+            num_parallel_calls: ignored.
+            deterministic: ignored.
+        """
         return _Map(self, map_func)
 
     def repeat(self, count: int | None = None) -> "Dataset":
-        """Repeat the dataset ``count`` times (``None`` or -1: forever)."""
+        """Repeat the dataset (``tf.data.Dataset.repeat``).
+
+        Args:
+            count: the number of repetitions (``None`` or -1: forever).
+        """
         return _Repeat(self, count)
 
     def take(self, count: int) -> "Dataset":
-        """The first ``count`` elements (-1: all)."""
+        """The first ``count`` elements (``tf.data.Dataset.take``).
+
+        Args:
+            count: how many (-1: all).
+        """
         return _Take(self, count)
 
     def prefetch(self, buffer_size: int) -> "Dataset":
         """Accepted for tf.data compatibility; it changes nothing. tf.data prefetches on a
         background thread so input work overlaps device work; here input work is a few ops on
         the same devices, ops are dispatched from one thread, and Pyodide has no threads, so a
-        buffer would only hold memory."""
+        buffer would only hold memory.
+
+        Args:
+            buffer_size: ignored (``webtensor.data.AUTOTUNE`` or any int)."""
         return _Passthrough(self, buffer_size)
 
 

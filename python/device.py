@@ -35,6 +35,10 @@ async def init_async(name: str | None = None) -> Device:
     browser GPU is asynchronous too: see ``Tensor.numpy_async``/``tolist_async`` and
     ``Model.fit_async``.
 
+    Args:
+        name: the device name, or None: ``"webgpu"`` where an adapter exists, else ``"wasm"``.
+    Returns:
+        The Device (awaitable in Pyodide).
     Raises:
         RuntimeError: ``"webgpu"`` named and no adapter/device could be created (the message says why).
         ValueError: an unknown name.
@@ -50,10 +54,17 @@ async def init_async(name: str | None = None) -> Device:
 
 
 def device(name: str):
-    """``with webtensor.device('wasm'):`` — new tensors and ops default to that device.
+    """``with webtensor.device('wasm'):`` — new tensors and ops default to that device (per thread).
 
-    Raises ValueError (unknown name; the message lists the known devices) or RuntimeError
-    (unavailable) at the call itself, not only when the ``with`` block is entered."""
+    Args:
+        name: a device name (``'reference'``, ``'wasm'``, ``'webgpu'`` or a registered one).
+    Returns:
+        A context manager.
+    Raises:
+        ValueError: an unknown name (the message lists the known devices).
+        RuntimeError: the device is unavailable. Both at the call itself, not only when the
+            ``with`` block is entered.
+    """
     get_device(name)
     return _device_scope(name)
 

@@ -120,10 +120,14 @@ RETRACE_WARNING_CALLS = 10
 
 
 class Function:
-    """A Python function traced per input signature; call it like the original.
+    """A Python function traced per input signature; call it like the original. Made by
+    :func:`function`. ``trace_count``: traces so far. The traced signatures (``_cache``, an LRU
+    bounded by the ``traces`` cache limit) and their executables are owned by this object.
 
-    ``trace_count``: traces so far. The traced signatures (``_cache``, an LRU bounded by the
-    ``traces`` cache limit) and their executables are owned by this object."""
+    Args:
+        fn: the Python function.
+        name: the name used in messages (default: ``fn``'s).
+    """
 
     def __init__(self, fn, name: str | None = None):
         self.python_function = fn
@@ -279,16 +283,34 @@ def _evaluator(dev):
 
 def function(fn=None, *, name: str | None = None):
     """Decorator: ``@webtensor.function`` traces ``fn`` into an optimised, compiled graph per input
-    signature. Works on functions and methods. See the module docstring for the semantics."""
+    signature (shapes and dtypes of the tensor arguments, values of the others), as ``tf.function``.
+    Works on functions and methods. See the module docstring for the semantics.
+
+    Args:
+        fn: the Python function (a :class:`Function` is returned as is); None for
+            ``@webtensor.function(name=...)``.
+        name: the name used in messages and exported graphs (default: ``fn``'s).
+    Returns:
+        A :class:`Function` (or a decorator when ``fn`` is None).
+    """
     if fn is None:
         return lambda f: Function(f, name)
     return fn if isinstance(fn, Function) else Function(fn, name)
 
 
 def value_and_grad(fn, argnums=0):
-    """``f(*args) -> (value, grads)``: value of the scalar ``fn`` and its gradient with respect
-    to the positional arguments ``argnums`` (an int or a tuple). Traced: one graph holds the
-    forward and backward passes. Variables used by ``fn`` are differentiated with a tape instead."""
+    """``f(*args) -> (value, grads)``: the value of ``fn`` and its gradient with respect to some
+    positional arguments (``jax.value_and_grad``). Traced: one graph holds the forward and
+    backward passes. Variables used by ``fn`` are differentiated with a tape instead.
+
+    Args:
+        fn: a function of tensors returning a float tensor (a scalar, or any shape: its sum is
+            differentiated).
+        argnums: the position (an int) or positions (a tuple) of the arguments to differentiate.
+    Returns:
+        A :class:`Function` returning ``(value, grad)``, ``grad`` a tensor for an int ``argnums``
+        else a tuple; an argument ``fn`` does not use gets zeros.
+    """
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
     def vg(*args):
@@ -303,6 +325,13 @@ def value_and_grad(fn, argnums=0):
 
 
 def grad(fn, argnums=0):
-    """``f(*args) -> grads``: the gradient of the scalar ``fn`` (see :func:`value_and_grad`)."""
+    """``f(*args) -> grads``: the gradient of ``fn`` (``jax.grad``; see :func:`value_and_grad`).
+
+    Args:
+        fn: a function of tensors returning a float tensor.
+        argnums: the position (an int) or positions (a tuple) of the arguments to differentiate.
+    Returns:
+        A :class:`Function` returning the gradient (a tensor, or a tuple for a tuple ``argnums``).
+    """
     vg = value_and_grad(fn, argnums)
     return function(lambda *args: vg.python_function(*args)[1], name=f"grad({getattr(fn, '__name__', 'f')})")

@@ -36,6 +36,10 @@ class Optimizer:
             such as those in ``webtensor.optimizers.schedules``).
         weight_decay: ``None`` or a float; decoupled decay ``w -= w * weight_decay * lr`` before
             each update (Loshchilov & Hutter 2019, as Keras' ``_apply_weight_decay``).
+        name: the prefix of the state variables' names.
+    Raises:
+        TypeError, ValueError: a learning rate that is neither callable nor a number (as ``float()``
+            raises them).
     """
 
     def __init__(self, learning_rate, weight_decay: float | None = None, name: str = "optimizer"):
@@ -52,6 +56,13 @@ class Optimizer:
         return ()
 
     def update_step(self, gradient: Tensor, variable: Variable, learning_rate: Tensor) -> None:
+        """Update ``variable`` (and its slots) in place with ``assign``; subclasses implement it.
+
+        Args:
+            gradient: the gradient, of ``variable``'s shape and dtype.
+            variable: the Variable to update.
+            learning_rate: the current learning rate, a scalar tensor of ``variable``'s dtype.
+        """
         raise NotImplementedError
 
     # ---- state ----
@@ -85,7 +96,11 @@ class Optimizer:
         return slots
 
     def build(self, variables) -> None:
-        """Create the optimizer state for ``variables`` now (it is otherwise created on first use)."""
+        """Create the optimizer state for ``variables`` now (it is otherwise created on first use).
+
+        Args:
+            variables: the Variables to be trained (an iterable).
+        """
         variables = list(variables)
         if variables:
             self._ensure_state(variables[0].device)
@@ -135,8 +150,12 @@ class Optimizer:
         return self._lr_var.read_value()
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
-        """Skip weight decay for the variables in ``var_list`` and for those whose name contains
-        one of the strings in ``var_names`` (e.g. ``['bias']``)."""
+        """Skip weight decay for some variables (Keras' ``exclude_from_weight_decay``).
+
+        Args:
+            var_list: Variables to exclude.
+            var_names: strings: a variable whose name contains one is excluded (e.g. ``['bias']``).
+        """
         self._exclude_ids = {id(v) for v in (var_list or [])}
         self._exclude_names = tuple(var_names or ())
 
@@ -146,10 +165,12 @@ class Optimizer:
 
     # ---- the update ----
     def apply_gradients(self, grads_and_vars) -> Variable | None:
-        """Apply one update from ``(gradient, variable)`` pairs; ``None`` gradients are skipped.
+        """Apply one update (``keras.optimizers.Optimizer.apply_gradients``).
 
-        Returns ``iterations`` (``None`` when ``grads_and_vars`` is empty: nothing happens).
-
+        Args:
+            grads_and_vars: ``(gradient, variable)`` pairs; ``None`` gradients are skipped.
+        Returns:
+            ``iterations`` (``None`` when ``grads_and_vars`` is empty: nothing happens).
         Raises:
             ValueError: every gradient is ``None``, or a gradient's shape differs from its variable's.
             TypeError: a variable that is not a ``webtensor.Variable``.
@@ -176,7 +197,12 @@ class Optimizer:
         return self._iterations
 
     def apply(self, grads, variables) -> Variable | None:
-        """Keras 3 spelling: ``apply_gradients(zip(grads, variables))``."""
+        """Keras 3 spelling: ``apply_gradients(zip(grads, variables))``.
+
+        Args:
+            grads: the gradients (``None`` entries are skipped).
+            variables: the Variables, in the same order.
+        """
         return self.apply_gradients(zip(grads, variables))
 
     def _step_count(self, dtype) -> Tensor:
@@ -222,6 +248,12 @@ class SGD(Optimizer):
     "On the importance of initialization and momentum in deep learning", in Keras' form).
     Slot: ``momentum`` (only when ``momentum > 0``).
 
+    Args:
+        learning_rate: a float or a schedule (see :class:`Optimizer`).
+        momentum: in [0, 1]; 0 is plain gradient descent.
+        nesterov: use Nesterov momentum.
+        weight_decay: ``None`` or a float (decoupled, see :class:`Optimizer`).
+        name: the prefix of the state variables' names.
     Raises:
         ValueError: ``momentum`` outside [0, 1].
     """
@@ -257,6 +289,15 @@ class Adam(Optimizer):
     epsilon of Algorithm 1. ``amsgrad=True`` uses ``v_hat = max(v_hat, v)`` in place of ``v``
     (Reddi et al. 2018, "On the Convergence of Adam and Beyond").
     Slots: ``momentum``, ``velocity`` (and ``velocity_hat`` with amsgrad).
+
+    Args:
+        learning_rate: a float or a schedule (see :class:`Optimizer`).
+        beta_1: decay rate of the first-moment estimate.
+        beta_2: decay rate of the second-moment estimate.
+        epsilon: the paper's "epsilon hat", added to ``sqrt(v)``.
+        amsgrad: use the AMSGrad variant.
+        weight_decay: ``None`` or a float (decoupled, see :class:`Optimizer`).
+        name: the prefix of the state variables' names.
     """
 
     def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
@@ -285,6 +326,14 @@ class AdamW(Adam):
     Regularization", arXiv:1711.05101), as Keras 3's ``AdamW``: before each Adam update
     ``w -= w * weight_decay * lr``.
 
+    Args:
+        learning_rate: a float or a schedule (see :class:`Optimizer`).
+        weight_decay: the decay rate (a float; required).
+        beta_1: decay rate of the first-moment estimate.
+        beta_2: decay rate of the second-moment estimate.
+        epsilon: added to ``sqrt(v)`` (as :class:`Adam`).
+        amsgrad: use the AMSGrad variant.
+        name: the prefix of the state variables' names.
     Raises:
         ValueError: ``weight_decay`` is ``None``.
     """
@@ -305,6 +354,15 @@ class RMSprop(Optimizer):
     ``increment = lr * g / sqrt(denominator)``; with ``momentum > 0``:
     ``mom = momentum * mom + increment`` and ``w -= mom``, else ``w -= increment``.
     Slots: ``velocity`` (and ``momentum``, ``average_gradient`` when used).
+
+    Args:
+        learning_rate: a float or a schedule (see :class:`Optimizer`).
+        rho: decay rate of the squared-gradient average.
+        momentum: momentum of the increments (0: none).
+        epsilon: added to the denominator before the square root.
+        centered: divide by the estimated variance (``v - a^2``) instead of ``v``.
+        weight_decay: ``None`` or a float (decoupled, see :class:`Optimizer`).
+        name: the prefix of the state variables' names.
     """
 
     def __init__(self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
@@ -339,6 +397,11 @@ def get(identifier) -> Optimizer:
     """An optimizer from a name (``'sgd'``, ``'adam'``, ``'adamw'``, ``'rmsprop'``; Keras defaults)
     or an ``Optimizer`` (returned as is), as ``keras.optimizers.get``.
 
+    Args:
+        identifier: a name (any case), an ``Optimizer`` instance, or an ``Optimizer`` subclass
+            (instantiated with its defaults).
+    Returns:
+        An ``Optimizer``.
     Raises:
         ValueError: an unknown name. TypeError: anything else.
     """

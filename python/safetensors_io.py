@@ -356,8 +356,11 @@ def load_safetensors(source, device=None) -> dict:
 
     Dtypes follow :func:`webtensor.tensor` for numpy arrays: F32 and F64 give float32, F16 float16,
     BF16 float32 (exact), every integer type int32 (wrapping, as numpy's ``astype``), BOOL bool.
-    ``device``: where the tensors go (default: the current device).
-
+    Args:
+        source: a path (str or path-like) or the file's bytes.
+        device: where the tensors go (a name or Device; default: the current device).
+    Returns:
+        ``{name: Tensor}`` in file order.
     Raises:
         ValueError: a damaged file (the message names the file and what is wrong).
         OSError: the path cannot be read.
@@ -370,9 +373,15 @@ def load_safetensors(source, device=None) -> dict:
 
 
 def save_safetensors(path, tensors: dict, metadata: dict | None = None):
-    """Write ``{name: Tensor or array}`` as a safetensors file at ``path`` (each value's dtype and shape;
-    arrays are converted as :func:`webtensor.tensor` converts them); ``metadata``: an optional
-    ``{str: str}`` stored as ``__metadata__``. With ``path=None`` returns the bytes instead.
+    """Write ``{name: Tensor or array}`` as a safetensors file (each value's dtype and shape; arrays
+    are converted as :func:`webtensor.tensor` converts them).
+
+    Args:
+        path: the file to write, or None to return the bytes instead.
+        tensors: ``{name: Tensor or array-like}``, names str.
+        metadata: an optional ``{str: str}`` stored as ``__metadata__``.
+    Returns:
+        The file's bytes when ``path`` is None, else None.
     The file loads with the ``safetensors`` package and :func:`load_safetensors`.
 
     Raises:

@@ -37,10 +37,16 @@ class LearningRateSchedule:
         raise NotImplementedError(f"{type(self).__name__} must implement __call__(step)")
 
     def get_config(self) -> dict:
+        """The constructor's arguments as a dict: ``type(s).from_config(s.get_config())`` rebuilds ``s``."""
         raise NotImplementedError(f"{type(self).__name__} must implement get_config()")
 
     @classmethod
     def from_config(cls, config: dict):
+        """A schedule from ``get_config()``'s dict (its keys are the constructor's arguments).
+
+        Args:
+            config: the dict.
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -71,6 +77,11 @@ class ExponentialDecay(_StepDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase`` the
     exponent is ``floor(step / decay_steps)``.
 
+    Args:
+        initial_learning_rate: the rate at step 0.
+        decay_steps: the steps per decay period (> 0).
+        decay_rate: the factor per period.
+        staircase: decay in whole periods (``floor(step / decay_steps)``).
     Raises:
         ValueError: ``decay_steps <= 0``.
     """
@@ -83,6 +94,9 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[0]`` while ``step <= boundaries[0]``, ``values[1]`` while ``step <= boundaries[1]``,
     ..., ``values[-1]`` after ``boundaries[-1]``.
 
+    Args:
+        boundaries: strictly increasing step numbers.
+        values: the rates, one more than ``boundaries``.
     Raises:
         ValueError: ``len(boundaries) != len(values) - 1`` or boundaries not strictly increasing.
     """
@@ -117,6 +131,12 @@ class CosineDecay(LearningRateSchedule):
     linearly from ``lr0`` to ``warmup_target``; afterwards the cosine decay above runs from
     ``warmup_target`` over ``decay_steps`` steps (``s`` is clipped to ``warmup_steps + decay_steps``).
 
+    Args:
+        initial_learning_rate: ``lr0``, the rate at step 0.
+        decay_steps: the length of the cosine decay (> 0).
+        alpha: the final rate as a fraction of the rate the decay starts from.
+        warmup_target: the rate reached at the end of the warmup; None: no warmup.
+        warmup_steps: the length of the warmup.
     Raises:
         ValueError: ``decay_steps <= 0``.
     """
@@ -152,6 +172,11 @@ class InverseTimeDecay(_StepDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``; with ``staircase`` the
     quotient is ``floor(step / decay_steps)``.
 
+    Args:
+        initial_learning_rate: the rate at step 0.
+        decay_steps: the steps per decay period (> 0).
+        decay_rate: the growth of the divisor per period.
+        staircase: decay in whole periods (``floor(step / decay_steps)``).
     Raises:
         ValueError: ``decay_steps <= 0``.
     """

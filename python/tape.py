@@ -16,8 +16,13 @@ from .tensor import Tensor, Variable, tensor
 class GradientTape:
     """Records the ops run inside ``with GradientTape() as tape:`` on watched tensors (trainable
     Variables, and what ``tape.watch`` names) so ``tape.gradient(target, sources)`` can
-    differentiate them, as ``tf.GradientTape``. ``persistent=True`` allows more than one
-    ``gradient`` call."""
+    differentiate them, as ``tf.GradientTape``. Tapes nest: an outer tape records an inner
+    tape's gradient computation (higher derivatives).
+
+    Args:
+        persistent: allow more than one ``gradient`` call (else the second raises RuntimeError).
+        watch_accessed_variables: watch every trainable Variable the block reads.
+    """
 
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
         self.persistent = persistent
@@ -34,13 +39,20 @@ class GradientTape:
         _state.local.tapes.remove(self)
 
     def watch(self, tensors) -> None:
-        """Watch a tensor (or a list/tuple/dict of them) so gradients can be taken with respect to it."""
+        """Watch tensors so gradients can be taken with respect to them (``tf.GradientTape.watch``).
+
+        Args:
+            tensors: a tensor, or a list/tuple/dict of them (nested).
+        Raises:
+            TypeError: something that is not a tensor.
+        """
         for t in _leaves(tensors):
             if not isinstance(t, Tensor):
                 raise TypeError(f"GradientTape.watch: expected tensors, got {type(t).__name__}")
             self._tracked[id(t)] = t
 
     def watched_variables(self) -> list[Variable]:
+        """The Variables this tape watches (read in its block, or named by ``watch``)."""
         return [t for t in self._tracked.values() if isinstance(t, Variable)]
 
     def _record(self, rec: Record) -> None:
@@ -58,11 +70,15 @@ class GradientTape:
     def gradient(self, target, sources, output_gradients=None, unconnected_gradients: str = "none"):
         """d target / d sources, shaped like ``sources`` (a tensor, or a list/tuple/dict of them).
 
-        ``target`` may be a list of tensors (their gradients add). ``output_gradients`` seeds the
-        backward pass (default: ones). Unconnected sources give ``None`` (or zeros with
-        ``unconnected_gradients='zero'``).
-
+        Args:
+            target: a float tensor, or a list of them (their gradients add).
+            sources: a tensor, or a list/tuple/dict of them: the watched tensors to differentiate by.
+            output_gradients: seeds of the backward pass, one per target, shaped like it (default: ones).
+            unconnected_gradients: 'none' (an unconnected source gives None) or 'zero' (zeros).
+        Returns:
+            The gradients, structured like ``sources``.
         Raises:
+            ValueError: ``unconnected_gradients`` not 'none' or 'zero'.
             RuntimeError: a non-persistent tape used twice.
             TypeError: a non-float target.
         """

@@ -15,7 +15,17 @@ from .device import Device, get_device
 
 class Tensor:
     """An n-dimensional array on a device; immutable. Shapes are tuples, dtypes ``webtensor.float32``
-    and friends. Inside ``webtensor.function`` tensors are symbolic (no data until the graph runs)."""
+    and friends. Inside ``webtensor.function`` tensors are symbolic (no data until the graph runs).
+    Operators follow numpy (``+ - * / ** @``, comparisons elementwise, ``&``, ``|``, ``~`` logical;
+    indexing as :func:`webtensor.slice`/:func:`webtensor.gather`). Made by :func:`webtensor.tensor`
+    and the ops, not by calling the class.
+
+    Args:
+        data: the device's buffer handle (None when symbolic).
+        aval: the shape and dtype (``webtensor.core.op.Aval``).
+        device: the Device holding ``data``.
+        sym: the graph value while tracing (None when eager).
+    """
     __slots__ = ("_data", "_aval", "_device", "_sym", "__weakref__")
     __array_priority__ = 100  # numpy defers to our operators: ndarray + Tensor -> Tensor
 
@@ -188,9 +198,11 @@ class Tensor:
 
     # ---- methods mirroring the functional API ----
     def reshape(self, *shape):
+        """:func:`webtensor.reshape`; the shape as one sequence or as separate ints (numpy)."""
         return F.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
 
     def transpose(self, *perm):
+        """:func:`webtensor.transpose`; ``perm`` as one sequence or as separate ints (numpy)."""
         return F.transpose(self, (perm[0] if len(perm) == 1 and not isinstance(perm[0], int) else perm) or None)
 
     @property
@@ -201,21 +213,65 @@ class Tensor:
         """:func:`webtensor.cast` (float -> int32 truncates toward zero, saturates, NaN -> 0)."""
         return F.cast(self, dtype)
 
-    def cast(self, dtype): return F.cast(self, dtype)
-    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
-    def prod(self, axis=None, keepdims=False): return F.prod(self, axis, keepdims)
-    def argmax(self, axis=None): return F.argmax(self, axis)
-    def argmin(self, axis=None): return F.argmin(self, axis)
-    def exp(self): return F.exp(self)
-    def log(self): return F.log(self)
-    def sqrt(self): return F.sqrt(self)
-    def abs(self): return F.abs(self)
-    def flatten(self): return F.reshape(self, (-1,))
-    def squeeze(self, axis=None): return F.squeeze(self, axis)
-    def expand_dims(self, axis): return F.expand_dims(self, axis)
+    def cast(self, dtype):
+        """:func:`webtensor.cast`."""
+        return F.cast(self, dtype)
+
+    def sum(self, axis=None, keepdims=False):
+        """:func:`webtensor.sum`."""
+        return F.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        """:func:`webtensor.mean`."""
+        return F.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        """:func:`webtensor.max`."""
+        return F.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        """:func:`webtensor.min`."""
+        return F.min(self, axis, keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        """:func:`webtensor.prod`."""
+        return F.prod(self, axis, keepdims)
+
+    def argmax(self, axis=None):
+        """:func:`webtensor.argmax`."""
+        return F.argmax(self, axis)
+
+    def argmin(self, axis=None):
+        """:func:`webtensor.argmin`."""
+        return F.argmin(self, axis)
+
+    def exp(self):
+        """:func:`webtensor.exp`."""
+        return F.exp(self)
+
+    def log(self):
+        """:func:`webtensor.log`."""
+        return F.log(self)
+
+    def sqrt(self):
+        """:func:`webtensor.sqrt`."""
+        return F.sqrt(self)
+
+    def abs(self):
+        """:func:`webtensor.abs`."""
+        return F.abs(self)
+
+    def flatten(self):
+        """All elements as one axis, row-major (numpy's ``ndarray.flatten``; shape ``(size,)``)."""
+        return F.reshape(self, (-1,))
+
+    def squeeze(self, axis=None):
+        """:func:`webtensor.squeeze`."""
+        return F.squeeze(self, axis)
+
+    def expand_dims(self, axis):
+        """:func:`webtensor.expand_dims`."""
+        return F.expand_dims(self, axis)
 
     def __getitem__(self, key):
         return _getitem(self, key)
@@ -230,6 +286,16 @@ class Variable(Tensor):
 
     Variables are watched by ``GradientTape`` automatically when ``trainable``. Inside a
     traced function they are read by reference, and assignments become in-place updates.
+
+    Args:
+        initial_value: a Tensor or anything :func:`webtensor.tensor` accepts; must be concrete.
+        name: a name (used in messages and when saving); default ``'Variable'``.
+        trainable: whether tapes watch it automatically and optimizers update it.
+        dtype: cast the initial value to this dtype.
+        device: move the initial value to this device.
+    Raises:
+        ValueError: a symbolic initial value (a Variable created while tracing).
+        TypeError: data :func:`webtensor.tensor` refuses.
     """
     __slots__ = ("name", "trainable")
 
@@ -264,9 +330,11 @@ class Variable(Tensor):
         return self
 
     def assign_add(self, delta) -> "Variable":
+        """``assign(value + delta)`` (same shape and dtype); returns the variable."""
         return self.assign(self.read_value() + delta)
 
     def assign_sub(self, delta) -> "Variable":
+        """``assign(value - delta)`` (same shape and dtype); returns the variable."""
         return self.assign(self.read_value() - delta)
 
     def read_value(self) -> Tensor:
@@ -279,6 +347,8 @@ class Variable(Tensor):
         return Tensor(self._data, self._aval, self._device)
 
     def numpy(self):
+        """The current value as a numpy array. Raises RuntimeError inside ``webtensor.function``
+        tracing (the value is not known there)."""
         tr = _state.current_trace()
         if tr is not None:
             raise RuntimeError(f"Variable {self.name!r}: .numpy() inside webtensor.function tracing")
@@ -326,6 +396,12 @@ def tensor(data, dtype=None, device=None) -> Tensor:
     NaN -> 0). numpy is optional: without it the data is packed with the standard library
     (:func:`webtensor.hostdata.from_python`), as in Pyodide.
 
+    Args:
+        data: a Python scalar, (nested) list or tuple, buffer, numpy array or Tensor.
+        dtype: the dtype wanted (a DType or its name); None infers it as above.
+        device: the device (a name or Device); None: the current device.
+    Returns:
+        A new Tensor (a Tensor argument is converted or moved, or returned as is when nothing changes).
     Raises:
         OverflowError: an integer outside int32's range [-2**31, 2**31 - 1] becomes int32 (the message
             names it; webtensor has no int64, and wrapping would change the value silently).
@@ -420,7 +496,8 @@ def _scalar(x, dtype, like):
 
 
 class init_scope:
-    """Run the block eagerly even inside ``webtensor.function`` tracing (variable creation)."""
+    """``with webtensor.init_scope():`` runs the block eagerly even inside ``webtensor.function``
+    tracing, and unrecorded by tapes (tf.init_scope): how layers create their variables."""
 
     def __enter__(self):
         _state.local.traces.append(None)

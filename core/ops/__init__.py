@@ -26,18 +26,38 @@ from ..signature import BOOL, DTYPE, op_signature
 
 @op_signature(approximate=BOOL)
 def gelu(x, approximate: bool = False):
-    """GELU (Hendrycks & Gimpel 2016): exact erf form, or the tanh form with ``approximate=True``."""
+    """GELU, the Gaussian error linear unit (Hendrycks & Gimpel 2016, "Gaussian Error Linear Units"):
+    ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`` (:func:`gelu_erf`), or with ``approximate=True`` the
+    paper's tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (:func:`gelu_tanh`).
+
+    Args:
+        x: tensor of any shape (int and bool inputs are promoted to float32).
+        approximate: use the tanh form (tf.nn.gelu's argument of the same name).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``x``'s shape; float32 for int and bool inputs, else ``x``'s dtype.
+    Raises:
+        TypeError: ``approximate`` not a bool.
+    """
     return gelu_tanh(x) if approximate else gelu_erf(x)
 
 
 @op_signature(dtype=DTYPE)
 def cast(x, dtype):
-    """``x`` as ``dtype`` (a DType or name). float -> int truncates toward zero; nonzero -> True.
-    Raises TypeError for an unknown dtype."""
-    from ..dtypes import as_dtype
-    from ..op import as_tensor
-    x, dtype = as_tensor(x), as_dtype(dtype)
-    return x if x.dtype == dtype else cast_op(x, dtype=dtype)
+    """``x`` converted elementwise to ``dtype`` (tf.cast): float -> int32 truncates toward zero and
+    saturates (NaN -> 0), any -> bool is ``x != 0``, bool -> number is 0/1. The gradient flows
+    between float dtypes only.
+
+    Args:
+        x: tensor of any shape and dtype (or a Python number, list or numpy array).
+        dtype: the target dtype: a DType, its name (``'float32'``), a numpy dtype or a Python type.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``x``'s shape, of ``dtype`` (``x`` itself when it already has it).
+    Raises:
+        TypeError: an unknown dtype.
+    """
+    return x if x.dtype == dtype else cast_op(x, dtype=dtype)   # ``dtype`` is required: x and dtype were checked
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",

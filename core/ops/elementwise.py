@@ -38,10 +38,40 @@ def _compute_dtype(rule, dtypes, out):
     return result_type(*dtypes) if rule == "compare" else out
 
 
+_RESULT_DTYPE = {
+    "float": "float32 for bool and int32 inputs (promoted first, as TF's float math), else the inputs' "
+             "promoted float dtype",
+    "arith": "the inputs' promoted dtype (bool < int32 < float16 < float32); bool alone gives int32",
+    "same": "the inputs' promoted dtype",
+    "bool": "bool (each input is read as ``x != 0``)",
+    "compare": "bool (the operands are compared in their promoted dtype)",
+}
+
+
+def _elementwise_doc(arity: int, rule: str, doc: str) -> str:
+    """``doc`` (what the op computes, its formula and sources) and the sections every elementwise op
+    shares, written from its arity and dtype rule."""
+    if arity == 1:
+        args = "    x: a tensor of any shape (or a Python number, list or numpy array)."
+        shape, raises = "``x``'s shape", ""
+    else:
+        args = ("    x: a tensor (or a Python number, list or numpy array).\n"
+                "    y: a tensor whose shape broadcasts with ``x``'s (numpy rules). A Python scalar operand\n"
+                "        takes the other operand's dtype unless its own kind is higher (``int32 + 0.5`` is\n"
+                "        float32).")
+        shape, raises = "the broadcast shape of ``x`` and ``y``", "\n    ValueError: shapes that do not broadcast."
+    args += "\n    name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops."
+    return (f"{doc}\n\nArgs:\n{args}\nReturns:\n    A tensor of {shape}; dtype: {_RESULT_DTYPE[rule]}.\n"
+            f"Raises:\n    TypeError: a wrong number of tensor arguments or an unexpected keyword argument."
+            f"{raises}")
+
+
 def elementwise(name: str, arity: int, scalar, reference, grad=None, rule: str = "float", doc: str = ""):
-    """Define an elementwise op from its scalar expression (``scalar(*exprs) -> Expr``)."""
-    doc = doc or (f"Elementwise ``{name}`` of ``x``, as numpy." if arity == 1 else
-                  f"Elementwise ``{name}`` of ``a`` and ``b`` (broadcast together), as numpy.")
+    """Define an elementwise op from its scalar expression (``scalar(*exprs) -> Expr``). ``doc`` says
+    what it computes; the Args/Returns/Raises sections follow from the arity and ``rule``."""
+    doc = _elementwise_doc(arity, rule, doc) if doc else (
+        f"Elementwise ``{name}`` of ``x``, as numpy." if arity == 1 else
+        f"Elementwise ``{name}`` of ``x`` and ``y`` (broadcast together), as numpy.")
 
     def infer(*xs: Aval) -> Aval:
         shape = broadcast_shapes(*(x.shape for x in xs), op=name)
@@ -134,28 +164,49 @@ def _ref_sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-neg = elementwise("neg", 1, lambda x: -x, _np("negative"), lambda g, y, x: (neg(g),), "arith")
+neg = elementwise("neg", 1, lambda x: -x, _np("negative"), lambda g, y, x: (neg(g),), "arith",
+    doc="Numerical negative ``-x`` (numpy.negative). Not defined for bool tensors (TypeError: use\n"
+        "``logical_not``).")
 abs_ = elementwise("abs", 1, lambda x: K.unary("abs", x), _np("abs"),
-                   _fgrad(lambda g, y, x: g * sign(x)), "arith")
-sign = elementwise("sign", 1, _sign, _np("sign"), None, "arith", doc="1, -1 or 0 by the sign of x; NaN stays NaN (numpy).")
-square = elementwise("square", 1, lambda x: x * x, _np("square"), _fgrad(lambda g, y, x: g * x * 2.0), "arith")
-exp = elementwise("exp", 1, K.exp, _np("exp"), lambda g, y, x: (g * y,))
-log = elementwise("log", 1, K.log, _np("log"), lambda g, y, x: (g / x,))
-sqrt = elementwise("sqrt", 1, K.sqrt, _np("sqrt"), lambda g, y, x: (g * 0.5 / y,))
+                   _fgrad(lambda g, y, x: g * sign(x)), "arith",
+    doc="Absolute value ``|x|`` (numpy.abs); NaN stays NaN. Gradient ``sign(x)`` (0 at 0).")
+sign = elementwise("sign", 1, _sign, _np("sign"), None, "arith",
+    doc="1, -1 or 0 by the sign of ``x`` (numpy.sign); NaN stays NaN. No gradient (piecewise constant).")
+square = elementwise("square", 1, lambda x: x * x, _np("square"), _fgrad(lambda g, y, x: g * x * 2.0), "arith",
+    doc="``x * x`` (numpy.square).")
+exp = elementwise("exp", 1, K.exp, _np("exp"), lambda g, y, x: (g * y,),
+    doc="e^x (numpy.exp): inf above about 88.72 in float32, gradual underflow to 0 below. On wasm,\n"
+        "Cephes ``expf``'s range reduction and a degree-4 minimax polynomial, 1 ulp (``wasm/vmath.py``).")
+log = elementwise("log", 1, K.log, _np("log"), lambda g, y, x: (g / x,),
+    doc="Natural logarithm (numpy.log): log 0 = -inf, NaN for x < 0. On wasm, Cephes ``logf``, 1 ulp.")
+sqrt = elementwise("sqrt", 1, K.sqrt, _np("sqrt"), lambda g, y, x: (g * 0.5 / y,),
+    doc="Square root (numpy.sqrt); NaN for x < 0.")
 rsqrt = elementwise("rsqrt", 1, lambda x: 1.0 / K.sqrt(x), lambda x: 1 / _np("sqrt")(x),
-                    lambda g, y, x: (g * -0.5 * y * y * y,))
-reciprocal = elementwise("reciprocal", 1, lambda x: 1.0 / x, lambda x: 1 / x, lambda g, y, x: (-(g * y * y),))
-sin = elementwise("sin", 1, lambda x: K.unary("sin", x), _np("sin"), lambda g, y, x: (g * cos(x),))
-cos = elementwise("cos", 1, lambda x: K.unary("cos", x), _np("cos"), lambda g, y, x: (-(g * sin(x)),))
-tanh = elementwise("tanh", 1, K.tanh, _np("tanh"), lambda g, y, x: (g * (1.0 - y * y),))
+                    lambda g, y, x: (g * -0.5 * y * y * y,),
+    doc="``1 / sqrt(x)`` (tf.math.rsqrt); inf at 0, NaN for x < 0.")
+reciprocal = elementwise("reciprocal", 1, lambda x: 1.0 / x, lambda x: 1 / x, lambda g, y, x: (-(g * y * y),),
+    doc="``1 / x`` (tf.math.reciprocal); +-inf at +-0.")
+sin = elementwise("sin", 1, lambda x: K.unary("sin", x), _np("sin"), lambda g, y, x: (g * cos(x),),
+    doc="Sine of ``x`` in radians (numpy.sin). On wasm, Cephes ``sinf``: 1e-7 absolute for |x| <= 8192.")
+cos = elementwise("cos", 1, lambda x: K.unary("cos", x), _np("cos"), lambda g, y, x: (-(g * sin(x)),),
+    doc="Cosine of ``x`` in radians (numpy.cos). On wasm, Cephes ``cosf``: 1e-7 absolute for |x| <= 8192.")
+tanh = elementwise("tanh", 1, K.tanh, _np("tanh"), lambda g, y, x: (g * (1.0 - y * y),),
+    doc="Hyperbolic tangent (numpy.tanh). On wasm and WebGPU: Eigen 3.4's float rational approximation\n"
+        "(``generic_fast_tanh_float``), 6 ulp, exactly +-1 beyond +-7.9053.")
 erf = elementwise("erf", 1, K.erf, _ref_erf,
-                  lambda g, y, x: (g * (2.0 / math.sqrt(math.pi)) * exp(-(x * x)),))
+                  lambda g, y, x: (g * (2.0 / math.sqrt(math.pi)) * exp(-(x * x)),),
+    doc="The error function ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt`` (scipy.special.erf;\n"
+        "numpy has none). Reference device: W. J. Cody's rational Chebyshev approximations (Math. Comp. 23\n"
+        "(1969) 631-637) in float64, 2 double ulps; wasm and WebGPU: Eigen 3.4's float rational\n"
+        "approximation (``generic_fast_erf_float``, as XLA's f32 erf), 6 ulp, exactly +-1 beyond +-3.8325.")
 # 1 / (1 + e^-x): for x -> -inf, e^-x -> inf and the quotient -> 0, so no overflow trouble.
 sigmoid = elementwise("sigmoid", 1, lambda x: 1.0 / (1.0 + K.exp(-x)), _ref_sigmoid,
-                      lambda g, y, x: (g * y * (1.0 - y),))
+                      lambda g, y, x: (g * y * (1.0 - y),),
+    doc="Logistic sigmoid ``1 / (1 + exp(-x))`` (tf.math.sigmoid); tends to 0 as x -> -inf with no\n"
+        "overflow.")
 relu = elementwise("relu", 1, lambda x: K.maximum(x, 0), lambda x: _np("maximum")(x, 0),
                    _fgrad(lambda g, y, x: g * cast(greater(x, 0), dtype=g.dtype)), "arith",
-                   doc="max(x, 0), as numpy's maximum: NaN stays NaN, relu(-inf) = 0.")
+    doc="``max(x, 0)`` (tf.nn.relu), as numpy's maximum: NaN stays NaN, relu(-inf) = 0.")
 gelu_tanh = elementwise(
     "gelu_tanh", 1, _gelu_tanh, _ref_gelu_tanh,
     lambda g, y, x: (g * _gelu_tanh_grad(x),),
@@ -165,17 +216,22 @@ gelu_erf = elementwise(
     "gelu_erf", 1, lambda x: 0.5 * x * (1 + K.erf(x * (1 / math.sqrt(2.0)))), _ref_gelu_erf,
     lambda g, y, x: (g * (0.5 * (1.0 + erf(x * (1 / math.sqrt(2.0))))
                           + x * exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))),),
-    doc="GELU, exact form x * Phi(x) = 0.5x(1 + erf(x / sqrt 2)) (Hendrycks & Gimpel 2016).")
-floor = elementwise("floor", 1, lambda x: K.unary("floor", x), _np("floor"), None, "same")
-ceil = elementwise("ceil", 1, lambda x: K.unary("ceil", x), _np("ceil"), None, "same")
+    doc="GELU, exact form x * Phi(x) = 0.5x(1 + erf(x / sqrt 2)) (Hendrycks & Gimpel 2016), with\n"
+        "erf approximated as :func:`erf` says (Cody 1969 on the reference device, Eigen's float erf on\n"
+        "wasm and WebGPU).")
+floor = elementwise("floor", 1, lambda x: K.unary("floor", x), _np("floor"), None, "same",
+    doc="Largest integer <= ``x`` (numpy.floor), in ``x``'s dtype (int32 is unchanged). No gradient.")
+ceil = elementwise("ceil", 1, lambda x: K.unary("ceil", x), _np("ceil"), None, "same",
+    doc="Smallest integer >= ``x`` (numpy.ceil), in ``x``'s dtype (int32 is unchanged). No gradient.")
 round_ = elementwise("round", 1, lambda x: K.unary("round", x), _np("rint"), None, "same",
-                     doc="Round half to even (numpy.rint, IEEE 754 roundTiesToEven).")
+    doc="Round half to even (numpy.rint, IEEE 754 roundTiesToEven), in ``x``'s dtype. No gradient.")
 logical_not = elementwise("logical_not", 1, lambda x: K.unary("not", K.cast(x, bool_)), _np("logical_not"),
-                          None, "bool")
+                          None, "bool",
+    doc="``not x`` elementwise (numpy.logical_not).")
 identity = elementwise("identity", 1, lambda x: x, lambda x: x, lambda g, y, x: (g,), "same",
-                      doc="A copy of x (how a variable read is recorded on tapes).")
+    doc="A copy of ``x`` (how a variable read is recorded on tapes); the gradient passes through.")
 stop_gradient = elementwise("stop_gradient", 1, lambda x: x, lambda x: x, None, "same",
-                            doc="Identity whose gradient is zero.")
+    doc="``x`` unchanged, with a zero gradient (tf.stop_gradient): nothing flows back through it.")
 
 
 def _gelu_tanh_grad(x):
@@ -205,34 +261,48 @@ def _ref_pow(a, b):
     return np.power(a, b)
 
 
-add = elementwise("add", 2, lambda a, b: a + b, _np("add"), _bgrad(lambda g, y, a, b: g, lambda g, y, a, b: g), "arith")
+add = elementwise("add", 2, lambda a, b: a + b, _np("add"), _bgrad(lambda g, y, a, b: g, lambda g, y, a, b: g), "arith",
+    doc="``x + y`` (numpy.add).")
 sub = elementwise("sub", 2, lambda a, b: a - b, _np("subtract"),
-                  _bgrad(lambda g, y, a, b: g, lambda g, y, a, b: neg(g)), "arith")
+                  _bgrad(lambda g, y, a, b: g, lambda g, y, a, b: neg(g)), "arith",
+    doc="``x - y`` (numpy.subtract).")
 mul = elementwise("mul", 2, lambda a, b: a * b, _np("multiply"),
-                  _bgrad(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a), "arith")
+                  _bgrad(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a), "arith",
+    doc="``x * y`` (numpy.multiply).")
 div = elementwise("div", 2, lambda a, b: a / b, _np("divide"),
                   _bgrad(lambda g, y, a, b: g / b, lambda g, y, a, b: neg(g * y / b)), "float",
-                  doc="True division (numpy semantics: integer inputs give float32).")
+    doc="True division ``x / y`` (numpy.true_divide): integer inputs give float32; x / 0 is +-inf, 0 / 0 NaN.")
 pow_ = elementwise(
     "pow", 2, lambda a, b: K.binary("pow", a, b), _ref_pow,
     _bgrad(lambda g, y, a, b: g * b * pow_(a, b - 1.0),
-           lambda g, y, a, b: g * y * log(where(greater(a, 0), a, 1.0))), "arith")
+           lambda g, y, a, b: g * y * log(where(greater(a, 0), a, 1.0))), "arith",
+    doc="``x ** y`` (numpy.power) with C99's special cases: ``pow(x, 0) = 1``, a finite negative base\n"
+        "with a non-integer exponent is NaN. On wasm, ``exp(y log|x|)``: relative error about\n"
+        "``|y log x| * 1.2e-7``. The gradient for ``y`` uses ``log(x)`` where x > 0 and 0 elsewhere.")
 maximum = elementwise("maximum", 2, lambda a, b: K.maximum(a, b), _np("maximum"),
                       _bgrad(lambda g, y, a, b: g * _mask(greater_equal(a, b), g),
                              lambda g, y, a, b: g * _mask(less(a, b), g)), "arith",
-                      doc="Elementwise max (numpy's maximum: NaN where either operand is NaN).")
+    doc="Elementwise max (numpy.maximum): NaN where either operand is NaN. Ties send the gradient to ``x``.")
 minimum = elementwise("minimum", 2, lambda a, b: K.minimum(a, b), _np("minimum"),
                       _bgrad(lambda g, y, a, b: g * _mask(less_equal(a, b), g),
                              lambda g, y, a, b: g * _mask(greater(a, b), g)), "arith",
-                      doc="Elementwise min (numpy's minimum: NaN where either operand is NaN).")
-equal = elementwise("equal", 2, lambda a, b: K.binary("eq", a, b), _np("equal"), None, "compare")
-not_equal = elementwise("not_equal", 2, lambda a, b: K.binary("ne", a, b), _np("not_equal"), None, "compare")
-less = elementwise("less", 2, lambda a, b: a < b, _np("less"), None, "compare")
-less_equal = elementwise("less_equal", 2, lambda a, b: a <= b, _np("less_equal"), None, "compare")
-greater = elementwise("greater", 2, lambda a, b: a > b, _np("greater"), None, "compare")
-greater_equal = elementwise("greater_equal", 2, lambda a, b: a >= b, _np("greater_equal"), None, "compare")
-logical_and = elementwise("logical_and", 2, lambda a, b: K.binary("and", a, b), _np("logical_and"), None, "bool")
-logical_or = elementwise("logical_or", 2, lambda a, b: K.binary("or", a, b), _np("logical_or"), None, "bool")
+    doc="Elementwise min (numpy.minimum): NaN where either operand is NaN. Ties send the gradient to ``x``.")
+equal = elementwise("equal", 2, lambda a, b: K.binary("eq", a, b), _np("equal"), None, "compare",
+    doc="``x == y`` (numpy.equal).")
+not_equal = elementwise("not_equal", 2, lambda a, b: K.binary("ne", a, b), _np("not_equal"), None, "compare",
+    doc="``x != y`` (numpy.not_equal).")
+less = elementwise("less", 2, lambda a, b: a < b, _np("less"), None, "compare",
+    doc="``x < y`` (numpy.less).")
+less_equal = elementwise("less_equal", 2, lambda a, b: a <= b, _np("less_equal"), None, "compare",
+    doc="``x <= y`` (numpy.less_equal).")
+greater = elementwise("greater", 2, lambda a, b: a > b, _np("greater"), None, "compare",
+    doc="``x > y`` (numpy.greater).")
+greater_equal = elementwise("greater_equal", 2, lambda a, b: a >= b, _np("greater_equal"), None, "compare",
+    doc="``x >= y`` (numpy.greater_equal).")
+logical_and = elementwise("logical_and", 2, lambda a, b: K.binary("and", a, b), _np("logical_and"), None, "bool",
+    doc="``x and y`` elementwise (numpy.logical_and).")
+logical_or = elementwise("logical_or", 2, lambda a, b: K.binary("or", a, b), _np("logical_or"), None, "bool",
+    doc="``x or y`` elementwise (numpy.logical_or).")
 
 
 # ---- where and cast -----------------------------------------------------------------------
@@ -265,7 +335,19 @@ def _where_grad(g, y, c, a, b):
 
 
 where = Op("where", infer=_where_infer, reference=_where_ref, grad=_where_grad, kernel=_where_kernel,
-           inputs=("condition", "x", "y"), doc="where(condition, x, y): x where condition is true, else y (broadcasting).")
+           inputs=("condition", "x", "y"), doc="""``x`` where ``condition`` is true, else ``y`` (numpy.where, tf.where with
+    three arguments); the gradient flows to the operand that was chosen.
+
+    Args:
+        condition: a bool tensor.
+        x: a tensor (or Python number) taken where ``condition`` is true.
+        y: a tensor (or Python number) taken where it is false.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of the broadcast shape of the three arguments, of ``x``'s and ``y``'s promoted dtype.
+    Raises:
+        TypeError: a non-bool ``condition``; a wrong number of tensor arguments.
+        ValueError: shapes that do not broadcast.""")
 
 
 def _cast_infer(x: Aval, *, dtype: DType) -> Aval:

@@ -75,11 +75,19 @@ matmul_op = Op("matmul", infer=_matmul_infer, reference=_matmul_ref, grad=_matmu
 
 @op_signature(transpose_a=BOOL, transpose_b=BOOL)
 def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
-    """Matrix product with numpy.matmul semantics (1-D operands are promoted and the
-    added axis removed; batch dims broadcast). Shapes: ``(..., M, K) @ (..., K, N) -> (..., M, N)``.
+    """Matrix product with numpy.matmul semantics (tf.linalg.matmul's transposes): 1-D operands are
+    promoted to matrices and the added axis removed; batch dims broadcast.
 
+    Args:
+        a: ``(..., M, K)`` (``(..., K, M)`` with ``transpose_a``), or ``(K,)``; int32, float16 or float32.
+        b: ``(..., K, N)`` (``(..., N, K)`` with ``transpose_b``), or ``(K,)``; ``a``'s dtype.
+        transpose_a: use the transpose of ``a``'s last two axes (read in place, never copied).
+        transpose_b: use the transpose of ``b``'s last two axes.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(..., M, N)`` (batch dims broadcast), ``a``'s dtype.
     Raises:
-        ValueError: inner dimensions differ or batch dims do not broadcast.
+        ValueError: scalar operands; inner dimensions differ or batch dims do not broadcast.
         TypeError: dtypes differ or are bool; ``transpose_a``/``transpose_b`` not bools.
     """
     from .movement import reshape

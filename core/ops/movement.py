@@ -65,14 +65,19 @@ reshape_op = Op("reshape", infer=_reshape_infer, reference=lambda x, *, shape: x
 
 @op_signature(shape=NEW_SHAPE)
 def reshape(x, shape):
-    """Same data, new ``shape`` (an int or a sequence of ints; one entry may be -1, inferred).
+    """Same data in row-major order, new shape (numpy.reshape, tf.reshape).
 
+    Args:
+        x: tensor of any shape and dtype.
+        shape: an int or a sequence of ints; one entry may be -1 (inferred from the size).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``shape``, ``x``'s dtype (``x`` itself when the shape is unchanged).
     Raises:
-        TypeError: ``shape`` is not ints. ValueError: sizes below -1, two -1s, or a size mismatch.
+        TypeError: ``shape`` is not ints.
+        ValueError: sizes below -1, two -1s, or a size that differs from ``x``'s.
     """
-    x = as_tensor(x)
-    shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
-    if -1 in shape:
+    if -1 in shape:                 # ``shape`` is required: checked (NEW_SHAPE: a tuple of ints)
         known = prod(d for d in shape if d != -1)
         if known == 0 or prod(x.shape) % known:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(x.shape)} into shape {shape}")
@@ -112,12 +117,22 @@ transpose_op = Op("transpose", infer=_transpose_infer,
 
 @op_signature(perm=perm_of("x"))
 def transpose(x, perm=None):
-    """Permute axes (default: reverse them), numpy.transpose semantics: ``perm`` is a permutation
-    of ``range(x.ndim)`` (negative entries count from the end). Raises TypeError/ValueError for
-    anything else."""
+    """Permute axes (numpy.transpose, tf.transpose): result axis ``i`` is ``x``'s axis ``perm[i]``.
+
+    Args:
+        x: tensor of any shape and dtype.
+        perm: a permutation of ``range(x.ndim)`` (negative entries count from the end); None
+            reverses the axes.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of shape ``[x.shape[p] for p in perm]``, ``x``'s dtype.
+    Raises:
+        TypeError: ``perm`` not a sequence of ints.
+        ValueError: ``perm`` not a permutation of ``x``'s axes.
+    """
     x = as_tensor(x)
     n = len(x.shape)
-    perm = tuple(range(n))[::-1] if perm is None else tuple(normalize_axis(p, n, "transpose") for p in perm)
+    perm = tuple(range(n))[::-1] if perm is None else perm     # a given perm was checked (perm_of)
     if perm == tuple(range(n)):
         return x
     return transpose_op(x, perm=perm)
@@ -151,10 +166,19 @@ broadcast_to_op = Op("broadcast_to", infer=_bcast_infer, reference=_bcast_ref, g
 
 @op_signature(shape=SHAPE)
 def broadcast_to(x, shape):
-    """Broadcast to ``shape`` (non-negative ints) by numpy rules. Raises ValueError if incompatible."""
-    x = as_tensor(x)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return x if tuple(x.shape) == shape else broadcast_to_op(x, shape=shape)
+    """Broadcast to ``shape`` by numpy rules (numpy.broadcast_to, tf.broadcast_to).
+
+    Args:
+        x: tensor of any shape and dtype.
+        shape: an int or a sequence of non-negative ints.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``shape``, ``x``'s dtype.
+    Raises:
+        TypeError: ``shape`` is not ints.
+        ValueError: negative sizes, or ``x``'s shape does not broadcast to ``shape``.
+    """
+    return x if tuple(x.shape) == shape else broadcast_to_op(x, shape=shape)   # checked: SHAPE gives a tuple
 
 
 # ---- slice (basic indexing) and its transpose -----------------------------------------------
@@ -213,12 +237,22 @@ slice_grad = Op("slice_grad", infer=_unslice_infer, reference=_unslice_ref, kern
 @op_signature(begin=ints_per_axis_of("x"), size=ints_per_axis_of("x", minimum=-1), end=ints_per_axis_of("x"),
               strides=ints_per_axis_of("x", nonzero=True))
 def slice(x, begin, size=None, *, end=None, strides=None):
-    """``tf.slice``-style slice: ``begin`` and ``size`` (-1: to the end) per axis, or ``end``/``strides``
-    (Python slice bounds: negative counts from the end; axes past the given entries are whole).
-    Python indexing (``x[1:3, ::2]``) on tensors lowers to this op.
+    """``tf.slice``-style slice: ``begin`` and ``size`` per axis, or ``end``/``strides`` (Python
+    slice bounds, as ``tf.strided_slice``). Axes past the given entries are taken whole; bounds are
+    clipped to the axis as Python slices are. Python indexing (``x[1:3, ::2]``) lowers to this op.
 
+    Args:
+        x: tensor of any shape and dtype.
+        begin: first index per axis (a sequence of at most ``x.ndim`` ints; negative counts from the end).
+        size: number of elements per axis (-1: to the end); ignored when ``end`` is given.
+        end: stop index per axis (exclusive; negative counts from the end).
+        strides: step per axis (nonzero; negative steps walk backwards).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        The slice, ``x``'s dtype.
     Raises:
-        TypeError: non-int entries. ValueError: more entries than axes, a zero stride, a size below -1.
+        TypeError: non-int entries.
+        ValueError: more entries than axes, a zero stride, a size below -1.
     """
     x = as_tensor(x)
     n = len(x.shape)
@@ -273,11 +307,20 @@ pad_op = Op("pad", infer=_pad_infer, reference=_pad_ref, kernel=_pad_kernel,
 
 @op_signature(paddings=paddings_of("x"), constant_values=NUMBER)
 def pad(x, paddings, constant_values=0):
-    """Pad with a constant: ``paddings`` is one non-negative ``(before, after)`` pair of ints per
-    axis (numpy.pad). Raises TypeError/ValueError for anything else."""
-    x = as_tensor(x)
-    paddings = tuple((int(a), int(b)) for a, b in paddings)
-    return pad_op(x, paddings=paddings, constant_value=constant_values)
+    """Pad with a constant (tf.pad in 'CONSTANT' mode, numpy.pad).
+
+    Args:
+        x: tensor of any shape and dtype.
+        paddings: one non-negative ``(before, after)`` pair of ints per axis of ``x``.
+        constant_values: the number written into the padding (cast to ``x``'s dtype).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of shape ``x.shape[i] + before_i + after_i`` per axis, ``x``'s dtype.
+    Raises:
+        TypeError: pairs that are not ints; a non-number ``constant_values``.
+        ValueError: not one pair per axis, or a negative entry.
+    """
+    return pad_op(x, paddings=paddings, constant_value=constant_values)     # checked: paddings_of gives int pairs
 
 
 # ---- concat ---------------------------------------------------------------------------------
@@ -331,12 +374,19 @@ concat_op = Op("concat", infer=_concat_infer, reference=_concat_ref, grad=_conca
 
 @op_signature(values=TENSORS, axis=axis_of("values"))
 def concat(values, axis=0):
-    """Join a non-empty sequence of tensors along an existing axis. Raises ValueError for
-    mismatched shapes or no tensors, TypeError for mismatched dtypes."""
-    values = [as_tensor(v) for v in values]
-    if not values:
-        raise ValueError("concat: values must be a non-empty sequence of tensors, got []")
-    axis = normalize_axis(axis, len(values[0].shape), "concat")
+    """Join tensors along an existing axis (tf.concat, numpy.concatenate).
+
+    Args:
+        values: a non-empty sequence of tensors of one dtype and rank, equal in shape but along ``axis``.
+        axis: the axis to join along (negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor whose ``axis`` is the sum of the inputs' sizes there, their dtype.
+    Raises:
+        TypeError: ``values`` not a sequence; mismatched dtypes; ``axis`` not an int.
+        ValueError: no tensors; shapes that differ outside ``axis``; ``axis`` out of range.
+    """
+    # always checked (``values`` is a sequence of tensors): a non-empty list of tensors, axis >= 0
     return values[0] if len(values) == 1 else concat_op(*values, axis=axis)
 
 
@@ -406,10 +456,16 @@ def check_indices(op: str, indices, n: int, axis: int) -> None:
 
 @op_signature(axis=axis_of("params"))
 def gather(params, indices, axis=0):
-    """``tf.gather``: slices of ``params`` along ``axis`` at integer ``indices``; output shape
-    ``params.shape[:axis] + indices.shape + params.shape[axis+1:]``, dtype of ``params``.
-    Negative indices count from the end (numpy); out-of-range ones follow the module's index rule.
+    """``tf.gather``: slices of ``params`` along ``axis`` at integer ``indices``. Negative indices
+    count from the end (numpy); out-of-range ones follow the module's index rule.
 
+    Args:
+        params: tensor of any shape and dtype.
+        indices: integer tensor of any shape (int32; bool is cast; float raises).
+        axis: the axis of ``params`` to gather along (negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of shape ``params.shape[:axis] + indices.shape + params.shape[axis+1:]``, ``params``' dtype.
     Raises:
         IndexError: an index outside ``[-n, n)`` whose value is known (eager).
         TypeError: float indices; ``axis`` not an int. ValueError: ``axis`` out of range.
@@ -451,39 +507,61 @@ one_hot_op = Op("one_hot", infer=_one_hot_infer, reference=_one_hot_ref, kernel=
 
 @op_signature(depth=POSITIVE_INT, axis=axis_of("indices", new=1), dtype=DTYPE)
 def one_hot(indices, depth, axis=-1, dtype: DType = float32):
-    """One-hot encode int32 ``indices`` with ``depth`` (a positive int) classes along a new ``axis``
-    of the result; ``dtype`` of the result. As ``tf.one_hot``, an index outside ``[0, depth)``
-    (negative ones included) gives an all-zero row, never an error.
+    """One-hot encoding (tf.one_hot): 1 where the new axis' position equals the index, else 0. As in
+    TF, an index outside ``[0, depth)`` (negative ones included) gives an all-zero row, never an error.
 
+    Args:
+        indices: int32 tensor of any shape.
+        depth: the number of classes, a positive int.
+        axis: where the new axis goes in the result, in ``[-(ndim + 1), ndim]``.
+        dtype: the result's dtype (a DType or its name).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``indices``' shape with ``depth`` inserted at ``axis``, of ``dtype``.
     Raises:
         TypeError: non-int32 indices; ``depth``/``axis`` not ints; an unknown dtype.
         ValueError: ``depth`` not positive; ``axis`` out of range.
     """
-    indices = as_tensor(indices)
-    axis = normalize_axis(axis, len(indices.shape) + 1, "one_hot")
-    from ..dtypes import as_dtype
-    return one_hot_op(indices, depth=int(depth), axis=axis, dtype=as_dtype(dtype))
+    # ``depth`` is required: every argument was checked and normalised (axis >= 0, dtype a DType)
+    return one_hot_op(indices, depth=depth, axis=axis, dtype=dtype)
 
 
 # ---- compositions ---------------------------------------------------------------------------
 
 @op_signature(axis=axis_of("x", new=1))
 def expand_dims(x, axis):
-    """Insert a size-1 axis at ``axis`` of the result (in ``[-(ndim+1), ndim]``)."""
-    x = as_tensor(x)
-    axis = normalize_axis(axis, len(x.shape) + 1, "expand_dims")
-    s = list(x.shape)
+    """Insert a size-1 axis (numpy.expand_dims, tf.expand_dims).
+
+    Args:
+        x: tensor of any shape and dtype.
+        axis: the position of the new axis in the result, in ``[-(ndim + 1), ndim]``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``x`` reshaped with the new axis, same dtype.
+    Raises:
+        TypeError: ``axis`` not an int. ValueError: ``axis`` out of range.
+    """
+    s = list(x.shape)             # ``axis`` is required: checked and made non-negative
     s.insert(axis, 1)
     return reshape(x, s)
 
 
 @op_signature(axis=axes_of("x"))
 def squeeze(x, axis=None):
-    """Remove size-1 axes (all of them, or ``axis``: an int or a tuple of ints). Raises
-    ValueError for an axis whose size is not 1."""
+    """Remove size-1 axes (numpy.squeeze, tf.squeeze).
+
+    Args:
+        x: tensor of any shape and dtype.
+        axis: None (every size-1 axis), an int or a tuple of ints.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``x`` reshaped without those axes, same dtype.
+    Raises:
+        TypeError: ``axis`` not None, an int or a tuple of ints.
+        ValueError: an axis out of range, repeated, or whose size is not 1.
+    """
     x = as_tensor(x)
-    axes = tuple(i for i, d in enumerate(x.shape) if d == 1) if axis is None else \
-        normalize_axes(axis, len(x.shape), "squeeze")
+    axes = tuple(i for i, d in enumerate(x.shape) if d == 1) if axis is None else axis   # given: checked
     for a in axes:
         if x.shape[a] != 1:
             raise ValueError(f"squeeze: axis {a} of shape {tuple(x.shape)} has size {x.shape[a]}, not 1")
@@ -492,20 +570,37 @@ def squeeze(x, axis=None):
 
 @op_signature(values=TENSORS, axis=axis_of("values", new=1))
 def stack(values, axis=0):
-    """Join a non-empty sequence of tensors of equal shape along a new ``axis``."""
-    values = [as_tensor(v) for v in values]
-    if not values:
-        raise ValueError("stack: values must be a non-empty sequence of tensors, got []")
-    shapes = {tuple(v.shape) for v in values}
+    """Join tensors of equal shape along a new axis (tf.stack, numpy.stack).
+
+    Args:
+        values: a non-empty sequence of tensors of one shape and dtype.
+        axis: the position of the new axis in the result, in ``[-(ndim + 1), ndim]``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of the common shape with ``len(values)`` inserted at ``axis``.
+    Raises:
+        TypeError: ``values`` not a sequence; mismatched dtypes; ``axis`` not an int.
+        ValueError: no tensors; unequal shapes; ``axis`` out of range.
+    """
+    shapes = {tuple(v.shape) for v in values}     # always checked: a non-empty list of tensors, axis >= 0
     if len(shapes) > 1:
         raise ValueError(f"stack: all shapes must be equal, got {sorted(shapes)}")
-    axis = normalize_axis(axis, len(values[0].shape) + 1, "stack")
     return concat([expand_dims(v, axis) for v in values], axis)
 
 
 @op_signature(start_axis=axis_of("x", new=1))
 def flatten(x, start_axis=1):
-    """Merge the axes from ``start_axis`` on into one (``start_axis == ndim`` appends a size-1 axis)."""
+    """Merge the axes from ``start_axis`` on into one, row-major (as Keras' Flatten for ``start_axis=1``).
+
+    Args:
+        x: tensor of any shape and dtype.
+        start_axis: the first merged axis, in ``[-(ndim + 1), ndim]`` (``ndim`` appends a size-1 axis).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of shape ``x.shape[:start_axis] + (prod(x.shape[start_axis:]),)``, same dtype.
+    Raises:
+        TypeError: ``start_axis`` not an int. ValueError: ``start_axis`` out of range.
+    """
     x = as_tensor(x)
     start_axis = normalize_axis(start_axis, len(x.shape) + 1, "flatten")
     return reshape(x, tuple(x.shape[:start_axis]) + (-1,))
@@ -513,18 +608,26 @@ def flatten(x, start_axis=1):
 
 @op_signature(axis=axis_of("arr"))
 def take_along_axis(arr, indices, axis):
-    """numpy.take_along_axis: ``out[..., j, ...] = arr[..., indices[..., j, ...], ...]`` along ``axis``
-    (an int; ``indices`` int32 of ``arr``'s rank). Indices follow the module's index rule: negative
-    ones count from the end; out-of-range ones raise IndexError when known, else read zeros.
+    """numpy.take_along_axis: ``out[..., j, ...] = arr[..., indices[..., j, ...], ...]`` along ``axis``.
+    Indices follow the module's index rule: negative ones count from the end; out-of-range ones
+    raise IndexError when known, else read zeros. Composed as ``sum(one_hot(indices) * arr)``, so
+    it fuses and differentiates with no kernel of its own.
 
-    Composed as ``sum(one_hot(indices) * arr)``, so it fuses and differentiates with no kernel of its own.
+    Args:
+        arr: tensor of any shape and dtype.
+        indices: int32 tensor of ``arr``'s rank (other axes broadcast against ``arr``'s).
+        axis: the axis to index along (negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``indices``' shape along ``axis`` (the others broadcast), ``arr``'s dtype.
+    Raises:
+        IndexError: a known index outside ``[-n, n)``.
+        TypeError: ``axis`` not an int. ValueError: ranks differ; ``axis`` out of range.
     """
     from .elementwise import add, less, mul, where
     from .reduction import reduce_sum
-    arr, indices = as_tensor(arr), as_tensor(indices)
-    if len(indices.shape) != len(arr.shape):
+    if len(indices.shape) != len(arr.shape):      # ``axis`` is required: every argument was checked
         raise ValueError(f"take_along_axis: indices of rank {len(indices.shape)} for arr of rank {len(arr.shape)}")
-    axis = normalize_axis(axis, len(arr.shape), "take_along_axis")
     n = arr.shape[axis]
     check_indices("take_along_axis", indices, n, axis)
     if indices.dtype == int32:

@@ -107,7 +107,23 @@ extract_patches = Op(
     grad=lambda g, y, x, *, ksize, strides, dilations, pads, pad_value: (
         extract_patches_grad(g, shape=tuple(x.shape), ksize=ksize, strides=strides, dilations=dilations,
                              pads=pads),),
-    doc="im2col: NHWC (N,H,W,C) -> (N,OH,OW,KH,KW,C) windows; padding reads ``pad_value``.")
+    doc="""im2col: every ``(KH, KW)`` window of an NHWC image, the primitive under conv2d and pooling.
+    Output size per spatial axis: ``(n + before + after - (k - 1) * dilation - 1) // stride + 1``.
+
+    Args:
+        x: ``(N, H, W, C)``, any dtype.
+        ksize: window size, a positive int or pair ``(KH, KW)``.
+        strides: window step, a positive int or pair.
+        dilations: spacing of a window's taps, a positive int or pair.
+        pads: explicit padding ``((top, bottom), (left, right))``, non-negative ints.
+        pad_value: the number padding positions read.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(N, OH, OW, KH, KW, C)``, ``x``'s dtype.
+    Raises:
+        TypeError: non-int window arguments, a non-number ``pad_value``, a missing attribute.
+        ValueError: non-positive sizes, negative pads, rank other than 4, a window larger than the
+            padded input.""")
 extract_patches_grad = Op(
     "extract_patches_grad", infer=_patches_grad_infer, reference=_patches_grad_ref, kernel=_patches_grad_kernel,
     attrs=dict(_WINDOW, shape=SHAPE),
@@ -161,16 +177,23 @@ def _grouped(c, c_per_group, c_out):
 
 @op_signature(strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT, dilations=_DILATIONS)
 def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=None):
-    """2-D convolution (cross-correlation, as tf.nn.conv2d), grouped when ``filters`` has fewer
-    input channels than ``x``.
+    """2-D convolution (cross-correlation, as tf.nn.conv2d), computed as im2col + matmul (one
+    batched matmul over the groups), grouped when ``filters`` has fewer input channels than ``x``:
+    ``G = C / filters.shape[2]`` groups, output channels ``[g*O/G, (g+1)*O/G)`` see input channels
+    ``[g*C/G, (g+1)*C/G)``, as TF's grouped convolution.
+    ``OH = ceil(H / stride)`` for 'same', ``(H - (KH - 1) * dilation - 1) // stride + 1`` for 'valid'.
 
-    Shapes: x ``(N,H,W,C)`` (NHWC) or ``(N,C,H,W)`` (NCHW); filters ``(KH,KW,C/G,O)`` (TF's HWIO;
-    ``G`` groups: ``G = C / filters.shape[2]``, output channels ``[g*O/G, (g+1)*O/G)`` see input
-    channels ``[g*C/G, (g+1)*C/G)``, as TF's grouped convolution); result ``(N,OH,OW,O)`` or
-    ``(N,O,OH,OW)``. ``strides``, ``dilations``: a positive int or a pair (None: 1).
-    ``padding``: 'valid', 'same' (TF rule; any case) or ``((top, bottom), (left, right))``.
-    Computed as im2col + matmul (one batched matmul over the groups).
-
+    Args:
+        x: ``(N, H, W, C)`` (NHWC) or ``(N, C, H, W)`` (NCHW); float.
+        filters: ``(KH, KW, C / G, O)`` (TF's HWIO), ``x``'s dtype.
+        strides: a positive int or a pair ``(sh, sw)``.
+        padding: 'valid', 'same' (TF's rule, extra padding at the end; any case) or explicit
+            ``((top, bottom), (left, right))``.
+        data_format: 'NHWC' or 'NCHW'.
+        dilations: a positive int or a pair; None: 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(N, OH, OW, O)`` (NHWC) or ``(N, O, OH, OW)`` (NCHW), ``x``'s dtype.
     Raises:
         ValueError: wrong ranks, channels not divisible into groups, non-positive strides or
             dilations, unknown padding or data_format. TypeError: strides or dilations not ints.
@@ -314,8 +337,22 @@ _POOL = dict(pool_size=POSITIVE_PAIR, strides=optional(POSITIVE_PAIR), padding=P
 
 @op_signature(**_POOL)
 def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"):
-    """Max pooling over windows (``pool_size``, ``strides``: a positive int or pair; strides default
-    to the window); 'same' padding never wins the max (pads with -inf). Raises as :func:`conv2d`."""
+    """Max pooling (tf.nn.max_pool2d): the maximum of each window; 'same' padding never wins the max
+    (it reads -inf).
+
+    Args:
+        x: ``(N, H, W, C)`` (NHWC) or ``(N, C, H, W)`` (NCHW).
+        pool_size: window size, a positive int or pair.
+        strides: window step, a positive int or pair; None: ``pool_size``.
+        padding: 'valid', 'same' or explicit ``((top, bottom), (left, right))``.
+        data_format: 'NHWC' or 'NCHW'.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(N, OH, OW, C)`` (or NCHW), ``x``'s dtype; sizes as :func:`conv2d` gives them.
+    Raises:
+        TypeError: window arguments that are not ints.
+        ValueError: rank other than 4, non-positive sizes, unknown padding or data_format.
+    """
     x = _to_nhwc(as_tensor(x), data_format, "max_pool2d")
     pool_size = normalize_pair(pool_size, "pool_size")
     p = _patches(x, pool_size, pool_size if strides is None else strides, padding, 1, float("-inf"), "max_pool2d")
@@ -324,8 +361,22 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"
 
 @op_signature(**_POOL)
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"):
-    """Average pooling; with 'same' padding the average counts only real elements (as TF).
-    Arguments and errors as :func:`max_pool2d`."""
+    """Average pooling (tf.nn.avg_pool2d): the mean of each window; with 'same' padding the mean
+    counts only real elements (as TF).
+
+    Args:
+        x: ``(N, H, W, C)`` (NHWC) or ``(N, C, H, W)`` (NCHW), float.
+        pool_size: window size, a positive int or pair.
+        strides: window step, a positive int or pair; None: ``pool_size``.
+        padding: 'valid', 'same' or explicit ``((top, bottom), (left, right))``.
+        data_format: 'NHWC' or 'NCHW'.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(N, OH, OW, C)`` (or NCHW), ``x``'s dtype.
+    Raises:
+        TypeError: window arguments that are not ints.
+        ValueError: rank other than 4, non-positive sizes, unknown padding or data_format.
+    """
     x = _to_nhwc(as_tensor(x), data_format, "avg_pool2d")
     pool_size = normalize_pair(pool_size, "pool_size")
     strides = pool_size if strides is None else strides
@@ -341,8 +392,20 @@ def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="NHWC"
 
 @op_signature(axis=axes_of("x"), keepdims=BOOL)
 def logsumexp(x, axis=-1, keepdims=False):
-    """log(sum(exp(x))) along ``axis`` (an int, a tuple of ints, or None: all axes), computed as
-    m + log(sum(exp(x - m))) with m = max(x)."""
+    """``log(sum(exp(x)))`` along ``axis`` (tf.reduce_logsumexp), computed as
+    ``m + log(sum(exp(x - m)))`` with ``m = max(x)``, so large inputs do not overflow.
+
+    Args:
+        x: float tensor of any shape.
+        axis: an int, a tuple of ints, or None (all axes).
+        keepdims: keep reduced axes with size 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        The reduced tensor, ``x``'s dtype.
+    Raises:
+        TypeError: ``axis`` not None, an int or ints; ``keepdims`` not a bool.
+        ValueError: an axis out of range or repeated.
+    """
     x = as_tensor(x)
     axes = tuple(range(len(x.shape))) if axis is None else \
         (normalize_axis(axis, len(x.shape), "logsumexp"),) if isinstance(axis, int) else \
@@ -354,14 +417,34 @@ def logsumexp(x, axis=-1, keepdims=False):
 
 @op_signature(axis=axis_of("x"))
 def log_softmax(x, axis=-1):
-    """x - logsumexp(x) along ``axis`` (an int) (stable)."""
+    """``x - logsumexp(x, axis)`` (tf.nn.log_softmax), stable for large inputs.
+
+    Args:
+        x: float tensor of any shape.
+        axis: the axis to normalise (an int; negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``x``'s shape and dtype.
+    Raises:
+        TypeError: ``axis`` not an int. ValueError: ``axis`` out of range.
+    """
     x = as_tensor(x)
     return x - logsumexp(x, axis, keepdims=True)
 
 
 @op_signature(axis=axis_of("x"))
 def softmax(x, axis=-1):
-    """exp(x - max) / sum(exp(x - max)) along ``axis`` (an int) (stable)."""
+    """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (tf.nn.softmax), stable for large inputs.
+
+    Args:
+        x: float tensor of any shape.
+        axis: the axis to normalise (an int; negative counts from the end).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``x``'s shape and dtype whose slices along ``axis`` sum to 1.
+    Raises:
+        TypeError: ``axis`` not an int. ValueError: ``axis`` out of range.
+    """
     x = as_tensor(x)
     axes = (normalize_axis(axis, len(x.shape), "softmax"),)
     e = exp(x - stop_gradient(reduce_max(x, axes=axes, keepdims=True)))
@@ -372,9 +455,22 @@ def softmax(x, axis=-1):
 
 @op_signature(axis=axis_of("logits"), from_logits=BOOL)
 def softmax_cross_entropy(labels, logits, axis=-1, from_logits=True):
-    """Cross-entropy between probability ``labels`` and ``logits`` (or probabilities when
-    ``from_logits=False``), per example: ``-sum(labels * log_softmax(logits))``. Shapes: both
-    ``(..., C)``; result ``(...)``."""
+    """Cross-entropy per example (tf.nn.softmax_cross_entropy_with_logits):
+    ``-sum(labels * log_softmax(logits), axis)``; with ``from_logits=False`` the scores are
+    probabilities, clipped to ``[1e-7, 1 - 1e-7]`` before the log (as Keras).
+
+    Args:
+        labels: probabilities (one-hot or soft), ``(..., C)``, float.
+        logits: scores of ``labels``' shape and dtype.
+        axis: the class axis.
+        from_logits: whether ``logits`` are unnormalised scores (True) or probabilities.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``logits``' shape without ``axis``, ``logits``' dtype.
+    Raises:
+        ValueError: shapes differ; ``axis`` out of range. TypeError: ``axis`` not an int,
+            ``from_logits`` not a bool.
+    """
     labels, logits = as_tensor(labels), as_tensor(logits)
     if tuple(labels.shape) != tuple(logits.shape):
         raise ValueError(f"softmax_cross_entropy: labels shape {tuple(labels.shape)} != logits shape "
@@ -386,16 +482,23 @@ def softmax_cross_entropy(labels, logits, axis=-1, from_logits=True):
 
 @op_signature(from_logits=BOOL)
 def sparse_softmax_cross_entropy(labels, logits, from_logits=True):
-    """Cross-entropy with integer class ``labels`` of shape ``(...)`` (int32; others are cast,
-    floats truncating) and float ``logits`` ``(..., C)`` (probabilities with ``from_logits=False``);
-    result ``(...)``, the dtype of ``logits``.
+    """Cross-entropy per example with integer class labels
+    (tf.nn.sparse_softmax_cross_entropy_with_logits): ``-log_softmax(logits)[label]``.
 
     A label outside ``[0, C)`` raises ValueError when its value is known (eager). Inside
     ``webtensor.function`` it is not known: that row's loss and its gradient are NaN (as
     TensorFlow's GPU kernels give), so the training run shows it instead of looking healthy.
 
+    Args:
+        labels: class indices ``(...)``, int32 (others are cast, floats truncating).
+        logits: float scores ``(..., C)`` (probabilities with ``from_logits=False``).
+        from_logits: whether ``logits`` are unnormalised scores (True) or probabilities.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(...)``, ``logits``' dtype.
     Raises:
         ValueError: labels shape is not logits shape without its last axis; a known label out of range.
+        TypeError: ``from_logits`` not a bool.
     """
     labels, logits = as_tensor(labels), as_tensor(logits)
     if tuple(labels.shape) != tuple(logits.shape[:-1]):
@@ -422,7 +525,17 @@ def _clip_probs(p, eps=1e-7):
 
 @op_signature()
 def mse(y_true, y_pred):
-    """Mean squared error over the last axis: ``mean((y_true - y_pred)**2, axis=-1)``."""
+    """Mean squared error over the last axis: ``mean((y_pred - y_true)**2, axis=-1)`` (Keras' mse).
+
+    Args:
+        y_true: targets ``(..., K)``.
+        y_pred: predictions whose shape broadcasts with ``y_true``'s.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        The broadcast shape without its last axis; float32 for int inputs, else the promoted dtype.
+    Raises:
+        ValueError: shapes that do not broadcast.
+    """
     y_true, y_pred = as_tensor(y_true), as_tensor(y_pred)
     d = sub(y_pred, y_true)
     return mean(d * d, axis=-1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from .. import kernel_ir as K
 from ..dtypes import bool_, float32, int32
 from ..op import Aval, Op, as_tensor
-from ..shapes import normalize_axes, normalize_axis
 from ..signature import BOOL, axes_of, axis_of, op_signature, optional
 
 
@@ -111,14 +110,15 @@ argmin_op = _arg_reducer("argmin", "argmin")
 
 # ---- public front doors ---------------------------------------------------------------------
 
-def _axes(x, axis, name):
-    return normalize_axes(axis, len(x.shape), name)
+def _axes(x, axis):
+    # a given axis was checked and normalised by the signature (axes_of: a sorted tuple); None is all
+    return tuple(range(len(x.shape))) if axis is None else axis
 
 
 def _front_door(op: Op, name: str, doc: str):
     def reduce(x, axis=None, keepdims=False):
         x = as_tensor(x)
-        return op(x, axes=_axes(x, axis, name), keepdims=keepdims)
+        return op(x, axes=_axes(x, axis), keepdims=keepdims)
     reduce.__name__ = reduce.__qualname__ = name
     reduce.__doc__ = doc + """
 
@@ -126,6 +126,7 @@ def _front_door(op: Op, name: str, doc: str):
         x: tensor of any shape.
         axis: None (all axes), an int or a tuple of ints; negative counts from the end.
         keepdims: keep reduced axes with size 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Raises:
         TypeError: ``axis`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
         ValueError: an axis out of range or repeated (or, for max/min, an empty reduced axis).
@@ -141,11 +142,24 @@ min = _front_door(reduce_min, "min", "Minimum over ``axis``.")
 
 @op_signature(axis=axes_of("x"), keepdims=BOOL)
 def mean(x, axis=None, keepdims=False):
-    """Arithmetic mean over ``axis`` (None, an int or a tuple of ints); integer and bool inputs
-    give float32. Raises as :func:`sum` does."""
+    """Arithmetic mean over ``axis`` (numpy.mean, tf.reduce_mean): the sum times ``1 / n``, n the
+    number of reduced elements (NaN for an empty reduction).
+
+    Args:
+        x: tensor of any shape and dtype.
+        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
+        keepdims: keep reduced axes with size 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        The reduced tensor (the reduced axes removed, or kept with size 1); float32 for int32 and
+        bool inputs, else ``x``'s dtype.
+    Raises:
+        TypeError: ``axis`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
+        ValueError: an axis out of range or repeated.
+    """
     from .elementwise import cast
     x = as_tensor(x)
-    axes = _axes(x, axis, "mean")
+    axes = _axes(x, axis)
     n = 1
     for a in axes:
         n *= x.shape[a]
@@ -154,22 +168,45 @@ def mean(x, axis=None, keepdims=False):
     return reduce_sum(x, axes=axes, keepdims=keepdims) * (1.0 / n if n else float("nan"))
 
 
-def _arg(op, x, axis, name):
+def _arg(op, x, axis):
     x = as_tensor(x)
     if axis is None:
         from .movement import reshape
         x, axis = reshape(x, shape=(-1,)), 0
-    return op(x, axis=normalize_axis(axis, len(x.shape), name))
+    return op(x, axis=axis)          # a given axis was checked and made non-negative (axis_of)
 
 
 @op_signature(axis=optional(axis_of("x")))
 def argmax(x, axis=None):
-    """Index of the maximum along ``axis`` (an int; None: of the flattened tensor), int32.
-    Raises TypeError for a non-int axis, ValueError for one out of range or an empty axis."""
-    return _arg(argmax_op, x, axis, "argmax")
+    """Index of the maximum along ``axis`` (numpy.argmax): the first index on ties, and the first
+    NaN if the slice holds one.
+
+    Args:
+        x: tensor of any shape and dtype.
+        axis: an int (negative counts from the end), or None: the index into the flattened tensor.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        An int32 tensor of ``x``'s shape without ``axis`` (a scalar for ``axis=None``).
+    Raises:
+        TypeError: ``axis`` not an int or None.
+        ValueError: ``axis`` out of range, or an empty axis.
+    """
+    return _arg(argmax_op, x, axis)
 
 
 @op_signature(axis=optional(axis_of("x")))
 def argmin(x, axis=None):
-    """Index of the minimum along ``axis``, as :func:`argmax`."""
-    return _arg(argmin_op, x, axis, "argmin")
+    """Index of the minimum along ``axis`` (numpy.argmin): the first index on ties, and the first
+    NaN if the slice holds one.
+
+    Args:
+        x: tensor of any shape and dtype.
+        axis: an int (negative counts from the end), or None: the index into the flattened tensor.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        An int32 tensor of ``x``'s shape without ``axis`` (a scalar for ``axis=None``).
+    Raises:
+        TypeError: ``axis`` not an int or None.
+        ValueError: ``axis`` out of range, or an empty axis.
+    """
+    return _arg(argmin_op, x, axis)

@@ -25,37 +25,146 @@ from .saving import serialize_keras_object, weight_paths
 
 class Callback:
     """Base class; override the hooks you need. ``self.model`` and ``self.params`` (``epochs``,
-    ``steps``, ``verbose``) are set before training starts."""
+    ``steps``, ``verbose``) are set before training starts. Hooks take ``logs``, a dict (or None)."""
 
     def __init__(self):
         self.model = None
         self.params: dict = {}
 
     def set_model(self, model) -> None:
+        """Give the callback the model being trained (``fit`` calls it before training).
+
+        Args:
+            model: the Model.
+        """
         self.model = model
 
     def set_params(self, params: dict) -> None:
+        """Give the callback the run's parameters.
+
+        Args:
+            params: a dict: ``epochs``, ``steps`` (None when unknown) and ``verbose`` from ``fit``;
+                ``steps`` from ``evaluate`` and ``predict``.
+        """
         self.params = params
 
-    def on_train_begin(self, logs=None): pass
-    def on_train_end(self, logs=None): pass
-    def on_epoch_begin(self, epoch, logs=None): pass
-    def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
-    def on_test_begin(self, logs=None): pass
-    def on_test_end(self, logs=None): pass
-    def on_test_batch_begin(self, batch, logs=None): pass
-    def on_test_batch_end(self, batch, logs=None): pass
-    def on_predict_begin(self, logs=None): pass
-    def on_predict_end(self, logs=None): pass
-    def on_predict_batch_begin(self, batch, logs=None): pass
-    def on_predict_batch_end(self, batch, logs=None): pass
+    def on_train_begin(self, logs=None):
+        """Called once when ``fit`` starts.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_train_end(self, logs=None):
+        """Called once when ``fit`` ends (also after an early stop).
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of epoch ``epoch`` (0-based) of ``fit``.
+
+        Args:
+            epoch: the epoch's index (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of epoch ``epoch``; ``logs`` holds ``loss``, the metrics and their ``val_`` versions (floats).
+
+        Args:
+            epoch: the epoch's index (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Called before training batch ``batch`` (0-based within the epoch).
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Called after training batch ``batch``; ``logs`` holds the running loss and metrics (overriding it makes ``fit`` read them every batch).
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_test_begin(self, logs=None):
+        """Called when ``evaluate`` (or ``fit``'s validation) starts.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_test_end(self, logs=None):
+        """Called when ``evaluate`` (or ``fit``'s validation) ends.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_test_batch_begin(self, batch, logs=None):
+        """Called before evaluation batch ``batch``.
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_test_batch_end(self, batch, logs=None):
+        """Called after evaluation batch ``batch``.
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_predict_begin(self, logs=None):
+        """Called when ``predict`` starts.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_predict_end(self, logs=None):
+        """Called when ``predict`` ends.
+
+        Args:
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        """Called before prediction batch ``batch``.
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
+    def on_predict_batch_end(self, batch, logs=None):
+        """Called after prediction batch ``batch``.
+
+        Args:
+            batch: the batch's index within the epoch (0-based).
+            logs: a dict of floats (``loss``, metrics; ``val_`` entries at epoch end), or None.
+        """
+
 
 
 class CallbackList:
     """Calls a hook on every callback, in order. ``wants_batch_logs`` tells ``fit`` whether any
-    callback overrides a per-batch hook (only then are per-batch logs read from the device)."""
+    callback overrides a per-batch hook (only then are per-batch logs read from the device).
+
+    Args:
+        callbacks: the callbacks (an iterable of ``Callback``).
+        model: the model given to each (``set_model``).
+        params: the parameters given to each (``set_params``).
+    """
 
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks)
@@ -79,7 +188,7 @@ class CallbackList:
 class History(Callback):
     """Records the epoch logs: ``history.history['loss']`` is the list of epoch losses, and so on
     for every metric and ``val_`` entry; ``history.epoch`` lists the epoch indices. ``fit``
-    returns it."""
+    adds one to every run and returns it."""
 
     def __init__(self):
         super().__init__()
@@ -104,6 +213,19 @@ class EarlyStopping(Callback):
     monitor beats it within ``patience`` epochs. ``start_from_epoch``: epochs to wait before
     monitoring. After training, ``stopped_epoch`` (0 if never stopped) and ``best_epoch``.
     Semantics follow ``keras.callbacks.EarlyStopping``.
+
+    Args:
+        monitor: the log entry to watch (``'val_loss'``, ``'loss'``, ``'val_accuracy'`` ...); a
+            missing one prints a warning listing the available entries and does nothing.
+        min_delta: the least change that counts as an improvement (its absolute value is used).
+        patience: epochs without improvement before stopping.
+        verbose: 1 prints when it stops and restores.
+        mode: 'min', 'max' or 'auto'.
+        baseline: a value the monitor must beat within ``patience`` epochs; None: none.
+        restore_best_weights: restore the best epoch's weights on an early stop.
+        start_from_epoch: epochs to wait before monitoring.
+    Raises:
+        ValueError: an unknown ``mode``.
     """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
@@ -158,14 +280,33 @@ class EarlyStopping(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+    """A callback from functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``
+    (``keras.callbacks.LambdaCallback``, with its arguments). Each function takes the hook's
+    arguments (``epoch``/``batch`` where the hook has one, then ``logs``).
 
-    def __init__(self, **hooks):
+    Args:
+        on_epoch_begin: ``(epoch, logs)`` at the start of every epoch.
+        on_epoch_end: ``(epoch, logs)`` at the end of every epoch.
+        on_train_begin: ``(logs)`` when training starts.
+        on_train_end: ``(logs)`` when training ends.
+        on_train_batch_begin: ``(batch, logs)`` before every training batch.
+        on_train_batch_end: ``(batch, logs)`` after every training batch.
+        **kwargs: any other ``on_*`` hook of :class:`Callback` (``on_test_end``, ...).
+    Raises:
+        ValueError: a keyword that is not a hook.
+    """
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
         super().__init__()
+        hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
+                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end, **kwargs)
         for name, fn in hooks.items():
             if not hasattr(Callback, name) or not name.startswith("on_"):
                 raise ValueError(f"LambdaCallback: unknown hook {name!r}")
-            setattr(self, name, fn)
+            if fn is not None:           # an unset hook stays the base class' (per-batch logs are not read)
+                setattr(self, name, fn)
 
 
 def _monitor_op(mode: str, monitor: str, who: str, min_delta: float = 0.0):

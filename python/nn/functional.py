@@ -29,6 +29,14 @@ class KerasTensor:
 
     ``shape`` has ``None`` for the batch dimension (unless ``Input`` fixed ``batch_size``);
     ``dtype`` is a webtensor dtype. It holds no data: ``numpy()`` and conversions raise TypeError.
+    Made by :func:`~webtensor.nn.Input` and by calling layers on KerasTensors.
+
+    Args:
+        example: a tensor of the shape and dtype it stands for (batch dimension 1).
+        node: the recorded call that computes it; None for an ``Input``.
+        batch_size: a fixed batch size (``Input(batch_size=...)``), or None.
+        name: its name (an Input's name keys dict inputs).
+        input_layer: an Input's InputLayer (a ``Sequential`` that starts with it uses it).
     """
 
     def __init__(self, example: Tensor, node: "_Node | None" = None, *, batch_size=None, name=None,
@@ -57,6 +65,7 @@ class KerasTensor:
         return f"<KerasTensor shape={self.shape} dtype={self.dtype.name} from {what}>"
 
     def __array__(self, *args, **kwargs):
+        """Raises TypeError: a KerasTensor has no value (so does ``numpy()``)."""
         raise TypeError(f"{self!r} is symbolic (Keras' functional API): it has no value. Use it as the input "
                         "of layers or of webtensor.nn.Lambda(fn), and build a Model(inputs, outputs)")
 

@@ -25,7 +25,13 @@ _TRUNC_STD = 0.87962566103423978
 
 
 def compute_fans(shape) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` of a weight shape (see the module docstring)."""
+    """``(fan_in, fan_out)`` of a weight shape (see the module docstring; Keras' ``compute_fans``).
+
+    Args:
+        shape: a sequence of ints (a scalar shape gives ``(1, 1)``).
+    Returns:
+        ``(fan_in, fan_out)``, ints.
+    """
     shape = tuple(shape)
     if len(shape) == 0:
         return 1, 1
@@ -36,13 +42,16 @@ def compute_fans(shape) -> tuple[int, int]:
 
 
 class Initializer:
-    """Base class: subclasses implement ``__call__(shape, dtype=float32, seed=None)``."""
+    """Base class: subclasses implement ``__call__(shape, dtype=float32, seed=None) -> Tensor``,
+    which returns a new tensor of ``shape`` and ``dtype`` (a DType or its name; TypeError for an
+    unknown one) on the current device."""
     seed = None
 
     def _seed(self, seed):
         return self.seed if self.seed is not None else seed
 
     def get_config(self) -> dict:
+        """The constructor's arguments as a dict (Keras' ``get_config``)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def __repr__(self):
@@ -51,16 +60,26 @@ class Initializer:
 
 
 class Zeros(Initializer):
+    """All zeros (``keras.initializers.Zeros``)."""
+
     def __call__(self, shape, dtype=float32, seed=None):
         return creation.zeros(shape, dtype=as_dtype(dtype))
 
 
 class Ones(Initializer):
+    """All ones (``keras.initializers.Ones``)."""
+
     def __call__(self, shape, dtype=float32, seed=None):
         return creation.ones(shape, dtype=as_dtype(dtype))
 
 
 class Constant(Initializer):
+    """Every element ``value`` (``keras.initializers.Constant``).
+
+    Args:
+        value: a Python number (cast to the dtype asked for).
+    """
+
     def __init__(self, value=0.0):
         self.value = value
 
@@ -69,7 +88,14 @@ class Constant(Initializer):
 
 
 class RandomUniform(Initializer):
-    """Uniform in ``[minval, maxval)``."""
+    """Uniform in ``[minval, maxval)`` (``keras.initializers.RandomUniform``).
+
+    Args:
+        minval: the lower bound (included).
+        maxval: the upper bound (excluded).
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    """
 
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         self.minval, self.maxval, self.seed = minval, maxval, seed
@@ -79,7 +105,14 @@ class RandomUniform(Initializer):
 
 
 class RandomNormal(Initializer):
-    """Normal ``N(mean, stddev^2)``."""
+    """Normal ``N(mean, stddev^2)`` (``keras.initializers.RandomNormal``).
+
+    Args:
+        mean: the mean.
+        stddev: the standard deviation.
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    """
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean, self.stddev, self.seed = mean, stddev, seed
@@ -89,7 +122,15 @@ class RandomNormal(Initializer):
 
 
 class TruncatedNormal(Initializer):
-    """Normal ``N(mean, stddev^2)`` redrawn outside two standard deviations."""
+    """Normal ``N(mean, stddev^2)`` redrawn outside two standard deviations
+    (``keras.initializers.TruncatedNormal``); the samples' standard deviation is about ``0.88 stddev``.
+
+    Args:
+        mean: the mean.
+        stddev: the standard deviation before truncation.
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    """
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean, self.stddev, self.seed = mean, stddev, seed
@@ -102,8 +143,19 @@ class TruncatedNormal(Initializer):
 class VarianceScaling(Initializer):
     """Samples with variance ``scale / n``, ``n`` = fan_in, fan_out or their average (``mode``);
     ``distribution`` 'truncated_normal', 'untruncated_normal' or 'uniform' (limit
-    ``sqrt(3 * scale / n)``). Source: Keras ``VarianceScaling``; He et al. 2015, Glorot &
-    Bengio 2010."""
+    ``sqrt(3 * scale / n)``). The truncated normal's stddev is ``sqrt(scale / n) / 0.8796`` so the
+    samples keep the variance ``scale / n``. Source: Keras ``VarianceScaling``; He et al. 2015,
+    Glorot & Bengio 2010.
+
+    Args:
+        scale: the variance numerator.
+        mode: 'fan_in', 'fan_out' or 'fan_avg'.
+        distribution: 'truncated_normal', 'untruncated_normal' or 'uniform'.
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    Raises:
+        ValueError: an unknown ``mode`` or ``distribution``.
+    """
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -126,41 +178,72 @@ class VarianceScaling(Initializer):
         return creation.normal(shape, 0.0, math.sqrt(var), dtype=dtype, seed=seed)
 
     def get_config(self):
+        """``scale``, ``mode``, ``distribution`` and ``seed`` (only ``seed`` for the named subclasses, as Keras 3)."""
         if type(self) is not VarianceScaling:     # GlorotUniform(seed), HeNormal(seed), ...: as Keras 3
             return {"seed": self.seed}
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
 
 
 class GlorotUniform(VarianceScaling):
-    """Uniform in ``[-limit, limit]``, ``limit = sqrt(6 / (fan_in + fan_out))`` (Glorot & Bengio 2010)."""
+    """Uniform in ``[-limit, limit]``, ``limit = sqrt(6 / (fan_in + fan_out))`` (Glorot & Bengio 2010;
+    ``keras.initializers.GlorotUniform``).
+
+    Args:
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    """
 
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_avg", "uniform", seed)
 
 
 class GlorotNormal(VarianceScaling):
-    """Truncated normal with ``stddev = sqrt(2 / (fan_in + fan_out))`` (Glorot & Bengio 2010)."""
+    """Truncated normal with ``stddev = sqrt(2 / (fan_in + fan_out))`` after truncation (Glorot &
+    Bengio 2010; ``keras.initializers.GlorotNormal``).
+
+    Args:
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    """
 
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_avg", "truncated_normal", seed)
 
 
 class HeNormal(VarianceScaling):
-    """Truncated normal with ``stddev = sqrt(2 / fan_in)`` (He et al. 2015)."""
+    """Truncated normal with ``stddev = sqrt(2 / fan_in)`` after truncation (He et al. 2015;
+    ``keras.initializers.HeNormal``).
+
+    Args:
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    """
 
     def __init__(self, seed=None):
         super().__init__(2.0, "fan_in", "truncated_normal", seed)
 
 
 class HeUniform(VarianceScaling):
-    """Uniform in ``[-limit, limit]``, ``limit = sqrt(6 / fan_in)`` (He et al. 2015)."""
+    """Uniform in ``[-limit, limit]``, ``limit = sqrt(6 / fan_in)`` (He et al. 2015;
+    ``keras.initializers.HeUniform``).
+
+    Args:
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    """
 
     def __init__(self, seed=None):
         super().__init__(2.0, "fan_in", "uniform", seed)
 
 
 class LecunNormal(VarianceScaling):
-    """Truncated normal with ``stddev = sqrt(1 / fan_in)`` (LeCun et al. 1998)."""
+    """Truncated normal with ``stddev = sqrt(1 / fan_in)`` after truncation (LeCun et al. 1998;
+    ``keras.initializers.LecunNormal``).
+
+    Args:
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    """
 
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_in", "truncated_normal", seed)
@@ -182,6 +265,10 @@ def get(identifier) -> Initializer:
     or the class name), an ``Initializer`` instance or class, or any callable
     ``(shape, dtype) -> Tensor``.
 
+    Args:
+        identifier: a name, an ``Initializer`` instance or subclass, or a callable.
+    Returns:
+        The initializer.
     Raises:
         ValueError: an unknown name (the message lists the known ones). TypeError: anything else.
     """

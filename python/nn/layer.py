@@ -40,14 +40,25 @@ def reset_names() -> None:
 
 
 class InputSpec:
-    """What a built layer accepts: rank (``ndim`` exactly or at least ``min_ndim``) and fixed
-    sizes of some axes (``axes={-1: 64}``)."""
+    """What a built layer accepts (``keras.InputSpec``): rank (``ndim`` exactly or at least
+    ``min_ndim``) and fixed sizes of some axes (``axes={-1: 64}``). A layer's ``__call__`` raises
+    ValueError for an input that does not fit.
+
+    Args:
+        ndim: the exact rank, or None.
+        min_ndim: the least rank, or None.
+        axes: ``{axis: size}`` (negative axes count from the end).
+    """
 
     def __init__(self, ndim: int | None = None, min_ndim: int | None = None, axes: dict | None = None):
         self.ndim, self.min_ndim, self.axes = ndim, min_ndim, dict(axes or {})
 
     def problem(self, shape) -> str | None:
-        """A description of why ``shape`` does not fit, or None."""
+        """A description of why ``shape`` does not fit, or None.
+
+        Args:
+            shape: an input shape (a tuple, batch dimension included).
+        """
         if self.ndim is not None and len(shape) != self.ndim:
             return f"expected ndim={self.ndim}, found ndim={len(shape)}"
         if self.min_ndim is not None and len(shape) < self.min_ndim:
@@ -58,6 +69,12 @@ class InputSpec:
         return None
 
 
+def _constructor_signature(cls) -> inspect.Signature:
+    """``cls(...)``'s signature: its ``__init__``'s without ``self``."""
+    sig = inspect.signature(cls.__init__)
+    return sig.replace(parameters=list(sig.parameters.values())[1:])
+
+
 class Layer:
     """Base class of layers and models.
 
@@ -65,6 +82,15 @@ class Layer:
     ``call(inputs, training=False)``. Call a layer as ``layer(x, training=False)``; ``x`` may
     be a Tensor or anything :func:`webtensor.tensor` accepts (numpy arrays, lists), or a
     KerasTensor of the functional API (:mod:`webtensor.nn.functional`), which records the call.
+
+    Args:
+        name: the layer's name (default: the class name in snake_case, made unique in the process:
+            ``dense``, ``dense_1``, ...); also the prefix of its weights' names.
+        trainable: whether its weights are trained (``trainable_variables``).
+        dtype: the dtype of its weights (default float32).
+        **kwargs: refused (TypeError naming them), so a misspelt argument is not ignored.
+    Raises:
+        TypeError: unknown keyword arguments.
 
     Raises (on call):
         ValueError: the input does not match the shape the layer was built for (the message
@@ -77,6 +103,12 @@ class Layer:
         self = super().__new__(cls)
         record_init_args(self, args, kwargs)
         return self
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # show __init__'s arguments, not Layer.__new__'s (*args, **kwargs); a class with its own
+        # __new__ (Model: the functional form) shows that one
+        cls.__signature__ = _constructor_signature(cls) if "__new__" not in cls.__dict__ else None
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, **kwargs):
         if kwargs:
@@ -129,11 +161,20 @@ class Layer:
     # ---- weights ----
     def add_weight(self, name: str, shape, initializer="glorot_uniform", dtype=None, trainable: bool = True) \
             -> Variable:
-        """Create, track and return a Variable named ``'{layer}/{name}'``.
+        """Create, track and return a Variable named ``'{layer}/{name}'`` (Keras' ``add_weight``).
 
-        ``initializer`` is a name or callable (see :mod:`webtensor.nn.initializers`); a random
-        one gets a seed derived from the layer's seed and ``name`` unless it has its own.
-        Raises ValueError if the layer already has a weight called ``name``.
+        Args:
+            name: the weight's name in the layer (``'kernel'``).
+            shape: its shape (a sequence of ints).
+            initializer: a name or callable (see :mod:`webtensor.nn.initializers`); a random one
+                gets a seed derived from the layer's seed and ``name`` unless it has its own.
+            dtype: its dtype (default: the layer's).
+            trainable: whether it is trained.
+        Returns:
+            The Variable.
+        Raises:
+            ValueError: the layer already has a weight called ``name``, or the initializer returned
+                another shape.
         """
         if name in self._weights:
             raise ValueError(f"layer {self.name!r} already has a weight named {name!r}")
@@ -210,6 +251,8 @@ class Layer:
     def set_weights(self, weights) -> None:
         """Assign values (arrays or tensors) to :attr:`variables`, in order; checks all shapes first.
 
+        Args:
+            weights: a sequence of arrays or tensors, one per variable, as :meth:`get_weights` gives.
         Raises:
             ValueError: a wrong count or shape (nothing is assigned then).
         """
@@ -226,17 +269,34 @@ class Layer:
             var.assign(val if val.dtype == var.dtype else val.astype(var.dtype))
 
     def count_params(self) -> int:
+        """The number of scalars in all :attr:`variables` (trainable or not)."""
         return sum(v.size for v in self.variables)
 
     # ---- calling ----
     def build(self, input_shape) -> None:
-        """Create weights for inputs of ``input_shape`` (a tuple; batch dimension included)."""
+        """Create weights for inputs of ``input_shape``; runs once, on the first call, inside
+        :class:`webtensor.init_scope`.
+
+        Args:
+            input_shape: the first input's shape (a tuple, batch dimension included; None for
+                several inputs).
+        """
 
     def _build_for_call(self, input_shape) -> None:
         with init_scope():
             self.build(input_shape)
 
     def call(self, inputs, training=False):
+        """The layer's computation (subclasses implement it). ``layer(x, training=...)`` builds the
+        layer on its first call, checks ``x`` against ``input_spec`` and calls this; ``training``
+        is passed only when ``call`` takes it.
+
+        Args:
+            inputs: a tensor (or a list/dict of them for several inputs).
+            training: True in ``fit``'s steps (dropout and batch statistics on), False otherwise.
+        Returns:
+            The output tensor(s).
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement call()")
 
     def __call__(self, inputs, *args, training=None, **kwargs):
@@ -288,6 +348,9 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+Layer.__signature__ = _constructor_signature(Layer)
 
 
 _TRAINING_ARG: dict[type, float] = {}

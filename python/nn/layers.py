@@ -38,7 +38,14 @@ def _data_format(data_format, layer):
 
 class InputLayer(Layer):
     """Declares the input shape (without the batch dimension), so a ``Sequential`` model
-    builds at once. Made by :func:`Input`; its call is the identity after a shape check."""
+    builds at once. Made by :func:`Input`; its call is the identity after a shape check.
+
+    Args:
+        shape: the input shape without the batch dimension (ints, None for any size).
+        batch_size: a fixed batch size, or None.
+        dtype: the input's dtype (default float32).
+        name: the layer's name.
+    """
 
     def __init__(self, shape, batch_size=None, dtype=None, name=None):
         super().__init__(name=name, dtype=dtype)
@@ -54,7 +61,16 @@ class InputLayer(Layer):
 def Input(shape, batch_size=None, dtype=None, name=None):
     """``Input(shape=(64,))``: a model's input (``shape`` without the batch dimension), as a
     symbolic :class:`~webtensor.nn.functional.KerasTensor`: start a ``Sequential`` with it, or call
-    layers on it and build ``Model(inputs, outputs)`` (Keras' functional API)."""
+    layers on it and build ``Model(inputs, outputs)`` (Keras' functional API).
+
+    Args:
+        shape: the input shape without the batch dimension (a tuple of ints, None for any size).
+        batch_size: a fixed batch size, or None.
+        dtype: the input's dtype (default float32).
+        name: the input's name (the key of a dict of inputs; default ``input_layer``, made unique).
+    Returns:
+        A KerasTensor.
+    """
     layer = InputLayer(shape, batch_size=batch_size, dtype=dtype, name=name)
     return symbolic_input(tuple(shape), batch_size=batch_size, dtype=layer.dtype, name=layer.name,
                           input_layer=layer)
@@ -63,7 +79,14 @@ def Input(shape, batch_size=None, dtype=None, name=None):
 class Lambda(Layer):
     """``Lambda(fn)``: a layer that computes ``fn(inputs)`` (no weights), as in Keras. Use it to
     apply any webtensor function inside a functional-API model:
-    ``nn.Lambda(lambda t: webtensor.concat(t, axis=-1))([a, b])``."""
+    ``nn.Lambda(lambda t: webtensor.concat(t, axis=-1))([a, b])``.
+
+    Args:
+        function: ``inputs -> outputs``, made of webtensor ops.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        TypeError: ``function`` is not callable.
+    """
 
     def __init__(self, function, **kwargs):
         super().__init__(**kwargs)
@@ -77,7 +100,18 @@ class Lambda(Layer):
 
 class Dense(Layer):
     """``activation(x @ kernel + bias)``. Input ``(N, ..., in)``, output ``(N, ..., units)``;
-    ``kernel`` is ``(in, units)``, ``bias`` ``(units,)``."""
+    ``kernel`` is ``(in, units)``, ``bias`` ``(units,)`` (``keras.layers.Dense``).
+
+    Args:
+        units: the output size, a positive int.
+        activation: an activation name or callable (see :mod:`webtensor.nn.activations`); None: linear.
+        use_bias: add ``bias``.
+        kernel_initializer: the kernel's initializer (a name or callable).
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: ``units`` not positive; (on build) an input of rank below 2.
+    """
 
     def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
@@ -108,8 +142,27 @@ class Conv2D(Layer):
     """2-D convolution (cross-correlation, as Keras). Input ``(N, H, W, C)`` (channels_last) or
     ``(N, C, H, W)``; ``kernel`` ``(KH, KW, C/groups, filters)``; output ``(N, OH, OW, filters)`` with
     ``OH = ceil(H / stride)`` for 'same' and ``floor((H - (KH-1)*dilation - 1) / stride) + 1``
-    for 'valid'. ``groups``: split the channels into groups convolved separately (filters
-    ``[g*filters/groups, (g+1)*filters/groups)`` see input channels of group ``g``)."""
+    for 'valid' (``keras.layers.Conv2D``; :func:`webtensor.conv2d`).
+
+    Args:
+        filters: the number of output channels.
+        kernel_size: the window, an int or pair ``(KH, KW)``.
+        strides: the window step, an int or pair.
+        padding: 'valid' or 'same' (any case).
+        data_format: 'channels_last' or 'channels_first'.
+        dilation_rate: the spacing of the window's taps, an int or pair.
+        groups: split the channels into groups convolved separately (filters
+            ``[g*filters/groups, (g+1)*filters/groups)`` see input channels of group ``g``).
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias`` ``(filters,)``.
+        kernel_initializer: the kernel's initializer (a name or callable).
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: an unknown padding or data_format; (on call) non-positive sizes, an input whose
+            rank is not 4, or channels ``groups`` does not divide.
+        TypeError: sizes that are not ints.
+    """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format="channels_last",
                  dilation_rate=1, groups=1, activation=None, use_bias: bool = True,
@@ -164,12 +217,37 @@ class _Pool2D(Layer):
 
 class MaxPool2D(_Pool2D):
     """Max over ``pool_size`` windows (stride defaults to ``pool_size``). ``(N, H, W, C)`` ->
-    ``(N, OH, OW, C)``."""
+    ``(N, OH, OW, C)`` (``keras.layers.MaxPool2D``; :func:`webtensor.max_pool2d`).
+
+    Args:
+        pool_size: the window, a positive int or pair.
+        strides: the window step, a positive int or pair; None: ``pool_size``.
+        padding: 'valid' or 'same' (any case).
+        data_format: 'channels_last' ``(N, H, W, C)`` or 'channels_first' ``(N, C, H, W)``.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: an unknown padding or data_format; (on call) non-positive sizes, or an input
+            whose rank is not 4.
+        TypeError: sizes that are not ints.
+    """
     _fn = staticmethod(F.max_pool2d)
 
 
 class AvgPool2D(_Pool2D):
-    """Average over ``pool_size`` windows; with 'same' padding only real elements count."""
+    """Average over ``pool_size`` windows; with 'same' padding only real elements count
+    (``keras.layers.AveragePooling2D``; :func:`webtensor.avg_pool2d`).
+
+    Args:
+        pool_size: the window, a positive int or pair.
+        strides: the window step, a positive int or pair; None: ``pool_size``.
+        padding: 'valid' or 'same' (any case).
+        data_format: 'channels_last' ``(N, H, W, C)`` or 'channels_first' ``(N, C, H, W)``.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: an unknown padding or data_format; (on call) non-positive sizes, or an input
+            whose rank is not 4.
+        TypeError: sizes that are not ints.
+    """
     _fn = staticmethod(F.avg_pool2d)
 
 
@@ -177,7 +255,15 @@ MaxPooling2D, AveragePooling2D = MaxPool2D, AvgPool2D
 
 
 class GlobalAveragePooling2D(Layer):
-    """Mean over the spatial axes: ``(N, H, W, C)`` -> ``(N, C)``."""
+    """Mean over the spatial axes: ``(N, H, W, C)`` -> ``(N, C)`` (``keras.layers.GlobalAveragePooling2D``).
+
+    Args:
+        data_format: 'channels_last' ``(N, H, W, C)`` or 'channels_first' ``(N, C, H, W)``.
+        keepdims: keep the spatial axes with size 1.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: an unknown data_format.
+    """
 
     def __init__(self, data_format="channels_last", keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -190,7 +276,16 @@ class GlobalAveragePooling2D(Layer):
 
 
 class Flatten(Layer):
-    """``(N, d1, d2, ...)`` -> ``(N, d1 * d2 * ...)`` (row-major)."""
+    """``(N, d1, d2, ...)`` -> ``(N, d1 * d2 * ...)`` (row-major; ``keras.layers.Flatten``).
+
+    Args:
+        name: the layer's name.
+        trainable: unused (the layer has no weights).
+        dtype: unused.
+        **kwargs: refused (TypeError naming them).
+    Raises:
+        ValueError: (on call) a scalar input.
+    """
 
     def call(self, x):
         if x.ndim < 1:
@@ -199,7 +294,14 @@ class Flatten(Layer):
 
 
 class Reshape(Layer):
-    """``(N, ...)`` -> ``(N, *target_shape)``; one entry may be -1."""
+    """``(N, ...)`` -> ``(N, *target_shape)`` (``keras.layers.Reshape``).
+
+    Args:
+        target_shape: the shape without the batch dimension; one entry may be -1.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: (on call) a size mismatch.
+    """
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -218,6 +320,14 @@ class Dropout(Layer):
     every training call, so a traced training step draws a fresh mask every run, and two layers
     with the same ``seed`` draw the same sequence. ``noise_shape`` broadcasts the mask (None
     entries take the input's size).
+
+    Args:
+        rate: the fraction of elements to drop, in [0, 1].
+        noise_shape: the mask's shape (None entries take the input's size); None: the input's shape.
+        seed: an int; None: derived from the layer's seed.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: ``rate`` outside [0, 1].
     """
 
     def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):
@@ -244,7 +354,15 @@ class Dropout(Layer):
 
 
 class Activation(Layer):
-    """Applies an activation by name (``'relu'``, ``'gelu'``, ``'softmax'``, ...) or callable."""
+    """Applies an activation by name (``'relu'``, ``'gelu'``, ``'softmax'``, ...) or callable
+    (``keras.layers.Activation``).
+
+    Args:
+        activation: a name or callable (see :mod:`webtensor.nn.activations`); None: linear.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: an unknown name. TypeError: neither a name nor a callable.
+    """
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -256,7 +374,16 @@ class Activation(Layer):
 
 class ReLU(Layer):
     """Keras ReLU: ``x`` for ``threshold <= x < max_value``, ``max_value`` above it,
-    ``negative_slope * (x - threshold)`` below ``threshold``."""
+    ``negative_slope * (x - threshold)`` below ``threshold``.
+
+    Args:
+        max_value: the saturation value (>= 0), or None: no saturation.
+        negative_slope: the slope below ``threshold``.
+        threshold: where the slope changes.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: a negative ``max_value``.
+    """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -273,7 +400,14 @@ class ReLU(Layer):
 
 
 class Softmax(Layer):
-    """Softmax along ``axis`` (numerically stable)."""
+    """Softmax along ``axis`` (numerically stable; ``keras.layers.Softmax``).
+
+    Args:
+        axis: the axis to normalise (an int).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        TypeError/ValueError: (on call) an axis that is not an int, or out of range.
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -287,7 +421,14 @@ class Embedding(Layer):
     """Integer indices ``(N, ...)`` -> rows of ``embeddings`` ``(input_dim, output_dim)``:
     ``(N, ..., output_dim)``. Indices follow :func:`webtensor.gather`'s rule: in ``[-input_dim,
     input_dim)``, negative ones counting from the end; others raise IndexError eagerly and read
-    zeros inside traced steps."""
+    zeros inside traced steps (``keras.layers.Embedding``).
+
+    Args:
+        input_dim: the vocabulary size.
+        output_dim: the embedding size.
+        embeddings_initializer: the table's initializer (Keras' default 'uniform': U(-0.05, 0.05)).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    """
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", **kwargs):
         super().__init__(**kwargs)
@@ -314,7 +455,20 @@ def _norm_axes(axis, ndim, layer):
 
 class LayerNormalization(Layer):
     """Normalises over ``axis`` per example (Ba et al. 2016):
-    ``(x - mean) / sqrt(var + epsilon) * gamma + beta``, with the biased variance."""
+    ``(x - mean) / sqrt(var + epsilon) * gamma + beta``, with the biased variance
+    (``keras.layers.LayerNormalization``).
+
+    Args:
+        axis: the axis or axes to normalise over (an int or a sequence of ints).
+        epsilon: added to the variance.
+        center: learn ``beta`` (an offset per normalised position).
+        scale: learn ``gamma`` (a scale per normalised position).
+        beta_initializer: ``beta``'s initializer.
+        gamma_initializer: ``gamma``'s initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: (on build) an axis out of range.
+    """
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", **kwargs):
@@ -348,6 +502,20 @@ class BatchNormalization(Layer):
     ``moving_mean = moving_mean * momentum + mean * (1 - momentum)`` (same for the variance)
     with ``assign``, so the update happens inside a traced training step too.
     ``training=False`` (or ``trainable=False``): normalise with the moving statistics.
+
+    Args:
+        axis: the feature axis (an int): statistics are per index of this axis.
+        momentum: the moving averages' decay.
+        epsilon: added to the variance.
+        center: learn ``beta``.
+        scale: learn ``gamma``.
+        beta_initializer: ``beta``'s initializer.
+        gamma_initializer: ``gamma``'s initializer.
+        moving_mean_initializer: the moving mean's initializer.
+        moving_variance_initializer: the moving variance's initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: (on build) an axis out of range.
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",

@@ -28,8 +28,17 @@ def _as_tensors(y_true, y_pred):
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1):
-    """Integer labels ``(N, ...)`` (or ``(N, ..., 1)``) and scores ``(N, ..., C)`` -> ``(N, ...)``.
+    """Cross-entropy with integer labels (``keras.losses.sparse_categorical_crossentropy``):
+    ``-log p[label]``, ``p = softmax(y_pred)`` with ``from_logits`` else ``y_pred`` clipped to
+    ``[1e-7, 1 - 1e-7]``.
 
+    Args:
+        y_true: integer class labels ``(N, ...)`` or ``(N, ..., 1)`` (cast to int32).
+        y_pred: scores ``(N, ..., C)``: logits, or probabilities when ``from_logits`` is False.
+        from_logits: whether ``y_pred`` are logits.
+        axis: the class axis; only -1 (the last) is supported.
+    Returns:
+        Per-example losses ``(N, ...)``, ``y_pred``'s dtype.
     Raises:
         ValueError: shapes that do not match; a label outside ``[0, C)`` whose value is known
             (eager; in a traced step that example's loss is NaN instead).
@@ -49,6 +58,10 @@ def check_sparse_labels(y_true, num_classes: int, what: str) -> None:
     """Check integer labels for ``num_classes`` classes once, before they reach a traced step (where
     an out-of-range label can only turn into NaN). Labels count as the int32 they cast to.
 
+    Args:
+        y_true: the labels (a tensor or array-like).
+        num_classes: the number of classes ``C``.
+        what: the caller named in the message (``"fit"``).
     Raises:
         ValueError: naming the first label outside ``[0, num_classes)``, its sample and ``what``
             (``"fit"``). Nothing is checked where the values cannot be read now (a browser GPU).
@@ -63,8 +76,21 @@ def check_sparse_labels(y_true, num_classes: int, what: str) -> None:
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
-    """One-hot (or probability) labels and scores, both ``(N, ..., C)`` -> ``(N, ...)``.
-    ``label_smoothing`` s mixes the labels with the uniform distribution: ``y (1 - s) + s / C``."""
+    """Cross-entropy with one-hot (or probability) labels (``keras.losses.categorical_crossentropy``):
+    ``-sum(y_true * log p, axis)``, ``p = softmax(y_pred)`` with ``from_logits`` else ``y_pred``
+    clipped to ``[1e-7, 1 - 1e-7]``.
+
+    Args:
+        y_true: labels ``(N, ..., C)`` (cast to ``y_pred``'s dtype).
+        y_pred: scores of the same shape: logits, or probabilities when ``from_logits`` is False.
+        from_logits: whether ``y_pred`` are logits.
+        label_smoothing: ``s`` in [0, 1]: the labels become ``y (1 - s) + s / C``.
+        axis: the class axis.
+    Returns:
+        Per-example losses ``(N, ...)``, ``y_pred``'s dtype.
+    Raises:
+        ValueError: shapes differ; ``axis`` out of range.
+    """
     y_true, y_pred = _as_tensors(y_true, y_pred)
     y_true = F.cast(y_true, y_pred.dtype)
     if label_smoothing:
@@ -73,9 +99,21 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
-    """Labels in {0, 1} (or probabilities) and scores, same shape ``(N, ..., K)`` -> ``(N, ...)``
-    (mean over the last axis). With logits: ``max(x, 0) - x z + log(1 + exp(-|x|))``, which
-    cannot overflow (the form of ``tf.nn.sigmoid_cross_entropy_with_logits``)."""
+    """Binary cross-entropy (``keras.losses.binary_crossentropy``), the mean over the last axis of
+    ``-(z log p + (1 - z) log(1 - p))``. With logits it is computed as
+    ``max(x, 0) - x z + log(1 + exp(-|x|))``, which cannot overflow (the form of
+    ``tf.nn.sigmoid_cross_entropy_with_logits``); probabilities are clipped to ``[1e-7, 1 - 1e-7]``.
+
+    Args:
+        y_true: labels in {0, 1} (or probabilities) ``(N, ..., K)``.
+        y_pred: scores of the same shape: logits, or probabilities when ``from_logits`` is False.
+        from_logits: whether ``y_pred`` are logits.
+        label_smoothing: ``s`` in [0, 1]: the labels become ``z (1 - s) + s / 2``.
+    Returns:
+        Per-example losses ``(N, ...)``, ``y_pred``'s dtype.
+    Raises:
+        ValueError: shapes that do not broadcast.
+    """
     y_true, y_pred = _as_tensors(y_true, y_pred)
     z = F.cast(y_true, y_pred.dtype)
     if label_smoothing:
@@ -90,13 +128,31 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
 
 
 def mean_squared_error(y_true, y_pred):
-    """``mean((y_pred - y_true)**2, axis=-1)``: ``(N, ..., K)`` -> ``(N, ...)``."""
+    """Mean squared error (``keras.losses.mean_squared_error``): ``mean((y_pred - y_true)**2, axis=-1)``.
+
+    Args:
+        y_true: targets ``(N, ..., K)`` (cast to ``y_pred``'s dtype).
+        y_pred: predictions of a shape that broadcasts with ``y_true``'s.
+    Returns:
+        Per-example losses ``(N, ...)``.
+    Raises:
+        ValueError: shapes that do not broadcast.
+    """
     y_true, y_pred = _as_tensors(y_true, y_pred)
     return F.mse(F.cast(y_true, y_pred.dtype), y_pred)
 
 
 def mean_absolute_error(y_true, y_pred):
-    """``mean(|y_pred - y_true|, axis=-1)``."""
+    """Mean absolute error (``keras.losses.mean_absolute_error``): ``mean(|y_pred - y_true|, axis=-1)``.
+
+    Args:
+        y_true: targets ``(N, ..., K)`` (cast to ``y_pred``'s dtype).
+        y_pred: predictions of a shape that broadcasts with ``y_true``'s.
+    Returns:
+        Per-example losses ``(N, ...)``.
+    Raises:
+        ValueError: shapes that do not broadcast.
+    """
     y_true, y_pred = _as_tensors(y_true, y_pred)
     return F.mean(F.abs(y_pred - F.cast(y_true, y_pred.dtype)), axis=-1)
 
@@ -106,7 +162,14 @@ _REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)
 
 class Loss:
     """Base class: subclasses implement ``call(y_true, y_pred)`` (per-example losses).
+    ``loss(y_true, y_pred, sample_weight=None)`` multiplies the per-example losses by
+    ``sample_weight`` (broadcast) and reduces them; 'sum_over_batch_size' divides the weighted sum
+    by the number of losses (as Keras).
 
+    Args:
+        name: the loss' name (default: the class name in snake_case).
+        reduction: how ``__call__`` reduces the per-example losses: 'sum_over_batch_size' (or
+            'mean': the mean over all elements), 'sum', or 'none'/None (no reduction).
     Raises:
         ValueError: an unknown ``reduction``.
     """
@@ -117,6 +180,14 @@ class Loss:
         self.name, self.reduction = name or _snake(type(self).__name__), reduction
 
     def call(self, y_true, y_pred):
+        """The per-example losses of a batch (subclasses implement it).
+
+        Args:
+            y_true: the targets.
+            y_pred: the predictions.
+        Returns:
+            A tensor of per-example losses.
+        """
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None):
@@ -142,7 +213,15 @@ class _FnLoss(Loss):
 
 
 class SparseCategoricalCrossentropy(_FnLoss):
-    """Cross-entropy with integer labels. ``from_logits=True`` if ``y_pred`` is unnormalised."""
+    """Cross-entropy with integer labels (``keras.losses.SparseCategoricalCrossentropy``): the
+    reduction of :func:`sparse_categorical_crossentropy`.
+
+    Args:
+        from_logits: True if ``y_pred`` are unnormalised scores, False for probabilities.
+        reduction: how ``__call__`` reduces the per-example losses: 'sum_over_batch_size' (or
+            'mean': the mean over all elements), 'sum', or 'none'/None (no reduction).
+        name: the loss' name (default: the class name in snake_case).
+    """
     _fn = staticmethod(sparse_categorical_crossentropy)
 
     def __init__(self, from_logits=False, reduction="sum_over_batch_size", name=None):
@@ -151,7 +230,16 @@ class SparseCategoricalCrossentropy(_FnLoss):
 
 
 class CategoricalCrossentropy(_FnLoss):
-    """Cross-entropy with one-hot labels."""
+    """Cross-entropy with one-hot labels (``keras.losses.CategoricalCrossentropy``): the reduction
+    of :func:`categorical_crossentropy`.
+
+    Args:
+        from_logits: True if ``y_pred`` are unnormalised scores, False for probabilities.
+        label_smoothing: ``s`` in [0, 1]: the labels become ``y (1 - s) + s / C``.
+        reduction: how ``__call__`` reduces the per-example losses: 'sum_over_batch_size' (or
+            'mean': the mean over all elements), 'sum', or 'none'/None (no reduction).
+        name: the loss' name (default: the class name in snake_case).
+    """
     _fn = staticmethod(categorical_crossentropy)
 
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size", name=None):
@@ -160,7 +248,16 @@ class CategoricalCrossentropy(_FnLoss):
 
 
 class BinaryCrossentropy(_FnLoss):
-    """Binary cross-entropy, averaged over the last axis per example."""
+    """Binary cross-entropy (``keras.losses.BinaryCrossentropy``): the reduction of
+    :func:`binary_crossentropy` (itself a mean over the last axis per example).
+
+    Args:
+        from_logits: True if ``y_pred`` are logits, False for probabilities.
+        label_smoothing: ``s`` in [0, 1]: the labels become ``z (1 - s) + s / 2``.
+        reduction: how ``__call__`` reduces the per-example losses: 'sum_over_batch_size' (or
+            'mean': the mean over all elements), 'sum', or 'none'/None (no reduction).
+        name: the loss' name (default: the class name in snake_case).
+    """
     _fn = staticmethod(binary_crossentropy)
 
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size", name=None):
@@ -169,6 +266,13 @@ class BinaryCrossentropy(_FnLoss):
 
 
 class MeanSquaredError(_FnLoss):
+    """Mean squared error (``keras.losses.MeanSquaredError``): the reduction of :func:`mean_squared_error`.
+
+    Args:
+        reduction: how ``__call__`` reduces the per-example losses: 'sum_over_batch_size' (or
+            'mean': the mean over all elements), 'sum', or 'none'/None (no reduction).
+        name: the loss' name (default: the class name in snake_case).
+    """
     _fn = staticmethod(mean_squared_error)
 
     def __init__(self, reduction="sum_over_batch_size", name=None):
@@ -176,6 +280,14 @@ class MeanSquaredError(_FnLoss):
 
 
 class MeanAbsoluteError(_FnLoss):
+    """Mean absolute error (``keras.losses.MeanAbsoluteError``): the reduction of
+    :func:`mean_absolute_error`.
+
+    Args:
+        reduction: how ``__call__`` reduces the per-example losses: 'sum_over_batch_size' (or
+            'mean': the mean over all elements), 'sum', or 'none'/None (no reduction).
+        name: the loss' name (default: the class name in snake_case).
+    """
     _fn = staticmethod(mean_absolute_error)
 
     def __init__(self, reduction="sum_over_batch_size", name=None):
@@ -210,6 +322,10 @@ def get(identifier) -> Loss:
     name ``'MeanSquaredError'``), a ``Loss`` instance or class, or a function
     ``(y_true, y_pred) -> losses``.
 
+    Args:
+        identifier: a name, a ``Loss`` instance or subclass, or a function.
+    Returns:
+        A ``Loss``.
     Raises:
         ValueError: an unknown name (the message lists the known ones). TypeError: anything else.
     """

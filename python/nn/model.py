@@ -114,10 +114,21 @@ class Model(Layer):
     ``Model(inputs, outputs)`` builds a model from KerasTensors instead (Keras' functional API,
     :mod:`webtensor.nn.functional`): ``inputs`` are ``Input(...)`` results (one, a list or a dict),
     ``outputs`` KerasTensors computed from them (one or a list).
+
+    Args:
+        inputs: (functional API) the ``Input(...)`` KerasTensors: one, a list or a dict.
+        outputs: (functional API) the KerasTensors computed from them: one or a list.
+        *args: a subclass' own positional arguments (they go to its ``__init__``).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (as :class:`~webtensor.nn.Layer`), and a
+            subclass' own keyword arguments.
+    Raises:
+        TypeError: (functional API) ``inputs``/``outputs`` that are not KerasTensors (see
+            :class:`Functional`); unknown keyword arguments.
     """
 
-    def __new__(cls, *args, **kwargs):
-        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+    def __new__(cls, inputs=None, outputs=None, *args, **kwargs):
+        # ``inputs``/``outputs`` are named so that ``inspect.signature(Model)`` shows the functional form.
+        if cls is Model and (inputs is not None or outputs is not None):
             cls = Functional
         return super().__new__(cls, *args, **kwargs)
 
@@ -136,8 +147,12 @@ class Model(Layer):
 
     def build(self, input_shape) -> None:
         """Create the weights by calling the model once, eagerly, on zeros of ``input_shape``
-        (``None`` dimensions count as 1): one shape, or a list/tuple/dict of shapes for a model that
-        takes several inputs."""
+        (``None`` dimensions count as 1).
+
+        Args:
+            input_shape: one shape (batch dimension included), or a list/tuple/dict of shapes for a
+                model that takes several inputs.
+        """
         if self.built:
             return
 
@@ -169,14 +184,18 @@ class Model(Layer):
     # ---- compile ----
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, run_eagerly: bool = False,
                 jit_compile=None, steps_per_execution: int = 1) -> None:
-        """Configure training. ``optimizer``: a name ('adam', 'sgd', 'adamw', 'rmsprop') or an
-        optimizer; ``loss``: a name ('sparse_categorical_crossentropy', 'mse', ...), a ``Loss`` or
-        a function; ``metrics``: names ('accuracy', ...) or ``Metric`` objects.
-        ``run_eagerly=True`` runs steps without tracing (for debugging). ``jit_compile`` and
-        ``steps_per_execution`` are accepted for Keras compatibility (steps are always traced;
-        one step per execution). Compile (again) after changing ``trainable`` flags, as in Keras,
-        and inside the ``webtensor.device(...)`` block you train in: metric state is created here.
+        """Configure training (``keras.Model.compile``). Compile (again) after changing ``trainable``
+        flags, as in Keras, and inside the ``webtensor.device(...)`` block you train in: metric state
+        is created here.
 
+        Args:
+            optimizer: a name ('adam', 'sgd', 'adamw', 'rmsprop') or an ``Optimizer``.
+            loss: a name ('sparse_categorical_crossentropy', 'mse', ...), a ``Loss`` or a function
+                ``(y_true, y_pred) -> losses``.
+            metrics: names ('accuracy', 'mae', ...), ``Metric`` objects or functions (one or a list).
+            run_eagerly: run steps without tracing (for debugging).
+            jit_compile: accepted for Keras compatibility (steps are always traced and compiled).
+            steps_per_execution: accepted for Keras compatibility (one step per execution).
         Raises:
             ValueError/TypeError: an unknown name or a wrong type.
         """
@@ -220,6 +239,7 @@ class Model(Layer):
         return [m.name for m in self.metrics]
 
     def reset_metrics(self) -> None:
+        """Reset the loss tracker and every compiled metric (``fit`` does it each epoch)."""
         for m in self.metrics:
             m.reset_state()
 
@@ -255,6 +275,17 @@ class Model(Layer):
 
     # ---- steps (override these to customise training, as in Keras) ----
     def compute_loss(self, x, y, y_pred, sample_weight=None):
+        """The loss of a batch: the compiled ``loss(y, y_pred, sample_weight)``. Override it for a
+        custom loss (as Keras' ``Model.compute_loss``).
+
+        Args:
+            x: the batch's inputs.
+            y: the batch's targets.
+            y_pred: the model's outputs for ``x``.
+            sample_weight: per-example weights, or None.
+        Returns:
+            A scalar tensor.
+        """
         return self.loss(y, y_pred, sample_weight)
 
     def _update_metrics(self, loss, x, y, y_pred, sample_weight):
@@ -263,7 +294,14 @@ class Model(Layer):
             m.update_state(y, y_pred, sample_weight)
 
     def train_step(self, x, y, sample_weight=None):
-        """One step: forward, loss, gradients, optimizer update, metric updates. Returns the loss."""
+        """One step: forward, loss, gradients, optimizer update, metric updates (traced by ``fit``;
+        override it to customise training, as Keras' ``train_step``). Returns the loss.
+
+        Args:
+            x: the batch's inputs.
+            y: the batch's targets.
+            sample_weight: per-example weights, or None.
+        """
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
@@ -274,12 +312,24 @@ class Model(Layer):
         return loss
 
     def test_step(self, x, y, sample_weight=None):
+        """One evaluation step: forward (``training=False``), loss, metric updates. Returns the loss.
+
+        Args:
+            x: the batch's inputs.
+            y: the batch's targets.
+            sample_weight: per-example weights, or None.
+        """
         y_pred = self(x, training=False)
         loss = self.compute_loss(x, y, y_pred, sample_weight)
         self._update_metrics(loss, x, y, y_pred, sample_weight)
         return loss
 
     def predict_step(self, x):
+        """One prediction step: ``self(x, training=False)``.
+
+        Args:
+            x: the batch's inputs.
+        """
         return self(x, training=False)
 
     def _step_function(self, kind):
@@ -344,20 +394,34 @@ class Model(Layer):
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0, steps_per_epoch=None, validation_batch_size=None,
             seed=None):
-        """Train for ``epochs`` epochs; returns a :class:`~webtensor.nn.callbacks.History`.
+        """Train for ``epochs`` epochs (``keras.Model.fit``): per batch one traced ``train_step``
+        (forward, loss, gradients, optimizer update, metrics); with validation data, an evaluation
+        after each epoch (``val_`` entries in the logs).
 
-        ``x``/``y``: Tensors or arrays (shuffled each epoch when ``shuffle``, with ``seed``; batched by
-        ``batch_size``); for several inputs ``x`` is a list/tuple of them in input order or a dict keyed
-        by input name (Keras 3). Or ``x`` a batched Dataset of ``(x, y)`` or ``(x, y, sample_weight)``
-        (``x`` a tuple or dict for several inputs) and ``y=None``.
-        ``validation_split``: the fraction of ``x``/``y`` held out from the end (before shuffling)
-        for validation. ``validation_data``: ``(x_val, y_val)`` or a Dataset. ``verbose``: 0 silent,
-        1 a progress bar per epoch (tqdm when installed), 2 one line per epoch.
-        ``steps_per_epoch``: steps per epoch, drawn from one iterator that runs across epochs (for
-        repeated datasets).
-
+        Args:
+            x: inputs ``(N, ...)`` as Tensors or arrays; for several inputs a list/tuple in input order
+                or a dict keyed by input name (Keras 3). Or a batched Dataset of ``(x, y)`` or
+                ``(x, y, sample_weight)`` (``x`` a tuple or dict for several inputs), with ``y=None``.
+            y: targets ``(N, ...)`` (None when ``x`` is a Dataset).
+            batch_size: examples per step for in-memory data (the last batch may be smaller).
+            epochs: the epoch to stop before (epochs run from ``initial_epoch``).
+            verbose: 0 silent, 1 a progress bar per epoch (tqdm when installed), 2 one line per
+                epoch; 'auto' is 1.
+            callbacks: a list of :class:`~webtensor.nn.Callback`.
+            validation_split: the fraction of ``x``/``y`` held out from the end (before shuffling)
+                for validation, in [0, 1).
+            validation_data: ``(x_val, y_val)`` or a Dataset, evaluated after each epoch.
+            shuffle: shuffle in-memory data every epoch.
+            initial_epoch: the epoch to start at (to resume training).
+            steps_per_epoch: steps per epoch, drawn from one iterator that runs across epochs (for
+                repeated datasets); None: the whole data.
+            validation_batch_size: the batch size for validation (default ``batch_size``).
+            seed: the shuffling seed (None: from the global generator).
+        Returns:
+            A :class:`~webtensor.nn.History` (also ``model.history``).
         Raises:
-            RuntimeError: not compiled. ValueError: inconsistent data or arguments.
+            RuntimeError: not compiled. ValueError: inconsistent data or arguments (mismatched
+                sample counts, labels out of range for a sparse loss, empty data).
         """
         return self._drive(self._fit_loop(x, y, batch_size, epochs, verbose, callbacks, validation_split,
                                           validation_data, shuffle, initial_epoch, steps_per_epoch,
@@ -475,18 +539,29 @@ class Model(Layer):
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", steps=None, callbacks=None,
                  return_dict=False):
-        """Loss and metrics on ``x``/``y`` (arrays/Tensors, a list/tuple/dict of them for several inputs,
-        or a Dataset of ``(x, y)`` batches; see :meth:`fit`).
+        """Loss and metrics on ``x``/``y`` (``keras.Model.evaluate``), one traced ``test_step`` per batch.
 
-        Returns the loss (a float) when there are no metrics, else ``[loss, *metrics]``, or a
-        ``{name: value}`` dict with ``return_dict=True``.
+        Args:
+            x: inputs (arrays/Tensors, a list/tuple/dict of them for several inputs), or a Dataset of
+                ``(x, y)`` batches; see :meth:`fit`.
+            y: targets (None when ``x`` is a Dataset).
+            batch_size: examples per step for in-memory data.
+            verbose: 0 silent, 1 a progress bar, 2 one line; 'auto' is 1.
+            steps: stop after this many batches (None: all).
+            callbacks: a list of :class:`~webtensor.nn.Callback` (test hooks are called).
+            return_dict: return ``{name: value}``.
+        Returns:
+            The loss (a float) when there are no metrics, else ``[loss, *metrics]``, or a
+            ``{name: value}`` dict with ``return_dict=True``.
+        Raises:
+            RuntimeError: not compiled. ValueError: inconsistent or empty data.
         """
         return self._drive(self._evaluate_loop(x, y, batch_size, verbose, steps, callbacks, return_dict))
 
     async def evaluate_async(self, x=None, y=None, batch_size=32, verbose="auto", steps=None, callbacks=None,
                              return_dict=False):
         """``await model.evaluate_async(...)``: :meth:`evaluate` awaiting the metric readback (WebGPU in
-        the browser); same arguments and result."""
+        the browser). Same arguments, result and errors as :meth:`evaluate`."""
         return await self._drive_async(self._evaluate_loop(x, y, batch_size, verbose, steps, callbacks, return_dict))
 
     def _evaluate_loop(self, x, y, batch_size, verbose, steps, callbacks, return_dict):
@@ -501,9 +576,20 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=32, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for ``x`` (arrays/Tensors, a list/tuple/dict of them for several inputs,
-        or a Dataset whose elements are ``x`` or ``(x, ...)``), batch by batch, concatenated into one
-        Tensor ``(N, ...)`` (a tuple of Tensors for a model with several outputs)."""
+        """The model's outputs for ``x``, batch by batch (``keras.Model.predict``).
+
+        Args:
+            x: inputs (arrays/Tensors, a list/tuple/dict of them for several inputs), or a Dataset
+                whose elements are ``x`` or ``(x, ...)``.
+            batch_size: examples per step for in-memory data.
+            verbose: 0 silent, 1 a progress bar, 2 one line; 'auto' is 1.
+            steps: stop after this many batches (None: all).
+            callbacks: a list of :class:`~webtensor.nn.Callback` (predict hooks are called).
+        Returns:
+            One Tensor ``(N, ...)`` (a tuple of Tensors for a model with several outputs).
+        Raises:
+            ValueError: empty data or inputs that do not fit the model.
+        """
         ds = self._batches(x, None, batch_size, False, None, "predict")
         outs, bar = [], Progress(self._steps(ds, steps), "Predict", verbose=_verbose(verbose))
         cbs = callbacks_mod.CallbackList(list(callbacks or []), self, {"steps": self._steps(ds, steps)})
@@ -528,23 +614,38 @@ class Model(Layer):
         return F.concat(outs, axis=0) if len(outs) > 1 else outs[0]
 
     def predict_on_batch(self, x) -> Tensor:
-        """The outputs for one batch ``x`` (an array, or a list/tuple/dict of them for several inputs)."""
+        """The outputs for one batch (``keras.Model.predict_on_batch``), by the traced predict step.
+
+        Args:
+            x: an array or Tensor ``(batch, ...)``, or a list/tuple/dict of them for several inputs.
+        """
         x = _as_tensors(x, self._n_inputs())
         self._ensure_built(x)
         return self._step_function("predict")(x)
 
     # ---- weights I/O ----
     def save_weights(self, filepath) -> None:
-        """Write the weights to ``filepath`` in the safetensors layout; see :mod:`webtensor.nn.saving`."""
+        """Write the weights in the safetensors layout, named by their paths in the layer tree; see
+        :mod:`webtensor.nn.saving`.
+
+        Args:
+            filepath: the file to write.
+        """
         saving.save_weights(self, filepath)
 
     def load_weights(self, filepath, *, by_name: bool = False, name_map=None, skip_mismatch: bool = False) -> None:
-        """Load weights written by :meth:`save_weights`, or by other frameworks (``name_map``: a dict or
-        callable renaming the file's tensors to weight paths, optionally with a transform such as a
-        transpose), matched by path, all checked before any is assigned. ``by_name``/``skip_mismatch``:
-        Keras' (load what matches / skip shape mismatches, with warnings). See
-        :func:`webtensor.nn.saving.load_weights`. Raises ValueError on missing/extra names or
-        shape/dtype mismatch (all listed)."""
+        """Load weights written by :meth:`save_weights` or by other frameworks, matched by path, all
+        checked before any is assigned. See :func:`webtensor.nn.saving.load_weights`.
+
+        Args:
+            filepath: a safetensors file.
+            by_name: load the weights whose paths match and leave the others (Keras'), with warnings.
+            name_map: a dict or callable renaming the file's tensors to weight paths, optionally with
+                a transform such as a transpose (for other frameworks' files).
+            skip_mismatch: skip shape mismatches with a warning instead of raising (Keras').
+        Raises:
+            ValueError: missing or extra names, or shape/dtype mismatches (all listed).
+        """
         saving.load_weights(self, filepath, by_name=by_name, name_map=name_map, skip_mismatch=skip_mismatch)
 
     def save(self, filepath, overwrite: bool = True) -> None:
@@ -555,7 +656,16 @@ class Model(Layer):
 
     def export(self, path, batch_size: int | None = None, signatures=None, **kwargs) -> dict:
         """Write an artifact for the JS runtime and ``webtensor.load``: ``predict`` and, when compiled,
-        ``train_step`` for batches of ``batch_size``. See :func:`webtensor.export` (``kwargs`` go there)."""
+        ``train_step``. See :func:`webtensor.export`.
+
+        Args:
+            path: the artifact directory.
+            batch_size: the batch size of the signatures (default: the one the model was built with).
+            signatures: the names to export (default ``['predict', 'train_step']``).
+            **kwargs: passed to :func:`webtensor.export` (``example_inputs``, ``backends``, ``wasm_fma``).
+        Returns:
+            The manifest (a dict).
+        """
         return export_artifact(self, kwargs.pop("example_inputs", None), path, signatures, batch_size=batch_size,
                                **kwargs)
 
@@ -569,8 +679,11 @@ class Model(Layer):
 
     # ---- summary ----
     def summary(self, line_length: int = 78, print_fn=None) -> None:
-        """Print a table of the layers, their output shapes and parameter counts.
+        """Print a table of the layers, their output shapes and parameter counts (``keras.Model.summary``).
 
+        Args:
+            line_length: the table's width in characters.
+            print_fn: called with each line (default ``print``).
         Raises:
             ValueError: the model is not built yet.
         """
@@ -607,7 +720,15 @@ class Model(Layer):
 class Sequential(Model):
     """A stack of layers, each feeding the next: ``Sequential([Dense(128, activation='relu'),
     Dense(10)])``. Starting with ``Input(shape)`` builds the model at once (so ``summary()``
-    works before training) and checks input shapes."""
+    works before training) and checks input shapes (``keras.Sequential``).
+
+    Args:
+        layers: the layers, in order (a list; may start with ``Input(shape)``).
+        name: the model's name.
+        trainable: whether its weights are trained.
+    Raises:
+        TypeError: an element that is not a layer. ValueError: an ``Input`` that is not first.
+    """
 
     def __init__(self, layers=None, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
@@ -619,7 +740,13 @@ class Sequential(Model):
         return [layer for layer in self._stack if not isinstance(layer, InputLayer)]
 
     def add(self, layer: Layer) -> None:
-        """Append ``layer``. Raises TypeError for a non-layer, ValueError for a misplaced Input."""
+        """Append ``layer`` (``keras.Sequential.add``); the model rebuilds when it starts with an Input.
+
+        Args:
+            layer: a Layer, or an ``Input(shape)`` KerasTensor as the first element.
+        Raises:
+            TypeError: a non-layer. ValueError: an Input that is not first.
+        """
         if isinstance(layer, KerasTensor) and layer._input_layer is not None:
             layer = layer._input_layer          # Sequential([Input(shape), ...])
         if not isinstance(layer, Layer):
@@ -644,6 +771,12 @@ class Sequential(Model):
         return self._stack.pop()
 
     def call(self, x, training=False):
+        """Each layer in turn on the previous one's output.
+
+        Args:
+            x: the input.
+            training: passed to every layer.
+        """
         for layer in self._stack:
             x = layer(x, training=training)
         return x
@@ -657,6 +790,11 @@ class Functional(Model):
     Keras 3's functional models take them; each is converted to its Input's dtype and its shape
     checked (ValueError naming the input).
 
+    Args:
+        inputs: the ``Input(...)`` KerasTensors: one, a list or a dict.
+        outputs: the KerasTensors computed from them: one or a list.
+        name: the model's name.
+        trainable: whether its weights are trained.
     Raises:
         TypeError: ``inputs`` are not ``Input(...)`` KerasTensors, or ``outputs`` not KerasTensors.
         ValueError: an output depends on an ``Input`` missing from ``inputs`` (a disconnected graph).
@@ -801,6 +939,15 @@ class Functional(Model):
         return leaves
 
     def call(self, inputs, training=False):
+        """The recorded layer calls, in order, on ``inputs``.
+
+        Args:
+            inputs: one tensor per ``Input``: a list/tuple in the order of :attr:`inputs`, a dict
+                keyed by :attr:`input_names`, or one tensor for a single input.
+            training: passed to every layer call.
+        Raises:
+            ValueError: a wrong number of inputs, a missing key, or an input of the wrong shape.
+        """
         values = {}
         for kt, x in zip(self._inputs, self._flat_inputs(inputs)):
             x = x if isinstance(x, Tensor) else tensor(x, dtype=kt.dtype)

@@ -253,3 +253,18 @@ def test_tensor_arguments_by_name():
         wt.sub(a, x=b)
     with pytest.raises(TypeError, match=r"^sub\(\) takes 2 tensor arguments \(x, y\), got 1$"):
         wt.sub(y=b)
+
+
+def test_ops_checked_on_every_call_get_normalised_defaults():
+    """An op with a required attribute or a sequence of tensors is checked on every call, its
+    defaults included, so its body checks nothing again (issue 13: one place for each check)."""
+    with pytest.raises(ValueError, match=r"^concat: values must be a non-empty sequence of tensors, got \[\]$"):
+        wt.concat([])                                   # positional: no fast path for a tensor list
+    with pytest.raises(ValueError, match=r"^stack: values must be a non-empty sequence of tensors, got \(\)$"):
+        wt.stack(())
+    with pytest.raises(TypeError, match=r"^stack: values must be a sequence of tensors, got 3$"):
+        wt.stack(3)
+    assert wt.one_hot.signature.defaults == {"axis": -1, "dtype": wt.float32}
+    np.testing.assert_array_equal(wt.one_hot(idx(2, 0), 3).numpy(), np.eye(3, dtype=np.float32)[[2, 0]])
+    np.testing.assert_array_equal(wt.one_hot(idx(2, 0), 3, axis=0).numpy(), np.eye(3, dtype=np.float32)[[2, 0]].T)
+    np.testing.assert_array_equal(wt.stack([t(2), t(2)], axis=-1).numpy(), np.ones((2, 2), np.float32))
