@@ -33,6 +33,14 @@ class _RandomNamespace(_types.SimpleNamespace):
 random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
 
+
+class _ImageNamespace(_types.SimpleNamespace):
+    """Image ops, as ``tf.image``: ``resize`` (NHWC; TF2's half-pixel-centers rule)."""
+
+
+from .core.ops.image import resize as _resize  # noqa: E402
+image = _ImageNamespace(resize=_resize)
+
 __version__ = "0.1.0"
 
 
@@ -67,7 +75,7 @@ __all__ = sorted(
      "function", "grad", "value_and_grad", "Function", "GradientTape",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
-     "config", "optimizers", "data", "nn", "datasets"])
+     "config", "optimizers", "data", "nn", "datasets", "image"])
 del annotations, _INTERNAL_OPS
 
 

@@ -42,3 +42,13 @@ def cast(x, dtype):
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",
                                                                    "linalg", "nn", "cast_op", "BOOL", "DTYPE",
                                                                    "op_signature")]
+
+# Issue 14: sorting, indexing by index tensors, rearranging, contractions, image resizing.
+from .sorting import sort, argsort, top_k, cumsum, cumprod
+from .indexing import (gather_nd, scatter_nd, tensor_scatter_nd_update, tensor_scatter_nd_add, boolean_mask,
+                       segment_sum, unsorted_segment_sum)
+from .rearrange import tile, split, unstack, reverse, roll, repeat, space_to_depth, depth_to_space
+from .contraction import einsum, tensordot
+__all__ += ["sort", "argsort", "top_k", "cumsum", "cumprod", "gather_nd", "scatter_nd", "tensor_scatter_nd_update",
+            "tensor_scatter_nd_add", "boolean_mask", "segment_sum", "unsorted_segment_sum", "tile", "split",
+            "unstack", "reverse", "roll", "repeat", "space_to_depth", "depth_to_space", "einsum", "tensordot"]
