@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from math import prod
 
-from ..dtypes import int32
 from ..op import as_tensor
 from ..signature import _int, _ints, op_signature
 from .linalg import matmul_op
@@ -133,8 +132,7 @@ def _diagonal(x, labels):
         rest = [d for d in range(len(labels)) if d not in pos]
         x = reshape(transpose(x, tuple(rest) + tuple(pos)), tuple(x.shape[d] for d in rest) + (n ** len(pos),))
         step = sum(n ** e for e in range(len(pos)))     # (i, i, .., i) in the flattened block
-        from .elementwise import cast
-        x = gather_op(x, cast(as_tensor([i * step for i in range(n)]), dtype=int32), axis=len(rest))
+        x = gather_op(x, [i * step for i in range(n)], axis=len(rest))      # a list: made on x's device
         labels = [labels[d] for d in rest] + [lab]
     return x, labels
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import struct
 
-from ..dtypes import float32, int32
+from ..dtypes import float32
 from ..op import as_tensor
 from ..signature import BOOL, _int, _ints, one_of, op_signature
 
@@ -69,15 +69,25 @@ def triangle_weights(n_in: int, n_out: int):
     return rows
 
 
-def _index(v):
-    from .elementwise import cast
-    return cast(as_tensor(v), dtype=int32)
+def _along(axis, values):
+    """Per-output-index weights as a nested list that broadcasts along ``axis`` (1 or 2) of NHWC.
+    (Lists, not tensors: an op's dispatcher makes them on its tensor inputs' device.)"""
+    return [[[v]] if axis == 1 else [v] for v in values]
 
 
-def _along(x, axis, n):
-    """A per-output-index weight shaped to broadcast along ``axis`` of a 4-D NHWC tensor."""
-    from .movement import reshape
-    return reshape(as_tensor(n), tuple(len(n) if d == axis else 1 for d in range(4)))
+def _resample(x, axis, weights):
+    """``out[.., i, ..] = sum_j weights[i][j] x[.., j, ..]`` along ``axis``: one matmul."""
+    from .linalg import matmul_op
+    from .movement import reshape, transpose
+    perm = (axis,) + tuple(d for d in range(4) if d != axis)
+    xt = transpose(x, perm)
+    rest = tuple(xt.shape[1:])
+    y = reshape(matmul_op(weights, reshape(xt, (xt.shape[0], -1)), transpose_a=False, transpose_b=False),
+                (len(weights),) + rest)
+    inv = [0] * 4
+    for o, p in enumerate(perm):
+        inv[p] = o
+    return transpose(y, tuple(inv))
 
 
 def _size(v, c):
@@ -113,18 +123,16 @@ def resize(images, size, method="bilinear", antialias=False):
         raise ValueError(f"resize: cannot resize an empty image of shape {tuple(x.shape)}")
     oh, ow = size
     if method == "nearest":
-        y = gather_op(gather_op(x, _index(nearest_taps(w, ow)), axis=2), _index(nearest_taps(h, oh)), axis=1)
+        y = gather_op(gather_op(x, nearest_taps(w, ow), axis=2), nearest_taps(h, oh), axis=1)
     else:
         if x.dtype != float32:
             x = cast(x, dtype=float32)
         if antialias:
-            from .contraction import einsum
-            y = einsum("ph,nhwc->npwc", as_tensor(triangle_weights(h, oh)), x)
-            y = einsum("qw,npwc->npqc", as_tensor(triangle_weights(w, ow)), y)
+            y = _resample(_resample(x, 1, triangle_weights(h, oh)), 2, triangle_weights(w, ow))
         else:
             y = x
             for axis, (n_in, n_out) in ((2, (w, ow)), (1, (h, oh))):      # width first, as TF
                 lo, hi, frac = bilinear_taps(n_in, n_out)
-                a, b = gather_op(y, _index(lo), axis=axis), gather_op(y, _index(hi), axis=axis)
-                y = add(a, mul(sub(b, a), _along(y, axis, frac)))
+                a, b = gather_op(y, lo, axis=axis), gather_op(y, hi, axis=axis)
+                y = add(a, mul(sub(b, a), _along(axis, frac)))
     return reshape(y, tuple(y.shape[1:])) if squeeze else y

@@ -407,8 +407,7 @@ def boolean_mask(tensor, mask, axis=None):
             ``webtensor.function``, or a browser GPU before its readback).
         TypeError: a mask that is not bool; ``axis`` not an int.
     """
-    from .elementwise import cast
-    from .movement import gather_op, reshape
+    from .movement import gather_op, reshape, slice_op
     from .. import op as _op
     tensor, mask = as_tensor(tensor), as_tensor(mask)
     if mask.dtype != bool_:
@@ -427,4 +426,6 @@ def boolean_mask(tensor, mask, axis=None):
     keep = [i for i, a in enumerate(v) if a]
     s = tuple(tensor.shape)
     flat = reshape(tensor, s[:axis] + (prod(mask.shape),) + s[axis + k:])
-    return gather_op(flat, cast(as_tensor(keep), dtype=int32), axis=axis)
+    if not keep:
+        return slice_op(flat, spec=tuple((0, 0, 1) if d == axis else (0, n, 1) for d, n in enumerate(flat.shape)))
+    return gather_op(flat, keep, axis=axis)      # a list: made on tensor's device

@@ -179,8 +179,6 @@ def repeat(input, repeats, axis=None):    # noqa: A002
         TypeError: ``repeats`` not ints. ValueError: negative repeats; a count that is neither
             1 nor the axis size; ``axis`` out of range.
     """
-    from ..dtypes import int32
-    from .elementwise import cast
     x = as_tensor(input)
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
@@ -197,7 +195,9 @@ def repeat(input, repeats, axis=None):    # noqa: A002
         y = broadcast_to(reshape(x, s[:axis + 1] + (1,) + s[axis + 1:]), s[:axis + 1] + (k,) + s[axis + 1:])
         return reshape(y, s[:axis] + (n * k,) + s[axis + 1:])
     index = [i for i, k in enumerate(r) for _ in range(k)]
-    return gather_op(x, cast(as_tensor(index), dtype=int32), axis=axis)
+    if not index:
+        return slice_op(x, spec=tuple((0, 0, 1) if d == axis else (0, n, 1) for d, n in enumerate(s)))
+    return gather_op(x, index, axis=axis)      # a list: made on x's device
 
 
 # ---- space_to_depth and depth_to_space ----------------------------------------------------------

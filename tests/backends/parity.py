@@ -139,6 +139,7 @@ CASES += [
          ins(f32(1031), f32(1031), f32(1))),
     Case("empty", lambda x: wt.exp(x) + 1.0, ins(f32(0, 3)), grad=False),
 ]
+from parity_more_movement import MORE_MOVEMENT; CASES += MORE_MOVEMENT  # noqa: E402,E702  (issue 14's ops)
 
 
 SPECIALS = (np.nan, np.inf, -np.inf)
