@@ -5,6 +5,12 @@
 - ``movement``: ``reshape transpose broadcast_to slice pad concat gather one_hot`` and compositions;
 - ``linalg``: ``matmul``;
 - ``nn``: patches (im2col), ``conv2d``, pooling, the softmax family, losses.
+- ``sorting``: ``sort argsort top_k cumsum cumprod``;
+- ``indexing``: ``gather_nd scatter_nd tensor_scatter_nd_update tensor_scatter_nd_add boolean_mask
+  segment_sum unsorted_segment_sum``;
+- ``rearrange`` (compositions): ``tile split unstack reverse roll repeat space_to_depth depth_to_space``;
+- ``contraction`` (compositions): ``einsum tensordot``;
+- ``image`` (a composition): ``resize`` (``webtensor.image.resize``).
 
 ``OPS`` (in ``webtensor.core.op``) maps every primitive's name to its ``Op``.
 """

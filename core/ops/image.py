@@ -99,10 +99,18 @@ def _size(v, c):
     return s
 
 
-@op_signature(size=_size, method=one_of("bilinear", "nearest"), antialias=BOOL)
-def resize(images, size, method="bilinear", antialias=False):
+def _aspect(h, w, size):
+    """TF's ``preserve_aspect_ratio`` size: the largest that fits ``size`` with the image's aspect
+    ratio, ``round(min(new_h / h, new_w / w) * (h, w))`` in float32 (round half to even)."""
+    s = min(_f32(_f32(size[0]) / _f32(h)), _f32(_f32(size[1]) / _f32(w)))
+    return round(_f32(s * h)), round(_f32(s * w))
+
+
+@op_signature(size=_size, method=one_of("bilinear", "nearest"), preserve_aspect_ratio=BOOL, antialias=BOOL)
+def resize(images, size, method="bilinear", preserve_aspect_ratio=False, antialias=False):
     """``tf.image.resize``: NHWC ``images`` (4-D ``(N, H, W, C)`` or 3-D ``(H, W, C)``) resampled to
-    ``size = (new_height, new_width)`` by the module's coordinate rule (TF2's half-pixel centers).
+    ``size = (new_height, new_width)`` by the module's coordinate rule (TF2's half-pixel centers);
+    with ``preserve_aspect_ratio``, to the largest size within ``size`` of the image's aspect ratio.
     ``"bilinear"`` returns float32 (other dtypes are cast first); ``"nearest"`` keeps the dtype.
     Differentiable in ``images`` (bilinear; nearest routes the gradient to the pixel read).
 
@@ -121,7 +129,7 @@ def resize(images, size, method="bilinear", antialias=False):
     n, h, w, c = x.shape
     if h == 0 or w == 0:
         raise ValueError(f"resize: cannot resize an empty image of shape {tuple(x.shape)}")
-    oh, ow = size
+    oh, ow = _aspect(h, w, size) if preserve_aspect_ratio else size
     if method == "nearest":
         y = gather_op(gather_op(x, nearest_taps(w, ow), axis=2), nearest_taps(h, oh), axis=1)
     else:

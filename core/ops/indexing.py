@@ -293,6 +293,7 @@ def scatter_nd(indices, updates, shape):
     return reshape(scatter_nd_op(i3, u3, shape=(1,) + shape), shape)
 
 
+@op_signature()
 def tensor_scatter_nd_update(tensor, indices, updates):
     """``tf.tensor_scatter_nd_update``: ``tensor`` with the slices at integer index tuples replaced
     by ``updates`` (of shape ``indices.shape[:-1] + tensor.shape[K:]``, ``tensor``'s dtype). Of
@@ -319,6 +320,7 @@ def tensor_scatter_nd_update(tensor, indices, updates):
     return reshape(where(greater_equal(win, 0), vals, reshape(tensor, (p, r))), shape)
 
 
+@op_signature()
 def tensor_scatter_nd_add(tensor, indices, updates):
     """``tf.tensor_scatter_nd_add``: ``tensor`` plus :func:`scatter_nd` of ``updates`` at integer
     index tuples (duplicates add up); shapes and index rule as :func:`tensor_scatter_nd_update`.
@@ -330,10 +332,6 @@ def tensor_scatter_nd_add(tensor, indices, updates):
     if tensor.dtype != updates.dtype:
         raise TypeError(f"tensor_scatter_nd_add: updates must have tensor's dtype {tensor.dtype}, got {updates.dtype}")
     return add(tensor, scatter_nd(indices, updates, tuple(tensor.shape)))
-
-
-tensor_scatter_nd_update = op_signature()(tensor_scatter_nd_update)
-tensor_scatter_nd_add = op_signature()(tensor_scatter_nd_add)
 
 
 @op_signature(num_segments=_non_negative)
@@ -367,6 +365,7 @@ def unsorted_segment_sum(data, segment_ids, num_segments):
     return reshape(y, (n,) + rest)
 
 
+@op_signature()
 def segment_sum(data, segment_ids):
     """``tf.math.segment_sum``: :func:`unsorted_segment_sum` for sorted, non-negative 1-D
     ``segment_ids`` (one per row of ``data``), with ``max(segment_ids) + 1`` segments. The number
@@ -391,8 +390,6 @@ def segment_sum(data, segment_ids):
         raise ValueError("segment_sum: segment_ids must be sorted and non-negative")
     return unsorted_segment_sum(data, ids, (v[-1] + 1) if v else 0)
 
-
-segment_sum = op_signature()(segment_sum)
 
 
 @op_signature(axis=optional(axis_of("tensor")))

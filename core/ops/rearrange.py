@@ -5,7 +5,6 @@ depth_to_space``.
 """
 from __future__ import annotations
 
-from math import prod
 
 from ..op import as_tensor
 from ..signature import _int, _ints, axis_of, one_of, op_signature, optional

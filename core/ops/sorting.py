@@ -190,9 +190,43 @@ def _cum_grad(g, y, x, *, axis, combiner, exclusive, reverse):
         return (None,)
     if combiner == "sum":       # y_i = sum_{j <= i} x_j  =>  dx_j = sum_{i >= j} g_i
         return (cumulative(g, axis=axis, combiner="sum", exclusive=exclusive, reverse=not reverse),)
-    # TF's rule (math_grad.py _CumprodGrad): dx = cumsum(g * y, reverse) / x; inf/NaN where x == 0
-    from .elementwise import div, mul
-    return (div(cumulative(mul(g, y), axis=axis, combiner="sum", exclusive=exclusive, reverse=not reverse), x),)
+    return (_cumprod_grad(g, x, axis, exclusive, reverse),)
+
+
+def _cumprod_grad(g, x, axis, exclusive, reverse):
+    """d cumprod, exact where x holds zeros (TF's ``cumsum(g * y, reverse) / x`` is not). For the
+    inclusive forward scan, with z the first zero of a row:
+    ``dx_k = sum_{i >= k} g_i y_i / x_k`` for k < z (no zero divides); ``dx_z = sum_{i >= z} g_i y'_i``
+    with ``y'`` the scan of x with x_z set to 1 (the product of the others); ``dx_k = 0`` for k > z
+    (every y_i it reaches holds x_z = 0). Reverse flips the axis; exclusive shifts g (y_i = Y_{i-1})."""
+    from .elementwise import cast, div, equal, logical_and, logical_not, mul, where
+    from .movement import pad_op, slice_op
+    n = x.shape[axis]
+    if n == 0:
+        return g
+    full = [(0, d, 1) for d in x.shape]
+
+    def flip(t):
+        spec = list(full)
+        spec[axis] = (n - 1, -1, -1)
+        return slice_op(t, spec=tuple(spec))
+
+    def scan(t, combiner, rev=False):
+        return cumulative(t, axis=axis, combiner=combiner, exclusive=False, reverse=rev)
+
+    if reverse:
+        g, x = flip(g), flip(x)
+    if exclusive:                # y_i = Y_{i-1} (Y the inclusive scan): dY_i = g_{i+1}, dY_{n-1} = 0
+        spec, pads = list(full), [(0, 0)] * len(full)
+        spec[axis], pads[axis] = (1, n, 1), (0, 1)
+        g = pad_op(slice_op(g, spec=tuple(spec)), paddings=tuple(pads), constant_value=0.0)
+    zero = equal(x, 0.0)
+    clear = equal(cumulative(cast(zero, dtype=x.dtype), axis=axis, combiner="sum", exclusive=True, reverse=False), 0.0)
+    before, first = logical_and(clear, logical_not(zero)), logical_and(clear, zero)
+    d_before = div(scan(mul(g, scan(x, "prod")), "sum", True), where(before, x, 1.0))
+    d_first = scan(mul(g, scan(where(first, 1.0, x), "prod")), "sum", True)
+    dx = where(before, d_before, where(first, d_first, 0.0))
+    return flip(dx) if reverse else dx
 
 
 cumulative = Op("cumulative", infer=_cum_infer, reference=_cum_ref, kernel=_cum_kernel, grad=_cum_grad,
@@ -307,8 +341,8 @@ cumprod = _cum_front("prod")
 cumprod.__doc__ = """``tf.math.cumprod``: running products, with :func:`cumsum`'s arguments
     (``exclusive``: ``y_0 = 1``).
 
-    Gradient: TensorFlow's rule ``dx = cumsum(g * y, reverse=not reverse) / x`` (math_grad.py),
-    which is inf/NaN where an element of ``x`` is 0 (as ``prod``'s gradient here).
+    Gradient: exact also where ``x`` holds zeros (TF's ``cumsum(g * y, reverse=not reverse) / x``
+    is inf/NaN there): the rule in ``_cumprod_grad``, the way PyTorch's ``cumprod_backward`` does it.
 
     Raises as :func:`cumsum`.
     """

@@ -18,6 +18,11 @@ def ties(*shape):
     return lambda rng: rng.integers(-2, 3, shape).astype(np.float32)
 
 
+def with_zeros(*shape):
+    """Floats with exact zeros (cumprod's gradient has a rule of its own there)."""
+    return lambda rng: np.where(rng.random(shape) < 0.25, 0, rng.uniform(0.5, 1.5, shape)).astype(np.float32)
+
+
 def tuples(n, dims):
     """``n`` index tuples into axes of sizes ``dims``, negative entries included."""
     return lambda rng: np.stack([rng.integers(-d, d, n) for d in dims], -1).astype(np.int32)
@@ -36,6 +41,7 @@ MORE_MOVEMENT = [
     Case("cumprod", lambda x: wt.cumprod(x, axis=1), ins(f32(3, 8, lo=0.5, hi=1.5))),
     Case("cumprod/exclusive_reverse", lambda x: wt.cumprod(x, axis=0, exclusive=True, reverse=True),
          ins(f32(6, 3, lo=0.5, hi=1.5))),
+    Case("cumprod/zeros", lambda x: wt.cumprod(x, axis=1, reverse=True), ins(with_zeros(4, 6))),
     Case("gather_nd", lambda p, i: wt.gather_nd(p, i), ins(f32(4, 5, 3), tuples(6, (4, 5)))),
     Case("gather_nd/batch_dims", lambda p, i: wt.gather_nd(p, wt.reshape(i, (2, 3, 1)), batch_dims=1),
          ins(f32(2, 4, 3), tuples(6, (4,)))),

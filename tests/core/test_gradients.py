@@ -309,6 +309,17 @@ def test_more_movement(fn, specs, request):
     check_grad(fn, [sample(rng, s, d) for s, d in specs], request.node.name)
 
 
+@pytest.mark.parametrize("exclusive,reverse", [(False, False), (True, False), (False, True), (True, True)])
+def test_cumprod_gradient_with_zeros(exclusive, reverse):
+    # rows with no zero, one zero (first, middle, last) and two zeros: cumprod is multilinear, so
+    # finite differences are exact there, where dividing by x (TF's rule) would give inf/NaN
+    x = np.array([[0.5, -1.5, 2.0, 0.7], [0.0, 1.5, -2.0, 0.8], [1.2, 0.0, 0.9, -1.1], [0.6, 1.3, -0.4, 0.0],
+                  [1.1, 0.0, 0.0, 0.9]])
+    grads = check_grad(lambda t: wt.cumprod(t, axis=1, exclusive=exclusive, reverse=reverse), [x],
+                       f"cumprod_zeros/{exclusive}/{reverse}")
+    assert np.isfinite(grads[0].numpy()).all()
+
+
 MORE_SECOND = [   # the gradient rules' own gradient rules: permute's, scatter_nd's, cumulative's
     ("sort", lambda x: wt.square(wt.sort(x)), [((2, 4), "distinct")]),
     ("gather_nd", lambda x: wt.square(wt.gather_nd(x, _IDX)), [((3, 2), "any")]),

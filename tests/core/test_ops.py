@@ -826,6 +826,9 @@ def test_resize_matches_tf_documented_example():
     assert got.dtype == wt.float32
     np.testing.assert_array_equal(got.numpy()[0, ..., 0], np.array(
         [[0.6666667, 0.3333333, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0.3333335, 0.6666665]], np.float32))
+    # ... and with preserve_aspect_ratio=True: shape [1, 3, 3, 1]
+    assert wt.image.resize(wt.tensor(image), [3, 5], preserve_aspect_ratio=True).shape == (1, 3, 3, 1)
+    assert wt.image.resize(wt.zeros((2, 10, 4, 1)), [7, 7], preserve_aspect_ratio=True).shape == (2, 7, 3, 1)
 
 
 @pytest.mark.parametrize("method", ["bilinear", "nearest"])
