@@ -166,7 +166,7 @@ def _winner_infer(indices: Aval, *, shape) -> Aval:
 def _winner_kernel(ins, out, *, shape):
     (i,) = ins
     u = i.shape[1]
-    if u == 0:
+    if u == 0 or 0 in shape:      # no updates, or no positions: a max over nothing has no identity
         return K.map_kernel([_buf(i)], _buf(out), K.const(-1, int32))
     dims = [K.idx(d) for d in range(len(shape))]
     uu = K.idx(len(shape))
