@@ -252,6 +252,8 @@ def gather_nd(params, indices, batch_dims=0):
     from .movement import reshape
     params, indices = as_tensor(params), _int_indices("gather_nd", as_tensor(indices))
     b = batch_dims
+    if len(indices.shape) == 0:
+        raise ValueError("gather_nd: indices must have rank >= 1 (index tuples along the last axis), got a scalar")
     if b >= len(indices.shape) or b > len(params.shape) or tuple(params.shape[:b]) != tuple(indices.shape[:b]):
         raise ValueError(f"gather_nd: batch_dims {b} needs indices of rank > {b} and equal leading sizes, got "
                          f"params {tuple(params.shape)} and indices {tuple(indices.shape)}")
