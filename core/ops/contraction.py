@@ -4,10 +4,11 @@ they need no kernel or gradient rule of their own.
 """
 from __future__ import annotations
 
+import inspect
 from math import prod
 
 from ..op import as_tensor
-from ..signature import _int, _ints, op_signature
+from ..signature import Signature, _int, _ints, op_signature
 from .linalg import matmul_op
 from .movement import broadcast_to, gather_op, reshape, transpose
 from .reduction import reduce_sum
@@ -168,7 +169,7 @@ def _pair(a, la, b, lb, keep):
     return reshape(y, tuple(sizes[l] for l in labels)), labels
 
 
-def einsum(equation, *inputs):
+def einsum(*args, **kwargs):
     """``tf.einsum``: the Einstein summation ``equation`` (numpy's notation: letters, ``...``
     for broadcast axes, ``->`` with the output's labels, or implicit: the labels appearing once,
     alphabetically) over ``inputs`` of one numeric dtype. Repeated labels in one operand take
@@ -180,9 +181,15 @@ def einsum(equation, *inputs):
         ValueError: a malformed equation; a term that does not fit its tensor's rank; a label
             with different sizes; an output label in no input.
     """
-    xs = [as_tensor(x) for x in inputs]
-    if not xs:
-        raise TypeError("einsum() takes at least 1 tensor argument, got 0")
+    for k in kwargs:
+        if k != "equation":
+            raise TypeError(f"einsum() got an unexpected keyword argument {k!r}; it takes equation, *inputs")
+    if "equation" in kwargs:
+        args = (kwargs["equation"],) + args
+    if not args or not isinstance(args[0], str) or len(args) < 2:
+        raise TypeError(f"einsum() takes an equation string and at least 1 tensor argument (inputs...), got "
+                        f"{', '.join(type(a).__name__ for a in args) or 'nothing'}")
+    equation, xs = args[0], [as_tensor(x) for x in args[1:]]
     for x in xs[1:]:
         _check_pair("einsum", xs[0], x)
     if xs[0].dtype.name == "bool":
@@ -198,3 +205,9 @@ def einsum(equation, *inputs):
     x, lx = _sum_out(x, lx, set(out))
     perm = tuple(lx.index(l) for l in out)
     return transpose(x, perm) if perm != tuple(range(len(perm))) else x
+
+
+einsum.signature = Signature("einsum", ["inputs"], {"equation": None}, variadic=True, positional=("equation",),
+                             required=("equation",))
+einsum.__signature__ = inspect.Signature([inspect.Parameter("equation", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                                          inspect.Parameter("inputs", inspect.Parameter.VAR_POSITIONAL)])

@@ -87,23 +87,32 @@ def split(value, num_or_size_splits, axis=0):
     if isinstance(num_or_size_splits, int):
         k = num_or_size_splits
         if k < 1 or n % k:
-            raise ValueError(f"split: {k} equal parts of axis {axis} (size {n}): it must be a positive divisor")
+            raise ValueError(f"split: num_or_size_splits {k} must be a positive divisor of axis {axis}'s size {n}")
         sizes = [n // k] * k
     else:
         sizes = list(num_or_size_splits)
         if sizes.count(-1) > 1 or any(s < -1 for s in sizes):
-            raise ValueError(f"split: sizes must be non-negative, with at most one -1, got {tuple(sizes)}")
+            raise ValueError(f"split: num_or_size_splits must be non-negative sizes, with at most one -1, got "
+                             f"{tuple(sizes)}")
         if -1 in sizes:
             rest = n - sum(s for s in sizes if s != -1)
             if rest < 0:
-                raise ValueError(f"split: sizes {tuple(sizes)} exceed axis {axis} of size {n}")
+                raise ValueError(f"split: num_or_size_splits {tuple(sizes)} exceed axis {axis} of size {n}")
             sizes[sizes.index(-1)] = rest
         if sum(sizes) != n:
-            raise ValueError(f"split: sizes {tuple(sizes)} add up to {sum(sizes)}, not axis {axis}'s size {n}")
+            raise ValueError(f"split: num_or_size_splits {tuple(sizes)} add up to {sum(sizes)}, not axis {axis}'s "
+                             f"size {n}")
     return _axis_slices(x, axis, sizes)
 
 
-@op_signature(num=optional(lambda v, c: _int_list(c.op, c.arg, v)[0]), axis=axis_of("value"))
+def _an_int(v, c):
+    i = _int(v)
+    if i is None:
+        raise c.type_error("an int", v)
+    return i
+
+
+@op_signature(num=optional(_an_int), axis=axis_of("value"))
 def unstack(value, num=None, axis=0):
     """``tf.unstack``: the list of the ``value.shape[axis]`` tensors along ``axis`` (that axis
     removed). ``num``, if given, must equal that size.
