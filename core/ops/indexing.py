@@ -27,7 +27,7 @@ from math import prod
 
 from .. import kernel_ir as K
 from ..dtypes import bool_, int32
-from ..op import Aval, Op, as_tensor
+from ..op import Aval, Op, as_tensor, known_values
 from ..signature import SHAPE, axis_of, op_signature, optional
 
 
@@ -204,16 +204,21 @@ def _int_indices(name, indices):
 def _check_nd(name, indices, dims):
     """The eager half of the index rule: IndexError for a known index tuple with an entry outside
     ``[-n, n)`` of its axis."""
-    from .. import op as _op
-    v = _op._values(indices) if _op._values is not None else None
+    v = known_values(indices)
     if v is None or not len(dims) or not len(v):
         return
     k = len(dims)
-    for pos, a in enumerate(v):
-        n = dims[pos % k]
-        if not -n <= a < n:
-            raise IndexError(f"{name}: index {int(a)} (entry {pos % k} of index tuple {pos // k}) is out of bounds "
-                             f"for axis {pos % k} with size {n}")
+    if hasattr(v, "reshape"):                       # numpy: find the first bad entry without a Python loop
+        import numpy as np
+        d = np.array(dims).reshape(1, k)
+        bad = np.flatnonzero(((v.reshape(-1, k) < -d) | (v.reshape(-1, k) >= d)).reshape(-1))
+        positions = bad[:1]
+    else:
+        positions = [p for p, a in enumerate(v) if not -dims[p % k] <= a < dims[p % k]][:1]
+    for pos in positions:
+        pos = int(pos)
+        raise IndexError(f"{name}: index {int(v[pos])} (entry {pos % k} of index tuple {pos // k}) is out of bounds "
+                         f"for axis {pos % k} with size {dims[pos % k]}")
 
 
 def _index_tuples(name, indices, rank):
@@ -351,14 +356,13 @@ def unsorted_segment_sum(data, segment_ids, num_segments):
     """
     from .elementwise import less, where
     from .movement import reshape
-    from .. import op as _op
     data, ids = as_tensor(data), _int_indices("unsorted_segment_sum", segment_ids)
     n = num_segments
     r = len(ids.shape)
     if tuple(data.shape[:r]) != tuple(ids.shape):
         raise ValueError(f"unsorted_segment_sum: segment_ids' shape {tuple(ids.shape)} must be a prefix of "
                          f"data's shape {tuple(data.shape)}")
-    v = _op._values(ids) if _op._values is not None else None
+    v = known_values(ids)
     if v is not None and len(v) and max(v) >= n:
         raise IndexError(f"unsorted_segment_sum: segment id {int(max(v))} is out of range for num_segments {n}")
     u, rest = prod(ids.shape), tuple(data.shape[r:])
@@ -378,12 +382,11 @@ def segment_sum(data, segment_ids):
             ``webtensor.function``: use ``unsorted_segment_sum`` with ``num_segments``).
         TypeError: float or bool ids; bool data.
     """
-    from .. import op as _op
     data, ids = as_tensor(data), _int_indices("segment_sum", segment_ids)
     if len(ids.shape) != 1 or not data.shape or ids.shape[0] != data.shape[0]:
         raise ValueError(f"segment_sum: segment_ids must be 1-D with one id per row of data, got shapes "
                          f"{tuple(ids.shape)} and {tuple(data.shape)}")
-    v = _op._values(ids) if _op._values is not None else None
+    v = known_values(ids)
     if v is None:
         raise ValueError("segment_sum: the number of segments depends on segment_ids' values, which are not known "
                          "here (inside webtensor.function); use unsorted_segment_sum(data, segment_ids, num_segments)")
@@ -407,7 +410,6 @@ def boolean_mask(tensor, mask, axis=None):
         TypeError: a mask that is not bool; ``axis`` not an int.
     """
     from .movement import gather_op, reshape, slice_op
-    from .. import op as _op
     tensor, mask = as_tensor(tensor), as_tensor(mask)
     if mask.dtype != bool_:
         raise TypeError(f"boolean_mask: mask must be bool, got {mask.dtype}")
@@ -418,7 +420,7 @@ def boolean_mask(tensor, mask, axis=None):
     if tuple(tensor.shape[axis:axis + k]) != tuple(mask.shape):
         raise ValueError(f"boolean_mask: mask's shape {tuple(mask.shape)} must equal tensor.shape[{axis}:{axis + k}] "
                          f"(tensor shape {tuple(tensor.shape)})")
-    v = _op._values(mask) if _op._values is not None else None
+    v = known_values(mask)
     if v is None:
         raise ValueError("boolean_mask: the result's shape depends on mask's values, which are not known here "
                          "(inside webtensor.function); use webtensor.where(mask, tensor, 0) for a fixed shape")

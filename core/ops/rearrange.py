@@ -6,7 +6,7 @@ depth_to_space``.
 from __future__ import annotations
 
 
-from ..op import as_tensor
+from ..op import as_tensor, known_values
 from ..signature import _int, _ints, axis_of, one_of, op_signature, optional
 from .movement import broadcast_to, concat, gather_op, reshape, slice_op, squeeze, transpose
 
@@ -23,10 +23,9 @@ def _int_list(name, what, v):
 
 
 def _tensor_ints(name, what, t):
-    from .. import op as _op
     if t.dtype.is_floating or t.dtype.name == "bool" or len(t.shape) > 1:
         raise TypeError(f"{name}: {what} must be integers (an int or a 1-D sequence), got {t._aval}")
-    v = _op._values(t) if _op._values is not None else None
+    v = known_values(t)
     if v is None:
         raise ValueError(f"{name}: {what} decides the result's shape, so its values must be known (a Python "
                          f"int or list inside webtensor.function)")
