@@ -91,6 +91,10 @@ def _resample(x, axis, weights):
 
 
 def _size(v, c):
+    if hasattr(v, "_aval") and not v.dtype.is_floating and len(v.shape) == 1:     # a tensor: its values, when known
+        from ..op import known_values
+        known = known_values(v)
+        v = [int(a) for a in known] if known is not None else v
     s = _ints(v) if _int(v) is None else None
     if s is None:
         raise c.type_error("a pair of ints (new_height, new_width)", v)
