@@ -73,6 +73,13 @@ def first_out_of_range(t, lo: int, hi: int):
     return None
 
 
+def known_values(t):
+    """Tensor ``t``'s elements, flat (a numpy array, or a list without numpy), when they are known now
+    (eager), else None (traced; a browser GPU before its readback). How ops whose result's shape
+    depends on values (``boolean_mask``, ``segment_sum``) and ops that check indices read them."""
+    return _values(t) if _values is not None else None
+
+
 class Op:
     """A primitive op. ``inputs`` names the tensor inputs where ``infer`` takes ``*xs``;
     ``attrs`` maps attribute names to a kind (:mod:`webtensor.core.signature`) for attributes

@@ -40,6 +40,14 @@ random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=trunc
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
 
 
+class _ImageNamespace(_types.SimpleNamespace):
+    """Image ops, as ``tf.image``: ``resize`` (NHWC; TF2's half-pixel-centers rule)."""
+
+
+from .core.ops.image import resize as _resize  # noqa: E402
+image = _ImageNamespace(resize=_resize)
+
+
 
 from .core.signature import alias as _alias
 
@@ -82,7 +90,7 @@ __all__ = sorted(
      "function", "grad", "value_and_grad", "Function", "GradientTape",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
-     "config", "optimizers", "data", "nn", "datasets", "train", "summary"])
+     "config", "optimizers", "data", "nn", "datasets", "train", "summary", "image"])
 del annotations, _INTERNAL_OPS
 
 

@@ -5,6 +5,12 @@
 - ``movement``: ``reshape transpose broadcast_to slice pad concat gather one_hot`` and compositions;
 - ``linalg``: ``matmul``;
 - ``nn``: patches (im2col), ``conv1d conv2d conv2d_transpose depthwise_conv2d``, pooling, the softmax family, losses.
+- ``sorting``: ``sort argsort top_k cumsum cumprod``;
+- ``indexing``: ``gather_nd scatter_nd tensor_scatter_nd_update tensor_scatter_nd_add boolean_mask
+  segment_sum unsorted_segment_sum``;
+- ``rearrange`` (compositions): ``tile split unstack reverse roll repeat space_to_depth depth_to_space``;
+- ``contraction`` (compositions): ``einsum tensordot``;
+- ``image`` (a composition): ``resize`` (``webtensor.image.resize``).
 
 ``OPS`` (in ``webtensor.core.op``) maps every primitive's name to its ``Op``.
 """
@@ -63,3 +69,13 @@ def cast(x, dtype):
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",
                                                                    "linalg", "nn", "cast_op", "BOOL", "DTYPE",
                                                                    "op_signature")]
+
+# Issue 14: sorting, indexing by index tensors, rearranging, contractions, image resizing.
+from .sorting import sort, argsort, top_k, cumsum, cumprod
+from .indexing import (gather_nd, scatter_nd, tensor_scatter_nd_update, tensor_scatter_nd_add, boolean_mask,
+                       segment_sum, unsorted_segment_sum)
+from .rearrange import tile, split, unstack, reverse, roll, repeat, space_to_depth, depth_to_space
+from .contraction import einsum, tensordot
+__all__ += ["sort", "argsort", "top_k", "cumsum", "cumprod", "gather_nd", "scatter_nd", "tensor_scatter_nd_update",
+            "tensor_scatter_nd_add", "boolean_mask", "segment_sum", "unsorted_segment_sum", "tile", "split",
+            "unstack", "reverse", "roll", "repeat", "space_to_depth", "depth_to_space", "einsum", "tensordot"]

@@ -140,6 +140,7 @@ CASES += [
     Case("empty", lambda x: wt.exp(x) + 1.0, ins(f32(0, 3)), grad=False),
 ]
 import parity_more_conv  # noqa: E402,F401  (appends its cases to CASES)
+from parity_more_movement import MORE_MOVEMENT; CASES += MORE_MOVEMENT  # noqa: E402,E702  (issue 14's ops)
 
 
 SPECIALS = (np.nan, np.inf, -np.inf)

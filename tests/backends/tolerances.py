@@ -378,4 +378,148 @@ TOLERANCES = {  # case: {mode group: {device: (rtol, atol)}}
     'grid/where': {
         'value': {'wasm': (1e-06, 2.5e-06), 'webgpu': (1e-06, 2.5e-06)},
     },
+    'sort': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 4.5e-05), 'webgpu': (1e-06, 4.5e-05)},
+    },
+    'sort/ties_desc_axis0': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 6.3e-05), 'webgpu': (1e-06, 6.3e-05)},
+    },
+    'argsort/ties': {
+        'value': {'wasm': (1e-06, 8e-06), 'webgpu': (1e-06, 8e-06)},
+    },
+    'argsort/desc': {
+        'value': {'wasm': (1e-06, 5e-06), 'webgpu': (1e-06, 5e-06)},
+    },
+    'top_k': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 2.6e-05), 'webgpu': (1e-06, 2.6e-05)},
+    },
+    'top_k/indices': {
+        'value': {'wasm': (1e-06, 5e-06), 'webgpu': (1e-06, 5e-06)},
+    },
+    'cumsum': {
+        'value': {'wasm': (1e-06, 4.4e-06), 'webgpu': (5.5e-06, 4.4e-06)},
+        'grad': {'wasm': (4.5e-06, 0.00021), 'webgpu': (1.7e-05, 0.00021)},
+    },
+    'cumsum/exclusive_reverse': {
+        'value': {'wasm': (1.8e-06, 5.4e-06), 'webgpu': (3e-06, 5.4e-06)},
+        'grad': {'wasm': (3.3e-06, 0.00014), 'webgpu': (6.6e-06, 0.00014)},
+    },
+    'cumsum/int': {
+        'value': {'wasm': (1e-06, 1.4e-05), 'webgpu': (1e-06, 1.4e-05)},
+    },
+    'cumprod': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1.4e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 2.3e-05), 'webgpu': (2.5e-06, 2.3e-05)},
+    },
+    'cumprod/exclusive_reverse': {
+        'value': {'wasm': (1e-06, 1.6e-06), 'webgpu': (1e-06, 1.6e-06)},
+        'grad': {'wasm': (1.4e-06, 2.1e-05), 'webgpu': (2.3e-06, 2.1e-05)},
+    },
+    'gather_nd': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 3.2e-05), 'webgpu': (1e-06, 3.2e-05)},
+    },
+    'gather_nd/batch_dims': {
+        'value': {'wasm': (1e-06, 1.9e-06), 'webgpu': (1e-06, 1.9e-06)},
+        'grad': {'wasm': (1e-06, 1.6e-05), 'webgpu': (1e-06, 1.6e-05)},
+    },
+    'scatter_nd': {
+        'value': {'wasm': (1e-06, 3.9e-06), 'webgpu': (1e-06, 3.9e-06)},
+        'grad': {'wasm': (1.1e-06, 3.6e-05), 'webgpu': (1.1e-06, 3.6e-05)},
+    },
+    'scatter_nd/2d': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1.5e-06, 1.3e-05), 'webgpu': (1e-06, 1.3e-05)},
+    },
+    'tensor_scatter_nd_update': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 3.4e-05), 'webgpu': (1e-06, 3.4e-05)},
+    },
+    'tensor_scatter_nd_update/updates': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 2.3e-05), 'webgpu': (1e-06, 2.3e-05)},
+    },
+    'tensor_scatter_nd_add': {
+        'value': {'wasm': (1e-06, 2.4e-06), 'webgpu': (1e-06, 2.4e-06)},
+        'grad': {'wasm': (1e-06, 2.7e-05), 'webgpu': (1e-06, 2.7e-05)},
+    },
+    'unsorted_segment_sum': {
+        'value': {'wasm': (1e-06, 2.8e-06), 'webgpu': (1e-06, 2.8e-06)},
+        'grad': {'wasm': (1e-06, 2.2e-05), 'webgpu': (1e-06, 2.2e-05)},
+    },
+    'tile': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1.2e-06, 0.00014), 'webgpu': (1.2e-06, 0.00014)},
+    },
+    'split': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 2.3e-05), 'webgpu': (1e-06, 2.3e-05)},
+    },
+    'unstack': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 2.3e-05), 'webgpu': (1e-06, 2.3e-05)},
+    },
+    'reverse': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (2e-06, 4e-05), 'webgpu': (1e-06, 4e-05)},
+    },
+    'roll': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 2.9e-05), 'webgpu': (1e-06, 2.9e-05)},
+    },
+    'repeat': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 3.8e-05), 'webgpu': (1e-06, 3.8e-05)},
+    },
+    'repeat/counts': {
+        'value': {'wasm': (1e-06, 1.7e-06), 'webgpu': (1e-06, 1.7e-06)},
+        'grad': {'wasm': (1e-06, 6.6e-06), 'webgpu': (1e-06, 6.6e-06)},
+    },
+    'space_to_depth': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1.5e-06, 0.00021), 'webgpu': (1e-06, 0.00021)},
+    },
+    'depth_to_space': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1e-06, 6.4e-05), 'webgpu': (1e-06, 6.4e-05)},
+    },
+    'tensordot': {
+        'value': {'wasm': (1e-06, 7e-06), 'webgpu': (3e-06, 7e-06)},
+        'grad': {'wasm': (1e-06, 0.00018), 'webgpu': (3.2e-06, 0.00018)},
+    },
+    'einsum/batched': {
+        'value': {'wasm': (1e-06, 6.4e-06), 'webgpu': (2.8e-06, 6.4e-06)},
+        'grad': {'wasm': (1e-06, 0.00053), 'webgpu': (2.3e-06, 0.00053)},
+    },
+    'einsum/chain_diag': {
+        'value': {'wasm': (1e-06, 8.5e-06), 'webgpu': (1e-06, 8.5e-06)},
+        'grad': {'wasm': (1e-06, 0.00013), 'webgpu': (1e-06, 0.00013)},
+    },
+    'einsum/ellipsis_sum': {
+        'value': {'wasm': (1e-06, 6.4e-06), 'webgpu': (1e-06, 6.4e-06)},
+        'grad': {'wasm': (1e-06, 4.3e-05), 'webgpu': (1e-06, 4.3e-05)},
+    },
+    'resize/bilinear_up': {
+        'value': {'wasm': (3.1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (2.5e-06, 9.9e-05), 'webgpu': (1.3e-06, 9.9e-05)},
+    },
+    'resize/bilinear_down': {
+        'value': {'wasm': (1.2e-06, 1.4e-06), 'webgpu': (1e-06, 1.4e-06)},
+        'grad': {'wasm': (2.3e-06, 1.2e-05), 'webgpu': (1e-06, 1.2e-05)},
+    },
+    'resize/nearest': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (1.1e-06, 7.6e-05), 'webgpu': (1.1e-06, 7.6e-05)},
+    },
+    'resize/antialias': {
+        'value': {'wasm': (1e-06, 8.7e-07), 'webgpu': (3.5e-06, 8.7e-07)},
+        'grad': {'wasm': (1e-06, 5.4e-06), 'webgpu': (3.9e-06, 5.4e-06)},
+    },
+    'cumprod/zeros': {
+        'value': {'wasm': (1e-06, 1.4e-06), 'webgpu': (1e-06, 1.4e-06)},
+        'grad': {'wasm': (1e-06, 6.6e-06), 'webgpu': (1e-06, 6.6e-06)},
+    },
 }

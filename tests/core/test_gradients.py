@@ -260,6 +260,80 @@ def test_movement(fn, specs, request):
             assert g is None  # integer inputs (indices) get no gradient
 
 
+# ---- issue 14: sorting, scans, index tensors, rearranging, contractions, resizing ---------------
+
+_IDX = wt.tensor([[0, 1], [2, -1], [0, 1], [1, 0]])        # repeated and negative index tuples
+
+MORE_MOVEMENT = [
+    ("sort", lambda x: wt.sort(x, axis=1), [((3, 5), "distinct")]),
+    ("sort_desc_axis0", lambda x: wt.sort(x, axis=0, direction="DESCENDING"), [((4, 3), "distinct")]),
+    ("top_k", lambda x: wt.top_k(x, 2).values, [((3, 4), "distinct")]),
+    ("cumsum", lambda x: wt.cumsum(x, axis=1), [((3, 4), "any")]),
+    ("cumsum_exclusive_reverse", lambda x: wt.cumsum(x, exclusive=True, reverse=True), [((5, 2), "any")]),
+    ("cumprod", lambda x: wt.cumprod(x, axis=-1), [((2, 5), "away")]),
+    ("cumprod_exclusive", lambda x: wt.cumprod(x, axis=0, exclusive=True), [((4, 3), "away")]),
+    ("cumprod_reverse", lambda x: wt.cumprod(x, axis=0, reverse=True), [((4, 2), "away")]),
+    ("gather_nd", lambda p: wt.gather_nd(p, _IDX), [((3, 2, 2), "any")]),
+    ("gather_nd_batch_dims", lambda p: wt.gather_nd(p, wt.tensor([[[1], [1]], [[0], [-1]]]), batch_dims=1),
+     [((2, 3, 2), "any")]),
+    ("scatter_nd", lambda u: wt.scatter_nd(_IDX, u, (3, 2, 2)), [((4, 2), "any")]),
+    ("tensor_scatter_nd_update", lambda t, u: wt.tensor_scatter_nd_update(t, _IDX, u),
+     [((3, 2), "any"), ((4,), "any")]),
+    ("tensor_scatter_nd_add", lambda t, u: wt.tensor_scatter_nd_add(t, _IDX, u), [((3, 2, 3), "any"), ((4, 3), "any")]),
+    ("unsorted_segment_sum", lambda d: wt.unsorted_segment_sum(d, wt.tensor([2, -1, 0, 2]), 4), [((4, 3), "any")]),
+    ("segment_sum", lambda d: wt.segment_sum(d, wt.tensor([0, 0, 2])), [((3, 2), "any")]),
+    ("boolean_mask", lambda t: wt.boolean_mask(t, wt.tensor([[True, False], [True, True]]), axis=1),
+     [((2, 2, 2, 3), "any")]),
+    ("tile", lambda x: wt.tile(x, [2, 1, 3]), [((2, 3, 1), "any")]),
+    ("split", lambda x: wt.split(x, [2, -1], axis=1)[1] * wt.split(x, 2, axis=0)[0][:, 2:], [((2, 5), "any")]),
+    ("unstack", lambda x: wt.unstack(x, axis=-1)[0] * wt.unstack(x, axis=-1)[2], [((3, 3), "any")]),
+    ("reverse", lambda x: wt.reverse(x, [0, 2]) * wt.arange(4.0), [((2, 3, 4), "any")]),
+    ("roll", lambda x: wt.roll(x, [1, -2], [0, 1]), [((3, 4), "any")]),
+    ("repeat", lambda x: wt.repeat(x, 2, axis=0), [((2, 3), "any")]),
+    ("repeat_counts", lambda x: wt.repeat(x, [0, 3, 1], axis=1), [((2, 3), "any")]),
+    ("space_to_depth", lambda x: wt.space_to_depth(x, 2), [((1, 4, 2, 2), "any")]),
+    ("depth_to_space", lambda x: wt.depth_to_space(x, 2), [((1, 2, 1, 8), "any")]),
+    ("einsum", lambda a, b: wt.einsum("bij,bjk->bki", a, b), [((2, 3, 2), "any"), ((2, 2, 4), "any")]),
+    ("einsum_diag_sum", lambda a, b: wt.einsum("iij,j", a, b), [((3, 3, 2), "any"), ((2,), "any")]),
+    ("tensordot", lambda a, b: wt.tensordot(a, b, [[0, 2], [1, 0]]), [((2, 3, 4), "any"), ((4, 2, 2), "any")]),
+    ("resize_bilinear_up", lambda x: wt.image.resize(x, (5, 3)), [((1, 3, 2, 2), "any")]),
+    ("resize_bilinear_down", lambda x: wt.image.resize(x, (2, 3)), [((1, 5, 4, 1), "any")]),
+    ("resize_antialias", lambda x: wt.image.resize(x, (2, 3), antialias=True), [((1, 5, 4, 1), "any")]),
+    ("resize_nearest", lambda x: wt.image.resize(x, (3, 5), method="nearest"), [((2, 2, 3, 1), "any")]),
+]
+
+
+@_cases(MORE_MOVEMENT)
+def test_more_movement(fn, specs, request):
+    rng = _rng(request.node.name)
+    check_grad(fn, [sample(rng, s, d) for s, d in specs], request.node.name)
+
+
+@pytest.mark.parametrize("exclusive,reverse", [(False, False), (True, False), (False, True), (True, True)])
+def test_cumprod_gradient_with_zeros(exclusive, reverse):
+    # rows with no zero, one zero (first, middle, last) and two zeros: cumprod is multilinear, so
+    # finite differences are exact there, where dividing by x (TF's rule) would give inf/NaN
+    x = np.array([[0.5, -1.5, 2.0, 0.7], [0.0, 1.5, -2.0, 0.8], [1.2, 0.0, 0.9, -1.1], [0.6, 1.3, -0.4, 0.0],
+                  [1.1, 0.0, 0.0, 0.9]])
+    grads = check_grad(lambda t: wt.cumprod(t, axis=1, exclusive=exclusive, reverse=reverse), [x],
+                       f"cumprod_zeros/{exclusive}/{reverse}")
+    assert np.isfinite(grads[0].numpy()).all()
+
+
+MORE_SECOND = [   # the gradient rules' own gradient rules: permute's, scatter_nd's, cumulative's
+    ("sort", lambda x: wt.square(wt.sort(x)), [((2, 4), "distinct")]),
+    ("gather_nd", lambda x: wt.square(wt.gather_nd(x, _IDX)), [((3, 2), "any")]),
+    ("cumprod", lambda x: wt.cumprod(x, axis=1), [((2, 3), "away")]),
+]
+
+
+@_cases(MORE_SECOND)
+def test_more_movement_second_order(fn, specs, request):
+    rng = _rng(request.node.name)
+    xs = [sample(rng, s, d) for s, d in specs]
+    check_grad(_grad_of(fn, request.node.name), xs, request.node.name + "/outer", rtol=1e-6, atol=1e-7)
+
+
 # ---- nn: convolution, pooling, softmax family, losses -----------------------------------------
 
 def _conv(strides, padding, dilations, data_format="NHWC"):

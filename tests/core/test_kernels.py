@@ -155,7 +155,49 @@ def _cases():
     return cases
 
 
+def _more_movement_cases():
+    """Issue 14's primitives (sorting, scans, index tuples), out-of-range index entries included."""
+    cases: dict[str, list] = {}
+
+    def add(name, fn):
+        cases.setdefault(name, []).append(fn)
+
+    def nan_ties(r, shape):
+        x = _i(r, shape, -2, 3).astype(np.float32)
+        x.reshape(-1)[r.choice(x.size, x.size // 4, replace=False)] = np.nan
+        return x
+
+    def perms(r, shape, axis):
+        return np.argsort(r.random(shape), axis=axis).astype(np.int32)
+
+    for shape, axis in [((7,), 0), ((3, 5), 1), ((4, 3), 0), ((2, 3, 4), 1), ((2, 0), 1)]:
+        for desc in (False, True):
+            add("sort_rank", lambda r, shape=shape, axis=axis, desc=desc: (
+                [nan_ties(r, shape)], {"axis": axis, "descending": desc}))
+        add("invert_permutation_along", lambda r, shape=shape, axis=axis: ([perms(r, shape, axis)], {"axis": axis}))
+        add("permute_along_axis", lambda r, shape=shape, axis=axis: (
+            [_f(r, shape), perms(r, shape, axis)], {"axis": axis}))
+        for comb, ex, rev in itertools.product(("sum", "prod"), (False, True), (False, True)):
+            add("cumulative", lambda r, shape=shape, axis=axis, comb=comb, ex=ex, rev=rev: (
+                [_f(r, shape, 0.5, 1.5)], {"axis": axis, "combiner": comb, "exclusive": ex, "reverse": rev}))
+    add("sort_rank", lambda r: ([_i(r, (3, 6), -2, 3)], {"axis": 1, "descending": True}))
+    add("cumulative", lambda r: ([_i(r, (3, 4))], {"axis": 1, "combiner": "sum", "exclusive": True, "reverse": False}))
+    for ps, ishape in [((1, 4, 3), (1, 5, 2)), ((2, 3, 2), (2, 4, 1)), ((1, 3), (1, 2, 0)), ((1, 0, 2), (1, 3, 1))]:
+        k, u = ishape[2], ishape[1]
+        add("gather_nd_op", lambda r, ps=ps, ishape=ishape: (
+            [_f(r, ps), _i(r, ishape, -5, 5)], {}))                 # out of range: zeros
+        shape = ps
+        add("scatter_nd_op", lambda r, shape=shape, ishape=ishape, k=k, u=u: (
+            [_i(r, ishape, -5, 5), _f(r, (shape[0], u) + shape[1 + k:])], {"shape": shape}))   # out of range: dropped
+        add("scatter_nd_winner", lambda r, shape=shape, ishape=ishape, k=k: (
+            [_i(r, ishape, -4, 4)], {"shape": shape[:1 + k]}))
+    add("scatter_nd_op", lambda r: ([_i(r, (1, 0, 1)), _f(r, (1, 0, 2))], {"shape": (1, 3, 2)}))
+    add("scatter_nd_winner", lambda r: ([_i(r, (1, 0, 2))], {"shape": (1, 2, 2)}))
+    return cases
+
+
 CASES = _cases()
+CASES.update(_more_movement_cases())
 ALL = [(name, k) for name in sorted(CASES) for k in range(len(CASES[name]))]
 
 

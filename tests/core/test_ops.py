@@ -461,6 +461,415 @@ def test_take_along_axis(sa, si, axis, rng):
     check(wt.take_along_axis(wt.tensor(a), wt.tensor(i), axis), np.take_along_axis(a, i, axis), wt.float32)
 
 
+# ---- issue 14: sorting and scans -----------------------------------------------------------------
+
+def _py_order(row, descending):
+    """Stable order of a 1-D list: NaN is the largest value (last ascending, first descending)."""
+    def key(i):
+        v = float(row[i])
+        nan = v != v
+        return (not nan, -v if not nan else 0.0) if descending else (nan, v if not nan else 0.0)
+    return sorted(range(len(row)), key=key)
+
+
+def _rows(x, axis, fn):
+    """Apply ``fn(1-D list) -> list`` to every row of ``x`` along ``axis`` (a plain loop)."""
+    xt = np.moveaxis(x, axis, -1)
+    out = [fn(list(r)) for r in xt.reshape(-1, xt.shape[-1])]
+    return np.moveaxis(np.array(out).reshape(xt.shape[:-1] + (len(out[0]) if out else 0,)), -1, axis)
+
+
+SORTS = [((7,), -1), ((4, 9), 1), ((6, 3), 0), ((2, 5, 4), 1), ((3, 1), -1)]
+
+
+@pytest.mark.parametrize("direction", ["ASCENDING", "DESCENDING"])
+@pytest.mark.parametrize("shape,axis", SORTS, ids=str)
+def test_sort_and_argsort(shape, axis, direction, rng):
+    x = sample(rng, shape, "small_int")          # ties
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, max(1, flat.size // 5), replace=False)] = np.nan
+    flat[0] = np.inf
+    desc = direction == "DESCENDING"
+    order = _rows(x, axis, lambda r: _py_order(r, desc))
+    check(wt.argsort(wt.tensor(x), axis=axis, direction=direction), order.astype(np.int32), wt.int32)
+    got = wt.sort(wt.tensor(x), axis=axis, direction=direction).numpy()
+    np.testing.assert_array_equal(got, np.take_along_axis(x, order, axis))      # NaN where expected
+    ints = rng.integers(-3, 4, shape).astype(np.int32)
+    check(wt.sort(wt.tensor(ints), axis=axis, direction=direction),
+          np.take_along_axis(ints, _rows(ints, axis, lambda r: _py_order(r, desc)), axis), wt.int32)
+
+
+def test_sort_orders_nan_last_as_numpy():
+    x = np.array([3.0, np.nan, -np.inf, 1.0, np.nan, np.inf, -0.0, 0.0], np.float32)
+    np.testing.assert_array_equal(wt.sort(wt.tensor(x)).numpy(), np.sort(x))
+    check(wt.argsort(wt.tensor(x)), np.argsort(x, kind="stable").astype(np.int32))
+
+
+@pytest.mark.parametrize("shape,k", [((7,), 3), ((3, 6), 6), ((2, 2, 5), 1), ((4, 3), 0)], ids=str)
+def test_top_k(shape, k, rng):
+    x = sample(rng, shape, "small_int")
+    values, indices = wt.top_k(wt.tensor(x), k=k)
+    order = _rows(x, -1, lambda r: _py_order(r, True)[:k]) if k else np.zeros(shape[:-1] + (0,), np.int64)
+    check(indices, order.astype(np.int32), wt.int32)
+    check(values, np.take_along_axis(x, order, -1), wt.float32)
+
+
+def _py_scan(row, op, exclusive, reverse):
+    row = row[::-1] if reverse else row
+    out, acc = [], 0.0 if op == "sum" else 1.0
+    for v in row:
+        if exclusive:
+            out.append(acc)
+        acc = acc + v if op == "sum" else acc * v
+        if not exclusive:
+            out.append(acc)
+    return out[::-1] if reverse else out
+
+
+@pytest.mark.parametrize("exclusive,reverse", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("shape,axis", [((6,), 0), ((3, 5), 1), ((4, 2, 3), 0), ((2, 3, 4), -1)], ids=str)
+@pytest.mark.parametrize("op", ["sum", "prod"])
+def test_cumsum_cumprod(op, shape, axis, exclusive, reverse, rng):
+    x = sample(rng, shape, "any") if op == "sum" else rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    fn = wt.cumsum if op == "sum" else wt.cumprod
+    want = _rows(x.astype(np.float64), axis, lambda r: _py_scan(r, op, exclusive, reverse))
+    check(fn(wt.tensor(x), axis=axis, exclusive=exclusive, reverse=reverse), want, wt.float32)
+    i = sample(rng, shape, "int")
+    check(fn(wt.tensor(i), axis=axis, exclusive=exclusive, reverse=reverse),
+          _rows(i.astype(np.int64), axis, lambda r: _py_scan(r, op, exclusive, reverse)).astype(np.int32), wt.int32)
+
+
+def test_sorting_errors():
+    with pytest.raises(TypeError, match="sort: values must be numeric"):
+        wt.sort(wt.tensor([True, False]))
+    with pytest.raises(ValueError, match="direction"):
+        wt.sort(wt.tensor([1.0]), direction="UP")
+    with pytest.raises(ValueError, match=r"top_k: k must be in \[0, 3\]"):
+        wt.top_k(wt.tensor([1.0, 2.0, 3.0]), k=4)
+    with pytest.raises(ValueError, match="scalar"):
+        wt.cumsum(wt.tensor(1.0))
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        wt.cumprod(wt.tensor([[1.0]]), axis=2)
+
+
+# ---- issue 14: index tensors -------------------------------------------------------------------
+
+def _entry(i, n):
+    return i + n if i < 0 else i
+
+
+GATHER_ND = [  # params shape, indices shape (last: K), batch_dims
+    ((4, 5), (3, 2), 0), ((4, 5, 2), (2, 3, 1), 0), ((3, 4), (2,), 0), ((2, 3, 4), (2, 5, 1), 1),
+    ((2, 3, 4, 2), (2, 3, 2), 2), ((3, 2), (0, 1), 0)]
+
+
+@pytest.mark.parametrize("ps,is_,b", GATHER_ND, ids=str)
+def test_gather_nd(ps, is_, b, rng):
+    p = sample(rng, ps)
+    k = is_[-1]
+    i = np.stack([rng.integers(-ps[b + c], ps[b + c], is_[:-1]) for c in range(k)], -1).astype(np.int32)
+    want = np.zeros(is_[:-1] + ps[b + k:], np.float32)
+    for pos in np.ndindex(*is_[:-1]):
+        tup = tuple(_entry(int(e), ps[b + c]) for c, e in enumerate(i[pos]))
+        want[pos] = p[pos[:b] + tup]
+    check(wt.gather_nd(wt.tensor(p), wt.tensor(i), batch_dims=b), want, wt.float32)
+
+
+@pytest.mark.parametrize("shape,is_", [((6,), (5, 1)), ((3, 4), (7, 2)), ((4, 3), (6, 1)), ((2, 3), (2, 3, 2))], ids=str)
+def test_scatter_nd_and_tensor_scatter(shape, is_, rng):
+    k = is_[-1]
+    i = np.stack([rng.integers(-shape[c], shape[c], is_[:-1]) for c in range(k)], -1).astype(np.int32)
+    u = sample(rng, is_[:-1] + shape[k:])
+    t = sample(rng, shape)
+    summed, replaced = np.zeros(shape, np.float64), t.astype(np.float64).copy()
+    for pos in np.ndindex(*is_[:-1]):                    # in order: duplicates add up; the last one wins
+        tup = tuple(_entry(int(e), shape[c]) for c, e in enumerate(i[pos]))
+        summed[tup] += u[pos]
+        replaced[tup] = u[pos]
+    check(wt.scatter_nd(wt.tensor(i), wt.tensor(u), shape), summed, wt.float32)
+    check(wt.tensor_scatter_nd_add(wt.tensor(t), wt.tensor(i), wt.tensor(u)), t + summed, wt.float32)
+    check(wt.tensor_scatter_nd_update(wt.tensor(t), wt.tensor(i), wt.tensor(u)), replaced, wt.float32)
+    iu = rng.integers(-5, 6, u.shape).astype(np.int32)
+    isum = np.zeros(shape, np.int64)
+    for pos in np.ndindex(*is_[:-1]):
+        isum[tuple(_entry(int(e), shape[c]) for c, e in enumerate(i[pos]))] += iu[pos]
+    check(wt.scatter_nd(wt.tensor(i), wt.tensor(iu), shape), isum.astype(np.int32), wt.int32)
+
+
+def test_index_tensor_errors():
+    p = wt.zeros((3, 4))
+    with pytest.raises(IndexError, match=r"gather_nd: index 4 \(entry 1 of index tuple 1\) is out of bounds for axis 1"):
+        wt.gather_nd(p, wt.tensor([[0, 0], [1, 4]]))
+    with pytest.raises(IndexError, match="scatter_nd: index -4"):
+        wt.scatter_nd(wt.tensor([[-4]]), wt.tensor([1.0]), [3])
+    with pytest.raises(ValueError, match=r"updates must have shape"):
+        wt.scatter_nd(wt.tensor([[0], [1]]), wt.tensor([1.0]), [3])
+    with pytest.raises(TypeError, match="indices must be integers"):
+        wt.gather_nd(p, wt.tensor([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match="index tuples of 3 entries"):
+        wt.gather_nd(p, wt.tensor([[0, 0, 0]]))
+    with pytest.raises(IndexError, match="segment id 3 is out of range for num_segments 3"):
+        wt.unsorted_segment_sum(wt.tensor([1.0, 2.0]), wt.tensor([0, 3]), 3)
+    with pytest.raises(ValueError, match="sorted"):
+        wt.segment_sum(wt.tensor([1.0, 2.0]), wt.tensor([1, 0]))
+
+
+def test_index_tensors_out_of_range_when_traced():
+    # inside a function the values are not known: gather_nd reads zeros, the scatters drop the tuple
+    f = wt.function(lambda p, i: wt.gather_nd(p, i))
+    check(f(wt.tensor([[1.0, 2.0], [3.0, 4.0]]), wt.tensor([[1, 1], [2, 0], [0, -3]])), [4.0, 0.0, 0.0])
+    g = wt.function(lambda i, u: wt.scatter_nd(i, u, [3]))
+    check(g(wt.tensor([[1], [5], [-1]]), wt.tensor([1.0, 2.0, 4.0])), [0.0, 1.0, 4.0])
+
+
+@pytest.mark.parametrize("ts,ms,axis", [((5,), (5,), None), ((4, 3), (4,), 0), ((2, 3, 4), (3, 4), 1),
+                                        ((3, 2), (3, 2), 0), ((2, 4), (4,), -1)], ids=str)
+def test_boolean_mask(ts, ms, axis, rng):
+    t = sample(rng, ts)
+    m = rng.random(ms) < 0.5
+    a = 0 if axis is None else axis % len(ts)
+    want = t[(slice(None),) * a + (m,)]          # numpy's boolean indexing
+    check(wt.boolean_mask(wt.tensor(t), wt.tensor(m), axis=axis), want, wt.float32)
+    check(wt.boolean_mask(wt.tensor(t), wt.tensor(np.zeros(ms, bool)), axis=axis), want[(slice(None),) * a + (slice(0, 0),)])
+
+
+def test_value_dependent_shapes_raise_inside_function():
+    with pytest.raises(ValueError, match="boolean_mask: the result's shape depends on mask's values"):
+        wt.function(lambda t, m: wt.boolean_mask(t, m))(wt.tensor([1.0, 2.0]), wt.tensor([True, False]))
+    with pytest.raises(ValueError, match="segment_sum: the number of segments"):
+        wt.function(lambda d, i: wt.segment_sum(d, i))(wt.tensor([1.0, 2.0]), wt.tensor([0, 0]))
+
+
+@pytest.mark.parametrize("ds,n", [((6,), 4), ((5, 3), 3), ((2, 3, 2), 5), ((0, 2), 2)], ids=str)
+def test_segment_sums(ds, n, rng):
+    d = sample(rng, ds)
+    ids_shape = ds[:1] if len(ds) < 3 else ds[:2]
+    ids = rng.integers(-1, n, ids_shape).astype(np.int32)
+    want = np.zeros((n,) + ds[len(ids_shape):], np.float64)
+    for pos in np.ndindex(*ids_shape):
+        if ids[pos] >= 0:                        # negative ids are dropped (TF)
+            want[ids[pos]] += d[pos]
+    check(wt.unsorted_segment_sum(wt.tensor(d), wt.tensor(ids), n), want, wt.float32)
+    if len(ids_shape) == 1:
+        s = np.sort(np.abs(ids))
+        want = np.zeros((int(s.max()) + 1 if s.size else 0,) + ds[1:], np.float64)
+        for r, sid in enumerate(s):
+            want[sid] += d[r]
+        check(wt.segment_sum(wt.tensor(d), wt.tensor(s)), want, wt.float32)
+
+
+# ---- issue 14: rearranging ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,m", [((2, 3), (2, 1)), ((3,), (4,)), ((2, 1, 2), (1, 3, 2)), ((2, 2), (0, 2)), ((), ())],
+                         ids=str)
+def test_tile(shape, m, rng):
+    x = sample(rng, shape)
+    check(wt.tile(wt.tensor(x), m), np.tile(x, m) if m else x)
+
+
+@pytest.mark.parametrize("shape,splits,axis", [((6, 2), 3, 0), ((2, 7), [2, -1, 1], 1), ((4, 3), [0, 4], 0),
+                                                ((2, 5), [5], -1)], ids=str)
+def test_split_and_unstack(shape, splits, axis, rng):
+    x = sample(rng, shape)
+    parts = wt.split(wt.tensor(x), splits, axis=axis)
+    n = x.shape[axis]
+    sizes = [n // splits] * splits if isinstance(splits, int) else \
+        [s if s != -1 else n - sum(t for t in splits if t != -1) for s in splits]
+    want = np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+    assert len(parts) == len(want)
+    for p, w in zip(parts, want):
+        check(p, w)
+    rows = wt.unstack(wt.tensor(x), axis=axis)
+    assert len(rows) == n
+    for k, r in enumerate(rows):
+        check(r, np.take(x, k, axis=axis))
+
+
+def test_rearrange_errors():
+    x = wt.zeros((2, 4))
+    with pytest.raises(ValueError, match="split: num_or_size_splits 3 must be a positive divisor"):
+        wt.split(x, 3, axis=1)
+    with pytest.raises(ValueError, match="add up to 3"):
+        wt.split(x, [1, 2], axis=1)
+    with pytest.raises(ValueError, match="unstack: num 3 differs"):
+        wt.unstack(x, num=3)
+    with pytest.raises(ValueError, match="tile: multiples must be one non-negative int per axis"):
+        wt.tile(x, [2])
+    with pytest.raises(ValueError, match="repeat: repeats must be"):
+        wt.repeat(x, [1, 2, 3], axis=1)
+    with pytest.raises(ValueError, match="space_to_depth: height 2 and width 4 must be divisible by block_size 4"):
+        wt.space_to_depth(wt.zeros((1, 2, 4, 1)), 4)
+    with pytest.raises(ValueError, match="depth 3 must be divisible"):
+        wt.depth_to_space(wt.zeros((1, 2, 2, 3)), 2)
+    with pytest.raises(ValueError, match="reverse: repeated axis"):
+        wt.reverse(x, [1, -1])
+
+
+@pytest.mark.parametrize("shape,axis", [((5,), [0]), ((3, 4), [1]), ((2, 3, 4), [0, 2]), ((3, 2), -1), ((2, 2), [])],
+                         ids=str)
+def test_reverse(shape, axis, rng):
+    x = sample(rng, shape)
+    check(wt.reverse(wt.tensor(x), axis), np.flip(x, axis) if axis != [] else x)
+
+
+@pytest.mark.parametrize("shape,shift,axis", [((5,), 2, 0), ((3, 4), -1, 1), ((3, 4), [1, 2], [0, 1]),
+                                              ((2, 5), [3, 4], [1, 1]), ((4,), 9, 0)], ids=str)
+def test_roll(shape, shift, axis, rng):
+    x = sample(rng, shape)
+    check(wt.roll(wt.tensor(x), shift, axis), np.roll(x, shift, axis))
+
+
+@pytest.mark.parametrize("shape,repeats,axis", [((2, 3), 2, None), ((2, 3), 3, 1), ((3, 2), [1, 0, 2], 0),
+                                                ((2, 2), [0, 0], 1), ((4,), [2], 0)], ids=str)
+def test_repeat(shape, repeats, axis, rng):
+    x = sample(rng, shape)
+    check(wt.repeat(wt.tensor(x), repeats, axis=axis), np.repeat(x, repeats, axis=axis))
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("shape,b", [((2, 4, 6, 3), 2), ((1, 3, 3, 2), 3)], ids=str)
+def test_space_to_depth_and_back(shape, b, data_format, rng):
+    x = sample(rng, shape)                          # NHWC
+    n, h, w, c = shape
+    want = np.zeros((n, h // b, w // b, b * b * c), np.float32)
+    for i, y, z, dy, dx, ch in np.ndindex(n, h // b, w // b, b, b, c):   # TF's formula
+        want[i, y, z, (dy * b + dx) * c + ch] = x[i, y * b + dy, z * b + dx, ch]
+    if data_format == "NCHW":
+        got = wt.space_to_depth(wt.tensor(x.transpose(0, 3, 1, 2)), b, data_format="NCHW")
+        check(got, want.transpose(0, 3, 1, 2))
+        check(wt.depth_to_space(got, b, data_format="NCHW"), x.transpose(0, 3, 1, 2))
+    else:
+        got = wt.space_to_depth(wt.tensor(x), b)
+        check(got, want)
+        check(wt.depth_to_space(got, b), x)
+
+
+# ---- issue 14: contractions --------------------------------------------------------------------
+
+EINSUM = [
+    ("ij,jk->ik", [(3, 4), (4, 2)]), ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("ii->i", [(3, 3)]),
+    ("ii", [(4, 4)]), ("ij->ji", [(2, 3)]), ("ij->", [(2, 3)]), ("ij", [(2, 3)]), ("ji", [(2, 3)]),
+    ("i,j->ij", [(3,), (4,)]), ("i,i->", [(5,), (5,)]), ("...ij,...jk->...ik", [(2, 1, 3, 4), (5, 4, 2)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]), ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+    ("iij,jk->ik", [(3, 3, 2), (2, 4)]), ("abc,cd->", [(2, 3, 4), (4, 2)]), ("i j , j -> i", [(2, 3), (3,)]),
+    ("ab,bc->ca", [(2, 3), (3, 4)]), ("...i,i", [(2, 3, 4), (4,)]), ("ijk,jil->kl", [(2, 3, 4), (3, 2, 5)]),
+]
+
+
+@pytest.mark.parametrize("eq,shapes", EINSUM, ids=[e for e, _ in EINSUM])
+def test_einsum(eq, shapes, rng):
+    xs = [sample(rng, s) for s in shapes]
+    check(wt.einsum(eq, *[wt.tensor(x) for x in xs]), np.einsum(eq, *xs), wt.float32, rtol=1e-5, atol=1e-5)
+
+
+def test_einsum_int_and_errors(rng):
+    a, b = sample(rng, (2, 3), "int"), sample(rng, (3, 2), "int")
+    check(wt.einsum("ij,jk->ik", wt.tensor(a), wt.tensor(b)), a @ b, wt.int32)
+    with pytest.raises(ValueError, match="has 2 operands, got 1"):
+        wt.einsum("ij,jk", wt.tensor(a))
+    with pytest.raises(ValueError, match="does not fit a tensor of rank 2"):
+        wt.einsum("ijk->i", wt.tensor(a))
+    with pytest.raises(ValueError, match="output label 'z' is in no input"):
+        wt.einsum("ij->z", wt.tensor(a))
+    with pytest.raises(ValueError, match="label 'j' has sizes 3 and 2"):
+        wt.einsum("ij,jk", wt.tensor(a), wt.tensor(a))
+    with pytest.raises(TypeError, match="dtypes must match"):
+        wt.einsum("ij,jk", wt.tensor(a), wt.tensor(b.astype(np.float32)))
+
+
+@pytest.mark.parametrize("sa,sb,axes", [((2, 3, 4), (3, 4, 5), 2), ((3, 4), (4, 3), [[0, 1], [1, 0]]),
+                                        ((2, 3), (4, 5), 0), ((2, 3, 4), (4, 2), ([0, 2], [1, 0])),
+                                        ((3, 4), (4,), [[1], [0]]), ((2, 3), (3, 2), [-1, 0])], ids=str)
+def test_tensordot(sa, sb, axes, rng):
+    a, b = sample(rng, sa), sample(rng, sb)
+    check(wt.tensordot(wt.tensor(a), wt.tensor(b), axes), np.tensordot(a, b, axes), wt.float32, rtol=1e-5, atol=1e-5)
+
+
+def test_tensordot_errors():
+    with pytest.raises(ValueError, match="differ"):
+        wt.tensordot(wt.zeros((2, 3)), wt.zeros((2, 3)), 1)
+    with pytest.raises(TypeError, match="axes must be an int or a pair"):
+        wt.tensordot(wt.zeros((2, 3)), wt.zeros((3, 2)), "x")
+
+
+# ---- issue 14: image.resize --------------------------------------------------------------------
+
+def _tf_coords(n_in, n_out, nearest):
+    """TF's half-pixel sample coordinates, in float32 as its kernels compute them."""
+    f32 = np.float32
+    scale = f32(n_in) / f32(n_out)
+    c = (np.arange(n_out).astype(f32) + f32(0.5)) * scale
+    return c if nearest else c - f32(0.5)
+
+
+def np_resize(x, oh, ow, method):
+    """float64 numpy of tf.image.resize (half_pixel_centers, resize_bilinear_op.cc / resize_nearest_neighbor_op.cc)."""
+    x = x.astype(np.float64)
+    for axis, n_out in ((2, ow), (1, oh)):
+        n_in = x.shape[axis]
+        c = _tf_coords(n_in, n_out, method == "nearest").astype(np.float64)
+        if method == "nearest":
+            x = np.take(x, np.clip(np.floor(c).astype(int), 0, n_in - 1), axis=axis)
+            continue
+        f = np.floor(c)
+        lo, hi = np.maximum(f, 0).astype(int), np.minimum(np.ceil(c), n_in - 1).astype(int)
+        w = (c - f).reshape([-1 if d == axis else 1 for d in range(4)])
+        a, b = np.take(x, lo, axis=axis), np.take(x, hi, axis=axis)
+        x = a + (b - a) * w
+    return x
+
+
+def test_resize_matches_tf_documented_example():
+    # tf.image.resize's docstring: a 5x5 identity resized to [3, 5] (bilinear)
+    image = np.eye(5, dtype=np.int32)[None, ..., None]
+    got = wt.image.resize(wt.tensor(image), [3, 5])
+    assert got.dtype == wt.float32
+    np.testing.assert_array_equal(got.numpy()[0, ..., 0], np.array(
+        [[0.6666667, 0.3333333, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0.3333335, 0.6666665]], np.float32))
+    # ... and with preserve_aspect_ratio=True: shape [1, 3, 3, 1]
+    assert wt.image.resize(wt.tensor(image), [3, 5], preserve_aspect_ratio=True).shape == (1, 3, 3, 1)
+    assert wt.image.resize(wt.zeros((2, 10, 4, 1)), [7, 7], preserve_aspect_ratio=True).shape == (2, 7, 3, 1)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "nearest"])
+@pytest.mark.parametrize("shape,size", [((2, 3, 4, 2), (7, 5)), ((1, 7, 5, 3), (3, 2)), ((1, 4, 4, 1), (4, 4)),
+                                        ((5, 3, 2), (2, 6)), ((1, 1, 1, 2), (3, 2)), ((1, 6, 9, 1), (4, 6))], ids=str)
+def test_resize(shape, size, method, rng):
+    x = sample(rng, shape)
+    x4 = x if len(shape) == 4 else x[None]
+    want = np_resize(x4, *size, method)
+    want = want if len(shape) == 4 else want[0]
+    check(wt.image.resize(wt.tensor(x), size, method=method), want, wt.float32)
+
+
+def test_resize_nearest_keeps_dtype_and_antialias_ignores_it(rng):
+    x = sample(rng, (1, 5, 3, 2), "int")
+    got = wt.image.resize(wt.tensor(x), (2, 4), method="nearest", antialias=True)
+    check(got, np_resize(x, 2, 4, "nearest").astype(np.int32), wt.int32)
+
+
+def test_resize_antialias_triangle_filter(rng):
+    # 2x downsampling with TF's antialiased triangle kernel (width 2) weighs 4 neighbours 1:3:3:1,
+    # renormalised at the border (3:3:1 of 7); upsampling weighs at most 2 neighbours
+    x = sample(rng, (1, 8, 1, 1))
+    y = wt.image.resize(wt.tensor(x), (4, 1), antialias=True).numpy()[0, :, 0, 0]
+    v = x[0, :, 0, 0].astype(np.float64)
+    want = [(3 * v[0] + 3 * v[1] + v[2]) / 7] + [(v[2 * i - 1] + 3 * v[2 * i] + 3 * v[2 * i + 1] + v[2 * i + 2]) / 8
+                                                 for i in (1, 2)] + [(v[5] + 3 * v[6] + 3 * v[7]) / 7]
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    same = wt.image.resize(wt.tensor(x), (8, 1), antialias=True).numpy()
+    np.testing.assert_allclose(same, x, rtol=1e-6)          # the identity resize is exact
+
+
+def test_resize_errors():
+    with pytest.raises(ValueError, match="must be 4-D"):
+        wt.image.resize(wt.zeros((2, 3)), (2, 2))
+    with pytest.raises(ValueError, match="method must be one of"):
+        wt.image.resize(wt.zeros((1, 2, 2, 1)), (2, 2), method="bicubic")
+    with pytest.raises(ValueError, match="two positive ints"):
+        wt.image.resize(wt.zeros((1, 2, 2, 1)), (0, 2))
+
+
 # ---- composites: softmax family ---------------------------------------------------------------
 
 def np_logsumexp(x, axis, keepdims=False):

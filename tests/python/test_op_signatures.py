@@ -166,6 +166,42 @@ BAD = {
     "transpose": (lambda: (t(2, 3),), [(dict(perm=(0, 1.5)), TypeError, "perm"), (dict(perm=(0, 0)), ValueError, "perm"),
                                        (dict(perm=(0,)), ValueError, "perm"), (dict(perm=(0, 2)), ValueError, "perm")]),
 }
+AXIS_BAD = [(dict(axis=1.5), TypeError, "axis"), (dict(axis=2), ValueError, "axis")]
+SCAN_BAD = AXIS_BAD + [(dict(exclusive="yes"), TypeError, "exclusive"), (dict(reverse=None), TypeError, "reverse")]
+SORT_BAD = AXIS_BAD + [(dict(direction="UP"), ValueError, "direction")]
+BLOCK_BAD = [(dict(block_size=1), ValueError, "block_size"), (dict(block_size=2.5), TypeError, "block_size"),
+             (dict(block_size=2, data_format="NWHC"), ValueError, "data_format")]
+BAD.update({   # issue 14's ops
+    "sort": (lambda: (t(2, 3),), SORT_BAD),
+    "argsort": (lambda: (t(2, 3),), SORT_BAD + [(dict(stable="yes"), TypeError, "stable")]),
+    "top_k": (lambda: (t(2, 3),), [(dict(k=1.5), TypeError, "k"), (dict(k=-1), ValueError, "k"),
+                                   (dict(k=4), ValueError, "k"), (dict(sorted="no"), TypeError, "sorted")]),
+    "cumsum": (lambda: (t(2, 3),), SCAN_BAD),
+    "cumprod": (lambda: (t(2, 3),), SCAN_BAD),
+    "gather_nd": (lambda: (t(3, 2), idx(0)), [(dict(batch_dims=1.5), TypeError, "batch_dims"),
+                                              (dict(batch_dims=-1), ValueError, "batch_dims")]),
+    "scatter_nd": (lambda: (wt.zeros((1, 1), dtype=wt.int32), t(1)), [(dict(shape=(2, -1)), ValueError, "shape"),
+                                                                      (dict(shape=1.5), TypeError, "shape")]),
+    "unsorted_segment_sum": (lambda: (t(2), idx(0, 1)), [(dict(num_segments=1.5), TypeError, "num_segments"),
+                                                          (dict(num_segments=-1), ValueError, "num_segments")]),
+    "boolean_mask": (lambda: (t(2, 3), wt.ones((2,), dtype=wt.bool)), AXIS_BAD),
+    "tile": (lambda: (t(2, 3),), [(dict(multiples=1.5), TypeError, "multiples"), (dict(multiples=(1,)), ValueError, "multiples"),
+                                  (dict(multiples=(1, -1)), ValueError, "multiples")]),
+    "split": (lambda: (t(4, 3),), [(dict(num_or_size_splits=1.5), TypeError, "num_or_size_splits"),
+                                   (dict(num_or_size_splits=3), ValueError, "num_or_size_splits"),
+                                   (dict(num_or_size_splits=(1, 1)), ValueError, "num_or_size_splits"),
+                                   (dict(num_or_size_splits=2, axis=2), ValueError, "axis")]),
+    "unstack": (lambda: (t(2, 3),), AXIS_BAD + [(dict(num=1.5), TypeError, "num"), (dict(num=3), ValueError, "num")]),
+    "reverse": (lambda: (t(2, 3),), AXIS_BAD + [(dict(axis=(1, -1)), ValueError, "axis")]),
+    "roll": (lambda: (t(2, 3),), [(dict(shift=1.5, axis=0), TypeError, "shift"), (dict(shift=1, axis=2), ValueError, "axis"),
+                                  (dict(shift=(1, 2), axis=0), ValueError, "shift")]),
+    "repeat": (lambda: (t(2, 3),), [(dict(repeats=1.5), TypeError, "repeats"), (dict(repeats=-1), ValueError, "repeats"),
+                                    (dict(repeats=2, axis=2), ValueError, "axis")]),
+    "space_to_depth": (X4, BLOCK_BAD),
+    "depth_to_space": (X4, BLOCK_BAD),
+    "tensordot": (lambda: (t(2, 3), t(3, 2)), [(dict(axes=1.5), TypeError, "axes"), (dict(axes=-1), ValueError, "axes"),
+                                               (dict(axes=3), ValueError, "axes")]),
+})
 for _name in ("sum", "prod", "max", "min", "mean") + tuple(ALIASES):
     BAD[_name] = (lambda: (t(2, 3),), REDUCE_BAD)
 for _name in PUBLIC:                       # ops with no attributes: an attribute is an unexpected argument
