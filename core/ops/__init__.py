@@ -18,6 +18,12 @@ from .movement import (reshape, transpose, broadcast_to, slice, pad, concat, gat
 from .linalg import matmul
 from .nn import (conv2d, max_pool2d, avg_pool2d, softmax, log_softmax, logsumexp, softmax_cross_entropy,
                  sparse_softmax_cross_entropy, mse, extract_patches, extract_patches_grad)
+from .math import (floormod, mod, truncatemod, expm1, log1p, tan, atan, asin, acos, atan2, sinh, cosh, asinh, acosh,
+                   atanh, erfc, is_nan, is_inf, is_finite, logical_xor, clip_by_value)
+from .activation import (relu6, leaky_relu, elu, selu, silu, swish, softplus, softsign,
+                         sigmoid_cross_entropy_with_logits)
+from .statistics import (reduce_any, reduce_all, reduce_variance, reduce_std, reduce_euclidean_norm, moments,
+                         l2_normalize)
 
 
 from ..signature import BOOL, DTYPE, op_signature
@@ -41,4 +47,5 @@ def cast(x, dtype):
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",
                                                                    "linalg", "nn", "cast_op", "BOOL", "DTYPE",
-                                                                   "op_signature")]
+                                                                   "op_signature", "math", "activation",
+                                                                   "statistics")]

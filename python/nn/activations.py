@@ -1,5 +1,6 @@
-"""Activation functions by Keras name: ``get('relu')(x)``. Each is a composition of core ops,
-so it runs (and fuses) on every device and differentiates with no rule of its own."""
+"""Activation functions by Keras name: ``get('relu')(x)``, with Keras' arguments and defaults. Each
+calls the core op of that name (``webtensor.relu6``, ``webtensor.elu``, ...), so it runs (and fuses)
+on every device."""
 from __future__ import annotations
 
 from ..core import ops as F
@@ -15,16 +16,23 @@ def relu(x):
 
 
 def relu6(x):
-    return F.minimum(F.relu(x), 6.0)
+    """min(max(x, 0), 6)."""
+    return F.relu6(x)
 
 
 def leaky_relu(x, negative_slope=0.2):
-    return F.where(F.greater_equal(x, 0.0), x, x * negative_slope)
+    """x for x > 0, ``negative_slope * x`` otherwise (Keras' argument name and default)."""
+    return F.leaky_relu(x, alpha=negative_slope)
 
 
 def elu(x, alpha=1.0):
     """x for x > 0, alpha * (exp(x) - 1) otherwise (Clevert et al. 2015)."""
-    return F.where(F.greater(x, 0.0), x, (F.exp(F.minimum(x, 0.0)) - 1.0) * alpha)
+    return F.elu(x, alpha=alpha)
+
+
+def selu(x):
+    """Scaled ELU (Klambauer et al. 2017), as ``webtensor.selu``."""
+    return F.selu(x)
 
 
 def gelu(x, approximate=False):
@@ -41,13 +49,18 @@ def tanh(x):
 
 
 def softplus(x):
-    """log(1 + exp(x)), computed as max(x, 0) + log(1 + exp(-|x|)) (no overflow)."""
-    return F.relu(x) + F.log(F.exp(-F.abs(x)) + 1.0)
+    """log(1 + exp(x)), computed as max(x, 0) + log1p(exp(-|x|)) (no overflow)."""
+    return F.softplus(x)
+
+
+def softsign(x):
+    """x / (1 + |x|)."""
+    return F.softsign(x)
 
 
 def silu(x):
     """x * sigmoid(x) (Ramachandran et al. 2017, "swish")."""
-    return x * F.sigmoid(x)
+    return F.silu(x)
 
 
 def softmax(x, axis=-1):
@@ -58,8 +71,8 @@ def log_softmax(x, axis=-1):
     return F.log_softmax(x, axis)
 
 
-_BY_NAME = {f.__name__: f for f in (linear, relu, relu6, leaky_relu, elu, gelu, sigmoid, tanh, softplus, silu,
-                                    softmax, log_softmax)}
+_BY_NAME = {f.__name__: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid, tanh, softplus,
+                                    softsign, silu, softmax, log_softmax)}
 _BY_NAME["swish"] = silu
 
 
