@@ -254,7 +254,7 @@ def _float_test(fn, for_int):
 
 def _ref_erfc(x):
     import numpy as np
-    return np.frompyfunc(math.erfc, 1, 1)(x).astype(x.dtype)   # the C library's erfc
+    return np.vectorize(math.erfc, otypes=[np.float64])(x).astype(x.dtype)   # the C library's erfc
 
 
 def _ref_floormod(a, b):
@@ -267,7 +267,7 @@ def _ref_floormod(a, b):
 def _floormod(a, b):
     if not a.dtype.is_floating:
         return a % b                          # the IR's integer mod: floor semantics, x % 0 = 0 (numpy)
-    r = a % b                                 # a - floor(a / b) b
+    r = a - K.unary("floor", a / b) * b
     # numpy for an infinite divisor: a if a is 0 or has b's sign, else b (a - floor(a / b) b is NaN)
     same = _or(_eq(a, 0), K.binary("eq", a < 0, b < 0))
     inf_b = _and(_eq(K.unary("abs", b), INF), K.unary("abs", a) < INF)
@@ -275,10 +275,10 @@ def _floormod(a, b):
 
 
 def _truncatemod(a, b):
-    r = a % b
+    r = _floormod(a, b)
     fix = _and(K.binary("ne", r, K.const(0, r.dtype)), K.binary("ne", r < 0, a < 0))
     r = K.where(fix, r - b, r)
-    if a.dtype.is_floating:                   # fmod(a, +-inf) = a for finite a
+    if a.dtype.is_floating:                   # fmod(a, +-inf) = a for finite a (floormod may have given b)
         r = K.where(_and(_eq(K.unary("abs", b), INF), K.unary("abs", a) < INF), a, r)
     return r
 

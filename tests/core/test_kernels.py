@@ -156,6 +156,8 @@ def _cases():
 
 
 CASES = _cases()
+from kernels_more_math import CASES as _MORE_MATH  # noqa: E402  (issue 14's ops)
+CASES.update(_MORE_MATH)
 ALL = [(name, k) for name in sorted(CASES) for k in range(len(CASES[name]))]
 
 
