@@ -5,6 +5,10 @@
 - ``movement``: ``reshape transpose broadcast_to slice pad concat gather one_hot`` and compositions;
 - ``linalg``: ``matmul``;
 - ``nn``: patches (im2col), ``conv2d``, pooling, the softmax family, losses.
+- ``math``: more elementwise math under TF's names (``floormod expm1 log1p tan atan2 erfc is_nan`` ...);
+- ``activation``: activation ops (``relu6 leaky_relu elu selu silu softplus softsign``) and
+  ``sigmoid_cross_entropy_with_logits``;
+- ``statistics``: ``reduce_any reduce_all reduce_variance reduce_std reduce_euclidean_norm moments l2_normalize``.
 
 ``OPS`` (in ``webtensor.core.op``) maps every primitive's name to its ``Op``.
 """

@@ -8,12 +8,12 @@ from __future__ import annotations
 import math
 
 from .. import kernel_ir as K
-from ..dtypes import bool_, float32, int32
+from ..dtypes import float32
 from ..op import Aval, Op, as_tensor
 from ..signature import NUMBER, op_signature
-from .elementwise import (_fgrad, _np, cast, elementwise, greater, less, logical_and, neg, relu, sigmoid, where,
-                          abs_, mul, sub)
-from .math import _expm1, _log1p
+from .elementwise import (_fgrad, _np, abs_, cast, elementwise, exp, greater, greater_equal, less, logical_and,
+                          mul, neg, sigmoid, sub, where)
+from .math import _expm1, _log1p, log1p
 
 # Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 14 (alpha_01 and lambda_01), as TF/Keras
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -152,8 +152,6 @@ def sigmoid_cross_entropy_with_logits(labels, logits):
     if tuple(labels.shape) != tuple(logits.shape):
         raise ValueError(f"sigmoid_cross_entropy_with_logits: labels shape {tuple(labels.shape)} != logits shape "
                          f"{tuple(logits.shape)}")
-    from .math import log1p
-    from .elementwise import exp, greater_equal
     pos = greater_equal(logits, 0.0)
     relu_logits = where(pos, logits, 0.0)
     neg_abs = where(pos, neg(logits), logits)
