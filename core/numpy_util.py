@@ -88,24 +88,49 @@ def erf(x):
     return out.reshape(x.shape).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
 
 
-def _erf_block(y, out):
-    """erf(y) for y = |x| >= 0 (or NaN) into ``out``: the middle interval's formula on all of ``y``
-    (clipped into it), then the two others where they apply."""
+def _erf_block(y, out, complement=False):
+    """erf(y) (erfc(y) with ``complement``) for y = |x| >= 0 (or NaN) into ``out``: the middle
+    interval's formula on all of ``y`` (clipped into it), then the two others where they apply."""
     m = np.clip(y, 0.46875, 4.0)
     num, den = _rational(m, _ERF_C, _ERF_D)
     num /= den
     e = np.multiply(m, m)
     np.negative(e, out=e)
     num *= np.exp(e, out=e)
-    np.subtract(1.0, num, out=out)
+    np.subtract(1.0, num, out=out) if not complement else np.copyto(out, num)
     small = y <= 0.46875
     if small.any():
         s = y[small]
         num, den = _rational(s * s, _ERF_A, _ERF_B)
-        out[small] = s * num / den
+        out[small] = s * num / den if not complement else 1.0 - s * num / den
     tail = y > 4.0
     if tail.any():
         t = y[tail]
         z = 1.0 / (t * t)
         num, den = _rational(z, _ERF_P, _ERF_Q)
-        out[tail] = 1.0 - np.exp(-t * t) * ((_1_SQRT_PI - z * num / den) / t)
+        c = np.exp(-t * t) * ((_1_SQRT_PI - z * num / den) / t)
+        out[tail] = 1.0 - c if not complement else c
+
+
+def erfc(x):
+    """Elementwise erfc = 1 - erf, vectorised with :func:`erf`'s approximations but returning Cody's
+    erfc values directly, so the tail keeps its relative accuracy (erfc(x) for x < 0 is
+    2 - erfc(-x)). exp(-x^2) is not split as Cody does: against ``math.erfc`` on [-7, 27] the
+    relative error is 6e-14 at most where erfc is a normal double, and float32 results equal
+    ``math.erfc`` rounded to float32 (tests/core/ops_more_math.py checks it).
+
+    Args:
+        x: array-like of any float dtype (or int), any shape.
+    Returns:
+        An array of ``x``'s shape and dtype (float64 for ints); NaN stays NaN, erfc(inf) = 0,
+        erfc(-inf) = 2.
+    """
+    x = np.asarray(x)
+    flat = x.reshape(-1)
+    out = np.empty(flat.shape, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(0, flat.size, _ERF_CHUNK):
+            _erf_block(np.abs(flat[i:i + _ERF_CHUNK], dtype=np.float64), out[i:i + _ERF_CHUNK], complement=True)
+    neg = flat < 0
+    out[neg] = 2.0 - out[neg]
+    return out.reshape(x.shape).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)

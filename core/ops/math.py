@@ -281,8 +281,8 @@ def _float_test(fn, for_int):
 # ---- numpy references ---------------------------------------------------------------------------
 
 def _ref_erfc(x):
-    import numpy as np
-    return np.vectorize(math.erfc, otypes=[np.float64])(x).astype(x.dtype)   # the C library's erfc
+    from ..numpy_util import erfc as np_erfc
+    return np_erfc(x)
 
 
 def _ref_floormod(a, b):

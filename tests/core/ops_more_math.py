@@ -14,7 +14,8 @@ import webtensor as wt
 __all__ = ["test_more_unary", "test_more_unary_int_inputs", "test_more_unary_special_values", "test_more_binary",
            "test_more_binary_int", "test_float_class_tests", "test_logical_xor", "test_clip_by_value",
            "test_activations", "test_sigmoid_cross_entropy_with_logits", "test_more_reductions",
-           "test_reduce_any_all_of_empty_and_nan", "test_moments", "test_l2_normalize", "test_aliases"]
+           "test_reduce_any_all_of_empty_and_nan", "test_moments", "test_l2_normalize", "test_aliases",
+           "test_reference_erfc_is_math_erfc_in_float32"]
 
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805    # Klambauer et al. 2017, eq. 14
@@ -203,3 +204,12 @@ def test_aliases(rng, request):
     a, b = _u(rng, (5,), -4, 4), _nonzero(rng, (5,))
     request.module.check(wt.mod(wt.tensor(a), wt.tensor(b)), wt.floormod(wt.tensor(a), wt.tensor(b)).numpy())
     request.module.check(wt.swish(wt.tensor(a)), wt.silu(wt.tensor(a)).numpy())
+
+
+def test_reference_erfc_is_math_erfc_in_float32(request):
+    """The reference device's erfc (Cody, vectorised in float64: ``numpy_util.erfc``) rounds to the
+    C library's erfc on float32 inputs across its whole range, tails included."""
+    x = np.concatenate([np.linspace(-10, 10.1, 20001), [0.46875, -0.46875, 4.0, -4.0, 27.0]]).astype(np.float32)
+    want = _erfc(x.astype(np.float64)).astype(np.float32)
+    got = wt.erfc(wt.tensor(x))
+    request.module.check(got, want, wt.float32, rtol=0, atol=0)
