@@ -344,12 +344,24 @@ asin = elementwise("asin", 1, _asin, _np("arcsin"), lambda g, y, x: (g / sqrt(1.
                    doc="Inverse sine in [-pi/2, pi/2] (Cephes asinf); |x| > 1 gives NaN.")
 acos = elementwise("acos", 1, _acos, _np("arccos"), lambda g, y, x: (-(g / sqrt(1.0 - x * x)),),
                    doc="Inverse cosine in [0, pi] (Cephes acosf); |x| > 1 gives NaN.")
-atan2 = elementwise(
+atan2_op = elementwise(
     "atan2", 2, _atan2, _np("arctan2"),
     _bgrad(lambda g, y, a, b: g * b / (a * a + b * b), lambda g, y, a, b: -(g * a / (a * a + b * b))),
-    doc="""atan2(y, x): the angle of the point (x, y) in [-pi, pi] (numpy's ``arctan2``, TensorFlow's
-    ``atan2``: y first); y and x broadcast; int/bool inputs give float32. Signed zeros and infinities
-    as numpy (atan2(+-0, -0) = +-pi, atan2(+-inf, -inf) = +-3pi/4). Gradient: (x, -y) / (x^2 + y^2).""")
+    doc="atan2(y, x) as a primitive; see :func:`atan2`.")
+
+
+@op_signature()
+def atan2(y, x):
+    """The angle of the point (x, y), in [-pi, pi] (numpy's ``arctan2``, TensorFlow's ``atan2``: y
+    first); y and x broadcast; int/bool inputs give float32. Signed zeros and infinities as numpy
+    (atan2(+-0, -0) = +-pi, atan2(+-inf, -inf) = +-3pi/4). Gradient: (x, -y) / (x^2 + y^2).
+
+    Raises:
+        ValueError: shapes that do not broadcast.
+    """
+    return atan2_op(y, x)
+
+
 sinh = elementwise("sinh", 1, _sinh, _np("sinh"), lambda g, y, x: (g * cosh(x),),
                    doc="Hyperbolic sine (fdlibm's method: expm1 for |x| < 9; no early overflow).")
 cosh = elementwise("cosh", 1, _cosh, _np("cosh"), lambda g, y, x: (g * sinh(x),),
