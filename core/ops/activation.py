@@ -13,7 +13,7 @@ from ..op import Aval, Op, as_tensor
 from ..signature import NUMBER, op_signature
 from .elementwise import (_fgrad, _np, abs_, cast, elementwise, exp, greater, greater_equal, less, logical_and,
                           mul, neg, sigmoid, sub, where)
-from .math import _expm1, _log1p, log1p
+from .math import _expm1, _log1p, in_float32, log1p
 
 # Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 14 (alpha_01 and lambda_01), as TF/Keras
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -40,7 +40,7 @@ def _with_alpha(name, scalar, reference, grad, doc):
     def kernel(ins, out, *, alpha):
         (x,) = ins
         e = K.cast(K.load(0, tuple(K.idx(d) for d in range(len(x.shape))), x.dtype), out.dtype)
-        return K.map_kernel([K.Buffer(x.shape, x.dtype)], K.Buffer(out.shape, out.dtype), scalar(e, alpha))
+        return K.map_kernel([K.Buffer(x.shape, x.dtype)], K.Buffer(out.shape, out.dtype), in_float32(scalar)(e, alpha))
 
     return Op(name, infer=infer, reference=ref, grad=grad, kernel=kernel, doc=doc, attrs={"alpha": NUMBER})
 
@@ -96,17 +96,17 @@ relu6 = elementwise("relu6", 1, lambda x: K.minimum(K.maximum(x, 0), 6), lambda 
                     _fgrad(_relu6_grad), "arith",
                     doc="min(max(x, 0), 6) (TF's relu6; NaN stays NaN). Gradient: g where 0 < x < 6, else 0.")
 selu = elementwise(
-    "selu", 1, lambda x: SELU_SCALE * K.where(x > 0, x, SELU_ALPHA * _expm1(x)), _ref_selu,
+    "selu", 1, in_float32(lambda x: SELU_SCALE * K.where(x > 0, x, SELU_ALPHA * _expm1(x))), _ref_selu,
     lambda g, y, x: (where(greater(x, 0.0), g * SELU_SCALE, g * (y + SELU_SCALE * SELU_ALPHA)),),
     doc="Scaled ELU (Klambauer et al. 2017, eq. 14): scale * (x if x > 0 else alpha (e^x - 1)), "
         "alpha = 1.6732632423543772, scale = 1.0507009873554805.")
 silu = elementwise(
-    "silu", 1, lambda x: x / (1.0 + K.exp(-x)), _ref_silu,
+    "silu", 1, in_float32(lambda x: x / (1.0 + K.exp(-x))), _ref_silu,
     lambda g, y, x: (g * (sigmoid(x) * (1.0 - y) + y),),
     doc="x sigmoid(x) (Ramachandran et al. 2017 'swish'; Elfwing et al. 2018 'SiLU'), computed as "
         "x / (1 + e^-x): -inf gives NaN, as that formula in numpy and TF. Gradient: s + x s (1 - s).")
 softplus = elementwise(
-    "softplus", 1, lambda x: K.maximum(x, 0) + _log1p(K.exp(-K.unary("abs", x))), _ref_softplus,
+    "softplus", 1, in_float32(lambda x: K.maximum(x, 0) + _log1p(K.exp(-K.unary("abs", x)))), _ref_softplus,
     lambda g, y, x: (g * sigmoid(x),),
     doc="log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|) (no overflow; accurate for very negative x).")
 softsign = elementwise(

@@ -67,6 +67,7 @@ from __future__ import annotations
 import math
 
 from .. import kernel_ir as K
+from ..dtypes import float16, float32
 from ..cody_erf import ERF_A, ERF_B, ERF_C, ERF_D, ERF_P, ERF_Q, ONE_OVER_SQRT_PI
 from ..op import as_tensor
 from ..signature import op_signature
@@ -78,6 +79,14 @@ NAN, INF = float("nan"), float("inf")
 
 
 # ---- scalar building blocks (kernel IR expressions) ---------------------------------------------
+
+def in_float32(fn):
+    """``fn``'s scalar expression computed in float32 for float16 operands (the kernel casts the result
+    back): coefficients and intermediate values (Cody's rationals reach 1e8) exceed float16."""
+    def scalar(*xs):
+        return fn(*(K.cast(x, float32) if isinstance(x, K.Expr) and x.dtype == float16 else x for x in xs))
+    return scalar
+
 
 def _poly(x, coeffs):
     """c0 x^n + ... + cn by Horner's rule (Cephes ``polevl`` order: highest degree first)."""
@@ -316,7 +325,7 @@ def _trunc(t):
 
 
 floormod = elementwise(
-    "floormod", 2, _floormod, _ref_floormod,
+    "floormod", 2, in_float32(_floormod), _ref_floormod,
     _bgrad(lambda g, y, a, b: g, lambda g, y, a, b: neg(g * floor(div(a, b)))), "arith",
     doc="""floormod(x, y): the remainder of floor division, with the sign of ``y`` (numpy's ``mod``,
     TensorFlow's ``floormod``/``mod``); x and y broadcast. int32 stays int32 (x mod 0 = 0, as numpy),
@@ -325,27 +334,27 @@ floormod = elementwise(
     y = 0 give NaN; y = +-inf gives x when x is 0 or has y's sign, else y (numpy).
     Gradient: (g, -g floor(x / y)).""")
 truncatemod = elementwise(
-    "truncatemod", 2, _truncatemod, _np("fmod"),
+    "truncatemod", 2, in_float32(_truncatemod), _np("fmod"),
     _bgrad(lambda g, y, a, b: g, lambda g, y, a, b: neg(g * _trunc(div(a, b)))), "arith",
     doc="""truncatemod(x, y): the remainder of division truncated toward zero, with the sign of ``x``
     (numpy's ``fmod``, C's ``%``, TensorFlow's ``truncatemod``); dtypes and accuracy as
     :func:`floormod`. y = +-inf gives x for finite x.""")
 
-expm1 = elementwise("expm1", 1, _expm1, _np("expm1"), lambda g, y, x: (g * (y + 1.0),),
+expm1 = elementwise("expm1", 1, in_float32(_expm1), _np("expm1"), lambda g, y, x: (g * (y + 1.0),),
                     doc="e^x - 1, accurate near 0 (where exp(x) - 1 cancels); int/bool inputs give float32. "
                         "Method and measured error: module docstring.")
-log1p = elementwise("log1p", 1, _log1p, _np("log1p"), lambda g, y, x: (g / (x + 1.0),),
+log1p = elementwise("log1p", 1, in_float32(_log1p), _np("log1p"), lambda g, y, x: (g / (x + 1.0),),
                     doc="log(1 + x), accurate near 0 (Cephes logf's polynomial); -1 gives -inf, x < -1 NaN.")
-tan = elementwise("tan", 1, _tan, _np("tan"), lambda g, y, x: (g * (1.0 + y * y),),
+tan = elementwise("tan", 1, in_float32(_tan), _np("tan"), lambda g, y, x: (g * (1.0 + y * y),),
                   doc="Tangent (Cephes tanf; accurate for |x| <= 8192); +-inf gives NaN.")
-atan = elementwise("atan", 1, _atan, _np("arctan"), lambda g, y, x: (g / (1.0 + x * x),),
+atan = elementwise("atan", 1, in_float32(_atan), _np("arctan"), lambda g, y, x: (g / (1.0 + x * x),),
                    doc="Inverse tangent in [-pi/2, pi/2] (Cephes atanf).")
-asin = elementwise("asin", 1, _asin, _np("arcsin"), lambda g, y, x: (g / sqrt(1.0 - x * x),),
+asin = elementwise("asin", 1, in_float32(_asin), _np("arcsin"), lambda g, y, x: (g / sqrt(1.0 - x * x),),
                    doc="Inverse sine in [-pi/2, pi/2] (Cephes asinf); |x| > 1 gives NaN.")
-acos = elementwise("acos", 1, _acos, _np("arccos"), lambda g, y, x: (-(g / sqrt(1.0 - x * x)),),
+acos = elementwise("acos", 1, in_float32(_acos), _np("arccos"), lambda g, y, x: (-(g / sqrt(1.0 - x * x)),),
                    doc="Inverse cosine in [0, pi] (Cephes acosf); |x| > 1 gives NaN.")
 atan2_op = elementwise(
-    "atan2", 2, _atan2, _np("arctan2"),
+    "atan2", 2, in_float32(_atan2), _np("arctan2"),
     _bgrad(lambda g, y, a, b: g * b / (a * a + b * b), lambda g, y, a, b: -(g * a / (a * a + b * b))),
     doc="atan2(y, x) as a primitive; see :func:`atan2`.")
 
@@ -362,17 +371,17 @@ def atan2(y, x):
     return atan2_op(y, x)
 
 
-sinh = elementwise("sinh", 1, _sinh, _np("sinh"), lambda g, y, x: (g * cosh(x),),
+sinh = elementwise("sinh", 1, in_float32(_sinh), _np("sinh"), lambda g, y, x: (g * cosh(x),),
                    doc="Hyperbolic sine (fdlibm's method: expm1 for |x| < 9; no early overflow).")
-cosh = elementwise("cosh", 1, _cosh, _np("cosh"), lambda g, y, x: (g * sinh(x),),
+cosh = elementwise("cosh", 1, in_float32(_cosh), _np("cosh"), lambda g, y, x: (g * sinh(x),),
                    doc="Hyperbolic cosine (no early overflow: e^(|x|/2)^2 / 2 beyond |x| = 9).")
-asinh = elementwise("asinh", 1, _asinh, _np("arcsinh"), lambda g, y, x: (g / sqrt(x * x + 1.0),),
+asinh = elementwise("asinh", 1, in_float32(_asinh), _np("arcsinh"), lambda g, y, x: (g / sqrt(x * x + 1.0),),
                     doc="Inverse hyperbolic sine (log1p form, accurate near 0; log(2|x|) beyond 4096).")
-acosh = elementwise("acosh", 1, _acosh, _np("arccosh"), lambda g, y, x: (g / sqrt(x * x - 1.0),),
+acosh = elementwise("acosh", 1, in_float32(_acosh), _np("arccosh"), lambda g, y, x: (g / sqrt(x * x - 1.0),),
                     doc="Inverse hyperbolic cosine (log1p form, accurate near 1); x < 1 gives NaN.")
-atanh = elementwise("atanh", 1, _atanh, _np("arctanh"), lambda g, y, x: (g / (1.0 - x * x),),
+atanh = elementwise("atanh", 1, in_float32(_atanh), _np("arctanh"), lambda g, y, x: (g / (1.0 - x * x),),
                     doc="Inverse hyperbolic tangent (0.5 log1p(2x / (1 - x))); +-1 gives +-inf, |x| > 1 NaN.")
-erfc = elementwise("erfc", 1, _erfc, _ref_erfc,
+erfc = elementwise("erfc", 1, in_float32(_erfc), _ref_erfc,
                    lambda g, y, x: (g * (-2.0 / math.sqrt(math.pi)) * exp(-(x * x)),),
                    doc="Complementary error function 1 - erf(x), with its relative accuracy for large x "
                        "(Cody's rational approximations; 0 beyond x = 10.06, 2 for x -> -inf).")

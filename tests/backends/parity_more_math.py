@@ -92,6 +92,18 @@ CASES += [
     # a slice of the result: the squares of a whole normalised row sum to 1, whose gradient is 0 plus noise
     Case("l2_normalize", lambda x: wt.l2_normalize(x, axis=-1)[:, :4], ins(f32(4, 6))),
 ]
+
+
+def _in_float16(x):
+    """Several of the functions on float16 (computed in float32 inside the kernel, rounded back: a result
+    may differ from numpy's by one float16 ulp)."""
+    h = wt.cast(x, wt.float16)
+    d = wt.cast(x * 0.25 + 2.0, wt.float16)
+    ys = [wt.erfc(h), wt.expm1(h), wt.atan(h), wt.softplus(h), wt.asinh(h), wt.floormod(h, d), wt.selu(h)]
+    return wt.cast(wt.stack(ys), wt.float32)
+
+
+CASES.append(Case("float16_math", _in_float16, ins(f32(3, 5, lo=-4, hi=4)), grad=False))
 for name, fn in BINARY_F.items():
     CASES.append(Case(f"grid/{name}", fn, grid, grad=False, specials=False))
 CASES.append(Case("grid/logical_xor", wt.logical_xor, grid, grad=False, specials=False))
