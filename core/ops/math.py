@@ -9,7 +9,7 @@ expression is a published float32 approximation instead:
 
 ==========  ====================================================================================
 ``expm1``   |x| < 0.5: x + x^2 P(x), P the Taylor series of (e^x - 1 - x) / x^2 to x^7 (truncation
-            < 1.1e-8 relative); else exp(x) - 1 (no cancellation there)
+            below 5.4e-10 relative); else exp(x) - 1 (no cancellation there)
 ``log1p``   x in [sqrt(1/2) - 1, sqrt(2) - 1]: Cephes ``logf``'s polynomial, which *is* log(1 + f)
             for f = x (S. L. Moshier, Cephes Math Library, logf.c), so 1 + x is never rounded;
             elsewhere log(1 + x). (Kahan's x log(u) / (u - 1) needs a log accurate near 1, which
@@ -21,10 +21,12 @@ expression is a published float32 approximation instead:
             on top of it
 ``atan2``   the first-octant ratio min(|x|, |y|) / max(|x|, |y|) through ``atan``'s polynomial,
             moved to its quadrant; numpy's special cases (signed zeros, infinities) included
-``sinh``    fdlibm ``sinhf``: (t + t / (t + 1)) / 2 with t = expm1(|x|) for |x| < 9, else
-            (e^(|x|/2) / 2) e^(|x|/2) (no overflow before sinh overflows); ``cosh`` likewise
-``asinh``   log1p(|x| + x^2 / (1 + sqrt(1 + x^2))), log(|x|) + log 2 beyond 2^12 (fdlibm);
-``acosh``   log1p(t + sqrt(2t + t^2)) with t = x - 1; ``atanh`` 0.5 log1p(2|x| / (1 - |x|))
+``sinh``    fdlibm's ``sinhf`` (Sun Microsystems 1993, e_sinhf.c): (t + t / (t + 1)) / 2 with
+            t = expm1(|x|) for |x| < 9, else (e^(|x|/2) / 2) e^(|x|/2) (no overflow before sinh
+            overflows); ``cosh``: (e^|x| + e^-|x|) / 2 below 9, the same split beyond
+``asinh``   log1p(|x| + x^2 / (1 + sqrt(1 + x^2))), log(|x|) + log 2 beyond 2^12 (fdlibm s_asinhf.c);
+``acosh``   log1p(t + sqrt(2t + t^2)) with t = x - 1 (e_acoshf.c's form near 1), log(x) + log 2
+            beyond 2^12; ``atanh`` 0.5 log1p(2|x| / (1 - |x|)) (e_atanhf.c)
 ``erfc``    W. J. Cody's rational approximations (Math. Comp. 23 (1969) 631-637, the CALERF
             coefficients of ``core/cody_erf.py``) in float32, with exp(-x^2) computed as
             exp(-h^2) exp(-(x - h)(x + h)), h = x rounded down to 1/16 (exact products), so the tail
