@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..core import ops as F
 from ..core.dtypes import int32
+from ..core.shapes import broadcast_shapes
 from ..tensor import Tensor, tensor
 from ._registry import Registry, exports
 
@@ -74,15 +75,15 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
     """Labels in {0, 1} (or probabilities) and scores, same shape ``(N, ..., K)`` -> ``(N, ...)``
-    (mean over the last axis). With logits: ``max(x, 0) - x z + log(1 + exp(-|x|))``, which
-    cannot overflow (the form of ``tf.nn.sigmoid_cross_entropy_with_logits``)."""
+    (mean over the last axis). With logits: ``webtensor.sigmoid_cross_entropy_with_logits``
+    (``max(x, 0) - x z + log(1 + exp(-|x|))``, which cannot overflow)."""
     y_true, y_pred = _as_tensors(y_true, y_pred)
     z = F.cast(y_true, y_pred.dtype)
     if label_smoothing:
         z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
-        x = y_pred
-        per = F.relu(x) - x * z + F.log(F.exp(-F.abs(x)) + 1.0)
+        shape = broadcast_shapes(tuple(z.shape), tuple(y_pred.shape), op="binary_crossentropy")
+        per = F.sigmoid_cross_entropy_with_logits(F.broadcast_to(z, shape), F.broadcast_to(y_pred, shape))
     else:
         p = F.minimum(F.maximum(y_pred, _EPS), 1.0 - _EPS)
         per = -(z * F.log(p) + (1.0 - z) * F.log(1.0 - p))
