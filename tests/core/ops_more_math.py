@@ -204,6 +204,11 @@ def test_aliases(rng, request):
     a, b = _u(rng, (5,), -4, 4), _nonzero(rng, (5,))
     request.module.check(wt.mod(wt.tensor(a), wt.tensor(b)), wt.floormod(wt.tensor(a), wt.tensor(b)).numpy())
     request.module.check(wt.swish(wt.tensor(a)), wt.silu(wt.tensor(a)).numpy())
+    # Tensor operators: % is floormod (numpy's and TF's), ^ is logical_xor
+    request.module.check(wt.tensor(a) % wt.tensor(b), np.mod(a.astype(np.float64), b), atol=3e-6)
+    request.module.check(7 % wt.tensor(np.array([3, -3, 2], np.int32)), np.mod(7, [3, -3, 2]), wt.int32)
+    p, q = np.array([True, False, True]), np.array([True, True, False])
+    request.module.check(wt.tensor(p) ^ wt.tensor(q), p ^ q, wt.bool)
 
 
 def test_reference_erfc_is_math_erfc_in_float32(request):
