@@ -92,8 +92,8 @@ def _relu6_grad(g, y, x):
     return g * _mask(logical_and(greater(x, 0.0), less(x, 6.0)), g)
 
 
-relu6 = elementwise("relu6", 1, lambda x: K.minimum(K.maximum(x, 0), 6), lambda x: _np("minimum")(_np("maximum")(x, 0), 6),
-                    _fgrad(_relu6_grad), "arith",
+relu6 = elementwise("relu6", 1, lambda x: K.minimum(K.maximum(x, 0), 6),
+                    lambda x: _np("minimum")(_np("maximum")(x, 0), 6), _fgrad(_relu6_grad), "arith",
                     doc="min(max(x, 0), 6) (TF's relu6; NaN stays NaN). Gradient: g where 0 < x < 6, else 0.")
 selu = elementwise(
     "selu", 1, in_float32(lambda x: SELU_SCALE * K.where(x > 0, x, SELU_ALPHA * _expm1(x))), _ref_selu,

@@ -49,7 +49,8 @@ def _cases():
             add(name, lambda r, sa=sa, sb=sb: ([_f(r, sa, -5, 5), _nz(r, sb)], {}))
         add(name, lambda r: ([grid.reshape(-1, 1), grid.copy()], {}))
     for name in ("floormod", "truncatemod"):
-        add(name, lambda r: ([r.integers(-7, 8, (3, 5)).astype(np.int32), r.integers(-3, 4, (5,)).astype(np.int32)], {}))
+        add(name, lambda r: ([r.integers(-7, 8, (3, 5)).astype(np.int32), r.integers(-3, 4, (5,)).astype(np.int32)],
+                             {}))
     for sa, sb in PAIRS:
         add("logical_xor", lambda r, sa=sa, sb=sb: ([r.random(sa) < 0.5, r.random(sb) < 0.5], {}))
     add("logical_xor", lambda r: ([r.integers(-1, 2, (4,)).astype(np.int32), grid[:4].copy()], {}))
