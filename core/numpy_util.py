@@ -44,23 +44,8 @@ def float_to_int32(x):
     return np.where(np.isnan(r), 0, r).astype(np.int32)
 
 
-# W. J. Cody, "Rational Chebyshev approximations for the error function", Mathematics of
-# Computation 23 (1969), 631-637: the coefficients of his Fortran routine CALERF (netlib SPECFUN,
-# https://www.netlib.org/specfun/erf), designed for relative errors below 6e-19 (erf on
-# [0, 0.46875]), 7e-19 and 3e-20 (erfc on [0.46875, 4] and beyond).
-_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03,
-          1.85777706184603153e-1)
-_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03, 2.84423683343917062e03)
-_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01, 2.98635138197400131e02,
-          8.81952221241769090e02, 1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03,
-          2.15311535474403846e-8)
-_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02, 1.62138957456669019e03,
-          3.29079923573345963e03, 4.36261909014324716e03, 3.43936767414372164e03, 1.23033935480374942e03)
-_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2,
-          6.58749161529837803e-4, 1.63153871373020978e-2)
-_ERF_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1, 6.05183413124413191e-2,
-          2.33520497626869185e-3)
-_1_SQRT_PI = 5.6418958354775628695e-1
+from .cody_erf import (ERF_A as _ERF_A, ERF_B as _ERF_B, ERF_C as _ERF_C, ERF_D as _ERF_D,  # noqa: E402
+                       ERF_P as _ERF_P, ERF_Q as _ERF_Q, ONE_OVER_SQRT_PI as _1_SQRT_PI)
 _ERF_CHUNK = 32768          # elements per block: the ~40 passes over a block stay in the CPU's cache
 
 
@@ -103,24 +88,49 @@ def erf(x):
     return out.reshape(x.shape).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
 
 
-def _erf_block(y, out):
-    """erf(y) for y = |x| >= 0 (or NaN) into ``out``: the middle interval's formula on all of ``y``
-    (clipped into it), then the two others where they apply."""
+def _erf_block(y, out, complement=False):
+    """erf(y) (erfc(y) with ``complement``) for y = |x| >= 0 (or NaN) into ``out``: the middle
+    interval's formula on all of ``y`` (clipped into it), then the two others where they apply."""
     m = np.clip(y, 0.46875, 4.0)
     num, den = _rational(m, _ERF_C, _ERF_D)
     num /= den
     e = np.multiply(m, m)
     np.negative(e, out=e)
     num *= np.exp(e, out=e)
-    np.subtract(1.0, num, out=out)
+    np.subtract(1.0, num, out=out) if not complement else np.copyto(out, num)
     small = y <= 0.46875
     if small.any():
         s = y[small]
         num, den = _rational(s * s, _ERF_A, _ERF_B)
-        out[small] = s * num / den
+        out[small] = s * num / den if not complement else 1.0 - s * num / den
     tail = y > 4.0
     if tail.any():
         t = y[tail]
         z = 1.0 / (t * t)
         num, den = _rational(z, _ERF_P, _ERF_Q)
-        out[tail] = 1.0 - np.exp(-t * t) * ((_1_SQRT_PI - z * num / den) / t)
+        c = np.exp(-t * t) * ((_1_SQRT_PI - z * num / den) / t)
+        out[tail] = 1.0 - c if not complement else c
+
+
+def erfc(x):
+    """Elementwise erfc = 1 - erf, vectorised with :func:`erf`'s approximations but returning Cody's
+    erfc values directly, so the tail keeps its relative accuracy (erfc(x) for x < 0 is
+    2 - erfc(-x)). exp(-x^2) is not split as Cody does: against ``math.erfc`` on [-7, 27] the
+    relative error is 6e-14 at most where erfc is a normal double, and float32 results equal
+    ``math.erfc`` rounded to float32 (tests/core/ops_more_math.py checks it).
+
+    Args:
+        x: array-like of any float dtype (or int), any shape.
+    Returns:
+        An array of ``x``'s shape and dtype (float64 for ints); NaN stays NaN, erfc(inf) = 0,
+        erfc(-inf) = 2.
+    """
+    x = np.asarray(x)
+    flat = x.reshape(-1)
+    out = np.empty(flat.shape, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(0, flat.size, _ERF_CHUNK):
+            _erf_block(np.abs(flat[i:i + _ERF_CHUNK], dtype=np.float64), out[i:i + _ERF_CHUNK], complement=True)
+    neg = flat < 0
+    out[neg] = 2.0 - out[neg]
+    return out.reshape(x.shape).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)

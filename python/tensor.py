@@ -193,6 +193,9 @@ class Tensor:
     def __and__(self, o): return F.logical_and(self, o)
     def __or__(self, o): return F.logical_or(self, o)
     def __invert__(self): return F.logical_not(self)
+    def __xor__(self, o): return F.logical_xor(self, o)
+    def __mod__(self, o): return F.floormod(self, o)          # numpy's and TF's %: the sign of o
+    def __rmod__(self, o): return F.floormod(o, self)
 
     def __floordiv__(self, o): return F.floor(F.div(self, o)) if self.dtype.is_floating else F.cast(F.floor(F.div(self, o)), self.dtype)
 

@@ -119,7 +119,8 @@ def workgroup_grid(total: int, limits: Limits) -> tuple[tuple[int, int, int], st
 
 
 def shader_header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=(), shared: str = "") -> str:
-    lines = ["enable f16;"] if limits.shader_f16 and any("f16" in d[1] for d in decls) else []
+    # every shader of an f16 device enables f16: a fused body may compute in f16 between f32 buffers
+    lines = ["enable f16;"] if limits.shader_f16 else []
     for i, (name, t, writable) in enumerate(decls):
         lines.append(f"@group(0) @binding({i}) var<storage, {'read_write' if writable else 'read'}> "
                      f"{name}: array<{t}>;")

@@ -11,6 +11,10 @@
 - ``rearrange`` (compositions): ``tile split unstack reverse roll repeat space_to_depth depth_to_space``;
 - ``contraction`` (compositions): ``einsum tensordot``;
 - ``image`` (a composition): ``resize`` (``webtensor.image.resize``).
+- ``math``: more elementwise math under TF's names (``floormod expm1 log1p tan atan2 erfc is_nan`` ...);
+- ``activation``: activation ops (``relu6 leaky_relu elu selu silu softplus softsign``) and
+  ``sigmoid_cross_entropy_with_logits``;
+- ``statistics``: ``reduce_any reduce_all reduce_variance reduce_std reduce_euclidean_norm moments l2_normalize``.
 
 ``OPS`` (in ``webtensor.core.op``) maps every primitive's name to its ``Op``.
 """
@@ -25,6 +29,12 @@ from .linalg import matmul
 from .nn import (conv2d, conv1d, conv2d_transpose, depthwise_conv2d, max_pool2d, avg_pool2d, softmax, log_softmax,
                  logsumexp, softmax_cross_entropy,
                  sparse_softmax_cross_entropy, mse, extract_patches, extract_patches_grad)
+from .math import (floormod, mod, truncatemod, expm1, log1p, tan, atan, asin, acos, atan2, sinh, cosh, asinh, acosh,
+                   atanh, erfc, is_nan, is_inf, is_finite, logical_xor, clip_by_value)
+from .activation import (relu6, leaky_relu, elu, selu, silu, swish, softplus, softsign,
+                         sigmoid_cross_entropy_with_logits)
+from .statistics import (reduce_any, reduce_all, reduce_variance, reduce_std, reduce_euclidean_norm, moments,
+                         l2_normalize)
 
 
 from ..signature import BOOL, DTYPE, op_signature
@@ -68,7 +78,8 @@ def cast(x, dtype):
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",
                                                                    "linalg", "nn", "cast_op", "BOOL", "DTYPE",
-                                                                   "op_signature")]
+                                                                   "op_signature", "math", "activation",
+                                                                   "statistics")]
 
 # Issue 14: sorting, indexing by index tensors, rearranging, contractions, image resizing.
 from .sorting import sort, argsort, top_k, cumsum, cumprod

@@ -1,5 +1,6 @@
-"""Activation functions by Keras name: ``get('relu')(x)``. Each is a composition of core ops,
-so it runs (and fuses) on every device and differentiates with no rule of its own."""
+"""Activation functions by Keras name: ``get('relu')(x)``, with Keras' arguments and defaults. Each
+calls the core op of that name (``webtensor.relu6``, ``webtensor.elu``, ...), so it runs (and fuses)
+on every device."""
 from __future__ import annotations
 
 from ..core import ops as F
@@ -36,7 +37,7 @@ def relu6(x):
     Returns:
         A tensor of ``x``'s shape and dtype.
     """
-    return F.minimum(F.relu(x), 6.0)
+    return F.relu6(x)
 
 
 def leaky_relu(x, negative_slope=0.2):
@@ -49,7 +50,7 @@ def leaky_relu(x, negative_slope=0.2):
     Returns:
         A tensor of ``x``'s shape and dtype.
     """
-    return F.where(F.greater_equal(x, 0.0), x, x * negative_slope)
+    return F.leaky_relu(x, alpha=negative_slope)
 
 
 def elu(x, alpha=1.0):
@@ -62,7 +63,19 @@ def elu(x, alpha=1.0):
     Returns:
         A tensor of ``x``'s shape and dtype.
     """
-    return F.where(F.greater(x, 0.0), x, (F.exp(F.minimum(x, 0.0)) - 1.0) * alpha)
+    return F.elu(x, alpha=alpha)
+
+
+def selu(x):
+    """``scale * elu(x, alpha)`` with Klambauer et al. 2017's constants ("Self-Normalizing Neural
+    Networks"; ``keras.activations.selu``), as ``webtensor.selu``.
+
+    Args:
+        x: a float tensor of any shape.
+    Returns:
+        A tensor of ``x``'s shape and dtype.
+    """
+    return F.selu(x)
 
 
 def gelu(x, approximate=False):
@@ -102,26 +115,37 @@ def tanh(x):
 
 def softplus(x):
     """``log(1 + exp(x))`` (``keras.activations.softplus``), computed as
-    ``max(x, 0) + log(1 + exp(-|x|))`` so it cannot overflow.
+    ``max(x, 0) + log1p(exp(-|x|))`` so it cannot overflow.
 
     Args:
         x: a float tensor of any shape.
     Returns:
         A tensor of ``x``'s shape and dtype.
     """
-    return F.relu(x) + F.log(F.exp(-F.abs(x)) + 1.0)
+    return F.softplus(x)
+
+
+def softsign(x):
+    """``x / (1 + |x|)`` (``keras.activations.softsign``), as ``webtensor.softsign``.
+
+    Args:
+        x: a float tensor of any shape.
+    Returns:
+        A tensor of ``x``'s shape and dtype.
+    """
+    return F.softsign(x)
 
 
 def silu(x):
     """``x * sigmoid(x)`` (``keras.activations.silu``, also ``'swish'``; Ramachandran et al. 2017,
-    "Searching for Activation Functions").
+    "Searching for Activation Functions"), as ``webtensor.silu``.
 
     Args:
         x: a float tensor of any shape.
     Returns:
         A tensor of ``x``'s shape and dtype.
     """
-    return x * F.sigmoid(x)
+    return F.silu(x)
 
 
 def softmax(x, axis=-1):
@@ -153,8 +177,8 @@ def log_softmax(x, axis=-1):
     return F.log_softmax(x, axis)
 
 
-_BY_NAME = {f.__name__: f for f in (linear, relu, relu6, leaky_relu, elu, gelu, sigmoid, tanh, softplus, silu,
-                                    softmax, log_softmax)}
+_BY_NAME = {f.__name__: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid, tanh, softplus,
+                                    softsign, silu, softmax, log_softmax)}
 _BY_NAME["swish"] = silu
 
 

@@ -16,6 +16,7 @@ from .._registry import Registry, exports, snake_case
 from ..core import ops as F
 from ..core.dtypes import int32
 from ..core.op import first_out_of_range
+from ..core.shapes import broadcast_shapes
 from ..tensor import Tensor, tensor
 
 _EPS = 1e-7
@@ -100,9 +101,9 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
     """Binary cross-entropy (``keras.losses.binary_crossentropy``), the mean over the last axis of
-    ``-(z log p + (1 - z) log(1 - p))``. With logits it is computed as
-    ``max(x, 0) - x z + log(1 + exp(-|x|))``, which cannot overflow (the form of
-    ``tf.nn.sigmoid_cross_entropy_with_logits``); probabilities are clipped to ``[1e-7, 1 - 1e-7]``.
+    ``-(z log p + (1 - z) log(1 - p))``. With logits it is :func:`webtensor.sigmoid_cross_entropy_with_logits`
+    (``max(x, 0) - x z + log(1 + exp(-|x|))``, which cannot overflow); probabilities are clipped to
+    ``[1e-7, 1 - 1e-7]``.
 
     Args:
         y_true: labels in {0, 1} (or probabilities) ``(N, ..., K)``.
@@ -119,8 +120,8 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
     if label_smoothing:
         z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
-        x = y_pred
-        per = F.relu(x) - x * z + F.log(F.exp(-F.abs(x)) + 1.0)
+        shape = broadcast_shapes(tuple(z.shape), tuple(y_pred.shape), op="binary_crossentropy")
+        per = F.sigmoid_cross_entropy_with_logits(F.broadcast_to(z, shape), F.broadcast_to(y_pred, shape))
     else:
         p = F.minimum(F.maximum(y_pred, _EPS), 1.0 - _EPS)
         per = -(z * F.log(p) + (1.0 - z) * F.log(1.0 - p))

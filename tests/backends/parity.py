@@ -175,6 +175,9 @@ for name, fn in {**BINARY, "pow": wt.pow, **COMPARE}.items():
     CASES.append(Case(f"grid/{name}", fn, grid, grad=False, specials=False))
 CASES.append(Case("grid/where", lambda a, b: wt.where(wt.greater(a, b), a, b), grid, grad=False, specials=False))
 
+from parity_more_math import CASES as MORE_MATH  # noqa: E402  (issue 14's math, activations, reductions)
+CASES += MORE_MATH
+
 
 def run_case(case: Case, device: str, mode: str, rng_seed: int = 0):
     """(device result, reference result) as numpy lists for ``mode`` in eager|function|grad, or

@@ -522,4 +522,257 @@ TOLERANCES = {  # case: {mode group: {device: (rtol, atol)}}
         'value': {'wasm': (1e-06, 1.4e-06), 'webgpu': (1e-06, 1.4e-06)},
         'grad': {'wasm': (1e-06, 6.6e-06), 'webgpu': (1e-06, 6.6e-06)},
     },
+    'unary/expm1': {
+        'value': {'wasm': (1e-06, 1.3e-05), 'webgpu': (1e-06, 1.3e-05)},
+        'grad': {'wasm': (1e-06, 0.00043), 'webgpu': (2.4e-06, 0.00043)},
+    },
+    'unary/expm1/small': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+        'grad': {'wasm': (1.3e-06, 2e-09), 'webgpu': (1e-06, 2e-09)},
+    },
+    'unary/log1p': {
+        'value': {'wasm': (1.2e-06, 2.3e-06), 'webgpu': (1.2e-06, 2.3e-06)},
+        'grad': {'wasm': (1e-06, 4e-05), 'webgpu': (1.6e-06, 4e-05)},
+    },
+    'unary/log1p/small': {
+        'value': {'wasm': (1e-06, 1e-09), 'webgpu': (1e-06, 1e-09)},
+        'grad': {'wasm': (1e-06, 2e-09), 'webgpu': (1e-06, 2e-09)},
+    },
+    'unary/tan': {
+        'value': {'wasm': (1.1e-06, 5.6e-06), 'webgpu': (1.1e-06, 5.6e-06)},
+        'grad': {'wasm': (3.4e-06, 0.00036), 'webgpu': (3.4e-06, 0.00036)},
+    },
+    'unary/tan/wide': {
+        'value': {'wasm': (1.1e-06, 2.8e-06), 'webgpu': (1.1e-06, 2.8e-06)},
+    },
+    'unary/atan': {
+        'value': {'wasm': (1.1e-06, 1.6e-06), 'webgpu': (1.1e-06, 1.6e-06)},
+        'grad': {'wasm': (1.8e-06, 2.2e-05), 'webgpu': (1.3e-06, 2.2e-05)},
+    },
+    'unary/asin': {
+        'value': {'wasm': (1e-06, 1.3e-06), 'webgpu': (1e-06, 1.3e-06)},
+        'grad': {'wasm': (1.9e-06, 9.1e-06), 'webgpu': (1e-06, 9.1e-06)},
+    },
+    'unary/acos': {
+        'value': {'wasm': (1e-06, 2.9e-06), 'webgpu': (1e-06, 2.9e-06)},
+        'grad': {'wasm': (2.3e-06, 4.5e-05), 'webgpu': (1e-06, 4.5e-05)},
+    },
+    'unary/sinh': {
+        'value': {'wasm': (1e-06, 7.3e-05), 'webgpu': (2.9e-06, 7.3e-05)},
+        'grad': {'wasm': (1.2e-06, 0.018), 'webgpu': (5.3e-06, 0.018)},
+    },
+    'unary/cosh': {
+        'value': {'wasm': (1.1e-06, 7.3e-05), 'webgpu': (2.2e-06, 7.3e-05)},
+        'grad': {'wasm': (1.1e-06, 0.018), 'webgpu': (5.3e-06, 0.018)},
+    },
+    'unary/asinh': {
+        'value': {'wasm': (1.1e-06, 2.4e-06), 'webgpu': (1.5e-06, 2.4e-06)},
+        'grad': {'wasm': (1.3e-06, 5.1e-05), 'webgpu': (1.6e-06, 5.1e-05)},
+    },
+    'unary/acosh': {
+        'value': {'wasm': (1e-06, 2.3e-06), 'webgpu': (2.6e-06, 2.3e-06)},
+        'grad': {'wasm': (1.3e-06, 4.6e-05), 'webgpu': (2.5e-06, 4.6e-05)},
+    },
+    'unary/atanh': {
+        'value': {'wasm': (1.3e-06, 1.8e-06), 'webgpu': (1.3e-06, 1.8e-06)},
+        'grad': {'wasm': (2.3e-06, 3.4e-05), 'webgpu': (1.2e-06, 3.4e-05)},
+    },
+    'unary/erfc': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+        'grad': {'wasm': (2.5e-06, 1.9e-05), 'webgpu': (7.1e-06, 1.9e-05)},
+    },
+    'unary/relu6': {
+        'value': {'wasm': (1e-06, 6.1e-06), 'webgpu': (1e-06, 6.1e-06)},
+        'grad': {'wasm': (1e-06, 0.00027), 'webgpu': (1e-06, 0.00027)},
+    },
+    'unary/leaky_relu': {
+        'value': {'wasm': (1e-06, 1.8e-06), 'webgpu': (1e-06, 1.8e-06)},
+        'grad': {'wasm': (1e-06, 1.4e-05), 'webgpu': (1e-06, 1.4e-05)},
+    },
+    'unary/leaky_relu/alpha': {
+        'value': {'wasm': (1e-06, 1.8e-06), 'webgpu': (1e-06, 1.8e-06)},
+        'grad': {'wasm': (1e-06, 1.4e-05), 'webgpu': (1e-06, 1.4e-05)},
+    },
+    'unary/elu': {
+        'value': {'wasm': (1.2e-06, 1.7e-06), 'webgpu': (2.3e-06, 1.7e-06)},
+        'grad': {'wasm': (1.5e-06, 1.3e-05), 'webgpu': (1e-06, 1.3e-05)},
+    },
+    'unary/elu/alpha': {
+        'value': {'wasm': (1.2e-06, 1.7e-06), 'webgpu': (2.3e-06, 1.7e-06)},
+        'grad': {'wasm': (1.1e-06, 9.3e-06), 'webgpu': (1.1e-06, 9.3e-06)},
+    },
+    'unary/selu': {
+        'value': {'wasm': (1.3e-06, 1.8e-06), 'webgpu': (2e-06, 1.8e-06)},
+        'grad': {'wasm': (1e-06, 2.5e-05), 'webgpu': (1e-06, 2.5e-05)},
+    },
+    'unary/silu': {
+        'value': {'wasm': (1e-06, 5.2e-06), 'webgpu': (1.2e-06, 5.2e-06)},
+        'grad': {'wasm': (2.7e-06, 0.00012), 'webgpu': (1.2e-06, 0.00012)},
+    },
+    'unary/softplus': {
+        'value': {'wasm': (1e-06, 8.8e-06), 'webgpu': (1e-06, 8.8e-06)},
+        'grad': {'wasm': (1e-06, 0.00034), 'webgpu': (1e-06, 0.00034)},
+    },
+    'unary/softsign': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+        'grad': {'wasm': (1e-06, 8e-06), 'webgpu': (1e-06, 8e-06)},
+    },
+    'unary/is_nan': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'unary/is_inf': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'unary/is_finite': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'edges/expm1': {
+        'value': {'wasm': (1e-06, 1.1e+07), 'webgpu': (1.2e-05, 1.1e+07)},
+    },
+    'edges/log1p': {
+        'value': {'wasm': (1e-06, 8.9e-05), 'webgpu': (1e-06, 8.9e-05)},
+    },
+    'edges/tan': {
+        'value': {'wasm': (1e-06, 6.5e-06), 'webgpu': (1e-06, 6.5e-06)},
+    },
+    'edges/atan': {
+        'value': {'wasm': (1e-06, 1.6e-06), 'webgpu': (1e-06, 1.6e-06)},
+    },
+    'edges/asin': {
+        'value': {'wasm': (1e-06, 1.6e-06), 'webgpu': (1e-06, 1.6e-06)},
+    },
+    'edges/acos': {
+        'value': {'wasm': (1e-06, 3.2e-06), 'webgpu': (1e-06, 3.2e-06)},
+    },
+    'edges/sinh': {
+        'value': {'wasm': (1e-06, 5.4e+06), 'webgpu': (1.1e-05, 5.4e+06)},
+    },
+    'edges/cosh': {
+        'value': {'wasm': (1e-06, 5.4e+06), 'webgpu': (1.1e-05, 5.4e+06)},
+    },
+    'edges/asinh': {
+        'value': {'wasm': (1e-06, 9e-05), 'webgpu': (1e-06, 9e-05)},
+    },
+    'edges/acosh': {
+        'value': {'wasm': (1e-06, 9e-05), 'webgpu': (1e-06, 9e-05)},
+    },
+    'edges/atanh': {
+        'value': {'wasm': (1e-06, 7.3e-06), 'webgpu': (1e-06, 7.3e-06)},
+    },
+    'edges/erfc': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+    },
+    'edges/relu6': {
+        'value': {'wasm': (1e-06, 6.1e-06), 'webgpu': (1e-06, 6.1e-06)},
+    },
+    'edges/leaky_relu': {
+        'value': {'wasm': (1e-06, 3.1e+32), 'webgpu': (1e-06, 3.1e+32)},
+    },
+    'edges/elu': {
+        'value': {'wasm': (1e-06, 3.1e+32), 'webgpu': (1e-06, 3.1e+32)},
+    },
+    'edges/selu': {
+        'value': {'wasm': (1e-06, 3.2e+32), 'webgpu': (1e-06, 3.2e+32)},
+    },
+    'edges/silu': {
+        'value': {'wasm': (1e-06, 3.1e+32), 'webgpu': (1e-06, 3.1e+32)},
+    },
+    'edges/softplus': {
+        'value': {'wasm': (1e-06, 3.1e+32), 'webgpu': (1e-06, 3.1e+32)},
+    },
+    'edges/softsign': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'edges/is_nan': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'edges/is_inf': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'edges/is_finite': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'binary/floormod': {
+        'value': {'wasm': (2.4e-06, 5e-06), 'webgpu': (2.4e-06, 5e-06)},
+        'grad': {'wasm': (1.6e-06, 6.7e-05), 'webgpu': (1.6e-06, 6.7e-05)},
+    },
+    'binary/truncatemod': {
+        'value': {'wasm': (3.2e-06, 5e-06), 'webgpu': (4.5e-06, 5e-06)},
+        'grad': {'wasm': (1.9e-06, 6.2e-05), 'webgpu': (1.5e-06, 6.2e-05)},
+    },
+    'binary/floormod_int': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+    },
+    'binary/truncatemod_int': {
+        'value': {'wasm': (1e-06, 2e-06), 'webgpu': (1e-06, 2e-06)},
+    },
+    'binary/atan2': {
+        'value': {'wasm': (1.1e-06, 3.2e-06), 'webgpu': (1.1e-06, 3.2e-06)},
+        'grad': {'wasm': (1.3e-06, 0.00038), 'webgpu': (1.3e-06, 0.00038)},
+    },
+    'logical_xor': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'clip_by_value': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+        'grad': {'wasm': (1e-06, 8.5e-06), 'webgpu': (1e-06, 8.5e-06)},
+    },
+    'clip_by_value/tensors': {
+        'value': {'wasm': (1e-06, 1.5e-06), 'webgpu': (1e-06, 1.5e-06)},
+        'grad': {'wasm': (1e-06, 1.2e-05), 'webgpu': (1e-06, 1.2e-05)},
+    },
+    'sigmoid_cross_entropy_with_logits': {
+        'value': {'wasm': (1e-06, 4.1e-06), 'webgpu': (1.2e-06, 4.1e-06)},
+        'grad': {'wasm': (1.2e-06, 9.9e-05), 'webgpu': (1.2e-06, 9.9e-05)},
+    },
+    'reduce_any': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'reduce_any/float': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'reduce_all': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'reduce_all/float': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
+    'reduce_variance': {
+        'value': {'wasm': (1.3e-06, 2.1e-06), 'webgpu': (1.3e-06, 2.1e-06)},
+        'grad': {'wasm': (2.1e-06, 9e-06), 'webgpu': (2.5e-06, 9e-06)},
+    },
+    'reduce_std': {
+        'value': {'wasm': (1e-06, 1.5e-06), 'webgpu': (1.1e-06, 1.5e-06)},
+        'grad': {'wasm': (1.3e-06, 7e-06), 'webgpu': (1.9e-06, 7e-06)},
+    },
+    'reduce_euclidean_norm': {
+        'value': {'wasm': (1e-06, 4.9e-06), 'webgpu': (1e-06, 4.9e-06)},
+        'grad': {'wasm': (1e-06, 8.5e-05), 'webgpu': (1e-06, 8.5e-05)},
+    },
+    'moments': {
+        'value': {'wasm': (1.3e-06, 2.1e-06), 'webgpu': (1.3e-06, 2.1e-06)},
+        'grad': {'wasm': (2.2e-06, 9.1e-06), 'webgpu': (2.4e-06, 9.1e-06)},
+    },
+    'l2_normalize': {
+        'value': {'wasm': (1e-06, 7e-07), 'webgpu': (1.1e-06, 7e-07)},
+        'grad': {'wasm': (1e-06, 2.8e-06), 'webgpu': (4.3e-06, 2.8e-06)},
+    },
+    'float16_math': {
+        'value': {'wasm': (0.0085, 0.013), 'webgpu': (1e-06, 0.0098)},
+    },
+    'grid/floormod': {
+        'value': {'wasm': (1e-06, 2.5e-06), 'webgpu': (1e-06, 2.5e-06)},
+    },
+    'grid/mod': {
+        'value': {'wasm': (1e-06, 2.5e-06), 'webgpu': (1e-06, 2.5e-06)},
+    },
+    'grid/truncatemod': {
+        'value': {'wasm': (1e-06, 2.5e-06), 'webgpu': (1e-06, 2.5e-06)},
+    },
+    'grid/atan2': {
+        'value': {'wasm': (1e-06, 3.2e-06), 'webgpu': (1e-06, 3.2e-06)},
+    },
+    'grid/logical_xor': {
+        'value': {'wasm': (1e-06, 1e-06), 'webgpu': (1e-06, 1e-06)},
+    },
 }

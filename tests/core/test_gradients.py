@@ -419,3 +419,6 @@ def test_float64_mode_computes_python_scalars_in_float64():
         assert (wt.tensor([1.0]) * 0.1).numpy().dtype == np.float32
     y = (wt.tensor([1.0]) * 0.1).numpy()
     assert y.dtype == np.float64 and y[0] == 0.1
+
+
+from gradients_more_math import *  # noqa: E402,F401,F403  (issue 14's ops; run here, with this module's check_grad)

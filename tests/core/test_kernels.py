@@ -198,6 +198,8 @@ def _more_movement_cases():
 
 CASES = _cases()
 CASES.update(_more_movement_cases())
+from kernels_more_math import CASES as _MORE_MATH  # noqa: E402  (issue 14's ops)
+CASES.update(_MORE_MATH)
 ALL = [(name, k) for name in sorted(CASES) for k in range(len(CASES[name]))]
 
 

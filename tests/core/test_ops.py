@@ -1069,3 +1069,6 @@ def test_extract_patches_grad(xs, ksize, strides, dilations, pads, rng):
             expected[b, y, x, ch] += g[b, i, j, ki, kj, ch]
     check(extract_patches_grad(wt.tensor(g), shape=xs, ksize=ksize, strides=strides, dilations=dilations,
                                pads=pads), expected, wt.float32, rtol=1e-5, atol=1e-5)
+
+
+from ops_more_math import *  # noqa: E402,F401,F403  (issue 14's ops; run here, with this module's check)

@@ -204,6 +204,15 @@ BAD.update({   # issue 14's ops
 })
 for _name in ("sum", "prod", "max", "min", "mean") + tuple(ALIASES):
     BAD[_name] = (lambda: (t(2, 3),), REDUCE_BAD)
+# issue 14's reductions and ops with attributes
+for _name in ("reduce_any", "reduce_all", "reduce_variance", "reduce_std", "reduce_euclidean_norm"):
+    BAD[_name] = (lambda: (t(2, 3),), REDUCE_BAD)
+BAD["moments"] = (lambda: (t(2, 3),), [(dict(axes=1.0), TypeError, "axes"), (dict(axes=2), ValueError, "axes"),
+                                       (dict(axes=0, keepdims="yes"), TypeError, "keepdims")])
+BAD["l2_normalize"] = (lambda: (t(2, 3),), [(dict(axis=1.0), TypeError, "axis"), (dict(axis=2), ValueError, "axis"),
+                                            (dict(epsilon="small"), TypeError, "epsilon")])
+BAD["leaky_relu"] = (lambda: (t(2),), [(dict(alpha="0.2"), TypeError, "alpha")])
+BAD["elu"] = (lambda: (t(2),), [(dict(alpha=None), TypeError, "alpha")])
 for _name in PUBLIC:                       # ops with no attributes: an attribute is an unexpected argument
     if _name not in BAD:
         fn = public(_name)

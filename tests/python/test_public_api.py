@@ -191,6 +191,11 @@ ACTIVATIONS = {
     "log_softmax": (lambda x: nn.activations.log_softmax(x), lambda x: _np_log_softmax(x)),
     "log_softmax_axis0": (lambda x: nn.activations.log_softmax(x, axis=0), lambda x: _np_log_softmax(x, 0)),
     "softplus": (lambda x: nn.activations.softplus(x), lambda x: np.logaddexp(0, x.astype(np.float64))),
+    # keras.activations.selu: scale * elu(x, alpha), alpha = 1.67326324, scale = 1.05070098
+    "selu": (lambda x: nn.activations.selu(x),
+             lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0)))),
+    # keras.activations.softsign: x / (abs(x) + 1)
+    "softsign": (lambda x: nn.activations.softsign(x), lambda x: x / (np.abs(x) + 1)),
 }
 
 
@@ -202,7 +207,7 @@ def test_activation_matches_keras_equation(dev, name):
     np.testing.assert_allclose(traced, ref(X), rtol=2e-6, atol=2e-6)
 
 
-@pytest.mark.parametrize("name", ["relu6", "leaky_relu", "elu", "silu", "log_softmax"])
+@pytest.mark.parametrize("name", ["relu6", "leaky_relu", "elu", "selu", "softsign", "silu", "log_softmax"])
 def test_activation_by_name_and_in_a_layer(dev, name):
     fn, ref = ACTIVATIONS[name]
     assert nn.activations.get(name) is getattr(nn.activations, name)
