@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import types as _types
 
+__version__ = "0.1.0"   # first: submodules read it while the package initialises
+
 from .core.dtypes import DType, bool_, float16, float32, int32, as_dtype
 from .core.ops import *  # noqa: F401,F403  (the functional op set)
 from .core.ops import abs, max, min, pow, round, sum, slice  # noqa: F401  (shadow builtins deliberately)
@@ -32,8 +34,6 @@ class _RandomNamespace(_types.SimpleNamespace):
 
 random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
-
-__version__ = "0.1.0"
 
 
 from .core.signature import alias as _alias
@@ -67,9 +67,16 @@ __all__ = sorted(
      "function", "grad", "value_and_grad", "Function", "GradientTape",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
-     "config", "optimizers", "data", "nn", "datasets"])
+     "config", "optimizers", "data", "nn", "datasets", "distribute"])
 del annotations, _INTERNAL_OPS
 
 
 def __dir__():
     return __all__ + ["__version__"]
+
+
+def __getattr__(name):
+    if name == "distribute":    # needs numpy (and Ray for the cluster strategies): imported on first use
+        import importlib
+        return importlib.import_module(".distribute", __name__)
+    raise AttributeError(f"module 'webtensor' has no attribute {name!r}")
