@@ -90,9 +90,16 @@ __all__ = sorted(
      "function", "grad", "value_and_grad", "Function", "GradientTape",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
-     "config", "optimizers", "data", "nn", "datasets", "train", "summary", "image"])
+     "config", "optimizers", "data", "nn", "datasets", "train", "summary", "image", "distribute"])
 del annotations, _INTERNAL_OPS
 
 
 def __dir__():
     return __all__ + ["__version__"]
+
+
+def __getattr__(name):
+    if name == "distribute":    # needs numpy (and Ray for the cluster strategies): imported on first use
+        import importlib
+        return importlib.import_module(".distribute", __name__)
+    raise AttributeError(f"module 'webtensor' has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """The main job: train an MLP and a small CNN on the UCI 8x8 digits and report test accuracy.
 
     python -m webtensor [--device reference|wasm|webgpu] [--model mlp|cnn|both] [--epochs N] [--seed S]
+                        [--distribute mirrored|ray|parameter_server] [--workers N]
 
     python -m webtensor serve MODEL_BASE_PATH [...] [--port 8501] [--model_name NAME]   (a model server)
 
@@ -11,6 +12,7 @@ CNN >= 97 %), so CI catches regressions, and 2 if the device is unknown or unava
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -18,7 +20,7 @@ import time
 
 import webtensor as wt
 
-from . import nn
+from . import distribute, nn
 from .serving import serve
 
 TARGETS = {"mlp": 0.95, "cnn": 0.97}
@@ -45,20 +47,24 @@ def build_model(kind: str):
     return nn.Sequential([nn.Input((8, 8, 1))] + layers, name=kind)
 
 
-def train(kind: str, data, epochs: int, seed: int, verbose) -> float:
-    """Train model ``kind`` on ``data`` (from ``webtensor.datasets.digits``); returns test accuracy."""
+def train(kind: str, data, epochs: int, seed: int, verbose, strategy=None) -> tuple[float, float]:
+    """Train model ``kind`` on ``data`` (from ``webtensor.datasets.digits``), with a
+    ``webtensor.distribute`` strategy when given; returns (test accuracy, training images/s)."""
     (x_train, y_train), (x_test, y_test) = data
     wt.set_seed(seed)
-    model = build_model(kind)
-    steps = -(-x_train.shape[0] // BATCH_SIZE)
-    model.compile(wt.optimizers.Adam(wt.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * steps)),
-                  wt.nn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(kind)
+        steps = -(-x_train.shape[0] // BATCH_SIZE)
+        model.compile(wt.optimizers.Adam(wt.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * steps)),
+                      wt.nn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     if verbose:
         model.summary()
+    start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=BATCH_SIZE, epochs=epochs, validation_data=(x_test, y_test),
               verbose=verbose, seed=seed)
+    speed = epochs * x_train.shape[0] / (time.perf_counter() - start)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    return accuracy
+    return accuracy, speed
 
 
 def serve_main(argv) -> int:
@@ -108,6 +114,11 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs per model (default: mlp {EPOCHS['mlp']}, cnn {EPOCHS['cnn']})")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and shuffling (default 0)")
+    parser.add_argument("--distribute", choices=["mirrored", "ray", "parameter_server"], default=None,
+                        help="train with webtensor.distribute: MirroredStrategy over --workers wasm engines "
+                             "in this process, MultiWorkerMirroredStrategy or ParameterServerStrategy on a "
+                             "local Ray cluster (pip install 'webtensor[distributed]')")
+    parser.add_argument("--workers", type=int, default=2, help="replicas or Ray workers (default 2)")
     parser.add_argument("--verbose", type=int, choices=[0, 1, 2], default=None,
                         help="0 quiet, 1 progress bars, 2 one line per epoch (default: 1 on a terminal, else 2)")
     args = parser.parse_args(argv)
@@ -121,6 +132,19 @@ def main(argv=None) -> int:
         print(f"webtensor: device {args.device!r} is not available: {e}", file=sys.stderr)
         return 2
     kinds = ["mlp", "cnn"] if args.model == "both" else [args.model]
+    strategy = None
+    if args.distribute is not None:
+        if args.workers < 1:
+            parser.error("--workers must be >= 1")
+        try:
+            strategy = {"mirrored": lambda: distribute.MirroredStrategy([f"wasm:{k}" for k in range(args.workers)]),
+                        "ray": lambda: distribute.MultiWorkerMirroredStrategy(num_workers=args.workers),
+                        "parameter_server": lambda: distribute.ParameterServerStrategy(num_workers=args.workers),
+                        }[args.distribute]()
+        except (ImportError, ConnectionError, RuntimeError) as e:
+            print(f"webtensor: --distribute {args.distribute}: {e}", file=sys.stderr)
+            return 2
+        print(f"distributed with {strategy!r}", flush=True)
     failed = []
     with wt.device(dev.name):
         data = wt.datasets.digits(seed=0)
@@ -129,10 +153,11 @@ def main(argv=None) -> int:
             print(f"== {kind.upper()} on digits ({data[0][0].shape[0]} train / {data[1][0].shape[0]} test), "
                   f"device {dev.name}, {epochs} epochs", flush=True)
             start = time.perf_counter()
-            acc = train(kind, data, epochs, args.seed, verbose)
+            acc, speed = train(kind, data, epochs, args.seed, verbose, strategy)
             ok = acc >= TARGETS[kind]
             print(f"{kind.upper()} test accuracy: {100 * acc:.2f} % (target {100 * TARGETS[kind]:.0f} %) "
-                  f"{'OK' if ok else 'MISSED'} [{time.perf_counter() - start:.1f} s]", flush=True)
+                  f"{'OK' if ok else 'MISSED'} [{time.perf_counter() - start:.1f} s, training {speed:.0f} images/s]",
+                  flush=True)
             if not ok:
                 failed.append(kind)
     if failed:

@@ -1,4 +1,5 @@
-"""Per-thread execution state: the trace being built, active tapes, the ``webtensor.device`` scopes.
+"""Per-thread execution state: the trace being built, active tapes, the ``webtensor.device`` scopes,
+the ``webtensor.distribute`` strategy scopes.
 
 As in TensorFlow, these belong to the thread that opened them: an op run by another thread is
 neither traced into this thread's ``webtensor.function`` nor recorded by its ``GradientTape``, and
@@ -14,6 +15,7 @@ class _Local(threading.local):
         self.traces: list = []        # innermost last; ``None`` entries are init scopes (eager inside a trace)
         self.tapes: list = []         # active GradientTapes
         self.device_stack: list = []  # from ``webtensor.device(...)`` contexts
+        self.strategy_stack: list = []  # from ``strategy.scope()`` contexts
 
 
 local = _Local()
@@ -22,3 +24,9 @@ local = _Local()
 def current_trace():
     traces = local.traces
     return traces[-1] if traces else None
+
+
+def current_strategy():
+    """The strategy whose ``scope()`` is innermost in this thread, else None."""
+    stack = local.strategy_stack
+    return stack[-1] if stack else None

@@ -200,20 +200,35 @@ def forget_device(name: str) -> None:
     _INSTANCES.pop(name, None)
 
 
+def _factory(name: str):
+    """The factory of ``name``: a registered name, or TensorFlow's indexed form ``"<kind>:<k>"`` of a
+    registered kind (``"wasm:1"``: another instance of ``"wasm"``, its own engine; ``"wasm:0"`` is
+    ``"wasm"`` itself)."""
+    if name in _FACTORIES:
+        return name, _FACTORIES[name]
+    kind, sep, index = name.partition(":")
+    if sep and index.isdigit() and kind in _FACTORIES:
+        return (kind, _FACTORIES[kind]) if int(index) == 0 else (name, _FACTORIES[kind])
+    raise ValueError(f"unknown device {name!r}; known devices: {known_devices()} (and '<kind>:<index>' of them)")
+
+
 def get_device(name) -> Device:
-    """The device called ``name`` (a ``Device`` is returned as is), created on first use.
+    """The device called ``name`` (a ``Device`` is returned as is), created on first use. ``name``: a
+    registered name or ``"<kind>:<index>"`` (TensorFlow's form: ``"wasm:1"`` is a second WebAssembly
+    engine, ``"wasm:0"`` the first, ``"wasm"``).
 
     Raises ValueError for an unknown name, RuntimeError if unavailable."""
     if isinstance(name, Device):
         return name
     dev = _INSTANCES.get(name)
     if dev is None:
+        key, factory = _factory(name)
         with _CREATING:
-            dev = _INSTANCES.get(name)
+            dev = _INSTANCES.get(key)
             if dev is None:
-                if name not in _FACTORIES:
-                    raise ValueError(f"unknown device {name!r}; known devices: {known_devices()}")
-                dev = _INSTANCES[name] = _FACTORIES[name]()
+                dev = _INSTANCES[key] = factory()
+                if key != name.partition(":")[0]:
+                    dev.name = key           # "wasm:1": its own name in errors and reprs
     return dev
 
 

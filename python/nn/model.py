@@ -30,6 +30,7 @@ from .. import optimizers as optimizers_mod
 from ..creation import zeros
 from ..core import ops as F
 from ..data import INFINITE_CARDINALITY, Dataset
+from .._state import current_strategy
 from ..function import function
 from ..progress import Progress
 from ..tape import GradientTape
@@ -208,6 +209,7 @@ class Model(Layer):
         self._loss_tracker = metrics_mod.Mean("loss")
         self.run_eagerly = run_eagerly
         self.train_function = self.test_function = self.predict_function = None
+        self.distribute_strategy = current_strategy()    # compiled in a strategy's scope: fit uses it
 
     def get_compile_config(self) -> dict | None:
         """The ``compile`` arguments as JSON-ready values (Keras 3): the optimizer with its config, the
@@ -337,7 +339,10 @@ class Model(Layer):
         fn = getattr(self, attr)
         if fn is None:
             step = getattr(self, f"{kind}_step")
-            fn = step if self.run_eagerly else function(step, name=f"{self.name}_{kind}_step")
+            if kind == "train" and self.__dict__.get("distribute_strategy") is not None:
+                fn = self.distribute_strategy._train_step(self)    # replicas run the compiled step
+            else:
+                fn = step if self.run_eagerly else function(step, name=f"{self.name}_{kind}_step")
             self.__dict__[attr] = fn
         return fn
 
@@ -507,6 +512,7 @@ class Model(Layer):
                 cbs.on_train_batch_end(step - 1, logs)
                 if self.stop_training:
                     break
+            getattr(step_fn, "sync", lambda: None)()    # a strategy's replicas -> the model's Variables
             logs = yield
             if val is not None:
                 cbs.on_test_begin()

@@ -1,0 +1,444 @@
+"""Strategies over a Ray cluster (``pip install 'webtensor[distributed]'``): worker actors (one per
+process or machine) and parameter server actors, as TensorFlow's distributed runtime has them.
+
+- :class:`MultiWorkerMirroredStrategy`: synchronous; every worker actor runs the step compiled once
+  by the coordinator (``replica.py``: shipped as an artifact through Ray's object store); gradients
+  meet at the coordinator, whose weighted mean goes back to every worker (an all-reduce as a tree
+  of depth one over the object store). Faults: a worker that dies is replaced and given the state of
+  a surviving worker (all hold the same variables after every step), so no step is lost; when none
+  survives, the workers restart from the last checkpoint (the model's Variables, copied back at
+  each epoch's end).
+- :class:`ParameterServerStrategy` with :class:`ClusterCoordinator`: asynchronous; parameter server
+  actors each hold a shard of the variables and its optimizer state and apply the updates pushed to
+  them; worker actors pull the current weights, compute gradients on their batch and push them;
+  the coordinator schedules steps on free workers and reschedules a step whose worker died.
+
+Ray: the cluster is the one ``ray.init`` connected to; when Ray is not initialised, the strategy
+starts a local one (``ray.init(num_cpus=...)``, or ``ray.init(address=address)`` for an existing
+cluster when ``address`` is given).
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import deque
+
+import numpy as np
+
+from .. import __version__
+from .replica import ReplicaProgram, ReplicaRunner, export_program
+from .strategy import Strategy, _SyncStep, _host, _pad
+
+__all__ = ["MultiWorkerMirroredStrategy", "ParameterServerStrategy", "ClusterCoordinator", "RemoteValue"]
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("webtensor.distribute: the cluster strategies run on Ray; "
+                          "install it with pip install 'webtensor[distributed]'") from None
+    return ray
+
+
+def _connect(address, num_cpus):
+    """Ray, initialised: the running cluster, the one at ``address``, or a new local one."""
+    ray = _ray()
+    if not ray.is_initialized():
+        try:
+            if address is not None:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as e:
+            raise ConnectionError(f"webtensor.distribute: cannot reach the Ray cluster at {address!r}: {e}") from None
+    return ray
+
+
+class _Worker:
+    """The actor behind every worker and parameter server: a :class:`ReplicaRunner` in its process."""
+
+    def __init__(self):
+        self.runner = None
+
+    def version(self) -> str:
+        return __version__
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def start(self, program: ReplicaProgram, backend: str) -> None:
+        self.runner = ReplicaRunner(program, backend)
+
+    def compute_gradients(self, xs, y, w):
+        return self.runner.compute_gradients(xs, y, w)
+
+    def apply_gradients(self, grads) -> None:
+        self.runner.apply_gradients(grads)
+
+    def get_weights(self, names=None) -> dict:
+        weights = self.runner.get_weights()
+        return weights if names is None else {n: weights[n] for n in names}
+
+    def set_weights(self, weights) -> None:
+        self.runner.set_weights(weights)
+
+    # parameter servers
+    def apply_shard(self, k: int, grads) -> None:
+        self.runner.apply_shard(k, grads)
+
+    # asynchronous workers: pull, compute, push (the parameter servers are actor handles)
+    def ps_step(self, servers, shards, names, xs, y, w):
+        ray = _ray()
+        pulled = ray.get([ps.get_weights.remote(n) for ps, n in zip(servers, names)])
+        weights = {k: v for part in pulled for k, v in part.items()}
+        self.runner.set_weights(weights)
+        loss, y_pred, grads = self.runner.compute_gradients(xs, y, w)
+        ray.get([ps.apply_shard.remote(k, [grads[i] for i in shard]) for k, (ps, shard) in enumerate(zip(servers, shards))])
+        return loss, y_pred
+
+    def call(self, fn, args, kwargs):
+        return fn(*args, **kwargs)
+
+
+class _Cluster(Strategy):
+    """What both cluster strategies share: Ray, the actor class, starting and checking actors."""
+
+    def __init__(self, address, num_cpus):
+        self._ray = _connect(address, num_cpus)
+        self._actor_class = self._ray.remote(num_cpus=1)(_Worker)
+        self._device_names = ["wasm"] * self.num_replicas_in_sync
+
+    def _new_actor(self, program_ref, backend):
+        ray = self._ray
+        actor = self._actor_class.remote()
+        try:
+            version = ray.get(actor.version.remote(), timeout=120)
+        except Exception as e:
+            raise RuntimeError(f"webtensor.distribute: a worker could not start: {e}") from None
+        if version != __version__:
+            raise RuntimeError(f"webtensor.distribute: a worker runs webtensor {version}, the coordinator "
+                               f"{__version__}; install the same version on every node")
+        ray.get(actor.start.remote(program_ref, backend))
+        return actor
+
+
+class MultiWorkerMirroredStrategy(_Cluster):
+    """Synchronous data parallelism over Ray worker actors (``tf.distribute.MultiWorkerMirroredStrategy``).
+
+    Args:
+        num_workers: worker actors (each one replica, one CPU); ``num_replicas_in_sync`` equals it.
+        address: a running Ray cluster's address (``ray.init(address=...)``); default: the cluster
+            Ray is connected to, else a new local one with ``num_workers`` CPUs.
+
+    Use as :class:`MirroredStrategy`: ``with strategy.scope(): model.compile(...)``, then ``fit``.
+
+    Raises:
+        ImportError: Ray is not installed. ConnectionError: the cluster cannot be reached.
+        RuntimeError: a worker cannot start or runs another webtensor version.
+    """
+
+    def __init__(self, num_workers: int = 2, address: str | None = None):
+        if not isinstance(num_workers, int) or num_workers < 1:
+            raise ValueError(f"MultiWorkerMirroredStrategy: num_workers must be a positive int, got {num_workers!r}")
+        self.num_replicas_in_sync = num_workers
+        super().__init__(address, num_workers)
+        self._workers: list = []
+        self._program_ref = None
+        self._checkpoint = None
+        self.restarts = 0
+
+    def _start(self, program):
+        self._program_ref = self._ray.put(program)
+        for a in self._workers:
+            self._ray.kill(a)
+        self._workers = [self._new_actor(self._program_ref, "wasm") for _ in range(self.num_replicas_in_sync)]
+        self._checkpoint = None
+
+    def _alive(self) -> list[bool]:
+        ray = self._ray
+        alive = []
+        for a in self._workers:
+            try:
+                ray.get(a.pid.remote(), timeout=60)
+                alive.append(True)
+            except Exception:
+                alive.append(False)
+        return alive
+
+    def _recover(self):
+        """Replace dead workers; give them a survivor's state, else the last checkpoint's."""
+        alive = self._alive()
+        state = None
+        if any(alive):
+            state = self._ray.get(self._workers[alive.index(True)].get_weights.remote())
+        elif self._checkpoint is not None:
+            state = self._checkpoint
+        for i, ok in enumerate(alive):
+            if not ok:
+                self._workers[i] = self._new_actor(self._program_ref, "wasm")
+                self.restarts += 1
+        if not any(alive):
+            for a in self._workers:
+                if state is not None:
+                    self._ray.get(a.set_weights.remote(state))
+        else:
+            self._ray.get([self._workers[i].set_weights.remote(state) for i, ok in enumerate(alive) if not ok])
+
+    def _each(self, call, attempts: int = 3):
+        """``call(worker, index)`` on every worker (Ray refs), retried after replacing dead workers."""
+        ray = self._ray
+        for attempt in range(attempts):
+            try:
+                return ray.get([call(a, i) for i, a in enumerate(self._workers)])
+            except ray.exceptions.RayActorError:      # a worker died (ActorDiedError is one)
+                if attempt == attempts - 1:
+                    raise
+                self._recover()
+
+    def _compute(self, shards):
+        return self._each(lambda a, i: a.compute_gradients.remote(*shards[i][:3]))
+
+    def _apply(self, grads):
+        ref = self._ray.put(grads)
+        self._each(lambda a, i: a.apply_gradients.remote(ref))
+
+    def _weights(self):
+        weights = self._each(lambda a, i: a.get_weights.remote() if i == 0 else a.pid.remote())[0]
+        self._checkpoint = weights
+        return weights
+
+    def shutdown(self):
+        """Stop the worker actors (Ray itself keeps running)."""
+        for a in self._workers:
+            self._ray.kill(a)
+        self._workers = []
+
+    def __repr__(self):
+        return f"MultiWorkerMirroredStrategy(num_workers={self.num_replicas_in_sync})"
+
+
+class RemoteValue:
+    """The result of :meth:`ClusterCoordinator.schedule`: ``fetch()`` waits for it (re-raising the
+    function's error)."""
+
+    def __init__(self):
+        self._done = threading.Event()
+        self._value = self._error = None
+
+    def _set(self, value=None, error=None):
+        self._value, self._error = value, error
+        self._done.set()
+
+    def fetch(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+
+class ClusterCoordinator:
+    """Schedules functions on the worker actors of a :class:`ParameterServerStrategy`
+    (``tf.distribute.experimental.coordinator.ClusterCoordinator``).
+
+    ``schedule(fn, args=(), kwargs=None)`` queues ``fn(*args, **kwargs)`` to run on a free worker
+    (``fn`` is pickled by Ray and runs in the worker's process) and returns a :class:`RemoteValue`;
+    a function whose worker dies is rescheduled on another (a replacement worker is started).
+    ``join()`` waits for everything scheduled; ``done()`` says whether all of it has finished.
+    """
+
+    def __init__(self, strategy: "ParameterServerStrategy"):
+        if not isinstance(strategy, ParameterServerStrategy):
+            raise TypeError("ClusterCoordinator: the strategy must be a ParameterServerStrategy")
+        self.strategy = strategy
+        self._lock = threading.Condition()
+        self._pending: deque = deque()
+        self._running = 0
+        self._idle = deque(range(strategy.num_workers))
+        self.rescheduled = 0
+
+    def schedule(self, fn, args=(), kwargs=None) -> RemoteValue:
+        return self._submit(lambda worker: worker.call.remote(fn, tuple(args), dict(kwargs or {})))
+
+    def _submit(self, make_ref) -> RemoteValue:
+        rv = RemoteValue()
+        with self._lock:
+            self._pending.append((make_ref, rv))
+            self._running += 1
+        self._dispatch()
+        return rv
+
+    def _dispatch(self):
+        with self._lock:
+            while self._pending and self._idle:
+                make_ref, rv = self._pending.popleft()
+                w = self._idle.popleft()
+                ref = make_ref(self.strategy._workers[w])
+                threading.Thread(target=self._wait, args=(w, ref, make_ref, rv), daemon=True).start()
+
+    def _wait(self, w, ref, make_ref, rv):
+        ray = self.strategy._ray
+        try:
+            value = ray.get(ref)
+        except ray.exceptions.RayActorError:          # the worker died: reschedule elsewhere
+            self.strategy._replace_worker(w)
+            with self._lock:
+                self.rescheduled += 1
+                self._pending.appendleft((make_ref, rv))
+                self._idle.append(w)
+            self._dispatch()
+            return
+        except Exception as e:
+            rv._set(error=e)
+        else:
+            rv._set(value=value)
+        with self._lock:
+            self._idle.append(w)
+            self._running -= 1
+            self._lock.notify_all()
+        self._dispatch()
+
+    def join(self) -> None:
+        with self._lock:
+            while self._running:
+                self._lock.wait()
+
+    def done(self) -> bool:
+        with self._lock:
+            return self._running == 0
+
+    def fetch(self, values):
+        """``RemoteValue``s (nested in lists/tuples) replaced by their values."""
+        if isinstance(values, RemoteValue):
+            return values.fetch()
+        if isinstance(values, (list, tuple)):
+            return type(values)(self.fetch(v) for v in values)
+        return values
+
+
+class ParameterServerStrategy(_Cluster):
+    """Asynchronous training with parameter servers on Ray (``tf.distribute.experimental.ParameterServerStrategy``).
+
+    Args:
+        num_workers: worker actors computing gradients. num_ps: parameter server actors, each holding
+            a shard of the trainable variables (balanced by size) and its optimizer state.
+        address: as for :class:`MultiWorkerMirroredStrategy`.
+
+    ``with strategy.scope(): model.compile(...)``, then ``model.fit``: each batch becomes a step
+    scheduled on a free worker by a :class:`ClusterCoordinator` (``strategy.coordinator``), which
+    pulls the current weights from the parameter servers, computes gradients and pushes them; each
+    server applies its shard's gradients as they come (no barrier: updates may use weights a few
+    steps old, as in TensorFlow). A worker that dies mid-step is replaced and the step rescheduled.
+    Non-trainable state (BatchNormalization statistics) stays on the workers.
+    """
+
+    def __init__(self, cluster_resolver=None, num_workers: int = 2, num_ps: int = 1, address: str | None = None):
+        if cluster_resolver is not None:
+            raise NotImplementedError("ParameterServerStrategy: cluster_resolver is not supported; "
+                                      "connect Ray (ray.init(address=...)) and give num_workers/num_ps")
+        for what, v in (("num_workers", num_workers), ("num_ps", num_ps)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"ParameterServerStrategy: {what} must be a positive int, got {v!r}")
+        self.num_workers, self.num_ps = num_workers, num_ps
+        self.num_replicas_in_sync = 1       # as in TensorFlow: each step runs on one worker
+        super().__init__(address, num_workers + num_ps)
+        self._workers: list = []
+        self._servers: list = []
+        self.coordinator = None
+
+    def _train_step(self, model):
+        return _AsyncStep(self, model)
+
+    def _start(self, program: ReplicaProgram, shards, names):
+        ray = self._ray
+        self._program_ref = ray.put(program)
+        for a in self._workers + self._servers:
+            ray.kill(a)
+        self._servers = [self._new_actor(self._program_ref, "wasm") for _ in range(self.num_ps)]
+        self._workers = [self._new_actor(self._program_ref, "wasm") for _ in range(self.num_workers)]
+        self._shards, self._names = shards, names
+        self.coordinator = ClusterCoordinator(self)
+
+    def _replace_worker(self, w):
+        self._workers[w] = self._new_actor(self._program_ref, "wasm")
+
+    def _schedule_step(self, xs, y, w) -> RemoteValue:
+        servers, shards, names = self._servers, self._shards, self._names
+        return self.coordinator._submit(lambda worker: worker.ps_step.remote(servers, shards, names, xs, y, w))
+
+    def _pull(self) -> dict:
+        parts = self._ray.get([ps.get_weights.remote(n) for ps, n in zip(self._servers, self._names)])
+        return {k: v for part in parts for k, v in part.items()}
+
+    def shutdown(self):
+        for a in self._workers + self._servers:
+            self._ray.kill(a)
+        self._workers, self._servers = [], []
+
+    def __repr__(self):
+        return f"ParameterServerStrategy(num_workers={self.num_workers}, num_ps={self.num_ps})"
+
+
+def _balanced_shards(sizes: list[int], k: int) -> list[list[int]]:
+    """Variable indices in ``k`` shards of about equal total size (largest first, to the lightest)."""
+    shards, loads = [[] for _ in range(k)], [0] * k
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        j = loads.index(min(loads))
+        shards[j].append(i)
+        loads[j] += sizes[i]
+    return [sorted(s) for s in shards]
+
+
+class _AsyncStep:
+    """``fit``'s train step under a ParameterServerStrategy: schedules the batch and returns; at most
+    one step per worker is in flight (the oldest result is awaited first: back-pressure)."""
+
+    def __init__(self, strategy: ParameterServerStrategy, model):
+        self.strategy, self.model = strategy, model
+        self.program = None
+        self.in_flight: deque = deque()
+
+    def __call__(self, x, y, sample_weight=None):
+        from ..tensor import tensor
+        xs = [_host(v) for v in (x if isinstance(x, (list, tuple)) else [x])]
+        yt = _host(y)
+        n = xs[0].shape[0]
+        if self.program is None or n > self.program.batch:
+            self.sync()
+            trainable = self.model.trainable_variables
+            self.model.optimizer.build(trainable)
+            shards = _balanced_shards([math.prod(v.shape) for v in trainable], self.strategy.num_ps)
+            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], yt, n, shards=shards)
+            self._weight_names = [[self.program.trainable[i] for i in shard] for shard in shards]
+            self.strategy._start(self.program, shards, self._weight_names)
+        b = self.program.batch
+        w = np.ones((n,), np.float32) if sample_weight is None else _host(sample_weight).astype(np.float32)
+        args = ([_pad(a, b) for a in xs], _pad(yt, b), _pad(w, b))
+        while len(self.in_flight) >= self.strategy.num_workers:
+            self._finish_one()
+        self.in_flight.append((self.strategy._schedule_step(*args), n, x, y, sample_weight))
+        return tensor(np.float32(0))
+
+    def _finish_one(self):
+        from ..tensor import tensor
+        rv, n, x, y, sw = self.in_flight.popleft()
+        loss, y_pred = rv.fetch()
+        scale = np.float32(self.program.batch / n)
+        self.model._update_metrics(tensor(np.float32(loss) * scale), x if not isinstance(x, np.ndarray) else tensor(x),
+                                   y if not isinstance(y, np.ndarray) else tensor(y), tensor(y_pred[:n]),
+                                   None if sw is None else tensor(_host(sw)))
+
+    def sync(self):
+        """Wait for the scheduled steps, then copy the parameter servers' weights into the model."""
+        while self.in_flight:
+            self._finish_one()
+        if self.program is None:
+            return
+        weights = self.strategy._pull()
+        for name, v in self.program.variables.items():
+            if name in weights:
+                v.assign(weights[name])

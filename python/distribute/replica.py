@@ -1,0 +1,163 @@
+"""What every replica runs: the model's training step compiled ONCE, by the coordinator, into an
+artifact (``docs/artifact.md``, the format the npm runtime runs) with two signatures, and a runner
+that executes it with :func:`webtensor.load` (its own engine per replica: WebAssembly instances run
+in parallel threads, as ``wasmtime`` calls release the GIL; Ray actors run the same runner in other
+processes or machines, which never re-trace).
+
+- ``compute_gradients(x..., y, sample_weight) -> (loss, y_pred, *gradients)``: forward, ``compute_loss``
+  with per-example weights (0 for padding rows) and the gradients of the loss with respect to the
+  trainable variables (in ``model.trainable_variables`` order); updates non-trainable state (a
+  Dropout counter, BatchNormalization's moving statistics) in place.
+- ``apply_gradients(*gradients) -> iterations``: ``model.optimizer.apply_gradients`` (updates the
+  weights and the optimizer's state in place).
+
+Combining replicas exactly (synchronous strategies): a replica's loss is the mean over its ``b`` rows
+of ``w_i * l_i`` (Keras' ``sum_over_batch_size``), so the global batch's mean over its ``N`` real rows
+is ``sum_r (b / N) * loss_r``, and the same weights combine the gradients.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from .. import __version__
+from ..artifact import load
+from ..creation import zeros, zeros_like
+from ..export import _variable_names, export
+from ..nn.saving import weight_paths
+from ..tape import GradientTape
+from ..tensor import tensor
+
+__all__ = ["ReplicaProgram", "ReplicaRunner", "export_program"]
+
+
+class ReplicaProgram:
+    """An exported replica step: ``files`` ({name: bytes}, the artifact), the per-replica batch size,
+    the trainable variables' artifact names (gradient order) and every variable's artifact name
+    mapped to the model's Variable (to copy weights back)."""
+
+    def __init__(self, files: dict, batch: int, trainable: list, variables: dict, n_inputs: int):
+        self.files, self.batch, self.trainable, self.variables, self.n_inputs = files, batch, trainable, variables, n_inputs
+        self.webtensor_version = __version__
+
+    def __getstate__(self):          # shipped to workers without the coordinator's Variables
+        return {**self.__dict__, "variables": {}}
+
+
+def _example(a, rows: int):
+    a = np.asarray(a)
+    return np.zeros((rows, *a.shape[1:]), a.dtype)
+
+
+def export_program(model, x, y, batch: int, shards: list | None = None) -> ReplicaProgram:
+    """Trace ``model``'s step for ``batch`` rows per replica (``x``, ``y``: one batch of the data, for
+    shapes and dtypes) and export it (module docstring). The model must be compiled and built.
+    ``shards``: for parameter servers, lists of trainable-variable indices; each adds a signature
+    ``apply_gradients_<k>(*its gradients)`` that updates only those variables."""
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    ex_x = [tensor(_example(a, batch)) for a in xs]
+    ex_y = tensor(_example(y, batch))
+    ex_w = tensor(np.ones((batch,), np.float32))
+    n = len(ex_x)
+    trainable = list(model.trainable_variables)
+    model.optimizer.build(trainable)
+
+    def compute_gradients(*args):
+        inputs, target, weight = list(args[:n]), args[n], args[n + 1]
+        inputs = inputs[0] if n == 1 else inputs
+        with GradientTape() as tape:
+            y_pred = model(inputs, training=True)
+            loss = model.compute_loss(inputs, target, y_pred, weight)
+        grads = tape.gradient(loss, trainable)
+        grads = [g if g is not None else zeros_like(v) for g, v in zip(grads, trainable)]
+        return (loss, y_pred, *grads)
+
+    def apply_gradients(*grads):
+        model.optimizer.apply_gradients(zip(grads, trainable))
+        return model.optimizer.iterations.read_value() + 0
+
+    grads_example = [zeros(v.shape, dtype=v.dtype) for v in trainable]
+    signatures = {"compute_gradients": (compute_gradients, (*ex_x, ex_y, ex_w)),
+                  "apply_gradients": (apply_gradients, tuple(grads_example))}
+    for k, shard in enumerate(shards or []):
+        def apply_shard(*grads, shard=shard):
+            model.optimizer.apply_gradients(zip(grads, [trainable[i] for i in shard]))
+            return model.optimizer.iterations.read_value() + 0
+        signatures[f"apply_gradients_{k}"] = (apply_shard, tuple(grads_example[i] for i in shard))
+    out = tempfile.mkdtemp(prefix="webtensor-replica-")
+    try:
+        manifest = export(model, path=out, backends=("wasm",), signatures=signatures)
+        files = {}
+        for name in [*manifest["files"], "manifest.json"]:
+            with open(os.path.join(out, *name.split("/")), "rb") as f:
+                files[name] = f.read()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    names = _variable_names(model, model.optimizer)
+    by_name = {}
+    paths = weight_paths(model)
+    for path, v in paths.items():
+        names[id(v)] = path
+    all_vars = {id(v): v for v in [*paths.values(), *_optimizer_variables(model.optimizer)]}
+    for spec in manifest["variables"]:
+        for vid, name in names.items():
+            if name == spec["name"] and vid in all_vars:
+                by_name[spec["name"]] = all_vars[vid]
+    trainable_names = [next(k for k, v in by_name.items() if v is t) for t in trainable]
+    return ReplicaProgram(files, batch, trainable_names, by_name, n)
+
+
+def _optimizer_variables(opt) -> list:
+    out = [v for v in (getattr(opt, "_iterations", None), getattr(opt, "_lr_var", None)) if v is not None]
+    for owner in getattr(opt, "_slot_owners", []):
+        out += list(opt._slots[id(owner)].values())
+    return out
+
+
+class ReplicaRunner:
+    """Runs a :class:`ReplicaProgram` on one engine (``backend``: ``'wasm'`` or ``'webgpu'``).
+
+    Raises:
+        RuntimeError: the program was exported by another webtensor version (workers and the
+        coordinator must run the same one).
+    """
+
+    def __init__(self, program: ReplicaProgram, backend: str = "wasm"):
+        if program.webtensor_version != __version__:
+            raise RuntimeError(f"webtensor.distribute: the coordinator runs webtensor {program.webtensor_version}, "
+                               f"this worker {__version__}; install the same version everywhere")
+        self.program = program
+        self._dir = tempfile.mkdtemp(prefix="webtensor-replica-")
+        try:
+            for name, data in program.files.items():
+                path = os.path.join(self._dir, *name.split("/"))
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write(data)
+            self.model = load(self._dir, backend)
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def version(self) -> str:
+        return __version__
+
+    def compute_gradients(self, xs: list, y, w) -> tuple:
+        """``(loss, y_pred, [gradients])`` (numpy) for one replica batch."""
+        out = list(self.model.run("compute_gradients", *xs, y, w).values())
+        return out[0], out[1], out[2:]
+
+    def apply_gradients(self, grads: list) -> None:
+        self.model.run("apply_gradients", *grads)
+
+    def apply_shard(self, k: int, grads: list) -> None:
+        """A parameter server's update of shard ``k`` (``apply_gradients_<k>``)."""
+        self.model.run(f"apply_gradients_{k}", *grads)
+
+    def get_weights(self) -> dict:
+        return self.model.get_weights()
+
+    def set_weights(self, weights: dict) -> None:
+        self.model.set_weights(weights)

@@ -1,0 +1,276 @@
+"""``tf.distribute``'s strategies: the common part and ``MirroredStrategy`` (one process).
+
+Synchronous data parallelism (``MirroredStrategy``; ``MultiWorkerMirroredStrategy`` in ``cluster.py``
+is the same over Ray actors): each global batch is split across the replicas; every replica runs the
+compiled step (``replica.py``) on its shard; the coordinator averages the gradients, weighted by
+each shard's share of the real rows (an all-reduce through the coordinator: a tree of depth one), and
+every replica applies the same average, so all replicas hold the same variables after every step.
+The model's own Variables are copied back from replica 0 at the end of each epoch (before
+validation and callbacks) and of ``fit``; they are the checkpoint a replaced replica restarts from
+when no replica survives.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import _state
+from .._state import current_strategy
+from ..device import device, get_device
+from ..tensor import Tensor, tensor
+from .replica import ReplicaRunner, export_program
+
+__all__ = ["Strategy", "MirroredStrategy", "PerReplica", "ReduceOp", "get_strategy", "has_strategy"]
+
+class ReduceOp:
+    """How ``Strategy.reduce`` combines per-replica values (``tf.distribute.ReduceOp``)."""
+    SUM = "SUM"
+    MEAN = "MEAN"
+
+
+class PerReplica:
+    """One value per replica (``tf.distribute.DistributedValues``): ``values`` in replica order."""
+
+    def __init__(self, values):
+        self.values = tuple(values)
+
+    def __repr__(self):
+        return f"PerReplica({list(self.values)!r})"
+
+
+def get_strategy():
+    """The strategy whose ``scope()`` is active in this thread, else None."""
+    return current_strategy()
+
+
+def has_strategy() -> bool:
+    return get_strategy() is not None
+
+
+def _split(a: np.ndarray, parts: int, rows: int) -> list:
+    """``a`` split along axis 0 into ``parts`` consecutive shards of at most ``rows`` rows."""
+    return [a[r * rows:(r + 1) * rows] for r in range(parts)]
+
+
+def _pad(a: np.ndarray, rows: int) -> np.ndarray:
+    if a.shape[0] == rows:
+        return a
+    return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
+
+
+def _host(x):
+    return x.numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+class Strategy:
+    """The common part of the strategies (``tf.distribute.Strategy``)."""
+
+    num_replicas_in_sync: int = 1
+
+    @contextlib.contextmanager
+    def scope(self):
+        """``with strategy.scope():`` models compiled inside train with this strategy (``fit``)."""
+        stack = _state.local.strategy_stack
+        stack.append(self)
+        try:
+            yield self
+        finally:
+            stack.pop()
+
+    # ---- data ----
+    def experimental_distribute_dataset(self, dataset):
+        """A dataset whose elements are split into one shard per replica along the batch axis:
+        each element ``e`` becomes ``PerReplica`` of ``e``'s shards (nested tuples/dicts kept)."""
+        return _DistributedDataset(self, dataset)
+
+    def _shard(self, element):
+        n = self.num_replicas_in_sync
+
+        def split(x):
+            if isinstance(x, (tuple, list)):
+                parts = [split(v) for v in x]
+                return [type(x)(p[r] for p in parts) for r in range(n)]
+            if isinstance(x, dict):
+                parts = {k: split(v) for k, v in x.items()}
+                return [{k: p[r] for k, p in parts.items()} for r in range(n)]
+            a = _host(x)
+            rows = math.ceil(a.shape[0] / n)
+            return _split(a, n, rows)
+        return PerReplica(split(element))
+
+    # ---- custom steps ----
+    def run(self, fn, args=(), kwargs=None):
+        """Run ``fn(*args, **kwargs)`` once per replica, on its device, with each ``PerReplica``
+        argument replaced by that replica's value. Returns a ``PerReplica`` of the results.
+
+        ``fn`` works on its arguments (tensors are placed on the replica's device); the model's
+        Variables live on one device, so training steps go through ``model.fit`` (which mirrors them).
+        """
+        kwargs = kwargs or {}
+
+        def pick(v, r):
+            return v.values[r] if isinstance(v, PerReplica) else v
+
+        def one(r):
+            with device(self._device_names[r]):
+                a = [tensor(pick(v, r)) if isinstance(pick(v, r), np.ndarray) else pick(v, r) for v in args]
+                k = {key: pick(v, r) for key, v in kwargs.items()}
+                return fn(*a, **k)
+        return PerReplica(self._map(one, range(self.num_replicas_in_sync)))
+
+    def reduce(self, reduce_op, value, axis=None):
+        """Combine a ``PerReplica`` (or a plain value, seen as every replica's) into one numpy array:
+        ``reduce_op`` ``"SUM"`` or ``"MEAN"`` across replicas, and with ``axis`` also along that axis of
+        each value (``axis=0`` after ``run`` on a distributed batch gives the global batch's sum/mean).
+
+        Raises:
+            ValueError: an unknown ``reduce_op``.
+        """
+        op = getattr(reduce_op, "value", reduce_op)
+        if op not in (ReduceOp.SUM, ReduceOp.MEAN):
+            raise ValueError(f"reduce: reduce_op must be 'SUM' or 'MEAN', got {reduce_op!r}")
+        values = value.values if isinstance(value, PerReplica) else (value,) * self.num_replicas_in_sync
+        arrays = [_host(v).astype(np.float64) for v in values]
+        if axis is None:
+            total = sum(arrays)
+            return np.asarray(total if op == ReduceOp.SUM else total / len(arrays), np.float32)
+        total = sum(a.sum(axis=axis) for a in arrays)
+        count = sum(a.shape[axis] for a in arrays)
+        return np.asarray(total if op == ReduceOp.SUM else total / count, np.float32)
+
+    def gather(self, value, axis=0):
+        """The replicas' values concatenated along ``axis`` (numpy)."""
+        values = value.values if isinstance(value, PerReplica) else (value,)
+        return np.concatenate([_host(v) for v in values], axis=axis)
+
+    # ---- what fit uses (overridden by the cluster strategies) ----
+    def _map(self, fn, items):
+        return [fn(i) for i in items]
+
+    def _train_step(self, model):
+        return _SyncStep(self, model)
+
+
+class _DistributedDataset:
+    def __init__(self, strategy, dataset):
+        self._strategy, self._dataset = strategy, dataset
+
+    def __iter__(self):
+        for element in self._dataset:
+            yield self._strategy._shard(element)
+
+
+class _SyncStep:
+    """``fit``'s train step under a synchronous strategy (module docstring)."""
+
+    def __init__(self, strategy, model):
+        self.strategy, self.model = strategy, model
+        self.program = None
+        self.dirty = False
+
+    def _ensure(self, xs, y, global_batch):
+        n = self.strategy.num_replicas_in_sync
+        rows = math.ceil(global_batch / n)
+        if self.program is None or rows > self.program.batch:
+            if self.program is not None:
+                self.sync()
+            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows)
+            self.strategy._start(self.program)
+
+    def __call__(self, x, y, sample_weight=None):
+        xs = [_host(v) for v in (x if isinstance(x, (list, tuple)) else [x])]
+        if isinstance(x, dict):
+            raise TypeError("distributed fit: pass several inputs as a list in input order, not a dict")
+        yt = _host(y)
+        total = xs[0].shape[0]
+        self._ensure(xs, yt, total)
+        n, rows = self.strategy.num_replicas_in_sync, self.program.batch
+        w = np.ones((total,), np.float32) if sample_weight is None else _host(sample_weight).astype(np.float32)
+        shards = []
+        for r in range(n):
+            part = [a[r * rows:(r + 1) * rows] for a in (*xs, yt, w)]
+            real = part[0].shape[0]
+            shards.append(([_pad(a, rows) for a in part[:-2]], _pad(part[-2], rows), _pad(part[-1], rows), real))
+        results = self.strategy._compute(shards)
+        scale = [rows / total for _ in range(n)]
+        loss = np.float32(sum(np.float64(s) * np.float64(res[0]) for s, res in zip(scale, results)))
+        grads = [np.zeros_like(g) for g in results[0][2]]
+        for s, res in zip(scale, results):
+            if s:
+                for acc, g in zip(grads, res[2]):
+                    acc += np.float32(s) * g
+        self.strategy._apply(grads)
+        self.dirty = True
+        y_pred = np.concatenate([res[1][:shard[3]] for res, shard in zip(results, shards)])
+        loss_t = tensor(loss)
+        self.model._update_metrics(loss_t, x if isinstance(x, Tensor) else tensor(xs[0]), tensor(yt),
+                                   tensor(y_pred), None if sample_weight is None else tensor(w))
+        return loss_t
+
+    def sync(self):
+        """Copy replica 0's variables (weights and optimizer state) into the model's Variables."""
+        if not self.dirty or self.program is None:
+            return
+        weights = self.strategy._weights()
+        for name, v in self.program.variables.items():
+            if name in weights:
+                v.assign(weights[name].astype(v.dtype.name if hasattr(v.dtype, "name") else weights[name].dtype))
+        self.dirty = False
+
+
+class MirroredStrategy(Strategy):
+    """Synchronous data parallelism on several devices of one process (``tf.distribute.MirroredStrategy``).
+
+    Args:
+        devices: device names, TensorFlow style: ``"wasm:0"``, ``"wasm:1"`` (each its own WebAssembly
+            engine; they run in parallel threads, so one process trains on every core), ``"webgpu:0"``.
+            Default: one ``"wasm:k"`` per CPU core.
+
+    ``with strategy.scope(): model.compile(...)``; then ``model.fit`` splits each global batch (its
+    ``batch_size``) across the replicas. Gradients are all-reduced (a mean weighted by real rows), so
+    ``N`` steps on ``R`` replicas with global batch ``B`` give the weights of one replica with batch
+    ``B`` up to float32 summation order.
+
+    Raises:
+        ValueError: an unknown or repeated device name.
+    """
+
+    def __init__(self, devices=None):
+        if devices is None:
+            devices = [f"wasm:{k}" for k in range(max(1, os.cpu_count() or 1))]
+        devices = list(devices)
+        if not devices or len(set(devices)) != len(devices):
+            raise ValueError(f"MirroredStrategy: devices must be distinct names, got {devices}")
+        self._backends = []
+        for d in devices:
+            kind, _, index = d.partition(":")
+            if kind not in ("wasm", "webgpu") or (index and not index.isdigit()):
+                raise ValueError(f"MirroredStrategy: unknown device {d!r} (use 'wasm:K' or 'webgpu:K')")
+            self._backends.append(kind)
+        self._device_names = devices
+        self.extended_devices = tuple(devices)
+        self.num_replicas_in_sync = len(devices)
+        self._pool = ThreadPoolExecutor(len(devices), thread_name_prefix="webtensor-replica")
+        self._runners = []
+
+    def _map(self, fn, items):
+        return list(self._pool.map(fn, items))
+
+    def _start(self, program):
+        self._runners = self._map(lambda r: ReplicaRunner(program, self._backends[r]), range(self.num_replicas_in_sync))
+
+    def _compute(self, shards):
+        return self._map(lambda r: self._runners[r].compute_gradients(*shards[r][:3]), range(self.num_replicas_in_sync))
+
+    def _apply(self, grads):
+        self._map(lambda r: self._runners[r].apply_gradients(grads), range(self.num_replicas_in_sync))
+
+    def _weights(self):
+        return self._runners[0].get_weights()
+
+    def __repr__(self):
+        return f"MirroredStrategy(devices={self._device_names})"
