@@ -22,6 +22,7 @@ from .export import export
 from .artifact import load
 from .safetensors_io import load_safetensors, save_safetensors
 from . import nn, datasets
+from . import onnx  # noqa: E402  (imports the onnx package only when a model is loaded)
 
 
 
@@ -67,7 +68,7 @@ __all__ = sorted(
      "function", "grad", "value_and_grad", "Function", "GradientTape",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
-     "config", "optimizers", "data", "nn", "datasets"])
+     "config", "optimizers", "data", "nn", "datasets", "onnx"])
 del annotations, _INTERNAL_OPS
 
 
