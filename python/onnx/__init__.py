@@ -117,9 +117,21 @@ def _check(model):
         else:
             raise ONNXImportError(f"webtensor.onnx.load: operator domain {o.domain!r} is not supported "
                                   "(only ai.onnx)")
-    if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
+    if opset is None or not 1 <= opset <= MAX_OPSET:
         raise ONNXImportError(f"webtensor.onnx.load: opset {opset} of ai.onnx is not supported "
                               f"({MIN_OPSET} to {MAX_OPSET})")
+    if opset < MIN_OPSET:
+        # an older model imports when each of its ops is still the version in effect at MIN_OPSET
+        for node in model.graph.node:
+            try:
+                old = onnx.defs.get_schema(node.op_type, opset).since_version
+                new = onnx.defs.get_schema(node.op_type, MIN_OPSET).since_version
+            except Exception:
+                old, new = None, 0
+            if old != new:
+                raise ONNXImportError(f"webtensor.onnx.load: opset {opset} of ai.onnx is not supported "
+                                      f"({MIN_OPSET} to {MAX_OPSET}; older models import when their ops are "
+                                      f"unchanged since, and {node.op_type} changed in opset {new})")
     try:
         onnx.checker.check_model(model)
     except Exception as e:      # onnx.checker.ValidationError and the C++ errors behind it

@@ -148,9 +148,12 @@ for _op, _f in {"Abs": wt.abs, "Neg": wt.neg, "Exp": wt.exp, "Log": wt.log, "Sqr
     _unary(_op, _f)
 
 for _op, _name in {"Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh",
-                   "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh", "IsNaN": "is_nan",
-                   "Softsign": "softsign"}.items():
+                   "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh"}.items():
     converts(_op)(lambda ctx, x, _name=_name: ctx.need(_name)(ctx.t(x)))
+
+
+converts("IsNaN")(lambda ctx, x: wt.not_equal(ctx.t(x), ctx.t(x)))
+converts("Softsign")(lambda ctx, x: ctx.t(x) / (wt.abs(ctx.t(x)) + 1.0))
 
 
 @converts("IsInf")
@@ -158,7 +161,7 @@ def _isinf(ctx, x):
     x = ctx.t(x)
     pos, neg = ctx.attr("detect_positive", 1), ctx.attr("detect_negative", 1)
     if pos and neg:
-        return ctx.need("is_inf")(x)
+        return wt.equal(wt.abs(x), float("inf"))
     if pos:
         return wt.equal(x, float("inf"))
     if neg:
@@ -334,10 +337,21 @@ def _softmax(ctx, x):
 
 # ---- casts -----------------------------------------------------------------------------------
 
+_NUMPY_OF_WT = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "bool": np.bool_}
+
+
 def _cast_to(ctx, x, dt):
     if isinstance(x, Tensor):
         return wt.cast(x, dt)
-    raise ctx.fail("constant input (should have been folded)")
+    return _numpy_cast(np.asarray(x), _NUMPY_OF_WT[dt.name])     # CastLike of a constant to a tensor's type
+
+
+def _numpy_cast(a, to):
+    """webtensor.cast's rule on numpy: float -> int truncates and saturates, NaN -> 0."""
+    if a.dtype.kind == "f" and np.dtype(to).kind == "i":
+        a = np.nan_to_num(np.trunc(a.astype(np.float64)), nan=0.0, posinf=2 ** 31 - 1, neginf=-2 ** 31)
+        return np.clip(a, -2 ** 31, 2 ** 31 - 1).astype(to)
+    return a.astype(to)
 
 
 @converts("Cast")
@@ -384,8 +398,17 @@ def _reduce(ctx, x, axes=None):
     if ax == ():
         return wt.identity(x)
     keep = bool(ctx.attr("keepdims", 1))
-    if ax is not None and any(x.shape[a] == 0 for a in ax) or (ax is None and 0 in x.shape):
-        raise ctx.fail("reduces an empty axis")
+    axes = tuple(range(_rank(x))) if ax is None else ax
+    if any(x.shape[a] == 0 for a in axes):      # an empty reduction: the identity of the operation
+        shape = tuple(1 if d in axes else n for d, n in enumerate(x.shape) if keep or d not in axes)
+        fill = {"ReduceMax": -np.inf, "ReduceMin": np.inf, "ReduceProd": 1, "ReduceLogSum": -np.inf,
+                "ReduceLogSumExp": -np.inf}.get(ctx.op, 0)
+        dt = _NUMPY_OF_WT[x.dtype.name]
+        if x.dtype == wt.bool:
+            fill = ctx.op == "ReduceMin"
+        elif not x.dtype.is_floating and fill in (np.inf, -np.inf):
+            fill = np.iinfo(np.int32).max if fill > 0 else np.iinfo(np.int32).min
+        return np.full(shape, fill, dt)
     if ctx.op in ("ReduceMax", "ReduceMin") and x.dtype == wt.bool:
         y = _REDUCERS[ctx.op](wt.cast(x, wt.int32), ax, keep)
         return wt.cast(y, wt.bool)
@@ -399,8 +422,9 @@ def _arg(ctx, x):
     fn = wt.argmax if ctx.op == "ArgMax" else wt.argmin
     if ctx.attr("select_last_index", 0):
         n = x.shape[axis]
-        rev = wt.slice(x, [0] * _rank(x), end=[None if d != axis else -n - 1 for d in range(_rank(x))],
-                       strides=[1 if d != axis else -1 for d in range(_rank(x))])
+        rev = wt.slice(x, [n - 1 if d == axis else 0 for d in range(_rank(x))],
+                       end=[-n - 1 if d == axis else x.shape[d] for d in range(_rank(x))],
+                       strides=[-1 if d == axis else 1 for d in range(_rank(x))])
         y = (n - 1) - fn(rev, axis=axis)
     else:
         y = fn(x, axis=axis)
@@ -987,10 +1011,11 @@ def _resize_coords(mode, out_n, in_n, scale, roi_lo, roi_hi):
     o = np.arange(out_n, dtype=np.float64)
     if mode == "half_pixel":
         return (o + 0.5) / scale - 0.5
+    out_f = in_n * scale        # the spec's length_resized: not rounded when scales are given
     if mode == "pytorch_half_pixel":
-        return (o + 0.5) / scale - 0.5 if out_n > 1 else np.zeros(out_n)
+        return (o + 0.5) / scale - 0.5 if out_f > 1 else np.zeros(out_n)
     if mode == "align_corners":
-        return o * (in_n - 1) / (out_n - 1) if out_n > 1 else np.zeros(out_n)
+        return o * (in_n - 1) / (out_f - 1) if out_f != 1 else np.zeros(out_n)
     if mode == "asymmetric":
         return o / scale
     if mode == "tf_crop_and_resize":
@@ -1040,6 +1065,8 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
         sz = [int(np.floor(x.shape[a] * s)) for a, s in zip(axes, sc)]
     mode = ctx.attr("mode", "nearest")
     ctm = ctx.attr("coordinate_transformation_mode", "half_pixel")
+    if ctx.attr("antialias", 0) and any(s < 1 for s in sc):
+        raise ctx.fail("antialias=1 when downsampling")
     for j, a in enumerate(axes):
         in_n, out_n, s = x.shape[a], sz[j], sc[j]
         if in_n == out_n and s == 1.0 and ctm != "tf_crop_and_resize":
@@ -1107,3 +1134,48 @@ def _nll(ctx, x, target, weight=None):
     if ctx.op == "SoftmaxCrossEntropyLoss" and ctx.n_outputs > 1:
         return out, logp
     return out
+
+
+# ---- computed only at import: their inputs must be known (else DataDependentError) ------------------
+for _op, _n in {"ConstantOfShape": 1, "Range": 3, "HannWindow": 1, "HammingWindow": 1, "BlackmanWindow": 1,
+                "EyeLike": 1, "NonZero": 1, "MelWeightMatrix": 5}.items():
+    converts(_op, const=tuple(range(_n)))(lambda ctx, *a: (_ for _ in ()).throw(ctx.fail("unreachable")))
+
+
+@converts("CenterCropPad", const=(1,))
+def _center_crop_pad(ctx, x, shape):
+    x = ctx.t(x)
+    n = _rank(x)
+    axes = [_axis(a, n) for a in (ctx.attr("axes") or range(n))]
+    want = ctx.ints(shape, 1)
+    begin, end, pads = [0] * n, list(x.shape), [(0, 0)] * n
+    for a, w in zip(axes, want):
+        d = x.shape[a]
+        if w < d:       # crop: the extra element goes to the end (spec: "(dim - target) // 2" at the start)
+            begin[a] = (d - w) // 2
+            end[a] = begin[a] + w
+        elif w > d:
+            lo = (w - d) // 2
+            pads[a] = (lo, w - d - lo)
+    return wt.pad(wt.slice(x, begin, end=end), pads)
+
+
+@converts("Col2Im", const=(1, 2))
+def _col2im(ctx, x, image_shape, block_shape):
+    # the inverse of im2col sums overlapping windows: extract_patches_grad, as in ConvTranspose
+    x = ctx.t(x)
+    hw, k = ctx.ints(image_shape, 1), ctx.ints(block_shape, 2)
+    if len(hw) != 2:
+        raise ctx.fail(f"{len(hw)}-D images (2-D are supported)")
+    n, ck, _ = x.shape
+    c = ck // (k[0] * k[1])
+    strides = tuple(ctx.attr("strides") or (1, 1))
+    dil = tuple(ctx.attr("dilations") or (1, 1))
+    p = list(ctx.attr("pads") or (0, 0, 0, 0))
+    pads = ((p[0], p[2]), (p[1], p[3]))
+    oh = (hw[0] + p[0] + p[2] - ((k[0] - 1) * dil[0] + 1)) // strides[0] + 1
+    ow = (hw[1] + p[1] + p[3] - ((k[1] - 1) * dil[1] + 1)) // strides[1] + 1
+    cols = wt.transpose(wt.reshape(x, (n, c, k[0], k[1], oh, ow)), (0, 4, 5, 2, 3, 1))
+    y = extract_patches_grad(cols, shape=(n, hw[0], hw[1], c), ksize=tuple(k), strides=strides, dilations=dil,
+                             pads=pads)
+    return wt.transpose(y, (0, 3, 1, 2))
