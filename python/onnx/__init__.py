@@ -109,36 +109,32 @@ def _load_external(model, base_dir):
 
 
 def _check(model):
+    """Check the model (onnx.checker, domains, opset); a model older than opset 13 is upgraded with
+    ``onnx.version_converter`` (which rewrites the ops whose meaning changed). Returns (model, opset)."""
     onnx = _onnx()
-    opset = None
-    for o in model.opset_import:
-        if o.domain in ("", "ai.onnx"):
-            opset = o.version
-        else:
-            raise ONNXImportError(f"webtensor.onnx.load: operator domain {o.domain!r} is not supported "
-                                  "(only ai.onnx)")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None or not 1 <= opset <= MAX_OPSET:
         raise ONNXImportError(f"webtensor.onnx.load: opset {opset} of ai.onnx is not supported "
                               f"({MIN_OPSET} to {MAX_OPSET})")
-    if opset < MIN_OPSET:
-        # an older model imports when each of its ops is still the version in effect at MIN_OPSET
-        for node in model.graph.node:
-            try:
-                old = onnx.defs.get_schema(node.op_type, opset).since_version
-                new = onnx.defs.get_schema(node.op_type, MIN_OPSET).since_version
-            except Exception:
-                old, new = None, 0
-            if old != new:
-                raise ONNXImportError(f"webtensor.onnx.load: opset {opset} of ai.onnx is not supported "
-                                      f"({MIN_OPSET} to {MAX_OPSET}; older models import when their ops are "
-                                      f"unchanged since, and {node.op_type} changed in opset {new})")
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise ONNXImportError(f"webtensor.onnx.load: node {node.name!r} ({node.op_type}) is in operator domain "
+                                  f"{node.domain!r}; only ai.onnx is supported")
+    if model.functions:
+        raise ONNXImportError("webtensor.onnx.load: model-local functions are not supported")
     try:
         onnx.checker.check_model(model)
     except Exception as e:      # onnx.checker.ValidationError and the C++ errors behind it
         raise ONNXImportError(f"webtensor.onnx.load: the model fails onnx.checker: {e}") from None
-    if model.functions:
-        raise ONNXImportError("webtensor.onnx.load: model-local functions are not supported")
-    return opset
+    if opset < MIN_OPSET:
+        try:
+            model = onnx.version_converter.convert_version(model, MIN_OPSET)
+        except Exception as e:
+            raise ONNXImportError(f"webtensor.onnx.load: opset {opset} is older than {MIN_OPSET} and "
+                                  f"onnx.version_converter could not upgrade it ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        opset = MIN_OPSET
+    return model, opset
 
 
 def _array(t):
@@ -202,7 +198,7 @@ def load(path_or_bytes, input_shapes=None, *, base_dir=None, constants=None, nam
     """
     model, base_dir = _read(path_or_bytes, base_dir)
     _load_external(model, base_dir)
-    opset = _check(model)
+    model, opset = _check(model)
     return ONNXModel(model, opset, input_shapes, constants or {}, name)
 
 
