@@ -160,7 +160,7 @@ def _array(t):
 def _input_shape(vi, given):
     """The declared shape of graph input ``vi`` (None for an unknown dim), overridden by ``given``."""
     tt = vi.type.tensor_type
-    declared = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] \
+    declared = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim] \
         if tt.HasField("shape") else None
     if given is None:
         return declared
@@ -259,17 +259,18 @@ class ONNXModel(Model):
                 attrs[a.name] = v.decode() if isinstance(v, bytes) else v
             nodes.append((node, attrs))
         # Which initializers are used as tensors (else they stay numpy constants, e.g. shapes)
-        as_tensor = {o.name for o in g.output}
+        as_tensor, trainable = {o.name for o in g.output}, {o.name for o in g.output}
         for node, _ in nodes:
             conv = CONVERTERS.get(node.op_type)
-            const = conv.const if conv is not None else ()
+            const, state = (conv.const, conv.state) if conv is not None else ((), ())
             as_tensor.update(n for i, n in enumerate(node.input) if n and i not in const)
+            trainable.update(n for i, n in enumerate(node.input) if n and i not in const and i not in state)
         weights, values = {}, dict(consts)
         with init_scope():
             for t in g.initializer:
                 a = _array(t)
                 if a.dtype.kind == "f" and t.name in as_tensor:
-                    var = Variable(tensor(a), name=t.name, trainable=True)
+                    var = Variable(tensor(a), name=t.name, trainable=t.name in trainable)
                     weights[t.name] = var
                     values[t.name] = var
                 else:
@@ -287,6 +288,8 @@ class ONNXModel(Model):
         if all(s is not None and None not in s for _, s, _ in in_specs):
             self._dry_run()
         self.built = True
+        if len(in_specs) == 1 and in_specs[0][1] and None not in in_specs[0][1][1:]:
+            self._build_shape = tuple(in_specs[0][1])     # export(batch_size=...) builds inputs from it
 
     # ---- inputs --------------------------------------------------------------------------------
     @property
@@ -300,10 +303,12 @@ class ONNXModel(Model):
         return [None if s is None else tuple(s) for _, s, _ in self._in_specs]
 
     def _n_inputs(self):
-        return len(self._in_specs)
+        # one input: a list is its data; several: None, so fit/predict/export read lists, tuples and
+        # dicts as one value per input (as for a subclassed Keras model)
+        return 1 if len(self._in_specs) == 1 else None
 
     def _n_outputs(self):
-        return len(self.output_names)
+        return 1 if len(self.output_names) == 1 else None
 
     def _feeds(self, inputs) -> dict:
         specs = self._in_specs

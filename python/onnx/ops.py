@@ -38,16 +38,17 @@ class DataDependentError(NotImplementedError):
 
 
 class Converter:
-    def __init__(self, fn, const: tuple[int, ...]):
-        self.fn, self.const = fn, const
+    def __init__(self, fn, const: tuple[int, ...], state: tuple[int, ...]):
+        self.fn, self.const, self.state = fn, const, state
 
 
-def converts(*op_types: str, const: tuple[int, ...] = ()):
+def converts(*op_types: str, const: tuple[int, ...] = (), state: tuple[int, ...] = ()):
     """Register ``fn`` as the converter of ``op_types``; ``const``: input positions that must be known
-    at import."""
+    at import; ``state``: input positions whose initializers are statistics, not weights (they become
+    non-trainable Variables, as Keras' BatchNormalization moving mean and variance)."""
     def deco(fn):
         for t in op_types:
-            CONVERTERS[t] = Converter(fn, const)
+            CONVERTERS[t] = Converter(fn, const, state)
         return fn
     return deco
 
@@ -925,7 +926,7 @@ def _per_channel(ctx, v, x):
     return wt.reshape(ctx.t(v, like=x.dtype), (1, -1) + (1,) * (_rank(x) - 2))
 
 
-@converts("BatchNormalization")
+@converts("BatchNormalization", state=(3, 4))
 def _batchnorm(ctx, x, scale, bias, mean, var):
     if ctx.attr("training_mode", 0) or ctx.n_outputs > 1:
         raise ctx.fail("training_mode=1")
