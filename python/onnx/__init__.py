@@ -157,8 +157,14 @@ def _array(t):
         raise ONNXImportError(f"webtensor.onnx.load: tensor {t.name!r} is malformed ({e})") from None
 
 
+def _declared_shape(vi):
+    tt = vi.type.tensor_type
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim] \
+        if tt.HasField("shape") else None
+
+
 def _input_shape(vi, given):
-    """The declared shape of graph input ``vi`` (None for an unknown dim), overridden by ``given``."""
+    """The declared shape of graph input ``vi`` (None for an unknown dim), refined by ``given``."""
     tt = vi.type.tensor_type
     declared = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim] \
         if tt.HasField("shape") else None
@@ -239,13 +245,14 @@ class ONNXModel(Model):
         if extra:
             raise ValueError(f"webtensor.onnx.load: input_shapes for {sorted(extra)}, which are not graph inputs "
                              f"{[vi.name for vi in inputs]}")
-        in_specs = []
+        in_specs, given = [], []      # (name, declared shape, dtype); shapes given to load (or declared)
         for vi in inputs:
             tt = vi.type.tensor_type
             if not vi.type.HasField("tensor_type") or tt.elem_type not in ONNX_DTYPES:
                 raise ONNXImportError(f"webtensor.onnx.load: input {vi.name!r} has an unsupported type "
                                       f"(element type {tt.elem_type})")
-            in_specs.append((vi.name, _input_shape(vi, input_shapes.get(vi.name)), ONNX_DTYPES[tt.elem_type]))
+            in_specs.append((vi.name, _declared_shape(vi), ONNX_DTYPES[tt.elem_type]))
+            given.append(_input_shape(vi, input_shapes.get(vi.name)))
         nodes = []
         for node in g.node:
             if node.domain not in ("", "ai.onnx"):
@@ -277,7 +284,7 @@ class ONNXModel(Model):
                     values[t.name] = a
         for k, var in weights.items():
             self._weights[k] = var
-        d.update(_proto=proto, _opset=opset, _nodes=nodes, _in_specs=in_specs, _init_values=values,
+        d.update(_proto=proto, _opset=opset, _nodes=nodes, _in_specs=in_specs, _given=given, _init_values=values,
                  _var_values={id(v): a for v in weights.values() for a in [_array_of(g, v.name)]},
                  _fold_cache={}, output_names=[o.name for o in g.output])
         # Check every op type now; convert the whole graph once when every input shape is known.
@@ -285,11 +292,11 @@ class ONNXModel(Model):
             if node.op_type not in CONVERTERS and node.op_type != "Constant" and node.input:
                 from .ops import Ctx
                 raise Ctx(node, {}, opset, None, {}).fail("this op type is not supported")
-        if all(s is not None and None not in s for _, s, _ in in_specs):
+        if all(s is not None and None not in s for s in given):
             self._dry_run()
         self.built = True
-        if len(in_specs) == 1 and in_specs[0][1] and None not in in_specs[0][1][1:]:
-            self._build_shape = tuple(in_specs[0][1])     # export(batch_size=...) builds inputs from it
+        if len(given) == 1 and given[0] and None not in given[0][1:]:
+            self._build_shape = tuple(given[0])     # export(batch_size=...) builds inputs from it
 
     # ---- inputs --------------------------------------------------------------------------------
     @property
@@ -299,8 +306,9 @@ class ONNXModel(Model):
 
     @property
     def input_shapes(self) -> list:
-        """Each input's shape as declared (or given to :func:`load`), None for an unknown dim."""
-        return [None if s is None else tuple(s) for _, s, _ in self._in_specs]
+        """Each input's shape as given to :func:`load` (else as declared), None for an unknown dim. Calls
+        may use other sizes for the dims the file leaves free (the graph is converted for each)."""
+        return [None if s is None else tuple(s) for s in self._given]
 
     def _n_inputs(self):
         # one input: a list is its data; several: None, so fit/predict/export read lists, tuples and
@@ -399,7 +407,7 @@ class ONNXModel(Model):
         dev = next(iter(self._weights.values())).device if self._weights else get_device()
         tr = Trace(dev)
         with init_scope():
-            feeds = {n: zeros(tuple(s), dtype=dt, device=dev) for n, s, dt in self._in_specs}
+            feeds = {n: zeros(tuple(s), dtype=dt, device=dev) for (n, _, dt), s in zip(self._in_specs, self._given)}
         _state.local.traces.append(tr)
         try:
             self._run(feeds)
