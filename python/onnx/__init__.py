@@ -272,20 +272,31 @@ class ONNXModel(Model):
             const, state = (conv.const, conv.state) if conv is not None else ((), ())
             as_tensor.update(n for i, n in enumerate(node.input) if n and i not in const)
             trainable.update(n for i, n in enumerate(node.input) if n and i not in const and i not in state)
-        weights, values = {}, dict(consts)
+        # Weights: floating initializers, and floating Constant nodes of more than one element (where
+        # paddle2onnx and others store them), when a node uses them as tensors.
+        stored = [(t.name, t) for t in g.initializer]
+        weight_nodes = set()
+        for node, attrs in nodes:
+            v = attrs.get("value")
+            if node.op_type == "Constant" and hasattr(v, "dims") and v.data_type in (1, 10) and \
+                    _elements(v) > 1 and node.output[0] in as_tensor:
+                stored.append((node.output[0], v))
+                weight_nodes.add(id(node))
+        nodes = [(n, a) for n, a in nodes if id(n) not in weight_nodes]
+        weights, values, var_values = {}, dict(consts), {}
         with init_scope():
-            for t in g.initializer:
+            for name_, t in stored:
                 a = _array(t)
-                if a.dtype.kind == "f" and t.name in as_tensor:
-                    var = Variable(tensor(a), name=t.name, trainable=t.name in trainable)
-                    weights[t.name] = var
-                    values[t.name] = var
+                if a.dtype.kind == "f" and name_ in as_tensor:
+                    var = Variable(tensor(a), name=name_, trainable=name_ in trainable)
+                    weights[name_] = values[name_] = var
+                    var_values[id(var)] = a
                 else:
-                    values[t.name] = a
+                    values[name_] = a
         for k, var in weights.items():
             self._weights[k] = var
         d.update(_proto=proto, _opset=opset, _nodes=nodes, _in_specs=in_specs, _given=given, _init_values=values,
-                 _var_values={id(v): a for v in weights.values() for a in [_array_of(g, v.name)]},
+                 _var_values=var_values,
                  _fold_cache={}, output_names=[o.name for o in g.output])
         # Check every op type now; convert the whole graph once when every input shape is known.
         for node, _ in nodes:
@@ -415,11 +426,11 @@ class ONNXModel(Model):
             _state.local.traces.pop()
 
 
-def _array_of(g, name):
-    for t in g.initializer:
-        if t.name == name:
-            return _array(t)
-    raise KeyError(name)
+def _elements(t) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
 
 
 def _safe_name(s: str) -> str:
