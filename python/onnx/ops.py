@@ -702,11 +702,12 @@ def _topk(ctx, x, k):
 
 @converts("ScatterND")
 def _scatter_nd(ctx, x, i, u):
-        red = ctx.attr("reduction", "none")
-        name = {"none": "tensor_scatter_nd_update", "add": "tensor_scatter_nd_add"}.get(red)
-        if name is None:
-            raise ctx.fail(f"reduction={red!r}")
-        return ctx.need(name)(ctx.t(x), ctx.t(i, like=wt.int32), ctx.t(u))
+    red = ctx.attr("reduction", "none")
+    name = {"none": "tensor_scatter_nd_update", "add": "tensor_scatter_nd_add", "max": "tensor_scatter_nd_max",
+            "min": "tensor_scatter_nd_min"}.get(red)
+    if name is None:
+        raise ctx.fail(f"reduction={red!r}")
+    return ctx.need(name)(ctx.t(x), ctx.t(i, like=wt.int32), ctx.t(u))
 
 
 # ---- linear algebra and convolution -------------------------------------------------------
@@ -1180,3 +1181,31 @@ def _col2im(ctx, x, image_shape, block_shape):
     y = extract_patches_grad(cols, shape=(n, hw[0], hw[1], c), ksize=tuple(k), strides=strides, dilations=dil,
                              pads=pads)
     return wt.transpose(y, (0, 3, 1, 2))
+
+
+@converts("ScatterElements")
+def _scatter_elements(ctx, x, i, u):
+    # as ScatterND with full coordinates: along ``axis`` the given indices, elsewhere each position's own
+    x, i, u = ctx.t(x), ctx.t(i, like=wt.int32), ctx.t(u)
+    n = _rank(x)
+    axis = _axis(int(ctx.attr("axis", 0)), n)
+    i = wt.where(i < 0, i + x.shape[axis], i)
+    grids = np.meshgrid(*[np.arange(d, dtype=np.int32) for d in i.shape], indexing="ij")
+    coords = [i if d == axis else ctx.t(grids[d]) for d in range(n)]
+    red = ctx.attr("reduction", "none")
+    name = {"none": "tensor_scatter_nd_update", "add": "tensor_scatter_nd_add", "max": "tensor_scatter_nd_max",
+            "min": "tensor_scatter_nd_min"}.get(red)
+    if name is None:
+        raise ctx.fail(f"reduction={red!r}")
+    return ctx.need(name)(x, wt.stack(coords, axis=-1), u)
+
+
+@converts("OneHot", const=(1,))
+def _one_hot(ctx, i, depth, values):
+    i = ctx.t(i, like=wt.int32)
+    d = int(ctx.c(depth, 1).reshape(-1)[0])
+    axis = int(ctx.attr("axis", -1))
+    i = wt.where(i < 0, i + d, i)            # ONNX: negative indices count from the end
+    values = ctx.t(values)
+    hot = wt.one_hot(i, d, axis=axis, dtype=wt.bool)
+    return wt.where(hot, values[1], values[0])

@@ -66,8 +66,9 @@ def _inputs(c):
     return list(data[0]), list(data[1])
 
 
-def run_case(c, device: str) -> str | None:
-    """None if the case passes on ``device``, else why not (one line)."""
+def run_case(c, device: str, traced: bool = True) -> str | None:
+    """None if the case passes on ``device`` (run in a ``webtensor.function``, or eagerly), else why not
+    (one line)."""
     import webtensor as wt
     import webtensor.onnx as wonnx
     from webtensor.onnx.ops import DataDependentError
@@ -94,7 +95,7 @@ def run_case(c, device: str) -> str | None:
                 return "every input is needed at import (the graph folds to constants: not counted)"
             args = [np.asarray(feeds[n]) for n in model.input_names]
             args = [wt.tensor(a, dtype=wt.int32 if a.dtype == np.int64 else None) for a in args]
-            fn = wt.function(lambda *xs: model(list(xs)))
+            fn = wt.function(lambda *xs: model(list(xs))) if traced else (lambda *xs: model(list(xs)))
             out = fn(*args)
             outs = list(out) if isinstance(out, tuple) else [out]
             got = [o.numpy() for o in outs]
