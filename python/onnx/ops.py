@@ -88,12 +88,11 @@ class Ctx:
     def fail(self, why: str) -> NotImplementedError:
         return NotImplementedError(f"ONNX {self.op} (node {self.name!r}, opset {self.opset}): {why}")
 
-    def need(self, name: str, module=None):
-        """webtensor's op ``name`` (in ``module``, default ``webtensor``), or NotImplementedError."""
-        fn = getattr(module if module is not None else wt, name, None)
+    def need(self, name: str):
+        """webtensor's op ``name``, looked up now (other modules may add it), or NotImplementedError."""
+        fn = getattr(wt, name, None)
         if fn is None:
-            raise self.fail(f"needs webtensor.{'' if module is None else module.__name__.split('.')[-1] + '.'}"
-                            f"{name}, which this webtensor does not have")
+            raise self.fail(f"needs webtensor.{name}, which this webtensor does not have")
         return fn
 
     def t(self, v, like=None) -> Tensor:
@@ -127,13 +126,6 @@ def _rank(x) -> int:
 
 def _axis(a: int, n: int) -> int:
     return a + n if a < 0 else a
-
-
-def _float_like(ctx, x, v):
-    """A Python float or a tensor ``v`` in ``x``'s dtype."""
-    if isinstance(v, (int, float)):
-        return float(v)
-    return ctx.t(v, like=x.dtype) if not isinstance(v, Tensor) else v
 
 
 # ---- elementwise -----------------------------------------------------------------------------
@@ -1138,10 +1130,16 @@ def _nll(ctx, x, target, weight=None):
     return out
 
 
-# ---- computed only at import: their inputs must be known (else DataDependentError) ------------------
+# ---- computed only at import: every input must be known (a tensor there is a DataDependentError),
+# and a node whose inputs are all known is folded before any converter runs ------------------------
+
+def _import_time_only(ctx, *inputs):
+    raise ctx.fail("its inputs must be known at import")
+
+
 for _op, _n in {"ConstantOfShape": 1, "Range": 3, "HannWindow": 1, "HammingWindow": 1, "BlackmanWindow": 1,
-                "EyeLike": 1, "NonZero": 1, "MelWeightMatrix": 5}.items():
-    converts(_op, const=tuple(range(_n)))(lambda ctx, *a: (_ for _ in ()).throw(ctx.fail("unreachable")))
+                "NonZero": 1, "MelWeightMatrix": 5}.items():
+    converts(_op, const=tuple(range(_n)))(_import_time_only)
 
 
 @converts("CenterCropPad", const=(1,))
@@ -1209,3 +1207,14 @@ def _one_hot(ctx, i, depth, values):
     values = ctx.t(values)
     hot = wt.one_hot(i, d, axis=axis, dtype=wt.bool)
     return wt.where(hot, values[1], values[0])
+
+
+@converts("EyeLike")
+def _eye_like(ctx, x):
+    # depends only on the input's (static) shape: a constant
+    n, m = x.shape
+    dt = NUMPY_OF_ONNX.get(int(ctx.attr("dtype", 0))) if ctx.attr("dtype") is not None else \
+        _NUMPY_OF_WT[x.dtype.name]
+    if dt is None:
+        raise ctx.fail(f"dtype {ctx.attr('dtype')}")
+    return np.eye(n, m, int(ctx.attr("k", 0)), dtype=dt)

@@ -6,7 +6,7 @@ and outputs are float32/float16/int32/int64/bool tensors is *eligible*; it is im
 ``constants``), run traced (``webtensor.function``) and compared with the case's expected outputs
 (the case's own rtol/atol, at least 1e-3/1e-5 for float16).
 
-    python tests/onnx/conformance.py --write          # run on reference and wasm, write docs/onnx.md
+    python tests/onnx/conformance.py --write          # run on reference, wasm, webgpu; write docs/onnx.md
     python tests/onnx/conformance.py --devices reference --only relu
 
 ``tests/onnx/test_conformance.py`` runs it and holds the pass counts recorded in ``RECORDED``.
@@ -161,7 +161,11 @@ def write_doc(path, results, excluded, todo):
              f"(`onnx.backend.test.case.node.collect_testcases()`, onnx {onnx.__version__}) imported with "
              "`webtensor.onnx.load` and run traced on each device. A case is eligible when its model declares "
              f"ai.onnx opset <= {MAX_OPSET}, uses only the ai.onnx domain and its inputs and outputs are "
-             "float32, float16, int32, int64 or bool tensors.", "",
+             "float32, float16, int32, int64 or bool tensors. Inputs that a node needs at import (a "
+             "Reshape's shape, a Pad's pads: webtensor's shapes are static) are bound with `load(..., "
+             "constants=...)`; a case whose graph then folds to constants entirely is not counted as "
+             "passing. Outputs are compared with the case's own rtol/atol (at least 1e-3 for float16); "
+             "int64 outputs come back as int32 and are compared by value.", "",
              "| device | passed | eligible | pass rate |", "|---|---|---|---|"]
     for d, res in results.items():
         ok = sum(r is None for r in res.values())
@@ -186,7 +190,7 @@ def write_doc(path, results, excluded, todo):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--devices", default="reference,wasm")
+    ap.add_argument("--devices", default="reference,wasm,webgpu")
     ap.add_argument("--only", nargs="*", help="run only cases whose name contains one of these")
     ap.add_argument("--write", action="store_true", help="write docs/onnx.md")
     a = ap.parse_args(argv)
