@@ -298,6 +298,15 @@ class ONNXModel(Model):
         d.update(_proto=proto, _opset=opset, _nodes=nodes, _in_specs=in_specs, _given=given, _init_values=values,
                  _var_values=var_values,
                  _fold_cache={}, output_names=[o.name for o in g.output])
+        # values no later node reads, per node: dropped after it runs, so an eager call holds only the
+        # live activations (a large model's would not fit in wasm32's 4 GiB otherwise)
+        last = {}
+        for k, (node, _) in enumerate(nodes):
+            for n in node.input:
+                last[n] = k
+        keep = set(self.output_names) | set(values)
+        d["_dead_after"] = [[n for n in dict.fromkeys(node.input) if n and last.get(n) == k and n not in keep]
+                            for k, (node, _) in enumerate(nodes)]
         # Check every op type now; convert the whole graph once when every input shape is known.
         for node, _ in nodes:
             if node.op_type not in CONVERTERS and node.op_type != "Constant" and node.input:
@@ -400,6 +409,8 @@ class ONNXModel(Model):
             for name, v in zip(node.output, outs):
                 if name:
                     env[name] = v
+            for name in self._dead_after[k]:
+                env.pop(name, None)
         res = []
         for name in self.output_names:
             v = env[name]
