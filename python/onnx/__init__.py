@@ -224,7 +224,6 @@ class ONNXModel(Model):
     def __init__(self, proto, opset: int, input_shapes, constants: dict, name=None):
         super().__init__(name=name or _safe_name(proto.graph.name))
         import numpy as np
-        from onnx import helper
         from .ops import CONVERTERS, ONNX_DTYPES
         g = proto.graph
         d = self.__dict__
@@ -253,25 +252,17 @@ class ONNXModel(Model):
                                       f"(element type {tt.elem_type})")
             in_specs.append((vi.name, _declared_shape(vi), ONNX_DTYPES[tt.elem_type]))
             given.append(_input_shape(vi, input_shapes.get(vi.name)))
-        nodes = []
-        for node in g.node:
-            if node.domain not in ("", "ai.onnx"):
-                raise ONNXImportError(f"webtensor.onnx.load: node {node.name!r} is in domain {node.domain!r}")
-            attrs = {}
-            for a in node.attribute:
-                if a.type in (a.GRAPH, a.GRAPHS):
-                    raise NotImplementedError(f"ONNX {node.op_type} (node {node.name or '(unnamed)'!r}, opset "
-                                              f"{opset}): subgraphs are not supported")
-                v = helper.get_attribute_value(a)
-                attrs[a.name] = v.decode() if isinstance(v, bytes) else v
-            nodes.append((node, attrs))
+        nodes = _parse_nodes(g, opset)
         # Which initializers are used as tensors (else they stay numpy constants, e.g. shapes)
         as_tensor, trainable = {o.name for o in g.output}, {o.name for o in g.output}
-        for node, _ in nodes:
+        for node, attrs in nodes:
             conv = CONVERTERS.get(node.op_type)
             const, state = (conv.const, conv.state) if conv is not None else ((), ())
             as_tensor.update(n for i, n in enumerate(node.input) if n and i not in const)
             trainable.update(n for i, n in enumerate(node.input) if n and i not in const and i not in state)
+            if node.op_type == "If":
+                as_tensor.update(_reads(node, attrs)[1:])
+                trainable.update(_reads(node, attrs)[1:])
         # Weights: floating initializers, and floating Constant nodes of more than one element (where
         # paddle2onnx and others store them), when a node uses them as tensors.
         stored = [(t.name, t) for t in g.initializer]
@@ -295,21 +286,13 @@ class ONNXModel(Model):
                     values[name_] = a
         for k, var in weights.items():
             self._weights[k] = var
-        d.update(_proto=proto, _opset=opset, _nodes=nodes, _in_specs=in_specs, _given=given, _init_values=values,
-                 _var_values=var_values,
+        d.update(_opset=opset, _nodes=nodes, _in_specs=in_specs, _given=given, _init_values=values,
+                 _var_values=var_values, _branches={},
                  _fold_cache={}, output_names=[o.name for o in g.output])
-        # values no later node reads, per node: dropped after it runs, so an eager call holds only the
-        # live activations (a large model's would not fit in wasm32's 4 GiB otherwise)
-        last = {}
-        for k, (node, _) in enumerate(nodes):
-            for n in node.input:
-                last[n] = k
-        keep = set(self.output_names) | set(values)
-        d["_dead_after"] = [[n for n in dict.fromkeys(node.input) if n and last.get(n) == k and n not in keep]
-                            for k, (node, _) in enumerate(nodes)]
+        d["_dead_after"] = _dead_after(nodes, set(self.output_names) | set(values))
         # Check every op type now; convert the whole graph once when every input shape is known.
         for node, _ in nodes:
-            if node.op_type not in CONVERTERS and node.op_type != "Constant" and node.input:
+            if node.op_type not in CONVERTERS and node.op_type not in ("Constant", "If") and node.input:
                 from .ops import Ctx
                 raise Ctx(node, {}, opset, None, {}).fail("this op type is not supported")
         if all(s is not None and None not in s for s in given):
@@ -387,12 +370,28 @@ class ONNXModel(Model):
         if len(self._fold_cache) > 64:
             self._fold_cache.clear()
             cache = self._fold_cache.setdefault(sig, {})
-        for k, (node, attrs) in enumerate(self._nodes):
+        self._run_nodes(self._nodes, self._dead_after, env, device, cache)
+        res = []
+        for name in self.output_names:
+            v = env[name]
+            if not isinstance(v, Tensor):
+                from .ops import wt_dtype_of_numpy
+                v = tensor(np.asarray(v), dtype=wt_dtype_of_numpy(np.asarray(v).dtype), device=device)
+            res.append(v)
+        return res
+
+    def _run_nodes(self, nodes, dead_after, env: dict, device, cache: dict) -> None:
+        """Convert ``nodes`` in order, reading and writing ``env`` (name -> array or Tensor)."""
+        from .ops import CONVERTERS, Ctx
+        for k, (node, attrs) in enumerate(nodes):
             ins = [env[n] if n else None for n in node.input]
-            if all(not isinstance(v, Tensor) for v in ins):
-                outs = cache.get(k)
+            if node.op_type == "If":
+                outs = self._run_if(node, attrs, ins[0], env, device, cache)
+            elif all(not isinstance(v, Tensor) for v in ins):
+                key = (id(nodes), k)
+                outs = cache.get(key)
                 if outs is None:
-                    outs = cache[k] = _fold(node, attrs, ins, self._opset)
+                    outs = cache[key] = _fold(node, attrs, ins, self._opset)
             else:
                 conv = CONVERTERS.get(node.op_type)
                 ctx = Ctx(node, attrs, self._opset, device, self._var_values)
@@ -409,16 +408,29 @@ class ONNXModel(Model):
             for name, v in zip(node.output, outs):
                 if name:
                     env[name] = v
-            for name in self._dead_after[k]:
+            for name in dead_after[k]:
                 env.pop(name, None)
-        res = []
-        for name in self.output_names:
-            v = env[name]
-            if not isinstance(v, Tensor):
-                from .ops import wt_dtype_of_numpy
-                v = tensor(np.asarray(v), dtype=wt_dtype_of_numpy(np.asarray(v).dtype), device=device)
-            res.append(v)
-        return res
+
+    def _run_if(self, node, attrs, cond, env, device, cache):
+        """``If`` whose condition is known at import (often a shape test): the chosen branch's nodes run
+        inline, reading the outer values they name."""
+        from .ops import DataDependentError
+        if isinstance(cond, Tensor) and id(cond) not in self._var_values:
+            raise DataDependentError(f"ONNX If (node {node.name or '(unnamed)'!r}, opset {self._opset}): its "
+                                     "condition must be known at import (webtensor traces no data-dependent "
+                                     "control flow), but it is computed from the model's inputs", node.input[0])
+        import numpy as np
+        branch = attrs["then_branch"] if bool(np.asarray(cond).reshape(-1)[0]) else attrs["else_branch"]
+        parsed = self._branches.get(id(branch))
+        if parsed is None:
+            sub = _parse_nodes(branch, self._opset)
+            parsed = self._branches[id(branch)] = (branch, sub, _dead_after(sub, {o.name for o in branch.output}))
+        branch, sub, dead = parsed
+        inner = dict(env)
+        for t in branch.initializer:
+            inner[t.name] = _array(t)
+        self._run_nodes(sub, dead, inner, device, cache)
+        return tuple(inner[o.name] for o in branch.output)
 
     def _dry_run(self):
         """Convert the whole graph once, symbolically (a trace; nothing runs), for the declared shapes."""
@@ -435,6 +447,46 @@ class ONNXModel(Model):
             self._run(feeds)
         finally:
             _state.local.traces.pop()
+
+
+def _parse_nodes(g, opset) -> list:
+    """``(node, attributes)`` for each node of graph ``g``: attribute values as Python values (strings
+    decoded); a subgraph only where webtensor runs one (``If``'s branches)."""
+    from onnx import helper
+    nodes = []
+    for node in g.node:
+        attrs = {}
+        for a in node.attribute:
+            if a.type in (a.GRAPH, a.GRAPHS) and node.op_type != "If":
+                raise NotImplementedError(f"ONNX {node.op_type} (node {node.name or '(unnamed)'!r}, opset "
+                                          f"{opset}): subgraphs are not supported (only If's, when its "
+                                          "condition is known at import)")
+            v = helper.get_attribute_value(a)
+            attrs[a.name] = v.decode() if isinstance(v, bytes) else v
+        nodes.append((node, attrs))
+    return nodes
+
+
+def _reads(node, attrs) -> list:
+    """The outer names ``node`` reads: its inputs and, for ``If``, those its branches name."""
+    names = [n for n in node.input if n]
+    for key in ("then_branch", "else_branch"):
+        g = attrs.get(key)
+        if g is not None:
+            for sub in g.node:
+                names += _reads(sub, {a.name: a.g for a in sub.attribute if a.type == a.GRAPH})
+    return names
+
+
+def _dead_after(nodes, keep: set) -> list:
+    """For each node, the values no later node reads (dropped after it runs, so an eager call holds
+    only the live activations; a large model's would not fit in wasm32's 4 GiB otherwise)."""
+    last = {}
+    for k, (node, attrs) in enumerate(nodes):
+        for n in _reads(node, attrs):
+            last[n] = k
+    return [[n for n in dict.fromkeys(_reads(node, attrs)) if last.get(n) == k and n not in keep]
+            for k, (node, attrs) in enumerate(nodes)]
 
 
 def _elements(t) -> int:

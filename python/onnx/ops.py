@@ -1243,3 +1243,80 @@ def _eye_like(ctx, x):
     if dt is None:
         raise ctx.fail(f"dtype {ctx.attr('dtype')}")
     return np.eye(n, m, int(ctx.attr("k", 0)), dtype=dt)
+
+
+@converts("DFT", const=(1, 2))
+def _dft(ctx, x, dft_length=None, axis_in=None):
+    # X_k = sum_t x_t exp(-+2 pi i k t / L): two matmuls with constant cosine and sine matrices
+    x = ctx.t(x)
+    r = _rank(x)
+    if ctx.opset >= 20:
+        axis = int(ctx.c(axis_in, 2).reshape(())) if axis_in is not None else -2
+    else:
+        axis = int(ctx.attr("axis", 1))
+    axis = _axis(axis, r)
+    if not 0 <= axis < r - 1:
+        raise ValueError(f"ONNX DFT (node {ctx.name!r}): axis {axis} out of range for rank {r}")
+    inverse, onesided = bool(ctx.attr("inverse", 0)), bool(ctx.attr("onesided", 0))
+    perm = [d for d in range(r - 1) if d != axis] + [axis, r - 1]
+    xt = wt.transpose(x, perm)                                    # (..., n, c)
+    n = xt.shape[-2]
+    if inverse and onesided:            # the inverse of a real signal's one-sided spectrum (irfft)
+        return _irfft(ctx, x, xt, perm, int(ctx.c(dft_length, 1).reshape(())) if dft_length is not None
+                      else 2 * (n - 1))
+    length = int(ctx.c(dft_length, 1).reshape(())) if dft_length is not None else n
+    if length > n:
+        xt = wt.pad(xt, [(0, 0)] * (r - 2) + [(0, length - n), (0, 0)])
+    elif length < n:
+        xt = xt[..., :length, :]
+    m = length // 2 + 1 if onesided else length
+    t = np.arange(length)[:, None]
+    theta = 2 * np.pi * ((t * np.arange(m)[None, :]) % length) / length
+    cos = ctx.t(np.cos(theta).astype(np.float32), like=x.dtype)
+    sin = ctx.t((np.sin(theta) * (1 if inverse else -1)).astype(np.float32), like=x.dtype)
+    lead = xt.shape[:-2]
+    xr = wt.reshape(xt[..., 0], (-1, length))
+    yr, yi = wt.matmul(xr, cos), wt.matmul(xr, sin)
+    if xt.shape[-1] == 2:
+        xi = wt.reshape(xt[..., 1], (-1, length))
+        yr, yi = yr - wt.matmul(xi, sin), yi + wt.matmul(xi, cos)
+    if inverse:
+        yr, yi = yr * (1.0 / length), yi * (1.0 / length)
+    y = wt.reshape(wt.stack([yr, yi], axis=-1), tuple(lead) + (m, 2))
+    return wt.transpose(y, np.argsort(perm).tolist())
+
+
+def _irfft(ctx, x, xt, perm, length):
+    """y_t = (1/L) sum_k w_k (Re X_k cos(2 pi k t / L) - Im X_k sin(2 pi k t / L)), w_k = 2 except at
+    k = 0 and k = L/2 (numpy.fft.irfft: the bins beyond L // 2 + 1 are ignored, missing ones are 0)."""
+    m = min(xt.shape[-2], length // 2 + 1)
+    xt = xt[..., :m, :]
+    k = np.arange(m)[:, None]
+    theta = 2 * np.pi * ((k * np.arange(length)[None, :]) % length) / length
+    w = np.where((k == 0) | (2 * k == length), 1.0, 2.0) / length
+    cos = ctx.t((w * np.cos(theta)).astype(np.float32), like=x.dtype)
+    sin = ctx.t((w * np.sin(theta)).astype(np.float32), like=x.dtype)
+    lead = xt.shape[:-2]
+    y = wt.matmul(wt.reshape(xt[..., 0], (-1, m)), cos)
+    if xt.shape[-1] == 2:
+        y = y - wt.matmul(wt.reshape(xt[..., 1], (-1, m)), sin)
+    y = wt.reshape(y, tuple(lead) + (length, 1))
+    return wt.transpose(y, np.argsort(perm).tolist())
+
+
+@converts("AffineGrid", const=(1,))
+def _affine_grid(ctx, theta, size):
+    # grid = [x, y, (z,) 1] @ theta^T over the normalised coordinates of every output position
+    theta = ctx.t(theta)
+    dims = ctx.ints(size, 1)[2:]           # (H, W) or (D, H, W)
+    align = bool(ctx.attr("align_corners", 0))
+
+    def coords(n):
+        if align:
+            return np.linspace(-1, 1, n) if n > 1 else np.zeros(1)
+        return (np.arange(n) * 2 + 1) / n - 1
+    axes = [coords(n) for n in dims]
+    mesh = np.meshgrid(*axes, indexing="ij")                  # each (D,) H, W
+    base = np.stack([m.reshape(-1) for m in reversed(mesh)] + [np.ones(mesh[0].size)], axis=-1)
+    grid = wt.matmul(ctx.t(base.astype(np.float32)[None], like=theta.dtype), theta, transpose_b=True)
+    return wt.reshape(grid, (theta.shape[0],) + tuple(dims) + (len(dims),))

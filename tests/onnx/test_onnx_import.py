@@ -209,6 +209,36 @@ def test_data_dependent_shape_raises_and_constants_bind_it():
     np.testing.assert_array_equal(model(x).numpy(), x.reshape(3, 2))
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_if_on_a_shape_runs_the_branch_known_at_import(n):
+    """PyTorch exports test shapes with If: the condition folds, the chosen branch runs inline and
+    reads outer values (here the weight w)."""
+    w = rng.standard_normal((4, 4)).astype(np.float32)
+    then_g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["t"])], "then", [],
+                               [vi("t", T.FLOAT, None)])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [vi("e", T.FLOAT, None)])
+    m = make([helper.make_node("Shape", ["x"], ["s"]),
+              helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),
+              helper.make_node("Greater", ["b", "one"], ["c"]),
+              helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)],
+             [vi("x", T.FLOAT, ["N", 4])], [vi("y", T.FLOAT, ["N", 4])],
+             [("w", w), ("zero", np.array(0, np.int64)), ("one", np.array(1, np.int64))])
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    want = run_ort(m, {"x": x})[0]
+    model = wo.load(m)
+    np.testing.assert_allclose(wt.function(lambda a: model(a))(wt.tensor(x)).numpy(), want, rtol=1e-5, atol=1e-6)
+    assert [v.name for v in model.trainable_variables] == ["w"]
+
+
+def test_if_on_input_values_is_data_dependent():
+    g1 = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "a", [], [vi("t", T.FLOAT, None)])
+    g2 = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "b", [], [vi("e", T.FLOAT, None)])
+    m = make([helper.make_node("If", ["c"], ["y"], then_branch=g1, else_branch=g2, name="branch")],
+             [vi("x", T.FLOAT, [2]), vi("c", T.BOOL, [])], [vi("y", T.FLOAT, [2])])
+    with pytest.raises(DataDependentError, match=r"If \(node 'branch'.*condition must be known at import"):
+        wo.load(m)
+
+
 def test_hostile_files(tmp_path):
     with pytest.raises(wo.ONNXImportError, match="not an ONNX model"):
         wo.load(b"\xff\xff\xff\xffgarbage")
