@@ -10,14 +10,20 @@ Models (pretrained, shipped in PyPI packages; see tests/onnx/test_real_models.py
   sees 64 tokens per image (issue 14's "batch 16 x 64 tokens").
 
 Prints milliseconds per batch (best of ``--repeat``, after one warm-up call that compiles) and the
-ratio onnxruntime / webtensor (above 1: webtensor is faster; issue 14's target is 1.2).
+ratio onnxruntime / webtensor (above 1: webtensor is faster; issue 14's target is 1.2, against ONNX
+Runtime Web's wasm backend, which this environment does not have: native onnxruntime with one thread
+is the stricter reference used here). ``--node`` also exports each model (predict, wasm) and times it
+in Node (``bench/bench_onnx_node.mjs``).
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -37,6 +43,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--models", default="cls,rec")
     ap.add_argument("--device", default="wasm")
+    ap.add_argument("--node", action="store_true", help="also time the exported artifact in Node")
     a = ap.parse_args()
     import onnxruntime as ort
     import webtensor as wt
@@ -62,9 +69,16 @@ def main():
             t_wt = best(lambda: step(xt).numpy(), a.repeat)
         err = np.abs(got - want).max() / np.abs(want).max()
         t_ort = best(lambda: sess.run(None, {"x": x}), a.repeat)
-        row(f"{name} batch {a.batch} {shape}", {f"webtensor-{a.device}": t_wt * 1e3, "onnxruntime-1t": t_ort * 1e3,
-                                                "ratio": t_ort / t_wt}, f"ms (ratio = ort / webtensor; rel err "
-                                                                        f"{err:.1e})", width=32)
+        figures = {f"webtensor-{a.device}": t_wt * 1e3, "onnxruntime-1t": t_ort * 1e3, "ratio": t_ort / t_wt}
+        if a.node:
+            with tempfile.TemporaryDirectory() as d:
+                model.export(d, batch_size=a.batch, signatures=["predict"], backends=("wasm",))
+                r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                         "bench_onnx_node.mjs"), d, ",".join(map(str, x.shape)),
+                                    str(a.repeat)], capture_output=True, text=True, check=True)
+            t_node = json.loads(r.stdout.strip().splitlines()[-1])["ms"] / 1e3
+            figures.update({"node-wasm": t_node * 1e3, "ratio-node": t_ort / t_node})
+        row(f"{name} batch {a.batch} {shape}", figures, f"ms (ratio = ort / webtensor; rel err {err:.1e})", width=32)
 
 
 if __name__ == "__main__":
