@@ -846,12 +846,14 @@ def _conv_transpose(ctx, x, w, b=None):
     r = _rank(x)
     if r not in (3, 4):
         raise ctx.fail(f"{r - 2}-D transposed convolution")
-    if int(ctx.attr("group", 1)) != 1:
-        raise ctx.fail("group > 1")
+    g = int(ctx.attr("group", 1))
     xh = _nhwc_2d(x)
     if r == 3:
         w = wt.reshape(w, (w.shape[0], w.shape[1], 1, w.shape[2]))
     cin, o, kh, kw = w.shape
+    if cin != xh.shape[3] or cin % g:
+        raise ValueError(f"ONNX ConvTranspose (node {ctx.name!r}): weights {tuple(w.shape)} with group={g} do not "
+                         f"fit {xh.shape[3]} input channels")
     n, h, wd, _ = xh.shape
     strides = _two(ctx.attr("strides") or [1] * (r - 2), r, 1)
     dil = _two(ctx.attr("dilations") or [1] * (r - 2), r, 1)
@@ -871,13 +873,23 @@ def _conv_transpose(ctx, x, w, b=None):
     else:
         p = list(ctx.attr("pads") or [0] * (2 * (r - 2)))
         pads = [(p[0], p[2]), (p[1], p[3])] if r == 4 else [(0, 0), (p[0], p[1])]
+    grow = [(max(-lo, 0), max(-hi, 0)) for lo, hi in pads]     # negative pads: a larger output (zeros)
+    pads = [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
     oh, ow = (f - lo - hi + op for f, (lo, hi), op in zip(full, pads, opad))
-    cols = wt.matmul(wt.reshape(xh, (n * h * wd, cin)), wt.reshape(w, (cin, o * kh * kw)))
-    cols = wt.transpose(wt.reshape(cols, (n, h, wd, o, kh, kw)), (0, 1, 2, 4, 5, 3))
-    # col2im writes a (N, OH, OW, O) image whose windows at ``pads`` are the columns; output_padding
-    # (< stride) adds rows/columns at the end that no window reaches (zeros, as the spec has it).
-    y = extract_patches_grad(cols, shape=(n, oh, ow, o), ksize=(kh, kw), strides=tuple(strides),
-                             dilations=tuple(dil), pads=tuple(pads))
+    cg = cin // g
+    ys = []
+    for k in range(g):          # groups: each maps its cin/g input channels to o output channels
+        xk = xh if g == 1 else xh[..., k * cg:(k + 1) * cg]
+        wk = w if g == 1 else w[k * cg:(k + 1) * cg]
+        cols = wt.matmul(wt.reshape(xk, (n * h * wd, cg)), wt.reshape(wk, (cg, o * kh * kw)))
+        cols = wt.transpose(wt.reshape(cols, (n, h, wd, o, kh, kw)), (0, 1, 2, 4, 5, 3))
+        # col2im writes a (N, OH, OW, O) image whose windows at ``pads`` are the columns; output_padding
+        # (< stride) adds rows/columns at the end that no window reaches (zeros, as the spec has it).
+        ys.append(extract_patches_grad(cols, shape=(n, oh, ow, o), ksize=(kh, kw), strides=tuple(strides),
+                                       dilations=tuple(dil), pads=tuple(pads)))
+    y = ys[0] if g == 1 else wt.concat(ys, axis=3)
+    if any(a or b_ for a, b_ in grow):
+        y = wt.pad(y, [(0, 0), grow[0], grow[1], (0, 0)])
     if b is not None:
         y = y + ctx.t(b, like=x.dtype)
     return _from_nhwc(y, r)
@@ -998,7 +1010,7 @@ def _lpnorm(ctx, x):
     x = ctx.t(x)
     axis, p = _axis(int(ctx.attr("axis", -1)), _rank(x)), int(ctx.attr("p", 2))
     norm = wt.sum(wt.abs(x), axis, True) if p == 1 else wt.sqrt(wt.sum(x * x, axis, True))
-    return x / norm
+    return x / wt.where(norm == 0, 1.0, norm)       # a zero vector stays zero (ONNX's reference)
 
 
 @converts("MeanVarianceNormalization")
@@ -1320,3 +1332,22 @@ def _affine_grid(ctx, theta, size):
     base = np.stack([m.reshape(-1) for m in reversed(mesh)] + [np.ones(mesh[0].size)], axis=-1)
     grid = wt.matmul(ctx.t(base.astype(np.float32)[None], like=theta.dtype), theta, transpose_b=True)
     return wt.reshape(grid, (theta.shape[0],) + tuple(dims) + (len(dims),))
+
+
+@converts("LpPool")
+def _lp_pool(ctx, x):
+    # (sum over the window of |x|^p)^(1/p); padding reads zeros
+    x = ctx.t(x)
+    r = _rank(x)
+    if r not in (3, 4):
+        raise ctx.fail(f"{r - 2}-D pooling (1-D and 2-D are supported)")
+    kernel = tuple(ctx.attr("kernel_shape"))
+    strides, dil, pads = _window(ctx, x, kernel, ceil_mode=bool(ctx.attr("ceil_mode", 0)))
+    if r == 3:
+        kernel, strides, dil, pads = (1,) + kernel, [1] + strides, [1] + dil, [(0, 0)] + pads
+    p = float(ctx.attr("p", 2))
+    patches = wt.extract_patches(_nhwc_2d(x), ksize=kernel, strides=tuple(strides), dilations=tuple(dil),
+                                 pads=tuple(pads), pad_value=0.0)
+    a = wt.abs(patches)
+    total = wt.sum(a * a if p == 2 else wt.pow(a, p), axis=(3, 4))
+    return _from_nhwc(wt.sqrt(total) if p == 2 else wt.pow(total, 1.0 / p), r)

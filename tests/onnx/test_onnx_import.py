@@ -138,6 +138,24 @@ def test_conv_pool_bn_matches_onnxruntime_and_grouped_conv():
     assert {"mean", "var"}.isdisjoint(names) and {"w", "dw", "s", "b"} <= names
 
 
+@pytest.mark.parametrize("attrs", [dict(strides=[2, 2], pads=[1, 0, 0, 1]), dict(strides=[2, 1], output_padding=[1, 0]),
+                                   dict(strides=[2, 2], output_shape=[12, 10]), dict(group=2, auto_pad="SAME_UPPER",
+                                                                                     strides=[2, 2])])
+def test_conv_transpose_and_lp_pool_match_onnxruntime(attrs):
+    g = attrs.get("group", 1)
+    w = rng.standard_normal((4, 6 // g, 3, 3)).astype(np.float32)
+    m = make([helper.make_node("ConvTranspose", ["x", "w", "b"], ["c"], **attrs),
+              helper.make_node("LpPool", ["c"], ["y"], kernel_shape=[2, 2], p=2, strides=[1, 1])],
+             [vi("x", T.FLOAT, [2, 4, 5, 4])], [vi("y", T.FLOAT, [None] * 4)],
+             [("w", w), ("b", rng.standard_normal(6).astype(np.float32))])
+    x = rng.standard_normal((2, 4, 5, 4)).astype(np.float32)
+    want = run_ort(m, {"x": x})[0]
+    for device in DEVICES:
+        with wt.device(device):
+            got = wt.function(lambda a: wo.load(m)(a))(wt.tensor(x)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_gradients_through_imported_weights_match_finite_differences():
     m = mlp(batch=3)
     model = wo.load(m)
