@@ -1036,45 +1036,35 @@ def _lrn(ctx, x):
     return x / wt.pow(total * (alpha / size) + bias, beta)
 
 
-# ---- resize (separable: per axis a gather, or a weighted sum of gathers with constant weights) ---
+# ---- resize (separable: one constant interpolation matrix per axis) ---------------------------------
 
-def _resize_coords(mode, out_n, in_n, scale, roi_lo, roi_hi):
-    o = np.arange(out_n, dtype=np.float64)
-    if mode == "half_pixel":
-        return (o + 0.5) / scale - 0.5
-    out_f = in_n * scale        # the spec's length_resized: not rounded when scales are given
-    if mode == "pytorch_half_pixel":
-        return (o + 0.5) / scale - 0.5 if out_f > 1 else np.zeros(out_n)
-    if mode == "align_corners":
-        return o * (in_n - 1) / (out_f - 1) if out_f != 1 else np.zeros(out_n)
-    if mode == "asymmetric":
-        return o / scale
-    if mode == "tf_crop_and_resize":
-        if out_n > 1:
-            return roi_lo * (in_n - 1) + o * (roi_hi - roi_lo) * (in_n - 1) / (out_n - 1)
-        return np.full(out_n, 0.5 * (roi_lo + roi_hi) * (in_n - 1))
-    if mode == "half_pixel_symmetric":
-        adj = out_n / (scale * in_n)
-        center = in_n / 2
-        offset = center * (1 - adj)
-        return offset + (o + 0.5) / scale - 0.5
-    raise ValueError(mode)
-
-
-def _nearest(xo, mode):
-    if mode == "round_prefer_floor":
-        return np.where(xo - np.floor(xo) == 0.5, np.floor(xo), np.round(xo))
-    if mode == "round_prefer_ceil":
-        return np.where(xo - np.floor(xo) == 0.5, np.ceil(xo), np.round(xo))
-    if mode == "floor":
-        return np.floor(xo)
-    return np.ceil(xo)
-
-
-def _cubic_weights(t, a):
-    t = np.abs(t)
-    return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
-                    np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+def _resize_matrix(attrs, in_n, scale, size, roi, partner=(1, 1)):
+    """(M, z) with ``y = M @ x + z`` along one axis of ``in_n`` elements: ONNX's reference Resize
+    (onnx.reference) applied to the identity and to zeros, so every mode, coordinate transform,
+    antialias filter and extrapolation follows the spec exactly. float64. The reference resizes a
+    second axis of ``partner`` = (length, size): 1 to 1, or, under keep_aspect_ratio_policy, the axis
+    whose ratio sets the common scale."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+    names = ["x", "roi" if roi is not None else "", "scales" if size is None else "", "sizes" if size is not None else ""]
+    while names[-1] == "":
+        names.pop()
+    node = helper.make_node("Resize", names, ["y"], **{k: v for k, v in attrs.items() if k != "axes"})
+    g = helper.make_graph([node], "resize", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, None)],
+                          [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)])
+    ev = ReferenceEvaluator(helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]))
+    feeds = {}
+    if roi is not None:
+        feeds["roi"] = np.array([roi[0], 0.0, roi[1], 1.0], np.float32)
+    if size is None:
+        feeds["scales"] = np.array([scale, 1.0], np.float32)
+    else:
+        feeds["sizes"] = np.array([size, partner[1]], np.int64)
+    run = lambda a: ev.run(None, dict(feeds, x=np.repeat(a, partner[0], axis=1)))[0][:, 0]   # noqa: E731
+    z = run(np.zeros((in_n, 1)))
+    eye = np.eye(in_n)
+    m = np.stack([run(eye[:, i:i + 1]) for i in range(in_n)], axis=1) - z[:, None]
+    return m, z
 
 
 @converts("Resize", const=(1, 2, 3))
@@ -1083,58 +1073,38 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
     n = _rank(x)
     axes = [_axis(a, n) for a in (ctx.attr("axes") or range(n))]
     roi_v = ctx.c(roi, 1).astype(np.float64).reshape(-1) if roi is not None and ctx.c(roi, 1).size else None
-    if sizes is not None and ctx.c(sizes, 3).size:
+    by_size = sizes is not None and ctx.c(sizes, 3).size
+    partner = (1, 1)
+    if by_size:
         sz = ctx.ints(sizes, 3)
         policy = ctx.attr("keep_aspect_ratio_policy", "stretch")
-        sc = [sz[j] / x.shape[a] for j, a in enumerate(axes)]
-        if policy != "stretch":
-            s = min(sc) if policy == "not_larger" else max(sc)
-            sc = [s] * len(axes)
-            sz = [int(np.floor(s * x.shape[a] + 0.5)) for a in axes]
+        if policy != "stretch":     # one scale for all axes, set by the axis of the smallest (largest) ratio
+            ratios = [sz[j] / x.shape[a] for j, a in enumerate(axes)]
+            k = int(np.argmin(ratios) if policy == "not_larger" else np.argmax(ratios))
+            partner = (x.shape[axes[k]], sz[k])
     else:
         sc = [float(v) for v in ctx.c(scales, 2).reshape(-1)]
-        sz = [int(np.floor(x.shape[a] * s)) for a, s in zip(axes, sc)]
     mode = ctx.attr("mode", "nearest")
-    ctm = ctx.attr("coordinate_transformation_mode", "half_pixel")
-    if ctx.attr("antialias", 0) and any(s < 1 for s in sc):
-        raise ctx.fail("antialias=1 when downsampling")
     for j, a in enumerate(axes):
-        in_n, out_n, s = x.shape[a], sz[j], sc[j]
-        if in_n == out_n and s == 1.0 and ctm != "tf_crop_and_resize":
+        in_n = x.shape[a]
+        r = (roi_v[j], roi_v[j + len(axes)]) if roi_v is not None else None
+        if (sz[j] == in_n and partner == (1, 1) if by_size else sc[j] == 1.0) and \
+                ctx.attr("coordinate_transformation_mode") != "tf_crop_and_resize":
             continue
-        lo, hi = (roi_v[j], roi_v[j + len(axes)]) if roi_v is not None else (0.0, 1.0)
-        xo = _resize_coords(ctm, out_n, in_n, s, lo, hi)
-        extrap = float(ctx.attr("extrapolation_value", 0.0))
-        outside = (xo < 0) | (xo > in_n - 1) if ctm == "tf_crop_and_resize" else None
-        if mode == "nearest":
-            i = np.clip(_nearest(xo, ctx.attr("nearest_mode", "round_prefer_floor")), 0, in_n - 1).astype(np.int32)
-            y = wt.gather(x, ctx.t(i), axis=a)
-        elif mode in ("linear", "cubic"):
-            if mode == "linear":
-                base = np.floor(xo)
-                taps = [(base, 1 - (xo - base)), (base + 1, xo - base)]
-            else:
-                base = np.floor(xo)
-                t = xo - base
-                cf = float(ctx.attr("cubic_coeff_a", -0.75))
-                taps = [(base + k, _cubic_weights(t - k, cf)) for k in (-1, 0, 1, 2)]
-                if ctx.attr("exclude_outside", 0):
-                    tot = sum(np.where((i >= 0) & (i <= in_n - 1), w, 0) for i, w in taps)
-                    taps = [(i, np.where((i >= 0) & (i <= in_n - 1), w, 0) / tot) for i, w in taps]
-            shape = [1] * n
-            shape[a] = out_n
-            y = None
-            for i, w in taps:
-                g = wt.gather(x, ctx.t(np.clip(i, 0, in_n - 1).astype(np.int32)), axis=a)
-                term = g * ctx.t(w.astype(np.float32).reshape(shape), like=x.dtype)
-                y = term if y is None else y + term
+        m, z = _resize_matrix(ctx.attrs, in_n, None if by_size else sc[j], sz[j] if by_size else None, r, partner)
+        out_n = m.shape[0]
+        shape = [1] * n
+        shape[a] = out_n
+        if mode == "nearest" and np.all((m == 0) | (m == 1)) and np.all(m.sum(1) == 1):
+            x2 = wt.gather(x, ctx.t(m.argmax(1).astype(np.int32)), axis=a)      # a selection: gather
         else:
-            raise ctx.fail(f"mode {mode!r}")
-        if outside is not None and outside.any():
-            shape = [1] * n
-            shape[a] = out_n
-            y = wt.where(ctx.t(outside.reshape(shape)), extrap, y)
-        x = y
+            perm = [d for d in range(n) if d != a] + [a]
+            xt = wt.transpose(x, perm)
+            y = wt.matmul(xt, ctx.t(m.T.astype(np.float32), like=x.dtype))
+            x2 = wt.transpose(y, np.argsort(perm).tolist())
+        if np.any(z != 0):
+            x2 = x2 + ctx.t(z.astype(np.float32).reshape(shape), like=x.dtype)
+        x = x2
     return x
 
 
