@@ -1321,3 +1321,35 @@ def _lp_pool(ctx, x):
     a = wt.abs(patches)
     total = wt.sum(a * a if p == 2 else wt.pow(a, p), axis=(3, 4))
     return _from_nhwc(wt.sqrt(total) if p == 2 else wt.pow(total, 1.0 / p), r)
+
+
+@converts("STFT", const=(1, 3))
+def _stft(ctx, x, frame_step, window=None, frame_length=None):
+    # frames (strided slices of the signal), times the window, then the DFT as two matmuls
+    x = ctx.t(x)
+    step = int(ctx.c(frame_step, 1).reshape(()))
+    length = int(ctx.c(frame_length, 3).reshape(())) if frame_length is not None else window.shape[0]
+    n, total, c = x.shape
+    count = (total - length) // step + 1
+    frames = wt.stack([x[:, f * step:f * step + length, :] for f in range(count)], axis=1)   # (N, F, L, c)
+    if window is not None:
+        frames = frames * wt.reshape(ctx.t(window, like=x.dtype), (1, 1, length, 1))
+    onesided = bool(ctx.attr("onesided", 1))
+    m = length // 2 + 1 if onesided else length
+    theta = 2 * np.pi * ((np.arange(length)[:, None] * np.arange(m)[None, :]) % length) / length
+    cos = ctx.t(np.cos(theta).astype(np.float32), like=x.dtype)
+    sin = ctx.t(-np.sin(theta).astype(np.float32), like=x.dtype)
+    re = wt.reshape(frames[..., 0], (-1, length))
+    yr, yi = wt.matmul(re, cos), wt.matmul(re, sin)
+    if c == 2:
+        im = wt.reshape(frames[..., 1], (-1, length))
+        yr, yi = yr - wt.matmul(im, sin), yi + wt.matmul(im, cos)
+    return wt.reshape(wt.stack([yr, yi], axis=-1), (n, count, m, 2))
+
+
+@converts("BitwiseNot")
+def _bitwise_not(ctx, x):
+    x = ctx.t(x)
+    if x.dtype != wt.int32:
+        raise ctx.fail(f"{x.dtype.name} operands (int32 only)")
+    return -x - 1           # two's complement: ~x == -x - 1, exact over int32
