@@ -165,12 +165,8 @@ def _isinf(ctx, x):
 def _binary(op_type, fn):
     @converts(op_type)
     def conv(ctx, a, b):
-        if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-            raise ctx.fail("both inputs constant (should have been folded)")
-        a, b = (ctx.t(a) if isinstance(a, Tensor) else a), (ctx.t(b) if isinstance(b, Tensor) else b)
-        like = a if isinstance(a, Tensor) else b
-        a, b = ctx.t(a, like=like.dtype), ctx.t(b, like=like.dtype)
-        return fn(a, b)
+        like = a if isinstance(a, Tensor) else b         # a constant takes the tensor's dtype
+        return fn(ctx.t(a, like=like.dtype), ctx.t(b, like=like.dtype))
 
 
 for _op, _f in {"Add": wt.add, "Sub": wt.sub, "Mul": wt.mul, "Equal": wt.equal, "Less": wt.less,
@@ -1353,3 +1349,84 @@ def _bitwise_not(ctx, x):
     if x.dtype != wt.int32:
         raise ctx.fail(f"{x.dtype.name} operands (int32 only)")
     return -x - 1           # two's complement: ~x == -x - 1, exact over int32
+
+
+
+# ---- recurrent layers (unrolled over the static sequence length) -------------------------------------
+
+_RNN_ACTS = {"Sigmoid": wt.sigmoid, "Tanh": wt.tanh, "Relu": wt.relu}
+_RNN_DEFAULTS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
+_RNN_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+@converts("RNN", "GRU", "LSTM", const=(4,))
+def _recurrent(ctx, x, w, r, b=None, seq_lens=None, h0=None, c0=None, peep=None):
+    """ONNX RNN/GRU/LSTM (spec equations; gate orders i-o-f-c for LSTM, z-r-h for GRU): the input
+    projections of all steps in one matmul, then one step per time index."""
+    kind, x = ctx.op, ctx.t(x)
+    w, r = ctx.t(w, like=x.dtype), ctx.t(r, like=x.dtype)
+    if ctx.attr("layout", 0):
+        x = wt.transpose(x, (1, 0, 2))
+        h0, c0 = (wt.transpose(ctx.t(v, like=x.dtype), (1, 0, 2)) if v is not None else None for v in (h0, c0))
+    seq, batch, _ = x.shape
+    if seq_lens is not None and any(v != seq for v in ctx.ints(seq_lens, 4)):
+        raise ctx.fail("sequence_lens shorter than the sequence (padded batches)")
+    if ctx.attr("clip") is not None or (kind == "LSTM" and ctx.attr("input_forget", 0)):
+        raise ctx.fail("clip or input_forget")
+    direction = ctx.attr("direction", "forward")
+    dirs = 2 if direction == "bidirectional" else 1
+    hid, ng = r.shape[-1], _RNN_GATES[kind]
+    names = [a.decode() if isinstance(a, bytes) else a for a in ctx.attr("activations") or _RNN_DEFAULTS[kind] * dirs]
+    if any(a not in _RNN_ACTS for a in names):
+        raise ctx.fail(f"activations {names} (Sigmoid, Tanh and Relu are supported)")
+    acts = [_RNN_ACTS[a] for a in names]
+    ys, hs, cs = [], [], []
+    for d in range(dirs):
+        f, g, h_act = (acts[d * len(_RNN_DEFAULTS[kind]):] + [None, None])[:3]
+        bias = ctx.t(b, like=x.dtype)[d] if b is not None else None
+        wb, rb = (bias[:ng * hid], bias[ng * hid:]) if bias is not None else (None, None)
+        xw = wt.matmul(wt.reshape(x, (seq * batch, -1)), w[d], transpose_b=True)
+        if wb is not None:
+            xw = xw + wb + (rb if kind != "GRU" else 0.0)
+        xw = wt.reshape(xw, (seq, batch, ng * hid))
+        h = ctx.t(h0, like=x.dtype)[d] if h0 is not None else wt.zeros((batch, hid), dtype=x.dtype, device=ctx.device)
+        c = ctx.t(c0, like=x.dtype)[d] if c0 is not None else wt.zeros((batch, hid), dtype=x.dtype, device=ctx.device)
+        p = ctx.t(peep, like=x.dtype)[d] if peep is not None else None
+        rd = r[d]
+        order = range(seq) if (direction == "forward" or (direction == "bidirectional" and d == 0)) \
+            else range(seq - 1, -1, -1)
+        out = [None] * seq
+        for t in order:
+            gx = xw[t]
+            if kind == "RNN":
+                h = f(gx + wt.matmul(h, rd, transpose_b=True))
+            elif kind == "LSTM":
+                z = gx + wt.matmul(h, rd, transpose_b=True)
+                zi, zo, zf, zc = (z[:, k * hid:(k + 1) * hid] for k in range(4))
+                if p is not None:
+                    zi, zf = zi + p[:hid] * c, zf + p[2 * hid:] * c
+                c = f(zf) * c + f(zi) * g(zc)
+                if p is not None:
+                    zo = zo + p[hid:2 * hid] * c
+                h = f(zo) * h_act(c)
+            else:   # GRU
+                hr = wt.matmul(h, rd, transpose_b=True)
+                rbz = rb if rb is not None else None
+                zz = gx[:, :hid] + hr[:, :hid] + (rbz[:hid] if rbz is not None else 0.0)
+                zr = gx[:, hid:2 * hid] + hr[:, hid:2 * hid] + (rbz[hid:2 * hid] if rbz is not None else 0.0)
+                zt, rt = f(zz), f(zr)
+                rh = rbz[2 * hid:] if rbz is not None else 0.0
+                if ctx.attr("linear_before_reset", 0):
+                    ht = g(gx[:, 2 * hid:] + rt * (hr[:, 2 * hid:] + rh))
+                else:
+                    ht = g(gx[:, 2 * hid:] + wt.matmul(rt * h, rd[2 * hid:], transpose_b=True) + rh)
+                h = (1.0 - zt) * ht + zt * h
+            out[t] = h
+        ys.append(wt.stack(out, axis=0))
+        hs.append(h)
+        cs.append(c)
+    y, yh, yc = wt.stack(ys, axis=1), wt.stack(hs, axis=0), wt.stack(cs, axis=0)   # (seq, dirs, batch, hid)
+    if ctx.attr("layout", 0):
+        y, yh, yc = wt.transpose(y, (2, 0, 1, 3)), wt.transpose(yh, (1, 0, 2)), wt.transpose(yc, (1, 0, 2))
+    outs = (y, yh, yc)[:ctx.n_outputs]
+    return outs if len(outs) > 1 else outs[0]
