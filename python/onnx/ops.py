@@ -1430,3 +1430,67 @@ def _recurrent(ctx, x, w, r, b=None, seq_lens=None, h0=None, c0=None, peep=None)
         y, yh, yc = wt.transpose(y, (2, 0, 1, 3)), wt.transpose(yh, (1, 0, 2)), wt.transpose(yc, (1, 0, 2))
     outs = (y, yh, yc)[:ctx.n_outputs]
     return outs if len(outs) > 1 else outs[0]
+
+
+# ---- GridSample (2-D; sampling positions are tensors: gathers at computed indices) ------------------
+
+def _reflect(v, lo: float, hi: float):
+    """Reflect coordinates outside [lo, hi] back inside by the nearer border (ONNX's reference
+    ``_gs_reflect``)."""
+    span = hi - lo
+
+    def fold(d):                     # d >= 0: distance past a border -> (times folded is even, rest)
+        n = wt.floor(d / span)
+        return wt.equal(n - 2.0 * wt.floor(n * 0.5), 0.0), d - n * span
+    even_lo, r_lo = fold(wt.maximum(lo - v, 0.0))
+    even_hi, r_hi = fold(wt.maximum(v - hi, 0.0))
+    below = wt.where(even_lo, lo + r_lo, hi - r_lo)
+    above = wt.where(even_hi, hi - r_hi, lo + r_hi)
+    return wt.where(v < lo, below, wt.where(v > hi, above, v))
+
+
+@converts("GridSample")
+def _grid_sample(ctx, x, grid):
+    x, grid = ctx.t(x), ctx.t(grid)
+    if _rank(x) != 4:
+        raise ctx.fail(f"{_rank(x) - 2}-D sampling (2-D is supported)")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(ctx.attr("mode", "linear"), ctx.attr("mode", "linear"))
+    if mode not in ("linear", "nearest"):
+        raise ctx.fail(f"mode {mode!r}")
+    pad_mode, align = ctx.attr("padding_mode", "zeros"), bool(ctx.attr("align_corners", 0))
+    n, c, h, w = x.shape
+    _, ho, wo, _ = grid.shape
+    flat = wt.reshape(wt.transpose(x, (0, 2, 3, 1)), (n * h * w, c))
+    base = ctx.t((np.arange(n, dtype=np.int32) * (h * w)).reshape(n, 1, 1))
+    coords = []
+    for k, size in ((0, w), (1, h)):     # the grid's last axis holds (x, y)
+        g = grid[..., k]
+        v = (g + 1.0) * 0.5 * (size - 1) if align else ((g + 1.0) * size - 1.0) * 0.5
+        if mode == "nearest":
+            v = wt.round(v)
+        lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+        if pad_mode == "border":
+            v = wt.where(wt.logical_or(v < lo, v > hi), wt.minimum(wt.maximum(v, 0.0), size - 1.0), v)
+        elif pad_mode == "reflection":
+            v = _reflect(v, lo, hi)
+        if mode == "nearest":
+            taps = [(v, None)]
+        else:
+            f = wt.floor(v)
+            taps = [(f, 1.0 - (v - f)), (f + 1.0, v - f)]
+        out = []
+        for i, wgt in taps:             # each tap: an integer index, its weight, whether it reads zeros
+            if pad_mode == "reflection":
+                i = _reflect(i, lo, hi)
+            ok = wt.logical_and(i >= 0.0, i <= size - 1.0)
+            ii = wt.cast(wt.minimum(wt.maximum(i, 0.0), size - 1.0), wt.int32)
+            wk = wt.ones_like(v) if wgt is None else wgt
+            out.append((ii, wk if pad_mode != "zeros" else wt.where(ok, wk, 0.0)))
+        coords.append(out)
+    y = None
+    for ix, wx in coords[0]:
+        for iy, wy in coords[1]:
+            picked = wt.reshape(wt.gather(flat, wt.reshape(base + iy * w + ix, (-1,)), axis=0), (n, ho, wo, c))
+            term = picked * wt.expand_dims(wx * wy, -1)
+            y = term if y is None else y + term
+    return wt.transpose(y, (0, 3, 1, 2))

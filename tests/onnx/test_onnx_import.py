@@ -189,6 +189,23 @@ def test_recurrent_layers_match_onnxruntime(kind, attrs):
             np.testing.assert_allclose(g_.numpy(), w_, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [0, 1])
+def test_grid_sample_matches_onnxruntime(mode, padding_mode, align_corners):
+    m = make([helper.make_node("GridSample", ["x", "g"], ["y"], mode=mode, padding_mode=padding_mode,
+                               align_corners=align_corners)],
+             [vi("x", T.FLOAT, [2, 3, 5, 4]), vi("g", T.FLOAT, [2, 6, 7, 2])], [vi("y", T.FLOAT, [2, 3, 6, 7])],
+             opset=16)
+    x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    g = rng.uniform(-1.6, 1.6, (2, 6, 7, 2)).astype(np.float32)     # some positions outside [-1, 1]
+    want = run_ort(m, {"x": x, "g": g})[0]
+    for device in DEVICES:
+        with wt.device(device):
+            got = wt.function(lambda a, b: wo.load(m)([a, b]))(wt.tensor(x), wt.tensor(g)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_gradients_through_imported_weights_match_finite_differences():
     m = mlp(batch=3)
     model = wo.load(m)
