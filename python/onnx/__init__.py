@@ -36,6 +36,10 @@ from ..util import require
 
 __all__ = ["load", "ONNXModel", "ONNXImportError"]
 
+
+def __dir__():
+    return __all__     # as webtensor's other public modules: dir() lists the API only
+
 MIN_OPSET, MAX_OPSET = 13, 21
 MAX_FILE_BYTES = 2 ** 31            # protobuf's own limit
 MAX_FOLDED_ELEMENTS = 1 << 26       # a value computed at import larger than this is refused

@@ -170,7 +170,17 @@ def write_doc(path, results, excluded, todo):
     for d, res in results.items():
         ok = sum(r is None for r in res.values())
         lines.append(f"| {d} | {ok} | {len(res)} | {100.0 * ok / max(len(res), 1):.1f} % |")
-    lines += ["", f"Eligible cases: {len(todo)}; excluded: {len(excluded)}.", "", "## Failing cases", ""]
+    from webtensor.onnx.ops import CONVERTERS
+    ops = sorted(set(CONVERTERS) | {"Constant", "If"})
+    lines += ["", f"Eligible cases: {len(todo)}; excluded: {len(excluded)}.", "",
+              f"## Op types with a converter ({len(ops)})", "",
+              "One table, `CONVERTERS` in `python/onnx/ops.py` (`Constant` and `If` are handled by the "
+              "importer itself: `If` when its condition is known at import). Some converters call ops that "
+              "webtensor gains in other modules (`cumsum`, `gather_nd`, `tensor_scatter_nd_*`, `top_k`, "
+              "`floormod`, `einsum`, inverse trigonometric and hyperbolic functions); until then a model "
+              "using them raises NotImplementedError naming the missing op. Any node whose inputs are all "
+              "known at import is computed there by `onnx.reference`, whatever its type.", "",
+              ", ".join(f"`{o}`" for o in ops), "", "## Failing cases", ""]
     names = sorted({n for res in results.values() for n, r in res.items() if r is not None})
     devs = list(results)
     lines += ["| case | " + " | ".join(devs) + " |", "|---|" + "---|" * len(devs)]

@@ -245,6 +245,14 @@ def test_fit_lowers_the_loss_and_export_runs(device, tmp_path):
 
 # ---- errors --------------------------------------------------------------------------------------
 
+def test_public_api():
+    assert sorted(dir(wo)) == ["ONNXImportError", "ONNXModel", "load"]
+    for name in wo.__all__:
+        assert (getattr(wo, name).__doc__ or "").strip(), name
+    assert issubclass(wo.ONNXImportError, ValueError) and issubclass(wo.ONNXModel, wt.nn.Model)
+    assert "onnx" in wt.__all__ and wt.onnx is wo
+
+
 def test_unsupported_node_names_op_node_and_opset():
     m = make([helper.make_node("Relu", ["x"], ["r"], name="ok"),
               helper.make_node("Det", ["r"], ["y"], name="the_det")],
