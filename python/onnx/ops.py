@@ -1049,18 +1049,22 @@ def _resize_matrix(attrs, in_n, scale, size, roi, partner=(1, 1)):
     g = helper.make_graph([node], "resize", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, None)],
                           [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)])
     ev = ReferenceEvaluator(helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]))
-    feeds = {}
-    if roi is not None:
-        feeds["roi"] = np.array([roi[0], 0.0, roi[1], 1.0], np.float32)
-    if size is None:
-        feeds["scales"] = np.array([scale, 1.0], np.float32)
-    else:
-        feeds["sizes"] = np.array([size, partner[1]], np.int64)
-    run = lambda a: ev.run(None, dict(feeds, x=np.repeat(a, partner[0], axis=1)))[0][:, 0]   # noqa: E731
-    z = run(np.zeros((in_n, 1)))
+    def run(a, second):         # ``a`` (in_n, k) resized along axis 0; axis 1 of length ``second``
+        feeds = {"x": np.repeat(a, second // a.shape[1], axis=1)}
+        if roi is not None:
+            feeds["roi"] = np.array([roi[0], 0.0, roi[1], 1.0], np.float32)
+        if size is None:
+            feeds["scales"] = np.array([scale, 1.0], np.float32)
+        else:
+            feeds["sizes"] = np.array([size, partner[1] if partner != (1, 1) else second], np.int64)
+        return ev.run(None, feeds)[0]
+    z = run(np.zeros((in_n, 1)), partner[0])[:, 0]
     eye = np.eye(in_n)
-    m = np.stack([run(eye[:, i:i + 1]) for i in range(in_n)], axis=1) - z[:, None]
-    return m, z
+    if partner == (1, 1):       # axis 1 maps to itself: every column of the identity in one run
+        m = run(eye, in_n)
+    else:
+        m = np.stack([run(eye[:, i:i + 1], partner[0])[:, 0] for i in range(in_n)], axis=1)
+    return m - z[:, None], z
 
 
 @converts("Resize", const=(1, 2, 3))
