@@ -220,6 +220,10 @@ class ONNXModel(Model):
     one Tensor, or a tuple in graph output order. int64 inputs are given as int32 (or int64 arrays,
     checked for overflow), int64 outputs come back as int32.
 
+    ``export``: a one-input model exports for ``batch_size`` from its input shape; a model with several
+    inputs takes ``example_inputs`` as a dict keyed by input name, and the artifact's inputs carry
+    those names (in the order export gives a dict: sorted).
+
     Raises (on call):
         ValueError: a missing input, a wrong number of inputs, a shape the graph declares otherwise.
         NotImplementedError: a node that cannot be converted for these shapes.

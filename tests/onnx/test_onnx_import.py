@@ -97,7 +97,7 @@ def test_shape_subgraph_folds_and_matches_onnxruntime(device):
     assert [v.name for v in model.trainable_variables] == ["w"]   # shape initializers stay constants
 
 
-def test_two_inputs_positional_dict_and_int64_overflow():
+def test_two_inputs_positional_dict_export_and_int64_overflow(tmp_path):
     m = make([helper.make_node("Gather", ["table", "ids"], ["e"], axis=0),
               helper.make_node("Add", ["e", "bias"], ["y"])],
              [vi("ids", T.INT64, ["B"]), vi("bias", T.FLOAT, [1, 3])], [vi("y", T.FLOAT, ["B", 3])],
@@ -108,6 +108,10 @@ def test_two_inputs_positional_dict_and_int64_overflow():
     assert model.input_names == ["ids", "bias"]
     np.testing.assert_allclose(model([ids, bias]).numpy(), want, rtol=1e-6)
     np.testing.assert_allclose(model({"bias": bias, "ids": ids}).numpy(), want, rtol=1e-6)
+    art_dir = str(tmp_path / "two")
+    manifest = model.export(art_dir, example_inputs={"ids": ids.astype(np.int32), "bias": bias}, backends=("wasm",))
+    assert [i["name"] for i in manifest["signatures"]["predict"]["inputs"]] == ["bias", "ids"]
+    np.testing.assert_allclose(np.asarray(wt.load(art_dir).predict(bias, ids.astype(np.int32))), want, rtol=1e-6)
     with pytest.raises(OverflowError, match="2147483648"):
         model([np.array([2 ** 31], np.int64), bias])
     with pytest.raises(ValueError, match="takes 2 inputs"):
