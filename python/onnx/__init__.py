@@ -441,15 +441,16 @@ class ONNXModel(Model):
         return tuple(inner[o.name] for o in branch.output)
 
     def _dry_run(self):
-        """Convert the whole graph once, symbolically (a trace; nothing runs), for the declared shapes."""
+        """Convert the whole graph once, symbolically (a trace of symbolic inputs: nothing is allocated
+        or run), for the given or declared shapes."""
         from .. import _state
-        from ..creation import zeros
+        from ..core.graph import Value
+        from ..core.op import Aval
         from ..device import get_device
         from ..function import Trace
         dev = next(iter(self._weights.values())).device if self._weights else get_device()
         tr = Trace(dev)
-        with init_scope():
-            feeds = {n: zeros(tuple(s), dtype=dt, device=dev) for (n, _, dt), s in zip(self._in_specs, self._given)}
+        feeds = {n: tr.symbolic(Value(Aval(tuple(s), dt))) for (n, _, dt), s in zip(self._in_specs, self._given)}
         _state.local.traces.append(tr)
         try:
             self._run(feeds)

@@ -1091,6 +1091,9 @@ def _resize(ctx, x, roi=None, scales=None, sizes=None):
         if (sz[j] == in_n and partner == (1, 1) if by_size else sc[j] == 1.0) and \
                 ctx.attr("coordinate_transformation_mode") != "tf_crop_and_resize":
             continue
+        out_n = sz[j] if by_size else int(np.floor(in_n * sc[j]))
+        if in_n * max(out_n, 1) * max(partner[0], 1) > 1 << 25:
+            raise ctx.fail(f"an axis of {in_n} -> {out_n} elements (its interpolation matrix is too large)")
         m, z = _resize_matrix(ctx.attrs, in_n, None if by_size else sc[j], sz[j] if by_size else None, r, partner)
         out_n = m.shape[0]
         shape = [1] * n
