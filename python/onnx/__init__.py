@@ -15,9 +15,13 @@ inputs are all known is computed at import with ONNX's own reference implementat
 a value that meets a tensor becomes int32 (OverflowError names one outside int32's range), so
 int64 model inputs and outputs are int32 tensors.
 
-Supported: the ``ai.onnx`` domain, opsets 13 to 21; element types float32, float16, bool, int32,
-int64 (and the small integer types, widened). Not supported: subgraphs (``If``, ``Loop``,
-``Scan``), training-mode nodes, float64.
+Supported: the ``ai.onnx`` domain, opsets 13 to 21 (an older file is upgraded to opset 13 with
+``onnx.version_converter``); element types float32, float16, bool, int32, int64 (and the small
+integer types, widened); ``If`` whose condition is known at import (its branch runs inline). Not
+supported: ``Loop``, ``Scan``, data-dependent output shapes (``NonZero``, ``NonMaxSuppression`` on
+tensors), training-mode nodes, float64, 3-D convolution and pooling. docs/onnx.md lists the op
+types and ONNX's conformance results. Integer ``Div`` of tensors goes through float32 (exact below
+2**24; shape arithmetic, folded at import, is exact int64).
 
 Errors. The file is untrusted input: it is parsed by ``onnx`` from bytes, checked by
 ``onnx.checker``, its sizes and element types checked, and external data must lie inside

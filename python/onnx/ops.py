@@ -187,18 +187,11 @@ def _div(a, b):
 _binary("Div", _div)
 
 
-def _pow(a, b):
-    if a.dtype != b.dtype:
-        b = wt.cast(b, a.dtype)
-    return wt.pow(a, b)
-
-
 @converts("Pow")
-def _pow_conv(ctx, a, b):
+def _pow(ctx, a, b):
     a = ctx.t(a)
-    if not isinstance(b, Tensor):
-        b = ctx.t(np.asarray(b).astype(np.float32 if a.dtype.is_floating else np.int64), like=a.dtype)
-    return _pow(a, b)
+    b = ctx.t(b, like=a.dtype)        # ONNX lets the exponent's type differ: webtensor's pow wants one
+    return wt.pow(a, b if b.dtype == a.dtype else wt.cast(b, a.dtype))
 
 
 @converts("Mod")
