@@ -389,3 +389,13 @@ def test_external_data_is_confined_to_the_model_folder(tmp_path):
     os.remove(tmp_path / "w.bin")
     with pytest.raises(wo.ONNXImportError, match="missing"):
         wo.load(path.read_bytes(), base_dir=str(tmp_path))
+
+
+def test_weights_round_trip_by_onnx_name(tmp_path):
+    a, b = wo.load(mlp()), wo.load(mlp())            # two files with different random weights
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    assert not np.allclose(a(x).numpy(), b(x).numpy())
+    a.save_weights(str(tmp_path / "w.safetensors"))
+    assert set(wt.load_safetensors(str(tmp_path / "w.safetensors"))) == {"w1", "b1", "w2"}
+    b.load_weights(str(tmp_path / "w.safetensors"))
+    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
