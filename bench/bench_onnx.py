@@ -13,7 +13,9 @@ Prints milliseconds per batch (best of ``--repeat``, after one warm-up call that
 ratio onnxruntime / webtensor (above 1: webtensor is faster; issue 14's target is 1.2, against ONNX
 Runtime Web's wasm backend, which this environment does not have: native onnxruntime with one thread
 is the stricter reference used here). ``--node`` also exports each model (predict, wasm) and times it
-in Node (``bench/bench_onnx_node.mjs``).
+in Node (``bench/bench_onnx_node.mjs``); with ``ORT_WEB`` set to an installed onnxruntime-web package
+folder, ONNX Runtime Web's wasm backend with one thread runs beside it (``bench/bench_onnx_ortweb.mjs``)
+and ``vs-ortweb`` is ORT-Web's time over each webtensor time (Python-wasm, Node).
 """
 from __future__ import annotations
 
@@ -78,6 +80,13 @@ def main():
                                     str(a.repeat)], capture_output=True, text=True, check=True)
             t_node = json.loads(r.stdout.strip().splitlines()[-1])["ms"] / 1e3
             figures.update({"node-wasm": t_node * 1e3, "ratio-node": t_ort / t_node})
+            if os.environ.get("ORT_WEB"):
+                r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                         "bench_onnx_ortweb.mjs"), path, "x",
+                                    ",".join(map(str, x.shape)), str(a.repeat)], capture_output=True, text=True,
+                                   check=True)
+                t_web = json.loads(r.stdout.strip().splitlines()[-1])["ms"] / 1e3
+                figures.update({"ortweb-1t": t_web * 1e3, "vs-ortweb-py": t_web / t_wt, "vs-ortweb-node": t_web / t_node})
         row(f"{name} batch {a.batch} {shape}", figures, f"ms (ratio = ort / webtensor; rel err {err:.1e})", width=32)
 
 
