@@ -345,6 +345,14 @@ def test_hostile_files(tmp_path):
                 [("s", np.array([1 << 20, 1 << 20], np.int64))])
     with pytest.raises(wo.ONNXImportError, match="elements"):
         wo.load(huge)
+    for dims, nbytes in (([4], 8), ([1 << 40], 4)):       # raw data shorter than its declared shape
+        t = T()
+        t.name, t.data_type, t.raw_data = "c", T.FLOAT, b"\0" * nbytes
+        t.dims.extend(dims)
+        g = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "g", [vi("x", T.FLOAT, [4])],
+                              [vi("y", T.FLOAT, [4])], [t])
+        with pytest.raises(wo.ONNXImportError, match="too small"):
+            wo.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
     with pytest.raises(TypeError, match="path, bytes"):
         wo.load(12)
     with pytest.raises(ValueError, match="does not fit"):
