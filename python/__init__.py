@@ -28,6 +28,7 @@ from .safetensors_io import load_safetensors, save_safetensors
 from .wasm import artifact as _wasm_artifact, export as _wasm_export  # noqa: F401
 from .webgpu import artifact as _webgpu_artifact, export as _webgpu_export  # noqa: F401
 from . import nn, datasets, train, summary
+from . import onnx  # noqa: E402  (imports the onnx package only when a model is loaded)
 
 
 
@@ -90,7 +91,7 @@ __all__ = sorted(
      "function", "grad", "value_and_grad", "Function", "GradientTape",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
-     "config", "optimizers", "data", "nn", "datasets", "train", "summary", "image", "distribute"])
+     "config", "optimizers", "data", "nn", "datasets", "train", "summary", "image", "distribute", "onnx"])
 del annotations, _INTERNAL_OPS
 
 
