@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import threading
 from collections import deque
 
@@ -46,6 +47,7 @@ def _connect(address, num_cpus):
     """Ray, initialised: the running cluster, the one at ``address``, or a new local one."""
     ray = _ray()
     if not ray.is_initialized():
+        _probe(address)
         try:
             if address is not None:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -54,6 +56,20 @@ def _connect(address, num_cpus):
         except ConnectionError as e:
             raise ConnectionError(f"webtensor.distribute: cannot reach the Ray cluster at {address!r}: {e}") from None
     return ray
+
+
+def _probe(address, timeout: float = 5.0) -> None:
+    """Fail fast (ConnectionError) when ``address`` is ``host:port`` and nothing listens there: Ray's
+    own client retries for minutes before giving up."""
+    if address is None or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"webtensor.distribute: cannot reach the Ray cluster at {address!r}: {e}") from None
 
 
 class _Worker:
