@@ -47,6 +47,16 @@ def test_export_snippet_runs_after_the_tour(tmp_path, monkeypatch):
     np.testing.assert_allclose(np.asarray(m.predict(x)), env["model"].predict(x).numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_distribute_snippet_trains(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env: dict = {}
+    (block,) = python_blocks("## Distributed training")
+    exec(compile(block, "README distribute", "exec"), env)
+    assert env["strategy"].num_replicas_in_sync == 2
+    loss, accuracy = env["model"].evaluate(env["x_test"], env["y_test"], verbose=0)
+    assert accuracy > 0.85         # 10 epochs of the CNN on two replicas
+
+
 # ---- the tour's install line: what it installs is what the tour imports -------------------------
 
 def _name(requirement: str) -> str:
