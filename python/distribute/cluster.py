@@ -19,6 +19,7 @@ cluster when ``address`` is given).
 """
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
 import socket
@@ -34,12 +35,22 @@ from .strategy import Strategy, _SyncStep, _host, _pad
 __all__ = ["MultiWorkerMirroredStrategy", "ParameterServerStrategy", "ClusterCoordinator", "RemoteValue"]
 
 
+# Ray's crash reporter (absl's failure signal handler, in the driver and every worker) replaces the
+# SIGILL/SIGSEGV handlers wasmtime uses for WebAssembly traps, so the first trap (an out-of-bounds
+# access, a timeout) would kill the process instead of raising. Workers started by this process
+# inherit the variable; the flag is also set on an already imported Ray before it starts.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+
+
 def _ray():
     try:
         import ray
     except ImportError:
         raise ImportError("webtensor.distribute: the cluster strategies run on Ray; "
                           "install it with pip install 'webtensor[distributed]'") from None
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if constants is not None and not ray.is_initialized():
+        constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
     return ray
 
 
@@ -48,6 +59,7 @@ def _connect(address, num_cpus):
     ray = _ray()
     if not ray.is_initialized():
         _probe(address)
+        had_faulthandler = faulthandler.is_enabled()
         try:
             if address is not None:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -55,6 +67,11 @@ def _connect(address, num_cpus):
                 ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
         except ConnectionError as e:
             raise ConnectionError(f"webtensor.distribute: cannot reach the Ray cluster at {address!r}: {e}") from None
+        finally:
+            # ray.init enables Python's faulthandler, whose SIGILL/SIGSEGV handler would sit over
+            # wasmtime's trap handler; disabling it puts back the handler that was there before
+            if not had_faulthandler and faulthandler.is_enabled():
+                faulthandler.disable()
     return ray
 
 
@@ -202,8 +219,10 @@ class MultiWorkerMirroredStrategy(_Cluster):
         else:
             self._ray.get([self._workers[i].set_weights.remote(state) for i, ok in enumerate(alive) if not ok])
 
-    def _each(self, call, attempts: int = 3):
-        """``call(worker, index)`` on every worker (Ray refs), retried after replacing dead workers."""
+    def _each(self, call, attempts: int = 3, retry: bool = True):
+        """``call(worker, index)`` on every worker (Ray refs). When a worker dies it is replaced
+        (``_recover``); then the call is made again on every worker (``retry``), or not: an update
+        that the survivors made is already in the state the replacement was given."""
         ray = self._ray
         for attempt in range(attempts):
             try:
@@ -212,13 +231,15 @@ class MultiWorkerMirroredStrategy(_Cluster):
                 if attempt == attempts - 1:
                     raise
                 self._recover()
+                if not retry:
+                    return None
 
     def _compute(self, shards):
         return self._each(lambda a, i: a.compute_gradients.remote(*shards[i][:3]))
 
     def _apply(self, grads):
         ref = self._ray.put(grads)
-        self._each(lambda a, i: a.apply_gradients.remote(ref))
+        self._each(lambda a, i: a.apply_gradients.remote(ref), retry=False)
 
     def _weights(self):
         weights = self._each(lambda a, i: a.get_weights.remote() if i == 0 else a.pid.remote())[0]

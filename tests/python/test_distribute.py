@@ -108,6 +108,24 @@ def test_cluster_strategies_say_when_ray_is_missing(monkeypatch):
         wt.distribute.MultiWorkerMirroredStrategy(num_workers=2)
 
 
+def test_wasm_traps_still_raise_after_ray_ran_in_this_process():
+    """Ray's failure signal handler would turn a WebAssembly trap (SIGILL) into a crash."""
+    import subprocess
+    pytest.importorskip("ray")
+    code = (
+        "import wasmtime\n"
+        "e = wasmtime.Engine(); s = wasmtime.Store(e)\n"       # wasmtime's handlers first, as in a session
+        "m = wasmtime.Module(e, '(module (func (export \"f\") unreachable))')\n"
+        "f = wasmtime.Instance(s, m, []).exports(s)['f']\n"
+        "import ray\n"
+        "from webtensor.distribute import cluster\n"
+        "cluster._connect(None, 1)\n"
+        "ray.shutdown()\n"
+        "try:\n    f(s)\nexcept wasmtime.Trap:\n    print('trap raised')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "trap raised" in out.stdout, out.stderr[-2000:]
+
+
 def test_unreachable_cluster_is_a_clear_error(monkeypatch):
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
@@ -120,7 +138,9 @@ def test_unreachable_cluster_is_a_clear_error(monkeypatch):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
+    from webtensor.distribute import cluster
     ray = pytest.importorskip("ray")
+    cluster._ray()          # before Ray starts: no crash handler over wasmtime's trap handlers
     if not ray.is_initialized():
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield ray
