@@ -582,8 +582,29 @@ def _bias_activation(layer, y, channels_first):
 class Conv1D(Layer):
     """1-D convolution (Keras ``Conv1D``). Input ``(N, W, C)`` (channels_last) or ``(N, C, W)``;
     ``kernel`` ``(K, C/groups, filters)``, ``bias`` ``(filters,)``; output ``(N, OW, filters)``.
-    ``padding``: 'valid', 'same' or 'causal' (left padding ``(K-1)*dilation``: output ``t`` sees
-    inputs ``<= t``, WaveNet, van den Oord et al. 2016)."""
+    ``OW`` as :func:`webtensor.conv1d` gives it; 'causal' padding pads ``(K-1)*dilation`` on the
+    left only, so output ``t`` sees inputs ``<= t`` (WaveNet, van den Oord et al. 2016) and
+    ``OW = ceil(W / stride)``.
+
+    Args:
+        filters: the number of output channels, a positive int.
+        kernel_size: the window ``K``, a positive int or a 1-tuple.
+        strides: the window step, a positive int or a 1-tuple.
+        padding: 'valid', 'same' or 'causal' (any case).
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        dilation_rate: the spacing of the window's taps, a positive int or a 1-tuple.
+        groups: split the channels into groups convolved separately (as :class:`Conv2D`); must
+            divide ``filters`` (and, on build, the input channels).
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias`` ``(filters,)``.
+        kernel_initializer: the kernel's initializer (a name or callable).
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: non-positive or non-int sizes; an unknown padding or data_format; ``groups`` not
+            dividing ``filters``; (on build) an input whose rank is not 3, or channels ``groups``
+            does not divide.
+    """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
@@ -668,7 +689,26 @@ class _Conv2DBase(Layer):
 class DepthwiseConv2D(_Conv2DBase):
     """Depthwise 2-D convolution (Keras ``DepthwiseConv2D``): each input channel convolved with its
     own ``depth_multiplier`` filters. ``kernel`` ``(KH, KW, C, depth_multiplier)``, ``bias``
-    ``(C * depth_multiplier,)``; output channels ``c * depth_multiplier + m``."""
+    ``(C * depth_multiplier,)``; output ``(N, OH, OW, C * depth_multiplier)`` (channels_last), channel
+    ``c * depth_multiplier + m`` from input channel ``c``; ``OH``, ``OW`` as :class:`Conv2D`
+    (:func:`webtensor.depthwise_conv2d`).
+
+    Args:
+        kernel_size: the window, an int or pair ``(KH, KW)``.
+        strides: the window step, an int or pair.
+        padding: 'valid' or 'same' (any case).
+        depth_multiplier: the number of filters per input channel, a positive int.
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        dilation_rate: the spacing of the window's taps, an int or pair.
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias``.
+        depthwise_initializer: the kernel's initializer (a name or callable).
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: sizes that are not an int or a pair; a non-positive ``depth_multiplier``; an
+            unknown padding or data_format; (on build) an input whose rank is not 4.
+    """
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias: bool = True, depthwise_initializer="glorot_uniform",
@@ -697,7 +737,28 @@ class DepthwiseConv2D(_Conv2DBase):
 class SeparableConv2D(_Conv2DBase):
     """Depthwise separable 2-D convolution (Keras ``SeparableConv2D``; Chollet 2017): a depthwise
     convolution (``depthwise_kernel`` ``(KH, KW, C, depth_multiplier)``) then a 1x1 convolution
-    (``pointwise_kernel`` ``(1, 1, C * depth_multiplier, filters)``), then ``bias`` ``(filters,)``."""
+    (``pointwise_kernel`` ``(1, 1, C * depth_multiplier, filters)``), then ``bias`` ``(filters,)``.
+    Output ``(N, OH, OW, filters)`` (channels_last), ``OH``, ``OW`` as :class:`Conv2D`.
+
+    Args:
+        filters: the number of output channels, a positive int.
+        kernel_size: the depthwise window, an int or pair ``(KH, KW)``.
+        strides: the depthwise window's step, an int or pair.
+        padding: 'valid' or 'same' (any case).
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        dilation_rate: the spacing of the depthwise window's taps, an int or pair.
+        depth_multiplier: the number of depthwise filters per input channel, a positive int.
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias`` ``(filters,)``.
+        depthwise_initializer: the depthwise kernel's initializer (a name or callable).
+        pointwise_initializer: the pointwise kernel's initializer.
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: sizes that are not an int or a pair; non-positive ``filters`` or
+            ``depth_multiplier``; an unknown padding or data_format; (on build) an input whose rank
+            is not 4.
+    """
 
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias: bool = True,
@@ -742,7 +803,27 @@ class Conv2DTranspose(_Conv2DBase):
     to its input). ``kernel`` ``(KH, KW, filters, C)`` (output channels first, as Keras), ``bias``
     ``(filters,)``. Output height ``H * stride`` ('same') or ``H * stride + max(KH' - stride, 0)``
     ('valid', ``KH' = (KH - 1) * dilation + 1``); with ``output_padding`` ``(H - 1) * stride + KH'
-    - 2 * pad + output_padding`` (``pad = KH' // 2`` for 'same'), as Keras' ``deconv_output_length``."""
+    - 2 * pad + output_padding`` (``pad = KH' // 2`` for 'same'), as Keras' ``deconv_output_length``;
+    output ``(N, OH, OW, filters)`` (channels_last) or ``(N, filters, OH, OW)``.
+
+    Args:
+        filters: the number of output channels, a positive int.
+        kernel_size: the window, an int or pair ``(KH, KW)``.
+        strides: the step, an int or pair.
+        padding: 'valid' or 'same' (any case).
+        output_padding: None, or an int or pair in ``[0, stride)``: extra rows/columns at the end.
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        dilation_rate: the spacing of the window's taps, an int or pair.
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias`` ``(filters,)``.
+        kernel_initializer: the kernel's initializer (a name or callable).
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: sizes that are not an int or a pair; non-positive ``filters``; an
+            ``output_padding`` outside ``[0, stride)``; an unknown padding or data_format; (on build)
+            an input whose rank is not 4.
+    """
 
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias: bool = True,
