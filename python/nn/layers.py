@@ -892,7 +892,18 @@ def _upsample_2d(x, size, channels_first, interpolation):
 
 class UpSampling2D(Layer):
     """Keras ``UpSampling2D``: ``(N, H, W, C)`` -> ``(N, H*sh, W*sw, C)``; 'nearest' repeats each
-    pixel, 'bilinear' interpolates with half-pixel centres (as Keras' ``ops.image.resize``)."""
+    pixel, 'bilinear' interpolates with half-pixel centres (as Keras' ``ops.image.resize``); the
+    input's dtype (channels_first: ``(N, C, H, W)`` -> ``(N, C, H*sh, W*sw)``).
+
+    Args:
+        size: the factors ``(sh, sw)``, an int or a pair of ints.
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        interpolation: 'nearest' or 'bilinear'.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: ``size`` not an int or a pair; an unknown data_format or interpolation; (on
+            call) an input whose rank is not 4.
+    """
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
@@ -914,7 +925,18 @@ class UpSampling2D(Layer):
 
 class ZeroPadding2D(Layer):
     """Keras ``ZeroPadding2D``: zeros around the spatial axes. ``padding``: an int (all sides), a
-    pair ``(rows, cols)`` (symmetric) or ``((top, bottom), (left, right))``."""
+    pair ``(rows, cols)`` (symmetric) or ``((top, bottom), (left, right))``.
+    ``(N, H, W, C)`` -> ``(N, H + top + bottom, W + left + right, C)`` (channels_first: the last two
+    axes padded), the input's dtype.
+
+    Args:
+        padding: an int, a pair of ints or a pair of pairs of ints, all non-negative.
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: a malformed or negative padding; an unknown data_format; (on call) an input
+            whose rank is not 4.
+    """
 
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -941,7 +963,17 @@ class ZeroPadding2D(Layer):
 
 
 class GlobalMaxPooling2D(Layer):
-    """Max over the spatial axes: ``(N, H, W, C)`` -> ``(N, C)`` (``(N, 1, 1, C)`` with keepdims)."""
+    """Max over the spatial axes: ``(N, H, W, C)`` -> ``(N, C)`` (``(N, 1, 1, C)`` with keepdims)
+    (``keras.layers.GlobalMaxPooling2D``).
+
+    Args:
+        data_format: 'channels_last' ``(N, H, W, C)`` or 'channels_first' ``(N, C, H, W)``; None:
+            'channels_last'.
+        keepdims: keep the spatial axes with size 1.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: an unknown data_format; (on call) an input whose rank is not 4.
+    """
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -970,7 +1002,18 @@ class _Merge(Layer):
 
 
 class Add(_Merge):
-    """Keras ``Add``: the elementwise sum of the inputs."""
+    """Keras ``Add``: the elementwise sum of a list of tensors (broadcast together; the result has
+    their broadcast shape and promoted dtype).
+
+    Args:
+        name: the layer's name (see :class:`~webtensor.nn.Layer`).
+        trainable: unused (the layer has no weights); kept for Keras' signature.
+        dtype: the layer's dtype (see :class:`~webtensor.nn.Layer`).
+        **kwargs: refused (TypeError naming them).
+    Raises:
+        ValueError: (on call) an input that is not a non-empty list of tensors; shapes that do not
+            broadcast.
+    """
 
     def call(self, inputs):
         xs = self._inputs(inputs)
@@ -981,7 +1024,18 @@ class Add(_Merge):
 
 
 class Multiply(_Merge):
-    """Keras ``Multiply``: the elementwise product of the inputs."""
+    """Keras ``Multiply``: the elementwise product of a list of tensors (broadcast together; the
+    result has their broadcast shape and promoted dtype).
+
+    Args:
+        name: the layer's name (see :class:`~webtensor.nn.Layer`).
+        trainable: unused (the layer has no weights); kept for Keras' signature.
+        dtype: the layer's dtype (see :class:`~webtensor.nn.Layer`).
+        **kwargs: refused (TypeError naming them).
+    Raises:
+        ValueError: (on call) an input that is not a non-empty list of tensors; shapes that do not
+            broadcast.
+    """
 
     def call(self, inputs):
         xs = self._inputs(inputs)
@@ -992,7 +1046,18 @@ class Multiply(_Merge):
 
 
 class Average(_Merge):
-    """Keras ``Average``: the elementwise mean of the inputs."""
+    """Keras ``Average``: the elementwise mean of a list of tensors (broadcast together), their sum
+    times ``1 / len(inputs)``.
+
+    Args:
+        name: the layer's name (see :class:`~webtensor.nn.Layer`).
+        trainable: unused (the layer has no weights); kept for Keras' signature.
+        dtype: the layer's dtype (see :class:`~webtensor.nn.Layer`).
+        **kwargs: refused (TypeError naming them).
+    Raises:
+        ValueError: (on call) an input that is not a non-empty list of tensors; shapes that do not
+            broadcast.
+    """
 
     def call(self, inputs):
         xs = self._inputs(inputs)
@@ -1000,7 +1065,16 @@ class Average(_Merge):
 
 
 class Concatenate(_Merge):
-    """Keras ``Concatenate``: the inputs joined along ``axis`` (default: the last)."""
+    """Keras ``Concatenate``: a list of tensors joined along ``axis`` (:func:`webtensor.concat`: equal
+    ranks and dtypes, equal sizes but along ``axis``).
+
+    Args:
+        axis: an int, the axis to join along; negative counts from the end.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: (on call) an input that is not a non-empty list of tensors; shapes that differ
+            off ``axis``; ``axis`` out of range.
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -1021,7 +1095,15 @@ def _leaky_relu(x, negative_slope):
 
 
 class LeakyReLU(Layer):
-    """Keras 3 ``LeakyReLU``: ``x`` for ``x >= 0``, ``negative_slope * x`` otherwise (default 0.3)."""
+    """Keras 3 ``LeakyReLU`` (Maas et al. 2013): ``x`` for ``x >= 0``, ``negative_slope * x``
+    otherwise; the input's shape and dtype.
+
+    Args:
+        negative_slope: a number >= 0 (default 0.3, as Keras).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: ``negative_slope`` None or negative.
+    """
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -1039,7 +1121,16 @@ class LeakyReLU(Layer):
 class PReLU(Layer):
     """Keras ``PReLU`` (He et al. 2015): ``relu(x) - alpha * relu(-x)`` with a learned ``alpha`` of the
     input's shape without the batch axis; ``shared_axes`` (1-based, batch excluded as in Keras)
-    share one alpha along those axes."""
+    share one alpha along those axes. The input's shape and dtype.
+
+    Args:
+        alpha_initializer: ``alpha``'s initializer (a name or callable).
+        shared_axes: None, an int or a sequence of ints (1-based axes of the input, batch excluded)
+            along which ``alpha`` has size 1.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: (on build) a shared axis out of range.
+    """
 
     def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
         super().__init__(**kwargs)
@@ -1069,7 +1160,14 @@ class PReLU(Layer):
 
 class Rescaling(Layer):
     """Keras ``Rescaling``: ``x * scale + offset`` (``scale``/``offset``: numbers or per-channel
-    sequences, broadcast against the input)."""
+    sequences, broadcast against the input). The input is cast to the layer's dtype (default
+    float32) first; the result has its shape (broadcast with ``scale``/``offset``) and that dtype.
+
+    Args:
+        scale: a number or a sequence of numbers (per channel).
+        offset: a number or a sequence of numbers (per channel).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    """
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -1091,7 +1189,18 @@ class Normalization(Layer):
 
     ``mean``/``variance`` given: constants. Otherwise non-trainable weights ``mean`` (zeros) and
     ``variance`` (ones) of shape ``input_shape[axis]`` that :meth:`adapt` sets from data (the
-    biased variance over every axis but ``axis``; ``axis=None``: one scalar statistic).
+    biased variance over every axis but ``axis``; ``axis=None``: one scalar statistic). The input
+    is cast to the layer's dtype; the result has its shape. The 1e-7 floor is
+    ``keras.config.epsilon()``.
+
+    Args:
+        axis: an int, a sequence of ints (the axes that keep their own statistics) or None.
+        mean: None, or a number or array broadcastable to ``input_shape[axis]``.
+        variance: None, or a number or array like ``mean``.
+        invert: a bool; True applies the inverse transform.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: only one of ``mean`` and ``variance`` given; (on build) an axis out of range.
     """
 
     _EPSILON = 1e-7   # keras.config.epsilon()
@@ -1137,9 +1246,11 @@ class Normalization(Layer):
         return mean + x * std if self.invert else (x - mean) / std
 
     def adapt(self, data):
-        """Set ``mean`` and ``variance`` from ``data``: an array-like or Tensor ``(N, ...)``, or an
-        iterable of such batches (combined exactly, Chan et al. 1979's pairwise update).
+        """Set ``mean`` and ``variance`` from ``data`` (combined exactly over batches, Chan et al.
+        1979's pairwise update); builds the layer on the first batch's shape.
 
+        Args:
+            data: an array-like or Tensor ``(N, ...)``, or an iterable of such batches.
         Raises:
             ValueError: the layer was given ``mean``/``variance``; no data; batches of other shapes.
         """
