@@ -212,7 +212,8 @@ def test_op_signatures_show_what_is_checked():
 @pytest.mark.parametrize("call", [lambda n: wt.exp(1.0, name=n), lambda n: wt.reduce_sum([1.0, 2.0], 0, name=n),
                                   lambda n: wt.concat([[1.0], [2.0]], name=n), lambda n: wt.cast(1, wt.float32, name=n),
                                   lambda n: wt.extract_patches(wt.ones((1, 2, 2, 1)), ksize=1, strides=1, dilations=1,
-                                                               pads=((0, 0), (0, 0)), pad_value=0.0, name=n)])
+                                                               pads=((0, 0), (0, 0)), pad_value=0.0, name=n),
+                                  lambda n: wt.einsum("ij->ji", [[1.0, 2.0]], name=n)])
 def test_ops_take_tensorflows_name(call):
     with wt.device("reference"):
         a, b = call(None), call("my_op")
