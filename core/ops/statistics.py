@@ -22,7 +22,8 @@ _DOC_ARGS = """
         keepdims: keep reduced axes with size 1.
         name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
     Returns:
-        A tensor of ``input_tensor``'s shape without the reduced axes (kept as 1 with ``keepdims``).
+        A tensor of ``input_tensor``'s shape without the reduced axes (kept as 1 with ``keepdims``),
+        of the dtype said above.
     Raises:
         TypeError: ``axis`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
         ValueError: an axis out of range or repeated.
