@@ -18,8 +18,18 @@ from .core.runtime.device import (Device, GraphInterpreter, ReferenceDevice, def
 
 
 def get_device(name=None) -> Device:
-    """The device called ``name`` (default: the innermost ``webtensor.device`` context, else
-    the default device). Raises ValueError for an unknown name, RuntimeError if unavailable."""
+    """The device called ``name``, created on first use (one instance per name and process).
+
+    Args:
+        name: a registered device name (``'reference'``, ``'wasm'``, ``'webgpu'`` or one given to
+            :func:`register_device`), a ``Device`` (returned as is), or None: the innermost
+            ``webtensor.device`` context's, else :func:`default_device_name`.
+    Returns:
+        The ``Device``.
+    Raises:
+        ValueError: an unknown name.
+        RuntimeError: the device is not available here (its factory's message says why).
+    """
     if name is None:
         name = _state.local.device_stack[-1] if _state.local.device_stack else default_device_name()
     return _runtime.get_device(name)

@@ -233,7 +233,16 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict):
-        """An optimizer from :meth:`get_config`'s result (a schedule already deserialized)."""
+        """An optimizer from :meth:`get_config`'s result (a schedule already deserialized):
+        ``cls(**config)``.
+
+        Args:
+            config: the constructor's keyword arguments, as :meth:`get_config` returns them.
+        Returns:
+            A new optimizer, with fresh state (no slots; ``iterations`` 0).
+        Raises:
+            TypeError: a key the constructor does not take.
+        """
         return cls(**config)
 
     def __repr__(self):

@@ -118,15 +118,31 @@ softsign = elementwise(
 
 @op_signature()
 def swish(features):
-    """TensorFlow's ``tf.nn.swish``: the same as :func:`silu`, x sigmoid(x)."""
+    """TensorFlow's ``tf.nn.swish``: the same as :func:`silu`, x sigmoid(x) (Ramachandran et al. 2017).
+
+    Args:
+        features: a tensor of any shape.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``features``' shape; float32 for int and bool inputs, else their float dtype.
+    """
     return silu(features)
 
 
 @op_signature(alpha=NUMBER)
 def leaky_relu(features, alpha=0.2):
     """Leaky ReLU (Maas et al. 2013): ``features`` where > 0, else ``alpha * features`` (TF's
-    ``tf.nn.leaky_relu``, default alpha 0.2). Any shape; int/bool give float32.
-    Raises TypeError for a non-number alpha."""
+    ``tf.nn.leaky_relu``, default alpha 0.2).
+
+    Args:
+        features: a tensor of any shape.
+        alpha: a number, the slope where ``features`` <= 0.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``features``' shape; float32 for int and bool inputs, else their float dtype.
+    Raises:
+        TypeError: ``alpha`` not a number.
+    """
     return leaky_relu_op(as_tensor(features), alpha=float(alpha))
 
 
@@ -134,7 +150,16 @@ def leaky_relu(features, alpha=0.2):
 def elu(features, alpha=1.0):
     """ELU (Clevert et al. 2015): ``features`` where > 0, else ``alpha * (exp(features) - 1)``
     (computed with expm1). TF's ``tf.nn.elu`` is alpha = 1; Keras' ``elu`` takes alpha.
-    Raises TypeError for a non-number alpha."""
+
+    Args:
+        features: a tensor of any shape.
+        alpha: a number, the scale of the negative part.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``features``' shape; float32 for int and bool inputs, else their float dtype.
+    Raises:
+        TypeError: ``alpha`` not a number.
+    """
     return elu_op(as_tensor(features), alpha=float(alpha))
 
 
@@ -143,8 +168,15 @@ def sigmoid_cross_entropy_with_logits(labels, logits):
     """Elementwise binary cross-entropy of probabilities ``labels`` (z) given ``logits`` (x), as
     ``tf.nn.sigmoid_cross_entropy_with_logits``: TF's stable form max(x, 0) - x z + log(1 + e^-|x|)
     (log1p), with the max and |x| written as ``where(x >= 0, ...)`` as TF does, so the gradient at
-    x = 0 is sigmoid(0) - z. Shapes must be equal; result of that shape.
+    x = 0 is sigmoid(0) - z.
 
+    Args:
+        labels: a tensor of probabilities in [0, 1], of ``logits``' shape.
+        logits: a tensor of any shape.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``logits``' shape, the loss per element (the promoted dtype of the two; float32 for
+        int and bool inputs).
     Raises:
         ValueError: labels and logits shapes differ.
     """

@@ -8,7 +8,7 @@ import inspect
 from math import prod
 
 from ..op import as_tensor
-from ..signature import Signature, _int, _ints, op_signature
+from ..signature import NAME, Signature, _drop_name, _int, _ints, op_signature
 from .linalg import matmul_op
 from .movement import broadcast_to, gather_op, reshape, transpose
 from .reduction import reduce_sum
@@ -54,6 +54,13 @@ def tensordot(a, b, axes):
     ints or equal-length sequences (negative counts from the end). Shape:
     ``free axes of a + free axes of b``. A transpose, a reshape and one matmul.
 
+    Args:
+        a: a numeric tensor.
+        b: a numeric tensor of ``a``'s dtype.
+        axes: a non-negative int ``N``, or a pair ``(axes_a, axes_b)`` of ints or sequences of ints.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``a``'s dtype and shape ``free axes of a + free axes of b`` (in order).
     Raises:
         TypeError: dtypes that differ or are bool; ``axes`` malformed. ValueError: axes out of
             range, repeated, of different lengths, or pairing different sizes.
@@ -169,21 +176,31 @@ def _pair(a, la, b, lb, keep):
     return reshape(y, tuple(sizes[l] for l in labels)), labels
 
 
-def einsum(*args, **kwargs):
+def einsum(*args, **kwargs):    # (equation, *inputs, name=None), as tf.einsum
     """``tf.einsum``: the Einstein summation ``equation`` (numpy's notation: letters, ``...``
     for broadcast axes, ``->`` with the output's labels, or implicit: the labels appearing once,
     alphabetically) over ``inputs`` of one numeric dtype. Repeated labels in one operand take
     its diagonal (``"ii->i"``); labels absent from the output are summed. Operands are
     contracted left to right, each pair as one transpose-reshape-matmul.
 
+    Args:
+        equation: a str, the subscripts (``"ij,jk->ik"``).
+        *inputs: one numeric tensor per term of ``equation``, all of one dtype.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of the inputs' dtype, with one axis per output label (in the output's order), each
+        of that label's size.
     Raises:
-        TypeError: a non-string equation; dtypes that differ or are bool.
+        TypeError: a non-string equation; no tensor; an unexpected keyword argument; ``name`` not a
+            str or None; dtypes that differ or are bool.
         ValueError: a malformed equation; a term that does not fit its tensor's rank; a label
             with different sizes; an output label in no input.
     """
+    if "name" in kwargs:
+        kwargs = _drop_name("einsum", dict(kwargs))
     for k in kwargs:
         if k != "equation":
-            raise TypeError(f"einsum() got an unexpected keyword argument {k!r}; it takes equation, *inputs")
+            raise TypeError(f"einsum() got an unexpected keyword argument {k!r}; it takes equation, *inputs, name")
     if "equation" in kwargs:
         args = (kwargs["equation"],) + args
     if not args or not isinstance(args[0], str) or len(args) < 2:
@@ -210,4 +227,4 @@ def einsum(*args, **kwargs):
 einsum.signature = Signature("einsum", ["inputs"], {"equation": None}, variadic=True, positional=("equation",),
                              required=("equation",))
 einsum.__signature__ = inspect.Signature([inspect.Parameter("equation", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-                                          inspect.Parameter("inputs", inspect.Parameter.VAR_POSITIONAL)])
+                                          inspect.Parameter("inputs", inspect.Parameter.VAR_POSITIONAL), NAME])

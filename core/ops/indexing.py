@@ -250,9 +250,18 @@ def gather_nd(params, indices, batch_dims=0):
     ``(*batch, *I) + params.shape[b + K:]``, dtype of ``params``. Entries follow the module's
     index rule (negative ones count from the end; out of range: IndexError when known, else zeros).
 
+    Args:
+        params: a tensor of any dtype, of rank >= ``batch_dims``.
+        indices: an integer tensor of rank > ``batch_dims`` (cast to int32), index tuples along its
+            last axis.
+        batch_dims: a non-negative int, the number of leading batch axes.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``params``' dtype and shape ``(*batch, *I) + params.shape[batch_dims + K:]``.
     Raises:
         IndexError: an entry outside ``[-n, n)`` whose value is known (eager).
-        TypeError: float or bool indices. ValueError: shapes that do not fit as above.
+        TypeError: float or bool indices; ``batch_dims`` not an int.
+        ValueError: shapes that do not fit as above; ``batch_dims`` negative.
     """
     from .movement import reshape
     params, indices = as_tensor(params), _int_indices("gather_nd", as_tensor(indices))
@@ -289,9 +298,18 @@ def scatter_nd(indices, updates, shape):
     ``updates`` has shape ``indices.shape[:-1] + shape[K:]``; the result its dtype. Entries follow
     the module's index rule (out of range: IndexError when known, else dropped).
 
+    Args:
+        indices: an integer tensor (cast to int32) of index tuples along its last axis, ``K``
+            entries each.
+        updates: a tensor of shape ``indices.shape[:-1] + shape[K:]``.
+        shape: the result's shape, an int or a sequence of non-negative ints.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``shape`` and ``updates``' dtype.
     Raises:
         IndexError: an entry outside ``[-n, n)`` whose value is known (eager).
-        TypeError: float or bool indices; bool updates. ValueError: shapes that do not fit.
+        TypeError: float or bool indices; bool updates; ``shape`` not ints.
+        ValueError: shapes that do not fit; a negative size in ``shape``.
     """
     from .movement import reshape
     indices, updates = _int_indices("scatter_nd", indices), as_tensor(updates)
@@ -307,6 +325,14 @@ def tensor_scatter_nd_update(tensor, indices, updates):
     duplicate tuples, the last update wins (TF leaves it unspecified). Entries follow the module's
     index rule. Gradient: to ``tensor`` where not replaced, to each winning update.
 
+    Args:
+        tensor: a tensor of any shape.
+        indices: an integer tensor (cast to int32) of index tuples along its last axis, ``K``
+            entries each.
+        updates: a tensor of ``tensor``'s dtype and shape ``indices.shape[:-1] + tensor.shape[K:]``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``tensor``'s shape and dtype.
     Raises:
         IndexError: an entry outside ``[-n, n)`` whose value is known (eager).
         TypeError: float or bool indices; dtypes that differ. ValueError: shapes that do not fit.
@@ -332,7 +358,18 @@ def tensor_scatter_nd_add(tensor, indices, updates):
     """``tf.tensor_scatter_nd_add``: ``tensor`` plus :func:`scatter_nd` of ``updates`` at integer
     index tuples (duplicates add up); shapes and index rule as :func:`tensor_scatter_nd_update`.
 
-    Raises as :func:`tensor_scatter_nd_update` (and TypeError for bool tensors).
+    Args:
+        tensor: a tensor of any shape, int32 or float.
+        indices: an integer tensor (cast to int32) of index tuples along its last axis, ``K``
+            entries each.
+        updates: a tensor of ``tensor``'s dtype and shape ``indices.shape[:-1] + tensor.shape[K:]``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``tensor``'s shape and dtype.
+    Raises:
+        IndexError: an entry outside ``[-n, n)`` whose value is known (eager).
+        TypeError: float or bool indices; dtypes that differ; bool tensors.
+        ValueError: shapes that do not fit.
     """
     from .elementwise import add
     tensor, updates = as_tensor(tensor), as_tensor(updates)
@@ -349,10 +386,17 @@ def unsorted_segment_sum(data, segment_ids, num_segments):
     segments). A negative id drops its row (TF); an id ``>= num_segments`` raises IndexError when
     known, else its row is dropped.
 
+    Args:
+        data: a tensor, int32 or float.
+        segment_ids: an integer tensor (cast to int32) whose shape is a prefix of ``data``'s.
+        num_segments: a non-negative int, the number of segments.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``data``'s dtype and shape ``(num_segments,) + data.shape[segment_ids.ndim:]``.
     Raises:
-        IndexError: a known id ``>= num_segments``. TypeError: float or bool ids; bool data;
-            ``num_segments`` not an int. ValueError: ``segment_ids``' shape not a prefix of
-            ``data``'s; ``num_segments`` negative.
+        IndexError: a known id ``>= num_segments``.
+        TypeError: float or bool ids; bool data; ``num_segments`` not an int.
+        ValueError: ``segment_ids``' shape not a prefix of ``data``'s; ``num_segments`` negative.
     """
     from .elementwise import less, where
     from .movement import reshape
@@ -377,6 +421,14 @@ def segment_sum(data, segment_ids):
     ``segment_ids`` (one per row of ``data``), with ``max(segment_ids) + 1`` segments. The number
     of segments depends on the ids' values, so they must be known: eager only.
 
+    Args:
+        data: a tensor of rank >= 1, int32 or float.
+        segment_ids: a 1-D integer tensor (cast to int32), sorted and non-negative, one id per row
+            of ``data``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``data``'s dtype and shape ``(max(segment_ids) + 1,) + data.shape[1:]`` (0 rows
+        for empty ids).
     Raises:
         ValueError: ids not 1-D with one per row, not sorted, negative, or not known (inside
             ``webtensor.function``: use ``unsorted_segment_sum`` with ``num_segments``).
@@ -404,6 +456,14 @@ def boolean_mask(tensor, mask, axis=None):
     axes become one of length ``count(mask)``, in row-major order. The result's shape depends on
     ``mask``'s values: eager only. Gradient: to the selected entries.
 
+    Args:
+        tensor: a tensor of any dtype.
+        mask: a bool tensor of rank k >= 1, of shape ``tensor.shape[axis:axis + k]``.
+        axis: None (0) or an int, the first axis ``mask`` covers; negative counts from the end.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``tensor``'s dtype and shape ``tensor.shape[:axis] + (count(mask),) +
+        tensor.shape[axis + k:]``.
     Raises:
         ValueError: a scalar mask, shapes that do not fit, or mask values not known (inside
             ``webtensor.function``, or a browser GPU before its readback).

@@ -367,7 +367,15 @@ def atan2(y, x):
     """The angle of the point (x, y), in [-pi, pi] (numpy's ``arctan2``, TensorFlow's ``atan2``: y
     first); y and x broadcast; int/bool inputs give float32. Signed zeros and infinities as numpy
     (atan2(+-0, -0) = +-pi, atan2(+-inf, -inf) = +-3pi/4). Gradient: (x, -y) / (x^2 + y^2).
+    Computed with Cephes' ``atanf`` polynomial (see this module's table of sources and errors).
 
+    Args:
+        y: a tensor (or a Python number, list or numpy array), the ordinate.
+        x: a tensor whose shape broadcasts with ``y``'s, the abscissa.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of the broadcast shape of ``y`` and ``x``; dtype: their promoted float dtype
+        (float32 for int and bool inputs).
     Raises:
         ValueError: shapes that do not broadcast.
     """
@@ -400,7 +408,18 @@ logical_xor = elementwise("logical_xor", 2, lambda a, b: K.binary("ne", a, b), _
 
 @op_signature()
 def mod(x, y):
-    """TensorFlow's ``tf.math.mod``: the same as :func:`floormod` (numpy's ``mod``)."""
+    """TensorFlow's ``tf.math.mod``: the same as :func:`floormod` (numpy's ``mod``): x - floor(x / y) y,
+    the remainder with the sign of ``y``.
+
+    Args:
+        x: a tensor (or a Python number, list or numpy array), the dividend.
+        y: a tensor whose shape broadcasts with ``x``'s, the divisor.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of the broadcast shape of ``x`` and ``y``, of :func:`floormod`'s dtype.
+    Raises:
+        ValueError: shapes that do not broadcast.
+    """
     return floormod(x, y)
 
 
@@ -410,6 +429,14 @@ def clip_by_value(t, clip_value_min, clip_value_max):
     ``tf.clip_by_value`` (the bounds broadcast against ``t``; NaN stays NaN, as numpy's clip).
     The gradient flows to ``t`` where it is inside the bounds, and to a tensor bound where it binds.
 
+    Args:
+        t: a tensor (or a Python number, list or numpy array).
+        clip_value_min: the lower bound, a number or a tensor that broadcasts with ``t``.
+        clip_value_max: the upper bound, a number or a tensor that broadcasts with ``t``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of the broadcast shape of ``t`` and the bounds, of their promoted dtype (as
+        :func:`maximum` and :func:`minimum`).
     Raises:
         ValueError: shapes that do not broadcast.
     """

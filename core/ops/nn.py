@@ -242,15 +242,22 @@ def _padding_1d(v, c):
 @op_signature(stride=_width, padding=_padding_1d, data_format=one_of("NWC", "NCW"), dilations=optional(_width))
 def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     """1-D convolution (cross-correlation, as tf.nn.conv1d), grouped as :func:`conv2d`.
+    Computed as :func:`conv2d` on a height-1 image; ``OW`` as :func:`conv2d`'s ``OW``.
 
-    Shapes: input ``(N,W,C)`` (NWC) or ``(N,C,W)`` (NCW); filters ``(K,C/G,O)``; result
-    ``(N,OW,O)`` or ``(N,O,OW)``. ``stride``, ``dilations``: a positive int (or a sequence of one;
-    dilations None: 1). ``padding``: 'valid', 'same' (TF rule) or explicit ``(left, right)``.
-    Computed as :func:`conv2d` on a height-1 image.
-
+    Args:
+        input: ``(N, W, C)`` (NWC) or ``(N, C, W)`` (NCW); float.
+        filters: ``(K, C / G, O)``, ``input``'s dtype (``G`` groups, as :func:`conv2d`).
+        stride: a positive int (or a sequence of one).
+        padding: 'valid', 'same' (TF's rule; any case) or explicit ``(left, right)``.
+        data_format: 'NWC' or 'NCW'.
+        dilations: a positive int (or a sequence of one); None: 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(N, OW, O)`` (NWC) or ``(N, O, OW)`` (NCW), ``input``'s dtype.
     Raises:
         ValueError: wrong ranks or channels, non-positive stride or dilations, unknown padding or
-            data_format. TypeError: stride or dilations not ints.
+            data_format.
+        TypeError: stride or dilations not ints.
     """
     x, filters = as_tensor(input), as_tensor(filters)
     if len(x.shape) != 3:
@@ -271,18 +278,27 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
               dilations=_DILATIONS)
 def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NHWC", dilations=None):
     """The transpose (gradient with respect to its input) of :func:`conv2d`, as
-    tf.nn.conv2d_transpose: each input pixel scatters ``filters`` into the output.
+    tf.nn.conv2d_transpose: each input pixel scatters ``filters`` into the output. The conv2d of
+    an ``output_shape`` tensor with the same ``strides``, ``padding``, ``dilations`` must give the
+    input's height and width. Computed as a matmul followed by col2im (``extract_patches_grad``).
 
-    Shapes: input ``(N,H,W,C_in)`` (NHWC) or ``(N,C_in,H,W)`` (NCHW); filters
-    ``(KH,KW,C_out,C_in)`` (TF's layout: output channels before input channels); ``output_shape``
-    the result's 4 sizes in ``data_format`` order. The conv2d of an ``output_shape`` tensor with
-    the same ``strides``, ``padding``, ``dilations`` must give the input's height and width
-    (``padding``: 'valid', 'same' or explicit, which is that conv2d's padding). Computed as a
-    matmul followed by col2im (``extract_patches_grad``).
-
+    Args:
+        input: ``(N, H, W, C_in)`` (NHWC) or ``(N, C_in, H, W)`` (NCHW); float.
+        filters: ``(KH, KW, C_out, C_in)`` (TF's layout: output channels before input channels),
+            ``input``'s dtype.
+        output_shape: the result's 4 sizes in ``data_format`` order (ints).
+        strides: a positive int or a pair ``(sh, sw)``.
+        padding: 'valid', 'same' (any case) or explicit ``((top, bottom), (left, right))``: the
+            padding of the conv2d this op transposes.
+        data_format: 'NHWC' or 'NCHW'.
+        dilations: a positive int or a pair; None: 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of shape ``output_shape`` and ``input``'s dtype.
     Raises:
         ValueError: wrong ranks, channels or batch that do not match, an ``output_shape`` whose
             conv2d does not give the input's size; bad strides, dilations, padding, data_format.
+        TypeError: ``output_shape``, strides or dilations not ints.
     """
     x, filters = as_tensor(input), as_tensor(filters)
     x = _to_nhwc(x, data_format, "conv2d_transpose")
@@ -313,12 +329,22 @@ def depthwise_conv2d(input, filter, strides, padding, data_format="NHWC", dilati
     """Depthwise 2-D convolution, as tf.nn.depthwise_conv2d: input channel ``c`` is convolved with
     ``filter[:, :, c, :]`` alone, giving output channels ``c*M .. c*M + M - 1``.
 
-    Shapes: input ``(N,H,W,C)`` (NHWC) or ``(N,C,H,W)``; filter ``(KH,KW,C,M)`` (M: the channel
-    multiplier); result ``(N,OH,OW,C*M)`` or ``(N,C*M,OH,OW)``. Arguments as :func:`conv2d`.
-    Computed as im2col, a broadcast product and a sum over the window.
+    Computed as im2col, a broadcast product and a sum over the window; ``OH``, ``OW`` as
+    :func:`conv2d`'s.
 
+    Args:
+        input: ``(N, H, W, C)`` (NHWC) or ``(N, C, H, W)`` (NCHW); float.
+        filter: ``(KH, KW, C, M)`` (M: the channel multiplier), ``input``'s dtype.
+        strides: a positive int or a pair ``(sh, sw)``.
+        padding: 'valid', 'same' (TF's rule; any case) or explicit ``((top, bottom), (left, right))``.
+        data_format: 'NHWC' or 'NCHW'.
+        dilations: a positive int or a pair; None: 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(N, OH, OW, C*M)`` (NHWC) or ``(N, C*M, OH, OW)`` (NCHW), ``input``'s dtype.
     Raises:
         ValueError: wrong ranks or channels, bad strides, dilations, padding or data_format.
+        TypeError: strides or dilations not ints.
     """
     x, filt = as_tensor(input), as_tensor(filter)
     x = _to_nhwc(x, data_format, "depthwise_conv2d")

@@ -41,8 +41,15 @@ def _full_spec(shape):
 @op_signature(multiples=lambda v, c: _int_list(c.op, c.arg, v))
 def tile(input, multiples):    # noqa: A002
     """``tf.tile``: ``input`` repeated ``multiples[d]`` times along each axis ``d`` (one
-    non-negative int per axis): shape ``input.shape[d] * multiples[d]``.
+    non-negative int per axis).
 
+    Args:
+        input: a tensor of any shape and dtype.
+        multiples: an int or a sequence of ints (a tensor only with known values), one
+            non-negative int per axis of ``input``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``input``'s dtype and shape ``input.shape[d] * multiples[d]`` along each axis.
     Raises:
         TypeError: ``multiples`` not ints. ValueError: not one per axis, or negative.
     """
@@ -77,6 +84,13 @@ def split(value, num_or_size_splits, axis=0):
     equal parts (``n`` must divide the axis); a sequence of sizes gives parts of those sizes (one
     may be -1: the rest; they must add up to the axis).
 
+    Args:
+        value: a tensor of rank >= 1.
+        num_or_size_splits: an int (the number of equal parts) or a sequence of ints (the sizes).
+        axis: an int, the axis to cut; negative counts from the end.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A list of tensors of ``value``'s dtype, each of ``value``'s shape but along ``axis``.
     Raises:
         TypeError: ``num_or_size_splits`` not an int or ints. ValueError: ``n`` < 1 or not
             dividing the axis; sizes negative or not adding up; ``axis`` out of range.
@@ -116,7 +130,15 @@ def unstack(value, num=None, axis=0):
     """``tf.unstack``: the list of the ``value.shape[axis]`` tensors along ``axis`` (that axis
     removed). ``num``, if given, must equal that size.
 
+    Args:
+        value: a tensor of rank >= 1.
+        num: None or an int, the size of ``axis`` (checked).
+        axis: an int, the axis to unstack along; negative counts from the end.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A list of ``value.shape[axis]`` tensors of ``value``'s dtype and shape without ``axis``.
     Raises:
+        TypeError: ``num`` or ``axis`` not an int.
         ValueError: a scalar ``value``; ``num`` not the axis size; ``axis`` out of range.
     """
     x = as_tensor(value)
@@ -138,6 +160,12 @@ def reverse(tensor, axis):
     """``tf.reverse``: ``tensor`` with the order of elements reversed along each of ``axis`` (an
     int or a sequence of distinct ints; negative counts from the end).
 
+    Args:
+        tensor: a tensor of any shape and dtype.
+        axis: an int or a sequence of distinct ints (a tensor only with known values).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``tensor``'s shape and dtype.
     Raises:
         TypeError: ``axis`` not ints. ValueError: an axis out of range or repeated.
     """
@@ -156,6 +184,13 @@ def roll(input, shift, axis):    # noqa: A002
     sequences of ints), wrapping around: ``out[(i + shift) % n] = input[i]``. Shifts on a repeated
     axis add up (TF).
 
+    Args:
+        input: a tensor of any shape and dtype.
+        shift: an int or a sequence of ints, the shift along each entry of ``axis``.
+        axis: an int or a sequence of ints of ``shift``'s length; negative counts from the end.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``input``'s shape and dtype.
     Raises:
         TypeError: ``shift``/``axis`` not ints. ValueError: lengths differ; an axis out of range.
     """
@@ -182,6 +217,14 @@ def repeat(input, repeats, axis=None):    # noqa: A002
     int, or one non-negative int per element of the axis). ``axis=None`` repeats the flattened
     input. ``repeats`` decides the result's shape, so a tensor of repeats must have known values.
 
+    Args:
+        input: a tensor of any shape and dtype.
+        repeats: an int or a sequence of non-negative ints (one per element of ``axis``).
+        axis: None (the flattened input) or an int; negative counts from the end.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``input``'s dtype and shape with ``axis`` of size ``sum(repeats)`` (``n * repeats``
+        for one int); 1-D for ``axis=None``.
     Raises:
         TypeError: ``repeats`` not ints. ValueError: negative repeats; a count that is neither
             1 nor the axis size; ``axis`` out of range.
@@ -238,8 +281,17 @@ def space_to_depth(input, block_size, data_format="NHWC"):    # noqa: A002
     moved into depth: NHWC ``(N, H, W, C) -> (N, H/b, W/b, b*b*C)``, the output channel of block
     offset ``(dy, dx)`` and channel ``c`` being ``(dy * b + dx) * C + c`` (TF's order).
 
+    Args:
+        input: a 4-D tensor in ``data_format``.
+        block_size: an int >= 2, the block's side ``b``.
+        data_format: ``"NHWC"`` or ``"NCHW"`` (then ``(N, C, H, W) -> (N, b*b*C, H/b, W/b)``).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A 4-D tensor of ``input``'s dtype, in ``data_format``.
     Raises:
-        ValueError: not 4-D; H or W not divisible by ``block_size``; ``block_size`` < 2.
+        TypeError: ``block_size`` not an int.
+        ValueError: not 4-D; H or W not divisible by ``block_size``; ``block_size`` < 2;
+            ``data_format`` not "NHWC" or "NCHW".
     """
     x = _nhwc("space_to_depth", input, data_format)
     n, h, w, c = x.shape
@@ -255,8 +307,17 @@ def depth_to_space(input, block_size, data_format="NHWC"):    # noqa: A002
     """``tf.nn.depth_to_space``: the inverse of :func:`space_to_depth`: NHWC
     ``(N, H, W, b*b*C) -> (N, H*b, W*b, C)`` (ONNX DepthToSpace's "DCR" mode, in NHWC).
 
+    Args:
+        input: a 4-D tensor in ``data_format``.
+        block_size: an int >= 2, the block's side ``b``.
+        data_format: ``"NHWC"`` or ``"NCHW"`` (then ``(N, b*b*C, H, W) -> (N, C, H*b, W*b)``).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A 4-D tensor of ``input``'s dtype, in ``data_format``.
     Raises:
-        ValueError: not 4-D; depth not divisible by ``block_size ** 2``; ``block_size`` < 2.
+        TypeError: ``block_size`` not an int.
+        ValueError: not 4-D; depth not divisible by ``block_size ** 2``; ``block_size`` < 2;
+            ``data_format`` not "NHWC" or "NCHW".
     """
     x = _nhwc("depth_to_space", input, data_format)
     n, h, w, c = x.shape

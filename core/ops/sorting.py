@@ -256,9 +256,16 @@ def sort(values, axis=-1, direction="ASCENDING"):
     (a rank count: see the module docstring). The gradient flows to the element each output
     position came from.
 
+    Args:
+        values: a tensor of rank >= 1, int32 or float.
+        axis: an int, the axis to sort along; negative counts from the end.
+        direction: ``"ASCENDING"`` or ``"DESCENDING"``.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``values``' shape and dtype, sorted along ``axis``.
     Raises:
-        TypeError: bool values; ``axis`` not an int. ValueError: a scalar; ``axis`` out of range;
-            ``direction`` not "ASCENDING" or "DESCENDING".
+        TypeError: bool values; ``axis`` not an int.
+        ValueError: a scalar; ``axis`` out of range; ``direction`` not "ASCENDING" or "DESCENDING".
     """
     values, axis, order = _argsort(values, axis, direction)
     return permute_along_axis(values, order, axis=axis)
@@ -269,7 +276,17 @@ def argsort(values, axis=-1, direction="ASCENDING", stable=False):
     """``tf.argsort``: int32 indices that sort ``values`` along ``axis`` (see :func:`sort` for the
     order). Always stable (equal elements keep their index order), whatever ``stable`` says.
 
-    Raises as :func:`sort`.
+    Args:
+        values: a tensor of rank >= 1, int32 or float.
+        axis: an int, the axis to sort along; negative counts from the end.
+        direction: ``"ASCENDING"`` or ``"DESCENDING"``.
+        stable: a bool, accepted for TensorFlow's signature (the sort is always stable).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        An int32 tensor of ``values``' shape: along ``axis``, the indices of the sorted elements.
+    Raises:
+        TypeError: bool values; ``axis`` not an int; ``stable`` not a bool.
+        ValueError: a scalar; ``axis`` out of range; ``direction`` not "ASCENDING" or "DESCENDING".
     """
     return _argsort(values, axis, direction)[2]
 
@@ -297,9 +314,17 @@ def top_k(input, k=1, sorted=True):     # noqa: A002  (TF's argument names)
     equal values come lower index first; NaN counts as larger than every number (as
     ``torch.topk``). The gradient flows to the selected elements.
 
+    Args:
+        input: a tensor of rank >= 1, int32 or float.
+        k: a non-negative int, at most the size of the last axis.
+        sorted: a bool, accepted for TensorFlow's signature (the values are always sorted).
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``TopKV2(values, indices)``: ``values`` of ``input``'s dtype and int32 ``indices``, both of
+        shape ``input.shape[:-1] + (k,)``.
     Raises:
-        TypeError: bool input; ``k`` not an int. ValueError: a scalar input; ``k`` negative or
-            larger than the last axis.
+        TypeError: bool input; ``k`` not an int; ``sorted`` not a bool.
+        ValueError: a scalar input; ``k`` negative or larger than the last axis.
     """
     from .movement import slice as slice_
     input, kk = as_tensor(input), k       # noqa: A001
@@ -333,6 +358,14 @@ cumsum.__doc__ = """``tf.math.cumsum``: running sums of ``x`` (int32 or float, r
     ``reverse`` sums from the end. A masked reduction (O(n^2) work per axis of size n, parallel on
     every backend); float32 sums may differ from a sequential sum in the last bits.
 
+    Args:
+        x: a tensor of rank >= 1, int32 or float.
+        axis: an int, the axis to sum along; negative counts from the end.
+        exclusive: a bool; True leaves each ``x_i`` out of its own sum.
+        reverse: a bool; True sums from the end of the axis.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``x``'s shape and dtype.
     Raises:
         TypeError: bool x; ``axis`` not an int; ``exclusive``/``reverse`` not bools.
         ValueError: a scalar x; ``axis`` out of range.
@@ -344,5 +377,15 @@ cumprod.__doc__ = """``tf.math.cumprod``: running products, with :func:`cumsum`'
     Gradient: exact also where ``x`` holds zeros (TF's ``cumsum(g * y, reverse=not reverse) / x``
     is inf/NaN there): the rule in ``_cumprod_grad``, the way PyTorch's ``cumprod_backward`` does it.
 
-    Raises as :func:`cumsum`.
+    Args:
+        x: a tensor of rank >= 1, int32 or float.
+        axis: an int, the axis to multiply along; negative counts from the end.
+        exclusive: a bool; True leaves each ``x_i`` out of its own product.
+        reverse: a bool; True multiplies from the end of the axis.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``x``'s shape and dtype.
+    Raises:
+        TypeError: bool x; ``axis`` not an int; ``exclusive``/``reverse`` not bools.
+        ValueError: a scalar x; ``axis`` out of range.
     """

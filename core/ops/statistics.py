@@ -20,6 +20,10 @@ _DOC_ARGS = """
         input_tensor: tensor of any shape.
         axis: None (all axes), an int or a tuple of ints; negative counts from the end.
         keepdims: keep reduced axes with size 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``input_tensor``'s shape without the reduced axes (kept as 1 with ``keepdims``),
+        of the dtype said above.
     Raises:
         TypeError: ``axis`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
         ValueError: an axis out of range or repeated.
@@ -107,12 +111,19 @@ def reduce_euclidean_norm(input_tensor, axis=None, keepdims=False):
 def moments(x, axes, keepdims=False):
     """(mean, variance) of ``x`` over ``axes`` (an int or a tuple of ints), as ``tf.nn.moments``:
     variance = mean((x - stop_gradient(mean))^2) (the mean's gradient through the variance is zero
-    anyway). int and bool inputs give float32. Shapes: ``x``'s with ``axes`` removed (kept as 1 with
-    ``keepdims``).
+    anyway).
 
+    Args:
+        x: a tensor of any shape; int and bool inputs are cast to float32.
+        axes: None (all axes), an int or a tuple of ints; negative counts from the end.
+        keepdims: keep the reduced axes with size 1.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(mean, variance)``: two tensors of ``x``'s shape with ``axes`` removed (kept as 1 with
+        ``keepdims``), of ``x``'s float dtype (float32 for int and bool).
     Raises:
-        TypeError: ``axes`` not an int or a tuple of ints (None is all axes). ValueError: an axis out
-            of range or repeated.
+        TypeError: ``axes`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
+        ValueError: an axis out of range or repeated.
     """
     x = as_tensor(x)
     if not x.dtype.is_floating:
@@ -128,8 +139,15 @@ def moments(x, axes, keepdims=False):
 def l2_normalize(x, axis=None, epsilon=1e-12):
     """x / sqrt(max(sum(x^2, axis), epsilon)) along ``axis`` (None: all axes), as
     ``tf.math.l2_normalize``: a slice whose squared norm is below ``epsilon`` is scaled by
-    1/sqrt(epsilon) instead of dividing by ~0. Same shape as ``x``; int/bool give float32.
+    1/sqrt(epsilon) instead of dividing by ~0.
 
+    Args:
+        x: a tensor of any shape.
+        axis: None (all axes), an int or a tuple of ints; negative counts from the end.
+        epsilon: a number, the lower bound of the squared norm.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        A tensor of ``x``'s shape and float dtype (float32 for int and bool ``x``).
     Raises:
         TypeError: ``axis`` not None, an int or a tuple of ints; ``epsilon`` not a number.
         ValueError: an axis out of range or repeated.

@@ -171,12 +171,21 @@ _CREATING = threading.RLock()   # one instance per name even when threads ask fo
 
 def register_device(name: str, factory: Callable[[], Device], *, async_factory=None, probe=None,
                     rank: int = 0) -> None:
-    """Make ``name`` a device; ``factory()`` is called on first use and may raise RuntimeError.
+    """Make ``name`` a device (registering a name again replaces its factory and probe).
 
-    Backends also give ``async_factory`` (a coroutine function: where the platform creates the
-    device asynchronously, as the browser's WebGPU; :func:`create_device_async` awaits it) and
-    ``probe`` (``probe() -> bool``: whether this device should be the default here; probes run in
-    decreasing ``rank``, the first that says yes names the default, else ``"reference"``)."""
+    Args:
+        name: the device's name (a str), as :func:`get_device` and ``webtensor.device`` take it.
+        factory: ``factory() -> Device``, called on first use; it may raise RuntimeError (the
+            device is not available here), which :func:`get_device` passes on.
+        async_factory: None or a coroutine function returning the Device, where the platform creates
+            it asynchronously (the browser's WebGPU); :func:`create_device_async` awaits it.
+        probe: None or ``probe() -> bool``: whether this device should be the default here. Probes
+            run in decreasing ``rank``; the first that says yes names the default, else
+            ``"reference"`` (:func:`default_device_name`).
+        rank: an int, the probe's precedence (higher runs first).
+    Returns:
+        None.
+    """
     _FACTORIES[name] = factory
     if async_factory is not None:
         _ASYNC_FACTORIES[name] = async_factory

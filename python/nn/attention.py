@@ -98,9 +98,24 @@ class MultiHeadAttention(Layer):
     scaled by ``1/sqrt(key_dim)`` before the dot product; ``dropout`` applies to the
     probabilities while training. Only rank-3 inputs (``attention_axes=None``) are supported.
 
+    Args:
+        num_heads: the number of heads ``H``, a positive int.
+        key_dim: the size of each head for query and key, a positive int.
+        value_dim: the size of each head for value, a positive int; None: ``key_dim``.
+        dropout: the dropout rate of the attention probabilities, in [0, 1].
+        use_bias: whether the four projections have biases.
+        output_shape: the last size of the output, an int or a 1-tuple; None: ``dim_q``.
+        attention_axes: None (or ``1``/``-2``: the same for rank-3 inputs); other axes are not
+            supported.
+        kernel_initializer: the projections' kernels' initializer (a name or callable).
+        bias_initializer: the projections' biases' initializer.
+        seed: None or an int, the dropout's seed.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
     Raises:
-        ValueError: non-positive ``num_heads``/``key_dim``, inputs not of rank 3, batch or
-            sequence sizes that do not match.
+        ValueError: non-positive ``num_heads``/``key_dim``/``value_dim``, a dropout outside [0, 1],
+            other ``attention_axes``; (on call) inputs not of rank 3, batch or sequence sizes that
+            do not match, feature sizes other than those it was built for, an ``output_shape`` that
+            is not an int or a 1-tuple.
     """
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
@@ -204,9 +219,15 @@ class Attention(Layer):
     ``(B, T, dim)``, rows of masked queries zeroed, and the probabilities ``(B, T, S)`` with
     ``return_attention_scores=True``.
 
+    Args:
+        use_scale: a bool; True learns the scalar ``scale``.
+        score_mode: 'dot' or 'concat'.
+        dropout: the dropout rate of the attention probabilities, in [0, 1].
+        seed: None or an int, the dropout's seed.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
     Raises:
-        ValueError: a ``score_mode`` other than 'dot'/'concat', inputs that are not a list of 2 or 3
-            rank-3 tensors, a mask that is not a list of 2.
+        ValueError: a ``score_mode`` other than 'dot'/'concat', a dropout outside [0, 1]; (on call)
+            inputs that are not a list of 2 or 3 rank-3 tensors, a mask that is not a list of 2.
     """
 
     def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):

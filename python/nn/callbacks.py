@@ -337,8 +337,19 @@ class ModelCheckpoint(Callback):
     value to beat first); a missing monitor is a warning and no save. ``save_freq``: ``"epoch"``, or
     an int: every that many batches (reads the logs back every batch).
 
+    Args:
+        filepath: the file to write (a str or path-like), with optional ``str.format`` fields;
+            missing directories are created.
+        monitor: the log entry ``save_best_only`` compares (``'val_loss'``, ``'accuracy'`` ...).
+        verbose: 1 prints a line at each save (and each skipped save with ``save_best_only``).
+        save_best_only: save only when ``monitor`` improves.
+        save_weights_only: save the weights alone (``Model.save_weights``), not the whole model.
+        mode: 'min', 'max' or 'auto'.
+        save_freq: ``"epoch"`` or a positive int (batches).
+        initial_value_threshold: None or a number, the value the first save must beat.
     Raises:
         ValueError: a bad ``mode`` or ``save_freq``, or a whole-model ``filepath`` not ending in ``.keras``.
+        KeyError: (during fit) a ``filepath`` field that neither the epoch nor the logs fill.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
@@ -422,6 +433,11 @@ class BackupAndRestore(Callback):
     process: ``shuffle=False``, or a Dataset with a fixed seed). A ``fit`` that finishes deletes the
     backup (``delete_checkpoint=True``).
 
+    Args:
+        backup_dir: the directory of the backup (a str or path-like; created when needed).
+        save_freq: ``"epoch"`` (back up at each epoch's end) or False (never back up; only restore).
+        delete_checkpoint: delete the backup (and ``backup_dir`` when it is left empty) when ``fit``
+            finishes.
     Raises:
         ValueError: an empty ``backup_dir``, or ``save_freq`` other than ``"epoch"`` or False
             (saving every N batches, and resuming mid-epoch, is not supported).
@@ -469,6 +485,10 @@ class LearningRateScheduler(Callback):
     ``schedule(epoch)`` for a one-argument function), as ``keras.callbacks.LearningRateScheduler``;
     the epoch logs get ``learning_rate``.
 
+    Args:
+        schedule: ``schedule(epoch, lr) -> float`` (``epoch`` 0-based, ``lr`` the current rate as a
+            float) or ``schedule(epoch) -> float``.
+        verbose: 1 prints the rate set at each epoch.
     Raises (during fit):
         ValueError: ``schedule`` returned something other than a number.
     """
@@ -502,6 +522,16 @@ class ReduceLROnPlateau(Callback):
     below ``min_lr``. Keras 3's ``keras.callbacks.ReduceLROnPlateau`` (same arguments, defaults and
     order of checks); the epoch logs get ``learning_rate``.
 
+    Args:
+        monitor: the log entry to watch; a missing one is a warning and no change.
+        factor: the multiplier of the learning rate, below 1.
+        patience: epochs without improvement before a reduction.
+        verbose: 1 prints each reduction.
+        mode: 'min', 'max' or 'auto' ('max' when ``monitor`` names an accuracy, else 'min'); another
+            value is a warning and means 'auto'.
+        min_delta: the least change that counts as an improvement.
+        cooldown: epochs after a reduction before counting again.
+        min_lr: the least learning rate.
     Raises:
         ValueError: ``factor >= 1``.
     """
@@ -530,6 +560,7 @@ class ReduceLROnPlateau(Callback):
         self._reset()
 
     def in_cooldown(self) -> bool:
+        """Whether the callback is within ``cooldown`` epochs of its last reduction (Keras' name)."""
         return self.cooldown_counter > 0
 
     def on_epoch_end(self, epoch, logs=None):
@@ -560,7 +591,13 @@ class ReduceLROnPlateau(Callback):
 class CSVLogger(Callback):
     """Write each epoch's logs as a CSV row (``keras.callbacks.CSVLogger``): the header is ``epoch``
     then the log keys sorted; ``append=True`` appends (without a header when the file has content).
-    Numbers are written as Python writes them (``str``)."""
+    Numbers are written as Python writes them (``str``); a value missing from a row is ``NA``.
+
+    Args:
+        filename: the CSV file (a str or path-like), opened when training begins.
+        separator: the field delimiter (a one-character str).
+        append: append to an existing file instead of overwriting it.
+    """
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -616,6 +653,11 @@ class TensorBoard(Callback):
     as the text summary ``keras`` at step 0 (TensorBoard's graph view needs a TensorFlow graph, which
     webtensor models do not have). Events go through :mod:`webtensor.summary` (tensorboardX).
 
+    Args:
+        log_dir: the directory of the runs (a str or path-like).
+        histogram_freq: an int >= 0: write weight histograms every that many epochs; 0: never.
+        write_graph: write the model's config as the text summary ``keras``.
+        update_freq: ``"epoch"``, ``"batch"`` or a positive int (batches).
     Raises:
         ValueError: a bad ``update_freq`` or ``histogram_freq``.
         ImportError: tensorboardX is missing (``pip install 'webtensor[tensorboard]'``), at ``fit``.

@@ -343,7 +343,15 @@ class Layer:
 
     @classmethod
     def from_config(cls, config: dict):
-        """A new layer from :meth:`get_config`'s dict (new weights)."""
+        """A new layer from :meth:`get_config`'s dict (new weights): ``cls(**config)``.
+
+        Args:
+            config: the constructor's keyword arguments, as :meth:`get_config` returns them.
+        Returns:
+            A new, unbuilt instance of ``cls``.
+        Raises:
+            TypeError: a key the constructor does not take.
+        """
         return cls(**config)
 
     def __repr__(self):

@@ -582,8 +582,29 @@ def _bias_activation(layer, y, channels_first):
 class Conv1D(Layer):
     """1-D convolution (Keras ``Conv1D``). Input ``(N, W, C)`` (channels_last) or ``(N, C, W)``;
     ``kernel`` ``(K, C/groups, filters)``, ``bias`` ``(filters,)``; output ``(N, OW, filters)``.
-    ``padding``: 'valid', 'same' or 'causal' (left padding ``(K-1)*dilation``: output ``t`` sees
-    inputs ``<= t``, WaveNet, van den Oord et al. 2016)."""
+    ``OW`` as :func:`webtensor.conv1d` gives it; 'causal' padding pads ``(K-1)*dilation`` on the
+    left only, so output ``t`` sees inputs ``<= t`` (WaveNet, van den Oord et al. 2016) and
+    ``OW = ceil(W / stride)``.
+
+    Args:
+        filters: the number of output channels, a positive int.
+        kernel_size: the window ``K``, a positive int or a 1-tuple.
+        strides: the window step, a positive int or a 1-tuple.
+        padding: 'valid', 'same' or 'causal' (any case).
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        dilation_rate: the spacing of the window's taps, a positive int or a 1-tuple.
+        groups: split the channels into groups convolved separately (as :class:`Conv2D`); must
+            divide ``filters`` (and, on build, the input channels).
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias`` ``(filters,)``.
+        kernel_initializer: the kernel's initializer (a name or callable).
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: non-positive or non-int sizes; an unknown padding or data_format; ``groups`` not
+            dividing ``filters``; (on build) an input whose rank is not 3, or channels ``groups``
+            does not divide.
+    """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
@@ -668,7 +689,26 @@ class _Conv2DBase(Layer):
 class DepthwiseConv2D(_Conv2DBase):
     """Depthwise 2-D convolution (Keras ``DepthwiseConv2D``): each input channel convolved with its
     own ``depth_multiplier`` filters. ``kernel`` ``(KH, KW, C, depth_multiplier)``, ``bias``
-    ``(C * depth_multiplier,)``; output channels ``c * depth_multiplier + m``."""
+    ``(C * depth_multiplier,)``; output ``(N, OH, OW, C * depth_multiplier)`` (channels_last), channel
+    ``c * depth_multiplier + m`` from input channel ``c``; ``OH``, ``OW`` as :class:`Conv2D`
+    (:func:`webtensor.depthwise_conv2d`).
+
+    Args:
+        kernel_size: the window, an int or pair ``(KH, KW)``.
+        strides: the window step, an int or pair.
+        padding: 'valid' or 'same' (any case).
+        depth_multiplier: the number of filters per input channel, a positive int.
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        dilation_rate: the spacing of the window's taps, an int or pair.
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias``.
+        depthwise_initializer: the kernel's initializer (a name or callable).
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: sizes that are not an int or a pair; a non-positive ``depth_multiplier``; an
+            unknown padding or data_format; (on build) an input whose rank is not 4.
+    """
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias: bool = True, depthwise_initializer="glorot_uniform",
@@ -697,7 +737,28 @@ class DepthwiseConv2D(_Conv2DBase):
 class SeparableConv2D(_Conv2DBase):
     """Depthwise separable 2-D convolution (Keras ``SeparableConv2D``; Chollet 2017): a depthwise
     convolution (``depthwise_kernel`` ``(KH, KW, C, depth_multiplier)``) then a 1x1 convolution
-    (``pointwise_kernel`` ``(1, 1, C * depth_multiplier, filters)``), then ``bias`` ``(filters,)``."""
+    (``pointwise_kernel`` ``(1, 1, C * depth_multiplier, filters)``), then ``bias`` ``(filters,)``.
+    Output ``(N, OH, OW, filters)`` (channels_last), ``OH``, ``OW`` as :class:`Conv2D`.
+
+    Args:
+        filters: the number of output channels, a positive int.
+        kernel_size: the depthwise window, an int or pair ``(KH, KW)``.
+        strides: the depthwise window's step, an int or pair.
+        padding: 'valid' or 'same' (any case).
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        dilation_rate: the spacing of the depthwise window's taps, an int or pair.
+        depth_multiplier: the number of depthwise filters per input channel, a positive int.
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias`` ``(filters,)``.
+        depthwise_initializer: the depthwise kernel's initializer (a name or callable).
+        pointwise_initializer: the pointwise kernel's initializer.
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: sizes that are not an int or a pair; non-positive ``filters`` or
+            ``depth_multiplier``; an unknown padding or data_format; (on build) an input whose rank
+            is not 4.
+    """
 
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias: bool = True,
@@ -742,7 +803,27 @@ class Conv2DTranspose(_Conv2DBase):
     to its input). ``kernel`` ``(KH, KW, filters, C)`` (output channels first, as Keras), ``bias``
     ``(filters,)``. Output height ``H * stride`` ('same') or ``H * stride + max(KH' - stride, 0)``
     ('valid', ``KH' = (KH - 1) * dilation + 1``); with ``output_padding`` ``(H - 1) * stride + KH'
-    - 2 * pad + output_padding`` (``pad = KH' // 2`` for 'same'), as Keras' ``deconv_output_length``."""
+    - 2 * pad + output_padding`` (``pad = KH' // 2`` for 'same'), as Keras' ``deconv_output_length``;
+    output ``(N, OH, OW, filters)`` (channels_last) or ``(N, filters, OH, OW)``.
+
+    Args:
+        filters: the number of output channels, a positive int.
+        kernel_size: the window, an int or pair ``(KH, KW)``.
+        strides: the step, an int or pair.
+        padding: 'valid' or 'same' (any case).
+        output_padding: None, or an int or pair in ``[0, stride)``: extra rows/columns at the end.
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        dilation_rate: the spacing of the window's taps, an int or pair.
+        activation: an activation name or callable; None: linear.
+        use_bias: add ``bias`` ``(filters,)``.
+        kernel_initializer: the kernel's initializer (a name or callable).
+        bias_initializer: the bias' initializer.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: sizes that are not an int or a pair; non-positive ``filters``; an
+            ``output_padding`` outside ``[0, stride)``; an unknown padding or data_format; (on build)
+            an input whose rank is not 4.
+    """
 
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias: bool = True,
@@ -811,7 +892,18 @@ def _upsample_2d(x, size, channels_first, interpolation):
 
 class UpSampling2D(Layer):
     """Keras ``UpSampling2D``: ``(N, H, W, C)`` -> ``(N, H*sh, W*sw, C)``; 'nearest' repeats each
-    pixel, 'bilinear' interpolates with half-pixel centres (as Keras' ``ops.image.resize``)."""
+    pixel, 'bilinear' interpolates with half-pixel centres (as Keras' ``ops.image.resize``); the
+    input's dtype (channels_first: ``(N, C, H, W)`` -> ``(N, C, H*sh, W*sw)``).
+
+    Args:
+        size: the factors ``(sh, sw)``, an int or a pair of ints.
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        interpolation: 'nearest' or 'bilinear'.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: ``size`` not an int or a pair; an unknown data_format or interpolation; (on
+            call) an input whose rank is not 4.
+    """
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
@@ -833,7 +925,18 @@ class UpSampling2D(Layer):
 
 class ZeroPadding2D(Layer):
     """Keras ``ZeroPadding2D``: zeros around the spatial axes. ``padding``: an int (all sides), a
-    pair ``(rows, cols)`` (symmetric) or ``((top, bottom), (left, right))``."""
+    pair ``(rows, cols)`` (symmetric) or ``((top, bottom), (left, right))``.
+    ``(N, H, W, C)`` -> ``(N, H + top + bottom, W + left + right, C)`` (channels_first: the last two
+    axes padded), the input's dtype.
+
+    Args:
+        padding: an int, a pair of ints or a pair of pairs of ints, all non-negative.
+        data_format: 'channels_last' or 'channels_first'; None: 'channels_last'.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: a malformed or negative padding; an unknown data_format; (on call) an input
+            whose rank is not 4.
+    """
 
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -860,7 +963,17 @@ class ZeroPadding2D(Layer):
 
 
 class GlobalMaxPooling2D(Layer):
-    """Max over the spatial axes: ``(N, H, W, C)`` -> ``(N, C)`` (``(N, 1, 1, C)`` with keepdims)."""
+    """Max over the spatial axes: ``(N, H, W, C)`` -> ``(N, C)`` (``(N, 1, 1, C)`` with keepdims)
+    (``keras.layers.GlobalMaxPooling2D``).
+
+    Args:
+        data_format: 'channels_last' ``(N, H, W, C)`` or 'channels_first' ``(N, C, H, W)``; None:
+            'channels_last'.
+        keepdims: keep the spatial axes with size 1.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: an unknown data_format; (on call) an input whose rank is not 4.
+    """
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -889,7 +1002,18 @@ class _Merge(Layer):
 
 
 class Add(_Merge):
-    """Keras ``Add``: the elementwise sum of the inputs."""
+    """Keras ``Add``: the elementwise sum of a list of tensors (broadcast together; the result has
+    their broadcast shape and promoted dtype).
+
+    Args:
+        name: the layer's name (see :class:`~webtensor.nn.Layer`).
+        trainable: unused (the layer has no weights); kept for Keras' signature.
+        dtype: the layer's dtype (see :class:`~webtensor.nn.Layer`).
+        **kwargs: refused (TypeError naming them).
+    Raises:
+        ValueError: (on call) an input that is not a non-empty list of tensors; shapes that do not
+            broadcast.
+    """
 
     def call(self, inputs):
         xs = self._inputs(inputs)
@@ -900,7 +1024,18 @@ class Add(_Merge):
 
 
 class Multiply(_Merge):
-    """Keras ``Multiply``: the elementwise product of the inputs."""
+    """Keras ``Multiply``: the elementwise product of a list of tensors (broadcast together; the
+    result has their broadcast shape and promoted dtype).
+
+    Args:
+        name: the layer's name (see :class:`~webtensor.nn.Layer`).
+        trainable: unused (the layer has no weights); kept for Keras' signature.
+        dtype: the layer's dtype (see :class:`~webtensor.nn.Layer`).
+        **kwargs: refused (TypeError naming them).
+    Raises:
+        ValueError: (on call) an input that is not a non-empty list of tensors; shapes that do not
+            broadcast.
+    """
 
     def call(self, inputs):
         xs = self._inputs(inputs)
@@ -911,7 +1046,18 @@ class Multiply(_Merge):
 
 
 class Average(_Merge):
-    """Keras ``Average``: the elementwise mean of the inputs."""
+    """Keras ``Average``: the elementwise mean of a list of tensors (broadcast together), their sum
+    times ``1 / len(inputs)``.
+
+    Args:
+        name: the layer's name (see :class:`~webtensor.nn.Layer`).
+        trainable: unused (the layer has no weights); kept for Keras' signature.
+        dtype: the layer's dtype (see :class:`~webtensor.nn.Layer`).
+        **kwargs: refused (TypeError naming them).
+    Raises:
+        ValueError: (on call) an input that is not a non-empty list of tensors; shapes that do not
+            broadcast.
+    """
 
     def call(self, inputs):
         xs = self._inputs(inputs)
@@ -919,7 +1065,16 @@ class Average(_Merge):
 
 
 class Concatenate(_Merge):
-    """Keras ``Concatenate``: the inputs joined along ``axis`` (default: the last)."""
+    """Keras ``Concatenate``: a list of tensors joined along ``axis`` (:func:`webtensor.concat`: equal
+    ranks and dtypes, equal sizes but along ``axis``).
+
+    Args:
+        axis: an int, the axis to join along; negative counts from the end.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: (on call) an input that is not a non-empty list of tensors; shapes that differ
+            off ``axis``; ``axis`` out of range.
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -940,7 +1095,15 @@ def _leaky_relu(x, negative_slope):
 
 
 class LeakyReLU(Layer):
-    """Keras 3 ``LeakyReLU``: ``x`` for ``x >= 0``, ``negative_slope * x`` otherwise (default 0.3)."""
+    """Keras 3 ``LeakyReLU`` (Maas et al. 2013): ``x`` for ``x >= 0``, ``negative_slope * x``
+    otherwise; the input's shape and dtype.
+
+    Args:
+        negative_slope: a number >= 0 (default 0.3, as Keras).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: ``negative_slope`` None or negative.
+    """
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -958,7 +1121,16 @@ class LeakyReLU(Layer):
 class PReLU(Layer):
     """Keras ``PReLU`` (He et al. 2015): ``relu(x) - alpha * relu(-x)`` with a learned ``alpha`` of the
     input's shape without the batch axis; ``shared_axes`` (1-based, batch excluded as in Keras)
-    share one alpha along those axes."""
+    share one alpha along those axes. The input's shape and dtype.
+
+    Args:
+        alpha_initializer: ``alpha``'s initializer (a name or callable).
+        shared_axes: None, an int or a sequence of ints (1-based axes of the input, batch excluded)
+            along which ``alpha`` has size 1.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: (on build) a shared axis out of range.
+    """
 
     def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
         super().__init__(**kwargs)
@@ -988,7 +1160,14 @@ class PReLU(Layer):
 
 class Rescaling(Layer):
     """Keras ``Rescaling``: ``x * scale + offset`` (``scale``/``offset``: numbers or per-channel
-    sequences, broadcast against the input)."""
+    sequences, broadcast against the input). The input is cast to the layer's dtype (default
+    float32) first; the result has its shape (broadcast with ``scale``/``offset``) and that dtype.
+
+    Args:
+        scale: a number or a sequence of numbers (per channel).
+        offset: a number or a sequence of numbers (per channel).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    """
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -1010,7 +1189,18 @@ class Normalization(Layer):
 
     ``mean``/``variance`` given: constants. Otherwise non-trainable weights ``mean`` (zeros) and
     ``variance`` (ones) of shape ``input_shape[axis]`` that :meth:`adapt` sets from data (the
-    biased variance over every axis but ``axis``; ``axis=None``: one scalar statistic).
+    biased variance over every axis but ``axis``; ``axis=None``: one scalar statistic). The input
+    is cast to the layer's dtype; the result has its shape. The 1e-7 floor is
+    ``keras.config.epsilon()``.
+
+    Args:
+        axis: an int, a sequence of ints (the axes that keep their own statistics) or None.
+        mean: None, or a number or array broadcastable to ``input_shape[axis]``.
+        variance: None, or a number or array like ``mean``.
+        invert: a bool; True applies the inverse transform.
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    Raises:
+        ValueError: only one of ``mean`` and ``variance`` given; (on build) an axis out of range.
     """
 
     _EPSILON = 1e-7   # keras.config.epsilon()
@@ -1056,9 +1246,11 @@ class Normalization(Layer):
         return mean + x * std if self.invert else (x - mean) / std
 
     def adapt(self, data):
-        """Set ``mean`` and ``variance`` from ``data``: an array-like or Tensor ``(N, ...)``, or an
-        iterable of such batches (combined exactly, Chan et al. 1979's pairwise update).
+        """Set ``mean`` and ``variance`` from ``data`` (combined exactly over batches, Chan et al.
+        1979's pairwise update); builds the layer on the first batch's shape.
 
+        Args:
+            data: an array-like or Tensor ``(N, ...)``, or an iterable of such batches.
         Raises:
             ValueError: the layer was given ``mean``/``variance``; no data; batches of other shapes.
         """

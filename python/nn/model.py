@@ -222,7 +222,14 @@ class Model(Layer):
                 "metrics": saving.serialize_keras_object(args["metrics"]), "run_eagerly": self.run_eagerly}
 
     def compile_from_config(self, config: dict) -> None:
-        """``compile`` from :meth:`get_compile_config`'s result (already deserialized)."""
+        """``compile`` from :meth:`get_compile_config`'s result (already deserialized).
+
+        Args:
+            config: a dict with ``optimizer`` (an Optimizer) and optionally ``loss``, ``metrics`` and
+                ``run_eagerly``, as :meth:`compile` takes them.
+        Raises:
+            KeyError: no ``optimizer``.
+        """
         self.compile(optimizer=config["optimizer"], loss=config.get("loss"), metrics=config.get("metrics"),
                      run_eagerly=bool(config.get("run_eagerly", False)))
 
@@ -657,7 +664,16 @@ class Model(Layer):
     def save(self, filepath, overwrite: bool = True) -> None:
         """Save the whole model to a ``.keras`` file: its config, weights, compile settings and optimizer
         state (Keras 3's zip layout); :func:`webtensor.nn.load_model` reads it back. See
-        :func:`webtensor.nn.saving.save_model`."""
+        :func:`webtensor.nn.saving.save_model`.
+
+        Args:
+            filepath: the file (a str or path-like), whose name must end in ``.keras``.
+            overwrite: replace an existing file; False raises FileExistsError instead.
+        Raises:
+            ValueError: another extension, or the model is not built.
+            FileExistsError: ``overwrite=False`` and the file exists.
+            TypeError, NotImplementedError: something in the model has no config.
+        """
         saving.save_model(self, filepath, overwrite=overwrite)
 
     def export(self, path, batch_size: int | None = None, signatures=None, **kwargs) -> dict:
@@ -880,8 +896,17 @@ class Functional(Model):
 
     @classmethod
     def from_config(cls, config: dict):
-        """A model from :meth:`get_config`'s result (its layers already rebuilt). Raises ValueError for a
-        malformed graph."""
+        """A model from :meth:`get_config`'s result (its layers already rebuilt).
+
+        Args:
+            config: a dict with ``layers`` (Layer instances), ``inputs``, ``nodes``, ``outputs``,
+                ``input_structure``, ``output_structure`` and optionally ``name``, as
+                :meth:`get_config` writes them (with the layers deserialized).
+        Returns:
+            A new ``Functional`` model calling those layers as the graph says.
+        Raises:
+            ValueError: a malformed graph.
+        """
         try:
             layers = config["layers"]
             if not all(isinstance(x, Layer) for x in layers):

@@ -252,6 +252,12 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
     """Class or function decorator (``keras.saving.register_keras_serializable``): records ``obj`` as
     ``'{package}>{name or obj.__name__}'`` so :func:`load_model` finds it without ``custom_objects``.
 
+    Args:
+        package: a str without ``'>'``, the first part of the registered name.
+        name: the second part (a str); None: the object's ``__name__``.
+    Returns:
+        The decorator: it registers its argument (sets its ``_registered_name``) and returns it
+        unchanged.
     Raises:
         ValueError: ``package`` contains ``'>'``, or the name is taken by another object.
     """
@@ -730,10 +736,20 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     :func:`register_keras_serializable` or from ``custom_objects`` (``{name: class or function}``);
     no module named in the file is imported.
 
+    Args:
+        filepath: the ``.keras`` file's path (a str or path-like).
+        custom_objects: None or a dict ``{name: class or function}`` of the objects the config
+            names that are neither webtensor's nor registered.
+        compile: a bool; True (and a file saved from a compiled model) compiles the model and
+            restores its optimizer's state; False leaves it uncompiled.
+    Returns:
+        The ``Model``, built, with its weights.
     Raises:
-        ValueError: not a zip, unexpected members, sizes over the limits, malformed JSON or config,
-            weights that do not match the model (all listed). TypeError: a class that is not known
-            (pass it in ``custom_objects`` or register it).
+        ValueError: a file that cannot be read or is not a zip, unexpected members, sizes over the
+            limits, malformed JSON or config, a config that is not a model, weights that do not
+            match the model (all listed).
+        TypeError: ``custom_objects`` not a dict; a class that is not known (pass it in
+            ``custom_objects`` or register it).
     """
     Model = _model_class()
     path = os.fspath(filepath)
