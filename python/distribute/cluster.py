@@ -29,6 +29,7 @@ from collections import deque
 import numpy as np
 
 from .. import __version__
+from ..tensor import tensor
 from .replica import ReplicaProgram, ReplicaRunner, export_program
 from .strategy import Strategy, _SyncStep, _host, _pad
 
@@ -440,7 +441,6 @@ class _AsyncStep:
         self.in_flight: deque = deque()
 
     def __call__(self, x, y, sample_weight=None):
-        from ..tensor import tensor
         xs = [_host(v) for v in (x if isinstance(x, (list, tuple)) else [x])]
         yt = _host(y)
         n = xs[0].shape[0]
@@ -461,7 +461,6 @@ class _AsyncStep:
         return tensor(np.float32(0))
 
     def _finish_one(self):
-        from ..tensor import tensor
         rv, n, x, y, sw = self.in_flight.popleft()
         loss, y_pred = rv.fetch()
         scale = np.float32(self.program.batch / n)

@@ -34,6 +34,11 @@ from __future__ import annotations
 
 import os
 
+from .. import _state
+from ..core.graph import Value
+from ..core.op import Aval
+from ..device import get_device
+from ..function import Trace
 from ..nn.model import Model
 from ..tensor import Tensor, Variable, init_scope, tensor
 from ..util import require
@@ -373,8 +378,7 @@ class ONNXModel(Model):
         from .ops import CONVERTERS, Ctx
         device = next(iter(feeds.values())).device if feeds else None
         if device is None:
-            from ..device import get_device
-            device = get_device()
+                device = get_device()
         env = dict(self._init_values)
         env.update(feeds)
         sig = tuple((n, tuple(v.shape), v.dtype.name) for n, v in feeds.items())
@@ -447,11 +451,6 @@ class ONNXModel(Model):
     def _dry_run(self):
         """Convert the whole graph once, symbolically (a trace of symbolic inputs: nothing is allocated
         or run), for the given or declared shapes."""
-        from .. import _state
-        from ..core.graph import Value
-        from ..core.op import Aval
-        from ..device import get_device
-        from ..function import Trace
         dev = next(iter(self._weights.values())).device if self._weights else get_device()
         tr = Trace(dev)
         feeds = {n: tr.symbolic(Value(Aval(tuple(s), dt))) for (n, _, dt), s in zip(self._in_specs, self._given)}
