@@ -41,6 +41,7 @@ import inspect
 import operator
 from numbers import Number
 
+from .dispatch import as_tensor
 from .dtypes import DTYPES, as_dtype
 
 
@@ -156,7 +157,6 @@ class Signature:
     def check(self, bound: dict) -> dict:
         """Tensor arguments converted to tensors, then each attribute (given, else its default)
         checked and normalised by its kind, so the op's body gets every argument in one form."""
-        as_tensor = _as_tensor()
         for k in self.tensors:
             v = bound[k]
             bound[k] = _tensor_list(v, Check(self.name, k, bound)) if self.attrs.get(k) is TENSORS else as_tensor(v)
@@ -172,12 +172,6 @@ class Signature:
                 attrs[k] = kind(attrs[k], Check(self.name, k, attrs))
         return attrs
 
-
-def _as_tensor():
-    from .op import as_tensor     # op.py imports this module: bound on first use
-    global _as_tensor
-    _as_tensor = lambda: as_tensor   # noqa: E731
-    return as_tensor
 
 
 class Check:
@@ -527,7 +521,6 @@ def TENSORS(v, c: Check):
 
 
 def _tensor_list(v, c: Check):
-    as_tensor = _as_tensor()
     if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
         raise c.type_error("a sequence of tensors", v)
     out = [as_tensor(t) for t in v]

@@ -79,7 +79,7 @@ def cast(x, dtype):
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "reduction", "movement",
                                                                    "linalg", "nn", "cast_op", "BOOL", "DTYPE",
                                                                    "op_signature", "math", "activation",
-                                                                   "statistics")]
+                                                                   "statistics", "namespace")]
 
 # Issue 14: sorting, indexing by index tensors, rearranging, contractions, image resizing.
 from .sorting import sort, argsort, top_k, cumsum, cumprod
@@ -90,3 +90,9 @@ from .contraction import einsum, tensordot
 __all__ += ["sort", "argsort", "top_k", "cumsum", "cumprod", "gather_nd", "scatter_nd", "tensor_scatter_nd_update",
             "tensor_scatter_nd_add", "boolean_mask", "segment_sum", "unsorted_segment_sum", "tile", "split",
             "unstack", "reverse", "roll", "repeat", "space_to_depth", "depth_to_space", "einsum", "tensordot"]
+
+# The namespace through which families use each other's ops at call time (core/ops/namespace.py).
+from . import (activation, contraction, elementwise, image, indexing, linalg, math, movement, namespace, nn,  # noqa: E402
+               rearrange, reduction, sorting, statistics)
+namespace.fill([elementwise, reduction, movement, linalg, nn, math, activation, statistics, sorting, indexing,
+                rearrange, contraction, image])

@@ -14,6 +14,7 @@ from ..signature import NUMBER, op_signature
 from .elementwise import (_fgrad, _np, abs_, cast, elementwise, exp, greater, greater_equal, less, logical_and,
                           mul, neg, sigmoid, sub, where)
 from .math import _expm1, _log1p, in_float32, log1p
+from ..dtypes import as_dtype
 
 # Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 14 (alpha_01 and lambda_01), as TF/Keras
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -31,7 +32,6 @@ def _with_alpha(name, scalar, reference, grad, doc):
 
     def ref(x, *, alpha):
         import numpy as np
-        from ..dtypes import as_dtype
         from ..numpy_util import np_dtype
         dt = np_dtype(_float_out(as_dtype(x.dtype)))
         with np.errstate(all="ignore"):

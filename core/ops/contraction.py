@@ -12,6 +12,7 @@ from ..signature import NAME, Signature, _drop_name, _int, _ints, op_signature
 from .linalg import matmul_op
 from .movement import broadcast_to, gather_op, reshape, transpose
 from .reduction import reduce_sum
+from ..shapes import normalize_axis
 
 
 def _contract(a, b, axes_a, axes_b):
@@ -65,7 +66,6 @@ def tensordot(a, b, axes):
         TypeError: dtypes that differ or are bool; ``axes`` malformed. ValueError: axes out of
             range, repeated, of different lengths, or pairing different sizes.
     """
-    from ..shapes import normalize_axis
     a, b = as_tensor(a), as_tensor(b)
     _check_pair("tensordot", a, b)
     if isinstance(axes, int):

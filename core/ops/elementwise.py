@@ -13,6 +13,8 @@ from .. import kernel_ir as K
 from ..dtypes import DType, bool_, float32, int32, result_type
 from ..op import Aval, Op
 from ..shapes import broadcast_shapes
+from ..dtypes import as_dtype
+from .namespace import ops as _ops
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715  # Hendrycks & Gimpel 2016, "Gaussian Error Linear Units", eq. for the tanh form
@@ -82,7 +84,6 @@ def elementwise(name: str, arity: int, scalar, reference, grad=None, rule: str =
     def ref(*arrays):
         import numpy as np
         from ..numpy_util import np_dtype
-        from ..dtypes import as_dtype
         dts = [as_dtype(a.dtype) for a in arrays]
         out = _out_dtype(rule, dts, name)
         cdt = np_dtype(_compute_dtype(rule, dts, out))
@@ -103,8 +104,8 @@ def elementwise(name: str, arity: int, scalar, reference, grad=None, rule: str =
 
 def unbroadcast(g, shape):
     """Sum ``g`` over the axes that broadcasting added, giving a tensor of ``shape``."""
-    from .reduction import reduce_sum
-    from .movement import reshape
+    reduce_sum = _ops.reduce_sum
+    reshape = _ops.reshape
     shape = tuple(shape)
     if tuple(g.shape) == shape:
         return g
@@ -316,7 +317,6 @@ def _where_infer(c: Aval, a: Aval, b: Aval) -> Aval:
 def _where_ref(c, a, b):
     import numpy as np
     from ..numpy_util import np_dtype
-    from ..dtypes import as_dtype
     return np.where(c, a, b).astype(np_dtype(result_type(as_dtype(a.dtype), as_dtype(b.dtype))))
 
 

@@ -24,6 +24,8 @@ import struct
 from ..dtypes import float32
 from ..op import as_tensor
 from ..signature import BOOL, _int, _ints, one_of, op_signature
+from ..op import known_values
+from .namespace import ops as _ops
 
 
 def _f32(v: float) -> float:
@@ -77,8 +79,8 @@ def _along(axis, values):
 
 def _resample(x, axis, weights):
     """``out[.., i, ..] = sum_j weights[i][j] x[.., j, ..]`` along ``axis``: one matmul."""
-    from .linalg import matmul_op
-    from .movement import reshape, transpose
+    matmul_op = _ops.matmul_op
+    reshape, transpose = _ops.reshape, _ops.transpose
     perm = (axis,) + tuple(d for d in range(4) if d != axis)
     xt = transpose(x, perm)
     rest = tuple(xt.shape[1:])
@@ -92,7 +94,6 @@ def _resample(x, axis, weights):
 
 def _size(v, c):
     if hasattr(v, "_aval") and not v.dtype.is_floating and len(v.shape) == 1:     # a tensor: its values, when known
-        from ..op import known_values
         known = known_values(v)
         v = [int(a) for a in known] if known is not None else v
     s = _ints(v) if _int(v) is None else None
@@ -122,8 +123,8 @@ def resize(images, size, method="bilinear", preserve_aspect_ratio=False, antiali
         TypeError: ``size`` not ints. ValueError: images not 3-D or 4-D, an empty image, sizes not
             positive, a method other than "bilinear" or "nearest".
     """
-    from .elementwise import add, cast, mul, sub
-    from .movement import gather_op, reshape
+    add, cast, mul, sub = _ops.add, _ops.cast, _ops.mul, _ops.sub
+    gather_op, reshape = _ops.gather_op, _ops.reshape
     x = as_tensor(images)
     if len(x.shape) not in (3, 4):
         raise ValueError(f"resize: images must be 4-D (N, H, W, C) or 3-D (H, W, C), got shape {tuple(x.shape)}")

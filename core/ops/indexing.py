@@ -29,6 +29,8 @@ from .. import kernel_ir as K
 from ..dtypes import bool_, int32
 from ..op import Aval, Op, as_tensor, known_values
 from ..signature import SHAPE, axis_of, op_signature, optional
+from ..signature import _int
+from .namespace import ops as _ops
 
 
 def _buf(a: Aval) -> K.Buffer:
@@ -192,7 +194,7 @@ scatter_nd_winner = Op("scatter_nd_winner", infer=_winner_infer, reference=_winn
 # ---- front doors ----------------------------------------------------------------------------
 
 def _int_indices(name, indices):
-    from .elementwise import cast
+    cast = _ops.cast
     indices = as_tensor(indices)
     if indices.dtype == int32:
         return indices
@@ -233,7 +235,6 @@ def _index_tuples(name, indices, rank):
 
 def _non_negative(v, c):
     """A non-negative int (``batch_dims``, ``num_segments``)."""
-    from ..signature import _int
     i = _int(v)
     if i is None:
         raise c.type_error("an int", v)
@@ -263,7 +264,7 @@ def gather_nd(params, indices, batch_dims=0):
         TypeError: float or bool indices; ``batch_dims`` not an int.
         ValueError: shapes that do not fit as above; ``batch_dims`` negative.
     """
-    from .movement import reshape
+    reshape = _ops.reshape
     params, indices = as_tensor(params), _int_indices("gather_nd", as_tensor(indices))
     b = batch_dims
     if len(indices.shape) == 0:
@@ -281,7 +282,7 @@ def gather_nd(params, indices, batch_dims=0):
 
 
 def _scatter_args(name, indices, updates, shape):
-    from .movement import reshape
+    reshape = _ops.reshape
     k, u, lead = _index_tuples(name, indices, len(shape))
     want = lead + tuple(shape[k:])
     if tuple(updates.shape) != want:
@@ -311,7 +312,7 @@ def scatter_nd(indices, updates, shape):
         TypeError: float or bool indices; bool updates; ``shape`` not ints.
         ValueError: shapes that do not fit; a negative size in ``shape``.
     """
-    from .movement import reshape
+    reshape = _ops.reshape
     indices, updates = _int_indices("scatter_nd", indices), as_tensor(updates)
     shape = tuple(shape)
     _, i3, u3 = _scatter_args("scatter_nd", indices, updates, shape)
@@ -337,8 +338,8 @@ def tensor_scatter_nd_update(tensor, indices, updates):
         IndexError: an entry outside ``[-n, n)`` whose value is known (eager).
         TypeError: float or bool indices; dtypes that differ. ValueError: shapes that do not fit.
     """
-    from .elementwise import greater_equal, maximum, where
-    from .movement import gather_op, reshape
+    greater_equal, maximum, where = _ops.greater_equal, _ops.maximum, _ops.where
+    gather_op, reshape = _ops.gather_op, _ops.reshape
     tensor, indices, updates = as_tensor(tensor), _int_indices("tensor_scatter_nd_update", indices), as_tensor(updates)
     if tensor.dtype != updates.dtype:
         raise TypeError(f"tensor_scatter_nd_update: updates must have tensor's dtype {tensor.dtype}, got {updates.dtype}")
@@ -371,7 +372,7 @@ def tensor_scatter_nd_add(tensor, indices, updates):
         TypeError: float or bool indices; dtypes that differ; bool tensors.
         ValueError: shapes that do not fit.
     """
-    from .elementwise import add
+    add = _ops.add
     tensor, updates = as_tensor(tensor), as_tensor(updates)
     if tensor.dtype != updates.dtype:
         raise TypeError(f"tensor_scatter_nd_add: updates must have tensor's dtype {tensor.dtype}, got {updates.dtype}")
@@ -398,8 +399,8 @@ def unsorted_segment_sum(data, segment_ids, num_segments):
         TypeError: float or bool ids; bool data; ``num_segments`` not an int.
         ValueError: ``segment_ids``' shape not a prefix of ``data``'s; ``num_segments`` negative.
     """
-    from .elementwise import less, where
-    from .movement import reshape
+    less, where = _ops.less, _ops.where
+    reshape = _ops.reshape
     data, ids = as_tensor(data), _int_indices("unsorted_segment_sum", segment_ids)
     n = num_segments
     r = len(ids.shape)
@@ -469,7 +470,7 @@ def boolean_mask(tensor, mask, axis=None):
             ``webtensor.function``, or a browser GPU before its readback).
         TypeError: a mask that is not bool; ``axis`` not an int.
     """
-    from .movement import gather_op, reshape, slice_op
+    gather_op, reshape, slice_op = _ops.gather_op, _ops.reshape, _ops.slice_op
     tensor, mask = as_tensor(tensor), as_tensor(mask)
     if mask.dtype != bool_:
         raise TypeError(f"boolean_mask: mask must be bool, got {mask.dtype}")

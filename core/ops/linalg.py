@@ -11,6 +11,7 @@ from ..dtypes import bool_
 from ..op import Aval, Op, as_tensor
 from ..shapes import broadcast_shapes
 from ..signature import BOOL, op_signature
+from .namespace import ops as _ops
 
 
 def _mk(shape, transpose):
@@ -57,7 +58,7 @@ def _matmul_kernel(ins, out, *, transpose_a, transpose_b):
 
 
 def _matmul_grad(g, y, a, b, *, transpose_a, transpose_b):
-    from .elementwise import unbroadcast
+    unbroadcast = _ops.unbroadcast
     # C = A B  =>  dA = dC B^T, dB = A^T dC (with the operands' own transposes folded in).
     if transpose_a:
         da = matmul_op(b, g, transpose_a=transpose_b, transpose_b=True)
@@ -90,7 +91,7 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
         ValueError: scalar operands; inner dimensions differ or batch dims do not broadcast.
         TypeError: dtypes differ or are bool; ``transpose_a``/``transpose_b`` not bools.
     """
-    from .movement import reshape
+    reshape = _ops.reshape
     a, b = as_tensor(a), as_tensor(b)
     if len(a.shape) == 0 or len(b.shape) == 0:
         raise ValueError("matmul: scalar operands are not allowed; use multiply")

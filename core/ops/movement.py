@@ -21,6 +21,7 @@ from ..op import Aval, Op, as_tensor, first_out_of_range
 from ..shapes import broadcast_shapes, normalize_axis, normalize_axes
 from ..signature import (DTYPE, NEW_SHAPE, NUMBER, POSITIVE_INT, SHAPE, TENSORS, axes_of, axis_of,
                          ints_per_axis_of, op_signature, paddings_of, perm_of)
+from .namespace import ops as _ops
 
 
 _py_slice = slice  # the builtin, before this module's ``slice`` op shadows it
@@ -156,7 +157,7 @@ def _bcast_ref(x, *, shape):
 
 
 def _bcast_grad(g, y, x, *, shape):
-    from .elementwise import unbroadcast
+    unbroadcast = _ops.unbroadcast
     return (unbroadcast(g, x.shape),)
 
 
@@ -428,8 +429,8 @@ def _gather_ref(p, i, *, axis):
 def _gather_grad(g, y, p, i, *, axis):
     # d params = one_hot(indices)^T @ g, with g's index axes flattened: a matmul, so it is fast.
     # one_hot's row for an index outside [0, n) is zero: what the forward pass read (zeros) gets no gradient.
-    from .linalg import matmul
-    from .elementwise import add, less, where
+    matmul = _ops.matmul
+    add, less, where = _ops.add, _ops.less, _ops.where
     pre, post = p.shape[:axis], p.shape[axis + 1:]
     n, j = p.shape[axis], prod(i.shape)
     i = where(less(i, 0), add(i, n), i)        # negative indices count from the end
@@ -470,7 +471,7 @@ def gather(params, indices, axis=0):
         IndexError: an index outside ``[-n, n)`` whose value is known (eager).
         TypeError: float indices; ``axis`` not an int. ValueError: ``axis`` out of range.
     """
-    from .elementwise import cast
+    cast = _ops.cast
     params, indices = as_tensor(params), as_tensor(indices)
     if indices.dtype != int32 and not indices.dtype.is_floating:
         indices = cast(indices, dtype=int32)
@@ -624,8 +625,8 @@ def take_along_axis(arr, indices, axis):
         IndexError: a known index outside ``[-n, n)``.
         TypeError: ``axis`` not an int. ValueError: ranks differ; ``axis`` out of range.
     """
-    from .elementwise import add, less, mul, where
-    from .reduction import reduce_sum
+    add, less, mul, where = _ops.add, _ops.less, _ops.mul, _ops.where
+    reduce_sum = _ops.reduce_sum
     if len(indices.shape) != len(arr.shape):      # ``axis`` is required: every argument was checked
         raise ValueError(f"take_along_axis: indices of rank {len(indices.shape)} for arr of rank {len(arr.shape)}")
     n = arr.shape[axis]

@@ -18,6 +18,8 @@ from .elementwise import (cast, exp, greater_equal, less, log, logical_and, stop
 from .linalg import matmul
 from .movement import expand_dims, reshape, transpose, one_hot
 from .reduction import reduce_max, reduce_sum, mean
+from ..signature import _int, _ints
+from .namespace import ops as _ops
 
 
 # ---- patches (im2col) -------------------------------------------------------------------------
@@ -220,7 +222,6 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
 
 def _width(v, c):
     """conv1d's stride or dilation: a positive int or a sequence of one."""
-    from ..signature import _int, _ints
     i = _int(v)
     s = (i,) if i is not None else _ints(v)
     if s is None or len(s) != 1:
@@ -545,7 +546,7 @@ def sparse_softmax_cross_entropy(labels, logits, from_logits=True):
 
 
 def _clip_probs(p, eps=1e-7):
-    from .elementwise import maximum, minimum
+    maximum, minimum = _ops.maximum, _ops.minimum
     return minimum(maximum(p, eps), 1.0 - eps)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..op import as_tensor, known_values
 from ..signature import _int, _ints, axis_of, one_of, op_signature, optional
 from .movement import broadcast_to, concat, gather_op, reshape, slice_op, squeeze, transpose
+from ..shapes import normalize_axis
 
 
 def _int_list(name, what, v):
@@ -151,7 +152,6 @@ def unstack(value, num=None, axis=0):
 # ---- reverse and roll -------------------------------------------------------------------------
 
 def _axes(name, v, ndim):
-    from ..shapes import normalize_axis
     return tuple(normalize_axis(a, ndim, name) for a in _int_list(name, "axis", v))
 
 

@@ -9,6 +9,7 @@ from .. import kernel_ir as K
 from ..dtypes import bool_, float32, int32
 from ..op import Aval, Op, as_tensor
 from ..signature import BOOL, axes_of, axis_of, op_signature, optional
+from .namespace import ops as _ops
 
 
 def _out_shape(shape, axes, keepdims):
@@ -55,7 +56,7 @@ def _reducer(name: str, combiner: str, np_name: str, grad):
 
 def _keep(g, x, axes, keepdims):
     """g reshaped to the keepdims shape, then broadcast to x's shape."""
-    from .movement import reshape, broadcast_to
+    reshape, broadcast_to = _ops.reshape, _ops.broadcast_to
     if not keepdims:
         g = reshape(g, shape=_out_shape(x.shape, axes, True))
     return broadcast_to(g, shape=tuple(x.shape))
@@ -72,7 +73,7 @@ def _prod_grad(g, y, x, *, axes, keepdims):
 
 def _extremum_grad(g, y, x, *, axes, keepdims):
     # Ties share the gradient equally (as TF's reduce_max does).
-    from .elementwise import cast, equal
+    cast, equal = _ops.cast, _ops.equal
     mask = cast(equal(x, _keep(y, x, axes, keepdims)), dtype=x.dtype)
     count = reduce_sum(mask, axes=axes, keepdims=keepdims)
     return (_keep(g / count, x, axes, keepdims) * mask,)
@@ -157,7 +158,7 @@ def mean(x, axis=None, keepdims=False):
         TypeError: ``axis`` not None, an int or a tuple of ints; ``keepdims`` not a bool.
         ValueError: an axis out of range or repeated.
     """
-    from .elementwise import cast
+    cast = _ops.cast
     x = as_tensor(x)
     axes = _axes(x, axis)
     n = 1
@@ -171,7 +172,7 @@ def mean(x, axis=None, keepdims=False):
 def _arg(op, x, axis):
     x = as_tensor(x)
     if axis is None:
-        from .movement import reshape
+        reshape = _ops.reshape
         x, axis = reshape(x, shape=(-1,)), 0
     return op(x, axis=axis)          # a given axis was checked and made non-negative (axis_of)
 

@@ -26,6 +26,8 @@ from ..dtypes import bool_, int32
 from ..op import Aval, Op, as_tensor
 from ..shapes import normalize_axis
 from ..signature import BOOL, axis_of, one_of, op_signature
+from ..signature import _int
+from .namespace import ops as _ops
 
 
 def _buf(a: Aval) -> K.Buffer:
@@ -199,8 +201,8 @@ def _cumprod_grad(g, x, axis, exclusive, reverse):
     ``dx_k = sum_{i >= k} g_i y_i / x_k`` for k < z (no zero divides); ``dx_z = sum_{i >= z} g_i y'_i``
     with ``y'`` the scan of x with x_z set to 1 (the product of the others); ``dx_k = 0`` for k > z
     (every y_i it reaches holds x_z = 0). Reverse flips the axis; exclusive shifts g (y_i = Y_{i-1})."""
-    from .elementwise import cast, div, equal, logical_and, logical_not, mul, where
-    from .movement import pad_op, slice_op
+    cast, div, equal, logical_and, logical_not, mul, where = _ops.cast, _ops.div, _ops.equal, _ops.logical_and, _ops.logical_not, _ops.mul, _ops.where
+    pad_op, slice_op = _ops.pad_op, _ops.slice_op
     n = x.shape[axis]
     if n == 0:
         return g
@@ -296,7 +298,6 @@ TopKV2 = namedtuple("TopKV2", ["values", "indices"])
 
 def _count(v, c):
     """A non-negative int (``top_k``'s ``k``)."""
-    from ..signature import _int
     i = _int(v)
     if i is None:
         raise c.type_error("an int", v)
@@ -326,7 +327,7 @@ def top_k(input, k=1, sorted=True):     # noqa: A002  (TF's argument names)
         TypeError: bool input; ``k`` not an int; ``sorted`` not a bool.
         ValueError: a scalar input; ``k`` negative or larger than the last axis.
     """
-    from .movement import slice as slice_
+    slice_ = _ops.slice
     input, kk = as_tensor(input), k       # noqa: A001
     if len(input.shape) == 0:
         raise ValueError("top_k: input must have rank >= 1, got a scalar")

@@ -26,12 +26,9 @@ NUMPY_MODULE = "webtensor.core.numpy_util"      # numpy at module level: importe
 # Function-body imports that remain, each with its reason. The list only shrinks: an entry no
 # longer needed fails test_allow_list_is_current.
 LAZY_ALLOWED = {
-    ("webtensor.core.signature", "webtensor.core.op"): "core's op <-> signature cycle (issue 13, not yet split)",
     ("webtensor.webgpu", "webtensor.webgpu.browser"): "Pyodide only: browser.py imports the js module",
     ("webtensor.onnx", "webtensor.onnx.ops"): "ops.py imports numpy (optional): loaded with the first model",
 }
-# The package whose function-body imports are another change's (the cycles between op families).
-LAZY_EXEMPT = "webtensor.core.ops"
 
 
 def layer(module: str) -> str | None:
@@ -42,11 +39,6 @@ def layer(module: str) -> str | None:
         if module == f"webtensor.{name}" or module.startswith(f"webtensor.{name}."):
             return name
     return "api"
-
-
-def exempt(module: str) -> bool:
-    """Is ``module`` in the package :data:`LAZY_EXEMPT`?"""
-    return module == LAZY_EXEMPT or module.startswith(LAZY_EXEMPT + ".")
 
 
 def all_modules() -> dict[str, tuple[pathlib.Path, bool]]:
@@ -99,8 +91,7 @@ def violations(source: str, module: str, is_package: bool = False, known=frozens
             out.append(f"{where}: a backend imports only core and itself")
         elif here == "api" and there in ("wasm", "webgpu") and module != "webtensor":
             out.append(f"{where}: the API reaches backends only through core.runtime's registries")
-        if (lazy and target != NUMPY_MODULE and (module, target) not in LAZY_ALLOWED
-                and not exempt(module)):
+        if (lazy and target != NUMPY_MODULE and (module, target) not in LAZY_ALLOWED):
             out.append(f"{where} inside a function: imports run one way, at the top")
     return out
 

@@ -99,7 +99,7 @@ def test_shuffled_batches_follow_the_shuffled_order():
 
 
 def test_batching_rows_uses_one_gather_per_component(monkeypatch):
-    from webtensor.core import op as op_module
+    from webtensor.core import dispatch as op_module
     calls = collections.Counter()
     dispatch = op_module._dispatch
 
