@@ -328,7 +328,18 @@ def NUMBER(v, c: Check):
     return v
 
 
+def NON_NEGATIVE_INT(v, c: Check):
+    """An int >= 0 (``top_k``'s ``k``, ``batch_dims``, ``num_segments``)."""
+    i = _int(v)
+    if i is None:
+        raise c.type_error("an int", v)
+    if i < 0:
+        raise c.value_error("must be a non-negative integer", v)
+    return i
+
+
 def POSITIVE_INT(v, c: Check):
+    """An int > 0."""
     i = _int(v)
     if i is None:
         raise c.type_error("an int", v)

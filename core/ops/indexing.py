@@ -28,8 +28,7 @@ from math import prod
 from .. import kernel_ir as K
 from ..dtypes import bool_, int32
 from ..op import Aval, Op, as_tensor, known_values
-from ..signature import SHAPE, axis_of, op_signature, optional
-from ..signature import _int
+from ..signature import NON_NEGATIVE_INT, SHAPE, axis_of, op_signature, optional
 from .namespace import ops as _ops
 
 
@@ -233,17 +232,7 @@ def _index_tuples(name, indices, rank):
     return k, prod(indices.shape[:-1]), tuple(indices.shape[:-1])
 
 
-def _non_negative(v, c):
-    """A non-negative int (``batch_dims``, ``num_segments``)."""
-    i = _int(v)
-    if i is None:
-        raise c.type_error("an int", v)
-    if i < 0:
-        raise c.value_error("must be a non-negative integer", v)
-    return i
-
-
-@op_signature(batch_dims=_non_negative)
+@op_signature(batch_dims=NON_NEGATIVE_INT)
 def gather_nd(params, indices, batch_dims=0):
     """``tf.gather_nd``: slices of ``params`` at integer index tuples along the last axis of
     ``indices``. With ``batch_dims = b``, the first ``b`` axes of both are batch axes (equal sizes).
@@ -379,7 +368,7 @@ def tensor_scatter_nd_add(tensor, indices, updates):
     return add(tensor, scatter_nd(indices, updates, tuple(tensor.shape)))
 
 
-@op_signature(num_segments=_non_negative)
+@op_signature(num_segments=NON_NEGATIVE_INT)
 def unsorted_segment_sum(data, segment_ids, num_segments):
     """``tf.math.unsorted_segment_sum``: ``out[s, ...] = sum of data[i..., ...] over segment_ids[i...] == s``.
     ``segment_ids`` (integers) has a prefix of ``data``'s shape; the result has shape

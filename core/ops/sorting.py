@@ -25,8 +25,7 @@ from .. import kernel_ir as K
 from ..dtypes import bool_, int32
 from ..op import Aval, Op, as_tensor
 from ..shapes import normalize_axis
-from ..signature import BOOL, axis_of, one_of, op_signature
-from ..signature import _int
+from ..signature import BOOL, NON_NEGATIVE_INT, axis_of, one_of, op_signature
 from .namespace import ops as _ops
 
 
@@ -296,17 +295,7 @@ def argsort(values, axis=-1, direction="ASCENDING", stable=False):
 TopKV2 = namedtuple("TopKV2", ["values", "indices"])
 
 
-def _count(v, c):
-    """A non-negative int (``top_k``'s ``k``)."""
-    i = _int(v)
-    if i is None:
-        raise c.type_error("an int", v)
-    if i < 0:
-        raise c.value_error("must be a non-negative integer", v)
-    return i
-
-
-@op_signature(k=_count, sorted=BOOL)
+@op_signature(k=NON_NEGATIVE_INT, sorted=BOOL)
 def top_k(input, k=1, sorted=True):     # noqa: A002  (TF's argument names)
     """``tf.math.top_k``: the ``k`` largest entries of the last axis of ``input`` and their int32
     indices, as ``TopKV2(values, indices)``, both of shape ``input.shape[:-1] + (k,)``.
