@@ -111,6 +111,13 @@ class _Worker:
     def apply_gradients(self, grads) -> None:
         self.runner.apply_gradients(grads)
 
+    def apply_then_compute(self, grads, xs, y, w):
+        """The previous step's update (when ``grads`` is not None), then this step's gradients: one
+        round trip per synchronous step instead of two."""
+        if grads is not None:
+            self.runner.apply_gradients(grads)
+        return self.runner.compute_gradients(xs, y, w)
+
     def get_weights(self, names=None) -> dict:
         weights = self.runner.get_weights()
         return weights if names is None else {n: weights[n] for n in names}
@@ -181,6 +188,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
         self._workers: list = []
         self._program_ref = None
         self._checkpoint = None
+        self._pending = None         # the last step's averaged gradients, applied with the next call
         self.restarts = 0
 
     def _start(self, program):
@@ -189,6 +197,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
             self._ray.kill(a)
         self._workers = [self._new_actor(self._program_ref, "wasm") for _ in range(self.num_replicas_in_sync)]
         self._checkpoint = None
+        self._pending = None
 
     def _alive(self) -> list[bool]:
         ray = self._ray
@@ -221,13 +230,13 @@ class MultiWorkerMirroredStrategy(_Cluster):
             self._ray.get([self._workers[i].set_weights.remote(state) for i, ok in enumerate(alive) if not ok])
 
     def _each(self, call, attempts: int = 3, retry: bool = True):
-        """``call(worker, index)`` on every worker (Ray refs). When a worker dies it is replaced
-        (``_recover``); then the call is made again on every worker (``retry``), or not: an update
-        that the survivors made is already in the state the replacement was given."""
+        """``call(worker, index, attempt)`` on every worker (Ray refs). When a worker dies it is
+        replaced (``_recover``); then the call is made again on every worker (``retry``), or not: an
+        update that the survivors made is already in the state the replacement was given."""
         ray = self._ray
         for attempt in range(attempts):
             try:
-                return ray.get([call(a, i) for i, a in enumerate(self._workers)])
+                return ray.get([call(a, i, attempt) for i, a in enumerate(self._workers)])
             except ray.exceptions.RayActorError:      # a worker died (ActorDiedError is one)
                 if attempt == attempts - 1:
                     raise
@@ -236,14 +245,23 @@ class MultiWorkerMirroredStrategy(_Cluster):
                     return None
 
     def _compute(self, shards):
-        return self._each(lambda a, i: a.compute_gradients.remote(*shards[i][:3]))
+        # The previous step's update travels with this step's batch. After a worker is replaced the
+        # update is not sent again: the survivors applied it and the replacement has their state.
+        pending, self._pending = self._pending, None
+        return self._each(lambda a, i, attempt: a.apply_then_compute.remote(
+            pending if attempt == 0 else None, *shards[i][:3]))
 
     def _apply(self, grads):
-        ref = self._ray.put(grads)
-        self._each(lambda a, i: a.apply_gradients.remote(ref), retry=False)
+        self._pending = self._ray.put(grads)
+
+    def _flush(self):
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._each(lambda a, i, attempt: a.apply_gradients.remote(pending), retry=False)
 
     def _weights(self):
-        weights = self._each(lambda a, i: a.get_weights.remote() if i == 0 else a.pid.remote())[0]
+        self._flush()
+        weights = self._each(lambda a, i, attempt: a.get_weights.remote() if i == 0 else a.pid.remote())[0]
         self._checkpoint = weights
         return weights
 
