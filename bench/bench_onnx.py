@@ -11,11 +11,11 @@ Models (pretrained, shipped in PyPI packages; see tests/onnx/test_real_models.py
 
 Prints milliseconds per batch (best of ``--repeat``, after one warm-up call that compiles) and the
 ratio onnxruntime / webtensor (above 1: webtensor is faster; issue 14's target is 1.2, against ONNX
-Runtime Web's wasm backend, which this environment does not have: native onnxruntime with one thread
-is the stricter reference used here). ``--node`` also exports each model (predict, wasm) and times it
-in Node (``bench/bench_onnx_node.mjs``); with ``ORT_WEB`` set to an installed onnxruntime-web package
-folder, ONNX Runtime Web's wasm backend with one thread runs beside it (``bench/bench_onnx_ortweb.mjs``)
-and ``vs-ortweb`` is ORT-Web's time over each webtensor time (Python-wasm, Node).
+Runtime Web's wasm backend; native onnxruntime with one thread is the stricter reference printed
+first). ``--node`` also exports each model (predict, wasm) and times it in Node
+(``bench/bench_onnx_node.mjs``) and runs ONNX Runtime Web's wasm backend with one thread beside it
+(``bench/bench_onnx_ortweb.mjs``; the npm dev dependency ``onnxruntime-web``, or the folder ``ORT_WEB``
+names): ``vs-ortweb`` is ORT-Web's time over each webtensor time (Python-wasm, Node).
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import best, row  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MODELS = {
     "cls": ("models/ch_ppocr_mobile_v2.0_cls_infer.onnx", (3, 48, 192)),
@@ -80,7 +82,7 @@ def main():
                                     str(a.repeat)], capture_output=True, text=True, check=True)
             t_node = json.loads(r.stdout.strip().splitlines()[-1])["ms"] / 1e3
             figures.update({"node-wasm": t_node * 1e3, "ratio-node": t_ort / t_node})
-            if os.environ.get("ORT_WEB"):
+            if os.environ.get("ORT_WEB") or os.path.isdir(os.path.join(ROOT, "node_modules", "onnxruntime-web")):
                 r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                          "bench_onnx_ortweb.mjs"), path, "x",
                                     ",".join(map(str, x.shape)), str(a.repeat)], capture_output=True, text=True,

@@ -7,12 +7,13 @@
 //
 // Prints {"ms": best of REPEAT runs after one warm-up}, on the inputs bench_onnx_node.mjs makes.
 
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const [model, inputName, shapeArg, repeatArg] = process.argv.slice(2);
-if (!process.env.ORT_WEB) throw new Error('set ORT_WEB to an onnxruntime-web package folder');
-const ort = await import(pathToFileURL(join(process.env.ORT_WEB, 'dist', 'ort.node.min.mjs')).href);
+// The package's own copy (a dev dependency), unless ORT_WEB names another onnxruntime-web folder.
+const ortWeb = process.env.ORT_WEB ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'onnxruntime-web');
+const ort = await import(pathToFileURL(join(ortWeb, 'dist', 'ort.node.min.mjs')).href);
 ort.env.wasm.numThreads = 1;
 const shape = shapeArg.split(',').map(Number);
 const n = shape.reduce((a, b) => a * b, 1);
