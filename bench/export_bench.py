@@ -1,6 +1,6 @@
 """Artifacts for ``bench/bench_node.mjs`` (which runs this script itself):
 
-    python3 bench/export_bench.py OUTDIR
+    python3 bench/export_bench.py OUTDIR [--peers]
 
 - ``OUTDIR/mlp``: MLP 784 -> 256 -> 256 -> 10 (ReLU), softmax cross-entropy on logits
   (``SparseCategoricalCrossentropy(from_logits=True)``), SGD(0.01); signatures ``train_step``
@@ -8,7 +8,9 @@
 - ``OUTDIR/cnn``: conv3x3(16, same, ReLU) -> maxpool 2 -> conv3x3(32, same, ReLU) -> maxpool 2 ->
   dense 10 on 28x28x1 images; signature ``predict`` (batch 32);
 - ``OUTDIR/chain``: the fused chain ``gelu_tanh(x * a + b) * sigmoid(x)`` on 2^20 float32
-  elements (``x``, ``a``: (2^20,), ``b``: (1,)); signature ``predict`` (one kernel).
+  elements (``x``, ``a``: (2^20,), ``b``: (1,)); signature ``predict`` (one kernel);
+- with ``--peers`` (``bench/bench_webgpu_peers.mjs``), also ``OUTDIR/matmul256`` and
+  ``OUTDIR/matmul1024``: ``predict(a, b) = a @ b`` on N x N float32.
 
 Weights are seeded; the JS benchmark gives TF.js the same initial weights (read from the
 artifacts' ``weights.safetensors``) so both run the same workload from the same state.
@@ -27,7 +29,7 @@ def chain(x, a, b):
     return wt.gelu_tanh(x * a + b) * wt.sigmoid(x)
 
 
-def main(out: str) -> None:
+def main(out: str, peers: bool = False) -> None:
     nn = wt.nn
     wt.set_seed(0)
     mlp = nn.Sequential([nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"),
@@ -40,9 +42,12 @@ def main(out: str) -> None:
     cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"])
     v = wt.zeros((CHAIN_SIZE,))
     wt.export(None, path=os.path.join(out, "chain"), signatures={"predict": (chain, (v, v, wt.zeros((1,))))})
+    for n in (256, 1024) if peers else ():
+        m = wt.zeros((n, n))
+        wt.export(None, path=os.path.join(out, f"matmul{n}"), signatures={"predict": (wt.matmul, (m, m))})
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3) or sys.argv[2:] not in ([], ["--peers"]):
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(sys.argv[1], peers=sys.argv[2:] == ["--peers"])
