@@ -1,11 +1,24 @@
-"""The ``matmul`` template: a workgroup-tiled kernel with shared-memory tiles and 4x4 outputs per
-invocation, batched; operand layouts (transposes, broadcast batch dims) come from the loads'
-index expressions, so nothing is materialised. Few output tiles over a long K split K (partial
-tiles, then a summing pass); an output that fills under a fifth of its tiles (e.g. 9x16) and
-operands that are not affine loads use the generic reduction instead."""
+"""The ``matmul`` template, batched; operand layouts (transposes, broadcast batch dims) come from the
+loads' index expressions, so nothing is materialised. ``choose_plan`` picks per shape:
+
+- ``direct`` (most shapes): each invocation keeps an rm x rn block of sums in registers (4 x 4 up to
+  8 x 8, fitted to N and to the output's size) and reads A and B straight from the buffers: no
+  shared memory, no barriers, no padding of small N or K to a tile. Measured on Dawn/SwiftShader
+  (``bench/bench_webgpu_peers.mjs``) it beats 64 x 64 shared-memory tiles at every size tried,
+  12x on an im2col convolution (K = 9, N = 16), 3x on an MLP train step; jax-js, which is fast
+  on GPUs too, generates register-blocked kernels of this kind;
+- ``tiled``: shared-memory tiles with 4 x 4 outputs per invocation, kept for products large and
+  aligned enough that staging tiles pays on GPUs (not measured on a GPU yet: the threshold
+  ``MATMUL_TILED_MIN_MACS`` is a guess a GPU measurement should replace);
+- None: the generic reduction (``reduce.py``, which splits K across a workgroup), for
+  matrix-vector products, tiny outputs and operands that are not affine loads.
+
+Few workgroups over a long K split K (partial sums, then a summing pass) in both kernels."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 from ..core import kernel_ir as K
 from ..core.simplify import Simplifier
@@ -17,7 +30,64 @@ from .ops import cast_code, literal
 MATMUL_TK = 16               # k-depth of the matmul template's shared-memory tiles
 MATMUL_MIN_WORKGROUPS = 16   # matmuls with fewer output tiles split K ...
 MATMUL_SPLIT_K_MIN = 256     # ... into chunks of at least this many
-MATMUL_MIN_USE = 0.2         # below this share of useful tile work, the generic reduction is faster
+MATMUL_TILED_MIN_USE = 0.5   # shared-memory tiles only where at least this share of their work is useful ...
+MATMUL_TILED_MIN_MACS = 1 << 31   # ... and the product is this large (M * N * K multiply-adds)
+MATMUL_DIRECT_MIN_OUT = 512  # fewer outputs (launch-bound anyway) or a matrix-vector product: the generic reduction
+MATMUL_DIRECT_BIG_OUT = 1 << 18   # from this many outputs, 8 x 8 blocks per invocation (else 4 x 8)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one matmul is computed. ``tiled``: shared-memory tiles of (ts * rr) x tk and tk x (ts * rr)
+    in a ts x ts workgroup, rr x rr outputs per invocation. ``direct``: no shared memory and no
+    barriers; each invocation reads its rm rows of A and rn columns of B straight from the buffers
+    and keeps rm x rn sums in registers; a wx x wy workgroup covers (wy * rm) x (wx * rn) outputs."""
+    kind: str
+    ts: int = 0
+    rr: int = 0
+    tk: int = 1
+    rm: int = 1
+    rn: int = 1
+    wx: int = 1
+    wy: int = 1
+
+    @property
+    def tm(self) -> int:
+        return self.ts * self.rr
+
+    @property
+    def tn(self) -> int:
+        return self.ts * self.rr
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def choose_plan(batch: int, M: int, N: int, Kd: int, limits: Limits) -> Plan | None:
+    """The lowering for a (batch x) M x K by K x N product: ``tiled`` where its tiles are at least half
+    useful work, ``direct`` for the shapes tiles waste (small N or K: im2col convolutions, the
+    classifier layer of an MLP), None (the generic reduction, which splits K across a workgroup) for
+    matrix-vector products and outputs under ``MATMUL_DIRECT_MIN_OUT`` elements."""
+    ts = 16 if min(limits.max_compute_invocations_per_workgroup, limits.max_compute_workgroup_size_x,
+                   limits.max_compute_workgroup_size_y) >= 256 else 8
+    rr, tk = 4, MATMUL_TK
+    while 2 * tk * ts * rr * 4 > limits.max_compute_workgroup_storage_size and tk > 1:
+        tk //= 2
+    tiled = Plan("tiled", ts=ts, rr=rr, tk=tk)
+    tm = tiled.tm
+    use = M * N * Kd / (-(-M // tm) * tm * -(-N // tm) * tm * -(-Kd // tk) * tk)
+    if use >= MATMUL_TILED_MIN_USE and M * N * Kd >= MATMUL_TILED_MIN_MACS:
+        return tiled
+    if min(M, N) == 1 or batch * M * N < MATMUL_DIRECT_MIN_OUT:
+        return None
+    # bigger blocks reuse each loaded value more (rm + rn loads per rm * rn multiply-adds) but leave
+    # fewer invocations; columns first (B's rows are contiguous in the common layouts)
+    rn = min(N, 8 if N >= 16 else 4)
+    rm = min(M, 8 if batch * M * N >= MATMUL_DIRECT_BIG_OUT else 4)
+    wx = min(16, _pow2_at_least(-(-N // rn)))
+    wy = min(64 // wx, _pow2_at_least(-(-M // rm)))
+    return Plan("direct", rm=rm, rn=rn, wx=wx, wy=wy)
 
 
 def _operand(e: K.Expr):
@@ -56,20 +126,18 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
         return None   # keep f16 on the generic path until the template has an f16 variant
     ins = Inputs(kernel, limits, 1)
     t = compute_type(kernel.out.dtype, limits)
-    ts = 16 if min(limits.max_compute_invocations_per_workgroup, limits.max_compute_workgroup_size_x,
-                   limits.max_compute_workgroup_size_y) >= 256 else 8
-    rr = 4
-    tm = tn = ts * rr
-    tk = MATMUL_TK
-    while 2 * tk * tm * 4 > limits.max_compute_workgroup_storage_size and tk > 1:
-        tk //= 2
     batch = math.prod(space[:nb])
-    tiles_n, tiles_m = -(-N // tn), -(-M // tm)
-    tiles = batch * tiles_m * tiles_n
-    if M * N < MATMUL_MIN_USE * tiles_m * tiles_n * tm * tn:
+    plan = choose_plan(batch, M, N, Kd, limits)
+    if plan is None:
         return None
-    # split-K: few output tiles over a long K leave the device idle; chunks of K (multiples of tk)
+    if plan.kind == "tiled":
+        tiles_m, tiles_n = -(-M // plan.tm), -(-N // plan.tn)
+    else:   # direct: a workgroup covers wy x wx blocks of rm x rn outputs
+        tiles_m, tiles_n = -(-M // (plan.rm * plan.wy)), -(-N // (plan.rn * plan.wx))
+    tiles = batch * tiles_m * tiles_n
+    # split-K: few workgroups over a long K leave the device idle; chunks of K (multiples of tk)
     # write partial tiles, a second pass sums them.
+    tk = plan.tk
     ksplit = 1
     if tiles < MATMUL_MIN_WORKGROUPS and Kd >= 2 * MATMUL_SPLIT_K_MIN:
         ksplit = min(-(-MATMUL_MIN_WORKGROUPS // tiles), Kd // MATMUL_SPLIT_K_MIN)
@@ -88,8 +156,6 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
         return em.value(simp(add_all([int_const(c0)] + sp.runs({d: c for d, c in co.items() if d < nb}))))
 
     a_base, b_base = base(a), base(b)
-    am, ak = a[3].get(nb, 0), a[3].get(nb + 2, 0)
-    bk, bn = b[3].get(nb + 2, 0), b[3].get(nb + 1, 0)
 
     def read(op_info, off):
         load, cast_to = op_info[0], op_info[1]
@@ -97,8 +163,70 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
         return cast_code(v, compute_type(load.dtype, limits), t) if cast_to is not None or \
             compute_type(load.dtype, limits) != t else v
 
-    nthreads = ts * ts
     zero = literal(0, t)
+    out_t = storage_type(kernel.out.dtype, limits)
+    dest, obase = ("result", f"z * {M * N}") if ksplit == 1 else ("partials", f"(z * {ksplit} + ks) * {M * N}")
+    pre = "\n  ".join(em.lines[1])
+    head = f"""  {wg_line}
+  if (wg >= {total}) {{ return; }}
+  let zk = wg / {tiles_m * tiles_n};
+  let z = zk / {ksplit};
+  let ks = zk % {ksplit};
+  let tile = wg % {tiles_m * tiles_n};"""
+    binds = tuple((name, w) for name, _, w in ins.decls()) + ((dest, True),)
+    decls = ins.decls() + [(dest, out_t if ksplit == 1 else t, True)]
+    job = _Job(plan, M, N, Kd, kchunk, a, b, am=a[3].get(nb, 0), ak=a[3].get(nb + 2, 0), bk=b[3].get(nb + 2, 0),
+               bn=b[3].get(nb + 1, 0), a_base=a_base, b_base=b_base, read=read, zero=zero, t=t, head=head, pre=pre,
+               dest=dest, obase=obase, header=shader_header(decls, limits, em.helpers, _shared(plan, t)),
+               binds=binds, grid=grid)
+    first = _tiled_pass(job) if plan.kind == "tiled" else _direct_pass(job)
+    if ksplit == 1:
+        return ins.lowered([first])
+    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits)],
+                       scratch=[("partials", batch * ksplit * M * N * 4)])
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What both first passes need: the plan, the sizes, the operands (load info, strides along m, k
+    and k, n; WGSL bases per batch), how to read them, and the shader's shared text."""
+    plan: Plan
+    M: int
+    N: int
+    Kd: int
+    kchunk: int
+    a: tuple
+    b: tuple
+    am: int
+    ak: int
+    bk: int
+    bn: int
+    a_base: str
+    b_base: str
+    read: Callable
+    zero: str
+    t: str
+    head: str
+    pre: str
+    dest: str
+    obase: str
+    header: str
+    binds: tuple
+    grid: tuple
+
+
+def _shared(plan: Plan, t: str) -> str:
+    if plan.kind != "tiled":
+        return ""
+    return f"var<workgroup> tile_a: array<{t}, {plan.tk * plan.tm}>;\nvar<workgroup> tile_b: array<{t}, {plan.tk * plan.tn}>;"
+
+
+def _tiled_pass(j: _Job) -> Pass:
+    """Shared-memory tiles of tm x tk and tk x tn, a ts x ts workgroup, rr x rr outputs per invocation."""
+    plan, M, N, Kd, kchunk, a, b, read, zero = j.plan, j.M, j.N, j.Kd, j.kchunk, j.a, j.b, j.read, j.zero
+    ts, rr, tm, tn, tk = plan.ts, plan.rr, plan.tm, plan.tn, plan.tk
+    am, ak, bk, bn, a_base, b_base, dest = j.am, j.ak, j.bk, j.bn, j.a_base, j.b_base, j.dest
+    nthreads = ts * ts
 
     def tile_load(name, op_info, rows_name, rows_ext, rows_coef, k_coef, tile_rows, base_v):
         # tile[kk * tile_rows + mm]; consecutive invocations read consecutive addresses where possible
@@ -120,30 +248,22 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     inner = [f"let a{i} = tile_a[kk * {tm} + ty + {ts * i}];" for i in range(rr)]
     inner += [f"let b{j} = tile_b[kk * {tn} + tx + {ts * j}];" for j in range(rr)]
     inner += [f"acc{i}{j} = acc{i}{j} + a{i} * b{j};" for i in range(rr) for j in range(rr)]
-    out_t = storage_type(kernel.out.dtype, limits)
-    dest, obase = ("result", f"z * {M * N}") if ksplit == 1 else ("partials", f"(z * {ksplit} + ks) * {M * N}")
     stores = [f"if (m0 + ty + {ts * i} < {M} && n0 + tx + {ts * j} < {N}) {{ "
               f"{dest}[obase + (m0 + ty + {ts * i}) * {N} + n0 + tx + {ts * j}] = acc{i}{j}; }}"
               for i in range(rr) for j in range(rr)]
-    pre = "\n  ".join(em.lines[1])
-    shared = f"var<workgroup> tile_a: array<{t}, {tk * tm}>;\nvar<workgroup> tile_b: array<{t}, {tk * tn}>;"
-    src = shader_header(ins.decls() + [(dest, out_t if ksplit == 1 else t, True)], limits, em.helpers, shared) + f"""
+    tiles_n = -(-N // tn)
+    src = j.header + f"""
 @compute @workgroup_size({ts}, {ts})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>,
         @builtin(local_invocation_index) lidx: u32) {{
-  {wg_line}
-  if (wg >= {total}) {{ return; }}
-  let zk = wg / {tiles_m * tiles_n};
-  let z = zk / {ksplit};
-  let ks = zk % {ksplit};
-  let tile = wg % {tiles_m * tiles_n};
+{j.head}
   let m0 = (tile / {tiles_n}) * {tm};
   let n0 = (tile % {tiles_n}) * {tn};
   let tx = i32(lid3.x);
   let ty = i32(lid3.y);
   let li = i32(lidx);
-  let obase = {obase};
-  {pre}
+  let obase = {j.obase};
+  {j.pre}
   {"; ".join(f"var {x} = {zero}" for x in accs)};
   for (var k0 = ks * {kchunk}; k0 < min(ks * {kchunk} + {kchunk}, {Kd}); k0 = k0 + {tk}) {{
 {tile_load("tile_a", a, "m", M, am, ak, tm, a_base)}
@@ -157,11 +277,62 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   {(chr(10) + "  ").join(stores)}
 }}
 """
-    binds = tuple((name, w) for name, _, w in ins.decls()) + ((dest, True),)
-    tiled = Pass(src, binds, grid, (ts, ts, 1), BYTES.get(t, 4) * tk * (tm + tn))
-    if ksplit == 1:
-        return ins.lowered([tiled])
-    # second pass: result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e]
+    return Pass(src, j.binds, j.grid, (ts, ts, 1), BYTES.get(j.t, 4) * tk * (tm + tn))
+
+
+def _direct_pass(j: _Job) -> Pass:
+    """Each invocation: rm x rn outputs, summed over its chunk of K from direct buffer reads (rows and
+    columns past the edge read the last row/column and are not stored, so the loop has no branch)."""
+    p, M, N = j.plan, j.M, j.N
+    rm, rn, wx, wy = p.rm, p.rn, p.wx, p.wy
+    blocks_m, blocks_n = -(-M // rm), -(-N // rn)
+    tiles_n = -(-blocks_n // wx)
+
+    def at(first, i, ext, stride):
+        if stride == 0:
+            return "0"
+        idx = f"{first} + {i}" if i else first
+        if (ext % (rm if first == "m0" else rn)) and i:
+            idx = f"min({idx}, {ext - 1})"
+        return f"({idx}) * {stride}" if stride != 1 else idx
+
+    rows = [f"let ra{i} = {j.a_base} + {at('m0', i, M, j.am)};" for i in range(rm)]
+    cols = [f"let cb{c} = {j.b_base} + {at('n0', c, N, j.bn)};" for c in range(rn)]
+    kterm = lambda s: "k" if s == 1 else f"k * {s}"  # noqa: E731
+    inner = [f"let a{i} = {j.read(j.a, f'ra{i} + {kterm(j.ak)}')};" for i in range(rm)]
+    inner += [f"let b{c} = {j.read(j.b, f'cb{c} + {kterm(j.bk)}')};" for c in range(rn)]
+    inner += [f"acc{i}{c} = acc{i}{c} + a{i} * b{c};" for i in range(rm) for c in range(rn)]
+    stores = []
+    for i in range(rm):
+        for c in range(rn):
+            conds = ([f"m0 + {i} < {M}"] if M % rm and i else []) + ([f"n0 + {c} < {N}"] if N % rn and c else [])
+            st = f"{j.dest}[obase + (m0 + {i}) * {N} + n0 + {c}] = acc{i}{c};"
+            stores.append(f"if ({' && '.join(conds)}) {{ {st} }}" if conds else st)
+    nl = "\n  "
+    src = j.header + f"""
+@compute @workgroup_size({wx}, {wy})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{
+{j.head}
+  let bi = (tile / {tiles_n}) * {wy} + i32(lid3.y);
+  let bj = (tile % {tiles_n}) * {wx} + i32(lid3.x);
+  if (bi >= {blocks_m} || bj >= {blocks_n}) {{ return; }}
+  let m0 = bi * {rm};
+  let n0 = bj * {rn};
+  let obase = {j.obase};
+  {j.pre}
+  {nl.join(rows + cols)}
+  {"; ".join(f"var acc{i}{c} = {j.zero}" for i in range(rm) for c in range(rn))};
+  for (var k = ks * {j.kchunk}; k < min(ks * {j.kchunk} + {j.kchunk}, {j.Kd}); k = k + 1) {{
+    {(nl + "  ").join(inner)}
+  }}
+  {nl.join(stores)}
+}}
+"""
+    return Pass(src, j.binds, j.grid, (wx, wy, 1))
+
+
+def _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits) -> Pass:
+    """result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e]."""
     n_out, wgs = batch * M * N, limits.workgroup_size
     grid2, wg_line2 = workgroup_grid(-(-n_out // wgs), limits)
     src2 = shader_header([("partials", t, False), ("result", out_t, True)], limits) + f"""
@@ -176,5 +347,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   result[gid] = acc;
 }}
 """
-    p2 = Pass(src2, (("partials", False), ("result", True)), grid2, (wgs, 1, 1))
-    return ins.lowered([tiled, p2], scratch=[("partials", batch * ksplit * M * N * 4)])
+    return Pass(src2, (("partials", False), ("result", True)), grid2, (wgs, 1, 1))

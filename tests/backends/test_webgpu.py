@@ -172,9 +172,14 @@ def test_two_pass_reduction(dev, combiner):
     (((2, 1, 70, 65), (3, 50, 70)), True, True, "tiled"),       # transposes and broadcast batch via index
     (((64, 200), (40, 200)), False, True, "tiled"),
     (((70, 3000), (3000, 60)), False, False, "split-k"),        # 2 output tiles, long K: two passes
-    (((9, 2048), (2048, 16)), False, False, "generic"),         # 9x16 fills 4 % of a tile
+    (((131, 257), (257, 71)), False, False, "direct"),          # (more direct cases: test_webgpu_matmul_plans.py)
+    (((9, 2048), (2048, 16)), False, False, "generic"),         # 9x16: 144 outputs
 ])
-def test_matmul_lowerings(dev, shapes, ta, tb, lowering):
+def test_matmul_lowerings(dev, shapes, ta, tb, lowering, monkeypatch):
+    from webtensor.webgpu import matmul
+    if lowering in ("tiled", "split-k"):   # products this small take the direct kernel unless told
+        monkeypatch.setattr(matmul, "MATMUL_TILED_MIN_MACS", 0)
+        monkeypatch.setattr(matmul, "MATMUL_TILED_MIN_USE", 0.2)
     rng = np.random.default_rng(3)
     a, b = (rng.standard_normal(s).astype(np.float32) for s in shapes)
     x, y = wt.tensor(a, device="webgpu"), wt.tensor(b, device="webgpu")
@@ -183,7 +188,8 @@ def test_matmul_lowerings(dev, shapes, ta, tb, lowering):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
     k = next(k for k in dev.kernels if k.template == "matmul" and k.inputs[0].shape == shapes[0])
     passes = dev.kernels[k].lowered.passes
-    assert ("tile_a" in passes[0].source) == (lowering != "generic")
+    assert ("tile_a" in passes[0].source) == (lowering in ("tiled", "split-k"))
+    assert ("acc00" in passes[0].source) == (lowering != "generic")
     assert len(passes) == (2 if lowering == "split-k" else 1)
 
 
