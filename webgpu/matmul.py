@@ -32,7 +32,7 @@ MATMUL_MIN_WORKGROUPS = 16   # matmuls with fewer output tiles split K ...
 MATMUL_SPLIT_K_MIN = 256     # ... into chunks of at least this many
 MATMUL_TILED_MIN_USE = 0.5   # shared-memory tiles only where at least this share of their work is useful ...
 MATMUL_TILED_MIN_MACS = 1 << 31   # ... and the product is this large (M * N * K multiply-adds)
-MATMUL_DIRECT_MIN_OUT = 512  # fewer outputs (launch-bound anyway) or a matrix-vector product: the generic reduction
+MATMUL_DIRECT_MIN_OUT = 64   # fewer outputs (under one workgroup) or a matrix-vector product: the generic reduction
 MATMUL_DIRECT_BIG_OUT = 1 << 18   # from this many outputs, 8 x 8 blocks per invocation (else 4 x 8)
 
 

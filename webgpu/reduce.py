@@ -18,6 +18,21 @@ _COMBINE = {"sum": "{0} + {1}", "prod": "{0} * {1}", "max": "wt_max_{t}({0}, {1}
 _COMBINE_INT = {**_COMBINE, "max": "max({0}, {1})", "min": "min({0}, {1})"}
 SPLIT_MIN_LENGTH = 1 << 14   # reductions this long over few rows use two passes
 SPLIT_CHUNK = 4096           # elements per workgroup in the first of two passes
+SERIAL_MAX_LENGTH = 256      # rows this short, when there are at least ...
+SERIAL_MIN_ROWS = 64         # ... this many, are summed by one invocation each: no barriers (a bias
+#                              gradient's 256 columns of 128 took 104 ms in 8 barrier-synchronised
+#                              workgroups on Dawn/SwiftShader, 5 ms serially)
+
+
+def _threads_per_row(length: int, wgs: int, rows: int) -> int:
+    """Invocations cooperating on one row: one for many short rows, else a power of two, about a
+    quarter of the row length."""
+    if rows >= SERIAL_MIN_ROWS and length <= SERIAL_MAX_LENGTH:
+        return 1
+    t = 1
+    while t < wgs and t * 4 < length:
+        t *= 2
+    return t
 
 
 def _better(combiner: str, t: str) -> str:
@@ -38,14 +53,6 @@ def _better(combiner: str, t: str) -> str:
 }}"""
 
 
-def _threads_per_row(length: int, wgs: int) -> int:
-    """Invocations cooperating on one row: a power of two, about a quarter of the row length."""
-    t = 1
-    while t < wgs and t * 4 < length:
-        t *= 2
-    return t
-
-
 def _reduce_source(*, limits, decls, helpers, combiner, t, rows, length, pre, body, value, index,
                    store, row_split=None, prelude="") -> tuple[str, tuple[int, int, int]]:
     """One reduction pass. ``rows`` rows of ``length`` elements; ``pre``/``body`` are the lines before/in
@@ -55,7 +62,7 @@ def _reduce_source(*, limits, decls, helpers, combiner, t, rows, length, pre, bo
     wgs = limits.workgroup_size
     arg = combiner in ("argmax", "argmin")
     per_row = length if row_split is None else row_split[1]
-    tpr = _threads_per_row(per_row, wgs)
+    tpr = _threads_per_row(per_row, wgs, rows)
     rpw = wgs // tpr
     grid, wg_line = workgroup_grid(-(-rows // rpw), limits)
     if arg:

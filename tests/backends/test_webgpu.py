@@ -173,7 +173,8 @@ def test_two_pass_reduction(dev, combiner):
     (((64, 200), (40, 200)), False, True, "tiled"),
     (((70, 3000), (3000, 60)), False, False, "split-k"),        # 2 output tiles, long K: two passes
     (((131, 257), (257, 71)), False, False, "direct"),          # (more direct cases: test_webgpu_matmul_plans.py)
-    (((9, 2048), (2048, 16)), False, False, "generic"),         # 9x16: 144 outputs
+    (((9, 2048), (2048, 16)), False, False, "split-k-direct"),  # 9x16: 144 outputs, long K
+    (((300, 2048), (2048, 1)), False, False, "generic"),        # matrix-vector
 ])
 def test_matmul_lowerings(dev, shapes, ta, tb, lowering, monkeypatch):
     from webtensor.webgpu import matmul
@@ -190,7 +191,7 @@ def test_matmul_lowerings(dev, shapes, ta, tb, lowering, monkeypatch):
     passes = dev.kernels[k].lowered.passes
     assert ("tile_a" in passes[0].source) == (lowering in ("tiled", "split-k"))
     assert ("acc00" in passes[0].source) == (lowering != "generic")
-    assert len(passes) == (2 if lowering == "split-k" else 1)
+    assert len(passes) == (2 if lowering.startswith("split-k") else 1)
 
 
 def test_int_matmul(dev):

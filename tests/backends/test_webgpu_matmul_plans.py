@@ -2,7 +2,7 @@
 tiles, which the direct register-blocked kernel, which the generic reduction; and each kernel shape
 class against numpy on the "webgpu" device (lavapipe where no GPU exists): sizes that are not
 multiples of the per-invocation block, fewer rows or columns than a block, batches with broadcast
-and transposed operands, split K, integers.
+and transposed operands, split K, integers. Also the reduction's serial path for many short rows.
 """
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ import pytest
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 import webtensor as wt  # noqa: E402
+from webtensor.core import kernel_ir as K  # noqa: E402
+from webtensor.core.dtypes import float32  # noqa: E402
+from webtensor.core.op import Aval  # noqa: E402
+from webtensor.webgpu import wgsl  # noqa: E402
 from webtensor.webgpu.limits import Limits  # noqa: E402
 from webtensor.webgpu.matmul import choose_plan  # noqa: E402
 
@@ -26,7 +30,8 @@ from webtensor.webgpu.matmul import choose_plan  # noqa: E402
     (1, 128, 256, 784, "direct"),          # an MLP's first layer at batch 128 (a small product)
     (1, 1, 1000, 512, None),               # matrix-vector: the reduction splits K across a workgroup
     (1, 512, 1, 512, None),
-    (1, 9, 16, 2048, None),                # 144 outputs
+    (1, 9, 16, 2048, "direct"),            # 144 outputs over a long K: split K
+    (1, 4, 8, 64, None),                   # 32 outputs: under one workgroup
     (12, 64, 64, 64, "direct"),            # batched attention-sized heads
 ])
 def test_choose_plan(batch, M, N, K, kind):
@@ -72,3 +77,16 @@ def test_direct_matmul_against_numpy(dev, shapes, ta, tb, dtype):
     passes = dev.kernels[k].lowered.passes
     assert "tile_a" not in passes[0].source and "acc00" in passes[0].source     # the direct kernel
     assert len(passes) == (2 if shapes[0][-1] == 3000 else 1)
+
+
+@pytest.mark.parametrize("rows,length,barriers", [(256, 128, False), (200, 257, True), (8, 128, True)])
+def test_short_rows_reduce_serially(dev, rows, length, barriers):
+    """Many short rows (a bias gradient: column sums over the batch) reduce one row per invocation,
+    without barriers; long rows and few rows keep the workgroup tree."""
+    x = np.random.default_rng(5).standard_normal((length, rows)).astype(np.float32)
+    k = K.reduce_kernel([K.Buffer(x.shape, float32)], K.Buffer((rows,), float32), (length,),
+                        K.load(0, (K.idx(1), K.idx(0)), float32), "sum")
+    src = wgsl.lower(k, dev.limits).passes[0].source
+    assert ("workgroupBarrier" in src) == barriers
+    got = dev.to_host(dev.run_kernel(k, [dev.from_host(x, Aval(x.shape, float32))]), Aval((rows,), float32))
+    np.testing.assert_allclose(got, x.sum(0, dtype=np.float64), rtol=1e-5, atol=1e-5)

@@ -5,7 +5,9 @@ reshape/transpose/slice/pad/gather/concat) and compares the sha256 of every expo
 values recorded on main before the simplifier was moved into core/. Export is deterministic across
 processes and PYTHONHASHSEED (see tests/python/test_export.py), so the stored digests hold on any
 machine. The manifests' digests changed once since, when WebGPU kernels gained "access" (the
-manifests without it hash as before; no code or weights changed). Regenerate them (only for an intended change of the emitted code) with
+manifests without it hash as before; no code or weights changed), and when WebGPU matmuls gained
+plans per shape (webgpu/matmul.py: the CNN's small matmuls run the direct kernel; many short rows
+reduce serially). Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -52,7 +54,7 @@ def digests(out):
 
 EXPECTED = {
     'cnn/kernels/predict_0.wgsl': '520a3b9dc0928c7d2b68f86e7e436c172ca667ede447ee38a677bea44394d532',
-    'cnn/kernels/predict_1.wgsl': '6c7ad9d6520c2b0ee43487d153938351ec63c4c30d954bf0b7c9189e4e3feff5',
+    'cnn/kernels/predict_1.wgsl': '76db5a6598620ef0be0c494b09e3d07d17ef483c2c51302b1e32890cdd551e18',
     'cnn/kernels/predict_2.wgsl': '604f959b56a8207e847022d2cba294de68bb3afdaa2f24e0db376edee28b5f5a',
     'cnn/kernels/predict_3.wgsl': '3befc3e61962a88bd5bb4772e8c5cca4fa0263984ce2252bb6ff6197455ceef1',
     'cnn/kernels/predict_4.wgsl': '7fab0e0efd740dc2067da3d21030d4b4bb8bc1ad18f151afca6a7f1d95bd706e',
@@ -64,8 +66,8 @@ EXPECTED = {
     'cnn/kernels/train_step_15.wgsl': '3e76131903fd54de99e56e90b0da69c895db65db689b5419d0cb952a039708a4',
     'cnn/kernels/train_step_16.wgsl': 'cc33defbfd869e6d58dd9d7663b6423a10024f2ad3c0e8d27296ccb072e74018',
     'cnn/kernels/train_step_17.wgsl': '455b97a947febeddd68cf25613dd843b8c32afb69f1da3a480c9193430080acc',
-    'cnn/kernels/train_step_18.wgsl': 'fffb73a5979baf914e62e9d2c5f49101ade01553b858b9d7a3b349bdaf1caccd',
-    'cnn/kernels/train_step_19.wgsl': '23f482881df0d351d29f18791b9c2e829a4ec1ce108e498cec6e83e7809e63df',
+    'cnn/kernels/train_step_18.wgsl': '002871975976eddbaa619150e3a25653de8bc5688c6d77cc961881602b42a2f1',
+    'cnn/kernels/train_step_19.wgsl': '42cf1b371531bf2e9ac49e1fe1f1999fe608d2d4559bc29c409b514222e32b54',
     'cnn/kernels/train_step_2.wgsl': 'ee896f02ccaee70c61676c900cbad7e7b4ae1e4f4094d42158c35bdf9b18c8a3',
     'cnn/kernels/train_step_20.wgsl': '639fb8c76fbfb9f53a73f184414def22da5f637fa925d2f066f3dc058c1d3dce',
     'cnn/kernels/train_step_21.wgsl': '13be51e4a42dbaba19dcb58397b74592ac76b378608664f178277f146580a869',
@@ -84,7 +86,7 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '481551c6b974e621c38b519cd1b250ec1333ffb4351d588a1d1c30ec7b620ece',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': '30b0c660e05dbf7d6b3ba87824aff99e1e70f67e317f63368a6fa02608d4664a',
+    'cnn/manifest.json': '1da59d7bb1bff7d261f95f9be17265cbaa7e6bec93f88380894a3865a2207df9',
     'cnn/module.wasm': 'f82583cf22c9fe2d9d05165761fe57c681ee43b520f1ad2761b8757e8bcf28bc',
     'cnn/weights.safetensors': '3ed89222bc3e72ea2e5a1f83549595045346d6fbb661a39ed2a31a5941ec3a85',
     'fn/kernels/predict_0.wgsl': 'abe1f0b3f19e50f47f4bad8cc201c351804c498800b73129d9094e4f8f75b10e',
