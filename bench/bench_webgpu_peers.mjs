@@ -15,8 +15,9 @@
 // GPUComputePassEncoder.dispatchWorkgroups and GPUQueue.submit. Outputs are compared with
 // webtensor's first (max |difference|; MLP losses at steps 1 and 5).
 //
-// Each measurement is the median of --repeats rounds of --seconds each; ratios are
-// webtensor's rate / the peer's rate measured in the same process (> 1: webtensor faster).
+// The runtimes take turns, round by round (--repeats rounds of --seconds each per workload); a rate
+// is the median round's, a ratio (webtensor's rate / the peer's, > 1: webtensor faster) the median
+// of the per-round ratios, so that load from other processes falls on all runtimes alike.
 //
 // Usage: node bench/bench_webgpu_peers.mjs [--seconds 1] [--repeats 3] [--peers jax,tfjs]
 //                                          [--workloads matmul256,matmul1024,mlp,cnn,chain]
@@ -97,53 +98,63 @@ const weights = (kind) => {
 const MLP_W = ['dense/kernel', 'dense/bias', 'dense_1/kernel', 'dense_1/bias', 'dense_2/kernel', 'dense_2/bias'];
 const CNN_W = ['conv2d/kernel', 'conv2d/bias', 'conv2d_1/kernel', 'conv2d_1/bias', 'dense/kernel', 'dense/bias'];
 
-// ---- timing: median seconds per call over REPEATS rounds -----------------------------------------
-async function timeit(fn) {
-  await fn();
-  await fn();
-  const rounds = [];
-  for (let r = 0; r < REPEATS; r++) {
-    let reps = 0;
-    const t0 = performance.now();
-    while (reps < 2 || (performance.now() - t0 < SECONDS * 1000 && reps < 10000)) {
-      await fn();
-      reps++;
-    }
-    rounds.push((performance.now() - t0) / 1000 / reps);
+// ---- timing -----------------------------------------------------------------------------------
+// Runtimes take turns: each round times every runtime for SECONDS on one workload, so load from
+// other processes on a shared machine falls on all of them; a ratio is the median of per-round ratios.
+async function round(fn) {
+  let reps = 0;
+  const t0 = performance.now();
+  while (reps < 2 || (performance.now() - t0 < SECONDS * 1000 && reps < 10000)) {
+    await fn();
+    reps++;
   }
-  rounds.sort((x, y) => x - y);
-  return rounds[rounds.length >> 1];
+  return (performance.now() - t0) / 1000 / reps; // seconds per call
 }
+const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 const maxAbs = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const firstLine = (e) => String(e?.message ?? e).split('\n')[0];
 
 // Each runtime gives, per workload, an async function returning the result as a Float32Array
-// (the loss, for the train step) and a dispose(); `bench` measures them one runtime at a time.
-async function measure(runtime, make) {
+// (the loss, for the train step) and optionally dispose().
+async function measureAll(makers) {
+  const fns = {};
   const res = {};
-  let fns;
-  try {
-    fns = await make();
-  } catch (e) {
-    return { error: e.message.split('\n')[0] };
-  }
-  for (const w of WORKLOADS) {
-    const fn = fns[w];
-    if (!fn) continue;
+  for (const [name, make] of Object.entries(makers)) {
     try {
-      const first = await fn();
-      let fifth = null;
-      if (w === 'mlp') {
-        for (let i = 0; i < 3; i++) await fn();
-        fifth = await fn();
-      }
-      const calls = await countCalls(fn);
-      res[w] = { first, fifth, calls, seconds: await timeit(fn) };
+      fns[name] = await make();
+      res[name] = {};
     } catch (e) {
       if (process.env.BENCH_DEBUG) console.error(e);
-      res[w] = { error: e.message.split('\n')[0] };
+      res[name] = { error: firstLine(e) };
     }
   }
-  fns.dispose?.();
+  for (const w of WORKLOADS) {
+    const live = [];
+    for (const name of Object.keys(fns)) {
+      const fn = fns[name][w];
+      if (!fn) continue;
+      try {
+        const first = await fn();
+        let fifth = null;
+        if (w === 'mlp') {
+          for (let i = 0; i < 3; i++) await fn();
+          fifth = await fn();
+        }
+        const calls = await countCalls(fn);
+        await fn();
+        res[name][w] = { first, fifth, calls, rounds: [] };
+        live.push(name);
+      } catch (e) {
+        if (process.env.BENCH_DEBUG) console.error(e);
+        res[name][w] = { error: firstLine(e) };
+      }
+    }
+    for (let r = 0; r < REPEATS; r++) {
+      for (const name of live) res[name][w].rounds.push(await round(fns[name][w]));
+    }
+    for (const name of live) res[name][w].seconds = median(res[name][w].rounds);
+  }
+  for (const f of Object.values(fns)) f.dispose?.();
   return res;
 }
 
@@ -275,9 +286,10 @@ const RATE = {
   cnn: ['images/s', (s) => CNN.batch / s],
   chain: ['calls/s', (s) => 1 / s],
 };
-const results = { webtensor: await measure('webtensor', webtensorFns) };
-if (PEERS.includes('jax')) results['jax-js'] = await measure('jax-js', jaxFns);
-if (PEERS.includes('tfjs')) results['TF.js'] = await measure('TF.js', tfjsFns);
+const makers = { webtensor: webtensorFns };
+if (PEERS.includes('jax')) makers['jax-js'] = jaxFns;
+if (PEERS.includes('tfjs')) makers['TF.js'] = tfjsFns;
+const results = await measureAll(makers);
 
 const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 console.log(`Node ${process.version}; adapter: ${adapterName}; median of ${REPEATS} x ${SECONDS} s`);
@@ -295,7 +307,8 @@ for (const w of WORKLOADS) {
   const ours = results.webtensor[w];
   const ratios = who.slice(1).map((r) => {
     const m = results[r][w];
-    return (ours?.seconds && m?.seconds ? `${(m.seconds / ours.seconds).toFixed(2)}x` : '-').padEnd(14);
+    if (!ours?.seconds || !m?.seconds) return '-'.padEnd(14);
+    return `${median(m.rounds.map((t, i) => t / ours.rounds[i])).toFixed(2)}x`.padEnd(14);
   });
   console.log(`${w.padEnd(12)}${cells.join('')}${ratios.join('')}`);
 }

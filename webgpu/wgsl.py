@@ -15,13 +15,15 @@ use. Like every backend it knows the IR's vocabulary, never op names:
 - ``map`` kernels: one invocation per output element; workgroups are folded into a 2-D/3-D grid
   when their count exceeds ``maxComputeWorkgroupsPerDimension``;
 - ``reduce`` kernels: a tree reduction in ``var<workgroup>`` memory (one or several rows per
-  workgroup), two passes when few rows are very long; argmax/argmin keep the first index on ties
-  and, like numpy, treat NaN as the extreme value;
-- ``template == 'matmul'``: a workgroup-tiled kernel with shared-memory tiles and 4x4 outputs per
-  invocation, batched; operand layouts (transposes, broadcast batch dims) come from the loads'
-  index expressions, so nothing is materialised. Few output tiles over a long K split K (partial
-  tiles, then a summing pass); an output that fills under a fifth of its tiles (e.g. 9x16) and
-  operands that are not affine loads use the generic reduction instead.
+  workgroup; one row per invocation, no barriers, for many short rows), two passes when few rows
+  are very long; argmax/argmin keep the first index on ties and, like numpy, treat NaN as the
+  extreme value;
+- ``template == 'matmul'``: batched; operand layouts (transposes, broadcast batch dims) come from
+  the loads' index expressions, so nothing is materialised. A plan per shape (``matmul.py``'s
+  ``choose_plan``): a register-blocked direct kernel (rm x rn outputs per invocation) for most
+  shapes, shared-memory tiles for very large aligned products, split K (then a summing pass) for
+  few workgroups over a long K; matrix-vector products, tiny outputs and operands that are not
+  affine loads use the generic reduction instead.
 
 Device limits (:class:`Limits`, read from the adapter by the runtime) shape the result: at most
 ``maxStorageBuffersPerShaderStage`` bindings per pass (further inputs are packed into one binding
