@@ -33,7 +33,9 @@ MATMUL_SPLIT_K_MIN = 256     # ... into chunks of at least this many
 MATMUL_TILED_MIN_USE = 0.5   # shared-memory tiles only where at least this share of their work is useful ...
 MATMUL_TILED_MIN_MACS = 1 << 31   # ... and the product is this large (M * N * K multiply-adds)
 MATMUL_DIRECT_MIN_OUT = 64   # fewer outputs (under one workgroup) or a matrix-vector product: the generic reduction
-MATMUL_DIRECT_BIG_OUT = 1 << 18   # from this many outputs, 8 x 8 blocks per invocation (else 4 x 8)
+MATMUL_DIRECT_BIG_OUT = 1 << 15   # from this many outputs, 8 x 8 blocks per invocation (else 4 x 8;
+#                                   on Dawn/SwiftShader 8 x 8 from 2^15 beat it from 2^18 by 1.2-1.3x on
+#                                   the 256 matmul and the MLP; unrolling K by 4 was slower)
 
 
 @dataclass(frozen=True)
