@@ -220,7 +220,8 @@ class _Job:
 def _shared(plan: Plan, t: str) -> str:
     if plan.kind != "tiled":
         return ""
-    return f"var<workgroup> tile_a: array<{t}, {plan.tk * plan.tm}>;\nvar<workgroup> tile_b: array<{t}, {plan.tk * plan.tn}>;"
+    return (f"var<workgroup> tile_a: array<{t}, {plan.tk * plan.tm}>;\n"
+            f"var<workgroup> tile_b: array<{t}, {plan.tk * plan.tn}>;")
 
 
 def _tiled_pass(j: _Job) -> Pass:

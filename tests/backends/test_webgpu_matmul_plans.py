@@ -66,7 +66,8 @@ def test_direct_matmul_against_numpy(dev, shapes, ta, tb, dtype):
         a, b = (rng.integers(-9, 10, s).astype(np.int32) for s in shapes)
     else:
         a, b = (rng.standard_normal(s).astype(np.float32) for s in shapes)
-    got = wt.matmul(wt.tensor(a, device="webgpu"), wt.tensor(b, device="webgpu"), transpose_a=ta, transpose_b=tb).numpy()
+    x, y = wt.tensor(a, device="webgpu"), wt.tensor(b, device="webgpu")
+    got = wt.matmul(x, y, transpose_a=ta, transpose_b=tb).numpy()
     want = np.matmul(np.swapaxes(a, -1, -2) if ta else a, np.swapaxes(b, -1, -2) if tb else b)
     if dtype == np.int32:
         np.testing.assert_array_equal(got, want)
