@@ -117,22 +117,40 @@ class WasmBackend {
     this.signatures = new Map(Object.entries(signatures).map(([name, sig]) => [name, {
       driver: exports[sig.wasm.driver],
       inputs: sig.wasm.inputs,
+      inputBytes: sig.inputs.map((spec) => storageBytes(spec)),
       outputs: sig.wasm.outputs.map((addr, k) => [addr, storageBytes(sig.outputs[k])]),
     }]));
   }
 
-  /** Write the inputs' storage bytes, call the driver, return copies of the outputs' bytes. */
-  run(name, inputs) {
+  /**
+   * Write the inputs, call the driver, return the outputs' bytes. An input is
+   * its storage bytes (copied to its slot) or {addr} of a resident tensor in
+   * this memory (nothing to do when it already is the slot, else one
+   * copyWithin). `views`: return Uint8Array views of the output slots (valid
+   * until the next run) instead of copies.
+   */
+  run(name, inputs, views = false) {
     const sig = this.signatures.get(name);
     let mem = new Uint8Array(this.memory.buffer);
-    inputs.forEach((data, k) => mem.set(data, sig.inputs[k]));
+    inputs.forEach((data, k) => {
+      const at = sig.inputs[k];
+      if (!(data instanceof Uint8Array)) {
+        if (data.addr !== at) mem.copyWithin(at, data.addr, data.addr + data.bytes);
+      } else mem.set(data, at);
+    });
     try {
       sig.driver();
     } catch (e) {
       throw new ArtifactError(`webtensor: signature '${name}': the WebAssembly driver trapped (${String(e.message).slice(0, 200)})`);
     }
     mem = new Uint8Array(this.memory.buffer); // a driver that grew the memory detached the old buffer
-    return sig.outputs.map(([addr, n]) => mem.slice(addr, addr + n));
+    return sig.outputs.map(([addr, n]) => (views ? mem.subarray(addr, addr + n) : mem.slice(addr, addr + n)));
+  }
+
+  /** {addr, bytes} of signature `name`'s input `k` (where a resident tensor for it lives). */
+  inputSlot(name, k) {
+    const sig = this.signatures.get(name);
+    return { addr: sig.inputs[k], bytes: sig.inputBytes[k] };
   }
 
   readVariables(indices) {
