@@ -156,7 +156,7 @@ export async function readArtifact(read, where) {
 
   checkManifest(manifest, fail);
   for (const [name, data] of files) { // WGSL sources: strict UTF-8 (a byte order mark is kept, and refused by WGSL)
-    if (name === 'module.wasm' || name === 'weights.safetensors') continue;
+    if (name === 'module.wasm' || name === 'module_relaxed.wasm' || name === 'weights.safetensors') continue;
     try {
       new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(data);
     } catch {
@@ -199,6 +199,9 @@ function checkManifest(manifest, fail) {
     }
     if (sig.wasm !== undefined) listed('module.wasm', `${what} wasm`);
     (sig.webgpu?.kernels ?? []).forEach((k, i) => listed(k.wgsl, `${what} webgpu.kernels[${i}]`));
+  }
+  if (Object.hasOwn(manifest.files, 'module_relaxed.wasm') && !Object.values(signatures).some((sig) => sig.wasm !== undefined)) {
+    fail('manifest.json: "files" lists module_relaxed.wasm, but no signature has a "wasm" section');
   }
 }
 

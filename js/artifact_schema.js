@@ -41,6 +41,10 @@ export default {
     },
     "module.wasm": {
      "$ref": "#/$defs/module_entry"
+    },
+    "module_relaxed.wasm": {
+     "description": "Optional: module.wasm's drivers at the same addresses, using relaxed SIMD (fused multiply-adds); loaders run it where the engine has relaxed SIMD, else module.wasm (docs/artifact.md).",
+     "$ref": "#/$defs/module_entry"
     }
    },
    "additionalProperties": {
@@ -108,7 +112,7 @@ export default {
    }
   },
   "module_entry": {
-   "description": "module.wasm: at most 1 GiB (V8's limit on a module).",
+   "description": "module.wasm and module_relaxed.wasm: at most 1 GiB (V8's limit on a module).",
    "$ref": "#/$defs/file_entry",
    "properties": {
     "bytes": {

@@ -147,7 +147,7 @@ def read_artifact(path):
             fail(f"{name}: its SHA-256 is not the one the manifest lists (damaged file?)")
         files[name] = data
     _check_manifest(manifest, fail)
-    for name in files.keys() - {"module.wasm", "weights.safetensors"}:     # WGSL sources
+    for name in files.keys() - {"module.wasm", "module_relaxed.wasm", "weights.safetensors"}:     # WGSL sources
         _text(files, name, fail)
     try:
         stored, _ = safetensors_io.load(files["weights.safetensors"])
@@ -196,6 +196,8 @@ def _check_manifest(manifest, fail):
                      f"got {json.dumps(sig[key])[:80]}")
         if "wasm" in sig:
             listed("module.wasm", f"{what} wasm")
+    if "module_relaxed.wasm" in manifest["files"] and not any("wasm" in sig for sig in signatures.values()):
+        fail('manifest.json: "files" lists module_relaxed.wasm, but no signature has a "wasm" section')
         for i, k in enumerate(sig.get("webgpu", {}).get("kernels", [])):
             listed(k["wgsl"], f"{what} webgpu.kernels[{i}]")
 

@@ -24,13 +24,27 @@ def _align(n: int, a: int = ALIGN) -> int:
     return -(-n // a) * a
 
 
+RELAXED = "module_relaxed.wasm"        # the same module with relaxed-SIMD fused multiply-adds
+
+
 def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,
                 stored: dict[bytes, str], options: dict):
     """One module for every signature; returns ``({"module.wasm": bytes}, {signature: its "wasm"
     section})``. Constants named in ``stored`` are not data segments: each section's
     ``"constants"`` maps their addresses to their tensors in weights.safetensors, which the loader
-    copies there. ``options["wasm_fma"]``: relaxed-SIMD fused multiply-adds (``lower.lower``'s ``fma``)."""
-    fma = bool(options.get("wasm_fma"))
+    copies there. ``options["wasm_fma"]``: also write ``module_relaxed.wasm``, the same drivers with
+    relaxed-SIMD fused multiply-adds (``lower.lower``'s ``fma``) at the same addresses; loaders use
+    it where the engine has relaxed SIMD, else ``module.wasm`` (docs/artifact.md)."""
+    files, sections = _module(traced, variables, consts, stored, fma=False)
+    if options.get("wasm_fma"):
+        relaxed, same = _module(traced, variables, consts, stored, fma=True)
+        if same != sections:                      # both must fit one manifest section
+            raise AssertionError("wasm export: the relaxed-SIMD module's memory layout differs from module.wasm's")
+        files[RELAXED] = relaxed["module.wasm"]
+    return files, sections
+
+
+def _module(traced, variables, consts, stored, fma: bool):
     m = Module()
     lowered: dict = {}
     for t in traced:
