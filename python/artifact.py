@@ -196,10 +196,10 @@ def _check_manifest(manifest, fail):
                      f"got {json.dumps(sig[key])[:80]}")
         if "wasm" in sig:
             listed("module.wasm", f"{what} wasm")
-    if "module_relaxed.wasm" in manifest["files"] and not any("wasm" in sig for sig in signatures.values()):
-        fail('manifest.json: "files" lists module_relaxed.wasm, but no signature has a "wasm" section')
         for i, k in enumerate(sig.get("webgpu", {}).get("kernels", [])):
             listed(k["wgsl"], f"{what} webgpu.kernels[{i}]")
+    if "module_relaxed.wasm" in manifest["files"] and not any("wasm" in sig for sig in signatures.values()):
+        fail('manifest.json: "files" lists module_relaxed.wasm, but no signature has a "wasm" section')
 
 
 def _from_storage(data, spec):

@@ -1031,6 +1031,15 @@ add("manifest", "wasm-constant-float64", _const_tensor("float64", (2,), bytes(16
 add("manifest", "wasm-constant-huge-shape", _const_tensor("uint8", (1 << 20,), bytes(1 << 20)),
     desc="a constant naming a 1 MiB uint8 tensor (not a storage dtype)")
 
+# module_relaxed.wasm (relaxed SIMD): checked like module.wasm on every engine, used or not
+add("wasm-module", "relaxed-header-only", lambda c: c.set_file("module_relaxed.wasm", b"\x00asm\x01\x00\x00\x00"),
+    desc="module_relaxed.wasm is an empty module (no drivers)")
+add("wasm-module", "relaxed-text", lambda c: c.set_file("module_relaxed.wasm", b"(module)"),
+    desc="module_relaxed.wasm is WebAssembly text")
+add("wasm-module", "relaxed-hash", lambda c: (c.set_file("module_relaxed.wasm", c.files["module.wasm"]),
+                                               c.manifest["files"]["module_relaxed.wasm"].__setitem__("sha256", "0" * 64)),
+    desc="module_relaxed.wasm with a wrong SHA-256")
+
 
 # ---------------------------------------------------------------- writing
 
