@@ -222,9 +222,10 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         batch_size: for a model without ``example_inputs``: the batch size of the signatures
             (default: the one it was built with); the other dimensions come from its ``Input`` shapes.
         backends: which code to carry (``'wasm'``, ``'webgpu'``: the registered exporters).
-        wasm_fma: emit relaxed-SIMD fused multiply-adds (``wasm.lower``'s ``fma``). Off by default:
-            relaxed SIMD needs a flag in Node 20 and is missing in some browsers, and its results
-            may differ between engines in the last bit.
+        wasm_fma: also write ``module_relaxed.wasm``, the same drivers with relaxed-SIMD fused
+            multiply-adds (``wasm.lower``'s ``fma``), which loaders run where the engine has relaxed
+            SIMD (else ``module.wasm``). Off by default: Node 20 has relaxed SIMD only behind a flag,
+            and the two modules' results differ in the last bits (docs/artifact.md, "Relaxed SIMD").
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
