@@ -5,7 +5,15 @@
 //   - CNN forward: 32 x 28 x 28 x 1 -> conv3x3 16 (same, ReLU) -> maxpool 2 -> conv3x3 32
 //     (same, ReLU) -> maxpool 2 -> dense 10 (images/s);
 //   - the fused chain gelu_tanh(x * a + b) * sigmoid(x) on 2^20 float32 elements (ms; webtensor
-//     compiles it to one kernel, TF.js runs its ops one by one).
+//     compiles it to one kernel, TF.js runs its ops one by one);
+//   - matmul a @ b of float32 N x N matrices, N = 256 and 1024 (GFLOP/s; wasm only).
+//
+// The chain and the matmuls run twice on webtensor's wasm backend: copying (typed arrays in, a
+// fresh Float32Array out per call) and resident (inputs written once into the model's WebAssembly
+// memory with model.inputTensor(), outputs read as views: run(..., {output: 'view'})), as TF.js
+// keeps its tensors on its backend. The artifacts carry module_relaxed.wasm (fused multiply-adds),
+// which runs where the engine has relaxed SIMD: in Node 20 only with
+// `node --experimental-wasm-relaxed-simd bench/bench_node.mjs` (the report names the module).
 //
 // webtensor runs artifacts exported by bench/export_bench.py (run here with python3) on its
 // WebAssembly and WebGPU backends; TF.js (@tensorflow/tfjs 4, dev dependencies only) runs the
@@ -52,6 +60,7 @@ const CNN = { batch: 32, x: Float32Array.from({ length: 32 * 28 * 28 }, () => ra
 const CHAIN = { n: 1 << 20, b: Float32Array.of(0.25) };
 CHAIN.x = Float32Array.from({ length: CHAIN.n }, () => 6 * rand() - 3);
 CHAIN.a = Float32Array.from({ length: CHAIN.n }, () => 2 * rand() - 1);
+const MATMUL = [256, 1024].map((n) => ({ n, a: Float32Array.from({ length: n * n }, () => 2 * rand() - 1), b: Float32Array.from({ length: n * n }, () => 2 * rand() - 1) }));
 const weightsOf = (kind) => webtensor.parseSafetensors(readFileSync(join(out, kind, 'weights.safetensors'))).tensors;
 
 // ---- timing ----------------------------------------------------------------------------------
@@ -168,7 +177,21 @@ async function benchTfjs(backend) {
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
   const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss };
-  if (backend === 'wasm') result.threads = tfWasm.getThreadsCount();
+  if (backend === 'wasm') {
+    result.threads = tfWasm.getThreadsCount();
+    result.matmul = [];
+    for (const { n, a, b } of MATMUL) {
+      const [ta, tb] = [tf.tensor(a, [n, n]), tf.tensor(b, [n, n])];
+      const mm = async () => {
+        const o = tf.matMul(ta, tb);
+        const v = await o.data();
+        o.dispose();
+        return v;
+      };
+      result.matmul.push({ n, out: await mm(), s: await timeit(mm) });
+      tf.dispose([ta, tb]);
+    }
+  }
   tf.disposeVariables();
   tf.dispose([x, y, xc, cx, ca, cb]);
   return result;
@@ -194,6 +217,28 @@ async function benchWebtensor(backend) {
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
   const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss, loadS };
+  result.module = mlp.stats().wasmModule ?? backend;
+  if (backend === 'wasm') {
+    // resident: inputs written once into the model's memory, the output read in place
+    const names = ['x', 'a', 'b'];
+    const resident = names.map((name) => chainModel.inputTensor('predict', name).write(CHAIN[name]));
+    const chainResident = async () => (await chainModel.run('predict', resident, { output: 'view' })).output_0.dataSync();
+    const same = (u, v) => u.length === v.length && u.every((e, i) => Object.is(e, v[i]));
+    if (!same(await chainResident(), chainOut)) throw new Error('fused chain: the resident path differs from the copying path');
+    result.chainResidentS = await timeit(chainResident);
+    result.matmul = [];
+    for (const { n, a, b } of MATMUL) {
+      const m = await webtensor.load(join(out, `matmul${n}`), options);
+      const copying = async () => (await m.predict([a, b])).dataSync();
+      const ins = [m.inputTensor('predict', 'a').write(a), m.inputTensor('predict', 'b').write(b)];
+      const outName = m.signatures.predict.outputs[0].name;
+      const inPlace = async () => (await m.run('predict', ins, { output: 'view' }))[outName].dataSync();
+      const o = await copying();
+      if (!same(await inPlace(), o)) throw new Error(`matmul ${n}: the resident path differs from the copying path`);
+      result.matmul.push({ n, out: o, s: await timeit(copying), residentS: await timeit(inPlace) });
+      m.dispose();
+    }
+  }
   mlp.dispose();
   cnn.dispose();
   chainModel.dispose();
@@ -218,13 +263,24 @@ for (const backend of BACKENDS) {
     console.log(`${'MLP train step (b=128)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${fmt(1 / r.stepS)} steps/s`.padEnd(20)}${ratio(r.stepS, theirs.stepS)}${note}`);
     console.log(`${'CNN forward (b=32, 28x28)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${fmt(CNN.batch / r.forwardS)} images/s`.padEnd(20)}${ratio(r.forwardS, theirs.forwardS)}`);
     console.log(`${'fused chain (2^20 elements)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${(r.chainS * 1e3).toFixed(2)} ms`.padEnd(20)}${ratio(r.chainS, theirs.chainS)}`);
+    if (r.chainResidentS) {
+      console.log(`${'fused chain, resident'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${(r.chainResidentS * 1e3).toFixed(2)} ms`.padEnd(20)}${ratio(r.chainResidentS, theirs.chainS)}`);
+    }
+    (r.matmul ?? []).forEach((mm, k) => {
+      const gflops = (s) => `${fmt(2 * mm.n ** 3 / s / 1e9)} GFLOP/s`.padEnd(20);
+      const ref = theirs.matmul?.[k]?.s;
+      console.log(`${`matmul ${mm.n}`.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${gflops(mm.s)}${ref ? ratio(mm.s, ref) : ''}`);
+      if (mm.residentS) console.log(`${`matmul ${mm.n}, resident`.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${gflops(mm.residentS)}${ref ? ratio(mm.residentS, ref) : ''}`);
+    });
+    if (who === 'webtensor') console.log(`  (webtensor's module: ${r.module})`);
     rows.push({ who, backend, ...r });
   }
   if (!ours.error && !theirs.error) {
     console.log(`  check (${backend}): CNN logits max |webtensor - TF.js| = ${maxAbs(ours.logits, theirs.logits).toExponential(2)}, ` +
       `MLP loss at steps 1 and 5: ${ours.firstLoss.toFixed(6)}, ${ours.fifthLoss.toFixed(6)} vs ` +
       `${theirs.firstLoss.toFixed(6)}, ${theirs.fifthLoss.toFixed(6)}; fused chain max |difference| = ` +
-      `${maxAbs(ours.chainOut, theirs.chainOut).toExponential(2)}`);
+      `${maxAbs(ours.chainOut, theirs.chainOut).toExponential(2)}` +
+      (ours.matmul ? `; matmul max |difference| = ${ours.matmul.map((m, k) => maxAbs(m.out, theirs.matmul[k].out).toExponential(2)).join(', ')}` : ''));
   }
 }
 if (tfWebgpuError) console.log(`TF.js WebGPU backend could not be imported in Node: ${tfWebgpuError}`);
