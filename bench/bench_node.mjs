@@ -5,15 +5,17 @@
 //   - CNN forward: 32 x 28 x 28 x 1 -> conv3x3 16 (same, ReLU) -> maxpool 2 -> conv3x3 32
 //     (same, ReLU) -> maxpool 2 -> dense 10 (images/s);
 //   - the fused chain gelu_tanh(x * a + b) * sigmoid(x) on 2^20 float32 elements (ms; webtensor
-//     compiles it to one kernel, TF.js runs its ops one by one);
-//   - matmul a @ b of float32 N x N matrices, N = 256 and 1024 (GFLOP/s; wasm only).
+//     compiles it to one kernel, TF.js runs its ops one by one).
 //
-// The chain and the matmuls run twice on webtensor's wasm backend: copying (typed arrays in, a
-// fresh Float32Array out per call) and resident (inputs written once into the model's WebAssembly
-// memory with model.inputTensor(), outputs read as views: run(..., {output: 'view'})), as TF.js
-// keeps its tensors on its backend. The artifacts carry module_relaxed.wasm (fused multiply-adds),
-// which runs where the engine has relaxed SIMD: in Node 20 only with
-// `node --experimental-wasm-relaxed-simd bench/bench_node.mjs` (the report names the module).
+// Then, on wasm, a head-to-head of the fused chain and matmul a @ b (float32 N x N, N = 256 and
+// 1024) whose calls alternate between the runtimes (round robin), so that both see the same load
+// on a shared machine: webtensor copying (typed arrays in, a fresh Float32Array out per call),
+// webtensor resident (inputs written once into the model's WebAssembly memory with
+// model.inputTensor(), outputs read in place: run(..., {output: 'view'})), and TF.js-wasm (tensors
+// on its backend, result read with data()). It reports the fastest call and the mean of each.
+// The artifacts carry module_relaxed.wasm (fused multiply-adds), which runs where the engine has
+// relaxed SIMD: Node 20 only with `node --experimental-wasm-relaxed-simd bench/bench_node.mjs`
+// (the report names the module that ran).
 //
 // webtensor runs artifacts exported by bench/export_bench.py (run here with python3) on its
 // WebAssembly and WebGPU backends; TF.js (@tensorflow/tfjs 4, dev dependencies only) runs the
@@ -23,7 +25,7 @@
 // Every timed call includes reading the result back (loss or logits), so queued GPU work is
 // counted. The outputs of the two runtimes are compared first (max |difference|).
 //
-// Usage: node bench/bench_node.mjs [--seconds 2] [--backends wasm,webgpu] [--tfjs-threads N]
+// Usage: node bench/bench_node.mjs [--seconds 2] [--backends wasm,webgpu] [--tfjs-threads N] [--rounds 40]
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -41,6 +43,7 @@ const opt = (name, dflt) => {
 const SECONDS = Number(opt('seconds', 2));
 const BACKENDS = opt('backends', 'wasm,webgpu').split(',');
 const TFJS_THREADS = opt('tfjs-threads', null);
+const ROUNDS = Number(opt('rounds', 40)); // head-to-head: calls of each contender per workload
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
 process.env.XDG_RUNTIME_DIR ??= tmpdir();
@@ -177,21 +180,7 @@ async function benchTfjs(backend) {
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
   const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss };
-  if (backend === 'wasm') {
-    result.threads = tfWasm.getThreadsCount();
-    result.matmul = [];
-    for (const { n, a, b } of MATMUL) {
-      const [ta, tb] = [tf.tensor(a, [n, n]), tf.tensor(b, [n, n])];
-      const mm = async () => {
-        const o = tf.matMul(ta, tb);
-        const v = await o.data();
-        o.dispose();
-        return v;
-      };
-      result.matmul.push({ n, out: await mm(), s: await timeit(mm) });
-      tf.dispose([ta, tb]);
-    }
-  }
+  if (backend === 'wasm') result.threads = tfWasm.getThreadsCount();
   tf.disposeVariables();
   tf.dispose([x, y, xc, cx, ca, cb]);
   return result;
@@ -217,32 +206,74 @@ async function benchWebtensor(backend) {
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
   const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss, loadS };
-  result.module = mlp.stats().wasmModule ?? backend;
-  if (backend === 'wasm') {
-    // resident: inputs written once into the model's memory, the output read in place
-    const names = ['x', 'a', 'b'];
-    const resident = names.map((name) => chainModel.inputTensor('predict', name).write(CHAIN[name]));
-    const chainResident = async () => (await chainModel.run('predict', resident, { output: 'view' })).output_0.dataSync();
-    const same = (u, v) => u.length === v.length && u.every((e, i) => Object.is(e, v[i]));
-    if (!same(await chainResident(), chainOut)) throw new Error('fused chain: the resident path differs from the copying path');
-    result.chainResidentS = await timeit(chainResident);
-    result.matmul = [];
-    for (const { n, a, b } of MATMUL) {
-      const m = await webtensor.load(join(out, `matmul${n}`), options);
-      const copying = async () => (await m.predict([a, b])).dataSync();
-      const ins = [m.inputTensor('predict', 'a').write(a), m.inputTensor('predict', 'b').write(b)];
-      const outName = m.signatures.predict.outputs[0].name;
-      const inPlace = async () => (await m.run('predict', ins, { output: 'view' }))[outName].dataSync();
-      const o = await copying();
-      if (!same(await inPlace(), o)) throw new Error(`matmul ${n}: the resident path differs from the copying path`);
-      result.matmul.push({ n, out: o, s: await timeit(copying), residentS: await timeit(inPlace) });
-      m.dispose();
-    }
-  }
+  result.module = mlp.stats().wasmModule;
   mlp.dispose();
   cnn.dispose();
   chainModel.dispose();
   return result;
+}
+
+// ---- head-to-head on wasm: calls alternate between the contenders ------------------------------
+async function headToHead() {
+  if (!(await tf.setBackend('wasm'))) throw new Error("tf.setBackend('wasm') failed");
+  await tf.ready();
+  const same = (u, v) => u.length === v.length && u.every((e, i) => Object.is(e, v[i]));
+  const workloads = [];
+  const disposers = [];
+  const add = async (name, dir, inputs, shapes, tfjs, unit) => {
+    const model = await webtensor.load(join(out, dir), { backend: 'wasm' });
+    const sig = model.signatures.predict;
+    const outName = sig.outputs[0].name;
+    const resident = sig.inputs.map((spec, k) => model.inputTensor('predict', spec.name).write(inputs[k]));
+    const ts = inputs.map((v, k) => tf.tensor(v, shapes[k]));
+    disposers.push(() => { model.dispose(); tf.dispose(ts); });
+    const fns = {
+      'webtensor copying': async () => (await model.run('predict', inputs))[outName].dataSync(),
+      'webtensor resident': async () => (await model.run('predict', resident, { output: 'view' }))[outName].dataSync(),
+      'TF.js': async () => {
+        const o = tfjs(...ts);
+        const v = await o.data();
+        o.dispose();
+        return v;
+      },
+    };
+    const copied = await fns['webtensor copying']();
+    if (!same(await fns['webtensor resident'](), copied)) throw new Error(`${name}: the resident path differs from the copying path`);
+    workloads.push({ name, fns, unit, module: model.stats().wasmModule, diff: maxAbs(copied, await fns['TF.js']()) });
+  };
+  const chainTf = (x, a, b) => tf.tidy(() => {
+    const z = x.mul(a).add(b);
+    const inner = z.add(z.mul(z).mul(z).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+    return z.mul(0.5).mul(tf.tanh(inner).add(1)).mul(tf.sigmoid(x));
+  });
+  await add('fused chain (2^20)', 'chain', [CHAIN.x, CHAIN.a, CHAIN.b], [[CHAIN.n], [CHAIN.n], [1]], chainTf, (s) => `${(s * 1e3).toFixed(2)} ms`);
+  for (const { n, a, b } of MATMUL) {
+    await add(`matmul ${n}`, `matmul${n}`, [a, b], [[n, n], [n, n]], (p, q) => tf.matMul(p, q), (s) => `${fmt(2 * n ** 3 / s / 1e9)} GFLOP/s`);
+  }
+  console.log(`head-to-head on wasm, ${ROUNDS} rounds, calls alternating (TF.js-wasm ${tfWasm.getThreadsCount()} thread(s)); fastest call / mean:`);
+  console.log('workload                  contender            fastest              mean                 vs TF.js (fastest / mean)');
+  for (const w of workloads) {
+    const names = Object.keys(w.fns);
+    const best = Object.fromEntries(names.map((k) => [k, Infinity]));
+    const total = Object.fromEntries(names.map((k) => [k, 0]));
+    for (const k of names) { await w.fns[k](); await w.fns[k](); } // warm up
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const k of r % 2 ? names.slice().reverse() : names) {
+        const t0 = performance.now();
+        await w.fns[k]();
+        const dt = (performance.now() - t0) / 1000;
+        best[k] = Math.min(best[k], dt);
+        total[k] += dt;
+      }
+    }
+    for (const k of names) {
+      const mean = total[k] / ROUNDS;
+      const vs = k === 'TF.js' ? '' : `${(best['TF.js'] / best[k]).toFixed(2)}x / ${(total['TF.js'] / total[k]).toFixed(2)}x`;
+      console.log(`${w.name.padEnd(26)}${k.padEnd(21)}${w.unit(best[k]).padEnd(21)}${w.unit(mean).padEnd(21)}${vs}`);
+    }
+    console.log(`  (${w.module}; max |webtensor - TF.js| = ${w.diff.toExponential(2)})`);
+  }
+  for (const d of disposers) d();
 }
 
 // ---- run and report --------------------------------------------------------------------------
@@ -258,30 +289,20 @@ for (const backend of BACKENDS) {
       console.log(`${'(both workloads)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}unavailable: ${r.error}`);
       continue;
     }
-    const note = who === 'TF.js' && r.threads ? ` (${r.threads} threads)` : who === 'webtensor' ? ` (load ${r.loadS.toFixed(2)} s)` : '';
+    const note = who === 'TF.js' && r.threads ? ` (${r.threads} threads)` : who === 'webtensor' ? ` (load ${r.loadS.toFixed(2)} s${r.module ? `, ${r.module}` : ''})` : '';
     const ratio = (mine, ref) => (who === 'webtensor' && !theirs.error ? `${(ref / mine).toFixed(2)}x` : '');
     console.log(`${'MLP train step (b=128)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${fmt(1 / r.stepS)} steps/s`.padEnd(20)}${ratio(r.stepS, theirs.stepS)}${note}`);
     console.log(`${'CNN forward (b=32, 28x28)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${fmt(CNN.batch / r.forwardS)} images/s`.padEnd(20)}${ratio(r.forwardS, theirs.forwardS)}`);
     console.log(`${'fused chain (2^20 elements)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${(r.chainS * 1e3).toFixed(2)} ms`.padEnd(20)}${ratio(r.chainS, theirs.chainS)}`);
-    if (r.chainResidentS) {
-      console.log(`${'fused chain, resident'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${(r.chainResidentS * 1e3).toFixed(2)} ms`.padEnd(20)}${ratio(r.chainResidentS, theirs.chainS)}`);
-    }
-    (r.matmul ?? []).forEach((mm, k) => {
-      const gflops = (s) => `${fmt(2 * mm.n ** 3 / s / 1e9)} GFLOP/s`.padEnd(20);
-      const ref = theirs.matmul?.[k]?.s;
-      console.log(`${`matmul ${mm.n}`.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${gflops(mm.s)}${ref ? ratio(mm.s, ref) : ''}`);
-      if (mm.residentS) console.log(`${`matmul ${mm.n}, resident`.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${gflops(mm.residentS)}${ref ? ratio(mm.residentS, ref) : ''}`);
-    });
-    if (who === 'webtensor') console.log(`  (webtensor's module: ${r.module})`);
     rows.push({ who, backend, ...r });
   }
   if (!ours.error && !theirs.error) {
     console.log(`  check (${backend}): CNN logits max |webtensor - TF.js| = ${maxAbs(ours.logits, theirs.logits).toExponential(2)}, ` +
       `MLP loss at steps 1 and 5: ${ours.firstLoss.toFixed(6)}, ${ours.fifthLoss.toFixed(6)} vs ` +
       `${theirs.firstLoss.toFixed(6)}, ${theirs.fifthLoss.toFixed(6)}; fused chain max |difference| = ` +
-      `${maxAbs(ours.chainOut, theirs.chainOut).toExponential(2)}` +
-      (ours.matmul ? `; matmul max |difference| = ${ours.matmul.map((m, k) => maxAbs(m.out, theirs.matmul[k].out).toExponential(2)).join(', ')}` : ''));
+      `${maxAbs(ours.chainOut, theirs.chainOut).toExponential(2)}`);
   }
 }
+if (BACKENDS.includes('wasm')) await headToHead();
 if (tfWebgpuError) console.log(`TF.js WebGPU backend could not be imported in Node: ${tfWebgpuError}`);
 rmSync(out, { recursive: true, force: true });
