@@ -147,20 +147,19 @@ class WasmBackend {
 
   /**
    * Write the inputs, call the driver, return the outputs' bytes. An input is
-   * its storage bytes (copied to its slot) or {addr} of a resident tensor in
-   * this memory (nothing to do when it already is the slot, else one
-   * copyWithin). `views`: return Uint8Array views of the output slots (valid
+   * its storage bytes (copied to its slot) or {addr, bytes} of a resident
+   * tensor in this memory (nothing to do when it already is the slot, else
+   * its bytes are copied there). `views`: return Uint8Array views of the output slots (valid
    * until the next run) instead of copies.
    */
   run(name, inputs, views = false) {
     const sig = this.signatures.get(name);
     let mem = new Uint8Array(this.memory.buffer);
-    inputs.forEach((data, k) => {
-      const at = sig.inputs[k];
-      if (!(data instanceof Uint8Array)) {
-        if (data.addr !== at) mem.copyWithin(at, data.addr, data.addr + data.bytes);
-      } else mem.set(data, at);
-    });
+    // a resident tensor of another slot is read before any slot is written: slots of different
+    // signatures overlap, so writing one input could overwrite another's source
+    const staged = inputs.map((data, k) => (data instanceof Uint8Array || data.addr === sig.inputs[k]
+      ? data : mem.slice(data.addr, data.addr + data.bytes)));
+    staged.forEach((data, k) => { if (data instanceof Uint8Array) mem.set(data, sig.inputs[k]); });
     try {
       sig.driver();
     } catch (e) {

@@ -2,6 +2,10 @@
 // output views: the same bits as the copying path, and the documented
 // lifetimes and errors.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import * as webtensor from '../node.js';
@@ -146,5 +150,37 @@ test('train_step on resident inputs equals the copying path bit for bit', async 
   } finally {
     a.dispose();
     b.dispose();
+  }
+});
+
+test('resident tensors of other slots are copied in without clobbering each other (swapped inputs)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'webtensor-resident-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync('python3', ['-c', `
+import numpy as np, webtensor as wt
+def f(x, a):
+    return x * 2.0 + a
+def g(u, v):
+    return u - v
+z = np.zeros(16, np.float32)
+wt.export(None, path=${JSON.stringify(dir)}, signatures={"predict": (f, (z, z)), "other": (g, (z, z))}, backends=("wasm",))
+`]);
+  const m = await webtensor.load(dir, { backend: 'wasm' });
+  try {
+    const xv = Float32Array.from({ length: 16 }, (_, i) => i + 0.5);
+    const av = Float32Array.from({ length: 16 }, (_, i) => 100 - 3 * i);
+    const x = m.inputTensor('predict', 'x').write(xv);
+    const a = m.inputTensor('predict', 'a').write(av);
+    // swapped: each slot's tensor goes to the other slot
+    const swapped = (await m.run('predict', { x: a, a: x })).output_0.dataSync();
+    assert.deepEqual(bits(swapped), bits((await m.predict(av, xv)).dataSync()));
+    x.write(xv);
+    a.write(av);
+    // another signature's inputs from predict's slots (the regions overlap)
+    const other = (await m.run('other', [a, x])).output_0.dataSync();
+    assert.deepEqual(bits(other), bits(av.map((v, i) => Math.fround(v - xv[i]))));
+    assert.equal(x.isStale, true, 'a run of another signature makes them stale');
+  } finally {
+    m.dispose();
   }
 });
