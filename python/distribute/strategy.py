@@ -246,7 +246,8 @@ class _SyncStep:
         if self.program is None or rows > self.program.batch:
             if self.program is not None:
                 self.sync()
-            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows)
+            backends = sorted(set(getattr(self.strategy, "_backends", ["wasm"])), key=["wasm", "webgpu"].index)
+            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows, backends=backends)
             self.strategy._start(self.program)
 
     def __call__(self, x, y, sample_weight=None):
