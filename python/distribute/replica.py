@@ -153,6 +153,13 @@ class ReplicaRunner:
     def apply_gradients(self, grads: list) -> None:
         self.model.run("apply_gradients", *grads)
 
+    def apply_then_compute(self, grads, xs: list, y, w) -> tuple:
+        """The previous step's update (when ``grads`` is not None), then this step's gradients: one
+        round trip per synchronous step instead of two."""
+        if grads is not None:
+            self.apply_gradients(grads)
+        return self.compute_gradients(xs, y, w)
+
     def apply_shard(self, k: int, grads: list) -> None:
         """A parameter server's update of shard ``k`` (``apply_gradients_<k>``)."""
         self.model.run(f"apply_gradients_{k}", *grads)

@@ -326,20 +326,29 @@ class MirroredStrategy(Strategy):
         self._pool = ThreadPoolExecutor(len(devices), thread_name_prefix="webtensor-replica")
         self._variable_class = MirroredVariable
         self._runners = []
+        self._pending = None     # the last step's averaged gradients, applied with the next step
 
     def _map(self, fn, items):
         return list(self._pool.map(fn, items))
 
     def _start(self, program):
         self._runners = self._map(lambda r: ReplicaRunner(program, self._backends[r]), range(self.num_replicas_in_sync))
+        self._pending = None
 
     def _compute(self, shards):
-        return self._map(lambda r: self._runners[r].compute_gradients(*shards[r][:3]), range(self.num_replicas_in_sync))
+        # The previous step's averaged update runs in the same thread hand-off as this step's
+        # gradients (one per replica per step, as MultiWorkerMirroredStrategy's round trip).
+        pending, self._pending = self._pending, None
+        return self._map(lambda r: self._runners[r].apply_then_compute(pending, *shards[r][:3]),
+                         range(self.num_replicas_in_sync))
 
     def _apply(self, grads):
-        self._map(lambda r: self._runners[r].apply_gradients(grads), range(self.num_replicas_in_sync))
+        self._pending = grads
 
     def _weights(self):
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._map(lambda r: self._runners[r].apply_gradients(pending), range(self.num_replicas_in_sync))
         return self._runners[0].get_weights()
 
     def __repr__(self):
