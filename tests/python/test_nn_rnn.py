@@ -457,3 +457,36 @@ def test_webgpu_matches_reference(rng):
         layer.set_weights([v.astype(np.float32) for v in w])
         got = layer(x, mask=wt.tensor(mask)).numpy()
     close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_exported_recurrent_model_runs_on_wasm(tmp_path):
+    """The unrolled loop exports like any graph (fixed shapes); the artifact matches the model."""
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 5, (4, 6)).astype(np.int32)
+    ids[0, 3:] = 0
+    with wt.device("wasm"):
+        wt.set_seed(5)
+        model = nn.Sequential([nn.Input((6,), dtype="int32"), nn.Embedding(5, 4, mask_zero=True),
+                               nn.Bidirectional(nn.GRU(4, return_sequences=True)), nn.LSTM(3), nn.Dense(2)])
+        want = model.predict_on_batch(ids).numpy()
+        model.compile("sgd", "mse")
+        model.export(tmp_path, batch_size=4)
+        got = wt.load(tmp_path, backend="wasm").predict(ids)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)      # measured: 1e-9 apart
+
+
+def test_orthogonal_initializer():
+    init = nn.initializers.get("orthogonal")
+    for shape in [(5, 5), (3, 8), (8, 3), (2, 3, 4)]:
+        q = init(shape, seed=3).numpy().astype(np.float64)
+        assert q.shape == shape
+        m = q.reshape(-1, shape[-1])
+        small = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m          # orthonormal rows or columns
+        np.testing.assert_allclose(small, np.eye(min(m.shape)), atol=1e-6)
+    np.testing.assert_array_equal(init((4, 4), seed=1).numpy(), init((4, 4), seed=1).numpy())
+    assert not np.array_equal(init((4, 4), seed=1).numpy(), init((4, 4), seed=2).numpy())
+    g = nn.initializers.Orthogonal(gain=2.0, seed=1)
+    np.testing.assert_allclose(g((3, 3)).numpy(), 2 * init((3, 3), seed=1).numpy(), rtol=1e-6)
+    assert g.get_config() == {"gain": 2.0, "seed": 1}
+    with pytest.raises(ValueError, match="rank >= 2"):
+        init((4,))
