@@ -490,3 +490,20 @@ def test_orthogonal_initializer():
     assert g.get_config() == {"gain": 2.0, "seed": 1}
     with pytest.raises(ValueError, match="rank >= 2"):
         init((4,))
+
+
+def test_functional_encoder_decoder(rng):
+    """initial_state from another layer's return_state, through the functional API and its config."""
+    enc_in, dec_in = nn.Input((5, 3)), nn.Input((4, 2))
+    _, h, c = nn.LSTM(6, return_state=True)(enc_in)
+    out = nn.LSTM(6, return_sequences=True)(dec_in, initial_state=[h, c])
+    model = nn.Model([enc_in, dec_in], out)
+    enc, dec = model.functional_layers[0], model.functional_layers[1]
+    w_enc, w_dec = randomize(enc, rng), randomize(dec, rng)
+    x = [f32(rng, 2, 5, 3), f32(rng, 2, 4, 2)]
+    _, _, states = np_rnn(lambda a, s: np_lstm(a, s, w_enc), x[0].astype(np.float64), [np.zeros((2, 6))] * 2)
+    want = np_rnn(lambda a, s: np_lstm(a, s, w_dec), x[1].astype(np.float64), states)[1]
+    close(model(x), want)
+    again = nn.saving.deserialize_keras_object(nn.saving.serialize_keras_object(model))
+    again.set_weights(model.get_weights())
+    close(again(x), want)
