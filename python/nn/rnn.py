@@ -27,7 +27,7 @@ from ..core import ops as F
 from ..core.dtypes import bool_, int32
 from ..creation import ones, zeros
 from ..tensor import Tensor, Variable, tensor
-from . import _random, saving
+from . import _random
 from . import activations as activations_mod
 from . import initializers as initializers_mod
 from .layer import InputSpec, Layer
@@ -457,8 +457,12 @@ class RNN(Layer):
         """
         if not self.stateful or self.states is None:
             raise ValueError(f"{type(self).__name__} {self.name!r}: reset_state needs a built layer with stateful=True")
-        values = [zeros(tuple(v.shape), dtype=v.dtype) for v in self.states] if states is None else [s if isinstance(s, Tensor) else tensor(s) for s in _as_list(states)]
-        if len(values) != len(self.states) or any(tuple(a.shape) != tuple(v.shape) for a, v in zip(values, self.states)):
+        if states is None:
+            values = [zeros(tuple(v.shape), dtype=v.dtype) for v in self.states]
+        else:
+            values = [s if isinstance(s, Tensor) else tensor(s) for s in _as_list(states)]
+        if len(values) != len(self.states) or \
+                any(tuple(a.shape) != tuple(v.shape) for a, v in zip(values, self.states)):
             raise ValueError(f"{type(self).__name__} {self.name!r}: reset_state expects {len(self.states)} states "
                              f"of shapes {[tuple(v.shape) for v in self.states]}")
         for var, value in zip(self.states, values):
@@ -781,9 +785,11 @@ class Bidirectional(Layer):
 
 
 def _copy(layer, **changes):
-    spec = saving.serialize_keras_object(layer)
-    spec["config"].update(changes)
-    return saving.deserialize_keras_object(spec)
+    """A new ``layer`` from its config with ``changes``; a layer in the config (``RNN``'s cell) is
+    copied too, by its own class (so a custom cell needs no registration)."""
+    config = {**layer.get_config(), **changes}
+    config = {k: type(v).from_config(v.get_config()) if isinstance(v, Layer) else v for k, v in config.items()}
+    return type(layer).from_config(config)
 
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "RNN", "SimpleRNN", "LSTM", "GRU", "Bidirectional"]

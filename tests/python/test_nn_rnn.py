@@ -507,3 +507,34 @@ def test_functional_encoder_decoder(rng):
     again = nn.saving.deserialize_keras_object(nn.saving.serialize_keras_object(model))
     again.set_weights(model.get_weights())
     close(again(x), want)
+
+
+def test_custom_cell_in_rnn_and_bidirectional(rng):
+    """Keras' minimal cell (its RNN docstring's example), unregistered, in RNN and Bidirectional."""
+    class MinimalCell(nn.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = self.state_size = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight("kernel", (input_shape[-1], self.units))
+            self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, self.units))
+
+        def call(self, inputs, states):
+            out = wt.matmul(inputs, self.kernel) + wt.matmul(states[0], self.recurrent_kernel)
+            return out, [out]
+
+    x = f32(rng, 2, 3, 4)
+    layer = nn.Bidirectional(nn.RNN(MinimalCell(3), return_sequences=True), merge_mode="sum")
+    layer(x)
+    assert layer.forward_layer.cell is not layer.backward_layer.cell
+    w = randomize(layer, rng)
+
+    def cell(ws):
+        def step(a, s):
+            out = a @ ws[0] + s[0] @ ws[1]
+            return out, [out]
+        return step
+    y = np_rnn(cell(w[:2]), x.astype(np.float64), [np.zeros((2, 3))])[1]
+    y_rev = np_rnn(cell(w[2:]), x.astype(np.float64), [np.zeros((2, 3))], go_backwards=True)[1][:, ::-1]
+    close(layer(x), y + y_rev)
