@@ -470,8 +470,10 @@ def test_exported_recurrent_model_runs_on_wasm(tmp_path):
                                nn.Bidirectional(nn.GRU(4, return_sequences=True)), nn.LSTM(3), nn.Dense(2)])
         want = model.predict_on_batch(ids).numpy()
         model.compile("sgd", "mse")
-        model.export(tmp_path, batch_size=4)
-        got = wt.load(tmp_path, backend="wasm").predict(ids)
+        model.export(tmp_path, example_inputs=(ids, np.zeros((4, 2), np.float32)))     # int32 ids
+        art = wt.load(tmp_path, backend="wasm")
+        assert art.signatures["predict"]["inputs"][0]["dtype"] == "int32"
+        got = art.predict(ids)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)      # measured: 1e-9 apart
 
 
