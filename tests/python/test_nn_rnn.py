@@ -456,7 +456,7 @@ def test_webgpu_matches_reference(rng):
         layer(x)
         layer.set_weights([v.astype(np.float32) for v in w])
         got = layer(x, mask=wt.tensor(mask)).numpy()
-    close(got, want, rtol=1e-5, atol=1e-5)
+    close(got, want, rtol=1e-6, atol=1e-6)         # float32 against float64: measured 7e-8 (lavapipe)
 
 
 def test_exported_recurrent_model_runs_on_wasm(tmp_path):
