@@ -150,7 +150,8 @@ def test_weights_follow_keras_layout():
     for layer, shapes in cases:
         layer(x)
         assert [tuple(w.shape) for w in layer.get_weights()] == shapes, layer
-        assert [k.split("/")[-1] for k, _ in layer._weight_items()] == ["kernel", "recurrent_kernel", "bias"][:len(shapes)]
+        names = [k.split("/")[-1] for k, _ in layer._weight_items()]
+        assert names == ["kernel", "recurrent_kernel", "bias"][:len(shapes)]
     lstm = cases[1][0]
     assert [k for k, _ in lstm._weight_items()] == ["lstm_cell/kernel", "lstm_cell/recurrent_kernel", "lstm_cell/bias"]
     # unit_forget_bias: the forget gate (second quarter, Keras' i, f, c, o) starts at 1, the rest at 0
