@@ -70,20 +70,22 @@ def np_lstm(x, states, w):
     return h, [h, c]
 
 
-def np_gru(x, states, w, reset_after=True):
+def np_gru(x, states, w, reset_after=True, rec_mask=1.0):
+    """``rec_mask``: recurrent dropout on h where it meets recurrent_kernel (not in the final mix)."""
     k, rk, b = w
     h = states[0]
+    hd = h * rec_mask
     u = h.shape[-1]
     b_in, b_rec = (b[0], b[1]) if reset_after else (b, np.zeros(3 * u))
     x_z, x_r, x_h = np.split(x @ k + b_in, 3, axis=-1)
     if reset_after:
-        r_z, r_r, r_h = np.split(h @ rk + b_rec, 3, axis=-1)
+        r_z, r_r, r_h = np.split(hd @ rk + b_rec, 3, axis=-1)
         z, r = sigmoid(x_z + r_z), sigmoid(x_r + r_r)
         hh = np.tanh(x_h + r * r_h)
     else:
-        z = sigmoid(x_z + h @ rk[:, :u])
-        r = sigmoid(x_r + h @ rk[:, u:2 * u])
-        hh = np.tanh(x_h + (r * h) @ rk[:, 2 * u:])
+        z = sigmoid(x_z + hd @ rk[:, :u])
+        r = sigmoid(x_r + hd @ rk[:, u:2 * u])
+        hh = np.tanh(x_h + (r * hd) @ rk[:, 2 * u:])
     h = z * h + (1 - z) * hh
     return h, [h]
 
@@ -312,19 +314,29 @@ def test_gradients_match_finite_differences(rng):
     np.testing.assert_array_equal(grads[0].numpy()[0], 0.0)
 
 
-def test_dropout_uses_one_mask_per_sequence(rng):
+DROPPED = {      # the cell with input mask dm and recurrent mask rm (Keras: on h where it meets recurrent_kernel)
+    "simple": lambda w, dm, rm: lambda a, s: np_simple(a * dm, [s[0] * rm], w),
+    "lstm": lambda w, dm, rm: lambda a, s: np_lstm(a * dm, [s[0] * rm, s[1]], w),
+    "gru": lambda w, dm, rm: lambda a, s: np_gru(a * dm, s, w, rec_mask=rm),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_dropout_uses_one_mask_per_sequence(kind, rng):
+    cls, cell, n_states = KINDS[kind]
     x = f32(rng, 3, 4, 5)
-    layer = nn.SimpleRNN(6, dropout=0.5, recurrent_dropout=0.25, return_sequences=True, seed=1)
+    layer = cls(6, dropout=0.5, recurrent_dropout=0.25, return_sequences=True, seed=1)
     layer(x)
     w = randomize(layer, rng)
-    no_drop = np_rnn(lambda a, s: np_simple(a, s, w), x.astype(np.float64), [np.zeros((3, 6))])[1]
+    zeros = [np.zeros((3, 6))] * n_states
+    no_drop = np_rnn(lambda a, s: cell(a, s, w), x.astype(np.float64), zeros)[1]
     close(layer(x), no_drop)                                # inference: no dropout
     drawn = []
     original = layer.cell._dropout_mask
 
-    def spy(kind, like):
-        m = original(kind, like)
-        drawn.append((kind, m.numpy().copy()))
+    def spy(which, like):
+        m = original(which, like)
+        drawn.append((which, m.numpy().copy()))
         return m
     layer.cell._dropout_mask = spy
     got = layer(x, training=True).numpy()
@@ -333,12 +345,12 @@ def test_dropout_uses_one_mask_per_sequence(rng):
     assert all(np.array_equal(m, masks[k]) for k, m in drawn)
     dm, rm = masks["input"], masks["recurrent"]
     assert set(np.unique(dm)) <= {0.0, 2.0} and set(np.unique(rm)) <= {0.0, 1 / 0.75}
-    want = np_rnn(lambda a, s: np_simple(a * dm, [s[0] * rm], w), x.astype(np.float64), [np.zeros((3, 6))])[1]
-    close(got, want)
+    assert 0 < (dm == 0).mean() < 1 and 0 < (rm == 0).mean() < 1
+    close(got, np_rnn(DROPPED[kind](w, dm, rm), x.astype(np.float64), zeros)[1])
     again = layer(x, training=True).numpy()                 # a new sequence draws new masks
     assert not np.allclose(again, got)
     with pytest.raises(TypeError, match="dropout"):
-        nn.LSTM(2, dropout="0.5")
+        cls(2, dropout="0.5")
 
 
 def test_stateful_continues_from_the_last_state(rng):
