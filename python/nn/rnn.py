@@ -63,6 +63,8 @@ class _DropoutCell(Layer):
     the gates share them (Keras' ``implementation=2``; with ``recurrent_dropout`` Keras draws one
     recurrent mask per gate). The masks come from :mod:`webtensor.nn._random`, keyed by ``seed`` and
     a counter that advances with every mask, so traced training steps draw new masks every run.
+    ``RNN`` forgets them after each sequence; a cell called on its own keeps them until
+    :meth:`reset_dropout_mask` (as Keras).
     """
 
     def _init_dropout(self, dropout, recurrent_dropout, seed):
