@@ -391,7 +391,9 @@ class RNN(Layer):
     list of ``(N, size)`` tensors, one per state (default zeros, or the kept states when
     ``stateful``); ``mask`` bool ``(N, T)``, True where a step is valid (default: the mask attached
     to ``sequences``, see the module docstring). The output's mask is the input's with
-    ``return_sequences`` (as Keras' ``compute_mask``), else none.
+    ``return_sequences`` (Keras' ``RNN.compute_mask``, which tf.keras 2 applied; Keras 3 sets
+    ``supports_masking=False`` on RNN layers and drops it), else none: stacked recurrent layers all
+    skip the padding.
 
     Args:
         cell: the cell (a Layer as above).
