@@ -22,9 +22,11 @@ device's).
 """
 from __future__ import annotations
 
+import array
 import errno
 import hashlib
 import json
+import math
 import os
 import stat
 from math import prod
@@ -180,12 +182,11 @@ def _unpacked(v, weights, fail):
     """A compactly stored variable as the variable the kernels read: float16 widened to float32
     (exact); int8 bytes packed four to an int32 word (zero-padded), after checking its scales are
     finite and positive."""
-    import numpy as np
     dtype, shape, data = weights[v["name"]]
     if dtype == "float16":
-        return "float32", shape, np.frombuffer(data, "<f2").astype("<f4").tobytes()
-    scales = np.frombuffer(weights[v["storage"]["scales"]][2], "<f4")
-    if not (np.isfinite(scales).all() and (scales > 0).all()):
+        return "float32", shape, bytes(hostdata.to_storage(data, as_dtype("float16"), "f32"))
+    scales = array.array("f", weights[v["storage"]["scales"]][2])
+    if not all(0 < x < math.inf for x in scales):
         fail(f"weights.safetensors: the scales of int8 variable '{v['name']}' ('{v['storage']['scales']}') must "
              "be finite and positive")
     return "int32", tuple(v["shape"]), data + bytes(-len(data) % 4)
