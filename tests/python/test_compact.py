@@ -249,3 +249,26 @@ def test_int8_export_without_numpy_writes_the_same_bytes(tmp_path):
     for a, b in (("nonp", "np"), ("nonp16", "np16")):
         for name in ("module.wasm", "weights.safetensors"):
             assert (tmp_path / a / name).read_bytes() == (tmp_path / b / name).read_bytes(), (a, name)
+
+
+@pytest.mark.parametrize("shape,n,ta", [((5, 7), 3, False), ((2, 3, 5, 7), 9, False), ((4, 7, 6), 16, True),
+                                        ((2, 33, 70), 17, False), ((64, 288), 32, False)])
+def test_quantized_matmul_wasm_template_is_the_float32_template_on_dequantized_weights(shape, n, ta):
+    """The wasm ``matmul_q8`` template packs int8 * scale into the float32 template's panels: equal
+    bit for bit to the float32 template on the dequantized matrix (any N, K, batch, transposed A)."""
+    from webtensor.core.op import Aval
+    from webtensor.core.ops.linalg import quantized_matmul_op
+    from webtensor.wasm import matmul as wasm_matmul
+    rng = np.random.default_rng(len(shape) * 100 + n)
+    k = shape[-2] if ta else shape[-1]
+    a = rng.standard_normal(shape).astype(np.float32)
+    w8 = rng.integers(-127, 128, (k, n)).astype(np.int8)
+    q = np.concatenate([w8.ravel(), np.zeros(-w8.size % 4, np.int8)]).view("<i4")
+    scales = rng.uniform(0.001, 0.1, n).astype(np.float32)
+    ins = [Aval(tuple(x.shape), wt.as_dtype(x.dtype)) for x in (a, q, scales)]
+    out = quantized_matmul_op.infer(*ins, transpose_a=ta, n=n)
+    assert wasm_matmul.supports(quantized_matmul_op.kernel(ins, out, transpose_a=ta, n=n))
+    with wt.device("wasm"):
+        y = quantized_matmul_op(wt.tensor(a), wt.tensor(q), wt.tensor(scales), transpose_a=ta, n=n).numpy()
+        y32 = wt.matmul(wt.tensor(a), wt.tensor(w8.astype(np.float32) * scales), transpose_a=ta).numpy()
+    np.testing.assert_array_equal(y, y32)
