@@ -272,3 +272,28 @@ def test_quantized_matmul_wasm_template_is_the_float32_template_on_dequantized_w
         y = quantized_matmul_op(wt.tensor(a), wt.tensor(q), wt.tensor(scales), transpose_a=ta, n=n).numpy()
         y32 = wt.matmul(wt.tensor(a), wt.tensor(w8.astype(np.float32) * scales), transpose_a=ta).numpy()
     np.testing.assert_array_equal(y, y32)
+
+
+@pytest.mark.parametrize("shape,n,ta", [((64, 288), 32, False), ((2, 64, 40), 48, False), ((96, 64), 64, True)])
+def test_quantized_matmul_webgpu_template(shape, n, ta):
+    """The WGSL ``matmul_q8`` template (int8 bytes times scales as the B tile loads) against numpy."""
+    from webtensor.core.op import Aval
+    from webtensor.core.ops.linalg import quantized_matmul_op
+    from webtensor.webgpu.limits import Limits
+    from webtensor.webgpu.matmul import lower_matmul
+    rng = np.random.default_rng(len(shape) * 100 + n)
+    k = shape[-2] if ta else shape[-1]
+    a = rng.standard_normal(shape).astype(np.float32)
+    w8 = rng.integers(-128, 128, (k, n)).astype(np.int8)       # -128 too: extractBits sign-extends
+    q = np.concatenate([w8.ravel(), np.zeros(-w8.size % 4, np.int8)]).view("<i4")
+    scales = rng.uniform(0.001, 0.1, n).astype(np.float32)
+    ins = [Aval(tuple(x.shape), wt.as_dtype(x.dtype)) for x in (a, q, scales)]
+    kernel = quantized_matmul_op.kernel(ins, quantized_matmul_op.infer(*ins, transpose_a=ta, n=n), transpose_a=ta, n=n)
+    assert lower_matmul(kernel, Limits()) is not None
+    ref = (np.swapaxes(a, -1, -2) if ta else a).astype(np.float64) @ (w8.astype(np.float32) * scales).astype(np.float64)
+    try:
+        with wt.device("webgpu"):
+            y = quantized_matmul_op(wt.tensor(a), wt.tensor(q), wt.tensor(scales), transpose_a=ta, n=n).numpy()
+    except (ImportError, RuntimeError) as e:
+        pytest.skip(f"no WebGPU device: {e}")
+    np.testing.assert_allclose(y, ref, rtol=0, atol=2e-6 * np.abs(ref).max())
