@@ -4,7 +4,8 @@ builders are shared with ``tests/python/test_compact.py`` and ``bench/bench_comp
 
     python3 tests/compact_fixtures.py OUTDIR
         builds both models (seeded, untrained: the outputs only need to be compared), exports each
-        as OUTDIR/<kind>_<weights dtype>/ (wasm only, batch BATCH) and writes OUTDIR/expected.json:
+        as OUTDIR/<kind>_<weights dtype>/ (wasm only, batch BATCH), the int8 one also as
+        OUTDIR/<kind>_int8_webgpu/ (WGSL only), and writes OUTDIR/expected.json:
         {kind: {"x": [inputs], "shape": [input shape], "predict": {weights dtype: Python-wasmtime's
         output of that artifact}}}.
 """
@@ -62,6 +63,8 @@ def main(out: str) -> None:
                 model.export(path, batch_size=BATCH, backends=("wasm",), weights_dtype=dt)
                 y = wt.load(path, backend="wasm").predict(x)
                 e["predict"][dt] = np.asarray(y, np.float32).ravel().tolist()
+            model.export(os.path.join(out, f"{kind}_int8_webgpu"), batch_size=BATCH, backends=("webgpu",),
+                         weights_dtype="int8")
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)
 

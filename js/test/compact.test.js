@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
+import { getGPU } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'compact_fixtures.py');
 
@@ -48,6 +49,22 @@ for (const kind of ['cnn', 'transformer']) {
       let err = 0, peak = 0;
       p.float32.forEach((v, i) => { err = Math.max(err, Math.abs(p.int8[i] - v)); peak = Math.max(peak, Math.abs(v)); });
       assert.ok(err > 0 && err < 0.02 * peak, `max |int8 - float32| ${err}, max |float32| ${peak}`);
+    });
+
+    test('int8 on WebGPU (WGSL matmul_q8) matches wasm within float32 rounding', async (t) => {
+      const { gpu, reason } = await getGPU();
+      if (!gpu) return t.skip(reason);
+      const e = expected[kind];
+      const model = await webtensor.load(join(out, `${kind}_int8_webgpu`), { backend: 'webgpu', gpu });
+      try {
+        const y = (await model.predict(webtensor.tensor(new Float32Array(e.x), e.shape))).dataSync();
+        const want = e.predict.int8;
+        const peak = Math.max(...want.map(Math.abs));
+        const err = Math.max(...Array.from(y, (v, i) => Math.abs(v - want[i])));
+        assert.ok(err <= 1e-5 * peak, `max |webgpu - wasm| ${err}, max |wasm| ${peak}`);
+      } finally {
+        model.dispose();
+      }
     });
 
     test('int8 weights are over 3.4x smaller than float32', () => {
