@@ -60,7 +60,7 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     it) in polynomials and the matmul micro-kernel; the module then needs an engine with the
     relaxed-SIMD feature, and results may differ from the unfused form in the last bit.
     """
-    if kernel.template == "matmul":
+    if kernel.template in ("matmul", "matmul_q8"):
         if matmul.supports(kernel):
             return matmul.lower(module, kernel, name, export, fma)
     a = analyze(kernel)

@@ -76,7 +76,7 @@ def lower(kernel: K.Kernel, limits: Limits = Limits()) -> Lowered:
         return Lowered(())
     if kernel.kind == "map":
         return lower_map(kernel, limits)
-    if kernel.template == "matmul":
+    if kernel.template in ("matmul", "matmul_q8"):
         low = lower_matmul(kernel, limits)
         if low is not None:
             return low

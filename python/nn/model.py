@@ -683,8 +683,10 @@ class Model(Layer):
         Args:
             path: the artifact directory.
             batch_size: the batch size of the signatures (default: the one the model was built with).
-            signatures: the names to export (default ``['predict', 'train_step']``).
-            **kwargs: passed to :func:`webtensor.export` (``example_inputs``, ``backends``, ``wasm_fma``).
+            signatures: the names to export (default ``['predict', 'train_step']``; ``['predict']``
+                with a compact ``weights_dtype``).
+            **kwargs: passed to :func:`webtensor.export` (``example_inputs``, ``backends``, ``wasm_fma``,
+                ``weights_dtype``: ``'float16'`` or ``'int8'`` for a compact inference artifact).
         Returns:
             The manifest (a dict).
         """
