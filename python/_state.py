@@ -16,6 +16,7 @@ class _Local(threading.local):
         self.tapes: list = []         # active GradientTapes
         self.device_stack: list = []  # from ``webtensor.device(...)`` contexts
         self.strategy_stack: list = []  # from ``strategy.scope()`` contexts
+        self.autocast = None          # a float DType while a mixed-precision layer runs its call (else None)
 
 
 local = _Local()

@@ -71,7 +71,8 @@ def export_program(model, x, y, batch: int, shards: list | None = None) -> Repli
         with GradientTape() as tape:
             y_pred = model(inputs, training=True)
             loss = model.compute_loss(inputs, target, y_pred, weight)
-        grads = tape.gradient(loss, trainable)
+            scaled = model.optimizer.scale_loss(loss)       # a LossScaleOptimizer's loss scale
+        grads = tape.gradient(scaled, trainable)
         grads = [g if g is not None else zeros_like(v) for g, v in zip(grads, trainable)]
         return (loss, y_pred, *grads)
 
