@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import threading
 
-from ..core.dtypes import DTYPES, DType, as_dtype, float16, float32
+from ..core.dtypes import _ALIASES, DTYPES, as_dtype, float16, float32
 from ..optimizers import LossScaleOptimizer
 
 _MIXED = {"mixed_float16": (float16, float32)}
+_DTYPE_NAMES = set(DTYPES) | set(_ALIASES)      # the strings webtensor.as_dtype takes
 
 
 class Policy:
@@ -150,8 +151,10 @@ def get(dtype) -> Policy:
         return dtype
     if isinstance(dtype, dict) and isinstance(dtype.get("config"), dict):   # a serialized Keras DTypePolicy
         dtype = dtype["config"].get("name")
-    if isinstance(dtype, str) and dtype in _MIXED:
-        return Policy(dtype)
+    if isinstance(dtype, str):
+        if dtype not in _MIXED and dtype in _DTYPE_NAMES:
+            dtype = as_dtype(dtype).name        # 'f32', 'float' ...
+        return Policy(dtype)                    # an unknown name: ValueError listing the known ones
     return Policy(as_dtype(dtype).name)
 
 
