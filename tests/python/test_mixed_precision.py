@@ -8,6 +8,7 @@ import webtensor as wt
 from webtensor.datasets import digits_arrays
 
 mp = wt.nn.mixed_precision
+DEVICES = ["reference", "wasm", "webgpu"]
 F16_EPS = 2.0 ** -10        # float16's spacing at 1 (10 fraction bits)
 
 
@@ -57,20 +58,30 @@ def test_global_policy_and_layer_dtypes_as_keras_documents():
         wt.nn.Dense(2, dtype="mixed_float8")
 
 
-def test_mixed_dense_computes_in_float16():
+@pytest.mark.parametrize("device", DEVICES)
+def test_mixed_dense_computes_in_float16(device):
     # outputs are float16 values of the float16 computation: inputs and weights rounded to float16,
     # products accumulated (float32 or wider), each op's result rounded to float16
     rng = np.random.default_rng(1)
     x = rng.standard_normal((6, 33)).astype(np.float32)
-    layer = wt.nn.Dense(17, activation="relu", dtype="mixed_float16", bias_initializer="glorot_uniform")
-    y = layer(x).numpy()
+    with wt.device(device):
+        layer = wt.nn.Dense(17, activation="relu", dtype="mixed_float16", bias_initializer="glorot_uniform")
+        y = layer(wt.tensor(x)).numpy()
+    x16 = x.astype(np.float16).astype(np.float64)
     w, b = (v.numpy().astype(np.float16).astype(np.float64) for v in (layer.kernel, layer.bias))
-    xw = (x.astype(np.float16).astype(np.float64) @ w).astype(np.float16).astype(np.float64)
-    ref = np.maximum((xw + b).astype(np.float16), 0)
+    xw = (x16 @ w).astype(np.float16).astype(np.float64)
+    ref = np.maximum((xw + b).astype(np.float16), 0).astype(np.float64)
     assert y.dtype == np.float16
-    # float32 accumulation may differ from the float64 one by a rounding of the product: 1 ulp
-    np.testing.assert_allclose(y.astype(np.float64), ref, rtol=F16_EPS, atol=2 ** -24)
-    assert not np.array_equal(y, np.maximum(x @ layer.kernel.numpy() + layer.bias.numpy(), 0))
+    # error bound: x @ w's float16 rounding may go the other way (one ulp of |xw|, carried through
+    # the bias add) and the output's rounding too; WebGPU's f16 arithmetic also rounds each product
+    # to float16 before its f32 accumulator: u * sum|x_i w_i| more (u = 2**-11, Higham 2002 3.1)
+    bound = F16_EPS * (np.abs(xw) + np.abs(ref)) + 2 ** -24
+    if device == "webgpu":
+        bound += 2.0 ** -11 * (np.abs(x16) @ np.abs(w))
+    err = np.abs(y.astype(np.float64) - ref)
+    assert (err <= bound).all(), float((err / bound).max())
+    y32 = np.maximum(x @ layer.kernel.numpy() + layer.bias.numpy(), 0)
+    assert np.abs(y32 - ref).max() > 0 and not np.array_equal(y, y32)
 
 
 def test_integer_inputs_are_not_cast():
@@ -115,8 +126,14 @@ def _keras_loss_scale(grads_seq, w0, lr, initial_scale, growth):
     return out
 
 
-@pytest.mark.parametrize("traced", [False, True])
-def test_loss_scale_sequence_matches_keras_algorithm(traced):
+@pytest.mark.parametrize("device,traced", [("reference", False), ("reference", True), ("wasm", True),
+                                           ("webgpu", True)])
+def test_loss_scale_sequence_matches_keras_algorithm(device, traced):
+    with wt.device(device):
+        _check_loss_scale_sequence(traced)
+
+
+def _check_loss_scale_sequence(traced):
     rng = np.random.default_rng(2)
     w0 = rng.standard_normal(5).astype(np.float32)
     grads = [rng.standard_normal(5).astype(np.float32) * 100 for _ in range(12)]
@@ -223,9 +240,11 @@ def _digits_accuracy(policy, epochs=15):
     return model, model.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
 
 
-def test_mixed_float16_trains_digits_as_well_as_float32():
-    _, acc32 = _digits_accuracy("float32")
-    model, acc16 = _digits_accuracy("mixed_float16")
+@pytest.mark.parametrize("device", ["reference", "wasm"])
+def test_mixed_float16_trains_digits_as_well_as_float32(device):
+    with wt.device(device):
+        _, acc32 = _digits_accuracy("float32")
+        model, acc16 = _digits_accuracy("mixed_float16")
     assert isinstance(model.optimizer, wt.optimizers.LossScaleOptimizer)
     assert model.layers[0].kernel.dtype == wt.float32
     assert acc32 > 0.9 and abs(acc16 - acc32) <= 0.01 + 1e-9, (acc32, acc16)
