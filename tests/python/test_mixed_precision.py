@@ -268,3 +268,27 @@ def test_mixed_model_exports_and_trains_from_the_artifact(tmp_path):
     with wt.GradientTape():
         ref = float(model.compute_loss(x, y, model(x, training=True)))
     assert abs(loss - ref) < 4 * F16_EPS * abs(ref)
+
+
+def test_save_and_load_keep_the_loss_scale_and_inner_state(tmp_path):
+    mp.set_global_policy("mixed_float16")
+    model = wt.nn.Sequential([wt.nn.Input((5,)), wt.nn.Dense(8, activation="relu"), wt.nn.Dense(3),
+                              wt.nn.Activation("softmax", dtype="float32")])
+    opt = wt.optimizers.LossScaleOptimizer(wt.optimizers.Adam(), initial_scale=64.0, dynamic_growth_steps=3)
+    model.compile(opt, "sparse_categorical_crossentropy")
+    mp.set_global_policy("float32")
+    rng = np.random.default_rng(5)
+    x, y = rng.random((8, 5)).astype(np.float32), np.arange(8) % 3
+    model.fit(x, y, epochs=4, batch_size=8, verbose=0)
+    assert float(model.optimizer.dynamic_scale.numpy()) == 128.0        # 4 finite steps, growth every 3
+    model.save(tmp_path / "m.keras")
+    back = wt.nn.load_model(tmp_path / "m.keras")
+    assert back.layers[0].dtype_policy.name == "mixed_float16"
+    saved = {v.name: v.numpy() for v in model.optimizer.variables}
+    loaded = {v.name: v.numpy() for v in back.optimizer.variables}
+    assert saved.keys() == loaded.keys() and all(np.array_equal(saved[k], loaded[k]) for k in saved)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+    back.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+    for a, b in zip(model.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(a, b)                              # training goes on identically
+    assert float(back.optimizer.dynamic_scale.numpy()) == 256.0
