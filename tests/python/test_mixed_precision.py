@@ -243,8 +243,10 @@ def _digits_accuracy(policy, epochs=15):
 @pytest.mark.parametrize("device", ["reference", "wasm"])
 def test_mixed_float16_trains_digits_as_well_as_float32(device):
     with wt.device(device):
-        _, acc32 = _digits_accuracy("float32")
+        model32, acc32 = _digits_accuracy("float32")
         model, acc16 = _digits_accuracy("mixed_float16")
+    # the runs differ (float16 rounding moved the weights: measured 2e-2 on wasm), yet land together
+    assert np.abs(model.layers[0].kernel.numpy() - model32.layers[0].kernel.numpy()).max() > 1e-3
     assert isinstance(model.optimizer, wt.optimizers.LossScaleOptimizer)
     assert model.layers[0].kernel.dtype == wt.float32
     assert acc32 > 0.9 and abs(acc16 - acc32) <= 0.01 + 1e-9, (acc32, acc16)
