@@ -464,7 +464,8 @@ def _weak_dtype(x, tensor_dtypes) -> DType:
     if not tensor_dtypes:
         return own
     t = result_type(*tensor_dtypes)
-    return t if own.rank <= t.rank else own
+    # weak, as numpy's NEP 50 and TF: a Python float keeps a float16 tensor float16
+    return t if own.rank <= t.rank or (own.is_floating and t.is_floating) else own
 
 
 def _convert_inputs(inputs) -> list[Tensor]:
