@@ -294,3 +294,54 @@ def test_save_and_load_keep_the_loss_scale_and_inner_state(tmp_path):
     for a, b in zip(model.get_weights(), back.get_weights()):
         np.testing.assert_array_equal(a, b)                              # training goes on identically
     assert float(back.optimizer.dynamic_scale.numpy()) == 256.0
+
+
+def test_python_floats_stay_weak_beside_float16():
+    # numpy's NEP 50 (and TF): a Python scalar does not widen a float16 tensor
+    h = wt.tensor(np.float16([1.5, -2.0]))
+    assert (h * 0.1).dtype == wt.float16 and (2.0 + h).dtype == wt.float16
+    np.testing.assert_array_equal((h * 0.1).numpy(), np.float16([1.5, -2.0]) * 0.1)
+    assert (wt.tensor([1, 2]) * 0.5).dtype == wt.float32        # an int tensor still becomes float32
+
+
+def test_gradients_have_their_inputs_dtype():
+    # x (float16) reaches the loss twice: through a float32 cast and directly into a float32 sum;
+    # its gradient is the float16 sum of both paths
+    x = wt.tensor(np.float16([0.5, -1.25, 2.0]))
+    w = wt.tensor(np.float32([3.0, 0.5, -1.0]))
+    with wt.GradientTape() as tape:
+        tape.watch(x)
+        y = wt.reduce_sum(wt.cast(x, "float32") * w + x)
+    g = tape.gradient(y, x)
+    assert g.dtype == wt.float16
+    np.testing.assert_array_equal(g.numpy(), (w.numpy() + 1).astype(np.float16))
+
+
+@pytest.mark.parametrize("kind", ["conv_batchnorm", "layernorm", "attention"])
+def test_layers_train_under_mixed_float16(kind):
+    rng = np.random.default_rng(6)
+    nn = wt.nn
+    mp.set_global_policy("mixed_float16")
+    if kind == "conv_batchnorm":
+        body = [nn.Input((8, 8, 1)), nn.Conv2D(4, 3, padding="same", activation="relu"), nn.MaxPool2D(),
+                nn.BatchNormalization(), nn.Flatten(), nn.Dropout(0.2), nn.Dense(3)]
+        x = rng.random((16, 8, 8, 1)).astype(np.float32)
+    elif kind == "layernorm":
+        body = [nn.Input((6,)), nn.Dense(8), nn.LayerNormalization(), nn.Dense(3)]
+        x = rng.random((16, 6)).astype(np.float32)
+    else:
+        q = nn.Input((4, 8))
+        body = None
+        out = nn.Dense(3)(nn.Flatten()(nn.MultiHeadAttention(2, 4)(q, q)))
+        x = rng.random((16, 4, 8)).astype(np.float32)
+    if body is None:
+        model = nn.Model(q, nn.Activation("softmax", dtype="float32")(out))
+    else:
+        model = nn.Sequential(body + [nn.Activation("softmax", dtype="float32")])
+    model.compile(wt.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    mp.set_global_policy("float32")
+    y = rng.integers(0, 3, 16)
+    losses = model.fit(x, y, epochs=8, batch_size=16, verbose=0, shuffle=False).history["loss"]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    assert all(v.dtype == wt.float32 for v in model.variables if v.dtype.is_floating)
+    assert model.layers[1].compute_dtype == "float16" and model.predict(x, verbose=0).dtype == wt.float32
