@@ -345,3 +345,12 @@ def test_layers_train_under_mixed_float16(kind):
     assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
     assert all(v.dtype == wt.float32 for v in model.variables if v.dtype.is_floating)
     assert model.layers[1].compute_dtype == "float16" and model.predict(x, verbose=0).dtype == wt.float32
+
+
+def test_losses_compute_in_float32_as_keras():
+    # without a float32 last layer the predictions are float16; the loss is float32 all the same
+    y_pred16 = wt.tensor(np.float16([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
+    loss = wt.nn.losses.SparseCategoricalCrossentropy()(np.array([0, 2]), y_pred16)
+    assert loss.dtype == wt.float32
+    p = np.float16([0.7, 0.8]).astype(np.float64)
+    assert abs(float(loss) + np.log(p).mean()) < 1e-6
