@@ -20,7 +20,8 @@ to zero.
 Where float16 computes, on each device (docs/mixed_precision.md has the details):
 
 - ``webgpu`` with the adapter's ``shader-f16`` feature: float16 is stored and computed as WGSL
-  ``f16``; without it, stored and computed as ``f32`` (no rounding to float16 between kernels);
+  ``f16`` (sums and matmuls accumulate in f32); without it (and in exported artifacts, compiled for
+  any adapter), stored and computed as ``f32`` with every float16 output rounded as on wasm;
 - ``wasm`` (WebAssembly has no half-precision arithmetic): kernels compute in f32, and every
   kernel's float16 output is rounded to the nearest float16 (ties to even; overflow to inf,
   subnormals kept), so float16 tensors hold float16 values and an eager op matches numpy's

@@ -1,10 +1,24 @@
-"""wasm/half.py: a float16 output of a WebAssembly kernel holds exactly the float16 value numpy's
-``astype(float16)`` gives (IEEE binary16, round to nearest, ties to even), for every float16 value,
-the midpoints between neighbours (ties), subnormals, overflow and random float32 bit patterns."""
+"""Devices that store float16 as f32 round every float16 output to float16: WebAssembly
+(``wasm/half.py``) and WebGPU without ``shader-f16`` (``webgpu/wgsl.py``'s extra pass; checked on a
+device told to ignore the feature). Each holds exactly the value numpy's ``astype(float16)`` gives
+(IEEE binary16, round to nearest, ties to even) for every float16 value, the midpoints between
+neighbours (ties), subnormals, overflow and random float32 bit patterns."""
 import numpy as np
 import pytest
 
 import webtensor as wt
+from webtensor.core.runtime.device import forget_device
+
+DEVICES = ["wasm", "webgpu_no_f16"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_f16_device():
+    from webtensor.webgpu.runtime import WebGPUDevice
+    wt.register_device("webgpu_no_f16", lambda: WebGPUDevice(limits={"shader_f16": False}))
+    assert not wt.get_device("webgpu_no_f16").limits.shader_f16      # float16 stored as f32 there
+    yield
+    forget_device("webgpu_no_f16")
 
 
 def _cases():
@@ -20,10 +34,11 @@ def _cases():
     return np.concatenate([random, h, above, ties, -ties, edges])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("traced", [False, True])
-def test_float16_outputs_round_like_numpy(traced):
+def test_float16_outputs_round_like_numpy(device, traced):
     x = _cases()
-    with wt.device("wasm"):
+    with wt.device(device):
         to16 = (lambda t: wt.cast(t, "float16"))
         t = (wt.function(to16) if traced else to16)(wt.tensor(x))
         got = wt.cast(t, "float32").numpy()        # the f32 bits the device stores (no host rounding)
@@ -33,9 +48,10 @@ def test_float16_outputs_round_like_numpy(traced):
     assert same.all(), (x[~same][:5], got[~same][:5], want[~same][:5])
 
 
-def test_eager_float16_arithmetic_rounds_each_op():
+@pytest.mark.parametrize("device", DEVICES)
+def test_eager_float16_arithmetic_rounds_each_op(device):
     a, b = np.float16([2048, 1, 0.1, 6e-5] * 3), np.float16([1, 2 ** -11, 0.2, 3e-5] * 3)
-    with wt.device("wasm"):
+    with wt.device(device):
         s = (wt.tensor(a) + wt.tensor(b)) - wt.tensor(a)
         p = wt.tensor(a) * wt.tensor(b)
     np.testing.assert_array_equal(s.numpy(), (a + b) - a)         # 2048 + 1 rounds back to 2048
