@@ -317,7 +317,9 @@ class Variable(Tensor):
         self.name, self.trainable = name or "Variable", trainable
 
     def assign(self, value) -> "Variable":
-        """Replace the value (same shape and dtype). Raises ValueError/TypeError otherwise."""
+        """Replace the value (same shape and dtype; inside a mixed-precision layer's ``call`` a float
+        value of another float dtype is cast, as Keras' ``assign``). Raises ValueError/TypeError
+        otherwise."""
         value = _convert(value, like=self)
         if value.dtype != self.dtype and _state.local.autocast is not None and value.dtype.is_floating \
                 and self.dtype.is_floating:
