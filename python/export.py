@@ -131,6 +131,13 @@ def _variable_names(model, optimizer) -> dict[int, str]:
     if model is not None:
         for path, v in model._export_weight_paths().items():
             names[id(v)] = path
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:       # a LossScaleOptimizer: its inner optimizer's state, then the loss scale
+        names = _variable_names(model, inner)
+        for attr, n in (("_scale", "dynamic_scale"), ("_counter", "step_counter")):
+            if getattr(optimizer, attr, None) is not None:
+                names[id(getattr(optimizer, attr))] = f"optimizer/{n}"
+        return names
     if optimizer is not None:
         for attr, n in (("_iterations", "iterations"), ("_lr_var", "learning_rate")):
             v = getattr(optimizer, attr, None)

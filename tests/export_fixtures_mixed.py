@@ -44,7 +44,7 @@ def main(out: str) -> None:
         pred = art.predict(x)
         losses = [float(art.train_step(*batches[i % len(batches)])) for i in range(STEPS)]
         weights = art.get_weights()
-        assert float(np.asarray(weights["state/loss_scale_optimizer/dynamic_scale"])) == 2.0 ** 17   # 10 steps: x2 twice
+        assert float(np.asarray(weights["optimizer/dynamic_scale"])) == 2.0 ** 17   # 10 steps: x2 twice
     flat = lambda a: np.asarray(a).ravel().tolist()
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump({"x": flat(x), "predict": flat(pred), "batch": BATCH,

@@ -40,7 +40,7 @@ test('wasm: a mixed_float16 artifact predicts and trains bit for bit as in Pytho
     for (const [name, want] of Object.entries(e.weights)) {
       assert.deepEqual(Array.from(weights[name].dataSync(), Number), Array.from(want, Number), name);
     }
-    assert.equal(weights['state/loss_scale_optimizer/dynamic_scale'].dataSync()[0], 2 ** 17);
+    assert.equal(weights['optimizer/dynamic_scale'].dataSync()[0], 2 ** 17);
   } finally {
     model.dispose();
   }
@@ -61,7 +61,7 @@ test('webgpu: the same artifact agrees with Python within 1e-4, loss scale inclu
       assert.ok(diff < 1e-4 * Math.abs(e.losses[i]), `step ${i}: loss ${loss.dataSync()[0]} vs ${e.losses[i]}`);
     }
     const weights = await model.getWeights();
-    assert.equal(weights['state/loss_scale_optimizer/dynamic_scale'].dataSync()[0], 2 ** 17);
+    assert.equal(weights['optimizer/dynamic_scale'].dataSync()[0], 2 ** 17);
   } finally {
     model.dispose();
   }

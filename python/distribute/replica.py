@@ -112,10 +112,7 @@ def export_program(model, x, y, batch: int, shards: list | None = None) -> Repli
 
 
 def _optimizer_variables(opt) -> list:
-    out = [v for v in (getattr(opt, "_iterations", None), getattr(opt, "_lr_var", None)) if v is not None]
-    for owner in getattr(opt, "_slot_owners", []):
-        out += list(opt._slots[id(owner)].values())
-    return out
+    return list(opt.variables)      # a LossScaleOptimizer's include its inner optimizer's
 
 
 class ReplicaRunner:

@@ -262,7 +262,7 @@ def test_mixed_model_exports_and_trains_from_the_artifact(tmp_path):
     x, y = rng.standard_normal((4, 6)).astype(np.float32), np.array([0, 1, 2, 1], np.int32)
     manifest = model.export(tmp_path / "m", batch_size=4)
     names = [v["name"] for v in manifest["variables"]]
-    assert "state/loss_scale_optimizer/dynamic_scale" in names
+    assert "optimizer/dynamic_scale" in names
     art = wt.load(tmp_path / "m")
     # fused kernels keep f32 between float16 loads and stores: within float16 rounding of predict
     np.testing.assert_allclose(art.predict(x), model.predict(x, verbose=0), atol=4 * F16_EPS)
@@ -354,3 +354,25 @@ def test_losses_compute_in_float32_as_keras():
     assert loss.dtype == wt.float32
     p = np.float16([0.7, 0.8]).astype(np.float64)
     assert abs(float(loss) + np.log(p).mean()) < 1e-6
+
+
+def test_mirrored_strategy_trains_with_loss_scaling_as_one_device():
+    import contextlib
+    rng = np.random.default_rng(7)
+    x, y = rng.random((64, 6)).astype(np.float32), rng.integers(0, 3, 64)
+    runs = []
+    for strategy in (None, wt.distribute.MirroredStrategy(["wasm:0", "wasm:1"])):
+        wt.set_seed(0)
+        with wt.device("wasm"), strategy.scope() if strategy is not None else contextlib.nullcontext():
+            mp.set_global_policy("mixed_float16")
+            model = wt.nn.Sequential([wt.nn.Input((6,)), wt.nn.Dense(8, activation="relu"), wt.nn.Dense(3),
+                                      wt.nn.Activation("softmax", dtype="float32")])
+            model.compile(wt.optimizers.LossScaleOptimizer(wt.optimizers.SGD(0.1), dynamic_growth_steps=2),
+                          "sparse_categorical_crossentropy")
+            mp.set_global_policy("float32")
+        with wt.device("wasm"):
+            losses = model.fit(x, y, batch_size=32, epochs=3, verbose=0, shuffle=False).history["loss"]
+        runs.append((losses, float(model.optimizer.dynamic_scale.numpy()), int(model.optimizer.iterations.numpy())))
+    (l1, s1, i1), (l2, s2, i2) = runs
+    assert (s1, i1) == (s2, i2) == (2.0 ** 15 * 8, 6)          # 6 finite steps, doubling every 2
+    np.testing.assert_allclose(l2, l1, rtol=1e-5)               # float32 summation order of the replicas
