@@ -17,6 +17,7 @@ class _Local(threading.local):
         self.tapes: list = []         # active GradientTapes
         self.device_stack: list = []  # from ``webtensor.device(...)`` contexts
         self.strategy_stack: list = []  # from ``strategy.scope()`` contexts
+        self.replica = None           # ``ReplicaContext`` while ``strategy.run`` runs a replica's fn
 
 
 local = _Local()
@@ -31,3 +32,8 @@ def current_strategy():
     """The strategy whose ``scope()`` is innermost in this thread, else None."""
     stack = local.strategy_stack
     return stack[-1] if stack else None
+
+
+def replica_context():
+    """The ``ReplicaContext`` of the replica this thread runs inside ``strategy.run``, else None."""
+    return local.replica

@@ -17,7 +17,7 @@ then add 1 to ``iterations``.
 """
 from __future__ import annotations
 
-from . import schedules
+from . import _state, schedules
 from ._registry import Registry
 from .core import ops as F
 from .core.dtypes import float32, int32
@@ -168,7 +168,8 @@ class Optimizer:
         """Apply one update (``keras.optimizers.Optimizer.apply_gradients``).
 
         Args:
-            grads_and_vars: ``(gradient, variable)`` pairs; ``None`` gradients are skipped.
+            grads_and_vars: ``(gradient, variable)`` pairs; ``None`` gradients are skipped. Inside
+                ``strategy.run`` the gradients are first summed across the replicas.
         Returns:
             ``iterations`` (``None`` when ``grads_and_vars`` is empty: nothing happens).
         Raises:
@@ -185,6 +186,13 @@ class Optimizer:
             if isinstance(v, Variable) and tuple(g.shape) != tuple(v.shape):
                 raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(g.shape)} for variable "
                                  f"{v.name!r} of shape {tuple(v.shape)}")
+        ctx = _state.replica_context()
+        if ctx is not None:
+            # Inside strategy.run: sum the replicas' gradients; state is made once for all replicas.
+            variables = [v for _, v in pairs]
+            grads = ctx.all_reduce("SUM", [g for g, _ in pairs], merge_fn=lambda: self.build(variables))
+            pairs = list(zip(grads, variables))
+        for _, v in pairs:
             self._slots_for(v)
         self._ensure_state(pairs[0][1].device)
         lr = self._current_lr()

@@ -302,6 +302,11 @@ class Variable(Tensor):
     """
     __slots__ = ("name", "trainable")
 
+    def __new__(cls, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None):
+        # In a MirroredStrategy's scope a Variable is a MirroredVariable (TF's variable creator scope).
+        strategy = _state.current_strategy() if cls is Variable else None
+        return super().__new__(getattr(strategy, "_variable_class", None) or cls)
+
     def __init__(self, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None):
         with init_scope():
             t = tensor(initial_value, dtype=dtype, device=device) if not isinstance(initial_value, Tensor) \

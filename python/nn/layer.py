@@ -14,6 +14,7 @@ seed derived from the layer's seed and the weight's name.
 from __future__ import annotations
 
 import inspect
+import weakref
 import zlib
 
 from .. import _state, creation
@@ -33,6 +34,35 @@ def unique_name(base: str) -> str:
     n = _NAME_COUNTS.get(base, 0)
     _NAME_COUNTS[base] = n + 1
     return base if n == 0 else f"{base}_{n}"
+
+
+# Keras masks (``x._keras_mask`` in Keras 3): a bool ``(N, T)`` tensor riding on a layer's output,
+# kept beside the tensor (Tensor has __slots__) and dropped when the tensor dies.
+_MASKS: dict[int, tuple] = {}
+
+
+def get_keras_mask(x):
+    """The mask a layer attached to ``x`` (``keras.src.backend.get_keras_mask``), or None."""
+    entry = _MASKS.get(id(x)) if isinstance(x, Tensor) else None
+    return entry[1] if entry is not None and entry[0]() is x else None
+
+
+def set_keras_mask(x, mask) -> None:
+    """Attach ``mask`` (a tensor, or None to remove it) to the tensor ``x``."""
+    key = id(x)
+    if mask is None:
+        _MASKS.pop(key, None)
+        return
+    _MASKS[key] = (weakref.ref(x, lambda _, key=key: _MASKS.pop(key, None)), mask)
+
+
+def _masks_of(x):
+    """``get_keras_mask`` over a tensor or a list/tuple/dict of them (None where there is none)."""
+    if isinstance(x, (list, tuple)):
+        return [_masks_of(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _masks_of(v) for k, v in x.items()}
+    return get_keras_mask(x)
 
 
 def reset_names() -> None:
@@ -104,6 +134,7 @@ class Layer:
             names the layer).
     """
     _functional_training = True     # the functional API passes ``training=`` on to layers (functional._Node)
+    supports_masking = False        # Keras: pass the input's mask on to the output (see compute_mask)
 
     def __new__(cls, *args, **kwargs):
         # Keras 3's auto-config: the constructor's arguments are the default get_config().
@@ -344,6 +375,14 @@ class Layer:
                                  f"the layer: {problem}, but received input with shape {shape}")
         if len(args) <= _training_position(type(self)):
             kwargs["training"] = training
+        # Keras 3's masking: the mask attached to the inputs (an Embedding(mask_zero=True)'s output)
+        # reaches ``call(..., mask=)`` when call takes one and none was given (read before the casts
+        # below: a cast tensor carries no mask)
+        previous_mask = kwargs.get("mask")
+        if previous_mask is None:
+            previous_mask = _masks_of(inputs)
+            if _takes_mask(type(self)) and _any_mask(previous_mask):
+                kwargs["mask"] = previous_mask
         policy = self._dtype_policy
         compute = policy._compute
         if compute.is_floating:      # Keras: floating inputs are cast to the compute dtype
@@ -357,7 +396,34 @@ class Layer:
             state.autocast = outer
         if isinstance(out, Tensor):
             self._output_shape = tuple(out.shape)
+        if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
+            self._attach_masks(inputs, out, previous_mask)
         return out
+
+    def compute_mask(self, inputs, previous_mask):
+        """The mask of this layer's output (Keras' ``compute_mask``): ``previous_mask`` (the input's)
+        when :attr:`supports_masking`, else None. Layers that make masks (``Embedding(mask_zero=True)``,
+        ``Masking``) or change them (an RNN without ``return_sequences``) override it; ``__call__``
+        attaches the result to the outputs, and a later layer whose ``call`` takes ``mask`` receives it.
+
+        Args:
+            inputs: the layer's inputs.
+            previous_mask: the inputs' mask (bool ``(N, T)``), a list of them for several inputs, or None.
+        Returns:
+            A bool tensor, a list matching the outputs, or None.
+        """
+        return previous_mask if self.supports_masking else None
+
+    def _attach_masks(self, inputs, out, previous_mask) -> None:
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        if all(get_keras_mask(o) is not None for o in outs):     # the layer set them itself (Keras)
+            return
+        masks = self.compute_mask(inputs, previous_mask)
+        masks = list(masks) if isinstance(masks, (list, tuple)) and isinstance(out, (list, tuple)) else [masks]
+        for o, m in zip(outs, masks):
+            if isinstance(o, Tensor) and m is not None and not isinstance(m, (list, tuple)) \
+                    and get_keras_mask(o) is None:
+                set_keras_mask(o, m)
 
     def get_config(self) -> dict:
         """The constructor arguments that rebuild this layer (Keras' ``get_config``): the base
@@ -396,6 +462,18 @@ Layer.__signature__ = _constructor_signature(Layer)
 
 
 _TRAINING_ARG: dict[type, float] = {}
+_MASK_ARG: dict[type, bool] = {}
+
+
+def _takes_mask(cls) -> bool:
+    if cls not in _MASK_ARG:
+        _MASK_ARG[cls] = "mask" in inspect.signature(cls.call).parameters
+    return _MASK_ARG[cls]
+
+
+def _any_mask(m) -> bool:
+    return any(_any_mask(v) for v in m) if isinstance(m, list) else \
+        any(_any_mask(v) for v in m.values()) if isinstance(m, dict) else m is not None
 
 
 def _cast_floats(x, dtype):
