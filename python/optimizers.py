@@ -490,6 +490,8 @@ class LossScaleOptimizer(Optimizer):
             loss: a scalar tensor.
         """
         loss = loss if isinstance(loss, Tensor) else tensor(loss)
+        if self._scale is None and _state.replica_context() is not None:
+            return loss * self.initial_scale     # as Keras before the state exists (built by apply_gradients)
         if self._scale is None or self._scale.device is not loss.device:
             self._ensure_scale(loss.device)
         return loss * self._scale.read_value()
@@ -533,6 +535,9 @@ class LossScaleOptimizer(Optimizer):
             The inner optimizer's ``iterations`` (``None`` when ``grads_and_vars`` is empty).
         Raises:
             ValueError, TypeError: as the inner optimizer's ``apply_gradients``.
+
+        Inside ``strategy.run`` a step is skipped on every replica when any replica's gradients are
+        not finite (the inner optimizer sums the gradients across the replicas).
         """
         pairs = [(g, v) for g, v in grads_and_vars]
         if not pairs:
@@ -540,11 +545,18 @@ class LossScaleOptimizer(Optimizer):
         pairs = [(g, v) for g, v in pairs if g is not None]
         if not pairs:
             raise ValueError(f"{type(self).__name__}: no gradients provided for any variable")
-        self.build([v for _, v in pairs])
+        variables = [v for _, v in pairs]
         finite = None
         for g, _ in pairs:
             ok = F.reduce_all(F.is_finite(g))
             finite = ok if finite is None else F.logical_and(finite, ok)
+        ctx = _state.replica_context()
+        if ctx is None:
+            self.build(variables)
+        else:   # inside strategy.run: the replicas skip or apply together (the inner optimizer sums the gradients)
+            (bad,) = ctx.all_reduce("SUM", [F.cast(F.logical_not(finite), float32)],
+                                    merge_fn=lambda: self.build(variables))
+            finite = F.equal(bad, 0.0)
         scale = self._scale.read_value()
         state, seen = [], set()
         for v in [v for _, v in pairs] + self.inner_optimizer.variables:

@@ -376,3 +376,41 @@ def test_mirrored_strategy_trains_with_loss_scaling_as_one_device():
     (l1, s1, i1), (l2, s2, i2) = runs
     assert (s1, i1) == (s2, i2) == (2.0 ** 15 * 8, 6)          # 6 finite steps, doubling every 2
     np.testing.assert_allclose(l2, l1, rtol=1e-5)               # float32 summation order of the replicas
+
+
+def test_strategy_run_custom_loop_skips_on_every_replica():
+    # a custom loop under MirroredStrategy.run: gradients summed across replicas by the inner optimizer;
+    # when one replica's gradients are not finite, every replica skips the step and halves the scale
+    D = wt.distribute
+    strategy = D.MirroredStrategy(["wasm:0", "wasm:1"])
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 1)).astype(np.float32)
+    with wt.device("wasm"), strategy.scope():
+        w = wt.Variable(rng.normal(size=(3, 1)).astype(np.float32), name="w")
+    opt = wt.optimizers.LossScaleOptimizer(wt.optimizers.SGD(0.1), initial_scale=8.0, dynamic_growth_steps=2)
+
+    def step(xs, ys, poison):
+        with wt.GradientTape() as tape:
+            loss = D.compute_average_loss(wt.reduce_mean((xs @ w - ys) ** 2, axis=1), global_batch_size=8)
+            scaled = opt.scale_loss(loss)
+        (g,) = tape.gradient(scaled, [w])
+        if poison and D.get_replica_context().replica_id_in_sync_group == 1:
+            g = g * np.float32(np.inf)
+        opt.apply_gradients([(g, w)])
+        return loss
+
+    expected_w = w.numpy().copy()
+    for poison, scale in ((False, 8.0), (True, 4.0), (False, 4.0), (False, 8.0)):
+        before = w.numpy().copy()
+        for xs, ys in strategy.experimental_distribute_dataset([(x, y)]):
+            strategy.run(step, args=(xs, ys, poison))
+        copies = [c.numpy() for c in w.values]
+        assert np.array_equal(copies[0], copies[1])
+        assert [float(c.numpy()) for c in opt.dynamic_scale.values] == [scale, scale]
+        if poison:
+            np.testing.assert_array_equal(w.numpy(), before)
+        else:       # the one-device SGD step on the whole batch
+            grad = 2 * x.T @ (x @ expected_w - y) / 8
+            expected_w = expected_w - 0.1 * grad
+            np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-5, atol=1e-6)
+    assert int(opt.iterations.numpy()) == 3
