@@ -31,8 +31,6 @@ Where float16 computes, on each device (docs/mixed_precision.md has the details)
 """
 from __future__ import annotations
 
-import threading
-
 from ..core.dtypes import _ALIASES, DTYPES, as_dtype, float16, float32
 from ..optimizers import LossScaleOptimizer
 
@@ -110,7 +108,6 @@ class Policy:
 
 DTypePolicy = Policy        # Keras 3's name
 
-_lock = threading.Lock()
 _global = Policy("float32")
 
 
@@ -131,9 +128,7 @@ def set_global_policy(policy) -> None:
         TypeError, ValueError: as :class:`Policy` for a bad name.
     """
     global _global
-    p = Policy("float32") if policy is None else policy if isinstance(policy, Policy) else Policy(policy)
-    with _lock:
-        _global = p
+    _global = Policy("float32") if policy is None else policy if isinstance(policy, Policy) else Policy(policy)
 
 
 def get(dtype) -> Policy:
