@@ -13,6 +13,7 @@ import threading
 class _Local(threading.local):
     def __init__(self):
         self.traces: list = []        # innermost last; ``None`` entries are init scopes (eager inside a trace)
+        self.autocast = None          # a float DType while a mixed-precision layer runs its call (else None)
         self.tapes: list = []         # active GradientTapes
         self.device_stack: list = []  # from ``webtensor.device(...)`` contexts
         self.strategy_stack: list = []  # from ``strategy.scope()`` contexts

@@ -136,6 +136,13 @@ def _variable_names(model, optimizer, quantized=None) -> dict[int, str]:
             if quantized and id(v) in quantized:
                 q, s = quantized[id(v)][:2]
                 names[id(q)], names[id(s)] = path, f"{path}/scales"
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:       # a LossScaleOptimizer: its inner optimizer's state, then the loss scale
+        names = _variable_names(model, inner, quantized)
+        for attr, n in (("_scale", "dynamic_scale"), ("_counter", "step_counter")):
+            if getattr(optimizer, attr, None) is not None:
+                names[id(getattr(optimizer, attr))] = f"optimizer/{n}"
+        return names
     if optimizer is not None:
         for attr, n in (("_iterations", "iterations"), ("_lr_var", "learning_rate")):
             v = getattr(optimizer, attr, None)

@@ -72,7 +72,8 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
         with GradientTape() as tape:
             y_pred = model(inputs, training=True)
             loss = model.compute_loss(inputs, target, y_pred, weight)
-        grads = tape.gradient(loss, trainable)
+            scaled = model.optimizer.scale_loss(loss)       # a LossScaleOptimizer's loss scale
+        grads = tape.gradient(scaled, trainable)
         grads = [g if g is not None else zeros_like(v) for g, v in zip(grads, trainable)]
         return (loss, y_pred, *grads)
 
@@ -112,10 +113,7 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
 
 
 def _optimizer_variables(opt) -> list:
-    out = [v for v in (getattr(opt, "_iterations", None), getattr(opt, "_lr_var", None)) if v is not None]
-    for owner in getattr(opt, "_slot_owners", []):
-        out += list(opt._slots[id(owner)].values())
-    return out
+    return list(opt.variables)      # a LossScaleOptimizer's include its inner optimizer's
 
 
 class ReplicaRunner:

@@ -16,11 +16,12 @@ Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``attention
 (``MultiHeadAttention``, ``Attention``), ``model`` (``Model``,
 ``Sequential``, the training loop), ``rnn`` (``SimpleRNN``, ``LSTM``, ``GRU``, their cells, ``RNN``,
 ``Bidirectional``), ``losses``, ``metrics``, ``initializers``, ``activations``,
-``callbacks``, ``saving`` (weights in the safetensors layout; whole models in ``.keras`` files: ``Model.save``, ``load_model``), ``functional`` (``Input`` as a
+``callbacks``, ``mixed_precision`` (dtype policies, loss scaling), ``saving`` (weights in the safetensors layout; whole models in ``.keras`` files: ``Model.save``, ``load_model``), ``functional`` (``Input`` as a
 KerasTensor and ``Model(inputs, outputs)``).
 """
 from . import activations, callbacks, initializers, losses, metrics, saving
 from . import layers
+from . import mixed_precision
 from .layer import InputSpec, Layer, reset_names
 from .layers import (Activation, AveragePooling2D, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout,
                      Embedding, Flatten, GlobalAveragePooling2D, Input, InputLayer, Lambda, LayerNormalization,
@@ -50,7 +51,7 @@ __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Function
            "ZeroPadding2D", "GlobalMaxPooling2D", "Add", "Multiply", "Average", "Concatenate", "LeakyReLU", "PReLU",
            "Rescaling", "Normalization", "MultiHeadAttention", "Attention", "attention",
            "Masking", "SimpleRNN", "LSTM", "GRU", "SimpleRNNCell", "LSTMCell", "GRUCell", "RNN", "Bidirectional", "rnn", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
-           "callbacks", "initializers", "layers", "losses", "metrics", "saving", "load_model",
+           "callbacks", "initializers", "layers", "losses", "metrics", "mixed_precision", "saving", "load_model",
            "register_keras_serializable"]
 
 

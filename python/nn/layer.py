@@ -17,11 +17,12 @@ import inspect
 import weakref
 import zlib
 
-from .. import creation
+from .. import _state, creation
 from .._registry import snake_case
-from ..core.dtypes import as_dtype, float32
+from ..core import ops as F
+from ..core.dtypes import as_dtype
 from ..tensor import Tensor, Variable, init_scope, tensor
-from . import functional
+from . import functional, mixed_precision
 from .saving import auto_config, charge_weight, record_init_args
 from . import initializers as initializers_mod
 
@@ -117,10 +118,16 @@ class Layer:
         name: the layer's name (default: the class name in snake_case, made unique in the process:
             ``dense``, ``dense_1``, ...); also the prefix of its weights' names.
         trainable: whether its weights are trained (``trainable_variables``).
-        dtype: the dtype of its weights (default float32).
+        dtype: its dtype policy (Keras 3): a :class:`~webtensor.nn.mixed_precision.Policy`, a policy
+            name (``"mixed_float16"``: float32 weights, float16 compute) or a dtype (weights and
+            compute in it); default the global policy
+            (:func:`~webtensor.nn.mixed_precision.set_global_policy`, float32 unless set). A layer
+            whose compute dtype is a float casts its floating inputs to it, and reads its float
+            weights in it inside ``call`` (``layer.dtype`` is the weights' dtype).
         **kwargs: refused (TypeError naming them), so a misspelt argument is not ignored.
     Raises:
-        TypeError: unknown keyword arguments.
+        TypeError: unknown keyword arguments; a ``dtype`` that is no policy or dtype.
+        ValueError: an unknown policy name.
 
     Raises (on call):
         ValueError: the input does not match the shape the layer was built for (the message
@@ -150,7 +157,9 @@ class Layer:
         d["_given_name"] = name
         d["name"] = name or unique_name(snake_case(type(self).__name__))
         d["trainable"] = trainable
-        d["dtype"] = as_dtype(dtype) if dtype is not None else float32
+        policy = mixed_precision.get(dtype)
+        d["_dtype_policy"] = policy
+        d["dtype"] = as_dtype(policy.variable_dtype)     # the weights' dtype
         d["built"] = False
         d["input_spec"] = None
         d["_seed"] = creation._global.getrandbits(31)
@@ -183,6 +192,21 @@ class Layer:
                     seen.add(id(layer))
                     out.append(layer)
         return out
+
+    @property
+    def dtype_policy(self) -> "mixed_precision.Policy":
+        """The layer's :class:`~webtensor.nn.mixed_precision.Policy` (Keras 3's ``dtype_policy``)."""
+        return self._dtype_policy
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype ``call`` computes in, by name (the policy's ``compute_dtype``)."""
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype of the layer's weights, by name (the policy's ``variable_dtype``)."""
+        return self._dtype_policy.variable_dtype
 
     @property
     def layers(self) -> list["Layer"]:
@@ -352,13 +376,24 @@ class Layer:
         if len(args) <= _training_position(type(self)):
             kwargs["training"] = training
         # Keras 3's masking: the mask attached to the inputs (an Embedding(mask_zero=True)'s output)
-        # reaches ``call(..., mask=)`` when call takes one and none was given
+        # reaches ``call(..., mask=)`` when call takes one and none was given (read before the casts
+        # below: a cast tensor carries no mask)
         previous_mask = kwargs.get("mask")
         if previous_mask is None:
             previous_mask = _masks_of(inputs)
             if _takes_mask(type(self)) and _any_mask(previous_mask):
                 kwargs["mask"] = previous_mask
-        out = self.call(inputs, *args, **kwargs)
+        policy = self._dtype_policy
+        compute = policy._compute
+        if compute.is_floating:      # Keras: floating inputs are cast to the compute dtype
+            inputs = _cast_floats(inputs, compute)
+            args = tuple(_cast_floats(a, compute) for a in args)
+        state = _state.local
+        outer, state.autocast = state.autocast, (compute if policy._variable != compute else None)
+        try:
+            out = self.call(inputs, *args, **kwargs)
+        finally:
+            state.autocast = outer
         if isinstance(out, Tensor):
             self._output_shape = tuple(out.shape)
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
@@ -392,7 +427,7 @@ class Layer:
 
     def get_config(self) -> dict:
         """The constructor arguments that rebuild this layer (Keras' ``get_config``): the base
-        ``name``, ``trainable`` and ``dtype`` (a name); subclasses with arguments of their own
+        ``name``, ``trainable`` and ``dtype`` (the policy's name: ``"float32"``, ``"mixed_float16"``); subclasses with arguments of their own
         override it and add them. A class that does not override it gets, as in Keras 3, the
         arguments its constructor was called with (auto-config; ``Layer.__new__`` records them).
 
@@ -401,7 +436,7 @@ class Layer:
                 override ``get_config`` and the arguments were not recorded (positional ``*args``),
                 as Keras, rather than a config that cannot rebuild it.
         """
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype_policy.name}
         if type(self).get_config is Layer.get_config:
             config = auto_config(self, config)
         return config
@@ -439,6 +474,17 @@ def _takes_mask(cls) -> bool:
 def _any_mask(m) -> bool:
     return any(_any_mask(v) for v in m) if isinstance(m, list) else \
         any(_any_mask(v) for v in m.values()) if isinstance(m, dict) else m is not None
+
+
+def _cast_floats(x, dtype):
+    """``x`` (a tensor, or a list/tuple/dict of them) with its floating tensors cast to ``dtype``."""
+    if isinstance(x, Tensor):
+        return F.cast(x, dtype) if x.dtype.is_floating and x.dtype != dtype else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_cast_floats(v, dtype) for v in x)
+    if isinstance(x, dict):
+        return {k: _cast_floats(v, dtype) for k, v in x.items()}
+    return x
 
 
 def _is_structure(x) -> bool:
