@@ -15,7 +15,8 @@ from typing import Any
 
 @dataclass(eq=False)
 class Record:
-    """One op application: ``out = op(*inputs, **attrs)`` (inputs and out are tensors)."""
+    """One op application: ``out = op(*inputs, **attrs)`` (inputs and out are tensors; ``out`` is a
+    tuple of tensors for a control-flow op, ``core/control.py``)."""
     op: Any
     inputs: tuple
     attrs: dict
@@ -29,7 +30,12 @@ def backward(records: list[Record], target, seed, sources: list) -> list:
     """
     grads: dict[int, Any] = {id(target): seed}
     for r in reversed(records):
-        g = grads.get(id(r.out))
+        if isinstance(r.out, tuple):    # a control-flow op's results: its rule takes one seed each
+            g = tuple(grads.get(id(o)) for o in r.out)
+            if all(x is None for x in g):
+                continue
+        else:
+            g = grads.get(id(r.out))
         if g is None or r.op.grad is None:
             continue
         in_grads = r.op.grad(g, r.out, *r.inputs, **r.attrs)

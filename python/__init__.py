@@ -19,6 +19,7 @@ from .creation import (full, zeros, ones, zeros_like, ones_like, arange, linspac
 from .device import device, get_device, init_async, register_device, Device
 from .function import function, grad, value_and_grad, Function
 from .tape import GradientTape
+from .control import cond, scan, while_loop
 from . import config, optimizers, data
 from .export import export
 from .artifact import load
@@ -88,7 +89,7 @@ __all__ = sorted(
      "full", "zeros", "ones", "zeros_like", "ones_like", "arange", "linspace", "eye",
      "uniform", "normal", "truncated_normal", "set_seed", "random",
      "device", "get_device", "init_async", "register_device", "Device",
-     "function", "grad", "value_and_grad", "Function", "GradientTape",
+     "function", "grad", "value_and_grad", "Function", "GradientTape", "cond", "while_loop", "scan",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
      "config", "optimizers", "data", "nn", "datasets", "train", "summary", "image", "distribute", "onnx"])

@@ -25,6 +25,7 @@ import warnings
 from . import _state
 from .config import TICK, LRUCache, RetracingWarning
 from .core import passes
+from .core.runtime import control
 from .core.graph import Graph, Value
 from .device import get_device
 from .tape import GradientTape
@@ -201,7 +202,7 @@ class Function:
         raw = tr.finish(outputs)
         graph = passes.optimize(raw, _evaluator(dev))
         self.trace_count += 1
-        return _Concrete(raw, graph, dev.compile(graph), out_struct, static, len(outputs))
+        return _Concrete(raw, graph, control.compile_graph(dev, graph), out_struct, static, len(outputs))
 
     def _concrete(self, struct, leaves, key, tensors, count: bool) -> _Concrete:
         """The cached trace for ``key``, else a new one (under the lock: one trace per signature);

@@ -143,6 +143,12 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
+        if self._data is None:
+            raise TypeError(
+                "using a symbolic tensor as a Python bool is not allowed inside webtensor.function: an `if` "
+                "or `while` on a tensor's value runs once, at trace time, when the value is not known. Use "
+                "webtensor.cond(pred, true_fn, false_fn) for `if` and webtensor.while_loop(cond, body, "
+                "loop_vars) for `while` (or compute both sides and pick with webtensor.where)")
         if self.size != 1:
             raise ValueError(f"the truth value of a tensor with {self.size} elements is ambiguous; "
                              "use webtensor.reduce_any/all or .numpy()")

@@ -1,0 +1,120 @@
+"""Running graphs with control flow (``core/control.py``): host-side loops over compiled segments.
+
+Why on the host: every backend's executable is a sequence of kernel calls that the host starts
+with one call (``wasm``: one module whose ``run`` calls the fused kernels; ``webgpu``: one
+command encoder of dispatches), and buffers are planned statically per executable. A graph with
+control flow is cut at its control nodes into segments of ordinary nodes, each compiled by the
+device exactly as a graph without control flow (fusion, arena, one host call); the control nodes
+run here: ``cond`` reads its predicate (one scalar read back) and runs the chosen branch's
+executable; ``while`` runs its cond and body executables until the cond is false or
+``maximum_iterations`` is reached. Loop-carried values stay device buffers: an iteration costs
+one host call per executable and one scalar read, not a copy of the state. Sub-graphs are
+optimised and compiled once, the first time they run, and belong to the executable.
+
+The same code serves every device (``reference``, ``wasm``, ``webgpu``): it uses only the
+``Device`` interface (``compile``, ``to_host_bytes``).
+"""
+from __future__ import annotations
+
+from .. import passes
+from ..control import has_control, is_control
+from ..graph import Graph
+
+
+def compile_graph(device, graph: Graph):
+    """``device.compile(graph)``, or a :class:`ControlExecutable` when the graph holds control flow.
+    Returns an object with ``run(inputs, captures) -> (outputs, updates)`` and ``device``."""
+    if not has_control(graph):
+        return device.compile(graph)
+    return ControlExecutable(device, graph)
+
+
+def _optimized(device, graph: Graph) -> Graph:
+    return passes.optimize(graph, lambda op, datas, attrs, in_avals, out_aval:
+                           device.execute(op, datas, attrs, in_avals, out_aval))
+
+
+class _Sub:
+    """A sub-graph (a branch, a loop's cond or body) compiled on first use."""
+    __slots__ = ("device", "graph", "exe")
+
+    def __init__(self, device, graph: Graph):
+        self.device, self.graph, self.exe = device, graph, None
+
+    def run(self, inputs: list) -> list:
+        if self.exe is None:
+            self.exe = compile_graph(self.device, _optimized(self.device, self.graph))
+        return self.exe.run(list(inputs), [])[0]
+
+
+class ControlExecutable:
+    """A graph cut into steps: ``("exe", executable, input values, output values)`` for a segment
+    of ordinary nodes, ``("node", node)`` for a control node or a ``get``."""
+
+    def __init__(self, device, graph: Graph):
+        self.device, self.graph = device, graph
+        later_uses: dict = {}       # value -> index of the last step that reads it
+        for i, n in enumerate(graph.nodes):
+            for v in n.inputs:
+                later_uses[v] = i
+        needed_at_end = set(graph.outputs) | {v for _, v in graph.updates}
+        self.steps: list = []
+        self._subs: dict = {}
+        segment: list = []
+        nodes = graph.nodes
+
+        def close(end: int):
+            if not segment:
+                return
+            defined = {n.out for n in segment}
+            ins = list(dict.fromkeys(v for n in segment for v in n.inputs if v not in defined))
+            outs = [n.out for n in segment if n.out in needed_at_end or later_uses.get(n.out, -1) >= end]
+            consts = {v: graph.consts[v] for v in ins if v in graph.consts}
+            ins = [v for v in ins if v not in consts]
+            sub = Graph(inputs=ins, consts=consts, nodes=list(segment), outputs=outs)
+            self.steps.append(("exe", device.compile(sub), ins, outs))
+            segment.clear()
+
+        for i, n in enumerate(nodes):
+            if is_control(n.op):
+                close(i)
+                self.steps.append(("node", n))
+                if n.op.kind == "cond":
+                    self._subs[n] = [_Sub(device, g) for g in n.attrs["branches"]]
+                elif n.op.kind == "while":
+                    self._subs[n] = (_Sub(device, n.attrs["cond"]), _Sub(device, n.attrs["body"]))
+            else:
+                segment.append(n)
+        close(len(nodes))
+
+    def run(self, inputs, captures):
+        g = self.graph
+        env = dict(g.consts)
+        env.update(zip(g.inputs, inputs))
+        env.update(zip((v for v, _ in g.captures), captures))
+        for step in self.steps:
+            if step[0] == "exe":
+                _, exe, ins, outs = step
+                env.update(zip(outs, exe.run([env[v] for v in ins], [])[0]))
+            else:
+                n = step[1]
+                args = [env[v] for v in n.inputs]
+                env[n.out] = args[0][n.attrs["index"]] if n.op.kind == "get" else self._control(n, args)
+        return [env[v] for v in g.outputs], [env[v] for _, v in g.updates]
+
+    def _truth(self, data, aval) -> bool:
+        return bool(self.device.to_host_bytes(data, aval)[0])
+
+    def _control(self, n, args: list) -> list:
+        if n.op.kind == "cond":
+            pred = self._truth(args[0], n.inputs[0].aval)
+            return self._subs[n][int(pred)].run(args[1:])
+        cond, body = self._subs[n]
+        k, limit = n.attrs["n_vars"], n.attrs["maximum_iterations"]
+        vars_, rest = args[:k], args[k:]
+        bool_aval = n.attrs["cond"].outputs[0].aval
+        i = 0
+        while (limit is None or i < limit) and self._truth(cond.run(vars_ + rest)[0], bool_aval):
+            vars_ = body.run(vars_ + rest)
+            i += 1
+        return vars_

@@ -1,0 +1,486 @@
+"""Control flow: ``cond``, ``while_loop`` and ``scan`` (TensorFlow's signatures and semantics).
+
+Eagerly they run as Python (``if``/``while``/``for`` over tensors: TensorFlow 2's eager
+behaviour), so a ``GradientTape`` records the ops of the iterations that ran. Inside
+``webtensor.function`` each becomes one graph node holding sub-graphs (``core/control.py``):
+every branch, loop condition and loop body is traced once into its own graph; tensors of the
+enclosing function that it uses (and Variables it reads) become extra inputs of the node.
+Graphs holding such nodes run as host-side loops over compiled segments
+(``core/runtime/control.py``), on every device.
+
+Gradients (reverse mode) inside traced functions:
+
+- ``cond``: a ``cond`` on the same predicate of the two branches' vector-Jacobian products.
+- ``while_loop`` (and ``scan``, built on it): the loop is run again storing every iteration's
+  loop variables in ``[maximum_iterations, ...]`` buffers, then a second loop walks the stored
+  iterations backwards applying the body's vector-Jacobian product (the adjoint method through
+  a loop, Griewank & Walther 2008, ch. 12; as TensorFlow's while-loop gradient, which stacks the
+  values the backward pass needs). Graph shapes are static, so the gradient of a traced
+  ``while_loop`` needs ``maximum_iterations`` (as TensorFlow under XLA); ``scan`` always knows its
+  length.
+
+Shapes are static: a loop variable must keep its shape and dtype (ValueError/TypeError name
+the variable); both branches of a ``cond`` return the same structure, shapes and dtypes.
+"""
+from __future__ import annotations
+
+from . import _state
+from .core import dispatch, ops as F
+from .core.autodiff import Record
+from .core.control import ControlOp, TupleAval
+from .core.dtypes import bool_, int32
+from .core.graph import Value
+from .creation import arange, zeros, zeros_like
+from .function import Trace
+from .tape import GradientTape
+from .tensor import Tensor, Variable, tensor
+from .tree import flatten, unflatten
+
+
+# ---- sub-graphs ----------------------------------------------------------------------------------
+
+class _SubTrace(Trace):
+    """The trace of a branch, loop condition or loop body inside an enclosing trace: tensors of an
+    enclosing trace and Variables become extra inputs (``externals``, the outer tensors, in the
+    order first used)."""
+
+    def __init__(self, parent: Trace, what: str):
+        super().__init__(parent.device)
+        self.parent, self.what = parent, what
+        self.externals: list = []
+        self.keys: list = []
+        self._ext: dict = {}
+
+    def _encloses(self, tr) -> bool:
+        p = self.parent
+        while p is not None:
+            if p is tr:
+                return True
+            p = getattr(p, "parent", None)
+        return False
+
+    def value_of(self, t: Tensor) -> Value:
+        if t._sym is not None and t._sym[0] is not self and self._encloses(t._sym[0]):
+            return self._capture((id(t._sym[0]), t._sym[1].id), t)
+        return super().value_of(t)
+
+    def _var_value(self, var: Variable) -> Value:
+        if var not in self.current:
+            self.current[var] = self._capture(("var", id(var)), var)
+        return self.current[var]
+
+    def _capture(self, key, t: Tensor) -> Value:
+        v = self._ext.get(key)
+        if v is None:
+            v = self._ext[key] = Value(t._aval)
+            self.externals.append(t)
+            self.keys.append(key)
+        return v
+
+    def assign(self, var, value) -> None:
+        raise NotImplementedError(
+            f"Variable {var.name!r} is assigned inside the {self.what} of a webtensor control-flow op; "
+            "return the new value (as a loop variable or branch output) and assign it outside")
+
+
+def _trace_sub(fn, avals: list, what: str):
+    """Trace ``fn(*symbolic tensors of avals) -> leaves`` into a sub-graph of the current trace.
+    Returns the sub-trace (``graph.inputs`` holds only the explicit inputs so far) and the output
+    leaves as its tensors."""
+    parent = _state.current_trace()
+    sub = _SubTrace(parent, what)
+    sub.graph.inputs = [Value(a) for a in avals]
+    state = _state.local
+    saved, state.tapes[:] = list(state.tapes), []     # the enclosing tapes see the node, not its insides
+    state.traces.append(sub)
+    try:
+        outs = fn(*[sub.symbolic(v) for v in sub.graph.inputs])
+        outs = [o if o is None or isinstance(o, Tensor) else tensor(o) for o in outs]
+        sub.graph.outputs = [sub.value_of(o) for o in outs if o is not None]
+    finally:
+        state.traces.pop()
+        state.tapes[:] = saved
+    return sub, outs
+
+
+def _unify(subs: list) -> list:
+    """Give the sub-graphs one list of extra inputs: the union of their externals (each graph gets an
+    unused input for those it does not read). Returns the union's outer tensors."""
+    keys, ext = [], []
+    for s in subs:
+        for k, t in zip(s.keys, s.externals):
+            if k not in keys:
+                keys.append(k)
+                ext.append(t)
+    for s in subs:
+        s.graph.inputs += [s._ext[k] if k in s._ext else Value(t._aval) for k, t in zip(keys, ext)]
+    return ext
+
+
+COND = ControlOp("cond", "cond")
+WHILE = ControlOp("while", "while")
+GET = ControlOp("get", "get")
+
+
+def _apply(op: ControlOp, inputs: list, attrs: dict, avals: list) -> tuple:
+    """Add a control node to the current trace; its results as symbolic tensors (recorded by tapes)."""
+    tr = _state.current_trace()
+    node = tr.graph.add(op, [tr.value_of(t) for t in inputs], attrs, TupleAval(tuple(avals)))
+    outs = tuple(tr.symbolic(tr.graph.add(GET, [node], {"index": i}, a)) for i, a in enumerate(avals))
+    for tape in _state.local.tapes:
+        tape._record(Record(op, tuple(inputs), attrs, outs))
+    return outs
+
+
+def _replay(graph, inputs: list) -> list:
+    """Run a sub-graph's nodes as op calls on ``inputs`` (traced into the current trace, recorded by
+    tapes): how gradients re-enter a branch or a loop body."""
+    tr = _state.current_trace()
+    env = dict(zip(graph.inputs, inputs))
+    for v, data in graph.consts.items():
+        env[v] = Tensor(data, v.aval, tr.device)
+    for n in graph.nodes:
+        args = [env[v] for v in n.inputs]
+        if n.op is GET:
+            env[n.out] = args[0][n.attrs["index"]]
+        elif n.op in (COND, WHILE):
+            env[n.out] = _apply(n.op, args, n.attrs, list(n.out.aval.avals))
+        else:
+            env[n.out] = dispatch.run(n.op, args, n.attrs)
+    return [env[v] for v in graph.outputs]
+
+
+# ---- checks ----------------------------------------------------------------------------------------
+
+def _plain(struct):
+    """A structure with lists and tuples alike (TensorFlow compares loop structures so)."""
+    if struct is None:
+        return None
+    kind, meta, children = struct
+    return (kind, meta if kind == "dict" else "seq", tuple(_plain(c) for c in children))
+
+
+def _leaves(tree, what: str) -> tuple:
+    leaves: list = []
+    struct = flatten(tree, leaves)
+    out = []
+    for x in leaves:
+        if x is None:
+            out.append(None)
+        else:
+            try:
+                out.append(x if isinstance(x, Tensor) else tensor(x))
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"{what}: {x!r} is not a tensor ({e})") from None
+    return struct, out
+
+
+def _same(what: str, names: str, ref: list, new: list, rule: str) -> None:
+    """ValueError/TypeError unless ``new`` tensors have ``ref``'s shapes and dtypes."""
+    for k, (a, b) in enumerate(zip(ref, new)):
+        if (a is None) != (b is None):
+            raise TypeError(f"{what}: {names} {k} is None in one place and a tensor in the other")
+        if a is None:
+            continue
+        if tuple(a.shape) != tuple(b.shape):
+            raise ValueError(f"{what}: {names} {k} has shape {tuple(a.shape)} but {tuple(b.shape)} {rule}; "
+                             "webtensor graphs have static shapes (pad to a fixed size)")
+        if a.dtype != b.dtype:
+            raise TypeError(f"{what}: {names} {k} has dtype {a.dtype.name} but {b.dtype.name} {rule}")
+
+
+def _scalar_bool(what: str, t) -> Tensor:
+    t = t if isinstance(t, Tensor) else tensor(t)
+    if t.dtype != bool_ or t.shape != ():
+        raise TypeError(f"{what} must be a bool scalar, got {t.dtype.name} of shape {tuple(t.shape)}")
+    return t
+
+
+def _symbolic(t) -> bool:
+    """Whether ``t``'s value is known only when the traced graph runs."""
+    return isinstance(t, Variable) or (isinstance(t, Tensor) and t._sym is not None)
+
+
+# ---- cond ------------------------------------------------------------------------------------------
+
+def cond(pred, true_fn=None, false_fn=None, name=None):
+    """``true_fn()`` if ``pred`` else ``false_fn()``, as ``tf.cond``. Eagerly (or inside
+    ``webtensor.function`` when ``pred``'s value is known at trace time: a Python bool, a constant)
+    only the chosen function runs. Inside ``webtensor.function`` with a computed ``pred`` (or a
+    Variable) both functions are traced into branches of one graph node and only the chosen one runs.
+    Differentiable: the gradient flows through the chosen branch (a ``cond`` of the branches'
+    gradients).
+
+    Args:
+        pred: a bool scalar (tensor, Variable or Python bool).
+        true_fn: a function of no arguments returning a (nested) structure of tensors.
+        false_fn: a function of no arguments returning the same structure, shapes and dtypes.
+        name: TensorFlow's op name (a str or None); unused.
+    Returns:
+        What the chosen function returns (in a graph: symbolic tensors, ``true_fn``'s structure).
+    Raises:
+        TypeError: a function is not callable; ``pred`` is not a bool scalar; the branches return
+            different structures or dtypes.
+        ValueError: the branches return tensors of different shapes.
+    """
+    if not callable(true_fn) or not callable(false_fn):
+        raise TypeError("cond: true_fn and false_fn must be callables of no arguments")
+    if isinstance(pred, bool):
+        return true_fn() if pred else false_fn()
+    pred = _scalar_bool("cond: pred", pred)
+    if _state.current_trace() is None or not _symbolic(pred):
+        return true_fn() if bool(pred) else false_fn()
+    structs, subs, leaves = [], [], []
+    for fn, which in ((true_fn, "true_fn"), (false_fn, "false_fn")):
+        box = []
+
+        def run(fn=fn, which=which, box=box):
+            struct, ls = _leaves(fn(), f"cond: {which}")
+            box.append(struct)
+            return ls
+        sub, outs = _trace_sub(run, [], f"{which} of cond")
+        structs.append(box[0])
+        subs.append(sub)
+        leaves.append(outs)
+    if _plain(structs[0]) != _plain(structs[1]) or len(leaves[0]) != len(leaves[1]):
+        raise TypeError("cond: true_fn and false_fn must return the same structure (the same nesting of "
+                        "tuples, lists and dicts, and the same number of tensors)")
+    _same("cond", "output", leaves[0], leaves[1], "in false_fn (both branches must agree)")
+    ext = _unify(subs)
+    avals = [t._aval for t in leaves[0] if t is not None]
+    outs = iter(_apply(COND, [pred] + ext, {"branches": (subs[1].graph, subs[0].graph)}, avals))
+    return unflatten(structs[0], iter([None if t is None else next(outs) for t in leaves[0]]))
+
+
+def _zeros_for(t: Tensor) -> Tensor:
+    return zeros_like(t)
+
+
+def _cond_grad(gs, outs, pred, *operands, branches):
+    fin = [i for i, x in enumerate(operands) if x.dtype.is_floating]
+    fout = [i for i, y in enumerate(outs) if y.dtype.is_floating]
+    if not fin or not fout:
+        return (None,) * (1 + len(operands))
+    seeds = [gs[i] if gs[i] is not None else _zeros_for(outs[i]) for i in fout]
+
+    def vjp(graph):
+        def fn():
+            xs = [operands[i] for i in fin]
+            with GradientTape() as tape:
+                tape.watch(xs)
+                ys = _replay(graph, list(operands))
+            return tuple(tape.gradient([ys[i] for i in fout], xs, output_gradients=seeds,
+                                       unconnected_gradients="zero"))
+        return fn
+    grads = cond(pred, vjp(branches[1]), vjp(branches[0]))
+    out = [None] * len(operands)
+    for i, g in zip(fin, grads):
+        out[i] = g
+    return (None, *out)
+
+
+COND.grad = _cond_grad
+
+
+# ---- while_loop ------------------------------------------------------------------------------------
+
+def _max_iterations(m):
+    if m is None:
+        return None
+    if _symbolic(m):
+        raise TypeError("while_loop: maximum_iterations must be known when tracing (a Python int or a "
+                        "constant tensor), not a value computed in the graph")
+    m = int(m)
+    if m < 0:
+        raise ValueError(f"while_loop: maximum_iterations must be >= 0, got {m}")
+    return m
+
+
+def while_loop(cond, body, loop_vars, maximum_iterations=None):
+    """Repeat ``loop_vars = body(*loop_vars)`` while ``cond(*loop_vars)`` is true, at most
+    ``maximum_iterations`` times, as ``tf.while_loop``: ``loop_vars`` is a (nested) tuple, list or
+    dict of tensors (a single tensor is passed as one argument); ``body`` returns the same
+    structure with the same shapes and dtypes (lists and tuples count as alike). Eagerly it runs as
+    a Python loop; inside ``webtensor.function`` it is one graph node whose condition and body are
+    traced once (their Python code runs once, at trace time). Differentiable eagerly (the tape
+    records every iteration) and, inside ``webtensor.function``, when ``maximum_iterations`` is given
+    (the gradient stores each iteration's loop variables in ``[maximum_iterations, ...]`` buffers
+    and runs the body's vector-Jacobian products backwards).
+
+    Args:
+        cond: a function of the loop variables returning a bool scalar.
+        body: a function of the loop variables returning their next values.
+        loop_vars: the initial values: a tensor or a (nested) structure of tensors.
+        maximum_iterations: None, or an int >= 0 (or a tensor known at trace time): stop after this
+            many iterations even if ``cond`` is still true.
+    Returns:
+        The loop variables after the last iteration, structured like ``loop_vars``.
+    Raises:
+        TypeError: ``cond``/``body`` not callable; ``cond`` returns no bool scalar; ``body`` returns
+            another structure or changes a dtype; ``maximum_iterations`` computed in the graph.
+        ValueError: ``body`` changes a shape; ``maximum_iterations`` negative; the gradient of a traced
+            loop without ``maximum_iterations``.
+        NotImplementedError: a Variable assigned inside ``cond`` or ``body`` while tracing.
+    """
+    if not callable(cond) or not callable(body):
+        raise TypeError("while_loop: cond and body must be callables")
+    limit = _max_iterations(maximum_iterations)
+    seq = isinstance(loop_vars, (list, tuple))
+    struct, init = _leaves(loop_vars, "while_loop: loop_vars")
+    if any(t is None for t in init):
+        raise TypeError("while_loop: loop_vars must be tensors (None found)")
+
+    def call(fn, leaves):
+        v = unflatten(struct, iter(leaves))
+        return fn(*v) if seq else fn(v)
+
+    def step(*leaves):
+        out = call(body, list(leaves))
+        if seq and len(loop_vars) == 1 and not isinstance(out, (list, tuple)):
+            out = [out]     # TensorFlow accepts a bare tensor for a one-variable list
+        s, new = _leaves(out, "while_loop: body")
+        if _plain(s) != _plain(struct):
+            raise TypeError("while_loop: body must return the structure of loop_vars (the same nesting "
+                            f"and number of tensors: {len(init)})")
+        _same("while_loop", "loop variable", init, new, "after an iteration of body")
+        return new
+
+    def test(*leaves):
+        return [_scalar_bool("while_loop: cond's result", call(cond, list(leaves)))]
+
+    if _state.current_trace() is None:
+        leaves, i = init, 0
+        while (limit is None or i < limit) and bool(test(*leaves)[0]):
+            leaves, i = step(*leaves), i + 1
+        return unflatten(struct, iter(leaves))
+    avals = [t._aval for t in init]
+    csub, _ = _trace_sub(test, avals, "cond of while_loop")
+    bsub, _ = _trace_sub(step, avals, "body of while_loop")
+    ext = _unify([csub, bsub])
+    outs = _apply(WHILE, init + ext, {"cond": csub.graph, "body": bsub.graph, "n_vars": len(init),
+                                     "maximum_iterations": limit}, avals)
+    return unflatten(struct, iter(outs))
+
+
+def _put(stack: Tensor, i, v: Tensor) -> Tensor:
+    """``stack`` with row ``i`` (an int32 scalar tensor) replaced by ``v``."""
+    n = stack.shape[0]
+    rows = F.reshape(F.equal(arange(n, dtype=int32, device=stack.device), i), (n,) + (1,) * v.ndim)
+    return F.where(rows, F.expand_dims(v, 0), stack)
+
+
+def _while_grad(gs, outs, *inputs, cond, body, n_vars, maximum_iterations):
+    k = n_vars
+    init, ext = list(inputs[:k]), list(inputs[k:])
+    fv = [i for i in range(k) if init[i].dtype.is_floating]
+    if not any(gs[i] is not None for i in fv):
+        return (None,) * len(inputs)
+    if maximum_iterations is None:
+        raise ValueError("the gradient of a while_loop inside webtensor.function needs maximum_iterations: "
+                         "the iterations are stored in buffers of static shape [maximum_iterations, ...]")
+    n_max = maximum_iterations
+    fe = [j for j, e in enumerate(ext) if e.dtype.is_floating]
+
+    # Forward again, storing the loop variables each iteration starts from.
+    def hbody(i, vs, hs):
+        return i + 1, _replay(body, list(vs) + ext), [_put(h, i, v) for h, v in zip(hs, vs)]
+    stacks = [zeros((n_max,) + tuple(v.shape), v.dtype, device=v.device) for v in init]
+    n, _, hs = while_loop(lambda i, vs, hs: _replay(cond, list(vs) + ext)[0], hbody,
+                          (tensor(0, int32, init[0].device), init, stacks), maximum_iterations=n_max)
+
+    # Backward through the stored iterations.
+    def bbody(j, gv, ge):
+        xs = [F.gather(h, j) for h in hs]
+        wrt = [xs[i] for i in fv] + [ext[j2] for j2 in fe]
+        with GradientTape() as tape:
+            tape.watch(wrt)
+            ys = _replay(body, xs + ext)
+        grads = tape.gradient([ys[i] for i in fv], wrt, output_gradients=list(gv), unconnected_gradients="zero")
+        return j - 1, grads[:len(fv)], [a + b for a, b in zip(ge, grads[len(fv):])]
+    g0 = [gs[i] if gs[i] is not None else _zeros_for(outs[i]) for i in fv]
+    e0 = [_zeros_for(ext[j]) for j in fe]
+    _, gv, ge = while_loop(lambda j, gv, ge: j >= 0, bbody, (n - 1, g0, e0), maximum_iterations=n_max)
+    out = [None] * len(inputs)
+    for i, g in zip(fv, gv):
+        out[i] = g
+    for j, g in zip(fe, ge):
+        out[k + j] = g
+    return tuple(out)
+
+
+WHILE.grad = _while_grad
+
+
+# ---- scan ------------------------------------------------------------------------------------------
+
+def scan(fn, elems, initializer=None, reverse=False):
+    """``tf.scan``: ``a = fn(a, x)`` for each ``x`` of ``elems`` unstacked along axis 0, returning
+    every ``a`` stacked along a new axis 0. ``elems`` is a tensor or a (nested) structure of tensors
+    of the same first dimension ``n``; ``a`` starts as ``initializer`` (its structure, shapes and
+    dtypes are kept), or as the first element of ``elems`` (then ``fn`` runs ``n - 1`` times and
+    the result's first row is that element). Inside ``webtensor.function`` it is a ``while_loop``
+    with ``maximum_iterations=n`` (so it is differentiable there too).
+
+    Args:
+        fn: ``fn(a, x) -> a``: ``a`` structured like ``initializer``, ``x`` like ``elems``.
+        elems: a tensor or (nested) structure of tensors with the same size ``n >= 1`` of axis 0.
+        initializer: the initial ``a``; None: the first (last with ``reverse``) element of ``elems``.
+        reverse: scan from the last element to the first (results keep ``elems``' order).
+    Returns:
+        ``a``'s structure, each tensor of shape ``(n,) + a.shape``.
+    Raises:
+        TypeError: ``fn`` not callable, or returns another structure or dtype.
+        ValueError: ``elems`` empty, of rank 0 or of different first dimensions; ``fn`` changes a shape.
+    """
+    if not callable(fn):
+        raise TypeError("scan: fn must be a callable fn(a, x)")
+    estruct, xs = _leaves(elems, "scan: elems")
+    if not xs or any(x is None or x.ndim == 0 for x in xs):
+        raise ValueError("scan: elems must be tensors of rank >= 1")
+    n = xs[0].shape[0]
+    if any(x.shape[0] != n for x in xs):
+        raise ValueError(f"scan: elems have different first dimensions {[x.shape[0] for x in xs]}")
+    if n == 0 or (initializer is None and n < 1):
+        raise ValueError("scan: elems are empty (first dimension 0)")
+    first = n - 1 if reverse else 0
+    if initializer is None:
+        astruct, a0 = estruct, [x[first] for x in xs]
+        order = [t for t in range(n) if t != first]
+    else:
+        astruct, a0 = _leaves(initializer, "scan: initializer")
+        order = list(range(n))
+    if reverse:
+        order.reverse()
+
+    def apply(a, x):
+        out = fn(unflatten(astruct, iter(a)), unflatten(estruct, iter(x)))
+        s, new = _leaves(out, "scan: fn")
+        if _plain(s) != _plain(astruct):
+            raise TypeError("scan: fn must return the structure of the accumulator (initializer, or elems "
+                            "when there is none)")
+        _same("scan", "accumulator", a0, new, "after fn")
+        return new
+
+    if _state.current_trace() is None:
+        rows = {}
+        if initializer is None:
+            rows[first] = a0
+        a = a0
+        for t in order:
+            a = rows[t] = apply(a, [x[t] for x in xs])
+        stacked = [F.stack([rows[t][k] for t in range(n)]) for k in range(len(a0))]
+        return unflatten(astruct, iter(stacked))
+
+    dev = xs[0].device
+    stacks = [zeros((n,) + tuple(v.shape), v.dtype, device=dev) for v in a0]
+    if initializer is None:
+        stacks = [_put(s, tensor(first, int32, dev), v) for s, v in zip(stacks, a0)]
+    m, start = len(order), order[0] if order else 0
+    step = -1 if reverse else 1
+
+    def body(i, a, ys):
+        t = i * step + start
+        new = apply(list(a), [F.gather(x, t) for x in xs])
+        return i + 1, new, [_put(y, t, v) for y, v in zip(ys, new)]
+    _, _, ys = while_loop(lambda i, a, ys: i < m, body, (tensor(0, int32, dev), a0, stacks), maximum_iterations=m)
+    return unflatten(astruct, iter(ys))
