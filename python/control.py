@@ -25,7 +25,7 @@ the variable); both branches of a ``cond`` return the same structure, shapes and
 from __future__ import annotations
 
 from . import _state
-from .core import dispatch, ops as F
+from .core import dispatch, ops as F, passes
 from .core.autodiff import Record
 from .core.control import ControlOp, TupleAval
 from .core.dtypes import bool_, int32
@@ -381,21 +381,34 @@ def _while_grad(gs, outs, *inputs, cond, body, n_vars, maximum_iterations):
     n_max = maximum_iterations
     fe = [j for j, e in enumerate(ext) if e.dtype.is_floating]
 
-    # Forward again, storing the loop variables each iteration starts from.
+    def vjp(xs, gv):
+        """The body's vector-Jacobian product at loop variables ``xs``: (float vars', externals')."""
+        wrt = [xs[i] for i in fv] + [ext[j] for j in fe]
+        with GradientTape() as tape:
+            tape.watch(wrt)
+            ys = _replay(body, list(xs) + ext)
+        return tape.gradient([ys[i] for i in fv], wrt, output_gradients=list(gv), unconnected_gradients="zero")
+
+    # Store only the loop variables the backward pass reads (a scan's stack of results is written,
+    # never read, by its body's gradient): trace that pass once and see what dead-code elimination keeps.
+    probe, _ = _trace_sub(lambda *a: vjp(a[:k], a[k:]), [t._aval for t in init] + [init[i]._aval for i in fv],
+                          "gradient of while_loop")
+    live = passes.dce(probe.graph)
+    read = {v for n in live.nodes for v in n.inputs} | set(live.outputs)
+    kept = [i for i in range(k) if probe.graph.inputs[i] in read]
+
+    # Forward again, storing the kept loop variables each iteration starts from.
     def hbody(i, vs, hs):
-        return i + 1, _replay(body, list(vs) + ext), [_put(h, i, v) for h, v in zip(hs, vs)]
-    stacks = [zeros((n_max,) + tuple(v.shape), v.dtype, device=v.device) for v in init]
+        return i + 1, _replay(body, list(vs) + ext), [_put(h, i, vs[m]) for h, m in zip(hs, kept)]
+    stacks = [zeros((n_max,) + tuple(init[m].shape), init[m].dtype, device=init[m].device) for m in kept]
     n, _, hs = while_loop(lambda i, vs, hs: _replay(cond, list(vs) + ext)[0], hbody,
                           (tensor(0, int32, init[0].device), init, stacks), maximum_iterations=n_max)
 
     # Backward through the stored iterations.
     def bbody(j, gv, ge):
-        xs = [F.gather(h, j) for h in hs]
-        wrt = [xs[i] for i in fv] + [ext[j2] for j2 in fe]
-        with GradientTape() as tape:
-            tape.watch(wrt)
-            ys = _replay(body, xs + ext)
-        grads = tape.gradient([ys[i] for i in fv], wrt, output_gradients=list(gv), unconnected_gradients="zero")
+        stored = dict(zip(kept, hs))
+        xs = [F.gather(stored[m], j) if m in stored else _zeros_for(init[m]) for m in range(k)]
+        grads = vjp(xs, gv)
         return j - 1, grads[:len(fv)], [a + b for a, b in zip(ge, grads[len(fv):])]
     g0 = [gs[i] if gs[i] is not None else _zeros_for(outs[i]) for i in fv]
     e0 = [_zeros_for(ext[j]) for j in fe]

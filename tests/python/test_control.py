@@ -419,3 +419,36 @@ def test_export_refuses_control_flow(tmp_path):
     f = wt.function(lambda x: wt.while_loop(lambda y: wt.reduce_sum(y) < 10.0, lambda y: y * 2.0, x))
     with pytest.raises(NotImplementedError, match="holds control flow"):
         wt.export(f, (wt.tensor([1.0]),), path=tmp_path / "a")
+
+
+def test_a_scan_gradient_stores_only_what_its_backward_pass_reads():
+    """The stack of results a scan writes is not stored per iteration (that would be O(n^2) memory):
+    the history loop keeps the counter and the accumulator only."""
+    w = wt.Variable(np.eye(3, dtype=np.float32))
+    g = wt.grad(lambda x: wt.reduce_sum(wt.scan(lambda a, e: wt.tanh(a @ w + e), x,
+                                                initializer=wt.zeros((3,))) ** 2))
+    graph = g.get_concrete(wt.tensor(np.ones((7, 3), np.float32))).graph
+    carried = [[tuple(v.aval.shape) for v in n.inputs[:n.attrs["n_vars"]]] for n in graph.nodes if n.op.name == "while"]
+    history = [c for c in carried if (7,) in c]     # the loop that stores iterations: [7] counters
+    assert history == [[(), (), (3,), (7, 3), (7,), (7, 3)]]
+
+
+def test_control_flow_on_webgpu():
+    """WebGPU: the same host-side loops over dispatches (lavapipe where no GPU exists)."""
+    pytest.importorskip("wgpu")
+    try:
+        dev = wt.get_device("webgpu")
+    except RuntimeError as e:
+        pytest.skip(f"no webgpu device: {e}")
+    x, w = _inputs("while_loop")
+    with wt.device(dev):
+        for a in (np.array([2.0, 9.0], np.float32),):
+            n, want = _newton_np(a)
+            i, got, _ = wt.function(_newton_sqrt)(wt.tensor(a))
+            assert int(i) == n
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+        c = wt.function(lambda x: wt.cond(wt.reduce_sum(x) > 0, lambda: x, lambda: x * 2.0))
+        assert c(wt.tensor([1.0])).numpy().tolist() == [1.0] and c(wt.tensor([-1.0])).numpy().tolist() == [-2.0]
+        wv = wt.Variable(w.astype(np.float32))
+        gx = wt.grad(lambda x: _loop_fn(x, wv))(wt.tensor(x.astype(np.float32)))
+    np.testing.assert_allclose(gx.numpy(), fd_grad(lambda a: _loop_np(a, w), x), rtol=1e-4, atol=1e-5)
