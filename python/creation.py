@@ -2,7 +2,10 @@
 
 Random numbers come from Python's ``random.Random`` (Mersenne Twister, seeded
 explicitly), so a seed gives the same tensor on every device and in Pyodide,
-with or without numpy.
+with or without numpy. Inside ``webtensor.function`` they are computed in the graph instead
+(:mod:`webtensor._graph_random`, a counter-based hash of a per-device generator state Variable,
+advanced by every traced draw, as TensorFlow's stateful random ops): each call of a traced function
+draws new numbers, and :func:`set_seed` makes the sequence reproducible.
 
 Every function here first asks the device whether it can hold the result
 (:meth:`webtensor.Device.check_alloc`: the check the device's own allocator runs), so a size
@@ -12,16 +15,19 @@ for float32/int32), never into a Python list.
 """
 from __future__ import annotations
 
+import atexit
 import math
 import random as _random
+import weakref
 from math import prod
 
+from . import _graph_random, _state
 from .core.runtime import hostdata
 from .core import ops as F
 from .core.dtypes import INT32_MAX, INT32_MIN, as_dtype, float32, int32
 from .core.op import Aval
 from .device import get_device
-from .tensor import Tensor, tensor
+from .tensor import Tensor, Variable, init_scope, tensor
 
 
 def _shape(shape):
@@ -233,6 +239,9 @@ def set_seed(seed: int) -> None:
         seed: an int.
     """
     _global.seed(seed)
+    with init_scope():
+        for counter in _COUNTERS.values():
+            counter.assign(0)
 
 
 def _rng(seed):
@@ -257,6 +266,10 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=float32, seed=None, device=None
     """
     shape = _shape(shape)
     dev, aval = _checked("uniform", shape, as_dtype(dtype), device)
+    if _traced("uniform"):
+        u = F.minimum(_graph_uniforms(shape, seed, 1)[0], 1.0 - 2.0 ** -24)     # [0, 1)
+        v = minval + (maxval - minval) * u
+        return F.cast(v if aval.dtype.is_floating else F.floor(v), aval.dtype)
     r, span = _rng(seed), maxval - minval
     return _host((minval + span * r.random() for _ in range(prod(shape))), dev, aval)
 
@@ -279,6 +292,8 @@ def normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, device=None) -
     """
     shape = _shape(shape)
     dev, aval = _checked("normal", shape, as_dtype(dtype), device)
+    if _traced("normal"):
+        return F.cast(mean + stddev * _graph_normals(shape, seed, 1)[0], aval.dtype)
     r = _rng(seed)
     return _host((r.gauss(mean, stddev) for _ in range(prod(shape))), dev, aval)
 
@@ -301,6 +316,14 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, devi
     """
     shape = _shape(shape)
     dev, aval = _checked("truncated_normal", shape, as_dtype(dtype), device)
+    if _traced("truncated_normal"):
+        # In a graph: the first of 6 candidates within two standard deviations (all 6 outside has
+        # probability 0.0455**6 < 1e-8; then the first, clipped).
+        zs = _graph_normals(shape, seed, 6)
+        z = F.clip_by_value(zs[0], -2.0, 2.0)
+        for c in reversed(zs):
+            z = F.where(F.less_equal(F.abs(c), 2.0), c, z)
+        return F.cast(mean + stddev * z, aval.dtype)
     r = _rng(seed)
 
     def draws():
@@ -311,3 +334,48 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, devi
             yield mean + stddev * v
 
     return _host(draws(), dev, aval)
+
+
+# ---- random numbers inside webtensor.function ----------------------------------------------------
+
+# device -> its in-graph generator state: an int32 Variable (never trained or saved). Weak: a device
+# that is forgotten takes its counter along; cleared at exit before the devices (atexit runs LIFO).
+_COUNTERS = weakref.WeakKeyDictionary()
+atexit.register(_COUNTERS.clear)
+
+
+def _traced(op: str) -> bool:
+    """Whether a random op is being traced (then it draws in the graph). Raises NotImplementedError
+    inside a control-flow body (its state could not advance between iterations)."""
+    tr = _state.current_trace()
+    if tr is not None and getattr(tr, "parent", None) is not None:
+        raise NotImplementedError(f"{op}: random numbers inside a cond branch or a while_loop/scan body are "
+                                  "not supported; draw them outside (for scan: one [n, ...] tensor in elems)")
+    return tr is not None
+
+
+def _graph_uniforms(shape, seed, n: int) -> list:
+    """``n`` independent float32 tensors of ``shape`` in [0, 1], drawn in the graph being traced: the
+    device's counter (read, then advanced by one) and a Python seed (``seed``, else one drawn from
+    the global generator at trace time, so each call site has its own stream)."""
+    dev = _state.current_trace().device
+    counter = _COUNTERS.get(dev)
+    if counter is None:
+        with init_scope():
+            counter = _COUNTERS.setdefault(dev, Variable(0, name="random/counter", trainable=False, dtype=int32,
+                                                         device=dev))
+    base = seed if seed is not None else _global.getrandbits(31)
+    now = counter.read_value()
+    counter.assign_add(1)
+    return [_graph_random.uniform(shape, now, base * 64 + k) for k in range(n)]
+
+
+def _graph_normals(shape, seed, n: int) -> list:
+    """``n`` independent standard normal float32 tensors of ``shape``, drawn in the graph by the
+    Box–Muller transform (Box & Muller 1958): ``sqrt(-2 ln u1) * (cos, sin)(2 pi u2)``."""
+    us = _graph_uniforms(shape, seed, 2 * ((n + 1) // 2))
+    out = []
+    for u1, u2 in zip(us[0::2], us[1::2]):
+        r = F.sqrt(-2.0 * F.log(F.maximum(1.0 - u1, 2.0 ** -32)))
+        out += [r * F.cos(2 * math.pi * u2), r * F.sin(2 * math.pi * u2)]
+    return out[:n]
