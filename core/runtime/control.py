@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .. import passes
 from ..control import has_control, is_control
-from ..graph import Graph
+from ..graph import Graph, Node
 
 
 def compile_graph(device, graph: Graph):
@@ -82,7 +82,8 @@ class ControlExecutable:
                 if n.op.kind == "cond":
                     self._subs[n] = [_Sub(device, g) for g in n.attrs["branches"]]
                 elif n.op.kind == "while":
-                    self._subs[n] = (_Sub(device, n.attrs["cond"]), _Sub(device, n.attrs["body"]))
+                    self._subs[n] = (_Sub(device, n.attrs["cond"]),
+                                     _Sub(device, _then_test(n.attrs["body"], n.attrs["cond"], n.attrs["n_vars"])))
             else:
                 segment.append(n)
         close(len(nodes))
@@ -109,12 +110,24 @@ class ControlExecutable:
         if n.op.kind == "cond":
             pred = self._truth(args[0], n.inputs[0].aval)
             return self._subs[n][int(pred)].run(args[1:])
-        cond, body = self._subs[n]
+        cond, step = self._subs[n]
         k, limit = n.attrs["n_vars"], n.attrs["maximum_iterations"]
         vars_, rest = args[:k], args[k:]
         bool_aval = n.attrs["cond"].outputs[0].aval
-        i = 0
-        while (limit is None or i < limit) and self._truth(cond.run(vars_ + rest)[0], bool_aval):
-            vars_ = body.run(vars_ + rest)
-            i += 1
+        if limit == 0 or not self._truth(cond.run(vars_ + rest)[0], bool_aval):
+            return vars_
+        i, go = 0, True
+        while go and (limit is None or i < limit):
+            *vars_, more = step.run(vars_ + rest)       # one executable: the body, then the next test
+            go, i = self._truth(more, bool_aval), i + 1
         return vars_
+
+
+def _then_test(body: Graph, cond: Graph, k: int) -> Graph:
+    """One graph computing a loop's body and then its condition on the new loop variables (outputs:
+    the ``k`` new variables, then the bool): one host call per iteration instead of two."""
+    subst = dict(zip(cond.inputs, list(body.outputs[:k]) + list(body.inputs[k:])))
+    s = lambda v: subst.get(v, v)
+    nodes = list(body.nodes) + [Node(n.op, [s(v) for v in n.inputs], n.attrs, n.out) for n in cond.nodes]
+    return Graph(inputs=list(body.inputs), consts={**body.consts, **cond.consts}, nodes=nodes,
+                 outputs=list(body.outputs) + [s(cond.outputs[0])])
