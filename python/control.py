@@ -30,7 +30,8 @@ from .core.autodiff import Record
 from .core.control import ControlOp, TupleAval
 from .core.dtypes import bool_, int32
 from .core.graph import Value
-from .creation import arange, zeros, zeros_like
+from .core.op import Aval
+from .creation import zeros, zeros_like
 from .function import Trace
 from .tape import GradientTape
 from .tensor import Tensor, Variable, tensor
@@ -353,71 +354,99 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
         while (limit is None or i < limit) and bool(test(*leaves)[0]):
             leaves, i = step(*leaves), i + 1
         return unflatten(struct, iter(leaves))
-    avals = [t._aval for t in init]
-    csub, _ = _trace_sub(test, avals, "cond of while_loop")
-    bsub, _ = _trace_sub(step, avals, "body of while_loop")
-    ext = _unify([csub, bsub])
-    outs = _apply(WHILE, init + ext, {"cond": csub.graph, "body": bsub.graph, "n_vars": len(init),
-                                     "maximum_iterations": limit}, avals)
+    outs, _ = _loop(test, step, init, [], limit, False, "while_loop")
     return unflatten(struct, iter(outs))
 
 
-def _put(stack: Tensor, i, v: Tensor) -> Tensor:
-    """``stack`` with row ``i`` (an int32 scalar tensor) replaced by ``v``."""
-    n = stack.shape[0]
-    rows = F.reshape(F.equal(arange(n, dtype=int32, device=stack.device), i), (n,) + (1,) * v.ndim)
-    return F.where(rows, F.expand_dims(v, 0), stack)
+def _loop(test, step, init: list, seqs: list, limit, reverse: bool, what: str) -> tuple:
+    """Add a ``while`` node (``core/control.py``) to the current trace. ``test(*vars) -> [bool]``;
+    ``step(*vars, *rows) -> new vars + per-iteration values`` (each ``[1, ...]``, stacked into
+    ``[limit, ...]`` results), ``rows`` the iteration's rows of ``seqs`` (row ``i``, or ``n - 1 - i``
+    with ``reverse``, which also reverses the stacking). Returns (final vars, stacks)."""
+    k = len(init)
+    avals = [t._aval for t in init]
+    csub, _ = _trace_sub(test, avals, f"cond of {what}")
+    bsub, outs = _trace_sub(step, avals + [Aval(tuple(q.shape[1:]), q.dtype) for q in seqs], f"body of {what}")
+    stacked = [Aval((limit,) + tuple(y.shape[1:]), y.dtype) for y in outs[k:]]
+    ext = _unify([csub, bsub])
+    res = _apply(WHILE, init + seqs + ext, {"cond": csub.graph, "body": bsub.graph, "n_vars": k,
+                                           "n_sliced": len(seqs), "n_stacked": len(stacked),
+                                           "maximum_iterations": limit, "reverse": reverse}, avals + stacked)
+    return list(res[:k]), list(res[k:])
 
 
-def _while_grad(gs, outs, *inputs, cond, body, n_vars, maximum_iterations):
-    k = n_vars
-    init, ext = list(inputs[:k]), list(inputs[k:])
+def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maximum_iterations, reverse):
+    k, ns = n_vars, n_sliced
+    init, seqs, ext = list(inputs[:k]), list(inputs[k:k + ns]), list(inputs[k + ns:])
     fv = [i for i in range(k) if init[i].dtype.is_floating]
-    if not any(gs[i] is not None for i in fv):
+    fy = [m for m in range(n_stacked) if outs[k + m].dtype.is_floating]
+    fq = [q for q in range(ns) if seqs[q].dtype.is_floating]
+    fe = [j for j, e in enumerate(ext) if e.dtype.is_floating]
+    if all(gs[i] is None for i in fv) and all(gs[k + m] is None for m in fy):
         return (None,) * len(inputs)
     if maximum_iterations is None:
         raise ValueError("the gradient of a while_loop inside webtensor.function needs maximum_iterations: "
                          "the iterations are stored in buffers of static shape [maximum_iterations, ...]")
     n_max = maximum_iterations
-    fe = [j for j, e in enumerate(ext) if e.dtype.is_floating]
+    dev = (init + seqs)[0].device
+    row_avals = [Aval(tuple(q.shape[1:]), q.dtype) for q in seqs]
 
-    def vjp(xs, gv):
-        """The body's vector-Jacobian product at loop variables ``xs``: (float vars', externals')."""
-        wrt = [xs[i] for i in fv] + [ext[j] for j in fe]
+    def vjp(xs, rows, gv, gy):
+        """The body's vector-Jacobian product at loop variables ``xs`` and sequence rows ``rows``:
+        gradients of the float vars, float rows and float externals."""
+        wrt = [xs[i] for i in fv] + [rows[q] for q in fq] + [ext[j] for j in fe]
         with GradientTape() as tape:
             tape.watch(wrt)
-            ys = _replay(body, list(xs) + ext)
-        return tape.gradient([ys[i] for i in fv], wrt, output_gradients=list(gv), unconnected_gradients="zero")
+            ys = _replay(body, list(xs) + list(rows) + ext)
+        targets = [ys[i] for i in fv] + [ys[k + m] for m in fy]
+        return tape.gradient(targets, wrt, output_gradients=list(gv) + list(gy), unconnected_gradients="zero")
 
-    # Store only the loop variables the backward pass reads (a scan's stack of results is written,
-    # never read, by its body's gradient): trace that pass once and see what dead-code elimination keeps.
-    probe, _ = _trace_sub(lambda *a: vjp(a[:k], a[k:]), [t._aval for t in init] + [init[i]._aval for i in fv],
-                          "gradient of while_loop")
-    live = passes.dce(probe.graph)
+    # Store only the loop variables the backward pass reads (a scan's accumulator, not what it only
+    # writes): trace that pass once and see what dead-code elimination keeps.
+    def probe(*a):
+        return vjp(a[:k], a[k:k + ns], a[k + ns:k + ns + len(fv)], a[k + ns + len(fv):])
+    sub, _ = _trace_sub(probe, [t._aval for t in init] + row_avals + [init[i]._aval for i in fv] +
+                        [Aval((1,) + tuple(outs[k + m].shape[1:]), outs[k + m].dtype) for m in fy],
+                        "gradient of while_loop")
+    live = passes.dce(sub.graph)
     read = {v for n in live.nodes for v in n.inputs} | set(live.outputs)
-    kept = [i for i in range(k) if probe.graph.inputs[i] in read]
+    kept = [i for i in range(k) if sub.graph.inputs[i] in read]
 
-    # Forward again, storing the kept loop variables each iteration starts from.
-    def hbody(i, vs, hs):
-        return i + 1, _replay(body, list(vs) + ext), [_put(h, i, vs[m]) for h, m in zip(hs, kept)]
-    stacks = [zeros((n_max,) + tuple(init[m].shape), init[m].dtype, device=init[m].device) for m in kept]
-    n, _, hs = while_loop(lambda i, vs, hs: _replay(cond, list(vs) + ext)[0], hbody,
-                          (tensor(0, int32, init[0].device), init, stacks), maximum_iterations=n_max)
+    # Forward again with a counter, stacking the kept loop variables each iteration starts from.
+    def hstep(i, *a):
+        new = _replay(body, list(a) + ext)
+        return [i + 1] + new[:k] + [F.expand_dims(a[m], 0) for m in kept]
+    counter = tensor(0, int32, dev)
+    (n, *_), hs = _loop(lambda i, *v: _replay(cond, list(v) + ext), hstep, [counter] + init, seqs, n_max,
+                        reverse, "gradient of while_loop")
 
-    # Backward through the stored iterations.
-    def bbody(j, gv, ge):
+    def row(j):         # the row forward iteration j read and wrote
+        return n_max - 1 - j if reverse else j
+
+    # Backward through the stored iterations; the rows' gradients are stacked in the forward's order.
+    def bstep(j, *a):
+        gv, ge = a[:len(fv)], a[len(fv):]
+        r = row(j)
         stored = dict(zip(kept, hs))
-        xs = [F.gather(stored[m], j) if m in stored else _zeros_for(init[m]) for m in range(k)]
-        grads = vjp(xs, gv)
-        return j - 1, grads[:len(fv)], [a + b for a, b in zip(ge, grads[len(fv):])]
+        xs = [F.gather(stored[m], r) if m in stored else _zeros_for(init[m]) for m in range(k)]
+        rows = [F.gather(q, r) for q in seqs]
+        gy = [F.expand_dims(F.gather(gs[k + m], r), 0) if gs[k + m] is not None else
+              zeros((1,) + tuple(outs[k + m].shape[1:]), outs[k + m].dtype, device=dev) for m in fy]
+        grads = vjp(xs, rows, gv, gy)
+        nv, nq = len(fv), len(fq)
+        return ([j - 1] + list(grads[:nv]) + [a + b for a, b in zip(ge, grads[nv + nq:])] +
+                [F.expand_dims(g, 0) for g in grads[nv:nv + nq]])
     g0 = [gs[i] if gs[i] is not None else _zeros_for(outs[i]) for i in fv]
     e0 = [_zeros_for(ext[j]) for j in fe]
-    _, gv, ge = while_loop(lambda j, gv, ge: j >= 0, bbody, (n - 1, g0, e0), maximum_iterations=n_max)
+    (_, *carried), gq = _loop(lambda j, *a: [j >= 0], bstep, [n - 1] + g0 + e0, [], n_max, not reverse,
+                              "gradient of while_loop")
     out = [None] * len(inputs)
-    for i, g in zip(fv, gv):
+    for i, g in zip(fv, carried[:len(fv)]):
         out[i] = g
-    for j, g in zip(fe, ge):
-        out[k + j] = g
+    for q, g in zip(fq, gq):
+        out[k + q] = g
+    for j, g in zip(fe, carried[len(fv):]):
+        out[k + ns + j] = g
     return tuple(out)
 
 
@@ -484,16 +513,17 @@ def scan(fn, elems, initializer=None, reverse=False):
         stacked = [F.stack([rows[t][k] for t in range(n)]) for k in range(len(a0))]
         return unflatten(astruct, iter(stacked))
 
-    dev = xs[0].device
-    stacks = [zeros((n,) + tuple(v.shape), v.dtype, device=dev) for v in a0]
+    seqs = xs
+    if initializer is None:      # a0 is the first row: scan the others, then put a0 back in its place
+        seqs = [x[:-1] if reverse else x[1:] for x in xs]
+    m, ka = n - (initializer is None), len(a0)
+    ys = []
+    if m:
+        def step(*args):
+            new = apply(list(args[:ka]), list(args[ka:]))
+            return new + [F.expand_dims(v, 0) for v in new]
+        _, ys = _loop(lambda *a: [tensor(True)], step, a0, seqs, m, reverse, "scan")
     if initializer is None:
-        stacks = [_put(s, tensor(first, int32, dev), v) for s, v in zip(stacks, a0)]
-    m, start = len(order), order[0] if order else 0
-    step = -1 if reverse else 1
-
-    def body(i, a, ys):
-        t = i * step + start
-        new = apply(list(a), [F.gather(x, t) for x in xs])
-        return i + 1, new, [_put(y, t, v) for y, v in zip(ys, new)]
-    _, _, ys = while_loop(lambda i, a, ys: i < m, body, (tensor(0, int32, dev), a0, stacks), maximum_iterations=m)
+        ys = [F.concat([y, F.expand_dims(v, 0)] if reverse else [F.expand_dims(v, 0), y], 0) if m else
+              F.expand_dims(v, 0) for y, v in zip(ys or [None] * ka, a0)]
     return unflatten(astruct, iter(ys))

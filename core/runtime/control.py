@@ -16,9 +16,18 @@ The same code serves every device (``reference``, ``wasm``, ``webgpu``): it uses
 """
 from __future__ import annotations
 
+import array
+from math import prod
+
 from .. import passes
+from ..ops.movement import concat_op, gather_op
 from ..control import has_control, is_control
+from ..dtypes import int32
 from ..graph import Graph, Node
+from ..op import Aval
+
+GROUP = 8           # inputs per concat kernel when stacking a loop's per-iteration values
+_INDEX = Aval((), int32)
 
 
 def compile_graph(device, graph: Graph):
@@ -60,6 +69,7 @@ class ControlExecutable:
         needed_at_end = set(graph.outputs) | {v for _, v in graph.updates}
         self.steps: list = []
         self._subs: dict = {}
+        self._indices: list = []
         segment: list = []
         nodes = graph.nodes
 
@@ -82,8 +92,10 @@ class ControlExecutable:
                 if n.op.kind == "cond":
                     self._subs[n] = [_Sub(device, g) for g in n.attrs["branches"]]
                 elif n.op.kind == "while":
-                    self._subs[n] = (_Sub(device, n.attrs["cond"]),
-                                     _Sub(device, _then_test(n.attrs["body"], n.attrs["cond"], n.attrs["n_vars"])))
+                    a = n.attrs
+                    self._subs[n] = (_Sub(device, a["cond"]),
+                                     _Sub(device, _then_test(a["body"], a["cond"], a["n_vars"], a["n_sliced"],
+                                                             a["n_stacked"])))
             else:
                 segment.append(n)
         close(len(nodes))
@@ -110,23 +122,71 @@ class ControlExecutable:
         if n.op.kind == "cond":
             pred = self._truth(args[0], n.inputs[0].aval)
             return self._subs[n][int(pred)].run(args[1:])
+        a = n.attrs
         cond, step = self._subs[n]
-        k, limit = n.attrs["n_vars"], n.attrs["maximum_iterations"]
-        vars_, rest = args[:k], args[k:]
-        bool_aval = n.attrs["cond"].outputs[0].aval
-        if limit == 0 or not self._truth(cond.run(vars_ + rest)[0], bool_aval):
-            return vars_
-        i, go = 0, True
+        k, ns, limit, rev = a["n_vars"], a["n_sliced"], a["maximum_iterations"], a["reverse"]
+        vars_, seqs, rest = args[:k], args[k:k + ns], args[k + ns:]
+        seq_avals = [v.aval for v in n.inputs[k:k + ns]]
+        bool_aval = a["cond"].outputs[0].aval
+        ys: list = []
+        go, i = limit != 0 and self._truth(cond.run(vars_ + rest)[0], bool_aval), 0
         while go and (limit is None or i < limit):
-            *vars_, more = step.run(vars_ + rest)       # one executable: the body, then the next test
+            rows = [self._row(d, av, av.shape[0] - 1 - i if rev else i) for d, av in zip(seqs, seq_avals)]
+            *outs, more = step.run(vars_ + rows + rest)     # one executable: the body, then the next test
+            vars_ = outs[:k]
+            ys.append(outs[k:])
             go, i = self._truth(more, bool_aval), i + 1
-        return vars_
+        return vars_ + self._stacks(ys, n.out.aval.avals[k:], rev)
 
+    def _index(self, i: int):
+        """Device int32 scalar ``i`` (kept: each loop slices its sequences at the same rows every run)."""
+        while len(self._indices) <= i:
+            self._indices.append(self.device.from_host(array.array("i", [len(self._indices)]), _INDEX))
+        return self._indices[i]
 
-def _then_test(body: Graph, cond: Graph, k: int) -> Graph:
+    def _row(self, data, aval, r: int):
+        """Row ``r`` of a sequence ``[n, ...]`` (a gather: the same kernel for every row)."""
+        return self.device.execute(gather_op, [data, self._index(r)], {"axis": 0}, [aval, _INDEX],
+                                   Aval(aval.shape[1:], aval.dtype))
+
+    def _stacks(self, ys: list, avals, rev: bool) -> list:
+        """Per-iteration values (each ``[1, ...]``) stacked into ``[maximum_iterations, ...]`` (rows of
+        iterations that did not run are zeros; ``rev``: the first iteration's is the last row)."""
+        out = []
+        for m, aval in enumerate(avals):
+            row = Aval((1,) + tuple(aval.shape[1:]), aval.dtype)
+            parts = [(y[m], 1) for y in ys]
+            if len(parts) < aval.shape[0]:
+                parts += [(self._zeros(row), 1)] * (aval.shape[0] - len(parts))
+            if rev:
+                parts.reverse()
+            out.append(self._concat(parts, aval) if parts else self._zeros(aval))
+        return out
+
+    def _concat(self, parts: list, aval):
+        """``(data, rows)`` parts concatenated along axis 0, in groups of at most ``GROUP`` (a concat
+        kernel selects among its inputs per element: one of n inputs would cost O(n) per element)."""
+        rest = tuple(aval.shape[1:])
+        while len(parts) > 1:
+            merged = []
+            for j in range(0, len(parts), GROUP):
+                group = parts[j:j + GROUP]
+                total = sum(r for _, r in group)
+                data = group[0][0] if len(group) == 1 else self.device.execute(
+                    concat_op, [d for d, _ in group], {"axis": 0},
+                    [Aval((r,) + rest, aval.dtype) for _, r in group], Aval((total,) + rest, aval.dtype))
+                merged.append((data, total))
+            parts = merged
+        return parts[0][0]
+
+    def _zeros(self, aval):
+        return self.device.from_host(bytes(aval.dtype.itemsize * prod(aval.shape)), aval)
+
+def _then_test(body: Graph, cond: Graph, k: int, n_sliced: int, n_stacked: int) -> Graph:
     """One graph computing a loop's body and then its condition on the new loop variables (outputs:
-    the ``k`` new variables, then the bool): one host call per iteration instead of two."""
-    subst = dict(zip(cond.inputs, list(body.outputs[:k]) + list(body.inputs[k:])))
+    the ``k`` new variables, the ``n_stacked`` per-iteration values, then the bool): one host call
+    per iteration instead of two."""
+    subst = dict(zip(cond.inputs, list(body.outputs[:k]) + list(body.inputs[k + n_sliced:])))
     s = lambda v: subst.get(v, v)
     nodes = list(body.nodes) + [Node(n.op, [s(v) for v in n.inputs], n.attrs, n.out) for n in cond.nodes]
     return Graph(inputs=list(body.inputs), consts={**body.consts, **cond.consts}, nodes=nodes,

@@ -421,16 +421,25 @@ def test_export_refuses_control_flow(tmp_path):
         wt.export(f, (wt.tensor([1.0]),), path=tmp_path / "a")
 
 
-def test_a_scan_gradient_stores_only_what_its_backward_pass_reads():
-    """The stack of results a scan writes is not stored per iteration (that would be O(n^2) memory):
-    the history loop keeps the counter and the accumulator only."""
+def test_a_scan_is_one_loop_that_slices_and_stacks_and_its_gradient_stores_only_what_it_reads():
+    """No loop carries a [n, ...] stack (writing a row of one costs O(n) per iteration): the scan
+    slices its elems and stacks its results per iteration (O(1) each); the gradient's history loop
+    stacks the accumulator only (not the results it writes), and the backward loop stacks the
+    elems' gradient in reverse."""
     w = wt.Variable(np.eye(3, dtype=np.float32))
     g = wt.grad(lambda x: wt.reduce_sum(wt.scan(lambda a, e: wt.tanh(a @ w + e), x,
                                                 initializer=wt.zeros((3,))) ** 2))
     graph = g.get_concrete(wt.tensor(np.ones((7, 3), np.float32))).graph
-    carried = [[tuple(v.aval.shape) for v in n.inputs[:n.attrs["n_vars"]]] for n in graph.nodes if n.op.name == "while"]
-    history = [c for c in carried if (7,) in c]     # the loop that stores iterations: [7] counters
-    assert history == [[(), (), (3,), (7, 3), (7,), (7, 3)]]
+    loops = []
+    for n in graph.nodes:
+        if n.op.name == "while":
+            a, k = n.attrs, n.attrs["n_vars"]
+            loops.append(([tuple(v.aval.shape) for v in n.inputs[:k]],
+                          [tuple(v.aval.shape) for v in n.inputs[k:k + a["n_sliced"]]],
+                          [tuple(x.shape) for x in n.out.aval.avals[k:]], a["reverse"]))
+    assert loops == [([(3,)], [(7, 3)], [(7, 3)], False),                  # the scan
+                     ([(), (3,)], [(7, 3)], [(7, 3)], False),              # forward again, storing a
+                     ([(), (3,), (3, 3)], [], [(7, 3)], True)]             # backward: d a, d w; d elems
 
 
 def test_control_flow_on_webgpu():
