@@ -23,7 +23,7 @@ from .. import passes
 from ..ops.movement import concat_op, gather_op
 from ..control import has_control, is_control
 from ..dtypes import int32
-from ..graph import Graph, Node
+from ..graph import Graph, Node, Value
 from ..op import Aval
 
 GROUP = 8           # inputs per concat kernel when stacking a loop's per-iteration values
@@ -93,9 +93,9 @@ class ControlExecutable:
                     self._subs[n] = [_Sub(device, g) for g in n.attrs["branches"]]
                 elif n.op.kind == "while":
                     a = n.attrs
+                    seqs = [v.aval for v in n.inputs[a["n_vars"]:a["n_vars"] + a["n_sliced"]]]
                     self._subs[n] = (_Sub(device, a["cond"]),
-                                     _Sub(device, _then_test(a["body"], a["cond"], a["n_vars"], a["n_sliced"],
-                                                             a["n_stacked"])))
+                                     _Sub(device, _then_test(a["body"], a["cond"], a["n_vars"], seqs)))
             else:
                 segment.append(n)
         close(len(nodes))
@@ -126,13 +126,13 @@ class ControlExecutable:
         cond, step = self._subs[n]
         k, ns, limit, rev = a["n_vars"], a["n_sliced"], a["maximum_iterations"], a["reverse"]
         vars_, seqs, rest = args[:k], args[k:k + ns], args[k + ns:]
-        seq_avals = [v.aval for v in n.inputs[k:k + ns]]
+        rows = n.inputs[k].aval.shape[0] if ns else 0
         bool_aval = a["cond"].outputs[0].aval
         ys: list = []
         go, i = limit != 0 and self._truth(cond.run(vars_ + rest)[0], bool_aval), 0
         while go and (limit is None or i < limit):
-            rows = [self._row(d, av, av.shape[0] - 1 - i if rev else i) for d, av in zip(seqs, seq_avals)]
-            *outs, more = step.run(vars_ + rows + rest)     # one executable: the body, then the next test
+            at = [self._index(rows - 1 - i if rev else i)] if ns else []
+            *outs, more = step.run(vars_ + seqs + at + rest)   # one executable: rows, body, next test
             vars_ = outs[:k]
             ys.append(outs[k:])
             go, i = self._truth(more, bool_aval), i + 1
@@ -143,11 +143,6 @@ class ControlExecutable:
         while len(self._indices) <= i:
             self._indices.append(self.device.from_host(array.array("i", [len(self._indices)]), _INDEX))
         return self._indices[i]
-
-    def _row(self, data, aval, r: int):
-        """Row ``r`` of a sequence ``[n, ...]`` (a gather: the same kernel for every row)."""
-        return self.device.execute(gather_op, [data, self._index(r)], {"axis": 0}, [aval, _INDEX],
-                                   Aval(aval.shape[1:], aval.dtype))
 
     def _stacks(self, ys: list, avals, rev: bool) -> list:
         """Per-iteration values (each ``[1, ...]``) stacked into ``[maximum_iterations, ...]`` (rows of
@@ -182,12 +177,17 @@ class ControlExecutable:
     def _zeros(self, aval):
         return self.device.from_host(bytes(aval.dtype.itemsize * prod(aval.shape)), aval)
 
-def _then_test(body: Graph, cond: Graph, k: int, n_sliced: int, n_stacked: int) -> Graph:
-    """One graph computing a loop's body and then its condition on the new loop variables (outputs:
-    the ``k`` new variables, the ``n_stacked`` per-iteration values, then the bool): one host call
-    per iteration instead of two."""
-    subst = dict(zip(cond.inputs, list(body.outputs[:k]) + list(body.inputs[k + n_sliced:])))
+def _then_test(body: Graph, cond: Graph, k: int, seqs: list) -> Graph:
+    """One graph for a loop iteration: the rows of the sequences (``seqs``: their avals; gathered at
+    an int32 index input), the body, then the condition on the new loop variables. Inputs: the ``k``
+    loop variables, the sequences, the index (if any sequence), the body's other inputs; outputs:
+    the new variables, the per-iteration values, then the bool. One host call per iteration."""
+    ns = len(seqs)
+    seq_vals = [Value(a) for a in seqs]
+    index = [Value(_INDEX)] if ns else []
+    rows = [Node(gather_op, [q] + index, {"axis": 0}, r) for q, r in zip(seq_vals, body.inputs[k:k + ns])]
+    subst = dict(zip(cond.inputs, list(body.outputs[:k]) + list(body.inputs[k + ns:])))
     s = lambda v: subst.get(v, v)
-    nodes = list(body.nodes) + [Node(n.op, [s(v) for v in n.inputs], n.attrs, n.out) for n in cond.nodes]
-    return Graph(inputs=list(body.inputs), consts={**body.consts, **cond.consts}, nodes=nodes,
-                 outputs=list(body.outputs) + [s(cond.outputs[0])])
+    nodes = rows + list(body.nodes) + [Node(n.op, [s(v) for v in n.inputs], n.attrs, n.out) for n in cond.nodes]
+    return Graph(inputs=list(body.inputs[:k]) + seq_vals + index + list(body.inputs[k + ns:]),
+                 consts={**body.consts, **cond.consts}, nodes=nodes, outputs=list(body.outputs) + [s(cond.outputs[0])])
