@@ -28,7 +28,16 @@ def backward(records: list[Record], target, seed, sources: list) -> list:
 
     Returns one gradient per source (``None`` where the source does not influence the target).
     """
-    grads: dict[int, Any] = {id(target): seed}
+    return backward_many(records, [(target, seed)], sources)
+
+
+def backward_many(records: list[Record], seeded: list, sources: list) -> list:
+    """:func:`backward` of several ``(target, seed)`` pairs in one pass (their vector-Jacobian
+    products add): targets that share ops are walked once, not once each."""
+    grads: dict[int, Any] = {}
+    for target, seed in seeded:
+        prev = grads.get(id(target))
+        grads[id(target)] = seed if prev is None else prev + seed
     for r in reversed(records):
         if isinstance(r.out, tuple):    # a control-flow op's results: its rule takes one seed each
             g = tuple(grads.get(id(o)) for o in r.out)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from . import _state
 from .core import dispatch, ops as F, passes
-from .core.autodiff import Record
+from .core.autodiff import Record, backward_many
 from .core.control import ControlOp, TupleAval
 from .core.dtypes import bool_, int32
 from .core.graph import Value
@@ -253,6 +253,13 @@ def cond(pred, true_fn=None, false_fn=None, name=None):
     return unflatten(structs[0], iter([None if t is None else next(outs) for t in leaves[0]]))
 
 
+def _vjp(tape, targets: list, seeds: list, sources: list) -> list:
+    """The sum of the targets' vector-Jacobian products (one backward pass over the tape's records,
+    where ``tape.gradient`` walks once per target); zeros for unconnected sources."""
+    grads = backward_many(tape._records, list(zip(targets, seeds)), sources)
+    return [g if g is not None else _zeros_for(s) for g, s in zip(grads, sources)]
+
+
 def _zeros_for(t: Tensor) -> Tensor:
     return zeros_like(t)
 
@@ -270,8 +277,7 @@ def _cond_grad(gs, outs, pred, *operands, branches):
             with GradientTape() as tape:
                 tape.watch(xs)
                 ys = _replay(graph, list(operands))
-            return tuple(tape.gradient([ys[i] for i in fout], xs, output_gradients=seeds,
-                                       unconnected_gradients="zero"))
+            return tuple(_vjp(tape, [ys[i] for i in fout], seeds, xs))
         return fn
     grads = cond(pred, vjp(branches[1]), vjp(branches[0]))
     out = [None] * len(operands)
@@ -399,7 +405,7 @@ def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maxi
             tape.watch(wrt)
             ys = _replay(body, list(xs) + list(rows) + ext)
         targets = [ys[i] for i in fv] + [ys[k + m] for m in fy]
-        return tape.gradient(targets, wrt, output_gradients=list(gv) + list(gy), unconnected_gradients="zero")
+        return _vjp(tape, targets, list(gv) + list(gy), wrt)
 
     # Store only the loop variables the backward pass reads (a scan's accumulator, not what it only
     # writes): trace that pass once and see what dead-code elimination keeps.
