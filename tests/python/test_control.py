@@ -323,7 +323,7 @@ CASES = {
     "while_loop": (_loop_fn, _loop_np, (2, 3)),
     "cond_true": (_cond_loss, _cond_loss_np, (2, 3)),
     "cond_false": (_cond_loss, _cond_loss_np, (2, 3)),
-    "scan": (_scan_loss, _scan_loss_np, (4, 3)),
+    "scan": (_scan_loss, _scan_loss_np, (19, 3)),     # 19 rows: stacked in groups of 8, then 3
 }
 
 
@@ -460,4 +460,8 @@ def test_control_flow_on_webgpu():
         assert c(wt.tensor([1.0])).numpy().tolist() == [1.0] and c(wt.tensor([-1.0])).numpy().tolist() == [-2.0]
         wv = wt.Variable(w.astype(np.float32))
         gx = wt.grad(lambda x: _loop_fn(x, wv))(wt.tensor(x.astype(np.float32)))
+        xs, ws = _inputs("scan")
+        ws_v = wt.Variable(ws.astype(np.float32))
+        gs = wt.grad(lambda x: _scan_loss(x, ws_v))(wt.tensor(xs.astype(np.float32)))
     np.testing.assert_allclose(gx.numpy(), fd_grad(lambda a: _loop_np(a, w), x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gs.numpy(), fd_grad(lambda a: _scan_loss_np(a, ws), xs), rtol=1e-4, atol=1e-5)
