@@ -465,3 +465,26 @@ def test_control_flow_on_webgpu():
         gs = wt.grad(lambda x: _scan_loss(x, ws_v))(wt.tensor(xs.astype(np.float32)))
     np.testing.assert_allclose(gx.numpy(), fd_grad(lambda a: _loop_np(a, w), x), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(gs.numpy(), fd_grad(lambda a: _scan_loss_np(a, ws), xs), rtol=1e-4, atol=1e-5)
+
+
+def test_readme_example_runs_and_is_right():
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## Control flow in graphs"):]
+    section = section[:section.index("\n## ", 1)]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    env: dict = {}
+    exec(compile(block, "README control flow", "exec"), env)
+    np.testing.assert_allclose(env["root"].numpy(), np.sqrt([2.0, 9.0]), rtol=1e-6)
+    w = np.array([[0.5, -0.2], [0.1, 0.4]])
+
+    def loss_np(xs):
+        h, total = np.zeros(2), 0.0
+        for x in xs:
+            h = np.tanh(h @ w + x)
+            total += h.sum()
+        return total
+    xs = np.ones((6, 2))
+    np.testing.assert_allclose(env["value"].numpy(), loss_np(xs), rtol=1e-5)
+    np.testing.assert_allclose(env["grad"].numpy(), fd_grad(loss_np, xs), rtol=1e-4, atol=1e-5)
