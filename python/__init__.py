@@ -34,11 +34,13 @@ from . import onnx  # noqa: E402  (imports the onnx package only when a model is
 
 
 class _RandomNamespace(_types.SimpleNamespace):
-    """Random tensors, as ``tf.random``: ``normal``, ``uniform``, ``truncated_normal`` and
-    ``set_seed`` (the global seed)."""
+    """Random tensors, as ``tf.random``: ``normal``, ``uniform``, ``truncated_normal``, ``set_seed``
+    (the global seed) and ``Generator`` (a stateful generator)."""
 
 
-random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
+from .generator import Generator as _Generator  # noqa: E402
+random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed,
+                          Generator=_Generator)
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
 
 

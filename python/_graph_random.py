@@ -19,6 +19,7 @@ cryptography or statistics.
 """
 from __future__ import annotations
 
+import math
 import random
 
 from .core import ops as F
@@ -56,9 +57,38 @@ def uniform(shape, counter, seed: int = 0):
     """float32 samples in [0, 1] of ``shape``, a pure function of ``counter`` (an int32 scalar
     tensor or Variable, advanced by the caller between calls), the Python int ``seed`` and
     each element's index."""
-    h = element_index(shape) * _GOLDEN + F.cast(counter, int32) * _KEYMUL + _scramble(seed)
+    return keyed_uniform(shape, counter, _scramble(seed))
+
+
+def keyed_uniform(shape, counter, key):
+    """:func:`uniform` with the seed already scrambled: ``key`` an int32 (a Python int or a scalar
+    tensor, such as a Generator's key Variable)."""
+    h = element_index(shape) * _GOLDEN + F.cast(counter, int32) * _KEYMUL + key
     for r in range(3):
         h = (h + _shr(h, 16)) * _MIX[r % 2]
         h = h * (_shr(h, 15) * 2 + 1)
     h = h + _shr(h, 16)
     return F.cast(h, float32) * (2.0 ** -32) + 0.5
+
+
+def box_muller(us: list) -> list:
+    """Standard normal tensors from pairs of uniform ones in [0, 1] (Box & Muller 1958):
+    ``sqrt(-2 ln(1 - u1)) * (cos, sin)(2 pi u2)``, two per pair."""
+    out = []
+    for u1, u2 in zip(us[0::2], us[1::2]):
+        r = F.sqrt(-2.0 * F.log(F.maximum(1.0 - u1, 2.0 ** -32)))
+        out += [r * F.cos(2 * math.pi * u2), r * F.sin(2 * math.pi * u2)]
+    return out
+
+
+TRUNCATION_CANDIDATES = 6
+
+
+def first_within_two(zs: list):
+    """The first of the standard normal tensors ``zs`` within [-2, 2], elementwise (a truncated
+    normal by rejection, in a graph: with 6 candidates all fall outside with probability
+    0.0455**6 < 1e-8, and then the first, clipped, is taken)."""
+    z = F.clip_by_value(zs[0], -2.0, 2.0)
+    for c in reversed(zs):
+        z = F.where(F.less_equal(F.abs(c), 2.0), c, z)
+    return z

@@ -317,12 +317,7 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, devi
     shape = _shape(shape)
     dev, aval = _checked("truncated_normal", shape, as_dtype(dtype), device)
     if _traced("truncated_normal"):
-        # In a graph: the first of 6 candidates within two standard deviations (all 6 outside has
-        # probability 0.0455**6 < 1e-8; then the first, clipped).
-        zs = _graph_normals(shape, seed, 6)
-        z = F.clip_by_value(zs[0], -2.0, 2.0)
-        for c in reversed(zs):
-            z = F.where(F.less_equal(F.abs(c), 2.0), c, z)
+        z = _graph_random.first_within_two(_graph_normals(shape, seed, _graph_random.TRUNCATION_CANDIDATES))
         return F.cast(mean + stddev * z, aval.dtype)
     r = _rng(seed)
 
@@ -371,11 +366,6 @@ def _graph_uniforms(shape, seed, n: int) -> list:
 
 
 def _graph_normals(shape, seed, n: int) -> list:
-    """``n`` independent standard normal float32 tensors of ``shape``, drawn in the graph by the
-    Box–Muller transform (Box & Muller 1958): ``sqrt(-2 ln u1) * (cos, sin)(2 pi u2)``."""
-    us = _graph_uniforms(shape, seed, 2 * ((n + 1) // 2))
-    out = []
-    for u1, u2 in zip(us[0::2], us[1::2]):
-        r = F.sqrt(-2.0 * F.log(F.maximum(1.0 - u1, 2.0 ** -32)))
-        out += [r * F.cos(2 * math.pi * u2), r * F.sin(2 * math.pi * u2)]
-    return out[:n]
+    """``n`` independent standard normal float32 tensors of ``shape``, drawn in the graph
+    (:func:`webtensor._graph_random.box_muller`)."""
+    return _graph_random.box_muller(_graph_uniforms(shape, seed, 2 * ((n + 1) // 2)))[:n]

@@ -63,3 +63,40 @@ def test_random_inside_a_loop_body_raises_clearly():
     f = wt.function(lambda x: wt.while_loop(lambda y: wt.reduce_sum(y) < 3.0, lambda y: y + wt.uniform((1,)), x))
     with pytest.raises(NotImplementedError, match="draw them outside"):
         f(wt.zeros((1,)))
+
+
+def test_generator_draws_the_same_stream_eagerly_traced_and_on_every_device():
+    outs = []
+    for dev in ("reference", "wasm"):
+        with wt.device(dev):
+            for traced in (False, True):
+                g = wt.random.Generator.from_seed(1234)
+                draw = (lambda: (g.uniform((3, 4)), g.normal((5,), 1.0, 2.0), g.uniform((6,), 0, 7, dtype=wt.int32)))
+                if traced:
+                    draw = wt.function(draw)
+                outs.append([[t.numpy() for t in draw()] for _ in range(2)])
+                if traced:
+                    assert draw.trace_count == 1
+    first = outs[0]
+    assert not np.any(first[0][0] == first[1][0])          # the state advanced between calls
+    for other in outs[1:]:
+        for call_a, call_b in zip(first, other):
+            for a, b in zip(call_a, call_b):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    g = wt.random.Generator.from_seed(1234)
+    g.uniform((2,))
+    g.reset_from_seed(1234)
+    np.testing.assert_array_equal(g.uniform((3, 4)).numpy(), first[0][0])
+
+
+def test_generator_distributions_and_errors(device):
+    g = wt.random.Generator.from_seed(5)
+    n, t = g.normal((N,), 2.0, 0.5).numpy(), g.truncated_normal((N,)).numpy()
+    assert abs(n.mean() - 2.0) < 5 * 0.5 / np.sqrt(N) and abs(n.std() - 0.5) < 5 * 0.5 / np.sqrt(N)
+    assert np.abs(t).max() <= 2.0 and abs(t.std() - 0.8796) < 0.01
+    with pytest.raises(ValueError, match="needs maxval"):
+        g.uniform((2,), dtype=wt.int32)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        wt.random.Generator.from_seed(1.5)
+    with pytest.raises(ValueError, match="default algorithm"):
+        wt.random.Generator.from_seed(1, alg="philox")
