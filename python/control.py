@@ -11,9 +11,10 @@ Graphs holding such nodes run as host-side loops over compiled segments
 Gradients (reverse mode) inside traced functions:
 
 - ``cond``: a ``cond`` on the same predicate of the two branches' vector-Jacobian products.
-- ``while_loop`` (and ``scan``, built on it): the loop is run again storing every iteration's
-  loop variables in ``[maximum_iterations, ...]`` buffers, then a second loop walks the stored
-  iterations backwards applying the body's vector-Jacobian product (the adjoint method through
+- ``while_loop`` (and ``scan``, the same node): the loop variables each iteration starts from (those
+  the backward pass reads) are stacked in ``[maximum_iterations, ...]`` buffers (by the loop itself
+  when a tape records it as it is built, else by running it again), then a second loop walks the
+  stored iterations backwards applying the body's vector-Jacobian product (the adjoint method through
   a loop, Griewank & Walther 2008, ch. 12; as TensorFlow's while-loop gradient, which stacks the
   values the backward pass needs). Graph shapes are static, so the gradient of a traced
   ``while_loop`` needs ``maximum_iterations`` (as TensorFlow under XLA); ``scan`` always knows its
@@ -123,13 +124,15 @@ WHILE = ControlOp("while", "while")
 GET = ControlOp("get", "get")
 
 
-def _apply(op: ControlOp, inputs: list, attrs: dict, avals: list) -> tuple:
-    """Add a control node to the current trace; its results as symbolic tensors (recorded by tapes)."""
+def _apply(op: ControlOp, inputs: list, attrs: dict, avals: list, record: bool = True) -> tuple:
+    """Add a control node to the current trace; its results as symbolic tensors (recorded by tapes
+    unless ``record`` is False)."""
     tr = _state.current_trace()
     node = tr.graph.add(op, [tr.value_of(t) for t in inputs], attrs, TupleAval(tuple(avals)))
     outs = tuple(tr.symbolic(tr.graph.add(GET, [node], {"index": i}, a)) for i, a in enumerate(avals))
-    for tape in _state.local.tapes:
-        tape._record(Record(op, tuple(inputs), attrs, outs))
+    if record:
+        for tape in _state.local.tapes:
+            tape._record(Record(op, tuple(inputs), attrs, outs))
     return outs
 
 
@@ -364,30 +367,98 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
     return unflatten(struct, iter(outs))
 
 
-def _loop(test, step, init: list, seqs: list, limit, reverse: bool, what: str) -> tuple:
+def _loop(test, step, init: list, seqs: list, limit, reverse: bool, what: str, record: bool = True) -> tuple:
     """Add a ``while`` node (``core/control.py``) to the current trace. ``test(*vars) -> [bool]``;
     ``step(*vars, *rows) -> new vars + per-iteration values`` (each ``[1, ...]``, stacked into
     ``[limit, ...]`` results), ``rows`` the iteration's rows of ``seqs`` (row ``i``, or ``n - 1 - i``
-    with ``reverse``, which also reverses the stacking). Returns (final vars, stacks)."""
+    with ``reverse``, which also reverses the stacking). Returns (final vars, stacks).
+
+    When a tape records the loop (and ``limit`` is known), the node also stacks what the gradient
+    will read (:func:`_with_history`), so a gradient does not run the loop again. ``record``: False
+    for loops the gradient machinery builds (recorded by the caller, never stacked again)."""
     k = len(init)
     avals = [t._aval for t in init]
     csub, _ = _trace_sub(test, avals, f"cond of {what}")
     bsub, outs = _trace_sub(step, avals + [Aval(tuple(q.shape[1:]), q.dtype) for q in seqs], f"body of {what}")
     stacked = [Aval((limit,) + tuple(y.shape[1:]), y.dtype) for y in outs[k:]]
     ext = _unify([csub, bsub])
-    res = _apply(WHILE, init + seqs + ext, {"cond": csub.graph, "body": bsub.graph, "n_vars": k,
-                                           "n_sliced": len(seqs), "n_stacked": len(stacked),
-                                           "maximum_iterations": limit, "reverse": reverse}, avals + stacked)
+    inputs = init + seqs + ext
+    attrs = {"cond": csub.graph, "body": bsub.graph, "n_vars": k, "n_sliced": len(seqs), "n_stacked": len(stacked),
+             "maximum_iterations": limit, "reverse": reverse}
+    if record and limit is not None and _recorded(inputs):
+        grad = _LoopVJP(bsub.graph, k, init, seqs, ext, stacked)
+        if grad.fv or grad.fy:
+            kept = grad.kept()
+            new, ys, n, hs = _with_history(csub.graph, bsub.graph, k, init, seqs, ext, kept, limit, reverse)
+            for tape in _state.local.tapes:
+                tape._record(Record(WHILE, tuple(inputs), {**attrs, "history": (n, kept, hs)}, tuple(new + ys)))
+            return new, ys
+    res = _apply(WHILE, inputs, attrs, avals + stacked, record)
     return list(res[:k]), list(res[k:])
 
 
-def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maximum_iterations, reverse):
+def _recorded(inputs: list) -> bool:
+    """Whether an active tape would record an op of these inputs (``GradientTape._record``'s rule)."""
+    return any(id(x) in tape._tracked or (tape.watch_accessed_variables and isinstance(x, Variable) and x.trainable)
+               for tape in _state.local.tapes for x in inputs)
+
+
+class _LoopVJP:
+    """A loop body's vector-Jacobian product, and which loop variables it reads. ``fv``, ``fq``,
+    ``fe``, ``fy``: the float loop variables, sequences, externals and per-iteration values (the
+    gradient's inputs and seeds)."""
+
+    def __init__(self, body, k: int, init: list, seqs: list, ext: list, y_avals: list):
+        self.body, self.k, self.init, self.seqs, self.ext, self.y_avals = body, k, init, seqs, ext, y_avals
+        self.fv = [i for i in range(k) if init[i].dtype.is_floating]
+        self.fy = [m for m, a in enumerate(y_avals) if a.dtype.is_floating]
+        self.fq = [q for q, x in enumerate(seqs) if x.dtype.is_floating]
+        self.fe = [j for j, e in enumerate(ext) if e.dtype.is_floating]
+
+    def __call__(self, xs, rows, gv, gy) -> list:
+        """Gradients of the float vars, rows and externals at loop variables ``xs`` and sequence rows
+        ``rows``, seeded with ``gv`` (the float vars') and ``gy`` (the float per-iteration values')."""
+        k = self.k
+        wrt = [xs[i] for i in self.fv] + [rows[q] for q in self.fq] + [self.ext[j] for j in self.fe]
+        with GradientTape() as tape:
+            tape.watch(wrt)
+            ys = _replay(self.body, list(xs) + list(rows) + self.ext)
+        targets = [ys[i] for i in self.fv] + [ys[k + m] for m in self.fy]
+        return _vjp(tape, targets, list(gv) + list(gy), wrt)
+
+    def kept(self) -> list:
+        """The loop variables the backward pass reads (a scan's accumulator, not the results it only
+        writes): that pass traced once; what dead-code elimination keeps."""
+        k, ns, nv = self.k, len(self.seqs), len(self.fv)
+        avals = ([t._aval for t in self.init] + [Aval(tuple(q.shape[1:]), q.dtype) for q in self.seqs] +
+                 [self.init[i]._aval for i in self.fv] +
+                 [Aval((1,) + tuple(self.y_avals[m].shape[1:]), self.y_avals[m].dtype) for m in self.fy])
+        sub, _ = _trace_sub(lambda *a: self(a[:k], a[k:k + ns], a[k + ns:k + ns + nv], a[k + ns + nv:]), avals,
+                            "gradient of while_loop")
+        live = passes.dce(sub.graph)
+        read = {v for n in live.nodes for v in n.inputs} | set(live.outputs)
+        return [i for i in range(k) if sub.graph.inputs[i] in read]
+
+
+def _with_history(cond, body, k: int, init: list, seqs: list, ext: list, kept: list, n_max: int, reverse: bool):
+    """The loop of ``cond``/``body`` with a counter, also stacking the ``kept`` loop variables each
+    iteration starts from (a ``while`` node that no tape records). Returns (final vars, per-iteration
+    stacks, the iteration count, the kept variables' stacks)."""
+    def step(i, *a):
+        new = _replay(body, list(a) + ext)
+        return [i + 1] + new + [F.expand_dims(a[m], 0) for m in kept]
+    counter = tensor(0, int32, (init + seqs)[0].device)
+    (n, *new), stacks = _loop(lambda i, *v: _replay(cond, list(v) + ext), step, [counter] + init, seqs, n_max,
+                              reverse, "gradient of while_loop", record=False)
+    return new, stacks[:len(stacks) - len(kept)], n, stacks[len(stacks) - len(kept):]
+
+
+def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maximum_iterations, reverse,
+                history=None):
     k, ns = n_vars, n_sliced
     init, seqs, ext = list(inputs[:k]), list(inputs[k:k + ns]), list(inputs[k + ns:])
-    fv = [i for i in range(k) if init[i].dtype.is_floating]
-    fy = [m for m in range(n_stacked) if outs[k + m].dtype.is_floating]
-    fq = [q for q in range(ns) if seqs[q].dtype.is_floating]
-    fe = [j for j, e in enumerate(ext) if e.dtype.is_floating]
+    vjp = _LoopVJP(body, k, init, seqs, ext, [o._aval for o in outs[k:]])
+    fv, fy, fq, fe = vjp.fv, vjp.fy, vjp.fq, vjp.fe
     if all(gs[i] is None for i in fv) and all(gs[k + m] is None for m in fy):
         return (None,) * len(inputs)
     if maximum_iterations is None:
@@ -395,36 +466,11 @@ def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maxi
                          "the iterations are stored in buffers of static shape [maximum_iterations, ...]")
     n_max = maximum_iterations
     dev = (init + seqs)[0].device
-    row_avals = [Aval(tuple(q.shape[1:]), q.dtype) for q in seqs]
-
-    def vjp(xs, rows, gv, gy):
-        """The body's vector-Jacobian product at loop variables ``xs`` and sequence rows ``rows``:
-        gradients of the float vars, float rows and float externals."""
-        wrt = [xs[i] for i in fv] + [rows[q] for q in fq] + [ext[j] for j in fe]
-        with GradientTape() as tape:
-            tape.watch(wrt)
-            ys = _replay(body, list(xs) + list(rows) + ext)
-        targets = [ys[i] for i in fv] + [ys[k + m] for m in fy]
-        return _vjp(tape, targets, list(gv) + list(gy), wrt)
-
-    # Store only the loop variables the backward pass reads (a scan's accumulator, not what it only
-    # writes): trace that pass once and see what dead-code elimination keeps.
-    def probe(*a):
-        return vjp(a[:k], a[k:k + ns], a[k + ns:k + ns + len(fv)], a[k + ns + len(fv):])
-    sub, _ = _trace_sub(probe, [t._aval for t in init] + row_avals + [init[i]._aval for i in fv] +
-                        [Aval((1,) + tuple(outs[k + m].shape[1:]), outs[k + m].dtype) for m in fy],
-                        "gradient of while_loop")
-    live = passes.dce(sub.graph)
-    read = {v for n in live.nodes for v in n.inputs} | set(live.outputs)
-    kept = [i for i in range(k) if sub.graph.inputs[i] in read]
-
-    # Forward again with a counter, stacking the kept loop variables each iteration starts from.
-    def hstep(i, *a):
-        new = _replay(body, list(a) + ext)
-        return [i + 1] + new[:k] + [F.expand_dims(a[m], 0) for m in kept]
-    counter = tensor(0, int32, dev)
-    (n, *_), hs = _loop(lambda i, *v: _replay(cond, list(v) + ext), hstep, [counter] + init, seqs, n_max,
-                        reverse, "gradient of while_loop")
+    if history is not None:         # stacked by the forward loop itself (_loop, under a tape)
+        n, kept, hs = history
+    else:                           # run the loop again, stacking what the backward pass reads
+        kept = vjp.kept()
+        _, _, n, hs = _with_history(cond, body, k, init, seqs, ext, kept, n_max, reverse)
 
     def row(j):         # the row forward iteration j read and wrote
         return n_max - 1 - j if reverse else j

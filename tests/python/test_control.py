@@ -423,9 +423,9 @@ def test_export_refuses_control_flow(tmp_path):
 
 def test_a_scan_is_one_loop_that_slices_and_stacks_and_its_gradient_stores_only_what_it_reads():
     """No loop carries a [n, ...] stack (writing a row of one costs O(n) per iteration): the scan
-    slices its elems and stacks its results per iteration (O(1) each); the gradient's history loop
-    stacks the accumulator only (not the results it writes), and the backward loop stacks the
-    elems' gradient in reverse."""
+    slices its elems and stacks its results per iteration (O(1) each); recorded by a tape, it also
+    stacks the accumulator each iteration starts from (not the results, which the backward pass only
+    writes), so the gradient does not run it again; the backward loop stacks the elems' gradient."""
     w = wt.Variable(np.eye(3, dtype=np.float32))
     g = wt.grad(lambda x: wt.reduce_sum(wt.scan(lambda a, e: wt.tanh(a @ w + e), x,
                                                 initializer=wt.zeros((3,))) ** 2))
@@ -437,8 +437,7 @@ def test_a_scan_is_one_loop_that_slices_and_stacks_and_its_gradient_stores_only_
             loops.append(([tuple(v.aval.shape) for v in n.inputs[:k]],
                           [tuple(v.aval.shape) for v in n.inputs[k:k + a["n_sliced"]]],
                           [tuple(x.shape) for x in n.out.aval.avals[k:]], a["reverse"]))
-    assert loops == [([(3,)], [(7, 3)], [(7, 3)], False),                  # the scan
-                     ([(), (3,)], [(7, 3)], [(7, 3)], False),              # forward again, storing a
+    assert loops == [([(), (3,)], [(7, 3)], [(7, 3), (7, 3)], False),      # the scan: counter, a; results, a's
                      ([(), (3,), (3, 3)], [], [(7, 3)], True)]             # backward: d a, d w; d elems
 
 
