@@ -179,6 +179,18 @@ def _leaves(tree, what: str) -> tuple:
     return struct, out
 
 
+def _up_to(struct, tree) -> list:
+    """``tree``'s subtrees at the leaves of ``struct`` (a ``flatten`` structure): shapes of loop vars."""
+    if struct is None:
+        return [tree]
+    kind, meta, children = struct
+    try:
+        parts = [tree[k] for k in meta] if kind == "dict" else list(tree)
+    except (TypeError, KeyError, IndexError):
+        return [tree, None]     # a mismatch: the caller's length check reports it
+    return [x for c, t in zip(children, parts) for x in _up_to(c, t)] + ([None] if len(parts) != len(children) else [])
+
+
 def _same(what: str, names: str, ref: list, new: list, rule: str) -> None:
     """ValueError/TypeError unless ``new`` tensors have ``ref``'s shapes and dtypes."""
     for k, (a, b) in enumerate(zip(ref, new)):
@@ -306,7 +318,8 @@ def _max_iterations(m):
     return m
 
 
-def while_loop(cond, body, loop_vars, maximum_iterations=None):
+def while_loop(cond, body, loop_vars, shape_invariants=None, parallel_iterations=10, back_prop=True,
+               swap_memory=False, maximum_iterations=None, name=None):
     """Repeat ``loop_vars = body(*loop_vars)`` while ``cond(*loop_vars)`` is true, at most
     ``maximum_iterations`` times, as ``tf.while_loop``: ``loop_vars`` is a (nested) tuple, list or
     dict of tensors (a single tensor is passed as one argument); ``body`` returns the same
@@ -321,15 +334,22 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
         cond: a function of the loop variables returning a bool scalar.
         body: a function of the loop variables returning their next values.
         loop_vars: the initial values: a tensor or a (nested) structure of tensors.
+        shape_invariants: None, or the loop variables' shapes (structured like ``loop_vars``; None or
+            the same shapes: webtensor's loop variables keep their shapes).
+        parallel_iterations: TensorFlow's bound on iterations run in parallel; unused (iterations run
+            one after another).
+        back_prop: False: no gradient flows through the loop (its results are ``stop_gradient``-ed).
+        swap_memory: TensorFlow's GPU-to-host swapping of stored iterations; unused.
         maximum_iterations: None, or an int >= 0 (or a tensor known at trace time): stop after this
             many iterations even if ``cond`` is still true.
+        name: TensorFlow's op name (a str or None); unused.
     Returns:
         The loop variables after the last iteration, structured like ``loop_vars``.
     Raises:
         TypeError: ``cond``/``body`` not callable; ``cond`` returns no bool scalar; ``body`` returns
             another structure or changes a dtype; ``maximum_iterations`` computed in the graph.
         ValueError: ``body`` changes a shape; ``maximum_iterations`` negative; the gradient of a traced
-            loop without ``maximum_iterations``.
+            loop without ``maximum_iterations``; ``shape_invariants`` other than the loop variables' shapes.
         NotImplementedError: a Variable assigned inside ``cond`` or ``body`` while tracing.
     """
     if not callable(cond) or not callable(body):
@@ -339,6 +359,12 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
     struct, init = _leaves(loop_vars, "while_loop: loop_vars")
     if any(t is None for t in init):
         raise TypeError("while_loop: loop_vars must be tensors (None found)")
+    if shape_invariants is not None:
+        inv = _up_to(struct, shape_invariants)
+        if len(inv) != len(init) or any(s is not None and tuple(s) != tuple(t.shape) for s, t in zip(inv, init)):
+            raise ValueError("while_loop: shape_invariants must be the loop variables' shapes (webtensor graphs "
+                             f"have static shapes): got {inv}, loop variables {[tuple(t.shape) for t in init]}")
+    done = (lambda ts: ts) if back_prop else (lambda ts: [F.stop_gradient(t) for t in ts])
 
     def call(fn, leaves):
         v = unflatten(struct, iter(leaves))
@@ -362,9 +388,9 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
         leaves, i = init, 0
         while (limit is None or i < limit) and bool(test(*leaves)[0]):
             leaves, i = step(*leaves), i + 1
-        return unflatten(struct, iter(leaves))
+        return unflatten(struct, iter(done(leaves)))
     outs, _ = _loop(test, step, init, [], limit, False, "while_loop")
-    return unflatten(struct, iter(outs))
+    return unflatten(struct, iter(done(outs)))
 
 
 def _loop(test, step, init: list, seqs: list, limit, reverse: bool, what: str, record: bool = True) -> tuple:
@@ -507,7 +533,8 @@ WHILE.grad = _while_grad
 
 # ---- scan ------------------------------------------------------------------------------------------
 
-def scan(fn, elems, initializer=None, reverse=False):
+def scan(fn, elems, initializer=None, parallel_iterations=10, back_prop=True, swap_memory=False, infer_shape=True,
+         reverse=False, name=None):
     """``tf.scan``: ``a = fn(a, x)`` for each ``x`` of ``elems`` unstacked along axis 0, returning
     every ``a`` stacked along a new axis 0. ``elems`` is a tensor or a (nested) structure of tensors
     of the same first dimension ``n``; ``a`` starts as ``initializer`` (its structure, shapes and
@@ -519,7 +546,12 @@ def scan(fn, elems, initializer=None, reverse=False):
         fn: ``fn(a, x) -> a``: ``a`` structured like ``initializer``, ``x`` like ``elems``.
         elems: a tensor or (nested) structure of tensors with the same size ``n >= 1`` of axis 0.
         initializer: the initial ``a``; None: the first (last with ``reverse``) element of ``elems``.
+        parallel_iterations: TensorFlow's bound on iterations run in parallel; unused.
+        back_prop: False: no gradient flows through the scan (its results are ``stop_gradient``-ed).
+        swap_memory: TensorFlow's GPU-to-host swapping of stored iterations; unused.
+        infer_shape: TensorFlow's shape-consistency switch; shapes are always checked here.
         reverse: scan from the last element to the first (results keep ``elems``' order).
+        name: TensorFlow's op name (a str or None); unused.
     Returns:
         ``a``'s structure, each tensor of shape ``(n,) + a.shape``.
     Raises:
@@ -528,6 +560,7 @@ def scan(fn, elems, initializer=None, reverse=False):
     """
     if not callable(fn):
         raise TypeError("scan: fn must be a callable fn(a, x)")
+    done = (lambda ts: ts) if back_prop else (lambda ts: [F.stop_gradient(t) for t in ts])
     estruct, xs = _leaves(elems, "scan: elems")
     if not xs or any(x is None or x.ndim == 0 for x in xs):
         raise ValueError("scan: elems must be tensors of rank >= 1")
@@ -563,7 +596,7 @@ def scan(fn, elems, initializer=None, reverse=False):
         for t in order:
             a = rows[t] = apply(a, [x[t] for x in xs])
         stacked = [F.stack([rows[t][k] for t in range(n)]) for k in range(len(a0))]
-        return unflatten(astruct, iter(stacked))
+        return unflatten(astruct, iter(done(stacked)))
 
     seqs = xs
     if initializer is None:      # a0 is the first row: scan the others, then put a0 back in its place
@@ -578,4 +611,4 @@ def scan(fn, elems, initializer=None, reverse=False):
     if initializer is None:
         ys = [F.concat([y, F.expand_dims(v, 0)] if reverse else [F.expand_dims(v, 0), y], 0) if m else
               F.expand_dims(v, 0) for y, v in zip(ys or [None] * ka, a0)]
-    return unflatten(astruct, iter(ys))
+    return unflatten(astruct, iter(done(ys)))

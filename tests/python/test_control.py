@@ -487,3 +487,19 @@ def test_readme_example_runs_and_is_right():
     xs = np.ones((6, 2))
     np.testing.assert_allclose(env["value"].numpy(), loss_np(xs), rtol=1e-5)
     np.testing.assert_allclose(env["grad"].numpy(), fd_grad(loss_np, xs), rtol=1e-4, atol=1e-5)
+
+
+def test_tensorflow_keyword_arguments():
+    x = wt.tensor([1.0, 2.0])
+    with wt.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = wt.while_loop(lambda y: wt.reduce_sum(y) < 10.0, lambda y: y * 2.0, [x], shape_invariants=[(2,)],
+                          parallel_iterations=1, swap_memory=True, maximum_iterations=5, name="loop")[0]
+        z = wt.while_loop(lambda y: wt.reduce_sum(y) < 10.0, lambda y: y * 2.0, x, back_prop=False)
+        s = wt.scan(lambda a, e: a + e, x, back_prop=False, reverse=True, infer_shape=True, name="s")
+    np.testing.assert_array_equal(y.numpy(), [4.0, 8.0])
+    np.testing.assert_array_equal(s.numpy(), [3.0, 2.0])
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [4.0, 4.0])
+    assert tape.gradient(z, x) is None or not np.any(tape.gradient(z, x).numpy())
+    with pytest.raises(ValueError, match="shape_invariants"):
+        wt.while_loop(lambda y: wt.reduce_sum(y) < 10.0, lambda y: y * 2.0, x, shape_invariants=(None,))
