@@ -116,7 +116,11 @@ class ControlExecutable:
         return [env[v] for v in g.outputs], [env[v] for _, v in g.updates]
 
     def _truth(self, data, aval) -> bool:
-        return bool(self.device.to_host_bytes(data, aval)[0])
+        try:
+            return bool(self.device.to_host_bytes(data, aval)[0])
+        except RuntimeError as e:       # a browser GPU: readback must be awaited
+            raise RuntimeError(f"cond/while_loop on {self.device.name}: a predicate is read back on every branch "
+                               f"or iteration, which this device cannot do synchronously ({e})") from None
 
     def _control(self, n, args: list) -> list:
         if n.op.kind == "cond":
