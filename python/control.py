@@ -22,6 +22,11 @@ Gradients (reverse mode) inside traced functions:
 
 Shapes are static: a loop variable must keep its shape and dtype (ValueError/TypeError name
 the variable); both branches of a ``cond`` return the same structure, shapes and dtypes.
+
+Variables (as in TensorFlow): a branch may assign them (the new value is an extra output of the
+node, assigned after it); a Variable a loop body assigns becomes an extra loop variable (the body is
+traced again with it bound), so the condition and later iterations see its current value. As in
+TensorFlow, no gradient flows through an assignment. A loop's condition may not assign.
 """
 from __future__ import annotations
 
@@ -46,12 +51,14 @@ class _SubTrace(Trace):
     enclosing trace and Variables become extra inputs (``externals``, the outer tensors, in the
     order first used)."""
 
-    def __init__(self, parent: Trace, what: str):
+    def __init__(self, parent: Trace, what: str, assigns: str = "", bound: dict | None = None):
         super().__init__(parent.device)
-        self.parent, self.what = parent, what
+        self.parent, self.what, self.assigns = parent, what, assigns
         self.externals: list = []
         self.keys: list = []
         self._ext: dict = {}
+        self.assigned: dict = {}    # Variables assigned here, in order
+        self.bound = dict(bound or {})   # Variable -> index of the input that holds its value
 
     def _encloses(self, tr) -> bool:
         p = self.parent
@@ -80,18 +87,37 @@ class _SubTrace(Trace):
         return v
 
     def assign(self, var, value) -> None:
-        raise NotImplementedError(
-            f"Variable {var.name!r} is assigned inside the {self.what} of a webtensor control-flow op; "
-            "return the new value (as a loop variable or branch output) and assign it outside")
+        """``assigns``: '' (refused), 'branch' (the new value becomes an output of the node) or 'loop'
+        (the Variable must be a loop variable: an unbound one makes the loop trace again, bound)."""
+        if not self.assigns:
+            raise NotImplementedError(
+                f"Variable {var.name!r} is assigned inside the {self.what} of a webtensor control-flow op; "
+                "return the new value (as a loop variable or branch output) and assign it outside")
+        if self.assigns == "loop" and var not in self.bound:
+            raise _Rebind(var)
+        self._var_value(var)
+        self.current[var] = self.value_of(value)
+        self.assigned[var] = True
 
 
-def _trace_sub(fn, avals: list, what: str):
+class _Rebind(Exception):
+    """A loop body assigned a Variable that is not yet one of its loop variables: trace again with it."""
+
+    def __init__(self, var):
+        super().__init__(var.name)
+        self.var = var
+
+
+def _trace_sub(fn, avals: list, what: str, assigns: str = "", bound: dict | None = None):
     """Trace ``fn(*symbolic tensors of avals) -> leaves`` into a sub-graph of the current trace.
     Returns the sub-trace (``graph.inputs`` holds only the explicit inputs so far) and the output
-    leaves as its tensors."""
+    leaves as its tensors. ``assigns`` and ``bound``: see :class:`_SubTrace` (``bound`` Variables read
+    the inputs at those indices)."""
     parent = _state.current_trace()
-    sub = _SubTrace(parent, what)
+    sub = _SubTrace(parent, what, assigns, bound)
     sub.graph.inputs = [Value(a) for a in avals]
+    for var, i in sub.bound.items():
+        sub.current[var] = sub.graph.inputs[i]
     state = _state.local
     saved, state.tapes[:] = list(state.tapes), []     # the enclosing tapes see the node, not its insides
     state.traces.append(sub)
@@ -254,7 +280,7 @@ def cond(pred, true_fn=None, false_fn=None, name=None):
             struct, ls = _leaves(fn(), f"cond: {which}")
             box.append(struct)
             return ls
-        sub, outs = _trace_sub(run, [], f"{which} of cond")
+        sub, outs = _trace_sub(run, [], f"{which} of cond", assigns="branch")
         structs.append(box[0])
         subs.append(sub)
         leaves.append(outs)
@@ -262,9 +288,16 @@ def cond(pred, true_fn=None, false_fn=None, name=None):
         raise TypeError("cond: true_fn and false_fn must return the same structure (the same nesting of "
                         "tuples, lists and dicts, and the same number of tensors)")
     _same("cond", "output", leaves[0], leaves[1], "in false_fn (both branches must agree)")
+    assigned = list(dict.fromkeys(v for s in subs for v in s.assigned))     # their new values: outputs too
+    for s in subs:
+        s.graph.outputs += [s._var_value(var) for var in assigned]
     ext = _unify(subs)
     avals = [t._aval for t in leaves[0] if t is not None]
-    outs = iter(_apply(COND, [pred] + ext, {"branches": (subs[1].graph, subs[0].graph)}, avals))
+    res = _apply(COND, [pred] + ext, {"branches": (subs[1].graph, subs[0].graph)},
+                 avals + [var._aval for var in assigned])
+    for var, t in zip(assigned, res[len(avals):]):
+        var.assign(t)
+    outs = iter(res[:len(avals)])
     return unflatten(structs[0], iter([None if t is None else next(outs) for t in leaves[0]]))
 
 
@@ -350,7 +383,8 @@ def while_loop(cond, body, loop_vars, shape_invariants=None, parallel_iterations
             another structure or changes a dtype; ``maximum_iterations`` computed in the graph.
         ValueError: ``body`` changes a shape; ``maximum_iterations`` negative; the gradient of a traced
             loop without ``maximum_iterations``; ``shape_invariants`` other than the loop variables' shapes.
-        NotImplementedError: a Variable assigned inside ``cond`` or ``body`` while tracing.
+        NotImplementedError: a Variable assigned inside ``cond`` while tracing (``body`` may assign:
+            the Variable is carried as a loop variable).
     """
     if not callable(cond) or not callable(body):
         raise TypeError("while_loop: cond and body must be callables")
@@ -402,25 +436,44 @@ def _loop(test, step, init: list, seqs: list, limit, reverse: bool, what: str, r
     When a tape records the loop (and ``limit`` is known), the node also stacks what the gradient
     will read (:func:`_with_history`), so a gradient does not run the loop again. ``record``: False
     for loops the gradient machinery builds (recorded by the caller, never stacked again)."""
-    k = len(init)
-    avals = [t._aval for t in init]
-    csub, _ = _trace_sub(test, avals, f"cond of {what}")
-    bsub, outs = _trace_sub(step, avals + [Aval(tuple(q.shape[1:]), q.dtype) for q in seqs], f"body of {what}")
-    stacked = [Aval((limit,) + tuple(y.shape[1:]), y.dtype) for y in outs[k:]]
+    k, user_init, assigned = len(init), init, []
+    while True:     # a Variable the body assigns becomes a loop variable (bound to an extra input)
+        init = user_init + assigned
+        bound = {var: k + m for m, var in enumerate(assigned)}
+        avals = [t._aval for t in init]
+
+        def body_step(*a):
+            res = step(*a[:k], *a[len(init):])
+            tr = _state.current_trace()
+            return list(res[:k]) + [tr.symbolic(tr.current[var]) for var in assigned] + list(res[k:])
+        try:
+            bsub, outs = _trace_sub(body_step, avals + [Aval(tuple(q.shape[1:]), q.dtype) for q in seqs],
+                                    f"body of {what}", "loop", bound)
+        except _Rebind as e:
+            assigned.append(e.var)
+            continue
+        csub, _ = _trace_sub(lambda *a: test(*a[:k]), avals, f"cond of {what}", "", bound)
+        break
+    kv = len(init)
+    stacked = [Aval((limit,) + tuple(y.shape[1:]), y.dtype) for y in outs[kv:]]
     ext = _unify([csub, bsub])
     inputs = init + seqs + ext
-    attrs = {"cond": csub.graph, "body": bsub.graph, "n_vars": k, "n_sliced": len(seqs), "n_stacked": len(stacked),
-             "maximum_iterations": limit, "reverse": reverse}
+    attrs = {"cond": csub.graph, "body": bsub.graph, "n_vars": kv, "n_sliced": len(seqs),
+             "n_stacked": len(stacked), "maximum_iterations": limit, "reverse": reverse}
+    new = None
     if record and limit is not None and _recorded(inputs):
-        grad = _LoopVJP(bsub.graph, k, init, seqs, ext, stacked)
+        grad = _LoopVJP(bsub.graph, kv, init, seqs, ext, stacked)
         if grad.fv or grad.fy:
             kept = grad.kept()
-            new, ys, n, hs = _with_history(csub.graph, bsub.graph, k, init, seqs, ext, kept, limit, reverse)
+            new, ys, n, hs = _with_history(csub.graph, bsub.graph, kv, init, seqs, ext, kept, limit, reverse)
             for tape in _state.local.tapes:
                 tape._record(Record(WHILE, tuple(inputs), {**attrs, "history": (n, kept, hs)}, tuple(new + ys)))
-            return new, ys
-    res = _apply(WHILE, inputs, attrs, avals + stacked, record)
-    return list(res[:k]), list(res[k:])
+    if new is None:
+        res = _apply(WHILE, inputs, attrs, avals + stacked, record)
+        new, ys = list(res[:kv]), list(res[kv:])
+    for var, t in zip(assigned, new[k:]):
+        var.assign(t)
+    return new[:k], ys
 
 
 def _recorded(inputs: list) -> bool:

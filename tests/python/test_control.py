@@ -220,14 +220,14 @@ def test_while_loop_errors():
     v = wt.Variable([1.0])
 
     @wt.function
-    def assigns(x):
-        def body(y):
+    def assigns_in_cond(x):
+        def cond(y):
             v.assign(y)
-            return y + 1.0
-        return wt.while_loop(lambda y: wt.reduce_sum(y) < 5, body, x)
+            return wt.reduce_sum(y) < 5
+        return wt.while_loop(cond, lambda y: y + 1.0, x)
 
-    with pytest.raises(NotImplementedError, match="assigned inside the body of while_loop"):
-        assigns(wt.tensor([1.0]))
+    with pytest.raises(NotImplementedError, match="assigned inside the cond of while_loop"):
+        assigns_in_cond(wt.tensor([1.0]))
 
 
 # ---- scan -----------------------------------------------------------------------------------------
@@ -530,3 +530,39 @@ def test_a_traced_training_step_through_scan_matches_the_eager_one(device):
         np.testing.assert_allclose(traced(xs, target).numpy(), eager(xs, target).numpy(), rtol=1e-5)
     np.testing.assert_allclose(w_traced.numpy(), w_eager.numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(w_traced.numpy(), w0)
+
+
+def test_variables_assigned_in_branches_and_loop_bodies(device):
+    """As in TensorFlow: a branch's assignment happens when that branch runs; a Variable a loop body
+    assigns is carried by the loop (its condition and body see the current value) and holds the last
+    value after it. Traced and eager agree with each other and with numpy."""
+    def f(x):
+        wt.cond(wt.reduce_sum(x) > 0, lambda: (v.assign(v * 2.0), None)[1], lambda: (count.assign_add(10), None)[1])
+
+        def body(i, y):
+            count.assign_add(1)
+            v.assign(v + y)
+            return i + 1, y * 0.5
+        i, y = wt.while_loop(lambda i, y: (i < 10) & (count < 4), body, (0, x), maximum_iterations=10)
+        s = wt.scan(lambda a, e: (count.assign_add(1), a + e * v)[1], x, initializer=wt.zeros((2,)))
+        return i, y, s
+    results = []
+    for traced in (False, True):
+        for x in ([1.0, 2.0], [-1.0, -2.0]):
+            v, count = wt.Variable([0.5, 1.0]), wt.Variable(0, trainable=False)   # read by f
+            fn = wt.function(f) if traced else f
+            i, y, s = fn(wt.tensor(x))
+            results.append((int(i), y.numpy(), s.numpy(), v.numpy(), int(count.numpy())))
+    for eager, traced in zip(results[:2], results[2:]):
+        assert eager[0] == traced[0] and eager[4] == traced[4]
+        for a, b in zip(eager[1:4], traced[1:4]):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    # numpy: x = [1, 2]: v doubles, the loop runs 4 times (count 0..4), the scan twice
+    v = np.array([1.0, 2.0])
+    y = np.array([1.0, 2.0])
+    for _ in range(4):
+        v, y = v + y, y * 0.5
+    assert results[0][0] == 4 and results[0][4] == 6
+    np.testing.assert_allclose(results[0][3], v)
+    np.testing.assert_allclose(results[0][2], np.cumsum(np.array([[1.0, 2.0]]).T * v, 0))
+    assert results[1][0] == 0 and results[1][4] == 12      # x < 0: count 10, no iteration, scan +2
