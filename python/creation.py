@@ -340,13 +340,9 @@ atexit.register(_COUNTERS.clear)
 
 
 def _traced(op: str) -> bool:
-    """Whether a random op is being traced (then it draws in the graph). Raises NotImplementedError
-    inside a control-flow body (its state could not advance between iterations)."""
-    tr = _state.current_trace()
-    if tr is not None and getattr(tr, "parent", None) is not None:
-        raise NotImplementedError(f"{op}: random numbers inside a cond branch or a while_loop/scan body are "
-                                  "not supported; draw them outside (for scan: one [n, ...] tensor in elems)")
-    return tr is not None
+    """Whether a random op is being traced (then it draws in the graph; inside a loop body the
+    counter it advances is carried by the loop, so every iteration draws new numbers)."""
+    return _state.current_trace() is not None
 
 
 def _graph_uniforms(shape, seed, n: int) -> list:

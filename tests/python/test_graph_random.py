@@ -59,10 +59,18 @@ def test_distributions(device):
     assert np.abs(np.bincount(i) / N - 0.1).max() < 5 * np.sqrt(0.09 / N)
 
 
-def test_random_inside_a_loop_body_raises_clearly():
-    f = wt.function(lambda x: wt.while_loop(lambda y: wt.reduce_sum(y) < 3.0, lambda y: y + wt.uniform((1,)), x))
-    with pytest.raises(NotImplementedError, match="draw them outside"):
-        f(wt.zeros((1,)))
+def test_random_inside_a_loop_body_draws_new_numbers_every_iteration(device):
+    g = wt.random.Generator.from_seed(9)
+
+    @wt.function
+    def f(x):
+        return wt.scan(lambda a, e: (wt.uniform((3,)), g.normal((3,))), x,
+                       initializer=(wt.zeros((3,)), wt.zeros((3,))))
+    for a in f(wt.zeros((6, 1))) + f(wt.zeros((6, 1))):
+        rows = a.numpy()
+        assert len({tuple(r) for r in rows}) == 6     # no two iterations drew the same numbers
+    u = f(wt.zeros((6, 1)))[0].numpy()
+    assert u.min() >= 0.0 and u.max() < 1.0
 
 
 def test_generator_draws_the_same_stream_eagerly_traced_and_on_every_device():
