@@ -3,7 +3,9 @@
 Like ``tf.function``: the first call with a new input signature (tensor shapes, dtypes,
 device; values of non-tensor arguments) runs the Python function on symbolic tensors,
 recording every op into a :class:`~webtensor.core.graph.Graph`. Python control flow is
-unrolled at trace time. Variables are read by reference, so later calls see their current
+unrolled at trace time; an ``if`` or ``while`` on a tensor's value raises a TypeError that names
+:func:`webtensor.cond` and :func:`webtensor.while_loop`, which put data-dependent control flow in the
+graph (``python/control.py``). Variables are read by reference, so later calls see their current
 values; assignments inside the function become in-place updates after each run.
 
 The traces belong to the function object: at most ``webtensor.config.get_cache_limits()['traces']``
