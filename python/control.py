@@ -466,14 +466,21 @@ def _loop(test, step, init: list, seqs: list, limit, reverse: bool, what: str, r
         if grad.fv or grad.fy:
             kept = grad.kept()
             new, ys, n, hs = _with_history(csub.graph, bsub.graph, kv, init, seqs, ext, kept, limit, reverse)
-            for tape in _state.local.tapes:
-                tape._record(Record(WHILE, tuple(inputs), {**attrs, "history": (n, kept, hs)}, tuple(new + ys)))
+            _record_history(inputs, attrs, new, ys, n, kept, hs)
     if new is None:
         res = _apply(WHILE, inputs, attrs, avals + stacked, record)
         new, ys = list(res[:kv]), list(res[kv:])
     for var, t in zip(assigned, new[k:]):
         var.assign(t)
     return new[:k], ys
+
+
+def _record_history(inputs: list, attrs: dict, new: list, ys: list, n, kept: list, hs: list) -> None:
+    """Record a loop that stacked its history: its results are the final vars, the per-iteration
+    values and the stacks (so a tape that records the gradient's backward loop, which reads them,
+    sees where they come from: higher-order gradients)."""
+    for tape in _state.local.tapes:
+        tape._record(Record(WHILE, tuple(inputs), {**attrs, "history": (n, kept, hs)}, tuple(new + ys + hs)))
 
 
 def _recorded(inputs: list) -> bool:
@@ -536,9 +543,10 @@ def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maxi
                 history=None):
     k, ns = n_vars, n_sliced
     init, seqs, ext = list(inputs[:k]), list(inputs[k:k + ns]), list(inputs[k + ns:])
-    vjp = _LoopVJP(body, k, init, seqs, ext, [o._aval for o in outs[k:]])
+    vjp = _LoopVJP(body, k, init, seqs, ext, [o._aval for o in outs[k:k + n_stacked]])
     fv, fy, fq, fe = vjp.fv, vjp.fy, vjp.fq, vjp.fe
-    if all(gs[i] is None for i in fv) and all(gs[k + m] is None for m in fy):
+    g_hist = list(gs[k + n_stacked:])       # seeds of the stacks (a higher-order gradient), if recorded
+    if all(gs[i] is None for i in fv) and all(gs[k + m] is None for m in fy) and all(g is None for g in g_hist):
         return (None,) * len(inputs)
     if maximum_iterations is None:
         raise ValueError("the gradient of a while_loop inside webtensor.function needs maximum_iterations: "
@@ -549,7 +557,11 @@ def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maxi
         n, kept, hs = history
     else:                           # run the loop again, stacking what the backward pass reads
         kept = vjp.kept()
-        _, _, n, hs = _with_history(cond, body, k, init, seqs, ext, kept, n_max, reverse)
+        new, ys, n, hs = _with_history(cond, body, k, init, seqs, ext, kept, n_max, reverse)
+        _record_history(list(inputs), {"cond": cond, "body": body, "n_vars": n_vars, "n_sliced": n_sliced,
+                                       "n_stacked": n_stacked, "maximum_iterations": maximum_iterations,
+                                       "reverse": reverse}, new, ys, n, kept, hs)
+    hist_seed = {m: g for m, g in zip(kept, g_hist) if g is not None and m in fv}
 
     def row(j):         # the row forward iteration j read and wrote
         return n_max - 1 - j if reverse else j
@@ -565,7 +577,8 @@ def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maxi
               zeros((1,) + tuple(outs[k + m].shape[1:]), outs[k + m].dtype, device=dev) for m in fy]
         grads = vjp(xs, rows, gv, gy)
         nv, nq = len(fv), len(fq)
-        return ([j - 1] + list(grads[:nv]) + [a + b for a, b in zip(ge, grads[nv + nq:])] +
+        gxs = [g + F.gather(hist_seed[m], r) if m in hist_seed else g for m, g in zip(fv, grads[:nv])]
+        return ([j - 1] + gxs + [a + b for a, b in zip(ge, grads[nv + nq:])] +
                 [F.expand_dims(g, 0) for g in grads[nv:nv + nq]])
     g0 = [gs[i] if gs[i] is not None else _zeros_for(outs[i]) for i in fv]
     e0 = [_zeros_for(ext[j]) for j in fe]

@@ -593,3 +593,40 @@ def test_control_flow_runs_without_numpy():
     assert r.returncode == 0, r.stderr[-3000:]
     # 3 -> 24 (x8); d/dx of x0 + x0*x1 = (1 + x1, x0)
     assert r.stdout.split() == ["[8.0,", "16.0]", "[4.0,", "2.0]", "[2.0,", "3.0]", "False"]
+
+
+@pytest.mark.parametrize("kind", ["while_loop", "scan"])
+def test_second_derivatives_through_loops(kind):
+    """Nested tapes in a traced function: the gradient of a loop's gradient (the backward loop reads
+    the stacks the forward loop recorded) against differences of the numpy gradient."""
+    def f(x):
+        if kind == "scan":
+            return wt.reduce_sum(wt.scan(lambda a, e: wt.sin(a) * e, x, initializer=wt.tensor(0.8)))
+        return wt.reduce_sum(wt.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, wt.sin(y) * 1.5), (0, x),
+                                           maximum_iterations=3)[1])
+
+    def f_np(x):
+        if kind == "scan":
+            a, total = 0.8, 0.0
+            for e in x:
+                a = np.sin(a) * e
+                total += a
+            return total
+        y = x
+        for _ in range(3):
+            y = np.sin(y) * 1.5
+        return y.sum()
+
+    @wt.function
+    def grad_of_grad_sum(x):
+        with wt.GradientTape() as outer:
+            outer.watch(x)
+            with wt.GradientTape() as inner:
+                inner.watch(x)
+                y = f(x)
+            s = wt.reduce_sum(inner.gradient(y, x))
+        return outer.gradient(s, x)
+    x = np.array([0.3, -0.5, 0.9])
+    with wt.device("reference"), float64_reference():
+        got = grad_of_grad_sum(wt.tensor(x)).numpy()
+    np.testing.assert_allclose(got, fd_grad(lambda a: fd_grad(f_np, a).sum(), x), rtol=1e-4, atol=1e-6)
