@@ -629,4 +629,5 @@ def test_second_derivatives_through_loops(kind):
     x = np.array([0.3, -0.5, 0.9])
     with wt.device("reference"), float64_reference():
         got = grad_of_grad_sum(wt.tensor(x)).numpy()
-    np.testing.assert_allclose(got, fd_grad(lambda a: fd_grad(f_np, a).sum(), x), rtol=1e-4, atol=1e-6)
+    # nested central differences: measured error 6e-7 (while_loop), 1.5e-7 (scan)
+    np.testing.assert_allclose(got, fd_grad(lambda a: fd_grad(f_np, a).sum(), x), rtol=1e-6, atol=2e-6)
