@@ -34,13 +34,14 @@ from . import onnx  # noqa: E402  (imports the onnx package only when a model is
 
 
 class _RandomNamespace(_types.SimpleNamespace):
-    """Random tensors, as ``tf.random``: ``normal``, ``uniform``, ``truncated_normal``, ``set_seed``
-    (the global seed) and ``Generator`` (a stateful generator)."""
+    """Random tensors, as ``tf.random``: ``normal``, ``uniform``, ``truncated_normal``, ``categorical``,
+    ``shuffle``, ``set_seed`` (the global seed) and ``Generator`` (a stateful generator)."""
 
 
 from .generator import Generator as _Generator  # noqa: E402
+from .creation import categorical as _categorical, shuffle as _shuffle  # noqa: E402
 random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed,
-                          Generator=_Generator)
+                          Generator=_Generator, categorical=_categorical, shuffle=_shuffle)
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
 
 

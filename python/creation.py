@@ -331,6 +331,62 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, devi
     return _host(draws(), dev, aval)
 
 
+def categorical(logits, num_samples: int, dtype=int32, seed=None) -> Tensor:
+    """Samples of class indices from unnormalised log-probabilities (``tf.random.categorical``), by
+    the Gumbel-max trick (Gumbel 1954; Maddison et al. 2014, "A* sampling"): ``argmax(logits + g)``
+    with ``g = -log(-log(u))``, ``u`` uniform (:func:`uniform`: on the host eagerly, in the graph when
+    traced, so every call of a traced function draws new samples).
+
+    Args:
+        logits: a float tensor ``[batch, num_classes]``.
+        num_samples: an int >= 0: samples per row.
+        dtype: int32 (webtensor has no int64).
+        seed: an int; None draws one from the global generator (:func:`set_seed`).
+    Returns:
+        An int32 tensor ``[batch, num_samples]``.
+    Raises:
+        ValueError: ``logits`` not of rank 2, ``num_samples`` negative. TypeError: ``dtype`` not int32,
+            ``logits`` not float.
+    """
+    logits = tensor(logits) if not isinstance(logits, Tensor) else logits
+    if logits.ndim != 2:
+        raise ValueError(f"categorical: logits must be [batch, num_classes], got shape {tuple(logits.shape)}")
+    if not logits.dtype.is_floating:
+        raise TypeError(f"categorical: logits must be float, got {logits.dtype.name}")
+    if as_dtype(dtype) != int32:
+        raise TypeError(f"categorical: dtype must be int32 (webtensor has no int64), got {as_dtype(dtype).name}")
+    n = _count("categorical", "num_samples", num_samples)
+    b, c = logits.shape
+    u = uniform((b, n, c), 2.0 ** -24, 1.0, seed=seed, device=logits.device)       # (0, 1): finite logs
+    return gumbel_argmax(logits, u)
+
+
+def gumbel_argmax(logits, u) -> Tensor:
+    """``argmax(logits[:, None, :] - log(-log(u)), -1)``: the Gumbel-max draw from uniforms ``u``
+    ``[batch, samples, classes]`` in (0, 1) (shared by :func:`categorical` and ``Generator``)."""
+    g = -F.log(-F.log(u))
+    return F.cast(F.argmax(F.expand_dims(F.cast(logits, float32), 1) + g, -1), int32)
+
+
+def shuffle(value, seed=None) -> Tensor:
+    """``value`` with its first axis randomly permuted (``tf.random.shuffle``): a gather at the
+    ``argsort`` of :func:`uniform` keys (drawn in the graph when traced: a new order every call).
+
+    Args:
+        value: a tensor of rank >= 1.
+        seed: an int; None draws one from the global generator (:func:`set_seed`).
+    Returns:
+        A tensor of ``value``'s shape and dtype.
+    Raises:
+        ValueError: a 0-d ``value``.
+    """
+    value = tensor(value) if not isinstance(value, Tensor) else value
+    if value.ndim == 0:
+        raise ValueError("shuffle: value must have rank >= 1")
+    keys = uniform((value.shape[0],), seed=seed, device=value.device)
+    return F.gather(value, F.argsort(keys), axis=0)
+
+
 # ---- random numbers inside webtensor.function ----------------------------------------------------
 
 # device -> its in-graph generator state: an int32 Variable (never trained or saved). Weak: a device

@@ -12,6 +12,7 @@ import random as _random
 from . import _graph_random
 from .core import ops as F
 from .core.dtypes import as_dtype, float32, int32
+from .creation import gumbel_argmax
 from .tensor import Variable, init_scope
 
 
@@ -124,6 +125,28 @@ class Generator:
         """
         zs = _graph_random.box_muller(self._uniforms(shape, _graph_random.TRUNCATION_CANDIDATES))
         return F.cast(mean + stddev * _graph_random.first_within_two(zs), as_dtype(dtype))
+
+
+    def categorical(self, logits, num_samples: int, dtype=int32):
+        """Class indices drawn from unnormalised log-probabilities by the Gumbel-max trick (as
+        :func:`webtensor.random.categorical`).
+
+        Args:
+            logits: a float tensor ``[batch, num_classes]``.
+            num_samples: an int >= 0.
+            dtype: int32.
+        Returns:
+            An int32 tensor ``[batch, num_samples]``.
+        Raises:
+            ValueError: ``logits`` not of rank 2. TypeError: ``dtype`` not int32.
+        """
+        if len(logits.shape) != 2:
+            raise ValueError(f"Generator.categorical: logits must be [batch, num_classes], got {tuple(logits.shape)}")
+        if as_dtype(dtype) != int32:
+            raise TypeError("Generator.categorical: dtype must be int32 (webtensor has no int64)")
+        b, c = logits.shape
+        u = F.maximum(F.minimum(self._uniforms((b, int(num_samples), c), 1)[0], 1.0 - 2.0 ** -24), 2.0 ** -24)
+        return gumbel_argmax(logits, u)
 
 
 def _key(seed) -> int:

@@ -124,3 +124,28 @@ def test_webgpu_draws_the_same_stream():
             outs.append([t.numpy() for t in f(wt.zeros((64,)))] + [wt.random.Generator.from_seed(8).uniform((99,)).numpy()])
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)    # measured: 2.1e-7 (normal's log and cos)
+
+
+def test_categorical_and_shuffle(device):
+    """Frequencies of categorical samples against softmax(logits) (5 standard errors of N samples),
+    eagerly, traced (new samples every call) and from a Generator; shuffle is a permutation."""
+    logits = wt.tensor(np.log(np.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]], np.float32)))
+    p = np.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]])
+    n = 20_000
+    f = wt.function(lambda l: wt.random.categorical(l, n))
+    g = wt.random.Generator.from_seed(2)
+    draws = [wt.random.categorical(logits, n, seed=4), f(logits), f(logits), g.categorical(logits, n)]
+    assert not np.array_equal(draws[1].numpy(), draws[2].numpy())
+    for d in draws:
+        d = d.numpy()
+        assert d.shape == (2, n) and d.dtype == np.int32
+        for row in range(2):
+            freq = np.bincount(d[row], minlength=3) / n
+            assert np.all(np.abs(freq - p[row]) < 5 * np.sqrt(p[row] * (1 - p[row]) / n)), (freq, p[row])
+    x = wt.tensor(np.arange(10, dtype=np.float32).reshape(5, 2))
+    sh = wt.function(lambda x: wt.random.shuffle(x))
+    a, b = sh(x).numpy(), sh(x).numpy()
+    for s in (a, b, wt.random.shuffle(x, seed=1).numpy()):
+        assert sorted(map(tuple, s)) == sorted(map(tuple, x.numpy()))
+    with pytest.raises(ValueError, match="num_classes"):
+        wt.random.categorical(wt.tensor([1.0, 2.0]), 3)
