@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .ops.namespace import ops
+
 
 @dataclass(eq=False)
 class Record:
@@ -51,6 +53,8 @@ def backward_many(records: list[Record], seeded: list, sources: list) -> list:
         for x, gx in zip(r.inputs, in_grads):
             if gx is None or not getattr(x, "dtype", None) or not x.dtype.is_floating:
                 continue
+            if gx.dtype != x.dtype:     # a gradient has its input's dtype (float16 beside float32: mixed precision)
+                gx = ops.cast(gx, dtype=x.dtype)
             prev = grads.get(id(x))
             grads[id(x)] = gx if prev is None else prev + gx
     return [grads.get(id(s)) for s in sources]

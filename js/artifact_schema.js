@@ -70,6 +70,9 @@ export default {
      },
      "trainable": {
       "type": "boolean"
+     },
+     "storage": {
+      "$ref": "#/$defs/storage"
      }
     }
    }
@@ -142,6 +145,28 @@ export default {
     "int32",
     "bool"
    ]
+  },
+  "storage": {
+   "description": "How weights.safetensors stores a variable when not in its own dtype (compact artifacts, docs/artifact.md 'Compact weights'): 'float16' (a float32 variable stored as F16, widened exactly at load) or 'int8' (an int32 variable of ceil(prod(shape) / 4) words holding the int8 values of the logical shape 'shape', four to a little-endian word; stored as an I8 tensor of that shape; 'scales' names the float32 variable of its per-channel scales).",
+   "type": "object",
+   "required": [
+    "dtype"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "dtype": {
+     "enum": [
+      "float16",
+      "int8"
+     ]
+    },
+    "shape": {
+     "$ref": "#/$defs/shape"
+    },
+    "scales": {
+     "$ref": "#/$defs/name"
+    }
+   }
   },
   "shape": {
    "type": "array",

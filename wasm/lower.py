@@ -40,9 +40,9 @@ import struct
 from math import prod
 
 from ..core import kernel_ir as K
-from ..core.dtypes import bool_, int32
+from ..core.dtypes import bool_, float16, int32
 from ..core.simplify import nodes, substitute
-from . import matmul, vmath
+from . import half, matmul, vmath
 from .analysis import Analysis, analyze, deps as lda_deps, is_copy
 from .binary import I32, V128, Function, Module
 from .ir import Lowered, Node, params
@@ -60,7 +60,13 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     it) in polynomials and the matmul micro-kernel; the module then needs an engine with the
     relaxed-SIMD feature, and results may differ from the unfused form in the last bit.
     """
-    if kernel.template == "matmul":
+    if kernel.out.dtype == float16:     # computed in f32, rounded on output (half.py)
+        return half.rounded(module, kernel, name, export, lambda body: _lower(module, kernel, body, False, fma))
+    return _lower(module, kernel, name, export, fma)
+
+
+def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool) -> Lowered:
+    if kernel.template in ("matmul", "matmul_q8"):
         if matmul.supports(kernel):
             return matmul.lower(module, kernel, name, export, fma)
     a = analyze(kernel)

@@ -2,7 +2,12 @@
 invocation, batched; operand layouts (transposes, broadcast batch dims) come from the loads'
 index expressions, so nothing is materialised. Few output tiles over a long K split K (partial
 tiles, then a summing pass); an output that fills under a fifth of its tiles (e.g. 9x16) and
-operands that are not affine loads use the generic reduction instead."""
+operands that are not affine loads use the generic reduction instead.
+
+``template == 'matmul_q8'`` (``quantized_matmul``: B is an int8 K x N matrix packed four bytes to
+an i32 word, times one scale per column): the same kernel, whose B tile loads read the int8 byte
+(``extractBits``, sign-extending) and multiply it by its column's scale, so the shared-memory tile
+holds the dequantized float32 weights and no float32 copy of B exists outside it."""
 from __future__ import annotations
 
 import math
@@ -33,15 +38,18 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     """The tiled matmul, or None (the generic reduction lowers it) when the kernel is not
     ``sum_k A[.., m, k] * B[.., k, n]`` with affine operand indices, or when M x N fills too little
     of the output tiles."""
+    q8 = kernel.template == "matmul_q8"
     e = kernel.expr.args[0] if kernel.expr.op == "cast" else kernel.expr
     if kernel.combiner != "sum" or kernel.n_reduce != 1 or e.op != "mul" or len(kernel.space) < 3:
         return None
-    ops = [_operand(x) for x in e.args]
+    ops = [_operand(x) for x in (e.args[:1] if q8 else e.args)]
     if None in ops:
         return None
     space = kernel.space
     nb = len(space) - 3
     M, N, Kd = space[nb], space[nb + 1], space[nb + 2]
+    if q8 and (kernel.param("n") != N or ops[0][0].arg != 0):
+        return None
     forms = Simplifier(space)
     info = []
     for load, cast_to in ops:
@@ -49,10 +57,12 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
         if rest:
             return None
         info.append((load, cast_to, c0, {d: c for d, c in coefs.items() if space[d] > 1 and c}))
+    if q8:        # B: element (k, n) of the row-major int8 matrix, in input 1's bytes; scales: input 2
+        info.append((None, None, 0, {d: c for d, c in ((nb + 2, N), (nb + 1, 1)) if space[d] > 1}))
     a, b = (info[0], info[1]) if nb + 1 not in info[0][3] else (info[1], info[0])
     if nb + 1 in a[3] or nb in b[3]:
         return None
-    if storage_type(a[0].dtype, limits) == "f16" or storage_type(b[0].dtype, limits) == "f16":
+    if any(x[0] is not None and storage_type(x[0].dtype, limits) == "f16" for x in (a, b)):
         return None   # keep f16 on the generic path until the template has an f16 variant
     ins = Inputs(kernel, limits, 1)
     t = compute_type(kernel.out.dtype, limits)
@@ -85,6 +95,8 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
 
     def base(op_info):
         c0, co = op_info[2], op_info[3]
+        if op_info[0] is None:               # q8's B: no batch dims
+            return "0"
         return em.value(simp(add_all([int_const(c0)] + sp.runs({d: c for d, c in co.items() if d < nb}))))
 
     a_base, b_base = base(a), base(b)
@@ -93,6 +105,10 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
 
     def read(op_info, off):
         load, cast_to = op_info[0], op_info[1]
+        if load is None:                     # q8's B at element offset ``off``, column ``gm``
+            word = ins.load(1, f"({off}) / 4", kernel.inputs[1].dtype)
+            byte = f"extractBits({word}, u32(({off}) % 4) * 8u, 8u)"
+            return f"{cast_code(byte, 'i32', t)} * {ins.load(2, 'gm', kernel.inputs[2].dtype)}"
         v = ins.load(load.arg, off, load.dtype)
         return cast_code(v, compute_type(load.dtype, limits), t) if cast_to is not None or \
             compute_type(load.dtype, limits) != t else v
