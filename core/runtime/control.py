@@ -159,7 +159,9 @@ class ControlExecutable:
                 parts += [(self._zeros(row), 1)] * (aval.shape[0] - len(parts))
             if rev:
                 parts.reverse()
-            out.append(self._concat(parts, aval) if parts else self._zeros(aval))
+            stack = getattr(self.device, "stack_rows", None)     # a device's copy, where it has one
+            out.append(self._zeros(aval) if not parts else stack([d for d, _ in parts], aval) if stack
+                       else self._concat(parts, aval))
         return out
 
     def _concat(self, parts: list, aval):
