@@ -340,11 +340,14 @@ COND.grad = _cond_grad
 # ---- while_loop ------------------------------------------------------------------------------------
 
 def _max_iterations(m):
+    """An int, None, or a computed int32 scalar tensor (kept as is: the traced loop counts against it)."""
     if m is None:
         return None
     if _symbolic(m):
-        raise TypeError("while_loop: maximum_iterations must be known when tracing (a Python int or a "
-                        "constant tensor), not a value computed in the graph")
+        if m.dtype != int32 or m.shape != ():
+            raise TypeError(f"while_loop: maximum_iterations must be an int32 scalar, got {m.dtype.name} of "
+                            f"shape {tuple(m.shape)}")
+        return m
     m = int(m)
     if m < 0:
         raise ValueError(f"while_loop: maximum_iterations must be >= 0, got {m}")
@@ -373,14 +376,15 @@ def while_loop(cond, body, loop_vars, shape_invariants=None, parallel_iterations
             one after another).
         back_prop: False: no gradient flows through the loop (its results are ``stop_gradient``-ed).
         swap_memory: TensorFlow's GPU-to-host swapping of stored iterations; unused.
-        maximum_iterations: None, or an int >= 0 (or a tensor known at trace time): stop after this
-            many iterations even if ``cond`` is still true.
+        maximum_iterations: None, an int >= 0, or an int32 scalar tensor (a value computed in the
+            graph: then no gradient, whose stored iterations need a size known at trace time): stop
+            after this many iterations even if ``cond`` is still true.
         name: TensorFlow's op name (a str or None); unused.
     Returns:
         The loop variables after the last iteration, structured like ``loop_vars``.
     Raises:
         TypeError: ``cond``/``body`` not callable; ``cond`` returns no bool scalar; ``body`` returns
-            another structure or changes a dtype; ``maximum_iterations`` computed in the graph.
+            another structure or changes a dtype; ``maximum_iterations`` not an int32 scalar.
         ValueError: ``body`` changes a shape; ``maximum_iterations`` negative; the gradient of a traced
             loop without ``maximum_iterations``; ``shape_invariants`` other than the loop variables' shapes.
         NotImplementedError: a Variable assigned inside ``cond`` while tracing (``body`` may assign:
@@ -423,7 +427,12 @@ def while_loop(cond, body, loop_vars, shape_invariants=None, parallel_iterations
         while (limit is None or i < limit) and bool(test(*leaves)[0]):
             leaves, i = step(*leaves), i + 1
         return unflatten(struct, iter(done(leaves)))
-    outs, _ = _loop(test, step, init, [], limit, False, "while_loop")
+    if isinstance(limit, Tensor):     # computed in the graph: a counter loop variable checks it
+        (_, *outs), _ = _loop(lambda i, *v: [F.logical_and(i < limit, test(*v)[0])],
+                              lambda i, *v: [i + 1] + step(*v), [tensor(0, int32, init[0].device)] + init, [],
+                              None, False, "while_loop")
+    else:
+        outs, _ = _loop(test, step, init, [], limit, False, "while_loop")
     return unflatten(struct, iter(done(outs)))
 
 
@@ -549,8 +558,9 @@ def _while_grad(gs, outs, *inputs, cond, body, n_vars, n_sliced, n_stacked, maxi
     if all(gs[i] is None for i in fv) and all(gs[k + m] is None for m in fy) and all(g is None for g in g_hist):
         return (None,) * len(inputs)
     if maximum_iterations is None:
-        raise ValueError("the gradient of a while_loop inside webtensor.function needs maximum_iterations: "
-                         "the iterations are stored in buffers of static shape [maximum_iterations, ...]")
+        raise ValueError("the gradient of a while_loop inside webtensor.function needs maximum_iterations as a "
+                         "Python int: the iterations are stored in buffers of static shape "
+                         "[maximum_iterations, ...]")
     n_max = maximum_iterations
     dev = (init + seqs)[0].device
     if history is not None:         # stacked by the forward loop itself (_loop, under a tape)

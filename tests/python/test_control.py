@@ -632,3 +632,14 @@ def test_second_derivatives_through_loops(kind):
         got = grad_of_grad_sum(wt.tensor(x)).numpy()
     # nested central differences: measured error 6e-7 (while_loop), 1.5e-7 (scan)
     np.testing.assert_allclose(got, fd_grad(lambda a: fd_grad(f_np, a).sum(), x), rtol=1e-6, atol=2e-6)
+
+
+def test_maximum_iterations_computed_in_the_graph(device):
+    f = wt.function(lambda x, m: wt.while_loop(lambda y: wt.reduce_sum(y) < 100.0, lambda y: y * 2.0, x,
+                                               maximum_iterations=m))
+    x = wt.tensor([1.0, 2.0])
+    for m, want in ((0, 1.0), (2, 4.0), (50, 64.0)):      # 3 * 2^k >= 100 first at k = 6
+        np.testing.assert_array_equal(f(x, wt.tensor(m)).numpy(), [want, 2 * want])
+    assert f.trace_count == 1
+    with pytest.raises(TypeError, match="int32 scalar"):
+        wt.function(lambda x: wt.while_loop(lambda y: True, lambda y: y, x, maximum_iterations=x[0]))(x)
