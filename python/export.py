@@ -37,6 +37,7 @@ from typing import Protocol, runtime_checkable
 from . import __version__, compact, safetensors_io
 from .artifact import DTYPES, FORMAT, FORMAT_VERSION   # what artifacts carry: docs/artifact.schema.json
 from .core import compile as C
+from .core.control import has_control
 from .core.op import Aval
 from .core.runtime import hostdata
 from .core.runtime.artifacts import Plan, exporter, plan_signature
@@ -261,6 +262,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             input names an artifact cannot carry (non-ASCII, or two alike), an unknown backend, an unknown
             ``weights_dtype`` or one other than float32 with a signature that updates variables, a
             weight beyond float16's range or not finite. TypeError: malformed ``signatures``.
+        NotImplementedError: a signature holds control flow (``cond``, ``while_loop``, ``scan`` on
+            values computed in the graph), which the artifact format does not carry yet.
 
     Needs no numpy (runs in Pyodide as is); compiling the WGSL of a model on a GPU device still
     needs that device.
@@ -296,6 +299,11 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     variables, order = _collect_variables(traced, model, optimizer, quantized)
     index = {id(v): i for i, v in enumerate(order)}
     for t in traced:
+        if has_control(t.graph):
+            raise NotImplementedError(
+                f"export: signature {t.name!r} holds control flow (webtensor.cond, while_loop or scan on values "
+                "computed in the graph); the artifact format (version 1) has no control-flow construct yet. "
+                "Export a function without it (a Python loop over a fixed count unrolls at trace time)")
         t.prog = C.compile_graph(t.graph)
         t.var_of = {b: index[id(var)] for b, (_, var) in zip(t.prog.captures, t.graph.captures)}
         t.plan = plan_signature(t.prog, t.var_of, [index[id(var)] for var, _ in t.graph.updates])

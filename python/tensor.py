@@ -13,6 +13,12 @@ from .core.autodiff import Record
 from .device import Device, get_device
 
 
+class OperatorNotAllowedInGraphError(TypeError, RuntimeError):
+    """A Python operation that needs a tensor's value (``bool``: an ``if`` or ``while`` on it) used on a
+    symbolic tensor inside ``webtensor.function`` (TensorFlow's error of that name is a TypeError;
+    also a RuntimeError, as webtensor's other errors for symbolic values)."""
+
+
 class Tensor:
     """An n-dimensional array on a device; immutable. Shapes are tuples, dtypes ``webtensor.float32``
     and friends. Inside ``webtensor.function`` tensors are symbolic (no data until the graph runs).
@@ -143,6 +149,12 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
+        if self._data is None:
+            raise OperatorNotAllowedInGraphError(
+                "using a symbolic tensor as a Python bool is not allowed inside webtensor.function: an `if` "
+                "or `while` on a tensor's value runs once, at trace time, when the value is not known. Use "
+                "webtensor.cond(pred, true_fn, false_fn) for `if` and webtensor.while_loop(cond, body, "
+                "loop_vars) for `while` (or compute both sides and pick with webtensor.where)")
         if self.size != 1:
             raise ValueError(f"the truth value of a tensor with {self.size} elements is ambiguous; "
                              "use webtensor.reduce_any/all or .numpy()")

@@ -303,6 +303,24 @@ class WasmDevice(Device):
                 ent.call(out.offset, *(d.offset for d in datas), 0, lw.rows, scratch)
             return out
 
+    def stack_rows(self, datas, aval):
+        """Tensors of shape ``aval.shape[1:]`` stacked into one of ``aval`` (row k is ``datas[k]``): byte
+        copies within the linear memory, no kernel. The optional fast path of
+        :mod:`webtensor.core.runtime.control` for a loop's per-iteration values (else concat kernels)."""
+        _, n = _storage(aval)
+        row = n // aval.shape[0] if aval.shape[0] else 0
+        out = self.buffer(n, f"a stack of shape {tuple(aval.shape)}")
+        with self.lock:
+            eng = self.engine
+            view = eng.view if hasattr(type(eng), "view") else None
+            for k, d in enumerate(datas):
+                at = out.offset + k * row
+                if view is not None:
+                    view[at:at + row] = view[d.offset:d.offset + row]
+                else:
+                    eng.write(at, eng.read(d.offset, row))
+        return out
+
     def compile(self, graph):
         with self.lock:
             exe = WasmExecutable(self, graph)
