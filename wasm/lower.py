@@ -133,9 +133,13 @@ class _Gen(Reductions):
         if self.comb in ("argmax", "argmin"):
             self.ridx = K.linear_index([K.idx(d) for d in range(self.n_out, n)], self.ext[self.n_out:])
             extra.append(self.ridx)
-        self.root = root
+        self.root = self._general_root = root
+        # a map with borders along the vector dim: its interior runs a border-free form (analysis._peel)
+        self.proot = self.peeling = None
+        if a.peel and self.v is not None and self.v == n - 1 and n > 1:
+            self.proot = self._prepare(a.peel[2])
         allnodes, seen = [], set()
-        for r in [root] + extra:
+        for r in [root] + extra + ([self.proot] if self.proot is not None else []):
             for e in nodes(r):
                 if e not in seen:
                     seen.add(e)
@@ -148,6 +152,8 @@ class _Gen(Reductions):
             for x in e.args:
                 uses[x].append(e)
         uses[root].append(None)
+        if self.proot is not None:
+            uses[self.proot].append(None)
         # with fma, a vector float multiply feeding only one add (or the subtrahend of one sub)
         # is fused into it: computed there as relaxed_madd / relaxed_nmadd, not on its own
         self.fused = set()
@@ -169,6 +175,14 @@ class _Gen(Reductions):
         for e in allnodes:
             if e.op != "const" and e not in skip:
                 self.by_level.setdefault(self.level[e], []).append(e)
+        if self.proot is not None:      # the vector dim's own nodes: each loop computes its form's
+            inner = self.by_level.pop(self.v, [])
+            general = set(nodes(root))
+            for x in extra:
+                general.update(nodes(x))
+            special = set(nodes(self.proot))
+            self.by_level[self.v] = [e for e in inner if e in general]
+            self.peel_level = [e for e in inner if e in special]
         # scalar nodes outside the vector loop that vector code consumes: splat once per entry
         self.splats = []
         if self.v is not None:
@@ -270,7 +284,7 @@ class _Gen(Reductions):
         return self.vec and self.v in self.dep.get(e, ())
 
     def _emit_level(self, lev):
-        for e in self.by_level.get(lev, ()):
+        for e in (self.peel_level if self.peeling and lev == self.v else self.by_level.get(lev, ())):
             self.val(e)
 
     def val(self, e, want_vec: bool | None = None) -> int:
@@ -444,8 +458,9 @@ class _Gen(Reductions):
             f.f32_store() if is_float(dt) else f.i32_store()
 
     # ---- loops ----
-    def _for(self, d, lo, step, body):
-        """i_d from its start (lo=None: from its current value) while i_d + step <= its end."""
+    def _for(self, d, lo, step, body, stop=None):
+        """i_d from its start (lo=None: from its current value) while i_d + step <= its end
+        (``stop``: an end below the extent, for d > 0)."""
         f, i = self.f, self.i[d]
         if lo is not None:
             f.local_get(self.start) if d == 0 else f.i32_const(0)
@@ -457,7 +472,7 @@ class _Gen(Reductions):
                 f.i32_const(step - 1)
                 f.i32_sub()
         else:
-            f.i32_const(self.ext[d] - step + 1)
+            f.i32_const((self.ext[d] if stop is None else stop) - step + 1)
         f.local_set(lim)
         with f.block():
             f.local_get(i)
@@ -503,12 +518,18 @@ class _Gen(Reductions):
             return
         if d != self.v:
             return self._for(d, lo, 1, lambda: self._loops(d + 1))
+        vstart, vstop = lo, None
+        if self.proot is not None:      # scalar head [0, plo), vector interior, scalar tail
+            plo, vstop = self.a.peel[:2]
+            self._for(d, lo, 1, lambda: self._loops(d + 1), stop=plo)
+            vstart, self.peeling, self.root = None, True, self.proot
         self._push()
         self.vec = True
         for e in self.splats:
             self.val(e, True)
-        self._for(d, lo, 4, lambda: self._loops(d + 1))
+        self._for(d, vstart, 4, lambda: self._loops(d + 1), stop=vstop)
         self.vec = False
         self._pop()
+        self.peeling, self.root = None, self._general_root
         self._for(d, None, 1, lambda: self._loops(d + 1))
 

@@ -370,10 +370,10 @@ class WasmExecutable:
             addr[b] = ("const", base + off)
         for b, i in self.slot.items():
             addr[b] = ("slot", self.table + 4 * i)
+        self._addr, self._scratch_at = addr, scratch_at
         f = m.function("run", export=True)
         for s, lw in zip(prog.steps, fns):
-            emit_call(f, lw, [a if kind == "const" else _load_slot(a) for kind, a in
-                              (addr[b] for b in [s.output] + s.inputs)], scratch_at)
+            emit_call(f, lw, self._addresses(s), scratch_at)
         f.finish()
         self.module = m
         self._run = device._instantiate(m, "run", 0)
@@ -391,6 +391,45 @@ class WasmExecutable:
             dev.engine.write(self.table, array.array("i", [data[b].offset for b in self._slots]))
             self._run()
         return [data[b] for b in prog.outputs], [data[b] for b in prog.updates]
+
+    def _addresses(self, step):
+        return [a if kind == "const" else _load_slot(a) for kind, a in
+                (self._addr[b] for b in [step.output] + step.inputs)]
+
+    def profile(self, inputs, captures, repeat: int = 5) -> list[tuple[float, object]]:
+        """Time each kernel of the program on these inputs (a tool for ``bench/profile_wasm.py``):
+        ``[(best seconds of repeat calls, Step)]`` in program order. Builds a second module with one
+        exported function per step (same arena and addresses), so a step runs exactly as in ``run``."""
+        import time
+        dev, prog = self.device, self.program
+        m = Module()
+        m.import_memory("env", "memory", 1, **dev.memory_import)
+        lowered = {}
+        f = m.function("step", params=["i32"], export=True)
+        for i, s in enumerate(prog.steps):
+            if s.kernel not in lowered:
+                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=dev.fma)
+            f.local_get(0).i32_const(i).i32_eq()
+            with f.if_():
+                emit_call(f, lowered[s.kernel], self._addresses(s), self._scratch_at)
+        f.finish()
+        data = dict(self.consts)
+        data.update(zip(prog.inputs, inputs))
+        data.update(zip(prog.captures, captures))
+        out = []
+        with dev.lock:
+            call = dev._instantiate(m, "step", 1)
+            for b, n in self.results:
+                data[b] = WasmBuffer(dev.alloc, n, "a profiled result")
+            dev.engine.write(self.table, array.array("i", [data[b].offset for b in self._slots]))
+            for i, s in enumerate(prog.steps):
+                times = []
+                for _ in range(repeat):
+                    t = time.perf_counter()
+                    call(i)
+                    times.append(time.perf_counter() - t)
+                out.append((min(times), s))
+        return out
 
 
 def emit_call(f, lw, addresses, scratch: int) -> None:
