@@ -223,9 +223,13 @@ class _Gen(Reductions):
             if e.op != "lda":
                 return None
             k, dims, acoef, c = e.arg
-            chain, cv, vatoms = self._chain(k, list(dims), list(zip(e.args, acoef)), c)
+            # a constant offset goes into the load's memarg where the rest of the address cannot be
+            # below the buffer (no atom, no negative stride: the memarg sum does not wrap), so the
+            # loads of one input that differ only by it (a window's taps) share one address chain
+            moff = 4 * c if 0 < c < 2 ** 28 and not e.args and all(cc >= 0 for _, cc in dims) else 0
+            chain, cv, vatoms = self._chain(k, list(dims), list(zip(e.args, acoef)), c - moff // 4)
             return Node("ld", e.dtype, (chain,) + tuple(x for x, _ in vatoms),
-                        (cv, tuple(kk for _, kk in vatoms)))
+                        (cv, tuple(kk for _, kk in vatoms), moff))
         return substitute(root, fn, {})
 
     def _chain(self, k, dims, atoms, const):
@@ -389,7 +393,7 @@ class _Gen(Reductions):
     # ---- loads and stores ----
     def _load(self, e, vec):
         f = self.f
-        cv, acoef = e.arg
+        cv, acoef, moff = e.arg
         base = self.val(e.args[0])
         atoms = e.args[1:]
         dt = e.dtype
@@ -399,18 +403,27 @@ class _Gen(Reductions):
                 self._mad(self.i[self.v], 4 * cv)
             for x, c in zip(atoms, acoef):
                 self._mad(self.val(x), 4 * c)
-            f.f32_load() if is_float(dt) else f.i32_load()
+            f.f32_load(moff) if is_float(dt) else f.i32_load(moff)
             return
         iv = self.i[self.v]
         if cv == 1 and not atoms:
-            f.local_get(base)
-            self._mad(iv, 4)
-            f.v128_load(0, 0)
+            key = (e.args[0], "vaddr")       # base + 4 i, once per vector step for all its loads
+            a = self.memo.get(key)
+            if a is None:
+                f.local_get(base)
+                self._mad(iv, 4)
+                a = self._remember(key, f.local(I32))
+                f.local_set(a)
+            f.local_get(a)
+            f.v128_load(moff, 0)
         else:
             a0 = f.local(I32)
             f.local_get(base)
             if cv:
                 self._mad(iv, 4 * cv)
+            if moff:
+                f.i32_const(moff)
+                f.i32_add()
             f.local_set(a0)
             offs = None
             if atoms:   # lane byte offsets: 4*cv*lane + sum 4*c*atom

@@ -5,7 +5,7 @@ reshape/transpose/slice/pad/gather/concat) and compares the sha256 of every expo
 values recorded on main before the simplifier was moved into core/. Export is deterministic across
 processes and PYTHONHASHSEED (see tests/python/test_export.py), so the stored digests hold on any
 machine. The manifests' digests changed once since, when WebGPU kernels gained "access" (the
-manifests without it hash as before; no code or weights changed). Regenerate them (only for an intended change of the emitted code) with
+manifests without it hash as before; no code or weights changed), and the CNN's and MLP's module.wasm when loads took their constant offsets into the memarg. Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -84,8 +84,8 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '481551c6b974e621c38b519cd1b250ec1333ffb4351d588a1d1c30ec7b620ece',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': '30b0c660e05dbf7d6b3ba87824aff99e1e70f67e317f63368a6fa02608d4664a',
-    'cnn/module.wasm': 'f82583cf22c9fe2d9d05165761fe57c681ee43b520f1ad2761b8757e8bcf28bc',
+    'cnn/manifest.json': '18a6cb2d94314e528c13f50b7c3e9619490201d46d78969a8e6ada2552d174f0',
+    'cnn/module.wasm': '91915b3442ce3cd8e5575cdd61b97d15456f62b91b8bb5b5b0620d8da3e9fe9f',
     'cnn/weights.safetensors': '3ed89222bc3e72ea2e5a1f83549595045346d6fbb661a39ed2a31a5941ec3a85',
     'fn/kernels/predict_0.wgsl': 'abe1f0b3f19e50f47f4bad8cc201c351804c498800b73129d9094e4f8f75b10e',
     'fn/kernels/predict_1.wgsl': 'cb67c8edcdfa2cb65e09b2a073e08c6b40e1982b262f58391dc12fcfca737f9a',
@@ -129,8 +129,8 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_8.wgsl': '72a99f11bee28747af87e82194d5556b11f960879ca866731ee9fabec724fdb8',
     'mlp/kernels/train_step_9.wgsl': '4f5e226e8b36eac7d1d16928e1191c3f249a2f5ec0fe165d4c0b07db024fb2ce',
-    'mlp/manifest.json': 'a2d61b1cce0ae1ce1776924ed18a1da5bb701de5e25f58be6980a9ee32309d57',
-    'mlp/module.wasm': '4465b1389b6b21d16e7c51cb724c0c92d2aa2775c65b885b8936c661bace54af',
+    'mlp/manifest.json': '5a1ebdf9448b583b75e611ae04c3b4d3f11d56ae00496cd41ee5a9073e4e196d',
+    'mlp/module.wasm': '68b3852826ce7902f42c556c1325b6e594313c8570c94f5ac6f4b849851c7f5c',
     'mlp/weights.safetensors': 'efde01b008819b2100a85d86bc00bcbb630dd4d72fc154b66a43dad9f7aeb20b',
 }
 
