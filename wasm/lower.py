@@ -83,6 +83,30 @@ def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False,
 
 # ---- code generation -------------------------------------------------------------------------
 
+_FOLD = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+         "min": min, "max": max, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+         "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
+         "ge": lambda a, b: a >= b, "and": lambda a, b: bool(a and b), "or": lambda a, b: bool(a or b)}
+
+
+def _fold_index(e, d: int, value: int):
+    """``substitute`` hook: ``idx(d)`` -> ``value``, integer and boolean arithmetic on constants
+    folded, selects and logic with a constant condition reduced to what they pick (None: keep)."""
+    op, a = e.op, e.args
+    if op == "idx":
+        return K.const(value, int32) if e.arg == d else None
+    if op == "where" and a[0].op == "const":
+        return a[1] if a[0].arg else a[2]
+    if op in ("and", "or") and e.dtype == bool_:
+        for x, y in ((a[0], a[1]), (a[1], a[0])):
+            if x.op == "const":     # false and y = false, true and y = y; true or y = true, false or y = y
+                return y if bool(x.arg) == (op == "and") else x
+    if op in _FOLD and all(x.op == "const" for x in a) and e.dtype in (int32, bool_):
+        return K.const(_FOLD[op](a[0].arg, a[1].arg), e.dtype)
+    if op == "not" and a[0].op == "const":
+        return K.const(not a[0].arg, bool_)
+    return None
+
 
 
 def _only_in_reciprocals(e, uses) -> bool:
@@ -170,19 +194,9 @@ class _Gen(Reductions):
         self.saturating = {e for e in allnodes if e.op == "exp" and _only_in_reciprocals(e, uses)}
         # ... and when that c + e^y is its one use, the scaling multiply also adds c
         self.into_add = {e for e in self.saturating if len(uses[e]) == 1}
-        skip = self.fused | self.negated | self.into_add
-        self.by_level: dict[int, list] = {}
-        for e in allnodes:
-            if e.op != "const" and e not in skip:
-                self.by_level.setdefault(self.level[e], []).append(e)
-        if self.proot is not None:      # the vector dim's own nodes: each loop computes its form's
-            inner = self.by_level.pop(self.v, [])
-            general = set(nodes(root))
-            for x in extra:
-                general.update(nodes(x))
-            special = set(nodes(self.proot))
-            self.by_level[self.v] = [e for e in inner if e in general]
-            self.peel_level = [e for e in inner if e in special]
+        self.skip = self.fused | self.negated | self.into_add
+        self.extra = extra
+        self.by_level, self.peel_level, self.live = self._plan(root, self.proot)
         # scalar nodes outside the vector loop that vector code consumes: splat once per entry
         self.splats = []
         if self.v is not None:
@@ -195,6 +209,46 @@ class _Gen(Reductions):
             self.splats = [e for e in allnodes if e in want]
         self._emit_level(-1)
         self._loops(0)
+
+    def _plan(self, root, proot, floor: int = -1):
+        """Nodes to compute per loop level: ``(by_level, the vector dim's nodes of the peeled
+        form)``; the vector dim's own level lists only the general form's nodes (each loop over it
+        computes its own form). Nodes first seen here (a specialised form's) get their level,
+        raised to ``floor``."""
+        general = nodes(root)
+        for x in self.extra:
+            general += nodes(x)
+        special = nodes(proot) if proot is not None else []
+        gset, sset = set(general), set(special)
+        by_level: dict[int, list] = {}
+        seen = set()
+        for e in general + special:
+            if e in seen or e.op == "const" or e in self.skip:
+                continue
+            seen.add(e)
+            if e not in self.level:
+                self.level[e] = max(max(self._deps(e), default=-1), floor)
+            by_level.setdefault(self.level[e], []).append(e)
+        peel_level = None
+        if proot is not None:
+            inner = by_level.pop(self.v, [])
+            by_level[self.v] = [e for e in inner if e in gset]
+            peel_level = [e for e in inner if e in sset]
+        return by_level, peel_level, seen
+
+    def _specialise(self, d: int, value: int):
+        """In an unrolled copy of loop ``d`` (``i_d == value``): fold the index into the forms,
+        so selects on it (a concat's pieces, a pad's rows) keep only the branch taken. Returns
+        the state to restore, or None where nothing folds."""
+        def fold(root):
+            return substitute(root, lambda e: _fold_index(e, d, value), {})
+        root, proot = fold(self._general_root), (fold(self.proot) if self.proot is not None else None)
+        if root is self._general_root and proot is self.proot:
+            return None
+        saved = (self._general_root, self.root, self.proot, self.by_level, self.peel_level, self.live)
+        self.by_level, self.peel_level, self.live = self._plan(root, proot, floor=d)
+        self._general_root, self.root, self.proot = root, root, proot
+        return saved
 
     def _choose_vector_dim(self):
         """(vector dim or None, 'map' | 'A' (over outputs) | 'B' (over the reduced axis) | 'C')."""
@@ -524,8 +578,11 @@ class _Gen(Reductions):
                 self.f.i32_const(value)
                 self.f.local_set(self.i[d])
                 self._push()
+                saved = self._specialise(d, value) if not self.reduce else None
                 self._emit_level(d)
                 self._loops(d + 1)
+                if saved is not None:
+                    self._general_root, self.root, self.proot, self.by_level, self.peel_level, self.live = saved
                 self._pop()
             self.unrolled //= n
             return
@@ -539,7 +596,8 @@ class _Gen(Reductions):
         self._push()
         self.vec = True
         for e in self.splats:
-            self.val(e, True)
+            if e in self.live:
+                self.val(e, True)
         self._for(d, vstart, 4, lambda: self._loops(d + 1), stop=vstop)
         self.vec = False
         self._pop()

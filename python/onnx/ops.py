@@ -831,10 +831,12 @@ def _depthwise(x, w, strides, dil, pads):
     NHWC, 6x faster than im2col, for PP-OCR's 5x5 layers on wasm)."""
     n, c, h, wd = x.shape
     _, _, kh, kw = w.shape
-    xp = wt.pad(x, [(0, 0), (0, 0), pads[0], pads[1]])
     oh = (h + sum(pads[0]) - ((kh - 1) * dil[0] + 1)) // strides[0] + 1
     ow = (wd + sum(pads[1]) - ((kw - 1) * dil[1] + 1)) // strides[1] + 1
     wk = wt.reshape(w, (c, kh * kw))
+    if oh <= _DW_ROWS and any(pads[0]):
+        return _depthwise_rows(x, wk, (kh, kw), strides, dil, pads, oh, ow)
+    xp = wt.pad(x, [(0, 0), (0, 0), pads[0], pads[1]])
     y = None
     for i in range(kh):
         for j in range(kw):
@@ -845,6 +847,35 @@ def _depthwise(x, w, strides, dil, pads):
             term = win * wt.reshape(wk[:, i * kw + j], (c, 1, 1))
             y = term if y is None else y + term
     return y
+
+
+_DW_ROWS = 4     # output heights up to this are built row by row (the wasm lowering unrolls them)
+
+
+def _depthwise_rows(x, wk, kshape, strides, dil, pads, oh, ow):
+    """Depthwise convolution for a short output (PP-OCR's 2- and 3-row layers): each output row
+    sums only the taps on real input rows, and the rows are concatenated. Only the width is padded,
+    so no padding rows are materialised or multiplied (with 5x5 windows on 2 rows, 60 % of the
+    taps); the concat's selects fold away where the lowering unrolls the rows. Skipping a padding
+    tap drops a 0 * w term: identical results unless a weight is inf or nan."""
+    n, c, h, _ = x.shape
+    kh, kw = kshape
+    xp = wt.pad(x, [(0, 0), (0, 0), (0, 0), pads[1]])
+    rows = []
+    for r in range(oh):
+        y = None
+        for i in range(kh):
+            src = r * strides[0] + i * dil[0] - pads[0][0]
+            if not 0 <= src < h:
+                continue
+            for j in range(kw):
+                x0 = j * dil[1]
+                win = wt.slice(xp, [0, 0, src, x0], end=[n, c, src + 1, x0 + (ow - 1) * strides[1] + 1],
+                               strides=[1, 1, 1, strides[1]])
+                term = win * wt.reshape(wk[:, i * kw + j], (c, 1, 1))
+                y = term if y is None else y + term
+        rows.append(y if y is not None else wt.zeros((n, c, 1, ow), x.dtype))
+    return rows[0] if oh == 1 else wt.concat(rows, axis=2)
 
 
 @converts("ConvTranspose")
