@@ -36,6 +36,7 @@ kinds, :class:`~.ir.Lowered`).
 """
 from __future__ import annotations
 
+import dataclasses
 import struct
 from math import prod
 
@@ -70,6 +71,27 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
         _Gen(f, a, fma).run()
     f.finish()
     return Lowered(name, n, max(a.rows, 1) if not a.empty else 0, 0, is_copy(a))
+
+
+def inline_scalars(kernel: K.Kernel, scalars: dict) -> K.Kernel:
+    """``kernel`` with the loads of one-element constant inputs replaced by their values
+    (``scalars``: input slot -> its 4 stored bytes), so that ``clip(x, 0, 6)``'s bounds are
+    immediates (a constant operand makes ``max``/``min`` one instruction) and hoisting sees
+    constants. Inputs stay in the signature; template kernels and nan are left alone."""
+    if kernel.template is not None or not scalars:
+        return kernel
+    values = {}
+    for slot, raw in scalars.items():
+        dt = kernel.inputs[slot].dtype
+        if dt.name not in ("float32", "int32") or len(raw) != 4:
+            continue
+        v = struct.unpack("<f" if dt.wasm == "f32" else "<i", raw)[0]
+        if v == v:
+            values[slot] = K.const(v, dt)
+    if not values:
+        return kernel
+    expr = substitute(kernel.expr, lambda e: values.get(e.arg) if e.op == "load" else None, {})
+    return dataclasses.replace(kernel, expr=expr) if expr is not kernel.expr else kernel
 
 
 def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False,

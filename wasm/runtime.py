@@ -45,7 +45,7 @@ from ..core.runtime.device import Device
 from ..core.runtime.hostdata import NUMPY, as_host, from_storage, to_storage
 from .binary import Module
 from .engines import MAX_PAGES, PAGE, _Caller, default_engine  # noqa: F401  (_Caller: tests patch it)
-from .lower import kernel_module, lower
+from .lower import inline_scalars, kernel_module, lower
 
 ALIGN = 64
 
@@ -347,6 +347,14 @@ class WasmExecutable:
         offsets, arena = C.plan_arena(prog)
         m = Module()
         m.import_memory("env", "memory", 1, **device.memory_import)
+        self.consts = dict(prog.consts)                  # keeps constant buffers alive
+        for b, data in self.consts.items():
+            if not isinstance(data, WasmBuffer):
+                data = self.consts[b] = device.from_host(data, _Aval(prog.bufs[b]))
+        scalars = {b: bytes(device.engine.read(d.offset, 4)) for b, d in self.consts.items()
+                   if prod(prog.bufs[b].shape) == 1 and d.nbytes >= 4}
+        for s in prog.steps:
+            s.kernel = inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
         lowered, fns = {}, []
         for s in prog.steps:
             if s.kernel not in lowered:
@@ -360,11 +368,8 @@ class WasmExecutable:
         self.arena = device.buffer(table_bytes + arena_al + scratch, "an executable's arena")
         self.table = self.arena.offset
         base, scratch_at = self.table + table_bytes, self.table + table_bytes + arena_al
-        self.consts = dict(prog.consts)                  # keeps constant buffers alive
         addr = {}
         for b, data in self.consts.items():
-            if not isinstance(data, WasmBuffer):
-                data = self.consts[b] = device.from_host(data, _Aval(prog.bufs[b]))
             addr[b] = ("const", data.offset)
         for b, off in offsets.items():
             addr[b] = ("const", base + off)
