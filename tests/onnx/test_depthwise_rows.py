@@ -1,6 +1,7 @@
 """ONNX depthwise convolutions with short outputs (``_depthwise_rows``: only the width padded,
 padding-row taps skipped, rows concatenated), checked against onnxruntime on "reference" and "wasm"
-(odd sizes, strides, dilations, asymmetric pads), with a gradient checked against numpy."""
+(odd sizes, strides, dilations, asymmetric pads) and two cases on "webgpu", with a gradient
+checked against numpy."""
 import numpy as np
 import pytest
 
@@ -37,8 +38,15 @@ def model(c, case):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("device", ["reference", "wasm"])
+@pytest.mark.parametrize("device", ["reference", "wasm", "webgpu"])
 def test_matches_onnxruntime(case, device):
+    if device == "webgpu":
+        if case not in (CASES[0], CASES[2]):
+            pytest.skip("two cases on webgpu (lavapipe is slow)")
+        try:
+            wt.get_device("webgpu")
+        except (ImportError, RuntimeError) as e:
+            pytest.skip(f"no webgpu device: {e}")
     c = 5
     m = model(c, case)
     x = np.random.default_rng(0).standard_normal((2, c, case[0], case[1])).astype(np.float32)
