@@ -13,6 +13,9 @@ Pure Python (runs in Pyodide). The steps, in order:
 3. :func:`analyze` drops extent-1 dimensions and merges adjacent dimensions that every
    operand walks contiguously (``c_d == c_{d+1} * n_{d+1}``), so elementwise chains with
    broadcasts, reshapes and transposes become as few, as long loops as possible.
+4. For a map whose innermost dim has borders (bounds tests and clamped, gathered loads along it:
+   a pad, a padded window), ``_peel`` finds the longest range of that index where re-simplifying
+   removes them all (``Analysis.peel``): the lowering runs it as plain vector code.
 
 The result, :class:`Analysis`, is what ``lower.py`` turns into WebAssembly.
 """

@@ -6,10 +6,15 @@ scratch: i32) -> ()`` (``ir.py``: byte addresses of row-major buffers, the row r
 
 Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the kernel):
 
-- a loop nest over the collapsed dimensions (loops of at most 4 steps unrolled); each
-  expression node is computed once per iteration of the loop it depends on (hoisted,
-  memoised into locals), loads address memory through partial sums of their affine
-  offsets kept per loop level;
+- a loop nest over the collapsed dimensions (loops of at most 4 steps unrolled; in an unrolled
+  copy of a map's loop the index is a constant, folded into the selects that test it, so a
+  concat's rows compute only their own piece); each expression node is computed once per
+  iteration of the loop it depends on (hoisted, memoised into locals), loads address memory
+  through partial sums of their affine offsets kept per loop level, a non-negative constant
+  offset in the load's memarg (the taps of a window share one address);
+- a map whose innermost dim has borders (a pad, a padded window) runs its interior
+  ``[lo, hi)`` with the border-free form ``analysis.py`` derives, between scalar head and tail
+  loops of the general form;
 - 4-wide SIMD128 over one dimension (the innermost; for reductions the innermost output
   dim or the innermost reduced dim, whichever every operand walks contiguously), with a
   scalar tail. Contiguous loads are ``v128.load``, invariant ones splats, others per-lane
@@ -27,7 +32,8 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   through ``1 / (c + e^y)`` (sigmoid, gelu) uses :func:`.vmath.exp`'s short form, with
   ``c +`` folded into its last multiply-add where it is the exp's one use.
 
-``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them.
+``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them. :func:`inline_scalars`
+turns one-element constant inputs of a compiled step or export into immediates.
 
 Where each part lives: ``analysis.py`` (simplification, offset forms, loop collapse), this
 module (planning, values, loads and stores, loops), ``ops.py`` (one IR op's instructions),
