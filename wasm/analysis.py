@@ -140,6 +140,7 @@ def analyze(kernel: K.Kernel) -> Analysis:
 
 
 PEEL_MIN = 8        # the interior range must hold at least two vectors
+PEEL_WIDEN = 4      # re-simplifications tried per side to widen the range past a cut
 
 
 def _border_cost(root, d: int) -> int:
@@ -199,8 +200,10 @@ def _peel(kernel, expr, simp, s: Simplifier, space, root):
     best = special(lo, hi)
     if best is None:
         return None
-    for step in (-1, 1):                # a cut can be one step inside the true border
-        while 0 < lo if step < 0 else hi < n:
+    for step in (-1, 1):                # a cut can be a step or two inside the true border
+        for _ in range(PEEL_WIDEN):
+            if not (0 < lo if step < 0 else hi < n):
+                break
             nlo, nhi = (lo - 1, hi) if step < 0 else (lo, hi + 1)
             r = special(nlo, nhi)
             if r is None:
