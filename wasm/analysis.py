@@ -102,6 +102,8 @@ def analyze(kernel: K.Kernel) -> Analysis:
     all_nodes = nodes(root) + (nodes(peel[2]) if peel else [])
     ldas = [e for e in all_nodes if e.op == "lda"]
     pinned = {e.arg for e in all_nodes if e.op == "idx"}
+    if peel is not None and len(space) - 1 not in pinned:
+        peel = None         # the peeled dim must stay a loop of its own (not merged with another)
 
     # groups of original dims forming each new dim; extent-1 dims vanish
     groups, kept_out = [], 0
