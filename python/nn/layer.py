@@ -135,6 +135,7 @@ class Layer:
     """
     _functional_training = True     # the functional API passes ``training=`` on to layers (functional._Node)
     supports_masking = False        # Keras: pass the input's mask on to the output (see compute_mask)
+    autocast = True                 # Keras: cast floating inputs to the compute dtype (False: keep them)
 
     def __new__(cls, *args, **kwargs):
         # Keras 3's auto-config: the constructor's arguments are the default get_config().
@@ -385,7 +386,7 @@ class Layer:
                 kwargs["mask"] = previous_mask
         policy = self._dtype_policy
         compute = policy._compute
-        if compute.is_floating:      # Keras: floating inputs are cast to the compute dtype
+        if compute.is_floating and self.autocast:    # Keras: floating inputs are cast to the compute dtype
             inputs = _cast_floats(inputs, compute)
             args = tuple(_cast_floats(a, compute) for a in args)
         state = _state.local
