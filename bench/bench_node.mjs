@@ -7,6 +7,16 @@
 //   - the fused chain gelu_tanh(x * a + b) * sigmoid(x) on 2^20 float32 elements (ms; webtensor
 //     compiles it to one kernel, TF.js runs its ops one by one).
 //
+// Then, on wasm, a head-to-head of the fused chain and matmul a @ b (float32 N x N, N = 256 and
+// 1024) whose calls alternate between the runtimes (round robin), so that both see the same load
+// on a shared machine: webtensor copying (typed arrays in, a fresh Float32Array out per call),
+// webtensor resident (inputs written once into the model's WebAssembly memory with
+// model.inputTensor(), outputs read in place: run(..., {output: 'view'})), and TF.js-wasm (tensors
+// on its backend, result read with data()). It reports the fastest call and the mean of each.
+// The artifacts carry module_relaxed.wasm (fused multiply-adds), which runs where the engine has
+// relaxed SIMD: Node 20 only with `node --experimental-wasm-relaxed-simd bench/bench_node.mjs`
+// (the report names the module that ran).
+//
 // webtensor runs artifacts exported by bench/export_bench.py (run here with python3) on its
 // WebAssembly and WebGPU backends; TF.js (@tensorflow/tfjs 4, dev dependencies only) runs the
 // same models from the same initial weights (read from the artifacts) on tfjs-backend-wasm and
@@ -15,7 +25,7 @@
 // Every timed call includes reading the result back (loss or logits), so queued GPU work is
 // counted. The outputs of the two runtimes are compared first (max |difference|).
 //
-// Usage: node bench/bench_node.mjs [--seconds 2] [--backends wasm,webgpu] [--tfjs-threads N]
+// Usage: node bench/bench_node.mjs [--seconds 2] [--backends wasm,webgpu] [--tfjs-threads N] [--rounds 40]
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,6 +43,7 @@ const opt = (name, dflt) => {
 const SECONDS = Number(opt('seconds', 2));
 const BACKENDS = opt('backends', 'wasm,webgpu').split(',');
 const TFJS_THREADS = opt('tfjs-threads', null);
+const ROUNDS = Number(opt('rounds', 40)); // head-to-head: calls of each contender per workload
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
 process.env.XDG_RUNTIME_DIR ??= tmpdir();
@@ -52,6 +63,7 @@ const CNN = { batch: 32, x: Float32Array.from({ length: 32 * 28 * 28 }, () => ra
 const CHAIN = { n: 1 << 20, b: Float32Array.of(0.25) };
 CHAIN.x = Float32Array.from({ length: CHAIN.n }, () => 6 * rand() - 3);
 CHAIN.a = Float32Array.from({ length: CHAIN.n }, () => 2 * rand() - 1);
+const MATMUL = [256, 1024].map((n) => ({ n, a: Float32Array.from({ length: n * n }, () => 2 * rand() - 1), b: Float32Array.from({ length: n * n }, () => 2 * rand() - 1) }));
 const weightsOf = (kind) => webtensor.parseSafetensors(readFileSync(join(out, kind, 'weights.safetensors'))).tensors;
 
 // ---- timing ----------------------------------------------------------------------------------
@@ -194,10 +206,74 @@ async function benchWebtensor(backend) {
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
   const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss, loadS };
+  result.module = mlp.stats().wasmModule;
   mlp.dispose();
   cnn.dispose();
   chainModel.dispose();
   return result;
+}
+
+// ---- head-to-head on wasm: calls alternate between the contenders ------------------------------
+async function headToHead() {
+  if (!(await tf.setBackend('wasm'))) throw new Error("tf.setBackend('wasm') failed");
+  await tf.ready();
+  const same = (u, v) => u.length === v.length && u.every((e, i) => Object.is(e, v[i]));
+  const workloads = [];
+  const disposers = [];
+  const add = async (name, dir, inputs, shapes, tfjs, unit) => {
+    const model = await webtensor.load(join(out, dir), { backend: 'wasm' });
+    const sig = model.signatures.predict;
+    const outName = sig.outputs[0].name;
+    const resident = sig.inputs.map((spec, k) => model.inputTensor('predict', spec.name).write(inputs[k]));
+    const ts = inputs.map((v, k) => tf.tensor(v, shapes[k]));
+    disposers.push(() => { model.dispose(); tf.dispose(ts); });
+    const fns = {
+      'webtensor copying': async () => (await model.run('predict', inputs))[outName].dataSync(),
+      'webtensor resident': async () => (await model.run('predict', resident, { output: 'view' }))[outName].dataSync(),
+      'TF.js': async () => {
+        const o = tfjs(...ts);
+        const v = await o.data();
+        o.dispose();
+        return v;
+      },
+    };
+    const copied = await fns['webtensor copying']();
+    if (!same(await fns['webtensor resident'](), copied)) throw new Error(`${name}: the resident path differs from the copying path`);
+    workloads.push({ name, fns, unit, module: model.stats().wasmModule, diff: maxAbs(copied, await fns['TF.js']()) });
+  };
+  const chainTf = (x, a, b) => tf.tidy(() => {
+    const z = x.mul(a).add(b);
+    const inner = z.add(z.mul(z).mul(z).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+    return z.mul(0.5).mul(tf.tanh(inner).add(1)).mul(tf.sigmoid(x));
+  });
+  await add('fused chain (2^20)', 'chain', [CHAIN.x, CHAIN.a, CHAIN.b], [[CHAIN.n], [CHAIN.n], [1]], chainTf, (s) => `${(s * 1e3).toFixed(2)} ms`);
+  for (const { n, a, b } of MATMUL) {
+    await add(`matmul ${n}`, `matmul${n}`, [a, b], [[n, n], [n, n]], (p, q) => tf.matMul(p, q), (s) => `${fmt(2 * n ** 3 / s / 1e9)} GFLOP/s`);
+  }
+  console.log(`head-to-head on wasm, ${ROUNDS} rounds, calls alternating (TF.js-wasm ${tfWasm.getThreadsCount()} thread(s)); fastest call / mean:`);
+  console.log('workload                  contender            fastest              mean                 vs TF.js (fastest / mean)');
+  for (const w of workloads) {
+    const names = Object.keys(w.fns);
+    const best = Object.fromEntries(names.map((k) => [k, Infinity]));
+    const total = Object.fromEntries(names.map((k) => [k, 0]));
+    for (const k of names) { await w.fns[k](); await w.fns[k](); } // warm up
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const k of r % 2 ? names.slice().reverse() : names) {
+        const t0 = performance.now();
+        await w.fns[k]();
+        const dt = (performance.now() - t0) / 1000;
+        best[k] = Math.min(best[k], dt);
+        total[k] += dt;
+      }
+    }
+    for (const k of names) {
+      const mean = total[k] / ROUNDS;
+      const vs = k === 'TF.js' ? '' : `${(best['TF.js'] / best[k]).toFixed(2)}x / ${(total['TF.js'] / total[k]).toFixed(2)}x`;
+      console.log(`${w.name.padEnd(26)}${k.padEnd(21)}${w.unit(best[k]).padEnd(21)}${w.unit(mean).padEnd(21)}${vs}`);
+    }
+    console.log(`  (${w.module}; max |webtensor - TF.js| = ${w.diff.toExponential(2)})`);
+  }
+  for (const d of disposers) d();
 }
 
 // ---- run and report --------------------------------------------------------------------------
@@ -213,7 +289,7 @@ for (const backend of BACKENDS) {
       console.log(`${'(both workloads)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}unavailable: ${r.error}`);
       continue;
     }
-    const note = who === 'TF.js' && r.threads ? ` (${r.threads} threads)` : who === 'webtensor' ? ` (load ${r.loadS.toFixed(2)} s)` : '';
+    const note = who === 'TF.js' && r.threads ? ` (${r.threads} threads)` : who === 'webtensor' ? ` (load ${r.loadS.toFixed(2)} s${r.module ? `, ${r.module}` : ''})` : '';
     const ratio = (mine, ref) => (who === 'webtensor' && !theirs.error ? `${(ref / mine).toFixed(2)}x` : '');
     console.log(`${'MLP train step (b=128)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${fmt(1 / r.stepS)} steps/s`.padEnd(20)}${ratio(r.stepS, theirs.stepS)}${note}`);
     console.log(`${'CNN forward (b=32, 28x28)'.padEnd(35)}${who.padEnd(14)}${backend.padEnd(10)}${`${fmt(CNN.batch / r.forwardS)} images/s`.padEnd(20)}${ratio(r.forwardS, theirs.forwardS)}`);
@@ -227,5 +303,6 @@ for (const backend of BACKENDS) {
       `${maxAbs(ours.chainOut, theirs.chainOut).toExponential(2)}`);
   }
 }
+if (BACKENDS.includes('wasm')) await headToHead();
 if (tfWebgpuError) console.log(`TF.js WebGPU backend could not be imported in Node: ${tfWebgpuError}`);
 rmSync(out, { recursive: true, force: true });

@@ -9,8 +9,11 @@
   dense 10 on 28x28x1 images; signature ``predict`` (batch 32);
 - ``OUTDIR/chain``: the fused chain ``gelu_tanh(x * a + b) * sigmoid(x)`` on 2^20 float32
   elements (``x``, ``a``: (2^20,), ``b``: (1,)); signature ``predict`` (one kernel);
-- with ``--peers`` (``bench/bench_webgpu_peers.mjs``), also ``OUTDIR/matmul256`` and
-  ``OUTDIR/matmul1024``: ``predict(a, b) = a @ b`` on N x N float32.
+- ``OUTDIR/matmul<N>`` for N in MATMUL_SIZES: ``a @ b`` on float32 (N, N) inputs; signature ``predict``
+  (WebAssembly only; with ``--peers``, for ``bench/bench_webgpu_peers.mjs``, also WebGPU).
+
+Every artifact is exported with ``wasm_fma=True`` (``module_relaxed.wasm`` beside ``module.wasm``):
+an engine with relaxed SIMD runs the fused multiply-adds (Node 20: ``--experimental-wasm-relaxed-simd``).
 
 Weights are seeded; the JS benchmark gives TF.js the same initial weights (read from the
 artifacts' ``weights.safetensors``) so both run the same workload from the same state.
@@ -23,10 +26,15 @@ import sys
 import webtensor as wt
 
 MLP_BATCH, CNN_BATCH, CHAIN_SIZE = 128, 32, 1 << 20
+MATMUL_SIZES = (256, 1024)
 
 
 def chain(x, a, b):
     return wt.gelu_tanh(x * a + b) * wt.sigmoid(x)
+
+
+def matmul(a, b):
+    return wt.matmul(a, b)
 
 
 def main(out: str, peers: bool = False) -> None:
@@ -35,16 +43,18 @@ def main(out: str, peers: bool = False) -> None:
     mlp = nn.Sequential([nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"),
                          nn.Dense(10)], name="mlp")
     mlp.compile(wt.optimizers.SGD(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
-    mlp.export(os.path.join(out, "mlp"), batch_size=MLP_BATCH)
+    mlp.export(os.path.join(out, "mlp"), batch_size=MLP_BATCH, wasm_fma=True)
     cnn = nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(16, 3, padding="same", activation="relu"), nn.MaxPool2D(),
                          nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
                          nn.Dense(10)], name="cnn")
-    cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"])
+    cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"], wasm_fma=True)
     v = wt.zeros((CHAIN_SIZE,))
-    wt.export(None, path=os.path.join(out, "chain"), signatures={"predict": (chain, (v, v, wt.zeros((1,))))})
-    for n in (256, 1024) if peers else ():
+    wt.export(None, path=os.path.join(out, "chain"), signatures={"predict": (chain, (v, v, wt.zeros((1,))))},
+              wasm_fma=True)
+    for n in MATMUL_SIZES:
         m = wt.zeros((n, n))
-        wt.export(None, path=os.path.join(out, f"matmul{n}"), signatures={"predict": (wt.matmul, (m, m))})
+        wt.export(None, path=os.path.join(out, f"matmul{n}"), signatures={"predict": (matmul, (m, m))},
+                  backends=("wasm", "webgpu") if peers else ("wasm",), wasm_fma=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Graph passes: pure functions from a graph to a new graph.
 
-- ``constant_fold``: nodes whose inputs are all constants become constants;
+- ``constant_fold``: nodes whose inputs are all constants become constants (control-flow nodes
+  stay: ``core/control.py``);
 - ``cse``: common-subexpression elimination (same op, same inputs, same attributes);
 - ``dce``: dead-code elimination (nodes that reach no output or update go).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 from math import prod
 from typing import Callable
 
+from .control import is_control
 from .graph import Graph, Node, Value
 
 FOLD_LIMIT = 1 << 16  # elements: folding must not blow a small constant up into a big one
@@ -27,7 +29,7 @@ def constant_fold(g: Graph, evaluate: Callable) -> Graph:
     """Fold constant subgraphs with ``evaluate(op, datas, attrs, in_avals, out_aval) -> data``."""
     consts, kept = dict(g.consts), []
     for n in g.nodes:
-        if all(v in consts for v in n.inputs) and prod(n.out.aval.shape) <= FOLD_LIMIT:
+        if all(v in consts for v in n.inputs) and prod(n.out.aval.shape) <= FOLD_LIMIT and not is_control(n.op):
             consts[n.out] = evaluate(n.op, [consts[v] for v in n.inputs], n.attrs,
                                      [v.aval for v in n.inputs], n.out.aval)
         else:

@@ -156,7 +156,7 @@ export async function readArtifact(read, where) {
 
   checkManifest(manifest, fail);
   for (const [name, data] of files) { // WGSL sources: strict UTF-8 (a byte order mark is kept, and refused by WGSL)
-    if (name === 'module.wasm' || name === 'weights.safetensors') continue;
+    if (name === 'module.wasm' || name === 'module_relaxed.wasm' || name === 'weights.safetensors') continue;
     try {
       new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(data);
     } catch {
@@ -179,6 +179,7 @@ function checkManifest(manifest, fail) {
     if (names.has(v.name)) fail(`manifest.json: variable '${v.name}' is listed twice`);
     names.add(v.name);
   });
+  checkStorage(variables, fail);
   const listed = (file, what) => {
     if (!Object.hasOwn(manifest.files, file)) fail(`manifest.json: ${what} names ${JSON.stringify(file)}, which "files" does not list`);
   };
@@ -200,6 +201,9 @@ function checkManifest(manifest, fail) {
     if (sig.wasm !== undefined) listed('module.wasm', `${what} wasm`);
     (sig.webgpu?.kernels ?? []).forEach((k, i) => listed(k.wgsl, `${what} webgpu.kernels[${i}]`));
   }
+  if (Object.hasOwn(manifest.files, 'module_relaxed.wasm') && !Object.values(signatures).some((sig) => sig.wasm !== undefined)) {
+    fail('manifest.json: "files" lists module_relaxed.wasm, but no signature has a "wasm" section');
+  }
 }
 
 /** Parse weights.safetensors; check every variable is there with its dtype and shape. */
@@ -213,11 +217,95 @@ function checkWeights(manifest, files, fail) {
   for (const v of manifest.variables) {
     const t = tensors.get(v.name);
     if (!t) fail(`weights.safetensors: variable '${v.name}' is missing`);
-    if (t.dtype !== v.dtype || t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
-      fail(`weights.safetensors: variable '${v.name}' is ${t.dtype} [${t.shape}], the manifest lists ${v.dtype} [${v.shape}]`);
+    const [dtype, shape] = storedAs(v);
+    if (t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      fail(`weights.safetensors: variable '${v.name}' is ${t.dtype} [${t.shape}], the manifest lists ${dtype} [${shape}]${v.storage ? ' (its storage)' : ''}`);
     }
   }
+  for (const v of manifest.variables) {
+    if (v.storage) tensors.set(v.name, unpacked(v, tensors, fail));
+  }
   return tensors;
+}
+
+/** The dtype and shape weights.safetensors holds variable `v` in (its `storage`, if any). */
+function storedAs(v) {
+  const st = v.storage;
+  if (st === undefined) return [v.dtype, v.shape];
+  return [st.dtype, st.dtype === 'int8' ? st.shape : v.shape];
+}
+
+/** IEEE binary16 bits -> the number (exact). */
+function halfToNumber(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return sign * f * 2 ** -24;
+  if (e === 31) return f ? NaN : sign * Infinity;
+  return sign * (1024 + f) * 2 ** (e - 25);
+}
+
+/**
+ * A compactly stored variable as the variable the kernels read (docs/artifact.md,
+ * "Compact weights"): float16 widened to float32 (exact); int8 bytes packed four
+ * to an int32 word (zero-padded), after checking its scales are finite and positive.
+ */
+function unpacked(v, tensors, fail) {
+  const t = tensors.get(v.name);
+  if (v.storage.dtype === 'float16') {
+    const src = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
+    const out = new Float32Array(t.bytes.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = halfToNumber(src.getUint16(2 * i, true));
+    return { dtype: 'float32', shape: v.shape, bytes: littleEndianBytes(out) };
+  }
+  const s = tensors.get(v.storage.scales).bytes;
+  const view = new DataView(s.buffer, s.byteOffset, s.byteLength);
+  for (let i = 0; i < s.length; i += 4) {
+    const x = view.getFloat32(i, true);
+    if (!(Number.isFinite(x) && x > 0)) {
+      fail(`weights.safetensors: the scales of int8 variable '${v.name}' ('${v.storage.scales}') must be finite and positive`);
+    }
+  }
+  const bytes = new Uint8Array(4 * v.shape[0]);
+  bytes.set(t.bytes);
+  return { dtype: 'int32', shape: v.shape, bytes };
+}
+
+function littleEndianBytes(f32) {
+  const out = new Uint8Array(f32.length * 4);
+  const view = new DataView(out.buffer);
+  f32.forEach((x, i) => view.setFloat32(4 * i, x, true));
+  return out;
+}
+
+/** The storage rules the schema cannot state (docs/artifact.md, "Compact weights"). */
+function checkStorage(variables, fail) {
+  const byName = new Map(variables.map((v) => [v.name, v]));
+  for (const v of variables) {
+    const st = v.storage;
+    if (st === undefined) continue;
+    const what = `manifest.json: variable '${v.name}': storage`;
+    if (st.dtype === 'float16') {
+      if (v.dtype !== 'float32' || st.shape !== undefined || st.scales !== undefined) {
+        fail(`${what} float16 needs a float32 variable and takes no shape or scales`);
+      }
+      continue;
+    }
+    if (st.shape === undefined || st.scales === undefined) fail(`${what} int8 needs its logical shape and the name of its scales variable`);
+    const n = sizeOf(st.shape);
+    const words = Math.ceil(n / 4);
+    if (v.dtype !== 'int32' || v.shape.length !== 1 || v.shape[0] !== words || st.shape.length < 2 || n > MAX_FILE_BYTES) {
+      fail(`${what} int8 of shape [${st.shape}] needs a rank >= 2 shape and an int32 variable of shape [${words}] (its bytes four to a word), got ${v.dtype} [${v.shape}]`);
+    }
+    const sv = byName.get(st.scales);
+    if (sv === undefined || sv === v || sv.dtype !== 'float32' || sv.shape.length !== 1 || sv.storage !== undefined) {
+      fail(`${what} int8: scales '${st.scales}' must name another float32 variable of rank 1`);
+    }
+    const c = sv.shape[0];
+    if (!st.shape.slice(1).some((_, j) => sizeOf(st.shape.slice(j + 1)) === c)) {
+      fail(`${what} int8: ${c} scales for shape [${st.shape}]; there must be one per output channel (the product of some trailing axes)`);
+    }
+  }
 }
 
 /** Byte size of `spec` ({dtype, shape}) in backend storage: 4 bytes per element for every dtype. */

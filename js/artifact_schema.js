@@ -41,6 +41,10 @@ export default {
     },
     "module.wasm": {
      "$ref": "#/$defs/module_entry"
+    },
+    "module_relaxed.wasm": {
+     "description": "Optional: module.wasm's drivers at the same addresses, using relaxed SIMD (fused multiply-adds); loaders run it where the engine has relaxed SIMD, else module.wasm (docs/artifact.md).",
+     "$ref": "#/$defs/module_entry"
     }
    },
    "additionalProperties": {
@@ -70,6 +74,9 @@ export default {
      },
      "trainable": {
       "type": "boolean"
+     },
+     "storage": {
+      "$ref": "#/$defs/storage"
      }
     }
    }
@@ -108,7 +115,7 @@ export default {
    }
   },
   "module_entry": {
-   "description": "module.wasm: at most 1 GiB (V8's limit on a module).",
+   "description": "module.wasm and module_relaxed.wasm: at most 1 GiB (V8's limit on a module).",
    "$ref": "#/$defs/file_entry",
    "properties": {
     "bytes": {
@@ -142,6 +149,28 @@ export default {
     "int32",
     "bool"
    ]
+  },
+  "storage": {
+   "description": "How weights.safetensors stores a variable when not in its own dtype (compact artifacts, docs/artifact.md 'Compact weights'): 'float16' (a float32 variable stored as F16, widened exactly at load) or 'int8' (an int32 variable of ceil(prod(shape) / 4) words holding the int8 values of the logical shape 'shape', four to a little-endian word; stored as an I8 tensor of that shape; 'scales' names the float32 variable of its per-channel scales).",
+   "type": "object",
+   "required": [
+    "dtype"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "dtype": {
+     "enum": [
+      "float16",
+      "int8"
+     ]
+    },
+    "shape": {
+     "$ref": "#/$defs/shape"
+    },
+    "scales": {
+     "$ref": "#/$defs/name"
+    }
+   }
   },
   "shape": {
    "type": "array",

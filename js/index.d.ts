@@ -46,6 +46,70 @@ export declare function tensor<D extends DType = 'float32'>(
 /** A model input or variable value: a tensor, or a typed array of the right dtype and length. */
 export type TensorLike = Tensor | TypedArray;
 
+/** The typed array viewing a dtype's storage in WebAssembly memory (bool is stored as 0/1 int32). */
+export interface StorageTypeMap {
+  float32: Float32Array;
+  int32: Int32Array;
+  bool: Int32Array;
+}
+
+/**
+ * One signature input's slot in a wasm model's memory (`model.inputTensor()`):
+ * `run`/`predict` given it for its own slot copy nothing (for another slot of
+ * the same model: one copy inside the memory). Lifetime: until `dispose()` or
+ * the model's; a run of ANOTHER signature of the model makes it stale (their
+ * memory regions overlap), and a stale one throws until `write()` fills it.
+ */
+export declare class ResidentTensor<D extends DType = DType> {
+  readonly shape: number[];
+  readonly dtype: D;
+  readonly size: number;
+  readonly rank: number;
+  /** The signature and input whose slot this is. */
+  readonly signature: string;
+  readonly input: string;
+  readonly isDisposed: boolean;
+  /** Whether a run of another signature may have overwritten the values. */
+  readonly isStale: boolean;
+  /**
+   * The slot itself as a typed array over the model's memory (writing it sets the input), valid
+   * until this tensor or its model is disposed.
+   * @throws Error when disposed or stale, or while a run is queued on the model.
+   */
+  view(): StorageTypeMap[D];
+  /**
+   * Copy values in (makes a stale tensor valid again); returns this.
+   * @throws Error for a wrong dtype, size or shape, when disposed, or while a run is queued on the model.
+   */
+  write(values: DataTypeMap[D] | Tensor<D>): this;
+  /** A copy of the values (as TF.js's dataSync). @throws Error when disposed or stale. */
+  dataSync(): DataTypeMap[D];
+  data(): Promise<DataTypeMap[D]>;
+  /** Release the slot's tensor (inputTensor() then makes a new one). Idempotent. */
+  dispose(): void;
+}
+
+/**
+ * A Tensor viewing an output slot of a wasm model's memory (`run(..., {output: 'view'})`):
+ * valid until the next run on that model or its dispose(); reading it later throws.
+ */
+export declare class OutputView<D extends DType = DType> extends Tensor<D> {}
+
+/** What `run` does with the outputs. */
+export interface RunOptions {
+  /**
+   * 'copy' (default): fresh typed arrays. 'view' (wasm on the calling thread only): OutputView
+   * tensors over the model's memory, valid until the next run on the model; bool outputs are
+   * still copied (stored as int32).
+   */
+  output?: 'copy' | 'view';
+  /** Outputs to copy into the caller's typed arrays (of the output's dtype and size); the returned Tensors wrap them. */
+  into?: Record<string, TypedArray>;
+}
+
+/** A run input: a host value, or a resident tensor of the same model. */
+export type InputLike = TensorLike | ResidentTensor;
+
 export interface TensorSpec {
   name: string;
   dtype: DType;
@@ -89,18 +153,24 @@ export declare class Model {
    * one-input signature. Resolves to the outputs by name.
    * @throws Error naming the signature and input for a wrong name, shape or dtype.
    */
-  run(signature: string, inputs: TensorLike | TensorLike[] | Record<string, TensorLike>): Promise<Record<string, Tensor>>;
+  run(signature: string, inputs: InputLike | InputLike[] | Record<string, InputLike>, options?: RunOptions): Promise<Record<string, Tensor>>;
+  /**
+   * The resident tensor of a signature's input (a name or an index; default: predict's first
+   * input), the same object until disposed. Needs the wasm backend on the calling thread.
+   * @throws Error for an unknown signature or input, another backend, or a disposed model.
+   */
+  inputTensor(signature?: string, input?: string | number): ResidentTensor;
   /**
    * run('predict'): its output (an array if it has several). Several inputs: predict([a, b, c]),
    * predict({a, b, c}) (keys: the signature's input names, the model's Input names) or predict(a, b, c).
    */
-  predict(inputs: TensorLike | TensorLike[] | Record<string, TensorLike>): Promise<Tensor | Tensor[]>;
-  predict(...inputs: TensorLike[]): Promise<Tensor | Tensor[]>;
+  predict(inputs: InputLike | InputLike[] | Record<string, InputLike>): Promise<Tensor | Tensor[]>;
+  predict(...inputs: InputLike[]): Promise<Tensor | Tensor[]>;
   /**
    * run('train_step', [inputs, targets]): one optimizer step, updating the variables; resolves to the loss.
    * Several inputs: trainStep([a, b, c], targets) or trainStep({a, b, c}, targets).
    */
-  trainStep(inputs: TensorLike | TensorLike[] | Record<string, TensorLike>, targets: TensorLike): Promise<Tensor>;
+  trainStep(inputs: InputLike | InputLike[] | Record<string, InputLike>, targets: InputLike): Promise<Tensor>;
   /** Copies of every variable, by name. */
   getWeights(): Promise<Record<string, Tensor>>;
   /**

@@ -12,6 +12,7 @@ import { loadModel } from './model.js';
 
 export { Model, VERSION } from './model.js';
 export { Tensor, tensor } from './tensor.js';
+export { OutputView, ResidentTensor } from './resident.js';
 export { parseSafetensors, writeSafetensors } from './safetensors.js';
 export { ArtifactError, FORMAT, FORMAT_VERSION } from './artifact.js';
 export { isSoftwareAdapter } from './backends/webgpu.js';

@@ -6,6 +6,7 @@ import { ArtifactError, objectReader, readArtifact } from './artifact.js';
 import { createWasmBackend } from './backends/wasm.js';
 import { MAX_TIMEOUT_MS, createWorkerBackend } from './backends/worker.js';
 import { createWebGPUBackend, isSoftwareAdapter, webgpuShortfall } from './backends/webgpu.js';
+import { OutputView, ResidentTensor, storageView } from './resident.js';
 import { writeSafetensors } from './safetensors.js';
 import { ARRAY_TYPES, Tensor, dtypeOfArray, fromStorage, sizeOf, toStorage } from './tensor.js';
 
@@ -19,8 +20,21 @@ const registry = typeof FinalizationRegistry === 'function' ? new FinalizationRe
 const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
 const fmt = (shape, dtype) => `[${shape}] ${dtype}`;
 
-/** The storage bytes of one input or variable value, checked against `spec` ({name, dtype, shape}). */
-function checkValue(value, spec, what) {
+/**
+ * The storage bytes of one input or variable value, checked against `spec`
+ * ({name, dtype, shape}); a ResidentTensor of `model` is returned as is (the
+ * run reads its slot when it executes).
+ */
+function checkValue(value, spec, what, model = null) {
+  if (value instanceof ResidentTensor) {
+    if (model === null) throw new Error(`webtensor: ${what}: a resident tensor cannot be used here (read it with dataSync())`);
+    if (value._model !== model) throw new Error(`webtensor: ${what}: the resident tensor belongs to another model (resident tensors live in their own model's memory; pass dataSync() to copy it)`);
+    if (value.isDisposed) throw new Error(`webtensor: ${what}: the resident tensor was disposed`);
+    if (value.dtype !== spec.dtype || !sameShape(value.shape, spec.shape)) {
+      throw new Error(`webtensor: ${what}: expected ${fmt(spec.shape, spec.dtype)}, got ${fmt(value.shape, value.dtype)}`);
+    }
+    return value;
+  }
   if (value instanceof Tensor) {
     if (value.isDisposed) throw new Error(`webtensor: ${what}: the tensor was disposed`);
     if (value.dtype !== spec.dtype || !sameShape(value.shape, spec.shape)) {
@@ -47,6 +61,10 @@ export class Model {
     this._backend = backend;
     this._queue = Promise.resolve();
     this._runs = 0;
+    this._pending = 0; // queued calls not yet settled
+    this._generation = 0; // runs started: an output view is valid while it is unchanged
+    this._lastRun = null; // the signature that ran last (its region of the memory holds its data)
+    this._resident = new Map(); // 'signature\0index' -> the live ResidentTensor of that input slot
     /** 'wasm' or 'webgpu': the backend this model runs on. */
     this.backend = backend.kind;
     /** The WebGPU adapter's {vendor, architecture, device, description}, or null on wasm. */
@@ -70,10 +88,11 @@ export class Model {
 
   _serial(what, fn) {
     if (this._backend === null) return Promise.reject(new Error(`webtensor: ${what}: the model was disposed`));
+    this._pending++;
     const result = this._queue.then(() => {
       if (this._backend === null) throw new Error(`webtensor: ${what}: the model was disposed`);
       return fn(this._backend);
-    });
+    }).finally(() => { this._pending--; });
     this._queue = result.catch(() => {});
     return result;
   }
@@ -81,13 +100,21 @@ export class Model {
   /**
    * Run signature `name`. `inputs`: an array in the signature's input order,
    * an object {inputName: value}, or a single value for a one-input
-   * signature; each value a Tensor or a typed array of the input's dtype and
-   * size. Resolves to {outputName: Tensor}. Throws (rejects) an Error naming
-   * the signature and input when a shape, dtype or name is wrong. Typed
-   * arrays are read (not copied) when the queued call runs: do not change
-   * them before the promise settles.
+   * signature; each value a Tensor, a typed array of the input's dtype and
+   * size, or a ResidentTensor of this model (inputTensor(): a run given the
+   * one for its own slot copies nothing). Resolves to {outputName: Tensor}.
+   * `options.output`: 'copy' (default: fresh typed arrays) or 'view' (wasm
+   * on this thread only: Tensors viewing the output slots in the model's
+   * memory, valid until the next run on this model; bool outputs are still
+   * copied, their storage being int32); `options.into`: {outputName: typed
+   * array of the output's dtype and size} to copy those outputs into (the
+   * returned Tensors wrap them). Throws (rejects) an Error naming the
+   * signature and input when a shape, dtype or name is wrong, or a resident
+   * tensor is disposed, stale or another model's. Typed arrays are read (not
+   * copied) when the queued call runs: do not change them before the promise
+   * settles.
    */
-  async run(name, inputs) {
+  async run(name, inputs, options = {}) {
     const sig = this._manifest.signatures[name];
     if (!sig || !Object.hasOwn(this._manifest.signatures, name)) {
       throw new Error(`webtensor: no signature '${name}' (this model has: ${Object.keys(this._manifest.signatures).join(', ')})`);
@@ -95,7 +122,7 @@ export class Model {
     const specs = sig.inputs;
     const names = specs.map((s) => `'${s.name}'`).join(', ');
     let list;
-    if (inputs instanceof Tensor || ArrayBuffer.isView(inputs)) list = [inputs];
+    if (inputs instanceof Tensor || inputs instanceof ResidentTensor || ArrayBuffer.isView(inputs)) list = [inputs];
     else if (Array.isArray(inputs)) list = inputs;
     else if (inputs !== null && typeof inputs === 'object') {
       for (const key of Object.keys(inputs)) {
@@ -110,12 +137,92 @@ export class Model {
     if (list.length !== specs.length) {
       throw new Error(`webtensor: signature '${name}' takes ${specs.length} input(s) (${names}), got ${list.length}`);
     }
-    const data = specs.map((spec, k) => checkValue(list[k], spec, `signature '${name}', input '${spec.name}'`));
+    const data = specs.map((spec, k) => checkValue(list[k], spec, `signature '${name}', input '${spec.name}'`, this));
+    const { output, into } = this._outputOptions(name, sig, options);
     return this._serial(`signature '${name}'`, async (backend) => {
-      const outputs = await backend.run(name, data);
+      const resident = typeof backend.inputSlot === 'function';
+      const args = data.map((d, k) => (d instanceof ResidentTensor ? d._source(`signature '${name}', input '${specs[k].name}'`) : d));
+      if (resident) {
+        this._generation++;
+        this._lastRun = name;
+        for (const r of this._resident.values()) if (r.signature !== name) r._staleBy = name;
+      }
+      const outputs = await backend.run(name, args, resident && (output === 'view' || into.size > 0));
       this._runs++;
-      return Object.fromEntries(sig.outputs.map((spec, k) => [spec.name, new Tensor(fromStorage(outputs[k], spec.dtype), spec.shape.slice(), spec.dtype)]));
+      return Object.fromEntries(sig.outputs.map((spec, k) => {
+        const target = into.get(spec.name);
+        let values;
+        if (target) {
+          values = target;
+          const stored = storageView(outputs[k], spec.dtype);
+          if (stored) target.set(stored);
+          else target.set(fromStorage(outputs[k], spec.dtype));
+        } else if (output === 'view' && spec.dtype !== 'bool') {
+          return [spec.name, new OutputView(storageView(outputs[k], spec.dtype), spec.shape.slice(), spec.dtype, this, this._generation)];
+        } else values = fromStorage(outputs[k], spec.dtype);
+        return [spec.name, new Tensor(values, spec.shape.slice(), spec.dtype)];
+      }));
     });
+  }
+
+  /** run()'s options, checked: {output: 'copy' | 'view', into: Map outputName -> typed array}. */
+  _outputOptions(name, sig, options) {
+    if (options === null || typeof options !== 'object') throw new Error(`webtensor: signature '${name}': options must be an object {output, into}`);
+    for (const key of Object.keys(options)) {
+      if (key !== 'output' && key !== 'into') throw new Error(`webtensor: signature '${name}': unknown option '${key}' (options: output, into)`);
+    }
+    const output = options.output ?? 'copy';
+    if (output !== 'copy' && output !== 'view') throw new Error(`webtensor: signature '${name}': output must be 'copy' or 'view', got ${JSON.stringify(output)}`);
+    if (output === 'view' && typeof this._backend?.inputSlot !== 'function') {
+      throw new Error(`webtensor: signature '${name}': {output: 'view'} needs the wasm backend on this thread (this model runs on ${this.backend}${this.backend === 'wasm' ? ' in a worker' : ''}); use {into} or the default copies`);
+    }
+    const into = new Map();
+    for (const [key, target] of Object.entries(options.into ?? {})) {
+      const spec = sig.outputs.find((s) => s.name === key);
+      if (!spec) throw new Error(`webtensor: signature '${name}' has no output '${key}' (outputs: ${sig.outputs.map((s) => `'${s.name}'`).join(', ')})`);
+      const Type = ARRAY_TYPES[spec.dtype];
+      if (!(target instanceof Type)) throw new Error(`webtensor: signature '${name}', into '${key}': expected a ${Type.name} (${spec.dtype}), got ${Object.prototype.toString.call(target)}`);
+      if (target.length !== sizeOf(spec.shape)) throw new Error(`webtensor: signature '${name}', into '${key}': expected ${sizeOf(spec.shape)} values for ${fmt(spec.shape, spec.dtype)}, got ${target.length}`);
+      into.set(key, target);
+    }
+    return { output, into };
+  }
+
+  /**
+   * The resident tensor of signature `signature`'s input `input` (a name or
+   * an index): that input's slot in the model's WebAssembly memory, the same
+   * object until it is disposed. Fill it with write() or view(); run() given
+   * it copies nothing. It starts with the slot's current contents (stale if
+   * another signature ran last). Needs the wasm backend on this thread.
+   * Throws for an unknown signature or input, or another backend.
+   */
+  inputTensor(signature = 'predict', input = 0) {
+    if (this._backend === null) throw new Error('webtensor: inputTensor: the model was disposed');
+    if (typeof this._backend.inputSlot !== 'function') {
+      throw new Error(`webtensor: inputTensor: resident tensors need the wasm backend on this thread (this model runs on ${this.backend}${this.backend === 'wasm' ? ' in a worker' : ''})`);
+    }
+    const sig = Object.hasOwn(this._manifest.signatures, signature) ? this._manifest.signatures[signature] : null;
+    if (!sig) throw new Error(`webtensor: inputTensor: no signature '${signature}' (this model has: ${Object.keys(this._manifest.signatures).join(', ')})`);
+    const k = typeof input === 'number' ? input : sig.inputs.findIndex((s) => s.name === input);
+    if (!Number.isInteger(k) || k < 0 || k >= sig.inputs.length) {
+      throw new Error(`webtensor: inputTensor: signature '${signature}' has no input ${JSON.stringify(input)} (inputs: ${sig.inputs.map((s) => `'${s.name}'`).join(', ')})`);
+    }
+    const key = `${signature}\0${k}`;
+    let r = this._resident.get(key);
+    if (!r) {
+      r = new ResidentTensor(this, signature, k, sig.inputs[k], this._backend.inputSlot(signature, k));
+      if (this._lastRun !== null && this._lastRun !== signature) r._staleBy = this._lastRun;
+      this._resident.set(key, r);
+    }
+    return r;
+  }
+
+  _residentMemory() { return this._backend.memory.buffer; }
+
+  _forgetResident(r) { this._resident.delete(`${r.signature}\0${r._index}`); }
+
+  _checkIdle(what) {
+    if (this._pending > 0) throw new Error(`webtensor: ${what}: a run is queued on the model; await it before touching its resident tensors`);
   }
 
   /**
@@ -139,7 +246,7 @@ export class Model {
     let args = [inputs, targets];
     if (Array.isArray(inputs) && specs.length > 2 && inputs.length === specs.length - 1) args = [...inputs, targets];
     else if (inputs !== null && typeof inputs === 'object' && !Array.isArray(inputs) && !(inputs instanceof Tensor)
-      && !ArrayBuffer.isView(inputs) && specs.length > 0) args = { ...inputs, [specs[specs.length - 1].name]: targets };
+      && !(inputs instanceof ResidentTensor) && !ArrayBuffer.isView(inputs) && specs.length > 0) args = { ...inputs, [specs[specs.length - 1].name]: targets };
     const out = await this.run('train_step', args);
     return out[this._manifest.signatures.train_step.outputs[0].name];
   }

@@ -38,9 +38,9 @@ const fail = (msg) => { throw new ArtifactFailure(msg); };
 let backend = null;
 
 const ops = {
-  async init({ manifest, module, weights }) {
+  async init({ manifest, modules, weights }) {
     if (backend) throw new Error('webtensor: the worker already holds a model');
-    backend = await createWasmBackend({ manifest, files: new Map([['module.wasm', module]]), weights: new Map(weights) }, fail);
+    backend = await createWasmBackend({ manifest, files: new Map(modules), weights: new Map(weights) }, fail);
   },
   run: (name, inputs) => backend.run(name, inputs),
   readVariables: (indices) => backend.readVariables(indices),

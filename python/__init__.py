@@ -19,6 +19,7 @@ from .creation import (full, zeros, ones, zeros_like, ones_like, arange, linspac
 from .device import device, get_device, init_async, register_device, Device
 from .function import function, grad, value_and_grad, Function
 from .tape import GradientTape
+from .control import cond, scan, while_loop
 from . import config, optimizers, data
 from .export import export
 from .artifact import load
@@ -33,11 +34,14 @@ from . import onnx  # noqa: E402  (imports the onnx package only when a model is
 
 
 class _RandomNamespace(_types.SimpleNamespace):
-    """Random tensors, as ``tf.random``: ``normal``, ``uniform``, ``truncated_normal`` and
-    ``set_seed`` (the global seed)."""
+    """Random tensors, as ``tf.random``: ``normal``, ``uniform``, ``truncated_normal``, ``categorical``,
+    ``shuffle``, ``set_seed`` (the global seed) and ``Generator`` (a stateful generator)."""
 
 
-random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed)
+from .generator import Generator as _Generator  # noqa: E402
+from .creation import categorical as _categorical, shuffle as _shuffle  # noqa: E402
+random = _RandomNamespace(normal=normal, uniform=uniform, truncated_normal=truncated_normal, set_seed=set_seed,
+                          Generator=_Generator, categorical=_categorical, shuffle=_shuffle)
 bool = bool_  # noqa: A001  (webtensor.bool, as tf.bool)
 
 
@@ -88,7 +92,7 @@ __all__ = sorted(
      "full", "zeros", "ones", "zeros_like", "ones_like", "arange", "linspace", "eye",
      "uniform", "normal", "truncated_normal", "set_seed", "random",
      "device", "get_device", "init_async", "register_device", "Device",
-     "function", "grad", "value_and_grad", "Function", "GradientTape",
+     "function", "grad", "value_and_grad", "Function", "GradientTape", "cond", "while_loop", "scan",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
      "config", "optimizers", "data", "nn", "datasets", "train", "summary", "image", "distribute", "onnx"])

@@ -13,9 +13,11 @@ import threading
 class _Local(threading.local):
     def __init__(self):
         self.traces: list = []        # innermost last; ``None`` entries are init scopes (eager inside a trace)
+        self.autocast = None          # a float DType while a mixed-precision layer runs its call (else None)
         self.tapes: list = []         # active GradientTapes
         self.device_stack: list = []  # from ``webtensor.device(...)`` contexts
         self.strategy_stack: list = []  # from ``strategy.scope()`` contexts
+        self.replica = None           # ``ReplicaContext`` while ``strategy.run`` runs a replica's fn
 
 
 local = _Local()
@@ -30,3 +32,8 @@ def current_strategy():
     """The strategy whose ``scope()`` is innermost in this thread, else None."""
     stack = local.strategy_stack
     return stack[-1] if stack else None
+
+
+def replica_context():
+    """The ``ReplicaContext`` of the replica this thread runs inside ``strategy.run``, else None."""
+    return local.replica

@@ -22,9 +22,11 @@ device's).
 """
 from __future__ import annotations
 
+import array
 import errno
 import hashlib
 import json
+import math
 import os
 import stat
 from math import prod
@@ -147,7 +149,7 @@ def read_artifact(path):
             fail(f"{name}: its SHA-256 is not the one the manifest lists (damaged file?)")
         files[name] = data
     _check_manifest(manifest, fail)
-    for name in files.keys() - {"module.wasm", "weights.safetensors"}:     # WGSL sources
+    for name in files.keys() - {"module.wasm", "module_relaxed.wasm", "weights.safetensors"}:     # WGSL sources
         _text(files, name, fail)
     try:
         stored, _ = safetensors_io.load(files["weights.safetensors"])
@@ -158,10 +160,63 @@ def read_artifact(path):
         t = weights.get(v["name"])
         if t is None:
             fail(f"weights.safetensors: variable '{v['name']}' is missing")
-        if t[0] != v["dtype"] or list(t[1]) != list(v["shape"]):
+        dtype, shape = _stored_as(v)
+        if t[0] != dtype or list(t[1]) != list(shape):
             fail(f"weights.safetensors: variable '{v['name']}' is {t[0]} {list(t[1])}, the manifest lists "
-                 f"{v['dtype']} {v['shape']}")
+                 f"{dtype} {shape}" + (" (its storage)" if "storage" in v else ""))
+    for v in manifest["variables"]:
+        if "storage" in v:
+            weights[v["name"]] = _unpacked(v, weights, fail)
     return manifest, files, weights
+
+
+def _stored_as(v) -> tuple[str, list]:
+    """The dtype and shape weights.safetensors holds variable ``v`` in (its ``storage``, if any)."""
+    st = v.get("storage")
+    if st is None:
+        return v["dtype"], v["shape"]
+    return st["dtype"], (st["shape"] if st["dtype"] == "int8" else v["shape"])
+
+
+def _unpacked(v, weights, fail):
+    """A compactly stored variable as the variable the kernels read: float16 widened to float32
+    (exact); int8 bytes packed four to an int32 word (zero-padded), after checking its scales are
+    finite and positive."""
+    dtype, shape, data = weights[v["name"]]
+    if dtype == "float16":
+        return "float32", shape, bytes(hostdata.to_storage(data, as_dtype("float16"), "f32"))
+    scales = array.array("f", weights[v["storage"]["scales"]][2])
+    if not all(0 < x < math.inf for x in scales):
+        fail(f"weights.safetensors: the scales of int8 variable '{v['name']}' ('{v['storage']['scales']}') must "
+             "be finite and positive")
+    return "int32", tuple(v["shape"]), data + bytes(-len(data) % 4)
+
+
+def _check_storage(variables, fail):
+    """The storage rules the schema cannot state (docs/artifact.md, 'Compact weights')."""
+    by_name = {v["name"]: v for v in variables}
+    for v in variables:
+        st = v.get("storage")
+        if st is None:
+            continue
+        what = f"manifest.json: variable '{v['name']}': storage"
+        if st["dtype"] == "float16":
+            if v["dtype"] != "float32" or "shape" in st or "scales" in st:
+                fail(f"{what} float16 needs a float32 variable and takes no shape or scales")
+            continue
+        if "shape" not in st or "scales" not in st:
+            fail(f"{what} int8 needs its logical shape and the name of its scales variable")
+        n = prod(st["shape"])
+        if v["dtype"] != "int32" or list(v["shape"]) != [-(-n // 4)] or len(st["shape"]) < 2 or n > MAX_FILE_BYTES:
+            fail(f"{what} int8 of shape {st['shape']} needs a rank >= 2 shape and an int32 variable of shape "
+                 f"[{-(-n // 4)}] (its bytes four to a word), got {v['dtype']} {v['shape']}")
+        sv = by_name.get(st["scales"])
+        if sv is None or sv is v or sv["dtype"] != "float32" or len(sv["shape"]) != 1 or "storage" in sv:
+            fail(f"{what} int8: scales '{st['scales']}' must name another float32 variable of rank 1")
+        c = sv["shape"][0]
+        if not any(prod(st["shape"][j:]) == c for j in range(1, len(st["shape"]))):
+            fail(f"{what} int8: {c} scales for shape {st['shape']}; there must be one per output channel "
+                 "(the product of some trailing axes)")
 
 
 def _check_manifest(manifest, fail):
@@ -177,6 +232,7 @@ def _check_manifest(manifest, fail):
         if v["name"] in names:
             fail(f"manifest.json: variable '{v['name']}' is listed twice")
         names.add(v["name"])
+    _check_storage(variables, fail)
 
     def listed(file, what):
         if file not in manifest["files"]:
@@ -198,6 +254,8 @@ def _check_manifest(manifest, fail):
             listed("module.wasm", f"{what} wasm")
         for i, k in enumerate(sig.get("webgpu", {}).get("kernels", [])):
             listed(k["wgsl"], f"{what} webgpu.kernels[{i}]")
+    if "module_relaxed.wasm" in manifest["files"] and not any("wasm" in sig for sig in signatures.values()):
+        fail('manifest.json: "files" lists module_relaxed.wasm, but no signature has a "wasm" section')
 
 
 def _from_storage(data, spec):

@@ -2,7 +2,10 @@
 
 Random numbers come from Python's ``random.Random`` (Mersenne Twister, seeded
 explicitly), so a seed gives the same tensor on every device and in Pyodide,
-with or without numpy.
+with or without numpy. Inside ``webtensor.function`` they are computed in the graph instead
+(:mod:`webtensor._graph_random`, a counter-based hash of a per-device generator state Variable,
+advanced by every traced draw, as TensorFlow's stateful random ops): each call of a traced function
+draws new numbers, and :func:`set_seed` makes the sequence reproducible.
 
 Every function here first asks the device whether it can hold the result
 (:meth:`webtensor.Device.check_alloc`: the check the device's own allocator runs), so a size
@@ -12,16 +15,19 @@ for float32/int32), never into a Python list.
 """
 from __future__ import annotations
 
+import atexit
 import math
 import random as _random
+import weakref
 from math import prod
 
+from . import _graph_random, _state
 from .core.runtime import hostdata
 from .core import ops as F
 from .core.dtypes import INT32_MAX, INT32_MIN, as_dtype, float32, int32
 from .core.op import Aval
 from .device import get_device
-from .tensor import Tensor, tensor
+from .tensor import Tensor, Variable, init_scope, tensor
 
 
 def _shape(shape):
@@ -233,6 +239,9 @@ def set_seed(seed: int) -> None:
         seed: an int.
     """
     _global.seed(seed)
+    with init_scope():
+        for counter in _COUNTERS.values():
+            counter.assign(0)
 
 
 def _rng(seed):
@@ -257,6 +266,10 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=float32, seed=None, device=None
     """
     shape = _shape(shape)
     dev, aval = _checked("uniform", shape, as_dtype(dtype), device)
+    if _traced("uniform"):
+        u = F.minimum(_graph_uniforms(shape, seed, 1)[0], 1.0 - 2.0 ** -24)     # [0, 1)
+        v = minval + (maxval - minval) * u
+        return F.cast(v if aval.dtype.is_floating else F.floor(v), aval.dtype)
     r, span = _rng(seed), maxval - minval
     return _host((minval + span * r.random() for _ in range(prod(shape))), dev, aval)
 
@@ -279,6 +292,8 @@ def normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, device=None) -
     """
     shape = _shape(shape)
     dev, aval = _checked("normal", shape, as_dtype(dtype), device)
+    if _traced("normal"):
+        return F.cast(mean + stddev * _graph_normals(shape, seed, 1)[0], aval.dtype)
     r = _rng(seed)
     return _host((r.gauss(mean, stddev) for _ in range(prod(shape))), dev, aval)
 
@@ -301,6 +316,9 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, devi
     """
     shape = _shape(shape)
     dev, aval = _checked("truncated_normal", shape, as_dtype(dtype), device)
+    if _traced("truncated_normal"):
+        z = _graph_random.first_within_two(_graph_normals(shape, seed, _graph_random.TRUNCATION_CANDIDATES))
+        return F.cast(mean + stddev * z, aval.dtype)
     r = _rng(seed)
 
     def draws():
@@ -311,3 +329,95 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, devi
             yield mean + stddev * v
 
     return _host(draws(), dev, aval)
+
+
+def categorical(logits, num_samples: int, dtype=int32, seed=None) -> Tensor:
+    """Samples of class indices from unnormalised log-probabilities (``tf.random.categorical``), by
+    the Gumbel-max trick (Gumbel 1954; Maddison et al. 2014, "A* sampling"): ``argmax(logits + g)``
+    with ``g = -log(-log(u))``, ``u`` uniform (:func:`uniform`: on the host eagerly, in the graph when
+    traced, so every call of a traced function draws new samples).
+
+    Args:
+        logits: a float tensor ``[batch, num_classes]``.
+        num_samples: an int >= 0: samples per row.
+        dtype: int32 (webtensor has no int64).
+        seed: an int; None draws one from the global generator (:func:`set_seed`).
+    Returns:
+        An int32 tensor ``[batch, num_samples]``.
+    Raises:
+        ValueError: ``logits`` not of rank 2, ``num_samples`` negative. TypeError: ``dtype`` not int32,
+            ``logits`` not float.
+    """
+    logits = tensor(logits) if not isinstance(logits, Tensor) else logits
+    if logits.ndim != 2:
+        raise ValueError(f"categorical: logits must be [batch, num_classes], got shape {tuple(logits.shape)}")
+    if not logits.dtype.is_floating:
+        raise TypeError(f"categorical: logits must be float, got {logits.dtype.name}")
+    if as_dtype(dtype) != int32:
+        raise TypeError(f"categorical: dtype must be int32 (webtensor has no int64), got {as_dtype(dtype).name}")
+    n = _count("categorical", "num_samples", num_samples)
+    b, c = logits.shape
+    u = uniform((b, n, c), 2.0 ** -24, 1.0, seed=seed, device=logits.device)       # (0, 1): finite logs
+    return gumbel_argmax(logits, u)
+
+
+def gumbel_argmax(logits, u) -> Tensor:
+    """``argmax(logits[:, None, :] - log(-log(u)), -1)``: the Gumbel-max draw from uniforms ``u``
+    ``[batch, samples, classes]`` in (0, 1) (shared by :func:`categorical` and ``Generator``)."""
+    g = -F.log(-F.log(u))
+    return F.cast(F.argmax(F.expand_dims(F.cast(logits, float32), 1) + g, -1), int32)
+
+
+def shuffle(value, seed=None) -> Tensor:
+    """``value`` with its first axis randomly permuted (``tf.random.shuffle``): a gather at the
+    ``argsort`` of :func:`uniform` keys (drawn in the graph when traced: a new order every call).
+
+    Args:
+        value: a tensor of rank >= 1.
+        seed: an int; None draws one from the global generator (:func:`set_seed`).
+    Returns:
+        A tensor of ``value``'s shape and dtype.
+    Raises:
+        ValueError: a 0-d ``value``.
+    """
+    value = tensor(value) if not isinstance(value, Tensor) else value
+    if value.ndim == 0:
+        raise ValueError("shuffle: value must have rank >= 1")
+    keys = uniform((value.shape[0],), seed=seed, device=value.device)
+    return F.gather(value, F.argsort(keys), axis=0)
+
+
+# ---- random numbers inside webtensor.function ----------------------------------------------------
+
+# device -> its in-graph generator state: an int32 Variable (never trained or saved). Weak: a device
+# that is forgotten takes its counter along; cleared at exit before the devices (atexit runs LIFO).
+_COUNTERS = weakref.WeakKeyDictionary()
+atexit.register(_COUNTERS.clear)
+
+
+def _traced(op: str) -> bool:
+    """Whether a random op is being traced (then it draws in the graph; inside a loop body the
+    counter it advances is carried by the loop, so every iteration draws new numbers)."""
+    return _state.current_trace() is not None
+
+
+def _graph_uniforms(shape, seed, n: int) -> list:
+    """``n`` independent float32 tensors of ``shape`` in [0, 1], drawn in the graph being traced: the
+    device's counter (read, then advanced by one) and a Python seed (``seed``, else one drawn from
+    the global generator at trace time, so each call site has its own stream)."""
+    dev = _state.current_trace().device
+    counter = _COUNTERS.get(dev)
+    if counter is None:
+        with init_scope():
+            counter = _COUNTERS.setdefault(dev, Variable(0, name="random/counter", trainable=False, dtype=int32,
+                                                         device=dev))
+    base = seed if seed is not None else _global.getrandbits(31)
+    now = counter.read_value()
+    counter.assign_add(1)
+    return [_graph_random.uniform(shape, now, base * 64 + k) for k in range(n)]
+
+
+def _graph_normals(shape, seed, n: int) -> list:
+    """``n`` independent standard normal float32 tensors of ``shape``, drawn in the graph
+    (:func:`webtensor._graph_random.box_muller`)."""
+    return _graph_random.box_muller(_graph_uniforms(shape, seed, 2 * ((n + 1) // 2)))[:n]

@@ -34,9 +34,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from . import __version__, safetensors_io
+from . import __version__, compact, safetensors_io
 from .artifact import DTYPES, FORMAT, FORMAT_VERSION   # what artifacts carry: docs/artifact.schema.json
 from .core import compile as C
+from .core.control import has_control
 from .core.op import Aval
 from .core.runtime import hostdata
 from .core.runtime.artifacts import Plan, exporter, plan_signature
@@ -125,12 +126,24 @@ def _trace(name, fn: Function, args, in_names, out_names) -> _Traced:
 
 # ---- variables ----------------------------------------------------------------------------------
 
-def _variable_names(model, optimizer) -> dict[int, str]:
-    """``{id(variable): name}`` for the model's weights and its optimizer's state (module docstring)."""
+def _variable_names(model, optimizer, quantized=None) -> dict[int, str]:
+    """``{id(variable): name}`` for the model's weights and its optimizer's state (module docstring);
+    a weight quantized to int8 (``quantized``: ``compact.quantize_variables``) lends its path to its
+    int8 words and ``<path>/scales`` to its scales."""
     names: dict[int, str] = {}
     if model is not None:
         for path, v in model._export_weight_paths().items():
             names[id(v)] = path
+            if quantized and id(v) in quantized:
+                q, s = quantized[id(v)][:2]
+                names[id(q)], names[id(s)] = path, f"{path}/scales"
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:       # a LossScaleOptimizer: its inner optimizer's state, then the loss scale
+        names = _variable_names(model, inner, quantized)
+        for attr, n in (("_scale", "dynamic_scale"), ("_counter", "step_counter")):
+            if getattr(optimizer, attr, None) is not None:
+                names[id(getattr(optimizer, attr))] = f"optimizer/{n}"
+        return names
     if optimizer is not None:
         for attr, n in (("_iterations", "iterations"), ("_lr_var", "learning_rate")):
             v = getattr(optimizer, attr, None)
@@ -142,15 +155,20 @@ def _variable_names(model, optimizer) -> dict[int, str]:
     return names
 
 
-def _collect_variables(traced: list[_Traced], model, optimizer):
+def _collect_variables(traced: list[_Traced], model, optimizer, quantized=None):
     """The artifact's variables (model weights first, then the others in order of first use) as
-    ``(manifest entries, Variables)``; sets each signature's ``var_of`` after compiling it."""
-    known = _variable_names(model, optimizer)
+    ``(manifest entries, Variables)``; sets each signature's ``var_of`` after compiling it. A weight
+    quantized to int8 is replaced by its int8 words and its scales, in its place."""
+    quantized = quantized or {}
+    known = _variable_names(model, optimizer, quantized)
     order: list[Variable] = []
     seen: set[int] = set()
 
     def add(v):
-        if id(v) not in seen:
+        if id(v) in quantized:
+            for part in quantized[id(v)][:2]:
+                add(part)
+        elif id(v) not in seen:
             seen.add(id(v))
             order.append(v)
     if model is not None:
@@ -205,7 +223,7 @@ def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]]
 # ---- export -----------------------------------------------------------------------------------
 
 def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batch_size: int | None = None,
-           backends=("wasm", "webgpu"), wasm_fma: bool = False) -> dict:
+           backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32") -> dict:
     """Trace, compile and write an artifact (``docs/artifact.md``) to the directory ``path``.
 
     Args:
@@ -222,9 +240,16 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         batch_size: for a model without ``example_inputs``: the batch size of the signatures
             (default: the one it was built with); the other dimensions come from its ``Input`` shapes.
         backends: which code to carry (``'wasm'``, ``'webgpu'``: the registered exporters).
-        wasm_fma: emit relaxed-SIMD fused multiply-adds (``wasm.lower``'s ``fma``). Off by default:
-            relaxed SIMD needs a flag in Node 20 and is missing in some browsers, and its results
-            may differ between engines in the last bit.
+        wasm_fma: also write ``module_relaxed.wasm``, the same drivers with relaxed-SIMD fused
+            multiply-adds (``wasm.lower``'s ``fma``), which loaders run where the engine has relaxed
+            SIMD (else ``module.wasm``). Off by default: Node 20 has relaxed SIMD only behind a flag,
+            and the two modules' results differ in the last bits (docs/artifact.md, "Relaxed SIMD").
+        weights_dtype: how read-only model weights are stored (``webtensor.compact``, TensorFlow
+            Lite's post-training quantization): ``'float32'`` (default), ``'float16'`` (half the
+            bytes; widened to float32 when loaded) or ``'int8'`` (matmul/conv/attention weights
+            quantized per output channel, ``scale = max|w| / 127``, read as int8 by the kernels;
+            other weights float32). Inference only: a model then exports ``predict`` by default,
+            and a signature that updates variables is refused.
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
@@ -234,18 +259,25 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     Raises:
         ValueError: a dtype an artifact cannot carry (float16), an unknown signature, a model that is
             not built or compiled for what is asked, example inputs that do not fit the model's inputs,
-            input names an artifact cannot carry (non-ASCII, or two alike), an unknown backend. TypeError: malformed ``signatures``.
+            input names an artifact cannot carry (non-ASCII, or two alike), an unknown backend, an unknown
+            ``weights_dtype`` or one other than float32 with a signature that updates variables, a
+            weight beyond float16's range or not finite. TypeError: malformed ``signatures``.
+        NotImplementedError: a signature holds control flow (``cond``, ``while_loop``, ``scan`` on
+            values computed in the graph), which the artifact format does not carry yet.
 
     Needs no numpy (runs in Pyodide as is); compiling the WGSL of a model on a GPU device still
     needs that device.
     """
     if path is None:
         raise TypeError("export: path (the artifact directory) is required")
+    compact.check_weights_dtype(weights_dtype)
     model = fn_or_model if isinstance(fn_or_model, ExportableModel) else None
     if model is not None:
         if isinstance(signatures, dict) and all(isinstance(v, tuple) for v in signatures.values()):
             specs = _fn_specs(signatures)
         else:
+            if signatures is None and weights_dtype != "float32":
+                signatures = ["predict"]        # compact weights are for inference (module compact)
             specs = model._export_signatures(example_inputs, signatures, batch_size)
     elif isinstance(signatures, dict):
         specs = _fn_specs(signatures)
@@ -256,10 +288,22 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         raise TypeError("export: pass a model, a function and its example_inputs, or signatures={name: (fn, args)}")
 
     traced = [_trace(name, *spec) for name, spec in specs.items()]
+    compact.check_inference_only(traced, weights_dtype)
     optimizer = getattr(model, "optimizer", None) if model is not None else None
-    variables, order = _collect_variables(traced, model, optimizer)
+    paths = {id(v): p for p, v in model._export_weight_paths().items()} if model is not None else {}
+    quantized = {}
+    if weights_dtype == "int8":
+        quantized = compact.quantize_variables(traced, paths, compact.plan_int8(traced, paths))
+        for t in traced:
+            t.graph = compact.rewrite_int8(t.graph, quantized)
+    variables, order = _collect_variables(traced, model, optimizer, quantized)
     index = {id(v): i for i, v in enumerate(order)}
     for t in traced:
+        if has_control(t.graph):
+            raise NotImplementedError(
+                f"export: signature {t.name!r} holds control flow (webtensor.cond, while_loop or scan on values "
+                "computed in the graph); the artifact format (version 1) has no control-flow construct yet. "
+                "Export a function without it (a Python loop over a fixed count unrolls at trace time)")
         t.prog = C.compile_graph(t.graph)
         t.var_of = {b: index[id(var)] for b, (_, var) in zip(t.prog.captures, t.graph.captures)}
         t.plan = plan_signature(t.prog, t.var_of, [index[id(var)] for var, _ in t.graph.updates])
@@ -267,8 +311,18 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
 
     files: dict[str, bytes] = {}
     weights: dict = {}
+    int8 = {id(e[0]): e for e in quantized.values()}       # int8 words -> (words, scales, bytes, shape)
     for spec, v in zip(variables, order):
-        weights[spec["name"]] = (spec["dtype"], tuple(spec["shape"]), bytes(v._host_bytes()))   # the host layout is safetensors' layout
+        name = spec["name"]
+        if id(v) in int8:                       # int8 words: stored as the int8 tensor they pack
+            _, _, qbytes, shape = int8[id(v)]
+            spec["storage"] = {"dtype": "int8", "shape": list(shape), "scales": f"{name}/scales"}
+            weights[name] = ("int8", shape, qbytes)
+        elif weights_dtype == "float16" and id(v) in paths and spec["dtype"] == "float32":
+            spec["storage"] = {"dtype": "float16"}
+            weights[name] = ("float16", tuple(spec["shape"]), compact.float16_bytes(name, v))
+        else:
+            weights[name] = (spec["dtype"], tuple(spec["shape"]), bytes(v._host_bytes()))   # the host layout is safetensors' layout
     sigs = {t.name: {"inputs": t.inputs, "outputs": t.outputs, "reads": t.plan.reads, "writes": t.plan.writes}
             for t in traced}
     stored = _stored_constants(traced, consts, weights)

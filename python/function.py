@@ -3,7 +3,9 @@
 Like ``tf.function``: the first call with a new input signature (tensor shapes, dtypes,
 device; values of non-tensor arguments) runs the Python function on symbolic tensors,
 recording every op into a :class:`~webtensor.core.graph.Graph`. Python control flow is
-unrolled at trace time. Variables are read by reference, so later calls see their current
+unrolled at trace time; an ``if`` or ``while`` on a tensor's value raises a TypeError that names
+:func:`webtensor.cond` and :func:`webtensor.while_loop`, which put data-dependent control flow in the
+graph (``python/control.py``). Variables are read by reference, so later calls see their current
 values; assignments inside the function become in-place updates after each run.
 
 The traces belong to the function object: at most ``webtensor.config.get_cache_limits()['traces']``
@@ -25,6 +27,7 @@ import warnings
 from . import _state
 from .config import TICK, LRUCache, RetracingWarning
 from .core import passes
+from .core.runtime import control
 from .core.graph import Graph, Value
 from .device import get_device
 from .tape import GradientTape
@@ -201,7 +204,7 @@ class Function:
         raw = tr.finish(outputs)
         graph = passes.optimize(raw, _evaluator(dev))
         self.trace_count += 1
-        return _Concrete(raw, graph, dev.compile(graph), out_struct, static, len(outputs))
+        return _Concrete(raw, graph, control.compile_graph(dev, graph), out_struct, static, len(outputs))
 
     def _concrete(self, struct, leaves, key, tensors, count: bool) -> _Concrete:
         """The cached trace for ``key``, else a new one (under the lock: one trace per signature);

@@ -17,14 +17,14 @@ then add 1 to ``iterations``.
 """
 from __future__ import annotations
 
-from . import schedules
+from . import _state, schedules
 from ._registry import Registry
 from .core import ops as F
 from .core.dtypes import float32, int32
 from .creation import zeros
 from .device import get_device
 from .schedules import LearningRateSchedule
-from .tensor import Tensor, Variable, init_scope
+from .tensor import Tensor, Variable, init_scope, tensor
 
 
 class Optimizer:
@@ -168,7 +168,8 @@ class Optimizer:
         """Apply one update (``keras.optimizers.Optimizer.apply_gradients``).
 
         Args:
-            grads_and_vars: ``(gradient, variable)`` pairs; ``None`` gradients are skipped.
+            grads_and_vars: ``(gradient, variable)`` pairs; ``None`` gradients are skipped. Inside
+                ``strategy.run`` the gradients are first summed across the replicas.
         Returns:
             ``iterations`` (``None`` when ``grads_and_vars`` is empty: nothing happens).
         Raises:
@@ -185,6 +186,13 @@ class Optimizer:
             if isinstance(v, Variable) and tuple(g.shape) != tuple(v.shape):
                 raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(g.shape)} for variable "
                                  f"{v.name!r} of shape {tuple(v.shape)}")
+        ctx = _state.replica_context()
+        if ctx is not None:
+            # Inside strategy.run: sum the replicas' gradients; state is made once for all replicas.
+            variables = [v for _, v in pairs]
+            grads = ctx.all_reduce("SUM", [g for g, _ in pairs], merge_fn=lambda: self.build(variables))
+            pairs = list(zip(grads, variables))
+        for _, v in pairs:
             self._slots_for(v)
         self._ensure_state(pairs[0][1].device)
         lr = self._current_lr()
@@ -204,6 +212,15 @@ class Optimizer:
             variables: the Variables, in the same order.
         """
         return self.apply_gradients(zip(grads, variables))
+
+    def scale_loss(self, loss):
+        """The loss to differentiate: ``loss`` itself (a :class:`LossScaleOptimizer` scales it).
+        ``Model.fit`` calls it, as Keras 3's trainers do.
+
+        Args:
+            loss: a scalar tensor.
+        """
+        return loss
 
     def _step_count(self, dtype) -> Tensor:
         """``iterations + 1`` (the 1-based index of the update being applied) as ``dtype``."""
@@ -402,6 +419,178 @@ class RMSprop(Optimizer):
             variable.assign(variable - increment)
 
 
+class LossScaleOptimizer(Optimizer):
+    """Dynamic loss scaling around another optimizer (``keras.optimizers.LossScaleOptimizer``, Keras
+    3's algorithm, ``keras/src/optimizers/loss_scale_optimizer.py``), for float16 training: the loss
+    is multiplied by ``dynamic_scale`` (:meth:`scale_loss`) so that small float16 gradients do not
+    flush to zero, and each update divides the gradients by it again before the inner optimizer
+    applies them. ``Model.fit`` scales the loss itself; a custom loop does::
+
+        with webtensor.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+            scaled = opt.scale_loss(loss)
+        opt.apply_gradients(zip(tape.gradient(scaled, model.trainable_variables), model.trainable_variables))
+
+    On each update: if any gradient holds an inf or NaN, the step is skipped (the variables and the
+    inner optimizer's state, ``iterations`` included, are left as they were), ``dynamic_scale`` is
+    halved and the step counter reset; otherwise the inner optimizer applies the unscaled gradients
+    and, when this is the ``dynamic_growth_steps``-th finite step in a row, ``dynamic_scale`` is
+    doubled and the counter reset (else the counter grows by one). The skip is a select
+    (``where``) of the old values, so a traced step needs no control flow.
+
+    Args:
+        inner_optimizer: the :class:`Optimizer` to wrap.
+        initial_scale: the first loss scale (a finite float > 0; default 2**15, as Keras).
+        dynamic_growth_steps: finite steps in a row before the scale doubles (an int >= 1).
+        name: the prefix of the state variables' names (default ``'loss_scale_optimizer'``).
+    Raises:
+        TypeError: ``inner_optimizer`` is not an Optimizer.
+        ValueError: a non-positive or non-finite ``initial_scale``, or ``dynamic_growth_steps`` < 1.
+    """
+
+    def __init__(self, inner_optimizer, initial_scale=2.0 ** 15, dynamic_growth_steps: int = 2000, name=None):
+        if not isinstance(inner_optimizer, Optimizer):
+            raise TypeError(f"LossScaleOptimizer: inner_optimizer must be an Optimizer, got "
+                            f"{type(inner_optimizer).__name__}")
+        initial_scale = float(initial_scale)
+        if not 0.0 < initial_scale < float("inf"):
+            raise ValueError(f"LossScaleOptimizer: initial_scale must be finite and > 0, got {initial_scale}")
+        if isinstance(dynamic_growth_steps, bool) or not isinstance(dynamic_growth_steps, int) \
+                or dynamic_growth_steps < 1:
+            raise ValueError(f"LossScaleOptimizer: dynamic_growth_steps must be an int >= 1, "
+                             f"got {dynamic_growth_steps!r}")
+        super().__init__(0.0, name=name or "loss_scale_optimizer")
+        self.inner_optimizer, self.initial_scale = inner_optimizer, initial_scale
+        self.dynamic_growth_steps = dynamic_growth_steps
+        self._scale: Variable | None = None
+        self._counter: Variable | None = None
+
+    def _ensure_scale(self, device) -> None:
+        self._state("_counter", "step_counter", 0, int32, device)
+        self._state("_scale", "dynamic_scale", self.initial_scale, float32, device)
+
+    @property
+    def dynamic_scale(self) -> Variable:
+        """The current loss scale: a float32 scalar ``Variable``."""
+        if self._scale is None:
+            self._ensure_scale(get_device())
+        return self._scale
+
+    @property
+    def step_counter(self) -> Variable:
+        """Finite steps since the scale last changed: an int32 scalar ``Variable``."""
+        if self._counter is None:
+            self._ensure_scale(get_device())
+        return self._counter
+
+    def scale_loss(self, loss):
+        """``loss * dynamic_scale`` (float32 or wider, as the promotion of the two gives).
+
+        Args:
+            loss: a scalar tensor.
+        """
+        loss = loss if isinstance(loss, Tensor) else tensor(loss)
+        if self._scale is None and _state.replica_context() is not None:
+            return loss * self.initial_scale     # as Keras before the state exists (built by apply_gradients)
+        if self._scale is None or self._scale.device is not loss.device:
+            self._ensure_scale(loss.device)
+        return loss * self._scale.read_value()
+
+    def build(self, variables) -> None:
+        """Create the loss-scale state and the inner optimizer's state for ``variables``.
+
+        Args:
+            variables: the Variables to be trained (an iterable).
+        """
+        variables = list(variables)
+        self.inner_optimizer.build(variables)
+        self._ensure_scale(variables[0].device if variables else get_device())
+
+    @property
+    def variables(self) -> list[Variable]:
+        """``step_counter``, ``dynamic_scale`` (once created), then the inner optimizer's state."""
+        return [v for v in (self._counter, self._scale) if v is not None] + self.inner_optimizer.variables
+
+    @property
+    def iterations(self) -> Variable:
+        """The inner optimizer's ``iterations`` (a skipped step does not count)."""
+        return self.inner_optimizer.iterations
+
+    @property
+    def learning_rate(self) -> float:
+        """The inner optimizer's learning rate (settable, as there)."""
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        self.inner_optimizer.learning_rate = value
+
+    def apply_gradients(self, grads_and_vars) -> Variable | None:
+        """One loss-scaled update (the class docstring says what happens).
+
+        Args:
+            grads_and_vars: ``(gradient of the scaled loss, variable)`` pairs; ``None`` gradients
+                are skipped.
+        Returns:
+            The inner optimizer's ``iterations`` (``None`` when ``grads_and_vars`` is empty).
+        Raises:
+            ValueError, TypeError: as the inner optimizer's ``apply_gradients``.
+
+        Inside ``strategy.run`` a step is skipped on every replica when any replica's gradients are
+        not finite (the inner optimizer sums the gradients across the replicas).
+        """
+        pairs = [(g, v) for g, v in grads_and_vars]
+        if not pairs:
+            return None
+        pairs = [(g, v) for g, v in pairs if g is not None]
+        if not pairs:
+            raise ValueError(f"{type(self).__name__}: no gradients provided for any variable")
+        variables = [v for _, v in pairs]
+        finite = None
+        for g, _ in pairs:
+            ok = F.reduce_all(F.is_finite(g))
+            finite = ok if finite is None else F.logical_and(finite, ok)
+        ctx = _state.replica_context()
+        if ctx is None:
+            self.build(variables)
+        else:   # inside strategy.run: the replicas skip or apply together (the inner optimizer sums the gradients)
+            (bad,) = ctx.all_reduce("SUM", [F.cast(F.logical_not(finite), float32)],
+                                    merge_fn=lambda: self.build(variables))
+            finite = F.equal(bad, 0.0)
+        scale = self._scale.read_value()
+        state, seen = [], set()
+        for v in [v for _, v in pairs] + self.inner_optimizer.variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                state.append(v)
+        before = [v.read_value() for v in state]
+        self.inner_optimizer.apply_gradients([(g / scale, v) for g, v in pairs])
+        for v, old in zip(state, before):      # a non-finite step leaves everything as it was
+            v.assign(F.where(finite, v.read_value(), old))
+        counter = self._counter.read_value()
+        grow = F.logical_and(finite, F.equal(counter, self.dynamic_growth_steps - 1))
+        self._counter.assign(F.where(F.logical_or(grow, F.logical_not(finite)), 0, counter + 1))
+        self._scale.assign(F.where(finite, F.where(grow, scale * 2.0, scale), scale * 0.5))
+        return self.inner_optimizer.iterations
+
+    def get_config(self) -> dict:
+        """``name``, ``inner_optimizer`` (the Optimizer; serialized with its own config),
+        ``initial_scale`` and ``dynamic_growth_steps``, as Keras."""
+        return {"name": self.name, "inner_optimizer": self.inner_optimizer, "initial_scale": self.initial_scale,
+                "dynamic_growth_steps": self.dynamic_growth_steps}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """``cls(**config)`` (``inner_optimizer`` already deserialized, or a name).
+
+        Args:
+            config: as :meth:`get_config` returns it.
+        """
+        config = dict(config)
+        config["inner_optimizer"] = get(config.get("inner_optimizer"))
+        return cls(**config)
+
+
 def get(identifier) -> Optimizer:
     """An optimizer from a name (``'sgd'``, ``'adam'``, ``'adamw'``, ``'rmsprop'``; Keras defaults)
     or an ``Optimizer`` (returned as is), as ``keras.optimizers.get``.
@@ -418,4 +607,4 @@ def get(identifier) -> Optimizer:
                     base=Optimizer, wrap=False, lower=True).get(identifier)
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get", "schedules", "LearningRateSchedule"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LossScaleOptimizer", "get", "schedules", "LearningRateSchedule"]

@@ -65,7 +65,8 @@ class GradientTape:
                 hit = True
         if hit:
             self._records.append(rec)
-            self._tracked[id(rec.out)] = rec.out
+            for out in rec.out if isinstance(rec.out, tuple) else (rec.out,):
+                self._tracked[id(out)] = out
 
     def gradient(self, target, sources, output_gradients=None, unconnected_gradients: str = "none"):
         """d target / d sources, shaped like ``sources`` (a tensor, or a list/tuple/dict of them).

@@ -13,6 +13,12 @@ from .core.autodiff import Record
 from .device import Device, get_device
 
 
+class OperatorNotAllowedInGraphError(TypeError, RuntimeError):
+    """A Python operation that needs a tensor's value (``bool``: an ``if`` or ``while`` on it) used on a
+    symbolic tensor inside ``webtensor.function`` (TensorFlow's error of that name is a TypeError;
+    also a RuntimeError, as webtensor's other errors for symbolic values)."""
+
+
 class Tensor:
     """An n-dimensional array on a device; immutable. Shapes are tuples, dtypes ``webtensor.float32``
     and friends. Inside ``webtensor.function`` tensors are symbolic (no data until the graph runs).
@@ -143,6 +149,12 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
+        if self._data is None:
+            raise OperatorNotAllowedInGraphError(
+                "using a symbolic tensor as a Python bool is not allowed inside webtensor.function: an `if` "
+                "or `while` on a tensor's value runs once, at trace time, when the value is not known. Use "
+                "webtensor.cond(pred, true_fn, false_fn) for `if` and webtensor.while_loop(cond, body, "
+                "loop_vars) for `while` (or compute both sides and pick with webtensor.where)")
         if self.size != 1:
             raise ValueError(f"the truth value of a tensor with {self.size} elements is ambiguous; "
                              "use webtensor.reduce_any/all or .numpy()")
@@ -302,6 +314,11 @@ class Variable(Tensor):
     """
     __slots__ = ("name", "trainable")
 
+    def __new__(cls, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None):
+        # In a MirroredStrategy's scope a Variable is a MirroredVariable (TF's variable creator scope).
+        strategy = _state.current_strategy() if cls is Variable else None
+        return super().__new__(getattr(strategy, "_variable_class", None) or cls)
+
     def __init__(self, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None):
         with init_scope():
             t = tensor(initial_value, dtype=dtype, device=device) if not isinstance(initial_value, Tensor) \
@@ -317,8 +334,13 @@ class Variable(Tensor):
         self.name, self.trainable = name or "Variable", trainable
 
     def assign(self, value) -> "Variable":
-        """Replace the value (same shape and dtype). Raises ValueError/TypeError otherwise."""
+        """Replace the value (same shape and dtype; inside a mixed-precision layer's ``call`` a float
+        value of another float dtype is cast, as Keras' ``assign``). Raises ValueError/TypeError
+        otherwise."""
         value = _convert(value, like=self)
+        if value.dtype != self.dtype and _state.local.autocast is not None and value.dtype.is_floating \
+                and self.dtype.is_floating:
+            value = F.cast(value, self.dtype)   # as Keras: a mixed-precision layer's float updates cast back
         if tuple(value.shape) != tuple(self.shape):
             raise ValueError(f"Variable {self.name!r}: cannot assign shape {value.shape} to shape {self.shape}")
         if value.dtype != self.dtype:
@@ -461,7 +483,8 @@ def _weak_dtype(x, tensor_dtypes) -> DType:
     if not tensor_dtypes:
         return own
     t = result_type(*tensor_dtypes)
-    return t if own.rank <= t.rank else own
+    # weak, as numpy's NEP 50 and TF: a Python float keeps a float16 tensor float16
+    return t if own.rank <= t.rank or (own.is_floating and t.is_floating) else own
 
 
 def _convert_inputs(inputs) -> list[Tensor]:
@@ -513,8 +536,10 @@ class init_scope:
 
 def _dispatch(op, inputs, attrs):
     ts = _convert_inputs(inputs)
+    state = _state.local      # this thread's traces, tapes and autocast dtype
+    if state.autocast is not None:
+        ts = _autocast(ts, state)
     out_aval = op.infer(*(t._aval for t in ts), **attrs)
-    state = _state.local      # this thread's traces and tapes
     tr = state.traces[-1] if state.traces else None
     if tr is not None:
         out = tr.apply(op, ts, attrs, out_aval)
@@ -530,6 +555,20 @@ def _dispatch(op, inputs, attrs):
     for tape in state.tapes:
         tape._record(Record(op, tuple(ts), attrs, out))
     return out
+
+
+def _autocast(ts: list, state) -> list:
+    """Inside a mixed-precision layer's ``call`` (Keras' ``AutocastScope``): float Variables are read
+    as the layer's compute dtype (a recorded cast, so gradients reach the float32 Variable)."""
+    dt = state.autocast
+    if not any(isinstance(t, Variable) and t.dtype.is_floating and t.dtype != dt for t in ts):
+        return ts
+    state.autocast = None       # the casts themselves are not autocast
+    try:
+        return [F.cast(t, dt) if isinstance(t, Variable) and t.dtype.is_floating and t.dtype != dt else t
+                for t in ts]
+    finally:
+        state.autocast = dt
 
 
 def _known_values(t: Tensor):

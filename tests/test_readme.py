@@ -50,11 +50,16 @@ def test_export_snippet_runs_after_the_tour(tmp_path, monkeypatch):
 def test_distribute_snippet_trains(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     env: dict = {}
-    (block,) = python_blocks("## Distributed training")
-    exec(compile(block, "README distribute", "exec"), env)
+    fit_block, loop_block = python_blocks("## Distributed training")
+    exec(compile(fit_block, "README distribute", "exec"), env)
     assert env["strategy"].num_replicas_in_sync == 2
     loss, accuracy = env["model"].evaluate(env["x_test"], env["y_test"], verbose=0)
     assert accuracy > 0.75         # 10 epochs of the small CNN on two replicas (measured: 0.84)
+    exec(compile(loop_block, "README custom loop", "exec"), env)   # 5 epochs of the custom loop
+    model, opt = env["model"], env["optimizer"]
+    assert int(opt.iterations.numpy()) == 5 * -(-len(env["x"]) // 128)
+    model.compile("adam", env["loss_fn"].__class__(from_logits=True), metrics=["accuracy"])
+    assert model.evaluate(env["x_test"], env["y_test"], verbose=0)[1] > 0.8   # linear model (measured 0.88)
 
 
 # ---- the tour's install line: what it installs is what the tour imports -------------------------

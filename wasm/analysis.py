@@ -13,6 +13,9 @@ Pure Python (runs in Pyodide). The steps, in order:
 3. :func:`analyze` drops extent-1 dimensions and merges adjacent dimensions that every
    operand walks contiguously (``c_d == c_{d+1} * n_{d+1}``), so elementwise chains with
    broadcasts, reshapes and transposes become as few, as long loops as possible.
+4. For a map whose innermost dim has borders (bounds tests and clamped, gathered loads along it:
+   a pad, a padded window), ``_peel`` finds the longest range of that index where re-simplifying
+   removes them all (``Analysis.peel``): the lowering runs it as plain vector code.
 
 The result, :class:`Analysis`, is what ``lower.py`` turns into WebAssembly.
 """
@@ -55,7 +58,10 @@ class Analysis:
     dims for a reduce). ``n_out``: how many are out dims. ``expr``: the value per point, with
     ``lda`` loads (offsets in elements over the new dims) and ``idx`` nodes of the new dims.
     ``empty``: the output has no elements; ``fill``: a reduce over an empty extent (the
-    combiner's identity fills the output).
+    combiner's identity fills the output). ``peel``: None, or ``(lo, hi, expr)`` for a map kernel
+    whose innermost dim (the last of ``ext``) has borders (padding, clamped windows): ``expr`` is
+    the value simplified for that dim's index in ``[lo, hi)``, where every load walks it
+    contiguously (its offsets are in the same coordinates as ``expr``'s).
     """
     kernel: K.Kernel
     ext: list
@@ -63,6 +69,7 @@ class Analysis:
     expr: K.Expr
     empty: bool = False
     fill: bool = False
+    peel: tuple | None = None
 
     @property
     def rows(self) -> int:
@@ -91,9 +98,12 @@ def analyze(kernel: K.Kernel) -> Analysis:
         n_out += d < n_out
     shapes = [b.shape for b in kernel.inputs]
     root = substitute(simp, lambda e: load_offset(s, e, shapes[e.arg]) if e.op == "load" else None, {})
-    all_nodes = nodes(root)
+    peel = _peel(kernel, expr, simp, s, space, root) if kernel.kind == "map" else None
+    all_nodes = nodes(root) + (nodes(peel[2]) if peel else [])
     ldas = [e for e in all_nodes if e.op == "lda"]
     pinned = {e.arg for e in all_nodes if e.op == "idx"}
+    if peel is not None and len(space) - 1 not in pinned:
+        peel = None         # the peeled dim must stay a loop of its own (not merged with another)
 
     # groups of original dims forming each new dim; extent-1 dims vanish
     groups, kept_out = [], 0
@@ -126,7 +136,82 @@ def analyze(kernel: K.Kernel) -> Analysis:
         return None
 
     root = substitute(root, renumber, {})
-    return Analysis(kernel, ext, kept_out, root)
+    if peel is not None:
+        peel = (peel[0], peel[1], substitute(peel[2], renumber, {}))
+    return Analysis(kernel, ext, kept_out, root, peel=peel)
+
+
+PEEL_MIN = 8        # the interior range must hold at least two vectors
+PEEL_WIDEN = 4      # re-simplifications tried per side to widen the range past a cut
+
+
+def _border_cost(root, d: int) -> int:
+    """How many nodes of a prepared expression make dim ``d`` costly to vectorise: loads whose
+    non-affine offset atoms vary along it (per-lane gathers) and integer comparisons and clamps
+    that vary along it (bounds tests)."""
+    dep = deps(root)
+    n = 0
+    for e in nodes(root):
+        if e.op == "lda":
+            n += any(d in dep[x] for x in e.args)
+        elif e.op in ("lt", "le", "gt", "ge", "eq", "ne", "min", "max") and e.args[0].dtype.kind == "i":
+            n += d in dep[e]
+    return n
+
+
+def _peel(kernel, expr, simp, s: Simplifier, space, root):
+    """``(lo, hi, prepared expr)`` when restricting the innermost dim to its longest border-free
+    range ``[lo, hi)`` removes every gather and test along it (a pad's interior, a padded window's
+    middle columns); else None. The range's ends are where an affine comparison or clamp of that
+    index alone changes side. Offsets of the result are for the unshifted index."""
+    d = len(space) - 1
+    if d <= 0 or space[d] < PEEL_MIN or not _border_cost(root, d):
+        return None
+    n, i = space[d], K.idx(d)
+    cuts = {0, n}
+    for e in nodes(simp):
+        if e.op in ("lt", "le", "gt", "ge", "eq", "ne", "min", "max") and e.args[0].dtype.kind == "i":
+            a = s.lin(e.args[0]) + s.lin(e.args[1]).scale(-1)
+            if set(a.terms) == {i}:
+                x0 = -a.c // a.terms[i]         # floor of the root
+                cuts.update(t for t in (x0, x0 + 1) if 0 < t < n)
+    cuts = sorted(cuts)
+    lo, hi = max(zip(cuts, cuts[1:]), key=lambda r: r[1] - r[0])
+    shapes = [b.shape for b in kernel.inputs]
+
+    def special(lo, hi):
+        if hi - lo < PEEL_MIN:
+            return None
+        sub_space = space[:d] + (hi - lo,)
+        s2 = simplifier(sub_space)
+        e2 = s2.simp(substitute(expr, lambda e: K.idx(d) + lo if e.op == "idx" and e.arg == d else None, {}))
+
+        def load(e):
+            if e.op != "load":
+                return None
+            x = load_offset(s2, e, shapes[e.arg])
+            k, dims, ak, c = x.arg
+            c -= lo * dict(dims).get(d, 0)          # back to the unshifted index
+            return Node("lda", x.dtype, x.args, (k, dims, ak, c))
+        r = substitute(e2, load, {})
+        if _border_cost(r, d):
+            return None
+        # the index itself, where the value still uses it, is the unshifted one too
+        return substitute(r, lambda e: K.idx(d) - lo if e.op == "idx" and e.arg == d else None, {})
+
+    best = special(lo, hi)
+    if best is None:
+        return None
+    for step in (-1, 1):                # a cut can be a step or two inside the true border
+        for _ in range(PEEL_WIDEN):
+            if not (0 < lo if step < 0 else hi < n):
+                break
+            nlo, nhi = (lo - 1, hi) if step < 0 else (lo, hi + 1)
+            r = special(nlo, nhi)
+            if r is None:
+                break
+            lo, hi, best = nlo, nhi, r
+    return lo, hi, best
 
 
 def _split_candidate(expr: K.Expr, space):

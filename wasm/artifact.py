@@ -85,20 +85,25 @@ class WasmArtifact:
         if memory_limit is not None and pages * PAGE > memory_limit:
             raise MemoryError(f"webtensor.load: the artifact's WebAssembly memory is {pages * PAGE} bytes, over "
                               f"memory_limit={memory_limit}")
-        try:
-            check_module(files["module.wasm"], [sig["wasm"]["driver"] for sig in sigs.values()], pages)
-        except ValueError as e:
-            fail(str(e))
+        # every listed module is checked (the same verdict on engines with and without relaxed SIMD);
+        # wasmtime has relaxed SIMD, so module_relaxed.wasm runs where the artifact has one
+        modules = [m for m in ("module.wasm", "module_relaxed.wasm") if m in files]
+        for m in modules:
+            try:
+                check_module(files[m], [sig["wasm"]["driver"] for sig in sigs.values()], pages)
+            except ValueError as e:
+                fail(m + str(e)[len("module.wasm"):])     # its messages start "module.wasm: "
+        self.module = chosen = modules[-1]
         # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1
         self.engine = eng = WasmtimeEngine(pages, fma=True, maximum_pages=pages, interruptible=timeout is not None)
         try:
-            module = wasmtime.Module(eng.engine, files["module.wasm"])
+            module = wasmtime.Module(eng.engine, files[chosen])
         except Exception as e:
-            fail(f"module.wasm is not a valid WebAssembly module ({_reason(e)})")
+            fail(f"{chosen} is not a valid WebAssembly module ({_reason(e)})")
         try:
             inst = wasmtime.Instance(eng.store, module, [eng.memory])
         except Exception as e:
-            fail(f"module.wasm cannot be instantiated ({_reason(e)})")
+            fail(f"{chosen} cannot be instantiated ({_reason(e)})")
         self.variables, self.address, self.timeout = variables, address, timeout
         # check_module proved every driver is () -> (): the unchecked fast call is safe
         self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
@@ -149,7 +154,7 @@ class WasmArtifact:
             self.engine.write(self.address[i], data)
 
     def stats(self) -> dict:
-        return {"wasm_memory_bytes": self.engine.size}
+        return {"wasm_memory_bytes": self.engine.size, "wasm_module": self.module}
 
     def dispose(self):
         self.drivers = self.engine = None

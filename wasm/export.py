@@ -10,11 +10,12 @@ a time, so their regions overlap). In-place updates and copies follow the signat
 from __future__ import annotations
 
 from dataclasses import replace
+from math import prod
 
 from ..core import compile as C
 from ..core.runtime.artifacts import register_exporter, storage_nbytes as _nbytes
 from .binary import Module
-from .lower import lower
+from .lower import inline_scalars, lower
 from .runtime import emit_call
 
 ALIGN = 64                              # bytes: WebAssembly addresses (SIMD loads want 16)
@@ -24,19 +25,37 @@ def _align(n: int, a: int = ALIGN) -> int:
     return -(-n // a) * a
 
 
+RELAXED = "module_relaxed.wasm"        # the same module with relaxed-SIMD fused multiply-adds
+
+
 def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,
                 stored: dict[bytes, str], options: dict):
     """One module for every signature; returns ``({"module.wasm": bytes}, {signature: its "wasm"
     section})``. Constants named in ``stored`` are not data segments: each section's
     ``"constants"`` maps their addresses to their tensors in weights.safetensors, which the loader
-    copies there. ``options["wasm_fma"]``: relaxed-SIMD fused multiply-adds (``lower.lower``'s ``fma``)."""
-    fma = bool(options.get("wasm_fma"))
+    copies there. ``options["wasm_fma"]``: also write ``module_relaxed.wasm``, the same drivers with
+    relaxed-SIMD fused multiply-adds (``lower.lower``'s ``fma``) at the same addresses; loaders use
+    it where the engine has relaxed SIMD, else ``module.wasm`` (docs/artifact.md)."""
+    files, sections = _module(traced, variables, consts, stored, fma=False)
+    if options.get("wasm_fma"):
+        relaxed, same = _module(traced, variables, consts, stored, fma=True)
+        if same != sections:                      # both must fit one manifest section
+            raise AssertionError("wasm export: the relaxed-SIMD module's memory layout differs from module.wasm's")
+        files[RELAXED] = relaxed["module.wasm"]
+    return files, sections
+
+
+def _module(traced, variables, consts, stored, fma: bool):
     m = Module()
     lowered: dict = {}
+    fn_of: dict = {}                            # id(step) -> its lowered kernel
     for t in traced:
+        scalars = {b: data for b, data in consts[t.name].items() if prod(t.prog.bufs[b].shape) == 1}
         for s in t.prog.steps:
-            if s.kernel not in lowered:
-                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=fma)
+            k = inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
+            if k not in lowered:
+                lowered[k] = lower(m, k, f"k{len(lowered)}", fma=fma)
+            fn_of[id(s)] = lowered[k]
     top = ALIGN                                  # address 0 stays unused
     var_addr: dict[int, int] = {}
     for v in sorted({v for t in traced for v in t.plan.reads + t.plan.writes}):
@@ -69,7 +88,7 @@ def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes
                                    else replace(b, role="placed") for b in prog.bufs], steps=prog.steps)
         offsets, arena = C.plan_arena(in_arena, ALIGN)
         arena_at = take(arena)
-        scratch_at = take(max((lowered[s.kernel].scratch for s in prog.steps), default=0))
+        scratch_at = take(max((fn_of[id(s)].scratch for s in prog.steps), default=0))
 
         def addr(loc):
             kind, key = loc
@@ -85,7 +104,7 @@ def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes
         for c in plan.pre:
             copy(*c)
         for s in prog.steps:
-            emit_call(f, lowered[s.kernel], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at)
+            emit_call(f, fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at)
         for c in plan.post:
             copy(*c)
         f.finish()

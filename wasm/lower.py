@@ -6,10 +6,15 @@ scratch: i32) -> ()`` (``ir.py``: byte addresses of row-major buffers, the row r
 
 Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the kernel):
 
-- a loop nest over the collapsed dimensions (loops of at most 4 steps unrolled); each
-  expression node is computed once per iteration of the loop it depends on (hoisted,
-  memoised into locals), loads address memory through partial sums of their affine
-  offsets kept per loop level;
+- a loop nest over the collapsed dimensions (loops of at most 4 steps unrolled; in an unrolled
+  copy of a map's loop the index is a constant, folded into the selects that test it, so a
+  concat's rows compute only their own piece); each expression node is computed once per
+  iteration of the loop it depends on (hoisted, memoised into locals), loads address memory
+  through partial sums of their affine offsets kept per loop level, a non-negative constant
+  offset in the load's memarg (the taps of a window share one address);
+- a map whose innermost dim has borders (a pad, a padded window) runs its interior
+  ``[lo, hi)`` with the border-free form ``analysis.py`` derives, between scalar head and tail
+  loops of the general form;
 - 4-wide SIMD128 over one dimension (the innermost; for reductions the innermost output
   dim or the innermost reduced dim, whichever every operand walks contiguously), with a
   scalar tail. Contiguous loads are ``v128.load``, invariant ones splats, others per-lane
@@ -27,7 +32,8 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   through ``1 / (c + e^y)`` (sigmoid, gelu) uses :func:`.vmath.exp`'s short form, with
   ``c +`` folded into its last multiply-add where it is the exp's one use.
 
-``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them.
+``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them. :func:`inline_scalars`
+turns one-element constant inputs of a compiled step or export into immediates.
 
 Where each part lives: ``analysis.py`` (simplification, offset forms, loop collapse), this
 module (planning, values, loads and stores, loops), ``ops.py`` (one IR op's instructions),
@@ -36,13 +42,14 @@ kinds, :class:`~.ir.Lowered`).
 """
 from __future__ import annotations
 
+import dataclasses
 import struct
 from math import prod
 
 from ..core import kernel_ir as K
-from ..core.dtypes import bool_, int32
+from ..core.dtypes import bool_, float16, int32
 from ..core.simplify import nodes, substitute
-from . import matmul, vmath
+from . import half, matmul, vmath
 from .analysis import Analysis, analyze, deps as lda_deps, is_copy
 from .binary import I32, V128, Function, Module
 from .ir import Lowered, Node, params
@@ -60,7 +67,13 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     it) in polynomials and the matmul micro-kernel; the module then needs an engine with the
     relaxed-SIMD feature, and results may differ from the unfused form in the last bit.
     """
-    if kernel.template == "matmul":
+    if kernel.out.dtype == float16:     # computed in f32, rounded on output (half.py)
+        return half.rounded(module, kernel, name, export, lambda body: _lower(module, kernel, body, False, fma))
+    return _lower(module, kernel, name, export, fma)
+
+
+def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool) -> Lowered:
+    if kernel.template in ("matmul", "matmul_q8"):
         if matmul.supports(kernel):
             return matmul.lower(module, kernel, name, export, fma)
     a = analyze(kernel)
@@ -70,6 +83,27 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
         _Gen(f, a, fma).run()
     f.finish()
     return Lowered(name, n, max(a.rows, 1) if not a.empty else 0, 0, is_copy(a))
+
+
+def inline_scalars(kernel: K.Kernel, scalars: dict) -> K.Kernel:
+    """``kernel`` with the loads of one-element constant inputs replaced by their values
+    (``scalars``: input slot -> its 4 stored bytes), so that ``clip(x, 0, 6)``'s bounds are
+    immediates (a constant operand makes ``max``/``min`` one instruction) and hoisting sees
+    constants. Inputs stay in the signature; template kernels and nan are left alone."""
+    if kernel.template is not None or not scalars:
+        return kernel
+    values = {}
+    for slot, raw in scalars.items():
+        dt = kernel.inputs[slot].dtype
+        if dt.name not in ("float32", "int32") or len(raw) != 4:
+            continue
+        v = struct.unpack("<f" if dt.wasm == "f32" else "<i", raw)[0]
+        if v == v:
+            values[slot] = K.const(v, dt)
+    if not values:
+        return kernel
+    expr = substitute(kernel.expr, lambda e: values.get(e.arg) if e.op == "load" else None, {})
+    return dataclasses.replace(kernel, expr=expr) if expr is not kernel.expr else kernel
 
 
 def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False,
@@ -82,6 +116,30 @@ def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False,
 
 
 # ---- code generation -------------------------------------------------------------------------
+
+_FOLD = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+         "min": min, "max": max, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+         "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
+         "ge": lambda a, b: a >= b, "and": lambda a, b: bool(a and b), "or": lambda a, b: bool(a or b)}
+
+
+def _fold_index(e, d: int, value: int):
+    """``substitute`` hook: ``idx(d)`` -> ``value``, integer and boolean arithmetic on constants
+    folded, selects and logic with a constant condition reduced to what they pick (None: keep)."""
+    op, a = e.op, e.args
+    if op == "idx":
+        return K.const(value, int32) if e.arg == d else None
+    if op == "where" and a[0].op == "const":
+        return a[1] if a[0].arg else a[2]
+    if op in ("and", "or") and e.dtype == bool_:
+        for x, y in ((a[0], a[1]), (a[1], a[0])):
+            if x.op == "const":     # false and y = false, true and y = y; true or y = true, false or y = y
+                return y if bool(x.arg) == (op == "and") else x
+    if op in _FOLD and all(x.op == "const" for x in a) and e.dtype in (int32, bool_):
+        return K.const(_FOLD[op](a[0].arg, a[1].arg), e.dtype)
+    if op == "not" and a[0].op == "const":
+        return K.const(not a[0].arg, bool_)
+    return None
 
 
 
@@ -133,9 +191,13 @@ class _Gen(Reductions):
         if self.comb in ("argmax", "argmin"):
             self.ridx = K.linear_index([K.idx(d) for d in range(self.n_out, n)], self.ext[self.n_out:])
             extra.append(self.ridx)
-        self.root = root
+        self.root = self._general_root = root
+        # a map with borders along the vector dim: its interior runs a border-free form (analysis._peel)
+        self.proot = self.peeling = None
+        if a.peel and self.v is not None and self.v == n - 1 and n > 1:
+            self.proot = self._prepare(a.peel[2])
         allnodes, seen = [], set()
-        for r in [root] + extra:
+        for r in [root] + extra + ([self.proot] if self.proot is not None else []):
             for e in nodes(r):
                 if e not in seen:
                     seen.add(e)
@@ -148,6 +210,8 @@ class _Gen(Reductions):
             for x in e.args:
                 uses[x].append(e)
         uses[root].append(None)
+        if self.proot is not None:
+            uses[self.proot].append(None)
         # with fma, a vector float multiply feeding only one add (or the subtrahend of one sub)
         # is fused into it: computed there as relaxed_madd / relaxed_nmadd, not on its own
         self.fused = set()
@@ -164,11 +228,9 @@ class _Gen(Reductions):
         self.saturating = {e for e in allnodes if e.op == "exp" and _only_in_reciprocals(e, uses)}
         # ... and when that c + e^y is its one use, the scaling multiply also adds c
         self.into_add = {e for e in self.saturating if len(uses[e]) == 1}
-        skip = self.fused | self.negated | self.into_add
-        self.by_level: dict[int, list] = {}
-        for e in allnodes:
-            if e.op != "const" and e not in skip:
-                self.by_level.setdefault(self.level[e], []).append(e)
+        self.skip = self.fused | self.negated | self.into_add
+        self.extra = extra
+        self.by_level, self.peel_level, self.live = self._plan(root, self.proot)
         # scalar nodes outside the vector loop that vector code consumes: splat once per entry
         self.splats = []
         if self.v is not None:
@@ -181,6 +243,46 @@ class _Gen(Reductions):
             self.splats = [e for e in allnodes if e in want]
         self._emit_level(-1)
         self._loops(0)
+
+    def _plan(self, root, proot, floor: int = -1):
+        """Nodes to compute per loop level: ``(by_level, the vector dim's nodes of the peeled
+        form)``; the vector dim's own level lists only the general form's nodes (each loop over it
+        computes its own form). Nodes first seen here (a specialised form's) get their level,
+        raised to ``floor``."""
+        general = nodes(root)
+        for x in self.extra:
+            general += nodes(x)
+        special = nodes(proot) if proot is not None else []
+        gset, sset = set(general), set(special)
+        by_level: dict[int, list] = {}
+        seen = set()
+        for e in general + special:
+            if e in seen or e.op == "const" or e in self.skip:
+                continue
+            seen.add(e)
+            if e not in self.level:
+                self.level[e] = max(max(self._deps(e), default=-1), floor)
+            by_level.setdefault(self.level[e], []).append(e)
+        peel_level = None
+        if proot is not None:
+            inner = by_level.pop(self.v, [])
+            by_level[self.v] = [e for e in inner if e in gset]
+            peel_level = [e for e in inner if e in sset]
+        return by_level, peel_level, seen
+
+    def _specialise(self, d: int, value: int):
+        """In an unrolled copy of loop ``d`` (``i_d == value``): fold the index into the forms,
+        so selects on it (a concat's pieces, a pad's rows) keep only the branch taken. Returns
+        the state to restore, or None where nothing folds."""
+        def fold(root):
+            return substitute(root, lambda e: _fold_index(e, d, value), {})
+        root, proot = fold(self._general_root), (fold(self.proot) if self.proot is not None else None)
+        if root is self._general_root and proot is self.proot:
+            return None
+        saved = (self._general_root, self.root, self.proot, self.by_level, self.peel_level, self.live)
+        self.by_level, self.peel_level, self.live = self._plan(root, proot, floor=d)
+        self._general_root, self.root, self.proot = root, root, proot
+        return saved
 
     def _choose_vector_dim(self):
         """(vector dim or None, 'map' | 'A' (over outputs) | 'B' (over the reduced axis) | 'C')."""
@@ -209,9 +311,13 @@ class _Gen(Reductions):
             if e.op != "lda":
                 return None
             k, dims, acoef, c = e.arg
-            chain, cv, vatoms = self._chain(k, list(dims), list(zip(e.args, acoef)), c)
+            # a constant offset goes into the load's memarg where the rest of the address cannot be
+            # below the buffer (no atom, no negative stride: the memarg sum does not wrap), so the
+            # loads of one input that differ only by it (a window's taps) share one address chain
+            moff = 4 * c if 0 < c < 2 ** 28 and not e.args and all(cc >= 0 for _, cc in dims) else 0
+            chain, cv, vatoms = self._chain(k, list(dims), list(zip(e.args, acoef)), c - moff // 4)
             return Node("ld", e.dtype, (chain,) + tuple(x for x, _ in vatoms),
-                        (cv, tuple(kk for _, kk in vatoms)))
+                        (cv, tuple(kk for _, kk in vatoms), moff))
         return substitute(root, fn, {})
 
     def _chain(self, k, dims, atoms, const):
@@ -270,7 +376,7 @@ class _Gen(Reductions):
         return self.vec and self.v in self.dep.get(e, ())
 
     def _emit_level(self, lev):
-        for e in self.by_level.get(lev, ()):
+        for e in (self.peel_level if self.peeling and lev == self.v else self.by_level.get(lev, ())):
             self.val(e)
 
     def val(self, e, want_vec: bool | None = None) -> int:
@@ -375,7 +481,7 @@ class _Gen(Reductions):
     # ---- loads and stores ----
     def _load(self, e, vec):
         f = self.f
-        cv, acoef = e.arg
+        cv, acoef, moff = e.arg
         base = self.val(e.args[0])
         atoms = e.args[1:]
         dt = e.dtype
@@ -385,18 +491,27 @@ class _Gen(Reductions):
                 self._mad(self.i[self.v], 4 * cv)
             for x, c in zip(atoms, acoef):
                 self._mad(self.val(x), 4 * c)
-            f.f32_load() if is_float(dt) else f.i32_load()
+            f.f32_load(moff) if is_float(dt) else f.i32_load(moff)
             return
         iv = self.i[self.v]
         if cv == 1 and not atoms:
-            f.local_get(base)
-            self._mad(iv, 4)
-            f.v128_load(0, 0)
+            key = (e.args[0], "vaddr")       # base + 4 i, once per vector step for all its loads
+            a = self.memo.get(key)
+            if a is None:
+                f.local_get(base)
+                self._mad(iv, 4)
+                a = self._remember(key, f.local(I32))
+                f.local_set(a)
+            f.local_get(a)
+            f.v128_load(moff, 0)
         else:
             a0 = f.local(I32)
             f.local_get(base)
             if cv:
                 self._mad(iv, 4 * cv)
+            if moff:
+                f.i32_const(moff)
+                f.i32_add()
             f.local_set(a0)
             offs = None
             if atoms:   # lane byte offsets: 4*cv*lane + sum 4*c*atom
@@ -444,8 +559,9 @@ class _Gen(Reductions):
             f.f32_store() if is_float(dt) else f.i32_store()
 
     # ---- loops ----
-    def _for(self, d, lo, step, body):
-        """i_d from its start (lo=None: from its current value) while i_d + step <= its end."""
+    def _for(self, d, lo, step, body, stop=None):
+        """i_d from its start (lo=None: from its current value) while i_d + step <= its end
+        (``stop``: an end below the extent, for d > 0)."""
         f, i = self.f, self.i[d]
         if lo is not None:
             f.local_get(self.start) if d == 0 else f.i32_const(0)
@@ -457,7 +573,7 @@ class _Gen(Reductions):
                 f.i32_const(step - 1)
                 f.i32_sub()
         else:
-            f.i32_const(self.ext[d] - step + 1)
+            f.i32_const((self.ext[d] if stop is None else stop) - step + 1)
         f.local_set(lim)
         with f.block():
             f.local_get(i)
@@ -496,19 +612,29 @@ class _Gen(Reductions):
                 self.f.i32_const(value)
                 self.f.local_set(self.i[d])
                 self._push()
+                saved = self._specialise(d, value) if not self.reduce else None
                 self._emit_level(d)
                 self._loops(d + 1)
+                if saved is not None:
+                    self._general_root, self.root, self.proot, self.by_level, self.peel_level, self.live = saved
                 self._pop()
             self.unrolled //= n
             return
         if d != self.v:
             return self._for(d, lo, 1, lambda: self._loops(d + 1))
+        vstart, vstop = lo, None
+        if self.proot is not None:      # scalar head [0, plo), vector interior, scalar tail
+            plo, vstop = self.a.peel[:2]
+            self._for(d, lo, 1, lambda: self._loops(d + 1), stop=plo)
+            vstart, self.peeling, self.root = None, True, self.proot
         self._push()
         self.vec = True
         for e in self.splats:
-            self.val(e, True)
-        self._for(d, lo, 4, lambda: self._loops(d + 1))
+            if e in self.live:
+                self.val(e, True)
+        self._for(d, vstart, 4, lambda: self._loops(d + 1), stop=vstop)
         self.vec = False
         self._pop()
+        self.peeling, self.root = None, self._general_root
         self._for(d, None, 1, lambda: self._loops(d + 1))
 

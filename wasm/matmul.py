@@ -18,6 +18,12 @@ Method (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication"
    edges go through a small tile buffer.
 
 Batch dims loop outside; B is packed once when it does not vary with the batch.
+
+``template == 'matmul_q8'`` (``quantized_matmul``: B is an int8 matrix, packed four bytes to a
+word, times one scale per column) runs the same micro-kernel: packing B reads its int8 bytes
+(``v128.load8x8_s``, widened and converted to f32x4) and multiplies each column by its scale,
+so the panels hold exactly the dequantized float32 weights and no float32 copy of B exists
+outside the scratch panels (the float32 template's packing copies B there too).
 Function signature as in ``ir.py``: ``(out, in..., start, end, scratch)``, rows = M.
 """
 from __future__ import annotations
@@ -52,6 +58,7 @@ class Plan:
     K: int
     a: Operand
     b: Operand
+    scales: int | None = None   # matmul_q8: the input holding B's per-column scales (B: int8 bytes)
 
     def scratch(self, rows: int | None = None) -> int:
         rows = self.M if rows is None else rows
@@ -60,6 +67,8 @@ class Plan:
 
 def plan(kernel: K.Kernel) -> Plan | None:
     """The template's view of a kernel, or None when it does not apply."""
+    if kernel.template == "matmul_q8":
+        return _plan_q8(kernel)
     if kernel.kind != "reduce" or kernel.combiner != "sum" or kernel.n_reduce != 1 or \
             kernel.out.dtype.kind != "f" or len(kernel.out.shape) < 2:
         return None
@@ -87,6 +96,28 @@ def plan(kernel: K.Kernel) -> Plan | None:
                         Operand(ia, ca.get(m, 0), ca.get(k, 0), tuple(ca.get(d, 0) for d in bt), ka),
                         Operand(ib, cb.get(n, 0), cb.get(k, 0), tuple(cb.get(d, 0) for d in bt), kb))
     return None
+
+
+def _plan_q8(kernel: K.Kernel) -> Plan | None:
+    """``quantized_matmul``'s kernel (``core/ops/linalg.py``): A is input 0 at affine offsets, B the
+    row-major K x N int8 bytes of input 1 (byte offset ``k * N + n``), the scales input 2."""
+    nb = len(kernel.out.shape) - 2
+    space = kernel.space
+    M, N, Kd = space[nb], space[nb + 1], space[nb + 2]
+    if M * N * Kd == 0 or dict(kernel.params).get("n") != N:
+        return None
+    s = simplifier(space)
+    a_load = kernel.expr.args[0]
+    lda = load_offset(s, a_load, kernel.inputs[0].shape)
+    if a_load.op != "load" or a_load.arg != 0 or lda.args:
+        return None
+    ca = dict(lda.arg[1])
+    m, n, k = nb, nb + 1, nb + 2
+    if n in ca:
+        return None
+    return Plan(tuple(space[:nb]), M, N, Kd,
+                Operand(0, ca.get(m, 0), ca.get(k, 0), tuple(ca.get(d, 0) for d in range(nb)), lda.arg[3]),
+                Operand(1, 1, N, (0,) * nb, 0), scales=2)
 
 
 def supports(kernel: K.Kernel) -> bool:
@@ -204,6 +235,9 @@ class _Gen:
             if only_b and op is p.a:
                 continue
             f.local_get(1 + op.input)
+            if op is p.b and p.scales is not None:       # int8 bytes at offset 0, no batch dims
+                f.local_set(loc)
+                continue
             f.i32_const(4 * op.const)
             f.i32_add()
             if not zero:
@@ -340,6 +374,8 @@ class _Gen:
         self.get(self.bp)
         self.set_(dst)
         full_panels = p.N // NR
+        if p.scales is not None:
+            return self._pack_b_q8(j, kk, dst, src, full_panels)
 
         def panel():
             self.addr(self.b_base, (j, 4 * b.row))
@@ -379,6 +415,56 @@ class _Gen:
             self.addr(self.b_base, (j, 4 * b.row))
             self.set_(src)
             self._pack_b_scalar(src, kk, dst, rem, from_zero=True)
+
+    def _pack_b_q8(self, j, kk, dst, src, full_panels):
+        """Bp[panel][k][c] = int8 B[k, 8 panel + c] * scales[8 panel + c] (0 beyond N)."""
+        f, p = self.f, self.p
+        sc = [self.loc(V128) for _ in range(2)]
+
+        def panel():
+            self.addr(self.b_base, (j, 1))
+            self.set_(src)
+            for h in range(2):                  # this panel's 8 scales, in two f32x4
+                self.addr(1 + p.scales, (j, 4), const=16 * h)
+                f.v128_load(0, 0)
+                f.local_set(sc[h])
+
+            def vec_k():
+                w = self.loc(V128)
+                self.addr(src, (kk, p.N))
+                f.v128_load8x8_s(0, 0)          # 8 int8 -> 8 i16
+                f.local_set(w)
+                for h, widen in enumerate((f.i32x4_extend_low_i16x8_s, f.i32x4_extend_high_i16x8_s)):
+                    self.get(dst, w)
+                    widen()
+                    f.f32x4_convert_i32x4_s()
+                    self.get(sc[h])
+                    f.f32x4_mul()
+                    f.v128_store(16 * h, 0)
+                self._bump(dst, 32)
+            self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, vec_k)
+
+        if full_panels:
+            self.loop(j, lambda: f.i32_const(0), lambda: f.i32_const(full_panels * NR), NR, panel)
+        cols = p.N - full_panels * NR
+        if not cols:
+            return
+
+        def one_k():                            # the last, partial panel, element by element
+            for c in range(NR):
+                self.get(dst)
+                if c < cols:
+                    self.addr(self.b_base, (kk, p.N), const=full_panels * NR + c)
+                    f.i32_load8_s(0, 0)
+                    f.f32_convert_i32_s()
+                    self.get(1 + p.scales)
+                    f.f32_load(4 * (full_panels * NR + c), 0)
+                    f.f32_mul()
+                else:
+                    f.f32_const(0.0)
+                f.f32_store(4 * c, 0)
+            self._bump(dst, 32)
+        self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, one_k)
 
     def _pack_b_scalar(self, src, kk, dst, cols, from_zero):
         f, b = self.f, self.p.b

@@ -45,7 +45,7 @@ from ..core.runtime.device import Device
 from ..core.runtime.hostdata import NUMPY, as_host, from_storage, to_storage
 from .binary import Module
 from .engines import MAX_PAGES, PAGE, _Caller, default_engine  # noqa: F401  (_Caller: tests patch it)
-from .lower import kernel_module, lower
+from .lower import inline_scalars, kernel_module, lower
 
 ALIGN = 64
 
@@ -303,6 +303,24 @@ class WasmDevice(Device):
                 ent.call(out.offset, *(d.offset for d in datas), 0, lw.rows, scratch)
             return out
 
+    def stack_rows(self, datas, aval):
+        """Tensors of shape ``aval.shape[1:]`` stacked into one of ``aval`` (row k is ``datas[k]``): byte
+        copies within the linear memory, no kernel. The optional fast path of
+        :mod:`webtensor.core.runtime.control` for a loop's per-iteration values (else concat kernels)."""
+        _, n = _storage(aval)
+        row = n // aval.shape[0] if aval.shape[0] else 0
+        out = self.buffer(n, f"a stack of shape {tuple(aval.shape)}")
+        with self.lock:
+            eng = self.engine
+            view = eng.view if hasattr(type(eng), "view") else None
+            for k, d in enumerate(datas):
+                at = out.offset + k * row
+                if view is not None:
+                    view[at:at + row] = view[d.offset:d.offset + row]
+                else:
+                    eng.write(at, eng.read(d.offset, row))
+        return out
+
     def compile(self, graph):
         with self.lock:
             exe = WasmExecutable(self, graph)
@@ -347,6 +365,14 @@ class WasmExecutable:
         offsets, arena = C.plan_arena(prog)
         m = Module()
         m.import_memory("env", "memory", 1, **device.memory_import)
+        self.consts = dict(prog.consts)                  # keeps constant buffers alive
+        for b, data in self.consts.items():
+            if not isinstance(data, WasmBuffer):
+                data = self.consts[b] = device.from_host(data, _Aval(prog.bufs[b]))
+        scalars = {b: bytes(device.engine.read(d.offset, 4)) for b, d in self.consts.items()
+                   if prod(prog.bufs[b].shape) == 1 and d.nbytes >= 4}
+        for s in prog.steps:
+            s.kernel = inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
         lowered, fns = {}, []
         for s in prog.steps:
             if s.kernel not in lowered:
@@ -360,20 +386,17 @@ class WasmExecutable:
         self.arena = device.buffer(table_bytes + arena_al + scratch, "an executable's arena")
         self.table = self.arena.offset
         base, scratch_at = self.table + table_bytes, self.table + table_bytes + arena_al
-        self.consts = dict(prog.consts)                  # keeps constant buffers alive
         addr = {}
         for b, data in self.consts.items():
-            if not isinstance(data, WasmBuffer):
-                data = self.consts[b] = device.from_host(data, _Aval(prog.bufs[b]))
             addr[b] = ("const", data.offset)
         for b, off in offsets.items():
             addr[b] = ("const", base + off)
         for b, i in self.slot.items():
             addr[b] = ("slot", self.table + 4 * i)
+        self._addr, self._scratch_at = addr, scratch_at
         f = m.function("run", export=True)
         for s, lw in zip(prog.steps, fns):
-            emit_call(f, lw, [a if kind == "const" else _load_slot(a) for kind, a in
-                              (addr[b] for b in [s.output] + s.inputs)], scratch_at)
+            emit_call(f, lw, self._addresses(s), scratch_at)
         f.finish()
         self.module = m
         self._run = device._instantiate(m, "run", 0)
@@ -391,6 +414,45 @@ class WasmExecutable:
             dev.engine.write(self.table, array.array("i", [data[b].offset for b in self._slots]))
             self._run()
         return [data[b] for b in prog.outputs], [data[b] for b in prog.updates]
+
+    def _addresses(self, step):
+        return [a if kind == "const" else _load_slot(a) for kind, a in
+                (self._addr[b] for b in [step.output] + step.inputs)]
+
+    def profile(self, inputs, captures, repeat: int = 5) -> list[tuple[float, object]]:
+        """Time each kernel of the program on these inputs (a tool for ``bench/profile_wasm.py``):
+        ``[(best seconds of repeat calls, Step)]`` in program order. Builds a second module with one
+        exported function per step (same arena and addresses), so a step runs exactly as in ``run``."""
+        import time
+        dev, prog = self.device, self.program
+        m = Module()
+        m.import_memory("env", "memory", 1, **dev.memory_import)
+        lowered = {}
+        f = m.function("step", params=["i32"], export=True)
+        for i, s in enumerate(prog.steps):
+            if s.kernel not in lowered:
+                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=dev.fma)
+            f.local_get(0).i32_const(i).i32_eq()
+            with f.if_():
+                emit_call(f, lowered[s.kernel], self._addresses(s), self._scratch_at)
+        f.finish()
+        data = dict(self.consts)
+        data.update(zip(prog.inputs, inputs))
+        data.update(zip(prog.captures, captures))
+        out = []
+        with dev.lock:
+            call = dev._instantiate(m, "step", 1)
+            for b, n in self.results:
+                data[b] = WasmBuffer(dev.alloc, n, "a profiled result")
+            dev.engine.write(self.table, array.array("i", [data[b].offset for b in self._slots]))
+            for i, s in enumerate(prog.steps):
+                times = []
+                for _ in range(repeat):
+                    t = time.perf_counter()
+                    call(i)
+                    times.append(time.perf_counter() - t)
+                out.append((min(times), s))
+        return out
 
 
 def emit_call(f, lw, addresses, scratch: int) -> None:

@@ -13,7 +13,13 @@ loads' index expressions, so nothing is materialised. ``choose_plan`` picks per 
 - None: the generic reduction (``reduce.py``, which splits K across a workgroup), for
   matrix-vector products, tiny outputs and operands that are not affine loads.
 
-Few workgroups over a long K split K (partial sums, then a summing pass) in both kernels."""
+Few workgroups over a long K split K (partial sums, then a summing pass) in both kernels.
+
+``template == 'matmul_q8'`` (``quantized_matmul``: B is an int8 K x N matrix packed four bytes to
+an i32 word, times one scale per column): the tiled kernel (where its tiles are at least a fifth
+useful work), whose B tile loads read the int8 byte (``extractBits``, sign-extending) and multiply
+it by its column's scale, so the shared-memory tile holds the dequantized float32 weights and no
+float32 copy of B exists outside it."""
 from __future__ import annotations
 
 import math
@@ -32,6 +38,7 @@ MATMUL_MIN_WORKGROUPS = 16   # matmuls with fewer output tiles split K ...
 MATMUL_SPLIT_K_MIN = 256     # ... into chunks of at least this many
 MATMUL_TILED_MIN_USE = 0.5   # shared-memory tiles only where at least this share of their work is useful ...
 MATMUL_TILED_MIN_MACS = 1 << 31   # ... and the product is this large (M * N * K multiply-adds)
+MATMUL_Q8_MIN_USE = 0.2      # the q8 template's tiles: below this share of useful output, the generic reduction
 MATMUL_DIRECT_MIN_OUT = 64   # fewer outputs (under one workgroup) or a matrix-vector product: the generic reduction
 MATMUL_DIRECT_BIG_OUT = 1 << 15   # from this many outputs, 8 x 8 blocks per invocation (else 4 x 8;
 #                                   on Dawn/SwiftShader 8 x 8 from 2^15 beat it from 2^18 by 1.2-1.3x on
@@ -66,11 +73,13 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def choose_plan(batch: int, M: int, N: int, Kd: int, limits: Limits) -> Plan | None:
+def choose_plan(batch: int, M: int, N: int, Kd: int, limits: Limits, tiled_only: bool = False) -> Plan | None:
     """The lowering for a (batch x) M x K by K x N product: ``tiled`` where its tiles are at least half
     useful work, ``direct`` for the shapes tiles waste (small N or K: im2col convolutions, the
     classifier layer of an MLP), None (the generic reduction, which splits K across a workgroup) for
-    matrix-vector products and outputs under ``MATMUL_DIRECT_MIN_OUT`` elements."""
+    matrix-vector products and outputs under ``MATMUL_DIRECT_MIN_OUT`` elements. ``tiled_only`` (the
+    q8 template, whose B loads dequantize into the tiles): ``tiled`` where at least
+    ``MATMUL_Q8_MIN_USE`` of its tile work is useful, else None."""
     ts = 16 if min(limits.max_compute_invocations_per_workgroup, limits.max_compute_workgroup_size_x,
                    limits.max_compute_workgroup_size_y) >= 256 else 8
     rr, tk = 4, MATMUL_TK
@@ -79,6 +88,8 @@ def choose_plan(batch: int, M: int, N: int, Kd: int, limits: Limits) -> Plan | N
     tiled = Plan("tiled", ts=ts, rr=rr, tk=tk)
     tm = tiled.tm
     use = M * N * Kd / (-(-M // tm) * tm * -(-N // tm) * tm * -(-Kd // tk) * tk)
+    if tiled_only:
+        return tiled if M * N >= MATMUL_Q8_MIN_USE * -(-M // tm) * tm * -(-N // tm) * tm else None
     if use >= MATMUL_TILED_MIN_USE and M * N * Kd >= MATMUL_TILED_MIN_MACS:
         return tiled
     if min(M, N) == 1 or batch * M * N < MATMUL_DIRECT_MIN_OUT:
@@ -105,15 +116,18 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     """The tiled matmul, or None (the generic reduction lowers it) when the kernel is not
     ``sum_k A[.., m, k] * B[.., k, n]`` with affine operand indices, or when M x N fills too little
     of the output tiles."""
+    q8 = kernel.template == "matmul_q8"
     e = kernel.expr.args[0] if kernel.expr.op == "cast" else kernel.expr
     if kernel.combiner != "sum" or kernel.n_reduce != 1 or e.op != "mul" or len(kernel.space) < 3:
         return None
-    ops = [_operand(x) for x in e.args]
+    ops = [_operand(x) for x in (e.args[:1] if q8 else e.args)]
     if None in ops:
         return None
     space = kernel.space
     nb = len(space) - 3
     M, N, Kd = space[nb], space[nb + 1], space[nb + 2]
+    if q8 and (kernel.param("n") != N or ops[0][0].arg != 0):
+        return None
     forms = Simplifier(space)
     info = []
     for load, cast_to in ops:
@@ -121,15 +135,17 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
         if rest:
             return None
         info.append((load, cast_to, c0, {d: c for d, c in coefs.items() if space[d] > 1 and c}))
+    if q8:        # B: element (k, n) of the row-major int8 matrix, in input 1's bytes; scales: input 2
+        info.append((None, None, 0, {d: c for d, c in ((nb + 2, N), (nb + 1, 1)) if space[d] > 1}))
     a, b = (info[0], info[1]) if nb + 1 not in info[0][3] else (info[1], info[0])
     if nb + 1 in a[3] or nb in b[3]:
         return None
-    if storage_type(a[0].dtype, limits) == "f16" or storage_type(b[0].dtype, limits) == "f16":
+    if any(x[0] is not None and storage_type(x[0].dtype, limits) == "f16" for x in (a, b)):
         return None   # keep f16 on the generic path until the template has an f16 variant
     ins = Inputs(kernel, limits, 1)
     t = compute_type(kernel.out.dtype, limits)
     batch = math.prod(space[:nb])
-    plan = choose_plan(batch, M, N, Kd, limits)
+    plan = choose_plan(batch, M, N, Kd, limits, tiled_only=q8)
     if plan is None:
         return None
     if plan.kind == "tiled":
@@ -155,12 +171,18 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
 
     def base(op_info):
         c0, co = op_info[2], op_info[3]
+        if op_info[0] is None:               # q8's B: no batch dims
+            return "0"
         return em.value(simp(add_all([int_const(c0)] + sp.runs({d: c for d, c in co.items() if d < nb}))))
 
     a_base, b_base = base(a), base(b)
 
     def read(op_info, off):
         load, cast_to = op_info[0], op_info[1]
+        if load is None:                     # q8's B at element offset ``off``, column ``gm``
+            word = ins.load(1, f"({off}) / 4", kernel.inputs[1].dtype)
+            byte = f"extractBits({word}, u32(({off}) % 4) * 8u, 8u)"
+            return f"{cast_code(byte, 'i32', t)} * {ins.load(2, 'gm', kernel.inputs[2].dtype)}"
         v = ins.load(load.arg, off, load.dtype)
         return cast_code(v, compute_type(load.dtype, limits), t) if cast_to is not None or \
             compute_type(load.dtype, limits) != t else v

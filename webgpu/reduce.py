@@ -150,13 +150,15 @@ def lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
     t = compute_type(vdt, limits)
     if t == "bool":                                          # argmax over bools compares 0/1
         value, t = cast_code(value, "bool", "i32"), "i32"
+    if t == "f16" and combiner in ("sum", "prod"):          # float16 sums (matmuls) accumulate in f32,
+        value, t = cast_code(value, "f16", "f32"), "f32"     # as GPUs' float16 matmuls do; stored as f16
     out_t = compute_type(kernel.out.dtype, limits)
     decls = ins.decls()
     common = dict(limits=limits, helpers=em.helpers, combiner=combiner, t=t, length=length,
                   pre=em.lines[1], body=em.lines[2], value=value, index="j")
     if split is None:
         src, grid, shared = _reduce_source(decls=decls + [("result", storage_type(kernel.out.dtype, limits), True)],
-                                           rows=rows, store=_final_store(arg, out_t), **common)
+                                           rows=rows, store=_final_store(arg, out_t, t), **common)
         binds = tuple((n, w) for n, _, w in decls) + (("result", True),)
         return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), shared)])
     s, chunk = split
@@ -174,13 +176,15 @@ def lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
     src2, grid2, shared2 = _reduce_source(limits=limits, decls=[("partials", "u32", False),
                                                        ("result", storage_type(kernel.out.dtype, limits), True)],
                                  helpers=(), combiner=combiner, t=t, rows=rows, length=s, pre=[], body=[],
-                                 value=val2, index=idx2 if arg else "j", store=_final_store(arg, out_t))
+                                 value=val2, index=idx2 if arg else "j", store=_final_store(arg, out_t, t))
     p1 = Pass(src1, tuple((n, w) for n, _, w in decls) + (("partials", True),), grid1, (wgs, 1, 1), shared1)
     p2 = Pass(src2, (("partials", False), ("result", True)), grid2, (wgs, 1, 1), shared2)
     return ins.lowered([p1, p2], scratch=[("partials", total * (8 if arg else 4))])
 
 
-def _final_store(arg: bool, out_t: str):
+def _final_store(arg: bool, out_t: str, t: str):
     if arg:
         return lambda acc, acc_i: f"result[row] = {acc_i};"
+    if t == "f32" and out_t == "f16":       # an f32 accumulator of a float16 sum
+        return lambda acc, acc_i: f"result[row] = {cast_code(acc, t, out_t)};"
     return lambda acc, acc_i: f"result[row] = {store_code(acc, out_t)};"

@@ -52,6 +52,7 @@ module: :func:`lower`, :func:`copy_pass` and the names the runtimes and the expo
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from ..core import kernel_ir as K
@@ -74,15 +75,44 @@ def lower(kernel: K.Kernel, limits: Limits = Limits()) -> Lowered:
         ValueError: the device's limits are too small for any lowering (fewer than 3 storage buffers).
     """
     check_sizes(kernel, limits)
-    if math.prod(kernel.out.shape) == 0:
+    n = math.prod(kernel.out.shape)
+    if n == 0:
         return Lowered(())
     if kernel.kind == "map":
-        return lower_map(kernel, limits)
-    if kernel.template == "matmul":
-        low = lower_matmul(kernel, limits)
-        if low is not None:
-            return low
-    return lower_reduce(kernel, limits)
+        low = lower_map(kernel, limits)
+    else:
+        low = lower_matmul(kernel, limits) if kernel.template in ("matmul", "matmul_q8") else None
+        if low is None:
+            low = lower_reduce(kernel, limits)
+    if kernel.out.dtype.wgsl == "f16" and storage_type(kernel.out.dtype, limits) == "f32":
+        low = dataclasses.replace(low, passes=low.passes + (_round_f16_pass(n, limits),))
+    return low
+
+
+def _round_f16_pass(n: int, limits: Limits) -> Pass:
+    """Without ``shader-f16`` a float16 output is computed and stored as f32: this pass rounds it in
+    place to the nearest float16 (ties to even, 65520 and up to inf, subnormals to multiples of
+    2**-24; NaN and inf unchanged), as the wasm backend does (``wasm/half.py``), on the f32 bits.
+    The subnormal case scales by 2**24 and uses ``round`` (ties to even), which no compiler may
+    reassociate away."""
+    wgs = limits.workgroup_size
+    grid, wg_line = workgroup_grid(-(-n // wgs), limits)
+    src = shader_header([("result", "f32", True)], limits) + f"""
+@compute @workgroup_size({wgs})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
+  {wg_line}
+  let gid = wg * {wgs} + i32(lid);
+  if (gid >= {n}) {{ return; }}
+  let u = bitcast<u32>(result[gid]);
+  let a = u & 0x7fffffffu;
+  var r = (a + 0xfffu + ((a >> 13u) & 1u)) & 0xffffe000u;
+  if (r > 0x477fe000u) {{ r = 0x7f800000u; }}
+  if (a < 0x38800000u) {{ r = bitcast<u32>(round(bitcast<f32>(a) * 16777216.0) * 5.9604644775390625e-8); }}
+  if (a >= 0x7f800000u) {{ r = a; }}
+  result[gid] = bitcast<f32>(r | (u & 0x80000000u));
+}}
+"""
+    return Pass(src, (("result", True),), grid, (wgs, 1, 1))
 
 
 def copy_pass(words: int, dst_offset: int | None = None, limits: Limits = Limits()) -> Pass:

@@ -105,3 +105,75 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
         shape = tuple(y.shape[:-2]) + (() if va else (y.shape[-2],)) + (() if vb else (y.shape[-1],))
         y = reshape(y, shape)
     return y
+
+
+# ---- int8 weights (compact artifacts) ---------------------------------------------------------
+
+def _qmm_infer(a: Aval, q: Aval, scales: Aval, *, transpose_a, n) -> Aval:
+    if len(a.shape) < 2 or a.dtype.kind != "f":
+        raise TypeError(f"quantized_matmul: a must be a float matrix (rank >= 2), got {a.dtype} {a.shape}")
+    m, k = _mk(a.shape, transpose_a)
+    if q.dtype.name != "int32" or len(q.shape) != 1 or q.shape[0] != -(-k * n // 4):
+        raise ValueError(f"quantized_matmul: q must be int32 ({-(-k * n // 4)},) (the {k}x{n} int8 bytes packed "
+                         f"four to a word), got {q.dtype} {q.shape}")
+    if scales.dtype != a.dtype or scales.shape != (n,):
+        raise ValueError(f"quantized_matmul: scales must be {a.dtype} ({n},), got {scales.dtype} {scales.shape}")
+    return Aval(tuple(a.shape[:-2]) + (m, n), a.dtype)
+
+
+def _qmm_ref(a, q, scales, *, transpose_a, n):
+    import numpy as np
+    if transpose_a:
+        a = np.swapaxes(a, -1, -2)
+    k = a.shape[-1]
+    w = np.ascontiguousarray(q, dtype="<i4").view(np.int8)[:k * n].reshape(k, n)
+    return np.matmul(a, w.astype(a.dtype) * scales)
+
+
+def int8_of_word(word: K.Expr, byte: K.Expr) -> K.Expr:
+    """Byte ``byte`` (0..3, little-endian) of the int32 ``word`` as a signed int8 value, with floor
+    division and modulo only (every backend has them): ``((word // 256**byte + 128) % 256) - 128``."""
+    div = K.where(K.binary("eq", byte, K.const(0)), K.const(1),
+                  K.where(K.binary("eq", byte, K.const(1)), K.const(256),
+                          K.where(K.binary("eq", byte, K.const(2)), K.const(65536), K.const(16777216))))
+    return (word // div + 128) % 256 - 128
+
+
+def _qmm_kernel(ins, out, *, transpose_a, n):
+    a, q, scales = ins
+    nb = len(out.shape) - 2
+    dims = [K.idx(d) for d in range(nb + 2)]
+    kk = K.idx(nb + 2)
+    m, j = dims[nb], dims[nb + 1]
+    ia = tuple(dims[:nb]) + ((kk, m) if transpose_a else (m, kk))
+    flat = kk * n + j                                   # element (k, j) of the row-major K x N int8 matrix
+    w = K.cast(int8_of_word(K.load(1, (flat // 4,), q.dtype), flat % 4), a.dtype) * K.load(2, (j,), a.dtype)
+    k = a.shape[-2] if transpose_a else a.shape[-1]
+    return K.reduce_kernel([K.Buffer(a.shape, a.dtype), K.Buffer(q.shape, q.dtype), K.Buffer(scales.shape, scales.dtype)],
+                           K.Buffer(out.shape, out.dtype), (k,), K.load(0, ia, a.dtype) * w, "sum",
+                           template="matmul_q8", params={"transpose_a": transpose_a, "n": n})
+
+
+quantized_matmul_op = Op(
+    "quantized_matmul", infer=_qmm_infer, reference=_qmm_ref, kernel=_qmm_kernel, inputs=("a", "q", "scales"),
+    doc="""``a @ (int8(q) * scales)``: a matrix product whose right operand is stored as int8 with one
+    float scale per output column (per-channel symmetric quantization, as TensorFlow Lite's int8
+    weights: Jacob et al., "Quantization and Training of Neural Networks for Efficient
+    Integer-Arithmetic-Only Inference", CVPR 2018, with zero point 0). The kernel reads the int8
+    bytes and multiplies by the column's scale as it goes (no float32 copy of the weights is made);
+    ``webtensor.export(..., weights_dtype='int8')`` puts it in place of a matmul with a weight.
+
+    Args:
+        a: ``(..., M, K)`` (``(..., K, M)`` with ``transpose_a``), float32 (no broadcasting of ``q``).
+        q: int32 ``(ceil(K * N / 4),)``: the row-major ``K x N`` int8 matrix's bytes, four to a
+            little-endian word (the last word zero-padded).
+        scales: ``(N,)``, ``a``'s dtype: column ``j``'s weights are ``int8 * scales[j]``.
+        transpose_a: read ``a`` transposed (in place).
+        n: N, the number of output columns.
+
+    Returns:
+        ``(..., M, N)``, ``a``'s dtype.
+
+    Raises:
+        TypeError: ``a`` not a float matrix. ValueError: ``q`` or ``scales`` of the wrong shape or dtype.
+    Not differentiable (inference only).""")

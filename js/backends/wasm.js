@@ -70,18 +70,23 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
     if (r.end > memoryBytes) fail(`manifest.json: wasm: ${r.what} [${r.addr}, ${r.end}) lies outside the ${memoryBytes}-byte memory`);
   }
 
-  const bytes = files.get('module.wasm');
   const pages = Math.max(1, Math.ceil(memoryBytes / PAGE));
-  try {
-    checkModule(bytes, Object.values(signatures).map((sig) => sig.wasm.driver), pages);
-  } catch (e) {
-    fail(e.message);
+  // Every listed module is checked (the same verdict with and without relaxed SIMD); the relaxed
+  // one runs where the engine has relaxed SIMD.
+  const modules = ['module.wasm', 'module_relaxed.wasm'].filter((m) => files.has(m));
+  for (const m of modules) {
+    try {
+      checkModule(files.get(m), Object.values(signatures).map((sig) => sig.wasm.driver), pages);
+    } catch (e) {
+      fail(m + e.message.slice('module.wasm'.length)); // its messages start 'module.wasm: '
+    }
   }
+  const chosen = modules.length > 1 && hasRelaxedSimd() ? modules[1] : modules[0];
   let module;
   try {
-    module = await WebAssembly.compile(bytes);
+    module = await WebAssembly.compile(files.get(chosen));
   } catch (e) {
-    fail(`module.wasm is not a valid WebAssembly module (${String(e.message).slice(0, 200)})`);
+    fail(`${chosen} is not a valid WebAssembly module (${String(e.message).slice(0, 200)})`);
   }
   // The memory cannot grow past what the manifest declares: a driver's memory.grow returns -1.
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
@@ -89,7 +94,7 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
   try {
     instance = await WebAssembly.instantiate(module, { env: { memory } });
   } catch (e) {
-    fail(`module.wasm cannot be instantiated (${String(e.message).slice(0, 200)})`);
+    fail(`${chosen} cannot be instantiated (${String(e.message).slice(0, 200)})`);
   }
   // Large constants are stored once, in the weights: copy them to their addresses.
   for (const [addr, name] of constants) {
@@ -104,12 +109,30 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
     if (address.has(i)) new Uint8Array(memory.buffer).set(data, address.get(i));
     else host.set(i, data.slice());
   });
-  return new WasmBackend(memory, instance.exports, signatures, variables, address, host);
+  return new WasmBackend(memory, instance.exports, signatures, variables, address, host, chosen);
+}
+
+// A module whose one function computes f32x4.relaxed_madd of three splats (wasm/engines.py's
+// relaxed_simd_probe): it validates only where the engine has relaxed SIMD.
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 7, 9, 1, 5, 112, 114, 111, 98, 101, 0, 0,
+  10, 28, 1, 26, 0, 67, 0, 0, 128, 63, 253, 19, 67, 0, 0, 0, 64, 253, 19, 67, 0, 0, 64, 64, 253, 19, 253, 133, 2, 11,
+]);
+let relaxed = null;
+
+/**
+ * Whether this engine has relaxed SIMD (Chromium 114+, Firefox 145+, Node 22+; Node 20 with
+ * --experimental-wasm-relaxed-simd): then artifacts run their module_relaxed.wasm.
+ */
+export function hasRelaxedSimd() {
+  relaxed ??= WebAssembly.validate(RELAXED_PROBE);
+  return relaxed;
 }
 
 class WasmBackend {
-  constructor(memory, exports, signatures, variables, address, host) {
+  constructor(memory, exports, signatures, variables, address, host, module) {
     this.kind = 'wasm';
+    this.module = module;
     this.memory = memory;
     this.variables = variables;
     this.address = address;
@@ -117,22 +140,39 @@ class WasmBackend {
     this.signatures = new Map(Object.entries(signatures).map(([name, sig]) => [name, {
       driver: exports[sig.wasm.driver],
       inputs: sig.wasm.inputs,
+      inputBytes: sig.inputs.map((spec) => storageBytes(spec)),
       outputs: sig.wasm.outputs.map((addr, k) => [addr, storageBytes(sig.outputs[k])]),
     }]));
   }
 
-  /** Write the inputs' storage bytes, call the driver, return copies of the outputs' bytes. */
-  run(name, inputs) {
+  /**
+   * Write the inputs, call the driver, return the outputs' bytes. An input is
+   * its storage bytes (copied to its slot) or {addr, bytes} of a resident
+   * tensor in this memory (nothing to do when it already is the slot, else
+   * its bytes are copied there). `views`: return Uint8Array views of the output slots (valid
+   * until the next run) instead of copies.
+   */
+  run(name, inputs, views = false) {
     const sig = this.signatures.get(name);
     let mem = new Uint8Array(this.memory.buffer);
-    inputs.forEach((data, k) => mem.set(data, sig.inputs[k]));
+    // a resident tensor of another slot is read before any slot is written: slots of different
+    // signatures overlap, so writing one input could overwrite another's source
+    const staged = inputs.map((data, k) => (data instanceof Uint8Array || data.addr === sig.inputs[k]
+      ? data : mem.slice(data.addr, data.addr + data.bytes)));
+    staged.forEach((data, k) => { if (data instanceof Uint8Array) mem.set(data, sig.inputs[k]); });
     try {
       sig.driver();
     } catch (e) {
       throw new ArtifactError(`webtensor: signature '${name}': the WebAssembly driver trapped (${String(e.message).slice(0, 200)})`);
     }
     mem = new Uint8Array(this.memory.buffer); // a driver that grew the memory detached the old buffer
-    return sig.outputs.map(([addr, n]) => mem.slice(addr, addr + n));
+    return sig.outputs.map(([addr, n]) => (views ? mem.subarray(addr, addr + n) : mem.slice(addr, addr + n)));
+  }
+
+  /** {addr, bytes} of signature `name`'s input `k` (where a resident tensor for it lives). */
+  inputSlot(name, k) {
+    const sig = this.signatures.get(name);
+    return { addr: sig.inputs[k], bytes: sig.inputBytes[k] };
   }
 
   readVariables(indices) {
@@ -149,7 +189,7 @@ class WasmBackend {
   }
 
   stats() {
-    return { wasmMemoryBytes: this.memory.buffer.byteLength };
+    return { wasmMemoryBytes: this.memory.buffer.byteLength, wasmModule: this.module };
   }
 
   dispose() {

@@ -69,7 +69,7 @@ function timeoutError(message) {
 /**
  * Start a worker with `spawn()` (a Worker, or a promise of one), send it the
  * checked artifact ({manifest, files, weights} from readArtifact: only
- * module.wasm and the bytes of the variables and large constants travel), and resolve to the proxy once
+ * module.wasm (and module_relaxed.wasm) and the bytes of the variables and large constants travel), and resolve to the proxy once
  * createWasmBackend has succeeded there. `fail(msg)` is the loader's artifact
  * error: createWasmBackend's complaints in the worker are rethrown through it,
  * so they read exactly as on the main thread. `timeout` (ms, or undefined
@@ -80,7 +80,8 @@ export async function createWorkerBackend({ manifest, files, weights }, fail, { 
   const backend = new WorkerBackend(await spawn(), manifest.variables, timeout);
   try {
     await backend._ready;
-    const module = files.get('module.wasm').slice(); // copies, so that transferring them detaches nothing of the caller's
+    // copies, so that transferring them detaches nothing of the caller's; the worker picks the module its engine runs
+    const modules = ['module.wasm', 'module_relaxed.wasm'].filter((m) => files.has(m)).map((m) => [m, files.get(m).slice()]);
     // the variables' tensors and the large constants' (the wasm sections' "constants")
     const names = new Set(manifest.variables.map((v) => v.name));
     for (const sig of Object.values(manifest.signatures)) {
@@ -90,8 +91,8 @@ export async function createWorkerBackend({ manifest, files, weights }, fail, { 
       const t = weights.get(name);
       return [name, { dtype: t.dtype, shape: t.shape.slice(), bytes: t.bytes.slice() }];
     });
-    await backend._request('init', [{ manifest, module, weights: vars }],
-      [module.buffer, ...vars.map(([, t]) => t.bytes.buffer)], 'loading the model (compiling and instantiating module.wasm)', fail);
+    await backend._request('init', [{ manifest, modules, weights: vars }],
+      [...modules.map(([, m]) => m.buffer), ...vars.map(([, t]) => t.bytes.buffer)], 'loading the model (compiling and instantiating module.wasm)', fail);
   } catch (e) {
     backend.dispose();
     throw e;

@@ -12,8 +12,11 @@ servers): the client is the Python process that builds and traces the model; it 
 master — it compiles the step once into an artifact (``replica.py``) and ships it to the workers,
 which run it on their engines and never re-trace; parameter servers are actors applying updates.
 """
-from .strategy import MirroredStrategy, PerReplica, ReduceOp, Strategy, get_strategy, has_strategy
+from .strategy import (MirroredStrategy, PerReplica, ReduceOp, Strategy, compute_average_loss, get_replica_context,
+                       get_strategy, has_strategy)
+from .values import MirroredVariable, ReplicaContext
 from .cluster import ClusterCoordinator, MultiWorkerMirroredStrategy, ParameterServerStrategy, RemoteValue
 
 __all__ = ["Strategy", "MirroredStrategy", "MultiWorkerMirroredStrategy", "ParameterServerStrategy",
-           "ClusterCoordinator", "RemoteValue", "PerReplica", "ReduceOp", "get_strategy", "has_strategy"]
+           "ClusterCoordinator", "RemoteValue", "PerReplica", "ReduceOp", "get_strategy", "has_strategy",
+           "get_replica_context", "compute_average_loss", "MirroredVariable", "ReplicaContext"]

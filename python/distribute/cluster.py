@@ -112,11 +112,7 @@ class _Worker:
         self.runner.apply_gradients(grads)
 
     def apply_then_compute(self, grads, xs, y, w):
-        """The previous step's update (when ``grads`` is not None), then this step's gradients: one
-        round trip per synchronous step instead of two."""
-        if grads is not None:
-            self.runner.apply_gradients(grads)
-        return self.runner.compute_gradients(xs, y, w)
+        return self.runner.apply_then_compute(grads, xs, y, w)
 
     def get_weights(self, names=None) -> dict:
         weights = self.runner.get_weights()

@@ -52,11 +52,12 @@ def _example(a, rows: int):
     return np.zeros((rows, *a.shape[1:]), a.dtype)
 
 
-def export_program(model, x, y, batch: int, shards: list | None = None) -> ReplicaProgram:
+def export_program(model, x, y, batch: int, shards: list | None = None, backends=("wasm",)) -> ReplicaProgram:
     """Trace ``model``'s step for ``batch`` rows per replica (``x``, ``y``: one batch of the data, for
     shapes and dtypes) and export it (module docstring). The model must be compiled and built.
     ``shards``: for parameter servers, lists of trainable-variable indices; each adds a signature
-    ``apply_gradients_<k>(*its gradients)`` that updates only those variables."""
+    ``apply_gradients_<k>(*its gradients)`` that updates only those variables. ``backends``: the code
+    the artifact carries (the replicas' device kinds)."""
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     ex_x = [tensor(_example(a, batch)) for a in xs]
     ex_y = tensor(_example(y, batch))
@@ -71,7 +72,8 @@ def export_program(model, x, y, batch: int, shards: list | None = None) -> Repli
         with GradientTape() as tape:
             y_pred = model(inputs, training=True)
             loss = model.compute_loss(inputs, target, y_pred, weight)
-        grads = tape.gradient(loss, trainable)
+            scaled = model.optimizer.scale_loss(loss)       # a LossScaleOptimizer's loss scale
+        grads = tape.gradient(scaled, trainable)
         grads = [g if g is not None else zeros_like(v) for g, v in zip(grads, trainable)]
         return (loss, y_pred, *grads)
 
@@ -89,7 +91,7 @@ def export_program(model, x, y, batch: int, shards: list | None = None) -> Repli
         signatures[f"apply_gradients_{k}"] = (apply_shard, tuple(grads_example[i] for i in shard))
     out = tempfile.mkdtemp(prefix="webtensor-replica-")
     try:
-        manifest = export(model, path=out, backends=("wasm",), signatures=signatures)
+        manifest = export(model, path=out, backends=tuple(backends), signatures=signatures)
         files = {}
         for name in [*manifest["files"], "manifest.json"]:
             with open(os.path.join(out, *name.split("/")), "rb") as f:
@@ -111,10 +113,7 @@ def export_program(model, x, y, batch: int, shards: list | None = None) -> Repli
 
 
 def _optimizer_variables(opt) -> list:
-    out = [v for v in (getattr(opt, "_iterations", None), getattr(opt, "_lr_var", None)) if v is not None]
-    for owner in getattr(opt, "_slot_owners", []):
-        out += list(opt._slots[id(owner)].values())
-    return out
+    return list(opt.variables)      # a LossScaleOptimizer's include its inner optimizer's
 
 
 class ReplicaRunner:
@@ -151,6 +150,13 @@ class ReplicaRunner:
 
     def apply_gradients(self, grads: list) -> None:
         self.model.run("apply_gradients", *grads)
+
+    def apply_then_compute(self, grads, xs: list, y, w) -> tuple:
+        """The previous step's update (when ``grads`` is not None), then this step's gradients: one
+        round trip per synchronous step instead of two."""
+        if grads is not None:
+            self.apply_gradients(grads)
+        return self.compute_gradients(xs, y, w)
 
     def apply_shard(self, k: int, grads: list) -> None:
         """A parameter server's update of shard ``k`` (``apply_gradients_<k>``)."""

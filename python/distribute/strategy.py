@@ -20,11 +20,14 @@ import numpy as np
 
 from .. import _state
 from .._state import current_strategy
+from ..core import ops as F
 from ..device import device, get_device
 from ..tensor import Tensor, tensor
 from .replica import ReplicaRunner, export_program
+from .values import MirroredVariable, ReplicaContext, _Rendezvous
 
-__all__ = ["Strategy", "MirroredStrategy", "PerReplica", "ReduceOp", "get_strategy", "has_strategy"]
+__all__ = ["Strategy", "MirroredStrategy", "PerReplica", "ReduceOp", "get_strategy", "has_strategy",
+           "get_replica_context", "compute_average_loss", "MirroredVariable", "ReplicaContext"]
 
 class ReduceOp:
     """How ``Strategy.reduce`` combines per-replica values (``tf.distribute.ReduceOp``)."""
@@ -51,6 +54,34 @@ def has_strategy() -> bool:
     return get_strategy() is not None
 
 
+def get_replica_context():
+    """The ``ReplicaContext`` of the replica this thread runs inside ``strategy.run``, else None
+    (TensorFlow returns a default context outside; here None means the cross-replica context)."""
+    return _state.replica_context()
+
+
+def compute_average_loss(per_example_loss, global_batch_size=None):
+    """``sum(per_example_loss) / global_batch_size`` (``tf.nn.compute_average_loss``): the loss a
+    replica returns in a custom loop, so that the replicas' gradients SUM to the global mean's.
+
+    Args:
+        per_example_loss: a tensor of shape ``(batch,)`` (this replica's examples).
+        global_batch_size: the global batch; default: this batch times ``num_replicas_in_sync``.
+    Returns:
+        A float32 scalar tensor.
+    Raises:
+        ValueError: a ``per_example_loss`` that is not 1-D, or a non-positive ``global_batch_size``.
+    """
+    if len(per_example_loss.shape) != 1:
+        raise ValueError(f"compute_average_loss: per_example_loss must be 1-D, got shape {per_example_loss.shape}")
+    if global_batch_size is None:
+        ctx = _state.replica_context()
+        global_batch_size = per_example_loss.shape[0] * (ctx.num_replicas_in_sync if ctx is not None else 1)
+    if global_batch_size <= 0:
+        raise ValueError(f"compute_average_loss: global_batch_size must be positive, got {global_batch_size}")
+    return F.sum(per_example_loss) / float(global_batch_size)
+
+
 def _split(a: np.ndarray, parts: int, rows: int) -> list:
     """``a`` split along axis 0 into ``parts`` consecutive shards of at most ``rows`` rows."""
     return [a[r * rows:(r + 1) * rows] for r in range(parts)]
@@ -70,10 +101,12 @@ class Strategy:
     """The common part of the strategies (``tf.distribute.Strategy``)."""
 
     num_replicas_in_sync: int = 1
+    _variable_class = None    # the class a Variable made in this scope becomes (mirrored strategies)
 
     @contextlib.contextmanager
     def scope(self):
-        """``with strategy.scope():`` models compiled inside train with this strategy (``fit``)."""
+        """``with strategy.scope():`` models compiled inside train with this strategy (``fit``). Under
+        ``MirroredStrategy`` variables made inside are ``MirroredVariable`` s."""
         stack = _state.local.strategy_stack
         stack.append(self)
         try:
@@ -83,44 +116,79 @@ class Strategy:
 
     # ---- data ----
     def experimental_distribute_dataset(self, dataset):
-        """A dataset whose elements are split into one shard per replica along the batch axis:
-        each element ``e`` becomes ``PerReplica`` of ``e``'s shards (nested tuples/dicts kept)."""
+        """A dataset whose elements are split into one shard per replica along the batch axis: each
+        array in an element becomes a ``PerReplica`` of its shards (nested tuples/dicts kept), so
+        ``for x, y in dist_dataset: strategy.run(step, args=(x, y))`` works as in TensorFlow."""
         return _DistributedDataset(self, dataset)
 
     def _shard(self, element):
+        """``element`` with each array leaf replaced by a ``PerReplica`` of its shards (TF's layout:
+        the structure outside, ``PerReplica`` at the leaves)."""
         n = self.num_replicas_in_sync
 
         def split(x):
             if isinstance(x, (tuple, list)):
-                parts = [split(v) for v in x]
-                return [type(x)(p[r] for p in parts) for r in range(n)]
+                return type(x)(split(v) for v in x)
             if isinstance(x, dict):
-                parts = {k: split(v) for k, v in x.items()}
-                return [{k: p[r] for k, p in parts.items()} for r in range(n)]
+                return {k: split(v) for k, v in x.items()}
             a = _host(x)
-            rows = math.ceil(a.shape[0] / n)
-            return _split(a, n, rows)
-        return PerReplica(split(element))
+            return PerReplica(_split(a, n, math.ceil(a.shape[0] / n)))
+        return split(element)
 
     # ---- custom steps ----
     def run(self, fn, args=(), kwargs=None):
         """Run ``fn(*args, **kwargs)`` once per replica, on its device, with each ``PerReplica``
         argument replaced by that replica's value. Returns a ``PerReplica`` of the results.
 
-        ``fn`` works on its arguments (tensors are placed on the replica's device); the model's
-        Variables live on one device, so training steps go through ``model.fit`` (which mirrors them).
+        Under ``MirroredStrategy`` the replicas run in parallel threads, each in a ``ReplicaContext``
+        (``wt.distribute.get_replica_context()``): ``fn`` reads its own copy of every
+        ``MirroredVariable``, and ``optimizer.apply_gradients`` sums the gradients across replicas
+        before every replica applies the same update (so divide the loss by the global batch size,
+        e.g. with ``compute_average_loss``), as in TensorFlow's custom training loops.
+
+        Raises:
+            Whatever ``fn`` raises in any replica (the other replicas stop at their next all-reduce).
         """
         kwargs = kwargs or {}
+        n = self.num_replicas_in_sync
+        rendezvous = _Rendezvous(n) if self._variable_class is not None else None
 
         def pick(v, r):
-            return v.values[r] if isinstance(v, PerReplica) else v
+            if isinstance(v, PerReplica):
+                return v.values[r]
+            if isinstance(v, (tuple, list)):
+                return type(v)(pick(x, r) for x in v)
+            if isinstance(v, dict):
+                return {key: pick(x, r) for key, x in v.items()}
+            return v
 
         def one(r):
-            with device(self._device_names[r]):
+            with device(self._device_names[r]), self._replica(r, rendezvous):
                 a = [tensor(pick(v, r)) if isinstance(pick(v, r), np.ndarray) else pick(v, r) for v in args]
                 k = {key: pick(v, r) for key, v in kwargs.items()}
-                return fn(*a, **k)
-        return PerReplica(self._map(one, range(self.num_replicas_in_sync)))
+                try:
+                    return fn(*a, **k)
+                except BaseException:
+                    if rendezvous is not None:
+                        rendezvous.abort()
+                    raise
+        return PerReplica(self._map(one, range(n)))
+
+    @contextlib.contextmanager
+    def _replica(self, replica_id, rendezvous):
+        """This thread runs replica ``replica_id`` (in the strategy's scope, in its replica context)."""
+        if rendezvous is None:
+            yield
+            return
+        local = _state.local
+        saved = local.replica
+        local.replica = ReplicaContext(self, replica_id, rendezvous)
+        local.strategy_stack.append(self)
+        try:
+            yield
+        finally:
+            local.strategy_stack.pop()
+            local.replica = saved
 
     def reduce(self, reduce_op, value, axis=None):
         """Combine a ``PerReplica`` (or a plain value, seen as every replica's) into one numpy array:
@@ -178,7 +246,8 @@ class _SyncStep:
         if self.program is None or rows > self.program.batch:
             if self.program is not None:
                 self.sync()
-            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows)
+            backends = sorted(set(getattr(self.strategy, "_backends", ["wasm"])), key=["wasm", "webgpu"].index)
+            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows, backends=backends)
             self.strategy._start(self.program)
 
     def __call__(self, x, y, sample_weight=None):
@@ -255,21 +324,31 @@ class MirroredStrategy(Strategy):
         self.extended_devices = tuple(devices)
         self.num_replicas_in_sync = len(devices)
         self._pool = ThreadPoolExecutor(len(devices), thread_name_prefix="webtensor-replica")
+        self._variable_class = MirroredVariable
         self._runners = []
+        self._pending = None     # the last step's averaged gradients, applied with the next step
 
     def _map(self, fn, items):
         return list(self._pool.map(fn, items))
 
     def _start(self, program):
         self._runners = self._map(lambda r: ReplicaRunner(program, self._backends[r]), range(self.num_replicas_in_sync))
+        self._pending = None
 
     def _compute(self, shards):
-        return self._map(lambda r: self._runners[r].compute_gradients(*shards[r][:3]), range(self.num_replicas_in_sync))
+        # The previous step's averaged update runs in the same thread hand-off as this step's
+        # gradients (one per replica per step, as MultiWorkerMirroredStrategy's round trip).
+        pending, self._pending = self._pending, None
+        return self._map(lambda r: self._runners[r].apply_then_compute(pending, *shards[r][:3]),
+                         range(self.num_replicas_in_sync))
 
     def _apply(self, grads):
-        self._map(lambda r: self._runners[r].apply_gradients(grads), range(self.num_replicas_in_sync))
+        self._pending = grads
 
     def _weights(self):
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._map(lambda r: self._runners[r].apply_gradients(pending), range(self.num_replicas_in_sync))
         return self._runners[0].get_weights()
 
     def __repr__(self):

@@ -14,12 +14,14 @@ callbacks. Optimizers live in :mod:`webtensor.optimizers`, input pipelines in
 
 Module map: ``layer`` (the ``Layer`` base), ``layers`` (the layers), ``attention``
 (``MultiHeadAttention``, ``Attention``), ``model`` (``Model``,
-``Sequential``, the training loop), ``losses``, ``metrics``, ``initializers``, ``activations``,
-``callbacks``, ``saving`` (weights in the safetensors layout; whole models in ``.keras`` files: ``Model.save``, ``load_model``), ``functional`` (``Input`` as a
+``Sequential``, the training loop), ``rnn`` (``SimpleRNN``, ``LSTM``, ``GRU``, their cells, ``RNN``,
+``Bidirectional``), ``losses``, ``metrics``, ``initializers``, ``activations``,
+``callbacks``, ``mixed_precision`` (dtype policies, loss scaling), ``saving`` (weights in the safetensors layout; whole models in ``.keras`` files: ``Model.save``, ``load_model``), ``functional`` (``Input`` as a
 KerasTensor and ``Model(inputs, outputs)``).
 """
 from . import activations, callbacks, initializers, losses, metrics, saving
 from . import layers
+from . import mixed_precision
 from .layer import InputSpec, Layer, reset_names
 from .layers import (Activation, AveragePooling2D, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout,
                      Embedding, Flatten, GlobalAveragePooling2D, Input, InputLayer, Lambda, LayerNormalization,
@@ -27,6 +29,9 @@ from .layers import (Activation, AveragePooling2D, AvgPool2D, BatchNormalization
 from .layers import (Add, Average, Concatenate, Conv1D, Conv2DTranspose, DepthwiseConv2D, GlobalMaxPooling2D,
                      LeakyReLU, Multiply, Normalization, PReLU, Rescaling, SeparableConv2D, UpSampling2D,
                      ZeroPadding2D)
+from .layers import Masking
+from . import rnn
+from .rnn import GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 from . import attention
 from .attention import Attention, MultiHeadAttention
 from .functional import KerasTensor
@@ -36,7 +41,7 @@ from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .saving import load_model, register_keras_serializable
 from .. import optimizers, schedules
 
-saving.register_builtins((layers, attention, model, losses, metrics, initializers, activations, optimizers, schedules),
+saving.register_builtins((layers, attention, rnn, model, losses, metrics, initializers, activations, optimizers, schedules),
                          (activations._REGISTRY, losses._REGISTRY, metrics._REGISTRY))
 
 __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Functional", "KerasTensor", "Input", "InputLayer", "Dense", "Conv2D",
@@ -44,8 +49,9 @@ __all__ = ["Layer", "InputSpec", "reset_names", "Model", "Sequential", "Function
            "Reshape", "Lambda", "Dropout", "Activation", "ReLU", "Softmax", "Embedding", "LayerNormalization",
            "BatchNormalization", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "UpSampling2D",
            "ZeroPadding2D", "GlobalMaxPooling2D", "Add", "Multiply", "Average", "Concatenate", "LeakyReLU", "PReLU",
-           "Rescaling", "Normalization", "MultiHeadAttention", "Attention", "attention", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
-           "callbacks", "initializers", "layers", "losses", "metrics", "saving", "load_model",
+           "Rescaling", "Normalization", "MultiHeadAttention", "Attention", "attention",
+           "Masking", "SimpleRNN", "LSTM", "GRU", "SimpleRNNCell", "LSTMCell", "GRUCell", "RNN", "Bidirectional", "rnn", "Callback", "History", "EarlyStopping", "LambdaCallback", "activations",
+           "callbacks", "initializers", "layers", "losses", "metrics", "mixed_precision", "saving", "load_model",
            "register_keras_serializable"]
 
 

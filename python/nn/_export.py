@@ -28,8 +28,9 @@ def _train_step_function(model, custom: bool):
         with GradientTape() as tape:
             y_pred = model(x, training=True)
             loss = model.compute_loss(x, y, y_pred)
+            scaled = model.optimizer.scale_loss(loss)       # a LossScaleOptimizer's loss scale
         variables = model.trainable_variables
-        model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        model.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
     return train_step
 

@@ -146,7 +146,8 @@ class MultiHeadAttention(Layer):
                 "seed": self.seed}
 
     def _projection(self, name, shape, n_in):
-        return _Projection(shape, n_in, self.use_bias, self.kernel_initializer, self.bias_initializer, name=name)
+        return _Projection(shape, n_in, self.use_bias, self.kernel_initializer, self.bias_initializer, name=name,
+                           dtype=self.dtype_policy)       # as Keras: the sublayers share the policy
 
     def _build_from(self, q_shape, v_shape, k_shape):
         h = self.num_heads

@@ -17,6 +17,8 @@ import math
 
 from .. import creation
 from ..core.dtypes import as_dtype, float32
+from ..tensor import tensor
+from ..util import require_numpy
 from .._registry import Registry, exports
 
 # Standard deviation of a unit normal truncated to [-2, 2]; VarianceScaling divides by it so
@@ -249,11 +251,45 @@ class LecunNormal(VarianceScaling):
         super().__init__(1.0, "fan_in", "truncated_normal", seed)
 
 
+class Orthogonal(Initializer):
+    """A random orthogonal matrix times ``gain`` (Saxe et al. 2014; ``keras.initializers.Orthogonal``,
+    the recurrent layers' ``recurrent_initializer``): for ``shape`` seen as ``(rows, cols)`` with
+    ``rows = prod(shape[:-1])``, the Q factor of the QR decomposition of a ``(max, min)`` standard
+    normal matrix, its columns' signs fixed by ``sign(diag(R))`` (so it is uniform over orthogonal
+    matrices), transposed when ``rows < cols``: orthonormal rows or columns, whichever are fewer.
+
+    Args:
+        gain: a float multiplying the matrix.
+        seed: an int making the values reproducible (it wins over the ``seed`` a layer passes);
+            None: the layer's seed, else the global generator.
+    Raises:
+        ValueError: (on call) a shape of rank below 2. ImportError: (on call) numpy is missing (the QR
+            decomposition runs in numpy, in float64).
+    """
+
+    def __init__(self, gain=1.0, seed=None):
+        self.gain, self.seed = gain, seed
+
+    def __call__(self, shape, dtype=float32, seed=None):
+        shape = tuple(int(d) for d in shape)
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal: the shape must have rank >= 2, got {shape}")
+        np = require_numpy("the Orthogonal initializer")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = creation.normal((max(rows, cols), min(rows, cols)), seed=self._seed(seed)).numpy().astype(np.float64)
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return tensor((self.gain * q).reshape(shape), dtype=as_dtype(dtype))
+
+
 _BY_NAME = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_uniform": RandomUniform, "uniform": RandomUniform,
     "random_normal": RandomNormal, "normal": RandomNormal, "truncated_normal": TruncatedNormal,
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
     "he_uniform": HeUniform, "lecun_normal": LecunNormal, "variance_scaling": VarianceScaling,
+    "orthogonal": Orthogonal,
 }
 
 

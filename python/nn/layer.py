@@ -14,13 +14,15 @@ seed derived from the layer's seed and the weight's name.
 from __future__ import annotations
 
 import inspect
+import weakref
 import zlib
 
-from .. import creation
+from .. import _state, creation
 from .._registry import snake_case
-from ..core.dtypes import as_dtype, float32
+from ..core import ops as F
+from ..core.dtypes import as_dtype
 from ..tensor import Tensor, Variable, init_scope, tensor
-from . import functional
+from . import functional, mixed_precision
 from .saving import auto_config, charge_weight, record_init_args
 from . import initializers as initializers_mod
 
@@ -32,6 +34,35 @@ def unique_name(base: str) -> str:
     n = _NAME_COUNTS.get(base, 0)
     _NAME_COUNTS[base] = n + 1
     return base if n == 0 else f"{base}_{n}"
+
+
+# Keras masks (``x._keras_mask`` in Keras 3): a bool ``(N, T)`` tensor riding on a layer's output,
+# kept beside the tensor (Tensor has __slots__) and dropped when the tensor dies.
+_MASKS: dict[int, tuple] = {}
+
+
+def get_keras_mask(x):
+    """The mask a layer attached to ``x`` (``keras.src.backend.get_keras_mask``), or None."""
+    entry = _MASKS.get(id(x)) if isinstance(x, Tensor) else None
+    return entry[1] if entry is not None and entry[0]() is x else None
+
+
+def set_keras_mask(x, mask) -> None:
+    """Attach ``mask`` (a tensor, or None to remove it) to the tensor ``x``."""
+    key = id(x)
+    if mask is None:
+        _MASKS.pop(key, None)
+        return
+    _MASKS[key] = (weakref.ref(x, lambda _, key=key: _MASKS.pop(key, None)), mask)
+
+
+def _masks_of(x):
+    """``get_keras_mask`` over a tensor or a list/tuple/dict of them (None where there is none)."""
+    if isinstance(x, (list, tuple)):
+        return [_masks_of(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _masks_of(v) for k, v in x.items()}
+    return get_keras_mask(x)
 
 
 def reset_names() -> None:
@@ -87,16 +118,24 @@ class Layer:
         name: the layer's name (default: the class name in snake_case, made unique in the process:
             ``dense``, ``dense_1``, ...); also the prefix of its weights' names.
         trainable: whether its weights are trained (``trainable_variables``).
-        dtype: the dtype of its weights (default float32).
+        dtype: its dtype policy (Keras 3): a :class:`~webtensor.nn.mixed_precision.Policy`, a policy
+            name (``"mixed_float16"``: float32 weights, float16 compute) or a dtype (weights and
+            compute in it); default the global policy
+            (:func:`~webtensor.nn.mixed_precision.set_global_policy`, float32 unless set). A layer
+            whose compute dtype is a float casts its floating inputs to it, and reads its float
+            weights in it inside ``call`` (``layer.dtype`` is the weights' dtype).
         **kwargs: refused (TypeError naming them), so a misspelt argument is not ignored.
     Raises:
-        TypeError: unknown keyword arguments.
+        TypeError: unknown keyword arguments; a ``dtype`` that is no policy or dtype.
+        ValueError: an unknown policy name.
 
     Raises (on call):
         ValueError: the input does not match the shape the layer was built for (the message
             names the layer).
     """
     _functional_training = True     # the functional API passes ``training=`` on to layers (functional._Node)
+    supports_masking = False        # Keras: pass the input's mask on to the output (see compute_mask)
+    autocast = True                 # Keras: cast floating inputs to the compute dtype (False: keep them)
 
     def __new__(cls, *args, **kwargs):
         # Keras 3's auto-config: the constructor's arguments are the default get_config().
@@ -119,7 +158,9 @@ class Layer:
         d["_given_name"] = name
         d["name"] = name or unique_name(snake_case(type(self).__name__))
         d["trainable"] = trainable
-        d["dtype"] = as_dtype(dtype) if dtype is not None else float32
+        policy = mixed_precision.get(dtype)
+        d["_dtype_policy"] = policy
+        d["dtype"] = as_dtype(policy.variable_dtype)     # the weights' dtype
         d["built"] = False
         d["input_spec"] = None
         d["_seed"] = creation._global.getrandbits(31)
@@ -152,6 +193,21 @@ class Layer:
                     seen.add(id(layer))
                     out.append(layer)
         return out
+
+    @property
+    def dtype_policy(self) -> "mixed_precision.Policy":
+        """The layer's :class:`~webtensor.nn.mixed_precision.Policy` (Keras 3's ``dtype_policy``)."""
+        return self._dtype_policy
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype ``call`` computes in, by name (the policy's ``compute_dtype``)."""
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype of the layer's weights, by name (the policy's ``variable_dtype``)."""
+        return self._dtype_policy.variable_dtype
 
     @property
     def layers(self) -> list["Layer"]:
@@ -320,14 +376,59 @@ class Layer:
                                  f"the layer: {problem}, but received input with shape {shape}")
         if len(args) <= _training_position(type(self)):
             kwargs["training"] = training
-        out = self.call(inputs, *args, **kwargs)
+        # Keras 3's masking: the mask attached to the inputs (an Embedding(mask_zero=True)'s output)
+        # reaches ``call(..., mask=)`` when call takes one and none was given (read before the casts
+        # below: a cast tensor carries no mask)
+        previous_mask = kwargs.get("mask")
+        if previous_mask is None:
+            previous_mask = _masks_of(inputs)
+            if _takes_mask(type(self)) and _any_mask(previous_mask):
+                kwargs["mask"] = previous_mask
+        policy = self._dtype_policy
+        compute = policy._compute
+        if compute.is_floating and self.autocast:    # Keras: floating inputs are cast to the compute dtype
+            inputs = _cast_floats(inputs, compute)
+            args = tuple(_cast_floats(a, compute) for a in args)
+        state = _state.local
+        outer, state.autocast = state.autocast, (compute if policy._variable != compute else None)
+        try:
+            out = self.call(inputs, *args, **kwargs)
+        finally:
+            state.autocast = outer
         if isinstance(out, Tensor):
             self._output_shape = tuple(out.shape)
+        if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
+            self._attach_masks(inputs, out, previous_mask)
         return out
+
+    def compute_mask(self, inputs, previous_mask):
+        """The mask of this layer's output (Keras' ``compute_mask``): ``previous_mask`` (the input's)
+        when :attr:`supports_masking`, else None. Layers that make masks (``Embedding(mask_zero=True)``,
+        ``Masking``) or change them (an RNN without ``return_sequences``) override it; ``__call__``
+        attaches the result to the outputs, and a later layer whose ``call`` takes ``mask`` receives it.
+
+        Args:
+            inputs: the layer's inputs.
+            previous_mask: the inputs' mask (bool ``(N, T)``), a list of them for several inputs, or None.
+        Returns:
+            A bool tensor, a list matching the outputs, or None.
+        """
+        return previous_mask if self.supports_masking else None
+
+    def _attach_masks(self, inputs, out, previous_mask) -> None:
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        if all(get_keras_mask(o) is not None for o in outs):     # the layer set them itself (Keras)
+            return
+        masks = self.compute_mask(inputs, previous_mask)
+        masks = list(masks) if isinstance(masks, (list, tuple)) and isinstance(out, (list, tuple)) else [masks]
+        for o, m in zip(outs, masks):
+            if isinstance(o, Tensor) and m is not None and not isinstance(m, (list, tuple)) \
+                    and get_keras_mask(o) is None:
+                set_keras_mask(o, m)
 
     def get_config(self) -> dict:
         """The constructor arguments that rebuild this layer (Keras' ``get_config``): the base
-        ``name``, ``trainable`` and ``dtype`` (a name); subclasses with arguments of their own
+        ``name``, ``trainable`` and ``dtype`` (the policy's name: ``"float32"``, ``"mixed_float16"``); subclasses with arguments of their own
         override it and add them. A class that does not override it gets, as in Keras 3, the
         arguments its constructor was called with (auto-config; ``Layer.__new__`` records them).
 
@@ -336,7 +437,7 @@ class Layer:
                 override ``get_config`` and the arguments were not recorded (positional ``*args``),
                 as Keras, rather than a config that cannot rebuild it.
         """
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype_policy.name}
         if type(self).get_config is Layer.get_config:
             config = auto_config(self, config)
         return config
@@ -362,6 +463,29 @@ Layer.__signature__ = _constructor_signature(Layer)
 
 
 _TRAINING_ARG: dict[type, float] = {}
+_MASK_ARG: dict[type, bool] = {}
+
+
+def _takes_mask(cls) -> bool:
+    if cls not in _MASK_ARG:
+        _MASK_ARG[cls] = "mask" in inspect.signature(cls.call).parameters
+    return _MASK_ARG[cls]
+
+
+def _any_mask(m) -> bool:
+    return any(_any_mask(v) for v in m) if isinstance(m, list) else \
+        any(_any_mask(v) for v in m.values()) if isinstance(m, dict) else m is not None
+
+
+def _cast_floats(x, dtype):
+    """``x`` (a tensor, or a list/tuple/dict of them) with its floating tensors cast to ``dtype``."""
+    if isinstance(x, Tensor):
+        return F.cast(x, dtype) if x.dtype.is_floating and x.dtype != dtype else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_cast_floats(v, dtype) for v in x)
+    if isinstance(x, dict):
+        return {k: _cast_floats(v, dtype) for k, v in x.items()}
+    return x
 
 
 def _is_structure(x) -> bool:

@@ -2,7 +2,7 @@
 ``SeparableConv2D``, ``Conv2DTranspose``), pooling, reshaping (``Flatten``, ``Reshape``,
 ``UpSampling2D``, ``ZeroPadding2D``), merging (``Add``, ``Multiply``, ``Average``,
 ``Concatenate``), ``Dropout``, activations (``ReLU``, ``LeakyReLU``, ``PReLU``, ...),
-``Embedding``, normalization and preprocessing (``LayerNormalization``, ``BatchNormalization``,
+``Embedding`` and ``Masking``, normalization and preprocessing (``LayerNormalization``, ``BatchNormalization``,
 ``Normalization``, ``Rescaling``), ``InputLayer``. The attention layers are in
 :mod:`webtensor.nn.attention`.
 
@@ -112,6 +112,8 @@ class Dense(Layer):
     Raises:
         ValueError: ``units`` not positive; (on build) an input of rank below 2.
     """
+
+    supports_masking = True
 
     def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
@@ -330,6 +332,8 @@ class Dropout(Layer):
         ValueError: ``rate`` outside [0, 1].
     """
 
+    supports_masking = True
+
     def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= rate <= 1.0:
@@ -363,6 +367,8 @@ class Activation(Layer):
     Raises:
         ValueError: an unknown name. TypeError: neither a name nor a callable.
     """
+
+    supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -423,17 +429,26 @@ class Embedding(Layer):
     input_dim)``, negative ones counting from the end; others raise IndexError eagerly and read
     zeros inside traced steps (``keras.layers.Embedding``).
 
+    With ``mask_zero=True`` index 0 is padding: the output carries the mask ``indices != 0`` (bool,
+    the indices' shape), which the next layers receive (recurrent layers skip the masked steps;
+    see :meth:`~webtensor.nn.Layer.compute_mask`). Index 0 then cannot stand for a word, so
+    ``input_dim`` should be the vocabulary size + 1, as Keras says.
+
     Args:
         input_dim: the vocabulary size.
         output_dim: the embedding size.
         embeddings_initializer: the table's initializer (Keras' default 'uniform': U(-0.05, 0.05)).
+        mask_zero: a bool; True: index 0 is padding and the output carries a mask.
         **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
     """
 
-    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", **kwargs):
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", mask_zero: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.embeddings_initializer = embeddings_initializer
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
 
     def build(self, input_shape):
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
@@ -441,6 +456,47 @@ class Embedding(Layer):
 
     def call(self, x):
         return F.gather(self.embeddings, F.cast(x, int32), axis=0)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        """``inputs != 0`` (bool, the indices' shape) when ``mask_zero``, else None.
+
+        Args:
+            inputs: the indices.
+            previous_mask: ignored (an Embedding starts a mask).
+        """
+        if not self.mask_zero:
+            return None
+        return F.not_equal(inputs if isinstance(inputs, Tensor) else tensor(inputs), 0)
+
+
+class Masking(Layer):
+    """Masks timesteps whose features all equal ``mask_value`` (``keras.layers.Masking``): input
+    ``(N, T, ...)``; the output is the input with those timesteps zeroed, and carries the mask
+    ``any(inputs != mask_value, axis=-1)`` (bool ``(N, T)``) for the layers after it (recurrent
+    layers skip masked steps).
+
+    Args:
+        mask_value: the padding value (a float).
+        **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
+    """
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        """``any(inputs != mask_value, axis=-1)``.
+
+        Args:
+            inputs: the input tensor.
+            previous_mask: ignored.
+        """
+        return F.reduce_any(F.not_equal(inputs, self.mask_value), axis=-1)
+
+    def call(self, x):
+        keep = F.cast(self.compute_mask(x), x.dtype)
+        return x * F.expand_dims(keep, -1)
 
 
 def _norm_axes(axis, ndim, layer):
@@ -1293,4 +1349,5 @@ __all__ = ["InputLayer", "Input", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "
            "GlobalAveragePooling2D", "Flatten", "Reshape", "Dropout", "Activation", "ReLU", "Softmax", "Embedding",
            "LayerNormalization", "BatchNormalization", "Layer", "InputSpec", "Conv1D", "DepthwiseConv2D",
            "SeparableConv2D", "Conv2DTranspose", "UpSampling2D", "ZeroPadding2D", "GlobalMaxPooling2D", "Add",
-           "Multiply", "Average", "Concatenate", "LeakyReLU", "PReLU", "Rescaling", "Normalization"]
+           "Multiply", "Average", "Concatenate", "LeakyReLU", "PReLU", "Rescaling", "Normalization",
+           "Masking"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._registry import Registry, exports, snake_case
 from ..core import ops as F
-from ..core.dtypes import int32
+from ..core.dtypes import float16, float32, int32
 from ..core.op import first_out_of_range
 from ..core.shapes import broadcast_shapes
 from ..tensor import Tensor, tensor
@@ -165,7 +165,8 @@ class Loss:
     """Base class: subclasses implement ``call(y_true, y_pred)`` (per-example losses).
     ``loss(y_true, y_pred, sample_weight=None)`` multiplies the per-example losses by
     ``sample_weight`` (broadcast) and reduces them; 'sum_over_batch_size' divides the weighted sum
-    by the number of losses (as Keras).
+    by the number of losses (as Keras). float16 predictions (a ``mixed_float16`` model's) are cast to
+    float32 first, as Keras 3's losses compute in float32.
 
     Args:
         name: the loss' name (default: the class name in snake_case).
@@ -192,6 +193,8 @@ class Loss:
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        if isinstance(y_pred, Tensor) and y_pred.dtype == float16:
+            y_pred = F.cast(y_pred, float32)     # as Keras 3: losses compute in float32 (mixed precision)
         per = self.call(y_true, y_pred)
         n = per.size
         if sample_weight is not None:

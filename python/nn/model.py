@@ -184,7 +184,7 @@ class Model(Layer):
 
     # ---- compile ----
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, run_eagerly: bool = False,
-                jit_compile=None, steps_per_execution: int = 1) -> None:
+                jit_compile=None, steps_per_execution: int = 1, auto_scale_loss: bool = True) -> None:
         """Configure training (``keras.Model.compile``). Compile (again) after changing ``trainable``
         flags, as in Keras, and inside the ``webtensor.device(...)`` block you train in: metric state
         is created here.
@@ -197,10 +197,15 @@ class Model(Layer):
             run_eagerly: run steps without tracing (for debugging).
             jit_compile: accepted for Keras compatibility (steps are always traced and compiled).
             steps_per_execution: accepted for Keras compatibility (one step per execution).
+            auto_scale_loss: as Keras 3: when the model's dtype policy is ``"mixed_float16"``, wrap the
+                optimizer in a :class:`~webtensor.optimizers.LossScaleOptimizer` (unless it is one).
         Raises:
             ValueError/TypeError: an unknown name or a wrong type.
         """
         self.optimizer = optimizers_mod.get(optimizer)
+        if auto_scale_loss and self.dtype_policy.name == "mixed_float16" and \
+                not isinstance(self.optimizer, optimizers_mod.LossScaleOptimizer):
+            self.optimizer = optimizers_mod.LossScaleOptimizer(self.optimizer)
         self.__dict__["_compile_args"] = {"loss": loss, "metrics": metrics}    # as given, for get_compile_config
         self.loss = losses_mod.get(loss) if loss is not None else None
         if isinstance(metrics, (str, metrics_mod.Metric)) or callable(metrics):
@@ -314,8 +319,9 @@ class Model(Layer):
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
+            scaled = self.optimizer.scale_loss(loss)    # loss scaling (a LossScaleOptimizer), as Keras 3
         variables = self.trainable_variables
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         self._update_metrics(loss, x, y, y_pred, sample_weight)
         return loss
@@ -683,8 +689,10 @@ class Model(Layer):
         Args:
             path: the artifact directory.
             batch_size: the batch size of the signatures (default: the one the model was built with).
-            signatures: the names to export (default ``['predict', 'train_step']``).
-            **kwargs: passed to :func:`webtensor.export` (``example_inputs``, ``backends``, ``wasm_fma``).
+            signatures: the names to export (default ``['predict', 'train_step']``; ``['predict']``
+                with a compact ``weights_dtype``).
+            **kwargs: passed to :func:`webtensor.export` (``example_inputs``, ``backends``, ``wasm_fma``,
+                ``weights_dtype``: ``'float16'`` or ``'int8'`` for a compact inference artifact).
         Returns:
             The manifest (a dict).
         """

@@ -525,7 +525,17 @@ def optimizer_paths(optimizer, variables: dict[str, Variable], wanted=None) -> d
     ``variables`` (``{weight path: Variable}``) that have slots.
 
     ``wanted`` (names, e.g. those of a file being restored) creates the state those names need first,
-    so that an optimizer that has not run yet can be restored."""
+    so that an optimizer that has not run yet can be restored. A ``LossScaleOptimizer`` gives its
+    inner optimizer's state and its own ``dynamic_scale`` and ``step_counter``."""
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:
+        out = optimizer_paths(inner, variables, wanted)
+        if wanted is not None and {"dynamic_scale", "step_counter"} & set(wanted):
+            first = next(iter(variables.values()), None)
+            optimizer._ensure_scale(first.device if first is not None else get_device())
+        out.update({k: v for k, v in (("dynamic_scale", optimizer._scale), ("step_counter", optimizer._counter))
+                    if v is not None})
+        return out
     if wanted is not None:
         wanted = set(wanted)
         if {"iterations", "learning_rate"} & wanted:

@@ -237,6 +237,7 @@ class ONNXModel(Model):
         ValueError: a missing input, a wrong number of inputs, a shape the graph declares otherwise.
         NotImplementedError: a node that cannot be converted for these shapes.
     """
+    autocast = False     # the graph declares its inputs' dtypes (a float16 input stays float16)
 
     def __init__(self, proto, opset: int, input_shapes, constants: dict, name=None):
         super().__init__(name=name or _safe_name(proto.graph.name))

@@ -1031,6 +1031,86 @@ add("manifest", "wasm-constant-float64", _const_tensor("float64", (2,), bytes(16
 add("manifest", "wasm-constant-huge-shape", _const_tensor("uint8", (1 << 20,), bytes(1 << 20)),
     desc="a constant naming a 1 MiB uint8 tensor (not a storage dtype)")
 
+# module_relaxed.wasm (relaxed SIMD): checked like module.wasm on every engine, used or not
+add("wasm-module", "relaxed-header-only", lambda c: c.set_file("module_relaxed.wasm", b"\x00asm\x01\x00\x00\x00"),
+    desc="module_relaxed.wasm is an empty module (no drivers)")
+add("wasm-module", "relaxed-text", lambda c: c.set_file("module_relaxed.wasm", b"(module)"),
+    desc="module_relaxed.wasm is WebAssembly text")
+add("wasm-module", "relaxed-hash", lambda c: (c.set_file("module_relaxed.wasm", c.files["module.wasm"]),
+                                               c.manifest["files"]["module_relaxed.wasm"].__setitem__("sha256", "0" * 64)),
+    desc="module_relaxed.wasm with a wrong SHA-256")
+
+
+# compact weights (variables' "storage": float16, int8 with per-channel scales; docs/artifact.md
+# "Compact weights"): appended last so that the cases above keep their numbers (and seeds). The valid
+# base adds two host-only variables (no signature maps them): a 3 x 4 int8 weight packed into 3 words
+# and its 4 scales; dense/bias is stored as float16.
+def _compact_weights(storage=None, scales=(0.5, 0.25, 2.0, 1.0), q_shape=(3, 4), words=3, n_scales=None,
+                     q_dtype="int8", bias_dtype="float16", more=None):
+    def build(c):
+        from webtensor import safetensors_io
+        tensors, meta = safetensors_io.load(c.files["weights.safetensors"])
+        tensors = {k: (d, s, bytes(v)) for k, (d, s, v) in tensors.items()}
+        d, shape, data = tensors["dense/bias"]
+        bias = struct.unpack(f"<{len(data) // 4}f", data)
+        tensors["dense/bias"] = (bias_dtype, shape, struct.pack(f"<{len(bias)}e", *bias)) if bias_dtype == "float16" \
+            else (d, shape, data)
+        c.manifest["variables"][1]["storage"] = {"dtype": "float16"}
+        n = n_scales if n_scales is not None else len(scales)
+        q = bytes((i * 37 - 100) & 0xFF for i in range(q_shape[0] * q_shape[1]))
+        tensors["q8/kernel"] = (q_dtype, q_shape, q if q_dtype == "int8" else bytes(4 * len(q)))
+        tensors["q8/kernel/scales"] = ("float32", (n,), struct.pack(f"<{n}f", *(list(scales) * n)[:n]))
+        c.manifest["variables"] += [
+            {"name": "q8/kernel", "dtype": "int32", "shape": [words], "trainable": False,
+             "storage": storage or {"dtype": "int8", "shape": [3, 4], "scales": "q8/kernel/scales"}},
+            {"name": "q8/kernel/scales", "dtype": "float32", "shape": [n], "trainable": False}]
+        if more:
+            more(c)
+        c.set_file("weights.safetensors", safetensors_io.save(tensors, meta))
+    return build
+
+
+def _q8(key, value):
+    return lambda c: c.manifest["variables"][3]["storage"].__setitem__(key, value)
+
+
+add("control", "compact-weights", _compact_weights(), OK,
+    desc="a float16-stored bias and a host-only int8 weight with its scales (valid)")
+add("manifest", "storage-dtype-unknown", _compact_weights({"dtype": "int4", "shape": [3, 4], "scales": "q8/kernel/scales"}),
+    desc='storage dtype "int4"')
+add("manifest", "storage-dtype-bfloat16", _compact_weights(more=lambda c: c.manifest["variables"][1]["storage"].__setitem__("dtype", "bfloat16")),
+    desc='storage dtype "bfloat16" (float16 and int8 only)')
+add("manifest", "storage-extra-key", _compact_weights(more=_q8("zero_point", 0)), desc="an int8 storage with a zero_point")
+add("manifest", "storage-float16-with-scales", _compact_weights(more=lambda c: c.manifest["variables"][1]["storage"].__setitem__("scales", "q8/kernel/scales")),
+    desc="float16 storage that names scales")
+add("manifest", "storage-float16-on-int32", _compact_weights(more=lambda c: c.manifest["variables"][2].__setitem__("storage", {"dtype": "float16"})),
+    desc="float16 storage of the int32 optimizer/iterations")
+add("manifest", "storage-float16-tensor-f32", _compact_weights(bias_dtype="float32"),
+    desc="float16 storage, but weights.safetensors holds the bias as F32")
+add("manifest", "storage-int8-no-scales", _compact_weights({"dtype": "int8", "shape": [3, 4]}), desc="int8 storage without scales")
+add("manifest", "storage-int8-no-shape", _compact_weights({"dtype": "int8", "scales": "q8/kernel/scales"}), desc="int8 storage without its shape")
+add("manifest", "storage-int8-scale-count-5", _compact_weights(n_scales=5), desc="wrong scale count: 5 scales for a 3 x 4 weight")
+add("manifest", "storage-int8-scale-count-12", _compact_weights(n_scales=12, scales=[1.0]),
+    desc="12 scales for a 3 x 4 weight (one per element, not per output channel)")
+add("manifest", "storage-int8-scale-count-0", _compact_weights(n_scales=0), desc="no scales for a 3 x 4 weight")
+add("safetensors", "storage-int8-scale-nan", _compact_weights(scales=(0.5, float("nan"), 2.0, 1.0)), desc="a scale NaN")
+add("safetensors", "storage-int8-scale-inf", _compact_weights(scales=(0.5, float("inf"), 2.0, 1.0)), desc="a scale +inf")
+add("safetensors", "storage-int8-scale-zero", _compact_weights(scales=(0.5, 0.0, 2.0, 1.0)), desc="a scale 0")
+add("safetensors", "storage-int8-scale-negative", _compact_weights(scales=(0.5, -0.25, 2.0, 1.0)), desc="a scale -0.25")
+add("manifest", "storage-int8-scales-missing", _compact_weights(more=_q8("scales", "no/such/scales")), desc="scales naming no variable")
+add("manifest", "storage-int8-scales-itself", _compact_weights(more=_q8("scales", "q8/kernel")), desc="scales naming the int8 variable itself")
+add("manifest", "storage-int8-scales-int32", _compact_weights(more=_q8("scales", "optimizer/iterations")), desc="scales naming an int32 scalar")
+add("manifest", "storage-int8-scales-proto", _compact_weights(more=_q8("scales", "__proto__")), desc='scales named "__proto__"')
+add("manifest", "storage-int8-words-4", _compact_weights(words=4), desc="4 words for 12 int8 values (3 expected)")
+add("manifest", "storage-int8-rank-1", _compact_weights({"dtype": "int8", "shape": [12], "scales": "q8/kernel/scales"}),
+    desc="an int8 weight of rank 1 (no output channels)")
+add("manifest", "storage-int8-shape-2-40", _compact_weights({"dtype": "int8", "shape": [1 << 20, 1 << 20], "scales": "q8/kernel/scales"}),
+    desc="an int8 weight of 2^40 elements")
+add("manifest", "storage-int8-on-float32", _compact_weights(more=lambda c: c.manifest["variables"][3].__setitem__("dtype", "float32")),
+    desc="int8 storage of a float32 variable")
+add("safetensors", "storage-int8-tensor-int32", _compact_weights(q_dtype="int32"), desc="int8 storage, but the tensor is int32")
+add("safetensors", "storage-int8-tensor-shape", _compact_weights(q_shape=(4, 3)), desc="int8 storage [3, 4], the tensor is [4, 3]")
+
 
 # ---------------------------------------------------------------- writing
 

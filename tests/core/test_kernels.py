@@ -143,6 +143,12 @@ def _cases():
         add("matmul", lambda r, sa=sa, sb=sb, ta=ta, tb=tb: (
             [_f(r, sa), _f(r, sb)], {"transpose_a": ta, "transpose_b": tb}))
     add("matmul", lambda r: ([_i(r, (3, 4)), _i(r, (4, 2))], {"transpose_a": False, "transpose_b": False}))
+
+    def _qmm(r, m, k, n, ta):   # the int8 matrix's bytes, four to a little-endian int32 word
+        w8 = r.integers(-128, 128, k * n + (-k * n) % 4).astype(np.int8)
+        return ([_f(r, (k, m) if ta else (m, k)), w8.view("<i4"), _f(r, (n,), 0.1, 2.0)], {"transpose_a": ta, "n": n})
+    for m, k, n, ta in [(3, 5, 4, False), (2, 3, 3, True), (1, 1, 1, False)]:
+        add("quantized_matmul", lambda r, m=m, k=k, n=n, ta=ta: _qmm(r, m, k, n, ta))
     for xs, ks, st, dil, pads, pv in [((2, 5, 6, 3), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)), 0.0),
                                       ((1, 7, 6, 2), (3, 2), (2, 3), (1, 1), ((1, 1), (0, 2)), 0.0),
                                       ((1, 9, 8, 1), (3, 3), (2, 1), (2, 3), ((2, 2), (3, 3)), -np.inf),

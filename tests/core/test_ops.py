@@ -333,6 +333,19 @@ def test_matmul_int(rng):
     check(wt.matmul(wt.tensor(a), wt.tensor(b)), a @ b, wt.int32)
 
 
+@pytest.mark.parametrize("m,k,n,ta", [(3, 5, 4, False), (6, 7, 3, True), (2, 1, 9, False)])
+def test_quantized_matmul(m, k, n, ta, rng):
+    """a @ (int8 * scales) with the int8 matrix packed four bytes to a little-endian int32 word."""
+    from webtensor.core.ops.linalg import quantized_matmul_op
+    a = sample(rng, (k, m) if ta else (m, k))
+    w8 = rng.integers(-127, 128, (k, n)).astype(np.int8)
+    q = np.concatenate([w8.ravel(), np.zeros(-w8.size % 4, np.int8)]).view("<i4")
+    scales = rng.uniform(0.01, 1.0, n).astype(np.float32)
+    expected = (a.T if ta else a).astype(np.float64) @ (w8.astype(np.float64) * scales.astype(np.float32))
+    check(quantized_matmul_op(wt.tensor(a), wt.tensor(q), wt.tensor(scales), transpose_a=ta, n=n), expected,
+          wt.float32, rtol=1e-5, atol=1e-5)
+
+
 # ---- movement --------------------------------------------------------------------------------
 
 MOVEMENT = [  # (id, input shape, webtensor function, numpy function)

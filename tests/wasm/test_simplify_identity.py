@@ -5,9 +5,8 @@ reshape/transpose/slice/pad/gather/concat) and compares the sha256 of every expo
 values recorded on main before the simplifier was moved into core/. Export is deterministic across
 processes and PYTHONHASHSEED (see tests/python/test_export.py), so the stored digests hold on any
 machine. The manifests' digests changed once since, when WebGPU kernels gained "access" (the
-manifests without it hash as before; no code or weights changed), and when WebGPU matmuls gained
-plans per shape (webgpu/matmul.py: the CNN's small matmuls run the direct kernel; many short rows
-reduce serially). Regenerate them (only for an intended change of the emitted code) with
+manifests without it hash as before; no code or weights changed), and the modules when loads took their constant offsets into the memarg and unrolled loops folded their index into selects and one-element constants became immediates, and the CNN's WGSL when WebGPU matmuls gained plans per
+shape (webgpu/matmul.py: its small matmuls run the direct kernel). Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -86,13 +85,13 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '481551c6b974e621c38b519cd1b250ec1333ffb4351d588a1d1c30ec7b620ece',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': '1da59d7bb1bff7d261f95f9be17265cbaa7e6bec93f88380894a3865a2207df9',
-    'cnn/module.wasm': 'f82583cf22c9fe2d9d05165761fe57c681ee43b520f1ad2761b8757e8bcf28bc',
+    'cnn/manifest.json': 'cfb7138288e8c26ba0420f80632ff0c438059e757de2c40b07323fd481c38914',
+    'cnn/module.wasm': 'e96a8c137fd6710b512db0404e27c5f6c858a0ee0f4240e1ae08952d4237b2c9',
     'cnn/weights.safetensors': '3ed89222bc3e72ea2e5a1f83549595045346d6fbb661a39ed2a31a5941ec3a85',
     'fn/kernels/predict_0.wgsl': 'abe1f0b3f19e50f47f4bad8cc201c351804c498800b73129d9094e4f8f75b10e',
     'fn/kernels/predict_1.wgsl': 'cb67c8edcdfa2cb65e09b2a073e08c6b40e1982b262f58391dc12fcfca737f9a',
-    'fn/manifest.json': '0c9201dac77855e53d2b0ffb8941d99df25581a64ff8520bbb9957d1549c3df4',
-    'fn/module.wasm': '2e90068ca880e2d6e6ede280bb06182440a86c1c1e60bf0e72210c50ccdc3786',
+    'fn/manifest.json': '0260f0b62f5bf44da0d526baff31127946935025db2150d3918512ba23c4decd',
+    'fn/module.wasm': '2732d3c5b72376f4514415de152d7277b32c05158b882f23fd758b9b8d690f83',
     'fn/weights.safetensors': '507f0fdd933733ae0953cab28bbf638a2d13650d463b2341324215447e758dc6',
     'mlp/kernels/predict_0.wgsl': 'd3f1f5c2e35d784d352fdafb86b6b59f0540d94aef5f36081e3c5063af6bb530',
     'mlp/kernels/predict_1.wgsl': '7b95450e9ba4b0c8876e55cbc6dfda83b1bb99ad450d21f2e52cf8636b6a0c65',
@@ -131,8 +130,8 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_8.wgsl': '72a99f11bee28747af87e82194d5556b11f960879ca866731ee9fabec724fdb8',
     'mlp/kernels/train_step_9.wgsl': '4f5e226e8b36eac7d1d16928e1191c3f249a2f5ec0fe165d4c0b07db024fb2ce',
-    'mlp/manifest.json': 'a2d61b1cce0ae1ce1776924ed18a1da5bb701de5e25f58be6980a9ee32309d57',
-    'mlp/module.wasm': '4465b1389b6b21d16e7c51cb724c0c92d2aa2775c65b885b8936c661bace54af',
+    'mlp/manifest.json': 'f0cd211eb1a40a27179d67c2cb74cc25e4a39ae8c572e0fd87b4ce729b4bf7ef',
+    'mlp/module.wasm': '8b75e37cba446063b46c80d2de47d4d86295e78114e182f9d8187a825481e67f',
     'mlp/weights.safetensors': 'efde01b008819b2100a85d86bc00bcbb630dd4d72fc154b66a43dad9f7aeb20b',
 }
 

@@ -1,0 +1,68 @@
+// A mixed_float16 model (float32 weights, float16 compute, LossScaleOptimizer) exported by Python
+// (tests/export_fixtures_mixed.py) runs in Node's WebAssembly bit for bit as in Python-wasmtime:
+// predict, train steps (the loss scale grows during them) and the state after them. WebGPU (artifacts
+// store float16 as f32 and round it to float16 in an extra pass, as wasm) agrees within 1e-4.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import * as webtensor from '../node.js';
+import { getGPU, maxAbsDiff } from './helpers.js';
+
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_mixed.py');
+
+let out, e;
+before(() => {
+  out = mkdtempSync(join(tmpdir(), 'webtensor-mixed-'));
+  execFileSync('python3', [SCRIPT, out], { stdio: ['ignore', 'inherit', 'inherit'] });
+  e = JSON.parse(readFileSync(join(out, 'expected.json'), 'utf8'));
+});
+after(() => rmSync(out, { recursive: true, force: true }));
+
+test('wasm: a mixed_float16 artifact predicts and trains bit for bit as in Python', async () => {
+  const model = await webtensor.load(join(out, 'mixed'), { backend: 'wasm' });
+  try {
+    const y = await model.predict(webtensor.tensor(new Float32Array(e.x), [e.batch, 64]));
+    assert.deepEqual(Array.from(y.dataSync()), Array.from(Float32Array.from(e.predict)));
+    const losses = [];
+    for (let i = 0; i < e.losses.length; i++) {
+      const b = e.batches[i % e.batches.length];
+      const loss = await model.trainStep(webtensor.tensor(new Float32Array(b.x), [e.batch, 64]), new Int32Array(b.y));
+      losses.push(loss.dataSync()[0]);
+    }
+    assert.deepEqual(losses, Array.from(Float32Array.from(e.losses)));
+    const weights = await model.getWeights();
+    for (const [name, want] of Object.entries(e.weights)) {
+      assert.deepEqual(Array.from(weights[name].dataSync(), Number), Array.from(want, Number), name);
+    }
+    assert.equal(weights['optimizer/dynamic_scale'].dataSync()[0], 2 ** 17);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('webgpu: the same artifact agrees with Python within 1e-4, loss scale included', async (t) => {
+  const { gpu, reason } = await getGPU();
+  if (!gpu) return t.skip(reason);
+  const model = await webtensor.load(join(out, 'mixed'), { backend: 'webgpu', gpu });
+  try {
+    const y = await model.predict(webtensor.tensor(new Float32Array(e.x), [e.batch, 64]));
+    const d = maxAbsDiff(y.dataSync(), Float32Array.from(e.predict));
+    assert.ok(d < 1e-4, `predict: max |difference| ${d}`);
+    for (let i = 0; i < e.losses.length; i++) {
+      const b = e.batches[i % e.batches.length];
+      const loss = await model.trainStep(webtensor.tensor(new Float32Array(b.x), [e.batch, 64]), new Int32Array(b.y));
+      const diff = Math.abs(loss.dataSync()[0] - e.losses[i]);
+      assert.ok(diff < 1e-4 * Math.abs(e.losses[i]), `step ${i}: loss ${loss.dataSync()[0]} vs ${e.losses[i]}`);
+    }
+    const weights = await model.getWeights();
+    assert.equal(weights['optimizer/dynamic_scale'].dataSync()[0], 2 ** 17);
+  } finally {
+    model.dispose();
+  }
+});

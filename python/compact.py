@@ -1,0 +1,198 @@
+"""Compact artifacts (TensorFlow Lite's role): ``webtensor.export(..., weights_dtype=...)``.
+
+``'float16'``: every read-only float32 weight is stored in ``weights.safetensors`` as IEEE binary16
+(round to nearest even); loaders widen it back to float32 (exactly) when they load the artifact,
+as TensorFlow Lite's float16 quantization does on CPUs. Half the weight bytes; outputs change by
+the weights' rounding (relative 2**-11 per weight).
+
+``'int8'``: every read-only float32 weight that signatures use only as the right operand of a
+matrix product (Dense and attention projections, Conv2D filters after im2col: the ``(K, N)``
+matrix a ``matmul`` reads, through reshapes) is quantized per output channel, symmetrically:
+``scale[j] = max_i |W[i, j]| / 127`` (stored as float32; 1 for an all-zero column),
+``q[i, j] = clip(round_half_even(W[i, j] / scale[j]), -127, 127)`` (TensorFlow Lite's int8
+weights: Jacob et al., CVPR 2018, section 2, zero point 0; TFLite's quantization spec, per-axis).
+Each such matmul becomes ``quantized_matmul(a, q, scale)`` (``core/ops/linalg.py``), whose kernel
+reads the int8 bytes and multiplies by the scale as it goes: no float32 copy of the weight is
+ever written outside the kernel's own scratch panels. In the artifact the weight is an int32
+variable of the packed bytes (four to a word: what the kernels read) whose ``storage`` says
+``int8``, its logical shape and the name of its scales variable ``<weight path>/scales``;
+``weights.safetensors`` holds it as an I8 tensor of the logical shape. Other weights (biases,
+normalization parameters) stay float32.
+
+Only inference uses these: a signature that updates variables (``train_step``) needs float32
+weights, so export refuses one with ``weights_dtype`` other than float32 (a model exports only
+``predict`` by default then). Needs no numpy.
+"""
+from __future__ import annotations
+
+import struct
+from array import array
+from math import prod
+
+from .core.graph import Graph, Node
+from .core.ops.linalg import quantized_matmul_op
+from .tensor import Variable
+
+WEIGHTS_DTYPES = ("float32", "float16", "int8")
+
+
+def check_weights_dtype(weights_dtype) -> str:
+    if weights_dtype not in WEIGHTS_DTYPES:
+        raise ValueError(f"export: weights_dtype must be one of {', '.join(map(repr, WEIGHTS_DTYPES))}, "
+                         f"got {weights_dtype!r}")
+    return weights_dtype
+
+
+def check_inference_only(traced, weights_dtype):
+    """Refuse signatures that write variables: their weights must stay float32 to be trained."""
+    if weights_dtype == "float32":
+        return
+    writers = [t.name for t in traced if t.graph.updates]
+    if writers:
+        raise ValueError(f"export: weights_dtype={weights_dtype!r} stores read-only weights for inference, but "
+                         f"signature(s) {writers} update variables (training needs float32 weights); export "
+                         "signatures=['predict'], or weights_dtype='float32' to keep them trainable")
+
+
+def _floats(v) -> array:
+    a = array("f")
+    a.frombytes(bytes(v._host_bytes()))
+    return a
+
+
+def float16_bytes(name: str, v) -> bytes:
+    """The float32 Variable ``v``'s values as little-endian binary16 (round to nearest even)."""
+    vals = _floats(v)
+    try:
+        return struct.pack(f"<{len(vals)}e", *vals)
+    except (OverflowError, struct.error):
+        raise ValueError(f"export: weights_dtype='float16': weight '{name}' has values beyond float16's range "
+                         "(|x| > 65504); export it as float32") from None
+
+
+def quantize_int8(values, channels: int) -> tuple[bytes, list[float]]:
+    """Per-channel symmetric int8 quantization (module docstring) of the row-major float values
+    ``values`` whose last ``channels``-sized stride is the output channel (element ``i`` belongs
+    to channel ``i % channels``). Returns ``(int8 bytes, float32 scales)``."""
+    peak = [0.0] * channels
+    for i, w in enumerate(values):
+        c = i % channels
+        if abs(w) > peak[c] or w != w:
+            peak[c] = abs(w)
+    if any(p != p or p == float("inf") for p in peak):
+        raise ValueError("export: weights_dtype='int8': a weight is not finite")
+    scales = list(array("f", [p / 127 if p > 0 else 1.0 for p in peak]))    # rounded to float32
+    q = bytearray(len(values))
+    for i, w in enumerate(values):
+        q[i] = max(-127, min(127, round(w / scales[i % channels]))) & 0xFF
+    return bytes(q), scales
+
+
+def _matmul_uses(g: Graph):
+    """``{capture value: [(matmul node, N)]}`` for captures whose every use is the right operand of
+    an untransposed matmul with a 2-D ``(K, N)`` right operand, directly or through reshapes; other
+    captures are absent."""
+    users: dict = {}
+    for n in g.nodes:
+        for v in n.inputs:
+            users.setdefault(v, []).append(n)
+    outs = set(g.outputs) | {v for _, v in g.updates}
+    found = {}
+    for cv, _ in g.captures:
+        uses, ok, stack = [], True, [cv]
+        while stack and ok:
+            v = stack.pop()
+            if v in outs:
+                ok = False
+            for n in users.get(v, []):
+                if n.op.name == "reshape" and n.inputs[0] is v:
+                    stack.append(n.out)
+                elif n.op.name == "matmul" and n.inputs[1] is v and n.inputs[0] is not v and \
+                        not n.attrs.get("transpose_b") and len(v.aval.shape) == 2:
+                    uses.append((n, v.aval.shape[1]))
+                else:
+                    ok = False
+        if ok and uses:
+            found[cv] = uses
+    return found
+
+
+def plan_int8(traced, weights: dict) -> dict:
+    """Which Variables to quantize: ``{id(variable): N}`` for float32 model weights (``weights``:
+    ``{id: path}``) of rank >= 2 that every signature reads only as a matmul's ``(K, N)`` right
+    operand, with the same N everywhere and N a product of the weight's trailing axes."""
+    n_of, bad = {}, set()
+    for t in traced:
+        found = _matmul_uses(t.graph)
+        for cv, var in t.graph.captures:
+            if cv not in found:
+                bad.add(id(var))
+                continue
+            for _, n in found[cv]:
+                if n_of.setdefault(id(var), n) != n:
+                    bad.add(id(var))
+    out = {}
+    for t in traced:
+        for _, var in t.graph.captures:
+            i = id(var)
+            if i in n_of and i not in bad and i in weights and var.dtype.name == "float32" and len(var.shape) >= 2:
+                n, shape = n_of[i], tuple(var.shape)
+                if any(prod(shape[j:]) == n for j in range(1, len(shape))):
+                    out[i] = n
+    return out
+
+
+def quantize_variables(traced, weights: dict, channels: dict) -> dict:
+    """``{id(weight): (q Variable, scales Variable, int8 bytes, weight shape)}`` for the planned weights: ``q`` is
+    int32 ``(ceil(size / 4),)`` (the bytes, four to a little-endian word, zero-padded), ``scales``
+    float32 ``(N,)``; both on the weight's device, not trainable."""
+    out = {}
+    for t in traced:
+        for _, var in t.graph.captures:
+            if id(var) in channels and id(var) not in out:
+                qbytes, scales = quantize_int8(_floats(var), channels[id(var)])
+                words = array("i")
+                words.frombytes(qbytes + bytes(-len(qbytes) % 4))
+                if words.itemsize != 4 or struct.pack("=i", 1) != struct.pack("<i", 1):
+                    words = array("i", struct.unpack(f"<{len(words)}i", bytes(words)))   # not reached on LE hosts
+                name = weights[id(var)]
+                q = Variable(words, name=f"{name}/q", trainable=False, dtype="int32", device=var.device)
+                s = Variable(array("f", scales), name=f"{name}/scales", trainable=False, dtype="float32",
+                             device=var.device)
+                out[id(var)] = (q, s, qbytes, tuple(int(d) for d in var.shape))
+    return out
+
+
+def rewrite_int8(g: Graph, quantized: dict) -> Graph:
+    """``g`` with every matmul reading a quantized weight replaced by ``quantized_matmul`` on its
+    int8 words and scales (new captures in the weight's place); the reshapes that led to it are
+    left for dead-code elimination (``compile_graph`` keeps only what reaches an output)."""
+    found = _matmul_uses(g)
+    captures, repl = [], {}
+    for cv, var in g.captures:
+        entry = quantized.get(id(var))
+        if entry is None or cv not in found:
+            captures.append((cv, var))
+            continue
+        q, s = entry[0], entry[1]
+        qv, sv = type(cv)(q._aval), type(cv)(s._aval)
+        captures += [(qv, q), (sv, s)]
+        for node, n in found[cv]:
+            repl[node] = (qv, sv, n)
+    nodes = []
+    for node in g.nodes:
+        if node in repl:
+            qv, sv, n = repl[node]
+            nodes.append(Node(quantized_matmul_op, [node.inputs[0], qv, sv],
+                              {"transpose_a": bool(node.attrs.get("transpose_a")), "n": int(n)}, node.out))
+        else:
+            nodes.append(node)
+    live = set(g.outputs) | {v for _, v in g.updates}
+    kept = []
+    for node in reversed(nodes):                 # drop what no longer reaches an output
+        if node.out in live:
+            kept.append(node)
+            live.update(node.inputs)
+    captures = [(cv, var) for cv, var in captures if cv in live]
+    return Graph(inputs=list(g.inputs), captures=captures, consts=dict(g.consts), nodes=kept[::-1],
+                 outputs=list(g.outputs), updates=list(g.updates))
