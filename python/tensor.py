@@ -308,18 +308,26 @@ class Variable(Tensor):
         trainable: whether tapes watch it automatically and optimizers update it.
         dtype: cast the initial value to this dtype.
         device: move the initial value to this device.
+        synchronization: ``"auto"`` (= ``"on_write"``) or ``"on_read"`` (``tf.VariableSynchronization``):
+            in a ``MirroredStrategy``'s scope an ``"on_write"`` Variable is mirrored on every replica;
+            an ``"on_read"`` one (metric state, updated by the coordinator) stays one plain Variable.
     Raises:
-        ValueError: a symbolic initial value (a Variable created while tracing).
+        ValueError: a symbolic initial value (a Variable created while tracing), or an unknown
+            ``synchronization``.
         TypeError: data :func:`webtensor.tensor` refuses.
     """
     __slots__ = ("name", "trainable")
 
-    def __new__(cls, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None):
+    def __new__(cls, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None,
+                synchronization: str = "auto"):
         # In a MirroredStrategy's scope a Variable is a MirroredVariable (TF's variable creator scope).
-        strategy = _state.current_strategy() if cls is Variable else None
+        strategy = _state.current_strategy() if cls is Variable and synchronization != "on_read" else None
         return super().__new__(getattr(strategy, "_variable_class", None) or cls)
 
-    def __init__(self, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None):
+    def __init__(self, initial_value, name: str | None = None, trainable: bool = True, dtype=None, device=None,
+                 synchronization: str = "auto"):
+        if synchronization not in ("auto", "on_write", "on_read"):
+            raise ValueError(f"Variable: synchronization must be 'auto', 'on_write' or 'on_read', got {synchronization!r}")
         with init_scope():
             t = tensor(initial_value, dtype=dtype, device=device) if not isinstance(initial_value, Tensor) \
                 else initial_value

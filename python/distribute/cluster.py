@@ -478,8 +478,7 @@ class _AsyncStep:
         rv, n, x, y, sw = self.in_flight.popleft()
         loss, y_pred = rv.fetch()
         scale = np.float32(self.program.batch / n)
-        self.model._update_metrics(tensor(np.float32(loss) * scale), x if not isinstance(x, np.ndarray) else tensor(x),
-                                   y if not isinstance(y, np.ndarray) else tensor(y), tensor(y_pred[:n]),
+        self.model._update_metrics(tensor(np.float32(loss) * scale), x, tensor(_host(y)), tensor(y_pred[:n]),
                                    None if sw is None else tensor(_host(sw)))
 
     def sync(self):

@@ -274,10 +274,13 @@ class _SyncStep:
                     acc += np.float32(s) * g
         self.strategy._apply(grads)
         self.dirty = True
-        y_pred = np.concatenate([res[1][:shard[3]] for res, shard in zip(results, shards)])
         loss_t = tensor(loss)
-        self.model._update_metrics(loss_t, x if isinstance(x, Tensor) else tensor(xs[0]), tensor(yt),
-                                   tensor(y_pred), None if sample_weight is None else tensor(w))
+        if self.model.compiled_metrics:     # the loss tracker needs only the loss and the batch size
+            y_pred = np.concatenate([res[1][:shard[3]] for res, shard in zip(results, shards)])
+            y_t, y_pred_t, w_t = tensor(yt), tensor(y_pred), None if sample_weight is None else tensor(w)
+        else:
+            y_t = y_pred_t = w_t = None
+        self.model._update_metrics(loss_t, xs[0], y_t, y_pred_t, w_t)
         return loss_t
 
     def sync(self):

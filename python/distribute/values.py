@@ -38,7 +38,7 @@ class MirroredVariable(Variable):
     """
     __slots__ = ("_copies", "_strategy", "_primary", "_ready")
 
-    def __init__(self, initial_value, name=None, trainable=True, dtype=None, device=None):
+    def __init__(self, initial_value, name=None, trainable=True, dtype=None, device=None, synchronization="auto"):
         if _state.local.replica is not None:
             raise RuntimeError("MirroredVariable: variables cannot be created inside strategy.run; build the "
                                "model (call it once or model.build) inside strategy.scope() before running steps")

@@ -44,7 +44,8 @@ class Metric:
             The Variable.
         """
         with init_scope():
-            v = Variable(zeros(shape, dtype=dtype), name=f"{self.name}/{name}", trainable=False)
+            v = Variable(zeros(shape, dtype=dtype), name=f"{self.name}/{name}", trainable=False,
+                         synchronization="on_read")    # updated by the coordinator, not per replica
         self._variables.append(v)
         return v
 

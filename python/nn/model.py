@@ -24,12 +24,14 @@ needs the metric values (:meth:`Model._drive` / :meth:`Model._drive_async` answe
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 from .. import optimizers as optimizers_mod
 from ..creation import zeros
 from ..core import ops as F
 from ..data import INFINITE_CARDINALITY, Dataset
+from ..device import device
 from .._state import current_strategy
 from ..function import function
 from ..progress import Progress
@@ -473,7 +475,10 @@ class Model(Layer):
             if split == 0 or split == n:
                 raise ValueError(f"fit: validation_split={validation_split} leaves an empty part of {n} samples")
             x, y, validation_data = _slice(x, 0, split), _slice(y, 0, split), (_slice(x, split, n), _slice(y, split, n))
-        train = self._batches(x, y, batch_size, shuffle, seed, "fit")
+        # A strategy's replicas take host arrays: batch in-memory data on the host ("reference") so a
+        # shuffled batch is a numpy gather, not a device kernel copied back every step.
+        with device("reference") if self.__dict__.get("distribute_strategy") is not None else contextlib.nullcontext():
+            train = self._batches(x, y, batch_size, shuffle, seed, "fit")
         val = None
         if validation_data is not None:
             if isinstance(validation_data, Dataset):
