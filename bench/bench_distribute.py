@@ -4,7 +4,7 @@
   each, in parallel threads), and plain ``fit`` on one engine as the reference;
 - ``MultiWorkerMirroredStrategy`` on a local Ray cluster with 1 and with 2 worker actors.
 
-    python bench/bench_distribute.py [--epochs 3] [--batch 128,512] [--no-ray]
+    python bench/bench_distribute.py [--epochs 20] [--batch 128,512] [--no-ray]
 
 Prints training images/s and the 2-vs-1 ratios (targets, issue 17: >= 1.6 in one process, >= 1.4 on
 Ray). The first epoch (tracing, export, worker start) is not timed.
@@ -35,7 +35,7 @@ def images_per_second(strategy, x, y, epochs: int, batch: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", default="128,512", help="global batch sizes, comma-separated")
     p.add_argument("--no-ray", action="store_true")
     args = p.parse_args()
