@@ -9,6 +9,7 @@ from ..function import function
 from ..tape import GradientTape
 from ..tensor import Tensor, tensor
 from ..tree import flatten, unflatten
+from .layers import InputLayer
 
 
 def holds_arrays(x) -> bool:
@@ -51,6 +52,15 @@ def _split_example(model, example_inputs, n: int):
                      f"are x (a list of {n} arrays in that order, or a dict keyed by those names) or (x, y)")
 
 
+def _input_dtype(model, ins):
+    """The dtype a one-input model declares (its ``Input``: int32 token ids for an Embedding), else
+    float32."""
+    if ins:
+        return ins[0].dtype
+    stack = model.__dict__.get("_stack") or []
+    return stack[0].dtype if stack and isinstance(stack[0], InputLayer) else "float32"
+
+
 def model_specs(model, example_inputs, signatures, batch_size, *, custom_train_step: bool = False):
     """``{name: (fn, args, input names, output names)}`` for a Keras-style model.
 
@@ -76,7 +86,7 @@ def model_specs(model, example_inputs, signatures, batch_size, *, custom_train_s
             if shape is None:
                 raise ValueError(f"export: model {model.name!r} is not built; build it (call it on a batch or start "
                                  "a Sequential with Input(shape)) or pass example_inputs")
-            x, y = zeros((int(batch_size or shape[0] or 1),) + tuple(shape[1:]), device=dev), None
+            x, y = zeros((int(batch_size or shape[0] or 1),) + tuple(shape[1:]), _input_dtype(model, ins), device=dev), None
     elif multi:
         x, y = _split_example(model, example_inputs, len(ins))
     elif isinstance(example_inputs, (tuple, list)):

@@ -451,3 +451,23 @@ def test_artifacts_are_byte_reproducible_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, timeout=300)
         digests.append(hashlib.sha256((out / "module.wasm").read_bytes()).hexdigest())
     assert len(set(digests)) == 1, digests
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_export_without_example_inputs_keeps_an_int32_input(tmp_path, kind):
+    """A model whose Input is int32 (token ids for an Embedding) exports an int32 signature input
+    (it was float32: the example batch was made as float32 zeros), and the artifact predicts as the
+    model does."""
+    nn = wt.nn
+    ids = np.array([[1, 2, 3, 4, 19], [0, 5, 5, 7, 8], [9, 9, 1, 0, 2]], np.int32)
+    with wt.device("wasm"):
+        if kind == "sequential":
+            m = nn.Sequential([nn.Input((5,), dtype="int32"), nn.Embedding(20, 4), nn.Flatten(), nn.Dense(2)])
+        else:
+            i = nn.Input((5,), dtype="int32")
+            m = nn.Model(i, nn.Dense(2)(nn.Flatten()(nn.Embedding(20, 4)(i))))
+        manifest = m.export(str(tmp_path / "a"), batch_size=3, backends=("wasm",))
+        got = wt.load(str(tmp_path / "a"), backend="wasm").predict(ids)
+        want = m(ids).numpy()
+    assert manifest["signatures"]["predict"]["inputs"] == [{"name": "x", "dtype": "int32", "shape": [3, 5]}]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
