@@ -67,7 +67,14 @@ class _DropoutCell(Layer):
     :meth:`reset_dropout_mask` (as Keras).
     """
 
-    def _init_dropout(self, dropout, recurrent_dropout, seed):
+    def _init_cell(self, units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                   bias_initializer, dropout, recurrent_dropout, seed):
+        """The arguments every cell takes (checked), stored under Keras' attribute names."""
+        self.units = _units(units, type(self).__name__)
+        self.activation = activations_mod.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.recurrent_initializer = kernel_initializer, recurrent_initializer
+        self.bias_initializer = bias_initializer
         self.dropout = _rate(dropout, f"{type(self).__name__}: dropout")
         self.recurrent_dropout = _rate(recurrent_dropout, f"{type(self).__name__}: recurrent_dropout")
         self.seed = seed
@@ -141,12 +148,8 @@ class SimpleRNNCell(_DropoutCell):
                  recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
                  seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = _units(units, "SimpleRNNCell")
-        self.activation = activations_mod.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer, self.recurrent_initializer = kernel_initializer, recurrent_initializer
-        self.bias_initializer = bias_initializer
-        self._init_dropout(dropout, recurrent_dropout, seed)
+        self._init_cell(units, activation, use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+                        dropout, recurrent_dropout, seed)
         self.state_size = self.output_size = self.units
 
     def build(self, input_shape):
@@ -210,13 +213,10 @@ class LSTMCell(_DropoutCell):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
                  unit_forget_bias=True, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = _units(units, "LSTMCell")
-        self.activation = activations_mod.get(activation)
+        self._init_cell(units, activation, use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+                        dropout, recurrent_dropout, seed)
         self.recurrent_activation = activations_mod.get(recurrent_activation)
-        self.use_bias, self.unit_forget_bias = use_bias, unit_forget_bias
-        self.kernel_initializer, self.recurrent_initializer = kernel_initializer, recurrent_initializer
-        self.bias_initializer = bias_initializer
-        self._init_dropout(dropout, recurrent_dropout, seed)
+        self.unit_forget_bias = unit_forget_bias
         self.state_size = [self.units, self.units]
         self.output_size = self.units
 
@@ -293,13 +293,10 @@ class GRUCell(_DropoutCell):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
                  dropout=0.0, recurrent_dropout=0.0, reset_after=True, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = _units(units, "GRUCell")
-        self.activation = activations_mod.get(activation)
+        self._init_cell(units, activation, use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+                        dropout, recurrent_dropout, seed)
         self.recurrent_activation = activations_mod.get(recurrent_activation)
-        self.use_bias, self.reset_after = use_bias, bool(reset_after)
-        self.kernel_initializer, self.recurrent_initializer = kernel_initializer, recurrent_initializer
-        self.bias_initializer = bias_initializer
-        self._init_dropout(dropout, recurrent_dropout, seed)
+        self.reset_after = bool(reset_after)
         self.state_size = self.output_size = self.units
 
     def build(self, input_shape):
