@@ -65,6 +65,14 @@ class Graph:
                 users.setdefault(v, []).append(n)
         return users
 
+    def environment(self, inputs, captures) -> dict:
+        """``{value: data}`` to start running the graph: its constants, ``inputs`` (in ``self.inputs``
+        order) and ``captures`` (in ``self.captures`` order)."""
+        env = dict(self.consts)
+        env.update(zip(self.inputs, inputs))
+        env.update(zip((v for v, _ in self.captures), captures))
+        return env
+
     def __str__(self):
         lines = [f"graph({', '.join(map(repr, self.inputs))})"]
         lines += [f"  capture {v!r}" for v, _ in self.captures]

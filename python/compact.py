@@ -92,10 +92,7 @@ def _matmul_uses(g: Graph):
     """``{capture value: [(matmul node, N)]}`` for captures whose every use is the right operand of
     an untransposed matmul with a 2-D ``(K, N)`` right operand, directly or through reshapes; other
     captures are absent."""
-    users: dict = {}
-    for n in g.nodes:
-        for v in n.inputs:
-            users.setdefault(v, []).append(n)
+    users = g.consumers()
     outs = set(g.outputs) | {v for _, v in g.updates}
     found = {}
     for cv, _ in g.captures:

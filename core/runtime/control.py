@@ -102,9 +102,7 @@ class ControlExecutable:
 
     def run(self, inputs, captures):
         g = self.graph
-        env = dict(g.consts)
-        env.update(zip(g.inputs, inputs))
-        env.update(zip((v for v, _ in g.captures), captures))
+        env = g.environment(inputs, captures)
         for step in self.steps:
             if step[0] == "exe":
                 _, exe, ins, outs = step

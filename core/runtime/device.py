@@ -148,9 +148,7 @@ class GraphInterpreter:
 
     def run(self, inputs, captures):
         g = self.graph
-        env = dict(g.consts)
-        env.update(zip(g.inputs, inputs))
-        env.update(zip((v for v, _ in g.captures), captures))
+        env = g.environment(inputs, captures)
         for n in g.nodes:
             env[n.out] = self.device.execute(n.op, [env[v] for v in n.inputs], n.attrs,
                                              [v.aval for v in n.inputs], n.out.aval)

@@ -63,6 +63,18 @@ def test_matches_onnxruntime(case, device):
         np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
 
 
+def wasm_gradients(m, x, g):
+    """The imported model's gradients of ``sum(model(x) * g)`` for ``x`` and the weight ``w``, on wasm."""
+    with wt.device("wasm"):
+        net = wo.load(m)
+        xt, gt = wt.tensor(x), wt.tensor(g.astype(np.float32))
+        wv = next(v for v in net.trainable_variables if v.name == "w")
+        with wt.GradientTape() as tape:
+            tape.watch(xt)
+            loss = wt.reduce_sum(net(xt) * gt)
+        return tape.gradient(loss, [xt, wv])
+
+
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[5]])
 def test_gradient_matches_numpy(case):
     """d sum(y * g) / d x and / d w on "wasm", against the same sums written in numpy over the
@@ -84,14 +96,7 @@ def test_gradient_matches_numpy(case):
             gx[:, :, rs, cs] += g * wts[None, :, 0, i, j, None, None]
             gw[:, 0, i, j] = (g * xp[:, :, rs, cs]).sum(axis=(0, 2, 3))
     gx = gx[:, :, p[0]:p[0] + h, p[1]:p[1] + w]
-    with wt.device("wasm"):
-        net = wo.load(m)
-        xt, gt = wt.tensor(x), wt.tensor(g.astype(np.float32))
-        wv = next(v for v in net.trainable_variables if v.name == "w")
-        with wt.GradientTape() as tape:
-            tape.watch(xt)
-            loss = wt.reduce_sum(net(xt) * gt)
-        dx, dw = tape.gradient(loss, [xt, wv])
+    dx, dw = wasm_gradients(m, x, g)
     np.testing.assert_allclose(dx.numpy(), gx, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(dw.numpy(), gw, rtol=1e-4, atol=1e-5)
 
@@ -164,13 +169,6 @@ def test_small_channel_conv_gradient_matches_numpy():
             gx[:, :, rs, cs] += np.einsum("nohw,oc->nchw", g, wts[:, :, i, j])
             gw[:, :, i, j] = np.einsum("nohw,nchw->oc", g, xp[:, :, rs, cs])
     gx = gx[:, :, p[0]:p[0] + h, p[1]:p[1] + w]
-    with wt.device("wasm"):
-        net = wo.load(m)
-        xt, gt = wt.tensor(x), wt.tensor(g.astype(np.float32))
-        wv = next(v for v in net.trainable_variables if v.name == "w")
-        with wt.GradientTape() as tape:
-            tape.watch(xt)
-            loss = wt.reduce_sum(net(xt) * gt)
-        dx, dw = tape.gradient(loss, [xt, wv])
+    dx, dw = wasm_gradients(m, x, g)
     np.testing.assert_allclose(dx.numpy(), gx, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(dw.numpy(), gw, rtol=1e-4, atol=1e-4)
