@@ -4,24 +4,18 @@
 // the same weights, so its outputs must be equal bit for bit.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { getGPU } from './helpers.js';
+import { getGPU, pythonFixture } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'compact_fixtures.py');
 
 let out, expected;
-before(() => {
-  out = mkdtempSync(join(tmpdir(), 'webtensor-compact-'));
-  execFileSync('python3', [SCRIPT, out], { stdio: ['ignore', 'inherit', 'inherit'] });
-  expected = JSON.parse(readFileSync(join(out, 'expected.json'), 'utf8'));
-});
+before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-compact-')));
 after(() => rmSync(out, { recursive: true, force: true }));
 
 for (const kind of ['cnn', 'transformer']) {

@@ -7,25 +7,21 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { getGPU, maxAbsDiff } from './helpers.js';
+import { getGPU, maxAbsDiff, pythonFixture } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures.py');
 const BATCH = 32;
 const GPU_STEPS = { mlp: 20, cnn: 5 }; // SwiftShader is slow: fewer CNN steps on WebGPU
 
 let out, expected;
-before(() => {
-  out = mkdtempSync(join(tmpdir(), 'webtensor-exported-'));
-  execFileSync('python3', [SCRIPT, out], { stdio: ['ignore', 'inherit', 'inherit'] });
-  expected = JSON.parse(readFileSync(join(out, 'expected.json'), 'utf8'));
-});
+before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-exported-')));
 after(() => rmSync(out, { recursive: true, force: true }));
 
 /** max |a - b| / (|b| + 1e-3) over elements: a relative error robust near 0. */

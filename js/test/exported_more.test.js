@@ -6,25 +6,19 @@
 // Python-wasmtime bit for bit (same module, no relaxed SIMD); WebGPU within float32 tolerance.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { getGPU, maxAbsDiff, readDir } from './helpers.js';
+import { getGPU, maxAbsDiff, pythonFixture, readDir } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_more.py');
 const BATCH = 4;
 
 let out, expected;
-before(() => {
-  out = mkdtempSync(join(tmpdir(), 'webtensor-exported-more-'));
-  execFileSync('python3', [SCRIPT, out], { stdio: ['ignore', 'inherit', 'inherit'] });
-  expected = JSON.parse(readFileSync(join(out, 'expected.json'), 'utf8'));
-});
+before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-exported-more-')));
 after(() => rmSync(out, { recursive: true, force: true }));
 
 const f32 = (values) => Array.from(Float32Array.from(values));

@@ -4,26 +4,20 @@
 // and predict matches within float32 tolerance on WebGPU.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { getGPU, maxAbsDiff } from './helpers.js';
+import { getGPU, maxAbsDiff, pythonFixture } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_rnn.py');
 const BATCH = 4;
 const TIME = 6;
 
 let out, expected;
-before(() => {
-  out = mkdtempSync(join(tmpdir(), 'webtensor-exported-rnn-'));
-  execFileSync('python3', [SCRIPT, out], { stdio: ['ignore', 'inherit', 'inherit'] });
-  expected = JSON.parse(readFileSync(join(out, 'expected.json'), 'utf8'));
-});
+before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-exported-rnn-')));
 after(() => rmSync(out, { recursive: true, force: true }));
 
 const f32 = (values) => Array.from(Float32Array.from(values));

@@ -32,6 +32,14 @@ export function buildFixtures() {
   return fixtures;
 }
 
+/** Run a Python fixture script (`python3 script OUT`) into a new temporary folder: {out, expected}
+ * (its `expected.json`). The caller removes `out` when done. */
+export function pythonFixture(script, prefix) {
+  const out = mkdtempSync(join(tmpdir(), prefix));
+  execFileSync('python3', [script, out], { stdio: ['ignore', 'inherit', 'inherit'] });
+  return { out, expected: JSON.parse(readFileSync(join(out, 'expected.json'), 'utf8')) };
+}
+
 /** Every file of an artifact directory as {relative name: Uint8Array}. */
 export function readDir(dir) {
   const files = {};

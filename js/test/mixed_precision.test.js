@@ -4,24 +4,18 @@
 // store float16 as f32 and round it to float16 in an extra pass, as wasm) agrees within 1e-4.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { getGPU, maxAbsDiff } from './helpers.js';
+import { getGPU, maxAbsDiff, pythonFixture } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_mixed.py');
 
 let out, e;
-before(() => {
-  out = mkdtempSync(join(tmpdir(), 'webtensor-mixed-'));
-  execFileSync('python3', [SCRIPT, out], { stdio: ['ignore', 'inherit', 'inherit'] });
-  e = JSON.parse(readFileSync(join(out, 'expected.json'), 'utf8'));
-});
+before(() => ({ out, expected: e } = pythonFixture(SCRIPT, 'webtensor-mixed-')));
 after(() => rmSync(out, { recursive: true, force: true }));
 
 test('wasm: a mixed_float16 artifact predicts and trains bit for bit as in Python', async () => {
