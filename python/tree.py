@@ -39,3 +39,10 @@ def unflatten(struct, it):
     if hasattr(meta, "_fields"):    # a namedtuple keeps its type
         return meta(*items)
     return list(items) if issubclass(meta, list) else tuple(items)
+
+
+def map_structure(fn, tree):
+    """``tree`` with every leaf replaced by ``fn(leaf)`` (``tf.nest.map_structure`` for one tree)."""
+    leaves: list = []
+    struct = flatten(tree, leaves)
+    return unflatten(struct, iter([fn(v) for v in leaves]))

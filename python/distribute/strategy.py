@@ -23,6 +23,7 @@ from .._state import current_strategy
 from ..core import ops as F
 from ..device import device, get_device
 from ..tensor import Tensor, tensor
+from ..tree import map_structure
 from .replica import ReplicaRunner, export_program
 from .values import MirroredVariable, ReplicaContext, _Rendezvous
 
@@ -127,13 +128,9 @@ class Strategy:
         n = self.num_replicas_in_sync
 
         def split(x):
-            if isinstance(x, (tuple, list)):
-                return type(x)(split(v) for v in x)
-            if isinstance(x, dict):
-                return {k: split(v) for k, v in x.items()}
             a = _host(x)
             return PerReplica(_split(a, n, math.ceil(a.shape[0] / n)))
-        return split(element)
+        return map_structure(split, element)
 
     # ---- custom steps ----
     def run(self, fn, args=(), kwargs=None):
@@ -153,18 +150,12 @@ class Strategy:
         n = self.num_replicas_in_sync
         rendezvous = _Rendezvous(n) if self._variable_class is not None else None
 
-        def pick(v, r):
-            if isinstance(v, PerReplica):
-                return v.values[r]
-            if isinstance(v, (tuple, list)):
-                return type(v)(pick(x, r) for x in v)
-            if isinstance(v, dict):
-                return {key: pick(x, r) for key, x in v.items()}
-            return v
+        def pick(v, r):       # replica r's value of every PerReplica in the nest
+            return map_structure(lambda x: x.values[r] if isinstance(x, PerReplica) else x, v)
 
         def one(r):
             with device(self._device_names[r]), self._replica(r, rendezvous):
-                a = [tensor(pick(v, r)) if isinstance(pick(v, r), np.ndarray) else pick(v, r) for v in args]
+                a = [tensor(x) if isinstance(x, np.ndarray) else x for x in (pick(v, r) for v in args)]
                 k = {key: pick(v, r) for key, v in kwargs.items()}
                 try:
                     return fn(*a, **k)

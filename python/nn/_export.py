@@ -8,7 +8,7 @@ from ..export import _check_names
 from ..function import function
 from ..tape import GradientTape
 from ..tensor import Tensor, tensor
-from ..tree import flatten, unflatten
+from ..tree import flatten, map_structure, unflatten
 from .layers import InputLayer
 
 
@@ -69,11 +69,6 @@ def model_specs(model, example_inputs, signatures, batch_size, *, custom_train_s
     ``model.input_names`` and ordered as ``model.inputs``."""
     dev = model.variables[0].device if model.built and model.variables else None
     put = (lambda t: (t if dev is None else t.to(dev)) if isinstance(t, Tensor) else tensor(t, device=dev))
-
-    def put_nest(v):
-        leaves: list = []
-        struct = flatten(v, leaves)
-        return unflatten(struct, iter([put(t) for t in leaves]))
     ins = model.__dict__.get("_inputs")          # a functional model's Inputs
     multi = ins is not None and len(ins) > 1
     if example_inputs is None:
@@ -102,7 +97,7 @@ def model_specs(model, example_inputs, signatures, batch_size, *, custom_train_s
         x0 = leaves[0]
     elif model._n_inputs() is None and (isinstance(x, dict) or (isinstance(x, (list, tuple)) and holds_arrays(x))):
         # a subclassed model called on several tensors (Keras: a tuple or a dict): one input per leaf
-        x = put_nest(x if isinstance(x, dict) else tuple(x))
+        x = map_structure(put, x if isinstance(x, dict) else tuple(x))
         leaves: list = []
         struct = flatten(x, leaves)
         keys = struct[1] if struct[0] == "dict" and all(c is None for c in struct[2]) else None
@@ -127,7 +122,7 @@ def model_specs(model, example_inputs, signatures, batch_size, *, custom_train_s
                 out = function(model.predict_step).get_concrete(x).graph.outputs[0].aval
                 sparse = "sparse" in (getattr(model.loss, "name", "") or type(model.loss).__name__).lower()
                 y = zeros((x0.shape[0],), "int32", device=dev) if sparse else zeros(out.shape, out.dtype, device=dev)
-            y = put_nest(y)
+            y = map_structure(put, y)
             y_leaves: list = []
             flatten(y, y_leaves)
             y_names = ["y"] if len(y_leaves) == 1 else [f"y_{i}" for i in range(len(y_leaves))]
