@@ -84,7 +84,7 @@ class MirroredVariable(Variable):
         r = self._replica_id()
         if r is not None:             # this replica's copy (the replicas' updates agree by construction)
             self._copies[r][0] = data
-            if r == 0 and self._primary == len(self._copies) - 1 == self._strategy.num_replicas_in_sync:
+            if r == 0 and self._primary == self._strategy.num_replicas_in_sync:   # a copy of its own
                 primary = self._copies[-1]
                 primary[0] = Tensor(data, self._aval, self._copies[0][1]).to(primary[1])._data
             return
