@@ -70,10 +70,29 @@ def float16_bytes(name: str, v) -> bytes:
                          "(|x| > 65504); export it as float32") from None
 
 
+def _numpy():
+    """numpy if installed, else None: it only makes the quantizer faster (same bytes)."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
+
+
 def quantize_int8(values, channels: int) -> tuple[bytes, list[float]]:
     """Per-channel symmetric int8 quantization (module docstring) of the row-major float values
     ``values`` whose last ``channels``-sized stride is the output channel (element ``i`` belongs
-    to channel ``i % channels``). Returns ``(int8 bytes, float32 scales)``."""
+    to channel ``i % channels``). Returns ``(int8 bytes, float32 scales)``. Vectorised with numpy
+    when it is installed (the same bytes: both divide in float64 and round half to even)."""
+    np = _numpy()
+    if np is not None:
+        cols = np.asarray(values, np.float32).reshape(-1, channels)
+        if not np.isfinite(cols).all():
+            raise ValueError("export: weights_dtype='int8': a weight is not finite")
+        peak = np.abs(cols).max(axis=0).astype(np.float64) if cols.size else np.zeros(channels)
+        scales = np.where(peak > 0, peak / 127, 1.0).astype(np.float32)
+        q = np.clip(np.rint(cols / scales.astype(np.float64)), -127, 127).astype(np.int8)
+        return q.tobytes(), scales.tolist()
     peak = [0.0] * channels
     for i, w in enumerate(values):
         c = i % channels
@@ -88,25 +107,63 @@ def quantize_int8(values, channels: int) -> tuple[bytes, list[float]]:
     return bytes(q), scales
 
 
+def _transposed(values, shape, perm):
+    """Row-major ``values`` of ``shape`` with their axes permuted as ``numpy.transpose(perm)``
+    (pure Python: numpy may be missing)."""
+    strides, s = [0] * len(shape), 1
+    for d in range(len(shape) - 1, -1, -1):
+        strides[d], s = s, s * shape[d]
+    index = [0]
+    for d in perm:                          # source offsets of the result, in its row-major order
+        st = strides[d]
+        index = [b + k * st for b in index for k in range(shape[d])]
+    return [values[i] for i in index]
+
+
+def weight_matrix(values, shape, path):
+    """The ``(K, N)`` matrix a matmul reads from a weight of ``shape`` with row-major ``values``
+    through ``path`` (``_matmul_uses``: reshapes, transposes and the matmul's own
+    ``transpose_b``), as ``(row-major values, (K, N))``."""
+    np = _numpy()
+    shape = tuple(shape)
+    for kind, arg in path:
+        if kind == "reshape":
+            shape = tuple(arg)
+            continue
+        if np is not None:
+            values = np.asarray(values, np.float32).reshape(shape).transpose(arg).ravel()
+        else:
+            values = _transposed(values, shape, arg)
+        shape = tuple(shape[d] for d in arg)
+    return values, shape
+
+
 def _matmul_uses(g: Graph):
-    """``{capture value: [(matmul node, N)]}`` for captures whose every use is the right operand of
-    an untransposed matmul with a 2-D ``(K, N)`` right operand, directly or through reshapes; other
-    captures are absent."""
+    """``{capture value: [(matmul node, N, path)]}`` for captures whose every use is the right
+    operand of a matmul (``transpose_b`` or not) with a 2-D right operand, directly or through
+    identities, reshapes and transposes; ``path`` is how the weight becomes the ``(K, N)`` matrix
+    (``weight_matrix``): ``(("reshape", shape) | ("transpose", perm), ...)``, a final transpose
+    for ``transpose_b``. Other captures are absent."""
     users = g.consumers()
     outs = set(g.outputs) | {v for _, v in g.updates}
     found = {}
     for cv, _ in g.captures:
-        uses, ok, stack = [], True, [cv]
+        uses, ok, stack = [], True, [(cv, ())]
         while stack and ok:
-            v = stack.pop()
+            v, path = stack.pop()
             if v in outs:
                 ok = False
             for n in users.get(v, []):
-                if n.op.name == "reshape" and n.inputs[0] is v:
-                    stack.append(n.out)
+                if n.op.name == "identity":
+                    stack.append((n.out, path))
+                elif n.op.name == "reshape" and n.inputs[0] is v:
+                    stack.append((n.out, path + (("reshape", tuple(n.out.aval.shape)),)))
+                elif n.op.name == "transpose" and n.inputs[0] is v:
+                    stack.append((n.out, path + (("transpose", tuple(n.attrs["perm"])),)))
                 elif n.op.name == "matmul" and n.inputs[1] is v and n.inputs[0] is not v and \
-                        not n.attrs.get("transpose_b") and len(v.aval.shape) == 2:
-                    uses.append((n, v.aval.shape[1]))
+                        len(v.aval.shape) == 2:
+                    tb = bool(n.attrs.get("transpose_b"))
+                    uses.append((n, v.aval.shape[0 if tb else 1], path + ((("transpose", (1, 0)),) if tb else ())))
                 else:
                     ok = False
         if ok and uses:
@@ -114,40 +171,58 @@ def _matmul_uses(g: Graph):
     return found
 
 
+def _canonical(path) -> tuple:
+    """``path`` with each run of reshapes reduced to its last, and none at all when it transposes
+    nothing (then the matrix is the weight's row-major values as they are)."""
+    out = []
+    for step in path:
+        if out and step[0] == "reshape" and out[-1][0] == "reshape":
+            out.pop()
+        out.append(step)
+    return tuple(out) if any(k == "transpose" for k, _ in out) else ()
+
+
 def plan_int8(traced, weights: dict) -> dict:
-    """Which Variables to quantize: ``{id(variable): N}`` for float32 model weights (``weights``:
-    ``{id: path}``) of rank >= 2 that every signature reads only as a matmul's ``(K, N)`` right
-    operand, with the same N everywhere and N a product of the weight's trailing axes."""
-    n_of, bad = {}, set()
+    """Which Variables to quantize: ``{id(variable): (N, path)}`` for float32 model weights
+    (``weights``: ``{id: path}``) of rank >= 2 that every signature reads only as a matmul's
+    ``(K, N)`` right operand, the same matrix everywhere (``path``, canonical, for
+    ``weight_matrix``); with no transpose on the way, N must be a product of the weight's trailing
+    axes."""
+    plan, bad = {}, set()
     for t in traced:
         found = _matmul_uses(t.graph)
         for cv, var in t.graph.captures:
             if cv not in found:
                 bad.add(id(var))
                 continue
-            for _, n in found[cv]:
-                if n_of.setdefault(id(var), n) != n:
+            for _, n, path in found[cv]:
+                if plan.setdefault(id(var), (n, _canonical(path))) != (n, _canonical(path)):
                     bad.add(id(var))
     out = {}
     for t in traced:
         for _, var in t.graph.captures:
             i = id(var)
-            if i in n_of and i not in bad and i in weights and var.dtype.name == "float32" and len(var.shape) >= 2:
-                n, shape = n_of[i], tuple(var.shape)
-                if any(prod(shape[j:]) == n for j in range(1, len(shape))):
-                    out[i] = n
+            if i in plan and i not in bad and i in weights and var.dtype.name == "float32" and len(var.shape) >= 2:
+                (n, path), shape = plan[i], tuple(var.shape)
+                if path or any(prod(shape[j:]) == n for j in range(1, len(shape))):
+                    out[i] = plan[i]
     return out
 
 
-def quantize_variables(traced, weights: dict, channels: dict) -> dict:
-    """``{id(weight): (q Variable, scales Variable, int8 bytes, weight shape)}`` for the planned weights: ``q`` is
-    int32 ``(ceil(size / 4),)`` (the bytes, four to a little-endian word, zero-padded), ``scales``
-    float32 ``(N,)``; both on the weight's device, not trainable."""
+def quantize_variables(traced, weights: dict, plan: dict) -> dict:
+    """``{id(weight): (q Variable, scales Variable, int8 bytes, stored shape)}`` for the planned
+    weights (``plan_int8``): ``q`` is int32 ``(ceil(size / 4),)`` (the bytes, four to a
+    little-endian word, zero-padded), ``scales`` float32 ``(N,)``; both on the weight's device, not
+    trainable. The stored shape is the weight's own, or ``(K, N)`` when the matmul reads it
+    transposed (the bytes are then those of the matrix the matmul reads)."""
     out = {}
     for t in traced:
         for _, var in t.graph.captures:
-            if id(var) in channels and id(var) not in out:
-                qbytes, scales = quantize_int8(_floats(var), channels[id(var)])
+            if id(var) in plan and id(var) not in out:
+                n, path = plan[id(var)]
+                shape = tuple(int(d) for d in var.shape)
+                values, matrix = weight_matrix(_floats(var), shape, path)
+                qbytes, scales = quantize_int8(values, n)
                 words = array("i")
                 words.frombytes(qbytes + bytes(-len(qbytes) % 4))
                 if words.itemsize != 4 or struct.pack("=i", 1) != struct.pack("<i", 1):
@@ -156,7 +231,7 @@ def quantize_variables(traced, weights: dict, channels: dict) -> dict:
                 q = Variable(words, name=f"{name}/q", trainable=False, dtype="int32", device=var.device)
                 s = Variable(array("f", scales), name=f"{name}/scales", trainable=False, dtype="float32",
                              device=var.device)
-                out[id(var)] = (q, s, qbytes, tuple(int(d) for d in var.shape))
+                out[id(var)] = (q, s, qbytes, matrix if path else shape)
     return out
 
 
@@ -174,7 +249,7 @@ def rewrite_int8(g: Graph, quantized: dict) -> Graph:
         q, s = entry[0], entry[1]
         qv, sv = type(cv)(q._aval), type(cv)(s._aval)
         captures += [(qv, q), (sv, s)]
-        for node, n in found[cv]:
+        for node, n, _ in found[cv]:
             repl[node] = (qv, sv, n)
     nodes = []
     for node in g.nodes:
