@@ -12,8 +12,9 @@ check), and nothing is left half-loaded.
 
 Backends: each runs its sections through the artifact loader it registers
 (``core.runtime.artifacts.register_loader``): ``wasm/artifact.py`` (``module.wasm`` in wasmtime) and
-``webgpu/artifact.py`` (wgpu); this module knows neither's format. Requires numpy, and wasmtime or
-wgpu for the backend used.
+``webgpu/artifact.py`` (wgpu); this module knows neither's format. Needs wasmtime or wgpu for the
+backend used; in Pyodide ``'wasm'`` runs on the page's WebAssembly, and without numpy values are
+nested lists.
 
 Threads: a loaded model may be used from many threads. Each run (inputs written, driver or
 dispatches, outputs read back), weight read and write holds the backend's lock: one per model on
@@ -258,10 +259,23 @@ def _check_manifest(manifest, fail):
         fail('manifest.json: "files" lists module_relaxed.wasm, but no signature has a "wasm" section')
 
 
+def _numpy():
+    """numpy, or None where it is not installed (Pyodide): values are then nested lists."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
+
+
 def _from_storage(data, spec):
-    """Backend storage bytes -> a numpy array of ``spec``'s shape and dtype (a copy)."""
+    """Backend storage bytes -> a numpy array of ``spec``'s shape and dtype (a copy); without
+    numpy, nested lists of Python numbers (as ``ndarray.tolist()``)."""
     dt = as_dtype(spec["dtype"])
-    return hostdata.to_numpy(hostdata.from_storage(data, dt, dt.wasm), tuple(spec["shape"]), dt)
+    host = hostdata.from_storage(data, dt, dt.wasm)
+    if _numpy() is None:
+        return hostdata.to_list(host, tuple(spec["shape"]), dt)
+    return hostdata.to_numpy(host, tuple(spec["shape"]), dt)
 
 
 # ---- the loaded model ---------------------------------------------------------------------------
@@ -270,7 +284,8 @@ class LoadedModel:
     """An artifact loaded on one backend (``backend``: ``'wasm'`` or ``'webgpu'``).
 
     ``signatures``: ``{name: {'inputs': [spec], 'outputs': [spec]}}`` (spec: ``{name, dtype, shape}``);
-    ``variables``: ``[{name, dtype, shape, trainable}]``. Values are numpy arrays in and out.
+    ``variables``: ``[{name, dtype, shape, trainable}]``. Values are numpy arrays in and out; without
+    numpy (Pyodide) inputs are Tensors, nested lists or buffers and outputs nested lists.
     Safe to use from many threads: each call runs alone on the model (module docstring).
     """
 
@@ -288,7 +303,9 @@ class LoadedModel:
         return [dict(v) for v in self._manifest["variables"]]
 
     def _value(self, value, spec, what) -> bytes:
-        import numpy as np
+        np = _numpy()
+        if np is None:
+            return self._value_without_numpy(value, spec, what)
         if isinstance(value, Tensor):
             value = value.numpy()
         a = np.asarray(value)
@@ -300,6 +317,25 @@ class LoadedModel:
             raise ValueError(f"webtensor: {what}: expected {spec['dtype']} data, got {a.dtype}")
         a = a.astype(want)
         return (a.astype("<i4") if spec["dtype"] == "bool" else a).tobytes()
+
+    @staticmethod
+    def _value_without_numpy(value, spec, what) -> bytes:
+        """``_value`` for Pyodide without numpy: a Tensor, (nested) lists or a buffer, the same checks."""
+        if isinstance(value, Tensor):
+            value = value.tolist()
+        try:
+            host, shape, dt = hostdata.from_python(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ValueError(f"webtensor: {what}: {e}") from None
+        want = as_dtype(spec["dtype"])
+        if tuple(shape) != tuple(spec["shape"]):
+            raise ValueError(f"webtensor: {what}: expected shape {list(spec['shape'])} {spec['dtype']}, got "
+                             f"{list(shape)} {dt.name}")
+        if dt != want and not (dt.name == "bool" or (dt.name == "int32" and want.name == "float32")):
+            raise ValueError(f"webtensor: {what}: expected {spec['dtype']} data, got {dt.name}")
+        if dt != want:
+            host, _, _ = hostdata.from_python(hostdata.to_list(host, shape, dt), want)
+        return bytes(hostdata.to_storage(host, want, want.wasm))
 
     @staticmethod
     def _one_array(v, spec) -> bool:

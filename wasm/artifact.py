@@ -1,12 +1,13 @@
 """Loading an artifact's "wasm" sections (``docs/artifact.md``): the ``"wasm"`` artifact loader."""
 from __future__ import annotations
 
+import sys
 import threading
 
 from ..core.runtime.artifacts import (ArtifactError, engine_reason as _reason, register_loader,
                                       storage_nbytes, to_storage as _storage)
 from ..core.runtime.util import require
-from .engines import WasmtimeEngine, _Caller
+from .engines import BrowserEngine, WasmtimeEngine, _Caller
 from .module_check import check_module
 
 PAGE = 65536
@@ -29,12 +30,16 @@ class WasmArtifact:
 
     @classmethod
     def auto(cls, artifact) -> bool:
-        return True                         # runs wherever wasmtime is installed
+        return True                         # runs wherever wasmtime is installed, and in Pyodide
 
     def __init__(self, artifact, fail, *, timeout=None, memory_limit=None):
         manifest, files, weights, DTYPES = artifact.manifest, artifact.files, artifact.weights, artifact.dtypes
         self.lock = threading.RLock()       # the model's own store and memory
-        wasmtime = require("wasmtime", "webtensor.load(backend='wasm')")
+        self.browser = sys.platform == "emscripten"    # Pyodide: the page's WebAssembly (no wasmtime there)
+        if self.browser and timeout is not None:
+            raise ValueError("webtensor.load: timeout needs wasmtime; in Pyodide the page's WebAssembly cannot "
+                             "be interrupted (use timeout=None)")
+        wasmtime = None if self.browser else require("wasmtime", "webtensor.load(backend='wasm')")
         variables, sigs = manifest["variables"], manifest["signatures"]
         memory_bytes, address, constants = 0, {}, {}
         for name, sig in sigs.items():
@@ -93,21 +98,30 @@ class WasmArtifact:
                 check_module(files[m], [sig["wasm"]["driver"] for sig in sigs.values()], pages)
             except ValueError as e:
                 fail(m + str(e)[len("module.wasm"):])     # its messages start "module.wasm: "
-        self.module = chosen = modules[-1]
-        # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1
-        self.engine = eng = WasmtimeEngine(pages, fma=True, maximum_pages=pages, interruptible=timeout is not None)
-        try:
-            module = wasmtime.Module(eng.engine, files[chosen])
-        except Exception as e:
-            fail(f"{chosen} is not a valid WebAssembly module ({_reason(e)})")
-        try:
-            inst = wasmtime.Instance(eng.store, module, [eng.memory])
-        except Exception as e:
-            fail(f"{chosen} cannot be instantiated ({_reason(e)})")
         self.variables, self.address, self.timeout = variables, address, timeout
-        # check_module proved every driver is () -> (): the unchecked fast call is safe
-        self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
-                        for name, sig in sigs.items()}
+        if self.browser:
+            self.engine = eng = BrowserEngine(pages, fma=None, maximum_pages=pages)
+            self.module = chosen = modules[-1] if eng.fma else modules[0]     # Node 20: no relaxed SIMD
+            try:        # one instance per driver, all on the one memory
+                self.drivers = {name: eng.instantiate(files[chosen], sig["wasm"]["driver"], 0)
+                                for name, sig in sigs.items()}
+            except Exception as e:
+                fail(f"{chosen} cannot be instantiated by this JavaScript engine ({_reason(e)})")
+        else:
+            self.module = chosen = modules[-1]
+            # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1
+            self.engine = eng = WasmtimeEngine(pages, fma=True, maximum_pages=pages, interruptible=timeout is not None)
+            try:
+                module = wasmtime.Module(eng.engine, files[chosen])
+            except Exception as e:
+                fail(f"{chosen} is not a valid WebAssembly module ({_reason(e)})")
+            try:
+                inst = wasmtime.Instance(eng.store, module, [eng.memory])
+            except Exception as e:
+                fail(f"{chosen} cannot be instantiated ({_reason(e)})")
+            # check_module proved every driver is () -> (): the unchecked fast call is safe
+            self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
+                            for name, sig in sigs.items()}
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
         for addr, tname in constants.items():           # large constants: stored once, in the weights
@@ -122,6 +136,13 @@ class WasmArtifact:
                 self.host[i] = data
 
     def _call(self, name):
+        if self.browser:
+            try:
+                self.drivers[name]()
+            except Exception as e:          # a JavaScript RuntimeError (a trap)
+                raise ArtifactError(f"webtensor: signature '{name}': the WebAssembly driver trapped "
+                                    f"({_reason(e)})") from None
+            return
         wasmtime = self.engine.wasmtime
         timer = self.engine.deadline(self.timeout) if self.timeout is not None else None
         try:

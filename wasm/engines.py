@@ -267,11 +267,11 @@ class BrowserEngine:
     """
     name = "WebAssembly (JS)"
 
-    def __init__(self, initial_pages: int, fma: bool | None = None):
+    def __init__(self, initial_pages: int, fma: bool | None = None, maximum_pages: int = MAX_PAGES):
         import js
         from pyodide.ffi import to_js
         self.js, self._to_js = js, to_js
-        self.memory = js.WebAssembly.Memory.new(self._object({"initial": initial_pages, "maximum": MAX_PAGES}))
+        self.memory = js.WebAssembly.Memory.new(self._object({"initial": initial_pages, "maximum": maximum_pages}))
         relaxed = bool(js.WebAssembly.validate(to_js(relaxed_simd_probe())))
         if fma and not relaxed:
             raise RuntimeError("wasm device: fma=True needs relaxed SIMD, which this JavaScript engine lacks; "
