@@ -6,8 +6,10 @@ as TensorFlow Lite's float16 quantization does on CPUs. Half the weight bytes; o
 the weights' rounding (relative 2**-11 per weight).
 
 ``'int8'``: every read-only float32 weight that signatures use only as the right operand of a
-matrix product (Dense and attention projections, Conv2D filters after im2col: the ``(K, N)``
-matrix a ``matmul`` reads, through reshapes) is quantized per output channel, symmetrically:
+matrix product (Dense and attention projections, Conv2D filters after im2col, an imported ONNX
+model's Gemm ``transB`` and im2col Conv weights: the ``(K, N)`` matrix a ``matmul`` reads, through
+identities, reshapes and transposes, the matmul's ``transpose_b`` included) is quantized per output
+channel, symmetrically:
 ``scale[j] = max_i |W[i, j]| / 127`` (stored as float32; 1 for an all-zero column),
 ``q[i, j] = clip(round_half_even(W[i, j] / scale[j]), -127, 127)`` (TensorFlow Lite's int8
 weights: Jacob et al., CVPR 2018, section 2, zero point 0; TFLite's quantization spec, per-axis).
@@ -16,12 +18,15 @@ reads the int8 bytes and multiplies by the scale as it goes: no float32 copy of 
 ever written outside the kernel's own scratch panels. In the artifact the weight is an int32
 variable of the packed bytes (four to a word: what the kernels read) whose ``storage`` says
 ``int8``, its logical shape and the name of its scales variable ``<weight path>/scales``;
-``weights.safetensors`` holds it as an I8 tensor of the logical shape. Other weights (biases,
-normalization parameters) stay float32.
+``weights.safetensors`` holds it as an I8 tensor of the logical shape: the weight's own, or
+``(K, N)`` when the matmul reads it transposed (the values are then that matrix's, quantized per
+column). Other weights (biases, normalization parameters, embedding tables read by ``gather``,
+weights read as a matmul's left operand) stay float32.
 
 Only inference uses these: a signature that updates variables (``train_step``) needs float32
 weights, so export refuses one with ``weights_dtype`` other than float32 (a model exports only
-``predict`` by default then). Needs no numpy.
+``predict`` by default then). Needs no numpy; with it the quantizer is vectorised (the same
+bytes; 1 M weights: 0.01 s instead of 0.6 s).
 """
 from __future__ import annotations
 

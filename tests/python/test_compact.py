@@ -297,3 +297,57 @@ def test_quantized_matmul_webgpu_template(shape, n, ta):
     except (ImportError, RuntimeError) as e:
         pytest.skip(f"no WebGPU device: {e}")
     np.testing.assert_allclose(y, ref, rtol=0, atol=2e-6 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("shape,path,n", [
+    ((7, 5), (("transpose", (1, 0)),), 7),                                   # Gemm transB
+    ((6, 3, 2, 2), (("transpose", (2, 3, 1, 0)), ("reshape", (12, 6))), 6),   # ONNX Conv via im2col
+    ((4, 2, 3), (("reshape", (4, 6)),), 6)])                                 # reshapes only
+def test_weight_matrix_and_quantizer_without_numpy_match_numpy(monkeypatch, shape, path, n):
+    """The pure-Python paths (Pyodide without numpy) give numpy's matrix and the same bytes."""
+    w = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    want = w
+    for kind, arg in path:
+        want = want.reshape(arg) if kind == "reshape" else want.transpose(arg)
+    values, matrix = compact.weight_matrix(w.ravel().tolist(), shape, path)
+    q_np, s_np = compact.quantize_int8(values, n)
+    monkeypatch.setattr(compact, "_numpy", lambda: None)
+    values_py, matrix_py = compact.weight_matrix(w.ravel().tolist(), shape, path)
+    assert matrix == matrix_py == want.shape
+    np.testing.assert_array_equal(np.array(values_py, np.float32), want.ravel())
+    np.testing.assert_array_equal(np.asarray(values, np.float32), want.ravel())
+    q_py, s_py = compact.quantize_int8(values_py, n)
+    assert q_py == q_np and s_py == s_np
+    ref_q, ref_s = np_quantize(want, n)
+    np.testing.assert_array_equal(np.frombuffer(q_py, np.int8).reshape(want.shape), ref_q)
+
+
+class _TransposedDense(nn.Layer):
+    """``x @ kernel.T`` with a ``(units, inputs)`` kernel (PyTorch's Linear layout)."""
+
+    def __init__(self, units, **kw):
+        super().__init__(**kw)
+        self.units = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (self.units, input_shape[-1]))
+
+    def call(self, x):
+        return wt.matmul(x, self.kernel, transpose_b=True)
+
+
+def test_int8_transposed_weight_is_stored_as_the_matrix_the_matmul_reads(tmp_path):
+    x = np.random.default_rng(6).standard_normal((4, 5)).astype(np.float32)
+    with wt.device("wasm"):
+        model = nn.Sequential([nn.Input((5,)), _TransposedDense(3)])
+        model(x)
+        man = model.export(tmp_path / "q", batch_size=4, backends=("wasm",), weights_dtype="int8")
+        (w,) = [v.numpy() for p, v in model._export_weight_paths().items() if p.endswith("kernel")]
+    (v,) = [v for v in man["variables"] if "storage" in v]
+    assert v["storage"]["shape"] == [5, 3]
+    st = stored(tmp_path / "q")
+    ref_q, ref_s = np_quantize(w.T, 3)
+    np.testing.assert_array_equal(st[v["name"]], ref_q)
+    np.testing.assert_array_equal(st[v["storage"]["scales"]], ref_s)
+    y = wt.load(tmp_path / "q", backend="wasm").predict(x)
+    np.testing.assert_allclose(y, x @ (ref_q.astype(np.float32) * ref_s), rtol=1e-5, atol=1e-6)
