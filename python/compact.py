@@ -20,8 +20,11 @@ variable of the packed bytes (four to a word: what the kernels read) whose ``sto
 ``int8``, its logical shape and the name of its scales variable ``<weight path>/scales``;
 ``weights.safetensors`` holds it as an I8 tensor of the logical shape: the weight's own, or
 ``(K, N)`` when the matmul reads it transposed (the values are then that matrix's, quantized per
-column). Other weights (biases, normalization parameters, embedding tables read by ``gather``,
-weights read as a matmul's left operand) stay float32.
+column). Embedding tables ``(rows, depth)`` read only by ``gather`` along axis 0 (and matmuls: a
+tied output projection) are stored the same way as the ``(depth, rows)`` matrix, one scale per
+row, and read by ``quantized_gather`` (TensorFlow Lite's quantized embedding lookup). Other
+weights (biases, normalization parameters, position tables added whole or sliced, weights read as
+a matmul's left operand) stay float32.
 
 Only inference uses these: a signature that updates variables (``train_step``) needs float32
 weights, so export refuses one with ``weights_dtype`` other than float32 (a model exports only
@@ -35,7 +38,7 @@ from array import array
 from math import prod
 
 from .core.graph import Graph, Node
-from .core.ops.linalg import quantized_matmul_op
+from .core.ops.linalg import quantized_gather_op, quantized_matmul_op
 from .tensor import Variable
 
 WEIGHTS_DTYPES = ("float32", "float16", "int8")
@@ -144,11 +147,13 @@ def weight_matrix(values, shape, path):
 
 
 def _matmul_uses(g: Graph):
-    """``{capture value: [(matmul node, N, path)]}`` for captures whose every use is the right
-    operand of a matmul (``transpose_b`` or not) with a 2-D right operand, directly or through
-    identities, reshapes and transposes; ``path`` is how the weight becomes the ``(K, N)`` matrix
-    (``weight_matrix``): ``(("reshape", shape) | ("transpose", perm), ...)``, a final transpose
-    for ``transpose_b``. Other captures are absent."""
+    """``{capture value: [(node, N, path)]}`` for captures whose every use is the right operand of
+    a matmul (``transpose_b`` or not) with a 2-D right operand, or the table of a ``gather`` along
+    axis 0 of a 2-D table (an embedding: its ``(rows, depth)`` read as the ``(depth, rows)`` matrix,
+    a scale per row), directly or through identities, reshapes and transposes; ``path`` is how the
+    weight becomes the ``(K, N)`` matrix (``weight_matrix``): ``(("reshape", shape) |
+    ("transpose", perm), ...)``, a final transpose for ``transpose_b`` and for a gather. Other
+    captures are absent."""
     users = g.consumers()
     outs = set(g.outputs) | {v for _, v in g.updates}
     found = {}
@@ -169,6 +174,10 @@ def _matmul_uses(g: Graph):
                         len(v.aval.shape) == 2:
                     tb = bool(n.attrs.get("transpose_b"))
                     uses.append((n, v.aval.shape[0 if tb else 1], path + ((("transpose", (1, 0)),) if tb else ())))
+                elif n.op.name == "gather" and n.inputs[0] is v and n.inputs[1] is not v and \
+                        n.attrs.get("axis") == 0 and len(v.aval.shape) == 2:
+                    # an embedding table (rows, depth): stored as the (depth, rows) matrix, a scale per row
+                    uses.append((n, v.aval.shape[0], path + (("transpose", (1, 0)),)))
                 else:
                     ok = False
         if ok and uses:
@@ -241,8 +250,8 @@ def quantize_variables(traced, weights: dict, plan: dict) -> dict:
 
 
 def rewrite_int8(g: Graph, quantized: dict) -> Graph:
-    """``g`` with every matmul reading a quantized weight replaced by ``quantized_matmul`` on its
-    int8 words and scales (new captures in the weight's place); the reshapes that led to it are
+    """``g`` with every matmul (gather) reading a quantized weight replaced by ``quantized_matmul``
+    (``quantized_gather``) on its int8 words and scales (new captures in the weight's place); the reshapes that led to it are
     left for dead-code elimination (``compile_graph`` keeps only what reaches an output)."""
     found = _matmul_uses(g)
     captures, repl = [], {}
@@ -260,8 +269,12 @@ def rewrite_int8(g: Graph, quantized: dict) -> Graph:
     for node in g.nodes:
         if node in repl:
             qv, sv, n = repl[node]
-            nodes.append(Node(quantized_matmul_op, [node.inputs[0], qv, sv],
-                              {"transpose_a": bool(node.attrs.get("transpose_a")), "n": int(n)}, node.out))
+            if node.op.name == "gather":
+                nodes.append(Node(quantized_gather_op, [qv, sv, node.inputs[1]],
+                                  {"depth": int(node.inputs[0].aval.shape[1])}, node.out))
+            else:
+                nodes.append(Node(quantized_matmul_op, [node.inputs[0], qv, sv],
+                                  {"transpose_a": bool(node.attrs.get("transpose_a")), "n": int(n)}, node.out))
         else:
             nodes.append(node)
     live = set(g.outputs) | {v for _, v in g.updates}

@@ -177,3 +177,66 @@ quantized_matmul_op = Op(
     Raises:
         TypeError: ``a`` not a float matrix. ValueError: ``q`` or ``scales`` of the wrong shape or dtype.
     Not differentiable (inference only).""")
+
+
+def _qgather_infer(q: Aval, scales: Aval, indices: Aval, *, depth) -> Aval:
+    if indices.dtype.name != "int32":
+        raise TypeError(f"quantized_gather: indices must be int32, got {indices.dtype}")
+    if scales.dtype.kind != "f" or len(scales.shape) != 1:
+        raise ValueError(f"quantized_gather: scales must be a float vector (one per row), got {scales.dtype} "
+                         f"{scales.shape}")
+    rows = scales.shape[0]
+    if q.dtype.name != "int32" or q.shape != (-(-depth * rows // 4),):
+        raise ValueError(f"quantized_gather: q must be int32 ({-(-depth * rows // 4)},) (the {depth}x{rows} int8 "
+                         f"bytes packed four to a word), got {q.dtype} {q.shape}")
+    return Aval(tuple(indices.shape) + (depth,), scales.dtype)
+
+
+def _qgather_ref(q, scales, indices, *, depth):
+    import numpy as np
+    rows = scales.shape[0]
+    table = (np.ascontiguousarray(q, dtype="<i4").view(np.int8)[:depth * rows].reshape(depth, rows)
+             .T.astype(scales.dtype) * scales[:, None])
+    j = np.where(indices < 0, indices + rows, indices)
+    ok = (j >= 0) & (j < rows)
+    return np.where(ok[..., None], table[np.where(ok, j, 0)], np.zeros((), scales.dtype)).astype(scales.dtype)
+
+
+def _qgather_kernel(ins, out, *, depth):
+    q, scales, indices = ins
+    rows = scales.shape[0]
+    nd = len(indices.shape)
+    dims = [K.idx(d) for d in range(nd + 1)]
+    sel = K.load(2, tuple(dims[:nd]), indices.dtype)
+    j = K.where(sel < 0, sel + rows, sel)                    # negative indices count from the end
+    ok = K.binary("and", j >= 0, j < rows)
+    row = K.clamp(j, 0, rows - 1)                            # never out of bounds
+    flat = dims[nd] * rows + row                             # element (column, row) of the depth x rows matrix
+    w = K.cast(int8_of_word(K.load(0, (flat // 4,), q.dtype), flat % 4), scales.dtype) * K.load(1, (row,), scales.dtype)
+    return K.map_kernel([K.Buffer(a.shape, a.dtype) for a in ins], K.Buffer(out.shape, out.dtype),
+                        K.where(ok, w, K.const(0, scales.dtype)))
+
+
+quantized_gather_op = Op(
+    "quantized_gather", infer=_qgather_infer, reference=_qgather_ref, kernel=_qgather_kernel,
+    inputs=("q", "scales", "indices"),
+    doc="""Rows of an int8 table with one float scale per row: ``gather(int8(table) * scales[:, None],
+    indices, axis=0)``, as TensorFlow Lite's quantized EMBEDDING_LOOKUP (int8 weights, a scale per
+    row). The table is stored transposed, ``depth x rows`` (a ``(K, N)`` matrix quantized per column,
+    as ``quantized_matmul``'s right operand, so a tied input/output embedding is one weight); the
+    kernel reads the int8 bytes and multiplies by the row's scale, with ``gather``'s index rule.
+
+    Args:
+        q: int32 ``(ceil(depth * rows / 4),)``: the row-major ``depth x rows`` int8 matrix's bytes, four
+            to a little-endian word (the last word zero-padded).
+        scales: ``(rows,)`` float: row ``r``'s values are ``int8 * scales[r]``.
+        indices: int32, any shape; negative count from the end; others outside ``[-rows, rows)`` read
+            zeros (``gather``'s rule inside a traced function).
+        depth: the table's row length.
+
+    Returns:
+        ``indices.shape + (depth,)``, ``scales``' dtype.
+
+    Raises:
+        TypeError: indices not int32. ValueError: ``q`` or ``scales`` of the wrong shape or dtype.
+    Not differentiable (inference only).""")

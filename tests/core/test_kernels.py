@@ -149,6 +149,12 @@ def _cases():
         return ([_f(r, (k, m) if ta else (m, k)), w8.view("<i4"), _f(r, (n,), 0.1, 2.0)], {"transpose_a": ta, "n": n})
     for m, k, n, ta in [(3, 5, 4, False), (2, 3, 3, True), (1, 1, 1, False)]:
         add("quantized_matmul", lambda r, m=m, k=k, n=n, ta=ta: _qmm(r, m, k, n, ta))
+
+    def _qgather(r, rows, depth, ishape):   # a depth x rows int8 table; indices in and out of range
+        w8 = r.integers(-128, 128, depth * rows + (-depth * rows) % 4).astype(np.int8)
+        return ([w8.view("<i4"), _f(r, (rows,), 0.1, 2.0), _i(r, ishape, -rows - 2, rows + 2)], {"depth": depth})
+    for rows, depth, ishape in [(5, 3, (4,)), (7, 4, (2, 3)), (1, 1, ())]:
+        add("quantized_gather", lambda r, rows=rows, depth=depth, ishape=ishape: _qgather(r, rows, depth, ishape))
     for xs, ks, st, dil, pads, pv in [((2, 5, 6, 3), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)), 0.0),
                                       ((1, 7, 6, 2), (3, 2), (2, 3), (1, 1), ((1, 1), (0, 2)), 0.0),
                                       ((1, 9, 8, 1), (3, 3), (2, 1), (2, 3), ((2, 2), (3, 3)), -np.inf),

@@ -333,6 +333,20 @@ def test_matmul_int(rng):
     check(wt.matmul(wt.tensor(a), wt.tensor(b)), a @ b, wt.int32)
 
 
+@pytest.mark.parametrize("rows,depth,ishape", [(9, 6, (2, 5)), (4, 1, (3,)), (30, 7, ())])
+def test_quantized_gather(rows, depth, ishape, rng):
+    """Rows of int8 * per-row scales, the table stored transposed (depth x rows) and packed four
+    bytes to a little-endian int32 word; negative indices count from the end."""
+    from webtensor.core.ops.linalg import quantized_gather_op
+    table = rng.integers(-127, 128, (rows, depth)).astype(np.int8)
+    q = np.concatenate([table.T.ravel(), np.zeros(-table.size % 4, np.int8)]).view("<i4")
+    scales = rng.uniform(0.01, 1.0, rows).astype(np.float32)
+    idx = rng.integers(-rows, rows, ishape).astype(np.int32)
+    expected = (table.astype(np.float64) * scales[:, None])[idx]
+    check(quantized_gather_op(wt.tensor(q), wt.tensor(scales), wt.tensor(idx), depth=depth), expected,
+          wt.float32, rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("m,k,n,ta", [(3, 5, 4, False), (6, 7, 3, True), (2, 1, 9, False)])
 def test_quantized_matmul(m, k, n, ta, rng):
     """a @ (int8 * scales) with the int8 matrix packed four bytes to a little-endian int32 word."""

@@ -89,6 +89,7 @@ def test_torch_encoder_gemm_transb_and_identity_weights(tmp_path):
     with wt.device("wasm"):
         model = wo.load(ENCODER)
         layouts = {"enc.layers.0.self_attn.out_proj.weight": "gemm_t", "head.weight": "gemm_t",
+                   "emb.weight": "gemm_t",                  # Gather: the table transposed, a scale per row
                    **{f"onnx::MatMul_{k}": "matmul" for k in (493, 507, 508)}}     # MatMul behind Identity
         y8, ydeq = export_and_check(model, tmp_path, ([ids, mask],), [ids, mask], layouts)
     np.testing.assert_array_equal(y8, ydeq)         # the q8 template packs exactly these values
