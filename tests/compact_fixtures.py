@@ -7,7 +7,8 @@ builders are shared with ``tests/python/test_compact.py`` and ``bench/bench_comp
         as OUTDIR/<kind>_<weights dtype>/ (wasm only, batch BATCH), the int8 one also as
         OUTDIR/<kind>_int8_webgpu/ (WGSL only), and writes OUTDIR/expected.json:
         {kind: {"x": [inputs], "shape": [input shape], "predict": {weights dtype: Python-wasmtime's
-        output of that artifact}}}.
+        output of that artifact}}}; also "embedding" (``nn_embedding``: int32 token ids, float32 and
+        int8, exported as OUTDIR/embedding_<weights dtype>/ and embedding_int8_webgpu/).
 """
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def build(kind: str, seed: int = 0):
     return model
 
 
+def nn_embedding():
+    """Token ids ``(batch, 4)`` -> Embedding(20, 12) -> Flatten -> Dense(3) (compact embeddings)."""
+    from webtensor import nn
+    return nn.Sequential([nn.Input((4,), dtype="int32"), nn.Embedding(20, 12), nn.Flatten(), nn.Dense(3)])
+
+
 def inputs(seed: int = 1) -> np.ndarray:
     """A batch of digits-like inputs (uniform in [0, 1), as the scaled digits)."""
     return np.random.default_rng(seed).random((BATCH, 8, 8, 1)).astype(np.float32)
@@ -65,6 +72,18 @@ def main(out: str) -> None:
                 e["predict"][dt] = np.asarray(y, np.float32).ravel().tolist()
             model.export(os.path.join(out, f"{kind}_int8_webgpu"), batch_size=BATCH, backends=("webgpu",),
                          weights_dtype="int8")
+        # an Embedding table: int8 with a scale per row, read by quantized_gather
+        wt.random.set_seed(3)
+        ids = np.random.default_rng(2).integers(0, 20, (BATCH, 4)).astype(np.int32)
+        model = nn_embedding()
+        model(ids)
+        e = expected["embedding"] = {"x": ids.ravel().tolist(), "shape": list(ids.shape), "predict": {}}
+        for dt in ("float32", "int8"):
+            path = os.path.join(out, f"embedding_{dt}")
+            model.export(path, batch_size=BATCH, backends=("wasm",), weights_dtype=dt)
+            e["predict"][dt] = np.asarray(wt.load(path, backend="wasm").predict(ids), np.float32).ravel().tolist()
+        model.export(os.path.join(out, "embedding_int8_webgpu"), batch_size=BATCH, backends=("webgpu",),
+                     weights_dtype="int8")
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)
 

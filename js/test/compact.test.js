@@ -18,6 +18,36 @@ let out, expected;
 before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-compact-')));
 after(() => rmSync(out, { recursive: true, force: true }));
 
+describe('compact embedding table (int8, a scale per row: quantized_gather)', () => {
+  for (const dtype of ['float32', 'int8']) {
+    test(`${dtype}: predict is bitwise equal to Python's loader`, async () => {
+      const e = expected.embedding;
+      const model = await webtensor.load(join(out, `embedding_${dtype}`), { backend: 'wasm' });
+      try {
+        const y = await model.predict(webtensor.tensor(new Int32Array(e.x), e.shape, 'int32'));
+        assert.deepEqual(Array.from(y.dataSync()), Array.from(Float32Array.from(e.predict[dtype])));
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+  test('int8 on WebGPU (the generic quantized_gather kernel) matches wasm within float32 rounding', async (t) => {
+    const { gpu, reason } = await getGPU();
+    if (!gpu) return t.skip(reason);
+    const e = expected.embedding;
+    const model = await webtensor.load(join(out, 'embedding_int8_webgpu'), { backend: 'webgpu', gpu });
+    try {
+      const y = (await model.predict(webtensor.tensor(new Int32Array(e.x), e.shape, 'int32'))).dataSync();
+      const want = e.predict.int8;
+      const peak = Math.max(...want.map(Math.abs));
+      const err = Math.max(...Array.from(y, (v, i) => Math.abs(v - want[i])));
+      assert.ok(err <= 1e-5 * peak, `max |webgpu - wasm| ${err}, max |wasm| ${peak}`);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 for (const kind of ['cnn', 'transformer']) {
   describe(`compact ${kind}`, () => {
     for (const dtype of ['float32', 'float16', 'int8']) {
