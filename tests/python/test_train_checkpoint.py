@@ -161,3 +161,19 @@ def test_train_and_summary_namespaces_are_their_all():
         assert dir(mod) == sorted(mod.__all__)
         for name in mod.__all__:
             assert (getattr(mod, name).__doc__ or "").strip(), f"{mod.__name__}.{name} has no docstring"
+
+
+def test_write_then_read_restores_the_written_values(tmp_path):
+    """``read`` (TensorFlow's pair of ``write``) brings back exactly what ``write`` stored, optimizer
+    slots included, and neither touches the save counter or the directory's ``checkpoint`` file."""
+    a, opt, step = make(0)
+    train(a, opt, step, 3)
+    ckpt = wt.train.Checkpoint(model=a, optimizer=opt, step=step)
+    prefix = ckpt.write(tmp_path / "w")
+    written = [v.copy() for v in state(a, opt, step)]
+    train(a, opt, step, 2)                                   # move everything on
+    assert not all(np.array_equal(u, v) for u, v in zip(written, state(a, opt, step)))
+    ckpt.read(prefix).assert_consumed()
+    for u, v in zip(written, state(a, opt, step)):
+        assert u.dtype == v.dtype and np.array_equal(u, v)
+    assert int(ckpt.save_counter) == 0 and not os.path.exists(tmp_path / "checkpoint")
