@@ -382,3 +382,40 @@ def test_int8_embedding_table_per_row(tmp_path):
     except (ImportError, RuntimeError) as e:
         pytest.skip(f"no WebGPU adapter: {e}")
     np.testing.assert_allclose(gpu.predict(ids), y8, rtol=1e-5, atol=1e-6)
+
+
+def test_load_without_numpy_takes_and_returns_lists(tmp_path):
+    """``webtensor.load`` where numpy is missing (Pyodide): inputs as nested lists or Tensors,
+    outputs as nested lists, equal to the numpy run of the same artifact; the same input checks."""
+    x = np.random.default_rng(8).standard_normal((2, 6)).astype(np.float32)
+    wt.random.set_seed(5)
+    with wt.device("wasm"):
+        m = nn.Sequential([nn.Input((6,)), nn.Dense(5, activation="relu"), nn.Dense(3)])
+    m.export(tmp_path / "q", batch_size=2, backends=("wasm",), weights_dtype="int8")
+    want = wt.load(tmp_path / "q", backend="wasm").predict(x)
+    code = textwrap.dedent(f"""
+        import json, sys
+        class _Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "numpy" or name.startswith("numpy."):
+                    raise ImportError("numpy is blocked in this test")
+        sys.meta_path.insert(0, _Block())
+        import webtensor as wt
+        a = wt.load({str(tmp_path / "q")!r}, backend="wasm")
+        x = {x.tolist()!r}
+        out = {{"lists": a.predict(x), "tensor": a.predict(wt.tensor(x, device="wasm"))}}
+        for bad in ([[1.0, 2.0]], [["a"] * 6] * 2):
+            try:
+                a.predict(bad)
+            except ValueError as e:
+                out.setdefault("errors", []).append(str(e))
+        assert "numpy" not in sys.modules
+        print(json.dumps(out))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("lists", "tensor"):
+        np.testing.assert_array_equal(np.array(out[key], np.float32), want)
+    assert "expected shape [2, 6] float32, got [1, 2]" in out["errors"][0]
+    assert "cannot convert data of type str" in out["errors"][1]
