@@ -22,9 +22,11 @@ variable of the packed bytes (four to a word: what the kernels read) whose ``sto
 ``(K, N)`` when the matmul reads it transposed (the values are then that matrix's, quantized per
 column). Embedding tables ``(rows, depth)`` read only by ``gather`` along axis 0 (and matmuls: a
 tied output projection) are stored the same way as the ``(depth, rows)`` matrix, one scale per
-row, and read by ``quantized_gather`` (TensorFlow Lite's quantized embedding lookup). Other
-weights (biases, normalization parameters, position tables added whole or sliced, weights read as
-a matmul's left operand) stay float32.
+row, and read by ``quantized_gather`` (TensorFlow Lite's quantized embedding lookup). A 2-D weight
+read as a matmul's left operand, ``W @ b`` (an ONNX 1x1 convolution in NCHW), is stored as the
+matrix ``W^T`` (a scale per row of ``W``) and computed as ``transpose(quantized_matmul(b^T, W^T))``.
+Other weights (biases, normalization parameters, position tables added whole or sliced) stay
+float32.
 
 Only inference uses these: a signature that updates variables (``train_step``) needs float32
 weights, so export refuses one with ``weights_dtype`` other than float32 (a model exports only
@@ -38,7 +40,9 @@ from array import array
 from math import prod
 
 from .core.graph import Graph, Node
+from .core.op import Aval
 from .core.ops.linalg import quantized_gather_op, quantized_matmul_op
+from .core.ops.movement import transpose_op
 from .tensor import Variable
 
 WEIGHTS_DTYPES = ("float32", "float16", "int8")
@@ -147,14 +151,15 @@ def weight_matrix(values, shape, path):
 
 
 def _matmul_uses(g: Graph):
-    """``{capture value: [(node, N, path)]}`` for captures whose every use is the right operand of
-    a matmul (``transpose_b`` or not) with a 2-D right operand, or the table of a ``gather`` along
+    """``{capture value: [(node, N, path)]}`` for captures whose every use is an operand of a matmul
+    (``transpose_a``/``transpose_b`` or not) as a 2-D matrix, or the table of a ``gather`` along
     axis 0 of a 2-D table (an embedding: its ``(rows, depth)`` read as the ``(depth, rows)`` matrix,
     a scale per row), directly or through identities, reshapes and transposes; ``path`` is how the
     weight becomes the ``(K, N)`` matrix (``weight_matrix``): ``(("reshape", shape) |
-    ("transpose", perm), ...)``, a final transpose for ``transpose_b`` and for a gather. Other
-    captures are absent."""
+    ("transpose", perm), ...)``, a final transpose for ``transpose_b``, a left operand and a gather.
+    Other captures are absent."""
     users = g.consumers()
+    producer = {node.out: node for node in g.nodes}
     outs = set(g.outputs) | {v for _, v in g.updates}
     found = {}
     for cv, _ in g.captures:
@@ -164,7 +169,9 @@ def _matmul_uses(g: Graph):
             if v in outs:
                 ok = False
             for n in users.get(v, []):
-                if n.op.name == "identity":
+                if n.op.name == "matmul" and all(_reaches(i, cv, producer) for i in n.inputs):
+                    ok = False                  # the weight on both sides (W @ W^T): left as it is
+                elif n.op.name == "identity":
                     stack.append((n.out, path))
                 elif n.op.name == "reshape" and n.inputs[0] is v:
                     stack.append((n.out, path + (("reshape", tuple(n.out.aval.shape)),)))
@@ -174,6 +181,12 @@ def _matmul_uses(g: Graph):
                         len(v.aval.shape) == 2:
                     tb = bool(n.attrs.get("transpose_b"))
                     uses.append((n, v.aval.shape[0 if tb else 1], path + ((("transpose", (1, 0)),) if tb else ())))
+                elif n.op.name == "matmul" and n.inputs[0] is v and n.inputs[1] is not v and \
+                        len(v.aval.shape) == 2 and len(n.inputs[1].aval.shape) >= 2:
+                    # W @ x (an ONNX 1x1 convolution in NCHW): computed as (x^T @ W^T)^T, so the
+                    # matrix read is W^T (W itself with transpose_a), a scale per row of W
+                    ta = bool(n.attrs.get("transpose_a"))
+                    uses.append((n, v.aval.shape[1 if ta else 0], path + (() if ta else (("transpose", (1, 0)),))))
                 elif n.op.name == "gather" and n.inputs[0] is v and n.inputs[1] is not v and \
                         n.attrs.get("axis") == 0 and len(v.aval.shape) == 2:
                     # an embedding table (rows, depth): stored as the (depth, rows) matrix, a scale per row
@@ -249,11 +262,23 @@ def quantize_variables(traced, weights: dict, plan: dict) -> dict:
     return out
 
 
+def _reaches(value, cv, producer: dict) -> bool:
+    """Is ``value`` the capture ``cv`` or made from it by identities, reshapes and transposes
+    (``producer``: ``{value: node}``)?"""
+    while value is not cv:
+        node = producer.get(value)
+        if node is None or node.op.name not in ("identity", "reshape", "transpose"):
+            return False
+        value = node.inputs[0]
+    return True
+
+
 def rewrite_int8(g: Graph, quantized: dict) -> Graph:
     """``g`` with every matmul (gather) reading a quantized weight replaced by ``quantized_matmul``
     (``quantized_gather``) on its int8 words and scales (new captures in the weight's place); the reshapes that led to it are
     left for dead-code elimination (``compile_graph`` keeps only what reaches an output)."""
     found = _matmul_uses(g)
+    producer = {node.out: node for node in g.nodes}
     captures, repl = [], {}
     for cv, var in g.captures:
         entry = quantized.get(id(var))
@@ -264,12 +289,19 @@ def rewrite_int8(g: Graph, quantized: dict) -> Graph:
         qv, sv = type(cv)(q._aval), type(cv)(s._aval)
         captures += [(qv, q), (sv, s)]
         for node, n, _ in found[cv]:
-            repl[node] = (qv, sv, n)
+            repl[node] = (qv, sv, n, node.op.name == "matmul" and _reaches(node.inputs[0], cv, producer))
     nodes = []
     for node in g.nodes:
         if node in repl:
-            qv, sv, n = repl[node]
-            if node.op.name == "gather":
+            qv, sv, n, left = repl[node]
+            if left:                            # W @ b -> transpose(b^T @ W^T): the last two axes swapped back
+                b, out = node.inputs[1], node.out
+                r = len(out.aval.shape)
+                tmp = type(out)(Aval(tuple(out.aval.shape[:-2]) + (out.aval.shape[-1], out.aval.shape[-2]), out.aval.dtype))
+                nodes.append(Node(quantized_matmul_op, [b, qv, sv],
+                                  {"transpose_a": not node.attrs.get("transpose_b"), "n": int(n)}, tmp))
+                nodes.append(Node(transpose_op, [tmp], {"perm": tuple(range(r - 2)) + (r - 1, r - 2)}, out))
+            elif node.op.name == "gather":
                 nodes.append(Node(quantized_gather_op, [qv, sv, node.inputs[1]],
                                   {"depth": int(node.inputs[0].aval.shape[1])}, node.out))
             else:

@@ -419,3 +419,56 @@ def test_load_without_numpy_takes_and_returns_lists(tmp_path):
         np.testing.assert_array_equal(np.array(out[key], np.float32), want)
     assert "expected shape [2, 6] float32, got [1, 2]" in out["errors"][0]
     assert "cannot convert data of type str" in out["errors"][1]
+
+
+class _LeftDense(nn.Layer):
+    """``(kernel @ x^T)^T`` with a ``(units, inputs)`` kernel: the weight as a matmul's left operand."""
+
+    def __init__(self, units, **kw):
+        super().__init__(**kw)
+        self.units = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (self.units, input_shape[-1]))
+
+    def call(self, x):
+        return wt.transpose(wt.matmul(self.kernel, x, transpose_b=True))
+
+
+def test_int8_left_operand_weight_is_computed_transposed(tmp_path):
+    """``W @ b`` becomes ``transpose(quantized_matmul(b^T, W^T))``: W^T stored, a scale per row of W."""
+    x = np.random.default_rng(9).standard_normal((4, 5)).astype(np.float32)
+    with wt.device("wasm"):
+        model = nn.Sequential([nn.Input((5,)), _LeftDense(3)])
+        model(x)
+        man = model.export(tmp_path / "q", batch_size=4, backends=("wasm",), weights_dtype="int8")
+        (w,) = [v.numpy() for p, v in model._export_weight_paths().items() if p.endswith("kernel")]
+    (v,) = [v for v in man["variables"] if "storage" in v]
+    assert v["storage"]["shape"] == [5, 3]
+    st = stored(tmp_path / "q")
+    ref_q, ref_s = np_quantize(w.T, 3)
+    np.testing.assert_array_equal(st[v["name"]], ref_q)
+    np.testing.assert_array_equal(st[v["storage"]["scales"]], ref_s)
+    y = wt.load(tmp_path / "q", backend="wasm").predict(x)
+    np.testing.assert_allclose(y, x @ (ref_q.astype(np.float32) * ref_s), rtol=1e-5, atol=1e-6)
+
+
+class _Gram(nn.Layer):
+    """``x @ (kernel @ kernel^T)``: the weight on both sides of one matmul."""
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (input_shape[-1], 2))
+
+    def call(self, x):
+        return wt.matmul(x, wt.matmul(self.kernel, wt.transpose(self.kernel)))
+
+
+def test_int8_weight_on_both_sides_of_a_matmul_stays_float32(tmp_path):
+    x = np.random.default_rng(10).standard_normal((2, 4)).astype(np.float32)
+    with wt.device("wasm"):
+        model = nn.Sequential([nn.Input((4,)), _Gram()])
+        model(x)
+        man = model.export(tmp_path / "q", batch_size=2, backends=("wasm",), weights_dtype="int8")
+        want = model.predict(x)
+    assert not any("storage" in v for v in man["variables"])
+    np.testing.assert_allclose(wt.load(tmp_path / "q", backend="wasm").predict(x), want, rtol=1e-6, atol=1e-6)
