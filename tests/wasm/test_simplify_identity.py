@@ -7,7 +7,7 @@ processes and PYTHONHASHSEED (see tests/python/test_export.py), so the stored di
 machine. The manifests' digests changed once since, when WebGPU kernels gained "access" (the
 manifests without it hash as before; no code or weights changed), and the modules when loads took their constant offsets into the memarg and unrolled loops folded their index into selects and one-element constants became immediates, and the CNN's WGSL when WebGPU matmuls gained plans per
 shape (webgpu/matmul.py: its small matmuls run the direct kernel), and the modules with matmuls when the
-wasm micro-kernel broadcast A with ``v128.load32_splat``. Regenerate them (only for an intended change of the emitted code) with
+wasm micro-kernel broadcast A with ``v128.load32_splat`` and packed A a panel at a time. Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -86,8 +86,8 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '481551c6b974e621c38b519cd1b250ec1333ffb4351d588a1d1c30ec7b620ece',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': '33841f7f5724672dc6fd3f04aeac5ce608d6e2308c37ba935ea865458d6da90d',
-    'cnn/module.wasm': '08a7d37fd346467f145cc567fe50c2997eae6d2058bf522472cf47ac6b60adb6',
+    'cnn/manifest.json': '89afaa112b347f785263199d371d462726540e013ad439ff0baeb5336e54f295',
+    'cnn/module.wasm': '9cc760b1d5be9b830976ff99ca20087951cd105c8ca7f772e6a5e537c233b1bd',
     'cnn/weights.safetensors': '3ed89222bc3e72ea2e5a1f83549595045346d6fbb661a39ed2a31a5941ec3a85',
     'fn/kernels/predict_0.wgsl': 'abe1f0b3f19e50f47f4bad8cc201c351804c498800b73129d9094e4f8f75b10e',
     'fn/kernels/predict_1.wgsl': 'cb67c8edcdfa2cb65e09b2a073e08c6b40e1982b262f58391dc12fcfca737f9a',
@@ -131,8 +131,8 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_8.wgsl': '72a99f11bee28747af87e82194d5556b11f960879ca866731ee9fabec724fdb8',
     'mlp/kernels/train_step_9.wgsl': '4f5e226e8b36eac7d1d16928e1191c3f249a2f5ec0fe165d4c0b07db024fb2ce',
-    'mlp/manifest.json': '7d55763eab958aa617c59d7d33deba4e1dede99d82bb5fcfb540526a61fe1d3a',
-    'mlp/module.wasm': '34dab080f5eb016eb4ca22e101808cbda6f4adff04e1a0b29b01602c4306b1ff',
+    'mlp/manifest.json': 'ba7c60869d93d4feca769facc00e2c7ed5e3436652fafeb0e1317149ba43d898',
+    'mlp/module.wasm': '3a4f6c21a40e966bc4b4360657dd630e0a83b7ab617132afcbc2fe529ad3b17c',
     'mlp/weights.safetensors': 'efde01b008819b2100a85d86bc00bcbb630dd4d72fc154b66a43dad9f7aeb20b',
 }
 
