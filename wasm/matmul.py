@@ -10,7 +10,9 @@ Method (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication"
 
 1. pack A's rows ``[start, end)`` into panels of 4 rows, k-major (16 bytes per k), and B
    into panels of 8 columns, k-major (32 bytes per k), both zero-padded, in ``scratch``;
-   the contiguous layouts (row-major A, either B) pack with 4x4 lane transposes;
+   the contiguous layouts (row-major A, either B) pack with 4x4 lane transposes; when K and N
+   fit one cache block (``Plan.one_block``: convolutions after im2col), each A panel is packed
+   just before its tiles instead, into one reused panel of scratch;
 2. loop over k blocks of ``KC``, column blocks of ``NC`` (a B block stays in L2), row
    panels (the A panel stays in L1) and column panels: the micro-kernel keeps a 4x8 tile
    of C in eight f32x4 accumulators, broadcasting A values with ``v128.load32_splat`` (or
