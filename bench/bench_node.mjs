@@ -7,8 +7,8 @@
 //   - the fused chain gelu_tanh(x * a + b) * sigmoid(x) on 2^20 float32 elements (ms; webtensor
 //     compiles it to one kernel, TF.js runs its ops one by one).
 //
-// Then, on wasm, a head-to-head of the fused chain and matmul a @ b (float32 N x N, N = 256 and
-// 1024) whose calls alternate between the runtimes (round robin), so that both see the same load
+// Then, on wasm, a head-to-head of the fused chain, matmul a @ b (float32 N x N, N = 256 and
+// 1024) and the CNN forward whose calls alternate between the runtimes (round robin), so that both see the same load
 // on a shared machine: webtensor copying (typed arrays in, a fresh Float32Array out per call),
 // webtensor resident (inputs written once into the model's WebAssembly memory with
 // model.inputTensor(), outputs read in place: run(..., {output: 'view'})), and TF.js-wasm (tensors
@@ -250,6 +250,9 @@ async function headToHead() {
   for (const { n, a, b } of MATMUL) {
     await add(`matmul ${n}`, `matmul${n}`, [a, b], [[n, n], [n, n]], (p, q) => tf.matMul(p, q), (s) => `${fmt(2 * n ** 3 / s / 1e9)} GFLOP/s`);
   }
+  const tfNets = tfModels();
+  disposers.push(() => { tfNets.mlp.dispose(); tfNets.cnn.dispose(); });
+  await add(`CNN forward (b=${CNN.batch})`, 'cnn', [CNN.x], [[CNN.batch, 28, 28, 1]], (xc) => tfNets.cnn.predict(xc), (s) => `${fmt(CNN.batch / s)} images/s`);
   console.log(`head-to-head on wasm, ${ROUNDS} rounds, calls alternating (TF.js-wasm ${tfWasm.getThreadsCount()} thread(s)); fastest call / mean:`);
   console.log('workload                  contender            fastest              mean                 vs TF.js (fastest / mean)');
   for (const w of workloads) {

@@ -118,6 +118,7 @@ class WasmtimeEngine:
         ImportError: ``wasmtime`` is not installed (names the ``wasm`` extra).
     """
     name = "wasmtime"
+    load_splat = False      # Cranelift runs the matmul template faster with shuffle broadcasts (matmul.lower)
     RECYCLE_MIN = 64        # instances in a store before dropped ones are worth a recycle
 
     def __init__(self, initial_pages: int, fma: bool | None = None, maximum_pages: int = MAX_PAGES,

@@ -60,22 +60,25 @@ UNROLL, UNROLL_PRODUCT = 4, 16      # loops of at most 4 steps are unrolled, at 
 IOTA = struct.pack("<4i", 0, 1, 2, 3)
 
 
-def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False) -> Lowered:
+def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False,
+          splat: bool = True) -> Lowered:
     """Add ``kernel``'s function to ``module`` (see the module docstring for its signature).
 
     ``fma``: use relaxed-SIMD ``f32x4.relaxed_madd`` (fused multiply-add where the hardware has
     it) in polynomials and the matmul micro-kernel; the module then needs an engine with the
     relaxed-SIMD feature, and results may differ from the unfused form in the last bit.
+    ``splat``: how the matmul micro-kernel broadcasts A (``matmul.lower``'s ``splat``: a speed choice
+    per engine; results are the same bits either way).
     """
     if kernel.out.dtype == float16:     # computed in f32, rounded on output (half.py)
-        return half.rounded(module, kernel, name, export, lambda body: _lower(module, kernel, body, False, fma))
-    return _lower(module, kernel, name, export, fma)
+        return half.rounded(module, kernel, name, export, lambda body: _lower(module, kernel, body, False, fma, splat))
+    return _lower(module, kernel, name, export, fma, splat)
 
 
-def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool) -> Lowered:
+def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool = True) -> Lowered:
     if kernel.template in ("matmul", "matmul_q8"):
         if matmul.supports(kernel):
-            return matmul.lower(module, kernel, name, export, fma)
+            return matmul.lower(module, kernel, name, export, fma, splat)
     a = analyze(kernel)
     n = len(kernel.inputs)
     f = module.function(name, params=params(n), export=export)
@@ -107,12 +110,12 @@ def inline_scalars(kernel: K.Kernel, scalars: dict) -> K.Kernel:
 
 
 def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False,
-                  memory: dict | None = None) -> tuple[Module, Lowered]:
+                  memory: dict | None = None, splat: bool = True) -> tuple[Module, Lowered]:
     """A module that imports ``env.memory`` and exports ``kernel`` as ``name`` (eager execution).
     ``memory``: further ``import_memory`` arguments (an engine's ``memory_import``, e.g. shared)."""
     m = Module()
     m.import_memory("env", "memory", 1, **(memory or {}))
-    return m, lower(m, kernel, name, export=True, fma=fma)
+    return m, lower(m, kernel, name, export=True, fma=fma, splat=splat)
 
 
 # ---- code generation -------------------------------------------------------------------------

@@ -10,10 +10,13 @@ Method (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication"
 
 1. pack A's rows ``[start, end)`` into panels of 4 rows, k-major (16 bytes per k), and B
    into panels of 8 columns, k-major (32 bytes per k), both zero-padded, in ``scratch``;
-   the contiguous layouts (row-major A, either B) pack with 4x4 lane transposes;
+   the contiguous layouts (row-major A, either B) pack with 4x4 lane transposes; when K and N
+   fit one cache block (``Plan.one_block``: convolutions after im2col), each A panel is packed
+   just before its tiles instead, into one reused panel of scratch;
 2. loop over k blocks of ``KC``, column blocks of ``NC`` (a B block stays in L2), row
    panels (the A panel stays in L1) and column panels: the micro-kernel keeps a 4x8 tile
-   of C in eight f32x4 accumulators, broadcasting A lanes with ``i8x16.shuffle``;
+   of C in eight f32x4 accumulators, broadcasting A values with ``v128.load32_splat`` (or
+   ``i8x16.shuffle`` lanes of one load, for engines where that is faster: ``lower``'s ``splat``);
 3. the first k block stores the tile into C, later ones add to it; partial tiles at the
    edges go through a small tile buffer.
 
@@ -60,8 +63,14 @@ class Plan:
     b: Operand
     scales: int | None = None   # matmul_q8: the input holding B's per-column scales (B: int8 bytes)
 
+    @property
+    def one_block(self) -> bool:
+        """K and N fit one cache block: each 4-row panel of A is packed just before its tiles
+        (``_Gen.compute_by_panel``) into one reused buffer, instead of all rows first."""
+        return self.K <= KC and self.N <= NC
+
     def scratch(self, rows: int | None = None) -> int:
-        rows = self.M if rows is None else rows
+        rows = MR if self.one_block else self.M if rows is None else rows
         return TILE + 4 * self.K * (-(-rows // MR) * MR + -(-self.N // NR) * NR)
 
 
@@ -124,13 +133,18 @@ def supports(kernel: K.Kernel) -> bool:
     return plan(kernel) is not None
 
 
-def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False):
+def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False,
+          splat: bool = True):
     """Add the template's function for ``kernel`` (``supports(kernel)`` must hold); ``fma`` uses
-    relaxed-SIMD ``f32x4.relaxed_madd`` in the micro-kernel."""
+    relaxed-SIMD ``f32x4.relaxed_madd`` in the micro-kernel. ``splat``: the micro-kernel broadcasts
+    each A value with ``v128.load32_splat`` from the packed panel (one load each; V8 emits
+    ``vbroadcastss``: matmul 1024 in Node 46-48 -> 55-58 GFLOP/s) instead of one ``v128.load`` of
+    four rows and four ``i8x16.shuffle`` broadcasts (faster in wasmtime's Cranelift: 49-50 vs
+    41-43 GFLOP/s; 2-vCPU AMD EPYC). Same products and sums either way: results are bitwise equal."""
     p = plan(kernel)
     n_in = len(kernel.inputs)
     f = module.function(name, params=params(n_in), export=export)
-    _Gen(f, p, n_in, fma).run()
+    _Gen(f, p, n_in, fma, splat).run()
     f.finish()
     return Lowered(name, n_in, p.M, p.scratch(), False)
 
@@ -141,8 +155,8 @@ def _bytes_of_lanes(idx):
 
 
 class _Gen:
-    def __init__(self, f: Function, p: Plan, n_in: int, fma: bool = False):
-        self.f, self.p, self.fma = f, p, fma
+    def __init__(self, f: Function, p: Plan, n_in: int, fma: bool = False, splat: bool = True):
+        self.f, self.p, self.fma, self.splat = f, p, fma, splat
         self.out, self.start, self.end, self.scratch = 0, n_in + 1, n_in + 2, n_in + 3
         self.loc = lambda t=I32: f.local(t)
 
@@ -199,15 +213,19 @@ class _Gen:
         f.i32_add()
         self.set_(self.ap)
         kbytes = 4 * p.K
-        # B panels start after ceil((end - start) / 4) * 4 rows of K floats
-        self.get(self.ap, self.end, self.start)
-        f.i32_sub()
-        f.i32_const(MR - 1)
-        f.i32_add()
-        f.i32_const(-MR)
-        f.i32_and()
-        f.i32_const(kbytes)
-        f.i32_mul()
+        # B panels start after ceil((end - start) / 4) * 4 rows of K floats (one panel if one_block)
+        self.get(self.ap)
+        if p.one_block:
+            f.i32_const(MR * kbytes)
+        else:
+            self.get(self.end, self.start)
+            f.i32_sub()
+            f.i32_const(MR - 1)
+            f.i32_add()
+            f.i32_const(-MR)
+            f.i32_and()
+            f.i32_const(kbytes)
+            f.i32_mul()
         f.i32_add()
         self.set_(self.bp)
         b_varies = any(p.b.batch[d] and p.batch[d] > 1 for d in range(nbt))
@@ -221,8 +239,11 @@ class _Gen:
                 self._set_bases(bi)
                 if b_varies:
                     self.pack_b()
-                self.pack_a()
-                self.compute()
+                if p.one_block:
+                    self.compute_by_panel()
+                else:
+                    self.pack_a()
+                    self.compute()
                 return
             self.loop(bi[d], lambda: f.i32_const(0), lambda: f.i32_const(p.batch[d]), 1, lambda: level(d + 1))
         level(0)
@@ -261,47 +282,48 @@ class _Gen:
     # ---- packing ----
     def pack_a(self):
         """Ap[panel][k][r] = A[start + 4 panel + r, k] (0 beyond ``end``)."""
-        f, p = self.f, self.p
-        a = p.a
-        i, k, dst, src = self.loc(), self.loc(), self.loc(), self.loc()
+        i, dst = self.loc(), self.loc()
         self.get(self.ap)
         self.set_(dst)
+        self.loop(i, lambda: self.get(self.start), lambda: self.get(self.end), MR, lambda: self.pack_a_panel(i, dst))
 
-        def panel():
-            full = self.loc()
-            self.get(i)
-            f.i32_const(MR)
-            f.i32_add()
-            self.get(self.end)
-            f.i32_le_s()
-            self.set_(full)
-            # src = A + 4 (am i)
-            self.addr(self.a_base, (i, 4 * a.row))
-            self.set_(src)
-            kk = self.loc()
-            if a.k == 1 and p.K >= 4:          # row-major: 4 rows x 4 k, transposed in registers
-                self.get(full)
-                with f.if_():
-                    self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K - 3), 4, lambda: self._pack_a_4x4(src, kk, dst))
-                    self._pack_scalar_a(src, kk, dst, i, p.K)
-                    f.else_()
-                    self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
-            elif a.row == 1:                    # transposed A: the 4 rows are contiguous at each k
-                self.get(full)
-                with f.if_():
-                    def vec_k():
-                        self.get(dst)
-                        self.addr(src, (kk, 4 * a.k))
-                        f.v128_load(0, 0)
-                        f.v128_store(0, 0)
-                        self._bump(dst, 16)
-                    self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, vec_k)
-                    f.else_()
-                    self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
-            else:
+    def pack_a_panel(self, i, dst):
+        """Rows ``i .. i+3`` of A, k-major, at ``dst`` (advanced past them)."""
+        f, p = self.f, self.p
+        a = p.a
+        src = self.loc()
+        full = self.loc()
+        self.get(i)
+        f.i32_const(MR)
+        f.i32_add()
+        self.get(self.end)
+        f.i32_le_s()
+        self.set_(full)
+        # src = A + 4 (am i)
+        self.addr(self.a_base, (i, 4 * a.row))
+        self.set_(src)
+        kk = self.loc()
+        if a.k == 1 and p.K >= 4:          # row-major: 4 rows x 4 k, transposed in registers
+            self.get(full)
+            with f.if_():
+                self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K - 3), 4, lambda: self._pack_a_4x4(src, kk, dst))
+                self._pack_scalar_a(src, kk, dst, i, p.K)
+                f.else_()
                 self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
-
-        self.loop(i, lambda: self.get(self.start), lambda: self.get(self.end), MR, panel)
+        elif a.row == 1:                    # transposed A: the 4 rows are contiguous at each k
+            self.get(full)
+            with f.if_():
+                def vec_k():
+                    self.get(dst)
+                    self.addr(src, (kk, 4 * a.k))
+                    f.v128_load(0, 0)
+                    f.v128_store(0, 0)
+                    self._bump(dst, 16)
+                self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, vec_k)
+                f.else_()
+                self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
+        else:
+            self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
 
     def _bump(self, loc, n):
         f = self.f
@@ -525,21 +547,42 @@ class _Gen:
 
         self.loop(pc, lambda: f.i32_const(0), lambda: f.i32_const(p.K), KC, k_block)
 
-    def tile(self, pc, kc, i, j):
+    def compute_by_panel(self):
+        """K <= KC, N <= NC: for each 4-row panel, pack it (it stays in L1) and run its tiles."""
+        f, p = self.f, self.p
+        pc, kc, i, jp, dst = self.loc(), self.loc(), self.loc(), self.loc(), self.loc()
+        self.acc = [[self.loc(V128) for _ in range(2)] for _ in range(MR)]
+        f.i32_const(0)
+        f.local_set(pc)
+        f.i32_const(p.K)
+        f.local_set(kc)
+
+        def row_panel():
+            self.get(self.ap)
+            self.set_(dst)
+            self.pack_a_panel(i, dst)
+            self.loop(jp, lambda: f.i32_const(0), lambda: f.i32_const(p.N), NR,
+                      lambda: self.tile(pc, kc, i, jp, panel=True))
+        self.loop(i, lambda: self.get(self.start), lambda: self.get(self.end), MR, row_panel)
+
+    def tile(self, pc, kc, i, j, panel=False):
         f, p = self.f, self.p
         pa, pb, kk = self.loc(), self.loc(), self.loc()
         acc = self.acc
-        # pa = Ap + ((i - start) / 4 * K + pc) * 16 ;  pb = Bp + (j / 8 * K + pc) * 32
-        self.get(i, self.start)
-        f.i32_sub()
-        f.i32_const(4 * p.K)      # (i - start) / 4 panels * 16 K bytes
-        f.i32_mul()
-        self.get(self.ap)
-        f.i32_add()
-        self.get(pc)
-        f.i32_const(16)
-        f.i32_mul()
-        f.i32_add()
+        # pa = Ap + ((i - start) / 4 * K + pc) * 16 (Ap for a panel packed alone);  pb = Bp + (j / 8 * K + pc) * 32
+        if panel:
+            self.get(self.ap)
+        else:
+            self.get(i, self.start)
+            f.i32_sub()
+            f.i32_const(4 * p.K)      # (i - start) / 4 panels * 16 K bytes
+            f.i32_mul()
+            self.get(self.ap)
+            f.i32_add()
+            self.get(pc)
+            f.i32_const(16)
+            f.i32_mul()
+            f.i32_add()
         self.set_(pa)
         self.get(j)
         f.i32_const(4 * p.K)      # j / 8 panels * 32 K bytes
@@ -570,7 +613,7 @@ class _Gen:
         self.store_tile(pc, i, j)
 
     def _k_step(self, pa, pb, a, b0, b1, s, oa, ob):
-        """acc[r][h] += A[r, k] * B[k, 4h:4h+4] for one k (A lanes broadcast by shuffles)."""
+        """acc[r][h] += A[r, k] * B[k, 4h:4h+4] for one k (A lanes broadcast by splat loads or shuffles)."""
         f, acc = self.f, self.acc
         self.get(pb)
         f.v128_load(ob, 0)
@@ -578,12 +621,17 @@ class _Gen:
         self.get(pb)
         f.v128_load(ob + 16, 0)
         f.local_set(b1)
-        self.get(pa)
-        f.v128_load(oa, 0)
-        f.local_set(a)
+        if not self.splat:
+            self.get(pa)
+            f.v128_load(oa, 0)
+            f.local_set(a)
         for r in range(MR):
-            self.get(a, a)
-            f.i8x16_shuffle(_bytes_of_lanes([r] * 4))
+            if self.splat:
+                self.get(pa)
+                f.v128_load32_splat(oa + 4 * r, 2)
+            else:
+                self.get(a, a)
+                f.i8x16_shuffle(_bytes_of_lanes([r] * 4))
             f.local_set(s)
             for h, bv in enumerate((b0, b1)):
                 if self.fma:

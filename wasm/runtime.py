@@ -210,6 +210,7 @@ class WasmDevice(Device):
         super().__init__()
         self.engine = engine if engine is not None else default_engine(initial_pages, fma)
         self.fma = self.engine.fma
+        self.splat = getattr(self.engine, "load_splat", True)    # the matmul template's A broadcast (lower's splat)
         self.memory_import = getattr(self.engine, "memory_import", {})   # how modules import the memory
         self.alloc = Allocator(self.engine.size, self.engine.grow, self.lock)   # guarded by the device lock
         self._ops = LRUCache("kernels")     # (op, input avals, output aval, attrs) -> _Kernel
@@ -267,7 +268,7 @@ class WasmDevice(Device):
         ent = self._kernels.get(kernel)
         if ent is None:
             self.kernel_stats["misses"] += 1
-            m, lw = kernel_module(kernel, fma=self.fma, memory=self.memory_import)
+            m, lw = kernel_module(kernel, fma=self.fma, memory=self.memory_import, splat=self.splat)
             ent = self._kernels[kernel] = _Kernel(lw, self._instantiate(m, "kernel", lw.n_inputs + 4))
         else:
             self.kernel_stats["hits"] += 1
@@ -376,7 +377,7 @@ class WasmExecutable:
         lowered, fns = {}, []
         for s in prog.steps:
             if s.kernel not in lowered:
-                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=device.fma)
+                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=device.fma, splat=device.splat)
             fns.append(lowered[s.kernel])
         scratch = max((lw.scratch for lw in lowered.values()), default=0)
         slots = prog.inputs + prog.captures + results
@@ -431,7 +432,7 @@ class WasmExecutable:
         f = m.function("step", params=["i32"], export=True)
         for i, s in enumerate(prog.steps):
             if s.kernel not in lowered:
-                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=dev.fma)
+                lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=dev.fma, splat=dev.splat)
             f.local_get(0).i32_const(i).i32_eq()
             with f.if_():
                 emit_call(f, lowered[s.kernel], self._addresses(s), self._scratch_at)

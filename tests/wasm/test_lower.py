@@ -22,10 +22,11 @@ _cfg.wasm_relaxed_simd = True
 ENGINE_FMA = wasmtime.Engine(_cfg)
 
 
-def run_kernel(k, arrays, splits=None, fma=False):
+def run_kernel(k, arrays, splits=None, fma=False, splat=True):
     """Run kernel ``k`` on numpy ``arrays``; ``splits(rows)`` gives row-range bounds for several calls;
-    ``fma`` lowers with relaxed-SIMD multiply-adds (run on an engine with that feature)."""
-    m, lw = kernel_module(k, fma=fma)
+    ``fma`` lowers with relaxed-SIMD multiply-adds (run on an engine with that feature); ``splat``:
+    ``kernel_module``'s matmul broadcast choice."""
+    m, lw = kernel_module(k, fma=fma, splat=splat)
     data = m.emit()
     engine = ENGINE_FMA if fma else ENGINE
     wasmtime.Module.validate(engine, data)

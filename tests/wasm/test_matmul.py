@@ -64,6 +64,32 @@ def test_fused_multiply_add_micro_kernel():
           fma=True)
 
 
+@pytest.mark.parametrize("fma", [False, True])
+@pytest.mark.parametrize("m,n,k", [(37, 45, 300), (6, 3, 5), (129, 17, 65)])
+def test_splat_and_shuffle_broadcasts_give_the_same_bits(m, n, k, fma):
+    """The micro-kernel's two ways of broadcasting A (``splat``: an engine's speed choice) compute the
+    same products and sums: bitwise equal results, edge tiles and k blocks included, and both
+    within the template's tolerance of numpy."""
+    a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    kern = mm_kernel(a.shape, b.shape)
+    got = [run_kernel(kern, [a, b], lambda rows: [0, 5, rows], fma, splat)[0] for splat in (True, False)]
+    np.testing.assert_array_equal(got[0].view(np.uint32), got[1].view(np.uint32))
+    tol = 1e-5 * k ** 0.5
+    np.testing.assert_allclose(got[0], a @ b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("m,n,k", [(13, 9, 20), (13, 9, 3 * matmul.KC + 5), (13, matmul.NC + 9, 20)])
+def test_panel_at_a_time_and_blocked_paths(m, n, k):
+    """K <= KC and N <= NC packs each 4-row panel of A just before its tiles (one panel of scratch);
+    larger K or N packs all rows first and loops over cache blocks: both match numpy, over split
+    row ranges too."""
+    a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    p = matmul.plan(mm_kernel(a.shape, b.shape))
+    assert p.one_block == (k <= matmul.KC and n <= matmul.NC)
+    assert p.scratch(m) == matmul.TILE + 4 * k * ((4 if p.one_block else 16) + -(-n // 8) * 8)
+    check(a, b, splits=lambda rows: [0, 6, rows])
+
+
 def test_k_blocks_accumulate():
     m, n, k = 9, 19, 3 * matmul.KC + 5
     check(rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32))

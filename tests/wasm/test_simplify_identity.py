@@ -6,7 +6,8 @@ values recorded on main before the simplifier was moved into core/. Export is de
 processes and PYTHONHASHSEED (see tests/python/test_export.py), so the stored digests hold on any
 machine. The manifests' digests changed once since, when WebGPU kernels gained "access" (the
 manifests without it hash as before; no code or weights changed), and the modules when loads took their constant offsets into the memarg and unrolled loops folded their index into selects and one-element constants became immediates, and the CNN's WGSL when WebGPU matmuls gained plans per
-shape (webgpu/matmul.py: its small matmuls run the direct kernel). Regenerate them (only for an intended change of the emitted code) with
+shape (webgpu/matmul.py: its small matmuls run the direct kernel), and the modules with matmuls when the
+wasm micro-kernel broadcast A with ``v128.load32_splat`` and packed A a panel at a time. Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -85,8 +86,8 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '481551c6b974e621c38b519cd1b250ec1333ffb4351d588a1d1c30ec7b620ece',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': 'cfb7138288e8c26ba0420f80632ff0c438059e757de2c40b07323fd481c38914',
-    'cnn/module.wasm': 'e96a8c137fd6710b512db0404e27c5f6c858a0ee0f4240e1ae08952d4237b2c9',
+    'cnn/manifest.json': '89afaa112b347f785263199d371d462726540e013ad439ff0baeb5336e54f295',
+    'cnn/module.wasm': '9cc760b1d5be9b830976ff99ca20087951cd105c8ca7f772e6a5e537c233b1bd',
     'cnn/weights.safetensors': '3ed89222bc3e72ea2e5a1f83549595045346d6fbb661a39ed2a31a5941ec3a85',
     'fn/kernels/predict_0.wgsl': 'abe1f0b3f19e50f47f4bad8cc201c351804c498800b73129d9094e4f8f75b10e',
     'fn/kernels/predict_1.wgsl': 'cb67c8edcdfa2cb65e09b2a073e08c6b40e1982b262f58391dc12fcfca737f9a',
@@ -130,8 +131,8 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_8.wgsl': '72a99f11bee28747af87e82194d5556b11f960879ca866731ee9fabec724fdb8',
     'mlp/kernels/train_step_9.wgsl': '4f5e226e8b36eac7d1d16928e1191c3f249a2f5ec0fe165d4c0b07db024fb2ce',
-    'mlp/manifest.json': 'f0cd211eb1a40a27179d67c2cb74cc25e4a39ae8c572e0fd87b4ce729b4bf7ef',
-    'mlp/module.wasm': '8b75e37cba446063b46c80d2de47d4d86295e78114e182f9d8187a825481e67f',
+    'mlp/manifest.json': 'ba7c60869d93d4feca769facc00e2c7ed5e3436652fafeb0e1317149ba43d898',
+    'mlp/module.wasm': '3a4f6c21a40e966bc4b4360657dd630e0a83b7ab617132afcbc2fe529ad3b17c',
     'mlp/weights.safetensors': 'efde01b008819b2100a85d86bc00bcbb630dd4d72fc154b66a43dad9f7aeb20b',
 }
 
