@@ -133,7 +133,7 @@ class VectorEmitter(Emitter):
                 fmt = CODE_NONNEG[op]
         if "wt_" in fmt:
             return self.lanes(e.args, a, e.dtype, lambda *x: fmt.format(*x, t=t0))
-        return fmt.format(*s, t=t0)
+        return fmt.format(*s, t=t0, i="vec4<i32>", u="vec4<u32>")
 
 
 def _lower_vector(kernel: K.Kernel, expr: K.Expr, ins: Inputs, simp, n: int, limits: Limits) -> Lowered:

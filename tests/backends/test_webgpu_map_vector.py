@@ -46,6 +46,7 @@ def test_contiguous_inputs_are_vec4_and_broadcasts_gather(dev):
     src = source(k)
     assert "in0: array<vec4<f32>>" in src and "in1: array<f32>" in src and "result: array<vec4<f32>>" in src
     assert "in0[gid]" in src and "in2[0i]" in src
+    assert "vec4<u32>(lin) % " in src          # w's index: j = lin % 10, unsigned (ops.py CODE_NONNEG)
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(b.shape).astype(np.float32) for b in k.inputs]
     np.testing.assert_array_equal(run(dev, k, arrays), arrays[0] * arrays[1] + arrays[2][0])
