@@ -7,7 +7,8 @@ processes and PYTHONHASHSEED (see tests/python/test_export.py), so the stored di
 machine. The manifests' digests changed once since, when WebGPU kernels gained "access" (the
 manifests without it hash as before; no code or weights changed), and the modules when loads took their constant offsets into the memarg and unrolled loops folded their index into selects and one-element constants became immediates, and the CNN's WGSL when WebGPU matmuls gained plans per
 shape (webgpu/matmul.py: its small matmuls run the direct kernel), and the WGSL and manifests when map
-kernels went to four elements per invocation (webgpu/map.py) and non-negative integer division to u32. Regenerate them (only for an intended change of the emitted code) with
+kernels went to four elements per invocation (webgpu/map.py) and non-negative integer division to u32, and the
+WGSL simplifier folded ``(x // c) * c + x % c`` into ``x``. Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -53,7 +54,7 @@ def digests(out):
 
 
 EXPECTED = {
-    'cnn/kernels/predict_0.wgsl': '53b2d0d92d59328e5979dcd4d5af5e1969192fb0f93dec3c579782bf8fed2cab',
+    'cnn/kernels/predict_0.wgsl': '2c1890a65528837d2f802375db6b87092caf07e87a566deda1ecb565c657ede2',
     'cnn/kernels/predict_1.wgsl': '76db5a6598620ef0be0c494b09e3d07d17ef483c2c51302b1e32890cdd551e18',
     'cnn/kernels/predict_2.wgsl': 'a6260ed2306f778d7280919cf72b0bf0520922d79a63fdcf674693d2eae4bf37',
     'cnn/kernels/predict_3.wgsl': 'aee10b180a7e40375325bee28af0cab289d5c2b8511b1b10349bbab761b72e85',
@@ -86,7 +87,7 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '3dc1dda898ceed673c7945cc5f3efd2d0b1eac389d76f51a49c2787c1045b8d8',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': 'ff1375bd477dae24f3012a88343a389372ec8c04867b90d7c754009815b34dda',
+    'cnn/manifest.json': '8d4c90b52f5b3f594676ba768a7d1fa14354e64036ed08c3a30606513745bf45',
     'cnn/module.wasm': 'e96a8c137fd6710b512db0404e27c5f6c858a0ee0f4240e1ae08952d4237b2c9',
     'cnn/weights.safetensors': '3ed89222bc3e72ea2e5a1f83549595045346d6fbb661a39ed2a31a5941ec3a85',
     'fn/kernels/predict_0.wgsl': '554d170699b936539b976f727170c3554a264d559806f0ace534b906e2dc6fe5',
