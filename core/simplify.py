@@ -351,6 +351,11 @@ class Simplifier:
                 for x in args:
                     if self.lin(x) == a:
                         return x
+                f = self.fold_pairs(a)      # (x // c) * c + x % c: x, a node the expression already has
+                if f != a:
+                    for m in a.terms:
+                        if m.op == "mod" and self.lin(m.args[0]) == f:
+                            return m.args[0]
         if op in ("max", "min") and dt == int32:
             (a, b), (c, d) = self.rng(args[0]), self.rng(args[1])
             if a >= d:

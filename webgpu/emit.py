@@ -71,7 +71,7 @@ class Emitter:
             if op in CODE_NONNEG:
                 if self.simp.rng(e.args[0])[0] >= 0 and self.simp.rng(e.args[1])[0] > 0:
                     fmt = CODE_NONNEG[op]
-        return fmt.format(*a, t=t)
+        return fmt.format(*a, t=t, i="i32", u="u32")
 
 
 BYTES = {"f16": 2, "f32": 4, "i32": 4, "u32": 4}     # WGSL scalar sizes (workgroup memory)

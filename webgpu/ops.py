@@ -79,4 +79,8 @@ CODE = {
 CODE_INT = {"floor": "{0}", "ceil": "{0}", "round": "{0}", "div": "wt_floordiv_{t}({0}, {1})",
              "idiv": "wt_floordiv_{t}({0}, {1})", "mod": "wt_floormod_{t}({0}, {1})", "pow": "wt_ipow_{t}({0}, {1})",
              "max": "max({0}, {1})", "min": "min({0}, {1})", "ne": "({0} != {1})"}
-CODE_NONNEG = {"div": "({0} / {1})", "idiv": "({0} / {1})", "mod": "({0} % {1})"}  # both operands >= 0
+# Both operands >= 0: unsigned division, which needs none of the i32 guards WGSL compilers add
+# (Tint: i32 division by -1 of INT_MIN); on Dawn/SwiftShader an im2col kernel's index arithmetic
+# ran 1.4x faster. ``{i}``/``{u}``: the operands' i32/u32 type (``vec4<i32>`` ... in vec4 maps).
+CODE_NONNEG = {"div": "{i}({u}({0}) / {u}({1}))", "idiv": "{i}({u}({0}) / {u}({1}))",
+               "mod": "{i}({u}({0}) % {u}({1}))"}

@@ -12,8 +12,10 @@ use. Like every backend it knows the IR's vocabulary, never op names:
   merged into runs of contiguous dimensions of the kernel's linear ids; core's simplifier
   (``core/simplify.py``) drops divisions, modulos, clamps and bounds tests that cannot change the
   result;
-- ``map`` kernels: one invocation per output element; workgroups are folded into a 2-D/3-D grid
-  when their count exceeds ``maxComputeWorkgroupsPerDimension``;
+- ``map`` kernels: four consecutive output elements per invocation as ``vec4`` values where the
+  output's size is a multiple of 4 (inputs read at the linear id bound as ``array<vec4<T>>``, other
+  loads gathered lane by lane), else one element per invocation; workgroups are folded into a
+  2-D/3-D grid when their count exceeds ``maxComputeWorkgroupsPerDimension``;
 - ``reduce`` kernels: a tree reduction in ``var<workgroup>`` memory (one or several rows per
   workgroup; one row per invocation, no barriers, for many short rows), two passes when few rows
   are very long; argmax/argmin keep the first index on ties and, like numpy, treat NaN as the
@@ -31,7 +33,8 @@ that the runtime fills with buffer copies), buffer sizes within ``maxStorageBuff
 and ``maxBufferSize`` (:class:`BufferTooLarge` otherwise), workgroup size and workgroup memory
 within their limits.
 
-Numerics (what the tests hold the backend to): ``idiv``/``mod`` use floor semantics, ``round`` is
+Numerics (what the tests hold the backend to): ``idiv``/``mod`` use floor semantics (as u32
+division where the value ranges show both operands non-negative), ``round`` is
 WGSL's half-to-even ``round``, float->int casts truncate toward zero and saturate, bool is stored as i32 0/1,
 ``pow`` follows numpy for negative bases with integral exponents, ``erf`` and ``tanh`` are
 rational approximations (Eigen's float ones; drivers' ``tanh`` loses all relative accuracy near 0,

@@ -204,11 +204,12 @@ def test_int_matmul(dev):
 def test_float16_stays_a_dtype_table_concern():
     low = wgsl.Limits(shader_f16=True)
     e = K.load(0, (K.idx(0),), wt.float16) * 2.0
-    src = wgsl.lower(K.map_kernel([K.Buffer((8,), wt.float16)], K.Buffer((8,), wt.float16), e), low).passes[0].source
-    assert "enable f16;" in src and "array<f16>" in src
-    src = wgsl.lower(K.map_kernel([K.Buffer((8,), wt.float16)], K.Buffer((8,), wt.float16), e),
-                     wgsl.Limits()).passes[0].source
-    assert "f16" not in src and "array<f32>" in src
+    for n, elem in ((6, "{}"), (8, "vec4<{}>")):      # one element per invocation, four (map.py)
+        src = wgsl.lower(K.map_kernel([K.Buffer((n,), wt.float16)], K.Buffer((n,), wt.float16), e), low).passes[0].source
+        assert "enable f16;" in src and f"array<{elem.format('f16')}>" in src
+        src = wgsl.lower(K.map_kernel([K.Buffer((n,), wt.float16)], K.Buffer((n,), wt.float16), e),
+                         wgsl.Limits()).passes[0].source
+        assert "f16" not in src and f"array<{elem.format('f32')}>" in src
 
 
 def test_float16_runs_where_the_device_has_shader_f16(dev):
@@ -245,8 +246,9 @@ def test_more_inputs_than_bindings(tiny):
 
 
 def test_workgroup_grid_is_folded(tiny):
-    # the compiler sees at most 5 workgroups per dimension: 7700 elements need 31 -> a 3-D grid
-    x = np.arange(700 * 11, dtype=np.float32).reshape(700, 11)
+    # the compiler sees at most 5 workgroups per dimension: 7711 elements (not a multiple of 4: one per
+    # invocation) need 31 -> a 3-D grid
+    x = np.arange(701 * 11, dtype=np.float32).reshape(701, 11)
     t = wt.tensor(x, device=tiny)
     np.testing.assert_array_equal((t * 2.0).numpy(), x * 2)
     np.testing.assert_allclose(wt.sum(t, axis=1).numpy(), x.sum(1), rtol=1e-6)
@@ -255,14 +257,14 @@ def test_workgroup_grid_is_folded(tiny):
 
 
 def test_dispatch_beyond_65535_workgroups(dev):
-    n = 65535 * 256 + 1000                       # one invocation per element, 256 per workgroup
+    n = 65535 * 256 + 1001                       # odd: one invocation per element, 256 per workgroup
     x = np.random.default_rng(5).random(n, dtype=np.float32)
     y = wt.tensor(x, device="webgpu") * 3.0
     k = next(k for k in dev.kernels if k.out.shape == (n,))
     (p,) = dev.kernels[k].lowered.passes
     assert p.workgroups[0] <= 65535 and p.workgroups[1] > 1
     got = y.numpy()
-    np.testing.assert_array_equal(got[:1000], x[:1000] * 3)
+    np.testing.assert_array_equal(got[:1001], x[:1001] * 3)
     np.testing.assert_array_equal(got[-5000:], x[-5000:] * 3)
     assert np.array_equal(got, x * np.float32(3))
 

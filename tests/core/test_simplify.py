@@ -109,7 +109,8 @@ def test_normalize_cancels_reshape_index_math():
 
 
 def test_local_mode_keeps_the_shape():
-    """normalize=False (WGSL) only replaces a node by a constant or one of its operands."""
+    """normalize=False (WGSL) only replaces a node by a constant, one of its operands, or the ``x`` of
+    ``(x // c) * c + x % c``."""
     i, j = K.idx(0), K.idx(1)
     s = Simplifier((4, 6), normalize=False)
     ji = K.binary("add", j, i)
@@ -120,6 +121,10 @@ def test_local_mode_keeps_the_shape():
     assert s.simp(K.binary("sub", ji, ji)) == _i(0)
     assert s.simp(K.binary("idiv", K.binary("add", K.binary("mul", i, _i(6)), j), _i(6))) == \
         K.binary("idiv", K.binary("add", K.binary("mul", i, _i(6)), j), _i(6))   # i, but not an operand
+    # ... or by the x of (x // c) * c + x % c (a node the expression has: a reshape's index math)
+    pair = K.binary("add", K.binary("mul", K.binary("idiv", j, _i(4)), _i(4)), K.binary("mod", j, _i(4)))
+    assert s.simp(pair) == j
+    assert s.simp(K.binary("add", K.binary("mul", K.binary("idiv", j, _i(4)), _i(3)), K.binary("mod", j, _i(4)))) != j
 
 
 def test_ranges_decide_bounds_checks_and_clamps():
