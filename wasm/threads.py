@@ -1,0 +1,192 @@
+"""Intra-op parallelism on a shared memory: one module's kernels split over N threads.
+
+Every lowered kernel takes a row range ``[start, end)`` of its outermost loop (``ir.py``), and a
+kernel's rows are independent (a reduction's rows are independent outputs; the reduced dimensions
+are inner loops). :class:`Parallel` cuts a large kernel's rows into a FIXED set of tiles that
+depends only on the kernel (its rows and work, :func:`tile_rows`), never on the thread count, and
+threads take tiles from an atomic counter. Each output element is computed by exactly one call
+with the same code and the same summation order whatever the thread count, so results are bitwise
+identical for 1, 2, 3, 4... threads; tile boundaries are multiples of ``ROW_ALIGN`` rows, which
+keeps the SIMD lane grouping (and matmul's 4-row panels) as in the one-call path, so they also
+equal the plain module's results (tests check both).
+
+The module (built once, host-independent):
+
+- a control block of ``CONTROL_BYTES`` at a fixed address: ``GEN`` (round counter the workers
+  wait on), ``TASK`` (the tile function of this round, -1: quit), ``NEXT`` (next tile), ``DONE``
+  (workers finished this round), ``NTHREADS`` (set by the host before any call) and ``BLOCK``
+  (nonzero: the driver may block in ``memory.atomic.wait32``; 0: it spins, as a browser's main
+  thread must);
+- per large kernel call a function ``tiles<k>(tid)`` that runs tiles until the counter passes the
+  last one, with thread ``tid``'s scratch (thread 0: the module's scratch; thread t >= 1:
+  ``scratch_at + (t - 1) * scratch_stride``);
+- the driver (one thread, the host's caller) publishes a round (``TASK``, counters, ``GEN`` + 1,
+  ``memory.atomic.notify``), runs its own tiles, then waits until every worker has reported
+  ``DONE``; small kernels are plain calls on the driver's thread;
+- an exported ``worker(tid)`` that the host runs on threads 1..N-1 (each its own instance on the
+  same shared memory): it waits on ``GEN`` (``memory.atomic.wait32``), runs the round's tiles,
+  adds one to ``DONE`` and notifies, until ``TASK`` is -1. Workers are not re-posted per kernel.
+
+Thresholds (``MIN_WORK``, ``TILE_WORK``) were measured with ``bench/bench_threads.py --sweep``
+(see ``docs/architecture.md``, "Threads").
+"""
+from __future__ import annotations
+
+from math import prod
+
+from .binary import I32
+
+CONTROL_BYTES = 64
+GEN, TASK, NEXT, DONE, NTHREADS, BLOCK = 0, 4, 8, 12, 16, 20
+ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
+MIN_WORK = 1 << 17      # iterations (prod of the kernel's space) below which a kernel stays on one thread
+TILE_WORK = 1 << 16     # iterations per tile at least
+MAX_TILES = 16          # matmul packs B once per tile: more tiles, more packing
+MAX_THREADS = 16
+
+
+def work(kernel) -> int:
+    """Iterations of a kernel's loop nest (output elements times reduced extent)."""
+    return prod(kernel.space)
+
+
+def tile_rows(rows: int, iterations: int) -> int | None:
+    """Rows per tile for a kernel of ``rows`` rows and ``iterations`` total work, or None to keep it
+    on one thread. Depends on the kernel only (never on the thread count)."""
+    if iterations < MIN_WORK or rows < 2 * ROW_ALIGN:
+        return None
+    n = min(MAX_TILES, iterations // TILE_WORK, rows // ROW_ALIGN)
+    if n < 2:
+        return None
+    chunk = -(-rows // n)
+    return -(-chunk // ROW_ALIGN) * ROW_ALIGN
+
+
+def _push(f, a):
+    if callable(a):
+        a(f)
+    else:
+        f.i32_const(a)
+
+
+class Parallel:
+    """The threaded parts of one module (module docstring). ``control``: the control block's byte
+    address; ``scratch_at``/``scratch_stride``: workspace of threads 1.. (thread 0 uses the address a
+    call passes)."""
+
+    def __init__(self, module, control: int, scratch_at: int, scratch_stride: int):
+        self.m, self.control = module, control
+        self.scratch_at, self.stride = scratch_at, scratch_stride
+        self.tasks: list = []
+        self._join = None
+
+    def _word(self, f, field):
+        f.i32_const(self.control + field)
+
+    def call(self, f, lw, addresses, scratch: int, iterations: int) -> None:
+        """Emit into driver ``f`` a call of ``lw`` over all its rows: split into tiles over the threads
+        when :func:`tile_rows` says it is large enough, else one plain call (``runtime.emit_call``'s
+        arguments, plus the kernel's ``iterations``)."""
+        if not lw.rows:
+            return
+        chunk = tile_rows(lw.rows, iterations)
+        if chunk is None:
+            for a in addresses:
+                _push(f, a)
+            f.i32_const(0).i32_const(lw.rows).i32_const(scratch).call(lw.name)
+            return
+        task = len(self.tasks)
+        self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk))
+        w = self._word
+        w(f, NTHREADS)
+        f.i32_atomic_load().i32_const(1).i32_gt_u()
+        with f.if_():
+            for field, v in ((NEXT, 0), (DONE, 0), (TASK, task)):
+                w(f, field)
+                f.i32_const(v).i32_atomic_store()
+            w(f, GEN)
+            f.i32_const(1).i32_atomic_rmw_add().drop()
+            w(f, GEN)
+            w(f, NTHREADS)
+            f.i32_atomic_load().i32_const(1).i32_sub().memory_atomic_notify().drop()
+            f.i32_const(0).call(f"tiles{task}")
+            f.call(self.join())
+            f.else_()
+            f.i32_const(0).call(f"tiles{task}")
+
+    def _tiles(self, task, lw, addresses, scratch, chunk):
+        g = self.m.function(f"tiles{task}", params=[I32])
+        t, start = g.local(I32), g.local(I32)
+        n = -(-lw.rows // chunk)
+        with g.block():
+            with g.loop():
+                self._word(g, NEXT)
+                g.i32_const(1).i32_atomic_rmw_add().local_tee(t).i32_const(n).i32_ge_u().br_if(1)
+                for a in addresses:
+                    _push(g, a)
+                g.local_get(t).i32_const(chunk).i32_mul().local_tee(start)
+                # end = min(start + chunk, rows)
+                g.local_get(start).i32_const(chunk).i32_add().i32_const(lw.rows)
+                g.local_get(start).i32_const(chunk).i32_add().i32_const(lw.rows).i32_lt_u().select()
+                if lw.scratch:      # tid ? scratch_at + (tid - 1) * stride : scratch
+                    g.local_get(0).i32_const(1).i32_sub().i32_const(self.stride).i32_mul()
+                    g.i32_const(self.scratch_at).i32_add()
+                    g.i32_const(scratch).local_get(0).select()
+                else:
+                    g.i32_const(scratch)
+                g.call(lw.name).br(0)
+        return g.finish()
+
+    def join(self) -> str:
+        """The driver's wait for the workers of a round (blocks, or spins where ``BLOCK`` is 0)."""
+        if self._join is None:
+            g = self._join = self.m.function("join")
+            d = g.local(I32)
+            with g.loop():
+                self._word(g, DONE)
+                g.i32_atomic_load().local_tee(d)
+                self._word(g, NTHREADS)
+                g.i32_atomic_load().i32_const(1).i32_sub().i32_lt_u()
+                with g.if_():
+                    self._word(g, BLOCK)
+                    g.i32_atomic_load()
+                    with g.if_():
+                        self._word(g, DONE)
+                        g.local_get(d).i64_const(-1).memory_atomic_wait32().drop()
+                    g.br(1)
+            g.finish()
+        return "join"
+
+    def finish(self) -> None:
+        """Add the exported ``worker(tid)`` and ``stop()`` (``TASK`` = -1, a new round: the workers
+        return) (module docstring)."""
+        g = self.m.function("stop", export=True)
+        self._word(g, TASK)
+        g.i32_const(-1).i32_atomic_store()
+        self._word(g, GEN)
+        g.i32_const(1).i32_atomic_rmw_add().drop()
+        self._word(g, GEN)
+        g.i32_const(-1).memory_atomic_notify().drop()
+        g.finish()
+        g = self.m.function("worker", params=[I32], export=True)
+        seen, gen, task = g.local(I32), g.local(I32), g.local(I32)
+        with g.loop():
+            self._word(g, GEN)
+            g.i32_atomic_load().local_tee(gen).local_get(seen).i32_eq()
+            with g.if_():
+                self._word(g, GEN)
+                g.local_get(seen).i64_const(-1).memory_atomic_wait32().drop().br(1)
+            g.local_get(gen).local_set(seen)
+            self._word(g, TASK)
+            g.i32_atomic_load().local_tee(task).i32_const(0).i32_lt_s()
+            with g.if_():
+                g.return_()
+            for k in range(len(self.tasks)):
+                g.local_get(task).i32_const(k).i32_eq()
+                with g.if_():
+                    g.local_get(0).call(f"tiles{k}")
+            self._word(g, DONE)
+            g.i32_const(1).i32_atomic_rmw_add().drop()
+            self._word(g, DONE)
+            g.i32_const(1).memory_atomic_notify().drop().br(0)
+        g.finish()
