@@ -17,6 +17,7 @@ engine frees the machine code of dropped modules once enough have accumulated). 
 """
 from __future__ import annotations
 
+from . import config_threading as threading  # noqa: F401  (tf.config.threading's names)
 from .core.runtime.cache import LIMITS as _LIMITS, TICK, LRUCache  # noqa: F401  (the caches these limits bound)
 
 

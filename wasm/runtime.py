@@ -404,7 +404,7 @@ class WasmExecutable:
         par = None
         if self.threads > 1:
             control = scratch_at + stride
-            par = T.Parallel(m, control, control + T.CONTROL_BYTES, stride)
+            par = T.Parallel(m, control)
         for s, lw in zip(prog.steps, fns):
             if par is None:
                 emit_call(f, lw, self._addresses(s), scratch_at)
@@ -414,10 +414,9 @@ class WasmExecutable:
         self.module = m
         self.workers = None
         if par is not None and par.tasks:
-            par.finish()
-            ctl = array.array("i", [0] * (T.CONTROL_BYTES // 4))
-            ctl[T.NTHREADS // 4], ctl[T.BLOCK // 4] = self.threads, 1
-            device.engine.write(control, ctl)
+            par.finish(control + T.CONTROL_BYTES)
+            device.engine.write(control, array.array("i", T.control_words(self.threads, True, control + T.CONTROL_BYTES,
+                                                                           par.scratch)))
         self._run = device._instantiate(m, "run", 0)
         if par is not None and par.tasks:
             self.workers = device.engine.workers(self._run.module, self.threads)

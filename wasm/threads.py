@@ -16,16 +16,19 @@ The module (built once, host-independent):
   wait on), ``TASK`` (the tile function of this round, -1: quit), ``NEXT`` (next tile), ``DONE``
   (workers finished this round), ``NTHREADS`` (set by the host before any call) and ``BLOCK``
   (nonzero: the driver may block in ``memory.atomic.wait32``; 0: it spins, as a browser's main
-  thread must);
+  thread must), ``SCRATCH``/``STRIDE`` (threads t >= 1 use ``SCRATCH + (t - 1) * STRIDE`` as
+  workspace; thread 0 the address its call passes);
 - per large kernel call a function ``tiles<k>(tid)`` that runs tiles until the counter passes the
-  last one, with thread ``tid``'s scratch (thread 0: the module's scratch; thread t >= 1:
-  ``scratch_at + (t - 1) * scratch_stride``);
+  last one, with thread ``tid``'s scratch;
 - the driver (one thread, the host's caller) publishes a round (``TASK``, counters, ``GEN`` + 1,
   ``memory.atomic.notify``), runs its own tiles, then waits until every worker has reported
   ``DONE``; small kernels are plain calls on the driver's thread;
 - an exported ``worker(tid)`` that the host runs on threads 1..N-1 (each its own instance on the
   same shared memory): it waits on ``GEN`` (``memory.atomic.wait32``), runs the round's tiles,
-  adds one to ``DONE`` and notifies, until ``TASK`` is -1. Workers are not re-posted per kernel.
+  adds one to ``DONE`` and notifies, until ``TASK`` is -1. Workers are not re-posted per kernel;
+- exported ``stop()`` (ends the workers) and ``threads_setup(n, block)`` (writes the control block:
+  call it before starting workers), so that a host needs no address (an artifact's
+  ``module_threads.wasm``).
 
 Thresholds (``MIN_WORK``, ``TILE_WORK``) were measured with ``bench/bench_threads.py --sweep``
 (see ``docs/architecture.md``, "Threads").
@@ -37,7 +40,7 @@ from math import prod
 from .binary import I32
 
 CONTROL_BYTES = 64
-GEN, TASK, NEXT, DONE, NTHREADS, BLOCK = 0, 4, 8, 12, 16, 20
+GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE = 0, 4, 8, 12, 16, 20, 24, 28
 ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
 MIN_WORK = 1 << 17      # iterations (prod of the kernel's space) below which a kernel stays on one thread
 TILE_WORK = 1 << 16     # iterations per tile at least
@@ -62,6 +65,15 @@ def tile_rows(rows: int, iterations: int) -> int | None:
     return -(-chunk // ROW_ALIGN) * ROW_ALIGN
 
 
+def control_words(n: int, block: bool, scratch_at: int, scratch: int):
+    """The control block as ``threads_setup(n, block)`` writes it, for a host that writes it itself
+    (``scratch``: :attr:`Parallel.scratch`)."""
+    words = [0] * (CONTROL_BYTES // 4)
+    words[NTHREADS // 4], words[BLOCK // 4] = n, int(block)
+    words[SCRATCH // 4], words[STRIDE // 4] = scratch_at, -(-scratch // 64) * 64
+    return words
+
+
 def _push(f, a):
     if callable(a):
         a(f)
@@ -71,14 +83,19 @@ def _push(f, a):
 
 class Parallel:
     """The threaded parts of one module (module docstring). ``control``: the control block's byte
-    address; ``scratch_at``/``scratch_stride``: workspace of threads 1.. (thread 0 uses the address a
-    call passes)."""
+    address (``CONTROL_BYTES``). ``scratch``: the largest workspace a call needs (``Lowered.scratch``),
+    grown by each :meth:`call`."""
 
-    def __init__(self, module, control: int, scratch_at: int, scratch_stride: int):
+    def __init__(self, module, control: int):
         self.m, self.control = module, control
-        self.scratch_at, self.stride = scratch_at, scratch_stride
         self.tasks: list = []
+        self.scratch = 0
         self._join = None
+
+    @property
+    def stride(self) -> int:
+        """Bytes of workspace per thread (:attr:`scratch` rounded up to 64)."""
+        return -(-self.scratch // 64) * 64
 
     def _word(self, f, field):
         f.i32_const(self.control + field)
@@ -96,6 +113,7 @@ class Parallel:
             f.i32_const(0).i32_const(lw.rows).i32_const(scratch).call(lw.name)
             return
         task = len(self.tasks)
+        self.scratch = max(self.scratch, lw.scratch)
         self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk))
         w = self._word
         w(f, NTHREADS)
@@ -128,9 +146,12 @@ class Parallel:
                 # end = min(start + chunk, rows)
                 g.local_get(start).i32_const(chunk).i32_add().i32_const(lw.rows)
                 g.local_get(start).i32_const(chunk).i32_add().i32_const(lw.rows).i32_lt_u().select()
-                if lw.scratch:      # tid ? scratch_at + (tid - 1) * stride : scratch
-                    g.local_get(0).i32_const(1).i32_sub().i32_const(self.stride).i32_mul()
-                    g.i32_const(self.scratch_at).i32_add()
+                if lw.scratch:      # tid ? SCRATCH + (tid - 1) * STRIDE : scratch
+                    g.local_get(0).i32_const(1).i32_sub()
+                    self._word(g, STRIDE)
+                    g.i32_load().i32_mul()
+                    self._word(g, SCRATCH)
+                    g.i32_load().i32_add()
                     g.i32_const(scratch).local_get(0).select()
                 else:
                     g.i32_const(scratch)
@@ -157,9 +178,26 @@ class Parallel:
             g.finish()
         return "join"
 
-    def finish(self) -> None:
-        """Add the exported ``worker(tid)`` and ``stop()`` (``TASK`` = -1, a new round: the workers
-        return) (module docstring)."""
+    def finish(self, scratch_at: int) -> None:
+        """Add the exported ``worker(tid)``, ``stop()`` (``TASK`` = -1, a new round: the workers
+        return) and ``threads_setup(n, block)`` (module docstring); threads 1.. get :attr:`scratch`
+        bytes (rounded up to 64) each from byte ``scratch_at`` on."""
+        stride = self.stride
+        g = self.m.function("threads_setup", params=[I32, I32], export=True)
+        for field in range(0, CONTROL_BYTES, 4):
+            self._word(g, field)
+            if field == NTHREADS:
+                g.local_get(0)
+            elif field == BLOCK:
+                g.local_get(1)
+            elif field == SCRATCH:
+                g.i32_const(scratch_at)
+            elif field == STRIDE:
+                g.i32_const(stride)
+            else:
+                g.i32_const(0)
+            g.i32_atomic_store()
+        g.finish()
         g = self.m.function("stop", export=True)
         self._word(g, TASK)
         g.i32_const(-1).i32_atomic_store()
