@@ -114,32 +114,45 @@ class Parallel:
             return
         task = len(self.tasks)
         self.scratch = max(self.scratch, lw.scratch)
-        self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk))
-        w = self._word
-        w(f, NTHREADS)
-        f.i32_atomic_load().i32_const(1).i32_gt_u()
-        with f.if_():
-            for field, v in ((NEXT, 0), (DONE, 0), (TASK, task)):
-                w(f, field)
-                f.i32_const(v).i32_atomic_store()
-            w(f, GEN)
-            f.i32_const(1).i32_atomic_rmw_add().drop()
-            w(f, GEN)
-            w(f, NTHREADS)
-            f.i32_atomic_load().i32_const(1).i32_sub().memory_atomic_notify().drop()
-            f.i32_const(0).call(f"tiles{task}")
-            f.call(self.join())
-            f.else_()
-            f.i32_const(0).call(f"tiles{task}")
-
-    def _tiles(self, task, lw, addresses, scratch, chunk):
-        g = self.m.function(f"tiles{task}", params=[I32])
-        t, start = g.local(I32), g.local(I32)
         n = -(-lw.rows // chunk)
+        self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk, n))
+        w = self._word
+        tag = f.local(I32)
+        # round g + 1: TASK, NEXT = (tag << 16) | 0 and DONE = 0 before GEN, so a worker that sees
+        # the new GEN sees them (sequentially consistent atomics)
+        w(f, GEN)
+        f.i32_atomic_load().i32_const(1).i32_add().i32_const(0xFFFF).i32_and().local_set(tag)
+        for field in (TASK, NEXT, DONE):
+            w(f, field)
+            if field == TASK:
+                f.i32_const(task)
+            elif field == NEXT:
+                f.local_get(tag).i32_const(16).i32_shl()
+            else:
+                f.i32_const(0)
+            f.i32_atomic_store()
+        w(f, GEN)
+        f.i32_const(1).i32_atomic_rmw_add().drop()
+        w(f, GEN)
+        w(f, NTHREADS)
+        f.i32_atomic_load().i32_const(1).i32_sub().memory_atomic_notify().drop()
+        f.i32_const(0).local_get(tag).call(f"tiles{task}")
+        f.i32_const(n).call(self.join())
+
+    def _tiles(self, task, lw, addresses, scratch, chunk, n):
+        """``tiles<task>(tid, tag)``: claim tiles of round ``tag`` (compare-and-swap on ``NEXT``, whose
+        high 16 bits are the round: a thread that woke late for an earlier round claims nothing) and
+        run them; each finished tile adds one to ``DONE``."""
+        g = self.m.function(f"tiles{task}", params=[I32, I32])
+        v, t, start = g.local(I32), g.local(I32), g.local(I32)
         with g.block():
             with g.loop():
                 self._word(g, NEXT)
-                g.i32_const(1).i32_atomic_rmw_add().local_tee(t).i32_const(n).i32_ge_u().br_if(1)
+                g.i32_atomic_load().local_tee(v).i32_const(16).i32_shr_u().local_get(1).i32_ne().br_if(1)
+                g.local_get(v).i32_const(0xFFFF).i32_and().local_tee(t).i32_const(n).i32_ge_u().br_if(1)
+                self._word(g, NEXT)
+                g.local_get(v).local_get(v).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg()
+                g.local_get(v).i32_ne().br_if(0)                   # another thread took it: again
                 for a in addresses:
                     _push(g, a)
                 g.local_get(t).i32_const(chunk).i32_mul().local_tee(start)
@@ -155,19 +168,24 @@ class Parallel:
                     g.i32_const(scratch).local_get(0).select()
                 else:
                     g.i32_const(scratch)
-                g.call(lw.name).br(0)
+                g.call(lw.name)
+                self._word(g, DONE)
+                g.i32_const(1).i32_atomic_rmw_add().drop()
+                self._word(g, DONE)
+                g.i32_const(1).memory_atomic_notify().drop()
+                g.br(0)
         return g.finish()
 
     def join(self) -> str:
-        """The driver's wait for the workers of a round (blocks, or spins where ``BLOCK`` is 0)."""
+        """``join(n)``: the driver waits until ``n`` tiles of the round are done (blocks in
+        ``memory.atomic.wait32``, or spins where ``BLOCK`` is 0). It never waits for a worker that
+        has not woken: the driver takes whatever tiles are left itself."""
         if self._join is None:
-            g = self._join = self.m.function("join")
+            g = self._join = self.m.function("join", params=[I32])
             d = g.local(I32)
             with g.loop():
                 self._word(g, DONE)
-                g.i32_atomic_load().local_tee(d)
-                self._word(g, NTHREADS)
-                g.i32_atomic_load().i32_const(1).i32_sub().i32_lt_u()
+                g.i32_atomic_load().local_tee(d).local_get(0).i32_lt_u()
                 with g.if_():
                     self._word(g, BLOCK)
                     g.i32_atomic_load()
@@ -222,9 +240,6 @@ class Parallel:
             for k in range(len(self.tasks)):
                 g.local_get(task).i32_const(k).i32_eq()
                 with g.if_():
-                    g.local_get(0).call(f"tiles{k}")
-            self._word(g, DONE)
-            g.i32_const(1).i32_atomic_rmw_add().drop()
-            self._word(g, DONE)
-            g.i32_const(1).memory_atomic_notify().drop().br(0)
+                    g.local_get(0).local_get(gen).i32_const(0xFFFF).i32_and().call(f"tiles{k}")
+            g.br(0)
         g.finish()
