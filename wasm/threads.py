@@ -13,25 +13,30 @@ equal the plain module's results (tests check both).
 The module (built once, host-independent):
 
 - a control block of ``CONTROL_BYTES`` at a fixed address: ``GEN`` (round counter the workers
-  wait on), ``TASK`` (the tile function of this round, -1: quit), ``NEXT`` (next tile), ``DONE``
-  (workers finished this round), ``NTHREADS`` (set by the host before any call) and ``BLOCK``
+  wait on), ``TASK`` (the tile function of this round, -1: quit), ``NEXT`` (the round's low 16
+  bits << 16 | the next tile), ``DONE`` (tiles finished this round), ``NTHREADS`` (set by the
+  host before any call: how many to wake) and ``BLOCK``
   (nonzero: the driver may block in ``memory.atomic.wait32``; 0: it spins, as a browser's main
   thread must), ``SCRATCH``/``STRIDE`` (threads t >= 1 use ``SCRATCH + (t - 1) * STRIDE`` as
   workspace; thread 0 the address its call passes);
 - per large kernel call a function ``tiles<k>(tid)`` that runs tiles until the counter passes the
   last one, with thread ``tid``'s scratch;
 - the driver (one thread, the host's caller) publishes a round (``TASK``, counters, ``GEN`` + 1,
-  ``memory.atomic.notify``), runs its own tiles, then waits until every worker has reported
-  ``DONE``; small kernels are plain calls on the driver's thread;
+  ``memory.atomic.notify``), takes tiles itself, then waits until ``DONE`` counts every tile; it
+  never waits for a worker that has not woken (on a busy machine it just does the tiles itself).
+  Small kernels are plain calls on the driver's thread;
 - an exported ``worker(tid)`` that the host runs on threads 1..N-1 (each its own instance on the
-  same shared memory): it waits on ``GEN`` (``memory.atomic.wait32``), runs the round's tiles,
-  adds one to ``DONE`` and notifies, until ``TASK`` is -1. Workers are not re-posted per kernel;
+  same shared memory): it waits on ``GEN`` (``memory.atomic.wait32``) and takes tiles of the round
+  it saw (compare-and-swap on ``NEXT``; the round tag makes a late worker claim nothing of a later
+  round), until ``TASK`` is -1. Workers are not re-posted per kernel;
 - exported ``stop()`` (ends the workers) and ``threads_setup(n, block)`` (writes the control block:
   call it before starting workers), so that a host needs no address (an artifact's
   ``module_threads.wasm``).
 
-Thresholds (``MIN_WORK``, ``TILE_WORK``) were measured with ``bench/bench_threads.py --sweep``
-(see ``docs/architecture.md``, "Threads").
+Thresholds (``MIN_WORK``, ``TILE_WORK``): provisional. ``bench/bench_threads.py --sweep`` measures
+where N threads start to win; on the only machine at hand (2 vCPUs at load 7-8, shared) no size won,
+so they are set where one tile is still ~20 us of work and MUST be re-measured on an idle machine
+(``docs/architecture.md``, "Threads").
 """
 from __future__ import annotations
 
