@@ -1,4 +1,5 @@
-"""``webtensor.config``: process-wide settings (in the spirit of ``tf.config``).
+"""``webtensor.config``: process-wide settings (in the spirit of ``tf.config``). Threads per kernel:
+``webtensor.config.threading`` (``tf.config.threading``'s names).
 
 Cache limits: compiled code is cached so that repeated work compiles nothing, and the caches are
 bounded so that work over many shapes does not grow memory without end. When a cache is full the

@@ -246,13 +246,15 @@ class WasmtimeEngine:
         self.store, self._in_store = store, len(callers)
         self.stats["recycles"] += 1
 
-    def workers(self, module, n: int) -> "Workers":
+    def workers(self, module, n: int, keep=None) -> "Workers":
         """(Shared engine.) Start threads 1..n-1, each running export ``worker(tid)`` of ``module`` (a
         compiled ``wasmtime.Module``, see :mod:`.threads`) in an instance of its own store on this
-        engine's shared memory; the returned :class:`Workers` ends them."""
+        engine's shared memory; the returned :class:`Workers` ends them. ``keep``: an object held
+        until they have ended (the buffer holding the module's control block, so that it cannot be
+        reused while a worker may still read it)."""
         if not self.shared:
             raise RuntimeError("workers() needs a shared engine (WasmtimeEngine(..., shared=True))")
-        return Workers(self, module, n)
+        return Workers(self, module, n, keep)
 
     def live_instances(self) -> int:
         """(Shared engine.) Instances whose caller is alive; -1 where not tracked."""
@@ -272,7 +274,7 @@ class Workers:
     it). :meth:`close` (also run when the object is collected, or at exit) calls the module's
     ``stop`` from a store of its own and joins the threads."""
 
-    def __init__(self, engine: WasmtimeEngine, module, n: int):
+    def __init__(self, engine: WasmtimeEngine, module, n: int, keep=None):
         wasmtime = engine.wasmtime
         self.threads = []
         for tid in range(1, n):
@@ -284,17 +286,18 @@ class Workers:
         stop = wasmtime.Instance(store, module, [engine.memory]).exports(store)["stop"]
         for t in self.threads:
             t.start()
-        self._close = weakref.finalize(self, _stop_workers, stop, store, self.threads)
+        self._close = weakref.finalize(self, _stop_workers, stop, store, self.threads, keep)
 
     def close(self) -> None:
         """End the workers (idempotent)."""
         self._close()
 
 
-def _stop_workers(stop, store, threads):
+def _stop_workers(stop, store, threads, keep):
     stop(store)
     for t in threads:
         t.join()
+    del keep            # now the control block's memory may be reused
 
 
 class BrowserEngine:

@@ -419,7 +419,7 @@ class WasmExecutable:
                                                                            par.scratch)))
         self._run = device._instantiate(m, "run", 0)
         if par is not None and par.tasks:
-            self.workers = device.engine.workers(self._run.module, self.threads)
+            self.workers = device.engine.workers(self._run.module, self.threads, keep=self.arena)
         self.results = [(b, _storage(_Aval(prog.bufs[b]))[1]) for b in results]
         self._slots = slots
 
