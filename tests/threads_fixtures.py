@@ -1,5 +1,5 @@
 """Artifacts exported with ``wasm_threads=True`` (``module_threads.wasm``) for the thread tests in
-Python (``tests/wasm/test_threads.py``) and Node (``js/test/threads.test.js``).
+Python (``tests/wasm/test_intra_op_threads.py``) and Node (``js/test/threads.test.js``).
 
     python3 tests/threads_fixtures.py OUTDIR
         exports to OUTDIR/<name>/ and writes OUTDIR/expected.json: {name: {"signature", "inputs":
