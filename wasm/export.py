@@ -46,9 +46,10 @@ def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes
             raise AssertionError("wasm export: the relaxed-SIMD module's memory layout differs from module.wasm's")
         files[RELAXED] = relaxed["module.wasm"]
     if options.get("wasm_threads"):               # the same drivers, large kernels split over threads
+        plain = sections
         for fma in (False, True) if options.get("wasm_fma") else (False,):
             threaded, with_threads = _module(traced, variables, consts, stored, fma=fma, threads=True)
-            if {k: {f: v for f, v in s.items() if f != "threads"} for k, s in with_threads.items()} != sections:
+            if {k: {f: v for f, v in s.items() if f != "threads"} for k, s in with_threads.items()} != plain:
                 raise AssertionError("wasm export: the threaded module's memory layout differs from module.wasm's")
             files[THREADS[fma]] = threaded["module.wasm"]
             sections = with_threads

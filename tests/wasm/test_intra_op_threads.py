@@ -119,3 +119,19 @@ def test_workers_end_with_the_model(artifacts, nthreads):
         del m                                           # no dispose: collected, the finalizer stops them
         gc.collect()
         assert workers() == 0
+
+
+def test_relaxed_simd_threaded_module(tmp_path, nthreads):
+    """wasm_fma and wasm_threads together: module_relaxed_threads.wasm, the same bits as module_relaxed.wasm."""
+    a, w = R.randn(128, 256).astype(np.float32), R.randn(256, 512).astype(np.float32)
+    wt.export(lambda x, y: wt.tanh(wt.matmul(x, y)), (a, w), str(tmp_path), wasm_fma=True, wasm_threads=True)
+    got = {}
+    for n in (1, 2, 3):
+        nthreads(n)
+        m = wt.load(str(tmp_path), backend="wasm")
+        assert m.stats()["wasm_module"] == ("module_relaxed.wasm" if n == 1 else "module_relaxed_threads.wasm")
+        got[n] = m.predict(a, w)
+        m.dispose()
+    np.testing.assert_array_equal(got[2], got[1])
+    np.testing.assert_array_equal(got[3], got[1])
+    np.testing.assert_allclose(got[1], np.tanh(a @ w), rtol=1e-5, atol=2e-5)
