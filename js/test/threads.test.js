@@ -74,3 +74,14 @@ test('1,000 load/dispose cycles leak no Worker', async () => {
   assert.equal(started, 1000);
   assert.equal(exited, 1000);
 });
+
+test('checkModule: a threaded module needs shared=true, and a plain one fails it', async () => {
+  const { checkModule } = await import('../backends/wasm_module.js');
+  const { readFileSync } = await import('node:fs');
+  const threaded = new Uint8Array(readFileSync(join(out, 'ops', 'module_threads.wasm')));
+  const plain = new Uint8Array(readFileSync(join(out, 'ops', 'module.wasm')));
+  checkModule(threaded, ['predict'], 64, true);
+  checkModule(plain, ['predict'], 64);
+  assert.throws(() => checkModule(threaded, ['predict'], 64), /only 0x00 and 0x01/);
+  assert.throws(() => checkModule(plain, ['predict'], 64, true), /must be shared \(limits flag 0x03\)/);
+});

@@ -135,3 +135,22 @@ def test_relaxed_simd_threaded_module(tmp_path, nthreads):
     np.testing.assert_array_equal(got[2], got[1])
     np.testing.assert_array_equal(got[3], got[1])
     np.testing.assert_allclose(got[1], np.tanh(a @ w), rtol=1e-5, atol=2e-5)
+
+
+def test_module_check_of_threaded_modules(artifacts):
+    from webtensor.wasm.module_check import check_module
+    out, _ = artifacts
+    with open(os.path.join(out, "ops", "module_threads.wasm"), "rb") as f:
+        threaded = f.read()
+    with open(os.path.join(out, "ops", "module.wasm"), "rb") as f:
+        plain = f.read()
+    drivers = ["predict"]
+    check_module(threaded, drivers, 64, shared=True)
+    check_module(plain, drivers, 64)
+    with pytest.raises(ValueError, match="only 0x00 and 0x01"):
+        check_module(threaded, drivers, 64)                 # a shared memory where none is expected
+    with pytest.raises(ValueError, match=r"must be shared \(limits flag 0x03\)"):
+        check_module(plain, drivers, 64, shared=True)
+    renamed = threaded.replace(b"threads_setup", b"threads_xetup")
+    with pytest.raises(ValueError, match="must export the function 'threads_setup'"):
+        check_module(renamed, drivers, 64, shared=True)
