@@ -8,7 +8,7 @@ Prints the best and median call of each and the ratio 1-thread / N-thread (>1: t
   ReLU) -> maxpool -> dense 10.
 
 ``--sweep``: the threshold. One elementwise kernel (``tanh(x * 1.5 + 0.5)``, every kernel split
-whatever its size: ``threads.MIN_WORK`` set to 0) and one matmul (M x 256 x 256) at growing sizes,
+whatever its size: ``threads.MIN_WORK`` 0, ``TILE_WORK`` 1024) and one matmul (M x 256 x 256) at growing sizes,
 1 vs N threads: where N threads start to win is where ``MIN_WORK`` belongs.
 
 The worker threads are Python threads calling into wasmtime; a ratio above 1 also shows that
@@ -100,26 +100,26 @@ def cnn():
 
 def sweep(n, rounds):
     rng = np.random.default_rng(3)
-    keep = T.MIN_WORK
-    T.MIN_WORK = 0                                # split every kernel, to see where it pays
+    keep = T.MIN_WORK, T.TILE_WORK
+    T.MIN_WORK, T.TILE_WORK = 0, 1 << 10          # split every kernel (up to 16 tiles), to see where it pays
     try:
-        for size in (1 << 12, 1 << 14, 1 << 16, 1 << 17, 1 << 18, 1 << 20):
+        for size in (1 << 14, 1 << 15, 1 << 16, 1 << 17, 1 << 18, 1 << 20):
             x = wt.tensor(rng.standard_normal(size).astype(np.float32).reshape(-1, 64))
 
             def build(x=x):
                 f = wt.function(lambda v: wt.tanh(v * 1.5 + 0.5))
                 return lambda: f(x)
             race(f"elementwise tanh, {size} elements", build, n, rounds)
-        for m in (16, 64, 256):
+        for m in (32, 64, 128, 256):
             a = wt.tensor(rng.standard_normal((m, 256)).astype(np.float32))
             b = wt.tensor(rng.standard_normal((256, 256)).astype(np.float32))
 
             def build(a=a, b=b):
                 f = wt.function(lambda u, v: wt.matmul(u, v))
                 return lambda: f(a, b)
-            race(f"matmul {m}x256x256 ({m * 256 * 256} it.)", build, n, rounds)
+            race(f"matmul {m}x256x256", build, n, rounds)
     finally:
-        T.MIN_WORK = keep
+        T.MIN_WORK, T.TILE_WORK = keep
 
 
 def main():

@@ -33,10 +33,11 @@ The module (built once, host-independent):
   call it before starting workers), so that a host needs no address (an artifact's
   ``module_threads.wasm``).
 
-Thresholds (``MIN_WORK``, ``TILE_WORK``): provisional. ``bench/bench_threads.py --sweep`` measures
-where N threads start to win; on the only machine at hand (2 vCPUs at load 7-8, shared) no size won,
-so they are set where one tile is still ~20 us of work and MUST be re-measured on an idle machine
-(``docs/architecture.md``, "Threads").
+Thresholds (``MIN_WORK``, ``TILE_WORK``, ``REDUCE_COST``) from ``bench/bench_threads.py --sweep`` (2
+vCPUs, 2 threads, a quiet moment at load 1.2 on a machine shared with other jobs): tanh(x*1.5+0.5)
+on 16K/32K/64K/128K/256K/1M elements: 0.67/0.88/1.12/1.37/1.56/1.75x; matmul M x 256 x 256 with
+M = 32/64/128/256: 1.15/1.33/1.47/1.56x (best of 40 alternating calls). So a kernel is split from
+~40 us of one-thread work: 64K elementwise outputs, or ~1M multiply-adds.
 """
 from __future__ import annotations
 
@@ -47,22 +48,28 @@ from .binary import I32
 CONTROL_BYTES = 64
 GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE = 0, 4, 8, 12, 16, 20, 24, 28
 ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
-MIN_WORK = 1 << 17      # iterations (prod of the kernel's space) below which a kernel stays on one thread
-TILE_WORK = 1 << 16     # iterations per tile at least
+MIN_WORK = 1 << 16      # work units (see work()) below which a kernel stays on one thread (measured, see below)
+TILE_WORK = 1 << 14     # work units per tile at least (~10 us)
 MAX_TILES = 16          # matmul packs B once per tile: 16 tiles cost ~10% over one call at 1024^3 (measured)
 
 
+REDUCE_COST = 16        # reduced iterations per work unit: a SIMD multiply-add is ~16x cheaper than a tanh
+
+
 def work(kernel) -> int:
-    """Iterations of a kernel's loop nest (output elements times reduced extent)."""
-    return prod(kernel.space)
+    """A kernel's cost in work units (~ one elementwise output with a transcendental, ~0.6 ns): its
+    output elements plus its reduced iterations / ``REDUCE_COST`` (measured: 2 threads break even
+    near 50K-element elementwise kernels and near 32x256x256 matmuls, i.e. 1-2 M multiply-adds)."""
+    out = prod(kernel.out.shape)
+    return out + (prod(kernel.space) // REDUCE_COST if kernel.n_reduce else 0)
 
 
-def tile_rows(rows: int, iterations: int) -> int | None:
-    """Rows per tile for a kernel of ``rows`` rows and ``iterations`` total work, or None to keep it
-    on one thread. Depends on the kernel only (never on the thread count)."""
-    if iterations < MIN_WORK or rows < 2 * ROW_ALIGN:
+def tile_rows(rows: int, units: int) -> int | None:
+    """Rows per tile for a kernel of ``rows`` rows and ``units`` of work (:func:`work`), or None to
+    keep it on one thread. Depends on the kernel only (never on the thread count)."""
+    if units < MIN_WORK or rows < 2 * ROW_ALIGN:
         return None
-    n = min(MAX_TILES, iterations // TILE_WORK, rows // ROW_ALIGN)
+    n = min(MAX_TILES, units // TILE_WORK, rows // ROW_ALIGN)
     if n < 2:
         return None
     chunk = -(-rows // n)
@@ -104,13 +111,13 @@ class Parallel:
     def _word(self, f, field):
         f.i32_const(self.control + field)
 
-    def call(self, f, lw, addresses, scratch: int, iterations: int) -> None:
+    def call(self, f, lw, addresses, scratch: int, units: int) -> None:
         """Emit into driver ``f`` a call of ``lw`` over all its rows: split into tiles over the threads
         when :func:`tile_rows` says it is large enough, else one plain call (``runtime.emit_call``'s
-        arguments, plus the kernel's ``iterations``)."""
+        arguments, plus the kernel's :func:`work`)."""
         if not lw.rows:
             return
-        chunk = tile_rows(lw.rows, iterations)
+        chunk = tile_rows(lw.rows, units)
         if chunk is None:
             for a in addresses:
                 _push(f, a)
