@@ -51,6 +51,8 @@ ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul
 MIN_WORK = 1 << 16      # work units (see work()) below which a kernel stays on one thread (measured, see below)
 TILE_WORK = 1 << 14     # work units per tile at least (~10 us)
 MAX_TILES = 16          # matmul packs B once per tile: 16 tiles cost ~10% over one call at 1024^3 (measured)
+PACKED_ROWS = 32        # rows per tile at least for a kernel with workspace (a template that packs an operand
+                        # per call): 128x784x256 matmul on 1 thread in 1/2/4/8 tiles: 976/1013/1069/1185 us
 
 
 REDUCE_COST = 16        # reduced iterations per work unit: a SIMD multiply-add is ~16x cheaper than a tanh
@@ -64,12 +66,13 @@ def work(kernel) -> int:
     return out + (prod(kernel.space) // REDUCE_COST if kernel.n_reduce else 0)
 
 
-def tile_rows(rows: int, units: int) -> int | None:
-    """Rows per tile for a kernel of ``rows`` rows and ``units`` of work (:func:`work`), or None to
-    keep it on one thread. Depends on the kernel only (never on the thread count)."""
-    if units < MIN_WORK or rows < 2 * ROW_ALIGN:
+def tile_rows(rows: int, units: int, min_rows: int = ROW_ALIGN) -> int | None:
+    """Rows per tile for a kernel of ``rows`` rows and ``units`` of work (:func:`work`), tiles of at
+    least ``min_rows`` rows (a multiple of ``ROW_ALIGN``), or None to keep it on one thread. Depends
+    on the kernel only (never on the thread count)."""
+    if units < MIN_WORK or rows < 2 * min_rows:
         return None
-    n = min(MAX_TILES, units // TILE_WORK, rows // ROW_ALIGN)
+    n = min(MAX_TILES, units // TILE_WORK, rows // min_rows)
     if n < 2:
         return None
     chunk = -(-rows // n)
@@ -117,7 +120,7 @@ class Parallel:
         arguments, plus the kernel's :func:`work`)."""
         if not lw.rows:
             return
-        chunk = tile_rows(lw.rows, units)
+        chunk = tile_rows(lw.rows, units, PACKED_ROWS if lw.scratch else ROW_ALIGN)
         if chunk is None:
             for a in addresses:
                 _push(f, a)
