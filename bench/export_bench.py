@@ -13,7 +13,8 @@
   (WebAssembly only; with ``--peers``, for ``bench/bench_webgpu_peers.mjs``, also WebGPU).
 
 Every artifact is exported with ``wasm_fma=True`` (``module_relaxed.wasm`` beside ``module.wasm``):
-an engine with relaxed SIMD runs the fused multiply-adds (Node 20: ``--experimental-wasm-relaxed-simd``).
+an engine with relaxed SIMD runs the fused multiply-adds (Node 20: ``--experimental-wasm-relaxed-simd``),
+and ``wasm_threads=True`` (``module_threads.wasm``, for ``load(..., {threads: n})``: ``bench/bench_threads.mjs``).
 
 Weights are seeded; the JS benchmark gives TF.js the same initial weights (read from the
 artifacts' ``weights.safetensors``) so both run the same workload from the same state.
@@ -43,18 +44,18 @@ def main(out: str, peers: bool = False) -> None:
     mlp = nn.Sequential([nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"),
                          nn.Dense(10)], name="mlp")
     mlp.compile(wt.optimizers.SGD(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
-    mlp.export(os.path.join(out, "mlp"), batch_size=MLP_BATCH, wasm_fma=True)
+    mlp.export(os.path.join(out, "mlp"), batch_size=MLP_BATCH, wasm_fma=True, wasm_threads=True)
     cnn = nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(16, 3, padding="same", activation="relu"), nn.MaxPool2D(),
                          nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
                          nn.Dense(10)], name="cnn")
-    cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"], wasm_fma=True)
+    cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"], wasm_fma=True, wasm_threads=True)
     v = wt.zeros((CHAIN_SIZE,))
     wt.export(None, path=os.path.join(out, "chain"), signatures={"predict": (chain, (v, v, wt.zeros((1,))))},
-              wasm_fma=True)
+              wasm_fma=True, wasm_threads=True)
     for n in MATMUL_SIZES:
         m = wt.zeros((n, n))
         wt.export(None, path=os.path.join(out, f"matmul{n}"), signatures={"predict": (matmul, (m, m))},
-                  backends=("wasm", "webgpu") if peers else ("wasm",), wasm_fma=True)
+                  backends=("wasm", "webgpu") if peers else ("wasm",), wasm_fma=True, wasm_threads=True)
 
 
 if __name__ == "__main__":

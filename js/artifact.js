@@ -156,7 +156,7 @@ export async function readArtifact(read, where) {
 
   checkManifest(manifest, fail);
   for (const [name, data] of files) { // WGSL sources: strict UTF-8 (a byte order mark is kept, and refused by WGSL)
-    if (name === 'module.wasm' || name === 'module_relaxed.wasm' || name === 'weights.safetensors') continue;
+    if (name === 'weights.safetensors' || /^module(_relaxed)?(_threads)?\.wasm$/.test(name)) continue;
     try {
       new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(data);
     } catch {

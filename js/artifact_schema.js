@@ -45,6 +45,14 @@ export default {
     "module_relaxed.wasm": {
      "description": "Optional: module.wasm's drivers at the same addresses, using relaxed SIMD (fused multiply-adds); loaders run it where the engine has relaxed SIMD, else module.wasm (docs/artifact.md).",
      "$ref": "#/$defs/module_entry"
+    },
+    "module_threads.wasm": {
+     "description": "Optional: module.wasm's drivers on a shared memory, large kernels split over threads (exports worker, stop, threads_setup); loaders run it when asked for more than one thread (docs/artifact.md, Threads).",
+     "$ref": "#/$defs/module_entry"
+    },
+    "module_relaxed_threads.wasm": {
+     "description": "Optional: module_threads.wasm with relaxed SIMD, as module_relaxed.wasm is to module.wasm.",
+     "$ref": "#/$defs/module_entry"
     }
    },
    "additionalProperties": {
@@ -297,6 +305,25 @@ export default {
      },
      "additionalProperties": {
       "$ref": "#/$defs/address"
+     }
+    },
+    "threads": {
+     "description": "Optional, with module_threads.wasm: threads 1.. of the threaded module use stride bytes of workspace each from byte scratch on (the memory then needs scratch + (threads - 1) * stride bytes).",
+     "type": "object",
+     "required": [
+      "scratch",
+      "stride"
+     ],
+     "additionalProperties": false,
+     "properties": {
+      "scratch": {
+       "$ref": "#/$defs/address"
+      },
+      "stride": {
+       "type": "integer",
+       "minimum": 0,
+       "maximum": 4294967296
+      }
      }
     },
     "constants": {

@@ -127,6 +127,8 @@ export interface ModelStats {
   runs: number;
   /** wasm: size of the WebAssembly memory. */
   wasmMemoryBytes?: number;
+  /** wasm: threads running each large kernel (1 unless `threads` > 1 took effect). */
+  wasmThreads?: number;
   /** webgpu: live GPU buffers this model created, and their bytes. */
   gpuBuffers?: number;
   gpuBufferBytes?: number;
@@ -224,6 +226,17 @@ export interface LoadOptions {
    * terminated"); the model's later calls reject, dispose() still works.
    */
   timeout?: number;
+  /**
+   * Threads per kernel on the wasm backend, an integer in [1, 16] (default
+   * 1). With more than one, an artifact exported with `wasm_threads=True`
+   * runs its module_threads.wasm on a shared WebAssembly.Memory: this thread
+   * drives, `threads - 1` Workers (js/thread.js) take tiles of each large
+   * kernel; results are bitwise those of one thread. Needs shared memory
+   * (browsers: a cross-origin isolated page, COOP/COEP headers); otherwise,
+   * or without a threaded module, one thread (`stats().wasmThreads`).
+   * dispose() ends the Workers. Not with `worker: true`.
+   */
+  threads?: number;
 }
 
 /** An artifact given as its files' bytes: {'manifest.json': ..., 'module.wasm': ..., ...}. */

@@ -29,10 +29,10 @@ export function load(source, options) {
   return loadModel(source, options, urlReader, spawnWorker);
 }
 
-/** The Worker of `load(source, {worker: true})`: a module Web Worker running js/worker.js. */
-function spawnWorker() {
+/** The Worker of `load(source, {worker: true})` (js/worker.js) or of a thread (js/thread.js): a module Web Worker. */
+function spawnWorker(script = 'worker.js') {
   if (typeof Worker !== 'function') {
     throw new Error("webtensor.load: `worker: true` needs Web Workers, which this environment lacks (no global Worker; in Node use the package's Node entry, 'webtensor')");
   }
-  return new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  return new Worker(new URL(`./${script}`, import.meta.url), { type: 'module' });
 }

@@ -336,13 +336,27 @@ function adapterInfoOf(adapter, device) {
  * 'TimeoutError', and the model's later calls reject (dispose() still works).
  * A timeout needs `worker: true`: WebAssembly on the main thread cannot be
  * interrupted.
+ * `options.threads`: threads per kernel for the wasm backend (an integer in [1, 16], default 1):
+ * with more than one, an artifact exported with `wasm_threads=True` runs its module_threads.wasm
+ * on a shared memory, this thread driving and threads-1 Workers (js/thread.js) taking tiles of
+ * each large kernel; results are bitwise those of one thread. Needs shared memory (browsers: a
+ * cross-origin isolated page, COOP/COEP headers); where it is missing, or the artifact has no
+ * threaded module, the model runs on one thread (`stats().wasmThreads` says how many).
+ * dispose() ends the Workers. Not with `worker: true`.
  */
+/** The most threads `load(..., {threads})` accepts (wasm/threads.py MAX_THREADS). */
+export const MAX_THREADS = 16;
+
 export async function loadModel(source, options = {}, readerFor, spawnWorker) {
   const backend = options.backend ?? 'auto';
   if (!['auto', 'wasm', 'webgpu'].includes(backend)) {
     throw new Error(`webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(backend)}`);
   }
-  const { worker = false, timeout } = options;
+  const { worker = false, timeout, threads = 1 } = options;
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    throw new Error(`webtensor.load: threads must be an integer in [1, ${MAX_THREADS}], got ${JSON.stringify(threads)}`);
+  }
+  if (worker && threads > 1) throw new Error('webtensor.load: `threads` > 1 runs on this thread with helper Workers; it cannot be combined with `worker: true`');
   if (typeof worker !== 'boolean') throw new Error(`webtensor.load: worker must be true or false, got ${JSON.stringify(worker)}`);
   if (timeout !== undefined) {
     if (!worker) {
@@ -392,6 +406,6 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker) {
     && !webgpuShortfall(artifact, gpuTarget.limits, gpuTarget.features)));
   const created = useGPU
     ? await createWebGPUBackend(artifact, fail, { gpu, adapter, device })
-    : await createWasmBackend(artifact, fail);
+    : await createWasmBackend(artifact, fail, { threads, spawnThread: spawnWorker && (() => spawnWorker('thread.js')) });
   return new Model(artifact.manifest, created, useGPU ? adapterInfoOf(adapter, device) : null);
 }

@@ -95,7 +95,7 @@ export function load(source, options) {
   }, spawnWorker);
 }
 
-/** The Worker of `load(source, {worker: true})`: a worker_threads Worker running js/worker.js. */
-async function spawnWorker() {
-  return new (await import('node:worker_threads')).Worker(new URL('./worker.js', import.meta.url));
+/** The Worker of `load(source, {worker: true})` (js/worker.js) or of a thread (js/thread.js): a worker_threads Worker. */
+async function spawnWorker(script = 'worker.js') {
+  return new (await import('node:worker_threads')).Worker(new URL(`./${script}`, import.meta.url));
 }

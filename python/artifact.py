@@ -150,7 +150,8 @@ def read_artifact(path):
             fail(f"{name}: its SHA-256 is not the one the manifest lists (damaged file?)")
         files[name] = data
     _check_manifest(manifest, fail)
-    for name in files.keys() - {"module.wasm", "module_relaxed.wasm", "weights.safetensors"}:     # WGSL sources
+    for name in files.keys() - {"module.wasm", "module_relaxed.wasm", "module_threads.wasm", "module_relaxed_threads.wasm",
+                                "weights.safetensors"}:     # WGSL sources
         _text(files, name, fail)
     try:
         stored, _ = safetensors_io.load(files["weights.safetensors"])

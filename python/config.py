@@ -1,4 +1,5 @@
-"""``webtensor.config``: process-wide settings (in the spirit of ``tf.config``).
+"""``webtensor.config``: process-wide settings (in the spirit of ``tf.config``). Threads per kernel:
+``webtensor.config.threading`` (``tf.config.threading``'s names).
 
 Cache limits: compiled code is cached so that repeated work compiles nothing, and the caches are
 bounded so that work over many shapes does not grow memory without end. When a cache is full the
@@ -17,6 +18,7 @@ engine frees the machine code of dropped modules once enough have accumulated). 
 """
 from __future__ import annotations
 
+from . import config_threading as threading  # noqa: F401  (tf.config.threading's names)
 from .core.runtime.cache import LIMITS as _LIMITS, TICK, LRUCache  # noqa: F401  (the caches these limits bound)
 
 

@@ -223,7 +223,8 @@ def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]]
 # ---- export -----------------------------------------------------------------------------------
 
 def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batch_size: int | None = None,
-           backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32") -> dict:
+           backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32",
+           wasm_threads: bool = False) -> dict:
     """Trace, compile and write an artifact (``docs/artifact.md``) to the directory ``path``.
 
     Args:
@@ -250,6 +251,10 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             quantized per output channel, ``scale = max|w| / 127``, read as int8 by the kernels;
             other weights float32). Inference only: a model then exports ``predict`` by default,
             and a signature that updates variables is refused.
+        wasm_threads: also write ``module_threads.wasm`` (and ``module_relaxed_threads.wasm`` with
+            ``wasm_fma``): the same drivers on a shared memory, large kernels split over threads
+            (``wasm/threads.py``), which loaders run when asked for more than one thread; results
+            are bitwise those of ``module.wasm`` (docs/artifact.md, "Threads").
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
@@ -327,7 +332,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             for t in traced}
     stored = _stored_constants(traced, consts, weights)
     for name in dict.fromkeys(backends):        # each backend asked for, once, in the order given
-        emitted, sections = exporter(name)(traced, variables, consts, weights, stored, {"wasm_fma": wasm_fma})
+        emitted, sections = exporter(name)(traced, variables, consts, weights, stored,
+                                               {"wasm_fma": wasm_fma, "wasm_threads": wasm_threads})
         files.update(emitted)
         for sig, sec in sections.items():
             sigs[sig][name] = sec

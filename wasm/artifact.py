@@ -6,6 +6,7 @@ import threading
 
 from ..core.runtime.artifacts import (ArtifactError, engine_reason as _reason, register_loader,
                                       storage_nbytes, to_storage as _storage)
+from ..core.runtime.parallelism import intra_op_threads
 from ..core.runtime.util import require
 from .engines import BrowserEngine, WasmtimeEngine, _Caller
 from .module_check import check_module
@@ -93,12 +94,28 @@ class WasmArtifact:
         # every listed module is checked (the same verdict on engines with and without relaxed SIMD);
         # wasmtime has relaxed SIMD, so module_relaxed.wasm runs where the artifact has one
         modules = [m for m in ("module.wasm", "module_relaxed.wasm") if m in files]
+        # threads (wasm/threads.py): the threaded module where the artifact has one and more than one
+        # thread is asked for (webtensor.config.threading); not under a deadline, which would stop
+        # only the driver
+        self.threads = intra_op_threads() if timeout is None and not self.browser else 1
+        threaded = [m for m in ("module_threads.wasm", "module_relaxed_threads.wasm") if m in files]
+        layout = next((sig["wasm"]["threads"] for sig in sigs.values() if "threads" in sig["wasm"]), None)
+        if self.threads > 1 and threaded and layout is not None:
+            memory_bytes = max(memory_bytes, layout["scratch"] + (self.threads - 1) * layout["stride"])
+            pages = max(1, -(-memory_bytes // PAGE))
+            if memory_limit is not None and pages * PAGE > memory_limit:
+                raise MemoryError(f"webtensor.load: the artifact's WebAssembly memory with {self.threads} threads is "
+                                  f"{pages * PAGE} bytes, over memory_limit={memory_limit}")
+            modules = threaded
+        else:
+            self.threads = 1
         for m in modules:
             try:
-                check_module(files[m], [sig["wasm"]["driver"] for sig in sigs.values()], pages)
+                check_module(files[m], [sig["wasm"]["driver"] for sig in sigs.values()], pages, shared=m in threaded)
             except ValueError as e:
                 fail(m + str(e)[len("module.wasm"):])     # its messages start "module.wasm: "
         self.variables, self.address, self.timeout = variables, address, timeout
+        self.workers = None
         if self.browser:
             self.engine = eng = BrowserEngine(pages, fma=None, maximum_pages=pages)
             self.module = chosen = modules[-1] if eng.fma else modules[0]     # Node 20: no relaxed SIMD
@@ -110,7 +127,8 @@ class WasmArtifact:
         else:
             self.module = chosen = modules[-1]
             # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1
-            self.engine = eng = WasmtimeEngine(pages, fma=True, maximum_pages=pages, interruptible=timeout is not None)
+            self.engine = eng = WasmtimeEngine(pages, fma=True, maximum_pages=pages, interruptible=timeout is not None,
+                                               shared=self.threads > 1)
             try:
                 module = wasmtime.Module(eng.engine, files[chosen])
             except Exception as e:
@@ -122,6 +140,9 @@ class WasmArtifact:
             # check_module proved every driver is () -> (): the unchecked fast call is safe
             self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
                             for name, sig in sigs.items()}
+            if self.threads > 1:
+                inst.exports(eng.store)["threads_setup"](eng.store, self.threads, 1)
+                self.workers = eng.workers(module, self.threads)
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
         for addr, tname in constants.items():           # large constants: stored once, in the weights
@@ -175,10 +196,12 @@ class WasmArtifact:
             self.engine.write(self.address[i], data)
 
     def stats(self) -> dict:
-        return {"wasm_memory_bytes": self.engine.size, "wasm_module": self.module}
+        return {"wasm_memory_bytes": self.engine.size, "wasm_module": self.module, "wasm_threads": self.threads}
 
     def dispose(self):
-        self.drivers = self.engine = None
+        if self.workers is not None:
+            self.workers.close()
+        self.drivers = self.engine = self.workers = None
 
 
 register_loader("wasm", WasmArtifact, rank=1)

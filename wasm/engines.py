@@ -34,6 +34,7 @@ Engines are not locked: their owner (the device, a loaded model) serialises call
 from __future__ import annotations
 
 import ctypes
+import threading
 import weakref
 
 from ..core.runtime.hostdata import byte_view
@@ -167,7 +168,6 @@ class WasmtimeEngine:
         """Arm an interruption of the next calls after ``seconds`` (an interruptible engine): returns the
         started ``threading.Timer``; ``cancel()`` it when the call returns. An interrupted call raises
         ``wasmtime.Trap`` with ``trap_code == TrapCode.INTERRUPT``."""
-        import threading
         self.store.set_epoch_deadline(1)
         timer = threading.Timer(seconds, self.engine.increment_epoch)
         timer.daemon = True
@@ -247,6 +247,16 @@ class WasmtimeEngine:
         self.store, self._in_store = store, len(callers)
         self.stats["recycles"] += 1
 
+    def workers(self, module, n: int, keep=None) -> "Workers":
+        """(Shared engine.) Start threads 1..n-1, each running export ``worker(tid)`` of ``module`` (a
+        compiled ``wasmtime.Module``, see :mod:`.threads`) in an instance of its own store on this
+        engine's shared memory; the returned :class:`Workers` ends them. ``keep``: an object held
+        until they have ended (the buffer holding the module's control block, so that it cannot be
+        reused while a worker may still read it)."""
+        if not self.shared:
+            raise RuntimeError("workers() needs a shared engine (WasmtimeEngine(..., shared=True))")
+        return Workers(self, module, n, keep)
+
     def live_instances(self) -> int:
         """(Shared engine.) Instances whose caller is alive; -1 where not tracked."""
         return len(self._live) if self.shared else -1
@@ -256,6 +266,39 @@ class WasmtimeEngine:
             self.wasmtime.Module.validate(self.engine, module_bytes)
         except Exception as e:
             raise ValueError(f"invalid WebAssembly module: {e}") from None
+
+
+class Workers:
+    """Python threads running a threaded module's ``worker(tid)`` (:mod:`.threads`), one store and
+    instance each on the engine's shared memory. wasmtime-py calls through ``ctypes.CDLL``, which
+    releases the GIL, so they run in parallel with the caller (``bench/bench_threads.py`` measures
+    it). :meth:`close` (also run when the object is collected, or at exit) calls the module's
+    ``stop`` from a store of its own and joins the threads."""
+
+    def __init__(self, engine: WasmtimeEngine, module, n: int, keep=None):
+        wasmtime = engine.wasmtime
+        self.threads = []
+        for tid in range(1, n):
+            store = wasmtime.Store(engine.engine)
+            func = wasmtime.Instance(store, module, [engine.memory]).exports(store)["worker"]
+            t = threading.Thread(target=func, args=(store, tid), name=f"webtensor-wasm-{tid}", daemon=True)
+            self.threads.append(t)
+        store = wasmtime.Store(engine.engine)
+        stop = wasmtime.Instance(store, module, [engine.memory]).exports(store)["stop"]
+        for t in self.threads:
+            t.start()
+        self._close = weakref.finalize(self, _stop_workers, stop, store, self.threads, keep)
+
+    def close(self) -> None:
+        """End the workers (idempotent)."""
+        self._close()
+
+
+def _stop_workers(stop, store, threads, keep):
+    stop(store)
+    for t in threads:
+        t.join()
+    del keep            # now the control block's memory may be reused
 
 
 class BrowserEngine:

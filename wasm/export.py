@@ -16,7 +16,9 @@ from ..core import compile as C
 from ..core.runtime.artifacts import register_exporter, storage_nbytes as _nbytes
 from .binary import Module
 from .lower import inline_scalars, lower
+from .engines import MAX_PAGES
 from .runtime import emit_call
+from .threads import Parallel, work
 
 ALIGN = 64                              # bytes: WebAssembly addresses (SIMD loads want 16)
 
@@ -26,6 +28,7 @@ def _align(n: int, a: int = ALIGN) -> int:
 
 
 RELAXED = "module_relaxed.wasm"        # the same module with relaxed-SIMD fused multiply-adds
+THREADS = {False: "module_threads.wasm", True: "module_relaxed_threads.wasm"}   # by fma (threads.py)
 
 
 def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,
@@ -42,11 +45,20 @@ def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes
         if same != sections:                      # both must fit one manifest section
             raise AssertionError("wasm export: the relaxed-SIMD module's memory layout differs from module.wasm's")
         files[RELAXED] = relaxed["module.wasm"]
+    if options.get("wasm_threads"):               # the same drivers, large kernels split over threads
+        plain = sections
+        for fma in (False, True) if options.get("wasm_fma") else (False,):
+            threaded, with_threads = _module(traced, variables, consts, stored, fma=fma, threads=True)
+            if {k: {f: v for f, v in s.items() if f != "threads"} for k, s in with_threads.items()} != plain:
+                raise AssertionError("wasm export: the threaded module's memory layout differs from module.wasm's")
+            files[THREADS[fma]] = threaded["module.wasm"]
+            sections = with_threads
     return files, sections
 
 
-def _module(traced, variables, consts, stored, fma: bool):
+def _module(traced, variables, consts, stored, fma: bool, threads: bool = False):
     m = Module()
+    par = Parallel(m, 0) if threads else None     # its control block: bytes [0, 64), unused otherwise
     lowered: dict = {}
     fn_of: dict = {}                            # id(step) -> its lowered kernel
     for t in traced:
@@ -104,7 +116,11 @@ def _module(traced, variables, consts, stored, fma: bool):
         for c in plan.pre:
             copy(*c)
         for s in prog.steps:
-            emit_call(f, fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at)
+            args = fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at
+            if par is None:
+                emit_call(f, *args)
+            else:
+                par.call(f, *args, work(s.kernel))
         for c in plan.post:
             copy(*c)
         f.finish()
@@ -113,8 +129,15 @@ def _module(traced, variables, consts, stored, fma: bool):
         copied = {str(by_bytes[data]): stored[data] for data in consts[t.name].values() if data in stored}
         if copied:
             sections[t.name]["constants"] = dict(sorted(copied.items(), key=lambda kv: int(kv[0])))
-    pages = max(1, -(-max(s["memory_bytes"] for s in sections.values()) // 65536))
-    m.import_memory("env", "memory", pages)
+    end = max(s["memory_bytes"] for s in sections.values())
+    pages = max(1, -(-end // 65536))
+    if par is None:
+        m.import_memory("env", "memory", pages)
+    else:                                       # threads 1.. get their scratch past every signature's region
+        par.finish(_align(end))
+        for s in sections.values():
+            s["threads"] = {"scratch": _align(end), "stride": par.stride}
+        m.import_memory("env", "memory", pages, MAX_PAGES, shared=True)
     return {"module.wasm": m.emit()}, sections
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 __all__ = ["check_module", "MAX_TABLE_ENTRIES"]
 
 MAX_TABLE_ENTRIES = 100000
+THREAD_EXPORTS = {"worker": ((0x7F,), ()), "stop": ((), ()), "threads_setup": ((0x7F, 0x7F), ())}
 HEADER = b"\0asm\x01\0\0\0"                               # §5.5.16: magic, version 1
 SECTIONS = {0: "custom", 1: "type", 2: "import", 3: "function", 4: "table", 5: "memory", 6: "global",
             7: "export", 8: "start", 9: "element", 10: "code", 11: "data", 12: "data count"}
@@ -99,8 +100,15 @@ class _Reader:
             pass
         self.fail(f"name at byte {at} is not valid UTF-8")
 
-    def limits(self, what: str) -> tuple[int, int | None]:
+    def limits(self, what: str, shared: bool = False) -> tuple[int, int | None]:
         flag = self.byte()
+        if shared:                          # §5.3.7 with the threads proposal: 0x03 shared, min and max
+            if flag != 3:
+                self.fail(f"{what} must be shared (limits flag 0x03) in a threaded module, not 0x{flag:02x}")
+            lo, hi = self.u32(), self.u32()
+            if hi < lo:
+                self.fail(f"{what} maximum {hi} is below its minimum {lo}")
+            return lo, hi
         if flag not in (0, 1):
             self.fail(f"{what} has limits flag 0x{flag:02x}; only 0x00 and 0x01 are allowed "
                       "(no shared or 64-bit memories)")
@@ -111,8 +119,10 @@ class _Reader:
         return lo, hi
 
 
-def check_module(data: bytes, drivers: list[str], memory_pages: int) -> None:
-    """Raise ValueError("module.wasm: ...") unless ``data`` is a well-formed module honouring the contract."""
+def check_module(data: bytes, drivers: list[str], memory_pages: int, shared: bool = False) -> None:
+    """Raise ValueError("module.wasm: ...") unless ``data`` is a well-formed module honouring the contract.
+    ``shared``: the memory import must be shared (a threaded module, ``wasm/threads.py``), and the
+    module must export ``worker`` (i32) -> (), ``stop`` and ``threads_setup`` (i32, i32) -> ()."""
     data = memoryview(data).cast("B")
     r = _Reader(data, 0, len(data))
     head = bytes(data[:8])
@@ -162,7 +172,7 @@ def check_module(data: bytes, drivers: list[str], memory_pages: int) -> None:
                           "the only import allowed is the memory env.memory")
                 if memory is not None:
                     _fail("imports env.memory twice")
-                memory = s.limits("env.memory")
+                memory = s.limits("env.memory", shared)
                 if memory[0] > memory_pages:
                     _fail(f"env.memory needs at least {memory[0]} pages, "
                           f"more than the {memory_pages} pages the artifact provides")
@@ -210,6 +220,10 @@ def check_module(data: bytes, drivers: list[str], memory_pages: int) -> None:
         _fail(f"the data count section declares {data_count} segments but the data section has {data_segments}")
     if memory is None:
         _fail("does not import env.memory")
+    for name, t in (THREAD_EXPORTS if shared else {}).items():
+        kind, index = exports.get(name, (None, None))
+        if kind != 0 or index >= len(funcs) or funcs[index] != t:
+            _fail(f"a threaded module must export the function '{name}' of type {_fmt_type(t)}")
     for d in drivers:
         if d not in exports:
             _fail(f"does not export the driver function '{_show(d)}'")

@@ -43,6 +43,8 @@ from ..core import compile as C
 from ..core.runtime.cache import TICK, LRUCache
 from ..core.runtime.device import Device
 from ..core.runtime.hostdata import NUMPY, as_host, from_storage, to_storage
+from ..core.runtime.parallelism import intra_op_threads
+from . import threads as T
 from .binary import Module
 from .engines import MAX_PAGES, PAGE, _Caller, default_engine  # noqa: F401  (_Caller: tests patch it)
 from .lower import inline_scalars, kernel_module, lower
@@ -384,7 +386,11 @@ class WasmExecutable:
         self.slot = {b: i for i, b in enumerate(slots)}
         table_bytes = -(-4 * max(len(slots), 1) // ALIGN) * ALIGN
         arena_al = -(-arena // ALIGN) * ALIGN
-        self.arena = device.buffer(table_bytes + arena_al + scratch, "an executable's arena")
+        # threads (wasm/threads.py): a control block and threads 1..n-1's scratch after thread 0's
+        self.threads = intra_op_threads() if getattr(device.engine, "shared", False) else 1
+        stride = -(-scratch // ALIGN) * ALIGN
+        extra = T.CONTROL_BYTES + (self.threads - 1) * stride if self.threads > 1 else 0
+        self.arena = device.buffer(table_bytes + arena_al + stride + extra, "an executable's arena")
         self.table = self.arena.offset
         base, scratch_at = self.table + table_bytes, self.table + table_bytes + arena_al
         addr = {}
@@ -396,11 +402,25 @@ class WasmExecutable:
             addr[b] = ("slot", self.table + 4 * i)
         self._addr, self._scratch_at = addr, scratch_at
         f = m.function("run", export=True)
+        par = None
+        if self.threads > 1:
+            control = scratch_at + stride
+            par = T.Parallel(m, control)
         for s, lw in zip(prog.steps, fns):
-            emit_call(f, lw, self._addresses(s), scratch_at)
+            if par is None:
+                emit_call(f, lw, self._addresses(s), scratch_at)
+            else:
+                par.call(f, lw, self._addresses(s), scratch_at, T.work(s.kernel))
         f.finish()
         self.module = m
+        self.workers = None
+        if par is not None and par.tasks:
+            par.finish(control + T.CONTROL_BYTES)
+            device.engine.write(control, array.array("i", T.control_words(self.threads, True, control + T.CONTROL_BYTES,
+                                                                           par.scratch)))
         self._run = device._instantiate(m, "run", 0)
+        if par is not None and par.tasks:
+            self.workers = device.engine.workers(self._run.module, self.threads, keep=self.arena)
         self.results = [(b, _storage(_Aval(prog.bufs[b]))[1]) for b in results]
         self._slots = slots
 

@@ -15,7 +15,7 @@ const PAGE = 65536;
  * "constants" (a weights tensor), to its address. Throws an Error naming the
  * signature/variable/file that is wrong.
  */
-export async function createWasmBackend({ manifest, files, weights }, fail) {
+export async function createWasmBackend({ manifest, files, weights }, fail, { threads = 1, spawnThread = null } = {}) {
   const { variables, signatures } = manifest;
   let memoryBytes = 0;
   const address = new Map(); // variable index -> byte address
@@ -70,13 +70,23 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
     if (r.end > memoryBytes) fail(`manifest.json: wasm: ${r.what} [${r.addr}, ${r.end}) lies outside the ${memoryBytes}-byte memory`);
   }
 
+  // Threads (wasm/threads.py): the artifact's threaded module on a shared memory, when more than
+  // one thread is asked for, the artifact has one and this context has shared memory (browsers:
+  // cross-origin isolated); else one thread, module.wasm, exactly as before.
+  let modules = ['module.wasm', 'module_relaxed.wasm'].filter((m) => files.has(m));
+  const threaded = ['module_threads.wasm', 'module_relaxed_threads.wasm'].filter((m) => files.has(m));
+  const layout = Object.values(signatures).find((sig) => sig.wasm.threads !== undefined)?.wasm.threads;
+  if (!(threads > 1 && threaded.length && layout && spawnThread && canShareMemory())) threads = 1;
+  if (threads > 1) {
+    memoryBytes = Math.max(memoryBytes, layout.scratch + (threads - 1) * layout.stride);
+    modules = threaded;
+  }
   const pages = Math.max(1, Math.ceil(memoryBytes / PAGE));
   // Every listed module is checked (the same verdict with and without relaxed SIMD); the relaxed
   // one runs where the engine has relaxed SIMD.
-  const modules = ['module.wasm', 'module_relaxed.wasm'].filter((m) => files.has(m));
   for (const m of modules) {
     try {
-      checkModule(files.get(m), Object.values(signatures).map((sig) => sig.wasm.driver), pages);
+      checkModule(files.get(m), Object.values(signatures).map((sig) => sig.wasm.driver), pages, threads > 1);
     } catch (e) {
       fail(m + e.message.slice('module.wasm'.length)); // its messages start 'module.wasm: '
     }
@@ -89,7 +99,7 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
     fail(`${chosen} is not a valid WebAssembly module (${String(e.message).slice(0, 200)})`);
   }
   // The memory cannot grow past what the manifest declares: a driver's memory.grow returns -1.
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: threads > 1 });
   let instance;
   try {
     instance = await WebAssembly.instantiate(module, { env: { memory } });
@@ -109,7 +119,51 @@ export async function createWasmBackend({ manifest, files, weights }, fail) {
     if (address.has(i)) new Uint8Array(memory.buffer).set(data, address.get(i));
     else host.set(i, data.slice());
   });
-  return new WasmBackend(memory, instance.exports, signatures, variables, address, host, chosen);
+  let workers = [];
+  if (threads > 1) {
+    // a browser's main thread may not block: the driver then spins on atomic loads
+    instance.exports.threads_setup(threads, typeof globalThis.document === 'undefined' ? 1 : 0);
+    workers = await startThreads(spawnThread, module, memory, threads, instance.exports.stop, fail);
+  }
+  return new WasmBackend(memory, instance.exports, signatures, variables, address, host, chosen, workers);
+}
+
+/** Whether a shared WebAssembly.Memory can be made here (browsers: only when cross-origin isolated). */
+export function canShareMemory() {
+  if (typeof SharedArrayBuffer !== 'function' || globalThis.crossOriginIsolated === false) return false;
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
+}
+
+/** Threads 1..n-1 (js/thread.js), each instantiated and waiting on the barrier; ends them on a failure. */
+async function startThreads(spawnThread, module, memory, n, stop, fail) {
+  const workers = [];
+  const ready = [];
+  for (let tid = 1; tid < n; tid++) {
+    const w = await spawnThread();
+    workers.push(w);
+    ready.push(new Promise((resolve, reject) => {
+      const on = (e) => {
+        const m = e?.data ?? e; // a Web Worker's MessageEvent or a worker_threads message
+        if (m.type === 'ready') resolve();
+        else if (m.type === 'error') reject(new Error(m.message));
+      };
+      if (typeof w.once === 'function') w.once('message', on); else w.addEventListener('message', on, { once: true });
+      if (typeof w.once === 'function') w.once('error', reject); else w.addEventListener('error', reject, { once: true });
+    }));
+    w.postMessage({ module, memory, tid });
+  }
+  try {
+    await Promise.all(ready);
+  } catch (e) {
+    stop();
+    for (const w of workers) w.terminate();
+    fail(`module_threads.wasm: a thread could not start (${String(e.message).slice(0, 200)})`);
+  }
+  return workers;
 }
 
 // A module whose one function computes f32x4.relaxed_madd of three splats (wasm/engines.py's
@@ -130,9 +184,11 @@ export function hasRelaxedSimd() {
 }
 
 class WasmBackend {
-  constructor(memory, exports, signatures, variables, address, host, module) {
+  constructor(memory, exports, signatures, variables, address, host, module, workers = []) {
     this.kind = 'wasm';
     this.module = module;
+    this.workers = workers; // threads 1..n-1 (js/thread.js); this thread is thread 0
+    this.stop = exports.stop;
     this.memory = memory;
     this.variables = variables;
     this.address = address;
@@ -189,10 +245,15 @@ class WasmBackend {
   }
 
   stats() {
-    return { wasmMemoryBytes: this.memory.buffer.byteLength, wasmModule: this.module };
+    return { wasmMemoryBytes: this.memory.buffer.byteLength, wasmModule: this.module, wasmThreads: this.workers.length + 1 };
   }
 
   dispose() {
+    if (this.workers.length) {
+      this.stop(); // the workers return from worker(); terminate() also ends one still starting
+      for (const w of this.workers) w.terminate();
+    }
+    this.workers = [];
     this.memory = this.signatures = this.host = null;
   }
 }

@@ -98,8 +98,15 @@ class Reader {
     }
   }
 
-  limits(what) {
+  limits(what, shared = false) {
     const flag = this.byte();
+    if (shared) { // §5.3.7 with the threads proposal: 0x03 shared, min and max
+      if (flag !== 3) this.fail(`${what} must be shared (limits flag 0x03) in a threaded module, not ${hex(flag)}`);
+      const lo = this.u32();
+      const hi = this.u32();
+      if (hi < lo) this.fail(`${what} maximum ${hi} is below its minimum ${lo}`);
+      return [lo, hi];
+    }
     if (flag !== 0 && flag !== 1) {
       this.fail(`${what} has limits flag ${hex(flag)}; only 0x00 and 0x01 are allowed (no shared or 64-bit memories)`);
     }
@@ -110,8 +117,15 @@ class Reader {
   }
 }
 
-/** Throw Error('module.wasm: ...') unless `bytes` is a well-formed module honouring the contract. */
-export function checkModule(bytes, drivers, memoryPages) {
+// A threaded module's (wasm/threads.py) exports besides the drivers: name -> [params, results].
+const THREAD_EXPORTS = [['worker', [[0x7f], []]], ['stop', [[], []]], ['threads_setup', [[0x7f, 0x7f], []]]];
+
+/**
+ * Throw Error('module.wasm: ...') unless `bytes` is a well-formed module honouring the contract.
+ * `shared`: the memory import must be shared (a threaded module) and the module must export
+ * worker (i32) -> (), stop () -> () and threads_setup (i32, i32) -> ().
+ */
+export function checkModule(bytes, drivers, memoryPages, shared = false) {
   const data = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const r = new Reader(data, 0, data.length);
   const head = Array.from(data.subarray(0, 8));
@@ -159,7 +173,7 @@ export function checkModule(bytes, drivers, memoryPages) {
           fail(`imports '${show(mod)}'.'${show(field)}' (${KINDS[kind]}); the only import allowed is the memory env.memory`);
         }
         if (memory !== null) fail('imports env.memory twice');
-        memory = s.limits('env.memory');
+        memory = s.limits('env.memory', shared);
         if (memory[0] > memoryPages) {
           fail(`env.memory needs at least ${memory[0]} pages, more than the ${memoryPages} pages the artifact provides`);
         }
@@ -208,6 +222,13 @@ export function checkModule(bytes, drivers, memoryPages) {
     fail(`the data count section declares ${dataCount} segments but the data section has ${dataSegments}`);
   }
   if (memory === null) fail('does not import env.memory');
+  for (const [name, [params, results]] of shared ? THREAD_EXPORTS : []) {
+    const [kind, index] = exports.get(name) ?? [null, null];
+    const t = kind === 0 && index < funcs.length ? funcs[index] : null;
+    if (!t || t[0].join() !== params.join() || t[1].join() !== results.join()) {
+      fail(`a threaded module must export the function '${name}' of type ${fmtType([params, results])}`);
+    }
+  }
   for (const d of drivers) {
     if (!exports.has(d)) fail(`does not export the driver function '${show(d)}'`);
     const [kind, index] = exports.get(d);

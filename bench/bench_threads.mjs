@@ -1,0 +1,62 @@
+// Threads in Node (docs/architecture.md, "Threads"): the artifacts of bench/export_bench.py loaded
+// with {threads: 1} and {threads: N}, their calls alternating (round robin) so both see the same
+// load on a shared machine: matmul 1024 (predict), MLP train step (784-256-256-10, batch 128) and
+// CNN forward (batch 32). Prints the best and median call of each and the ratio 1-thread / N-thread.
+//
+// Usage: node bench/bench_threads.mjs [--threads 2] [--rounds 20]
+
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import * as webtensor from '../js/node.js';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const N = opt('threads', 2);
+const ROUNDS = opt('rounds', 20);
+
+const out = mkdtempSync(join(tmpdir(), 'webtensor-bench-threads-'));
+execFileSync('python3', [join(dirname(fileURLToPath(import.meta.url)), 'export_bench.py'), out], { stdio: 'inherit' });
+
+function inputsFor(model, name) {
+  return model.signatures[name].inputs.map((s) => {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const data = s.dtype === 'int32' ? Int32Array.from({ length: n }, (_, i) => i % 10) : Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+    return webtensor.tensor(data, s.shape, s.dtype);
+  });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+async function race(label, dir, signature) {
+  const models = { 1: await webtensor.load(join(out, dir), { backend: 'wasm', threads: 1 }), [N]: await webtensor.load(join(out, dir), { backend: 'wasm', threads: N }) };
+  const times = { 1: [], [N]: [] };
+  const inputs = inputsFor(models[1], signature);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const k of [1, N]) {
+      const t = performance.now();
+      await models[k].run(signature, inputs);
+      times[k].push(performance.now() - t);
+    }
+  }
+  const b1 = Math.min(...times[1]), bn = Math.min(...times[N]);
+  const m1 = median(times[1]), mn = median(times[N]);
+  console.log(`${label.padEnd(30)} 1 thread ${b1.toFixed(2).padStart(8)} ms (median ${m1.toFixed(2)})   ${models[N].stats().wasmThreads} threads ${bn.toFixed(2).padStart(8)} ms (median ${mn.toFixed(2)})   ratio best ${(b1 / bn).toFixed(2)}x  median ${(m1 / mn).toFixed(2)}x`);
+  models[1].dispose();
+  models[N].dispose();
+}
+
+console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+try {
+  await race('matmul 1024', 'matmul1024', 'predict');
+  await race('MLP train step (batch 128)', 'mlp', 'train_step');
+  await race('CNN forward (batch 32)', 'cnn', 'predict');
+} finally {
+  rmSync(out, { recursive: true, force: true });
+}

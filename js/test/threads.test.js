@@ -1,0 +1,87 @@
+// Threads (wasm/threads.py, backends/wasm.js, js/thread.js): artifacts exported with
+// wasm_threads=True (tests/threads_fixtures.py) give bitwise the outputs of one-thread module.wasm
+// (computed by Python) on 1, 2, 3 and 4 threads, and their Workers end with dispose().
+
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import * as webtensor from '../node.js';
+import { pythonFixture } from './helpers.js';
+
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'threads_fixtures.py');
+
+let out, expected;
+before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-threads-')));
+after(() => rmSync(out, { recursive: true, force: true }));
+
+const TYPED = { float32: Float32Array, int32: Int32Array };
+
+async function outputs(model, name, e) {
+  const specs = model.signatures[e.signature].inputs;
+  const inputs = specs.map((s, k) => webtensor.tensor(TYPED[s.dtype].from(e.inputs[k]), s.shape, s.dtype));
+  const outs = Object.values(await model.run(e.signature, inputs)).map((t) => Float32Array.from(t.dataSync()));
+  if (name === 'mlp') {
+    const w = await model.getWeights();
+    outs.push(Float32Array.from(w[Object.keys(w).sort()[0]].dataSync()));
+  }
+  return outs;
+}
+
+test('exported models: bitwise the one-thread outputs on 1, 2, 3 and 4 threads', async () => {
+  assert.ok(expected.mlp.tiled >= 3 && expected.ops.tiled >= 1, 'kernels large enough are split');
+  for (const [name, e] of Object.entries(expected)) {
+    for (const threads of [1, 2, 3, 4]) {
+      const model = await webtensor.load(join(out, name), { backend: 'wasm', threads });
+      try {
+        assert.equal(model.stats().wasmThreads, threads);
+        const got = await outputs(model, name, e);
+        got.forEach((o, k) => assert.deepEqual(o, Float32Array.from(e.outputs[k]), `${name}, ${threads} threads, output ${k}`));
+      } finally {
+        model.dispose();
+      }
+    }
+  }
+});
+
+test('threads: a bad count is refused', async () => {
+  for (const threads of [0, 17, 1.5, '2']) {
+    await assert.rejects(webtensor.load(join(out, 'ops'), { backend: 'wasm', threads }), /threads must be an integer in \[1, 16\]/);
+  }
+});
+
+test('1,000 load/dispose cycles leak no Worker', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const live = new Set(); // Workers that came online during this test and have not exited
+  let started = 0, exited = 0;
+  const orig = Worker.prototype.emit;
+  Worker.prototype.emit = function (event, ...args) { // sees every Worker's online and exit events
+    if (event === 'online') { started++; live.add(this); }
+    if (event === 'exit' && live.delete(this)) exited++;
+    return orig.call(this, event, ...args);
+  };
+  try {
+    for (let i = 0; i < 1000; i++) {
+      const model = await webtensor.load(join(out, 'ops'), { backend: 'wasm', threads: 2 });
+      model.dispose();
+    }
+    for (let t = 0; t < 200 && exited < started; t++) await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    Worker.prototype.emit = orig;
+  }
+  assert.equal(started, 1000);
+  assert.equal(exited, 1000);
+});
+
+test('checkModule: a threaded module needs shared=true, and a plain one fails it', async () => {
+  const { checkModule } = await import('../backends/wasm_module.js');
+  const { readFileSync } = await import('node:fs');
+  const threaded = new Uint8Array(readFileSync(join(out, 'ops', 'module_threads.wasm')));
+  const plain = new Uint8Array(readFileSync(join(out, 'ops', 'module.wasm')));
+  checkModule(threaded, ['predict'], 64, true);
+  checkModule(plain, ['predict'], 64);
+  assert.throws(() => checkModule(threaded, ['predict'], 64), /only 0x00 and 0x01/);
+  assert.throws(() => checkModule(plain, ['predict'], 64, true), /must be shared \(limits flag 0x03\)/);
+});

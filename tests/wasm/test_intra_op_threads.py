@@ -1,0 +1,157 @@
+"""Intra-op threads (wasm/threads.py): results bitwise identical for 1, 2, 3 and 4 threads, equal to
+the one-thread module's, near numpy; workers end with their executable or model."""
+import gc
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import webtensor as wt
+from webtensor.wasm import threads as T
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+R = np.random.RandomState(16)
+
+
+@pytest.fixture
+def nthreads():
+    """Set the thread count for a test, restore the default after it."""
+    yield wt.config.threading.set_intra_op_parallelism_threads
+    wt.config.threading.set_intra_op_parallelism_threads(0)
+
+
+def workers():
+    return sum(t.name.startswith("webtensor-wasm-") for t in threading.enumerate())
+
+
+def test_tiles_do_not_depend_on_threads_and_keep_alignment():
+    assert T.tile_rows(1024, 1024 ** 3) == 64               # 16 tiles of 64 rows
+    assert T.tile_rows(10, 1 << 30) is None                  # too few rows to split
+    assert T.tile_rows(4096, T.MIN_WORK - 1) is None         # too little work
+    assert T.tile_rows(64, T.MIN_WORK) == 16                 # 4 tiles (TILE_WORK each), 16 rows each
+    for rows in (33, 100, 1000, 4097):
+        chunk = T.tile_rows(rows, 1 << 24)
+        assert chunk % T.ROW_ALIGN == 0 and -(-rows // chunk) <= T.MAX_TILES
+
+
+def test_config_threading(nthreads, monkeypatch):
+    monkeypatch.setenv("WEBTENSOR_NUM_THREADS", "3")
+    assert wt.config.threading.get_intra_op_parallelism_threads() == 3
+    nthreads(2)
+    assert wt.config.threading.get_intra_op_parallelism_threads() == 2
+    nthreads(0)
+    monkeypatch.setenv("WEBTENSOR_NUM_THREADS", "lots")
+    with pytest.raises(ValueError, match="WEBTENSOR_NUM_THREADS"):
+        wt.config.threading.get_intra_op_parallelism_threads()
+    for bad in (-1, 17, 2.0, True):
+        with pytest.raises(ValueError, match="thread count"):
+            nthreads(bad)
+
+
+def _step(x, w, b, k):
+    h = wt.relu(wt.matmul(x, w) + b)                                    # matmul + fused elementwise
+    c = wt.conv2d(wt.reshape(h, (16, 64, 64, 3)), k, strides=1, padding="SAME")   # convolution
+    return h, wt.reduce_sum(h * h, axis=1), wt.tanh(h), c                        # reduction, transcendental
+
+
+def test_compiled_kernels_same_bits_for_any_thread_count(nthreads):
+    x, w, b = R.randn(256, 320).astype(np.float32), R.randn(320, 768).astype(np.float32) * 0.1, R.randn(768).astype(np.float32)
+    k = R.randn(3, 3, 3, 32).astype(np.float32)
+    got = {}
+    for n in (1, 2, 3, 4):
+        nthreads(n)
+        with wt.device("wasm"):
+            f = wt.function(_step)
+            got[n] = [o.numpy() for o in f(wt.tensor(x), wt.tensor(w), wt.tensor(b), wt.tensor(k))]
+            assert workers() == n - 1
+            del f
+    assert workers() == 0
+    for n in (2, 3, 4):
+        for a, e in zip(got[n], got[1]):
+            np.testing.assert_array_equal(a, e)
+    h = np.maximum(x @ w + b, 0)
+    np.testing.assert_allclose(got[4][0], h, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(got[4][1], (h * h).sum(1), rtol=1e-5)
+    np.testing.assert_allclose(got[4][2], np.tanh(got[4][0]), rtol=1e-6, atol=1e-7)
+    ref = wt.conv2d(wt.tensor(h.reshape(16, 64, 64, 3), device="reference"), wt.tensor(k, device="reference"),
+                    strides=1, padding="SAME").numpy()
+    np.testing.assert_allclose(got[4][3], ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("threads"))
+    env = {**os.environ, "WEBTENSOR_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "threads_fixtures.py"), out], check=True, env=env)
+    with open(os.path.join(out, "expected.json")) as f:
+        return out, json.load(f)
+
+
+def test_exported_models_same_bits_for_any_thread_count(artifacts, nthreads):
+    out, expected = artifacts
+    assert expected["mlp"]["tiled"] >= 3 and expected["ops"]["tiled"] >= 1   # kernels large enough are split
+    for name, e in expected.items():
+        for n in (1, 2, 3, 4):
+            nthreads(n)
+            m = wt.load(os.path.join(out, name), backend="wasm")
+            assert m.stats()["wasm_threads"] == n and workers() == n - 1
+            specs = m.signatures[e["signature"]]["inputs"]
+            outs = list(m.run(e["signature"], *[np.asarray(a, s["dtype"]).reshape(s["shape"])
+                                                 for a, s in zip(e["inputs"], specs)]).values())
+            if name == "mlp":
+                outs.append(m.get_weights()[sorted(m.get_weights())[0]])
+            for a, ref in zip(outs, e["outputs"]):
+                np.testing.assert_array_equal(np.asarray(a, np.float32).ravel(), np.asarray(ref, np.float32),
+                                              err_msg=f"{name}, {n} threads")
+            m.dispose()
+            assert workers() == 0
+
+
+def test_workers_end_with_the_model(artifacts, nthreads):
+    out, _ = artifacts
+    nthreads(2)
+    for _ in range(20):
+        m = wt.load(os.path.join(out, "ops"), backend="wasm")
+        assert workers() == 1
+        del m                                           # no dispose: collected, the finalizer stops them
+        gc.collect()
+        assert workers() == 0
+
+
+def test_relaxed_simd_threaded_module(tmp_path, nthreads):
+    """wasm_fma and wasm_threads together: module_relaxed_threads.wasm, the same bits as module_relaxed.wasm."""
+    a, w = R.randn(128, 256).astype(np.float32), R.randn(256, 512).astype(np.float32)
+    wt.export(lambda x, y: wt.tanh(wt.matmul(x, y)), (a, w), str(tmp_path), wasm_fma=True, wasm_threads=True)
+    got = {}
+    for n in (1, 2, 3):
+        nthreads(n)
+        m = wt.load(str(tmp_path), backend="wasm")
+        assert m.stats()["wasm_module"] == ("module_relaxed.wasm" if n == 1 else "module_relaxed_threads.wasm")
+        got[n] = m.predict(a, w)
+        m.dispose()
+    np.testing.assert_array_equal(got[2], got[1])
+    np.testing.assert_array_equal(got[3], got[1])
+    np.testing.assert_allclose(got[1], np.tanh(a @ w), rtol=1e-5, atol=2e-5)
+
+
+def test_module_check_of_threaded_modules(artifacts):
+    from webtensor.wasm.module_check import check_module
+    out, _ = artifacts
+    with open(os.path.join(out, "ops", "module_threads.wasm"), "rb") as f:
+        threaded = f.read()
+    with open(os.path.join(out, "ops", "module.wasm"), "rb") as f:
+        plain = f.read()
+    drivers = ["predict"]
+    check_module(threaded, drivers, 64, shared=True)
+    check_module(plain, drivers, 64)
+    with pytest.raises(ValueError, match="only 0x00 and 0x01"):
+        check_module(threaded, drivers, 64)                 # a shared memory where none is expected
+    with pytest.raises(ValueError, match=r"must be shared \(limits flag 0x03\)"):
+        check_module(plain, drivers, 64, shared=True)
+    renamed = threaded.replace(b"threads_setup", b"threads_xetup")
+    with pytest.raises(ValueError, match="must export the function 'threads_setup'"):
+        check_module(renamed, drivers, 64, shared=True)
