@@ -18,9 +18,15 @@ value (a loop variable's initial value, a program's output) is copied out by a p
 """
 from __future__ import annotations
 
+from math import prod
+
 from .core import passes
 from .core.control import is_control
-from .core.graph import Graph, Value
+from .core.graph import Graph, Node, Value
+from .core.op import Aval
+from .core.ops.movement import broadcast_to_op
+
+UNIFORM_MIN_ELEMENTS = 256      # a constant this large that repeats one value is written as a fill
 
 
 def _optimized(device, graph: Graph) -> Graph:
@@ -86,9 +92,12 @@ class Split:
             """Ids of ``vs``; constants and Variables among them are copied out by a piece first."""
             bound = list(dict.fromkeys(v for v in vs if v not in self.ids and (v in consts or v in var_of)))
             if bound:
+                filled = {v: self._uniform(v, consts[v]) for v in bound if v in consts}
+                filled = {v: s for v, s in filled.items() if s is not None}
                 self._piece(Graph(captures=[(v, var_of[v]) for v in bound if v in var_of],
-                                  consts={v: consts[v] for v in bound if v in consts},
-                                  outputs=bound), steps)
+                                  consts={**{v: consts[v] for v in bound if v in consts and v not in filled},
+                                          **{s.inputs[0]: data for s, data in filled.values()}},
+                                  nodes=[s for s, _ in filled.values()], outputs=bound), steps)
             return [self._id(v) for v in vs]
 
         for i, n in enumerate(g.nodes):
@@ -105,6 +114,21 @@ class Split:
         close(len(g.nodes))
         self.programs[index] = {"inputs": ins, "steps": steps, "outputs": host(list(outputs))}
         return index, host(list(extra))
+
+    def _uniform(self, v: Value, data):
+        """A large constant of one repeated value (a loop's zero accumulators, zero initial states) as
+        ``(broadcast_to node of a scalar constant, that scalar's data)``, so the artifact stores one
+        element of it; else None."""
+        n = prod(v.aval.shape)
+        if n < UNIFORM_MIN_ELEMENTS:
+            return None
+        host = bytes(self.device.to_host_bytes(data, v.aval))
+        size = len(host) // n
+        if host != host[:size] * n:
+            return None
+        scalar = Value(Aval((), v.aval.dtype))
+        return (Node(broadcast_to_op, [scalar], {"shape": tuple(v.aval.shape)}, v),
+                self.device.from_host(host[:size], scalar.aval))
 
     def _piece(self, graph: Graph, steps: list) -> None:
         self.pieces.append((graph, [self._id(v) for v in graph.inputs], [self._id(v) for v in graph.outputs]))

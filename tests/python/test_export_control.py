@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import webtensor as wt
-from webtensor import artifact_control
+from webtensor import artifact_control, safetensors_io
 from webtensor.artifact import ArtifactError
 
 pytest.importorskip("wasmtime")
@@ -173,3 +173,17 @@ def test_a_loop_that_never_stops_hits_the_loader_cap(exported, monkeypatch):
     with pytest.raises(ArtifactError, match="more than 1000 iterations"):
         art.predict(np.full((2, 3), -np.inf, np.float32))       # y = 2y + 0.5 while max(y) < 10
     np.testing.assert_array_equal(art.predict(np.ones((2, 3), np.float32)), np.full((2, 3), 11.5, np.float32))
+
+
+def test_a_large_uniform_constant_is_stored_as_one_element(tmp_path):
+    """A loop's zero initial value (16 x 16 here) is written by a fill piece, not stored in the weights."""
+    x = np.arange(3 * 16 * 16, dtype=np.float32).reshape(3, 16, 16) / 100
+    with wt.device(F.exact_device(wt)):
+        f = wt.function(lambda x: wt.scan(lambda a, r: a * 0.5 + r, x, initializer=wt.ones([16, 16]) * 2.0)[-1])
+        want = np.asarray(f(wt.tensor(x)))
+        wt.export(f, (x,), tmp_path / "a", backends=("wasm", "webgpu"))
+        got = wt.load(tmp_path / "a", backend="wasm").predict(x)
+    np.testing.assert_array_equal(got, want)
+    with open(tmp_path / "a" / "weights.safetensors", "rb") as fh:
+        stored, _ = safetensors_io.load(fh.read())
+    assert all(len(data) < 16 * 16 * 4 for _, _, data in stored.values()), {k: s for k, (_, s, _) in stored.items()}
