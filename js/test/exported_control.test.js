@@ -1,8 +1,9 @@
 // Issue 15, control flow in artifacts: functions with cond, while_loop (bounded and unbounded),
 // scan (forward, reverse) and nesting, exported by Python (tests/export_fixtures_control.py), run
 // in Node: on WebAssembly they equal the traced Python function bit for bit on every input (which
-// take different branches and iteration counts); on WebGPU within float32 tolerance. Hostile
-// control sections fail to load with an ArtifactError that says what is wrong.
+// take different branches and iteration counts); on WebGPU within 2e-6 (Python's wgpu on lavapipe
+// measured at most 1.8e-7). Hostile control sections fail to load with an ArtifactError that says
+// what is wrong.
 
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -64,7 +65,7 @@ describe('control flow in artifacts', () => {
           const got = await outputsOf(model, inputs[r]);
           got.forEach((g, k) => {
             const d = maxAbsDiff(g.dataSync(), Float32Array.from(outputs[r][k]));
-            assert.ok(d < 1e-5, `${name} run ${r} output ${k}: max |difference| ${d}`);
+            assert.ok(d < 2e-6, `${name} run ${r} output ${k}: max |difference| ${d}`);
           });
         }
       } finally {
