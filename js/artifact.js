@@ -3,6 +3,7 @@
 // listed file's presence, size and SHA-256 (before parsing), the manifest's
 // cross-references, and the weights. Every byte is hostile until checked.
 
+import { checkControl } from './control.js';
 import SCHEMA from './artifact_schema.js';
 import { SchemaError, validate } from './schema.js';
 import { parseSafetensors } from './safetensors.js';
@@ -155,6 +156,7 @@ export async function readArtifact(read, where) {
   }));
 
   checkManifest(manifest, fail);
+  checkControl(manifest, fail);
   for (const [name, data] of files) { // WGSL sources: strict UTF-8 (a byte order mark is kept, and refused by WGSL)
     if (name === 'weights.safetensors' || /^module(_relaxed)?(_threads)?\.wasm$/.test(name)) continue;
     try {

@@ -260,6 +260,235 @@ export default {
     },
     "webgpu": {
      "$ref": "#/$defs/webgpu"
+    },
+    "control": {
+     "$ref": "#/$defs/control"
+    }
+   }
+  },
+  "control": {
+   "description": "Optional: the signature holds control flow (cond, while_loop, scan; docs/artifact.md 'Control flow'). Its code is in its pieces (straight-line parts, each with the 'wasm'/'webgpu' sections of a signature), which the loader runs host-side as its programs say; the signature has no 'wasm'/'webgpu' section of its own. Tensors that cross pieces are the numbered 'values'.",
+   "type": "object",
+   "required": [
+    "values",
+    "pieces",
+    "programs"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "values": {
+     "type": "array",
+     "maxItems": 100000,
+     "items": {
+      "$ref": "#/$defs/value_spec"
+     }
+    },
+    "pieces": {
+     "type": "array",
+     "maxItems": 10000,
+     "items": {
+      "$ref": "#/$defs/piece"
+     }
+    },
+    "programs": {
+     "type": "array",
+     "minItems": 1,
+     "maxItems": 10000,
+     "items": {
+      "$ref": "#/$defs/program"
+     }
+    },
+    "updates": {
+     "description": "[variable index, value id] pairs: variables assigned after programs[0] returns, in order.",
+     "type": "array",
+     "maxItems": 100000,
+     "items": {
+      "type": "array",
+      "minItems": 2,
+      "maxItems": 2,
+      "items": {
+       "$ref": "#/$defs/value_id"
+      }
+     }
+    }
+   }
+  },
+  "value_id": {
+   "type": "integer",
+   "minimum": 0,
+   "maximum": 99999
+  },
+  "value_ids": {
+   "type": "array",
+   "maxItems": 1024,
+   "items": {
+    "$ref": "#/$defs/value_id"
+   }
+  },
+  "program_index": {
+   "description": "An index into 'programs' (never 0: the signature's own).",
+   "type": "integer",
+   "minimum": 1,
+   "maximum": 9999
+  },
+  "value_spec": {
+   "type": "object",
+   "required": [
+    "dtype",
+    "shape"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "dtype": {
+     "$ref": "#/$defs/dtype"
+    },
+    "shape": {
+     "$ref": "#/$defs/shape"
+    }
+   }
+  },
+  "piece": {
+   "description": "A straight-line part of a signature with control flow: the value ids it reads and defines, and its code (as a signature's).",
+   "type": "object",
+   "required": [
+    "inputs",
+    "outputs"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "inputs": {
+     "$ref": "#/$defs/value_ids"
+    },
+    "outputs": {
+     "$ref": "#/$defs/value_ids"
+    },
+    "reads": {
+     "type": "array",
+     "maxItems": 100000,
+     "items": {
+      "$ref": "#/$defs/index"
+     }
+    },
+    "writes": {
+     "type": "array",
+     "maxItems": 100000,
+     "items": {
+      "$ref": "#/$defs/index"
+     }
+    },
+    "wasm": {
+     "$ref": "#/$defs/wasm"
+    },
+    "webgpu": {
+     "$ref": "#/$defs/webgpu"
+    }
+   }
+  },
+  "program": {
+   "description": "Value ids bound on entry, steps run in order, value ids returned; programs[0] is the signature's (its inputs and outputs are the signature's).",
+   "type": "object",
+   "required": [
+    "inputs",
+    "steps",
+    "outputs"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "inputs": {
+     "$ref": "#/$defs/value_ids"
+    },
+    "steps": {
+     "type": "array",
+     "maxItems": 10000,
+     "items": {
+      "$ref": "#/$defs/step"
+     }
+    },
+    "outputs": {
+     "$ref": "#/$defs/value_ids"
+    }
+   }
+  },
+  "step": {
+   "description": "One of: {piece: k} runs piece k; cond runs branches[1] when pred is true, else branches[0]; while (scan is a while with sequences sliced along their first axis).",
+   "type": "object",
+   "minProperties": 1,
+   "maxProperties": 1,
+   "additionalProperties": false,
+   "properties": {
+    "piece": {
+     "$ref": "#/$defs/index"
+    },
+    "cond": {
+     "type": "object",
+     "required": [
+      "pred",
+      "operands",
+      "branches",
+      "outputs"
+     ],
+     "additionalProperties": false,
+     "properties": {
+      "pred": {
+       "$ref": "#/$defs/value_id"
+      },
+      "operands": {
+       "$ref": "#/$defs/value_ids"
+      },
+      "branches": {
+       "type": "array",
+       "minItems": 2,
+       "maxItems": 2,
+       "items": {
+        "$ref": "#/$defs/program_index"
+       }
+      },
+      "outputs": {
+       "$ref": "#/$defs/value_ids"
+      }
+     }
+    },
+    "while": {
+     "type": "object",
+     "required": [
+      "vars",
+      "seqs",
+      "operands",
+      "body",
+      "reverse",
+      "outputs"
+     ],
+     "additionalProperties": false,
+     "properties": {
+      "vars": {
+       "$ref": "#/$defs/value_ids"
+      },
+      "seqs": {
+       "$ref": "#/$defs/value_ids"
+      },
+      "operands": {
+       "$ref": "#/$defs/value_ids"
+      },
+      "cond": {
+       "description": "The condition's program (absent: always true; maximum_iterations then bounds the loop).",
+       "$ref": "#/$defs/program_index"
+      },
+      "body": {
+       "$ref": "#/$defs/program_index"
+      },
+      "maximum_iterations": {
+       "description": "At most this many iterations (absent: unbounded; loaders cap every run's iterations, docs/artifact.md).",
+       "type": "integer",
+       "minimum": 0,
+       "maximum": 2147483647
+      },
+      "reverse": {
+       "type": "boolean"
+      },
+      "outputs": {
+       "$ref": "#/$defs/value_ids"
+      }
+     }
     }
    }
   },

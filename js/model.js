@@ -3,6 +3,7 @@
 // one at a time in the order they were made.
 
 import { ArtifactError, objectReader, readArtifact } from './artifact.js';
+import { expandControl, runControl } from './control.js';
 import { createWasmBackend } from './backends/wasm.js';
 import { MAX_TIMEOUT_MS, createWorkerBackend } from './backends/worker.js';
 import { createWebGPUBackend, isSoftwareAdapter, webgpuShortfall } from './backends/webgpu.js';
@@ -147,7 +148,8 @@ export class Model {
         this._lastRun = name;
         for (const r of this._resident.values()) if (r.signature !== name) r._staleBy = name;
       }
-      const outputs = await backend.run(name, args, resident && (output === 'view' || into.size > 0));
+      const outputs = sig.control !== undefined ? await runControl(name, sig.control, backend, args)
+        : await backend.run(name, args, resident && (output === 'view' || into.size > 0));
       this._runs++;
       return Object.fromEntries(sig.outputs.map((spec, k) => {
         const target = into.get(spec.name);
@@ -203,6 +205,7 @@ export class Model {
     }
     const sig = Object.hasOwn(this._manifest.signatures, signature) ? this._manifest.signatures[signature] : null;
     if (!sig) throw new Error(`webtensor: inputTensor: no signature '${signature}' (this model has: ${Object.keys(this._manifest.signatures).join(', ')})`);
+    if (sig.control !== undefined) throw new Error(`webtensor: inputTensor: signature '${signature}' holds control flow, whose inputs have no one slot in memory; pass tensors to run()`);
     const k = typeof input === 'number' ? input : sig.inputs.findIndex((s) => s.name === input);
     if (!Number.isInteger(k) || k < 0 || k >= sig.inputs.length) {
       throw new Error(`webtensor: inputTensor: signature '${signature}' has no input ${JSON.stringify(input)} (inputs: ${sig.inputs.map((s) => `'${s.name}'`).join(', ')})`);
@@ -381,9 +384,10 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker) {
   } else {
     throw new Error(`webtensor.load: source must be a URL or path string or an object {'manifest.json': bytes, ...}, got ${Object.prototype.toString.call(source)}`);
   }
-  const artifact = await readArtifact(read, where);
+  const checked = await readArtifact(read, where);
   const fail = (msg) => { throw new ArtifactError(`webtensor: artifact ${where}: ${msg}`); };
-  if (worker) return new Model(artifact.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout }), null);
+  const artifact = { ...checked, manifest: expandControl(checked.manifest, fail) }; // control flow: its pieces
+  if (worker) return new Model(checked.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout }), null);
 
   let adapter = null, gpu = null;
   const device = options.device ?? null;
@@ -407,5 +411,5 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker) {
   const created = useGPU
     ? await createWebGPUBackend(artifact, fail, { gpu, adapter, device })
     : await createWasmBackend(artifact, fail, { threads, spawnThread: spawnWorker && (() => spawnWorker('thread.js')) });
-  return new Model(artifact.manifest, created, useGPU ? adapterInfoOf(adapter, device) : null);
+  return new Model(checked.manifest, created, useGPU ? adapterInfoOf(adapter, device) : null);
 }

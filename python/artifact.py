@@ -35,6 +35,7 @@ from math import prod
 from . import __version__, safetensors_io
 from .core.dtypes import as_dtype
 from .core.runtime import hostdata
+from .artifact_control import check_control, expand, run_control
 from .core.runtime.artifacts import Artifact, ArtifactError, loader, loader_names
 from .schema import SchemaError, artifact_schema, loads, validate
 from .tensor import Tensor
@@ -150,6 +151,7 @@ def read_artifact(path):
             fail(f"{name}: its SHA-256 is not the one the manifest lists (damaged file?)")
         files[name] = data
     _check_manifest(manifest, fail)
+    check_control(manifest, fail)
     for name in files.keys() - {"module.wasm", "module_relaxed.wasm", "module_threads.wasm", "module_relaxed_threads.wasm",
                                 "weights.safetensors"}:     # WGSL sources
         _text(files, name, fail)
@@ -384,7 +386,8 @@ class LoadedModel:
                              f"({', '.join(s['name'] for s in sig['inputs'])}), got {len(inputs)}")
         data = [self._value(x, s, f"signature '{name}', input '{s['name']}'") for x, s in zip(inputs, sig["inputs"])]
         with self._backend.lock:
-            outs = self._backend.run(name, data)
+            outs = (run_control(name, sig["control"], self._backend, data) if "control" in sig
+                    else self._backend.run(name, data))
             self.runs += 1
         return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], outs)}
 
@@ -493,10 +496,10 @@ def load(path, backend: str = "auto", *, timeout: float | None = None,
                                      or memory_limit < 0):
         raise ValueError(f"webtensor.load: memory_limit must be a number of bytes, got {memory_limit!r}")
     manifest, files, weights = read_artifact(path)
-    artifact = Artifact(manifest, files, weights, DTYPES)
 
     def fail(msg):
         raise ArtifactError(f"webtensor: artifact '{os.fspath(path)}': {msg}")
+    artifact = Artifact(expand(manifest, fail), files, weights, DTYPES)     # control flow: its pieces
     if backend == "auto":
         backend = next((n for n in names if loader(n).auto(artifact)), names[-1])
     return LoadedModel(manifest, loader(backend)(artifact, fail, timeout=timeout, memory_limit=memory_limit))

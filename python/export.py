@@ -41,6 +41,7 @@ from .core.control import has_control
 from .core.op import Aval
 from .core.runtime import hostdata
 from .core.runtime.artifacts import Plan, exporter, plan_signature
+from .export_control import Split
 from .function import Function, function
 from .tensor import Variable
 
@@ -78,6 +79,8 @@ class _Traced:
     prog: C.Program = None
     var_of: dict[int, int] = field(default_factory=dict)   # capture buffer id -> variable index
     plan: Plan = None
+    split: Split = None                                     # a signature with control flow: its pieces
+    pieces: list = field(default_factory=list)              # ... as _Traced units the backends export
 
 
 def _check_names(names, what):
@@ -122,6 +125,53 @@ def _trace(name, fn: Function, args, in_names, out_names) -> _Traced:
     inputs = [_spec(n, v.aval, f"signature '{name}' input") for n, v in zip(in_names, g.inputs)]
     outputs = [_spec(n, v.aval, f"signature '{name}' output") for n, v in zip(out_names, g.outputs)]
     return _Traced(name, g, dev, inputs, outputs)
+
+
+# ---- control flow (export_control.py; docs/artifact.md, "Control flow") --------------------------
+
+def _units(traced: list[_Traced], weights_dtype: str) -> list[_Traced]:
+    """The signatures without control flow, and the pieces of those with it (each a ``_Traced`` named
+    ``<signature>__<k>``, its inputs and outputs named ``v<value id>``)."""
+    names = {t.name for t in traced}
+    units = []
+    for t in traced:
+        if not has_control(t.graph):
+            units.append(t)
+            continue
+        if weights_dtype == "int8":
+            raise NotImplementedError(f"export: signature {t.name!r} holds control flow (cond, while_loop, scan), "
+                                      "which weights_dtype='int8' does not rewrite yet; use 'float32' or 'float16'")
+        t.split = Split(t.graph, t.device)
+        spec = lambda i: _spec(f"v{i}", t.split.values[i], f"signature '{t.name}' control value")
+        for k, (g, ins, outs) in enumerate(t.split.pieces):
+            name = f"{t.name}__{k}"
+            if name in names:
+                raise ValueError(f"export: signature {name!r} has the name of a piece of signature {t.name!r}'s "
+                                 "control flow; rename it")
+            t.pieces.append(_Traced(name, g, t.device, [spec(i) for i in ins], [spec(i) for i in outs]))
+        units += t.pieces
+    return units
+
+
+def _control_signature(t: _Traced, index: dict) -> dict:
+    """The manifest entry of a signature with control flow, without its pieces' backend sections."""
+    s = t.split
+    reads = sorted({v for p in t.pieces for v in p.plan.reads})
+    updates = [[index[id(var)], i] for var, i in s.updates]
+    pieces = [{"inputs": ins, "outputs": outs, **({"reads": p.plan.reads} if p.plan.reads else {})}
+              for p, (_, ins, outs) in zip(t.pieces, s.pieces)]
+    control = {"values": [{"dtype": a.dtype.name, "shape": [int(d) for d in a.shape]} for a in s.values],
+               "pieces": pieces, "programs": s.programs, **({"updates": updates} if updates else {})}
+    return {"inputs": t.inputs, "outputs": t.outputs, "reads": reads,
+            "writes": sorted({v for v, _ in updates}), "control": control}
+
+
+def _control_sections(control: dict, t: _Traced, backend: str, sections: dict) -> None:
+    """Each piece's section of ``backend``; none at all when a piece has none (that backend then
+    cannot run the signature: the exporter warned why)."""
+    if all(p.name in sections for p in t.pieces):
+        for entry, p in zip(control["pieces"], t.pieces):
+            entry[backend] = sections[p.name]
 
 
 # ---- variables ----------------------------------------------------------------------------------
@@ -303,16 +353,12 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             t.graph = compact.rewrite_int8(t.graph, quantized)
     variables, order = _collect_variables(traced, model, optimizer, quantized)
     index = {id(v): i for i, v in enumerate(order)}
-    for t in traced:
-        if has_control(t.graph):
-            raise NotImplementedError(
-                f"export: signature {t.name!r} holds control flow (webtensor.cond, while_loop or scan on values "
-                "computed in the graph); the artifact format (version 1) has no control-flow construct yet. "
-                "Export a function without it (a Python loop over a fixed count unrolls at trace time)")
+    units = _units(traced, weights_dtype)     # what the backends export: signatures, and pieces of control flow
+    for t in units:
         t.prog = C.compile_graph(t.graph)
         t.var_of = {b: index[id(var)] for b, (_, var) in zip(t.prog.captures, t.graph.captures)}
         t.plan = plan_signature(t.prog, t.var_of, [index[id(var)] for var, _ in t.graph.updates])
-    consts = {t.name: _const_bytes(t) for t in traced}
+    consts = {t.name: _const_bytes(t) for t in units}
 
     files: dict[str, bytes] = {}
     weights: dict = {}
@@ -329,14 +375,18 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         else:
             weights[name] = (spec["dtype"], tuple(spec["shape"]), bytes(v._host_bytes()))   # the host layout is safetensors' layout
     sigs = {t.name: {"inputs": t.inputs, "outputs": t.outputs, "reads": t.plan.reads, "writes": t.plan.writes}
-            for t in traced}
-    stored = _stored_constants(traced, consts, weights)
+            if t.split is None else _control_signature(t, index) for t in traced}
+    stored = _stored_constants(units, consts, weights)
     for name in dict.fromkeys(backends):        # each backend asked for, once, in the order given
-        emitted, sections = exporter(name)(traced, variables, consts, weights, stored,
-                                               {"wasm_fma": wasm_fma, "wasm_threads": wasm_threads})
+        emitted, sections = exporter(name)(units, variables, consts, weights, stored,
+                                           {"wasm_fma": wasm_fma, "wasm_threads": wasm_threads})
         files.update(emitted)
         for sig, sec in sections.items():
-            sigs[sig][name] = sec
+            if sig in sigs:
+                sigs[sig][name] = sec
+        for t in traced:
+            if t.split is not None:
+                _control_sections(sigs[t.name]["control"], t, name, sections)
     files["weights.safetensors"] = safetensors_io.save(
         weights, {"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     manifest = {

@@ -4,7 +4,8 @@ with what Python computes from it.
     python3 tests/export_fixtures_rnn.py OUTDIR
         OUTDIR/text/: Embedding(mask_zero=True) -> Bidirectional(GRU, return_sequences) -> LSTM ->
             Dense 2 on int32 token ids (BATCH, STEPS_IN_TIME), padded with 0; SGD(0.1) on mean squared
-            error, exported for batches of BATCH (the time loop unrolled into the graph);
+            error, exported for batches of BATCH (each time loop a loop of the artifact's control
+            flow, docs/artifact.md "Control flow", in predict and train_step);
         OUTDIR/expected.json: {"ids", "y": flat lists, "predict": the model's predict (equal to
             Python-wasmtime running the artifact, checked here), "losses": the artifact's train_step
             losses for STEPS steps}.
@@ -42,7 +43,10 @@ def main(out: str) -> None:
                                nn.Bidirectional(nn.GRU(4, return_sequences=True)), nn.LSTM(3), nn.Dense(2)])
         model.compile(wt.optimizers.SGD(0.1), "mse")
         path = os.path.join(out, "text")
-        model.export(path, example_inputs=(ids, y))     # int32 ids (the default example is float32)
+        manifest = model.export(path, example_inputs=(ids, y))     # int32 ids (the default example is float32)
+        loops = [sum("while" in step for p in manifest["signatures"][s]["control"]["programs"] for step in p["steps"])
+                 for s in ("predict", "train_step")]
+        assert loops == [3, 6], f"text: the time loops are not loops of the artifact ({loops})"
         want = model.predict_on_batch(ids).numpy()
         art = wt.load(path, backend="wasm")
         assert np.array_equal(art.predict(ids), want), "text: the artifact's predict differs from the model's"

@@ -1,7 +1,8 @@
 // Issue 15, recurrent layers end to end: a model with Embedding(mask_zero=True), a bidirectional
-// GRU and an LSTM, exported by Python (tests/export_fixtures_rnn.py; the time loop is unrolled into
-// the graph), runs in Node: predict and trainStep equal Python-wasmtime bit for bit on WebAssembly,
-// and predict matches within float32 tolerance on WebGPU.
+// GRU and an LSTM, exported by Python (tests/export_fixtures_rnn.py; each time loop is a loop of the
+// artifact's control flow, in predict and in train_step's forward and backward passes), runs in Node:
+// predict and trainStep equal Python-wasmtime bit for bit on WebAssembly, and predict matches within
+// float32 tolerance on WebGPU.
 
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';

@@ -13,16 +13,20 @@ is zeros with ``zero_output_for_mask=True`` (which ``Bidirectional`` sets when i
 The mask comes from ``call(..., mask=)`` or from the input (``Embedding(mask_zero=True)``,
 ``Masking``; see :meth:`webtensor.nn.Layer.compute_mask`).
 
-The time loop is a Python loop over the steps (:func:`_run`): eagerly it runs step by step, and
-inside ``webtensor.function`` it unrolls into the graph (one copy of the cell per step, fine at
-fixed shapes). Its body, ``masked_step(carry, (x_t, m_t)) -> (carry, output)``, is a pure function
-of its arguments, the shape ``wt.scan`` takes, so replacing the loop by a scan changes only
-:func:`_run`.
+The time loop (:func:`_run`): eagerly a Python loop, step by step; inside ``webtensor.function`` one
+scan node (``webtensor.scan``'s loop, :func:`_scanned`), so a compiled graph and an exported artifact
+hold the cell once, run as a loop (``docs/artifact.md``, "Control flow"), differentiable through
+stored iterations; with ``unroll=True`` (Keras' argument) the traced loop is unrolled instead (one
+copy of the cell per step). Its body, ``masked_step(carry, (x_t, m_t)) -> (carry, output)``, is a
+pure function of its arguments; a cell's dropout masks (drawn once per sequence) are drawn before the
+loop when traced, so the loop body only reads them.
 """
 from __future__ import annotations
 
 import inspect
 
+from .. import _state
+from ..control import _loop
 from ..core import ops as F
 from ..core.dtypes import bool_, int32
 from ..creation import ones, zeros
@@ -344,11 +348,12 @@ class GRUCell(_DropoutCell):
 
 # ---- the time loop ----------------------------------------------------------------------------------
 
-def _run(step, sequences, states, mask, output_size, go_backwards, zero_output_for_mask, return_sequences):
+def _run(step, sequences, states, mask, output_size, go_backwards, zero_output_for_mask, return_sequences,
+         unroll=True):
     """Keras' ``backend.rnn`` (batch-major): ``step(x_t, states) -> (output, states)`` over the time
     axis of ``sequences`` ``(N, T, ...)``, in reverse with ``go_backwards`` (the outputs then stay in
     processing order, reversed, as Keras returns them). Returns ``(last_output, outputs (N, T, out)
-    or None, states)``."""
+    or None, states)``. Traced and not ``unroll``: one scan node (:func:`_scanned`)."""
     n, steps = sequences.shape[0], sequences.shape[1]
     zero = zeros((n, output_size), dtype=sequences.dtype)
 
@@ -363,7 +368,8 @@ def _run(step, sequences, states, mask, output_size, go_backwards, zero_output_f
             new_states = [F.where(keep, s, p) for s, p in zip(new_states, prev_states)]
         return (output, new_states), output
 
-    # The scan: a Python loop for now, unrolled when traced (wt.scan can take masked_step as it is).
+    if not unroll and steps and _state.current_trace() is not None:
+        return _scanned(masked_step, sequences, states, mask, zero, go_backwards, return_sequences)
     xs = F.unstack(sequences, axis=1)
     ms = F.unstack(mask, axis=1) if mask is not None else [None] * steps
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
@@ -373,6 +379,22 @@ def _run(step, sequences, states, mask, output_size, go_backwards, zero_output_f
         outputs.append(output)
     last_output, states = carry
     return last_output, (F.stack(outputs, axis=1) if return_sequences else None), states
+
+
+def _scanned(masked_step, sequences, states, mask, zero, go_backwards, return_sequences):
+    """:func:`_run`'s loop as one scan node: time-major rows of the sequences (and mask), reversed
+    first with ``go_backwards`` (Keras returns outputs in processing order); the carry is the last
+    output and the states; the outputs are stacked only when returned."""
+    seqs = [F.transpose(sequences, (1, 0, 2))] + ([F.transpose(mask, (1, 0))] if mask is not None else [])
+    if go_backwards:
+        seqs = [F.reverse(q, 0) for q in seqs]
+    k = 1 + len(states)
+
+    def step(*args):
+        (output, new_states), y = masked_step((args[0], list(args[1:k])), (args[k], args[k + 1] if mask is not None else None))
+        return [output, *new_states] + ([F.expand_dims(y, 0)] if return_sequences else [])
+    final, ys = _loop(lambda *a: [tensor(True)], step, [zero, *states], seqs, sequences.shape[1], False, "RNN")
+    return final[0], (F.transpose(ys[0], (1, 0, 2)) if return_sequences else None), final[1:]
 
 
 class RNN(Layer):
@@ -399,8 +421,9 @@ class RNN(Layer):
         go_backwards: process the sequence from its end; the sequence returned is then reversed.
         stateful: keep the final states and start the next call from them (the batch size must stay
             the same; :meth:`reset_state` sets them back to zeros).
-        unroll: accepted for Keras compatibility; the loop is always a Python loop (unrolled when
-            traced in ``webtensor.function``).
+        unroll: when traced in ``webtensor.function``, unroll the time loop into the graph (one copy
+            of the cell per step) instead of one scan node (module docstring). Eagerly the loop is a
+            Python loop either way.
         zero_output_for_mask: masked steps output zeros instead of repeating the previous output.
         **kwargs: ``name``, ``trainable``, ``dtype`` (see :class:`~webtensor.nn.Layer`).
     Raises:
@@ -517,11 +540,14 @@ class RNN(Layer):
 
         def step(x_t, s):
             return self.cell(x_t, s, **cell_kwargs)
+        if training and not self.unroll and _state.current_trace() is not None and hasattr(self.cell, "_dropout_mask"):
+            self.cell._dropout_mask("input", sequences[:, 0])     # drawn as the first step would, outside the loop
+            self.cell._dropout_mask("recurrent", states[0])
 
         output_size = getattr(self.cell, "output_size", None) or self.state_size[0]
         try:
             last, outputs, states = _run(step, sequences, states, mask, output_size, self.go_backwards,
-                                         self.zero_output_for_mask, self.return_sequences)
+                                         self.zero_output_for_mask, self.return_sequences, self.unroll)
         finally:
             if hasattr(self.cell, "reset_dropout_mask"):
                 self.cell.reset_dropout_mask()
@@ -560,7 +586,7 @@ _LAYER_ARGS = """        return_sequences: return every step's output ``(N, T, u
         return_state: also return the final states (a list ``[output, *states]``).
         go_backwards: process the sequence from its end; the sequence returned is then reversed.
         stateful: keep the final states as the next call's initial states (see :class:`RNN`).
-        unroll: accepted for Keras compatibility (the loop is always a Python loop)."""
+        unroll: unroll the time loop when traced instead of one scan node (see :class:`RNN`)."""
 
 
 class SimpleRNN(_Recurrent):

@@ -415,10 +415,13 @@ def test_gradient_of_a_traced_while_loop_needs_maximum_iterations():
         f(wt.tensor([1.0]))
 
 
-def test_export_refuses_control_flow(tmp_path):
+def test_export_carries_control_flow(tmp_path):
+    """More in tests/python/test_export_control.py."""
+    pytest.importorskip("wasmtime")
     f = wt.function(lambda x: wt.while_loop(lambda y: wt.reduce_sum(y) < 10.0, lambda y: y * 2.0, x))
-    with pytest.raises(NotImplementedError, match="holds control flow"):
-        wt.export(f, (wt.tensor([1.0]),), path=tmp_path / "a")
+    m = wt.export(f, (wt.tensor([1.0]),), path=tmp_path / "a", backends=("wasm",))
+    assert "control" in m["signatures"]["predict"]
+    np.testing.assert_array_equal(wt.load(tmp_path / "a", backend="wasm").predict(np.array([1.5], np.float32)), [12.0])
 
 
 def test_a_scan_is_one_loop_that_slices_and_stacks_and_its_gradient_stores_only_what_it_reads():

@@ -380,6 +380,47 @@ def test_traced_matches_eager(rng):
     close(traced, eager)
 
 
+def _while_nodes(graph) -> int:
+    return sum(n.op.name == "while" for n in graph.nodes)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_traced_layer_is_one_scan_and_unroll_true_unrolls_it(rng, go_backwards):
+    """Traced, the time loop is one loop node (the cell traced once) that matches the unrolled trace
+    and the eager loop: the same ops per step, so equal up to float32 rounding (measured 0 on "reference")."""
+    x = f32(rng, 2, 5, 3)
+    mask = wt.tensor(right_padded_mask(rng, 2, 5))
+    layer = nn.LSTM(4, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    eager = [t.numpy() for t in layer(x, mask=mask)]
+    unrolled = nn.LSTM(4, return_sequences=True, return_state=True, go_backwards=go_backwards, unroll=True)
+    unrolled(x)
+    unrolled.set_weights(layer.get_weights())
+    fs = [wt.function(lambda v, m, lay=lay: lay(v, mask=m)) for lay in (layer, unrolled)]
+    outs = [[t.numpy() for t in f(wt.tensor(x), mask)] for f in fs]
+    graphs = [f.get_concrete(wt.tensor(x), mask).graph for f in fs]
+    assert [_while_nodes(g) for g in graphs] == [1, 0]
+    assert len(graphs[0].nodes) < len(graphs[1].nodes) / 3
+    for a, b, c in zip(outs[0], outs[1], eager):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_traced_dropout_draws_the_masks_the_eager_loop_draws(rng):
+    """Dropout masks are drawn once per sequence; traced (scan) they are drawn before the loop, in the
+    eager order, so a traced training call equals an eager one from the same counter."""
+    x = f32(rng, 3, 4, 2)
+    layer = nn.GRU(3, dropout=0.4, recurrent_dropout=0.3, return_sequences=True, seed=11)
+    layer(x)
+    counter = layer.cell._counter
+    eager = layer(x, training=True).numpy()
+    counter.assign(0)
+    f = wt.function(lambda v: layer(v, training=True))
+    traced = f(wt.tensor(x)).numpy()
+    assert _while_nodes(f.get_concrete(wt.tensor(x)).graph) == 1
+    np.testing.assert_array_equal(traced, eager)
+    assert not np.array_equal(traced, layer(x).numpy())            # the masks did drop something
+
+
 def test_errors_name_the_problem():
     x = np.zeros((2, 3, 4), np.float32)
     with pytest.raises(ValueError, match="units"):
@@ -473,7 +514,7 @@ def test_webgpu_matches_reference(rng):
 
 
 def test_exported_recurrent_model_runs_on_wasm(tmp_path):
-    """The unrolled loop exports like any graph (fixed shapes); the artifact matches the model."""
+    """The time loops export as loops (docs/artifact.md "Control flow"); the artifact matches the model."""
     rng = np.random.default_rng(1)
     ids = rng.integers(0, 5, (4, 6)).astype(np.int32)
     ids[0, 3:] = 0
@@ -483,7 +524,8 @@ def test_exported_recurrent_model_runs_on_wasm(tmp_path):
                                nn.Bidirectional(nn.GRU(4, return_sequences=True)), nn.LSTM(3), nn.Dense(2)])
         want = model.predict_on_batch(ids).numpy()
         model.compile("sgd", "mse")
-        model.export(tmp_path, example_inputs=(ids, np.zeros((4, 2), np.float32)))     # int32 ids
+        m = model.export(tmp_path, example_inputs=(ids, np.zeros((4, 2), np.float32)))     # int32 ids
+        assert all("control" in m["signatures"][s] for s in ("predict", "train_step"))
         art = wt.load(tmp_path, backend="wasm")
         assert art.signatures["predict"]["inputs"][0]["dtype"] == "int32"
         got = art.predict(ids)
