@@ -145,18 +145,52 @@ class Dim:
 
     __rmul__ = __mul__
 
+    def _exact_div(self, other):
+        """``self / other`` when ``other`` (an int > 0, or a one-term Dim) divides every term exactly
+        (``36*b / b == 36``), else None."""
+        if isinstance(other, int) and not isinstance(other, bool):
+            if other <= 0:
+                return None
+            dm, dc = (), other
+        elif isinstance(other, Dim) and len(other.terms) == 1 and other.terms[0][1] > 0:
+            dm, dc = other.terms[0]
+        else:
+            return None
+        out = {}
+        for m, c in self.terms:
+            rest = list(m)
+            for sym in dm:
+                if sym not in rest:
+                    return None
+                rest.remove(sym)
+            if c % dc:
+                return None
+            out[tuple(rest)] = c // dc
+        return Dim._of(out)
+
     def __floordiv__(self, other):
-        if isinstance(other, int) and not isinstance(other, bool) and other > 0 and \
-                all(c % other == 0 for _, c in self.terms):
-            return Dim._of({m: c // other for m, c in self.terms})
-        raise SymbolicSizeError(f"symbolic size {self} // {other!r}: only division by an int that divides it exactly "
-                        "is known before run time")
+        q = self._exact_div(other)
+        if q is None:
+            raise SymbolicSizeError(f"symbolic size {self} // {other!r}: only exact division by an int or a "
+                                    "symbol that divides it is known before run time")
+        return q
 
     def __mod__(self, other):
-        if isinstance(other, int) and not isinstance(other, bool) and other > 0 and \
-                all(c % other == 0 for _, c in self.terms):
-            return 0
-        raise SymbolicSizeError(f"symbolic size {self} % {other!r} is not known before run time")
+        if self._exact_div(other) is None:
+            raise SymbolicSizeError(f"symbolic size {self} % {other!r} is not known before run time")
+        return 0
+
+    def __rfloordiv__(self, other):
+        q = Dim._terms(other)
+        if q is None:
+            return NotImplemented
+        return _div_by_dim(other, self)
+
+    def __rmod__(self, other):
+        if Dim._terms(other) is None:
+            return NotImplemented
+        _div_by_dim(other, self)
+        return 0
 
     def __eq__(self, other):
         return isinstance(other, Dim) and self.terms == other.terms
@@ -212,6 +246,10 @@ class Dim:
             p = "*".join(m)
             parts.append(p if c == 1 else f"{c}" if not m else f"{c}*{p}")
         return " + ".join(parts)
+
+
+def _div_by_dim(n: int, d: "Dim"):
+    raise SymbolicSizeError(f"{n} // {d}: the symbolic size {d} has no value before run time")
 
 
 def is_symbolic(shape) -> bool:

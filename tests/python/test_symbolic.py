@@ -3,6 +3,8 @@ size of a None dimension (``core/shapes.Dim``, ``core/symbolic.specialize``), an
 ``evaluate`` steps traced once for every batch size."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -166,7 +168,8 @@ def test_webgpu_one_trace():
 
 def _model():
     wt.set_seed(0)
-    m = nn.Sequential([nn.Input((3,)), nn.Dense(8, activation="relu"), nn.Dense(2)])
+    m = nn.Sequential([nn.Input((3,)), nn.Dense(8, activation="relu"), nn.BatchNormalization(), nn.Dropout(0.25),
+                       nn.Dense(2)])
     m.compile(optimizer="adam", loss=nn.losses.SparseCategoricalCrossentropy(from_logits=True),
               metrics=["accuracy"])
     return m
@@ -174,7 +177,7 @@ def _model():
 
 def test_fit_traces_once_for_a_partial_last_batch():
     """10 rows at batch 4: batches of 4, 4, 2, one trace per step function; the same results as
-    the steps traced per batch shape (the symbolic mode turned off)."""
+    the steps traced per batch shape (the symbolic mode turned off), Dropout's masks included."""
     x, y = rand(10, 3), RNG.integers(0, 2, 10).astype(np.int32)
     runs = []
     for symbolic in (True, False):
@@ -208,3 +211,48 @@ def test_step_that_needs_concrete_sizes_falls_back_to_one_trace_per_shape():
     x = rand(10, 3)
     p = m.predict(x, batch_size=4, verbose=0)
     assert p.shape == (10, 2) and not m.predict_function._symbolic_batch and m.predict_function.trace_count == 2
+
+
+# ---- independent rows (core/symbolic.independent_rows) -----------------------------------------
+
+def _batch_graph(fn, *args):
+    f = wt.function(fn)
+    f._symbolic_batch = True
+    c = f._concrete(*f._signature(args, {}), count=False)
+    assert f._symbolic_batch, "traced with concrete sizes"
+    return c.raw_graph
+
+
+def test_independent_rows_of_models():
+    from webtensor.core.symbolic import independent_rows
+    cnn = nn.Sequential([nn.Input((8, 8, 1)), nn.Conv2D(4, 3, activation="relu"), nn.MaxPooling2D(), nn.Flatten(),
+                         nn.Dense(10), nn.Activation("softmax")])
+    mlp = nn.Sequential([nn.Input((5,)), nn.Dense(16, activation="relu"), nn.BatchNormalization(), nn.Dropout(0.3),
+                         nn.Dense(3)])
+    assert independent_rows(_batch_graph(cnn.predict_step, rand(2, 8, 8, 1)), "batch") is None
+    assert independent_rows(_batch_graph(mlp.predict_step, rand(2, 5)), "batch") is None
+    mlp.compile(optimizer="sgd", loss="mse")
+    assert "updates variables" in independent_rows(_batch_graph(mlp.train_step, rand(2, 5), rand(2, 3)), "batch")
+
+
+@pytest.mark.parametrize("fn,reason", [
+    (lambda x: x - wt.mean(x, axis=0), "reduce_sum .* reduces over batch"),          # a mean over rows
+    (lambda x: x / wt.cast(wt.shape(x)[0], wt.float32), "reads its size"),         # the batch size itself
+    (lambda x: wt.matmul(x, x, transpose_b=True), "mixes rows"),                   # (b, b)
+    (lambda x: wt.matmul(x, x, transpose_a=True), "matmul .* reduces over batch"),  # (3, 3): a sum over rows
+    (lambda x: wt.cumsum(x, axis=0), "mixes rows"),
+    (lambda x: wt.transpose(x), "mixes rows"),
+])
+def test_rows_mixed_are_found(fn, reason):
+    from webtensor.core.symbolic import independent_rows
+    assert re.search(reason, independent_rows(_batch_graph(fn, rand(4, 3)), "batch") or "independent")
+
+
+def test_rowwise_compositions_are_independent():
+    from webtensor.core.symbolic import independent_rows
+    for fn in (lambda x: wt.softmax(x, axis=-1),
+               lambda x: wt.concat([x, x * 2.0], axis=1),
+               lambda x: wt.reshape(wt.transpose(wt.reshape(x, (-1, 3, 1)), (0, 2, 1)), (-1, 3)),
+               lambda x: wt.gather(wt.tensor(rand(5, 2)), wt.cast(wt.abs(x[:, 0]) * 0, wt.int32)),
+               lambda x: wt.reduce_max(x, axis=1)):
+        assert independent_rows(_batch_graph(fn, rand(4, 3)), "batch") is None
