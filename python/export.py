@@ -41,7 +41,8 @@ from .core.control import has_control
 from .core.op import Aval
 from .core.runtime import hostdata
 from .core.runtime.artifacts import Plan, exporter, plan_signature
-from .function import Function, function
+from .core.symbolic import independent_rows
+from .function import _BATCH, Function, function
 from .tensor import Variable
 
 LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
@@ -122,6 +123,44 @@ def _trace(name, fn: Function, args, in_names, out_names) -> _Traced:
     inputs = [_spec(n, v.aval, f"signature '{name}' input") for n, v in zip(in_names, g.inputs)]
     outputs = [_spec(n, v.aval, f"signature '{name}' output") for n, v in zip(out_names, g.outputs)]
     return _Traced(name, g, dev, inputs, outputs)
+
+
+# ---- symbolic batch (format version 2) ------------------------------------------------------------
+
+def _batch_section(name: str, fn: Function, args, maximum: int | None, required: bool) -> dict | None:
+    """The signature's ``"batch"`` section (docs/artifact.md, "Symbolic batch") when its rows are
+    provably independent: ``fn`` traced once more with axis 0 of every input a symbol (as ``fit``'s
+    steps), and :func:`~webtensor.core.symbolic.independent_rows` finds no op that mixes rows, and
+    every input and output has that symbol as axis 0. Loaders then run any batch as chunks of
+    ``chunk`` rows (the traced size), padding the last: exact by construction. None otherwise, or a
+    ValueError naming the reason when ``required``."""
+    f = Function(fn.python_function, fn.name)
+    f._symbolic_batch = True
+    c = f._concrete(*f._signature(tuple(args), {}), count=False)
+    g = c.raw_graph
+    reason = None if f._symbolic_batch else "it needs concrete sizes (it reads a batch size in Python or holds control flow)"
+    if reason is None and not g.inputs:
+        reason = "it has no inputs"
+    if reason is None:
+        for what, vs in (("input", g.inputs), ("output", g.outputs)):
+            for i, v in enumerate(vs):
+                if not v.aval.shape or v.aval.shape[0] != _BATCH:
+                    reason = reason or f"{what} {i} (shape {list(v.aval.shape)}) has not the batch as axis 0"
+    reason = reason or independent_rows(g, "batch")
+    if reason is not None:
+        if required:
+            raise ValueError(f"export: signature {name!r} cannot take any batch size: {reason}. Its rows are not "
+                             "independent, so it keeps the traced batch size (symbolic_batch=False)")
+        return None
+    sec = {"chunk": _chunk(f, args)}
+    if maximum is not None:
+        sec["maximum"] = maximum
+    return sec
+
+
+def _chunk(f: Function, args) -> int:
+    leaves = f._signature(tuple(args), {})[3]
+    return int(leaves[0].shape[0])
 
 
 # ---- variables ----------------------------------------------------------------------------------
@@ -223,7 +262,8 @@ def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]]
 # ---- export -----------------------------------------------------------------------------------
 
 def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batch_size: int | None = None,
-           backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32") -> dict:
+           backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32",
+           symbolic_batch: bool | None = None, max_batch: int | None = None) -> dict:
     """Trace, compile and write an artifact (``docs/artifact.md``) to the directory ``path``.
 
     Args:
@@ -250,11 +290,18 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             quantized per output channel, ``scale = max|w| / 127``, read as int8 by the kernels;
             other weights float32). Inference only: a model then exports ``predict`` by default,
             and a signature that updates variables is refused.
+        symbolic_batch: let signatures take any batch size (format version 2, docs/artifact.md
+            "Symbolic batch"): None (default) for a model's ``predict`` when its rows are provably
+            independent (no op mixes rows: not a ``train_step``, whose loss is a mean over the
+            batch), True for every signature (a ValueError for one whose rows are not
+            independent), False for none (fixed shapes, format version 1).
+        max_batch: with a symbolic batch, the largest batch loaders accept (None: any).
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
     by ``model.input_names``, then ``y``), the parameter names for functions. Variables: see the module
-    docstring. Shapes are fixed: the batch size is part of each signature.
+    docstring. Shapes are those traced; a signature with a symbolic batch (``symbolic_batch``) takes
+    any number of rows, run as chunks of the traced batch size.
 
     Raises:
         ValueError: a dtype an artifact cannot carry (float16), an unknown signature, a model that is
@@ -288,6 +335,15 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         raise TypeError("export: pass a model, a function and its example_inputs, or signatures={name: (fn, args)}")
 
     traced = [_trace(name, *spec) for name, spec in specs.items()]
+    if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or
+                                  not 1 <= max_batch <= 2147483647):
+        raise ValueError(f"export: max_batch must be an int in [1, 2**31 - 1] or None, got {max_batch!r}")
+    batch = {}
+    for name, (fn, args, _, _) in specs.items():
+        if symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
+            sec = _batch_section(name, fn, args, max_batch, required=bool(symbolic_batch))
+            if sec is not None:
+                batch[name] = sec
     compact.check_inference_only(traced, weights_dtype)
     optimizer = getattr(model, "optimizer", None) if model is not None else None
     paths = {id(v): p for p, v in model._export_weight_paths().items()} if model is not None else {}
@@ -325,16 +381,19 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             weights[name] = (spec["dtype"], tuple(spec["shape"]), bytes(v._host_bytes()))   # the host layout is safetensors' layout
     sigs = {t.name: {"inputs": t.inputs, "outputs": t.outputs, "reads": t.plan.reads, "writes": t.plan.writes}
             for t in traced}
+    for name, sec in batch.items():
+        sigs[name]["batch"] = sec
     stored = _stored_constants(traced, consts, weights)
     for name in dict.fromkeys(backends):        # each backend asked for, once, in the order given
         emitted, sections = exporter(name)(traced, variables, consts, weights, stored, {"wasm_fma": wasm_fma})
         files.update(emitted)
         for sig, sec in sections.items():
             sigs[sig][name] = sec
+    version = FORMAT_VERSION if batch else 1      # version 2 only where a signature needs it
     files["weights.safetensors"] = safetensors_io.save(
-        weights, {"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+        weights, {"format": FORMAT, "format_version": str(version)})
     manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "webtensor_version": __version__,
+        "format": FORMAT, "format_version": version, "webtensor_version": __version__,
         "files": {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                   for name, data in sorted(files.items())},
         "variables": variables, "signatures": sigs,
