@@ -137,7 +137,10 @@ export class Model {
     if (list.length !== specs.length) {
       throw new Error(`webtensor: signature '${name}' takes ${specs.length} input(s) (${names}), got ${list.length}`);
     }
-    if (sig.batch) return this._runChunks(name, sig, list, options);
+    // a symbolic batch of exactly the compiled rows (or resident tensors) runs as is, with every option
+    const compiled = (v, spec) => v instanceof ResidentTensor || (v instanceof Tensor && sameShape(v.shape, spec.shape)) ||
+      (ArrayBuffer.isView(v) && v.length === sizeOf(spec.shape));
+    if (sig.batch && !specs.every((spec, k) => compiled(list[k], spec))) return this._runChunks(name, sig, list, options);
     return this._runList(name, sig, list, options);
   }
 
@@ -176,7 +179,8 @@ export class Model {
    * A signature with a symbolic batch (format version 2, docs/artifact.md "Symbolic batch"): n rows
    * run as ceil(n / chunk) runs of the compiled chunk, the last padded with zeros and its outputs
    * sliced; exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
-   * arrays holding whole rows) with the same n, 1 <= n <= batch.maximum (if declared).
+   * arrays holding whole rows) with the same n, 1 <= n <= batch.maximum (if declared). Exactly the
+   * compiled rows run as a fixed-shape signature (run()), options and resident tensors included.
    */
   async _runChunks(name, sig, list, options) {
     const { chunk } = sig.batch;
