@@ -319,9 +319,13 @@ class LoadedModel:
         return (a.astype("<i4") if spec["dtype"] == "bool" else a).tobytes()
 
     @staticmethod
-    def _one_array(v, spec) -> bool:
-        """Is ``v`` an array (numpy, Tensor) of ``spec``'s shape, rather than a list wrapping inputs?"""
-        return hasattr(v, "shape") and tuple(v.shape) == tuple(spec["shape"])
+    def _one_array(v, spec, batch: bool = False) -> bool:
+        """Is ``v`` an array (numpy, Tensor) of ``spec``'s shape (any axis 0 for a ``batch``
+        signature), rather than a list wrapping inputs?"""
+        if not hasattr(v, "shape"):
+            return False
+        shape, want = tuple(v.shape), tuple(spec["shape"])
+        return shape == want or (batch and len(shape) == len(want) and shape[1:] == want[1:])
 
     def _arrange(self, name: str, inputs: tuple) -> list:
         """``inputs`` (Keras 3's forms: values in input order, one list/tuple of them, or one dict keyed
@@ -341,7 +345,8 @@ class LoadedModel:
             seq = inputs[0]
             if len(specs) > 1 and len(seq) == len(specs):
                 return list(seq)
-            if len(specs) == 1 and len(seq) == 1 and self._one_array(seq[0], specs[0]):
+            if len(specs) == 1 and len(seq) == 1 and \
+                    self._one_array(seq[0], specs[0], "batch" in self._manifest["signatures"][name]):
                 return [seq[0]]             # [x]: a list of the one input (a list of numbers is data)
         return list(inputs)
 

@@ -152,15 +152,10 @@ def _batch_section(name: str, fn: Function, args, maximum: int | None, required:
             raise ValueError(f"export: signature {name!r} cannot take any batch size: {reason}. Its rows are not "
                              "independent, so it keeps the traced batch size (symbolic_batch=False)")
         return None
-    sec = {"chunk": _chunk(f, args)}
+    sec = {"chunk": int(f._signature(tuple(args), {})[3][0].shape[0])}     # the traced rows (first input's)
     if maximum is not None:
         sec["maximum"] = maximum
     return sec
-
-
-def _chunk(f: Function, args) -> int:
-    leaves = f._signature(tuple(args), {})[3]
-    return int(leaves[0].shape[0])
 
 
 # ---- variables ----------------------------------------------------------------------------------

@@ -204,8 +204,9 @@ class Function:
         return self.trace_count
 
     def _spec_signature(self, args, kwargs):
-        """Calls of a function with an ``input_signature``: each argument checked against its spec
-        (converted to a tensor of the spec's dtype if it is not one); one key for every call."""
+        """:meth:`_signature` of a function with an ``input_signature``: each argument checked
+        against its spec (converted to a tensor of the spec's dtype if it is not one); one key for
+        every call (the trace serves every size of the None dimensions)."""
         specs = self.input_signature
         if kwargs:
             try:
@@ -232,14 +233,13 @@ class Function:
                 raise ValueError(f"{self.name}: argument {i} has shape {tuple(x.shape)}, incompatible with its "
                                  f"input_signature entry {spec}")
             tensors.append(x)
-        key = ("SPEC", tensors[0].device.name if tensors else None)
-        return tuple(tensors), tensors, key, tensors
+        leaves: list = []
+        struct = flatten((tuple(tensors), {}), leaves)
+        return struct, leaves, ("SPEC", tensors[0].device.name if tensors else None), tensors
 
     def _signature(self, args, kwargs):
         if self.input_signature is not None:
-            struct, leaves, key, tensors = self._spec_signature(args, kwargs)
-            leaves: list = []
-            return flatten((struct, {}), leaves), leaves, key, tensors
+            return self._spec_signature(args, kwargs)
         leaves: list = []
         struct = flatten((args, kwargs), leaves)
         key, tensors = [], []

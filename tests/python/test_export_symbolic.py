@@ -40,6 +40,7 @@ def test_any_batch_equals_row_by_row_bitwise(out, kind):
         got = art.predict(x[:b])
         assert got.shape == (b, 5) and got.dtype == np.float32
         np.testing.assert_array_equal(got, want[:b])
+    np.testing.assert_array_equal(art.predict([x[:5]]), want[:5])     # [x]: a list of the one input
     runs = art.runs
     art.predict(x[:9])
     assert art.runs - runs == 3         # ceil(9 / 4) chunks
