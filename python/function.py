@@ -32,7 +32,7 @@ from .core.runtime import control
 from .core.graph import Graph, Value
 from .core.op import Aval
 from .core.control import is_control
-from .core.shapes import Dim, SymbolicSizeError
+from .core.shapes import Dim
 from .core.symbolic import bind, graph_is_symbolic, specialize
 from .device import get_device
 from .tape import GradientTape
@@ -268,8 +268,8 @@ class Function:
             if not any(is_control(n.op) for n in c.raw_graph.nodes):
                 return c
             self.trace_count -= 1       # control flow: not specialised yet (core/symbolic.py)
-        except SymbolicSizeError:
-            pass                        # the step needs concrete sizes (int(x.shape[0]) ...)
+        except Exception:               # noqa: BLE001  (retraced below: a real error raises there again)
+            pass                        # the step needs concrete sizes (int(x.shape[0]), a check of a size ...)
         self._symbolic_batch = False    # from now on one trace per batch shape, as before
         return self._trace_once(struct, leaves, tensors)
 

@@ -256,3 +256,19 @@ def test_rowwise_compositions_are_independent():
                lambda x: wt.gather(wt.tensor(rand(5, 2)), wt.cast(wt.abs(x[:, 0]) * 0, wt.int32)),
                lambda x: wt.reduce_max(x, axis=1)):
         assert independent_rows(_batch_graph(fn, rand(4, 3)), "batch") is None
+
+
+def test_errors_of_a_step_still_raise():
+    """The symbolic-batch trace falls back to concrete shapes on any error; a real error then raises
+    from the concrete trace, once."""
+    calls = []
+
+    def step(x):
+        calls.append(1)
+        raise ValueError("boom")
+
+    f = wt.function(step)
+    f._symbolic_batch = True
+    with pytest.raises(ValueError, match="boom"):
+        f(np.zeros((3, 2), np.float32))
+    assert len(calls) == 2 and not f._symbolic_batch and f.trace_count == 0
