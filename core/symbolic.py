@@ -36,7 +36,8 @@ def bind(symbolic: list, concrete: list, what: str = "input") -> dict:
 
 
 def _fmt(shape) -> str:
-    return "(" + ", ".join("None" if isinstance(d, Dim) else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    dims = ", ".join("None" if isinstance(d, Dim) else str(d) for d in shape)
+    return f"({dims},)" if len(shape) == 1 else f"({dims})"
 
 
 def _subst(x, sizes):

@@ -136,7 +136,8 @@ def read_artifact(path):
         fail(f"manifest.json is not valid JSON ({str(e)[:200]})")
     if not _is_obj(manifest):
         fail("manifest.json is not a JSON object")
-    if "format_version" in manifest and manifest.get("format") == FORMAT and manifest["format_version"] not in FORMAT_VERSIONS:
+    if "format_version" in manifest and manifest.get("format") == FORMAT and \
+            manifest["format_version"] not in FORMAT_VERSIONS:
         fail(f"manifest.json: format_version {json.dumps(manifest['format_version'])[:40]} is not supported "
              f"(this runtime reads versions {', '.join(map(str, FORMAT_VERSIONS))})")
     try:

@@ -1,5 +1,6 @@
-"""``webtensor.export``: traced signatures -> a portable artifact (``docs/artifact.md``, version 1)
-that the npm package (``js/``) and :func:`webtensor.load` run on WebAssembly and WebGPU.
+"""``webtensor.export``: traced signatures -> a portable artifact (``docs/artifact.md``, version 1,
+or 2 with a symbolic batch) that the npm package (``js/``) and :func:`webtensor.load` run on
+WebAssembly and WebGPU.
 
 Each signature (``predict``, ``train_step``, or any traced function) is traced with
 :class:`webtensor.function` (``Function.get_concrete(...).graph``: the optimised graph; its
@@ -138,7 +139,8 @@ def _batch_section(name: str, fn: Function, args, maximum: int | None, required:
     f._symbolic_batch = True
     c = f._concrete(*f._signature(tuple(args), {}), count=False)
     g = c.raw_graph
-    reason = None if f._symbolic_batch else "it needs concrete sizes (it reads a batch size in Python or holds control flow)"
+    reason = None if f._symbolic_batch else \
+        "it needs concrete sizes (it reads a batch size in Python or holds control flow)"
     if reason is None and not g.inputs:
         reason = "it has no inputs"
     if reason is None:
