@@ -44,7 +44,9 @@ from .core.runtime import hostdata
 from .core.runtime.artifacts import Plan, exporter, plan_signature
 from .core.symbolic import independent_rows
 from .function import _BATCH, Function, function
+from .creation import zeros
 from .tensor import Variable
+from .tensor_spec import TensorSpec
 
 LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
 
@@ -160,6 +162,23 @@ def _batch_section(name: str, fn: Function, args, maximum: int | None, required:
     return sec
 
 
+def _signature_inputs(input_signature, batch_size) -> tuple[tuple, bool]:
+    """Zeros for ``input_signature`` (TensorSpecs), ``batch_size`` rows (default 32) for a None axis
+    0, and whether any spec has one. Raises TypeError (not TensorSpecs) or ValueError (None past
+    axis 0: sizes inside kernels are not run-time parameters yet)."""
+    if not isinstance(input_signature, (list, tuple)) or not all(isinstance(s, TensorSpec) for s in input_signature):
+        raise TypeError(f"export: input_signature must be a list of webtensor.TensorSpec, got {input_signature!r}")
+    args, batched = [], False
+    for i, spec in enumerate(input_signature):
+        if None in spec.shape[1:]:
+            raise ValueError(f"export: input_signature[{i}] is {spec}: only axis 0 (the batch) may be None in an "
+                             "artifact (other run-time sizes inside kernels are not supported yet)")
+        batched = batched or (bool(spec.shape) and spec.shape[0] is None)
+        shape = tuple(int(batch_size or 32) if d is None else d for d in spec.shape)
+        args.append(zeros(shape, spec.dtype))
+    return tuple(args), batched
+
+
 # ---- variables ----------------------------------------------------------------------------------
 
 def _variable_names(model, optimizer, quantized=None) -> dict[int, str]:
@@ -260,7 +279,7 @@ def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]]
 
 def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batch_size: int | None = None,
            backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32",
-           symbolic_batch: bool | None = None, max_batch: int | None = None) -> dict:
+           symbolic_batch: bool | None = None, max_batch: int | None = None, input_signature=None) -> dict:
     """Trace, compile and write an artifact (``docs/artifact.md``) to the directory ``path``.
 
     Args:
@@ -293,6 +312,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             batch), True for every signature (a ValueError for one whose rows are not
             independent), False for none (fixed shapes, format version 1).
         max_batch: with a symbolic batch, the largest batch loaders accept (None: any).
+        input_signature: for a function instead of ``example_inputs``: a list of
+            :class:`~webtensor.TensorSpec`, None only in axis 0 (the batch; compiled for chunks of
+            ``batch_size`` rows, default 32, and taking any batch: ``symbolic_batch=True``).
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
@@ -325,6 +347,10 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             specs = model._export_signatures(example_inputs, signatures, batch_size)
     elif isinstance(signatures, dict):
         specs = _fn_specs(signatures)
+    elif fn_or_model is not None and input_signature is not None:
+        args, batched = _signature_inputs(input_signature, batch_size)
+        specs = _fn_specs({"predict": (fn_or_model, args)})
+        symbolic_batch = symbolic_batch if symbolic_batch is not None else batched
     elif fn_or_model is not None:
         args = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
         specs = _fn_specs({"predict": (fn_or_model, tuple(args))})

@@ -109,3 +109,17 @@ def test_hostile_batch_sections(out, tmp_path, edit, message):
     _resign(tmp_path / "a", edit)
     with pytest.raises(ArtifactError, match=message):
         wt.load(tmp_path / "a", backend="wasm")
+
+
+def test_export_with_an_input_signature(tmp_path):
+    w = np.random.default_rng(6).standard_normal((3, 2)).astype(np.float32)
+    man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), path=tmp_path / "f", backends=("wasm",), batch_size=4,
+                    input_signature=[wt.TensorSpec([None, 3], name="x")])
+    assert man["signatures"]["predict"]["batch"] == {"chunk": 4}
+    assert man["signatures"]["predict"]["inputs"][0]["shape"] == [4, 3]
+    y = np.random.default_rng(7).standard_normal((10, 3)).astype(np.float32)
+    np.testing.assert_allclose(wt.load(tmp_path / "f", backend="wasm").predict(y), y @ w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"only axis 0 \(the batch\) may be None"):
+        wt.export(lambda x: x, path=tmp_path / "g", input_signature=[wt.TensorSpec([2, None])])
+    with pytest.raises(TypeError, match="list of webtensor.TensorSpec"):
+        wt.export(lambda x: x, path=tmp_path / "h", input_signature=[(None, 3)])
