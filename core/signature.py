@@ -43,6 +43,7 @@ from numbers import Number
 
 from .dispatch import as_tensor
 from .dtypes import DTYPES, as_dtype
+from .shapes import Dim
 
 
 # ---- the check ------------------------------------------------------------------------------------
@@ -447,11 +448,18 @@ def perm_of(of: str):
 def _shape(v, c: Check, inferred: bool):
     i = _int(v)
     s = (i,) if i is not None else _ints(v)
+    if s is None and _seq(v) is not None and any(isinstance(d, Dim) for d in _seq(v)):
+        s = _symbolic_shape(_seq(v))     # symbolic sizes (a None dimension of an input_signature)
     if s is None:
         raise c.type_error("an int or a sequence of ints", v)
-    if any(d < -int(inferred) for d in s) or s.count(-1) > 1:
+    if any(d < -int(inferred) for d in s if not isinstance(d, Dim)) or s.count(-1) > 1:
         raise c.value_error("must hold non-negative sizes" + (" and at most one -1" if inferred else ""), s)
     return s
+
+
+def _symbolic_shape(s):
+    out = tuple(d if isinstance(d, Dim) else _int(d) for d in s)
+    return None if any(d is None for d in out) else out
 
 
 def SHAPE(v, c: Check):

@@ -11,7 +11,9 @@ import { sizeOf } from './tensor.js';
 
 // the format's name and version, as docs/artifact.schema.json (the one contract) states them
 export const FORMAT = SCHEMA.properties.format.const;
-export const FORMAT_VERSION = SCHEMA.properties.format_version.const;
+/** The manifest versions this runtime reads (1; 2 adds signatures' 'batch' sections), and the newest. */
+export const FORMAT_VERSIONS = SCHEMA.properties.format_version.enum;
+export const FORMAT_VERSION = Math.max(...FORMAT_VERSIONS);
 const MAX_FILE_BYTES = 2 ** 32; // docs/artifact.schema.json's limit on any listed file
 
 /** Limits on what a loader reads (docs/artifact.md, "Loading untrusted artifacts"). */
@@ -137,8 +139,8 @@ export async function readArtifact(read, where) {
     fail(`manifest.json is not valid JSON (${String(e.message).slice(0, 200)})`);
   }
   if (manifest === null || typeof manifest !== 'object' || Array.isArray(manifest)) fail('manifest.json is not a JSON object');
-  if (Object.hasOwn(manifest, 'format_version') && manifest.format === FORMAT && manifest.format_version !== FORMAT_VERSION) {
-    fail(`manifest.json: format_version ${String(JSON.stringify(manifest.format_version)).slice(0, 40)} is not supported (this runtime reads version ${FORMAT_VERSION})`);
+  if (Object.hasOwn(manifest, 'format_version') && manifest.format === FORMAT && !FORMAT_VERSIONS.includes(manifest.format_version)) {
+    fail(`manifest.json: format_version ${String(JSON.stringify(manifest.format_version)).slice(0, 40)} is not supported (this runtime reads versions ${FORMAT_VERSIONS.join(', ')})`);
   }
   try {
     validate(manifest, SCHEMA);
@@ -170,7 +172,25 @@ export async function readArtifact(read, where) {
 }
 
 /** What the schema cannot say: unique names, indices in range, files listed, sizes that fit. */
+/**
+ * Signatures' 'batch' sections (format version 2, docs/artifact.md "Symbolic batch"): only in
+ * version 2, and every input and output has the chunk's rows as axis 0.
+ */
+function checkBatch(manifest, fail) {
+  for (const [name, sig] of Object.entries(manifest.signatures)) {
+    const b = sig.batch;
+    if (b === undefined) continue;
+    if (manifest.format_version < 2) fail(`manifest.json: signature '${name}' has a 'batch' section, which needs format_version 2`);
+    for (const spec of [...sig.inputs, ...sig.outputs]) {
+      if (spec.shape.length === 0 || spec.shape[0] !== b.chunk) {
+        fail(`manifest.json: signature '${name}': '${spec.name}' has shape [${spec.shape}], but its batch chunk is ${b.chunk} rows (axis 0 of every input and output)`);
+      }
+    }
+  }
+}
+
 function checkManifest(manifest, fail) {
+  checkBatch(manifest, fail);
   const { variables, signatures } = manifest;
   const sized = (spec, what) => {
     if (storageBytes(spec) > MAX_FILE_BYTES) fail(`manifest.json: ${what} '${spec.name}': shape [${spec.shape}] needs more than 4 GiB`);

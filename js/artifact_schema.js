@@ -2,8 +2,8 @@
 // Generated: python3 -m webtensor.schema --js > js/artifact_schema.js; a test checks it is current.
 export default {
  "$schema": "https://json-schema.org/draft/2020-12/schema",
- "$id": "https://webtensor.dev/schemas/artifact-manifest-1.json",
- "title": "webtensor artifact manifest, format version 1",
+ "$id": "https://webtensor.dev/schemas/artifact-manifest-2.json",
+ "title": "webtensor artifact manifest, format versions 1 and 2",
  "description": "manifest.json of a webtensor artifact (docs/artifact.md). Both loaders (python/artifact.py, js/artifact.js) check a manifest against this file before using any field; they implement the keywords used here and no others (python/schema.py, js/schema.js). Patterns use ASCII classes only and are anchored with ^ and $.",
  "type": "object",
  "required": [
@@ -19,7 +19,11 @@ export default {
    "const": "webtensor-artifact"
   },
   "format_version": {
-   "const": 1
+   "description": "1, or 2 where a signature has a 'batch' section (docs/artifact.md, 'Symbolic batch'); loaders read both.",
+   "enum": [
+    1,
+    2
+   ]
   },
   "webtensor_version": {
    "type": "string",
@@ -219,6 +223,26 @@ export default {
     }
    }
   },
+  "batch": {
+   "description": "Format version 2: axis 0 of every input and output of the signature is the batch, of any size from 1 to 'maximum' (if given); the kernels are compiled for 'chunk' rows (the shapes' axis 0), and loaders run ceil(n / chunk) chunks, padding the last and slicing its outputs. Written only for signatures whose rows the exporter proved independent.",
+   "type": "object",
+   "required": [
+    "chunk"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "chunk": {
+     "type": "integer",
+     "minimum": 1,
+     "maximum": 2147483647
+    },
+    "maximum": {
+     "type": "integer",
+     "minimum": 1,
+     "maximum": 2147483647
+    }
+   }
+  },
   "signature": {
    "type": "object",
    "required": [
@@ -254,6 +278,9 @@ export default {
      "items": {
       "$ref": "#/$defs/index"
      }
+    },
+    "batch": {
+     "$ref": "#/$defs/batch"
     },
     "wasm": {
      "$ref": "#/$defs/wasm"

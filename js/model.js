@@ -138,6 +138,16 @@ export class Model {
     if (list.length !== specs.length) {
       throw new Error(`webtensor: signature '${name}' takes ${specs.length} input(s) (${names}), got ${list.length}`);
     }
+    // a symbolic batch of exactly the compiled rows (or resident tensors) runs as is, with every option
+    const compiled = (v, spec) => v instanceof ResidentTensor || (v instanceof Tensor && sameShape(v.shape, spec.shape)) ||
+      (ArrayBuffer.isView(v) && v.length === sizeOf(spec.shape));
+    if (sig.batch && !specs.every((spec, k) => compiled(list[k], spec))) return this._runChunks(name, sig, list, options);
+    return this._runList(name, sig, list, options);
+  }
+
+  /** run() on the checked list of inputs, at the signature's compiled shapes. */
+  async _runList(name, sig, list, options) {
+    const specs = sig.inputs;
     const data = specs.map((spec, k) => checkValue(list[k], spec, `signature '${name}', input '${spec.name}'`, this));
     const { output, into } = this._outputOptions(name, sig, options);
     return this._serial(`signature '${name}'`, async (backend) => {
@@ -165,6 +175,66 @@ export class Model {
         return [spec.name, new Tensor(values, spec.shape.slice(), spec.dtype)];
       }));
     });
+  }
+
+  /**
+   * A signature with a symbolic batch (format version 2, docs/artifact.md "Symbolic batch"): n rows
+   * run as ceil(n / chunk) runs of the compiled chunk, the last padded with zeros and its outputs
+   * sliced; exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
+   * arrays holding whole rows) with the same n, 1 <= n <= batch.maximum (if declared). Exactly the
+   * compiled rows run as a fixed-shape signature (run()), options and resident tensors included.
+   */
+  async _runChunks(name, sig, list, options) {
+    const { chunk } = sig.batch;
+    const max = sig.batch.maximum ?? Infinity;
+    if (options !== undefined && (options === null || typeof options !== 'object' || options.output === 'view' || options.into !== undefined)) {
+      throw new Error(`webtensor: signature '${name}' takes any batch size: its outputs are always copied (no 'view' or 'into')`);
+    }
+    const rows = sig.inputs.map((spec, k) => {
+      const v = list[k];
+      const what = `signature '${name}', input '${spec.name}'`;
+      const per = sizeOf(spec.shape.slice(1));
+      let data;
+      if (v instanceof Tensor) {
+        if (v.isDisposed) throw new Error(`webtensor: ${what}: the tensor was disposed`);
+        if (v.dtype !== spec.dtype || v.shape.length !== spec.shape.length || !sameShape(v.shape.slice(1), spec.shape.slice(1))) {
+          throw new Error(`webtensor: ${what}: expected ${fmt(['batch', ...spec.shape.slice(1)], spec.dtype)}, got ${fmt(v.shape, v.dtype)}`);
+        }
+        data = v.dataSync();
+      } else if (ArrayBuffer.isView(v) && !(v instanceof DataView) && dtypeOfArray(v) === spec.dtype && per > 0 && v.length % per === 0) {
+        data = v;
+      } else {
+        throw new Error(`webtensor: ${what}: expected a tensor ${fmt(['batch', ...spec.shape.slice(1)], spec.dtype)} (or a typed array of whole rows of ${per} values)`);
+      }
+      return { data, per, n: per > 0 ? data.length / per : v.shape[0] };
+    });
+    const n = rows.length ? rows[0].n : 0;
+    if (rows.some((r) => r.n !== n)) throw new Error(`webtensor: signature '${name}': inputs have different batch sizes (${rows.map((r) => r.n).join(', ')})`);
+    if (!(n >= 1 && n <= max)) {
+      throw new Error(`webtensor: signature '${name}': batch size ${n} is outside [1, ${max === Infinity ? 'any' : max}]${n > max ? " (the artifact's declared maximum)" : ''}`);
+    }
+    const parts = sig.outputs.map(() => []);
+    for (let start = 0; start < n; start += chunk) {
+      const take = Math.min(chunk, n - start);
+      const args = sig.inputs.map((spec, k) => {
+        const { data, per } = rows[k];
+        const piece = new ARRAY_TYPES[spec.dtype](chunk * per);     // zero rows pad the last chunk
+        piece.set(data.subarray(start * per, (start + take) * per));
+        return new Tensor(piece, spec.shape.slice(), spec.dtype);
+      });
+      const out = await this._runList(name, sig, args, {});
+      sig.outputs.forEach((spec, k) => {
+        const t = out[spec.name];
+        parts[k].push(t.dataSync().subarray(0, take * sizeOf(spec.shape.slice(1))));
+      });
+    }
+    return Object.fromEntries(sig.outputs.map((spec, k) => {
+      const per = sizeOf(spec.shape.slice(1));
+      const values = new ARRAY_TYPES[spec.dtype](n * per);
+      let at = 0;
+      for (const p of parts[k]) { values.set(p, at); at += p.length; }
+      return [spec.name, new Tensor(values, [n, ...spec.shape.slice(1)], spec.dtype)];
+    }));
   }
 
   /** run()'s options, checked: {output: 'copy' | 'view', into: Map outputName -> typed array}. */

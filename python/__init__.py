@@ -18,6 +18,7 @@ from .creation import (full, zeros, ones, zeros_like, ones_like, arange, linspac
                        truncated_normal, set_seed)
 from .device import device, get_device, init_async, register_device, Device
 from .function import function, grad, value_and_grad, Function
+from .tensor_spec import TensorSpec
 from .tape import GradientTape
 from .control import cond, scan, while_loop
 from . import config, optimizers, data
@@ -92,7 +93,7 @@ __all__ = sorted(
      "full", "zeros", "ones", "zeros_like", "ones_like", "arange", "linspace", "eye",
      "uniform", "normal", "truncated_normal", "set_seed", "random",
      "device", "get_device", "init_async", "register_device", "Device",
-     "function", "grad", "value_and_grad", "Function", "GradientTape", "cond", "while_loop", "scan",
+     "function", "grad", "value_and_grad", "Function", "TensorSpec", "GradientTape", "cond", "while_loop", "scan",
      "reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
      "export", "load", "load_safetensors", "save_safetensors",
      "config", "optimizers", "data", "nn", "datasets", "train", "summary", "image", "distribute", "onnx"])

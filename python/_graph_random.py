@@ -24,6 +24,8 @@ import random
 
 from .core import ops as F
 from .core.dtypes import float32, int32
+from .core.ops.sizes import size_value
+from .core.shapes import Dim
 from .tensor import tensor
 
 # Odd 32-bit constants (MurmurHash3 finaliser and the golden ratio) as signed int32.
@@ -41,7 +43,13 @@ def element_index(shape):
     """int32 tensor of ``shape`` holding each element's row-major linear index."""
     idx, stride = None, 1
     for axis in range(len(shape) - 1, -1, -1):
-        a = F.reshape(tensor(list(range(shape[axis])), int32) * stride, [shape[axis]] + [1] * (len(shape) - 1 - axis))
+        n = shape[axis]
+        if isinstance(n, Dim):          # a symbolic size (input_signature): 0..n-1 computed at run time
+            iota = F.cumsum(F.broadcast_to(tensor(1, int32), (n,)), exclusive=True)
+        else:
+            iota = tensor(list(range(n)), int32)
+        a = F.reshape(iota * (size_value(stride) if isinstance(stride, Dim) else stride),
+                      [n] + [1] * (len(shape) - 1 - axis))
         idx = a if idx is None else a + idx
         stride *= shape[axis]
     return F.broadcast_to(idx if idx is not None else 0, tuple(shape))

@@ -42,7 +42,8 @@ from .tensor import Tensor
 
 # the format's name, version and dtypes, as docs/artifact.schema.json (the one contract) states them
 FORMAT = artifact_schema()["properties"]["format"]["const"]
-FORMAT_VERSION = artifact_schema()["properties"]["format_version"]["const"]
+FORMAT_VERSIONS = tuple(artifact_schema()["properties"]["format_version"]["enum"])   # the versions loaders read
+FORMAT_VERSION = max(FORMAT_VERSIONS)       # the newest (exports write 1 unless a signature needs 2)
 DTYPES = tuple(artifact_schema()["$defs"]["dtype"]["enum"])
 
 MAX_MANIFEST_BYTES = 16 << 20          # manifest.json is read before anything says how large it is
@@ -137,9 +138,10 @@ def read_artifact(path):
         fail(f"manifest.json is not valid JSON ({str(e)[:200]})")
     if not _is_obj(manifest):
         fail("manifest.json is not a JSON object")
-    if "format_version" in manifest and manifest.get("format") == FORMAT and manifest["format_version"] != FORMAT_VERSION:
+    if "format_version" in manifest and manifest.get("format") == FORMAT and \
+            manifest["format_version"] not in FORMAT_VERSIONS:
         fail(f"manifest.json: format_version {json.dumps(manifest['format_version'])[:40]} is not supported "
-             f"(this runtime reads version {FORMAT_VERSION})")
+             f"(this runtime reads versions {', '.join(map(str, FORMAT_VERSIONS))})")
     try:
         validate(manifest, artifact_schema())
     except SchemaError as e:
@@ -223,7 +225,23 @@ def _check_storage(variables, fail):
                  "(the product of some trailing axes)")
 
 
+def _check_batch(manifest, fail):
+    """A signature's ``batch`` section (format version 2): only in version 2, and every input and
+    output has ``chunk`` rows as axis 0 (docs/artifact.md, "Symbolic batch")."""
+    for name, sig in manifest["signatures"].items():
+        b = sig.get("batch")
+        if b is None:
+            continue
+        if manifest["format_version"] < 2:
+            fail(f"manifest.json: signature '{name}' has a 'batch' section, which needs format_version 2")
+        for spec in sig["inputs"] + sig["outputs"]:
+            if not spec["shape"] or spec["shape"][0] != b["chunk"]:
+                fail(f"manifest.json: signature '{name}': '{spec['name']}' has shape {spec['shape']}, but its "
+                     f"batch chunk is {b['chunk']} rows (axis 0 of every input and output)")
+
+
 def _check_manifest(manifest, fail):
+    _check_batch(manifest, fail)
     """What the schema cannot say: unique names, indices in range, files listed, sizes that fit."""
     variables, signatures = manifest["variables"], manifest["signatures"]
 
@@ -341,9 +359,13 @@ class LoadedModel:
         return bytes(hostdata.to_storage(host, want, want.wasm))
 
     @staticmethod
-    def _one_array(v, spec) -> bool:
-        """Is ``v`` an array (numpy, Tensor) of ``spec``'s shape, rather than a list wrapping inputs?"""
-        return hasattr(v, "shape") and tuple(v.shape) == tuple(spec["shape"])
+    def _one_array(v, spec, batch: bool = False) -> bool:
+        """Is ``v`` an array (numpy, Tensor) of ``spec``'s shape (any axis 0 for a ``batch``
+        signature), rather than a list wrapping inputs?"""
+        if not hasattr(v, "shape"):
+            return False
+        shape, want = tuple(v.shape), tuple(spec["shape"])
+        return shape == want or (batch and len(shape) == len(want) and shape[1:] == want[1:])
 
     def _arrange(self, name: str, inputs: tuple) -> list:
         """``inputs`` (Keras 3's forms: values in input order, one list/tuple of them, or one dict keyed
@@ -363,7 +385,8 @@ class LoadedModel:
             seq = inputs[0]
             if len(specs) > 1 and len(seq) == len(specs):
                 return list(seq)
-            if len(specs) == 1 and len(seq) == 1 and self._one_array(seq[0], specs[0]):
+            if len(specs) == 1 and len(seq) == 1 and \
+                    self._one_array(seq[0], specs[0], "batch" in self._manifest["signatures"][name]):
                 return [seq[0]]             # [x]: a list of the one input (a list of numbers is data)
         return list(inputs)
 
@@ -384,12 +407,50 @@ class LoadedModel:
         if len(inputs) != len(sig["inputs"]):
             raise ValueError(f"webtensor: signature '{name}' takes {len(sig['inputs'])} input(s) "
                              f"({', '.join(s['name'] for s in sig['inputs'])}), got {len(inputs)}")
+        if "batch" in sig:
+            return self._run_chunks(name, sig, inputs)
         data = [self._value(x, s, f"signature '{name}', input '{s['name']}'") for x, s in zip(inputs, sig["inputs"])]
         with self._backend.lock:
             outs = (run_control(name, sig["control"], self._backend, data) if "control" in sig
                     else self._backend.run(name, data))
             self.runs += 1
         return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], outs)}
+
+    def _run_chunks(self, name: str, sig: dict, inputs: list) -> dict:
+        """A signature with a symbolic batch (format version 2): ``n`` rows run as ceil(n / chunk)
+        runs of the compiled ``chunk`` rows, the last padded with zeros and its outputs sliced. Exact:
+        the exporter proved the rows independent (docs/artifact.md, "Symbolic batch")."""
+        import numpy as np
+        b = sig["batch"]
+        chunk, arrays = b["chunk"], []
+        for x, s in zip(inputs, sig["inputs"]):
+            a = np.asarray(x.numpy() if isinstance(x, Tensor) else x)
+            if a.ndim != len(s["shape"]) or list(a.shape[1:]) != list(s["shape"][1:]):
+                raise ValueError(f"webtensor: signature '{name}', input '{s['name']}': expected shape "
+                                 f"{['batch'] + list(s['shape'][1:])} {s['dtype']}, got {list(a.shape)} {a.dtype}")
+            arrays.append(a)
+        n = arrays[0].shape[0]
+        if any(a.shape[0] != n for a in arrays):
+            raise ValueError(f"webtensor: signature '{name}': inputs have different batch sizes "
+                             f"({', '.join(str(a.shape[0]) for a in arrays)})")
+        if not 1 <= n <= b.get("maximum", n):
+            raise ValueError(f"webtensor: signature '{name}': batch size {n} is outside [1, {b.get('maximum', 'any')}]"
+                             + (" (the artifact's declared maximum)" if n else ""))
+        outs = {s["name"]: [] for s in sig["outputs"]}
+        for start in range(0, n, chunk):
+            part = []
+            for a, s in zip(arrays, sig["inputs"]):
+                p = a[start:start + chunk]
+                if p.shape[0] < chunk:
+                    p = np.concatenate([p, np.zeros((chunk - p.shape[0],) + p.shape[1:], p.dtype)])
+                part.append(self._value(p, s, f"signature '{name}', input '{s['name']}'"))
+            with self._backend.lock:
+                res = self._backend.run(name, part)
+                self.runs += 1
+            rows = min(chunk, n - start)
+            for s, d in zip(sig["outputs"], res):
+                outs[s["name"]].append(_from_storage(d, s)[:rows])
+        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in outs.items()}
 
     def predict(self, *x):
         """``run('predict', ...)``: its output array (a list of arrays if it has several). ``x``: the

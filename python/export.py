@@ -1,5 +1,6 @@
-"""``webtensor.export``: traced signatures -> a portable artifact (``docs/artifact.md``, version 1)
-that the npm package (``js/``) and :func:`webtensor.load` run on WebAssembly and WebGPU.
+"""``webtensor.export``: traced signatures -> a portable artifact (``docs/artifact.md``, version 1,
+or 2 with a symbolic batch) that the npm package (``js/``) and :func:`webtensor.load` run on
+WebAssembly and WebGPU.
 
 Each signature (``predict``, ``train_step``, or any traced function) is traced with
 :class:`webtensor.function` (``Function.get_concrete(...).graph``: the optimised graph; its
@@ -43,7 +44,11 @@ from .core.runtime import hostdata
 from .core.runtime.artifacts import Plan, exporter, plan_signature
 from .export_control import Split
 from .function import Function, function
+from .core.symbolic import independent_rows
+from .function import _BATCH, Function, function
+from .creation import zeros
 from .tensor import Variable
+from .tensor_spec import TensorSpec
 
 LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
 
@@ -172,6 +177,55 @@ def _control_sections(control: dict, t: _Traced, backend: str, sections: dict) -
     if all(p.name in sections for p in t.pieces):
         for entry, p in zip(control["pieces"], t.pieces):
             entry[backend] = sections[p.name]
+# ---- symbolic batch (format version 2) ------------------------------------------------------------
+
+def _batch_section(name: str, fn: Function, args, maximum: int | None, required: bool) -> dict | None:
+    """The signature's ``"batch"`` section (docs/artifact.md, "Symbolic batch") when its rows are
+    provably independent: ``fn`` traced once more with axis 0 of every input a symbol (as ``fit``'s
+    steps), and :func:`~webtensor.core.symbolic.independent_rows` finds no op that mixes rows, and
+    every input and output has that symbol as axis 0. Loaders then run any batch as chunks of
+    ``chunk`` rows (the traced size), padding the last: exact by construction. None otherwise, or a
+    ValueError naming the reason when ``required``."""
+    f = Function(fn.python_function, fn.name)
+    f._symbolic_batch = True
+    c = f._concrete(*f._signature(tuple(args), {}), count=False)
+    g = c.raw_graph
+    reason = None if f._symbolic_batch else \
+        "it needs concrete sizes (it reads a batch size in Python or holds control flow)"
+    if reason is None and not g.inputs:
+        reason = "it has no inputs"
+    if reason is None:
+        for what, vs in (("input", g.inputs), ("output", g.outputs)):
+            for i, v in enumerate(vs):
+                if not v.aval.shape or v.aval.shape[0] != _BATCH:
+                    reason = reason or f"{what} {i} (shape {list(v.aval.shape)}) has not the batch as axis 0"
+    reason = reason or independent_rows(g, "batch")
+    if reason is not None:
+        if required:
+            raise ValueError(f"export: signature {name!r} cannot take any batch size: {reason}. Its rows are not "
+                             "independent, so it keeps the traced batch size (symbolic_batch=False)")
+        return None
+    sec = {"chunk": int(f._signature(tuple(args), {})[3][0].shape[0])}     # the traced rows (first input's)
+    if maximum is not None:
+        sec["maximum"] = maximum
+    return sec
+
+
+def _signature_inputs(input_signature, batch_size) -> tuple[tuple, bool]:
+    """Zeros for ``input_signature`` (TensorSpecs), ``batch_size`` rows (default 32) for a None axis
+    0, and whether any spec has one. Raises TypeError (not TensorSpecs) or ValueError (None past
+    axis 0: sizes inside kernels are not run-time parameters yet)."""
+    if not isinstance(input_signature, (list, tuple)) or not all(isinstance(s, TensorSpec) for s in input_signature):
+        raise TypeError(f"export: input_signature must be a list of webtensor.TensorSpec, got {input_signature!r}")
+    args, batched = [], False
+    for i, spec in enumerate(input_signature):
+        if None in spec.shape[1:]:
+            raise ValueError(f"export: input_signature[{i}] is {spec}: only axis 0 (the batch) may be None in an "
+                             "artifact (other run-time sizes inside kernels are not supported yet)")
+        batched = batched or (bool(spec.shape) and spec.shape[0] is None)
+        shape = tuple(int(batch_size or 32) if d is None else d for d in spec.shape)
+        args.append(zeros(shape, spec.dtype))
+    return tuple(args), batched
 
 
 # ---- variables ----------------------------------------------------------------------------------
@@ -274,7 +328,8 @@ def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]]
 
 def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batch_size: int | None = None,
            backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32",
-           wasm_threads: bool = False) -> dict:
+           wasm_threads: bool = False, symbolic_batch: bool | None = None, max_batch: int | None = None,
+           input_signature=None) -> dict:
     """Trace, compile and write an artifact (``docs/artifact.md``) to the directory ``path``.
 
     Args:
@@ -305,11 +360,21 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             ``wasm_fma``): the same drivers on a shared memory, large kernels split over threads
             (``wasm/threads.py``), which loaders run when asked for more than one thread; results
             are bitwise those of ``module.wasm`` (docs/artifact.md, "Threads").
+        symbolic_batch: let signatures take any batch size (format version 2, docs/artifact.md
+            "Symbolic batch"): None (default) for a model's ``predict`` when its rows are provably
+            independent (no op mixes rows: not a ``train_step``, whose loss is a mean over the
+            batch), True for every signature (a ValueError for one whose rows are not
+            independent), False for none (fixed shapes, format version 1).
+        max_batch: with a symbolic batch, the largest batch loaders accept (None: any).
+        input_signature: for a function instead of ``example_inputs``: a list of
+            :class:`~webtensor.TensorSpec`, None only in axis 0 (the batch; compiled for chunks of
+            ``batch_size`` rows, default 32, and taking any batch: ``symbolic_batch=True``).
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
     by ``model.input_names``, then ``y``), the parameter names for functions. Variables: see the module
-    docstring. Shapes are fixed: the batch size is part of each signature.
+    docstring. Shapes are those traced; a signature with a symbolic batch (``symbolic_batch``) takes
+    any number of rows, run as chunks of the traced batch size.
 
     Raises:
         ValueError: a dtype an artifact cannot carry (float16), an unknown signature, a model that is
@@ -336,6 +401,10 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             specs = model._export_signatures(example_inputs, signatures, batch_size)
     elif isinstance(signatures, dict):
         specs = _fn_specs(signatures)
+    elif fn_or_model is not None and input_signature is not None:
+        args, batched = _signature_inputs(input_signature, batch_size)
+        specs = _fn_specs({"predict": (fn_or_model, args)})
+        symbolic_batch = symbolic_batch if symbolic_batch is not None else batched
     elif fn_or_model is not None:
         args = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
         specs = _fn_specs({"predict": (fn_or_model, tuple(args))})
@@ -343,6 +412,15 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         raise TypeError("export: pass a model, a function and its example_inputs, or signatures={name: (fn, args)}")
 
     traced = [_trace(name, *spec) for name, spec in specs.items()]
+    if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or
+                                  not 1 <= max_batch <= 2147483647):
+        raise ValueError(f"export: max_batch must be an int in [1, 2**31 - 1] or None, got {max_batch!r}")
+    batch = {}
+    for name, (fn, args, _, _) in specs.items():
+        if symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
+            sec = _batch_section(name, fn, args, max_batch, required=bool(symbolic_batch))
+            if sec is not None:
+                batch[name] = sec
     compact.check_inference_only(traced, weights_dtype)
     optimizer = getattr(model, "optimizer", None) if model is not None else None
     paths = {id(v): p for p, v in model._export_weight_paths().items()} if model is not None else {}
@@ -376,6 +454,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             weights[name] = (spec["dtype"], tuple(spec["shape"]), bytes(v._host_bytes()))   # the host layout is safetensors' layout
     sigs = {t.name: {"inputs": t.inputs, "outputs": t.outputs, "reads": t.plan.reads, "writes": t.plan.writes}
             if t.split is None else _control_signature(t, index) for t in traced}
+    for name, sec in batch.items():
+        sigs[name]["batch"] = sec
     stored = _stored_constants(units, consts, weights)
     for name in dict.fromkeys(backends):        # each backend asked for, once, in the order given
         emitted, sections = exporter(name)(units, variables, consts, weights, stored,
@@ -387,10 +467,11 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         for t in traced:
             if t.split is not None:
                 _control_sections(sigs[t.name]["control"], t, name, sections)
+    version = FORMAT_VERSION if batch else 1      # version 2 only where a signature needs it
     files["weights.safetensors"] = safetensors_io.save(
-        weights, {"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+        weights, {"format": FORMAT, "format_version": str(version)})
     manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "webtensor_version": __version__,
+        "format": FORMAT, "format_version": version, "webtensor_version": __version__,
         "files": {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                   for name, data in sorted(files.items())},
         "variables": variables, "signatures": sigs,

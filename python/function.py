@@ -21,6 +21,7 @@ with another thread's on that device. Traces record only their own thread's ops.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import warnings
 
@@ -29,9 +30,14 @@ from .config import TICK, LRUCache, RetracingWarning
 from .core import passes
 from .core.runtime import control
 from .core.graph import Graph, Value
+from .core.op import Aval
+from .core.control import is_control
+from .core.shapes import Dim
+from .core.symbolic import bind, graph_is_symbolic, specialize
 from .device import get_device
 from .tape import GradientTape
 from .tensor import Tensor, Variable, init_scope, tensor
+from .tensor_spec import TensorSpec
 from .tree import flatten, unflatten
 
 
@@ -114,6 +120,30 @@ class _Concrete:
         self.used = 0   # use stamp (LRUCache)
         self.raw_graph, self.graph, self.exe = raw, graph, exe
         self.out_struct, self.out_static, self.n_outputs = out_struct, out_static, n_outputs
+        self.sizes = None   # a symbolic trace (graph and exe None): its specialisations per input shapes
+
+    def specialized(self, tensors, lock) -> "_Concrete":
+        """This trace compiled for ``tensors``' shapes: itself for a fixed-shape trace; for a symbolic
+        one (an ``input_signature`` with None sizes), the raw graph specialised for the concrete
+        sizes (``core/symbolic.py``), optimised and compiled once per distinct input shapes, kept in
+        an LRU bounded by the ``traces`` cache limit. No retrace: the Python function is not run."""
+        if self.sizes is None:
+            return self
+        key = tuple(t.shape for t in tensors)
+        c = dict.get(self.sizes, key)
+        if c is not None:
+            c.used = next(TICK)
+            return c
+        with lock:
+            c = self.sizes.get(key)
+            if c is None:
+                dev = tensors[0].device if tensors else get_device()
+                raw = specialize(self.raw_graph, bind([v.aval.shape for v in self.raw_graph.inputs], key))
+                graph = passes.optimize(raw, _evaluator(dev))
+                c = _Concrete(raw, graph, control.compile_graph(dev, graph), self.out_struct, self.out_static,
+                              self.n_outputs)
+                self.sizes.put(key, c)
+        return c
 
 
 # TensorFlow's rule for its retracing warning: this many traces ...
@@ -130,11 +160,25 @@ class Function:
     Args:
         fn: the Python function.
         name: the name used in messages (default: ``fn``'s).
+        input_signature: None, or a sequence of :class:`~webtensor.TensorSpec` (one per positional
+            argument): ``fn`` is traced once, for every size its None dimensions take.
+    Raises:
+        TypeError: ``input_signature`` not a sequence of TensorSpecs.
     """
 
-    def __init__(self, fn, name: str | None = None):
+    def __init__(self, fn, name: str | None = None, input_signature=None):
         self.python_function = fn
         self.name = name or getattr(fn, "__name__", "function")
+        if input_signature is not None:
+            if isinstance(input_signature, TensorSpec) or not isinstance(input_signature, (list, tuple)) or \
+                    not all(isinstance(s, TensorSpec) for s in input_signature):
+                raise TypeError(f"{self.name}: input_signature must be a list or tuple of webtensor.TensorSpec, "
+                                f"got {input_signature!r}")
+            input_signature = tuple(input_signature)
+        self.input_signature = input_signature
+        # fit/evaluate/predict steps: axis 0 of every tensor argument is one symbol, "batch", so a
+        # last partial batch does not retrace; off again after a trace that needs concrete sizes
+        self._symbolic_batch = False
         self._cache = LRUCache("traces")
         self._lock = threading.RLock()
         self.trace_count = 0
@@ -150,21 +194,62 @@ class Function:
         key = f"_webtensor_function_{id(self)}"
         fn = obj.__dict__.get(key)
         if fn is None:      # setdefault: threads racing here all get the same one
-            fn = obj.__dict__.setdefault(key, Function(self.python_function.__get__(obj, objtype), self.name))
+            f = Function(self.python_function.__get__(obj, objtype), self.name, self.input_signature)
+            f._symbolic_batch = self._symbolic_batch
+            fn = obj.__dict__.setdefault(key, f)
         return fn
 
+    def experimental_get_tracing_count(self) -> int:
+        """How many times the Python function was traced (TensorFlow's name; ``trace_count``)."""
+        return self.trace_count
+
+    def _spec_signature(self, args, kwargs):
+        """:meth:`_signature` of a function with an ``input_signature``: each argument checked
+        against its spec (converted to a tensor of the spec's dtype if it is not one); one key for
+        every call (the trace serves every size of the None dimensions)."""
+        specs = self.input_signature
+        if kwargs:
+            try:
+                args = inspect.signature(self.python_function).bind(*args, **kwargs).args
+            except TypeError as e:
+                raise TypeError(f"{self.name}: {e}") from None
+            if len(args) != len(specs):
+                raise TypeError(f"{self.name}: with an input_signature, arguments must bind to the "
+                                f"{len(specs)} positional parameters it describes")
+        if len(args) != len(specs):
+            raise TypeError(f"{self.name}: takes {len(specs)} positional argument(s) (its input_signature), "
+                            f"got {len(args)}")
+        tensors = []
+        for i, (x, spec) in enumerate(zip(args, specs)):
+            if isinstance(x, Variable) or not isinstance(x, Tensor):
+                try:
+                    x = tensor(x, dtype=spec.dtype)
+                except (TypeError, ValueError) as e:
+                    raise TypeError(f"{self.name}: argument {i} ({x!r}) cannot be converted to {spec}: {e}") from None
+            if x.dtype != spec.dtype:
+                raise TypeError(f"{self.name}: argument {i} has dtype {x.dtype.name}, but its input_signature "
+                                f"entry is {spec}")
+            if not spec.is_compatible_with(x):
+                raise ValueError(f"{self.name}: argument {i} has shape {tuple(x.shape)}, incompatible with its "
+                                 f"input_signature entry {spec}")
+            tensors.append(x)
+        leaves: list = []
+        struct = flatten((tuple(tensors), {}), leaves)
+        return struct, leaves, ("SPEC", tensors[0].device.name if tensors else None), tensors
+
     def _signature(self, args, kwargs):
+        if self.input_signature is not None:
+            return self._spec_signature(args, kwargs)
         leaves: list = []
         struct = flatten((args, kwargs), leaves)
         key, tensors = [], []
+        batch = self._symbolic_batch
         for x in leaves:
-            if isinstance(x, Tensor) and not isinstance(x, Variable):
-                tensors.append(x)
-                key.append(("T", x.shape, x.dtype.name, x.device.name))
-            elif _is_array(x):
-                t = tensor(x)
+            if (isinstance(x, Tensor) and not isinstance(x, Variable)) or _is_array(x):
+                t = x if isinstance(x, Tensor) else tensor(x)
                 tensors.append(t)
-                key.append(("T", t.shape, t.dtype.name, t.device.name))
+                shape = (None,) + t.shape[1:] if batch and t.shape else t.shape
+                key.append(("T", shape, t.dtype.name, t.device.name))
             elif isinstance(x, Variable):
                 key.append(("V", id(x)))
             else:
@@ -176,17 +261,36 @@ class Function:
         return struct, leaves, tuple(key), tensors
 
     def _trace(self, struct, leaves, tensors):
+        if not self._symbolic_batch:
+            return self._trace_once(struct, leaves, tensors)
+        try:
+            c = self._trace_once(struct, leaves, tensors)
+            if not any(is_control(n.op) for n in c.raw_graph.nodes):
+                return c
+            self.trace_count -= 1       # control flow: not specialised yet (core/symbolic.py)
+        except Exception:               # noqa: BLE001  (retraced below: a real error raises there again)
+            pass                        # the step needs concrete sizes (int(x.shape[0]), a check of a size ...)
+        self._symbolic_batch = False    # from now on one trace per batch shape, as before
+        return self._trace_once(struct, leaves, tensors)
+
+    def _trace_once(self, struct, leaves, tensors):
         dev = tensors[0].device if tensors else get_device()
         for t in tensors:
             if t.device is not dev:
                 raise ValueError(f"{self.name}: arguments are on different devices ({dev.name}, {t.device.name})")
         tr = Trace(dev)
         it = iter(tensors)
+        specs = iter(self.input_signature or ())
         sym_leaves = []
         for x in leaves:
             if (isinstance(x, Tensor) and not isinstance(x, Variable)) or _is_array(x):
                 t = next(it)
-                v = Value(t._aval)
+                if self.input_signature is not None:
+                    v = Value(_symbolic_aval(next(specs), len(tr.graph.inputs)))
+                elif self._symbolic_batch and t.shape:
+                    v = Value(Aval((_BATCH,) + t.shape[1:], t.dtype))
+                else:
+                    v = Value(t._aval)
                 tr.graph.inputs.append(v)
                 sym_leaves.append(tr.symbolic(v))
             else:
@@ -202,8 +306,12 @@ class Function:
         outputs = [t for t in out_leaves if isinstance(t, Tensor)]
         static = [_TENSOR if isinstance(t, Tensor) else t for t in out_leaves]
         raw = tr.finish(outputs)
-        graph = passes.optimize(raw, _evaluator(dev))
         self.trace_count += 1
+        if graph_is_symbolic(raw):      # compiled per concrete shapes at call time (_Concrete.specialized)
+            c = _Concrete(raw, None, None, out_struct, static, len(outputs))
+            c.sizes = LRUCache("traces")
+            return c
+        graph = passes.optimize(raw, _evaluator(dev))
         return _Concrete(raw, graph, control.compile_graph(dev, graph), out_struct, static, len(outputs))
 
     def _concrete(self, struct, leaves, key, tensors, count: bool) -> _Concrete:
@@ -221,7 +329,11 @@ class Function:
             c = self._cache.get(key)
             traced = c is None
             if traced:
+                batch = self._symbolic_batch
                 c = self._trace(struct, leaves, tensors)
+                if batch and not self._symbolic_batch:      # fell back to concrete shapes: their key
+                    shapes = iter(t.shape for t in tensors)
+                    key = tuple((k[0], next(shapes)) + k[2:] if k[0] == "T" else k for k in key)
                 self._cache.put(key, c)
             if count:
                 self._count_call(traced)
@@ -254,7 +366,8 @@ class Function:
     def get_concrete(self, *args, **kwargs) -> _Concrete:
         """The traced and compiled form for these arguments (tracing if needed); ``.graph`` is the
         optimised graph, ``.raw_graph`` the graph as traced."""
-        return self._concrete(*self._signature(args, kwargs), count=False)
+        struct, leaves, key, tensors = self._signature(args, kwargs)
+        return self._concrete(struct, leaves, key, tensors, count=False).specialized(tensors, self._lock)
 
     def __call__(self, *args, **kwargs):
         state = _state.local
@@ -270,6 +383,8 @@ class Function:
                 self._calls_per_trace[-1] += 1
         else:
             c = self._concrete(struct, leaves, key, tensors, count=True)
+        if c.sizes is not None:
+            c = c.specialized(tensors, self._lock)
         g = c.graph
         dev = c.exe.device if hasattr(c.exe, "device") else get_device()
         with dev.lock:      # this call's variable reads, run and updates, not interleaved with another's
@@ -280,25 +395,50 @@ class Function:
         return unflatten(c.out_struct, iter([next(it) if s is _TENSOR else s for s in c.out_static]))
 
 
+_BATCH = Dim("batch")     # the batch size of fit/evaluate/predict steps (Function._symbolic_batch)
+
+
+def _symbolic_aval(spec: TensorSpec, i: int) -> Aval:
+    """The aval of input ``i`` traced for ``spec``: a symbol (:class:`~webtensor.core.shapes.Dim`)
+    per None size, named after the spec (or the input's position) and the axis."""
+    base = spec.name or f"input_{i}"
+    return Aval(tuple(Dim(f"{base}:{a}") if d is None else d for a, d in enumerate(spec.shape)), spec.dtype)
+
+
 def _evaluator(dev):
     return lambda op, datas, attrs, in_avals, out_aval: dev.execute(op, datas, attrs, in_avals, out_aval)
 
 
-def function(fn=None, *, name: str | None = None):
+def function(fn=None, *, name: str | None = None, input_signature=None):
     """Decorator: ``@webtensor.function`` traces ``fn`` into an optimised, compiled graph per input
     signature (shapes and dtypes of the tensor arguments, values of the others), as ``tf.function``.
     Works on functions and methods. See the module docstring for the semantics.
+
+    With ``input_signature`` (as ``tf.function``'s), ``fn`` takes exactly those tensors and is
+    traced ONCE: a None size is a symbol (``x.shape[0]`` is a :class:`~webtensor.core.shapes.Dim`,
+    which shape rules compute with but which has no value; ``webtensor.shape(x)`` reads it at run
+    time, as ``mean`` and ``reshape(x, (-1, ...))`` do). Each new combination of concrete sizes
+    specialises the traced graph and compiles it (kept in the ``traces`` LRU), without running
+    ``fn`` again.
 
     Args:
         fn: the Python function (a :class:`Function` is returned as is); None for
             ``@webtensor.function(name=...)``.
         name: the name used in messages and exported graphs (default: ``fn``'s).
+        input_signature: None, or a list or tuple of :class:`~webtensor.TensorSpec`, one per
+            positional argument.
     Returns:
         A :class:`Function` (or a decorator when ``fn`` is None).
+    Raises:
+        TypeError: ``input_signature`` is not a sequence of TensorSpecs; at call time, an argument
+            whose dtype differs from its spec's, or the wrong number of arguments.
+        ValueError: at call time, an argument whose shape is incompatible with its spec.
     """
     if fn is None:
-        return lambda f: Function(f, name)
-    return fn if isinstance(fn, Function) else Function(fn, name)
+        return lambda f: Function(f, name, input_signature)
+    if isinstance(fn, Function) and input_signature is None:
+        return fn
+    return Function(fn.python_function if isinstance(fn, Function) else fn, name, input_signature)
 
 
 def value_and_grad(fn, argnums=0):

@@ -9,6 +9,7 @@ from .core.runtime import hostdata
 from .core import ops as F
 from .core.dtypes import INT32_MAX, INT32_MIN, DType, as_dtype, bool_, dtype_of_scalar, float32, int32, result_type
 from .core.op import Aval, set_dispatcher
+from .core.shapes import Dim
 from .core.autodiff import Record
 from .device import Device, get_device
 
@@ -629,7 +630,10 @@ def _getitem(x: Tensor, key) -> Tensor:
             out_shape.append(1)
             continue
         n = x.shape[d]
-        if isinstance(k, slice):
+        if isinstance(k, slice) and isinstance(n, Dim) and k == slice(None):
+            spec.append((0, n, 1))      # a whole symbolic axis (input_signature); other slices need its value
+            out_shape.append(n)
+        elif isinstance(k, slice):
             s = k.indices(n)
             spec.append(s)
             out_shape.append(len(range(*s)))

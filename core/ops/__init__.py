@@ -87,12 +87,14 @@ from .indexing import (gather_nd, scatter_nd, tensor_scatter_nd_update, tensor_s
                        segment_sum, unsorted_segment_sum)
 from .rearrange import tile, split, unstack, reverse, roll, repeat, space_to_depth, depth_to_space
 from .contraction import einsum, tensordot
+from .sizes import shape, size
+__all__ += ["shape", "size"]
 __all__ += ["sort", "argsort", "top_k", "cumsum", "cumprod", "gather_nd", "scatter_nd", "tensor_scatter_nd_update",
             "tensor_scatter_nd_add", "boolean_mask", "segment_sum", "unsorted_segment_sum", "tile", "split",
             "unstack", "reverse", "roll", "repeat", "space_to_depth", "depth_to_space", "einsum", "tensordot"]
 
 # The namespace through which families use each other's ops at call time (core/ops/namespace.py).
 from . import (activation, contraction, elementwise, image, indexing, linalg, math, movement, namespace, nn,  # noqa: E402
-               rearrange, reduction, sorting, statistics)
+               rearrange, reduction, sizes, sorting, statistics)
 namespace.fill([elementwise, reduction, movement, linalg, nn, math, activation, statistics, sorting, indexing,
-                rearrange, contraction, image])
+                rearrange, contraction, image, sizes])

@@ -18,7 +18,7 @@ from math import prod
 from .. import kernel_ir as K
 from ..dtypes import DType, float32, int32
 from ..op import Aval, Op, as_tensor, first_out_of_range
-from ..shapes import broadcast_shapes, normalize_axis, normalize_axes
+from ..shapes import Dim, broadcast_shapes, normalize_axis, normalize_axes
 from ..signature import (DTYPE, NEW_SHAPE, NUMBER, POSITIVE_INT, SHAPE, TENSORS, axes_of, axis_of,
                          ints_per_axis_of, op_signature, paddings_of, perm_of)
 from .namespace import ops as _ops
@@ -187,7 +187,7 @@ def broadcast_to(x, shape):
 def _slice_infer(x: Aval, *, spec) -> Aval:
     if len(spec) != len(x.shape):
         raise ValueError(f"slice: {len(spec)} ranges for a tensor of rank {len(x.shape)}")
-    return Aval(tuple(len(range(*s)) for s in spec), x.dtype)
+    return Aval(tuple(s[1] if isinstance(s[1], Dim) else len(range(*s)) for s in spec), x.dtype)
 
 
 def _slice_kernel(ins, out, *, spec):
@@ -267,7 +267,10 @@ def slice(x, begin, size=None, *, end=None, strides=None):
         else:
             e = None
         st = strides[d] if strides is not None and d < len(strides) else 1
-        spec.append(_py_slice(b, e, st).indices(x.shape[d]))
+        if isinstance(x.shape[d], Dim) and (b, e, st) == (0, None, 1):
+            spec.append((0, x.shape[d], 1))     # a whole symbolic axis (other slices of it need its value)
+        else:
+            spec.append(_py_slice(b, e, st).indices(x.shape[d]))
     return slice_op(x, spec=tuple(spec))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .. import kernel_ir as K
 from ..dtypes import bool_, float32, int32
 from ..op import Aval, Op, as_tensor
+from ..shapes import Dim
 from ..signature import BOOL, axes_of, axis_of, op_signature, optional
 from .namespace import ops as _ops
 
@@ -161,12 +162,21 @@ def mean(x, axis=None, keepdims=False):
     cast = _ops.cast
     x = as_tensor(x)
     axes = _axes(x, axis)
-    n = 1
+    n, symbolic = 1, []
     for a in axes:
-        n *= x.shape[a]
+        if isinstance(x.shape[a], Dim):
+            symbolic.append(x.shape[a])     # read at run time (an input_signature's None dimension)
+        else:
+            n *= x.shape[a]
     if not x.dtype.is_floating:
         x = cast(x, dtype=float32)
-    return reduce_sum(x, axes=axes, keepdims=keepdims) * (1.0 / n if n else float("nan"))
+    total = reduce_sum(x, axes=axes, keepdims=keepdims)
+    if not symbolic:
+        return total * (1.0 / n if n else float("nan"))
+    count = _ops.size_value(n, total.dtype)
+    for d in symbolic:
+        count = count * _ops.size_value(d, total.dtype)
+    return total * _ops.reciprocal(count)       # 1 / 0 = inf and 0 * inf = NaN: numpy's empty mean
 
 
 def _arg(op, x, axis):

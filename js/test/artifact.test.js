@@ -99,7 +99,7 @@ describe('damaged artifacts throw an Error naming the file or variable', () => {
     'bad JSON': [() => ({ ...files, 'manifest.json': enc('{"format": "webtensor-artifact",') }), /manifest\.json is not valid JSON/],
     'not an object': [() => ({ ...files, 'manifest.json': enc('[1]') }), /manifest\.json is not a JSON object/],
     'wrong format': [() => withManifest(files, (m) => { m.format = 'onnx'; }), /manifest\.json: format: must be "webtensor-artifact", got "onnx"/],
-    'wrong format_version': [() => withManifest(files, (m) => { m.format_version = 2; }), /format_version 2 is not supported \(this runtime reads version 1\)/],
+    'wrong format_version': [() => withManifest(files, (m) => { m.format_version = 3; }), /format_version 3 is not supported \(this runtime reads versions 1, 2\)/],
     'missing format_version': [() => withManifest(files, (m) => { delete m.format_version; }), /manifest\.json: \(the document\): "format_version" is missing/],
     'broken safetensors header': [() => {
       const w = files['weights.safetensors'].slice();

@@ -48,7 +48,7 @@ describe('a functional model with three inputs', () => {
       }
       await assert.rejects(model.predict([a, b]), /signature 'predict' takes 3 input\(s\) \('a', 'b', 'c'\), got 2/);
       await assert.rejects(model.predict({ a, b }), /input 'c' is missing/);
-      await assert.rejects(model.predict([a, c, b]), /signature 'predict', input 'b': expected \[4,4\] float32, got \[4,2\] float32/);
+      await assert.rejects(model.predict([a, c, b]), /signature 'predict', input 'b': expected \[batch,4\] float32, got \[4,2\] float32/);
     } finally {
       model.dispose();
     }

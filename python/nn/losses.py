@@ -16,7 +16,8 @@ from .._registry import Registry, exports, snake_case
 from ..core import ops as F
 from ..core.dtypes import float16, float32, int32
 from ..core.op import first_out_of_range
-from ..core.shapes import broadcast_shapes
+from ..core.ops.sizes import size_value
+from ..core.shapes import Dim, broadcast_shapes
 from ..tensor import Tensor, tensor
 
 _EPS = 1e-7
@@ -202,7 +203,11 @@ class Loss:
         if self.reduction in ("none", None):
             return per
         total = F.sum(per)
-        return total if self.reduction == "sum" else total * (1.0 / max(n, 1))
+        if self.reduction == "sum":
+            return total
+        if isinstance(n, Dim):          # a step traced for every batch size: the run-time count
+            return total * F.reciprocal(F.maximum(size_value(n, float32), 1.0))
+        return total * (1.0 / max(n, 1))
 
 
 class _FnLoss(Loss):

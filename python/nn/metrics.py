@@ -9,6 +9,8 @@ from __future__ import annotations
 from .._registry import Registry, exports, snake_case
 from ..core import ops as F
 from ..core.dtypes import float32, int32
+from ..core.ops.sizes import size_value
+from ..core.shapes import Dim
 from ..creation import zeros
 from ..tensor import Tensor, Variable, init_scope, tensor
 from .losses import mean_absolute_error, mean_squared_error
@@ -102,7 +104,7 @@ class Mean(Metric):
         values = F.cast(_t(values), float32)
         if sample_weight is None:
             self.total.assign_add(F.sum(values))
-            self.count.assign_add(float(values.size))
+            self.count.assign_add(count_of(values.size))
         else:
             w = F.broadcast_to(F.cast(_t(sample_weight), float32), tuple(values.shape))
             self.total.assign_add(F.sum(values * w))
@@ -111,6 +113,16 @@ class Mean(Metric):
     def result(self) -> Tensor:
         """``total / max(count, 1e-12)``: the weighted mean (0 before any update), float32 scalar."""
         return self.total / F.maximum(self.count, 1e-12)
+
+
+def count_of(n):
+    """A number of elements as a float for ``assign_add``: a Python float, or for a symbolic size (a
+    step traced for every batch size) a float32 tensor read at run time.
+
+    Args:
+        n: an int, or a symbolic size (:class:`~webtensor.core.shapes.Dim`).
+    """
+    return size_value(n, float32) if isinstance(n, Dim) else float(n)
 
 
 class MeanMetricWrapper(Mean):

@@ -305,7 +305,7 @@ class Model(Layer):
         return self.loss(y, y_pred, sample_weight)
 
     def _update_metrics(self, loss, x, y, y_pred, sample_weight):
-        self._loss_tracker.update_state(loss, sample_weight=float(_leaves(x)[0].shape[0]))
+        self._loss_tracker.update_state(loss, sample_weight=metrics_mod.count_of(_leaves(x)[0].shape[0]))
         for m in self.compiled_metrics:
             m.update_state(y, y_pred, sample_weight)
 
@@ -358,6 +358,8 @@ class Model(Layer):
                 fn = self.distribute_strategy._train_step(self)    # replicas run the compiled step
             else:
                 fn = step if self.run_eagerly else function(step, name=f"{self.name}_{kind}_step")
+                if not self.run_eagerly:
+                    fn._symbolic_batch = True   # one trace for every batch size (the last partial batch)
             self.__dict__[attr] = fn
         return fn
 

@@ -512,11 +512,36 @@ def fv(text):
 
 
 for name, text, exp in [("list", "[1]", AE), ("1e30", "1e30", AE), ("string", '"1"', AE),
-                        ("devanagari-digit", '"\\u0967"', AE), ("true", "true", AE), ("2", "2", AE),
+                        ("devanagari-digit", '"\\u0967"', AE), ("true", "true", AE), ("2", "2", OK),
+                        ("3", "3", AE),
                         ("1-5", "1.5", AE), ("null", "null", AE), ("0", "0", AE), ("1abc", '"1abc"', AE),
                         ("01-string", '"01"', AE), ("1e400", "1e400", AE), ("1-0", "1.0", OK)]:
     add("manifest", f"format-version-{name}", fv(text), exp, desc=f"format_version {text}")
 add("manifest", "format-version-missing", edit(lambda m: m.pop("format_version")), desc="no format_version")
+
+
+# ---- manifest: symbolic batch (format version 2, docs/artifact.md "Symbolic batch") ------------------
+
+def batch(section, version=2, sig="predict"):
+    """Signature ``sig`` gets ``"batch": section`` (raw JSON text), the manifest ``version``."""
+    def build(c):
+        c.manifest["format_version"] = version
+        c.sig(sig)["batch"] = c.rawval(section)
+    return build
+
+
+add("manifest", "batch-ok", batch('{"chunk": 8}'), OK, desc="predict takes any batch, run as chunks of its 8 rows")
+add("manifest", "batch-ok-maximum", batch('{"chunk": 8, "maximum": 20}'), OK, desc="a declared maximum batch")
+add("manifest", "batch-in-version-1", batch('{"chunk": 8}', version=1), desc="a batch section in a version 1 manifest")
+add("manifest", "batch-chunk-mismatch", batch('{"chunk": 4}'), desc="chunk 4, but predict's shapes have 8 rows")
+add("manifest", "batch-scalar-output", batch('{"chunk": 8}', sig="train_step"),
+    desc="a batch section on train_step, whose loss has no axis 0")
+for name, text in [("chunk-0", '{"chunk": 0}'), ("chunk-negative", '{"chunk": -8}'), ("chunk-huge", '{"chunk": 1e12}'),
+                   ("chunk-fraction", '{"chunk": 8.5}'), ("chunk-string", '{"chunk": "8"}'), ("chunk-null", '{"chunk": null}'),
+                   ("chunk-missing", '{"maximum": 8}'), ("maximum-0", '{"chunk": 8, "maximum": 0}'),
+                   ("maximum-huge", '{"chunk": 8, "maximum": 4294967296}'), ("extra-key", '{"chunk": 8, "rows": 2}'),
+                   ("list", '[8]'), ("relations-proto", '{"chunk": 8, "__proto__": {"maximum": 1}}')]:
+    add("manifest", f"batch-{name}", batch(text), desc=f"batch section {text}")
 add("manifest", "format-trailing-space", edit(lambda m: m.__setitem__("format", "webtensor-artifact ")), desc="format with a trailing space")
 add("manifest", "format-missing", edit(lambda m: m.pop("format")), desc="no format")
 

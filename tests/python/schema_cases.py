@@ -68,6 +68,12 @@ def cases(manifest: dict) -> list[dict]:
                 out.append(doc)
     for version in (1.0, "1", "\u0967", [1], True, 2, 1e30):
         out.append({**manifest, "format_version": version})
+    for batch in ({"chunk": 8}, {"chunk": 8, "maximum": 9}, {"chunk": 0}, {"chunk": -1}, {"chunk": 2 ** 40},
+                  {"chunk": 1.5}, {"chunk": "8"}, {"chunk": 8, "maximum": 0}, {"chunk": 8, "rows": 1}, {}, [8], None):
+        doc = copy.deepcopy(manifest)     # format version 2's symbolic batch (docs/artifact.md)
+        doc["format_version"] = 2
+        doc["signatures"]["predict"]["batch"] = batch
+        out.append(doc)
     wasm_vars = manifest["signatures"]["predict"]["wasm"]["variables"]
     for key in ("\u00b2", "01", "-1", " 1", "1e0", "100000"):
         doc = copy.deepcopy(manifest)

@@ -97,8 +97,9 @@ def exported(request, exact, data, tmp_path_factory):
 def test_manifest_describes_model(exported):
     kind, path, model = exported
     man = json.loads((path / "manifest.json").read_text())
-    assert man["format"] == "webtensor-artifact" and man["format_version"] == 1
+    assert man["format"] == "webtensor-artifact" and man["format_version"] == 2     # predict: any batch
     assert set(man["signatures"]) == {"predict", "train_step"}
+    assert man["signatures"]["predict"]["batch"] == {"chunk": BATCH} and "batch" not in man["signatures"]["train_step"]
     names = [v["name"] for v in man["variables"]]
     first = "dense/kernel" if kind == "mlp" else "conv2d/kernel"
     assert names[0] == first and "optimizer/iterations" in names and "optimizer/learning_rate" in names
@@ -292,8 +293,11 @@ def test_in_place_updates_need_no_copies(tmp_path, exact):
 def test_inputs_are_checked(exported):
     _, path, _ = exported
     m = wt.load(path, backend="wasm")
+    assert m.predict(np.zeros((3, 8, 8, 1), np.float32)).shape == (3, 10)     # any batch (format version 2)
+    with pytest.raises(ValueError, match=r"input 'x': expected shape \['batch', 8, 8, 1\]"):
+        m.predict(np.zeros((3, 8, 8, 2), np.float32))
     with pytest.raises(ValueError, match=r"input 'x': expected shape \[16, 8, 8, 1\]"):
-        m.predict(np.zeros((3, 8, 8, 1), np.float32))
+        m.train_step(np.zeros((3, 8, 8, 1), np.float32), np.zeros(3, np.int32))
     with pytest.raises(ValueError, match="input 'y': expected int32 data, got float32"):
         m.train_step(np.zeros((BATCH, 8, 8, 1), np.float32), np.zeros(BATCH, np.float32))
     with pytest.raises(ValueError, match="takes 2 input"):
@@ -322,7 +326,8 @@ def copy(exported, tmp_path):
      r"weights\.safetensors: its size is not the \d+ bytes the manifest lists"),
     (lambda p: (p / "module.wasm").write_bytes((p / "module.wasm").read_bytes()[:-1] + b"?"),
      r"module\.wasm: its SHA-256 is not the one the manifest lists"),
-    (lambda p: resign(p, lambda m: m.update(format_version=2)), r"format_version 2 is not supported"),
+    (lambda p: resign(p, lambda m: m.update(format_version=3)), r"format_version 3 is not supported"),
+    (lambda p: resign(p, lambda m: m.update(format_version=1)), r"'batch' section, which needs format_version 2"),
     (lambda p: resign(p, lambda m: m.update(format="other")), r'format: must be "webtensor-artifact", got "other"'),
     (lambda p: (p / "weights.safetensors").write_bytes(b"\xff" * 8) or resign(p, lambda m: None),
      r"weights\.safetensors: "),

@@ -1,0 +1,63 @@
+"""A symbolic-batch artifact (format version 2: ``predict`` compiled for a chunk of rows, any batch
+run as chunks) against fixed-shape artifacts compiled for exactly the batch, on the wasm loader in
+this process. Prints, per batch, the ratio symbolic / fixed of the best of ``--repeat`` predict
+calls, measured alternately in the same run (``--rounds`` rounds; the range over rounds).
+
+    python bench/bench_symbolic.py [--chunk 32] [--rounds 5] [--repeat 20]
+
+Workloads: the MLP 784 -> 256 -> 256 -> 10 and a small CNN (28x28x1, conv 8 3x3, pool, dense 10).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import best  # noqa: E402
+
+import webtensor as wt  # noqa: E402
+
+
+def model(kind):
+    nn = wt.nn
+    wt.set_seed(0)
+    if kind == "mlp":
+        layers = [nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"), nn.Dense(10)]
+    else:
+        layers = [nn.Input((28, 28, 1)), nn.Conv2D(8, 3, activation="relu"), nn.MaxPool2D(), nn.Flatten(), nn.Dense(10)]
+    return nn.Sequential(layers)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--chunk", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=20)
+    a = p.parse_args()
+    tmp = tempfile.mkdtemp()
+    print(f"symbolic (chunk {a.chunk}) / fixed-shape predict time, wasm loader; range over {a.rounds} rounds")
+    for kind in ("mlp", "cnn"):
+        m = model(kind)
+        shape = (784,) if kind == "mlp" else (28, 28, 1)
+        sym_dir = os.path.join(tmp, f"{kind}_sym")
+        m.export(sym_dir, batch_size=a.chunk, backends=("wasm",), signatures=["predict"])
+        sym = wt.load(sym_dir, backend="wasm")
+        for batch in (1, 32, 128):
+            fixed_dir = os.path.join(tmp, f"{kind}_fixed_{batch}")
+            m.export(fixed_dir, batch_size=batch, backends=("wasm",), signatures=["predict"], symbolic_batch=False)
+            fixed = wt.load(fixed_dir, backend="wasm")
+            x = np.random.default_rng(batch).standard_normal((batch,) + shape).astype(np.float32)
+            ratios = []
+            for _ in range(a.rounds):
+                tf = best(lambda: fixed.predict(x), a.repeat)
+                ts = best(lambda: sym.predict(x), a.repeat)
+                ratios.append(ts / tf)
+            print(f"{kind:4s} batch {batch:4d}: {min(ratios):.2f}x .. {max(ratios):.2f}x  (fixed {tf * 1e3:.3f} ms)")
+
+
+if __name__ == "__main__":
+    main()

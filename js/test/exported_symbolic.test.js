@@ -1,0 +1,65 @@
+// Format version 2 end to end: artifacts exported by Python (tests/export_fixtures_symbolic.py)
+// whose predict takes any batch. Node runs batches of 1, 5, 8 and 13 rows as chunks of the
+// compiled 4 (padding the last), bit for bit equal to the Python model's row-by-row outputs on
+// the same WebAssembly code; a declared maximum and malformed inputs are refused clearly.
+
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import * as webtensor from '../node.js';
+import { pythonFixture } from './helpers.js';
+
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_symbolic.py');
+
+let out, expected;
+before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-exported-symbolic-')));
+after(() => rmSync(out, { recursive: true, force: true }));
+
+const ROW = 36;     // 6 x 6 x 1 values per input row
+const CLASSES = 5;
+
+describe('a symbolic batch (format version 2)', () => {
+  for (const kind of ['mlp', 'cnn']) {
+    test(`wasm: ${kind} predict at batch 1, 5, 8 and 13 equals Python row by row, bit for bit`, async () => {
+      const model = await webtensor.load(join(out, kind), { backend: 'wasm' });
+      try {
+        const sig = model.signatures.predict;
+        assert.deepEqual(sig.inputs[0].shape, [expected.chunk, 6, 6, 1]);
+        const x = Float32Array.from(expected.x);
+        const want = Array.from(Float32Array.from(expected[kind]));
+        for (const b of [1, 5, 8, 13]) {
+          const input = webtensor.tensor(x.slice(0, b * ROW), [b, 6, 6, 1]);
+          const got = await model.predict(input);
+          assert.deepEqual(got.shape, [b, CLASSES]);
+          assert.deepEqual(Array.from(got.dataSync()), want.slice(0, b * CLASSES), `batch ${b}`);
+          const flat = (await model.run('predict', x.slice(0, b * ROW))).output_0;    // a typed array of whole rows
+          assert.deepEqual(Array.from(flat.dataSync()), want.slice(0, b * CLASSES));
+        }
+        await assert.rejects(model.predict(webtensor.tensor(new Float32Array(3 * 30), [3, 6, 5, 1])),
+          /signature 'predict', input 'x': expected \[batch,6,6,1\] float32, got \[3,6,5,1\] float32/);
+        await assert.rejects(model.run('predict', new Float32Array(ROW + 1)), /typed array of whole rows of 36 values/);
+        await assert.rejects(model.run('predict', new Float32Array(0)), /batch size 0 is outside/);
+        await assert.rejects(model.run('predict', x.slice(0, ROW), { output: 'view' }), /outputs are always copied/);
+        const view = (await model.run('predict', x.slice(0, expected.chunk * ROW), { output: 'view' })).output_0;
+        assert.deepEqual(Array.from(view.dataSync()), want.slice(0, expected.chunk * CLASSES));   // the compiled rows: as is
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
+  test('wasm: a declared maximum is enforced; train_step keeps its traced batch', async () => {
+    const model = await webtensor.load(join(out, 'cnn'), { backend: 'wasm' });
+    try {
+      await assert.rejects(model.predict(webtensor.tensor(new Float32Array(14 * ROW), [14, 6, 6, 1])),
+        /batch size 14 is outside \[1, 13\] \(the artifact's declared maximum\)/);
+      await assert.rejects(model.trainStep(webtensor.tensor(new Float32Array(5 * ROW), [5, 6, 6, 1]),
+        webtensor.tensor(new Int32Array(5), [5], 'int32')), /expected \[4,6,6,1\] float32, got \[5,6,6,1\] float32/);
+    } finally {
+      model.dispose();
+    }
+  });
+});

@@ -1,0 +1,125 @@
+"""Artifacts with a symbolic batch (format version 2, docs/artifact.md "Symbolic batch"): ``predict``
+of a model takes any batch, run as chunks of the compiled rows (padded, then sliced), bitwise equal
+to the model's row-by-row outputs on the same WebAssembly code; signatures whose rows are not
+independent keep their size; hostile ``batch`` sections are refused."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import webtensor as wt
+from webtensor.artifact import ArtifactError
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import export_fixtures_symbolic as fx  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    d = tmp_path_factory.mktemp("symbolic")
+    fx.main(str(d))
+    return d, json.loads((d / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_any_batch_equals_row_by_row_bitwise(out, kind):
+    d, e = out
+    man = json.loads((d / kind / "manifest.json").read_text())
+    pred = man["signatures"]["predict"]
+    assert man["format_version"] == 2 and pred["inputs"][0]["shape"] == [fx.CHUNK, 6, 6, 1]
+    assert pred["batch"] == ({"chunk": fx.CHUNK, "maximum": fx.MAXIMUM} if kind == "cnn" else {"chunk": fx.CHUNK})
+    assert "batch" not in man["signatures"]["train_step"]       # its loss is a mean over the batch
+    x = np.asarray(e["x"], np.float32).reshape(fx.ROWS, 6, 6, 1)
+    want = np.asarray(e[kind], np.float32).reshape(fx.ROWS, 5)
+    art = wt.load(d / kind, backend="wasm")
+    for b in (1, 5, 8, 13):
+        got = art.predict(x[:b])
+        assert got.shape == (b, 5) and got.dtype == np.float32
+        np.testing.assert_array_equal(got, want[:b])
+    np.testing.assert_array_equal(art.predict([x[:5]]), want[:5])     # [x]: a list of the one input
+    runs = art.runs
+    art.predict(x[:9])
+    assert art.runs - runs == 3         # ceil(9 / 4) chunks
+    with pytest.raises(ValueError, match=r"input 'x': expected shape \['batch', 6, 6, 1\]"):
+        art.predict(x[:3, :5])
+    with pytest.raises(ValueError, match=r"batch size 0 is outside"):
+        art.predict(x[:0])
+    with pytest.raises(ValueError, match=r"takes 2 input|expected shape \[4, 6, 6, 1\]"):
+        art.train_step(x[:5], np.zeros(5, np.int32))   # train_step keeps its traced batch
+
+
+def test_declared_maximum(out):
+    d, e = out
+    x = np.zeros((14, 6, 6, 1), np.float32)
+    art = wt.load(d / "cnn", backend="wasm")
+    with pytest.raises(ValueError, match=r"batch size 14 is outside \[1, 13\] \(the artifact's declared maximum\)"):
+        art.predict(x)
+    assert wt.load(d / "mlp", backend="wasm").predict(np.zeros((40, 6, 6, 1), np.float32)).shape == (40, 5)
+
+
+def test_webgpu_runs_chunks(tmp_path):
+    x = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
+    w = np.random.default_rng(3).standard_normal((3, 2)).astype(np.float32)
+    wt.export(lambda x: wt.softmax(wt.matmul(x, wt.tensor(w)), axis=-1), (x,), tmp_path / "f", backends=("webgpu",),
+              symbolic_batch=True)
+    art = wt.load(tmp_path / "f", backend="webgpu")
+    y = np.random.default_rng(4).standard_normal((6, 3)).astype(np.float32)
+    z = y @ w
+    want = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(art.predict(y), want / want.sum(1, keepdims=True), rtol=2e-6, atol=1e-7)
+
+
+def test_functions_and_refusals(tmp_path):
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    man = wt.export(lambda x: wt.tanh(x) * 2.0, (x,), tmp_path / "f", backends=("wasm",), symbolic_batch=True)
+    assert man["signatures"]["predict"]["batch"] == {"chunk": 4}
+    art = wt.load(tmp_path / "f", backend="wasm")
+    y = np.random.default_rng(1).standard_normal((7, 3)).astype(np.float32)
+    np.testing.assert_allclose(art.predict(y), np.tanh(y) * 2, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"cannot take any batch size: reduce_sum .* reduces over batch"):
+        wt.export(lambda x: x - wt.mean(x, axis=0), (x,), tmp_path / "g", backends=("wasm",), symbolic_batch=True)
+    man = wt.export(lambda x: x * 2.0, (x,), tmp_path / "h", backends=("wasm",))
+    assert man["format_version"] == 1 and "batch" not in man["signatures"]["predict"]   # functions: fixed by default
+    with pytest.raises(ValueError, match="max_batch"):
+        wt.export(lambda x: x, (x,), tmp_path / "i", backends=("wasm",), symbolic_batch=True, max_batch=0)
+
+
+def _resign(path, edit):
+    m = json.loads((path / "manifest.json").read_text())
+    edit(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(format_version=1), "needs format_version 2"),
+    (lambda m: m["signatures"]["predict"].update(batch={"chunk": 3}), "its batch chunk is 3 rows"),
+    (lambda m: m["signatures"]["predict"].update(batch={"chunk": -4}), "chunk: must be at least 1"),
+    (lambda m: m["signatures"]["predict"].update(batch={"chunk": 2 ** 40}), "chunk: must be at most"),
+    (lambda m: m["signatures"]["predict"].update(batch={"chunk": 4, "relations": []}), "relations"),
+    (lambda m: m["signatures"]["train_step"].update(batch={"chunk": 4}), "'loss' has shape \\[\\]"),
+])
+def test_hostile_batch_sections(out, tmp_path, edit, message):
+    import shutil
+    d, _ = out
+    shutil.copytree(d / "mlp", tmp_path / "a")
+    _resign(tmp_path / "a", edit)
+    with pytest.raises(ArtifactError, match=message):
+        wt.load(tmp_path / "a", backend="wasm")
+
+
+def test_export_with_an_input_signature(tmp_path):
+    w = np.random.default_rng(6).standard_normal((3, 2)).astype(np.float32)
+    man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), path=tmp_path / "f", backends=("wasm",), batch_size=4,
+                    input_signature=[wt.TensorSpec([None, 3], name="x")])
+    assert man["signatures"]["predict"]["batch"] == {"chunk": 4}
+    assert man["signatures"]["predict"]["inputs"][0]["shape"] == [4, 3]
+    y = np.random.default_rng(7).standard_normal((10, 3)).astype(np.float32)
+    np.testing.assert_allclose(wt.load(tmp_path / "f", backend="wasm").predict(y), y @ w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"only axis 0 \(the batch\) may be None"):
+        wt.export(lambda x: x, path=tmp_path / "g", input_signature=[wt.TensorSpec([2, None])])
+    with pytest.raises(TypeError, match="list of webtensor.TensorSpec"):
+        wt.export(lambda x: x, path=tmp_path / "h", input_signature=[(None, 3)])
