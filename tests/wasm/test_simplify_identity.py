@@ -87,9 +87,9 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '3dc1dda898ceed673c7945cc5f3efd2d0b1eac389d76f51a49c2787c1045b8d8',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': '8d4c90b52f5b3f594676ba768a7d1fa14354e64036ed08c3a30606513745bf45',
-    'cnn/module.wasm': 'e96a8c137fd6710b512db0404e27c5f6c858a0ee0f4240e1ae08952d4237b2c9',
-    'cnn/weights.safetensors': '3ed89222bc3e72ea2e5a1f83549595045346d6fbb661a39ed2a31a5941ec3a85',
+    'cnn/manifest.json': '12449a4ab8c2056b8f49345b314d286446d3dd58150c6f312af9a68d0d166fc6',
+    'cnn/module.wasm': '9cc760b1d5be9b830976ff99ca20087951cd105c8ca7f772e6a5e537c233b1bd',
+    'cnn/weights.safetensors': '18fb33c2c6f3c18fd8dde02b1c329943b899c900951348f49b04ea1b8dd2ccae',
     'fn/kernels/predict_0.wgsl': '554d170699b936539b976f727170c3554a264d559806f0ace534b906e2dc6fe5',
     'fn/kernels/predict_1.wgsl': 'af597d18a38fc5d1f45afc36054f4f94c80a92763f8b23a41e1b64cc83045ddf',
     'fn/manifest.json': '9a0e6286980b1a8477647e86f5fa41f24178853ecfadd570aae10c72ea1747b0',
@@ -132,9 +132,9 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_8.wgsl': '1776d4dd4630674f5b00f80626bbf9941329e34ab8efae4022fbfc6e07100815',
     'mlp/kernels/train_step_9.wgsl': '4f5e226e8b36eac7d1d16928e1191c3f249a2f5ec0fe165d4c0b07db024fb2ce',
-    'mlp/manifest.json': '55be62c11c9fac182245f2658381761bc8580bb3ecda90f4f37a9c9d73a9e6ac',
-    'mlp/module.wasm': '8b75e37cba446063b46c80d2de47d4d86295e78114e182f9d8187a825481e67f',
-    'mlp/weights.safetensors': 'efde01b008819b2100a85d86bc00bcbb630dd4d72fc154b66a43dad9f7aeb20b',
+    'mlp/manifest.json': 'b70b19dba6a9f68723bc24e0481c3631b9edd72c0f41ec9aa77b4e908266eb71',
+    'mlp/module.wasm': '3a4f6c21a40e966bc4b4360657dd630e0a83b7ab617132afcbc2fe529ad3b17c',
+    'mlp/weights.safetensors': 'ef8275a8cb3d019c06a7c3b87f7cbc9e76d890d818b2ade096b8e0999e55080d',
 }
 
 
