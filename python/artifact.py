@@ -419,38 +419,44 @@ class LoadedModel:
     def _run_chunks(self, name: str, sig: dict, inputs: list) -> dict:
         """A signature with a symbolic batch (format version 2): ``n`` rows run as ceil(n / chunk)
         runs of the compiled ``chunk`` rows, the last padded with zeros and its outputs sliced. Exact:
-        the exporter proved the rows independent (docs/artifact.md, "Symbolic batch")."""
-        import numpy as np
+        the exporter proved the rows independent (docs/artifact.md, "Symbolic batch"). Rows are cut
+        in storage bytes, so this needs no numpy (Pyodide)."""
         b = sig["batch"]
-        chunk, arrays = b["chunk"], []
+        chunk, sizes = b["chunk"], []
         for x, s in zip(inputs, sig["inputs"]):
-            a = np.asarray(x.numpy() if isinstance(x, Tensor) else x)
-            if a.ndim != len(s["shape"]) or list(a.shape[1:]) != list(s["shape"][1:]):
+            shape = getattr(x, "shape", None)
+            if shape is None and isinstance(x, (list, tuple)):
+                shape = (len(x),)           # nested lists: _value checks the rest
+            if not shape or (hasattr(x, "shape") and (len(shape) != len(s["shape"]) or
+                                                      list(shape[1:]) != list(s["shape"][1:]))):
+                got = f"{list(shape)} {getattr(x, 'dtype', '')}".rstrip() if shape is not None else type(x).__name__
                 raise ValueError(f"webtensor: signature '{name}', input '{s['name']}': expected shape "
-                                 f"{['batch'] + list(s['shape'][1:])} {s['dtype']}, got {list(a.shape)} {a.dtype}")
-            arrays.append(a)
-        n = arrays[0].shape[0]
-        if any(a.shape[0] != n for a in arrays):
+                                 f"{['batch'] + list(s['shape'][1:])} {s['dtype']}, got {got}")
+            sizes.append(int(shape[0]))
+        n = sizes[0]
+        if any(k != n for k in sizes):
             raise ValueError(f"webtensor: signature '{name}': inputs have different batch sizes "
-                             f"({', '.join(str(a.shape[0]) for a in arrays)})")
+                             f"({', '.join(map(str, sizes))})")
         if not 1 <= n <= b.get("maximum", n):
             raise ValueError(f"webtensor: signature '{name}': batch size {n} is outside [1, {b.get('maximum', 'any')}]"
                              + (" (the artifact's declared maximum)" if n else ""))
-        outs = {s["name"]: [] for s in sig["outputs"]}
+        data = [bytes(self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'"))
+                for x, s in zip(inputs, sig["inputs"])]
+        outs = [bytearray() for _ in sig["outputs"]]
         for start in range(0, n, chunk):
+            rows = min(chunk, n - start)
             part = []
-            for a, s in zip(arrays, sig["inputs"]):
-                p = a[start:start + chunk]
-                if p.shape[0] < chunk:
-                    p = np.concatenate([p, np.zeros((chunk - p.shape[0],) + p.shape[1:], p.dtype)])
-                part.append(self._value(p, s, f"signature '{name}', input '{s['name']}'"))
+            for d in data:
+                row = len(d) // n
+                part.append(d[start * row:(start + rows) * row] + bytes((chunk - rows) * row))
             with self._backend.lock:
                 res = self._backend.run(name, part)
                 self.runs += 1
-            rows = min(chunk, n - start)
-            for s, d in zip(sig["outputs"], res):
-                outs[s["name"]].append(_from_storage(d, s)[:rows])
-        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in outs.items()}
+            for o, d in zip(outs, res):
+                d = bytes(d)
+                o += d[:len(d) // chunk * rows]
+        return {s["name"]: _from_storage(bytes(o), {**s, "shape": [n, *s["shape"][1:]]})
+                for s, o in zip(sig["outputs"], outs)}
 
     def predict(self, *x):
         """``run('predict', ...)``: its output array (a list of arrays if it has several). ``x``: the

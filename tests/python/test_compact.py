@@ -417,7 +417,7 @@ def test_load_without_numpy_takes_and_returns_lists(tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     for key in ("lists", "tensor"):
         np.testing.assert_array_equal(np.array(out[key], np.float32), want)
-    assert "expected shape [2, 6] float32, got [1, 2]" in out["errors"][0]
+    assert "expected shape [1, 6] float32, got [1, 2]" in out["errors"][0]     # predict takes any batch: 1 row here
     assert "cannot convert data of type str" in out["errors"][1]
 
 
