@@ -64,14 +64,17 @@ class Emitter:
             return cast_code(a[0], self.t(e.args[0].dtype), self.t(e.dtype))
         if op == "where":
             return f"select({a[2]}, {a[1]}, {a[0]})"
-        t = self.t(e.args[0].dtype)
-        fmt = CODE[op]
+        return self.op_format(e).format(*a, t=self.t(e.args[0].dtype), i="i32", u="u32")
+
+    def op_format(self, e: K.Expr) -> str:
+        """The format string of ``e``'s op: integer forms for integer operands, unsigned ones
+        (no sign guards) where both operands are provably non-negative."""
+        fmt = CODE[e.op]
         if e.args[0].dtype.kind == "i":
-            fmt = CODE_INT.get(op, fmt)
-            if op in CODE_NONNEG:
-                if self.simp.rng(e.args[0])[0] >= 0 and self.simp.rng(e.args[1])[0] > 0:
-                    fmt = CODE_NONNEG[op]
-        return fmt.format(*a, t=t, i="i32", u="u32")
+            fmt = CODE_INT.get(e.op, fmt)
+            if e.op in CODE_NONNEG and self.simp.rng(e.args[0])[0] >= 0 and self.simp.rng(e.args[1])[0] > 0:
+                fmt = CODE_NONNEG[e.op]
+        return fmt
 
 
 BYTES = {"f16": 2, "f32": 4, "i32": 4, "u32": 4}     # WGSL scalar sizes (workgroup memory)

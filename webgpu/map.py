@@ -16,7 +16,7 @@ from ..core import kernel_ir as K
 from .emit import Emitter, Inputs, Lowered, Pass, shader_header, store_code, workgroup_grid
 from .flatten import Space, flatten, simplifier, topo
 from .limits import Limits, compute_type, storage_type
-from .ops import CODE, CODE_INT, CODE_NONNEG, cast_code, literal
+from .ops import cast_code, literal
 
 LANES = 4
 _SWIZZLE = "xyzw"
@@ -126,11 +126,7 @@ class VectorEmitter(Emitter):
         if op == "where":
             return f"select({s[2]}, {s[1]}, {s[0]})"
         t0 = self.t(e.args[0].dtype)
-        fmt = CODE[op]
-        if e.args[0].dtype.kind == "i":
-            fmt = CODE_INT.get(op, fmt)
-            if op in CODE_NONNEG and self.simp.rng(e.args[0])[0] >= 0 and self.simp.rng(e.args[1])[0] > 0:
-                fmt = CODE_NONNEG[op]
+        fmt = self.op_format(e)
         if "wt_" in fmt:
             return self.lanes(e.args, a, e.dtype, lambda *x: fmt.format(*x, t=t0))
         return fmt.format(*s, t=t0, i="vec4<i32>", u="vec4<u32>")

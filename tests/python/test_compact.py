@@ -336,23 +336,6 @@ class _TransposedDense(nn.Layer):
         return wt.matmul(x, self.kernel, transpose_b=True)
 
 
-def test_int8_transposed_weight_is_stored_as_the_matrix_the_matmul_reads(tmp_path):
-    x = np.random.default_rng(6).standard_normal((4, 5)).astype(np.float32)
-    with wt.device("wasm"):
-        model = nn.Sequential([nn.Input((5,)), _TransposedDense(3)])
-        model(x)
-        man = model.export(tmp_path / "q", batch_size=4, backends=("wasm",), weights_dtype="int8")
-        (w,) = [v.numpy() for p, v in model._export_weight_paths().items() if p.endswith("kernel")]
-    (v,) = [v for v in man["variables"] if "storage" in v]
-    assert v["storage"]["shape"] == [5, 3]
-    st = stored(tmp_path / "q")
-    ref_q, ref_s = np_quantize(w.T, 3)
-    np.testing.assert_array_equal(st[v["name"]], ref_q)
-    np.testing.assert_array_equal(st[v["storage"]["scales"]], ref_s)
-    y = wt.load(tmp_path / "q", backend="wasm").predict(x)
-    np.testing.assert_allclose(y, x @ (ref_q.astype(np.float32) * ref_s), rtol=1e-5, atol=1e-6)
-
-
 def test_int8_embedding_table_per_row(tmp_path):
     """An Embedding's table (rows, depth) is stored as the (depth, rows) matrix with one scale per
     row and read by quantized_gather (TFLite's quantized embedding lookup): the artifact equals the
@@ -435,11 +418,13 @@ class _LeftDense(nn.Layer):
         return wt.transpose(wt.matmul(self.kernel, x, transpose_b=True))
 
 
-def test_int8_left_operand_weight_is_computed_transposed(tmp_path):
-    """``W @ b`` becomes ``transpose(quantized_matmul(b^T, W^T))``: W^T stored, a scale per row of W."""
-    x = np.random.default_rng(9).standard_normal((4, 5)).astype(np.float32)
+@pytest.mark.parametrize("layer", ["transposed", "left"])
+def test_int8_weight_is_stored_as_the_matrix_the_matmul_reads(tmp_path, layer):
+    """A ``(units, inputs)`` kernel W read transposed (``x @ W^T``) or as a left operand (``W @ b``
+    becomes ``transpose(quantized_matmul(b^T, W^T))``): W^T stored, a scale per row of W."""
+    x = np.random.default_rng(6).standard_normal((4, 5)).astype(np.float32)
     with wt.device("wasm"):
-        model = nn.Sequential([nn.Input((5,)), _LeftDense(3)])
+        model = nn.Sequential([nn.Input((5,)), {"transposed": _TransposedDense, "left": _LeftDense}[layer](3)])
         model(x)
         man = model.export(tmp_path / "q", batch_size=4, backends=("wasm",), weights_dtype="int8")
         (w,) = [v.numpy() for p, v in model._export_weight_paths().items() if p.endswith("kernel")]
