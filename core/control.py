@@ -56,3 +56,32 @@ def is_control(op) -> bool:
 def has_control(graph) -> bool:
     """Whether ``graph`` holds a control-flow node."""
     return any(is_control(n.op) for n in graph.nodes)
+
+
+def split_at_control(nodes: list, needed_at_end) -> list:
+    """``nodes`` (a graph's, in order) cut at its control nodes, as the host-side executor
+    (``core/runtime/control.py``) and the exporter (``python/export_control.py``) both need:
+    ``("nodes", run, used, outs)`` for each maximal run of ordinary nodes — ``used``: the values it
+    reads and does not define (first use first), ``outs``: the values it defines that a later node
+    reads or that are in ``needed_at_end`` — and ``("control", node)`` for each control node."""
+    last_use: dict = {}                  # value -> index of the last node that reads it
+    for i, n in enumerate(nodes):
+        for v in n.inputs:
+            last_use[v] = i
+    parts, run = [], []
+
+    def close(end: int):
+        if run:
+            defined = {n.out for n in run}
+            used = list(dict.fromkeys(v for n in run for v in n.inputs if v not in defined))
+            outs = [n.out for n in run if n.out in needed_at_end or last_use.get(n.out, -1) >= end]
+            parts.append(("nodes", list(run), used, outs))
+            run.clear()
+    for i, n in enumerate(nodes):
+        if is_control(n.op):
+            close(i)
+            parts.append(("control", n))
+        else:
+            run.append(n)
+    close(len(nodes))
+    return parts

@@ -21,7 +21,7 @@ from __future__ import annotations
 from math import prod
 
 from .core import passes
-from .core.control import is_control
+from .core.control import split_at_control
 from .core.graph import Graph, Node, Value
 from .core.op import Aval
 from .core.ops.movement import broadcast_to_op
@@ -69,24 +69,7 @@ class Split:
         consts = {**g.consts, **const_of}
         steps: list = []
         ins = [self._id(v) for v in inputs]
-        later: dict = {}                              # value -> index of the last node that reads it
-        for i, n in enumerate(g.nodes):
-            for v in n.inputs:
-                later[v] = i
         at_end = set(outputs) | set(extra)
-        segment: list = []
-
-        def close(end: int):
-            if not segment:
-                return
-            defined = {n.out for n in segment}
-            used = list(dict.fromkeys(v for n in segment for v in n.inputs if v not in defined))
-            outs = [n.out for n in segment if n.out in at_end or later.get(n.out, -1) >= end]
-            self._piece(Graph(inputs=[v for v in used if v not in consts and v not in var_of],
-                              captures=[(v, var_of[v]) for v in used if v in var_of],
-                              consts={v: consts[v] for v in used if v in consts},
-                              nodes=list(segment), outputs=outs), steps)
-            segment.clear()
 
         def host(vs: list) -> list:
             """Ids of ``vs``; constants and Variables among them are copied out by a piece first."""
@@ -100,18 +83,21 @@ class Split:
                                   nodes=[s for s, _ in filled.values()], outputs=bound), steps)
             return [self._id(v) for v in vs]
 
-        for i, n in enumerate(g.nodes):
-            if not is_control(n.op):
-                segment.append(n)
+        for part in split_at_control(g.nodes, at_end):
+            if part[0] == "nodes":
+                _, run, used, outs = part
+                self._piece(Graph(inputs=[v for v in used if v not in consts and v not in var_of],
+                                  captures=[(v, var_of[v]) for v in used if v in var_of],
+                                  consts={v: consts[v] for v in used if v in consts},
+                                  nodes=run, outputs=outs), steps)
                 continue
-            close(i)
+            n = part[1]
             if n.op.kind == "get":
                 self.ids[n.out] = self.parts[n.inputs[0]][n.attrs["index"]]
             elif n.op.kind == "cond":
                 steps.append(self._cond(n, var_of, consts, host))
             else:
                 steps.append(self._while(n, var_of, consts, host))
-        close(len(g.nodes))
         self.programs[index] = {"inputs": ins, "steps": steps, "outputs": host(list(outputs))}
         return index, host(list(extra))
 

@@ -21,7 +21,7 @@ from math import prod
 
 from .. import passes
 from ..ops.movement import concat_op, gather_op
-from ..control import has_control, is_control
+from ..control import has_control, split_at_control
 from ..dtypes import int32
 from ..graph import Graph, Node, Value
 from ..op import Aval
@@ -62,43 +62,26 @@ class ControlExecutable:
 
     def __init__(self, device, graph: Graph):
         self.device, self.graph = device, graph
-        later_uses: dict = {}       # value -> index of the last step that reads it
-        for i, n in enumerate(graph.nodes):
-            for v in n.inputs:
-                later_uses[v] = i
-        needed_at_end = set(graph.outputs) | {v for _, v in graph.updates}
         self.steps: list = []
         self._subs: dict = {}
         self._indices: list = []
-        segment: list = []
-        nodes = graph.nodes
-
-        def close(end: int):
-            if not segment:
-                return
-            defined = {n.out for n in segment}
-            ins = list(dict.fromkeys(v for n in segment for v in n.inputs if v not in defined))
-            outs = [n.out for n in segment if n.out in needed_at_end or later_uses.get(n.out, -1) >= end]
-            consts = {v: graph.consts[v] for v in ins if v in graph.consts}
-            ins = [v for v in ins if v not in consts]
-            sub = Graph(inputs=ins, consts=consts, nodes=list(segment), outputs=outs)
-            self.steps.append(("exe", device.compile(sub), ins, outs))
-            segment.clear()
-
-        for i, n in enumerate(nodes):
-            if is_control(n.op):
-                close(i)
-                self.steps.append(("node", n))
-                if n.op.kind == "cond":
-                    self._subs[n] = [_Sub(device, g) for g in n.attrs["branches"]]
-                elif n.op.kind == "while":
-                    a = n.attrs
-                    seqs = [v.aval for v in n.inputs[a["n_vars"]:a["n_vars"] + a["n_sliced"]]]
-                    self._subs[n] = (_Sub(device, a["cond"]),
-                                     _Sub(device, _then_test(a["body"], a["cond"], a["n_vars"], seqs)))
-            else:
-                segment.append(n)
-        close(len(nodes))
+        for part in split_at_control(graph.nodes, set(graph.outputs) | {v for _, v in graph.updates}):
+            if part[0] == "nodes":
+                _, run, ins, outs = part
+                consts = {v: graph.consts[v] for v in ins if v in graph.consts}
+                ins = [v for v in ins if v not in consts]
+                sub = Graph(inputs=ins, consts=consts, nodes=run, outputs=outs)
+                self.steps.append(("exe", device.compile(sub), ins, outs))
+                continue
+            n = part[1]
+            self.steps.append(("node", n))
+            if n.op.kind == "cond":
+                self._subs[n] = [_Sub(device, g) for g in n.attrs["branches"]]
+            elif n.op.kind == "while":
+                a = n.attrs
+                seqs = [v.aval for v in n.inputs[a["n_vars"]:a["n_vars"] + a["n_sliced"]]]
+                self._subs[n] = (_Sub(device, a["cond"]),
+                                 _Sub(device, _then_test(a["body"], a["cond"], a["n_vars"], seqs)))
 
     def run(self, inputs, captures):
         g = self.graph
