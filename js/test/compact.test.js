@@ -18,6 +18,20 @@ let out, expected;
 before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-compact-')));
 after(() => rmSync(out, { recursive: true, force: true }));
 
+/** The int8 artifact `dir` on WebGPU predicts `input` within float32 rounding (1e-5 of the peak) of
+ * `want`, the wasm loader's output. */
+async function assertWebGPUNearWasm(gpu, dir, input, want) {
+  const model = await webtensor.load(join(out, dir), { backend: 'webgpu', gpu });
+  try {
+    const y = (await model.predict(input)).dataSync();
+    const peak = Math.max(...want.map(Math.abs));
+    const err = Math.max(...Array.from(y, (v, i) => Math.abs(v - want[i])));
+    assert.ok(err <= 1e-5 * peak, `max |webgpu - wasm| ${err}, max |wasm| ${peak}`);
+  } finally {
+    model.dispose();
+  }
+}
+
 describe('compact embedding table (int8, a scale per row: quantized_gather)', () => {
   for (const dtype of ['float32', 'int8']) {
     test(`${dtype}: predict is bitwise equal to Python's loader`, async () => {
@@ -35,16 +49,7 @@ describe('compact embedding table (int8, a scale per row: quantized_gather)', ()
     const { gpu, reason } = await getGPU();
     if (!gpu) return t.skip(reason);
     const e = expected.embedding;
-    const model = await webtensor.load(join(out, 'embedding_int8_webgpu'), { backend: 'webgpu', gpu });
-    try {
-      const y = (await model.predict(webtensor.tensor(new Int32Array(e.x), e.shape, 'int32'))).dataSync();
-      const want = e.predict.int8;
-      const peak = Math.max(...want.map(Math.abs));
-      const err = Math.max(...Array.from(y, (v, i) => Math.abs(v - want[i])));
-      assert.ok(err <= 1e-5 * peak, `max |webgpu - wasm| ${err}, max |wasm| ${peak}`);
-    } finally {
-      model.dispose();
-    }
+    await assertWebGPUNearWasm(gpu, 'embedding_int8_webgpu', webtensor.tensor(new Int32Array(e.x), e.shape, 'int32'), e.predict.int8);
   });
 });
 
@@ -79,16 +84,7 @@ for (const kind of ['cnn', 'transformer']) {
       const { gpu, reason } = await getGPU();
       if (!gpu) return t.skip(reason);
       const e = expected[kind];
-      const model = await webtensor.load(join(out, `${kind}_int8_webgpu`), { backend: 'webgpu', gpu });
-      try {
-        const y = (await model.predict(webtensor.tensor(new Float32Array(e.x), e.shape))).dataSync();
-        const want = e.predict.int8;
-        const peak = Math.max(...want.map(Math.abs));
-        const err = Math.max(...Array.from(y, (v, i) => Math.abs(v - want[i])));
-        assert.ok(err <= 1e-5 * peak, `max |webgpu - wasm| ${err}, max |wasm| ${peak}`);
-      } finally {
-        model.dispose();
-      }
+      await assertWebGPUNearWasm(gpu, `${kind}_int8_webgpu`, webtensor.tensor(new Float32Array(e.x), e.shape), e.predict.int8);
     });
 
     test('int8 weights are over 3.4x smaller than float32', () => {

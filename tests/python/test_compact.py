@@ -404,15 +404,8 @@ def test_load_without_numpy_takes_and_returns_lists(tmp_path):
     assert "cannot convert data of type str" in out["errors"][1]
 
 
-class _LeftDense(nn.Layer):
+class _LeftDense(_TransposedDense):
     """``(kernel @ x^T)^T`` with a ``(units, inputs)`` kernel: the weight as a matmul's left operand."""
-
-    def __init__(self, units, **kw):
-        super().__init__(**kw)
-        self.units = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight("kernel", (self.units, input_shape[-1]))
 
     def call(self, x):
         return wt.transpose(wt.matmul(self.kernel, x, transpose_b=True))
