@@ -244,8 +244,10 @@ function checkWeights(manifest, files, fail) {
       fail(`weights.safetensors: variable '${v.name}' is ${t.dtype} [${t.shape}], the manifest lists ${dtype} [${shape}]${v.storage ? ' (its storage)' : ''}`);
     }
   }
-  for (const v of manifest.variables) {
-    if (v.storage) tensors.set(v.name, unpacked(v, tensors, fail));
+  for (const int8 of [false, true]) {    // float16 first: an int8 variable's scales may be float16
+    for (const v of manifest.variables) {
+      if (v.storage && (v.storage.dtype === 'int8') === int8) tensors.set(v.name, unpacked(v, tensors, fail));
+    }
   }
   return tensors;
 }
@@ -320,8 +322,9 @@ function checkStorage(variables, fail) {
       fail(`${what} int8 of shape [${st.shape}] needs a rank >= 2 shape and an int32 variable of shape [${words}] (its bytes four to a word), got ${v.dtype} [${v.shape}]`);
     }
     const sv = byName.get(st.scales);
-    if (sv === undefined || sv === v || sv.dtype !== 'float32' || sv.shape.length !== 1 || sv.storage !== undefined) {
-      fail(`${what} int8: scales '${st.scales}' must name another float32 variable of rank 1`);
+    if (sv === undefined || sv === v || sv.dtype !== 'float32' || sv.shape.length !== 1 ||
+        (sv.storage !== undefined && sv.storage.dtype !== 'float16')) {
+      fail(`${what} int8: scales '${st.scales}' must name another float32 variable of rank 1 (stored as float32 or float16)`);
     }
     const c = sv.shape[0];
     if (!st.shape.slice(1).some((_, j) => sizeOf(st.shape.slice(j + 1)) === c)) {

@@ -170,8 +170,8 @@ def read_artifact(path):
         if t[0] != dtype or list(t[1]) != list(shape):
             fail(f"weights.safetensors: variable '{v['name']}' is {t[0]} {list(t[1])}, the manifest lists "
                  f"{dtype} {shape}" + (" (its storage)" if "storage" in v else ""))
-    for v in manifest["variables"]:
-        if "storage" in v:
+    for v in sorted(manifest["variables"], key=lambda v: v.get("storage", {}).get("dtype") == "int8"):
+        if "storage" in v:                      # float16 first: an int8 variable's scales may be float16
             weights[v["name"]] = _unpacked(v, weights, fail)
     return manifest, files, weights
 
@@ -217,8 +217,10 @@ def _check_storage(variables, fail):
             fail(f"{what} int8 of shape {st['shape']} needs a rank >= 2 shape and an int32 variable of shape "
                  f"[{-(-n // 4)}] (its bytes four to a word), got {v['dtype']} {v['shape']}")
         sv = by_name.get(st["scales"])
-        if sv is None or sv is v or sv["dtype"] != "float32" or len(sv["shape"]) != 1 or "storage" in sv:
-            fail(f"{what} int8: scales '{st['scales']}' must name another float32 variable of rank 1")
+        if sv is None or sv is v or sv["dtype"] != "float32" or len(sv["shape"]) != 1 or \
+                ("storage" in sv and sv["storage"]["dtype"] != "float16"):
+            fail(f"{what} int8: scales '{st['scales']}' must name another float32 variable of rank 1 "
+                 "(stored as float32 or float16)")
         c = sv["shape"][0]
         if not any(prod(st["shape"][j:]) == c for j in range(1, len(st["shape"]))):
             fail(f"{what} int8: {c} scales for shape {st['shape']}; there must be one per output channel "

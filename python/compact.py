@@ -10,9 +10,13 @@ matrix product (Dense and attention projections, Conv2D filters after im2col, an
 model's Gemm ``transB`` and im2col Conv weights: the ``(K, N)`` matrix a ``matmul`` reads, through
 identities, reshapes and transposes, the matmul's ``transpose_b`` included) is quantized per output
 channel, symmetrically:
-``scale[j] = max_i |W[i, j]| / 127`` (stored as float32; 1 for an all-zero column),
+``scale[j] = max_i |W[i, j]| / 127`` (1 for an all-zero column),
 ``q[i, j] = clip(round_half_even(W[i, j] / scale[j]), -127, 127)`` (TensorFlow Lite's int8
 weights: Jacob et al., CVPR 2018, section 2, zero point 0; TFLite's quantization spec, per-axis).
+The scales are stored as float16 when every one of a weight's lies in float16's normal range
+(``2**-14 .. 65504``), each rounded *up* to a float16 value so that no weight clips (the step grows
+by less than 2**-10 relative; GGML's Q8_0 blocks store float16 scales too), else as float32;
+loaders widen them to float32 exactly, so kernels compute with the stored values.
 Each such matmul becomes ``quantized_matmul(a, q, scale)`` (``core/ops/linalg.py``), whose kernel
 reads the int8 bytes and multiplies by the scale as it goes: no float32 copy of the weight is
 ever written outside the kernel's own scratch panels. In the artifact the weight is an int32
@@ -91,20 +95,41 @@ def _numpy():
     return numpy
 
 
-def quantize_int8(values, channels: int) -> tuple[bytes, list[float]]:
+HALF_MIN, HALF_MAX = 2.0 ** -14, 65504.0     # float16's smallest normal and largest finite value
+
+
+def _half_scale(peak: float) -> float:
+    """The smallest float16 value >= ``peak / 127`` (a float64 quotient), as a float: the
+    channel's scale stored as float16 (exactly) while no weight of it clips."""
+    exact = peak / 127
+    (h,) = struct.unpack("<H", struct.pack("<e", exact))       # round to nearest even ...
+    s = struct.unpack("<e", struct.pack("<H", h))[0]
+    return s if s >= exact else struct.unpack("<e", struct.pack("<H", h + 1))[0]   # ... then up one step
+
+
+def quantize_int8(values, channels: int) -> tuple[bytes, list[float], str]:
     """Per-channel symmetric int8 quantization (module docstring) of the row-major float values
     ``values`` whose last ``channels``-sized stride is the output channel (element ``i`` belongs
-    to channel ``i % channels``). Returns ``(int8 bytes, float32 scales)``. Vectorised with numpy
-    when it is installed (the same bytes: both divide in float64 and round half to even)."""
+    to channel ``i % channels``). Returns ``(int8 bytes, scales, scales' storage dtype)``: the
+    scales are float16 values (``'float16'``) when every channel's ``max|w| / 127`` lies in
+    float16's normal range, else float32 (``'float32'``). Vectorised with numpy when it is
+    installed (the same bytes: both divide in float64 and round half to even)."""
     np = _numpy()
     if np is not None:
         cols = np.asarray(values, np.float32).reshape(-1, channels)
         if not np.isfinite(cols).all():
             raise ValueError("export: weights_dtype='int8': a weight is not finite")
         peak = np.abs(cols).max(axis=0).astype(np.float64) if cols.size else np.zeros(channels)
-        scales = np.where(peak > 0, peak / 127, 1.0).astype(np.float32)
+        exact = np.where(peak > 0, peak / 127, 1.0)
+        if ((exact >= HALF_MIN) & (exact <= HALF_MAX)).all():
+            half = exact.astype(np.float16)                 # round to nearest even, then up one step
+            low = half < exact
+            half[low] = np.nextafter(half[low], np.float16(np.inf))
+            scales, dtype = half.astype(np.float32), "float16"
+        else:
+            scales, dtype = exact.astype(np.float32), "float32"
         q = np.clip(np.rint(cols / scales.astype(np.float64)), -127, 127).astype(np.int8)
-        return q.tobytes(), scales.tolist()
+        return q.tobytes(), scales.tolist(), dtype
     peak = [0.0] * channels
     for i, w in enumerate(values):
         c = i % channels
@@ -112,11 +137,15 @@ def quantize_int8(values, channels: int) -> tuple[bytes, list[float]]:
             peak[c] = abs(w)
     if any(p != p or p == float("inf") for p in peak):
         raise ValueError("export: weights_dtype='int8': a weight is not finite")
-    scales = list(array("f", [p / 127 if p > 0 else 1.0 for p in peak]))    # rounded to float32
+    exact = [p / 127 if p > 0 else 1.0 for p in peak]
+    if all(HALF_MIN <= e <= HALF_MAX for e in exact):
+        scales, dtype = [_half_scale(p) if p > 0 else 1.0 for p in peak], "float16"
+    else:
+        scales, dtype = list(array("f", exact)), "float32"        # rounded to float32
     q = bytearray(len(values))
     for i, w in enumerate(values):
         q[i] = max(-127, min(127, round(w / scales[i % channels]))) & 0xFF
-    return bytes(q), scales
+    return bytes(q), scales, dtype
 
 
 def _transposed(values, shape, perm):
@@ -237,10 +266,10 @@ def plan_int8(traced, weights: dict) -> dict:
 
 
 def quantize_variables(traced, weights: dict, plan: dict) -> dict:
-    """``{id(weight): (q Variable, scales Variable, int8 bytes, stored shape)}`` for the planned
+    """``{id(weight): (q Variable, scales Variable, int8 bytes, stored shape, scales dtype)}`` for the planned
     weights (``plan_int8``): ``q`` is int32 ``(ceil(size / 4),)`` (the bytes, four to a
-    little-endian word, zero-padded), ``scales`` float32 ``(N,)``; both on the weight's device, not
-    trainable. The stored shape is the weight's own, or ``(K, N)`` when the matmul reads it
+    little-endian word, zero-padded), ``scales`` float32 ``(N,)`` (float16 values when ``scales dtype`` is
+    ``'float16'``: how they are stored); both on the weight's device, not trainable. The stored shape is the weight's own, or ``(K, N)`` when the matmul reads it
     transposed (the bytes are then those of the matrix the matmul reads)."""
     out = {}
     for t in traced:
@@ -249,7 +278,7 @@ def quantize_variables(traced, weights: dict, plan: dict) -> dict:
                 n, path = plan[id(var)]
                 shape = tuple(int(d) for d in var.shape)
                 values, matrix = weight_matrix(_floats(var), shape, path)
-                qbytes, scales = quantize_int8(values, n)
+                qbytes, scales, scales_dtype = quantize_int8(values, n)
                 words = array("i")
                 words.frombytes(qbytes + bytes(-len(qbytes) % 4))
                 if words.itemsize != 4 or struct.pack("=i", 1) != struct.pack("<i", 1):
@@ -258,7 +287,7 @@ def quantize_variables(traced, weights: dict, plan: dict) -> dict:
                 q = Variable(words, name=f"{name}/q", trainable=False, dtype="int32", device=var.device)
                 s = Variable(array("f", scales), name=f"{name}/scales", trainable=False, dtype="float32",
                              device=var.device)
-                out[id(var)] = (q, s, qbytes, matrix if path else shape)
+                out[id(var)] = (q, s, qbytes, matrix if path else shape, scales_dtype)
     return out
 
 

@@ -440,14 +440,15 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
 
     files: dict[str, bytes] = {}
     weights: dict = {}
-    int8 = {id(e[0]): e for e in quantized.values()}       # int8 words -> (words, scales, bytes, shape)
+    int8 = {id(e[0]): e for e in quantized.values()}       # int8 words -> (words, scales, bytes, shape, scales dtype)
+    half_scales = {id(e[1]) for e in quantized.values() if e[4] == "float16"}
     for spec, v in zip(variables, order):
         name = spec["name"]
         if id(v) in int8:                       # int8 words: stored as the int8 tensor they pack
-            _, _, qbytes, shape = int8[id(v)]
+            _, _, qbytes, shape, _ = int8[id(v)]
             spec["storage"] = {"dtype": "int8", "shape": list(shape), "scales": f"{name}/scales"}
             weights[name] = ("int8", shape, qbytes)
-        elif weights_dtype == "float16" and id(v) in paths and spec["dtype"] == "float32":
+        elif (weights_dtype == "float16" and id(v) in paths and spec["dtype"] == "float32") or id(v) in half_scales:
             spec["storage"] = {"dtype": "float16"}
             weights[name] = ("float16", tuple(spec["shape"]), compact.float16_bytes(name, v))
         else:

@@ -20,6 +20,23 @@ import numpy as np
 
 BATCH = 16
 DTYPES = ("float32", "float16", "int8")
+HALVES = np.arange(0x0400, 0x7C00, dtype=np.uint16).view(np.float16).astype(np.float64)  # normal, increasing
+
+
+def np_quantize(w: np.ndarray, channels: int):
+    """The tests' oracle of per-channel symmetric int8 (written apart from ``python/compact.py``):
+    scale = max|w| / 127 over each of the last axis' ``channels`` (1 for an all-zero channel), as
+    the smallest normal float16 at least that (looked up in the table of all of them) when every
+    channel has one, else as float32; q = clip(rint(w / scale), -127, 127). Returns (q, scales)."""
+    cols = w.reshape(-1, channels).astype(np.float64)
+    peak = np.abs(cols).max(axis=0)
+    exact = np.where(peak > 0, peak / 127, 1.0)
+    if ((exact >= HALVES[0]) & (exact <= HALVES[-1])).all():
+        scales = HALVES[np.searchsorted(HALVES, exact, side="left")].astype(np.float32)
+    else:
+        scales = exact.astype(np.float32)
+    q = np.clip(np.rint(cols / scales.astype(np.float64)), -127, 127).astype(np.int8)
+    return q.reshape(w.shape), scales
 
 
 def build(kind: str, seed: int = 0):

@@ -1071,7 +1071,7 @@ add("wasm-module", "relaxed-hash", lambda c: (c.set_file("module_relaxed.wasm", 
 # base adds two host-only variables (no signature maps them): a 3 x 4 int8 weight packed into 3 words
 # and its 4 scales; dense/bias is stored as float16.
 def _compact_weights(storage=None, scales=(0.5, 0.25, 2.0, 1.0), q_shape=(3, 4), words=3, n_scales=None,
-                     q_dtype="int8", bias_dtype="float16", more=None):
+                     q_dtype="int8", bias_dtype="float16", half_scales=False, more=None):
     def build(c):
         from webtensor import safetensors_io
         tensors, meta = safetensors_io.load(c.files["weights.safetensors"])
@@ -1084,11 +1084,15 @@ def _compact_weights(storage=None, scales=(0.5, 0.25, 2.0, 1.0), q_shape=(3, 4),
         n = n_scales if n_scales is not None else len(scales)
         q = bytes((i * 37 - 100) & 0xFF for i in range(q_shape[0] * q_shape[1]))
         tensors["q8/kernel"] = (q_dtype, q_shape, q if q_dtype == "int8" else bytes(4 * len(q)))
-        tensors["q8/kernel/scales"] = ("float32", (n,), struct.pack(f"<{n}f", *(list(scales) * n)[:n]))
+        fmt = "e" if half_scales else "f"        # float16-stored scales: widened before the int8 checks
+        tensors["q8/kernel/scales"] = ("float16" if half_scales else "float32", (n,),
+                                       struct.pack(f"<{n}{fmt}", *(list(scales) * n)[:n]))
         c.manifest["variables"] += [
             {"name": "q8/kernel", "dtype": "int32", "shape": [words], "trainable": False,
              "storage": storage or {"dtype": "int8", "shape": [3, 4], "scales": "q8/kernel/scales"}},
             {"name": "q8/kernel/scales", "dtype": "float32", "shape": [n], "trainable": False}]
+        if half_scales:
+            c.manifest["variables"][4]["storage"] = {"dtype": "float16"}
         if more:
             more(c)
         c.set_file("weights.safetensors", safetensors_io.save(tensors, meta))
@@ -1135,6 +1139,19 @@ add("manifest", "storage-int8-on-float32", _compact_weights(more=lambda c: c.man
     desc="int8 storage of a float32 variable")
 add("safetensors", "storage-int8-tensor-int32", _compact_weights(q_dtype="int32"), desc="int8 storage, but the tensor is int32")
 add("safetensors", "storage-int8-tensor-shape", _compact_weights(q_shape=(4, 3)), desc="int8 storage [3, 4], the tensor is [4, 3]")
+add("control", "compact-weights-half-scales", _compact_weights(half_scales=True), OK,
+    desc="an int8 weight whose scales are stored as float16 (after it, as export writes them; valid)")
+add("safetensors", "storage-int8-half-scale-inf", _compact_weights(scales=(0.5, float("inf"), 2.0, 1.0), half_scales=True),
+    desc="a float16-stored scale +inf")
+add("safetensors", "storage-int8-half-scale-zero", _compact_weights(scales=(0.5, 0.0, 2.0, 1.0), half_scales=True),
+    desc="a float16-stored scale 0")
+add("manifest", "storage-int8-scales-int8", _compact_weights(
+        half_scales=True, more=lambda c: c.manifest["variables"][4].__setitem__(
+            "storage", {"dtype": "int8", "shape": [2, 2], "scales": "q8/kernel/scales"})),
+    desc="scales stored as int8 (float32 or float16 only)")
+add("manifest", "storage-int8-half-scales-tensor-f32", _compact_weights(
+        more=lambda c: c.manifest["variables"][4].__setitem__("storage", {"dtype": "float16"})),
+    desc="float16-stored scales, but weights.safetensors holds them as F32")
 
 
 # ---------------------------------------------------------------- writing

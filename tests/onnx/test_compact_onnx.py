@@ -28,12 +28,13 @@ sys.path.insert(0, HERE)
 from test_real_models import text_image  # noqa: E402
 from test_torch_export import PATH as ENCODER, inputs as encoder_inputs  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(HERE))
+import compact_fixtures as fixtures  # noqa: E402
+
 
 def np_quantize(w: np.ndarray):
-    """numpy's per-channel symmetric int8 of a (K, N) matrix: scale = max|w| / 127 per column."""
-    peak = np.abs(w.astype(np.float64)).max(axis=0)
-    scales = np.where(peak > 0, peak / 127, 1.0).astype(np.float32)
-    return np.clip(np.rint(w / scales.astype(np.float64)), -127, 127).astype(np.int8), scales
+    """numpy's per-channel symmetric int8 of a (K, N) matrix (``compact_fixtures.np_quantize``)."""
+    return fixtures.np_quantize(w, w.shape[1])
 
 
 def matrix(w: np.ndarray, layout: str) -> np.ndarray:
@@ -83,7 +84,8 @@ def export_and_check(model, path, example, x, layouts):
         layout = layouts.get(name) or (conv_layout(w) if w.ndim == 4 else
                                        "matmul" if list(w.shape) == st["shape"] else "gemm_t")
         q = np.frombuffer(bytes(tensors[name][2]), np.int8).reshape(st["shape"])
-        s = np.frombuffer(bytes(tensors[st["scales"]][2]), "<f4")
+        dt, _, data = tensors[st["scales"]]
+        s = np.frombuffer(bytes(data), {"float16": "<f2", "float32": "<f4"}[dt]).astype(np.float32)
         ref_q, ref_s = np_quantize(matrix(weights[name], layout))
         np.testing.assert_array_equal(q, ref_q, err_msg=name)
         np.testing.assert_array_equal(s, ref_s, err_msg=name)

@@ -67,4 +67,4 @@ def test_compact_artifacts_run_in_pyodide_as_in_python(pyodide, exported):
     for kind in KINDS:                                    # the artifacts really are compact
         assert pyodide["storage"][f"{kind}_float32"] == ["float32"]
         assert pyodide["storage"][f"{kind}_float16"] == ["float16"]
-        assert pyodide["storage"][f"{kind}_int8"] == ["float32", "int8"]
+        assert pyodide["storage"][f"{kind}_int8"] == ["float16", "float32", "int8"]   # float16 scales

@@ -21,16 +21,7 @@ import webtensor as wt
 from webtensor import compact, nn, safetensors_io
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from compact_fixtures import BATCH, build, inputs  # noqa: E402
-
-
-def np_quantize(w: np.ndarray, channels: int):
-    """numpy's per-channel symmetric int8: scale = max|w| / 127 (float32), q = rint(w / scale)."""
-    cols = w.reshape(-1, channels).astype(np.float64)
-    peak = np.abs(cols).max(axis=0)
-    scales = np.where(peak > 0, peak / 127, 1.0).astype(np.float32)
-    q = np.clip(np.rint(cols / scales.astype(np.float64)), -127, 127).astype(np.int8)
-    return q.reshape(w.shape), scales
+from compact_fixtures import BATCH, build, inputs, np_quantize  # noqa: E402
 
 
 def stored(path):
@@ -48,6 +39,11 @@ def with_weights(model, values: dict):
     for path, v in model._export_weight_paths().items():
         if path in values:
             v.assign(values[path].astype(np.float32))
+
+
+def int8_variables(man) -> list:
+    """The manifest entries of int8-stored variables (their scales may be float16-stored)."""
+    return [v for v in man["variables"] if v.get("storage", {}).get("dtype") == "int8"]
 
 
 def effective_weights(path) -> dict:
@@ -68,13 +64,39 @@ def test_quantize_int8_matches_numpy():
     w = rng.standard_normal((3, 3, 5, 7)).astype(np.float32)
     w[..., 2] = 0.0                               # an all-zero channel: scale 1, q 0
     w[0, 0, 0, 4] = 1e-30                         # a tiny channel peak
-    qbytes, scales = compact.quantize_int8(w.ravel().tolist(), 7)
+    qbytes, scales, dtype = compact.quantize_int8(w.ravel().tolist(), 7)
     q_np, s_np = np_quantize(w, 7)
+    assert dtype == "float16"
     np.testing.assert_array_equal(np.frombuffer(qbytes, np.int8).reshape(w.shape), q_np)
     np.testing.assert_array_equal(np.array(scales, np.float32), s_np)
     assert np.abs(np.frombuffer(qbytes, np.int8)).max() == 127
     with pytest.raises(ValueError, match="not finite"):
         compact.quantize_int8([1.0, float("nan")], 2)
+
+
+@pytest.mark.parametrize("numpy", [True, False])
+@pytest.mark.parametrize("peak,dtype", [(1.0, "float16"), (127 * 2.0 ** -14, "float16"),
+                                        (127 * 2.0 ** -14 * 0.999, "float32"), (65504 * 127, "float16"),
+                                        (65504 * 127 * 1.001, "float32")])
+def test_int8_scales_are_float16_only_within_its_normal_range(monkeypatch, numpy, peak, dtype):
+    """A weight keeps float32 scales when one channel's max|w| / 127 is outside float16's normal
+    range; float16 scales are rounded up (no weight clips: |q| <= 127 without clipping)."""
+    if not numpy:
+        monkeypatch.setattr(compact, "_numpy", lambda: None)
+    w = np.random.default_rng(4).uniform(-1, 1, (6, 3)) * np.array([1e-3, 0.3, 0.01])
+    w[0, 0] = peak          # channel 0's peak
+    w[1, 1], w[2, 2] = -0.3, 0.01   # the others' scales (0.3 / 127, 0.01 / 127) are normal float16 values
+    w = w.astype(np.float32)
+    qbytes, scales, got = compact.quantize_int8(w.ravel().tolist(), 3)
+    assert got == dtype
+    ref_q, ref_s = np_quantize(w, 3)
+    np.testing.assert_array_equal(np.array(scales, np.float32), ref_s)
+    np.testing.assert_array_equal(np.frombuffer(qbytes, np.int8).reshape(w.shape), ref_q)
+    exact = np.abs(w).max(axis=0).astype(np.float64) / 127
+    assert (np.array(scales) >= exact).all() if dtype == "float16" else True
+    assert (np.array(scales) < exact * (1 + 2.0 ** -10)).all()
+    if dtype == "float16":
+        np.testing.assert_array_equal(np.array(scales, np.float16).astype(np.float64), scales)
 
 
 @pytest.mark.parametrize("kind", ["cnn", "transformer"])
@@ -85,12 +107,14 @@ def test_int8_artifact_equals_float32_artifact_of_dequantized_weights(kind, tmp_
         model(x)
         model.export(tmp_path / "int8", batch_size=BATCH, backends=("wasm",), weights_dtype="int8")
         m = manifest(tmp_path / "int8")
-        q = [v for v in m["variables"] if "storage" in v]
+        q = int8_variables(m)
         # every Dense / Conv2D / attention kernel is int8, nothing else
         assert sorted(v["name"] for v in q) == sorted(p for p in model._export_weight_paths() if p.endswith("kernel"))
         st, weights = stored(tmp_path / "int8"), {p: v.numpy() for p, v in model._export_weight_paths().items()}
+        by_name = {v["name"]: v for v in m["variables"]}
         for v in q:
             s = v["storage"]
+            assert by_name[s["scales"]]["storage"] == {"dtype": "float16"}    # every scale a normal float16
             ref_q, ref_s = np_quantize(weights[v["name"]], st[s["scales"]].size)
             np.testing.assert_array_equal(st[v["name"]], ref_q)
             np.testing.assert_array_equal(st[s["scales"]], ref_s)
@@ -127,6 +151,30 @@ def test_float16_artifact_equals_float32_artifact_of_rounded_weights(kind, tmp_p
     np.testing.assert_array_equal(y16, y_r)
 
 
+def test_int8_scales_beyond_float16_stay_float32(tmp_path):
+    """A kernel with a channel whose max|w| / 127 is below float16's normal range keeps float32
+    scales (no storage); the artifact computes with them (Python and, in compact.test.js, Node)."""
+    x = np.random.default_rng(5).standard_normal((4, 6)).astype(np.float32)
+    with wt.device("wasm"):
+        model = nn.Sequential([nn.Input((6,)), nn.Dense(3)])
+        model(x)
+        k = model.layers[0].kernel.numpy()
+        k[:, 1] *= 1e-4
+        model.layers[0].kernel.assign(k)
+        man = model.export(tmp_path / "q", batch_size=4, backends=("wasm",), weights_dtype="int8")
+        y = wt.load(tmp_path / "q", backend="wasm").predict(x)
+    (v,) = int8_variables(man)
+    (sv,) = [s for s in man["variables"] if s["name"] == v["storage"]["scales"]]
+    assert "storage" not in sv
+    ref_q, ref_s = np_quantize(k, 3)
+    st = stored(tmp_path / "q")
+    np.testing.assert_array_equal(st[v["name"]], ref_q)
+    np.testing.assert_array_equal(st[sv["name"]], ref_s)
+    assert st[sv["name"]].dtype == np.float32 and not np.array_equal(ref_s.astype(np.float16), ref_s)
+    np.testing.assert_allclose(y, x @ (ref_q.astype(np.float32) * ref_s) + model.layers[0].bias.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
 def _dense_and_conv_bound(tmp_path, layer, x, window):
     """Export a one-layer model as float32 and int8; the int8 output may differ from the float32
     one by at most sum over the layer's inputs of |x| * scale / 2 (plus float32 rounding)."""
@@ -136,7 +184,7 @@ def _dense_and_conv_bound(tmp_path, layer, x, window):
         y = model.predict(x)
         model.export(tmp_path / "q", batch_size=x.shape[0], backends=("wasm",), weights_dtype="int8")
         yq = wt.load(tmp_path / "q", backend="wasm").predict(x)
-    (q,) = [v for v in manifest(tmp_path / "q")["variables"] if "storage" in v]
+    (q,) = int8_variables(manifest(tmp_path / "q"))
     scales = stored(tmp_path / "q")[q["storage"]["scales"]]
     bound = window(np.abs(x)) * scales / 2
     err = np.abs(yq - y)
@@ -310,14 +358,14 @@ def test_weight_matrix_and_quantizer_without_numpy_match_numpy(monkeypatch, shap
     for kind, arg in path:
         want = want.reshape(arg) if kind == "reshape" else want.transpose(arg)
     values, matrix = compact.weight_matrix(w.ravel().tolist(), shape, path)
-    q_np, s_np = compact.quantize_int8(values, n)
+    q_np, s_np, d_np = compact.quantize_int8(values, n)
     monkeypatch.setattr(compact, "_numpy", lambda: None)
     values_py, matrix_py = compact.weight_matrix(w.ravel().tolist(), shape, path)
     assert matrix == matrix_py == want.shape
     np.testing.assert_array_equal(np.array(values_py, np.float32), want.ravel())
     np.testing.assert_array_equal(np.asarray(values, np.float32), want.ravel())
-    q_py, s_py = compact.quantize_int8(values_py, n)
-    assert q_py == q_np and s_py == s_np
+    q_py, s_py, d_py = compact.quantize_int8(values_py, n)
+    assert q_py == q_np and s_py == s_np and d_py == d_np == "float16"
     ref_q, ref_s = np_quantize(want, n)
     np.testing.assert_array_equal(np.frombuffer(q_py, np.int8).reshape(want.shape), ref_q)
 
@@ -347,7 +395,7 @@ def test_int8_embedding_table_per_row(tmp_path):
         model(ids)
         man = model.export(tmp_path / "q", batch_size=2, weights_dtype="int8")
         weights = {p: v.numpy() for p, v in model._export_weight_paths().items()}
-        st = {v["name"]: v["storage"] for v in man["variables"] if "storage" in v}
+        st = {v["name"]: v["storage"] for v in int8_variables(man)}
         (emb,) = [p for p in weights if "embedding" in p]
         assert st[emb]["shape"] == [12, 20]
         q = stored(tmp_path / "q")
@@ -421,7 +469,7 @@ def test_int8_weight_is_stored_as_the_matrix_the_matmul_reads(tmp_path, layer):
         model(x)
         man = model.export(tmp_path / "q", batch_size=4, backends=("wasm",), weights_dtype="int8")
         (w,) = [v.numpy() for p, v in model._export_weight_paths().items() if p.endswith("kernel")]
-    (v,) = [v for v in man["variables"] if "storage" in v]
+    (v,) = int8_variables(man)
     assert v["storage"]["shape"] == [5, 3]
     st = stored(tmp_path / "q")
     ref_q, ref_s = np_quantize(w.T, 3)
