@@ -12,6 +12,7 @@ from .engines import BrowserEngine, WasmtimeEngine, _Caller
 from .module_check import check_module
 
 PAGE = 65536
+MAX_MEMORY = 65536 * PAGE                   # a wasm32 memory: at most 65536 pages (4 GiB)
 
 
 def _nbytes(spec) -> int:
@@ -99,9 +100,17 @@ class WasmArtifact:
         # only the driver
         self.threads = intra_op_threads() if timeout is None and not self.browser else 1
         threaded = [m for m in ("module_threads.wasm", "module_relaxed_threads.wasm") if m in files]
-        layout = next((sig["wasm"]["threads"] for sig in sigs.values() if "threads" in sig["wasm"]), None)
-        if self.threads > 1 and threaded and layout is not None:
-            memory_bytes = max(memory_bytes, layout["scratch"] + (self.threads - 1) * layout["stride"])
+        layouts = [sig["wasm"]["threads"] for sig in sigs.values() if "threads" in sig["wasm"]]
+        for lay in layouts:                       # a workspace where not even a second thread fits
+            if lay["scratch"] + lay["stride"] > MAX_MEMORY:
+                fail(f"manifest.json: wasm: threads {{\"scratch\": {lay['scratch']}, \"stride\": {lay['stride']}}}: "
+                     "a second thread's workspace ends past WebAssembly's 4 GiB memory")
+        if self.threads > 1 and threaded and layouts:
+            need = max(lay["scratch"] + (self.threads - 1) * lay["stride"] for lay in layouts)
+            if need > MAX_MEMORY:
+                fail(f"manifest.json: wasm: {self.threads} threads need {need} bytes of memory (scratch + "
+                     f"{self.threads - 1} x stride), more than WebAssembly's 4 GiB; load it with fewer threads")
+            memory_bytes = max(memory_bytes, need)
             pages = max(1, -(-memory_bytes // PAGE))
             if memory_limit is not None and pages * PAGE > memory_limit:
                 raise MemoryError(f"webtensor.load: the artifact's WebAssembly memory with {self.threads} threads is "

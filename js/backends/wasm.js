@@ -7,6 +7,7 @@ import { checkModule } from './wasm_module.js';
 import { toStorage } from '../tensor.js';
 
 const PAGE = 65536;
+const MAX_MEMORY = 65536 * PAGE; // a wasm32 memory: at most 65536 pages (4 GiB)
 
 /**
  * Check the signatures' "wasm" sections, compile and instantiate module.wasm
@@ -75,10 +76,19 @@ export async function createWasmBackend({ manifest, files, weights }, fail, { th
   // cross-origin isolated); else one thread, module.wasm, exactly as before.
   let modules = ['module.wasm', 'module_relaxed.wasm'].filter((m) => files.has(m));
   const threaded = ['module_threads.wasm', 'module_relaxed_threads.wasm'].filter((m) => files.has(m));
-  const layout = Object.values(signatures).find((sig) => sig.wasm.threads !== undefined)?.wasm.threads;
-  if (!(threads > 1 && threaded.length && layout && spawnThread && canShareMemory())) threads = 1;
+  const layouts = Object.values(signatures).filter((sig) => sig.wasm.threads !== undefined).map((sig) => sig.wasm.threads);
+  for (const lay of layouts) { // a workspace where not even a second thread fits
+    if (lay.scratch + lay.stride > MAX_MEMORY) {
+      fail(`manifest.json: wasm: threads {"scratch": ${lay.scratch}, "stride": ${lay.stride}}: a second thread's workspace ends past WebAssembly's 4 GiB memory`);
+    }
+  }
+  if (!(threads > 1 && threaded.length && layouts.length && spawnThread && canShareMemory())) threads = 1;
   if (threads > 1) {
-    memoryBytes = Math.max(memoryBytes, layout.scratch + (threads - 1) * layout.stride);
+    const need = Math.max(...layouts.map((lay) => lay.scratch + (threads - 1) * lay.stride));
+    if (need > MAX_MEMORY) {
+      fail(`manifest.json: wasm: ${threads} threads need ${need} bytes of memory (scratch + ${threads - 1} x stride), more than WebAssembly's 4 GiB; load it with fewer threads`);
+    }
+    memoryBytes = Math.max(memoryBytes, need);
     modules = threaded;
   }
   const pages = Math.max(1, Math.ceil(memoryBytes / PAGE));

@@ -85,3 +85,25 @@ test('checkModule: a threaded module needs shared=true, and a plain one fails it
   assert.throws(() => checkModule(threaded, ['predict'], 64), /only 0x00 and 0x01/);
   assert.throws(() => checkModule(plain, ['predict'], 64, true), /must be shared \(limits flag 0x03\)/);
 });
+
+test('a threads workspace past 4 GiB is an ArtifactError, before any memory is made', async () => {
+  const { cpSync, readFileSync, writeFileSync } = await import('node:fs');
+  const withStride = (dir, stride) => { // the manifest is not hashed: the loader must check it
+    const dst = join(out, dir);
+    cpSync(join(out, 'ops'), dst, { recursive: true });
+    const man = JSON.parse(readFileSync(join(dst, 'manifest.json'), 'utf8'));
+    for (const sig of Object.values(man.signatures)) sig.wasm.threads.stride = stride;
+    writeFileSync(join(dst, 'manifest.json'), JSON.stringify(man));
+    return [dst, man.signatures.predict.wasm.threads.scratch];
+  };
+  const [half, scratch] = withStride('stride-2gib', 2 ** 31); // 2 threads fit, 3 do not
+  assert.ok(scratch + 2 ** 31 <= 2 ** 32 && scratch + 2 ** 32 > 2 ** 32);
+  (await webtensor.load(half, { backend: 'wasm', threads: 1 })).dispose(); // the workspace is unused
+  await assert.rejects(webtensor.load(half, { backend: 'wasm', threads: 3 }), (e) => e.name === 'ArtifactError' &&
+    e.message.includes(`3 threads need ${scratch + 2 ** 32} bytes of memory (scratch + 2 x stride), more than WebAssembly's 4 GiB; load it with fewer threads`));
+  const [full] = withStride('stride-4gib', 2 ** 32);
+  for (const threads of [1, 2]) {
+    await assert.rejects(webtensor.load(full, { backend: 'wasm', threads }), (e) => e.name === 'ArtifactError' &&
+      e.message.includes(`threads {"scratch": ${scratch}, "stride": 4294967296}: a second thread's workspace ends past WebAssembly's 4 GiB memory`));
+  }
+});

@@ -1154,6 +1154,22 @@ add("manifest", "storage-int8-half-scales-tensor-f32", _compact_weights(
     desc="float16-stored scales, but weights.safetensors holds them as F32")
 
 
+def _threads_layout(stride):
+    """Every signature's wasm section with a threads workspace (module_threads.wasm's, which
+    loaders read only on more than one thread) of ``stride`` bytes past the memory."""
+    def fn(m):
+        scratch = max(sig["wasm"]["memory_bytes"] for sig in m["signatures"].values())
+        for sig in m["signatures"].values():
+            sig["wasm"]["threads"] = {"scratch": scratch, "stride": stride}
+    return edit(fn)
+
+
+add("control", "threads-layout", _threads_layout(1 << 20), OK,
+    desc="a threads section without module_threads.wasm (one thread: unused; valid)")
+add("manifest", "threads-stride-4gib", _threads_layout(1 << 32),
+    desc="threads stride 2**32: a second thread's workspace past WebAssembly's 4 GiB")
+
+
 # ---------------------------------------------------------------- writing
 
 def case_list() -> list[dict]:

@@ -3,6 +3,7 @@ the one-thread module's, near numpy; workers end with their executable or model.
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import webtensor as wt
+from webtensor.artifact import ArtifactError
 from webtensor.wasm import threads as T
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -155,3 +157,38 @@ def test_module_check_of_threaded_modules(artifacts):
     renamed = threaded.replace(b"threads_setup", b"threads_xetup")
     with pytest.raises(ValueError, match="must export the function 'threads_setup'"):
         check_module(renamed, drivers, 64, shared=True)
+
+
+def _with_stride(src, dst, stride):
+    """A copy of the threaded artifact ``src`` whose manifest gives every signature's threads
+    workspace ``stride`` bytes (the manifest is not hashed: any loader must check it)."""
+    shutil.copytree(src, dst)
+    with open(os.path.join(dst, "manifest.json")) as f:
+        man = json.load(f)
+    for sig in man["signatures"].values():
+        sig["wasm"]["threads"]["stride"] = stride
+    with open(os.path.join(dst, "manifest.json"), "w") as f:
+        json.dump(man, f)
+    return man["signatures"]["predict"]["wasm"]["threads"]["scratch"]
+
+
+def test_thread_workspace_past_4_gib_is_an_artifact_error(artifacts, nthreads, tmp_path):
+    """scratch + (n - 1) * stride > 4 GiB (the schema allows stride up to 2**32): an ArtifactError
+    before any memory is made, not wasmtime's error; at 1 thread only a stride where not even a
+    second thread fits is refused."""
+    out, _ = artifacts
+    scratch = _with_stride(os.path.join(out, "ops"), tmp_path / "half", 1 << 31)   # 2 threads fit, 3 do not
+    assert scratch + (1 << 31) <= 1 << 32 < scratch + (2 << 31)
+    nthreads(1)
+    wt.load(tmp_path / "half", backend="wasm").dispose()                           # the workspace is unused
+    nthreads(3)
+    with pytest.raises(ArtifactError, match=rf"3 threads need {scratch + (2 << 31)} bytes of memory \(scratch "
+                       r"\+ 2 x stride\), more than WebAssembly's 4 GiB; load it with fewer threads"):
+        wt.load(tmp_path / "half", backend="wasm")
+    assert workers() == 0
+    _with_stride(os.path.join(out, "ops"), tmp_path / "full", 1 << 32)
+    for n in (1, 2):
+        nthreads(n)
+        with pytest.raises(ArtifactError, match=rf'threads {{"scratch": {scratch}, "stride": 4294967296}}: a '
+                           "second thread's workspace ends past WebAssembly's 4 GiB memory"):
+            wt.load(tmp_path / "full", backend="wasm")
