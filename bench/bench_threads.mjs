@@ -1,7 +1,7 @@
 // Threads in Node (docs/architecture.md, "Threads"): the artifacts of bench/export_bench.py loaded
 // with {threads: 1} and {threads: N}, their calls alternating (round robin) so both see the same
-// load on a shared machine: matmul 1024 (predict), MLP train step (784-256-256-10, batch 128) and
-// CNN forward (batch 32). Prints the best and median call of each and the ratio 1-thread / N-thread.
+// load on a shared machine: matmul 1024 (predict), MLP train step (784-256-256-10, batch 128),
+// CNN forward (batch 32) and a 6-layer transformer encoder forward (batch 16 x 64 tokens). Prints the best and median call of each and the ratio 1-thread / N-thread.
 //
 // Usage: node bench/bench_threads.mjs [--threads 2] [--rounds 20]
 
@@ -47,7 +47,7 @@ async function race(label, dir, signature) {
   }
   const b1 = Math.min(...times[1]), bn = Math.min(...times[N]);
   const m1 = median(times[1]), mn = median(times[N]);
-  console.log(`${label.padEnd(30)} 1 thread ${b1.toFixed(2).padStart(8)} ms (median ${m1.toFixed(2)})   ${models[N].stats().wasmThreads} threads ${bn.toFixed(2).padStart(8)} ms (median ${mn.toFixed(2)})   ratio best ${(b1 / bn).toFixed(2)}x  median ${(m1 / mn).toFixed(2)}x`);
+  console.log(`${label.padEnd(34)} 1 thread ${b1.toFixed(2).padStart(8)} ms (median ${m1.toFixed(2)})   ${models[N].stats().wasmThreads} threads ${bn.toFixed(2).padStart(8)} ms (median ${mn.toFixed(2)})   ratio best ${(b1 / bn).toFixed(2)}x  median ${(m1 / mn).toFixed(2)}x`);
   models[1].dispose();
   models[N].dispose();
 }
@@ -57,6 +57,7 @@ try {
   await race('matmul 1024', 'matmul1024', 'predict');
   await race('MLP train step (batch 128)', 'mlp', 'train_step');
   await race('CNN forward (batch 32)', 'cnn', 'predict');
+  await race('encoder 6 layers (16 x 64 tokens)', 'encoder', 'predict');
 } finally {
   rmSync(out, { recursive: true, force: true });
 }

@@ -5,7 +5,9 @@ Prints the best and median call of each and the ratio 1-thread / N-thread (>1: t
 - matmul 1024 x 1024 x 1024 (float32);
 - MLP train step 784 -> 256 -> 256 -> 10 (ReLU), batch 128, SGD, sparse cross-entropy on logits;
 - CNN forward, batch 32: 28x28x1 -> conv3x3 16 (same, ReLU) -> maxpool -> conv3x3 32 (same,
-  ReLU) -> maxpool -> dense 10.
+  ReLU) -> maxpool -> dense 10;
+- transformer encoder forward, 6 layers, batch 16 x 64 tokens (``export_bench.encoder``: d 128,
+  4 heads, feed-forward 512).
 
 ``--sweep``: the threshold. One elementwise kernel (``tanh(x * 1.5 + 0.5)``, every kernel split
 whatever its size: ``threads.MIN_WORK`` 0, ``TILE_WORK`` 1024) and one matmul (M x 256 x 256) at growing sizes,
@@ -30,6 +32,7 @@ import webtensor as wt
 from webtensor.wasm import threads as T
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_bench  # noqa: E402  (the encoder that bench_threads.mjs runs too)
 
 
 def compiled(n, build):
@@ -98,6 +101,17 @@ def cnn():
     return build
 
 
+def encoder():
+    ids = np.random.default_rng(4).integers(0, 1000, (export_bench.ENCODER_BATCH, export_bench.ENCODER_TOKENS))
+    ids = ids.astype(np.int32)
+
+    def build():
+        wt.set_seed(0)
+        m = export_bench.encoder()
+        return lambda: m.predict_on_batch(ids).numpy()
+    return build
+
+
 def sweep(n, rounds):
     rng = np.random.default_rng(3)
     keep = T.MIN_WORK, T.TILE_WORK
@@ -136,6 +150,7 @@ def main():
         race("matmul 1024", matmul(1024), a.threads, a.rounds)
         race("MLP train step (batch 128)", mlp(), a.threads, a.rounds)
         race("CNN forward (batch 32)", cnn(), a.threads, a.rounds)
+        race("encoder 6 layers (16 x 64 tokens)", encoder(), a.threads, a.rounds)
 
 
 if __name__ == "__main__":

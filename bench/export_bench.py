@@ -7,6 +7,9 @@
   (batch 128) and ``predict``;
 - ``OUTDIR/cnn``: conv3x3(16, same, ReLU) -> maxpool 2 -> conv3x3(32, same, ReLU) -> maxpool 2 ->
   dense 10 on 28x28x1 images; signature ``predict`` (batch 32);
+- ``OUTDIR/encoder``: a 6-layer transformer encoder (``encoder``: token embedding, d 128, 4 heads,
+  GELU feed-forward 512, post-LayerNorm residuals) on int32 token ids; signature ``predict``
+  (batch 16 x 64 tokens);
 - ``OUTDIR/chain``: the fused chain ``gelu_tanh(x * a + b) * sigmoid(x)`` on 2^20 float32
   elements (``x``, ``a``: (2^20,), ``b``: (1,)); signature ``predict`` (one kernel);
 - ``OUTDIR/matmul<N>`` for N in MATMUL_SIZES: ``a @ b`` on float32 (N, N) inputs; signature ``predict``
@@ -27,7 +30,22 @@ import sys
 import webtensor as wt
 
 MLP_BATCH, CNN_BATCH, CHAIN_SIZE = 128, 32, 1 << 20
+ENCODER_BATCH, ENCODER_TOKENS = 16, 64
 MATMUL_SIZES = (256, 1024)
+
+
+def encoder(layers=6, vocab=1000, d=128, heads=4, ff=512):
+    """A BERT-style encoder (Devlin et al. 2019; post-LayerNorm blocks of Vaswani et al. 2017):
+    ``Embedding(vocab, d)`` on ``(batch, ENCODER_TOKENS)`` int32 ids, then ``layers`` blocks of
+    ``h = LayerNorm(h + MultiHeadAttention(h, h))``, ``h = LayerNorm(h + Dense(d)(Dense(ff, gelu)(h)))``;
+    output ``(batch, ENCODER_TOKENS, d)``. No position table (one elementwise add)."""
+    nn = wt.nn
+    ids = nn.Input((ENCODER_TOKENS,), dtype="int32")
+    h = nn.Embedding(vocab, d)(ids)
+    for _ in range(layers):
+        h = nn.LayerNormalization()(nn.Add()([h, nn.MultiHeadAttention(num_heads=heads, key_dim=d // heads)(h, h)]))
+        h = nn.LayerNormalization()(nn.Add()([h, nn.Dense(d)(nn.Dense(ff, activation="gelu")(h))]))
+    return nn.Model(ids, h, name="encoder")
 
 
 def chain(x, a, b):
@@ -49,6 +67,8 @@ def main(out: str, peers: bool = False) -> None:
                          nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
                          nn.Dense(10)], name="cnn")
     cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"], wasm_fma=True, wasm_threads=True)
+    encoder().export(os.path.join(out, "encoder"), batch_size=ENCODER_BATCH, signatures=["predict"], wasm_fma=True,
+                     wasm_threads=True)
     v = wt.zeros((CHAIN_SIZE,))
     wt.export(None, path=os.path.join(out, "chain"), signatures={"predict": (chain, (v, v, wt.zeros((1,))))},
               wasm_fma=True, wasm_threads=True)
