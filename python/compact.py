@@ -98,13 +98,12 @@ def _numpy():
 HALF_MIN, HALF_MAX = 2.0 ** -14, 65504.0     # float16's smallest normal and largest finite value
 
 
-def _half_scale(peak: float) -> float:
-    """The smallest float16 value >= ``peak / 127`` (a float64 quotient), as a float: the
-    channel's scale stored as float16 (exactly) while no weight of it clips."""
-    exact = peak / 127
-    (h,) = struct.unpack("<H", struct.pack("<e", exact))       # round to nearest even ...
+def _half_up(x: float) -> float:
+    """The smallest float16 value >= ``x`` (positive, at most 65504), as a float: a channel's
+    scale stored as float16 exactly while no weight of it clips."""
+    (h,) = struct.unpack("<H", struct.pack("<e", x))           # round to nearest even ...
     s = struct.unpack("<e", struct.pack("<H", h))[0]
-    return s if s >= exact else struct.unpack("<e", struct.pack("<H", h + 1))[0]   # ... then up one step
+    return s if s >= x else struct.unpack("<e", struct.pack("<H", h + 1))[0]   # ... then up one step
 
 
 def quantize_int8(values, channels: int) -> tuple[bytes, list[float], str]:
@@ -139,7 +138,7 @@ def quantize_int8(values, channels: int) -> tuple[bytes, list[float], str]:
         raise ValueError("export: weights_dtype='int8': a weight is not finite")
     exact = [p / 127 if p > 0 else 1.0 for p in peak]
     if all(HALF_MIN <= e <= HALF_MAX for e in exact):
-        scales, dtype = [_half_scale(p) if p > 0 else 1.0 for p in peak], "float16"
+        scales, dtype = [_half_up(e) for e in exact], "float16"
     else:
         scales, dtype = list(array("f", exact)), "float32"        # rounded to float32
     q = bytearray(len(values))
