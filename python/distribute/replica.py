@@ -31,7 +31,7 @@ from ..nn.saving import weight_paths
 from ..tape import GradientTape
 from ..tensor import tensor
 
-__all__ = ["ReplicaProgram", "ReplicaRunner", "export_program"]
+__all__ = ["ReplicaProgram", "ReplicaRunner", "export_program", "weighted_sum"]
 
 
 class ReplicaProgram:
@@ -45,6 +45,18 @@ class ReplicaProgram:
 
     def __getstate__(self):          # shipped to workers without the coordinator's Variables
         return {**self.__dict__, "variables": {}}
+
+
+def weighted_sum(scales, per_replica: list) -> list:
+    """``sum_r scales[r] * per_replica[r][k]`` for every gradient ``k`` (float32, summed in replica
+    order from zeros): the all-reduce of the synchronous strategies. Every replica that computes it
+    from the same inputs gets the same bits, so replicas stay equal without a broadcast."""
+    out = [np.zeros_like(g) for g in per_replica[0]]
+    for s, grads in zip(scales, per_replica):
+        if s:
+            for acc, g in zip(out, grads):
+                acc += np.float32(s) * g
+    return out
 
 
 def _example(a, rows: int):
