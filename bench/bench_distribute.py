@@ -4,10 +4,12 @@
   each, in parallel threads), and plain ``fit`` on one engine as the reference;
 - ``MultiWorkerMirroredStrategy`` on a local Ray cluster with 1 and with 2 worker actors.
 
-    python bench/bench_distribute.py [--epochs 20] [--batch 128,512] [--no-ray]
+    python bench/bench_distribute.py [--epochs 5] [--rounds 5] [--batch 128,512] [--no-ray]
 
-Prints training images/s and the 2-vs-1 ratios (targets, issue 17: >= 1.6 in one process, >= 1.4 on
-Ray). The first epoch (tracing, export, worker start) is not timed.
+Every configuration is built and warmed up first (tracing, export, worker start: one epoch, not
+timed); then ``--rounds`` rounds each time every configuration for ``--epochs`` epochs, in turn, so
+that load from other processes falls on all alike. Prints training images/s (median round) and the
+2-vs-1 ratios per round (median and range; targets, issue 17: >= 1.6 in one process, >= 1.4 on Ray).
 """
 from __future__ import annotations
 
@@ -21,13 +23,19 @@ import webtensor as wt
 from webtensor.__main__ import LEARNING_RATE, build_model
 
 
-def images_per_second(strategy, x, y, epochs: int, batch: int) -> float:
+def trained_model(strategy, x, y, batch: int):
+    """The CNN compiled under ``strategy`` (None: plain fit), after one untimed epoch."""
     wt.set_seed(0)
     with wt.device("wasm"):
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             model = build_model("cnn")
             model.compile(wt.optimizers.Adam(LEARNING_RATE), wt.nn.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)          # warm-up: trace, export, start
+    return model
+
+
+def images_per_second(model, x, y, epochs: int, batch: int) -> float:
+    with wt.device("wasm"):
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0)
         return epochs * len(x) / (time.perf_counter() - start)
@@ -35,7 +43,8 @@ def images_per_second(strategy, x, y, epochs: int, batch: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch", default="128,512", help="global batch sizes, comma-separated")
     p.add_argument("--no-ray", action="store_true")
     args = p.parse_args()
@@ -46,25 +55,30 @@ def main() -> None:
         import ray
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     for batch in [int(b) for b in args.batch.split(",")]:
-        rows = [("plain fit, one engine (reference)", images_per_second(None, x, y, args.epochs, batch))]
-        one = images_per_second(D.MirroredStrategy(["wasm:0"]), x, y, args.epochs, batch)
-        two = images_per_second(D.MirroredStrategy(["wasm:0", "wasm:1"]), x, y, args.epochs, batch)
-        rows += [("MirroredStrategy, 1 replica", one), ("MirroredStrategy, 2 replicas", two)]
-        ratios = [("MirroredStrategy 2 / 1 replicas (target >= 1.6)", two / one)]
+        configs = {"plain fit, one engine (reference)": None,
+                   "MirroredStrategy, 1 replica": D.MirroredStrategy(["wasm:0"]),
+                   "MirroredStrategy, 2 replicas": D.MirroredStrategy(["wasm:0", "wasm:1"])}
+        pairs = [("MirroredStrategy 2 / 1 replicas (target >= 1.6)", "MirroredStrategy, 2 replicas",
+                  "MirroredStrategy, 1 replica")]
         if not args.no_ray:
-            rates = []
-            for n in (1, 2):
-                s = D.MultiWorkerMirroredStrategy(num_workers=n)
-                rates.append(images_per_second(s, x, y, args.epochs, batch))
-                s.shutdown()
-            rows += [("MultiWorkerMirroredStrategy (Ray), 1 worker", rates[0]),
-                     ("MultiWorkerMirroredStrategy (Ray), 2 workers", rates[1])]
-            ratios.append(("Ray 2 / 1 workers (target >= 1.4)", rates[1] / rates[0]))
-        print(f"digits CNN training, global batch {batch}, {args.epochs} timed epochs of {len(x)} images")
-        for name, v in rows:
-            print(f"  {name:<48} {v:9.0f} images/s")
-        for name, r in ratios:
-            print(f"  {name:<48} {r:9.2f}x")
+            configs["MultiWorkerMirroredStrategy (Ray), 1 worker"] = D.MultiWorkerMirroredStrategy(num_workers=1)
+            configs["MultiWorkerMirroredStrategy (Ray), 2 workers"] = D.MultiWorkerMirroredStrategy(num_workers=2)
+            pairs.append(("Ray 2 / 1 workers (target >= 1.4)", "MultiWorkerMirroredStrategy (Ray), 2 workers",
+                          "MultiWorkerMirroredStrategy (Ray), 1 worker"))
+        models = {name: trained_model(s, x, y, batch) for name, s in configs.items()}
+        rates = {name: [] for name in configs}
+        for _ in range(args.rounds):
+            for name, model in models.items():
+                rates[name].append(images_per_second(model, x, y, args.epochs, batch))
+        print(f"digits CNN training, global batch {batch}, {args.rounds} rounds of {args.epochs} epochs of "
+              f"{len(x)} images, configurations in turn")
+        for name, v in rates.items():
+            print(f"  {name:<48} {np.median(v):9.0f} images/s (median round; {min(v):.0f}-{max(v):.0f})")
+        for label, two, one in pairs:
+            r = [a / b for a, b in zip(rates[two], rates[one])]
+            print(f"  {label:<48} {np.median(r):9.2f}x (median round; {min(r):.2f}-{max(r):.2f})")
+        for s in configs.values():
+            getattr(s, "shutdown", lambda: None)()
     if not args.no_ray:
         ray.shutdown()
 

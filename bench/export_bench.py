@@ -56,27 +56,34 @@ def matmul(a, b):
     return wt.matmul(a, b)
 
 
-def main(out: str, peers: bool = False) -> None:
+def main(out: str, peers: bool = False, only=None) -> None:
+    """Export the artifacts into ``out``; ``only``: the folder names to export (default: all)."""
+    want = (lambda kind: True) if only is None else (lambda kind: kind in only)
     nn = wt.nn
     wt.set_seed(0)
-    mlp = nn.Sequential([nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"),
-                         nn.Dense(10)], name="mlp")
-    mlp.compile(wt.optimizers.SGD(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
-    mlp.export(os.path.join(out, "mlp"), batch_size=MLP_BATCH, wasm_fma=True, wasm_threads=True)
-    cnn = nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(16, 3, padding="same", activation="relu"), nn.MaxPool2D(),
-                         nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
-                         nn.Dense(10)], name="cnn")
-    cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"], wasm_fma=True, wasm_threads=True)
-    encoder().export(os.path.join(out, "encoder"), batch_size=ENCODER_BATCH, signatures=["predict"], wasm_fma=True,
-                     wasm_threads=True)
-    v = wt.zeros((CHAIN_SIZE,))
-    wt.export(None, path=os.path.join(out, "chain"), signatures={"predict": (chain, (v, v, wt.zeros((1,))))},
-              wasm_fma=True, wasm_threads=True)
+    if want("mlp"):
+        mlp = nn.Sequential([nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"),
+                             nn.Dense(10)], name="mlp")
+        mlp.compile(wt.optimizers.SGD(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        mlp.export(os.path.join(out, "mlp"), batch_size=MLP_BATCH, wasm_fma=True, wasm_threads=True)
+    if want("cnn"):
+        cnn = nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(16, 3, padding="same", activation="relu"), nn.MaxPool2D(),
+                             nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
+                             nn.Dense(10)], name="cnn")
+        cnn.export(os.path.join(out, "cnn"), batch_size=CNN_BATCH, signatures=["predict"], wasm_fma=True,
+                   wasm_threads=True)
+    if want("encoder"):
+        encoder().export(os.path.join(out, "encoder"), batch_size=ENCODER_BATCH, signatures=["predict"],
+                         wasm_fma=True, wasm_threads=True)
+    if want("chain"):
+        v = wt.zeros((CHAIN_SIZE,))
+        wt.export(None, path=os.path.join(out, "chain"), signatures={"predict": (chain, (v, v, wt.zeros((1,))))},
+                  wasm_fma=True, wasm_threads=True)
     for n in MATMUL_SIZES:
-        m = wt.zeros((n, n))
-        wt.export(None, path=os.path.join(out, f"matmul{n}"), signatures={"predict": (matmul, (m, m))},
-                  backends=("wasm", "webgpu") if peers else ("wasm",), wasm_fma=True, wasm_threads=True)
-
+        if want(f"matmul{n}"):
+            m = wt.zeros((n, n))
+            wt.export(None, path=os.path.join(out, f"matmul{n}"), signatures={"predict": (matmul, (m, m))},
+                      backends=("wasm", "webgpu") if peers else ("wasm",), wasm_fma=True, wasm_threads=True)
 
 if __name__ == "__main__":
     if len(sys.argv) not in (2, 3) or sys.argv[2:] not in ([], ["--peers"]):

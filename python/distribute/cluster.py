@@ -2,9 +2,12 @@
 process or machine) and parameter server actors, as TensorFlow's distributed runtime has them.
 
 - :class:`MultiWorkerMirroredStrategy`: synchronous; every worker actor runs the step compiled once
-  by the coordinator (``replica.py``: shipped as an artifact through Ray's object store); gradients
-  meet at the coordinator, whose weighted mean goes back to every worker (an all-reduce as a tree
-  of depth one over the object store). Faults: a worker that dies is replaced and given the state of
+  by the coordinator (``replica.py``: shipped as an artifact through Ray's object store); each
+  step's gradients stay in Ray's object store as one object per worker, whose references the
+  coordinator passes to every worker's next step, which sums them (``weighted_sum``, in the same
+  order everywhere, so the workers stay bitwise equal) and applies the update before computing:
+  an all-reduce over the object store that the coordinator's Python never deserialises (it
+  fetches only losses and predictions). Faults: a worker that dies is replaced and given the state of
   a surviving worker (all hold the same variables after every step), so no step is lost; when none
   survives, the workers restart from the last checkpoint (the model's Variables, copied back at
   each epoch's end).
@@ -30,7 +33,7 @@ import numpy as np
 
 from .. import __version__
 from ..tensor import tensor
-from .replica import ReplicaProgram, ReplicaRunner, export_program
+from .replica import ReplicaProgram, ReplicaRunner, export_program, weighted_sum
 from .strategy import Strategy, _SyncStep, _host, _pad
 
 __all__ = ["MultiWorkerMirroredStrategy", "ParameterServerStrategy", "ClusterCoordinator", "RemoteValue"]
@@ -111,8 +114,19 @@ class _Worker:
     def apply_gradients(self, grads) -> None:
         self.runner.apply_gradients(grads)
 
-    def apply_then_compute(self, grads, xs, y, w):
-        return self.runner.apply_then_compute(grads, xs, y, w)
+    def step(self, scales, n_prev: int, *args):
+        """A synchronous step: ``args`` = the previous step's gradients of every worker (``n_prev``
+        lists, which Ray hands over from the object store; none on the first step) then this step's
+        ``xs, y, w``. Applies the previous step's all-reduced update (``weighted_sum`` by
+        ``scales``: every worker computes the same bits), then returns ``((loss, y_pred),
+        gradients)``: two objects, so that the coordinator fetches only the first."""
+        prev, (xs, y, w) = args[:n_prev], args[n_prev:]
+        loss, y_pred, grads = self.runner.apply_then_compute(weighted_sum(scales, prev) if prev else None, xs, y, w)
+        return (loss, y_pred), grads
+
+    def apply_reduced(self, scales, *grads) -> None:
+        """Apply the all-reduce (``weighted_sum``) of every worker's gradients ``grads``."""
+        self.runner.apply_gradients(weighted_sum(scales, grads))
 
     def get_weights(self, names=None) -> dict:
         weights = self.runner.get_weights()
@@ -184,7 +198,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
         self._workers: list = []
         self._program_ref = None
         self._checkpoint = None
-        self._pending = None         # the last step's averaged gradients, applied with the next call
+        self._pending = None         # the last step's (scales, gradient refs), applied with the next call
         self.restarts = 0
 
     def _start(self, program):
@@ -240,20 +254,26 @@ class MultiWorkerMirroredStrategy(_Cluster):
                 if not retry:
                     return None
 
-    def _compute(self, shards):
-        # The previous step's update travels with this step's batch. After a worker is replaced the
-        # update is not sent again: the survivors applied it and the replacement has their state.
+    def _compute(self, shards, scales):
+        # The previous step's gradients travel (as references) with this step's batch. After a
+        # worker is replaced they are not sent again: the survivors applied them and the
+        # replacement has their state.
         pending, self._pending = self._pending, None
-        return self._each(lambda a, i, attempt: a.apply_then_compute.remote(
-            pending if attempt == 0 else None, *shards[i][:3]))
+        grads = [None] * len(self._workers)
 
-    def _apply(self, grads):
-        self._pending = self._ray.put(grads)
+        def call(a, i, attempt):
+            prev_scales, prev = pending if pending is not None and attempt == 0 else (None, [])
+            out, grads[i] = a.step.options(num_returns=2).remote(prev_scales, len(prev), *prev, *shards[i][:3])
+            return out
+        results = self._each(call)
+        self._pending = (scales, grads)
+        return results
 
     def _flush(self):
         pending, self._pending = self._pending, None
         if pending is not None:
-            self._each(lambda a, i, attempt: a.apply_gradients.remote(pending), retry=False)
+            scales, grads = pending
+            self._each(lambda a, i, attempt: a.apply_reduced.remote(scales, *grads), retry=False)
 
     def _weights(self):
         self._flush()

@@ -31,7 +31,7 @@ from ..nn.saving import weight_paths
 from ..tape import GradientTape
 from ..tensor import tensor
 
-__all__ = ["ReplicaProgram", "ReplicaRunner", "export_program"]
+__all__ = ["ReplicaProgram", "ReplicaRunner", "export_program", "weighted_sum"]
 
 
 class ReplicaProgram:
@@ -45,6 +45,23 @@ class ReplicaProgram:
 
     def __getstate__(self):          # shipped to workers without the coordinator's Variables
         return {**self.__dict__, "variables": {}}
+
+
+def weighted_sum(scales, per_replica: list) -> list:
+    """``sum_r scales[r] * per_replica[r][k]`` for every gradient ``k`` (float32, summed in replica
+    order; replicas with scale 0 are skipped): the all-reduce of the synchronous strategies. Every
+    replica that computes it from the same inputs gets the same bits, so replicas stay equal
+    without a broadcast."""
+    out = None
+    for s, grads in zip(scales, per_replica):
+        if not s:
+            continue
+        if out is None:
+            out = [(np.float32(s) * g).astype(g.dtype, copy=False) for g in grads]
+        else:
+            for acc, g in zip(out, grads):
+                acc += np.float32(s) * g
+    return out if out is not None else [np.zeros_like(g) for g in per_replica[0]]
 
 
 def _example(a, rows: int):

@@ -24,7 +24,7 @@ from ..core import ops as F
 from ..device import device, get_device
 from ..tensor import Tensor, tensor
 from ..tree import map_structure
-from .replica import ReplicaRunner, export_program
+from .replica import ReplicaRunner, export_program, weighted_sum
 from .values import MirroredVariable, ReplicaContext, _Rendezvous
 
 __all__ = ["Strategy", "MirroredStrategy", "PerReplica", "ReduceOp", "get_strategy", "has_strategy",
@@ -255,15 +255,9 @@ class _SyncStep:
             part = [a[r * rows:(r + 1) * rows] for a in (*xs, yt, w)]
             real = part[0].shape[0]
             shards.append(([_pad(a, rows) for a in part[:-2]], _pad(part[-2], rows), _pad(part[-1], rows), real))
-        results = self.strategy._compute(shards)
         scale = [rows / total for _ in range(n)]
+        results = self.strategy._compute(shards, scale)      # [(loss, y_pred)]; the update stays pending
         loss = np.float32(sum(np.float64(s) * np.float64(res[0]) for s, res in zip(scale, results)))
-        grads = [np.zeros_like(g) for g in results[0][2]]
-        for s, res in zip(scale, results):
-            if s:
-                for acc, g in zip(grads, res[2]):
-                    acc += np.float32(s) * g
-        self.strategy._apply(grads)
         self.dirty = True
         loss_t = tensor(loss)
         if self.model.compiled_metrics:     # the loss tracker needs only the loss and the batch size
@@ -317,27 +311,36 @@ class MirroredStrategy(Strategy):
         self._device_names = devices
         self.extended_devices = tuple(devices)
         self.num_replicas_in_sync = len(devices)
-        self._pool = ThreadPoolExecutor(len(devices), thread_name_prefix="webtensor-replica")
+        self._pool = ThreadPoolExecutor(max(1, len(devices) - 1), thread_name_prefix="webtensor-replica")
         self._variable_class = MirroredVariable
         self._runners = []
         self._pending = None     # the last step's averaged gradients, applied with the next step
 
     def _map(self, fn, items):
-        return list(self._pool.map(fn, items))
+        # the first item runs in the calling thread: one thread hand-off fewer per step (the caller
+        # would only wait), and none with one replica
+        items = list(items)
+        futures = [self._pool.submit(fn, i) for i in items[1:]]
+        try:
+            first = fn(items[0]) if items else None
+        except BaseException:
+            for f in futures:       # no replica is left running when the error propagates
+                f.exception()
+            raise
+        return [first, *(f.result() for f in futures)] if items else []
 
     def _start(self, program):
         self._runners = self._map(lambda r: ReplicaRunner(program, self._backends[r]), range(self.num_replicas_in_sync))
         self._pending = None
 
-    def _compute(self, shards):
+    def _compute(self, shards, scales):
         # The previous step's averaged update runs in the same thread hand-off as this step's
         # gradients (one per replica per step, as MultiWorkerMirroredStrategy's round trip).
         pending, self._pending = self._pending, None
-        return self._map(lambda r: self._runners[r].apply_then_compute(pending, *shards[r][:3]),
-                         range(self.num_replicas_in_sync))
-
-    def _apply(self, grads):
-        self._pending = grads
+        results = self._map(lambda r: self._runners[r].apply_then_compute(pending, *shards[r][:3]),
+                            range(self.num_replicas_in_sync))
+        self._pending = weighted_sum(scales, [res[2] for res in results])
+        return [res[:2] for res in results]
 
     def _weights(self):
         pending, self._pending = self._pending, None
