@@ -36,6 +36,7 @@ import random
 import re
 import sys
 import time
+import warnings
 
 import webtensor as wt
 
@@ -171,12 +172,13 @@ def masked_nll(model, ids, targets, weights, training=False):
     return wt.reduce_sum(weights * wt.sparse_softmax_cross_entropy(targets, logits)), wt.reduce_sum(weights)
 
 
-def train(model, train_batches: int, val_batches: list, epochs: int, seed: int, verbose: bool,
-          max_steps: int | None = None, make_train=None) -> float:
-    """Adam with a cosine-decayed learning rate; returns the last validation perplexity.
-    ``make_train(rng)`` gives one epoch's batches; ``max_steps`` stops each epoch early (tests)."""
-    steps = epochs * (max_steps or train_batches)
-    opt = wt.optimizers.Adam(wt.optimizers.schedules.CosineDecay(LEARNING_RATE, steps))
+def train(model, train_seqs: list, val_batches: list, epochs: int, seed: int, verbose: bool = True,
+          max_steps: int | None = None, batch_size: int = BATCH_SIZE) -> float:
+    """Train on ``train_seqs`` (id lists; :func:`make_batches`, shuffled each epoch) with Adam and a
+    cosine-decayed learning rate; returns the last validation perplexity over ``val_batches`` (NaN
+    when there are none). ``max_steps`` stops each epoch after that many batches (tests)."""
+    per_epoch = -(-len(train_seqs) // batch_size)
+    opt = wt.optimizers.Adam(wt.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * min(per_epoch, max_steps or per_epoch)))
 
     @wt.function
     def train_step(ids, targets, weights):
@@ -189,26 +191,25 @@ def train(model, train_batches: int, val_batches: list, epochs: int, seed: int, 
 
     evaluate = wt.function(lambda ids, targets, weights: masked_nll(model, ids, targets, weights))
     rng = random.Random(seed)
-    perplexity = math.inf
-    for epoch in range(1, epochs + 1):
-        start, losses = time.perf_counter(), []
-        chars = 0
-        for k, (ids, targets, weights) in enumerate(make_train(rng)):
-            if max_steps is not None and k >= max_steps:
-                break
-            w = wt.tensor(weights)
-            losses.append(float(train_step(wt.tensor(ids, dtype="int32"), wt.tensor(targets, dtype="int32"), w).numpy()))
-            chars += int(sum(map(sum, weights)))
-        total = count = 0.0
-        for ids, targets, weights in val_batches:
-            s, c = evaluate(wt.tensor(ids, dtype="int32"), wt.tensor(targets, dtype="int32"), wt.tensor(weights))
-            total, count = total + float(s.numpy()), count + float(c.numpy())
-        perplexity = math.exp(total / count)
-        if verbose:
-            elapsed = time.perf_counter() - start
-            print(f"Epoch {epoch}/{epochs}: loss {sum(losses) / len(losses):.4f} - val_perplexity {perplexity:.3f} "
-                  f"[{elapsed:.1f} s, {chars / elapsed:.0f} chars/s, {train_step.experimental_get_tracing_count()} "
-                  "traces]", flush=True)
+    perplexity = math.nan
+    with warnings.catch_warnings():     # one trace per padded length is the design, not a mistake
+        warnings.simplefilter("ignore", wt.config.RetracingWarning)
+        for epoch in range(1, epochs + 1):
+            start, losses, chars = time.perf_counter(), [], 0
+            for ids, targets, weights in make_batches(train_seqs, batch_size, rng)[:max_steps]:
+                losses.append(float(train_step(wt.tensor(ids, dtype="int32"), wt.tensor(targets, dtype="int32"),
+                                               wt.tensor(weights)).numpy()))
+                chars += int(sum(map(sum, weights)))
+            total = count = 0.0
+            for ids, targets, weights in val_batches:
+                s, c = evaluate(wt.tensor(ids, dtype="int32"), wt.tensor(targets, dtype="int32"), wt.tensor(weights))
+                total, count = total + float(s.numpy()), count + float(c.numpy())
+            perplexity = math.exp(total / count) if count else math.nan
+            if verbose:
+                elapsed = time.perf_counter() - start
+                print(f"Epoch {epoch}/{epochs}: loss {sum(losses) / len(losses):.4f} - val_perplexity {perplexity:.3f} "
+                      f"[{elapsed:.1f} s, {chars / elapsed:.0f} chars/s, {train_step.experimental_get_tracing_count()} "
+                      "traces]", flush=True)
     return perplexity
 
 
@@ -301,7 +302,6 @@ def main(argv=None) -> int:
     train_texts, val_texts = split(texts, VALIDATION_FRACTION, args.seed)
     train_seqs = [vocab.encode(t) for t in train_texts]
     val_batches = make_batches([vocab.encode(t) for t in val_texts], BATCH_SIZE)
-    n_train = -(-len(train_seqs) // BATCH_SIZE)
     print(f"== character LSTM on fortunes-min ({len(train_texts)} train / {len(val_texts)} validation cookies, "
           f"{sum(map(len, train_texts))} / {sum(map(len, val_texts))} characters, vocabulary {len(vocab)}), "
           f"device {dev.name}, LSTM {args.units}, {args.epochs} epochs", flush=True)
@@ -309,8 +309,7 @@ def main(argv=None) -> int:
         wt.set_seed(args.seed)
         model = build_model(len(vocab), args.units)
         start = time.perf_counter()
-        perplexity = train(model, n_train, val_batches, args.epochs, args.seed, args.verbose, args.max_steps,
-                           lambda rng: make_batches(train_seqs, BATCH_SIZE, rng))
+        perplexity = train(model, train_seqs, val_batches, args.epochs, args.seed, args.verbose, args.max_steps)
         elapsed = time.perf_counter() - start
         sample = vocab.decode(wt.function(generator_fn(model, True))(
             wt.tensor(prompt_ids(vocab), dtype="int32")).numpy().tolist())
