@@ -29,7 +29,7 @@ import numpy as np
 UNITS = 32
 STEPS = 150
 LENGTHS = ((1, 7, 40, 256), (3, 19, 64, 129))     # characters + boundary per row, two predict batches
-PROMPTS = ("", "The ", "You will ")
+PROMPTS = ("", "The ", "You ")         # "You ": the README snippet's prompt
 SAMPLES = 2
 TEMPERATURE = 0.8
 

@@ -7,15 +7,17 @@
 // model's and that generate equals the traced while_loop).
 
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
 import { pythonFixture } from './helpers.js';
 
-const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_textlm.py');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SCRIPT = join(ROOT, 'tests', 'export_fixtures_textlm.py');
 
 let out, expected, model, vocab;
 before(async () => {
@@ -71,4 +73,19 @@ describe('the text job\'s language model', () => {
       fresh.dispose();
     }
   });
+});
+
+test("the README's text-job snippet runs as written beside such an artifact", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('## The text job');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const [js, ...more] = [...section.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert.ok(js && more.length === 0, 'one JS snippet in the README\'s text-job section');
+  mkdirSync(join(out, 'node_modules'));
+  symlinkSync(ROOT, join(out, 'node_modules', 'webtensor'), 'dir');       // what `npm install webtensor` gives
+  writeFileSync(join(out, 'generate.mjs'), js);
+  const printed = execFileSync(process.execPath, ['generate.mjs'], { cwd: out, timeout: 60_000 }).toString();
+  const [greedy, sampled] = printed.replace(/\n$/, '').split(' | ');
+  assert.equal(greedy, `You ${expected.texts[2]}`);                 // the fixture's third prompt is the snippet's
+  assert.ok(sampled.startsWith('You '), printed);
 });
