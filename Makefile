@@ -61,6 +61,7 @@ bench: setup
 	$(VPY) bench/bench_wasm.py
 	$(VPY) bench/bench_webgpu.py
 	node bench/bench_node.mjs
+	node bench/bench_rnn.mjs
 	node bench/bench_webgpu_peers.mjs
 
 demo: setup-python setup-js
