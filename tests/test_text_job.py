@@ -2,6 +2,7 @@
 length-bucketed masked batches, its loss against numpy, its while_loop generation against the model
 run again on each growing prefix, and a tiny run of the command (CI: a few steps, not the training)."""
 import math
+import random
 import os
 import re
 import subprocess
@@ -53,7 +54,7 @@ def test_batches_shift_targets_and_pad_to_buckets():
     assert ids[0, 0] == textlm.BOUNDARY and list(ids[0, 1:32]) == [4] * 31 and not ids[0, 32:].any()
     assert list(targets[0, :32]) == [4] * 31 + [textlm.BOUNDARY] and not targets[0, 32:].any()
     assert weights.sum(axis=1).tolist() == [32, 41]     # every character and the end marker
-    order = [np.shape(b[0]) for b in textlm.make_batches(seqs, 2, __import__("random").Random(1))]
+    order = [np.shape(b[0]) for b in textlm.make_batches(seqs, 2, random.Random(1))]
     assert sorted(order) == sorted(shapes)
 
 
