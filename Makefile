@@ -1,6 +1,8 @@
 # The two commands (each does all set-up on a fresh Debian machine):
 #   make digits   - train the MLP and CNN on the digits data and report test accuracy
 #   make test     - run the whole test suite
+# and an extra job:
+#   make text     - train a character LSTM language model on Debian's fortunes-min, report validation perplexity
 #
 # Python runs in the project's virtual environment .venv, made with $(PY) (Debian's own python3 is
 # "externally managed", PEP 668: pip refuses to install into it). Every recipe runs with .venv/bin
@@ -9,11 +11,11 @@ PY ?= python3
 DEVICE ?=
 VENV = .venv
 VPY = $(VENV)/bin/python
-APT_PKGS = mesa-vulkan-drivers libvulkan1 chromium python3-venv
+APT_PKGS = mesa-vulkan-drivers libvulkan1 chromium python3-venv fortunes-min
 export XDG_RUNTIME_DIR ?= /tmp/webtensor-xdg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-system setup-python setup-js digits test test-py test-js bench demo
+.PHONY: setup setup-system setup-python setup-js digits text test test-py test-js bench demo
 
 setup: setup-system setup-python setup-js
 
@@ -42,6 +44,9 @@ setup-js:
 digits: setup-python
 	$(VPY) -m webtensor $(if $(DEVICE),--device $(DEVICE))
 
+text: setup-python
+	$(VPY) -m webtensor text $(if $(DEVICE),--device $(DEVICE))
+
 test: setup
 	$(VPY) -m pytest -q
 	npm run --silent test:js
@@ -56,6 +61,7 @@ bench: setup
 	$(VPY) bench/bench_wasm.py
 	$(VPY) bench/bench_webgpu.py
 	node bench/bench_node.mjs
+	node bench/bench_rnn.mjs
 	node bench/bench_webgpu_peers.mjs
 
 demo: setup-python setup-js

@@ -5,6 +5,9 @@
 
     python -m webtensor serve MODEL_BASE_PATH [...] [--port 8501] [--model_name NAME]   (a model server)
 
+    python -m webtensor text [--device ...] [--epochs N] [--export DIR]   (a character LSTM language
+                                                                            model: webtensor.textlm)
+
 (also installed as the ``webtensor-digits`` command). Prints per-epoch progress and each
 model's test accuracy; exits with status 1 if a model misses its target (MLP >= 95 %,
 CNN >= 97 %), so CI catches regressions, and 2 if the device is unknown or unavailable.
@@ -20,7 +23,7 @@ import time
 
 import webtensor as wt
 
-from . import distribute, nn
+from . import distribute, nn, textlm
 from .serving import serve
 
 TARGETS = {"mlp": 0.95, "cnn": 0.97}
@@ -106,6 +109,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["serve"]:
         return serve_main(argv[1:])
+    if argv[:1] == ["text"]:
+        return textlm.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m webtensor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["reference", "wasm", "webgpu"], default=None,
                         help="where to run (default: webgpu on a hardware GPU, else wasm; "

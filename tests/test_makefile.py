@@ -65,3 +65,10 @@ def test_ci_runs_make_test_with_debians_python():
     commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
     assert commands[-1] == "make test PY=/usr/bin/python3"
+
+
+def test_text_job_runs_in_the_venv_with_its_corpus_installed():
+    """``make text`` (the second main job) runs in the venv, and a fresh machine gets its corpus."""
+    commands = python_commands(dry_run("text"))
+    assert ".venv/bin/python -m webtensor text" in commands
+    assert "fortunes-min" in make("--eval", "print-apt: ; @echo $(APT_PKGS)", "print-apt").split()
