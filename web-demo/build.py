@@ -1,7 +1,10 @@
 """Build the web demo's generated files (everything the pages load besides their own sources).
 
     python web-demo/build.py [--out DIR]        # default DIR: web-demo/ itself
-    python -m http.server -d web-demo 8000 --bind 127.0.0.1   # then open http://127.0.0.1:8000/
+    python web-demo/serve.py --dir web-demo --port 8000    # then open http://127.0.0.1:8000/
+
+(``serve.py`` sends the COOP/COEP headers that make the page cross-origin isolated, which the
+runtime's threads need.)
 
 Writes, under DIR (all gitignored in web-demo/):
 
@@ -199,7 +202,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     build(args.out)
     rel = os.path.relpath(args.out.resolve(), Path.cwd())
-    _log(f"serve it with: python -m http.server -d {rel} 8000 --bind 127.0.0.1  (then open http://127.0.0.1:8000/)")
+    _log(f"serve it with: python {os.path.relpath(HERE / 'serve.py')} --dir {rel} --port 8000  (then open http://127.0.0.1:8000/)")
     return 0
 
 

@@ -76,7 +76,13 @@ export async function createWasmBackend({ manifest, files, weights }, fail, { th
   let modules = ['module.wasm', 'module_relaxed.wasm'].filter((m) => files.has(m));
   const threaded = ['module_threads.wasm', 'module_relaxed_threads.wasm'].filter((m) => files.has(m));
   const layout = Object.values(signatures).find((sig) => sig.wasm.threads !== undefined)?.wasm.threads;
-  if (!(threads > 1 && threaded.length && layout && spawnThread && canShareMemory())) threads = 1;
+  let threadsNotice = null;
+  const short = threads > 1 && threadsUnavailable(threaded.length > 0 && layout !== undefined, spawnThread);
+  if (short) {
+    threadsNotice = `webtensor.load: ${threads} threads were asked for, but the model runs on 1: ${short}`;
+    console.warn(threadsNotice);
+    threads = 1;
+  }
   if (threads > 1) {
     memoryBytes = Math.max(memoryBytes, layout.scratch + (threads - 1) * layout.stride);
     modules = threaded;
@@ -125,7 +131,21 @@ export async function createWasmBackend({ manifest, files, weights }, fail, { th
     instance.exports.threads_setup(threads, typeof globalThis.document === 'undefined' ? 1 : 0);
     workers = await startThreads(spawnThread, module, memory, threads, instance.exports.stop, fail);
   }
-  return new WasmBackend(memory, instance.exports, signatures, variables, address, host, chosen, workers);
+  const backend = new WasmBackend(memory, instance.exports, signatures, variables, address, host, chosen, workers);
+  backend.threadsNotice = threadsNotice;
+  return backend;
+}
+
+/** Why more than one thread cannot run here (a sentence), or null when it can. */
+function threadsUnavailable(hasThreadedModule, spawnThread) {
+  if (!hasThreadedModule) return 'the artifact has no module_threads.wasm (export it with wasm_threads=True)';
+  if (!spawnThread) return 'this entry point cannot create Workers';
+  if (globalThis.crossOriginIsolated === false) {
+    return 'the page is not cross-origin isolated (crossOriginIsolated is false), so it has no shared memory; '
+      + 'serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp';
+  }
+  if (!canShareMemory()) return 'this engine has no shared WebAssembly.Memory (SharedArrayBuffer)';
+  return null;
 }
 
 /** Whether a shared WebAssembly.Memory can be made here (browsers: only when cross-origin isolated). */
