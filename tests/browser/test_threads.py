@@ -133,3 +133,20 @@ def test_not_isolated_runs_on_one_thread_with_a_notice(browser, site):
     page.evaluate("window.model.dispose()")
     assert not errors
     page.close()
+
+
+def test_load_dispose_cycles_leave_no_worker(browser, site):
+    """200 load/dispose cycles on 2 threads: every Worker that started has ended (Playwright's
+    worker 'close' event) and none is left."""
+    page, errors, _ = open_page(browser, site.url)
+    started, closed = [], []
+    page.on("worker", lambda w: (started.append(w), w.on("close", lambda _: closed.append(w))))
+    page.evaluate("""async () => {
+      const wt = await import('./vendor/webtensor/js/index.js');
+      for (let i = 0; i < 200; i++) (await wt.load('models/ops/', { backend: 'wasm', threads: 2 })).dispose();
+    }""")
+    wait_no_workers(page, 20)
+    page.wait_for_timeout(200)                  # close events still in flight
+    assert len(started) == 200 and len(closed) == 200
+    assert not errors
+    page.close()
