@@ -11,8 +11,9 @@ artifacts' weights (``a @ b`` 1024; the CNN in NCHW, transposed to NHWC before i
 its Dense weights are webtensor's). Serves it cross-origin isolated (``web-demo/serve.py``) and runs
 ``bench/chromium_threads.js`` in headless Chromium (Debian's ``/usr/bin/chromium``): every
 contender on the same inputs, calls alternating round robin. Prints, per workload, each
-contender's best and median call, webtensor's ratio to the better peer (best and median), its
-threads-vs-one-thread ratio, and each output's max |difference| from webtensor's (a check that all
+contender's best and median call, webtensor's ratio to the better peer (best and median) and its
+threads-vs-one-thread ratio, for the model on the page's thread (whose driver spins while it waits
+for its Workers) and in a Worker (``worker: true``: the driver blocks; inputs copied per call), and each output's max |difference| from webtensor's (a check that all
 compute the same thing). Say the machine's load (printed first) with any figure you quote.
 """
 from __future__ import annotations
@@ -114,12 +115,13 @@ def report(result: dict, threads: int) -> None:
         print(f"\n{labels[row['workload']]}")
         for k in t:
             check = f"   max|diff| vs webtensor {row['check'][k]:.2e}" if k in row["check"] else ""
-            print(f"  {k:<16} best {best[k]:8.2f}  median {med[k]:8.2f}{check}")
+            print(f"  {k:<20} best {best[k]:8.2f}  median {med[k]:8.2f}{check}")
         peer_best = min(peers, key=lambda k: best[k])
         peer_med = min(peers, key=lambda k: med[k])
-        print(f"  ratio {ours} vs better peer: best {best[peer_best] / best[ours]:.2f}x ({peer_best}), "
-              f"median {med[peer_med] / med[ours]:.2f}x ({peer_med}); target >= 1.1x")
-        print(f"  ratio {ours} vs {one}: best {best[one] / best[ours]:.2f}x, median {med[one] / med[ours]:.2f}x")
+        for mine in (ours, f"{ours} worker"):
+            print(f"  ratio {mine} vs better peer: best {best[peer_best] / best[mine]:.2f}x ({peer_best}), "
+                  f"median {med[peer_med] / med[mine]:.2f}x ({peer_med}); target >= 1.1x")
+            print(f"  ratio {mine} vs {one}: best {best[one] / best[mine]:.2f}x, median {med[one] / med[mine]:.2f}x")
 
 
 def main(argv=None) -> int:

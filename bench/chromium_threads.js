@@ -39,6 +39,22 @@ async function webtensorContender(threads) {
   };
 }
 
+// The model in a Web Worker ({worker: true}), its threads nested Workers: the driver blocks while
+// it waits for them instead of spinning on the page's main thread. Inputs are copied to the worker
+// per call (resident tensors need the model on this thread).
+async function webtensorWorkerContender(threads) {
+  const mm = await webtensor.load('models/matmul1024/', { backend: 'wasm', threads, worker: true });
+  const cnn = await webtensor.load('models/cnn/', { backend: 'wasm', threads, worker: true });
+  const a = webtensor.tensor(A, [N, N]), b = webtensor.tensor(B, [N, N]), x = webtensor.tensor(X, [32, 28, 28, 1]);
+  await mm.run('predict', [a, b]);
+  return {
+    threads: mm.stats().wasmThreads,
+    matmul: async () => Object.values(await mm.run('predict', [a, b]))[0].dataSync(),
+    cnn: async () => Object.values(await cnn.run('predict', [x]))[0].dataSync(),
+    dispose: () => { mm.dispose(); cnn.dispose(); },
+  };
+}
+
 async function tfjsContender(threads) {
   tf.wasm.setWasmPaths('tfjs/');
   tf.wasm.setThreadsCount(threads);
@@ -86,6 +102,7 @@ window.runBench = async ({ threads = 2, rounds = 20 } = {}) => {
   const contenders = {
     [`webtensor ${threads}T`]: await webtensorContender(threads),
     'webtensor 1T': await webtensorContender(1),
+    [`webtensor ${threads}T worker`]: await webtensorWorkerContender(threads),
     [`TF.js-wasm ${threads}T`]: await tfjsContender(threads),
     [`ORT-web ${threads}T`]: await ortContender(threads),
   };

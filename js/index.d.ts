@@ -243,8 +243,9 @@ export interface LoadOptions {
    * page, served with `Cross-Origin-Opener-Policy: same-origin` and
    * `Cross-Origin-Embedder-Policy: require-corp`); otherwise, or without a
    * threaded module, one thread (`stats().wasmThreads`), a console warning
-   * and `model.threadsNotice`. dispose() ends the Workers. Not with
-   * `worker: true`.
+   * and `model.threadsNotice`. dispose() ends the Workers. With
+   * `worker: true` they are Workers of the model's worker, where the driver
+   * waits for them blocked rather than spinning as a page's main thread must.
    */
   threads?: number | 'auto';
 }

@@ -422,7 +422,8 @@ function adapterInfoOf(adapter, device) {
  * of one thread. Needs shared memory (browsers: a cross-origin isolated page, COOP/COEP headers);
  * where it is missing, or the artifact has no threaded module, the model runs on one thread
  * (`stats().wasmThreads` says how many), warns on the console and says why in
- * `model.threadsNotice`. dispose() ends the Workers. Not with `worker: true`.
+ * `model.threadsNotice`. dispose() ends the Workers. With `worker: true` the threads are Workers
+ * of the model's worker, whose driver waits for them blocked (a page's main thread must spin).
  */
 /** The most threads `load(..., {threads})` accepts (wasm/threads.py MAX_THREADS). */
 export const MAX_THREADS = 16;
@@ -444,9 +445,6 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker, co
     threads = Number.isInteger(n) && n > 1 ? Math.min(n, AUTO_MAX_THREADS) : 1;
   } else if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
     throw new Error(`webtensor.load: threads must be 'auto' or an integer in [1, ${MAX_THREADS}], got ${JSON.stringify(threads)}`);
-  }
-  if (worker && options.threads !== undefined && options.threads !== 1) {
-    throw new Error('webtensor.load: `threads` > 1 or \'auto\' runs on this thread with helper Workers; it cannot be combined with `worker: true`');
   }
   if (typeof worker !== 'boolean') throw new Error(`webtensor.load: worker must be true or false, got ${JSON.stringify(worker)}`);
   if (timeout !== undefined) {
@@ -475,7 +473,7 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker, co
   const checked = await readArtifact(read, where);
   const fail = (msg) => { throw new ArtifactError(`webtensor: artifact ${where}: ${msg}`); };
   const artifact = { ...checked, manifest: expandControl(checked.manifest, fail) }; // control flow: its pieces
-  if (worker) return new Model(checked.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout }), null);
+  if (worker) return new Model(checked.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout, threads }), null);
 
   let adapter = null, gpu = null;
   const device = options.device ?? null;

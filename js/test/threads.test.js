@@ -50,7 +50,20 @@ test('threads: a bad count is refused', async () => {
   for (const threads of [0, 17, 1.5, '2', 'max']) {
     await assert.rejects(webtensor.load(join(out, 'ops'), { backend: 'wasm', threads }), /threads must be 'auto' or an integer in \[1, 16\]/);
   }
-  await assert.rejects(webtensor.load(join(out, 'ops'), { backend: 'wasm', threads: 'auto', worker: true }), /cannot be combined with `worker: true`/);
+});
+
+test('worker: true with threads: bitwise the one-thread outputs, the threads nested in the model\'s worker', async () => {
+  for (const [name, e] of Object.entries(expected)) {
+    const model = await webtensor.load(join(out, name), { backend: 'wasm', worker: true, threads: 3 });
+    try {
+      const got = await outputs(model, name, e);
+      assert.equal(model.stats().wasmThreads, 3);
+      assert.equal(model.threadsNotice, null);
+      got.forEach((o, k) => assert.deepEqual(o, Float32Array.from(e.outputs[k]), `${name}, worker, 3 threads, output ${k}`));
+    } finally {
+      model.dispose();
+    }
+  }
 });
 
 test("threads: 'auto' is os.availableParallelism() at most AUTO_MAX_THREADS", async () => {

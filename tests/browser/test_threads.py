@@ -19,9 +19,9 @@ from browser_util import ROOT, load_web_demo_module, serve, watch_errors
 pytestmark = pytest.mark.browser
 
 # Page side: load `name` with `threads`, keep it as window.model, return its stats and notice.
-LOAD = """async ([name, threads]) => {
+LOAD = """async ([name, threads, worker = false]) => {
   const wt = await import('./vendor/webtensor/js/index.js');
-  window.model = await wt.load(`models/${name}/`, { backend: 'wasm', threads });
+  window.model = await wt.load(`models/${name}/`, { backend: 'wasm', threads, worker });
   return { stats: window.model.stats(), notice: window.model.threadsNotice };
 }"""
 
@@ -149,4 +149,23 @@ def test_load_dispose_cycles_leave_no_worker(browser, site):
     page.wait_for_timeout(200)                  # close events still in flight
     assert len(started) == 200 and len(closed) == 200
     assert not errors
+    page.close()
+
+
+def test_worker_true_runs_the_threads_inside_the_models_worker(browser, site):
+    """``{worker: true, threads: 3}``: the model's Web Worker drives (blocking while it waits, as a
+    page's main thread may not), two Workers nested in it take tiles; bitwise the same outputs;
+    dispose() ends all three."""
+    page, errors, warnings = open_page(browser, site.url)
+    for name, e in site.expected.items():
+        loaded = page.evaluate(LOAD, [name, 3, True])
+        assert loaded["notice"] is None
+        got = page.evaluate(RUN, name)
+        assert page.evaluate("window.model.stats().wasmThreads") == 3
+        assert len(page.workers) == 3, name       # the model's worker and its two threads
+        for k, (g, want) in enumerate(zip(got, e["outputs"])):
+            assert np.array_equal(bits(g), expected_bits(want)), f"{name}, worker, 3 threads, output {k}"
+        page.evaluate("window.model.dispose()")
+        wait_no_workers(page)
+    assert not errors and not warnings, (errors, warnings)
     page.close()
