@@ -134,7 +134,10 @@ class WasmArtifact:
             self.drivers = {name: getattr(exports, sig["wasm"]["driver"]) for name, sig in sigs.items()}
             if self.threads > 1:    # a page's main thread may not block: the driver then spins
                 exports.threads_setup(self.threads, 1 if eng.can_block else 0)
-                self.workers = eng.workers(module, self.threads, exports.stop)
+                try:
+                    self.workers = eng.workers(module, self.threads, exports.stop)
+                except Exception as e:
+                    fail(f"{chosen}: a thread could not start ({_reason(e)})")
         else:
             self.module = chosen = modules[-1]
             # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1

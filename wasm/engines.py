@@ -436,10 +436,14 @@ class BrowserWorkers:
             blob = js.Blob.new(engine._to_js([_THREAD_JS]), engine._object({"type": "text/javascript"}))
             _thread_url.append(js.URL.createObjectURL(blob))
         self.workers = []
-        for tid in range(1, n):
-            w = js.Worker.new(_thread_url[0])
-            w.postMessage(engine._object({"module": module, "memory": engine.memory, "tid": tid}))
-            self.workers.append(w)
+        try:
+            for tid in range(1, n):
+                w = js.Worker.new(_thread_url[0])
+                self.workers.append(w)
+                w.postMessage(engine._object({"module": module, "memory": engine.memory, "tid": tid}))
+        except Exception:       # e.g. a Content-Security-Policy without worker-src blob:
+            _end_browser_workers(stop, self.workers)
+            raise
         self._close = weakref.finalize(self, _end_browser_workers, stop, self.workers)
 
     def close(self) -> None:

@@ -162,21 +162,21 @@ export function canShareMemory() {
 async function startThreads(spawnThread, module, memory, n, stop, fail) {
   const workers = [];
   const ready = [];
-  for (let tid = 1; tid < n; tid++) {
-    const w = await spawnThread();
-    workers.push(w);
-    ready.push(new Promise((resolve, reject) => {
-      const on = (e) => {
-        const m = e?.data ?? e; // a Web Worker's MessageEvent or a worker_threads message
-        if (m.type === 'ready') resolve();
-        else if (m.type === 'error') reject(new Error(m.message));
-      };
-      if (typeof w.once === 'function') w.once('message', on); else w.addEventListener('message', on, { once: true });
-      if (typeof w.once === 'function') w.once('error', reject); else w.addEventListener('error', reject, { once: true });
-    }));
-    w.postMessage({ module, memory, tid });
-  }
   try {
+    for (let tid = 1; tid < n; tid++) {
+      const w = await spawnThread(); // throws where Workers cannot be made (e.g. a CSP without worker-src)
+      workers.push(w);
+      ready.push(new Promise((resolve, reject) => {
+        const on = (e) => {
+          const m = e?.data ?? e; // a Web Worker's MessageEvent or a worker_threads message
+          if (m.type === 'ready') resolve();
+          else if (m.type === 'error') reject(new Error(m.message));
+        };
+        if (typeof w.once === 'function') w.once('message', on); else w.addEventListener('message', on, { once: true });
+        if (typeof w.once === 'function') w.once('error', reject); else w.addEventListener('error', reject, { once: true });
+      }));
+      w.postMessage({ module, memory, tid });
+    }
     await Promise.all(ready);
   } catch (e) {
     stop();

@@ -169,3 +169,19 @@ def test_worker_true_runs_the_threads_inside_the_models_worker(browser, site):
         wait_no_workers(page)
     assert not errors and not warnings, (errors, warnings)
     page.close()
+
+
+def test_workers_that_cannot_start_fail_the_load(browser, site):
+    """Where Workers cannot be created (as under a Content-Security-Policy without ``worker-src``),
+    load() rejects with an ArtifactError that says so."""
+    page, errors, _ = open_page(browser, site.url)
+    page.evaluate("() => { window.Worker = function () { throw new Error('blocked by the test'); }; }")
+    got = page.evaluate("""async () => {
+      const wt = await import('./vendor/webtensor/js/index.js');
+      try { await wt.load('models/ops/', { backend: 'wasm', threads: 2 }); return null; }
+      catch (e) { return [e.name, e.message]; }
+    }""")
+    assert got is not None and got[0] == "ArtifactError", got
+    assert "module_threads.wasm: a thread could not start (blocked by the test)" in got[1]
+    assert not page.workers and not errors
+    page.close()

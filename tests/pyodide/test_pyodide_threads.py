@@ -188,3 +188,25 @@ def test_not_isolated_runs_on_one_thread_with_a_warning(chromium, site):
         assert g == expected_hex(want), f"ops, not isolated, output {k}"
     assert not errors, errors
     page.close()
+
+
+def test_workers_that_cannot_start_fail_the_load(chromium, site):
+    """A page whose Workers cannot be created (as under a Content-Security-Policy without
+    ``worker-src blob:``): the load fails with an ArtifactError that says so, and leaves no Worker."""
+    page, errors = open_pyodide(chromium, site.url)
+    page.evaluate("() => { window.Worker = function () { throw new Error('blocked by the test'); }; }")
+    got = py(page, """
+import json
+import webtensor as wt
+from webtensor.artifact import ArtifactError
+wt.config.threading.set_intra_op_parallelism_threads(2)
+try:
+    wt.load('/home/pyodide/models/ops', backend='wasm')
+    r = None
+except ArtifactError as e:
+    r = str(e)
+json.dumps(r)
+""")
+    assert got is not None and "module_threads.wasm: a thread could not start (" in got and "blocked by the test" in got, got
+    assert not page.workers and not errors, errors
+    page.close()
