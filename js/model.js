@@ -428,7 +428,7 @@ function adapterInfoOf(adapter, device) {
 /** The most threads `load(..., {threads})` accepts (wasm/threads.py MAX_THREADS). */
 export const MAX_THREADS = 16;
 /**
- * The most threads `threads: 'auto'` picks: ONNX Runtime Web's cap (it picks min(4, cores / 2));
+ * The most threads `threads: 'auto'` picks: ONNX Runtime Web's cap (it picks min(4, ceil(cores / 2)));
  * the thread tests cover 1-4 threads.
  */
 export const AUTO_MAX_THREADS = 4;

@@ -403,7 +403,7 @@ class BrowserEngine:
 
 # A thread of a threaded module in Pyodide: the protocol of the npm runtime's js/thread.js (which
 # the wheel does not ship): {module, memory, tid} in; {type: 'ready' | 'error' | 'done'} out.
-# Instantiated synchronously: a Worker may compile and instantiate modules of any size that way.
+# It instantiates the module synchronously, which a Worker may do for a module of any size.
 _THREAD_JS = """self.onmessage = ({ data: { module, memory, tid } }) => {
   let exports;
   try {
