@@ -152,8 +152,12 @@ def test_bitwise_equal_on_1_to_4_threads_and_dispose_ends_the_workers(chromium, 
     for threads in (1, 2, 3, 4):
         loaded = py(page, LOAD, THREADS=threads)
         assert loaded == {"threads": {n: threads for n in names}, "warnings": []}
-        page.wait_for_timeout(300)                     # the Workers start once Python yields
-        assert len(page.workers) == len(names) * (threads - 1), threads
+        want = len(names) * (threads - 1)                # they start once Python yields to the page
+        for _ in range(200):
+            if len(page.workers) == want:
+                break
+            page.wait_for_timeout(50)
+        assert len(page.workers) == want, threads
         got = py(page, RUN)
         for name, e in site.expected.items():
             assert len(got[name]) == len(e["outputs"])
