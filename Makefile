@@ -66,4 +66,4 @@ bench: setup
 
 demo: setup-python setup-js
 	$(VPY) web-demo/build.py
-	$(VPY) -m http.server -d web-demo 8000 --bind 127.0.0.1
+	$(VPY) web-demo/serve.py --dir web-demo --port 8000

@@ -147,6 +147,12 @@ export declare class Model {
   readonly backend: 'wasm' | 'webgpu';
   /** The WebGPU adapter's description, or null on wasm. */
   readonly adapterInfo: AdapterInfo | null;
+  /**
+   * Why `load(..., {threads})` runs on fewer threads than asked (e.g. the
+   * page is not cross-origin isolated; the same text was logged with
+   * console.warn), or null.
+   */
+  readonly threadsNotice: string | null;
   readonly signatures: Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[] }>;
   readonly variables: VariableSpec[];
   readonly isDisposed: boolean;
@@ -228,15 +234,20 @@ export interface LoadOptions {
   timeout?: number;
   /**
    * Threads per kernel on the wasm backend, an integer in [1, 16] (default
-   * 1). With more than one, an artifact exported with `wasm_threads=True`
-   * runs its module_threads.wasm on a shared WebAssembly.Memory: this thread
-   * drives, `threads - 1` Workers (js/thread.js) take tiles of each large
-   * kernel; results are bitwise those of one thread. Needs shared memory
-   * (browsers: a cross-origin isolated page, COOP/COEP headers); otherwise,
-   * or without a threaded module, one thread (`stats().wasmThreads`).
-   * dispose() ends the Workers. Not with `worker: true`.
+   * 1), or 'auto': the logical cores (browsers: navigator.hardwareConcurrency;
+   * Node: os.availableParallelism()), at most 4. With more than one, an
+   * artifact exported with `wasm_threads=True` runs its module_threads.wasm
+   * on a shared WebAssembly.Memory: this thread drives, `threads - 1` Workers
+   * (js/thread.js) take tiles of each large kernel; results are bitwise those
+   * of one thread. Needs shared memory (browsers: a cross-origin isolated
+   * page, served with `Cross-Origin-Opener-Policy: same-origin` and
+   * `Cross-Origin-Embedder-Policy: require-corp`); otherwise, or without a
+   * threaded module, one thread (`stats().wasmThreads`), a console warning
+   * and `model.threadsNotice`. dispose() ends the Workers. With
+   * `worker: true` they are Workers of the model's worker, where the driver
+   * waits for them blocked rather than spinning as a page's main thread must.
    */
-  threads?: number;
+  threads?: number | 'auto';
 }
 
 /** An artifact given as its files' bytes: {'manifest.json': ..., 'module.wasm': ..., ...}. */

@@ -21,12 +21,14 @@ export { isSoftwareAdapter } from './backends/webgpu.js';
  * Load an artifact: `source` is the URL of its directory (relative URLs
  * resolve against the page) or an object {'manifest.json': Uint8Array, ...};
  * `options`: {backend: 'auto' | 'webgpu' | 'wasm', gpu, device, worker,
- * timeout} (`worker: true` runs the WebAssembly in a module Web Worker;
- * `timeout` ms then bounds each call: see loadModel in model.js). Resolves to
+ * timeout, threads} (`worker: true` runs the WebAssembly in a module Web Worker;
+ * `timeout` ms then bounds each call; `threads: n` or 'auto' (navigator.hardwareConcurrency,
+ * at most 4) splits large kernels over Web Workers on a cross-origin isolated page: see
+ * loadModel in model.js). Resolves to
  * a Model; rejects with an Error naming the damaged file or missing backend.
  */
 export function load(source, options) {
-  return loadModel(source, options, urlReader, spawnWorker);
+  return loadModel(source, options, urlReader, spawnWorker, () => globalThis.navigator?.hardwareConcurrency ?? 1);
 }
 
 /** The Worker of `load(source, {worker: true})` (js/worker.js) or of a thread (js/thread.js): a module Web Worker. */

@@ -70,6 +70,11 @@ export class Model {
     this.backend = backend.kind;
     /** The WebGPU adapter's {vendor, architecture, device, description}, or null on wasm. */
     this.adapterInfo = adapterInfo;
+    /**
+     * Why `load(..., {threads})` got fewer threads than it asked for (the page is not
+     * cross-origin isolated, the artifact has no threaded module, ...), or null.
+     */
+    this.threadsNotice = backend.threadsNotice ?? null;
     registry?.register(this, backend, this);
   }
 
@@ -409,27 +414,38 @@ function adapterInfoOf(adapter, device) {
  * 'TimeoutError', and the model's later calls reject (dispose() still works).
  * A timeout needs `worker: true`: WebAssembly on the main thread cannot be
  * interrupted.
- * `options.threads`: threads per kernel for the wasm backend (an integer in [1, 16], default 1):
- * with more than one, an artifact exported with `wasm_threads=True` runs its module_threads.wasm
- * on a shared memory, this thread driving and threads-1 Workers (js/thread.js) taking tiles of
- * each large kernel; results are bitwise those of one thread. Needs shared memory (browsers: a
- * cross-origin isolated page, COOP/COEP headers); where it is missing, or the artifact has no
- * threaded module, the model runs on one thread (`stats().wasmThreads` says how many).
- * dispose() ends the Workers. Not with `worker: true`.
+ * `options.threads`: threads per kernel for the wasm backend (an integer in [1, 16], or 'auto':
+ * the logical cores `cores()` reports (navigator.hardwareConcurrency, os.availableParallelism())
+ * capped at AUTO_MAX_THREADS; default 1): with more than one, an artifact exported with
+ * `wasm_threads=True` runs its module_threads.wasm on a shared memory, this thread driving and
+ * threads-1 Workers (js/thread.js) taking tiles of each large kernel; results are bitwise those
+ * of one thread. Needs shared memory (browsers: a cross-origin isolated page, COOP/COEP headers);
+ * where it is missing, or the artifact has no threaded module, the model runs on one thread
+ * (`stats().wasmThreads` says how many), warns on the console and says why in
+ * `model.threadsNotice`. dispose() ends the Workers. With `worker: true` the threads are Workers
+ * of the model's worker, whose driver waits for them blocked (a page's main thread must spin).
  */
 /** The most threads `load(..., {threads})` accepts (wasm/threads.py MAX_THREADS). */
 export const MAX_THREADS = 16;
+/**
+ * The most threads `threads: 'auto'` picks: ONNX Runtime Web's cap (it picks min(4, ceil(cores / 2)));
+ * the thread tests cover 1-4 threads.
+ */
+export const AUTO_MAX_THREADS = 4;
 
-export async function loadModel(source, options = {}, readerFor, spawnWorker) {
+export async function loadModel(source, options = {}, readerFor, spawnWorker, cores = () => 1) {
   const backend = options.backend ?? 'auto';
   if (!['auto', 'wasm', 'webgpu'].includes(backend)) {
     throw new Error(`webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(backend)}`);
   }
-  const { worker = false, timeout, threads = 1 } = options;
-  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
-    throw new Error(`webtensor.load: threads must be an integer in [1, ${MAX_THREADS}], got ${JSON.stringify(threads)}`);
+  const { worker = false, timeout } = options;
+  let threads = options.threads ?? 1;
+  if (threads === 'auto') {
+    const n = Number(cores());
+    threads = Number.isInteger(n) && n > 1 ? Math.min(n, AUTO_MAX_THREADS) : 1;
+  } else if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    throw new Error(`webtensor.load: threads must be 'auto' or an integer in [1, ${MAX_THREADS}], got ${JSON.stringify(threads)}`);
   }
-  if (worker && threads > 1) throw new Error('webtensor.load: `threads` > 1 runs on this thread with helper Workers; it cannot be combined with `worker: true`');
   if (typeof worker !== 'boolean') throw new Error(`webtensor.load: worker must be true or false, got ${JSON.stringify(worker)}`);
   if (timeout !== undefined) {
     if (!worker) {
@@ -457,7 +473,7 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker) {
   const checked = await readArtifact(read, where);
   const fail = (msg) => { throw new ArtifactError(`webtensor: artifact ${where}: ${msg}`); };
   const artifact = { ...checked, manifest: expandControl(checked.manifest, fail) }; // control flow: its pieces
-  if (worker) return new Model(checked.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout }), null);
+  if (worker) return new Model(checked.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout, threads }), null);
 
   let adapter = null, gpu = null;
   const device = options.device ?? null;

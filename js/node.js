@@ -4,6 +4,7 @@
 
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -86,13 +87,13 @@ function fileReader(dir) {
  * object {'manifest.json': Uint8Array, ...}; options as in the browser entry
  * (in Node pass `gpu: create([])` from the npm 'webgpu' package for WebGPU;
  * `worker: true` runs the WebAssembly in a worker_threads Worker, which
- * `timeout` ms can stop).
+ * `timeout` ms can stop; `threads: 'auto'` counts os.availableParallelism()).
  */
 export function load(source, options) {
   return loadModel(source, options, (location) => {
     if (/^https?:/i.test(location)) return urlReader(location);
     return fileReader(location.startsWith('file:') ? fileURLToPath(location) : location);
-  }, spawnWorker);
+  }, spawnWorker, availableParallelism);
 }
 
 /** The Worker of `load(source, {worker: true})` (js/worker.js) or of a thread (js/thread.js): a worker_threads Worker. */

@@ -3,6 +3,9 @@
 // serves its requests by message, one at a time. Runs as a module Web Worker
 // (browsers) or a worker_threads Worker (Node).
 //
+// With `threads` > 1 in 'init', its threads (js/thread.js) are Workers of this worker, where the
+// driver may block while it waits for them (a page's main thread may not).
+//
 // Protocol: the worker posts {type: 'ready'} once it listens. Requests are
 // {id, op, args} with op 'init' | 'run' | 'readVariables' | 'writeVariable' |
 // 'stats' | 'dispose'; each gets one reply {id, ok: true, result, stats} or
@@ -37,10 +40,24 @@ const fail = (msg) => { throw new ArtifactFailure(msg); };
 
 let backend = null;
 
+/** A thread of a threaded model (js/thread.js), a Worker of this worker: a module Web Worker or a worker_threads Worker. */
+async function spawnThread() {
+  const url = new URL('./thread.js', import.meta.url);
+  if (typeof self !== 'undefined' && typeof self.postMessage === 'function') return new Worker(url, { type: 'module' });
+  const specifier = 'node:worker_threads';
+  return new (await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier)).Worker(url);
+}
+
 const ops = {
-  async init({ manifest, modules, weights }) {
+  async init({ manifest, modules, weights, threads = 1 }) {
     if (backend) throw new Error('webtensor: the worker already holds a model');
-    backend = await createWasmBackend({ manifest, files: new Map(modules), weights: new Map(weights) }, fail);
+    // threads are nested Workers where this context can create them (a Web Worker: Chromium,
+    // Firefox, Safari 15.5+; Node: always)
+    const webWorker = typeof self !== 'undefined' && typeof self.postMessage === 'function';
+    const canSpawn = !webWorker || typeof Worker === 'function';
+    backend = await createWasmBackend({ manifest, files: new Map(modules), weights: new Map(weights) }, fail,
+      { threads, spawnThread: canSpawn ? spawnThread : null });
+    return { threadsNotice: backend.threadsNotice };
   },
   run: (name, inputs) => backend.run(name, inputs),
   readVariables: (indices) => backend.readVariables(indices),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import warnings
 
 from ..core.runtime.artifacts import (ArtifactError, engine_reason as _reason, register_loader,
                                       storage_nbytes, to_storage as _storage)
@@ -22,8 +23,9 @@ def _nbytes(spec) -> int:
 class WasmArtifact:
     kind = "wasm"
 
-    """Runs an artifact's "wasm" sections: ``module.wasm`` in wasmtime with one memory of the
-    signatures' largest ``memory_bytes`` (also its maximum: a driver cannot grow it); variables and
+    """Runs an artifact's "wasm" sections: ``module.wasm`` in wasmtime (Pyodide: the page's
+    WebAssembly) with one memory of the signatures' largest ``memory_bytes`` (also its maximum: a
+    driver cannot grow it), ``module_threads.wasm`` with workers for more threads; variables and
     the large constants (the sections' ``"constants"``) are copied to their addresses once; each run
     writes the inputs, calls the signature's driver (optionally under a deadline: wasmtime epoch
     interruption) and copies the outputs out. The module's imports, exports and function types are
@@ -97,14 +99,19 @@ class WasmArtifact:
         modules = [m for m in ("module.wasm", "module_relaxed.wasm") if m in files]
         # threads (wasm/threads.py): the threaded module where the artifact has one and more than one
         # thread is asked for (webtensor.config.threading); not under a deadline, which would stop
-        # only the driver
-        self.threads = intra_op_threads() if timeout is None and not self.browser else 1
+        # only the driver. Pyodide: Web Workers, where the page is cross-origin isolated
+        self.threads = intra_op_threads() if timeout is None else 1
         threaded = [m for m in ("module_threads.wasm", "module_relaxed_threads.wasm") if m in files]
         layouts = [sig["wasm"]["threads"] for sig in sigs.values() if "threads" in sig["wasm"]]
         for lay in layouts:                       # a workspace where not even a second thread fits
             if lay["scratch"] + lay["stride"] > MAX_MEMORY:
                 fail(f"manifest.json: wasm: threads {{\"scratch\": {lay['scratch']}, \"stride\": {lay['stride']}}}: "
                      "a second thread's workspace ends past WebAssembly's 4 GiB memory")
+        why = BrowserEngine.threads_unavailable() if self.browser and self.threads > 1 and threaded else None
+        if why:
+            warnings.warn(f"webtensor.load: {self.threads} threads are set, but the model runs on 1: {why}",
+                          RuntimeWarning)
+            self.threads = 1
         if self.threads > 1 and threaded and layouts:
             need = max(lay["scratch"] + (self.threads - 1) * lay["stride"] for lay in layouts)
             if need > MAX_MEMORY:
@@ -126,13 +133,20 @@ class WasmArtifact:
         self.variables, self.address, self.timeout = variables, address, timeout
         self.workers = None
         if self.browser:
-            self.engine = eng = BrowserEngine(pages, fma=None, maximum_pages=pages)
+            self.engine = eng = BrowserEngine(pages, fma=None, maximum_pages=pages, shared=self.threads > 1)
             self.module = chosen = modules[-1] if eng.fma else modules[0]     # Node 20: no relaxed SIMD
-            try:        # one instance per driver, all on the one memory
-                self.drivers = {name: eng.instantiate(files[chosen], sig["wasm"]["driver"], 0)
-                                for name, sig in sigs.items()}
+            try:
+                module = eng.compile(files[chosen])
+                exports = eng.exports(module)
             except Exception as e:
                 fail(f"{chosen} cannot be instantiated by this JavaScript engine ({_reason(e)})")
+            self.drivers = {name: getattr(exports, sig["wasm"]["driver"]) for name, sig in sigs.items()}
+            if self.threads > 1:    # a page's main thread may not block: the driver then spins
+                exports.threads_setup(self.threads, 1 if eng.can_block else 0)
+                try:
+                    self.workers = eng.workers(module, self.threads, exports.stop)
+                except Exception as e:
+                    fail(f"{chosen}: a thread could not start ({_reason(e)})")
         else:
             self.module = chosen = modules[-1]
             # the memory cannot grow past what the manifest declares: a driver's memory.grow returns -1

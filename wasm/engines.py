@@ -27,7 +27,10 @@ Engines:
 - :class:`BrowserEngine` (Pyodide): the page's ``WebAssembly`` through Pyodide's ``js`` module
   (``WebAssembly.Module``/``Instance``/``Memory``); bytes cross with one bulk copy each way
   (``Uint8Array.assign``/``assign_to``; ``memory.buffer`` is re-read every time, since growth
-  detaches the old ``ArrayBuffer``), as measured in ``shared/PLATFORM.md``.
+  detaches the old ``ArrayBuffer``), as measured in ``shared/PLATFORM.md``. With ``shared=True``
+  (a loaded artifact's threads, on a cross-origin isolated page) its memory is a shared
+  ``WebAssembly.Memory`` and :meth:`BrowserEngine.workers` runs a threaded module's ``worker(tid)``
+  in Web Workers (:class:`BrowserWorkers`).
 
 Engines are not locked: their owner (the device, a loaded model) serialises calls with its lock.
 """
@@ -311,11 +314,13 @@ class BrowserEngine:
     """
     name = "WebAssembly (JS)"
 
-    def __init__(self, initial_pages: int, fma: bool | None = None, maximum_pages: int = MAX_PAGES):
+    def __init__(self, initial_pages: int, fma: bool | None = None, maximum_pages: int = MAX_PAGES,
+                 shared: bool = False):
         import js
         from pyodide.ffi import to_js
         self.js, self._to_js = js, to_js
-        self.memory = js.WebAssembly.Memory.new(self._object({"initial": initial_pages, "maximum": maximum_pages}))
+        self.memory = js.WebAssembly.Memory.new(self._object({"initial": initial_pages, "maximum": maximum_pages,
+                                                              "shared": shared}))
         relaxed = bool(js.WebAssembly.validate(to_js(relaxed_simd_probe())))
         if fma and not relaxed:
             raise RuntimeError("wasm device: fma=True needs relaxed SIMD, which this JavaScript engine lacks; "
@@ -353,9 +358,39 @@ class BrowserEngine:
     memory_import: dict = {}            # modules import an ordinary memory; JS frees dropped instances
 
     def instantiate(self, module_bytes: bytes, export: str, nargs: int):
-        wa = self.js.WebAssembly
-        inst = wa.Instance.new(wa.Module.new(self._to_js(module_bytes)), self._object({"env": {"memory": self.memory}}))
-        return getattr(inst.exports, export)
+        return getattr(self.exports(self.compile(module_bytes)), export)
+
+    def compile(self, module_bytes: bytes):
+        """A ``WebAssembly.Module`` of ``module_bytes`` (a JsProxy)."""
+        return self.js.WebAssembly.Module.new(self._to_js(module_bytes))
+
+    def exports(self, module):
+        """The exports of a new instance of ``module`` (:meth:`compile`) on this engine's memory."""
+        return self.js.WebAssembly.Instance.new(module, self._object({"env": {"memory": self.memory}})).exports
+
+    @staticmethod
+    def threads_unavailable() -> str | None:
+        """Why a shared memory and Web Workers cannot run threads here (a sentence), or None."""
+        import js
+        if not hasattr(js, "Worker"):
+            return "this JavaScript host has no Web Workers (Pyodide in Node runs WebAssembly on one thread)"
+        if getattr(js, "crossOriginIsolated", False) is not True:
+            return ("the page is not cross-origin isolated (crossOriginIsolated is false), so it has no shared "
+                    "memory; serve it with the headers Cross-Origin-Opener-Policy: same-origin and "
+                    "Cross-Origin-Embedder-Policy: require-corp")
+        return None
+
+    @property
+    def can_block(self) -> bool:
+        """Whether this thread may block in ``memory.atomic.wait32``: not a page's main thread."""
+        return not hasattr(self.js, "document")
+
+    def workers(self, module, n: int, stop) -> "BrowserWorkers":
+        """(``shared=True``.) Start Web Workers 1..n-1, each running export ``worker(tid)`` of
+        ``module`` (:meth:`compile`; see :mod:`.threads`) on this engine's shared memory; ``stop``:
+        the module's ``stop`` export (of an instance on this memory). The returned
+        :class:`BrowserWorkers` ends them."""
+        return BrowserWorkers(self, module, n, stop)
 
     def validate(self, module_bytes: bytes) -> None:
         if not self.js.WebAssembly.validate(self._to_js(module_bytes)):
@@ -364,6 +399,62 @@ class BrowserEngine:
             except Exception as e:    # CompileError names the problem
                 raise ValueError(f"invalid WebAssembly module: {e}") from None
             raise ValueError("invalid WebAssembly module")
+
+
+# A thread of a threaded module in Pyodide: the protocol of the npm runtime's js/thread.js (which
+# the wheel does not ship): {module, memory, tid} in; {type: 'ready' | 'error' | 'done'} out.
+# It instantiates the module synchronously, which a Worker may do for a module of any size.
+_THREAD_JS = """self.onmessage = ({ data: { module, memory, tid } }) => {
+  let exports;
+  try {
+    exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  } catch (e) {
+    console.error('webtensor: a wasm thread could not start', e);
+    self.postMessage({ type: 'error', message: String(e && e.message || e).slice(0, 200) });
+    self.close();
+    return;
+  }
+  self.postMessage({ type: 'ready' });
+  exports.worker(tid); // returns after stop()
+  self.postMessage({ type: 'done' });
+  self.close();
+};
+"""
+_thread_url = []        # the Blob URL of _THREAD_JS, made once per page
+
+
+class BrowserWorkers:
+    """Web Workers running a threaded module's ``worker(tid)`` (:mod:`.threads`) on a
+    :class:`BrowserEngine`'s shared memory, one instance each. They start while Python runs on: the
+    driver never waits for a worker (it takes every tile itself until workers join), so loading
+    need not wait for them either. :meth:`close` (also run when the object is collected) calls the
+    module's ``stop`` and terminates them (a Worker still starting ends too)."""
+
+    def __init__(self, engine: BrowserEngine, module, n: int, stop):
+        js = engine.js
+        if not _thread_url:
+            blob = js.Blob.new(engine._to_js([_THREAD_JS]), engine._object({"type": "text/javascript"}))
+            _thread_url.append(js.URL.createObjectURL(blob))
+        self.workers = []
+        try:
+            for tid in range(1, n):
+                w = js.Worker.new(_thread_url[0])
+                self.workers.append(w)
+                w.postMessage(engine._object({"module": module, "memory": engine.memory, "tid": tid}))
+        except Exception:       # e.g. a Content-Security-Policy without worker-src blob:
+            _end_browser_workers(stop, self.workers)
+            raise
+        self._close = weakref.finalize(self, _end_browser_workers, stop, self.workers)
+
+    def close(self) -> None:
+        """End the workers (idempotent)."""
+        self._close()
+
+
+def _end_browser_workers(stop, workers):
+    stop()
+    for w in workers:
+        w.terminate()
 
 
 def default_engine(initial_pages: int, fma: bool | None = None):

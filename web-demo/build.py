@@ -1,7 +1,10 @@
 """Build the web demo's generated files (everything the pages load besides their own sources).
 
     python web-demo/build.py [--out DIR]        # default DIR: web-demo/ itself
-    python -m http.server -d web-demo 8000 --bind 127.0.0.1   # then open http://127.0.0.1:8000/
+    python web-demo/serve.py --dir web-demo --port 8000    # then open http://127.0.0.1:8000/
+
+(``serve.py`` sends the COOP/COEP headers that make the page cross-origin isolated, which the
+runtime's threads need.)
 
 Writes, under DIR (all gitignored in web-demo/):
 
@@ -14,7 +17,8 @@ Writes, under DIR (all gitignored in web-demo/):
 - ``models/mlp/``, ``models/cnn/``: artifacts (``docs/artifact.md``) exported from the models of the
   main job (``webtensor.__main__.build_model``) with Adam, holding their initial weights and the
   signatures ``predict`` (batch 1, for the drawing pad), ``evaluate`` (the whole test set) and
-  ``train_step`` (batch :data:`BATCH_SIZE`);
+  ``train_step`` (batch :data:`BATCH_SIZE`), with ``module_threads.wasm`` (``wasm_threads=True``) for
+  the page's threads;
 - ``build.json``: what was built (versions, file names, model summaries) for the pages.
 
 With ``--out`` elsewhere, the pages' own files (``index.html``, ``pyodide.html``, ``style.css``,
@@ -159,7 +163,7 @@ def export_model(kind: str, path: Path, n_test: int, seed: int = 0) -> dict:
         "predict": (model.predict_step, (images(1),)),
         "evaluate": (model.predict_step, (images(n_test),)),
         "train_step": (train_step, (images(BATCH_SIZE), np.zeros((BATCH_SIZE,), np.int32))),
-    })
+    }, wasm_threads=True)
     params = sum(int(np.prod(v["shape"])) for v in manifest["variables"] if v["trainable"])
     layers = [f"{type(layer).__name__}" for layer in model.layers]
     return {"path": f"models/{kind}/", "parameters": params, "layers": layers, "batch_size": BATCH_SIZE,
@@ -199,7 +203,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     build(args.out)
     rel = os.path.relpath(args.out.resolve(), Path.cwd())
-    _log(f"serve it with: python -m http.server -d {rel} 8000 --bind 127.0.0.1  (then open http://127.0.0.1:8000/)")
+    _log(f"serve it with: python {os.path.relpath(HERE / 'serve.py')} --dir {rel} --port 8000  (then open http://127.0.0.1:8000/)")
     return 0
 
 

@@ -82,7 +82,13 @@ export async function createWasmBackend({ manifest, files, weights }, fail, { th
       fail(`manifest.json: wasm: threads {"scratch": ${lay.scratch}, "stride": ${lay.stride}}: a second thread's workspace ends past WebAssembly's 4 GiB memory`);
     }
   }
-  if (!(threads > 1 && threaded.length && layouts.length && spawnThread && canShareMemory())) threads = 1;
+  let threadsNotice = null;
+  const short = threads > 1 && threadsUnavailable(threaded.length > 0 && layouts.length > 0, spawnThread);
+  if (short) {
+    threadsNotice = `webtensor.load: ${threads} threads were asked for, but the model runs on 1: ${short}`;
+    console.warn(threadsNotice);
+    threads = 1;
+  }
   if (threads > 1) {
     const need = Math.max(...layouts.map((lay) => lay.scratch + (threads - 1) * lay.stride));
     if (need > MAX_MEMORY) {
@@ -135,7 +141,21 @@ export async function createWasmBackend({ manifest, files, weights }, fail, { th
     instance.exports.threads_setup(threads, typeof globalThis.document === 'undefined' ? 1 : 0);
     workers = await startThreads(spawnThread, module, memory, threads, instance.exports.stop, fail);
   }
-  return new WasmBackend(memory, instance.exports, signatures, variables, address, host, chosen, workers);
+  const backend = new WasmBackend(memory, instance.exports, signatures, variables, address, host, chosen, workers);
+  backend.threadsNotice = threadsNotice;
+  return backend;
+}
+
+/** Why more than one thread cannot run here (a sentence), or null when it can. */
+function threadsUnavailable(hasThreadedModule, spawnThread) {
+  if (!hasThreadedModule) return 'the artifact has no module_threads.wasm (export it with wasm_threads=True)';
+  if (!spawnThread) return 'this entry point cannot create Workers';
+  if (globalThis.crossOriginIsolated === false) {
+    return 'the page is not cross-origin isolated (crossOriginIsolated is false), so it has no shared memory; '
+      + 'serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp';
+  }
+  if (!canShareMemory()) return 'this engine has no shared WebAssembly.Memory (SharedArrayBuffer)';
+  return null;
 }
 
 /** Whether a shared WebAssembly.Memory can be made here (browsers: only when cross-origin isolated). */
@@ -152,21 +172,21 @@ export function canShareMemory() {
 async function startThreads(spawnThread, module, memory, n, stop, fail) {
   const workers = [];
   const ready = [];
-  for (let tid = 1; tid < n; tid++) {
-    const w = await spawnThread();
-    workers.push(w);
-    ready.push(new Promise((resolve, reject) => {
-      const on = (e) => {
-        const m = e?.data ?? e; // a Web Worker's MessageEvent or a worker_threads message
-        if (m.type === 'ready') resolve();
-        else if (m.type === 'error') reject(new Error(m.message));
-      };
-      if (typeof w.once === 'function') w.once('message', on); else w.addEventListener('message', on, { once: true });
-      if (typeof w.once === 'function') w.once('error', reject); else w.addEventListener('error', reject, { once: true });
-    }));
-    w.postMessage({ module, memory, tid });
-  }
   try {
+    for (let tid = 1; tid < n; tid++) {
+      const w = await spawnThread(); // throws where Workers cannot be made (e.g. a CSP without worker-src)
+      workers.push(w);
+      ready.push(new Promise((resolve, reject) => {
+        const on = (e) => {
+          const m = e?.data ?? e; // a Web Worker's MessageEvent or a worker_threads message
+          if (m.type === 'ready') resolve();
+          else if (m.type === 'error') reject(new Error(m.message));
+        };
+        if (typeof w.once === 'function') w.once('message', on); else w.addEventListener('message', on, { once: true });
+        if (typeof w.once === 'function') w.once('error', reject); else w.addEventListener('error', reject, { once: true });
+      }));
+      w.postMessage({ module, memory, tid });
+    }
     await Promise.all(ready);
   } catch (e) {
     stop();

@@ -69,19 +69,21 @@ function timeoutError(message) {
 /**
  * Start a worker with `spawn()` (a Worker, or a promise of one), send it the
  * checked artifact ({manifest, files, weights} from readArtifact: only
- * module.wasm (and module_relaxed.wasm) and the bytes of the variables and large constants travel), and resolve to the proxy once
+ * module.wasm (and module_relaxed.wasm; with `threads` > 1 the threaded modules) and the bytes of
+ * the variables and large constants travel), and resolve to the proxy once
  * createWasmBackend has succeeded there. `fail(msg)` is the loader's artifact
  * error: createWasmBackend's complaints in the worker are rethrown through it,
  * so they read exactly as on the main thread. `timeout` (ms, or undefined
  * for none) bounds loading (compiling and instantiating module.wasm, after the
  * worker has started) and every later request.
  */
-export async function createWorkerBackend({ manifest, files, weights }, fail, { spawn, timeout }) {
+export async function createWorkerBackend({ manifest, files, weights }, fail, { spawn, timeout, threads = 1 }) {
   const backend = new WorkerBackend(await spawn(), manifest.variables, timeout);
   try {
     await backend._ready;
     // copies, so that transferring them detaches nothing of the caller's; the worker picks the module its engine runs
-    const modules = ['module.wasm', 'module_relaxed.wasm'].filter((m) => files.has(m)).map((m) => [m, files.get(m).slice()]);
+    const moduleNames = ['module.wasm', 'module_relaxed.wasm', ...(threads > 1 ? ['module_threads.wasm', 'module_relaxed_threads.wasm'] : [])];
+    const modules = moduleNames.filter((m) => files.has(m)).map((m) => [m, files.get(m).slice()]);
     // the variables' tensors and the large constants' (the wasm sections' "constants")
     const names = new Set(manifest.variables.map((v) => v.name));
     for (const sig of Object.values(manifest.signatures)) {
@@ -91,8 +93,9 @@ export async function createWorkerBackend({ manifest, files, weights }, fail, { 
       const t = weights.get(name);
       return [name, { dtype: t.dtype, shape: t.shape.slice(), bytes: t.bytes.slice() }];
     });
-    await backend._request('init', [{ manifest, modules, weights: vars }],
+    const { threadsNotice } = await backend._request('init', [{ manifest, modules, weights: vars, threads }],
       [...modules.map(([, m]) => m.buffer), ...vars.map(([, t]) => t.bytes.buffer)], 'loading the model (compiling and instantiating module.wasm)', fail);
+    backend.threadsNotice = threadsNotice;
   } catch (e) {
     backend.dispose();
     throw e;
@@ -103,6 +106,7 @@ export async function createWorkerBackend({ manifest, files, weights }, fail, { 
 class WorkerBackend {
   constructor(worker, variables, timeout) {
     this.kind = 'wasm';
+    this.threadsNotice = null; // createWasmBackend's in the worker (why fewer threads run than asked)
     this._port = portOf(worker);
     this._variables = variables;
     this._timeout = timeout;

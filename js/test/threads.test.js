@@ -47,9 +47,60 @@ test('exported models: bitwise the one-thread outputs on 1, 2, 3 and 4 threads',
 });
 
 test('threads: a bad count is refused', async () => {
-  for (const threads of [0, 17, 1.5, '2']) {
-    await assert.rejects(webtensor.load(join(out, 'ops'), { backend: 'wasm', threads }), /threads must be an integer in \[1, 16\]/);
+  for (const threads of [0, 17, 1.5, '2', 'max']) {
+    await assert.rejects(webtensor.load(join(out, 'ops'), { backend: 'wasm', threads }), /threads must be 'auto' or an integer in \[1, 16\]/);
   }
+});
+
+test('worker: true with threads: bitwise the one-thread outputs, the threads nested in the model\'s worker', async () => {
+  for (const [name, e] of Object.entries(expected)) {
+    const model = await webtensor.load(join(out, name), { backend: 'wasm', worker: true, threads: 3 });
+    try {
+      const got = await outputs(model, name, e);
+      assert.equal(model.stats().wasmThreads, 3);
+      assert.equal(model.threadsNotice, null);
+      got.forEach((o, k) => assert.deepEqual(o, Float32Array.from(e.outputs[k]), `${name}, worker, 3 threads, output ${k}`));
+    } finally {
+      model.dispose();
+    }
+  }
+});
+
+test("threads: 'auto' is os.availableParallelism() at most AUTO_MAX_THREADS", async () => {
+  const { availableParallelism } = await import('node:os');
+  const { AUTO_MAX_THREADS } = await import('../model.js');
+  const model = await webtensor.load(join(out, 'ops'), { backend: 'wasm', threads: 'auto' });
+  try {
+    assert.equal(model.stats().wasmThreads, Math.min(availableParallelism(), AUTO_MAX_THREADS));
+    assert.equal(model.threadsNotice, null);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('threads: an artifact without module_threads.wasm runs on one thread, with a notice and a warning', async () => {
+  const { readdirSync, readFileSync, statSync } = await import('node:fs');
+  const files = Object.fromEntries(readdirSync(join(out, 'ops'), { recursive: true })
+    .filter((f) => !f.includes('_threads') && statSync(join(out, 'ops', f)).isFile())
+    .map((f) => [f, new Uint8Array(readFileSync(join(out, 'ops', f)))]));
+  const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
+  for (const sig of Object.values(manifest.signatures)) delete sig.wasm.threads;
+  delete manifest.files['module_threads.wasm'];
+  files['manifest.json'] = new TextEncoder().encode(JSON.stringify(manifest));
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (m) => warnings.push(m);
+  let model;
+  try {
+    model = await webtensor.load(files, { backend: 'wasm', threads: 3 });
+  } finally {
+    console.warn = warn;
+  }
+  const notice = 'webtensor.load: 3 threads were asked for, but the model runs on 1: the artifact has no module_threads.wasm (export it with wasm_threads=True)';
+  assert.equal(model.stats().wasmThreads, 1);
+  assert.equal(model.threadsNotice, notice);
+  assert.deepEqual(warnings, [notice]);
+  model.dispose();
 });
 
 test('1,000 load/dispose cycles leak no Worker', async () => {

@@ -1,4 +1,6 @@
-"""Shared by the browser tests: paths, Chromium flags, page helpers."""
+"""Shared by the browser tests: paths, Chromium flags, the demo's server, page helpers."""
+import importlib.util
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,3 +25,20 @@ def wait_for_phase(page, phases, timeout_s: float) -> dict:
     page.wait_for_function(f"window.demo && {list(phases)!r}.includes(window.demo.state.phase)",
                            timeout=timeout_s * 1000)
     return page.evaluate("window.demo.state")
+
+
+def load_web_demo_module(name: str):
+    """``web-demo/<name>.py`` as a module (web-demo/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"web_demo_{name}", ROOT / "web-demo" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def serve(directory, isolated: bool = True):
+    """Serve ``directory`` on a free port of 127.0.0.1 with the demo's server (``web-demo/serve.py``:
+    the COOP/COEP headers when ``isolated``) in a daemon thread; returns (the base URL, ending with
+    '/', and the server, to ``shutdown()`` and ``server_close()``)."""
+    server = load_web_demo_module("serve").make_server(directory, isolated=isolated, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/", server

@@ -3,31 +3,16 @@
 Chromium is Debian's ``/usr/bin/chromium`` (never a downloaded browser) with the WebGPU flags of
 ``shared/PLATFORM.md`` (WebGPU on SwiftShader). The site is built once per session by
 ``web-demo/build.py`` into a temporary folder (npm pack, wheel, Pyodide files, data, artifacts)
-and served from ``127.0.0.1`` on a free port (a secure context, so ``navigator.gpu`` exists).
+and served from ``127.0.0.1`` on a free port (a secure context, so ``navigator.gpu`` exists) by the
+demo's server (``web-demo/serve.py``, cross-origin isolated: COOP/COEP headers).
 Screenshots go to ``test-output/browser/`` at the repository root (gitignored).
 """
-import functools
-import http.server
-import importlib.util
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from browser_util import CHROMIUM, FLAGS, OUTPUT, ROOT
-
-
-def _load_build_module():
-    spec = importlib.util.spec_from_file_location("web_demo_build", ROOT / "web-demo" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+from browser_util import CHROMIUM, FLAGS, OUTPUT, load_web_demo_module, serve
 
 
 # pytest-playwright's Playwright and browser fixtures, per module instead of per session: a running
@@ -68,11 +53,9 @@ def demo_site(tmp_path_factory):
     """The built site (``web-demo/build.py``) served on 127.0.0.1: ``.url`` (ends with '/'),
     ``.path`` (the folder), ``.build`` (its build.json)."""
     out = tmp_path_factory.mktemp("web-demo")
-    info = _load_build_module().build(out)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(out)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}/", path=out, build=info)
+    info = load_web_demo_module("build").build(out)
+    url, server = serve(out)
+    yield SimpleNamespace(url=url, path=out, build=info)
     server.shutdown()
     server.server_close()
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from browser_util import BASE_FLAGS, CHROMIUM, watch_errors, wait_for_phase
+from browser_util import BASE_FLAGS, CHROMIUM, serve, watch_errors, wait_for_phase
 
 pytestmark = pytest.mark.browser
 
@@ -69,8 +69,11 @@ def test_demo_trains_in_the_page(trained, output_dir):
     if trained.backend == "webgpu":
         assert s["webgpu"]["available"] and s["adapter"]
         assert page.inner_text("#backend-info").startswith("WebGPU (") and s["adapter"] in page.inner_text("#backend-info")
-    else:
-        assert page.inner_text("#backend-info") == "WebAssembly (CPU)"
+        assert s["threads"] is None
+    else:  # the page's default, threads 'auto': navigator.hardwareConcurrency, at most 4
+        threads = min(page.evaluate("navigator.hardwareConcurrency"), 4)
+        assert s["isolated"] and s["threads"] == threads == page.evaluate("demo.model.stats().wasmThreads")
+        assert page.inner_text("#backend-info") == f"WebAssembly (CPU, {threads} thread{'s' if threads > 1 else ''})"
     steps = trained.before["step"] + EPOCHS * (1438 // 32)
     assert s["step"] == steps and len(s["losses"]) == steps and s["epoch"] == EPOCHS
     losses = np.array([loss for _, loss in s["losses"]])
@@ -136,9 +139,10 @@ def test_drawn_digit_is_classified_like_python(trained, demo_site, output_dir):
 
 # A fresh model in the page: evaluate, a few train steps on the first batches in order, evaluate.
 PARITY_JS = B64 + """
-const { kind, backend, steps } = args;
+const { kind, backend, steps, threads } = args;
 const wt = demo.webtensor, d = demo.data;
-const model = await wt.load(`models/${kind}/`, { backend });
+const model = await wt.load(`models/${kind}/`, { backend, threads });
+if (backend === 'wasm' && model.stats().wasmThreads !== threads) throw new Error(`${model.stats().wasmThreads} threads`);
 const B = model.signatures.train_step.inputs[0].shape[0];
 const evaluate = async () => (await model.run('evaluate', [d.xTest])).output_0.dataSync();
 const logits0 = await evaluate();
@@ -164,8 +168,8 @@ def demo_page(browser, demo_site):
     page.close()
 
 
-def in_page(page, kind, backend):
-    r = page.evaluate(f"async (args) => {{ {PARITY_JS} }}", {"kind": kind, "backend": backend, "steps": STEPS})
+def in_page(page, kind, backend, threads=1):
+    r = page.evaluate(f"async (args) => {{ {PARITY_JS} }}", {"kind": kind, "backend": backend, "steps": STEPS, "threads": threads})
     assert r["backend"] == backend
     return {k: f32(v) for k, v in r.items() if k != "backend"}
 
@@ -183,9 +187,11 @@ def in_python(site, kind):
     return out
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
-def test_wasm_in_the_page_matches_python_bitwise(demo_page, demo_site, kind):
-    got, want = in_page(demo_page, kind, "wasm"), in_python(demo_site, kind)
+def test_wasm_in_the_page_matches_python_bitwise(demo_page, demo_site, kind, threads):
+    """On one thread and on three (Web Workers; the evaluate signature's kernels are split)."""
+    got, want = in_page(demo_page, kind, "wasm", threads), in_python(demo_site, kind)
     for key in want:
         assert got[key].tobytes() == want[key].tobytes(), key
     assert not np.array_equal(want["logits0"], want["logits1"])           # the steps changed the weights
@@ -227,7 +233,7 @@ def test_without_webgpu_the_page_says_so_and_trains_on_wasm(browser_type, demo_s
             assert page.inner_text("#notice").startswith("WebGPU is not available (")
             assert "WebAssembly" in page.inner_text("#notice")
             assert page.inner_text("#webgpu-info").startswith("not available")
-            assert page.inner_text("#backend-info") == "WebAssembly (CPU)"
+            assert page.inner_text("#backend-info").startswith("WebAssembly (CPU, ")
         page.click("#train")
         s = wait_for_phase(page, ["done", "error"], 120)
         assert s["phase"] == "done" and s["accuracies"][-1][1] >= 0.8, s["accuracies"]
@@ -235,3 +241,26 @@ def test_without_webgpu_the_page_says_so_and_trains_on_wasm(browser_type, demo_s
         assert not errors
     finally:
         browser.close()
+
+
+def test_not_isolated_page_shows_one_thread_and_why(browser, demo_site):
+    """Served without COOP/COEP (as by ``python -m http.server``), the page runs WebAssembly on one
+    thread and its notice says why and what to send."""
+    url, server = serve(demo_site.path, isolated=False)
+    try:
+        page = browser.new_page()
+        errors = watch_errors(page)
+        page.goto(f"{url}?backend=wasm&threads=2")
+        s = wait_for_phase(page, ["ready", "error"], 120)
+        assert s["phase"] == "ready", s["error"]
+        assert not s["isolated"] and s["threads"] == 1
+        assert page.inner_text("#backend-info") == "WebAssembly (CPU, 1 thread)"
+        assert page.is_visible("#notice")
+        text = page.inner_text("#notice")
+        assert text == s["notice"] and text.startswith("2 threads were asked for, but the model runs on 1: the page is not cross-origin isolated")
+        assert "Cross-Origin-Opener-Policy: same-origin" in text and "web-demo/serve.py" in text
+        assert not errors
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()

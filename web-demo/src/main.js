@@ -3,7 +3,8 @@
 //
 // window.demo.state mirrors what the page shows (tests read it): phase ('loading' | 'ready' |
 // 'training' | 'done' | 'error'), backend, adapter, webgpu {available, reason, adapter, software},
-// notice, losses [[step, loss]], accuracies [[step, accuracy]], stepsPerSecond (per epoch),
+// threads (WebAssembly threads per kernel in use; null on WebGPU), isolated (crossOriginIsolated:
+// whether threads can run), notice, losses [[step, loss]], accuracies [[step, accuracy]], stepsPerSecond (per epoch),
 // epoch, step, prediction, probabilities (of predictedDigit, the 8x8 counts last classified),
 // digit (the counts now on the pad), error.
 
@@ -15,7 +16,8 @@ import { Trainer, argmax } from './trainer.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  phase: 'loading', backend: null, adapter: null, webgpu: null, notice: null, model: null,
+  phase: 'loading', backend: null, adapter: null, webgpu: null, threads: null, isolated: globalThis.crossOriginIsolated === true,
+  notice: null, model: null,
   losses: [], accuracies: [], stepsPerSecond: [], epoch: 0, step: 0,
   prediction: null, probabilities: null, digit: null, error: null,
 };
@@ -48,7 +50,7 @@ function setButtons() {
   $('train').disabled = busy || !model;
   $('reset').disabled = busy;
   $('stop').disabled = state.phase !== 'training';
-  $('model').disabled = $('backend').disabled = state.phase === 'training';
+  $('model').disabled = $('backend').disabled = $('threads').disabled = state.phase === 'training';
 }
 
 const describeAdapter = (info) => (info ? [info.description || info.device || info.vendor, info.architecture].filter(Boolean).join(' · ') || 'unnamed adapter' : null);
@@ -68,6 +70,9 @@ async function probeWebGPU() {
 /** Load the chosen artifact on the chosen backend, falling back to WebAssembly with a notice. */
 async function loadModel() {
   const kind = $('model').value, wanted = $('backend').value;
+  // WebAssembly threads per kernel: Web Workers on one shared memory, where the page is
+  // cross-origin isolated (serve.py's COOP/COEP headers); else one thread and model.threadsNotice.
+  const threads = ['', 'auto'].includes($('threads').value) ? 'auto' : Number($('threads').value);
   state.phase = 'loading';
   setButtons();
   trainer?.stop();
@@ -80,23 +85,28 @@ async function loadModel() {
     why = `WebGPU is not available (${state.webgpu.reason}): training runs on WebAssembly instead.`;
   } else {
     try {
-      model = await webtensor.load(url, { backend: wanted });
+      model = await webtensor.load(url, { backend: wanted, threads });
     } catch (e) {
       if (wanted !== 'webgpu') throw e;
       why = `WebGPU failed (${e.message}): training runs on WebAssembly instead.`;
     }
   }
-  if (!model) model = await webtensor.load(url, { backend: 'wasm' });
+  if (!model) model = await webtensor.load(url, { backend: 'wasm', threads });
   if (!why && wanted === 'auto' && model.backend === 'wasm') {
     why = !state.webgpu.available ? `WebGPU is not available (${state.webgpu.reason}): training runs on WebAssembly.`
       : state.webgpu.software ? 'This WebGPU adapter renders on the CPU (software): training runs on WebAssembly, which is faster here.'
         : 'This WebGPU adapter does not meet the model\'s limits: training runs on WebAssembly.';
   }
+  if (model.threadsNotice) {
+    why = [why, `${model.threadsNotice.replace(/^webtensor\.load: /, '')} (python web-demo/serve.py sends them).`].filter(Boolean).join(' ');
+  }
   notice(why);
   state.model = kind;
   state.backend = model.backend;
   state.adapter = describeAdapter(model.adapterInfo);
-  $('backend-info').textContent = model.backend === 'webgpu' ? `WebGPU (${state.adapter})` : 'WebAssembly (CPU)';
+  state.threads = model.backend === 'wasm' ? model.stats().wasmThreads : null;
+  $('backend-info').textContent = model.backend === 'webgpu' ? `WebGPU (${state.adapter})`
+    : `WebAssembly (CPU, ${state.threads} thread${state.threads === 1 ? '' : 's'})`;
   trainer = new Trainer(model, data, 0);
   Object.assign(state, { losses: [], accuracies: [], stepsPerSecond: [], epoch: 0, step: 0 });
   chart.clear(trainer.stepsPerEpoch * Number($('epochs').value));
@@ -226,11 +236,12 @@ $('stop').addEventListener('click', () => trainer?.stop());
 $('reset').addEventListener('click', () => reload());
 $('model').addEventListener('change', () => reload());
 $('backend').addEventListener('change', () => reload());
+$('threads').addEventListener('change', () => reload());
 $('clear').addEventListener('click', () => pad.clear());
 
 (async () => {
   const params = new URLSearchParams(location.search);
-  for (const key of ['model', 'backend', 'epochs']) if (params.has(key)) $(key).value = params.get(key);
+  for (const key of ['model', 'backend', 'threads', 'epochs']) if (params.has(key)) $(key).value = params.get(key);
   build = await (await fetch('build.json')).json();
   [data, state.webgpu] = await Promise.all([loadDigits(build.data.json), probeWebGPU()]);
   $('webgpu-info').textContent = state.webgpu.available ? `available (${state.webgpu.adapter})` : `not available: ${state.webgpu.reason}`;
