@@ -47,7 +47,7 @@ from .function import Function, function
 from .core.symbolic import independent_rows
 from .function import _BATCH, Function, function
 from .creation import zeros
-from .tensor import Variable
+from .tensor import Tensor, Variable
 from .tensor_spec import TensorSpec
 
 LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
@@ -220,7 +220,8 @@ def _one_more_row(f: Function, args, chunk: int):
     (docs/artifact.md, "Run-time rows")."""
     if not all(len(getattr(a, "shape", ())) for a in args):
         return None
-    more = [zeros((chunk + 1,) + tuple(a.shape[1:]), a.dtype) for a in args]
+    more = [zeros((chunk + 1,) + tuple(a.shape[1:]), a.dtype, device=a.device if isinstance(a, Tensor) else None)
+            for a in args]      # on the arguments' device (the default one may need numpy)
     return f.get_concrete(*more).graph
 
 

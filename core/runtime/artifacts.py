@@ -11,7 +11,8 @@ The protocols (duck-typed):
 
 - exporter ``(signatures, variables, consts, weights, stored, options) -> (files, sections)``:
   ``signatures``: objects with ``name``, ``inputs``/``outputs`` (manifest specs), ``prog`` (a
-  ``core.compile.Program``) and ``plan`` (a :class:`Plan`); ``variables``: the manifest's variable
+  ``core.compile.Program``), ``plan`` (a :class:`Plan`) and ``rows`` (a symbolic batch: ``(chunk,
+  chunk + 1, the program for chunk + 1 rows)``, for :func:`batch_steps`; else None); ``variables``: the manifest's variable
   entries; ``consts``: ``{signature: {buffer id: storage bytes}}``; ``weights``: ``{name: (dtype,
   shape, bytes)}`` of weights.safetensors (an exporter may add constants); ``stored``: ``{storage
   bytes: weights name}`` of the large constants already there; ``options``: ``export``'s
@@ -22,7 +23,9 @@ The protocols (duck-typed):
   :class:`Artifact` (read and checked by ``webtensor.artifact.read_artifact``), ``fail(msg)``
   raises :class:`ArtifactError`. Instances have ``kind``, ``lock``, ``run(name, inputs) ->
   outputs`` (storage bytes), ``read_variables(indices)``, ``write_variable(i, data)``,
-  ``stats()``, ``dispose()``; the class has ``interruptible`` (honours ``timeout``) and
+  ``stats()``, ``dispose()``, and optionally ``takes_rows(name)`` with ``run(name, inputs, rows)``
+  (a signature with a symbolic batch run on its first ``rows`` rows: docs/artifact.md "Run-time
+  rows"); the class has ``interruptible`` (honours ``timeout``) and
   ``auto(artifact) -> bool`` (whether ``load(backend='auto')`` should pick it here).
 """
 from __future__ import annotations
