@@ -214,8 +214,9 @@ export class Model {
       throw new Error(`webtensor: signature '${name}': batch size ${n} is outside [1, ${max === Infinity ? 'any' : max}]${n > max ? " (the artifact's declared maximum)" : ''}`);
     }
     const parts = sig.outputs.map(() => []);
-    // the wasm backend on this thread runs a last partial chunk with its own rows (a rows driver:
-    // kernels that take their rows at run time, docs/artifact.md "Run-time rows"), else it is padded
+    // the wasm backend (on this thread or in a worker) runs a last partial chunk with its own rows (a
+    // rows driver: kernels that take their rows at run time, docs/artifact.md "Run-time rows"), else
+    // it is padded
     const partial = typeof this._backend?.takesRows === 'function' && this._backend.takesRows(name);
     for (let start = 0; start < n; start += chunk) {
       const take = Math.min(chunk, n - start);
@@ -227,9 +228,11 @@ export class Model {
             `signature '${name}', input '${spec.name}'`, this);
         });
         const out = await this._serial(`signature '${name}'`, async (backend) => {
-          this._generation++;
-          this._lastRun = name;
-          for (const r of this._resident.values()) if (r.signature !== name) r._staleBy = name;
+          if (typeof backend.inputSlot === 'function') { // its slots change, as in _runList
+            this._generation++;
+            this._lastRun = name;
+            for (const r of this._resident.values()) if (r.signature !== name) r._staleBy = name;
+          }
           const o = await backend.run(name, inputs, false, take);
           this._runs++;
           return o;

@@ -42,7 +42,7 @@ const ops = {
     if (backend) throw new Error('webtensor: the worker already holds a model');
     backend = await createWasmBackend({ manifest, files: new Map(modules), weights: new Map(weights) }, fail);
   },
-  run: (name, inputs) => backend.run(name, inputs),
+  run: (name, inputs, rows) => backend.run(name, inputs, false, rows),
   readVariables: (indices) => backend.readVariables(indices),
   writeVariable: (i, data) => { backend.writeVariable(i, data); },
   stats: () => backend.stats(),

@@ -54,16 +54,17 @@ describe('a symbolic batch (format version 2)', () => {
     });
   }
 
-  for (const [kind, threads] of [['mlp', 1], ['cnn', 1], ['cnn28', 1], ['cnn28', 2]]) {
-    test(`wasm: run-time rows, ${kind} on ${threads} thread(s), batch 1, 5, 13, 32, 33 equal fixed-shape artifacts and the padded path`, async () => {
+  for (const [kind, threads, worker] of [['mlp', 1, false], ['cnn', 1, false], ['cnn28', 1, false], ['cnn28', 2, false], ['cnn', 1, true]]) {
+    test(`wasm: run-time rows, ${kind} on ${threads} thread(s)${worker ? ' in a worker' : ''}, batch 1, 5, 13, 32, 33 equal fixed-shape artifacts and the padded path`, async () => {
       const rows = expected.rows[kind];
       const shape = kind === 'cnn28' ? [28, 28, 1] : [6, 6, 1];
       const per = shape[0] * shape[1] * shape[2];
       const x = Float32Array.from(rows.x);
-      const model = await webtensor.load(join(out, 'rows', kind), { backend: 'wasm', threads });
-      const padded = await webtensor.load(join(out, 'rows', `${kind}_padded`), { backend: 'wasm', threads });
+      const options = worker ? { backend: 'wasm', worker } : { backend: 'wasm', threads };
+      const model = await webtensor.load(join(out, 'rows', kind), options);
+      const padded = await webtensor.load(join(out, 'rows', `${kind}_padded`), options);
       try {
-        assert.equal(model.stats().wasmThreads, threads);
+        if (!worker) assert.equal(model.stats().wasmThreads, threads);
         assert.equal(model._backend.takesRows('predict'), true); // internal: which path runs the last chunk
         assert.equal(padded._backend.takesRows('predict'), false);
         for (const b of [1, 5, 13, 32, 33]) {
