@@ -81,7 +81,7 @@ def _row_factors(t, consts) -> list[int] | None:
     not loop over rows, run whole), or None to keep whole chunks. The kernels are lowered for both
     sizes: a batched step's row count must be ``factor * rows`` at both (the loop runs over whole
     rows, batch outermost: ``core.runtime.artifacts.batch_steps``), an unbatched one's the same."""
-    if t.rows is None:
+    if t.rows is None or t.rows[0] < 2:        # a 1-row chunk is never partial
         return None
     chunk, more_chunk, more = t.rows
     on_rows = batch_steps(t.prog, more, chunk, more_chunk)
