@@ -442,7 +442,7 @@ class LoadedModel:
         if not 1 <= n <= b.get("maximum", n):
             raise ValueError(f"webtensor: signature '{name}': batch size {n} is outside [1, {b.get('maximum', 'any')}]"
                              + (" (the artifact's declared maximum)" if n else ""))
-        data = [bytes(self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'"))
+        data = [self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'")
                 for x, s in zip(inputs, sig["inputs"])]
         takes_rows = getattr(self._backend, "takes_rows", None)
         partial = takes_rows is not None and takes_rows(name)
@@ -451,6 +451,7 @@ class LoadedModel:
                 res = self._backend.run(name, data, n)
                 self.runs += 1
             return {s["name"]: _from_storage(d, {**s, "shape": [n, *s["shape"][1:]]}) for s, d in zip(sig["outputs"], res)}
+        data = [bytes(d) for d in data]
         outs = [bytearray() for _ in sig["outputs"]]
         for start in range(0, n, chunk):
             rows = min(chunk, n - start)
