@@ -135,12 +135,8 @@ class Parallel:
         task = len(self.tasks)
         self.scratch = max(self.scratch, lw.scratch)
         n = -(-lw.rows // chunk)
-        self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk, None if end is None else n))
+        self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk, end is not None))
         w = self._word
-        if end is not None:             # END before GEN, as TASK: a worker that sees the round sees it
-            w(f, END)
-            end(f)
-            f.i32_atomic_store()
         tag = f.local(I32)
         # round g + 1: TASK, NEXT = (tag << 16) | 0 and DONE = 0 before GEN, so a worker that sees
         # the new GEN sees them (sequentially consistent atomics)
@@ -155,6 +151,13 @@ class Parallel:
             else:
                 f.i32_const(0)
             f.i32_atomic_store()
+        if end is not None:
+            # END after NEXT (a late worker of the last round that reads this END then reads NEXT's
+            # new tag and claims nothing: it never counts tiles with another round's end) and before
+            # GEN (a worker that sees this round sees its END)
+            w(f, END)
+            end(f)
+            f.i32_atomic_store()
         w(f, GEN)
         f.i32_const(1).i32_atomic_rmw_add().drop()
         w(f, GEN)
@@ -168,7 +171,7 @@ class Parallel:
             f.i32_const(chunk - 1).i32_add().i32_const(chunk).i32_div_u()
         f.call(self.join())
 
-    def _tiles(self, task, lw, addresses, scratch, chunk, dynamic):
+    def _tiles(self, task, lw, addresses, scratch, chunk, dynamic: bool):
         """``tiles<task>(tid, tag)``: claim tiles of round ``tag`` (compare-and-swap on ``NEXT``, whose
         high 16 bits are the round: a thread that woke late for an earlier round claims nothing) and
         run them; each finished tile adds one to ``DONE``. ``dynamic``: the rows end at ``END``, not
@@ -177,12 +180,11 @@ class Parallel:
         v, t, start = g.local(I32), g.local(I32), g.local(I32)
         n = -(-lw.rows // chunk)
         rows = lw.rows
-        if dynamic:
-            rows = g.local(I32)
+        if dynamic:         # rows = min(END, lw.rows) (never past the kernel, whatever END holds), n = ceil(rows / chunk)
+            rows, n = g.local(I32), g.local(I32)
             self._word(g, END)
-            g.i32_atomic_load().local_tee(rows).i32_const(chunk - 1).i32_add().i32_const(chunk).i32_div_u()
-            n = g.local(I32)
-            g.local_set(n)
+            g.i32_atomic_load().local_tee(rows).i32_const(lw.rows).local_get(rows).i32_const(lw.rows).i32_lt_u().select()
+            g.local_tee(rows).i32_const(chunk - 1).i32_add().i32_const(chunk).i32_div_u().local_set(n)
 
         def push(x):        # a constant, or a local holding the round's value
             g.i32_const(x) if not dynamic else g.local_get(x)

@@ -129,10 +129,9 @@ def test_export_with_an_input_signature(tmp_path):
 
 @pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
 def threads(request):
-    old = wt.config.threading.get_intra_op_parallelism_threads()
     wt.config.threading.set_intra_op_parallelism_threads(request.param)
     yield request.param
-    wt.config.threading.set_intra_op_parallelism_threads(old)
+    wt.config.threading.set_intra_op_parallelism_threads(0)        # back to the default ($WEBTENSOR_NUM_THREADS or 1)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "cnn28"])
