@@ -1,7 +1,10 @@
 """A symbolic-batch artifact (format version 2: ``predict`` compiled for a chunk of rows, any batch
 run as chunks) against fixed-shape artifacts compiled for exactly the batch, on the wasm loader in
 this process. Prints, per batch, the ratio symbolic / fixed of the best of ``--repeat`` predict
-calls, measured alternately in the same run (``--rounds`` rounds; the range over rounds).
+calls, measured alternately in the same run (``--rounds`` rounds; the range over rounds), for the
+artifact as exported ("rows": a last partial chunk runs its own rows through the rows driver,
+docs/artifact.md "Run-time rows") and for the same artifact without its rows driver ("padded":
+every chunk runs all its rows, as before run-time rows).
 
     python bench/bench_symbolic.py [--chunk 32] [--rounds 5] [--repeat 20]
 
@@ -10,7 +13,9 @@ Workloads: the MLP 784 -> 256 -> 256 -> 10 and a small CNN (28x28x1, conv 8 3x3,
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -46,17 +51,28 @@ def main():
         sym_dir = os.path.join(tmp, f"{kind}_sym")
         m.export(sym_dir, batch_size=a.chunk, backends=("wasm",), signatures=["predict"])
         sym = wt.load(sym_dir, backend="wasm")
+        padded_dir = sym_dir + "_padded"            # the same files, the manifest without its rows driver
+        shutil.copytree(sym_dir, padded_dir)
+        with open(os.path.join(padded_dir, "manifest.json")) as fh:
+            man = json.load(fh)
+        man["signatures"]["predict"]["wasm"].pop("rows_driver", None)
+        with open(os.path.join(padded_dir, "manifest.json"), "w") as fh:
+            json.dump(man, fh)
+        padded = wt.load(padded_dir, backend="wasm")
         for batch in (1, 32, 128):
             fixed_dir = os.path.join(tmp, f"{kind}_fixed_{batch}")
             m.export(fixed_dir, batch_size=batch, backends=("wasm",), signatures=["predict"], symbolic_batch=False)
             fixed = wt.load(fixed_dir, backend="wasm")
             x = np.random.default_rng(batch).standard_normal((batch,) + shape).astype(np.float32)
-            ratios = []
+            rows, pads = [], []
             for _ in range(a.rounds):
                 tf = best(lambda: fixed.predict(x), a.repeat)
                 ts = best(lambda: sym.predict(x), a.repeat)
-                ratios.append(ts / tf)
-            print(f"{kind:4s} batch {batch:4d}: {min(ratios):.2f}x .. {max(ratios):.2f}x  (fixed {tf * 1e3:.3f} ms)")
+                tp = best(lambda: padded.predict(x), a.repeat)
+                rows.append(ts / tf)
+                pads.append(tp / tf)
+            print(f"{kind:4s} batch {batch:4d}: rows {min(rows):.2f}x .. {max(rows):.2f}x, padded {min(pads):.2f}x .. "
+                  f"{max(pads):.2f}x  (fixed {tf * 1e3:.3f} ms)")
 
 
 if __name__ == "__main__":

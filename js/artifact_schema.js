@@ -533,6 +533,11 @@ export default {
      "type": "string",
      "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$"
     },
+    "rows_driver": {
+     "description": "Optional, with a 'batch' section: the exported function (i32) -> () that runs the signature on the first rows (1 <= rows <= chunk) of its inputs, writing only those rows of its outputs (docs/artifact.md, 'Run-time rows').",
+     "type": "string",
+     "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+    },
     "memory_bytes": {
      "type": "integer",
      "minimum": 0,

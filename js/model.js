@@ -185,7 +185,7 @@ export class Model {
   /**
    * A signature with a symbolic batch (format version 2, docs/artifact.md "Symbolic batch"): n rows
    * run as ceil(n / chunk) runs of the compiled chunk, the last padded with zeros and its outputs
-   * sliced; exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
+   * sliced (or, with a rows driver, run with its own rows); exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
    * arrays holding whole rows) with the same n, 1 <= n <= batch.maximum (if declared). Exactly the
    * compiled rows run as a fixed-shape signature (run()), options and resident tensors included.
    */
@@ -219,8 +219,32 @@ export class Model {
       throw new Error(`webtensor: signature '${name}': batch size ${n} is outside [1, ${max === Infinity ? 'any' : max}]${n > max ? " (the artifact's declared maximum)" : ''}`);
     }
     const parts = sig.outputs.map(() => []);
+    // the wasm backend (on this thread or in a worker) runs a last partial chunk with its own rows (a
+    // rows driver: kernels that take their rows at run time, docs/artifact.md "Run-time rows"), else
+    // it is padded
+    const partial = typeof this._backend?.takesRows === 'function' && this._backend.takesRows(name);
     for (let start = 0; start < n; start += chunk) {
       const take = Math.min(chunk, n - start);
+      if (partial && take < chunk) {
+        const inputs = sig.inputs.map((spec, k) => {
+          const { data, per } = rows[k];
+          const shape = [take, ...spec.shape.slice(1)];
+          return checkValue(new Tensor(data.slice(start * per, (start + take) * per), shape, spec.dtype), { ...spec, shape },
+            `signature '${name}', input '${spec.name}'`, this);
+        });
+        const out = await this._serial(`signature '${name}'`, async (backend) => {
+          if (typeof backend.inputSlot === 'function') { // its slots change, as in _runList
+            this._generation++;
+            this._lastRun = name;
+            for (const r of this._resident.values()) if (r.signature !== name) r._staleBy = name;
+          }
+          const o = await backend.run(name, inputs, false, take);
+          this._runs++;
+          return o;
+        });
+        sig.outputs.forEach((spec, k) => parts[k].push(fromStorage(out[k], spec.dtype)));
+        continue;
+      }
       const args = sig.inputs.map((spec, k) => {
         const { data, per } = rows[k];
         const piece = new ARRAY_TYPES[spec.dtype](chunk * per);     // zero rows pad the last chunk

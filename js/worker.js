@@ -59,7 +59,7 @@ const ops = {
       { threads, spawnThread: canSpawn ? spawnThread : null });
     return { threadsNotice: backend.threadsNotice };
   },
-  run: (name, inputs) => backend.run(name, inputs),
+  run: (name, inputs, rows) => backend.run(name, inputs, false, rows),
   readVariables: (indices) => backend.readVariables(indices),
   writeVariable: (i, data) => { backend.writeVariable(i, data); },
   stats: () => backend.stats(),

@@ -420,9 +420,11 @@ class LoadedModel:
 
     def _run_chunks(self, name: str, sig: dict, inputs: list) -> dict:
         """A signature with a symbolic batch (format version 2): ``n`` rows run as ceil(n / chunk)
-        runs of the compiled ``chunk`` rows, the last padded with zeros and its outputs sliced. Exact:
-        the exporter proved the rows independent (docs/artifact.md, "Symbolic batch"). Rows are cut
-        in storage bytes, so this needs no numpy (Pyodide)."""
+        runs of the compiled ``chunk`` rows, the last padded with zeros and its outputs sliced, or,
+        where the backend runs fewer rows (``takes_rows``: kernels that take their rows at run time,
+        docs/artifact.md "Run-time rows"), the last with its own rows. Exact: the exporter proved the
+        rows independent (docs/artifact.md, "Symbolic batch"). Rows are cut in storage bytes, so this
+        needs no numpy (Pyodide)."""
         b = sig["batch"]
         chunk, sizes = b["chunk"], []
         for x, s in zip(inputs, sig["inputs"]):
@@ -442,21 +444,29 @@ class LoadedModel:
         if not 1 <= n <= b.get("maximum", n):
             raise ValueError(f"webtensor: signature '{name}': batch size {n} is outside [1, {b.get('maximum', 'any')}]"
                              + (" (the artifact's declared maximum)" if n else ""))
-        data = [bytes(self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'"))
+        data = [self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'")
                 for x, s in zip(inputs, sig["inputs"])]
+        takes_rows = getattr(self._backend, "takes_rows", None)
+        partial = takes_rows is not None and takes_rows(name)
+        if partial and n < chunk:       # one run of its own rows: nothing to cut or join
+            with self._backend.lock:
+                res = self._backend.run(name, data, n)
+                self.runs += 1
+            return {s["name"]: _from_storage(d, {**s, "shape": [n, *s["shape"][1:]]}) for s, d in zip(sig["outputs"], res)}
+        data = [bytes(d) for d in data]
         outs = [bytearray() for _ in sig["outputs"]]
         for start in range(0, n, chunk):
             rows = min(chunk, n - start)
             part = []
             for d in data:
                 row = len(d) // n
-                part.append(d[start * row:(start + rows) * row] + bytes((chunk - rows) * row))
+                part.append(d[start * row:(start + rows) * row] + bytes(0 if partial else (chunk - rows) * row))
             with self._backend.lock:
-                res = self._backend.run(name, part)
+                res = self._backend.run(name, part, rows) if partial and rows < chunk else self._backend.run(name, part)
                 self.runs += 1
             for o, d in zip(outs, res):
                 d = bytes(d)
-                o += d[:len(d) // chunk * rows]
+                o += d if partial and rows < chunk else d[:len(d) // chunk * rows]
         return {s["name"]: _from_storage(bytes(o), {**s, "shape": [n, *s["shape"][1:]]})
                 for s, o in zip(sig["outputs"], outs)}
 

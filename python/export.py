@@ -47,7 +47,7 @@ from .function import Function, function
 from .core.symbolic import independent_rows
 from .function import _BATCH, Function, function
 from .creation import zeros
-from .tensor import Variable
+from .tensor import Tensor, Variable
 from .tensor_spec import TensorSpec
 
 LARGE_CONSTANT_BYTES = 1024             # constants this large are stored once, in weights.safetensors
@@ -85,6 +85,7 @@ class _Traced:
     var_of: dict[int, int] = field(default_factory=dict)   # capture buffer id -> variable index
     plan: Plan = None
     split: Split = None                                     # a signature with control flow: its pieces
+    rows: tuple = None          # a symbolic batch: (chunk, chunk + 1, its program for chunk + 1 rows)
     pieces: list = field(default_factory=list)              # ... as _Traced units the backends export
 
 
@@ -179,13 +180,14 @@ def _control_sections(control: dict, t: _Traced, backend: str, sections: dict) -
             entry[backend] = sections[p.name]
 # ---- symbolic batch (format version 2) ------------------------------------------------------------
 
-def _batch_section(name: str, fn: Function, args, maximum: int | None, required: bool) -> dict | None:
+def _batch_section(name: str, fn: Function, args, maximum: int | None, required: bool) -> tuple | None:
     """The signature's ``"batch"`` section (docs/artifact.md, "Symbolic batch") when its rows are
     provably independent: ``fn`` traced once more with axis 0 of every input a symbol (as ``fit``'s
     steps), and :func:`~webtensor.core.symbolic.independent_rows` finds no op that mixes rows, and
     every input and output has that symbol as axis 0. Loaders then run any batch as chunks of
     ``chunk`` rows (the traced size), padding the last: exact by construction. None otherwise, or a
-    ValueError naming the reason when ``required``."""
+    ValueError naming the reason when ``required``. Returns the section and the graph for one more
+    row (:func:`_one_more_row`)."""
     f = Function(fn.python_function, fn.name)
     f._symbolic_batch = True
     c = f._concrete(*f._signature(tuple(args), {}), count=False)
@@ -208,7 +210,19 @@ def _batch_section(name: str, fn: Function, args, maximum: int | None, required:
     sec = {"chunk": int(f._signature(tuple(args), {})[3][0].shape[0])}     # the traced rows (first input's)
     if maximum is not None:
         sec["maximum"] = maximum
-    return sec
+    return sec, _one_more_row(f, args, sec["chunk"])
+
+
+def _one_more_row(f: Function, args, chunk: int):
+    """The signature's graph for ``chunk + 1`` rows (``f`` traced with a symbolic batch), or None
+    when an argument is not one array. Backends compare its program with the chunk's to find the
+    kernels whose loops run over the batch, which then take the number of rows at run time
+    (docs/artifact.md, "Run-time rows")."""
+    if not all(len(getattr(a, "shape", ())) for a in args):
+        return None
+    more = [zeros((chunk + 1,) + tuple(a.shape[1:]), a.dtype, device=a.device if isinstance(a, Tensor) else None)
+            for a in args]      # on the arguments' device (the default one may need numpy)
+    return f.get_concrete(*more).graph
 
 
 def _signature_inputs(input_signature, batch_size) -> tuple[tuple, bool]:
@@ -415,12 +429,12 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or
                                   not 1 <= max_batch <= 2147483647):
         raise ValueError(f"export: max_batch must be an int in [1, 2**31 - 1] or None, got {max_batch!r}")
-    batch = {}
+    batch, more_rows = {}, {}
     for name, (fn, args, _, _) in specs.items():
         if symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
             sec = _batch_section(name, fn, args, max_batch, required=bool(symbolic_batch))
             if sec is not None:
-                batch[name] = sec
+                batch[name], more_rows[name] = sec
     compact.check_inference_only(traced, weights_dtype)
     optimizer = getattr(model, "optimizer", None) if model is not None else None
     paths = {id(v): p for p, v in model._export_weight_paths().items()} if model is not None else {}
@@ -429,6 +443,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         quantized = compact.quantize_variables(traced, paths, compact.plan_int8(traced, paths))
         for t in traced:
             t.graph = compact.rewrite_int8(t.graph, quantized)
+        more_rows = {name: g if g is None else compact.rewrite_int8(g, quantized) for name, g in more_rows.items()}
     variables, order = _collect_variables(traced, model, optimizer, quantized)
     index = {id(v): i for i, v in enumerate(order)}
     units = _units(traced, weights_dtype)     # what the backends export: signatures, and pieces of control flow
@@ -436,6 +451,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         t.prog = C.compile_graph(t.graph)
         t.var_of = {b: index[id(var)] for b, (_, var) in zip(t.prog.captures, t.graph.captures)}
         t.plan = plan_signature(t.prog, t.var_of, [index[id(var)] for var, _ in t.graph.updates])
+        if more_rows.get(t.name) is not None:
+            chunk = batch[t.name]["chunk"]
+            t.rows = (chunk, chunk + 1, C.compile_graph(more_rows[t.name]))
     consts = {t.name: _const_bytes(t) for t in units}
 
     files: dict[str, bytes] = {}

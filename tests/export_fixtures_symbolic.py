@@ -4,16 +4,26 @@ Python and Node tests: ``python3 tests/export_fixtures_symbolic.py OUTDIR`` writ
 rows) and ``OUTDIR/expected.json``: 13 input rows and each model's outputs computed ROW BY ROW by
 the Python model on the exact WebAssembly device (no FMA, the artifact's code): predictions at any
 batch must equal them bit for bit, the chunks being independent by construction.
+
+Run-time rows (docs/artifact.md "Run-time rows"): ``OUTDIR/rows/<kind>`` (``mlp`` and ``cnn`` above,
+and ``cnn28``, a 28x28 CNN whose convolution is split over threads) exported for chunks of 32 rows
+with a rows driver and a threaded module, ``OUTDIR/rows/<kind>_padded`` the same files without the
+rows driver (every chunk padded), and ``OUTDIR/rows/<kind>_<b>`` fixed-shape artifacts for exactly
+``b`` rows (``RUN_TIME_BATCHES``); ``expected.json``'s ``"rows"`` holds 33 input rows per kind and
+the fixed artifacts' outputs (Python wasm loader, one thread): the rows driver must give the same
+bits at every batch.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
 
 CHUNK, ROWS, MAXIMUM = 4, 13, 13
+ROWS_CHUNK, RUN_TIME_BATCHES = 32, (1, 5, 13, 32, 33)
 
 
 def device() -> str:
@@ -28,6 +38,9 @@ def model(kind: str):
     import webtensor as wt
     nn = wt.nn
     wt.set_seed(3)
+    if kind == "cnn28":
+        return nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(8, 3, activation="relu"), nn.MaxPool2D(), nn.Flatten(),
+                              nn.Dense(10)], name=kind)
     if kind == "mlp":
         layers = [nn.Flatten(), nn.Dense(16, activation="relu"), nn.BatchNormalization(), nn.Dense(5),
                   nn.Activation("softmax")]
@@ -50,8 +63,31 @@ def main(out: str) -> None:
                      max_batch=MAXIMUM if kind == "cnn" else None)
             rows = np.concatenate([m.predict_on_batch(x[i:i + 1]).numpy() for i in range(ROWS)])
             expected[kind] = rows.reshape(-1).tolist()
+        expected["rows"] = run_time_rows(os.path.join(out, "rows"))
     with open(os.path.join(out, "expected.json"), "w") as fh:
         json.dump(expected, fh)
+
+
+def run_time_rows(out: str) -> dict:
+    """The run-time rows artifacts (module docstring); returns ``{kind: {"x": rows, "<b>": outputs}}``."""
+    import webtensor as wt
+    expected = {}
+    for kind in ("mlp", "cnn", "cnn28"):
+        m = model(kind)
+        shape = (28, 28, 1) if kind == "cnn28" else (6, 6, 1)
+        path = os.path.join(out, kind)
+        man = m.export(path, batch_size=ROWS_CHUNK, backends=("wasm",), signatures=["predict"], wasm_threads=True)
+        assert man["signatures"]["predict"]["wasm"]["rows_driver"] == "__rows_predict"
+        shutil.copytree(path, path + "_padded")
+        man["signatures"]["predict"]["wasm"].pop("rows_driver")
+        with open(os.path.join(path + "_padded", "manifest.json"), "w") as fh:
+            json.dump(man, fh)
+        x = np.random.default_rng(7).standard_normal((max(RUN_TIME_BATCHES),) + shape).astype(np.float32)
+        expected[kind] = {"x": x.reshape(-1).tolist()}
+        for b in RUN_TIME_BATCHES:
+            m.export(f"{path}_{b}", batch_size=b, backends=("wasm",), signatures=["predict"], symbolic_batch=False)
+            expected[kind][str(b)] = wt.load(f"{path}_{b}", backend="wasm").predict(x[:b]).reshape(-1).tolist()
+    return expected
 
 
 if __name__ == "__main__":

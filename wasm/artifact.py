@@ -29,7 +29,9 @@ class WasmArtifact:
     the large constants (the sections' ``"constants"``) are copied to their addresses once; each run
     writes the inputs, calls the signature's driver (optionally under a deadline: wasmtime epoch
     interruption) and copies the outputs out. The module's imports, exports and function types are
-    checked (``module_check``) before it is compiled."""
+    checked (``module_check``) before it is compiled. A signature with a ``"rows_driver"`` (a
+    symbolic batch whose kernels take their rows at run time) runs fewer rows than its chunk through
+    it (``run(name, inputs, rows)``; docs/artifact.md, "Run-time rows")."""
     interruptible = True
 
     @classmethod
@@ -51,6 +53,11 @@ class WasmArtifact:
             if w is None:
                 fail(f"manifest.json: {what}: section is missing (this artifact has no WebAssembly code for it)")
             memory_bytes = max(memory_bytes, w["memory_bytes"])
+            if "rows_driver" in w and "batch" not in sig:
+                fail(f'manifest.json: {what}: "rows_driver" needs a "batch" section (a symbolic batch)')
+            if w.get("rows_driver") in [s["wasm"]["driver"] for s in sigs.values() if "wasm" in s]:
+                fail(f'manifest.json: {what}: "rows_driver" {w["rows_driver"]!r} is a driver (() -> ()), not a '
+                     "rows driver ((i32) -> ())")
             for key in ("inputs", "outputs"):
                 if len(w[key]) != len(sig[key]):
                     fail(f'manifest.json: {what}: "{key}" must hold one byte address per {key[:-1]} ({len(sig[key])})')
@@ -127,10 +134,12 @@ class WasmArtifact:
             self.threads = 1
         for m in modules:
             try:
-                check_module(files[m], [sig["wasm"]["driver"] for sig in sigs.values()], pages, shared=m in threaded)
+                check_module(files[m], [sig["wasm"]["driver"] for sig in sigs.values()], pages, shared=m in threaded,
+                             rows_drivers=[sig["wasm"]["rows_driver"] for sig in sigs.values() if "rows_driver" in sig["wasm"]])
             except ValueError as e:
                 fail(m + str(e)[len("module.wasm"):])     # its messages start "module.wasm: "
         self.variables, self.address, self.timeout = variables, address, timeout
+        with_rows = {name: sig["wasm"]["rows_driver"] for name, sig in sigs.items() if "rows_driver" in sig["wasm"]}
         self.workers = None
         if self.browser:
             self.engine = eng = BrowserEngine(pages, fma=None, maximum_pages=pages, shared=self.threads > 1)
@@ -141,6 +150,7 @@ class WasmArtifact:
             except Exception as e:
                 fail(f"{chosen} cannot be instantiated by this JavaScript engine ({_reason(e)})")
             self.drivers = {name: getattr(exports, sig["wasm"]["driver"]) for name, sig in sigs.items()}
+            self.rows_drivers = {name: getattr(exports, d) for name, d in with_rows.items()}
             if self.threads > 1:    # a page's main thread may not block: the driver then spins
                 exports.threads_setup(self.threads, 1 if eng.can_block else 0)
                 try:
@@ -163,11 +173,13 @@ class WasmArtifact:
             # check_module proved every driver is () -> (): the unchecked fast call is safe
             self.drivers = {name: _Caller(eng.store, inst.exports(eng.store)[sig["wasm"]["driver"]], 0)
                             for name, sig in sigs.items()}
+            self.rows_drivers = {name: _Caller(eng.store, inst.exports(eng.store)[d], 1) for name, d in with_rows.items()}
             if self.threads > 1:
                 inst.exports(eng.store)["threads_setup"](eng.store, self.threads, 1)
                 self.workers = eng.workers(module, self.threads)
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
+        self.chunk = {name: sigs[name]["batch"]["chunk"] for name in with_rows}
         for addr, tname in constants.items():           # large constants: stored once, in the weights
             dt, _, data = weights[tname]
             eng.write(addr, _storage(data, dt))
@@ -179,10 +191,11 @@ class WasmArtifact:
             else:
                 self.host[i] = data
 
-    def _call(self, name):
+    def _call(self, name, rows=None):
+        call = self.drivers[name] if rows is None else lambda: self.rows_drivers[name](rows)
         if self.browser:
             try:
-                self.drivers[name]()
+                call()
             except Exception as e:          # a JavaScript RuntimeError (a trap)
                 raise ArtifactError(f"webtensor: signature '{name}': the WebAssembly driver trapped "
                                     f"({_reason(e)})") from None
@@ -190,7 +203,7 @@ class WasmArtifact:
         wasmtime = self.engine.wasmtime
         timer = self.engine.deadline(self.timeout) if self.timeout is not None else None
         try:
-            self.drivers[name]()
+            call()
         except wasmtime.Trap as e:
             if e.trap_code == wasmtime.TrapCode.INTERRUPT:
                 raise TimeoutError(f"webtensor: signature '{name}' did not finish within {self.timeout} s (the "
@@ -201,11 +214,21 @@ class WasmArtifact:
             if timer is not None:
                 timer.cancel()
 
-    def run(self, name, inputs: list[bytes]) -> list[bytes]:
+    def takes_rows(self, name) -> bool:
+        """Whether signature ``name`` runs fewer rows than its chunk (``run``'s ``rows``)."""
+        return name in self.rows_drivers
+
+    def run(self, name, inputs: list[bytes], rows: int | None = None) -> list[bytes]:
+        """Write ``inputs``, run, read the outputs. ``rows`` (1 <= rows <= chunk, where
+        :meth:`takes_rows`): the inputs and outputs hold only the first ``rows`` rows."""
         ins, outs = self.io[name]
+        if rows is not None:
+            if not self.takes_rows(name) or not 1 <= rows <= self.chunk[name]:
+                raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
+            outs = [(a, n // self.chunk[name] * rows) for a, n in outs]
         for a, data in zip(ins, inputs):
             self.engine.write(a, data)
-        self._call(name)
+        self._call(name, rows)
         return [bytes(self.engine.read(a, n)) for a, n in outs]
 
     def read_variables(self, indices) -> list[bytes]:
@@ -224,7 +247,7 @@ class WasmArtifact:
     def dispose(self):
         if self.workers is not None:
             self.workers.close()
-        self.drivers = self.engine = self.workers = None
+        self.drivers = self.rows_drivers = self.engine = self.workers = None
 
 
 register_loader("wasm", WasmArtifact, rank=1)

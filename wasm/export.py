@@ -13,8 +13,8 @@ from dataclasses import replace
 from math import prod
 
 from ..core import compile as C
-from ..core.runtime.artifacts import register_exporter, storage_nbytes as _nbytes
-from .binary import Module
+from ..core.runtime.artifacts import batch_steps, register_exporter, storage_nbytes as _nbytes
+from .binary import I32, Module
 from .lower import inline_scalars, lower
 from .engines import MAX_PAGES
 from .runtime import emit_call
@@ -29,6 +29,16 @@ def _align(n: int, a: int = ALIGN) -> int:
 
 RELAXED = "module_relaxed.wasm"        # the same module with relaxed-SIMD fused multiply-adds
 THREADS = {False: "module_threads.wasm", True: "module_relaxed_threads.wasm"}   # by fma (threads.py)
+ROWS_PREFIX = "__rows_"                 # + the signature's name: its run-time rows driver (no signature starts "__")
+
+
+def _times_rows(factor: int):
+    """A pusher of ``rows * factor`` (the rows driver's parameter 0)."""
+    def push(f):
+        f.local_get(0)
+        if factor != 1:
+            f.i32_const(factor).i32_mul()
+    return push
 
 
 def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,
@@ -39,16 +49,17 @@ def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes
     copies there. ``options["wasm_fma"]``: also write ``module_relaxed.wasm``, the same drivers with
     relaxed-SIMD fused multiply-adds (``lower.lower``'s ``fma``) at the same addresses; loaders use
     it where the engine has relaxed SIMD, else ``module.wasm`` (docs/artifact.md)."""
-    files, sections = _module(traced, variables, consts, stored, fma=False)
+    rows = {t.name: f for t in traced if (f := _row_factors(t, consts)) is not None}
+    files, sections = _module(traced, variables, consts, stored, fma=False, rows=rows)
     if options.get("wasm_fma"):
-        relaxed, same = _module(traced, variables, consts, stored, fma=True)
+        relaxed, same = _module(traced, variables, consts, stored, fma=True, rows=rows)
         if same != sections:                      # both must fit one manifest section
             raise AssertionError("wasm export: the relaxed-SIMD module's memory layout differs from module.wasm's")
         files[RELAXED] = relaxed["module.wasm"]
     if options.get("wasm_threads"):               # the same drivers, large kernels split over threads
         plain = sections
         for fma in (False, True) if options.get("wasm_fma") else (False,):
-            threaded, with_threads = _module(traced, variables, consts, stored, fma=fma, threads=True)
+            threaded, with_threads = _module(traced, variables, consts, stored, fma=fma, threads=True, rows=rows)
             if {k: {f: v for f, v in s.items() if f != "threads"} for k, s in with_threads.items()} != plain:
                 raise AssertionError("wasm export: the threaded module's memory layout differs from module.wasm's")
             files[THREADS[fma]] = threaded["module.wasm"]
@@ -56,15 +67,48 @@ def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes
     return files, sections
 
 
-def _module(traced, variables, consts, stored, fma: bool, threads: bool = False):
+def _kernels(t, prog, consts):
+    """``prog``'s kernels with their one-element constants inlined (``lower.inline_scalars``)."""
+    scalars = {b: data for b, data in consts[t.name].items() if prod(prog.bufs[b].shape) == 1}
+    return [inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
+            for s in prog.steps]
+
+
+def _row_factors(t, consts) -> list[int] | None:
+    """Run-time rows (docs/artifact.md, "Run-time rows") for a signature with a symbolic batch
+    (``t.rows``: its chunk, one more row, and its program for that many): per step, how many
+    iterations of the kernel's ``[start, end)`` loop one row of the batch takes (0: a step that does
+    not loop over rows, run whole), or None to keep whole chunks. The kernels are lowered for both
+    sizes: a batched step's row count must be ``factor * rows`` at both (the loop runs over whole
+    rows, batch outermost: ``core.runtime.artifacts.batch_steps``), an unbatched one's the same."""
+    if t.rows is None or t.rows[0] < 2:        # a 1-row chunk is never partial
+        return None
+    chunk, more_chunk, more = t.rows
+    on_rows = batch_steps(t.prog, more, chunk, more_chunk)
+    if on_rows is None:
+        return None
+    factors = []
+    for batched, k, k2 in zip(on_rows, _kernels(t, t.prog, consts), _kernels(t, more, consts)):
+        rows, rows2 = lower(Module(), k, "k").rows, lower(Module(), k2, "k").rows
+        if not batched:
+            if rows != rows2:
+                return None
+            factors.append(0)
+        elif rows % chunk or not rows or rows // chunk * more_chunk != rows2:
+            return None
+        else:
+            factors.append(rows // chunk)
+    return factors
+
+
+def _module(traced, variables, consts, stored, fma: bool, threads: bool = False, rows: dict | None = None):
+    rows = rows or {}
     m = Module()
     par = Parallel(m, 0) if threads else None     # its control block: bytes [0, 64), unused otherwise
     lowered: dict = {}
     fn_of: dict = {}                            # id(step) -> its lowered kernel
     for t in traced:
-        scalars = {b: data for b, data in consts[t.name].items() if prod(t.prog.bufs[b].shape) == 1}
-        for s in t.prog.steps:
-            k = inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
+        for s, k in zip(t.prog.steps, _kernels(t, t.prog, consts)):
             if k not in lowered:
                 lowered[k] = lower(m, k, f"k{len(lowered)}", fma=fma)
             fn_of[id(s)] = lowered[k]
@@ -108,24 +152,31 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False)
                     "const": lambda: const_addr[(t.name, key)], "stage": lambda: stage[key],
                     "temp": lambda: arena_at + offsets[key]}[kind]()
 
-        f = m.function(f"driver{n_sig}", export=t.name)
-
-        def copy(src, dst, n):
-            if n:
-                f.i32_const(addr(dst)).i32_const(addr(src)).i32_const(n).memory_copy()
-        for c in plan.pre:
-            copy(*c)
-        for s in prog.steps:
-            args = fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at
-            if par is None:
-                emit_call(f, *args)
-            else:
-                par.call(f, *args, work(s.kernel))
-        for c in plan.post:
-            copy(*c)
-        f.finish()
+        def driver(f, ends):
+            def copy(src, dst, n):
+                if n:
+                    f.i32_const(addr(dst)).i32_const(addr(src)).i32_const(n).memory_copy()
+            for c in plan.pre:
+                copy(*c)
+            for s, end in zip(prog.steps, ends):
+                args = fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at
+                if par is None:
+                    emit_call(f, *args, end=end)
+                else:
+                    par.call(f, *args, work(s.kernel), end=end)
+            for c in plan.post:
+                copy(*c)
+            f.finish()
+        driver(m.function(f"driver{n_sig}", export=t.name), [None] * len(prog.steps))
         sections[t.name] = {"driver": t.name, "memory_bytes": at, "inputs": inputs, "outputs": outputs,
                             "variables": {str(v): var_addr[v] for v in sorted(set(plan.reads + plan.writes))}}
+        if t.name in rows:          # the same kernels over the first `rows` rows (a run-time parameter)
+            f = m.function(f"driver{n_sig}_rows", params=[I32], export=ROWS_PREFIX + t.name)
+            f.local_get(0).i32_const(1).i32_sub().i32_const(t.rows[0]).i32_ge_u()   # not 1 <= rows <= chunk
+            with f.if_():
+                f.unreachable()
+            driver(f, [_times_rows(e) if e else None for e in rows[t.name]])
+            sections[t.name]["rows_driver"] = ROWS_PREFIX + t.name
         copied = {str(by_bytes[data]): stored[data] for data in consts[t.name].values() if data in stored}
         if copied:
             sections[t.name]["constants"] = dict(sorted(copied.items(), key=lambda kv: int(kv[0])))

@@ -119,8 +119,10 @@ class _Reader:
         return lo, hi
 
 
-def check_module(data: bytes, drivers: list[str], memory_pages: int, shared: bool = False) -> None:
+def check_module(data: bytes, drivers: list[str], memory_pages: int, shared: bool = False,
+                 rows_drivers: list[str] = ()) -> None:
     """Raise ValueError("module.wasm: ...") unless ``data`` is a well-formed module honouring the contract.
+    ``rows_drivers``: exports that must be functions (i32) -> () (run-time rows drivers).
     ``shared``: the memory import must be shared (a threaded module, ``wasm/threads.py``), and the
     module must export ``worker`` (i32) -> (), ``stop`` and ``threads_setup`` (i32, i32) -> ()."""
     data = memoryview(data).cast("B")
@@ -224,13 +226,13 @@ def check_module(data: bytes, drivers: list[str], memory_pages: int, shared: boo
         kind, index = exports.get(name, (None, None))
         if kind != 0 or index >= len(funcs) or funcs[index] != t:
             _fail(f"a threaded module must export the function '{name}' of type {_fmt_type(t)}")
-    for d in drivers:
+    for d, want in [(d, ((), ())) for d in drivers] + [(d, ((0x7F,), ())) for d in rows_drivers]:
         if d not in exports:
             _fail(f"does not export the driver function '{_show(d)}'")
         kind, index = exports[d]
         if kind != 0:
-            _fail(f"export '{_show(d)}' is a {KINDS[kind]}, a driver must be a function () -> ()")
+            _fail(f"export '{_show(d)}' is a {KINDS[kind]}, a driver must be a function {_fmt_type(want)}")
         if index >= len(funcs):
             _fail(f"export '{_show(d)}' is function {index}, but the module defines {len(funcs)} functions")
-        if funcs[index] != ((), ()):
-            _fail(f"export '{_show(d)}' has type {_fmt_type(funcs[index])}, a driver must be () -> ()")
+        if funcs[index] != want:
+            _fail(f"export '{_show(d)}' has type {_fmt_type(funcs[index])}, a driver must be {_fmt_type(want)}")

@@ -476,11 +476,12 @@ class WasmExecutable:
         return out
 
 
-def emit_call(f, lw, addresses, scratch: int) -> None:
+def emit_call(f, lw, addresses, scratch: int, end=None) -> None:
     """Emit into function ``f`` a call of the lowered kernel ``lw`` over all its rows (the calling
     convention of :mod:`.lower`: ``(out, in..., start=0, end=rows, scratch)``); nothing for an empty
     kernel. ``addresses``: the output's then each input's byte address, each an int or a callable
-    ``push(f)`` that leaves it on the stack. Used by :class:`WasmExecutable` and by export's drivers."""
+    ``push(f)`` that leaves it on the stack; ``end``: None (all rows) or a ``push(f)`` of a run-time
+    end (export's rows drivers). Used by :class:`WasmExecutable` and by export's drivers."""
     if not lw.rows:
         return
     for a in addresses:
@@ -489,7 +490,10 @@ def emit_call(f, lw, addresses, scratch: int) -> None:
         else:
             f.i32_const(a)
     f.i32_const(0)
-    f.i32_const(lw.rows)
+    if end is None:
+        f.i32_const(lw.rows)
+    else:
+        end(f)
     f.i32_const(scratch)
     f.call(lw.name)
 

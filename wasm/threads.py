@@ -18,7 +18,9 @@ The module (built once, host-independent):
   host before any call: how many to wake) and ``BLOCK``
   (nonzero: the driver may block in ``memory.atomic.wait32``; 0: it spins, as a browser's main
   thread must), ``SCRATCH``/``STRIDE`` (threads t >= 1 use ``SCRATCH + (t - 1) * STRIDE`` as
-  workspace; thread 0 the address its call passes);
+  workspace; thread 0 the address its call passes), ``END`` (the round's end of rows, for a call
+  whose end is a run-time value: an export's rows driver; its tiles are the same, those past
+  ``END`` are not run and the last is cut at ``END``);
 - per large kernel call a function ``tiles<k>(tid)`` that runs tiles until the counter passes the
   last one, with thread ``tid``'s scratch;
 - the driver (one thread, the host's caller) publishes a round (``TASK``, counters, ``GEN`` + 1,
@@ -46,7 +48,7 @@ from math import prod
 from .binary import I32
 
 CONTROL_BYTES = 64
-GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE = 0, 4, 8, 12, 16, 20, 24, 28
+GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE, END = 0, 4, 8, 12, 16, 20, 24, 28, 32
 ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
 MIN_WORK = 1 << 16      # work units (see work()) below which a kernel stays on one thread (measured, see below)
 TILE_WORK = 1 << 14     # work units per tile at least (~10 us)
@@ -114,22 +116,26 @@ class Parallel:
     def _word(self, f, field):
         f.i32_const(self.control + field)
 
-    def call(self, f, lw, addresses, scratch: int, units: int) -> None:
+    def call(self, f, lw, addresses, scratch: int, units: int, end=None) -> None:
         """Emit into driver ``f`` a call of ``lw`` over all its rows: split into tiles over the threads
         when :func:`tile_rows` says it is large enough, else one plain call (``runtime.emit_call``'s
-        arguments, plus the kernel's :func:`work`)."""
+        arguments, plus the kernel's :func:`work`). ``end``: None (all rows) or a ``push(f)`` of a
+        run-time end (at most ``lw.rows``): the tiles stay those of all rows (so the same bits), the
+        round runs those below it."""
         if not lw.rows:
             return
         chunk = tile_rows(lw.rows, units, PACKED_ROWS if lw.scratch else ROW_ALIGN)
         if chunk is None:
             for a in addresses:
                 _push(f, a)
-            f.i32_const(0).i32_const(lw.rows).i32_const(scratch).call(lw.name)
+            f.i32_const(0)
+            f.i32_const(lw.rows) if end is None else end(f)
+            f.i32_const(scratch).call(lw.name)
             return
         task = len(self.tasks)
         self.scratch = max(self.scratch, lw.scratch)
         n = -(-lw.rows // chunk)
-        self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk, n))
+        self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk, end is not None))
         w = self._word
         tag = f.local(I32)
         # round g + 1: TASK, NEXT = (tag << 16) | 0 and DONE = 0 before GEN, so a worker that sees
@@ -145,25 +151,50 @@ class Parallel:
             else:
                 f.i32_const(0)
             f.i32_atomic_store()
+        if end is not None:
+            # END after NEXT (a late worker of the last round that reads this END then reads NEXT's
+            # new tag and claims nothing: it never counts tiles with another round's end) and before
+            # GEN (a worker that sees this round sees its END)
+            w(f, END)
+            end(f)
+            f.i32_atomic_store()
         w(f, GEN)
         f.i32_const(1).i32_atomic_rmw_add().drop()
         w(f, GEN)
         w(f, NTHREADS)
         f.i32_atomic_load().i32_const(1).i32_sub().memory_atomic_notify().drop()
         f.i32_const(0).local_get(tag).call(f"tiles{task}")
-        f.i32_const(n).call(self.join())
+        if end is None:
+            f.i32_const(n)
+        else:                           # ceil(end / chunk) tiles
+            end(f)
+            f.i32_const(chunk - 1).i32_add().i32_const(chunk).i32_div_u()
+        f.call(self.join())
 
-    def _tiles(self, task, lw, addresses, scratch, chunk, n):
+    def _tiles(self, task, lw, addresses, scratch, chunk, dynamic: bool):
         """``tiles<task>(tid, tag)``: claim tiles of round ``tag`` (compare-and-swap on ``NEXT``, whose
         high 16 bits are the round: a thread that woke late for an earlier round claims nothing) and
-        run them; each finished tile adds one to ``DONE``."""
+        run them; each finished tile adds one to ``DONE``. ``dynamic``: the rows end at ``END``, not
+        at ``lw.rows``."""
         g = self.m.function(f"tiles{task}", params=[I32, I32])
         v, t, start = g.local(I32), g.local(I32), g.local(I32)
+        n = -(-lw.rows // chunk)
+        rows = lw.rows
+        if dynamic:         # rows = min(END, lw.rows) (never past the kernel, whatever END holds), n = ceil(rows / chunk)
+            rows, n = g.local(I32), g.local(I32)
+            self._word(g, END)
+            g.i32_atomic_load().local_tee(rows).i32_const(lw.rows).local_get(rows).i32_const(lw.rows).i32_lt_u().select()
+            g.local_tee(rows).i32_const(chunk - 1).i32_add().i32_const(chunk).i32_div_u().local_set(n)
+
+        def push(x):        # a constant, or a local holding the round's value
+            g.i32_const(x) if not dynamic else g.local_get(x)
         with g.block():
             with g.loop():
                 self._word(g, NEXT)
                 g.i32_atomic_load().local_tee(v).i32_const(16).i32_shr_u().local_get(1).i32_ne().br_if(1)
-                g.local_get(v).i32_const(0xFFFF).i32_and().local_tee(t).i32_const(n).i32_ge_u().br_if(1)
+                g.local_get(v).i32_const(0xFFFF).i32_and().local_tee(t)
+                push(n)
+                g.i32_ge_u().br_if(1)
                 self._word(g, NEXT)
                 g.local_get(v).local_get(v).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg()
                 g.local_get(v).i32_ne().br_if(0)                   # another thread took it: again
@@ -171,8 +202,11 @@ class Parallel:
                     _push(g, a)
                 g.local_get(t).i32_const(chunk).i32_mul().local_tee(start)
                 # end = min(start + chunk, rows)
-                g.local_get(start).i32_const(chunk).i32_add().i32_const(lw.rows)
-                g.local_get(start).i32_const(chunk).i32_add().i32_const(lw.rows).i32_lt_u().select()
+                g.local_get(start).i32_const(chunk).i32_add()
+                push(rows)
+                g.local_get(start).i32_const(chunk).i32_add()
+                push(rows)
+                g.i32_lt_u().select()
                 if lw.scratch:      # tid ? SCRATCH + (tid - 1) * STRIDE : scratch
                     g.local_get(0).i32_const(1).i32_sub()
                     self._word(g, STRIDE)

@@ -11,7 +11,8 @@ The protocols (duck-typed):
 
 - exporter ``(signatures, variables, consts, weights, stored, options) -> (files, sections)``:
   ``signatures``: objects with ``name``, ``inputs``/``outputs`` (manifest specs), ``prog`` (a
-  ``core.compile.Program``) and ``plan`` (a :class:`Plan`); ``variables``: the manifest's variable
+  ``core.compile.Program``), ``plan`` (a :class:`Plan`) and ``rows`` (a symbolic batch: ``(chunk,
+  chunk + 1, the program for chunk + 1 rows)``, for :func:`batch_steps`; else None); ``variables``: the manifest's variable
   entries; ``consts``: ``{signature: {buffer id: storage bytes}}``; ``weights``: ``{name: (dtype,
   shape, bytes)}`` of weights.safetensors (an exporter may add constants); ``stored``: ``{storage
   bytes: weights name}`` of the large constants already there; ``options``: ``export``'s
@@ -22,7 +23,9 @@ The protocols (duck-typed):
   :class:`Artifact` (read and checked by ``webtensor.artifact.read_artifact``), ``fail(msg)``
   raises :class:`ArtifactError`. Instances have ``kind``, ``lock``, ``run(name, inputs) ->
   outputs`` (storage bytes), ``read_variables(indices)``, ``write_variable(i, data)``,
-  ``stats()``, ``dispose()``; the class has ``interruptible`` (honours ``timeout``) and
+  ``stats()``, ``dispose()``, and optionally ``takes_rows(name)`` with ``run(name, inputs, rows)``
+  (a signature with a symbolic batch run on its first ``rows`` rows: docs/artifact.md "Run-time
+  rows"); the class has ``interruptible`` (honours ``timeout``) and
   ``auto(artifact) -> bool`` (whether ``load(backend='auto')`` should pick it here).
 """
 from __future__ import annotations
@@ -166,3 +169,53 @@ def plan_signature(prog: Program, var_of: dict[int, int], update_vars: list[int]
     read = {b for s in prog.steps for b in s.inputs}
     reads = {v for b, v in var_of.items() if b in read} | {src[1] for src, _, _ in pre if src[0] == "var"}
     return Plan(locs, pre, post, stage, sorted(reads), sorted(set(writes)))
+
+
+# ---- run-time rows: the kernels of a symbolic-batch signature that loop over its rows ------------
+
+def batch_steps(prog: Program, more: Program, chunk: int, more_chunk: int) -> list[bool] | None:
+    """Which steps of a signature with independent rows (``core.symbolic.independent_rows``) loop
+    over its batch: ``prog`` compiled for ``chunk`` rows, ``more`` the same graph compiled for
+    ``more_chunk`` rows. A buffer is batched when its shape differs between the two; it must then
+    be ``(k * rows, ...)`` at both sizes (rows in axis 0, whole rows of ``k`` elements apart: the
+    batch is its outermost axis). A step is batched when its output is; its loop space's axis 0
+    must then scale like its output's and the rest stay, and an unbatched step may read no batched
+    buffer. Running a batched step's outer loop over the first ``rows * k`` indices therefore
+    computes exactly the outputs of the first ``rows`` rows, from inputs of those rows only.
+
+    Returns one bool per step, or None when the two programs differ in structure (fusion or buffer
+    plan depends on the size) or a rule above fails: the signature then keeps whole chunks.
+
+    Args:
+        prog: the program for ``chunk`` rows (``core.compile.Program``).
+        more: the same graph's program for ``more_chunk`` rows.
+        chunk: rows of ``prog``'s batch.
+        more_chunk: rows of ``more``'s batch (different from ``chunk``).
+    """
+    def scales(a, b) -> bool:       # (k * chunk, rest...) vs (k * more_chunk, rest...), k >= 1
+        return bool(a) and len(a) == len(b) and tuple(a[1:]) == tuple(b[1:]) and a[0] % chunk == 0 and \
+            a[0] > 0 and a[0] // chunk * more_chunk == b[0]
+
+    if (len(prog.bufs), len(prog.steps), prog.inputs, prog.outputs, prog.captures, sorted(prog.consts)) != \
+            (len(more.bufs), len(more.steps), more.inputs, more.outputs, more.captures, sorted(more.consts)):
+        return None
+    batched = []
+    for a, b in zip(prog.bufs, more.bufs):
+        if (a.id, a.role, a.dtype) != (b.id, b.role, b.dtype):
+            return None
+        if a.shape != b.shape and not scales(a.shape, b.shape):
+            return None
+        batched.append(a.shape != b.shape)
+    steps = []
+    for s, t in zip(prog.steps, more.steps):
+        if (s.inputs, s.output, s.kernel.kind, s.kernel.template) != (t.inputs, t.output, t.kernel.kind, t.kernel.template):
+            return None
+        on_rows = batched[s.output]
+        if on_rows:
+            out, space = (s.kernel.out.shape, t.kernel.out.shape), (s.kernel.space, t.kernel.space)
+            if not scales(*space) or out[0][0] * space[1][0] != out[1][0] * space[0][0]:
+                return None
+        elif any(batched[i] for i in s.inputs) or s.kernel.space != t.kernel.space:
+            return None
+        steps.append(on_rows)
+    return steps

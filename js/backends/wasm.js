@@ -26,6 +26,10 @@ export async function createWasmBackend({ manifest, files, weights }, fail, { th
     const what = `signature '${name}' wasm`;
     if (w === undefined) fail(`manifest.json: ${what}: section is missing (this artifact has no WebAssembly code for it)`);
     memoryBytes = Math.max(memoryBytes, w.memory_bytes);
+    if (w.rows_driver !== undefined && sig.batch === undefined) fail(`manifest.json: ${what}: "rows_driver" needs a "batch" section (a symbolic batch)`);
+    if (w.rows_driver !== undefined && Object.values(signatures).some((s) => s.wasm?.driver === w.rows_driver)) {
+      fail(`manifest.json: ${what}: "rows_driver" '${w.rows_driver}' is a driver (() -> ()), not a rows driver ((i32) -> ())`);
+    }
     for (const key of ['inputs', 'outputs']) {
       if (w[key].length !== sig[key].length) {
         fail(`manifest.json: ${what}: "${key}" must hold one byte address per ${key.slice(0, -1)} (${sig[key].length})`);
@@ -102,7 +106,8 @@ export async function createWasmBackend({ manifest, files, weights }, fail, { th
   // one runs where the engine has relaxed SIMD.
   for (const m of modules) {
     try {
-      checkModule(files.get(m), Object.values(signatures).map((sig) => sig.wasm.driver), pages, threads > 1);
+      checkModule(files.get(m), Object.values(signatures).map((sig) => sig.wasm.driver), pages, threads > 1,
+        Object.values(signatures).filter((sig) => sig.wasm.rows_driver !== undefined).map((sig) => sig.wasm.rows_driver));
     } catch (e) {
       fail(m + e.message.slice('module.wasm'.length)); // its messages start 'module.wasm: '
     }
@@ -225,6 +230,8 @@ class WasmBackend {
     this.host = host;
     this.signatures = new Map(Object.entries(signatures).map(([name, sig]) => [name, {
       driver: exports[sig.wasm.driver],
+      rowsDriver: sig.wasm.rows_driver === undefined ? null : exports[sig.wasm.rows_driver],
+      chunk: sig.batch?.chunk,
       inputs: sig.wasm.inputs,
       inputBytes: sig.inputs.map((spec) => storageBytes(spec)),
       outputs: sig.wasm.outputs.map((addr, k) => [addr, storageBytes(sig.outputs[k])]),
@@ -236,10 +243,14 @@ class WasmBackend {
    * its storage bytes (copied to its slot) or {addr, bytes} of a resident
    * tensor in this memory (nothing to do when it already is the slot, else
    * its bytes are copied there). `views`: return Uint8Array views of the output slots (valid
-   * until the next run) instead of copies.
+   * until the next run) instead of copies. `rows` (where takesRows(name); 1 <= rows <= chunk): the
+   * inputs and outputs hold the first `rows` rows only, run by the signature's rows driver.
    */
-  run(name, inputs, views = false) {
+  run(name, inputs, views = false, rows = undefined) {
     const sig = this.signatures.get(name);
+    if (rows !== undefined && !(this.takesRows(name) && Number.isInteger(rows) && rows >= 1 && rows <= sig.chunk)) {
+      throw new Error(`webtensor: signature '${name}' cannot run ${rows} rows`);
+    }
     let mem = new Uint8Array(this.memory.buffer);
     // a resident tensor of another slot is read before any slot is written: slots of different
     // signatures overlap, so writing one input could overwrite another's source
@@ -247,12 +258,21 @@ class WasmBackend {
       ? data : mem.slice(data.addr, data.addr + data.bytes)));
     staged.forEach((data, k) => { if (data instanceof Uint8Array) mem.set(data, sig.inputs[k]); });
     try {
-      sig.driver();
+      if (rows === undefined) sig.driver();
+      else sig.rowsDriver(rows);
     } catch (e) {
       throw new ArtifactError(`webtensor: signature '${name}': the WebAssembly driver trapped (${String(e.message).slice(0, 200)})`);
     }
     mem = new Uint8Array(this.memory.buffer); // a driver that grew the memory detached the old buffer
-    return sig.outputs.map(([addr, n]) => (views ? mem.subarray(addr, addr + n) : mem.slice(addr, addr + n)));
+    return sig.outputs.map(([addr, bytes]) => {
+      const n = rows === undefined ? bytes : bytes / sig.chunk * rows;
+      return views ? mem.subarray(addr, addr + n) : mem.slice(addr, addr + n);
+    });
+  }
+
+  /** Whether signature `name` runs fewer rows than its chunk (run()'s `rows`: a rows driver). */
+  takesRows(name) {
+    return this.signatures.get(name)?.rowsDriver != null;
   }
 
   /** {addr, bytes} of signature `name`'s input `k` (where a resident tensor for it lives). */

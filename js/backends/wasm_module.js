@@ -125,7 +125,7 @@ const THREAD_EXPORTS = [['worker', [[0x7f], []]], ['stop', [[], []]], ['threads_
  * `shared`: the memory import must be shared (a threaded module) and the module must export
  * worker (i32) -> (), stop () -> () and threads_setup (i32, i32) -> ().
  */
-export function checkModule(bytes, drivers, memoryPages, shared = false) {
+export function checkModule(bytes, drivers, memoryPages, shared = false, rowsDrivers = []) {
   const data = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const r = new Reader(data, 0, data.length);
   const head = Array.from(data.subarray(0, 8));
@@ -229,12 +229,13 @@ export function checkModule(bytes, drivers, memoryPages, shared = false) {
       fail(`a threaded module must export the function '${name}' of type ${fmtType([params, results])}`);
     }
   }
-  for (const d of drivers) {
+  // drivers are () -> (); rows drivers (run-time rows, docs/artifact.md) (i32) -> ()
+  for (const [d, want] of [...drivers.map((x) => [x, [[], []]]), ...rowsDrivers.map((x) => [x, [[0x7f], []]])]) {
     if (!exports.has(d)) fail(`does not export the driver function '${show(d)}'`);
     const [kind, index] = exports.get(d);
-    if (kind !== 0) fail(`export '${show(d)}' is a ${KINDS[kind]}, a driver must be a function () -> ()`);
+    if (kind !== 0) fail(`export '${show(d)}' is a ${KINDS[kind]}, a driver must be a function ${fmtType(want)}`);
     if (index >= funcs.length) fail(`export '${show(d)}' is function ${index}, but the module defines ${funcs.length} functions`);
     const [params, results] = funcs[index];
-    if (params.length || results.length) fail(`export '${show(d)}' has type ${fmtType(funcs[index])}, a driver must be () -> ()`);
+    if (params.join() !== want[0].join() || results.length) fail(`export '${show(d)}' has type ${fmtType(funcs[index])}, a driver must be ${fmtType(want)}`);
   }
 }

@@ -79,6 +79,8 @@ function timeoutError(message) {
  */
 export async function createWorkerBackend({ manifest, files, weights }, fail, { spawn, timeout, threads = 1 }) {
   const backend = new WorkerBackend(await spawn(), manifest.variables, timeout);
+  // signatures with a rows driver (docs/artifact.md "Run-time rows"); the worker's backend checks them
+  backend._rows = new Set(Object.entries(manifest.signatures).filter(([, sig]) => sig.wasm?.rows_driver !== undefined).map(([name]) => name));
   try {
     await backend._ready;
     // copies, so that transferring them detaches nothing of the caller's; the worker picks the module its engine runs
@@ -201,9 +203,15 @@ class WorkerBackend {
     this._port.terminate();
   }
 
-  run(name, inputs) {
+  /** `rows`: the signature's first rows only (its rows driver, where takesRows(name)). */
+  run(name, inputs, views = false, rows = undefined) {
     const copies = inputs.map((data) => data.slice()); // own buffers to transfer; the caller's arrays stay intact
-    return this._request('run', [name, copies], copies.map((c) => c.buffer), `signature '${name}'`);
+    return this._request('run', [name, copies, rows], copies.map((c) => c.buffer), `signature '${name}'`);
+  }
+
+  /** Whether signature `name` runs fewer rows than its chunk (run()'s `rows`: a rows driver). */
+  takesRows(name) {
+    return this._rows?.has(name) ?? false;
   }
 
   readVariables(indices) {

@@ -1,7 +1,10 @@
 // Format version 2 end to end: artifacts exported by Python (tests/export_fixtures_symbolic.py)
 // whose predict takes any batch. Node runs batches of 1, 5, 8 and 13 rows as chunks of the
 // compiled 4 (padding the last), bit for bit equal to the Python model's row-by-row outputs on
-// the same WebAssembly code; a declared maximum and malformed inputs are refused clearly.
+// the same WebAssembly code; a declared maximum and malformed inputs are refused clearly. Run-time
+// rows (docs/artifact.md "Run-time rows"): artifacts of 32-row chunks with a rows driver run a last
+// partial chunk with its own rows, bit for bit equal to fixed-shape artifacts exported for exactly
+// that batch (computed by Python) and to the same artifact without its rows driver (padded).
 
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -47,6 +50,35 @@ describe('a symbolic batch (format version 2)', () => {
         assert.deepEqual(Array.from(view.dataSync()), want.slice(0, expected.chunk * CLASSES));   // the compiled rows: as is
       } finally {
         model.dispose();
+      }
+    });
+  }
+
+  for (const [kind, threads, worker] of [['mlp', 1, false], ['cnn', 1, false], ['cnn28', 1, false], ['cnn28', 2, false], ['cnn', 1, true]]) {
+    test(`wasm: run-time rows, ${kind} on ${threads} thread(s)${worker ? ' in a worker' : ''}, batch 1, 5, 13, 32, 33 equal fixed-shape artifacts and the padded path`, async () => {
+      const rows = expected.rows[kind];
+      const shape = kind === 'cnn28' ? [28, 28, 1] : [6, 6, 1];
+      const per = shape[0] * shape[1] * shape[2];
+      const x = Float32Array.from(rows.x);
+      const options = worker ? { backend: 'wasm', worker } : { backend: 'wasm', threads };
+      const model = await webtensor.load(join(out, 'rows', kind), options);
+      const padded = await webtensor.load(join(out, 'rows', `${kind}_padded`), options);
+      try {
+        if (!worker) assert.equal(model.stats().wasmThreads, threads);
+        assert.equal(model._backend.takesRows('predict'), true); // internal: which path runs the last chunk
+        assert.equal(padded._backend.takesRows('predict'), false);
+        for (const b of [1, 5, 13, 32, 33]) {
+          const want = Array.from(Float32Array.from(rows[String(b)]));
+          const input = webtensor.tensor(x.slice(0, b * per), [b, ...shape]);
+          assert.deepEqual(Array.from((await model.predict(input)).dataSync()), want, `batch ${b}`);
+          assert.deepEqual(Array.from((await padded.predict(input)).dataSync()), want, `batch ${b}, padded`);
+        }
+        const runs = model.stats().runs;
+        await model.predict(webtensor.tensor(x.slice(0, 33 * per), [33, ...shape]));
+        assert.equal(model.stats().runs - runs, 2); // a whole chunk, then one row
+      } finally {
+        model.dispose();
+        padded.dispose();
       }
     });
   }

@@ -542,6 +542,39 @@ for name, text in [("chunk-0", '{"chunk": 0}'), ("chunk-negative", '{"chunk": -8
                    ("maximum-huge", '{"chunk": 8, "maximum": 4294967296}'), ("extra-key", '{"chunk": 8, "rows": 2}'),
                    ("list", '[8]'), ("relations-proto", '{"chunk": 8, "__proto__": {"maximum": 1}}')]:
     add("manifest", f"batch-{name}", batch(text), desc=f"batch section {text}")
+# ---- manifest + module: run-time rows (docs/artifact.md "Run-time rows") --------------------------
+
+def rows_driver(name, with_batch=True, wasm=None):
+    """predict's wasm section names ``name`` as its rows driver (with a batch section unless not
+    ``with_batch``); ``wasm``: the module to carry instead."""
+    def build(c):
+        if with_batch:
+            batch('{"chunk": 8}')(c)
+        c.sig()["wasm"]["rows_driver"] = name
+        if wasm is not None:
+            c.set_file("module.wasm", wasm.emit())
+    return build
+
+
+def _with_rows(params):
+    w = env_memory().drivers()
+    w.func(b"", params=params, export="__rows_predict")
+    return w
+
+
+add("manifest", "rows-driver-ok", rows_driver("__rows_predict", wasm=_with_rows((0x7F,))), OK,
+    desc="predict has a rows driver (i32) -> ()")
+add("manifest", "rows-driver-no-batch", rows_driver("__rows_predict", False, _with_rows((0x7F,))),
+    desc="a rows driver on a signature without a batch section")
+add("manifest", "rows-driver-is-driver", rows_driver("predict"), desc="the rows driver is predict's driver (() -> ())")
+add("manifest", "rows-driver-missing", rows_driver("__rows_predict"), desc="module.wasm does not export the rows driver")
+add("manifest", "rows-driver-wrong-type", rows_driver("__rows_predict", wasm=_with_rows(())),
+    desc="the rows driver is () -> (), not (i32) -> ()")
+add("manifest", "rows-driver-i64", rows_driver("__rows_predict", wasm=_with_rows((0x7E,))),
+    desc="the rows driver is (i64) -> ()")
+for name, text in [("number", "7"), ("null", "null"), ("dash", '"a-b"'), ("empty", '""'), ("long", '"' + "r" * 129 + '"')]:
+    add("manifest", f"rows-driver-{name}", lambda c, text=text: rows_driver(c.rawval(text))(c), desc=f"rows_driver {text}")
+
 add("manifest", "format-trailing-space", edit(lambda m: m.__setitem__("format", "webtensor-artifact ")), desc="format with a trailing space")
 add("manifest", "format-missing", edit(lambda m: m.pop("format")), desc="no format")
 

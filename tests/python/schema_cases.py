@@ -74,6 +74,12 @@ def cases(manifest: dict) -> list[dict]:
         doc["format_version"] = 2
         doc["signatures"]["predict"]["batch"] = batch
         out.append(doc)
+    for rows in ("__rows_predict", "a-b", "", 7, None, "r" * 129, ["x"]):
+        doc = copy.deepcopy(manifest)     # run-time rows (docs/artifact.md "Run-time rows")
+        doc["format_version"] = 2
+        doc["signatures"]["predict"]["batch"] = {"chunk": 8}
+        doc["signatures"]["predict"]["wasm"]["rows_driver"] = rows
+        out.append(doc)
     wasm_vars = manifest["signatures"]["predict"]["wasm"]["variables"]
     for key in ("\u00b2", "01", "-1", " 1", "1e0", "100000"):
         doc = copy.deepcopy(manifest)

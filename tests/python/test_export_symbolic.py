@@ -123,3 +123,64 @@ def test_export_with_an_input_signature(tmp_path):
         wt.export(lambda x: x, path=tmp_path / "g", input_signature=[wt.TensorSpec([2, None])])
     with pytest.raises(TypeError, match="list of webtensor.TensorSpec"):
         wt.export(lambda x: x, path=tmp_path / "h", input_signature=[(None, 3)])
+
+
+# ---- run-time rows (docs/artifact.md "Run-time rows") ---------------------------------------------
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    wt.config.threading.set_intra_op_parallelism_threads(request.param)
+    yield request.param
+    wt.config.threading.set_intra_op_parallelism_threads(0)        # back to the default ($WEBTENSOR_NUM_THREADS or 1)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "cnn28"])
+def test_run_time_rows_equal_fixed_and_padded_bitwise(out, kind, threads):
+    """The last partial chunk runs only its rows (the rows driver) and gives the bits of a fixed-shape
+    artifact for exactly that batch and of the padded path, on one thread and on two (cnn28's
+    convolution is split into tiles, the last cut at the run-time end)."""
+    d, e = out
+    rows = e["rows"][kind]
+    shape = (28, 28, 1) if kind == "cnn28" else (6, 6, 1)
+    x = np.asarray(rows["x"], np.float32).reshape((-1,) + shape)
+    art = wt.load(d / "rows" / kind, backend="wasm")
+    padded = wt.load(d / "rows" / f"{kind}_padded", backend="wasm")
+    assert art._backend.takes_rows("predict") and not padded._backend.takes_rows("predict")
+    assert art.stats()["wasm_threads"] == threads
+    for b in fx.RUN_TIME_BATCHES:
+        want = np.asarray(rows[str(b)], np.float32).reshape(b, -1)
+        got = art.predict(x[:b])
+        np.testing.assert_array_equal(got, want, err_msg=f"batch {b}")
+        np.testing.assert_array_equal(padded.predict(x[:b]), want, err_msg=f"batch {b}, padded")
+    runs = art.runs
+    art.predict(x[:33])
+    assert art.runs - runs == 2         # a whole chunk, then one row
+
+
+def test_rows_driver_refuses_rows_outside_the_chunk(out):
+    d, _ = out
+    art = wt.load(d / "rows" / "mlp", backend="wasm")
+    b = art._backend
+    row = 36 * 4                        # bytes of one 6x6x1 float32 row
+    for rows in (0, 33, -1):
+        with pytest.raises(ValueError, match=f"cannot run {rows} rows"):
+            b.run("predict", [bytes(row)], rows)
+    with pytest.raises(ArtifactError, match="trapped"):      # the driver itself checks 1 <= rows <= chunk
+        b._call("predict", 33)
+
+
+def test_run_time_rows_only_where_kernels_loop_over_rows(tmp_path):
+    """A 3-D matmul's template loops over the rows of each matrix, not over the batch: no rows driver
+    (chunks padded, still exact); a 2-D one gets it; a 1-row chunk needs none."""
+    w = np.random.default_rng(8).standard_normal((5, 3)).astype(np.float32)
+    x3 = np.random.default_rng(9).standard_normal((4, 8, 5)).astype(np.float32)
+    man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), (x3,), tmp_path / "a", backends=("wasm",), symbolic_batch=True)
+    assert "rows_driver" not in man["signatures"]["predict"]["wasm"]
+    y = np.random.default_rng(10).standard_normal((6, 8, 5)).astype(np.float32)
+    np.testing.assert_allclose(wt.load(tmp_path / "a", backend="wasm").predict(y), y @ w, rtol=1e-5, atol=1e-5)
+    man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), (x3[:, 0],), tmp_path / "b", backends=("wasm",),
+                    symbolic_batch=True)
+    assert man["signatures"]["predict"]["wasm"]["rows_driver"] == "__rows_predict"
+    man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), (x3[:1, 0],), tmp_path / "c", backends=("wasm",),
+                    symbolic_batch=True)
+    assert "rows_driver" not in man["signatures"]["predict"]["wasm"]

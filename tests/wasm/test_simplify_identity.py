@@ -8,7 +8,8 @@ machine. The manifests' digests changed once since, when WebGPU kernels gained "
 manifests without it hash as before; no code or weights changed), and the modules when loads took their constant offsets into the memarg and unrolled loops folded their index into selects and one-element constants became immediates, and the CNN's WGSL when WebGPU matmuls gained plans per
 shape (webgpu/matmul.py: its small matmuls run the direct kernel), and the WGSL and manifests when map
 kernels went to four elements per invocation (webgpu/map.py) and non-negative integer division to u32, and the
-WGSL simplifier folded ``(x // c) * c + x % c`` into ``x``. Regenerate them (only for an intended change of the emitted code) with
+WGSL simplifier folded ``(x // c) * c + x % c`` into ``x``, and the MLP's and CNN's module and
+manifest when symbolic-batch signatures gained a rows driver (docs/artifact.md, "Run-time rows"). Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -87,8 +88,8 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': '3fc1e97c4091fb8d198aff0f6b9b6395929f6eb52b225094897308594ee957f1',
     'cnn/kernels/train_step_8.wgsl': '3dc1dda898ceed673c7945cc5f3efd2d0b1eac389d76f51a49c2787c1045b8d8',
     'cnn/kernels/train_step_9.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
-    'cnn/manifest.json': '12449a4ab8c2056b8f49345b314d286446d3dd58150c6f312af9a68d0d166fc6',
-    'cnn/module.wasm': '9cc760b1d5be9b830976ff99ca20087951cd105c8ca7f772e6a5e537c233b1bd',
+    'cnn/manifest.json': 'f2dedc2c9a71e239e0be3a26f6ee5a74631d64bddb60f930b21a7cffa200a294',
+    'cnn/module.wasm': 'bd4e072fdab884a97002e0a6d5a8b162401ebb079bbdf6990d0fd2e66d667847',
     'cnn/weights.safetensors': '18fb33c2c6f3c18fd8dde02b1c329943b899c900951348f49b04ea1b8dd2ccae',
     'fn/kernels/predict_0.wgsl': '554d170699b936539b976f727170c3554a264d559806f0ace534b906e2dc6fe5',
     'fn/kernels/predict_1.wgsl': 'af597d18a38fc5d1f45afc36054f4f94c80a92763f8b23a41e1b64cc83045ddf',
@@ -132,8 +133,8 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_8.wgsl': '1776d4dd4630674f5b00f80626bbf9941329e34ab8efae4022fbfc6e07100815',
     'mlp/kernels/train_step_9.wgsl': '4f5e226e8b36eac7d1d16928e1191c3f249a2f5ec0fe165d4c0b07db024fb2ce',
-    'mlp/manifest.json': 'b70b19dba6a9f68723bc24e0481c3631b9edd72c0f41ec9aa77b4e908266eb71',
-    'mlp/module.wasm': '3a4f6c21a40e966bc4b4360657dd630e0a83b7ab617132afcbc2fe529ad3b17c',
+    'mlp/manifest.json': 'dc0a1bf0f47408e63aab7820a5887b8d3534a0fd33c3b184818edefae0d507bd',
+    'mlp/module.wasm': 'c4384afcf54abdb2b0034d87b5590b1ace122dfcd03bb30d258b6e6e7257b59e',
     'mlp/weights.safetensors': 'ef8275a8cb3d019c06a7c3b87f7cbc9e76d890d818b2ade096b8e0999e55080d',
 }
 
