@@ -8,6 +8,12 @@ A producer is fused when it is a ``map`` kernel and either has one consumer or i
 pure data movement (a single load); ``reshape`` of a materialised buffer is a view.
 Kernels with a template hint keep their operands as plain loads so the template applies.
 
+Epilogues: an elementwise consumer of a float32 reduction (a matmul's bias add, activation,
+scaling, residual add; a mean's division) that reads the reduced value only at its own output
+index, as the reduction's only user, becomes the reduction kernel's ``epilogue``
+(``kernel_ir``'s docstring): it is computed before the store, in the same dispatch, with the
+same float operations as the separate map kernel it replaces (results are bitwise equal).
+
 The buffer plan gives every buffer a first and last step; ``plan_arena`` packs the
 temporaries into one arena with liveness-based reuse, so running a program allocates nothing.
 """
@@ -18,6 +24,7 @@ from math import prod
 
 from . import kernel_ir as K
 from .graph import Graph, Value
+from .simplify import nodes
 
 
 @dataclass
@@ -84,6 +91,46 @@ def _fuse(k: K.Kernel, ins: list, slot: int, producer: K.Kernel, prod_ins: list)
     return _rebuild(k, substitute(k.expr, repl, {}), ins + list(prod_ins))
 
 
+EPILOGUES = True   # fuse epilogues (module docstring); tests set it False to compare with the unfused program
+
+
+def _epilogue_slot(k: K.Kernel, ins: list, red: dict, n_users: dict) -> int | None:
+    """The input of map kernel ``k`` that is a pending reduction ``k`` can be the epilogue of: its only
+    user, float32 like ``k``'s output, of ``k``'s shape, read only at ``k``'s own output index."""
+    if k.kind != "map" or k.template is not None or k.out.dtype.name != "float32":
+        return None
+    def own(i, d):      # idx(d), or 0 along an extent of 1 (how broadcast_index writes it)
+        return i == K.idx(d) or (k.space[d] == 1 and i.op == "const" and i.arg == 0)
+    for slot, x in enumerate(ins):
+        if x in red and n_users.get(x, 0) == 1 and red[x][0].out.shape == k.space:
+            loads = [e for e in nodes(k.expr) if e.op == "load" and e.arg == slot]
+            if all(all(own(i, d) for d, i in enumerate(e.args)) for e in loads):
+                return slot
+    return None
+
+
+def _fuse_epilogue(red: K.Kernel, red_ins: list, k: K.Kernel, ins: list, slot: int) -> tuple[K.Kernel, list]:
+    """Reduction ``red`` with map ``k`` (whose input ``slot`` is ``red``'s value) computed in its epilogue."""
+    new_ins = list(red_ins)
+    renum = {}
+    for j, x in enumerate(ins):
+        if j != slot:
+            if x not in new_ins:
+                new_ins.append(x)
+            renum[j] = new_ins.index(x)
+    acc = len(new_ins)
+    identity = tuple(K.idx(d) for d in range(len(k.space)))
+    prev = red.epilogue.expr if red.epilogue is not None else K.load(red.acc, identity, red.out.dtype)
+    prev = substitute(prev, lambda e: K.Expr("load", e.dtype, e.args, acc) if e.op == "load" and e.arg == red.acc
+                      else None, {})
+    expr = substitute(k.expr, lambda e: (prev if e.arg == slot else K.Expr("load", e.dtype, e.args, renum[e.arg]))
+                      if e.op == "load" else None, {})
+    bufs = tuple(_buffer_of(x) for x in new_ins)
+    epilogue = K.Kernel("map", bufs + (red.out,), k.out, k.space, expr)
+    return K.Kernel(red.kind, bufs, k.out, red.space, red.expr, red.combiner, red.template, red.params,
+                    epilogue), new_ins
+
+
 def _is_movement(k: K.Kernel) -> bool:
     e = k.expr.args[0] if k.expr.op == "cast" else k.expr
     return k.kind == "map" and e.op in ("load", "const")
@@ -110,13 +157,14 @@ def compile_graph(g: Graph, fuse: bool = True) -> Program:
     n_users = {v: len({id(n) for n in ns}) for v, ns in g.consumers().items()}
     keep = set(g.outputs) | {v for _, v in g.updates}
     pending: dict[Value, tuple[K.Kernel, list[Value]]] = {}  # fusible maps not materialised (yet)
+    red: dict[Value, tuple[K.Kernel, list[Value]]] = {}      # reductions that may take an epilogue (yet)
     alias: dict[Value, Value] = {}                          # reshape views of materialised buffers
 
     def materialise(v: Value):
         v = alias.get(v, v)
         if v in buf_of:
             return
-        k, ins = pending.pop(v)
+        k, ins = pending.pop(v) if v in pending else red.pop(v)
         emit(v, k, ins)
 
     def emit(v, k, ins):
@@ -140,8 +188,15 @@ def compile_graph(g: Graph, fuse: bool = True) -> Program:
                 break
             pk, pins = pending[ins[slot]]
             k, ins = _fuse(k, ins, slot, pk, pins)
+        slot = _epilogue_slot(k, ins, red, n_users) if fuse and EPILOGUES else None
+        if slot is not None:
+            rk, rins = red.pop(ins[slot])
+            k, ins = _fuse_epilogue(rk, rins, k, ins, slot)
         if fuse and k.kind == "map" and n.out not in keep:
             pending[n.out] = (k, ins)
+        elif fuse and EPILOGUES and k.kind == "reduce" and k.combiner in ("sum", "prod", "max", "min") and \
+                k.out.dtype.name == "float32" and n.out not in keep:
+            red[n.out] = (k, ins)
         else:
             emit(n.out, k, ins)
 
@@ -170,7 +225,7 @@ def _rebuild(k: K.Kernel, expr: K.Expr, ins: list) -> tuple[K.Kernel, list]:
         remap[old] = used.index(ins[old])
     expr = substitute(expr, lambda e: K.Expr("load", e.dtype, e.args, remap[e.arg]) if e.op == "load" else None, {})
     return K.Kernel(k.kind, tuple(_buffer_of(x) for x in used), k.out, k.space, expr, k.combiner, k.template,
-                    k.params), used
+                    k.params), used   # (maps and prologue fusion only: no epilogue yet)
 
 
 def _buffer_of(v: Value) -> K.Buffer:
