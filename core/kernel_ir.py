@@ -25,6 +25,10 @@ reduced value (``Kernel.acc``: ``load(acc, output index)``), so its loads share 
 numbering. A backend computes ``epilogue(reduced value)`` with exactly the float operations the
 map would run on the stored value, so fusing one changes no result.
 
+A ``map`` kernel may carry *siblings* (``Kernel.siblings``, also set by ``core/compile.py``): map
+kernels over the same space and inputs, each stored to an output of its own by the same loop
+(Adam's new moments beside the new weights: one dispatch instead of three).
+
 Heavy kernels carry an optional ``template`` hint (``'matmul'``) with parameters;
 a backend that has a tuned template for it uses that, any other backend lowers the
 generic form, which is always present and always correct. Backends know this
@@ -178,6 +182,7 @@ class Kernel:
     template: str | None = None    # optional hint for a tuned lowering, e.g. 'matmul'
     params: tuple = ()             # the template's parameters, as sorted (key, value) pairs
     epilogue: "Kernel | None" = None   # reduce only: a map applied to the reduced value (module docstring)
+    siblings: tuple = ()           # map only: further map kernels (same space and inputs), own outputs
 
     @property
     def n_reduce(self) -> int:
@@ -190,7 +195,8 @@ class Kernel:
 
     def loaded(self) -> set[int]:
         """The inputs that the kernel's expression or its epilogue read."""
-        exprs = [self.expr] + ([self.epilogue.expr] if self.epilogue is not None else [])
+        exprs = [self.expr] + ([self.epilogue.expr] if self.epilogue is not None else []) + \
+            [k.expr for k in self.siblings]
         out, stack, seen = set(), exprs, set()
         while stack:
             e = stack.pop()
@@ -210,6 +216,7 @@ class Kernel:
         ins = ", ".join(f"in{k}:{b.dtype.name}{list(b.shape)}" for k, b in enumerate(self.inputs))
         tmpl = f" template={self.template}{dict(self.params)}" if self.template else ""
         epi = f"\n  epilogue(in{self.acc}): {self.epilogue.expr}" if self.epilogue is not None else ""
+        epi += "".join(f"\n  sibling -> {k.out.dtype.name}{list(k.out.shape)}: {k.expr}" for k in self.siblings)
         return f"{head} ({ins}) -> {self.out.dtype.name}{list(self.out.shape)}{tmpl}\n  {self.expr}{epi}"
 
 

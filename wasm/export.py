@@ -116,7 +116,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False)
         for c in plan.pre:
             copy(*c)
         for s in prog.steps:
-            args = fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at
+            args = fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs + s.extra], scratch_at
             if par is None:
                 emit_call(f, *args)
             else:
