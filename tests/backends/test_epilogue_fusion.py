@@ -1,12 +1,14 @@
 """Epilogue fusion (``core/compile.py``): elementwise consumers of a float32 reduction (a matmul's bias,
-activation, scaling, residual add; a mean's division) computed in the reduction kernel's store.
+activation, scaling, residual add; a mean's division) computed in the reduction kernel's store; and
+siblings: a stored map computed and stored by the kernel of a later stored map that reads it (an
+optimizer's new moments by the kernel of the new weights).
 
 The program is shared by the backends, so each one is held to two things on every kernel shape
 class its lowerings have (wasm: the matmul template, batched matmuls, generic reductions; WebGPU:
 the direct and tiled matmul plans, split K, the generic reduction, one and two passes):
 
-- bitwise equality with the unfused program (``compile.EPILOGUES = False``): the epilogue runs the
-  same float32 operations in the same order as the map kernel it replaces;
+- bitwise equality with the unfused program (``compile.EPILOGUES = False``, ``compile.SIBLINGS = False``):
+  the fused kernel runs the same float32 operations in the same order as the kernels it replaces;
 - agreement with numpy in float64, within the error bound of a float32 dot product (Higham,
   "Accuracy and Stability of Numerical Algorithms", 2nd ed., eq. 3.5: |error| <= K u |A||B|, u =
   2^-24, plus a few ulps for the activation; ``_bound``).
@@ -131,3 +133,73 @@ def test_program_fuses_epilogues():
             wt.tensor(x), wt.tensor(w1)).graph
         prog2 = C.compile_graph(g2)
         assert not any(s.kernel.epilogue is not None for s in prog2.steps)
+
+
+# ---- siblings: a kept map stored by the kernel of a later kept map that reads it (optimizers) -------
+
+OPTIMIZERS = {
+    "adam": lambda: wt.optimizers.Adam(0.01),
+    "adamw_amsgrad": lambda: wt.optimizers.AdamW(0.01, weight_decay=0.1, amsgrad=True),
+    "sgd_nesterov": lambda: wt.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+    "rmsprop": lambda: wt.optimizers.RMSprop(0.01, momentum=0.5),
+}
+
+
+def _train(device, make_opt, fused, monkeypatch):
+    """A small MLP's weights and optimizer state after a few traced train steps."""
+    monkeypatch.setattr(C, "EPILOGUES", fused)
+    monkeypatch.setattr(C, "SIBLINGS", fused)
+    r = np.random.default_rng(5)
+    x, y = r.normal(size=(32, 30)).astype(np.float32), r.integers(0, 5, 32).astype(np.int32)
+    with wt.device(device):
+        wt.set_seed(0)
+        m = wt.nn.Sequential([wt.nn.Input((30,)), wt.nn.Dense(17, activation="relu"), wt.nn.Dense(5)])
+        m.compile(make_opt(), wt.nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)   # 4 traced train steps
+        return [np.asarray(v.numpy()) for v in m.weights + list(m.optimizer.variables)]
+
+
+@pytest.mark.parametrize("device", ["wasm", "webgpu"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_updates_fused_equal_unfused_bitwise(device, name, monkeypatch):
+    plain = _train(device, OPTIMIZERS[name], False, monkeypatch)
+    fused = _train(device, OPTIMIZERS[name], True, monkeypatch)
+    assert len(plain) == len(fused) > 4
+    for a, b in zip(fused, plain):
+        np.testing.assert_array_equal(a, b)
+    ref = _train("reference", OPTIMIZERS[name], True, monkeypatch)   # and the numpy device agrees
+    for a, b in zip(fused, ref):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_program_adam_one_kernel_per_parameter():
+    """Adam's new moments ride in the kernel of the new weights (siblings), an SGD update in the kernel of
+    its gradient (an epilogue): one kernel per parameter for Adam, none of its own for SGD."""
+    x = wt.tensor(_f(8, 6))
+    counts = {}
+    for name, make in [("adam", lambda: wt.optimizers.Adam(0.01)), ("sgd", lambda: wt.optimizers.SGD(0.1))]:
+        with wt.device("reference"):
+            w, b = wt.Variable(_f(6, 3), name="w"), wt.Variable(_f(3), name="b")
+            opt = make()
+
+            def step(x):
+                with wt.GradientTape() as tape:
+                    loss = wt.reduce_sum(wt.tanh(x @ w + b))
+                opt.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
+                return loss
+            g = wt.function(step).get_concrete(x).graph
+            prog = C.compile_graph(g)
+            writes = {s.output for s in prog.steps} | {e for s in prog.steps for e in s.extra}
+            assert set(prog.updates) <= writes
+            counts[name] = prog
+            for s in prog.steps:   # each sibling is a map over its kernel's space and inputs
+                for sk in s.kernel.siblings:
+                    assert sk.kind == "map" and sk.space == s.kernel.space and sk.inputs == s.kernel.inputs
+    adam = counts["adam"]
+    by_shape = {}
+    for s in adam.steps:
+        if s.kernel.kind == "map" and s.kernel.siblings:
+            by_shape[s.kernel.space] = len(s.kernel.siblings)
+    assert by_shape == {(6, 3): 2, (3,): 2}, by_shape     # m and v with w, for both parameters
+    sgd = counts["sgd"]
+    assert sum(s.kernel.epilogue is not None and s.output in sgd.updates for s in sgd.steps) == 2
