@@ -292,6 +292,8 @@ def compile_graph(g: Graph, fuse: bool = True) -> Program:
         if fuse and n.op.name == "reshape" and n.out not in keep and ins[0] not in pending:
             alias[n.out] = alias.get(ins[0], ins[0])   # a view: same bytes, new shape
             continue
+        if fuse and (EPILOGUES or SIBLINGS) and k.template is None and len(set(ins)) < len(ins):
+            k, ins = _rebuild(k, k.expr, ins)     # x + x: one input, so that x is one slot to fuse
         while fuse and k.template is None:
             slot = next((i for i, x in enumerate(ins) if fusible(x)), None)
             if slot is None:

@@ -58,6 +58,10 @@ _x, _w, _y = _f(64, 300), _f(300, 64, scale=0.06), _f(64, 64)
 CASES["scale_tanh_residual"] = (lambda x, w, y: wt.tanh(0.5 * (x @ w)) + y, [_x, _w, _y],
                                 lambda x, w, y: np.tanh(0.5 * (x.astype(np.float64) @ w)) + y,
                                 np.abs(_x) @ np.abs(_w), 300)
+_p, _q = _f(5, 7), _f(7, 3)
+CASES["product_twice"] = (lambda p, q: (p @ q) * (p @ q) + (p @ q), [_p, _q],     # one product, read in 3 places
+                          lambda p, q: (p.astype(np.float64) @ q) ** 2 + p.astype(np.float64) @ q,
+                          (np.abs(_p) @ np.abs(_q)) * (1 + 2 * np.abs(_p @ _q)), 7)
 _a, _b = _f(3, 20, 30), _f(3, 30, 12, scale=0.2)
 CASES["batched_sigmoid"] = (lambda a, b: wt.sigmoid(a @ b), [_a, _b], lambda a, b: _sigmoid(a.astype(np.float64) @ b),
                             np.abs(_a) @ np.abs(_b), 30)
