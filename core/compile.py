@@ -8,16 +8,30 @@ A producer is fused when it is a ``map`` kernel and either has one consumer or i
 pure data movement (a single load); ``reshape`` of a materialised buffer is a view.
 Kernels with a template hint keep their operands as plain loads so the template applies.
 
+Epilogues: an elementwise consumer of a float32 reduction (a matmul's bias add, activation,
+scaling, residual add; a mean's division) that reads the reduced value only at its own output
+index, as the reduction's only user, becomes the reduction kernel's ``epilogue``
+(``kernel_ir``'s docstring): it is computed before the store, in the same dispatch, with the
+same float operations as the separate map kernel it replaces (results are bitwise equal).
+
+Siblings: a map whose value must be stored (an output, a Variable update) and which a later map
+that must be stored too reads only at its own index (Adam's new moments, read by the new weights)
+is computed by that later map's kernel, inline, and stored by it as well (``Kernel.siblings``,
+``Step.extra``): one kernel instead of several, the same float operations for every value.
+
 The buffer plan gives every buffer a first and last step; ``plan_arena`` packs the
 temporaries into one arena with liveness-based reuse, so running a program allocates nothing.
 """
 from __future__ import annotations
 
+import dataclasses
+import struct
 from dataclasses import dataclass, field
 from math import prod
 
 from . import kernel_ir as K
 from .graph import Graph, Value
+from .simplify import nodes
 
 
 @dataclass
@@ -40,6 +54,7 @@ class Step:
     kernel: K.Kernel
     inputs: list[int]   # buffer ids, in the order of the kernel's inputs
     output: int
+    extra: list[int] = field(default_factory=list)   # the outputs of the kernel's siblings, in order
 
 
 @dataclass
@@ -84,6 +99,123 @@ def _fuse(k: K.Kernel, ins: list, slot: int, producer: K.Kernel, prod_ins: list)
     return _rebuild(k, substitute(k.expr, repl, {}), ins + list(prod_ins))
 
 
+EPILOGUES = True   # fuse epilogues (module docstring); tests set it False to compare with the unfused program
+SIBLINGS = True    # likewise for siblings
+SIBLING_BUFFERS = 8   # at most this many buffers (inputs and outputs) per kernel with siblings: WebGPU's default
+#                       maxStorageBuffersPerShaderStage (more inputs would be copied into one packed binding
+#                       first, webgpu/emit.py's Inputs); one-element constants do not count (inline_scalars)
+
+
+def inline_scalars(kernel: K.Kernel, scalars: dict) -> K.Kernel:
+    """``kernel`` with the loads of one-element constant inputs replaced by their values (``scalars``:
+    input slot -> its 4 stored bytes), so that ``clip(x, 0, 6)``'s bounds are immediates (in wasm a
+    constant operand makes ``max``/``min`` one instruction, and hoisting sees constants) and WebGPU
+    binds no buffer for them. Inputs stay in the signature; the loads of a template kernel's own
+    expression (its operands) and nan are left alone; epilogues and siblings are map code."""
+    values = {}
+    for slot, raw in scalars.items():
+        dt = kernel.inputs[slot].dtype
+        if dt.name not in ("float32", "int32") or len(raw) != 4:
+            continue
+        v = struct.unpack("<f" if dt.wasm == "f32" else "<i", raw)[0]
+        if v == v:
+            values[slot] = K.const(v, dt)
+    if not values:
+        return kernel
+
+    def inline(e):
+        return substitute(e, lambda x: values.get(x.arg) if x.op == "load" else None, {})
+    epi = kernel.epilogue
+    new = dataclasses.replace(
+        kernel, expr=kernel.expr if kernel.template is not None else inline(kernel.expr),
+        epilogue=None if epi is None else dataclasses.replace(epi, expr=inline(epi.expr)),
+        siblings=tuple(dataclasses.replace(s, expr=inline(s.expr)) for s in kernel.siblings))
+    return kernel if new == kernel else new
+
+
+def _epilogue_slot(k: K.Kernel, ins: list, red: dict, n_users: dict) -> int | None:
+    """The input of map kernel ``k`` that is a pending reduction ``k`` can be the epilogue of: its only
+    user, float32 like ``k``'s output, of ``k``'s shape, read only at ``k``'s own output index."""
+    if k.kind != "map" or k.template is not None or k.out.dtype.name != "float32":
+        return None
+    def own(i, d):      # idx(d), or 0 along an extent of 1 (how broadcast_index writes it)
+        return i == K.idx(d) or (k.space[d] == 1 and i.op == "const" and i.arg == 0)
+    for slot, x in enumerate(ins):
+        if x in red and n_users.get(x, 0) == 1 and red[x][0].out.shape == k.space:
+            loads = [e for e in nodes(k.expr) if e.op == "load" and e.arg == slot]
+            if all(all(own(i, d) for d, i in enumerate(e.args)) for e in loads):
+                return slot
+    return None
+
+
+def _fuse_epilogue(red: K.Kernel, red_ins: list, k: K.Kernel, ins: list, slot: int) -> tuple[K.Kernel, list]:
+    """Reduction ``red`` with map ``k`` (whose input ``slot`` is ``red``'s value) computed in its epilogue."""
+    new_ins = list(red_ins)
+    renum = {}
+    for j, x in enumerate(ins):
+        if j != slot:
+            if x not in new_ins:
+                new_ins.append(x)
+            renum[j] = new_ins.index(x)
+    acc = len(new_ins)
+    identity = tuple(K.idx(d) for d in range(len(k.space)))
+    prev = red.epilogue.expr if red.epilogue is not None else K.load(red.acc, identity, red.out.dtype)
+    prev = substitute(prev, lambda e: K.Expr("load", e.dtype, e.args, acc) if e.op == "load" and e.arg == red.acc
+                      else None, {})
+    expr = substitute(k.expr, lambda e: (prev if e.arg == slot else K.Expr("load", e.dtype, e.args, renum[e.arg]))
+                      if e.op == "load" else None, {})
+    bufs = tuple(_buffer_of(x) for x in new_ins)
+    epilogue = K.Kernel("map", bufs + (red.out,), k.out, k.space, expr)
+    return K.Kernel(red.kind, bufs, k.out, red.space, red.expr, red.combiner, red.template, red.params,
+                    epilogue), new_ins
+
+
+def _sibling_slot(k: K.Kernel, ins: list, later: dict, depends) -> int | None:
+    """The input of map kernel ``k`` that is a map kept for later (``later``) that ``k`` can compute and
+    store as a sibling: of ``k``'s space, read only at ``k``'s own index, and not needed (through
+    values not materialised yet) by ``k``'s other inputs."""
+    if k.kind != "map" or k.template is not None or k.out.dtype.name not in ("float32", "int32"):
+        return None
+    for slot, x in enumerate(ins):
+        if x in later and later[x][0].space == k.space and later[x][0].out.dtype.name in ("float32", "int32") and _own_index_only(k, slot) and \
+                not any(_own_loads(s, slot) for s in k.siblings) and \
+                not any(depends(y, x) for j, y in enumerate(ins) if j != slot):
+            return slot
+    return None
+
+
+def _own_loads(k: K.Kernel, slot: int) -> list:
+    return [e for e in nodes(k.expr) if e.op == "load" and e.arg == slot]
+
+
+def _own_index_only(k: K.Kernel, slot: int) -> bool:
+    """Whether ``k`` reads input ``slot`` only at its own output index (0 along extents of 1)."""
+    def own(i, d):
+        return i == K.idx(d) or (k.space[d] == 1 and i.op == "const" and i.arg == 0)
+    return all(all(own(i, d) for d, i in enumerate(e.args)) for e in _own_loads(k, slot))
+
+
+def _absorb(k: K.Kernel, ins: list, slot: int, xk: K.Kernel, xins: list) -> tuple[K.Kernel, list]:
+    """``k`` computing map ``xk`` (its input ``slot``) inline, and storing it: ``xk`` and its siblings
+    become siblings of ``k`` (after ``k``'s own), over ``k``'s new inputs."""
+    main, new_ins = _fuse(dataclasses.replace(k, siblings=()), ins, slot, dataclasses.replace(xk, siblings=()), xins)
+    new_ins = list(new_ins)
+
+    def renumber(sk: K.Kernel, old: list) -> K.Expr:
+        def f(e):
+            if e.op != "load":
+                return None
+            if old[e.arg] not in new_ins:
+                new_ins.append(old[e.arg])
+            return K.Expr("load", e.dtype, e.args, new_ins.index(old[e.arg]))
+        return substitute(sk.expr, f, {})
+    parts = [(s, renumber(s, ins)) for s in k.siblings]
+    parts += [(s, renumber(s, xins)) for s in (xk,) + tuple(xk.siblings)]
+    bufs = tuple(_buffer_of(x) for x in new_ins)
+    sibs = tuple(K.Kernel("map", bufs, s.out, s.space, e) for s, e in parts)
+    return dataclasses.replace(main, inputs=bufs, siblings=sibs), new_ins
+
+
 def _is_movement(k: K.Kernel) -> bool:
     e = k.expr.args[0] if k.expr.op == "cast" else k.expr
     return k.kind == "map" and e.op in ("load", "const")
@@ -108,22 +240,48 @@ def compile_graph(g: Graph, fuse: bool = True) -> Program:
         prog.consts[new_buf(v, "const")] = data
 
     n_users = {v: len({id(n) for n in ns}) for v, ns in g.consumers().items()}
+    scalars = {v for v in g.consts if prod(v.aval.shape) == 1 and v.aval.dtype.name in ("float32", "int32")}
     keep = set(g.outputs) | {v for _, v in g.updates}
     pending: dict[Value, tuple[K.Kernel, list[Value]]] = {}  # fusible maps not materialised (yet)
+    red: dict[Value, tuple[K.Kernel, list[Value]]] = {}      # reductions that may take an epilogue (yet)
+    later: dict[Value, tuple[K.Kernel, list[Value]]] = {}    # kept maps that a later kept map may store
+    owner: dict[Value, Value] = {}                           # a sibling's value -> the value of its step
+    sibs: dict[Value, list[Value]] = {}                      # a kernel's value -> its siblings' values
+
+    def unmaterialised(v):
+        v = alias.get(v, v)
+        for table in (pending, red, later):
+            if v in table:
+                return table[v][1]
+        return None
+
+    def depends(v, x, seen=None):
+        """Whether value ``v`` needs ``x`` through values not materialised yet."""
+        seen = set() if seen is None else seen
+        if v is x or owner.get(v) is x:
+            return True
+        ins = unmaterialised(owner.get(v, v))
+        if ins is None or v in seen:
+            return False
+        seen.add(v)
+        return any(depends(y, x, seen) for y in ins)
     alias: dict[Value, Value] = {}                          # reshape views of materialised buffers
 
     def materialise(v: Value):
         v = alias.get(v, v)
+        while v in owner:
+            v = owner[v]
         if v in buf_of:
             return
-        k, ins = pending.pop(v)
+        k, ins = next(table.pop(v) for table in (pending, red, later) if v in table)
         emit(v, k, ins)
 
     def emit(v, k, ins):
         for x in ins:
             materialise(x)
         out = new_buf(v, "temp")
-        prog.steps.append(Step(k, [buf_of[alias.get(x, x)] for x in ins], out))
+        extra = [new_buf(x, "temp") for x in sibs.pop(v, [])]
+        prog.steps.append(Step(k, [buf_of[alias.get(x, x)] for x in ins], out, extra))
 
     def fusible(x):
         return x in pending and (n_users.get(x, 0) == 1 or _is_movement(pending[x][0]))
@@ -134,14 +292,36 @@ def compile_graph(g: Graph, fuse: bool = True) -> Program:
         if fuse and n.op.name == "reshape" and n.out not in keep and ins[0] not in pending:
             alias[n.out] = alias.get(ins[0], ins[0])   # a view: same bytes, new shape
             continue
+        if fuse and (EPILOGUES or SIBLINGS) and k.template is None and len(set(ins)) < len(ins):
+            k, ins = _rebuild(k, k.expr, ins)     # x + x: one input, so that x is one slot to fuse
         while fuse and k.template is None:
             slot = next((i for i, x in enumerate(ins) if fusible(x)), None)
             if slot is None:
                 break
             pk, pins = pending[ins[slot]]
             k, ins = _fuse(k, ins, slot, pk, pins)
+        slot = _epilogue_slot(k, ins, red, n_users) if fuse and EPILOGUES else None
+        if slot is not None:
+            rk, rins = red.pop(ins[slot])
+            k, ins = _fuse_epilogue(rk, rins, k, ins, slot)
+        if fuse and SIBLINGS and n.out in keep:
+            while (slot := _sibling_slot(k, ins, later, depends)) is not None:
+                x = ins[slot]
+                nk, nins = _absorb(k, ins, slot, *later[x])
+                if sum(y not in scalars for y in nins) + 1 + len(nk.siblings) > SIBLING_BUFFERS:
+                    break
+                k, ins = nk, nins
+                del later[x]
+                sibs[n.out] = sibs.get(n.out, []) + [x] + sibs.pop(x, [])
+                for y in sibs[n.out]:
+                    owner[y] = n.out
         if fuse and k.kind == "map" and n.out not in keep:
             pending[n.out] = (k, ins)
+        elif fuse and EPILOGUES and k.kind == "reduce" and k.combiner in ("sum", "prod", "max", "min") and \
+                k.out.dtype.name == "float32" and n.out not in keep:
+            red[n.out] = (k, ins)
+        elif fuse and SIBLINGS and k.kind == "map" and k.template is None:   # kept: a later kept map may store it
+            later[n.out] = (k, ins)
         else:
             emit(n.out, k, ins)
 
@@ -170,7 +350,7 @@ def _rebuild(k: K.Kernel, expr: K.Expr, ins: list) -> tuple[K.Kernel, list]:
         remap[old] = used.index(ins[old])
     expr = substitute(expr, lambda e: K.Expr("load", e.dtype, e.args, remap[e.arg]) if e.op == "load" else None, {})
     return K.Kernel(k.kind, tuple(_buffer_of(x) for x in used), k.out, k.space, expr, k.combiner, k.template,
-                    k.params), used
+                    k.params), used   # (maps and prologue fusion only: no epilogue yet)
 
 
 def _buffer_of(v: Value) -> K.Buffer:
@@ -179,7 +359,7 @@ def _buffer_of(v: Value) -> K.Buffer:
 
 def _liveness(prog: Program) -> None:
     for i, s in enumerate(prog.steps):
-        for b in s.inputs + [s.output]:
+        for b in s.inputs + [s.output] + s.extra:
             buf = prog.bufs[b]
             if buf.first < 0:
                 buf.first = i
@@ -218,5 +398,7 @@ def run_with_numpy(prog: Program, inputs: list, captures: list) -> tuple[list, l
     for s in prog.steps:
         arrays = [env[b].reshape(k.shape) for b, k in zip(s.inputs, s.kernel.inputs)]
         env[s.output] = K.evaluate(s.kernel, arrays)
+        for b, sk in zip(s.extra, s.kernel.siblings):
+            env[b] = K.evaluate(sk, arrays)
     shape = lambda b: prog.bufs[b].shape
     return ([env[b].reshape(shape(b)) for b in prog.outputs], [env[b].reshape(shape(b)) for b in prog.updates])

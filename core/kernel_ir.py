@@ -18,6 +18,17 @@ slicing, padding, gathers and im2col are all plain ``map`` kernels, and a chain 
 elementwise ops fuses by substituting one kernel's expression into another's load.
 Loads are in bounds by construction (ops clamp computed indices).
 
+A ``reduce`` kernel may carry an *epilogue* (``Kernel.epilogue``, set by ``core/compile.py``): a
+``map`` kernel over the output's shape that consumes the reduced value, computed before the store
+(``relu(x @ w + b)`` is one kernel). Its inputs are the reduce kernel's inputs plus one more, the
+reduced value (``Kernel.acc``: ``load(acc, output index)``), so its loads share the kernel's input
+numbering. A backend computes ``epilogue(reduced value)`` with exactly the float operations the
+map would run on the stored value, so fusing one changes no result.
+
+A ``map`` kernel may carry *siblings* (``Kernel.siblings``, also set by ``core/compile.py``): map
+kernels over the same space and inputs, each stored to an output of its own by the same loop
+(Adam's new moments beside the new weights: one dispatch instead of three).
+
 Heavy kernels carry an optional ``template`` hint (``'matmul'``) with parameters;
 a backend that has a tuned template for it uses that, any other backend lowers the
 generic form, which is always present and always correct. Backends know this
@@ -170,10 +181,32 @@ class Kernel:
     combiner: str | None = None    # reduce only; one of COMBINERS
     template: str | None = None    # optional hint for a tuned lowering, e.g. 'matmul'
     params: tuple = ()             # the template's parameters, as sorted (key, value) pairs
+    epilogue: "Kernel | None" = None   # reduce only: a map applied to the reduced value (module docstring)
+    siblings: tuple = ()           # map only: further map kernels (same space and inputs), own outputs
 
     @property
     def n_reduce(self) -> int:
         return len(self.space) - len(self.out.shape)
+
+    @property
+    def acc(self) -> int:
+        """The epilogue's input number of the reduced value: one past the kernel's inputs."""
+        return len(self.inputs)
+
+    def loaded(self) -> set[int]:
+        """The inputs that the kernel's expression or its epilogue read."""
+        exprs = [self.expr] + ([self.epilogue.expr] if self.epilogue is not None else []) + \
+            [k.expr for k in self.siblings]
+        out, stack, seen = set(), exprs, set()
+        while stack:
+            e = stack.pop()
+            if e not in seen:
+                seen.add(e)
+                if e.op == "load":
+                    out.add(e.arg)
+                stack.extend(e.args)
+        out.discard(self.acc if self.epilogue is not None else -1)
+        return out
 
     def param(self, key, default=None):
         return dict(self.params).get(key, default)
@@ -182,7 +215,9 @@ class Kernel:
         head = f"{self.kind}{'/' + self.combiner if self.combiner else ''} space={self.space}"
         ins = ", ".join(f"in{k}:{b.dtype.name}{list(b.shape)}" for k, b in enumerate(self.inputs))
         tmpl = f" template={self.template}{dict(self.params)}" if self.template else ""
-        return f"{head} ({ins}) -> {self.out.dtype.name}{list(self.out.shape)}{tmpl}\n  {self.expr}"
+        epi = f"\n  epilogue(in{self.acc}): {self.epilogue.expr}" if self.epilogue is not None else ""
+        epi += "".join(f"\n  sibling -> {k.out.dtype.name}{list(k.out.shape)}: {k.expr}" for k in self.siblings)
+        return f"{head} ({ins}) -> {self.out.dtype.name}{list(self.out.shape)}{tmpl}\n  {self.expr}{epi}"
 
 
 def map_kernel(inputs, out: Buffer, expr: Expr) -> Kernel:
@@ -295,6 +330,9 @@ def evaluate(kernel: Kernel, arrays: list) -> Any:
         memo[e] = r
         return r
 
+    if kernel.epilogue is not None:
+        plain = evaluate(Kernel(kernel.kind, kernel.inputs, kernel.out, space, kernel.expr, kernel.combiner), arrays)
+        return evaluate(kernel.epilogue, list(arrays) + [plain])
     val = np.broadcast_to(ev(kernel.expr), space)
     if kernel.kind == "map":
         return np.array(val, dtype=np_dtype(kernel.out.dtype), order="C")  # ascontiguousarray makes 0-d 1-d

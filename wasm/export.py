@@ -159,7 +159,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
             for c in plan.pre:
                 copy(*c)
             for s, end in zip(prog.steps, ends):
-                args = fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs], scratch_at
+                args = fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs + s.extra], scratch_at
                 if par is None:
                     emit_call(f, *args, end=end)
                 else:

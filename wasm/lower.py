@@ -32,7 +32,12 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   through ``1 / (c + e^y)`` (sigmoid, gelu) uses :func:`.vmath.exp`'s short form, with
   ``c +`` folded into its last multiply-add where it is the exp's one use.
 
-``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them. :func:`inline_scalars`
+``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them. A reduction with an
+epilogue (``kernel_ir``) is two functions, called one after the other on the same rows by the
+kernel's function: the reduction's, then the epilogue's, a map kernel over the same rows of
+the output that reads the reduced values in place (:func:`_lower_epilogue`). A map with siblings
+is one function per map, called on the same rows; the siblings' outputs are passed after the
+inputs (:func:`_lower_siblings`). :func:`inline_scalars`
 turns one-element constant inputs of a compiled step or export into immediates.
 
 Where each part lives: ``analysis.py`` (simplification, offset forms, loop collapse), this
@@ -47,6 +52,7 @@ import struct
 from math import prod
 
 from ..core import kernel_ir as K
+from ..core.compile import inline_scalars  # noqa: F401 (the runtime and the exporter import it from here)
 from ..core.dtypes import bool_, float16, int32
 from ..core.simplify import nodes, substitute
 from . import half, matmul, vmath
@@ -76,6 +82,10 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
 
 
 def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool = True) -> Lowered:
+    if kernel.epilogue is not None:
+        return _lower_epilogue(module, kernel, name, export, fma, splat)
+    if kernel.siblings:
+        return _lower_siblings(module, kernel, name, export, fma, splat)
     if kernel.template in ("matmul", "matmul_q8"):
         if matmul.supports(kernel):
             return matmul.lower(module, kernel, name, export, fma, splat)
@@ -88,25 +98,102 @@ def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool,
     return Lowered(name, n, max(a.rows, 1) if not a.empty else 0, 0, is_copy(a))
 
 
-def inline_scalars(kernel: K.Kernel, scalars: dict) -> K.Kernel:
-    """``kernel`` with the loads of one-element constant inputs replaced by their values
-    (``scalars``: input slot -> its 4 stored bytes), so that ``clip(x, 0, 6)``'s bounds are
-    immediates (a constant operand makes ``max``/``min`` one instruction) and hoisting sees
-    constants. Inputs stay in the signature; template kernels and nan are left alone."""
-    if kernel.template is not None or not scalars:
-        return kernel
-    values = {}
-    for slot, raw in scalars.items():
-        dt = kernel.inputs[slot].dtype
-        if dt.name not in ("float32", "int32") or len(raw) != 4:
-            continue
-        v = struct.unpack("<f" if dt.wasm == "f32" else "<i", raw)[0]
-        if v == v:
-            values[slot] = K.const(v, dt)
-    if not values:
-        return kernel
-    expr = substitute(kernel.expr, lambda e: values.get(e.arg) if e.op == "load" else None, {})
-    return dataclasses.replace(kernel, expr=expr) if expr is not kernel.expr else kernel
+def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool) -> Lowered:
+    """A reduction with an epilogue: the reduction's function (``<name>_reduce``) stores its values in the
+    output, then the epilogue's (``<name>_epilogue``: the very map kernel that would otherwise run on
+    its own, re-spaced over the same rows, with the output as its input ``kernel.acc``) rewrites those
+    rows in place. Each element is read before it is written, at its own address, so in place is
+    safe; the same map code gives the same bits as the separate kernel. The rows are the
+    reduction's when they are output rows (a matmul without batch dims, a generic reduction); else
+    (a batched matmul: its rows are M within each batch) the function has one row, so it is not
+    split over threads."""
+    n = len(kernel.inputs)
+    base = dataclasses.replace(kernel, epilogue=None)
+    main = _lower(module, base, f"{name}_reduce", False, fma, splat)
+    total = prod(kernel.out.shape)
+    rows = main.rows
+    batched = kernel.template in ("matmul", "matmul_q8") and matmul.supports(base) and \
+        prod(kernel.space[:len(kernel.out.shape) - 2]) > 1
+    if batched or not rows or total % rows:
+        rows = 1
+    low = _lower(module, _respace(kernel.epilogue, rows, total // rows), f"{name}_epilogue", False, fma, splat)
+    # the epilogue's own rows (its loop dims are collapsed or split as its loads allow): ``scale`` of
+    # them per row of the reduction, or the whole output at once
+    scale = (total // rows) // (total // low.rows) if low.rows and (total // rows) % (total // low.rows) == 0 \
+        else None
+    if scale is None:
+        rows = 1
+    f = module.function(name, params=params(n), export=export)
+    start, end, scratch = n + 1, n + 2, n + 3
+    if rows == main.rows:
+        for p in range(n + 4):
+            f.local_get(p)
+        f.call(main.name)
+    else:                           # one row: the whole reduction when it is called (start < end)
+        f.local_get(start)
+        f.local_get(end)
+        f.i32_lt_s()
+        with f.if_():
+            for p in range(n + 1):
+                f.local_get(p)
+            f.i32_const(0)
+            f.i32_const(main.rows)
+            f.local_get(scratch)
+            f.call(main.name)
+    for p in range(n + 1):
+        f.local_get(p)
+    f.local_get(0)
+    for p in (start, end):
+        f.local_get(p)
+        if rows != main.rows or scale is None:
+            f.i32_const(low.rows if p == end else 0)
+            f.i32_mul()         # (start, end) = (0, 1) -> (0, all rows); (0, 0) -> (0, 0)
+        elif scale != 1:
+            f.i32_const(scale)
+            f.i32_mul()
+    f.local_get(scratch)
+    f.call(low.name)
+    f.finish()
+    return Lowered(name, n, rows, main.scratch, False)
+
+
+def _lower_siblings(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool) -> Lowered:
+    """A map with siblings: ``(out, in..., sibling outs..., start, end, scratch)`` calls the map's own
+    function and each sibling's (``<name>_<j>``, the separate kernels' code) on the same rows. Each
+    one's rows are its collapsed outermost loop: where a sibling's are a multiple of the map's, its
+    range is scaled; otherwise the function has one row (every map over all its rows when called)."""
+    n, s = len(kernel.inputs), len(kernel.siblings)
+    parts = [_lower(module, dataclasses.replace(kernel, siblings=()), f"{name}_0", False, fma, splat)]
+    parts += [_lower(module, sk, f"{name}_{j + 1}", False, fma, splat) for j, sk in enumerate(kernel.siblings)]
+    rows = parts[0].rows
+    if rows and any(p.rows % rows for p in parts):
+        rows = 1
+    f = module.function(name, params=params(n + s), export=export)
+    start, end = n + s + 1, n + s + 2
+    for j, p in enumerate(parts if rows else ()):
+        f.local_get(0 if j == 0 else n + j)
+        for q in range(n):
+            f.local_get(1 + q)
+        for q in (start, end):
+            f.local_get(q)
+            scale = p.rows // rows if rows == parts[0].rows else p.rows   # one row: (0, 1) -> (0, all rows)
+            if scale != 1:
+                f.i32_const(scale)
+                f.i32_mul()
+        f.local_get(end + 1)
+        f.call(p.name)
+    f.finish()
+    return Lowered(name, n + s, rows, max(p.scratch for p in parts), False)
+
+
+def _respace(epi: K.Kernel, rows: int, per_row: int) -> K.Kernel:
+    """Map kernel ``epi`` over the space ``(rows, per_row)`` (the same elements, row-major) instead of
+    its output's shape."""
+    lin = K.idx(0) * per_row + K.idx(1) if per_row > 1 else K.idx(0)
+    ix = K.unravel(lin, epi.out.shape)
+    expr = substitute(epi.expr, lambda e: ix[e.arg] if e.op == "idx" else None, {})
+    out = K.Buffer((rows, per_row), epi.out.dtype)
+    return K.Kernel("map", epi.inputs, out, out.shape, expr)
 
 
 def kernel_module(kernel: K.Kernel, name: str = "kernel", fma: bool = False,

@@ -438,7 +438,7 @@ class WasmExecutable:
 
     def _addresses(self, step):
         return [a if kind == "const" else _load_slot(a) for kind, a in
-                (self._addr[b] for b in [step.output] + step.inputs)]
+                (self._addr[b] for b in [step.output] + step.inputs + step.extra)]
 
     def profile(self, inputs, captures, repeat: int = 5) -> list[tuple[float, object]]:
         """Time each kernel of the program on these inputs (a tool for ``bench/profile_wasm.py``):

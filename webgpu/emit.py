@@ -11,7 +11,7 @@ from typing import Callable
 from ..core import kernel_ir as K
 from ..core.dtypes import DType
 from ..core.simplify import Simplifier
-from .flatten import topo
+from .flatten import Space, flatten, simplifier, topo
 from .helpers import helper_source, with_deps
 from .limits import BufferTooLarge, Limits, compute_type, storage_type
 from .ops import CODE, CODE_INT, CODE_NONNEG, cast_code, literal
@@ -142,7 +142,7 @@ class Inputs:
     ``packed`` u32 binding the runtime fills with copies."""
 
     def __init__(self, kernel: K.Kernel, limits: Limits, outputs: int):
-        loaded = sorted({e.arg for e in topo(kernel.expr) if e.op == "load"})
+        loaded = sorted(kernel.loaded())
         budget = limits.max_storage_buffers_per_shader_stage - outputs
         if budget < 1 or (len(loaded) > budget and budget < 2):
             raise ValueError(f"the device allows {limits.max_storage_buffers_per_shader_stage} storage buffers "
@@ -162,9 +162,11 @@ class Inputs:
             raise BufferTooLarge(f"the packed inputs of a kernel need {words * 4} bytes, above this device's "
                                  f"maxStorageBufferBindingSize of {limits.max_storage_buffer_binding_size} bytes")
 
-    def decls(self) -> list[tuple[str, str, bool]]:
-        d = [(f"in{k}", storage_type(self.kernel.inputs[k].dtype, self.limits), False) for k in self.direct]
-        return d + ([("packed", "u32", False)] if self.packed else [])
+    def decls(self, only=None) -> list[tuple[str, str, bool]]:
+        """The input bindings (``only``: of these inputs)."""
+        d = [(f"in{k}", storage_type(self.kernel.inputs[k].dtype, self.limits), False) for k in self.direct
+             if only is None or k in only]
+        return d + ([("packed", "u32", False)] if self.packed and (only is None or set(self.packed) & only) else [])
 
     def load(self, k: int, off: str, dt: DType) -> str:
         t = compute_type(dt, self.limits)
@@ -178,3 +180,34 @@ class Inputs:
         packed = tuple(sorted(self.packed.items()))
         scratch = tuple(scratch) + ((("packed", self.words * 4),) if self.packed else ())
         return Lowered(tuple(passes), packed, scratch)
+
+
+class Epilogue:
+    """A reduction's epilogue (``kernel_ir``) as the WGSL function ``epilogue(acc, gid) -> T``: the
+    value stored for output element ``gid`` (a flat row-major index) whose reduced value is ``acc``.
+    Its body is what ``map.py`` emits for the same map kernel (one element per invocation; the
+    reduced value where the map loads it), so the stored values are those of the unfused kernels.
+    ``inputs``: the kernel inputs it reads; ``helpers``: the ``wt_*`` helpers it calls."""
+
+    def __init__(self, kernel: K.Kernel, ins: Inputs, limits: Limits):
+        epi = kernel.epilogue
+        n = math.prod(epi.out.shape)
+        simp = simplifier((n,))
+        expr = simp(flatten(epi, Space(epi.space, [range(len(epi.space))])))
+        em = Emitter(limits, simp, {0: "gid"}, {0: 1},
+                     lambda k, off, dt: "acc" if k == kernel.acc else ins.load(k, off, dt))
+        v = em.value(expr)
+        self.inputs = {e.arg for e in topo(expr) if e.op == "load" and e.arg != kernel.acc}
+        self.helpers = em.helpers
+        acc_t, t = compute_type(kernel.out.dtype, limits), compute_type(epi.out.dtype, limits)
+        body = "\n  ".join(em.lines[1] + em.lines[2] + [f"return {v};"])
+        self.source = f"fn epilogue(acc: {acc_t}, gid: i32) -> {t} {{\n  {body}\n}}\n"
+
+    @staticmethod
+    def of(kernel: K.Kernel, ins: Inputs, limits: Limits) -> "Epilogue | None":
+        return Epilogue(kernel, ins, limits) if kernel.epilogue is not None else None
+
+
+def epilogue_store(epi: "Epilogue | None", acc: str, gid: str) -> str:
+    """The value to store for output element ``gid`` whose reduced value is ``acc``."""
+    return acc if epi is None else f"epilogue({acc}, {gid})"

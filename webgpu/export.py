@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import warnings
 
+from math import prod
+
+from ..core.compile import inline_scalars
 from ..core.runtime.artifacts import register_exporter, storage_nbytes as _nbytes
 from . import wgsl
 from .runtime import _plan as share_by_liveness
@@ -42,9 +45,12 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     BufferTooLarge/ValueError where the limits are too small."""
 
     prog, plan = t.prog, t.plan
+    scalars = {b: data for b, data in consts.items() if prod(prog.bufs[b].shape) == 1}
+    kernel_of = {}          # one-element constants inlined (core.compile.inline_scalars): no binding
     for s in prog.steps:
-        if s.kernel not in lowered:
-            lowered[s.kernel] = wgsl.lower(s.kernel, limits)
+        k = kernel_of[id(s)] = inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
+        if k not in lowered:
+            lowered[k] = wgsl.lower(k, limits)
     buffers: list[dict] = []
     index: dict = {}
 
@@ -71,7 +77,7 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     items = [(("temp", b.id), _nbytes(b.shape), b.first, b.last) for b in prog.bufs
              if plan.locs.get(b.id) == ("temp", b.id)]
     for i, s in enumerate(prog.steps):
-        items += [(("scratch", i, name), size, i, i) for name, size in lowered[s.kernel].scratch]
+        items += [(("scratch", i, name), size, i, i) for name, size in lowered[kernel_of[id(s)]].scratch]
     sizes, slot_of = share_by_liveness(items)
     slots = [buf(("slot", j), {"bytes": size, "role": "temp"}) for j, size in enumerate(sizes)]
     where = lambda loc: slots[slot_of[loc]] if loc[0] in ("temp", "scratch") else index[loc]
@@ -98,11 +104,13 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     for src, dst, n in plan.pre:
         copy(where(src), where(dst), n)
     for i, s in enumerate(prog.steps):
-        low = lowered[s.kernel]
+        low = lowered[kernel_of[id(s)]]
 
         def resolve(name, s=s, i=i):
             if name == "result":
                 return where(plan.locs[s.output])
+            if name.startswith("result"):               # a sibling's output (webgpu/map.py)
+                return where(plan.locs[s.extra[int(name[6:]) - 1]])
             if name.startswith("in"):
                 return where(plan.locs[s.inputs[int(name[2:])]])
             return where(("scratch", i, name))

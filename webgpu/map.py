@@ -7,7 +7,10 @@ not by its arithmetic (on SwiftShader, Dawn's CPU adapter, the ``gelu_tanh(x * a
 sigmoid(x)`` chain over 2^20 elements takes 20-25 ms one element per invocation, 8-10 ms with
 ``vec4``; TF.js's WebGPU backend vectorises elementwise kernels by 4 for the same reason). Inputs
 read at the linear id (plus a multiple of 4) are bound as ``array<vec4<T>>`` and read with one
-load; any other load gathers its four lanes."""
+load; any other load gathers its four lanes.
+
+A map with siblings (``kernel_ir``) stores each sibling's value too, to ``result1``, ``result2``...
+(the step's ``extra`` buffers), from the same ``let`` bindings."""
 from __future__ import annotations
 
 import math
@@ -27,26 +30,29 @@ def lower_map(kernel: K.Kernel, limits: Limits) -> Lowered:
     ins = Inputs(kernel, limits, 1)
     sp = Space(kernel.space, [range(len(kernel.space))])
     simp = simplifier((n,))
-    expr = simp(flatten(kernel, sp))
+    outs = (kernel,) + tuple(kernel.siblings)
+    exprs = [simp(flatten(k, sp)) for k in outs]
+    results = [("result" if j == 0 else f"result{j}", k.out.dtype) for j, k in enumerate(outs)]
     if n % LANES == 0:
-        return _lower_vector(kernel, expr, ins, simp, n, limits)
+        return _lower_vector(kernel, exprs, results, ins, simp, n, limits)
     wgs = limits.workgroup_size
     em = Emitter(limits, simp, {0: "gid"}, {0: 1}, ins.load)
-    v = em.value(expr)
+    vs = [em.value(e) for e in exprs]
     grid, wg_line = workgroup_grid(-(-n // wgs), limits)
-    out_t = storage_type(kernel.out.dtype, limits)
     body = "\n  ".join(em.lines[1] + em.lines[2])
-    src = shader_header(ins.decls() + [("result", out_t, True)], limits, em.helpers) + f"""
+    stores = "\n  ".join(f"{r}[gid] = {store_code(v, compute_type(dt, limits))};" for (r, dt), v in zip(results, vs))
+    src = shader_header(ins.decls() + [(r, storage_type(dt, limits), True) for r, dt in results], limits,
+                        em.helpers) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}
   let gid = wg * {wgs} + i32(lid);
   if (gid >= {n}) {{ return; }}
   {body}
-  result[gid] = {store_code(v, compute_type(kernel.out.dtype, limits))};
+  {stores}
 }}
 """
-    binds = tuple((name, w) for name, _, w in ins.decls()) + (("result", True),)
+    binds = tuple((name, w) for name, _, w in ins.decls()) + tuple((r, True) for r, _ in results)
     return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1))])
 
 
@@ -63,11 +69,11 @@ def contiguous_offset(off: K.Expr) -> int | None:
     return None
 
 
-def _vector_inputs(kernel: K.Kernel, expr: K.Expr, ins: Inputs) -> set[int]:
+def _vector_inputs(kernel: K.Kernel, exprs: list[K.Expr], ins: Inputs) -> set[int]:
     """The inputs every load of which reads at the linear id plus a multiple of 4, within bounds of
     an input whose size is a multiple of 4: bound as ``array<vec4<T>>``."""
     offsets: dict[int, list] = {}
-    for e in topo(expr):
+    for e in {x for expr in exprs for x in topo(expr)}:
         if e.op == "load":
             offsets.setdefault(e.arg, []).append(contiguous_offset(e.args[0]))
     n = math.prod(kernel.space)
@@ -132,20 +138,25 @@ class VectorEmitter(Emitter):
         return fmt.format(*s, t=t0, i="vec4<i32>", u="vec4<u32>")
 
 
-def _lower_vector(kernel: K.Kernel, expr: K.Expr, ins: Inputs, simp, n: int, limits: Limits) -> Lowered:
-    vin = _vector_inputs(kernel, expr, ins)
+def _lower_vector(kernel: K.Kernel, exprs: list[K.Expr], results: list, ins: Inputs, simp, n: int,
+                  limits: Limits) -> Lowered:
+    vin = _vector_inputs(kernel, exprs, ins)
     em = VectorEmitter(limits, simp, ins.load, vin)
-    v = em.value(expr)
-    if not em.vector(expr):
-        v = em.splat(expr, v)
+    stores = []
+    for expr, (r, dt) in zip(exprs, results):
+        v = em.value(expr)
+        if not em.vector(expr):
+            v = em.splat(expr, v)
+        v = f"select(vec4<i32>(0i), vec4<i32>(1i), {v})" if compute_type(dt, limits) == "bool" else v
+        stores.append(f"{r}[gid] = {v};")
     wgs, groups = limits.workgroup_size, n // LANES
     grid, wg_line = workgroup_grid(-(-groups // wgs), limits)
-    out_t = storage_type(kernel.out.dtype, limits)
-    store = f"select(vec4<i32>(0i), vec4<i32>(1i), {v})" if compute_type(kernel.out.dtype, limits) == "bool" else v
     vnames = {f"in{k}" for k in vin}
     decls = [(name, f"vec4<{t}>" if name in vnames else t, w) for name, t, w in ins.decls()]
+    decls += [(r, f"vec4<{storage_type(dt, limits)}>", True) for r, dt in results]
     body = "\n  ".join(em.lines[1] + em.lines[2])
-    src = shader_header(decls + [("result", f"vec4<{out_t}>", True)], limits, em.helpers) + f"""
+    store = "\n  ".join(stores)
+    src = shader_header(decls, limits, em.helpers) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}
@@ -153,8 +164,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (gid >= {groups}) {{ return; }}
   let lin = vec4<i32>(gid * {LANES}) + vec4<i32>(0i, 1i, 2i, 3i);
   {body}
-  result[gid] = {store};
+  {store}
 }}
 """
-    binds = tuple((name, w) for name, _, w in ins.decls()) + (("result", True),)
+    binds = tuple((name, w) for name, _, w in ins.decls()) + tuple((r, True) for r, _ in results)
     return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1))])

@@ -28,7 +28,7 @@ from typing import Callable
 
 from ..core import kernel_ir as K
 from ..core.simplify import Simplifier
-from .emit import BYTES, Emitter, Inputs, Lowered, Pass, shader_header, workgroup_grid
+from .emit import BYTES, Emitter, Epilogue, Inputs, Lowered, Pass, epilogue_store, shader_header, workgroup_grid
 from .flatten import Space, add_all, int_const, load_offset, simplifier
 from .limits import Limits, compute_type, storage_type
 from .ops import cast_code, literal
@@ -197,16 +197,22 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
   let z = zk / {ksplit};
   let ks = zk % {ksplit};
   let tile = wg % {tiles_m * tiles_n};"""
-    binds = tuple((name, w) for name, _, w in ins.decls()) + ((dest, True),)
-    decls = ins.decls() + [(dest, out_t if ksplit == 1 else t, True)]
+    epi = Epilogue.of(kernel, ins, limits)       # applied where the result is stored
+    first_ins = ins.decls() if ksplit == 1 else ins.decls({x[0].arg for x in (a, b) if x[0] is not None} |
+                                                          ({1, 2} if q8 else set()))
+    binds = tuple((name, w) for name, _, w in first_ins) + ((dest, True),)
+    decls = first_ins + [(dest, out_t if ksplit == 1 else t, True)]
+    first_epi = epi if ksplit == 1 else None
+    helpers = em.helpers | (first_epi.helpers if first_epi else set())
+    shared = _shared(plan, t) + (first_epi.source if first_epi else "")
     job = _Job(plan, M, N, Kd, kchunk, a, b, am=a[3].get(nb, 0), ak=a[3].get(nb + 2, 0), bk=b[3].get(nb + 2, 0),
                bn=b[3].get(nb + 1, 0), a_base=a_base, b_base=b_base, read=read, zero=zero, t=t, head=head, pre=pre,
-               dest=dest, obase=obase, header=shader_header(decls, limits, em.helpers, _shared(plan, t)),
-               binds=binds, grid=grid)
+               dest=dest, obase=obase, header=shader_header(decls, limits, helpers, shared),
+               binds=binds, grid=grid, epi=first_epi)
     first = _tiled_pass(job) if plan.kind == "tiled" else _direct_pass(job)
     if ksplit == 1:
         return ins.lowered([first])
-    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits)],
+    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins, epi)],
                        scratch=[("partials", batch * ksplit * M * N * 4)])
 
 
@@ -237,6 +243,13 @@ class _Job:
     header: str
     binds: tuple
     grid: tuple
+    epi: Epilogue | None = None
+
+    def store(self, index: str, acc: str) -> str:
+        """The statement storing ``acc`` at ``obase + index`` (through the epilogue, if any)."""
+        if self.epi is None:
+            return f"{self.dest}[obase + {index}] = {acc};"
+        return f"{{ let o = obase + {index}; {self.dest}[o] = {epilogue_store(self.epi, acc, 'o')}; }}"
 
 
 def _shared(plan: Plan, t: str) -> str:
@@ -248,6 +261,7 @@ def _shared(plan: Plan, t: str) -> str:
 
 def _tiled_pass(j: _Job) -> Pass:
     """Shared-memory tiles of tm x tk and tk x tn, a ts x ts workgroup, rr x rr outputs per invocation."""
+    job = j
     plan, M, N, Kd, kchunk, a, b, read, zero = j.plan, j.M, j.N, j.Kd, j.kchunk, j.a, j.b, j.read, j.zero
     ts, rr, tm, tn, tk = plan.ts, plan.rr, plan.tm, plan.tn, plan.tk
     am, ak, bk, bn, a_base, b_base, dest = j.am, j.ak, j.bk, j.bn, j.a_base, j.b_base, j.dest
@@ -274,7 +288,7 @@ def _tiled_pass(j: _Job) -> Pass:
     inner += [f"let b{j} = tile_b[kk * {tn} + tx + {ts * j}];" for j in range(rr)]
     inner += [f"acc{i}{j} = acc{i}{j} + a{i} * b{j};" for i in range(rr) for j in range(rr)]
     stores = [f"if (m0 + ty + {ts * i} < {M} && n0 + tx + {ts * j} < {N}) {{ "
-              f"{dest}[obase + (m0 + ty + {ts * i}) * {N} + n0 + tx + {ts * j}] = acc{i}{j}; }}"
+              f"{job.store(f'(m0 + ty + {ts * i}) * {N} + n0 + tx + {ts * j}', f'acc{i}{j}')} }}"
               for i in range(rr) for j in range(rr)]
     tiles_n = -(-N // tn)
     src = j.header + f"""
@@ -331,7 +345,7 @@ def _direct_pass(j: _Job) -> Pass:
     for i in range(rm):
         for c in range(rn):
             conds = ([f"m0 + {i} < {M}"] if M % rm and i else []) + ([f"n0 + {c} < {N}"] if N % rn and c else [])
-            st = f"{j.dest}[obase + (m0 + {i}) * {N} + n0 + {c}] = acc{i}{c};"
+            st = j.store(f"(m0 + {i}) * {N} + n0 + {c}", f"acc{i}{c}")
             stores.append(f"if ({' && '.join(conds)}) {{ {st} }}" if conds else st)
     nl = "\n  "
     src = j.header + f"""
@@ -356,11 +370,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     return Pass(src, j.binds, j.grid, (wx, wy, 1))
 
 
-def _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits) -> Pass:
-    """result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e]."""
+def _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins: Inputs, epi: Epilogue | None) -> Pass:
+    """result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e] (through the epilogue)."""
     n_out, wgs = batch * M * N, limits.workgroup_size
     grid2, wg_line2 = workgroup_grid(-(-n_out // wgs), limits)
-    src2 = shader_header([("partials", t, False), ("result", out_t, True)], limits) + f"""
+    extra = ins.decls(epi.inputs) if epi else []
+    decls = extra + [("partials", t, False), ("result", out_t, True)]
+    src2 = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "") + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line2}
@@ -369,7 +385,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let first = (gid / {M * N}) * {ksplit * M * N} + gid % {M * N};
   var acc = {zero};
   for (var s = 0; s < {ksplit}; s = s + 1) {{ acc = acc + partials[first + s * {M * N}]; }}
-  result[gid] = acc;
+  result[gid] = {epilogue_store(epi, "acc", "gid")};
 }}
 """
-    return Pass(src2, (("partials", False), ("result", True)), grid2, (wgs, 1, 1))
+    return Pass(src2, tuple((name, w) for name, _, w in decls), grid2, (wgs, 1, 1))

@@ -7,8 +7,9 @@ import math
 import re
 
 from ..core import kernel_ir as K
-from .emit import BYTES, Emitter, Inputs, Lowered, Pass, shader_header, store_code, workgroup_grid
-from .flatten import Space, flatten, simplifier
+from .emit import BYTES, Emitter, Epilogue, Inputs, Lowered, Pass, epilogue_store, shader_header, store_code, \
+    workgroup_grid
+from .flatten import Space, flatten, simplifier, topo as flatten_topo
 from .limits import Limits, compute_type, storage_type
 from .ops import cast_code, literal
 
@@ -154,11 +155,13 @@ def lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
         value, t = cast_code(value, "f16", "f32"), "f32"     # as GPUs' float16 matmuls do; stored as f16
     out_t = compute_type(kernel.out.dtype, limits)
     decls = ins.decls()
-    common = dict(limits=limits, helpers=em.helpers, combiner=combiner, t=t, length=length,
-                  pre=em.lines[1], body=em.lines[2], value=value, index="j")
+    epi = Epilogue.of(kernel, ins, limits)       # applied in the final store
+    epi_kw = dict(prelude=epi.source) if epi else {}
+    common = dict(limits=limits, helpers=em.helpers | (epi.helpers if epi else set()), combiner=combiner, t=t,
+                  length=length, pre=em.lines[1], body=em.lines[2], value=value, index="j")
     if split is None:
         src, grid, shared = _reduce_source(decls=decls + [("result", storage_type(kernel.out.dtype, limits), True)],
-                                           rows=rows, store=_final_store(arg, out_t, t), **common)
+                                           rows=rows, store=_final_store(arg, out_t, t, epi), **common, **epi_kw)
         binds = tuple((n, w) for n, _, w in decls) + (("result", True),)
         return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), shared)])
     s, chunk = split
@@ -169,20 +172,30 @@ def lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
         line = f"partials[row] = bitcast<u32>({carrier}({acc}));"
         return line + (f"\n    partials[{total} + row] = bitcast<u32>({acc_i});" if arg else "")
 
+    common["helpers"] = em.helpers
+    decls = ins.decls(_main_inputs(kernel)) if epi else decls   # pass 1: the reduction alone
     src1, grid1, shared1 = _reduce_source(decls=decls + [("partials", "u32", True)], rows=total, store=store_partial,
                                  row_split=split, **common)
     val2 = f"{t}(bitcast<{carrier}>(partials[r * {s} + j]))"
     idx2 = f"bitcast<i32>(partials[{total} + r * {s} + j])"
-    src2, grid2, shared2 = _reduce_source(limits=limits, decls=[("partials", "u32", False),
-                                                       ("result", storage_type(kernel.out.dtype, limits), True)],
-                                 helpers=(), combiner=combiner, t=t, rows=rows, length=s, pre=[], body=[],
-                                 value=val2, index=idx2 if arg else "j", store=_final_store(arg, out_t, t))
+    decls2 = (ins.decls(epi.inputs) if epi else []) + [("partials", "u32", False),
+                                                        ("result", storage_type(kernel.out.dtype, limits), True)]
+    src2, grid2, shared2 = _reduce_source(limits=limits, decls=decls2, helpers=epi.helpers if epi else (),
+                                 combiner=combiner, t=t, rows=rows, length=s, pre=[], body=[],
+                                 value=val2, index=idx2 if arg else "j", store=_final_store(arg, out_t, t, epi),
+                                 **epi_kw)
     p1 = Pass(src1, tuple((n, w) for n, _, w in decls) + (("partials", True),), grid1, (wgs, 1, 1), shared1)
-    p2 = Pass(src2, (("partials", False), ("result", True)), grid2, (wgs, 1, 1), shared2)
+    p2 = Pass(src2, tuple((n, w) for n, _, w in decls2), grid2, (wgs, 1, 1), shared2)
     return ins.lowered([p1, p2], scratch=[("partials", total * (8 if arg else 4))])
 
 
-def _final_store(arg: bool, out_t: str, t: str):
+def _main_inputs(kernel: K.Kernel) -> set[int]:
+    return {e.arg for e in flatten_topo(kernel.expr) if e.op == "load"}
+
+
+def _final_store(arg: bool, out_t: str, t: str, epi: Epilogue | None = None):
+    if epi is not None:                     # float32 reductions only (core/compile.py)
+        return lambda acc, acc_i: f"result[row] = {epilogue_store(epi, acc, 'row')};"
     if arg:
         return lambda acc, acc_i: f"result[row] = {acc_i};"
     if t == "f32" and out_t == "f16":       # an f32 accumulator of a float16 sum

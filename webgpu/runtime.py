@@ -482,10 +482,18 @@ class Executable:
         self.device = device
         self.program = prog = C.compile_graph(graph)
         self.steps = []
+        scalars = {}            # one-element constants given as host data: inlined (no binding)
+        for b, d in prog.consts.items():
+            buf = prog.bufs[b]
+            st = wgsl.storage_type(buf.dtype, device.limits)
+            if len(buf.shape) == 0 or all(n == 1 for n in buf.shape):
+                if not isinstance(d, GPUData) and st in ("f32", "i32"):
+                    scalars[b] = bytes(to_storage(as_host(d, buf.dtype), buf.dtype, st))
         for i, s in enumerate(prog.steps):
             names = [_describe(prog, b) for b in s.inputs]
             what = f"kernel {i} ({s.kernel.kind}, inputs {', '.join(names)}; output {_describe(prog, s.output)})"
-            self.steps.append((device.compiled(s.kernel, what, cache=False), s))
+            kernel = C.inline_scalars(s.kernel, {k: scalars[b] for k, b in enumerate(s.inputs) if b in scalars})
+            self.steps.append((device.compiled(kernel, what, cache=False), s))
         self.consts = {b: d if isinstance(d, GPUData) else device.from_host(d, _aval(prog.bufs[b]))
                        for b, d in prog.consts.items()}
         keep = set(prog.outputs) | set(prog.updates)
@@ -530,6 +538,8 @@ class Executable:
             def resolve(name, names=names, s=s, i=i):
                 if name == "result":
                     return where(s.output)
+                if name.startswith("result"):           # a sibling's output (webgpu/map.py)
+                    return where(s.extra[int(name[6:]) - 1])
                 if name in names:
                     return where(names[name])
                 key = ("scratch", i, name)

@@ -131,7 +131,7 @@ def plan_signature(prog: Program, var_of: dict[int, int], update_vars: list[int]
     locs.update({b: ("var", v) for b, v in var_of.items()})
     locs.update({b: ("const", b) for b in prog.consts})
     cap_of = {v: b for b, v in var_of.items()}
-    producer = {s.output: i for i, s in enumerate(prog.steps)}
+    producer = {b: i for i, s in enumerate(prog.steps) for b in [s.output] + s.extra}
     last_read: dict[int, int] = {}
     for i, s in enumerate(prog.steps):
         for b in s.inputs:

@@ -231,8 +231,13 @@ def check_ir(kernel: K.Kernel) -> None:
         assert space == kernel.out.shape and kernel.combiner is None
     else:
         assert kernel.kind == "reduce" and kernel.combiner in K.COMBINERS and space[:nout] == kernel.out.shape
-    if kernel.combiner not in ("argmax", "argmin"):
+    if kernel.combiner not in ("argmax", "argmin") and kernel.epilogue is None:
         assert kernel.expr.dtype == kernel.out.dtype, (kernel.expr.dtype, kernel.out.dtype)
+    if kernel.epilogue is not None:   # a map over the output; its last input is the reduced value
+        e = kernel.epilogue
+        assert kernel.kind == "reduce" and e.kind == "map" and e.space == kernel.out.shape and e.out == kernel.out
+        assert e.inputs == kernel.inputs + (K.Buffer(kernel.out.shape, kernel.expr.dtype),)
+        check_ir(e)
     seen, stack = set(), [kernel.expr]
     while stack:
         e = stack.pop()
