@@ -32,7 +32,8 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   through ``1 / (c + e^y)`` (sigmoid, gelu) uses :func:`.vmath.exp`'s short form, with
   ``c +`` folded into its last multiply-add where it is the exp's one use.
 
-``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them. :func:`inline_scalars`
+``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them, and so do
+``template == 'conv2d'`` kernels (the micro-kernel with A's panels packed from the windows). :func:`inline_scalars`
 turns one-element constant inputs of a compiled step or export into immediates.
 
 Where each part lives: ``analysis.py`` (simplification, offset forms, loop collapse), this
@@ -76,7 +77,7 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
 
 
 def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool = True) -> Lowered:
-    if kernel.template in ("matmul", "matmul_q8"):
+    if kernel.template in ("matmul", "matmul_q8", "conv2d"):
         if matmul.supports(kernel):
             return matmul.lower(module, kernel, name, export, fma, splat)
     a = analyze(kernel)
