@@ -208,21 +208,25 @@ conv2d_direct = Op(
         ValueError: wrong ranks or channels, a window larger than the padded input.
         TypeError: dtypes that differ or are not float; non-int window arguments.""")
 
-# The cost rule: direct where im2col's buffer costs more than it saves. Measured with
-# bench/bench_conv.py (FILLED IN BELOW).
-DIRECT_MAX_K = 0
-DIRECT_MAX_O = 0
+# The cost rule: direct where the im2col buffer costs more than the window's address arithmetic.
+# Measured (bench/bench_conv.py, 2-vCPU Xeon shared with other jobs, 18:55-19:00 UTC 2026-12-05;
+# im2col time / direct time, best of 3 alternating rounds): wasm (wasmtime) 1.46x at K = 9
+# (28x28x1 -> 16), 1.25-2.4x at K = 27, 1.12x at K = 72, 1.02x at K = 144 (14x14x16 -> 32),
+# 0.86x at K = 256-288, 1.08x above (noise); Dawn/SwiftShader in Node (bench_webgpu_peers.mjs,
+# the digits CNN, both layers direct: K = 9 and 144) see the commit and README. Mesa's lavapipe
+# favours im2col at K <= 72 (0.65-0.9x), a software adapter's artefact that is not the target.
+# The output channels O did not decide it on either backend (1x1 convolutions, O = 16 .. 256).
+DIRECT_MAX_K = 160
 
 
-def direct_conv_wins(k: int, o: int) -> bool:
-    """Whether a one-group convolution with ``k = KH * KW * C`` taps per output and ``o`` output
-    channels runs faster as :data:`conv2d_direct` than as im2col + matmul (the measured rule above).
+def direct_conv_wins(k: int) -> bool:
+    """Whether a one-group convolution with ``k = KH * KW * C`` taps per output runs faster as
+    :data:`conv2d_direct` than as im2col + matmul (the measured rule above).
 
     Args:
         k: window taps per output (``KH * KW * C``).
-        o: output channels.
     """
-    return k <= DIRECT_MAX_K or o <= DIRECT_MAX_O
+    return k <= DIRECT_MAX_K
 
 
 def _pads(padding, size, ksize, strides, dilations):
@@ -270,8 +274,9 @@ def _grouped(c, c_per_group, c_out):
 
 @op_signature(strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT, dilations=_DILATIONS)
 def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=None):
-    """2-D convolution (cross-correlation, as tf.nn.conv2d), computed as im2col + matmul (one
-    batched matmul over the groups), grouped when ``filters`` has fewer input channels than ``x``:
+    """2-D convolution (cross-correlation, as tf.nn.conv2d), computed directly (``conv2d_direct``:
+    one reduction per output, no im2col buffer) for one group and a small window
+    (``direct_conv_wins``), else as im2col + matmul (one batched matmul over the groups); grouped when ``filters`` has fewer input channels than ``x``:
     ``G = C / filters.shape[2]`` groups, output channels ``[g*O/G, (g+1)*O/G)`` see input channels
     ``[g*C/G, (g+1)*C/G)``, as TF's grouped convolution.
     ``OH = ceil(H / stride)`` for 'same', ``(H - (KH - 1) * dilation - 1) // stride + 1`` for 'valid'.
@@ -301,7 +306,7 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
     g = c // cg
     dilations = normalize_pair(dilations or 1, "dilations")
     pads = _pads(padding, x.shape[1:3], (kh, kw), strides, dilations)
-    if g == 1 and direct_conv_wins(kh * kw * c, o):
+    if g == 1 and direct_conv_wins(kh * kw * c):
         return _from_nhwc(conv2d_direct(x, filters, strides=strides, dilations=dilations, pads=pads), data_format)
     p = extract_patches(x, ksize=(kh, kw), strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
     n, oh, ow = p.shape[:3]
