@@ -173,9 +173,9 @@ def _direct_ref(x, f, *, strides, dilations, pads):
 
 
 def _direct_grad(g, y, x, f, *, strides, dilations, pads):
-    """The im2col form's gradients (the matmul's two products, then col2im for ``x``): measured,
-    a direct form of the backward is no faster (``bench/bench_conv.py``), and these are the same
-    kernels, so training results do not depend on which form ran forward."""
+    """The im2col form's gradients (the matmul's two products, then col2im for ``x``): the same
+    kernels as that form's backward, so training results do not depend on which form ran forward
+    (a direct backward was not built nor measured)."""
     kh, kw, c, o = f.shape
     n, oh, ow = g.shape[:3]
     m, k = n * oh * ow, kh * kw * c
@@ -306,7 +306,7 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
     g = c // cg
     dilations = normalize_pair(dilations or 1, "dilations")
     pads = _pads(padding, x.shape[1:3], (kh, kw), strides, dilations)
-    if g == 1 and direct_conv_wins(kh * kw * c):
+    if g == 1 and x.dtype == float32 and direct_conv_wins(kh * kw * c):     # the templates are float32
         return _from_nhwc(conv2d_direct(x, filters, strides=strides, dilations=dilations, pads=pads), data_format)
     p = extract_patches(x, ksize=(kh, kw), strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
     n, oh, ow = p.shape[:3]
