@@ -46,7 +46,8 @@ from math import prod
 from .core.graph import Graph, Node
 from .core.op import Aval
 from .core.ops.linalg import quantized_gather_op, quantized_matmul_op
-from .core.ops.movement import transpose_op
+from .core.ops.movement import reshape_op, transpose_op
+from .core.ops.nn import conv2d_direct, extract_patches
 from .tensor import Variable
 
 WEIGHTS_DTYPES = ("float32", "float16", "int8")
@@ -215,6 +216,10 @@ def _matmul_uses(g: Graph):
                     # matrix read is W^T (W itself with transpose_a), a scale per row of W
                     ta = bool(n.attrs.get("transpose_a"))
                     uses.append((n, v.aval.shape[1 if ta else 0], path + (() if ta else (("transpose", (1, 0)),))))
+                elif n.op is conv2d_direct and n.inputs[1] is v and n.inputs[0] is not v:
+                    # a direct convolution's filters (KH, KW, C, O): the (KH*KW*C, O) matrix of its im2col form
+                    kh, kw, c, o = v.aval.shape
+                    uses.append((n, o, path + (("reshape", (kh * kw * c, o)),)))
                 elif n.op.name == "gather" and n.inputs[0] is v and n.inputs[1] is not v and \
                         n.attrs.get("axis") == 0 and len(v.aval.shape) == 2:
                     # an embedding table (rows, depth): stored as the (depth, rows) matrix, a scale per row
@@ -301,6 +306,24 @@ def _reaches(value, cv, producer: dict) -> bool:
     return True
 
 
+def _im2col_int8(node, qv, sv, n) -> list:
+    """A ``conv2d_direct`` node as im2col: ``extract_patches``, then ``quantized_matmul`` of the
+    (N*OH*OW, KH*KW*C) patches by the int8 (KH*KW*C, O) filter matrix (``core/ops/nn.py``'s conv2d)."""
+    x, f, out = node.inputs[0], node.inputs[1], node.out
+    kh, kw, c, o = f.aval.shape
+    nb, oh, ow = out.aval.shape[:3]
+    dt = out.aval.dtype
+    val = type(out)
+    p = val(Aval((nb, oh, ow, kh, kw, c), dt))
+    p2, y = val(Aval((nb * oh * ow, kh * kw * c), dt)), val(Aval((nb * oh * ow, o), dt))
+    a = node.attrs
+    return [Node(extract_patches, [x], {"ksize": (kh, kw), "strides": a["strides"], "dilations": a["dilations"],
+                                        "pads": a["pads"], "pad_value": 0.0}, p),
+            Node(reshape_op, [p], {"shape": p2.aval.shape}, p2),
+            Node(quantized_matmul_op, [p2, qv, sv], {"transpose_a": False, "n": int(n)}, y),
+            Node(reshape_op, [y], {"shape": tuple(out.aval.shape)}, out)]
+
+
 def rewrite_int8(g: Graph, quantized: dict) -> Graph:
     """``g`` with every matmul (gather) reading a quantized weight replaced by ``quantized_matmul``
     (``quantized_gather``) on its int8 words and scales (new captures in the weight's place); the reshapes that led to it are
@@ -329,6 +352,8 @@ def rewrite_int8(g: Graph, quantized: dict) -> Graph:
                 nodes.append(Node(quantized_matmul_op, [b, qv, sv],
                                   {"transpose_a": not node.attrs.get("transpose_b"), "n": int(n)}, tmp))
                 nodes.append(Node(transpose_op, [tmp], {"perm": tuple(range(r - 2)) + (r - 1, r - 2)}, out))
+            elif node.op is conv2d_direct:         # back to im2col: patches, then the int8 matmul
+                nodes += _im2col_int8(node, qv, sv, n)
             elif node.op.name == "gather":
                 nodes.append(Node(quantized_gather_op, [qv, sv, node.inputs[1]],
                                   {"depth": int(node.inputs[0].aval.shape[1])}, node.out))

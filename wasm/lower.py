@@ -32,7 +32,8 @@ Generic lowering (``map`` and ``reduce`` kinds; ``analysis.py`` prepares the ker
   through ``1 / (c + e^y)`` (sigmoid, gelu) uses :func:`.vmath.exp`'s short form, with
   ``c +`` folded into its last multiply-add where it is the exp's one use.
 
-``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them. A reduction with an
+``template == 'matmul'`` kernels go to :mod:`.matmul` when it covers them, and so do
+``template == 'conv2d'`` kernels (the micro-kernel with A's panels packed from the windows). A reduction with an
 epilogue (``kernel_ir``) is two functions, called one after the other on the same rows by the
 kernel's function: the reduction's, then the epilogue's, a map kernel over the same rows of
 the output that reads the reduced values in place (:func:`_lower_epilogue`). A map with siblings
@@ -86,7 +87,7 @@ def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool,
         return _lower_epilogue(module, kernel, name, export, fma, splat)
     if kernel.siblings:
         return _lower_siblings(module, kernel, name, export, fma, splat)
-    if kernel.template in ("matmul", "matmul_q8"):
+    if kernel.template in ("matmul", "matmul_q8", "conv2d"):
         if matmul.supports(kernel):
             return matmul.lower(module, kernel, name, export, fma, splat)
     a = analyze(kernel)

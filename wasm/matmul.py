@@ -40,6 +40,7 @@ from .binary import F32, I32, V128, Function, Module
 from .ir import Lowered, params
 
 MR, NR = 4, 8          # register tile: 4 rows x 8 columns (two f32x4 per row)
+UNROLL_WINDOW = 64     # conv2d windows of at most this many elements pack with taps and channels unrolled
 KC, NC = 256, 256      # cache blocks: k depth, columns per B block
 TILE = 128             # bytes of the edge-tile buffer at the start of scratch
 
@@ -62,6 +63,7 @@ class Plan:
     a: Operand
     b: Operand
     scales: int | None = None   # matmul_q8: the input holding B's per-column scales (B: int8 bytes)
+    window: tuple | None = None  # conv2d: (H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw); A is the window
 
     @property
     def one_block(self) -> bool:
@@ -78,6 +80,8 @@ def plan(kernel: K.Kernel) -> Plan | None:
     """The template's view of a kernel, or None when it does not apply."""
     if kernel.template == "matmul_q8":
         return _plan_q8(kernel)
+    if kernel.template == "conv2d":
+        return _plan_conv(kernel)
     if kernel.kind != "reduce" or kernel.combiner != "sum" or kernel.n_reduce != 1 or \
             kernel.out.dtype.kind != "f" or len(kernel.out.shape) < 2:
         return None
@@ -127,6 +131,22 @@ def _plan_q8(kernel: K.Kernel) -> Plan | None:
     return Plan(tuple(space[:nb]), M, N, Kd,
                 Operand(0, ca.get(m, 0), ca.get(k, 0), tuple(ca.get(d, 0) for d in range(nb)), lda.arg[3]),
                 Operand(1, 1, N, (0,) * nb, 0), scales=2)
+
+
+def _plan_conv(kernel: K.Kernel) -> Plan | None:
+    """``conv2d_direct``'s kernel (``core/ops/nn.py``): the matmul of im2col's (N*OH*OW) x (KH*KW*C)
+    rows by the (KH*KW*C) x O filters, with A's panels packed straight from the image's windows
+    (``_Gen._pack_window``), so no im2col matrix exists outside the one panel in scratch."""
+    if kernel.kind != "reduce" or kernel.combiner != "sum" or kernel.n_reduce != 3 or len(kernel.inputs) != 2 or \
+            any(b.dtype.name != "float32" for b in (*kernel.inputs, kernel.out)):
+        return None
+    (n, h, w, c), (kh, kw, _, o) = kernel.inputs[0].shape, kernel.inputs[1].shape
+    oh, ow = kernel.out.shape[1:3]
+    if n * oh * ow * o * kh * kw * c == 0:
+        return None
+    (sh, sw), (dh, dw), ((ph, _), (pw, _)) = (kernel.param(k) for k in ("strides", "dilations", "pads"))
+    return Plan((), n * oh * ow, o, kh * kw * c, Operand(0, 0, 0, (), 0), Operand(1, 1, o, (), 0),
+                window=(h, w, c, kh, kw, oh, ow, sh, sw, dh, dw, ph, pw))
 
 
 def supports(kernel: K.Kernel) -> bool:
@@ -290,6 +310,8 @@ class _Gen:
     def pack_a_panel(self, i, dst):
         """Rows ``i .. i+3`` of A, k-major, at ``dst`` (advanced past them)."""
         f, p = self.f, self.p
+        if p.window:
+            return self._pack_window(i, dst)
         a = p.a
         src = self.loc()
         full = self.loc()
@@ -324,6 +346,252 @@ class _Gen:
                 self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
         else:
             self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
+
+    def _pack_window(self, i, dst):
+        """A conv2d's panel: row ``m`` of A is output pixel ``m``'s window, taps ``(kh, kw)`` in
+        order, each its ``C`` channels (contiguous in the image) or zeros where the tap reads
+        padding: im2col's row, so the micro-kernel's sums are the im2col matmul's."""
+        f, p = self.f, self.p
+        H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
+        m, d, row, hb, wb, h, w, kh, kw, c, s, pn, poh, pow_ = (self.loc() for _ in range(14))
+
+        def store(value):          # A[m, k] <- value; next k
+            self.get(d)
+            value()
+            f.f32_store(0, 0)
+            self._bump(d, 16)
+
+        def zeros(count):
+            self.loop(c, lambda: f.i32_const(0), lambda: f.i32_const(count), 1, lambda: store(lambda: f.f32_const(0.0)))
+
+        def tap():
+            # w = wb + kw * dw; ok = 0 <= h < H and 0 <= w < W
+            self.get(wb, kw)
+            f.i32_const(dw)
+            f.i32_mul()
+            f.i32_add()
+            self.set_(w)
+            self.get(h)
+            f.i32_const(H)
+            f.op("i32.lt_u")
+            self.get(w)
+            f.i32_const(W)
+            f.op("i32.lt_u")
+            f.i32_and()
+            with f.if_():
+                # s = row + ((h * W + w) * C) * 4
+                self.get(h)
+                f.i32_const(W)
+                f.i32_mul()
+                self.get(w)
+                f.i32_add()
+                f.i32_const(4 * C)
+                f.i32_mul()
+                self.get(row)
+                f.i32_add()
+                self.set_(s)
+
+                def one():
+                    store(lambda: (self.get(s), f.f32_load(0, 0)))
+                    self._bump(s, 4)
+                self.loop(c, lambda: f.i32_const(0), lambda: f.i32_const(C), 1, one)
+                f.else_()
+                zeros(C)
+
+        def row_h():
+            self.get(hb, kh)
+            f.i32_const(dh)
+            f.i32_mul()
+            f.i32_add()
+            self.set_(h)
+            self.loop(kw, lambda: f.i32_const(0), lambda: f.i32_const(KW), 1, tap)
+
+        if C == 1 and sw == 1 and p.K <= UNROLL_WINDOW and W > 3:
+            # one-channel images, stride 1: the 4 rows of a panel inside one image row read 4
+            # consecutive pixels at each tap, one v128 load (the CNN's first layer)
+            self.get(i)
+            for loc, div, mod in ((pn, OH * OW, None), (poh, OW, OH), (pow_, 1, OW)):
+                self.get(i)
+                if div > 1:
+                    f.i32_const(div)
+                    f.op("i32.div_u")
+                if mod is not None:
+                    f.i32_const(mod)
+                    f.op("i32.rem_u")
+                self.set_(loc)
+            f.i32_const(MR)
+            f.i32_add()
+            self.get(self.end)
+            f.i32_le_s()
+            self.get(pow_)
+            f.i32_const(OW - MR + 1)
+            f.i32_lt_s()
+            f.i32_and()
+            with f.if_():
+                self._window_rows4(dst, row, hb, wb, s, pn, poh, pow_)
+                f.else_()
+                self._window_rows(i, dst, m, d, row, hb, wb, h, kh, pn, poh, pow_, row_h, zeros)
+        else:
+            self._window_rows(i, dst, m, d, row, hb, wb, h, kh, pn, poh, pow_, row_h, zeros)
+        self._bump(dst, 16 * p.K)
+
+    def _window_rows4(self, dst, row, hb, wb, base, pn, poh, pow_):
+        """The fast panel of ``_pack_window`` (C = 1, stride 1, 4 rows in one image row): a tap whose
+        4 pixels are all inside is one v128 load; the others test each pixel."""
+        f, p = self.f, self.p
+        H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
+        self._pixel_bases(row, hb, wb, pn, poh, pow_)
+        self.get(hb)
+        f.i32_const(W)
+        f.i32_mul()
+        self.get(wb)
+        f.i32_add()
+        f.i32_const(4)
+        f.i32_mul()
+        self.get(row)
+        f.i32_add()
+        self.set_(base)
+        for u in range(KH):
+            for v in range(KW):
+                k = u * KW + v
+                off = 4 * (u * dh * W + v * dw)
+
+                def inside(loc, step, ext):
+                    self.get(loc)
+                    if step:
+                        f.i32_const(step)
+                        f.i32_add()
+                    f.i32_const(ext)
+                    f.op("i32.lt_u")
+                inside(hb, u * dh, H)
+                inside(wb, v * dw, W - 3)
+                f.i32_and()
+                with f.if_():
+                    self.get(dst, base)
+                    f.i32_const(off)
+                    f.i32_add()
+                    f.v128_load(0, 0)
+                    f.v128_store(16 * k, 0)
+                    f.else_()
+                    for r in range(MR):
+                        self.get(dst)
+                        inside(hb, u * dh, H)
+                        inside(wb, v * dw + r, W)
+                        f.i32_and()
+                        with f.if_(F32):
+                            self.get(base)
+                            f.i32_const(off + 4 * r)
+                            f.i32_add()
+                            f.f32_load(0, 0)
+                            f.else_()
+                            f.f32_const(0.0)
+                        f.f32_store(16 * k + 4 * r, 0)
+
+    def _pixel_bases(self, row, hb, wb, pn, poh, pow_):
+        """row = x + n H W C * 4; hb = oh * sh - ph; wb = ow * sw - pw (pixel (n, oh, ow))."""
+        f, p = self.f, self.p
+        H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
+        for loc, src, scale, const in ((row, pn, 4 * H * W * C, None), (hb, poh, sh, ph), (wb, pow_, sw, pw)):
+            self.get(src)
+            f.i32_const(scale)
+            f.i32_mul()
+            if const is None:
+                self.get(self.a_base)
+                f.i32_add()
+            elif const:
+                f.i32_const(const)
+                f.i32_sub()
+            self.set_(loc)
+
+    def _window_rows(self, i, dst, m, d, row, hb, wb, h, kh, pn, poh, pow_, row_h, zeros):
+        """``_pack_window``'s general panel: row by row, tap by tap."""
+        f, p = self.f, self.p
+        H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
+        for r in range(MR):
+            self.get(dst)
+            f.i32_const(4 * r)
+            f.i32_add()
+            self.set_(d)
+            self.get(i)
+            f.i32_const(r)
+            f.i32_add()
+            self.set_(m)
+            self.get(m, self.end)
+            f.i32_lt_s()
+            with f.if_():          # rows past ``end`` are zeros (never read: they may lie outside memory)
+                if r == 0:         # pixel (n, oh, ow) of row i: divisions once per panel
+                    for loc, div, mod in ((pn, OH * OW, None), (poh, OW, OH), (pow_, 1, OW)):
+                        self.get(m)
+                        if div > 1:
+                            f.i32_const(div)
+                            f.op("i32.div_u")
+                        if mod is not None:
+                            f.i32_const(mod)
+                            f.op("i32.rem_u")
+                        self.set_(loc)
+                else:              # the next pixel: ow + 1, carried into oh and n
+                    self._bump(pow_, 1)
+                    self.get(pow_)
+                    f.i32_const(OW)
+                    f.i32_eq()
+                    with f.if_():
+                        f.i32_const(0)
+                        f.local_set(pow_)
+                        self._bump(poh, 1)
+                        self.get(poh)
+                        f.i32_const(OH)
+                        f.i32_eq()
+                        with f.if_():
+                            f.i32_const(0)
+                            f.local_set(poh)
+                            self._bump(pn, 1)
+                self._pixel_bases(row, hb, wb, pn, poh, pow_)
+                if p.K <= UNROLL_WINDOW:
+                    self._window_unrolled(d, row, hb, wb, h)
+                else:
+                    self.loop(kh, lambda: f.i32_const(0), lambda: f.i32_const(KH), 1, row_h)
+                f.else_()
+                zeros(p.K)
+
+    def _window_unrolled(self, d, row, hb, wb, base):
+        """A short window (``K <= UNROLL_WINDOW``) with its taps and channels unrolled: each tap's
+        bounds test and each element's offset are constants added to the row's bases."""
+        f, p = self.f, self.p
+        H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
+        # base = row + (hb * W + wb) * C * 4: the tap (0, 0)'s address (wrapping; only read where valid)
+        self.get(hb)
+        f.i32_const(W)
+        f.i32_mul()
+        self.get(wb)
+        f.i32_add()
+        f.i32_const(4 * C)
+        f.i32_mul()
+        self.get(row)
+        f.i32_add()
+        self.set_(base)
+        for u in range(KH):
+            for v in range(KW):
+                k0 = (u * KW + v) * C
+                for loc, step, ext in ((hb, u * dh, H), (wb, v * dw, W)):
+                    self.get(loc)
+                    if step:
+                        f.i32_const(step)
+                        f.i32_add()
+                    f.i32_const(ext)
+                    f.op("i32.lt_u")
+                f.i32_and()
+                with f.if_():
+                    for cc in range(C):
+                        self.get(d, base)
+                        f.i32_const(4 * ((u * dh * W + v * dw) * C + cc))
+                        f.i32_add()
+                        f.f32_load(0, 0)
+                        f.f32_store(16 * (k0 + cc), 0)
+                    f.else_()
+                    for cc in range(C):
+                        self.get(d)
+                        f.f32_const(0.0)
+                        f.f32_store(16 * (k0 + cc), 0)
 
     def _bump(self, loc, n):
         f = self.f

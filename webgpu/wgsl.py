@@ -25,7 +25,9 @@ use. Like every backend it knows the IR's vocabulary, never op names:
   ``choose_plan``): a register-blocked direct kernel (rm x rn outputs per invocation) for most
   shapes, shared-memory tiles for very large aligned products, split K (then a summing pass) for
   few workgroups over a long K; matrix-vector products, tiny outputs and operands that are not
-  affine loads use the generic reduction instead.
+  affine loads use the generic reduction instead;
+- ``template == 'conv2d'``: a direct convolution (``conv.py``), the matmul's register-blocked plan
+  reading its A operand through each output pixel's window (no im2col buffer).
 
 Device limits (:class:`Limits`, read from the adapter by the runtime) shape the result: at most
 ``maxStorageBuffersPerShaderStage`` bindings per pass (further inputs are packed into one binding
@@ -59,6 +61,7 @@ import dataclasses
 import math
 
 from ..core import kernel_ir as K
+from .conv import lower_conv
 from .emit import Lowered, Pass, shader_header, workgroup_grid
 from .limits import BufferTooLarge, Limits, check_sizes, compute_type, storage_nbytes, storage_type
 from .map import lower_map
@@ -84,7 +87,8 @@ def lower(kernel: K.Kernel, limits: Limits = Limits()) -> Lowered:
     if kernel.kind == "map":
         low = lower_map(kernel, limits)
     else:
-        low = lower_matmul(kernel, limits) if kernel.template in ("matmul", "matmul_q8") else None
+        low = lower_matmul(kernel, limits) if kernel.template in ("matmul", "matmul_q8") else \
+            lower_conv(kernel, limits) if kernel.template == "conv2d" else None
         if low is None:
             low = lower_reduce(kernel, limits)
     if kernel.out.dtype.wgsl == "f16" and storage_type(kernel.out.dtype, limits) == "f32":

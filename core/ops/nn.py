@@ -134,6 +134,101 @@ extract_patches_grad = Op(
     doc="col2im, the transpose of extract_patches: sums each window back into the NHWC input.")
 
 
+# ---- direct convolution ----------------------------------------------------------------------
+# conv2d's kernel without the im2col buffer: one reduction over each output's window,
+# ``y[n, oh, ow, o] = sum over (kh, kw, c) of x[n, oh*s + kh*d - pad, ow*s + kw*d - pad, c] *
+# f[kh, kw, c, o]`` (0 where the window reads padding), summed in im2col's order (kh, kw, c), so
+# each output's sum is the im2col matmul's. A ``reduce`` kernel with the ``conv2d`` template hint
+# (its window in ``params``): webgpu/conv.py and wasm/matmul.py (the matmul micro-kernel packing
+# its A panels straight from the window) lower it; the generic form is the plain reduction.
+
+def _direct_infer(x: Aval, filters: Aval, *, strides, dilations, pads) -> Aval:
+    if len(x.shape) != 4 or len(filters.shape) != 4 or filters.shape[2] != x.shape[3]:
+        raise ValueError(f"conv2d_direct: x must be (N, H, W, C) and filters (KH, KW, C, O), got shapes "
+                         f"{x.shape} and {filters.shape}")
+    if x.dtype != filters.dtype or x.dtype.kind != "f":
+        raise TypeError(f"conv2d_direct: x and filters must have one float dtype, got {x.dtype} and {filters.dtype}")
+    p = _patches_infer(x, ksize=filters.shape[:2], strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
+    return Aval(p.shape[:3] + (filters.shape[3],), x.dtype)
+
+
+def _direct_kernel(ins, out, *, strides, dilations, pads):
+    x, f = ins
+    n, oh, ow, o, kh, kw, c = (K.idx(d) for d in range(7))
+    h = oh * strides[0] + kh * dilations[0] - pads[0][0]
+    w = ow * strides[1] + kw * dilations[1] - pads[1][0]
+    ok = K.binary("and", K.binary("and", h >= 0, h < x.shape[1]), K.binary("and", w >= 0, w < x.shape[2]))
+    val = K.where(ok, K.load(0, (n, K.clamp(h, 0, x.shape[1] - 1), K.clamp(w, 0, x.shape[2] - 1), c), x.dtype),
+                  K.const(0.0, x.dtype))
+    return K.reduce_kernel([K.Buffer(x.shape, x.dtype), K.Buffer(f.shape, f.dtype)], K.Buffer(out.shape, out.dtype),
+                           tuple(f.shape[:3]), val * K.load(1, (kh, kw, c, o), f.dtype), "sum", template="conv2d",
+                           params=dict(strides=tuple(strides), dilations=tuple(dilations),
+                                       pads=tuple(tuple(p) for p in pads)))
+
+
+def _direct_ref(x, f, *, strides, dilations, pads):
+    p = _patches_ref(x, ksize=f.shape[:2], strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
+    return (p.reshape(-1, f.shape[0] * f.shape[1] * f.shape[2]) @ f.reshape(-1, f.shape[3])).reshape(
+        p.shape[:3] + (f.shape[3],))
+
+
+def _direct_grad(g, y, x, f, *, strides, dilations, pads):
+    """The im2col form's gradients (the matmul's two products, then col2im for ``x``): the same
+    kernels as that form's backward, so training results do not depend on which form ran forward
+    (a direct backward was not built nor measured)."""
+    kh, kw, c, o = f.shape
+    n, oh, ow = g.shape[:3]
+    m, k = n * oh * ow, kh * kw * c
+    g2 = reshape(g, (m, o))
+    p = extract_patches(x, ksize=(kh, kw), strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
+    df = reshape(matmul(reshape(p, (m, k)), g2, transpose_a=True), tuple(f.shape))
+    cols = matmul(g2, reshape(f, (k, o)), transpose_b=True)
+    dx = extract_patches_grad(reshape(cols, (n, oh, ow, kh, kw, c)), shape=tuple(x.shape), ksize=(kh, kw),
+                              strides=strides, dilations=dilations, pads=pads)
+    return dx, df
+
+
+conv2d_direct = Op(
+    "conv2d_direct", infer=_direct_infer, reference=_direct_ref, kernel=_direct_kernel, grad=_direct_grad,
+    attrs=dict(strides=POSITIVE_PAIR, dilations=POSITIVE_PAIR, pads=PADS),
+    doc="""conv2d (one group, NHWC, HWIO filters) as one direct reduction: no im2col buffer.
+    :func:`conv2d` picks it by :func:`direct_conv_wins`; results equal the im2col path's where a
+    backend sums both in order (the same ``(kh, kw, c)`` order).
+
+    Args:
+        x: ``(N, H, W, C)``, float.
+        filters: ``(KH, KW, C, O)``, ``x``'s dtype.
+        strides: a positive int or pair.
+        dilations: a positive int or pair.
+        pads: explicit padding ``((top, bottom), (left, right))``, non-negative ints.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(N, OH, OW, O)``, ``x``'s dtype (sizes as :func:`extract_patches` gives them).
+    Raises:
+        ValueError: wrong ranks or channels, a window larger than the padded input.
+        TypeError: dtypes that differ or are not float; non-int window arguments.""")
+
+# The cost rule: direct where the im2col buffer costs more than the window's address arithmetic.
+# Measured (bench/bench_conv.py, 2-vCPU Xeon shared with other jobs, 18:55-19:00 UTC 2026-12-05;
+# im2col time / direct time, best of 3 alternating rounds): wasm (wasmtime) 1.46x at K = 9
+# (28x28x1 -> 16), 1.25-2.4x at K = 27, 1.12x at K = 72, 1.02x at K = 144 (14x14x16 -> 32),
+# 0.86x at K = 256-288, 1.08x above (noise); Dawn/SwiftShader in Node (bench_webgpu_peers.mjs,
+# the digits CNN, both layers direct: K = 9 and 144) see the commit and README. Mesa's lavapipe
+# favours im2col at K <= 72 (0.65-0.9x), a software adapter's artefact that is not the target.
+# The output channels O did not decide it on either backend (1x1 convolutions, O = 16 .. 256).
+DIRECT_MAX_K = 160
+
+
+def direct_conv_wins(k: int) -> bool:
+    """Whether a one-group convolution with ``k = KH * KW * C`` taps per output runs faster as
+    :data:`conv2d_direct` than as im2col + matmul (the measured rule above).
+
+    Args:
+        k: window taps per output (``KH * KW * C``).
+    """
+    return k <= DIRECT_MAX_K
+
+
 def _pads(padding, size, ksize, strides, dilations):
     """TF padding rules: 'valid' = none; 'same' = output ceil(in/stride), extra pad at the end;
     explicit pairs as given (``padding`` as the PADDING kind normalised it)."""
@@ -179,8 +274,9 @@ def _grouped(c, c_per_group, c_out):
 
 @op_signature(strides=POSITIVE_PAIR, padding=PADDING, data_format=_FORMAT, dilations=_DILATIONS)
 def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=None):
-    """2-D convolution (cross-correlation, as tf.nn.conv2d), computed as im2col + matmul (one
-    batched matmul over the groups), grouped when ``filters`` has fewer input channels than ``x``:
+    """2-D convolution (cross-correlation, as tf.nn.conv2d), computed directly (``conv2d_direct``:
+    one reduction per output, no im2col buffer) for one group and a small window
+    (``direct_conv_wins``), else as im2col + matmul (one batched matmul over the groups); grouped when ``filters`` has fewer input channels than ``x``:
     ``G = C / filters.shape[2]`` groups, output channels ``[g*O/G, (g+1)*O/G)`` see input channels
     ``[g*C/G, (g+1)*C/G)``, as TF's grouped convolution.
     ``OH = ceil(H / stride)`` for 'same', ``(H - (KH - 1) * dilation - 1) // stride + 1`` for 'valid'.
@@ -208,7 +304,11 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
                          f"by groups, got {tuple(filters.shape)}")
     kh, kw, cg, o = filters.shape
     g = c // cg
-    p = _patches(x, (kh, kw), strides, padding, dilations or 1, 0.0, "conv2d")
+    dilations = normalize_pair(dilations or 1, "dilations")
+    pads = _pads(padding, x.shape[1:3], (kh, kw), strides, dilations)
+    if g == 1 and x.dtype == float32 and direct_conv_wins(kh * kw * c):     # the templates are float32
+        return _from_nhwc(conv2d_direct(x, filters, strides=strides, dilations=dilations, pads=pads), data_format)
+    p = extract_patches(x, ksize=(kh, kw), strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
     n, oh, ow = p.shape[:3]
     m = n * oh * ow
     if g == 1:

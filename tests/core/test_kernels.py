@@ -164,6 +164,8 @@ def _cases():
         out = OPS["extract_patches"].infer(Aval(xs, wt.float32), **attrs, pad_value=pv).shape
         add("extract_patches_grad", lambda r, xs=xs, attrs=attrs, out=out: (
             [_f(r, out)], {**attrs, "shape": xs}))
+        attrs = {"strides": st, "dilations": dil, "pads": pads}
+        add("conv2d_direct", lambda r, xs=xs, ks=ks, attrs=attrs: ([_f(r, xs), _f(r, ks + (xs[3], 3))], attrs))
     return cases
 
 

@@ -1,0 +1,98 @@
+"""The ``conv2d`` template (``core/ops/nn.py``'s ``conv2d_direct``): a direct convolution, no
+im2col buffer. It is the matmul template's ``direct`` plan (``matmul.py``: each invocation keeps
+an rm x rn block of sums in registers, rm output pixels by rn output channels, no shared memory,
+no barriers) with the A operand read from the image through each pixel's window instead of from
+an im2col matrix: per tap ``(kh, kw)`` a pixel's row and column are computed and tested once,
+then its ``C`` channels are read contiguously. The sums run over ``(kh, kw, c)`` in im2col's
+order and add ``0 * f`` for padding taps as the im2col matmul does, so results are bitwise those
+of the im2col path through the matmul template's direct plan.
+
+Measured on Dawn/SwiftShader and lavapipe (``bench/bench_conv.py``, ``bench/bench_webgpu_peers.mjs``):
+see ``core/ops/nn.py``'s ``direct_conv_wins`` for the shapes where it beats im2col + matmul.
+Shapes whose matmul would not take the direct plan (tiny outputs, very large products) and
+float16 storage fall back to the generic reduction."""
+from __future__ import annotations
+
+from ..core import kernel_ir as K
+from .emit import Inputs, Lowered, Pass, shader_header, workgroup_grid
+from .limits import Limits, compute_type, storage_type
+from .matmul import choose_plan
+from .ops import literal
+
+
+def lower_conv(kernel: K.Kernel, limits: Limits) -> Lowered | None:
+    """The direct convolution's pass, or None (the generic reduction lowers the kernel)."""
+    if kernel.kind != "reduce" or kernel.n_reduce != 3 or len(kernel.inputs) != 2:
+        return None
+    xb, fb = kernel.inputs
+    if any(storage_type(b.dtype, limits) != "f32" for b in (xb, fb, kernel.out)):
+        return None
+    n, h, w, c = xb.shape
+    kh, kw, _, o = fb.shape
+    _, oh, ow, _ = kernel.out.shape
+    (sh, sw), (dh, dw), ((ph, _), (pw, _)) = (kernel.param(k) for k in ("strides", "dilations", "pads"))
+    m = n * oh * ow
+    plan = choose_plan(1, m, o, kh * kw * c, limits)
+    if plan is None or plan.kind != "direct":
+        return None
+    rm, rn, wx, wy = plan.rm, plan.rn, plan.wx, plan.wy
+    ins = Inputs(kernel, limits, 1)
+    t = compute_type(kernel.out.dtype, limits)
+    zero = literal(0, t)
+    blocks_m, blocks_n = -(-m // rm), -(-o // rn)
+    tiles_n = -(-blocks_n // wx)
+    total = -(-blocks_m // wy) * tiles_n
+    grid, wg_line = workgroup_grid(total, limits)
+    nl = "\n  "
+    rows = []
+    for i in range(rm):      # rows past the edge read the last pixel and are not stored
+        mi = f"min(m0 + {i}, {m - 1})" if m % rm and i else (f"m0 + {i}" if i else "m0")
+        rows += [f"let p{i} = {mi};",
+                 f"let hb{i} = ((p{i} / {ow}) % {oh}) * {sh} - {ph};",
+                 f"let wb{i} = (p{i} % {ow}) * {sw} - {pw};",
+                 f"let xb{i} = (p{i} / {oh * ow}) * {h * w * c};"]
+    cols = [f"let cb{j} = {f'min(n0 + {j}, {o - 1})' if o % rn and j else (f'n0 + {j}' if j else 'n0')};"
+            for j in range(rn)]
+    # taps unrolled, each in its own block: a row's bounds test and address are its bases plus constants
+    body = []
+    ci = "ci" if c > 1 else "0"
+    for u in range(kh):
+        for v in range(kw):
+            tap = []
+            for i in range(rm):
+                hh, ww = f"hb{i} + {u * dh}", f"wb{i} + {v * dw}"
+                tap += [f"let ok{i} = {hh} >= 0 && {hh} < {h} && {ww} >= 0 && {ww} < {w};",
+                        f"let x{i} = xb{i} + (clamp({hh}, 0, {h - 1}) * {w} + clamp({ww}, 0, {w - 1})) * {c};"]
+            inner = [f"let a{i} = select({zero}, {ins.load(0, f'x{i} + {ci}', xb.dtype)}, ok{i});" for i in range(rm)]
+            inner += [f"let b{j} = {ins.load(1, f'{(u * kw + v) * c * o} + {ci} * {o} + cb{j}', fb.dtype)};"
+                      for j in range(rn)]
+            inner += [f"acc{i}{j} = acc{i}{j} + a{i} * b{j};" for i in range(rm) for j in range(rn)]
+            if c > 1:
+                inner = [f"for (var ci = 0; ci < {c}; ci = ci + 1) {{"] + ["  " + x for x in inner] + ["}"]
+            body += ["{"] + ["  " + x for x in tap + inner] + ["}"]
+    stores = []
+    for i in range(rm):
+        for j in range(rn):
+            conds = ([f"m0 + {i} < {m}"] if m % rm and i else []) + ([f"n0 + {j} < {o}"] if o % rn and j else [])
+            st = f"result[(m0 + {i}) * {o} + n0 + {j}] = acc{i}{j};"
+            stores.append(f"if ({' && '.join(conds)}) {{ {st} }}" if conds else st)
+    decls = ins.decls() + [("result", storage_type(kernel.out.dtype, limits), True)]
+    src = shader_header(decls, limits) + f"""
+@compute @workgroup_size({wx}, {wy})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{
+  {wg_line}
+  if (wg >= {total}) {{ return; }}
+  let bi = (wg / {tiles_n}) * {wy} + i32(lid3.y);
+  let bj = (wg % {tiles_n}) * {wx} + i32(lid3.x);
+  if (bi >= {blocks_m} || bj >= {blocks_n}) {{ return; }}
+  let m0 = bi * {rm};
+  let n0 = bj * {rn};
+  {nl.join(rows + cols)}
+  {"; ".join(f"var acc{i}{j} = {zero}" for i in range(rm) for j in range(rn))};
+  {nl.join(body)}
+  {nl.join(stores)}
+}}
+"""
+    binds = tuple((name, wr) for name, _, wr in ins.decls()) + (("result", True),)
+    return ins.lowered([Pass(src, binds, grid, (wx, wy, 1))])
+
