@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from math import prod
 
 from ..core import kernel_ir as K
+from ..core.simplify import nodes
 from .analysis import load_offset, simplifier
 from .binary import F32, I32, V128, Function, Module
 from .ir import Lowered, params
@@ -137,8 +138,10 @@ def _plan_conv(kernel: K.Kernel) -> Plan | None:
     """``conv2d_direct``'s kernel (``core/ops/nn.py``): the matmul of im2col's (N*OH*OW) x (KH*KW*C)
     rows by the (KH*KW*C) x O filters, with A's panels packed straight from the image's windows
     (``_Gen._pack_window``), so no im2col matrix exists outside the one panel in scratch."""
-    if kernel.kind != "reduce" or kernel.combiner != "sum" or kernel.n_reduce != 3 or len(kernel.inputs) != 2 or \
-            any(b.dtype.name != "float32" for b in (*kernel.inputs, kernel.out)):
+    # inputs past the first two are an epilogue's (core/compile.py), lowered by its own function
+    if kernel.kind != "reduce" or kernel.combiner != "sum" or kernel.n_reduce != 3 or len(kernel.inputs) < 2 or \
+            {e.arg for e in nodes(kernel.expr) if e.op == "load"} != {0, 1} or \
+            any(b.dtype.name != "float32" for b in (*kernel.inputs[:2], kernel.out)):
         return None
     (n, h, w, c), (kh, kw, _, o) = kernel.inputs[0].shape, kernel.inputs[1].shape
     oh, ow = kernel.out.shape[1:3]

@@ -14,7 +14,8 @@ float16 storage fall back to the generic reduction."""
 from __future__ import annotations
 
 from ..core import kernel_ir as K
-from .emit import Inputs, Lowered, Pass, shader_header, workgroup_grid
+from ..core.simplify import nodes
+from .emit import Epilogue, Inputs, Lowered, Pass, epilogue_store, shader_header, workgroup_grid
 from .limits import Limits, compute_type, storage_type
 from .matmul import choose_plan
 from .ops import literal
@@ -22,9 +23,10 @@ from .ops import literal
 
 def lower_conv(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     """The direct convolution's pass, or None (the generic reduction lowers the kernel)."""
-    if kernel.kind != "reduce" or kernel.n_reduce != 3 or len(kernel.inputs) != 2:
+    if kernel.kind != "reduce" or kernel.n_reduce != 3 or len(kernel.inputs) < 2 or \
+            {e.arg for e in nodes(kernel.expr) if e.op == "load"} != {0, 1}:
         return None
-    xb, fb = kernel.inputs
+    xb, fb = kernel.inputs[:2]      # any others are the epilogue's (core/compile.py)
     if any(storage_type(b.dtype, limits) != "f32" for b in (xb, fb, kernel.out)):
         return None
     n, h, w, c = xb.shape
@@ -37,6 +39,7 @@ def lower_conv(kernel: K.Kernel, limits: Limits) -> Lowered | None:
         return None
     rm, rn, wx, wy = plan.rm, plan.rn, plan.wx, plan.wy
     ins = Inputs(kernel, limits, 1)
+    epi = Epilogue.of(kernel, ins, limits)       # bias, activation: applied where the result is stored
     t = compute_type(kernel.out.dtype, limits)
     zero = literal(0, t)
     blocks_m, blocks_n = -(-m // rm), -(-o // rn)
@@ -74,10 +77,10 @@ def lower_conv(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     for i in range(rm):
         for j in range(rn):
             conds = ([f"m0 + {i} < {m}"] if m % rm and i else []) + ([f"n0 + {j} < {o}"] if o % rn and j else [])
-            st = f"result[(m0 + {i}) * {o} + n0 + {j}] = acc{i}{j};"
+            st = f"{{ let o = (m0 + {i}) * {o} + n0 + {j}; result[o] = {epilogue_store(epi, f'acc{i}{j}', 'o')}; }}"
             stores.append(f"if ({' && '.join(conds)}) {{ {st} }}" if conds else st)
     decls = ins.decls() + [("result", storage_type(kernel.out.dtype, limits), True)]
-    src = shader_header(decls, limits) + f"""
+    src = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "") + f"""
 @compute @workgroup_size({wx}, {wy})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{
   {wg_line}

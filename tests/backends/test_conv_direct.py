@@ -2,6 +2,7 @@
 window packing) on each device: bitwise equal to the im2col form (the same products summed in the
 same order) and near a float64 numpy loop; its gradients are the im2col form's; ``conv2d`` picks it
 by the measured rule; an int8 export puts its filters back into an im2col matmul."""
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import webtensor as wt
 from webtensor import nn
 from webtensor.core import kernel_ir as K
+from webtensor.core import compile as C
 from webtensor.core.compile import compile_graph
 from webtensor.core.ops import nn as N
 from webtensor.wasm import matmul as wasm_matmul
@@ -99,6 +101,32 @@ def test_conv2d_picks_direct_by_the_measured_rule():
                                          wt.zeros((2, 8, 8, 32), device="reference"), large)
         grouped = wt.zeros((3, 3, 8, 8), device="reference")        # two groups: im2col's batched matmul
         assert "conv2d" not in _op_names(lambda a, b: wt.conv2d(a, b, padding="same"), x, grouped)
+
+
+@pytest.mark.parametrize("device", ["wasm", "webgpu"])
+def test_bias_and_activation_ride_in_the_direct_kernel(device, monkeypatch):
+    """Conv + bias + ReLU is one ``conv2d`` kernel with an epilogue (core/compile.py), which both
+    templates take (not the generic reduction): bitwise the unfused program's, near float64 numpy."""
+    x, w = R.standard_normal((2, 9, 8, 3)).astype(np.float32), R.standard_normal((3, 3, 3, 6)).astype(np.float32)
+    b = R.standard_normal(6).astype(np.float32)
+    pads = ((1, 1), (1, 1))
+
+    def f(a, k, c):
+        return wt.relu(N.conv2d_direct(a, k, strides=(1, 1), dilations=(1, 1), pads=pads) + c)
+
+    with wt.device("reference"):
+        steps = compile_graph(wt.function(f).get_concrete(*map(wt.tensor, (x, w, b))).graph).steps
+    assert len(steps) == 1 and steps[0].kernel.template == "conv2d" and steps[0].kernel.epilogue is not None
+    k = steps[0].kernel
+    assert wasm_matmul.supports(dataclasses.replace(k, epilogue=None)) and lower_conv(k, Limits()) is not None
+    runs = {}
+    for fused in (False, True):
+        monkeypatch.setattr(C, "EPILOGUES", fused)
+        with wt.device(device):
+            runs[fused] = wt.function(f)(*map(wt.tensor, (x, w, b))).numpy()
+    np.testing.assert_array_equal(runs[True], runs[False])
+    # float32 sums of 27 products against float64: measured error below 2e-6
+    np.testing.assert_allclose(runs[True], np.maximum(_np_conv(x, w, (1, 1), (1, 1), pads) + b, 0), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("device", ["wasm", "webgpu"])
