@@ -133,15 +133,17 @@ def inline_scalars(kernel: K.Kernel, scalars: dict) -> K.Kernel:
     return kernel if new == kernel else new
 
 
-def _epilogue_slot(k: K.Kernel, ins: list, red: dict, n_users: dict) -> int | None:
+def _epilogue_slot(k: K.Kernel, ins: list, red: dict, n_users: dict, direct: set) -> int | None:
     """The input of map kernel ``k`` that is a pending reduction ``k`` can be the epilogue of: its only
-    user, float32 like ``k``'s output, of ``k``'s shape, read only at ``k``'s own output index."""
+    user, float32 like ``k``'s output, of ``k``'s shape, read only at ``k``'s own output index, and one
+    of the node's own inputs (``direct``): a reduction reached through a fused movement map (which
+    may be fused into several users) must stay materialisable for the others."""
     if k.kind != "map" or k.template is not None or k.out.dtype.name != "float32":
         return None
     def own(i, d):      # idx(d), or 0 along an extent of 1 (how broadcast_index writes it)
         return i == K.idx(d) or (k.space[d] == 1 and i.op == "const" and i.arg == 0)
     for slot, x in enumerate(ins):
-        if x in red and n_users.get(x, 0) == 1 and red[x][0].out.shape == k.space:
+        if x in red and x in direct and n_users.get(x, 0) == 1 and red[x][0].out.shape == k.space:
             loads = [e for e in nodes(k.expr) if e.op == "load" and e.arg == slot]
             if all(all(own(i, d) for d, i in enumerate(e.args)) for e in loads):
                 return slot
@@ -300,7 +302,7 @@ def compile_graph(g: Graph, fuse: bool = True) -> Program:
                 break
             pk, pins = pending[ins[slot]]
             k, ins = _fuse(k, ins, slot, pk, pins)
-        slot = _epilogue_slot(k, ins, red, n_users) if fuse and EPILOGUES else None
+        slot = _epilogue_slot(k, ins, red, n_users, set(n.inputs)) if fuse and EPILOGUES else None
         if slot is not None:
             rk, rins = red.pop(ins[slot])
             k, ins = _fuse_epilogue(rk, rins, k, ins, slot)

@@ -207,3 +207,21 @@ def test_program_adam_one_kernel_per_parameter():
     assert by_shape == {(6, 3): 2, (3,): 2}, by_shape     # m and v with w, for both parameters
     sgd = counts["sgd"]
     assert sum(s.kernel.epilogue is not None and s.output in sgd.updates for s in sgd.steps) == 2
+
+
+def test_reduction_behind_a_shared_movement_stays_materialisable():
+    """A reduction with an epilogue read through a transpose that two kernels fuse (movements are
+    fused into every user): neither user may take it as its own epilogue (PP-OCR's recogniser
+    compiled to a missing buffer when the first one did)."""
+    x, w = _f(1, 1, 20, 8), _f(1, 1, 8, 6)
+
+    def f(x, w):
+        t = wt.transpose((x @ w) / 3.0, (1, 0, 2, 3))          # swaps two extents of 1: own-index loads
+        return wt.relu(t) + 1.0, wt.reduce_sum(t * 2.0, axis=-1)
+
+    with wt.device("reference"):
+        prog = C.compile_graph(wt.function(f).get_concrete(wt.tensor(x), wt.tensor(w)).graph)
+        out, _ = C.run_with_numpy(prog, [x, w], [])
+    t = np.transpose((x.astype(np.float64) @ w) / 3.0, (1, 0, 2, 3))
+    np.testing.assert_allclose(out[0], np.maximum(t, 0) + 1.0, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out[1], (t * 2.0).sum(-1), rtol=1e-5, atol=1e-5)
