@@ -27,7 +27,7 @@ _SWIZZLE = "xyzw"
 
 def lower_map(kernel: K.Kernel, limits: Limits) -> Lowered:
     n = math.prod(kernel.space)
-    ins = Inputs(kernel, limits, 1)
+    ins = Inputs(kernel, limits, 1 + len(kernel.siblings))   # each sibling binds its own output
     sp = Space(kernel.space, [range(len(kernel.space))])
     simp = simplifier((n,))
     outs = (kernel,) + tuple(kernel.siblings)

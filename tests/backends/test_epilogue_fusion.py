@@ -23,6 +23,8 @@ from webtensor.core import compile as C
 from webtensor.core import kernel_ir as K
 from webtensor.webgpu import matmul as wgsl_matmul
 from webtensor.webgpu import reduce as wgsl_reduce
+from webtensor.webgpu import wgsl
+from webtensor.webgpu.limits import Limits
 
 R = np.random.default_rng(19)
 
@@ -207,6 +209,13 @@ def test_program_adam_one_kernel_per_parameter():
     assert by_shape == {(6, 3): 2, (3,): 2}, by_shape     # m and v with w, for both parameters
     sgd = counts["sgd"]
     assert sum(s.kernel.epilogue is not None and s.output in sgd.updates for s in sgd.steps) == 2
+    # a kernel with siblings binds one output each: its WGSL stays within the device's storage
+    # buffers (Chromium's default 8, here 5), packing inputs past them (the runtime left Adam's
+    # kernel one binding over, an invalid pipeline in the browser)
+    for limit in (5, 8):
+        for s in adam.steps:
+            for p in wgsl.lower(s.kernel, Limits(max_storage_buffers_per_shader_stage=limit)).passes:
+                assert len(p.bindings) <= limit, (limit, len(p.bindings), s.kernel)
 
 
 def test_reduction_behind_a_shared_movement_stays_materialisable():
