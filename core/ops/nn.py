@@ -213,7 +213,7 @@ conv2d_direct = Op(
 # im2col time / direct time, best of 3 alternating rounds): wasm (wasmtime) 1.46x at K = 9
 # (28x28x1 -> 16), 1.25-2.4x at K = 27, 1.12x at K = 72, 1.02x at K = 144 (14x14x16 -> 32),
 # 0.86x at K = 256-288, 1.08x above (noise); Dawn/SwiftShader in Node (bench_webgpu_peers.mjs,
-# the digits CNN, both layers direct: K = 9 and 144): CNN ÷ jax-js x1.15-1.54 -> x1.35-1.97. Mesa's lavapipe
+# the digits CNN, both layers direct: K = 9 and 144): CNN / jax-js x1.15-1.54 -> x1.35-1.97. Mesa's lavapipe
 # favours im2col at K <= 72 (0.65-0.9x), a software adapter's artefact that is not the target.
 # The output channels O did not decide it on either backend (1x1 convolutions, O = 16 .. 256).
 DIRECT_MAX_K = 160
