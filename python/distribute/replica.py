@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 
 import numpy as np
 
@@ -62,6 +63,24 @@ def weighted_sum(scales, per_replica: list) -> list:
             for acc, g in zip(out, grads):
                 acc += np.float32(s) * g
     return out if out is not None else [np.zeros_like(g) for g in per_replica[0]]
+
+
+def _pack(grads: list) -> list:
+    """Gradients as one flat buffer (one message, one sum per step) when they share a dtype."""
+    if len({g.dtype for g in grads}) != 1:
+        return grads
+    return [np.concatenate([g.reshape(-1) for g in grads])]
+
+
+def _unpack(packed: list, like: list) -> list:
+    """:func:`_pack`'s inverse: views of the flat buffer shaped as ``like``."""
+    if len(packed) == len(like) and len(like) != 1:
+        return packed
+    flat, out, at = packed[0], [], 0
+    for g in like:
+        out.append(flat[at:at + g.size].reshape(g.shape))
+        at += g.size
+    return out
 
 
 def _example(a, rows: int):
@@ -168,12 +187,25 @@ class ReplicaRunner:
     def apply_gradients(self, grads: list) -> None:
         self.model.run("apply_gradients", *grads)
 
-    def apply_then_compute(self, grads, xs: list, y, w) -> tuple:
-        """The previous step's update (when ``grads`` is not None), then this step's gradients: one
-        round trip per synchronous step instead of two."""
-        if grads is not None:
-            self.apply_gradients(grads)
-        return self.compute_gradients(xs, y, w)
+    def run_steps(self, steps: list, exchange, want_pred: bool, out: list, times: dict) -> None:
+        """Synchronous steps (``steps``: ``(xs, y, w, scales)`` each): this replica's gradients, packed
+        into one flat buffer; ``exchange(j, (flat, loss, y_pred))`` returns every replica's item for
+        step ``j`` in replica order; their ``weighted_sum`` by ``scales`` (the same bits on every
+        replica) is applied. Appends each step's ``[(loss, y_pred or None)]`` (every replica's) to
+        ``out`` and adds seconds to ``times["compute"]`` (both signatures) and ``times["allreduce"]``
+        (exchange and sum); ``out`` keeps the finished steps when ``exchange`` raises."""
+        clock = time.perf_counter
+        for j, (xs, y, w, scales) in enumerate(steps):
+            t0 = clock()
+            loss, y_pred, grads = self.compute_gradients(xs, y, w)
+            t1 = clock()
+            every = exchange(j, (_pack(grads), loss, y_pred if want_pred else None))
+            reduced = weighted_sum(scales, [item[0] for item in every])
+            t2 = clock()
+            self.apply_gradients(_unpack(reduced, grads))
+            times["compute"] = times.get("compute", 0.0) + (t1 - t0) + (clock() - t2)
+            times["allreduce"] = times.get("allreduce", 0.0) + (t2 - t1)
+            out.append([(item[1], item[2]) for item in every])
 
     def apply_shard(self, k: int, grads: list) -> None:
         """A parameter server's update of shard ``k`` (``apply_gradients_<k>``)."""

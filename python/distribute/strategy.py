@@ -2,9 +2,11 @@
 
 Synchronous data parallelism (``MirroredStrategy``; ``MultiWorkerMirroredStrategy`` in ``cluster.py``
 is the same over Ray actors): each global batch is split across the replicas; every replica runs the
-compiled step (``replica.py``) on its shard; the coordinator averages the gradients, weighted by
-each shard's share of the real rows (an all-reduce through the coordinator: a tree of depth one), and
-every replica applies the same average, so all replicas hold the same variables after every step.
+compiled step (``replica.py``) on its shard; the replicas exchange their gradients (one flat buffer
+each; here through slots and a barrier, as threads of one process) and each sums them weighted by
+its shard's share of the real rows, in replica order, so every replica applies the same bits and
+all hold the same variables after every step. The coordinator hands the replicas
+``steps_per_execution`` steps at a time (``compile``'s argument): one hand-off per execution.
 The model's own Variables are copied back from replica 0 at the end of each epoch (before
 validation and callbacks) and of ``fit``; they are the checkpoint a replaced replica restarts from
 when no replica survives.
@@ -14,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,7 +28,7 @@ from ..core import ops as F
 from ..device import device, get_device
 from ..tensor import Tensor, tensor
 from ..tree import map_structure
-from .replica import ReplicaRunner, export_program, weighted_sum
+from .replica import ReplicaRunner, export_program
 from .values import MirroredVariable, ReplicaContext, _Rendezvous
 
 __all__ = ["Strategy", "MirroredStrategy", "PerReplica", "ReduceOp", "get_strategy", "has_strategy",
@@ -102,6 +106,7 @@ class Strategy:
     """The common part of the strategies (``tf.distribute.Strategy``)."""
 
     num_replicas_in_sync: int = 1
+    _times = None             # a _StepTimes to fill (bench_distribute --profile), else None
     _variable_class = None    # the class a Variable made in this scope becomes (mirrored strategies)
 
     @contextlib.contextmanager
@@ -223,13 +228,38 @@ class _DistributedDataset:
             yield self._strategy._shard(element)
 
 
+class _StepTimes:
+    """Where a distributed ``fit``'s time goes (``strategy._times = _StepTimes()``; bench_distribute
+    ``--profile``), in seconds summed over ``steps``: ``data`` (the fit loop between steps: the
+    input pipeline, callbacks), ``coordinator`` (splitting batches, metrics), and per execution its
+    wall time, of which the replicas report ``compute`` (their two signatures) and ``allreduce``
+    (exchanging and summing gradients, barrier waits included), averaged over replicas; the rest
+    is ``handoff`` (threads or Ray calls, serialisation)."""
+
+    def __init__(self):
+        self.steps = 0
+        self.data = self.coordinator = self.execution = self.compute = self.allreduce = 0.0
+
+    def per_step_ms(self) -> dict:
+        n = max(self.steps, 1)
+        handoff = self.execution - self.compute - self.allreduce
+        return {k: 1e3 * v / n for k, v in (("data", self.data), ("coordinator", self.coordinator),
+                                            ("compute", self.compute), ("allreduce", self.allreduce),
+                                            ("handoff", handoff))}
+
+
 class _SyncStep:
-    """``fit``'s train step under a synchronous strategy (module docstring)."""
+    """``fit``'s train step under a synchronous strategy (module docstring). Batches are queued and
+    run ``model.steps_per_execution`` at a time: one hand-off to the replicas per execution (a
+    thread hand-off, a Ray call), which all-reduce between themselves after every step; metrics
+    are updated per step when an execution returns."""
 
     def __init__(self, strategy, model):
         self.strategy, self.model = strategy, model
         self.program = None
         self.dirty = False
+        self.queue = []
+        self.last = None        # when the previous call returned (profile: the fit loop's share)
 
     def _ensure(self, xs, y, global_batch):
         n = self.strategy.num_replicas_in_sync
@@ -242,6 +272,9 @@ class _SyncStep:
             self.strategy._start(self.program)
 
     def __call__(self, x, y, sample_weight=None):
+        times, start = self.strategy._times, time.perf_counter()
+        if times is not None and self.last is not None:
+            times.data += start - self.last
         xs = [_host(v) for v in (x if isinstance(x, (list, tuple)) else [x])]
         if isinstance(x, dict):
             raise TypeError("distributed fit: pass several inputs as a list in input order, not a dict")
@@ -253,23 +286,50 @@ class _SyncStep:
         shards = []
         for r in range(n):
             part = [a[r * rows:(r + 1) * rows] for a in (*xs, yt, w)]
-            real = part[0].shape[0]
-            shards.append(([_pad(a, rows) for a in part[:-2]], _pad(part[-2], rows), _pad(part[-1], rows), real))
-        scale = [rows / total for _ in range(n)]
-        results = self.strategy._compute(shards, scale)      # [(loss, y_pred)]; the update stays pending
-        loss = np.float32(sum(np.float64(s) * np.float64(res[0]) for s, res in zip(scale, results)))
+            shards.append(([_pad(a, rows) for a in part[:-2]], _pad(part[-2], rows), _pad(part[-1], rows),
+                           part[0].shape[0]))
+        self.queue.append((shards, [rows / total for _ in range(n)], xs[0], yt, w, sample_weight is not None))
+        spent = self._execute() if len(self.queue) >= getattr(self.model, "steps_per_execution", 1) else 0.0
+        self.last = time.perf_counter()
+        if times is not None:
+            times.coordinator += self.last - start - spent
+        return None
+
+    def _execute(self) -> float:
+        """Run the queued steps as one execution, then update the metrics step by step; returns the
+        seconds it took."""
+        queue, self.queue = self.queue, []
+        if not queue:
+            return 0.0
+        n, times = self.strategy.num_replicas_in_sync, self.strategy._times
+        begin = time.perf_counter()
+        per_replica = [[(*step[0][r][:3], step[1]) for step in queue] for r in range(n)]
+        start = time.perf_counter()
+        results, replica_times = self.strategy._run_steps(per_replica, bool(self.model.compiled_metrics))
+        end = time.perf_counter()
+        if times is not None:
+            times.steps += len(queue)
+            times.execution += end - start
+            times.compute += sum(t.get("compute", 0.0) for t in replica_times) / len(replica_times)
+            times.allreduce += sum(t.get("allreduce", 0.0) for t in replica_times) / len(replica_times)
         self.dirty = True
-        loss_t = tensor(loss)
-        if self.model.compiled_metrics:     # the loss tracker needs only the loss and the batch size
-            y_pred = np.concatenate([res[1][:shard[3]] for res, shard in zip(results, shards)])
-            y_t, y_pred_t, w_t = tensor(yt), tensor(y_pred), None if sample_weight is None else tensor(w)
-        else:
-            y_t = y_pred_t = w_t = None
-        self.model._update_metrics(loss_t, xs[0], y_t, y_pred_t, w_t)
-        return loss_t
+        for (shards, scale, x0, yt, w, weighted), res in zip(queue, results):
+            loss = np.float32(sum(np.float64(s) * np.float64(r[0]) for s, r in zip(scale, res)))
+            if self.model.compiled_metrics:     # the loss tracker needs only the loss and the batch size
+                y_pred = np.concatenate([r[1][:shard[3]] for r, shard in zip(res, shards)])
+                y_t, y_pred_t, w_t = tensor(yt), tensor(y_pred), tensor(w) if weighted else None
+            else:
+                y_t = y_pred_t = w_t = None
+            self.model._update_metrics(tensor(loss), x0, y_t, y_pred_t, w_t)
+        if times is not None:
+            times.coordinator += (start - begin) + (time.perf_counter() - end)
+        return time.perf_counter() - begin
 
     def sync(self):
-        """Copy replica 0's variables (weights and optimizer state) into the model's Variables."""
+        """Run the queued steps, then copy replica 0's variables (weights and optimizer state) into
+        the model's Variables."""
+        self._execute()
+        self.last = None
         if not self.dirty or self.program is None:
             return
         weights = self.strategy._weights()
@@ -277,6 +337,23 @@ class _SyncStep:
             if name in weights:
                 v.assign(weights[name].astype(v.dtype.name if hasattr(v.dtype, "name") else weights[name].dtype))
         self.dirty = False
+
+
+class _Exchange:
+    """The all-reduce's rendezvous of ``MirroredStrategy``'s replica threads: each puts its step's
+    item in a slot and waits at a barrier, then reads every slot. Two sets of slots, used by
+    alternate steps: a replica writes step ``j + 2``'s only after all passed step ``j + 1``'s
+    barrier, so after all read step ``j``'s."""
+
+    def __init__(self, n: int):
+        self.barrier = threading.Barrier(n)
+        self.slots = ([None] * n, [None] * n)
+
+    def __call__(self, r: int, j: int, item) -> list:
+        slots = self.slots[j % 2]
+        slots[r] = item
+        self.barrier.wait()
+        return list(slots)
 
 
 class MirroredStrategy(Strategy):
@@ -314,7 +391,6 @@ class MirroredStrategy(Strategy):
         self._pool = ThreadPoolExecutor(max(1, len(devices) - 1), thread_name_prefix="webtensor-replica")
         self._variable_class = MirroredVariable
         self._runners = []
-        self._pending = None     # the last step's averaged gradients, applied with the next step
 
     def _map(self, fn, items):
         # the first item runs in the calling thread: one thread hand-off fewer per step (the caller
@@ -331,21 +407,28 @@ class MirroredStrategy(Strategy):
 
     def _start(self, program):
         self._runners = self._map(lambda r: ReplicaRunner(program, self._backends[r]), range(self.num_replicas_in_sync))
-        self._pending = None
 
-    def _compute(self, shards, scales):
-        # The previous step's averaged update runs in the same thread hand-off as this step's
-        # gradients (one per replica per step, as MultiWorkerMirroredStrategy's round trip).
-        pending, self._pending = self._pending, None
-        results = self._map(lambda r: self._runners[r].apply_then_compute(pending, *shards[r][:3]),
-                            range(self.num_replicas_in_sync))
-        self._pending = weighted_sum(scales, [res[2] for res in results])
-        return [res[:2] for res in results]
+    def _run_steps(self, per_replica, want_pred):
+        """One execution: every replica runs its steps in its thread (replica 0 in this one),
+        all-reducing through an :class:`_Exchange` after each. Returns (each step's ``[(loss,
+        y_pred)]``, each replica's times)."""
+        exchange = _Exchange(self.num_replicas_in_sync)
+
+        def one(r):
+            out, times = [], {}
+            try:
+                self._runners[r].run_steps(per_replica[r], lambda j, item: exchange(r, j, item), want_pred, out, times)
+            except BaseException as e:      # the others leave the barrier (BrokenBarrierError)
+                exchange.barrier.abort()
+                return e
+            return out, times
+        done = self._map(one, range(self.num_replicas_in_sync))
+        errors = [e for e in done if isinstance(e, BaseException)]
+        if errors:
+            raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+        return done[0][0], [t for _, t in done]
 
     def _weights(self):
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self._map(lambda r: self._runners[r].apply_gradients(pending), range(self.num_replicas_in_sync))
         return self._runners[0].get_weights()
 
     def __repr__(self):
