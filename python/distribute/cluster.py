@@ -4,8 +4,8 @@ process or machine) and parameter server actors, as TensorFlow's distributed run
 - :class:`MultiWorkerMirroredStrategy`: synchronous; every worker actor runs the step compiled once
   by the coordinator (``replica.py``: shipped as an artifact through Ray's object store). The
   coordinator hands each worker ``steps_per_execution`` steps' shards in one call; after each step
-  the workers send their gradients (one flat buffer) straight to each other (actor calls served by
-  a second thread of each actor), and each sums them (``weighted_sum``, in the same order
+  the workers send their gradients (one flat buffer) straight to each other over TCP links that
+  Ray set up (``mesh.py``), and each sums them (``weighted_sum``, in the same order
   everywhere, so the workers stay bitwise equal) and applies the update. Faults: when a worker
   dies the survivors are stopped, it is replaced and given the state of the survivor that finished
   fewest steps (all hold the same variables after every step) and the unfinished steps run again,
@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import __version__
 from ..tensor import tensor
+from .mesh import Mesh, PeerLost
 from .replica import ReplicaProgram, ReplicaRunner, export_program
 from .strategy import Strategy, _SyncStep, _host, _pad
 
@@ -93,17 +94,12 @@ def _probe(address, timeout: float = 5.0) -> None:
         raise ConnectionError(f"webtensor.distribute: cannot reach the Ray cluster at {address!r}: {e}") from None
 
 
-class _Aborted(Exception):
-    """A synchronous execution stopped by the coordinator (a peer died)."""
-
-
 class _Worker:
     """The actor behind every worker and parameter server: a :class:`ReplicaRunner` in its process."""
 
     def __init__(self):
         self.runner = None
-        self._inbox, self._aborted = {}, set()        # {(generation, step): {rank: item}}
-        self._inbox_lock = threading.Condition()
+        self.mesh, self.rank = Mesh(), 0
 
     def version(self) -> str:
         return __version__
@@ -114,46 +110,29 @@ class _Worker:
     def start(self, program: ReplicaProgram, backend: str) -> None:
         self.runner = ReplicaRunner(program, backend)
 
-    # synchronous workers (MultiWorkerMirroredStrategy): an execution of several steps, gradients
-    # sent worker to worker; ``receive`` and ``abort`` run in the actor's second thread
-    def run_steps(self, generation: int, rank: int, peers: list, steps: list, want_pred: bool):
-        """Run ``steps`` (``ReplicaRunner.run_steps``), exchanging each step's item with ``peers``
-        (every worker's actor handle, this one at ``rank``). Returns ``(steps finished, their
-        [(loss, y_pred)] of every worker, times)``; fewer steps when the coordinator aborted this
-        ``generation`` (a peer died)."""
-        n = len(peers)
-        with self._inbox_lock:         # messages of earlier, aborted executions
-            for key in [k for k in self._inbox if k[0] < generation]:
-                del self._inbox[key]
+    # synchronous workers (MultiWorkerMirroredStrategy): executions of several steps, gradients
+    # sent worker to worker over the mesh's links; ``abort`` runs in the actor's second thread
+    def listen(self) -> tuple:
+        return self.mesh.listen(_ray().util.get_node_ip_address())
 
-        def exchange(j, item):
-            for i, peer in enumerate(peers):
-                if i != rank:
-                    peer.receive.remote(generation, j, rank, item)
-            with self._inbox_lock:
-                while len(self._inbox.get((generation, j), ())) < n - 1:
-                    if generation in self._aborted:
-                        raise _Aborted()
-                    self._inbox_lock.wait()
-                got = self._inbox.pop((generation, j), {})
-            got[rank] = item
-            return [got[i] for i in range(n)]
+    def connect(self, rank: int, addresses: list, token: bytes) -> None:
+        self.rank = rank
+        self.mesh.connect(rank, addresses, token)
+
+    def run_steps(self, steps: list, want_pred: bool):
+        """Run ``steps`` (``ReplicaRunner.run_steps``), exchanging each step's item with the peers.
+        Returns ``(steps finished, their [(loss, y_pred)] of every worker, times)``: fewer steps
+        when a peer's link broke (it died) or the coordinator aborted."""
         out, times = [], {}
+        self.mesh.aborted = False
         try:
-            self.runner.run_steps(steps, exchange, want_pred, out, times)
-        except _Aborted:
-            pass
+            self.runner.run_steps(steps, lambda j, item: self.mesh.exchange(self.rank, item), want_pred, out, times)
+        except PeerLost:
+            self.mesh.close_links()     # the coordinator links the workers again
         return len(out), out, times
 
-    def receive(self, generation: int, j: int, rank: int, item) -> None:
-        with self._inbox_lock:
-            self._inbox.setdefault((generation, j), {})[rank] = item
-            self._inbox_lock.notify_all()
-
-    def abort(self, generation: int) -> None:
-        with self._inbox_lock:
-            self._aborted.add(generation)
-            self._inbox_lock.notify_all()
+    def abort(self) -> None:
+        self.mesh.aborted = True
 
     def get_weights(self, names=None) -> dict:
         weights = self.runner.get_weights()
@@ -227,7 +206,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
         self._workers: list = []
         self._program_ref = None
         self._checkpoint = None
-        self._generation = 0         # numbers executions: a worker ignores messages of aborted ones
+        self._linked = False         # the workers' links (mesh.py) are up
         self.restarts = 0
 
     def _start(self, program):
@@ -236,6 +215,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
             self._ray.kill(a)
         self._workers = [self._new_actor(self._program_ref, "wasm") for _ in range(self.num_replicas_in_sync)]
         self._checkpoint = None
+        self._linked = False
 
     def _alive(self) -> list[bool]:
         ray = self._ray
@@ -283,9 +263,16 @@ class MultiWorkerMirroredStrategy(_Cluster):
         ray = self._ray
         total, results, times = len(per_replica[0]), [], []
         for attempt in range(3):
-            self._generation += 1
-            gen, workers, start = self._generation, list(self._workers), len(results)
-            refs = [a.run_steps.remote(gen, i, workers, per_replica[i][start:], want_pred) for i, a in enumerate(workers)]
+            if not self._linked:
+                try:
+                    self._link()
+                except ray.exceptions.RayActorError:
+                    if attempt == 2:
+                        raise
+                    self._recover()
+                    continue
+            workers, start = list(self._workers), len(results)
+            refs = [a.run_steps.remote(per_replica[i][start:], want_pred) for i, a in enumerate(workers)]
             outs, pending = [None] * len(refs), list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
@@ -294,21 +281,29 @@ class MultiWorkerMirroredStrategy(_Cluster):
                 except ray.exceptions.RayActorError:
                     if attempt == 2:
                         raise
-                    for a in workers:                   # the survivors stop waiting for it
-                        a.abort.remote(gen)
+                    for a in workers:     # the survivors stop waiting (their links to it break, too)
+                        a.abort.remote()
             survivors = [i for i, o in enumerate(outs) if o is not None]
-            if len(survivors) == len(outs):
-                results += outs[0][1]
-                times += [o[2] for o in outs]
-                return results, times
-            least = min(survivors, key=lambda i: outs[i][0]) if survivors else None
+            done = {i: outs[i][0] for i in survivors}
+            least = min(survivors, key=done.get) if survivors else None
             if least is not None:
                 results += outs[least][1]
                 times += [outs[i][2] for i in survivors]
-            self._recover(least)
+            if len(survivors) < len(outs) or len(set(done.values())) > 1:
+                self._recover(least)    # the replaced workers, and any survivor ahead, get its state
+            if len(survivors) < len(outs) or len(results) < total:
+                self._linked = False    # a worker that lost a peer closed its links
             if len(results) == total:
                 return results, times or [{}]
         raise RuntimeError("webtensor.distribute: workers kept dying")    # not reached: the last attempt raises
+
+    def _link(self):
+        """Link every two workers (``mesh.py``), with a fresh token."""
+        ray = self._ray
+        addresses = ray.get([a.listen.remote() for a in self._workers])
+        token = os.urandom(16)
+        ray.get([a.connect.remote(i, addresses, token) for i, a in enumerate(self._workers)])
+        self._linked = True
 
     def _weights(self):
         weights = self._each(lambda a, i: a.get_weights.remote() if i == 0 else a.pid.remote())[0]
