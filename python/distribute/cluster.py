@@ -34,8 +34,8 @@ import numpy as np
 from .. import __version__
 from ..tensor import tensor
 from .mesh import Mesh, PeerLost
-from .replica import ReplicaProgram, ReplicaRunner, export_program
-from .strategy import Strategy, _SyncStep, _host, _pad
+from .replica import ReplicaProgram, ReplicaRunner, _pad, export_program
+from .strategy import Strategy, _host
 
 __all__ = ["MultiWorkerMirroredStrategy", "ParameterServerStrategy", "ClusterCoordinator", "RemoteValue"]
 
@@ -134,6 +134,9 @@ class _Worker:
     def abort(self) -> None:
         self.mesh.aborted = True
 
+    def set_source(self, arrays) -> None:
+        self.runner.source = arrays
+
     def get_weights(self, names=None) -> dict:
         weights = self.runner.get_weights()
         return weights if names is None else {n: weights[n] for n in names}
@@ -207,6 +210,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
         self._program_ref = None
         self._checkpoint = None
         self._linked = False         # the workers' links (mesh.py) are up
+        self._source = None          # fit's in-memory data in the object store (run_rows), for new workers
         self.restarts = 0
 
     def _start(self, program):
@@ -216,6 +220,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
         self._workers = [self._new_actor(self._program_ref, "wasm") for _ in range(self.num_replicas_in_sync)]
         self._checkpoint = None
         self._linked = False
+        self._source = None
 
     def _alive(self) -> list[bool]:
         ray = self._ray
@@ -238,6 +243,8 @@ class MultiWorkerMirroredStrategy(_Cluster):
         for i, ok in enumerate(alive):
             if not ok:
                 self._workers[i] = self._new_actor(self._program_ref, "wasm")
+                if self._source is not None:
+                    self._ray.get(self._workers[i].set_source.remote(self._source))
                 self.restarts += 1
         if state is not None:
             self._ray.get([a.set_weights.remote(state) for i, a in enumerate(self._workers) if i != source])
@@ -296,6 +303,10 @@ class MultiWorkerMirroredStrategy(_Cluster):
             if len(results) == total:
                 return results, times or [{}]
         raise RuntimeError("webtensor.distribute: workers kept dying")    # not reached: the last attempt raises
+
+    def _set_source(self, arrays):
+        self._source = self._ray.put(arrays)
+        self._each(lambda a, i: a.set_source.remote(self._source))
 
     def _link(self):
         """Link every two workers (``mesh.py``), with a fresh token."""

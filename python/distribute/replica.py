@@ -83,6 +83,13 @@ def _unpack(packed: list, like: list) -> list:
     return out
 
 
+def _pad(a: np.ndarray, rows: int) -> np.ndarray:
+    """``a`` with zero rows appended up to ``rows``."""
+    if a.shape[0] == rows:
+        return a
+    return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
+
+
 def _example(a, rows: int):
     a = np.asarray(a)
     return np.zeros((rows, *a.shape[1:]), a.dtype)
@@ -165,6 +172,7 @@ class ReplicaRunner:
             raise RuntimeError(f"webtensor.distribute: the coordinator runs webtensor {program.webtensor_version}, "
                                f"this worker {__version__}; install the same version everywhere")
         self.program = program
+        self.source = None      # fit's in-memory data [*xs, y, w or None], for steps given as row indices
         self._dir = tempfile.mkdtemp(prefix="webtensor-replica-")
         try:
             for name, data in program.files.items():
@@ -188,15 +196,18 @@ class ReplicaRunner:
         self.model.run("apply_gradients", *grads)
 
     def run_steps(self, steps: list, exchange, want_pred: bool, out: list, times: dict) -> None:
-        """Synchronous steps (``steps``: ``(xs, y, w, scales)`` each): this replica's gradients, packed
+        """Synchronous steps (``steps``: ``(xs, y, w, scales)`` each, or ``(rows, scales)``: indices into
+        ``source``, gathered and padded here): this replica's gradients, packed
         into one flat buffer; ``exchange(j, (flat, loss, y_pred))`` returns every replica's item for
         step ``j`` in replica order; their ``weighted_sum`` by ``scales`` (the same bits on every
         replica) is applied. Appends each step's ``[(loss, y_pred or None)]`` (every replica's) to
         ``out`` and adds seconds to ``times["compute"]`` (both signatures) and ``times["allreduce"]``
         (exchange and sum); ``out`` keeps the finished steps when ``exchange`` raises."""
         clock = time.perf_counter
-        for j, (xs, y, w, scales) in enumerate(steps):
+        for j, step in enumerate(steps):
             t0 = clock()
+            xs, y, w = self._gather(step[0]) if len(step) == 2 else step[:3]
+            scales = step[-1]
             loss, y_pred, grads = self.compute_gradients(xs, y, w)
             t1 = clock()
             every = exchange(j, (_pack(grads), loss, y_pred if want_pred else None))
@@ -206,6 +217,13 @@ class ReplicaRunner:
             times["compute"] = times.get("compute", 0.0) + (t1 - t0) + (clock() - t2)
             times["allreduce"] = times.get("allreduce", 0.0) + (t2 - t1)
             out.append([(item[1], item[2]) for item in every])
+
+    def _gather(self, rows) -> tuple:
+        """``(xs, y, w)`` of ``source``'s ``rows``, padded to the program's batch (weight 0)."""
+        *xs, y, w = self.source
+        b = self.program.batch
+        w = np.ones((rows.shape[0],), np.float32) if w is None else w[rows]
+        return [_pad(a[rows], b) for a in xs], _pad(y[rows], b), _pad(w, b)
 
     def apply_shard(self, k: int, grads: list) -> None:
         """A parameter server's update of shard ``k`` (``apply_gradients_<k>``)."""

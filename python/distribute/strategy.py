@@ -28,7 +28,7 @@ from ..core import ops as F
 from ..device import device, get_device
 from ..tensor import Tensor, tensor
 from ..tree import map_structure
-from .replica import ReplicaRunner, export_program
+from .replica import ReplicaRunner, _pad, export_program
 from .values import MirroredVariable, ReplicaContext, _Rendezvous
 
 __all__ = ["Strategy", "MirroredStrategy", "PerReplica", "ReduceOp", "get_strategy", "has_strategy",
@@ -90,12 +90,6 @@ def compute_average_loss(per_example_loss, global_batch_size=None):
 def _split(a: np.ndarray, parts: int, rows: int) -> list:
     """``a`` split along axis 0 into ``parts`` consecutive shards of at most ``rows`` rows."""
     return [a[r * rows:(r + 1) * rows] for r in range(parts)]
-
-
-def _pad(a: np.ndarray, rows: int) -> np.ndarray:
-    if a.shape[0] == rows:
-        return a
-    return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
 
 
 def _host(x):
@@ -258,7 +252,8 @@ class _SyncStep:
         self.strategy, self.model = strategy, model
         self.program = None
         self.dirty = False
-        self.queue = []
+        self.queue = []         # steps not run yet: (replica items, scales, real rows, x, y, w, weighted)
+        self.source = None      # run_rows: (fit's arrays, their host copies, the program they went to)
         self.last = None        # when the previous call returned (profile: the fit loop's share)
 
     def _ensure(self, xs, y, global_batch):
@@ -272,9 +267,8 @@ class _SyncStep:
             self.strategy._start(self.program)
 
     def __call__(self, x, y, sample_weight=None):
-        times, start = self.strategy._times, time.perf_counter()
-        if times is not None and self.last is not None:
-            times.data += start - self.last
+        """A step on a batch (arrays or tensors): split and padded here, shipped with the execution."""
+        start = self._begin()
         xs = [_host(v) for v in (x if isinstance(x, (list, tuple)) else [x])]
         if isinstance(x, dict):
             raise TypeError("distributed fit: pass several inputs as a list in input order, not a dict")
@@ -283,17 +277,54 @@ class _SyncStep:
         self._ensure(xs, yt, total)
         n, rows = self.strategy.num_replicas_in_sync, self.program.batch
         w = np.ones((total,), np.float32) if sample_weight is None else _host(sample_weight).astype(np.float32)
-        shards = []
+        items, reals, scales = [], [], [rows / total for _ in range(n)]
         for r in range(n):
             part = [a[r * rows:(r + 1) * rows] for a in (*xs, yt, w)]
-            shards.append(([_pad(a, rows) for a in part[:-2]], _pad(part[-2], rows), _pad(part[-1], rows),
-                           part[0].shape[0]))
-        self.queue.append((shards, [rows / total for _ in range(n)], xs[0], yt, w, sample_weight is not None))
+            items.append(([_pad(a, rows) for a in part[:-2]], _pad(part[-2], rows), _pad(part[-1], rows), scales))
+            reals.append(part[0].shape[0])
+        self.queue.append((items, scales, reals, xs[0], yt, w, sample_weight is not None))
+        self._end(start)
+
+    def run_rows(self, x, y, sample_weight, idx):
+        """A step on rows ``idx`` of in-memory data (``x``, ``y``, ``sample_weight``: the whole arrays
+        as ``fit`` holds them): the data goes to the replicas once, and each gathers its shard of
+        every batch itself; an execution carries only row indices."""
+        start = self._begin()
+        if self.source is None or any(a is not b for a, b in zip(self.source[0], (x, y, sample_weight))):
+            if isinstance(x, dict):
+                raise TypeError("distributed fit: pass several inputs as a list in input order, not a dict")
+            xs = [_host(v) for v in (x if isinstance(x, (list, tuple)) else [x])]
+            w = None if sample_weight is None else _host(sample_weight).astype(np.float32)
+            self.source = ((x, y, sample_weight), [*xs, _host(y), w], None)
+        _, arrays, shipped = self.source
+        idx = np.asarray(idx, np.int64)
+        total = idx.shape[0]
+        self._ensure(arrays[:-2], arrays[-2], total)
+        if shipped is not self.program:          # a new source, or replicas started since
+            self._execute()
+            self.strategy._set_source(arrays)
+            self.source = (*self.source[:2], self.program)
+        n, rows = self.strategy.num_replicas_in_sync, self.program.batch
+        parts = [idx[r * rows:(r + 1) * rows] for r in range(n)]
+        scales = [rows / total for _ in range(n)]
+        metrics = bool(self.model.compiled_metrics)
+        yt = arrays[-2][idx] if metrics else None
+        w = arrays[-1][idx] if metrics and arrays[-1] is not None else None
+        self.queue.append(([(p, scales) for p in parts], scales, [len(p) for p in parts], idx, yt, w,
+                           sample_weight is not None))
+        self._end(start)
+
+    def _begin(self) -> float:
+        start = time.perf_counter()
+        if self.strategy._times is not None and self.last is not None:
+            self.strategy._times.data += start - self.last
+        return start
+
+    def _end(self, start: float) -> None:
         spent = self._execute() if len(self.queue) >= getattr(self.model, "steps_per_execution", 1) else 0.0
         self.last = time.perf_counter()
-        if times is not None:
-            times.coordinator += self.last - start - spent
-        return None
+        if self.strategy._times is not None:
+            self.strategy._times.coordinator += self.last - start - spent
 
     def _execute(self) -> float:
         """Run the queued steps as one execution, then update the metrics step by step; returns the
@@ -303,7 +334,7 @@ class _SyncStep:
             return 0.0
         n, times = self.strategy.num_replicas_in_sync, self.strategy._times
         begin = time.perf_counter()
-        per_replica = [[(*step[0][r][:3], step[1]) for step in queue] for r in range(n)]
+        per_replica = [[step[0][r] for step in queue] for r in range(n)]
         start = time.perf_counter()
         results, replica_times = self.strategy._run_steps(per_replica, bool(self.model.compiled_metrics))
         end = time.perf_counter()
@@ -313,10 +344,10 @@ class _SyncStep:
             times.compute += sum(t.get("compute", 0.0) for t in replica_times) / len(replica_times)
             times.allreduce += sum(t.get("allreduce", 0.0) for t in replica_times) / len(replica_times)
         self.dirty = True
-        for (shards, scale, x0, yt, w, weighted), res in zip(queue, results):
+        for (_, scale, reals, x0, yt, w, weighted), res in zip(queue, results):
             loss = np.float32(sum(np.float64(s) * np.float64(r[0]) for s, r in zip(scale, res)))
             if self.model.compiled_metrics:     # the loss tracker needs only the loss and the batch size
-                y_pred = np.concatenate([r[1][:shard[3]] for r, shard in zip(res, shards)])
+                y_pred = np.concatenate([r[1][:real] for r, real in zip(res, reals)])
                 y_t, y_pred_t, w_t = tensor(yt), tensor(y_pred), tensor(w) if weighted else None
             else:
                 y_t = y_pred_t = w_t = None
@@ -427,6 +458,10 @@ class MirroredStrategy(Strategy):
         if errors:
             raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
         return done[0][0], [t for _, t in done]
+
+    def _set_source(self, arrays):
+        for runner in self._runners:
+            runner.source = arrays
 
     def _weights(self):
         return self._runners[0].get_weights()

@@ -522,15 +522,22 @@ class Model(Layer):
             cbs.on_epoch_begin(epoch)
             bar = Progress(steps, f"Epoch {epoch + 1}/{epochs}", verbose=verbose)
             every = max(1, (steps or 20) // 20)
-            it = shared_iter if shared_iter is not None else iter(train)
+            # a strategy's step may gather rows of in-memory data itself (each replica its shard of
+            # a source shipped once): it then gets each batch's row indices
+            rows = train._row_batches() if shared_iter is None and hasattr(step_fn, "run_rows") else None
+            it = shared_iter if shared_iter is not None else (rows[1] if rows is not None else iter(train))
             step = 0
             while steps_per_epoch is None or step < steps:
                 element = next(it, None)
                 if element is None:
                     break
-                bx, by, bw = _unpack(element)
+                if rows is None:
+                    bx, by, bw = _unpack(element)
                 cbs.on_train_batch_begin(step)
-                step_fn(bx, by, bw) if bw is not None else step_fn(bx, by)
+                if rows is not None:
+                    step_fn.run_rows(*_unpack(rows[0]), element)
+                else:
+                    step_fn(bx, by, bw) if bw is not None else step_fn(bx, by)
                 step += 1
                 logs = (yield) if cbs.wants_batch_logs else None
                 if verbose == 1 and (step % every == 0 or step == steps):

@@ -65,13 +65,19 @@ def test_mirrored_equals_one_replica(digits, n):
     np.testing.assert_allclose(h_got.history["accuracy"], h_ref.history["accuracy"], rtol=1e-6)
 
 
-def test_mirrored_steps_per_execution_is_exact(digits):
+@pytest.mark.parametrize("mapped", [False, True])
+def test_mirrored_steps_per_execution_is_exact(digits, mapped):
     """3 steps per hand-off (executions of 3, 3, 3 and the epoch's last 1): the weights, losses and
-    accuracies of one replica, step by step."""
+    accuracies of one replica, step by step; in-memory data (the replicas gather their rows) or a
+    mapped Dataset (batches split by the coordinator)."""
     x, y = digits[0][:600], digits[1][:600]
     ref, h_ref = reference_fit(x, y, batch_size=64, epochs=2)
     s = wt.distribute.MirroredStrategy(["wasm:0", "wasm:1"])
-    got, h_got = strategy_fit(s, x, y, steps_per_execution=3, batch_size=64, epochs=2)
+    if mapped:
+        ds = wt.data.Dataset.from_tensor_slices((x, y)).batch(64).map(lambda a, b: (a, b))
+        got, h_got = strategy_fit(s, ds, None, steps_per_execution=3, epochs=2)
+    else:
+        got, h_got = strategy_fit(s, x, y, steps_per_execution=3, batch_size=64, epochs=2)
     assert_same_weights(ref, got)
     np.testing.assert_allclose(h_got.history["loss"], h_ref.history["loss"], rtol=1e-6)
     np.testing.assert_allclose(h_got.history["accuracy"], h_ref.history["accuracy"], rtol=1e-6)
