@@ -327,8 +327,7 @@ class _SyncStep:
             self.strategy._times.coordinator += self.last - start - spent
 
     def _execute(self) -> float:
-        """Run the queued steps as one execution, then update the metrics step by step; returns the
-        seconds it took."""
+        """Run the queued steps as one execution, then update the metrics; returns the seconds it took."""
         queue, self.queue = self.queue, []
         if not queue:
             return 0.0
@@ -344,17 +343,37 @@ class _SyncStep:
             times.compute += sum(t.get("compute", 0.0) for t in replica_times) / len(replica_times)
             times.allreduce += sum(t.get("allreduce", 0.0) for t in replica_times) / len(replica_times)
         self.dirty = True
-        for (_, scale, reals, x0, yt, w, weighted), res in zip(queue, results):
-            loss = np.float32(sum(np.float64(s) * np.float64(r[0]) for s, r in zip(scale, res)))
-            if self.model.compiled_metrics:     # the loss tracker needs only the loss and the batch size
-                y_pred = np.concatenate([r[1][:real] for r, real in zip(res, reals)])
-                y_t, y_pred_t, w_t = tensor(yt), tensor(y_pred), tensor(w) if weighted else None
-            else:
-                y_t = y_pred_t = w_t = None
-            self.model._update_metrics(tensor(loss), x0, y_t, y_pred_t, w_t)
+        self._update_metrics(queue, results)
         if times is not None:
             times.coordinator += (start - begin) + (time.perf_counter() - end)
         return time.perf_counter() - begin
+
+    def _update_metrics(self, queue, results):
+        """The metrics of an execution's steps: step by step for one (as plain ``fit``); for several,
+        one update with every step's loss weighted by its batch size (the running sums add in
+        another order: the logged loss may differ from one step at a time in its last bits)."""
+        model, metrics = self.model, self.model.compiled_metrics
+        losses, counts, ys, preds, ws = [], [], [], [], []
+        for (_, scale, reals, x0, yt, w, weighted), res in zip(queue, results):
+            losses.append(np.float32(sum(np.float64(s) * np.float64(r[0]) for s, r in zip(scale, res))))
+            counts.append(x0.shape[0])
+            if metrics:     # the loss tracker needs only the loss and the batch size
+                ys.append(yt)
+                preds.append(np.concatenate([r[1][:real] for r, real in zip(res, reals)]))
+                ws.append(w if weighted else None)
+        if len(queue) == 1:
+            x0 = queue[0][3]
+            y_t, pred_t, w_t = (tensor(ys[0]), tensor(preds[0]), None if ws[0] is None else tensor(ws[0])) \
+                if metrics else (None, None, None)
+            model._update_metrics(tensor(losses[0]), x0, y_t, pred_t, w_t)
+            return
+        model._loss_tracker.update_state(tensor(np.array(losses, np.float32)),
+                                         sample_weight=tensor(np.array(counts, np.float32)))
+        if metrics:
+            w_t = None if ws[0] is None else tensor(np.concatenate(ws))
+            y_t, pred_t = tensor(np.concatenate(ys)), tensor(np.concatenate(preds))
+            for m in metrics:
+                m.update_state(y_t, pred_t, w_t)
 
     def sync(self):
         """Run the queued steps, then copy replica 0's variables (weights and optimizer state) into
