@@ -280,16 +280,19 @@ class MultiWorkerMirroredStrategy(_Cluster):
                     continue
             workers, start = list(self._workers), len(results)
             refs = [a.run_steps.remote(per_replica[i][start:], want_pred) for i, a in enumerate(workers)]
-            outs, pending = [None] * len(refs), list(refs)
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                try:
-                    outs[refs.index(ready[0])] = ray.get(ready[0])
-                except ray.exceptions.RayActorError:
-                    if attempt == 2:
-                        raise
-                    for a in workers:     # the survivors stop waiting (their links to it break, too)
-                        a.abort.remote()
+            try:
+                outs = ray.get(refs)
+            except ray.exceptions.RayActorError:
+                if attempt == 2:
+                    raise
+                for a in workers:         # the survivors stop waiting (their links to it break, too)
+                    a.abort.remote()
+                outs = []
+                for ref in refs:
+                    try:
+                        outs.append(ray.get(ref))
+                    except ray.exceptions.RayActorError:
+                        outs.append(None)
             survivors = [i for i, o in enumerate(outs) if o is not None]
             done = {i: outs[i][0] for i in survivors}
             least = min(survivors, key=done.get) if survivors else None
