@@ -80,13 +80,14 @@ class Mesh:
             s = socket.create_connection(tuple(addresses[i]), timeout=timeout)
             s.sendall(token + _HELLO.pack(rank))
             links[i] = s
-        self.server.settimeout(timeout)
         deadline = time.monotonic() + timeout
         while len(links) < len(addresses) - 1:
+            self.server.settimeout(max(deadline - time.monotonic(), 0.001))
             s, _ = self.server.accept()
             hello = bytearray(len(token) + _HELLO.size)
+            give_up = min(deadline, time.monotonic() + 5.0)     # a silent stranger is dropped soon
             try:
-                _recv_exact(s, memoryview(hello), lambda: time.monotonic() > deadline, self._poll)
+                _recv_exact(s, memoryview(hello), lambda: time.monotonic() > give_up, self._poll)
             except PeerLost:
                 s.close()
                 continue
