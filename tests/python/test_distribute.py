@@ -85,6 +85,19 @@ def test_mirrored_steps_per_execution_is_exact(digits, mapped):
         make_model(steps_per_execution=0)
 
 
+def test_mirrored_shuffled_fit_sees_plain_fits_batches(digits):
+    """The replicas gather rows in the order the shuffled Dataset would yield them (same seed)."""
+    x, y = digits[0][:384], digits[1][:384]
+    with wt.device("wasm"):
+        ref = make_model()
+        ref.fit(x, y, batch_size=64, epochs=2, verbose=0, shuffle=True, seed=5)
+        s = wt.distribute.MirroredStrategy(["wasm:0", "wasm:1"])
+        with s.scope():
+            got = make_model(steps_per_execution=2)
+        got.fit(x, y, batch_size=64, epochs=2, verbose=0, shuffle=True, seed=5)
+    assert_same_weights(ref, got)
+
+
 def test_mirrored_replica_error_propagates_and_nothing_hangs(digits, monkeypatch):
     """A replica that fails mid-execution: its error reaches fit (the other leaves the barrier)."""
     from webtensor.distribute.replica import ReplicaRunner
