@@ -14,9 +14,9 @@ that load from other processes falls on all alike. Prints training images/s (med
 for each ``steps_per_execution`` (``compile``'s argument: steps the replicas run per hand-off).
 ``--profile`` adds where a step's time goes in each distributed configuration (ms per step, over
 all timed rounds): the fit loop between steps (``data``: the input pipeline), the ``coordinator``
-(splitting batches, metrics), the replicas' ``compute`` and ``allreduce`` (exchange, barrier
-waits, sum; replicas' mean) and the ``handoff`` (the rest of the execution's wall time: threads,
-Ray calls).
+(preparing steps, metrics), the replicas' ``compute``, gradient ``exchange`` (waiting for the
+slowest replica included) and ``sum`` (replicas' mean), and the ``handoff`` (the rest of the
+execution's wall time: threads, Ray calls).
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def run_configs(D, x, y, batch: int, spe: int, args) -> None:
         r = [a / b for a, b in zip(rates[two], rates[one])]
         print(f"  {label:<48} {np.median(r):9.2f}x (median round; {min(r):.2f}-{max(r):.2f})")
     if args.profile:
-        print("  ms per step:" + " " * 37 + "".join(f"{k:>12}" for k in _StepTimes().per_step_ms()))
+        print("  ms per step:" + " " * 36 + "".join(f"{k:>12}" for k in _StepTimes().per_step_ms()))
         for name, s in configs.items():
             if s is not None:
                 print(f"  {name:<48} " + "".join(f"{v:12.3f}" for v in s._times.per_step_ms().values()))

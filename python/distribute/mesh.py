@@ -2,7 +2,7 @@
 worker actors, over which each step's gradients go straight from worker to worker. Ray sets the
 links up (the coordinator gathers the listening addresses and hands them out with a fresh random
 token) but carries no step's data: on this 2-core machine a Ray actor call costs about 1.5 ms per
-message under load, a socket about 0.02 ms (``bench/bench_distribute.py --profile``, "allreduce").
+message under load, a socket about 0.02 ms (``bench/bench_distribute.py --profile``, "exchange").
 
 A message is one step's item of a worker, ``(gradient buffers, loss, y_pred or None)``, as raw bytes
 after an 8-byte length: every worker runs the same program, so the receiver reads a peer's item

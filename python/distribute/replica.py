@@ -201,8 +201,9 @@ class ReplicaRunner:
         into one flat buffer; ``exchange(j, (flat, loss, y_pred))`` returns every replica's item for
         step ``j`` in replica order; their ``weighted_sum`` by ``scales`` (the same bits on every
         replica) is applied. Appends each step's ``[(loss, y_pred or None)]`` (every replica's) to
-        ``out`` and adds seconds to ``times["compute"]`` (both signatures) and ``times["allreduce"]``
-        (exchange and sum); ``out`` keeps the finished steps when ``exchange`` raises."""
+        ``out`` and adds seconds to ``times["compute"]`` (gathering rows and both signatures),
+        ``times["exchange"]`` (waiting for the others included) and ``times["sum"]``; ``out`` keeps
+        the finished steps when ``exchange`` raises."""
         clock = time.perf_counter
         for j, step in enumerate(steps):
             t0 = clock()
@@ -211,11 +212,13 @@ class ReplicaRunner:
             loss, y_pred, grads = self.compute_gradients(xs, y, w)
             t1 = clock()
             every = exchange(j, (_pack(grads), loss, y_pred if want_pred else None))
-            reduced = weighted_sum(scales, [item[0] for item in every])
             t2 = clock()
+            reduced = weighted_sum(scales, [item[0] for item in every])
+            t3 = clock()
             self.apply_gradients(_unpack(reduced, grads))
-            times["compute"] = times.get("compute", 0.0) + (t1 - t0) + (clock() - t2)
-            times["allreduce"] = times.get("allreduce", 0.0) + (t2 - t1)
+            times["compute"] = times.get("compute", 0.0) + (t1 - t0) + (clock() - t3)
+            times["exchange"] = times.get("exchange", 0.0) + (t2 - t1)
+            times["sum"] = times.get("sum", 0.0) + (t3 - t2)
             out.append([(item[1], item[2]) for item in every])
 
     def _gather(self, rows) -> tuple:

@@ -225,21 +225,27 @@ class _DistributedDataset:
 class _StepTimes:
     """Where a distributed ``fit``'s time goes (``strategy._times = _StepTimes()``; bench_distribute
     ``--profile``), in seconds summed over ``steps``: ``data`` (the fit loop between steps: the
-    input pipeline, callbacks), ``coordinator`` (splitting batches, metrics), and per execution its
-    wall time, of which the replicas report ``compute`` (their two signatures) and ``allreduce``
-    (exchanging and summing gradients, barrier waits included), averaged over replicas; the rest
-    is ``handoff`` (threads or Ray calls, serialisation)."""
+    input pipeline, callbacks), ``coordinator`` (preparing steps, metrics), and per execution its
+    wall time, of which the replicas report (their mean) ``compute`` (gathering rows, the two
+    signatures), ``exchange`` (sending and receiving gradients, waiting for the slowest replica
+    included) and ``sum`` (the all-reduce's arithmetic); the rest is ``handoff`` (thread hand-offs
+    or Ray calls, serialisation)."""
 
     def __init__(self):
         self.steps = 0
-        self.data = self.coordinator = self.execution = self.compute = self.allreduce = 0.0
+        self.data = self.coordinator = self.execution = self.compute = self.exchange = self.sum = 0.0
+
+    def add(self, replica_times: list) -> None:
+        """Add the replicas' reported ``compute``/``exchange``/``sum`` seconds (their mean)."""
+        for key in ("compute", "exchange", "sum"):
+            setattr(self, key, getattr(self, key) + sum(t.get(key, 0.0) for t in replica_times) / len(replica_times))
 
     def per_step_ms(self) -> dict:
         n = max(self.steps, 1)
-        handoff = self.execution - self.compute - self.allreduce
+        handoff = self.execution - self.compute - self.exchange - self.sum
         return {k: 1e3 * v / n for k, v in (("data", self.data), ("coordinator", self.coordinator),
-                                            ("compute", self.compute), ("allreduce", self.allreduce),
-                                            ("handoff", handoff))}
+                                            ("compute", self.compute), ("exchange", self.exchange),
+                                            ("sum", self.sum), ("handoff", handoff))}
 
 
 class _SyncStep:
@@ -340,8 +346,7 @@ class _SyncStep:
         if times is not None:
             times.steps += len(queue)
             times.execution += end - start
-            times.compute += sum(t.get("compute", 0.0) for t in replica_times) / len(replica_times)
-            times.allreduce += sum(t.get("allreduce", 0.0) for t in replica_times) / len(replica_times)
+            times.add(replica_times)
         self.dirty = True
         self._update_metrics(queue, results)
         if times is not None:
