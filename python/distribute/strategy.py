@@ -229,11 +229,12 @@ class _StepTimes:
     wall time, of which the replicas report (their mean) ``compute`` (gathering rows, the two
     signatures), ``exchange`` (sending and receiving gradients, waiting for the slowest replica
     included) and ``sum`` (the all-reduce's arithmetic); the rest is ``handoff`` (thread hand-offs
-    or Ray calls, serialisation)."""
+    or Ray calls, serialisation); ``sync`` is the copy of the replicas' variables into the model at
+    each epoch's end."""
 
     def __init__(self):
         self.steps = 0
-        self.data = self.coordinator = self.execution = self.compute = self.exchange = self.sum = 0.0
+        self.data = self.coordinator = self.execution = self.compute = self.exchange = self.sum = self.sync = 0.0
 
     def add(self, replica_times: list) -> None:
         """Add the replicas' reported ``compute``/``exchange``/``sum`` seconds (their mean)."""
@@ -245,7 +246,7 @@ class _StepTimes:
         handoff = self.execution - self.compute - self.exchange - self.sum
         return {k: 1e3 * v / n for k, v in (("data", self.data), ("coordinator", self.coordinator),
                                             ("compute", self.compute), ("exchange", self.exchange),
-                                            ("sum", self.sum), ("handoff", handoff))}
+                                            ("sum", self.sum), ("handoff", handoff), ("sync", self.sync))}
 
 
 class _SyncStep:
@@ -387,11 +388,14 @@ class _SyncStep:
         self.last = None
         if not self.dirty or self.program is None:
             return
+        start = time.perf_counter()
         weights = self.strategy._weights()
         for name, v in self.program.variables.items():
             if name in weights:
                 v.assign(weights[name].astype(v.dtype.name if hasattr(v.dtype, "name") else weights[name].dtype))
         self.dirty = False
+        if self.strategy._times is not None:
+            self.strategy._times.sync += time.perf_counter() - start
 
 
 class _Exchange:
