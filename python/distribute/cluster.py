@@ -119,17 +119,19 @@ class _Worker:
         self.rank = rank
         self.mesh.connect(rank, addresses, token)
 
-    def run_steps(self, steps: list, want_pred: bool):
+    def run_steps(self, steps: list, want_pred: bool, weights: bool = False):
         """Run ``steps`` (``ReplicaRunner.run_steps``), exchanging each step's item with the peers.
-        Returns ``(steps finished, their [(loss, y_pred)] of every worker, times)``: fewer steps
-        when a peer's link broke (it died) or the coordinator aborted."""
+        Returns ``(steps finished, their [(loss, y_pred)] of every worker, times, the variables
+        after them when ``weights`` and all steps finished, else None)``: fewer steps when a peer's
+        link broke (it died) or the coordinator aborted."""
         out, times = [], {}
         self.mesh.aborted = False
         try:
             self.runner.run_steps(steps, lambda j, item: self.mesh.exchange(self.rank, item), want_pred, out, times)
         except PeerLost:
             self.mesh.close_links()     # the coordinator links the workers again
-        return len(out), out, times
+        done = weights and len(out) == len(steps)
+        return len(out), out, times, self.runner.get_weights() if done else None
 
     def abort(self) -> None:
         self.mesh.aborted = True
@@ -211,6 +213,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
         self._checkpoint = None
         self._linked = False         # the workers' links (mesh.py) are up
         self._source = None          # fit's in-memory data in the object store (run_rows), for new workers
+        self._last_weights = None    # the variables returned with an epoch's last execution
         self.restarts = 0
 
     def _start(self, program):
@@ -261,14 +264,16 @@ class MultiWorkerMirroredStrategy(_Cluster):
                     raise
                 self._recover()
 
-    def _run_steps(self, per_replica, want_pred):
+    def _run_steps(self, per_replica, want_pred, last=False):
         """One execution: every worker runs its steps (``_Worker.run_steps``), sending gradients to
         the others after each. When a worker dies, the survivors are stopped, it is replaced with
         the state of the survivor that finished fewest steps (all hold the same variables after a
         step) and the unfinished steps run again: no step is lost. Returns (each step's ``[(loss,
-        y_pred)]``, each worker's times)."""
+        y_pred)]``, each worker's times). ``last``: worker 0 (or the survivor whose state all got)
+        also returns its variables, kept for :meth:`_weights` (one round trip fewer per epoch)."""
         ray = self._ray
         total, results, times = len(per_replica[0]), [], []
+        self._last_weights = None
         for attempt in range(3):
             if not self._linked:
                 try:
@@ -279,7 +284,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
                     self._recover()
                     continue
             workers, start = list(self._workers), len(results)
-            refs = [a.run_steps.remote(per_replica[i][start:], want_pred) for i, a in enumerate(workers)]
+            refs = [a.run_steps.remote(per_replica[i][start:], want_pred, last and i == 0) for i, a in enumerate(workers)]
             try:
                 outs = ray.get(refs)
             except ray.exceptions.RayActorError:
@@ -299,6 +304,7 @@ class MultiWorkerMirroredStrategy(_Cluster):
             if least is not None:
                 results += outs[least][1]
                 times += [outs[i][2] for i in survivors]
+                self._last_weights = outs[least][3]
             if len(survivors) < len(outs) or len(set(done.values())) > 1:
                 self._recover(least)    # the replaced workers, and any survivor ahead, get its state
             if len(survivors) < len(outs) or len(results) < total:
@@ -320,7 +326,9 @@ class MultiWorkerMirroredStrategy(_Cluster):
         self._linked = True
 
     def _weights(self):
-        weights = self._each(lambda a, i: a.get_weights.remote() if i == 0 else a.pid.remote())[0]
+        weights, self._last_weights = self._last_weights, None
+        if weights is None:
+            weights = self._each(lambda a, i: a.get_weights.remote() if i == 0 else a.pid.remote())[0]
         self._checkpoint = weights
         return weights
 

@@ -333,8 +333,9 @@ class _SyncStep:
         if self.strategy._times is not None:
             self.strategy._times.coordinator += self.last - start - spent
 
-    def _execute(self) -> float:
-        """Run the queued steps as one execution, then update the metrics; returns the seconds it took."""
+    def _execute(self, last: bool = False) -> float:
+        """Run the queued steps as one execution, then update the metrics; returns the seconds it took.
+        ``last``: the epoch's last (the replicas may send their variables back with the results)."""
         queue, self.queue = self.queue, []
         if not queue:
             return 0.0
@@ -342,7 +343,7 @@ class _SyncStep:
         begin = time.perf_counter()
         per_replica = [[step[0][r] for step in queue] for r in range(n)]
         start = time.perf_counter()
-        results, replica_times = self.strategy._run_steps(per_replica, bool(self.model.compiled_metrics))
+        results, replica_times = self.strategy._run_steps(per_replica, bool(self.model.compiled_metrics), last)
         end = time.perf_counter()
         if times is not None:
             times.steps += len(queue)
@@ -384,7 +385,7 @@ class _SyncStep:
     def sync(self):
         """Run the queued steps, then copy replica 0's variables (weights and optimizer state) into
         the model's Variables."""
-        self._execute()
+        self._execute(last=True)
         self.last = None
         if not self.dirty or self.program is None:
             return
@@ -467,7 +468,7 @@ class MirroredStrategy(Strategy):
     def _start(self, program):
         self._runners = self._map(lambda r: ReplicaRunner(program, self._backends[r]), range(self.num_replicas_in_sync))
 
-    def _run_steps(self, per_replica, want_pred):
+    def _run_steps(self, per_replica, want_pred, last=False):
         """One execution: every replica runs its steps in its thread (replica 0 in this one),
         all-reducing through an :class:`_Exchange` after each. Returns (each step's ``[(loss,
         y_pred)]``, each replica's times)."""
