@@ -56,6 +56,7 @@ class Mesh:
     def __init__(self, poll: float = 0.5):
         self.server = None
         self.links: dict = {}
+        self.size = 1           # workers in the mesh (this one included)
         self.aborted = False
         self._poll = poll
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="webtensor-mesh")   # sends never block receives
@@ -75,6 +76,7 @@ class Mesh:
         """
         self.close_links()
         self.aborted = False
+        self.size = len(addresses)
         links = {}
         for i in range(rank):
             s = socket.create_connection(tuple(addresses[i]), timeout=timeout)
@@ -109,6 +111,8 @@ class Mesh:
             PeerLost: a peer's link closed (it died), or ``aborted``. ValueError: a message of
             another length than this worker's.
         """
+        if len(self.links) != self.size - 1:     # closed after a loss: never sum fewer replicas
+            raise PeerLost("this worker's links are closed")
         grads, loss, y_pred = item
         arrays = [*grads, np.asarray(loss), *([] if y_pred is None else [y_pred])]
         payload = b"".join(np.ascontiguousarray(a).reshape(-1).view(np.uint8) for a in arrays)
@@ -137,6 +141,7 @@ class Mesh:
         return [items[i] for i in range(len(self.links) + 1)]
 
     def close_links(self) -> None:
+        """Close every link (:meth:`exchange` then raises :class:`PeerLost` until :meth:`connect`)."""
         for s in self.links.values():
             s.close()
         self.links = {}

@@ -57,6 +57,9 @@ def test_lost_peer_abort_and_wrong_length_are_errors():
     b.close_links()                         # the peer died
     with pytest.raises(PeerLost):
         a.exchange(0, item(0))
+    a.close_links()                         # a closed mesh never sums this worker's item alone
+    with pytest.raises(PeerLost, match="closed"):
+        a.exchange(0, item(0))
     a, b = linked(2)
     a.aborted = True                        # the coordinator aborted; the peer is silent
     with pytest.raises(PeerLost, match="aborted"):
