@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import __version__
 from ..artifact import load
+from ..core import ops as F
 from ..creation import zeros, zeros_like
 from ..export import _variable_names, export
 from ..nn.saving import weight_paths
@@ -66,7 +67,10 @@ def weighted_sum(scales, per_replica: list) -> list:
 
 
 def _pack(grads: list) -> list:
-    """Gradients as one flat buffer (one message, one sum per step) when they share a dtype."""
+    """Gradients as one flat buffer (one message, one sum per step) when they share a dtype (a flat
+    program's one output already is)."""
+    if len(grads) == 1:
+        return [grads[0].reshape(-1)]
     if len({g.dtype for g in grads}) != 1:
         return grads
     return [np.concatenate([g.reshape(-1) for g in grads])]
@@ -95,12 +99,16 @@ def _example(a, rows: int):
     return np.zeros((rows, *a.shape[1:]), a.dtype)
 
 
-def export_program(model, x, y, batch: int, shards: list | None = None, backends=("wasm",)) -> ReplicaProgram:
+def export_program(model, x, y, batch: int, shards: list | None = None, backends=("wasm",),
+                   flat: bool = False) -> ReplicaProgram:
     """Trace ``model``'s step for ``batch`` rows per replica (``x``, ``y``: one batch of the data, for
     shapes and dtypes) and export it (module docstring). The model must be compiled and built.
     ``shards``: for parameter servers, lists of trainable-variable indices; each adds a signature
     ``apply_gradients_<k>(*its gradients)`` that updates only those variables. ``backends``: the code
-    the artifact carries (the replicas' device kinds)."""
+    the artifact carries (the replicas' device kinds). ``flat`` (the synchronous strategies): when the
+    trainable variables share a dtype, the gradients leave ``compute_gradients`` as one flat tensor
+    (concatenated in the graph) and ``apply_gradients`` takes one and splits it: one array to copy
+    out, sum and copy in per step instead of one per variable (the same values)."""
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     ex_x = [tensor(_example(a, batch)) for a in xs]
     ex_y = tensor(_example(y, batch))
@@ -108,6 +116,8 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
     n = len(ex_x)
     trainable = list(model.trainable_variables)
     model.optimizer.build(trainable)
+    flat = flat and len({v.dtype for v in trainable}) == 1 and len(trainable) > 1
+    sizes = [int(np.prod(v.shape)) for v in trainable]
 
     def compute_gradients(*args):
         inputs, target, weight = list(args[:n]), args[n], args[n + 1]
@@ -118,15 +128,20 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
             scaled = model.optimizer.scale_loss(loss)       # a LossScaleOptimizer's loss scale
         grads = tape.gradient(scaled, trainable)
         grads = [g if g is not None else zeros_like(v) for g, v in zip(grads, trainable)]
+        if flat:
+            grads = [F.concat([F.reshape(g, (-1,)) for g in grads], axis=0)]
         return (loss, y_pred, *grads)
 
     def apply_gradients(*grads):
+        if flat:
+            grads = [F.reshape(g, v.shape) for g, v in zip(F.split(grads[0], sizes), trainable)]
         model.optimizer.apply_gradients(zip(grads, trainable))
         return model.optimizer.iterations.read_value() + 0
 
     grads_example = [zeros(v.shape, dtype=v.dtype) for v in trainable]
     signatures = {"compute_gradients": (compute_gradients, (*ex_x, ex_y, ex_w)),
-                  "apply_gradients": (apply_gradients, tuple(grads_example))}
+                  "apply_gradients": (apply_gradients, (zeros((sum(sizes),), dtype=trainable[0].dtype),) if flat
+                                      else tuple(grads_example))}
     for k, shard in enumerate(shards or []):
         def apply_shard(*grads, shard=shard):
             model.optimizer.apply_gradients(zip(grads, [trainable[i] for i in shard]))

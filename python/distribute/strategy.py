@@ -270,7 +270,8 @@ class _SyncStep:
             if self.program is not None:
                 self.sync()
             backends = sorted(set(getattr(self.strategy, "_backends", ["wasm"])), key=["wasm", "webgpu"].index)
-            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows, backends=backends)
+            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows, backends=backends,
+                                          flat=True)
             self.strategy._start(self.program)
 
     def __call__(self, x, y, sample_weight=None):
