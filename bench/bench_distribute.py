@@ -4,7 +4,7 @@
   each, in parallel threads), and plain ``fit`` on one engine as the reference;
 - ``MultiWorkerMirroredStrategy`` on a local Ray cluster with 1 and with 2 worker actors.
 
-    python bench/bench_distribute.py [--epochs 5] [--rounds 5] [--batch 128,512] [--steps-per-execution 1,8]
+    python bench/bench_distribute.py [--epochs 5] [--rounds 5] [--batch 128,512] [--steps-per-execution 1,8,16]
                                      [--no-ray] [--profile]
 
 Every configuration is built and warmed up first (tracing, export, worker start: one epoch, not
@@ -91,7 +91,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch", default="128,512", help="global batch sizes, comma-separated")
-    p.add_argument("--steps-per-execution", default="1,8", help="compile(steps_per_execution=...), comma-separated")
+    p.add_argument("--steps-per-execution", default="1,8,16", help="compile(steps_per_execution=...), comma-separated")
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--profile", action="store_true", help="print where a step's time goes (ms per step)")
     args = p.parse_args()
