@@ -60,6 +60,13 @@ class Dataset:
         """The number of elements; ``INFINITE_CARDINALITY`` (-1) after ``repeat()``."""
         raise NotImplementedError
 
+    def _row_batches(self):
+        """``(source element, iterator of row-index lists)`` when each element of an iteration is the
+        rows of a ``from_tensor_slices`` source at one list of indices (``batch`` over rows), so that
+        a consumer holding the source (a distributed ``fit``'s replicas) can gather them itself;
+        else None. Starts an iteration (a ``shuffle`` draws its order) as ``iter`` does."""
+        return None
+
     def _skip_epochs(self, n: int) -> None:
         """Advance per-iteration randomness (``shuffle``'s epoch orders) as if ``n`` full iterations had
         run, so that ``fit`` resuming at epoch ``n`` (BackupAndRestore) sees the orders an uninterrupted
@@ -358,6 +365,20 @@ class _Batch(_Unary):
         if n < 0:
             return n
         return n // self._size if self._drop else math.ceil(n / self._size)
+
+    def _row_batches(self):
+        src = self._input._source
+        if src is None:
+            return None
+        it = self._input._items()
+
+        def chunks():
+            while True:
+                chunk = list(itertools.islice(it, self._size))
+                if not chunk or (self._drop and len(chunk) < self._size):
+                    return
+                yield chunk
+        return unflatten(src._struct, iter(src._leaves)), chunks()
 
 
 def _stack(elements):

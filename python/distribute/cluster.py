@@ -2,15 +2,15 @@
 process or machine) and parameter server actors, as TensorFlow's distributed runtime has them.
 
 - :class:`MultiWorkerMirroredStrategy`: synchronous; every worker actor runs the step compiled once
-  by the coordinator (``replica.py``: shipped as an artifact through Ray's object store); each
-  step's gradients stay in Ray's object store as one object per worker, whose references the
-  coordinator passes to every worker's next step, which sums them (``weighted_sum``, in the same
-  order everywhere, so the workers stay bitwise equal) and applies the update before computing:
-  an all-reduce over the object store that the coordinator's Python never deserialises (it
-  fetches only losses and predictions). Faults: a worker that dies is replaced and given the state of
-  a surviving worker (all hold the same variables after every step), so no step is lost; when none
-  survives, the workers restart from the last checkpoint (the model's Variables, copied back at
-  each epoch's end).
+  by the coordinator (``replica.py``: shipped as an artifact through Ray's object store). The
+  coordinator hands each worker ``steps_per_execution`` steps' shards in one call; after each step
+  the workers send their gradients (one flat buffer) straight to each other over TCP links that
+  Ray set up (``mesh.py``), and each sums them (``weighted_sum``, in the same order
+  everywhere, so the workers stay bitwise equal) and applies the update. Faults: when a worker
+  dies the survivors are stopped, it is replaced and given the state of the survivor that finished
+  fewest steps (all hold the same variables after every step) and the unfinished steps run again,
+  so no step is lost; when none survives, the workers restart from the last checkpoint (the
+  model's Variables, copied back at each epoch's end).
 - :class:`ParameterServerStrategy` with :class:`ClusterCoordinator`: asynchronous; parameter server
   actors each hold a shard of the variables and its optimizer state and apply the updates pushed to
   them; worker actors pull the current weights, compute gradients on their batch and push them;
@@ -33,8 +33,9 @@ import numpy as np
 
 from .. import __version__
 from ..tensor import tensor
-from .replica import ReplicaProgram, ReplicaRunner, export_program, weighted_sum
-from .strategy import Strategy, _SyncStep, _host, _pad
+from .mesh import Mesh, PeerLost
+from .replica import ReplicaProgram, ReplicaRunner, _pad, export_program
+from .strategy import Strategy, _host
 
 __all__ = ["MultiWorkerMirroredStrategy", "ParameterServerStrategy", "ClusterCoordinator", "RemoteValue"]
 
@@ -98,6 +99,7 @@ class _Worker:
 
     def __init__(self):
         self.runner = None
+        self.mesh, self.rank = Mesh(), 0
 
     def version(self) -> str:
         return __version__
@@ -108,25 +110,34 @@ class _Worker:
     def start(self, program: ReplicaProgram, backend: str) -> None:
         self.runner = ReplicaRunner(program, backend)
 
-    def compute_gradients(self, xs, y, w):
-        return self.runner.compute_gradients(xs, y, w)
+    # synchronous workers (MultiWorkerMirroredStrategy): executions of several steps, gradients
+    # sent worker to worker over the mesh's links; ``abort`` runs in the actor's second thread
+    def listen(self) -> tuple:
+        return self.mesh.listen(_ray().util.get_node_ip_address())
 
-    def apply_gradients(self, grads) -> None:
-        self.runner.apply_gradients(grads)
+    def connect(self, rank: int, addresses: list, token: bytes) -> None:
+        self.rank = rank
+        self.mesh.connect(rank, addresses, token)
 
-    def step(self, scales, n_prev: int, *args):
-        """A synchronous step: ``args`` = the previous step's gradients of every worker (``n_prev``
-        lists, which Ray hands over from the object store; none on the first step) then this step's
-        ``xs, y, w``. Applies the previous step's all-reduced update (``weighted_sum`` by
-        ``scales``: every worker computes the same bits), then returns ``((loss, y_pred),
-        gradients)``: two objects, so that the coordinator fetches only the first."""
-        prev, (xs, y, w) = args[:n_prev], args[n_prev:]
-        loss, y_pred, grads = self.runner.apply_then_compute(weighted_sum(scales, prev) if prev else None, xs, y, w)
-        return (loss, y_pred), grads
+    def run_steps(self, steps: list, want_pred: bool, weights: bool = False):
+        """Run ``steps`` (``ReplicaRunner.run_steps``), exchanging each step's item with the peers.
+        Returns ``(steps finished, their [(loss, y_pred)] of every worker, times, the variables
+        after them when ``weights`` and all steps finished, else None)``: fewer steps when a peer's
+        link broke (it died) or the coordinator aborted."""
+        out, times = [], {}
+        self.mesh.aborted = False
+        try:
+            self.runner.run_steps(steps, lambda j, item: self.mesh.exchange(self.rank, item), want_pred, out, times)
+        except PeerLost:
+            self.mesh.close_links()     # the coordinator links the workers again
+        done = weights and len(out) == len(steps)
+        return len(out), out, times, self.runner.get_weights() if done else None
 
-    def apply_reduced(self, scales, *grads) -> None:
-        """Apply the all-reduce (``weighted_sum``) of every worker's gradients ``grads``."""
-        self.runner.apply_gradients(weighted_sum(scales, grads))
+    def abort(self) -> None:
+        self.mesh.aborted = True
+
+    def set_source(self, arrays) -> None:
+        self.runner.source = arrays
 
     def get_weights(self, names=None) -> dict:
         weights = self.runner.get_weights()
@@ -195,10 +206,14 @@ class MultiWorkerMirroredStrategy(_Cluster):
             raise ValueError(f"MultiWorkerMirroredStrategy: num_workers must be a positive int, got {num_workers!r}")
         self.num_replicas_in_sync = num_workers
         super().__init__(address, num_workers)
+        # a second thread per actor receives the peers' gradients while the first runs steps
+        self._actor_class = self._ray.remote(num_cpus=1, max_concurrency=2)(_Worker)
         self._workers: list = []
         self._program_ref = None
         self._checkpoint = None
-        self._pending = None         # the last step's (scales, gradient refs), applied with the next call
+        self._linked = False         # the workers' links (mesh.py) are up
+        self._source = None          # fit's in-memory data in the object store (run_rows), for new workers
+        self._last_weights = None    # the variables returned with an epoch's last execution
         self.restarts = 0
 
     def _start(self, program):
@@ -207,7 +222,8 @@ class MultiWorkerMirroredStrategy(_Cluster):
             self._ray.kill(a)
         self._workers = [self._new_actor(self._program_ref, "wasm") for _ in range(self.num_replicas_in_sync)]
         self._checkpoint = None
-        self._pending = None
+        self._linked = False
+        self._source = None
 
     def _alive(self) -> list[bool]:
         ray = self._ray
@@ -220,64 +236,99 @@ class MultiWorkerMirroredStrategy(_Cluster):
                 alive.append(False)
         return alive
 
-    def _recover(self):
-        """Replace dead workers; give them a survivor's state, else the last checkpoint's."""
+    def _recover(self, source=None):
+        """Replace dead workers; give every worker but ``source`` (a survivor, else any) its state,
+        else, when none survives, the last checkpoint's."""
         alive = self._alive()
-        state = None
-        if any(alive):
-            state = self._ray.get(self._workers[alive.index(True)].get_weights.remote())
-        elif self._checkpoint is not None:
-            state = self._checkpoint
+        if source is None or not alive[source]:
+            source = alive.index(True) if any(alive) else None
+        state = self._ray.get(self._workers[source].get_weights.remote()) if source is not None else self._checkpoint
         for i, ok in enumerate(alive):
             if not ok:
                 self._workers[i] = self._new_actor(self._program_ref, "wasm")
+                if self._source is not None:
+                    self._ray.get(self._workers[i].set_source.remote(self._source))
                 self.restarts += 1
-        if not any(alive):
-            for a in self._workers:
-                if state is not None:
-                    self._ray.get(a.set_weights.remote(state))
-        else:
-            self._ray.get([self._workers[i].set_weights.remote(state) for i, ok in enumerate(alive) if not ok])
+        if state is not None:
+            self._ray.get([a.set_weights.remote(state) for i, a in enumerate(self._workers) if i != source])
 
-    def _each(self, call, attempts: int = 3, retry: bool = True):
-        """``call(worker, index, attempt)`` on every worker (Ray refs). When a worker dies it is
-        replaced (``_recover``); then the call is made again on every worker (``retry``), or not: an
-        update that the survivors made is already in the state the replacement was given."""
+    def _each(self, call, attempts: int = 3):
+        """``call(worker, index)`` on every worker (Ray refs); when a worker dies it is replaced
+        (``_recover``) and the call made again."""
         ray = self._ray
         for attempt in range(attempts):
             try:
-                return ray.get([call(a, i, attempt) for i, a in enumerate(self._workers)])
+                return ray.get([call(a, i) for i, a in enumerate(self._workers)])
             except ray.exceptions.RayActorError:      # a worker died (ActorDiedError is one)
                 if attempt == attempts - 1:
                     raise
                 self._recover()
-                if not retry:
-                    return None
 
-    def _compute(self, shards, scales):
-        # The previous step's gradients travel (as references) with this step's batch. After a
-        # worker is replaced they are not sent again: the survivors applied them and the
-        # replacement has their state.
-        pending, self._pending = self._pending, None
-        grads = [None] * len(self._workers)
+    def _run_steps(self, per_replica, want_pred, last=False):
+        """One execution: every worker runs its steps (``_Worker.run_steps``), sending gradients to
+        the others after each. When a worker dies, the survivors are stopped, it is replaced with
+        the state of the survivor that finished fewest steps (all hold the same variables after a
+        step) and the unfinished steps run again: no step is lost. Returns (each step's ``[(loss,
+        y_pred)]``, each worker's times). ``last``: worker 0 (or the survivor whose state all got)
+        also returns its variables, kept for :meth:`_weights` (one round trip fewer per epoch)."""
+        ray = self._ray
+        total, results, times = len(per_replica[0]), [], []
+        self._last_weights = None
+        for attempt in range(3):
+            if not self._linked:
+                try:
+                    self._link()
+                except ray.exceptions.RayActorError:
+                    if attempt == 2:
+                        raise
+                    self._recover()
+                    continue
+            workers, start = list(self._workers), len(results)
+            refs = [a.run_steps.remote(per_replica[i][start:], want_pred, last and i == 0) for i, a in enumerate(workers)]
+            try:
+                outs = ray.get(refs)
+            except ray.exceptions.RayActorError:
+                if attempt == 2:
+                    raise
+                for a in workers:         # the survivors stop waiting (their links to it break, too)
+                    a.abort.remote()
+                outs = []
+                for ref in refs:
+                    try:
+                        outs.append(ray.get(ref))
+                    except ray.exceptions.RayActorError:
+                        outs.append(None)
+            survivors = [i for i, o in enumerate(outs) if o is not None]
+            done = {i: outs[i][0] for i in survivors}
+            least = min(survivors, key=done.get) if survivors else None
+            if least is not None:
+                results += outs[least][1]
+                times += [outs[i][2] for i in survivors]
+                self._last_weights = outs[least][3]
+            if len(survivors) < len(outs) or len(set(done.values())) > 1:
+                self._recover(least)    # the replaced workers, and any survivor ahead, get its state
+            if len(survivors) < len(outs) or len(results) < total:
+                self._linked = False    # a worker that lost a peer closed its links
+            if len(results) == total:
+                return results, times or [{}]
+        raise RuntimeError("webtensor.distribute: workers kept dying")    # not reached: the last attempt raises
 
-        def call(a, i, attempt):
-            prev_scales, prev = pending if pending is not None and attempt == 0 else (None, [])
-            out, grads[i] = a.step.options(num_returns=2).remote(prev_scales, len(prev), *prev, *shards[i][:3])
-            return out
-        results = self._each(call)
-        self._pending = (scales, grads)
-        return results
+    def _set_source(self, arrays):
+        self._source = self._ray.put(arrays)
+        self._each(lambda a, i: a.set_source.remote(self._source))
 
-    def _flush(self):
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            scales, grads = pending
-            self._each(lambda a, i, attempt: a.apply_reduced.remote(scales, *grads), retry=False)
+    def _link(self):
+        """Link every two workers (``mesh.py``), with a fresh token."""
+        ray = self._ray
+        addresses = ray.get([a.listen.remote() for a in self._workers])
+        token = os.urandom(16)
+        ray.get([a.connect.remote(i, addresses, token) for i, a in enumerate(self._workers)])
+        self._linked = True
 
     def _weights(self):
-        self._flush()
-        weights = self._each(lambda a, i, attempt: a.get_weights.remote() if i == 0 else a.pid.remote())[0]
+        weights, self._last_weights = self._last_weights, None
+        if weights is None:
+            weights = self._each(lambda a, i: a.get_weights.remote() if i == 0 else a.pid.remote())[0]
         self._checkpoint = weights
         return weights
 

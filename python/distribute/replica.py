@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 
 import numpy as np
 
 from .. import __version__
 from ..artifact import load
+from ..core import ops as F
 from ..creation import zeros, zeros_like
 from ..export import _variable_names, export
 from ..nn.saving import weight_paths
@@ -64,17 +66,49 @@ def weighted_sum(scales, per_replica: list) -> list:
     return out if out is not None else [np.zeros_like(g) for g in per_replica[0]]
 
 
+def _pack(grads: list) -> list:
+    """Gradients as one flat buffer (one message, one sum per step) when they share a dtype (a flat
+    program's one output already is)."""
+    if len(grads) == 1:
+        return [grads[0].reshape(-1)]
+    if len({g.dtype for g in grads}) != 1:
+        return grads
+    return [np.concatenate([g.reshape(-1) for g in grads])]
+
+
+def _unpack(packed: list, like: list) -> list:
+    """:func:`_pack`'s inverse: views of the flat buffer shaped as ``like``."""
+    if len(packed) == len(like) and len(like) != 1:
+        return packed
+    flat, out, at = packed[0], [], 0
+    for g in like:
+        out.append(flat[at:at + g.size].reshape(g.shape))
+        at += g.size
+    return out
+
+
+def _pad(a: np.ndarray, rows: int) -> np.ndarray:
+    """``a`` with zero rows appended up to ``rows``."""
+    if a.shape[0] == rows:
+        return a
+    return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
+
+
 def _example(a, rows: int):
     a = np.asarray(a)
     return np.zeros((rows, *a.shape[1:]), a.dtype)
 
 
-def export_program(model, x, y, batch: int, shards: list | None = None, backends=("wasm",)) -> ReplicaProgram:
+def export_program(model, x, y, batch: int, shards: list | None = None, backends=("wasm",),
+                   flat: bool = False) -> ReplicaProgram:
     """Trace ``model``'s step for ``batch`` rows per replica (``x``, ``y``: one batch of the data, for
     shapes and dtypes) and export it (module docstring). The model must be compiled and built.
     ``shards``: for parameter servers, lists of trainable-variable indices; each adds a signature
     ``apply_gradients_<k>(*its gradients)`` that updates only those variables. ``backends``: the code
-    the artifact carries (the replicas' device kinds)."""
+    the artifact carries (the replicas' device kinds). ``flat`` (the synchronous strategies): when the
+    trainable variables share a dtype, the gradients leave ``compute_gradients`` as one flat tensor
+    (concatenated in the graph) and ``apply_gradients`` takes one and splits it: one array to copy
+    out, sum and copy in per step instead of one per variable (the same values)."""
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     ex_x = [tensor(_example(a, batch)) for a in xs]
     ex_y = tensor(_example(y, batch))
@@ -82,6 +116,8 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
     n = len(ex_x)
     trainable = list(model.trainable_variables)
     model.optimizer.build(trainable)
+    flat = flat and len({v.dtype for v in trainable}) == 1 and len(trainable) > 1
+    sizes = [int(np.prod(v.shape)) for v in trainable]
 
     def compute_gradients(*args):
         inputs, target, weight = list(args[:n]), args[n], args[n + 1]
@@ -92,15 +128,20 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
             scaled = model.optimizer.scale_loss(loss)       # a LossScaleOptimizer's loss scale
         grads = tape.gradient(scaled, trainable)
         grads = [g if g is not None else zeros_like(v) for g, v in zip(grads, trainable)]
+        if flat:
+            grads = [F.concat([F.reshape(g, (-1,)) for g in grads], axis=0)]
         return (loss, y_pred, *grads)
 
     def apply_gradients(*grads):
+        if flat:
+            grads = [F.reshape(g, v.shape) for g, v in zip(F.split(grads[0], sizes), trainable)]
         model.optimizer.apply_gradients(zip(grads, trainable))
         return model.optimizer.iterations.read_value() + 0
 
     grads_example = [zeros(v.shape, dtype=v.dtype) for v in trainable]
     signatures = {"compute_gradients": (compute_gradients, (*ex_x, ex_y, ex_w)),
-                  "apply_gradients": (apply_gradients, tuple(grads_example))}
+                  "apply_gradients": (apply_gradients, (zeros((sum(sizes),), dtype=trainable[0].dtype),) if flat
+                                      else tuple(grads_example))}
     for k, shard in enumerate(shards or []):
         def apply_shard(*grads, shard=shard):
             model.optimizer.apply_gradients(zip(grads, [trainable[i] for i in shard]))
@@ -146,6 +187,7 @@ class ReplicaRunner:
             raise RuntimeError(f"webtensor.distribute: the coordinator runs webtensor {program.webtensor_version}, "
                                f"this worker {__version__}; install the same version everywhere")
         self.program = program
+        self.source = None      # fit's in-memory data [*xs, y, w or None], for steps given as row indices
         self._dir = tempfile.mkdtemp(prefix="webtensor-replica-")
         try:
             for name, data in program.files.items():
@@ -168,12 +210,38 @@ class ReplicaRunner:
     def apply_gradients(self, grads: list) -> None:
         self.model.run("apply_gradients", *grads)
 
-    def apply_then_compute(self, grads, xs: list, y, w) -> tuple:
-        """The previous step's update (when ``grads`` is not None), then this step's gradients: one
-        round trip per synchronous step instead of two."""
-        if grads is not None:
-            self.apply_gradients(grads)
-        return self.compute_gradients(xs, y, w)
+    def run_steps(self, steps: list, exchange, want_pred: bool, out: list, times: dict) -> None:
+        """Synchronous steps (``steps``: ``(xs, y, w, scales)`` each, or ``(rows, scales)``: indices into
+        ``source``, gathered and padded here): this replica's gradients, packed
+        into one flat buffer; ``exchange(j, (flat, loss, y_pred))`` returns every replica's item for
+        step ``j`` in replica order; their ``weighted_sum`` by ``scales`` (the same bits on every
+        replica) is applied. Appends each step's ``[(loss, y_pred or None)]`` (every replica's) to
+        ``out`` and adds seconds to ``times["compute"]`` (gathering rows and both signatures),
+        ``times["exchange"]`` (waiting for the others included) and ``times["sum"]``; ``out`` keeps
+        the finished steps when ``exchange`` raises."""
+        clock = time.perf_counter
+        for j, step in enumerate(steps):
+            t0 = clock()
+            xs, y, w = self._gather(step[0]) if len(step) == 2 else step[:3]
+            scales = step[-1]
+            loss, y_pred, grads = self.compute_gradients(xs, y, w)
+            t1 = clock()
+            every = exchange(j, (_pack(grads), loss, y_pred if want_pred else None))
+            t2 = clock()
+            reduced = weighted_sum(scales, [item[0] for item in every])
+            t3 = clock()
+            self.apply_gradients(_unpack(reduced, grads))
+            times["compute"] = times.get("compute", 0.0) + (t1 - t0) + (clock() - t3)
+            times["exchange"] = times.get("exchange", 0.0) + (t2 - t1)
+            times["sum"] = times.get("sum", 0.0) + (t3 - t2)
+            out.append([(item[1], item[2]) for item in every])
+
+    def _gather(self, rows) -> tuple:
+        """``(xs, y, w)`` of ``source``'s ``rows``, padded to the program's batch (weight 0)."""
+        *xs, y, w = self.source
+        b = self.program.batch
+        w = np.ones((rows.shape[0],), np.float32) if w is None else w[rows]
+        return [_pad(a[rows], b) for a in xs], _pad(y[rows], b), _pad(w, b)
 
     def apply_shard(self, k: int, grads: list) -> None:
         """A parameter server's update of shard ``k`` (``apply_gradients_<k>``)."""

@@ -2,9 +2,11 @@
 
 Synchronous data parallelism (``MirroredStrategy``; ``MultiWorkerMirroredStrategy`` in ``cluster.py``
 is the same over Ray actors): each global batch is split across the replicas; every replica runs the
-compiled step (``replica.py``) on its shard; the coordinator averages the gradients, weighted by
-each shard's share of the real rows (an all-reduce through the coordinator: a tree of depth one), and
-every replica applies the same average, so all replicas hold the same variables after every step.
+compiled step (``replica.py``) on its shard; the replicas exchange their gradients (one flat buffer
+each; here through slots and a barrier, as threads of one process) and each sums them weighted by
+its shard's share of the real rows, in replica order, so every replica applies the same bits and
+all hold the same variables after every step. The coordinator hands the replicas
+``steps_per_execution`` steps at a time (``compile``'s argument): one hand-off per execution.
 The model's own Variables are copied back from replica 0 at the end of each epoch (before
 validation and callbacks) and of ``fit``; they are the checkpoint a replaced replica restarts from
 when no replica survives.
@@ -14,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,7 +28,7 @@ from ..core import ops as F
 from ..device import device, get_device
 from ..tensor import Tensor, tensor
 from ..tree import map_structure
-from .replica import ReplicaRunner, export_program, weighted_sum
+from .replica import ReplicaRunner, _pad, export_program
 from .values import MirroredVariable, ReplicaContext, _Rendezvous
 
 __all__ = ["Strategy", "MirroredStrategy", "PerReplica", "ReduceOp", "get_strategy", "has_strategy",
@@ -88,12 +92,6 @@ def _split(a: np.ndarray, parts: int, rows: int) -> list:
     return [a[r * rows:(r + 1) * rows] for r in range(parts)]
 
 
-def _pad(a: np.ndarray, rows: int) -> np.ndarray:
-    if a.shape[0] == rows:
-        return a
-    return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
-
-
 def _host(x):
     return x.numpy() if isinstance(x, Tensor) else np.asarray(x)
 
@@ -102,6 +100,7 @@ class Strategy:
     """The common part of the strategies (``tf.distribute.Strategy``)."""
 
     num_replicas_in_sync: int = 1
+    _times = None             # a _StepTimes to fill (bench_distribute --profile), else None
     _variable_class = None    # the class a Variable made in this scope becomes (mirrored strategies)
 
     @contextlib.contextmanager
@@ -223,13 +222,46 @@ class _DistributedDataset:
             yield self._strategy._shard(element)
 
 
+class _StepTimes:
+    """Where a distributed ``fit``'s time goes (``strategy._times = _StepTimes()``; bench_distribute
+    ``--profile``), in seconds summed over ``steps``: ``data`` (the fit loop between steps: the
+    input pipeline, callbacks), ``coordinator`` (preparing steps, metrics), and per execution its
+    wall time, of which the replicas report (their mean) ``compute`` (gathering rows, the two
+    signatures), ``exchange`` (sending and receiving gradients, waiting for the slowest replica
+    included) and ``sum`` (the all-reduce's arithmetic); the rest is ``handoff`` (thread hand-offs
+    or Ray calls, serialisation); ``sync`` is the copy of the replicas' variables into the model at
+    each epoch's end."""
+
+    def __init__(self):
+        self.steps = 0
+        self.data = self.coordinator = self.execution = self.compute = self.exchange = self.sum = self.sync = 0.0
+
+    def add(self, replica_times: list) -> None:
+        """Add the replicas' reported ``compute``/``exchange``/``sum`` seconds (their mean)."""
+        for key in ("compute", "exchange", "sum"):
+            setattr(self, key, getattr(self, key) + sum(t.get(key, 0.0) for t in replica_times) / len(replica_times))
+
+    def per_step_ms(self) -> dict:
+        n = max(self.steps, 1)
+        handoff = self.execution - self.compute - self.exchange - self.sum
+        return {k: 1e3 * v / n for k, v in (("data", self.data), ("coordinator", self.coordinator),
+                                            ("compute", self.compute), ("exchange", self.exchange),
+                                            ("sum", self.sum), ("handoff", handoff), ("sync", self.sync))}
+
+
 class _SyncStep:
-    """``fit``'s train step under a synchronous strategy (module docstring)."""
+    """``fit``'s train step under a synchronous strategy (module docstring). Batches are queued and
+    run ``model.steps_per_execution`` at a time: one hand-off to the replicas per execution (a
+    thread hand-off, a Ray call), which all-reduce between themselves after every step; metrics
+    are updated per step when an execution returns."""
 
     def __init__(self, strategy, model):
         self.strategy, self.model = strategy, model
         self.program = None
         self.dirty = False
+        self.queue = []         # steps not run yet: (replica items, scales, real rows, x, y, w, weighted)
+        self.source = None      # run_rows: (fit's arrays, their host copies, the program they went to)
+        self.last = None        # when the previous call returned (profile: the fit loop's share)
 
     def _ensure(self, xs, y, global_batch):
         n = self.strategy.num_replicas_in_sync
@@ -238,10 +270,13 @@ class _SyncStep:
             if self.program is not None:
                 self.sync()
             backends = sorted(set(getattr(self.strategy, "_backends", ["wasm"])), key=["wasm", "webgpu"].index)
-            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows, backends=backends)
+            self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows, backends=backends,
+                                          flat=True)
             self.strategy._start(self.program)
 
     def __call__(self, x, y, sample_weight=None):
+        """A step on a batch (arrays or tensors): split and padded here, shipped with the execution."""
+        start = self._begin()
         xs = [_host(v) for v in (x if isinstance(x, (list, tuple)) else [x])]
         if isinstance(x, dict):
             raise TypeError("distributed fit: pass several inputs as a list in input order, not a dict")
@@ -250,33 +285,136 @@ class _SyncStep:
         self._ensure(xs, yt, total)
         n, rows = self.strategy.num_replicas_in_sync, self.program.batch
         w = np.ones((total,), np.float32) if sample_weight is None else _host(sample_weight).astype(np.float32)
-        shards = []
+        items, reals, scales = [], [], [rows / total for _ in range(n)]
         for r in range(n):
             part = [a[r * rows:(r + 1) * rows] for a in (*xs, yt, w)]
-            real = part[0].shape[0]
-            shards.append(([_pad(a, rows) for a in part[:-2]], _pad(part[-2], rows), _pad(part[-1], rows), real))
-        scale = [rows / total for _ in range(n)]
-        results = self.strategy._compute(shards, scale)      # [(loss, y_pred)]; the update stays pending
-        loss = np.float32(sum(np.float64(s) * np.float64(res[0]) for s, res in zip(scale, results)))
+            items.append(([_pad(a, rows) for a in part[:-2]], _pad(part[-2], rows), _pad(part[-1], rows), scales))
+            reals.append(part[0].shape[0])
+        self.queue.append((items, scales, reals, xs[0], yt, w, sample_weight is not None))
+        self._end(start)
+
+    def run_rows(self, x, y, sample_weight, idx):
+        """A step on rows ``idx`` of in-memory data (``x``, ``y``, ``sample_weight``: the whole arrays
+        as ``fit`` holds them): the data goes to the replicas once, and each gathers its shard of
+        every batch itself; an execution carries only row indices."""
+        start = self._begin()
+        if self.source is None or any(a is not b for a, b in zip(self.source[0], (x, y, sample_weight))):
+            if isinstance(x, dict):
+                raise TypeError("distributed fit: pass several inputs as a list in input order, not a dict")
+            xs = [_host(v) for v in (x if isinstance(x, (list, tuple)) else [x])]
+            w = None if sample_weight is None else _host(sample_weight).astype(np.float32)
+            self.source = ((x, y, sample_weight), [*xs, _host(y), w], None)
+        _, arrays, shipped = self.source
+        idx = np.asarray(idx, np.int64)
+        total = idx.shape[0]
+        self._ensure(arrays[:-2], arrays[-2], total)
+        if shipped is not self.program:          # a new source, or replicas started since
+            self._execute()
+            self.strategy._set_source(arrays)
+            self.source = (*self.source[:2], self.program)
+        n, rows = self.strategy.num_replicas_in_sync, self.program.batch
+        parts = [idx[r * rows:(r + 1) * rows] for r in range(n)]
+        scales = [rows / total for _ in range(n)]
+        metrics = bool(self.model.compiled_metrics)
+        yt = arrays[-2][idx] if metrics else None
+        w = arrays[-1][idx] if metrics and arrays[-1] is not None else None
+        self.queue.append(([(p, scales) for p in parts], scales, [len(p) for p in parts], idx, yt, w,
+                           sample_weight is not None))
+        self._end(start)
+
+    def _begin(self) -> float:
+        start = time.perf_counter()
+        if self.strategy._times is not None and self.last is not None:
+            self.strategy._times.data += start - self.last
+        return start
+
+    def _end(self, start: float) -> None:
+        spent = self._execute() if len(self.queue) >= getattr(self.model, "steps_per_execution", 1) else 0.0
+        self.last = time.perf_counter()
+        if self.strategy._times is not None:
+            self.strategy._times.coordinator += self.last - start - spent
+
+    def _execute(self, last: bool = False) -> float:
+        """Run the queued steps as one execution, then update the metrics; returns the seconds it took.
+        ``last``: the epoch's last (the replicas may send their variables back with the results)."""
+        queue, self.queue = self.queue, []
+        if not queue:
+            return 0.0
+        n, times = self.strategy.num_replicas_in_sync, self.strategy._times
+        begin = time.perf_counter()
+        per_replica = [[step[0][r] for step in queue] for r in range(n)]
+        start = time.perf_counter()
+        results, replica_times = self.strategy._run_steps(per_replica, bool(self.model.compiled_metrics), last)
+        end = time.perf_counter()
+        if times is not None:
+            times.steps += len(queue)
+            times.execution += end - start
+            times.add(replica_times)
         self.dirty = True
-        loss_t = tensor(loss)
-        if self.model.compiled_metrics:     # the loss tracker needs only the loss and the batch size
-            y_pred = np.concatenate([res[1][:shard[3]] for res, shard in zip(results, shards)])
-            y_t, y_pred_t, w_t = tensor(yt), tensor(y_pred), None if sample_weight is None else tensor(w)
-        else:
-            y_t = y_pred_t = w_t = None
-        self.model._update_metrics(loss_t, xs[0], y_t, y_pred_t, w_t)
-        return loss_t
+        self._update_metrics(queue, results)
+        if times is not None:
+            times.coordinator += (start - begin) + (time.perf_counter() - end)
+        return time.perf_counter() - begin
+
+    def _update_metrics(self, queue, results):
+        """The metrics of an execution's steps: step by step for one (as plain ``fit``); for several,
+        one update with every step's loss weighted by its batch size (the running sums add in
+        another order: the logged loss may differ from one step at a time in its last bits)."""
+        model, metrics = self.model, self.model.compiled_metrics
+        losses, counts, ys, preds, ws = [], [], [], [], []
+        for (_, scale, reals, x0, yt, w, weighted), res in zip(queue, results):
+            losses.append(np.float32(sum(np.float64(s) * np.float64(r[0]) for s, r in zip(scale, res))))
+            counts.append(x0.shape[0])
+            if metrics:     # the loss tracker needs only the loss and the batch size
+                ys.append(yt)
+                preds.append(np.concatenate([r[1][:real] for r, real in zip(res, reals)]))
+                ws.append(w if weighted else None)
+        if len(queue) == 1:
+            x0 = queue[0][3]
+            y_t, pred_t, w_t = (tensor(ys[0]), tensor(preds[0]), None if ws[0] is None else tensor(ws[0])) \
+                if metrics else (None, None, None)
+            model._update_metrics(tensor(losses[0]), x0, y_t, pred_t, w_t)
+            return
+        model._loss_tracker.update_state(tensor(np.array(losses, np.float32)),
+                                         sample_weight=tensor(np.array(counts, np.float32)))
+        if metrics:
+            w_t = None if ws[0] is None else tensor(np.concatenate(ws))
+            y_t, pred_t = tensor(np.concatenate(ys)), tensor(np.concatenate(preds))
+            for m in metrics:
+                m.update_state(y_t, pred_t, w_t)
 
     def sync(self):
-        """Copy replica 0's variables (weights and optimizer state) into the model's Variables."""
+        """Run the queued steps, then copy replica 0's variables (weights and optimizer state) into
+        the model's Variables."""
+        self._execute(last=True)
+        self.last = None
         if not self.dirty or self.program is None:
             return
+        start = time.perf_counter()
         weights = self.strategy._weights()
         for name, v in self.program.variables.items():
             if name in weights:
                 v.assign(weights[name].astype(v.dtype.name if hasattr(v.dtype, "name") else weights[name].dtype))
         self.dirty = False
+        if self.strategy._times is not None:
+            self.strategy._times.sync += time.perf_counter() - start
+
+
+class _Exchange:
+    """The all-reduce's rendezvous of ``MirroredStrategy``'s replica threads: each puts its step's
+    item in a slot and waits at a barrier, then reads every slot. Two sets of slots, used by
+    alternate steps: a replica writes step ``j + 2``'s only after all passed step ``j + 1``'s
+    barrier, so after all read step ``j``'s."""
+
+    def __init__(self, n: int):
+        self.barrier = threading.Barrier(n)
+        self.slots = ([None] * n, [None] * n)
+
+    def __call__(self, r: int, j: int, item) -> list:
+        slots = self.slots[j % 2]
+        slots[r] = item
+        self.barrier.wait()
+        return list(slots)
 
 
 class MirroredStrategy(Strategy):
@@ -314,7 +452,6 @@ class MirroredStrategy(Strategy):
         self._pool = ThreadPoolExecutor(max(1, len(devices) - 1), thread_name_prefix="webtensor-replica")
         self._variable_class = MirroredVariable
         self._runners = []
-        self._pending = None     # the last step's averaged gradients, applied with the next step
 
     def _map(self, fn, items):
         # the first item runs in the calling thread: one thread hand-off fewer per step (the caller
@@ -331,21 +468,32 @@ class MirroredStrategy(Strategy):
 
     def _start(self, program):
         self._runners = self._map(lambda r: ReplicaRunner(program, self._backends[r]), range(self.num_replicas_in_sync))
-        self._pending = None
 
-    def _compute(self, shards, scales):
-        # The previous step's averaged update runs in the same thread hand-off as this step's
-        # gradients (one per replica per step, as MultiWorkerMirroredStrategy's round trip).
-        pending, self._pending = self._pending, None
-        results = self._map(lambda r: self._runners[r].apply_then_compute(pending, *shards[r][:3]),
-                            range(self.num_replicas_in_sync))
-        self._pending = weighted_sum(scales, [res[2] for res in results])
-        return [res[:2] for res in results]
+    def _run_steps(self, per_replica, want_pred, last=False):
+        """One execution: every replica runs its steps in its thread (replica 0 in this one),
+        all-reducing through an :class:`_Exchange` after each. Returns (each step's ``[(loss,
+        y_pred)]``, each replica's times)."""
+        exchange = _Exchange(self.num_replicas_in_sync)
+
+        def one(r):
+            out, times = [], {}
+            try:
+                self._runners[r].run_steps(per_replica[r], lambda j, item: exchange(r, j, item), want_pred, out, times)
+            except BaseException as e:      # the others leave the barrier (BrokenBarrierError)
+                exchange.barrier.abort()
+                return e
+            return out, times
+        done = self._map(one, range(self.num_replicas_in_sync))
+        errors = [e for e in done if isinstance(e, BaseException)]
+        if errors:
+            raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+        return done[0][0], [t for _, t in done]
+
+    def _set_source(self, arrays):
+        for runner in self._runners:
+            runner.source = arrays
 
     def _weights(self):
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self._map(lambda r: self._runners[r].apply_gradients(pending), range(self.num_replicas_in_sync))
         return self._runners[0].get_weights()
 
     def __repr__(self):

@@ -140,7 +140,7 @@ class Model(Layer):
         d = self.__dict__
         d.update(optimizer=None, loss=None, compiled_metrics=[], stop_training=False, run_eagerly=False,
                  history=None, train_function=None, test_function=None, predict_function=None,
-                 _loss_tracker=None, _compile_args=None, _initial_epoch=None)
+                 steps_per_execution=1, _loss_tracker=None, _compile_args=None, _initial_epoch=None)
 
     # ---- building ----
     def _build_for_call(self, input_shape):
@@ -198,12 +198,19 @@ class Model(Layer):
             metrics: names ('accuracy', 'mae', ...), ``Metric`` objects or functions (one or a list).
             run_eagerly: run steps without tracing (for debugging).
             jit_compile: accepted for Keras compatibility (steps are always traced and compiled).
-            steps_per_execution: accepted for Keras compatibility (one step per execution).
+            steps_per_execution: under a ``webtensor.distribute`` synchronous strategy, the steps the
+                replicas run per hand-off (one thread hand-off or Ray call), all-reducing between
+                them; metrics (batch-level logs) then advance every that many steps, as Keras'
+                batch hooks do. Without a strategy accepted for Keras compatibility (one step per
+                execution).
             auto_scale_loss: as Keras 3: when the model's dtype policy is ``"mixed_float16"``, wrap the
                 optimizer in a :class:`~webtensor.optimizers.LossScaleOptimizer` (unless it is one).
         Raises:
-            ValueError/TypeError: an unknown name or a wrong type.
+            ValueError/TypeError: an unknown name or a wrong type; ``steps_per_execution`` not an
+                int >= 1.
         """
+        if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+            raise ValueError(f"compile: steps_per_execution must be an int >= 1, got {steps_per_execution!r}")
         self.optimizer = optimizers_mod.get(optimizer)
         if auto_scale_loss and self.dtype_policy.name == "mixed_float16" and \
                 not isinstance(self.optimizer, optimizers_mod.LossScaleOptimizer):
@@ -215,6 +222,7 @@ class Model(Layer):
         self.compiled_metrics = [metrics_mod.get(m) for m in (metrics or [])]
         self._loss_tracker = metrics_mod.Mean("loss")
         self.run_eagerly = run_eagerly
+        self.steps_per_execution = steps_per_execution
         self.train_function = self.test_function = self.predict_function = None
         self.distribute_strategy = current_strategy()    # compiled in a strategy's scope: fit uses it
 
@@ -514,15 +522,22 @@ class Model(Layer):
             cbs.on_epoch_begin(epoch)
             bar = Progress(steps, f"Epoch {epoch + 1}/{epochs}", verbose=verbose)
             every = max(1, (steps or 20) // 20)
-            it = shared_iter if shared_iter is not None else iter(train)
+            # a strategy's step may gather rows of in-memory data itself (each replica its shard of
+            # a source shipped once): it then gets each batch's row indices
+            rows = train._row_batches() if shared_iter is None and hasattr(step_fn, "run_rows") else None
+            it = shared_iter if shared_iter is not None else (rows[1] if rows is not None else iter(train))
             step = 0
             while steps_per_epoch is None or step < steps:
                 element = next(it, None)
                 if element is None:
                     break
-                bx, by, bw = _unpack(element)
+                if rows is None:
+                    bx, by, bw = _unpack(element)
                 cbs.on_train_batch_begin(step)
-                step_fn(bx, by, bw) if bw is not None else step_fn(bx, by)
+                if rows is not None:
+                    step_fn.run_rows(*_unpack(rows[0]), element)
+                else:
+                    step_fn(bx, by, bw) if bw is not None else step_fn(bx, by)
                 step += 1
                 logs = (yield) if cbs.wants_batch_logs else None
                 if verbose == 1 and (step % every == 0 or step == steps):

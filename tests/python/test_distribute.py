@@ -20,11 +20,12 @@ nn = wt.nn
 ATOL = 1e-6
 
 
-def make_model(seed=0):
+def make_model(seed=0, steps_per_execution=1):
     wt.set_seed(seed)
     m = nn.Sequential([nn.Input((8, 8, 1)), nn.Conv2D(8, 3, padding="same", activation="relu"), nn.MaxPool2D(),
                        nn.Flatten(), nn.Dense(32, activation="relu"), nn.Dense(10)])
-    m.compile(wt.optimizers.Adam(1e-3), nn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    m.compile(wt.optimizers.Adam(1e-3), nn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+              steps_per_execution=steps_per_execution)
     return m
 
 
@@ -41,10 +42,10 @@ def reference_fit(x, y, **kw):
     return m, h
 
 
-def strategy_fit(strategy, x, y, callbacks=None, **kw):
+def strategy_fit(strategy, x, y, callbacks=None, steps_per_execution=1, **kw):
     with wt.device("wasm"):
         with strategy.scope():
-            m = make_model()
+            m = make_model(steps_per_execution=steps_per_execution)
         h = m.fit(x, y, shuffle=False, verbose=0, callbacks=callbacks, **kw)
     return m, h
 
@@ -62,6 +63,57 @@ def test_mirrored_equals_one_replica(digits, n):
     assert_same_weights(ref, got)
     np.testing.assert_allclose(h_got.history["loss"], h_ref.history["loss"], rtol=1e-6)
     np.testing.assert_allclose(h_got.history["accuracy"], h_ref.history["accuracy"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_mirrored_steps_per_execution_is_exact(digits, mapped):
+    """3 steps per hand-off (executions of 3, 3, 3 and the epoch's last 1): the weights, losses and
+    accuracies of one replica, step by step; in-memory data (the replicas gather their rows) or a
+    mapped Dataset (batches split by the coordinator)."""
+    x, y = digits[0][:600], digits[1][:600]
+    ref, h_ref = reference_fit(x, y, batch_size=64, epochs=2)
+    s = wt.distribute.MirroredStrategy(["wasm:0", "wasm:1"])
+    if mapped:
+        ds = wt.data.Dataset.from_tensor_slices((x, y)).batch(64).map(lambda a, b: (a, b))
+        got, h_got = strategy_fit(s, ds, None, steps_per_execution=3, epochs=2)
+    else:
+        got, h_got = strategy_fit(s, x, y, steps_per_execution=3, batch_size=64, epochs=2)
+    assert_same_weights(ref, got)
+    np.testing.assert_allclose(h_got.history["loss"], h_ref.history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(h_got.history["accuracy"], h_ref.history["accuracy"], rtol=1e-6)
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        make_model(steps_per_execution=0)
+
+
+def test_mirrored_shuffled_fit_sees_plain_fits_batches(digits):
+    """The replicas gather rows in the order the shuffled Dataset would yield them (same seed)."""
+    x, y = digits[0][:384], digits[1][:384]
+    with wt.device("wasm"):
+        ref = make_model()
+        ref.fit(x, y, batch_size=64, epochs=2, verbose=0, shuffle=True, seed=5)
+        s = wt.distribute.MirroredStrategy(["wasm:0", "wasm:1"])
+        with s.scope():
+            got = make_model(steps_per_execution=2)
+        got.fit(x, y, batch_size=64, epochs=2, verbose=0, shuffle=True, seed=5)
+    assert_same_weights(ref, got)
+
+
+def test_mirrored_replica_error_propagates_and_nothing_hangs(digits, monkeypatch):
+    """A replica that fails mid-execution: its error reaches fit (the other leaves the barrier)."""
+    from webtensor.distribute.replica import ReplicaRunner
+    x, y = digits[0][:256], digits[1][:256]
+    s = wt.distribute.MirroredStrategy(["wasm:0", "wasm:1"])
+    real = ReplicaRunner.compute_gradients
+    calls = []
+
+    def flaky(self, *a):
+        calls.append(self)
+        if len(calls) == 5:
+            raise OSError("replica lost")
+        return real(self, *a)
+    monkeypatch.setattr(ReplicaRunner, "compute_gradients", flaky)
+    with pytest.raises(OSError, match="replica lost"):
+        strategy_fit(s, x, y, steps_per_execution=2, batch_size=64, epochs=1)
 
 
 def test_mirrored_optimizer_state_returns_to_the_model(digits):
@@ -166,6 +218,36 @@ def test_multi_worker_mirrored_is_exact_and_survives_a_killed_worker(digits, ray
     ref, h_ref = reference_fit(x, y, batch_size=64, epochs=2)
     s = wt.distribute.MultiWorkerMirroredStrategy(num_workers=2)
     got, h_got = strategy_fit(s, x, y, batch_size=64, epochs=2, callbacks=[KillWorker(s, at=13)])
+    assert s.restarts == 1
+    assert_same_weights(ref, got)
+    np.testing.assert_allclose(h_got.history["loss"], h_ref.history["loss"], rtol=1e-6)
+    s.shutdown()
+
+
+class KillWorkerSoon(nn.callbacks.Callback):
+    """Kill worker 0 a few milliseconds after batch ``at`` ends: during an execution, or between two."""
+
+    def __init__(self, strategy, at, delay=0.005):
+        super().__init__()
+        self.strategy, self.at, self.delay, self.seen = strategy, at, delay, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        import threading
+
+        import ray
+        self.seen += 1
+        if self.seen == self.at:
+            threading.Timer(self.delay, ray.kill, (self.strategy._workers[0],), {"no_restart": True}).start()
+
+
+def test_multi_worker_steps_per_execution_survives_a_worker_killed_mid_execution(digits, ray_cluster):
+    """4 steps per Ray call, gradients sent worker to worker; a worker killed during an execution:
+    the survivor stops, the replacement gets its state, the unfinished steps run again (exact)."""
+    x, y = digits[0][:1280], digits[1][:1280]
+    ref, h_ref = reference_fit(x, y, batch_size=64, epochs=2)
+    s = wt.distribute.MultiWorkerMirroredStrategy(num_workers=2)
+    got, h_got = strategy_fit(s, x, y, steps_per_execution=4, batch_size=64, epochs=2,
+                              callbacks=[KillWorkerSoon(s, at=9)])
     assert s.restarts == 1
     assert_same_weights(ref, got)
     np.testing.assert_allclose(h_got.history["loss"], h_ref.history["loss"], rtol=1e-6)
