@@ -212,9 +212,10 @@ conv2d_direct = Op(
 # groups == C (TF's DepthwiseConv2dNative): ``y[n, oh, ow, c*M + m] = sum over (kh, kw) of
 # x[n, oh*s + kh*d - pad, ow*s + kw*d - pad, c] * f[kh, kw, c, m]``, one reduction of KH*KW taps per
 # output, summed in (kh, kw) order: the order of the grouped im2col form's batched matmul (one
-# input channel per group, K = KH*KW), so each output's sum is that form's. No template: the
-# generic reductions already run it well (wasm vectorises over the output channels, which both
-# operands walk contiguously; WGSL sums each output serially), see bench/bench_conv.py.
+# input channel per group, K = KH*KW), so each output's sum is that form's. A ``reduce`` kernel
+# with the ``depthwise_conv2d`` template hint (its window in ``params``): webgpu/depthwise.py
+# lowers it (4 channels per vec4); wasm's generic reduction already vectorises it over the output
+# channels, which both operands walk contiguously (bench/bench_conv.py).
 
 def _dw_infer(x: Aval, filters: Aval, *, strides, dilations, pads) -> Aval:
     if len(x.shape) != 4 or len(filters.shape) != 4 or filters.shape[2] != x.shape[3]:
@@ -238,7 +239,9 @@ def _dw_kernel(ins, out, *, strides, dilations, pads):
     val = K.where(ok, K.load(0, (n, K.clamp(h, 0, x.shape[1] - 1), K.clamp(w, 0, x.shape[2] - 1), c), x.dtype),
                   K.const(0.0, x.dtype))
     return K.reduce_kernel([K.Buffer(x.shape, x.dtype), K.Buffer(f.shape, f.dtype)], K.Buffer(out.shape, out.dtype),
-                           tuple(f.shape[:2]), val * K.load(1, (kh, kw, c, m), f.dtype), "sum")
+                           tuple(f.shape[:2]), val * K.load(1, (kh, kw, c, m), f.dtype), "sum",
+                           template="depthwise_conv2d", params=dict(strides=tuple(strides), dilations=tuple(dilations),
+                                                                     pads=tuple(tuple(p) for p in pads)))
 
 
 def _dw_ref(x, f, *, strides, dilations, pads):

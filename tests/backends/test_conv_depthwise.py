@@ -13,6 +13,9 @@ from webtensor.core import compile as C
 from webtensor.core.compile import compile_graph
 from webtensor.core.ops import nn as N
 from webtensor.wasm.runtime import WasmDevice
+from webtensor.webgpu.depthwise import lower_depthwise
+from webtensor.webgpu.limits import Limits
+from webtensor.webgpu.reduce import SERIAL_MIN_ROWS
 
 R = np.random.default_rng(26)
 
@@ -21,15 +24,19 @@ R = np.random.default_rng(26)
 wt.register_device("wasm_exact", lambda: WasmDevice(fma=False))
 
 # (x NHWC, filters (KH, KW, C, M), strides, dilations, pads): multiplier 1 (C a multiple of 4 and
-# not), multipliers 2 and 3, strides, dilations, asymmetric pads, a 1x1 window, a window the size of
-# the image, a MobileNet-like layer
+# not), multipliers 2, 3 and 4, strides, dilations, asymmetric pads, a 1x1 window, a window the size
+# of the image, a MobileNet-like layer, pixels not a multiple of WebGPU's 4 per invocation, a window
+# of 64 taps (looped in WGSL, not unrolled)
 CASES = [((2, 7, 6, 8), (3, 3, 8, 1), (1, 1), (1, 1), ((1, 1), (1, 1))),
          ((2, 9, 8, 5), (3, 3, 5, 1), (2, 2), (1, 1), ((1, 1), (1, 1))),
          ((1, 9, 8, 4), (3, 3, 4, 2), (1, 1), (2, 2), ((2, 2), (2, 2))),
          ((2, 6, 11, 3), (5, 3, 3, 3), (1, 2), (1, 1), ((1, 2), (0, 3))),
          ((3, 5, 5, 6), (1, 1, 6, 1), (1, 1), (1, 1), ((0, 0), (0, 0))),
          ((1, 4, 4, 2), (4, 4, 2, 1), (1, 1), (1, 1), ((0, 0), (0, 0))),
-         ((2, 14, 14, 32), (3, 3, 32, 1), (2, 2), (1, 1), ((0, 1), (0, 1)))]
+         ((2, 14, 14, 32), (3, 3, 32, 1), (2, 2), (1, 1), ((0, 1), (0, 1))),
+         ((2, 6, 6, 3), (3, 3, 3, 4), (1, 1), (1, 1), ((1, 1), (1, 1))),
+         ((1, 5, 5, 8), (3, 3, 8, 1), (1, 1), (1, 1), ((0, 0), (0, 0))),
+         ((4, 10, 10, 4), (8, 8, 4, 1), (1, 1), (1, 1), ((0, 1), (1, 0)))]
 
 
 def _grouped(st, dl, pads):
@@ -72,10 +79,11 @@ def test_direct_equals_grouped_im2col_and_numpy(device, xs, fs, st, dl, pads):
         grouped = wt.function(_grouped(st, dl, pads))(tx, tw).numpy()
         eager = _direct(st, dl, pads)(tx, tw).numpy()
     np.testing.assert_array_equal(eager, direct)
-    # both forms sum the products in (kh, kw) order: WGSL's serial rows; wasm's generic reduction
-    # where it vectorises over the output channels (at least 4 of them; with fewer it takes the
-    # window's taps as lanes and adds the lanes at the end)
-    if device == "webgpu" or (device == "wasm_exact" and fs[2] * fs[3] >= 4):
+    # both forms sum the products in (kh, kw) order: on WebGPU where the grouped form's reduction
+    # sums serially (at least SERIAL_MIN_ROWS outputs; fewer are summed by a tree), on wasm where
+    # the generic reduction vectorises over the output channels (at least 4 of them; with fewer it
+    # takes the window's taps as lanes and adds the lanes at the end)
+    if (device == "webgpu" and direct.size >= SERIAL_MIN_ROWS) or (device == "wasm_exact" and fs[2] * fs[3] >= 4):
         np.testing.assert_array_equal(direct, grouped)
     else:   # numpy's matmul and the fused multiply-adds of wasm's matmul: sums of <= 25 products
         np.testing.assert_allclose(direct, grouped, rtol=1e-5, atol=4e-6)
@@ -128,7 +136,8 @@ def test_bias_and_activation_ride_in_the_depthwise_kernel(device, monkeypatch):
         return wt.relu6(_direct((1, 1), (1, 1), pads)(a, k) + c)
 
     names, steps = _ops(f, *map(wt.tensor, (x, w, b)))
-    assert len(steps) == 1 and steps[0].kernel.kind == "reduce" and steps[0].kernel.epilogue is not None
+    assert len(steps) == 1 and steps[0].kernel.template == "depthwise_conv2d" and steps[0].kernel.epilogue is not None
+    assert lower_depthwise(steps[0].kernel, Limits()) is not None
     runs = {}
     for fused in (False, True):
         monkeypatch.setattr(C, "EPILOGUES", fused)
