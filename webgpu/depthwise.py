@@ -40,7 +40,9 @@ def lower_depthwise(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     n, h, w, c = xb.shape
     kh, kw, _, mult = fb.shape
     _, oh, ow, o = kernel.out.shape
-    (sh, sw), (dh, dw), ((ph, _), (pw, _)) = (kernel.param(k) for k in ("strides", "dilations", "pads"))
+    (sh, sw), (dh, dw), pads = (kernel.param(k) for k in ("strides", "dilations", "pads"))
+    (ph, _), (pw, _) = pads
+    inside = all(p == 0 for pair in pads for p in pair)
     m = n * oh * ow
     lanes = 4 if o % 4 == 0 else 1
     rm = RM if m >= RM else 1
@@ -83,9 +85,12 @@ def lower_depthwise(kernel: K.Kernel, limits: Limits) -> Lowered | None:
                 xv = f"vec4<f32>({ins.load(0, f'x{i} + c0', xb.dtype)})"
             else:
                 xv = vec([(0, f"x{i} + {ch}", xb.dtype) for ch in chan])
-            lines += [f"let ok{i} = {hh} >= 0 && {hh} < {h} && {ww} >= 0 && {ww} < {w};",
-                      f"let x{i} = xb{i} + (clamp({hh}, 0, {h - 1}) * {w} + clamp({ww}, 0, {w - 1})) * {c};",
-                      f"acc{i} = acc{i} + select({zero}, {xv}, ok{i}) * f;"]
+            if inside:      # no padding: every tap is in the image
+                lines += [f"let x{i} = xb{i} + (({hh}) * {w} + {ww}) * {c};", f"acc{i} = acc{i} + {xv} * f;"]
+            else:
+                lines += [f"let ok{i} = {hh} >= 0 && {hh} < {h} && {ww} >= 0 && {ww} < {w};",
+                          f"let x{i} = xb{i} + (clamp({hh}, 0, {h - 1}) * {w} + clamp({ww}, 0, {w - 1})) * {c};",
+                          f"acc{i} = acc{i} + select({zero}, {xv}, ok{i}) * f;"]
         return ["{"] + ["  " + x for x in lines] + ["}"]
 
     if kh * kw <= UNROLL_TAPS:      # taps unrolled: each row's test and address are its bases plus constants

@@ -12,6 +12,7 @@ from webtensor import nn
 from webtensor.core import compile as C
 from webtensor.core.compile import compile_graph
 from webtensor.core.ops import nn as N
+from webtensor.wasm.lower import kernel_module
 from webtensor.wasm.runtime import WasmDevice
 from webtensor.webgpu.depthwise import lower_depthwise
 from webtensor.webgpu.limits import Limits
@@ -89,6 +90,17 @@ def test_direct_equals_grouped_im2col_and_numpy(device, xs, fs, st, dl, pads):
         np.testing.assert_allclose(direct, grouped, rtol=1e-5, atol=4e-6)
     # float32 sums of KH*KW products against float64: the measured error is below 2e-6
     np.testing.assert_allclose(direct, _np_depthwise(x, w, st, dl, pads), rtol=1e-5, atol=4e-6)
+
+
+def test_templates_take_the_kernel():
+    """WGSL's depthwise template and wasm's padded-image form (rows: the images, scratch: one
+    padded image) both lower the kernel (the device tests above then check their results)."""
+    x, w = wt.zeros((3, 9, 8, 8), device="reference"), wt.zeros((3, 3, 8, 2), device="reference")
+    a = dict(strides=(1, 1), dilations=(1, 1), pads=((1, 1), (1, 1)))
+    k = N.depthwise_conv2d_native.kernel([x, w], N.depthwise_conv2d_native(x, w, **a), **a)
+    assert k.template == "depthwise_conv2d" and lower_depthwise(k, Limits()) is not None
+    low = kernel_module(k)[1]
+    assert low.rows == 3 and low.scratch == 4 * 11 * 10 * 8
 
 
 def _ops(fn, *args, device="reference"):
