@@ -146,7 +146,7 @@ def _keeps_rows(n: Node, ins: list[int], out: int) -> bool:
         return same and start == 0 and step == 1 and n.out.aval.shape[0] == n.inputs[0].aval.shape[0]
     if name == "extract_patches":       # NHWC patches: the batch axis is never padded nor strided
         return ins == [1] and out == 1
-    if name == "conv2d_direct":         # each image convolved alone with filters shared by all
+    if name in ("conv2d_direct", "depthwise_conv2d_native"):   # each image alone, filters shared by all
         return ins == [1, _FREE] and out == 1
     if name in ("matmul", "quantized_matmul"):
         lhs = ins[0] != _FREE and not a["transpose_a"] and (len(n.inputs[0].aval.shape) > 2 or ins[0] == out)

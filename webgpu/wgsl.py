@@ -27,7 +27,9 @@ use. Like every backend it knows the IR's vocabulary, never op names:
   few workgroups over a long K; matrix-vector products, tiny outputs and operands that are not
   affine loads use the generic reduction instead;
 - ``template == 'conv2d'``: a direct convolution (``conv.py``), the matmul's register-blocked plan
-  reading its A operand through each output pixel's window (no im2col buffer).
+  reading its A operand through each output pixel's window (no im2col buffer);
+- ``template == 'depthwise_conv2d'``: a direct depthwise convolution (``depthwise.py``), 4 output
+  pixels by 4 channels (``vec4``) per invocation.
 
 Device limits (:class:`Limits`, read from the adapter by the runtime) shape the result: at most
 ``maxStorageBuffersPerShaderStage`` bindings per pass (further inputs are packed into one binding
@@ -62,6 +64,7 @@ import math
 
 from ..core import kernel_ir as K
 from .conv import lower_conv
+from .depthwise import lower_depthwise
 from .emit import Lowered, Pass, shader_header, workgroup_grid
 from .limits import BufferTooLarge, Limits, check_sizes, compute_type, storage_nbytes, storage_type
 from .map import lower_map
@@ -88,7 +91,8 @@ def lower(kernel: K.Kernel, limits: Limits = Limits()) -> Lowered:
         low = lower_map(kernel, limits)
     else:
         low = lower_matmul(kernel, limits) if kernel.template in ("matmul", "matmul_q8") else \
-            lower_conv(kernel, limits) if kernel.template == "conv2d" else None
+            lower_conv(kernel, limits) if kernel.template == "conv2d" else \
+            lower_depthwise(kernel, limits) if kernel.template == "depthwise_conv2d" else None
         if low is None:
             low = lower_reduce(kernel, limits)
     if kernel.out.dtype.wgsl == "f16" and storage_type(kernel.out.dtype, limits) == "f32":

@@ -208,6 +208,90 @@ conv2d_direct = Op(
         ValueError: wrong ranks or channels, a window larger than the padded input.
         TypeError: dtypes that differ or are not float; non-int window arguments.""")
 
+# ---- depthwise convolution --------------------------------------------------------------------
+# groups == C (TF's DepthwiseConv2dNative): ``y[n, oh, ow, c*M + m] = sum over (kh, kw) of
+# x[n, oh*s + kh*d - pad, ow*s + kw*d - pad, c] * f[kh, kw, c, m]``, one reduction of KH*KW taps per
+# output, summed in (kh, kw) order: the order of the grouped im2col form's batched matmul (one
+# input channel per group, K = KH*KW), so each output's sum is that form's. A ``reduce`` kernel
+# with the ``depthwise_conv2d`` template hint (its window in ``params``): webgpu/depthwise.py
+# lowers it (4 channels per vec4); wasm's generic reduction already vectorises it over the output
+# channels, which both operands walk contiguously (bench/bench_conv.py).
+
+def _dw_infer(x: Aval, filters: Aval, *, strides, dilations, pads) -> Aval:
+    if len(x.shape) != 4 or len(filters.shape) != 4 or filters.shape[2] != x.shape[3]:
+        raise ValueError(f"depthwise_conv2d_native: x must be (N, H, W, C) and filters (KH, KW, C, M), got shapes "
+                         f"{x.shape} and {filters.shape}")
+    if x.dtype != filters.dtype or x.dtype.kind != "f":
+        raise TypeError(f"depthwise_conv2d_native: x and filters must have one float dtype, got {x.dtype} and "
+                        f"{filters.dtype}")
+    p = _patches_infer(x, ksize=filters.shape[:2], strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
+    return Aval(p.shape[:3] + (filters.shape[2] * filters.shape[3],), x.dtype)
+
+
+def _dw_kernel(ins, out, *, strides, dilations, pads):
+    x, f = ins
+    mult = f.shape[3]
+    n, oh, ow, o, kh, kw = (K.idx(d) for d in range(6))
+    c, m = (o, K.const(0, int32)) if mult == 1 else (o // mult, o % mult)
+    h = oh * strides[0] + kh * dilations[0] - pads[0][0]
+    w = ow * strides[1] + kw * dilations[1] - pads[1][0]
+    ok = K.binary("and", K.binary("and", h >= 0, h < x.shape[1]), K.binary("and", w >= 0, w < x.shape[2]))
+    val = K.where(ok, K.load(0, (n, K.clamp(h, 0, x.shape[1] - 1), K.clamp(w, 0, x.shape[2] - 1), c), x.dtype),
+                  K.const(0.0, x.dtype))
+    return K.reduce_kernel([K.Buffer(x.shape, x.dtype), K.Buffer(f.shape, f.dtype)], K.Buffer(out.shape, out.dtype),
+                           tuple(f.shape[:2]), val * K.load(1, (kh, kw, c, m), f.dtype), "sum",
+                           template="depthwise_conv2d", params=dict(strides=tuple(strides), dilations=tuple(dilations),
+                                                                     pads=tuple(tuple(p) for p in pads)))
+
+
+def _dw_ref(x, f, *, strides, dilations, pads):
+    p = _patches_ref(x, ksize=f.shape[:2], strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
+    y = 0
+    for i in range(f.shape[0]):         # the kernel's (kh, kw) order
+        for j in range(f.shape[1]):
+            y = y + p[:, :, :, i, j, :, None] * f[i, j]
+    return y.reshape(p.shape[:3] + (-1,)).astype(x.dtype)
+
+
+def _dw_grad(g, y, x, f, *, strides, dilations, pads):
+    """The grouped im2col form's gradients (its batched matmul's two products over the C groups,
+    then col2im for ``x``), so training does not depend on which form ran forward."""
+    kh, kw, c, mult = f.shape
+    n, oh, ow = g.shape[:3]
+    m, k = n * oh * ow, kh * kw
+    gg = transpose(reshape(g, (m, c, mult)), (1, 0, 2))                            # (C, M', mult)
+    p = extract_patches(x, ksize=(kh, kw), strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
+    pg = transpose(reshape(p, (m, k, c)), (2, 0, 1))                              # (C, M', KH*KW)
+    fg = transpose(reshape(f, (k, c, mult)), (1, 0, 2))                           # (C, KH*KW, mult)
+    df = reshape(transpose(matmul(pg, gg, transpose_a=True), (1, 0, 2)), tuple(f.shape))
+    cols = transpose(matmul(gg, fg, transpose_b=True), (1, 2, 0))                 # (M', KH*KW, C)
+    dx = extract_patches_grad(reshape(cols, (n, oh, ow, kh, kw, c)), shape=tuple(x.shape), ksize=(kh, kw),
+                              strides=strides, dilations=dilations, pads=pads)
+    return dx, df
+
+
+depthwise_conv2d_native = Op(
+    "depthwise_conv2d_native", infer=_dw_infer, reference=_dw_ref, kernel=_dw_kernel, grad=_dw_grad,
+    attrs=dict(strides=POSITIVE_PAIR, dilations=POSITIVE_PAIR, pads=PADS),
+    doc="""Depthwise convolution (TF's DepthwiseConv2dNative; NHWC, filters ``(KH, KW, C, M)``) as one
+    direct reduction of ``KH * KW`` taps per output: no im2col buffer. :func:`conv2d` with
+    ``groups == C`` and :func:`depthwise_conv2d` use it (float32); results equal the grouped im2col
+    form's where a backend sums both in order (the same ``(kh, kw)`` order).
+
+    Args:
+        x: ``(N, H, W, C)``, float.
+        filters: ``(KH, KW, C, M)`` (M: the channel multiplier), ``x``'s dtype.
+        strides: a positive int or pair.
+        dilations: a positive int or pair.
+        pads: explicit padding ``((top, bottom), (left, right))``, non-negative ints.
+        name: TensorFlow's op name (a str or None); unused: webtensor's graphs name no ops.
+    Returns:
+        ``(N, OH, OW, C * M)``, ``x``'s dtype; output channel ``c * M + m`` is input channel ``c``
+        convolved with ``filters[:, :, c, m]`` (sizes as :func:`extract_patches` gives them).
+    Raises:
+        ValueError: wrong ranks or channels, a window larger than the padded input.
+        TypeError: dtypes that differ or are not float; non-int window arguments.""")
+
 # The cost rule: direct where the im2col buffer costs more than the window's address arithmetic.
 # Measured (bench/bench_conv.py, 2-vCPU Xeon shared with other jobs, 18:55-19:00 UTC 2026-12-05;
 # im2col time / direct time, best of 3 alternating rounds): wasm (wasmtime) 1.46x at K = 9
@@ -276,7 +360,9 @@ def _grouped(c, c_per_group, c_out):
 def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations=None):
     """2-D convolution (cross-correlation, as tf.nn.conv2d), computed directly (``conv2d_direct``:
     one reduction per output, no im2col buffer) for one group and a small window
-    (``direct_conv_wins``), else as im2col + matmul (one batched matmul over the groups); grouped when ``filters`` has fewer input channels than ``x``:
+    (``direct_conv_wins``), depthwise ones (one input channel per group, float32) as
+    ``depthwise_conv2d_native`` (one reduction of ``KH * KW`` taps per output), else as im2col +
+    matmul (one batched matmul over the groups); grouped when ``filters`` has fewer input channels than ``x``:
     ``G = C / filters.shape[2]`` groups, output channels ``[g*O/G, (g+1)*O/G)`` see input channels
     ``[g*C/G, (g+1)*C/G)``, as TF's grouped convolution.
     ``OH = ceil(H / stride)`` for 'same', ``(H - (KH - 1) * dilation - 1) // stride + 1`` for 'valid'.
@@ -308,6 +394,10 @@ def conv2d(x, filters, strides=1, padding="valid", data_format="NHWC", dilations
     pads = _pads(padding, x.shape[1:3], (kh, kw), strides, dilations)
     if g == 1 and x.dtype == float32 and direct_conv_wins(kh * kw * c):     # the templates are float32
         return _from_nhwc(conv2d_direct(x, filters, strides=strides, dilations=dilations, pads=pads), data_format)
+    if g > 1 and cg == 1 and x.dtype == float32:       # depthwise: one input channel per group
+        y = depthwise_conv2d_native(x, reshape(filters, (kh, kw, c, o // c)), strides=strides, dilations=dilations,
+                                    pads=pads)
+        return _from_nhwc(y, data_format)
     p = extract_patches(x, ksize=(kh, kw), strides=strides, dilations=dilations, pads=pads, pad_value=0.0)
     n, oh, ow = p.shape[:3]
     m = n * oh * ow
@@ -430,8 +520,9 @@ def depthwise_conv2d(input, filter, strides, padding, data_format="NHWC", dilati
     """Depthwise 2-D convolution, as tf.nn.depthwise_conv2d: input channel ``c`` is convolved with
     ``filter[:, :, c, :]`` alone, giving output channels ``c*M .. c*M + M - 1``.
 
-    Computed as im2col, a broadcast product and a sum over the window; ``OH``, ``OW`` as
-    :func:`conv2d`'s.
+    Computed directly for float32 (:data:`depthwise_conv2d_native`: one reduction of ``KH * KW``
+    taps per output), else as im2col, a broadcast product and a sum over the window; ``OH``, ``OW``
+    as :func:`conv2d`'s.
 
     Args:
         input: ``(N, H, W, C)`` (NHWC) or ``(N, C, H, W)`` (NCHW); float.
@@ -453,6 +544,11 @@ def depthwise_conv2d(input, filter, strides, padding, data_format="NHWC", dilati
     if len(filt.shape) != 4 or filt.shape[2] != c:
         raise ValueError(f"depthwise_conv2d: filter must be (KH, KW, C={c}, M), got {tuple(filt.shape)}")
     kh, kw, _, mult = filt.shape
+    if x.dtype == float32 and filt.dtype == float32:
+        dilations = normalize_pair(dilations or 1, "dilations")
+        pads = _pads(padding, x.shape[1:3], (kh, kw), strides, dilations)
+        return _from_nhwc(depthwise_conv2d_native(x, filt, strides=strides, dilations=dilations, pads=pads),
+                          data_format)
     p = _patches(x, (kh, kw), strides, padding, dilations or 1, 0.0, "depthwise_conv2d")
     y = reduce_sum(expand_dims(p, -1) * filt, axes=(3, 4), keepdims=False)     # (N, OH, OW, C, M)
     n, oh, ow = p.shape[:3]

@@ -166,6 +166,7 @@ def _cases():
             [_f(r, out)], {**attrs, "shape": xs}))
         attrs = {"strides": st, "dilations": dil, "pads": pads}
         add("conv2d_direct", lambda r, xs=xs, ks=ks, attrs=attrs: ([_f(r, xs), _f(r, ks + (xs[3], 3))], attrs))
+        add("depthwise_conv2d_native", lambda r, xs=xs, ks=ks, attrs=attrs: ([_f(r, xs), _f(r, ks + (xs[3], 2))], attrs))
     return cases
 
 
