@@ -217,13 +217,21 @@ def _absorb(k: K.Kernel, ins: list, slot: int, xk: K.Kernel, xins: list) -> tupl
 
 
 def writes_in_place(k: K.Kernel, slot: int, out: int) -> bool:
-    """Whether map kernel ``k`` may store output ``out`` (0: its own, ``j``: sibling ``j``) into input
-    ``slot``'s buffer (``Kernel.inplace``): every part of the kernel (its own map, then each sibling:
-    the order in which the wasm lowering runs them over a row range, and WebGPU computes every value
-    before its stores) reads ``slot`` only at its own index, and no part after ``out`` reads it at
-    all. Each element is then read before it is overwritten, by the thread that overwrites it, so
-    the results are those of separate buffers. float32/int32 outputs only (a float16 output is
-    rounded by a second pass over the stored values)."""
+    """Whether kernel ``k`` may store output ``out`` (0: its own, ``j``: sibling ``j``) into input
+    ``slot``'s buffer (``Kernel.inplace``). A map: every part of the kernel (its own map, then each
+    sibling: the order in which the wasm lowering runs them over a row range, and WebGPU computes
+    every value before its stores) reads ``slot`` only at its own index, and no part after ``out``
+    reads it at all. A reduction with an epilogue (an SGD update in its gradient's kernel): the
+    reduction does not read ``slot``, the epilogue only at its own index (the wasm lowering then
+    keeps the reduced values in its scratch, not in the output). Each element is then read before
+    it is overwritten, by the thread that overwrites it, so the results are those of separate
+    buffers. float32/int32 outputs only (a float16 output is rounded by a second pass over the
+    stored values)."""
+    if k.kind == "reduce" and k.epilogue is not None and out == 0:
+        epi = k.epilogue
+        return epi.out.dtype.name == "float32" and k.inputs[slot].dtype == epi.out.dtype and \
+            tuple(k.inputs[slot].shape) == tuple(epi.out.shape) == tuple(epi.space) and \
+            not _own_loads(k, slot) and _own_index_only(epi, slot)
     if k.kind != "map" or k.template is not None or k.epilogue is not None:
         return False
     parts = (k,) + tuple(k.siblings)
