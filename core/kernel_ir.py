@@ -227,6 +227,7 @@ class Kernel:
         tmpl = f" template={self.template}{dict(self.params)}" if self.template else ""
         epi = f"\n  epilogue(in{self.acc}): {self.epilogue.expr}" if self.epilogue is not None else ""
         epi += "".join(f"\n  sibling -> {k.out.dtype.name}{list(k.out.shape)}: {k.expr}" for k in self.siblings)
+        epi += f"\n  in place (input, output): {list(self.inplace)}" if self.inplace else ""
         return f"{head} ({ins}) -> {self.out.dtype.name}{list(self.out.shape)}{tmpl}\n  {self.expr}{epi}"
 
 

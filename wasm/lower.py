@@ -107,7 +107,9 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     safe; the same map code gives the same bits as the separate kernel. The rows are the
     reduction's when they are output rows (a matmul without batch dims, a generic reduction); else
     (a batched matmul: its rows are M within each batch) the function has one row, so it is not
-    split over threads."""
+    split over threads. Written in place (``Kernel.inplace``: the output is a variable the epilogue
+    reads, an SGD update), the reduction stores into scratch past its own workspace instead, at the
+    output's offsets (a thread's tiles into its own scratch), and the epilogue reads it there."""
     n = len(kernel.inputs)
     base = dataclasses.replace(kernel, epilogue=None)
     main = _lower(module, base, f"{name}_reduce", False, fma, splat)
