@@ -189,3 +189,46 @@ def test_writes_in_place_rules():
     wide = K.Kernel("map", (K.Buffer((4, 4), wt.float32), K.Buffer((4, 3), wt.float32)), K.Buffer((4, 3), wt.float32),
                     (4, 3), shifted + b)
     assert not C.writes_in_place(wide, 0, 0)
+
+
+def _plan(opt_name):
+    """The buffer plan of a two-parameter train step (``python/export.py``'s ``plan_signature`` call)."""
+    x = wt.tensor(R.normal(size=(8, 6)).astype(np.float32))
+    with wt.device("reference"):
+        w = wt.Variable(R.normal(size=(6, 3)).astype(np.float32), name="w")
+        b = wt.Variable(R.normal(size=(3,)).astype(np.float32), name="b")
+        opt = OPTIMIZERS[opt_name]()
+
+        def step(x):
+            with wt.GradientTape() as tape:
+                loss = wt.reduce_sum(wt.tanh(x @ w + b))
+            opt.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
+            return loss
+        g = wt.function(step).get_concrete(x).graph
+    prog = C.compile_graph(g)
+    index = {id(var): i for i, (_, var) in enumerate(g.captures)}
+    var_of = {buf: i for i, buf in enumerate(prog.captures)}
+    return prog, A.plan_signature(prog, var_of, [index[id(var)] for var, _ in g.updates])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw_amsgrad"])
+def test_program_optimizer_updates_need_no_copies(name, monkeypatch):
+    """With in-place updates the plan copies nothing after the kernels: each update's kernel (SGD: the
+    gradient's, its epilogue; Adam: the new weights', with the moments as siblings; the step counter's)
+    writes its variables, and the kernels are the same ones."""
+    monkeypatch.setattr(A, "INPLACE", False)
+    prog0, before = _plan(name)
+    monkeypatch.setattr(A, "INPLACE", True)
+    prog, after = _plan(name)
+    assert len(prog.steps) == len(prog0.steps)
+    assert len(before.post) == len(before.writes) >= 3 and not before.inplace
+    assert after.post == [] and after.pre == [] and after.writes == before.writes
+    pairs = [p for ps in after.inplace.values() for p in ps]
+    assert len(pairs) == len(after.writes)
+    for i, ps in after.inplace.items():     # each pair: the step's input is the variable it writes
+        s = prog.steps[i]
+        for slot, out in ps:
+            written = s.output if out == 0 else s.extra[out - 1]
+            assert after.locs[written] == after.locs[s.inputs[slot]]
+    if name == "sgd":                        # the weights' and biases' updates ride in their gradients' kernels
+        assert sum(prog.steps[i].kernel.epilogue is not None for i in after.inplace) == 2
