@@ -226,7 +226,15 @@ def writes_in_place(k: K.Kernel, slot: int, out: int) -> bool:
     keeps the reduced values in its scratch, not in the output). Each element is then read before
     it is overwritten, by the thread that overwrites it, so the results are those of separate
     buffers. float32/int32 outputs only (a float16 output is rounded by a second pass over the
-    stored values)."""
+    stored values).
+
+    Args:
+        k: a step's kernel.
+        slot: the input that would share the output's buffer (a variable's old value).
+        out: the output: 0 for the kernel's own, ``j`` for sibling ``j``.
+    Returns:
+        True where the plan may put both in one buffer (``Kernel.inplace``).
+    """
     if k.kind == "reduce" and k.epilogue is not None and out == 0:
         epi = k.epilogue
         return epi.out.dtype.name == "float32" and k.inputs[slot].dtype == epi.out.dtype and \
