@@ -1,18 +1,28 @@
-// Epilogue fusion (core/compile.py: a reduction's elementwise consumers computed in its kernel) A/B:
-// the artifacts of bench/export_bench.py exported twice, with epilogues and without
-// (core.compile.EPILOGUES = False: the programs before epilogue fusion, byte for byte), run in one
-// Node process on the same backend, taking turns round by round:
+// Fusion A/B (core/compile.py: a reduction's elementwise consumers computed in its kernel, optimizer
+// siblings; core/runtime/artifacts.py: variables updated in place): the artifacts of
+// bench/export_bench.py exported three times, run in one Node process on the same backend, taking
+// turns round by round:
+//
+//   - fused: as exported today;
+//   - copies: variable updates through a temporary and a copy (core.runtime.artifacts.INPLACE = False:
+//     the plans before in-place updates, byte for byte);
+//   - unfused: also without epilogues (core.compile.EPILOGUES = False: the programs before epilogue
+//     fusion, byte for byte);
+//
+// on the workloads
 //
 //   - MLP train step 784 -> 256 -> 256 -> 10 (ReLU), batch 128, SGD (steps/s);
+//   - the same MLP with Adam (mlp_adam; steps/s);
 //   - CNN forward, batch 32 (images/s).
 //
 // For each backend (WebGPU: Dawn, on SwiftShader without a GPU; wasm: one thread, plain SIMD module)
-// it prints both rates (median round), the dispatches and submits per call (WebGPU; counted by
-// wrapping GPUComputePassEncoder.dispatchWorkgroups and GPUQueue.submit), the ratio fused / unfused
-// (median of per-round ratios, > 1: fusion faster) with its range over rounds, and checks that both
-// variants give the same bits (the loss after 5 steps, the logits).
+// it prints each variant's rate (median round), its dispatches and submits per call (WebGPU; counted
+// by wrapping GPUComputePassEncoder.dispatchWorkgroups and GPUQueue.submit), the ratios fused / copies
+// and fused / unfused (median of per-round ratios, > 1: fused faster) with their ranges over rounds,
+// and checks that all variants give the same bits (the loss after 5 steps, the logits).
 //
-// Usage: node bench/bench_fusion.mjs [--seconds 1] [--repeats 5] [--backends webgpu,wasm]
+// With --best a round's time is its fastest call, not its mean (less sensitive to other jobs on the
+// machine). Usage: node bench/bench_fusion.mjs [--seconds 1] [--repeats 5] [--backends webgpu,wasm] [--best]
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -30,6 +40,7 @@ const opt = (name, dflt) => {
 const SECONDS = Number(opt('seconds', 1));
 const REPEATS = Number(opt('repeats', 5));
 const BACKENDS = opt('backends', 'webgpu,wasm').split(',');
+const BEST = args.includes('--best');   // each round's fastest call instead of its mean (steadier on a loaded machine)
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
 process.env.XDG_RUNTIME_DIR ??= tmpdir();
@@ -37,9 +48,13 @@ process.env.XDG_RUNTIME_DIR ??= tmpdir();
 const here = dirname(fileURLToPath(import.meta.url));
 const python = process.env.PYTHON ?? (existsSync(join(here, '..', '.venv', 'bin', 'python')) ? join(here, '..', '.venv', 'bin', 'python') : 'python3');
 const out = mkdtempSync(join(tmpdir(), 'webtensor-fusion-'));
-for (const [variant, epilogues] of [['fused', 'True'], ['unfused', 'False']]) {
-  execFileSync(python, ['-c', `import sys; sys.path.insert(0, sys.argv[1]); import webtensor.core.compile as C; C.EPILOGUES = ${epilogues}; import export_bench; export_bench.main(sys.argv[2])`,
-    here, join(out, variant)], { stdio: ['ignore', 'inherit', 'inherit'] });
+const VARIANTS = { fused: [true, true], copies: [true, false], unfused: [false, false] };   // [EPILOGUES, INPLACE]
+const py = (b) => (b ? 'True' : 'False');
+for (const [variant, [epilogues, inplace]] of Object.entries(VARIANTS)) {
+  execFileSync(python, ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import webtensor.core.compile as C; '
+    + `import webtensor.core.runtime.artifacts as A; C.EPILOGUES = ${py(epilogues)}; A.INPLACE = ${py(inplace)}; `
+    + "import export_bench; export_bench.main(sys.argv[2], only=('mlp', 'mlp_adam', 'cnn'))",
+  here, join(out, variant)], { stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 let gpu = null;
@@ -69,29 +84,35 @@ const xc = webtensor.tensor(uniform(32 * 28 * 28), [32, 28, 28, 1]);
 
 async function round(fn) {
   let reps = 0;
+  let best = Infinity;
   const t0 = performance.now();
   while (reps < 2 || (performance.now() - t0 < SECONDS * 1000 && reps < 10000)) {
+    const t = performance.now();
     await fn();
+    best = Math.min(best, performance.now() - t);
     reps++;
   }
-  return (performance.now() - t0) / 1000 / reps;
+  return BEST ? best / 1000 : (performance.now() - t0) / 1000 / reps;
 }
 const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 const same = (a, b) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
-console.log(`Node ${process.version}; median of ${REPEATS} rounds x ${SECONDS} s per variant, alternating`);
-console.log('backend  workload  fused (rate, dispatches/submits)   unfused (rate, dispatches/submits)   fused/unfused (range)   same bits');
+console.log(`Node ${process.version}; median of ${REPEATS} rounds x ${SECONDS} s per variant, alternating${BEST ? '; a round: its fastest call' : ''}`);
+const names = Object.keys(VARIANTS);
+const WORKLOADS = [['mlp', 'steps/s', 1], ['mlp_adam', 'steps/s', 1], ['cnn', 'images/s', 32]];
+console.log(`backend  workload  ${names.map((v) => `${v} (rate, dispatches/submits)`.padEnd(36)).join('')}fused/copies (range)  fused/unfused (range)  same bits`);
 for (const backend of BACKENDS) {
   const options = backend === 'webgpu' ? { backend, gpu } : { backend };
   const models = {};
-  for (const v of ['fused', 'unfused']) {
-    models[v] = { mlp: await webtensor.load(join(out, v, 'mlp'), options), cnn: await webtensor.load(join(out, v, 'cnn'), options) };
+  for (const v of names) {
+    models[v] = {};
+    for (const [w] of WORKLOADS) models[v][w] = await webtensor.load(join(out, v, w), options);
   }
-  const fn = (v, w) => (w === 'mlp' ? async () => (await models[v].mlp.trainStep(xm, ym)).dataSync()
-    : async () => (await models[v].cnn.predict(xc)).dataSync());
-  for (const [w, unit, per] of [['mlp', 'steps/s', 1], ['cnn', 'images/s', 32]]) {
+  const fn = (v, w) => (w === 'cnn' ? async () => (await models[v].cnn.predict(xc)).dataSync()
+    : async () => (await models[v][w].trainStep(xm, ym)).dataSync());
+  for (const [w, unit, per] of WORKLOADS) {
     const res = {};
-    for (const v of ['fused', 'unfused']) {
+    for (const v of names) {
       let r = null;
       for (let i = 0; i < 5; i++) r = await fn(v, w)();   // the loss after 5 steps (same initial weights)
       const before = { ...counts };
@@ -99,13 +120,16 @@ for (const backend of BACKENDS) {
       res[v] = { result: r, calls: `${counts.dispatches - before.dispatches}/${counts.submits - before.submits}`, rounds: [] };
     }
     for (let r = 0; r < REPEATS; r++) {
-      for (const v of ['fused', 'unfused']) res[v].rounds.push(await round(fn(v, w)));
+      for (const v of names) res[v].rounds.push(await round(fn(v, w)));
     }
-    const ratios = res.fused.rounds.map((t, i) => res.unfused.rounds[i] / t);
+    const ratio = (ref) => {
+      const rs = res.fused.rounds.map((t, i) => res[ref].rounds[i] / t);
+      return `${median(rs).toFixed(2)}x (${Math.min(...rs).toFixed(2)}-${Math.max(...rs).toFixed(2)})`;
+    };
     const rate = (v) => `${(per / median(res[v].rounds)).toPrecision(3)} ${unit}${backend === 'webgpu' ? `, ${res[v].calls}` : ''}`;
-    console.log(`${backend.padEnd(8)} ${w.padEnd(9)} ${rate('fused').padEnd(34)} ${rate('unfused').padEnd(36)} `
-      + `${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`.padEnd(24)
-      + `${same(res.fused.result, res.unfused.result)}`);
+    console.log(`${backend.padEnd(8)} ${w.padEnd(9)} ${names.map((v) => rate(v).padEnd(36)).join('')}`
+      + `${ratio('copies').padEnd(22)}${ratio('unfused').padEnd(23)}`
+      + `${names.every((v) => same(res[v].result, res.fused.result))}`);
   }
   for (const m of Object.values(models)) Object.values(m).forEach((x) => x.dispose());
 }

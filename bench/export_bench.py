@@ -5,6 +5,8 @@
 - ``OUTDIR/mlp``: MLP 784 -> 256 -> 256 -> 10 (ReLU), softmax cross-entropy on logits
   (``SparseCategoricalCrossentropy(from_logits=True)``), SGD(0.01); signatures ``train_step``
   (batch 128) and ``predict``;
+- ``OUTDIR/mlp_adam`` (only when ``main``'s ``only`` names it: ``bench/bench_fusion.mjs``): the same MLP
+  with Adam(1e-3), signature ``train_step`` (batch 128);
 - ``OUTDIR/cnn``: conv3x3(16, same, ReLU) -> maxpool 2 -> conv3x3(32, same, ReLU) -> maxpool 2 ->
   dense 10 on 28x28x1 images; signature ``predict`` (batch 32);
 - ``OUTDIR/encoder``: a 6-layer transformer encoder (``encoder``: token embedding, d 128, 4 heads,
@@ -66,6 +68,12 @@ def main(out: str, peers: bool = False, only=None) -> None:
                              nn.Dense(10)], name="mlp")
         mlp.compile(wt.optimizers.SGD(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
         mlp.export(os.path.join(out, "mlp"), batch_size=MLP_BATCH, wasm_fma=True, wasm_threads=True)
+    if only is not None and "mlp_adam" in only:
+        wt.set_seed(0)
+        mlp = nn.Sequential([nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"),
+                             nn.Dense(10)], name="mlp_adam")
+        mlp.compile(wt.optimizers.Adam(1e-3), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        mlp.export(os.path.join(out, "mlp_adam"), batch_size=MLP_BATCH, signatures=["train_step"])
     if want("cnn"):
         cnn = nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(16, 3, padding="same", activation="relu"), nn.MaxPool2D(),
                              nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),

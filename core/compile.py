@@ -218,6 +218,44 @@ def _absorb(k: K.Kernel, ins: list, slot: int, xk: K.Kernel, xins: list) -> tupl
     return dataclasses.replace(main, inputs=bufs, siblings=sibs), new_ins
 
 
+def writes_in_place(k: K.Kernel, slot: int, out: int) -> bool:
+    """Whether kernel ``k`` may store output ``out`` (0: its own, ``j``: sibling ``j``) into input
+    ``slot``'s buffer (``Kernel.inplace``). A map: every part of the kernel (its own map, then each
+    sibling: the order in which the wasm lowering runs them over a row range, and WebGPU computes
+    every value before its stores) reads ``slot`` only at its own index, and no part after ``out``
+    reads it at all. A reduction with an epilogue (an SGD update in its gradient's kernel): the
+    reduction does not read ``slot``, the epilogue only at its own index (the wasm lowering then
+    keeps the reduced values in its scratch, not in the output). Each element is then read before
+    it is overwritten, by the thread that overwrites it, so the results are those of separate
+    buffers. float32/int32 outputs only (a float16 output is rounded by a second pass over the
+    stored values).
+
+    Args:
+        k: a step's kernel.
+        slot: the input that would share the output's buffer (a variable's old value).
+        out: the output: 0 for the kernel's own, ``j`` for sibling ``j``.
+    Returns:
+        True where the plan may put both in one buffer (``Kernel.inplace``).
+    """
+    if k.kind == "reduce" and k.epilogue is not None and out == 0:
+        epi = k.epilogue
+        return epi.out.dtype.name == "float32" and k.inputs[slot].dtype == epi.out.dtype and \
+            tuple(k.inputs[slot].shape) == tuple(epi.out.shape) == tuple(epi.space) and \
+            not _own_loads(k, slot) and _own_index_only(epi, slot)
+    if k.kind != "map" or k.template is not None or k.epilogue is not None:
+        return False
+    parts = (k,) + tuple(k.siblings)
+    if parts[out].out.dtype.name not in ("float32", "int32") or k.inputs[slot].dtype != parts[out].out.dtype or \
+            not tuple(k.inputs[slot].shape) == tuple(parts[out].out.shape) == tuple(k.space):
+        return False
+    for j, p in enumerate(parts):
+        if j > out and _own_loads(p, slot):
+            return False
+        if p.space != k.space or not _own_index_only(p, slot):
+            return False
+    return True
+
+
 def _is_movement(k: K.Kernel) -> bool:
     e = k.expr.args[0] if k.expr.op == "cast" else k.expr
     return k.kind == "map" and e.op in ("load", "const")

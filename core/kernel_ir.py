@@ -29,6 +29,15 @@ A ``map`` kernel may carry *siblings* (``Kernel.siblings``, also set by ``core/c
 kernels over the same space and inputs, each stored to an output of its own by the same loop
 (Adam's new moments beside the new weights: one dispatch instead of three).
 
+A map kernel, or a reduction with an epilogue, may write an output *in place* (``Kernel.inplace``:
+``(input k, output j)`` pairs, output 0 the kernel's own, ``j`` its sibling ``j``; set by the
+exporters from the buffer plan, ``core.runtime.artifacts.plan_signature``): input ``k`` is then
+output ``j``'s buffer. The plan allows it only where every element of ``k`` is read at its own
+index, before it is written, and by no part of the kernel stored after output ``j``
+(``core.compile.writes_in_place``), so the values are those of separate buffers; WebGPU, which may
+not bind one buffer read-only and writable in one dispatch, reads ``k`` through the output's
+binding, and the wasm lowering of a reduction keeps its reduced values in scratch, not in the output.
+
 Heavy kernels carry an optional ``template`` hint (``'matmul'``) with parameters;
 a backend that has a tuned template for it uses that, any other backend lowers the
 generic form, which is always present and always correct. Backends know this
@@ -183,6 +192,7 @@ class Kernel:
     params: tuple = ()             # the template's parameters, as sorted (key, value) pairs
     epilogue: "Kernel | None" = None   # reduce only: a map applied to the reduced value (module docstring)
     siblings: tuple = ()           # map only: further map kernels (same space and inputs), own outputs
+    inplace: tuple = ()            # (input, output) pairs sharing a buffer (module docstring)
 
     @property
     def n_reduce(self) -> int:
@@ -217,6 +227,7 @@ class Kernel:
         tmpl = f" template={self.template}{dict(self.params)}" if self.template else ""
         epi = f"\n  epilogue(in{self.acc}): {self.epilogue.expr}" if self.epilogue is not None else ""
         epi += "".join(f"\n  sibling -> {k.out.dtype.name}{list(k.out.shape)}: {k.expr}" for k in self.siblings)
+        epi += f"\n  in place (input, output): {list(self.inplace)}" if self.inplace else ""
         return f"{head} ({ins}) -> {self.out.dtype.name}{list(self.out.shape)}{tmpl}\n  {self.expr}{epi}"
 
 

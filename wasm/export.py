@@ -5,7 +5,9 @@ constants (active data segments; the large ones, stored once in weights.safetens
 the section's ``"constants"`` for the loader to copy), then each signature's region (inputs,
 outputs, staging, temporaries packed by ``core.compile.plan_arena``, scratch; signatures run one at
 a time, so their regions overlap). In-place updates and copies follow the signature's plan
-(``core.runtime.artifacts.plan_signature``); copies are ``memory.copy``.
+(``core.runtime.artifacts.plan_signature``); copies are ``memory.copy``. A kernel that the plan has
+write a variable it reads (``Plan.inplace``) is lowered with ``Kernel.inplace`` set (a reduction with
+an epilogue then keeps its reduced values in scratch).
 """
 from __future__ import annotations
 
@@ -67,11 +69,13 @@ def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes
     return files, sections
 
 
-def _kernels(t, prog, consts):
-    """``prog``'s kernels with their one-element constants inlined (``lower.inline_scalars``)."""
+def _kernels(t, prog, consts, inplace=None):
+    """``prog``'s kernels with their one-element constants inlined (``lower.inline_scalars``) and the
+    in-place outputs of the plan (``inplace``: ``Plan.inplace``) marked (``Kernel.inplace``)."""
     scalars = {b: data for b, data in consts[t.name].items() if prod(prog.bufs[b].shape) == 1}
-    return [inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
-            for s in prog.steps]
+    ks = [inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
+          for s in prog.steps]
+    return [replace(k, inplace=inplace[i]) if inplace and i in inplace else k for i, k in enumerate(ks)]
 
 
 def _row_factors(t, consts) -> list[int] | None:
@@ -108,7 +112,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
     lowered: dict = {}
     fn_of: dict = {}                            # id(step) -> its lowered kernel
     for t in traced:
-        for s, k in zip(t.prog.steps, _kernels(t, t.prog, consts)):
+        for s, k in zip(t.prog.steps, _kernels(t, t.prog, consts, t.plan.inplace)):
             if k not in lowered:
                 lowered[k] = lower(m, k, f"k{len(lowered)}", fma=fma)
             fn_of[id(s)] = lowered[k]

@@ -111,7 +111,9 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     safe; the same map code gives the same bits as the separate kernel. The rows are the
     reduction's when they are output rows (a matmul without batch dims, a generic reduction); else
     (a batched matmul: its rows are M within each batch) the function has one row, so it is not
-    split over threads."""
+    split over threads. Written in place (``Kernel.inplace``: the output is a variable the epilogue
+    reads, an SGD update), the reduction stores into scratch past its own workspace instead, at the
+    output's offsets (a thread's tiles into its own scratch), and the epilogue reads it there."""
     n = len(kernel.inputs)
     base = dataclasses.replace(kernel, epilogue=None)
     main = _lower(module, base, f"{name}_reduce", False, fma, splat)
@@ -130,8 +132,15 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
         rows = 1
     f = module.function(name, params=params(n), export=export)
     start, end, scratch = n + 1, n + 2, n + 3
+    # written in place (Kernel.inplace: the output is an input the epilogue reads): the reduced values
+    # go to scratch past the reduction's own, at the output's offsets, so no input is overwritten early
+    held = _align(main.scratch) if kernel.inplace else None
+
+    def reduced():
+        f.local_get(0) if held is None else f.local_get(scratch).i32_const(held).i32_add()
     if rows == main.rows:
-        for p in range(n + 4):
+        reduced()
+        for p in range(1, n + 4):
             f.local_get(p)
         f.call(main.name)
     else:                           # one row: the whole reduction when it is called (start < end)
@@ -139,7 +148,8 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
         f.local_get(end)
         f.i32_lt_s()
         with f.if_():
-            for p in range(n + 1):
+            reduced()
+            for p in range(1, n + 1):
                 f.local_get(p)
             f.i32_const(0)
             f.i32_const(main.rows)
@@ -147,7 +157,7 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
             f.call(main.name)
     for p in range(n + 1):
         f.local_get(p)
-    f.local_get(0)
+    reduced()
     for p in (start, end):
         f.local_get(p)
         if rows != main.rows or scale is None:
@@ -159,7 +169,11 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     f.local_get(scratch)
     f.call(low.name)
     f.finish()
-    return Lowered(name, n, rows, main.scratch, False)
+    return Lowered(name, n, rows, main.scratch if held is None else held + 4 * total, False)
+
+
+def _align(n: int, a: int = 64) -> int:
+    return -(-n // a) * a
 
 
 def _lower_depthwise(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool,

@@ -149,6 +149,8 @@ class Inputs:
                              f"per shader stage; webgpu kernels need at least {outputs + 2}")
         self.limits, self.kernel = limits, kernel
         self.direct = loaded if len(loaded) <= budget else loaded[:budget - 1]
+        # an input that is an output's buffer (Kernel.inplace) is read through that output's binding
+        self.alias = {k: "result" if j == 0 else f"result{j}" for k, j in kernel.inplace if k in self.direct}
         self.packed: dict[int, int] = {}
         words = 0
         for k in loaded[len(self.direct):]:
@@ -165,7 +167,7 @@ class Inputs:
     def decls(self, only=None) -> list[tuple[str, str, bool]]:
         """The input bindings (``only``: of these inputs)."""
         d = [(f"in{k}", storage_type(self.kernel.inputs[k].dtype, self.limits), False) for k in self.direct
-             if only is None or k in only]
+             if (only is None or k in only) and k not in self.alias]
         return d + ([("packed", "u32", False)] if self.packed and (only is None or set(self.packed) & only) else [])
 
     def load(self, k: int, off: str, dt: DType) -> str:
@@ -173,8 +175,12 @@ class Inputs:
         if k in self.packed:
             word = f"packed[{self.packed[k]} + {off}]" if self.packed[k] else f"packed[{off}]"
             return f"({word} != 0u)" if t == "bool" else f"bitcast<{'i32' if t == 'i32' else 'f32'}>({word})"
-        v = f"in{k}[{off}]"
+        v = f"{self.name(k)}[{off}]"
         return f"({v} != 0i)" if t == "bool" else v
+
+    def name(self, k: int) -> str:
+        """The binding input ``k`` (a direct one) is read from."""
+        return self.alias.get(k, f"in{k}")
 
     def lowered(self, passes, scratch=()) -> Lowered:
         packed = tuple(sorted(self.packed.items()))

@@ -2,10 +2,12 @@
 (``wgsl.lower``, compiled for the WebGPU spec's default limits, so artifacts run on any adapter),
 buffers (temporaries shared by liveness as in the native runtime), bindings and dispatch sizes.
 Copies (the plan's, ``core.runtime.artifacts.plan_signature``) are copy dispatches
-(``wgsl.copy_pass``): a kernel may not bind one buffer both read-only and writable.
+(``wgsl.copy_pass``): a kernel may not bind one buffer both read-only and writable. A variable that
+the plan updates in place is bound once, writable, by its kernel (``kernel_ir.Kernel.inplace``).
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 from math import prod
@@ -47,8 +49,11 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     prog, plan = t.prog, t.plan
     scalars = {b: data for b, data in consts.items() if prod(prog.bufs[b].shape) == 1}
     kernel_of = {}          # one-element constants inlined (core.compile.inline_scalars): no binding
-    for s in prog.steps:
-        k = kernel_of[id(s)] = inline_scalars(s.kernel, {i: scalars[b] for i, b in enumerate(s.inputs) if b in scalars})
+    for i, s in enumerate(prog.steps):
+        k = inline_scalars(s.kernel, {j: scalars[b] for j, b in enumerate(s.inputs) if b in scalars})
+        if i in plan.inplace:               # variables updated in place: read through the output's binding
+            k = dataclasses.replace(k, inplace=plan.inplace[i])
+        kernel_of[id(s)] = k
         if k not in lowered:
             lowered[k] = wgsl.lower(k, limits)
     buffers: list[dict] = []

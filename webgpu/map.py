@@ -10,7 +10,9 @@ read at the linear id (plus a multiple of 4) are bound as ``array<vec4<T>>`` and
 load; any other load gathers its four lanes.
 
 A map with siblings (``kernel_ir``) stores each sibling's value too, to ``result1``, ``result2``...
-(the step's ``extra`` buffers), from the same ``let`` bindings."""
+(the step's ``extra`` buffers), from the same ``let`` bindings: every value is computed before the
+first store, so an output may be an input's buffer (``Kernel.inplace``: the input is read through
+the output's binding, which WebGPU allows to be bound only once, writable)."""
 from __future__ import annotations
 
 import math
@@ -33,8 +35,8 @@ def lower_map(kernel: K.Kernel, limits: Limits) -> Lowered:
     outs = (kernel,) + tuple(kernel.siblings)
     exprs = [simp(flatten(k, sp)) for k in outs]
     results = [("result" if j == 0 else f"result{j}", k.out.dtype) for j, k in enumerate(outs)]
-    if n % LANES == 0:
-        return _lower_vector(kernel, exprs, results, ins, simp, n, limits)
+    if n % LANES == 0 and set(ins.alias) <= _vector_inputs(kernel, exprs, ins):   # an output read in place is
+        return _lower_vector(kernel, exprs, results, ins, simp, n, limits)         # read as it is declared
     wgs = limits.workgroup_size
     em = Emitter(limits, simp, {0: "gid"}, {0: 1}, ins.load)
     vs = [em.value(e) for e in exprs]
@@ -92,9 +94,9 @@ class VectorEmitter(Emitter):
     where they meet a vector). WGSL's operators and builtins act per component; an op written with a
     helper function (``wt_*``) or a float -> int conversion is applied lane by lane."""
 
-    def __init__(self, limits: Limits, simplifier, load, vector_inputs: set[int]):
+    def __init__(self, limits: Limits, simplifier, load, vector_inputs: set[int], name=lambda k: f"in{k}"):
         super().__init__(limits, simplifier, {0: "lin"}, {0: 1}, load)
-        self.vector_inputs = vector_inputs
+        self.vector_inputs, self.name = vector_inputs, name
 
     def vector(self, e: K.Expr) -> bool:
         return self.level[e] >= 1
@@ -114,7 +116,7 @@ class VectorEmitter(Emitter):
         if op == "load":
             if e.arg in self.vector_inputs:
                 c = contiguous_offset(e.args[0])
-                v = f"in{e.arg}[gid + {c // LANES}]" if c else f"in{e.arg}[gid]"
+                v = f"{self.name(e.arg)}[gid + {c // LANES}]" if c else f"{self.name(e.arg)}[gid]"
                 return f"({v} != vec4<i32>(0i))" if t == "bool" else v
             return self.lanes(e.args, a, e.dtype, lambda off: self.load(e.arg, off, e.dtype))
         if op == "cast":
@@ -141,7 +143,7 @@ class VectorEmitter(Emitter):
 def _lower_vector(kernel: K.Kernel, exprs: list[K.Expr], results: list, ins: Inputs, simp, n: int,
                   limits: Limits) -> Lowered:
     vin = _vector_inputs(kernel, exprs, ins)
-    em = VectorEmitter(limits, simp, ins.load, vin)
+    em = VectorEmitter(limits, simp, ins.load, vin, ins.name)
     stores = []
     for expr, (r, dt) in zip(exprs, results):
         v = em.value(expr)

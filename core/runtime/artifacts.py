@@ -30,11 +30,11 @@ The protocols (duck-typed):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 from typing import Callable
 
-from ..compile import Program
+from ..compile import Program, Step, writes_in_place
 from ..dtypes import as_dtype
 from . import hostdata
 
@@ -112,16 +112,34 @@ def loader(name: str) -> type:
 
 # ---- the plan: where each buffer lives, which copies run before and after the kernels ------------
 
+INPLACE = True   # a variable read by the very kernel that computes its update, elementwise, is updated in
+#                  place (``compile.writes_in_place``) instead of through a temporary and a copy; tests set
+#                  it False to compare with the plans (and exported files) from before
+
+
 @dataclass
 class Plan:
     """``loc(b)``: ``('input', i)``, ``('var', v)``, ``('const', b)``, ``('output', k)``, ``('temp', b)`` or
-    ``('stage', v)``; ``pre``/``post``: ``(src loc, dst loc, bytes)`` copies before/after the kernels."""
+    ``('stage', v)``; ``pre``/``post``: ``(src loc, dst loc, bytes)`` copies before/after the kernels;
+    ``inplace``: step index -> the ``(input, output)`` pairs of its kernel that share a variable's buffer
+    (``kernel_ir.Kernel.inplace``, which the exporters set on those steps' kernels)."""
     locs: dict
     pre: list
     post: list
     stage: list          # variables whose old value is staged (read after they are updated)
     reads: list
     writes: list
+    inplace: dict = field(default_factory=dict)
+
+
+def _in_place(step: Step, b: int, cap: int) -> tuple[int, int] | None:
+    """``(input, output)`` of ``step``'s kernel where its output buffer ``b`` may be stored over its input
+    ``cap`` (a variable's old value, read by no later step), or None."""
+    slots = [i for i, x in enumerate(step.inputs) if x == cap]
+    out = 0 if step.output == b else 1 + step.extra.index(b)
+    if len(slots) == 1 and writes_in_place(step.kernel, slots[0], out):
+        return slots[0], out
+    return None
 
 
 def plan_signature(prog: Program, var_of: dict[int, int], update_vars: list[int]) -> Plan:
@@ -138,13 +156,20 @@ def plan_signature(prog: Program, var_of: dict[int, int], update_vars: list[int]
             last_read[b] = i
     dest: dict[int, tuple] = {}
     pre, post, stage, writes = [], [], [], []     # post sources: a buffer id (resolved below) or a loc
+    inplace: dict[int, list] = {}
     for b, v in zip(prog.updates, update_vars):
         if var_of.get(b) == v:
             continue                                   # assigned its own old value: nothing to do
         writes.append(v)
         if role(b) == "temp":
-            if b not in dest and last_read.get(cap_of.get(v), -1) < producer[b]:
+            p, cap = producer[b], cap_of.get(v)
+            pair = _in_place(prog.steps[p], b, cap) if INPLACE and b not in dest and last_read.get(cap, -1) == p \
+                else None
+            if b not in dest and last_read.get(cap, -1) < p:
                 dest[b] = ("var", v)                   # in place: nothing reads the old value later
+            elif pair is not None:                     # in place: only its own kernel reads it, elementwise
+                dest[b] = ("var", v)
+                inplace.setdefault(p, []).append(pair)
             else:
                 post.append((b, ("var", v), nb(b)))
         elif role(b) == "capture":                     # another variable's old value: stage it first
@@ -168,7 +193,8 @@ def plan_signature(prog: Program, var_of: dict[int, int], update_vars: list[int]
     post = [(locs[src] if isinstance(src, int) else src, dst, n) for src, dst, n in post]
     read = {b for s in prog.steps for b in s.inputs}
     reads = {v for b, v in var_of.items() if b in read} | {src[1] for src, _, _ in pre if src[0] == "var"}
-    return Plan(locs, pre, post, stage, sorted(reads), sorted(set(writes)))
+    return Plan(locs, pre, post, stage, sorted(reads), sorted(set(writes)),
+                {p: tuple(sorted(pairs)) for p, pairs in inplace.items()})
 
 
 # ---- run-time rows: the kernels of a symbolic-batch signature that loop over its rows ------------

@@ -12,7 +12,9 @@ WGSL simplifier folded ``(x // c) * c + x % c`` into ``x``, the MLP's and CNN's 
 manifest when symbolic-batch signatures gained a rows driver (docs/artifact.md, "Run-time rows"), and
 every file when reductions took their elementwise consumers as epilogues (core/compile.py; with
 ``EPILOGUES = False`` the files hash as before), and the CNN's when small-window convolutions
-became direct (``conv2d_direct``, with their bias and activation as epilogues). Regenerate them (only for an intended change of the emitted code) with
+became direct (``conv2d_direct``, with their bias and activation as epilogues), and the train steps' when
+optimizer updates were written into their variables in place (``core/runtime/artifacts.py``; with
+``INPLACE = False`` the files hash as before). Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -70,23 +72,22 @@ EXPECTED = {
     'cnn/kernels/train_step_14.wgsl': '002871975976eddbaa619150e3a25653de8bc5688c6d77cc961881602b42a2f1',
     'cnn/kernels/train_step_15.wgsl': 'f2b1159f2b0f063479e6bea78b60f8aa239f70c5a88c75cd13173ce746a5f915',
     'cnn/kernels/train_step_16.wgsl': 'bb14b04b2a0d949f876d207127c5e72937e1cde54fde460d7fb037b2c78d28a0',
-    'cnn/kernels/train_step_17.wgsl': '801546af18d71888f13e68dbb6abfb7c3e15c2485cba1e5bed331b493e5ac30b',
-    'cnn/kernels/train_step_18.wgsl': 'a703d9253d506bdc0fd86b5422c30ca976397211921240521d02ba863aabedc5',
-    'cnn/kernels/train_step_19.wgsl': '44490ce2ad67d7d4b733899d19de5579ad6f6efacdeb70410da693430ad02f7d',
+    'cnn/kernels/train_step_17.wgsl': '36d3efcfd9f439f69f0914a2c8d6c435efe40d239f8c5c254b8af580187c6573',
+    'cnn/kernels/train_step_18.wgsl': 'b9864bd15b1649ef63cbacbac879554aaca78f088d37a85e965e636758095a4a',
+    'cnn/kernels/train_step_19.wgsl': 'b6556e8b49bf546f2e52ca9481226a596befccb1250cad84a3aecc1a65fc4dea',
     'cnn/kernels/train_step_2.wgsl': '37259de8bfe7c38d1ef3c3b1008f42bbb13a48f068c81e284ec622119766c4ca',
     'cnn/kernels/train_step_20.wgsl': '2c1890a65528837d2f802375db6b87092caf07e87a566deda1ecb565c657ede2',
     'cnn/kernels/train_step_21.wgsl': 'bd4b58f14e653d10900e330d869bc42abdb0c3a9c9da80533b78813fd4605657',
-    'cnn/kernels/train_step_22.wgsl': '0f124a0c8e3085db202d2c5aa0a3ff05ae0eefa3303f88727f2c5e4501400144',
-    'cnn/kernels/train_step_23.wgsl': '913348c4246190a3a8102eee389159ddaeace238a5ff3b89fba57965d95f16d1',
-    'cnn/kernels/train_step_24.wgsl': '4333029b521cbf343c616c7d030d6fc39d72506ab467a19ab655fd5ce55972d1',
+    'cnn/kernels/train_step_22.wgsl': 'cbf4f4aa20315c38faa878b9fed5ea42bbf436299c9eef35105b6dc7485ac815',
+    'cnn/kernels/train_step_23.wgsl': 'e8bcb74eeff64d90e22e350794e14f5c83dfdd1b93961065e0b0d053c75f8fce',
     'cnn/kernels/train_step_3.wgsl': '73ee1ca91a53e0333c717269c3798bf4c539ac4eb1d96836997440b82007cf0a',
     'cnn/kernels/train_step_5.wgsl': '2246f9aa0aec589a73c27abe5667412d73d90e2c4f955f87225353c509410d0a',
     'cnn/kernels/train_step_6.wgsl': '3dc1dda898ceed673c7945cc5f3efd2d0b1eac389d76f51a49c2787c1045b8d8',
     'cnn/kernels/train_step_7.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
     'cnn/kernels/train_step_8.wgsl': 'c49f6020899d49c0570d462c1ecebd1bbd7fd164fc36a76e87bb90de220059bd',
     'cnn/kernels/train_step_9.wgsl': 'f17ce803b93c1bc9761f8d002db01030e0cd6dc0b772e94a9d0c41323672f6e0',
-    'cnn/manifest.json': '6d02680369b13947e704f5710be45fd7563cb3b8630eb550948f6482c534ae3e',
-    'cnn/module.wasm': '7e074403c90b0e0854cb7cbe1fd68272a6df219c9970f6f6929fa66a585da873',
+    'cnn/manifest.json': '273b9e234dbc2f55f4da115e67a49d3d86223dfb68cec1b1b1d8ac551f197177',
+    'cnn/module.wasm': '31b8104ab4c8e340df587cdd2afab5fd501dd35949a74a2be20049f7ccc664bc',
     'cnn/weights.safetensors': '18fb33c2c6f3c18fd8dde02b1c329943b899c900951348f49b04ea1b8dd2ccae',
     'fn/kernels/predict_0.wgsl': '554d170699b936539b976f727170c3554a264d559806f0ace534b906e2dc6fe5',
     'fn/kernels/predict_1.wgsl': 'af597d18a38fc5d1f45afc36054f4f94c80a92763f8b23a41e1b64cc83045ddf',
@@ -103,23 +104,22 @@ EXPECTED = {
     'mlp/kernels/train_step_13.wgsl': '9392d21cbb8c4ceb9562c95ec395a55272afd8b779ef052ea08f8176d6f65d36',
     'mlp/kernels/train_step_14.wgsl': '2e353cb97e6cd23fb111467e83710093063bcede6a56d77a436a2e0b6928e662',
     'mlp/kernels/train_step_15.wgsl': '678cbbed0bd437163147aa83e081fd8a2cc1b18431b73788b8d22ec6bd000705',
-    'mlp/kernels/train_step_16.wgsl': '3a0232da1d0d97390e1b3d00b04c261dbaa699b0e3951302b2772064cc8a72fa',
+    'mlp/kernels/train_step_16.wgsl': 'aaef78453fcc85168417433ccc7b4ddd224f1f1124762ccf15068427e2eb7f86',
     'mlp/kernels/train_step_17.wgsl': '20cbd2c1981df750821132e8fba189221afdbadc82fdf26aab0a4e0207d8a574',
-    'mlp/kernels/train_step_18.wgsl': '92339335817b8e27698641805c352851068dc6918e7163e1b7963f3d739fabf2',
+    'mlp/kernels/train_step_18.wgsl': '538ba3019c0a5a95b61337bce934c10bde8ab6ab194360ae9c7112b3c872d56c',
     'mlp/kernels/train_step_19.wgsl': '42ba48dee80b938579215bb66845de5685d43c0e7629026b034e8b5bd2cab65a',
     'mlp/kernels/train_step_2.wgsl': '537aa92b9962520b3ff55b69a7e9551764c71c3e87b8236f28df3d78690734aa',
-    'mlp/kernels/train_step_20.wgsl': 'e953ddc7722b7bb9e30bc264566eb7996f2d266f40af63cd8b968845f6788f5c',
+    'mlp/kernels/train_step_20.wgsl': 'ef40fb00ee7954b04c89e5caddff15067c20b1eed876194de2b376141e3ef013',
     'mlp/kernels/train_step_21.wgsl': 'f63f643b977a5bcc3a59a38ef5147e495f42d9d073ea81fd8cded1c2b3907455',
-    'mlp/kernels/train_step_22.wgsl': '930a7cb26637257eadaaef95366a3ac4ef89447e18ff22633f55c5c8f0addb99',
-    'mlp/kernels/train_step_23.wgsl': '4333029b521cbf343c616c7d030d6fc39d72506ab467a19ab655fd5ce55972d1',
+    'mlp/kernels/train_step_22.wgsl': 'd15aeeeb02a1e090f2f77e238d080957481f992e67b1f53c3d68f53437beca75',
     'mlp/kernels/train_step_4.wgsl': '4e096f13d98a981aae58ec8cf09fd04bd30154f9c6a8213198ede2091f23c445',
     'mlp/kernels/train_step_5.wgsl': '3e77ca964ee6c3fd0572f8cc6b5ccb0ee152c85876c6987862de47c6508c7f60',
     'mlp/kernels/train_step_6.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_7.wgsl': '48991670552e203aa0441b92a155bd26cf4dc1c2ca53227a4b0f8c591b015dc1',
     'mlp/kernels/train_step_8.wgsl': '3074ef5fd851f0065416c7c211574a9cb9167b35eb6739417a59639581f558cb',
-    'mlp/kernels/train_step_9.wgsl': '913348c4246190a3a8102eee389159ddaeace238a5ff3b89fba57965d95f16d1',
-    'mlp/manifest.json': '3870439aa17ff0fd061c58344e3d9dc719c26e261f0b6de5575354263a060e7e',
-    'mlp/module.wasm': '1e2ac1bb58a4cb3e0f986f8060ed307f597663e0e75cc2776074172c601fd36a',
+    'mlp/kernels/train_step_9.wgsl': 'e8bcb74eeff64d90e22e350794e14f5c83dfdd1b93961065e0b0d053c75f8fce',
+    'mlp/manifest.json': '54a58777f879fe709068219b6043441f6bd7085d9d3e5a0b24f4e83b9c3b227d',
+    'mlp/module.wasm': '8cada3fc78f8debff1fc2174300603d064f63c2e3f25e8c020d91560c6172838',
     'mlp/weights.safetensors': 'ef8275a8cb3d019c06a7c3b87f7cbc9e76d890d818b2ade096b8e0999e55080d',
 }
 
