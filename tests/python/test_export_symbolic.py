@@ -184,3 +184,41 @@ def test_run_time_rows_only_where_kernels_loop_over_rows(tmp_path):
     man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), (x3[:1, 0],), tmp_path / "c", backends=("wasm",),
                     symbolic_batch=True)
     assert "rows_driver" not in man["signatures"]["predict"]["wasm"]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn28"])
+def test_webgpu_run_time_rows_equal_the_padded_chunk_bitwise(out, kind):
+    """WebGPU kernels that take their rows at run time (docs/artifact.md "Run-time rows: WebGPU"): a
+    last partial chunk (and a batch under the chunk) runs its own rows with fewer workgroups, bit
+    for bit what the padded chunk gives those rows; close to the fixed-shape wasm artifacts
+    (another backend's sums: float32 rounding, measured below 1e-6 on lavapipe). cnn28's dense
+    layer is a split-K matmul whose batch is M."""
+    pytest.importorskip("wgpu")
+    d, e = out
+    rows = e["rows"][kind]
+    shape = (28, 28, 1) if kind == "cnn28" else (6, 6, 1)
+    x = np.asarray(rows["x"], np.float32).reshape((-1,) + shape)
+    try:
+        art = wt.load(d / "rows" / kind, backend="webgpu")
+    except (ImportError, RuntimeError) as err:
+        pytest.skip(f"no WebGPU adapter: {err}")
+    b = art._backend
+    assert b.takes_rows("predict")
+    whole, one = b.dispatches("predict"), b.dispatches("predict", 1)
+    count = lambda ds: sum(d[0] * d[1] * d[2] for d in ds)      # noqa: E731
+    assert all(o[i] <= w[i] for o, w in zip(one, whole) for i in range(3))
+    if kind == "cnn28":     # the mlp's 32-row chunk is one workgroup per kernel already
+        assert whole[0] == (85, 1, 1) and one[0] == (3, 1, 1)      # 676 pixels x 4 channels / 4 lanes / 256
+        assert count(one) < count(whole) / 10
+    assert b.dispatches("predict", fx.ROWS_CHUNK) == whole
+    row = x[0].nbytes
+    for n in (1, 5, 33):
+        got = art.predict(x[:n])
+        last = n - (n - 1) // fx.ROWS_CHUNK * fx.ROWS_CHUNK
+        tail = x[n - last:n]
+        padded = b.run("predict", [tail.tobytes() + bytes((fx.ROWS_CHUNK - last) * row)])[0]
+        padded = np.frombuffer(padded, np.float32).reshape(fx.ROWS_CHUNK, -1)[:last]
+        np.testing.assert_array_equal(got[n - last:], padded, err_msg=f"batch {n}")
+        np.testing.assert_allclose(got, np.asarray(rows[str(n)], np.float32).reshape(n, -1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot run 33 rows"):
+        b.run("predict", [x[:33].tobytes()], 33)
