@@ -145,13 +145,6 @@ class WebGPUArtifact:
                     fail(f'manifest.json: {at}: "bindings" must be indices into buffers')
                 if any(n > gpu.limits.get("max-compute-workgroups-per-dimension", 65535) for n in disp):
                     fail(f"manifest.json: {at}: dispatch {disp} is over this device's maxComputeWorkgroupsPerDimension")
-                declared = declared_bindings(kernel, files, fail)
-                layouts[id(kernel)] = declared
-                for b, (group, space, _) in declared.items():
-                    if group != 0 or space != "storage":
-                        fail(f"{kernel['wgsl']}: @group({group}) @binding({b}) var<{space}> is not a @group(0) storage binding")
-                    if b >= len(binds):
-                        fail(f"{at}: the shader declares @binding({b}), but the kernel lists {len(binds)} bindings")
                 if "rows" in kernel:
                     if "batch" not in sig:
                         fail(f'manifest.json: {at}: "rows" needs a "batch" section (a symbolic batch)')
@@ -161,6 +154,13 @@ class WebGPUArtifact:
                     if rows_total(chunk, kernel["rows"]) > x * y * z:
                         fail(f'manifest.json: {at}: "rows" {kernel["rows"]} asks for more workgroups at {chunk} '
                              f'rows than its dispatch {disp}')
+                declared = declared_bindings(kernel, files, fail)
+                layouts[id(kernel)] = declared
+                for b, (group, space, _) in declared.items():
+                    if group != 0 or space != "storage":
+                        fail(f"{kernel['wgsl']}: @group({group}) @binding({b}) var<{space}> is not a @group(0) storage binding")
+                    if b >= len(binds):
+                        fail(f"{at}: the shader declares @binding({b}), but the kernel lists {len(binds)} bindings")
                 for b, i in enumerate(binds):
                     if b not in declared:
                         fail(f"{at}: the kernel lists binding {b}, but the shader declares no @group(0) @binding({b})")

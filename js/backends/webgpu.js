@@ -201,18 +201,6 @@ export function checkWebGPU({ manifest, files, weights }, fail, limits, features
       if (bindings.length > limits.maxStorageBuffersPerShaderStage) {
         fail(`${at}: ${bindings.length} storage buffers exceed maxStorageBuffersPerShaderStage ${limits.maxStorageBuffersPerShaderStage}`);
       }
-      if (!bindingsOf.has(kernel.wgsl)) {
-        const source = decoder.decode(files.get(kernel.wgsl));
-        bindingsOf.set(kernel.wgsl, source);
-        for (const f of wgslFeatures(source)) needed.add(f);
-      }
-      const declared = declaredBindings(kernel, bindingsOf.get(kernel.wgsl), fail);
-      layoutOf.set(kernel, declared);
-      for (const [b, d] of declared) {
-        if (d.group !== 0) fail(`${kernel.wgsl}: @group(${d.group}) is not supported (all bindings are in @group(0))`);
-        if (d.space !== 'storage') fail(`${kernel.wgsl}: @binding(${b}) is var<${d.space}>; kernels bind storage buffers only`);
-        if (b >= bindings.length) fail(`${at}: the shader declares @binding(${b}), but the kernel lists ${bindings.length} bindings`);
-      }
       if (kernel.rows !== undefined) {
         const { rows } = kernel;
         if (sig.batch === undefined) fail(`manifest.json: ${at}: "rows" needs a "batch" section (a symbolic batch)`);
@@ -224,6 +212,18 @@ export function checkWebGPU({ manifest, files, weights }, fail, limits, features
         if (rowsTotal(chunk, rows) > dispatch.reduce((p, n) => p * n, 1)) {
           fail(`manifest.json: ${at}: "rows" [${rows}] asks for more workgroups at ${chunk} rows than its dispatch [${dispatch}]`);
         }
+      }
+      if (!bindingsOf.has(kernel.wgsl)) {
+        const source = decoder.decode(files.get(kernel.wgsl));
+        bindingsOf.set(kernel.wgsl, source);
+        for (const f of wgslFeatures(source)) needed.add(f);
+      }
+      const declared = declaredBindings(kernel, bindingsOf.get(kernel.wgsl), fail);
+      layoutOf.set(kernel, declared);
+      for (const [b, d] of declared) {
+        if (d.group !== 0) fail(`${kernel.wgsl}: @group(${d.group}) is not supported (all bindings are in @group(0))`);
+        if (d.space !== 'storage') fail(`${kernel.wgsl}: @binding(${b}) is var<${d.space}>; kernels bind storage buffers only`);
+        if (b >= bindings.length) fail(`${at}: the shader declares @binding(${b}), but the kernel lists ${bindings.length} bindings`);
       }
       bindings.forEach((buf, b) => {
         if (!declared.has(b)) fail(`${at}: the kernel lists binding ${b}, but the shader declares no @group(0) @binding(${b})`);
