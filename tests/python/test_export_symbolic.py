@@ -222,3 +222,50 @@ def test_webgpu_run_time_rows_equal_the_padded_chunk_bitwise(out, kind):
         np.testing.assert_allclose(got, np.asarray(rows[str(n)], np.float32).reshape(n, -1), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="cannot run 33 rows"):
         b.run("predict", [x[:33].tobytes()], 33)
+
+
+def _bmm(w):
+    return lambda x: wt.matmul(x, wt.tensor(w))
+
+
+@pytest.mark.parametrize("case", ["batched-matmul", "split-sum", "argmax", "int8-tiled"])
+def test_webgpu_run_time_rows_in_each_lowering(tmp_path, case):
+    """Each lowering's run-time rows (webgpu/wgsl.py ``lower(..., chunk)``) on lavapipe: a 3-D matmul
+    (batch in the workgroups' leading dimension; the wasm rows driver has none for it), a sum over
+    few long rows (two passes, partial sums), argmax, and int8 weights (the q8 template's
+    shared-memory tiles, the batch in M): every batch gives the padded chunk's bits for its rows,
+    and numpy's values."""
+    pytest.importorskip("wgpu")
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    if case == "int8-tiled":
+        wt.set_seed(1)
+        m = wt.nn.Sequential([wt.nn.Input((40,)), wt.nn.Dense(64, activation="relu"), wt.nn.Dense(64)])
+        man = m.export(tmp_path / "a", batch_size=32, backends=("webgpu",), signatures=["predict"], weights_dtype="int8")
+        x = rng.standard_normal((40, 40)).astype(np.float32)
+        want, rtol, atol = m.predict_on_batch(x).numpy(), 0.05, 0.05     # int8 weights: a 1/127 quantization step
+    else:
+        fn, x = {"batched-matmul": (_bmm(w), rng.standard_normal((16, 8, 5))),
+                 "split-sum": (lambda x: wt.reduce_sum(x, axis=-1), rng.standard_normal((4, 16384))),
+                 "argmax": (lambda x: wt.argmax(x, axis=-1), rng.standard_normal((16, 33)))}[case]
+        x = x.astype(np.float32)
+        man = wt.export(fn, (x,), tmp_path / "a", backends=("webgpu",), symbolic_batch=True)
+        x = np.concatenate([x, x[:3] * 2])
+        want = {"batched-matmul": lambda: x @ w, "split-sum": lambda: x.sum(-1, dtype=np.float64),
+                "argmax": lambda: x.argmax(-1)}[case]()
+        rtol, atol = 1e-5, 1e-3 if case == "split-sum" else 1e-6       # a float32 sum of 16384 normals
+    kernels = man["signatures"]["predict"]["webgpu"]["kernels"]
+    assert kernels and all("rows" in k for k in kernels)
+    chunk = man["signatures"]["predict"]["batch"]["chunk"]
+    try:
+        art = wt.load(tmp_path / "a", backend="webgpu")
+    except (ImportError, RuntimeError) as err:
+        pytest.skip(f"no WebGPU adapter: {err}")
+    b, row = art._backend, x[0].nbytes
+    for n in (1, chunk - 1, chunk + 3):
+        got = art.predict(x[:n])
+        last = n - (n - 1) // chunk * chunk
+        out = b.run("predict", [x[n - last:n].tobytes() + bytes((chunk - last) * row)])[0]
+        padded = np.frombuffer(out, got.dtype).reshape((chunk,) + got.shape[1:])[:last]
+        np.testing.assert_array_equal(got[n - last:], padded, err_msg=f"batch {n}")
+        np.testing.assert_allclose(got, want[:n], rtol=rtol, atol=atol, err_msg=f"batch {n}")
