@@ -12,7 +12,9 @@ WGSL simplifier folded ``(x // c) * c + x % c`` into ``x``, the MLP's and CNN's 
 manifest when symbolic-batch signatures gained a rows driver (docs/artifact.md, "Run-time rows"), and
 every file when reductions took their elementwise consumers as epilogues (core/compile.py; with
 ``EPILOGUES = False`` the files hash as before), and the CNN's when small-window convolutions
-became direct (``conv2d_direct``, with their bias and activation as epilogues). Regenerate them (only for an intended change of the emitted code) with
+became direct (``conv2d_direct``, with their bias and activation as epilogues), and the predict WGSL and manifests when
+symbolic-batch WebGPU kernels took their rows from a uniform (docs/artifact.md, "Run-time rows: WebGPU";
+train_step's kernels are unchanged, one now in a file of its own). Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -58,9 +60,9 @@ def digests(out):
 
 
 EXPECTED = {
-    'cnn/kernels/predict_0.wgsl': '4b0d877b5e0ff5088ced75f5ec78fd2cb58d9465bf57c483a544f6b73bf8f017',
-    'cnn/kernels/predict_1.wgsl': '89d187a8720acce238cda8eeb2af3809d18637465b5709baf879c3a495af050c',
-    'cnn/kernels/predict_2.wgsl': '9fede6b00207cb14bbd6c08ead8c156750e918017e29d41dafbfbfaee5d21301',
+    'cnn/kernels/predict_0.wgsl': 'f002d5251db3243fe2c39825fd954e57038d6fe66adebdfbf4b8a6bd49f1d4d8',
+    'cnn/kernels/predict_1.wgsl': '92041b932f635b69a2201d02e75f5ffe830d241279cf995b367ac3c254e83d2d',
+    'cnn/kernels/predict_2.wgsl': '5fc3121debc1cf39440ebe99ec1b442d49b2db80e81637d9a4e6a04518a28f84',
     'cnn/kernels/train_step_0.wgsl': '874977df60af6656b43c59eb9e3f5258cd24e913f45f43e45484683bf8e4e2cc',
     'cnn/kernels/train_step_1.wgsl': '978342da3db95ff5e868e50a18a48eb995c0b911545506da263269a419daed6e',
     'cnn/kernels/train_step_10.wgsl': 'a00c91f629935b1cd4da15e0b08e3c4e879ffeb6f20946076aa1582feb0b8697',
@@ -80,12 +82,13 @@ EXPECTED = {
     'cnn/kernels/train_step_23.wgsl': '913348c4246190a3a8102eee389159ddaeace238a5ff3b89fba57965d95f16d1',
     'cnn/kernels/train_step_24.wgsl': '4333029b521cbf343c616c7d030d6fc39d72506ab467a19ab655fd5ce55972d1',
     'cnn/kernels/train_step_3.wgsl': '73ee1ca91a53e0333c717269c3798bf4c539ac4eb1d96836997440b82007cf0a',
+    'cnn/kernels/train_step_4.wgsl': '9fede6b00207cb14bbd6c08ead8c156750e918017e29d41dafbfbfaee5d21301',
     'cnn/kernels/train_step_5.wgsl': '2246f9aa0aec589a73c27abe5667412d73d90e2c4f955f87225353c509410d0a',
     'cnn/kernels/train_step_6.wgsl': '3dc1dda898ceed673c7945cc5f3efd2d0b1eac389d76f51a49c2787c1045b8d8',
     'cnn/kernels/train_step_7.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
     'cnn/kernels/train_step_8.wgsl': 'c49f6020899d49c0570d462c1ecebd1bbd7fd164fc36a76e87bb90de220059bd',
     'cnn/kernels/train_step_9.wgsl': 'f17ce803b93c1bc9761f8d002db01030e0cd6dc0b772e94a9d0c41323672f6e0',
-    'cnn/manifest.json': '6d02680369b13947e704f5710be45fd7563cb3b8630eb550948f6482c534ae3e',
+    'cnn/manifest.json': 'c5b1f64aae3c7914bdde5c4cc0f83485fb743b08cbe25206b3fc2b953f98c3dc',
     'cnn/module.wasm': '7e074403c90b0e0854cb7cbe1fd68272a6df219c9970f6f6929fa66a585da873',
     'cnn/weights.safetensors': '18fb33c2c6f3c18fd8dde02b1c329943b899c900951348f49b04ea1b8dd2ccae',
     'fn/kernels/predict_0.wgsl': '554d170699b936539b976f727170c3554a264d559806f0ace534b906e2dc6fe5',
@@ -93,8 +96,8 @@ EXPECTED = {
     'fn/manifest.json': '9a0e6286980b1a8477647e86f5fa41f24178853ecfadd570aae10c72ea1747b0',
     'fn/module.wasm': '2732d3c5b72376f4514415de152d7277b32c05158b882f23fd758b9b8d690f83',
     'fn/weights.safetensors': '507f0fdd933733ae0953cab28bbf638a2d13650d463b2341324215447e758dc6',
-    'mlp/kernels/predict_0.wgsl': '8adcc894d18f5431cbb7ba7bc41279352e8c54cee1817d36b82e0e66e3118dea',
-    'mlp/kernels/predict_1.wgsl': 'f2d8cc3d7c835fffd5d916ac4bccbdf9ee439229615c97d8bf63c61c4b787c64',
+    'mlp/kernels/predict_0.wgsl': '3347d74b87809a7c48c0af84a198abaedfa268e29c6728f248ae8fa99812bde3',
+    'mlp/kernels/predict_1.wgsl': '3faf5022370fa272bbb2798ee5e2262e1bd500076ed5b2fd7153e5b43a2396f8',
     'mlp/kernels/train_step_0.wgsl': 'bf90b4465d3469f14eaa801623c324407e189e666bd360bba38ef45508a11cc8',
     'mlp/kernels/train_step_1.wgsl': 'df15b5db4bd39fd0761584af06b4a89e5fb43c20fe4a81ad3009645e78392965',
     'mlp/kernels/train_step_10.wgsl': '8859e493b2c39361f63da9174b85d4aaeca714254d4d12754c4e6fac4907f661',
@@ -112,13 +115,14 @@ EXPECTED = {
     'mlp/kernels/train_step_21.wgsl': 'f63f643b977a5bcc3a59a38ef5147e495f42d9d073ea81fd8cded1c2b3907455',
     'mlp/kernels/train_step_22.wgsl': '930a7cb26637257eadaaef95366a3ac4ef89447e18ff22633f55c5c8f0addb99',
     'mlp/kernels/train_step_23.wgsl': '4333029b521cbf343c616c7d030d6fc39d72506ab467a19ab655fd5ce55972d1',
+    'mlp/kernels/train_step_3.wgsl': 'f2d8cc3d7c835fffd5d916ac4bccbdf9ee439229615c97d8bf63c61c4b787c64',
     'mlp/kernels/train_step_4.wgsl': '4e096f13d98a981aae58ec8cf09fd04bd30154f9c6a8213198ede2091f23c445',
     'mlp/kernels/train_step_5.wgsl': '3e77ca964ee6c3fd0572f8cc6b5ccb0ee152c85876c6987862de47c6508c7f60',
     'mlp/kernels/train_step_6.wgsl': '3a5a09dedc95e4f9fcb4e1b80bc47428f9ac755bc97239acf800a024ec4a8940',
     'mlp/kernels/train_step_7.wgsl': '48991670552e203aa0441b92a155bd26cf4dc1c2ca53227a4b0f8c591b015dc1',
     'mlp/kernels/train_step_8.wgsl': '3074ef5fd851f0065416c7c211574a9cb9167b35eb6739417a59639581f558cb',
     'mlp/kernels/train_step_9.wgsl': '913348c4246190a3a8102eee389159ddaeace238a5ff3b89fba57965d95f16d1',
-    'mlp/manifest.json': '3870439aa17ff0fd061c58344e3d9dc719c26e261f0b6de5575354263a060e7e',
+    'mlp/manifest.json': 'e645bdf4485da51abe6014481e2ff1ec841f8fedd6e5b10aacdf9473b248b112',
     'mlp/module.wasm': '1e2ac1bb58a4cb3e0f986f8060ed307f597663e0e75cc2776074172c601fd36a',
     'mlp/weights.safetensors': 'ef8275a8cb3d019c06a7c3b87f7cbc9e76d890d818b2ade096b8e0999e55080d',
 }
