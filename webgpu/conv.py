@@ -81,7 +81,8 @@ def lower_conv(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lo
     stores = []
     for i in range(rm):
         for j in range(rn):
-            conds = ([f"m0 + {i} < {m_rt or m}"] if (m % rm or m_rt) and i else []) + ([f"n0 + {j} < {o}"] if o % rn and j else [])
+            conds = ([f"m0 + {i} < {m_rt or m}"] if (m % rm or m_rt) and i else []) + \
+                ([f"n0 + {j} < {o}"] if o % rn and j else [])
             st = f"{{ let o = (m0 + {i}) * {o} + n0 + {j}; result[o] = {epilogue_store(epi, f'acc{i}{j}', 'o')}; }}"
             stores.append(f"if ({' && '.join(conds)}) {{ {st} }}" if conds else st)
     decls = ins.decls() + [("result", storage_type(kernel.out.dtype, limits), True)]

@@ -174,19 +174,20 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
     ksplit = -(-Kd // kchunk)
     total = tiles * ksplit
     grid, wg_line = workgroup_grid(total, limits)
-    head_rows, m_bound, rows_formula, sum_per = None, None, None, None
+    wg_end, m_bound, rows_formula, sum_per = total, None, None, None
+    order = f"""let zk = wg / {tiles_m * tiles_n};
+  let z = zk / {ksplit};
+  let ks = zk % {ksplit};
+  let tile = wg % {tiles_m * tiles_n};"""
     if chunk and nb:            # the batch leads the batch dimensions: whole workgroups per row
         per_z = batch // chunk * tiles_m * tiles_n * ksplit
-        head_rows = f"  if (wg >= {rows_bound(per_z)}) {{ return; }}"
-        rows_formula, sum_per = (per_z, 1, 1), batch // chunk * M * N
+        wg_end, rows_formula, sum_per = rows_bound(per_z), (per_z, 1, 1), batch // chunk * M * N
     elif chunk:                 # the batch is M: row tiles of `rtile` rows, each with its K chunks
         km, rtile = M // chunk, plan.tm if plan.kind == "tiled" else plan.rm * plan.wy
         m_bound = rows_bound(km)
+        wg_end = f"(({m_bound} + {rtile - 1}) / {rtile}) * {tiles_n * ksplit}"
         rows_formula, sum_per = (km, rtile, tiles_n * ksplit), km * N
-        head_rows = f"""  if (wg >= (({m_bound} + {rtile - 1}) / {rtile}) * {tiles_n * ksplit}) {{ return; }}
-  let z = 0;
-  let ks = wg % {ksplit};
-  let tile = wg / {ksplit};"""
+        order = f"let z = 0;\n  let ks = wg % {ksplit};\n  let tile = wg / {ksplit};"
     sp = Space(space, [range(nb)])
     simp = simplifier((batch,))
     em = Emitter(limits, simp, {0: "z"}, {0: 1}, ins.load)
@@ -214,15 +215,8 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
     dest, obase = ("result", f"z * {M * N}") if ksplit == 1 else ("partials", f"(z * {ksplit} + ks) * {M * N}")
     pre = "\n  ".join(em.lines[1])
     head = f"""  {wg_line}
-  if (wg >= {total}) {{ return; }}
-  let zk = wg / {tiles_m * tiles_n};
-  let z = zk / {ksplit};
-  let ks = zk % {ksplit};
-  let tile = wg % {tiles_m * tiles_n};"""
-    if m_bound:
-        head = f"  {wg_line}\n{head_rows}"
-    elif head_rows:
-        head = head.replace(f"  if (wg >= {total}) {{ return; }}", head_rows, 1)
+  if (wg >= {wg_end}) {{ return; }}
+  {order}"""
     epi = Epilogue.of(kernel, ins, limits)       # applied where the result is stored
     first_ins = ins.decls() if ksplit == 1 else ins.decls({x[0].arg for x in (a, b) if x[0] is not None} |
                                                           ({1, 2} if q8 else set()))
