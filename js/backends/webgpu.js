@@ -55,9 +55,13 @@ export function legacyWgslBindings(source) {
   return out;
 }
 
-/** Workgroups a kernel with "rows" [a, b, c] needs for `rows` rows: ceil(rows * a / b) * c. */
+/**
+ * Workgroups a kernel with "rows" [a, b, c] needs for `rows` rows: ceil(rows * a / b) * c,
+ * exact (BigInt: rows * a may pass 2^53 in a hostile manifest), as a Number.
+ */
 export function rowsTotal(rows, [a, b, c]) {
-  return Math.ceil((rows * a) / b) * c;
+  const [r, x, y, z] = [rows, a, b, c].map(BigInt);
+  return Number(((r * x + y - 1n) / y) * z);
 }
 
 /**

@@ -9,12 +9,14 @@
 // workgroups, bit for bit what the padded chunk gives those rows.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
+import { rowsDispatch } from '../backends/webgpu.js';
 import { getGPU, maxAbsDiff, pythonFixture } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_symbolic.py');
@@ -123,6 +125,12 @@ describe('a symbolic batch (format version 2)', () => {
       }
     });
   }
+
+  test('webgpu: run-time dispatches fold as the chunk\'s grid (the cases Python checks)', () => {
+    const cases = JSON.parse(execFileSync('python3', [join(dirname(SCRIPT), 'python', 'webgpu_rows_cases.py')]).toString());
+    assert.ok(cases.length >= 8);
+    for (const [rows, formula, grid, want] of cases) assert.deepEqual(rowsDispatch(rows, formula, grid), want, JSON.stringify([rows, formula, grid]));
+  });
 
   test('wasm: a declared maximum is enforced; train_step keeps its traced batch', async () => {
     const model = await webtensor.load(join(out, 'cnn'), { backend: 'wasm' });

@@ -16,6 +16,9 @@ from webtensor.artifact import ArtifactError
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import export_fixtures_symbolic as fx  # noqa: E402
+from webgpu_rows_cases import CASES as ROWS_CASES  # noqa: E402  (shared with js/test/exported_symbolic.test.js)
+
+from webtensor.webgpu.emit import rows_workgroups  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +272,11 @@ def test_webgpu_run_time_rows_in_each_lowering(tmp_path, case):
         padded = np.frombuffer(out, got.dtype).reshape((chunk,) + got.shape[1:])[:last]
         np.testing.assert_array_equal(got[n - last:], padded, err_msg=f"batch {n}")
         np.testing.assert_allclose(got, want[:n], rtol=rtol, atol=atol, err_msg=f"batch {n}")
+
+
+def test_rows_workgroups_fold_as_the_chunk_grid():
+    """Run-time dispatches (webgpu/emit.py; js/backends/webgpu.js rowsDispatch the same) keep the
+    chunk's x (and y, once z is needed), so the shader's linear workgroup id is unchanged, and never
+    exceed the chunk's grid in any dimension."""
+    for rows, formula, grid, want in ROWS_CASES:
+        assert rows_workgroups(rows, formula, grid) == tuple(want), (rows, formula, grid)
