@@ -91,8 +91,8 @@ def lower(kernel: K.Kernel, limits: Limits = Limits(), chunk: int | None = None)
     n = math.prod(kernel.out.shape)
     if n == 0:
         return Lowered(())
-    if chunk is not None and (kernel.space[0] % chunk or kernel.out.shape[0] % chunk):
-        raise ValueError(f"a kernel over {kernel.space} does not loop over {chunk} batch rows")
+    if chunk is not None and (kernel.space[0] % chunk or kernel.out.shape[0] % chunk):   # batch_steps' promise
+        raise AssertionError(f"a kernel over {kernel.space} does not loop over {chunk} batch rows")
     if kernel.kind == "map":
         low = lower_map(kernel, limits, chunk)
     else:
