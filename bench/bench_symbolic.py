@@ -4,9 +4,13 @@ this process. Prints, per batch, the ratio symbolic / fixed of the best of ``--r
 calls, measured alternately in the same run (``--rounds`` rounds; the range over rounds), for the
 artifact as exported ("rows": a last partial chunk runs its own rows through the rows driver,
 docs/artifact.md "Run-time rows") and for the same artifact without its rows driver ("padded":
-every chunk runs all its rows, as before run-time rows).
+every chunk runs all its rows, as before run-time rows). ``--backend webgpu`` measures the WebGPU
+loader (wgpu-py: lavapipe here, or a GPU) the same way: "rows" runs a last partial chunk with its
+kernels' run-time rows (docs/artifact.md "Run-time rows: WebGPU"), "padded" the same artifact
+loaded again with run-time rows turned off in the loader (its WGSL reads the rows, so no manifest
+edit can drop them).
 
-    python bench/bench_symbolic.py [--chunk 32] [--rounds 5] [--repeat 20]
+    python bench/bench_symbolic.py [--backend wasm|webgpu] [--chunk 32] [--rounds 5] [--repeat 20] [--batches 1,32,128]
 
 Workloads: the MLP 784 -> 256 -> 256 -> 10 and a small CNN (28x28x1, conv 8 3x3, pool, dense 10).
 """
@@ -42,27 +46,34 @@ def main():
     p.add_argument("--chunk", type=int, default=32)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--backend", choices=("wasm", "webgpu"), default="wasm")
+    p.add_argument("--batches", default="1,32,128", help="comma-separated batch sizes")
     a = p.parse_args()
+    be = a.backend
     tmp = tempfile.mkdtemp()
-    print(f"symbolic (chunk {a.chunk}) / fixed-shape predict time, wasm loader; range over {a.rounds} rounds")
+    print(f"symbolic (chunk {a.chunk}) / fixed-shape predict time, {be} loader; range over {a.rounds} rounds")
     for kind in ("mlp", "cnn"):
         m = model(kind)
         shape = (784,) if kind == "mlp" else (28, 28, 1)
         sym_dir = os.path.join(tmp, f"{kind}_sym")
-        m.export(sym_dir, batch_size=a.chunk, backends=("wasm",), signatures=["predict"])
-        sym = wt.load(sym_dir, backend="wasm")
-        padded_dir = sym_dir + "_padded"            # the same files, the manifest without its rows driver
-        shutil.copytree(sym_dir, padded_dir)
-        with open(os.path.join(padded_dir, "manifest.json")) as fh:
-            man = json.load(fh)
-        man["signatures"]["predict"]["wasm"].pop("rows_driver", None)
-        with open(os.path.join(padded_dir, "manifest.json"), "w") as fh:
-            json.dump(man, fh)
-        padded = wt.load(padded_dir, backend="wasm")
-        for batch in (1, 32, 128):
+        m.export(sym_dir, batch_size=a.chunk, backends=(be,), signatures=["predict"])
+        sym = wt.load(sym_dir, backend=be)
+        if be == "webgpu":
+            padded = wt.load(sym_dir, backend=be)
+            padded._backend.takes_rows = lambda name: False     # this instance pads every chunk
+        else:
+            padded_dir = sym_dir + "_padded"            # the same files, the manifest without its rows driver
+            shutil.copytree(sym_dir, padded_dir)
+            with open(os.path.join(padded_dir, "manifest.json")) as fh:
+                man = json.load(fh)
+            man["signatures"]["predict"]["wasm"].pop("rows_driver", None)
+            with open(os.path.join(padded_dir, "manifest.json"), "w") as fh:
+                json.dump(man, fh)
+            padded = wt.load(padded_dir, backend=be)
+        for batch in [int(b) for b in a.batches.split(",")]:
             fixed_dir = os.path.join(tmp, f"{kind}_fixed_{batch}")
-            m.export(fixed_dir, batch_size=batch, backends=("wasm",), signatures=["predict"], symbolic_batch=False)
-            fixed = wt.load(fixed_dir, backend="wasm")
+            m.export(fixed_dir, batch_size=batch, backends=(be,), signatures=["predict"], symbolic_batch=False)
+            fixed = wt.load(fixed_dir, backend=be)
             x = np.random.default_rng(batch).standard_normal((batch,) + shape).astype(np.float32)
             rows, pads = [], []
             for _ in range(a.rounds):

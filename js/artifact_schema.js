@@ -688,6 +688,17 @@ export default {
          "minimum": 0,
          "maximum": 65535
         }
+       },
+       "rows": {
+        "description": "Optional, with a 'batch' section and 'access': the kernel takes the number of rows to compute at run time from a uniform (u32) at @binding(len(bindings)), and a run of rows (1 <= rows <= chunk) dispatches ceil(rows * rows[0] / rows[1]) * rows[2] workgroups, folded as 'dispatch' folds its own (docs/artifact.md, 'Run-time rows: WebGPU').",
+        "type": "array",
+        "minItems": 3,
+        "maxItems": 3,
+        "items": {
+         "type": "integer",
+         "minimum": 1,
+         "maximum": 2147483647
+        }
        }
       }
      }

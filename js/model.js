@@ -185,7 +185,7 @@ export class Model {
   /**
    * A signature with a symbolic batch (format version 2, docs/artifact.md "Symbolic batch"): n rows
    * run as ceil(n / chunk) runs of the compiled chunk, the last padded with zeros and its outputs
-   * sliced (or, with a rows driver, run with its own rows); exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
+   * sliced (or, with a rows driver or WebGPU kernels with "rows", run with its own rows); exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
    * arrays holding whole rows) with the same n, 1 <= n <= batch.maximum (if declared). Exactly the
    * compiled rows run as a fixed-shape signature (run()), options and resident tensors included.
    */
@@ -219,9 +219,9 @@ export class Model {
       throw new Error(`webtensor: signature '${name}': batch size ${n} is outside [1, ${max === Infinity ? 'any' : max}]${n > max ? " (the artifact's declared maximum)" : ''}`);
     }
     const parts = sig.outputs.map(() => []);
-    // the wasm backend (on this thread or in a worker) runs a last partial chunk with its own rows (a
-    // rows driver: kernels that take their rows at run time, docs/artifact.md "Run-time rows"), else
-    // it is padded
+    // the wasm backend (on this thread or in a worker; a rows driver) and the webgpu backend (kernels
+    // with "rows") run a last partial chunk with its own rows (kernels that take their rows at run
+    // time, docs/artifact.md "Run-time rows"), else it is padded
     const partial = typeof this._backend?.takesRows === 'function' && this._backend.takesRows(name);
     for (let start = 0; start < n; start += chunk) {
       const take = Math.min(chunk, n - start);

@@ -7,8 +7,8 @@ batch must equal them bit for bit, the chunks being independent by construction.
 
 Run-time rows (docs/artifact.md "Run-time rows"): ``OUTDIR/rows/<kind>`` (``mlp`` and ``cnn`` above,
 and ``cnn28``, a 28x28 CNN whose convolution is split over threads) exported for chunks of 32 rows
-with a rows driver and a threaded module, ``OUTDIR/rows/<kind>_padded`` the same files without the
-rows driver (every chunk padded), and ``OUTDIR/rows/<kind>_<b>`` fixed-shape artifacts for exactly
+with a rows driver and a threaded module (and WebGPU kernels that take their rows at run time),
+``OUTDIR/rows/<kind>_padded`` the same files without the wasm rows driver (every chunk padded), and ``OUTDIR/rows/<kind>_<b>`` fixed-shape artifacts for exactly
 ``b`` rows (``RUN_TIME_BATCHES``); ``expected.json``'s ``"rows"`` holds 33 input rows per kind and
 the fixed artifacts' outputs (Python wasm loader, one thread): the rows driver must give the same
 bits at every batch.
@@ -76,8 +76,10 @@ def run_time_rows(out: str) -> dict:
         m = model(kind)
         shape = (28, 28, 1) if kind == "cnn28" else (6, 6, 1)
         path = os.path.join(out, kind)
-        man = m.export(path, batch_size=ROWS_CHUNK, backends=("wasm",), signatures=["predict"], wasm_threads=True)
+        man = m.export(path, batch_size=ROWS_CHUNK, backends=("wasm", "webgpu"), signatures=["predict"],
+                       wasm_threads=True)
         assert man["signatures"]["predict"]["wasm"]["rows_driver"] == "__rows_predict"
+        assert all("rows" in k for k in man["signatures"]["predict"]["webgpu"]["kernels"])
         shutil.copytree(path, path + "_padded")
         man["signatures"]["predict"]["wasm"].pop("rows_driver")
         with open(os.path.join(path + "_padded", "manifest.json"), "w") as fh:

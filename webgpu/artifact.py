@@ -8,6 +8,7 @@ from ..core.runtime.artifacts import (engine_reason as _reason, is_index as _is_
                                       storage_nbytes, to_storage as _storage)
 from ..core.runtime.device import get_device
 from ..core.runtime.util import require_numpy
+from .emit import rows_total, rows_workgroups
 from .runtime import is_software_adapter
 
 _LEGACY_BINDING = re.compile(r"@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>")
@@ -81,7 +82,9 @@ class WebGPUArtifact:
     """Runs an artifact's "webgpu" sections on ``get_device('webgpu')``'s wgpu device: the variable
     buffers once, each signature's buffers, pipelines and bind groups once; each run writes the
     inputs, encodes every dispatch in one compute pass of one command encoder, copies the outputs to
-    a staging buffer, submits once and maps it. Holds the device's lock (its queue is the device's)."""
+    a staging buffer, submits once and maps it. Holds the device's lock (its queue is the device's).
+    A signature whose kernels take run-time rows (kernel entries' ``"rows"``) runs fewer rows than
+    its chunk (``run(name, inputs, rows)``; docs/artifact.md, "Run-time rows: WebGPU")."""
     interruptible = False
 
     @classmethod
@@ -142,6 +145,15 @@ class WebGPUArtifact:
                     fail(f'manifest.json: {at}: "bindings" must be indices into buffers')
                 if any(n > gpu.limits.get("max-compute-workgroups-per-dimension", 65535) for n in disp):
                     fail(f"manifest.json: {at}: dispatch {disp} is over this device's maxComputeWorkgroupsPerDimension")
+                if "rows" in kernel:
+                    if "batch" not in sig:
+                        fail(f'manifest.json: {at}: "rows" needs a "batch" section (a symbolic batch)')
+                    if "access" not in kernel:
+                        fail(f'manifest.json: {at}: "rows" needs "access"')
+                    chunk, (x, y, z) = sig["batch"]["chunk"], list(disp) + [1] * (3 - len(disp))
+                    if rows_total(chunk, kernel["rows"]) > x * y * z:
+                        fail(f'manifest.json: {at}: "rows" {kernel["rows"]} asks for more workgroups at {chunk} '
+                             f'rows than its dispatch {disp}')
                 declared = declared_bindings(kernel, files, fail)
                 layouts[id(kernel)] = declared
                 for b, (group, space, _) in declared.items():
@@ -206,14 +218,17 @@ class WebGPUArtifact:
                         gpu.queue.write_buffer(buf, 0, data)
                 bufs.append(buf)
             steps = []
+            # run-time rows: one uniform (the rows, u32) bound after the storage bindings of its kernels
+            uniform = self._buffer(16, U.UNIFORM | U.COPY_DST) if any("rows" in k for k in w["kernels"]) else None
             for k, kernel in enumerate(w["kernels"]):
-                decl = layouts[id(kernel)]
-                key = (kernel["wgsl"], kernel["entry_point"], tuple(decl[b][2] for b in range(len(kernel["bindings"]))))
+                decl, n = layouts[id(kernel)], len(kernel["bindings"])
+                key = (kernel["wgsl"], kernel["entry_point"], tuple(decl[b][2] for b in range(n)), "rows" in kernel)
                 if key not in pipelines:
                     layout = gpu.create_bind_group_layout(entries=[
                         {"binding": b, "visibility": self.wgpu.ShaderStage.COMPUTE,
                          "buffer": {"type": "storage" if decl[b][2] == "read_write" else "read-only-storage"}}
-                        for b in range(len(kernel["bindings"]))])
+                        for b in range(n)] + ([{"binding": n, "visibility": self.wgpu.ShaderStage.COMPUTE,
+                                                "buffer": {"type": "uniform"}}] if "rows" in kernel else []))
                     try:
                         module = gpu.create_shader_module(code=_text(files, kernel["wgsl"], fail))
                         pipe = gpu.create_compute_pipeline(
@@ -226,8 +241,10 @@ class WebGPUArtifact:
                 pipe, layout = pipelines[key]
                 group = gpu.create_bind_group(layout=layout, entries=[
                     {"binding": b, "resource": {"buffer": bufs[i], "offset": 0, "size": bufs[i].size}}
-                    for b, i in enumerate(kernel["bindings"])])
-                steps.append((pipe, group, list(kernel["dispatch"]) + [1] * (3 - len(kernel["dispatch"]))))
+                    for b, i in enumerate(kernel["bindings"])] + ([
+                        {"binding": n, "resource": {"buffer": uniform, "offset": 0, "size": 16}}] if "rows" in kernel else []))
+                steps.append((pipe, group, list(kernel["dispatch"]) + [1] * (3 - len(kernel["dispatch"])),
+                              kernel.get("rows")))
             index = lambda role, k: next(i for i, b in enumerate(w["buffers"]) if b["role"] == role and b["index"] == k)
             out_bytes = [_nbytes(s) for s in sig["outputs"]]
             out_offs = np.cumsum([0] + [-(-max(n, 4) // 4) * 4 for n in out_bytes]).tolist()
@@ -236,6 +253,7 @@ class WebGPUArtifact:
                 "inputs": [bufs[index("input", k)] for k in range(len(sig["inputs"]))],
                 "outputs": [(bufs[index("output", k)], off, n) for k, (off, n) in enumerate(zip(out_offs, out_bytes))],
                 "staging": self._buffer(out_offs[-1], U.MAP_READ | U.COPY_DST) if out_bytes else None,
+                "uniform": uniform, "chunk": sig["batch"]["chunk"] if uniform is not None else None,
             }
 
     def _readback(self, staging, copies) -> bytes:
@@ -250,32 +268,50 @@ class WebGPUArtifact:
 
     # Calls run under the device's guard: errors of a lost device become the RuntimeError eager
     # code raises ("the WebGPU device was lost ...").
-    def run(self, name, inputs: list[bytes]) -> list[bytes]:
-        with self.dev._guard():
-            return self._run(name, inputs)
+    def takes_rows(self, name) -> bool:
+        """Whether signature ``name`` runs fewer rows than its chunk (``run``'s ``rows``)."""
+        return self.sigs[name]["uniform"] is not None
 
-    def _run(self, name, inputs: list[bytes]) -> list[bytes]:
+    def dispatches(self, name, rows: int | None = None) -> list[tuple[int, int, int]]:
+        """The workgroup counts a run of ``rows`` rows (None: the whole chunk) dispatches, per kernel."""
+        return [tuple(disp) if rows is None or formula is None else rows_workgroups(rows, formula, disp)
+                for _, _, disp, formula in self.sigs[name]["steps"]]
+
+    def run(self, name, inputs: list[bytes], rows: int | None = None) -> list[bytes]:
+        """Write ``inputs``, run, read the outputs. ``rows`` (1 <= rows <= chunk, where
+        :meth:`takes_rows`): the inputs and outputs hold only the first ``rows`` rows."""
+        sig = self.sigs[name]
+        if rows is not None and not (self.takes_rows(name) and 1 <= rows <= sig["chunk"]):
+            raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
+        with self.dev._guard():
+            return self._run(name, inputs, rows)
+
+    def _run(self, name, inputs: list[bytes], rows: int | None) -> list[bytes]:
         sig, gpu = self.sigs[name], self.dev.gpu
         for buf, data in zip(sig["inputs"], inputs):
             if data:
                 gpu.queue.write_buffer(buf, 0, data)
+        if sig["uniform"] is not None:
+            gpu.queue.write_buffer(sig["uniform"], 0, (sig["chunk"] if rows is None else rows).to_bytes(4, "little"))
+        outs = [(buf, off, n if rows is None else n // sig["chunk"] * rows) for buf, off, n in sig["outputs"]]
 
         def encode(enc):
             cp = enc.begin_compute_pass()
-            for pipe, group, disp in sig["steps"]:
+            for (pipe, group, _, _), disp in zip(sig["steps"], self.dispatches(name, rows)):
                 cp.set_pipeline(pipe)
                 cp.set_bind_group(0, group)
                 cp.dispatch_workgroups(*disp)
             cp.end()
-            for buf, off, n in sig["outputs"]:
-                enc.copy_buffer_to_buffer(buf, 0, sig["staging"], off, -(-max(n, 4) // 4) * 4)
+            for buf, off, n in outs:
+                if n:
+                    enc.copy_buffer_to_buffer(buf, 0, sig["staging"], off, -(-max(n, 4) // 4) * 4)
         if sig["staging"] is None:
             enc = gpu.create_command_encoder()
             encode(enc)
             gpu.queue.submit([enc.finish()])
             return []
         data = self._readback(sig["staging"], encode)
-        return [data[off:off + n] for _, off, n in sig["outputs"]]
+        return [data[off:off + n] for _, off, n in outs]
 
     def read_variables(self, indices) -> list[bytes]:
         def copies(enc):

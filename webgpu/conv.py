@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from ..core import kernel_ir as K
 from ..core.simplify import nodes
-from .emit import Epilogue, Inputs, Lowered, Pass, epilogue_store, shader_header, workgroup_grid
+from .emit import Epilogue, Inputs, Lowered, Pass, epilogue_store, rows_bound, shader_header, workgroup_grid
 from .limits import Limits, compute_type, storage_type
 from .matmul import choose_plan
 from .ops import literal
 
 
-def lower_conv(kernel: K.Kernel, limits: Limits) -> Lowered | None:
-    """The direct convolution's pass, or None (the generic reduction lowers the kernel)."""
+def lower_conv(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lowered | None:
+    """The direct convolution's pass, or None (the generic reduction lowers the kernel). ``chunk``:
+    run-time rows (``emit.py``) of a batch of ``chunk`` images: the first row tiles, enough for the
+    ``wt_rows`` images' pixels, run; pixels past them are not stored."""
     if kernel.kind != "reduce" or kernel.n_reduce != 3 or len(kernel.inputs) < 2 or \
             {e.arg for e in nodes(kernel.expr) if e.op == "load"} != {0, 1}:
         return None
@@ -46,6 +48,9 @@ def lower_conv(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     tiles_n = -(-blocks_n // wx)
     total = -(-blocks_m // wy) * tiles_n
     grid, wg_line = workgroup_grid(total, limits)
+    m_rt = rows_bound(m // chunk) if chunk else None       # the run-time pixel rows (images first)
+    wg_end = total if m_rt is None else f"(({m_rt} + {rm * wy - 1}) / {rm * wy}) * {tiles_n}"
+    bm = blocks_m if m_rt is None else f"({m_rt} + {rm - 1}) / {rm}"
     nl = "\n  "
     rows = []
     for i in range(rm):      # rows past the edge read the last pixel and are not stored
@@ -76,18 +81,19 @@ def lower_conv(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     stores = []
     for i in range(rm):
         for j in range(rn):
-            conds = ([f"m0 + {i} < {m}"] if m % rm and i else []) + ([f"n0 + {j} < {o}"] if o % rn and j else [])
+            conds = ([f"m0 + {i} < {m_rt or m}"] if (m % rm or m_rt) and i else []) + \
+                ([f"n0 + {j} < {o}"] if o % rn and j else [])
             st = f"{{ let o = (m0 + {i}) * {o} + n0 + {j}; result[o] = {epilogue_store(epi, f'acc{i}{j}', 'o')}; }}"
             stores.append(f"if ({' && '.join(conds)}) {{ {st} }}" if conds else st)
     decls = ins.decls() + [("result", storage_type(kernel.out.dtype, limits), True)]
-    src = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "") + f"""
+    src = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "", rows=bool(chunk)) + f"""
 @compute @workgroup_size({wx}, {wy})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{
   {wg_line}
-  if (wg >= {total}) {{ return; }}
+  if (wg >= {wg_end}) {{ return; }}
   let bi = (wg / {tiles_n}) * {wy} + i32(lid3.y);
   let bj = (wg % {tiles_n}) * {wx} + i32(lid3.x);
-  if (bi >= {blocks_m} || bj >= {blocks_n}) {{ return; }}
+  if (bi >= {bm} || bj >= {blocks_n}) {{ return; }}
   let m0 = bi * {rm};
   let n0 = bj * {rn};
   {nl.join(rows + cols)}
@@ -97,5 +103,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }}
 """
     binds = tuple((name, wr) for name, _, wr in ins.decls()) + (("result", True),)
-    return ins.lowered([Pass(src, binds, grid, (wx, wy, 1))])
+    formula = None if m_rt is None else (m // chunk, rm * wy, tiles_n)
+    return ins.lowered([Pass(src, binds, grid, (wx, wy, 1), rows=formula)])
 

@@ -91,6 +91,40 @@ class Pass:
     workgroups: tuple[int, int, int]
     workgroup_size: tuple[int, int, int]
     workgroup_storage: int = 0
+    rows: tuple[int, int, int] | None = None
+
+
+# Run-time rows (docs/artifact.md, "Run-time rows: WebGPU"): a kernel of a symbolic-batch signature
+# lowered with ``rows=chunk`` reads the number of batch rows to compute from a uniform bound after its
+# storage bindings, bounds its work by it (its per-row computation and the workgroup each item lands
+# in stay those of the chunk, so the rows it computes have the chunk's bits), and its Pass carries
+# ``rows = (a, b, c)``: the host dispatches ceil(rows * a / b) * c workgroups (``rows_workgroups``).
+ROWS = "i32(wt_rows)"
+
+
+def rows_bound(per_row: int) -> str:
+    """WGSL for ``rows * per_row`` (run-time rows times a per-row count)."""
+    return ROWS if per_row == 1 else f"{ROWS} * {per_row}"
+
+
+def rows_total(rows: int, formula) -> int:
+    """Workgroups a pass with run-time rows ``formula`` = (a, b, c) needs for ``rows``: ceil(rows * a / b) * c."""
+    a, b, c = formula
+    return -(-rows * a // b) * c
+
+
+def rows_workgroups(rows: int, formula, chunk_grid) -> tuple[int, int, int]:
+    """The dispatch for ``rows`` run-time rows: :func:`rows_total` workgroups folded as the chunk's
+    grid ``chunk_grid`` folds them (its x, then its y), so ``workgroup_grid``'s ``wg`` line (fixed
+    at the chunk's x and y) numbers them the same; never more per dimension than the chunk's when
+    the total is at most the chunk's (loaders check that at the chunk's rows)."""
+    total = rows_total(rows, formula)
+    x, y = chunk_grid[0], chunk_grid[1]
+    if total <= x:
+        return (total, 1, 1)
+    if total <= x * y:
+        return (x, -(-total // x), 1)
+    return (x, y, -(-total // (x * y)))
 
 
 @dataclass(frozen=True)
@@ -121,12 +155,16 @@ def workgroup_grid(total: int, limits: Limits) -> tuple[tuple[int, int, int], st
     return (x, y, z), f"let wg = i32({code});"
 
 
-def shader_header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=(), shared: str = "") -> str:
+def shader_header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=(), shared: str = "",
+                  rows: bool = False) -> str:
+    """``rows``: also the run-time rows uniform ``wt_rows`` (u32), bound after the storage bindings."""
     # every shader of an f16 device enables f16: a fused body may compute in f16 between f32 buffers
     lines = ["enable f16;"] if limits.shader_f16 else []
     for i, (name, t, writable) in enumerate(decls):
         lines.append(f"@group(0) @binding({i}) var<storage, {'read_write' if writable else 'read'}> "
                      f"{name}: array<{t}>;")
+    if rows:
+        lines.append(f"@group(0) @binding({len(decls)}) var<uniform> wt_rows: u32;")
     lines += [helper_source(h) for h in with_deps(helpers)]
     if shared:
         lines.append(shared)

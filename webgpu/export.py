@@ -3,7 +3,9 @@
 buffers (temporaries shared by liveness as in the native runtime), bindings and dispatch sizes.
 Copies (the plan's, ``core.runtime.artifacts.plan_signature``) are copy dispatches
 (``wgsl.copy_pass``): a kernel may not bind one buffer both read-only and writable. A variable that
-the plan updates in place is bound once, writable, by its kernel (``kernel_ir.Kernel.inplace``).
+the plan updates in place is bound once, writable, by its kernel (``kernel_ir.Kernel.inplace``). A signature
+with a symbolic batch lowers the kernels that loop over its rows for run-time rows (a kernel entry's
+``"rows"``; docs/artifact.md, "Run-time rows: WebGPU").
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import warnings
 from math import prod
 
 from ..core.compile import inline_scalars
-from ..core.runtime.artifacts import register_exporter, storage_nbytes as _nbytes
+from ..core.runtime.artifacts import batch_steps, register_exporter, storage_nbytes as _nbytes
 from . import wgsl
 from .runtime import _plan as share_by_liveness
 
@@ -47,15 +49,16 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     BufferTooLarge/ValueError where the limits are too small."""
 
     prog, plan = t.prog, t.plan
+    chunk_of = _batched_steps(t)
     scalars = {b: data for b, data in consts.items() if prod(prog.bufs[b].shape) == 1}
     kernel_of = {}          # one-element constants inlined (core.compile.inline_scalars): no binding
     for i, s in enumerate(prog.steps):
         k = inline_scalars(s.kernel, {j: scalars[b] for j, b in enumerate(s.inputs) if b in scalars})
         if i in plan.inplace:               # variables updated in place: read through the output's binding
             k = dataclasses.replace(k, inplace=plan.inplace[i])
-        kernel_of[id(s)] = k
+        kernel_of[id(s)] = (k, chunk_of.get(id(s)))
         if k not in lowered:
-            lowered[k] = wgsl.lower(k, limits)
+            lowered[k] = wgsl.lower(k[0], limits, k[1])
     buffers: list[dict] = []
     index: dict = {}
 
@@ -101,6 +104,8 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         kernels.append({"wgsl": path, "entry_point": "main", "bindings": bindings,
                         "access": ["read_write" if writable else "read" for _, writable in p.bindings],
                         "dispatch": list(p.workgroups)})
+        if p.rows is not None:
+            kernels[-1]["rows"] = list(p.rows)
 
     def copy(src: int, dst: int, nbytes: int, dst_word: int | None = None):
         """``dst_word=None``: all of ``dst``, a buffer of exactly ``nbytes`` (one shader for every size)."""
@@ -127,6 +132,18 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         copy(where(src), where(dst), n)
     return {"buffers": buffers, "kernels": kernels,
             "required_limits": _required_limits(buffers, kernels, passes, limits)}
+
+
+def _batched_steps(t) -> dict[int, int]:
+    """``{id(step): chunk}`` for the steps of a symbolic-batch signature that loop over its rows
+    (``core.runtime.artifacts.batch_steps``), lowered for run-time rows; empty where the programs
+    for ``chunk`` and ``chunk + 1`` rows differ in structure (every kernel then runs the whole chunk,
+    and loaders pad) or a chunk is one row. The other steps run whole: their dispatches stay."""
+    if t.rows is None or t.rows[0] < 2:
+        return {}
+    chunk, more_chunk, more = t.rows
+    on_rows = batch_steps(t.prog, more, chunk, more_chunk)
+    return {id(s): chunk for s, batched in zip(t.prog.steps, on_rows or ()) if batched}
 
 
 def export_webgpu(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,

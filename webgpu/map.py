@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from ..core import kernel_ir as K
-from .emit import Emitter, Inputs, Lowered, Pass, shader_header, store_code, workgroup_grid
+from .emit import Emitter, Inputs, Lowered, Pass, rows_bound, shader_header, store_code, workgroup_grid
 from .flatten import Space, flatten, simplifier, topo
 from .limits import Limits, compute_type, storage_type
 from .ops import cast_code, literal
@@ -27,7 +27,9 @@ LANES = 4
 _SWIZZLE = "xyzw"
 
 
-def lower_map(kernel: K.Kernel, limits: Limits) -> Lowered:
+def lower_map(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lowered:
+    """``chunk``: run-time rows (``emit.py``) of a kernel whose loop space's axis 0 holds ``chunk``
+    batch rows: its first ``wt_rows * n / chunk`` elements are computed (row-major, batch outermost)."""
     n = math.prod(kernel.space)
     ins = Inputs(kernel, limits, 1 + len(kernel.siblings))   # each sibling binds its own output
     sp = Space(kernel.space, [range(len(kernel.space))])
@@ -35,8 +37,9 @@ def lower_map(kernel: K.Kernel, limits: Limits) -> Lowered:
     outs = (kernel,) + tuple(kernel.siblings)
     exprs = [simp(flatten(k, sp)) for k in outs]
     results = [("result" if j == 0 else f"result{j}", k.out.dtype) for j, k in enumerate(outs)]
+    per = n // chunk if chunk else None
     if n % LANES == 0 and set(ins.alias) <= _vector_inputs(kernel, exprs, ins):   # an output read in place is
-        return _lower_vector(kernel, exprs, results, ins, simp, n, limits)         # read as it is declared
+        return _lower_vector(kernel, exprs, results, ins, simp, n, limits, per)    # read as it is declared
     wgs = limits.workgroup_size
     em = Emitter(limits, simp, {0: "gid"}, {0: 1}, ins.load)
     vs = [em.value(e) for e in exprs]
@@ -44,18 +47,18 @@ def lower_map(kernel: K.Kernel, limits: Limits) -> Lowered:
     body = "\n  ".join(em.lines[1] + em.lines[2])
     stores = "\n  ".join(f"{r}[gid] = {store_code(v, compute_type(dt, limits))};" for (r, dt), v in zip(results, vs))
     src = shader_header(ins.decls() + [(r, storage_type(dt, limits), True) for r, dt in results], limits,
-                        em.helpers) + f"""
+                        em.helpers, rows=per is not None) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}
   let gid = wg * {wgs} + i32(lid);
-  if (gid >= {n}) {{ return; }}
+  if (gid >= {n if per is None else rows_bound(per)}) {{ return; }}
   {body}
   {stores}
 }}
 """
     binds = tuple((name, w) for name, _, w in ins.decls()) + tuple((r, True) for r, _ in results)
-    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1))])
+    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), rows=None if per is None else (per, wgs, 1))])
 
 
 def contiguous_offset(off: K.Expr) -> int | None:
@@ -141,7 +144,10 @@ class VectorEmitter(Emitter):
 
 
 def _lower_vector(kernel: K.Kernel, exprs: list[K.Expr], results: list, ins: Inputs, simp, n: int,
-                  limits: Limits) -> Lowered:
+                  limits: Limits, per: int | None = None) -> Lowered:
+    """``per``: elements per batch row (run-time rows): the first ceil(wt_rows * per / 4) groups run;
+    where ``per`` is not a multiple of 4 the last group also writes up to 3 elements of the next
+    row (inside the chunk's buffer; rows past the end are never read: they are independent)."""
     vin = _vector_inputs(kernel, exprs, ins)
     em = VectorEmitter(limits, simp, ins.load, vin, ins.name)
     stores = []
@@ -158,16 +164,18 @@ def _lower_vector(kernel: K.Kernel, exprs: list[K.Expr], results: list, ins: Inp
     decls += [(r, f"vec4<{storage_type(dt, limits)}>", True) for r, dt in results]
     body = "\n  ".join(em.lines[1] + em.lines[2])
     store = "\n  ".join(stores)
-    src = shader_header(decls, limits, em.helpers) + f"""
+    bound = groups if per is None else rows_bound(per // LANES) if per % LANES == 0 else \
+        f"({rows_bound(per)} + {LANES - 1}) / {LANES}"
+    src = shader_header(decls, limits, em.helpers, rows=per is not None) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}
   let gid = wg * {wgs} + i32(lid);
-  if (gid >= {groups}) {{ return; }}
+  if (gid >= {bound}) {{ return; }}
   let lin = vec4<i32>(gid * {LANES}) + vec4<i32>(0i, 1i, 2i, 3i);
   {body}
   {store}
 }}
 """
     binds = tuple((name, w) for name, _, w in ins.decls()) + tuple((r, True) for r, _ in results)
-    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1))])
+    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), rows=None if per is None else (per, LANES * wgs, 1))])

@@ -22,13 +22,15 @@ it by its column's scale, so the shared-memory tile holds the dequantized float3
 float32 copy of B exists outside it."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 from ..core import kernel_ir as K
 from ..core.simplify import Simplifier
-from .emit import BYTES, Emitter, Epilogue, Inputs, Lowered, Pass, epilogue_store, shader_header, workgroup_grid
+from .emit import BYTES, Emitter, Epilogue, Inputs, Lowered, Pass, epilogue_store, rows_bound, shader_header, \
+    workgroup_grid
 from .flatten import Space, add_all, int_const, load_offset, simplifier
 from .limits import Limits, compute_type, storage_type
 from .ops import cast_code, literal
@@ -112,10 +114,17 @@ def _operand(e: K.Expr):
     return None
 
 
-def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
+def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lowered | None:
     """The tiled matmul, or None (the generic reduction lowers it) when the kernel is not
     ``sum_k A[.., m, k] * B[.., k, n]`` with affine operand indices, or when M x N fills too little
-    of the output tiles."""
+    of the output tiles.
+
+    ``chunk``: run-time rows (``emit.py``) of a kernel whose loop space's axis 0 holds ``chunk``
+    batch rows: the leading batch dimension (workgroups are batch-major: the first ``wt_rows``
+    rows' workgroups come first) or, without batch dimensions, M (the first workgroups cover the
+    first row tiles; split K then numbers a tile's K chunks consecutively, so they come with it;
+    rows past ``wt_rows`` are not stored). Each output's sum is the chunk's: same plan, same K
+    chunks, same order."""
     q8 = kernel.template == "matmul_q8"
     e = kernel.expr.args[0] if kernel.expr.op == "cast" else kernel.expr
     if kernel.combiner != "sum" or kernel.n_reduce != 1 or e.op != "mul" or len(kernel.space) < 3:
@@ -165,6 +174,20 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     ksplit = -(-Kd // kchunk)
     total = tiles * ksplit
     grid, wg_line = workgroup_grid(total, limits)
+    wg_end, m_bound, rows_formula, sum_per = total, None, None, None
+    order = f"""let zk = wg / {tiles_m * tiles_n};
+  let z = zk / {ksplit};
+  let ks = zk % {ksplit};
+  let tile = wg % {tiles_m * tiles_n};"""
+    if chunk and nb:            # the batch leads the batch dimensions: whole workgroups per row
+        per_z = batch // chunk * tiles_m * tiles_n * ksplit
+        wg_end, rows_formula, sum_per = rows_bound(per_z), (per_z, 1, 1), batch // chunk * M * N
+    elif chunk:                 # the batch is M: row tiles of `rtile` rows, each with its K chunks
+        km, rtile = M // chunk, plan.tm if plan.kind == "tiled" else plan.rm * plan.wy
+        m_bound = rows_bound(km)
+        wg_end = f"(({m_bound} + {rtile - 1}) / {rtile}) * {tiles_n * ksplit}"
+        rows_formula, sum_per = (km, rtile, tiles_n * ksplit), km * N
+        order = f"let z = 0;\n  let ks = wg % {ksplit};\n  let tile = wg / {ksplit};"
     sp = Space(space, [range(nb)])
     simp = simplifier((batch,))
     em = Emitter(limits, simp, {0: "z"}, {0: 1}, ins.load)
@@ -192,11 +215,8 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     dest, obase = ("result", f"z * {M * N}") if ksplit == 1 else ("partials", f"(z * {ksplit} + ks) * {M * N}")
     pre = "\n  ".join(em.lines[1])
     head = f"""  {wg_line}
-  if (wg >= {total}) {{ return; }}
-  let zk = wg / {tiles_m * tiles_n};
-  let z = zk / {ksplit};
-  let ks = zk % {ksplit};
-  let tile = wg % {tiles_m * tiles_n};"""
+  if (wg >= {wg_end}) {{ return; }}
+  {order}"""
     epi = Epilogue.of(kernel, ins, limits)       # applied where the result is stored
     first_ins = ins.decls() if ksplit == 1 else ins.decls({x[0].arg for x in (a, b) if x[0] is not None} |
                                                           ({1, 2} if q8 else set()))
@@ -207,12 +227,12 @@ def lower_matmul(kernel: K.Kernel, limits: Limits) -> Lowered | None:
     shared = _shared(plan, t) + (first_epi.source if first_epi else "")
     job = _Job(plan, M, N, Kd, kchunk, a, b, am=a[3].get(nb, 0), ak=a[3].get(nb + 2, 0), bk=b[3].get(nb + 2, 0),
                bn=b[3].get(nb + 1, 0), a_base=a_base, b_base=b_base, read=read, zero=zero, t=t, head=head, pre=pre,
-               dest=dest, obase=obase, header=shader_header(decls, limits, helpers, shared),
-               binds=binds, grid=grid, epi=first_epi)
-    first = _tiled_pass(job) if plan.kind == "tiled" else _direct_pass(job)
+               dest=dest, obase=obase, header=shader_header(decls, limits, helpers, shared, rows=bool(chunk)),
+               binds=binds, grid=grid, epi=first_epi, m_bound=m_bound)
+    first = dataclasses.replace(_tiled_pass(job) if plan.kind == "tiled" else _direct_pass(job), rows=rows_formula)
     if ksplit == 1:
         return ins.lowered([first])
-    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins, epi)],
+    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins, epi, sum_per)],
                        scratch=[("partials", batch * ksplit * M * N * 4)])
 
 
@@ -244,6 +264,7 @@ class _Job:
     binds: tuple
     grid: tuple
     epi: Epilogue | None = None
+    m_bound: str | None = None      # run-time rows where the batch is M: WGSL for the rows of M to store
 
     def store(self, index: str, acc: str) -> str:
         """The statement storing ``acc`` at ``obase + index`` (through the epilogue, if any)."""
@@ -287,7 +308,7 @@ def _tiled_pass(j: _Job) -> Pass:
     inner = [f"let a{i} = tile_a[kk * {tm} + ty + {ts * i}];" for i in range(rr)]
     inner += [f"let b{j} = tile_b[kk * {tn} + tx + {ts * j}];" for j in range(rr)]
     inner += [f"acc{i}{j} = acc{i}{j} + a{i} * b{j};" for i in range(rr) for j in range(rr)]
-    stores = [f"if (m0 + ty + {ts * i} < {M} && n0 + tx + {ts * j} < {N}) {{ "
+    stores = [f"if (m0 + ty + {ts * i} < {job.m_bound or M} && n0 + tx + {ts * j} < {N}) {{ "
               f"{job.store(f'(m0 + ty + {ts * i}) * {N} + n0 + tx + {ts * j}', f'acc{i}{j}')} }}"
               for i in range(rr) for j in range(rr)]
     tiles_n = -(-N // tn)
@@ -344,9 +365,11 @@ def _direct_pass(j: _Job) -> Pass:
     stores = []
     for i in range(rm):
         for c in range(rn):
-            conds = ([f"m0 + {i} < {M}"] if M % rm and i else []) + ([f"n0 + {c} < {N}"] if N % rn and c else [])
+            conds = ([f"m0 + {i} < {j.m_bound or M}"] if (M % rm or j.m_bound) and i else []) + \
+                ([f"n0 + {c} < {N}"] if N % rn and c else [])
             st = j.store(f"(m0 + {i}) * {N} + n0 + {c}", f"acc{i}{c}")
             stores.append(f"if ({' && '.join(conds)}) {{ {st} }}" if conds else st)
+    bm = blocks_m if j.m_bound is None else f"({j.m_bound} + {rm - 1}) / {rm}"
     nl = "\n  "
     src = j.header + f"""
 @compute @workgroup_size({wx}, {wy})
@@ -354,7 +377,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 {j.head}
   let bi = (tile / {tiles_n}) * {wy} + i32(lid3.y);
   let bj = (tile % {tiles_n}) * {wx} + i32(lid3.x);
-  if (bi >= {blocks_m} || bj >= {blocks_n}) {{ return; }}
+  if (bi >= {bm} || bj >= {blocks_n}) {{ return; }}
   let m0 = bi * {rm};
   let n0 = bj * {rn};
   let obase = {j.obase};
@@ -370,22 +393,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     return Pass(src, j.binds, j.grid, (wx, wy, 1))
 
 
-def _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins: Inputs, epi: Epilogue | None) -> Pass:
-    """result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e] (through the epilogue)."""
+def _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins: Inputs, epi: Epilogue | None,
+              per: int | None = None) -> Pass:
+    """result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e] (through the epilogue).
+    ``per``: run-time rows: outputs per batch row (the first ``wt_rows * per`` are computed)."""
     n_out, wgs = batch * M * N, limits.workgroup_size
     grid2, wg_line2 = workgroup_grid(-(-n_out // wgs), limits)
     extra = ins.decls(epi.inputs) if epi else []
     decls = extra + [("partials", t, False), ("result", out_t, True)]
-    src2 = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "") + f"""
+    src2 = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "", rows=per is not None) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line2}
   let gid = wg * {wgs} + i32(lid);
-  if (gid >= {n_out}) {{ return; }}
+  if (gid >= {n_out if per is None else rows_bound(per)}) {{ return; }}
   let first = (gid / {M * N}) * {ksplit * M * N} + gid % {M * N};
   var acc = {zero};
   for (var s = 0; s < {ksplit}; s = s + 1) {{ acc = acc + partials[first + s * {M * N}]; }}
   result[gid] = {epilogue_store(epi, "acc", "gid")};
 }}
 """
-    return Pass(src2, tuple((name, w) for name, _, w in decls), grid2, (wgs, 1, 1))
+    return Pass(src2, tuple((name, w) for name, _, w in decls), grid2, (wgs, 1, 1),
+                rows=None if per is None else (per, wgs, 1))

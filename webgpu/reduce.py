@@ -7,8 +7,8 @@ import math
 import re
 
 from ..core import kernel_ir as K
-from .emit import BYTES, Emitter, Epilogue, Inputs, Lowered, Pass, epilogue_store, shader_header, store_code, \
-    workgroup_grid
+from .emit import BYTES, Emitter, Epilogue, Inputs, Lowered, Pass, epilogue_store, rows_bound, shader_header, \
+    store_code, workgroup_grid
 from .flatten import Space, flatten, simplifier, topo as flatten_topo
 from .limits import Limits, compute_type, storage_type
 from .ops import cast_code, literal
@@ -55,17 +55,18 @@ def _better(combiner: str, t: str) -> str:
 
 
 def _reduce_source(*, limits, decls, helpers, combiner, t, rows, length, pre, body, value, index,
-                   store, row_split=None, prelude="") -> tuple[str, tuple[int, int, int]]:
-    """One reduction pass. ``rows`` rows of ``length`` elements; ``pre``/``body`` are the lines before/in
+                   store, row_split=None, prelude="", per_row=None):
+    """One reduction pass: ``(source, grid, workgroup bytes, run-time rows formula or None)``. ``rows`` rows of ``length`` elements; ``pre``/``body`` are the lines before/in
     the loop over ``j`` (``r`` is the row, ``j`` the element); ``value``/``index`` what is combined;
     ``store(acc, acc_i)`` the lines writing row ``row``'s result. ``row_split``: (splits, chunk) when
-    this is the first of two passes: row ``row`` covers chunk ``row % splits`` of row ``row / splits``."""
+    this is the first of two passes: row ``row`` covers chunk ``row % splits`` of row ``row / splits``.
+    ``per_row``: run-time rows (``emit.py``): rows below ``wt_rows * per_row`` are computed."""
     wgs = limits.workgroup_size
     arg = combiner in ("argmax", "argmin")
-    per_row = length if row_split is None else row_split[1]
-    tpr = _threads_per_row(per_row, wgs, rows)
+    tpr = _threads_per_row(length if row_split is None else row_split[1], wgs, rows)
     rpw = wgs // tpr
     grid, wg_line = workgroup_grid(-(-rows // rpw), limits)
+    bound = rows if per_row is None else rows_bound(per_row)
     if arg:
         ident = literal(-math.inf if combiner == "argmax" else math.inf, t) if t != "i32" else \
             literal(-2 ** 31 if combiner == "argmax" else 2 ** 31 - 1, t)
@@ -99,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = {row};
   let lane = {lane};
   {acc_decl}
-  if (row < {rows}) {{
+  if (row < {bound}) {{
     {rowdef}
     {pre_s}
     for (var j = {lo} + lane; j < {hi}; j = j + {tpr}) {{
@@ -121,19 +122,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             src += f"  if (lane < {s}) {{ {merge.format(s=s)} }}\n  workgroupBarrier();\n"
             s //= 2
         final, final_i = "red_v[lid]", "red_i[lid]"
-        cond = f"lane == 0 && row < {rows}"
+        cond = f"lane == 0 && row < {bound}"
     else:
-        final, final_i, cond = "acc", "acc_i", f"row < {rows}"
+        final, final_i, cond = "acc", "acc_i", f"row < {bound}"
     src += f"  if ({cond}) {{\n    {store(final, final_i)}\n  }}\n}}\n"
     if arg:
         helpers = set(helpers)
         prelude += _better(combiner, t) + "\n"
-    return shader_header(decls, limits, helpers, shared) + prelude + src, grid, need
+    formula = None if per_row is None else (per_row, rpw, 1)
+    return shader_header(decls, limits, helpers, shared, rows=per_row is not None) + prelude + src, grid, need, formula
 
 
-def lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
+def lower_reduce(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lowered:
+    """``chunk``: run-time rows (``emit.py``) of a kernel whose output's axis 0 holds ``chunk``
+    batch rows: its first ``wt_rows * rows / chunk`` output rows (each summed exactly as in the
+    chunk: the same invocations per row, the same order) are computed."""
     n_out = len(kernel.out.shape)
     rows = math.prod(kernel.out.shape)
+    per = rows // chunk if chunk else None
     length = math.prod(kernel.space[n_out:])
     combiner = kernel.combiner
     arg = combiner in ("argmax", "argmin")
@@ -160,10 +166,11 @@ def lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
     common = dict(limits=limits, helpers=em.helpers | (epi.helpers if epi else set()), combiner=combiner, t=t,
                   length=length, pre=em.lines[1], body=em.lines[2], value=value, index="j")
     if split is None:
-        src, grid, shared = _reduce_source(decls=decls + [("result", storage_type(kernel.out.dtype, limits), True)],
-                                           rows=rows, store=_final_store(arg, out_t, t, epi), **common, **epi_kw)
+        src, grid, shared, formula = _reduce_source(
+            decls=decls + [("result", storage_type(kernel.out.dtype, limits), True)], rows=rows,
+            store=_final_store(arg, out_t, t, epi), per_row=per, **common, **epi_kw)
         binds = tuple((n, w) for n, _, w in decls) + (("result", True),)
-        return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), shared)])
+        return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), shared, formula)])
     s, chunk = split
     carrier = "i32" if t == "i32" else "f32"
     total = rows * s
@@ -174,18 +181,19 @@ def lower_reduce(kernel: K.Kernel, limits: Limits) -> Lowered:
 
     common["helpers"] = em.helpers
     decls = ins.decls(_main_inputs(kernel)) if epi else decls   # pass 1: the reduction alone
-    src1, grid1, shared1 = _reduce_source(decls=decls + [("partials", "u32", True)], rows=total, store=store_partial,
-                                 row_split=split, **common)
+    src1, grid1, shared1, rows1 = _reduce_source(decls=decls + [("partials", "u32", True)], rows=total,
+                                                 store=store_partial, row_split=split,
+                                                 per_row=None if per is None else per * s, **common)
     val2 = f"{t}(bitcast<{carrier}>(partials[r * {s} + j]))"
     idx2 = f"bitcast<i32>(partials[{total} + r * {s} + j])"
     decls2 = (ins.decls(epi.inputs) if epi else []) + [("partials", "u32", False),
                                                         ("result", storage_type(kernel.out.dtype, limits), True)]
-    src2, grid2, shared2 = _reduce_source(limits=limits, decls=decls2, helpers=epi.helpers if epi else (),
-                                 combiner=combiner, t=t, rows=rows, length=s, pre=[], body=[],
-                                 value=val2, index=idx2 if arg else "j", store=_final_store(arg, out_t, t, epi),
-                                 **epi_kw)
-    p1 = Pass(src1, tuple((n, w) for n, _, w in decls) + (("partials", True),), grid1, (wgs, 1, 1), shared1)
-    p2 = Pass(src2, tuple((n, w) for n, _, w in decls2), grid2, (wgs, 1, 1), shared2)
+    src2, grid2, shared2, rows2 = _reduce_source(limits=limits, decls=decls2, helpers=epi.helpers if epi else (),
+                                                 combiner=combiner, t=t, rows=rows, length=s, pre=[], body=[],
+                                                 value=val2, index=idx2 if arg else "j",
+                                                 store=_final_store(arg, out_t, t, epi), per_row=per, **epi_kw)
+    p1 = Pass(src1, tuple((n, w) for n, _, w in decls) + (("partials", True),), grid1, (wgs, 1, 1), shared1, rows1)
+    p2 = Pass(src2, tuple((n, w) for n, _, w in decls2), grid2, (wgs, 1, 1), shared2, rows2)
     return ins.lowered([p1, p2], scratch=[("partials", total * (8 if arg else 4))])
 
 

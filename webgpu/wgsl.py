@@ -76,8 +76,15 @@ __all__ = ["BufferTooLarge", "Limits", "Lowered", "Pass", "compute_type", "copy_
            "storage_nbytes", "storage_type"]
 
 
-def lower(kernel: K.Kernel, limits: Limits = Limits()) -> Lowered:
+def lower(kernel: K.Kernel, limits: Limits = Limits(), chunk: int | None = None) -> Lowered:
     """Compile one kernel to WGSL passes for a device with ``limits``.
+
+    ``chunk`` (exported signatures with a symbolic batch; docs/artifact.md "Run-time rows: WebGPU"):
+    the kernel loops over ``chunk`` batch rows, the outermost axis of its loop space and output
+    (``core.runtime.artifacts.batch_steps``); its passes then compute only the first ``wt_rows``
+    rows (a uniform, ``emit.py``) and carry how many workgroups that takes (``Pass.rows``), each
+    row's values bit for bit those of the whole chunk. A float16 output's rounding pass (without
+    ``shader-f16``) and packed-input copies still run over the whole chunk.
 
     Raises:
         BufferTooLarge: an input or the output exceeds ``maxStorageBufferBindingSize``/``maxBufferSize``.
@@ -87,14 +94,16 @@ def lower(kernel: K.Kernel, limits: Limits = Limits()) -> Lowered:
     n = math.prod(kernel.out.shape)
     if n == 0:
         return Lowered(())
+    if chunk is not None and (kernel.space[0] % chunk or kernel.out.shape[0] % chunk):   # batch_steps' promise
+        raise AssertionError(f"a kernel over {kernel.space} does not loop over {chunk} batch rows")
     if kernel.kind == "map":
-        low = lower_map(kernel, limits)
+        low = lower_map(kernel, limits, chunk)
     else:
-        low = lower_matmul(kernel, limits) if kernel.template in ("matmul", "matmul_q8") else \
-            lower_conv(kernel, limits) if kernel.template == "conv2d" else \
-            lower_depthwise(kernel, limits) if kernel.template == "depthwise_conv2d" else None
+        low = lower_matmul(kernel, limits, chunk) if kernel.template in ("matmul", "matmul_q8") else \
+            lower_conv(kernel, limits, chunk) if kernel.template == "conv2d" else \
+            lower_depthwise(kernel, limits) if kernel.template == "depthwise_conv2d" and chunk is None else None
         if low is None:
-            low = lower_reduce(kernel, limits)
+            low = lower_reduce(kernel, limits, chunk)
     if kernel.out.dtype.wgsl == "f16" and storage_type(kernel.out.dtype, limits) == "f32":
         low = dataclasses.replace(low, passes=low.passes + (_round_f16_pass(n, limits),))
     return low

@@ -2,13 +2,16 @@
 // buffers, pipelines and bind groups once per signature; a run writes the
 // inputs, encodes every dispatch in one pass, copies the outputs to one
 // staging buffer, submits once and maps it (docs/artifact.md, "WebGPU section").
+// Kernels with "rows" take the number of rows from a uniform and their dispatch
+// is computed per run, so a last partial chunk runs its own rows
+// (docs/artifact.md, "Run-time rows: WebGPU").
 
 import { storageBytes } from '../artifact.js';
 import { toStorage } from '../tensor.js';
 
 // GPUBufferUsage, GPUShaderStage and GPUMapMode values (WebGPU spec), so that
 // Node needs no globals from the `webgpu` package.
-const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, STORAGE = 0x80;
+const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80;
 const COMPUTE = 0x4;
 const MAP_MODE_READ = 0x1;
 const ROLES = ['input', 'output', 'variable', 'temp', 'const'];
@@ -50,6 +53,29 @@ export function legacyWgslBindings(source) {
     out.set(Number(binding[1]), { group: Number(group[1]), type, space: m[2] });
   }
   return out;
+}
+
+/**
+ * Workgroups a kernel with "rows" [a, b, c] needs for `rows` rows: ceil(rows * a / b) * c,
+ * exact (BigInt: rows * a may pass 2^53 in a hostile manifest), as a Number.
+ */
+export function rowsTotal(rows, [a, b, c]) {
+  const [r, x, y, z] = [rows, a, b, c].map(BigInt);
+  return Number(((r * x + y - 1n) / y) * z);
+}
+
+/**
+ * The dispatch of a kernel with "rows" `formula` for `rows` rows: rowsTotal
+ * workgroups folded as its chunk's `dispatch` folds them (its x, then its y),
+ * so the shader numbers them as in a whole chunk (webgpu/emit.py
+ * rows_workgroups); never more per dimension than `dispatch`.
+ */
+export function rowsDispatch(rows, formula, dispatch) {
+  const total = rowsTotal(rows, formula);
+  const [x, y = 1] = dispatch;
+  if (total <= x) return [total, 1, 1];
+  if (total <= x * y) return [x, Math.ceil(total / x), 1];
+  return [x, y, Math.ceil(total / (x * y))];
 }
 
 /** The WebGPU features a WGSL source's `enable` directives need. */
@@ -179,6 +205,18 @@ export function checkWebGPU({ manifest, files, weights }, fail, limits, features
       if (bindings.length > limits.maxStorageBuffersPerShaderStage) {
         fail(`${at}: ${bindings.length} storage buffers exceed maxStorageBuffersPerShaderStage ${limits.maxStorageBuffersPerShaderStage}`);
       }
+      if (kernel.rows !== undefined) {
+        const { rows } = kernel;
+        if (sig.batch === undefined) fail(`manifest.json: ${at}: "rows" needs a "batch" section (a symbolic batch)`);
+        if (kernel.access === undefined) fail(`manifest.json: ${at}: "rows" needs "access"`);
+        if (!Array.isArray(rows) || rows.length !== 3 || !rows.every((n) => Number.isInteger(n) && n >= 1 && n <= 0x7fffffff)) {
+          fail(`manifest.json: ${at}: "rows" must be 3 integers in [1, 2^31 - 1]`);
+        }
+        const { chunk } = sig.batch;
+        if (rowsTotal(chunk, rows) > dispatch.reduce((p, n) => p * n, 1)) {
+          fail(`manifest.json: ${at}: "rows" [${rows}] asks for more workgroups at ${chunk} rows than its dispatch [${dispatch}]`);
+        }
+      }
       if (!bindingsOf.has(kernel.wgsl)) {
         const source = decoder.decode(files.get(kernel.wgsl));
         bindingsOf.set(kernel.wgsl, source);
@@ -306,10 +344,13 @@ class WebGPUBackend {
         }
         return buf;
       });
+      // run-time rows: one uniform (the rows, u32) per signature, bound after the storage bindings
+      const uniform = sig.webgpu.kernels.some((k) => k.rows !== undefined) ? this.buffer(16, UNIFORM | COPY_DST, `${name} rows`) : null;
       // explicit layouts: layout 'auto' would drop bindings a shader declares but does not use
       const layouts = sig.webgpu.kernels.map((kernel, k) => device.createBindGroupLayout({
         label: `${name} kernels[${k}]`,
-        entries: kernel.bindings.map((_, b) => ({ binding: b, visibility: COMPUTE, buffer: { type: layoutOf.get(kernel).get(b).type } })),
+        entries: kernel.bindings.map((_, b) => ({ binding: b, visibility: COMPUTE, buffer: { type: layoutOf.get(kernel).get(b).type } }))
+          .concat(kernel.rows === undefined ? [] : [{ binding: kernel.bindings.length, visibility: COMPUTE, buffer: { type: 'uniform' } }]),
       }));
       const pipelines = await Promise.allSettled(sig.webgpu.kernels.map((kernel, k) => device.createComputePipelineAsync({
         label: `${name} kernels[${k}] ${kernel.wgsl}`,
@@ -321,9 +362,10 @@ class WebGPUBackend {
         if (status === 'rejected') fail(`signature '${name}' webgpu kernels[${k}] (${kernel.wgsl}): cannot create the pipeline (${String(reason?.message ?? reason).trim()})`);
         const bindGroup = device.createBindGroup({
           layout: layouts[k],
-          entries: kernel.bindings.map((i, b) => ({ binding: b, resource: { buffer: buffers[i] } })),
+          entries: kernel.bindings.map((i, b) => ({ binding: b, resource: { buffer: buffers[i] } }))
+            .concat(kernel.rows === undefined ? [] : [{ binding: kernel.bindings.length, resource: { buffer: uniform } }]),
         });
-        return { pipeline: value, bindGroup, dispatch: kernel.dispatch };
+        return { pipeline: value, bindGroup, dispatch: kernel.dispatch, rows: kernel.rows ?? null };
       });
       const io = (role) => sig[`${role}s`].map((spec, k) => buffers[sig.webgpu.buffers.findIndex((b) => b.role === role && b.index === k)]);
       const outputBytes = sig.outputs.map(storageBytes);
@@ -334,6 +376,8 @@ class WebGPUBackend {
         inputs: io('input'),
         outputs: io('output').map((buffer, k) => ({ buffer, offset: offsets[k], bytes: outputBytes[k] })),
         staging: stagingBytes ? this.buffer(stagingBytes, MAP_READ | COPY_DST, `${name} staging`) : null,
+        uniform,
+        chunk: sig.batch?.chunk,
       });
     }
   }
@@ -367,20 +411,42 @@ class WebGPUBackend {
     return bytes;
   }
 
-  async run(name, inputs) {
+  /** Whether signature `name` runs fewer rows than its chunk (run()'s `rows`: kernels with "rows"). */
+  takesRows(name) {
+    return this.signatures.get(name)?.uniform != null;
+  }
+
+  /** The workgroup counts a run of `rows` rows (undefined: the whole chunk) dispatches, per kernel. */
+  dispatches(name, rows = undefined) {
+    return this.signatures.get(name).kernels.map((k) => (rows === undefined || k.rows === null ? k.dispatch : rowsDispatch(rows, k.rows, k.dispatch)));
+  }
+
+  /**
+   * Write `inputs` (storage bytes), run, read the outputs. `rows` (where
+   * takesRows(name); 1 <= rows <= chunk): the inputs and outputs hold the
+   * first `rows` rows only. (`views` is the wasm backend's; outputs here are
+   * always copies.)
+   */
+  async run(name, inputs, views = false, rows = undefined) {
     const sig = this.signatures.get(name);
+    if (rows !== undefined && !(this.takesRows(name) && Number.isInteger(rows) && rows >= 1 && rows <= sig.chunk)) {
+      throw new Error(`webtensor: signature '${name}' cannot run ${rows} rows`);
+    }
+    const outputs = sig.outputs.map((o) => ({ ...o, bytes: rows === undefined ? o.bytes : o.bytes / sig.chunk * rows }));
+    const dispatches = this.dispatches(name, rows);
     const bytes = await this.submit(`signature '${name}'`, (encoder) => {
       inputs.forEach((data, k) => this.device.queue.writeBuffer(sig.inputs[k], 0, data));
+      if (sig.uniform) this.device.queue.writeBuffer(sig.uniform, 0, new Uint32Array([rows ?? sig.chunk]));
       const pass = encoder.beginComputePass();
-      for (const k of sig.kernels) {
+      sig.kernels.forEach((k, i) => {
         pass.setPipeline(k.pipeline);
         pass.setBindGroup(0, k.bindGroup);
-        pass.dispatchWorkgroups(...k.dispatch);
-      }
+        pass.dispatchWorkgroups(...dispatches[i]);
+      });
       pass.end();
-      for (const o of sig.outputs) encoder.copyBufferToBuffer(o.buffer, 0, sig.staging, o.offset, align4(o.bytes));
+      for (const o of outputs) if (o.bytes) encoder.copyBufferToBuffer(o.buffer, 0, sig.staging, o.offset, align4(o.bytes));
     }, sig.staging);
-    return sig.outputs.map((o) => bytes.subarray(o.offset, o.offset + o.bytes));
+    return outputs.map((o) => bytes.subarray(o.offset, o.offset + o.bytes));
   }
 
   async readVariables(indices) {

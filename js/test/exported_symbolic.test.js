@@ -5,15 +5,19 @@
 // rows (docs/artifact.md "Run-time rows"): artifacts of 32-row chunks with a rows driver run a last
 // partial chunk with its own rows, bit for bit equal to fixed-shape artifacts exported for exactly
 // that batch (computed by Python) and to the same artifact without its rows driver (padded).
+// WebGPU (Dawn): kernels that take their rows from a uniform run a last partial chunk with fewer
+// workgroups, bit for bit what the padded chunk gives those rows.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { pythonFixture } from './helpers.js';
+import { rowsDispatch } from '../backends/webgpu.js';
+import { getGPU, maxAbsDiff, pythonFixture } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_symbolic.py');
 
@@ -82,6 +86,51 @@ describe('a symbolic batch (format version 2)', () => {
       }
     });
   }
+
+  for (const kind of ['mlp', 'cnn28']) {
+    test(`webgpu: run-time rows, ${kind} at batch 1, 5, 33 equal the padded chunk bitwise, with fewer workgroups`, async (t) => {
+      const { gpu, reason } = await getGPU();
+      if (!gpu) return t.skip(reason);
+      const rows = expected.rows[kind];
+      const shape = kind === 'cnn28' ? [28, 28, 1] : [6, 6, 1];
+      const per = shape[0] * shape[1] * shape[2];
+      const chunk = 32;
+      const x = Float32Array.from(rows.x);
+      const model = await webtensor.load(join(out, 'rows', kind), { backend: 'webgpu', gpu });
+      try {
+        const backend = model._backend; // internal: which path runs the last chunk, and its dispatches
+        assert.equal(backend.takesRows('predict'), true);
+        const whole = backend.dispatches('predict');
+        const one = backend.dispatches('predict', 1);
+        assert.deepEqual(backend.dispatches('predict', chunk), whole);
+        assert.ok(one.every((d, k) => d.every((n, i) => n <= (whole[k][i] ?? 1))));
+        if (kind === 'cnn28') { // the mlp's 32-row chunk is one workgroup per kernel already
+          assert.deepEqual([whole[0], one[0]], [[85, 1, 1], [3, 1, 1]]); // 676 pixels x 4 channels / 4 lanes / 256
+        }
+        for (const b of [1, 5, 33]) {
+          const got = (await model.predict(webtensor.tensor(x.slice(0, b * per), [b, ...shape]))).dataSync();
+          const last = b - Math.floor((b - 1) / chunk) * chunk;
+          const padded = new Float32Array(chunk * per);
+          padded.set(x.subarray((b - last) * per, b * per));
+          const [bytes] = await backend.run('predict', [new Uint8Array(padded.buffer)]);
+          const want = new Float32Array(bytes.slice().buffer);
+          const classes = got.length / b;
+          assert.deepEqual(Array.from(got.subarray((b - last) * classes)), Array.from(want.subarray(0, last * classes)), `batch ${b}`);
+          const d = maxAbsDiff(got, Float32Array.from(rows[String(b)])); // another backend's sums
+          assert.ok(d < 1e-5, `batch ${b}: max |difference| from the fixed wasm artifact ${d}`);
+        }
+        await assert.rejects(backend.run('predict', [new Uint8Array(4 * per * 33)], false, 33), /cannot run 33 rows/);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
+  test('webgpu: run-time dispatches fold as the chunk\'s grid (the cases Python checks)', () => {
+    const cases = JSON.parse(execFileSync('python3', [join(dirname(SCRIPT), 'python', 'webgpu_rows_cases.py')]).toString());
+    assert.ok(cases.length >= 8);
+    for (const [rows, formula, grid, want] of cases) assert.deepEqual(rowsDispatch(rows, formula, grid), want, JSON.stringify([rows, formula, grid]));
+  });
 
   test('wasm: a declared maximum is enforced; train_step keeps its traced batch', async () => {
     const model = await webtensor.load(join(out, 'cnn'), { backend: 'wasm' });

@@ -894,6 +894,33 @@ gpu("wgsl-enable-unknown", _wgsl_edit("kernels/predict_0.wgsl", lambda s: b"enab
     desc="enable of a feature no adapter has")
 gpu("wgsl-extra-group", _wgsl_edit("kernels/predict_0.wgsl", lambda s: s.replace(
     b"\n@compute", b"@group(1) @binding(0) var<storage, read> extra: array<f32>;\n\n@compute")), desc="an extra @group(1) binding")
+
+
+def gpu_rows(rows, with_batch=True, access=True, wgsl=True):
+    """predict's kernel takes run-time rows (docs/artifact.md "Run-time rows: WebGPU"): ``"rows":
+    rows`` (raw JSON text), with a batch section of 8 rows, its ``"access"``, and its WGSL bounded
+    by the ``wt_rows`` uniform at @binding(4), unless told otherwise."""
+    def build(c):
+        if with_batch:
+            batch('{"chunk": 8}')(c)
+        k = _kernel()(c)
+        k["rows"] = c.rawval(rows)
+        if access:
+            k["access"] = ["read", "read", "read", "read_write"]
+        if wgsl:
+            _wgsl_edit("kernels/predict_0.wgsl", lambda s: s.replace(
+                b"\n@compute", b"@group(0) @binding(4) var<uniform> wt_rows: u32;\n\n@compute").replace(
+                b"if (idx >= N * M)", b"if (idx >= wt_rows * M)"))(c)
+    return build
+
+
+gpu("rows-ok", gpu_rows("[1, 8, 1]"), OK, desc="predict's kernel takes its rows from a uniform: 1 workgroup per 8 rows")
+gpu("rows-no-batch", gpu_rows("[1, 8, 1]", with_batch=False), desc='"rows" on a signature without a batch section')
+gpu("rows-no-access", gpu_rows("[1, 8, 1]", access=False), desc='"rows" on a kernel without "access"')
+gpu("rows-over-dispatch", gpu_rows("[1, 1, 1]"), desc='"rows" [1, 1, 1]: 8 workgroups at 8 rows, over its dispatch of 1')
+for name, text in [("zero", "[0, 8, 1]"), ("negative", "[1, -8, 1]"), ("two", "[1, 8]"), ("huge", "[2147483648, 1, 1]"),
+                   ("fraction", "[1, 8.5, 1]"), ("string", '"1, 8, 1"'), ("null", "null"), ("object", '{"a": 1}')]:
+    gpu(f"rows-{name}", gpu_rows(text), desc=f'kernel "rows" {text}')
 gpu("wgsl-uniform-binding", _wgsl_edit("kernels/train_step_5.wgsl", lambda s: s.replace(
     b"var<storage, read_write> iters: array<i32>", b"var<uniform> iters: vec4<i32>").replace(b"iters[0] = iters[0] + 1;", b"")),
     desc="a binding declared var<uniform>")

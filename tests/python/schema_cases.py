@@ -80,6 +80,13 @@ def cases(manifest: dict) -> list[dict]:
         doc["signatures"]["predict"]["batch"] = {"chunk": 8}
         doc["signatures"]["predict"]["wasm"]["rows_driver"] = rows
         out.append(doc)
+    for rows in ([1, 8, 1], [0, 8, 1], [1, 8], [1, 8, 1, 1], [2 ** 31, 1, 1], [1.5, 1, 1], ["1", 1, 1], [True, 1, 1],
+                 "1,8,1", None, {}):
+        doc = copy.deepcopy(manifest)     # WebGPU run-time rows (docs/artifact.md "Run-time rows: WebGPU")
+        doc["format_version"] = 2
+        doc["signatures"]["predict"]["batch"] = {"chunk": 8}
+        doc["signatures"]["predict"]["webgpu"]["kernels"][0]["rows"] = rows
+        out.append(doc)
     wasm_vars = manifest["signatures"]["predict"]["wasm"]["variables"]
     for key in ("\u00b2", "01", "-1", " 1", "1e0", "100000"):
         doc = copy.deepcopy(manifest)

@@ -130,13 +130,19 @@ def test_manifest_describes_model(exported):
                 if f"@binding({b}) var<storage, read_write>" in src:
                     assert k["bindings"].count(i) == 1
             # "access" states what the shader declares, binding by binding (the loaders' layouts)
-            declared = legacy_wgsl_bindings(src)
-            assert sorted(declared) == list(range(len(k["bindings"]))), k
-            assert k["access"] == [declared[b][2] for b in range(len(k["bindings"]))], k
+            declared, n = legacy_wgsl_bindings(src), len(k["bindings"])
+            assert sorted(declared) == list(range(n + ("rows" in k))), k
+            assert k["access"] == [declared[b][2] for b in range(n)], k
+            if "rows" in k:     # run-time rows (symbolic-batch predict): the uniform after the storage bindings
+                assert "batch" in sig and declared[n][1] == "uniform", k
 
 
-def test_artifacts_without_access_still_load(copy, exact):
-    """Artifacts exported before kernels carried "access" load through the loaders' legacy path."""
+def test_artifacts_without_access_still_load(exported, exact, tmp_path):
+    """Artifacts exported before kernels carried "access" (nor "rows": a fixed batch) load through the
+    loaders' legacy path."""
+    copy = tmp_path / "art"
+    with wt.device(exact.name):
+        exported[2].export(copy, batch_size=BATCH, symbolic_batch=False)
     before = wt.load(copy, backend="webgpu").run("predict", np.ones((BATCH, 8, 8, 1), np.float32))
     resign(copy, lambda m: [k.pop("access") for s in m["signatures"].values() for k in s["webgpu"]["kernels"]])
     assert "access" not in (copy / "manifest.json").read_text()

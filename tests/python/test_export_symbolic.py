@@ -16,6 +16,9 @@ from webtensor.artifact import ArtifactError
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import export_fixtures_symbolic as fx  # noqa: E402
+from webgpu_rows_cases import CASES as ROWS_CASES  # noqa: E402  (shared with js/test/exported_symbolic.test.js)
+
+from webtensor.webgpu.emit import rows_workgroups  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +187,96 @@ def test_run_time_rows_only_where_kernels_loop_over_rows(tmp_path):
     man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), (x3[:1, 0],), tmp_path / "c", backends=("wasm",),
                     symbolic_batch=True)
     assert "rows_driver" not in man["signatures"]["predict"]["wasm"]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn28"])
+def test_webgpu_run_time_rows_equal_the_padded_chunk_bitwise(out, kind):
+    """WebGPU kernels that take their rows at run time (docs/artifact.md "Run-time rows: WebGPU"): a
+    last partial chunk (and a batch under the chunk) runs its own rows with fewer workgroups, bit
+    for bit what the padded chunk gives those rows; close to the fixed-shape wasm artifacts
+    (another backend's sums: float32 rounding, measured below 1e-6 on lavapipe). cnn28's dense
+    layer is a split-K matmul whose batch is M."""
+    pytest.importorskip("wgpu")
+    d, e = out
+    rows = e["rows"][kind]
+    shape = (28, 28, 1) if kind == "cnn28" else (6, 6, 1)
+    x = np.asarray(rows["x"], np.float32).reshape((-1,) + shape)
+    try:
+        art = wt.load(d / "rows" / kind, backend="webgpu")
+    except (ImportError, RuntimeError) as err:
+        pytest.skip(f"no WebGPU adapter: {err}")
+    b = art._backend
+    assert b.takes_rows("predict")
+    whole, one = b.dispatches("predict"), b.dispatches("predict", 1)
+    count = lambda ds: sum(d[0] * d[1] * d[2] for d in ds)      # noqa: E731
+    assert all(o[i] <= w[i] for o, w in zip(one, whole) for i in range(3))
+    if kind == "cnn28":     # the mlp's 32-row chunk is one workgroup per kernel already
+        assert whole[0] == (85, 1, 1) and one[0] == (3, 1, 1)      # 676 pixels x 4 channels / 4 lanes / 256
+        assert count(one) < count(whole) / 10
+    assert b.dispatches("predict", fx.ROWS_CHUNK) == whole
+    row = x[0].nbytes
+    for n in (1, 5, 33):
+        got = art.predict(x[:n])
+        last = n - (n - 1) // fx.ROWS_CHUNK * fx.ROWS_CHUNK
+        tail = x[n - last:n]
+        padded = b.run("predict", [tail.tobytes() + bytes((fx.ROWS_CHUNK - last) * row)])[0]
+        padded = np.frombuffer(padded, np.float32).reshape(fx.ROWS_CHUNK, -1)[:last]
+        np.testing.assert_array_equal(got[n - last:], padded, err_msg=f"batch {n}")
+        np.testing.assert_allclose(got, np.asarray(rows[str(n)], np.float32).reshape(n, -1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot run 33 rows"):
+        b.run("predict", [x[:33].tobytes()], 33)
+
+
+def _bmm(w):
+    return lambda x: wt.matmul(x, wt.tensor(w))
+
+
+@pytest.mark.parametrize("case", ["batched-matmul", "split-sum", "argmax", "int8-tiled"])
+def test_webgpu_run_time_rows_in_each_lowering(tmp_path, case):
+    """Each lowering's run-time rows (webgpu/wgsl.py ``lower(..., chunk)``) on lavapipe: a 3-D matmul
+    (batch in the workgroups' leading dimension; the wasm rows driver has none for it), a sum over
+    few long rows (two passes, partial sums), argmax, and int8 weights (the q8 template's
+    shared-memory tiles, the batch in M): every batch gives the padded chunk's bits for its rows,
+    and numpy's values."""
+    pytest.importorskip("wgpu")
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    if case == "int8-tiled":
+        wt.set_seed(1)
+        m = wt.nn.Sequential([wt.nn.Input((40,)), wt.nn.Dense(64, activation="relu"), wt.nn.Dense(64)])
+        man = m.export(tmp_path / "a", batch_size=32, backends=("webgpu",), signatures=["predict"], weights_dtype="int8")
+        x = rng.standard_normal((40, 40)).astype(np.float32)
+        want, rtol, atol = m.predict_on_batch(x).numpy(), 0.05, 0.05     # int8 weights: a 1/127 quantization step
+    else:
+        fn, x = {"batched-matmul": (_bmm(w), rng.standard_normal((16, 8, 5))),
+                 "split-sum": (lambda x: wt.reduce_sum(x, axis=-1), rng.standard_normal((4, 16384))),
+                 "argmax": (lambda x: wt.argmax(x, axis=-1), rng.standard_normal((16, 33)))}[case]
+        x = x.astype(np.float32)
+        man = wt.export(fn, (x,), tmp_path / "a", backends=("webgpu",), symbolic_batch=True)
+        x = np.concatenate([x, x[:3] * 2])
+        want = {"batched-matmul": lambda: x @ w, "split-sum": lambda: x.sum(-1, dtype=np.float64),
+                "argmax": lambda: x.argmax(-1)}[case]()
+        rtol, atol = 1e-5, 1e-3 if case == "split-sum" else 1e-6       # a float32 sum of 16384 normals
+    kernels = man["signatures"]["predict"]["webgpu"]["kernels"]
+    assert kernels and all("rows" in k for k in kernels)
+    chunk = man["signatures"]["predict"]["batch"]["chunk"]
+    try:
+        art = wt.load(tmp_path / "a", backend="webgpu")
+    except (ImportError, RuntimeError) as err:
+        pytest.skip(f"no WebGPU adapter: {err}")
+    b, row = art._backend, x[0].nbytes
+    for n in (1, chunk - 1, chunk + 3):
+        got = art.predict(x[:n])
+        last = n - (n - 1) // chunk * chunk
+        out = b.run("predict", [x[n - last:n].tobytes() + bytes((chunk - last) * row)])[0]
+        padded = np.frombuffer(out, got.dtype).reshape((chunk,) + got.shape[1:])[:last]
+        np.testing.assert_array_equal(got[n - last:], padded, err_msg=f"batch {n}")
+        np.testing.assert_allclose(got, want[:n], rtol=rtol, atol=atol, err_msg=f"batch {n}")
+
+
+def test_rows_workgroups_fold_as_the_chunk_grid():
+    """Run-time dispatches (webgpu/emit.py; js/backends/webgpu.js rowsDispatch the same) keep the
+    chunk's x (and y, once z is needed), so the shader's linear workgroup id is unchanged, and never
+    exceed the chunk's grid in any dimension."""
+    for rows, formula, grid, want in ROWS_CASES:
+        assert rows_workgroups(rows, formula, grid) == tuple(want), (rows, formula, grid)

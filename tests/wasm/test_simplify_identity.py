@@ -60,9 +60,9 @@ def digests(out):
 
 
 EXPECTED = {
-    'cnn/kernels/predict_0.wgsl': '4b0d877b5e0ff5088ced75f5ec78fd2cb58d9465bf57c483a544f6b73bf8f017',
-    'cnn/kernels/predict_1.wgsl': '89d187a8720acce238cda8eeb2af3809d18637465b5709baf879c3a495af050c',
-    'cnn/kernels/predict_2.wgsl': '9fede6b00207cb14bbd6c08ead8c156750e918017e29d41dafbfbfaee5d21301',
+    'cnn/kernels/predict_0.wgsl': 'f002d5251db3243fe2c39825fd954e57038d6fe66adebdfbf4b8a6bd49f1d4d8',
+    'cnn/kernels/predict_1.wgsl': '92041b932f635b69a2201d02e75f5ffe830d241279cf995b367ac3c254e83d2d',
+    'cnn/kernels/predict_2.wgsl': '5fc3121debc1cf39440ebe99ec1b442d49b2db80e81637d9a4e6a04518a28f84',
     'cnn/kernels/train_step_0.wgsl': '874977df60af6656b43c59eb9e3f5258cd24e913f45f43e45484683bf8e4e2cc',
     'cnn/kernels/train_step_1.wgsl': '978342da3db95ff5e868e50a18a48eb995c0b911545506da263269a419daed6e',
     'cnn/kernels/train_step_10.wgsl': 'a00c91f629935b1cd4da15e0b08e3c4e879ffeb6f20946076aa1582feb0b8697',
@@ -81,6 +81,7 @@ EXPECTED = {
     'cnn/kernels/train_step_22.wgsl': 'cbf4f4aa20315c38faa878b9fed5ea42bbf436299c9eef35105b6dc7485ac815',
     'cnn/kernels/train_step_23.wgsl': 'e8bcb74eeff64d90e22e350794e14f5c83dfdd1b93961065e0b0d053c75f8fce',
     'cnn/kernels/train_step_3.wgsl': '73ee1ca91a53e0333c717269c3798bf4c539ac4eb1d96836997440b82007cf0a',
+    'cnn/kernels/train_step_4.wgsl': '9fede6b00207cb14bbd6c08ead8c156750e918017e29d41dafbfbfaee5d21301',
     'cnn/kernels/train_step_5.wgsl': '2246f9aa0aec589a73c27abe5667412d73d90e2c4f955f87225353c509410d0a',
     'cnn/kernels/train_step_6.wgsl': '3dc1dda898ceed673c7945cc5f3efd2d0b1eac389d76f51a49c2787c1045b8d8',
     'cnn/kernels/train_step_7.wgsl': 'ea04c7d7339b75b9b7c7bd02b0eee56cdd463e0520e302992a56bbbc371935b7',
@@ -94,8 +95,8 @@ EXPECTED = {
     'fn/manifest.json': '9a0e6286980b1a8477647e86f5fa41f24178853ecfadd570aae10c72ea1747b0',
     'fn/module.wasm': '2732d3c5b72376f4514415de152d7277b32c05158b882f23fd758b9b8d690f83',
     'fn/weights.safetensors': '507f0fdd933733ae0953cab28bbf638a2d13650d463b2341324215447e758dc6',
-    'mlp/kernels/predict_0.wgsl': '8adcc894d18f5431cbb7ba7bc41279352e8c54cee1817d36b82e0e66e3118dea',
-    'mlp/kernels/predict_1.wgsl': 'f2d8cc3d7c835fffd5d916ac4bccbdf9ee439229615c97d8bf63c61c4b787c64',
+    'mlp/kernels/predict_0.wgsl': '3347d74b87809a7c48c0af84a198abaedfa268e29c6728f248ae8fa99812bde3',
+    'mlp/kernels/predict_1.wgsl': '3faf5022370fa272bbb2798ee5e2262e1bd500076ed5b2fd7153e5b43a2396f8',
     'mlp/kernels/train_step_0.wgsl': 'bf90b4465d3469f14eaa801623c324407e189e666bd360bba38ef45508a11cc8',
     'mlp/kernels/train_step_1.wgsl': 'df15b5db4bd39fd0761584af06b4a89e5fb43c20fe4a81ad3009645e78392965',
     'mlp/kernels/train_step_10.wgsl': '8859e493b2c39361f63da9174b85d4aaeca714254d4d12754c4e6fac4907f661',
