@@ -14,7 +14,7 @@ first) is a *rows* value ``(a, k)``: row ``t`` of the length is the block ``[t*k
 ``a``; a value whose shape does not differ is *free* (it must not depend on the length). A forward
 pass keeps rows apart only through the rules of :func:`_follow` (elementwise ops, transposes,
 reshapes that keep the blocks, gathers, matmuls and reductions over other axes, slices and pads that
-leave the length axis whole, broadcasts) and through loops: a loop whose ``maximum_iterations`` is
+leave the length axis whole or take its first step, broadcasts) and through loops: a loop whose ``maximum_iterations`` is
 the length (``maximum`` then ``maximum + 1``) reads rows of its sequences one per iteration, and its
 stacked results are rows; its loop variables and operands must be free. Anything else that touches
 a rows value (a reduction over the length, a slice of its last step, attention over all steps) is
@@ -76,7 +76,8 @@ def _same_graph(a: Graph, b: Graph, device) -> bool:
 
 def _follow(n: Node, nb: Node, ins: list, out, device) -> bool:
     """Whether node ``n`` (``nb`` in the longer trace), inputs in states ``ins``, keeps the length's
-    rows apart and gives its output the state ``out`` (some input is rows)."""
+    rows apart and gives its output the state ``out`` (some input is rows; ``out`` free only where a
+    rule allows it: a slice of the first step)."""
     name, a = n.op.name, n.attrs
     shape = n.out.aval.shape
     ranked = [(s, len(v.aval.shape)) for s, v in zip(ins, n.inputs) if s is not _FREE]
@@ -112,13 +113,14 @@ def _follow(n: Node, nb: Node, ins: list, out, device) -> bool:
         return ax not in axes and out is not _FREE and out[1] == k and a == nb.attrs
     if name == "concat":
         return len(rows) == len(ins) and all(s == out for s in rows) and a["axis"] % len(shape) != out[0]
-    if name == "slice":
+    if name == "slice":                         # the whole length, or its first step (every length has one)
         (ax, k), = rows
         (start, stop, step), (_, stop_b, _) = a["spec"][ax], nb.attrs["spec"][ax]
         whole = start == 0 and step == 1 and stop >= n.inputs[0].aval.shape[ax] and \
-            stop_b >= nb.inputs[0].aval.shape[ax]
+            stop_b >= nb.inputs[0].aval.shape[ax] and out == (ax, k)
+        first = a["spec"][ax] == nb.attrs["spec"][ax] == (0, k, 1) and out is _FREE
         others = [s for i, s in enumerate(a["spec"]) if i != ax] == [s for i, s in enumerate(nb.attrs["spec"]) if i != ax]
-        return whole and others and out == (ax, k)
+        return (whole or first) and others
     if name == "pad":
         (ax, k), = rows
         return tuple(a["paddings"][ax]) == (0, 0) and out == (ax, k) and a == nb.attrs
@@ -196,7 +198,7 @@ def _prove(a: Graph, b: Graph, maximum: int, axes: list, device) -> tuple[dict, 
         if all(s is _FREE for s in ins):
             ok = na.op.name == "broadcast_to" if out is not _FREE else _same(na.attrs, nb.attrs, device)
         else:
-            ok = out is not _FREE and _follow(na, nb, ins, out, device)
+            ok = _follow(na, nb, ins, out, device)
         if not ok:
             raise _Refused(f"{na.op.name} (shape {list(na.out.aval.shape)}) mixes steps of the length or reads it")
         state[na.out] = out
