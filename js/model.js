@@ -95,7 +95,8 @@ export class Model {
   get signatures() {
     const copy = (specs) => specs.map(({ name, dtype, shape }) => ({ name, dtype, shape: shape.slice() }));
     return Object.fromEntries(Object.entries(this._manifest.signatures).map(
-      ([name, s]) => [name, { inputs: copy(s.inputs), outputs: copy(s.outputs) }]));
+      ([name, s]) => [name, { inputs: copy(s.inputs), outputs: copy(s.outputs),
+        ...(s.length ? { length: { maximum: s.length.maximum, inputs: s.length.inputs.slice(), outputs: s.length.outputs.slice() } } : {}) }]));
   }
 
   /** [{name, dtype, shape, trainable}] of the variables (parameters and optimizer state). */

@@ -351,7 +351,8 @@ def _resize(data: bytes, shape: list, axis: int, have: int, want: int) -> bytes:
 class LoadedModel:
     """An artifact loaded on one backend (``backend``: ``'wasm'`` or ``'webgpu'``).
 
-    ``signatures``: ``{name: {'inputs': [spec], 'outputs': [spec]}}`` (spec: ``{name, dtype, shape}``);
+    ``signatures``: ``{name: {'inputs': [spec], 'outputs': [spec]}}`` (spec: ``{name, dtype, shape}``; with a symbolic
+    length also ``'length'``: docs/artifact.md, "Symbolic length");
     ``variables``: ``[{name, dtype, shape, trainable}]``. Values are numpy arrays in and out; without
     numpy (Pyodide) inputs are Tensors, nested lists or buffers and outputs nested lists.
     Safe to use from many threads: each call runs alone on the model (module docstring).
@@ -364,7 +365,8 @@ class LoadedModel:
 
     @property
     def signatures(self) -> dict:
-        return {n: {"inputs": s["inputs"], "outputs": s["outputs"]} for n, s in self._manifest["signatures"].items()}
+        return {n: {"inputs": s["inputs"], "outputs": s["outputs"], **({"length": s["length"]} if "length" in s else {})}
+                for n, s in self._manifest["signatures"].items()}
 
     @property
     def variables(self) -> list[dict]:

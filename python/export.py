@@ -382,7 +382,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             for a function, its arguments (a tuple; Tensors are inputs, other values are baked in).
         path: the artifact directory (created; files in it are overwritten).
         signatures: for a model, the names to export (default ``['predict', 'train_step']``,
-            ``train_step`` only when compiled); for any ``{name: (fn, example_inputs)}``.
+            ``train_step`` only when compiled); for any ``{name: (fn, example_inputs)}``, where
+            ``example_inputs`` may also be a list of :class:`~webtensor.TensorSpec` with a fixed
+            axis 0 and at most one None past it (a length: see ``input_signature``).
         batch_size: for a model without ``example_inputs``: the batch size of the signatures
             (default: the one it was built with); the other dimensions come from its ``Input`` shapes.
         backends: which code to carry (``'wasm'``, ``'webgpu'``: the registered exporters).
@@ -439,7 +441,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         raise TypeError("export: path (the artifact directory) is required")
     compact.check_weights_dtype(weights_dtype)
     model = fn_or_model if isinstance(fn_or_model, ExportableModel) else None
-    length_axes = None
+    length_axes = {}                # signature -> each input's length axis (docs/artifact.md, "Symbolic length")
     if model is not None:
         if isinstance(signatures, dict) and all(isinstance(v, tuple) for v in signatures.values()):
             specs = _fn_specs(signatures)
@@ -453,9 +455,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or
                                        not 1 <= max_length <= 1 << 20):
             raise ValueError(f"export: max_length must be an int in [1, 2**20] or None, got {max_length!r}")
-        args, batched, length_axes = _signature_inputs(input_signature, batch_size, max_length)
-        if max_length is not None and length_axes is None:
-            raise ValueError("export: max_length needs a None past axis 0 in input_signature (the length axis)")
+        args, batched, axes = _signature_inputs(input_signature, batch_size, max_length)
+        if axes is not None:
+            length_axes["predict"] = axes
         specs = _fn_specs({"predict": (fn_or_model, args)})
         symbolic_batch = symbolic_batch if symbolic_batch is not None else batched
     elif fn_or_model is not None:
@@ -464,9 +466,21 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     else:
         raise TypeError("export: pass a model, a function and its example_inputs, or signatures={name: (fn, args)}")
 
+    for name, (fn, args, names, x) in list(specs.items()):     # signatures={name: (fn, [TensorSpec, ...])}
+        if args and all(isinstance(a, TensorSpec) for a in args):
+            args, batched, axes = _signature_inputs(list(args), batch_size, max_length)
+            if batched:
+                raise ValueError(f"export: signatures[{name!r}]: a None batch (axis 0) in its TensorSpecs; give "
+                                 "axis 0 a size (a symbolic batch: input_signature= or symbolic_batch=True)")
+            specs[name] = (fn, args, names, x)
+            if axes is not None:
+                length_axes[name] = axes
+    if max_length is not None and not length_axes:
+        raise ValueError("export: max_length needs a None past axis 0 (the length axis) in input_signature or a signature's TensorSpecs")
     traced = [_trace(name, *spec) for name, spec in specs.items()]
-    if input_signature is not None and length_axes is not None:
-        _length(traced[0], specs["predict"][0], specs["predict"][1], length_axes, max_length)
+    for t in traced:
+        if t.name in length_axes:
+            _length(t, specs[t.name][0], specs[t.name][1], length_axes[t.name], max_length)
     if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or
                                   not 1 <= max_batch <= 2147483647):
         raise ValueError(f"export: max_batch must be an int in [1, 2**31 - 1] or None, got {max_batch!r}")
