@@ -408,13 +408,14 @@ class LoadedModel:
         return bytes(hostdata.to_storage(host, want, want.wasm))
 
     @staticmethod
-    def _one_array(v, spec, batch: bool = False) -> bool:
+    def _one_array(v, spec, batch: bool = False, length: int = -1) -> bool:
         """Is ``v`` an array (numpy, Tensor) of ``spec``'s shape (any axis 0 for a ``batch``
-        signature), rather than a list wrapping inputs?"""
+        signature, any size of axis ``length`` for a symbolic length), rather than a list wrapping inputs?"""
         if not hasattr(v, "shape"):
             return False
         shape, want = tuple(v.shape), tuple(spec["shape"])
-        return shape == want or (batch and len(shape) == len(want) and shape[1:] == want[1:])
+        return shape == want or (batch and len(shape) == len(want) and shape[1:] == want[1:]) or \
+            (length >= 0 and len(shape) == len(want) and all(a == b for i, (a, b) in enumerate(zip(shape, want)) if i != length))
 
     def _arrange(self, name: str, inputs: tuple) -> list:
         """``inputs`` (Keras 3's forms: values in input order, one list/tuple of them, or one dict keyed
@@ -435,7 +436,8 @@ class LoadedModel:
             if len(specs) > 1 and len(seq) == len(specs):
                 return list(seq)
             if len(specs) == 1 and len(seq) == 1 and \
-                    self._one_array(seq[0], specs[0], "batch" in self._manifest["signatures"][name]):
+                    self._one_array(seq[0], specs[0], "batch" in self._manifest["signatures"][name],
+                                    self._manifest["signatures"][name].get("length", {"inputs": [-1]})["inputs"][0]):
                 return [seq[0]]             # [x]: a list of the one input (a list of numbers is data)
         return list(inputs)
 

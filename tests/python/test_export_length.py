@@ -69,10 +69,13 @@ def test_lengths_outside_the_maximum_are_refused(out):
         model.run("predict", np.zeros((3, 3), np.int32))
 
 
-def test_nested_lists_take_any_length(out):
+def test_nested_lists_and_wrapped_arrays_take_any_length(out):
     d, expected = out
-    got = wt.load(d / "seq", backend="wasm").run("predict", fx.ids(5).tolist())
+    model = wt.load(d / "seq", backend="wasm")
+    got = model.run("predict", fx.ids(5).tolist())
     assert got["output_1"].reshape(-1).tolist() == expected["seq"]["5"]["output_1"]
+    assert model.predict([fx.ids(5)])[1].reshape(-1).tolist() == expected["seq"]["5"]["output_1"]   # [x]: one input
+    assert model.signatures["predict"]["length"]["maximum"] == 12
 
 
 def test_webgpu_runs_the_same_artifact(out, tmp_path):
