@@ -431,6 +431,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             input names an artifact cannot carry (non-ASCII, or two alike), an unknown backend, an unknown
             ``weights_dtype`` or one other than float32 with a signature that updates variables, a
             weight beyond float16's range or not finite. TypeError: malformed ``signatures``.
+        ValueError: (also) a signature with a None length whose steps are not provably independent
+            (the message names the op; docs/artifact.md, "Symbolic length"), or a ``max_length`` out
+            of range or without a None length.
         NotImplementedError: a signature holds control flow (``cond``, ``while_loop``, ``scan`` on
             values computed in the graph), which the artifact format does not carry yet.
 
@@ -486,6 +489,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         raise ValueError(f"export: max_batch must be an int in [1, 2**31 - 1] or None, got {max_batch!r}")
     batch, more_rows = {}, {}
     for name, (fn, args, _, _) in specs.items():
+        if name in length_axes:         # a symbolic length keeps a fixed batch (not combined yet)
+            continue
         if symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
             sec = _batch_section(name, fn, args, max_batch, required=bool(symbolic_batch))
             if sec is not None:

@@ -133,6 +133,22 @@ def test_elementwise_and_rowwise_work_takes_any_length(tmp_path):
     np.testing.assert_allclose(model.run("predict", x)["output_0"], want, rtol=0, atol=1e-6)
 
 
+def test_a_model_signature_with_a_length_keeps_a_fixed_batch(tmp_path):
+    """A model's predict would get a symbolic batch by default; with a length it keeps its batch."""
+    nn = wt.nn
+    m = nn.Sequential([nn.Embedding(10, 4), nn.Dense(3)])
+    m(wt.zeros((2, 3), "int32"))        # built
+    man = wt.export(m, path=tmp_path / "m", backends=("wasm",), max_length=6,
+                    signatures={"predict": (lambda ids: m(ids), [wt.TensorSpec((2, None), "int32")])})
+    sig = man["signatures"]["predict"]
+    assert "batch" not in sig and sig["length"] == {"maximum": 6, "inputs": [1], "outputs": [1]}
+    x = np.array([[1, 2, 3], [4, 5, 9]], np.int32)
+    with wt.device("reference"):
+        want = m(wt.tensor(x)).numpy()
+    np.testing.assert_allclose(wt.load(tmp_path / "m", backend="wasm").run("predict", x)["output_0"], want,
+                               rtol=0, atol=1e-6)
+
+
 def test_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="needs max_length="):
         _export(lambda x: x, tmp_path, max_length=None)
