@@ -5,7 +5,7 @@ tests: ``python3 tests/export_fixtures_length.py OUTDIR`` writes
   per step (a language model's logits, ``(2, length, 5)``) and GRU(12) over the LSTM's steps ->
   Dense(3) (a classifier, ``(2, 3)``), exported once with ``max_length=12``;
 - ``OUTDIR/rev``: a reverse ``scan`` (suffix sums of the embedded steps, ``(length, 2, 8)``) and
-  its final sum, the same way;
+  its final sum, the same way (both with WebAssembly and WGSL code);
 - ``OUTDIR/<kind>_<L>``: the same functions exported at the fixed length ``L`` (``LENGTHS``);
 - ``OUTDIR/expected.json``: ``{"ids": {L: ids}, "<kind>": {L: {output: values}}}``, the fixed-length
   artifacts' outputs (Python wasm loader): one artifact at any length must give the same bits.
@@ -47,7 +47,7 @@ def ids(length: int) -> np.ndarray:
     return np.random.default_rng(length).integers(0, VOCAB, (BATCH, length)).astype(np.int32)
 
 
-def main(out: str, backends=("wasm",)) -> None:
+def main(out: str, backends=("wasm", "webgpu")) -> None:
     import webtensor as wt
     expected = {"ids": {str(n): ids(n).reshape(-1).tolist() for n in LENGTHS}, "maximum": MAXIMUM}
     for kind, fn in functions().items():

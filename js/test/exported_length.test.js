@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { pythonFixture, readDir, resign } from './helpers.js';
+import { getGPU, maxAbsDiff, pythonFixture, readDir, resign } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_length.py');
 
@@ -41,6 +41,25 @@ describe('a symbolic length', () => {
       });
     }
   }
+
+  test('webgpu: seq and rev at lengths 1, 5 and 12 within float32 tolerance of the fixed-length wasm artifacts', async (t) => {
+    const { gpu, reason } = await getGPU();
+    if (!gpu) return t.skip(reason);
+    for (const kind of ['seq', 'rev']) {
+      const model = await webtensor.load(join(out, kind), { backend: 'webgpu', gpu });
+      try {
+        for (const n of [1, 5, 12]) {
+          const got = await model.run('predict', [ids(n)]);
+          for (const [name, want] of Object.entries(expected[kind][n])) {
+            const d = maxAbsDiff(got[name].dataSync(), Float32Array.from(want));
+            assert.ok(d < 3e-7, `${kind} length ${n} ${name}: max |difference| ${d}`); // 10x the largest measured, 3.0e-8 (lavapipe)
+          }
+        }
+      } finally {
+        model.dispose();
+      }
+    }
+  });
 
   test('wasm: a length past the declared maximum is a RangeError; malformed inputs are refused', async () => {
     const model = await webtensor.load(join(out, 'seq'), { backend: 'wasm' });
