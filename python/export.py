@@ -470,7 +470,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         raise TypeError("export: pass a model, a function and its example_inputs, or signatures={name: (fn, args)}")
 
     for name, (fn, args, names, x) in list(specs.items()):     # signatures={name: (fn, [TensorSpec, ...])}
-        if args and all(isinstance(a, TensorSpec) for a in args):
+        if isinstance(args, tuple) and args and all(isinstance(a, TensorSpec) for a in args):
             args, batched, axes = _signature_inputs(list(args), batch_size, max_length)
             if batched:
                 raise ValueError(f"export: signatures[{name!r}]: a None batch (axis 0) in its TensorSpecs; give "
