@@ -70,8 +70,17 @@ def _same_graph(a: Graph, b: Graph, device) -> bool:
     for (va, da), (vb, db) in zip(a.consts.items(), b.consts.items()):
         if va.aval != vb.aval or bytes(device.to_host_bytes(da, va.aval)) != bytes(device.to_host_bytes(db, vb.aval)):
             return False
-    return all(na.op is nb.op and na.out.aval == nb.out.aval and _same(na.attrs, nb.attrs, device)
-               for na, nb in zip(a.nodes, b.nodes))
+    if len(a.captures) != len(b.captures) or any(ka is not kb for (_, ka), (_, kb) in zip(a.captures, b.captures)):
+        return False
+    env = dict(zip(a.inputs, b.inputs))
+    env.update(zip([v for v, _ in a.captures], [v for v, _ in b.captures]))
+    env.update(zip(a.consts, b.consts))
+    for na, nb in zip(a.nodes, b.nodes):
+        if na.op is not nb.op or na.out.aval != nb.out.aval or [env.get(v) for v in na.inputs] != nb.inputs or \
+                not _same(na.attrs, nb.attrs, device):
+            return False
+        env[na.out] = nb.out
+    return [env.get(v) for v in a.outputs] == b.outputs
 
 
 def _follow(n: Node, nb: Node, ins: list, out, device) -> bool:
@@ -202,6 +211,8 @@ def _prove(a: Graph, b: Graph, maximum: int, axes: list, device) -> tuple[dict, 
         if not ok:
             raise _Refused(f"{na.op.name} (shape {list(na.out.aval.shape)}) mixes steps of the length or reads it")
         state[na.out] = out
+    if [env.get(v) for v in a.outputs] != b.outputs:
+        raise _Refused("its graphs for two lengths differ")
     outs = []
     for i, v in enumerate(a.outputs):
         s = state[v]
