@@ -5,7 +5,10 @@ tests: ``python3 tests/export_fixtures_length.py OUTDIR`` writes
   per step (a language model's logits, ``(2, length, 5)``) and GRU(12) over the LSTM's steps ->
   Dense(3) (a classifier, ``(2, 3)``), exported once with ``max_length=12``;
 - ``OUTDIR/rev``: a reverse ``scan`` (suffix sums of the embedded steps, ``(length, 2, 8)``) and
-  its final sum, the same way (both with WebAssembly and WGSL code);
+  its final sum, the same way;
+- ``OUTDIR/bi``: a sentence classifier: Embedding(40, 6, mask_zero; id 0 pads inside the length)
+  -> Bidirectional(GRU(6)) -> Dense(3), and an LSTM(4, go_backwards) encoding, ``(2, 3)``, ``(2, 4)``;
+  (all three with WebAssembly and WGSL code);
 - ``OUTDIR/<kind>_<L>``: the same functions exported at the fixed length ``L`` (``LENGTHS``);
 - ``OUTDIR/expected.json``: ``{"ids": {L: ids}, "<kind>": {L: {output: values}}}``, the fixed-length
   artifacts' outputs (Python wasm loader): one artifact at any length must give the same bits.
@@ -40,11 +43,21 @@ def functions():
         steps = wt.transpose(emb2(ids), (1, 0, 2))
         sums = wt.scan(lambda a, x: a + x, steps, wt.zeros((BATCH, 8)), reverse=True)
         return sums, wt.tanh(sums[0])
-    return {"seq": seq, "rev": rev}
+
+    emb3, bi, back, head = nn.Embedding(VOCAB, 6, mask_zero=True), nn.Bidirectional(nn.GRU(6)), \
+        nn.LSTM(4, go_backwards=True), nn.Dense(3)
+
+    def bidi(ids):
+        e = emb3(ids)
+        return head(bi(e)), back(e)
+    return {"seq": seq, "rev": rev, "bi": bidi}
 
 
 def ids(length: int) -> np.ndarray:
-    return np.random.default_rng(length).integers(0, VOCAB, (BATCH, length)).astype(np.int32)
+    """Token ids ``(BATCH, length)``; the second row ends with ``length // 3`` padding ids (0)."""
+    x = np.random.default_rng(length).integers(1, VOCAB, (BATCH, length)).astype(np.int32)
+    x[1, length - length // 3:] = 0
+    return x
 
 
 def main(out: str, backends=("wasm", "webgpu")) -> None:

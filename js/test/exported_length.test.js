@@ -1,6 +1,7 @@
 // A symbolic length (docs/artifact.md "Symbolic length") end to end: artifacts exported by Python
 // (tests/export_fixtures_length.py) for token ids of any length up to 12: an Embedding + LSTM + Dense
-// language model with a GRU + Dense classifier, and a reverse scan. Node runs lengths 1, 5 and 12
+// language model with a GRU + Dense classifier, a reverse scan, and a Bidirectional GRU classifier
+// with a go_backwards LSTM encoding. Node runs lengths 1, 5 and 12
 // from one artifact, bit for bit equal to artifacts exported at each fixed length (outputs computed
 // by Python's loader on the same WebAssembly code); a length past the maximum is a RangeError, and
 // malformed length sections are refused at load.
@@ -23,7 +24,7 @@ after(() => rmSync(out, { recursive: true, force: true }));
 const ids = (n) => webtensor.tensor(Int32Array.from(expected.ids[n]), [2, n], 'int32');
 
 describe('a symbolic length', () => {
-  for (const [kind, shapeOf] of [['seq', (n) => [2, n, 5]], ['rev', (n) => [n, 2, 8]]]) {
+  for (const [kind, shapeOf] of [['seq', (n) => [2, n, 5]], ['rev', (n) => [n, 2, 8]], ['bi', () => [2, 3]]]) {
     for (const worker of [false, true]) {
       test(`wasm${worker ? ' in a worker' : ''}: ${kind} at lengths 1, 5 and 12 equals fixed-length artifacts bit for bit`, async () => {
         const model = await webtensor.load(join(out, kind), { backend: 'wasm', worker });
@@ -45,7 +46,7 @@ describe('a symbolic length', () => {
   test('webgpu: seq and rev at lengths 1, 5 and 12 within float32 tolerance of the fixed-length wasm artifacts', async (t) => {
     const { gpu, reason } = await getGPU();
     if (!gpu) return t.skip(reason);
-    for (const kind of ['seq', 'rev']) {
+    for (const kind of ['seq', 'rev', 'bi']) {
       const model = await webtensor.load(join(out, kind), { backend: 'webgpu', gpu });
       try {
         for (const n of [1, 5, 12]) {
