@@ -16,7 +16,11 @@ pass keeps rows apart only through the rules of :func:`_follow` (elementwise ops
 reshapes that keep the blocks, gathers, matmuls and reductions over other axes, slices and pads that
 leave the length axis whole or take its first step, broadcasts) and through loops: a loop whose ``maximum_iterations`` is
 the length (``maximum`` then ``maximum + 1``) reads rows of its sequences one per iteration, and its
-stacked results are rows; its loop variables and operands must be free. Anything else that touches
+stacked results are rows; its loop variables and operands must be free. A reversal of the whole
+length (``webtensor.reverse``) keeps rows but marks them *reversed* (step ``t`` at row ``n - 1 - t``):
+row-wise ops may follow, never mixing reversed and time-ordered inputs, and a second reversal
+restores time order (``Bidirectional``'s backward sequence); a reversed value may not reach an
+output, a loop or a slice by position. Anything else that touches
 a rows value (a reduction over the length, a slice of its last step, attention over all steps) is
 refused with the op's name, as is any difference between the two traces that is not a size of the
 length: a constant (``webtensor.shape`` read in Python), an attribute of a free node, a sub-graph.
@@ -185,12 +189,25 @@ def _prove(a: Graph, b: Graph, maximum: int, axes: list, device) -> tuple[dict, 
         if state[v] != (_FREE if ax is None else (ax, 1)):
             raise _Refused(f"input {i} does not have the length in axis {ax}")
     loops, parts = set(), {}
+    flipped: set = set()        # rows values whose steps run backwards (webtensor.reverse): row t is step n-1-t
     for na, nb in zip(a.nodes, b.nodes):
         if na.op is not nb.op or [env.get(v) for v in na.inputs] != nb.inputs:
             raise _Refused("its graphs for two lengths differ")
         env[na.out] = nb.out
         ins = [state[v] for v in na.inputs]
         kind = na.op.kind if is_control(na.op) else None
+        back = {v in flipped for v, s in zip(na.inputs, ins) if s is not _FREE}
+        if len(back) > 1:
+            raise _Refused(f"{na.op.name} (shape {list(na.out.aval.shape)}) mixes steps in time order and reversed")
+        if back == {True} and (kind is not None or _flips(na, nb, ins) is None and na.op.name == "slice" and
+                               _state(na.out.aval.shape, nb.out.aval.shape, maximum) is _FREE):
+            raise _Refused(f"{na.op.name} (shape {list(na.out.aval.shape)}) reads reversed steps by position")
+        axis = _flips(na, nb, ins)
+        if axis is not None:                    # a reversal of the whole length: rows stay rows
+            state[na.out] = ins[0]
+            if na.inputs[0] not in flipped:
+                flipped.add(na.out)
+            continue
         if kind == "while":
             parts[na.out] = _loop(na, nb, ins, maximum, device, loops)
             state[na.out] = _FREE           # its results' states: the get nodes below
@@ -211,15 +228,33 @@ def _prove(a: Graph, b: Graph, maximum: int, axes: list, device) -> tuple[dict, 
         if not ok:
             raise _Refused(f"{na.op.name} (shape {list(na.out.aval.shape)}) mixes steps of the length or reads it")
         state[na.out] = out
+        if back == {True} and out is not _FREE:
+            flipped.add(na.out)
     if [env.get(v) for v in a.outputs] != b.outputs:
         raise _Refused("its graphs for two lengths differ")
     outs = []
     for i, v in enumerate(a.outputs):
         s = state[v]
+        if v in flipped:
+            raise _Refused(f"output {i} (shape {list(v.aval.shape)}) holds the steps reversed")
         if s is not _FREE and s[1] != 1:
             raise _Refused(f"output {i} (shape {list(v.aval.shape)}) is not one row per step")
         outs.append(-1 if s is _FREE else s[0])
     return {"maximum": maximum, "inputs": [-1 if ax is None else ax for ax in axes], "outputs": outs}, loops
+
+
+def _flips(n: Node, nb: Node, ins: list):
+    """The length axis when ``n`` (``nb`` in the longer trace) is a slice that reverses the whole
+    length and nothing else (``webtensor.reverse``), else None."""
+    if n.op.name != "slice" or ins[0] is _FREE:
+        return None
+    ax, _ = ins[0]
+    size, size_b = n.inputs[0].aval.shape[ax], nb.inputs[0].aval.shape[ax]
+    spec, spec_b = n.attrs["spec"], nb.attrs["spec"]
+    others = [x for i, x in enumerate(spec) if i != ax] == [x for i, x in enumerate(spec_b) if i != ax]
+    whole = all(len(range(*sp[ax])) == sz and sp[ax][0] == sz - 1 and sp[ax][2] == -1
+                for sp, sz in ((spec, size), (spec_b, size_b)))
+    return ax if others and whole and all(x[2] == 1 and x[0] == 0 for i, x in enumerate(spec) if i != ax) else None
 
 
 def _loop(na: Node, nb: Node, ins: list, maximum: int, device, loops: set) -> list:

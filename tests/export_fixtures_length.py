@@ -7,7 +7,8 @@ tests: ``python3 tests/export_fixtures_length.py OUTDIR`` writes
 - ``OUTDIR/rev``: a reverse ``scan`` (suffix sums of the embedded steps, ``(length, 2, 8)``) and
   its final sum, the same way;
 - ``OUTDIR/bi``: a sentence classifier: Embedding(40, 6, mask_zero; id 0 pads inside the length)
-  -> Bidirectional(GRU(6)) -> Dense(3), and an LSTM(4, go_backwards) encoding, ``(2, 3)``, ``(2, 4)``;
+  -> Bidirectional(GRU(6)) -> Dense(3), an LSTM(4, go_backwards) encoding, ``(2, 3)``, ``(2, 4)``, and
+  a tagger: Bidirectional(GRU(5), every step) -> Dense(3) per step, ``(2, length, 3)``
   (all three with WebAssembly and WGSL code);
 - ``OUTDIR/<kind>_<L>``: the same functions exported at the fixed length ``L`` (``LENGTHS``);
 - ``OUTDIR/expected.json``: ``{"ids": {L: ids}, "<kind>": {L: {output: values}}}``, the fixed-length
@@ -46,10 +47,11 @@ def functions():
 
     emb3, bi, back, head = nn.Embedding(VOCAB, 6, mask_zero=True), nn.Bidirectional(nn.GRU(6)), \
         nn.LSTM(4, go_backwards=True), nn.Dense(3)
+    tagger, tags = nn.Bidirectional(nn.GRU(5, return_sequences=True)), nn.Dense(3)
 
     def bidi(ids):
         e = emb3(ids)
-        return head(bi(e)), back(e)
+        return head(bi(e)), back(e), tags(tagger(e))
     return {"seq": seq, "rev": rev, "bi": bidi}
 
 

@@ -1,7 +1,7 @@
 // A symbolic length (docs/artifact.md "Symbolic length") end to end: artifacts exported by Python
 // (tests/export_fixtures_length.py) for token ids of any length up to 12: an Embedding + LSTM + Dense
-// language model with a GRU + Dense classifier, a reverse scan, and a Bidirectional GRU classifier
-// with a go_backwards LSTM encoding. Node runs lengths 1, 5 and 12
+// language model with a GRU + Dense classifier, a reverse scan, and Bidirectional GRU models (a
+// classifier, a per-step tagger) with a go_backwards LSTM encoding. Node runs lengths 1, 5 and 12
 // from one artifact, bit for bit equal to artifacts exported at each fixed length (outputs computed
 // by Python's loader on the same WebAssembly code); a length past the maximum is a RangeError, and
 // malformed length sections are refused at load.
