@@ -445,6 +445,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     compact.check_weights_dtype(weights_dtype)
     model = fn_or_model if isinstance(fn_or_model, ExportableModel) else None
     length_axes = {}                # signature -> each input's length axis (docs/artifact.md, "Symbolic length")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or
+                                   not 1 <= max_length <= 1 << 20):
+        raise ValueError(f"export: max_length must be an int in [1, 2**20] or None, got {max_length!r}")
     if model is not None:
         if isinstance(signatures, dict) and all(isinstance(v, tuple) for v in signatures.values()):
             specs = _fn_specs(signatures)
@@ -455,9 +458,6 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     elif isinstance(signatures, dict):
         specs = _fn_specs(signatures)
     elif fn_or_model is not None and input_signature is not None:
-        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or
-                                       not 1 <= max_length <= 1 << 20):
-            raise ValueError(f"export: max_length must be an int in [1, 2**20] or None, got {max_length!r}")
         args, batched, axes = _signature_inputs(input_signature, batch_size, max_length)
         if axes is not None:
             length_axes["predict"] = axes
