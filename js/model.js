@@ -166,10 +166,11 @@ export class Model {
   }
 
   /**
-   * A signature with a symbolic length (docs/artifact.md "Symbolic length"): Tensors of any length L
-   * in [1, length.maximum] (the same in every input that has one; else a RangeError naming the
-   * maximum) are padded with zero rows to the maximum, the loops over the length run L steps, and
-   * the outputs are cut to L: exact, the exporter having proved that no step reads a later one.
+   * A signature with a symbolic length (docs/artifact.md "Symbolic length"): Tensors (or typed arrays
+   * of the input's dtype whose size fixes the length) of any length L in [1, length.maximum] (the
+   * same in every input that has one; else a RangeError naming the maximum) are padded with zero
+   * rows to the maximum, the loops over the length run L steps, and the outputs are cut to L: exact,
+   * the exporter having proved that no step reads a later one.
    */
   async _runLength(name, sig, list, options) {
     const ln = sig.length;
@@ -178,12 +179,17 @@ export class Model {
     }
     const shown = (spec, ax) => fmt(spec.shape.map((d, i) => (i === ax ? 'length' : d)), spec.dtype);
     const sizes = [];
+    list = list.slice();
     sig.inputs.forEach((spec, k) => {
-      const v = list[k];
       const ax = ln.inputs[k];
       if (ax < 0) return;
       const what = `signature '${name}', input '${spec.name}'`;
-      if (!(v instanceof Tensor)) throw new Error(`webtensor: ${what}: expected a tensor ${shown(spec, ax)} (a length other than the maximum needs its shape)`);
+      const per = sizeOf(spec.shape) / ln.maximum;  // values per step
+      if (ArrayBuffer.isView(list[k]) && !(list[k] instanceof DataView) && dtypeOfArray(list[k]) === spec.dtype && per > 0 && list[k].length % per === 0) {
+        list[k] = new Tensor(list[k], spec.shape.map((d, i) => (i === ax ? list[k].length / per : d)), spec.dtype);
+      }
+      const v = list[k];
+      if (!(v instanceof Tensor)) throw new Error(`webtensor: ${what}: expected a tensor ${shown(spec, ax)} (or a typed array of ${spec.dtype} holding whole steps of ${per} values)`);
       if (v.isDisposed) throw new Error(`webtensor: ${what}: the tensor was disposed`);
       if (v.dtype !== spec.dtype || v.shape.length !== spec.shape.length || v.shape.some((d, i) => i !== ax && d !== spec.shape[i])) {
         throw new Error(`webtensor: ${what}: expected ${shown(spec, ax)}, got ${fmt(v.shape, v.dtype)}`);

@@ -30,7 +30,7 @@ describe('a symbolic length', () => {
         const model = await webtensor.load(join(out, kind), { backend: 'wasm', worker });
         try {
           for (const n of [1, 5, 12]) {
-            const got = await model.run('predict', [ids(n)]);
+            const got = await model.run('predict', n === 5 ? [Int32Array.from(expected.ids[n])] : [ids(n)]);   // a typed array: its size gives the length
             assert.deepEqual(got.output_0.shape, shapeOf(n));
             for (const [name, want] of Object.entries(expected[kind][n])) {
               assert.deepEqual(Array.from(got[name].dataSync()), Array.from(Float32Array.from(want)), `${kind} length ${n} ${name}`);
@@ -70,7 +70,9 @@ describe('a symbolic length', () => {
         (e) => e instanceof RangeError && /length 13 is outside \[1, 12\] \(the artifact's declared maximum length\)/.test(e.message));
       await assert.rejects(model.run('predict', [zeros([2, 0])]), RangeError);
       await assert.rejects(model.run('predict', [zeros([3, 4])]), /expected \[2,length\] int32, got \[3,4\] int32/);
-      await assert.rejects(model.run('predict', [new Int32Array(10)]), /a length other than the maximum needs its shape/);
+      await assert.rejects(model.run('predict', [new Int32Array(9)]), /typed array of int32 holding whole steps of 2 values/);
+      await assert.rejects(model.run('predict', [new Float32Array(10)]), /typed array of int32/);
+      await assert.rejects(model.run('predict', [new Int32Array(26)]), RangeError);
       await assert.rejects(model.run('predict', [ids(5)], { output: 'view' }), /outputs are always copied/);
     } finally {
       model.dispose();
