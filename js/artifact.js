@@ -189,8 +189,32 @@ function checkBatch(manifest, fail) {
   }
 }
 
+/**
+ * Signatures' 'length' sections (docs/artifact.md "Symbolic length"): one axis (or -1) per input
+ * and output, within its rank and holding the maximum; at least one input has one; no 'batch'.
+ */
+function checkLength(manifest, fail) {
+  for (const [name, sig] of Object.entries(manifest.signatures)) {
+    const ln = sig.length;
+    if (ln === undefined) continue;
+    const what = `manifest.json: signature '${name}' length`;
+    if (sig.batch !== undefined) fail(`${what}: a signature with a symbolic length has no 'batch' section (not combined yet)`);
+    for (const key of ['inputs', 'outputs']) {
+      if (ln[key].length !== sig[key].length) fail(`${what}: '${key}' has ${ln[key].length} entries for ${sig[key].length} ${key}`);
+      ln[key].forEach((ax, k) => {
+        const spec = sig[key][k];
+        if (ax >= 0 && (ax >= spec.shape.length || spec.shape[ax] !== ln.maximum)) {
+          fail(`${what}: '${spec.name}' has shape [${spec.shape}], whose axis ${ax} is not the maximum length ${ln.maximum}`);
+        }
+      });
+    }
+    if (ln.inputs.every((ax) => ax < 0)) fail(`${what}: no input has the length`);
+  }
+}
+
 function checkManifest(manifest, fail) {
   checkBatch(manifest, fail);
+  checkLength(manifest, fail);
   const { variables, signatures } = manifest;
   const sized = (spec, what) => {
     if (storageBytes(spec) > MAX_FILE_BYTES) fail(`manifest.json: ${what} '${spec.name}': shape [${spec.shape}] needs more than 4 GiB`);

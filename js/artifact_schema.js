@@ -243,6 +243,41 @@ export default {
     }
    }
   },
+  "length": {
+   "description": "Optional: a symbolic length (a sequence's steps; docs/artifact.md 'Symbolic length'). 'inputs' and 'outputs' give, per input and output in order, the axis that is the length (-1: none); the shapes hold 'maximum' there. Loaders take any length from 1 to 'maximum' (the same in every input that has one), pad the inputs to 'maximum' with zero rows, run the loops marked 'length' for that many steps and cut the outputs. Written only for signatures whose steps the exporter proved independent.",
+   "type": "object",
+   "required": [
+    "maximum",
+    "inputs",
+    "outputs"
+   ],
+   "additionalProperties": false,
+   "properties": {
+    "maximum": {
+     "type": "integer",
+     "minimum": 1,
+     "maximum": 1048576
+    },
+    "inputs": {
+     "type": "array",
+     "maxItems": 1024,
+     "items": {
+      "type": "integer",
+      "minimum": -1,
+      "maximum": 31
+     }
+    },
+    "outputs": {
+     "type": "array",
+     "maxItems": 1024,
+     "items": {
+      "type": "integer",
+      "minimum": -1,
+      "maximum": 31
+     }
+    }
+   }
+  },
   "signature": {
    "type": "object",
    "required": [
@@ -281,6 +316,9 @@ export default {
     },
     "batch": {
      "$ref": "#/$defs/batch"
+    },
+    "length": {
+     "$ref": "#/$defs/length"
     },
     "wasm": {
      "$ref": "#/$defs/wasm"
@@ -511,6 +549,10 @@ export default {
       },
       "reverse": {
        "type": "boolean"
+      },
+      "length": {
+       "description": "The loop steps over the signature's symbolic length: it runs at most that many iterations (its maximum_iterations is the length's maximum), reads row i (reverse: length - 1 - i) of its sequences and stacks iteration i's rows at row i (reverse: length - 1 - i).",
+       "const": true
       },
       "outputs": {
        "$ref": "#/$defs/value_ids"

@@ -129,6 +129,7 @@ function checkOne(name, sig, variables, files, fail) {
       error(`${where}: the body must return the loop variables' dtypes and shapes, then [1, ...] rows`);
     }
     if (ys.length && limit === undefined) error(`${where}: stacked per-iteration values need maximum_iterations`);
+    if (s.length && limit !== sig.length?.maximum) error(`${where}: a loop over the length needs a "length" section whose maximum is its maximum_iterations`);
     define(s.outputs);
     const want = [...vs, ...ys.map((y) => keyOf({ dtype: y.dtype, shape: [limit, ...y.shape.slice(1)] }))];
     if (!same(specs(s.outputs), want)) error(`${where}: the outputs must be the loop variables, then the rows stacked [maximum_iterations, ...]`);
@@ -176,9 +177,11 @@ const truth = (data) => data[0] !== 0 || data[1] !== 0 || data[2] !== 0 || data[
 /**
  * Run signature `name`'s programs on `backend` (its pieces run as internal
  * signatures); `inputs` and the result are storage bytes (Uint8Array). The
- * updates are written to the variables at the end.
+ * updates are written to the variables at the end. `length`: for a signature
+ * with a 'length' section, the run's length (its loops marked 'length' run at
+ * most that many iterations; docs/artifact.md "Symbolic length").
  */
-export async function runControl(name, control, backend, inputs) {
+export async function runControl(name, control, backend, inputs, length = undefined) {
   const env = new Map();
   let budget = LIMITS.maxIterations;
   const { programs, pieces, values } = control;
@@ -201,8 +204,10 @@ export async function runControl(name, control, backend, inputs) {
     let vs = get(s.vars);
     const ops = get(s.operands);
     const seqs = get(s.seqs);
-    const limit = s.maximum_iterations;
     const rows = seqs.length ? values[s.seqs[0]].shape[0] : 0;
+    const steps = s.length ? length : undefined; // a loop over the length: its first rows
+    const end = steps === undefined ? rows : steps;
+    const limit = steps === undefined ? s.maximum_iterations : Math.min(s.maximum_iterations, steps);
     const test = async (v) => s.cond === undefined || truth((await program(s.cond, [...v, ...ops]))[0]);
     const k = vs.length;
     const ys = [];
@@ -210,7 +215,7 @@ export async function runControl(name, control, backend, inputs) {
     let go = limit !== 0 && await test(vs);
     while (go && (limit === undefined || i < limit)) {
       if (--budget < 0) throw new ArtifactError(`webtensor: signature '${name}': its loops ran more than ${LIMITS.maxIterations} iterations in one run (this loader's cap)`);
-      const t = s.reverse ? rows - 1 - i : i;
+      const t = s.reverse ? end - 1 - i : i;
       const at = seqs.map((q) => { const n = q.length / rows; return q.slice(t * n, (t + 1) * n); });
       const outs = await program(s.body, [...vs, ...at, ...ops]);
       vs = outs.slice(0, k);
@@ -220,7 +225,7 @@ export async function runControl(name, control, backend, inputs) {
     }
     const stacked = s.outputs.slice(k).map((out, m) => {
       const all = new Uint8Array(4 * sizeOf(values[out].shape));
-      const n = all.length / Math.max(limit, 1);
+      const n = all.length / Math.max(values[out].shape[0], 1);
       ys.forEach((y, j) => all.set(y[m], (s.reverse ? limit - 1 - j : j) * n)); // rows that did not run stay zeros
       return all;
     });

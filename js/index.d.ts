@@ -153,7 +153,8 @@ export declare class Model {
    * console.warn), or null.
    */
   readonly threadsNotice: string | null;
-  readonly signatures: Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[] }>;
+  /** `length`: a symbolic length (docs/artifact.md "Symbolic length"): each input's and output's length axis (-1: none) and the largest length accepted. */
+  readonly signatures: Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[]; length?: { maximum: number; inputs: number[]; outputs: number[] } }>;
   readonly variables: VariableSpec[];
   readonly isDisposed: boolean;
   /**

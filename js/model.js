@@ -26,6 +26,19 @@ const fmt = (shape, dtype) => `[${shape}] ${dtype}`;
  * ({name, dtype, shape}); a ResidentTensor of `model` is returned as is (the
  * run reads its slot when it executes).
  */
+/**
+ * `data` (a typed array of `shape` with `have` rows in `axis`) with `want` rows there: zero rows
+ * added at the end of the axis, or the rows past `want` cut.
+ */
+function resize(data, shape, axis, have, want, dtype) {
+  const blocks = sizeOf(shape.slice(0, axis));
+  const row = sizeOf(shape.slice(axis + 1));
+  const out = new ARRAY_TYPES[dtype](blocks * want * row);
+  const keep = Math.min(have, want) * row;
+  for (let b = 0; b < blocks; b++) out.set(data.subarray(b * have * row, b * have * row + keep), b * want * row);
+  return out;
+}
+
 function checkValue(value, spec, what, model = null) {
   if (value instanceof ResidentTensor) {
     if (model === null) throw new Error(`webtensor: ${what}: a resident tensor cannot be used here (read it with dataSync())`);
@@ -82,7 +95,8 @@ export class Model {
   get signatures() {
     const copy = (specs) => specs.map(({ name, dtype, shape }) => ({ name, dtype, shape: shape.slice() }));
     return Object.fromEntries(Object.entries(this._manifest.signatures).map(
-      ([name, s]) => [name, { inputs: copy(s.inputs), outputs: copy(s.outputs) }]));
+      ([name, s]) => [name, { inputs: copy(s.inputs), outputs: copy(s.outputs),
+        ...(s.length ? { length: { maximum: s.length.maximum, inputs: s.length.inputs.slice(), outputs: s.length.outputs.slice() } } : {}) }]));
   }
 
   /** [{name, dtype, shape, trainable}] of the variables (parameters and optimizer state). */
@@ -147,11 +161,64 @@ export class Model {
     const compiled = (v, spec) => v instanceof ResidentTensor || (v instanceof Tensor && sameShape(v.shape, spec.shape)) ||
       (ArrayBuffer.isView(v) && v.length === sizeOf(spec.shape));
     if (sig.batch && !specs.every((spec, k) => compiled(list[k], spec))) return this._runChunks(name, sig, list, options);
+    if (sig.length && !specs.every((spec, k) => compiled(list[k], spec))) return this._runLength(name, sig, list, options);
     return this._runList(name, sig, list, options);
   }
 
-  /** run() on the checked list of inputs, at the signature's compiled shapes. */
-  async _runList(name, sig, list, options) {
+  /**
+   * A signature with a symbolic length (docs/artifact.md "Symbolic length"): Tensors (or typed arrays
+   * of the input's dtype whose size fixes the length) of any length L in [1, length.maximum] (the
+   * same in every input that has one; else a RangeError naming the maximum) are padded with zero
+   * rows to the maximum, the loops over the length run L steps, and the outputs are cut to L: exact,
+   * the exporter having proved that no step reads a later one.
+   */
+  async _runLength(name, sig, list, options) {
+    const ln = sig.length;
+    if (options !== undefined && (options === null || typeof options !== 'object' || options.output === 'view' || options.into !== undefined)) {
+      throw new Error(`webtensor: signature '${name}' takes any length: its outputs are always copied (no 'view' or 'into')`);
+    }
+    const shown = (spec, ax) => fmt(spec.shape.map((d, i) => (i === ax ? 'length' : d)), spec.dtype);
+    const sizes = [];
+    list = list.slice();
+    sig.inputs.forEach((spec, k) => {
+      const ax = ln.inputs[k];
+      if (ax < 0) return;
+      const what = `signature '${name}', input '${spec.name}'`;
+      const per = sizeOf(spec.shape) / ln.maximum;  // values per step
+      if (ArrayBuffer.isView(list[k]) && !(list[k] instanceof DataView) && dtypeOfArray(list[k]) === spec.dtype && per > 0 && list[k].length % per === 0) {
+        list[k] = new Tensor(list[k], spec.shape.map((d, i) => (i === ax ? list[k].length / per : d)), spec.dtype);
+      }
+      const v = list[k];
+      if (!(v instanceof Tensor)) throw new Error(`webtensor: ${what}: expected a tensor ${shown(spec, ax)} (or a typed array of ${spec.dtype} holding whole steps of ${per} values)`);
+      if (v.isDisposed) throw new Error(`webtensor: ${what}: the tensor was disposed`);
+      if (v.dtype !== spec.dtype || v.shape.length !== spec.shape.length || v.shape.some((d, i) => i !== ax && d !== spec.shape[i])) {
+        throw new Error(`webtensor: ${what}: expected ${shown(spec, ax)}, got ${fmt(v.shape, v.dtype)}`);
+      }
+      sizes.push(v.shape[ax]);
+    });
+    const n = sizes[0];
+    if (sizes.some((m) => m !== n)) throw new Error(`webtensor: signature '${name}': inputs have different lengths (${sizes.join(', ')})`);
+    if (!(n >= 1 && n <= ln.maximum)) {
+      throw new RangeError(`webtensor: signature '${name}': length ${n} is outside [1, ${ln.maximum}]${n > ln.maximum ? " (the artifact's declared maximum length)" : ''}`);
+    }
+    const args = sig.inputs.map((spec, k) => {
+      const ax = ln.inputs[k];
+      if (ax < 0) return list[k];
+      const data = resize(list[k].dataSync(), spec.shape, ax, n, ln.maximum, spec.dtype);
+      return new Tensor(data, spec.shape.slice(), spec.dtype);
+    });
+    const out = await this._runList(name, sig, args, {}, n);
+    return Object.fromEntries(sig.outputs.map((spec, k) => {
+      const ax = ln.outputs[k];
+      const t = out[spec.name];
+      if (ax < 0) return [spec.name, t];
+      const shape = spec.shape.map((d, i) => (i === ax ? n : d));
+      return [spec.name, new Tensor(resize(t.dataSync(), spec.shape, ax, ln.maximum, n, spec.dtype), shape, spec.dtype)];
+    }));
+  }
+
+  /** run() on the checked list of inputs, at the signature's compiled shapes (`length`: a symbolic length's run). */
+  async _runList(name, sig, list, options, length = undefined) {
     const specs = sig.inputs;
     const data = specs.map((spec, k) => checkValue(list[k], spec, `signature '${name}', input '${spec.name}'`, this));
     const { output, into } = this._outputOptions(name, sig, options);
@@ -163,7 +230,7 @@ export class Model {
         this._lastRun = name;
         for (const r of this._resident.values()) if (r.signature !== name) r._staleBy = name;
       }
-      const outputs = sig.control !== undefined ? await runControl(name, sig.control, backend, args)
+      const outputs = sig.control !== undefined ? await runControl(name, sig.control, backend, args, length)
         : await backend.run(name, args, resident && (output === 'view' || into.size > 0));
       this._runs++;
       return Object.fromEntries(sig.outputs.map((spec, k) => {

@@ -242,8 +242,31 @@ def _check_batch(manifest, fail):
                      f"batch chunk is {b['chunk']} rows (axis 0 of every input and output)")
 
 
+def _check_length(manifest, fail):
+    """A signature's ``length`` section (docs/artifact.md, "Symbolic length"): one axis (or -1) per
+    input and output, each within its rank and holding ``maximum``; at least one input has one; not
+    with a ``batch`` section."""
+    for name, sig in manifest["signatures"].items():
+        ln = sig.get("length")
+        if ln is None:
+            continue
+        what = f"manifest.json: signature '{name}' length"
+        if "batch" in sig:
+            fail(f"{what}: a signature with a symbolic length has no 'batch' section (not combined yet)")
+        for key in ("inputs", "outputs"):
+            if len(ln[key]) != len(sig[key]):
+                fail(f"{what}: '{key}' has {len(ln[key])} entries for {len(sig[key])} {key}")
+            for ax, spec in zip(ln[key], sig[key]):
+                if ax >= 0 and (ax >= len(spec["shape"]) or spec["shape"][ax] != ln["maximum"]):
+                    fail(f"{what}: '{spec['name']}' has shape {spec['shape']}, whose axis {ax} is not the "
+                         f"maximum length {ln['maximum']}")
+        if all(ax < 0 for ax in ln["inputs"]):
+            fail(f"{what}: no input has the length")
+
+
 def _check_manifest(manifest, fail):
     _check_batch(manifest, fail)
+    _check_length(manifest, fail)
     """What the schema cannot say: unique names, indices in range, files listed, sizes that fit."""
     variables, signatures = manifest["variables"], manifest["signatures"]
 
@@ -301,12 +324,35 @@ def _from_storage(data, spec):
     return hostdata.to_numpy(host, tuple(spec["shape"]), dt)
 
 
+def _shape_of(x) -> tuple:
+    """An input's shape: an array's, or nested lists' (first elements; ``_value`` checks the rest)."""
+    if hasattr(x, "shape"):
+        return tuple(x.shape)
+    shape = []
+    while isinstance(x, (list, tuple)):
+        shape.append(len(x))
+        x = x[0] if x else None
+    return tuple(shape)
+
+
+def _resize(data: bytes, shape: list, axis: int, have: int, want: int) -> bytes:
+    """Storage bytes of ``shape`` with ``have`` rows in ``axis`` as ``want`` rows: zero rows added
+    at the end of the axis, or the rows past ``want`` cut (``axis`` -1: unchanged)."""
+    if axis < 0 or have == want:
+        return data
+    blocks = prod(shape[:axis])
+    row = len(data) // (blocks * have) if blocks * have else 0
+    keep, pad = min(have, want) * row, bytes(max(want - have, 0) * row)
+    return b"".join(data[b * have * row:b * have * row + keep] + pad for b in range(blocks))
+
+
 # ---- the loaded model ---------------------------------------------------------------------------
 
 class LoadedModel:
     """An artifact loaded on one backend (``backend``: ``'wasm'`` or ``'webgpu'``).
 
-    ``signatures``: ``{name: {'inputs': [spec], 'outputs': [spec]}}`` (spec: ``{name, dtype, shape}``);
+    ``signatures``: ``{name: {'inputs': [spec], 'outputs': [spec]}}`` (spec: ``{name, dtype, shape}``; with a symbolic
+    length also ``'length'``: docs/artifact.md, "Symbolic length");
     ``variables``: ``[{name, dtype, shape, trainable}]``. Values are numpy arrays in and out; without
     numpy (Pyodide) inputs are Tensors, nested lists or buffers and outputs nested lists.
     Safe to use from many threads: each call runs alone on the model (module docstring).
@@ -319,7 +365,8 @@ class LoadedModel:
 
     @property
     def signatures(self) -> dict:
-        return {n: {"inputs": s["inputs"], "outputs": s["outputs"]} for n, s in self._manifest["signatures"].items()}
+        return {n: {"inputs": s["inputs"], "outputs": s["outputs"], **({"length": s["length"]} if "length" in s else {})}
+                for n, s in self._manifest["signatures"].items()}
 
     @property
     def variables(self) -> list[dict]:
@@ -361,13 +408,14 @@ class LoadedModel:
         return bytes(hostdata.to_storage(host, want, want.wasm))
 
     @staticmethod
-    def _one_array(v, spec, batch: bool = False) -> bool:
+    def _one_array(v, spec, batch: bool = False, length: int = -1) -> bool:
         """Is ``v`` an array (numpy, Tensor) of ``spec``'s shape (any axis 0 for a ``batch``
-        signature), rather than a list wrapping inputs?"""
+        signature, any size of axis ``length`` for a symbolic length), rather than a list wrapping inputs?"""
         if not hasattr(v, "shape"):
             return False
         shape, want = tuple(v.shape), tuple(spec["shape"])
-        return shape == want or (batch and len(shape) == len(want) and shape[1:] == want[1:])
+        return shape == want or (batch and len(shape) == len(want) and shape[1:] == want[1:]) or \
+            (length >= 0 and len(shape) == len(want) and all(a == b for i, (a, b) in enumerate(zip(shape, want)) if i != length))
 
     def _arrange(self, name: str, inputs: tuple) -> list:
         """``inputs`` (Keras 3's forms: values in input order, one list/tuple of them, or one dict keyed
@@ -388,7 +436,8 @@ class LoadedModel:
             if len(specs) > 1 and len(seq) == len(specs):
                 return list(seq)
             if len(specs) == 1 and len(seq) == 1 and \
-                    self._one_array(seq[0], specs[0], "batch" in self._manifest["signatures"][name]):
+                    self._one_array(seq[0], specs[0], "batch" in self._manifest["signatures"][name],
+                                    self._manifest["signatures"][name].get("length", {"inputs": [-1]})["inputs"][0]):
                 return [seq[0]]             # [x]: a list of the one input (a list of numbers is data)
         return list(inputs)
 
@@ -411,6 +460,8 @@ class LoadedModel:
                              f"({', '.join(s['name'] for s in sig['inputs'])}), got {len(inputs)}")
         if "batch" in sig:
             return self._run_chunks(name, sig, inputs)
+        if "length" in sig:
+            return self._run_length(name, sig, inputs)
         data = [self._value(x, s, f"signature '{name}', input '{s['name']}'") for x, s in zip(inputs, sig["inputs"])]
         with self._backend.lock:
             outs = (run_control(name, sig["control"], self._backend, data) if "control" in sig
@@ -469,6 +520,37 @@ class LoadedModel:
                 o += d if partial and rows < chunk else d[:len(d) // chunk * rows]
         return {s["name"]: _from_storage(bytes(o), {**s, "shape": [n, *s["shape"][1:]]})
                 for s, o in zip(sig["outputs"], outs)}
+
+    def _run_length(self, name: str, sig: dict, inputs: list) -> dict:
+        """A signature with a symbolic length (docs/artifact.md, "Symbolic length"): inputs of any
+        length ``L`` in [1, maximum] (the same in each input that has one) are padded with zero rows
+        to ``maximum``, the loops over the length run ``L`` steps, and the outputs are cut to ``L``.
+        Exact: the exporter proved that no step reads a later one. Cut in storage bytes (no numpy)."""
+        ln = sig["length"]
+        top, sizes = ln["maximum"], []
+        for x, s, ax in zip(inputs, sig["inputs"], ln["inputs"]):
+            shape = _shape_of(x)
+            if ax >= 0 and len(shape) == len(s["shape"]):
+                sizes.append(shape[ax])
+            elif ax >= 0:
+                raise ValueError(f"webtensor: signature '{name}', input '{s['name']}': expected shape "
+                                 f"{[('length' if i == ax else d) for i, d in enumerate(s['shape'])]} {s['dtype']}, "
+                                 f"got {list(shape)}")
+        n = sizes[0]
+        if any(k != n for k in sizes):
+            raise ValueError(f"webtensor: signature '{name}': inputs have different lengths ({', '.join(map(str, sizes))})")
+        if not 1 <= n <= top:
+            raise ValueError(f"webtensor: signature '{name}': length {n} is outside [1, {top}]"
+                             + (" (the artifact's declared maximum length)" if n else ""))
+        at = lambda spec, ax, k: {**spec, "shape": [k if i == ax else d for i, d in enumerate(spec["shape"])]}
+        data = [_resize(self._value(x, at(s, ax, n), f"signature '{name}', input '{s['name']}'"), s["shape"], ax, n, top)
+                for x, s, ax in zip(inputs, sig["inputs"], ln["inputs"])]
+        with self._backend.lock:
+            outs = (run_control(name, sig["control"], self._backend, data, n) if "control" in sig
+                    else self._backend.run(name, data))
+            self.runs += 1
+        return {s["name"]: _from_storage(_resize(bytes(d), s["shape"], ax, top, n), at(s, ax, n))
+                for s, d, ax in zip(sig["outputs"], outs, ln["outputs"])}
 
     def predict(self, *x):
         """``run('predict', ...)``: its output array (a list of arrays if it has several). ``x``: the

@@ -156,6 +156,8 @@ class _Checker:
             self.error(f"{where}: the body must return the loop variables' dtypes and shapes, then [1, ...] rows")
         if ys and limit is None:
             self.error(f"{where}: stacked per-iteration values need maximum_iterations")
+        if s.get("length") and limit != self.sig.get("length", {}).get("maximum"):
+            self.error(f'{where}: a loop over the length needs a "length" section whose maximum is its maximum_iterations')
         define(s["outputs"])
         if self.specs(s["outputs"]) != vs + [(d, (limit,) + shape[1:]) for d, shape in ys]:
             self.error(f"{where}: the outputs must be the loop variables, then the rows stacked [maximum_iterations, ...]")
@@ -184,9 +186,11 @@ def _truth(data: bytes) -> bool:
     return any(data[:4])            # a bool is stored as an int32 0/1
 
 
-def run_control(name: str, control: dict, backend, inputs: list) -> list:
+def run_control(name: str, control: dict, backend, inputs: list, length: int | None = None) -> list:
     """Run signature ``name``'s programs on ``backend`` (a checked artifact's loader, holding its lock):
-    ``inputs`` and the result are storage bytes; the updates are written to the variables."""
+    ``inputs`` and the result are storage bytes; the updates are written to the variables. ``length``:
+    a signature with a ``length`` section, the run's length (its loops marked ``length`` run at most
+    that many iterations; docs/artifact.md, "Symbolic length")."""
     env: dict = {}
     budget = [MAX_ITERATIONS]
     programs, pieces = control["programs"], control["pieces"]
@@ -211,6 +215,9 @@ def run_control(name: str, control: dict, backend, inputs: list) -> list:
         seqs = [env[i] for i in s["seqs"]]
         limit, cond = s.get("maximum_iterations"), s.get("cond")
         rows = control["values"][s["seqs"][0]]["shape"][0] if seqs else 0
+        steps = length if s.get("length") else None     # the loop steps over the length: its first rows
+        end = rows if steps is None else steps
+        limit = limit if steps is None else min(limit, steps)
         test = (lambda vs: True) if cond is None else (lambda vs: _truth(program(cond, vs + ops)[0]))
         k, ys, i = len(vs), [], 0
         go = limit != 0 and test(vs)
@@ -219,7 +226,7 @@ def run_control(name: str, control: dict, backend, inputs: list) -> list:
             if budget[0] < 0:
                 raise ArtifactError(f"webtensor: signature '{name}': its loops ran more than {MAX_ITERATIONS} "
                                     "iterations in one run (this loader's cap)")
-            t = rows - 1 - i if s["reverse"] else i
+            t = end - 1 - i if s["reverse"] else i
             at = [q[t * (len(q) // rows):(t + 1) * (len(q) // rows)] for q in seqs]
             outs = program(s["body"], vs + at + ops)
             vs = outs[:k]
@@ -229,10 +236,12 @@ def run_control(name: str, control: dict, backend, inputs: list) -> list:
         stacked = []
         for m, out in enumerate(s["outputs"][k:]):
             parts = [y[m] for y in ys]
-            size = 4 * prod(control["values"][out]["shape"])
-            parts += [bytes(size // max(limit, 1))] * (limit - len(parts))
+            shape = control["values"][out]["shape"]
+            size = 4 * prod(shape[1:])
+            parts += [bytes(size)] * (limit - len(parts))
             if s["reverse"]:
                 parts.reverse()
+            parts += [bytes(size)] * (shape[0] - limit)     # a loop over the length: rows past it
             stacked.append(b"".join(parts))
         return vs + stacked
 

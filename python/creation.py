@@ -26,12 +26,64 @@ from .core.runtime import hostdata
 from .core import ops as F
 from .core.dtypes import INT32_MAX, INT32_MIN, as_dtype, float32, int32
 from .core.op import Aval
+from .core.shapes import Dim
 from .device import get_device
 from .tensor import Tensor, Variable, init_scope, tensor
 
 
 def _shape(shape):
-    return (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    """A shape argument as a tuple of ints, keeping symbolic sizes (inside a function traced with
+    ``None`` dimensions): a :class:`~webtensor.core.shapes.Dim` (``x.shape[0]``) or a size read with
+    :func:`webtensor.shape` (``wt.shape(x)[0]``, or ``wt.shape(x)`` itself), so that
+    ``zeros((wt.shape(x)[0], units))`` takes the run-time batch (an RNN's initial state)."""
+    if isinstance(shape, Tensor) and shape._sym is not None:
+        parts = _traced_sizes(shape)
+        if parts is None:
+            raise TypeError("a shape computed in the graph must be read with webtensor.shape (its sizes "
+                            "become the run-time sizes); other computed shapes are not supported")
+        return parts
+    if isinstance(shape, int):
+        return (shape,)
+    return tuple(d if isinstance(d, Dim) else _traced_size(d) if isinstance(d, Tensor) and d._sym is not None
+                 else int(d) for d in shape)
+
+
+def _traced_size(t: Tensor):
+    sizes = _traced_sizes(t)
+    if sizes is None or len(sizes) != 1:
+        raise TypeError("a size computed in the graph must be read with webtensor.shape (wt.shape(x)[i], "
+                        "which becomes the run-time size); other computed sizes are not supported")
+    return sizes[0]
+
+
+def _traced_sizes(t: Tensor):
+    """The sizes (ints and Dims) that the traced int32 tensor ``t`` (a scalar or 1-D) holds when it is
+    made of :func:`webtensor.shape`'s parts (``core/ops/sizes.py``: each symbolic size a
+    ``reduce_sum(broadcast_to(1, (d,)))``, stacked, indexed); None for anything else."""
+    trace, v = t._sym
+    made = {n.out: n for n in trace.graph.nodes}
+
+    def sizes(v):
+        n = made.get(v)
+        if n is None:
+            data = trace.graph.consts.get(v)
+            if data is None or len(v.aval.shape) > 1:
+                return None
+            return list(trace.device.to_host_bytes(data, v.aval).cast("i")) if v.aval.dtype.name == "int32" else None
+        name = n.op.name
+        if name == "reduce_sum" and made.get(n.inputs[0]) is not None and made[n.inputs[0]].op.name == "broadcast_to":
+            shape = made[n.inputs[0]].attrs["shape"]
+            return [shape[0]] if len(shape) == 1 and n.out.aval.shape == () else None
+        if name in ("reshape", "cast") and prod(n.out.aval.shape) == prod(n.inputs[0].aval.shape):
+            return sizes(n.inputs[0])
+        if name == "concat" and n.attrs["axis"] == 0:
+            parts = [sizes(i) for i in n.inputs]
+            return None if None in parts else [d for p in parts for d in p]
+        if name == "slice" and len(n.attrs["spec"]) == 1:
+            whole = sizes(n.inputs[0])
+            return None if whole is None else whole[slice(*n.attrs["spec"][0])]
+        return None
+    return sizes(v)
 
 
 def _count(op: str, what: str, value) -> int:
@@ -59,7 +111,8 @@ def _host(values, dev, aval) -> Tensor:
 def _full(op, shape, fill_value, dtype, device) -> Tensor:
     shape = _shape(shape)
     value = tensor(fill_value, dtype=dtype, device=device)
-    _checked(op, shape, value.dtype, value.device)
+    if not any(isinstance(d, Dim) for d in shape):     # symbolic sizes: checked where the run allocates
+        _checked(op, shape, value.dtype, value.device)
     return F.broadcast_to(value, shape)
 
 

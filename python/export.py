@@ -43,6 +43,7 @@ from .core.op import Aval
 from .core.runtime import hostdata
 from .core.runtime.artifacts import Plan, exporter, plan_signature
 from .export_control import Split
+from .export_length import length_section
 from .function import Function, function
 from .core.symbolic import independent_rows
 from .function import _BATCH, Function, function
@@ -87,6 +88,8 @@ class _Traced:
     split: Split = None                                     # a signature with control flow: its pieces
     rows: tuple = None          # a symbolic batch: (chunk, chunk + 1, its program for chunk + 1 rows)
     pieces: list = field(default_factory=list)              # ... as _Traced units the backends export
+    length: dict = None         # a symbolic length: its "length" section (docs/artifact.md, "Symbolic length")
+    length_loops: set = field(default_factory=set)          # ... and the while nodes that step over it
 
 
 def _check_names(names, what):
@@ -147,7 +150,7 @@ def _units(traced: list[_Traced], weights_dtype: str) -> list[_Traced]:
         if weights_dtype == "int8":
             raise NotImplementedError(f"export: signature {t.name!r} holds control flow (cond, while_loop, scan), "
                                       "which weights_dtype='int8' does not rewrite yet; use 'float32' or 'float16'")
-        t.split = Split(t.graph, t.device)
+        t.split = Split(t.graph, t.device, t.length_loops)
         spec = lambda i: _spec(f"v{i}", t.split.values[i], f"signature '{t.name}' control value")
         for k, (g, ins, outs) in enumerate(t.split.pieces):
             name = f"{t.name}__{k}"
@@ -225,21 +228,44 @@ def _one_more_row(f: Function, args, chunk: int):
     return f.get_concrete(*more).graph
 
 
-def _signature_inputs(input_signature, batch_size) -> tuple[tuple, bool]:
+def _signature_inputs(input_signature, batch_size, max_length=None) -> tuple[tuple, bool, list | None]:
     """Zeros for ``input_signature`` (TensorSpecs), ``batch_size`` rows (default 32) for a None axis
-    0, and whether any spec has one. Raises TypeError (not TensorSpecs) or ValueError (None past
-    axis 0: sizes inside kernels are not run-time parameters yet)."""
+    0 and ``max_length`` steps for a None past axis 0 (the length: one per input at most), whether
+    any spec has a None axis 0, and each input's length axis (None when no spec has one). Raises
+    TypeError (not TensorSpecs) or ValueError (a None past axis 0 without ``max_length`` or with a
+    None axis 0, two in one spec)."""
     if not isinstance(input_signature, (list, tuple)) or not all(isinstance(s, TensorSpec) for s in input_signature):
         raise TypeError(f"export: input_signature must be a list of webtensor.TensorSpec, got {input_signature!r}")
-    args, batched = [], False
+    args, batched, axes = [], False, []
     for i, spec in enumerate(input_signature):
-        if None in spec.shape[1:]:
-            raise ValueError(f"export: input_signature[{i}] is {spec}: only axis 0 (the batch) may be None in an "
-                             "artifact (other run-time sizes inside kernels are not supported yet)")
+        later = [a for a, d in enumerate(spec.shape) if d is None and a > 0]
+        if later and max_length is None:
+            raise ValueError(f"export: input_signature[{i}] is {spec}: a None past axis 0 is a length, which needs "
+                             "max_length= (the largest length loaders accept; docs/artifact.md, \"Symbolic length\")")
+        if len(later) > 1:
+            raise ValueError(f"export: input_signature[{i}] is {spec}: at most one None past axis 0 (the length)")
+        axes.append(later[0] if later else None)
         batched = batched or (bool(spec.shape) and spec.shape[0] is None)
-        shape = tuple(int(batch_size or 32) if d is None else d for d in spec.shape)
+        shape = tuple((int(batch_size or 32) if a == 0 else max_length) if d is None else d
+                      for a, d in enumerate(spec.shape))
         args.append(zeros(shape, spec.dtype))
-    return tuple(args), batched
+    if any(a is not None for a in axes) and batched:
+        raise ValueError("export: input_signature has a None batch (axis 0) and a None length: a signature with a "
+                         "symbolic length keeps a fixed batch for now; give axis 0 a size")
+    return tuple(args), batched, (axes if any(a is not None for a in axes) else None)
+
+
+def _length(t: _Traced, fn: Function, args, axes: list, maximum: int) -> None:
+    """Prove that signature ``t`` takes any length up to ``maximum`` (``export_length.py``): trace
+    it once more for ``maximum + 1`` steps and compare. Sets ``t.length``, ``t.length_loops``.
+    Raises ValueError naming what refuses it."""
+    more = [zeros(tuple(d + (ax == i) for i, d in enumerate(a.shape)), a.dtype) if ax is not None else a
+            for a, ax in zip(args, axes)]
+    other = fn.get_concrete(*more).graph
+    try:
+        t.length, t.length_loops = length_section(t.graph, other, maximum, axes, t.device)
+    except ValueError as e:
+        raise ValueError(f"export: signature {t.name!r}: {e}") from None
 
 
 # ---- variables ----------------------------------------------------------------------------------
@@ -343,7 +369,7 @@ def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]]
 def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batch_size: int | None = None,
            backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32",
            wasm_threads: bool = False, symbolic_batch: bool | None = None, max_batch: int | None = None,
-           input_signature=None) -> dict:
+           input_signature=None, max_length: int | None = None) -> dict:
     """Trace, compile and write an artifact (``docs/artifact.md``) to the directory ``path``.
 
     Args:
@@ -356,7 +382,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             for a function, its arguments (a tuple; Tensors are inputs, other values are baked in).
         path: the artifact directory (created; files in it are overwritten).
         signatures: for a model, the names to export (default ``['predict', 'train_step']``,
-            ``train_step`` only when compiled); for any ``{name: (fn, example_inputs)}``.
+            ``train_step`` only when compiled); for any ``{name: (fn, example_inputs)}``, where
+            ``example_inputs`` may also be a list of :class:`~webtensor.TensorSpec` with a fixed
+            axis 0 and at most one None past it (a length: see ``input_signature``).
         batch_size: for a model without ``example_inputs``: the batch size of the signatures
             (default: the one it was built with); the other dimensions come from its ``Input`` shapes.
         backends: which code to carry (``'wasm'``, ``'webgpu'``: the registered exporters).
@@ -382,7 +410,14 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         max_batch: with a symbolic batch, the largest batch loaders accept (None: any).
         input_signature: for a function instead of ``example_inputs``: a list of
             :class:`~webtensor.TensorSpec`, None only in axis 0 (the batch; compiled for chunks of
-            ``batch_size`` rows, default 32, and taking any batch: ``symbolic_batch=True``).
+            ``batch_size`` rows, default 32, and taking any batch: ``symbolic_batch=True``), or
+            past axis 0, one per spec, the *length* (a sequence's steps; needs ``max_length`` and a
+            fixed axis 0): the artifact then takes any length from 1 to ``max_length`` in that axis
+            of every input that has one (docs/artifact.md, "Symbolic length"; a ValueError names the
+            op when the function's steps are not independent: anything but elementwise work per
+            step and loops, such as RNN layers' ``scan``, that step over the length).
+        max_length: with a None past axis 0 in ``input_signature``, the largest length loaders accept
+            (an int in [1, 2**20]; TensorFlow has no such bound, ours sizes the compiled buffers).
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
@@ -396,6 +431,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             input names an artifact cannot carry (non-ASCII, or two alike), an unknown backend, an unknown
             ``weights_dtype`` or one other than float32 with a signature that updates variables, a
             weight beyond float16's range or not finite. TypeError: malformed ``signatures``.
+        ValueError: (also) a signature with a None length whose steps are not provably independent
+            (the message names the op; docs/artifact.md, "Symbolic length"), or a ``max_length`` out
+            of range or without a None length.
         NotImplementedError: a signature holds control flow (``cond``, ``while_loop``, ``scan`` on
             values computed in the graph), which the artifact format does not carry yet.
 
@@ -406,6 +444,10 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         raise TypeError("export: path (the artifact directory) is required")
     compact.check_weights_dtype(weights_dtype)
     model = fn_or_model if isinstance(fn_or_model, ExportableModel) else None
+    length_axes = {}                # signature -> each input's length axis (docs/artifact.md, "Symbolic length")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or
+                                   not 1 <= max_length <= 1 << 20):
+        raise ValueError(f"export: max_length must be an int in [1, 2**20] or None, got {max_length!r}")
     if model is not None:
         if isinstance(signatures, dict) and all(isinstance(v, tuple) for v in signatures.values()):
             specs = _fn_specs(signatures)
@@ -416,7 +458,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     elif isinstance(signatures, dict):
         specs = _fn_specs(signatures)
     elif fn_or_model is not None and input_signature is not None:
-        args, batched = _signature_inputs(input_signature, batch_size)
+        args, batched, axes = _signature_inputs(input_signature, batch_size, max_length)
+        if axes is not None:
+            length_axes["predict"] = axes
         specs = _fn_specs({"predict": (fn_or_model, args)})
         symbolic_batch = symbolic_batch if symbolic_batch is not None else batched
     elif fn_or_model is not None:
@@ -425,12 +469,28 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     else:
         raise TypeError("export: pass a model, a function and its example_inputs, or signatures={name: (fn, args)}")
 
+    for name, (fn, args, names, x) in list(specs.items()):     # signatures={name: (fn, [TensorSpec, ...])}
+        if isinstance(args, tuple) and args and all(isinstance(a, TensorSpec) for a in args):
+            args, batched, axes = _signature_inputs(list(args), batch_size, max_length)
+            if batched:
+                raise ValueError(f"export: signatures[{name!r}]: a None batch (axis 0) in its TensorSpecs; give "
+                                 "axis 0 a size (a symbolic batch: input_signature= or symbolic_batch=True)")
+            specs[name] = (fn, args, names, x)
+            if axes is not None:
+                length_axes[name] = axes
+    if max_length is not None and not length_axes:
+        raise ValueError("export: max_length needs a None past axis 0 (the length axis) in input_signature or a signature's TensorSpecs")
     traced = [_trace(name, *spec) for name, spec in specs.items()]
+    for t in traced:
+        if t.name in length_axes:
+            _length(t, specs[t.name][0], specs[t.name][1], length_axes[t.name], max_length)
     if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or
                                   not 1 <= max_batch <= 2147483647):
         raise ValueError(f"export: max_batch must be an int in [1, 2**31 - 1] or None, got {max_batch!r}")
     batch, more_rows = {}, {}
     for name, (fn, args, _, _) in specs.items():
+        if name in length_axes:         # a symbolic length keeps a fixed batch (not combined yet)
+            continue
         if symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
             sec = _batch_section(name, fn, args, max_batch, required=bool(symbolic_batch))
             if sec is not None:
@@ -475,6 +535,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             if t.split is None else _control_signature(t, index) for t in traced}
     for name, sec in batch.items():
         sigs[name]["batch"] = sec
+    for t in traced:
+        if t.length is not None:
+            sigs[t.name]["length"] = t.length
     stored = _stored_constants(units, consts, weights)
     for name in dict.fromkeys(backends):        # each backend asked for, once, in the order given
         emitted, sections = exporter(name)(units, variables, consts, weights, stored,

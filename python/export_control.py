@@ -37,10 +37,13 @@ def _optimized(device, graph: Graph) -> Graph:
 class Split:
     """A signature's graph cut into pieces (``pieces``: ``(graph, input ids, output ids)``; each
     graph's ``captures`` bind Variables) and control programs (``programs``, the signature's first),
-    over the value table ``values`` (avals by id). ``updates``: ``(Variable, value id)`` assigned after the program."""
+    over the value table ``values`` (avals by id). ``updates``: ``(Variable, value id)`` assigned after the program.
+    ``length_loops``: the while nodes of ``graph`` that step over a symbolic length (``export_length.py``;
+    their steps are marked ``"length": true``)."""
 
-    def __init__(self, graph: Graph, device):
+    def __init__(self, graph: Graph, device, length_loops=frozenset()):
         self.device = device
+        self.length_loops = length_loops             # while nodes that step over a symbolic length
         self.values: list = []
         self.pieces: list[tuple[Graph, list[int], list[int]]] = []
         self.programs: list = []                     # programs[0]: the signature's; a child after its parent
@@ -169,6 +172,8 @@ class Split:
             step["cond"] = cond_prog
         if a["maximum_iterations"] is not None:
             step["maximum_iterations"] = int(a["maximum_iterations"])
+        if n in self.length_loops:
+            step["length"] = True
         return {"while": step}
 
 

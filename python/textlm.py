@@ -20,7 +20,9 @@ if the validation perplexity misses ``TARGET_PERPLEXITY`` (only for the default 
 units), 2 if the device is unavailable or the corpus is not installed.
 
 ``--export DIR`` writes one artifact (``docs/artifact.md``) with three signatures sharing the
-weights: ``predict`` (``ids`` int32 ``(EXPORT_BATCH, MAX_LEN + 1)``, 0-padded, to logits),
+weights: ``predict`` (``ids`` int32 ``(EXPORT_BATCH, length)`` for any length up to ``MAX_LEN + 1``, to
+logits ``(EXPORT_BATCH, length, vocab)``: one artifact for every length, docs/artifact.md "Symbolic
+length"; rows shorter than the batch's length are 0-padded, which the mask skips),
 ``generate`` (greedy decoding) and ``sample`` (temperature sampling with the graph's random
 stream), each a ``webtensor.while_loop`` that reads a 0-padded ``prompt`` ``(PROMPT_LEN,)`` and
 stops at the end marker or after ``GENERATE_LEN`` characters; and ``vocabulary.json`` beside it
@@ -262,12 +264,12 @@ def prompt_ids(vocab: Vocabulary, text: str = "", length: int = PROMPT_LEN) -> l
 
 def export_lm(model, vocab: Vocabulary, path: str, backends=("wasm",)) -> dict:
     """Write the artifact of the module docstring to ``path`` (``vocabulary.json`` beside the manifest)."""
-    ids = wt.zeros((EXPORT_BATCH, MAX_LEN + 1), dtype="int32")
+    ids = wt.TensorSpec((EXPORT_BATCH, None), "int32")        # any length up to max_length
     prompt = wt.zeros((PROMPT_LEN,), dtype="int32")
     signatures = {"predict": (lambda ids: model(ids), (ids,)),
                   "generate": (generator_fn(model, True), (prompt,)),
                   "sample": (generator_fn(model, False), (prompt, wt.tensor(1.0)))}
-    manifest = wt.export(model, path=path, signatures=signatures, backends=backends)
+    manifest = wt.export(model, path=path, signatures=signatures, backends=backends, max_length=MAX_LEN + 1)
     with open(os.path.join(path, "vocabulary.json"), "w") as fh:
         json.dump({"pad": PAD, "boundary": BOUNDARY, "chars": vocab.chars}, fh)
     return manifest

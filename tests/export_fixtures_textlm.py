@@ -4,18 +4,21 @@
     python3 tests/export_fixtures_textlm.py OUTDIR
         OUTDIR/lm/: the character LSTM (``textlm.build_model``, LSTM UNITS, seeded weights, trained
             for STEPS Adam steps on synthetic text so that greedy decoding says something) with its
-            three signatures: predict (int32 ids (EXPORT_BATCH, MAX_LEN + 1), 0-padded), generate
-            and sample (one while_loop each); vocabulary.json beside;
+            three signatures: predict (int32 ids (EXPORT_BATCH, length), any length up to MAX_LEN + 1,
+            rows 0-padded to the batch's length), generate and sample (one while_loop each);
+            vocabulary.json beside;
         OUTDIR/expected.json: {"ids": [flat batches], "lengths": each batch's row lengths, "predict":
             [per batch, per row: the flat logits of its first length steps (the padded ones are not read)],
+            "short": the second batch's longest row (its ids cut to that length give the same logits),
             "prompts": [flat prompts], "generate": [ids per prompt], "temperature", "sample": [ids of
             the first SAMPLES calls of sample on prompts[0], from the artifact as written]}, all from
             Python-wasmtime running the artifact.
 
 Checked here, on a wasm device without relaxed-SIMD FMA (as export emits by default): the artifact's
 predict on 0-padded rows of several lengths equals the model run on each unpadded row (masking: the
-padded steps change nothing; within float32 rounding of different matmul shapes), and generate
-equals the same while_loop traced in Python, bit for bit.
+padded steps change nothing; within float32 rounding of different matmul shapes), the same ids cut
+to a shorter length give the same logits bit for bit (one artifact for every length: docs/artifact.md
+"Symbolic length"), and generate equals the same while_loop traced in Python, bit for bit.
 """
 from __future__ import annotations
 
@@ -68,6 +71,10 @@ def main(out: str) -> None:
                 alone = model(wt.tensor(ids[r:r + 1, :n])).numpy()[0]
                 err = float(np.abs(got[r, :n] - alone).max())
                 assert err < 1e-5, f"predict on a row of {n} padded to {ids.shape[1]}: max |difference| {err}"
+        short = max(LENGTHS[1])
+        cut = art.run("predict", batches[1][:, :short])["output_0"]
+        assert cut.shape[1] == short and np.array_equal(cut, predict[1][:, :short]), \
+            "predict at a shorter length differs from the same steps at the maximum"
         greedy = wt.function(textlm.generator_fn(model, True))
         generate = []
         for p in prompts:
@@ -77,7 +84,7 @@ def main(out: str) -> None:
         sample = [art.run("sample", prompts[0], np.float32(TEMPERATURE))["output_0"].tolist() for _ in range(SAMPLES)]
         assert sample[0] != sample[1], "two calls of sample drew the same characters"
     valid = [[p[r, :n].ravel().tolist() for r, n in enumerate(lengths)] for p, lengths in zip(predict, LENGTHS)]
-    expected = {"ids": [b.ravel().tolist() for b in batches], "lengths": LENGTHS, "predict": valid,
+    expected = {"ids": [b.ravel().tolist() for b in batches], "lengths": LENGTHS, "predict": valid, "short": short,
                 "prompts": prompts.tolist(), "generate": generate, "temperature": TEMPERATURE, "sample": sample,
                 "texts": [vocab.decode(g) for g in generate]}
     with open(os.path.join(out, "expected.json"), "w") as fh:

@@ -50,6 +50,27 @@ describe('the text job\'s language model', () => {
     }
   });
 
+  test('predict takes any length up to the maximum: the same ids cut shorter give the same logits', async () => {
+    const { maximum } = model.signatures.predict.length;
+    const [, steps] = model.signatures.predict.inputs[0].shape;
+    assert.equal(maximum, steps);
+    const vocabSize = vocab.chars.length + 2;
+    const n = expected.short;
+    const rows = expected.lengths[1];
+    const all = Int32Array.from(expected.ids[1]);
+    const ids = new Int32Array(rows.length * n);
+    rows.forEach((_, r) => ids.set(all.subarray(r * steps, r * steps + n), r * n));
+    const out = await model.predict(webtensor.tensor(ids, [rows.length, n], 'int32'));
+    assert.deepEqual(out.shape, [rows.length, n, vocabSize]);
+    const logits = out.dataSync();
+    rows.forEach((len, r) => {
+      const row = Array.from(logits.subarray(r * n * vocabSize, (r * n + len) * vocabSize));
+      assert.deepEqual(row, f32(expected.predict[1][r]), `row ${r} (${len} steps) at length ${n}`);
+    });
+    await assert.rejects(model.predict(webtensor.tensor(new Int32Array(rows.length * (steps + 1)), [rows.length, steps + 1], 'int32')),
+      RangeError);
+  });
+
   test('generate: greedy decoding in one while_loop equals Python', async () => {
     for (const [k, prompt] of expected.prompts.entries()) {
       const { output_0 } = await model.run('generate', [webtensor.tensor(Int32Array.from(prompt), [prompt.length])]);

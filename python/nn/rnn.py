@@ -382,19 +382,22 @@ def _run(step, sequences, states, mask, output_size, go_backwards, zero_output_f
 
 
 def _scanned(masked_step, sequences, states, mask, zero, go_backwards, return_sequences):
-    """:func:`_run`'s loop as one scan node: time-major rows of the sequences (and mask), reversed
-    first with ``go_backwards`` (Keras returns outputs in processing order); the carry is the last
-    output and the states; the outputs are stacked only when returned."""
+    """:func:`_run`'s loop as one scan node: time-major rows of the sequences (and mask), read from
+    the last with ``go_backwards`` (the loop's ``reverse``, so the last state reads no reversed copy
+    of the sequence: an artifact with a symbolic length can run it, docs/artifact.md "Symbolic
+    length"); the carry is the last output and the states; the outputs are stacked only when
+    returned, in processing order as Keras returns them (a reverse loop stacks them in time order)."""
     seqs = [F.transpose(sequences, (1, 0, 2))] + ([F.transpose(mask, (1, 0))] if mask is not None else [])
-    if go_backwards:
-        seqs = [F.reverse(q, 0) for q in seqs]
     k = 1 + len(states)
 
     def step(*args):
         (output, new_states), y = masked_step((args[0], list(args[1:k])), (args[k], args[k + 1] if mask is not None else None))
         return [output, *new_states] + ([F.expand_dims(y, 0)] if return_sequences else [])
-    final, ys = _loop(lambda *a: [tensor(True)], step, [zero, *states], seqs, sequences.shape[1], False, "RNN")
-    return final[0], (F.transpose(ys[0], (1, 0, 2)) if return_sequences else None), final[1:]
+    final, ys = _loop(lambda *a: [tensor(True)], step, [zero, *states], seqs, sequences.shape[1], go_backwards, "RNN")
+    if not return_sequences:
+        return final[0], None, final[1:]
+    ys = F.reverse(ys[0], 0) if go_backwards else ys[0]
+    return final[0], F.transpose(ys, (1, 0, 2)), final[1:]
 
 
 class RNN(Layer):

@@ -1230,6 +1230,47 @@ add("manifest", "threads-stride-4gib", _threads_layout(1 << 32),
     desc="threads stride 2**32: a second thread's workspace past WebAssembly's 4 GiB")
 
 
+# ---- manifest: symbolic length (docs/artifact.md "Symbolic length"): appended last so that the cases
+# above keep their numbers (and seeds)
+
+def length(section, sig="predict", extra=None):
+    """Signature ``sig`` gets ``"length": section`` (raw JSON text); ``extra``: another edit."""
+    def build(c):
+        c.sig(sig)["length"] = c.rawval(section)
+        if extra is not None:
+            extra(c)
+    return build
+
+
+# predict: x [8, 4] -> y [8, 3]; its axis 1 of 4 may be a length (its output has none)
+add("manifest", "length-ok", length('{"maximum": 4, "inputs": [1], "outputs": [-1]}'), OK,
+    desc="predict takes lengths up to 4 in x's axis 1 (run at the maximum)")
+add("manifest", "length-maximum-off-shape", length('{"maximum": 5, "inputs": [1], "outputs": [-1]}'),
+    desc="maximum 5, but x's axis 1 holds 4")
+add("manifest", "length-axis-past-rank", length('{"maximum": 4, "inputs": [2], "outputs": [-1]}'),
+    desc="x has no axis 2")
+add("manifest", "length-output-axis-off", length('{"maximum": 4, "inputs": [1], "outputs": [1]}'),
+    desc="y's axis 1 holds 3, not the maximum 4")
+add("manifest", "length-too-few-inputs", length('{"maximum": 4, "inputs": [], "outputs": [-1]}'),
+    desc="no entry for x")
+add("manifest", "length-too-many-outputs", length('{"maximum": 4, "inputs": [1], "outputs": [-1, -1]}'),
+    desc="two entries for one output")
+add("manifest", "length-no-input", length('{"maximum": 8, "inputs": [-1], "outputs": [0]}'),
+    desc="only the output has the length")
+add("manifest", "length-with-batch", length('{"maximum": 4, "inputs": [1], "outputs": [-1]}',
+                                            extra=batch('{"chunk": 8}')), desc="a length and a batch on one signature")
+for name, text in [("maximum-0", '{"maximum": 0, "inputs": [1], "outputs": [-1]}'),
+                   ("maximum-huge", '{"maximum": 1048577, "inputs": [1], "outputs": [-1]}'),
+                   ("maximum-string", '{"maximum": "4", "inputs": [1], "outputs": [-1]}'),
+                   ("axis-minus-2", '{"maximum": 4, "inputs": [-2], "outputs": [-1]}'),
+                   ("axis-null", '{"maximum": 4, "inputs": [null], "outputs": [-1]}'),
+                   ("axis-fraction", '{"maximum": 4, "inputs": [1.5], "outputs": [-1]}'),
+                   ("missing-outputs", '{"maximum": 4, "inputs": [1]}'),
+                   ("extra-key", '{"maximum": 4, "inputs": [1], "outputs": [-1], "relations": []}'),
+                   ("proto", '{"maximum": 4, "inputs": [1], "outputs": [-1], "__proto__": {"maximum": 1}}'),
+                   ("list", '[4]')]:
+    add("manifest", f"length-{name}", length(text), desc=f"length section {text}")
+
 # ---------------------------------------------------------------- writing
 
 def case_list() -> list[dict]:
