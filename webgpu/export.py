@@ -56,9 +56,9 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         k = inline_scalars(s.kernel, {j: scalars[b] for j, b in enumerate(s.inputs) if b in scalars})
         if i in plan.inplace:               # variables updated in place: read through the output's binding
             k = dataclasses.replace(k, inplace=plan.inplace[i])
-        kernel_of[id(s)] = (k, chunk_of.get(id(s)))
-        if k not in lowered:
-            lowered[k] = wgsl.lower(k[0], limits, k[1])
+        key = kernel_of[id(s)] = (k, chunk_of.get(id(s)))
+        if key not in lowered:
+            lowered[key] = wgsl.lower(k, limits, key[1])
     buffers: list[dict] = []
     index: dict = {}
 
