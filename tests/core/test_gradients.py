@@ -398,6 +398,8 @@ SECOND = [
     ("gather", lambda x: wt.square(wt.gather(x, wt.tensor([2, 0, 2]))), [((3, 2), "any")]),
     ("conv_stride2_same", lambda x, w: wt.conv2d(wt.square(x), w, strides=2, padding="same"),
      [((1, 5, 4, 1), "any"), ((3, 3, 1, 2), "any")]),
+    ("conv_depthwise", lambda x, w: wt.conv2d(wt.square(x), w, padding="same"),
+     [((1, 5, 4, 2), "any"), ((3, 3, 1, 4), "any")]),
     ("max_pool", lambda x: wt.square(wt.max_pool2d(x, 2)), [((1, 4, 4, 1), "distinct")]),
     ("cross_entropy", lambda z, y: wt.sparse_softmax_cross_entropy(y, z), [((3, 4), "any"), ((3,), "int<4")]),
 ]

@@ -1002,6 +1002,14 @@ def test_conv2d(xs, ks, strides, padding, dilations, data_format, rng):
     check(y, expected, wt.float32, rtol=1e-5, atol=1e-5)
 
 
+def test_conv2d_depthwise(rng):
+    """groups == C (one input channel per group, multiplier 2): depthwise_conv2d_native."""
+    x, w = sample(rng, (2, 6, 5, 3)), sample(rng, (3, 3, 1, 6))
+    expected = np.concatenate([np_conv2d(x[..., c:c + 1].astype(np.float64), w[..., 2 * c:2 * c + 2].astype(np.float64),
+                                         (1, 1), "same", (1, 1)) for c in range(3)], axis=-1)
+    check(wt.conv2d(wt.tensor(x), wt.tensor(w), padding="same"), expected, wt.float32, rtol=1e-5, atol=1e-5)
+
+
 POOL = [  # (x shape NHWC, pool size, strides, padding)
     ((2, 6, 6, 3), 2, None, "valid"), ((1, 7, 5, 2), 3, 2, "valid"), ((1, 7, 5, 2), 3, 2, "same"),
     ((2, 5, 6, 1), (2, 3), (1, 2), "same"), ((1, 4, 4, 2), (3, 3), 1, "same"), ((1, 3, 3, 1), 3, None, "valid"),
