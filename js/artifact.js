@@ -191,20 +191,23 @@ function checkBatch(manifest, fail) {
 
 /**
  * Signatures' 'length' sections (docs/artifact.md "Symbolic length"): one axis (or -1) per input
- * and output, within its rank and holding the maximum; at least one input has one; no 'batch'.
+ * and output, within its rank and holding the maximum; at least one input has one; with a 'batch'
+ * section, none in axis 0 (the batch's: docs/artifact.md "Symbolic batch and length").
  */
 function checkLength(manifest, fail) {
   for (const [name, sig] of Object.entries(manifest.signatures)) {
     const ln = sig.length;
     if (ln === undefined) continue;
     const what = `manifest.json: signature '${name}' length`;
-    if (sig.batch !== undefined) fail(`${what}: a signature with a symbolic length has no 'batch' section (not combined yet)`);
     for (const key of ['inputs', 'outputs']) {
       if (ln[key].length !== sig[key].length) fail(`${what}: '${key}' has ${ln[key].length} entries for ${sig[key].length} ${key}`);
       ln[key].forEach((ax, k) => {
         const spec = sig[key][k];
         if (ax >= 0 && (ax >= spec.shape.length || spec.shape[ax] !== ln.maximum)) {
           fail(`${what}: '${spec.name}' has shape [${spec.shape}], whose axis ${ax} is not the maximum length ${ln.maximum}`);
+        }
+        if (ax === 0 && sig.batch !== undefined) {
+          fail(`${what}: '${spec.name}' has the length in axis 0, which its 'batch' section makes the batch (with a symbolic batch the length is past axis 0)`);
         }
       });
     }

@@ -160,8 +160,9 @@ export class Model {
     // a symbolic batch of exactly the compiled rows (or resident tensors) runs as is, with every option
     const compiled = (v, spec) => v instanceof ResidentTensor || (v instanceof Tensor && sameShape(v.shape, spec.shape)) ||
       (ArrayBuffer.isView(v) && v.length === sizeOf(spec.shape));
-    if (sig.batch && !specs.every((spec, k) => compiled(list[k], spec))) return this._runChunks(name, sig, list, options);
+    // a length first: with a symbolic batch too, _runLength pads the steps and chunks the rows
     if (sig.length && !specs.every((spec, k) => compiled(list[k], spec))) return this._runLength(name, sig, list, options);
+    if (sig.batch && !specs.every((spec, k) => compiled(list[k], spec))) return this._runChunks(name, sig, list, options);
     return this._runList(name, sig, list, options);
   }
 
@@ -170,50 +171,63 @@ export class Model {
    * of the input's dtype whose size fixes the length) of any length L in [1, length.maximum] (the
    * same in every input that has one; else a RangeError naming the maximum) are padded with zero
    * rows to the maximum, the loops over the length run L steps, and the outputs are cut to L: exact,
-   * the exporter having proved that no step reads a later one.
+   * the exporter having proved that no step reads a later one. With a symbolic batch too (docs/artifact.md
+   * "Symbolic batch and length"), axis 0 takes any rows (Tensors only: a typed array's size would not
+   * say which is which), and the padded rows run in chunks (_runChunks).
    */
   async _runLength(name, sig, list, options) {
     const ln = sig.length;
     if (options !== undefined && (options === null || typeof options !== 'object' || options.output === 'view' || options.into !== undefined)) {
       throw new Error(`webtensor: signature '${name}' takes any length: its outputs are always copied (no 'view' or 'into')`);
     }
-    const shown = (spec, ax) => fmt(spec.shape.map((d, i) => (i === ax ? 'length' : d)), spec.dtype);
+    const batch = sig.batch !== undefined;
+    const shown = (spec, ax) => fmt(spec.shape.map((d, i) => (i === ax ? 'length' : batch && i === 0 ? 'batch' : d)), spec.dtype);
     const sizes = [];
+    const rows = [];
     list = list.slice();
     sig.inputs.forEach((spec, k) => {
       const ax = ln.inputs[k];
-      if (ax < 0) return;
       const what = `signature '${name}', input '${spec.name}'`;
-      const per = sizeOf(spec.shape) / ln.maximum;  // values per step
-      if (ArrayBuffer.isView(list[k]) && !(list[k] instanceof DataView) && dtypeOfArray(list[k]) === spec.dtype && per > 0 && list[k].length % per === 0) {
+      if (ax < 0 && !batch) return;
+      const per = sizeOf(spec.shape) / (ax < 0 ? 1 : ln.maximum);  // values per step
+      if (!batch && ArrayBuffer.isView(list[k]) && !(list[k] instanceof DataView) && dtypeOfArray(list[k]) === spec.dtype && per > 0 && list[k].length % per === 0) {
         list[k] = new Tensor(list[k], spec.shape.map((d, i) => (i === ax ? list[k].length / per : d)), spec.dtype);
       }
       const v = list[k];
-      if (!(v instanceof Tensor)) throw new Error(`webtensor: ${what}: expected a tensor ${shown(spec, ax)} (or a typed array of ${spec.dtype} holding whole steps of ${per} values)`);
+      if (!(v instanceof Tensor)) {
+        throw new Error(`webtensor: ${what}: expected a tensor ${shown(spec, ax)}${batch ? '' : ` (or a typed array of ${spec.dtype} holding whole steps of ${per} values)`}`);
+      }
       if (v.isDisposed) throw new Error(`webtensor: ${what}: the tensor was disposed`);
-      if (v.dtype !== spec.dtype || v.shape.length !== spec.shape.length || v.shape.some((d, i) => i !== ax && d !== spec.shape[i])) {
+      if (v.dtype !== spec.dtype || v.shape.length !== spec.shape.length || v.shape.some((d, i) => i !== ax && !(batch && i === 0) && d !== spec.shape[i])) {
         throw new Error(`webtensor: ${what}: expected ${shown(spec, ax)}, got ${fmt(v.shape, v.dtype)}`);
       }
-      sizes.push(v.shape[ax]);
+      if (batch) rows.push(v.shape[0]);
+      if (ax >= 0) sizes.push(v.shape[ax]);
     });
     const n = sizes[0];
     if (sizes.some((m) => m !== n)) throw new Error(`webtensor: signature '${name}': inputs have different lengths (${sizes.join(', ')})`);
     if (!(n >= 1 && n <= ln.maximum)) {
       throw new RangeError(`webtensor: signature '${name}': length ${n} is outside [1, ${ln.maximum}]${n > ln.maximum ? " (the artifact's declared maximum length)" : ''}`);
     }
+    const m = rows[0];
+    if (rows.some((r) => r !== m)) throw new Error(`webtensor: signature '${name}': inputs have different batch sizes (${rows.join(', ')})`);
+    const max = sig.batch?.maximum ?? Infinity;
+    if (batch && !(m >= 1 && m <= max)) {
+      throw new Error(`webtensor: signature '${name}': batch size ${m} is outside [1, ${max === Infinity ? 'any' : max}]${m > max ? " (the artifact's declared maximum)" : ''}`);
+    }
+    const at = (spec, ax, k) => spec.shape.map((d, i) => (batch && i === 0 ? m : i === ax ? k : d));  // the shape run
     const args = sig.inputs.map((spec, k) => {
       const ax = ln.inputs[k];
       if (ax < 0) return list[k];
-      const data = resize(list[k].dataSync(), spec.shape, ax, n, ln.maximum, spec.dtype);
-      return new Tensor(data, spec.shape.slice(), spec.dtype);
+      const data = resize(list[k].dataSync(), at(spec, ax, n), ax, n, ln.maximum, spec.dtype);
+      return new Tensor(data, at(spec, ax, ln.maximum), spec.dtype);
     });
-    const out = await this._runList(name, sig, args, {}, n);
+    const out = batch ? await this._runChunks(name, sig, args, {}, n) : await this._runList(name, sig, args, {}, n);
     return Object.fromEntries(sig.outputs.map((spec, k) => {
       const ax = ln.outputs[k];
       const t = out[spec.name];
       if (ax < 0) return [spec.name, t];
-      const shape = spec.shape.map((d, i) => (i === ax ? n : d));
-      return [spec.name, new Tensor(resize(t.dataSync(), spec.shape, ax, ln.maximum, n, spec.dtype), shape, spec.dtype)];
+      return [spec.name, new Tensor(resize(t.dataSync(), at(spec, ax, ln.maximum), ax, ln.maximum, n, spec.dtype), at(spec, ax, n), spec.dtype)];
     }));
   }
 
@@ -255,8 +269,9 @@ export class Model {
    * sliced (or, with a rows driver or WebGPU kernels with "rows", run with its own rows); exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
    * arrays holding whole rows) with the same n, 1 <= n <= batch.maximum (if declared). Exactly the
    * compiled rows run as a fixed-shape signature (run()), options and resident tensors included.
+   * `length`: a symbolic length's run (its inputs already padded to the maximum: _runLength).
    */
-  async _runChunks(name, sig, list, options) {
+  async _runChunks(name, sig, list, options, length = undefined) {
     const { chunk } = sig.batch;
     const max = sig.batch.maximum ?? Infinity;
     if (options !== undefined && (options === null || typeof options !== 'object' || options.output === 'view' || options.into !== undefined)) {
@@ -289,7 +304,7 @@ export class Model {
     // the wasm backend (on this thread or in a worker; a rows driver) and the webgpu backend (kernels
     // with "rows") run a last partial chunk with its own rows (kernels that take their rows at run
     // time, docs/artifact.md "Run-time rows"), else it is padded
-    const partial = typeof this._backend?.takesRows === 'function' && this._backend.takesRows(name);
+    const partial = sig.control === undefined && length === undefined && typeof this._backend?.takesRows === 'function' && this._backend.takesRows(name);
     for (let start = 0; start < n; start += chunk) {
       const take = Math.min(chunk, n - start);
       if (partial && take < chunk) {
@@ -318,7 +333,7 @@ export class Model {
         piece.set(data.subarray(start * per, (start + take) * per));
         return new Tensor(piece, spec.shape.slice(), spec.dtype);
       });
-      const out = await this._runList(name, sig, args, {});
+      const out = await this._runList(name, sig, args, {}, length);
       sig.outputs.forEach((spec, k) => {
         const t = out[spec.name];
         parts[k].push(t.dataSync().subarray(0, take * sizeOf(spec.shape.slice(1))));

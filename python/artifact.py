@@ -244,15 +244,13 @@ def _check_batch(manifest, fail):
 
 def _check_length(manifest, fail):
     """A signature's ``length`` section (docs/artifact.md, "Symbolic length"): one axis (or -1) per
-    input and output, each within its rank and holding ``maximum``; at least one input has one; not
-    with a ``batch`` section."""
+    input and output, each within its rank and holding ``maximum``; at least one input has one; with
+    a ``batch`` section, none in axis 0 (the batch's: docs/artifact.md "Symbolic batch and length")."""
     for name, sig in manifest["signatures"].items():
         ln = sig.get("length")
         if ln is None:
             continue
         what = f"manifest.json: signature '{name}' length"
-        if "batch" in sig:
-            fail(f"{what}: a signature with a symbolic length has no 'batch' section (not combined yet)")
         for key in ("inputs", "outputs"):
             if len(ln[key]) != len(sig[key]):
                 fail(f"{what}: '{key}' has {len(ln[key])} entries for {len(sig[key])} {key}")
@@ -260,6 +258,9 @@ def _check_length(manifest, fail):
                 if ax >= 0 and (ax >= len(spec["shape"]) or spec["shape"][ax] != ln["maximum"]):
                     fail(f"{what}: '{spec['name']}' has shape {spec['shape']}, whose axis {ax} is not the "
                          f"maximum length {ln['maximum']}")
+                if ax == 0 and "batch" in sig:
+                    fail(f"{what}: '{spec['name']}' has the length in axis 0, which its 'batch' section makes the "
+                         "batch (with a symbolic batch the length is past axis 0)")
         if all(ax < 0 for ax in ln["inputs"]):
             fail(f"{what}: no input has the length")
 
@@ -414,8 +415,8 @@ class LoadedModel:
         if not hasattr(v, "shape"):
             return False
         shape, want = tuple(v.shape), tuple(spec["shape"])
-        return shape == want or (batch and len(shape) == len(want) and shape[1:] == want[1:]) or \
-            (length >= 0 and len(shape) == len(want) and all(a == b for i, (a, b) in enumerate(zip(shape, want)) if i != length))
+        return len(shape) == len(want) and all(a == b for i, (a, b) in enumerate(zip(shape, want))
+                                               if i != length and not (batch and i == 0))
 
     def _arrange(self, name: str, inputs: tuple) -> list:
         """``inputs`` (Keras 3's forms: values in input order, one list/tuple of them, or one dict keyed
@@ -458,16 +459,20 @@ class LoadedModel:
         if len(inputs) != len(sig["inputs"]):
             raise ValueError(f"webtensor: signature '{name}' takes {len(sig['inputs'])} input(s) "
                              f"({', '.join(s['name'] for s in sig['inputs'])}), got {len(inputs)}")
+        if "length" in sig:             # with a batch too: _run_length chunks the padded rows
+            return self._run_length(name, sig, inputs)
         if "batch" in sig:
             return self._run_chunks(name, sig, inputs)
-        if "length" in sig:
-            return self._run_length(name, sig, inputs)
         data = [self._value(x, s, f"signature '{name}', input '{s['name']}'") for x, s in zip(inputs, sig["inputs"])]
+        return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], self._run_once(name, sig, data))}
+
+    def _run_once(self, name: str, sig: dict, data: list, length: int | None = None) -> list:
+        """One run of signature ``name`` at its compiled shapes (storage bytes in and out)."""
         with self._backend.lock:
-            outs = (run_control(name, sig["control"], self._backend, data) if "control" in sig
+            outs = (run_control(name, sig["control"], self._backend, data, length) if "control" in sig
                     else self._backend.run(name, data))
             self.runs += 1
-        return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], outs)}
+        return outs
 
     def _run_chunks(self, name: str, sig: dict, inputs: list) -> dict:
         """A signature with a symbolic batch (format version 2): ``n`` rows run as ceil(n / chunk)
@@ -476,17 +481,29 @@ class LoadedModel:
         docs/artifact.md "Run-time rows"), the last with its own rows. Exact: the exporter proved the
         rows independent (docs/artifact.md, "Symbolic batch"). Rows are cut in storage bytes, so this
         needs no numpy (Pyodide)."""
+        n = self._batch_size(name, sig, inputs)
+        data = [self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'")
+                for x, s in zip(inputs, sig["inputs"])]
+        return {s["name"]: _from_storage(bytes(o), {**s, "shape": [n, *s["shape"][1:]]})
+                for s, o in zip(sig["outputs"], self._chunks(name, sig, data, n))}
+
+    def _batch_size(self, name: str, sig: dict, inputs: list, length_axes=None) -> int:
+        """The rows ``n`` of a symbolic batch's inputs (axis 0; the same in each, within [1, maximum]);
+        ``length_axes``: each input's length axis (-1: none), whose size may differ from the shape's."""
         b = sig["batch"]
-        chunk, sizes = b["chunk"], []
-        for x, s in zip(inputs, sig["inputs"]):
+        sizes = []
+        for k, (x, s) in enumerate(zip(inputs, sig["inputs"])):
+            ax = length_axes[k] if length_axes else -1
             shape = getattr(x, "shape", None)
             if shape is None and isinstance(x, (list, tuple)):
                 shape = (len(x),)           # nested lists: _value checks the rest
             if not shape or (hasattr(x, "shape") and (len(shape) != len(s["shape"]) or
-                                                      list(shape[1:]) != list(s["shape"][1:]))):
+                                                      any(a != d for i, (a, d) in enumerate(zip(shape, s["shape"]))
+                                                          if 0 < i != ax))):
                 got = f"{list(shape)} {getattr(x, 'dtype', '')}".rstrip() if shape is not None else type(x).__name__
+                want = ["batch"] + [("length" if i == ax else d) for i, d in enumerate(s["shape"]) if i > 0]
                 raise ValueError(f"webtensor: signature '{name}', input '{s['name']}': expected shape "
-                                 f"{['batch'] + list(s['shape'][1:])} {s['dtype']}, got {got}")
+                                 f"{want} {s['dtype']}, got {got}")
             sizes.append(int(shape[0]))
         n = sizes[0]
         if any(k != n for k in sizes):
@@ -495,15 +512,19 @@ class LoadedModel:
         if not 1 <= n <= b.get("maximum", n):
             raise ValueError(f"webtensor: signature '{name}': batch size {n} is outside [1, {b.get('maximum', 'any')}]"
                              + (" (the artifact's declared maximum)" if n else ""))
-        data = [self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'")
-                for x, s in zip(inputs, sig["inputs"])]
+        return n
+
+    def _chunks(self, name: str, sig: dict, data: list, n: int, length: int | None = None) -> list:
+        """The outputs (storage bytes, ``n`` rows) of ``data`` (storage bytes of ``n`` rows) run in
+        chunks of the compiled rows; ``length``: a symbolic length's run (its inputs already padded)."""
+        chunk = sig["batch"]["chunk"]
         takes_rows = getattr(self._backend, "takes_rows", None)
-        partial = takes_rows is not None and takes_rows(name)
+        partial = takes_rows is not None and "control" not in sig and length is None and takes_rows(name)
         if partial and n < chunk:       # one run of its own rows: nothing to cut or join
             with self._backend.lock:
                 res = self._backend.run(name, data, n)
                 self.runs += 1
-            return {s["name"]: _from_storage(d, {**s, "shape": [n, *s["shape"][1:]]}) for s, d in zip(sig["outputs"], res)}
+            return res
         data = [bytes(d) for d in data]
         outs = [bytearray() for _ in sig["outputs"]]
         for start in range(0, n, chunk):
@@ -512,14 +533,16 @@ class LoadedModel:
             for d in data:
                 row = len(d) // n
                 part.append(d[start * row:(start + rows) * row] + bytes(0 if partial else (chunk - rows) * row))
-            with self._backend.lock:
-                res = self._backend.run(name, part, rows) if partial and rows < chunk else self._backend.run(name, part)
-                self.runs += 1
+            if partial and rows < chunk:
+                with self._backend.lock:
+                    res = self._backend.run(name, part, rows)
+                    self.runs += 1
+            else:
+                res = self._run_once(name, sig, part, length)
             for o, d in zip(outs, res):
                 d = bytes(d)
                 o += d if partial and rows < chunk else d[:len(d) // chunk * rows]
-        return {s["name"]: _from_storage(bytes(o), {**s, "shape": [n, *s["shape"][1:]]})
-                for s, o in zip(sig["outputs"], outs)}
+        return outs
 
     def _run_length(self, name: str, sig: dict, inputs: list) -> dict:
         """A signature with a symbolic length (docs/artifact.md, "Symbolic length"): inputs of any
@@ -528,6 +551,7 @@ class LoadedModel:
         Exact: the exporter proved that no step reads a later one. Cut in storage bytes (no numpy)."""
         ln = sig["length"]
         top, sizes = ln["maximum"], []
+        rows = self._batch_size(name, sig, inputs, ln["inputs"]) if "batch" in sig else None
         for x, s, ax in zip(inputs, sig["inputs"], ln["inputs"]):
             shape = _shape_of(x)
             if ax >= 0 and len(shape) == len(s["shape"]):
@@ -542,14 +566,13 @@ class LoadedModel:
         if not 1 <= n <= top:
             raise ValueError(f"webtensor: signature '{name}': length {n} is outside [1, {top}]"
                              + (" (the artifact's declared maximum length)" if n else ""))
-        at = lambda spec, ax, k: {**spec, "shape": [k if i == ax else d for i, d in enumerate(spec["shape"])]}
-        data = [_resize(self._value(x, at(s, ax, n), f"signature '{name}', input '{s['name']}'"), s["shape"], ax, n, top)
-                for x, s, ax in zip(inputs, sig["inputs"], ln["inputs"])]
-        with self._backend.lock:
-            outs = (run_control(name, sig["control"], self._backend, data, n) if "control" in sig
-                    else self._backend.run(name, data))
-            self.runs += 1
-        return {s["name"]: _from_storage(_resize(bytes(d), s["shape"], ax, top, n), at(s, ax, n))
+        # the shapes run: axis 0 the batch's rows (a symbolic batch), axis ax the length k
+        at = lambda spec, ax, k: {**spec, "shape": [rows if i == 0 and rows is not None else k if i == ax else d
+                                                    for i, d in enumerate(spec["shape"])]}
+        data = [_resize(self._value(x, at(s, ax, n), f"signature '{name}', input '{s['name']}'"), at(s, ax, n)["shape"],
+                        ax, n, top) for x, s, ax in zip(inputs, sig["inputs"], ln["inputs"])]
+        outs = self._run_once(name, sig, data, n) if rows is None else self._chunks(name, sig, data, rows, n)
+        return {s["name"]: _from_storage(_resize(bytes(d), at(s, ax, top)["shape"], ax, top, n), at(s, ax, n))
                 for s, d, ax in zip(sig["outputs"], outs, ln["outputs"])}
 
     def predict(self, *x):

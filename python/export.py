@@ -43,6 +43,7 @@ from .core.op import Aval
 from .core.runtime import hostdata
 from .core.runtime.artifacts import Plan, exporter, plan_signature
 from .export_control import Split
+from .export_batch import batch_rows
 from .export_length import length_section
 from .function import Function, function
 from .core.symbolic import independent_rows
@@ -228,12 +229,26 @@ def _one_more_row(f: Function, args, chunk: int):
     return f.get_concrete(*more).graph
 
 
+def _batch_by_traces(t: _Traced, fn: Function, args, maximum: int | None) -> dict:
+    """The ``"batch"`` section of signature ``t``, which also has a symbolic length (docs/artifact.md,
+    "Symbolic batch and length"): its rows proved independent by ``export_batch.batch_rows`` from
+    its trace at ``chunk`` rows and one more at ``chunk + 1`` (both at the maximum length). Raises
+    ValueError naming what mixes rows."""
+    chunk = int(args[0].shape[0])
+    more = [zeros((chunk + 1,) + tuple(a.shape[1:]), a.dtype) for a in args]
+    reason = batch_rows(t.graph, fn.get_concrete(*more).graph, chunk, t.device)
+    if reason is not None:
+        raise ValueError(f"export: signature {t.name!r} cannot take any batch size: {reason}. Its rows are not "
+                         "independent; give axis 0 of its input_signature a size")
+    return {"chunk": chunk, **({"maximum": maximum} if maximum is not None else {})}
+
+
 def _signature_inputs(input_signature, batch_size, max_length=None) -> tuple[tuple, bool, list | None]:
     """Zeros for ``input_signature`` (TensorSpecs), ``batch_size`` rows (default 32) for a None axis
     0 and ``max_length`` steps for a None past axis 0 (the length: one per input at most), whether
     any spec has a None axis 0, and each input's length axis (None when no spec has one). Raises
-    TypeError (not TensorSpecs) or ValueError (a None past axis 0 without ``max_length`` or with a
-    None axis 0, two in one spec)."""
+    TypeError (not TensorSpecs) or ValueError (a None past axis 0 without ``max_length``, two in one
+    spec)."""
     if not isinstance(input_signature, (list, tuple)) or not all(isinstance(s, TensorSpec) for s in input_signature):
         raise TypeError(f"export: input_signature must be a list of webtensor.TensorSpec, got {input_signature!r}")
     args, batched, axes = [], False, []
@@ -249,9 +264,6 @@ def _signature_inputs(input_signature, batch_size, max_length=None) -> tuple[tup
         shape = tuple((int(batch_size or 32) if a == 0 else max_length) if d is None else d
                       for a, d in enumerate(spec.shape))
         args.append(zeros(shape, spec.dtype))
-    if any(a is not None for a in axes) and batched:
-        raise ValueError("export: input_signature has a None batch (axis 0) and a None length: a signature with a "
-                         "symbolic length keeps a fixed batch for now; give axis 0 a size")
     return tuple(args), batched, (axes if any(a is not None for a in axes) else None)
 
 
@@ -409,10 +421,11 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             independent), False for none (fixed shapes, format version 1).
         max_batch: with a symbolic batch, the largest batch loaders accept (None: any).
         input_signature: for a function instead of ``example_inputs``: a list of
-            :class:`~webtensor.TensorSpec`, None only in axis 0 (the batch; compiled for chunks of
-            ``batch_size`` rows, default 32, and taking any batch: ``symbolic_batch=True``), or
-            past axis 0, one per spec, the *length* (a sequence's steps; needs ``max_length`` and a
-            fixed axis 0): the artifact then takes any length from 1 to ``max_length`` in that axis
+            :class:`~webtensor.TensorSpec`, None in axis 0 (the batch; compiled for chunks of
+            ``batch_size`` rows, default 32, and taking any batch: ``symbolic_batch=True``), and/or
+            past axis 0, one per spec, the *length* (a sequence's steps; needs ``max_length``; with
+            a None axis 0 too, both: docs/artifact.md "Symbolic batch and length", the rows proved
+            independent by ``export_batch.py``): the artifact then takes any length from 1 to ``max_length`` in that axis
             of every input that has one (docs/artifact.md, "Symbolic length"; a ValueError names the
             op when the function's steps are not independent: anything but elementwise work per
             step and loops, such as RNN layers' ``scan``, that step over the length).
@@ -489,7 +502,10 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         raise ValueError(f"export: max_batch must be an int in [1, 2**31 - 1] or None, got {max_batch!r}")
     batch, more_rows = {}, {}
     for name, (fn, args, _, _) in specs.items():
-        if name in length_axes:         # a symbolic length keeps a fixed batch (not combined yet)
+        if name in length_axes:         # its loops carry rows: proved on two traces (export_batch.py)
+            if symbolic_batch:
+                batch[name], more_rows[name] = _batch_by_traces(next(t for t in traced if t.name == name), fn, args,
+                                                                max_batch), None
             continue
         if symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
             sec = _batch_section(name, fn, args, max_batch, required=bool(symbolic_batch))

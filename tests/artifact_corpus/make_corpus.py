@@ -1258,7 +1258,8 @@ add("manifest", "length-too-many-outputs", length('{"maximum": 4, "inputs": [1],
 add("manifest", "length-no-input", length('{"maximum": 8, "inputs": [-1], "outputs": [0]}'),
     desc="only the output has the length")
 add("manifest", "length-with-batch", length('{"maximum": 4, "inputs": [1], "outputs": [-1]}',
-                                            extra=batch('{"chunk": 8}')), desc="a length and a batch on one signature")
+                                            extra=batch('{"chunk": 8}')), OK,
+    desc="a length (axis 1) and a batch (axis 0) on one signature (valid: docs/artifact.md \"Symbolic batch and length\")")
 for name, text in [("maximum-0", '{"maximum": 0, "inputs": [1], "outputs": [-1]}'),
                    ("maximum-huge", '{"maximum": 1048577, "inputs": [1], "outputs": [-1]}'),
                    ("maximum-string", '{"maximum": "4", "inputs": [1], "outputs": [-1]}'),
@@ -1270,6 +1271,14 @@ for name, text in [("maximum-0", '{"maximum": 0, "inputs": [1], "outputs": [-1]}
                    ("proto", '{"maximum": 4, "inputs": [1], "outputs": [-1], "__proto__": {"maximum": 1}}'),
                    ("list", '[4]')]:
     add("manifest", f"length-{name}", length(text), desc=f"length section {text}")
+
+# a symbolic batch and length together (docs/artifact.md "Symbolic batch and length"): appended last
+add("manifest", "length-in-batch-axis", length('{"maximum": 8, "inputs": [0], "outputs": [0]}',
+                                               extra=batch('{"chunk": 8}')),
+    desc="a length in axis 0, which the signature's batch section makes the batch")
+add("manifest", "length-with-batch-version-1", length('{"maximum": 4, "inputs": [1], "outputs": [-1]}',
+                                                      extra=batch('{"chunk": 8}', version=1)),
+    desc="a length and a batch in a format version 1 manifest")
 
 # ---------------------------------------------------------------- writing
 

@@ -168,8 +168,6 @@ def test_argument_errors(tmp_path):
         _export(lambda x: x, tmp_path, max_length=None)
     with pytest.raises(ValueError, match="max_length needs a None past axis 0"):
         _export(lambda x: x, tmp_path, spec=((2, 3), "int32"))
-    with pytest.raises(ValueError, match="keeps a fixed batch"):
-        _export(lambda x: x, tmp_path, spec=((None, None), "int32"))
     with pytest.raises(ValueError, match="at most one None past axis 0"):
         _export(lambda x: x, tmp_path, spec=((2, None, None), "int32"))
     for bad in (0, 2 ** 20 + 1, True, 2.0):
