@@ -12,7 +12,7 @@ after specialisation.
 """
 from __future__ import annotations
 
-from .control import is_control
+from .control import TupleAval, is_control
 from .graph import Graph, Node, Value
 from .op import Aval
 from .shapes import Dim, evaluate_shape, is_symbolic
@@ -43,6 +43,8 @@ def _fmt(shape) -> str:
 def _subst(x, sizes):
     if isinstance(x, Dim):
         return x.evaluate(sizes)
+    if isinstance(x, Graph):            # a control node's branch, loop condition or body
+        return specialize(x, sizes)
     if type(x) is tuple:
         return tuple(_subst(a, sizes) for a in x)
     if type(x) is list:
@@ -58,10 +60,10 @@ def graph_is_symbolic(g: Graph) -> bool:
 def specialize(g: Graph, sizes: dict) -> Graph:
     """``g`` with every symbol replaced by its size in ``sizes``: new values with concrete avals,
     each node's attributes substituted and its ``infer`` re-run (which raises the op's own error for
-    sizes that do not fit, e.g. a reshape). Constants and captures are shared with ``g``.
-
-    Raises:
-        NotImplementedError: a control-flow node (its branches are traced graphs of their own).
+    sizes that do not fit, e.g. a reshape). Constants and captures are shared with ``g``. A
+    control-flow node (``core/control.py``) has its sub-graphs (branches, loop condition and body,
+    traced with the same symbols) specialised the same way, its ``maximum_iterations`` evaluated
+    (a ``scan`` over a None axis), and its results' avals evaluated; a ``get`` takes its part.
     """
     env: dict[Value, Value] = {}
 
@@ -73,12 +75,14 @@ def specialize(g: Graph, sizes: dict) -> Graph:
     for v, data in g.consts.items():
         out.consts[new(v)] = data
     for n in g.nodes:
-        if is_control(n.op):
-            raise NotImplementedError(f"{n.op.name}: control flow in a function with symbolic sizes "
-                                      "(an input_signature with None dimensions) is not supported yet")
         ins = [env[v] for v in n.inputs]
         attrs = {k: _subst(a, sizes) for k, a in n.attrs.items()}
-        aval = n.op.infer(*(v.aval for v in ins), **attrs)
+        if is_control(n.op) and n.op.kind == "get":
+            aval = ins[0].aval.avals[attrs["index"]]
+        elif is_control(n.op):
+            aval = TupleAval(tuple(Aval(evaluate_shape(a.shape, sizes), a.dtype) for a in n.out.aval.avals))
+        else:
+            aval = n.op.infer(*(v.aval for v in ins), **attrs)
         out.nodes.append(Node(n.op, ins, attrs, new(n.out, aval)))
     out.outputs = [env[v] for v in g.outputs]
     out.updates = [(k, env[v]) for k, v in g.updates]

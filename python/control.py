@@ -36,6 +36,7 @@ from .core.autodiff import Record, backward_many
 from .core.control import ControlOp, TupleAval
 from .core.dtypes import bool_, int32
 from .core.graph import Value
+from .core.shapes import Dim
 from .core.op import Aval
 from .creation import zeros, zeros_like
 from .function import Trace
@@ -341,8 +342,8 @@ COND.grad = _cond_grad
 
 def _max_iterations(m):
     """An int, None, or a computed int32 scalar tensor (kept as is: the traced loop counts against it)."""
-    if m is None:
-        return None
+    if m is None or isinstance(m, Dim):     # a Dim: a None size of an input_signature (x.shape[0])
+        return m
     if _symbolic(m):
         if m.dtype != int32 or m.shape != ():
             raise TypeError(f"while_loop: maximum_iterations must be an int32 scalar, got {m.dtype.name} of "
@@ -376,7 +377,8 @@ def while_loop(cond, body, loop_vars, shape_invariants=None, parallel_iterations
             one after another).
         back_prop: False: no gradient flows through the loop (its results are ``stop_gradient``-ed).
         swap_memory: TensorFlow's GPU-to-host swapping of stored iterations; unused.
-        maximum_iterations: None, an int >= 0, or an int32 scalar tensor (a value computed in the
+        maximum_iterations: None, an int >= 0, a size of a None dimension of an ``input_signature``
+            (``x.shape[0]``: taken when the trace is specialised), or an int32 scalar tensor (a value computed in the
             graph: then no gradient, whose stored iterations need a size known at trace time): stop
             after this many iterations even if ``cond`` is still true.
         name: TensorFlow's op name (a str or None); unused.
@@ -633,6 +635,8 @@ def scan(fn, elems, initializer=None, parallel_iterations=10, back_prop=True, sw
     Raises:
         TypeError: ``fn`` not callable, or returns another structure or dtype.
         ValueError: ``elems`` empty, of rank 0 or of different first dimensions; ``fn`` changes a shape.
+        NotImplementedError: traced with ``elems``' axis 0 a None dimension of an ``input_signature``
+            (the loop then takes its count at run time) and no ``initializer``.
     """
     if not callable(fn):
         raise TypeError("scan: fn must be a callable fn(a, x)")
@@ -643,17 +647,16 @@ def scan(fn, elems, initializer=None, parallel_iterations=10, back_prop=True, sw
     n = xs[0].shape[0]
     if any(x.shape[0] != n for x in xs):
         raise ValueError(f"scan: elems have different first dimensions {[x.shape[0] for x in xs]}")
-    if n == 0 or (initializer is None and n < 1):
+    if not isinstance(n, Dim) and n == 0:       # a Dim (a None axis) is checked when specialised
         raise ValueError("scan: elems are empty (first dimension 0)")
+    if isinstance(n, Dim) and initializer is None:
+        raise NotImplementedError("scan: elems' axis 0 is a None dimension of an input_signature, so its first "
+                                  "element cannot start the accumulator at trace time; pass an initializer")
     first = n - 1 if reverse else 0
     if initializer is None:
         astruct, a0 = estruct, [x[first] for x in xs]
-        order = [t for t in range(n) if t != first]
     else:
         astruct, a0 = _leaves(initializer, "scan: initializer")
-        order = list(range(n))
-    if reverse:
-        order.reverse()
 
     def apply(a, x):
         out = fn(unflatten(astruct, iter(a)), unflatten(estruct, iter(x)))
@@ -668,8 +671,9 @@ def scan(fn, elems, initializer=None, parallel_iterations=10, back_prop=True, sw
         rows = {}
         if initializer is None:
             rows[first] = a0
+        order = [t for t in range(n) if initializer is not None or t != first]
         a = a0
-        for t in order:
+        for t in (reversed(order) if reverse else order):
             a = rows[t] = apply(a, [x[t] for x in xs])
         stacked = [F.stack([rows[t][k] for t in range(n)]) for k in range(len(a0))]
         return unflatten(astruct, iter(done(stacked)))
@@ -677,14 +681,14 @@ def scan(fn, elems, initializer=None, parallel_iterations=10, back_prop=True, sw
     seqs = xs
     if initializer is None:      # a0 is the first row: scan the others, then put a0 back in its place
         seqs = [x[:-1] if reverse else x[1:] for x in xs]
-    m, ka = n - (initializer is None), len(a0)
+    m, ka = n - int(initializer is None), len(a0)     # a Dim for a None axis (maximum_iterations at run time)
     ys = []
-    if m:
+    if isinstance(m, Dim) or m:
         def step(*args):
             new = apply(list(args[:ka]), list(args[ka:]))
             return new + [F.expand_dims(v, 0) for v in new]
         _, ys = _loop(lambda *a: [tensor(True)], step, a0, seqs, m, reverse, "scan")
     if initializer is None:
         ys = [F.concat([y, F.expand_dims(v, 0)] if reverse else [F.expand_dims(v, 0), y], 0) if m else
-              F.expand_dims(v, 0) for y, v in zip(ys or [None] * ka, a0)]
+              F.expand_dims(v, 0) for y, v in zip(ys or [None] * ka, a0)]     # n == 1: no loop
     return unflatten(astruct, iter(done(ys)))

@@ -29,6 +29,7 @@ from .. import _state
 from ..control import _loop
 from ..core import ops as F
 from ..core.dtypes import bool_, int32
+from ..core.shapes import Dim
 from ..creation import ones, zeros
 from ..tensor import Tensor, Variable, tensor
 from . import _random
@@ -368,7 +369,7 @@ def _run(step, sequences, states, mask, output_size, go_backwards, zero_output_f
             new_states = [F.where(keep, s, p) for s, p in zip(new_states, prev_states)]
         return (output, new_states), output
 
-    if not unroll and steps and _state.current_trace() is not None:
+    if not unroll and (isinstance(steps, Dim) or steps) and _state.current_trace() is not None:    # Dim: a None length
         return _scanned(masked_step, sequences, states, mask, zero, go_backwards, return_sequences)
     xs = F.unstack(sequences, axis=1)
     ms = F.unstack(mask, axis=1) if mask is not None else [None] * steps
