@@ -196,8 +196,7 @@ def _batch_section(name: str, fn: Function, args, maximum: int | None, required:
     f._symbolic_batch = True
     c = f._concrete(*f._signature(tuple(args), {}), count=False)
     g = c.raw_graph
-    reason = None if f._symbolic_batch else \
-        "it needs concrete sizes (it reads a batch size in Python or holds control flow)"
+    reason = None if f._symbolic_batch else "it needs concrete sizes (it reads a batch size in Python)"
     if reason is None and not g.inputs:
         reason = "it has no inputs"
     if reason is None:
@@ -205,16 +204,21 @@ def _batch_section(name: str, fn: Function, args, maximum: int | None, required:
             for i, v in enumerate(vs):
                 if not v.aval.shape or v.aval.shape[0] != _BATCH:
                     reason = reason or f"{what} {i} (shape {list(v.aval.shape)}) has not the batch as axis 0"
-    reason = reason or independent_rows(g, "batch")
+    chunk = int(f._signature(tuple(args), {})[3][0].shape[0]) if reason is None else 0     # the traced rows
+    if reason is None and has_control(g):      # loops carry rows (an RNN's state): proved on two traces
+        a, more = f.get_concrete(*args), _one_more_row(f, args, chunk)
+        reason = "an argument is not one array" if more is None else batch_rows(a.graph, more, chunk, a.exe.device)
+    elif reason is None:
+        reason = independent_rows(g, "batch")
     if reason is not None:
         if required:
             raise ValueError(f"export: signature {name!r} cannot take any batch size: {reason}. Its rows are not "
                              "independent, so it keeps the traced batch size (symbolic_batch=False)")
         return None
-    sec = {"chunk": int(f._signature(tuple(args), {})[3][0].shape[0])}     # the traced rows (first input's)
+    sec = {"chunk": chunk}
     if maximum is not None:
         sec["maximum"] = maximum
-    return sec, _one_more_row(f, args, sec["chunk"])
+    return sec, None if has_control(g) else _one_more_row(f, args, chunk)
 
 
 def _one_more_row(f: Function, args, chunk: int):

@@ -1,11 +1,11 @@
 """Proving a signature's rows independent along the batch from two traces, for a signature that
-also has a symbolic length (``docs/artifact.md``, "Symbolic batch and length").
+holds control flow or also has a symbolic length (``docs/artifact.md``, "Symbolic batch and length").
 
 The batch section of other signatures is proved on one trace with a symbolic batch
-(``core/symbolic.py``, ``independent_rows``). A signature with a length holds the loops that step
-over it (RNN layers' ``scan``), whose carried state holds one row per batch row; those are proved
-here the way ``export_length.py`` proves the length: the function traced at ``chunk`` and at
-``chunk + 1`` rows (both at the maximum length), the two graphs compared node by node, and a value
+(``core/symbolic.py``, ``independent_rows``). Loops (RNN layers' ``scan``) carry state that holds
+one row per batch row; signatures holding them are proved here the way ``export_length.py`` proves
+the length: the function traced at ``chunk`` and at ``chunk + 1`` rows (with a length, both at its
+maximum), the two graphs compared node by node, and a value
 whose shape grows in one axis by ``k`` is a *rows* value (row ``r`` of the batch is the block
 ``[r*k, (r+1)*k)`` of that axis), every other value must be the same in both traces. Rows stay
 apart through the rules of ``export_length._follow`` (elementwise ops, transposes, reshapes that

@@ -31,7 +31,6 @@ from .core import passes
 from .core.runtime import control
 from .core.graph import Graph, Value
 from .core.op import Aval
-from .core.control import is_control
 from .core.shapes import Dim
 from .core.symbolic import bind, graph_is_symbolic, specialize
 from .device import get_device
@@ -264,10 +263,7 @@ class Function:
         if not self._symbolic_batch:
             return self._trace_once(struct, leaves, tensors)
         try:
-            c = self._trace_once(struct, leaves, tensors)
-            if not any(is_control(n.op) for n in c.raw_graph.nodes):
-                return c
-            self.trace_count -= 1       # control flow: not specialised yet (core/symbolic.py)
+            return self._trace_once(struct, leaves, tensors)    # control flow too: specialised per size
         except Exception:               # noqa: BLE001  (retraced below: a real error raises there again)
             pass                        # the step needs concrete sizes (int(x.shape[0]), a check of a size ...)
         self._symbolic_batch = False    # from now on one trace per batch shape, as before

@@ -147,3 +147,37 @@ def test_a_length_in_the_batch_axis_is_refused(out, tmp_path):
     (dst / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match="has the length in axis 0, which its 'batch' section makes the batch"):
         wt.load(dst, backend="wasm")
+
+
+def test_a_function_with_its_own_input_signature_traces_once(out, tmp_path):
+    """``webtensor.function(fn, input_signature=...)`` (its scan loops traced once with symbolic sizes
+    and specialised per size: core/symbolic.py) exports the same artifact's results."""
+    d, expected = out
+    spec = [wt.TensorSpec((None, None), "int32")]
+    f = wt.function(fx.functions()["seq"], input_signature=spec)        # the same seed: the same weights
+    wt.export(f, path=tmp_path / "a", input_signature=spec, batch_size=fx.CHUNK, max_batch=fx.MAX_BATCH,
+              max_length=fx.MAXIMUM, backends=("wasm",))
+    assert f.trace_count == 1
+    model = wt.load(tmp_path / "a", backend="wasm")
+    for n, L in ((2, 5), (7, 3)):
+        got = model.run("predict", fx.ids(n, L))
+        for name, want in expected["seq"][f"{n},{L}"].items():
+            assert got[name].reshape(-1).tolist() == want, (n, L, name)
+
+
+def test_a_recurrent_model_exports_predict_with_a_symbolic_batch(tmp_path):
+    """``Model.export`` of an Embedding + LSTM + Dense classifier: its predict (a loop carrying one
+    state row per batch row) gets a batch section by default, proved on two traces, and runs any
+    batch bit for bit as artifacts exported at that fixed batch."""
+    nn = wt.nn
+    wt.set_seed(0)
+    m = nn.Sequential([nn.Input((6,), dtype="int32"), nn.Embedding(20, 4, mask_zero=True), nn.LSTM(5), nn.Dense(2)])
+    m(wt.zeros((4, 6), "int32"))
+    man = m.export(tmp_path / "sym", batch_size=4)
+    assert man["format_version"] == 2 and man["signatures"]["predict"]["batch"] == {"chunk": 4}
+    model = wt.load(tmp_path / "sym", backend="wasm")
+    for n in (1, 4, 7):
+        x = np.random.default_rng(n).integers(0, 20, (n, 6)).astype(np.int32)
+        m.export(tmp_path / f"fixed{n}", batch_size=n, symbolic_batch=False)
+        want = wt.load(tmp_path / f"fixed{n}", backend="wasm").predict(x)
+        np.testing.assert_array_equal(model.predict(x), want)

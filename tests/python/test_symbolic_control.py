@@ -157,3 +157,27 @@ def test_scan_without_an_initializer_over_a_none_axis_is_refused():
     with pytest.raises(NotImplementedError, match="axis 0 is a None dimension of an input_signature.*pass an "
                                                   "initializer"):
         f(rand(3, 8))
+
+
+def test_fit_of_a_recurrent_model_traces_once_for_a_partial_last_batch():
+    """``fit``/``predict`` steps holding an LSTM's loop keep their symbolic batch: 10 rows at batch 4
+    trace each step once, with the results of one trace per batch shape (measured equal)."""
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(1, 20, (10, 6)).astype(np.int32), rng.integers(0, 2, 10).astype(np.int32)
+    runs = []
+    with wt.device("wasm"):
+        for symbolic in (True, False):
+            wt.set_seed(0)
+            m = wt.nn.Sequential([wt.nn.Input((6,), dtype="int32"), wt.nn.Embedding(20, 4, mask_zero=True),
+                                  wt.nn.LSTM(5), wt.nn.Dense(2)])
+            m.compile(optimizer="adam", loss=wt.nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+            if not symbolic:        # one trace per batch shape, as for a step that needs concrete sizes
+                for kind in ("train", "predict"):
+                    m._step_function(kind)._symbolic_batch = False
+            loss = m.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False).history["loss"]
+            pred = m.predict(x, batch_size=4, verbose=0).numpy()
+            runs.append((loss, pred, [m._step_function(k).trace_count for k in ("train", "predict")]))
+    (l1, p1, c1), (l0, p0, c0) = runs
+    assert c1 == [1, 1] and c0 == [2, 2]
+    np.testing.assert_allclose(l1, l0, rtol=1e-6)
+    np.testing.assert_allclose(p1, p0, rtol=1e-6, atol=1e-7)
