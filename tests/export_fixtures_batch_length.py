@@ -7,9 +7,12 @@ length") for the Python and Node tests: ``python3 tests/export_fixtures_batch_le
   (``webtensor.textlm.build_model``: Embedding(mask_zero) -> LSTM(every step) -> Dense, smaller);
   ``seq`` and ``bi`` of ``export_fixtures_length`` (LSTM + GRU; Bidirectional GRUs and a
   go_backwards LSTM);
+- ``OUTDIR/model``: ``Model.export`` of an Embedding(mask_zero) + LSTM + Dense classifier of ids
+  ``(batch, 6)`` at ``CHUNK`` rows: its predict takes any batch (a loop carrying rows; no length);
 - ``OUTDIR/expected.json``: ``{"pairs": [[n, L], ...], "ids": {"n,L": flat ids}, "<kind>": {"n,L":
-  {output: flat values}}}``, the outputs of artifacts exported at each fixed ``(n, L)`` (Python's
-  wasm loader): the one artifact at every pair must give the same bits.
+  {output: flat values}}, "model": {"n": {"ids", "output_0"}}}``, the outputs of artifacts exported at
+  each fixed ``(n, L)`` (and each batch ``n`` for ``model``; Python's wasm loader): the one artifact at
+  every pair must give the same bits.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import export_fixtures_length as fl  # noqa: E402
 
 CHUNK, MAX_BATCH, MAXIMUM, VOCAB = 3, 9, 12, fl.VOCAB
 PAIRS = ((1, 1), (2, 5), (3, 12), (5, 7), (7, 3), (9, 12))     # (batch, length): a part chunk, whole ones, several
+MODEL_BATCHES = (1, 3, 7)
 
 
 def functions() -> dict:
@@ -57,6 +61,17 @@ def main(out: str, backends=("wasm", "webgpu")) -> None:
             wt.export(f, (wt.tensor(ids(n, L)),), path=path, backends=("wasm",))
             outs = wt.load(path, backend="wasm").run("predict", ids(n, L))
             expected[kind][f"{n},{L}"] = {k: v.reshape(-1).tolist() for k, v in outs.items()}
+    wt.set_seed(4)
+    nn = wt.nn
+    m = nn.Sequential([nn.Input((6,), dtype="int32"), nn.Embedding(VOCAB, 4, mask_zero=True), nn.LSTM(5), nn.Dense(2)])
+    m(wt.zeros((CHUNK, 6), "int32"))
+    m.export(os.path.join(out, "model"), batch_size=CHUNK, backends=backends)
+    expected["model"] = {}
+    for n in MODEL_BATCHES:
+        x = ids(n, 6)
+        m.export(os.path.join(out, f"model_{n}"), batch_size=n, symbolic_batch=False, backends=("wasm",))
+        y = wt.load(os.path.join(out, f"model_{n}"), backend="wasm").predict(x)
+        expected["model"][str(n)] = {"ids": x.reshape(-1).tolist(), "output_0": y.reshape(-1).tolist()}
     with open(os.path.join(out, "expected.json"), "w") as fh:
         json.dump(expected, fh)
 

@@ -43,6 +43,18 @@ describe('a symbolic batch and length', () => {
     }
   }
 
+  test('wasm: a Model.export LSTM classifier takes batches 1, 3 and 7 (a loop carrying rows), bit for bit as fixed-batch artifacts', async () => {
+    const model = await webtensor.load(join(out, 'model'), { backend: 'wasm' });
+    try {
+      for (const [n, { ids: x, output_0: want }] of Object.entries(expected.model)) {
+        const got = await model.run('predict', [webtensor.tensor(Int32Array.from(x), [Number(n), 6], 'int32')]);
+        assert.deepEqual(Array.from(got.output_0.dataSync()), Array.from(Float32Array.from(want)), `batch ${n}`);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
   test('webgpu: lm at (2, 5) and (5, 7) within float32 tolerance of the fixed-shape wasm artifacts', async (t) => {
     const { gpu, reason } = await getGPU();
     if (!gpu) return t.skip(reason);
