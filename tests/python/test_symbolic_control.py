@@ -42,7 +42,7 @@ def test_cond_takes_both_branches_at_several_sizes(dev):
     for n, sign in ((2, 1), (5, -1), (3, -1), (7, 1)):
         x = np.abs(rand(n, 8)) * sign
         want = x * 2 if x.sum() > 0 else x.max(1, keepdims=True) - x
-        np.testing.assert_allclose(f(x).numpy(), want, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(f(x).numpy(), want)      # the same float32 ops: measured equal
     assert f.trace_count == 1
 
 
@@ -74,7 +74,26 @@ def test_while_loop_bounded_by_a_none_size(dev):
         x = rand(n, 8)
         i, s = f(x)
         assert int(i.numpy()) == n
-        np.testing.assert_allclose(s.numpy(), n * x.sum(dtype=np.float32), rtol=1e-5)
+        np.testing.assert_allclose(s.numpy(), n * x.sum(dtype=np.float32), rtol=6e-7)   # 10x measured
+    assert f.trace_count == 1
+
+
+def test_gradient_of_a_while_loop_bounded_by_a_none_size(dev):
+    """Its stored iterations are sized at run time: y_k = y_{k-1} / 2 + x for n steps, so
+    dy_n/dx = sum_{k<n} 2^-k."""
+    @wt.function(input_signature=S8)
+    def f(x):
+        with wt.GradientTape() as tape:
+            tape.watch(x)
+            _, y = wt.while_loop(lambda i, y: True, lambda i, y: (i + 1, y * 0.5 + x), (0, wt.zeros_like(x)),
+                                 maximum_iterations=x.shape[0])
+            s = wt.reduce_sum(y * y)
+        return tape.gradient(s, x)
+
+    for n in (2, 4):
+        x = rand(n, 8)
+        c = np.float32(sum(0.5 ** k for k in range(n)))
+        np.testing.assert_allclose(f(x).numpy(), 2 * (c * x) * c, rtol=2e-6)     # 10x measured (1.9e-7)
     assert f.trace_count == 1
 
 
@@ -105,7 +124,7 @@ def test_scan_carrying_the_none_rows(dev):
         x = rand(n, 8)
         with wt.device("reference"):
             want = wt.scan(lambda a, r: wt.tanh(a * 0.5 + r), wt.transpose(wt.tensor(x)), wt.zeros((n,))).numpy()
-        np.testing.assert_allclose(f(x).numpy(), want, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(f(x).numpy(), want, rtol=0, atol=1.2e-6)    # 10x measured (1.2e-7)
     assert f.trace_count == 1
 
 
@@ -124,7 +143,7 @@ def test_gradients_through_control_flow(dev):
         # d/dx_t of sum_s a_s, a_s = sum_{t<=s} 0.5^(s-t) x_t^2: 2 x_t sum_{s>=t} 0.5^(s-t)
         w = np.array([sum(0.5 ** (s - t) for s in range(t, n)) for t in range(n)], np.float32)[:, None]
         want = 2 * x * w + (2 * x if x.sum() > 0 else 3.0)
-        np.testing.assert_allclose(f(x).numpy(), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(f(x).numpy(), want, rtol=1e-6)     # measured equal
     assert f.trace_count == 1
 
 
@@ -145,7 +164,7 @@ def test_recurrent_layers_over_a_none_batch_and_length(dev):
         got = f(ids)
         h = lstm(emb(wt.tensor(ids)))
         for g, w in zip(got, (h, gru(h))):
-            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=0, atol=1e-6)
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=0, atol=4e-8)    # 10x measured (3.7e-9)
     assert f.trace_count == 1
 
 
@@ -179,5 +198,5 @@ def test_fit_of_a_recurrent_model_traces_once_for_a_partial_last_batch():
             runs.append((loss, pred, [m._step_function(k).trace_count for k in ("train", "predict")]))
     (l1, p1, c1), (l0, p0, c0) = runs
     assert c1 == [1, 1] and c0 == [2, 2]
-    np.testing.assert_allclose(l1, l0, rtol=1e-6)
-    np.testing.assert_allclose(p1, p0, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(l1, l0)      # the same kernels per row: measured equal
+    np.testing.assert_array_equal(p1, p0)
