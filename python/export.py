@@ -206,8 +206,12 @@ def _batch_section(name: str, fn: Function, args, maximum: int | None, required:
                     reason = reason or f"{what} {i} (shape {list(v.aval.shape)}) has not the batch as axis 0"
     chunk = int(f._signature(tuple(args), {})[3][0].shape[0]) if reason is None else 0     # the traced rows
     if reason is None and has_control(g):      # loops carry rows (an RNN's state): proved on two traces
-        a, more = f.get_concrete(*args), _one_more_row(f, args, chunk)
-        reason = "an argument is not one array" if more is None else batch_rows(a.graph, more, chunk, a.exe.device)
+        try:
+            a, more = f.get_concrete(*args), _one_more_row(f, args, chunk)
+        except Exception as e:      # noqa: BLE001  (a size its ops refuse: not a batch it can take)
+            a, more, reason = None, None, f"it does not trace at {chunk + 1} rows ({type(e).__name__}: {e})"
+        if reason is None:
+            reason = "an argument is not one array" if more is None else batch_rows(a.graph, more, chunk, a.exe.device)
     elif reason is None:
         reason = independent_rows(g, "batch")
     if reason is not None:
