@@ -435,8 +435,12 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             "Symbolic batch"): None (default) for a model's ``predict`` when its rows are provably
             independent (no op mixes rows: not a ``train_step``, whose loss is a mean over the
             batch), True for every signature (a ValueError for one whose rows are not
-            independent), False for none (fixed shapes, format version 1).
-        max_batch: with a symbolic batch, the largest batch loaders accept (None: any).
+            independent; a model's ``train_step`` then takes any batch up to ``batch_size``, its
+            loss over the real rows only: docs/artifact.md "Symbolic batch: train steps", a
+            ValueError naming the op when its forward pass mixes rows, e.g. BatchNormalization),
+            False for none (fixed shapes, format version 1).
+        max_batch: with a symbolic batch, the largest batch loaders accept (None: any; a train
+            step's is at most its chunk).
         input_signature: for a function instead of ``example_inputs``: a list of
             :class:`~webtensor.TensorSpec`, None only in axis 0 (the batch; compiled for chunks of
             ``batch_size`` rows, default 32, and taking any batch: ``symbolic_batch=True``), or
