@@ -441,7 +441,8 @@ export class Model {
   /**
    * run('train_step', [inputs, targets]): one optimizer step; resolves to the loss Tensor (its first
    * output). A model with several inputs takes `inputs` as an array in input order or an object keyed
-   * by input name (the targets are the signature's last input).
+   * by input name (the targets are the signature's last input). A train step with a row count
+   * (batch.rows_input) takes any n rows up to batch.maximum (_runRows).
    */
   async trainStep(inputs, targets) {
     const specs = Object.hasOwn(this._manifest.signatures, 'train_step') ? publicInputs(this._manifest.signatures.train_step) : [];

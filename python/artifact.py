@@ -603,7 +603,9 @@ class LoadedModel:
 
     def train_step(self, x, y):
         """``run('train_step', x, y)``: one optimizer step; returns the loss (its first output). ``x`` is
-        the input, or for several inputs a list/tuple in input order or a dict keyed by input name."""
+        the input, or for several inputs a list/tuple in input order or a dict keyed by input name. A
+        train step with a row count (``batch.rows_input``, docs/artifact.md "Symbolic batch: train
+        steps") takes any number of rows up to its ``maximum`` (else a ValueError)."""
         specs = self._inputs("train_step") if "train_step" in self._manifest["signatures"] else []
         if isinstance(x, dict) and specs:
             return next(iter(self.run("train_step", {**x, specs[-1]["name"]: y}).values()))
