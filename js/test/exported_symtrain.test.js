@@ -62,6 +62,20 @@ describe('a train step that takes any batch up to its chunk', () => {
     });
   }
 
+  test('wasm in a worker: the same bits', async () => {
+    const model = await webtensor.load(join(out, 'cnn'), { backend: 'wasm', worker: true });
+    try {
+      for await (const [n, loss, want, got] of steps(model, 'cnn')) {
+        assert.equal(loss, Math.fround(want.loss), `loss at ${n} rows`);
+        for (const [path, w] of Object.entries(want.weights)) {
+          assert.deepEqual(Array.from(got[path].dataSync()), Array.from(Float32Array.from(w)), `${path} after ${n} rows`);
+        }
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
   test('wasm: more rows than the chunk are a RangeError; malformed batches are refused', async () => {
     const model = await webtensor.load(join(out, 'mlp'), { backend: 'wasm' });
     try {
