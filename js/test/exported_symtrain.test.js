@@ -3,16 +3,17 @@
 // train_step is compiled for 32 rows and counts only the first row_count of them. Node's trainStep
 // at 5, 32 and 1 rows (in that order, the optimizer's state carried over) gives the losses and
 // weights of Python's fit on those rows: bit for bit on WebAssembly (the same module.wasm), within
-// float32 rounding on WebGPU (Dawn). More rows than the chunk are a RangeError naming the maximum.
+// float32 rounding on WebGPU (Dawn); the same in headless Chromium through the browser entry. More
+// rows than the chunk are a RangeError naming the maximum.
 
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { getGPU, maxAbsDiff, pythonFixture } from './helpers.js';
+import { CHROMIUM, getGPU, maxAbsDiff, pythonFixture, runPage } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_symtrain.py');
 // WebGPU sums in another order than the reference: measured at most 1.2e-6 here (Dawn on
@@ -112,5 +113,48 @@ describe('a train step that takes any batch up to its chunk', () => {
         model.dispose();
       }
     }
+  });
+
+  test('headless Chromium: the browser entry\'s trainStep at 5, 32 and 1 rows (wasm: bit for bit; WebGPU)', { timeout: 180_000 }, async (t) => {
+    if (!existsSync(CHROMIUM)) return t.skip(`${CHROMIUM} is not installed`);
+    const page = `<!doctype html><script type="module">
+import * as webtensor from '/js/index.js';
+const report = (body) => fetch('/result', { method: 'POST', body: JSON.stringify(body) });
+try {
+  const e = await (await fetch('/fixtures/expected.json')).json();
+  const results = {};
+  for (const backend of 'gpu' in navigator ? ['wasm', 'webgpu'] : ['wasm']) {
+    const model = await webtensor.load('/fixtures/cnn', { backend });
+    const steps = [];
+    for (const [k, n] of e.steps.entries()) {
+      const b = e.cnn.batches[k];
+      const loss = await model.trainStep(webtensor.tensor(new Float32Array(b.x), [n, 6, 6, 1]), webtensor.tensor(new Float32Array(b.y), [n, 4]));
+      const w = await model.getWeights();
+      steps.push({ loss: loss.dataSync()[0], weights: Object.fromEntries(Object.entries(w).map(([p, v]) => [p, Array.from(v.dataSync())])) });
+    }
+    results[backend] = { backend: model.backend, steps };
+    model.dispose();
+  }
+  await report({ results });
+} catch (err) {
+  await report({ error: String(err && err.stack || err) });
+}
+</script>`;
+    const r = await runPage(t, page, out, ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--use-webgpu-adapter=swiftshader']);
+    assert.equal(r.error, undefined, r.error);
+    for (const [backend, run] of Object.entries(r.results)) {
+      assert.equal(run.backend, backend);
+      run.steps.forEach((got, k) => {
+        const want = expected.cnn.after[k];
+        const tol = backend === 'wasm' ? 0 : GPU_TOL;
+        assert.ok(Math.abs(got.loss - want.loss) <= tol * Math.max(1, Math.abs(want.loss)), `${backend} loss at step ${k}`);
+        for (const [path, w] of Object.entries(want.weights)) {
+          const d = maxAbsDiff(got.weights[path], Float32Array.from(w));
+          assert.ok(d <= tol, `${backend} ${path} after step ${k}: ${d}`);
+        }
+      });
+    }
+    assert.ok(r.results.wasm);
+    t.diagnostic(`backends run: ${Object.keys(r.results).join(', ')}`);
   });
 });
