@@ -236,7 +236,7 @@ def _rows_section(name: str, fn: Function, args, maximum: int | None) -> dict:
     if reason is None:
         g = copy.copy(c.raw_graph)
         g.updates = []
-        reason = independent_rows(g, "batch")
+        reason = independent_rows(g, "batch", positions=True)     # padded at the end: rows keep their positions
     if reason is not None:
         raise ValueError(f"export: signature {name!r} cannot take any batch size: its forward pass and per-example "
                          f"loss mix rows ({reason}), so padding rows would change it; export with symbolic_batch=None "
