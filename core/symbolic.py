@@ -162,7 +162,15 @@ def _keeps_rows(n: Node, ins: list[int], out: int) -> bool:
     return False
 
 
-def independent_rows(g: Graph, symbol: str) -> str | None:
+def _keeps_positions(n: Node, ins: list[int], out: int) -> bool:
+    """Whether node ``n``, all of whose inputs hold no input data, gives row ``i`` from rows ``<= i``
+    only (a row's position, as counter-based random numbers number their draws): a forward
+    running sum over the rows."""
+    return n.op.name == "cumulative" and ins == [out] and n.attrs["axis"] % len(n.out.aval.shape) == 0 \
+        and not n.attrs.get("reverse", False)
+
+
+def independent_rows(g: Graph, symbol: str, positions: bool = False) -> str | None:
     """None when the rows of ``g`` along the symbolic size ``symbol`` are independent (see above):
     every input and output has ``symbol`` only in axis 0 (times a constant) and no op mixes rows;
     else the reason (naming the first op that mixes them). A graph that updates variables never
@@ -171,12 +179,17 @@ def independent_rows(g: Graph, symbol: str) -> str | None:
     Args:
         g: a graph traced with symbolic sizes.
         symbol: the name of the batch size (a :class:`~webtensor.core.shapes.Dim` symbol).
+        positions: also let values computed from no input (constants, variables) number the rows
+            with a forward running sum (:func:`_keeps_positions`: Dropout's random draws), so
+            row ``i`` may depend on its position. Sound only where rows keep their positions: a
+            batch padded at its end, never one split into chunks.
     """
     if g.updates:
         return "it updates variables (from all rows at once)"
     state: dict[Value, int] = {v: _FREE for v in g.consts}
     for v, _ in g.captures:
         state[v] = _FREE
+    data = set(g.inputs)           # values computed from the inputs (the others hold no row's data)
     for i, v in enumerate(g.inputs):
         state[v] = _state(v.aval.shape, symbol)
         if state[v] == _MIXED:
@@ -184,8 +197,12 @@ def independent_rows(g: Graph, symbol: str) -> str | None:
     for n in g.nodes:
         ins = [state[v] for v in n.inputs]
         out = _state(n.out.aval.shape, symbol)
+        if any(v in data for v in n.inputs):
+            data.add(n.out)
         if _MIXED in ins:
             out = _MIXED
+        elif out != _FREE and positions and n.out not in data and _keeps_positions(n, ins, out):
+            pass
         elif out != _FREE and not _keeps_rows(n, ins, out):
             return f"{n.op.name} (shape {list(n.out.aval.shape)}) mixes rows along {symbol}"
         elif out == _FREE and any(ins) or out == _FREE and any(isinstance(x, Dim) for x in _flat(n.attrs)):

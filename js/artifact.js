@@ -174,14 +174,24 @@ export async function readArtifact(read, where) {
 /** What the schema cannot say: unique names, indices in range, files listed, sizes that fit. */
 /**
  * Signatures' 'batch' sections (format version 2, docs/artifact.md "Symbolic batch"): only in
- * version 2, and every input and output has the chunk's rows as axis 0.
+ * version 2, and every input and output has the chunk's rows as axis 0 (with 'rows_input': every
+ * input but that one, an int32 scalar, and 'maximum' <= 'chunk').
  */
 function checkBatch(manifest, fail) {
   for (const [name, sig] of Object.entries(manifest.signatures)) {
     const b = sig.batch;
     if (b === undefined) continue;
     if (manifest.format_version < 2) fail(`manifest.json: signature '${name}' has a 'batch' section, which needs format_version 2`);
-    for (const spec of [...sig.inputs, ...sig.outputs]) {
+    const k = b.rows_input;
+    if (k !== undefined) { // a train step over the first rows of a chunk ("Symbolic batch: train steps")
+      if (k >= sig.inputs.length || sig.inputs[k].dtype !== 'int32' || sig.inputs[k].shape.length !== 0) {
+        fail(`manifest.json: signature '${name}': batch 'rows_input' ${k} must be the index of an int32 input of shape [] (the row count)`);
+      }
+      if ((b.maximum ?? b.chunk + 1) > b.chunk) {
+        fail(`manifest.json: signature '${name}': a batch with 'rows_input' needs a 'maximum' of at most its chunk ${b.chunk} (a train step's rows cannot be split into chunks)`);
+      }
+    }
+    for (const spec of [...sig.inputs.filter((_, i) => i !== k), ...(k === undefined ? sig.outputs : [])]) {
       if (spec.shape.length === 0 || spec.shape[0] !== b.chunk) {
         fail(`manifest.json: signature '${name}': '${spec.name}' has shape [${spec.shape}], but its batch chunk is ${b.chunk} rows (axis 0 of every input and output)`);
       }

@@ -240,6 +240,12 @@ export default {
      "type": "integer",
      "minimum": 1,
      "maximum": 2147483647
+    },
+    "rows_input": {
+     "description": "Optional: a train step that takes any batch from 1 to 'maximum' (at most 'chunk'): the index of its input (int32, shape []) that loaders set to the number of real rows n, padding the other inputs to 'chunk' rows; its loss is over the first n rows only, and its outputs are returned whole (docs/artifact.md, 'Symbolic batch: train steps').",
+     "type": "integer",
+     "minimum": 0,
+     "maximum": 1023
     }
    }
   },

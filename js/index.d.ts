@@ -177,7 +177,10 @@ export declare class Model {
   predict(...inputs: InputLike[]): Promise<Tensor | Tensor[]>;
   /**
    * run('train_step', [inputs, targets]): one optimizer step, updating the variables; resolves to the loss.
-   * Several inputs: trainStep([a, b, c], targets) or trainStep({a, b, c}, targets).
+   * Several inputs: trainStep([a, b, c], targets) or trainStep({a, b, c}, targets). A train step
+   * exported with symbolic_batch=True (its batch section has rows_input) takes any n rows, 1 <= n <=
+   * batch.maximum (else a RangeError), its loss and update over those n rows (docs/artifact.md
+   * "Symbolic batch: train steps").
    */
   trainStep(inputs: InputLike | InputLike[] | Record<string, InputLike>, targets: InputLike): Promise<Tensor>;
   /** Copies of every variable, by name. */

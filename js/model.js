@@ -20,6 +20,9 @@ const registry = typeof FinalizationRegistry === 'function' ? new FinalizationRe
 
 const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
 const fmt = (shape, dtype) => `[${shape}] ${dtype}`;
+/** A signature's inputs that callers give: all but a batch's row count (batch.rows_input, set by the runtime). */
+const publicInputs = (sig) => (sig.batch?.rows_input === undefined ? sig.inputs
+  : sig.inputs.filter((_, i) => i !== sig.batch.rows_input));
 
 /**
  * The storage bytes of one input or variable value, checked against `spec`
@@ -95,7 +98,7 @@ export class Model {
   get signatures() {
     const copy = (specs) => specs.map(({ name, dtype, shape }) => ({ name, dtype, shape: shape.slice() }));
     return Object.fromEntries(Object.entries(this._manifest.signatures).map(
-      ([name, s]) => [name, { inputs: copy(s.inputs), outputs: copy(s.outputs),
+      ([name, s]) => [name, { inputs: copy(publicInputs(s)), outputs: copy(s.outputs),
         ...(s.length ? { length: { maximum: s.length.maximum, inputs: s.length.inputs.slice(), outputs: s.length.outputs.slice() } } : {}) }]));
   }
 
@@ -139,7 +142,7 @@ export class Model {
     if (!sig || !Object.hasOwn(this._manifest.signatures, name)) {
       throw new Error(`webtensor: no signature '${name}' (this model has: ${Object.keys(this._manifest.signatures).join(', ')})`);
     }
-    const specs = sig.inputs;
+    const specs = publicInputs(sig);
     const names = specs.map((s) => `'${s.name}'`).join(', ');
     let list;
     if (inputs instanceof Tensor || inputs instanceof ResidentTensor || ArrayBuffer.isView(inputs)) list = [inputs];
@@ -157,6 +160,7 @@ export class Model {
     if (list.length !== specs.length) {
       throw new Error(`webtensor: signature '${name}' takes ${specs.length} input(s) (${names}), got ${list.length}`);
     }
+    if (sig.batch?.rows_input !== undefined) return this._runRows(name, sig, list, options);
     // a symbolic batch of exactly the compiled rows (or resident tensors) runs as is, with every option
     const compiled = (v, spec) => v instanceof ResidentTensor || (v instanceof Tensor && sameShape(v.shape, spec.shape)) ||
       (ArrayBuffer.isView(v) && v.length === sizeOf(spec.shape));
@@ -264,20 +268,14 @@ export class Model {
   }
 
   /**
-   * A signature with a symbolic batch (format version 2, docs/artifact.md "Symbolic batch"): n rows
-   * run as ceil(n / chunk) runs of the compiled chunk, the last padded with zeros and its outputs
-   * sliced (or, with a rows driver or WebGPU kernels with "rows", run with its own rows); exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
-   * arrays holding whole rows) with the same n, 1 <= n <= batch.maximum (if declared). Exactly the
-   * compiled rows run as a fixed-shape signature (run()), options and resident tensors included.
-   * `length`: a symbolic length's run (its inputs already padded to the maximum: _runLength).
+   * The rows of a symbolic batch's inputs (`specs`: Tensors, or typed arrays holding whole rows) and
+   * their number n (the same in each; 1 <= n <= max, else a `TooMany` error naming the maximum).
    */
-  async _runChunks(name, sig, list, options, length = undefined) {
-    const { chunk } = sig.batch;
-    const max = sig.batch.maximum ?? Infinity;
+  _batchRows(name, specs, list, options, max, TooMany) {
     if (options !== undefined && (options === null || typeof options !== 'object' || options.output === 'view' || options.into !== undefined)) {
       throw new Error(`webtensor: signature '${name}' takes any batch size: its outputs are always copied (no 'view' or 'into')`);
     }
-    const rows = sig.inputs.map((spec, k) => {
+    const rows = specs.map((spec, k) => {
       const v = list[k];
       const what = `signature '${name}', input '${spec.name}'`;
       const per = sizeOf(spec.shape.slice(1));
@@ -298,8 +296,43 @@ export class Model {
     const n = rows.length ? rows[0].n : 0;
     if (rows.some((r) => r.n !== n)) throw new Error(`webtensor: signature '${name}': inputs have different batch sizes (${rows.map((r) => r.n).join(', ')})`);
     if (!(n >= 1 && n <= max)) {
-      throw new Error(`webtensor: signature '${name}': batch size ${n} is outside [1, ${max === Infinity ? 'any' : max}]${n > max ? " (the artifact's declared maximum)" : ''}`);
+      throw new (n > max ? TooMany : Error)(`webtensor: signature '${name}': batch size ${n} is outside [1, ${max === Infinity ? 'any' : max}]${n > max ? " (the artifact's declared maximum)" : ''}`);
     }
+    return { rows, n };
+  }
+
+  /**
+   * A train step that takes any batch up to its chunk (docs/artifact.md "Symbolic batch: train
+   * steps"): n rows (1 <= n <= batch.maximum, else a RangeError) are padded to the chunk with copies
+   * of the first row (padding computes only what a real row does) and the row count input is set to
+   * n, so the loss and the update count the first n rows only. Outputs are returned whole.
+   */
+  async _runRows(name, sig, list, options) {
+    const { chunk, maximum, rows_input: k } = sig.batch;
+    const specs = publicInputs(sig);
+    const { rows, n } = this._batchRows(name, specs, list, options, maximum, RangeError);
+    const args = specs.map((spec, j) => {
+      const { data, per } = rows[j];
+      const piece = new ARRAY_TYPES[spec.dtype](chunk * per);
+      piece.set(data.subarray(0, n * per));
+      for (let r = n; r < chunk; r++) piece.copyWithin(r * per, 0, per);
+      return new Tensor(piece, spec.shape.slice(), spec.dtype);
+    });
+    args.splice(k, 0, new Tensor(new Int32Array([n]), [], 'int32'));
+    return this._runList(name, sig, args, {});
+  }
+
+  /**
+   * A signature with a symbolic batch (format version 2, docs/artifact.md "Symbolic batch"): n rows
+   * run as ceil(n / chunk) runs of the compiled chunk, the last padded with zeros and its outputs
+   * sliced (or, with a rows driver or WebGPU kernels with "rows", run with its own rows); exact, the exporter having proved the rows independent. Inputs: Tensors (or typed
+   * arrays holding whole rows) with the same n, 1 <= n <= batch.maximum (if declared). Exactly the
+   * compiled rows run as a fixed-shape signature (run()), options and resident tensors included.
+   * `length`: a symbolic length's run (its inputs already padded to the maximum: _runLength).
+   */
+  async _runChunks(name, sig, list, options, length = undefined) {
+    const { chunk } = sig.batch;
+    const { rows, n } = this._batchRows(name, sig.inputs, list, options, sig.batch.maximum ?? Infinity, Error);
     const parts = sig.outputs.map(() => []);
     // the wasm backend (on this thread or in a worker; a rows driver) and the webgpu backend (kernels
     // with "rows") run a last partial chunk with its own rows (kernels that take their rows at run
@@ -423,10 +456,11 @@ export class Model {
   /**
    * run('train_step', [inputs, targets]): one optimizer step; resolves to the loss Tensor (its first
    * output). A model with several inputs takes `inputs` as an array in input order or an object keyed
-   * by input name (the targets are the signature's last input).
+   * by input name (the targets are the signature's last input). A train step with a row count
+   * (batch.rows_input) takes any n rows up to batch.maximum (_runRows).
    */
   async trainStep(inputs, targets) {
-    const specs = Object.hasOwn(this._manifest.signatures, 'train_step') ? this._manifest.signatures.train_step.inputs : [];
+    const specs = Object.hasOwn(this._manifest.signatures, 'train_step') ? publicInputs(this._manifest.signatures.train_step) : [];
     let args = [inputs, targets];
     if (Array.isArray(inputs) && specs.length > 2 && inputs.length === specs.length - 1) args = [...inputs, targets];
     else if (inputs !== null && typeof inputs === 'object' && !Array.isArray(inputs) && !(inputs instanceof Tensor)

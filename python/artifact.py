@@ -236,7 +236,15 @@ def _check_batch(manifest, fail):
             continue
         if manifest["format_version"] < 2:
             fail(f"manifest.json: signature '{name}' has a 'batch' section, which needs format_version 2")
-        for spec in sig["inputs"] + sig["outputs"]:
+        k = b.get("rows_input")
+        if k is not None:       # a train step over the first rows of a chunk ("Symbolic batch: train steps")
+            if k >= len(sig["inputs"]) or sig["inputs"][k]["dtype"] != "int32" or sig["inputs"][k]["shape"]:
+                fail(f"manifest.json: signature '{name}': batch 'rows_input' {k} must be the index of an int32 input "
+                     "of shape [] (the row count)")
+            if b.get("maximum", b["chunk"] + 1) > b["chunk"]:
+                fail(f"manifest.json: signature '{name}': a batch with 'rows_input' needs a 'maximum' of at most its "
+                     f"chunk {b['chunk']} (a train step's rows cannot be split into chunks)")
+        for spec in [s for i, s in enumerate(sig["inputs"]) if i != k] + ([] if k is not None else sig["outputs"]):
             if not spec["shape"] or spec["shape"][0] != b["chunk"]:
                 fail(f"manifest.json: signature '{name}': '{spec['name']}' has shape {spec['shape']}, but its "
                      f"batch chunk is {b['chunk']} rows (axis 0 of every input and output)")
@@ -366,8 +374,14 @@ class LoadedModel:
 
     @property
     def signatures(self) -> dict:
-        return {n: {"inputs": s["inputs"], "outputs": s["outputs"], **({"length": s["length"]} if "length" in s else {})}
+        return {n: {"inputs": self._inputs(n), "outputs": s["outputs"], **({"length": s["length"]} if "length" in s else {})}
                 for n, s in self._manifest["signatures"].items()}
+
+    def _inputs(self, name: str) -> list:
+        """Signature ``name``'s inputs that callers give: all but a batch's row count (``rows_input``)."""
+        sig = self._manifest["signatures"][name]
+        k = sig.get("batch", {}).get("rows_input")
+        return sig["inputs"] if k is None else sig["inputs"][:k] + sig["inputs"][k + 1:]
 
     @property
     def variables(self) -> list[dict]:
@@ -421,7 +435,7 @@ class LoadedModel:
     def _arrange(self, name: str, inputs: tuple) -> list:
         """``inputs`` (Keras 3's forms: values in input order, one list/tuple of them, or one dict keyed
         by input name) as one value per input of signature ``name``, in its order."""
-        specs = self._manifest["signatures"][name]["inputs"]
+        specs = self._inputs(name)
         names = [s["name"] for s in specs]
         if len(inputs) == 1 and isinstance(inputs[0], dict):
             given = inputs[0]
@@ -456,9 +470,12 @@ class LoadedModel:
             raise KeyError(f"webtensor: no signature '{name}' (this model has: {', '.join(sigs)})")
         sig = sigs[name]
         inputs = self._arrange(name, inputs)
-        if len(inputs) != len(sig["inputs"]):
-            raise ValueError(f"webtensor: signature '{name}' takes {len(sig['inputs'])} input(s) "
-                             f"({', '.join(s['name'] for s in sig['inputs'])}), got {len(inputs)}")
+        specs = self._inputs(name)
+        if len(inputs) != len(specs):
+            raise ValueError(f"webtensor: signature '{name}' takes {len(specs)} input(s) "
+                             f"({', '.join(s['name'] for s in specs)}), got {len(inputs)}")
+        if "rows_input" in sig.get("batch", {}):
+            return self._run_rows(name, sig, inputs)
         if "length" in sig:             # with a batch too: _run_length chunks the padded rows
             return self._run_length(name, sig, inputs)
         if "batch" in sig:
@@ -487,12 +504,13 @@ class LoadedModel:
         return {s["name"]: _from_storage(bytes(o), {**s, "shape": [n, *s["shape"][1:]]})
                 for s, o in zip(sig["outputs"], self._chunks(name, sig, data, n))}
 
-    def _batch_size(self, name: str, sig: dict, inputs: list, length_axes=None) -> int:
+    def _batch_size(self, name: str, sig: dict, inputs: list, length_axes=None, specs=None) -> int:
         """The rows ``n`` of a symbolic batch's inputs (axis 0; the same in each, within [1, maximum]);
-        ``length_axes``: each input's length axis (-1: none), whose size may differ from the shape's."""
-        b = sig["batch"]
+        ``length_axes``: each input's length axis (-1: none), whose size may differ from the shape's;
+        ``specs``: the inputs' specs (default the signature's)."""
+        maximum = sig["batch"].get("maximum")
         sizes = []
-        for k, (x, s) in enumerate(zip(inputs, sig["inputs"])):
+        for k, (x, s) in enumerate(zip(inputs, specs or sig["inputs"])):
             ax = length_axes[k] if length_axes else -1
             shape = getattr(x, "shape", None)
             if shape is None and isinstance(x, (list, tuple)):
@@ -509,10 +527,25 @@ class LoadedModel:
         if any(k != n for k in sizes):
             raise ValueError(f"webtensor: signature '{name}': inputs have different batch sizes "
                              f"({', '.join(map(str, sizes))})")
-        if not 1 <= n <= b.get("maximum", n):
-            raise ValueError(f"webtensor: signature '{name}': batch size {n} is outside [1, {b.get('maximum', 'any')}]"
+        if not 1 <= n <= (maximum or n):
+            raise ValueError(f"webtensor: signature '{name}': batch size {n} is outside [1, {maximum or 'any'}]"
                              + (" (the artifact's declared maximum)" if n else ""))
         return n
+
+    def _run_rows(self, name: str, sig: dict, inputs: list) -> dict:
+        """A train step that takes any batch up to its chunk (docs/artifact.md, "Symbolic batch: train
+        steps"): ``n`` rows (1 <= n <= ``maximum``) are padded to the chunk with copies of the first row
+        (so padding computes only what a real row does: finite where the real rows are), and the row
+        count input is ``n``: the step's loss and update count the first ``n`` rows only. Outputs whole."""
+        b, k = sig["batch"], sig["batch"]["rows_input"]
+        specs = self._inputs(name)
+        n = self._batch_size(name, sig, inputs, specs=specs)
+        data = []
+        for x, s in zip(inputs, specs):
+            d = bytes(self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'"))
+            data.append(d + d[:len(d) // n] * (b["chunk"] - n))
+        data.insert(k, self._value(n, sig["inputs"][k], f"signature '{name}', row count"))
+        return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], self._run_once(name, sig, data))}
 
     def _chunks(self, name: str, sig: dict, data: list, n: int, length: int | None = None) -> list:
         """The outputs (storage bytes, ``n`` rows) of ``data`` (storage bytes of ``n`` rows) run in
@@ -584,8 +617,10 @@ class LoadedModel:
 
     def train_step(self, x, y):
         """``run('train_step', x, y)``: one optimizer step; returns the loss (its first output). ``x`` is
-        the input, or for several inputs a list/tuple in input order or a dict keyed by input name."""
-        specs = self._manifest["signatures"].get("train_step", {}).get("inputs", [])
+        the input, or for several inputs a list/tuple in input order or a dict keyed by input name. A
+        train step with a row count (``batch.rows_input``, docs/artifact.md "Symbolic batch: train
+        steps") takes any number of rows up to its ``maximum`` (else a ValueError)."""
+        specs = self._inputs("train_step") if "train_step" in self._manifest["signatures"] else []
         if isinstance(x, dict) and specs:
             return next(iter(self.run("train_step", {**x, specs[-1]["name"]: y}).values()))
         if isinstance(x, (list, tuple)) and len(specs) > 2 and len(x) == len(specs) - 1:

@@ -27,6 +27,7 @@ optimizer state ``optimizer/iterations``, ``optimizer/learning_rate``,
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import json
@@ -66,12 +67,14 @@ def _spec(name: str, aval, what: str) -> dict:
 @runtime_checkable
 class ExportableModel(Protocol):
     """What :func:`export` needs of a model (``webtensor.nn.Model`` implements it), so that this
-    module imports nothing of ``nn``: ``_export_signatures(example_inputs, signatures, batch_size)``
-    gives ``{name: (function, args, input names, output names)}`` (names may be None: generated),
+    module imports nothing of ``nn``: ``_export_signatures(example_inputs, signatures, batch_size,
+    rows_train_step)`` gives ``{name: (function, args, input names, output names)}`` (names may be
+    None: generated; with ``rows_train_step`` the train step's function has ``row_losses`` and its
+    last argument is the row count: :func:`_rows_section`),
     ``_export_weight_paths()`` ``{weight path: Variable}`` in the order the artifact lists them, and
     ``optimizer`` (or None) whose state is exported too."""
 
-    def _export_signatures(self, example_inputs, signatures, batch_size) -> dict: ...
+    def _export_signatures(self, example_inputs, signatures, batch_size, rows_train_step=False) -> dict: ...
 
     def _export_weight_paths(self) -> dict: ...
 
@@ -223,6 +226,32 @@ def _batch_section(name: str, fn: Function, args, maximum: int | None, required:
     if maximum is not None:
         sec["maximum"] = maximum
     return sec, None if has_control(g) else _one_more_row(f, args, chunk)
+
+
+def _rows_section(name: str, fn: Function, args, maximum: int | None) -> dict:
+    """The ``"batch"`` section of a train step that takes any batch up to its chunk (docs/artifact.md,
+    "Symbolic batch: train steps"): ``fn(*inputs, row_count)`` is traced at ``chunk`` rows and
+    averages its loss over the first ``row_count`` rows only; loaders pad the others. Exact only when
+    each row's loss depends on its own row alone, so ``fn.row_losses`` (the per-example losses of the
+    forward pass) is traced with a symbolic batch and must pass
+    :func:`~webtensor.core.symbolic.independent_rows` (its state updates aside: a step counter is
+    per step, and an update that depends on rows needs an op that reduces over them, which fails).
+    Raises ValueError naming the op that mixes rows (BatchNormalization in training mode, ...)."""
+    f = Function(fn.row_losses, f"{name}_row_losses")
+    f._symbolic_batch = True
+    c = f._concrete(*f._signature(tuple(args[:-1]), {}), count=False)
+    reason = None if f._symbolic_batch else \
+        "it needs concrete sizes (it reads a batch size in Python or holds control flow)"
+    if reason is None:
+        g = copy.copy(c.raw_graph)
+        g.updates = []
+        reason = independent_rows(g, "batch", positions=True)     # padded at the end: rows keep their positions
+    if reason is not None:
+        raise ValueError(f"export: signature {name!r} cannot take any batch size: its forward pass and per-example "
+                         f"loss mix rows ({reason}), so padding rows would change it; export with symbolic_batch=None "
+                         "(a fixed batch)")
+    chunk = int(args[-1].item() if hasattr(args[-1], "item") else args[-1])
+    return {"chunk": chunk, "maximum": min(maximum or chunk, chunk)}
 
 
 def _one_more_row(f: Function, args, chunk: int):
@@ -426,8 +455,12 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             "Symbolic batch"): None (default) for a model's ``predict`` when its rows are provably
             independent (no op mixes rows: not a ``train_step``, whose loss is a mean over the
             batch), True for every signature (a ValueError for one whose rows are not
-            independent), False for none (fixed shapes, format version 1).
-        max_batch: with a symbolic batch, the largest batch loaders accept (None: any).
+            independent; a model's ``train_step`` then takes any batch up to ``batch_size``, its
+            loss over the real rows only: docs/artifact.md "Symbolic batch: train steps", a
+            ValueError naming the op when its forward pass mixes rows, e.g. BatchNormalization),
+            False for none (fixed shapes, format version 1).
+        max_batch: with a symbolic batch, the largest batch loaders accept (None: any; a train
+            step's is at most its chunk).
         input_signature: for a function instead of ``example_inputs``: a list of
             :class:`~webtensor.TensorSpec`, None in axis 0 (the batch; compiled for chunks of
             ``batch_size`` rows, default 32, and taking any batch: ``symbolic_batch=True``), and/or
@@ -475,7 +508,7 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
         else:
             if signatures is None and weights_dtype != "float32":
                 signatures = ["predict"]        # compact weights are for inference (module compact)
-            specs = model._export_signatures(example_inputs, signatures, batch_size)
+            specs = model._export_signatures(example_inputs, signatures, batch_size, rows_train_step=bool(symbolic_batch))
     elif isinstance(signatures, dict):
         specs = _fn_specs(signatures)
     elif fn_or_model is not None and input_signature is not None:
@@ -515,7 +548,9 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
                 batch[name], more_rows[name] = _batch_by_traces(next(t for t in traced if t.name == name), fn, args,
                                                                 max_batch), None
             continue
-        if symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
+        if getattr(fn, "row_losses", None) is not None:       # a train step over the first rows of a chunk
+            batch[name], more_rows[name] = _rows_section(name, fn, args, max_batch), None
+        elif symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
             sec = _batch_section(name, fn, args, max_batch, required=bool(symbolic_batch))
             if sec is not None:
                 batch[name], more_rows[name] = sec
@@ -559,6 +594,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             if t.split is None else _control_signature(t, index) for t in traced}
     for name, sec in batch.items():
         sigs[name]["batch"] = sec
+        if getattr(specs[name][0], "row_losses", None) is not None:
+            sigs[name]["batch"]["rows_input"] = len(sigs[name]["inputs"]) - 1
     for t in traced:
         if t.length is not None:
             sigs[t.name]["length"] = t.length

@@ -3,13 +3,16 @@
 ``_export_signatures``, which :class:`~webtensor.nn.Model` implements with :func:`model_specs`)."""
 from __future__ import annotations
 
-from ..creation import zeros
+from ..core import ops as F
+from ..core.dtypes import float16, float32, int32
+from ..creation import arange, zeros
 from ..export import _check_names
 from ..function import function
 from ..tape import GradientTape
 from ..tensor import Tensor, tensor
 from ..tree import flatten, map_structure, unflatten
 from .layers import InputLayer
+from .losses import Loss
 
 
 def holds_arrays(x) -> bool:
@@ -34,6 +37,56 @@ def _train_step_function(model, custom: bool):
         model.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
     return train_step
+
+
+ROW_COUNT = "row_count"     # the hidden input of a train step that takes any batch up to its chunk
+
+
+def first_rows_loss(loss: Loss, y, y_pred, rows):
+    """``loss(y, y_pred)`` over the first ``rows`` rows of a padded batch (int32 0-d ``rows``): the
+    other rows' per-example losses are replaced by zeros (``where``: their gradients are exactly 0)
+    and 'sum_over_batch_size' divides by ``rows`` times the losses per row, as ``Loss.__call__`` on
+    those rows alone (its symbolic-batch form). Keras' ``sample_weight`` with weights 1 and 0,
+    divided by the real count (docs/artifact.md, "Symbolic batch: train steps")."""
+    if isinstance(y_pred, Tensor) and y_pred.dtype == float16:
+        y_pred = F.cast(y_pred, float32)
+    per = loss.call(y, y_pred)
+    b = int(per.shape[0])
+    real = F.reshape(F.less(arange(b, dtype=int32, device=rows.device), rows), (b,) + (1,) * (per.ndim - 1))
+    total = F.sum(F.where(real, per, 0.0))
+    if loss.reduction == "sum":
+        return total
+    count = F.cast(rows, float32) * float(per.size // b)
+    return total * F.reciprocal(F.maximum(count, 1.0))
+
+
+def _rows_train_step(model, custom: bool, custom_loss: bool, y) -> tuple:
+    """The train step of a padded chunk, ``(x, y, row_count) -> loss`` (:func:`first_rows_loss`), and
+    the per-row losses ``(x, y) -> (batch, ...)`` whose graph the exporter checks for rows that mix.
+    Raises ValueError where the loss is not the compiled per-example loss reduced over rows."""
+    why = ("the model overrides train_step" if custom else
+           "the model overrides compute_loss" if custom_loss else
+           "its loss is not a webtensor.nn.losses.Loss" if not isinstance(model.loss, Loss) else
+           f"its loss reduction is {model.loss.reduction!r}" if model.loss.reduction not in
+           ("sum_over_batch_size", "mean", "sum") else
+           "it has several targets" if not isinstance(y, Tensor) else None)
+    if why is not None:
+        raise ValueError(f"export: train_step cannot take any batch size: {why} (it needs the compiled loss, a mean "
+                         "or sum of per-example losses, to leave padding rows out); export with symbolic_batch=None")
+
+    def train_step(x, y, row_count):
+        with GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = first_rows_loss(model.loss, y, y_pred, row_count)
+            scaled = model.optimizer.scale_loss(loss)
+        variables = model.trainable_variables
+        model.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return loss
+
+    def row_losses(x, y):
+        y_pred = model(x, training=True)
+        return model.loss.call(y, F.cast(y_pred, float32) if y_pred.dtype == float16 else y_pred)
+    return train_step, row_losses
 
 
 def _split_example(model, example_inputs, n: int):
@@ -61,12 +114,14 @@ def _input_dtype(model, ins):
     return stack[0].dtype if stack and isinstance(stack[0], InputLayer) else "float32"
 
 
-def model_specs(model, example_inputs, signatures, batch_size, *, custom_train_step: bool = False):
+def model_specs(model, example_inputs, signatures, batch_size, *, custom_train_step: bool = False,
+                custom_loss: bool = False, rows_train_step: bool = False):
     """``{name: (fn, args, input names, output names)}`` for a Keras-style model.
 
     A model with one input takes ``x`` (signature inputs ``x``, and ``y`` for ``train_step``); a
     functional model with several takes one signature input per Input, named by
-    ``model.input_names`` and ordered as ``model.inputs``."""
+    ``model.input_names`` and ordered as ``model.inputs``. With ``rows_train_step`` the train step
+    also takes ``row_count`` (:func:`_rows_train_step`; its function carries ``row_losses``)."""
     dev = model.variables[0].device if model.built and model.variables else None
     put = (lambda t: (t if dev is None else t.to(dev)) if isinstance(t, Tensor) else tensor(t, device=dev))
     ins = model.__dict__.get("_inputs")          # a functional model's Inputs
@@ -127,6 +182,14 @@ def model_specs(model, example_inputs, signatures, batch_size, *, custom_train_s
             flatten(y, y_leaves)
             y_names = ["y"] if len(y_leaves) == 1 else [f"y_{i}" for i in range(len(y_leaves))]
             _check_names(in_names + y_names, f"model {model.name!r} train_step input")
+            if rows_train_step:
+                step, row_losses = _rows_train_step(model, custom_train_step, custom_loss, y)
+                _check_names(in_names + y_names + [ROW_COUNT], f"model {model.name!r} train_step input")
+                fn = function(step, name=f"{model.name}_train_step")
+                fn.row_losses = row_losses
+                specs[name] = (fn, (x, y, tensor(int(x0.shape[0]), dtype="int32", device=dev)),
+                               in_names + y_names + [ROW_COUNT], ["loss"])
+                continue
             specs[name] = (function(_train_step_function(model, custom_train_step), name=f"{model.name}_train_step"), (x, y),
                            in_names + y_names, ["loss"])
         else:

@@ -722,9 +722,11 @@ class Model(Layer):
                                **kwargs)
 
     # the export protocol (webtensor.export.ExportableModel)
-    def _export_signatures(self, example_inputs, signatures, batch_size) -> dict:
+    def _export_signatures(self, example_inputs, signatures, batch_size, rows_train_step=False) -> dict:
         return model_specs(self, example_inputs, signatures, batch_size,
-                           custom_train_step=type(self).train_step is not Model.train_step)
+                           custom_train_step=type(self).train_step is not Model.train_step,
+                           custom_loss=type(self).compute_loss is not Model.compute_loss,
+                           rows_train_step=rows_train_step)
 
     def _export_weight_paths(self) -> dict:
         return saving.weight_paths(self)

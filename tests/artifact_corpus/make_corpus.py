@@ -542,6 +542,37 @@ for name, text in [("chunk-0", '{"chunk": 0}'), ("chunk-negative", '{"chunk": -8
                    ("maximum-huge", '{"chunk": 8, "maximum": 4294967296}'), ("extra-key", '{"chunk": 8, "rows": 2}'),
                    ("list", '[8]'), ("relations-proto", '{"chunk": 8, "__proto__": {"maximum": 1}}')]:
     add("manifest", f"batch-{name}", batch(text), desc=f"batch section {text}")
+
+
+def rows_train(section, version=2, dtype="int32", shape=()):
+    """train_step gets a row count input ``n`` (``dtype``, ``shape``; written at byte 60000 of the
+    memory, which its hand-made driver never reads) and ``"batch": section`` (raw JSON text); its
+    WebGPU section goes (it would need a binding for ``n``): docs/artifact.md "Symbolic batch: train steps"."""
+    def build(c):
+        c.manifest["format_version"] = version
+        sig = c.sig("train_step")
+        sig["inputs"].append({"name": "n", "dtype": dtype, "shape": list(shape)})
+        sig["wasm"]["inputs"].append(60000)
+        sig.pop("webgpu")
+        sig["batch"] = c.rawval(section)
+    return build
+
+
+add("manifest", "batch-rows-input-ok", rows_train('{"chunk": 8, "maximum": 8, "rows_input": 2}'), OK,
+    desc="train_step takes 1 to 8 rows of its chunk of 8, its input 2 the row count")
+for name, build, desc in [
+        ("no-maximum", rows_train('{"chunk": 8, "rows_input": 2}'), "a row count without a maximum (any batch)"),
+        ("maximum-past-chunk", rows_train('{"chunk": 8, "maximum": 9, "rows_input": 2}'), "a maximum past the chunk"),
+        ("float32", rows_train('{"chunk": 8, "maximum": 8, "rows_input": 2}', dtype="float32"), "a float32 row count"),
+        ("not-scalar", rows_train('{"chunk": 8, "maximum": 8, "rows_input": 2}', shape=(8,)), "a row count of shape [8]"),
+        ("index-past", rows_train('{"chunk": 8, "maximum": 8, "rows_input": 3}'), "rows_input 3 of 3 inputs"),
+        ("on-x", rows_train('{"chunk": 8, "maximum": 8, "rows_input": 0}'), "rows_input names x, float32 [8, 4]"),
+        ("negative", rows_train('{"chunk": 8, "maximum": 8, "rows_input": -1}'), "rows_input -1"),
+        ("huge", rows_train('{"chunk": 8, "maximum": 8, "rows_input": 4294967298}'), "rows_input 2^32 + 2"),
+        ("string", rows_train('{"chunk": 8, "maximum": 8, "rows_input": "2"}'), 'rows_input "2"'),
+        ("version-1", rows_train('{"chunk": 8, "maximum": 8, "rows_input": 2}', version=1), "in a version 1 manifest"),
+        ("on-predict", batch('{"chunk": 8, "maximum": 8, "rows_input": 0}'), "predict's float32 x as a row count")]:
+    add("manifest", f"batch-rows-input-{name}", build, desc=desc)
 # ---- manifest + module: run-time rows (docs/artifact.md "Run-time rows") --------------------------
 
 def rows_driver(name, with_batch=True, wasm=None):

@@ -272,3 +272,26 @@ def test_errors_of_a_step_still_raise():
     with pytest.raises(ValueError, match="boom"):
         f(np.zeros((3, 2), np.float32))
     assert len(calls) == 2 and not f._symbolic_batch and f.trace_count == 0
+
+
+def _positions(x, reverse=False):
+    """Each row's position (0, 1, ...) from no input data: an exclusive running sum of ones, as
+    counter-based random numbers number their draws (Dropout)."""
+    ones = wt.broadcast_to(wt.tensor(1.0), (x.shape[0], 1))
+    return wt.cumsum(ones, axis=0, exclusive=True, reverse=reverse)
+
+
+@pytest.mark.parametrize("fn,with_positions", [
+    (lambda x: x * _positions(x), None),                           # a row's position: only with positions
+    (lambda x: x * _positions(x, reverse=True), "mixes rows"),     # counted from the end: depends on the batch size
+    (lambda x: wt.cumsum(x, axis=0), "mixes rows"),                # a running sum of data
+    (lambda x: x / wt.reduce_sum(_positions(x)), "reduces over batch"),   # a sum over all rows
+])
+def test_positions_number_rows_without_data(fn, with_positions):
+    """``positions=True`` (train steps padded at their end) lets rows depend on their position, not on
+    the batch size nor on other rows' data."""
+    from webtensor.core.symbolic import independent_rows
+    g = _batch_graph(fn, rand(4, 3))
+    assert independent_rows(g, "batch") is not None
+    got = independent_rows(g, "batch", positions=True)
+    assert got is None if with_positions is None else re.search(with_positions, got), got
