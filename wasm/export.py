@@ -15,7 +15,7 @@ from dataclasses import replace
 from math import prod
 
 from ..core import compile as C
-from ..core.runtime.artifacts import batch_steps, register_exporter, storage_nbytes as _nbytes
+from ..core.runtime.artifacts import batch_steps, register_exporter, row_sum_reads, storage_nbytes as _nbytes
 from .binary import I32, Module
 from .lower import inline_scalars, lower
 from .engines import MAX_PAGES
@@ -78,17 +78,20 @@ def _kernels(t, prog, consts, inplace=None):
     return [replace(k, inplace=inplace[i]) if inplace and i in inplace else k for i, k in enumerate(ks)]
 
 
-def _row_factors(t, consts) -> list[int] | None:
+def _row_factors(t, consts) -> tuple[list[int], dict[int, int]] | None:
     """Run-time rows (docs/artifact.md, "Run-time rows") for a signature with a symbolic batch
     (``t.rows``: its chunk, one more row, and its program for that many): per step, how many
     iterations of the kernel's ``[start, end)`` loop one row of the batch takes (0: a step that does
-    not loop over rows, run whole), or None to keep whole chunks. The kernels are lowered for both
-    sizes: a batched step's row count must be ``factor * rows`` at both (the loop runs over whole
-    rows, batch outermost: ``core.runtime.artifacts.batch_steps``), an unbatched one's the same."""
+    not loop over rows, run whole), and the batched buffers that row sums read (a train step's
+    gradients over the rows, ``batch_steps``' ``sums``), by id, with their bytes per row: the rows
+    driver zeroes their rows past its own. None to keep whole chunks. The kernels are lowered for
+    both sizes: a batched step's row count must be ``factor * rows`` at both (the loop runs over
+    whole rows, batch outermost: ``core.runtime.artifacts.batch_steps``), an unbatched one's the
+    same."""
     if t.rows is None or t.rows[0] < 2:        # a 1-row chunk is never partial
         return None
     chunk, more_chunk, more = t.rows
-    on_rows = batch_steps(t.prog, more, chunk, more_chunk)
+    on_rows = batch_steps(t.prog, more, chunk, more_chunk, sums=True)
     if on_rows is None:
         return None
     factors = []
@@ -102,7 +105,18 @@ def _row_factors(t, consts) -> list[int] | None:
             return None
         else:
             factors.append(rows // chunk)
-    return factors
+    zeroed = {b: _nbytes(t.prog.bufs[b].shape) // chunk for b in row_sum_reads(t.prog, more, on_rows)}
+    if not set(zeroed) <= set(t.prog.inputs) | {s.output for s in t.prog.steps}:   # a sibling's output: not zeroed
+        return None
+    return factors, zeroed
+
+
+def _zero_rest(f, at: int, row: int, chunk: int):
+    """Zero bytes ``[at + rows * row, at + chunk * row)`` (rows: the rows driver's parameter 0)."""
+    f.local_get(0).i32_const(row).i32_mul().i32_const(at).i32_add()
+    f.i32_const(0)
+    f.i32_const(chunk).local_get(0).i32_sub().i32_const(row).i32_mul()
+    f.memory_fill()
 
 
 def _module(traced, variables, consts, stored, fma: bool, threads: bool = False, rows: dict | None = None):
@@ -156,18 +170,23 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
                     "const": lambda: const_addr[(t.name, key)], "stage": lambda: stage[key],
                     "temp": lambda: arena_at + offsets[key]}[kind]()
 
-        def driver(f, ends):
+        def driver(f, ends, zeroed=None):
             def copy(src, dst, n):
                 if n:
                     f.i32_const(addr(dst)).i32_const(addr(src)).i32_const(n).memory_copy()
+            zeroed = zeroed or {}
             for c in plan.pre:
                 copy(*c)
+            for b in sorted(set(zeroed) & set(prog.inputs)):     # inputs that row sums read
+                _zero_rest(f, addr(plan.locs[b]), zeroed[b], t.rows[0])
             for s, end in zip(prog.steps, ends):
                 args = fn_of[id(s)], [addr(plan.locs[b]) for b in [s.output] + s.inputs + s.extra], scratch_at
                 if par is None:
                     emit_call(f, *args, end=end)
                 else:
                     par.call(f, *args, work(s.kernel), end=end)
+                if s.output in zeroed:                  # its rows past `rows` before a row sum reads them
+                    _zero_rest(f, addr(plan.locs[s.output]), zeroed[s.output], t.rows[0])
             for c in plan.post:
                 copy(*c)
             f.finish()
@@ -179,7 +198,8 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
             f.local_get(0).i32_const(1).i32_sub().i32_const(t.rows[0]).i32_ge_u()   # not 1 <= rows <= chunk
             with f.if_():
                 f.unreachable()
-            driver(f, [_times_rows(e) if e else None for e in rows[t.name]])
+            factors, zeroed = rows[t.name]
+            driver(f, [_times_rows(e) if e else None for e in factors], zeroed)
             sections[t.name]["rows_driver"] = ROWS_PREFIX + t.name
         copied = {str(by_bytes[data]): stored[data] for data in consts[t.name].values() if data in stored}
         if copied:
