@@ -1,9 +1,10 @@
 """A train step that takes any batch up to its chunk (docs/artifact.md "Symbolic batch: train steps":
-compiled for ``chunk`` rows with a row count, ``n`` rows padded to the chunk) against fixed-shape
-train steps compiled for exactly ``n`` rows, on the wasm loader in this process. Prints, per batch,
-the ratio symbolic / fixed of the best of ``--repeat`` ``train_step`` calls, measured alternately
-in the same run (``--rounds`` rounds; the range over rounds). A batch below the chunk pays for the
-padded rows: the ratio is about the cost of ``chunk`` rows over ``n`` rows.
+compiled for ``chunk`` rows with a row count; below the chunk its rows driver runs ``n`` rows,
+"Run-time rows: train steps") against fixed-shape train steps compiled for exactly ``n`` rows, on
+the wasm loader in this process. Prints, per batch, the ratio symbolic / fixed of the best of
+``--repeat`` ``train_step`` calls, measured alternately in the same run (``--rounds`` rounds; the
+range over rounds). Padded (no rows driver), the ratio was about the cost of ``chunk`` rows over
+``n`` rows; with run-time rows it is about 1.
 
     python bench/bench_symtrain.py [--chunks 32,128] [--rounds 5] [--repeat 10] [--batches 1,32,128]
 
@@ -42,7 +43,7 @@ def main():
     a = p.parse_args()
     tmp = tempfile.mkdtemp()
     m = model()
-    print("symbolic train step (chunk C, n rows padded) / fixed-shape train step for n rows, wasm loader; "
+    print("symbolic train step (chunk C, n rows) / fixed-shape train step for n rows, wasm loader; "
           f"range over {a.rounds} rounds")
     for chunk in [int(c) for c in a.chunks.split(",")]:
         sym_dir = os.path.join(tmp, f"sym_{chunk}")
