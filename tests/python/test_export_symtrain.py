@@ -68,6 +68,7 @@ def test_webgpu_train_step_at_5_32_1_rows_equals_fit(out, kind):
         m = wt.load(str(d / kind), backend="webgpu")
     except (ImportError, RuntimeError) as err:
         pytest.skip(f"no webgpu device: {err}")
+    assert m._backend.takes_rows("train_step")       # kernels with "rows", zeroing passes before the sums
     for n, loss, want, diff in _steps(m, kind, e):
         assert abs(loss - want["loss"]) <= TOL["webgpu"] * max(1.0, abs(want["loss"])), (n, loss, want["loss"])
         assert diff <= TOL["webgpu"], (n, diff)
@@ -94,14 +95,22 @@ def _state(m) -> bytes:
     return b"".join(m._backend.read_variables(list(range(len(m._manifest["variables"])))))
 
 
+@pytest.mark.parametrize("backend", ["wasm", "webgpu"])
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
-def test_run_time_rows_equal_the_padded_chunk_bitwise(out, kind):
-    """The rows driver (docs/artifact.md "Run-time rows: train steps": row-wise kernels over the
-    first n rows, the other rows of what the gradient sums read zeroed) against the padded chunk, run
-    on two copies of the artifact: the same loss and every variable (optimizer slots included) in
-    every byte, step after step, at 1, 5, 31 and 32 rows."""
+def test_run_time_rows_equal_the_padded_chunk_bitwise(out, kind, backend):
+    """Run-time rows (docs/artifact.md "Run-time rows: train steps": row-wise kernels over the first
+    n rows, gradient sums over them or over zeroed rows; WebGPU: kernels with "rows" and zeroing
+    passes) against the padded chunk on the same backend, two copies of the artifact: the same loss
+    and every variable (optimizer slots included) in every byte, step after step, at 1, 5, 31, 32
+    and 3 rows."""
     d, _ = out
-    rows, padded = wt.load(str(d / kind), backend="wasm"), wt.load(str(d / kind), backend="wasm")
+    if backend == "webgpu":
+        pytest.importorskip("wgpu")
+    try:
+        rows, padded = wt.load(str(d / kind), backend=backend), wt.load(str(d / kind), backend=backend)
+    except (ImportError, RuntimeError) as err:
+        pytest.skip(f"no webgpu device: {err}")
+    assert rows._backend.takes_rows("train_step")
     sig = padded._manifest["signatures"]["train_step"]
     rng = np.random.default_rng(5)
     row, target = fx.SHAPES[kind]
