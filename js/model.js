@@ -304,13 +304,34 @@ export class Model {
   /**
    * A train step that takes any batch up to its chunk (docs/artifact.md "Symbolic batch: train
    * steps"): n rows (1 <= n <= batch.maximum, else a RangeError) are padded to the chunk with copies
-   * of the first row (padding computes only what a real row does) and the row count input is set to
-   * n, so the loss and the update count the first n rows only. Outputs are returned whole.
+   * of the first row (padding computes only what a real row does), or run as they are where the
+   * backend takes rows at run time (a wasm rows driver, docs/artifact.md "Run-time rows"), and the
+   * row count input is set to n, so the loss and the update count the first n rows only. Outputs are
+   * returned whole.
    */
   async _runRows(name, sig, list, options) {
     const { chunk, maximum, rows_input: k } = sig.batch;
     const specs = publicInputs(sig);
     const { rows, n } = this._batchRows(name, specs, list, options, maximum, RangeError);
+    if (n < chunk && typeof this._backend?.takesRows === 'function' && this._backend.takesRows(name)) {
+      const inputs = specs.map((spec, j) => {
+        const shape = [n, ...spec.shape.slice(1)];
+        return checkValue(new Tensor(rows[j].data.slice(0, n * rows[j].per), shape, spec.dtype), { ...spec, shape },
+          `signature '${name}', input '${spec.name}'`, this);
+      });
+      inputs.splice(k, 0, checkValue(new Tensor(new Int32Array([n]), [], 'int32'), sig.inputs[k], `signature '${name}', row count`, this));
+      const out = await this._serial(`signature '${name}'`, async (backend) => {
+        if (typeof backend.inputSlot === 'function') { // its slots change, as in _runList
+          this._generation++;
+          this._lastRun = name;
+          for (const r of this._resident.values()) if (r.signature !== name) r._staleBy = name;
+        }
+        const o = await backend.run(name, inputs, false, n);
+        this._runs++;
+        return o;
+      });
+      return Object.fromEntries(sig.outputs.map((spec, i) => [spec.name, new Tensor(fromStorage(out[i], spec.dtype), spec.shape.slice(), spec.dtype)]));
+    }
     const args = specs.map((spec, j) => {
       const { data, per } = rows[j];
       const piece = new ARRAY_TYPES[spec.dtype](chunk * per);

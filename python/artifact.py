@@ -535,17 +535,23 @@ class LoadedModel:
     def _run_rows(self, name: str, sig: dict, inputs: list) -> dict:
         """A train step that takes any batch up to its chunk (docs/artifact.md, "Symbolic batch: train
         steps"): ``n`` rows (1 <= n <= ``maximum``) are padded to the chunk with copies of the first row
-        (so padding computes only what a real row does: finite where the real rows are), and the row
+        (so padding computes only what a real row does: finite where the real rows are), or, where the
+        backend takes rows at run time (``takes_rows``: "Run-time rows"), run as they are; the row
         count input is ``n``: the step's loss and update count the first ``n`` rows only. Outputs whole."""
         b, k = sig["batch"], sig["batch"]["rows_input"]
         specs = self._inputs(name)
         n = self._batch_size(name, sig, inputs, specs=specs)
+        takes_rows = getattr(self._backend, "takes_rows", None)
+        partial = n < b["chunk"] and takes_rows is not None and takes_rows(name)   # its own rows, unpadded
         data = []
         for x, s in zip(inputs, specs):
             d = bytes(self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'"))
-            data.append(d + d[:len(d) // n] * (b["chunk"] - n))
+            data.append(d if partial else d + d[:len(d) // n] * (b["chunk"] - n))
         data.insert(k, self._value(n, sig["inputs"][k], f"signature '{name}', row count"))
-        return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], self._run_once(name, sig, data))}
+        with self._backend.lock:
+            outs = self._backend.run(name, data, n) if partial else self._backend.run(name, data)
+            self.runs += 1
+        return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], outs)}
 
     def _chunks(self, name: str, sig: dict, data: list, n: int, length: int | None = None) -> list:
         """The outputs (storage bytes, ``n`` rows) of ``data`` (storage bytes of ``n`` rows) run in

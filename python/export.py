@@ -254,16 +254,18 @@ def _rows_section(name: str, fn: Function, args, maximum: int | None) -> dict:
     return {"chunk": chunk, "maximum": min(maximum or chunk, chunk)}
 
 
-def _one_more_row(f: Function, args, chunk: int):
+def _one_more_row(f: Function, args, chunk: int, rows_input: bool = False):
     """The signature's graph for ``chunk + 1`` rows (``f`` traced with a symbolic batch), or None
     when an argument is not one array. Backends compare its program with the chunk's to find the
     kernels whose loops run over the batch, which then take the number of rows at run time
-    (docs/artifact.md, "Run-time rows")."""
-    if not all(len(getattr(a, "shape", ())) for a in args):
+    (docs/artifact.md, "Run-time rows"). ``rows_input``: a train step's last argument is its row
+    count (a scalar, kept), docs/artifact.md "Symbolic batch: train steps"."""
+    rows, kept = (args[:-1], list(args[-1:])) if rows_input else (args, [])
+    if not all(len(getattr(a, "shape", ())) for a in rows):
         return None
     more = [zeros((chunk + 1,) + tuple(a.shape[1:]), a.dtype, device=a.device if isinstance(a, Tensor) else None)
-            for a in args]      # on the arguments' device (the default one may need numpy)
-    return f.get_concrete(*more).graph
+            for a in rows]      # on the arguments' device (the default one may need numpy)
+    return f.get_concrete(*more, *kept).graph
 
 
 def _batch_by_traces(t: _Traced, fn: Function, args, maximum: int | None) -> dict:
@@ -549,7 +551,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
                                                                 max_batch), None
             continue
         if getattr(fn, "row_losses", None) is not None:       # a train step over the first rows of a chunk
-            batch[name], more_rows[name] = _rows_section(name, fn, args, max_batch), None
+            batch[name] = _rows_section(name, fn, args, max_batch)
+            more_rows[name] = _one_more_row(fn, args, batch[name]["chunk"], rows_input=True)
         elif symbolic_batch or (symbolic_batch is None and model is not None and name == "predict"):
             sec = _batch_section(name, fn, args, max_batch, required=bool(symbolic_batch))
             if sec is not None:

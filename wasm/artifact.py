@@ -180,6 +180,7 @@ class WasmArtifact:
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
         self.chunk = {name: sigs[name]["batch"]["chunk"] for name in with_rows}
+        self.whole = {name for name in with_rows if "rows_input" in sigs[name]["batch"]}   # a train step's outputs
         for addr, tname in constants.items():           # large constants: stored once, in the weights
             dt, _, data = weights[tname]
             eng.write(addr, _storage(data, dt))
@@ -220,12 +221,14 @@ class WasmArtifact:
 
     def run(self, name, inputs: list[bytes], rows: int | None = None) -> list[bytes]:
         """Write ``inputs``, run, read the outputs. ``rows`` (1 <= rows <= chunk, where
-        :meth:`takes_rows`): the inputs and outputs hold only the first ``rows`` rows."""
+        :meth:`takes_rows`): the inputs and outputs hold only the first ``rows`` rows (a train
+        step's: the inputs other than the row count, whose outputs are whole)."""
         ins, outs = self.io[name]
         if rows is not None:
             if not self.takes_rows(name) or not 1 <= rows <= self.chunk[name]:
                 raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
-            outs = [(a, n // self.chunk[name] * rows) for a, n in outs]
+            if name not in self.whole:
+                outs = [(a, n // self.chunk[name] * rows) for a, n in outs]
         for a, data in zip(ins, inputs):
             self.engine.write(a, data)
         self._call(name, rows)

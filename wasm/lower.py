@@ -68,7 +68,7 @@ IOTA = struct.pack("<4i", 0, 1, 2, 3)
 
 
 def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False,
-          splat: bool = True) -> Lowered:
+          splat: bool = True, run_k: tuple[int, int] | None = None) -> Lowered:
     """Add ``kernel``'s function to ``module`` (see the module docstring for its signature).
 
     ``fma``: use relaxed-SIMD ``f32x4.relaxed_madd`` (fused multiply-add where the hardware has
@@ -76,15 +76,26 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     relaxed-SIMD feature, and results may differ from the unfused form in the last bit.
     ``splat``: how the matmul micro-kernel broadcasts A (``matmul.lower``'s ``splat``: a speed choice
     per engine; results are the same bits either way).
+    ``run_k``: a matmul whose K is taken at run time (``matmul.lower``'s; ``runtime_k(kernel)`` must
+    hold, and the kernel is not float16).
     """
     if kernel.out.dtype == float16:     # computed in f32, rounded on output (half.py)
         return half.rounded(module, kernel, name, export, lambda body: _lower(module, kernel, body, False, fma, splat))
-    return _lower(module, kernel, name, export, fma, splat)
+    return _lower(module, kernel, name, export, fma, splat, run_k)
 
 
-def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool = True) -> Lowered:
+def runtime_k(kernel: K.Kernel) -> bool:
+    """Whether ``lower`` takes the kernel's reduced length at run time with ``run_k``: a float32
+    matmul (epilogue allowed) that ``matmul.runtime_k`` accepts."""
+    return kernel.out.dtype != float16 and matmul.runtime_k(dataclasses.replace(kernel, epilogue=None))
+
+
+def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool = True,
+           run_k: tuple[int, int] | None = None) -> Lowered:
     if kernel.epilogue is not None:
-        return _lower_epilogue(module, kernel, name, export, fma, splat)
+        return _lower_epilogue(module, kernel, name, export, fma, splat, run_k)
+    if run_k is not None:
+        return matmul.lower(module, kernel, name, export, fma, splat, run_k)
     if kernel.siblings:
         return _lower_siblings(module, kernel, name, export, fma, splat)
     if kernel.template in ("matmul", "matmul_q8", "conv2d"):
@@ -103,7 +114,8 @@ def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool,
     return Lowered(name, n, max(a.rows, 1) if not a.empty else 0, 0, is_copy(a))
 
 
-def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool) -> Lowered:
+def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool,
+                    run_k: tuple[int, int] | None = None) -> Lowered:
     """A reduction with an epilogue: the reduction's function (``<name>_reduce``) stores its values in the
     output, then the epilogue's (``<name>_epilogue``: the very map kernel that would otherwise run on
     its own, re-spaced over the same rows, with the output as its input ``kernel.acc``) rewrites those
@@ -116,7 +128,7 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     output's offsets (a thread's tiles into its own scratch), and the epilogue reads it there."""
     n = len(kernel.inputs)
     base = dataclasses.replace(kernel, epilogue=None)
-    main = _lower(module, base, f"{name}_reduce", False, fma, splat)
+    main = _lower(module, base, f"{name}_reduce", False, fma, splat, run_k)
     total = prod(kernel.out.shape)
     rows = main.rows
     batched = kernel.template in ("matmul", "matmul_q8") and matmul.supports(base) and \

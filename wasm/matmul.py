@@ -157,19 +157,32 @@ def supports(kernel: K.Kernel) -> bool:
 
 
 def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False,
-          splat: bool = True):
+          splat: bool = True, run_k: tuple[int, int] | None = None):
     """Add the template's function for ``kernel`` (``supports(kernel)`` must hold); ``fma`` uses
     relaxed-SIMD ``f32x4.relaxed_madd`` in the micro-kernel. ``splat``: the micro-kernel broadcasts
     each A value with ``v128.load32_splat`` from the packed panel (one load each; V8 emits
     ``vbroadcastss``: matmul 1024 in Node 46-48 -> 55-58 GFLOP/s) instead of one ``v128.load`` of
     four rows and four ``i8x16.shuffle`` broadcasts (faster in wasmtime's Cranelift: 49-50 vs
-    41-43 GFLOP/s; 2-vCPU AMD EPYC). Same products and sums either way: results are bitwise equal."""
+    41-43 GFLOP/s; 2-vCPU AMD EPYC). Same products and sums either way: results are bitwise equal.
+    ``run_k`` = ``(cell, factor)`` (``runtime_k(kernel)`` must hold): K is ``factor`` times the i32
+    at byte ``cell`` at run time, at most the kernel's (a train step's weight gradients over the
+    first rows of a batch, docs/artifact.md "Run-time rows: train steps"). Each output element is
+    then the sum of the first K products in the same order, with the same +0-initialised
+    accumulators: the full K's sum when the products past it are zeros."""
     p = plan(kernel)
     n_in = len(kernel.inputs)
     f = module.function(name, params=params(n_in), export=export)
-    _Gen(f, p, n_in, fma, splat).run()
+    _Gen(f, p, n_in, fma, splat, run_k).run()
     f.finish()
     return Lowered(name, n_in, p.M, p.scratch(), False)
+
+
+def runtime_k(kernel: K.Kernel) -> bool:
+    """Whether ``lower`` can take the kernel's K at run time (``run_k``): a float32 ``matmul`` plan
+    without batch dims. (Its k blocks past the run-time K are not run: each would add a block sum
+    that starts from +0 accumulators, +0 when its products are zeros, to a tile that is never -0.)"""
+    p = plan(kernel) if kernel.template == "matmul" else None
+    return p is not None and not p.batch and p.window is None and p.scales is None
 
 
 def _bytes_of_lanes(idx):
@@ -178,10 +191,30 @@ def _bytes_of_lanes(idx):
 
 
 class _Gen:
-    def __init__(self, f: Function, p: Plan, n_in: int, fma: bool = False, splat: bool = True):
+    def __init__(self, f: Function, p: Plan, n_in: int, fma: bool = False, splat: bool = True,
+                 run_k: tuple[int, int] | None = None):
         self.f, self.p, self.fma, self.splat = f, p, fma, splat
         self.out, self.start, self.end, self.scratch = 0, n_in + 1, n_in + 2, n_in + 3
         self.loc = lambda t=I32: f.local(t)
+        self.run_k = None
+        if run_k is not None:                   # K = factor * the i32 at byte cell
+            self.run_k = self.loc()
+            f.i32_const(run_k[0]).i32_load(0)
+            if run_k[1] != 1:
+                f.i32_const(run_k[1]).i32_mul()
+            f.local_set(self.run_k)
+
+    def k(self, times: int = 1, minus: int = 0):
+        """Push ``times * K - minus`` (K: the plan's, or the run-time one)."""
+        f = self.f
+        if self.run_k is None:
+            f.i32_const(times * self.p.K - minus)
+            return
+        f.local_get(self.run_k)
+        if times != 1:
+            f.i32_const(times).i32_mul()
+        if minus:
+            f.i32_const(minus).i32_sub()
 
     # ---- small builders ----
     def loop(self, i, lo, hi, step, body):
@@ -331,10 +364,10 @@ class _Gen:
         if a.k == 1 and p.K >= 4:          # row-major: 4 rows x 4 k, transposed in registers
             self.get(full)
             with f.if_():
-                self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K - 3), 4, lambda: self._pack_a_4x4(src, kk, dst))
-                self._pack_scalar_a(src, kk, dst, i, p.K)
+                self.loop(kk, lambda: f.i32_const(0), lambda: self.k(minus=3), 4, lambda: self._pack_a_4x4(src, kk, dst))
+                self._pack_scalar_a(src, kk, dst, i)
                 f.else_()
-                self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
+                self._pack_scalar_a(src, kk, dst, i, from_zero=True)
         elif a.row == 1:                    # transposed A: the 4 rows are contiguous at each k
             self.get(full)
             with f.if_():
@@ -344,11 +377,11 @@ class _Gen:
                     f.v128_load(0, 0)
                     f.v128_store(0, 0)
                     self._bump(dst, 16)
-                self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, vec_k)
+                self.loop(kk, lambda: f.i32_const(0), lambda: self.k(), 1, vec_k)
                 f.else_()
-                self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
+                self._pack_scalar_a(src, kk, dst, i, from_zero=True)
         else:
-            self._pack_scalar_a(src, kk, dst, i, p.K, from_zero=True)
+            self._pack_scalar_a(src, kk, dst, i, from_zero=True)
 
     def _pack_window(self, i, dst):
         """A conv2d's panel: row ``m`` of A is output pixel ``m``'s window, taps ``(kh, kw)`` in
@@ -603,7 +636,7 @@ class _Gen:
         f.i32_add()
         f.local_set(loc)
 
-    def _pack_scalar_a(self, src, kk, dst, i, K, from_zero=False):
+    def _pack_scalar_a(self, src, kk, dst, i, from_zero=False):
         """k from kk (or 0) to K of a panel, element by element; rows past ``end`` are zeros
         and are not read (they may lie outside memory)."""
         f, a = self.f, self.p.a
@@ -626,7 +659,7 @@ class _Gen:
                 f.f32_store(4 * r, 0)
             self._bump(dst, 16)
         lo = (lambda: f.i32_const(0)) if from_zero else (lambda: self.get(kk))
-        self.loop(kk, lo, lambda: f.i32_const(K), 1, one_k)
+        self.loop(kk, lo, lambda: self.k(), 1, one_k)
 
     def _pack_a_4x4(self, src, kk, dst):
         """Rows i..i+3, k..k+3 of a row-major A -> four k-major vectors of 4 rows."""
@@ -681,7 +714,7 @@ class _Gen:
                         f.v128_load(0, 0)
                         f.v128_store(16 * h, 0)
                     self._bump(dst, 32)
-                self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, vec_k)
+                self.loop(kk, lambda: f.i32_const(0), lambda: self.k(), 1, vec_k)
             elif b.k == 1 and p.K >= 4:        # B stored transposed (N x K): 4x4 transposes
                 def vec_4k():
                     for h in range(2):
@@ -694,7 +727,7 @@ class _Gen:
                             self.get(dst, v)
                             f.v128_store(32 * q + 16 * h, 0)
                     self._bump(dst, 128)
-                self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K - 3), 4, vec_4k)
+                self.loop(kk, lambda: f.i32_const(0), lambda: self.k(minus=3), 4, vec_4k)
                 self._pack_b_scalar(src, kk, dst, NR, from_zero=False)
             else:
                 self._pack_b_scalar(src, kk, dst, NR, from_zero=True)
@@ -735,7 +768,7 @@ class _Gen:
                     f.f32x4_mul()
                     f.v128_store(16 * h, 0)
                 self._bump(dst, 32)
-            self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, vec_k)
+            self.loop(kk, lambda: f.i32_const(0), lambda: self.k(), 1, vec_k)
 
         if full_panels:
             self.loop(j, lambda: f.i32_const(0), lambda: f.i32_const(full_panels * NR), NR, panel)
@@ -757,7 +790,7 @@ class _Gen:
                     f.f32_const(0.0)
                 f.f32_store(4 * c, 0)
             self._bump(dst, 32)
-        self.loop(kk, lambda: f.i32_const(0), lambda: f.i32_const(p.K), 1, one_k)
+        self.loop(kk, lambda: f.i32_const(0), lambda: self.k(), 1, one_k)
 
     def _pack_b_scalar(self, src, kk, dst, cols, from_zero):
         f, b = self.f, self.p.b
@@ -773,7 +806,7 @@ class _Gen:
                 f.f32_store(4 * c, 0)
             self._bump(dst, 32)
         lo = (lambda: f.i32_const(0)) if from_zero else (lambda: self.get(kk))
-        self.loop(kk, lo, lambda: f.i32_const(self.p.K), 1, one_k)
+        self.loop(kk, lo, lambda: self.k(), 1, one_k)
 
     # ---- blocked loops and the micro-kernel ----
     def compute(self):
@@ -784,11 +817,11 @@ class _Gen:
 
         def k_block():
             # kc = min(KC, K - pc)
-            f.i32_const(p.K)
+            self.k()
             self.get(pc)
             f.i32_sub()
             f.i32_const(KC)
-            f.i32_const(p.K)
+            self.k()
             self.get(pc)
             f.i32_sub()
             f.i32_const(KC)
@@ -816,7 +849,7 @@ class _Gen:
             self.set_(jend)
             self.loop(jp, lambda: self.get(jc), lambda: self.get(jend), NR, lambda: self.tile(pc, kc, i, jp))
 
-        self.loop(pc, lambda: f.i32_const(0), lambda: f.i32_const(p.K), KC, k_block)
+        self.loop(pc, lambda: f.i32_const(0), lambda: self.k(), KC, k_block)
 
     def compute_by_panel(self):
         """K <= KC, N <= NC: for each 4-row panel, pack it (it stays in L1) and run its tiles."""
@@ -825,7 +858,7 @@ class _Gen:
         self.acc = [[self.loc(V128) for _ in range(2)] for _ in range(MR)]
         f.i32_const(0)
         f.local_set(pc)
-        f.i32_const(p.K)
+        self.k()
         f.local_set(kc)
 
         def row_panel():
@@ -846,7 +879,7 @@ class _Gen:
         else:
             self.get(i, self.start)
             f.i32_sub()
-            f.i32_const(4 * p.K)      # (i - start) / 4 panels * 16 K bytes
+            self.k(4)                 # (i - start) / 4 panels * 16 K bytes
             f.i32_mul()
             self.get(self.ap)
             f.i32_add()
@@ -856,7 +889,7 @@ class _Gen:
             f.i32_add()
         self.set_(pa)
         self.get(j)
-        f.i32_const(4 * p.K)      # j / 8 panels * 32 K bytes
+        self.k(4)                 # j / 8 panels * 32 K bytes
         f.i32_mul()
         self.get(self.bp)
         f.i32_add()

@@ -254,6 +254,7 @@ class WebGPUArtifact:
                 "outputs": [(bufs[index("output", k)], off, n) for k, (off, n) in enumerate(zip(out_offs, out_bytes))],
                 "staging": self._buffer(out_offs[-1], U.MAP_READ | U.COPY_DST) if out_bytes else None,
                 "uniform": uniform, "chunk": sig["batch"]["chunk"] if uniform is not None else None,
+                "whole": "rows_input" in sig.get("batch", {}),      # a train step's outputs have no rows
             }
 
     def _readback(self, staging, copies) -> bytes:
@@ -279,7 +280,8 @@ class WebGPUArtifact:
 
     def run(self, name, inputs: list[bytes], rows: int | None = None) -> list[bytes]:
         """Write ``inputs``, run, read the outputs. ``rows`` (1 <= rows <= chunk, where
-        :meth:`takes_rows`): the inputs and outputs hold only the first ``rows`` rows."""
+        :meth:`takes_rows`): the inputs and outputs hold only the first ``rows`` rows (a train
+        step's: the inputs other than the row count; its outputs are whole)."""
         sig = self.sigs[name]
         if rows is not None and not (self.takes_rows(name) and 1 <= rows <= sig["chunk"]):
             raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
@@ -293,7 +295,7 @@ class WebGPUArtifact:
                 gpu.queue.write_buffer(buf, 0, data)
         if sig["uniform"] is not None:
             gpu.queue.write_buffer(sig["uniform"], 0, (sig["chunk"] if rows is None else rows).to_bytes(4, "little"))
-        outs = [(buf, off, n if rows is None else n // sig["chunk"] * rows) for buf, off, n in sig["outputs"]]
+        outs = [(buf, off, n if rows is None or sig["whole"] else n // sig["chunk"] * rows) for buf, off, n in sig["outputs"]]
 
         def encode(enc):
             cp = enc.begin_compute_pass()

@@ -15,7 +15,7 @@ import warnings
 from math import prod
 
 from ..core.compile import inline_scalars
-from ..core.runtime.artifacts import batch_steps, register_exporter, storage_nbytes as _nbytes
+from ..core.runtime.artifacts import batch_steps, register_exporter, row_sum_reads, storage_nbytes as _nbytes
 from . import wgsl
 from .runtime import _plan as share_by_liveness
 
@@ -49,7 +49,7 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     BufferTooLarge/ValueError where the limits are too small."""
 
     prog, plan = t.prog, t.plan
-    chunk_of = _batched_steps(t)
+    chunk_of, zeroed = _batched_steps(t)
     scalars = {b: data for b, data in consts.items() if prod(prog.bufs[b].shape) == 1}
     kernel_of = {}          # one-element constants inlined (core.compile.inline_scalars): no binding
     for i, s in enumerate(prog.steps):
@@ -111,8 +111,13 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         """``dst_word=None``: all of ``dst``, a buffer of exactly ``nbytes`` (one shader for every size)."""
         if nbytes:
             dispatch(wgsl.copy_pass(nbytes // 4, dst_word, limits), {"src": src, "dst": dst}.__getitem__, "copy")
+    def zero_rows(b: int):          # rows past the run's of a buffer that row sums read
+        p = wgsl.zero_rows_pass(zeroed[b], t.rows[0], limits)
+        dispatch(p, {"dst": where(plan.locs[b])}.__getitem__, "zeroing")
     for src, dst, n in plan.pre:
         copy(where(src), where(dst), n)
+    for b in sorted(set(zeroed) & set(prog.inputs)):
+        zero_rows(b)
     for i, s in enumerate(prog.steps):
         low = lowered[kernel_of[id(s)]]
 
@@ -128,22 +133,35 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
             copy(resolve(f"in{k}"), resolve("packed"), _nbytes(s.kernel.inputs[k].shape), word)
         for p in low.passes:
             dispatch(p, resolve, f"kernel {i}")
+        if s.output in zeroed:
+            zero_rows(s.output)
     for src, dst, n in plan.post:
         copy(where(src), where(dst), n)
     return {"buffers": buffers, "kernels": kernels,
             "required_limits": _required_limits(buffers, kernels, passes, limits)}
 
 
-def _batched_steps(t) -> dict[int, int]:
+def _batched_steps(t) -> tuple[dict[int, int], dict[int, int]]:
     """``{id(step): chunk}`` for the steps of a symbolic-batch signature that loop over its rows
-    (``core.runtime.artifacts.batch_steps``), lowered for run-time rows; empty where the programs
-    for ``chunk`` and ``chunk + 1`` rows differ in structure (every kernel then runs the whole chunk,
-    and loaders pad) or a chunk is one row. The other steps run whole: their dispatches stay."""
+    (``core.runtime.artifacts.batch_steps``, row sums accepted), lowered for run-time rows, and the
+    batched buffers that row sums read (a train step's gradient and loss sums), by id, with their
+    32-bit words per row: a zeroing pass (``wgsl.zero_rows_pass``) clears their rows past the run's
+    before the sums, which run whole (docs/artifact.md "Run-time rows: train steps"). Both empty
+    where the programs for ``chunk`` and ``chunk + 1`` rows differ in structure (every kernel then
+    runs the whole chunk, and loaders pad), a chunk is one row, or a buffer to zero is a sibling's
+    output or has rows of a partial word. The other steps run whole: their dispatches stay."""
     if t.rows is None or t.rows[0] < 2:
-        return {}
+        return {}, {}
     chunk, more_chunk, more = t.rows
-    on_rows = batch_steps(t.prog, more, chunk, more_chunk)
-    return {id(s): chunk for s, batched in zip(t.prog.steps, on_rows or ()) if batched}
+    on_rows = batch_steps(t.prog, more, chunk, more_chunk, sums=True)
+    if on_rows is None:
+        return {}, {}
+    zeroed = {b: _nbytes(t.prog.bufs[b].shape) // chunk for b in row_sum_reads(t.prog, more, on_rows)}
+    if not set(zeroed) <= set(t.prog.inputs) | {s.output for s in t.prog.steps} or \
+            any(n % 4 or _nbytes(t.prog.bufs[b].shape) % chunk for b, n in zeroed.items()):
+        return {}, {}
+    return {id(s): chunk for s, batched in zip(t.prog.steps, on_rows) if batched}, \
+        {b: n // 4 for b, n in zeroed.items()}
 
 
 def export_webgpu(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,

@@ -65,7 +65,7 @@ import math
 from ..core import kernel_ir as K
 from .conv import lower_conv
 from .depthwise import lower_depthwise
-from .emit import Lowered, Pass, shader_header, workgroup_grid
+from .emit import Lowered, Pass, rows_bound, shader_header, workgroup_grid
 from .limits import BufferTooLarge, Limits, check_sizes, compute_type, storage_nbytes, storage_type
 from .map import lower_map
 from .matmul import lower_matmul
@@ -73,7 +73,7 @@ from .ops import literal
 from .reduce import lower_reduce
 
 __all__ = ["BufferTooLarge", "Limits", "Lowered", "Pass", "compute_type", "copy_pass", "literal", "lower",
-           "storage_nbytes", "storage_type"]
+           "storage_nbytes", "storage_type", "zero_rows_pass"]
 
 
 def lower(kernel: K.Kernel, limits: Limits = Limits(), chunk: int | None = None) -> Lowered:
@@ -133,6 +133,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }}
 """
     return Pass(src, (("result", True),), grid, (wgs, 1, 1))
+
+
+def zero_rows_pass(words_per_row: int, chunk: int, limits: Limits = Limits()) -> Pass:
+    """A dispatch writing 0 to words ``[rows * words_per_row, chunk * words_per_row)`` of binding 0
+    (``dst``), ``rows`` the run-time rows (docs/artifact.md "Run-time rows: train steps"): its
+    ``Pass.rows`` = ``(1, chunk, W)`` dispatches its whole grid of W workgroups at any rows in
+    [1, chunk] (ceil(rows / chunk) = 1), which covers the chunk's words.
+
+    Args:
+        words_per_row: 32-bit words per batch row of the buffer.
+        chunk: rows of the buffer (the signature's chunk).
+        limits: the device limits compiled for.
+    """
+    wgs = limits.workgroup_size
+    total = chunk * words_per_row
+    workgroups = max(1, -(-total // wgs))
+    grid, wg_line = workgroup_grid(workgroups, limits)
+    src = shader_header([("dst", "u32", True)], limits, rows=True) + f"""
+@compute @workgroup_size({wgs})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
+  {wg_line}
+  let e = {rows_bound(words_per_row)} + wg * {wgs} + i32(lid);
+  if (e >= {total}) {{ return; }}
+  dst[e] = 0u;
+}}
+"""
+    return Pass(src, (("dst", True),), grid, (wgs, 1, 1), rows=(1, chunk, workgroups))
 
 
 def copy_pass(words: int, dst_offset: int | None = None, limits: Limits = Limits()) -> Pass:

@@ -31,7 +31,7 @@ The protocols (duck-typed):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import prod
+from math import isfinite, prod
 from typing import Callable
 
 from ..compile import Program, Step, writes_in_place
@@ -199,7 +199,7 @@ def plan_signature(prog: Program, var_of: dict[int, int], update_vars: list[int]
 
 # ---- run-time rows: the kernels of a symbolic-batch signature that loop over its rows ------------
 
-def batch_steps(prog: Program, more: Program, chunk: int, more_chunk: int) -> list[bool] | None:
+def batch_steps(prog: Program, more: Program, chunk: int, more_chunk: int, sums: bool = False) -> list[bool] | None:
     """Which steps of a signature with independent rows (``core.symbolic.independent_rows``) loop
     over its batch: ``prog`` compiled for ``chunk`` rows, ``more`` the same graph compiled for
     ``more_chunk`` rows. A buffer is batched when its shape differs between the two; it must then
@@ -209,6 +209,13 @@ def batch_steps(prog: Program, more: Program, chunk: int, more_chunk: int) -> li
     buffer. Running a batched step's outer loop over the first ``rows * k`` indices therefore
     computes exactly the outputs of the first ``rows`` rows, from inputs of those rows only.
 
+    With ``sums`` an unbatched step may also read batched buffers when it is a *row sum*
+    (:func:`row_sum`: a float sum whose every term is exactly 0 where the batched values it reads
+    are 0, reading no constant's rows): a train step's weight gradients, bias gradients and loss
+    total. A runner that computes the first ``rows`` rows must then zero the other rows of every
+    batched buffer such a step reads (:func:`row_sum_reads`) before it runs: the sum is then the
+    one over the first ``rows`` rows in the kernel's own order, plus exact zeros.
+
     Returns one bool per step, or None when the two programs differ in structure (fusion or buffer
     plan depends on the size) or a rule above fails: the signature then keeps whole chunks.
 
@@ -217,6 +224,7 @@ def batch_steps(prog: Program, more: Program, chunk: int, more_chunk: int) -> li
         more: the same graph's program for ``more_chunk`` rows.
         chunk: rows of ``prog``'s batch.
         more_chunk: rows of ``more``'s batch (different from ``chunk``).
+        sums: also accept row sums (above); False for runners that do not zero rows.
     """
     def scales(a, b) -> bool:       # (k * chunk, rest...) vs (k * more_chunk, rest...), k >= 1
         return bool(a) and len(a) == len(b) and tuple(a[1:]) == tuple(b[1:]) and a[0] % chunk == 0 and \
@@ -242,6 +250,63 @@ def batch_steps(prog: Program, more: Program, chunk: int, more_chunk: int) -> li
             if not scales(*space) or out[0][0] * space[1][0] != out[1][0] * space[0][0]:
                 return None
         elif any(batched[i] for i in s.inputs) or s.kernel.space != t.kernel.space:
-            return None
+            if not (sums and s.kernel.out.shape == t.kernel.out.shape and
+                    row_sum(s.kernel, [batched[i] and prog.bufs[i].role != "const" for i in s.inputs],
+                            [batched[i] for i in s.inputs])):
+                return None
         steps.append(on_rows)
     return steps
+
+
+def row_sum(kernel, zeroed: list[bool], batched: list[bool]) -> bool:
+    """Whether reduction ``kernel`` is a row sum (:func:`batch_steps`): a float ``sum`` (no
+    epilogue reading a batched input) whose reduced expression is exactly +-0 whenever the loads of
+    the inputs marked ``zeroed`` (batched buffers a runner zeroes past its rows) are 0, and which
+    reads no other batched input. Proved over the expression, IEEE 754 rules for +-0 operands: a
+    zeroed load; the constant 0; ``neg``, ``cast`` of such a value; ``add``, ``sub``, ``mul``,
+    ``max``, ``min`` of two such values (0 * 0, not 0 * w: a finite factor is not proved); a ``mul``
+    by a finite constant; a ``where`` whose both branches are such values (any condition).
+
+    Args:
+        kernel: a ``core.kernel_ir.Kernel``.
+        zeroed: per input, whether it is a batched buffer whose rows past the run's are zeroed.
+        batched: per input, whether it is batched at all (zeroed or a constant's rows).
+    """
+    if kernel.kind != "reduce" or kernel.combiner != "sum" or not kernel.out.dtype.is_floating:
+        return False
+    if kernel.epilogue is not None and any(batched[k] for k in kernel.epilogue.loaded() if k < len(batched)):
+        return False
+    memo: dict = {}
+
+    def finite_const(e) -> bool:
+        return e.op == "const" and isfinite(float(e.arg))
+
+    def free(e) -> bool:                 # reads no batched input (index expressions included)
+        return (e.op != "load" or not batched[e.arg]) and all(free(a) for a in e.args)
+
+    def zero(e) -> bool:
+        if e not in memo:
+            a = e.args
+            memo[e] = (
+                (e.op == "load" and zeroed[e.arg] and all(free(i) for i in a)) or
+                (e.op == "const" and float(e.arg) == 0.0) or
+                (e.op in ("neg", "cast") and zero(a[0])) or
+                (e.op in ("add", "sub", "max", "min") and zero(a[0]) and zero(a[1])) or
+                (e.op == "mul" and (zero(a[0]) and (zero(a[1]) or finite_const(a[1])) or
+                                    zero(a[1]) and finite_const(a[0]))) or
+                (e.op == "where" and zero(a[1]) and zero(a[2])))
+        return memo[e]
+    return zero(kernel.expr)
+
+
+def row_sum_reads(prog: Program, more: Program, on_rows: list[bool]) -> list[int]:
+    """The batched buffers (ids, sorted) that unbatched steps read: the row sums'
+    (:func:`batch_steps` with ``sums``), whose rows past a run's must be zeroed.
+
+    Args:
+        prog: the program for ``chunk`` rows.
+        more: the same graph's program for one more row.
+        on_rows: :func:`batch_steps`' answer for them.
+    """
+    batched = [a.shape != b.shape for a, b in zip(prog.bufs, more.bufs)]
+    return sorted({i for s, r in zip(prog.steps, on_rows) if not r for i in s.inputs if batched[i]})

@@ -232,6 +232,7 @@ class WasmBackend {
       driver: exports[sig.wasm.driver],
       rowsDriver: sig.wasm.rows_driver === undefined ? null : exports[sig.wasm.rows_driver],
       chunk: sig.batch?.chunk,
+      whole: sig.batch?.rows_input !== undefined, // a train step's outputs are whole at any rows
       inputs: sig.wasm.inputs,
       inputBytes: sig.inputs.map((spec) => storageBytes(spec)),
       outputs: sig.wasm.outputs.map((addr, k) => [addr, storageBytes(sig.outputs[k])]),
@@ -244,7 +245,8 @@ class WasmBackend {
    * tensor in this memory (nothing to do when it already is the slot, else
    * its bytes are copied there). `views`: return Uint8Array views of the output slots (valid
    * until the next run) instead of copies. `rows` (where takesRows(name); 1 <= rows <= chunk): the
-   * inputs and outputs hold the first `rows` rows only, run by the signature's rows driver.
+   * inputs and outputs hold the first `rows` rows only, run by the signature's rows driver (a train
+   * step's: its inputs but the row count; its outputs are whole).
    */
   run(name, inputs, views = false, rows = undefined) {
     const sig = this.signatures.get(name);
@@ -265,7 +267,7 @@ class WasmBackend {
     }
     mem = new Uint8Array(this.memory.buffer); // a driver that grew the memory detached the old buffer
     return sig.outputs.map(([addr, bytes]) => {
-      const n = rows === undefined ? bytes : bytes / sig.chunk * rows;
+      const n = rows === undefined || sig.whole ? bytes : bytes / sig.chunk * rows;
       return views ? mem.subarray(addr, addr + n) : mem.slice(addr, addr + n);
     });
   }

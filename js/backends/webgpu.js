@@ -378,6 +378,7 @@ class WebGPUBackend {
         staging: stagingBytes ? this.buffer(stagingBytes, MAP_READ | COPY_DST, `${name} staging`) : null,
         uniform,
         chunk: sig.batch?.chunk,
+        whole: sig.batch?.rows_input !== undefined, // a train step's outputs have no rows
       });
     }
   }
@@ -432,7 +433,7 @@ class WebGPUBackend {
     if (rows !== undefined && !(this.takesRows(name) && Number.isInteger(rows) && rows >= 1 && rows <= sig.chunk)) {
       throw new Error(`webtensor: signature '${name}' cannot run ${rows} rows`);
     }
-    const outputs = sig.outputs.map((o) => ({ ...o, bytes: rows === undefined ? o.bytes : o.bytes / sig.chunk * rows }));
+    const outputs = sig.outputs.map((o) => ({ ...o, bytes: rows === undefined || sig.whole ? o.bytes : o.bytes / sig.chunk * rows }));
     const dispatches = this.dispatches(name, rows);
     const bytes = await this.submit(`signature '${name}'`, (encoder) => {
       inputs.forEach((data, k) => this.device.queue.writeBuffer(sig.inputs[k], 0, data));

@@ -48,6 +48,7 @@ describe('a train step that takes any batch up to its chunk', () => {
       try {
         const sig = model.signatures.train_step;
         assert.deepEqual(sig.inputs.map((s) => s.name), ['x', 'y']);     // the row count is the runtime's
+        assert.ok(model._backend.takesRows('train_step'));                 // 5 and 1 rows run by the rows driver
         const before = await model.getWeights();
         for await (const [n, loss, want, got] of steps(model, kind)) {
           assert.equal(loss, Math.fround(want.loss), `loss at ${n} rows`);
@@ -66,6 +67,7 @@ describe('a train step that takes any batch up to its chunk', () => {
   test('wasm in a worker: the same bits', async () => {
     const model = await webtensor.load(join(out, 'cnn'), { backend: 'wasm', worker: true });
     try {
+      assert.ok(model._backend.takesRows('train_step'));      // the worker runs 5 and 1 rows by the rows driver
       for await (const [n, loss, want, got] of steps(model, 'cnn')) {
         assert.equal(loss, Math.fround(want.loss), `loss at ${n} rows`);
         for (const [path, w] of Object.entries(want.weights)) {
@@ -102,6 +104,7 @@ describe('a train step that takes any batch up to its chunk', () => {
     for (const kind of Object.keys(SHAPES)) {
       const model = await webtensor.load(join(out, kind), { backend: 'webgpu', gpu });
       try {
+        assert.ok(model._backend.takesRows('train_step'));   // kernels with "rows", zeroing passes before the sums
         for await (const [n, loss, want, got] of steps(model, kind)) {
           assert.ok(Math.abs(loss - want.loss) <= GPU_TOL * Math.max(1, Math.abs(want.loss)), `${kind} loss at ${n} rows: ${loss} vs ${want.loss}`);
           for (const [path, w] of Object.entries(want.weights)) {

@@ -49,7 +49,9 @@ def test_train_step_at_5_32_1_rows_equals_fit_bitwise(out, kind):
     assert man["format_version"] == 2
     assert sig["batch"] == {"chunk": fx.CHUNK, "maximum": fx.CHUNK, "rows_input": 2}
     assert sig["inputs"][2] == {"name": "row_count", "dtype": "int32", "shape": []}
+    assert sig["wasm"]["rows_driver"] == "__rows_train_step"      # steps under the chunk run their own rows
     m = wt.load(str(d / kind), backend="wasm")
+    assert m._backend.takes_rows("train_step")
     assert [s["name"] for s in m.signatures["train_step"]["inputs"]] == ["x", "y"]     # the row count is hidden
     w0 = m.get_weights()
     for n, loss, want, diff in _steps(m, kind, e):
@@ -66,6 +68,7 @@ def test_webgpu_train_step_at_5_32_1_rows_equals_fit(out, kind):
         m = wt.load(str(d / kind), backend="webgpu")
     except (ImportError, RuntimeError) as err:
         pytest.skip(f"no webgpu device: {err}")
+    assert m._backend.takes_rows("train_step")       # kernels with "rows", zeroing passes before the sums
     for n, loss, want, diff in _steps(m, kind, e):
         assert abs(loss - want["loss"]) <= TOL["webgpu"] * max(1.0, abs(want["loss"])), (n, loss, want["loss"])
         assert diff <= TOL["webgpu"], (n, diff)
@@ -86,6 +89,89 @@ def test_padding_rows_do_not_count(out):
     assert loss == want["loss"]     # bit for bit, whatever the padding rows hold
     got = m.get_weights()
     assert all(np.array_equal(got[p], np.asarray(w, np.float32).reshape(got[p].shape)) for p, w in want["weights"].items())
+
+
+def _state(m) -> bytes:
+    return b"".join(m._backend.read_variables(list(range(len(m._manifest["variables"])))))
+
+
+@pytest.mark.parametrize("backend", ["wasm", "webgpu"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_run_time_rows_equal_the_padded_chunk_bitwise(out, kind, backend):
+    """Run-time rows (docs/artifact.md "Run-time rows: train steps": row-wise kernels over the first
+    n rows, gradient sums over them or over zeroed rows; WebGPU: kernels with "rows" and zeroing
+    passes) against the padded chunk on the same backend, two copies of the artifact: the same loss
+    and every variable (optimizer slots included) in every byte, step after step, at 1, 5, 31, 32
+    and 3 rows."""
+    d, _ = out
+    if backend == "webgpu":
+        pytest.importorskip("wgpu")
+    try:
+        rows, padded = wt.load(str(d / kind), backend=backend), wt.load(str(d / kind), backend=backend)
+    except (ImportError, RuntimeError) as err:
+        pytest.skip(f"no webgpu device: {err}")
+    assert rows._backend.takes_rows("train_step")
+    sig = padded._manifest["signatures"]["train_step"]
+    rng = np.random.default_rng(5)
+    row, target = fx.SHAPES[kind]
+    for n in (1, 5, 31, 32, 3):
+        x = rng.standard_normal((n,) + row).astype(np.float32)
+        y = rng.integers(0, 3, n).astype(np.int32) if kind == "mlp" else \
+            rng.standard_normal((n,) + target).astype(np.float32)
+        got = np.float32(np.asarray(rows.train_step(x, y)))
+        pad = [np.concatenate([v, np.repeat(v[:1], fx.CHUNK - n, 0)]) for v in (x, y)]
+        data = [padded._value(v, s, "test") for v, s in zip((*pad, n), sig["inputs"])]
+        want = np.frombuffer(bytes(padded._backend.run("train_step", data)[0]), np.float32)[0]
+        assert got.tobytes() == want.tobytes(), (n, got, want)
+        assert _state(rows) == _state(padded), n
+
+
+def test_run_time_rows_with_threads_equal_fit_bitwise(out, tmp_path):
+    """module_threads.wasm's rows driver (tiles past the run-time end not run, the zeroing between
+    rounds) on 2 threads: fit's bits, as one thread."""
+    _, e = out
+    with wt.device(fx.device()):
+        fx.model("mlp").export(str(tmp_path / "t"), batch_size=fx.CHUNK, backends=("wasm",), symbolic_batch=True,
+                               wasm_threads=True)
+    wt.config.threading.set_intra_op_parallelism_threads(2)
+    try:
+        m = wt.load(str(tmp_path / "t"), backend="wasm")
+    finally:
+        wt.config.threading.set_intra_op_parallelism_threads(0)
+    assert m._backend.threads == 2 and m._backend.takes_rows("train_step")
+    for n, loss, want, diff in _steps(m, "mlp", e):
+        assert loss == want["loss"] and diff == 0.0, (n, loss, want["loss"], diff)
+
+
+def test_row_sum_proof():
+    """``core.runtime.artifacts.row_sum``: what a train step's gradient sums are (products and sums of
+    zeroed loads) passes; a term that is not 0 at zeroed rows, a product with a value not proved
+    finite, a constant's rows, another combiner or an epilogue reading rows fail."""
+    from webtensor.core import kernel_ir as K
+    from webtensor.core.dtypes import float32
+    from webtensor.core.runtime.artifacts import row_sum
+    a, b, w = (K.Buffer((8, 4), float32), K.Buffer((8, 3), float32), K.Buffer((4, 3), float32))
+    i = K.idx
+
+    def ld(k, *ix):
+        return K.load(k, ix, float32)
+    dw = K.reduce_kernel((a, b), K.Buffer((4, 3), float32), (8,), K.binary("mul", ld(0, i(2), i(0)), ld(1, i(2), i(1))), "sum")
+    assert row_sum(dw, [True, True], [True, True])
+    assert not row_sum(dw, [True, False], [True, True])          # a constant's rows (not zeroed) are read
+    bias = K.reduce_kernel((b,), K.Buffer((3,), float32), (8,), K.unary("neg", ld(0, i(1), i(0))), "sum")
+    assert row_sum(bias, [True], [True])
+    scaled = K.reduce_kernel((b,), K.Buffer((3,), float32), (8,), K.binary("mul", ld(0, i(1), i(0)), K.const(0.5, float32)), "sum")
+    assert row_sum(scaled, [True], [True])
+    for expr in (K.exp(ld(0, i(1), i(0))),                                          # exp(0) = 1
+                 K.binary("mul", ld(0, i(1), i(0)), ld(1, i(1), i(1))),            # 0 * w: w may be inf
+                 K.binary("add", ld(0, i(1), i(0)), K.const(1.0, float32)),
+                 K.where(K.binary("gt", ld(0, i(1), i(0)), K.const(0.0, float32)), ld(0, i(1), i(0)), K.const(1.0, float32))):
+        k = K.reduce_kernel((b, w), K.Buffer((3,), float32), (8,), expr, "sum")
+        assert not row_sum(k, [True, False], [True, False]), expr
+    assert row_sum(K.reduce_kernel((b, w), K.Buffer((3,), float32), (8,),
+                                   K.where(K.binary("gt", ld(1, i(0), i(0)), K.const(0.0, float32)), ld(0, i(1), i(0)),
+                                           K.const(0.0, float32)), "sum"), [True, False], [True, False])
+    assert not row_sum(K.reduce_kernel((b,), K.Buffer((3,), float32), (8,), ld(0, i(1), i(0)), "max"), [True], [True])
 
 
 def test_rows_beyond_the_chunk_or_none_are_refused(out):
