@@ -119,8 +119,8 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     main = _lower(module, base, f"{name}_reduce", False, fma, splat)
     total = prod(kernel.out.shape)
     rows = main.rows
-    batched = kernel.template in ("matmul", "matmul_q8") and matmul.supports(base) and \
-        prod(kernel.space[:len(kernel.out.shape) - 2]) > 1
+    mp = matmul.plan(base) if kernel.template in ("matmul", "matmul_q8") else None
+    batched = mp is not None and mp.window is None and prod(mp.batch) > 1
     if batched or not rows or total % rows:
         rows = 1
     low = _lower(module, _respace(kernel.epilogue, rows, total // rows), f"{name}_epilogue", False, fma, splat)
