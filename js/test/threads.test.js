@@ -31,7 +31,7 @@ async function outputs(model, name, e) {
 }
 
 test('exported models: bitwise the one-thread outputs on 1, 2, 3 and 4 threads', async () => {
-  assert.ok(expected.mlp.tiled >= 3 && expected.ops.tiled >= 1, 'kernels large enough are split');
+  assert.ok(expected.mlp.tiled >= 3 && expected.ops.tiled >= 1 && expected.seq.tiled >= 2, 'kernels large enough are split');
   for (const [name, e] of Object.entries(expected)) {
     for (const threads of [1, 2, 3, 4]) {
       const model = await webtensor.load(join(out, name), { backend: 'wasm', threads });
