@@ -109,9 +109,10 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     its own, re-spaced over the same rows, with the output as its input ``kernel.acc``) rewrites those
     rows in place. Each element is read before it is written, at its own address, so in place is
     safe; the same map code gives the same bits as the separate kernel. The rows are the
-    reduction's when they are output rows (a matmul without batch dims, a generic reduction); else
-    (a batched matmul: its rows are M within each batch) the function has one row, so it is not
-    split over threads. Written in place (``Kernel.inplace``: the output is a variable the epilogue
+    reduction's when they are output rows (a matmul without batch dims or whose batch dims fold into
+    its rows, ``matmul._fold_batch``; a generic reduction); else (a batched matmul whose B varies
+    per batch: its rows are M within each batch) the function has one row, so it is not split over
+    threads. Written in place (``Kernel.inplace``: the output is a variable the epilogue
     reads, an SGD update), the reduction stores into scratch past its own workspace instead, at the
     output's offsets (a thread's tiles into its own scratch), and the epilogue reads it there."""
     n = len(kernel.inputs)
