@@ -1,12 +1,16 @@
 // Threads in Node (docs/architecture.md, "Threads"): the artifacts of bench/export_bench.py loaded
 // with {threads: 1} and {threads: N}, their calls alternating (round robin) so both see the same
 // load on a shared machine: matmul 1024 (predict), MLP train step (784-256-256-10, batch 128),
-// CNN forward (batch 32) and a 6-layer transformer encoder forward (batch 16 x 64 tokens). Prints the best and median call of each and the ratio 1-thread / N-thread.
+// CNN forward (batch 32) and a 6-layer transformer encoder forward (batch 16 x 64 tokens). Prints the best and median call of each and the ratio 1-thread / N-thread,
+// and (Linux) the driver thread's CPU time per call 1-thread / N-thread: how much of the work the
+// other threads took, which other jobs on the machine disturb far less than wall time (~2x when
+// every large kernel splits evenly; a kernel that stays on one thread pulls it toward 1x; counted
+// in 10 ms ticks, so meaningful for calls of tens of ms: matmul 1024, the encoder).
 //
 // Usage: node bench/bench_threads.mjs [--threads 2] [--rounds 20]
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,20 +38,30 @@ function inputsFor(model, name) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
+// This thread's CPU time in ms (utime + stime, in USER_HZ = 100 ticks), or null off Linux.
+const STAT = `/proc/self/task/${process.pid}/stat`;
+const threadCpu = existsSync(STAT) ? () => {
+  const f = readFileSync(STAT, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+} : () => null;
+
 async function race(label, dir, signature) {
   const models = { 1: await webtensor.load(join(out, dir), { backend: 'wasm', threads: 1 }), [N]: await webtensor.load(join(out, dir), { backend: 'wasm', threads: N }) };
   const times = { 1: [], [N]: [] };
+  const cpu = { 1: 0, [N]: 0 };
   const inputs = inputsFor(models[1], signature);
   for (let r = 0; r < ROUNDS; r++) {
     for (const k of [1, N]) {
+      const c = threadCpu();
       const t = performance.now();
       await models[k].run(signature, inputs);
       times[k].push(performance.now() - t);
+      cpu[k] += threadCpu() - c;
     }
   }
   const b1 = Math.min(...times[1]), bn = Math.min(...times[N]);
   const m1 = median(times[1]), mn = median(times[N]);
-  console.log(`${label.padEnd(34)} 1 thread ${b1.toFixed(2).padStart(8)} ms (median ${m1.toFixed(2)})   ${models[N].stats().wasmThreads} threads ${bn.toFixed(2).padStart(8)} ms (median ${mn.toFixed(2)})   ratio best ${(b1 / bn).toFixed(2)}x  median ${(m1 / mn).toFixed(2)}x`);
+  console.log(`${label.padEnd(34)} 1 thread ${b1.toFixed(2).padStart(8)} ms (median ${m1.toFixed(2)})   ${models[N].stats().wasmThreads} threads ${bn.toFixed(2).padStart(8)} ms (median ${mn.toFixed(2)})   ratio best ${(b1 / bn).toFixed(2)}x  median ${(m1 / mn).toFixed(2)}x${cpu[N] > 0 ? `  driver CPU ${(cpu[1] / cpu[N]).toFixed(2)}x` : ''}`);
   models[1].dispose();
   models[N].dispose();
 }

@@ -7,7 +7,10 @@ Python (``tests/wasm/test_intra_op_threads.py``) and Node (``js/test/threads.tes
         here), "tiled": number of kernel calls the threaded module splits}}:
         - "digits_mlp", "digits_cnn": the JS end-to-end models (tests/export_fixtures.py), predict;
         - "mlp": 784-256-256-10, batch 128, one train_step (loss and the updated first kernel);
-        - "ops": matmul 192x160x96 + bias + ReLU, softmax over rows, column sums, tanh.
+        - "ops": matmul 192x160x96 + bias + ReLU, softmax over rows, column sums, tanh;
+        - "seq": two Dense layers on (16, 24, 64) (tanh, then a residual add): matmuls whose batch
+          dims fold into rows (wasm/matmul.py), their epilogues fused, tiles of 32 rows that cross
+          the 24-row batch boundaries.
 """
 from __future__ import annotations
 
@@ -28,6 +31,11 @@ def ops(a, w, b):
     import webtensor as wt
     h = wt.relu(wt.matmul(a, w) + b)
     return wt.softmax(h, axis=-1), wt.reduce_sum(h, axis=0), wt.tanh(h * 0.1)
+
+
+def seq(x, w1, b1, w2, b2):
+    import webtensor as wt
+    return wt.matmul(wt.tanh(wt.matmul(x, w1) + b1), w2) + b2 + x
 
 
 def tiled(path: str) -> int:
@@ -57,6 +65,11 @@ def main(out: str) -> None:
                 R.randn(96).astype(np.float32))
         wt.export(ops, args, os.path.join(out, "ops"), wasm_threads=True)
         expected["ops"] = (next(iter(wt.load(os.path.join(out, "ops"), backend="wasm").signatures)), list(args))
+        args = (R.randn(16, 24, 64).astype(np.float32), R.randn(64, 128).astype(np.float32) * 0.1,
+                R.randn(128).astype(np.float32), R.randn(128, 64).astype(np.float32) * 0.1,
+                R.randn(64).astype(np.float32))
+        wt.export(seq, args, os.path.join(out, "seq"), wasm_threads=True)
+        expected["seq"] = (next(iter(wt.load(os.path.join(out, "seq"), backend="wasm").signatures)), list(args))
     result = {}
     wt.config.threading.set_intra_op_parallelism_threads(1)
     for name, (sig, inputs) in expected.items():

@@ -28,9 +28,10 @@ Engines:
   (``WebAssembly.Module``/``Instance``/``Memory``); bytes cross with one bulk copy each way
   (``Uint8Array.assign``/``assign_to``; ``memory.buffer`` is re-read every time, since growth
   detaches the old ``ArrayBuffer``), as measured in ``shared/PLATFORM.md``. With ``shared=True``
-  (a loaded artifact's threads, on a cross-origin isolated page) its memory is a shared
-  ``WebAssembly.Memory`` and :meth:`BrowserEngine.workers` runs a threaded module's ``worker(tid)``
-  in Web Workers (:class:`BrowserWorkers`).
+  (a loaded artifact's threads, or the ``"wasm"`` device's when more than one intra-op thread is
+  set before its first use, on a cross-origin isolated page: :func:`default_engine`) its memory is
+  a shared ``WebAssembly.Memory`` and :meth:`BrowserEngine.workers` runs a threaded module's
+  ``worker(tid)`` in Web Workers (:class:`BrowserWorkers`).
 
 Engines are not locked: their owner (the device, a loaded model) serialises calls with its lock.
 """
@@ -38,9 +39,11 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import warnings
 import weakref
 
 from ..core.runtime.hostdata import byte_view
+from ..core.runtime.parallelism import intra_op_threads
 from ..core.runtime.util import require
 from .binary import V128, Module
 
@@ -319,6 +322,9 @@ class BrowserEngine:
         import js
         from pyodide.ffi import to_js
         self.js, self._to_js = js, to_js
+        self.shared = bool(shared)
+        # how modules import the memory; JS frees dropped instances
+        self.memory_import = {"max_pages": maximum_pages, "shared": True} if self.shared else {}
         self.memory = js.WebAssembly.Memory.new(self._object({"initial": initial_pages, "maximum": maximum_pages,
                                                               "shared": shared}))
         relaxed = bool(js.WebAssembly.validate(to_js(relaxed_simd_probe())))
@@ -355,10 +361,10 @@ class BrowserEngine:
     def address(self, offset: int) -> None:
         return None                     # JavaScript memory: no host pointers (and it moves on growth)
 
-    memory_import: dict = {}            # modules import an ordinary memory; JS frees dropped instances
-
     def instantiate(self, module_bytes: bytes, export: str, nargs: int):
-        return getattr(self.exports(self.compile(module_bytes)), export)
+        module = self.compile(module_bytes)
+        fn = getattr(self.exports(module), export)
+        return _JsExport(fn, module) if self.shared else fn
 
     def compile(self, module_bytes: bytes):
         """A ``WebAssembly.Module`` of ``module_bytes`` (a JsProxy)."""
@@ -385,12 +391,13 @@ class BrowserEngine:
         """Whether this thread may block in ``memory.atomic.wait32``: not a page's main thread."""
         return not hasattr(self.js, "document")
 
-    def workers(self, module, n: int, stop) -> "BrowserWorkers":
+    def workers(self, module, n: int, stop=None, keep=None) -> "BrowserWorkers":
         """(``shared=True``.) Start Web Workers 1..n-1, each running export ``worker(tid)`` of
         ``module`` (:meth:`compile`; see :mod:`.threads`) on this engine's shared memory; ``stop``:
-        the module's ``stop`` export (of an instance on this memory). The returned
-        :class:`BrowserWorkers` ends them."""
-        return BrowserWorkers(self, module, n, stop)
+        the module's ``stop`` export (of an instance on this memory; default: a new instance's).
+        ``keep``: an object held until the workers are ended (the memory of their control block).
+        The returned :class:`BrowserWorkers` ends them."""
+        return BrowserWorkers(self, module, n, self.exports(module).stop if stop is None else stop, keep)
 
     def validate(self, module_bytes: bytes) -> None:
         if not self.js.WebAssembly.validate(self._to_js(module_bytes)):
@@ -423,6 +430,18 @@ _THREAD_JS = """self.onmessage = ({ data: { module, memory, tid } }) => {
 _thread_url = []        # the Blob URL of _THREAD_JS, made once per page
 
 
+class _JsExport:
+    """An export of an instance on a shared :class:`BrowserEngine`, with its ``module`` (what
+    :meth:`BrowserEngine.workers` instantiates again in each Worker), as wasmtime's ``_Caller``."""
+    __slots__ = ("fn", "module")
+
+    def __init__(self, fn, module):
+        self.fn, self.module = fn, module
+
+    def __call__(self, *vals):
+        return self.fn(*vals)
+
+
 class BrowserWorkers:
     """Web Workers running a threaded module's ``worker(tid)`` (:mod:`.threads`) on a
     :class:`BrowserEngine`'s shared memory, one instance each. They start while Python runs on: the
@@ -430,7 +449,7 @@ class BrowserWorkers:
     need not wait for them either. :meth:`close` (also run when the object is collected) calls the
     module's ``stop`` and terminates them (a Worker still starting ends too)."""
 
-    def __init__(self, engine: BrowserEngine, module, n: int, stop):
+    def __init__(self, engine: BrowserEngine, module, n: int, stop, keep=None):
         js = engine.js
         if not _thread_url:
             blob = js.Blob.new(engine._to_js([_THREAD_JS]), engine._object({"type": "text/javascript"}))
@@ -444,22 +463,32 @@ class BrowserWorkers:
         except Exception:       # e.g. a Content-Security-Policy without worker-src blob:
             _end_browser_workers(stop, self.workers)
             raise
-        self._close = weakref.finalize(self, _end_browser_workers, stop, self.workers)
+        self._close = weakref.finalize(self, _end_browser_workers, stop, self.workers, keep)
 
     def close(self) -> None:
         """End the workers (idempotent)."""
         self._close()
 
 
-def _end_browser_workers(stop, workers):
+def _end_browser_workers(stop, workers, keep=None):
     stop()
     for w in workers:
         w.terminate()
+    del keep            # now the control block's memory may be reused
 
 
 def default_engine(initial_pages: int, fma: bool | None = None):
-    """:class:`BrowserEngine` in Pyodide, else a shared :class:`WasmtimeEngine` (dropped modules freed)."""
+    """:class:`BrowserEngine` in Pyodide, else a shared :class:`WasmtimeEngine` (dropped modules freed).
+
+    In Pyodide the memory is shared (so compiled functions run on that many threads) when more than
+    one intra-op thread is set (``core/runtime/parallelism.py``) as the device is made and the page
+    can run threads; where it cannot, a ``RuntimeWarning`` says why and the device has one thread."""
     import sys
     if sys.platform == "emscripten":
-        return BrowserEngine(initial_pages, fma)
+        n = intra_op_threads()
+        short = BrowserEngine.threads_unavailable() if n > 1 else None
+        if short:
+            warnings.warn(f"wasm device: {n} threads are set, but compiled functions run on 1: {short}", RuntimeWarning,
+                          stacklevel=2)
+        return BrowserEngine(initial_pages, fma, shared=n > 1 and short is None)
     return WasmtimeEngine(initial_pages, fma, shared=True)

@@ -121,9 +121,10 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     its own, re-spaced over the same rows, with the output as its input ``kernel.acc``) rewrites those
     rows in place. Each element is read before it is written, at its own address, so in place is
     safe; the same map code gives the same bits as the separate kernel. The rows are the
-    reduction's when they are output rows (a matmul without batch dims, a generic reduction); else
-    (a batched matmul: its rows are M within each batch) the function has one row, so it is not
-    split over threads. Written in place (``Kernel.inplace``: the output is a variable the epilogue
+    reduction's when they are output rows (a matmul without batch dims or whose batch dims fold into
+    its rows, ``matmul._fold_batch``; a generic reduction); else (a batched matmul whose B varies
+    per batch: its rows are M within each batch) the function has one row, so it is not split over
+    threads. Written in place (``Kernel.inplace``: the output is a variable the epilogue
     reads, an SGD update), the reduction stores into scratch past its own workspace instead, at the
     output's offsets (a thread's tiles into its own scratch), and the epilogue reads it there."""
     n = len(kernel.inputs)
@@ -131,8 +132,8 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     main = _lower(module, base, f"{name}_reduce", False, fma, splat, run_k)
     total = prod(kernel.out.shape)
     rows = main.rows
-    batched = kernel.template in ("matmul", "matmul_q8") and matmul.supports(base) and \
-        prod(kernel.space[:len(kernel.out.shape) - 2]) > 1
+    mp = matmul.plan(base) if kernel.template in ("matmul", "matmul_q8") else None
+    batched = mp is not None and mp.window is None and prod(mp.batch) > 1
     if batched or not rows or total % rows:
         rows = 1
     low = _lower(module, _respace(kernel.epilogue, rows, total // rows), f"{name}_epilogue", False, fma, splat)

@@ -31,6 +31,7 @@ Function signature as in ``ir.py``: ``(out, in..., start, end, scratch)``, rows 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from math import prod
 
@@ -80,7 +81,25 @@ class Plan:
 def plan(kernel: K.Kernel) -> Plan | None:
     """The template's view of a kernel, or None when it does not apply."""
     if kernel.template == "matmul_q8":
-        return _plan_q8(kernel)
+        return _fold_batch(_plan_q8(kernel))
+    return _fold_batch(_plan(kernel))
+
+
+def _fold_batch(p: Plan | None) -> Plan | None:
+    """``p`` with its innermost batch dims folded into M where B does not vary along them and A's
+    rows continue across them (a Dense layer on ``(batch, tokens, d)``: one ``(batch * tokens) x d``
+    matmul). The function's rows are then every output row, so a thread tile or a fused epilogue
+    (``lower._lower_epilogue``) spans all of them, not M rows within each batch. Each output element
+    is the same sum in the same k order, so results are bitwise equal to the batched loop."""
+    while p is not None and p.batch and p.window is None and \
+            (p.batch[-1] == 1 or (p.b.batch[-1] == 0 and p.a.row and p.a.batch[-1] == p.M * p.a.row)):
+        p = dataclasses.replace(p, batch=p.batch[:-1], M=p.M * p.batch[-1],
+                                a=dataclasses.replace(p.a, batch=p.a.batch[:-1]),
+                                b=dataclasses.replace(p.b, batch=p.b.batch[:-1]))
+    return p
+
+
+def _plan(kernel: K.Kernel) -> Plan | None:
     if kernel.template == "conv2d":
         return _plan_conv(kernel)
     if kernel.kind != "reduce" or kernel.combiner != "sum" or kernel.n_reduce != 1 or \

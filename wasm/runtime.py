@@ -416,7 +416,9 @@ class WasmExecutable:
         self.workers = None
         if par is not None and par.tasks:
             par.finish(control + T.CONTROL_BYTES)
-            device.engine.write(control, array.array("i", T.control_words(self.threads, True, control + T.CONTROL_BYTES,
+            # a page's main thread may not block (Pyodide): the driver then spins
+            block = getattr(device.engine, "can_block", True)
+            device.engine.write(control, array.array("i", T.control_words(self.threads, block, control + T.CONTROL_BYTES,
                                                                            par.scratch)))
         self._run = device._instantiate(m, "run", 0)
         if par is not None and par.tasks:

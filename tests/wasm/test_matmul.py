@@ -54,6 +54,27 @@ def test_batched_and_broadcast(a_shape, b_shape):
     check(rng.standard_normal(a_shape).astype(np.float32), rng.standard_normal(b_shape).astype(np.float32))
 
 
+@pytest.mark.parametrize("fma", [False, True])
+@pytest.mark.parametrize("a_shape,b_shape,folded", [((3, 17, 9), (9, 5), 51), ((2, 3, 10, 300), (300, 9), 60),
+                                                    ((2, 1, 5, 7), (3, 7, 4), 5), ((3, 17, 9), (3, 9, 5), 17)])
+def test_batch_dims_fold_into_rows(a_shape, b_shape, folded, fma, monkeypatch):
+    """Batch dims along which B is constant and A's rows continue fold into M (a Dense layer on
+    (batch, tokens, d)): the function's rows are every output row, so row ranges (thread tiles) may
+    cross batch boundaries, and the results are bitwise those of the batched loop."""
+    a, b = rng.standard_normal(a_shape).astype(np.float32), rng.standard_normal(b_shape).astype(np.float32)
+    k = mm_kernel(a_shape, b_shape)
+    assert matmul.plan(k).M == folded
+    splits = lambda rows: [0, 8, 9, 30, rows] if rows > 30 else [0, rows]
+    got, lw = run_kernel(k, [a, b], splits, fma)
+    assert lw.rows == folded
+    monkeypatch.setattr(matmul, "_fold_batch", lambda p: p)
+    assert matmul.plan(k).M == a_shape[-2]
+    want, _ = run_kernel(k, [a, b], None, fma)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    tol = 1e-5 * a_shape[-1] ** 0.5
+    np.testing.assert_allclose(got, np.matmul(a, b), rtol=tol, atol=tol)
+
+
 def test_row_ranges_compose():
     a, b = rng.standard_normal((37, 20)).astype(np.float32), rng.standard_normal((20, 13)).astype(np.float32)
     check(a, b, splits=lambda rows: [0, 8, 9, 30, rows])
