@@ -3,7 +3,7 @@
 Synchronous data parallelism (``MirroredStrategy``; ``MultiWorkerMirroredStrategy`` in ``cluster.py``
 is the same over Ray actors): each global batch is split across the replicas; every replica runs the
 compiled step (``replica.py``) on its shard; the replicas exchange their gradients (one flat buffer
-each; here through slots and a barrier, as threads of one process) and each sums them weighted by
+each; here through per-replica inboxes, as threads of one process) and each sums them weighted by
 its shard's share of the real rows, in replica order, so every replica applies the same bits and
 all hold the same variables after every step. The coordinator hands the replicas
 ``steps_per_execution`` steps at a time (``compile``'s argument): one hand-off per execution.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -270,8 +271,10 @@ class _SyncStep:
             if self.program is not None:
                 self.sync()
             backends = sorted(set(getattr(self.strategy, "_backends", ["wasm"])), key=["wasm", "webgpu"].index)
+            # the all-reduce in the compiled step where every replica runs the same WebAssembly (the
+            # same bits everywhere; another backend may round a*b + c differently, e.g. fused)
             self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows, backends=backends,
-                                          flat=True)
+                                          flat=True, replicas=n if backends == ["wasm"] else 0)
             self.strategy._start(self.program)
 
     def __call__(self, x, y, sample_weight=None):
@@ -401,20 +404,48 @@ class _SyncStep:
 
 
 class _Exchange:
-    """The all-reduce's rendezvous of ``MirroredStrategy``'s replica threads: each puts its step's
-    item in a slot and waits at a barrier, then reads every slot. Two sets of slots, used by
-    alternate steps: a replica writes step ``j + 2``'s only after all passed step ``j + 1``'s
-    barrier, so after all read step ``j``'s."""
+    """The all-reduce's rendezvous of ``MirroredStrategy``'s replica threads: each posts its step's
+    item to every other replica's inbox (a ``queue.SimpleQueue``: put and a blocking get are C
+    calls, a third of a ``threading.Barrier``'s cost per step) and takes the others' from its own.
+    A replica posts step ``j + 1`` only after it has every replica's step ``j``, so a peer's item
+    is at most one step early; such items wait in ``early`` for the step that takes them.
+    :meth:`abort` makes every waiting and later call raise ``threading.BrokenBarrierError``."""
+
+    _ABORT = object()
 
     def __init__(self, n: int):
-        self.barrier = threading.Barrier(n)
-        self.slots = ([None] * n, [None] * n)
+        self.inboxes = [queue.SimpleQueue() for _ in range(n)]
+        self.early = [{} for _ in range(n)]     # replica -> {peer: its next step's item}
+        self.aborted = False
 
     def __call__(self, r: int, j: int, item) -> list:
-        slots = self.slots[j % 2]
-        slots[r] = item
-        self.barrier.wait()
-        return list(slots)
+        if self.aborted:
+            raise threading.BrokenBarrierError
+        for p, box in enumerate(self.inboxes):
+            if p != r:
+                box.put((j, r, item))
+        every = [None] * len(self.inboxes)
+        every[r] = item
+        early, missing = self.early[r], len(self.inboxes) - 1
+        for p in list(early):
+            every[p] = early.pop(p)
+            missing -= 1
+        while missing:
+            message = self.inboxes[r].get()
+            if message is self._ABORT:      # after the items posted before the abort
+                raise threading.BrokenBarrierError
+            step, p, value = message
+            if step == j:
+                every[p] = value
+                missing -= 1
+            else:
+                early[p] = value
+        return every
+
+    def abort(self) -> None:
+        self.aborted = True
+        for box in self.inboxes:
+            box.put(self._ABORT)
 
 
 class MirroredStrategy(Strategy):
@@ -479,8 +510,8 @@ class MirroredStrategy(Strategy):
             out, times = [], {}
             try:
                 self._runners[r].run_steps(per_replica[r], lambda j, item: exchange(r, j, item), want_pred, out, times)
-            except BaseException as e:      # the others leave the barrier (BrokenBarrierError)
-                exchange.barrier.abort()
+            except BaseException as e:      # the others stop waiting (BrokenBarrierError)
+                exchange.abort()
                 return e
             return out, times
         done = self._map(one, range(self.num_replicas_in_sync))
