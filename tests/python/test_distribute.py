@@ -176,6 +176,32 @@ def test_mirrored_exchange_gives_every_replica_each_step_in_replica_order():
         assert list(pool.map(failing, range(3))) == ["released", "released", "aborted"]
 
 
+def test_variables_return_from_ray_in_pieces_under_its_inline_limit(digits):
+    """The epoch's last Ray execution returns worker 0's variables as pickled pieces, each under Ray's
+    100 KiB inline limit (a larger value goes through the object store, ~2 ms more per call); the
+    pieces join back into the same arrays."""
+    from webtensor.__main__ import build_model
+    from webtensor.distribute.cluster import _chunks, _unchunk, _weight_chunks
+    from webtensor.distribute.replica import ReplicaRunner, export_program
+    x, y = digits[0][:32], digits[1][:32]
+    with wt.device("wasm"):
+        wt.set_seed(0)
+        m = build_model("cnn")
+        m.compile(wt.optimizers.Adam(1e-3), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m(x[:2])
+        program = export_program(m, x, y, 32, flat=True, replicas=2)
+    weights = ReplicaRunner(program).get_weights()
+    k = _weight_chunks(program)
+    parts = _chunks(weights, k)
+    assert len(parts) == k >= 2 and all(len(part) < 100 * 1024 for part in parts)
+    assert sum(a.nbytes for a in weights.values()) > 100 * 1024        # one value would not be inline
+    back = _unchunk(parts)
+    assert back.keys() == weights.keys()
+    for name, a in weights.items():
+        np.testing.assert_array_equal(back[name], a)
+        assert back[name].dtype == a.dtype
+
+
 def test_mirrored_optimizer_state_returns_to_the_model(digits):
     """After a distributed fit, training on without the strategy continues from the replicas' state."""
     x, y = digits[0][:256], digits[1][:256]
