@@ -5,8 +5,8 @@ process or machine) and parameter server actors, as TensorFlow's distributed run
   by the coordinator (``replica.py``: shipped as an artifact through Ray's object store). The
   coordinator hands each worker ``steps_per_execution`` steps' shards in one call; after each step
   the workers send their gradients (one flat buffer) straight to each other over TCP links that
-  Ray set up (``mesh.py``), and each sums them (in the compiled ``apply_gradients``, in the same
-  order everywhere, so the workers stay bitwise equal) and applies the update. Faults: when a worker
+  Ray set up (``mesh.py``), and each sums them (``weighted_sum``, in the same order
+  everywhere, so the workers stay bitwise equal) and applies the update. Faults: when a worker
   dies the survivors are stopped, it is replaced and given the state of the survivor that finished
   fewest steps (all hold the same variables after every step) and the unfinished steps run again,
   so no step is lost; when none survives, the workers restart from the last checkpoint (the

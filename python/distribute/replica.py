@@ -9,11 +9,7 @@ processes or machines, which never re-trace).
   trainable variables (in ``model.trainable_variables`` order); updates non-trainable state (a
   Dropout counter, BatchNormalization's moving statistics) in place.
 - ``apply_gradients(*gradients) -> iterations``: ``model.optimizer.apply_gradients`` (updates the
-  weights and the optimizer's state in place). In the synchronous strategies' flat programs it takes
-  every replica's flat gradient buffer and the scales instead, ``(g_0, ..., g_{R-1}, s_0, ...,
-  s_{R-1})``, and applies ``sum_r s_r * g_r`` (the all-reduce, in replica order, in the compiled
-  graph: one call per step does the sum and the update, and the peers' buffers go into the engine
-  as they came from the exchange, with no summed copy made in numpy).
+  weights and the optimizer's state in place).
 
 Combining replicas exactly (synchronous strategies): a replica's loss is the mean over its ``b`` rows
 of ``w_i * l_i`` (Keras' ``sum_over_batch_size``), so the global batch's mean over its ``N`` real rows
@@ -45,9 +41,8 @@ class ReplicaProgram:
     the trainable variables' artifact names (gradient order) and every variable's artifact name
     mapped to the model's Variable (to copy weights back)."""
 
-    def __init__(self, files: dict, batch: int, trainable: list, variables: dict, n_inputs: int, replicas: int = 0):
+    def __init__(self, files: dict, batch: int, trainable: list, variables: dict, n_inputs: int):
         self.files, self.batch, self.trainable, self.variables, self.n_inputs = files, batch, trainable, variables, n_inputs
-        self.replicas = replicas    # > 0: apply_gradients all-reduces that many flat buffers (module docstring)
         self.webtensor_version = __version__
 
     def __getstate__(self):          # shipped to workers without the coordinator's Variables
@@ -105,7 +100,7 @@ def _example(a, rows: int):
 
 
 def export_program(model, x, y, batch: int, shards: list | None = None, backends=("wasm",),
-                   flat: bool = False, replicas: int = 0) -> ReplicaProgram:
+                   flat: bool = False) -> ReplicaProgram:
     """Trace ``model``'s step for ``batch`` rows per replica (``x``, ``y``: one batch of the data, for
     shapes and dtypes) and export it (module docstring). The model must be compiled and built.
     ``shards``: for parameter servers, lists of trainable-variable indices; each adds a signature
@@ -113,9 +108,7 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
     the artifact carries (the replicas' device kinds). ``flat`` (the synchronous strategies): when the
     trainable variables share a dtype, the gradients leave ``compute_gradients`` as one flat tensor
     (concatenated in the graph) and ``apply_gradients`` takes one and splits it: one array to copy
-    out, sum and copy in per step instead of one per variable (the same values). ``replicas`` (with a
-    flat program): ``apply_gradients`` takes that many replicas' flat buffers and their scales and
-    sums them itself (module docstring)."""
+    out, sum and copy in per step instead of one per variable (the same values)."""
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     ex_x = [tensor(_example(a, batch)) for a in xs]
     ex_y = tensor(_example(y, batch))
@@ -124,7 +117,6 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
     trainable = list(model.trainable_variables)
     model.optimizer.build(trainable)
     flat = flat and len({v.dtype for v in trainable}) == 1 and len(trainable) > 1
-    replicas = replicas if flat else 0
     sizes = [int(np.prod(v.shape)) for v in trainable]
 
     def compute_gradients(*args):
@@ -141,25 +133,15 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
         return (loss, y_pred, *grads)
 
     def apply_gradients(*grads):
-        if replicas:        # weighted_sum's arithmetic: float32 products added in replica order
-            total = grads[0] * grads[replicas]
-            for g, scale in zip(grads[1:replicas], grads[replicas + 1:]):
-                total = total + g * scale
-            grads = [total]
         if flat:
             grads = [F.reshape(g, v.shape) for g, v in zip(F.split(grads[0], sizes), trainable)]
         model.optimizer.apply_gradients(zip(grads, trainable))
         return model.optimizer.iterations.read_value() + 0
 
     grads_example = [zeros(v.shape, dtype=v.dtype) for v in trainable]
-    if flat:
-        flat_example = zeros((sum(sizes),), dtype=trainable[0].dtype)
-        apply_example = (flat_example,) if not replicas else \
-            (*[flat_example] * replicas, *[zeros((), dtype=trainable[0].dtype)] * replicas)
-    else:
-        apply_example = tuple(grads_example)
     signatures = {"compute_gradients": (compute_gradients, (*ex_x, ex_y, ex_w)),
-                  "apply_gradients": (apply_gradients, apply_example)}
+                  "apply_gradients": (apply_gradients, (zeros((sum(sizes),), dtype=trainable[0].dtype),) if flat
+                                      else tuple(grads_example))}
     for k, shard in enumerate(shards or []):
         def apply_shard(*grads, shard=shard):
             model.optimizer.apply_gradients(zip(grads, [trainable[i] for i in shard]))
@@ -185,7 +167,7 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
             if name == spec["name"] and vid in all_vars:
                 by_name[spec["name"]] = all_vars[vid]
     trainable_names = [next(k for k, v in by_name.items() if v is t) for t in trainable]
-    return ReplicaProgram(files, batch, trainable_names, by_name, n, replicas)
+    return ReplicaProgram(files, batch, trainable_names, by_name, n)
 
 
 def _optimizer_variables(opt) -> list:
@@ -232,15 +214,12 @@ class ReplicaRunner:
         """Synchronous steps (``steps``: ``(xs, y, w, scales)`` each, or ``(rows, scales)``: indices into
         ``source``, gathered and padded here): this replica's gradients, packed
         into one flat buffer; ``exchange(j, (flat, loss, y_pred))`` returns every replica's item for
-        step ``j`` in replica order; their sum weighted by ``scales`` (the same bits on every
-        replica) is applied: by ``apply_gradients`` itself in a program exported with ``replicas``,
-        else by :func:`weighted_sum`. Appends each step's ``[(loss, y_pred or None)]`` (every
-        replica's) to ``out`` and adds seconds to ``times["compute"]`` (gathering rows and both
-        signatures, the in-graph sum included), ``times["exchange"]`` (waiting for the others
-        included) and ``times["sum"]`` (numpy's); ``out`` keeps the finished steps when ``exchange``
-        raises."""
+        step ``j`` in replica order; their ``weighted_sum`` by ``scales`` (the same bits on every
+        replica) is applied. Appends each step's ``[(loss, y_pred or None)]`` (every replica's) to
+        ``out`` and adds seconds to ``times["compute"]`` (gathering rows and both signatures),
+        ``times["exchange"]`` (waiting for the others included) and ``times["sum"]``; ``out`` keeps
+        the finished steps when ``exchange`` raises."""
         clock = time.perf_counter
-        in_graph = self.program.replicas
         for j, step in enumerate(steps):
             t0 = clock()
             xs, y, w = self._gather(step[0]) if len(step) == 2 else step[:3]
@@ -249,16 +228,9 @@ class ReplicaRunner:
             t1 = clock()
             every = exchange(j, (_pack(grads), loss, y_pred if want_pred else None))
             t2 = clock()
-            if in_graph:
-                if len(every) != in_graph:
-                    raise ValueError(f"webtensor.distribute: {len(every)} replicas' gradients for a program "
-                                     f"that all-reduces {in_graph}")
-                t3 = t2
-                self.model.run("apply_gradients", *[item[0][0] for item in every], *np.float32(scales))
-            else:
-                reduced = weighted_sum(scales, [item[0] for item in every])
-                t3 = clock()
-                self.apply_gradients(_unpack(reduced, grads))
+            reduced = weighted_sum(scales, [item[0] for item in every])
+            t3 = clock()
+            self.apply_gradients(_unpack(reduced, grads))
             times["compute"] = times.get("compute", 0.0) + (t1 - t0) + (clock() - t3)
             times["exchange"] = times.get("exchange", 0.0) + (t2 - t1)
             times["sum"] = times.get("sum", 0.0) + (t3 - t2)

@@ -271,10 +271,8 @@ class _SyncStep:
             if self.program is not None:
                 self.sync()
             backends = sorted(set(getattr(self.strategy, "_backends", ["wasm"])), key=["wasm", "webgpu"].index)
-            # the all-reduce in the compiled step where every replica runs the same WebAssembly (the
-            # same bits everywhere; another backend may round a*b + c differently, e.g. fused)
             self.program = export_program(self.model, xs if len(xs) > 1 else xs[0], y, rows, backends=backends,
-                                          flat=True, replicas=n if backends == ["wasm"] else 0)
+                                          flat=True)
             self.strategy._start(self.program)
 
     def __call__(self, x, y, sample_weight=None):

@@ -116,31 +116,6 @@ def test_mirrored_replica_error_propagates_and_nothing_hangs(digits, monkeypatch
         strategy_fit(s, x, y, steps_per_execution=2, batch_size=64, epochs=1)
 
 
-def test_in_graph_all_reduce_applies_numpys_weighted_sum_bit_for_bit(digits):
-    """A program exported with ``replicas=2`` sums the replicas' flat gradients inside
-    ``apply_gradients``: the weights after a step are bitwise those of applying numpy's
-    ``weighted_sum`` (the arithmetic it replaces), so replicas of either kind stay equal."""
-    from webtensor.distribute.replica import ReplicaRunner, export_program, weighted_sum
-    x, y = digits[0][:32], digits[1][:32]
-    with wt.device("wasm"):
-        m = make_model()
-        m(x[:2])
-        fused, plain = (export_program(m, x, y, 32, flat=True, replicas=r) for r in (2, 0))
-    assert fused.replicas == 2 and plain.replicas == 0
-    a, b = ReplicaRunner(fused), ReplicaRunner(plain)
-    w = np.ones((32,), np.float32)
-    g0 = b.compute_gradients([x], y, w)[2]
-    g1 = b.compute_gradients([x[::-1].copy()], y[::-1].copy(), w)[2]
-    scales = [32 / 41, 32 / 41]         # a last batch of 41 rows, padded to 2 x 32
-    a.model.run("apply_gradients", g0[0], g1[0], *np.float32(scales))
-    b.apply_gradients(weighted_sum(scales, [g0, g1]))
-    wa, wb = a.get_weights(), b.get_weights()
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
-    assert any(not np.array_equal(wa[k], v.numpy()) for k, v in fused.variables.items() if k in wa)
-
-
 def test_mirrored_exchange_gives_every_replica_each_step_in_replica_order():
     """Three replica threads running at different speeds (a peer's item arrives up to a step early)
     get every replica's item of the same step, in replica order; a replica that aborts releases the
@@ -189,7 +164,7 @@ def test_variables_return_from_ray_in_pieces_under_its_inline_limit(digits):
         m = build_model("cnn")
         m.compile(wt.optimizers.Adam(1e-3), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
         m(x[:2])
-        program = export_program(m, x, y, 32, flat=True, replicas=2)
+        program = export_program(m, x, y, 32, flat=True)
     weights = ReplicaRunner(program).get_weights()
     k = _weight_chunks(program)
     parts = _chunks(weights, k)
