@@ -130,8 +130,8 @@ def distributed_run(monkeypatch, capsys, argv, strategy_class):
 
 
 def printed_accuracy(out: str) -> float:
-    m = re.search(r"^CNN test accuracy: ([\d.]+) % \(target 50 %\) OK \[[\d.]+ s, training (\d+) images/s from epoch 2\]",
-                  out, re.M)
+    m = re.search(r"^CNN test accuracy: ([\d.]+) % \(target 50 %\) OK "
+                  r"\[[\d.]+ s, training (\d+) images/s from epoch 2\]", out, re.M)
     assert m, out
     assert int(m.group(2)) > 0
     return float(m.group(1))
