@@ -29,7 +29,7 @@ from ..core import ops as F
 from ..device import device, get_device
 from ..tensor import Tensor, tensor
 from ..tree import map_structure
-from .replica import ReplicaRunner, _pad, export_program
+from .replica import ReplicaRunner, _pad, export_program, weighted_sum
 from .values import MirroredVariable, ReplicaContext, _Rendezvous
 
 __all__ = ["Strategy", "MirroredStrategy", "PerReplica", "ReduceOp", "get_strategy", "has_strategy",
@@ -415,6 +415,17 @@ class _Exchange:
         self.inboxes = [queue.SimpleQueue() for _ in range(n)]
         self.early = [{} for _ in range(n)]     # replica -> {peer: its next step's item}
         self.aborted = False
+        self._sum_lock, self._sum_step, self._sum = threading.Lock(), None, None
+
+    def reduce(self, j: int, scales, flats: list) -> list:
+        """Step ``j``'s ``weighted_sum``, computed by the first replica to ask and shared (read only:
+        the replicas copy it into their engines), so that two threads do not run the same numpy
+        loops side by side, trading the GIL. No replica asks for step ``j + 1``'s before all have
+        step ``j``'s: a replica's step ``j + 1`` item needs the others' step ``j`` done."""
+        with self._sum_lock:
+            if self._sum_step != j:
+                self._sum, self._sum_step = weighted_sum(scales, flats), j
+            return self._sum
 
     def __call__(self, r: int, j: int, item) -> list:
         if self.aborted:
@@ -507,7 +518,8 @@ class MirroredStrategy(Strategy):
         def one(r):
             out, times = [], {}
             try:
-                self._runners[r].run_steps(per_replica[r], lambda j, item: exchange(r, j, item), want_pred, out, times)
+                self._runners[r].run_steps(per_replica[r], lambda j, item: exchange(r, j, item), want_pred, out, times,
+                                           exchange.reduce)
             except BaseException as e:      # the others stop waiting (BrokenBarrierError)
                 exchange.abort()
                 return e

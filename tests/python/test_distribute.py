@@ -136,6 +136,12 @@ def test_mirrored_exchange_gives_every_replica_each_step_in_replica_order():
         results = list(pool.map(replica, range(3)))
     for seen in results:
         assert seen == [[(0, j), (1, j), (2, j)] for j in range(steps)]
+    # the step's sum: computed once (the first replica to ask), the same array for every replica
+    flats = [[np.full(5, k + 1, np.float32)] for k in range(3)]
+    first = ex.reduce(7, [0.5, 0.25, 0.25], flats)
+    np.testing.assert_array_equal(first[0], np.full(5, 1.75, np.float32))
+    assert ex.reduce(7, [0.5, 0.25, 0.25], flats) is first
+    assert ex.reduce(8, [1.0, 0.0, 0.0], flats) is not first
     ex = _Exchange(3)
 
     def failing(r):
