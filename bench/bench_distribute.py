@@ -5,7 +5,7 @@
 - ``MultiWorkerMirroredStrategy`` on a local Ray cluster with 1 and with 2 worker actors.
 
     python bench/bench_distribute.py [--epochs 5] [--rounds 5] [--batch 128,512] [--steps-per-execution 1,8,16]
-                                     [--no-ray] [--profile]
+                                     [--no-ray] [--profile] [--handoff]
 
 Every configuration is built and warmed up first (tracing, export, worker start: one epoch, not
 timed); then ``--rounds`` rounds each time every configuration for ``--epochs`` epochs, in turn, so
@@ -16,7 +16,10 @@ for each ``steps_per_execution`` (``compile``'s argument: steps the replicas run
 all timed rounds): the fit loop between steps (``data``: the input pipeline), the ``coordinator``
 (preparing steps, metrics), the replicas' ``compute``, gradient ``exchange`` (waiting for the
 slowest replica included) and ``sum`` (replicas' mean), and the ``handoff`` (the rest of the
-execution's wall time: threads, Ray calls).
+execution's wall time: threads, Ray calls). ``--handoff`` adds the wall time of an empty execution
+(no steps) marked as an epoch's last, in each distributed configuration: the fixed cost of a hand-off
+(thread pool, or a Ray call per worker with worker 0's variables sent back), median and range
+over 60 calls after the rounds.
 """
 from __future__ import annotations
 
@@ -82,6 +85,16 @@ def run_configs(D, x, y, batch: int, spe: int, args) -> None:
         for name, s in configs.items():
             if s is not None:
                 print(f"  {name:<48} " + "".join(f"{v:12.3f}" for v in s._times.per_step_ms().values()))
+    if args.handoff:
+        print("  empty execution, an epoch's last (ms; median, range of 60):")
+        for name, s in configs.items():
+            if s is not None:
+                t = []
+                for _ in range(60):
+                    start = time.perf_counter()
+                    s._run_steps([[]] * s.num_replicas_in_sync, False, True)
+                    t.append(1e3 * (time.perf_counter() - start))
+                print(f"  {name:<48} {np.median(t):9.2f} ({min(t):.2f}-{max(t):.2f})")
     for s in configs.values():
         getattr(s, "shutdown", lambda: None)()
 
@@ -94,6 +107,7 @@ def main() -> None:
     p.add_argument("--steps-per-execution", default="1,8,16", help="compile(steps_per_execution=...), comma-separated")
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--profile", action="store_true", help="print where a step's time goes (ms per step)")
+    p.add_argument("--handoff", action="store_true", help="print the wall time of an empty execution (ms)")
     args = p.parse_args()
     (x, y), _ = wt.datasets.digits(seed=0)
     x, y = np.asarray(x), np.asarray(y)

@@ -210,13 +210,14 @@ class ReplicaRunner:
     def apply_gradients(self, grads: list) -> None:
         self.model.run("apply_gradients", *grads)
 
-    def run_steps(self, steps: list, exchange, want_pred: bool, out: list, times: dict) -> None:
+    def run_steps(self, steps: list, exchange, want_pred: bool, out: list, times: dict, reduce=None) -> None:
         """Synchronous steps (``steps``: ``(xs, y, w, scales)`` each, or ``(rows, scales)``: indices into
         ``source``, gathered and padded here): this replica's gradients, packed
         into one flat buffer; ``exchange(j, (flat, loss, y_pred))`` returns every replica's item for
         step ``j`` in replica order; their ``weighted_sum`` by ``scales`` (the same bits on every
-        replica) is applied. Appends each step's ``[(loss, y_pred or None)]`` (every replica's) to
-        ``out`` and adds seconds to ``times["compute"]`` (gathering rows and both signatures),
+        replica) is applied (``reduce(j, scales, flats)``, when given, returns it: threads of one
+        process compute it once for all). Appends each step's ``[(loss, y_pred or None)]`` (every
+        replica's) to ``out`` and adds seconds to ``times["compute"]`` (gathering rows and both signatures),
         ``times["exchange"]`` (waiting for the others included) and ``times["sum"]``; ``out`` keeps
         the finished steps when ``exchange`` raises."""
         clock = time.perf_counter
@@ -228,7 +229,8 @@ class ReplicaRunner:
             t1 = clock()
             every = exchange(j, (_pack(grads), loss, y_pred if want_pred else None))
             t2 = clock()
-            reduced = weighted_sum(scales, [item[0] for item in every])
+            flats = [item[0] for item in every]
+            reduced = reduce(j, scales, flats) if reduce is not None else weighted_sum(scales, flats)
             t3 = clock()
             self.apply_gradients(_unpack(reduced, grads))
             times["compute"] = times.get("compute", 0.0) + (t1 - t0) + (clock() - t3)

@@ -116,6 +116,73 @@ def test_mirrored_replica_error_propagates_and_nothing_hangs(digits, monkeypatch
         strategy_fit(s, x, y, steps_per_execution=2, batch_size=64, epochs=1)
 
 
+def test_mirrored_exchange_gives_every_replica_each_step_in_replica_order():
+    """Three replica threads running at different speeds (a peer's item arrives up to a step early)
+    get every replica's item of the same step, in replica order; a replica that aborts releases the
+    others waiting (BrokenBarrierError)."""
+    import random
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from webtensor.distribute.strategy import _Exchange
+    ex, steps = _Exchange(3), 40
+
+    def replica(r):
+        rng, seen = random.Random(r), []
+        for j in range(steps):
+            threading.Event().wait(rng.random() * 1e-3)
+            seen.append(ex(r, j, (r, j)))
+        return seen
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(replica, range(3)))
+    for seen in results:
+        assert seen == [[(0, j), (1, j), (2, j)] for j in range(steps)]
+    # the step's sum: computed once (the first replica to ask), the same array for every replica
+    flats = [[np.full(5, k + 1, np.float32)] for k in range(3)]
+    first = ex.reduce(7, [0.5, 0.25, 0.25], flats)
+    np.testing.assert_array_equal(first[0], np.full(5, 1.75, np.float32))
+    assert ex.reduce(7, [0.5, 0.25, 0.25], flats) is first
+    assert ex.reduce(8, [1.0, 0.0, 0.0], flats) is not first
+    ex = _Exchange(3)
+
+    def failing(r):
+        if r == 2:
+            ex(r, 0, "a")
+            ex.abort()
+            return "aborted"
+        ex(r, 0, "a")
+        with pytest.raises(threading.BrokenBarrierError):
+            ex(r, 1, "b")
+        return "released"
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(failing, range(3))) == ["released", "released", "aborted"]
+
+
+def test_variables_return_from_ray_in_pieces_under_its_inline_limit(digits):
+    """The epoch's last Ray execution returns worker 0's variables as pickled pieces, each under Ray's
+    100 KiB inline limit (a larger value goes through the object store, ~2 ms more per call); the
+    pieces join back into the same arrays."""
+    from webtensor.__main__ import build_model
+    from webtensor.distribute.cluster import _chunks, _unchunk, _weight_chunks
+    from webtensor.distribute.replica import ReplicaRunner, export_program
+    x, y = digits[0][:32], digits[1][:32]
+    with wt.device("wasm"):
+        wt.set_seed(0)
+        m = build_model("cnn")
+        m.compile(wt.optimizers.Adam(1e-3), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m(x[:2])
+        program = export_program(m, x, y, 32, flat=True)
+    weights = ReplicaRunner(program).get_weights()
+    k = _weight_chunks(program)
+    parts = _chunks(weights, k)
+    assert len(parts) == k >= 2 and all(len(part) < 100 * 1024 for part in parts)
+    assert sum(a.nbytes for a in weights.values()) > 100 * 1024        # one value would not be inline
+    back = _unchunk(parts)
+    assert back.keys() == weights.keys()
+    for name, a in weights.items():
+        np.testing.assert_array_equal(back[name], a)
+        assert back[name].dtype == a.dtype
+
+
 def test_mirrored_optimizer_state_returns_to_the_model(digits):
     """After a distributed fit, training on without the strategy continues from the replicas' state."""
     x, y = digits[0][:256], digits[1][:256]
