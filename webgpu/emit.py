@@ -158,8 +158,9 @@ def workgroup_grid(total: int, limits: Limits) -> tuple[tuple[int, int, int], st
 def shader_header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=(), shared: str = "",
                   rows: bool = False, lengths: dict[str, int] | None = None) -> str:
     """``rows``: also the run-time rows uniform ``wt_rows`` (u32), bound after the storage bindings.
-    ``lengths``: bindings declared as fixed-size arrays of that many elements (the buffers bound must
-    hold at least that many); the others are runtime-sized. A fixed length turns the bounds clamp
+    ``lengths``: bindings declared as fixed-size arrays of that many scalar elements (a quarter as
+    many ``vec4`` elements; the buffers bound must hold at least that many); the others (and a
+    ``vec4`` binding of a length not a multiple of 4) are runtime-sized. A fixed length turns the bounds clamp
     that WebGPU implementations add to every access (``min(i, arrayLength(&b) - 1)``) into a clamp
     by a constant: no buffer-size lookup per load, which on Dawn/SwiftShader made the 256 x 256
     matmul 1.2-1.3x faster (bench/bench_webgpu_peers.mjs)."""
@@ -168,6 +169,8 @@ def shader_header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=()
     lengths = lengths or {}
     for i, (name, t, writable) in enumerate(decls):
         n = lengths.get(name, 0)
+        if t.startswith("vec4<"):
+            n = n // 4 if n % 4 == 0 else 0
         lines.append(f"@group(0) @binding({i}) var<storage, {'read_write' if writable else 'read'}> "
                      f"{name}: array<{t}{f', {n}' if n > 0 else ''}>;")
     if rows:
