@@ -98,7 +98,8 @@ def _matmul(M, N, Kd, batch=()):
     a, b, out = (K.Buffer(batch + s, float32) for s in ((M, Kd), (Kd, N), (M, N)))
     nb = len(batch)
     d = [K.idx(i) for i in range(nb + 3)]
-    expr = K.load(0, tuple(d[:nb]) + (d[nb], d[nb + 2]), float32) * K.load(1, tuple(d[:nb]) + (d[nb + 2], d[nb + 1]), float32)
+    expr = K.load(0, tuple(d[:nb]) + (d[nb], d[nb + 2]), float32) * \
+        K.load(1, tuple(d[:nb]) + (d[nb + 2], d[nb + 1]), float32)
     return K.reduce_kernel([a, b], out, (Kd,), expr, "sum", template="matmul")
 
 
