@@ -5,8 +5,10 @@
 // Chromium run, bench/bench_webgpu_peers_chromium.py); webtensor runs the artifacts of
 // bench/export_bench.py (`--peers` adds the matmuls).
 //
-// Usage: node bench/bench_webgpu_peers.mjs [--seconds 1] [--repeats 3] [--peers jax,tfjs]
+// Usage: node bench/bench_webgpu_peers.mjs [--seconds 1] [--repeats 3] [--best] [--peers jax,tfjs]
 //                                          [--workloads matmul256,matmul1024,mlp,cnn,chain]
+// --best: rates and ratios from each runtime's fastest round (on a machine shared with other work)
+// instead of the median round and the median per-round ratio.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,6 +26,7 @@ const opt = (name, dflt) => {
 };
 const SECONDS = Number(opt('seconds', 1));
 const REPEATS = Number(opt('repeats', 3));
+const BEST = args.includes('--best');
 const PEERS = opt('peers', 'jax,tfjs').split(',').filter(Boolean);
 const workloads = opt('workloads', WORKLOADS.join(',')).split(',');
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -55,8 +58,8 @@ if (PEERS.includes('tfjs')) {
   makers['TF.js'] = tfjsMaker(tf, webtensor, readFile);
 }
 const log = process.env.BENCH_DEBUG ? (e) => console.error(e) : () => {};
-const results = await measureAll(makers, { workloads, repeats: REPEATS, seconds: SECONDS, log });
-console.log(`Node ${process.version}; adapter: ${adapterName(adapter)}; median of ${REPEATS} x ${SECONDS} s`);
+const results = await measureAll(makers, { workloads, repeats: REPEATS, seconds: SECONDS, best: BEST, log });
+console.log(`Node ${process.version}; adapter: ${adapterName(adapter)}; ${BEST ? 'best' : 'median'} of ${REPEATS} x ${SECONDS} s`);
 for (const line of report(results, workloads)) console.log(line);
 rmSync(out, { recursive: true, force: true });
 process.exit(0);

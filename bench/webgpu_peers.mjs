@@ -17,7 +17,9 @@
 //
 // The runtimes take turns, round by round (`repeats` rounds of `seconds` each per workload); a rate
 // is the median round's, a ratio (webtensor's rate / the peer's, > 1: webtensor faster) the median
-// of the per-round ratios, so that load from other processes falls on all runtimes alike.
+// of the per-round ratios, so that load from other processes falls on all runtimes alike. With
+// `best` (on a machine shared with other work), a rate is the fastest round's and a ratio the
+// ratio of the fastest rounds: each runtime's least disturbed round.
 //
 // This module imports nothing: the environment hands it the runtimes (webtensor's module, jax-js's,
 // TF.js with its WebGPU backend registered) and a reader of artifact files.
@@ -89,9 +91,10 @@ const firstLine = (e) => String(e?.message ?? e).split('\n')[0];
 /**
  * Measure every runtime of `makers` ({name: async (workloads) => {workload: async () => Float32Array,
  * dispose?}}) on `workloads`, taking turns round by round. Returns {name: {error} | {workload:
- * {first, fifth, calls: {dispatches, submits}, rounds: [s], seconds} | {error}}}.
+ * {first, fifth, calls: {dispatches, submits}, rounds: [s], seconds, best} | {error}}}; `seconds` is
+ * the median round's, or with `best` the fastest round's.
  */
-export async function measureAll(makers, { workloads = WORKLOADS, repeats = 3, seconds = 1, log = () => {} } = {}) {
+export async function measureAll(makers, { workloads = WORKLOADS, repeats = 3, seconds = 1, best = false, log = () => {} } = {}) {
   installCounters();
   const fns = {};
   const res = {};
@@ -118,7 +121,7 @@ export async function measureAll(makers, { workloads = WORKLOADS, repeats = 3, s
         }
         const calls = await countCalls(fn);
         await fn();
-        res[name][w] = { first, fifth, calls, rounds: [] };
+        res[name][w] = { first, fifth, calls, rounds: [], best };
         live.push(name);
       } catch (e) {
         log(e);
@@ -128,7 +131,7 @@ export async function measureAll(makers, { workloads = WORKLOADS, repeats = 3, s
     for (let r = 0; r < repeats; r++) {
       for (const name of live) res[name][w].rounds.push(await round(fns[name][w], seconds));
     }
-    for (const name of live) res[name][w].seconds = median(res[name][w].rounds);
+    for (const name of live) res[name][w].seconds = best ? Math.min(...res[name][w].rounds) : median(res[name][w].rounds);
   }
   for (const f of Object.values(fns)) f.dispose?.();
   return res;
@@ -284,12 +287,13 @@ const RATE = {
   chain: ['calls/s', (s) => 1 / s],
 };
 
-/** The median per-round ratio (webtensor's rate / `peer`'s) on workload `w`, or null. */
+/** webtensor's rate / `peer`'s on workload `w` (the median per-round ratio, or with `best` the
+ * fastest rounds' ratio), or null. */
 export function ratio(results, peer, w) {
   const ours = results.webtensor?.[w];
   const m = results[peer]?.[w];
   if (!ours?.seconds || !m?.seconds) return null;
-  return median(m.rounds.map((t, i) => t / ours.rounds[i]));
+  return ours.best ? m.seconds / ours.seconds : median(m.rounds.map((t, i) => t / ours.rounds[i]));
 }
 
 /** The table of `measureAll`'s results (rates, dispatches/submits per call, ratios) and the output checks, as lines. */

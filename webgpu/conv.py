@@ -13,6 +13,8 @@ Shapes whose matmul would not take the direct plan (tiny outputs, very large pro
 float16 storage fall back to the generic reduction."""
 from __future__ import annotations
 
+import math
+
 from ..core import kernel_ir as K
 from ..core.simplify import nodes
 from .emit import Epilogue, Inputs, Lowered, Pass, epilogue_store, rows_bound, shader_header, workgroup_grid
@@ -86,7 +88,9 @@ def lower_conv(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lo
             st = f"{{ let o = (m0 + {i}) * {o} + n0 + {j}; result[o] = {epilogue_store(epi, f'acc{i}{j}', 'o')}; }}"
             stores.append(f"if ({' && '.join(conds)}) {{ {st} }}" if conds else st)
     decls = ins.decls() + [("result", storage_type(kernel.out.dtype, limits), True)]
-    src = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "", rows=bool(chunk)) + f"""
+    lengths = None if chunk else {**ins.lengths(), "result": math.prod(kernel.out.shape)}   # see shader_header
+    src = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "", rows=bool(chunk),
+                        lengths=lengths) + f"""
 @compute @workgroup_size({wx}, {wy})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{
   {wg_line}

@@ -18,6 +18,8 @@ reduction at multiplier 1). 1, 2 or 8 pixels per invocation, or one channel per 
 slower. Mesa's lavapipe is mixed (0.65-2.4x, noisy): it already runs invocations in SIMD lanes."""
 from __future__ import annotations
 
+import math
+
 from ..core import kernel_ir as K
 from ..core.simplify import nodes
 from .emit import Epilogue, Inputs, Lowered, Pass, epilogue_store, shader_header, workgroup_grid
@@ -106,7 +108,8 @@ def lower_depthwise(kernel: K.Kernel, limits: Limits) -> Lowered | None:
             stores.append(f"if (m0 + {i} < {m}) {st}" if m % rm and i else st)
     decls = ins.decls() + [("result", storage_type(kernel.out.dtype, limits), True)]
     nl = "\n  "
-    src = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "") + f"""
+    lengths = {**ins.lengths(), "result": math.prod(kernel.out.shape)}     # see shader_header
+    src = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "", lengths=lengths) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}

@@ -27,6 +27,14 @@ LANES = 4
 _SWIZZLE = "xyzw"
 
 
+def _lengths(ins: Inputs, outs, results, per) -> dict | None:
+    """Fixed binding lengths (``shader_header``), or None under run-time rows (the buffers bound then
+    hold fewer rows)."""
+    if per is not None:
+        return None
+    return {**ins.lengths(), **{r: math.prod(k.out.shape) for k, (r, _) in zip(outs, results)}}
+
+
 def lower_map(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lowered:
     """``chunk``: run-time rows (``emit.py``) of a kernel whose loop space's axis 0 holds ``chunk``
     batch rows: its first ``wt_rows * n / chunk`` elements are computed (row-major, batch outermost)."""
@@ -47,7 +55,7 @@ def lower_map(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Low
     body = "\n  ".join(em.lines[1] + em.lines[2])
     stores = "\n  ".join(f"{r}[gid] = {store_code(v, compute_type(dt, limits))};" for (r, dt), v in zip(results, vs))
     src = shader_header(ins.decls() + [(r, storage_type(dt, limits), True) for r, dt in results], limits,
-                        em.helpers, rows=per is not None) + f"""
+                        em.helpers, rows=per is not None, lengths=_lengths(ins, outs, results, per)) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}
@@ -166,7 +174,8 @@ def _lower_vector(kernel: K.Kernel, exprs: list[K.Expr], results: list, ins: Inp
     store = "\n  ".join(stores)
     bound = groups if per is None else rows_bound(per // LANES) if per % LANES == 0 else \
         f"({rows_bound(per)} + {LANES - 1}) / {LANES}"
-    src = shader_header(decls, limits, em.helpers, rows=per is not None) + f"""
+    src = shader_header(decls, limits, em.helpers, rows=per is not None,
+                        lengths=_lengths(ins, (kernel,) + tuple(kernel.siblings), results, per)) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}

@@ -223,16 +223,19 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
     binds = tuple((name, w) for name, _, w in first_ins) + ((dest, True),)
     decls = first_ins + [(dest, out_t if ksplit == 1 else t, True)]
     first_epi = epi if ksplit == 1 else None
+    # fixed-size bindings, except under run-time rows (the buffers bound then hold fewer rows)
+    lengths = None if chunk else {**ins.lengths(), dest: batch * ksplit * M * N}
     helpers = em.helpers | (first_epi.helpers if first_epi else set())
     shared = _shared(plan, t) + (first_epi.source if first_epi else "")
     job = _Job(plan, M, N, Kd, kchunk, a, b, am=a[3].get(nb, 0), ak=a[3].get(nb + 2, 0), bk=b[3].get(nb + 2, 0),
                bn=b[3].get(nb + 1, 0), a_base=a_base, b_base=b_base, read=read, zero=zero, t=t, head=head, pre=pre,
-               dest=dest, obase=obase, header=shader_header(decls, limits, helpers, shared, rows=bool(chunk)),
+               dest=dest, obase=obase, header=shader_header(decls, limits, helpers, shared, rows=bool(chunk),
+                                                            lengths=lengths),
                binds=binds, grid=grid, epi=first_epi, m_bound=m_bound)
     first = dataclasses.replace(_tiled_pass(job) if plan.kind == "tiled" else _direct_pass(job), rows=rows_formula)
     if ksplit == 1:
         return ins.lowered([first])
-    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins, epi, sum_per)],
+    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins, epi, sum_per, lengths)],
                        scratch=[("partials", batch * ksplit * M * N * 4)])
 
 
@@ -394,14 +397,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 
 def _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins: Inputs, epi: Epilogue | None,
-              per: int | None = None) -> Pass:
+              per: int | None = None, lengths: dict | None = None) -> Pass:
     """result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e] (through the epilogue).
-    ``per``: run-time rows: outputs per batch row (the first ``wt_rows * per`` are computed)."""
+    ``per``: run-time rows: outputs per batch row (the first ``wt_rows * per`` are computed);
+    ``lengths``: the first pass's fixed binding lengths (None: runtime-sized bindings)."""
     n_out, wgs = batch * M * N, limits.workgroup_size
     grid2, wg_line2 = workgroup_grid(-(-n_out // wgs), limits)
     extra = ins.decls(epi.inputs) if epi else []
     decls = extra + [("partials", t, False), ("result", out_t, True)]
-    src2 = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "", rows=per is not None) + f"""
+    lengths = lengths and {**lengths, "result": batch * M * N}
+    src2 = shader_header(decls, limits, epi.helpers if epi else (), epi.source if epi else "", rows=per is not None,
+                         lengths=lengths) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line2}

@@ -55,7 +55,7 @@ def _better(combiner: str, t: str) -> str:
 
 
 def _reduce_source(*, limits, decls, helpers, combiner, t, rows, length, pre, body, value, index,
-                   store, row_split=None, prelude="", per_row=None):
+                   store, row_split=None, prelude="", per_row=None, lengths=None):
     """One reduction pass: ``(source, grid, workgroup bytes, run-time rows formula or None)``. ``rows`` rows of ``length`` elements; ``pre``/``body`` are the lines before/in
     the loop over ``j`` (``r`` is the row, ``j`` the element); ``value``/``index`` what is combined;
     ``store(acc, acc_i)`` the lines writing row ``row``'s result. ``row_split``: (splits, chunk) when
@@ -130,7 +130,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         helpers = set(helpers)
         prelude += _better(combiner, t) + "\n"
     formula = None if per_row is None else (per_row, rpw, 1)
-    return shader_header(decls, limits, helpers, shared, rows=per_row is not None) + prelude + src, grid, need, formula
+    return shader_header(decls, limits, helpers, shared, rows=per_row is not None, lengths=lengths) + prelude + src, \
+        grid, need, formula
 
 
 def lower_reduce(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lowered:
@@ -163,8 +164,11 @@ def lower_reduce(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
     decls = ins.decls()
     epi = Epilogue.of(kernel, ins, limits)       # applied in the final store
     epi_kw = dict(prelude=epi.source) if epi else {}
+    # fixed-size bindings (shader_header), except under run-time rows (the buffers bound hold fewer rows)
+    total = rows * (split[0] if split else 1)
+    lengths = None if per is not None else {**ins.lengths(), "result": rows, "partials": total * (2 if arg else 1)}
     common = dict(limits=limits, helpers=em.helpers | (epi.helpers if epi else set()), combiner=combiner, t=t,
-                  length=length, pre=em.lines[1], body=em.lines[2], value=value, index="j")
+                  length=length, pre=em.lines[1], body=em.lines[2], value=value, index="j", lengths=lengths)
     if split is None:
         src, grid, shared, formula = _reduce_source(
             decls=decls + [("result", storage_type(kernel.out.dtype, limits), True)], rows=rows,
@@ -173,7 +177,6 @@ def lower_reduce(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
         return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), shared, formula)])
     s, chunk = split
     carrier = "i32" if t == "i32" else "f32"
-    total = rows * s
 
     def store_partial(acc, acc_i):
         line = f"partials[row] = bitcast<u32>({carrier}({acc}));"
@@ -191,7 +194,8 @@ def lower_reduce(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
     src2, grid2, shared2, rows2 = _reduce_source(limits=limits, decls=decls2, helpers=epi.helpers if epi else (),
                                                  combiner=combiner, t=t, rows=rows, length=s, pre=[], body=[],
                                                  value=val2, index=idx2 if arg else "j",
-                                                 store=_final_store(arg, out_t, t, epi), per_row=per, **epi_kw)
+                                                 store=_final_store(arg, out_t, t, epi), per_row=per,
+                                                 lengths=lengths, **epi_kw)
     p1 = Pass(src1, tuple((n, w) for n, _, w in decls) + (("partials", True),), grid1, (wgs, 1, 1), shared1, rows1)
     p2 = Pass(src2, tuple((n, w) for n, _, w in decls2), grid2, (wgs, 1, 1), shared2, rows2)
     return ins.lowered([p1, p2], scratch=[("partials", total * (8 if arg else 4))])

@@ -206,10 +206,10 @@ def test_float16_stays_a_dtype_table_concern():
     e = K.load(0, (K.idx(0),), wt.float16) * 2.0
     for n, elem in ((6, "{}"), (8, "vec4<{}>")):      # one element per invocation, four (map.py)
         src = wgsl.lower(K.map_kernel([K.Buffer((n,), wt.float16)], K.Buffer((n,), wt.float16), e), low).passes[0].source
-        assert "enable f16;" in src and f"array<{elem.format('f16')}>" in src
+        assert "enable f16;" in src and f"array<{elem.format('f16')}, " in src
         src = wgsl.lower(K.map_kernel([K.Buffer((n,), wt.float16)], K.Buffer((n,), wt.float16), e),
                          wgsl.Limits()).passes[0].source
-        assert "f16" not in src and f"array<{elem.format('f32')}>" in src
+        assert "f16" not in src and f"array<{elem.format('f32')}, " in src
 
 
 def test_float16_runs_where_the_device_has_shader_f16(dev):

@@ -44,7 +44,8 @@ def test_contiguous_inputs_are_vec4_and_broadcasts_gather(dev):
     k = K.map_kernel([K.Buffer((6, 10), float32), K.Buffer((10,), float32), K.Buffer((1,), float32)],
                      K.Buffer((6, 10), float32), x * w + s)
     src = source(k)
-    assert "in0: array<vec4<f32>>" in src and "in1: array<f32>" in src and "result: array<vec4<f32>>" in src
+    # fixed-size bindings (emit.py shader_header): 60 floats as 15 vec4s
+    assert "in0: array<vec4<f32>, 15>" in src and "in1: array<f32, 10>" in src and "result: array<vec4<f32>, 15>" in src
     assert "in0[gid]" in src and "in2[0i]" in src
     assert "vec4<u32>(lin) % " in src          # w's index: j = lin % 10, unsigned (ops.py CODE_NONNEG)
     rng = np.random.default_rng(0)
@@ -57,7 +58,7 @@ def test_offset_loads(dev, start, vector):
     # out[i] = x[i + start]: a vec4 load when start is a multiple of 4, else four gathered lanes
     k = K.map_kernel([K.Buffer((20,), float32)], K.Buffer((12,), float32),
                      K.load(0, (K.idx(0) + K.const(start, int32),), float32))
-    assert ("in0: array<vec4<f32>>" in source(k)) == vector
+    assert ("in0: array<vec4<f32>, 5>" in source(k)) == vector
     x = np.arange(20, dtype=np.float32)
     np.testing.assert_array_equal(run(dev, k, [x]), x[start:start + 12])
 
@@ -121,7 +122,7 @@ def test_fused_chain_is_one_vec4_kernel(dev):
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
     (step,) = [c for c, _ in chain.get_concrete(*(wt.tensor(v, device="webgpu") for v in (x, a, b))).exe.steps]
     (p,) = step.lowered.passes
-    assert p.workgroups == (4, 1, 1) and p.source.count("array<vec4<f32>>") == 3
+    assert p.workgroups == (4, 1, 1) and p.source.count("array<vec4<f32>, 1024>") == 3
 
 
 def test_vec4_grid_folding_and_packed_inputs():

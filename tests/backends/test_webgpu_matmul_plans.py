@@ -7,6 +7,7 @@ and transposed operands, split K, integers. Also the reduction's serial path for
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -91,3 +92,33 @@ def test_short_rows_reduce_serially(dev, rows, length, barriers):
     assert ("workgroupBarrier" in src) == barriers
     got = dev.to_host(dev.run_kernel(k, [dev.from_host(x, Aval(x.shape, float32))]), Aval((rows,), float32))
     np.testing.assert_allclose(got, x.sum(0, dtype=np.float64), rtol=1e-5, atol=1e-5)
+
+
+def _matmul(M, N, Kd, batch=()):
+    a, b, out = (K.Buffer(batch + s, float32) for s in ((M, Kd), (Kd, N), (M, N)))
+    nb = len(batch)
+    d = [K.idx(i) for i in range(nb + 3)]
+    expr = K.load(0, tuple(d[:nb]) + (d[nb], d[nb + 2]), float32) * \
+        K.load(1, tuple(d[:nb]) + (d[nb + 2], d[nb + 1]), float32)
+    return K.reduce_kernel([a, b], out, (Kd,), expr, "sum", template="matmul")
+
+
+@pytest.mark.parametrize("M,N,Kd,passes", [(256, 256, 256, 1), (9, 16, 2048, 2)])
+def test_bindings_are_fixed_size_arrays(M, N, Kd, passes):
+    """Without run-time rows every binding of the matmul's passes (split K's partials included) is a
+    fixed-size array of its buffer's elements, so WebGPU's bounds clamp is by a constant; under
+    run-time rows (the bound buffers hold fewer rows) they stay runtime-sized."""
+    low = wgsl.lower(_matmul(M, N, Kd), Limits())
+    assert len(low.passes) == passes
+    first = low.passes[0].source
+    assert f"in0: array<f32, {M * Kd}>;" in first and f"in1: array<f32, {Kd * N}>;" in first
+    if passes == 1:
+        assert f"result: array<f32, {M * N}>;" in first
+    else:
+        ksplit = low.scratch[0][1] // (4 * M * N)
+        assert f"partials: array<f32, {ksplit * M * N}>;" in first
+        assert f"partials: array<f32, {ksplit * M * N}>;" in low.passes[1].source
+        assert f"result: array<f32, {M * N}>;" in low.passes[1].source
+    rows = wgsl.lower(_matmul(M, N, Kd, batch=(4,)), Limits(), chunk=4)
+    assert all(re.search(r"\bin0: array<f32>;", p.source) or "in0" not in p.source for p in rows.passes)
+    assert re.search(r"\bresult: array<f32>;", rows.passes[-1].source)
