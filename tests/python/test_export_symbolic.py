@@ -173,14 +173,20 @@ def test_rows_driver_refuses_rows_outside_the_chunk(out):
 
 
 def test_run_time_rows_only_where_kernels_loop_over_rows(tmp_path):
-    """A 3-D matmul's template loops over the rows of each matrix, not over the batch: no rows driver
-    (chunks padded, still exact); a 2-D one gets it; a 1-row chunk needs none."""
+    """A batched matmul's template loops over the rows of each matrix, not over the batch: no rows
+    driver (chunks padded, still exact); a 3-D one by a constant matrix folds its batch into rows
+    (wasm/matmul.py ``_fold_batch``), and it and a 2-D one get it; a 1-row chunk needs none."""
     w = np.random.default_rng(8).standard_normal((5, 3)).astype(np.float32)
     x3 = np.random.default_rng(9).standard_normal((4, 8, 5)).astype(np.float32)
-    man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), (x3,), tmp_path / "a", backends=("wasm",), symbolic_batch=True)
-    assert "rows_driver" not in man["signatures"]["predict"]["wasm"]
     y = np.random.default_rng(10).standard_normal((6, 8, 5)).astype(np.float32)
-    np.testing.assert_allclose(wt.load(tmp_path / "a", backend="wasm").predict(y), y @ w, rtol=1e-5, atol=1e-5)
+    gram = lambda x: wt.matmul(x, wt.transpose(x, (0, 2, 1)))
+    man = wt.export(gram, (x3,), tmp_path / "a", backends=("wasm",), symbolic_batch=True)
+    assert "rows_driver" not in man["signatures"]["predict"]["wasm"]
+    np.testing.assert_allclose(wt.load(tmp_path / "a", backend="wasm").predict(y), y @ y.transpose(0, 2, 1),
+                               rtol=1e-5, atol=1e-5)
+    man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), (x3,), tmp_path / "f", backends=("wasm",), symbolic_batch=True)
+    assert man["signatures"]["predict"]["wasm"]["rows_driver"] == "__rows_predict"
+    np.testing.assert_allclose(wt.load(tmp_path / "f", backend="wasm").predict(y), y @ w, rtol=1e-5, atol=1e-5)
     man = wt.export(lambda x: wt.matmul(x, wt.tensor(w)), (x3[:, 0],), tmp_path / "b", backends=("wasm",),
                     symbolic_batch=True)
     assert man["signatures"]["predict"]["wasm"]["rows_driver"] == "__rows_predict"
