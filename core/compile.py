@@ -19,6 +19,13 @@ that must be stored too reads only at its own index (Adam's new moments, read by
 is computed by that later map's kernel, inline, and stored by it as well (``Kernel.siblings``,
 ``Step.extra``): one kernel instead of several, the same float operations for every value.
 
+Prologues (``compile_graph(prologues=True)``: the WebGPU runtime; off where one program serves the
+wasm matmul template too, whose packing loops read plain loads): an elementwise float32 map of one
+float32 buffer read at an affine index (``relu``'s ``max(x, 0)``, maybe transposed; ``_prologue``) is substituted into
+the operand loads of every ``matmul`` template kernel that reads it (the MLP train step's hidden
+activations, read by the next layer's product and by its weight gradient): each operand load then
+computes it, with the same float operations, and the map is materialised only for other users.
+
 The buffer plan gives every buffer a first and last step; ``plan_arena`` packs the
 temporaries into one arena with liveness-based reuse, so running a program allocates nothing.
 """
@@ -101,6 +108,7 @@ def _fuse(k: K.Kernel, ins: list, slot: int, producer: K.Kernel, prod_ins: list)
 
 EPILOGUES = True   # fuse epilogues (module docstring); tests set it False to compare with the unfused program
 SIBLINGS = True    # likewise for siblings
+PROLOGUES = True   # likewise for prologues, where the caller asks for them (compile_graph's ``prologues``)
 SIBLING_BUFFERS = 8   # at most this many buffers (inputs and outputs) per kernel with siblings: WebGPU's default
 #                       maxStorageBuffersPerShaderStage (more inputs would be copied into one packed binding
 #                       first, webgpu/emit.py's Inputs); one-element constants do not count (inline_scalars)
@@ -256,13 +264,39 @@ def writes_in_place(k: K.Kernel, slot: int, out: int) -> bool:
     return True
 
 
+def _prologue(k: K.Kernel) -> bool:
+    """Whether map ``k`` can be computed in a matmul template's operand loads: a float32 elementwise
+    function (constants and elementwise ops, no index arithmetic) of one load of a float32 input at
+    an affine index (its own, or a transpose's: indices of ``idx``, ``add``, ``mul`` and constants,
+    so that the template's operand analysis still applies)."""
+    if k.kind != "map" or k.template is not None or k.siblings or k.out.dtype.name != "float32" or \
+            len(k.inputs) != 1 or k.inputs[0].dtype.name != "float32":
+        return False
+    affine = all(e.op in ("idx", "const", "add", "mul") for ld in _own_loads(k, 0) for i in ld.args for e in nodes(i))
+    return affine and all(e.op != "idx" for e in _value_nodes(k.expr))
+
+
+def _value_nodes(e: K.Expr):
+    """The nodes of ``e`` outside loads' index expressions."""
+    out, stack, seen = [], [e], set()
+    while stack:
+        x = stack.pop()
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+            if x.op != "load":
+                stack.extend(x.args)
+    return out
+
+
 def _is_movement(k: K.Kernel) -> bool:
     e = k.expr.args[0] if k.expr.op == "cast" else k.expr
     return k.kind == "map" and e.op in ("load", "const")
 
 
-def compile_graph(g: Graph, fuse: bool = True) -> Program:
-    """Lower a (optimised) graph to a Program."""
+def compile_graph(g: Graph, fuse: bool = True, prologues: bool = False) -> Program:
+    """Lower a (optimised) graph to a Program; ``prologues``: fuse prologues into matmul templates
+    (module docstring; for backends whose matmul template computes any operand expression)."""
     prog = Program()
     buf_of: dict[Value, int] = {}
 
@@ -340,6 +374,9 @@ def compile_graph(g: Graph, fuse: bool = True) -> Program:
                 break
             pk, pins = pending[ins[slot]]
             k, ins = _fuse(k, ins, slot, pk, pins)
+        if fuse and prologues and PROLOGUES and k.template == "matmul":
+            while (x := next((x for x in ins if x in pending and _prologue(pending[x][0])), None)) is not None:
+                k, ins = _fuse(k, ins, ins.index(x), *pending[x])   # (a transpose of a relu: both)
         slot = _epilogue_slot(k, ins, red, n_users, set(n.inputs)) if fuse and EPILOGUES else None
         if slot is not None:
             rk, rins = red.pop(ins[slot])

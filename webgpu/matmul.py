@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -106,12 +107,38 @@ def choose_plan(batch: int, M: int, N: int, Kd: int, limits: Limits, tiled_only:
 
 
 def _operand(e: K.Expr):
-    """(load, its cast target or None) for an operand ``load`` or ``cast(load)``."""
+    """(load, its cast target or None, prologue or None) for an operand ``load``, ``cast(load)`` or
+    float32 elementwise function of one float32 load (a prologue, ``core/compile.py``), else None."""
     if e.op == "load":
-        return e, None
+        return e, None, None
     if e.op == "cast" and e.args[0].op == "load":
-        return e.args[0], e.dtype
-    return None
+        return e.args[0], e.dtype, None
+    seen, stack = set(), [e]
+    while stack:
+        x = stack.pop()
+        if x not in seen:
+            seen.add(x)
+            stack.extend(x.args if x.op != "load" else ())
+    loads = {x for x in seen if x.op == "load"}
+    if e.dtype.name != "float32" or len(loads) != 1 or any(x.op == "idx" for x in seen) or \
+            next(iter(loads)).dtype.name != "float32":
+        return None
+    return next(iter(loads)), None, e
+
+
+_LOADED = "@loaded@"   # where a prologue's WGSL takes its operand's loaded value
+
+
+def _prologue_code(e: K.Expr, em: Emitter) -> str:
+    """The WGSL of prologue ``e`` as one expression, its load written ``_LOADED``: the same ops (and
+    so the same float32 results) as the map kernel it replaces, whose Emitter renders them alike."""
+    if e.op == "load":
+        return _LOADED
+    if e.op == "const":
+        return literal(e.arg, em.t(e.dtype))
+    code = em._render(e, [_prologue_code(x, em) for x in e.args])
+    em.helpers.update(re.findall(r"\b(wt_\w+)\(", code))
+    return f"({code})"
 
 
 def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lowered | None:
@@ -139,13 +166,15 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
         return None
     forms = Simplifier(space)
     info = []
-    for load, cast_to in ops:
+    pro_em = Emitter(limits, forms, {}, {}, None)
+    for load, cast_to, pro in ops:
         c0, coefs, rest = load_offset(load, kernel.inputs[load.arg].shape, forms)
         if rest:
             return None
-        info.append((load, cast_to, c0, {d: c for d, c in coefs.items() if space[d] > 1 and c}))
+        info.append((load, cast_to, c0, {d: c for d, c in coefs.items() if space[d] > 1 and c},
+                     pro and _prologue_code(pro, pro_em)))
     if q8:        # B: element (k, n) of the row-major int8 matrix, in input 1's bytes; scales: input 2
-        info.append((None, None, 0, {d: c for d, c in ((nb + 2, N), (nb + 1, 1)) if space[d] > 1}))
+        info.append((None, None, 0, {d: c for d, c in ((nb + 2, N), (nb + 1, 1)) if space[d] > 1}, None))
     a, b = (info[0], info[1]) if nb + 1 not in info[0][3] else (info[1], info[0])
     if nb + 1 in a[3] or nb in b[3]:
         return None
@@ -207,6 +236,8 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
             byte = f"extractBits({word}, u32(({off}) % 4) * 8u, 8u)"
             return f"{cast_code(byte, 'i32', t)} * {ins.load(2, 'gm', kernel.inputs[2].dtype)}"
         v = ins.load(load.arg, off, load.dtype)
+        if op_info[4] is not None:           # a prologue: float32 in, float32 out
+            return op_info[4].replace(_LOADED, v)
         return cast_code(v, compute_type(load.dtype, limits), t) if cast_to is not None or \
             compute_type(load.dtype, limits) != t else v
 
@@ -225,7 +256,7 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
     first_epi = epi if ksplit == 1 else None
     # fixed-size bindings, except under run-time rows (the buffers bound then hold fewer rows)
     lengths = None if chunk else {**ins.lengths(), dest: batch * ksplit * M * N}
-    helpers = em.helpers | (first_epi.helpers if first_epi else set())
+    helpers = em.helpers | pro_em.helpers | (first_epi.helpers if first_epi else set())
     shared = _shared(plan, t) + (first_epi.source if first_epi else "")
     job = _Job(plan, M, N, Kd, kchunk, a, b, am=a[3].get(nb, 0), ak=a[3].get(nb + 2, 0), bk=b[3].get(nb + 2, 0),
                bn=b[3].get(nb + 1, 0), a_base=a_base, b_base=b_base, read=read, zero=zero, t=t, head=head, pre=pre,

@@ -480,7 +480,7 @@ class Executable:
 
     def __init__(self, device: WebGPUDevice, graph):
         self.device = device
-        self.program = prog = C.compile_graph(graph)
+        self.program = prog = C.compile_graph(graph, prologues=True)   # its matmul computes prologues
         self.steps = []
         scalars = {}            # one-element constants given as host data: inlined (no binding)
         for b, d in prog.consts.items():
