@@ -33,7 +33,7 @@ def _relu(x):
 
 # name -> (function, inputs, float64 reference of the product and |A| @ |B|, K)
 CASES = {
-    "relu_a_direct": (lambda h, w: wt.relu(h) @ w, [_f(64, 40), _f(40, 24)],
+    "relu_a_tiled": (lambda h, w: wt.relu(h) @ w, [_f(64, 40), _f(40, 24)],
                       lambda h, w: (_relu(h) @ w, np.abs(_relu(h)) @ np.abs(w)), 40),
     "tanh_b_transposed": (lambda x, v: x @ wt.transpose(wt.tanh(v)), [_f(32, 50), _f(20, 50)],
                           lambda x, v: (x.astype(np.float64) @ np.tanh(v.astype(np.float64)).T,
@@ -62,7 +62,7 @@ def _graph(fn, args):
 @pytest.mark.parametrize("name", list(CASES))
 def test_fused_equals_unfused_bitwise_and_numpy(name, monkeypatch):
     fn, args, ref, k = CASES[name]
-    if name == "relu_a_direct":     # and once more through the shared-memory tiled plan
+    if name == "relu_a_tiled":     # the shared-memory tiled plan (the other products: direct, generic)
         monkeypatch.setattr(wgsl_matmul, "MATMUL_TILED_MIN_MACS", 1)
     plain = _run(fn, args, False, monkeypatch)
     fused = _run(fn, args, True, monkeypatch)
