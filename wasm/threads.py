@@ -177,7 +177,7 @@ class Parallel:
         run them; each finished tile adds one to ``DONE``. ``dynamic``: the rows end at ``END``, not
         at ``lw.rows``."""
         g = self.m.function(f"tiles{task}", params=[I32, I32])
-        v, t, start = g.local(I32), g.local(I32), g.local(I32)
+        v, t, start, packed = g.local(I32), g.local(I32), g.local(I32), g.local(I32)
         n = -(-lw.rows // chunk)
         rows = lw.rows
         if dynamic:         # rows = min(END, lw.rows) (never past the kernel, whatever END holds), n = ceil(rows / chunk)
@@ -216,7 +216,11 @@ class Parallel:
                     g.i32_const(scratch).local_get(0).select()
                 else:
                     g.i32_const(scratch)
+                if lw.reuses_b:     # after this thread's first tile its scratch holds B packed (Lowered)
+                    g.local_get(packed).i32_or()
                 g.call(lw.name)
+                if lw.reuses_b:
+                    g.i32_const(1).local_set(packed)
                 self._word(g, DONE)
                 g.i32_const(1).i32_atomic_rmw_add().drop()
                 self._word(g, DONE)
