@@ -20,7 +20,8 @@ Method (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication"
 3. the first k block stores the tile into C, later ones add to it; partial tiles at the
    edges go through a small tile buffer.
 
-Batch dims loop outside; B is packed once when it does not vary with the batch.
+Batch dims loop outside; B is packed once when it does not vary with the batch (and then once per
+thread of a threaded round: bit 0 of ``scratch`` says it is already there, ``reuses_b``).
 
 ``template == 'matmul_q8'`` (``quantized_matmul``: B is an int8 matrix, packed four bytes to a
 word, times one scale per column) runs the same micro-kernel: packing B reads its int8 bytes

@@ -52,7 +52,7 @@ GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE, END = 0, 4, 8, 12, 16, 
 ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
 MIN_WORK = 1 << 16      # work units (see work()) below which a kernel stays on one thread (measured, see below)
 TILE_WORK = 1 << 14     # work units per tile at least (~10 us)
-MAX_TILES = 16          # matmul packs B once per tile: 16 tiles cost ~10% over one call at 1024^3 (measured)
+MAX_TILES = 16          # before B was packed once per thread (Lowered.reuses_b), 16 tiles cost ~10% over one call at 1024^3
 PACKED_ROWS = 32        # rows per tile at least for a kernel with workspace (a template that packs an operand
                         # per call): 128x784x256 matmul on 1 thread in 1/2/4/8 tiles: 976/1013/1069/1185 us
 
