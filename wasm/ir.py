@@ -34,13 +34,16 @@ class Node(K.Expr):
 @dataclass
 class Lowered:
     """A kernel's function in a module: ``name``, its number of inputs, ``rows`` (extent of the
-    ``[start, end)`` loop), ``scratch`` bytes of workspace, and ``copy`` (the output equals
-    input 0 byte for byte, so a runtime may alias instead of calling)."""
+    ``[start, end)`` loop), ``scratch`` bytes of workspace, ``copy`` (the output equals
+    input 0 byte for byte, so a runtime may alias instead of calling) and ``reuses_b`` (a matmul
+    template that packs B once per call into its scratch: a caller may pass ``scratch | 1`` when that
+    scratch already holds this call's packed B, a thread's later tiles of one round, ``threads.py``)."""
     name: str
     n_inputs: int
     rows: int
     scratch: int = 0
     copy: bool = False
+    reuses_b: bool = False
 
 
 def params(n_inputs: int):

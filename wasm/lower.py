@@ -148,9 +148,20 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
     # written in place (Kernel.inplace: the output is an input the epilogue reads): the reduced values
     # go to scratch past the reduction's own, at the output's offsets, so no input is overwritten early
     held = _align(main.scratch) if kernel.inplace else None
+    # the reduction is called per tile with scratch as passed: its reuses_b bit (Lowered) passes through
+    reuses_b = main.reuses_b and rows == main.rows
+
+    def clean_scratch():
+        f.local_get(scratch)
+        if reuses_b:
+            f.i32_const(-2).i32_and()
 
     def reduced():
-        f.local_get(0) if held is None else f.local_get(scratch).i32_const(held).i32_add()
+        if held is None:
+            f.local_get(0)
+        else:
+            clean_scratch()
+            f.i32_const(held).i32_add()
     if rows == main.rows:
         reduced()
         for p in range(1, n + 4):
@@ -179,10 +190,10 @@ def _lower_epilogue(module: Module, kernel: K.Kernel, name: str, export: bool, f
         elif scale != 1:
             f.i32_const(scale)
             f.i32_mul()
-    f.local_get(scratch)
+    clean_scratch()
     f.call(low.name)
     f.finish()
-    return Lowered(name, n, rows, main.scratch if held is None else held + 4 * total, False)
+    return Lowered(name, n, rows, main.scratch if held is None else held + 4 * total, False, reuses_b)
 
 
 def _align(n: int, a: int = 64) -> int:

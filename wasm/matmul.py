@@ -20,7 +20,8 @@ Method (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication"
 3. the first k block stores the tile into C, later ones add to it; partial tiles at the
    edges go through a small tile buffer.
 
-Batch dims loop outside; B is packed once when it does not vary with the batch.
+Batch dims loop outside; B is packed once when it does not vary with the batch (and then once per
+thread of a threaded round: bit 0 of ``scratch`` says it is already there, ``reuses_b``).
 
 ``template == 'matmul_q8'`` (``quantized_matmul``: B is an int8 matrix, packed four bytes to a
 word, times one scale per column) runs the same micro-kernel: packing B reads its int8 bytes
@@ -193,7 +194,13 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     f = module.function(name, params=params(n_in), export=export)
     _Gen(f, p, n_in, fma, splat, run_k).run()
     f.finish()
-    return Lowered(name, n_in, p.M, p.scratch(), False)
+    return Lowered(name, n_in, p.M, p.scratch(), False, reuses_b(p))
+
+
+def reuses_b(p: Plan) -> bool:
+    """Whether the function packs B once per call (B does not vary with the batch), so a caller may
+    set bit 0 of ``scratch`` to say that the scratch already holds this call's packed B."""
+    return not any(p.b.batch[d] and p.batch[d] > 1 for d in range(len(p.batch)))
 
 
 def runtime_k(kernel: K.Kernel) -> bool:
@@ -282,32 +289,37 @@ class _Gen:
         nbt = len(p.batch)
         self.ap, self.bp = self.loc(), self.loc()          # packed A, packed B
         self.a_base, self.b_base, self.c_base = self.loc(), self.loc(), self.loc()
-        # scratch layout: [tile][A panels for rows start..end][B panels]
+        b_varies = any(p.b.batch[d] and p.batch[d] > 1 for d in range(nbt))
+        packed = None
+        if not b_varies:
+            # bit 0 of scratch (``Lowered.reuses_b``): this scratch already holds this call's packed B,
+            # left by the same thread's previous tile of the round (threads.py): not packed again
+            packed = self.loc()
+            self.get(self.scratch)
+            f.i32_const(1)
+            f.i32_and()
+            self.set_(packed)
+            self.get(self.scratch)
+            f.i32_const(-2)
+            f.i32_and()
+            self.set_(self.scratch)
+        # scratch layout: [tile][B panels][A panels for rows start..end (one panel if one_block)]: B
+        # at the same place whatever a tile's rows, so a thread's tiles can share it
         self.get(self.scratch)
         f.i32_const(TILE)
         f.i32_add()
-        self.set_(self.ap)
-        kbytes = 4 * p.K
-        # B panels start after ceil((end - start) / 4) * 4 rows of K floats (one panel if one_block)
-        self.get(self.ap)
-        if p.one_block:
-            f.i32_const(MR * kbytes)
-        else:
-            self.get(self.end, self.start)
-            f.i32_sub()
-            f.i32_const(MR - 1)
-            f.i32_add()
-            f.i32_const(-MR)
-            f.i32_and()
-            f.i32_const(kbytes)
-            f.i32_mul()
-        f.i32_add()
         self.set_(self.bp)
-        b_varies = any(p.b.batch[d] and p.batch[d] > 1 for d in range(nbt))
+        self.get(self.bp)
+        f.i32_const(4 * p.K * -(-p.N // NR) * NR)
+        f.i32_add()
+        self.set_(self.ap)
         bi = [self.loc() for _ in range(nbt)]
         if not b_varies:
             self._set_bases(bi, only_b=True, zero=True)
-            self.pack_b()
+            self.get(packed)
+            f.i32_eqz()
+            with f.if_():
+                self.pack_b()
 
         def level(d):
             if d == nbt:

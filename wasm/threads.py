@@ -52,7 +52,7 @@ GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE, END = 0, 4, 8, 12, 16, 
 ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
 MIN_WORK = 1 << 16      # work units (see work()) below which a kernel stays on one thread (measured, see below)
 TILE_WORK = 1 << 14     # work units per tile at least (~10 us)
-MAX_TILES = 16          # matmul packs B once per tile: 16 tiles cost ~10% over one call at 1024^3 (measured)
+MAX_TILES = 16          # before B was packed once per thread (Lowered.reuses_b), 16 tiles cost ~10% over one call at 1024^3
 PACKED_ROWS = 32        # rows per tile at least for a kernel with workspace (a template that packs an operand
                         # per call): 128x784x256 matmul on 1 thread in 1/2/4/8 tiles: 976/1013/1069/1185 us
 
@@ -177,7 +177,7 @@ class Parallel:
         run them; each finished tile adds one to ``DONE``. ``dynamic``: the rows end at ``END``, not
         at ``lw.rows``."""
         g = self.m.function(f"tiles{task}", params=[I32, I32])
-        v, t, start = g.local(I32), g.local(I32), g.local(I32)
+        v, t, start, packed = g.local(I32), g.local(I32), g.local(I32), g.local(I32)
         n = -(-lw.rows // chunk)
         rows = lw.rows
         if dynamic:         # rows = min(END, lw.rows) (never past the kernel, whatever END holds), n = ceil(rows / chunk)
@@ -216,7 +216,11 @@ class Parallel:
                     g.i32_const(scratch).local_get(0).select()
                 else:
                     g.i32_const(scratch)
+                if lw.reuses_b:     # after this thread's first tile its scratch holds B packed (Lowered)
+                    g.local_get(packed).i32_or()
                 g.call(lw.name)
+                if lw.reuses_b:
+                    g.i32_const(1).local_set(packed)
                 self._word(g, DONE)
                 g.i32_const(1).i32_atomic_rmw_add().drop()
                 self._word(g, DONE)

@@ -193,3 +193,41 @@ def test_thread_workspace_past_4_gib_is_an_artifact_error(artifacts, nthreads, t
         with pytest.raises(ArtifactError, match=rf'threads {{"scratch": {scratch}, "stride": 4294967296}}: a '
                            "second thread's workspace ends past WebAssembly's 4 GiB memory"):
             wt.load(tmp_path / "full", backend="wasm")
+
+
+def _grads(x, dy, w, a, v):
+    dw = wt.matmul(x, dy, transpose_a=True)                 # X^T dY: M = 784 rows in tiles, K = 128
+    w.assign_sub(0.01 * dw)                                  # the SGD update fused in place (Kernel.inplace)
+    h = wt.matmul(a, wt.transpose(w))                        # K = 784 > KC: B packed apart from A panels
+    return dw, h, wt.matmul(wt.reshape(a[:192], (3, 64, 256)), v)   # B varies per batch: packed per batch
+
+
+def test_packed_b_reused_across_a_threads_tiles(nthreads, monkeypatch):
+    """A thread packs a matmul's B once per round and its later tiles reuse it (``Lowered.reuses_b``):
+    the same bits whether one thread runs every tile (the driver alone: ``NTHREADS`` 1), or 2, 3, 4
+    share them, or the plain module makes one call; near numpy."""
+    x, dy = R.randn(128, 784).astype(np.float32), R.randn(128, 256).astype(np.float32)
+    w0, a = R.randn(784, 256).astype(np.float32), R.randn(200, 256).astype(np.float32)
+    v = R.randn(3, 256, 48).astype(np.float32)
+    solo = T.control_words
+    got = {}
+    for n, alone in ((1, False), (2, True), (2, False), (3, False), (4, False)):
+        nthreads(n)
+        if alone:
+            monkeypatch.setattr(T, "control_words", lambda _n, *args: solo(1, *args))
+        with wt.device("wasm"):
+            w = wt.Variable(w0)
+            f = wt.function(lambda *args, w=w: _grads(*args[:2], w, *args[2:]))
+            outs = f(wt.tensor(x), wt.tensor(dy), wt.tensor(a), wt.tensor(v))
+            got[n, alone] = [o.numpy() for o in outs] + [w.numpy()]
+            del f
+        monkeypatch.setattr(T, "control_words", solo)
+    for key, outs in got.items():
+        for o, e in zip(outs, got[1, False]):
+            np.testing.assert_array_equal(o, e, err_msg=str(key))
+    dw = x.T @ dy
+    w1 = w0 - np.float32(0.01) * got[1, False][0]
+    np.testing.assert_allclose(got[2, True][0], dw, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got[2, True][3], w1, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[2, True][1], a @ w1.T, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got[2, True][2], np.matmul(a[:192].reshape(3, 64, 256), v), rtol=1e-4, atol=1e-3)

@@ -15,7 +15,8 @@ every file when reductions took their elementwise consumers as epilogues (core/c
 became direct (``conv2d_direct``, with their bias and activation as epilogues), and the train steps' when
 optimizer updates were written into their variables in place (``core/runtime/artifacts.py``; with
 ``INPLACE = False`` the files hash as before), and the WGSL and manifests when bindings outside run-time
-rows became fixed-size arrays (``webgpu/emit.py`` ``shader_header``'s ``lengths``). Regenerate them (only for an intended change of the emitted code) with
+rows became fixed-size arrays (``webgpu/emit.py`` ``shader_header``'s ``lengths``), and the MLP's and CNN's module and manifest when the matmul template put
+its packed B before A in scratch so that a thread's tiles reuse it (``Lowered.reuses_b``; same results). Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -88,8 +89,8 @@ EXPECTED = {
     'cnn/kernels/train_step_7.wgsl': 'ad919b9c87aca6cde122d2e5a081b5c068b2375e86a67ce862180fe86a06a57c',
     'cnn/kernels/train_step_8.wgsl': '735faeb53fba51d8d81fb02e5d995b8c8ec565987effd65797b44ee9497b9e37',
     'cnn/kernels/train_step_9.wgsl': '0f35d96dd58435024f6e8998386611076a1e12f67d470d7354885997b879ad93',
-    'cnn/manifest.json': 'b70df3214685883a074a00975f4cc51415e23b6d32f4e7a9705cb43baf5b6eb9',
-    'cnn/module.wasm': '31b8104ab4c8e340df587cdd2afab5fd501dd35949a74a2be20049f7ccc664bc',
+    'cnn/manifest.json': 'c126c6d45f2a5a8f8ade328e6019e104f5212868aac1757f2029fe6e730ffd8b',
+    'cnn/module.wasm': '1dcaccd33e0f1f1f0b6c7f437d7e3ae16bd9dbac9a1f3a1a27778f1187a3c46a',
     'cnn/weights.safetensors': '18fb33c2c6f3c18fd8dde02b1c329943b899c900951348f49b04ea1b8dd2ccae',
     'fn/kernels/predict_0.wgsl': 'c691726571f67dcdcc616edcce9685c9181d1ed831ef687ae27197335b47fe17',
     'fn/kernels/predict_1.wgsl': '507fe77f57da81d3b9d09eba26e1e5dc00078579dce80c7916edaf492a8300fc',
@@ -121,8 +122,8 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '31edb874ff5a756febaeaff8ae928f8e3a0e4305b56384a0cffbe68f3d3046cc',
     'mlp/kernels/train_step_8.wgsl': '5819851d0e85580c0e1bcd8e8932b36a05df0308038e57dd806f030cc9132bb0',
     'mlp/kernels/train_step_9.wgsl': '74e0760b4cce4b680663642ba66adb74f6c6b19e5875427f666b08c262d132f4',
-    'mlp/manifest.json': 'cc6d5fe41d1dcfb9d3e53e0d7f02b9bbdd84a88c6b56613059ebe3c93b96050c',
-    'mlp/module.wasm': '8cada3fc78f8debff1fc2174300603d064f63c2e3f25e8c020d91560c6172838',
+    'mlp/manifest.json': '60537058dcb43bbc6cb8847e865dc81b60c9bc78530c0bec3971a1b20ffcef61',
+    'mlp/module.wasm': 'a1a53edb1beabf307a043460788a79bd35bf6a513f560aa5148c310215077d97',
     'mlp/weights.safetensors': 'ef8275a8cb3d019c06a7c3b87f7cbc9e76d890d818b2ade096b8e0999e55080d',
 }
 
