@@ -513,18 +513,22 @@ class LoadedModel:
         for k, (x, s) in enumerate(zip(inputs, specs or sig["inputs"])):
             ax = length_axes[k] if length_axes else -1
             shape = getattr(x, "shape", None)
-            if shape is None and isinstance(x, (list, tuple)):
-                shape = (len(x),)           # nested lists: _value checks the rest
-            if not shape or (hasattr(x, "shape") and (len(shape) != len(s["shape"]) or
-                                                      any(a != d for i, (a, d) in enumerate(zip(shape, s["shape"]))
-                                                          if 0 < i != ax))):
+            if shape is None:
+                bad = not isinstance(x, (list, tuple))
+                shape = (len(x),) if not bad else None      # nested lists: _value checks the rest
+            elif ax < 0:                    # the common case as one tuple compare: a batch-1 call is ~20 us
+                bad = not shape or tuple(shape[1:]) != tuple(s["shape"][1:])
+            else:
+                bad = not shape or len(shape) != len(s["shape"]) or \
+                    any(a != d for i, (a, d) in enumerate(zip(shape, s["shape"])) if 0 < i != ax)
+            if bad:
                 got = f"{list(shape)} {getattr(x, 'dtype', '')}".rstrip() if shape is not None else type(x).__name__
                 want = ["batch"] + [("length" if i == ax else d) for i, d in enumerate(s["shape"]) if i > 0]
                 raise ValueError(f"webtensor: signature '{name}', input '{s['name']}': expected shape "
                                  f"{want} {s['dtype']}, got {got}")
             sizes.append(int(shape[0]))
         n = sizes[0]
-        if any(k != n for k in sizes):
+        if sizes.count(n) != len(sizes):
             raise ValueError(f"webtensor: signature '{name}': inputs have different batch sizes "
                              f"({', '.join(map(str, sizes))})")
         if not 1 <= n <= (maximum or n):

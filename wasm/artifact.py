@@ -179,8 +179,13 @@ class WasmArtifact:
                 self.workers = eng.workers(module, self.threads)
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
-        self.chunk = {name: sigs[name]["batch"]["chunk"] for name in with_rows}
-        self.whole = {name for name in with_rows if "rows_input" in sigs[name]["batch"]}   # a train step's outputs
+        # per signature with a rows driver: (chunk, outputs as (address, bytes per row)), or for a
+        # train step, whose outputs are whole, (chunk, None); computed once, as a batch-1 run is ~20 us
+        self.row_io = {}
+        for name in with_rows:
+            b = sigs[name]["batch"]
+            self.row_io[name] = (b["chunk"], None if "rows_input" in b else
+                                 [(a, n // b["chunk"]) for a, n in self.io[name][1]])
         for addr, tname in constants.items():           # large constants: stored once, in the weights
             dt, _, data = weights[tname]
             eng.write(addr, _storage(data, dt))
@@ -193,10 +198,10 @@ class WasmArtifact:
                 self.host[i] = data
 
     def _call(self, name, rows=None):
-        call = self.drivers[name] if rows is None else lambda: self.rows_drivers[name](rows)
+        call, args = (self.drivers[name], ()) if rows is None else (self.rows_drivers[name], (rows,))
         if self.browser:
             try:
-                call()
+                call(*args)
             except Exception as e:          # a JavaScript RuntimeError (a trap)
                 raise ArtifactError(f"webtensor: signature '{name}': the WebAssembly driver trapped "
                                     f"({_reason(e)})") from None
@@ -204,7 +209,7 @@ class WasmArtifact:
         wasmtime = self.engine.wasmtime
         timer = self.engine.deadline(self.timeout) if self.timeout is not None else None
         try:
-            call()
+            call(*args)
         except wasmtime.Trap as e:
             if e.trap_code == wasmtime.TrapCode.INTERRUPT:
                 raise TimeoutError(f"webtensor: signature '{name}' did not finish within {self.timeout} s (the "
@@ -225,10 +230,11 @@ class WasmArtifact:
         step's: the inputs other than the row count, whose outputs are whole)."""
         ins, outs = self.io[name]
         if rows is not None:
-            if not self.takes_rows(name) or not 1 <= rows <= self.chunk[name]:
+            chunk, per_row = self.row_io.get(name, (0, None))
+            if not 1 <= rows <= chunk:      # chunk 0: no rows driver
                 raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
-            if name not in self.whole:
-                outs = [(a, n // self.chunk[name] * rows) for a, n in outs]
+            if per_row is not None:
+                outs = [(a, r * rows) for a, r in per_row]
         for a, data in zip(ins, inputs):
             self.engine.write(a, data)
         self._call(name, rows)
