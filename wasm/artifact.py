@@ -186,6 +186,7 @@ class WasmArtifact:
             b = sigs[name]["batch"]
             self.row_io[name] = (b["chunk"], None if "rows_input" in b else
                                  [(a, n // b["chunk"]) for a, n in self.io[name][1]])
+        self.row_outs = {}      # (name, rows) -> its outputs' (address, bytes): at most chunk per signature
         for addr, tname in constants.items():           # large constants: stored once, in the weights
             dt, _, data = weights[tname]
             eng.write(addr, _storage(data, dt))
@@ -230,15 +231,20 @@ class WasmArtifact:
         step's: the inputs other than the row count, whose outputs are whole)."""
         ins, outs = self.io[name]
         if rows is not None:
-            chunk, per_row = self.row_io.get(name, (0, None))
-            if not 1 <= rows <= chunk:      # chunk 0: no rows driver
-                raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
-            if per_row is not None:
-                outs = [(a, r * rows) for a, r in per_row]
+            outs = self.row_outs.get((name, rows)) or self._row_outs(name, rows)
         for a, data in zip(ins, inputs):
             self.engine.write(a, data)
         self._call(name, rows)
         return [bytes(self.engine.read(a, n)) for a, n in outs]
+
+    def _row_outs(self, name, rows) -> list:
+        """Signature ``name``'s outputs as (address, bytes) in a run of ``rows`` rows (cached)."""
+        chunk, per_row = self.row_io.get(name, (0, None))
+        if not isinstance(rows, int) or not 1 <= rows <= chunk:      # chunk 0: no rows driver
+            raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
+        outs = self.io[name][1] if per_row is None else [(a, r * rows) for a, r in per_row]
+        self.row_outs[name, rows] = outs
+        return outs
 
     def read_variables(self, indices) -> list[bytes]:
         return [self.host[i] if i in self.host else
