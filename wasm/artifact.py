@@ -179,14 +179,9 @@ class WasmArtifact:
                 self.workers = eng.workers(module, self.threads)
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
-        # per signature with a rows driver: (chunk, outputs as (address, bytes per row)), or for a
-        # train step, whose outputs are whole, (chunk, None); computed once, as a batch-1 run is ~20 us
-        self.row_io = {}
-        for name in with_rows:
-            b = sigs[name]["batch"]
-            self.row_io[name] = (b["chunk"], None if "rows_input" in b else
-                                 [(a, n // b["chunk"]) for a, n in self.io[name][1]])
-        self.row_outs = {}      # (name, rows) -> its outputs' (address, bytes): at most chunk per signature
+        self.chunk = {name: sigs[name]["batch"]["chunk"] for name in with_rows}
+        self.whole = {name for name in with_rows if "rows_input" in sigs[name]["batch"]}   # a train step's outputs
+        self.row_outs = {}      # (name, rows) -> its outputs' (address, bytes), made once: a batch-1 run is ~20 us
         for addr, tname in constants.items():           # large constants: stored once, in the weights
             dt, _, data = weights[tname]
             eng.write(addr, _storage(data, dt))
@@ -239,11 +234,12 @@ class WasmArtifact:
 
     def _row_outs(self, name, rows) -> list:
         """Signature ``name``'s outputs as (address, bytes) in a run of ``rows`` rows (cached)."""
-        chunk, per_row = self.row_io.get(name, (0, None))
-        if not isinstance(rows, int) or not 1 <= rows <= chunk:      # chunk 0: no rows driver
+        if not self.takes_rows(name) or not isinstance(rows, int) or not 1 <= rows <= self.chunk[name]:
             raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
-        outs = self.io[name][1] if per_row is None else [(a, r * rows) for a, r in per_row]
-        self.row_outs[name, rows] = outs
+        outs = self.io[name][1]
+        if name not in self.whole:
+            outs = [(a, n // self.chunk[name] * rows) for a, n in outs]
+        self.row_outs[name, rows] = outs        # at most chunk per signature
         return outs
 
     def read_variables(self, indices) -> list[bytes]:
