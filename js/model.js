@@ -394,8 +394,9 @@ export class Model {
     }
     return Object.fromEntries(sig.outputs.map((spec, k) => {
       const per = sizeOf(spec.shape.slice(1));
-      let values = parts[k][0];      // one run of its own rows: already the whole (fromStorage's own) array
-      if (parts[k].length > 1 || values.length !== n * per) {
+      // one run of its own rows: fromStorage's array is already the whole output (its own buffer)
+      let values = parts[k][0];
+      if (parts[k].length > 1 || values.length !== n * per || values.byteLength !== values.buffer.byteLength) {
         values = new ARRAY_TYPES[spec.dtype](n * per);
         let at = 0;
         for (const p of parts[k]) { values.set(p, at); at += p.length; }
