@@ -362,11 +362,10 @@ export class Model {
     for (let start = 0; start < n; start += chunk) {
       const take = Math.min(chunk, n - start);
       if (partial && take < chunk) {
+        // _batchRows checked each input's dtype and rows: a view of its rows (the backend copies them)
         const inputs = sig.inputs.map((spec, k) => {
           const { data, per } = rows[k];
-          const shape = [take, ...spec.shape.slice(1)];
-          return checkValue(new Tensor(data.slice(start * per, (start + take) * per), shape, spec.dtype), { ...spec, shape },
-            `signature '${name}', input '${spec.name}'`, this);
+          return toStorage(data.subarray(start * per, (start + take) * per), spec.dtype);
         });
         const out = await this._serial(`signature '${name}'`, async (backend) => {
           if (typeof backend.inputSlot === 'function') { // its slots change, as in _runList
@@ -395,9 +394,13 @@ export class Model {
     }
     return Object.fromEntries(sig.outputs.map((spec, k) => {
       const per = sizeOf(spec.shape.slice(1));
-      const values = new ARRAY_TYPES[spec.dtype](n * per);
-      let at = 0;
-      for (const p of parts[k]) { values.set(p, at); at += p.length; }
+      // one run of its own rows: fromStorage's array is already the whole output (its own buffer)
+      let values = parts[k][0];
+      if (parts[k].length > 1 || values.length !== n * per || values.byteLength !== values.buffer.byteLength) {
+        values = new ARRAY_TYPES[spec.dtype](n * per);
+        let at = 0;
+        for (const p of parts[k]) { values.set(p, at); at += p.length; }
+      }
       return [spec.name, new Tensor(values, [n, ...spec.shape.slice(1)], spec.dtype)];
     }));
   }

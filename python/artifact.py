@@ -323,14 +323,15 @@ def _numpy():
     return numpy
 
 
-def _from_storage(data, spec):
-    """Backend storage bytes -> a numpy array of ``spec``'s shape and dtype (a copy); without
-    numpy, nested lists of Python numbers (as ``ndarray.tolist()``)."""
+def _from_storage(data, spec, shape: tuple | None = None):
+    """Backend storage bytes -> a numpy array of ``spec``'s shape (or ``shape``) and dtype (a copy);
+    without numpy, nested lists of Python numbers (as ``ndarray.tolist()``)."""
     dt = as_dtype(spec["dtype"])
     host = hostdata.from_storage(data, dt, dt.wasm)
+    shape = tuple(spec["shape"]) if shape is None else shape
     if _numpy() is None:
-        return hostdata.to_list(host, tuple(spec["shape"]), dt)
-    return hostdata.to_numpy(host, tuple(spec["shape"]), dt)
+        return hostdata.to_list(host, shape, dt)
+    return hostdata.to_numpy(host, shape, dt)
 
 
 def _shape_of(x) -> tuple:
@@ -387,15 +388,17 @@ class LoadedModel:
     def variables(self) -> list[dict]:
         return [dict(v) for v in self._manifest["variables"]]
 
-    def _value(self, value, spec, what) -> bytes:
+    def _value(self, value, spec, what, shape: tuple | None = None) -> bytes:
+        """``value`` checked against ``spec`` (its dtype, and its shape or ``shape``) as storage bytes."""
         np = _numpy()
+        shape = tuple(spec["shape"]) if shape is None else shape
         if np is None:
-            return self._value_without_numpy(value, spec, what)
+            return self._value_without_numpy(value, spec, what, shape)
         if isinstance(value, Tensor):
             value = value.numpy()
         a = np.asarray(value)
-        if tuple(a.shape) != tuple(spec["shape"]):
-            raise ValueError(f"webtensor: {what}: expected shape {list(spec['shape'])} {spec['dtype']}, got "
+        if a.shape != shape:
+            raise ValueError(f"webtensor: {what}: expected shape {list(shape)} {spec['dtype']}, got "
                              f"{list(a.shape)} {a.dtype}")
         want = np.dtype(hostdata.NUMPY[spec["dtype"]])
         if not (np.can_cast(a.dtype, want, "same_kind") and (a.dtype.kind != "f" or want.kind == "f")):
@@ -404,22 +407,22 @@ class LoadedModel:
         return (a.astype("<i4") if spec["dtype"] == "bool" else a).tobytes()
 
     @staticmethod
-    def _value_without_numpy(value, spec, what) -> bytes:
+    def _value_without_numpy(value, spec, what, shape: tuple) -> bytes:
         """``_value`` for Pyodide without numpy: a Tensor, (nested) lists or a buffer, the same checks."""
         if isinstance(value, Tensor):
             value = value.tolist()
         try:
-            host, shape, dt = hostdata.from_python(value)
+            host, got, dt = hostdata.from_python(value)
         except (TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"webtensor: {what}: {e}") from None
         want = as_dtype(spec["dtype"])
-        if tuple(shape) != tuple(spec["shape"]):
-            raise ValueError(f"webtensor: {what}: expected shape {list(spec['shape'])} {spec['dtype']}, got "
-                             f"{list(shape)} {dt.name}")
+        if tuple(got) != shape:
+            raise ValueError(f"webtensor: {what}: expected shape {list(shape)} {spec['dtype']}, got "
+                             f"{list(got)} {dt.name}")
         if dt != want and not (dt.name == "bool" or (dt.name == "int32" and want.name == "float32")):
             raise ValueError(f"webtensor: {what}: expected {spec['dtype']} data, got {dt.name}")
         if dt != want:
-            host, _, _ = hostdata.from_python(hostdata.to_list(host, shape, dt), want)
+            host, _, _ = hostdata.from_python(hostdata.to_list(host, got, dt), want)
         return bytes(hostdata.to_storage(host, want, want.wasm))
 
     @staticmethod
@@ -499,9 +502,9 @@ class LoadedModel:
         rows independent (docs/artifact.md, "Symbolic batch"). Rows are cut in storage bytes, so this
         needs no numpy (Pyodide)."""
         n = self._batch_size(name, sig, inputs)
-        data = [self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'")
+        data = [self._value(x, s, f"signature '{name}', input '{s['name']}'", (n, *s["shape"][1:]))
                 for x, s in zip(inputs, sig["inputs"])]
-        return {s["name"]: _from_storage(bytes(o), {**s, "shape": [n, *s["shape"][1:]]})
+        return {s["name"]: _from_storage(bytes(o), s, (n, *s["shape"][1:]))
                 for s, o in zip(sig["outputs"], self._chunks(name, sig, data, n))}
 
     def _batch_size(self, name: str, sig: dict, inputs: list, length_axes=None, specs=None) -> int:
@@ -513,18 +516,22 @@ class LoadedModel:
         for k, (x, s) in enumerate(zip(inputs, specs or sig["inputs"])):
             ax = length_axes[k] if length_axes else -1
             shape = getattr(x, "shape", None)
-            if shape is None and isinstance(x, (list, tuple)):
-                shape = (len(x),)           # nested lists: _value checks the rest
-            if not shape or (hasattr(x, "shape") and (len(shape) != len(s["shape"]) or
-                                                      any(a != d for i, (a, d) in enumerate(zip(shape, s["shape"]))
-                                                          if 0 < i != ax))):
+            if shape is None:
+                bad = not isinstance(x, (list, tuple))
+                shape = (len(x),) if not bad else None      # nested lists: _value checks the rest
+            elif ax < 0:                    # the common case as one tuple compare: a batch-1 call is ~20 us
+                bad = not shape or tuple(shape[1:]) != tuple(s["shape"][1:])
+            else:
+                bad = not shape or len(shape) != len(s["shape"]) or \
+                    any(a != d for i, (a, d) in enumerate(zip(shape, s["shape"])) if 0 < i != ax)
+            if bad:
                 got = f"{list(shape)} {getattr(x, 'dtype', '')}".rstrip() if shape is not None else type(x).__name__
                 want = ["batch"] + [("length" if i == ax else d) for i, d in enumerate(s["shape"]) if i > 0]
                 raise ValueError(f"webtensor: signature '{name}', input '{s['name']}': expected shape "
                                  f"{want} {s['dtype']}, got {got}")
             sizes.append(int(shape[0]))
         n = sizes[0]
-        if any(k != n for k in sizes):
+        if sizes.count(n) != len(sizes):
             raise ValueError(f"webtensor: signature '{name}': inputs have different batch sizes "
                              f"({', '.join(map(str, sizes))})")
         if not 1 <= n <= (maximum or n):

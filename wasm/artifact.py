@@ -181,6 +181,7 @@ class WasmArtifact:
                    for name, sig in sigs.items()}
         self.chunk = {name: sigs[name]["batch"]["chunk"] for name in with_rows}
         self.whole = {name for name in with_rows if "rows_input" in sigs[name]["batch"]}   # a train step's outputs
+        self.row_outs = {}      # (name, rows) -> its outputs' (address, bytes), made once: a batch-1 run is ~20 us
         for addr, tname in constants.items():           # large constants: stored once, in the weights
             dt, _, data = weights[tname]
             eng.write(addr, _storage(data, dt))
@@ -193,10 +194,10 @@ class WasmArtifact:
                 self.host[i] = data
 
     def _call(self, name, rows=None):
-        call = self.drivers[name] if rows is None else lambda: self.rows_drivers[name](rows)
+        call, args = (self.drivers[name], ()) if rows is None else (self.rows_drivers[name], (rows,))
         if self.browser:
             try:
-                call()
+                call(*args)
             except Exception as e:          # a JavaScript RuntimeError (a trap)
                 raise ArtifactError(f"webtensor: signature '{name}': the WebAssembly driver trapped "
                                     f"({_reason(e)})") from None
@@ -204,7 +205,7 @@ class WasmArtifact:
         wasmtime = self.engine.wasmtime
         timer = self.engine.deadline(self.timeout) if self.timeout is not None else None
         try:
-            call()
+            call(*args)
         except wasmtime.Trap as e:
             if e.trap_code == wasmtime.TrapCode.INTERRUPT:
                 raise TimeoutError(f"webtensor: signature '{name}' did not finish within {self.timeout} s (the "
@@ -225,14 +226,21 @@ class WasmArtifact:
         step's: the inputs other than the row count, whose outputs are whole)."""
         ins, outs = self.io[name]
         if rows is not None:
-            if not self.takes_rows(name) or not 1 <= rows <= self.chunk[name]:
-                raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
-            if name not in self.whole:
-                outs = [(a, n // self.chunk[name] * rows) for a, n in outs]
+            outs = self.row_outs.get((name, rows)) or self._row_outs(name, rows)
         for a, data in zip(ins, inputs):
             self.engine.write(a, data)
         self._call(name, rows)
         return [bytes(self.engine.read(a, n)) for a, n in outs]
+
+    def _row_outs(self, name, rows) -> list:
+        """Signature ``name``'s outputs as (address, bytes) in a run of ``rows`` rows (cached)."""
+        if not self.takes_rows(name) or not isinstance(rows, int) or not 1 <= rows <= self.chunk[name]:
+            raise ValueError(f"webtensor: signature '{name}' cannot run {rows} rows")
+        outs = self.io[name][1]
+        if name not in self.whole:
+            outs = [(a, n // self.chunk[name] * rows) for a, n in outs]
+        self.row_outs[name, rows] = outs        # at most chunk per signature
+        return outs
 
     def read_variables(self, indices) -> list[bytes]:
         return [self.host[i] if i in self.host else
