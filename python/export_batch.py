@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .core.control import is_control
 from .core.graph import Graph
-from .export_length import _FREE, _Refused, _follow, _same, _state
+from .export_length import _FREE, _Refused, _follow, _pair_captures_and_consts, _same, _state
 
 
 def batch_rows(a: Graph, b: Graph, chunk: int, device) -> str | None:
@@ -59,18 +59,7 @@ def _walk(a: Graph, b: Graph, chunk: int, device, ins: list) -> list:
             len(a.outputs) != len(b.outputs):
         raise _Refused("its graphs for two batch sizes differ")
     env, state = dict(zip(a.inputs, b.inputs)), dict(zip(a.inputs, ins))
-    for (va, ka), (vb, kb) in zip(a.captures, b.captures):
-        if ka is not kb:
-            raise _Refused("its graphs for two batch sizes read different variables")
-        env[va], state[va] = vb, _FREE
-    for (va, da), (vb, db) in zip(a.consts.items(), b.consts.items()):
-        env[va], state[va] = vb, _state(va.aval.shape, vb.aval.shape, chunk)
-        ha, hb = bytes(device.to_host_bytes(da, va.aval)), bytes(device.to_host_bytes(db, vb.aval))
-        if state[va] is _FREE and ha != hb:
-            raise _Refused(f"a constant of shape {list(va.aval.shape)} depends on the batch size (read in Python?)")
-        if state[va] is not _FREE and not (ha and ha == ha[:4] * (len(ha) // 4) and hb == ha[:4] * (len(hb) // 4)):
-            raise _Refused(f"a constant of shape {list(va.aval.shape)} that grows with the batch is not one "
-                           "repeated value")
+    _pair_captures_and_consts(a, b, env, state, chunk, device, "batch size", "read in Python?")
     parts = {}
     for na, nb in zip(a.nodes, b.nodes):
         if na.op is not nb.op or [env.get(v) for v in na.inputs] != nb.inputs:

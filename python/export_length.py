@@ -40,6 +40,26 @@ class _Refused(Exception):
     pass
 
 
+def _pair_captures_and_consts(a: Graph, b: Graph, env: dict, state: dict, size: int, device, what: str,
+                              hint: str) -> None:
+    """Pair the variables and constants of two traces ``a`` and ``b`` of one function (``size`` and
+    ``size + 1`` of a symbolic ``what``: "length", "batch size") into ``env`` (a's value -> b's) and
+    ``state`` (a's value -> ``_state``); refuses different variables, a fixed-shape constant whose
+    values differ (``hint`` says why it may), and a growing constant that is not one repeated value."""
+    for (va, ka), (vb, kb) in zip(a.captures, b.captures):
+        if ka is not kb:
+            raise _Refused(f"its graphs for two {what}s read different variables")
+        env[va], state[va] = vb, _FREE
+    for (va, da), (vb, db) in zip(a.consts.items(), b.consts.items()):
+        env[va], state[va] = vb, _state(va.aval.shape, vb.aval.shape, size)
+        ha, hb = bytes(device.to_host_bytes(da, va.aval)), bytes(device.to_host_bytes(db, vb.aval))
+        if state[va] is _FREE and ha != hb:
+            raise _Refused(f"a constant of shape {list(va.aval.shape)} depends on the {what} ({hint})")
+        if state[va] is not _FREE and not (ha and ha == ha[:4] * (len(ha) // 4) and hb == ha[:4] * (len(hb) // 4)):
+            raise _Refused(f"a constant of shape {list(va.aval.shape)} that grows with the {what} is not one "
+                           "repeated value")
+
+
 def _state(sa: tuple, sb: tuple, maximum: int):
     """``(axis, k)`` for a value of shape ``sa`` at ``maximum`` steps and ``sb`` at one more, or free."""
     if len(sa) != len(sb):
@@ -173,18 +193,7 @@ def _prove(a: Graph, b: Graph, maximum: int, axes: list, device) -> tuple[dict, 
     for va, vb in zip(a.inputs, b.inputs):
         env[va] = vb
         state[va] = _state(va.aval.shape, vb.aval.shape, maximum)
-    for (va, ka), (vb, kb) in zip(a.captures, b.captures):
-        if ka is not kb:
-            raise _Refused("its graphs for two lengths read different variables")
-        env[va], state[va] = vb, _FREE
-    for (va, da), (vb, db) in zip(a.consts.items(), b.consts.items()):
-        env[va], state[va] = vb, _state(va.aval.shape, vb.aval.shape, maximum)
-        ha, hb = bytes(device.to_host_bytes(da, va.aval)), bytes(device.to_host_bytes(db, vb.aval))
-        if state[va] is _FREE and ha != hb:
-            raise _Refused(f"a constant of shape {list(va.aval.shape)} depends on the length (a size read in Python?)")
-        if state[va] is not _FREE and not (ha and ha == ha[:4] * (len(ha) // 4) and hb == ha[:4] * (len(hb) // 4)):
-            raise _Refused(f"a constant of shape {list(va.aval.shape)} that grows with the length is not one "
-                           "repeated value")
+    _pair_captures_and_consts(a, b, env, state, maximum, device, "length", "a size read in Python?")
     for i, (v, ax) in enumerate(zip(a.inputs, axes)):
         if state[v] != (_FREE if ax is None else (ax, 1)):
             raise _Refused(f"input {i} does not have the length in axis {ax}")
