@@ -486,11 +486,17 @@ class LoadedModel:
         data = [self._value(x, s, f"signature '{name}', input '{s['name']}'") for x, s in zip(inputs, sig["inputs"])]
         return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], self._run_once(name, sig, data))}
 
-    def _run_once(self, name: str, sig: dict, data: list, length: int | None = None) -> list:
-        """One run of signature ``name`` at its compiled shapes (storage bytes in and out)."""
+    def _run_once(self, name: str, sig: dict, data: list, length: int | None = None, rows: int | None = None) -> list:
+        """One run of signature ``name`` at its compiled shapes (storage bytes in and out), or over its
+        first ``rows`` rows (a backend's ``takes_rows``: docs/artifact.md "Run-time rows"; never with
+        control flow)."""
         with self._backend.lock:
-            outs = (run_control(name, sig["control"], self._backend, data, length) if "control" in sig
-                    else self._backend.run(name, data))
+            if rows is not None:
+                outs = self._backend.run(name, data, rows)
+            elif "control" in sig:
+                outs = run_control(name, sig["control"], self._backend, data, length)
+            else:
+                outs = self._backend.run(name, data)
             self.runs += 1
         return outs
 
@@ -552,12 +558,10 @@ class LoadedModel:
         partial = n < b["chunk"] and takes_rows is not None and takes_rows(name)   # its own rows, unpadded
         data = []
         for x, s in zip(inputs, specs):
-            d = bytes(self._value(x, {**s, "shape": [n, *s["shape"][1:]]}, f"signature '{name}', input '{s['name']}'"))
+            d = bytes(self._value(x, s, f"signature '{name}', input '{s['name']}'", (n, *s["shape"][1:])))
             data.append(d if partial else d + d[:len(d) // n] * (b["chunk"] - n))
         data.insert(k, self._value(n, sig["inputs"][k], f"signature '{name}', row count"))
-        with self._backend.lock:
-            outs = self._backend.run(name, data, n) if partial else self._backend.run(name, data)
-            self.runs += 1
+        outs = self._run_once(name, sig, data, rows=n if partial else None)
         return {s["name"]: _from_storage(d, s) for s, d in zip(sig["outputs"], outs)}
 
     def _chunks(self, name: str, sig: dict, data: list, n: int, length: int | None = None) -> list:
@@ -567,10 +571,7 @@ class LoadedModel:
         takes_rows = getattr(self._backend, "takes_rows", None)
         partial = takes_rows is not None and "control" not in sig and length is None and takes_rows(name)
         if partial and n < chunk:       # one run of its own rows: nothing to cut or join
-            with self._backend.lock:
-                res = self._backend.run(name, data, n)
-                self.runs += 1
-            return res
+            return self._run_once(name, sig, data, rows=n)
         data = [bytes(d) for d in data]
         outs = [bytearray() for _ in sig["outputs"]]
         for start in range(0, n, chunk):
@@ -579,12 +580,7 @@ class LoadedModel:
             for d in data:
                 row = len(d) // n
                 part.append(d[start * row:(start + rows) * row] + bytes(0 if partial else (chunk - rows) * row))
-            if partial and rows < chunk:
-                with self._backend.lock:
-                    res = self._backend.run(name, part, rows)
-                    self.runs += 1
-            else:
-                res = self._run_once(name, sig, part, length)
+            res = self._run_once(name, sig, part, length, rows if partial and rows < chunk else None)
             for o, d in zip(outs, res):
                 d = bytes(d)
                 o += d if partial and rows < chunk else d[:len(d) // chunk * rows]
