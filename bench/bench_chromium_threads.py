@@ -2,7 +2,7 @@
 browser target: webtensor on 2 threads >= 1.1x the better of them on matmul 1024 and the CNN
 forward).
 
-    python bench/bench_chromium_threads.py [--threads 2] [--rounds 20]
+    python bench/bench_chromium_threads.py [--threads 2] [--rounds 20] [--settle-ms 0] [--no-peers]
 
 Builds a site in a temporary folder: the npm package as ``npm pack`` ships it, the artifacts of
 ``bench/export_bench.py`` (``wasm_threads=True``), TF.js and its WebAssembly backend and ONNX
@@ -10,7 +10,11 @@ Runtime Web from ``node_modules`` (dev dependencies), and two ONNX models built 
 artifacts' weights (``a @ b`` 1024; the CNN in NCHW, transposed to NHWC before its Flatten so that
 its Dense weights are webtensor's). Serves it cross-origin isolated (``web-demo/serve.py``) and runs
 ``bench/chromium_threads.js`` in headless Chromium (Debian's ``/usr/bin/chromium``): every
-contender on the same inputs, calls alternating round robin. Prints, per workload, each
+contender on the same inputs, calls alternating round robin, each round in a new order (ONNX
+Runtime's thread pool spins for ~10-20 ms after its call; in the fixed order used before, webtensor's
+2-thread model always ran next, and its ~3 ms CNN call then got no second core; the report gives
+webtensor's times by the contender run just before), with ``--settle-ms`` of idleness before each
+call if asked (no contender then slows another; all start cold). Prints, per workload, each
 contender's best and median call, webtensor's ratio to the better peer (best and median) and its
 threads-vs-one-thread ratio, for the model on the page's thread (whose driver spins while it waits
 for its Workers) and in a Worker (``worker: true``: the driver blocks; inputs copied per call), and each output's max |difference| from webtensor's (a check that all
@@ -116,18 +120,30 @@ def report(result: dict, threads: int) -> None:
         for k in t:
             check = f"   max|diff| vs webtensor {row['check'][k]:.2e}" if k in row["check"] else ""
             print(f"  {k:<20} best {best[k]:8.2f}  median {med[k]:8.2f}{check}")
-        peer_best = min(peers, key=lambda k: best[k])
-        peer_med = min(peers, key=lambda k: med[k])
         for mine in (ours, f"{ours} worker"):
-            print(f"  ratio {mine} vs better peer: best {best[peer_best] / best[mine]:.2f}x ({peer_best}), "
-                  f"median {med[peer_med] / med[mine]:.2f}x ({peer_med}); target >= 1.1x")
+            if peers:
+                peer_best = min(peers, key=lambda k: best[k])
+                peer_med = min(peers, key=lambda k: med[k])
+                print(f"  ratio {mine} vs better peer: best {best[peer_best] / best[mine]:.2f}x ({peer_best}), "
+                      f"median {med[peer_med] / med[mine]:.2f}x ({peer_med}); target >= 1.1x")
             print(f"  ratio {mine} vs {one}: best {best[one] / best[mine]:.2f}x, median {med[one] / med[mine]:.2f}x")
+        by_prev = {}
+        for ms, prev in zip(t[ours], row["after"][ours]):
+            by_prev.setdefault(prev or "(first)", []).append(ms)
+        print(f"  {ours} by the contender that ran just before (median ms, calls): "
+              + ", ".join(f"{k} {statistics.median(v):.2f} ({len(v)})" for k, v in sorted(by_prev.items())))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--settle-ms", type=float, default=0,
+                        help="idle time before each call, so that no contender's spinning thread pool slows the "
+                             "next call (and none finds its own pool still spinning: ONNX Runtime's calls then "
+                             "start cold)")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="webtensor only (its threads vs one thread without the peers' thread pools beside it)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -143,7 +159,8 @@ def main(argv=None) -> int:
                 page.on("pageerror", lambda e: print(f"page error: {e}", file=sys.stderr))
                 page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
                 page.wait_for_function("window.benchReady === true", timeout=60_000)
-                result = page.evaluate("(o) => window.runBench(o)", {"threads": args.threads, "rounds": args.rounds})
+                result = page.evaluate("(o) => window.runBench(o)", {"threads": args.threads, "rounds": args.rounds,
+                                                                      "peers": not args.no_peers, "settle": args.settle_ms})
                 browser.close()
         finally:
             server.shutdown()

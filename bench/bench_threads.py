@@ -1,12 +1,17 @@
 """Intra-op threads on the "wasm" device (wasm/threads.py): the same workloads compiled for 1 and for
 N threads, their calls alternating (round robin) so both see the same load on a shared machine.
-Prints the best and median call of each and the ratio 1-thread / N-thread (>1: threads win), and
+Prints the best and median call of each and the ratio 1-thread / N-thread (>1: threads win): of the
+best calls, of the medians, and ``pairs``, the median over rounds of a 1-thread call's time over the
+N-thread call right after it (the two see the machine at the same moment: on a shared VM whose speed
+drifts by 2x within seconds this is the steadiest of the three), and
 the driver thread's CPU time per call 1-thread / N-thread (``time.thread_time``): how much of the
 work the other threads took, which other jobs on the machine disturb far less than wall time (~2x
-when every large kernel splits evenly; a kernel that stays on one thread pulls it toward 1x).
+when every large kernel splits evenly; a kernel that stays on one thread pulls it toward 1x; it includes
+the driver's polls while it waits for the other threads, ``threads.SPIN``, so it reads a little low).
 
 - matmul 1024 x 1024 x 1024 (float32);
-- MLP train step 784 -> 256 -> 256 -> 10 (ReLU), batch 128, SGD, sparse cross-entropy on logits;
+- MLP train step 784 -> 256 -> 256 -> 10 (ReLU), batch 128, SGD, sparse cross-entropy on logits; the
+  same with Adam;
 - CNN forward, batch 32: 28x28x1 -> conv3x3 16 (same, ReLU) -> maxpool -> conv3x3 32 (same,
   ReLU) -> maxpool -> dense 10;
 - transformer encoder forward, 6 layers, batch 16 x 64 tokens (``export_bench.encoder``: d 128,
@@ -19,7 +24,13 @@ whatever its size: ``threads.MIN_WORK`` 0, ``TILE_WORK`` 1024) and one matmul (M
 The worker threads are Python threads calling into wasmtime; a ratio above 1 also shows that
 wasmtime-py releases the GIL during calls (ctypes.CDLL does).
 
-Usage: python bench/bench_threads.py [--threads 2] [--rounds 20] [--sweep]
+``--amdahl``: no race; per workload (best of ``--rounds`` for each time) the estimate that the machine's load does not disturb
+(``WasmExecutable.profile(threads=N)``): each kernel timed alone at 1 thread, and the longest of the N
+threads' shares of its tiles (run one after another on this thread), summed over the kernels; and
+what share of 1 thread's time stays on one thread. It leaves out the threads' synchronisation (per
+split kernel a round: ``threads.SPIN``) and their contention for memory.
+
+Usage: python bench/bench_threads.py [--threads 2] [--rounds 20] [--sweep | --amdahl]
 """
 from __future__ import annotations
 
@@ -59,10 +70,47 @@ def race(name, build, n, rounds):
             cpu[k] += time.thread_time() - c
     b1, bn = min(times[1]), min(times[n])
     m1, mn = statistics.median(times[1]), statistics.median(times[n])
+    # each 1-thread call over the n-thread call right after it: the two see the machine at the same moment
+    pairs = statistics.median(t1 / tn for t1, tn in zip(times[1], times[n]))
     print(f"{name:<34} 1 thread {b1 * 1e3:8.2f} ms (median {m1 * 1e3:8.2f})   {n} threads {bn * 1e3:8.2f} ms "
-          f"(median {mn * 1e3:8.2f})   ratio best {b1 / bn:5.2f}x  median {m1 / mn:5.2f}x  driver CPU {cpu[1] / cpu[n]:5.2f}x",
-          flush=True)
+          f"(median {mn * 1e3:8.2f})   ratio best {b1 / bn:5.2f}x  median {m1 / mn:5.2f}x  pairs {pairs:5.2f}x  "
+          f"driver CPU {cpu[1] / cpu[n]:5.2f}x", flush=True)
     return b1 / bn
+
+
+def traced(call, step, *args):
+    """``call`` (the timed call) with ``call.traced = (step, args)``: what ``--amdahl`` profiles (the
+    compiled function that ``step(*args)`` runs: a ``wt.function`` or a model's predict step)."""
+    call.traced = step, args
+    return call
+
+
+def compiled_step(step, args):
+    """The compiled program (``WasmExecutable``) and captures of ``step(*args)``: a ``wt.function``, or
+    a model's traced predict step (``predict_on_batch``)."""
+    if not hasattr(step, "get_concrete"):
+        model = step.__closure__[0].cell_contents          # lambda t: m.predict_on_batch(t)
+        step(*args)
+        step = model._step_function("predict")
+    c = step.get_concrete(*args)
+    return c.exe, [v._data for _, v in c.graph.captures]
+
+
+def amdahl(name, build, n, repeat):
+    """Print the load-insensitive estimate of ``n`` threads (``WasmExecutable.profile``): each kernel
+    at 1 thread, the longest thread's share of its tiles, and the kernels that stay on one thread."""
+    call = compiled(1, build)
+    exe, captures = compiled_step(*call.traced)
+    rows = exe.profile([a._data for a in call.traced[1]], captures, repeat, threads=n)
+    one, many = sum(r[0] for r in rows), sum(r[1] for r in rows)
+    alone = sum(r[0] for r in rows if r[2] == 1)
+    print(f"{name}: {len(rows)} kernels, 1 thread {one * 1e3:.3f} ms, {n} threads {many * 1e3:.3f} ms: {one / many:.2f}x; "
+          f"{sum(r[2] > 1 for r in rows)} split ({(one - alone) / (many - alone):.2f}x), the others "
+          f"{100 * alone / one:.1f}% of 1 thread's time", flush=True)
+    for t, tn, tiles, s in sorted(rows, key=lambda r: -r[0])[:8]:
+        k = s.kernel
+        what = k.template or f"{k.kind}{'/' + k.combiner if k.combiner else ''}"
+        print(f"  {100 * t / one:5.1f}%  {t / tn:4.2f}x  {tiles:2d} tiles  {what} {[list(i.shape) for i in k.inputs[:2]]}")
 
 
 def matmul(size):
@@ -72,11 +120,11 @@ def matmul(size):
 
     def build():
         f = wt.function(lambda x, y: wt.matmul(x, y))
-        return lambda: f(a, b).numpy()
+        return traced(lambda: f(a, b).numpy(), f, a, b)
     return build
 
 
-def mlp():
+def mlp(optimizer=None):
     rng = np.random.default_rng(1)
     x = rng.random((128, 784), np.float32)
     y = rng.integers(0, 10, 128).astype(np.int32)
@@ -86,11 +134,11 @@ def mlp():
         wt.set_seed(0)
         m = nn.Sequential([nn.Input((784,)), nn.Dense(256, activation="relu"), nn.Dense(256, activation="relu"),
                            nn.Dense(10)])
-        m.compile(wt.optimizers.SGD(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m.compile(optimizer or wt.optimizers.SGD(0.01), nn.losses.SparseCategoricalCrossentropy(from_logits=True))
         m.build((128, 784))
         step = m._step_function("train")        # the compiled train step fit() runs
         xt, yt = wt.tensor(x), wt.tensor(y)
-        return lambda: step(xt, yt).numpy()
+        return traced(lambda: step(xt, yt).numpy(), step, xt, yt)
     return build
 
 
@@ -103,7 +151,7 @@ def cnn():
         m = nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(16, 3, padding="same", activation="relu"), nn.MaxPool2D(),
                            nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPool2D(), nn.Flatten(),
                            nn.Dense(10)])
-        return lambda: m.predict_on_batch(x).numpy()
+        return traced(lambda: m.predict_on_batch(x).numpy(), lambda t: m.predict_on_batch(t), wt.tensor(x))
     return build
 
 
@@ -114,7 +162,7 @@ def encoder():
     def build():
         wt.set_seed(0)
         m = export_bench.encoder()
-        return lambda: m.predict_on_batch(ids).numpy()
+        return traced(lambda: m.predict_on_batch(ids).numpy(), lambda t: m.predict_on_batch(t), wt.tensor(ids))
     return build
 
 
@@ -147,16 +195,20 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--sweep", action="store_true")
+    p.add_argument("--amdahl", action="store_true", help="the load-insensitive estimate per workload (no race)")
     a = p.parse_args()
     print(f"load: {os.getloadavg()}  cpus: {os.cpu_count()}", flush=True)
     with wt.device("wasm"):
         if a.sweep:
             sweep(a.threads, a.rounds)
             return
-        race("matmul 1024", matmul(1024), a.threads, a.rounds)
-        race("MLP train step (batch 128)", mlp(), a.threads, a.rounds)
-        race("CNN forward (batch 32)", cnn(), a.threads, a.rounds)
-        race("encoder 6 layers (16 x 64 tokens)", encoder(), a.threads, a.rounds)
+        run = (lambda name, build: amdahl(name, build, a.threads, a.rounds)) if a.amdahl else \
+            (lambda name, build: race(name, build, a.threads, a.rounds))
+        run("matmul 1024", matmul(1024))
+        run("MLP train step (batch 128)", mlp())
+        run("MLP train step, Adam (batch 128)", mlp(wt.optimizers.Adam(1e-3)))
+        run("CNN forward (batch 32)", cnn())
+        run("encoder 6 layers (16 x 64 tokens)", encoder())
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@
 //
 // Usage: node bench/bench_webgpu_peers.mjs [--seconds 1] [--repeats 3] [--best] [--peers jax,tfjs]
 //                                          [--workloads matmul256,matmul1024,mlp,cnn,chain]
+//                                          [--webgpu-adapter cpu|integrated-gpu|discrete-gpu|unknown]
+//                                          [--compare-adapters integrated-gpu,discrete-gpu]
+// --webgpu-adapter: the adapter class webtensor's WGSL is tuned for (export's webgpu_adapter;
+// default unknown, the portable choice; SwiftShader is a "cpu" adapter). --compare-adapters: also
+// run webtensor's artifacts exported for these classes, as further columns of the same run.
 // --best: rates and ratios from each runtime's fastest round (on a machine shared with other work)
 // instead of the median round and the median per-round ratio.
 
@@ -37,7 +42,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = mkdtempSync(join(tmpdir(), 'webtensor-peers-'));
 // the repository's .venv where there is one (webtensor installed from this checkout), else python3
 const python = process.env.PYTHON ?? (existsSync(join(here, '..', '.venv', 'bin', 'python')) ? join(here, '..', '.venv', 'bin', 'python') : 'python3');
-execFileSync(python, [join(here, 'export_bench.py'), out, '--peers'], { stdio: ['ignore', 'inherit', 'inherit'] });
+const exportFor = (dir, cls) => execFileSync(python, [join(here, 'export_bench.py'), dir, '--peers', '--webgpu-adapter', cls],
+  { stdio: ['ignore', 'inherit', 'inherit'] });
+exportFor(out, opt('webgpu-adapter', 'unknown'));
+const COMPARE = opt('compare-adapters', '').split(',').filter(Boolean);
+for (const cls of COMPARE) exportFor(join(out, `class-${cls}`), cls);
 
 // ---- the adapter, shared by the three runtimes ------------------------------------------------
 const webgpu = await import('webgpu');
@@ -51,6 +60,9 @@ if (!globalThis.navigator.gpu) Object.defineProperty(globalThis.navigator, 'gpu'
 
 const readFile = async (name) => readFileSync(join(out, name));
 const makers = { webtensor: webtensorMaker(webtensor, (kind) => webtensor.load(join(out, kind), { backend: 'webgpu', gpu })) };
+for (const cls of COMPARE) {
+  makers[`webtensor ${cls}`] = webtensorMaker(webtensor, (kind) => webtensor.load(join(out, `class-${cls}`, kind), { backend: 'webgpu', gpu }));
+}
 if (PEERS.includes('jax')) makers['jax-js'] = jaxMaker(await import('@jax-js/jax'), webtensor, readFile);
 if (PEERS.includes('tfjs')) {
   const tf = await import('@tensorflow/tfjs');

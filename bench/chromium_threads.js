@@ -2,13 +2,15 @@
 // Chromium): webtensor's artifacts (bench/export_bench.py) on `threads` Web Workers and on one
 // thread, TF.js-wasm (tfjs-backend-wasm's threaded SIMD build, setThreadsCount) and ONNX Runtime
 // Web (ort.env.wasm.numThreads) on `threads` threads, on matmul 1024 and the CNN forward (batch
-// 32), calls alternating between the contenders (round robin) so that all see the same load.
+// 32), calls alternating between the contenders (round robin, each round in a new order) so that
+// all see the same load.
 // Every contender's inputs stay where its runtime keeps them (webtensor: resident tensors in the
 // model's memory; TF.js: tensors on its backend; ONNX Runtime: its feeds, copied in by run(), as
 // its API does) and every timed call reads the whole result back into a fresh array.
 //
-// window.runBench({threads, rounds}) resolves to {threads: {contender: n}, rows: [{workload,
-// times: {contender: [ms...]}, check: {contender: max |difference| from webtensor}}]}.
+// window.runBench({threads, rounds, peers, settle}) resolves to {threads: {contender: n}, rows: [{workload,
+// times: {contender: [ms...]}, after: {contender: [the contender run before each call...]},
+// check: {contender: max |difference| from webtensor}}]}.
 
 /* global tf, ort */
 import * as webtensor from './vendor/webtensor/js/index.js';
@@ -23,6 +25,15 @@ const A = Float32Array.from({ length: N * N }, () => 2 * rand() - 1);
 const B = Float32Array.from({ length: N * N }, () => 2 * rand() - 1);
 const X = Float32Array.from({ length: 32 * 28 * 28 }, () => rand()); // NHWC (and NCHW: one channel)
 
+const shuffleRand = lcg(7);
+function shuffled(xs) { // Fisher-Yates
+  const ys = [...xs];
+  for (let i = ys.length - 1; i > 0; i--) {
+    const j = Math.floor(shuffleRand() * (i + 1));
+    [ys[i], ys[j]] = [ys[j], ys[i]];
+  }
+  return ys;
+}
 const maxAbs = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 async function webtensorContender(threads) {
@@ -98,29 +109,40 @@ async function ortContender(threads) {
   };
 }
 
-window.runBench = async ({ threads = 2, rounds = 20 } = {}) => {
+window.runBench = async ({ threads = 2, rounds = 20, peers = true, settle = 0 } = {}) => {
   const contenders = {
     [`webtensor ${threads}T`]: await webtensorContender(threads),
     'webtensor 1T': await webtensorContender(1),
     [`webtensor ${threads}T worker`]: await webtensorWorkerContender(threads),
-    [`TF.js-wasm ${threads}T`]: await tfjsContender(threads),
-    [`ORT-web ${threads}T`]: await ortContender(threads),
+    ...(peers ? {
+      [`TF.js-wasm ${threads}T`]: await tfjsContender(threads),
+      [`ORT-web ${threads}T`]: await ortContender(threads),
+    } : {}),
   };
   const names = Object.keys(contenders);
   const rows = [];
   for (const workload of ['matmul', 'cnn']) {
     const times = Object.fromEntries(names.map((n) => [n, []]));
+    const after = Object.fromEntries(names.map((n) => [n, []])); // the contender that ran just before each call
+    let prev = null;
     const outs = {};
     for (const n of names) outs[n] = await contenders[n][workload](); // warm-up, and the outputs compared
     for (let r = 0; r < rounds; r++) {
-      for (const n of names) {
+      // each round in another (seeded) order: a runtime whose thread pool spins after its call
+      // (ONNX Runtime's: measured in Node, 5-16 ms of CPU in the 20-40 ms after a call) slows
+      // whatever runs next, which a fixed order made always the same contender (webtensor's, whose
+      // CNN call takes ~3 ms); `settle` ms of idleness before each call remove that (all start cold)
+      for (const n of shuffled(names)) {
+        if (settle) await new Promise((resolve) => setTimeout(resolve, settle));
         const t0 = performance.now();
         await contenders[n][workload]();
         times[n].push(performance.now() - t0);
+        after[n].push(prev);
+        prev = n;
       }
     }
     const ref = outs[names[0]];
-    rows.push({ workload, times, check: Object.fromEntries(names.slice(1).map((n) => [n, maxAbs(outs[n], ref)])) });
+    rows.push({ workload, times, after, check: Object.fromEntries(names.slice(1).map((n) => [n, maxAbs(outs[n], ref)])) });
   }
   const threadCounts = Object.fromEntries(names.map((n) => [n, contenders[n].threads]));
   for (const c of Object.values(contenders)) c.dispose();

@@ -237,8 +237,8 @@ export interface LoadOptions {
    */
   timeout?: number;
   /**
-   * Threads per kernel on the wasm backend, an integer in [1, 16] (default
-   * 1), or 'auto': the logical cores (browsers: navigator.hardwareConcurrency;
+   * Threads per kernel on the wasm backend, an integer in [1, 16], or
+   * 'auto' (the default): the logical cores (browsers: navigator.hardwareConcurrency;
    * Node: os.availableParallelism()), at most 4. With more than one, an
    * artifact exported with `wasm_threads=True` runs its module_threads.wasm
    * on a shared WebAssembly.Memory: this thread drives, `threads - 1` Workers
@@ -246,8 +246,9 @@ export interface LoadOptions {
    * of one thread. Needs shared memory (browsers: a cross-origin isolated
    * page, served with `Cross-Origin-Opener-Policy: same-origin` and
    * `Cross-Origin-Embedder-Policy: require-corp`); otherwise, or without a
-   * threaded module, one thread (`stats().wasmThreads`), a console warning
-   * and `model.threadsNotice`. dispose() ends the Workers. With
+   * threaded module, one thread (`stats().wasmThreads`), and where `threads`
+   * was given a console warning and `model.threadsNotice` (the default falls
+   * back silently). dispose() ends the Workers; Node's are unref()'d. With
    * `worker: true` they are Workers of the model's worker, where the driver
    * waits for them blocked rather than spinning as a page's main thread must.
    */

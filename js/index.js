@@ -22,7 +22,7 @@ export { isSoftwareAdapter } from './backends/webgpu.js';
  * resolve against the page) or an object {'manifest.json': Uint8Array, ...};
  * `options`: {backend: 'auto' | 'webgpu' | 'wasm', gpu, device, worker,
  * timeout, threads} (`worker: true` runs the WebAssembly in a module Web Worker;
- * `timeout` ms then bounds each call; `threads: n` or 'auto' (navigator.hardwareConcurrency,
+ * `timeout` ms then bounds each call; `threads: n` or 'auto' (the default: navigator.hardwareConcurrency,
  * at most 4) splits large kernels over Web Workers on a cross-origin isolated page: see
  * loadModel in model.js). Resolves to
  * a Model; rejects with an Error naming the damaged file or missing backend.

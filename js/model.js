@@ -580,13 +580,14 @@ function adapterInfoOf(adapter, device) {
  * interrupted.
  * `options.threads`: threads per kernel for the wasm backend (an integer in [1, 16], or 'auto':
  * the logical cores `cores()` reports (navigator.hardwareConcurrency, os.availableParallelism())
- * capped at AUTO_MAX_THREADS; default 1): with more than one, an artifact exported with
+ * capped at AUTO_MAX_THREADS; the default, 'auto' where the artifact has a threaded module): with more than one, an artifact exported with
  * `wasm_threads=True` runs its module_threads.wasm on a shared memory, this thread driving and
  * threads-1 Workers (js/thread.js) taking tiles of each large kernel; results are bitwise those
  * of one thread. Needs shared memory (browsers: a cross-origin isolated page, COOP/COEP headers);
  * where it is missing, or the artifact has no threaded module, the model runs on one thread
- * (`stats().wasmThreads` says how many), warns on the console and says why in
- * `model.threadsNotice`. dispose() ends the Workers. With `worker: true` the threads are Workers
+ * (`stats().wasmThreads` says how many) and, where `threads` was given, warns on the console
+ * and says why in `model.threadsNotice` (the default falls back silently).  Node's thread
+ * Workers are unref()'d: a model that was never disposed does not keep the process alive. dispose() ends the Workers. With `worker: true` the threads are Workers
  * of the model's worker, whose driver waits for them blocked (a page's main thread must spin).
  */
 /** The most threads `load(..., {threads})` accepts (wasm/threads.py MAX_THREADS). */
@@ -603,7 +604,10 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker, co
     throw new Error(`webtensor.load: backend must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(backend)}`);
   }
   const { worker = false, timeout } = options;
-  let threads = options.threads ?? 1;
+  // the default is 'auto' (issue 16): an artifact with a threaded module uses the cores; where threads
+  // cannot run, the default falls back to one thread silently (a warning only when threads were asked)
+  const quiet = options.threads == null; // not given (undefined or null)
+  let threads = options.threads ?? 'auto';
   if (threads === 'auto') {
     const n = Number(cores());
     threads = Number.isInteger(n) && n > 1 ? Math.min(n, AUTO_MAX_THREADS) : 1;
@@ -637,7 +641,7 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker, co
   const checked = await readArtifact(read, where);
   const fail = (msg) => { throw new ArtifactError(`webtensor: artifact ${where}: ${msg}`); };
   const artifact = { ...checked, manifest: expandControl(checked.manifest, fail) }; // control flow: its pieces
-  if (worker) return new Model(checked.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout, threads }), null);
+  if (worker) return new Model(checked.manifest, await createWorkerBackend(artifact, fail, { spawn: spawnWorker, timeout, threads, quiet }), null);
 
   let adapter = null, gpu = null;
   const device = options.device ?? null;
@@ -660,6 +664,6 @@ export async function loadModel(source, options = {}, readerFor, spawnWorker, co
     && !webgpuShortfall(artifact, gpuTarget.limits, gpuTarget.features)));
   const created = useGPU
     ? await createWebGPUBackend(artifact, fail, { gpu, adapter, device })
-    : await createWasmBackend(artifact, fail, { threads, spawnThread: spawnWorker && (() => spawnWorker('thread.js')) });
+    : await createWasmBackend(artifact, fail, { threads, quiet, spawnThread: spawnWorker && (() => spawnWorker('thread.js')) });
   return new Model(checked.manifest, created, useGPU ? adapterInfoOf(adapter, device) : null);
 }

@@ -98,5 +98,7 @@ export function load(source, options) {
 
 /** The Worker of `load(source, {worker: true})` (js/worker.js) or of a thread (js/thread.js): a worker_threads Worker. */
 async function spawnWorker(script = 'worker.js') {
-  return new (await import('node:worker_threads')).Worker(new URL(`./${script}`, import.meta.url));
+  const w = new (await import('node:worker_threads')).Worker(new URL(`./${script}`, import.meta.url));
+  if (script === 'thread.js') w.unref(); // threads (parked in Atomics.wait between calls) never keep Node alive
+  return w;
 }

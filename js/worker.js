@@ -45,18 +45,20 @@ async function spawnThread() {
   const url = new URL('./thread.js', import.meta.url);
   if (typeof self !== 'undefined' && typeof self.postMessage === 'function') return new Worker(url, { type: 'module' });
   const specifier = 'node:worker_threads';
-  return new (await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier)).Worker(url);
+  const w = new (await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier)).Worker(url);
+  w.unref(); // a thread never keeps Node alive (the model's worker ends them with the model)
+  return w;
 }
 
 const ops = {
-  async init({ manifest, modules, weights, threads = 1 }) {
+  async init({ manifest, modules, weights, threads = 1, quiet = false }) {
     if (backend) throw new Error('webtensor: the worker already holds a model');
     // threads are nested Workers where this context can create them (a Web Worker: Chromium,
     // Firefox, Safari 15.5+; Node: always)
     const webWorker = typeof self !== 'undefined' && typeof self.postMessage === 'function';
     const canSpawn = !webWorker || typeof Worker === 'function';
     backend = await createWasmBackend({ manifest, files: new Map(modules), weights: new Map(weights) }, fail,
-      { threads, spawnThread: canSpawn ? spawnThread : null });
+      { threads, quiet, spawnThread: canSpawn ? spawnThread : null });
     return { threadsNotice: backend.threadsNotice };
   },
   run: (name, inputs, rows) => backend.run(name, inputs, false, rows),

@@ -418,9 +418,10 @@ def _stored_constants(traced: list[_Traced], consts: dict[str, dict[int, bytes]]
 # ---- export -----------------------------------------------------------------------------------
 
 def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batch_size: int | None = None,
-           backends=("wasm", "webgpu"), wasm_fma: bool = False, weights_dtype: str = "float32",
+           backends=("wasm", "webgpu"), wasm_fma: bool = False, webgpu_f16: bool = False,
+           weights_dtype: str = "float32",
            wasm_threads: bool = False, symbolic_batch: bool | None = None, max_batch: int | None = None,
-           input_signature=None, max_length: int | None = None) -> dict:
+           input_signature=None, max_length: int | None = None, webgpu_adapter: str = "unknown") -> dict:
     """Trace, compile and write an artifact (``docs/artifact.md``) to the directory ``path``.
 
     Args:
@@ -443,6 +444,14 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             multiply-adds (``wasm.lower``'s ``fma``), which loaders run where the engine has relaxed
             SIMD (else ``module.wasm``). Off by default: Node 20 has relaxed SIMD only behind a flag,
             and the two modules' results differ in the last bits (docs/artifact.md, "Relaxed SIMD").
+        webgpu_f16: compile the WebGPU kernels for adapters with ``shader-f16``: float16 values (a
+            ``mixed_float16`` model's activations) are stored and computed as WGSL ``f16``, matmuls
+            with f16 loads and f32 sums (docs/mixed_precision.md), and those kernels ``enable f16;``,
+            so loaders request the feature and run the artifact on WebGPU only where the adapter has
+            it (elsewhere: WebAssembly, or an ArtifactError for an explicit ``backend='webgpu'``).
+            Off by default (the WGSL then runs on every adapter). A signature that float16 storage
+            cannot carry (a float16 constant tensor, float16 rows zeroed under run-time rows, more
+            float16 inputs than bindings) is compiled without it, with a warning.
         weights_dtype: how read-only model weights are stored (``webtensor.compact``, TensorFlow
             Lite's post-training quantization): ``'float32'`` (default), ``'float16'`` (half the
             bytes; widened to float32 when loaded) or ``'int8'`` (matmul/conv/attention weights
@@ -474,6 +483,11 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             step and loops, such as RNN layers' ``scan``, that step over the length).
         max_length: with a None past axis 0 in ``input_signature``, the largest length loaders accept
             (an int in [1, 2**20]; TensorFlow has no such bound, ours sizes the compiled buffers).
+        webgpu_adapter: the adapter class the WGSL is tuned for (``webtensor.webgpu.limits.ADAPTER_CLASSES``:
+            ``'cpu'``, ``'integrated-gpu'``, ``'discrete-gpu'``, ``'unknown'``): which matmul plans
+            and tiles its kernels use (``webgpu/matmul.py`` ``MATMUL_TUNING``). Default ``'unknown'``,
+            the portable choice. Any class's WGSL runs on every adapter that meets the manifest's
+            ``required_limits`` (docs/artifact.md, "Adapter classes"). A ValueError for another name.
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
@@ -605,7 +619,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     stored = _stored_constants(units, consts, weights)
     for name in dict.fromkeys(backends):        # each backend asked for, once, in the order given
         emitted, sections = exporter(name)(units, variables, consts, weights, stored,
-                                           {"wasm_fma": wasm_fma, "wasm_threads": wasm_threads})
+                                           {"wasm_fma": wasm_fma, "wasm_threads": wasm_threads,
+                                            "webgpu_f16": webgpu_f16, "webgpu_adapter": webgpu_adapter})
         files.update(emitted)
         for sig, sec in sections.items():
             if sig in sigs:

@@ -3,9 +3,9 @@
     python3 tests/export_fixtures_mixed.py OUTDIR
         builds the MLP under the mixed_float16 policy (float32 softmax last, LossScaleOptimizer(Adam)
         with dynamic_growth_steps=4, so the loss scale changes during the steps), exports it to
-        OUTDIR/mixed/ (batch BATCH) and writes OUTDIR/expected.json: {"x", "predict" (Python-wasmtime
-        running the artifact), "batches", "losses" (of STEPS train_steps), "weights" (after them,
-        the loss scale state included)}.
+        OUTDIR/mixed/ (batch BATCH) and, with ``webgpu_f16=True``, to OUTDIR/mixed_f16/, and writes
+        OUTDIR/expected.json: {"x", "predict" (Python-wasmtime running the artifact), "batches",
+        "losses" (of STEPS train_steps), "weights" (after them, the loss scale state included)}.
 
 Runs on a wasm device without relaxed-SIMD FMA, as export emits by default, so Node must agree bit
 for bit.
@@ -38,6 +38,7 @@ def main(out: str) -> None:
         model.compile(opt, "sparse_categorical_crossentropy")
         path = os.path.join(out, "mixed")
         model.export(path, batch_size=BATCH)
+        model.export(os.path.join(out, "mixed_f16"), batch_size=BATCH, webgpu_f16=True)   # the same, WGSL f16
         art = wt.load(path, backend="wasm")
         x = xs[:BATCH]
         batches = [(xs[i * BATCH:(i + 1) * BATCH], ys[i * BATCH:(i + 1) * BATCH]) for i in range(1, 4)]

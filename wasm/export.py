@@ -213,6 +213,8 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
                 copy(*c)
             for b in sorted(set(zeroed) & set(prog.inputs)):     # inputs that row sums read
                 _zero_rest(f, addr(plan.locs[b]), zeroed[b], t.rows[0])
+            if par is not None:
+                par.begin(f)
             for i, (s, end) in enumerate(zip(prog.steps, ends)):
                 fn = (fns or {}).get(i, fn_of[id(s)])
                 args = fn, [addr(plan.locs[b]) for b in [s.output] + s.inputs + s.extra], scratch_at
@@ -222,6 +224,8 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
                     par.call(f, *args, work(s.kernel), end=end)
                 if s.output in zeroed:                  # its rows past `rows` before a row sum reads them
                     _zero_rest(f, addr(plan.locs[s.output]), zeroed[s.output], t.rows[0])
+            if par is not None:
+                par.end(f)
             for c in plan.post:
                 copy(*c)
             f.finish()

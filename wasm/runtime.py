@@ -406,11 +406,15 @@ class WasmExecutable:
         if self.threads > 1:
             control = scratch_at + stride
             par = T.Parallel(m, control)
+        if par is not None:
+            par.begin(f)
         for s, lw in zip(prog.steps, fns):
             if par is None:
                 emit_call(f, lw, self._addresses(s), scratch_at)
             else:
                 par.call(f, lw, self._addresses(s), scratch_at, T.work(s.kernel))
+        if par is not None:
+            par.end(f)
         f.finish()
         self.module = m
         self.workers = None
@@ -442,39 +446,70 @@ class WasmExecutable:
         return [a if kind == "const" else _load_slot(a) for kind, a in
                 (self._addr[b] for b in [step.output] + step.inputs + step.extra)]
 
-    def profile(self, inputs, captures, repeat: int = 5) -> list[tuple[float, object]]:
-        """Time each kernel of the program on these inputs (a tool for ``bench/profile_wasm.py``):
-        ``[(best seconds of repeat calls, Step)]`` in program order. Builds a second module with one
-        exported function per step (same arena and addresses), so a step runs exactly as in ``run``."""
+    def profile(self, inputs, captures, repeat: int = 5, threads: int = 1) -> list[tuple]:
+        """Time each kernel of the program on these inputs (a tool for ``bench/profile_wasm.py`` and
+        ``bench/bench_threads.py --amdahl``): ``[(best seconds of repeat calls, Step)]`` in program
+        order. Builds a second module with one function ``step(i, start, end, packed)`` over every
+        step's rows (same arena and addresses), so a step runs exactly as in ``run``.
+
+        ``threads`` > 1: ``[(seconds, seconds on threads, tiles, Step)]``, a load-insensitive
+        estimate of what :mod:`.threads` makes of each kernel: its tiles (``threads.tile_rows``, 1:
+        not split) dealt round robin to ``threads`` threads, each thread's share run alone on this
+        thread (packing B once, as ``Lowered.reuses_b`` lets it) and the longest share taken; times
+        are this thread's CPU time (``time.thread_time``: time preempted by other jobs is not
+        counted); no synchronisation and no contention for memory or cores are counted."""
         import time
         dev, prog = self.device, self.program
         m = Module()
         m.import_memory("env", "memory", 1, **dev.memory_import)
         lowered = {}
-        f = m.function("step", params=["i32"], export=True)
+        f = m.function("step", params=["i32"] * 4, export=True)
         for i, s in enumerate(prog.steps):
             if s.kernel not in lowered:
                 lowered[s.kernel] = lower(m, s.kernel, f"k{len(lowered)}", fma=dev.fma, splat=dev.splat)
+            lw = lowered[s.kernel]
             f.local_get(0).i32_const(i).i32_eq()
             with f.if_():
-                emit_call(f, lowered[s.kernel], self._addresses(s), self._scratch_at)
+                if lw.rows:
+                    for a in self._addresses(s):
+                        T._push(f, a)
+                    f.local_get(1).local_get(2).i32_const(self._scratch_at).local_get(3).i32_or().call(lw.name)
         f.finish()
         data = dict(self.consts)
         data.update(zip(prog.inputs, inputs))
         data.update(zip(prog.captures, captures))
+
+        clock = time.perf_counter if threads <= 1 else time.thread_time    # CPU time: no preemption counted
+
+        def best(run):
+            times = []
+            for _ in range(repeat):
+                t = clock()
+                run()
+                times.append(clock() - t)
+            return min(times)
         out = []
         with dev.lock:
-            call = dev._instantiate(m, "step", 1)
+            call = dev._instantiate(m, "step", 4)
             for b, n in self.results:
                 data[b] = WasmBuffer(dev.alloc, n, "a profiled result")
             dev.engine.write(self.table, array.array("i", [data[b].offset for b in self._slots]))
             for i, s in enumerate(prog.steps):
-                times = []
-                for _ in range(repeat):
-                    t = time.perf_counter()
-                    call(i)
-                    times.append(time.perf_counter() - t)
-                out.append((min(times), s))
+                lw = lowered[s.kernel]
+                one = best(lambda: call(i, 0, lw.rows, 0))
+                if threads <= 1:
+                    out.append((one, s))
+                    continue
+                chunk = T.tile_rows(lw.rows, T.work(s.kernel), T.PACKED_ROWS if lw.scratch else T.ROW_ALIGN)
+                if chunk is None:
+                    out.append((one, one, 1, s))
+                    continue
+                tiles = -(-lw.rows // chunk)
+
+                def share(tid):
+                    for j, t in enumerate(range(tid, tiles, threads)):
+                        call(i, t * chunk, min(t * chunk + chunk, lw.rows), int(lw.reuses_b and j > 0))
+                out.append((one, max(best(lambda: share(tid)) for tid in range(threads)), tiles, s))
         return out
 
 

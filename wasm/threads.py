@@ -20,7 +20,8 @@ The module (built once, host-independent):
   thread must), ``SCRATCH``/``STRIDE`` (threads t >= 1 use ``SCRATCH + (t - 1) * STRIDE`` as
   workspace; thread 0 the address its call passes), ``END`` (the round's end of rows, for a call
   whose end is a run-time value: an export's rows driver; its tiles are the same, those past
-  ``END`` are not run and the last is cut at ``END``);
+  ``END`` are not run and the last is cut at ``END``), ``ACTIVE`` (1 while a driver runs:
+  :meth:`Parallel.begin` / :meth:`Parallel.end`);
 - per large kernel call a function ``tiles<k>(tid)`` that runs tiles until the counter passes the
   last one, with thread ``tid``'s scratch;
 - the driver (one thread, the host's caller) publishes a round (``TASK``, counters, ``GEN`` + 1,
@@ -31,6 +32,13 @@ The module (built once, host-independent):
   same shared memory): it waits on ``GEN`` (``memory.atomic.wait32``) and takes tiles of the round
   it saw (compare-and-swap on ``NEXT``; the round tag makes a late worker claim nothing of a later
   round), until ``TASK`` is -1. Workers are not re-posted per kernel;
+- waiting (a worker for the next round while ``ACTIVE``, the driver in ``join``) polls the
+  control word up to ``SPIN`` times before it sleeps in ``memory.atomic.wait32``: the rounds of one
+  call come within tens of microseconds of each other (an MLP train step: 5 rounds, the small
+  kernels between them ~150 us in all), while a sleep costs a futex wake-up per round and thread
+  (tens of microseconds on a VM, more under load, where the driver had done most tiles before the
+  worker woke). So a worker sleeps once per call, as soon as the call ends (no polling between
+  calls, where it would only take a core from other work);
 - exported ``stop()`` (ends the workers) and ``threads_setup(n, block)`` (writes the control block:
   call it before starting workers), so that a host needs no address (an artifact's
   ``module_threads.wasm``).
@@ -48,7 +56,7 @@ from math import prod
 from .binary import I32
 
 CONTROL_BYTES = 64
-GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE, END = 0, 4, 8, 12, 16, 20, 24, 28, 32
+GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE, END, ACTIVE = 0, 4, 8, 12, 16, 20, 24, 28, 32, 36
 ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
 MIN_WORK = 1 << 16      # work units (see work()) below which a kernel stays on one thread (measured, see below)
 TILE_WORK = 1 << 14     # work units per tile at least (~10 us)
@@ -57,6 +65,11 @@ PACKED_ROWS = 32        # rows per tile at least for a kernel with workspace (a 
                         # per call): 128x784x256 matmul on 1 thread in 1/2/4/8 tiles: 976/1013/1069/1185 us
 
 
+SPIN = 1 << 16          # polls of a control word before memory.atomic.wait32: ~33 us (0.5 ns a poll in wasmtime),
+                        # enough for most gaps between a call's rounds (MLP train step: 0-13 us, one ~100 us).
+                        # Saves ~9 us a round where a core is free (30 chained 128x256x256 matmuls, 2 threads:
+                        # best 9.21-9.55 vs 9.49-9.78 ms); where none is (load 6 on 2 vCPUs, MLP/CNN, median of
+                        # 100 shuffled calls vs SPIN 0), 2^16 / 2^17 / 2^18 polls cost 3-5% / 6-8% / 11-14%
 REDUCE_COST = 16        # reduced iterations per work unit: a SIMD multiply-add is ~16x cheaper than a tanh
 
 
@@ -171,6 +184,17 @@ class Parallel:
             f.i32_const(chunk - 1).i32_add().i32_const(chunk).i32_div_u()
         f.call(self.join())
 
+    def begin(self, f) -> None:
+        """Emit into driver ``f``, before its first :meth:`call`: ``ACTIVE`` = 1 (the workers poll
+        for the next round instead of sleeping)."""
+        self._word(f, ACTIVE)
+        f.i32_const(1).i32_atomic_store()
+
+    def end(self, f) -> None:
+        """Emit into driver ``f``, after its last :meth:`call`: ``ACTIVE`` = 0 (the workers sleep)."""
+        self._word(f, ACTIVE)
+        f.i32_const(0).i32_atomic_store()
+
     def _tiles(self, task, lw, addresses, scratch, chunk, dynamic: bool):
         """``tiles<task>(tid, tag)``: claim tiles of round ``tag`` (compare-and-swap on ``NEXT``, whose
         high 16 bits are the round: a thread that woke late for an earlier round claims nothing) and
@@ -229,16 +253,18 @@ class Parallel:
         return g.finish()
 
     def join(self) -> str:
-        """``join(n)``: the driver waits until ``n`` tiles of the round are done (blocks in
-        ``memory.atomic.wait32``, or spins where ``BLOCK`` is 0). It never waits for a worker that
-        has not woken: the driver takes whatever tiles are left itself."""
+        """``join(n)``: the driver waits until ``n`` tiles of the round are done (spins ``SPIN``
+        polls, then blocks in ``memory.atomic.wait32``; spins only where ``BLOCK`` is 0). It never
+        waits for a worker that has not woken: the driver takes whatever tiles are left itself."""
         if self._join is None:
             g = self._join = self.m.function("join", params=[I32])
-            d = g.local(I32)
+            d, spin = g.local(I32), g.local(I32)
+            g.i32_const(SPIN).local_set(spin)
             with g.loop():
                 self._word(g, DONE)
                 g.i32_atomic_load().local_tee(d).local_get(0).i32_lt_u()
                 with g.if_():
+                    self._spin(g, spin, 2)
                     self._word(g, BLOCK)
                     g.i32_atomic_load()
                     with g.if_():
@@ -247,6 +273,15 @@ class Parallel:
                     g.br(1)
             g.finish()
         return "join"
+
+    @staticmethod
+    def _spin(g, spin, depth: int) -> None:
+        """While local ``spin`` is nonzero: decrement it and branch to the poll loop ``depth`` labels
+        out (poll again instead of sleeping)."""
+        g.local_get(spin)
+        with g.if_():
+            g.local_get(spin).i32_const(1).i32_sub().local_set(spin)
+            g.br(depth)
 
     def finish(self, scratch_at: int) -> None:
         """Add the exported ``worker(tid)``, ``stop()`` (``TASK`` = -1, a new round: the workers
@@ -277,14 +312,19 @@ class Parallel:
         g.i32_const(-1).memory_atomic_notify().drop()
         g.finish()
         g = self.m.function("worker", params=[I32], export=True)
-        seen, gen, task = g.local(I32), g.local(I32), g.local(I32)
+        seen, gen, task, spin = g.local(I32), g.local(I32), g.local(I32), g.local(I32)
         with g.loop():
             self._word(g, GEN)
             g.i32_atomic_load().local_tee(gen).local_get(seen).i32_eq()
             with g.if_():
+                self._word(g, ACTIVE)       # the next round of a running call: within SPIN polls, mostly
+                g.i32_atomic_load()
+                with g.if_():
+                    self._spin(g, spin, 3)
                 self._word(g, GEN)
                 g.local_get(seen).i64_const(-1).memory_atomic_wait32().drop().br(1)
             g.local_get(gen).local_set(seen)
+            g.i32_const(SPIN).local_set(spin)
             self._word(g, TASK)
             g.i32_atomic_load().local_tee(task).i32_const(0).i32_lt_s()
             with g.if_():

@@ -287,7 +287,11 @@ class GPUAdapter(_Wrapped):
         self.features = _features(obj.features)
         info = getattr(obj, "info", None)
         name = " ".join(str(getattr(info, k, "") or "") for k in ("vendor", "architecture", "device", "description"))
-        self.info = {"device": " ".join(name.split()) or "?", "adapter_type": "browser"}
+        # isFallbackAdapter: on GPUAdapterInfo in current browsers, on GPUAdapter before (a software
+        # adapter such as SwiftShader: limits.adapter_class's "cpu")
+        fallback = bool(getattr(info, "isFallbackAdapter", False) or getattr(obj, "isFallbackAdapter", False))
+        self.info = {"device": " ".join(name.split()) or "?", "adapter_type": "browser",
+                     "is_fallback_adapter": fallback}
 
     async def request_device_async(self, *, required_features=(), required_limits=None) -> GPUDevice:
         limits = {_camel(k): v for k, v in (required_limits or {}).items()}

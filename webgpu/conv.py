@@ -38,7 +38,7 @@ def lower_conv(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Lo
     _, oh, ow, _ = kernel.out.shape
     (sh, sw), (dh, dw), ((ph, _), (pw, _)) = (kernel.param(k) for k in ("strides", "dilations", "pads"))
     m = n * oh * ow
-    plan = choose_plan(1, m, o, kh * kw * c, limits)
+    plan = choose_plan(1, m, o, kh * kw * c, limits, direct_only=True)
     if plan is None or plan.kind != "direct":
         return None
     rm, rn, wx, wy = plan.rm, plan.rn, plan.wx, plan.wy

@@ -1,5 +1,6 @@
 """The ``"webgpu"`` section of an artifact (``docs/artifact.md``): per signature, each kernel's WGSL
-(``wgsl.lower``, compiled for the WebGPU spec's default limits, so artifacts run on any adapter),
+(``wgsl.lower``, compiled for the WebGPU spec's default limits, so artifacts run on any adapter;
+with ``webgpu_f16``, also for the ``shader-f16`` feature, float16 computed as WGSL ``f16``),
 buffers (temporaries shared by liveness as in the native runtime), bindings and dispatch sizes.
 Copies (the plan's, ``core.runtime.artifacts.plan_signature``) are copy dispatches
 (``wgsl.copy_pass``): a kernel may not bind one buffer both read-only and writable. A variable that
@@ -20,11 +21,17 @@ from . import wgsl
 from .runtime import _plan as share_by_liveness
 
 
-def _gpu_limits():
+def _gpu_limits(shader_f16: bool = False, adapter_class: str = "unknown"):
     """What WGSL is compiled for: the WebGPU spec's default limits (8 storage buffers per stage, 256
     invocations per workgroup, 16 KiB workgroup storage, 128 MiB bindings), which every adapter
-    offers (browsers, Dawn, SwiftShader), not the limits of the exporting machine."""
-    return wgsl.Limits()
+    offers (browsers, Dawn, SwiftShader), not the limits of the exporting machine; ``shader_f16``
+    (``export(..., webgpu_f16=True)``): and the ``shader-f16`` feature; the templates tuned for
+    ``adapter_class`` (export's ``webgpu_adapter``; ValueError for an unknown name)."""
+    return wgsl.Limits(shader_f16=shader_f16, adapter_class=adapter_class)
+
+
+class _NoF16(ValueError):
+    """A signature that float16 storage cannot carry (``export_webgpu`` compiles it without)."""
 
 
 def _required_limits(buffers, kernels, passes, limits) -> dict:
@@ -56,7 +63,7 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         k = inline_scalars(s.kernel, {j: scalars[b] for j, b in enumerate(s.inputs) if b in scalars})
         if i in plan.inplace:               # variables updated in place: read through the output's binding
             k = dataclasses.replace(k, inplace=plan.inplace[i])
-        key = kernel_of[id(s)] = (k, chunk_of.get(id(s)))
+        key = kernel_of[id(s)] = (k, chunk_of.get(id(s)), limits)
         if key not in lowered:
             lowered[key] = wgsl.lower(k, limits, key[1])
     buffers: list[dict] = []
@@ -71,7 +78,10 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         buf(("input", i), {"bytes": _nbytes(spec["shape"]), "role": "input", "index": i})
     for v in sorted(set(plan.reads + plan.writes)):
         buf(("var", v), {"bytes": _nbytes(variables[v]["shape"]), "role": "variable", "index": v})
+    half = {b.id for b in prog.bufs if wgsl.storage_type(b.dtype, limits) == "f16"}   # 2 bytes an element
     for j, (b, data) in enumerate(sorted(consts.items())):
+        if b in half and b not in scalars:
+            raise _NoF16("a float16 constant tensor (artifacts store constants as float32)")
         name = stored.get(data)
         if name is None:
             name = f"const/{t.name}/{j}"
@@ -82,8 +92,8 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         buf(("output", k), {"bytes": _nbytes(spec["shape"]), "role": "output", "index": k})
     for v in plan.stage:
         buf(("stage", v), {"bytes": _nbytes(variables[v]["shape"]), "role": "temp"})
-    items = [(("temp", b.id), _nbytes(b.shape), b.first, b.last) for b in prog.bufs
-             if plan.locs.get(b.id) == ("temp", b.id)]
+    items = [(("temp", b.id), -(-wgsl.storage_nbytes(b.shape, b.dtype, limits) // 4) * 4, b.first, b.last)
+             for b in prog.bufs if plan.locs.get(b.id) == ("temp", b.id)]
     for i, s in enumerate(prog.steps):
         items += [(("scratch", i, name), size, i, i) for name, size in lowered[kernel_of[id(s)]].scratch]
     sizes, slot_of = share_by_liveness(items)
@@ -114,6 +124,9 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
     def zero_rows(b: int):          # rows past the run's of a buffer that row sums read
         p = wgsl.zero_rows_pass(zeroed[b], t.rows[0], limits)
         dispatch(p, {"dst": where(plan.locs[b])}.__getitem__, "zeroing")
+    if half & set(zeroed) or any(loc[0] == "temp" and loc[1] in half for src, dst, _ in plan.pre + plan.post
+                                 for loc in (src, dst)):
+        raise _NoF16("float16 rows to zero or copy (word-sized passes)")
     for src, dst, n in plan.pre:
         copy(where(src), where(dst), n)
     for b in sorted(set(zeroed) & set(prog.inputs)):
@@ -167,16 +180,28 @@ def _batched_steps(t) -> tuple[dict[int, int], dict[int, int]]:
 def export_webgpu(traced, variables: list[dict], consts: dict[str, dict[int, bytes]], weights: dict,
                   stored: dict[bytes, str], options: dict):
     """Every signature's "webgpu" section and the WGSL files; a signature whose kernels do not fit
-    the default limits gets no section (a warning says why)."""
+    the default limits gets no section (a warning says why). ``options["webgpu_adapter"]``: the
+    adapter class the kernels are tuned for (default ``"unknown"``)."""
     wgsl_files: dict[str, str] = {}
     lowered: dict = {}
     sections = {}
+    adapter = options.get("webgpu_adapter", "unknown")
+    _gpu_limits(adapter_class=adapter)          # an unknown class: ValueError before any signature
     for t in traced:
-        try:
-            sections[t.name] = _emit_webgpu(t, variables, consts[t.name], wgsl_files, weights, lowered,
-                                            _gpu_limits(), stored)
-        except (wgsl.BufferTooLarge, ValueError) as e:
-            warnings.warn(f"export: signature '{t.name}' has no WebGPU code: {e}")
+        for f16 in (True, False) if options.get("webgpu_f16") else (False,):
+            files, new_weights = dict(wgsl_files), dict(weights)    # kept only if the signature compiles
+            try:
+                sections[t.name] = _emit_webgpu(t, variables, consts[t.name], files, new_weights, lowered,
+                                                _gpu_limits(f16, adapter), stored)
+            except (wgsl.BufferTooLarge, ValueError) as e:
+                if f16:
+                    warnings.warn(f"export: signature '{t.name}' is compiled without shader-f16: {e}")
+                    continue
+                warnings.warn(f"export: signature '{t.name}' has no WebGPU code: {e}")
+                break
+            wgsl_files.update(files)
+            weights.update(new_weights)
+            break
     return {p: src.encode() for src, p in wgsl_files.items()}, sections
 
 

@@ -10,10 +10,37 @@ from ..core import kernel_ir as K
 from ..core.dtypes import DType
 
 
+ADAPTER_CLASSES = ("cpu", "integrated-gpu", "discrete-gpu", "unknown")
+# Adapter names (vendor, architecture, device, description) of software adapters that may not say
+# so in their type: SwiftShader (Chromium, Dawn), llvmpipe / lavapipe (Mesa), WARP (D3D12).
+_SOFTWARE_NAMES = ("swiftshader", "llvmpipe", "lavapipe", "microsoft basic render driver")
+
+
+def adapter_class(info) -> str:
+    """The class of a WebGPU adapter, from its info: ``"cpu"`` (a software adapter: SwiftShader,
+    llvmpipe/lavapipe, WARP), ``"integrated-gpu"``, ``"discrete-gpu"`` or ``"unknown"``.
+
+    ``info``: a mapping with wgpu-py's ``adapter.info`` keys (``adapter_type``: wgpu's ``"CPU"``,
+    ``"IntegratedGPU"``, ``"DiscreteGPU"``, ``"VirtualGPU"``, ``"Unknown"``; ``vendor``,
+    ``architecture``, ``device``, ``description``) and/or ``is_fallback_adapter`` (a browser's or
+    Dawn's ``GPUAdapterInfo.isFallbackAdapter``). Browsers do not expose the adapter type, so a
+    browser's hardware adapter is ``"unknown"``; a fallback adapter or a software adapter's name is
+    ``"cpu"`` whatever the type says."""
+    info = dict(info or {})
+    name = " ".join(str(info.get(k) or "") for k in ("vendor", "architecture", "device", "description")).lower()
+    kind = str(info.get("adapter_type") or "").replace("-", "").replace("_", "").lower()
+    if info.get("is_fallback_adapter") or kind == "cpu" or any(w in name for w in _SOFTWARE_NAMES):
+        return "cpu"
+    return {"integratedgpu": "integrated-gpu", "discretegpu": "discrete-gpu"}.get(kind, "unknown")
+
+
 @dataclass(frozen=True)
 class Limits:
     """The device limits the compiler respects (WebGPU limit names in snake case). Defaults are the
-    WebGPU spec's guaranteed minimums; ``shader_f16`` says the device has the ``shader-f16`` feature."""
+    WebGPU spec's guaranteed minimums; ``shader_f16`` says the device has the ``shader-f16`` feature;
+    ``adapter_class`` (one of ``ADAPTER_CLASSES``, :func:`adapter_class`) picks the per-class
+    tuning of the templates (``matmul.MATMUL_TUNING``), never what is valid WGSL. Raises ValueError
+    for another class."""
     max_storage_buffers_per_shader_stage: int = 8
     max_storage_buffer_binding_size: int = 128 << 20
     max_buffer_size: int = 256 << 20
@@ -23,6 +50,11 @@ class Limits:
     max_compute_workgroup_size_y: int = 256
     max_compute_workgroup_storage_size: int = 16384
     shader_f16: bool = False
+    adapter_class: str = "unknown"
+
+    def __post_init__(self):
+        if self.adapter_class not in ADAPTER_CLASSES:
+            raise ValueError(f"adapter_class {self.adapter_class!r} is not one of {', '.join(ADAPTER_CLASSES)}")
 
     @classmethod
     def from_mapping(cls, limits: Mapping, features=(), **overrides) -> "Limits":
@@ -31,6 +63,8 @@ class Limits:
         norm = {str(k).replace("-", "").replace("_", "").lower(): v for k, v in dict(limits).items()}
         kw = {}
         for f in fields(cls):
+            if f.type in (str, "str"):
+                continue
             key = f.name.replace("_", "")
             if key in norm and norm[key] is not None:
                 kw[f.name] = int(norm[key])

@@ -6,12 +6,17 @@ loads' index expressions, so nothing is materialised. ``choose_plan`` picks per 
   shared memory, no barriers, no padding of small N or K to a tile. Measured on Dawn/SwiftShader
   (``bench/bench_webgpu_peers.mjs``) it beats 64 x 64 shared-memory tiles at every size tried,
   12x on an im2col convolution (K = 9, N = 16), 3x on an MLP train step; jax-js, which is fast
-  on GPUs too, generates register-blocked kernels of this kind;
-- ``tiled``: shared-memory tiles with 4 x 4 outputs per invocation, kept for products large and
-  aligned enough that staging tiles pays on GPUs (not measured on a GPU yet: the threshold
-  ``MATMUL_TILED_MIN_MACS`` is a guess a GPU measurement should replace);
+  on GPUs too, generates register-blocked kernels of this kind. Its loads and stores are scalar:
+  ``vec4`` rows of B and of the output (vec4 accumulators, bitwise the same sums) did not measure
+  faster there (README, "Measured figures");
+- ``tiled``: shared-memory tiles with 4 x 4 outputs per invocation, for products large and aligned
+  enough that staging tiles pays on GPUs;
 - None: the generic reduction (``reduce.py``, which splits K across a workgroup), for
   matrix-vector products, tiny outputs and operands that are not affine loads.
+
+Which shapes take which, and the tiles' sizes, depend on the adapter's class (``Limits.adapter_class``:
+software, integrated or discrete GPU, unknown): ``MATMUL_TUNING`` holds one row per class, with
+where each row's values come from.
 
 Few workgroups over a long K split K (partial sums, then a summing pass) in both kernels.
 
@@ -19,7 +24,15 @@ Few workgroups over a long K split K (partial sums, then a summing pass) in both
 an i32 word, times one scale per column): the tiled kernel (where its tiles are at least a fifth
 useful work), whose B tile loads read the int8 byte (``extractBits``, sign-extending) and multiply
 it by its column's scale, so the shared-memory tile holds the dequantized float32 weights and no
-float32 copy of B exists outside it."""
+float32 copy of B exists outside it.
+
+float16 on a device with ``shader-f16`` (``limits.compute_type``): the same kernels over f16 buffers
+and f16 shared-memory tiles (half the workgroup storage), each operand widened to f32 as it is
+multiplied (the product of two float16 values is exact in f32) and summed in f32, split K's partials
+too; the sum is rounded to f16 once, where it is stored. That is what GPUs' float16 matmuls do (f32
+accumulation; cuBLAS' ``CUBLAS_COMPUTE_32F``) and what ``reduce.py`` does for the generic path,
+except that it also rounds each product to f16. Without ``shader-f16`` float16 is stored and
+computed as f32, so its kernels are the float32 product's (then rounded to float16, ``wgsl.py``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -36,16 +49,62 @@ from .flatten import Space, add_all, int_const, load_offset, simplifier
 from .limits import Limits, compute_type, storage_type
 from .ops import cast_code, literal
 
-MATMUL_TK = 16               # k-depth of the matmul template's shared-memory tiles
 MATMUL_MIN_WORKGROUPS = 16   # matmuls with fewer output tiles split K ...
 MATMUL_SPLIT_K_MIN = 256     # ... into chunks of at least this many
-MATMUL_TILED_MIN_USE = 0.5   # shared-memory tiles only where at least this share of their work is useful ...
-MATMUL_TILED_MIN_MACS = 1 << 31   # ... and the product is this large (M * N * K multiply-adds)
+MATMUL_TILED_MIN_USE = 0.5   # shared-memory tiles only where at least this share of their work is useful
 MATMUL_Q8_MIN_USE = 0.2      # the q8 template's tiles: below this share of useful output, the generic reduction
-MATMUL_DIRECT_MIN_OUT = 64   # fewer outputs (under one workgroup) or a matrix-vector product: the generic reduction
-MATMUL_DIRECT_BIG_OUT = 1 << 15   # from this many outputs, 8 x 8 blocks per invocation (else 4 x 8;
-#                                   on Dawn/SwiftShader 8 x 8 from 2^15 beat it from 2^18 by 1.2-1.3x on
-#                                   the 256 matmul and the MLP; unrolling K by 4 was slower)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """One adapter class's matmul choices (``choose_plan``).
+
+    ``tiled_min_macs``, ``tiled_min_tiles``: shared-memory tiles for products of at least this many
+    multiply-adds (M * N * K, batch included) that fill more than this many output tiles (and at least
+    ``MATMUL_TILED_MIN_USE`` of the tiles' work is useful); else the direct kernel. ``ts``, ``rr``, ``tk``:
+    the tiles: a ts x ts workgroup (ts = 8 where a device allows fewer than 256 invocations),
+    rr x rr outputs per invocation, k-depth tk (halved until two tiles fit the workgroup storage).
+    ``direct_min_out``: fewer outputs (or a matrix-vector product): the generic reduction.
+    ``direct_big_out``: from this many outputs, 8 x 8 blocks per invocation in the direct kernel
+    (else 4 x 8)."""
+    tiled_min_macs: int
+    tiled_min_tiles: int
+    ts: int
+    rr: int
+    tk: int
+    direct_min_out: int
+    direct_big_out: int
+
+
+# The tuning of each adapter class (``Limits.adapter_class``): the one place these choices live.
+# - "cpu" (SwiftShader, lavapipe): measured. On Dawn/SwiftShader (``node bench/bench_webgpu_peers.mjs``)
+#   the direct kernel beat 64 x 64 shared-memory tiles at every size tried (12x on an im2col convolution,
+#   3x on an MLP train step); 8 x 8 direct blocks from 2^15 outputs beat them from 2^18 by 1.2-1.3x on the
+#   256 matmul and the MLP (unrolling K by 4 was slower). Tiles never: ``python bench/bench_webgpu_plans.py
+#   --shapes 2048x1024x1024`` on lavapipe (wgpu-py): direct 1.9x the 64 x 64 tiles, 2-2.6x the GPU rows'
+#   32 x 32; ``node bench/bench_webgpu_peers.mjs --webgpu-adapter cpu --compare-adapters integrated-gpu,
+#   discrete-gpu``: the GPU rows 2.2-3.4x slower on the matmuls, 5-6x on the MLP (README, "WebGPU plans
+#   per adapter class").
+# - "unknown" (the portable choice; exported artifacts' default, docs/artifact.md): the plans of the
+#   measured software adapters for all but large aligned products, which take 64 x 64 tiles
+#   (16 x 16 invocations, 4 x 4 outputs each), as GPUs gain from staging tiles there.
+# - "integrated-gpu", "discrete-gpu": not measured here (no GPU on the machines this was built on);
+#   TF.js's WebGPU backend's choices (tfjs-backend-webgpu 4.22, kernels/BatchMatMul_impl.ts and
+#   webgpu_util.ts computeWorkgroupInfoForMatMul): shared-memory tiles of 32 x 32 (an 8 x 8 workgroup,
+#   4 x 4 outputs per invocation, 32 deep) once the output has more than 8 such tiles
+#   (``thresholdToIncreaseWorkgroups``, backend_webgpu.ts: 8, 16 on Intel Gen12+/Xe GPUs, the common
+#   integrated ones), else kernels with more workgroups (ours: the direct kernel, splitting K when
+#   the workgroups are few); the generic reduction (TF.js's MatMulReduceProgram) for at most 128 outputs.
+MATMUL_TUNING = {
+    "cpu": Tuning(tiled_min_macs=1 << 62, tiled_min_tiles=0, ts=16, rr=4, tk=16, direct_min_out=64,
+                  direct_big_out=1 << 15),
+    "unknown": Tuning(tiled_min_macs=1 << 31, tiled_min_tiles=0, ts=16, rr=4, tk=16, direct_min_out=64,
+                      direct_big_out=1 << 15),
+    "integrated-gpu": Tuning(tiled_min_macs=0, tiled_min_tiles=16, ts=8, rr=4, tk=32, direct_min_out=129,
+                             direct_big_out=1 << 15),
+    "discrete-gpu": Tuning(tiled_min_macs=0, tiled_min_tiles=8, ts=8, rr=4, tk=32, direct_min_out=129,
+                           direct_big_out=1 << 15),
+}
 
 
 @dataclass(frozen=True)
@@ -76,31 +135,37 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def choose_plan(batch: int, M: int, N: int, Kd: int, limits: Limits, tiled_only: bool = False) -> Plan | None:
-    """The lowering for a (batch x) M x K by K x N product: ``tiled`` where its tiles are at least half
-    useful work, ``direct`` for the shapes tiles waste (small N or K: im2col convolutions, the
-    classifier layer of an MLP), None (the generic reduction, which splits K across a workgroup) for
-    matrix-vector products and outputs under ``MATMUL_DIRECT_MIN_OUT`` elements. ``tiled_only`` (the
-    q8 template, whose B loads dequantize into the tiles): ``tiled`` where at least
-    ``MATMUL_Q8_MIN_USE`` of its tile work is useful, else None."""
-    ts = 16 if min(limits.max_compute_invocations_per_workgroup, limits.max_compute_workgroup_size_x,
-                   limits.max_compute_workgroup_size_y) >= 256 else 8
-    rr, tk = 4, MATMUL_TK
+def choose_plan(batch: int, M: int, N: int, Kd: int, limits: Limits, tiled_only: bool = False,
+                direct_only: bool = False) -> Plan | None:
+    """The lowering for a (batch x) M x K by K x N product on an adapter of ``limits.adapter_class``
+    (its ``MATMUL_TUNING`` row): ``tiled`` for products large enough, filling enough tiles, at least
+    half of whose tile work is useful; ``direct`` for the shapes tiles waste (small N or K: im2col
+    convolutions, the classifier layer of an MLP) and, on software adapters, all others; None (the
+    generic reduction, which splits K across a workgroup) for matrix-vector products and outputs under
+    the row's ``direct_min_out`` elements. ``tiled_only`` (the q8 template, whose B loads dequantize
+    into the tiles): ``tiled`` where at least ``MATMUL_Q8_MIN_USE`` of its tile work is useful, else None.
+    ``direct_only`` (the conv2d template, which has no tiled form): never ``tiled``."""
+    tune = MATMUL_TUNING[limits.adapter_class]
+    ts = tune.ts if min(limits.max_compute_invocations_per_workgroup, limits.max_compute_workgroup_size_x,
+                        limits.max_compute_workgroup_size_y) >= tune.ts * tune.ts else 8
+    rr, tk = tune.rr, tune.tk
     while 2 * tk * ts * rr * 4 > limits.max_compute_workgroup_storage_size and tk > 1:
         tk //= 2
     tiled = Plan("tiled", ts=ts, rr=rr, tk=tk)
     tm = tiled.tm
-    use = M * N * Kd / (-(-M // tm) * tm * -(-N // tm) * tm * -(-Kd // tk) * tk)
+    tiles_m, tiles_n = -(-M // tm), -(-N // tm)
     if tiled_only:
-        return tiled if M * N >= MATMUL_Q8_MIN_USE * -(-M // tm) * tm * -(-N // tm) * tm else None
-    if use >= MATMUL_TILED_MIN_USE and M * N * Kd >= MATMUL_TILED_MIN_MACS:
+        return tiled if M * N >= MATMUL_Q8_MIN_USE * tiles_m * tm * tiles_n * tm else None
+    use = M * N * Kd / (tiles_m * tm * tiles_n * tm * -(-Kd // tk) * tk)
+    if not direct_only and use >= MATMUL_TILED_MIN_USE and batch * M * N * Kd >= tune.tiled_min_macs and \
+            batch * tiles_m * tiles_n > tune.tiled_min_tiles:
         return tiled
-    if min(M, N) == 1 or batch * M * N < MATMUL_DIRECT_MIN_OUT:
+    if min(M, N) == 1 or batch * M * N < tune.direct_min_out:
         return None
     # bigger blocks reuse each loaded value more (rm + rn loads per rm * rn multiply-adds) but leave
     # fewer invocations; columns first (B's rows are contiguous in the common layouts)
     rn = min(N, 8 if N >= 16 else 4)
-    rm = min(M, 8 if batch * M * N >= MATMUL_DIRECT_BIG_OUT else 4)
+    rm = min(M, 8 if batch * M * N >= tune.direct_big_out else 4)
     wx = min(16, _pow2_at_least(-(-N // rn)))
     wy = min(64 // wx, _pow2_at_least(-(-M // rm)))
     return Plan("direct", rm=rm, rn=rn, wx=wx, wy=wy)
@@ -178,10 +243,9 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
     a, b = (info[0], info[1]) if nb + 1 not in info[0][3] else (info[1], info[0])
     if nb + 1 in a[3] or nb in b[3]:
         return None
-    if any(x[0] is not None and storage_type(x[0].dtype, limits) == "f16" for x in (a, b)):
-        return None   # keep f16 on the generic path until the template has an f16 variant
     ins = Inputs(kernel, limits, 1)
-    t = compute_type(kernel.out.dtype, limits)
+    t = compute_type(kernel.out.dtype, limits)      # the operands' type (and the tiles')
+    acc_t = "f32" if t == "f16" else t               # float16 products are summed in f32 (as reduce.py)
     batch = math.prod(space[:nb])
     plan = choose_plan(batch, M, N, Kd, limits, tiled_only=q8)
     if plan is None:
@@ -241,7 +305,7 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
         return cast_code(v, compute_type(load.dtype, limits), t) if cast_to is not None or \
             compute_type(load.dtype, limits) != t else v
 
-    zero = literal(0, t)
+    zero = literal(0, acc_t)
     out_t = storage_type(kernel.out.dtype, limits)
     dest, obase = ("result", f"z * {M * N}") if ksplit == 1 else ("partials", f"(z * {ksplit} + ks) * {M * N}")
     pre = "\n  ".join(em.lines[1])
@@ -252,21 +316,22 @@ def lower_matmul(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> 
     first_ins = ins.decls() if ksplit == 1 else ins.decls({x[0].arg for x in (a, b) if x[0] is not None} |
                                                           ({1, 2} if q8 else set()))
     binds = tuple((name, w) for name, _, w in first_ins) + ((dest, True),)
-    decls = first_ins + [(dest, out_t if ksplit == 1 else t, True)]
+    decls = first_ins + [(dest, out_t if ksplit == 1 else acc_t, True)]
     first_epi = epi if ksplit == 1 else None
     # fixed-size bindings, except under run-time rows (the buffers bound then hold fewer rows)
     lengths = None if chunk else {**ins.lengths(), dest: batch * ksplit * M * N}
     helpers = em.helpers | pro_em.helpers | (first_epi.helpers if first_epi else set())
     shared = _shared(plan, t) + (first_epi.source if first_epi else "")
     job = _Job(plan, M, N, Kd, kchunk, a, b, am=a[3].get(nb, 0), ak=a[3].get(nb + 2, 0), bk=b[3].get(nb + 2, 0),
-               bn=b[3].get(nb + 1, 0), a_base=a_base, b_base=b_base, read=read, zero=zero, t=t, head=head, pre=pre,
+               bn=b[3].get(nb + 1, 0), a_base=a_base, b_base=b_base, read=read, zero=zero, t=t, acc_t=acc_t,
+               out_t=t if ksplit == 1 else acc_t, head=head, pre=pre,
                dest=dest, obase=obase, header=shader_header(decls, limits, helpers, shared, rows=bool(chunk),
                                                             lengths=lengths),
                binds=binds, grid=grid, epi=first_epi, m_bound=m_bound)
     first = dataclasses.replace(_tiled_pass(job) if plan.kind == "tiled" else _direct_pass(job), rows=rows_formula)
     if ksplit == 1:
         return ins.lowered([first])
-    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins, epi, sum_per, lengths)],
+    return ins.lowered([first, _sum_pass(batch, M, N, ksplit, acc_t, out_t, zero, limits, ins, epi, sum_per, lengths)],
                        scratch=[("partials", batch * ksplit * M * N * 4)])
 
 
@@ -287,9 +352,11 @@ class _Job:
     bn: int
     a_base: str
     b_base: str
-    read: Callable
-    zero: str
-    t: str
+    read: Callable          # (operand info, WGSL element offset) -> its value, of type ``t``
+    zero: str               # 0 of ``acc_t``
+    t: str                  # the operands' WGSL type (and the shared-memory tiles')
+    acc_t: str              # the sums' (f32 for f16 operands)
+    out_t: str              # what the first pass stores (the sums' type under split K)
     head: str
     pre: str
     dest: str
@@ -300,8 +367,14 @@ class _Job:
     epi: Epilogue | None = None
     m_bound: str | None = None      # run-time rows where the batch is M: WGSL for the rows of M to store
 
+    def widen(self, v: str) -> str:
+        """Operand value ``v`` (type ``t``) as ``acc_t``: f16 operands are multiplied in f32, exactly
+        (a product of two 11-bit significands fits f32's 24 bits), as GPUs' float16 matmuls do."""
+        return cast_code(v, self.t, self.acc_t)
+
     def store(self, index: str, acc: str) -> str:
         """The statement storing ``acc`` at ``obase + index`` (through the epilogue, if any)."""
+        acc = cast_code(acc, self.acc_t, self.out_t)
         if self.epi is None:
             return f"{self.dest}[obase + {index}] = {acc};"
         return f"{{ let o = obase + {index}; {self.dest}[o] = {epilogue_store(self.epi, acc, 'o')}; }}"
@@ -321,6 +394,7 @@ def _tiled_pass(j: _Job) -> Pass:
     ts, rr, tm, tn, tk = plan.ts, plan.rr, plan.tm, plan.tn, plan.tk
     am, ak, bk, bn, a_base, b_base, dest = j.am, j.ak, j.bk, j.bn, j.a_base, j.b_base, j.dest
     nthreads = ts * ts
+    tile_zero = literal(0, j.t)
 
     def tile_load(name, op_info, rows_name, rows_ext, rows_coef, k_coef, tile_rows, base_v):
         # tile[kk * tile_rows + mm]; consecutive invocations read consecutive addresses where possible
@@ -333,14 +407,14 @@ def _tiled_pass(j: _Job) -> Pass:
       {split}
       let gm = {rows_name}0 + mm;
       let gk = k0 + kk;
-      var v = {zero};
+      var v = {tile_zero};
       if (gm < {rows_ext} && gk < {Kd}) {{ v = {read(op_info, off)}; }}
       {name}[kk * {tile_rows} + mm] = v;
     }}"""
 
     accs = [f"acc{i}{j}" for i in range(rr) for j in range(rr)]
-    inner = [f"let a{i} = tile_a[kk * {tm} + ty + {ts * i}];" for i in range(rr)]
-    inner += [f"let b{j} = tile_b[kk * {tn} + tx + {ts * j}];" for j in range(rr)]
+    inner = [f"let a{i} = {job.widen(f'tile_a[kk * {tm} + ty + {ts * i}]')};" for i in range(rr)]
+    inner += [f"let b{j} = {job.widen(f'tile_b[kk * {tn} + tx + {ts * j}]')};" for j in range(rr)]
     inner += [f"acc{i}{j} = acc{i}{j} + a{i} * b{j};" for i in range(rr) for j in range(rr)]
     stores = [f"if (m0 + ty + {ts * i} < {job.m_bound or M} && n0 + tx + {ts * j} < {N}) {{ "
               f"{job.store(f'(m0 + ty + {ts * i}) * {N} + n0 + tx + {ts * j}', f'acc{i}{j}')} }}"
@@ -393,8 +467,8 @@ def _direct_pass(j: _Job) -> Pass:
     rows = [f"let ra{i} = {j.a_base} + {at('m0', i, M, j.am)};" for i in range(rm)]
     cols = [f"let cb{c} = {j.b_base} + {at('n0', c, N, j.bn)};" for c in range(rn)]
     kterm = lambda s: "k" if s == 1 else f"k * {s}"  # noqa: E731
-    inner = [f"let a{i} = {j.read(j.a, f'ra{i} + {kterm(j.ak)}')};" for i in range(rm)]
-    inner += [f"let b{c} = {j.read(j.b, f'cb{c} + {kterm(j.bk)}')};" for c in range(rn)]
+    inner = [f"let a{i} = {j.widen(j.read(j.a, f'ra{i} + {kterm(j.ak)}'))};" for i in range(rm)]
+    inner += [f"let b{c} = {j.widen(j.read(j.b, f'cb{c} + {kterm(j.bk)}'))};" for c in range(rn)]
     inner += [f"acc{i}{c} = acc{i}{c} + a{i} * b{c};" for i in range(rm) for c in range(rn)]
     stores = []
     for i in range(rm):
@@ -429,7 +503,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 def _sum_pass(batch, M, N, ksplit, t, out_t, zero, limits, ins: Inputs, epi: Epilogue | None,
               per: int | None = None, lengths: dict | None = None) -> Pass:
-    """result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e] (through the epilogue).
+    """result[b, e] = sum over chunks s of partials[(b * ksplit + s) * M * N + e] (through the epilogue),
+    summed in ``t`` (f32 for float16 products), stored as ``out_t``.
     ``per``: run-time rows: outputs per batch row (the first ``wt_rows * per`` are computed);
     ``lengths``: the first pass's fixed binding lengths (None: runtime-sized bindings)."""
     n_out, wgs = batch * M * N, limits.workgroup_size
@@ -447,7 +522,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let first = (gid / {M * N}) * {ksplit * M * N} + gid % {M * N};
   var acc = {zero};
   for (var s = 0; s < {ksplit}; s = s + 1) {{ acc = acc + partials[first + s * {M * N}]; }}
-  result[gid] = {epilogue_store(epi, "acc", "gid")};
+  result[gid] = {epilogue_store(epi, cast_code("acc", t, out_t), "gid")};
 }}
 """
     return Pass(src2, tuple((name, w) for name, _, w in decls), grid2, (wgs, 1, 1),

@@ -12,7 +12,8 @@ runtime is the same on both).
 - Eager ops: ``execute`` lowers the op's kernel (cached by kernel) and submits one dispatch.
 - Graphs: ``compile`` fuses with ``core.compile.compile_graph``, lowers each kernel, plans the
   temporaries once (buffers reused across steps whose lifetimes do not overlap, allocated once per
-  executable), and each ``run`` encodes every kernel into ONE command encoder and submits it.
+  executable), and each ``run`` encodes every kernel into ONE command encoder (one compute pass,
+  split only where a kernel copies inputs into its ``packed`` binding) and submits it.
 - Readback is explicit: ``to_host_bytes`` copies into a mappable staging buffer and maps it. In
   the browser mapping is asynchronous: ``to_host_bytes_async`` awaits it (``Tensor.numpy_async``).
 - Device loss: errors from a lost device become a RuntimeError that says so;
@@ -160,7 +161,9 @@ class WebGPUDevice(Device):
     Args:
         power_preference: ``'high-performance'`` or ``'low-power'`` adapter.
         limits: overrides of the compiler's view of the device limits (``wgsl.Limits`` field names),
-            e.g. ``{'max_storage_buffers_per_shader_stage': 4}`` to exercise input packing.
+            e.g. ``{'max_storage_buffers_per_shader_stage': 4}`` to exercise input packing, or
+            ``{'adapter_class': 'discrete-gpu'}`` to compile with another adapter class's plans
+            (by default the adapter's own: ``wgsl.adapter_class`` of ``adapter.info``).
         wgpu, adapter, gpu: an adapter and device created elsewhere, and the module with their API
             (wgpu-py, or :mod:`.browser` in Pyodide, whose ``request_device`` passes them); by
             default they are created here with wgpu-py.
@@ -188,7 +191,8 @@ class WebGPUDevice(Device):
         super().__init__()
         self.wgpu, self.adapter, self.gpu = wgpu, adapter, gpu
         self.async_readback = getattr(wgpu, "ASYNC_READBACK", False)   # the browser maps buffers asynchronously
-        self.limits = wgsl.Limits.from_mapping(self.gpu.limits, self.gpu.features, **(limits or {}))
+        self.limits = wgsl.Limits.from_mapping(self.gpu.limits, self.gpu.features, **{
+            "adapter_class": wgsl.adapter_class(getattr(adapter, "info", None)), **(limits or {})})
         self.lost: str | None = None
         self._watch_loss()
         U = wgpu.BufferUsage
@@ -396,17 +400,25 @@ class WebGPUDevice(Device):
                 {"binding": i, "resource": {"buffer": b, "offset": 0, "size": size}}
                 for i, (b, size) in enumerate(buffers)])
 
-    def encode(self, enc, c: _Compiled, resolve, bind_groups=None):
+    def encode(self, enc, c: _Compiled, resolve, bind_groups=None, cp=None):
         """Encode a compiled kernel's copies and dispatches. ``resolve(name) -> (buffer, bytes)`` maps
-        the passes' binding names to buffers; ``bind_groups`` caches bind groups across runs."""
+        the passes' binding names to buffers; ``bind_groups`` caches bind groups across runs. ``cp``:
+        the compute pass the previous kernel left open, which this one continues (its input copies,
+        outside any pass, end it first). Returns the open compute pass: the caller ends it, so a
+        program's kernels share one pass, as the artifact loaders' runs do (each dispatch is its own
+        usage scope there: a kernel sees the writes of the ones before it)."""
         low = c.lowered
         if low.packed:
+            if cp is not None:
+                cp.end()
+                cp = None
             packed = resolve("packed")[0]
             for k, word in low.packed:
                 buf, size = resolve(f"in{k}")
                 if size:
                     enc.copy_buffer_to_buffer(buf, 0, packed, word * 4, -(-size // 4) * 4)
-        cp = enc.begin_compute_pass()
+        if cp is None:
+            cp = enc.begin_compute_pass()
         for i, (p, (pipe, layout)) in enumerate(zip(low.passes, c.pipelines)):
             bufs = [resolve(name) for name, _ in p.bindings]
             bufs = [(b, max(-(-size // 4) * 4, 4)) for b, size in bufs]
@@ -423,7 +435,7 @@ class WebGPUDevice(Device):
             cp.set_pipeline(pipe)
             cp.set_bind_group(0, bg)
             cp.dispatch_workgroups(*p.workgroups)
-        cp.end()
+        return cp
 
     def execute(self, op, datas, attrs, in_avals, out_aval):
         kernel = op.kernel(in_avals, out_aval, **attrs)
@@ -442,7 +454,7 @@ class WebGPUDevice(Device):
             names["result"] = (out.buffer, out.nbytes)
             names.update({n: (b, size) for (n, size), b in zip(c.lowered.scratch, scratch.values())})
             enc = self.gpu.create_command_encoder()
-            self.encode(enc, c, names.__getitem__)
+            self.encode(enc, c, names.__getitem__).end()
             self._submit(enc)
             for b in scratch.values():   # queue order makes reuse by later submissions safe
                 self.pool.release(b)
@@ -529,7 +541,7 @@ class Executable:
                 return d.buffer, d.nbytes
             return self.buffers[self.slot_of[("buf", b)]], self.sizes[("buf", b)]
 
-        enc = dev.gpu.create_command_encoder()
+        enc, cp = dev.gpu.create_command_encoder(), None     # one encoder, one compute pass, one submit
         for i, (c, s) in enumerate(self.steps):
             if not c.lowered.passes:
                 continue
@@ -545,7 +557,9 @@ class Executable:
                 key = ("scratch", i, name)
                 return self.buffers[self.slot_of[key]], self.sizes[key]
 
-            dev.encode(enc, c, resolve, self.bind_groups[i])
+            cp = dev.encode(enc, c, resolve, self.bind_groups[i], cp)
+        if cp is not None:
+            cp.end()
         dev._submit(enc)
         return [data[b] for b in prog.outputs], [data[b] for b in prog.updates]
 

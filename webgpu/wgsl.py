@@ -66,14 +66,15 @@ from ..core import kernel_ir as K
 from .conv import lower_conv
 from .depthwise import lower_depthwise
 from .emit import Lowered, Pass, rows_bound, shader_header, workgroup_grid
-from .limits import BufferTooLarge, Limits, check_sizes, compute_type, storage_nbytes, storage_type
+from .limits import ADAPTER_CLASSES, BufferTooLarge, Limits, adapter_class, check_sizes, compute_type, storage_nbytes, \
+    storage_type
 from .map import lower_map
 from .matmul import lower_matmul
 from .ops import literal
 from .reduce import lower_reduce
 
-__all__ = ["BufferTooLarge", "Limits", "Lowered", "Pass", "compute_type", "copy_pass", "literal", "lower",
-           "storage_nbytes", "storage_type", "zero_rows_pass"]
+__all__ = ["ADAPTER_CLASSES", "BufferTooLarge", "Limits", "Lowered", "Pass", "adapter_class", "compute_type", "copy_pass",
+           "literal", "lower", "storage_nbytes", "storage_type", "zero_rows_pass"]
 
 
 def lower(kernel: K.Kernel, limits: Limits = Limits(), chunk: int | None = None) -> Lowered:

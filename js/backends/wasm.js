@@ -16,7 +16,7 @@ const MAX_MEMORY = 65536 * PAGE; // a wasm32 memory: at most 65536 pages (4 GiB)
  * "constants" (a weights tensor), to its address. Throws an Error naming the
  * signature/variable/file that is wrong.
  */
-export async function createWasmBackend({ manifest, files, weights }, fail, { threads = 1, spawnThread = null } = {}) {
+export async function createWasmBackend({ manifest, files, weights }, fail, { threads = 1, quiet = false, spawnThread = null } = {}) {
   const { variables, signatures } = manifest;
   let memoryBytes = 0;
   const address = new Map(); // variable index -> byte address
@@ -89,8 +89,10 @@ export async function createWasmBackend({ manifest, files, weights }, fail, { th
   let threadsNotice = null;
   const short = threads > 1 && threadsUnavailable(threaded.length > 0 && layouts.length > 0, spawnThread);
   if (short) {
-    threadsNotice = `webtensor.load: ${threads} threads were asked for, but the model runs on 1: ${short}`;
-    console.warn(threadsNotice);
+    if (!quiet) { // threads were asked for (not load()'s default 'auto'): say why one runs
+      threadsNotice = `webtensor.load: ${threads} threads were asked for, but the model runs on 1: ${short}`;
+      console.warn(threadsNotice);
+    }
     threads = 1;
   }
   if (threads > 1) {

@@ -77,7 +77,7 @@ function timeoutError(message) {
  * for none) bounds loading (compiling and instantiating module.wasm, after the
  * worker has started) and every later request.
  */
-export async function createWorkerBackend({ manifest, files, weights }, fail, { spawn, timeout, threads = 1 }) {
+export async function createWorkerBackend({ manifest, files, weights }, fail, { spawn, timeout, threads = 1, quiet = false }) {
   const backend = new WorkerBackend(await spawn(), manifest.variables, timeout);
   // signatures with a rows driver (docs/artifact.md "Run-time rows"); the worker's backend checks them
   backend._rows = new Set(Object.entries(manifest.signatures).filter(([, sig]) => sig.wasm?.rows_driver !== undefined).map(([name]) => name));
@@ -95,7 +95,7 @@ export async function createWorkerBackend({ manifest, files, weights }, fail, { 
       const t = weights.get(name);
       return [name, { dtype: t.dtype, shape: t.shape.slice(), bytes: t.bytes.slice() }];
     });
-    const { threadsNotice } = await backend._request('init', [{ manifest, modules, weights: vars, threads }],
+    const { threadsNotice } = await backend._request('init', [{ manifest, modules, weights: vars, threads, quiet }],
       [...modules.map(([, m]) => m.buffer), ...vars.map(([, t]) => t.bytes.buffer)], 'loading the model (compiling and instantiating module.wasm)', fail);
     backend.threadsNotice = threadsNotice;
   } catch (e) {

@@ -103,6 +103,54 @@ test('threads: an artifact without module_threads.wasm runs on one thread, with 
   model.dispose();
 });
 
+test("threads: the default is 'auto' for a threaded artifact; silently one thread without module_threads.wasm", async () => {
+  const { availableParallelism } = await import('node:os');
+  const { AUTO_MAX_THREADS } = await import('../model.js');
+  const model = await webtensor.load(join(out, 'ops'), { backend: 'wasm' });
+  try {
+    assert.equal(model.stats().wasmThreads, Math.min(availableParallelism(), AUTO_MAX_THREADS));
+    assert.equal(model.threadsNotice, null);
+  } finally {
+    model.dispose();
+  }
+  const { readdirSync, readFileSync, statSync } = await import('node:fs');
+  const files = Object.fromEntries(readdirSync(join(out, 'ops'), { recursive: true })
+    .filter((f) => !f.includes('_threads') && statSync(join(out, 'ops', f)).isFile())
+    .map((f) => [f, new Uint8Array(readFileSync(join(out, 'ops', f)))]));
+  const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
+  for (const sig of Object.values(manifest.signatures)) delete sig.wasm.threads;
+  delete manifest.files['module_threads.wasm'];
+  files['manifest.json'] = new TextEncoder().encode(JSON.stringify(manifest));
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (m) => warnings.push(m);
+  for (const worker of [false, true]) {
+    const plain = await webtensor.load(files, { backend: 'wasm', worker }).finally(() => { console.warn = warn; });
+    console.warn = (m) => warnings.push(m);
+    assert.equal(plain.stats().wasmThreads, 1);
+    assert.equal(plain.threadsNotice, null, `worker: ${worker}`);
+    plain.dispose();
+  }
+  console.warn = warn;
+  assert.deepEqual(warnings, []);
+});
+
+test('a threaded model never disposed does not keep Node alive (its thread Workers are unref()ed)', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const node = join(dirname(fileURLToPath(import.meta.url)), '..', 'node.js');
+  const script = `const wt = await import(${JSON.stringify(node)});
+    const m = await wt.load(${JSON.stringify(join(out, 'ops'))}, { backend: 'wasm', threads: 2 });
+    if (m.stats().wasmThreads !== 2) throw new Error('expected 2 threads');
+    console.log('loaded');`;
+  const { writeFileSync } = await import('node:fs');
+  const file = join(out, 'never_disposed.mjs');       // a file: Workers inherit -e's --input-type
+  writeFileSync(file, script);
+  const t = performance.now();
+  const printed = execFileSync(process.execPath, [file], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(printed.trim(), 'loaded');
+  assert.ok(performance.now() - t < 30000, 'the process exited by itself');
+});
+
 test('1,000 load/dispose cycles leak no Worker, no memory and no heap', async () => {
   // Every Worker that came online exits; every model's shared WebAssembly.Memory is collected (a
   // FinalizationRegistry: Node's memoryUsage() does not count shared memories); the heap and the

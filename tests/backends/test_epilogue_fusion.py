@@ -21,7 +21,6 @@ import pytest
 import webtensor as wt
 from webtensor.core import compile as C
 from webtensor.core import kernel_ir as K
-from webtensor.webgpu import matmul as wgsl_matmul
 from webtensor.webgpu import reduce as wgsl_reduce
 from webtensor.webgpu import wgsl
 from webtensor.webgpu.limits import Limits
@@ -99,10 +98,10 @@ def test_fused_equals_unfused_bitwise_and_numpy(device, name, monkeypatch):
 
 
 @pytest.mark.parametrize("device", ["webgpu"])
-def test_tiled_plan_and_split_reduction_with_epilogue(device, monkeypatch):
+def test_tiled_plan_and_split_reduction_with_epilogue(device, monkeypatch, force_tiled_matmul):
     """The shared-memory tiled matmul (its threshold lowered for a test-sized product) and a matrix-vector
     product over a long K (the generic reduction, split in two passes) store through the epilogue."""
-    monkeypatch.setattr(wgsl_matmul, "MATMUL_TILED_MIN_MACS", 1)
+    force_tiled_matmul()
     monkeypatch.setattr(wgsl_reduce, "SPLIT_MIN_LENGTH", 1024)
     for fn, np_act, args in [
             (lambda x, w, b: wt.relu(x @ w + b), lambda z: np.maximum(z, 0), [_f(128, 64), _f(64, 128, scale=0.1), _f(128)]),

@@ -99,11 +99,11 @@ def test_in_place_train_steps_equal_copies_bitwise(name, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("plan", ["tiled", "split_k", "two_pass_reduction"])
-def test_in_place_epilogues_on_each_webgpu_plan(plan, tmp_path, monkeypatch):
+def test_in_place_epilogues_on_each_webgpu_plan(plan, tmp_path, monkeypatch, force_tiled_matmul):
     """SGD's updates ride in their gradients' kernels: the tiled matmul, split K (the update in the
     summing pass) and the two-pass reduction (the bias gradients) write them in place too."""
     if plan == "tiled":
-        monkeypatch.setattr(wgsl_matmul, "MATMUL_TILED_MIN_MACS", 1)
+        force_tiled_matmul()
     elif plan == "split_k":
         monkeypatch.setattr(wgsl_matmul, "MATMUL_SPLIT_K_MIN", 4)
     else:

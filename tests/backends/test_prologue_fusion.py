@@ -60,10 +60,10 @@ def _graph(fn, args):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_fused_equals_unfused_bitwise_and_numpy(name, monkeypatch):
+def test_fused_equals_unfused_bitwise_and_numpy(name, monkeypatch, force_tiled_matmul):
     fn, args, ref, k = CASES[name]
     if name == "relu_a_tiled":     # the shared-memory tiled plan (the other products: direct, generic)
-        monkeypatch.setattr(wgsl_matmul, "MATMUL_TILED_MIN_MACS", 1)
+        force_tiled_matmul()
     plain = _run(fn, args, False, monkeypatch)
     fused = _run(fn, args, True, monkeypatch)
     for a, b in zip(fused, plain):

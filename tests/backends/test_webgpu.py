@@ -176,11 +176,9 @@ def test_two_pass_reduction(dev, combiner):
     (((9, 2048), (2048, 16)), False, False, "split-k-direct"),  # 9x16: 144 outputs, long K
     (((300, 2048), (2048, 1)), False, False, "generic"),        # matrix-vector
 ])
-def test_matmul_lowerings(dev, shapes, ta, tb, lowering, monkeypatch):
-    from webtensor.webgpu import matmul
+def test_matmul_lowerings(dev, shapes, ta, tb, lowering, force_tiled_matmul):
     if lowering in ("tiled", "split-k"):   # products this small take the direct kernel unless told
-        monkeypatch.setattr(matmul, "MATMUL_TILED_MIN_MACS", 0)
-        monkeypatch.setattr(matmul, "MATMUL_TILED_MIN_USE", 0.2)
+        force_tiled_matmul(min_use=0.2)
     rng = np.random.default_rng(3)
     a, b = (rng.standard_normal(s).astype(np.float32) for s in shapes)
     x, y = wt.tensor(a, device="webgpu"), wt.tensor(b, device="webgpu")
@@ -244,6 +242,15 @@ def test_more_inputs_than_bindings(tiny):
     np.testing.assert_allclose(f(*ts).numpy(), want, rtol=1e-5, atol=1e-5)
     assert any(c.lowered.packed for c, _ in f.get_concrete(*ts).exe.steps)
 
+    @wt.function
+    def g(*xs):     # a matmul, then a kernel whose inputs are copied into its packed binding (a new pass)
+        m = wt.matmul(xs[0], xs[0], transpose_b=True)
+        return wt.sum(wt.concat([m] + [x * (i + 1.0) for i, x in enumerate(xs)], axis=1), axis=1)
+    want = np.concatenate([arrays[0] @ arrays[0].T] + [a * (i + 1) for i, a in enumerate(arrays)], axis=1).sum(1)
+    np.testing.assert_allclose(g(*ts).numpy(), want, rtol=1e-5, atol=1e-5)
+    steps = g.get_concrete(*ts).exe.steps
+    assert len(steps) >= 2 and steps[-1][0].lowered.packed and not steps[0][0].lowered.packed
+
 
 def test_workgroup_grid_is_folded(tiny):
     # the compiler sees at most 5 workgroups per dimension: 7711 elements (not a multiple of 4: one per
@@ -292,7 +299,7 @@ def test_pipeline_cache_hits(dev):
     assert dev.stats["pipeline_hits"] == before["pipeline_hits"] + 1
 
 
-def test_training_step_reuses_buffers(dev):
+def test_training_step_reuses_buffers(dev, monkeypatch):
     rng = np.random.default_rng(6)
     w1 = wt.Variable(rng.standard_normal((20, 16)).astype(np.float32) * 0.3, device="webgpu")
     w2 = wt.Variable(rng.standard_normal((16, 4)).astype(np.float32) * 0.3, device="webgpu")
@@ -317,6 +324,21 @@ def test_training_step_reuses_buffers(dev):
     assert dev.pool.stats["created"] == created                 # flat: every buffer came from the pool
     assert dev.stats["submits"] - submits == 20                  # one submit per step (+ one per readback)
     assert losses[-1] < losses[0] * 0.7
+    # ... with one command encoder and one compute pass for all of its kernels
+    encoder = type(dev.gpu.create_command_encoder())
+    counts = {"encoders": 0, "passes": 0}
+    create, begin = type(dev.gpu).create_command_encoder, encoder.begin_compute_pass
+
+    def counted(key, fn):
+        def wrapper(*a, **kw):
+            counts[key] += 1
+            return fn(*a, **kw)
+        return wrapper
+    monkeypatch.setattr(type(dev.gpu), "create_command_encoder", counted("encoders", create))
+    monkeypatch.setattr(encoder, "begin_compute_pass", counted("passes", begin))
+    step(x, y)
+    assert counts == {"encoders": 1, "passes": 1}
+    assert len(step.get_concrete(x, y).exe.steps) > 5
 
 
 def test_buffer_pool_size_classes_and_idle_cap():

@@ -119,6 +119,24 @@ def test_auto_is_hardware_concurrency_at_most_4(browser, site):
     page.close()
 
 
+def test_default_is_auto_and_falls_back_silently(browser, site):
+    """No ``threads`` given: 'auto' on an isolated page, one thread without a word on a page that is
+    not (TF.js-wasm and ONNX Runtime Web default to threads the same way)."""
+    page, errors, warnings = open_page(browser, site.url)
+    loaded = page.evaluate(LOAD, ["ops", None])
+    cores = page.evaluate("navigator.hardwareConcurrency")
+    assert loaded["stats"]["wasmThreads"] == min(cores, 4) and loaded["notice"] is None
+    page.evaluate("window.model.dispose()")
+    wait_no_workers(page)
+    page.close()
+    plain, errors2, warnings2 = open_page(browser, site.plain_url)
+    loaded = plain.evaluate(LOAD, ["ops", None])
+    assert loaded["stats"]["wasmThreads"] == 1 and loaded["notice"] is None and not plain.workers
+    plain.evaluate("window.model.dispose()")
+    assert not errors and not errors2 and not warnings and not warnings2, (errors, errors2, warnings, warnings2)
+    plain.close()
+
+
 def test_not_isolated_runs_on_one_thread_with_a_notice(browser, site):
     page, errors, warnings = open_page(browser, site.plain_url)
     assert page.evaluate("crossOriginIsolated") is False

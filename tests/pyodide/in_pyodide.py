@@ -25,6 +25,7 @@ if hasattr(js, "navigator"):
         out["sync_device_error"] = str(e)
     dev = await wt.init_async()
     out["init_async"] = dev.name
+    out["adapter_class"] = dev.limits.adapter_class     # Dawn on SwiftShader: a fallback adapter, "cpu"
     out["default_after_init"] = wt.get_device().name
     out["webgpu"] = await scenario.run("webgpu", sync=False)
     t = wt.tensor([1.5, 2.5], device="webgpu") * 2.0

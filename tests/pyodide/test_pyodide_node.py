@@ -54,6 +54,8 @@ def test_webgpu_in_pyodide_matches_native_within_tolerance(pyodide, native):
         assert_close(got[key], native[key], 1e-3, 1e-4, key)
     assert got["compare"] == native["compare"] and got["int_ops"] == native["int_ops"]
     assert got["accuracy"] == native["accuracy"]
+    # the browser wrapper's adapter info (isFallbackAdapter) gives SwiftShader's class, as natively lavapipe's
+    assert pyodide["adapter_class"] == "cpu"
 
 
 def test_webgpu_in_pyodide_is_async_and_says_what_to_await(pyodide):

@@ -73,8 +73,9 @@ def test_mixed_dense_computes_in_float16(device):
     ref = np.maximum((xw + b).astype(np.float16), 0).astype(np.float64)
     assert y.dtype == np.float16
     # error bound: x @ w's float16 rounding may go the other way (one ulp of |xw|, carried through
-    # the bias add) and the output's rounding too; WebGPU's f16 arithmetic also rounds each product
-    # to float16 before its f32 accumulator: u * sum|x_i w_i| more (u = 2**-11, Higham 2002 3.1)
+    # the bias add) and the output's rounding too; WebGPU's generic f16 reduction (matrix-vector
+    # products) also rounds each product to float16 before its f32 accumulator: u * sum|x_i w_i|
+    # more (u = 2**-11, Higham 2002 3.1); its matmul kernels multiply exactly in f32
     bound = F16_EPS * (np.abs(xw) + np.abs(ref)) + 2 ** -24
     if device == "webgpu":
         bound += 2.0 ** -11 * (np.abs(x16) @ np.abs(w))
@@ -270,6 +271,65 @@ def test_mixed_model_exports_and_trains_from_the_artifact(tmp_path):
     with wt.GradientTape():
         ref = float(model.compute_loss(x, y, model(x, training=True)))
     assert abs(loss - ref) < 4 * F16_EPS * abs(ref)
+
+
+def test_webgpu_f16_export_computes_float16_as_f16(tmp_path):
+    """``export(..., webgpu_f16=True)``: every WGSL kernel enables f16 (loaders then need the adapter's
+    shader-f16), float16 temporaries take 2 bytes an element, the matmuls read f16; module.wasm is
+    the default export's. On an adapter with shader-f16 the WebGPU code agrees with the wasm code
+    (f32 arithmetic rounded to float16) within float16 rounding: predict within 4 * F16_EPS as the
+    test above (measured 7e-8 on probabilities), the losses within 4 * F16_EPS relative (4e-7)."""
+    import glob
+    import re
+    import warnings
+    from webtensor.webgpu.artifact import webgpu_shortfall
+    mp.set_global_policy("mixed_float16")
+    model = wt.nn.Sequential([wt.nn.Input((64,)), wt.nn.Dense(96, activation="relu"), wt.nn.Dense(32),
+                              wt.nn.Activation("softmax", dtype="float32")])
+    model.compile(wt.optimizers.LossScaleOptimizer(wt.optimizers.Adam(1e-3)), "sparse_categorical_crossentropy")
+    mp.set_global_policy("float32")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((128, 64)).astype(np.float32), rng.integers(0, 32, 128).astype(np.int32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                      # no signature falls back
+        half = model.export(tmp_path / "f16", batch_size=128, webgpu_f16=True)
+    full = model.export(tmp_path / "f32", batch_size=128)
+    srcs = {d: [open(f).read() for f in glob.glob(str(tmp_path / d / "kernels" / "*.wgsl"))] for d in ("f16", "f32")}
+    assert all(s.startswith("enable f16;") for s in srcs["f16"]) and not any("f16" in s for s in srcs["f32"])
+    assert sum("acc00" in s and "in0: array<f16" in s for s in srcs["f16"]) >= 3     # matmul kernels on f16
+    assert (tmp_path / "f16" / "module.wasm").read_bytes() == (tmp_path / "f32" / "module.wasm").read_bytes()
+    def temp(m, s):
+        return sum(b["bytes"] for b in m["signatures"][s]["webgpu"]["buffers"] if b["role"] == "temp")
+    assert temp(half, "predict") * 2 == temp(full, "predict")     # float16 activations only
+    files = {p: (tmp_path / "f16" / p).read_bytes() for p in {k["wgsl"] for s in half["signatures"].values()
+                                                            for k in s["webgpu"]["kernels"]}}
+    # a device meeting every limit: the feature is what it lacks
+    kebab = {re.sub(r"[A-Z]", lambda m: "-" + m.group(0).lower(), k): 1 << 31
+             for sig in half["signatures"].values() for k in sig["webgpu"]["required_limits"]}
+    assert "needs the WebGPU feature 'shader-f16'" in webgpu_shortfall(half, files, kebab, set())
+    assert webgpu_shortfall(half, files, kebab, {"shader-f16"}) is None
+    dev = wt.get_device("webgpu")
+    if not dev.limits.shader_f16:
+        pytest.skip("this adapter has no shader-f16: the f16 artifact runs on WebAssembly only")
+    gpu, cpu = wt.load(tmp_path / "f16", backend="webgpu"), wt.load(tmp_path / "f16", backend="wasm")
+    np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), atol=4 * F16_EPS)
+    for _ in range(3):
+        a, b = float(np.asarray(gpu.train_step(x, y))), float(np.asarray(cpu.train_step(x, y)))
+        assert abs(a - b) < 4 * F16_EPS * abs(b)
+
+
+def test_webgpu_f16_export_falls_back_where_float16_storage_cannot_go(tmp_path):
+    """A float16 constant tensor (artifacts store constants as float32): that signature is compiled
+    without shader-f16, with a warning."""
+    c = wt.tensor(np.linspace(-1, 1, 64).astype(np.float16))
+
+    def f(x):
+        return wt.cast(wt.cast(x, "float16") * c, "float32")
+    with pytest.warns(UserWarning, match="without shader-f16: a float16 constant tensor"):
+        wt.export(None, path=tmp_path / "c", signatures={"predict": (f, (np.ones(64, np.float32),))}, webgpu_f16=True)
+    assert not any("f16" in p.read_text() for p in (tmp_path / "c" / "kernels").glob("*.wgsl"))
+    got = wt.load(tmp_path / "c", backend="wasm").predict(np.full(64, 2.0, np.float32))
+    np.testing.assert_array_equal(got, (np.float16(2.0) * c.numpy()).astype(np.float32))
 
 
 def test_save_and_load_keep_the_loss_scale_and_inner_state(tmp_path):

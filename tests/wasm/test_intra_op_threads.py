@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -231,3 +232,46 @@ def test_packed_b_reused_across_a_threads_tiles(nthreads, monkeypatch):
     np.testing.assert_allclose(got[2, True][3], w1, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(got[2, True][1], a @ w1.T, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(got[2, True][2], np.matmul(a[:192].reshape(3, 64, 256), v), rtol=1e-4, atol=1e-3)
+
+
+def test_profile_deals_each_kernels_tiles_to_the_threads(nthreads):
+    """``WasmExecutable.profile(threads=2)`` (bench_threads.py --amdahl): a kernel that
+    ``tile_rows`` splits reports its tiles and a time for the longest thread's share; one it keeps
+    on one thread reports 1 tile and its own time twice. (Times are not compared: the machine may
+    be loaded.)"""
+    nthreads(1)
+    a, b = R.randn(512, 512).astype(np.float32), R.randn(512, 512).astype(np.float32)
+    with wt.device("wasm"):
+        f = wt.function(lambda x, y: wt.reduce_sum(wt.matmul(x, y), axis=1) + wt.reduce_sum(x[:8], axis=0)[:1])
+        args = wt.tensor(a), wt.tensor(b)
+        f(*args)
+        c = f.get_concrete(*args)
+        rows = c.exe.profile([t._data for t in args], [v._data for _, v in c.graph.captures], 2, threads=2)
+    assert len(rows) == len(c.exe.program.steps) >= 2
+    big = [r for r in rows if r[3].kernel.template == "matmul"]
+    assert len(big) == 1 and big[0][2] == 512 // T.tile_rows(512, T.work(big[0][3].kernel), T.PACKED_ROWS) > 1
+    small = [r for r in rows if r[3].kernel.template != "matmul"]
+    assert small and all(tiles == 1 and one == many > 0 for one, many, tiles, _ in small)
+
+
+def test_workers_poll_only_while_a_call_runs(nthreads, monkeypatch):
+    """A worker polls for the next round (``threads.SPIN`` times, here ~0.5 s of polls) only while
+    its driver's call runs (``ACTIVE``): after the call the process burns no CPU while idle. Results
+    stay those of one thread."""
+    monkeypatch.setattr(T, "SPIN", 1 << 30)
+    x, w = R.randn(256, 512).astype(np.float32), R.randn(512, 512).astype(np.float32)
+    got = {}
+    for n in (1, 2):
+        nthreads(n)
+        with wt.device("wasm"):
+            f = wt.function(lambda a, b: wt.tanh(wt.matmul(wt.relu(wt.matmul(a, b)), b)))
+            args = wt.tensor(x), wt.tensor(w)
+            got[n] = [f(*args).numpy() for _ in range(3)][-1]
+            if n == 2:
+                time.sleep(0.01)
+                cpu = time.process_time()
+                time.sleep(0.1)
+                idle = time.process_time() - cpu
+            del f
+    np.testing.assert_array_equal(got[2], got[1])
+    assert idle < 0.01, f"{idle * 1e3:.1f} ms of CPU in 100 ms after the calls: a worker kept polling"
