@@ -3,18 +3,15 @@
 // load on a shared machine: matmul 1024 (predict), MLP train step (784-256-256-10, batch 128),
 // CNN forward (batch 32) and a 6-layer transformer encoder forward (batch 16 x 64 tokens). Prints the best and median call of each and the ratio 1-thread / N-thread
 // (of the best calls, of the medians, and "pairs": the median over rounds of a 1-thread call over the
-// N-thread call right after it, the steadiest where the machine's speed drifts within seconds),
-// and (Linux) the driver thread's CPU time per call 1-thread / N-thread: how much of the work the
-// other threads took, which other jobs on the machine disturb far less than wall time (~2x when
-// every large kernel splits evenly; a kernel that stays on one thread pulls it toward 1x; read in
-// nanoseconds from /proc schedstat: /proc's stat counts 10 ms ticks, which made it noise for calls
-// of a few ms, the MLP and the CNN). The driver's CPU includes its polls while it waits for the
-// other threads (wasm/threads.py SPIN), so the ratio is a little below the share of tiles they took.
+// N-thread call right after it, the steadiest where the machine's speed drifts within seconds).
+// No driver-CPU column (bench/bench_threads.py prints one, from CLOCK_THREAD_CPUTIME_ID): Node has no
+// per-thread CPU clock, and /proc's schedstat for the running thread lags by up to a scheduler tick,
+// which made the column implausible (0.33-0.40x) for calls of a few ms.
 //
 // Usage: node bench/bench_threads.mjs [--threads 2] [--rounds 20]
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,29 +39,22 @@ function inputsFor(model, name) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-// This (the main) thread's CPU time in ms (schedstat's first field: ns on a CPU), or null off Linux.
-const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
-const threadCpu = existsSync(SCHEDSTAT) ? () => Number(readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) / 1e6 : () => null;
-
 async function race(label, dir, signature) {
   const models = { 1: await webtensor.load(join(out, dir), { backend: 'wasm', threads: 1 }), [N]: await webtensor.load(join(out, dir), { backend: 'wasm', threads: N }) };
   const times = { 1: [], [N]: [] };
-  const cpu = { 1: 0, [N]: 0 };
   const inputs = inputsFor(models[1], signature);
   for (let r = 0; r < ROUNDS; r++) {
     for (const k of [1, N]) {
-      const c = threadCpu();
       const t = performance.now();
       await models[k].run(signature, inputs);
       times[k].push(performance.now() - t);
-      cpu[k] += threadCpu() - c;
     }
   }
   const b1 = Math.min(...times[1]), bn = Math.min(...times[N]);
   const m1 = median(times[1]), mn = median(times[N]);
   // each 1-thread call over the N-thread call right after it: both see the machine at the same moment
   const pairs = median(times[1].map((t1, i) => t1 / times[N][i]));
-  console.log(`${label.padEnd(34)} 1 thread ${b1.toFixed(2).padStart(8)} ms (median ${m1.toFixed(2)})   ${models[N].stats().wasmThreads} threads ${bn.toFixed(2).padStart(8)} ms (median ${mn.toFixed(2)})   ratio best ${(b1 / bn).toFixed(2)}x  median ${(m1 / mn).toFixed(2)}x  pairs ${pairs.toFixed(2)}x${cpu[N] > 0 ? `  driver CPU ${(cpu[1] / cpu[N]).toFixed(2)}x` : ''}`);
+  console.log(`${label.padEnd(34)} 1 thread ${b1.toFixed(2).padStart(8)} ms (median ${m1.toFixed(2)})   ${models[N].stats().wasmThreads} threads ${bn.toFixed(2).padStart(8)} ms (median ${mn.toFixed(2)})   ratio best ${(b1 / bn).toFixed(2)}x  median ${(m1 / mn).toFixed(2)}x  pairs ${pairs.toFixed(2)}x`);
   models[1].dispose();
   models[N].dispose();
 }
