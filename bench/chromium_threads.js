@@ -2,7 +2,7 @@
 // Chromium): webtensor's artifacts (bench/export_bench.py) on `threads` Web Workers and on one
 // thread, TF.js-wasm (tfjs-backend-wasm's threaded SIMD build, setThreadsCount) and ONNX Runtime
 // Web (ort.env.wasm.numThreads) on `threads` threads, on matmul 1024 and the CNN forward (batch
-// 32), calls alternating between the contenders (round robin, each round in a new order) so that
+// 32), and webtensor alone on the MLP train step (batch 128) and the 6-layer encoder, calls alternating between the contenders (round robin, each round in a new order) so that
 // all see the same load.
 // Every contender's inputs stay where its runtime keeps them (webtensor: resident tensors in the
 // model's memory; TF.js: tensors on its backend; ONNX Runtime: its feeds, copied in by run(), as
@@ -36,17 +36,37 @@ function shuffled(xs) { // Fisher-Yates
 }
 const maxAbs = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
+// Inputs for a signature the Node bench feeds too (bench/bench_threads.mjs): float32 sin(i), int32 i % 10.
+function inputData(model, name) {
+  return model.signatures[name].inputs.map((s) => {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const data = s.dtype === 'int32' ? Int32Array.from({ length: n }, (_, i) => i % 10) : Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+    return { data, shape: s.shape, dtype: s.dtype };
+  });
+}
+
+// webtensor only (no peer runs them here): the MLP train step (batch 128) and the 6-layer encoder.
+const OWN = [['mlp', 'models/mlp/', 'train_step'], ['encoder', 'models/encoder/', 'predict']];
+
 async function webtensorContender(threads) {
   const mm = await webtensor.load('models/matmul1024/', { backend: 'wasm', threads });
   const cnn = await webtensor.load('models/cnn/', { backend: 'wasm', threads });
   const a = mm.inputTensor('predict', 0).write(A);
   const b = mm.inputTensor('predict', 1).write(B);
   const x = cnn.inputTensor('predict', 0).write(X);
+  const own = {}, models = [mm, cnn];
+  for (const [workload, dir, sig] of OWN) {
+    const m = await webtensor.load(dir, { backend: 'wasm', threads });
+    const ins = inputData(m, sig).map((d, i) => m.inputTensor(sig, i).write(d.data));
+    own[workload] = async () => Object.values(await m.run(sig, ins))[0].dataSync();
+    models.push(m);
+  }
   return {
     threads: mm.stats().wasmThreads,
     matmul: async () => Object.values(await mm.run('predict', [a, b]))[0].dataSync(),
     cnn: async () => Object.values(await cnn.run('predict', [x]))[0].dataSync(),
-    dispose: () => { mm.dispose(); cnn.dispose(); },
+    ...own,
+    dispose: () => { for (const m of models) m.dispose(); },
   };
 }
 
@@ -58,11 +78,19 @@ async function webtensorWorkerContender(threads) {
   const cnn = await webtensor.load('models/cnn/', { backend: 'wasm', threads, worker: true });
   const a = webtensor.tensor(A, [N, N]), b = webtensor.tensor(B, [N, N]), x = webtensor.tensor(X, [32, 28, 28, 1]);
   await mm.run('predict', [a, b]);
+  const own = {}, models = [mm, cnn];
+  for (const [workload, dir, sig] of OWN) {
+    const m = await webtensor.load(dir, { backend: 'wasm', threads, worker: true });
+    const ins = inputData(m, sig).map((d) => webtensor.tensor(d.data, d.shape, d.dtype));
+    own[workload] = async () => Object.values(await m.run(sig, ins))[0].dataSync();
+    models.push(m);
+  }
   return {
     threads: mm.stats().wasmThreads,
     matmul: async () => Object.values(await mm.run('predict', [a, b]))[0].dataSync(),
     cnn: async () => Object.values(await cnn.run('predict', [x]))[0].dataSync(),
-    dispose: () => { mm.dispose(); cnn.dispose(); },
+    ...own,
+    dispose: () => { for (const m of models) m.dispose(); },
   };
 }
 
@@ -119,9 +147,9 @@ window.runBench = async ({ threads = 2, rounds = 20, peers = true, settle = 0 } 
       [`ORT-web ${threads}T`]: await ortContender(threads),
     } : {}),
   };
-  const names = Object.keys(contenders);
   const rows = [];
-  for (const workload of ['matmul', 'cnn']) {
+  for (const workload of ['matmul', 'cnn', ...OWN.map((w) => w[0])]) {
+    const names = Object.keys(contenders).filter((n) => contenders[n][workload]);
     const times = Object.fromEntries(names.map((n) => [n, []]));
     const after = Object.fromEntries(names.map((n) => [n, []])); // the contender that ran just before each call
     let prev = null;
@@ -144,7 +172,7 @@ window.runBench = async ({ threads = 2, rounds = 20, peers = true, settle = 0 } 
     const ref = outs[names[0]];
     rows.push({ workload, times, after, check: Object.fromEntries(names.slice(1).map((n) => [n, maxAbs(outs[n], ref)])) });
   }
-  const threadCounts = Object.fromEntries(names.map((n) => [n, contenders[n].threads]));
+  const threadCounts = Object.fromEntries(Object.entries(contenders).map(([n, c]) => [n, c.threads]));
   for (const c of Object.values(contenders)) c.dispose();
   return { threads: threadCounts, isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency, rows };
 };
