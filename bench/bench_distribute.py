@@ -4,14 +4,18 @@
   each, in parallel threads), and plain ``fit`` on one engine as the reference;
 - ``MultiWorkerMirroredStrategy`` on a local Ray cluster with 1 and with 2 worker actors.
 
-    python bench/bench_distribute.py [--epochs 5] [--rounds 5] [--batch 128,512] [--steps-per-execution 1,8,16]
-                                     [--no-ray] [--profile] [--handoff]
+    python bench/bench_distribute.py [--epochs 5] [--rounds 5] [--batch 128,512] [--per-replica-batch]
+                                     [--steps-per-execution 1,8,16] [--no-ray] [--profile] [--handoff]
 
 Every configuration is built and warmed up first (tracing, export, worker start: one epoch, not
 timed); then ``--rounds`` rounds each time every configuration for ``--epochs`` epochs, in turn, so
 that load from other processes falls on all alike. Prints training images/s (median round) and the
 2-vs-1 ratios per round (median and range; targets, issue 17: >= 1.6 in one process, >= 1.4 on Ray),
 for each ``steps_per_execution`` (``compile``'s argument: steps the replicas run per hand-off).
+``--batch`` is the global batch of every configuration (the same work split 2 ways: the correctness
+tests' setting), or with ``--per-replica-batch`` the batch of each replica (k replicas train at global
+batch k x batch: TensorFlow's ``BATCH_SIZE_PER_REPLICA * num_replicas_in_sync`` convention, which
+keeps every replica's step as large as one engine's).
 ``--profile`` adds where a step's time goes in each distributed configuration (ms per step, over
 all timed rounds): the fit loop between steps (``data``: the input pipeline), the ``coordinator``
 (preparing steps, metrics), the replicas' ``compute``, gradient ``exchange`` (waiting for the
@@ -64,7 +68,12 @@ def run_configs(D, x, y, batch: int, spe: int, args) -> None:
         configs["MultiWorkerMirroredStrategy (Ray), 2 workers"] = D.MultiWorkerMirroredStrategy(num_workers=2)
         pairs.append(("Ray 2 / 1 workers (target >= 1.4)", "MultiWorkerMirroredStrategy (Ray), 2 workers",
                       "MultiWorkerMirroredStrategy (Ray), 1 worker"))
-    models = {name: trained_model(s, x, y, batch, spe) for name, s in configs.items()}
+    # the global batch of each configuration: ``batch``, or with --per-replica-batch ``batch`` per replica
+    # (TensorFlow's convention for MirroredStrategy: GLOBAL_BATCH_SIZE = BATCH_SIZE_PER_REPLICA *
+    # num_replicas_in_sync, so that each replica's step stays as efficient as one engine's)
+    batches = {name: batch * (s.num_replicas_in_sync if args.per_replica_batch and s is not None else 1)
+               for name, s in configs.items()}
+    models = {name: trained_model(s, x, y, batches[name], spe) for name, s in configs.items()}
     if args.profile:
         for s in configs.values():
             if s is not None:
@@ -72,8 +81,9 @@ def run_configs(D, x, y, batch: int, spe: int, args) -> None:
     rates = {name: [] for name in configs}
     for _ in range(args.rounds):
         for name, model in models.items():
-            rates[name].append(images_per_second(model, x, y, args.epochs, batch))
-    print(f"digits CNN training, global batch {batch}, steps_per_execution {spe}, {args.rounds} rounds of "
+            rates[name].append(images_per_second(model, x, y, args.epochs, batches[name]))
+    what = f"batch {batch} per replica (global {batch} x replicas)" if args.per_replica_batch else f"global batch {batch}"
+    print(f"digits CNN training, {what}, steps_per_execution {spe}, {args.rounds} rounds of "
           f"{args.epochs} epochs of {len(x)} images, configurations in turn")
     for name, v in rates.items():
         print(f"  {name:<48} {np.median(v):9.0f} images/s (median round; {min(v):.0f}-{max(v):.0f})")
@@ -104,6 +114,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch", default="128,512", help="global batch sizes, comma-separated")
+    p.add_argument("--per-replica-batch", action="store_true",
+                   help="--batch is per replica: k replicas (workers) train at global batch k x batch")
     p.add_argument("--steps-per-execution", default="1,8,16", help="compile(steps_per_execution=...), comma-separated")
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--profile", action="store_true", help="print where a step's time goes (ms per step)")
