@@ -64,7 +64,8 @@ def _train(device: str, make_opt, grouped: bool, monkeypatch, sizes=(30, 17, 5))
         exe = step.get_concrete(x, y).exe
         dispatches = sum(len(c.lowered.passes) for c, _ in exe.units)
         state = [v.numpy() for v in params + list(opt.variables)]
-    return losses, state, dispatches, [m for _, m in exe.units if len(m) > 1]
+    return losses, state, dispatches, [m for _, m in exe.units if len(m) > 1], \
+        [c.lowered.passes[0] for c, m in exe.units if len(m) > 1]
 
 
 def _assert_equal(a, b):
@@ -97,6 +98,7 @@ def test_grouped_on_a_folded_grid(monkeypatch):
     fused = _train(dev, OPTIMIZERS["adam"], True, monkeypatch, sizes=(30, 40, 5))
     _assert_equal(fused, plain)
     assert fused[2] < plain[2]
+    assert any(p.workgroups[1] > 1 for p in fused[4])                 # a group folded past 3
 
 
 def test_binding_limit_bounds_the_groups(monkeypatch):
@@ -106,7 +108,9 @@ def test_binding_limit_bounds_the_groups(monkeypatch):
     groups = {}
     for n in (16, 24, 32):
         dev = _device(f"webgpu_hfuse{n}", max_storage_buffers_per_shader_stage=n)
-        groups[n] = _train(dev, OPTIMIZERS["adam"], True, monkeypatch)[3]
+        _, _, _, groups[n], passes = _train(dev, OPTIMIZERS["adam"], True, monkeypatch)
+        if n == 32:         # the shared ones bound once
+            assert max(len(p.bindings) for p in passes) == 32
     updates = lambda gs: [g for g in gs if len(g) > 1 and min(g) >= 12]    # the steps after the gradients'
     assert [len(g) for g in updates(groups[32])] == [4]
     assert [len(g) for g in updates(groups[24])] == [2, 2]
