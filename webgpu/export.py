@@ -6,7 +6,8 @@ Copies (the plan's, ``core.runtime.artifacts.plan_signature``) are copy dispatch
 (``wgsl.copy_pass``): a kernel may not bind one buffer both read-only and writable. A variable that
 the plan updates in place is bound once, writable, by its kernel (``kernel_ir.Kernel.inplace``). A signature
 with a symbolic batch lowers the kernels that loop over its rows for run-time rows (a kernel entry's
-``"rows"``; docs/artifact.md, "Run-time rows: WebGPU").
+``"rows"``; docs/artifact.md, "Run-time rows: WebGPU"). Independent one-pass maps are grouped into
+one kernel (``group.py``, as the native runtime does; buffers told apart by the plan's locations).
 """
 from __future__ import annotations
 

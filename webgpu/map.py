@@ -12,7 +12,11 @@ load; any other load gathers its four lanes.
 A map with siblings (``kernel_ir``) stores each sibling's value too, to ``result1``, ``result2``...
 (the step's ``extra`` buffers), from the same ``let`` bindings: every value is computed before the
 first store, so an output may be an input's buffer (``Kernel.inplace``: the input is read through
-the output's binding, which WebGPU allows to be bound only once, writable)."""
+the output's binding, which WebGPU allows to be bound only once, writable).
+
+Without run-time rows or packed inputs the pass carries its body as a :class:`~.emit.Segment`
+(everything after the linear workgroup index ``wg``), which ``group.py`` runs as one segment of a
+larger dispatch (horizontal fusion); the kernel's own source is that body behind ``wg``."""
 from __future__ import annotations
 
 import math
