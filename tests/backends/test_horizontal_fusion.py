@@ -31,6 +31,8 @@ STEPS = 3
 
 
 def _device(name: str, **limits) -> str:
+    """lavapipe is a "cpu" adapter, which groups nothing (group.py): compile as for an unknown one."""
+    limits = {"adapter_class": "unknown", **limits}
     wt.register_device(name, lambda: WebGPUDevice(limits=limits))
     return name
 
@@ -155,9 +157,15 @@ def test_schedule_binding_limit():
     assert [len(g) for g in _schedule(shared)] == [7, 2]
 
 
-def test_schedule_switch(monkeypatch):
+def test_schedule_switch_and_cpu_adapters(monkeypatch):
+    assert _schedule([(0, 1), (2, 3)], wgsl.Limits(adapter_class="cpu")) == [(0,), (1,)]
     monkeypatch.setattr(G, "HORIZONTAL", False)
     assert _schedule([(0, 1), (2, 3)]) == [(0,), (1,)]
+
+
+def test_cpu_adapter_runtime_groups_nothing(monkeypatch):
+    dev = _device("webgpu_hfuse_cpu", max_storage_buffers_per_shader_stage=32, adapter_class="cpu")
+    assert _train(dev, OPTIMIZERS["adam"], True, monkeypatch)[3] == []
 
 
 # ---- exported artifacts: the same groups, in Python's WebGPU loader ------------------------------
