@@ -12,7 +12,7 @@ runtime is the same on both).
 - Eager ops: ``execute`` lowers the op's kernel (cached by kernel) and submits one dispatch.
 - Graphs: ``compile`` fuses with ``core.compile.compile_graph``, lowers each kernel, groups
   independent one-pass maps into one dispatch each (``group.py``, horizontal fusion: an
-  optimizer's per-parameter updates), plans the temporaries once (buffers reused across steps whose lifetimes do not overlap, allocated once per
+  optimizer's per-parameter updates; not on CPU adapters), plans the temporaries once (buffers reused across steps whose lifetimes do not overlap, allocated once per
   executable), and each ``run`` encodes every kernel into ONE command encoder (one compute pass,
   split only where a kernel copies inputs into its ``packed`` binding) and submits it.
 - Readback is explicit: ``to_host_bytes`` copies into a mappable staging buffer and maps it. In
