@@ -7,7 +7,8 @@ temporaries and copies (``INPLACE = False``: the plans from before).
         {"batch": BATCH, "inputs": INPUTS, "steps": STEPS, "batches": [{"x", "y"}] * STEPS,
          <optimizer>: {"losses": [...], "weights": {name: values}, "writes": n}}: what Python's wasm
         loader gives for the in-place artifact after STEPS train steps (asserted here equal to the
-        copies artifact's, bit for bit), and how many variables the step writes.
+        copies artifact's, bit for bit), and how many variables the step writes. Without horizontal
+fusion (``webgpu/group.py``), so the WebGPU dispatches differ by exactly the copies.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def optimizer(name):
 def main(out: str) -> None:
     import webtensor as wt
     from webtensor.core.runtime import artifacts
+    from webtensor.webgpu import group
+    group.HORIZONTAL = False
     r = np.random.default_rng(26)
     batches = [(r.normal(size=(BATCH, INPUTS)).astype(np.float32), r.integers(0, 5, BATCH).astype(np.int32))
                for _ in range(STEPS)]

@@ -3,6 +3,7 @@ bindings (:class:`Inputs`), the shader header, workgroup grids, and the result t
 (:class:`Pass`, :class:`Lowered`)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -81,17 +82,34 @@ BYTES = {"f16": 2, "f32": 4, "i32": 4, "u32": 4}     # WGSL scalar sizes (workgr
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A one-pass kernel's work as a part of a larger dispatch (``group.py``, horizontal fusion):
+    ``body``, WGSL statements computing everything for the workgroup of linear index ``wg`` (an
+    ``i32`` starting at 0) and ``lid`` (``local_invocation_index``), which name the pass's bindings
+    as ``decls`` (``(name, WGSL element type, writable)``, binding order) do; ``lengths``: their
+    fixed lengths (``shader_header``); ``helpers``: the ``wt_*`` helpers it calls; ``workgroups``:
+    how many workgroups it needs (1-D workgroups of the pass's ``workgroup_size``)."""
+    decls: tuple[tuple[str, str, bool], ...]
+    lengths: tuple[tuple[str, int], ...]
+    helpers: frozenset
+    body: str
+    workgroups: int
+
+
+@dataclass(frozen=True)
 class Pass:
     """One compute dispatch: its WGSL ``source``, the buffers bound (``(name, writable)`` in binding
     order; names are ``in<k>`` for kernel input k, ``packed``, ``partials``, ``result``), the
     workgroup counts to dispatch, the shader's ``@workgroup_size`` and its ``var<workgroup>`` bytes
-    (what an artifact lists as required limits)."""
+    (what an artifact lists as required limits). ``segment``: the same work as a part of a larger
+    dispatch (:class:`Segment`), where the lowering can give it (single-pass maps)."""
     source: str
     bindings: tuple[tuple[str, bool], ...]
     workgroups: tuple[int, int, int]
     workgroup_size: tuple[int, int, int]
     workgroup_storage: int = 0
     rows: tuple[int, int, int] | None = None
+    segment: Segment | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 # Run-time rows (docs/artifact.md, "Run-time rows: WebGPU"): a kernel of a symbolic-batch signature
@@ -153,6 +171,23 @@ def workgroup_grid(total: int, limits: Limits) -> tuple[tuple[int, int, int], st
     if z > 1:
         code += f" + wid.z * {x * y}u"
     return (x, y, z), f"let wg = i32({code});"
+
+
+MAIN = "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)"
+
+
+def segment_pass(decls, limits: Limits, helpers, lengths: dict | None, body: str, workgroups: int,
+                 packed: bool) -> Pass:
+    """A 1-D pass of ``workgroups`` workgroups running ``body`` (``Segment.body``) over bindings
+    ``decls``, with its :class:`Segment` unless the kernel has ``packed`` inputs (their copies make
+    it more than one dispatch) or run-time rows (``lengths`` None)."""
+    wgs = limits.workgroup_size
+    grid, wg_line = workgroup_grid(workgroups, limits)
+    src = shader_header(list(decls), limits, helpers, lengths=lengths) + \
+        f"\n@compute @workgroup_size({wgs})\n{MAIN} {{\n  {wg_line}\n  {body}\n}}\n"
+    seg = None if packed or lengths is None else \
+        Segment(tuple(decls), tuple(sorted(lengths.items())), frozenset(helpers), body, workgroups)
+    return Pass(src, tuple((name, w) for name, _, w in decls), grid, (wgs, 1, 1), segment=seg)
 
 
 def shader_header(decls: list[tuple[str, str, bool]], limits: Limits, helpers=(), shared: str = "",

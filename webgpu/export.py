@@ -6,7 +6,8 @@ Copies (the plan's, ``core.runtime.artifacts.plan_signature``) are copy dispatch
 (``wgsl.copy_pass``): a kernel may not bind one buffer both read-only and writable. A variable that
 the plan updates in place is bound once, writable, by its kernel (``kernel_ir.Kernel.inplace``). A signature
 with a symbolic batch lowers the kernels that loop over its rows for run-time rows (a kernel entry's
-``"rows"``; docs/artifact.md, "Run-time rows: WebGPU").
+``"rows"``; docs/artifact.md, "Run-time rows: WebGPU"). Independent one-pass maps are grouped into
+one kernel (``group.py``, as the native runtime does; buffers told apart by the plan's locations).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from math import prod
 
 from ..core.compile import inline_scalars
 from ..core.runtime.artifacts import batch_steps, register_exporter, row_sum_reads, storage_nbytes as _nbytes
-from . import wgsl
+from . import group, wgsl
 from .runtime import _plan as share_by_liveness
 
 
@@ -92,10 +93,18 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         buf(("output", k), {"bytes": _nbytes(spec["shape"]), "role": "output", "index": k})
     for v in plan.stage:
         buf(("stage", v), {"bytes": _nbytes(variables[v]["shape"]), "role": "temp"})
-    items = [(("temp", b.id), -(-wgsl.storage_nbytes(b.shape, b.dtype, limits) // 4) * 4, b.first, b.last)
+    # horizontal fusion (group.py): independent maps grouped into one dispatch, as the native runtime does;
+    # buffers are told apart by where the plan puts them (an in-place update and its variable: one)
+    key = lambda b: plan.locs.get(b, ("buf", b))
+    order = group.schedule(prog.steps, [lowered[kernel_of[id(s)]] for s in prog.steps], limits, key,
+                           lambda i: prog.steps[i].output not in zeroed)
+    span = group.liveness(len(prog.bufs), order, prog.steps, prog.outputs + prog.updates)
+    items = [(("temp", b.id), -(-wgsl.storage_nbytes(b.shape, b.dtype, limits) // 4) * 4, *span[b.id])
              for b in prog.bufs if plan.locs.get(b.id) == ("temp", b.id)]
-    for i, s in enumerate(prog.steps):
-        items += [(("scratch", i, name), size, i, i) for name, size in lowered[kernel_of[id(s)]].scratch]
+    for pos, members in enumerate(order):
+        if len(members) == 1:
+            i = members[0]
+            items += [(("scratch", i, name), size, pos, pos) for name, size in lowered[kernel_of[id(prog.steps[i])]].scratch]
     sizes, slot_of = share_by_liveness(items)
     slots = [buf(("slot", j), {"bytes": size, "role": "temp"}) for j, size in enumerate(sizes)]
     where = lambda loc: slots[slot_of[loc]] if loc[0] in ("temp", "scratch") else index[loc]
@@ -131,17 +140,27 @@ def _emit_webgpu(t: _Traced, variables, consts: dict[int, bytes], files: dict[st
         copy(where(src), where(dst), n)
     for b in sorted(set(zeroed) & set(prog.inputs)):
         zero_rows(b)
-    for i, s in enumerate(prog.steps):
-        low = lowered[kernel_of[id(s)]]
+    def resolver(i):
+        s = prog.steps[i]
 
-        def resolve(name, s=s, i=i):
-            if name == "result":
-                return where(plan.locs[s.output])
-            if name.startswith("result"):               # a sibling's output (webgpu/map.py)
-                return where(plan.locs[s.extra[int(name[6:]) - 1]])
-            if name.startswith("in"):
-                return where(plan.locs[s.inputs[int(name[2:])]])
+        def resolve(name):
+            if name.startswith(("in", "result")):
+                return where(plan.locs[group.binding_buffer(s, name)])
             return where(("scratch", i, name))
+        return resolve
+    for members in order:
+        if len(members) > 1:            # one dispatch; bindings "<member>:<name>" (group.lower_group)
+            gkey = ("group",) + tuple(kernel_of[id(prog.steps[i])] for i in members) + \
+                tuple(key(b) for i in members for b in prog.steps[i].inputs + [prog.steps[i].output] + prog.steps[i].extra)
+            if gkey not in lowered:
+                lowered[gkey] = group.lower_group([prog.steps[i] for i in members],
+                                                  [lowered[kernel_of[id(prog.steps[i])]] for i in members], limits, key)
+            each = [resolver(i) for i in members]
+            for p in lowered[gkey].passes:
+                dispatch(p, lambda name: each[int(name.split(":")[0])](name.split(":")[1]), f"kernels {list(members)}")
+            continue
+        i = members[0]
+        s, low, resolve = prog.steps[i], lowered[kernel_of[id(prog.steps[i])]], resolver(i)
         for k, word in low.packed:
             copy(resolve(f"in{k}"), resolve("packed"), _nbytes(s.kernel.inputs[k].shape), word)
         for p in low.passes:

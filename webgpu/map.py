@@ -12,13 +12,17 @@ load; any other load gathers its four lanes.
 A map with siblings (``kernel_ir``) stores each sibling's value too, to ``result1``, ``result2``...
 (the step's ``extra`` buffers), from the same ``let`` bindings: every value is computed before the
 first store, so an output may be an input's buffer (``Kernel.inplace``: the input is read through
-the output's binding, which WebGPU allows to be bound only once, writable)."""
+the output's binding, which WebGPU allows to be bound only once, writable).
+
+Without run-time rows or packed inputs the pass carries its body as a :class:`~.emit.Segment`
+(everything after the linear workgroup index ``wg``), which ``group.py`` runs as one segment of a
+larger dispatch (horizontal fusion); the kernel's own source is that body behind ``wg``."""
 from __future__ import annotations
 
 import math
 
 from ..core import kernel_ir as K
-from .emit import Emitter, Inputs, Lowered, Pass, rows_bound, shader_header, store_code, workgroup_grid
+from .emit import Emitter, Inputs, Lowered, Pass, rows_bound, segment_pass, shader_header, store_code, workgroup_grid
 from .flatten import Space, flatten, simplifier, topo
 from .limits import Limits, compute_type, storage_type
 from .ops import cast_code, literal
@@ -51,22 +55,28 @@ def lower_map(kernel: K.Kernel, limits: Limits, chunk: int | None = None) -> Low
     wgs = limits.workgroup_size
     em = Emitter(limits, simp, {0: "gid"}, {0: 1}, ins.load)
     vs = [em.value(e) for e in exprs]
-    grid, wg_line = workgroup_grid(-(-n // wgs), limits)
     body = "\n  ".join(em.lines[1] + em.lines[2])
     stores = "\n  ".join(f"{r}[gid] = {store_code(v, compute_type(dt, limits))};" for (r, dt), v in zip(results, vs))
-    src = shader_header(ins.decls() + [(r, storage_type(dt, limits), True) for r, dt in results], limits,
-                        em.helpers, rows=per is not None, lengths=_lengths(ins, outs, results, per)) + f"""
+    decls = ins.decls() + [(r, storage_type(dt, limits), True) for r, dt in results]
+    lengths = _lengths(ins, outs, results, per)
+    if per is None:
+        return ins.lowered([segment_pass(decls, limits, em.helpers, lengths, f"""let gid = wg * {wgs} + i32(lid);
+  if (gid >= {n}) {{ return; }}
+  {body}
+  {stores}""", -(-n // wgs), bool(ins.packed))])
+    grid, wg_line = workgroup_grid(-(-n // wgs), limits)
+    src = shader_header(decls, limits, em.helpers, rows=True, lengths=lengths) + f"""
 @compute @workgroup_size({wgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
   {wg_line}
   let gid = wg * {wgs} + i32(lid);
-  if (gid >= {n if per is None else rows_bound(per)}) {{ return; }}
+  if (gid >= {rows_bound(per)}) {{ return; }}
   {body}
   {stores}
 }}
 """
-    binds = tuple((name, w) for name, _, w in ins.decls()) + tuple((r, True) for r, _ in results)
-    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), rows=None if per is None else (per, wgs, 1))])
+    binds = tuple((name, w) for name, _, w in decls)
+    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), rows=(per, wgs, 1))])
 
 
 def contiguous_offset(off: K.Expr) -> int | None:
@@ -166,7 +176,6 @@ def _lower_vector(kernel: K.Kernel, exprs: list[K.Expr], results: list, ins: Inp
         v = f"select(vec4<i32>(0i), vec4<i32>(1i), {v})" if compute_type(dt, limits) == "bool" else v
         stores.append(f"{r}[gid] = {v};")
     wgs, groups = limits.workgroup_size, n // LANES
-    grid, wg_line = workgroup_grid(-(-groups // wgs), limits)
     vnames = {f"in{k}" for k in vin}
     decls = [(name, f"vec4<{t}>" if name in vnames else t, w) for name, t, w in ins.decls()]
     decls += [(r, f"vec4<{storage_type(dt, limits)}>", True) for r, dt in results]
@@ -174,17 +183,22 @@ def _lower_vector(kernel: K.Kernel, exprs: list[K.Expr], results: list, ins: Inp
     store = "\n  ".join(stores)
     bound = groups if per is None else rows_bound(per // LANES) if per % LANES == 0 else \
         f"({rows_bound(per)} + {LANES - 1}) / {LANES}"
-    src = shader_header(decls, limits, em.helpers, rows=per is not None,
-                        lengths=_lengths(ins, (kernel,) + tuple(kernel.siblings), results, per)) + f"""
-@compute @workgroup_size({wgs})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
-  {wg_line}
-  let gid = wg * {wgs} + i32(lid);
+    lengths = _lengths(ins, (kernel,) + tuple(kernel.siblings), results, per)
+    main = f"""let gid = wg * {wgs} + i32(lid);
   if (gid >= {bound}) {{ return; }}
   let lin = vec4<i32>(gid * {LANES}) + vec4<i32>(0i, 1i, 2i, 3i);
   {body}
-  {store}
+  {store}"""
+    if per is None:
+        return ins.lowered([segment_pass(decls, limits, em.helpers, lengths, main, -(-groups // wgs),
+                                         bool(ins.packed))])
+    grid, wg_line = workgroup_grid(-(-groups // wgs), limits)
+    src = shader_header(decls, limits, em.helpers, rows=True, lengths=lengths) + f"""
+@compute @workgroup_size({wgs})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
+  {wg_line}
+  {main}
 }}
 """
-    binds = tuple((name, w) for name, _, w in ins.decls()) + tuple((r, True) for r, _ in results)
-    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), rows=None if per is None else (per, LANES * wgs, 1))])
+    binds = tuple((name, w) for name, _, w in decls)
+    return ins.lowered([Pass(src, binds, grid, (wgs, 1, 1), rows=(per, LANES * wgs, 1))])

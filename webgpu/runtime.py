@@ -10,8 +10,9 @@ runtime is the same on both).
   is garbage collected (``weakref.finalize``) the buffer returns to the :class:`BufferPool`, so
   repeated work allocates nothing new.
 - Eager ops: ``execute`` lowers the op's kernel (cached by kernel) and submits one dispatch.
-- Graphs: ``compile`` fuses with ``core.compile.compile_graph``, lowers each kernel, plans the
-  temporaries once (buffers reused across steps whose lifetimes do not overlap, allocated once per
+- Graphs: ``compile`` fuses with ``core.compile.compile_graph``, lowers each kernel, groups
+  independent one-pass maps into one dispatch each (``group.py``, horizontal fusion: an
+  optimizer's per-parameter updates; not on CPU adapters), plans the temporaries once (buffers reused across steps whose lifetimes do not overlap, allocated once per
   executable), and each ``run`` encodes every kernel into ONE command encoder (one compute pass,
   split only where a kernel copies inputs into its ``packed`` binding) and submits it.
 - Readback is explicit: ``to_host_bytes`` copies into a mappable staging buffer and maps it. In
@@ -47,7 +48,7 @@ from ..core.runtime.cache import LRUCache
 from ..core.runtime.device import Device
 from ..core.runtime.hostdata import as_host, from_storage, to_storage
 from ..core.runtime.util import require
-from . import wgsl
+from . import group, wgsl
 
 NO_ADAPTER = ("webtensor: no WebGPU adapter found (wgpu.gpu.request_adapter_sync returned none). "
               "Install a Vulkan driver: on Debian/Ubuntu `apt-get install mesa-vulkan-drivers libvulkan1` "
@@ -510,17 +511,30 @@ class Executable:
                        for b, d in prog.consts.items()}
         keep = set(prog.outputs) | set(prog.updates)
         self.fresh = [b for b in dict.fromkeys(prog.outputs + prog.updates) if prog.bufs[b].role == "temp"]
+        # Horizontal fusion (group.py): the order to run the steps in, independent maps grouped into one
+        # dispatch each; ``units``: (compiled kernel or group, its step indices)
+        order = group.schedule(prog.steps, [c.lowered for c, _ in self.steps], device.limits)
+        self.units = []
+        for members in order:
+            if len(members) == 1:
+                self.units.append((self.steps[members[0]][0], members))
+                continue
+            low = group.lower_group([prog.steps[i] for i in members], [self.steps[i][0].lowered for i in members],
+                                    device.limits)
+            self.units.append((_Compiled(low, [device.pipeline(p) for p in low.passes]), members))
+        span = group.liveness(len(prog.bufs), order, prog.steps, prog.outputs + prog.updates)
         # Static plan: temporaries and per-step scratch buffers as (key, bytes, first, last).
-        items = [(("buf", b.id), wgsl.storage_nbytes(b.shape, b.dtype, device.limits), b.first, b.last)
+        items = [(("buf", b.id), wgsl.storage_nbytes(b.shape, b.dtype, device.limits), *span[b.id])
                  for b in prog.bufs if b.role == "temp" and b.id not in keep]
-        for i, (c, _) in enumerate(self.steps):
-            items += [(("scratch", i, name), size, i, i) for name, size in c.lowered.scratch]
+        for pos, (c, members) in enumerate(self.units):
+            if len(members) == 1:
+                items += [(("scratch", members[0], name), size, pos, pos) for name, size in c.lowered.scratch]
         self.slots, self.slot_of = _plan(items)
         self.buffers = [device.pool.acquire(max(size, 4)) for size in self.slots]
         for b in self.buffers:
             weakref.finalize(self, device.pool.release, b)
         self.sizes = {key: size for key, size, _, _ in items}
-        self.bind_groups = [dict() for _ in self.steps]
+        self.bind_groups = [dict() for _ in self.units]
 
     def run(self, inputs, captures):
         with self.device.lock:
@@ -542,22 +556,28 @@ class Executable:
             return self.buffers[self.slot_of[("buf", b)]], self.sizes[("buf", b)]
 
         enc, cp = dev.gpu.create_command_encoder(), None     # one encoder, one compute pass, one submit
-        for i, (c, s) in enumerate(self.steps):
-            if not c.lowered.passes:
-                continue
-            names = {f"in{k}": b for k, b in enumerate(s.inputs)}
 
-            def resolve(name, names=names, s=s, i=i):
-                if name == "result":
-                    return where(s.output)
-                if name.startswith("result"):           # a sibling's output (webgpu/map.py)
-                    return where(s.extra[int(name[6:]) - 1])
-                if name in names:
-                    return where(names[name])
+        def resolver(i):
+            s = prog.steps[i]
+
+            def resolve(name):
+                if name.startswith(("in", "result")):
+                    return where(group.binding_buffer(s, name))
                 key = ("scratch", i, name)
                 return self.buffers[self.slot_of[key]], self.sizes[key]
+            return resolve
+        for u, (c, members) in enumerate(self.units):
+            if not c.lowered.passes:
+                continue
+            if len(members) == 1:
+                resolve = resolver(members[0])
+            else:                       # a group's bindings: "<member>:<name>" (group.lower_group)
+                each = [resolver(i) for i in members]
 
-            cp = dev.encode(enc, c, resolve, self.bind_groups[i], cp)
+                def resolve(name, each=each):
+                    k, name = name.split(":")
+                    return each[int(k)](name)
+            cp = dev.encode(enc, c, resolve, self.bind_groups[u], cp)
         if cp is not None:
             cp.end()
         dev._submit(enc)

@@ -54,7 +54,8 @@ comparison, false for NaN).
 Where each part lives: ``limits.py`` (:class:`Limits`, how dtypes are stored, size checks),
 ``ops.py`` (literals, casts, the op table), ``helpers.py`` (the ``wt_*`` helper library),
 ``flatten.py`` (indices over linear ids), ``emit.py`` (``let`` bindings, bindings, shader header,
-:class:`Pass`, :class:`Lowered`), ``map.py``, ``reduce.py``, ``matmul.py`` (the lowerings); this
+:class:`Pass`, :class:`Lowered`), ``map.py``, ``reduce.py``, ``matmul.py`` (the lowerings),
+``group.py`` (horizontal fusion: independent one-pass maps of a program as one dispatch); this
 module: :func:`lower`, :func:`copy_pass` and the names the runtimes and the exporter use.
 """
 from __future__ import annotations

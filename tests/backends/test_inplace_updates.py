@@ -23,6 +23,7 @@ from webtensor.core import compile as C
 from webtensor.core import kernel_ir as K
 from webtensor.core.runtime import artifacts as A
 from webtensor.wasm import threads as wasm_threads
+from webtensor.webgpu import group as wgsl_group
 from webtensor.webgpu import matmul as wgsl_matmul
 from webtensor.webgpu import reduce as wgsl_reduce
 
@@ -51,6 +52,7 @@ def _model(make_opt, width=17, inputs=30):
 
 def _export(path, make_opt, inplace, monkeypatch, **kw):
     monkeypatch.setattr(A, "INPLACE", inplace)
+    monkeypatch.setattr(wgsl_group, "HORIZONTAL", False)   # dispatch counts here: one kernel per update
     m = _model(make_opt, **kw.pop("model", {}))
     man = m.export(str(path), batch_size=BATCH, **kw)
     return m, man
