@@ -26,6 +26,7 @@
 // counted. The outputs of the two runtimes are compared first (max |difference|).
 //
 // Usage: node bench/bench_node.mjs [--seconds 2] [--backends wasm,webgpu] [--tfjs-threads N] [--rounds 40]
+//                                  [--threads 1]  (webtensor's wasm threads; 1 = issue 16's one-thread comparison)
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -43,6 +44,9 @@ const opt = (name, dflt) => {
 const SECONDS = Number(opt('seconds', 2));
 const BACKENDS = opt('backends', 'wasm,webgpu').split(',');
 const TFJS_THREADS = opt('tfjs-threads', null);
+// load()'s default is 'auto' (every core where the artifact has module_threads.wasm): name it, so
+// the one-thread comparison stays one thread
+const THREADS = opt('threads', '1') === 'auto' ? 'auto' : Number(opt('threads', '1'));
 const ROUNDS = Number(opt('rounds', 40)); // head-to-head: calls of each contender per workload
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
@@ -189,7 +193,7 @@ async function benchTfjs(backend) {
 // ---- webtensor --------------------------------------------------------------------------------
 async function benchWebtensor(backend) {
   if (backend === 'webgpu' && !gpu) return { error: gpuNote };
-  const options = backend === 'webgpu' ? { backend, gpu } : { backend };
+  const options = backend === 'webgpu' ? { backend, gpu } : { backend, threads: THREADS };
   const t0 = performance.now();
   const mlp = await webtensor.load(join(out, 'mlp'), options);
   const cnn = await webtensor.load(join(out, 'cnn'), options);
@@ -206,7 +210,7 @@ async function benchWebtensor(backend) {
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
   const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss, loadS };
-  result.module = mlp.stats().wasmModule;
+  result.module = mlp.stats().wasmModule && `${mlp.stats().wasmModule}, ${mlp.stats().wasmThreads ?? 1} thread(s)`;
   mlp.dispose();
   cnn.dispose();
   chainModel.dispose();
@@ -221,7 +225,7 @@ async function headToHead() {
   const workloads = [];
   const disposers = [];
   const add = async (name, dir, inputs, shapes, tfjs, unit) => {
-    const model = await webtensor.load(join(out, dir), { backend: 'wasm' });
+    const model = await webtensor.load(join(out, dir), { backend: 'wasm', threads: THREADS });
     const sig = model.signatures.predict;
     const outName = sig.outputs[0].name;
     const resident = sig.inputs.map((spec, k) => model.inputTensor('predict', spec.name).write(inputs[k]));
@@ -239,7 +243,7 @@ async function headToHead() {
     };
     const copied = await fns['webtensor copying']();
     if (!same(await fns['webtensor resident'](), copied)) throw new Error(`${name}: the resident path differs from the copying path`);
-    workloads.push({ name, fns, unit, module: model.stats().wasmModule, diff: maxAbs(copied, await fns['TF.js']()) });
+    workloads.push({ name, fns, unit, module: `${model.stats().wasmModule}, ${model.stats().wasmThreads ?? 1} thread(s)`, diff: maxAbs(copied, await fns['TF.js']()) });
   };
   const chainTf = (x, a, b) => tf.tidy(() => {
     const z = x.mul(a).add(b);
