@@ -421,7 +421,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
            backends=("wasm", "webgpu"), wasm_fma: bool = False, webgpu_f16: bool = False,
            weights_dtype: str = "float32",
            wasm_threads: bool = False, symbolic_batch: bool | None = None, max_batch: int | None = None,
-           input_signature=None, max_length: int | None = None, webgpu_adapter: str = "unknown") -> dict:
+           input_signature=None, max_length: int | None = None, webgpu_adapter: str = "unknown",
+           wasm_engine: str = "v8") -> dict:
     """Trace, compile and write an artifact (``docs/artifact.md``) to the directory ``path``.
 
     Args:
@@ -488,6 +489,11 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
             and tiles its kernels use (``webgpu/matmul.py`` ``MATMUL_TUNING``). Default ``'unknown'``,
             the portable choice. Any class's WGSL runs on every adapter that meets the manifest's
             ``required_limits`` (docs/artifact.md, "Adapter classes"). A ValueError for another name.
+        wasm_engine: the WebAssembly engine the modules are tuned for: ``'v8'`` (Node, Chromium; the
+            default) or ``'wasmtime'`` (Python's loader, ``webtensor.distribute``'s replicas): how the
+            matmul micro-kernel broadcasts A (``webtensor.wasm.export.ENGINES``; the digits CNN's
+            gradient step runs 3.74 ms in wasmtime tuned for V8, 3.17 ms tuned for wasmtime). Every
+            module runs on every engine with the same results. A ValueError for another name.
 
     Returns the manifest (a dict). Signature inputs/outputs are named ``x``, ``y``, ``loss``,
     ``output_<k>`` for models (a functional model with several inputs: one input per ``Input``, named
@@ -620,7 +626,8 @@ def export(fn_or_model, example_inputs=None, path=None, signatures=None, *, batc
     for name in dict.fromkeys(backends):        # each backend asked for, once, in the order given
         emitted, sections = exporter(name)(units, variables, consts, weights, stored,
                                            {"wasm_fma": wasm_fma, "wasm_threads": wasm_threads,
-                                            "webgpu_f16": webgpu_f16, "webgpu_adapter": webgpu_adapter})
+                                            "webgpu_f16": webgpu_f16, "webgpu_adapter": webgpu_adapter,
+                                            "wasm_engine": wasm_engine})
         files.update(emitted)
         for sig, sec in sections.items():
             if sig in sigs:

@@ -32,6 +32,10 @@ def _align(n: int, a: int = ALIGN) -> int:
 
 RELAXED = "module_relaxed.wasm"        # the same module with relaxed-SIMD fused multiply-adds
 THREADS = {False: "module_threads.wasm", True: "module_relaxed_threads.wasm"}   # by fma (threads.py)
+# export's ``wasm_engine`` (the engine the code is tuned for) -> how the matmul template broadcasts A
+# (``lower``'s ``splat``): V8 turns ``v128.load32_splat`` into one broadcast load, Cranelift (wasmtime)
+# runs shuffles faster (``engines.WasmtimeEngine.load_splat``); the results are the same bits either way
+ENGINES = {"v8": True, "wasmtime": False}
 ROWS_PREFIX = "__rows_"                 # + the signature's name: its run-time rows driver (no signature starts "__")
 ROWS_CELL = 48                          # i32: the rows driver's rows, for sums over them (bytes [0, 64) hold no
 assert ROWS_CELL >= END + 4             # tensor; the threads' control block ends at END + 4)
@@ -53,18 +57,23 @@ def export_wasm(traced, variables: list[dict], consts: dict[str, dict[int, bytes
     ``"constants"`` maps their addresses to their tensors in weights.safetensors, which the loader
     copies there. ``options["wasm_fma"]``: also write ``module_relaxed.wasm``, the same drivers with
     relaxed-SIMD fused multiply-adds (``lower.lower``'s ``fma``) at the same addresses; loaders use
-    it where the engine has relaxed SIMD, else ``module.wasm`` (docs/artifact.md)."""
+    it where the engine has relaxed SIMD, else ``module.wasm`` (docs/artifact.md).
+    ``options["wasm_engine"]``: a key of ``ENGINES`` (default ``"v8"``; a ValueError for another)."""
+    engine = options.get("wasm_engine", "v8")
+    if engine not in ENGINES:
+        raise ValueError(f"export: wasm_engine must be one of {sorted(ENGINES)}, got {engine!r}")
+    splat = ENGINES[engine]
     rows = {t.name: f for t in traced if (f := _row_factors(t, consts)) is not None}
-    files, sections = _module(traced, variables, consts, stored, fma=False, rows=rows)
+    files, sections = _module(traced, variables, consts, stored, fma=False, rows=rows, splat=splat)
     if options.get("wasm_fma"):
-        relaxed, same = _module(traced, variables, consts, stored, fma=True, rows=rows)
+        relaxed, same = _module(traced, variables, consts, stored, fma=True, rows=rows, splat=splat)
         if same != sections:                      # both must fit one manifest section
             raise AssertionError("wasm export: the relaxed-SIMD module's memory layout differs from module.wasm's")
         files[RELAXED] = relaxed["module.wasm"]
     if options.get("wasm_threads"):               # the same drivers, large kernels split over threads
         plain = sections
         for fma in (False, True) if options.get("wasm_fma") else (False,):
-            threaded, with_threads = _module(traced, variables, consts, stored, fma=fma, threads=True, rows=rows)
+            threaded, with_threads = _module(traced, variables, consts, stored, fma=fma, threads=True, rows=rows, splat=splat)
             if {k: {f: v for f, v in s.items() if f != "threads"} for k, s in with_threads.items()} != plain:
                 raise AssertionError("wasm export: the threaded module's memory layout differs from module.wasm's")
             files[THREADS[fma]] = threaded["module.wasm"]
@@ -153,7 +162,8 @@ def _zero_rest(f, at: int, row: int, chunk: int):
     f.memory_fill()
 
 
-def _module(traced, variables, consts, stored, fma: bool, threads: bool = False, rows: dict | None = None):
+def _module(traced, variables, consts, stored, fma: bool, threads: bool = False, rows: dict | None = None,
+            splat: bool = True):
     rows = rows or {}
     m = Module()
     par = Parallel(m, 0) if threads else None     # its control block: bytes [0, 64), unused otherwise
@@ -162,7 +172,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
     for t in traced:
         for s, k in zip(t.prog.steps, _kernels(t, t.prog, consts, t.plan.inplace)):
             if k not in lowered:
-                lowered[k] = lower(m, k, f"k{len(lowered)}", fma=fma)
+                lowered[k] = lower(m, k, f"k{len(lowered)}", fma=fma, splat=splat)
             fn_of[id(s)] = lowered[k]
     top = ALIGN                                  # address 0 stays unused
     var_addr: dict[int, int] = {}
@@ -239,7 +249,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
                 s = prog.steps[i]
                 key = (fn_of[id(s)].name, "run_k", factor)
                 if key not in lowered:
-                    lowered[key] = lower(m, _kernels(t, prog, consts, plan.inplace)[i], f"k{len(lowered)}", fma=fma,
+                    lowered[key] = lower(m, _kernels(t, prog, consts, plan.inplace)[i], f"k{len(lowered)}", fma=fma, splat=splat,
                                          run_k=(ROWS_CELL, factor))
                 fns[i] = lowered[key]
             f = m.function(f"driver{n_sig}_rows", params=[I32], export=ROWS_PREFIX + t.name)

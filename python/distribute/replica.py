@@ -149,7 +149,11 @@ def export_program(model, x, y, batch: int, shards: list | None = None, backends
         signatures[f"apply_gradients_{k}"] = (apply_shard, tuple(grads_example[i] for i in shard))
     out = tempfile.mkdtemp(prefix="webtensor-replica-")
     try:
-        manifest = export(model, path=out, backends=tuple(backends), signatures=signatures)
+        # replicas run in wasmtime (this process or Ray workers): its relaxed-SIMD module (multiply-adds
+        # fused, as the in-process "wasm" device does) tuned for Cranelift; the digits CNN's
+        # compute_gradients 4.2 -> 3.2 ms (bench/bench_distribute.py's model, batch 128)
+        manifest = export(model, path=out, backends=tuple(backends), signatures=signatures,
+                          wasm_fma="wasm" in backends, wasm_engine="wasmtime")
         files = {}
         for name in [*manifest["files"], "manifest.json"]:
             with open(os.path.join(out, *name.split("/")), "rb") as f:
