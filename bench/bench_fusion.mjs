@@ -102,7 +102,7 @@ const names = Object.keys(VARIANTS);
 const WORKLOADS = [['mlp', 'steps/s', 1], ['mlp_adam', 'steps/s', 1], ['cnn', 'images/s', 32]];
 console.log(`backend  workload  ${names.map((v) => `${v} (rate, dispatches/submits)`.padEnd(36)).join('')}fused/copies (range)  fused/unfused (range)  same bits`);
 for (const backend of BACKENDS) {
-  const options = backend === 'webgpu' ? { backend, gpu } : { backend };
+  const options = backend === 'webgpu' ? { backend, gpu } : { backend, threads: 1 };   // one thread: load()'s 'auto' would split kernels
   const models = {};
   for (const v of names) {
     models[v] = {};
