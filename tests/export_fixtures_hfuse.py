@@ -16,36 +16,25 @@ import sys
 
 import numpy as np
 
-BATCH, INPUTS, STEPS = 16, 30, 3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_fixtures_inplace import batches, export_mlp  # noqa: E402  (the same MLP and batches)
+
 OPTIMIZERS = ("sgd_momentum", "adam")
-
-
-def optimizer(name):
-    import webtensor as wt
-    return {"sgd_momentum": lambda: wt.optimizers.SGD(0.1, momentum=0.9),
-            "adam": lambda: wt.optimizers.Adam(0.01)}[name]()
 
 
 def main(out: str) -> None:
     import webtensor as wt
     from webtensor.webgpu import group
-    r = np.random.default_rng(30)
-    batches = [(r.normal(size=(BATCH, INPUTS)).astype(np.float32), r.integers(0, 5, BATCH).astype(np.int32))
-               for _ in range(STEPS)]
-    expected = {"batch": BATCH, "inputs": INPUTS, "steps": STEPS,
-                "batches": [{"x": x.ravel().tolist(), "y": y.tolist()} for x, y in batches]}
+    data, expected = batches(30)
     try:
         for name in OPTIMIZERS:
             kernels = {}
             for variant, on in (("plain", False), ("fused", True)):
                 group.HORIZONTAL = on
-                wt.set_seed(0)
-                m = wt.nn.Sequential([wt.nn.Input((INPUTS,)), wt.nn.Dense(17, activation="relu"), wt.nn.Dense(5)])
-                m.compile(optimizer(name), wt.nn.losses.SparseCategoricalCrossentropy(from_logits=True))
-                man = m.export(os.path.join(out, name, variant), batch_size=BATCH, signatures=["train_step"])
+                man = export_mlp(os.path.join(out, name, variant), name)
                 kernels[variant] = len(man["signatures"]["train_step"]["webgpu"]["kernels"])
             art = wt.load(os.path.join(out, name, "fused"), backend="wasm")
-            losses = [float(art.train_step(x, y)) for x, y in batches]
+            losses = [float(art.train_step(x, y)) for x, y in data]
             expected[name] = {"losses": losses, "kernels": kernels,
                               "weights": {k: np.asarray(v).ravel().tolist() for k, v in art.get_weights().items()}}
     finally:

@@ -25,10 +25,30 @@ OPTIMIZERS = ("sgd", "sgd_nesterov", "adam", "adamw_amsgrad", "rmsprop")
 def optimizer(name):
     import webtensor as wt
     return {"sgd": lambda: wt.optimizers.SGD(0.1),
+            "sgd_momentum": lambda: wt.optimizers.SGD(0.1, momentum=0.9),
             "sgd_nesterov": lambda: wt.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
             "adam": lambda: wt.optimizers.Adam(0.01),
             "adamw_amsgrad": lambda: wt.optimizers.AdamW(0.01, weight_decay=0.1, amsgrad=True),
             "rmsprop": lambda: wt.optimizers.RMSprop(0.01, momentum=0.5)}[name]()
+
+
+def batches(seed: int) -> tuple[list, dict]:
+    """STEPS batches of (x, y) and expected.json's header (shared with ``export_fixtures_hfuse.py``)."""
+    r = np.random.default_rng(seed)
+    data = [(r.normal(size=(BATCH, INPUTS)).astype(np.float32), r.integers(0, 5, BATCH).astype(np.int32))
+            for _ in range(STEPS)]
+    return data, {"batch": BATCH, "inputs": INPUTS, "steps": STEPS,
+                  "batches": [{"x": x.ravel().tolist(), "y": y.tolist()} for x, y in data]}
+
+
+def export_mlp(path: str, name: str) -> dict:
+    """The fixtures' MLP (INPUTS-17-5), compiled with optimizer ``name``, its train step exported to
+    ``path``; returns the manifest."""
+    import webtensor as wt
+    wt.set_seed(0)
+    m = wt.nn.Sequential([wt.nn.Input((INPUTS,)), wt.nn.Dense(17, activation="relu"), wt.nn.Dense(5)])
+    m.compile(optimizer(name), wt.nn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m.export(path, batch_size=BATCH, signatures=["train_step"])
 
 
 def main(out: str) -> None:
@@ -36,23 +56,16 @@ def main(out: str) -> None:
     from webtensor.core.runtime import artifacts
     from webtensor.webgpu import group
     group.HORIZONTAL = False
-    r = np.random.default_rng(26)
-    batches = [(r.normal(size=(BATCH, INPUTS)).astype(np.float32), r.integers(0, 5, BATCH).astype(np.int32))
-               for _ in range(STEPS)]
-    expected = {"batch": BATCH, "inputs": INPUTS, "steps": STEPS,
-                "batches": [{"x": x.ravel().tolist(), "y": y.tolist()} for x, y in batches]}
+    data, expected = batches(26)
     try:
         for name in OPTIMIZERS:
             runs = {}
             for variant, inplace in (("copies", False), ("inplace", True)):
                 artifacts.INPLACE = inplace
-                wt.set_seed(0)
-                m = wt.nn.Sequential([wt.nn.Input((INPUTS,)), wt.nn.Dense(17, activation="relu"), wt.nn.Dense(5)])
-                m.compile(optimizer(name), wt.nn.losses.SparseCategoricalCrossentropy(from_logits=True))
                 path = os.path.join(out, name, variant)
-                man = m.export(path, batch_size=BATCH, signatures=["train_step"])
+                man = export_mlp(path, name)
                 art = wt.load(path, backend="wasm")
-                losses = [float(art.train_step(x, y)) for x, y in batches]
+                losses = [float(art.train_step(x, y)) for x, y in data]
                 runs[variant] = losses, art.get_weights(), len(man["signatures"]["train_step"]["writes"])
             (lc, wc, _), (li, wi, writes) = runs["copies"], runs["inplace"]
             assert lc == li and all(np.array_equal(wc[k], wi[k]) for k in wc), name

@@ -78,7 +78,8 @@ test("threads: 'auto' is os.availableParallelism() at most AUTO_MAX_THREADS", as
   }
 });
 
-test('threads: an artifact without module_threads.wasm runs on one thread, with a notice and a warning', async () => {
+// the 'ops' artifact's files as load() takes them, without module_threads.wasm and the threads sections
+async function withoutThreads() {
   const { readdirSync, readFileSync, statSync } = await import('node:fs');
   const files = Object.fromEntries(readdirSync(join(out, 'ops'), { recursive: true })
     .filter((f) => !f.includes('_threads') && statSync(join(out, 'ops', f)).isFile())
@@ -87,6 +88,11 @@ test('threads: an artifact without module_threads.wasm runs on one thread, with 
   for (const sig of Object.values(manifest.signatures)) delete sig.wasm.threads;
   delete manifest.files['module_threads.wasm'];
   files['manifest.json'] = new TextEncoder().encode(JSON.stringify(manifest));
+  return files;
+}
+
+test('threads: an artifact without module_threads.wasm runs on one thread, with a notice and a warning', async () => {
+  const files = await withoutThreads();
   const warnings = [];
   const warn = console.warn;
   console.warn = (m) => warnings.push(m);
@@ -113,14 +119,7 @@ test("threads: the default is 'auto' for a threaded artifact; silently one threa
   } finally {
     model.dispose();
   }
-  const { readdirSync, readFileSync, statSync } = await import('node:fs');
-  const files = Object.fromEntries(readdirSync(join(out, 'ops'), { recursive: true })
-    .filter((f) => !f.includes('_threads') && statSync(join(out, 'ops', f)).isFile())
-    .map((f) => [f, new Uint8Array(readFileSync(join(out, 'ops', f)))]));
-  const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
-  for (const sig of Object.values(manifest.signatures)) delete sig.wasm.threads;
-  delete manifest.files['module_threads.wasm'];
-  files['manifest.json'] = new TextEncoder().encode(JSON.stringify(manifest));
+  const files = await withoutThreads();
   const warnings = [];
   const warn = console.warn;
   console.warn = (m) => warnings.push(m);
