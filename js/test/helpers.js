@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, extname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { tensor } from '../node.js';
+
 const here = dirname(fileURLToPath(import.meta.url));
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
@@ -171,4 +173,16 @@ export async function runPage(t, page, fixturesDir, flags = []) {
       t.diagnostic(`could not remove the Chromium profile ${profile}: ${err.message}`);
     }
   }
+}
+
+/** A train step per batch of `expected.batches` ({x, y}: `expected.batch` rows of `expected.inputs`,
+ * tests/export_fixtures_inplace.py's format): {losses, weights: {name: number[]}} after the last. */
+export async function trainOnBatches(model, expected) {
+  const losses = [];
+  for (const b of expected.batches) {
+    const loss = await model.trainStep(tensor(new Float32Array(b.x), [expected.batch, expected.inputs]), new Int32Array(b.y));
+    losses.push(loss.dataSync()[0]);
+  }
+  const weights = await model.getWeights();
+  return { losses, weights: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, Array.from(v.dataSync())])) };
 }

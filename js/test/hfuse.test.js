@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { getGPU, maxAbsDiff, pythonFixture } from './helpers.js';
+import { getGPU, maxAbsDiff, pythonFixture, trainOnBatches } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_hfuse.py');
 const OPTIMIZERS = ['sgd_momentum', 'adam'];
@@ -20,17 +20,6 @@ const OPTIMIZERS = ['sgd_momentum', 'adam'];
 let out, expected;
 before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-hfuse-')));
 after(() => rmSync(out, { recursive: true, force: true }));
-
-async function train(model) {
-  const losses = [];
-  for (const b of expected.batches) {
-    const loss = await model.trainStep(webtensor.tensor(new Float32Array(b.x), [expected.batch, expected.inputs]),
-      new Int32Array(b.y));
-    losses.push(loss.dataSync()[0]);
-  }
-  const weights = await model.getWeights();
-  return { losses, weights: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, Array.from(v.dataSync())])) };
-}
 
 describe('horizontal fusion', () => {
   test('webgpu: grouped equals ungrouped bit for bit, with the manifest\'s (fewer) dispatches', async (t) => {
@@ -51,7 +40,7 @@ describe('horizontal fusion', () => {
           const model = await webtensor.load(join(out, name, variant), { backend: 'webgpu', gpu });
           try {
             const start = dispatches;
-            runs[variant] = await train(model);
+            runs[variant] = await trainOnBatches(model, expected);
             runs[variant].dispatches = (dispatches - start) / expected.steps;
           } finally {
             model.dispose();

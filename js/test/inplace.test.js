@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as webtensor from '../node.js';
-import { getGPU, maxAbsDiff, pythonFixture } from './helpers.js';
+import { getGPU, maxAbsDiff, pythonFixture, trainOnBatches } from './helpers.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'export_fixtures_inplace.py');
 const OPTIMIZERS = ['sgd', 'sgd_nesterov', 'adam', 'adamw_amsgrad', 'rmsprop'];
@@ -22,23 +22,12 @@ let out, expected;
 before(() => ({ out, expected } = pythonFixture(SCRIPT, 'webtensor-inplace-')));
 after(() => rmSync(out, { recursive: true, force: true }));
 
-async function train(model) {
-  const losses = [];
-  for (const b of expected.batches) {
-    const loss = await model.trainStep(webtensor.tensor(new Float32Array(b.x), [expected.batch, expected.inputs]),
-      new Int32Array(b.y));
-    losses.push(loss.dataSync()[0]);
-  }
-  const weights = await model.getWeights();
-  return { losses, weights: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, Array.from(v.dataSync())])) };
-}
-
 describe('variables updated in place', () => {
   test('wasm: losses and variables equal Python-wasmtime bit for bit', async () => {
     for (const name of OPTIMIZERS) {
       const model = await webtensor.load(join(out, name, 'inplace'), { backend: 'wasm' });
       try {
-        const { losses, weights } = await train(model);
+        const { losses, weights } = await trainOnBatches(model, expected);
         const e = expected[name];
         assert.deepEqual(losses, Array.from(Float32Array.from(e.losses)), name);
         for (const [k, want] of Object.entries(e.weights)) assert.deepEqual(weights[k], Array.from(want, Number), `${name} ${k}`);
@@ -68,7 +57,7 @@ describe('variables updated in place', () => {
           const model = await webtensor.load(join(out, name, variant), { backend: 'webgpu', gpu });
           try {
             const before = { ...counts };
-            runs[variant] = await train(model);
+            runs[variant] = await trainOnBatches(model, expected);
             runs[variant].dispatches = (counts.dispatches - before.dispatches) / expected.steps;
             runs[variant].submits = (counts.submits - before.submits - 1) / expected.steps;   // - getWeights' readback
           } finally {
