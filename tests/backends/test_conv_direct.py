@@ -31,7 +31,16 @@ CASES = [((2, 7, 6, 1), (3, 3, 1, 5), (1, 1), (1, 1), ((1, 1), (1, 1))),
          ((3, 5, 5, 2), (1, 1, 2, 4), (1, 1), (1, 1), ((0, 0), (0, 0))),
          ((2, 9, 9, 20), (3, 3, 20, 7), (2, 2), (1, 1), ((1, 1), (1, 1))),
          ((1, 4, 4, 1), (4, 4, 1, 1), (1, 1), (1, 1), ((0, 0), (0, 0))),
-         ((2, 8, 8, 16), (3, 3, 16, 32), (1, 1), (1, 1), ((1, 1), (1, 1)))]
+         ((2, 8, 8, 16), (3, 3, 16, 32), (1, 1), (1, 1), ((1, 1), (1, 1))),
+         # channels in fours (wasm's 4 x 4-block panels): dilated with asymmetric pads, taps
+         # half outside, an image row that panels straddle (OW = 5), a window over UNROLL_CHANNELS
+         ((2, 7, 9, 4), (3, 3, 4, 6), (1, 1), (2, 2), ((2, 1), (3, 2))),
+         ((1, 5, 11, 8), (2, 3, 8, 5), (1, 1), (1, 1), ((0, 1), (1, 0))),
+         ((2, 6, 5, 12), (3, 3, 12, 4), (1, 1), (1, 1), ((1, 1), (1, 1)))]
+# wasm only (WebGPU's im2col matmul over K = 612 sums in another order, split K): a window of
+# channels in fours over UNROLL_CHANNELS, packed by the general loop
+WASM_CASES = [((1, 6, 7, 68), (3, 3, 68, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))]
+RUNS = [(d, *c) for d in ("wasm", "webgpu") for c in CASES] + [("wasm", *c) for c in WASM_CASES]
 
 
 def _im2col(st, dl, pads):
@@ -57,8 +66,7 @@ def _np_conv(x, w, st, dl, pads):
     return y
 
 
-@pytest.mark.parametrize("device", ["wasm", "webgpu"])
-@pytest.mark.parametrize("xs,fs,st,dl,pads", CASES, ids=[str(i) for i in range(len(CASES))])
+@pytest.mark.parametrize("device,xs,fs,st,dl,pads", RUNS, ids=[f"{r[0]}-{i}" for i, r in enumerate(RUNS)])
 def test_direct_equals_im2col_bitwise_and_numpy(device, xs, fs, st, dl, pads):
     x, w = R.standard_normal(xs).astype(np.float32), R.standard_normal(fs).astype(np.float32)
     with wt.device(device):
