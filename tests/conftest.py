@@ -4,6 +4,10 @@ In CI (``CI`` set, as CI runs with CI=true) a missing device is a failure, not a
 that skip where a machine has no WebGPU adapter, no wgpu or no wasm runtime
 (``pytest.skip("no webgpu device: ...")``, ``pytest.importorskip("wgpu")``) fail there instead.
 ``tests/backends/test_webgpu.py`` never skips for a missing adapter, anywhere.
+
+The "wasm" device fills every new block of its memory with 0xFF bytes (``WEBTENSOR_POISON_MEMORY``,
+``wasm/runtime.py``): a kernel that leaves part of its output unwritten shows NaN (or -1) instead
+of passing on what a freed block held (a previous run's right answer).
 """
 import os
 import re
@@ -12,6 +16,7 @@ import pytest
 
 os.environ.setdefault("WEBTENSOR_DEVICE", "reference")
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+os.environ.setdefault("WEBTENSOR_POISON_MEMORY", "1")
 
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 _MISSING_DEVICE = re.compile(r"no (webgpu|wasm) device|could not import '(wgpu|wasmtime)'", re.IGNORECASE)

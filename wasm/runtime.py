@@ -33,6 +33,8 @@ in Pyodide nothing.
 """
 from __future__ import annotations
 
+import os
+
 import array
 import bisect
 import threading
@@ -66,8 +68,9 @@ class Allocator:
     allocation as before.
     """
 
-    def __init__(self, size: int, grow, lock=None):
+    def __init__(self, size: int, grow, lock=None, poison=None):
         self.size, self._grow = size, grow
+        self._poison = poison           # (offset, size) -> None: fills each new block (a test aid)
         self.free: list[list[int]] = [[ALIGN, size - ALIGN]] if size > ALIGN else []   # sorted [offset, size]
         self.used: dict[int, int] = {}
         self.in_use = self.peak = 0
@@ -109,6 +112,8 @@ class Allocator:
         else:
             self.free[i] = [off + size, n - size]
         self.used[off] = size
+        if self._poison is not None:
+            self._poison(off, size)
         self.in_use += size
         if self.in_use > self.peak:
             self.peak = self.in_use
@@ -214,7 +219,11 @@ class WasmDevice(Device):
         self.fma = self.engine.fma
         self.splat = getattr(self.engine, "load_splat", True)    # the matmul template's A broadcast (lower's splat)
         self.memory_import = getattr(self.engine, "memory_import", {})   # how modules import the memory
-        self.alloc = Allocator(self.engine.size, self.engine.grow, self.lock)   # guarded by the device lock
+        # $WEBTENSOR_POISON_MEMORY=1 (tests): every new block starts as 0xFF bytes (float32 NaN, int32 -1),
+        # so a kernel that leaves part of its output unwritten cannot pass on a freed block's old values
+        poison = (lambda off, n: self.engine.write(off, b"\xff" * n)) \
+            if os.environ.get("WEBTENSOR_POISON_MEMORY", "") not in ("", "0") else None
+        self.alloc = Allocator(self.engine.size, self.engine.grow, self.lock, poison)   # guarded by the device lock
         self._ops = LRUCache("kernels")     # (op, input avals, output aval, attrs) -> _Kernel
         self._kernels = weakref.WeakValueDictionary()   # Kernel -> _Kernel, while some key caches it
         self._executables = weakref.WeakSet()           # live WasmExecutables (stats)
