@@ -480,51 +480,31 @@ class _Gen:
             self.set_(h)
             self.loop(kw, lambda: f.i32_const(0), lambda: f.i32_const(KW), 1, tap)
 
-        if C == 1 and sw == 1 and p.K <= UNROLL_WINDOW and W > 3:
-            # one-channel images, stride 1: the 4 rows of a panel inside one image row read 4
-            # consecutive pixels at each tap, one v128 load (the CNN's first layer)
-            self.get(i)
-            for loc, div, mod in ((pn, OH * OW, None), (poh, OW, OH), (pow_, 1, OW)):
-                self.get(i)
-                if div > 1:
-                    f.i32_const(div)
-                    f.op("i32.div_u")
-                if mod is not None:
-                    f.i32_const(mod)
-                    f.op("i32.rem_u")
-                self.set_(loc)
-            f.i32_const(MR)
-            f.i32_add()
-            self.get(self.end)
-            f.i32_le_s()
-            self.get(pow_)
-            f.i32_const(OW - MR + 1)
-            f.i32_lt_s()
-            f.i32_and()
-            with f.if_():
-                self._window_rows4(dst, row, hb, wb, s, pn, poh, pow_)
-                f.else_()
-                self._window_rows(i, dst, m, d, row, hb, wb, h, kh, pn, poh, pow_, row_h, zeros)
-        elif C % 4 == 0 and sw == 1 and p.K <= UNROLL_CHANNELS and W > 3:
-            # channels in fours, stride 1: the 4 rows of a panel inside one image row read 4
-            # consecutive pixels' C channels at each tap, a 4 x 4 block per four channels,
-            # transposed in registers (the CNN's later layers)
+        # stride 1 and 4 rows of a panel inside one image row: 4 consecutive pixels at each tap, one
+        # v128 load for one-channel images (the CNN's first layer), 4 x 4 blocks transposed in
+        # registers for channels in fours (its later layers)
+        fast = None
+        if sw == 1 and W > 3:
+            if C == 1 and p.K <= UNROLL_WINDOW:
+                fast = lambda: self._window_rows4(dst, row, hb, wb, s, pn, poh, pow_)  # noqa: E731
+            elif C % 4 == 0 and p.K <= UNROLL_CHANNELS:
+                fast = lambda: self._window_rows4c(dst, row, hb, wb, s, h, c, pn, poh, pow_)  # noqa: E731
+        if fast is not None:
             self._panel_pixel(i, pn, poh, pow_)
             with f.if_():
-                self._window_rows4c(dst, row, hb, wb, s, h, c, pn, poh, pow_)
+                fast()
                 f.else_()
                 self._window_rows(i, dst, m, d, row, hb, wb, h, kh, pn, poh, pow_, row_h, zeros)
         else:
             self._window_rows(i, dst, m, d, row, hb, wb, h, kh, pn, poh, pow_, row_h, zeros)
         self._bump(dst, 16 * p.K)
 
-    def _panel_pixel(self, i, pn, poh, pow_):
-        """Pixel (n, oh, ow) of row ``i``; leaves on the stack whether the panel is full and its 4
-        rows lie in one image row."""
+    def _pixel_of(self, m, pn, poh, pow_):
+        """Pixel (n, oh, ow) of A's row ``m``."""
         f, p = self.f, self.p
         OH, OW = p.window[5:7]
         for loc, div, mod in ((pn, OH * OW, None), (poh, OW, OH), (pow_, 1, OW)):
-            self.get(i)
+            self.get(m)
             if div > 1:
                 f.i32_const(div)
                 f.op("i32.div_u")
@@ -532,7 +512,13 @@ class _Gen:
                 f.i32_const(mod)
                 f.op("i32.rem_u")
             self.set_(loc)
+
+    def _panel_pixel(self, i, pn, poh, pow_):
+        """Pixel (n, oh, ow) of row ``i``; leaves on the stack whether the panel is full and its 4
+        rows lie in one image row."""
+        f, OW = self.f, self.p.window[6]
         self.get(i)
+        self._pixel_of(i, pn, poh, pow_)
         f.i32_const(MR)
         f.i32_add()
         self.get(self.end)
@@ -542,13 +528,19 @@ class _Gen:
         f.i32_lt_s()
         f.i32_and()
 
-    def _window_rows4c(self, dst, row, hb, wb, base, tb, c, pn, poh, pow_):
-        """The fast panel of ``_pack_window`` for C a multiple of 4, stride 1, 4 rows in one image
-        row: at a tap whose 4 pixels are all inside, each four channels are 4 v128 loads (one per
-        pixel) transposed to 4 k-major vectors; at the others, pixel by pixel, zeros outside."""
-        f, p = self.f, self.p
-        H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
-        self._pixel_bases(row, hb, wb, pn, poh, pow_)
+    def _inside(self, loc, step: int, ext: int) -> None:
+        """Push ``0 <= loc + step < ext`` (one unsigned compare)."""
+        f = self.f
+        self.get(loc)
+        if step:
+            f.i32_const(step)
+            f.i32_add()
+        f.i32_const(ext)
+        f.op("i32.lt_u")
+
+    def _tap_base(self, row, hb, wb, base) -> None:
+        """base = row + (hb * W + wb) * C * 4: tap (0, 0)'s address (wrapping; only read where valid)."""
+        f, (W, C) = self.f, self.p.window[1:3]
         self.get(hb)
         f.i32_const(W)
         f.i32_mul()
@@ -560,14 +552,15 @@ class _Gen:
         f.i32_add()
         self.set_(base)
 
-        def inside(loc, step, ext):
-            self.get(loc)
-            if step:
-                f.i32_const(step)
-                f.i32_add()
-            f.i32_const(ext)
-            f.op("i32.lt_u")
-
+    def _window_rows4c(self, dst, row, hb, wb, base, tb, c, pn, poh, pow_):
+        """The fast panel of ``_pack_window`` for C a multiple of 4, stride 1, 4 rows in one image
+        row: at a tap whose 4 pixels are all inside, each four channels are 4 v128 loads (one per
+        pixel) transposed to 4 k-major vectors; at the others, pixel by pixel, zeros outside."""
+        f, p = self.f, self.p
+        H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
+        self._pixel_bases(row, hb, wb, pn, poh, pow_)
+        self._tap_base(row, hb, wb, base)
+        inside = self._inside
         rows = [self.loc(V128) for _ in range(MR)]
         tmp = [self.loc(V128) for _ in range(8)]
         for u in range(KH):
@@ -623,28 +616,12 @@ class _Gen:
         f, p = self.f, self.p
         H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
         self._pixel_bases(row, hb, wb, pn, poh, pow_)
-        self.get(hb)
-        f.i32_const(W)
-        f.i32_mul()
-        self.get(wb)
-        f.i32_add()
-        f.i32_const(4)
-        f.i32_mul()
-        self.get(row)
-        f.i32_add()
-        self.set_(base)
+        self._tap_base(row, hb, wb, base)
+        inside = self._inside
         for u in range(KH):
             for v in range(KW):
                 k = u * KW + v
                 off = 4 * (u * dh * W + v * dw)
-
-                def inside(loc, step, ext):
-                    self.get(loc)
-                    if step:
-                        f.i32_const(step)
-                        f.i32_add()
-                    f.i32_const(ext)
-                    f.op("i32.lt_u")
                 inside(hb, u * dh, H)
                 inside(wb, v * dw, W - 3)
                 f.i32_and()
@@ -702,15 +679,7 @@ class _Gen:
             f.i32_lt_s()
             with f.if_():          # rows past ``end`` are zeros (never read: they may lie outside memory)
                 if r == 0:         # pixel (n, oh, ow) of row i: divisions once per panel
-                    for loc, div, mod in ((pn, OH * OW, None), (poh, OW, OH), (pow_, 1, OW)):
-                        self.get(m)
-                        if div > 1:
-                            f.i32_const(div)
-                            f.op("i32.div_u")
-                        if mod is not None:
-                            f.i32_const(mod)
-                            f.op("i32.rem_u")
-                        self.set_(loc)
+                    self._pixel_of(m, pn, poh, pow_)
                 else:              # the next pixel: ow + 1, carried into oh and n
                     self._bump(pow_, 1)
                     self.get(pow_)
@@ -740,27 +709,12 @@ class _Gen:
         bounds test and each element's offset are constants added to the row's bases."""
         f, p = self.f, self.p
         H, W, C, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw = p.window
-        # base = row + (hb * W + wb) * C * 4: the tap (0, 0)'s address (wrapping; only read where valid)
-        self.get(hb)
-        f.i32_const(W)
-        f.i32_mul()
-        self.get(wb)
-        f.i32_add()
-        f.i32_const(4 * C)
-        f.i32_mul()
-        self.get(row)
-        f.i32_add()
-        self.set_(base)
+        self._tap_base(row, hb, wb, base)
         for u in range(KH):
             for v in range(KW):
                 k0 = (u * KW + v) * C
-                for loc, step, ext in ((hb, u * dh, H), (wb, v * dw, W)):
-                    self.get(loc)
-                    if step:
-                        f.i32_const(step)
-                        f.i32_add()
-                    f.i32_const(ext)
-                    f.op("i32.lt_u")
+                self._inside(hb, u * dh, H)
+                self._inside(wb, v * dw, W)
                 f.i32_and()
                 with f.if_():
                     for cc in range(C):
