@@ -46,7 +46,7 @@ const BACKENDS = opt('backends', 'wasm,webgpu').split(',');
 const TFJS_THREADS = opt('tfjs-threads', null);
 // load()'s default is 'auto' (every core where the artifact has module_threads.wasm): name it, so
 // the one-thread comparison stays one thread
-const THREADS = opt('threads', '1') === 'auto' ? 'auto' : Number(opt('threads', '1'));
+const THREADS = ((t) => (t === 'auto' ? t : Number(t)))(opt('threads', '1'));
 const ROUNDS = Number(opt('rounds', 40)); // head-to-head: calls of each contender per workload
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
@@ -190,6 +190,9 @@ async function benchTfjs(backend) {
   return result;
 }
 
+// which module ran and on how many threads (the report's note)
+const moduleNote = (model) => `${model.stats().wasmModule}, ${model.stats().wasmThreads ?? 1} thread(s)`;
+
 // ---- webtensor --------------------------------------------------------------------------------
 async function benchWebtensor(backend) {
   if (backend === 'webgpu' && !gpu) return { error: gpuNote };
@@ -210,7 +213,7 @@ async function benchWebtensor(backend) {
   for (let i = 0; i < 3; i++) await step();
   const fifthLoss = await step();
   const result = { stepS: await timeit(step), forwardS: await timeit(forward), chainS: await timeit(chain), logits, chainOut, firstLoss, fifthLoss, loadS };
-  result.module = mlp.stats().wasmModule && `${mlp.stats().wasmModule}, ${mlp.stats().wasmThreads ?? 1} thread(s)`;
+  result.module = mlp.stats().wasmModule && moduleNote(mlp);
   mlp.dispose();
   cnn.dispose();
   chainModel.dispose();
@@ -243,7 +246,7 @@ async function headToHead() {
     };
     const copied = await fns['webtensor copying']();
     if (!same(await fns['webtensor resident'](), copied)) throw new Error(`${name}: the resident path differs from the copying path`);
-    workloads.push({ name, fns, unit, module: `${model.stats().wasmModule}, ${model.stats().wasmThreads ?? 1} thread(s)`, diff: maxAbs(copied, await fns['TF.js']()) });
+    workloads.push({ name, fns, unit, module: moduleNote(model), diff: maxAbs(copied, await fns['TF.js']()) });
   };
   const chainTf = (x, a, b) => tf.tidy(() => {
     const z = x.mul(a).add(b);

@@ -19,7 +19,7 @@ from ..core.runtime.artifacts import batch_steps, register_exporter, row_sum_rea
 from .binary import I32, Module
 from .lower import inline_scalars, lower, runtime_k
 from .matmul import plan as matmul_plan
-from .engines import MAX_PAGES
+from .engines import MAX_PAGES, WasmtimeEngine
 from .runtime import emit_call
 from .threads import END, Parallel, work
 
@@ -33,9 +33,10 @@ def _align(n: int, a: int = ALIGN) -> int:
 RELAXED = "module_relaxed.wasm"        # the same module with relaxed-SIMD fused multiply-adds
 THREADS = {False: "module_threads.wasm", True: "module_relaxed_threads.wasm"}   # by fma (threads.py)
 # export's ``wasm_engine`` (the engine the code is tuned for) -> how the matmul template broadcasts A
-# (``lower``'s ``splat``): V8 turns ``v128.load32_splat`` into one broadcast load, Cranelift (wasmtime)
-# runs shuffles faster (``engines.WasmtimeEngine.load_splat``); the results are the same bits either way
-ENGINES = {"v8": True, "wasmtime": False}
+# (``lower``'s ``splat``): V8 turns ``v128.load32_splat`` into one broadcast load (``lower``'s
+# default), Cranelift runs shuffles faster (the in-process device's own choice, ``load_splat``); the
+# results are the same bits either way
+ENGINES = {"v8": True, "wasmtime": WasmtimeEngine.load_splat}
 ROWS_PREFIX = "__rows_"                 # + the signature's name: its run-time rows driver (no signature starts "__")
 ROWS_CELL = 48                          # i32: the rows driver's rows, for sums over them (bytes [0, 64) hold no
 assert ROWS_CELL >= END + 4             # tensor; the threads' control block ends at END + 4)
