@@ -3,7 +3,7 @@ browser targets: webtensor on 2 threads >= 1.1x the better of them on matmul 102
 forward, and >= 1.7x webtensor on 1 thread there and on the MLP train step and the 6-layer encoder,
 which only webtensor runs here).
 
-    python bench/bench_chromium_threads.py [--threads 2] [--rounds 20] [--settle-ms 0] [--no-peers]
+    python bench/bench_chromium_threads.py [--threads 2] [--rounds 20] [--settle-ms 0] [--loop K] [--no-peers]
 
 Builds a site in a temporary folder: the npm package as ``npm pack`` ships it, the artifacts of
 ``bench/export_bench.py`` (``wasm_threads=True``), TF.js and its WebAssembly backend and ONNX
@@ -15,7 +15,10 @@ contender on the same inputs, calls alternating round robin, each round in a new
 Runtime's thread pool spins for ~10-20 ms after its call; in the fixed order used before, webtensor's
 2-thread model always ran next, and its ~3 ms CNN call then got no second core; the report gives
 webtensor's times by the contender run just before), with ``--settle-ms`` of idleness before each
-call if asked (no contender then slows another; all start cold). Prints, per workload, each
+call if asked (no contender then slows another; all start cold), or ``--loop K`` calls of each
+contender per turn (timed per call, as a predict or training loop runs: threads that slept through the
+other contenders' calls wake once per K calls; on a VM a thread asleep over ~0.5 ms takes ~150 us to
+wake, ``node bench/bench_threads.mjs --wake``). Prints, per workload, each
 contender's best and median call, webtensor's ratio to the better peer (best and median) and its
 threads-vs-one-thread ratio (of the best calls, of the medians, and "rounds": the median over rounds
 of the ratio of the two calls in the same round), for the model on the page's thread (whose driver spins while it waits
@@ -148,6 +151,10 @@ def main(argv=None) -> int:
                         help="idle time before each call, so that no contender's spinning thread pool slows the "
                              "next call (and none finds its own pool still spinning: ONNX Runtime's calls then "
                              "start cold)")
+    parser.add_argument("--loop", type=int, default=0,
+                        help="each turn runs K calls of one contender back to back (as a predict or training loop "
+                             "does), timed per call: its threads wake once per K calls, and a peer's spinning "
+                             "pool slows only the first")
     parser.add_argument("--no-peers", action="store_true",
                         help="webtensor only (its threads vs one thread without the peers' thread pools beside it)")
     args = parser.parse_args(argv)
@@ -166,7 +173,8 @@ def main(argv=None) -> int:
                 page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
                 page.wait_for_function("window.benchReady === true", timeout=60_000)
                 result = page.evaluate("(o) => window.runBench(o)", {"threads": args.threads, "rounds": args.rounds,
-                                                                      "peers": not args.no_peers, "settle": args.settle_ms})
+                                                                      "peers": not args.no_peers, "settle": args.settle_ms,
+                                                                      "loop": args.loop})
                 browser.close()
         finally:
             server.shutdown()

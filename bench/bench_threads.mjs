@@ -11,7 +11,16 @@
 // --resident: inputs kept in each model's memory (inputTensor().write()) and outputs read as views, as
 // Python's in-process executables run: no per-call copy on the driver thread (the MLP's 401 kB input).
 //
-// Usage: node bench/bench_threads.mjs [--threads 2] [--rounds 20] [--resident]
+// --loop K: each round runs K calls of one model back to back, then K of the other (which goes first
+// alternates), as fit() and a predict loop call a model; the figures are per call (a block's time / K)
+// and pairs are of blocks. Without it every N-thread call follows a 1-thread call of 2-4 ms, through
+// which its threads slept: on a VM a thread asleep for more than ~0.5 ms takes ~150 us to wake
+// (--wake measures it), which the first round of each call pays.
+//
+// --wake: no models; how long a Worker asleep in Atomics.wait takes to run after Atomics.notify,
+// against how long it slept (the machine's wake-up latency, which a thread pool pays per call).
+//
+// Usage: node bench/bench_threads.mjs [--threads 2] [--rounds 20] [--resident] [--loop K] [--wake]
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,7 +38,12 @@ const opt = (name, dflt) => {
 const N = opt('threads', 2);
 const ROUNDS = opt('rounds', 20);
 const RESIDENT = args.includes('--resident');
+const LOOP = opt('loop', 0);
 
+if (args.includes('--wake')) {
+  await wakeLatency();
+  process.exit(0);
+}
 const out = mkdtempSync(join(tmpdir(), 'webtensor-bench-threads-'));
 execFileSync('python3', [join(dirname(fileURLToPath(import.meta.url)), 'export_bench.py'), out], { stdio: 'inherit' });
 
@@ -39,6 +53,45 @@ function inputsFor(model, name) {
     const data = s.dtype === 'int32' ? Int32Array.from({ length: n }, (_, i) => i % 10) : Float32Array.from({ length: n }, (_, i) => Math.sin(i));
     return webtensor.tensor(data, s.shape, s.dtype);
   });
+}
+
+/** --wake: a Worker waits in Atomics.wait; this thread busy-waits `gap` ms, notifies, and times until the Worker runs. */
+async function wakeLatency() {
+  const { Worker } = await import('node:worker_threads');
+  const sab = new SharedArrayBuffer(32);
+  const i32 = new Int32Array(sab, 0, 4);
+  const at = new Float64Array(sab, 16, 2); // [notified, woke], ms since the epoch (timeOrigin + now)
+  const worker = new Worker(`
+    const { workerData: sab } = require('node:worker_threads');
+    const i32 = new Int32Array(sab, 0, 4), at = new Float64Array(sab, 16, 2);
+    for (let seen = 0; ;) {
+      Atomics.wait(i32, 0, seen);
+      seen = Atomics.load(i32, 0);
+      at[1] = performance.timeOrigin + performance.now();
+      if (i32[2]) break;
+      Atomics.store(i32, 1, seen);
+    }`, { eval: true, workerData: sab });
+  await new Promise((r) => setTimeout(r, 100));
+  console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}; wake-up latency of a sleeping Worker, ${ROUNDS} wakes each`);
+  for (const gap of [0.02, 0.1, 0.5, 1, 2, 4]) {
+    const us = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const t0 = performance.now();
+      while (performance.now() - t0 < gap);
+      at[0] = performance.timeOrigin + performance.now();
+      Atomics.add(i32, 0, 1);
+      Atomics.notify(i32, 0);
+      while (Atomics.load(i32, 1) !== Atomics.load(i32, 0));
+      us.push((at[1] - at[0]) * 1e3);
+    }
+    us.sort((a, b) => a - b);
+    const q = (p) => us[Math.floor(p * (us.length - 1))].toFixed(1).padStart(6);
+    console.log(`asleep ${String(gap).padStart(4)} ms: woke after ${q(0.1)} us (10th percentile) ${q(0.5)} us (median) ${q(0.9)} us (90th)`);
+  }
+  i32[2] = 1;
+  Atomics.add(i32, 0, 1);
+  Atomics.notify(i32, 0);
+  await worker.terminate();
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -55,10 +108,10 @@ async function race(label, dir, signature) {
   }
   const options = RESIDENT ? { output: 'view' } : undefined;
   for (let r = 0; r < ROUNDS; r++) {
-    for (const k of [1, N]) {
+    for (const k of (LOOP && r % 2 ? [N, 1] : [1, N])) {
       const t = performance.now();
-      await models[k].run(signature, feeds[k], options);
-      times[k].push(performance.now() - t);
+      for (let i = 0; i < Math.max(LOOP, 1); i++) await models[k].run(signature, feeds[k], options);
+      times[k].push((performance.now() - t) / Math.max(LOOP, 1));
     }
   }
   const b1 = Math.min(...times[1]), bn = Math.min(...times[N]);
@@ -70,7 +123,7 @@ async function race(label, dir, signature) {
   models[N].dispose();
 }
 
-console.log(`${RESIDENT ? 'resident inputs, output views; ' : ''}load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log(`${RESIDENT ? 'resident inputs, output views; ' : ''}${LOOP ? `loops of ${LOOP} calls; ` : ''}load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 try {
   await race('matmul 1024', 'matmul1024', 'predict');
   await race('MLP train step (batch 128)', 'mlp', 'train_step');

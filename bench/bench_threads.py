@@ -17,6 +17,12 @@ the driver's polls while it waits for the other threads, ``threads.SPIN``, so it
 - transformer encoder forward, 6 layers, batch 16 x 64 tokens (``export_bench.encoder``: d 128,
   4 heads, feed-forward 512).
 
+``--loop K``: each round runs K calls of one program back to back, then K of the other (which goes
+first alternates), as ``fit`` and a predict loop call it; figures are per call (a block's time / K),
+pairs are of blocks. Without it each N-thread call follows a 1-thread call, through which its
+threads slept: on a VM a thread asleep for more than ~0.5 ms takes ~150 us to wake
+(``node bench/bench_threads.mjs --wake``), which each call's first round pays.
+
 ``--sweep``: the threshold. One elementwise kernel (``tanh(x * 1.5 + 0.5)``, every kernel split
 whatever its size: ``threads.MIN_WORK`` 0, ``TILE_WORK`` 1024) and one matmul (M x 256 x 256) at growing sizes,
 1 vs N threads: where N threads start to win is where ``MIN_WORK`` belongs.
@@ -30,7 +36,7 @@ threads' shares of its tiles (run one after another on this thread), summed over
 what share of 1 thread's time stays on one thread. It leaves out the threads' synchronisation (per
 split kernel a round: ``threads.SPIN``) and their contention for memory.
 
-Usage: python bench/bench_threads.py [--threads 2] [--rounds 20] [--sweep | --amdahl]
+Usage: python bench/bench_threads.py [--threads 2] [--rounds 20] [--loop K] [--sweep | --amdahl]
 """
 from __future__ import annotations
 
@@ -58,15 +64,17 @@ def compiled(n, build):
     return call
 
 
-def race(name, build, n, rounds):
+def race(name, build, n, rounds, loop=0):
     one, many = compiled(1, build), compiled(n, build)
     times = {1: [], n: []}
     cpu = {1: 0.0, n: 0.0}
-    for _ in range(rounds):
-        for k, call in ((1, one), (n, many)):
+    calls = max(loop, 1)
+    for r in range(rounds):
+        for k, call in ((n, many), (1, one)) if loop and r % 2 else ((1, one), (n, many)):
             c, t = time.thread_time(), time.perf_counter()
-            call()
-            times[k].append(time.perf_counter() - t)
+            for _ in range(calls):
+                call()
+            times[k].append((time.perf_counter() - t) / calls)
             cpu[k] += time.thread_time() - c
     b1, bn = min(times[1]), min(times[n])
     m1, mn = statistics.median(times[1]), statistics.median(times[n])
@@ -194,16 +202,17 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--loop", type=int, default=0, help="K calls of each program back to back per round")
     p.add_argument("--sweep", action="store_true")
     p.add_argument("--amdahl", action="store_true", help="the load-insensitive estimate per workload (no race)")
     a = p.parse_args()
-    print(f"load: {os.getloadavg()}  cpus: {os.cpu_count()}", flush=True)
+    print(f"{f'loops of {a.loop} calls; ' if a.loop else ''}load: {os.getloadavg()}  cpus: {os.cpu_count()}", flush=True)
     with wt.device("wasm"):
         if a.sweep:
             sweep(a.threads, a.rounds)
             return
         run = (lambda name, build: amdahl(name, build, a.threads, a.rounds)) if a.amdahl else \
-            (lambda name, build: race(name, build, a.threads, a.rounds))
+            (lambda name, build: race(name, build, a.threads, a.rounds, a.loop))
         run("matmul 1024", matmul(1024))
         run("MLP train step (batch 128)", mlp())
         run("MLP train step, Adam (batch 128)", mlp(wt.optimizers.Adam(1e-3)))

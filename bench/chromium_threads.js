@@ -137,7 +137,7 @@ async function ortContender(threads) {
   };
 }
 
-window.runBench = async ({ threads = 2, rounds = 20, peers = true, settle = 0 } = {}) => {
+window.runBench = async ({ threads = 2, rounds = 20, peers = true, settle = 0, loop = 0 } = {}) => {
   const contenders = {
     [`webtensor ${threads}T`]: await webtensorContender(threads),
     'webtensor 1T': await webtensorContender(1),
@@ -162,9 +162,11 @@ window.runBench = async ({ threads = 2, rounds = 20, peers = true, settle = 0 } 
       // CNN call takes ~3 ms); `settle` ms of idleness before each call remove that (all start cold)
       for (const n of shuffled(names)) {
         if (settle) await new Promise((resolve) => setTimeout(resolve, settle));
+        // `loop` calls back to back (as a predict or training loop runs), timed together: per call
+        const calls = Math.max(loop, 1);
         const t0 = performance.now();
-        await contenders[n][workload]();
-        times[n].push(performance.now() - t0);
+        for (let i = 0; i < calls; i++) await contenders[n][workload]();
+        times[n].push((performance.now() - t0) / calls);
         after[n].push(prev);
         prev = n;
       }

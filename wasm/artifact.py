@@ -140,7 +140,7 @@ class WasmArtifact:
                 fail(m + str(e)[len("module.wasm"):])     # its messages start "module.wasm: "
         self.variables, self.address, self.timeout = variables, address, timeout
         with_rows = {name: sig["wasm"]["rows_driver"] for name, sig in sigs.items() if "rows_driver" in sig["wasm"]}
-        self.workers = None
+        self.workers = self.wake = None     # wake: a threaded module's (threads.py), called before inputs are written
         if self.browser:
             self.engine = eng = BrowserEngine(pages, fma=None, maximum_pages=pages, shared=self.threads > 1)
             self.module = chosen = modules[-1] if eng.fma else modules[0]     # Node 20: no relaxed SIMD
@@ -153,6 +153,7 @@ class WasmArtifact:
             self.rows_drivers = {name: getattr(exports, d) for name, d in with_rows.items()}
             if self.threads > 1:    # a page's main thread may not block: the driver then spins
                 exports.threads_setup(self.threads, 1 if eng.can_block else 0)
+                self.wake = getattr(exports, "wake", None)
                 try:
                     self.workers = eng.workers(module, self.threads, exports.stop)
                 except Exception as e:
@@ -176,6 +177,8 @@ class WasmArtifact:
             self.rows_drivers = {name: _Caller(eng.store, inst.exports(eng.store)[d], 1) for name, d in with_rows.items()}
             if self.threads > 1:
                 inst.exports(eng.store)["threads_setup"](eng.store, self.threads, 1)
+                wake = inst.exports(eng.store).get("wake")
+                self.wake = _Caller(eng.store, wake, 0) if wake is not None else None
                 self.workers = eng.workers(module, self.threads)
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
@@ -227,6 +230,8 @@ class WasmArtifact:
         ins, outs = self.io[name]
         if rows is not None:
             outs = self.row_outs.get((name, rows)) or self._row_outs(name, rows)
+        if self.wake is not None:       # the threads wake (~150 us after a long sleep on a VM) while inputs are copied
+            self.wake()
         for a, data in zip(ins, inputs):
             self.engine.write(a, data)
         self._call(name, rows)

@@ -26,6 +26,7 @@ __all__ = ["check_module", "MAX_TABLE_ENTRIES"]
 
 MAX_TABLE_ENTRIES = 100000
 THREAD_EXPORTS = {"worker": ((0x7F,), ()), "stop": ((), ()), "threads_setup": ((0x7F, 0x7F), ())}
+THREAD_OPTIONAL = {"wake": ((), ())}     # older artifacts lack it; a host calls it where exported
 HEADER = b"\0asm\x01\0\0\0"                               # §5.5.16: magic, version 1
 SECTIONS = {0: "custom", 1: "type", 2: "import", 3: "function", 4: "table", 5: "memory", 6: "global",
             7: "export", 8: "start", 9: "element", 10: "code", 11: "data", 12: "data count"}
@@ -124,7 +125,8 @@ def check_module(data: bytes, drivers: list[str], memory_pages: int, shared: boo
     """Raise ValueError("module.wasm: ...") unless ``data`` is a well-formed module honouring the contract.
     ``rows_drivers``: exports that must be functions (i32) -> () (run-time rows drivers).
     ``shared``: the memory import must be shared (a threaded module, ``wasm/threads.py``), and the
-    module must export ``worker`` (i32) -> (), ``stop`` and ``threads_setup`` (i32, i32) -> ()."""
+    module must export ``worker`` (i32) -> (), ``stop`` and ``threads_setup`` (i32, i32) -> (), and
+    may export ``wake`` () -> ()."""
     data = memoryview(data).cast("B")
     r = _Reader(data, 0, len(data))
     head = bytes(data[:8])
@@ -226,6 +228,10 @@ def check_module(data: bytes, drivers: list[str], memory_pages: int, shared: boo
         kind, index = exports.get(name, (None, None))
         if kind != 0 or index >= len(funcs) or funcs[index] != t:
             _fail(f"a threaded module must export the function '{name}' of type {_fmt_type(t)}")
+    for name, t in (THREAD_OPTIONAL if shared else {}).items():
+        kind, index = exports.get(name, (0, None))
+        if index is not None and (kind != 0 or index >= len(funcs) or funcs[index] != t):
+            _fail(f"a threaded module's export '{name}' must be a function of type {_fmt_type(t)}")
     for d, want in [(d, ((), ())) for d in drivers] + [(d, ((0x7F,), ())) for d in rows_drivers]:
         if d not in exports:
             _fail(f"does not export the driver function '{_show(d)}'")

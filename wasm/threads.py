@@ -60,7 +60,7 @@ GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE, END, ACTIVE = 0, 4, 8, 
 ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
 MIN_WORK = 1 << 16      # work units (see work()) below which a kernel stays on one thread (measured, see below)
 TILE_WORK = 1 << 14     # work units per tile at least (~10 us)
-MAX_TILES = 16          # before B was packed once per thread (Lowered.reuses_b), 16 tiles cost ~10% over one call at 1024^3
+MAX_TILES = 32          # before B was packed once per thread (Lowered.reuses_b), 16 tiles cost ~10% over one call at 1024^3
 PACKED_ROWS = 32        # rows per tile at least for a kernel with workspace (a template that packs an operand
                         # per call): 128x784x256 matmul on 1 thread in 1/2/4/8 tiles: 976/1013/1069/1185 us
 
@@ -310,6 +310,20 @@ class Parallel:
         g.i32_const(1).i32_atomic_rmw_add().drop()
         self._word(g, GEN)
         g.i32_const(-1).memory_atomic_notify().drop()
+        g.finish()
+        g = self.m.function("wake", export=True)
+        # ACTIVE = 1 and an empty round (TASK matches no tiles function): the workers wake and poll
+        # for the call's first round. A round's tag is read from GEN when it is published, and a
+        # worker that reads the next round's TASK under this GEN claims nothing (NEXT's tag differs)
+        self._word(g, ACTIVE)
+        g.i32_const(1).i32_atomic_store()
+        self._word(g, TASK)
+        g.i32_const(len(self.tasks)).i32_atomic_store()
+        self._word(g, GEN)
+        g.i32_const(1).i32_atomic_rmw_add().drop()
+        self._word(g, GEN)
+        self._word(g, NTHREADS)
+        g.i32_atomic_load().i32_const(1).i32_sub().memory_atomic_notify().drop()
         g.finish()
         g = self.m.function("worker", params=[I32], export=True)
         seen, gen, task, spin = g.local(I32), g.local(I32), g.local(I32), g.local(I32)

@@ -226,6 +226,9 @@ class WasmBackend {
     this.module = module;
     this.workers = workers; // threads 1..n-1 (js/thread.js); this thread is thread 0
     this.stop = exports.stop;
+    // wakes the threads before the inputs are copied: a thread asleep for more than ~0.5 ms takes
+    // ~150 us to wake on a VM (bench/bench_threads.mjs --wake), which the copy then hides
+    this.wake = workers.length && exports.wake ? exports.wake : null; // older artifacts lack it
     this.memory = memory;
     this.variables = variables;
     this.address = address;
@@ -255,6 +258,7 @@ class WasmBackend {
     if (rows !== undefined && !(this.takesRows(name) && Number.isInteger(rows) && rows >= 1 && rows <= sig.chunk)) {
       throw new Error(`webtensor: signature '${name}' cannot run ${rows} rows`);
     }
+    this.wake?.();
     let mem = new Uint8Array(this.memory.buffer);
     // a resident tensor of another slot is read before any slot is written: slots of different
     // signatures overlap, so writing one input could overwrite another's source

@@ -119,11 +119,13 @@ class Reader {
 
 // A threaded module's (wasm/threads.py) exports besides the drivers: name -> [params, results].
 const THREAD_EXPORTS = [['worker', [[0x7f], []]], ['stop', [[], []]], ['threads_setup', [[0x7f, 0x7f], []]]];
+// optional (older artifacts lack it; the backend calls it where exported): name -> [params, results]
+const THREAD_OPTIONAL = [['wake', [[], []]]];
 
 /**
  * Throw Error('module.wasm: ...') unless `bytes` is a well-formed module honouring the contract.
  * `shared`: the memory import must be shared (a threaded module) and the module must export
- * worker (i32) -> (), stop () -> () and threads_setup (i32, i32) -> ().
+ * worker (i32) -> (), stop () -> () and threads_setup (i32, i32) -> (), and may export wake () -> ().
  */
 export function checkModule(bytes, drivers, memoryPages, shared = false, rowsDrivers = []) {
   const data = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
@@ -227,6 +229,14 @@ export function checkModule(bytes, drivers, memoryPages, shared = false, rowsDri
     const t = kind === 0 && index < funcs.length ? funcs[index] : null;
     if (!t || t[0].join() !== params.join() || t[1].join() !== results.join()) {
       fail(`a threaded module must export the function '${name}' of type ${fmtType([params, results])}`);
+    }
+  }
+  for (const [name, [params, results]] of shared ? THREAD_OPTIONAL : []) {
+    if (!exports.has(name)) continue;
+    const [kind, index] = exports.get(name);
+    const t = kind === 0 && index < funcs.length ? funcs[index] : null;
+    if (!t || t[0].join() !== params.join() || t[1].join() !== results.join()) {
+      fail(`a threaded module's export '${name}' must be a function of type ${fmtType([params, results])}`);
     }
   }
   // drivers are () -> (); rows drivers (run-time rows, docs/artifact.md) (i32) -> ()

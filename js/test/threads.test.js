@@ -209,6 +209,12 @@ test('checkModule: a threaded module needs shared=true, and a plain one fails it
   checkModule(plain, ['predict'], 64);
   assert.throws(() => checkModule(threaded, ['predict'], 64), /only 0x00 and 0x01/);
   assert.throws(() => checkModule(plain, ['predict'], 64, true), /must be shared \(limits flag 0x03\)/);
+  // wake () -> () is optional (older artifacts): a module without it passes
+  const i = Buffer.from(threaded).indexOf('wake');
+  assert.ok(i > 0);
+  const older = threaded.slice();
+  older[i] = 'x'.charCodeAt(0);
+  checkModule(older, ['predict'], 64, true);
 });
 
 test('a threads workspace past 4 GiB is an ArtifactError, before any memory is made', async () => {

@@ -32,7 +32,7 @@ def workers():
 
 
 def test_tiles_do_not_depend_on_threads_and_keep_alignment():
-    assert T.tile_rows(1024, 1024 ** 3) == 64               # 16 tiles of 64 rows
+    assert T.tile_rows(1024, 1024 ** 3) == 32               # 32 tiles (MAX_TILES) of 32 rows
     assert T.tile_rows(10, 1 << 30) is None                  # too few rows to split
     assert T.tile_rows(4096, T.MIN_WORK - 1) is None         # too little work
     assert T.tile_rows(64, T.MIN_WORK) == 16                 # 4 tiles (TILE_WORK each), 16 rows each
@@ -159,6 +159,8 @@ def test_module_check_of_threaded_modules(artifacts):
     renamed = threaded.replace(b"threads_setup", b"threads_xetup")
     with pytest.raises(ValueError, match="must export the function 'threads_setup'"):
         check_module(renamed, drivers, 64, shared=True)
+    assert b"wake" in threaded
+    check_module(threaded.replace(b"wake", b"xake"), drivers, 64, shared=True)     # optional: older artifacts
 
 
 def _with_stride(src, dst, stride):
@@ -275,3 +277,34 @@ def test_workers_poll_only_while_a_call_runs(nthreads, monkeypatch):
             del f
     np.testing.assert_array_equal(got[2], got[1])
     assert idle < 0.01, f"{idle * 1e3:.1f} ms of CPU in 100 ms after the calls: a worker kept polling"
+
+
+def test_wake_starts_the_workers_polling_until_the_call_ends(tmp_path, nthreads, monkeypatch):
+    """``wake()`` (a threaded module's export, which a loader calls before it copies a call's inputs):
+    the workers wake and poll for the call's first round (up to ``threads.SPIN`` polls, here ~0.5 s)
+    instead of waking only when it is published; the call's end puts them to sleep; results stay
+    those of one thread."""
+    monkeypatch.setattr(T, "SPIN", 1 << 30)
+    a, w = R.randn(256, 512).astype(np.float32), R.randn(512, 512).astype(np.float32)
+    wt.export(lambda x, y: wt.tanh(wt.matmul(x, y)), (a, w), str(tmp_path), wasm_threads=True)
+    got = {}
+
+    def cpu_in(seconds):
+        cpu = time.process_time()
+        time.sleep(seconds)
+        return time.process_time() - cpu
+    for n in (1, 2):
+        nthreads(n)
+        m = wt.load(str(tmp_path), backend="wasm")
+        got[n] = m.predict([a, w])
+        if n == 2:
+            time.sleep(0.01)
+            assert cpu_in(0.1) < 0.01                   # asleep between calls
+            m._backend.wake()
+            assert cpu_in(0.1) > 0.05                   # woken: a worker polls
+            got[n] = m.predict([a, w])
+            time.sleep(0.01)
+            assert cpu_in(0.1) < 0.01                   # the call ended: asleep again
+        m.dispose()
+    np.testing.assert_array_equal(got[2], got[1])
+    np.testing.assert_allclose(got[1], np.tanh(a @ w), rtol=1e-5, atol=2e-5)
