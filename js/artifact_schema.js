@@ -51,7 +51,7 @@ export default {
      "$ref": "#/$defs/module_entry"
     },
     "module_threads.wasm": {
-     "description": "Optional: module.wasm's drivers on a shared memory, large kernels split over threads (exports worker, stop, threads_setup); loaders run it when asked for more than one thread (docs/artifact.md, Threads).",
+     "description": "Optional: module.wasm's drivers on a shared memory, large kernels split over threads (exports worker, stop, threads_setup, optionally wake); loaders run it when asked for more than one thread (docs/artifact.md, Threads).",
      "$ref": "#/$defs/module_entry"
     },
     "module_relaxed_threads.wasm": {
