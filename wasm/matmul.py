@@ -39,6 +39,7 @@ Function signature as in ``ir.py``: ``(out, in..., start, end, scratch)``, rows 
 from __future__ import annotations
 
 import dataclasses
+import struct
 from dataclasses import dataclass
 from math import prod
 
@@ -47,6 +48,7 @@ from ..core.simplify import nodes
 from .analysis import load_offset, simplifier
 from .binary import F32, I32, V128, Function, Module
 from .ir import Lowered, params
+from .ops import emit_op
 
 MR, NR = 4, 8          # register tile: 4 rows x 8 columns (two f32x4 per row)
 UNROLL_WINDOW = 64     # conv2d windows of at most this many elements pack with taps and channels unrolled
@@ -183,6 +185,47 @@ def supports(kernel: K.Kernel) -> bool:
     return plan(kernel) is not None
 
 
+REGISTER_EPILOGUES = True   # tests and benches set it False to compare with the epilogue's own pass
+# float32 ops whose generic lowering (lower._Gen) is one ops.emit_op on vectors (exp is not: it has
+# folded forms there), so the micro-kernel computes them with the same instructions
+_REGISTER_OPS = frozenset({"add", "sub", "mul", "div", "max", "min", "neg", "abs", "sqrt", "tanh", "erf", "log",
+                           "sin", "cos"})
+
+
+def register_epilogue(kernel: K.Kernel) -> K.Expr | None:
+    """The epilogue of a ``matmul`` or ``conv2d`` kernel as the micro-kernel applies it to its
+    accumulators before their one store (the simplified expression), or None to run it as its own
+    pass over the stored rows (``lower._lower_epilogue``). It applies where each tile is stored once
+    (K within one cache block, ``KC``; no batch dims; N a multiple of ``NR``; not in place) and the
+    epilogue reads only the accumulator at its own index, per-column vectors (``in[i_last]`` of
+    shape ``(N,)``: a bias) and constants through :data:`_REGISTER_OPS`: the float32 operations of
+    the separate pass, in its order (with ``fma``, a multiply whose one use is an add is fused into
+    it there as here), so the same bits without re-reading the output (the CNN's first convolution:
+    bias + ReLU was a 67 us pass over its 1.6 MB output in V8)."""
+    epi = kernel.epilogue
+    if not REGISTER_EPILOGUES or epi is None or kernel.inplace or kernel.template not in ("matmul", "conv2d") or \
+            kernel.out.dtype.name != "float32":
+        return None
+    p = plan(dataclasses.replace(kernel, epilogue=None))
+    if p is None or prod(p.batch) != 1 or p.K > KC or p.N % NR:
+        return None
+    acc, last = len(kernel.inputs), len(epi.space) - 1
+    ident = tuple(K.idx(d) for d in range(len(epi.space)))
+    e = simplifier(epi.space).simp(epi.expr)
+    for x in nodes(e):
+        if x.op == "idx":                   # in a load's index, checked there
+            continue
+        if x.dtype.name != "float32":
+            return None
+        if x.op == "load":
+            if not (x.arg == acc and x.args == ident or
+                    x.arg < acc and epi.inputs[x.arg].shape == (p.N,) and x.args == (K.idx(last),)):
+                return None
+        elif x.op != "const" and x.op not in _REGISTER_OPS:
+            return None
+    return e
+
+
 def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False,
           splat: bool = True, run_k: tuple[int, int] | None = None):
     """Add the template's function for ``kernel`` (``supports(kernel)`` must hold); ``fma`` uses
@@ -196,10 +239,11 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     first rows of a batch, docs/artifact.md "Run-time rows: train steps"). Each output element is
     then the sum of the first K products in the same order, with the same +0-initialised
     accumulators: the full K's sum when the products past it are zeros."""
-    p = plan(kernel)
+    epi = register_epilogue(kernel) if run_k is None else None
+    p = plan(dataclasses.replace(kernel, epilogue=None) if epi is not None else kernel)
     n_in = len(kernel.inputs)
     f = module.function(name, params=params(n_in), export=export)
-    _Gen(f, p, n_in, fma, splat, run_k).run()
+    _Gen(f, p, n_in, fma, splat, run_k, epi).run()
     f.finish()
     return Lowered(name, n_in, p.M, p.scratch(), False, reuses_b(p))
 
@@ -225,8 +269,8 @@ def _bytes_of_lanes(idx):
 
 class _Gen:
     def __init__(self, f: Function, p: Plan, n_in: int, fma: bool = False, splat: bool = True,
-                 run_k: tuple[int, int] | None = None):
-        self.f, self.p, self.fma, self.splat = f, p, fma, splat
+                 run_k: tuple[int, int] | None = None, epi: K.Expr | None = None):
+        self.f, self.p, self.fma, self.splat, self.epi, self.n_in = f, p, fma, splat, epi, n_in
         self.out, self.start, self.end, self.scratch = 0, n_in + 1, n_in + 2, n_in + 3
         self.loc = lambda t=I32: f.local(t)
         self.run_k = None
@@ -1063,6 +1107,8 @@ class _Gen:
         f.i32_mul()
         f.i32_add()
         self.set_(c)
+        if self.epi is not None:
+            self._epilogue(j)
         # full tile?
         self.get(i)
         f.i32_const(MR)
@@ -1084,6 +1130,62 @@ class _Gen:
                 self._store_rows(c, add=True)
             f.else_()
             self._store_partial(pc, c, i, j)
+
+    def _epilogue(self, j):
+        """acc[r][h] = epilogue(acc[r][h]) (``register_epilogue``'s expression) for the tile at column
+        ``j``: a bias is one v128 load per half of the tile, an operation one ``ops.emit_op``."""
+        f, e, acc = self.f, self.epi, self.n_in
+        uses: dict = {}
+        for x in nodes(e):
+            for y in x.args:
+                uses[y] = uses.get(y, 0) + 1
+        fused = set()           # as lower._Gen with fma: a multiply whose one use is an add or subtrahend
+        if self.fma:
+            for x in nodes(e):
+                if x.op in ("add", "sub"):
+                    for y in (x.args if x.op == "add" else x.args[1:]):
+                        if y.op == "mul" and uses.get(y, 0) == 1 and y not in fused:
+                            fused.add(y)
+                            break
+        col = self.loc()
+        self.get(j)
+        f.i32_const(4)
+        f.i32_mul()
+        self.set_(col)
+        memo: dict = {}
+
+        def val(x, r, h):
+            key = (x, h) if x.op == "const" or x.op == "load" and x.arg != acc else (x, r, h)
+            if key in memo:
+                return memo[key]
+            if x.op == "load" and x.arg == acc:
+                return self.acc[r][h]
+            if x.op == "const":
+                f.v128_const(struct.pack("<f", x.arg) * 4)
+            elif x.op == "load":                # in[x.arg][j + 4h .. j + 4h + 3]
+                self.get(1 + x.arg, col)
+                f.i32_add()
+                f.v128_load(16 * h, 0)
+            elif x.op in ("add", "sub") and any(y in fused for y in x.args):
+                m = next(y for y in (x.args if x.op == "add" else x.args[1:]) if y in fused)
+                other = x.args[1] if x.args[0] is m else x.args[0]
+                for y in (m.args[0], m.args[1], other):
+                    val(y, r, h)
+                self.get(*(val(y, r, h) for y in (m.args[0], m.args[1], other)))
+                f.f32x4_relaxed_madd() if x.op == "add" else f.f32x4_relaxed_nmadd()
+            else:
+                emit_op(f, x, True, [val(y, r, h) for y in x.args], self.fma)
+            memo[key] = loc = self.loc(V128)
+            f.local_set(loc)
+            return loc
+        out = {}
+        for r in range(MR):
+            for h in range(2):
+                out[r, h] = val(e, r, h)
+        for (r, h), loc in out.items():         # after all are computed: acc[r][h] may be an operand above
+            if loc != self.acc[r][h]:
+                self.get(loc)
+                f.local_set(self.acc[r][h])
 
     def _store_rows(self, c, add):
         f, p = self.f, self.p

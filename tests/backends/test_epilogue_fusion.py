@@ -15,6 +15,8 @@ the direct and tiled matmul plans, split K, the generic reduction, one and two p
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,10 @@ def _gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
 
 
+def _erf(x):
+    return np.vectorize(math.erf)(x)
+
+
 def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
@@ -55,6 +61,18 @@ CASES = {
     "bias_relu_split_k": _dense(wt.relu, lambda z: np.maximum(z, 0), 8, 2048, 8),   # few outputs: split K
     "bias_relu_tiny": _dense(wt.relu, lambda z: np.maximum(z, 0), 4, 9, 3),
 }
+# the wasm micro-kernel applies these to its accumulators (matmul.register_epilogue: N a multiple of
+# 8, K <= 256, per-column inputs): rows that end in a partial tile, a multiply fused into an add
+# and into a subtrahend (relaxed multiply-adds in the fma module), erf
+CASES["bias_relu_n16_k9"] = _dense(wt.relu, lambda z: np.maximum(z, 0), 37, 9, 16)
+CASES["bias_gelu_erf"] = _dense(wt.nn.activations.gelu, lambda z: z * 0.5 * (1 + _erf(z / np.sqrt(2))), 20, 40, 24)
+_s = _f(30, 64), _f(64, 32, scale=0.125), _f(32)
+CASES["scale_add_bias_tanh"] = (lambda x, w, b: wt.tanh((x @ w) * 0.5 + b), list(_s),
+                                lambda x, w, b: np.tanh((x.astype(np.float64) @ w) * 0.5 + b),
+                                np.abs(_s[0]) @ np.abs(_s[1]), 64)
+CASES["bias_minus_scaled"] = (lambda x, w, b: b - (x @ w) * 0.25, [_s[0], _s[1][:, :8], _s[2][:8]],
+                              lambda x, w, b: b - (x.astype(np.float64) @ w) * 0.25,
+                              np.abs(_s[0]) @ np.abs(_s[1][:, :8]), 64)
 _x, _w, _y = _f(64, 300), _f(300, 64, scale=0.06), _f(64, 64)
 CASES["scale_tanh_residual"] = (lambda x, w, y: wt.tanh(0.5 * (x @ w)) + y, [_x, _w, _y],
                                 lambda x, w, y: np.tanh(0.5 * (x.astype(np.float64) @ w)) + y,
@@ -233,3 +251,27 @@ def test_reduction_behind_a_shared_movement_stays_materialisable():
     t = np.transpose((x.astype(np.float64) @ w) / 3.0, (1, 0, 2, 3))
     np.testing.assert_allclose(out[0], np.maximum(t, 0) + 1.0, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(out[1], (t * 2.0).sum(-1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("c, o", [(1, 16), (16, 32), (3, 8)])
+def test_conv_epilogue_in_the_micro_kernel(c, o, monkeypatch):
+    """wasm: a convolution's bias + ReLU applied to the micro-kernel's accumulators
+    (``matmul.register_epilogue``; 126 output pixels: a partial last tile, panels across image rows)
+    gives bitwise the unfused program and the epilogue run as its own pass, near the reference."""
+    from webtensor.wasm import matmul as MM
+    x, k, b = _f(2, 9, 7, c), _f(3, 3, c, o, scale=(9 * c) ** -0.5), _f(o)
+
+    def fn(x, k, b):
+        return wt.relu(wt.conv2d(x, k, strides=1, padding="SAME") + b)
+    with wt.device("wasm"):
+        steps = wt.function(fn).get_concrete(*[wt.tensor(a) for a in (x, k, b)]).exe.program.steps
+    assert [MM.register_epilogue(s.kernel) is not None for s in steps] == [True]
+    plain = _run("wasm", fn, [x, k, b], False, monkeypatch)
+    fused = _run("wasm", fn, [x, k, b], True, monkeypatch)
+    monkeypatch.setattr(MM, "REGISTER_EPILOGUES", False)
+    own_pass = _run("wasm", fn, [x, k, b], True, monkeypatch)
+    np.testing.assert_array_equal(fused, plain)
+    np.testing.assert_array_equal(own_pass, plain)
+    with wt.device("reference"):
+        want = fn(*[wt.tensor(a) for a in (x, k, b)]).numpy()
+    np.testing.assert_allclose(fused, want, rtol=1e-5, atol=1e-5)

@@ -18,7 +18,9 @@ optimizer updates were written into their variables in place (``core/runtime/art
 rows became fixed-size arrays (``webgpu/emit.py`` ``shader_header``'s ``lengths``), and the MLP's and CNN's module and manifest when the matmul template put
 its packed B before A in scratch so that a thread's tiles reuse it (``Lowered.reuses_b``; same results), and
 the train steps' WGSL and manifests when independent map kernels were grouped into one dispatch
-(``webgpu/group.py``; with ``HORIZONTAL = False`` the files hash as before). Regenerate them (only for an intended change of the emitted code) with
+(``webgpu/group.py``; with ``HORIZONTAL = False`` the files hash as before), and the MLP's module
+when the matmul micro-kernel took bias + activation epilogues into its accumulators
+(``wasm/matmul.py`` ``register_epilogue``; with ``REGISTER_EPILOGUES = False`` the files hash as before). Regenerate them (only for an intended change of the emitted code) with
 ``python tests/wasm/test_simplify_identity.py OUTDIR``, which prints the table.
 """
 from __future__ import annotations
@@ -119,8 +121,8 @@ EXPECTED = {
     'mlp/kernels/train_step_7.wgsl': '5819851d0e85580c0e1bcd8e8932b36a05df0308038e57dd806f030cc9132bb0',
     'mlp/kernels/train_step_8.wgsl': '74e0760b4cce4b680663642ba66adb74f6c6b19e5875427f666b08c262d132f4',
     'mlp/kernels/train_step_9.wgsl': 'ba2274ca7b949f883226d15ce14c67a4bb3422d092b95d9ca327ed97e03faee4',
-    'mlp/manifest.json': '5fc8adea2cbd4ae93bf742179739f5589c9de2bc012bf32f968f0b1042aa1719',
-    'mlp/module.wasm': 'a1a53edb1beabf307a043460788a79bd35bf6a513f560aa5148c310215077d97',
+    'mlp/manifest.json': 'cba2ccf4a071ba3647a32fd9b388208f54ad1b1b6ac150833486973797f5cbc0',
+    'mlp/module.wasm': '5e8d82c3ffde8773713168d727438cbc746b2749690bc7f35deb332e3594de2d',
     'mlp/weights.safetensors': 'ef8275a8cb3d019c06a7c3b87f7cbc9e76d890d818b2ade096b8e0999e55080d',
 }
 
