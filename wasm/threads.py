@@ -41,7 +41,10 @@ The module (built once, host-independent):
   calls, where it would only take a core from other work);
 - exported ``stop()`` (ends the workers) and ``threads_setup(n, block)`` (writes the control block:
   call it before starting workers), so that a host needs no address (an artifact's
-  ``module_threads.wasm``).
+  ``module_threads.wasm``); and ``wake()`` (``ACTIVE`` = 1 and an empty round: the workers wake and
+  poll for the call's first round), which a host calls before it copies a call's inputs: a thread
+  asleep for over ~0.5 ms takes ~150 us to wake on a VM (the idle vCPU halts; ``node
+  bench/bench_threads.mjs --wake``), which the copy then hides.
 
 Thresholds (``MIN_WORK``, ``TILE_WORK``, ``REDUCE_COST``) from ``bench/bench_threads.py --sweep`` (2
 vCPUs, 2 threads, a quiet moment at load 1.2 on a machine shared with other jobs): tanh(x*1.5+0.5)
@@ -60,7 +63,9 @@ GEN, TASK, NEXT, DONE, NTHREADS, BLOCK, SCRATCH, STRIDE, END, ACTIVE = 0, 4, 8, 
 ROW_ALIGN = 16          # rows: tile boundaries keep SIMD lanes and 4-row matmul panels as one call has them
 MIN_WORK = 1 << 16      # work units (see work()) below which a kernel stays on one thread (measured, see below)
 TILE_WORK = 1 << 14     # work units per tile at least (~10 us)
-MAX_TILES = 32          # before B was packed once per thread (Lowered.reuses_b), 16 tiles cost ~10% over one call at 1024^3
+MAX_TILES = 32          # finer tiles even out a round's end (a late worker's share): 2 / 1 threads, 16 -> 32 tiles
+                        # (80 alternating rounds): MLP train step x1.66 -> x1.68, CNN x1.65 -> x1.67; matmul 1024
+                        # -0.5% (each tile is a call; B is packed once per thread, Lowered.reuses_b)
 PACKED_ROWS = 32        # rows per tile at least for a kernel with workspace (a template that packs an operand
                         # per call): 128x784x256 matmul on 1 thread in 1/2/4/8 tiles: 976/1013/1069/1185 us
 
