@@ -176,11 +176,7 @@ class Parallel:
             w(f, END)
             end(f)
             f.i32_atomic_store()
-        w(f, GEN)
-        f.i32_const(1).i32_atomic_rmw_add().drop()
-        w(f, GEN)
-        w(f, NTHREADS)
-        f.i32_atomic_load().i32_const(1).i32_sub().memory_atomic_notify().drop()
+        self._next_round(f)
         f.i32_const(0).local_get(tag).call(f"tiles{task}")
         if end is None:
             f.i32_const(n)
@@ -188,6 +184,15 @@ class Parallel:
             end(f)
             f.i32_const(chunk - 1).i32_add().i32_const(chunk).i32_div_u()
         f.call(self.join())
+
+    def _next_round(self, f) -> None:
+        """Emit ``GEN`` + 1 and wake the ``NTHREADS`` - 1 workers waiting on it (a round's fields are
+        written before: a worker that sees the new ``GEN`` sees them)."""
+        self._word(f, GEN)
+        f.i32_const(1).i32_atomic_rmw_add().drop()
+        self._word(f, GEN)
+        self._word(f, NTHREADS)
+        f.i32_atomic_load().i32_const(1).i32_sub().memory_atomic_notify().drop()
 
     def begin(self, f) -> None:
         """Emit into driver ``f``, before its first :meth:`call`: ``ACTIVE`` = 1 (the workers poll
@@ -324,11 +329,7 @@ class Parallel:
         g.i32_const(1).i32_atomic_store()
         self._word(g, TASK)
         g.i32_const(len(self.tasks)).i32_atomic_store()
-        self._word(g, GEN)
-        g.i32_const(1).i32_atomic_rmw_add().drop()
-        self._word(g, GEN)
-        self._word(g, NTHREADS)
-        g.i32_atomic_load().i32_const(1).i32_sub().memory_atomic_notify().drop()
+        self._next_round(g)
         g.finish()
         g = self.m.function("worker", params=[I32], export=True)
         seen, gen, task, spin = g.local(I32), g.local(I32), g.local(I32), g.local(I32)
