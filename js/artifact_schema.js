@@ -632,6 +632,11 @@ export default {
        "type": "integer",
        "minimum": 0,
        "maximum": 4294967296
+      },
+      "rounds": {
+       "description": "Optional: how many kernels the signature's driver splits over the threads (0: it runs on the calling thread alone, and a loader need not wake the threads for it).",
+       "type": "integer",
+       "minimum": 0
       }
      }
     },

@@ -183,6 +183,8 @@ class WasmArtifact:
         self.io = {name: (sig["wasm"]["inputs"], [(a, _nbytes(s)) for a, s in zip(sig["wasm"]["outputs"], sig["outputs"])])
                    for name, sig in sigs.items()}
         self.chunk = {name: sigs[name]["batch"]["chunk"] for name in with_rows}
+        # signatures whose drivers split kernels over the threads (older manifests do not say: all)
+        self.wakes = {name for name, sig in sigs.items() if sig["wasm"].get("threads", {}).get("rounds") != 0}
         self.whole = {name for name in with_rows if "rows_input" in sigs[name]["batch"]}   # a train step's outputs
         self.row_outs = {}      # (name, rows) -> its outputs' (address, bytes), made once: a batch-1 run is ~20 us
         for addr, tname in constants.items():           # large constants: stored once, in the weights
@@ -230,8 +232,8 @@ class WasmArtifact:
         ins, outs = self.io[name]
         if rows is not None:
             outs = self.row_outs.get((name, rows)) or self._row_outs(name, rows)
-        if self.wake is not None:       # the threads wake (~150 us after a long sleep on a VM) while inputs are copied
-            self.wake()
+        if self.wake is not None and name in self.wakes:    # the threads wake (~150 us after a long
+            self.wake()                                     # sleep on a VM) while inputs are copied
         for a, data in zip(ins, inputs):
             self.engine.write(a, data)
         self._call(name, rows)

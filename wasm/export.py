@@ -192,6 +192,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
             const_addr[(t.name, b)] = by_bytes[data]
     base = top
     sections = {}
+    rounds = {}         # signature -> its driver's split kernels (threads.Parallel.rounds)
     for n_sig, t in enumerate(traced):
         prog, plan = t.prog, t.plan
         at = base
@@ -226,6 +227,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
                 _zero_rest(f, addr(plan.locs[b]), zeroed[b], t.rows[0])
             if par is not None:
                 par.begin(f)
+                rounds[t.name] = -par.rounds
             for i, (s, end) in enumerate(zip(prog.steps, ends)):
                 fn = (fns or {}).get(i, fn_of[id(s)])
                 args = fn, [addr(plan.locs[b]) for b in [s.output] + s.inputs + s.extra], scratch_at
@@ -237,6 +239,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
                     _zero_rest(f, addr(plan.locs[s.output]), zeroed[s.output], t.rows[0])
             if par is not None:
                 par.end(f)
+                rounds[t.name] += par.rounds
             for c in plan.post:
                 copy(*c)
             f.finish()
@@ -270,8 +273,8 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
         m.import_memory("env", "memory", pages)
     else:                                       # threads 1.. get their scratch past every signature's region
         par.finish(_align(end))
-        for s in sections.values():
-            s["threads"] = {"scratch": _align(end), "stride": par.stride}
+        for name, s in sections.items():
+            s["threads"] = {"scratch": _align(end), "stride": par.stride, "rounds": rounds[name]}
         m.import_memory("env", "memory", pages, MAX_PAGES, shared=True)
     return {"module.wasm": m.emit()}, sections
 

@@ -123,6 +123,7 @@ class Parallel:
     def __init__(self, module, control: int):
         self.m, self.control = module, control
         self.tasks: list = []
+        self.rounds = 0         # split calls emitted so far (a driver's: the difference across it)
         self.scratch = 0
         self._join = None
 
@@ -151,6 +152,7 @@ class Parallel:
             f.i32_const(scratch).call(lw.name)
             return
         task = len(self.tasks)
+        self.rounds += 1
         self.scratch = max(self.scratch, lw.scratch)
         n = -(-lw.rows // chunk)
         self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk, end is not None))

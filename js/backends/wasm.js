@@ -236,6 +236,7 @@ class WasmBackend {
     this.signatures = new Map(Object.entries(signatures).map(([name, sig]) => [name, {
       driver: exports[sig.wasm.driver],
       rowsDriver: sig.wasm.rows_driver === undefined ? null : exports[sig.wasm.rows_driver],
+      wakes: sig.wasm.threads?.rounds !== 0, // its driver splits kernels (older manifests do not say)
       chunk: sig.batch?.chunk,
       whole: sig.batch?.rows_input !== undefined, // a train step's outputs are whole at any rows
       inputs: sig.wasm.inputs,
@@ -258,7 +259,7 @@ class WasmBackend {
     if (rows !== undefined && !(this.takesRows(name) && Number.isInteger(rows) && rows >= 1 && rows <= sig.chunk)) {
       throw new Error(`webtensor: signature '${name}' cannot run ${rows} rows`);
     }
-    this.wake?.();
+    if (sig?.wakes) this.wake?.();
     let mem = new Uint8Array(this.memory.buffer);
     // a resident tensor of another slot is read before any slot is written: slots of different
     // signatures overlap, so writing one input could overwrite another's source

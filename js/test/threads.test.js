@@ -238,3 +238,26 @@ test('a threads workspace past 4 GiB is an ArtifactError, before any memory is m
       e.message.includes(`threads {"scratch": ${scratch}, "stride": 4294967296}: a second thread's workspace ends past WebAssembly's 4 GiB memory`));
   }
 });
+
+test("threads.rounds: a signature that splits no kernel does not wake the threads; results unchanged", async () => {
+  const { cpSync, readFileSync, writeFileSync } = await import('node:fs');
+  for (const name of ['ops', 'seq']) { // one signature each: its rounds are the module's split calls
+    const man = JSON.parse(readFileSync(join(out, name, 'manifest.json'), 'utf8'));
+    assert.equal(man.signatures[expected[name].signature].wasm.threads.rounds, expected[name].tiled, name);
+  }
+  const dst = join(out, 'rounds-0'); // the manifest is not hashed: a copy that says 0 rounds
+  cpSync(join(out, 'ops'), dst, { recursive: true });
+  const man = JSON.parse(readFileSync(join(dst, 'manifest.json'), 'utf8'));
+  man.signatures.predict.wasm.threads.rounds = 0;
+  writeFileSync(join(dst, 'manifest.json'), JSON.stringify(man));
+  for (const [dir, wakes] of [[join(out, 'ops'), true], [dst, false]]) {
+    const model = await webtensor.load(dir, { backend: 'wasm', threads: 2 });
+    try {
+      assert.equal(model._backend.signatures.get('predict').wakes, wakes);
+      const got = await outputs(model, 'ops', expected.ops);
+      got.forEach((o, k) => assert.deepEqual(o, Float32Array.from(expected.ops.outputs[k]), `${dir}, output ${k}`));
+    } finally {
+      model.dispose();
+    }
+  }
+});

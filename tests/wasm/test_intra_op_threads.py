@@ -308,3 +308,25 @@ def test_wake_starts_the_workers_polling_until_the_call_ends(tmp_path, nthreads,
         m.dispose()
     np.testing.assert_array_equal(got[2], got[1])
     np.testing.assert_allclose(got[1], np.tanh(a @ w), rtol=1e-5, atol=2e-5)
+
+
+def test_manifest_rounds_and_no_wake_for_a_signature_that_splits_nothing(tmp_path, nthreads):
+    """Each threaded signature's manifest says how many kernels its driver splits (``threads.rounds``);
+    a loader wakes the threads only for a signature that splits some (``GEN``, the control block's
+    round counter at byte 0, moves for it and not for the other), and the results stay one thread's."""
+    a, w = R.randn(256, 512).astype(np.float32), R.randn(512, 512).astype(np.float32)
+    s = R.randn(2, 4).astype(np.float32)
+    wt.export(None, path=str(tmp_path), wasm_threads=True,
+              signatures={"big": (lambda x, y: wt.tanh(wt.matmul(x, y)), (a, w)), "small": (lambda v: wt.tanh(v), (s,))})
+    with open(os.path.join(tmp_path, "manifest.json")) as f:
+        sigs = json.load(f)["signatures"]
+    assert sigs["big"]["wasm"]["threads"]["rounds"] >= 1 and sigs["small"]["wasm"]["threads"]["rounds"] == 0
+    nthreads(2)
+    m = wt.load(str(tmp_path), backend="wasm")
+    gen = lambda: int(np.frombuffer(bytes(m._backend.engine.read(0, 4)), np.int32)[0])   # noqa: E731
+    g0 = gen()
+    np.testing.assert_allclose(m.run("small", s)["output_0"], np.tanh(s), rtol=1e-6, atol=1e-7)
+    assert gen() == g0                          # no wake, no round
+    np.testing.assert_allclose(m.run("big", a, w)["output_0"], np.tanh(a @ w), rtol=1e-5, atol=2e-5)
+    assert gen() > g0
+    m.dispose()
