@@ -212,6 +212,7 @@ def register_epilogue(kernel: K.Kernel) -> K.Expr | None:
     acc, last = len(kernel.inputs), len(epi.space) - 1
     ident = tuple(K.idx(d) for d in range(len(epi.space)))
     e = simplifier(epi.space).simp(epi.expr)
+    varies = set()          # nodes that read a load (the generic lowering computes the others as scalars)
     for x in nodes(e):
         if x.op == "idx":                   # in a load's index, checked there
             continue
@@ -221,8 +222,11 @@ def register_epilogue(kernel: K.Kernel) -> K.Expr | None:
             if not (x.arg == acc and x.args == ident or
                     x.arg < acc and epi.inputs[x.arg].shape == (p.N,) and x.args == (K.idx(last),)):
                 return None
-        elif x.op != "const" and x.op not in _REGISTER_OPS:
-            return None
+            varies.add(x)
+        elif x.op != "const":
+            if x.op not in _REGISTER_OPS or not any(y in varies for y in x.args):
+                return None
+            varies.add(x)
     return e
 
 
