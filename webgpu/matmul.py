@@ -8,7 +8,7 @@ loads' index expressions, so nothing is materialised. ``choose_plan`` picks per 
   12x on an im2col convolution (K = 9, N = 16), 3x on an MLP train step; jax-js, which is fast
   on GPUs too, generates register-blocked kernels of this kind. Its loads and stores are scalar:
   ``vec4`` rows of B and of the output (vec4 accumulators, bitwise the same sums) did not measure
-  faster there (README, "Measured figures");
+  faster there (docs/measurements.md);
 - ``tiled``: shared-memory tiles with 4 x 4 outputs per invocation, for products large and aligned
   enough that staging tiles pays on GPUs;
 - None: the generic reduction (``reduce.py``, which splits K across a workgroup), for
@@ -83,7 +83,7 @@ class Tuning:
 #   256 matmul and the MLP (unrolling K by 4 was slower). Tiles never: ``python bench/bench_webgpu_plans.py
 #   --shapes 2048x1024x1024`` on lavapipe (wgpu-py): direct 1.9x the 64 x 64 tiles, 2-2.6x the GPU rows'
 #   32 x 32; ``node bench/bench_webgpu_peers.mjs --webgpu-adapter cpu --compare-adapters integrated-gpu,
-#   discrete-gpu``: the GPU rows 2.2-3.4x slower on the matmuls, 5-6x on the MLP (README, "WebGPU plans
+#   discrete-gpu``: the GPU rows 2.2-3.4x slower on the matmuls, 5-6x on the MLP (docs/measurements.md, "WebGPU plans
 #   per adapter class").
 # - "unknown" (the portable choice; exported artifacts' default, docs/artifact.md): the plans of the
 #   measured software adapters for all but large aligned products, which take 64 x 64 tiles
