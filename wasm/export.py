@@ -192,7 +192,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
             const_addr[(t.name, b)] = by_bytes[data]
     base = top
     sections = {}
-    rounds = {}         # signature -> its driver's split kernels (threads.Parallel.rounds)
+    rounds = {}         # signature -> how many kernels its driver splits (tiles functions it adds)
     for n_sig, t in enumerate(traced):
         prog, plan = t.prog, t.plan
         at = base
@@ -227,7 +227,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
                 _zero_rest(f, addr(plan.locs[b]), zeroed[b], t.rows[0])
             if par is not None:
                 par.begin(f)
-                rounds[t.name] = -par.rounds
+                first = len(par.tasks)
             for i, (s, end) in enumerate(zip(prog.steps, ends)):
                 fn = (fns or {}).get(i, fn_of[id(s)])
                 args = fn, [addr(plan.locs[b]) for b in [s.output] + s.inputs + s.extra], scratch_at
@@ -239,7 +239,7 @@ def _module(traced, variables, consts, stored, fma: bool, threads: bool = False,
                     _zero_rest(f, addr(plan.locs[s.output]), zeroed[s.output], t.rows[0])
             if par is not None:
                 par.end(f)
-                rounds[t.name] += par.rounds
+                rounds[t.name] = len(par.tasks) - first
             for c in plan.post:
                 copy(*c)
             f.finish()

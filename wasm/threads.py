@@ -122,8 +122,7 @@ class Parallel:
 
     def __init__(self, module, control: int):
         self.m, self.control = module, control
-        self.tasks: list = []
-        self.rounds = 0         # split calls emitted so far (a driver's: the difference across it)
+        self.tasks: list = []   # one tiles function per split call, in emission order
         self.scratch = 0
         self._join = None
 
@@ -152,7 +151,6 @@ class Parallel:
             f.i32_const(scratch).call(lw.name)
             return
         task = len(self.tasks)
-        self.rounds += 1
         self.scratch = max(self.scratch, lw.scratch)
         n = -(-lw.rows // chunk)
         self.tasks.append(self._tiles(task, lw, addresses, scratch, chunk, end is not None))
@@ -327,8 +325,7 @@ class Parallel:
         # ACTIVE = 1 and an empty round (TASK matches no tiles function): the workers wake and poll
         # for the call's first round. A round's tag is read from GEN when it is published, and a
         # worker that reads the next round's TASK under this GEN claims nothing (NEXT's tag differs)
-        self._word(g, ACTIVE)
-        g.i32_const(1).i32_atomic_store()
+        self.begin(g)
         self._word(g, TASK)
         g.i32_const(len(self.tasks)).i32_atomic_store()
         self._next_round(g)
