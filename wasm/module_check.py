@@ -224,14 +224,14 @@ def check_module(data: bytes, drivers: list[str], memory_pages: int, shared: boo
         _fail(f"the data count section declares {data_count} segments but the data section has {data_segments}")
     if memory is None:
         _fail("does not import env.memory")
-    for name, t in (THREAD_EXPORTS if shared else {}).items():
+    for name, t in ({**THREAD_EXPORTS, **THREAD_OPTIONAL} if shared else {}).items():
+        optional = name in THREAD_OPTIONAL
+        if optional and name not in exports:
+            continue
         kind, index = exports.get(name, (None, None))
         if kind != 0 or index >= len(funcs) or funcs[index] != t:
-            _fail(f"a threaded module must export the function '{name}' of type {_fmt_type(t)}")
-    for name, t in (THREAD_OPTIONAL if shared else {}).items():
-        kind, index = exports.get(name, (0, None))
-        if index is not None and (kind != 0 or index >= len(funcs) or funcs[index] != t):
-            _fail(f"a threaded module's export '{name}' must be a function of type {_fmt_type(t)}")
+            _fail(f"a threaded module's export '{name}' must be a function of type {_fmt_type(t)}" if optional
+                  else f"a threaded module must export the function '{name}' of type {_fmt_type(t)}")
     for d, want in [(d, ((), ())) for d in drivers] + [(d, ((0x7F,), ())) for d in rows_drivers]:
         if d not in exports:
             _fail(f"does not export the driver function '{_show(d)}'")

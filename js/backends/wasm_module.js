@@ -224,19 +224,14 @@ export function checkModule(bytes, drivers, memoryPages, shared = false, rowsDri
     fail(`the data count section declares ${dataCount} segments but the data section has ${dataSegments}`);
   }
   if (memory === null) fail('does not import env.memory');
-  for (const [name, [params, results]] of shared ? THREAD_EXPORTS : []) {
+  for (const [name, [params, results]] of shared ? [...THREAD_EXPORTS, ...THREAD_OPTIONAL] : []) {
+    const optional = THREAD_OPTIONAL.some(([n]) => n === name);
+    if (optional && !exports.has(name)) continue;
     const [kind, index] = exports.get(name) ?? [null, null];
     const t = kind === 0 && index < funcs.length ? funcs[index] : null;
     if (!t || t[0].join() !== params.join() || t[1].join() !== results.join()) {
-      fail(`a threaded module must export the function '${name}' of type ${fmtType([params, results])}`);
-    }
-  }
-  for (const [name, [params, results]] of shared ? THREAD_OPTIONAL : []) {
-    if (!exports.has(name)) continue;
-    const [kind, index] = exports.get(name);
-    const t = kind === 0 && index < funcs.length ? funcs[index] : null;
-    if (!t || t[0].join() !== params.join() || t[1].join() !== results.join()) {
-      fail(`a threaded module's export '${name}' must be a function of type ${fmtType([params, results])}`);
+      fail(optional ? `a threaded module's export '${name}' must be a function of type ${fmtType([params, results])}`
+        : `a threaded module must export the function '${name}' of type ${fmtType([params, results])}`);
     }
   }
   // drivers are () -> (); rows drivers (run-time rows, docs/artifact.md) (i32) -> ()

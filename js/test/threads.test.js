@@ -215,6 +215,19 @@ test('checkModule: a threaded module needs shared=true, and a plain one fails it
   const older = threaded.slice();
   older[i] = 'x'.charCodeAt(0);
   checkModule(older, ['predict'], 64, true);
+  // present, it must be () -> (): 'wake' retargeted to worker's function, (i32) -> ()
+  const indexAt = (name) => { // the export entry's function index (LEB128): [start, end)
+    const key = Buffer.concat([Buffer.from([name.length]), Buffer.from(name), Buffer.from([0])]);
+    const start = Buffer.from(threaded).indexOf(key) + key.length;
+    let end = start;
+    while (threaded[end] & 0x80) end++;
+    return [start, end + 1];
+  };
+  const [a, b] = indexAt('wake');
+  const [c, d] = indexAt('worker');
+  assert.equal(b - a, d - c);
+  const retargeted = Uint8Array.from([...threaded.subarray(0, a), ...threaded.subarray(c, d), ...threaded.subarray(b)]);
+  assert.throws(() => checkModule(retargeted, ['predict'], 64, true), /export 'wake' must be a function of type \(\) -> \(\)/);
 });
 
 test('a threads workspace past 4 GiB is an ArtifactError, before any memory is made', async () => {

@@ -161,6 +161,22 @@ def test_module_check_of_threaded_modules(artifacts):
         check_module(renamed, drivers, 64, shared=True)
     assert b"wake" in threaded
     check_module(threaded.replace(b"wake", b"xake"), drivers, 64, shared=True)     # optional: older artifacts
+    with pytest.raises(ValueError, match=r"export 'wake' must be a function of type \(\) -> \(\)"):
+        check_module(_retarget(threaded, "wake", "worker"), drivers, 64, shared=True)   # present: (i32) -> ()
+
+
+def _retarget(module: bytes, name: str, to: str) -> bytes:
+    """``module`` with export ``name`` pointing at export ``to``'s function (the export section's
+    entries: name length, name, kind 0x00, function index as LEB128 of the same length here)."""
+    def index_at(n):
+        key = bytes([len(n)]) + n.encode() + b"\x00"
+        i = j = module.index(key) + len(key)
+        while module[j] & 0x80:
+            j += 1
+        return i, j + 1
+    (a, b), (c, d) = index_at(name), index_at(to)
+    assert b - a == d - c
+    return module[:a] + module[c:d] + module[b:]
 
 
 def _with_stride(src, dst, stride):
