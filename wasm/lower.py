@@ -60,7 +60,7 @@ from . import depthwise, half, matmul, vmath
 from .analysis import Analysis, analyze, deps as lda_deps, is_copy
 from .binary import I32, V128, Function, Module
 from .ir import Lowered, Node, params
-from .ops import emit_op, is_float, new_local
+from .ops import emit_fused, emit_op, fused_multiplies, is_float, new_local
 from .reduce import Reductions
 
 UNROLL, UNROLL_PRODUCT = 4, 16      # loops of at most 4 steps are unrolled, at most 16 copies deep
@@ -407,14 +407,8 @@ class _Gen(Reductions):
             uses[self.proot].append(None)
         # with fma, a vector float multiply feeding only one add (or the subtrahend of one sub)
         # is fused into it: computed there as relaxed_madd / relaxed_nmadd, not on its own
-        self.fused = set()
-        if self.fma and self.v is not None:
-            for e in allnodes:
-                if e.op in ("add", "sub") and is_float(e.dtype) and self.v in self.dep[e]:
-                    for x in (e.args if e.op == "add" else e.args[1:]):
-                        if x.op == "mul" and len(uses[x]) == 1 and self.v in self.dep[x] and x not in self.fused:
-                            self.fused.add(x)
-                            break
+        self.fused = fused_multiplies(allnodes, lambda x: len(uses[x]), lambda x: self.v in self.dep[x]) \
+            if self.fma and self.v is not None else set()
         # exp(-y) takes the negation into exp's constants; an exp seen only through 1 / (c + e^y)
         # (sigmoid, gelu) skips the second scale factor that only the extreme ranges need
         self.negated = {e for e in allnodes if e.op == "neg" and all(u is not None and u.op == "exp" for u in uses[e])}
@@ -645,14 +639,8 @@ class _Gen(Reductions):
             x = self.val(y.args[0] if neg else y, vec)
             f.local_get(vmath.exp(vmath.Lanes(f, 4 if vec else 1, self.fma), x, negate=neg,
                                   full_range=ex not in self.saturating, plus=None if c is None else c.arg))
-        elif vec and op in ("add", "sub") and any(x in self.fused for x in e.args):
-            m = next(x for x in (e.args if op == "add" else e.args[1:]) if x in self.fused)
-            other = e.args[1] if e.args[0] is m else e.args[0]
-            p, q, c = (self.val(y, True) for y in (m.args[0], m.args[1], other))
-            f.local_get(p)
-            f.local_get(q)
-            f.local_get(c)
-            f.f32x4_relaxed_madd() if op == "add" else f.f32x4_relaxed_nmadd()
+        elif vec and emit_fused(f, e, self.fused, lambda y: self.val(y, True)):
+            pass
         else:
             args = [self.val(x, vec) for x in e.args]
             emit_op(f, e, vec, args, self.fma)

@@ -48,7 +48,7 @@ from ..core.simplify import nodes
 from .analysis import load_offset, simplifier
 from .binary import F32, I32, V128, Function, Module
 from .ir import Lowered, params
-from .ops import emit_op
+from .ops import emit_fused, emit_op, fused_multiplies
 
 MR, NR = 4, 8          # register tile: 4 rows x 8 columns (two f32x4 per row)
 UNROLL_WINDOW = 64     # conv2d windows of at most this many elements pack with taps and channels unrolled
@@ -1143,14 +1143,8 @@ class _Gen:
         for x in nodes(e):
             for y in x.args:
                 uses[y] = uses.get(y, 0) + 1
-        fused = set()           # as lower._Gen with fma: a multiply whose one use is an add or subtrahend
-        if self.fma:
-            for x in nodes(e):
-                if x.op in ("add", "sub"):
-                    for y in (x.args if x.op == "add" else x.args[1:]):
-                        if y.op == "mul" and uses.get(y, 0) == 1 and y not in fused:
-                            fused.add(y)
-                            break
+        # the generic lowering's rule (every operation here reads a load: all are on vectors)
+        fused = fused_multiplies(nodes(e), lambda y: uses.get(y, 0)) if self.fma else set()
         col = self.loc()
         self.get(j)
         f.i32_const(4)
@@ -1170,13 +1164,8 @@ class _Gen:
                 self.get(1 + x.arg, col)
                 f.i32_add()
                 f.v128_load(16 * h, 0)
-            elif x.op in ("add", "sub") and any(y in fused for y in x.args):
-                m = next(y for y in (x.args if x.op == "add" else x.args[1:]) if y in fused)
-                other = x.args[1] if x.args[0] is m else x.args[0]
-                for y in (m.args[0], m.args[1], other):
-                    val(y, r, h)
-                self.get(*(val(y, r, h) for y in (m.args[0], m.args[1], other)))
-                f.f32x4_relaxed_madd() if x.op == "add" else f.f32x4_relaxed_nmadd()
+            elif emit_fused(f, x, fused, lambda y: val(y, r, h)):
+                pass
             else:
                 emit_op(f, x, True, [val(y, r, h) for y in x.args], self.fma)
             memo[key] = loc = self.loc(V128)

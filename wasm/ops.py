@@ -31,6 +31,38 @@ def new_local(f: Function, vec: bool, dt) -> int:
     return loc
 
 
+def fused_multiplies(order, uses, vector=lambda e: True) -> set:
+    """With ``fma``: the float multiplies computed inside the add they feed, as one relaxed-SIMD
+    multiply-add (:func:`emit_fused`): of each vector add (or sub: its subtrahend only), the first
+    operand that is a vector multiply with one use. ``order``: the nodes; ``uses(x)``: how many
+    times ``x`` is an operand; ``vector(x)``: whether ``x`` is computed on vectors. The one rule for
+    the generic lowering and the matmul template's epilogue, whose results must be the same bits."""
+    fused: set = set()
+    for e in order:
+        if e.op in ("add", "sub") and is_float(e.dtype) and vector(e):
+            for x in (e.args if e.op == "add" else e.args[1:]):
+                if x.op == "mul" and uses(x) == 1 and vector(x) and x not in fused:
+                    fused.add(x)
+                    break
+    return fused
+
+
+def emit_fused(f: Function, e, fused: set, val) -> bool:
+    """Push add/sub node ``e`` as ``relaxed_madd``/``relaxed_nmadd`` of its fused multiply
+    (:func:`fused_multiplies`) and other operand, or return False where none of its operands is
+    fused. ``val(x)``: the local holding 4 lanes of ``x``."""
+    if e.op not in ("add", "sub") or not any(x in fused for x in e.args):
+        return False
+    m = next(x for x in (e.args if e.op == "add" else e.args[1:]) if x in fused)
+    other = e.args[1] if e.args[0] is m else e.args[0]
+    p, q, c = (val(y) for y in (m.args[0], m.args[1], other))
+    f.local_get(p)
+    f.local_get(q)
+    f.local_get(c)
+    f.f32x4_relaxed_madd() if e.op == "add" else f.f32x4_relaxed_nmadd()
+    return True
+
+
 def emit_op(f: Function, e, vec: bool, a: list, fma: bool = False):
     """Push the value of node ``e`` (not a load, const or idx) from its operands' locals ``a``:
     4 lanes (``vec``) or a scalar; ``fma`` lets vmath use relaxed-SIMD multiply-adds."""
