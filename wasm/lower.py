@@ -92,8 +92,11 @@ def runtime_k(kernel: K.Kernel) -> bool:
 
 def _lower(module: Module, kernel: K.Kernel, name: str, export: bool, fma: bool, splat: bool = True,
            run_k: tuple[int, int] | None = None) -> Lowered:
-    if kernel.epilogue is not None and (run_k is not None or matmul.register_epilogue(kernel) is None):
-        return _lower_epilogue(module, kernel, name, export, fma, splat, run_k)   # else in the micro-kernel
+    if kernel.epilogue is not None:
+        epi = matmul.register_epilogue(kernel) if run_k is None else None
+        if epi is None:
+            return _lower_epilogue(module, kernel, name, export, fma, splat, run_k)
+        return matmul.lower(module, kernel, name, export, fma, splat, epi=epi)    # in the micro-kernel
     if run_k is not None:
         return matmul.lower(module, kernel, name, export, fma, splat, run_k)
     if kernel.siblings:

@@ -206,7 +206,7 @@ def register_epilogue(kernel: K.Kernel) -> K.Expr | None:
     if not REGISTER_EPILOGUES or epi is None or kernel.inplace or kernel.template not in ("matmul", "conv2d") or \
             kernel.out.dtype.name != "float32":
         return None
-    p = plan(dataclasses.replace(kernel, epilogue=None))
+    p = plan(kernel)
     if p is None or prod(p.batch) != 1 or p.K > KC or p.N % NR:
         return None
     acc, last = len(kernel.inputs), len(epi.space) - 1
@@ -231,7 +231,7 @@ def register_epilogue(kernel: K.Kernel) -> K.Expr | None:
 
 
 def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma: bool = False,
-          splat: bool = True, run_k: tuple[int, int] | None = None):
+          splat: bool = True, run_k: tuple[int, int] | None = None, epi: K.Expr | None = None):
     """Add the template's function for ``kernel`` (``supports(kernel)`` must hold); ``fma`` uses
     relaxed-SIMD ``f32x4.relaxed_madd`` in the micro-kernel. ``splat``: the micro-kernel broadcasts
     each A value with ``v128.load32_splat`` from the packed panel (one load each; V8 emits
@@ -242,9 +242,10 @@ def lower(module: Module, kernel: K.Kernel, name: str, export: bool = False, fma
     at byte ``cell`` at run time, at most the kernel's (a train step's weight gradients over the
     first rows of a batch, docs/artifact.md "Run-time rows: train steps"). Each output element is
     then the sum of the first K products in the same order, with the same +0-initialised
-    accumulators: the full K's sum when the products past it are zeros."""
-    epi = register_epilogue(kernel) if run_k is None else None
-    p = plan(dataclasses.replace(kernel, epilogue=None) if epi is not None else kernel)
+    accumulators: the full K's sum when the products past it are zeros. ``epi``: the kernel's
+    epilogue as :func:`register_epilogue` gives it, applied to each tile's accumulators before its
+    store (None: the kernel has none, or ``lower`` runs it as its own pass)."""
+    p = plan(kernel)
     n_in = len(kernel.inputs)
     f = module.function(name, params=params(n_in), export=export)
     _Gen(f, p, n_in, fma, splat, run_k, epi).run()
