@@ -633,31 +633,29 @@ class _Gen:
                             f.v128_store(16 * (k0 + 4 * c4 + j), 0)
                     f.else_()
                     for r in range(MR):
+                        def channels(value, r=r):   # A[row r, k0 + c] = value() for each channel c
+                            def one():
+                                self.get(dst, c)
+                                f.i32_const(16)
+                                f.i32_mul()
+                                f.i32_add()
+                                value()
+                                f.f32_store(16 * k0 + 4 * r, 0)
+                            self.loop(c, lambda: f.i32_const(0), lambda: f.i32_const(C), 1, one)
+
+                        def pixel(r=r):             # image[pixel r, tap, c]
+                            self.get(tb, c)
+                            f.i32_const(4)
+                            f.i32_mul()
+                            f.i32_add()
+                            f.f32_load(4 * r * C, 0)
                         inside(hb, u * dh, H)
                         inside(wb, v * dw + r, W)
                         f.i32_and()
                         with f.if_():
-                            def one(r=r):       # A[row r, k0 + c] = image[pixel r, tap, c]
-                                self.get(dst, c)
-                                f.i32_const(16)
-                                f.i32_mul()
-                                f.i32_add()
-                                self.get(tb, c)
-                                f.i32_const(4)
-                                f.i32_mul()
-                                f.i32_add()
-                                f.f32_load(4 * r * C, 0)
-                                f.f32_store(16 * k0 + 4 * r, 0)
-                            self.loop(c, lambda: f.i32_const(0), lambda: f.i32_const(C), 1, one)
+                            channels(pixel)
                             f.else_()
-                            def zero(r=r):
-                                self.get(dst, c)
-                                f.i32_const(16)
-                                f.i32_mul()
-                                f.i32_add()
-                                f.f32_const(0.0)
-                                f.f32_store(16 * k0 + 4 * r, 0)
-                            self.loop(c, lambda: f.i32_const(0), lambda: f.i32_const(C), 1, zero)
+                            channels(lambda: f.f32_const(0.0))
 
     def _window_rows4(self, dst, row, hb, wb, base, pn, poh, pow_):
         """The fast panel of ``_pack_window`` (C = 1, stride 1, 4 rows in one image row): a tap whose
