@@ -263,6 +263,12 @@ test("threads.rounds: a signature that splits no kernel does not wake the thread
   const man = JSON.parse(readFileSync(join(dst, 'manifest.json'), 'utf8'));
   man.signatures.predict.wasm.threads.rounds = 0;
   writeFileSync(join(dst, 'manifest.json'), JSON.stringify(man));
+  for (const bad of [-1, 1.5, '2', null]) { // a loader checks the field (the manifest is not hashed)
+    const broken = join(out, 'rounds-bad');
+    cpSync(join(out, 'ops'), broken, { recursive: true });
+    writeFileSync(join(broken, 'manifest.json'), JSON.stringify({ ...man, signatures: { predict: { ...man.signatures.predict, wasm: { ...man.signatures.predict.wasm, threads: { ...man.signatures.predict.wasm.threads, rounds: bad } } } } }));
+    await assert.rejects(webtensor.load(broken, { backend: 'wasm', threads: 2 }), (e) => e.name === 'ArtifactError' && /rounds/.test(e.message), String(bad));
+  }
   for (const [dir, wakes] of [[join(out, 'ops'), true], [dst, false]]) {
     const model = await webtensor.load(dir, { backend: 'wasm', threads: 2 });
     try {

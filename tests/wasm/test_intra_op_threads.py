@@ -346,3 +346,11 @@ def test_manifest_rounds_and_no_wake_for_a_signature_that_splits_nothing(tmp_pat
     np.testing.assert_allclose(m.run("big", a, w)["output_0"], np.tanh(a @ w), rtol=1e-5, atol=2e-5)
     assert gen() > g0
     m.dispose()
+    for bad in (-1, 1.5, "2", None):        # the manifest is not hashed: a loader checks the field
+        man = json.loads((tmp_path / "manifest.json").read_text())
+        man["signatures"]["small"]["wasm"]["threads"]["rounds"] = bad
+        broken = tmp_path.parent / f"{tmp_path.name}-rounds"
+        shutil.copytree(tmp_path, broken, dirs_exist_ok=True)
+        (broken / "manifest.json").write_text(json.dumps(man))
+        with pytest.raises(ArtifactError, match="rounds"):
+            wt.load(str(broken), backend="wasm")
